@@ -1,0 +1,294 @@
+/*
+ * raft.h — the Raft consensus state machine, pure: no I/O, no clock, no randomness of its own.
+ *
+ * Specification: Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm"
+ * (extended version), Figure 2; plus from Ongaro's thesis PreVote (§9.6), CheckQuorum and
+ * leader stickiness (§6.2, §4.2.3), ReadIndex (§6.4), leadership transfer (§3.10), fast log
+ * back-up (§5.3 of the paper, "conflict term") and the leader writing its log in parallel with
+ * replication (§10.2.1).
+ *
+ * Shape (etcd raft): the host feeds inputs — raft_tick(), raft_step(), raft_propose(),
+ * raft_read_index(), raft_transfer_leader() — none of which performs or calls back into I/O.
+ * Then it takes one batch of outputs with raft_ready() and, after acting on it, calls
+ * raft_advance(). The order in which the host must act on a ready batch:
+ *
+ *   1. send rd.msgs                    (may go at once: leader appends, heartbeats, pre-votes)
+ *   2. if rd.truncate_from != 0: delete stored entries with index >= rd.truncate_from
+ *      append rd.entries; persist rd.hard_state if rd.has_hard_state; then sync
+ *   3. send rd.msgs_after_persist      (vote replies, append acknowledgments, vote requests:
+ *                                       they promise what step 2 made durable)
+ *   4. apply rd.committed in order; serve rd.read_states once applied up to their index
+ *   5. raft_advance(r, &rd)
+ *
+ * Everything a ready batch points to stays valid until raft_advance().
+ *
+ * Invariants held by struct raft (checked by raft_check_invariants in slow-assert builds):
+ *   I1  commit <= last index; applied <= commit; applied <= persisted index.
+ *   I2  log terms never decrease along the log and are <= term.
+ *   I3  a leader's own log is append-only for the whole of its term.
+ *   I4  vote != 0 only for the current term (a new term clears the vote).
+ *   I5  for each peer, match < next and next <= last index + 1 (leader only).
+ *
+ * Roles and the functions behind each transition:
+ *
+ *                 tick: election timeout            majority of pre-votes
+ *   +----------+  (become_pre_candidate)  +---------------+  (become_candidate)  +-----------+
+ *   | follower | -----------------------> | pre-candidate | -------------------> | candidate |
+ *   +----------+ <----------------------- +---------------+                      +-----------+
+ *     ^  ^  ^         higher term / leader of this term (become_follower)          |  |
+ *     |  |  +--------------------------------------------------------------------+  |
+ *     |  |  higher term, CheckQuorum failure       +--------+   majority of votes   |
+ *     |  +---------------------------------------- | leader | <---------------------+
+ *     |              (become_follower)             +--------+  (become_leader)
+ *     +-- TimeoutNow skips the pre-vote: follower -> candidate directly.
+ */
+#ifndef RAFT_H
+#define RAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/alloc.h"
+#include "../common/err.h"
+#include "../common/prng.h"
+
+#define RAFT_MAX_VOTERS 9
+#define RAFT_NONE 0 /* no node: node ids are >= 1 */
+
+enum raft_role {
+    RAFT_FOLLOWER = 0,
+    RAFT_PRE_CANDIDATE,
+    RAFT_CANDIDATE,
+    RAFT_LEADER,
+};
+
+const char *raft_role_name(enum raft_role role);
+
+enum raft_entry_type {
+    RAFT_ENTRY_NORMAL = 1, /* opaque data for the state machine */
+    RAFT_ENTRY_NOOP = 2,   /* appended by a new leader to commit its term (§8) */
+};
+
+struct raft_entry {
+    uint64_t term;
+    uint64_t index;
+    uint8_t type;  /* enum raft_entry_type */
+    uint32_t len;  /* bytes of data */
+    uint8_t *data; /* NULL when len == 0 */
+};
+
+/* What must be durable before messages that depend on it are sent (Figure 2 "persistent
+ * state"). commit is persisted too so that a restart can re-apply without waiting for a leader. */
+struct raft_hard_state {
+    uint64_t term;
+    uint64_t vote; /* RAFT_NONE or the candidate voted for in term */
+    uint64_t commit;
+};
+
+enum raft_msg_type {
+    RAFT_MSG_PRE_VOTE = 1,   /* thesis §9.6: would you vote for me in term+1? */
+    RAFT_MSG_PRE_VOTE_RESP,  /* reject == false: yes */
+    RAFT_MSG_VOTE,           /* RequestVote RPC */
+    RAFT_MSG_VOTE_RESP,      /* reject == false: vote granted */
+    RAFT_MSG_APPEND,         /* AppendEntries RPC with entries */
+    RAFT_MSG_APPEND_RESP,    /* success or rejection with a conflict hint */
+    RAFT_MSG_HEARTBEAT,      /* leadership + commit + read context, no log check */
+    RAFT_MSG_HEARTBEAT_RESP, /* echoes ctx: confirms leadership for ReadIndex */
+    RAFT_MSG_TIMEOUT_NOW,    /* leadership transfer: start an election now */
+    RAFT_MSG_READ_INDEX,     /* follower -> leader: a ReadIndex request for ctx */
+    RAFT_MSG_READ_INDEX_RESP,/* leader -> follower: index for ctx, or reject */
+    RAFT_MSG_TYPE_COUNT
+};
+
+const char *raft_msg_type_name(int type);
+
+/*
+ * One flat message, like etcd's raftpb.Message; each type uses the fields listed beside it.
+ * The codec encodes only the fields of the type.
+ */
+struct raft_msg {
+    uint8_t type; /* enum raft_msg_type */
+    uint64_t from;
+    uint64_t to;
+    uint64_t term;
+    /* PRE_VOTE, VOTE: the candidate's last log entry; APPEND: the entry before entries. */
+    uint64_t log_index;
+    uint64_t log_term;
+    /* APPEND, HEARTBEAT: the leader's commit index. */
+    uint64_t commit;
+    /* APPEND: entries; borrowed from the sender (raft_step copies what it keeps). */
+    uint32_t n_entries;
+    struct raft_entry *entries;
+    /* *_RESP: true when refused. */
+    bool reject;
+    /* VOTE, PRE_VOTE: the election was started by TimeoutNow, bypass leader stickiness. */
+    bool transfer;
+    /* APPEND_RESP: on success the highest index known to match; on reject the log_index that
+     * was refused. READ_INDEX_RESP: the read index. */
+    uint64_t index;
+    /* APPEND_RESP on reject: the follower's term at log_index (0 if it has no such entry) and
+     * the first index it holds of that term (or its last index + 1). Thesis §5.3. */
+    uint64_t conflict_term;
+    uint64_t conflict_index;
+    /* HEARTBEAT, HEARTBEAT_RESP: the read round; READ_INDEX(_RESP): the caller's context. */
+    uint64_t ctx;
+};
+
+/* A linearizable read may be served once the state machine has applied index (§6.4). */
+struct raft_read_state {
+    uint64_t ctx;
+    uint64_t index;
+};
+
+/* Logging sink: core never writes to stderr itself. Levels as syslog: 3 err, 4 warn, 6 info,
+ * 7 debug. */
+struct raft_logger {
+    void (*fn)(void *ctx, int level, const char *text);
+    void *ctx;
+};
+
+struct raft_config {
+    uint64_t id;
+    uint64_t voters[RAFT_MAX_VOTERS]; /* must include id */
+    uint32_t n_voters;
+    /* Timing, in ticks. Each election timeout is drawn uniformly from [min, max]. */
+    uint32_t election_ticks_min;
+    uint32_t election_ticks_max;
+    uint32_t heartbeat_ticks;
+    uint64_t seed; /* seeds this node's PRNG (election timeouts) */
+    bool pre_vote;     /* thesis §9.6 */
+    bool check_quorum; /* step down without a majority; leader stickiness on votes */
+    /* Replication limits. */
+    uint32_t max_append_bytes;   /* entry data per APPEND (at least one entry is sent) */
+    uint32_t max_append_entries; /* entries per APPEND */
+    uint32_t max_inflight;       /* APPENDs in flight per follower (pipelining window) */
+    uint32_t max_entry_bytes;    /* a proposal larger than this is refused with RK_ETOOBIG */
+    /* State loaded from storage. Entries are copied; they must be contiguous and start at
+     * snapshot_index + 1. applied is the index the state machine has durably applied. */
+    struct raft_hard_state hard_state;
+    uint64_t snapshot_index;
+    uint64_t snapshot_term;
+    const struct raft_entry *entries;
+    size_t n_entries;
+    uint64_t applied;
+    const struct rk_alloc *alloc; /* NULL: libc */
+    struct raft_logger logger;    /* fn NULL: silent */
+};
+
+/* Fills defaults: election 10..20 ticks, heartbeat 1, pre_vote and check_quorum on, 1 MiB and
+ * 256 entries per append, 32 in flight, 64 MiB + 64 KiB per entry. Caller sets id and voters. */
+void raft_config_default(struct raft_config *c);
+
+struct raft_ready {
+    bool has_hard_state;
+    struct raft_hard_state hard_state;
+    uint64_t truncate_from; /* 0: no truncation */
+    const struct raft_entry *entries;
+    size_t n_entries;
+    const struct raft_msg *msgs;
+    size_t n_msgs;
+    const struct raft_msg *msgs_after_persist;
+    size_t n_msgs_after_persist;
+    const struct raft_entry *committed;
+    size_t n_committed;
+    const struct raft_read_state *read_states;
+    size_t n_read_states;
+    /* Soft state, for the host's information. */
+    enum raft_role role;
+    uint64_t leader;
+};
+
+/* Read-only view for drivers, checkers and tests. */
+struct raft_status {
+    uint64_t id;
+    enum raft_role role;
+    uint64_t term;
+    uint64_t vote;
+    uint64_t leader;
+    uint64_t commit;
+    uint64_t applied;
+    uint64_t first_index; /* first index held in memory */
+    uint64_t last_index;
+    uint64_t last_term;
+    uint64_t persisted_index;
+    uint64_t transfer_target;
+};
+
+/* Per-follower replication progress as the leader sees it. */
+struct raft_progress_status {
+    uint64_t id;
+    uint64_t match;
+    uint64_t next;
+    bool replicating; /* false: probing one append at a time */
+    uint32_t inflight;
+    bool recent_active;
+};
+
+struct raft;
+
+/* Allocates and initializes a node from c (copied). Returns RK_EINVAL with a message when the
+ * config or the loaded state is inconsistent. The caller owns *out and frees it with
+ * raft_destroy. */
+int raft_create(const struct raft_config *c, struct raft **out, struct rk_errmsg *err);
+void raft_destroy(struct raft *r);
+
+/* One unit of logical time. */
+void raft_tick(struct raft *r);
+
+/* Feeds one message. m and its entries are borrowed for the call only. Messages for another
+ * node, from unknown nodes or of unknown types are dropped and counted; returns RK_EINVAL
+ * for them, RK_ENOMEM if memory ran out (the message is then treated as lost), RK_OK
+ * otherwise. */
+int raft_step(struct raft *r, const struct raft_msg *m);
+
+/* Appends data (copied) as a new entry if this node is the leader. Returns RK_ENOTLEADER and
+ * sets *leader to the known leader (RAFT_NONE if unknown) otherwise; RK_EBUSY during a
+ * leadership transfer; RK_ETOOBIG over max_entry_bytes. On success *index is the entry's
+ * index (may be NULL). */
+int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, uint64_t *index,
+                 uint64_t *leader);
+
+/* Requests a linearizable read. On the leader the read is confirmed by one heartbeat round; a
+ * follower asks the leader. The answer appears as a read state in a later ready batch (or
+ * never, if messages are lost: the host times out). Returns RK_ENOLEADER when no leader is
+ * known. */
+int raft_read_index(struct raft *r, uint64_t ctx);
+
+/* Transfers leadership to target (thesis §3.10). Only on the leader. Returns RK_ENOTLEADER,
+ * RK_EINVAL (unknown target or self), RK_OK. Proposals are refused with RK_EBUSY until the
+ * transfer ends or times out after one election timeout. */
+int raft_transfer_leader(struct raft *r, uint64_t target);
+
+/* Starts an election now (as if the election timeout had fired). */
+void raft_campaign(struct raft *r);
+
+bool raft_has_ready(const struct raft *r);
+/* Fills rd with the batch of outputs accumulated since the last advance. */
+void raft_ready(struct raft *r, struct raft_ready *rd);
+/* Tells raft that rd was acted on in full: entries and hard state are durable, messages sent,
+ * committed entries applied. Frees what rd pointed to. */
+void raft_advance(struct raft *r, const struct raft_ready *rd);
+
+void raft_status(const struct raft *r, struct raft_status *st);
+/* Leader only: progress of the follower at position i of the voter list; false if i is self
+ * or out of range or not leader. */
+bool raft_progress(const struct raft *r, uint32_t i, struct raft_progress_status *ps);
+/* The entry at index, if held in memory: borrowed until the next call that changes the log. */
+const struct raft_entry *raft_entry_at(const struct raft *r, uint64_t index);
+/* The term of the entry at index (snapshot_term at snapshot_index); 0 if unknown. */
+uint64_t raft_term_at(const struct raft *r, uint64_t index);
+
+/* O(n) check of invariants I1–I5; aborts on violation. For tests and the simulator. */
+void raft_check_invariants(const struct raft *r);
+
+/* Counters for observability and tests. */
+struct raft_counters {
+    uint64_t msgs_dropped;     /* malformed, misaddressed or from unknown nodes */
+    uint64_t elections;        /* elections started (pre-vote rounds included) */
+    uint64_t leader_changes;   /* times this node became leader */
+    uint64_t appends_rejected; /* APPEND_RESP rejections received as leader */
+};
+void raft_counters(const struct raft *r, struct raft_counters *c);
+
+#endif
