@@ -1,0 +1,1571 @@
+/*
+ * raft.c — the Raft consensus state machine. See raft.h for the API, the ready/advance
+ * contract, the invariants I1–I5 and the role diagram.
+ *
+ * Reading guide, in Figure 2 order:
+ *   "Rules for Servers / All Servers"  raft_step (term checks), apply via ready/advance
+ *   "Followers"                         tick_election, step_follower
+ *   "Candidates"                        campaign, become_candidate, step_candidate
+ *   "Leaders"                           become_leader, bcast_heartbeat, send_append,
+ *                                       step_leader, maybe_commit
+ *   "RequestVote RPC receiver"          handle_vote_request
+ *   "AppendEntries RPC receiver"        handle_append
+ *
+ * Memory: the log holds every entry after the snapshot, each with its own data buffer. Outgoing
+ * APPEND messages carry shallow copies of entries; buffers of entries removed from the log are
+ * kept on a garbage list until raft_advance() so that messages in the current batch stay valid.
+ */
+#include "raft.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/assert.h"
+
+#define RAFT_MAX_PENDING_READS 65536u
+
+struct raft_progress {
+    uint64_t id;
+    uint64_t match;
+    uint64_t next;
+    bool replicating;     /* false: probe, one append at a time until the follower matches */
+    bool probe_sent;      /* probe: an append is outstanding, wait for its answer */
+    bool recent_active;   /* heard from since the last CheckQuorum round */
+    uint64_t read_ack;    /* highest read round (heartbeat ctx) acknowledged in this term */
+    uint32_t n_inflight;  /* appends in flight: a ring of their last indexes */
+    uint32_t inflight_head;
+    uint64_t *inflight;   /* cfg.max_inflight slots */
+};
+
+struct raft_pending_read {
+    uint64_t ctx;
+    uint64_t from;  /* node that asked: self or a follower */
+    uint64_t index; /* commit index when the round started */
+    uint64_t seq;   /* heartbeat round that confirms it; 0: held until the no-op commits */
+};
+
+struct raft_msg_vec {
+    struct raft_msg *v;
+    size_t n;
+    size_t cap;
+};
+
+struct raft {
+    struct raft_config cfg;
+    const struct rk_alloc *alloc;
+    struct rk_prng prng;
+    uint32_t self_idx;
+    uint32_t quorum;
+
+    /* Persistent state on all servers (Figure 2). */
+    uint64_t term;
+    uint64_t vote;
+
+    /* Volatile state. */
+    enum raft_role role;
+    uint64_t leader;
+    uint64_t commit;
+    uint64_t applied;
+
+    /* The log: ents[i].index == snap_index + 1 + i. */
+    struct raft_entry *ents;
+    size_t n_ents;
+    size_t cap_ents;
+    uint64_t snap_index;
+    uint64_t snap_term;
+    uint64_t persisted;     /* entries up to here are durable in the host's storage */
+    uint64_t truncate_from; /* durable entries from here on must be deleted; 0: none */
+
+    /* Timers, in ticks. */
+    uint32_t election_elapsed;
+    uint32_t heartbeat_elapsed;
+    uint32_t election_timeout; /* randomized in [min, max] at every reset */
+
+    /* Candidates and pre-candidates: bit i set = voter i answered. */
+    uint32_t granted;
+    uint32_t rejected;
+
+    /* Leaders. */
+    struct raft_progress prs[RAFT_MAX_VOTERS];
+    uint64_t transfer_target;
+    uint32_t transfer_elapsed;
+    struct raft_pending_read *reads;
+    size_t n_reads;
+    size_t cap_reads;
+    uint64_t read_seq;        /* last read round started */
+    bool read_round_pending;  /* a heartbeat round is owed for reads registered since */
+    /* Work deferred to raft_ready so that one batch of proposals and commit advances goes out
+     * as one APPEND per follower (batching, group commit). */
+    bool append_pending;
+    bool commit_pending;
+
+    /* Outputs accumulated for the next ready batch. */
+    struct raft_msg_vec msgs;
+    struct raft_msg_vec msgs_after;
+    struct raft_read_state *read_states;
+    size_t n_read_states;
+    size_t cap_read_states;
+    struct raft_hard_state prev_hs; /* last hard state handed out */
+    uint8_t **garbage;              /* data buffers to free at advance */
+    size_t n_garbage;
+    size_t cap_garbage;
+    bool in_ready;                  /* between raft_ready and raft_advance */
+
+    struct raft_counters counters;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small helpers                                                                              */
+
+static void raft_logf(const struct raft *r, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void raft_logf(const struct raft *r, int level, const char *fmt, ...)
+{
+    if (r->cfg.logger.fn == NULL)
+        return;
+    char text[256];
+    int n = snprintf(text, sizeof(text), "raft %llu term %llu %s: ",
+                     (unsigned long long)r->cfg.id, (unsigned long long)r->term,
+                     raft_role_name(r->role));
+    if (n < 0 || (size_t)n >= sizeof(text))
+        n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text + n, sizeof(text) - (size_t)n, fmt, ap);
+    va_end(ap);
+    r->cfg.logger.fn(r->cfg.logger.ctx, level, text);
+}
+
+const char *raft_role_name(enum raft_role role)
+{
+    switch (role) {
+    case RAFT_FOLLOWER:
+        return "follower";
+    case RAFT_PRE_CANDIDATE:
+        return "pre-candidate";
+    case RAFT_CANDIDATE:
+        return "candidate";
+    case RAFT_LEADER:
+        return "leader";
+    }
+    return "unknown";
+}
+
+const char *raft_msg_type_name(int type)
+{
+    static const char *const names[RAFT_MSG_TYPE_COUNT] = {
+        [RAFT_MSG_PRE_VOTE] = "PRE_VOTE",
+        [RAFT_MSG_PRE_VOTE_RESP] = "PRE_VOTE_RESP",
+        [RAFT_MSG_VOTE] = "VOTE",
+        [RAFT_MSG_VOTE_RESP] = "VOTE_RESP",
+        [RAFT_MSG_APPEND] = "APPEND",
+        [RAFT_MSG_APPEND_RESP] = "APPEND_RESP",
+        [RAFT_MSG_HEARTBEAT] = "HEARTBEAT",
+        [RAFT_MSG_HEARTBEAT_RESP] = "HEARTBEAT_RESP",
+        [RAFT_MSG_TIMEOUT_NOW] = "TIMEOUT_NOW",
+        [RAFT_MSG_READ_INDEX] = "READ_INDEX",
+        [RAFT_MSG_READ_INDEX_RESP] = "READ_INDEX_RESP",
+    };
+    if (type <= 0 || type >= RAFT_MSG_TYPE_COUNT)
+        return "UNKNOWN";
+    return names[type];
+}
+
+/* Grows *v (of elem bytes each) so that it holds at least need elements. */
+static bool raft_grow(const struct rk_alloc *a, void **v, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t ncap = *cap == 0 ? 8 : *cap;
+    while (ncap < need)
+        ncap *= 2;
+    void *nv = rk_realloc(a, *v, ncap * elem);
+    if (nv == NULL)
+        return false;
+    *v = nv;
+    *cap = ncap;
+    return true;
+}
+
+static uint64_t raft_last_index(const struct raft *r)
+{
+    return r->snap_index + r->n_ents;
+}
+
+static uint64_t raft_last_term(const struct raft *r)
+{
+    return r->n_ents == 0 ? r->snap_term : r->ents[r->n_ents - 1].term;
+}
+
+uint64_t raft_term_at(const struct raft *r, uint64_t index)
+{
+    if (index == r->snap_index)
+        return r->snap_term;
+    if (index < r->snap_index || index > raft_last_index(r))
+        return 0;
+    return r->ents[index - r->snap_index - 1].term;
+}
+
+const struct raft_entry *raft_entry_at(const struct raft *r, uint64_t index)
+{
+    if (index <= r->snap_index || index > raft_last_index(r))
+        return NULL;
+    return &r->ents[index - r->snap_index - 1];
+}
+
+static uint32_t raft_voter_idx(const struct raft *r, uint64_t id)
+{
+    for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+        if (r->cfg.voters[i] == id)
+            return i;
+    }
+    return UINT32_MAX;
+}
+
+static uint32_t raft_popcount(uint32_t x)
+{
+    return (uint32_t)__builtin_popcount(x);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The log                                                                                    */
+
+/* Removes entries with index >= from. Their buffers are freed at advance (messages in this
+ * batch may point at them). Durable ones become a truncation in the next ready. */
+static void raft_log_truncate(struct raft *r, uint64_t from)
+{
+    RK_ASSERT(from > r->commit); /* Figure 2 safety: committed entries are never removed */
+    RK_ASSERT(from > r->snap_index);
+    uint64_t last = raft_last_index(r);
+    if (from > last)
+        return;
+    for (uint64_t i = from; i <= last; i++) {
+        struct raft_entry *e = &r->ents[i - r->snap_index - 1];
+        if (e->data == NULL)
+            continue;
+        if (raft_grow(r->alloc, (void **)&r->garbage, &r->cap_garbage, r->n_garbage + 1,
+                      sizeof(*r->garbage)))
+            r->garbage[r->n_garbage++] = e->data;
+        /* else: the buffer leaks rather than dangle. Only reachable when out of memory. */
+        e->data = NULL;
+    }
+    r->n_ents = (size_t)(from - r->snap_index - 1);
+    if (from <= r->persisted) {
+        r->persisted = from - 1;
+        if (r->truncate_from == 0 || from < r->truncate_from)
+            r->truncate_from = from;
+    }
+}
+
+/* Appends one entry, copying its data. */
+static int raft_log_append(struct raft *r, uint64_t term, uint8_t type, const uint8_t *data,
+                           uint32_t len)
+{
+    RK_ASSERT(term >= raft_last_term(r));
+    if (!raft_grow(r->alloc, (void **)&r->ents, &r->cap_ents, r->n_ents + 1, sizeof(*r->ents)))
+        return RK_ENOMEM;
+    uint8_t *copy = NULL;
+    if (len > 0) {
+        copy = rk_malloc(r->alloc, len);
+        if (copy == NULL)
+            return RK_ENOMEM;
+        memcpy(copy, data, len);
+    }
+    struct raft_entry *e = &r->ents[r->n_ents++];
+    e->term = term;
+    e->index = raft_last_index(r);
+    e->type = type;
+    e->len = len;
+    e->data = copy;
+    return RK_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Outbox                                                                                     */
+
+/* Messages that promise something durable leave only after the ready's sync: a vote request
+ * (our new term and self-vote), a vote reply (the vote), an append or heartbeat reply (the
+ * entries and the term it acknowledges). Everything else may be sent at once. */
+static bool raft_msg_needs_persist(uint8_t type)
+{
+    return type == RAFT_MSG_VOTE || type == RAFT_MSG_VOTE_RESP || type == RAFT_MSG_APPEND_RESP ||
+           type == RAFT_MSG_HEARTBEAT_RESP;
+}
+
+/* Queues m (copied; its entries array too). Out of memory, the message is dropped: Raft
+ * tolerates message loss, so this is a lost message, never a broken invariant. */
+static void raft_send(struct raft *r, struct raft_msg *m)
+{
+    m->from = r->cfg.id;
+    if (m->term == 0)
+        m->term = r->term;
+    struct raft_msg_vec *q = raft_msg_needs_persist(m->type) ? &r->msgs_after : &r->msgs;
+    if (!raft_grow(r->alloc, (void **)&q->v, &q->cap, q->n + 1, sizeof(*q->v)))
+        goto err_drop;
+    struct raft_msg *slot = &q->v[q->n];
+    *slot = *m;
+    if (m->n_entries > 0) {
+        slot->entries = rk_malloc(r->alloc, m->n_entries * sizeof(*m->entries));
+        if (slot->entries == NULL)
+            goto err_drop;
+        memcpy(slot->entries, m->entries, m->n_entries * sizeof(*m->entries));
+    } else {
+        slot->entries = NULL;
+    }
+    q->n++;
+    return;
+err_drop:
+    r->counters.msgs_dropped++;
+}
+
+static void raft_msg_vec_clear(struct raft *r, struct raft_msg_vec *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        rk_free(r->alloc, q->v[i].entries);
+    q->n = 0;
+}
+
+static void raft_push_read_state(struct raft *r, uint64_t ctx, uint64_t index)
+{
+    if (!raft_grow(r->alloc, (void **)&r->read_states, &r->cap_read_states,
+                   r->n_read_states + 1, sizeof(*r->read_states)))
+        return; /* lost like a message: the host times the read out */
+    r->read_states[r->n_read_states].ctx = ctx;
+    r->read_states[r->n_read_states].index = index;
+    r->n_read_states++;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Role transitions                                                                           */
+
+static void raft_reset_election_timer(struct raft *r)
+{
+    r->election_elapsed = 0;
+    r->election_timeout = (uint32_t)rk_prng_range(&r->prng, r->cfg.election_ticks_min,
+                                                  r->cfg.election_ticks_max);
+}
+
+/* Sets the role, asserting the legal transitions of the diagram in raft.h. */
+static void raft_set_role(struct raft *r, enum raft_role to)
+{
+    switch (to) {
+    case RAFT_FOLLOWER:
+        break; /* reachable from every role */
+    case RAFT_PRE_CANDIDATE:
+        RK_ASSERT(r->role != RAFT_LEADER);
+        break;
+    case RAFT_CANDIDATE:
+        RK_ASSERT(r->role != RAFT_LEADER);
+        break;
+    case RAFT_LEADER:
+        RK_ASSERT(r->role == RAFT_CANDIDATE);
+        break;
+    }
+    r->role = to;
+}
+
+static void raft_drop_reads(struct raft *r)
+{
+    r->n_reads = 0;
+    r->read_round_pending = false;
+}
+
+/* Figure 2: "If RPC request or response contains term T > currentTerm: set currentTerm = T,
+ * convert to follower". Also used for a same-term leader discovered by a candidate. */
+static void raft_become_follower(struct raft *r, uint64_t term, uint64_t leader)
+{
+    RK_ASSERT(term >= r->term);
+    if (term > r->term) {
+        r->term = term;
+        r->vote = RAFT_NONE; /* I4 */
+    }
+    if (r->role == RAFT_LEADER)
+        raft_drop_reads(r);
+    raft_set_role(r, RAFT_FOLLOWER);
+    r->leader = leader;
+    r->transfer_target = RAFT_NONE;
+    raft_reset_election_timer(r);
+}
+
+static void raft_send_vote_requests(struct raft *r, uint8_t type, uint64_t term, bool transfer)
+{
+    for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+        if (i == r->self_idx)
+            continue;
+        struct raft_msg m = {
+            .type = type,
+            .to = r->cfg.voters[i],
+            .term = term,
+            .log_index = raft_last_index(r),
+            .log_term = raft_last_term(r),
+            .transfer = transfer,
+        };
+        raft_send(r, &m);
+    }
+}
+
+static void raft_become_leader(struct raft *r);
+
+/* Figure 2 Candidates: "increment currentTerm, vote for self, reset election timer, send
+ * RequestVote RPCs to all other servers". */
+static void raft_become_candidate(struct raft *r, bool transfer)
+{
+    raft_set_role(r, RAFT_CANDIDATE);
+    r->term++;
+    r->vote = r->cfg.id;
+    r->leader = RAFT_NONE;
+    r->granted = 1u << r->self_idx;
+    r->rejected = 0;
+    raft_reset_election_timer(r);
+    r->counters.elections++;
+    raft_logf(r, 6, "starting election at last index %llu term %llu",
+              (unsigned long long)raft_last_index(r), (unsigned long long)raft_last_term(r));
+    if (raft_popcount(r->granted) >= r->quorum) {
+        raft_become_leader(r);
+        return;
+    }
+    raft_send_vote_requests(r, RAFT_MSG_VOTE, r->term, transfer);
+}
+
+/* Thesis §9.6: ask first whether a majority would vote for us in term + 1, without changing
+ * our term, so that a node that cannot win does not disrupt the cluster. */
+static void raft_become_pre_candidate(struct raft *r)
+{
+    raft_set_role(r, RAFT_PRE_CANDIDATE);
+    r->leader = RAFT_NONE;
+    r->granted = 1u << r->self_idx;
+    r->rejected = 0;
+    raft_reset_election_timer(r);
+    r->counters.elections++;
+    if (raft_popcount(r->granted) >= r->quorum) {
+        raft_become_candidate(r, false);
+        return;
+    }
+    raft_send_vote_requests(r, RAFT_MSG_PRE_VOTE, r->term + 1, false);
+}
+
+static void raft_campaign_internal(struct raft *r, bool transfer)
+{
+    if (r->role == RAFT_LEADER)
+        return;
+    if (r->cfg.pre_vote && !transfer)
+        raft_become_pre_candidate(r);
+    else
+        raft_become_candidate(r, transfer);
+}
+
+void raft_campaign(struct raft *r)
+{
+    RK_ASSERT(!r->in_ready);
+    raft_campaign_internal(r, false);
+}
+
+static void raft_progress_reset(struct raft *r, struct raft_progress *pr)
+{
+    pr->match = 0;
+    pr->next = raft_last_index(r) + 1;
+    pr->replicating = false;
+    pr->probe_sent = false;
+    pr->recent_active = false;
+    pr->read_ack = 0;
+    pr->n_inflight = 0;
+    pr->inflight_head = 0;
+}
+
+/* Figure 2 Leaders: "Upon election: send initial empty AppendEntries RPCs (heartbeat) to each
+ * server". §8: a new leader commits a no-op entry of its term at the start of its term, which
+ * is also what lets it serve reads (§6.4). */
+static void raft_become_leader(struct raft *r)
+{
+    /* Reserve room for the no-op first, so that failing to allocate it leaves us a candidate. */
+    if (raft_log_append(r, r->term, RAFT_ENTRY_NOOP, NULL, 0) != RK_OK) {
+        raft_logf(r, 3, "out of memory appending the no-op; staying candidate");
+        return;
+    }
+    raft_set_role(r, RAFT_LEADER);
+    r->leader = r->cfg.id;
+    r->transfer_target = RAFT_NONE;
+    r->election_elapsed = 0;
+    r->heartbeat_elapsed = 0;
+    r->counters.leader_changes++;
+    raft_drop_reads(r);
+    for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+        raft_progress_reset(r, &r->prs[i]);
+        /* The no-op is not yet durable here, so the follower view starts just before it. */
+        r->prs[i].next = raft_last_index(r);
+    }
+    r->prs[r->self_idx].match = r->persisted;
+    r->prs[r->self_idx].recent_active = true;
+    raft_logf(r, 6, "became leader at index %llu", (unsigned long long)raft_last_index(r));
+    r->append_pending = true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Leader: replication                                                                        */
+
+static void raft_inflight_add(struct raft *r, struct raft_progress *pr, uint64_t last)
+{
+    RK_ASSERT(pr->n_inflight < r->cfg.max_inflight);
+    uint32_t slot = (pr->inflight_head + pr->n_inflight) % r->cfg.max_inflight;
+    pr->inflight[slot] = last;
+    pr->n_inflight++;
+}
+
+static void raft_inflight_free_to(struct raft *r, struct raft_progress *pr, uint64_t index)
+{
+    while (pr->n_inflight > 0 && pr->inflight[pr->inflight_head] <= index) {
+        pr->inflight_head = (pr->inflight_head + 1) % r->cfg.max_inflight;
+        pr->n_inflight--;
+    }
+}
+
+static void raft_progress_probe(struct raft_progress *pr, uint64_t next)
+{
+    pr->replicating = false;
+    pr->probe_sent = false;
+    pr->n_inflight = 0;
+    pr->inflight_head = 0;
+    pr->next = next;
+}
+
+/* Sends one APPEND to pr if its flow control allows: a probing follower gets one at a time; a
+ * replicating one up to max_inflight batches (pipelining). An empty APPEND carries the commit
+ * index only when allow_empty. Returns true if a message was queued. */
+static bool raft_send_append(struct raft *r, struct raft_progress *pr, bool allow_empty)
+{
+    if (!pr->replicating && pr->probe_sent)
+        return false;
+    if (pr->replicating && pr->n_inflight >= r->cfg.max_inflight)
+        return false;
+    uint64_t prev = pr->next - 1;
+    if (prev < r->snap_index) {
+        /* The entries this follower needs were compacted away: it needs a snapshot, which
+         * arrives with InstallSnapshot (log compaction). Until then it cannot be repaired. */
+        raft_logf(r, 4, "follower %llu needs index %llu, compacted away",
+                  (unsigned long long)pr->id, (unsigned long long)pr->next);
+        return false;
+    }
+    uint64_t last = raft_last_index(r);
+    uint32_t n = 0;
+    uint64_t bytes = 0;
+    while (pr->next + n <= last && n < r->cfg.max_append_entries) {
+        const struct raft_entry *e = raft_entry_at(r, pr->next + n);
+        if (n > 0 && bytes + e->len > r->cfg.max_append_bytes)
+            break;
+        bytes += e->len;
+        n++;
+    }
+    if (n == 0 && !allow_empty)
+        return false;
+    if (n == 0 && pr->replicating) {
+        /* Only the commit index to tell: anchor at what the follower is known to hold, not at
+         * next - 1, which may still be in flight. */
+        prev = pr->match;
+    }
+    struct raft_msg m = {
+        .type = RAFT_MSG_APPEND,
+        .to = pr->id,
+        .log_index = prev,
+        .log_term = raft_term_at(r, prev),
+        .commit = r->commit,
+        .n_entries = n,
+        .entries = n > 0 ? (struct raft_entry *)raft_entry_at(r, pr->next) : NULL,
+    };
+    raft_send(r, &m);
+    if (pr->replicating) {
+        if (n > 0) {
+            pr->next += n;
+            raft_inflight_add(r, pr, pr->next - 1);
+        }
+    } else {
+        pr->probe_sent = true;
+    }
+    return true;
+}
+
+/* Fills the pipelining window of pr. */
+static void raft_send_appends(struct raft *r, struct raft_progress *pr, bool allow_empty)
+{
+    bool sent_any = false;
+    for (uint32_t i = 0; i <= r->cfg.max_inflight; i++) {
+        if (!raft_send_append(r, pr, allow_empty && !sent_any))
+            break;
+        sent_any = true;
+        if (!pr->replicating)
+            break;
+    }
+}
+
+static void raft_bcast_append(struct raft *r, bool allow_empty)
+{
+    for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+        if (i != r->self_idx)
+            raft_send_appends(r, &r->prs[i], allow_empty);
+    }
+}
+
+/* A heartbeat asserts leadership, carries a commit index the follower is known to hold
+ * (min of its match and ours, so no log check is needed) and the latest read round. */
+static void raft_bcast_heartbeat(struct raft *r)
+{
+    r->read_round_pending = false;
+    for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+        if (i == r->self_idx)
+            continue;
+        struct raft_progress *pr = &r->prs[i];
+        struct raft_msg m = {
+            .type = RAFT_MSG_HEARTBEAT,
+            .to = pr->id,
+            .commit = pr->match < r->commit ? pr->match : r->commit,
+            .ctx = r->read_seq,
+        };
+        raft_send(r, &m);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Leader: commit and ReadIndex                                                               */
+
+static bool raft_committed_in_term(const struct raft *r)
+{
+    return raft_term_at(r, r->commit) == r->term;
+}
+
+/* Answers every read whose round a majority has confirmed. Reads are answered in order. */
+static void raft_release_reads(struct raft *r)
+{
+    size_t done = 0;
+    while (done < r->n_reads) {
+        struct raft_pending_read *rd = &r->reads[done];
+        if (rd->seq == 0)
+            break;
+        uint32_t votes = 0;
+        for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+            if (i == r->self_idx || r->prs[i].read_ack >= rd->seq)
+                votes++;
+        }
+        if (votes < r->quorum)
+            break;
+        if (rd->from == r->cfg.id) {
+            raft_push_read_state(r, rd->ctx, rd->index);
+        } else {
+            struct raft_msg m = {
+                .type = RAFT_MSG_READ_INDEX_RESP,
+                .to = rd->from,
+                .ctx = rd->ctx,
+                .index = rd->index,
+            };
+            raft_send(r, &m);
+        }
+        done++;
+    }
+    if (done > 0) {
+        memmove(r->reads, r->reads + done, (r->n_reads - done) * sizeof(*r->reads));
+        r->n_reads -= done;
+    }
+}
+
+/* Starts the round for reads held until the leader committed an entry of its term. */
+static void raft_start_held_reads(struct raft *r)
+{
+    bool any = false;
+    for (size_t i = 0; i < r->n_reads; i++) {
+        if (r->reads[i].seq == 0) {
+            if (!any)
+                r->read_seq++;
+            any = true;
+            r->reads[i].seq = r->read_seq;
+            r->reads[i].index = r->commit;
+        }
+    }
+    if (any) {
+        r->read_round_pending = true;
+        raft_release_reads(r); /* a single voter needs no round */
+    }
+}
+
+/* Figure 2 Leaders: "If there exists an N such that N > commitIndex, a majority of
+ * matchIndex[i] >= N, and log[N].term == currentTerm: set commitIndex = N" (§5.4.2, Figure 8:
+ * entries of earlier terms are committed only indirectly). The leader's own match is its
+ * persisted index: it counts itself only for entries on its disk (§10.2.1). */
+static void raft_maybe_commit(struct raft *r)
+{
+    uint64_t m[RAFT_MAX_VOTERS];
+    uint32_t n = r->cfg.n_voters;
+    for (uint32_t i = 0; i < n; i++)
+        m[i] = r->prs[i].match;
+    /* Insertion sort, descending: n <= RAFT_MAX_VOTERS. */
+    for (uint32_t i = 1; i < n; i++) {
+        uint64_t x = m[i];
+        uint32_t j = i;
+        while (j > 0 && m[j - 1] < x) {
+            m[j] = m[j - 1];
+            j--;
+        }
+        m[j] = x;
+    }
+    uint64_t candidate = m[r->quorum - 1];
+    if (candidate <= r->commit || raft_term_at(r, candidate) != r->term)
+        return;
+    bool first_in_term = !raft_committed_in_term(r);
+    r->commit = candidate;
+    r->commit_pending = true;
+    if (first_in_term)
+        raft_start_held_reads(r);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Ticks                                                                                      */
+
+static bool raft_quorum_active(struct raft *r)
+{
+    uint32_t active = 0;
+    for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+        if (i == r->self_idx || r->prs[i].recent_active)
+            active++;
+        if (i != r->self_idx)
+            r->prs[i].recent_active = false;
+    }
+    return active >= r->quorum;
+}
+
+static void raft_tick_leader(struct raft *r)
+{
+    r->heartbeat_elapsed++;
+    r->election_elapsed++;
+    if (r->election_elapsed >= r->cfg.election_ticks_min) {
+        r->election_elapsed = 0;
+        /* CheckQuorum (thesis §6.2): a leader that has not heard from a majority within an
+         * election timeout steps down, so that clients find the real leader. */
+        if (r->cfg.check_quorum && !raft_quorum_active(r)) {
+            raft_logf(r, 4, "lost contact with a majority; stepping down");
+            raft_become_follower(r, r->term, RAFT_NONE);
+            return;
+        }
+    }
+    if (r->transfer_target != RAFT_NONE && ++r->transfer_elapsed >= r->cfg.election_ticks_min) {
+        raft_logf(r, 4, "leadership transfer to %llu timed out",
+                  (unsigned long long)r->transfer_target);
+        r->transfer_target = RAFT_NONE;
+    }
+    if (r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
+        r->heartbeat_elapsed = 0;
+        raft_bcast_heartbeat(r);
+    }
+}
+
+/* Figure 2 Followers: "If election timeout elapses without receiving AppendEntries RPC from
+ * current leader or granting vote to candidate: convert to candidate". Candidates: "If
+ * election timeout elapses: start new election". */
+static void raft_tick_election(struct raft *r)
+{
+    r->election_elapsed++;
+    if (r->election_elapsed >= r->election_timeout)
+        raft_campaign_internal(r, false);
+}
+
+void raft_tick(struct raft *r)
+{
+    RK_ASSERT(!r->in_ready);
+    if (r->role == RAFT_LEADER)
+        raft_tick_leader(r);
+    else
+        raft_tick_election(r);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* RPC receivers                                                                              */
+
+/* §5.4.1: "the voter denies its vote if its own log is more up-to-date than that of the
+ * candidate": compare last terms, then lengths. */
+static bool raft_log_up_to_date(const struct raft *r, uint64_t last_index, uint64_t last_term)
+{
+    uint64_t my_term = raft_last_term(r);
+    return last_term > my_term || (last_term == my_term && last_index >= raft_last_index(r));
+}
+
+/* Figure 2 RequestVote RPC receiver, and its PreVote twin (thesis §9.6). Terms were checked
+ * by raft_step: m->term >= r->term here. */
+static void raft_handle_vote_request(struct raft *r, const struct raft_msg *m)
+{
+    bool pre = m->type == RAFT_MSG_PRE_VOTE;
+    /* 2. "If votedFor is null or candidateId, and candidate's log is at least as up-to-date as
+     * receiver's log, grant vote". A pre-vote for a later term is granted on the log alone.
+     * Same-term votes go only to the candidate already voted for, or to anyone while no vote
+     * was cast and no leader is known. */
+    bool can_vote = r->vote == m->from || (r->vote == RAFT_NONE && r->leader == RAFT_NONE) ||
+                    (pre && m->term > r->term);
+    bool grant = can_vote && raft_log_up_to_date(r, m->log_index, m->log_term);
+    struct raft_msg resp = {
+        .type = pre ? RAFT_MSG_PRE_VOTE_RESP : RAFT_MSG_VOTE_RESP,
+        .to = m->from,
+        /* A granted pre-vote answers in the term asked about so the pre-candidate counts it. */
+        .term = grant && pre ? m->term : r->term,
+        .reject = !grant,
+    };
+    if (grant && !pre) {
+        r->vote = m->from;
+        raft_reset_election_timer(r); /* Followers: granting a vote resets the timer */
+    }
+    raft_send(r, &resp);
+}
+
+/* Binary search: the first index in (lo, hi] whose term is >= term; terms never decrease
+ * along the log (I2). */
+static uint64_t raft_first_index_of_term(const struct raft *r, uint64_t term, uint64_t hi)
+{
+    uint64_t lo = r->snap_index + 1;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (raft_term_at(r, mid) >= term)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* The last index <= hi whose term is <= term; snap_index if none is. */
+static uint64_t raft_last_index_upto_term(const struct raft *r, uint64_t term, uint64_t hi)
+{
+    uint64_t lo = r->snap_index;
+    if (hi > raft_last_index(r))
+        hi = raft_last_index(r);
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo + 1) / 2;
+        if (raft_term_at(r, mid) <= term)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+/* Entries from a peer are untrusted: consecutive indexes after log_index, terms non-decreasing
+ * from log_term up to the message term. */
+static bool raft_append_well_formed(const struct raft_msg *m)
+{
+    uint64_t prev_term = m->log_term;
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+        const struct raft_entry *e = &m->entries[i];
+        if (e->index != m->log_index + 1 + i || e->term < prev_term || e->term > m->term)
+            return false;
+        if (e->len > 0 && e->data == NULL)
+            return false;
+        if (e->type != RAFT_ENTRY_NORMAL && e->type != RAFT_ENTRY_NOOP)
+            return false;
+        prev_term = e->term;
+    }
+    return m->log_term <= m->term;
+}
+
+static void raft_commit_to(struct raft *r, uint64_t index)
+{
+    if (index > raft_last_index(r))
+        index = raft_last_index(r);
+    if (index > r->commit)
+        r->commit = index;
+}
+
+/* Figure 2 AppendEntries RPC receiver. Terms were checked by raft_step (rule 1). */
+static int raft_handle_append(struct raft *r, const struct raft_msg *m)
+{
+    struct raft_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
+    uint64_t prev = m->log_index;
+    uint64_t prev_term = m->log_term;
+    uint32_t skip = 0;
+    /* Entries at or below our commit index are committed and so match the leader's (Log
+     * Matching, Leader Completeness): start the check at the commit index instead. */
+    if (prev < r->commit) {
+        uint64_t covered = r->commit - prev;
+        skip = covered < m->n_entries ? (uint32_t)covered : m->n_entries;
+        prev += skip;
+        prev_term = skip > 0 ? m->entries[skip - 1].term : prev_term;
+        if (prev < r->commit) {
+            /* The whole message is below our commit index: old news. */
+            resp.index = r->commit;
+            raft_send(r, &resp);
+            return RK_OK;
+        }
+    }
+    /* 2. "Reply false if log doesn't contain an entry at prevLogIndex whose term matches
+     * prevLogTerm", with the conflict hint of §5.3 so the leader skips a whole term. */
+    uint64_t my_term = raft_term_at(r, prev);
+    if (prev > raft_last_index(r) || my_term != prev_term) {
+        resp.reject = true;
+        resp.index = m->log_index;
+        if (prev > raft_last_index(r)) {
+            resp.conflict_term = 0;
+            resp.conflict_index = raft_last_index(r) + 1;
+        } else {
+            resp.conflict_term = my_term;
+            resp.conflict_index = raft_first_index_of_term(r, my_term, prev);
+        }
+        raft_send(r, &resp);
+        return RK_OK;
+    }
+    /* 3. "If an existing entry conflicts with a new one (same index but different terms),
+     * delete the existing entry and all that follow it". 4. "Append any new entries not
+     * already in the log". */
+    int rc = RK_OK;
+    uint32_t appended = skip;
+    for (uint32_t i = skip; i < m->n_entries; i++) {
+        const struct raft_entry *e = &m->entries[i];
+        if (e->index <= raft_last_index(r)) {
+            if (raft_term_at(r, e->index) == e->term) {
+                appended++;
+                continue;
+            }
+            raft_log_truncate(r, e->index);
+        }
+        rc = raft_log_append(r, e->term, e->type, e->data, e->len);
+        if (rc != RK_OK)
+            break;
+        appended++;
+    }
+    /* What we hold now matches the leader up to here. */
+    uint64_t last_new = m->log_index + appended;
+    /* 5. "If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of last new
+     * entry)". */
+    if (m->commit > r->commit)
+        raft_commit_to(r, m->commit < last_new ? m->commit : last_new);
+    resp.index = last_new;
+    raft_send(r, &resp);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Step, per role                                                                             */
+
+static int raft_read_index_internal(struct raft *r, uint64_t ctx, uint64_t from);
+
+static int raft_step_follower(struct raft *r, const struct raft_msg *m)
+{
+    switch (m->type) {
+    case RAFT_MSG_APPEND:
+        r->election_elapsed = 0;
+        r->leader = m->from;
+        return raft_handle_append(r, m);
+    case RAFT_MSG_HEARTBEAT: {
+        r->election_elapsed = 0;
+        r->leader = m->from;
+        raft_commit_to(r, m->commit);
+        struct raft_msg resp = {.type = RAFT_MSG_HEARTBEAT_RESP, .to = m->from, .ctx = m->ctx};
+        raft_send(r, &resp);
+        return RK_OK;
+    }
+    case RAFT_MSG_TIMEOUT_NOW:
+        /* Thesis §3.10: the leader asks us to start an election at once, skipping PreVote, and
+         * voters set aside leader stickiness for it. */
+        raft_logf(r, 6, "leadership transfer from %llu", (unsigned long long)m->from);
+        raft_become_candidate(r, true);
+        return RK_OK;
+    case RAFT_MSG_READ_INDEX: {
+        struct raft_msg resp = {
+            .type = RAFT_MSG_READ_INDEX_RESP, .to = m->from, .ctx = m->ctx, .reject = true};
+        raft_send(r, &resp);
+        return RK_OK;
+    }
+    case RAFT_MSG_READ_INDEX_RESP:
+        if (!m->reject)
+            raft_push_read_state(r, m->ctx, m->index);
+        return RK_OK;
+    default:
+        return RK_OK; /* stale responses */
+    }
+}
+
+/* Counts a vote or pre-vote answer: a majority for us moves us on, a majority against sends us
+ * back to follower. */
+static void raft_count_vote(struct raft *r, const struct raft_msg *m)
+{
+    uint32_t i = raft_voter_idx(r, m->from);
+    if (m->reject)
+        r->rejected |= 1u << i;
+    else
+        r->granted |= 1u << i;
+    if (raft_popcount(r->granted) >= r->quorum) {
+        if (r->role == RAFT_PRE_CANDIDATE)
+            raft_become_candidate(r, false);
+        else
+            raft_become_leader(r);
+    } else if (raft_popcount(r->rejected) >= r->quorum) {
+        raft_become_follower(r, r->term, RAFT_NONE);
+    }
+}
+
+static int raft_step_candidate(struct raft *r, const struct raft_msg *m)
+{
+    switch (m->type) {
+    case RAFT_MSG_APPEND:
+    case RAFT_MSG_HEARTBEAT:
+    case RAFT_MSG_TIMEOUT_NOW:
+        /* Figure 2 Candidates: "If AppendEntries RPC received from new leader: convert to
+         * follower". A pre-candidate in the same term yields to the leader it hears from. */
+        raft_become_follower(r, r->term, m->from);
+        return raft_step_follower(r, m);
+    case RAFT_MSG_PRE_VOTE_RESP:
+        /* Granted pre-votes come back in term + 1 (raft_step let them through); rejections in
+         * our term. */
+        if (r->role == RAFT_PRE_CANDIDATE &&
+            m->term == (m->reject ? r->term : r->term + 1))
+            raft_count_vote(r, m);
+        return RK_OK;
+    case RAFT_MSG_VOTE_RESP:
+        if (r->role == RAFT_CANDIDATE)
+            raft_count_vote(r, m);
+        return RK_OK;
+    default:
+        return raft_step_follower(r, m);
+    }
+}
+
+static void raft_handle_append_resp(struct raft *r, struct raft_progress *pr,
+                                    const struct raft_msg *m)
+{
+    if (!m->reject) {
+        raft_inflight_free_to(r, pr, m->index);
+        if (m->index > pr->match) {
+            pr->match = m->index;
+            if (!pr->replicating) {
+                /* The probe found the match point: switch to pipelined replication. */
+                raft_progress_probe(pr, pr->match + 1);
+                pr->replicating = true;
+            } else if (pr->next <= pr->match) {
+                pr->next = pr->match + 1;
+            }
+            raft_maybe_commit(r);
+            if (pr->id == r->transfer_target && pr->match == raft_last_index(r)) {
+                struct raft_msg tn = {.type = RAFT_MSG_TIMEOUT_NOW, .to = pr->id};
+                raft_send(r, &tn);
+            }
+        } else if (!pr->replicating) {
+            pr->probe_sent = false;
+        }
+        raft_send_appends(r, pr, false);
+        return;
+    }
+    r->counters.appends_rejected++;
+    /* Stale rejections: in replication anything at or below match; in probe anything but the
+     * answer to the probe outstanding. */
+    if (m->index <= pr->match || (!pr->replicating && m->index != pr->next - 1))
+        return;
+    /* Thesis §5.3: skip the follower's whole conflicting term in one step. */
+    uint64_t next = m->conflict_index;
+    if (m->conflict_term != 0) {
+        uint64_t i = raft_last_index_upto_term(r, m->conflict_term, m->index);
+        if (i > r->snap_index && raft_term_at(r, i) == m->conflict_term)
+            next = i + 1;
+    }
+    if (next > m->index)
+        next = m->index; /* always move back past the rejected index */
+    if (next <= pr->match)
+        next = pr->match + 1;
+    if (next < 1)
+        next = 1;
+    raft_progress_probe(pr, next);
+    raft_send_appends(r, pr, true);
+}
+
+static int raft_step_leader(struct raft *r, const struct raft_msg *m)
+{
+    uint32_t i = raft_voter_idx(r, m->from);
+    struct raft_progress *pr = &r->prs[i];
+    switch (m->type) {
+    case RAFT_MSG_APPEND_RESP:
+        pr->recent_active = true;
+        raft_handle_append_resp(r, pr, m);
+        return RK_OK;
+    case RAFT_MSG_HEARTBEAT_RESP:
+        pr->recent_active = true;
+        if (m->ctx > pr->read_ack && m->ctx <= r->read_seq) {
+            pr->read_ack = m->ctx;
+            raft_release_reads(r);
+        }
+        /* A follower that answers heartbeats but not appends lost them: resume probing, and in
+         * replication free one slot of a window that responses may never drain. */
+        if (!pr->replicating)
+            pr->probe_sent = false;
+        else if (pr->n_inflight == r->cfg.max_inflight)
+            raft_inflight_free_to(r, pr, pr->inflight[pr->inflight_head]);
+        if (pr->match < raft_last_index(r))
+            raft_send_appends(r, pr, false);
+        return RK_OK;
+    case RAFT_MSG_READ_INDEX:
+        if (raft_read_index_internal(r, m->ctx, m->from) != RK_OK) {
+            struct raft_msg resp = {
+                .type = RAFT_MSG_READ_INDEX_RESP, .to = m->from, .ctx = m->ctx, .reject = true};
+            raft_send(r, &resp);
+        }
+        return RK_OK;
+    case RAFT_MSG_APPEND:
+    case RAFT_MSG_HEARTBEAT:
+        /* Election Safety: two leaders in one term cannot exist. A peer claiming it is a bug
+         * on its side or a forged message: drop it. */
+        raft_logf(r, 3, "%s from %llu claims leadership of our term; dropped",
+                  raft_msg_type_name(m->type), (unsigned long long)m->from);
+        r->counters.msgs_dropped++;
+        return RK_EINVAL;
+    default:
+        return RK_OK;
+    }
+}
+
+/* Thesis §4.2.3 (with CheckQuorum): a server that heard from a leader within the minimum
+ * election timeout ignores vote requests, so that a partitioned node coming back cannot
+ * depose a healthy leader. A leader is always in its own lease. */
+static bool raft_in_lease(const struct raft *r)
+{
+    return r->cfg.check_quorum && r->leader != RAFT_NONE &&
+           r->election_elapsed < r->cfg.election_ticks_min;
+}
+
+int raft_step(struct raft *r, const struct raft_msg *m)
+{
+    RK_ASSERT(!r->in_ready);
+    uint32_t from_idx = raft_voter_idx(r, m->from);
+    if (m->to != r->cfg.id || from_idx == UINT32_MAX || from_idx == r->self_idx ||
+        m->type == 0 || m->type >= RAFT_MSG_TYPE_COUNT || m->term == 0 ||
+        (m->type == RAFT_MSG_APPEND && !raft_append_well_formed(m))) {
+        r->counters.msgs_dropped++;
+        return RK_EINVAL;
+    }
+    bool vote_req = m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE;
+    if (m->term > r->term) {
+        if (vote_req && raft_in_lease(r) && !m->transfer)
+            return RK_OK;
+        bool keeps_term = m->type == RAFT_MSG_PRE_VOTE ||
+                          (m->type == RAFT_MSG_PRE_VOTE_RESP && !m->reject);
+        if (!keeps_term) {
+            bool from_leader = m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+                               m->type == RAFT_MSG_TIMEOUT_NOW;
+            raft_logf(r, 6, "%s from %llu in term %llu", raft_msg_type_name(m->type),
+                      (unsigned long long)m->from, (unsigned long long)m->term);
+            raft_become_follower(r, m->term, from_leader ? m->from : RAFT_NONE);
+        }
+    } else if (m->term < r->term) {
+        /* AppendEntries and RequestVote receivers, rule 1: "Reply false if term <
+         * currentTerm". The reply carries our term, which makes a stale leader or candidate
+         * step down. Stale responses are ignored. */
+        struct raft_msg resp = {.to = m->from, .reject = true};
+        if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT) {
+            resp.type = RAFT_MSG_APPEND_RESP;
+            resp.index = m->log_index;
+        } else if (m->type == RAFT_MSG_PRE_VOTE) {
+            resp.type = RAFT_MSG_PRE_VOTE_RESP;
+        } else if (m->type == RAFT_MSG_VOTE) {
+            resp.type = RAFT_MSG_VOTE_RESP;
+        } else {
+            return RK_OK;
+        }
+        raft_send(r, &resp);
+        return RK_OK;
+    }
+    if (vote_req) {
+        raft_handle_vote_request(r, m);
+        return RK_OK;
+    }
+    switch (r->role) {
+    case RAFT_FOLLOWER:
+        return raft_step_follower(r, m);
+    case RAFT_PRE_CANDIDATE:
+    case RAFT_CANDIDATE:
+        return raft_step_candidate(r, m);
+    case RAFT_LEADER:
+        return raft_step_leader(r, m);
+    }
+    return RK_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Client-facing inputs                                                                       */
+
+int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, uint64_t *index,
+                 uint64_t *leader)
+{
+    RK_ASSERT(!r->in_ready);
+    if (leader != NULL)
+        *leader = r->leader;
+    if (r->role != RAFT_LEADER)
+        return RK_ENOTLEADER;
+    if (r->transfer_target != RAFT_NONE)
+        return RK_EBUSY;
+    if (len > r->cfg.max_entry_bytes)
+        return RK_ETOOBIG;
+    int rc = raft_log_append(r, r->term, RAFT_ENTRY_NORMAL, data, len);
+    if (rc != RK_OK)
+        return rc;
+    if (index != NULL)
+        *index = raft_last_index(r);
+    /* Sent with the next ready, before our own sync (§10.2.1): followers persist while we
+     * do, and every proposal since the last batch shares one APPEND. */
+    r->append_pending = true;
+    return RK_OK;
+}
+
+/* Registers a read for ctx asked by from (self or a follower). §6.4: the read index is the
+ * commit index once the leader has committed an entry of its term; until then the read is
+ * held. One heartbeat round, started at the next ready, confirms every read registered
+ * before it. */
+static int raft_read_index_internal(struct raft *r, uint64_t ctx, uint64_t from)
+{
+    RK_ASSERT(r->role == RAFT_LEADER);
+    if (r->n_reads >= RAFT_MAX_PENDING_READS)
+        return RK_EBUSY;
+    if (!raft_grow(r->alloc, (void **)&r->reads, &r->cap_reads, r->n_reads + 1,
+                   sizeof(*r->reads)))
+        return RK_ENOMEM;
+    struct raft_pending_read *rd = &r->reads[r->n_reads++];
+    rd->ctx = ctx;
+    rd->from = from;
+    rd->index = r->commit;
+    rd->seq = 0;
+    if (raft_committed_in_term(r)) {
+        if (!r->read_round_pending)
+            r->read_seq++;
+        r->read_round_pending = true;
+        rd->seq = r->read_seq;
+        raft_release_reads(r);
+    }
+    return RK_OK;
+}
+
+int raft_read_index(struct raft *r, uint64_t ctx)
+{
+    RK_ASSERT(!r->in_ready);
+    if (r->role == RAFT_LEADER)
+        return raft_read_index_internal(r, ctx, r->cfg.id);
+    if (r->leader == RAFT_NONE)
+        return RK_ENOLEADER;
+    struct raft_msg m = {.type = RAFT_MSG_READ_INDEX, .to = r->leader, .ctx = ctx};
+    raft_send(r, &m);
+    return RK_OK;
+}
+
+int raft_transfer_leader(struct raft *r, uint64_t target)
+{
+    RK_ASSERT(!r->in_ready);
+    if (r->role != RAFT_LEADER)
+        return RK_ENOTLEADER;
+    uint32_t i = raft_voter_idx(r, target);
+    if (i == UINT32_MAX || i == r->self_idx)
+        return RK_EINVAL;
+    r->transfer_target = target;
+    r->transfer_elapsed = 0;
+    struct raft_progress *pr = &r->prs[i];
+    raft_logf(r, 6, "transferring leadership to %llu (match %llu of %llu)",
+              (unsigned long long)target, (unsigned long long)pr->match,
+              (unsigned long long)raft_last_index(r));
+    if (pr->match == raft_last_index(r)) {
+        struct raft_msg tn = {.type = RAFT_MSG_TIMEOUT_NOW, .to = target};
+        raft_send(r, &tn);
+    } else {
+        raft_send_appends(r, pr, true); /* catch it up first */
+    }
+    return RK_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Ready / advance                                                                            */
+
+static uint64_t raft_apply_limit(const struct raft *r)
+{
+    return r->commit < r->persisted ? r->commit : r->persisted;
+}
+
+static bool raft_hs_changed(const struct raft *r)
+{
+    return r->term != r->prev_hs.term || r->vote != r->prev_hs.vote ||
+           r->commit != r->prev_hs.commit;
+}
+
+bool raft_has_ready(const struct raft *r)
+{
+    return raft_hs_changed(r) || r->persisted < raft_last_index(r) || r->truncate_from != 0 ||
+           r->msgs.n > 0 || r->msgs_after.n > 0 || raft_apply_limit(r) > r->applied ||
+           r->n_read_states > 0 || r->read_round_pending || r->append_pending ||
+           r->commit_pending;
+}
+
+void raft_ready(struct raft *r, struct raft_ready *rd)
+{
+    RK_ASSERT(!r->in_ready);
+    if (r->role == RAFT_LEADER) {
+        /* Reads registered since the last batch share one heartbeat round; proposals share
+         * one APPEND per follower; a commit advance rides on it or on an empty APPEND. */
+        if (r->read_round_pending)
+            raft_bcast_heartbeat(r);
+        if (r->append_pending || r->commit_pending)
+            raft_bcast_append(r, r->commit_pending);
+    }
+    r->read_round_pending = false;
+    r->append_pending = false;
+    r->commit_pending = false;
+    memset(rd, 0, sizeof(*rd));
+    rd->has_hard_state = raft_hs_changed(r);
+    rd->hard_state.term = r->term;
+    rd->hard_state.vote = r->vote;
+    rd->hard_state.commit = r->commit;
+    rd->truncate_from = r->truncate_from;
+    uint64_t last = raft_last_index(r);
+    if (r->persisted < last) {
+        rd->entries = raft_entry_at(r, r->persisted + 1);
+        rd->n_entries = (size_t)(last - r->persisted);
+    }
+    rd->msgs = r->msgs.v;
+    rd->n_msgs = r->msgs.n;
+    rd->msgs_after_persist = r->msgs_after.v;
+    rd->n_msgs_after_persist = r->msgs_after.n;
+    uint64_t limit = raft_apply_limit(r);
+    if (limit > r->applied) {
+        rd->committed = raft_entry_at(r, r->applied + 1);
+        rd->n_committed = (size_t)(limit - r->applied);
+    }
+    rd->read_states = r->read_states;
+    rd->n_read_states = r->n_read_states;
+    rd->role = r->role;
+    rd->leader = r->leader;
+    r->in_ready = true;
+}
+
+void raft_advance(struct raft *r, const struct raft_ready *rd)
+{
+    RK_ASSERT(r->in_ready);
+    r->in_ready = false;
+    if (rd->has_hard_state)
+        r->prev_hs = rd->hard_state;
+    r->truncate_from = 0;
+    if (rd->n_entries > 0)
+        r->persisted = rd->entries[rd->n_entries - 1].index;
+    if (rd->n_committed > 0)
+        r->applied = rd->committed[rd->n_committed - 1].index;
+    raft_msg_vec_clear(r, &r->msgs);
+    raft_msg_vec_clear(r, &r->msgs_after);
+    r->n_read_states = 0;
+    for (size_t i = 0; i < r->n_garbage; i++)
+        rk_free(r->alloc, r->garbage[i]);
+    r->n_garbage = 0;
+    /* Our own entries are durable now: they count toward the commit quorum. */
+    if (r->role == RAFT_LEADER && r->prs[r->self_idx].match < r->persisted) {
+        r->prs[r->self_idx].match = r->persisted;
+        raft_maybe_commit(r);
+    }
+    RK_ASSERT(r->applied <= r->commit);
+    RK_ASSERT_SLOW((raft_check_invariants(r), true));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Lifecycle and introspection                                                                */
+
+void raft_config_default(struct raft_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->election_ticks_min = 10;
+    c->election_ticks_max = 20;
+    c->heartbeat_ticks = 1;
+    c->seed = 1;
+    c->pre_vote = true;
+    c->check_quorum = true;
+    c->max_append_bytes = 1u << 20;
+    c->max_append_entries = 256;
+    c->max_inflight = 32;
+    c->max_entry_bytes = (64u << 20) + (64u << 10);
+}
+
+static int raft_validate_config(const struct raft_config *c, struct rk_errmsg *err)
+{
+    if (c->id == RAFT_NONE)
+        return rk_errf(err, RK_EINVAL, "config: id must be >= 1");
+    if (c->n_voters == 0 || c->n_voters > RAFT_MAX_VOTERS)
+        return rk_errf(err, RK_EINVAL, "config: %u voters, must be 1..%u", c->n_voters,
+                       RAFT_MAX_VOTERS);
+    bool self = false;
+    for (uint32_t i = 0; i < c->n_voters; i++) {
+        if (c->voters[i] == RAFT_NONE)
+            return rk_errf(err, RK_EINVAL, "config: voter %u has id 0", i);
+        for (uint32_t j = 0; j < i; j++) {
+            if (c->voters[j] == c->voters[i])
+                return rk_errf(err, RK_EINVAL, "config: voter id %llu listed twice",
+                               (unsigned long long)c->voters[i]);
+        }
+        self |= c->voters[i] == c->id;
+    }
+    if (!self)
+        return rk_errf(err, RK_EINVAL, "config: id %llu is not among the voters",
+                       (unsigned long long)c->id);
+    if (c->heartbeat_ticks == 0 || c->election_ticks_min <= c->heartbeat_ticks ||
+        c->election_ticks_max < c->election_ticks_min)
+        return rk_errf(err, RK_EINVAL,
+                       "config: need 0 < heartbeat_ticks (%u) < election_ticks_min (%u) <= "
+                       "election_ticks_max (%u)",
+                       c->heartbeat_ticks, c->election_ticks_min, c->election_ticks_max);
+    if (c->max_inflight == 0 || c->max_append_entries == 0 || c->max_append_bytes == 0)
+        return rk_errf(err, RK_EINVAL, "config: replication limits must be >= 1");
+    return RK_OK;
+}
+
+/* The loaded log must be what raft itself would have written. */
+static int raft_validate_state(const struct raft_config *c, struct rk_errmsg *err)
+{
+    uint64_t prev_term = c->snapshot_term;
+    for (size_t i = 0; i < c->n_entries; i++) {
+        const struct raft_entry *e = &c->entries[i];
+        if (e->index != c->snapshot_index + 1 + i)
+            return rk_errf(err, RK_EINVAL, "state: entry %zu has index %llu, expected %llu", i,
+                           (unsigned long long)e->index,
+                           (unsigned long long)(c->snapshot_index + 1 + i));
+        if (e->term < prev_term || e->term > c->hard_state.term)
+            return rk_errf(err, RK_EINVAL,
+                           "state: entry %llu has term %llu, outside [%llu, %llu]",
+                           (unsigned long long)e->index, (unsigned long long)e->term,
+                           (unsigned long long)prev_term,
+                           (unsigned long long)c->hard_state.term);
+        prev_term = e->term;
+    }
+    uint64_t last = c->snapshot_index + c->n_entries;
+    if (c->applied > last || c->applied < c->snapshot_index)
+        return rk_errf(err, RK_EINVAL, "state: applied index %llu outside the log [%llu, %llu]",
+                       (unsigned long long)c->applied, (unsigned long long)c->snapshot_index,
+                       (unsigned long long)last);
+    if (c->snapshot_term > c->hard_state.term)
+        return rk_errf(err, RK_EINVAL, "state: snapshot term %llu above term %llu",
+                       (unsigned long long)c->snapshot_term,
+                       (unsigned long long)c->hard_state.term);
+    return RK_OK;
+}
+
+int raft_create(const struct raft_config *c, struct raft **out, struct rk_errmsg *err)
+{
+    int rc = raft_validate_config(c, err);
+    if (rc == RK_OK)
+        rc = raft_validate_state(c, err);
+    if (rc != RK_OK)
+        return rc;
+    const struct rk_alloc *a = c->alloc != NULL ? c->alloc : rk_alloc_libc();
+    struct raft *r = rk_malloc(a, sizeof(*r));
+    if (r == NULL)
+        return rk_errf(err, RK_ENOMEM, "raft: allocating the node");
+    memset(r, 0, sizeof(*r));
+    r->cfg = *c;
+    r->cfg.entries = NULL;
+    r->cfg.n_entries = 0;
+    r->alloc = a;
+    rk_prng_seed(&r->prng, c->seed);
+    r->self_idx = raft_voter_idx(r, c->id);
+    r->quorum = c->n_voters / 2 + 1;
+    r->term = c->hard_state.term;
+    r->vote = c->hard_state.vote;
+    r->snap_index = c->snapshot_index;
+    r->snap_term = c->snapshot_term;
+    r->prev_hs = c->hard_state;
+    for (uint32_t i = 0; i < c->n_voters; i++) {
+        r->prs[i].id = c->voters[i];
+        r->prs[i].inflight = rk_malloc(a, c->max_inflight * sizeof(uint64_t));
+        if (r->prs[i].inflight == NULL)
+            goto err_free;
+    }
+    for (size_t i = 0; i < c->n_entries; i++) {
+        const struct raft_entry *e = &c->entries[i];
+        if (raft_log_append(r, e->term, e->type, e->data, e->len) != RK_OK)
+            goto err_free;
+    }
+    r->persisted = raft_last_index(r);
+    r->applied = c->applied;
+    /* The commit index may have been persisted lazily; what was applied was committed. */
+    r->commit = c->hard_state.commit > c->applied ? c->hard_state.commit : c->applied;
+    if (r->commit > raft_last_index(r))
+        r->commit = raft_last_index(r);
+    r->prev_hs.commit = r->commit;
+    r->role = RAFT_FOLLOWER;
+    raft_reset_election_timer(r);
+    *out = r;
+    return RK_OK;
+err_free:
+    raft_destroy(r);
+    return rk_errf(err, RK_ENOMEM, "raft: allocating the loaded state");
+}
+
+void raft_destroy(struct raft *r)
+{
+    if (r == NULL)
+        return;
+    const struct rk_alloc *a = r->alloc;
+    for (size_t i = 0; i < r->n_ents; i++)
+        rk_free(a, r->ents[i].data);
+    rk_free(a, r->ents);
+    for (uint32_t i = 0; i < r->cfg.n_voters; i++)
+        rk_free(a, r->prs[i].inflight);
+    raft_msg_vec_clear(r, &r->msgs);
+    raft_msg_vec_clear(r, &r->msgs_after);
+    rk_free(a, r->msgs.v);
+    rk_free(a, r->msgs_after.v);
+    for (size_t i = 0; i < r->n_garbage; i++)
+        rk_free(a, r->garbage[i]);
+    rk_free(a, r->garbage);
+    rk_free(a, r->reads);
+    rk_free(a, r->read_states);
+    rk_free(a, r);
+}
+
+void raft_status(const struct raft *r, struct raft_status *st)
+{
+    st->id = r->cfg.id;
+    st->role = r->role;
+    st->term = r->term;
+    st->vote = r->vote;
+    st->leader = r->leader;
+    st->commit = r->commit;
+    st->applied = r->applied;
+    st->first_index = r->snap_index + 1;
+    st->last_index = raft_last_index(r);
+    st->last_term = raft_last_term(r);
+    st->persisted_index = r->persisted;
+    st->transfer_target = r->transfer_target;
+}
+
+bool raft_progress(const struct raft *r, uint32_t i, struct raft_progress_status *ps)
+{
+    if (r->role != RAFT_LEADER || i >= r->cfg.n_voters || i == r->self_idx)
+        return false;
+    const struct raft_progress *pr = &r->prs[i];
+    ps->id = pr->id;
+    ps->match = pr->match;
+    ps->next = pr->next;
+    ps->replicating = pr->replicating;
+    ps->inflight = pr->n_inflight;
+    ps->recent_active = pr->recent_active;
+    return true;
+}
+
+void raft_counters(const struct raft *r, struct raft_counters *c)
+{
+    *c = r->counters;
+}
+
+void raft_check_invariants(const struct raft *r)
+{
+    uint64_t last = raft_last_index(r);
+    RK_ASSERT(r->commit <= last);                             /* I1 */
+    RK_ASSERT(r->applied <= r->commit);                       /* I1 */
+    RK_ASSERT(r->applied <= r->persisted || r->applied <= r->snap_index); /* I1 */
+    RK_ASSERT(r->persisted <= last);
+    uint64_t prev = r->snap_term;
+    for (size_t i = 0; i < r->n_ents; i++) {
+        RK_ASSERT(r->ents[i].index == r->snap_index + 1 + i);
+        RK_ASSERT(r->ents[i].term >= prev); /* I2 */
+        RK_ASSERT(r->ents[i].term <= r->term);
+        prev = r->ents[i].term;
+    }
+    if (r->role == RAFT_LEADER) {
+        RK_ASSERT(r->leader == r->cfg.id);
+        for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+            if (i == r->self_idx)
+                continue;
+            RK_ASSERT(r->prs[i].match < r->prs[i].next); /* I5 */
+            RK_ASSERT(r->prs[i].next <= last + 1);       /* I5 */
+            RK_ASSERT(r->prs[i].n_inflight <= r->cfg.max_inflight);
+        }
+    }
+}
