@@ -55,6 +55,8 @@
 
 #define RAFT_MAX_VOTERS 9
 #define RAFT_NONE 0 /* no node: node ids are >= 1 */
+/* Default largest proposal: a 64 MiB value plus a 64 KiB key and the command around them. */
+#define RAFT_DEFAULT_MAX_ENTRY_BYTES ((64u << 20) + (64u << 10))
 
 enum raft_role {
     RAFT_FOLLOWER = 0,
@@ -65,6 +67,7 @@ enum raft_role {
 
 const char *raft_role_name(enum raft_role role);
 
+/* The numbers of entry and message types are wire values (core/codec): never renumber. */
 enum raft_entry_type {
     RAFT_ENTRY_NORMAL = 1, /* opaque data for the state machine */
     RAFT_ENTRY_NOOP = 2,   /* appended by a new leader to commit its term (§8) */
@@ -79,7 +82,9 @@ struct raft_entry {
 };
 
 /* What must be durable before messages that depend on it are sent (Figure 2 "persistent
- * state"). commit is persisted too so that a restart can re-apply without waiting for a leader. */
+ * state"). commit is persisted too so that a restart can re-apply without waiting for a leader;
+ * it is a hint, not a promise: a hard state whose term and vote did not change may be written
+ * without a sync of its own. */
 struct raft_hard_state {
     uint64_t term;
     uint64_t vote; /* RAFT_NONE or the candidate voted for in term */

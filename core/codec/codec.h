@@ -1,0 +1,118 @@
+/*
+ * codec.h — the wire format of peer messages: every Raft message and the connection handshake.
+ *
+ * Frame layout (all integers little-endian, fixed width; no varints, so that sizes are known
+ * before encoding and every field sits at a computable offset):
+ *
+ *   offset 0   len     u32   bytes of [type][payload]; a frame is CODEC_FRAME_HEADER_SIZE + len
+ *   offset 4   crc32c  u32   CRC-32C of [type][payload]
+ *   offset 8   type    u8    an enum raft_msg_type (1 .. RAFT_MSG_TYPE_COUNT - 1) or
+ *                            CODEC_TYPE_HANDSHAKE
+ *   offset 9   payload       the fields of the type, in this order:
+ *
+ *   every raft message    from u64, to u64, term u64, then
+ *     PRE_VOTE, VOTE      log_index u64, log_term u64, transfer u8
+ *     PRE_VOTE_RESP,
+ *     VOTE_RESP           reject u8
+ *     APPEND              log_index u64, log_term u64, commit u64, n_entries u32, then per
+ *                         entry: term u64, index u64, type u8, len u32, data[len]
+ *     APPEND_RESP         reject u8, index u64, conflict_term u64, conflict_index u64
+ *     HEARTBEAT           commit u64, ctx u64
+ *     HEARTBEAT_RESP      ctx u64
+ *     TIMEOUT_NOW         (nothing more)
+ *     READ_INDEX          ctx u64
+ *     READ_INDEX_RESP     reject u8, ctx u64, index u64
+ *   HANDSHAKE             magic u32 (CODEC_MAGIC), version u16, cluster_id u64, node_id u64
+ *
+ * A decoded frame satisfies (anything else is RK_EMALFORMED, or RK_ECORRUPT for a CRC
+ * mismatch; never an assert, never a read out of bounds):
+ *   F1  len >= 1, the buffer holds exactly one frame, and the payload has no trailing bytes.
+ *   F2  the CRC matches; the type is known; booleans are 0 or 1.
+ *   F3  APPEND: entry types are RAFT_ENTRY_NORMAL or RAFT_ENTRY_NOOP; entry i has index
+ *       log_index + 1 + i; every length fits in the bytes that remain.
+ *   F4  memory allocated by a decode is at most twice the frame length (the entries array,
+ *       whose count is bounded by the bytes left before anything is allocated).
+ *
+ * The encoder asserts F2/F3 of its input (a message that would not decode is a programmer
+ * error) and that it wrote exactly codec_msg_size() bytes.
+ */
+#ifndef RK_CODEC_H
+#define RK_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "raft/raft.h"
+
+#define CODEC_FRAME_HEADER_SIZE 8 /* len u32 + crc32c u32, before the type byte */
+#define CODEC_TYPE_HANDSHAKE    0x80
+/* "RKV1" as it appears on the wire: the bytes 'R' 'K' 'V' '1' read as a little-endian u32. */
+#define CODEC_MAGIC            0x31564B52u
+#define CODEC_PROTOCOL_VERSION 1
+/* The largest frame (header included) a reader accepts by default: one entry of raft's default
+ * max_entry_bytes (64 MiB + 64 KiB) plus headroom for the APPEND and entry headers. */
+#define CODEC_MAX_FRAME_DEFAULT ((64u << 20) + (1u << 20))
+/* Encoded size of a whole handshake frame. */
+#define CODEC_HANDSHAKE_FRAME_SIZE (CODEC_FRAME_HEADER_SIZE + 1 + 4 + 2 + 8 + 8)
+
+/* Sent first on every peer connection, in both directions: the receiver drops the connection
+ * when cluster_id differs from its own, so that nodes of two clusters never exchange votes. */
+struct codec_handshake {
+    uint16_t version; /* CODEC_PROTOCOL_VERSION; a decoder refuses any other */
+    uint64_t cluster_id;
+    uint64_t node_id;
+};
+
+/* One decoded frame. type == CODEC_TYPE_HANDSHAKE: hs is set and msg is zero. Otherwise msg is
+ * set (msg.type == type), with the fields its type does not carry zero, and hs is zero. */
+struct codec_frame {
+    uint8_t type;
+    struct raft_msg msg;
+    struct codec_handshake hs;
+};
+
+/* The exact encoded size of m, header included (SIZE_MAX if it does not fit a size_t). */
+size_t codec_msg_size(const struct raft_msg *m);
+
+/* Encodes m (borrowed) into buf[0..cap). On RK_OK *out_len is the frame length
+ * (== codec_msg_size(m)). RK_ETOOBIG when cap is too small or the frame would not fit the
+ * u32 length field; buf is then unspecified. Keeping frames under the peer's max_frame is the
+ * sender's job (raft's max_append_bytes). */
+int codec_encode_msg(const struct raft_msg *m, uint8_t *buf, size_t cap, size_t *out_len);
+
+/* Encodes h (borrowed) into buf[0..cap); CODEC_HANDSHAKE_FRAME_SIZE bytes. RK_ETOOBIG when cap
+ * is too small. */
+int codec_encode_handshake(const struct codec_handshake *h, uint8_t *buf, size_t cap,
+                           size_t *out_len);
+
+/*
+ * Splits a byte stream into frames: looks at buf[0..len) (borrowed), the unread bytes of a
+ * stream, without checking the CRC or the payload (codec_decode does that).
+ *   RK_OK         a whole frame is present: it is buf[0..*frame_len).
+ *   RK_EAGAIN     more bytes are needed; *frame_len is how many the frame needs in total once
+ *                 its length field has arrived, CODEC_FRAME_HEADER_SIZE + 1 before that.
+ *   RK_EMALFORMED the length field is 0 or makes a frame over max_frame bytes (header
+ *                 included); the stream cannot be resynchronized, drop the connection.
+ */
+int codec_frame_peek(const uint8_t *buf, size_t len, uint32_t max_frame, size_t *frame_len,
+                     struct rk_errmsg *err);
+
+/*
+ * Decodes exactly one frame, frame[0..len) (as delimited by codec_frame_peek), into *out.
+ * Zero-copy: entry data in out->msg.entries point into frame, which must outlive *out and must
+ * not be modified while *out is in use (raft_step copies what it keeps). The entries array is
+ * allocated with a; the caller owns it and releases it with codec_frame_free(a, out).
+ * Returns RK_OK; RK_ECORRUPT on a CRC mismatch; RK_EMALFORMED on any other invalid byte;
+ * RK_ENOMEM when a fails. On error err says what and at which offset, and *out owns nothing
+ * (codec_frame_free on it is still safe).
+ */
+int codec_decode(const uint8_t *frame, size_t len, const struct rk_alloc *a,
+                 struct codec_frame *out, struct rk_errmsg *err);
+
+/* Frees what codec_decode allocated into f (with the same a) and leaves f owning nothing.
+ * Idempotent; safe on a zeroed frame. */
+void codec_frame_free(const struct rk_alloc *a, struct codec_frame *f);
+
+#endif

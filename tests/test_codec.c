@@ -1,0 +1,1130 @@
+/*
+ * test_codec.c — the peer wire format: round trips of every frame type, exact sizes, stream
+ * splitting, and rejection of every kind of malformed or corrupted frame without crashing,
+ * leaking or allocating more than the frame justifies.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "codec/codec.h"
+#include "common/crc32c.h"
+#include "common/prng.h"
+
+/* ---- a counting, failable allocator ---------------------------------------------------- */
+
+struct counting {
+    size_t live;      /* allocations not yet freed */
+    size_t calls;     /* malloc/realloc calls so far */
+    size_t max_size;  /* largest single request */
+    size_t fail_from; /* calls numbered >= fail_from (1-based) fail; 0 = never */
+};
+
+static void *cnt_malloc(void *ctx, size_t size)
+{
+    struct counting *c = ctx;
+    c->calls++;
+    if (c->fail_from != 0 && c->calls >= c->fail_from)
+        return NULL;
+    if (size > c->max_size)
+        c->max_size = size;
+    void *p = malloc(size == 0 ? 1 : size);
+    if (p != NULL)
+        c->live++;
+    return p;
+}
+
+static void *cnt_realloc(void *ctx, void *ptr, size_t size)
+{
+    struct counting *c = ctx;
+    c->calls++;
+    if (c->fail_from != 0 && c->calls >= c->fail_from)
+        return NULL;
+    if (size > c->max_size)
+        c->max_size = size;
+    void *p = realloc(ptr, size == 0 ? 1 : size);
+    if (p != NULL && ptr == NULL)
+        c->live++;
+    return p;
+}
+
+static void cnt_free(void *ctx, void *ptr)
+{
+    struct counting *c = ctx;
+    if (ptr == NULL)
+        return;
+    assert_true(c->live > 0);
+    c->live--;
+    free(ptr);
+}
+
+static struct rk_alloc counting_alloc(struct counting *c)
+{
+    memset(c, 0, sizeof(*c));
+    struct rk_alloc a = {
+        .malloc_fn = cnt_malloc, .realloc_fn = cnt_realloc, .free_fn = cnt_free, .ctx = c};
+    return a;
+}
+
+/* ---- sample messages ------------------------------------------------------------------- */
+
+#define SAMPLE_LOG_INDEX 0x2122232425262728ull
+#define MANY_ENTRIES     64
+
+static uint8_t blob[1024];
+static struct raft_entry sample_entries[MANY_ENTRIES];
+
+static void fill_blob(void)
+{
+    for (size_t i = 0; i < sizeof(blob); i++)
+        blob[i] = (uint8_t)(i * 131 + 7);
+}
+
+/* Every field set to a distinct non-trivial value, carried by the type or not: the decoder must
+ * return the carried ones and zero for the rest. */
+static void sample_msg(uint8_t type, uint32_t n_entries, struct raft_msg *m)
+{
+    fill_blob();
+    memset(m, 0, sizeof(*m));
+    m->type = type;
+    m->from = 0x0102030405060708ull;
+    m->to = 0x1112131415161718ull;
+    m->term = 0xA1A2A3A4A5A6A7A8ull;
+    m->log_index = SAMPLE_LOG_INDEX;
+    m->log_term = 0x3132333435363738ull;
+    m->commit = 0x4142434445464748ull;
+    m->reject = true;
+    m->transfer = true;
+    m->index = 0x5152535455565758ull;
+    m->conflict_term = 0x6162636465666768ull;
+    m->conflict_index = 0x7172737475767778ull;
+    m->ctx = 0xF1F2F3F4F5F6F7F8ull;
+    if (type != RAFT_MSG_APPEND)
+        return;
+    assert_true(n_entries <= MANY_ENTRIES);
+    for (uint32_t i = 0; i < n_entries; i++) {
+        struct raft_entry *e = &sample_entries[i];
+        e->term = m->log_term + i / 3;
+        e->index = SAMPLE_LOG_INDEX + 1 + i;
+        e->type = (i % 5 == 4) ? RAFT_ENTRY_NOOP : RAFT_ENTRY_NORMAL;
+        e->len = (i % 3 == 0) ? 0 : (uint32_t)(i * 7 % 200 + 1);
+        e->data = e->len == 0 ? NULL : blob + i;
+    }
+    m->n_entries = n_entries;
+    m->entries = n_entries == 0 ? NULL : sample_entries;
+}
+
+/* What the decoder must produce for in: the fields its type carries (per codec.h), zero else. */
+static void project(const struct raft_msg *in, struct raft_msg *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->type = in->type;
+    out->from = in->from;
+    out->to = in->to;
+    out->term = in->term;
+    switch (in->type) {
+    case RAFT_MSG_PRE_VOTE:
+    case RAFT_MSG_VOTE:
+        out->log_index = in->log_index;
+        out->log_term = in->log_term;
+        out->transfer = in->transfer;
+        break;
+    case RAFT_MSG_PRE_VOTE_RESP:
+    case RAFT_MSG_VOTE_RESP:
+        out->reject = in->reject;
+        break;
+    case RAFT_MSG_APPEND:
+        out->log_index = in->log_index;
+        out->log_term = in->log_term;
+        out->commit = in->commit;
+        out->n_entries = in->n_entries;
+        out->entries = in->entries;
+        break;
+    case RAFT_MSG_APPEND_RESP:
+        out->reject = in->reject;
+        out->index = in->index;
+        out->conflict_term = in->conflict_term;
+        out->conflict_index = in->conflict_index;
+        break;
+    case RAFT_MSG_HEARTBEAT:
+        out->commit = in->commit;
+        out->ctx = in->ctx;
+        break;
+    case RAFT_MSG_HEARTBEAT_RESP:
+    case RAFT_MSG_READ_INDEX:
+        out->ctx = in->ctx;
+        break;
+    case RAFT_MSG_TIMEOUT_NOW:
+        break;
+    case RAFT_MSG_READ_INDEX_RESP:
+        out->reject = in->reject;
+        out->ctx = in->ctx;
+        out->index = in->index;
+        break;
+    default:
+        fail_msg("bad type %u", in->type);
+    }
+}
+
+static void assert_msg_equal(const struct raft_msg *want, const struct raft_msg *got)
+{
+    assert_int_equal(got->type, want->type);
+    assert_int_equal(got->from, want->from);
+    assert_int_equal(got->to, want->to);
+    assert_int_equal(got->term, want->term);
+    assert_int_equal(got->log_index, want->log_index);
+    assert_int_equal(got->log_term, want->log_term);
+    assert_int_equal(got->commit, want->commit);
+    assert_int_equal(got->reject, want->reject);
+    assert_int_equal(got->transfer, want->transfer);
+    assert_int_equal(got->index, want->index);
+    assert_int_equal(got->conflict_term, want->conflict_term);
+    assert_int_equal(got->conflict_index, want->conflict_index);
+    assert_int_equal(got->ctx, want->ctx);
+    assert_int_equal(got->n_entries, want->n_entries);
+    if (want->n_entries == 0)
+        assert_null(got->entries);
+    for (uint32_t i = 0; i < want->n_entries; i++) {
+        const struct raft_entry *w = &want->entries[i];
+        const struct raft_entry *g = &got->entries[i];
+        assert_int_equal(g->term, w->term);
+        assert_int_equal(g->index, w->index);
+        assert_int_equal(g->type, w->type);
+        assert_int_equal(g->len, w->len);
+        if (w->len == 0)
+            assert_null(g->data);
+        else
+            assert_memory_equal(g->data, w->data, w->len);
+    }
+}
+
+/* Encodes m into a fresh heap buffer of exactly its size (so ASan sees any overrun). */
+static uint8_t *encode_new(const struct raft_msg *m, size_t *len)
+{
+    size_t size = codec_msg_size(m);
+    uint8_t *buf = malloc(size);
+    assert_non_null(buf);
+    assert_int_equal(codec_encode_msg(m, buf, size, len), RK_OK);
+    assert_int_equal(*len, size);
+    return buf;
+}
+
+/* Encode, decode, compare with the projection, re-encode and compare bytes; no leaks. */
+static void round_trip(const struct raft_msg *m)
+{
+    struct counting c;
+    struct rk_alloc a = counting_alloc(&c);
+    size_t len;
+    uint8_t *buf = encode_new(m, &len);
+    struct codec_frame f;
+    struct rk_errmsg err = {{0}};
+    int rc = codec_decode(buf, len, &a, &f, &err);
+    if (rc != RK_OK)
+        fail_msg("decode: %s: %s", rk_strerror(rc), err.text);
+    assert_int_equal(f.type, m->type);
+    struct raft_msg want;
+    project(m, &want);
+    assert_msg_equal(&want, &f.msg);
+    assert_int_equal(f.hs.version, 0);
+    assert_int_equal(f.hs.cluster_id, 0);
+    assert_int_equal(f.hs.node_id, 0);
+
+    size_t len2;
+    uint8_t *buf2 = encode_new(&f.msg, &len2);
+    assert_int_equal(len2, len);
+    assert_memory_equal(buf2, buf, len);
+    free(buf2);
+
+    codec_frame_free(&a, &f);
+    assert_int_equal(c.live, 0);
+    free(buf);
+}
+
+static void round_trip_type(uint8_t type)
+{
+    struct raft_msg m;
+    sample_msg(type, 0, &m);
+    round_trip(&m);
+}
+
+/* ---- a builder of raw frames, for malformed input ---------------------------------------- */
+
+struct builder {
+    uint8_t buf[2048];
+    size_t len;
+};
+
+static void b_le(struct builder *b, uint64_t v, size_t n)
+{
+    assert_true(b->len + n <= sizeof(b->buf));
+    for (size_t i = 0; i < n; i++)
+        b->buf[b->len++] = (uint8_t)(v >> (8 * i));
+}
+
+static void b_start(struct builder *b, uint8_t type)
+{
+    memset(b, 0, sizeof(*b));
+    b->len = CODEC_FRAME_HEADER_SIZE;
+    b_le(b, type, 1);
+}
+
+/* from, to, term */
+static void b_common(struct builder *b)
+{
+    b_le(b, 1, 8);
+    b_le(b, 2, 8);
+    b_le(b, 3, 8);
+}
+
+static void b_entry(struct builder *b, uint64_t term, uint64_t index, uint8_t type, uint32_t len)
+{
+    b_le(b, term, 8);
+    b_le(b, index, 8);
+    b_le(b, type, 1);
+    b_le(b, len, 4);
+    for (uint32_t i = 0; i < len; i++)
+        b_le(b, (uint8_t)i, 1);
+}
+
+/* Writes a correct length and CRC over whatever the frame holds. */
+static void fix_header(uint8_t *buf, size_t len)
+{
+    uint32_t body = (uint32_t)(len - CODEC_FRAME_HEADER_SIZE);
+    uint32_t crc = rk_crc32c(0, buf + CODEC_FRAME_HEADER_SIZE, body);
+    for (int i = 0; i < 4; i++) {
+        buf[i] = (uint8_t)(body >> (8 * i));
+        buf[4 + i] = (uint8_t)(crc >> (8 * i));
+    }
+}
+
+static void b_finish(struct builder *b)
+{
+    fix_header(b->buf, b->len);
+}
+
+/* Decodes buf and expects rc, an error message containing each of the NULL-terminated
+ * substrings, a frame that owns nothing, and no live allocation. */
+static void expect_error(const uint8_t *buf, size_t len, int want_rc, ...)
+{
+    struct counting c;
+    struct rk_alloc a = counting_alloc(&c);
+    struct codec_frame f;
+    struct rk_errmsg err = {{0}};
+    int rc = codec_decode(buf, len, &a, &f, &err);
+    if (rc != want_rc)
+        fail_msg("rc %s, want %s (%s)", rk_strerror(rc), rk_strerror(want_rc), err.text);
+    assert_true(strlen(err.text) > 0);
+    va_list ap;
+    va_start(ap, want_rc);
+    for (const char *s = va_arg(ap, const char *); s != NULL; s = va_arg(ap, const char *)) {
+        if (strstr(err.text, s) == NULL)
+            fail_msg("message \"%s\" lacks \"%s\"", err.text, s);
+    }
+    va_end(ap);
+    assert_null(f.msg.entries);
+    assert_int_equal(f.msg.n_entries, 0);
+    codec_frame_free(&a, &f);
+    assert_int_equal(c.live, 0);
+}
+
+/* Offsets inside frames built from sample messages. */
+#define OFF_FIELDS        (CODEC_FRAME_HEADER_SIZE + 1 + 24) /* first type-specific field */
+#define OFF_VOTE_TRANSFER (OFF_FIELDS + 16)
+#define OFF_APPEND_N      (OFF_FIELDS + 24)
+#define OFF_ENTRY0        (OFF_APPEND_N + 4)
+#define ENTRY_HEADER      21
+
+/* ---- round trips ---------------------------------------------------------------------- */
+
+static void test_round_trip_pre_vote(void **state)
+{
+    (void)state;
+    round_trip_type(RAFT_MSG_PRE_VOTE);
+}
+
+static void test_round_trip_pre_vote_resp(void **state)
+{
+    (void)state;
+    round_trip_type(RAFT_MSG_PRE_VOTE_RESP);
+}
+
+static void test_round_trip_vote(void **state)
+{
+    (void)state;
+    round_trip_type(RAFT_MSG_VOTE);
+}
+
+static void test_round_trip_vote_resp(void **state)
+{
+    (void)state;
+    round_trip_type(RAFT_MSG_VOTE_RESP);
+}
+
+static void test_round_trip_append_resp(void **state)
+{
+    (void)state;
+    round_trip_type(RAFT_MSG_APPEND_RESP);
+}
+
+static void test_round_trip_heartbeat(void **state)
+{
+    (void)state;
+    round_trip_type(RAFT_MSG_HEARTBEAT);
+}
+
+static void test_round_trip_heartbeat_resp(void **state)
+{
+    (void)state;
+    round_trip_type(RAFT_MSG_HEARTBEAT_RESP);
+}
+
+static void test_round_trip_timeout_now(void **state)
+{
+    (void)state;
+    round_trip_type(RAFT_MSG_TIMEOUT_NOW);
+}
+
+static void test_round_trip_read_index(void **state)
+{
+    (void)state;
+    round_trip_type(RAFT_MSG_READ_INDEX);
+}
+
+static void test_round_trip_read_index_resp(void **state)
+{
+    (void)state;
+    round_trip_type(RAFT_MSG_READ_INDEX_RESP);
+}
+
+static void test_round_trip_false_booleans(void **state)
+{
+    (void)state;
+    for (uint8_t t = RAFT_MSG_PRE_VOTE; t < RAFT_MSG_TYPE_COUNT; t++) {
+        struct raft_msg m;
+        sample_msg(t, 0, &m);
+        m.reject = false;
+        m.transfer = false;
+        round_trip(&m);
+    }
+}
+
+static void test_round_trip_append_zero_entries(void **state)
+{
+    (void)state;
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_APPEND, 0, &m);
+    round_trip(&m);
+}
+
+static void test_round_trip_append_one_entry(void **state)
+{
+    (void)state;
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_APPEND, 2, &m);
+    m.entries = &sample_entries[1]; /* entry 1 has data; make it the only one */
+    m.n_entries = 1;
+    sample_entries[1].index = m.log_index + 1;
+    assert_true(sample_entries[1].len > 0);
+    round_trip(&m);
+}
+
+static void test_round_trip_append_many_entries_with_empty_data(void **state)
+{
+    (void)state;
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_APPEND, MANY_ENTRIES, &m);
+    bool saw_empty = false;
+    bool saw_noop = false;
+    for (uint32_t i = 0; i < m.n_entries; i++) {
+        saw_empty |= m.entries[i].len == 0;
+        saw_noop |= m.entries[i].type == RAFT_ENTRY_NOOP;
+    }
+    assert_true(saw_empty);
+    assert_true(saw_noop);
+    round_trip(&m);
+}
+
+static void test_round_trip_handshake(void **state)
+{
+    (void)state;
+    struct codec_handshake h = {.version = CODEC_PROTOCOL_VERSION,
+                                .cluster_id = 0xC1C2C3C4C5C6C7C8ull,
+                                .node_id = 0xD1D2D3D4D5D6D7D8ull};
+    uint8_t buf[CODEC_HANDSHAKE_FRAME_SIZE];
+    size_t len = 0;
+    assert_int_equal(codec_encode_handshake(&h, buf, sizeof(buf), &len), RK_OK);
+    assert_int_equal(len, CODEC_HANDSHAKE_FRAME_SIZE);
+    struct counting c;
+    struct rk_alloc a = counting_alloc(&c);
+    struct codec_frame f;
+    assert_int_equal(codec_decode(buf, len, &a, &f, NULL), RK_OK);
+    assert_int_equal(f.type, CODEC_TYPE_HANDSHAKE);
+    assert_int_equal(f.hs.version, h.version);
+    assert_int_equal(f.hs.cluster_id, h.cluster_id);
+    assert_int_equal(f.hs.node_id, h.node_id);
+    assert_int_equal(f.msg.type, 0);
+    assert_null(f.msg.entries);
+    assert_int_equal(c.calls, 0);
+    codec_frame_free(&a, &f);
+}
+
+static void test_handshake_magic_is_rkv1_on_the_wire(void **state)
+{
+    (void)state;
+    struct codec_handshake h = {.version = CODEC_PROTOCOL_VERSION, .cluster_id = 1, .node_id = 2};
+    uint8_t buf[CODEC_HANDSHAKE_FRAME_SIZE];
+    size_t len;
+    assert_int_equal(codec_encode_handshake(&h, buf, sizeof(buf), &len), RK_OK);
+    assert_int_equal(buf[CODEC_FRAME_HEADER_SIZE], CODEC_TYPE_HANDSHAKE);
+    assert_memory_equal(buf + CODEC_FRAME_HEADER_SIZE + 1, "RKV1", 4);
+}
+
+static void test_decoded_entry_data_points_into_frame(void **state)
+{
+    (void)state;
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_APPEND, 8, &m);
+    size_t len;
+    uint8_t *buf = encode_new(&m, &len);
+    struct codec_frame f;
+    assert_int_equal(codec_decode(buf, len, rk_alloc_libc(), &f, NULL), RK_OK);
+    for (uint32_t i = 0; i < f.msg.n_entries; i++) {
+        const struct raft_entry *e = &f.msg.entries[i];
+        if (e->len == 0)
+            continue;
+        assert_true(e->data >= buf);
+        assert_true(e->data + e->len <= buf + len);
+    }
+    codec_frame_free(rk_alloc_libc(), &f);
+    free(buf);
+}
+
+static void test_reencode_of_decoded_gives_identical_bytes(void **state)
+{
+    (void)state;
+    /* round_trip compares the re-encoding byte for byte; this runs it over every type with
+     * and without entries. */
+    for (uint8_t t = RAFT_MSG_PRE_VOTE; t < RAFT_MSG_TYPE_COUNT; t++) {
+        struct raft_msg m;
+        sample_msg(t, t == RAFT_MSG_APPEND ? 5 : 0, &m);
+        round_trip(&m);
+    }
+}
+
+static void test_size_equals_encoded_length(void **state)
+{
+    (void)state;
+    /* Expected sizes from the layout in codec.h: 9 bytes of header and type, 24 common. */
+    static const size_t want[RAFT_MSG_TYPE_COUNT] = {
+        [RAFT_MSG_PRE_VOTE] = 9 + 24 + 17,
+        [RAFT_MSG_PRE_VOTE_RESP] = 9 + 24 + 1,
+        [RAFT_MSG_VOTE] = 9 + 24 + 17,
+        [RAFT_MSG_VOTE_RESP] = 9 + 24 + 1,
+        [RAFT_MSG_APPEND] = 9 + 24 + 28,
+        [RAFT_MSG_APPEND_RESP] = 9 + 24 + 25,
+        [RAFT_MSG_HEARTBEAT] = 9 + 24 + 16,
+        [RAFT_MSG_HEARTBEAT_RESP] = 9 + 24 + 8,
+        [RAFT_MSG_TIMEOUT_NOW] = 9 + 24,
+        [RAFT_MSG_READ_INDEX] = 9 + 24 + 8,
+        [RAFT_MSG_READ_INDEX_RESP] = 9 + 24 + 17,
+    };
+    uint8_t buf[4096];
+    for (uint8_t t = RAFT_MSG_PRE_VOTE; t < RAFT_MSG_TYPE_COUNT; t++) {
+        struct raft_msg m;
+        sample_msg(t, 0, &m);
+        size_t len = 0;
+        assert_int_equal(codec_encode_msg(&m, buf, sizeof(buf), &len), RK_OK);
+        assert_int_equal(codec_msg_size(&m), len);
+        assert_int_equal(len, want[t]);
+    }
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_APPEND, 10, &m);
+    size_t data = 0;
+    for (uint32_t i = 0; i < m.n_entries; i++)
+        data += m.entries[i].len;
+    size_t len = 0;
+    assert_int_equal(codec_encode_msg(&m, buf, sizeof(buf), &len), RK_OK);
+    assert_int_equal(codec_msg_size(&m), len);
+    assert_int_equal(len, want[RAFT_MSG_APPEND] + 10 * ENTRY_HEADER + data);
+}
+
+static void test_encode_into_too_small_buffer_is_etoobig(void **state)
+{
+    (void)state;
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_APPEND, 4, &m);
+    size_t size = codec_msg_size(&m);
+    uint8_t *buf = malloc(size);
+    assert_non_null(buf);
+    size_t len = 12345;
+    assert_int_equal(codec_encode_msg(&m, buf, size - 1, &len), RK_ETOOBIG);
+    assert_int_equal(codec_encode_msg(&m, NULL, 0, &len), RK_ETOOBIG);
+    assert_int_equal(len, 12345);
+    struct codec_handshake h = {.version = CODEC_PROTOCOL_VERSION, .cluster_id = 1, .node_id = 2};
+    assert_int_equal(codec_encode_handshake(&h, buf, CODEC_HANDSHAKE_FRAME_SIZE - 1, &len),
+                     RK_ETOOBIG);
+    free(buf);
+}
+
+/* ---- stream splitting ----------------------------------------------------------------- */
+
+static void test_peek_every_prefix_is_eagain(void **state)
+{
+    (void)state;
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_APPEND, 6, &m);
+    size_t len;
+    uint8_t *buf = encode_new(&m, &len);
+    for (size_t n = 0; n < len; n++) {
+        size_t need = 0;
+        assert_int_equal(codec_frame_peek(buf, n, CODEC_MAX_FRAME_DEFAULT, &need, NULL), RK_EAGAIN);
+        assert_true(need > n);
+        assert_true(need <= len);
+        if (n >= 4)
+            assert_int_equal(need, len);
+    }
+    free(buf);
+}
+
+static void test_peek_whole_frame_followed_by_more_is_ok(void **state)
+{
+    (void)state;
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_HEARTBEAT, 0, &m);
+    uint8_t buf[256];
+    size_t first, second;
+    assert_int_equal(codec_encode_msg(&m, buf, sizeof(buf), &first), RK_OK);
+    assert_int_equal(codec_encode_msg(&m, buf + first, sizeof(buf) - first, &second), RK_OK);
+    size_t frame_len = 0;
+    assert_int_equal(codec_frame_peek(buf, first, CODEC_MAX_FRAME_DEFAULT, &frame_len, NULL),
+                     RK_OK);
+    assert_int_equal(frame_len, first);
+    assert_int_equal(
+        codec_frame_peek(buf, first + second, CODEC_MAX_FRAME_DEFAULT, &frame_len, NULL), RK_OK);
+    assert_int_equal(frame_len, first);
+    assert_int_equal(
+        codec_frame_peek(buf + first, second, CODEC_MAX_FRAME_DEFAULT, &frame_len, NULL), RK_OK);
+    assert_int_equal(frame_len, second);
+}
+
+static void test_peek_zero_length_is_malformed(void **state)
+{
+    (void)state;
+    uint8_t buf[4] = {0, 0, 0, 0};
+    size_t frame_len;
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(codec_frame_peek(buf, 4, CODEC_MAX_FRAME_DEFAULT, &frame_len, &err),
+                     RK_EMALFORMED);
+    assert_non_null(strstr(err.text, "length 0"));
+}
+
+static void test_peek_oversized_length_is_malformed(void **state)
+{
+    (void)state;
+    /* One byte over the limit, known as soon as the length field has arrived. */
+    uint32_t body = CODEC_MAX_FRAME_DEFAULT - CODEC_FRAME_HEADER_SIZE + 1;
+    uint8_t buf[4] = {(uint8_t)body, (uint8_t)(body >> 8), (uint8_t)(body >> 16),
+                      (uint8_t)(body >> 24)};
+    size_t frame_len;
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(codec_frame_peek(buf, 4, CODEC_MAX_FRAME_DEFAULT, &frame_len, &err),
+                     RK_EMALFORMED);
+    assert_non_null(strstr(err.text, "over the"));
+    /* Exactly at the limit is fine: more bytes needed. */
+    body--;
+    buf[0] = (uint8_t)body;
+    assert_int_equal(codec_frame_peek(buf, 4, CODEC_MAX_FRAME_DEFAULT, &frame_len, &err),
+                     RK_EAGAIN);
+    assert_int_equal(frame_len, CODEC_MAX_FRAME_DEFAULT);
+    /* A configured smaller limit. */
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_APPEND, 10, &m);
+    size_t len;
+    uint8_t *frame = encode_new(&m, &len);
+    assert_int_equal(codec_frame_peek(frame, len, (uint32_t)len, &frame_len, NULL), RK_OK);
+    assert_int_equal(codec_frame_peek(frame, len, (uint32_t)len - 1, &frame_len, NULL),
+                     RK_EMALFORMED);
+    free(frame);
+}
+
+/* ---- rejection of bad frames ---------------------------------------------------------- */
+
+static void test_decode_every_truncation_fails(void **state)
+{
+    (void)state;
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_APPEND, 6, &m);
+    size_t len;
+    uint8_t *buf = encode_new(&m, &len);
+    for (size_t n = 0; n < len; n++) {
+        /* A fresh heap copy of exactly n bytes, so ASan flags any read past the prefix. */
+        uint8_t *prefix = malloc(n == 0 ? 1 : n);
+        assert_non_null(prefix);
+        memcpy(prefix, buf, n);
+        expect_error(n == 0 ? NULL : prefix, n, RK_EMALFORMED, "frame", NULL);
+        free(prefix);
+    }
+    free(buf);
+}
+
+/* A payload cut short with a consistent length and CRC (a buggy or hostile encoder): the error
+ * comes from the field read that ran out, and names it with its offset. */
+static void test_decode_truncated_payload_names_field_and_offset(void **state)
+{
+    (void)state;
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_APPEND, 3, &m);
+    size_t len;
+    uint8_t *buf = encode_new(&m, &len);
+    for (size_t n = CODEC_FRAME_HEADER_SIZE + 1; n < len; n++) {
+        uint8_t *cut = malloc(n);
+        assert_non_null(cut);
+        memcpy(cut, buf, n);
+        fix_header(cut, n);
+        expect_error(cut, n, RK_EMALFORMED, "append", " at offset ", "left", NULL);
+        free(cut);
+    }
+    free(buf);
+}
+
+static void flip_all_bits(const uint8_t *frame, size_t len)
+{
+    uint8_t *copy = malloc(len);
+    assert_non_null(copy);
+    for (size_t i = 0; i < len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(copy, frame, len);
+            copy[i] ^= (uint8_t)(1u << bit);
+            /* A flip in the length field no longer matches the buffer; anywhere else the CRC
+             * (which detects every single-bit error) catches it. */
+            if (i < 4)
+                expect_error(copy, len, RK_EMALFORMED, "length", NULL);
+            else
+                expect_error(copy, len, RK_ECORRUPT, "crc32c", NULL);
+        }
+    }
+    free(copy);
+}
+
+static void test_decode_every_bit_flip_is_detected(void **state)
+{
+    (void)state;
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_APPEND, 4, &m);
+    size_t len;
+    uint8_t *buf = encode_new(&m, &len);
+    flip_all_bits(buf, len);
+    free(buf);
+
+    struct codec_handshake h = {.version = CODEC_PROTOCOL_VERSION, .cluster_id = 7, .node_id = 3};
+    uint8_t hs[CODEC_HANDSHAKE_FRAME_SIZE];
+    assert_int_equal(codec_encode_handshake(&h, hs, sizeof(hs), &len), RK_OK);
+    flip_all_bits(hs, len);
+}
+
+static void test_decode_unknown_type_is_malformed(void **state)
+{
+    (void)state;
+    static const uint8_t types[] = {0, RAFT_MSG_TYPE_COUNT, 0x7f, 0x81, 0xff};
+    for (size_t i = 0; i < sizeof(types); i++) {
+        struct builder b;
+        b_start(&b, types[i]);
+        b_common(&b);
+        b_finish(&b);
+        expect_error(b.buf, b.len, RK_EMALFORMED, "unknown type", "offset 8", NULL);
+    }
+}
+
+/* Re-encodes sample message type with byte at `offset` set to v, CRC fixed up. */
+static void expect_poke_error(uint8_t type, uint32_t n_entries, size_t offset, uint8_t v,
+                              const char *field)
+{
+    struct raft_msg m;
+    sample_msg(type, n_entries, &m);
+    size_t len;
+    uint8_t *buf = encode_new(&m, &len);
+    assert_true(offset < len);
+    buf[offset] = v;
+    fix_header(buf, len);
+    expect_error(buf, len, RK_EMALFORMED, field, " at offset ", NULL);
+    free(buf);
+}
+
+static void test_decode_bad_bool_is_malformed(void **state)
+{
+    (void)state;
+    expect_poke_error(RAFT_MSG_VOTE, 0, OFF_VOTE_TRANSFER, 2, "vote: transfer at offset 49");
+    expect_poke_error(RAFT_MSG_PRE_VOTE, 0, OFF_VOTE_TRANSFER, 0xff, "transfer");
+    expect_poke_error(RAFT_MSG_VOTE_RESP, 0, OFF_FIELDS, 2, "vote_resp: reject");
+    expect_poke_error(RAFT_MSG_PRE_VOTE_RESP, 0, OFF_FIELDS, 0x80, "reject");
+    expect_poke_error(RAFT_MSG_APPEND_RESP, 0, OFF_FIELDS, 3, "append_resp: reject");
+    expect_poke_error(RAFT_MSG_READ_INDEX_RESP, 0, OFF_FIELDS, 9, "read_index_resp: reject");
+}
+
+static void test_decode_bad_entry_type_is_malformed(void **state)
+{
+    (void)state;
+    /* Entry 1 starts after entry 0 (which has no data in the sample). */
+    size_t entry1_type = OFF_ENTRY0 + ENTRY_HEADER + 16;
+    expect_poke_error(RAFT_MSG_APPEND, 2, OFF_ENTRY0 + 16, 0, "append: entry 0: type");
+    expect_poke_error(RAFT_MSG_APPEND, 2, OFF_ENTRY0 + 16, 3, "entry 0: type 3");
+    expect_poke_error(RAFT_MSG_APPEND, 2, entry1_type, 0xff, "entry 1: type 255");
+}
+
+static void test_decode_non_consecutive_entry_index_is_malformed(void **state)
+{
+    (void)state;
+    /* The first entry must be log_index + 1. */
+    struct builder b;
+    b_start(&b, RAFT_MSG_APPEND);
+    b_common(&b);
+    b_le(&b, 10, 8); /* log_index */
+    b_le(&b, 2, 8);  /* log_term */
+    b_le(&b, 9, 8);  /* commit */
+    b_le(&b, 1, 4);
+    b_entry(&b, 2, 10, RAFT_ENTRY_NORMAL, 3);
+    b_finish(&b);
+    expect_error(b.buf, b.len, RK_EMALFORMED, "entry 0: index 10", NULL);
+
+    /* A gap between entries. */
+    b_start(&b, RAFT_MSG_APPEND);
+    b_common(&b);
+    b_le(&b, 10, 8);
+    b_le(&b, 2, 8);
+    b_le(&b, 9, 8);
+    b_le(&b, 3, 4);
+    b_entry(&b, 2, 11, RAFT_ENTRY_NORMAL, 1);
+    b_entry(&b, 2, 12, RAFT_ENTRY_NOOP, 0);
+    b_entry(&b, 2, 14, RAFT_ENTRY_NORMAL, 2);
+    b_finish(&b);
+    expect_error(b.buf, b.len, RK_EMALFORMED, "entry 2: index 14", NULL);
+}
+
+static void test_decode_entry_index_wraparound_is_malformed(void **state)
+{
+    (void)state;
+    struct builder b;
+    b_start(&b, RAFT_MSG_APPEND);
+    b_common(&b);
+    b_le(&b, UINT64_MAX, 8); /* log_index: log_index + 1 wraps to 0 */
+    b_le(&b, 2, 8);
+    b_le(&b, 9, 8);
+    b_le(&b, 1, 4);
+    b_entry(&b, 2, 0, RAFT_ENTRY_NORMAL, 0);
+    b_finish(&b);
+    expect_error(b.buf, b.len, RK_EMALFORMED, "entry 0: index 0", NULL);
+}
+
+static void test_decode_trailing_garbage_is_malformed(void **state)
+{
+    (void)state;
+    /* Inside the frame: length and CRC cover the extra byte. */
+    for (uint8_t t = RAFT_MSG_PRE_VOTE; t < RAFT_MSG_TYPE_COUNT; t++) {
+        struct raft_msg m;
+        sample_msg(t, t == RAFT_MSG_APPEND ? 3 : 0, &m);
+        size_t len;
+        uint8_t *buf = encode_new(&m, &len);
+        uint8_t *longer = malloc(len + 1);
+        assert_non_null(longer);
+        memcpy(longer, buf, len);
+        longer[len] = 0;
+        fix_header(longer, len + 1);
+        expect_error(longer, len + 1, RK_EMALFORMED, "1 trailing bytes at offset", NULL);
+        /* After the frame: the buffer holds more than the length field says. */
+        memcpy(longer, buf, len);
+        expect_error(longer, len + 1, RK_EMALFORMED, "frame: length", NULL);
+        free(longer);
+        free(buf);
+    }
+    struct codec_handshake h = {.version = CODEC_PROTOCOL_VERSION, .cluster_id = 7, .node_id = 3};
+    uint8_t hs[CODEC_HANDSHAKE_FRAME_SIZE + 1];
+    size_t len;
+    assert_int_equal(codec_encode_handshake(&h, hs, sizeof(hs), &len), RK_OK);
+    hs[len] = 0;
+    fix_header(hs, len + 1);
+    expect_error(hs, len + 1, RK_EMALFORMED, "handshake: 1 trailing bytes", NULL);
+}
+
+static void test_decode_length_field_over_buffer_is_malformed(void **state)
+{
+    (void)state;
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_HEARTBEAT, 0, &m);
+    size_t len;
+    uint8_t *buf = encode_new(&m, &len);
+    static const uint32_t bodies[] = {0, 1, 100, CODEC_MAX_FRAME_DEFAULT, UINT32_MAX};
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        for (int k = 0; k < 4; k++)
+            buf[k] = (uint8_t)(bodies[i] >> (8 * k));
+        expect_error(buf, len, RK_EMALFORMED, "frame: length", "offset 0", NULL);
+    }
+    free(buf);
+}
+
+static void test_decode_entry_data_longer_than_frame_is_malformed(void **state)
+{
+    (void)state;
+    struct builder b;
+    b_start(&b, RAFT_MSG_APPEND);
+    b_common(&b);
+    b_le(&b, 0, 8);
+    b_le(&b, 1, 8);
+    b_le(&b, 0, 8);
+    b_le(&b, 4, 4);
+    b_entry(&b, 1, 1, RAFT_ENTRY_NORMAL, 1);
+    b_entry(&b, 1, 2, RAFT_ENTRY_NORMAL, 2);
+    b_entry(&b, 1, 3, RAFT_ENTRY_NOOP, 0);
+    /* Entry 3 claims 5000 bytes and has 12. */
+    b_le(&b, 1, 8);
+    b_le(&b, 4, 8);
+    b_le(&b, RAFT_ENTRY_NORMAL, 1);
+    b_le(&b, 5000, 4);
+    for (int i = 0; i < 12; i++)
+        b_le(&b, 0xAB, 1);
+    b_finish(&b);
+    expect_error(b.buf, b.len, RK_EMALFORMED, "append: entry 3: data at offset",
+                 "5000 bytes needed, only 12 left", NULL);
+}
+
+static void test_decode_huge_n_entries_allocates_nothing(void **state)
+{
+    (void)state;
+    struct builder b;
+    b_start(&b, RAFT_MSG_APPEND);
+    b_common(&b);
+    b_le(&b, 0, 8);
+    b_le(&b, 1, 8);
+    b_le(&b, 0, 8);
+    b_le(&b, UINT32_MAX, 4);
+    b_entry(&b, 1, 1, RAFT_ENTRY_NORMAL, 4);
+    b_finish(&b);
+    struct counting c;
+    struct rk_alloc a = counting_alloc(&c);
+    struct codec_frame f;
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(codec_decode(b.buf, b.len, &a, &f, &err), RK_EMALFORMED);
+    assert_non_null(strstr(err.text, "n_entries 4294967295"));
+    assert_int_equal(c.calls, 0);
+}
+
+/* The most entries a frame can claim: every allocation stays within a small multiple of the
+ * frame length, whether the entries then turn out valid or not. */
+static void test_decode_allocation_is_bounded_by_frame_length(void **state)
+{
+    (void)state;
+    for (int valid = 0; valid <= 1; valid++) {
+        struct builder b;
+        b_start(&b, RAFT_MSG_APPEND);
+        b_common(&b);
+        b_le(&b, 0, 8);
+        b_le(&b, 1, 8);
+        b_le(&b, 0, 8);
+        uint32_t n = (uint32_t)((sizeof(b.buf) - b.len - 4) / ENTRY_HEADER);
+        b_le(&b, n, 4);
+        for (uint32_t i = 0; i < n; i++)
+            b_entry(&b, 1, valid ? i + 1 : 7, RAFT_ENTRY_NOOP, 0);
+        b_finish(&b);
+        struct counting c;
+        struct rk_alloc a = counting_alloc(&c);
+        struct codec_frame f;
+        int rc = codec_decode(b.buf, b.len, &a, &f, NULL);
+        assert_int_equal(rc, valid ? RK_OK : RK_EMALFORMED);
+        assert_int_equal(c.calls, 1);
+        assert_true(c.max_size <= 2 * b.len);
+        assert_true(c.max_size < 64 * b.len);
+        if (valid)
+            assert_int_equal(f.msg.n_entries, n);
+        codec_frame_free(&a, &f);
+        assert_int_equal(c.live, 0);
+    }
+}
+
+static void test_decode_allocation_failure_is_enomem_without_leak(void **state)
+{
+    (void)state;
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_APPEND, 5, &m);
+    size_t len;
+    uint8_t *buf = encode_new(&m, &len);
+    struct counting c;
+    struct rk_alloc a = counting_alloc(&c);
+    c.fail_from = 1;
+    struct codec_frame f;
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(codec_decode(buf, len, &a, &f, &err), RK_ENOMEM);
+    assert_non_null(strstr(err.text, "append: allocating 5 entries"));
+    assert_null(f.msg.entries);
+    assert_int_equal(c.live, 0);
+    codec_frame_free(&a, &f);
+    /* Messages without entries never allocate, so they decode even then. */
+    sample_msg(RAFT_MSG_VOTE, 0, &m);
+    free(buf);
+    buf = encode_new(&m, &len);
+    assert_int_equal(codec_decode(buf, len, &a, &f, &err), RK_OK);
+    free(buf);
+}
+
+static void test_decode_handshake_bad_magic_is_malformed(void **state)
+{
+    (void)state;
+    struct codec_handshake h = {.version = CODEC_PROTOCOL_VERSION, .cluster_id = 7, .node_id = 3};
+    uint8_t buf[CODEC_HANDSHAKE_FRAME_SIZE];
+    size_t len;
+    assert_int_equal(codec_encode_handshake(&h, buf, sizeof(buf), &len), RK_OK);
+    buf[CODEC_FRAME_HEADER_SIZE + 1] = 'X';
+    fix_header(buf, len);
+    expect_error(buf, len, RK_EMALFORMED, "handshake: magic", "offset 9", NULL);
+}
+
+static void test_decode_handshake_unsupported_version_is_malformed(void **state)
+{
+    (void)state;
+    struct codec_handshake h = {
+        .version = CODEC_PROTOCOL_VERSION + 1, .cluster_id = 7, .node_id = 3};
+    uint8_t buf[CODEC_HANDSHAKE_FRAME_SIZE];
+    size_t len;
+    assert_int_equal(codec_encode_handshake(&h, buf, sizeof(buf), &len), RK_OK);
+    expect_error(buf, len, RK_EMALFORMED, "handshake: version 2 at offset 13", NULL);
+}
+
+static void test_frame_free_is_safe_on_zeroed_and_freed_frames(void **state)
+{
+    (void)state;
+    struct counting c;
+    struct rk_alloc a = counting_alloc(&c);
+    struct codec_frame f;
+    memset(&f, 0, sizeof(f));
+    codec_frame_free(&a, &f);
+    struct raft_msg m;
+    sample_msg(RAFT_MSG_APPEND, 3, &m);
+    size_t len;
+    uint8_t *buf = encode_new(&m, &len);
+    assert_int_equal(codec_decode(buf, len, &a, &f, NULL), RK_OK);
+    assert_int_equal(c.live, 1);
+    codec_frame_free(&a, &f);
+    codec_frame_free(&a, &f);
+    assert_int_equal(c.live, 0);
+    free(buf);
+}
+
+/* ---- random round trips --------------------------------------------------------------- */
+
+/* Boundary values are overrepresented: that is where encodings break. */
+static uint64_t random_u64(struct rk_prng *p)
+{
+    switch (rk_prng_below(p, 6)) {
+    case 0:
+        return 0;
+    case 1:
+        return UINT64_MAX;
+    case 2:
+        return rk_prng_below(p, 1000);
+    case 3:
+        return (uint64_t)1 << rk_prng_below(p, 64);
+    default:
+        return rk_prng_next(p);
+    }
+}
+
+static void random_msg(struct rk_prng *p, struct raft_msg *m, struct raft_entry *es,
+                       uint32_t max_entries)
+{
+    memset(m, 0, sizeof(*m));
+    m->type = (uint8_t)rk_prng_range(p, RAFT_MSG_PRE_VOTE, RAFT_MSG_TYPE_COUNT - 1);
+    m->from = random_u64(p);
+    m->to = random_u64(p);
+    m->term = random_u64(p);
+    m->log_index = random_u64(p);
+    m->log_term = random_u64(p);
+    m->commit = random_u64(p);
+    m->reject = rk_prng_below(p, 2) == 1;
+    m->transfer = rk_prng_below(p, 2) == 1;
+    m->index = random_u64(p);
+    m->conflict_term = random_u64(p);
+    m->conflict_index = random_u64(p);
+    m->ctx = random_u64(p);
+    if (m->type != RAFT_MSG_APPEND)
+        return;
+    uint32_t n = (uint32_t)rk_prng_below(p, max_entries + 1);
+    if (m->log_index > UINT64_MAX - n)
+        m->log_index = UINT64_MAX - n; /* the last entry's index must not wrap */
+    for (uint32_t i = 0; i < n; i++) {
+        es[i].term = random_u64(p);
+        es[i].index = m->log_index + 1 + i;
+        es[i].type = (uint8_t)rk_prng_range(p, RAFT_ENTRY_NORMAL, RAFT_ENTRY_NOOP);
+        es[i].len = rk_prng_below(p, 4) == 0 ? 0 : (uint32_t)rk_prng_below(p, 200);
+        es[i].data = es[i].len == 0 ? NULL : blob + rk_prng_below(p, sizeof(blob) - 200);
+    }
+    m->n_entries = n;
+    m->entries = n == 0 ? NULL : es;
+}
+
+static void test_random_round_trip_10000(void **state)
+{
+    (void)state;
+    struct rk_prng p;
+    rk_prng_seed(&p, 0x5EED);
+    fill_blob();
+    for (size_t i = 0; i < sizeof(blob); i++)
+        blob[i] = (uint8_t)rk_prng_next(&p);
+    struct raft_entry es[12];
+    for (int i = 0; i < 10000; i++) {
+        struct raft_msg m;
+        random_msg(&p, &m, es, 12);
+        round_trip(&m);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_pre_vote),
+        cmocka_unit_test(test_round_trip_pre_vote_resp),
+        cmocka_unit_test(test_round_trip_vote),
+        cmocka_unit_test(test_round_trip_vote_resp),
+        cmocka_unit_test(test_round_trip_append_resp),
+        cmocka_unit_test(test_round_trip_heartbeat),
+        cmocka_unit_test(test_round_trip_heartbeat_resp),
+        cmocka_unit_test(test_round_trip_timeout_now),
+        cmocka_unit_test(test_round_trip_read_index),
+        cmocka_unit_test(test_round_trip_read_index_resp),
+        cmocka_unit_test(test_round_trip_false_booleans),
+        cmocka_unit_test(test_round_trip_append_zero_entries),
+        cmocka_unit_test(test_round_trip_append_one_entry),
+        cmocka_unit_test(test_round_trip_append_many_entries_with_empty_data),
+        cmocka_unit_test(test_round_trip_handshake),
+        cmocka_unit_test(test_handshake_magic_is_rkv1_on_the_wire),
+        cmocka_unit_test(test_decoded_entry_data_points_into_frame),
+        cmocka_unit_test(test_reencode_of_decoded_gives_identical_bytes),
+        cmocka_unit_test(test_size_equals_encoded_length),
+        cmocka_unit_test(test_encode_into_too_small_buffer_is_etoobig),
+        cmocka_unit_test(test_peek_every_prefix_is_eagain),
+        cmocka_unit_test(test_peek_whole_frame_followed_by_more_is_ok),
+        cmocka_unit_test(test_peek_zero_length_is_malformed),
+        cmocka_unit_test(test_peek_oversized_length_is_malformed),
+        cmocka_unit_test(test_decode_every_truncation_fails),
+        cmocka_unit_test(test_decode_truncated_payload_names_field_and_offset),
+        cmocka_unit_test(test_decode_every_bit_flip_is_detected),
+        cmocka_unit_test(test_decode_unknown_type_is_malformed),
+        cmocka_unit_test(test_decode_bad_bool_is_malformed),
+        cmocka_unit_test(test_decode_bad_entry_type_is_malformed),
+        cmocka_unit_test(test_decode_non_consecutive_entry_index_is_malformed),
+        cmocka_unit_test(test_decode_entry_index_wraparound_is_malformed),
+        cmocka_unit_test(test_decode_trailing_garbage_is_malformed),
+        cmocka_unit_test(test_decode_length_field_over_buffer_is_malformed),
+        cmocka_unit_test(test_decode_entry_data_longer_than_frame_is_malformed),
+        cmocka_unit_test(test_decode_huge_n_entries_allocates_nothing),
+        cmocka_unit_test(test_decode_allocation_is_bounded_by_frame_length),
+        cmocka_unit_test(test_decode_allocation_failure_is_enomem_without_leak),
+        cmocka_unit_test(test_decode_handshake_bad_magic_is_malformed),
+        cmocka_unit_test(test_decode_handshake_unsupported_version_is_malformed),
+        cmocka_unit_test(test_frame_free_is_safe_on_zeroed_and_freed_frames),
+        cmocka_unit_test(test_random_round_trip_10000),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
