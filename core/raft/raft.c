@@ -33,6 +33,7 @@ struct raft_progress {
     bool probe_sent;      /* probe: an append is outstanding, wait for its answer */
     bool recent_active;   /* heard from since the last CheckQuorum round */
     uint64_t read_ack;    /* highest read round (heartbeat ctx) acknowledged in this term */
+    uint64_t commit_sent; /* highest commit index told to this follower */
     uint32_t n_inflight;  /* appends in flight: a ring of their last indexes */
     uint32_t inflight_head;
     uint64_t *inflight;   /* cfg.max_inflight slots */
@@ -470,6 +471,7 @@ static void raft_progress_reset(struct raft *r, struct raft_progress *pr)
     pr->probe_sent = false;
     pr->recent_active = false;
     pr->read_ack = 0;
+    pr->commit_sent = 0;
     pr->n_inflight = 0;
     pr->inflight_head = 0;
 }
@@ -574,6 +576,8 @@ static bool raft_send_append(struct raft *r, struct raft_progress *pr, bool allo
         .entries = n > 0 ? (struct raft_entry *)raft_entry_at(r, pr->next) : NULL,
     };
     raft_send(r, &m);
+    if (r->commit > pr->commit_sent)
+        pr->commit_sent = r->commit;
     if (pr->replicating) {
         if (n > 0) {
             pr->next += n;
@@ -598,11 +602,14 @@ static void raft_send_appends(struct raft *r, struct raft_progress *pr, bool all
     }
 }
 
-static void raft_bcast_append(struct raft *r, bool allow_empty)
+/* New entries to every follower; with commit_news, an empty APPEND too to those who have not
+ * heard the current commit index. */
+static void raft_bcast_append(struct raft *r, bool commit_news)
 {
     for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+        struct raft_progress *pr = &r->prs[i];
         if (i != r->self_idx)
-            raft_send_appends(r, &r->prs[i], allow_empty);
+            raft_send_appends(r, pr, commit_news && r->commit > pr->commit_sent);
     }
 }
 
@@ -622,6 +629,8 @@ static void raft_bcast_heartbeat(struct raft *r)
             .ctx = r->read_seq,
         };
         raft_send(r, &m);
+        if (m.commit > pr->commit_sent)
+            pr->commit_sent = m.commit;
     }
 }
 
@@ -850,7 +859,8 @@ static bool raft_append_well_formed(const struct raft_msg *m)
     uint64_t prev_term = m->log_term;
     for (uint32_t i = 0; i < m->n_entries; i++) {
         const struct raft_entry *e = &m->entries[i];
-        if (e->index != m->log_index + 1 + i || e->term < prev_term || e->term > m->term)
+        if (e->index != m->log_index + 1 + i || e->term == 0 || e->term < prev_term ||
+            e->term > m->term)
             return false;
         if (e->len > 0 && e->data == NULL)
             return false;
@@ -858,7 +868,8 @@ static bool raft_append_well_formed(const struct raft_msg *m)
             return false;
         prev_term = e->term;
     }
-    return m->log_term <= m->term;
+    /* Every real entry has a term >= 1; index 0 alone has term 0. */
+    return m->log_term <= m->term && (m->log_index == 0) == (m->log_term == 0);
 }
 
 static void raft_commit_to(struct raft *r, uint64_t index)
@@ -1044,7 +1055,9 @@ static void raft_handle_append_resp(struct raft *r, struct raft_progress *pr,
         } else if (!pr->replicating) {
             pr->probe_sent = false;
         }
-        raft_send_appends(r, pr, false);
+        /* Tell it the commit index at once if it has not heard it (a probe that just matched,
+         * an acknowledgment that came after the commit moved). */
+        raft_send_appends(r, pr, r->commit > pr->commit_sent);
         return;
     }
     r->counters.appends_rejected++;
@@ -1069,6 +1082,26 @@ static void raft_handle_append_resp(struct raft *r, struct raft_progress *pr,
     raft_send_appends(r, pr, true);
 }
 
+/* Replication with everything sent: an empty APPEND anchored at next - 1 (not at match) asks
+ * whether the follower holds all of it. It acknowledges, or it rejects and we probe back (§5.3:
+ * "the leader retries AppendEntries RPCs indefinitely"), so an APPEND lost while no new entry
+ * is proposed does not stall the follower (and the commit index it learns) for ever. */
+static void raft_send_append_check(struct raft *r, struct raft_progress *pr)
+{
+    RK_ASSERT(pr->replicating);
+    uint64_t prev = pr->next - 1;
+    if (prev < r->snap_index)
+        return; /* compacted away: only a snapshot can help */
+    struct raft_msg m = {
+        .type = RAFT_MSG_APPEND,
+        .to = pr->id,
+        .log_index = prev,
+        .log_term = raft_term_at(r, prev),
+        .commit = r->commit,
+    };
+    raft_send(r, &m);
+}
+
 static int raft_step_leader(struct raft *r, const struct raft_msg *m)
 {
     uint32_t i = raft_voter_idx(r, m->from);
@@ -1076,6 +1109,11 @@ static int raft_step_leader(struct raft *r, const struct raft_msg *m)
     switch (m->type) {
     case RAFT_MSG_APPEND_RESP:
         pr->recent_active = true;
+        if (!m->reject && m->index > raft_last_index(r)) {
+            /* A follower cannot hold more of our term's log than we do: forged or corrupt. */
+            r->counters.msgs_dropped++;
+            return RK_EINVAL;
+        }
         raft_handle_append_resp(r, pr, m);
         return RK_OK;
     case RAFT_MSG_HEARTBEAT_RESP:
@@ -1090,6 +1128,8 @@ static int raft_step_leader(struct raft *r, const struct raft_msg *m)
             pr->probe_sent = false;
         else if (pr->n_inflight == r->cfg.max_inflight)
             raft_inflight_free_to(r, pr, pr->inflight[pr->inflight_head]);
+        else if (pr->next > raft_last_index(r) && pr->match < raft_last_index(r))
+            raft_send_append_check(r, pr); /* all sent, not all acknowledged, window open */
         if (pr->match < raft_last_index(r))
             raft_send_appends(r, pr, false);
         return RK_OK;
@@ -1261,6 +1301,8 @@ int raft_transfer_leader(struct raft *r, uint64_t target)
     if (pr->match == raft_last_index(r)) {
         struct raft_msg tn = {.type = RAFT_MSG_TIMEOUT_NOW, .to = target};
         raft_send(r, &tn);
+    } else if (pr->replicating && pr->next > raft_last_index(r)) {
+        raft_send_append_check(r, pr); /* everything sent: find out what it holds */
     } else {
         raft_send_appends(r, pr, true); /* catch it up first */
     }
@@ -1371,7 +1413,7 @@ void raft_config_default(struct raft_config *c)
     c->max_append_bytes = 1u << 20;
     c->max_append_entries = 256;
     c->max_inflight = 32;
-    c->max_entry_bytes = (64u << 20) + (64u << 10);
+    c->max_entry_bytes = RAFT_DEFAULT_MAX_ENTRY_BYTES;
 }
 
 static int raft_validate_config(const struct raft_config *c, struct rk_errmsg *err)
@@ -1416,7 +1458,7 @@ static int raft_validate_state(const struct raft_config *c, struct rk_errmsg *er
             return rk_errf(err, RK_EINVAL, "state: entry %zu has index %llu, expected %llu", i,
                            (unsigned long long)e->index,
                            (unsigned long long)(c->snapshot_index + 1 + i));
-        if (e->term < prev_term || e->term > c->hard_state.term)
+        if (e->term == 0 || e->term < prev_term || e->term > c->hard_state.term)
             return rk_errf(err, RK_EINVAL,
                            "state: entry %llu has term %llu, outside [%llu, %llu]",
                            (unsigned long long)e->index, (unsigned long long)e->term,
@@ -1429,6 +1471,18 @@ static int raft_validate_state(const struct raft_config *c, struct rk_errmsg *er
         return rk_errf(err, RK_EINVAL, "state: applied index %llu outside the log [%llu, %llu]",
                        (unsigned long long)c->applied, (unsigned long long)c->snapshot_index,
                        (unsigned long long)last);
+    if (c->hard_state.vote != RAFT_NONE) {
+        bool voter = false;
+        for (uint32_t i = 0; i < c->n_voters; i++)
+            voter |= c->voters[i] == c->hard_state.vote;
+        if (!voter)
+            return rk_errf(err, RK_EINVAL, "state: vote for %llu, not a voter",
+                           (unsigned long long)c->hard_state.vote);
+    }
+    if ((c->snapshot_index == 0) != (c->snapshot_term == 0))
+        return rk_errf(err, RK_EINVAL, "state: snapshot index %llu with term %llu",
+                       (unsigned long long)c->snapshot_index,
+                       (unsigned long long)c->snapshot_term);
     if (c->snapshot_term > c->hard_state.term)
         return rk_errf(err, RK_EINVAL, "state: snapshot term %llu above term %llu",
                        (unsigned long long)c->snapshot_term,

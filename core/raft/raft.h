@@ -56,7 +56,7 @@
 #define RAFT_MAX_VOTERS 9
 #define RAFT_NONE 0 /* no node: node ids are >= 1 */
 /* Default largest proposal: a 64 MiB value plus a 64 KiB key and the command around them. */
-#define RAFT_DEFAULT_MAX_ENTRY_BYTES ((64u << 20) + (64u << 10))
+#define RAFT_DEFAULT_MAX_ENTRY_BYTES ((64u << 20) + (68u << 10))
 
 enum raft_role {
     RAFT_FOLLOWER = 0,

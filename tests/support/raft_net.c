@@ -351,6 +351,41 @@ void rn_restart(struct rn_net *net, uint64_t id)
     rn_start(net, id);
 }
 
+void rn_drop_at(struct rn_net *net, size_t i)
+{
+    assert_true(i < net->n_queue);
+    rn_free_msg(&net->queue[i].m);
+    memmove(&net->queue[i], &net->queue[i + 1], (net->n_queue - i - 1) * sizeof(*net->queue));
+    net->n_queue--;
+}
+
+void rn_duplicate_at(struct rn_net *net, size_t i)
+{
+    assert_true(i < net->n_queue);
+    struct raft_msg m = net->queue[i].m; /* rn_enqueue may move the queue */
+    rn_enqueue(net, &m);
+}
+
+void rn_load(struct rn_net *net, uint64_t id, const struct raft_hard_state *hs,
+             const struct raft_entry *entries, size_t n_entries)
+{
+    struct rn_node *nd = rn_node(net, id);
+    raft_destroy(nd->r);
+    nd->r = NULL;
+    rn_free_disk(nd);
+    nd->log = calloc(n_entries > 0 ? n_entries : 1, sizeof(*nd->log));
+    assert_non_null(nd->log);
+    nd->cap_log = n_entries > 0 ? n_entries : 1;
+    for (size_t i = 0; i < n_entries; i++) {
+        assert_int_equal(entries[i].index, i + 1);
+        rn_copy_entry(&nd->log[nd->n_log++], &entries[i]);
+    }
+    nd->hs = *hs;
+    nd->applied = 0;
+    nd->n_reads = 0;
+    rn_start(net, id);
+}
+
 size_t rn_count(const struct rn_net *net, uint8_t type, uint64_t from)
 {
     size_t n = 0;

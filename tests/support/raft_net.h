@@ -110,6 +110,18 @@ void rn_crash(struct rn_net *net, uint64_t id);
 /* Restart from the disk. applied = what the state machine had applied. */
 void rn_restart(struct rn_net *net, uint64_t id);
 
+/* Drops the queued message at position i. */
+void rn_drop_at(struct rn_net *net, size_t i);
+/* Queues a deep copy of the message at position i at the end of the queue: a duplicate. */
+void rn_duplicate_at(struct rn_net *net, size_t i);
+
+/* Replaces the disk of node id with copies of hs and entries (entries[i].index must be i + 1),
+ * discards its raft state and starts it again from that disk with nothing applied: a node that
+ * starts from a given state, e.g. the logs of Figures 7 and 8 of the Raft paper. Commits up
+ * to hs->commit are applied at the next rn_process. */
+void rn_load(struct rn_net *net, uint64_t id, const struct raft_hard_state *hs,
+             const struct raft_entry *entries, size_t n_entries);
+
 /* Count queued messages of a type (0 = any) from `from` (0 = any). */
 size_t rn_count(const struct rn_net *net, uint8_t type, uint64_t from);
 
