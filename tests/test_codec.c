@@ -730,7 +730,7 @@ static void test_decode_every_bit_flip_is_detected(void **state)
 static void test_decode_unknown_type_is_malformed(void **state)
 {
     (void)state;
-    static const uint8_t types[] = {0, RAFT_MSG_TYPE_COUNT, 0x7f, 0x81, 0xff};
+    static const uint8_t types[] = {0, RAFT_MSG_TYPE_COUNT, 0x7f, 0x83, 0xff};
     for (size_t i = 0; i < sizeof(types); i++) {
         struct builder b;
         b_start(&b, types[i]);
@@ -1080,6 +1080,70 @@ static void test_random_round_trip_10000(void **state)
     }
 }
 
+static void test_forward_round_trips_with_data(void **state)
+{
+    (void)state;
+    static const uint8_t data[] = "set k v";
+    struct codec_forward f = {.from = 2, .to = 1, .id = 77, .data = data, .len = sizeof(data)};
+    uint8_t buf[128];
+    size_t len = 0;
+    assert_int_equal(codec_encode_forward(CODEC_TYPE_FORWARD, &f, buf, sizeof(buf), &len), RK_OK);
+    assert_int_equal(len, codec_forward_size(CODEC_TYPE_FORWARD, &f));
+    struct codec_frame out;
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(codec_decode(buf, len, rk_alloc_libc(), &out, &err), RK_OK);
+    assert_int_equal(out.type, CODEC_TYPE_FORWARD);
+    assert_int_equal(out.fwd.from, 2);
+    assert_int_equal(out.fwd.to, 1);
+    assert_int_equal(out.fwd.id, 77);
+    assert_int_equal(out.fwd.len, sizeof(data));
+    assert_memory_equal(out.fwd.data, data, sizeof(data));
+    assert_ptr_equal(out.fwd.data, buf + len - sizeof(data)); /* zero-copy */
+    codec_frame_free(rk_alloc_libc(), &out);
+}
+
+static void test_forward_resp_round_trips(void **state)
+{
+    (void)state;
+    struct codec_forward f = {.from = 1, .to = 3, .id = 9, .status = CODEC_FORWARD_NOT_LEADER,
+                              .index = 1234, .term = 7, .leader = 2};
+    uint8_t buf[128];
+    size_t len = 0;
+    assert_int_equal(codec_encode_forward(CODEC_TYPE_FORWARD_RESP, &f, buf, sizeof(buf), &len),
+                     RK_OK);
+    struct codec_frame out;
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(codec_decode(buf, len, rk_alloc_libc(), &out, &err), RK_OK);
+    assert_int_equal(out.type, CODEC_TYPE_FORWARD_RESP);
+    assert_int_equal(out.fwd.status, CODEC_FORWARD_NOT_LEADER);
+    assert_int_equal(out.fwd.index, 1234);
+    assert_int_equal(out.fwd.term, 7);
+    assert_int_equal(out.fwd.leader, 2);
+    assert_int_equal(out.fwd.id, 9);
+}
+
+static void test_forward_truncations_and_bad_status_are_malformed(void **state)
+{
+    (void)state;
+    static const uint8_t data[] = "payload";
+    struct codec_forward f = {.from = 2, .to = 1, .id = 5, .data = data, .len = sizeof(data)};
+    uint8_t buf[128];
+    size_t len = 0;
+    assert_int_equal(codec_encode_forward(CODEC_TYPE_FORWARD, &f, buf, sizeof(buf), &len), RK_OK);
+    for (size_t cut = CODEC_FRAME_HEADER_SIZE + 1; cut < len; cut++) {
+        uint8_t copy[128];
+        memcpy(copy, buf, cut);
+        fix_header(copy, cut);
+        expect_error(copy, cut, RK_EMALFORMED, "forward", "offset", NULL);
+    }
+    struct codec_forward r = {.from = 1, .to = 2, .id = 5};
+    assert_int_equal(codec_encode_forward(CODEC_TYPE_FORWARD_RESP, &r, buf, sizeof(buf), &len),
+                     RK_OK);
+    buf[CODEC_FRAME_HEADER_SIZE + 1 + 24] = CODEC_FORWARD_STATUS_COUNT; /* the status byte */
+    fix_header(buf, len);
+    expect_error(buf, len, RK_EMALFORMED, "forward_resp", "status", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1111,6 +1175,9 @@ int main(void)
         cmocka_unit_test(test_decode_truncated_payload_names_field_and_offset),
         cmocka_unit_test(test_decode_every_bit_flip_is_detected),
         cmocka_unit_test(test_decode_unknown_type_is_malformed),
+        cmocka_unit_test(test_forward_round_trips_with_data),
+        cmocka_unit_test(test_forward_resp_round_trips),
+        cmocka_unit_test(test_forward_truncations_and_bad_status_are_malformed),
         cmocka_unit_test(test_decode_bad_bool_is_malformed),
         cmocka_unit_test(test_decode_bad_entry_type_is_malformed),
         cmocka_unit_test(test_decode_non_consecutive_entry_index_is_malformed),

@@ -296,6 +296,47 @@ int codec_encode_handshake(const struct codec_handshake *h, uint8_t *buf, size_t
     return RK_OK;
 }
 
+#define FORWARD_FIXED_SIZE      (8 + 8 + 8 + 4)
+#define FORWARD_RESP_PAYLOAD    (8 + 8 + 8 + 1 + 8 + 8 + 8)
+
+size_t codec_forward_size(uint8_t type, const struct codec_forward *f)
+{
+    RK_ASSERT(type == CODEC_TYPE_FORWARD || type == CODEC_TYPE_FORWARD_RESP);
+    if (type == CODEC_TYPE_FORWARD_RESP)
+        return PAYLOAD_OFFSET + FORWARD_RESP_PAYLOAD;
+    return PAYLOAD_OFFSET + FORWARD_FIXED_SIZE + (size_t)f->len;
+}
+
+int codec_encode_forward(uint8_t type, const struct codec_forward *f, uint8_t *buf, size_t cap,
+                         size_t *out_len)
+{
+    RK_ASSERT(f != NULL);
+    RK_ASSERT(out_len != NULL);
+    RK_ASSERT(f->len == 0 || f->data != NULL);
+    RK_ASSERT(f->status < CODEC_FORWARD_STATUS_COUNT);
+    size_t size = codec_forward_size(type, f);
+    if (size > cap || (uint64_t)size - CODEC_FRAME_HEADER_SIZE > UINT32_MAX)
+        return RK_ETOOBIG;
+    struct codec_writer w = {.buf = buf, .cap = size, .pos = CODEC_FRAME_HEADER_SIZE};
+    put_u8(&w, type);
+    put_u64(&w, f->from);
+    put_u64(&w, f->to);
+    put_u64(&w, f->id);
+    if (type == CODEC_TYPE_FORWARD) {
+        put_u32(&w, f->len);
+        put_bytes(&w, f->data, f->len);
+    } else {
+        put_u8(&w, f->status);
+        put_u64(&w, f->index);
+        put_u64(&w, f->term);
+        put_u64(&w, f->leader);
+    }
+    RK_ASSERT(w.pos == size);
+    seal_frame(buf, size);
+    *out_len = size;
+    return RK_OK;
+}
+
 /* ---- stream splitting ----------------------------------------------------------------- */
 
 int codec_frame_peek(const uint8_t *buf, size_t len, uint32_t max_frame, size_t *frame_len,
@@ -541,6 +582,30 @@ static void decode_handshake(struct codec_reader *r, struct codec_handshake *h)
     h->node_id = rd_u64(r, "node_id");
 }
 
+static void decode_forward(struct codec_reader *r, uint8_t type, struct codec_forward *f)
+{
+    snprintf(r->where, sizeof(r->where), "%s",
+             type == CODEC_TYPE_FORWARD ? "forward" : "forward_resp");
+    f->from = rd_u64(r, "from");
+    f->to = rd_u64(r, "to");
+    f->id = rd_u64(r, "id");
+    if (type == CODEC_TYPE_FORWARD) {
+        f->len = rd_u32(r, "len");
+        f->data = rd_take(r, f->len, "data");
+        if (f->len == 0)
+            f->data = NULL;
+        return;
+    }
+    size_t at = r->pos;
+    f->status = rd_u8(r, "status");
+    if (rd_ok(r) && f->status >= CODEC_FORWARD_STATUS_COUNT)
+        rd_fail(r, RK_EMALFORMED, "status %u at offset %zu is not a forward status", f->status,
+                at);
+    f->index = rd_u64(r, "index");
+    f->term = rd_u64(r, "term");
+    f->leader = rd_u64(r, "leader");
+}
+
 /* F1 and the CRC half of F2: the frame is exactly one frame and its bytes are intact. */
 static int check_frame(const uint8_t *frame, size_t len, struct rk_errmsg *err)
 {
@@ -574,13 +639,16 @@ int codec_decode(const uint8_t *frame, size_t len, const struct rk_alloc *a,
     if (rc != RK_OK)
         return rc;
     uint8_t type = frame[TYPE_OFFSET];
-    if (type != CODEC_TYPE_HANDSHAKE && !is_msg_type(type))
+    bool is_forward = type == CODEC_TYPE_FORWARD || type == CODEC_TYPE_FORWARD_RESP;
+    if (type != CODEC_TYPE_HANDSHAKE && !is_forward && !is_msg_type(type))
         return rk_errf(err, RK_EMALFORMED, "frame: unknown type 0x%02x at offset %d", type,
                        TYPE_OFFSET);
     struct codec_reader r = {.buf = frame, .len = len, .pos = PAYLOAD_OFFSET, .err = err};
     out->type = type;
     if (type == CODEC_TYPE_HANDSHAKE)
         decode_handshake(&r, &out->hs);
+    else if (is_forward)
+        decode_forward(&r, type, &out->fwd);
     else
         decode_msg(&r, type, a, &out->msg);
     if (rd_ok(&r) && r.pos != r.len)

@@ -23,6 +23,10 @@
  *     READ_INDEX          ctx u64
  *     READ_INDEX_RESP     reject u8, ctx u64, index u64
  *   HANDSHAKE             magic u32 (CODEC_MAGIC), version u16, cluster_id u64, node_id u64
+ *   FORWARD               from u64, to u64, id u64, len u32, data[len]: a client write a
+ *                         follower hands to the leader (core/replica)
+ *   FORWARD_RESP          from u64, to u64, id u64, status u8, index u64, term u64, leader u64:
+ *                         where the leader proposed it, or why it did not
  *
  * A decoded frame satisfies (anything else is RK_EMALFORMED, or RK_ECORRUPT for a CRC
  * mismatch; never an assert, never a read out of bounds):
@@ -48,6 +52,8 @@
 
 #define CODEC_FRAME_HEADER_SIZE 8 /* len u32 + crc32c u32, before the type byte */
 #define CODEC_TYPE_HANDSHAKE    0x80
+#define CODEC_TYPE_FORWARD      0x81
+#define CODEC_TYPE_FORWARD_RESP 0x82
 /* "RKV1" as it appears on the wire: the bytes 'R' 'K' 'V' '1' read as a little-endian u32. */
 #define CODEC_MAGIC            0x31564B52u
 #define CODEC_PROTOCOL_VERSION 1
@@ -65,12 +71,36 @@ struct codec_handshake {
     uint64_t node_id;
 };
 
-/* One decoded frame. type == CODEC_TYPE_HANDSHAKE: hs is set and msg is zero. Otherwise msg is
- * set (msg.type == type), with the fields its type does not carry zero, and hs is zero. */
+/* FORWARD_RESP status values: wire values. */
+enum codec_forward_status {
+    CODEC_FORWARD_OK = 0,         /* proposed at (index, term) */
+    CODEC_FORWARD_NOT_LEADER = 1, /* not executed; leader is the receiver's best guess or 0 */
+    CODEC_FORWARD_BUSY = 2,       /* not executed: leadership transfer or a full queue */
+    CODEC_FORWARD_TOO_BIG = 3,    /* not executed: over the leader's entry limit */
+    CODEC_FORWARD_STATUS_COUNT
+};
+
+/* FORWARD and FORWARD_RESP. data (FORWARD only) is borrowed like APPEND entry data. */
+struct codec_forward {
+    uint64_t from;
+    uint64_t to;
+    uint64_t id; /* chosen by the follower to match the response */
+    const uint8_t *data;
+    uint32_t len;
+    uint8_t status; /* enum codec_forward_status */
+    uint64_t index;
+    uint64_t term;
+    uint64_t leader;
+};
+
+/* One decoded frame. type == CODEC_TYPE_HANDSHAKE: hs is set; CODEC_TYPE_FORWARD(_RESP): fwd is
+ * set; otherwise msg is set (msg.type == type), with the fields its type does not carry zero.
+ * The members a type does not use are zero. */
 struct codec_frame {
     uint8_t type;
     struct raft_msg msg;
     struct codec_handshake hs;
+    struct codec_forward fwd;
 };
 
 /* The exact encoded size of m, header included (SIZE_MAX if it does not fit a size_t). */
@@ -86,6 +116,14 @@ int codec_encode_msg(const struct raft_msg *m, uint8_t *buf, size_t cap, size_t 
  * is too small. */
 int codec_encode_handshake(const struct codec_handshake *h, uint8_t *buf, size_t cap,
                            size_t *out_len);
+
+/* The encoded size of a FORWARD (type CODEC_TYPE_FORWARD, f->len data bytes) or FORWARD_RESP. */
+size_t codec_forward_size(uint8_t type, const struct codec_forward *f);
+
+/* Encodes f as a frame of type CODEC_TYPE_FORWARD or CODEC_TYPE_FORWARD_RESP. RK_ETOOBIG when cap
+ * is too small. */
+int codec_encode_forward(uint8_t type, const struct codec_forward *f, uint8_t *buf, size_t cap,
+                         size_t *out_len);
 
 /*
  * Splits a byte stream into frames: looks at buf[0..len) (borrowed), the unread bytes of a
