@@ -1,0 +1,228 @@
+/*
+ * cmd.c — encoding and strict decoding of kv commands, the data of a Raft entry (layout in
+ * kv.h).
+ *
+ * The bytes handed to kv_cmd_decode are untrusted: they came from a client through the leader
+ * and the log, and a bug or a corrupted entry must end as KV_BAD_COMMAND on every replica alike,
+ * never as a crash. As in codec.c, reads go through a bounded reader whose first error is
+ * sticky, so the decoder is a straight sequence of field reads and every message names the
+ * field and its offset.
+ *
+ * Invariants:
+ *   C1  kv_cmd_size(c) == KV_CMD_OVERHEAD_BYTES + key_len + val_len, and the encoder writes
+ *       exactly that many bytes (asserted).
+ *   C2  Every command kv_cmd_encode accepts, kv_cmd_decode accepts and returns unchanged;
+ *       every buffer kv_cmd_decode accepts re-encodes to the same bytes (one encoding per
+ *       command: the decoder is as strict as the encoder).
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "kv/kv.h"
+
+_Static_assert(KV_OP_PUT == 1 && KV_OP_DEL == 2, "kv ops are wire values: never renumber");
+_Static_assert(KV_CMD_OVERHEAD_BYTES == 26, "the command header is part of the log format");
+_Static_assert(KV_CMD_MAX_BYTES <= UINT32_MAX, "a command's length fits an entry's u32 len");
+
+#define OFF_VERSION   0u
+#define OFF_OP        1u
+#define OFF_CLIENT_ID 2u
+#define OFF_SEQ       10u
+#define OFF_KEY_LEN   18u
+#define OFF_KEY       22u
+_Static_assert(OFF_KEY + 4 == KV_CMD_OVERHEAD_BYTES, "header offsets add up");
+
+static bool is_op(unsigned op)
+{
+    return op == KV_OP_PUT || op == KV_OP_DEL;
+}
+
+const char *kv_op_name(uint8_t op)
+{
+    switch (op) {
+    case KV_OP_PUT:
+        return "PUT";
+    case KV_OP_DEL:
+        return "DEL";
+    }
+    return "?";
+}
+
+size_t kv_cmd_size(const struct kv_cmd *c)
+{
+    RK_ASSERT(c != NULL);
+    /* At most 26 + 2 * (2^32 - 1): no wrap where size_t has 64 bits; saturate elsewhere. */
+    uint64_t size = (uint64_t)KV_CMD_OVERHEAD_BYTES + c->key_len + c->val_len;
+    return size > SIZE_MAX ? SIZE_MAX : (size_t)size;
+}
+
+/* ---- writer ----------------------------------------------------------------------------- */
+
+/* Writes into a buffer already known to be large enough: overflow is a bug, hence asserts. */
+struct cmd_writer {
+    uint8_t *buf;
+    size_t cap;
+    size_t pos;
+};
+
+static void put_le(struct cmd_writer *w, uint64_t v, size_t n)
+{
+    RK_ASSERT(n <= w->cap - w->pos);
+    for (size_t i = 0; i < n; i++)
+        w->buf[w->pos + i] = (uint8_t)(v >> (8 * i));
+    w->pos += n;
+}
+
+static void put_bytes(struct cmd_writer *w, const uint8_t *p, size_t n)
+{
+    RK_ASSERT(n <= w->cap - w->pos);
+    if (n > 0)
+        memcpy(w->buf + w->pos, p, n);
+    w->pos += n;
+}
+
+int kv_cmd_encode(const struct kv_cmd *c, uint8_t *buf, size_t cap, size_t *out_len)
+{
+    RK_ASSERT(c != NULL);
+    RK_ASSERT(out_len != NULL);
+    RK_ASSERT(buf != NULL || cap == 0);
+    RK_ASSERT(c->key != NULL || c->key_len == 0);
+    RK_ASSERT(c->val != NULL || c->val_len == 0);
+    /* C2: refuse here what the decoder would refuse, so a bad command fails at its source. */
+    if (!is_op(c->op) || (c->op == KV_OP_DEL && c->val_len != 0))
+        return RK_EINVAL;
+    if (c->client_id != 0 && c->seq == 0)
+        return RK_EINVAL;
+    if (c->key_len > KV_MAX_KEY_BYTES || c->val_len > KV_MAX_VALUE_BYTES)
+        return RK_ETOOBIG;
+    size_t size = kv_cmd_size(c);
+    if (size > cap)
+        return RK_ETOOBIG;
+    struct cmd_writer w = {.buf = buf, .cap = size, .pos = 0};
+    put_le(&w, KV_CMD_VERSION, 1);
+    put_le(&w, c->op, 1);
+    put_le(&w, c->client_id, 8);
+    put_le(&w, c->seq, 8);
+    put_le(&w, c->key_len, 4);
+    put_bytes(&w, c->key, c->key_len);
+    put_le(&w, c->val_len, 4);
+    put_bytes(&w, c->val, c->val_len);
+    RK_ASSERT(w.pos == size); /* C1 */
+    *out_len = size;
+    return RK_OK;
+}
+
+/* ---- reader ----------------------------------------------------------------------------- */
+
+/* A bounded reader over one command. The first error is sticky: later reads return zeros and
+ * leave the message alone, so the decoder reads straight through and checks once. */
+struct cmd_reader {
+    const uint8_t *buf;
+    size_t len;
+    size_t pos;
+    int rc;
+    struct rk_errmsg *err;
+};
+
+static void rd_fail(struct cmd_reader *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void rd_fail(struct cmd_reader *r, const char *fmt, ...)
+{
+    if (r->rc != RK_OK)
+        return;
+    r->rc = RK_EMALFORMED;
+    char text[RK_ERRMSG_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    rk_errf(r->err, RK_EMALFORMED, "kv command: %s", text);
+}
+
+static bool rd_ok(const struct cmd_reader *r)
+{
+    return r->rc == RK_OK;
+}
+
+/* Consumes n bytes and returns them, or NULL (and fails) when fewer remain. */
+static const uint8_t *rd_take(struct cmd_reader *r, size_t n, const char *field)
+{
+    if (!rd_ok(r))
+        return NULL;
+    RK_ASSERT(r->pos <= r->len);
+    size_t left = r->len - r->pos;
+    if (n > left) {
+        rd_fail(r, "%s at offset %zu: %zu bytes needed, only %zu left", field, r->pos, n, left);
+        return NULL;
+    }
+    const uint8_t *p = r->buf + r->pos;
+    r->pos += n;
+    return p;
+}
+
+static uint64_t rd_le(struct cmd_reader *r, size_t n, const char *field)
+{
+    const uint8_t *p = rd_take(r, n, field);
+    uint64_t v = 0;
+    for (size_t i = 0; p != NULL && i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Reads a u32 length and checks it against limit before anything is taken for it, so that a
+ * bogus length is reported as such and not as a truncation. */
+static uint32_t rd_len(struct cmd_reader *r, const char *field, uint32_t limit)
+{
+    size_t at = r->pos;
+    uint32_t n = (uint32_t)rd_le(r, 4, field);
+    if (rd_ok(r) && n > limit)
+        rd_fail(r, "%s at offset %zu: %" PRIu32 " is over the %" PRIu32 "-byte limit", field, at, n,
+                limit);
+    return rd_ok(r) ? n : 0;
+}
+
+int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c, struct rk_errmsg *err)
+{
+    RK_ASSERT(buf != NULL || len == 0);
+    RK_ASSERT(c != NULL);
+    struct cmd_reader r = {.buf = buf, .len = len, .pos = 0, .rc = RK_OK, .err = err};
+    memset(c, 0, sizeof(*c));
+
+    uint8_t version = (uint8_t)rd_le(&r, 1, "version");
+    if (rd_ok(&r) && version != KV_CMD_VERSION)
+        rd_fail(&r, "version at offset %u: %u is not %u", OFF_VERSION, version, KV_CMD_VERSION);
+    uint8_t op = (uint8_t)rd_le(&r, 1, "op");
+    if (rd_ok(&r) && !is_op(op))
+        rd_fail(&r, "op at offset %u: %u is neither PUT (1) nor DEL (2)", OFF_OP, op);
+    uint64_t client_id = rd_le(&r, 8, "client_id");
+    uint64_t seq = rd_le(&r, 8, "seq");
+    if (rd_ok(&r) && client_id != 0 && seq == 0)
+        rd_fail(&r, "seq at offset %u: 0 with client_id %" PRIu64 " (sequence numbers start at 1)",
+                OFF_SEQ, client_id);
+    uint32_t key_len = rd_len(&r, "key_len", KV_MAX_KEY_BYTES);
+    const uint8_t *key = rd_take(&r, key_len, "key");
+    size_t val_len_at = r.pos;
+    uint32_t val_len = rd_len(&r, "val_len", KV_MAX_VALUE_BYTES);
+    if (rd_ok(&r) && op == KV_OP_DEL && val_len != 0)
+        rd_fail(&r, "val_len at offset %zu: %" PRIu32 " but a DEL carries no value", val_len_at,
+                val_len);
+    const uint8_t *val = rd_take(&r, val_len, "val");
+    if (rd_ok(&r) && r.pos != len)
+        rd_fail(&r, "end at offset %zu: %zu trailing bytes after the value", r.pos, len - r.pos);
+    if (!rd_ok(&r))
+        return r.rc;
+
+    RK_ASSERT(r.pos == KV_CMD_OVERHEAD_BYTES + (size_t)key_len + val_len); /* C1 */
+    c->op = op;
+    c->client_id = client_id;
+    c->seq = seq;
+    c->key = key_len == 0 ? NULL : key;
+    c->key_len = key_len;
+    c->val = val_len == 0 ? NULL : val;
+    c->val_len = val_len;
+    return RK_OK;
+}

@@ -1,0 +1,193 @@
+/*
+ * kv.h — the replicated state machine: the command encoding (the data of a Raft entry), the
+ * apply step, and client sessions, so that a retried command is applied at most once
+ * (thesis §6.3).
+ *
+ * Every replica applies the same committed entries in the same order and must end in the same
+ * state, so everything kv_apply decides is a function of (the entries applied so far, the
+ * configuration): no clock, no randomness, no dependence on memory addresses. That includes
+ * which sessions exist, which one is evicted, and what an undecodable entry does.
+ *
+ * Sessions (thesis §6.3). A client with a non-zero client_id numbers its requests seq = 1, 2, …
+ * and retries a request with the same seq until it gets an answer. The state machine keeps, per
+ * client, the last seq it applied and that command's result:
+ *
+ *     no session, or seq > last_seq   apply; remember (seq, result)            KV_OK
+ *     seq == last_seq                  do not apply; return the cached result   KV_DUPLICATE
+ *     seq <  last_seq                  do not apply; the result is forgotten    KV_STALE
+ *     client_id == 0                   always apply, nothing remembered         KV_OK
+ *
+ * so one outstanding request per client is deduplicated exactly. Every command that reaches
+ * the state machine with a client id (including a duplicate or a stale one) marks its session
+ * as used at that log index.
+ *
+ * Sessions are bounded (max_sessions): opening one more evicts the least recently used session,
+ * the one whose last command has the lowest log index. Every replica evicts the same one. The
+ * limitation, as in the thesis: a client whose session was evicted and who then retries a
+ * request that had been applied gets it applied a second time (kv cannot tell it from a new
+ * request). Size max_sessions above the number of clients active at once.
+ *
+ * Not yet: sessions are memory only. A replica that restarts over a durable store must rebuild
+ * the session table (from a snapshot, or by replaying the log from where the sessions were last
+ * saved) before it applies anything new, or dedup is lost across the restart.
+ *
+ * Ownership: struct kv owns its session table; the store is borrowed and must outlive it.
+ */
+#ifndef RK_KV_H
+#define RK_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "kv/memstore.h"
+#include "kv/store.h"
+
+/* ---- command encoding ------------------------------------------------------------------- */
+
+/* Command encoding (the data of a Raft entry). Little-endian, fixed-width:
+ * [version u8 = 1][op u8][client_id u64][seq u64][key_len u32][key][val_len u32][val]
+ *
+ * Decoding is strict, so that every command has exactly one encoding: the version is 1, op is
+ * PUT or DEL, a DEL carries no value (val_len 0), seq is not 0 when client_id is not 0, the key
+ * and value are within the limits below, and no byte follows the value. */
+enum kv_op { KV_OP_PUT = 1, KV_OP_DEL = 2 }; /* wire values: never renumber */
+
+#define KV_CMD_VERSION     1u
+#define KV_MAX_KEY_BYTES   (64u << 10)
+#define KV_MAX_VALUE_BYTES (64u << 20)
+/* Everything but the key and value bytes. */
+#define KV_CMD_OVERHEAD_BYTES (1u + 1u + 8u + 8u + 4u + 4u)
+/* The largest valid command: a PUT of the largest key and value. */
+#define KV_CMD_MAX_BYTES (KV_CMD_OVERHEAD_BYTES + KV_MAX_KEY_BYTES + KV_MAX_VALUE_BYTES)
+
+struct kv_cmd {
+    uint8_t op;         /* enum kv_op */
+    uint64_t client_id; /* 0: no session (no deduplication) */
+    uint64_t seq;       /* per client, starts at 1, increases by one per new request */
+    const uint8_t *key; /* borrowed; may be NULL when key_len == 0 */
+    uint32_t key_len;
+    const uint8_t *val; /* PUT only; 0/NULL for DEL. Borrowed. */
+    uint32_t val_len;
+};
+
+/* The exact encoded size of c: KV_CMD_OVERHEAD_BYTES + key_len + val_len. */
+size_t kv_cmd_size(const struct kv_cmd *c);
+
+/* Encodes c into buf[0..cap). RK_OK and *out_len = kv_cmd_size(c); RK_EINVAL for an op that
+ * is not PUT or DEL, a DEL with a value, or seq 0 with a client id; RK_ETOOBIG when the key or
+ * value is over its limit or cap is too small. Nothing is written on error. */
+int kv_cmd_encode(const struct kv_cmd *c, uint8_t *buf, size_t cap, size_t *out_len);
+
+/* Decodes buf[0..len) (untrusted) into *c. Zero-copy: c->key and c->val point into buf (NULL
+ * when their length is 0), so buf must outlive c. RK_EMALFORMED with a message
+ * "kv command: <field> at offset N: ..." in *err (which may be NULL). */
+int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c, struct rk_errmsg *err);
+
+/* "PUT", "DEL", or "?" for anything else. Static strings. */
+const char *kv_op_name(uint8_t op);
+
+/* ---- the state machine ------------------------------------------------------------------ */
+
+/* The largest max_sessions accepted: bounds the memory kv_create reserves. */
+#define KV_MAX_SESSIONS         (1u << 20)
+#define KV_DEFAULT_MAX_SESSIONS 4096u
+
+struct kv_config {
+    const struct rk_alloc *alloc; /* borrowed; must outlive the kv */
+    struct kv_store *store;       /* borrowed; must outlive the kv */
+    uint32_t max_sessions;        /* default KV_DEFAULT_MAX_SESSIONS when 0 */
+};
+
+enum kv_status {
+    KV_OK = 0,
+    KV_DUPLICATE = 1,   /* already applied: cached result returned */
+    KV_STALE = 2,       /* seq below the session's last: result no longer known */
+    KV_BAD_COMMAND = 3, /* the entry's data did not decode: ignored deterministically */
+    KV_STORE_ERROR = 4, /* the store failed: the entry was NOT applied (see kv_apply) */
+};
+
+struct kv_result {
+    uint8_t status; /* enum kv_status */
+    uint8_t op;     /* the command's op; 0 for KV_BAD_COMMAND */
+    uint64_t client_id, seq;
+    int64_t num; /* DEL: number of keys removed (0 or 1); PUT: 0 */
+    int err;     /* KV_STORE_ERROR: the rk_err from the store; otherwise RK_OK */
+};
+
+struct kv;
+
+/* Creates a state machine over c->store. The session table (max_sessions sessions) is reserved
+ * here, once: kv_apply allocates nothing of its own. The applied index starts at the store's
+ * applied_index. RK_OK and *out (owned by the caller, freed with kv_destroy); RK_EINVAL when
+ * max_sessions > KV_MAX_SESSIONS; RK_ENOMEM. */
+int kv_create(const struct kv_config *c, struct kv **out);
+
+/* Frees the kv and its sessions; does not destroy the store. NULL is a no-op. */
+void kv_destroy(struct kv *kv);
+
+/*
+ * Applies the committed entry at index (must be > kv_applied_index, strictly increasing;
+ * asserted). data is the raw entry data (borrowed for the call). Deterministic: every replica
+ * applying the same sequence gets the same results and the same session table.
+ *
+ * RK_OK: the entry is consumed, kv_applied_index() == index, and *out says what happened:
+ * KV_OK, KV_DUPLICATE (cached result of the earlier apply: num, op), KV_STALE, or
+ * KV_BAD_COMMAND (data did not decode; nothing else changed; kv_last_error says why).
+ *
+ * Any other return is the store's error (RK_ENOMEM, an I/O error): out->status is
+ * KV_STORE_ERROR and out->err the same code, and NOTHING changed — not the store (store.h S1),
+ * not the sessions, not the applied index. A store error is local to this replica, so the
+ * entry must not be skipped: the caller retries kv_apply with the same index and data, or
+ * stops the replica. Skipping it would make this replica diverge from the others.
+ *
+ * O(1) apart from the store's own work: sessions are a hash map and an intrusive LRU list.
+ */
+int kv_apply(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len,
+             struct kv_result *out);
+
+/* Advances the applied index over an entry that carries no command (a Raft no-op). */
+void kv_apply_noop(struct kv *kv, uint64_t index);
+
+uint64_t kv_applied_index(const struct kv *kv);
+
+/* The value of key, borrowed until the next kv_apply. RK_OK; RK_ENOENT if absent. */
+int kv_get(struct kv *kv, const uint8_t *key, uint32_t key_len, const uint8_t **val,
+           uint32_t *val_len);
+
+/* Number of live keys in the store. */
+uint64_t kv_count(const struct kv *kv);
+
+uint32_t kv_session_count(const struct kv *kv);
+
+/* Why the last KV_BAD_COMMAND was ignored ("kv command: op at offset 1: ..."); "" if none yet.
+ * Valid until the next kv_apply. */
+const char *kv_last_error(const struct kv *kv);
+
+/* ---- session introspection (tests, debugging, later: snapshots) -------------------------- */
+
+struct kv_session_info {
+    uint64_t client_id;
+    uint64_t last_seq;       /* seq of the last command applied for this client */
+    uint64_t last_index;     /* log index of the client's last command: the LRU key */
+    struct kv_result result; /* the cached result of last_seq (status KV_OK) */
+};
+
+/* RK_OK and *out for client_id's session; RK_ENOENT if it has none. */
+int kv_session_get(const struct kv *kv, uint64_t client_id, struct kv_session_info *out);
+
+/* Calls fn for every session from the least to the most recently used (the eviction order);
+ * stops when fn returns false. fn must not call kv_apply. */
+void kv_session_scan(const struct kv *kv, bool (*fn)(void *ctx, const struct kv_session_info *s),
+                     void *ctx);
+
+/* Checks the session table's invariants (K1–K4 in kv.c) in O(max_sessions): for tests and
+ * slow asserts. */
+bool kv_valid(const struct kv *kv);
+
+/* "ok", "duplicate", "stale", "bad command", "store error", or "?". Static strings. */
+const char *kv_status_name(uint8_t status);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * store.h — the storage interface the kv state machine sits on.
+ *
+ * An implementation embeds struct kv_store as its FIRST member and points ops at a static table
+ * (SQLite's VFS style): every op receives the struct kv_store it was called on and converts it
+ * back. Implementations: the in-memory hash table (memstore.h) and, later, Bitcask.
+ *
+ * Contract for every implementation:
+ *   S1  A failed put or del changes nothing: not the data, not applied_index. The caller may
+ *       retry the same call.
+ *   S2  applied_index is the highest index given to a put or del that succeeded, 0 if none.
+ *       It never decreases.
+ *   S3  scan's order is unspecified, but a deterministic function of the history of puts and
+ *       dels, so that two replicas that applied the same log visit keys in the same order.
+ *   S4  Keys and values are copied on put; nothing the caller passes is retained.
+ */
+#ifndef RK_KV_STORE_H
+#define RK_KV_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct kv_store;
+
+struct kv_store_ops {
+    /* RK_OK and *val, *val_len borrowed until the next mutating call; RK_ENOENT if absent. */
+    int (*get)(struct kv_store *s, const uint8_t *key, uint32_t key_len, const uint8_t **val,
+               uint32_t *val_len);
+    /* index: the Raft log index that writes it (the store remembers the highest). Copies key
+     * and value. RK_ENOMEM (or an I/O error) leaves the store unchanged (S1). */
+    int (*put)(struct kv_store *s, uint64_t index, const uint8_t *key, uint32_t key_len,
+               const uint8_t *val, uint32_t val_len);
+    /* Removes key if present; *existed says whether it was. Advances applied_index either way. */
+    int (*del)(struct kv_store *s, uint64_t index, const uint8_t *key, uint32_t key_len,
+               bool *existed);
+    /* Number of live keys. */
+    uint64_t (*count)(struct kv_store *s);
+    /* Highest index given to put/del, 0 if none (S2). */
+    uint64_t (*applied_index)(struct kv_store *s);
+    /* Calls fn for each live key once; order unspecified but deterministic for a given history
+     * (S3). Stops when fn returns false. key and val are borrowed for the duration of one call
+     * of fn, which must not call a mutating op of the store being scanned. */
+    void (*scan)(struct kv_store *s,
+                 bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                            uint32_t val_len),
+                 void *ctx);
+    /* Frees the store and everything it owns. */
+    void (*destroy)(struct kv_store *s);
+};
+
+struct kv_store {
+    const struct kv_store_ops *ops;
+};
+
+#endif
