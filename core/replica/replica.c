@@ -1,0 +1,955 @@
+/*
+ * replica.c — see replica.h for the contract.
+ *
+ * Pending requests live in a slot table. A request's id on the wire or in raft (read ctx,
+ * forward id) is (nonce24 << 40 | generation20 << 20 | slot20): the generation tells a late
+ * answer for a finished request from the slot's new occupant, and the nonce, drawn from the
+ * seed at start, tells answers meant for an earlier incarnation of this node.
+ *
+ * A request is in one of these states:
+ *
+ *   submit ──GET──► READ_INDEX ──read state──► WAIT_APPLY ──applied >= index──► reply
+ *      │                                           ▲
+ *      ├──PUT/DEL on leader: propose ──────────────┤  (index, term known)
+ *      └──PUT/DEL on follower: FORWARD ──► FORWARD_WAIT ──FORWARD_RESP ok──┘
+ *
+ * and any state ends in TIMEOUT after request_timeout_ticks (deadlines are FIFO: every request
+ * gets the same timeout, so submission order is deadline order).
+ *
+ * Invariants:
+ *   R1  every submitted request gets exactly one reply (or the replica is destroyed/failed).
+ *   R2  a write is answered OK only with the result of applying its own entry: the entry at
+ *       its (index, term), and, with a session, its (client_id, seq).
+ *   R3  a reply TRYAGAIN means the request was not and will not be executed.
+ */
+#include "replica/replica.h"
+
+#include <string.h>
+
+#include "codec/codec.h"
+#include "common/assert.h"
+#include "common/prng.h"
+
+_Static_assert(KV_CMD_MAX_BYTES <= RAFT_DEFAULT_MAX_ENTRY_BYTES,
+               "the largest command must fit the default Raft entry limit");
+
+#define REPLICA_RECENT 4096u /* results of recently applied entries, for late FORWARD_RESPs */
+
+enum pending_state {
+    P_FREE = 0,
+    P_NEW,          /* allocated, not yet handed to raft or forwarded (within submit_one) */
+    P_READ_INDEX,   /* waiting for raft's read state */
+    P_FORWARD_WAIT, /* waiting for the leader's FORWARD_RESP */
+    P_WAIT_APPLY,   /* waiting for the state machine to reach index */
+};
+
+struct pending {
+    uint8_t state;
+    uint8_t op;
+    uint32_t gen; /* 20 bits used */
+    uint32_t deadline;
+    uint64_t req_id;
+    uint64_t client_id;
+    uint64_t seq;
+    uint64_t index;
+    uint64_t term;   /* writes: the term of the entry proposed */
+    uint64_t leader; /* forwards: where it went */
+    uint8_t *key;    /* reads: a copy of the key */
+    uint32_t key_len;
+};
+
+struct recent_result {
+    uint64_t index;
+    uint64_t term;
+    struct kv_result res;
+};
+
+/* Offsets into the arena until replica_output turns them into pointers (the arena moves). */
+struct frame_rec {
+    uint64_t to;
+    size_t off;
+    size_t len;
+};
+
+struct reply_rec {
+    struct replica_reply r;
+    size_t val_off;
+};
+
+struct byte_arena {
+    uint8_t *buf;
+    size_t len;
+    size_t cap;
+};
+
+struct replica {
+    struct replica_config cfg;
+    const struct rk_alloc *alloc;
+    struct raft *raft;
+    struct kv *kv;
+    uint64_t id;
+    uint32_t nonce; /* 24 bits */
+    uint32_t now; /* ticks */
+    bool failed;
+    struct rk_errmsg fail_msg;
+    /* Soft state seen at the last ready, to notice leadership changes. */
+    enum raft_role role;
+    uint64_t leader;
+    uint64_t term;
+    /* The term and vote last written to the log store: a hard state that changes only commit
+     * needs no sync of its own (raft.h: commit is a hint). */
+    uint64_t hs_term;
+    uint64_t hs_vote;
+
+    struct pending *slots;
+    uint32_t n_slots;
+    uint32_t *free_slots;
+    uint32_t n_free;
+    uint32_t n_pending;
+    /* FIFO of request ids by deadline: a ring of 2 x max_pending ids. Ids of finished requests
+     * stay until they reach the head; when the ring fills, it is compacted (amortized O(1):
+     * at most max_pending - 1 ids are live). */
+    uint64_t *deadlines;
+    uint32_t dl_cap;
+    uint32_t dl_head;
+    uint32_t dl_len;
+    /* Requests in P_WAIT_APPLY, as ids (2 x max_pending, compacted the same way); served by a
+     * scan when the applied index moves. */
+    uint64_t *waiting;
+    uint32_t n_waiting;
+
+    struct recent_result *recent; /* REPLICA_RECENT, by index % REPLICA_RECENT */
+
+    struct byte_arena bytes; /* frames and reply values */
+    struct frame_rec *frames;
+    size_t n_frames, cap_frames;
+    struct reply_rec *replies;
+    size_t n_replies, cap_replies;
+    struct replica_frame *out_frames;
+    size_t cap_out_frames;
+    struct replica_reply *out_replies;
+    size_t cap_out_replies;
+    bool output_taken;
+
+    uint8_t *scratch; /* command encoding */
+    size_t scratch_cap;
+};
+
+const char *replica_status_name(int status)
+{
+    switch (status) {
+    case REPLICA_OK:
+        return "ok";
+    case REPLICA_NOT_FOUND:
+        return "not_found";
+    case REPLICA_TRYAGAIN:
+        return "tryagain";
+    case REPLICA_TIMEOUT:
+        return "timeout";
+    case REPLICA_ERROR:
+        return "error";
+    }
+    return "unknown";
+}
+
+void replica_config_default(struct replica_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    raft_config_default(&c->raft);
+    c->request_timeout_ticks = 50;
+    c->max_pending = 65536;
+    c->max_sessions = 4096;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Outputs                                                                                    */
+
+static bool grow(const struct rk_alloc *a, void **v, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t ncap = *cap == 0 ? 16 : *cap;
+    while (ncap < need)
+        ncap *= 2;
+    void *nv = rk_realloc(a, *v, ncap * elem);
+    if (nv == NULL)
+        return false;
+    *v = nv;
+    *cap = ncap;
+    return true;
+}
+
+/* Reserves n bytes in the arena; returns the offset or SIZE_MAX when out of memory. */
+static size_t arena_reserve(struct replica *r, size_t n)
+{
+    if (!grow(r->alloc, (void **)&r->bytes.buf, &r->bytes.cap, r->bytes.len + n, 1))
+        return SIZE_MAX;
+    size_t off = r->bytes.len;
+    r->bytes.len += n;
+    return off;
+}
+
+/* Starts a call: outputs handed out by replica_output are released now. */
+static void replica_begin(struct replica *r)
+{
+    if (!r->output_taken)
+        return;
+    r->output_taken = false;
+    r->bytes.len = 0;
+    r->n_frames = 0;
+    r->n_replies = 0;
+}
+
+static void push_frame(struct replica *r, uint64_t to, size_t off, size_t len)
+{
+    if (!grow(r->alloc, (void **)&r->frames, &r->cap_frames, r->n_frames + 1,
+              sizeof(*r->frames)))
+        return; /* out of memory: the frame is lost, as on a bad network */
+    r->frames[r->n_frames++] = (struct frame_rec){.to = to, .off = off, .len = len};
+}
+
+static void send_raft_msg(struct replica *r, const struct raft_msg *m)
+{
+    size_t size = codec_msg_size(m);
+    size_t off = arena_reserve(r, size);
+    if (off == SIZE_MAX)
+        return;
+    size_t len = 0;
+    int rc = codec_encode_msg(m, r->bytes.buf + off, size, &len);
+    RK_ASSERT(rc == RK_OK);
+    push_frame(r, m->to, off, len);
+}
+
+static void send_forward(struct replica *r, uint8_t type, const struct codec_forward *f)
+{
+    size_t size = codec_forward_size(type, f);
+    size_t off = arena_reserve(r, size);
+    if (off == SIZE_MAX)
+        return;
+    size_t len = 0;
+    int rc = codec_encode_forward(type, f, r->bytes.buf + off, size, &len);
+    RK_ASSERT(rc == RK_OK);
+    push_frame(r, f->to, off, len);
+}
+
+static void push_reply(struct replica *r, const struct replica_reply *rep)
+{
+    if (!grow(r->alloc, (void **)&r->replies, &r->cap_replies, r->n_replies + 1,
+              sizeof(*r->replies)))
+        return; /* cannot happen unless memory runs out; the client then times out */
+    struct reply_rec *rec = &r->replies[r->n_replies];
+    rec->r = *rep;
+    rec->val_off = SIZE_MAX;
+    if (rep->val_len > 0) {
+        size_t off = arena_reserve(r, rep->val_len);
+        if (off == SIZE_MAX) {
+            rec->r.status = REPLICA_TRYAGAIN;
+            rec->r.reason = "out of memory";
+            rec->r.val_len = 0;
+        } else {
+            memcpy(r->bytes.buf + off, rep->val, rep->val_len);
+            rec->val_off = off;
+        }
+    }
+    rec->r.val = NULL;
+    r->n_replies++;
+}
+
+void replica_output(struct replica *r, struct replica_output *out)
+{
+    memset(out, 0, sizeof(*out));
+    r->output_taken = true;
+    if (!grow(r->alloc, (void **)&r->out_frames, &r->cap_out_frames, r->n_frames,
+              sizeof(*r->out_frames)) ||
+        !grow(r->alloc, (void **)&r->out_replies, &r->cap_out_replies, r->n_replies,
+              sizeof(*r->out_replies)))
+        return;
+    for (size_t i = 0; i < r->n_frames; i++) {
+        r->out_frames[i].to = r->frames[i].to;
+        r->out_frames[i].bytes = r->bytes.buf + r->frames[i].off;
+        r->out_frames[i].len = r->frames[i].len;
+    }
+    for (size_t i = 0; i < r->n_replies; i++) {
+        r->out_replies[i] = r->replies[i].r;
+        if (r->replies[i].val_off != SIZE_MAX)
+            r->out_replies[i].val = r->bytes.buf + r->replies[i].val_off;
+    }
+    out->frames = r->out_frames;
+    out->n_frames = r->n_frames;
+    out->replies = r->out_replies;
+    out->n_replies = r->n_replies;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Pending requests                                                                           */
+
+static uint64_t pending_id(const struct replica *r, uint32_t slot)
+{
+    return (uint64_t)r->nonce << 40 | (uint64_t)(r->slots[slot].gen & 0xfffffu) << 20 | slot;
+}
+
+/* The live request with this id, or NULL (finished, reused, or another incarnation's). */
+static struct pending *pending_find(struct replica *r, uint64_t id)
+{
+    uint32_t slot = (uint32_t)(id & 0xfffffu);
+    if ((uint32_t)(id >> 40) != r->nonce || slot >= r->n_slots)
+        return NULL;
+    struct pending *p = &r->slots[slot];
+    if (p->state == P_FREE || (p->gen & 0xfffffu) != (uint32_t)((id >> 20) & 0xfffffu))
+        return NULL;
+    return p;
+}
+
+static uint32_t pending_slot(const struct replica *r, const struct pending *p)
+{
+    return (uint32_t)(p - r->slots);
+}
+
+/* Drops the ids of finished requests from the deadline ring, keeping the order. */
+static void deadlines_compact(struct replica *r)
+{
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < r->dl_len; i++) {
+        uint64_t id = r->deadlines[(r->dl_head + i) % r->dl_cap];
+        if (pending_find(r, id) != NULL)
+            r->deadlines[(r->dl_head + keep++) % r->dl_cap] = id;
+    }
+    r->dl_len = keep;
+}
+
+static struct pending *pending_alloc(struct replica *r)
+{
+    if (r->n_free == 0)
+        return NULL;
+    uint32_t slot = r->free_slots[--r->n_free];
+    struct pending *p = &r->slots[slot];
+    RK_ASSERT(p->state == P_FREE);
+    uint32_t gen = (p->gen + 1) & 0xfffffu;
+    memset(p, 0, sizeof(*p));
+    p->state = P_NEW; /* not free: finish() may end it before it reaches another state */
+    p->gen = gen;
+    p->deadline = r->now + r->cfg.request_timeout_ticks;
+    r->n_pending++;
+    if (r->dl_len == r->dl_cap)
+        deadlines_compact(r);
+    RK_ASSERT(r->dl_len < r->dl_cap);
+    r->deadlines[(r->dl_head + r->dl_len) % r->dl_cap] = pending_id(r, slot);
+    r->dl_len++;
+    return p;
+}
+
+static void pending_free(struct replica *r, struct pending *p)
+{
+    RK_ASSERT(p->state != P_FREE);
+    rk_free(r->alloc, p->key);
+    p->key = NULL;
+    p->state = P_FREE;
+    r->free_slots[r->n_free++] = pending_slot(r, p);
+    r->n_pending--;
+}
+
+/* Replies and frees (R1: the only way a pending request ends). */
+static void finish(struct replica *r, struct pending *p, uint8_t status, const char *reason)
+{
+    struct replica_reply rep = {
+        .req_id = p->req_id, .status = status, .reason = reason, .leader = r->leader};
+    push_reply(r, &rep);
+    pending_free(r, p);
+}
+
+static void reply_now(struct replica *r, const struct replica_request *req, uint8_t status,
+                      const char *reason)
+{
+    struct replica_reply rep = {
+        .req_id = req->req_id, .status = status, .reason = reason, .leader = r->leader};
+    push_reply(r, &rep);
+}
+
+static void wait_apply(struct replica *r, struct pending *p)
+{
+    if (r->n_waiting == 2 * r->n_slots) {
+        uint32_t keep = 0;
+        for (uint32_t i = 0; i < r->n_waiting; i++) {
+            struct pending *w = pending_find(r, r->waiting[i]);
+            if (w != NULL && w->state == P_WAIT_APPLY)
+                r->waiting[keep++] = r->waiting[i];
+        }
+        r->n_waiting = keep;
+    }
+    RK_ASSERT(r->n_waiting < 2 * r->n_slots);
+    p->state = P_WAIT_APPLY;
+    r->waiting[r->n_waiting++] = pending_id(r, pending_slot(r, p));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Applying and serving                                                                       */
+
+static void serve_read(struct replica *r, struct pending *p)
+{
+    const uint8_t *val = NULL;
+    uint32_t len = 0;
+    int rc = kv_get(r->kv, p->key, p->key_len, &val, &len);
+    if (rc == RK_ENOENT) {
+        finish(r, p, REPLICA_NOT_FOUND, NULL);
+        return;
+    }
+    if (rc != RK_OK) {
+        finish(r, p, REPLICA_ERROR, "storage error");
+        return;
+    }
+    struct replica_reply rep = {.req_id = p->req_id, .status = REPLICA_OK, .val = val,
+                                .val_len = len};
+    push_reply(r, &rep);
+    pending_free(r, p);
+}
+
+/* Answers a write whose entry (p->index) has been applied with result res at term. */
+static void finish_write(struct replica *r, struct pending *p, uint64_t term,
+                         const struct kv_result *res)
+{
+    /* R2: only our own entry's result. */
+    bool ours = term == p->term &&
+                (p->client_id == 0 || (res->client_id == p->client_id && res->seq == p->seq));
+    if (!ours) {
+        finish(r, p, REPLICA_TRYAGAIN, "leadership changed before the write committed");
+        return;
+    }
+    switch (res->status) {
+    case KV_OK:
+    case KV_DUPLICATE: {
+        struct replica_reply rep = {.req_id = p->req_id, .status = REPLICA_OK, .num = res->num};
+        push_reply(r, &rep);
+        pending_free(r, p);
+        return;
+    }
+    case KV_STALE:
+        /* Older than the session's last command: applied before or never, we cannot tell. */
+        finish(r, p, REPLICA_TIMEOUT, "stale request: a later one from this client was applied");
+        return;
+    default:
+        finish(r, p, REPLICA_ERROR, "the state machine refused the command");
+        return;
+    }
+}
+
+/* Serves every waiting request the applied index has reached. */
+static void serve_waiting(struct replica *r)
+{
+    uint64_t applied = kv_applied_index(r->kv);
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < r->n_waiting; i++) {
+        struct pending *p = pending_find(r, r->waiting[i]);
+        if (p == NULL || p->state != P_WAIT_APPLY)
+            continue; /* timed out meanwhile */
+        if (p->index > applied) {
+            r->waiting[keep++] = r->waiting[i];
+            continue;
+        }
+        if (p->op == REPLICA_GET) {
+            serve_read(r, p);
+            continue;
+        }
+        const struct recent_result *rr = &r->recent[p->index % REPLICA_RECENT];
+        if (rr->index != p->index) {
+            /* Applied too long ago to remember: the outcome is unknown to us. */
+            finish(r, p, REPLICA_TIMEOUT, "result no longer known");
+            continue;
+        }
+        finish_write(r, p, rr->term, &rr->res);
+    }
+    r->n_waiting = keep;
+}
+
+static void apply_entries(struct replica *r, const struct raft_entry *ents, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct raft_entry *e = &ents[i];
+        struct recent_result *rr = &r->recent[e->index % REPLICA_RECENT];
+        memset(rr, 0, sizeof(*rr));
+        rr->index = e->index;
+        rr->term = e->term;
+        if (e->type == RAFT_ENTRY_NORMAL) {
+            int rc = kv_apply(r->kv, e->index, e->data, e->len, &rr->res);
+            if (rc != RK_OK) {
+                /* The store failed under a committed entry: we cannot go on applying. */
+                r->failed = true;
+                rk_errf(&r->fail_msg, rc, "applying entry %llu: %s",
+                        (unsigned long long)e->index, rk_strerror(rc));
+                return;
+            }
+        } else {
+            kv_apply_noop(r->kv, e->index);
+            rr->res.status = KV_BAD_COMMAND; /* no client command here */
+        }
+        /* The ring holds the last REPLICA_RECENT results: answer the writes waiting on these
+         * before the next entries overwrite them (a follower's commit can jump further). */
+        if ((i + 1) % REPLICA_RECENT == 0)
+            serve_waiting(r);
+    }
+    serve_waiting(r);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The ready loop                                                                             */
+
+static void fail_reads_waiting_for_index(struct replica *r, const char *why)
+{
+    for (uint32_t s = 0; s < r->n_slots; s++) {
+        struct pending *p = &r->slots[s];
+        if (p->state == P_READ_INDEX)
+            finish(r, p, REPLICA_TRYAGAIN, why);
+    }
+}
+
+static bool persist(struct replica *r, const struct raft_ready *rd)
+{
+    struct log_store *log = r->cfg.log;
+    int rc = RK_OK;
+    bool need_sync = false;
+    if (rd->truncate_from != 0) {
+        rc = log->ops->truncate(log, rd->truncate_from, &r->fail_msg);
+        need_sync = true;
+    }
+    if (rc == RK_OK && rd->n_entries > 0) {
+        rc = log->ops->append(log, rd->entries, rd->n_entries, &r->fail_msg);
+        need_sync = true;
+    }
+    if (rc == RK_OK && rd->has_hard_state) {
+        rc = log->ops->set_hard_state(log, &rd->hard_state, &r->fail_msg);
+        if (rd->hard_state.term != r->hs_term || rd->hard_state.vote != r->hs_vote)
+            need_sync = true;
+        r->hs_term = rd->hard_state.term;
+        r->hs_vote = rd->hard_state.vote;
+    }
+    /* One sync for the whole batch (group commit). */
+    if (rc == RK_OK && need_sync)
+        rc = log->ops->sync(log, &r->fail_msg);
+    if (rc != RK_OK) {
+        rk_errwrap(&r->fail_msg, rc, "log store");
+        r->failed = true;
+        return false;
+    }
+    return true;
+}
+
+static void drive(struct replica *r)
+{
+    for (uint32_t guard = 0; !r->failed && raft_has_ready(r->raft); guard++) {
+        RK_ASSERT(guard < 1000000);
+        struct raft_ready rd;
+        raft_ready(r->raft, &rd);
+        for (size_t i = 0; i < rd.n_msgs; i++)
+            send_raft_msg(r, &rd.msgs[i]);
+        if (!persist(r, &rd))
+            return; /* never advance past a batch that is not durable */
+        for (size_t i = 0; i < rd.n_msgs_after_persist; i++)
+            send_raft_msg(r, &rd.msgs_after_persist[i]);
+        struct raft_status st;
+        raft_status(r->raft, &st);
+        if (rd.role != r->role || rd.leader != r->leader || st.term != r->term) {
+            r->role = rd.role;
+            r->leader = rd.leader;
+            r->term = st.term;
+            /* Reads in flight to (or at) a leader that is gone will never be answered by raft;
+             * a read never executes, so telling the client to retry is always safe. */
+            fail_reads_waiting_for_index(r, "leadership changed");
+        }
+        for (size_t i = 0; i < rd.n_read_states; i++) {
+            struct pending *p = pending_find(r, rd.read_states[i].ctx);
+            if (p == NULL || p->state != P_READ_INDEX)
+                continue;
+            p->index = rd.read_states[i].index;
+            wait_apply(r, p);
+        }
+        apply_entries(r, rd.committed, rd.n_committed);
+        if (r->failed)
+            return;
+        raft_advance(r->raft, &rd);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Inputs                                                                                     */
+
+static void expire(struct replica *r)
+{
+    while (r->dl_len > 0) {
+        uint64_t id = r->deadlines[r->dl_head];
+        struct pending *p = pending_find(r, id);
+        if (p != NULL && (int32_t)(p->deadline - r->now) > 0)
+            break;
+        r->dl_head = (r->dl_head + 1) % r->dl_cap;
+        r->dl_len--;
+        if (p == NULL)
+            continue;
+        bool write = p->op != REPLICA_GET;
+        /* A write may have been proposed: its outcome is unknown. A read never executes. */
+        finish(r, p, write ? REPLICA_TIMEOUT : REPLICA_TRYAGAIN,
+               write ? "timed out: the write may or may not have been applied"
+                     : "timed out waiting for the read index");
+    }
+}
+
+void replica_tick(struct replica *r)
+{
+    replica_begin(r);
+    if (r->failed)
+        return;
+    r->now++;
+    raft_tick(r->raft);
+    drive(r);
+    expire(r);
+}
+
+static void on_forward(struct replica *r, const struct codec_forward *f)
+{
+    struct codec_forward resp = {.from = r->id, .to = f->from, .id = f->id};
+    uint64_t index = 0, leader = 0;
+    int rc = raft_propose(r->raft, f->data, f->len, &index, &leader);
+    switch (rc) {
+    case RK_OK: {
+        struct raft_status st;
+        raft_status(r->raft, &st);
+        resp.status = CODEC_FORWARD_OK;
+        resp.index = index;
+        resp.term = st.term;
+        break;
+    }
+    case RK_ENOTLEADER:
+        resp.status = CODEC_FORWARD_NOT_LEADER;
+        resp.leader = leader;
+        break;
+    case RK_ETOOBIG:
+        resp.status = CODEC_FORWARD_TOO_BIG;
+        break;
+    default:
+        resp.status = CODEC_FORWARD_BUSY;
+        break;
+    }
+    send_forward(r, CODEC_TYPE_FORWARD_RESP, &resp);
+}
+
+static void on_forward_resp(struct replica *r, const struct codec_forward *f)
+{
+    struct pending *p = pending_find(r, f->id);
+    if (p == NULL || p->state != P_FORWARD_WAIT || p->leader != f->from)
+        return; /* late, duplicated or forged */
+    switch (f->status) {
+    case CODEC_FORWARD_OK:
+        p->index = f->index;
+        p->term = f->term;
+        wait_apply(r, p);
+        serve_waiting(r); /* it may have been applied already */
+        return;
+    case CODEC_FORWARD_NOT_LEADER:
+        finish(r, p, REPLICA_TRYAGAIN, "the node forwarded to is no longer the leader");
+        return;
+    case CODEC_FORWARD_TOO_BIG:
+        finish(r, p, REPLICA_ERROR, "command over the leader's entry size limit");
+        return;
+    default:
+        finish(r, p, REPLICA_TRYAGAIN, "leader busy (leadership transfer or full queue)");
+        return;
+    }
+}
+
+int replica_recv(struct replica *r, uint64_t from, const uint8_t *frame, size_t len,
+                 struct rk_errmsg *err)
+{
+    replica_begin(r);
+    if (r->failed)
+        return rk_errf(err, RK_EINVAL, "replica stopped: %s", r->fail_msg.text);
+    struct codec_frame f;
+    int rc = codec_decode(frame, len, r->alloc, &f, err);
+    if (rc != RK_OK)
+        return rc;
+    if (f.type == CODEC_TYPE_HANDSHAKE) {
+        rc = rk_errf(err, RK_EINVAL, "handshake from %llu in the middle of a stream",
+                     (unsigned long long)from);
+    } else if (f.type == CODEC_TYPE_FORWARD || f.type == CODEC_TYPE_FORWARD_RESP) {
+        if (f.fwd.from != from || f.fwd.to != r->id)
+            rc = rk_errf(err, RK_EINVAL, "forward frame from %llu to %llu on the link from %llu",
+                         (unsigned long long)f.fwd.from, (unsigned long long)f.fwd.to,
+                         (unsigned long long)from);
+        else if (f.type == CODEC_TYPE_FORWARD)
+            on_forward(r, &f.fwd);
+        else
+            on_forward_resp(r, &f.fwd);
+    } else if (f.msg.from != from) {
+        rc = rk_errf(err, RK_EINVAL, "%s claims to be from %llu on the link from %llu",
+                     raft_msg_type_name(f.msg.type), (unsigned long long)f.msg.from,
+                     (unsigned long long)from);
+    } else {
+        rc = raft_step(r->raft, &f.msg);
+        if (rc == RK_EINVAL)
+            rk_errf(err, rc, "%s from %llu refused by raft", raft_msg_type_name(f.msg.type),
+                    (unsigned long long)from);
+        else
+            rc = RK_OK; /* RK_ENOMEM: treated as a lost message */
+    }
+    codec_frame_free(r->alloc, &f);
+    drive(r);
+    return rc;
+}
+
+static bool encode_command(struct replica *r, const struct replica_request *req, size_t *len)
+{
+    struct kv_cmd c = {
+        .op = req->op == REPLICA_PUT ? KV_OP_PUT : KV_OP_DEL,
+        .client_id = req->client_id,
+        .seq = req->seq,
+        .key = req->key,
+        .key_len = req->key_len,
+        .val = req->op == REPLICA_PUT ? req->val : NULL,
+        .val_len = req->op == REPLICA_PUT ? req->val_len : 0,
+    };
+    size_t size = kv_cmd_size(&c);
+    if (!grow(r->alloc, (void **)&r->scratch, &r->scratch_cap, size, 1))
+        return false;
+    return kv_cmd_encode(&c, r->scratch, r->scratch_cap, len) == RK_OK;
+}
+
+static void submit_read(struct replica *r, const struct replica_request *req, struct pending *p)
+{
+    p->key = rk_malloc(r->alloc, req->key_len == 0 ? 1 : req->key_len);
+    if (p->key == NULL) {
+        finish(r, p, REPLICA_TRYAGAIN, "out of memory");
+        return;
+    }
+    memcpy(p->key, req->key, req->key_len);
+    p->key_len = req->key_len;
+    p->state = P_READ_INDEX;
+    int rc = raft_read_index(r->raft, pending_id(r, pending_slot(r, p)));
+    if (rc == RK_ENOLEADER)
+        finish(r, p, REPLICA_TRYAGAIN, "no leader known (election in progress?)");
+    else if (rc != RK_OK)
+        finish(r, p, REPLICA_TRYAGAIN, "read queue full");
+}
+
+static void submit_write(struct replica *r, const struct replica_request *req, struct pending *p)
+{
+    size_t len = 0;
+    if (!encode_command(r, req, &len)) {
+        finish(r, p, REPLICA_TRYAGAIN, "out of memory");
+        return;
+    }
+    uint64_t index = 0, leader = 0;
+    int rc = raft_propose(r->raft, r->scratch, (uint32_t)len, &index, &leader);
+    if (rc == RK_OK) {
+        struct raft_status st;
+        raft_status(r->raft, &st);
+        p->index = index;
+        p->term = st.term;
+        wait_apply(r, p);
+        return;
+    }
+    if (rc == RK_ENOTLEADER && leader != RAFT_NONE) {
+        p->state = P_FORWARD_WAIT;
+        p->leader = leader;
+        struct codec_forward f = {.from = r->id,
+                                  .to = leader,
+                                  .id = pending_id(r, pending_slot(r, p)),
+                                  .data = r->scratch,
+                                  .len = (uint32_t)len};
+        send_forward(r, CODEC_TYPE_FORWARD, &f);
+        return;
+    }
+    if (rc == RK_ENOTLEADER)
+        finish(r, p, REPLICA_TRYAGAIN, "no leader known (election in progress?)");
+    else if (rc == RK_EBUSY)
+        finish(r, p, REPLICA_TRYAGAIN, "leadership transfer in progress");
+    else if (rc == RK_ETOOBIG)
+        finish(r, p, REPLICA_ERROR, "command over the entry size limit");
+    else
+        finish(r, p, REPLICA_TRYAGAIN, "out of memory");
+}
+
+/* Validates req and hands it to raft (or forwards it); the caller runs the ready loop. */
+static void submit_one(struct replica *r, const struct replica_request *req)
+{
+    if (r->failed) {
+        reply_now(r, req, REPLICA_TRYAGAIN, "replica stopped after a storage failure");
+        return;
+    }
+    if (req->op < REPLICA_GET || req->op > REPLICA_DEL) {
+        reply_now(r, req, REPLICA_ERROR, "unknown operation");
+        return;
+    }
+    if (req->key_len > KV_MAX_KEY_BYTES || (req->key_len > 0 && req->key == NULL)) {
+        reply_now(r, req, REPLICA_ERROR, "key over the 64 KiB limit");
+        return;
+    }
+    if (req->client_id != 0 && req->seq == 0) {
+        reply_now(r, req, REPLICA_ERROR, "a session's sequence numbers start at 1");
+        return;
+    }
+    if (req->op == REPLICA_PUT &&
+        (req->val_len > KV_MAX_VALUE_BYTES || (req->val_len > 0 && req->val == NULL))) {
+        reply_now(r, req, REPLICA_ERROR, "value over the 64 MiB limit");
+        return;
+    }
+    struct pending *p = pending_alloc(r);
+    if (p == NULL) {
+        reply_now(r, req, REPLICA_TRYAGAIN, "too many requests in flight");
+        return;
+    }
+    p->req_id = req->req_id;
+    p->op = req->op;
+    p->client_id = req->client_id;
+    p->seq = req->seq;
+    if (req->op == REPLICA_GET)
+        submit_read(r, req, p);
+    else
+        submit_write(r, req, p);
+}
+
+void replica_submit(struct replica *r, const struct replica_request *req)
+{
+    replica_submit_batch(r, req, 1);
+}
+
+void replica_submit_batch(struct replica *r, const struct replica_request *reqs, size_t n)
+{
+    replica_begin(r);
+    for (size_t i = 0; i < n; i++)
+        submit_one(r, &reqs[i]);
+    /* One ready loop for all of them: the writes proposed here share one log sync. */
+    drive(r);
+}
+
+int replica_transfer_leader(struct replica *r, uint64_t target)
+{
+    replica_begin(r);
+    if (r->failed)
+        return RK_EINVAL;
+    int rc = raft_transfer_leader(r->raft, target);
+    drive(r);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Lifecycle                                                                                  */
+
+int replica_create(const struct replica_config *c, struct replica **out, struct rk_errmsg *err)
+{
+    if (c->log == NULL || c->store == NULL || c->max_pending == 0 ||
+        c->max_pending > (1u << 20) || c->request_timeout_ticks == 0 ||
+        c->request_timeout_ticks > (1u << 30))
+        return rk_errf(err, RK_EINVAL, "replica: log, store, max_pending and "
+                                       "request_timeout_ticks are required");
+    const struct rk_alloc *a = c->alloc != NULL ? c->alloc : rk_alloc_libc();
+    struct replica *r = rk_malloc(a, sizeof(*r));
+    if (r == NULL)
+        return rk_errf(err, RK_ENOMEM, "replica: allocating");
+    memset(r, 0, sizeof(*r));
+    r->cfg = *c;
+    r->alloc = a;
+    r->id = c->raft.id;
+    struct rk_prng prng;
+    rk_prng_seed(&prng, c->raft.seed ^ 0x5eed5eed5eed5eedULL);
+    r->nonce = (uint32_t)(rk_prng_next(&prng) & 0xffffffu);
+    int rc = RK_ENOMEM;
+    r->n_slots = c->max_pending;
+    r->slots = rk_malloc(a, (size_t)r->n_slots * sizeof(*r->slots));
+    r->free_slots = rk_malloc(a, (size_t)r->n_slots * sizeof(*r->free_slots));
+    r->dl_cap = 2 * r->n_slots;
+    r->deadlines = rk_malloc(a, (size_t)r->dl_cap * sizeof(*r->deadlines));
+    r->waiting = rk_malloc(a, (size_t)r->dl_cap * sizeof(*r->waiting));
+    r->recent = rk_malloc(a, REPLICA_RECENT * sizeof(*r->recent));
+    if (r->slots == NULL || r->free_slots == NULL || r->deadlines == NULL ||
+        r->waiting == NULL || r->recent == NULL) {
+        rk_errf(err, rc, "replica: allocating %u request slots", r->n_slots);
+        goto err_destroy;
+    }
+    memset(r->slots, 0, (size_t)r->n_slots * sizeof(*r->slots));
+    memset(r->recent, 0, REPLICA_RECENT * sizeof(*r->recent));
+    for (uint32_t i = 0; i < r->n_slots; i++)
+        r->free_slots[i] = r->n_slots - 1 - i;
+    r->n_free = r->n_slots;
+
+    struct kv_config kc = {.alloc = a, .store = c->store, .max_sessions = c->max_sessions};
+    rc = kv_create(&kc, &r->kv);
+    if (rc != RK_OK) {
+        rk_errf(err, rc, "replica: creating the state machine");
+        goto err_destroy;
+    }
+    struct raft_config rc_cfg = c->raft;
+    const struct raft_entry *ents = NULL;
+    size_t n_ents = 0;
+    rc = c->log->ops->load(c->log, &rc_cfg.hard_state, &rc_cfg.snapshot_index,
+                           &rc_cfg.snapshot_term, &ents, &n_ents, err);
+    if (rc != RK_OK) {
+        rk_errwrap(err, rc, "replica: loading the log");
+        goto err_destroy;
+    }
+    r->hs_term = rc_cfg.hard_state.term;
+    r->hs_vote = rc_cfg.hard_state.vote;
+    rc_cfg.entries = ents;
+    rc_cfg.n_entries = n_ents;
+    rc_cfg.applied = kv_applied_index(r->kv);
+    rc_cfg.alloc = a;
+    rc = raft_create(&rc_cfg, &r->raft, err);
+    if (rc != RK_OK) {
+        rk_errwrap(err, rc, "replica %llu", (unsigned long long)c->raft.id);
+        goto err_destroy;
+    }
+    r->role = RAFT_FOLLOWER;
+    struct raft_status st;
+    raft_status(r->raft, &st);
+    r->term = st.term;
+    *out = r;
+    return RK_OK;
+err_destroy:
+    replica_destroy(r);
+    return rc;
+}
+
+void replica_destroy(struct replica *r)
+{
+    if (r == NULL)
+        return;
+    const struct rk_alloc *a = r->alloc;
+    if (r->slots != NULL) {
+        for (uint32_t i = 0; i < r->n_slots; i++)
+            rk_free(a, r->slots[i].key);
+    }
+    raft_destroy(r->raft);
+    kv_destroy(r->kv);
+    rk_free(a, r->slots);
+    rk_free(a, r->free_slots);
+    rk_free(a, r->deadlines);
+    rk_free(a, r->waiting);
+    rk_free(a, r->recent);
+    rk_free(a, r->bytes.buf);
+    rk_free(a, r->frames);
+    rk_free(a, r->replies);
+    rk_free(a, r->out_frames);
+    rk_free(a, r->out_replies);
+    rk_free(a, r->scratch);
+    rk_free(a, r);
+}
+
+bool replica_failed(const struct replica *r, struct rk_errmsg *why)
+{
+    if (r->failed && why != NULL)
+        *why = r->fail_msg;
+    return r->failed;
+}
+
+void replica_info(const struct replica *r, struct replica_info *st)
+{
+    memset(st, 0, sizeof(*st));
+    raft_status(r->raft, &st->raft);
+    st->keys = kv_count(r->kv);
+    st->pending = r->n_pending;
+}
+
+const struct raft *replica_raft(const struct replica *r)
+{
+    return r->raft;
+}
+
+const struct kv *replica_kv(const struct replica *r)
+{
+    return r->kv;
+}

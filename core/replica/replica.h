@@ -1,0 +1,139 @@
+/*
+ * replica.h — one cluster member: raft + log store + kv state machine + the client requests
+ * waiting on a commit or a read index. Both drivers (sim/ and node/) run exactly this code;
+ * they only move bytes and time.
+ *
+ * Inputs: replica_tick, replica_recv (one peer frame), replica_submit (one client request).
+ * Each input runs the Raft ready loop to completion (persist through the log store with one
+ * sync per batch, apply committed entries, serve reads) and leaves outputs — frames for peers,
+ * replies for clients — that the driver takes with replica_output. Outputs stay valid until the
+ * next call into the replica.
+ *
+ * Every request gets exactly one reply: OK (done), NOT_FOUND (a GET of a missing key),
+ * TRYAGAIN (certainly not executed: no leader, leadership changed before it was proposed, a
+ * transfer in progress, ...; retrying is safe), TIMEOUT (the outcome is unknown: a write may
+ * or may not have been applied), or ERROR (invalid request, not executed).
+ *
+ * Writes: on the leader, proposed directly; on a follower, forwarded to the leader (FORWARD
+ * frame), which answers with the (index, term) it proposed at. Either way the request waits
+ * for the entry at that index to apply: if it applies with that term the reply carries its
+ * result, otherwise the command was not applied (TRYAGAIN). Reads: ReadIndex (thesis §6.4) on
+ * every node, served once the state machine has applied the read index.
+ */
+#ifndef REPLICA_H
+#define REPLICA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "kv/kv.h"
+#include "log/log.h"
+#include "raft/raft.h"
+
+enum replica_op {
+    REPLICA_GET = 1,
+    REPLICA_PUT = 2,
+    REPLICA_DEL = 3,
+};
+
+enum replica_status {
+    REPLICA_OK = 0,
+    REPLICA_NOT_FOUND = 1,
+    REPLICA_TRYAGAIN = 2,
+    REPLICA_TIMEOUT = 3,
+    REPLICA_ERROR = 4,
+};
+
+const char *replica_status_name(int status);
+
+struct replica_request {
+    uint64_t req_id;    /* the driver's, echoed in the reply */
+    uint8_t op;         /* enum replica_op */
+    uint64_t client_id; /* session for at-most-once writes (thesis §6.3); 0: none */
+    uint64_t seq;
+    const uint8_t *key; /* borrowed for the call */
+    uint32_t key_len;
+    const uint8_t *val;
+    uint32_t val_len;
+};
+
+struct replica_reply {
+    uint64_t req_id;
+    uint8_t status;     /* enum replica_status */
+    int64_t num;        /* DEL: keys removed */
+    const uint8_t *val; /* GET: the value (valid until the next call into the replica) */
+    uint32_t val_len;
+    const char *reason; /* TRYAGAIN, TIMEOUT, ERROR: why, static text */
+    uint64_t leader;    /* TRYAGAIN: the leader if known, else 0 */
+};
+
+struct replica_frame {
+    uint64_t to;
+    const uint8_t *bytes; /* one codec frame */
+    size_t len;
+};
+
+struct replica_output {
+    const struct replica_frame *frames;
+    size_t n_frames;
+    const struct replica_reply *replies;
+    size_t n_replies;
+};
+
+struct replica_config {
+    struct raft_config raft; /* id, voters, timing, seed; loaded state comes from log */
+    struct log_store *log;   /* borrowed; outlives the replica (it survives a crash) */
+    struct kv_store *store;  /* borrowed */
+    const struct rk_alloc *alloc;
+    uint32_t request_timeout_ticks; /* a request not answered by then gets TIMEOUT */
+    uint32_t max_pending;           /* requests waiting at once; beyond: TRYAGAIN */
+    uint32_t max_sessions;
+};
+
+/* Defaults: request timeout 50 ticks, 65536 pending, 4096 sessions, raft defaults. */
+void replica_config_default(struct replica_config *c);
+
+struct replica;
+
+/* Loads the log store, builds raft, replays nothing yet (committed entries apply with the
+ * first input). Errors name what failed. */
+int replica_create(const struct replica_config *c, struct replica **out, struct rk_errmsg *err);
+/* Frees the replica; the log store and kv store stay with the caller. Pending requests are
+ * dropped without replies (the process is going away). */
+void replica_destroy(struct replica *r);
+
+void replica_tick(struct replica *r);
+/* One frame from peer `from` (codec-encoded, borrowed). A frame that does not decode, is not
+ * from `from` or not for us is dropped: RK_EMALFORMED / RK_ECORRUPT / RK_EINVAL, err set. */
+int replica_recv(struct replica *r, uint64_t from, const uint8_t *frame, size_t len,
+                 struct rk_errmsg *err);
+void replica_submit(struct replica *r, const struct replica_request *req);
+/* Submits n requests as one input: one ready loop, so that the writes among them reach the log
+ * store in one batch with one sync (group commit) and the followers in one APPEND. Each request
+ * still gets its own reply. reqs and their bytes are borrowed for the call. */
+void replica_submit_batch(struct replica *r, const struct replica_request *reqs, size_t n);
+/* Leadership transfer (thesis §3.10), for operators and tests. */
+int replica_transfer_leader(struct replica *r, uint64_t target);
+
+/* Outputs accumulated since the last call; valid until the next call into the replica. */
+void replica_output(struct replica *r, struct replica_output *out);
+
+/* A storage failure (log store) stops the replica: it sends nothing more, answers new requests
+ * TRYAGAIN, and leaves pending ones unanswered.
+ * The driver should treat it as a crash. */
+bool replica_failed(const struct replica *r, struct rk_errmsg *why);
+
+struct replica_info {
+    struct raft_status raft;
+    uint64_t keys;
+    uint32_t pending;
+};
+void replica_info(const struct replica *r, struct replica_info *st);
+/* The raft inside, read-only, for checkers. */
+const struct raft *replica_raft(const struct replica *r);
+const struct kv *replica_kv(const struct replica *r);
+
+#endif
