@@ -1,0 +1,104 @@
+/*
+ * lincheck.h — the simulator's linearizability checker for the client history of the KV store.
+ *
+ * Model: every key is an independent register that starts absent. GET returns the value or
+ * nil; PUT sets the value; DEL removes the key and returns 1 if it existed, 0 otherwise.
+ * Linearizability is local (Herlihy & Wing, Theorem 1), so the history is partitioned per key
+ * and every key is checked on its own.
+ *
+ * Outcomes (as Knossos and Porcupine handle them):
+ *   LIN_OK       the op completed at its return time with the recorded output.
+ *   LIN_FAIL     the op definitely did not execute: it is dropped from the history.
+ *   LIN_UNKNOWN  the op may or may not have taken effect (a timeout): its return time is
+ *                +infinity and its output is unconstrained. An unknown GET has no effect and is
+ *                dropped. An op never completed by the time of the check counts as unknown.
+ *
+ * Real-time order: op A precedes op B iff A returned strictly before B was invoked. A return
+ * and an invocation at the same virtual time are concurrent (events at equal times are ordered
+ * calls first), the permissive reading: equal timestamps cannot prove an order.
+ *
+ * Search: Wing & Gong's backtracking search with Lowe's just-in-time linearization and a cache
+ * of visited configurations (set of linearized ops, register state), as in Porcupine; an
+ * explicit stack, no recursion. On a violation, the evidence is shrunk to a small sub-history
+ * that is itself not linearizable (see lincheck.c), and printed.
+ *
+ * Determinism: no clock, no randomness, no dependence on addresses; the same history gives the
+ * same result and the same explanation byte for byte. Memory comes from libc; an allocation
+ * failure aborts (this is a test tool whose history is bounded by the run).
+ */
+#ifndef RK_SIM_LINCHECK_H
+#define RK_SIM_LINCHECK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum lin_op { LIN_GET = 1, LIN_PUT = 2, LIN_DEL = 3 };
+
+enum lin_outcome {
+    LIN_OK = 1,
+    LIN_FAIL = 2,    /* definitely not executed: dropped from the history */
+    LIN_UNKNOWN = 3, /* may or may not have taken effect: return = +infinity, output free */
+};
+
+enum { LIN_LINEARIZABLE = 0, LIN_VIOLATION = 1, LIN_GAVE_UP = 2 };
+
+/* Search states per key when lin_check is given a budget of 0. */
+#define LIN_BUDGET_DEFAULT 1000000u
+
+/* Opaque: records operations. */
+struct lin_history;
+
+/* Returns a new empty history, owned by the caller (lin_history_destroy). */
+struct lin_history *lin_history_create(void);
+/* Frees the history and every byte it copied. NULL is a no-op. */
+void lin_history_destroy(struct lin_history *h);
+
+/*
+ * Records the invocation of an op by a client at virtual time `time`. key and val are copied
+ * (val is the PUT's value; ignored for GET and DEL, may be NULL when val_len is 0). Invocations
+ * need not arrive in time order. Returns the op id: 0, 1, 2, ... in invocation order.
+ */
+uint64_t lin_invoke(struct lin_history *h, uint64_t client, uint64_t time, uint8_t op,
+                    const uint8_t *key, uint32_t key_len, const uint8_t *val, uint32_t val_len);
+
+/*
+ * Records the completion of op_id at `time` (>= its invocation time; ignored for LIN_UNKNOWN).
+ * For LIN_OK: a GET gives found and, if found, the value (copied); a DEL gives num, the number
+ * of keys it removed; a PUT gives nothing. Outputs are ignored for LIN_FAIL and LIN_UNKNOWN.
+ * Each op completes at most once.
+ */
+void lin_complete(struct lin_history *h, uint64_t op_id, uint64_t time, uint8_t outcome, bool found,
+                  const uint8_t *val, uint32_t val_len, int64_t num);
+
+/* The number of ops recorded (lin_invoke calls). */
+size_t lin_history_size(const struct lin_history *h);
+
+struct lin_result {
+    int verdict;              /* LIN_LINEARIZABLE, LIN_VIOLATION or LIN_GAVE_UP */
+    uint32_t keys_checked;    /* distinct keys in the history */
+    uint32_t keys_gave_up;    /* keys whose search ran out of budget (neither proven nor refuted) */
+    uint32_t keys_violated;   /* keys proven not linearizable */
+    uint64_t states_explored; /* search states of the per-key checks (shrinking not counted) */
+    uint64_t shrink_states;   /* search states spent shrinking the reported violation */
+    /* On violation, the first violating key in byte order: printable (non-printable bytes
+     * escaped as \xNN), truncated with "..." if longer; NUL-terminated. */
+    char key[64];
+    uint32_t evidence_ops; /* ops listed in the explanation as the evidence */
+    /* On violation, a printable explanation naming the key and listing the evidence ops
+     * (client, invoke..return, op, value, result); NULL otherwise. Freed by lin_result_free. */
+    char *explanation;
+};
+
+/*
+ * Checks every key of h; budget bounds the search states per key (0 = LIN_BUDGET_DEFAULT).
+ * The verdict is LIN_VIOLATION if some key is not linearizable, else LIN_GAVE_UP if some key
+ * exhausted its budget (a report, not a failure), else LIN_LINEARIZABLE. Fills *out (which the
+ * caller frees with lin_result_free) and returns out->verdict. h is not modified.
+ */
+int lin_check(struct lin_history *h, uint64_t budget, struct lin_result *out);
+
+/* Frees what lin_check allocated in r; r may be reused. */
+void lin_result_free(struct lin_result *r);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * scenario.h — the simulator's scenario language: a parsed .scn file.
+ *
+ * A scenario is a line-oriented text (scenarios/README.md documents every command). Settings
+ * (cluster size, Raft timing, network defaults, workload, expectations) may appear anywhere;
+ * timed steps (`at 2s partition 1 2 | 3 4 5`) are kept in file order and must not go back in
+ * time. Targets such as `leader` or `random minority` stay symbolic here: the simulator resolves
+ * them at run time from its seeded PRNG, so one scenario explores differently per seed.
+ *
+ * Parsing is total: any input yields either a scenario or an error naming file, line and
+ * column and what was expected. Nothing is allocated; every list has a fixed bound.
+ */
+#ifndef SIM_SCENARIO_H
+#define SIM_SCENARIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define SCN_MAX_NODES 9    /* = RAFT_MAX_VOTERS */
+#define SCN_MAX_STEPS 1024
+#define SCN_MAX_GROUPS SCN_MAX_NODES
+#define SCN_MAX_LINE_BYTES 4096 /* a line, without its line ending */
+#define SCN_MAX_LINES 100000
+#define SCN_MAX_DURATION_US (365ULL * 24 * 3600 * 1000000) /* any duration or time: one year */
+#define SCN_MAX_CHAOS_RATE 1000.0 /* chaos events per virtual second */
+#define SCN_MIN_SKEW 0.01         /* `skew SET FACTOR`: FACTOR in [SCN_MIN_SKEW, SCN_MAX_SKEW] */
+#define SCN_MAX_SKEW 100.0
+
+/* A set of nodes, resolved at run time. */
+enum scn_set_kind {
+    SCN_SET_IDS = 1,         /* explicit ids: 1 2 3 */
+    SCN_SET_LEADER,          /* the current leader (highest term); none: the step is skipped */
+    SCN_SET_FOLLOWER,        /* one random node that is not the leader */
+    SCN_SET_RANDOM,          /* one random node */
+    SCN_SET_RANDOM_MINORITY, /* a random set of floor((n-1)/2) nodes */
+    SCN_SET_RANDOM_MAJORITY, /* a random set of n/2+1 nodes */
+    SCN_SET_ALL,             /* every node */
+    SCN_SET_REST,            /* partition only, at most one: every node no other group took */
+};
+
+struct scn_set {
+    uint8_t kind; /* enum scn_set_kind */
+    uint32_t n_ids;
+    uint32_t ids[SCN_MAX_NODES]; /* SCN_SET_IDS: 1-based node ids, no duplicates */
+};
+
+enum scn_action {
+    SCN_PARTITION = 1, /* groups[0..n_groups): nodes in different groups cannot talk.
+                        * `partition random` (n_groups == 0): random halves */
+    SCN_ONEWAY,        /* messages from groups[0] to groups[1] are dropped: `oneway 1 2 -> 3` */
+    SCN_ISOLATE,       /* groups[0] cut off from everyone else: `isolate leader` */
+    SCN_HEAL,          /* every partition and one-way cut removed */
+    SCN_CRASH,         /* groups[0] crash: state lost but for what was synced */
+    SCN_RESTART,       /* groups[0] restart (`restart all` = every crashed node) */
+    SCN_PAUSE,         /* groups[0] stop processing (messages queue up, no ticks) */
+    SCN_RESUME,        /* groups[0] resume (`resume all`) */
+    SCN_SKEW,          /* groups[0]'s clocks tick at `factor` times the normal rate */
+    SCN_SET_NET,       /* change a network setting mid-run: `set drop 0.2` (param, value).
+                        * `set latency 1ms 9ms` is two steps with the same time and line:
+                        * SCN_NET_LATENCY_MIN, then SCN_NET_LATENCY_MAX */
+};
+
+enum scn_net_param {
+    SCN_NET_DROP = 1,
+    SCN_NET_DUPLICATE,
+    SCN_NET_REORDER,
+    SCN_NET_LATENCY_MIN,
+    SCN_NET_LATENCY_MAX,
+};
+
+struct scn_step {
+    uint64_t at_us;   /* virtual time of the step */
+    uint8_t action;   /* enum scn_action */
+    uint32_t n_groups;
+    struct scn_set groups[SCN_MAX_GROUPS];
+    double factor;    /* SCN_SKEW: clock rate; SCN_SET_NET: the new value (probability, or
+                       * microseconds for latencies) */
+    uint8_t param;    /* SCN_SET_NET: enum scn_net_param */
+    uint32_t line;    /* source line, for traces (not preserved by a print/parse round trip) */
+};
+
+/* Random faults injected at a rate, as by `chaos crash 0.1` (events per virtual second, in
+ * [0, SCN_MAX_CHAOS_RATE]; default 0). A crashed node restarts after `chaos downtime MIN MAX`
+ * (default 1s 3s); a random partition heals after the same. */
+struct scn_chaos {
+    double crash_per_s;
+    double partition_per_s;
+    double pause_per_s;
+    double skew_per_s;
+    uint64_t downtime_us_min;
+    uint64_t downtime_us_max;
+};
+
+struct scenario {
+    char name[128]; /* file name as given */
+    /* Cluster and Raft timing. */
+    uint32_t nodes;            /* `nodes 5`, default 3 */
+    uint64_t tick_us;          /* `tick 10ms`: virtual time of one Raft tick, default 10ms */
+    uint32_t election_ticks_min, election_ticks_max; /* `election 10 20`, default 10 20 */
+    uint32_t heartbeat_ticks;  /* `heartbeat 2`, default 1; below election_ticks_min */
+    bool pre_vote;             /* `prevote on|off`, default on */
+    bool check_quorum;         /* `checkquorum on|off`, default on */
+    /* Network defaults. */
+    uint64_t latency_us_min, latency_us_max; /* `latency 1ms 5ms`, default 1ms 5ms */
+    double drop, duplicate, reorder;         /* probabilities in [0, 1], default 0 */
+    uint64_t reorder_us_max;                 /* `reorder 0.05 20ms`: extra delay of a reordered
+                                              * message, default 10 x latency_max (capped at
+                                              * SCN_MAX_DURATION_US) */
+    /* Workload. */
+    uint32_t clients;          /* `clients 8`, default 4 */
+    uint32_t keys;             /* `keys 5`, default 3 */
+    uint32_t mix_get, mix_put, mix_del; /* `mix get 50 put 40 del 10` (weights), default 50/40/10 */
+    uint64_t think_us_min, think_us_max; /* `think 0ms 20ms`: pause between a client's ops,
+                                          * default 0s 10ms */
+    uint64_t timeout_us;       /* `timeout 500ms`: a client gives up on an attempt, default 1s */
+    uint64_t duration_us;      /* `duration 20s`: clients issue ops until then, default 10s */
+    /* Expectations, checked after the last fault heals (every step done, chaos stopped, all
+     * nodes restarted and resumed at `duration`). 0: not checked (`expect leader off`, the
+     * default). */
+    uint64_t expect_leader_us;   /* `expect leader within 2s` */
+    uint64_t expect_complete_us; /* `expect complete within 5s`: every pending op answered */
+    /* Faults. */
+    struct scn_chaos chaos;
+    bool swarm;                  /* `swarm on`: each seed draws the fault rates, default off */
+    uint32_t n_steps;
+    struct scn_step steps[SCN_MAX_STEPS];
+};
+
+/* Fills the defaults listed above. */
+void scn_defaults(struct scenario *s);
+
+/* Parses text (len bytes; NUL bytes are an error) named filename into *s (defaults first).
+ * Returns RK_OK, or RK_EMALFORMED with err = "FILE:LINE:COL: expected ..., got '...'" (or "got
+ * end of line") and *s unspecified. LINE and COL are 1-based; COL counts bytes. Checks semantics
+ * too: ids within 1..nodes, a majority/minority that exists, times non-decreasing (steps may
+ * come after `duration`: the settle phase then starts at the last step), probabilities in
+ * [0,1], election_ticks_min > heartbeat_ticks, each setting once.
+ * Borrows text and filename for the call only (s->name is a copy, truncated to fit); err may
+ * be NULL. Allocates nothing; uses about 80 KiB of stack. */
+int scn_parse(const char *text, size_t len, const char *filename, struct scenario *s,
+              struct rk_errmsg *err);
+
+/* Prints s back in the language (canonical form: a `# scenario: NAME` comment, every setting
+ * in a fixed order, then the steps): for --trace headers and for a round-trip test
+ * (parse(print(s)) == s but for the steps' line numbers, for every s that scn_parse returned).
+ * Writes at most cap bytes, NUL-terminated when cap > 0 (buf may be NULL when cap is 0);
+ * returns the length it needed, not counting the NUL, as snprintf does. */
+size_t scn_print(const struct scenario *s, char *buf, size_t cap);
+
+#endif

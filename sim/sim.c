@@ -1,0 +1,1526 @@
+/*
+ * sim.c — the deterministic simulator: a discrete-event loop over virtual time that runs real
+ * replicas (core/replica) and feeds them every byte through core/codec, with a network, clients
+ * and faults whose every choice comes from one seeded PRNG.
+ *
+ * Events are ordered by (virtual time, insertion number): the insertion number is the
+ * deterministic tie-break. Checkers run after every event on the node it touched: Election
+ * Safety, Log Matching, Leader Completeness and State Machine Safety (Raft Figure 3); at the end
+ * the client history is checked for linearizability (sim/lincheck) and the scenario's liveness
+ * expectations are verified.
+ *
+ * Nothing here reads a clock or the environment: the same scenario and seed print the same
+ * bytes.
+ */
+#include "sim.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "common/assert.h"
+#include "common/prng.h"
+#include "kv/kv.h"
+#include "kv/memstore.h"
+#include "lincheck.h"
+#include "log/log.h"
+#include "replica/replica.h"
+
+#define SIM_SETTLE_DEFAULT_US (5u * 1000000u)
+#define SIM_MAX_ATTEMPT 0xffffu
+
+enum ev_type {
+    EV_TICK = 1,
+    EV_DELIVER,      /* a peer frame arrives */
+    EV_CLIENT_REQ,   /* a client request arrives at a node */
+    EV_CLIENT_REPLY, /* a reply arrives at a client */
+    EV_CLIENT_NEXT,  /* a client starts its next op */
+    EV_CLIENT_RETRY, /* a client retries after TRYAGAIN */
+    EV_CLIENT_TIMEOUT,
+    EV_STEP,         /* scenario step */
+    EV_CHAOS,        /* a random fault of kind a */
+    EV_CHAOS_UNDO,   /* its end */
+    EV_SETTLE,       /* the last fault heals */
+    EV_CHECK_LEADER,
+    EV_CHECK_COMPLETE,
+    EV_END,
+};
+
+struct sim_msg {
+    uint32_t from;
+    uint32_t to;
+    size_t len;
+    uint8_t bytes[];
+};
+
+struct sim_creq {
+    uint32_t client;
+    uint32_t attempt;
+    uint64_t seq;
+    uint8_t op;
+    uint8_t key[16];
+    uint32_t key_len;
+    uint8_t val[32];
+    uint32_t val_len;
+};
+
+struct sim_crep {
+    uint32_t client;
+    uint32_t attempt;
+    uint64_t seq;
+    uint32_t node;
+    uint8_t status;
+    int64_t num;
+    uint64_t leader;
+    uint32_t val_len;
+    uint8_t val[64];
+};
+
+struct event {
+    uint64_t t;
+    uint64_t seq;
+    uint8_t type;
+    uint32_t node;
+    uint64_t a; /* type-specific: tick generation, client, step index, chaos kind */
+    uint64_t b;
+    void *payload; /* sim_msg, sim_creq or sim_crep; owned by the event */
+};
+
+struct sim_node {
+    uint32_t id;
+    struct replica *rep;
+    struct log_store *log;
+    struct kv_store *store;
+    bool up;
+    bool paused;
+    double rate;
+    uint64_t tick_gen;
+    struct event *held; /* deliveries held while paused */
+    size_t n_held, cap_held;
+    /* Checker state. */
+    uint64_t lm_index; /* log verified for Log Matching up to here ... */
+    uint64_t lm_term;  /* ... whose entry had this term */
+    uint64_t sm_applied;
+    uint64_t ct_done; /* commits recorded from this node's leadership up to here */
+    enum raft_role role;
+    uint64_t term;
+};
+
+struct sim_client {
+    uint32_t id;
+    bool busy;
+    bool done; /* no more ops */
+    uint64_t seq;
+    uint64_t op_id;
+    uint8_t op;
+    uint32_t key;
+    uint32_t attempt;
+    bool maybe_executed;
+    uint64_t invoked_at;
+    char val[32];
+};
+
+struct lm_entry {
+    uint64_t index;
+    uint64_t term;
+    uint64_t hash;
+    uint64_t prev_term;
+    uint32_t node;
+    bool used;
+};
+
+/* What is known committed at an index: the entry's term, and the lowest term of a leader that
+ * counted it committed. Leader Completeness binds only leaders of later terms. */
+struct ct_entry {
+    uint64_t entry_term;
+    uint64_t commit_term;
+    uint32_t node;
+    bool used;
+};
+
+struct sm_entry {
+    uint64_t term;
+    uint64_t hash;
+    uint32_t node;
+    bool used;
+};
+
+struct sim {
+    const struct scenario *scn;
+    const struct sim_options *opt;
+    FILE *out;
+    struct sim_result *res;
+    struct rk_prng prng;
+    uint64_t now;
+    uint64_t ev_seq;
+    struct event *heap;
+    size_t n_heap, cap_heap;
+    bool failed;
+
+    /* Effective settings (the scenario's, or drawn by swarm). */
+    double drop, duplicate, reorder;
+    uint64_t latency_min, latency_max, reorder_max;
+    struct scn_chaos chaos;
+    bool chaos_on;
+    /* Raft settings (swarm varies them too: small batches and windows expose bugs that
+     * batching hides, e.g. a Figure 8 commit that a batched no-op would mask). */
+    bool pre_vote, check_quorum;
+    uint32_t append_entries, inflight;
+
+    uint32_t n;
+    struct sim_node nodes[SCN_MAX_NODES + 1]; /* 1-based */
+    bool blocked[SCN_MAX_NODES + 1][SCN_MAX_NODES + 1];
+
+    struct sim_client *clients;
+    struct lin_history *hist;
+
+    /* Checkers. */
+    uint64_t *leader_of_term;
+    size_t cap_terms;
+    struct lm_entry *lm;
+    size_t lm_cap, lm_used;
+    struct sm_entry *sm;
+    size_t sm_cap;
+    uint64_t sm_max;
+    struct ct_entry *ct;
+    size_t ct_cap;
+    uint64_t ct_max;
+
+    /* Liveness. */
+    uint64_t settle_at;
+    uint64_t leader_seen_at; /* first time after settle a leader was seen; 0: not yet */
+    uint64_t end_at;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Output                                                                                     */
+
+static void sim_printf(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sim_printf(struct sim *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(s->out, fmt, ap);
+    va_end(ap);
+}
+
+static void trace(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void trace(struct sim *s, const char *fmt, ...)
+{
+    if (!s->opt->trace)
+        return;
+    fprintf(s->out, "%4" PRIu64 ".%06" PRIu64 " ", s->now / 1000000, s->now % 1000000);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(s->out, fmt, ap);
+    va_end(ap);
+    fputc('\n', s->out);
+}
+
+static void fail(struct sim *s, int verdict, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(struct sim *s, int verdict, const char *fmt, ...)
+{
+    if (s->failed)
+        return;
+    s->failed = true;
+    s->res->verdict = verdict;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->res->what, sizeof(s->res->what), fmt, ap);
+    va_end(ap);
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n == 0 ? 1 : n, size == 0 ? 1 : size);
+    if (p == NULL) {
+        fprintf(stderr, "sim: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+static void *xrealloc(void *p, size_t size)
+{
+    void *q = realloc(p, size == 0 ? 1 : size);
+    if (q == NULL) {
+        fprintf(stderr, "sim: out of memory\n");
+        abort();
+    }
+    return q;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Event queue: a binary min-heap on (t, seq)                                                  */
+
+static bool ev_less(const struct event *a, const struct event *b)
+{
+    return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+}
+
+static void ev_push(struct sim *s, uint64_t t, uint8_t type, uint32_t node, uint64_t a,
+                    uint64_t b, void *payload)
+{
+    if (s->n_heap == s->cap_heap) {
+        s->cap_heap = s->cap_heap ? s->cap_heap * 2 : 1024;
+        s->heap = xrealloc(s->heap, s->cap_heap * sizeof(*s->heap));
+    }
+    struct event e = {.t = t, .seq = s->ev_seq++, .type = type, .node = node, .a = a, .b = b,
+                      .payload = payload};
+    size_t i = s->n_heap++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!ev_less(&e, &s->heap[parent]))
+            break;
+        s->heap[i] = s->heap[parent];
+        i = parent;
+    }
+    s->heap[i] = e;
+}
+
+static struct event ev_pop(struct sim *s)
+{
+    RK_ASSERT(s->n_heap > 0);
+    struct event top = s->heap[0];
+    struct event last = s->heap[--s->n_heap];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const struct event *cur = m == i ? &last : &s->heap[m];
+        if (l < s->n_heap && ev_less(&s->heap[l], cur)) {
+            m = l;
+            cur = &s->heap[l];
+        }
+        if (r < s->n_heap && ev_less(&s->heap[r], cur))
+            m = r;
+        if (m == i)
+            break;
+        s->heap[i] = s->heap[m];
+        i = m;
+    }
+    if (s->n_heap > 0)
+        s->heap[i] = last;
+    return top;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Randomness                                                                                 */
+
+static uint64_t rnd_range(struct sim *s, uint64_t lo, uint64_t hi)
+{
+    return rk_prng_range(&s->prng, lo, hi);
+}
+
+static double rnd_unit(struct sim *s)
+{
+    return (double)(rk_prng_next(&s->prng) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static bool rnd_chance(struct sim *s, double p)
+{
+    return p > 0 && rnd_unit(s) < p;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Nodes                                                                                      */
+
+static uint64_t tick_interval(const struct sim *s, const struct sim_node *nd)
+{
+    double us = (double)s->scn->tick_us / nd->rate;
+    return us < 1 ? 1 : (uint64_t)us;
+}
+
+static void schedule_tick(struct sim *s, struct sim_node *nd, uint64_t delay)
+{
+    ev_push(s, s->now + delay, EV_TICK, nd->id, nd->tick_gen, 0, NULL);
+}
+
+static int node_start(struct sim *s, struct sim_node *nd)
+{
+    int rc = kv_memstore_create(rk_alloc_libc(), &nd->store);
+    if (rc != RK_OK)
+        return rc;
+    struct replica_config c;
+    replica_config_default(&c);
+    c.raft.id = nd->id;
+    c.raft.n_voters = s->n;
+    for (uint32_t i = 0; i < s->n; i++)
+        c.raft.voters[i] = i + 1;
+    c.raft.election_ticks_min = s->scn->election_ticks_min;
+    c.raft.election_ticks_max = s->scn->election_ticks_max;
+    c.raft.heartbeat_ticks = s->scn->heartbeat_ticks;
+    c.raft.pre_vote = s->pre_vote;
+    c.raft.check_quorum = s->check_quorum;
+    c.raft.max_append_entries = s->append_entries;
+    c.raft.max_inflight = s->inflight;
+    c.raft.seed = rk_prng_next(&s->prng);
+    c.log = nd->log;
+    c.store = nd->store;
+    c.max_pending = 1024;
+    uint64_t ticks = s->scn->timeout_us / s->scn->tick_us;
+    c.request_timeout_ticks = ticks < 1 ? 1 : (uint32_t)ticks;
+    struct rk_errmsg err = {{0}};
+    rc = replica_create(&c, &nd->rep, &err);
+    if (rc != RK_OK) {
+        fail(s, SIM_FAIL_SAFETY, "node %u could not start: %s", nd->id, err.text);
+        nd->store->ops->destroy(nd->store);
+        nd->store = NULL;
+        return rc;
+    }
+    nd->up = true;
+    nd->paused = false;
+    nd->lm_index = 0;
+    nd->lm_term = 0;
+    nd->sm_applied = 0;
+    nd->ct_done = 0;
+    nd->role = RAFT_FOLLOWER;
+    nd->term = 0;
+    nd->tick_gen++;
+    schedule_tick(s, nd, rnd_range(s, 1, tick_interval(s, nd)));
+    return RK_OK;
+}
+
+static void free_payload(struct event *e)
+{
+    free(e->payload);
+    e->payload = NULL;
+}
+
+static void node_crash(struct sim *s, struct sim_node *nd)
+{
+    if (!nd->up)
+        return;
+    replica_destroy(nd->rep);
+    nd->rep = NULL;
+    nd->store->ops->destroy(nd->store); /* the state machine was in memory */
+    nd->store = NULL;
+    nd->up = false;
+    nd->paused = false;
+    nd->tick_gen++;
+    for (size_t i = 0; i < nd->n_held; i++)
+        free_payload(&nd->held[i]);
+    nd->n_held = 0;
+    trace(s, "n%u crash", nd->id);
+}
+
+static void node_restart(struct sim *s, struct sim_node *nd)
+{
+    if (nd->up)
+        return;
+    trace(s, "n%u restart", nd->id);
+    node_start(s, nd);
+}
+
+static void node_pause(struct sim *s, struct sim_node *nd)
+{
+    if (!nd->up || nd->paused)
+        return;
+    nd->paused = true;
+    nd->tick_gen++;
+    trace(s, "n%u pause", nd->id);
+}
+
+static void node_resume(struct sim *s, struct sim_node *nd)
+{
+    if (!nd->up || !nd->paused)
+        return;
+    nd->paused = false;
+    trace(s, "n%u resume (%zu held)", nd->id, nd->n_held);
+    /* What arrived during the pause is processed now, in arrival order. */
+    for (size_t i = 0; i < nd->n_held; i++) {
+        struct event *e = &nd->held[i];
+        ev_push(s, s->now, e->type, e->node, e->a, e->b, e->payload);
+    }
+    nd->n_held = 0;
+    nd->tick_gen++;
+    schedule_tick(s, nd, 1);
+}
+
+static void node_hold(struct sim_node *nd, const struct event *e)
+{
+    if (nd->n_held == nd->cap_held) {
+        nd->cap_held = nd->cap_held ? nd->cap_held * 2 : 64;
+        nd->held = xrealloc(nd->held, nd->cap_held * sizeof(*nd->held));
+    }
+    nd->held[nd->n_held++] = *e;
+}
+
+/* The leader with the highest term among running nodes, or 0. */
+static uint32_t current_leader(struct sim *s)
+{
+    uint32_t best = 0;
+    uint64_t best_term = 0;
+    for (uint32_t i = 1; i <= s->n; i++) {
+        struct sim_node *nd = &s->nodes[i];
+        if (!nd->up)
+            continue;
+        struct replica_info st;
+        replica_info(nd->rep, &st);
+        if (st.raft.role == RAFT_LEADER && st.raft.term > best_term) {
+            best = i;
+            best_term = st.raft.term;
+        }
+    }
+    return best;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Checkers                                                                                   */
+
+static uint64_t entry_hash(const struct raft_entry *e)
+{
+    uint64_t h = XXH3_64bits(e->data, e->len);
+    return h ^ ((uint64_t)e->type * 0x9e3779b97f4a7c15ULL);
+}
+
+static void describe_entry(char *buf, size_t cap, const struct raft_entry *e)
+{
+    if (e->type == RAFT_ENTRY_NOOP) {
+        snprintf(buf, cap, "no-op");
+        return;
+    }
+    struct kv_cmd c;
+    if (kv_cmd_decode(e->data, e->len, &c, NULL) != RK_OK) {
+        snprintf(buf, cap, "%u bytes, not a command", e->len);
+        return;
+    }
+    snprintf(buf, cap, "%s %.*s%s%.*s (client %" PRIu64 " seq %" PRIu64 ")",
+             c.op == KV_OP_PUT ? "PUT" : "DEL", (int)(c.key_len > 40 ? 40 : c.key_len),
+             (const char *)c.key, c.op == KV_OP_PUT ? "=" : "",
+             (int)(c.val_len > 40 ? 40 : c.val_len), c.val != NULL ? (const char *)c.val : "",
+             c.client_id, c.seq);
+}
+
+static void check_election_safety(struct sim *s, struct sim_node *nd, uint64_t term)
+{
+    if (term >= s->cap_terms) {
+        size_t cap = s->cap_terms ? s->cap_terms : 256;
+        while (cap <= term)
+            cap *= 2;
+        s->leader_of_term = xrealloc(s->leader_of_term, cap * sizeof(*s->leader_of_term));
+        memset(s->leader_of_term + s->cap_terms, 0,
+               (cap - s->cap_terms) * sizeof(*s->leader_of_term));
+        s->cap_terms = cap;
+    }
+    uint64_t *l = &s->leader_of_term[term];
+    if (*l != 0 && *l != nd->id)
+        fail(s, SIM_FAIL_SAFETY, "election safety: n%" PRIu64 " and n%u are both leaders of term %" PRIu64,
+             *l, nd->id, term);
+    *l = nd->id;
+}
+
+static struct lm_entry *lm_slot(struct sim *s, uint64_t index, uint64_t term)
+{
+    if (s->lm_used * 2 >= s->lm_cap) {
+        size_t old_cap = s->lm_cap;
+        struct lm_entry *old = s->lm;
+        s->lm_cap = old_cap ? old_cap * 2 : 4096;
+        s->lm = xcalloc(s->lm_cap, sizeof(*s->lm));
+        s->lm_used = 0;
+        for (size_t i = 0; i < old_cap; i++) {
+            if (!old[i].used)
+                continue;
+            struct lm_entry *e = lm_slot(s, old[i].index, old[i].term);
+            *e = old[i];
+            s->lm_used++;
+        }
+        free(old);
+    }
+    uint64_t h = (index * 0x9e3779b97f4a7c15ULL) ^ (term * 0xc2b2ae3d27d4eb4fULL);
+    size_t mask = s->lm_cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        if (!s->lm[i].used || (s->lm[i].index == index && s->lm[i].term == term))
+            return &s->lm[i];
+    }
+}
+
+/* Log Matching (Figure 3): entries with the same index and term hold the same command and
+ * follow the same history. Checked by induction: every (index, term) pair maps to one
+ * (command, previous term) across all nodes and all time. */
+static void check_log_matching(struct sim *s, struct sim_node *nd)
+{
+    const struct raft *r = replica_raft(nd->rep);
+    struct raft_status st;
+    raft_status(r, &st);
+    /* A truncated or replaced suffix is verified again. */
+    while (nd->lm_index > 0 &&
+           (nd->lm_index > st.last_index || raft_term_at(r, nd->lm_index) != nd->lm_term)) {
+        nd->lm_index--;
+        nd->lm_term = raft_term_at(r, nd->lm_index);
+    }
+    for (uint64_t i = nd->lm_index + 1; i <= st.last_index && !s->failed; i++) {
+        const struct raft_entry *e = raft_entry_at(r, i);
+        RK_ASSERT(e != NULL);
+        uint64_t prev_term = raft_term_at(r, i - 1);
+        uint64_t hash = entry_hash(e);
+        struct lm_entry *slot = lm_slot(s, i, e->term);
+        if (!slot->used) {
+            *slot = (struct lm_entry){.index = i, .term = e->term, .hash = hash,
+                                      .prev_term = prev_term, .node = nd->id, .used = true};
+            s->lm_used++;
+        } else if (slot->hash != hash || slot->prev_term != prev_term) {
+            char d[128];
+            describe_entry(d, sizeof(d), e);
+            fail(s, SIM_FAIL_SAFETY,
+                 "log matching: index %" PRIu64 " term %" PRIu64 " differs between n%u and n%u"
+                 " (n%u has %s after term %" PRIu64 "; n%u had another command after term %" PRIu64 ")",
+                 i, e->term, slot->node, nd->id, nd->id, d, prev_term, slot->node,
+                 slot->prev_term);
+        }
+        nd->lm_index = i;
+        nd->lm_term = e->term;
+    }
+}
+
+/* State Machine Safety (Figure 3): no two nodes apply different commands at one index. */
+static void check_state_machine(struct sim *s, struct sim_node *nd)
+{
+    const struct raft *r = replica_raft(nd->rep);
+    struct raft_status st;
+    raft_status(r, &st);
+    if (st.applied < nd->sm_applied)
+        nd->sm_applied = 0; /* restarted: it applies again from scratch */
+    for (uint64_t i = nd->sm_applied + 1; i <= st.applied && !s->failed; i++) {
+        const struct raft_entry *e = raft_entry_at(r, i);
+        RK_ASSERT(e != NULL);
+        if (i >= s->sm_cap) {
+            size_t cap = s->sm_cap ? s->sm_cap : 4096;
+            while (cap <= i)
+                cap *= 2;
+            s->sm = xrealloc(s->sm, cap * sizeof(*s->sm));
+            memset(s->sm + s->sm_cap, 0, (cap - s->sm_cap) * sizeof(*s->sm));
+            s->sm_cap = cap;
+        }
+        struct sm_entry *slot = &s->sm[i];
+        uint64_t hash = entry_hash(e);
+        if (!slot->used) {
+            *slot = (struct sm_entry){.term = e->term, .hash = hash, .node = nd->id,
+                                      .used = true};
+            if (i > s->sm_max)
+                s->sm_max = i;
+        } else if (slot->term != e->term || slot->hash != hash) {
+            char d[128];
+            describe_entry(d, sizeof(d), e);
+            fail(s, SIM_FAIL_SAFETY,
+                 "state machine safety: n%u applied %s (term %" PRIu64 ") at index %" PRIu64
+                 ", n%u applied another command (term %" PRIu64 ") there",
+                 nd->id, d, e->term, i, slot->node, slot->term);
+        }
+    }
+    nd->sm_applied = st.applied;
+}
+
+/* Leader Completeness (Figure 3): "if a log entry is committed in a given term, then that entry
+ * will be present in the logs of the leaders for all higher-numbered terms". Checked both ways:
+ * a new leader against every commit of an earlier term, and a new commit against every running
+ * leader of a later term. */
+static void check_leader_has(struct sim *s, struct sim_node *nd, uint64_t i)
+{
+    const struct ct_entry *c = &s->ct[i];
+    uint64_t t = raft_term_at(replica_raft(nd->rep), i);
+    if (c->used && c->commit_term < nd->term && t != c->entry_term)
+        fail(s, SIM_FAIL_SAFETY,
+             "leader completeness: n%u is leader of term %" PRIu64
+             " without the entry committed at index %" PRIu64 " (term %" PRIu64
+             ", committed by n%u in term %" PRIu64 "); it has term %" PRIu64 " there",
+             nd->id, nd->term, i, c->entry_term, c->node, c->commit_term, t);
+}
+
+static void check_leader_completeness(struct sim *s, struct sim_node *nd)
+{
+    for (uint64_t i = 1; i <= s->ct_max && !s->failed; i++)
+        check_leader_has(s, nd, i);
+}
+
+/* Records what a leader has committed, in its term. */
+static void record_commits(struct sim *s, struct sim_node *nd, const struct raft_status *st)
+{
+    if (st->role != RAFT_LEADER)
+        return;
+    const struct raft *r = replica_raft(nd->rep);
+    if (nd->ct_done > st->commit)
+        nd->ct_done = 0;
+    for (uint64_t i = nd->ct_done + 1; i <= st->commit && !s->failed; i++) {
+        if (i >= s->ct_cap) {
+            size_t cap = s->ct_cap ? s->ct_cap : 4096;
+            while (cap <= i)
+                cap *= 2;
+            s->ct = xrealloc(s->ct, cap * sizeof(*s->ct));
+            memset(s->ct + s->ct_cap, 0, (cap - s->ct_cap) * sizeof(*s->ct));
+            s->ct_cap = cap;
+        }
+        struct ct_entry *c = &s->ct[i];
+        uint64_t t = raft_term_at(r, i);
+        if (!c->used) {
+            *c = (struct ct_entry){.entry_term = t, .commit_term = st->term, .node = nd->id,
+                                   .used = true};
+            if (i > s->ct_max)
+                s->ct_max = i;
+        } else if (c->entry_term != t) {
+            fail(s, SIM_FAIL_SAFETY,
+                 "leader completeness: n%u (term %" PRIu64 ") committed index %" PRIu64
+                 " with term %" PRIu64 ", n%u had committed term %" PRIu64 " there in term %" PRIu64,
+                 nd->id, st->term, i, t, c->node, c->entry_term, c->commit_term);
+        } else if (st->term < c->commit_term) {
+            c->commit_term = st->term;
+            c->node = nd->id;
+        }
+        /* Every running leader of a later term must hold it already. */
+        for (uint32_t j = 1; j <= s->n && !s->failed; j++) {
+            struct sim_node *o = &s->nodes[j];
+            if (o != nd && o->up && o->role == RAFT_LEADER && o->term > c->commit_term)
+                check_leader_has(s, o, i);
+        }
+    }
+    nd->ct_done = st->commit;
+}
+
+static void check_node(struct sim *s, struct sim_node *nd)
+{
+    if (!nd->up || s->failed)
+        return;
+    struct rk_errmsg why;
+    if (replica_failed(nd->rep, &why)) {
+        trace(s, "n%u stopped: %s", nd->id, why.text);
+        node_crash(s, nd);
+        return;
+    }
+    struct replica_info st;
+    replica_info(nd->rep, &st);
+    if (st.raft.term > s->res->max_term)
+        s->res->max_term = st.raft.term;
+    bool new_leader = st.raft.role == RAFT_LEADER &&
+                      (nd->role != RAFT_LEADER || nd->term != st.raft.term);
+    if (st.raft.role != nd->role || st.raft.term != nd->term)
+        trace(s, "n%u %s term %" PRIu64 " (leader %" PRIu64 ")", nd->id,
+              raft_role_name(st.raft.role), st.raft.term, st.raft.leader);
+    nd->role = st.raft.role;
+    nd->term = st.raft.term;
+    check_log_matching(s, nd);
+    check_state_machine(s, nd);
+    if (st.raft.role == RAFT_LEADER)
+        check_election_safety(s, nd, st.raft.term);
+    if (new_leader) {
+        s->res->leaders_elected++;
+        check_leader_completeness(s, nd);
+    }
+    record_commits(s, nd, &st.raft);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Network                                                                                    */
+
+static uint64_t latency(struct sim *s)
+{
+    return rnd_range(s, s->latency_min, s->latency_max);
+}
+
+static void net_send(struct sim *s, uint32_t from, const struct replica_frame *f)
+{
+    if (f->to < 1 || f->to > s->n) {
+        fail(s, SIM_FAIL_SAFETY, "n%u sent a frame to unknown node %" PRIu64, from, f->to);
+        return;
+    }
+    s->res->msgs_sent++;
+    if (rnd_chance(s, s->drop)) {
+        s->res->msgs_dropped++;
+        return;
+    }
+    int copies = rnd_chance(s, s->duplicate) ? 2 : 1;
+    if (copies == 2)
+        s->res->msgs_duplicated++;
+    for (int i = 0; i < copies; i++) {
+        struct sim_msg *m = xcalloc(1, sizeof(*m) + f->len);
+        m->from = from;
+        m->to = (uint32_t)f->to;
+        m->len = f->len;
+        memcpy(m->bytes, f->bytes, f->len);
+        uint64_t delay = latency(s);
+        if (rnd_chance(s, s->reorder))
+            delay += rnd_range(s, 0, s->reorder_max);
+        ev_push(s, s->now + delay, EV_DELIVER, m->to, 0, 0, m);
+    }
+}
+
+/* Takes a node's outputs: frames onto the network, replies back to clients. */
+static void drain(struct sim *s, struct sim_node *nd)
+{
+    if (!nd->up)
+        return;
+    struct replica_output out;
+    replica_output(nd->rep, &out);
+    for (size_t i = 0; i < out.n_frames; i++)
+        net_send(s, nd->id, &out.frames[i]);
+    for (size_t i = 0; i < out.n_replies; i++) {
+        const struct replica_reply *r = &out.replies[i];
+        struct sim_crep *c = xcalloc(1, sizeof(*c));
+        c->client = (uint32_t)(r->req_id >> 48);
+        c->seq = (r->req_id >> 16) & 0xffffffffu;
+        c->attempt = (uint32_t)(r->req_id & 0xffff);
+        c->node = nd->id;
+        c->status = r->status;
+        c->num = r->num;
+        c->leader = r->leader;
+        c->val_len = r->val_len > sizeof(c->val) ? (uint32_t)sizeof(c->val) : r->val_len;
+        if (r->val_len > 0)
+            memcpy(c->val, r->val, c->val_len);
+        ev_push(s, s->now + latency(s), EV_CLIENT_REPLY, 0, c->client, 0, c);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Clients                                                                                    */
+
+static void key_name(uint32_t key, uint8_t *buf, uint32_t *len)
+{
+    *len = (uint32_t)snprintf((char *)buf, 16, "k%u", key);
+}
+
+static void client_send(struct sim *s, struct sim_client *c, uint32_t node)
+{
+    if (c->attempt >= SIM_MAX_ATTEMPT) {
+        c->attempt = 0; /* wraps; old replies are told apart by seq and attempt together */
+    }
+    c->attempt++;
+    struct sim_creq *q = xcalloc(1, sizeof(*q));
+    q->client = c->id;
+    q->attempt = c->attempt;
+    q->seq = c->seq;
+    q->op = c->op;
+    key_name(c->key, q->key, &q->key_len);
+    q->val_len = (uint32_t)strlen(c->val);
+    memcpy(q->val, c->val, q->val_len);
+    if (node == 0)
+        node = (uint32_t)rnd_range(s, 1, s->n);
+    ev_push(s, s->now + latency(s), EV_CLIENT_REQ, node, 0, 0, q);
+    ev_push(s, s->now + s->scn->timeout_us, EV_CLIENT_TIMEOUT, 0, c->id,
+            c->seq << 16 | c->attempt, NULL);
+}
+
+static uint8_t pick_op(struct sim *s)
+{
+    const struct scenario *scn = s->scn;
+    uint64_t total = (uint64_t)scn->mix_get + scn->mix_put + scn->mix_del;
+    uint64_t x = rnd_range(s, 0, total - 1);
+    if (x < scn->mix_get)
+        return LIN_GET;
+    if (x < (uint64_t)scn->mix_get + scn->mix_put)
+        return LIN_PUT;
+    return LIN_DEL;
+}
+
+static void client_next(struct sim *s, struct sim_client *c)
+{
+    if (s->now >= s->scn->duration_us) {
+        c->done = true;
+        return;
+    }
+    c->busy = true;
+    c->seq++;
+    c->op = pick_op(s);
+    c->key = (uint32_t)rnd_range(s, 1, s->scn->keys);
+    c->maybe_executed = false;
+    c->attempt = 0;
+    c->invoked_at = s->now;
+    snprintf(c->val, sizeof(c->val), "c%u-%" PRIu64, c->id, c->seq);
+    uint8_t key[16];
+    uint32_t key_len;
+    key_name(c->key, key, &key_len);
+    c->op_id = lin_invoke(s->hist, c->id, s->now, c->op, key, key_len, (const uint8_t *)c->val,
+                          c->op == LIN_PUT ? (uint32_t)strlen(c->val) : 0);
+    s->res->ops_invoked++;
+    trace(s, "c%u invoke %s k%u%s%s", c->id,
+          c->op == LIN_GET ? "get" : c->op == LIN_PUT ? "put" : "del", c->key,
+          c->op == LIN_PUT ? "=" : "", c->op == LIN_PUT ? c->val : "");
+    client_send(s, c, 0);
+}
+
+static void client_complete(struct sim *s, struct sim_client *c, uint8_t outcome, bool found,
+                            const uint8_t *val, uint32_t val_len, int64_t num)
+{
+    lin_complete(s->hist, c->op_id, s->now, outcome, found, val, val_len, num);
+    if (outcome == LIN_OK)
+        s->res->ops_ok++;
+    else if (outcome == LIN_FAIL)
+        s->res->ops_failed++;
+    else
+        s->res->ops_unknown++;
+    trace(s, "c%u %s %s", c->id,
+          outcome == LIN_OK ? "ok" : outcome == LIN_FAIL ? "fail" : "unknown",
+          c->op == LIN_GET ? (found ? "found" : "nil") : "");
+    c->busy = false;
+    ev_push(s, s->now + rnd_range(s, s->scn->think_us_min, s->scn->think_us_max),
+            EV_CLIENT_NEXT, 0, c->id, 0, NULL);
+}
+
+/* Gives up on the current op: its outcome is unknown if an attempt may have executed it. */
+static void client_give_up(struct sim *s, struct sim_client *c)
+{
+    bool unknown = c->op != LIN_GET && c->maybe_executed;
+    client_complete(s, c, unknown ? LIN_UNKNOWN : LIN_FAIL, false, NULL, 0, 0);
+}
+
+static bool client_may_retry(const struct sim *s)
+{
+    return s->now < s->end_at;
+}
+
+static void on_client_reply(struct sim *s, const struct sim_crep *r)
+{
+    struct sim_client *c = &s->clients[r->client - 1];
+    if (!c->busy || r->seq != c->seq)
+        return; /* an earlier op's late answer */
+    switch (r->status) {
+    case REPLICA_OK:
+        /* Any attempt's success is the op's: retries share (client, seq), so the command was
+         * applied once and this is its result. */
+        client_complete(s, c, LIN_OK, c->op == LIN_GET, r->val, r->val_len, r->num);
+        return;
+    case REPLICA_NOT_FOUND:
+        client_complete(s, c, LIN_OK, false, NULL, 0, 0);
+        return;
+    case REPLICA_ERROR:
+        client_give_up(s, c);
+        return;
+    case REPLICA_TIMEOUT:
+        c->maybe_executed = true;
+        return; /* the client-side timeout retries */
+    case REPLICA_TRYAGAIN:
+        if (r->attempt != c->attempt)
+            return;
+        if (!client_may_retry(s)) {
+            client_give_up(s, c);
+            return;
+        }
+        /* Retry soon, at the leader if the node named one. */
+        ev_push(s, s->now + rnd_range(s, s->scn->tick_us, 5 * s->scn->tick_us), EV_CLIENT_RETRY,
+                0, c->id, (uint64_t)r->leader << 32 | c->attempt, NULL);
+        return;
+    }
+}
+
+static void on_client_timeout(struct sim *s, struct sim_client *c, uint64_t b)
+{
+    if (!c->busy || (b >> 16) != c->seq || (b & 0xffff) != c->attempt)
+        return;
+    if (c->op != LIN_GET)
+        c->maybe_executed = true;
+    if (!client_may_retry(s)) {
+        client_give_up(s, c);
+        return;
+    }
+    client_send(s, c, 0);
+}
+
+static void on_client_req(struct sim *s, struct sim_node *nd, struct event *e)
+{
+    struct sim_creq *q = e->payload;
+    if (!nd->up)
+        return; /* lost: the client times out */
+    if (nd->paused) {
+        node_hold(nd, e);
+        e->payload = NULL;
+        return;
+    }
+    struct replica_request req = {
+        .req_id = (uint64_t)q->client << 48 | (q->seq & 0xffffffffu) << 16 | q->attempt,
+        .op = q->op == LIN_GET ? REPLICA_GET : q->op == LIN_PUT ? REPLICA_PUT : REPLICA_DEL,
+        .client_id = q->client,
+        .seq = q->seq,
+        .key = q->key,
+        .key_len = q->key_len,
+        .val = q->val,
+        .val_len = q->op == LIN_PUT ? q->val_len : 0,
+    };
+    replica_submit(nd->rep, &req);
+    drain(s, nd);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Scenario steps and chaos                                                                   */
+
+static void shuffle(struct sim *s, uint32_t *v, uint32_t n)
+{
+    for (uint32_t i = n; i > 1; i--) {
+        uint32_t j = (uint32_t)rnd_range(s, 0, i - 1);
+        uint32_t t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+}
+
+/* Resolves a set to node ids; returns the count (0: nothing to do, e.g. no leader). */
+static uint32_t resolve(struct sim *s, const struct scn_set *set, uint32_t *out)
+{
+    uint32_t all[SCN_MAX_NODES];
+    for (uint32_t i = 0; i < s->n; i++)
+        all[i] = i + 1;
+    switch (set->kind) {
+    case SCN_SET_IDS:
+        memcpy(out, set->ids, set->n_ids * sizeof(*out));
+        return set->n_ids;
+    case SCN_SET_LEADER: {
+        uint32_t l = current_leader(s);
+        out[0] = l;
+        return l != 0;
+    }
+    case SCN_SET_FOLLOWER: {
+        uint32_t l = current_leader(s), n = 0;
+        for (uint32_t i = 1; i <= s->n; i++) {
+            if (i != l)
+                all[n++] = i;
+        }
+        if (n == 0)
+            return 0;
+        out[0] = all[rnd_range(s, 0, n - 1)];
+        return 1;
+    }
+    case SCN_SET_RANDOM:
+        out[0] = (uint32_t)rnd_range(s, 1, s->n);
+        return 1;
+    case SCN_SET_RANDOM_MINORITY:
+    case SCN_SET_RANDOM_MAJORITY: {
+        uint32_t k = set->kind == SCN_SET_RANDOM_MINORITY ? (s->n - 1) / 2 : s->n / 2 + 1;
+        shuffle(s, all, s->n);
+        memcpy(out, all, k * sizeof(*out));
+        return k;
+    }
+    case SCN_SET_ALL:
+        memcpy(out, all, s->n * sizeof(*out));
+        return s->n;
+    }
+    return 0;
+}
+
+/* The nodes not in ids[0..n): into out, returns the count. */
+static uint32_t complement(const struct sim *s, const uint32_t *ids, uint32_t n, uint32_t *out)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 1; i <= s->n; i++) {
+        bool in = false;
+        for (uint32_t j = 0; j < n; j++)
+            in |= ids[j] == i;
+        if (!in)
+            out[k++] = i;
+    }
+    return k;
+}
+
+static void heal(struct sim *s)
+{
+    memset(s->blocked, 0, sizeof(s->blocked));
+}
+
+/* Nodes in different groups cannot talk; nodes in no group form one more group. */
+static void apply_partition(struct sim *s, const struct scn_step *st)
+{
+    uint32_t group[SCN_MAX_NODES + 1];
+    for (uint32_t i = 0; i <= s->n; i++)
+        group[i] = UINT32_MAX;
+    uint32_t rest_group = UINT32_MAX;
+    if (st->n_groups == 0) { /* random halves */
+        uint32_t all[SCN_MAX_NODES];
+        for (uint32_t i = 0; i < s->n; i++)
+            all[i] = i + 1;
+        shuffle(s, all, s->n);
+        uint32_t cut = (uint32_t)rnd_range(s, 1, s->n > 1 ? s->n - 1 : 1);
+        for (uint32_t i = 0; i < s->n; i++)
+            group[all[i]] = i < cut ? 0 : 1;
+    } else {
+        for (uint32_t g = 0; g < st->n_groups; g++) {
+            if (st->groups[g].kind == SCN_SET_REST) {
+                rest_group = g;
+                continue;
+            }
+            uint32_t ids[SCN_MAX_NODES];
+            uint32_t k = resolve(s, &st->groups[g], ids);
+            for (uint32_t i = 0; i < k; i++) {
+                if (group[ids[i]] == UINT32_MAX)
+                    group[ids[i]] = g;
+            }
+        }
+    }
+    for (uint32_t i = 1; i <= s->n; i++) {
+        if (group[i] == UINT32_MAX)
+            group[i] = rest_group != UINT32_MAX ? rest_group : SCN_MAX_GROUPS;
+    }
+    heal(s);
+    for (uint32_t a = 1; a <= s->n; a++) {
+        for (uint32_t b = 1; b <= s->n; b++)
+            s->blocked[a][b] = group[a] != group[b];
+    }
+    if (s->opt->trace) {
+        char buf[128];
+        size_t len = 0;
+        for (uint32_t i = 1; i <= s->n && len < sizeof(buf) - 16; i++)
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, " n%u:%u", i, group[i]);
+        trace(s, "partition groups%s", buf);
+    }
+}
+
+static void for_each_node(struct sim *s, const struct scn_set *set,
+                          void (*fn)(struct sim *, struct sim_node *))
+{
+    uint32_t ids[SCN_MAX_NODES];
+    uint32_t k = resolve(s, set, ids);
+    if (k == 0)
+        trace(s, "step skipped: no such node now");
+    for (uint32_t i = 0; i < k; i++)
+        fn(s, &s->nodes[ids[i]]);
+}
+
+static void set_skew(struct sim *s, struct sim_node *nd, double rate)
+{
+    nd->rate = rate;
+    trace(s, "n%u clock rate %.3f", nd->id, rate);
+}
+
+static void run_step(struct sim *s, const struct scn_step *st)
+{
+    uint32_t a[SCN_MAX_NODES], b[SCN_MAX_NODES];
+    uint32_t na, nb;
+    switch (st->action) {
+    case SCN_PARTITION:
+        apply_partition(s, st);
+        break;
+    case SCN_ONEWAY:
+        if (st->groups[0].kind == SCN_SET_REST) {
+            nb = resolve(s, &st->groups[1], b);
+            na = complement(s, b, nb, a);
+        } else {
+            na = resolve(s, &st->groups[0], a);
+            nb = st->groups[1].kind == SCN_SET_REST ? complement(s, a, na, b)
+                                                    : resolve(s, &st->groups[1], b);
+        }
+        for (uint32_t i = 0; i < na; i++) {
+            for (uint32_t j = 0; j < nb; j++) {
+                if (a[i] != b[j])
+                    s->blocked[a[i]][b[j]] = true;
+            }
+        }
+        trace(s, "oneway cut (%u -> %u nodes)", na, nb);
+        break;
+    case SCN_ISOLATE:
+        na = resolve(s, &st->groups[0], a);
+        for (uint32_t i = 0; i < na; i++) {
+            for (uint32_t j = 1; j <= s->n; j++) {
+                if (j != a[i]) {
+                    s->blocked[a[i]][j] = true;
+                    s->blocked[j][a[i]] = true;
+                }
+            }
+            trace(s, "n%u isolated", a[i]);
+        }
+        break;
+    case SCN_HEAL:
+        heal(s);
+        trace(s, "heal");
+        break;
+    case SCN_CRASH:
+        for_each_node(s, &st->groups[0], node_crash);
+        break;
+    case SCN_RESTART:
+        for_each_node(s, &st->groups[0], node_restart);
+        break;
+    case SCN_PAUSE:
+        for_each_node(s, &st->groups[0], node_pause);
+        break;
+    case SCN_RESUME:
+        for_each_node(s, &st->groups[0], node_resume);
+        break;
+    case SCN_SKEW:
+        na = resolve(s, &st->groups[0], a);
+        for (uint32_t i = 0; i < na; i++)
+            set_skew(s, &s->nodes[a[i]], st->factor);
+        break;
+    case SCN_SET_NET:
+        switch (st->param) {
+        case SCN_NET_DROP:
+            s->drop = st->factor;
+            break;
+        case SCN_NET_DUPLICATE:
+            s->duplicate = st->factor;
+            break;
+        case SCN_NET_REORDER:
+            s->reorder = st->factor;
+            break;
+        case SCN_NET_LATENCY_MIN:
+            s->latency_min = (uint64_t)st->factor;
+            break;
+        case SCN_NET_LATENCY_MAX:
+            s->latency_max = (uint64_t)st->factor;
+            break;
+        }
+        if (s->latency_max < s->latency_min)
+            s->latency_max = s->latency_min;
+        trace(s, "network: drop %.3f duplicate %.3f reorder %.3f latency %" PRIu64 "..%" PRIu64
+                 "us",
+              s->drop, s->duplicate, s->reorder, s->latency_min, s->latency_max);
+        break;
+    }
+}
+
+enum chaos_kind { CHAOS_CRASH = 0, CHAOS_PARTITION, CHAOS_PAUSE, CHAOS_SKEW, CHAOS_KINDS };
+
+static double chaos_rate(const struct sim *s, int kind)
+{
+    switch (kind) {
+    case CHAOS_CRASH:
+        return s->chaos.crash_per_s;
+    case CHAOS_PARTITION:
+        return s->chaos.partition_per_s;
+    case CHAOS_PAUSE:
+        return s->chaos.pause_per_s;
+    default:
+        return s->chaos.skew_per_s;
+    }
+}
+
+static void chaos_schedule(struct sim *s, int kind)
+{
+    double rate = chaos_rate(s, kind);
+    if (rate <= 0)
+        return;
+    /* Exponential inter-arrival times: a Poisson process of `rate` events per second. */
+    double u = rnd_unit(s);
+    double wait_s = -log(1.0 - u) / rate;
+    if (wait_s > 1e6)
+        wait_s = 1e6;
+    ev_push(s, s->now + 1 + (uint64_t)(wait_s * 1e6), EV_CHAOS, 0, (uint64_t)kind, 0, NULL);
+}
+
+static void on_chaos(struct sim *s, int kind)
+{
+    if (!s->chaos_on)
+        return;
+    uint32_t victim = (uint32_t)rnd_range(s, 1, s->n);
+    struct sim_node *nd = &s->nodes[victim];
+    uint64_t down = rnd_range(s, s->chaos.downtime_us_min, s->chaos.downtime_us_max);
+    switch (kind) {
+    case CHAOS_CRASH:
+        node_crash(s, nd);
+        break;
+    case CHAOS_PARTITION: {
+        struct scn_step st = {.action = SCN_PARTITION, .n_groups = 0};
+        apply_partition(s, &st);
+        break;
+    }
+    case CHAOS_PAUSE:
+        node_pause(s, nd);
+        break;
+    case CHAOS_SKEW:
+        set_skew(s, nd, 0.5 + 1.5 * rnd_unit(s));
+        break;
+    }
+    ev_push(s, s->now + down, EV_CHAOS_UNDO, victim, (uint64_t)kind, 0, NULL);
+    chaos_schedule(s, kind);
+}
+
+static void on_chaos_undo(struct sim *s, int kind, struct sim_node *nd)
+{
+    switch (kind) {
+    case CHAOS_CRASH:
+        node_restart(s, nd);
+        break;
+    case CHAOS_PARTITION:
+        heal(s);
+        trace(s, "heal");
+        break;
+    case CHAOS_PAUSE:
+        node_resume(s, nd);
+        break;
+    case CHAOS_SKEW:
+        set_skew(s, nd, 1.0);
+        break;
+    }
+}
+
+/* The last fault heals: every node runs, the network is whole, chaos stops. */
+static void on_settle(struct sim *s)
+{
+    trace(s, "settle: heal, restart and resume everything");
+    s->chaos_on = false;
+    heal(s);
+    for (uint32_t i = 1; i <= s->n; i++) {
+        node_restart(s, &s->nodes[i]);
+        node_resume(s, &s->nodes[i]);
+    }
+    s->leader_seen_at = 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The loop                                                                                   */
+
+static void handle(struct sim *s, struct event *e)
+{
+    struct sim_node *nd = e->node >= 1 && e->node <= s->n ? &s->nodes[e->node] : NULL;
+    switch (e->type) {
+    case EV_TICK:
+        if (!nd->up || nd->paused || e->a != nd->tick_gen)
+            return;
+        replica_tick(nd->rep);
+        drain(s, nd);
+        check_node(s, nd);
+        if (nd->up && e->a == nd->tick_gen)
+            schedule_tick(s, nd, tick_interval(s, nd));
+        return;
+    case EV_DELIVER: {
+        struct sim_msg *m = e->payload;
+        if (!nd->up || s->blocked[m->from][m->to])
+            return;
+        if (nd->paused) {
+            node_hold(nd, e);
+            e->payload = NULL;
+            return;
+        }
+        struct rk_errmsg err = {{0}};
+        int rc = replica_recv(nd->rep, m->from, m->bytes, m->len, &err);
+        if (rc != RK_OK && rc != RK_EINVAL)
+            fail(s, SIM_FAIL_SAFETY, "n%u could not decode a frame from n%u: %s", m->to,
+                 m->from, err.text);
+        drain(s, nd);
+        check_node(s, nd);
+        return;
+    }
+    case EV_CLIENT_REQ:
+        on_client_req(s, nd, e);
+        if (nd->up)
+            check_node(s, nd);
+        return;
+    case EV_CLIENT_REPLY:
+        on_client_reply(s, e->payload);
+        return;
+    case EV_CLIENT_NEXT:
+        client_next(s, &s->clients[e->a - 1]);
+        return;
+    case EV_CLIENT_RETRY: {
+        struct sim_client *c = &s->clients[e->a - 1];
+        if (c->busy && (e->b & 0xffffffffu) == c->attempt) {
+            uint32_t hint = (uint32_t)(e->b >> 32);
+            client_send(s, c, hint != 0 && rnd_chance(s, 0.5) ? hint : 0);
+        }
+        return;
+    }
+    case EV_CLIENT_TIMEOUT:
+        on_client_timeout(s, &s->clients[e->a - 1], e->b);
+        return;
+    case EV_STEP:
+        trace(s, "step line %u", s->scn->steps[e->a].line);
+        run_step(s, &s->scn->steps[e->a]);
+        return;
+    case EV_CHAOS:
+        on_chaos(s, (int)e->a);
+        return;
+    case EV_CHAOS_UNDO:
+        if (s->chaos_on)
+            on_chaos_undo(s, (int)e->a, nd);
+        return;
+    case EV_SETTLE:
+        on_settle(s);
+        return;
+    case EV_CHECK_LEADER:
+        if (s->leader_seen_at == 0 && current_leader(s) == 0)
+            fail(s, SIM_FAIL_LIVENESS,
+                 "liveness: no leader within %" PRIu64 "ms after the last fault healed",
+                 s->scn->expect_leader_us / 1000);
+        return;
+    case EV_CHECK_COMPLETE:
+        for (uint32_t i = 0; i < s->scn->clients && !s->failed; i++) {
+            struct sim_client *c = &s->clients[i];
+            if (c->busy)
+                fail(s, SIM_FAIL_LIVENESS,
+                     "liveness: client %u's op (invoked at %" PRIu64 "ms) still pending %" PRIu64
+                     "ms after the last fault healed",
+                     c->id, c->invoked_at / 1000, s->scn->expect_complete_us / 1000);
+        }
+        return;
+    case EV_END:
+        return;
+    }
+}
+
+static void draw_swarm(struct sim *s)
+{
+    /* Swarm testing (Groce et al.; TigerBeetle's VOPR): each seed picks its own mix of faults,
+     * some switched off entirely, so that seeds explore different corners. */
+    s->drop = rnd_chance(s, 0.5) ? 0.2 * rnd_unit(s) : 0;
+    s->duplicate = rnd_chance(s, 0.5) ? 0.1 * rnd_unit(s) : 0;
+    s->reorder = rnd_chance(s, 0.5) ? 0.3 * rnd_unit(s) : 0;
+    s->chaos.crash_per_s = rnd_chance(s, 0.5) ? 0.5 * rnd_unit(s) : 0;
+    s->chaos.partition_per_s = rnd_chance(s, 0.5) ? 0.5 * rnd_unit(s) : 0;
+    s->chaos.pause_per_s = rnd_chance(s, 0.5) ? 0.3 * rnd_unit(s) : 0;
+    s->chaos.skew_per_s = rnd_chance(s, 0.5) ? 0.3 * rnd_unit(s) : 0;
+    static const uint32_t batches[] = {1, 2, 3, 8, 64, 256};
+    static const uint32_t windows[] = {1, 2, 4, 32};
+    s->append_entries = batches[rnd_range(s, 0, sizeof(batches) / sizeof(batches[0]) - 1)];
+    s->inflight = windows[rnd_range(s, 0, sizeof(windows) / sizeof(windows[0]) - 1)];
+    s->pre_vote = rnd_chance(s, 0.8);
+    s->check_quorum = rnd_chance(s, 0.8);
+    if (s->chaos.downtime_us_max == 0) {
+        s->chaos.downtime_us_min = 100000;
+        s->chaos.downtime_us_max = 3000000;
+    }
+}
+
+static void setup(struct sim *s)
+{
+    const struct scenario *scn = s->scn;
+    rk_prng_seed(&s->prng, s->opt->seed);
+    s->n = scn->nodes;
+    s->drop = scn->drop;
+    s->duplicate = scn->duplicate;
+    s->reorder = scn->reorder;
+    s->latency_min = scn->latency_us_min;
+    s->latency_max = scn->latency_us_max;
+    s->reorder_max = scn->reorder_us_max;
+    s->chaos = scn->chaos;
+    s->pre_vote = scn->pre_vote;
+    s->check_quorum = scn->check_quorum;
+    struct raft_config defaults;
+    raft_config_default(&defaults);
+    s->append_entries = defaults.max_append_entries;
+    s->inflight = defaults.max_inflight;
+    if (s->opt->swarm || scn->swarm)
+        draw_swarm(s);
+    s->chaos_on = true;
+    uint64_t last_step = scn->n_steps > 0 ? scn->steps[scn->n_steps - 1].at_us : 0;
+    s->settle_at = scn->duration_us > last_step ? scn->duration_us : last_step;
+    uint64_t tail = scn->expect_leader_us > scn->expect_complete_us ? scn->expect_leader_us
+                                                                    : scn->expect_complete_us;
+    s->end_at = s->settle_at + (tail > 0 ? tail : SIM_SETTLE_DEFAULT_US);
+    for (uint32_t i = 1; i <= s->n; i++) {
+        struct sim_node *nd = &s->nodes[i];
+        nd->id = i;
+        nd->rate = 1.0;
+        log_memstore_create(rk_alloc_libc(), &nd->log);
+        node_start(s, nd);
+    }
+    s->clients = xcalloc(scn->clients, sizeof(*s->clients));
+    for (uint32_t i = 0; i < scn->clients; i++) {
+        s->clients[i].id = i + 1;
+        ev_push(s, rnd_range(s, 0, scn->think_us_max + scn->tick_us), EV_CLIENT_NEXT, 0, i + 1,
+                0, NULL);
+    }
+    for (uint32_t i = 0; i < scn->n_steps; i++)
+        ev_push(s, scn->steps[i].at_us, EV_STEP, 0, i, 0, NULL);
+    for (int k = 0; k < CHAOS_KINDS; k++)
+        chaos_schedule(s, k);
+    ev_push(s, s->settle_at, EV_SETTLE, 0, 0, 0, NULL);
+    if (scn->expect_leader_us > 0)
+        ev_push(s, s->settle_at + scn->expect_leader_us, EV_CHECK_LEADER, 0, 0, 0, NULL);
+    if (scn->expect_complete_us > 0)
+        ev_push(s, s->settle_at + scn->expect_complete_us, EV_CHECK_COMPLETE, 0, 0, 0, NULL);
+    ev_push(s, s->end_at, EV_END, 0, 0, 0, NULL);
+}
+
+static void teardown(struct sim *s)
+{
+    while (s->n_heap > 0) {
+        struct event e = ev_pop(s);
+        free(e.payload);
+    }
+    free(s->heap);
+    for (uint32_t i = 1; i <= s->n; i++) {
+        struct sim_node *nd = &s->nodes[i];
+        if (nd->up) {
+            replica_destroy(nd->rep);
+            nd->store->ops->destroy(nd->store);
+        }
+        nd->log->ops->destroy(nd->log);
+        for (size_t j = 0; j < nd->n_held; j++)
+            free(nd->held[j].payload);
+        free(nd->held);
+    }
+    free(s->clients);
+    lin_history_destroy(s->hist);
+    free(s->leader_of_term);
+    free(s->lm);
+    free(s->sm);
+    free(s->ct);
+}
+
+static void report(struct sim *s, const struct lin_result *lr)
+{
+    struct sim_result *res = s->res;
+    const char *verdict = res->verdict == SIM_PASS ? "PASS" : "FAIL";
+    sim_printf(s,
+               "seed %" PRIu64 ": %s  %" PRIu64 ".%03" PRIu64 "s virtual, %" PRIu64
+               " events; ops %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64 ", unknown %" PRIu64
+               "); leaders %" PRIu64 ", max term %" PRIu64 "; msgs %" PRIu64 " (dropped %" PRIu64
+               ", duplicated %" PRIu64 "); linearizability %s (%u keys)\n",
+               s->opt->seed, verdict, res->virtual_us / 1000000, res->virtual_us / 1000 % 1000,
+               res->events, res->ops_invoked, res->ops_ok, res->ops_failed, res->ops_unknown,
+               res->leaders_elected, res->max_term, res->msgs_sent, res->msgs_dropped,
+               res->msgs_duplicated,
+               lr->verdict == LIN_LINEARIZABLE ? "ok"
+               : lr->verdict == LIN_GAVE_UP    ? "gave up (search budget)"
+                                               : "VIOLATED",
+               lr->keys_checked);
+    if (res->verdict != SIM_PASS) {
+        sim_printf(s, "  failed check: %s\n", res->what);
+        if (lr->verdict == LIN_VIOLATION && lr->explanation != NULL)
+            sim_printf(s, "%s\n", lr->explanation);
+        sim_printf(s, "  replay: build/bin/sim --seed %" PRIu64 "%s %s\n", s->opt->seed,
+                   s->opt->swarm ? " --swarm" : "", s->opt->path ? s->opt->path : s->scn->name);
+    }
+}
+
+int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
+            struct sim_result *res)
+{
+    struct sim *s = xcalloc(1, sizeof(*s));
+    memset(res, 0, sizeof(*res));
+    s->scn = scn;
+    s->opt = o;
+    s->out = out;
+    s->res = res;
+    s->hist = lin_history_create();
+    setup(s);
+    if (s->opt->trace || s->opt->swarm || scn->swarm)
+        sim_printf(s,
+                   "seed %" PRIu64 ": %u nodes, %u clients; drop %.3f duplicate %.3f reorder %.3f;"
+                   " chaos/s crash %.3f partition %.3f pause %.3f skew %.3f; prevote %s"
+                   " checkquorum %s; append %u entries, window %u\n",
+                   o->seed, s->n, scn->clients, s->drop, s->duplicate, s->reorder,
+                   s->chaos.crash_per_s, s->chaos.partition_per_s, s->chaos.pause_per_s,
+                   s->chaos.skew_per_s, s->pre_vote ? "on" : "off",
+                   s->check_quorum ? "on" : "off", s->append_entries, s->inflight);
+    while (s->n_heap > 0 && !s->failed) {
+        struct event e = ev_pop(s);
+        RK_ASSERT(e.t >= s->now);
+        s->now = e.t;
+        res->events++;
+        handle(s, &e);
+        free(e.payload);
+        if (e.type == EV_END)
+            break;
+        if (s->now >= s->settle_at && s->leader_seen_at == 0 && current_leader(s) != 0)
+            s->leader_seen_at = s->now;
+    }
+    res->virtual_us = s->now;
+    /* Ops still open at the end never got an answer: unknown (a GET: no effect). */
+    for (uint32_t i = 0; i < scn->clients; i++) {
+        struct sim_client *c = &s->clients[i];
+        if (c->busy)
+            client_give_up(s, c);
+    }
+    struct lin_result lr;
+    memset(&lr, 0, sizeof(lr));
+    lin_check(s->hist, o->lin_budget, &lr);
+    if (lr.verdict == LIN_VIOLATION)
+        fail(s, SIM_FAIL_LINEARIZABILITY, "linearizability: key %s", lr.key);
+    res->lin_gave_up = lr.verdict == LIN_GAVE_UP;
+    report(s, &lr);
+    lin_result_free(&lr);
+    teardown(s);
+    free(s);
+    return RK_OK;
+}
