@@ -60,6 +60,7 @@ enum scn_setting {
     SCN_S_HEARTBEAT,
     SCN_S_PREVOTE,
     SCN_S_CHECKQUORUM,
+    SCN_S_REPLICATION,
     SCN_S_LATENCY,
     SCN_S_DROP,
     SCN_S_DUPLICATE,
@@ -583,6 +584,17 @@ static int scn_cmd_heartbeat(struct scn_parser *p)
     return scn_end(p);
 }
 
+/* replication ENTRIES WINDOW: entries per AppendEntries and AppendEntries in flight. */
+static int scn_cmd_replication(struct scn_parser *p)
+{
+    SCN_TRY(scn_claim(p, SCN_S_REPLICATION, 0, "replication"));
+    SCN_TRY(scn_next_uint(p, 1, SCN_MAX_APPEND_ENTRIES, "entries per AppendEntries",
+                          &p->s->append_entries));
+    SCN_TRY(scn_next_uint(p, 1, SCN_MAX_INFLIGHT, "AppendEntries in flight per follower",
+                          &p->s->inflight));
+    return scn_end(p);
+}
+
 static int scn_cmd_prevote(struct scn_parser *p)
 {
     SCN_TRY(scn_claim(p, SCN_S_PREVOTE, 0, "prevote"));
@@ -1057,6 +1069,7 @@ static const struct scn_command scn_commands[] = {
     {"expect", scn_cmd_expect},
     {"chaos", scn_cmd_chaos},
     {"swarm", scn_cmd_swarm},
+    {"replication", scn_cmd_replication},
     {"at", scn_cmd_at},
 };
 #define SCN_N_COMMANDS (sizeof(scn_commands) / sizeof(scn_commands[0]))
@@ -1106,8 +1119,8 @@ static int scn_parse_line(struct scn_parser *p)
     }
     return scn_err(p, 0,
                    "a command (nodes, tick, election, heartbeat, prevote, checkquorum, "
-                   "latency, drop, duplicate, reorder, clients, keys, mix, think, timeout, "
-                   "duration, expect, chaos, swarm, at)");
+                   "replication, latency, drop, duplicate, reorder, clients, keys, mix, think, "
+                   "timeout, duration, expect, chaos, swarm, at)");
 }
 
 /* ---- checks that need the whole file ------------------------------------------------------ */
@@ -1171,6 +1184,8 @@ void scn_defaults(struct scenario *s)
     s->heartbeat_ticks = 1;
     s->pre_vote = true;
     s->check_quorum = true;
+    s->append_entries = 256;
+    s->inflight = 32;
     s->latency_us_min = 1 * SCN_US_PER_MS;
     s->latency_us_max = 5 * SCN_US_PER_MS;
     s->reorder_us_max = 10 * s->latency_us_max;
@@ -1270,6 +1285,7 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
             s->heartbeat_ticks);
     scn_out(o, "prevote %s\ncheckquorum %s\n", s->pre_vote ? "on" : "off",
             s->check_quorum ? "on" : "off");
+    scn_out(o, "replication %u %u\n", s->append_entries, s->inflight);
     scn_out_duration(o, "latency ", s->latency_us_min);
     scn_out_duration(o, " ", s->latency_us_max);
     scn_out_double(o, "\ndrop ", s->drop);

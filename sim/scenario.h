@@ -22,6 +22,8 @@
 #define SCN_MAX_NODES 9    /* = RAFT_MAX_VOTERS */
 #define SCN_MAX_STEPS 1024
 #define SCN_MAX_GROUPS SCN_MAX_NODES
+#define SCN_MAX_APPEND_ENTRIES 65536u
+#define SCN_MAX_INFLIGHT 1024u
 #define SCN_MAX_LINE_BYTES 4096 /* a line, without its line ending */
 #define SCN_MAX_LINES 100000
 #define SCN_MAX_DURATION_US (365ULL * 24 * 3600 * 1000000) /* any duration or time: one year */
@@ -103,6 +105,8 @@ struct scenario {
     uint32_t heartbeat_ticks;  /* `heartbeat 2`, default 1; below election_ticks_min */
     bool pre_vote;             /* `prevote on|off`, default on */
     bool check_quorum;         /* `checkquorum on|off`, default on */
+    uint32_t append_entries;   /* `replication 8 4`: entries per AppendEntries, default 256 */
+    uint32_t inflight;         /* ... and AppendEntries in flight per follower, default 32 */
     /* Network defaults. */
     uint64_t latency_us_min, latency_us_max; /* `latency 1ms 5ms`, default 1ms 5ms */
     double drop, duplicate, reorder;         /* probabilities in [0, 1], default 0 */

@@ -640,12 +640,66 @@ static void check_leader_completeness(struct sim *s, struct sim_node *nd)
         check_leader_has(s, nd, i);
 }
 
+/* Which running nodes could win an election on the strength of their logs: those whose log is
+ * at least as up-to-date (§5.4.1) as the logs of a majority of all nodes. Counting running
+ * nodes only under-approximates the set, so what the check below reports is always real. */
+static uint32_t electable_nodes(struct sim *s, uint32_t *out)
+{
+    uint64_t last_term[SCN_MAX_NODES + 1], last_index[SCN_MAX_NODES + 1];
+    for (uint32_t i = 1; i <= s->n; i++) {
+        if (!s->nodes[i].up)
+            continue;
+        struct raft_status st;
+        raft_status(replica_raft(s->nodes[i].rep), &st);
+        last_term[i] = st.last_term;
+        last_index[i] = st.last_index;
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 1; i <= s->n; i++) {
+        if (!s->nodes[i].up)
+            continue;
+        uint32_t dominated = 0;
+        for (uint32_t j = 1; j <= s->n; j++) {
+            if (s->nodes[j].up &&
+                (last_term[i] > last_term[j] ||
+                 (last_term[i] == last_term[j] && last_index[i] >= last_index[j])))
+                dominated++;
+        }
+        if (dominated >= s->n / 2 + 1)
+            out[k++] = i;
+    }
+    return k;
+}
+
+/* The safety argument of §5.4 made a check: a committed entry is on a majority, so every log
+ * that could still win an election holds it. A commit that breaks this (Figure 8's counting of
+ * an old term's replicas) is caught when it happens, not only if the bad election follows. */
+static void check_committed_on_electable(struct sim *s, uint64_t from, uint64_t to)
+{
+    uint32_t ids[SCN_MAX_NODES];
+    uint32_t k = electable_nodes(s, ids);
+    for (uint32_t j = 0; j < k && !s->failed; j++) {
+        const struct raft *r = replica_raft(s->nodes[ids[j]].rep);
+        for (uint64_t i = from; i <= to && !s->failed; i++) {
+            const struct ct_entry *c = &s->ct[i];
+            uint64_t t = raft_term_at(r, i);
+            if (t != c->entry_term)
+                fail(s, SIM_FAIL_SAFETY,
+                     "commit safety: n%u committed index %" PRIu64 " (term %" PRIu64
+                     ") in term %" PRIu64 ", but n%u could still be elected without it (it has "
+                     "term %" PRIu64 " there)",
+                     c->node, i, c->entry_term, c->commit_term, ids[j], t);
+        }
+    }
+}
+
 /* Records what a leader has committed, in its term. */
 static void record_commits(struct sim *s, struct sim_node *nd, const struct raft_status *st)
 {
     if (st->role != RAFT_LEADER)
         return;
     const struct raft *r = replica_raft(nd->rep);
+    uint64_t first_new = s->ct_max + 1;
     if (nd->ct_done > st->commit)
         nd->ct_done = 0;
     for (uint64_t i = nd->ct_done + 1; i <= st->commit && !s->failed; i++) {
@@ -681,6 +735,8 @@ static void record_commits(struct sim *s, struct sim_node *nd, const struct raft
         }
     }
     nd->ct_done = st->commit;
+    if (s->ct_max >= first_new)
+        check_committed_on_electable(s, first_new, s->ct_max);
 }
 
 static void check_node(struct sim *s, struct sim_node *nd)
@@ -1384,10 +1440,8 @@ static void setup(struct sim *s)
     s->chaos = scn->chaos;
     s->pre_vote = scn->pre_vote;
     s->check_quorum = scn->check_quorum;
-    struct raft_config defaults;
-    raft_config_default(&defaults);
-    s->append_entries = defaults.max_append_entries;
-    s->inflight = defaults.max_inflight;
+    s->append_entries = scn->append_entries;
+    s->inflight = scn->inflight;
     if (s->opt->swarm || scn->swarm)
         draw_swarm(s);
     s->chaos_on = true;

@@ -711,7 +711,8 @@ static void error_unknown_command(void **state)
     (void)state;
     assert_error("nodes 3\n  foo 1\n",
                  "t.scn:2:3: expected a command (nodes, tick, election, heartbeat, prevote, "
-                 "checkquorum, latency, drop, duplicate, reorder, clients, keys, mix, think, "
+                 "checkquorum, replication, latency, drop, duplicate, reorder, clients, keys, mix, "
+                 "think, "
                  "timeout, duration, expect, chaos, swarm, at), got 'foo'");
 }
 
@@ -720,7 +721,8 @@ static void error_keywords_are_case_sensitive(void **state)
     (void)state;
     assert_error("Nodes 3",
                  "t.scn:1:1: expected a command (nodes, tick, election, heartbeat, prevote, "
-                 "checkquorum, latency, drop, duplicate, reorder, clients, keys, mix, think, "
+                 "checkquorum, replication, latency, drop, duplicate, reorder, clients, keys, mix, "
+                 "think, "
                  "timeout, duration, expect, chaos, swarm, at), got 'Nodes'");
     assert_error("prevote ON", "t.scn:1:9: expected on or off, got 'ON'");
 }
@@ -794,7 +796,8 @@ static void error_token_is_escaped_and_cut(void **state)
     (void)state;
     assert_error("it's\\\x01\x7f\xc3\xa9",
                  "t.scn:1:1: expected a command (nodes, tick, election, heartbeat, prevote, "
-                 "checkquorum, latency, drop, duplicate, reorder, clients, keys, mix, think, "
+                 "checkquorum, replication, latency, drop, duplicate, reorder, clients, keys, mix, "
+                 "think, "
                  "timeout, duration, expect, chaos, swarm, at), got 'it\\'s\\\\\\x01\\x7f\\xc3"
                  "\\xa9'");
     assert_error("keys 123456789012345678901234567890123456789",
@@ -1196,6 +1199,20 @@ static void error_crlf_line_positions_are_exact(void **state)
 
 /* ---- printing ---------------------------------------------------------------------------- */
 
+static void setting_replication_sets_batch_and_window(void **state)
+{
+    (void)state;
+    static struct scenario s;
+    struct rk_errmsg err = {{0}};
+    const char *text = "replication 1 4\n";
+    assert_int_equal(scn_parse(text, strlen(text), "t.scn", &s, &err), RK_OK);
+    assert_int_equal(s.append_entries, 1);
+    assert_int_equal(s.inflight, 4);
+    assert_error("replication 0 4", "t.scn:1:13: expected entries per AppendEntries (1..65536), got '0'");
+    assert_error("replication 8", "t.scn:1:14: expected AppendEntries in flight per follower (1..1024), "
+                                  "got end of line");
+}
+
 static void print_of_defaults_lists_every_setting(void **state)
 {
     (void)state;
@@ -1207,6 +1224,7 @@ static void print_of_defaults_lists_every_setting(void **state)
                               "heartbeat 1\n"
                               "prevote on\n"
                               "checkquorum on\n"
+                              "replication 256 32\n"
                               "latency 1ms 5ms\n"
                               "drop 0\n"
                               "duplicate 0\n"
@@ -1589,6 +1607,7 @@ int main(void)
         cmocka_unit_test(error_random_minority_needs_three_nodes),
         cmocka_unit_test(error_random_partition_needs_two_nodes),
         cmocka_unit_test(error_crlf_line_positions_are_exact),
+        cmocka_unit_test(setting_replication_sets_batch_and_window),
         cmocka_unit_test(print_of_defaults_lists_every_setting),
         cmocka_unit_test(print_writes_steps_in_canonical_form),
         cmocka_unit_test(print_then_parse_gives_the_same_scenario),
