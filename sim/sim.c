@@ -23,6 +23,7 @@
 #include <xxhash.h>
 
 #include "common/assert.h"
+#include "codec/codec.h"
 #include "common/prng.h"
 #include "kv/kv.h"
 #include "kv/memstore.h"
@@ -120,6 +121,8 @@ struct sim_client {
     uint32_t key;
     uint32_t attempt;
     bool maybe_executed;
+    bool timer_armed;
+    uint64_t deadline; /* of the current attempt */
     uint64_t invoked_at;
     char val[32];
 };
@@ -241,6 +244,16 @@ static void fail(struct sim *s, int verdict, const char *fmt, ...)
 static void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n == 0 ? 1 : n, size == 0 ? 1 : size);
+    if (p == NULL) {
+        fprintf(stderr, "sim: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+static void *xmalloc(size_t size)
+{
+    void *p = malloc(size == 0 ? 1 : size);
     if (p == NULL) {
         fprintf(stderr, "sim: out of memory\n");
         abort();
@@ -545,18 +558,16 @@ static struct lm_entry *lm_slot(struct sim *s, uint64_t index, uint64_t term)
 /* Log Matching (Figure 3): entries with the same index and term hold the same command and
  * follow the same history. Checked by induction: every (index, term) pair maps to one
  * (command, previous term) across all nodes and all time. */
-static void check_log_matching(struct sim *s, struct sim_node *nd)
+static void check_log_matching(struct sim *s, struct sim_node *nd, const struct raft_status *st)
 {
     const struct raft *r = replica_raft(nd->rep);
-    struct raft_status st;
-    raft_status(r, &st);
     /* A truncated or replaced suffix is verified again. */
     while (nd->lm_index > 0 &&
-           (nd->lm_index > st.last_index || raft_term_at(r, nd->lm_index) != nd->lm_term)) {
+           (nd->lm_index > st->last_index || raft_term_at(r, nd->lm_index) != nd->lm_term)) {
         nd->lm_index--;
         nd->lm_term = raft_term_at(r, nd->lm_index);
     }
-    for (uint64_t i = nd->lm_index + 1; i <= st.last_index && !s->failed; i++) {
+    for (uint64_t i = nd->lm_index + 1; i <= st->last_index && !s->failed; i++) {
         const struct raft_entry *e = raft_entry_at(r, i);
         RK_ASSERT(e != NULL);
         uint64_t prev_term = raft_term_at(r, i - 1);
@@ -581,14 +592,12 @@ static void check_log_matching(struct sim *s, struct sim_node *nd)
 }
 
 /* State Machine Safety (Figure 3): no two nodes apply different commands at one index. */
-static void check_state_machine(struct sim *s, struct sim_node *nd)
+static void check_state_machine(struct sim *s, struct sim_node *nd, const struct raft_status *st)
 {
     const struct raft *r = replica_raft(nd->rep);
-    struct raft_status st;
-    raft_status(r, &st);
-    if (st.applied < nd->sm_applied)
+    if (st->applied < nd->sm_applied)
         nd->sm_applied = 0; /* restarted: it applies again from scratch */
-    for (uint64_t i = nd->sm_applied + 1; i <= st.applied && !s->failed; i++) {
+    for (uint64_t i = nd->sm_applied + 1; i <= st->applied && !s->failed; i++) {
         const struct raft_entry *e = raft_entry_at(r, i);
         RK_ASSERT(e != NULL);
         if (i >= s->sm_cap) {
@@ -615,7 +624,7 @@ static void check_state_machine(struct sim *s, struct sim_node *nd)
                  nd->id, d, e->term, i, slot->node, slot->term);
         }
     }
-    nd->sm_applied = st.applied;
+    nd->sm_applied = st->applied;
 }
 
 /* Leader Completeness (Figure 3): "if a log entry is committed in a given term, then that entry
@@ -750,7 +759,7 @@ static void check_node(struct sim *s, struct sim_node *nd)
         return;
     }
     struct replica_info st;
-    replica_info(nd->rep, &st);
+    raft_status(replica_raft(nd->rep), &st.raft);
     if (st.raft.term > s->res->max_term)
         s->res->max_term = st.raft.term;
     bool new_leader = st.raft.role == RAFT_LEADER &&
@@ -760,8 +769,8 @@ static void check_node(struct sim *s, struct sim_node *nd)
               raft_role_name(st.raft.role), st.raft.term, st.raft.leader);
     nd->role = st.raft.role;
     nd->term = st.raft.term;
-    check_log_matching(s, nd);
-    check_state_machine(s, nd);
+    check_log_matching(s, nd, &st.raft);
+    check_state_machine(s, nd, &st.raft);
     if (st.raft.role == RAFT_LEADER)
         check_election_safety(s, nd, st.raft.term);
     if (new_leader) {
@@ -779,6 +788,33 @@ static uint64_t latency(struct sim *s)
     return rnd_range(s, s->latency_min, s->latency_max);
 }
 
+/* One trace line for a peer frame: who, what type, and the fields that matter. */
+static void trace_frame(struct sim *s, const char *what, uint32_t from, uint32_t to,
+                        const uint8_t *bytes, size_t len)
+{
+    if (!s->opt->trace)
+        return;
+    struct codec_frame f;
+    struct rk_errmsg err = {{0}};
+    if (codec_decode(bytes, len, rk_alloc_libc(), &f, &err) != RK_OK) {
+        trace(s, "n%u -> n%u %s: undecodable frame: %s", from, to, what, err.text);
+        return;
+    }
+    if (f.type == CODEC_TYPE_FORWARD || f.type == CODEC_TYPE_FORWARD_RESP) {
+        trace(s, "n%u -> n%u %s %s id %" PRIx64 " index %" PRIu64 " term %" PRIu64, from, to,
+              what, f.type == CODEC_TYPE_FORWARD ? "FORWARD" : "FORWARD_RESP", f.fwd.id,
+              f.fwd.index, f.fwd.term);
+    } else if (f.type != CODEC_TYPE_HANDSHAKE) {
+        const struct raft_msg *m = &f.msg;
+        trace(s,
+              "n%u -> n%u %s %s term %" PRIu64 " log %" PRIu64 "/%" PRIu64 " entries %u commit %" PRIu64
+              " index %" PRIu64 "%s",
+              from, to, what, raft_msg_type_name(m->type), m->term, m->log_index, m->log_term,
+              m->n_entries, m->commit, m->index, m->reject ? " reject" : "");
+    }
+    codec_frame_free(rk_alloc_libc(), &f);
+}
+
 static void net_send(struct sim *s, uint32_t from, const struct replica_frame *f)
 {
     if (f->to < 1 || f->to > s->n) {
@@ -788,13 +824,14 @@ static void net_send(struct sim *s, uint32_t from, const struct replica_frame *f
     s->res->msgs_sent++;
     if (rnd_chance(s, s->drop)) {
         s->res->msgs_dropped++;
+        trace_frame(s, "dropped", from, (uint32_t)f->to, f->bytes, f->len);
         return;
     }
     int copies = rnd_chance(s, s->duplicate) ? 2 : 1;
     if (copies == 2)
         s->res->msgs_duplicated++;
     for (int i = 0; i < copies; i++) {
-        struct sim_msg *m = xcalloc(1, sizeof(*m) + f->len);
+        struct sim_msg *m = xmalloc(sizeof(*m) + f->len);
         m->from = from;
         m->to = (uint32_t)f->to;
         m->len = f->len;
@@ -857,8 +894,12 @@ static void client_send(struct sim *s, struct sim_client *c, uint32_t node)
     if (node == 0)
         node = (uint32_t)rnd_range(s, 1, s->n);
     ev_push(s, s->now + latency(s), EV_CLIENT_REQ, node, 0, 0, q);
-    ev_push(s, s->now + s->scn->timeout_us, EV_CLIENT_TIMEOUT, 0, c->id,
-            c->seq << 16 | c->attempt, NULL);
+    /* One timer per client, re-armed lazily: the deadline is the latest attempt's. */
+    c->deadline = s->now + s->scn->timeout_us;
+    if (!c->timer_armed) {
+        c->timer_armed = true;
+        ev_push(s, c->deadline, EV_CLIENT_TIMEOUT, 0, c->id, 0, NULL);
+    }
 }
 
 static uint8_t pick_op(struct sim *s)
@@ -932,6 +973,8 @@ static bool client_may_retry(const struct sim *s)
 static void on_client_reply(struct sim *s, const struct sim_crep *r)
 {
     struct sim_client *c = &s->clients[r->client - 1];
+    trace(s, "n%u -> c%u %s seq %" PRIu64 " attempt %u", r->node, r->client,
+          replica_status_name(r->status), r->seq, r->attempt);
     if (!c->busy || r->seq != c->seq)
         return; /* an earlier op's late answer */
     switch (r->status) {
@@ -963,10 +1006,16 @@ static void on_client_reply(struct sim *s, const struct sim_crep *r)
     }
 }
 
-static void on_client_timeout(struct sim *s, struct sim_client *c, uint64_t b)
+static void on_client_timeout(struct sim *s, struct sim_client *c)
 {
-    if (!c->busy || (b >> 16) != c->seq || (b & 0xffff) != c->attempt)
+    c->timer_armed = false;
+    if (!c->busy)
         return;
+    if (s->now < c->deadline) {
+        c->timer_armed = true;
+        ev_push(s, c->deadline, EV_CLIENT_TIMEOUT, 0, c->id, 0, NULL);
+        return;
+    }
     if (c->op != LIN_GET)
         c->maybe_executed = true;
     if (!client_may_retry(s)) {
@@ -979,6 +1028,9 @@ static void on_client_timeout(struct sim *s, struct sim_client *c, uint64_t b)
 static void on_client_req(struct sim *s, struct sim_node *nd, struct event *e)
 {
     struct sim_creq *q = e->payload;
+    trace(s, "c%u -> n%u %s %.*s seq %" PRIu64 " attempt %u%s", q->client, nd->id,
+          q->op == LIN_GET ? "get" : q->op == LIN_PUT ? "put" : "del", (int)q->key_len,
+          (const char *)q->key, q->seq, q->attempt, nd->up ? "" : " (node down: lost)");
     if (!nd->up)
         return; /* lost: the client times out */
     if (nd->paused) {
@@ -1330,13 +1382,17 @@ static void handle(struct sim *s, struct event *e)
         return;
     case EV_DELIVER: {
         struct sim_msg *m = e->payload;
-        if (!nd->up || s->blocked[m->from][m->to])
+        if (!nd->up || s->blocked[m->from][m->to]) {
+            trace_frame(s, nd->up ? "cut" : "to a crashed node", m->from, m->to, m->bytes,
+                        m->len);
             return;
+        }
         if (nd->paused) {
             node_hold(nd, e);
             e->payload = NULL;
             return;
         }
+        trace_frame(s, "deliver", m->from, m->to, m->bytes, m->len);
         struct rk_errmsg err = {{0}};
         int rc = replica_recv(nd->rep, m->from, m->bytes, m->len, &err);
         if (rc != RK_OK && rc != RK_EINVAL)
@@ -1366,7 +1422,7 @@ static void handle(struct sim *s, struct event *e)
         return;
     }
     case EV_CLIENT_TIMEOUT:
-        on_client_timeout(s, &s->clients[e->a - 1], e->b);
+        on_client_timeout(s, &s->clients[e->a - 1]);
         return;
     case EV_STEP:
         trace(s, "step line %u", s->scn->steps[e->a].line);

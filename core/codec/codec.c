@@ -377,7 +377,10 @@ struct codec_reader {
     size_t pos;
     int rc;
     struct rk_errmsg *err;
-    char where[40]; /* what is being decoded, prefixes every message: "append: entry 3" */
+    /* What is being decoded, prefixes every message ("append: entry 3"); formatted only when
+     * an error is reported, so that decoding costs no printf. */
+    const char *where;
+    int64_t entry; /* the APPEND entry being decoded, or -1 */
 };
 
 static void rd_fail(struct codec_reader *r, int rc, const char *fmt, ...)
@@ -394,7 +397,10 @@ static void rd_fail(struct codec_reader *r, int rc, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    rk_errf(r->err, rc, "%s: %s", r->where, text);
+    if (r->entry >= 0)
+        rk_errf(r->err, rc, "%s: entry %" PRId64 ": %s", r->where, r->entry, text);
+    else
+        rk_errf(r->err, rc, "%s: %s", r->where, text);
 }
 
 static bool rd_ok(const struct codec_reader *r)
@@ -512,17 +518,17 @@ static void decode_append(struct codec_reader *r, const struct rk_alloc *a, stru
     m->entries = es;
     m->n_entries = n;
     for (uint32_t i = 0; i < n && rd_ok(r); i++) {
-        snprintf(r->where, sizeof(r->where), "append: entry %" PRIu32, i);
+        r->entry = i;
         decode_entry(r, m->log_index, i, &es[i]);
     }
-    snprintf(r->where, sizeof(r->where), "append");
+    r->entry = -1;
 }
 
 static void decode_msg(struct codec_reader *r, uint8_t type, const struct rk_alloc *a,
                        struct raft_msg *m)
 {
     RK_ASSERT(is_msg_type(type));
-    snprintf(r->where, sizeof(r->where), "%s", msg_names[type]);
+    r->where = msg_names[type];
     m->type = type;
     m->from = rd_u64(r, "from");
     m->to = rd_u64(r, "to");
@@ -567,7 +573,7 @@ static void decode_msg(struct codec_reader *r, uint8_t type, const struct rk_all
 
 static void decode_handshake(struct codec_reader *r, struct codec_handshake *h)
 {
-    snprintf(r->where, sizeof(r->where), "handshake");
+    r->where = "handshake";
     size_t at = r->pos;
     uint32_t magic = rd_u32(r, "magic");
     if (rd_ok(r) && magic != CODEC_MAGIC)
@@ -584,8 +590,7 @@ static void decode_handshake(struct codec_reader *r, struct codec_handshake *h)
 
 static void decode_forward(struct codec_reader *r, uint8_t type, struct codec_forward *f)
 {
-    snprintf(r->where, sizeof(r->where), "%s",
-             type == CODEC_TYPE_FORWARD ? "forward" : "forward_resp");
+    r->where = type == CODEC_TYPE_FORWARD ? "forward" : "forward_resp";
     f->from = rd_u64(r, "from");
     f->to = rd_u64(r, "to");
     f->id = rd_u64(r, "id");
@@ -643,7 +648,8 @@ int codec_decode(const uint8_t *frame, size_t len, const struct rk_alloc *a,
     if (type != CODEC_TYPE_HANDSHAKE && !is_forward && !is_msg_type(type))
         return rk_errf(err, RK_EMALFORMED, "frame: unknown type 0x%02x at offset %d", type,
                        TYPE_OFFSET);
-    struct codec_reader r = {.buf = frame, .len = len, .pos = PAYLOAD_OFFSET, .err = err};
+    struct codec_reader r = {
+        .buf = frame, .len = len, .pos = PAYLOAD_OFFSET, .err = err, .where = "frame", .entry = -1};
     out->type = type;
     if (type == CODEC_TYPE_HANDSHAKE)
         decode_handshake(&r, &out->hs);
