@@ -32,7 +32,7 @@
 #include "replica/replica.h"
 
 #define SIM_SETTLE_DEFAULT_US (5u * 1000000u)
-#define SIM_MAX_ATTEMPT 0xffffu
+#define SIM_MAX_ATTEMPT       0xffffu
 
 enum ev_type {
     EV_TICK = 1,
@@ -42,10 +42,10 @@ enum ev_type {
     EV_CLIENT_NEXT,  /* a client starts its next op */
     EV_CLIENT_RETRY, /* a client retries after TRYAGAIN */
     EV_CLIENT_TIMEOUT,
-    EV_STEP,         /* scenario step */
-    EV_CHAOS,        /* a random fault of kind a */
-    EV_CHAOS_UNDO,   /* its end */
-    EV_SETTLE,       /* the last fault heals */
+    EV_STEP,       /* scenario step */
+    EV_CHAOS,      /* a random fault of kind a */
+    EV_CHAOS_UNDO, /* its end */
+    EV_SETTLE,     /* the last fault heals */
     EV_CHECK_LEADER,
     EV_CHECK_COMPLETE,
     EV_END,
@@ -279,15 +279,15 @@ static bool ev_less(const struct event *a, const struct event *b)
     return a->t < b->t || (a->t == b->t && a->seq < b->seq);
 }
 
-static void ev_push(struct sim *s, uint64_t t, uint8_t type, uint32_t node, uint64_t a,
-                    uint64_t b, void *payload)
+static void ev_push(struct sim *s, uint64_t t, uint8_t type, uint32_t node, uint64_t a, uint64_t b,
+                    void *payload)
 {
     if (s->n_heap == s->cap_heap) {
         s->cap_heap = s->cap_heap ? s->cap_heap * 2 : 1024;
         s->heap = xrealloc(s->heap, s->cap_heap * sizeof(*s->heap));
     }
-    struct event e = {.t = t, .seq = s->ev_seq++, .type = type, .node = node, .a = a, .b = b,
-                      .payload = payload};
+    struct event e = {
+        .t = t, .seq = s->ev_seq++, .type = type, .node = node, .a = a, .b = b, .payload = payload};
     size_t i = s->n_heap++;
     while (i > 0) {
         size_t parent = (i - 1) / 2;
@@ -512,6 +512,20 @@ static void describe_entry(char *buf, size_t cap, const struct raft_entry *e)
              c.client_id, c.seq);
 }
 
+/* The entry a node holds at index, described, or why it cannot be shown. */
+static void describe_at(struct sim *s, uint32_t node, uint64_t index, char *buf, size_t cap)
+{
+    const struct sim_node *nd = &s->nodes[node];
+    const struct raft_entry *e = nd->up ? raft_entry_at(replica_raft(nd->rep), index) : NULL;
+    if (e == NULL) {
+        snprintf(buf, cap, "(no longer in n%u's log)", node);
+        return;
+    }
+    char d[128];
+    describe_entry(d, sizeof(d), e);
+    snprintf(buf, cap, "%s (term %" PRIu64 ")", d, e->term);
+}
+
 static void check_election_safety(struct sim *s, struct sim_node *nd, uint64_t term)
 {
     if (term >= s->cap_terms) {
@@ -525,8 +539,9 @@ static void check_election_safety(struct sim *s, struct sim_node *nd, uint64_t t
     }
     uint64_t *l = &s->leader_of_term[term];
     if (*l != 0 && *l != nd->id)
-        fail(s, SIM_FAIL_SAFETY, "election safety: n%" PRIu64 " and n%u are both leaders of term %" PRIu64,
-             *l, nd->id, term);
+        fail(s, SIM_FAIL_SAFETY,
+             "election safety: n%" PRIu64 " and n%u are both leaders of term %" PRIu64, *l, nd->id,
+             term);
     *l = nd->id;
 }
 
@@ -574,17 +589,21 @@ static void check_log_matching(struct sim *s, struct sim_node *nd, const struct 
         uint64_t hash = entry_hash(e);
         struct lm_entry *slot = lm_slot(s, i, e->term);
         if (!slot->used) {
-            *slot = (struct lm_entry){.index = i, .term = e->term, .hash = hash,
-                                      .prev_term = prev_term, .node = nd->id, .used = true};
+            *slot = (struct lm_entry){.index = i,
+                                      .term = e->term,
+                                      .hash = hash,
+                                      .prev_term = prev_term,
+                                      .node = nd->id,
+                                      .used = true};
             s->lm_used++;
         } else if (slot->hash != hash || slot->prev_term != prev_term) {
-            char d[128];
+            char d[128], o[160];
             describe_entry(d, sizeof(d), e);
+            describe_at(s, slot->node, i, o, sizeof(o));
             fail(s, SIM_FAIL_SAFETY,
-                 "log matching: index %" PRIu64 " term %" PRIu64 " differs between n%u and n%u"
-                 " (n%u has %s after term %" PRIu64 "; n%u had another command after term %" PRIu64 ")",
-                 i, e->term, slot->node, nd->id, nd->id, d, prev_term, slot->node,
-                 slot->prev_term);
+                 "log matching: index %" PRIu64 " term %" PRIu64 " differs: n%u has %s after "
+                 "term %" PRIu64 "; n%u had %s after term %" PRIu64,
+                 i, e->term, nd->id, d, prev_term, slot->node, o, slot->prev_term);
         }
         nd->lm_index = i;
         nd->lm_term = e->term;
@@ -611,17 +630,17 @@ static void check_state_machine(struct sim *s, struct sim_node *nd, const struct
         struct sm_entry *slot = &s->sm[i];
         uint64_t hash = entry_hash(e);
         if (!slot->used) {
-            *slot = (struct sm_entry){.term = e->term, .hash = hash, .node = nd->id,
-                                      .used = true};
+            *slot = (struct sm_entry){.term = e->term, .hash = hash, .node = nd->id, .used = true};
             if (i > s->sm_max)
                 s->sm_max = i;
         } else if (slot->term != e->term || slot->hash != hash) {
-            char d[128];
+            char d[128], o[160];
             describe_entry(d, sizeof(d), e);
+            describe_at(s, slot->node, i, o, sizeof(o));
             fail(s, SIM_FAIL_SAFETY,
-                 "state machine safety: n%u applied %s (term %" PRIu64 ") at index %" PRIu64
-                 ", n%u applied another command (term %" PRIu64 ") there",
-                 nd->id, d, e->term, i, slot->node, slot->term);
+                 "state machine safety: at index %" PRIu64 " n%u applied %s (term %" PRIu64
+                 "), n%u applied term %" PRIu64 ": %s",
+                 i, nd->id, d, e->term, slot->node, slot->term, o);
         }
     }
     nd->sm_applied = st->applied;
@@ -669,9 +688,8 @@ static uint32_t electable_nodes(struct sim *s, uint32_t *out)
             continue;
         uint32_t dominated = 0;
         for (uint32_t j = 1; j <= s->n; j++) {
-            if (s->nodes[j].up &&
-                (last_term[i] > last_term[j] ||
-                 (last_term[i] == last_term[j] && last_index[i] >= last_index[j])))
+            if (s->nodes[j].up && (last_term[i] > last_term[j] || (last_term[i] == last_term[j] &&
+                                                                   last_index[i] >= last_index[j])))
                 dominated++;
         }
         if (dominated >= s->n / 2 + 1)
@@ -723,14 +741,15 @@ static void record_commits(struct sim *s, struct sim_node *nd, const struct raft
         struct ct_entry *c = &s->ct[i];
         uint64_t t = raft_term_at(r, i);
         if (!c->used) {
-            *c = (struct ct_entry){.entry_term = t, .commit_term = st->term, .node = nd->id,
-                                   .used = true};
+            *c = (struct ct_entry){
+                .entry_term = t, .commit_term = st->term, .node = nd->id, .used = true};
             if (i > s->ct_max)
                 s->ct_max = i;
         } else if (c->entry_term != t) {
             fail(s, SIM_FAIL_SAFETY,
                  "leader completeness: n%u (term %" PRIu64 ") committed index %" PRIu64
-                 " with term %" PRIu64 ", n%u had committed term %" PRIu64 " there in term %" PRIu64,
+                 " with term %" PRIu64 ", n%u had committed term %" PRIu64
+                 " there in term %" PRIu64,
                  nd->id, st->term, i, t, c->node, c->entry_term, c->commit_term);
         } else if (st->term < c->commit_term) {
             c->commit_term = st->term;
@@ -762,8 +781,8 @@ static void check_node(struct sim *s, struct sim_node *nd)
     raft_status(replica_raft(nd->rep), &st.raft);
     if (st.raft.term > s->res->max_term)
         s->res->max_term = st.raft.term;
-    bool new_leader = st.raft.role == RAFT_LEADER &&
-                      (nd->role != RAFT_LEADER || nd->term != st.raft.term);
+    bool new_leader =
+        st.raft.role == RAFT_LEADER && (nd->role != RAFT_LEADER || nd->term != st.raft.term);
     if (st.raft.role != nd->role || st.raft.term != nd->term)
         trace(s, "n%u %s term %" PRIu64 " (leader %" PRIu64 ")", nd->id,
               raft_role_name(st.raft.role), st.raft.term, st.raft.leader);
@@ -801,14 +820,14 @@ static void trace_frame(struct sim *s, const char *what, uint32_t from, uint32_t
         return;
     }
     if (f.type == CODEC_TYPE_FORWARD || f.type == CODEC_TYPE_FORWARD_RESP) {
-        trace(s, "n%u -> n%u %s %s id %" PRIx64 " index %" PRIu64 " term %" PRIu64, from, to,
-              what, f.type == CODEC_TYPE_FORWARD ? "FORWARD" : "FORWARD_RESP", f.fwd.id,
-              f.fwd.index, f.fwd.term);
+        trace(s, "n%u -> n%u %s %s id %" PRIx64 " index %" PRIu64 " term %" PRIu64, from, to, what,
+              f.type == CODEC_TYPE_FORWARD ? "FORWARD" : "FORWARD_RESP", f.fwd.id, f.fwd.index,
+              f.fwd.term);
     } else if (f.type != CODEC_TYPE_HANDSHAKE) {
         const struct raft_msg *m = &f.msg;
         trace(s,
-              "n%u -> n%u %s %s term %" PRIu64 " log %" PRIu64 "/%" PRIu64 " entries %u commit %" PRIu64
-              " index %" PRIu64 "%s",
+              "n%u -> n%u %s %s term %" PRIu64 " log %" PRIu64 "/%" PRIu64
+              " entries %u commit %" PRIu64 " index %" PRIu64 "%s",
               from, to, what, raft_msg_type_name(m->type), m->term, m->log_index, m->log_term,
               m->n_entries, m->commit, m->index, m->reject ? " reject" : "");
     }
@@ -935,8 +954,10 @@ static void client_next(struct sim *s, struct sim_client *c)
                           c->op == LIN_PUT ? (uint32_t)strlen(c->val) : 0);
     s->res->ops_invoked++;
     trace(s, "c%u invoke %s k%u%s%s", c->id,
-          c->op == LIN_GET ? "get" : c->op == LIN_PUT ? "put" : "del", c->key,
-          c->op == LIN_PUT ? "=" : "", c->op == LIN_PUT ? c->val : "");
+          c->op == LIN_GET   ? "get"
+          : c->op == LIN_PUT ? "put"
+                             : "del",
+          c->key, c->op == LIN_PUT ? "=" : "", c->op == LIN_PUT ? c->val : "");
     client_send(s, c, 0);
 }
 
@@ -951,11 +972,13 @@ static void client_complete(struct sim *s, struct sim_client *c, uint8_t outcome
     else
         s->res->ops_unknown++;
     trace(s, "c%u %s %s", c->id,
-          outcome == LIN_OK ? "ok" : outcome == LIN_FAIL ? "fail" : "unknown",
+          outcome == LIN_OK     ? "ok"
+          : outcome == LIN_FAIL ? "fail"
+                                : "unknown",
           c->op == LIN_GET ? (found ? "found" : "nil") : "");
     c->busy = false;
-    ev_push(s, s->now + rnd_range(s, s->scn->think_us_min, s->scn->think_us_max),
-            EV_CLIENT_NEXT, 0, c->id, 0, NULL);
+    ev_push(s, s->now + rnd_range(s, s->scn->think_us_min, s->scn->think_us_max), EV_CLIENT_NEXT, 0,
+            c->id, 0, NULL);
 }
 
 /* Gives up on the current op: its outcome is unknown if an attempt may have executed it. */
@@ -1000,8 +1023,8 @@ static void on_client_reply(struct sim *s, const struct sim_crep *r)
             return;
         }
         /* Retry soon, at the leader if the node named one. */
-        ev_push(s, s->now + rnd_range(s, s->scn->tick_us, 5 * s->scn->tick_us), EV_CLIENT_RETRY,
-                0, c->id, (uint64_t)r->leader << 32 | c->attempt, NULL);
+        ev_push(s, s->now + rnd_range(s, s->scn->tick_us, 5 * s->scn->tick_us), EV_CLIENT_RETRY, 0,
+                c->id, (uint64_t)r->leader << 32 | c->attempt, NULL);
         return;
     }
 }
@@ -1029,8 +1052,11 @@ static void on_client_req(struct sim *s, struct sim_node *nd, struct event *e)
 {
     struct sim_creq *q = e->payload;
     trace(s, "c%u -> n%u %s %.*s seq %" PRIu64 " attempt %u%s", q->client, nd->id,
-          q->op == LIN_GET ? "get" : q->op == LIN_PUT ? "put" : "del", (int)q->key_len,
-          (const char *)q->key, q->seq, q->attempt, nd->up ? "" : " (node down: lost)");
+          q->op == LIN_GET   ? "get"
+          : q->op == LIN_PUT ? "put"
+                             : "del",
+          (int)q->key_len, (const char *)q->key, q->seq, q->attempt,
+          nd->up ? "" : " (node down: lost)");
     if (!nd->up)
         return; /* lost: the client times out */
     if (nd->paused) {
@@ -1040,7 +1066,9 @@ static void on_client_req(struct sim *s, struct sim_node *nd, struct event *e)
     }
     struct replica_request req = {
         .req_id = (uint64_t)q->client << 48 | (q->seq & 0xffffffffu) << 16 | q->attempt,
-        .op = q->op == LIN_GET ? REPLICA_GET : q->op == LIN_PUT ? REPLICA_PUT : REPLICA_DEL,
+        .op = q->op == LIN_GET   ? REPLICA_GET
+              : q->op == LIN_PUT ? REPLICA_PUT
+                                 : REPLICA_DEL,
         .client_id = q->client,
         .seq = q->seq,
         .key = q->key,
@@ -1269,8 +1297,8 @@ static void run_step(struct sim *s, const struct scn_step *st)
         }
         if (s->latency_max < s->latency_min)
             s->latency_max = s->latency_min;
-        trace(s, "network: drop %.3f duplicate %.3f reorder %.3f latency %" PRIu64 "..%" PRIu64
-                 "us",
+        trace(s,
+              "network: drop %.3f duplicate %.3f reorder %.3f latency %" PRIu64 "..%" PRIu64 "us",
               s->drop, s->duplicate, s->reorder, s->latency_min, s->latency_max);
         break;
     }
@@ -1383,8 +1411,7 @@ static void handle(struct sim *s, struct event *e)
     case EV_DELIVER: {
         struct sim_msg *m = e->payload;
         if (!nd->up || s->blocked[m->from][m->to]) {
-            trace_frame(s, nd->up ? "cut" : "to a crashed node", m->from, m->to, m->bytes,
-                        m->len);
+            trace_frame(s, nd->up ? "cut" : "to a crashed node", m->from, m->to, m->bytes, m->len);
             return;
         }
         if (nd->paused) {
@@ -1396,8 +1423,8 @@ static void handle(struct sim *s, struct event *e)
         struct rk_errmsg err = {{0}};
         int rc = replica_recv(nd->rep, m->from, m->bytes, m->len, &err);
         if (rc != RK_OK && rc != RK_EINVAL)
-            fail(s, SIM_FAIL_SAFETY, "n%u could not decode a frame from n%u: %s", m->to,
-                 m->from, err.text);
+            fail(s, SIM_FAIL_SAFETY, "n%u could not decode a frame from n%u: %s", m->to, m->from,
+                 err.text);
         drain(s, nd);
         check_node(s, nd);
         return;
@@ -1516,8 +1543,8 @@ static void setup(struct sim *s)
     s->clients = xcalloc(scn->clients, sizeof(*s->clients));
     for (uint32_t i = 0; i < scn->clients; i++) {
         s->clients[i].id = i + 1;
-        ev_push(s, rnd_range(s, 0, scn->think_us_max + scn->tick_us), EV_CLIENT_NEXT, 0, i + 1,
-                0, NULL);
+        ev_push(s, rnd_range(s, 0, scn->think_us_max + scn->tick_us), EV_CLIENT_NEXT, 0, i + 1, 0,
+                NULL);
     }
     for (uint32_t i = 0; i < scn->n_steps; i++)
         ev_push(s, scn->steps[i].at_us, EV_STEP, 0, i, 0, NULL);
@@ -1601,8 +1628,8 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
                    " checkquorum %s; append %u entries, window %u\n",
                    o->seed, s->n, scn->clients, s->drop, s->duplicate, s->reorder,
                    s->chaos.crash_per_s, s->chaos.partition_per_s, s->chaos.pause_per_s,
-                   s->chaos.skew_per_s, s->pre_vote ? "on" : "off",
-                   s->check_quorum ? "on" : "off", s->append_entries, s->inflight);
+                   s->chaos.skew_per_s, s->pre_vote ? "on" : "off", s->check_quorum ? "on" : "off",
+                   s->append_entries, s->inflight);
     while (s->n_heap > 0 && !s->failed) {
         struct event e = ev_pop(s);
         RK_ASSERT(e.t >= s->now);

@@ -16,23 +16,23 @@
 
 struct sim_options {
     uint64_t seed;
-    bool trace;        /* one line per event of interest */
-    bool swarm;        /* draw fault rates from the seed (also `swarm on` in the scenario) */
-    bool quiet;        /* only the verdict line and, on failure, the evidence */
-    const char *path;  /* scenario path, for the replay command */
+    bool trace;          /* one line per event of interest */
+    bool swarm;          /* draw fault rates from the seed (also `swarm on` in the scenario) */
+    bool quiet;          /* only the verdict line and, on failure, the evidence */
+    const char *path;    /* scenario path, for the replay command */
     uint64_t lin_budget; /* linearizability search states per key; 0: default */
 };
 
 enum sim_verdict {
     SIM_PASS = 0,
-    SIM_FAIL_SAFETY,   /* election safety, log matching, leader completeness, state machine */
+    SIM_FAIL_SAFETY, /* election safety, log matching, leader completeness, state machine */
     SIM_FAIL_LINEARIZABILITY,
     SIM_FAIL_LIVENESS, /* an expectation was not met */
 };
 
 struct sim_result {
-    int verdict;          /* enum sim_verdict */
-    char what[256];       /* which check failed, one line */
+    int verdict;    /* enum sim_verdict */
+    char what[256]; /* which check failed, one line */
     uint64_t events;
     uint64_t virtual_us;
     uint64_t ops_invoked, ops_ok, ops_failed, ops_unknown;

@@ -1,6 +1,7 @@
 /* alloc.c — the libc-backed rk_alloc. */
 #include "alloc.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 static void *libc_malloc(void *ctx, size_t size)
@@ -31,4 +32,24 @@ static const struct rk_alloc rk_alloc_libc_table = {
 const struct rk_alloc *rk_alloc_libc(void)
 {
     return &rk_alloc_libc_table;
+}
+
+bool rk_grow(const struct rk_alloc *a, void **v, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t ncap = *cap == 0 ? 8 : *cap;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2)
+            return false;
+        ncap *= 2;
+    }
+    if (elem != 0 && ncap > SIZE_MAX / elem)
+        return false;
+    void *nv = rk_realloc(a, *v, ncap * elem);
+    if (nv == NULL)
+        return false;
+    *v = nv;
+    *cap = ncap;
+    return true;
 }

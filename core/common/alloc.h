@@ -5,6 +5,7 @@
 #ifndef RK_ALLOC_H
 #define RK_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct rk_alloc {
@@ -32,5 +33,10 @@ static inline void rk_free(const struct rk_alloc *a, void *ptr)
     if (ptr != NULL)
         a->free_fn(a->ctx, ptr);
 }
+
+/* Grows the array *v of *cap elements of elem bytes (doubling, from 8) so that it holds at
+ * least need elements. Returns false, leaving *v and *cap as they were, when the allocator
+ * fails or the size would overflow. */
+bool rk_grow(const struct rk_alloc *a, void **v, size_t *cap, size_t need, size_t elem);
 
 #endif

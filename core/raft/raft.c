@@ -36,7 +36,7 @@ struct raft_progress {
     uint64_t commit_sent; /* highest commit index told to this follower */
     uint32_t n_inflight;  /* appends in flight: a ring of their last indexes */
     uint32_t inflight_head;
-    uint64_t *inflight;   /* cfg.max_inflight slots */
+    uint64_t *inflight; /* cfg.max_inflight slots */
 };
 
 struct raft_pending_read {
@@ -94,8 +94,8 @@ struct raft {
     struct raft_pending_read *reads;
     size_t n_reads;
     size_t cap_reads;
-    uint64_t read_seq;        /* last read round started */
-    bool read_round_pending;  /* a heartbeat round is owed for reads registered since */
+    uint64_t read_seq;       /* last read round started */
+    bool read_round_pending; /* a heartbeat round is owed for reads registered since */
     /* Work deferred to raft_ready so that one batch of proposals and commit advances goes out
      * as one APPEND per follower (batching, group commit). */
     bool append_pending;
@@ -111,7 +111,7 @@ struct raft {
     uint8_t **garbage;              /* data buffers to free at advance */
     size_t n_garbage;
     size_t cap_garbage;
-    bool in_ready;                  /* between raft_ready and raft_advance */
+    bool in_ready; /* between raft_ready and raft_advance */
 
     struct raft_counters counters;
 };
@@ -120,8 +120,7 @@ struct raft {
 /* Small helpers                                                                              */
 
 /* Unused when RK_ASSERT_SLOW is compiled out. */
-static bool raft_invariants_hold_since(const struct raft *r, uint64_t from)
-    __attribute__((unused));
+static bool raft_invariants_hold_since(const struct raft *r, uint64_t from) __attribute__((unused));
 
 static void raft_logf(const struct raft *r, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -131,9 +130,8 @@ static void raft_logf(const struct raft *r, int level, const char *fmt, ...)
     if (r->cfg.logger.fn == NULL)
         return;
     char text[256];
-    int n = snprintf(text, sizeof(text), "raft %llu term %llu %s: ",
-                     (unsigned long long)r->cfg.id, (unsigned long long)r->term,
-                     raft_role_name(r->role));
+    int n = snprintf(text, sizeof(text), "raft %llu term %llu %s: ", (unsigned long long)r->cfg.id,
+                     (unsigned long long)r->term, raft_role_name(r->role));
     if (n < 0 || (size_t)n >= sizeof(text))
         n = 0;
     va_list ap;
@@ -176,22 +174,6 @@ const char *raft_msg_type_name(int type)
     if (type <= 0 || type >= RAFT_MSG_TYPE_COUNT)
         return "UNKNOWN";
     return names[type];
-}
-
-/* Grows *v (of elem bytes each) so that it holds at least need elements. */
-static bool raft_grow(const struct rk_alloc *a, void **v, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return true;
-    size_t ncap = *cap == 0 ? 8 : *cap;
-    while (ncap < need)
-        ncap *= 2;
-    void *nv = rk_realloc(a, *v, ncap * elem);
-    if (nv == NULL)
-        return false;
-    *v = nv;
-    *cap = ncap;
-    return true;
 }
 
 static uint64_t raft_last_index(const struct raft *r)
@@ -250,8 +232,8 @@ static void raft_log_truncate(struct raft *r, uint64_t from)
         struct raft_entry *e = &r->ents[i - r->snap_index - 1];
         if (e->data == NULL)
             continue;
-        if (raft_grow(r->alloc, (void **)&r->garbage, &r->cap_garbage, r->n_garbage + 1,
-                      sizeof(*r->garbage)))
+        if (rk_grow(r->alloc, (void **)&r->garbage, &r->cap_garbage, r->n_garbage + 1,
+                    sizeof(*r->garbage)))
             r->garbage[r->n_garbage++] = e->data;
         /* else: the buffer leaks rather than dangle. Only reachable when out of memory. */
         e->data = NULL;
@@ -269,7 +251,7 @@ static int raft_log_append(struct raft *r, uint64_t term, uint8_t type, const ui
                            uint32_t len)
 {
     RK_ASSERT(term >= raft_last_term(r));
-    if (!raft_grow(r->alloc, (void **)&r->ents, &r->cap_ents, r->n_ents + 1, sizeof(*r->ents)))
+    if (!rk_grow(r->alloc, (void **)&r->ents, &r->cap_ents, r->n_ents + 1, sizeof(*r->ents)))
         return RK_ENOMEM;
     uint8_t *copy = NULL;
     if (len > 0) {
@@ -307,7 +289,7 @@ static void raft_send(struct raft *r, struct raft_msg *m)
     if (m->term == 0)
         m->term = r->term;
     struct raft_msg_vec *q = raft_msg_needs_persist(m->type) ? &r->msgs_after : &r->msgs;
-    if (!raft_grow(r->alloc, (void **)&q->v, &q->cap, q->n + 1, sizeof(*q->v)))
+    if (!rk_grow(r->alloc, (void **)&q->v, &q->cap, q->n + 1, sizeof(*q->v)))
         goto err_drop;
     struct raft_msg *slot = &q->v[q->n];
     *slot = *m;
@@ -334,8 +316,8 @@ static void raft_msg_vec_clear(struct raft *r, struct raft_msg_vec *q)
 
 static void raft_push_read_state(struct raft *r, uint64_t ctx, uint64_t index)
 {
-    if (!raft_grow(r->alloc, (void **)&r->read_states, &r->cap_read_states,
-                   r->n_read_states + 1, sizeof(*r->read_states)))
+    if (!rk_grow(r->alloc, (void **)&r->read_states, &r->cap_read_states, r->n_read_states + 1,
+                 sizeof(*r->read_states)))
         return; /* lost like a message: the host times the read out */
     r->read_states[r->n_read_states].ctx = ctx;
     r->read_states[r->n_read_states].index = index;
@@ -348,8 +330,8 @@ static void raft_push_read_state(struct raft *r, uint64_t ctx, uint64_t index)
 static void raft_reset_election_timer(struct raft *r)
 {
     r->election_elapsed = 0;
-    r->election_timeout = (uint32_t)rk_prng_range(&r->prng, r->cfg.election_ticks_min,
-                                                  r->cfg.election_ticks_max);
+    r->election_timeout =
+        (uint32_t)rk_prng_range(&r->prng, r->cfg.election_ticks_min, r->cfg.election_ticks_max);
 }
 
 /* Sets the role, asserting the legal transitions of the diagram in raft.h. */
@@ -1024,8 +1006,7 @@ static int raft_step_candidate(struct raft *r, const struct raft_msg *m)
     case RAFT_MSG_PRE_VOTE_RESP:
         /* Granted pre-votes come back in term + 1 (raft_step let them through); rejections in
          * our term. */
-        if (r->role == RAFT_PRE_CANDIDATE &&
-            m->term == (m->reject ? r->term : r->term + 1))
+        if (r->role == RAFT_PRE_CANDIDATE && m->term == (m->reject ? r->term : r->term + 1))
             raft_count_vote(r, m);
         return RK_OK;
     case RAFT_MSG_VOTE_RESP:
@@ -1170,8 +1151,8 @@ int raft_step(struct raft *r, const struct raft_msg *m)
 {
     RK_ASSERT(!r->in_ready);
     uint32_t from_idx = raft_voter_idx(r, m->from);
-    if (m->to != r->cfg.id || from_idx == UINT32_MAX || from_idx == r->self_idx ||
-        m->type == 0 || m->type >= RAFT_MSG_TYPE_COUNT || m->term == 0 ||
+    if (m->to != r->cfg.id || from_idx == UINT32_MAX || from_idx == r->self_idx || m->type == 0 ||
+        m->type >= RAFT_MSG_TYPE_COUNT || m->term == 0 ||
         (m->type == RAFT_MSG_APPEND && !raft_append_well_formed(m))) {
         r->counters.msgs_dropped++;
         return RK_EINVAL;
@@ -1180,8 +1161,8 @@ int raft_step(struct raft *r, const struct raft_msg *m)
     if (m->term > r->term) {
         if (vote_req && raft_in_lease(r) && !m->transfer)
             return RK_OK;
-        bool keeps_term = m->type == RAFT_MSG_PRE_VOTE ||
-                          (m->type == RAFT_MSG_PRE_VOTE_RESP && !m->reject);
+        bool keeps_term =
+            m->type == RAFT_MSG_PRE_VOTE || (m->type == RAFT_MSG_PRE_VOTE_RESP && !m->reject);
         if (!keeps_term) {
             bool from_leader = m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
                                m->type == RAFT_MSG_TIMEOUT_NOW;
@@ -1258,8 +1239,7 @@ static int raft_read_index_internal(struct raft *r, uint64_t ctx, uint64_t from)
     RK_ASSERT(r->role == RAFT_LEADER);
     if (r->n_reads >= RAFT_MAX_PENDING_READS)
         return RK_EBUSY;
-    if (!raft_grow(r->alloc, (void **)&r->reads, &r->cap_reads, r->n_reads + 1,
-                   sizeof(*r->reads)))
+    if (!rk_grow(r->alloc, (void **)&r->reads, &r->cap_reads, r->n_reads + 1, sizeof(*r->reads)))
         return RK_ENOMEM;
     struct raft_pending_read *rd = &r->reads[r->n_reads++];
     rd->ctx = ctx;
@@ -1331,8 +1311,7 @@ bool raft_has_ready(const struct raft *r)
 {
     return raft_hs_changed(r) || r->persisted < raft_last_index(r) || r->truncate_from != 0 ||
            r->msgs.n > 0 || r->msgs_after.n > 0 || raft_apply_limit(r) > r->applied ||
-           r->n_read_states > 0 || r->read_round_pending || r->append_pending ||
-           r->commit_pending;
+           r->n_read_states > 0 || r->read_round_pending || r->append_pending || r->commit_pending;
 }
 
 void raft_ready(struct raft *r, struct raft_ready *rd)
@@ -1463,11 +1442,9 @@ static int raft_validate_state(const struct raft_config *c, struct rk_errmsg *er
                            (unsigned long long)e->index,
                            (unsigned long long)(c->snapshot_index + 1 + i));
         if (e->term == 0 || e->term < prev_term || e->term > c->hard_state.term)
-            return rk_errf(err, RK_EINVAL,
-                           "state: entry %llu has term %llu, outside [%llu, %llu]",
+            return rk_errf(err, RK_EINVAL, "state: entry %llu has term %llu, outside [%llu, %llu]",
                            (unsigned long long)e->index, (unsigned long long)e->term,
-                           (unsigned long long)prev_term,
-                           (unsigned long long)c->hard_state.term);
+                           (unsigned long long)prev_term, (unsigned long long)c->hard_state.term);
         prev_term = e->term;
     }
     uint64_t last = c->snapshot_index + c->n_entries;
@@ -1485,8 +1462,7 @@ static int raft_validate_state(const struct raft_config *c, struct rk_errmsg *er
     }
     if ((c->snapshot_index == 0) != (c->snapshot_term == 0))
         return rk_errf(err, RK_EINVAL, "state: snapshot index %llu with term %llu",
-                       (unsigned long long)c->snapshot_index,
-                       (unsigned long long)c->snapshot_term);
+                       (unsigned long long)c->snapshot_index, (unsigned long long)c->snapshot_term);
     if (c->snapshot_term > c->hard_state.term)
         return rk_errf(err, RK_EINVAL, "state: snapshot term %llu above term %llu",
                        (unsigned long long)c->snapshot_term,
@@ -1607,8 +1583,8 @@ void raft_counters(const struct raft *r, struct raft_counters *c)
 static bool raft_invariants_hold_since(const struct raft *r, uint64_t from)
 {
     uint64_t last = raft_last_index(r);
-    RK_ASSERT(r->commit <= last);         /* I1 */
-    RK_ASSERT(r->applied <= r->commit);   /* I1 */
+    RK_ASSERT(r->commit <= last);       /* I1 */
+    RK_ASSERT(r->applied <= r->commit); /* I1 */
     RK_ASSERT(r->persisted <= last);
     RK_ASSERT(raft_last_term(r) <= r->term); /* I2 */
     if (from > r->snap_index && from <= last) {
@@ -1634,8 +1610,8 @@ static bool raft_invariants_hold_since(const struct raft *r, uint64_t from)
 void raft_check_invariants(const struct raft *r)
 {
     uint64_t last = raft_last_index(r);
-    RK_ASSERT(r->commit <= last);                             /* I1 */
-    RK_ASSERT(r->applied <= r->commit);                       /* I1 */
+    RK_ASSERT(r->commit <= last);                                         /* I1 */
+    RK_ASSERT(r->applied <= r->commit);                                   /* I1 */
     RK_ASSERT(r->applied <= r->persisted || r->applied <= r->snap_index); /* I1 */
     RK_ASSERT(r->persisted <= last);
     uint64_t prev = r->snap_term;

@@ -54,7 +54,7 @@
 #include "../common/prng.h"
 
 #define RAFT_MAX_VOTERS 9
-#define RAFT_NONE 0 /* no node: node ids are >= 1 */
+#define RAFT_NONE       0 /* no node: node ids are >= 1 */
 /* Default largest proposal: a 64 MiB value plus a 64 KiB key and the command around them. */
 #define RAFT_DEFAULT_MAX_ENTRY_BYTES ((64u << 20) + (68u << 10))
 
@@ -92,17 +92,17 @@ struct raft_hard_state {
 };
 
 enum raft_msg_type {
-    RAFT_MSG_PRE_VOTE = 1,   /* thesis §9.6: would you vote for me in term+1? */
-    RAFT_MSG_PRE_VOTE_RESP,  /* reject == false: yes */
-    RAFT_MSG_VOTE,           /* RequestVote RPC */
-    RAFT_MSG_VOTE_RESP,      /* reject == false: vote granted */
-    RAFT_MSG_APPEND,         /* AppendEntries RPC with entries */
-    RAFT_MSG_APPEND_RESP,    /* success or rejection with a conflict hint */
-    RAFT_MSG_HEARTBEAT,      /* leadership + commit + read context, no log check */
-    RAFT_MSG_HEARTBEAT_RESP, /* echoes ctx: confirms leadership for ReadIndex */
-    RAFT_MSG_TIMEOUT_NOW,    /* leadership transfer: start an election now */
-    RAFT_MSG_READ_INDEX,     /* follower -> leader: a ReadIndex request for ctx */
-    RAFT_MSG_READ_INDEX_RESP,/* leader -> follower: index for ctx, or reject */
+    RAFT_MSG_PRE_VOTE = 1,    /* thesis §9.6: would you vote for me in term+1? */
+    RAFT_MSG_PRE_VOTE_RESP,   /* reject == false: yes */
+    RAFT_MSG_VOTE,            /* RequestVote RPC */
+    RAFT_MSG_VOTE_RESP,       /* reject == false: vote granted */
+    RAFT_MSG_APPEND,          /* AppendEntries RPC with entries */
+    RAFT_MSG_APPEND_RESP,     /* success or rejection with a conflict hint */
+    RAFT_MSG_HEARTBEAT,       /* leadership + commit + read context, no log check */
+    RAFT_MSG_HEARTBEAT_RESP,  /* echoes ctx: confirms leadership for ReadIndex */
+    RAFT_MSG_TIMEOUT_NOW,     /* leadership transfer: start an election now */
+    RAFT_MSG_READ_INDEX,      /* follower -> leader: a ReadIndex request for ctx */
+    RAFT_MSG_READ_INDEX_RESP, /* leader -> follower: index for ctx, or reject */
     RAFT_MSG_TYPE_COUNT
 };
 
@@ -161,7 +161,7 @@ struct raft_config {
     uint32_t election_ticks_min;
     uint32_t election_ticks_max;
     uint32_t heartbeat_ticks;
-    uint64_t seed; /* seeds this node's PRNG (election timeouts) */
+    uint64_t seed;     /* seeds this node's PRNG (election timeouts) */
     bool pre_vote;     /* thesis §9.6 */
     bool check_quorum; /* step down without a majority; leader stickiness on votes */
     /* Replication limits. */

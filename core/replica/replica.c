@@ -89,7 +89,7 @@ struct replica {
     struct kv *kv;
     uint64_t id;
     uint32_t nonce; /* 24 bits */
-    uint32_t now; /* ticks */
+    uint32_t now;   /* ticks */
     bool failed;
     struct rk_errmsg fail_msg;
     /* Soft state seen at the last ready, to notice leadership changes. */
@@ -164,25 +164,10 @@ void replica_config_default(struct replica_config *c)
 /* ------------------------------------------------------------------------------------------ */
 /* Outputs                                                                                    */
 
-static bool grow(const struct rk_alloc *a, void **v, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return true;
-    size_t ncap = *cap == 0 ? 16 : *cap;
-    while (ncap < need)
-        ncap *= 2;
-    void *nv = rk_realloc(a, *v, ncap * elem);
-    if (nv == NULL)
-        return false;
-    *v = nv;
-    *cap = ncap;
-    return true;
-}
-
 /* Reserves n bytes in the arena; returns the offset or SIZE_MAX when out of memory. */
 static size_t arena_reserve(struct replica *r, size_t n)
 {
-    if (!grow(r->alloc, (void **)&r->bytes.buf, &r->bytes.cap, r->bytes.len + n, 1))
+    if (!rk_grow(r->alloc, (void **)&r->bytes.buf, &r->bytes.cap, r->bytes.len + n, 1))
         return SIZE_MAX;
     size_t off = r->bytes.len;
     r->bytes.len += n;
@@ -202,8 +187,8 @@ static void replica_begin(struct replica *r)
 
 static void push_frame(struct replica *r, uint64_t to, size_t off, size_t len)
 {
-    if (!grow(r->alloc, (void **)&r->frames, &r->cap_frames, r->n_frames + 1,
-              sizeof(*r->frames)))
+    if (!rk_grow(r->alloc, (void **)&r->frames, &r->cap_frames, r->n_frames + 1,
+                 sizeof(*r->frames)))
         return; /* out of memory: the frame is lost, as on a bad network */
     r->frames[r->n_frames++] = (struct frame_rec){.to = to, .off = off, .len = len};
 }
@@ -234,8 +219,8 @@ static void send_forward(struct replica *r, uint8_t type, const struct codec_for
 
 static void push_reply(struct replica *r, const struct replica_reply *rep)
 {
-    if (!grow(r->alloc, (void **)&r->replies, &r->cap_replies, r->n_replies + 1,
-              sizeof(*r->replies)))
+    if (!rk_grow(r->alloc, (void **)&r->replies, &r->cap_replies, r->n_replies + 1,
+                 sizeof(*r->replies)))
         return; /* cannot happen unless memory runs out; the client then times out */
     struct reply_rec *rec = &r->replies[r->n_replies];
     rec->r = *rep;
@@ -259,10 +244,10 @@ void replica_output(struct replica *r, struct replica_output *out)
 {
     memset(out, 0, sizeof(*out));
     r->output_taken = true;
-    if (!grow(r->alloc, (void **)&r->out_frames, &r->cap_out_frames, r->n_frames,
-              sizeof(*r->out_frames)) ||
-        !grow(r->alloc, (void **)&r->out_replies, &r->cap_out_replies, r->n_replies,
-              sizeof(*r->out_replies)))
+    if (!rk_grow(r->alloc, (void **)&r->out_frames, &r->cap_out_frames, r->n_frames,
+                 sizeof(*r->out_frames)) ||
+        !rk_grow(r->alloc, (void **)&r->out_replies, &r->cap_out_replies, r->n_replies,
+                 sizeof(*r->out_replies)))
         return;
     for (size_t i = 0; i < r->n_frames; i++) {
         r->out_frames[i].to = r->frames[i].to;
@@ -397,8 +382,8 @@ static void serve_read(struct replica *r, struct pending *p)
         finish(r, p, REPLICA_ERROR, "storage error");
         return;
     }
-    struct replica_reply rep = {.req_id = p->req_id, .status = REPLICA_OK, .val = val,
-                                .val_len = len};
+    struct replica_reply rep = {
+        .req_id = p->req_id, .status = REPLICA_OK, .val = val, .val_len = len};
     push_reply(r, &rep);
     pending_free(r, p);
 }
@@ -473,8 +458,8 @@ static void apply_entries(struct replica *r, const struct raft_entry *ents, size
             if (rc != RK_OK) {
                 /* The store failed under a committed entry: we cannot go on applying. */
                 r->failed = true;
-                rk_errf(&r->fail_msg, rc, "applying entry %llu: %s",
-                        (unsigned long long)e->index, rk_strerror(rc));
+                rk_errf(&r->fail_msg, rc, "applying entry %llu: %s", (unsigned long long)e->index,
+                        rk_strerror(rc));
                 return;
             }
         } else {
@@ -704,7 +689,7 @@ static bool encode_command(struct replica *r, const struct replica_request *req,
         .val_len = req->op == REPLICA_PUT ? req->val_len : 0,
     };
     size_t size = kv_cmd_size(&c);
-    if (!grow(r->alloc, (void **)&r->scratch, &r->scratch_cap, size, 1))
+    if (!rk_grow(r->alloc, (void **)&r->scratch, &r->scratch_cap, size, 1))
         return false;
     return kv_cmd_encode(&c, r->scratch, r->scratch_cap, len) == RK_OK;
 }
@@ -832,11 +817,11 @@ int replica_transfer_leader(struct replica *r, uint64_t target)
 
 int replica_create(const struct replica_config *c, struct replica **out, struct rk_errmsg *err)
 {
-    if (c->log == NULL || c->store == NULL || c->max_pending == 0 ||
-        c->max_pending > (1u << 20) || c->request_timeout_ticks == 0 ||
-        c->request_timeout_ticks > (1u << 30))
-        return rk_errf(err, RK_EINVAL, "replica: log, store, max_pending and "
-                                       "request_timeout_ticks are required");
+    if (c->log == NULL || c->store == NULL || c->max_pending == 0 || c->max_pending > (1u << 20) ||
+        c->request_timeout_ticks == 0 || c->request_timeout_ticks > (1u << 30))
+        return rk_errf(err, RK_EINVAL,
+                       "replica: log, store, max_pending and "
+                       "request_timeout_ticks are required");
     const struct rk_alloc *a = c->alloc != NULL ? c->alloc : rk_alloc_libc();
     struct replica *r = rk_malloc(a, sizeof(*r));
     if (r == NULL)
@@ -856,8 +841,8 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
     r->deadlines = rk_malloc(a, (size_t)r->dl_cap * sizeof(*r->deadlines));
     r->waiting = rk_malloc(a, (size_t)r->dl_cap * sizeof(*r->waiting));
     r->recent = rk_malloc(a, REPLICA_RECENT * sizeof(*r->recent));
-    if (r->slots == NULL || r->free_slots == NULL || r->deadlines == NULL ||
-        r->waiting == NULL || r->recent == NULL) {
+    if (r->slots == NULL || r->free_slots == NULL || r->deadlines == NULL || r->waiting == NULL ||
+        r->recent == NULL) {
         rk_errf(err, rc, "replica: allocating %u request slots", r->n_slots);
         goto err_destroy;
     }

@@ -311,8 +311,8 @@ void rn_elect(struct rn_net *net, uint64_t id)
 int rn_propose(struct rn_net *net, uint64_t id, const char *s)
 {
     uint64_t index = 0, leader = 0;
-    int rc = raft_propose(rn_raft(net, id), (const uint8_t *)s, (uint32_t)strlen(s), &index,
-                          &leader);
+    int rc =
+        raft_propose(rn_raft(net, id), (const uint8_t *)s, (uint32_t)strlen(s), &index, &leader);
     rn_process(net, id);
     return rc;
 }
