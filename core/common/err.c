@@ -21,6 +21,7 @@ static const char *const rk_err_names[RK_ERR_COUNT] = {
     [RK_ENOSPC] = "no space left",
     [RK_ENOENT] = "not found",
     [RK_ESTALE] = "overtaken by a leadership change",
+    [RK_EEXIST] = "already exists",
 };
 
 const char *rk_strerror(int err)

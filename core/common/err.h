@@ -26,6 +26,7 @@ enum rk_err {
     RK_ENOSPC,      /* no space left */
     RK_ENOENT,      /* no such file or key */
     RK_ESTALE,      /* the request was overtaken (term changed, leadership lost) */
+    RK_EEXIST,      /* the file already exists */
     RK_ERR_COUNT
 };
 

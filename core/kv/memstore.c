@@ -278,10 +278,10 @@ static uint64_t ms_applied_index(struct kv_store *s)
     return to_ms(s)->applied_index;
 }
 
-static void ms_scan(struct kv_store *s,
-                    bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
-                               uint32_t val_len),
-                    void *ctx)
+static int ms_scan(struct kv_store *s,
+                   bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                              uint32_t val_len),
+                   void *ctx)
 {
     struct kv_memstore *ms = to_ms(s);
     RK_ASSERT(fn != NULL);
@@ -292,6 +292,21 @@ static void ms_scan(struct kv_store *s,
             break;
         RK_ASSERT(ms->count == count); /* fn must not mutate the store it scans */
     }
+    return RK_OK;
+}
+
+/* Nothing to close or make durable in memory. */
+static int ms_end_batch(struct kv_store *s, uint64_t index)
+{
+    struct kv_memstore *ms = to_ms(s);
+    RK_ASSERT(index >= ms->applied_index);
+    return RK_OK;
+}
+
+static int ms_sync(struct kv_store *s)
+{
+    (void)to_ms(s);
+    return RK_OK;
 }
 
 static void ms_destroy(struct kv_store *s)
@@ -310,6 +325,8 @@ static const struct kv_store_ops memstore_ops = {
     .count = ms_count,
     .applied_index = ms_applied_index,
     .scan = ms_scan,
+    .end_batch = ms_end_batch,
+    .sync = ms_sync,
     .destroy = ms_destroy,
 };
 

@@ -13,6 +13,11 @@
  *   S3  scan's order is unspecified, but a deterministic function of the history of puts and
  *       dels, so that two replicas that applied the same log visit keys in the same order.
  *   S4  Keys and values are copied on put; nothing the caller passes is retained.
+ *   S5  The puts and dels of one index form a batch, closed by end_batch(index); a durable
+ *       store makes a batch durable all or nothing (a crash keeps whole batches only), and
+ *       after a restart applied_index is the index of the last whole batch it kept. A failed
+ *       end_batch or sync is fatal for a durable store: every later op fails until it is
+ *       reopened (the replica stops, as after a crash).
  */
 #ifndef RK_KV_STORE_H
 #define RK_KV_STORE_H
@@ -37,13 +42,17 @@ struct kv_store_ops {
     uint64_t (*count)(struct kv_store *s);
     /* Highest index given to put/del, 0 if none (S2). */
     uint64_t (*applied_index)(struct kv_store *s);
+    /* Closes the batch of index (S5). */
+    int (*end_batch)(struct kv_store *s, uint64_t index);
+    /* Makes every closed batch durable (a no-op for a store in memory). */
+    int (*sync)(struct kv_store *s);
     /* Calls fn for each live key once; order unspecified but deterministic for a given history
      * (S3). Stops when fn returns false. key and val are borrowed for the duration of one call
      * of fn, which must not call a mutating op of the store being scanned. */
-    void (*scan)(struct kv_store *s,
-                 bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
-                            uint32_t val_len),
-                 void *ctx);
+    int (*scan)(struct kv_store *s,
+                bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                           uint32_t val_len),
+                void *ctx);
     /* Frees the store and everything it owns. */
     void (*destroy)(struct kv_store *s);
 };

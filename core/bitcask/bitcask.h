@@ -1,0 +1,109 @@
+/*
+ * bitcask.h — the storage engine of the state machine (Sheehy & Smith, "Bitcask: A
+ * Log-Structured Hash Table for Fast Key/Value Data"), pure: all I/O through struct fs.
+ *
+ * Files in the fs directory:
+ *   NNNNNNNNNN.data   records, appended; the highest id is the active file, the rest immutable
+ *   NNNNNNNNNN.hint   for an immutable data file written by merge: where each live key is
+ *   MERGE             a manifest while a merge switches files in (see bitcask.c)
+ *
+ * Data record, little-endian:
+ *   [crc32c u32][index u64][flags|key size u32][value size u32][key][value]
+ * crc32c covers everything after itself. index is the Raft log index that wrote the record.
+ * The top bits of the key-size word are flags: BC_REC_TOMBSTONE (a delete: no value bytes) and
+ * BC_REC_END (the last record of a batch). Keys are at most 64 KiB, values at most 64 MiB (both
+ * configurable lower); beyond them a clear error and nothing written.
+ *
+ * Batches: the records a state machine writes for one Raft index (a value and the client's
+ * session, say) form a batch, written with one append at bc_end_batch. Recovery drops a batch
+ * whose END record is missing at the tail (a torn write), so a batch is all or nothing, and
+ * bc_applied_index() is the index of the last complete batch.
+ *
+ * The keydir — key -> (file, offset, value size, index) — is an open-addressing hash table
+ * (XXH3), resized incrementally so no put pauses for a full rehash; it costs the key's length
+ * plus a few dozen bytes per key. get is one hash lookup and one pread, and every read checks
+ * the CRC: a bad record is an RK_ECORRUPT error naming file and offset, never wrong data.
+ *
+ * Recovery (bc_open): every data file in id order, from its hint file when the hint is valid,
+ * otherwise by scanning; a torn tail of the active file is cut (truncated), corruption anywhere
+ * else fails the open with an error naming file and offset. Later records win by index.
+ *
+ * Merge (bc_merge): the live records of the immutable files are rewritten into new data files
+ * with hint files, switched in atomically, and the old files removed; a crash at any point of a
+ * merge leaves a store that reopens with exactly the same contents.
+ */
+#ifndef BITCASK_H
+#define BITCASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "fs/fs.h"
+#include "kv/store.h"
+
+#define BC_REC_TOMBSTONE (1u << 31)
+#define BC_REC_END (1u << 30)
+#define BC_REC_KEY_MASK 0x00ffffffu
+#define BC_HEADER_BYTES 20u
+#define BC_MAX_KEY_BYTES (64u << 10)
+#define BC_MAX_VALUE_BYTES (64u << 20)
+
+struct bc_config {
+    struct fs *fs;                /* borrowed: the directory of this store */
+    const struct rk_alloc *alloc; /* NULL: libc */
+    uint64_t max_file_bytes;      /* rotate the active file past this; 0: 64 MiB */
+    uint32_t max_key_bytes;       /* 0: BC_MAX_KEY_BYTES */
+    uint32_t max_value_bytes;     /* 0: BC_MAX_VALUE_BYTES */
+};
+
+struct bitcask;
+
+/* Opens (creating if empty) and recovers the store. */
+int bc_open(const struct bc_config *c, struct bitcask **out, struct rk_errmsg *err);
+/* Closes files and frees memory; writes nothing (an open batch is dropped). */
+void bc_close(struct bitcask *bc);
+
+/* The value of key: borrowed until the next call on bc. RK_ENOENT if absent; RK_ECORRUPT or
+ * RK_EIO with err naming the file and offset. */
+int bc_get(struct bitcask *bc, const uint8_t *key, uint32_t key_len, const uint8_t **val,
+           uint32_t *val_len, struct rk_errmsg *err);
+/* Adds a record to the open batch of index (index >= the last batch's; a new index starts a
+ * new batch). Visible to bc_get at once; written at bc_end_batch. RK_ETOOBIG over limits. */
+int bc_put(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_len,
+           const uint8_t *val, uint32_t val_len, struct rk_errmsg *err);
+int bc_del(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_len,
+           bool *existed, struct rk_errmsg *err);
+/* Writes the open batch with one append (rotating first if the active file is full). */
+int bc_end_batch(struct bitcask *bc, struct rk_errmsg *err);
+/* Makes everything written durable: the active file, and the directory if files came or went. */
+int bc_sync(struct bitcask *bc, struct rk_errmsg *err);
+/* Compacts the immutable files (see above). */
+int bc_merge(struct bitcask *bc, struct rk_errmsg *err);
+
+uint64_t bc_count(const struct bitcask *bc);
+/* The index of the last complete batch (0 if none). */
+uint64_t bc_applied_index(const struct bitcask *bc);
+/* Calls fn for every live key with its value (read and checked); stops when fn returns false.
+ * Order: unspecified, deterministic for a given history. */
+int bc_scan(struct bitcask *bc,
+            bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                       uint32_t val_len),
+            void *ctx, struct rk_errmsg *err);
+
+struct bc_stats {
+    uint32_t data_files;
+    uint64_t keys;
+    uint64_t live_bytes;  /* bytes of the records the keydir points to */
+    uint64_t total_bytes; /* bytes of all data files */
+    uint64_t keydir_bytes;
+};
+void bc_stats(const struct bitcask *bc, struct bc_stats *st);
+
+/* The store as the state machine's kv_store (kv/store.h). Valid until bc_close; its destroy op
+ * closes the bitcask. */
+struct kv_store *bc_kv_store(struct bitcask *bc);
+
+#endif
