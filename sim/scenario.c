@@ -78,6 +78,14 @@ enum scn_setting {
     SCN_S_CHAOS_PAUSE,
     SCN_S_CHAOS_SKEW,
     SCN_S_CHAOS_DOWNTIME,
+    SCN_S_DISK_TORN,
+    SCN_S_DISK_BITFLIP,
+    SCN_S_DISK_ERRORS,
+    SCN_S_DISK_SLOW,
+    SCN_S_DISK_CRASHPOINTS,
+    SCN_S_DISK_MERGE,
+    SCN_S_DISK_ROTATE,
+    SCN_S_DISK_SYNC,
     SCN_S_SWARM,
     SCN_S_COUNT
 };
@@ -771,6 +779,61 @@ static int scn_cmd_chaos(struct scn_parser *p)
     return scn_end(p);
 }
 
+/* disk torn|crashpoints on|off, disk bitflip|errors P, disk slow|merge DUR, disk rotate N,
+ * disk sync N */
+static int scn_cmd_disk(struct scn_parser *p)
+{
+    static const struct {
+        const char *name;
+        enum scn_setting setting;
+        const char *label;
+    } kinds[] = {
+        {"torn", SCN_S_DISK_TORN, "disk torn"},
+        {"bitflip", SCN_S_DISK_BITFLIP, "disk bitflip"},
+        {"errors", SCN_S_DISK_ERRORS, "disk errors"},
+        {"slow", SCN_S_DISK_SLOW, "disk slow"},
+        {"crashpoints", SCN_S_DISK_CRASHPOINTS, "disk crashpoints"},
+        {"merge", SCN_S_DISK_MERGE, "disk merge"},
+        {"rotate", SCN_S_DISK_ROTATE, "disk rotate"},
+        {"sync", SCN_S_DISK_SYNC, "disk sync"},
+    };
+    struct scn_disk *d = &p->s->disk;
+    size_t k = 0;
+    while (k < sizeof(kinds) / sizeof(kinds[0]) && !scn_tok_is(p, 1, kinds[k].name))
+        k++;
+    if (k == sizeof(kinds) / sizeof(kinds[0]))
+        return scn_err(p, 1, "torn, bitflip, errors, slow, crashpoints, merge, rotate or sync");
+    p->cur = 2;
+    SCN_TRY(scn_claim(p, kinds[k].setting, 1, kinds[k].label));
+    switch (kinds[k].setting) {
+    case SCN_S_DISK_TORN:
+        SCN_TRY(scn_next_on_off(p, &d->torn));
+        break;
+    case SCN_S_DISK_CRASHPOINTS:
+        SCN_TRY(scn_next_on_off(p, &d->crashpoints));
+        break;
+    case SCN_S_DISK_BITFLIP:
+        SCN_TRY(scn_next_probability(p, &d->bitflip));
+        break;
+    case SCN_S_DISK_ERRORS:
+        SCN_TRY(scn_next_probability(p, &d->errors));
+        break;
+    case SCN_S_DISK_SLOW:
+        SCN_TRY(scn_next_duration(p, 0, &d->sync_us));
+        break;
+    case SCN_S_DISK_MERGE:
+        SCN_TRY(scn_next_duration(p, 0, &d->merge_us));
+        break;
+    case SCN_S_DISK_ROTATE:
+        SCN_TRY(scn_next_uint(p, 64, 1u << 30, "a data file size in bytes", &d->file_bytes));
+        break;
+    default:
+        SCN_TRY(scn_next_uint(p, 1, SCN_MAX_TICKS, "a sync interval in ticks", &d->sync_ticks));
+        break;
+    }
+    return scn_end(p);
+}
+
 /* ---- node sets --------------------------------------------------------------------------- */
 
 #define SCN_SET_BIT(kind) (1u << (kind))
@@ -1070,6 +1133,7 @@ static const struct scn_command scn_commands[] = {
     {"chaos", scn_cmd_chaos},
     {"swarm", scn_cmd_swarm},
     {"replication", scn_cmd_replication},
+    {"disk", scn_cmd_disk},
     {"at", scn_cmd_at},
 };
 #define SCN_N_COMMANDS (sizeof(scn_commands) / sizeof(scn_commands[0]))
@@ -1120,7 +1184,7 @@ static int scn_parse_line(struct scn_parser *p)
     return scn_err(p, 0,
                    "a command (nodes, tick, election, heartbeat, prevote, checkquorum, "
                    "replication, latency, drop, duplicate, reorder, clients, keys, mix, think, "
-                   "timeout, duration, expect, chaos, swarm, at)");
+                   "timeout, duration, expect, chaos, disk, swarm, at)");
 }
 
 /* ---- checks that need the whole file ------------------------------------------------------ */
@@ -1186,6 +1250,8 @@ void scn_defaults(struct scenario *s)
     s->check_quorum = true;
     s->append_entries = 256;
     s->inflight = 32;
+    s->disk.file_bytes = 1u << 20;
+    s->disk.sync_ticks = 10;
     s->latency_us_min = 1 * SCN_US_PER_MS;
     s->latency_us_max = 5 * SCN_US_PER_MS;
     s->reorder_us_max = 10 * s->latency_us_max;
@@ -1315,6 +1381,13 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     scn_out_double(o, "\nchaos skew ", s->chaos.skew_per_s);
     scn_out_duration(o, "\nchaos downtime ", s->chaos.downtime_us_min);
     scn_out_duration(o, " ", s->chaos.downtime_us_max);
+    scn_out(o, "\ndisk torn %s\n", s->disk.torn ? "on" : "off");
+    scn_out_double(o, "disk bitflip ", s->disk.bitflip);
+    scn_out_double(o, "\ndisk errors ", s->disk.errors);
+    scn_out_duration(o, "\ndisk slow ", s->disk.sync_us);
+    scn_out(o, "\ndisk crashpoints %s\n", s->disk.crashpoints ? "on" : "off");
+    scn_out_duration(o, "disk merge ", s->disk.merge_us);
+    scn_out(o, "\ndisk rotate %u\ndisk sync %u", s->disk.file_bytes, s->disk.sync_ticks);
     scn_out(o, "\nswarm %s\n", s->swarm ? "on" : "off");
 }
 

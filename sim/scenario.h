@@ -96,6 +96,18 @@ struct scn_chaos {
     uint64_t downtime_us_max;
 };
 
+/* The nodes' disks (sim/simdisk.h) and the storage engine on them. */
+struct scn_disk {
+    bool torn;               /* `disk torn on`: a crash may keep torn tails of unsynced bytes */
+    double bitflip;          /* `disk bitflip P`: a read returns one flipped bit */
+    double errors;           /* `disk errors P`: a read, write or sync fails (EIO/ENOSPC) */
+    uint64_t sync_us;        /* `disk slow DUR`: what a sync costs (the node stalls) */
+    bool crashpoints;        /* `disk crashpoints on`: a crash lands at a random fs call */
+    uint64_t merge_us;       /* `disk merge DUR`: Bitcask merge on each node about that often */
+    uint32_t file_bytes;     /* `disk rotate N`: Bitcask data files rotate past N bytes */
+    uint32_t sync_ticks;     /* `disk sync N`: the state machine is synced every N ticks */
+};
+
 struct scenario {
     char name[128]; /* file name as given */
     /* Cluster and Raft timing. */
@@ -128,6 +140,7 @@ struct scenario {
     uint64_t expect_complete_us; /* `expect complete within 5s`: every pending op answered */
     /* Faults. */
     struct scn_chaos chaos;
+    struct scn_disk disk;
     bool swarm;                  /* `swarm on`: each seed draws the fault rates, default off */
     uint32_t n_steps;
     struct scn_step steps[SCN_MAX_STEPS];

@@ -713,7 +713,7 @@ static void error_unknown_command(void **state)
                  "t.scn:2:3: expected a command (nodes, tick, election, heartbeat, prevote, "
                  "checkquorum, replication, latency, drop, duplicate, reorder, clients, keys, mix, "
                  "think, "
-                 "timeout, duration, expect, chaos, swarm, at), got 'foo'");
+                 "timeout, duration, expect, chaos, disk, swarm, at), got 'foo'");
 }
 
 static void error_keywords_are_case_sensitive(void **state)
@@ -723,7 +723,7 @@ static void error_keywords_are_case_sensitive(void **state)
                  "t.scn:1:1: expected a command (nodes, tick, election, heartbeat, prevote, "
                  "checkquorum, replication, latency, drop, duplicate, reorder, clients, keys, mix, "
                  "think, "
-                 "timeout, duration, expect, chaos, swarm, at), got 'Nodes'");
+                 "timeout, duration, expect, chaos, disk, swarm, at), got 'Nodes'");
     assert_error("prevote ON", "t.scn:1:9: expected on or off, got 'ON'");
 }
 
@@ -798,7 +798,7 @@ static void error_token_is_escaped_and_cut(void **state)
                  "t.scn:1:1: expected a command (nodes, tick, election, heartbeat, prevote, "
                  "checkquorum, replication, latency, drop, duplicate, reorder, clients, keys, mix, "
                  "think, "
-                 "timeout, duration, expect, chaos, swarm, at), got 'it\\'s\\\\\\x01\\x7f\\xc3"
+                 "timeout, duration, expect, chaos, disk, swarm, at), got 'it\\'s\\\\\\x01\\x7f\\xc3"
                  "\\xa9'");
     assert_error("keys 123456789012345678901234567890123456789",
                  "t.scn:1:6: expected a key count (1..1000), got "
@@ -1213,6 +1213,28 @@ static void setting_replication_sets_batch_and_window(void **state)
                                   "got end of line");
 }
 
+static void setting_disk_parses_every_kind(void **state)
+{
+    (void)state;
+    static struct scenario s;
+    struct rk_errmsg err = {{0}};
+    const char *text = "disk torn on\ndisk bitflip 0.01\ndisk errors 1%\ndisk slow 2ms\n"
+                       "disk crashpoints on\ndisk merge 3s\ndisk rotate 65536\ndisk sync 4\n";
+    assert_int_equal(scn_parse(text, strlen(text), "t.scn", &s, &err), RK_OK);
+    assert_true(s.disk.torn);
+    assert_true(s.disk.crashpoints);
+    assert_true(s.disk.bitflip == 0.01);
+    assert_true(s.disk.errors == 0.01);
+    assert_int_equal(s.disk.sync_us, 2000);
+    assert_int_equal(s.disk.merge_us, 3000000);
+    assert_int_equal(s.disk.file_bytes, 65536);
+    assert_int_equal(s.disk.sync_ticks, 4);
+    assert_error("disk spin 3", "t.scn:1:6: expected torn, bitflip, errors, slow, crashpoints, "
+                                "merge, rotate or sync, got 'spin'");
+    assert_error("disk torn on\ndisk torn off", "t.scn:2:6: expected each setting once (disk "
+                                                 "torn is already set on line 1), got 'torn'");
+}
+
 static void print_of_defaults_lists_every_setting(void **state)
 {
     (void)state;
@@ -1242,6 +1264,14 @@ static void print_of_defaults_lists_every_setting(void **state)
                               "chaos pause 0\n"
                               "chaos skew 0\n"
                               "chaos downtime 1s 3s\n"
+                              "disk torn off\n"
+                              "disk bitflip 0\n"
+                              "disk errors 0\n"
+                              "disk slow 0s\n"
+                              "disk crashpoints off\n"
+                              "disk merge 0s\n"
+                              "disk rotate 1048576\n"
+                              "disk sync 10\n"
                               "swarm off\n");
 }
 
@@ -1608,6 +1638,7 @@ int main(void)
         cmocka_unit_test(error_random_partition_needs_two_nodes),
         cmocka_unit_test(error_crlf_line_positions_are_exact),
         cmocka_unit_test(setting_replication_sets_batch_and_window),
+        cmocka_unit_test(setting_disk_parses_every_kind),
         cmocka_unit_test(print_of_defaults_lists_every_setting),
         cmocka_unit_test(print_writes_steps_in_canonical_form),
         cmocka_unit_test(print_then_parse_gives_the_same_scenario),
