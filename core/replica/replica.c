@@ -90,6 +90,8 @@ struct replica {
     uint64_t id;
     uint32_t nonce; /* 24 bits */
     uint32_t now;   /* ticks */
+    uint32_t synced_at;      /* tick of the last store sync */
+    uint64_t synced_applied; /* applied index at the last store sync */
     bool failed;
     struct rk_errmsg fail_msg;
     /* Soft state seen at the last ready, to notice leadership changes. */
@@ -159,6 +161,7 @@ void replica_config_default(struct replica_config *c)
     c->request_timeout_ticks = 50;
     c->max_pending = 65536;
     c->max_sessions = 4096;
+    c->store_sync_ticks = 10;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -575,6 +578,24 @@ static void expire(struct replica *r)
     }
 }
 
+/* The state machine's store, synced now and then: a crash loses at most what the log can
+ * replay (S5 of kv/store.h: a failed sync stops the replica). */
+static void sync_store(struct replica *r)
+{
+    uint64_t applied = kv_applied_index(r->kv);
+    if (r->cfg.store_sync_ticks == 0 || applied == r->synced_applied ||
+        r->now - r->synced_at < r->cfg.store_sync_ticks)
+        return;
+    int rc = r->cfg.store->ops->sync(r->cfg.store);
+    if (rc != RK_OK) {
+        r->failed = true;
+        rk_errf(&r->fail_msg, rc, "syncing the state machine: %s", rk_strerror(rc));
+        return;
+    }
+    r->synced_at = r->now;
+    r->synced_applied = applied;
+}
+
 void replica_tick(struct replica *r)
 {
     replica_begin(r);
@@ -584,6 +605,8 @@ void replica_tick(struct replica *r)
     raft_tick(r->raft);
     drive(r);
     expire(r);
+    if (!r->failed)
+        sync_store(r);
 }
 
 static void on_forward(struct replica *r, const struct codec_forward *f)
@@ -872,6 +895,7 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
     rc_cfg.entries = ents;
     rc_cfg.n_entries = n_ents;
     rc_cfg.applied = kv_applied_index(r->kv);
+    r->synced_applied = rc_cfg.applied;
     rc_cfg.alloc = a;
     rc = raft_create(&rc_cfg, &r->raft, err);
     if (rc != RK_OK) {

@@ -91,9 +91,13 @@ struct replica_config {
     uint32_t request_timeout_ticks; /* a request not answered by then gets TIMEOUT */
     uint32_t max_pending;           /* requests waiting at once; beyond: TRYAGAIN */
     uint32_t max_sessions;
+    /* The state machine's store is synced every this many ticks if it changed (0: never);
+     * what it loses in a crash is replayed from the log. */
+    uint32_t store_sync_ticks;
 };
 
-/* Defaults: request timeout 50 ticks, 65536 pending, 4096 sessions, raft defaults. */
+/* Defaults: request timeout 50 ticks, 65536 pending, 4096 sessions, store synced every 10
+ * ticks, raft defaults. */
 void replica_config_default(struct replica_config *c);
 
 struct replica;
