@@ -16,7 +16,10 @@
  *   D3  rename replaces `to` atomically: after a crash either the old or the new file is there.
  * Any call may fail with RK_EIO or RK_ENOSPC (the simulated disk injects both); a failed write
  * may have written part of its bytes; a failed sync leaves the file's durability unknown, and
- * the caller must not assume anything since the last successful sync is durable.
+ * the caller must not assume anything since the last successful sync is durable — nor trust a
+ * later sync of the same file (Linux may drop the dirty pages and report the next fsync as a
+ * success): a failed sync is fatal for what the file holds. A create, rename or remove that
+ * returned an error may still have happened.
  *
  * Reads are untrusted: the simulated disk may flip a bit or fail a sector. Everything read is
  * checked (CRC) by the caller.
