@@ -53,8 +53,9 @@ struct fs *simdisk_fs(struct simdisk *d);
 /* Replaces the fault settings (all off at creation). The call counter restarts at 0. */
 void simdisk_set_faults(struct simdisk *d, const struct simdisk_faults *f);
 
-/* The process died: keeps only what was durable (plus, with torn_writes, torn tails), closes
- * every handle (a handle used afterwards is a programmer error), clears crash_at_call. */
+/* The process died: keeps only what was durable (plus, with torn_writes, torn tails), clears
+ * crash_at_call. Every open handle becomes stale: any call on it fails with RK_EIO, except close,
+ * which frees it; a stale handle never closed is freed by simdisk_destroy. */
 void simdisk_crash(struct simdisk *d);
 
 /* True once crash_at_call was reached (until simdisk_crash). */

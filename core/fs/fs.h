@@ -14,6 +14,11 @@
  *       crash may undo it (a created file vanishes, a renamed one has its old name back, a
  *       removed one is back with its durable bytes).
  *   D3  rename replaces `to` atomically: after a crash either the old or the new file is there.
+ *   D4  an overwrite (pwrite below the synced length) and a truncate are durable only after
+ *       sync too; before that a crash may undo them. A failed append may have moved the end
+ *       of the file: truncate back, or treat the file as lost.
+ * Besides RK_EIO and RK_ENOSPC, calls return RK_EINVAL (a bad name or flags; FS_EXCL needs
+ * FS_CREATE), RK_ENOENT and RK_EEXIST as documented below.
  * Any call may fail with RK_EIO or RK_ENOSPC (the simulated disk injects both); a failed write
  * may have written part of its bytes; a failed sync leaves the file's durability unknown, and
  * the caller must not assume anything since the last successful sync is durable — nor trust a
