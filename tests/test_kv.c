@@ -1,9 +1,12 @@
 /*
  * test_kv.c — the replicated state machine: the command encoding (round trips, limits, strict
  * rejection of every malformed input with a message naming the field), the in-memory store
- * (Robin Hood table: growth, backward-shift deletion against a model, scan), and kv_apply
+ * (Robin Hood table: growth, backward-shift deletion against a model, scan), kv_apply
  * (results, at-most-once retries, stale requests, bounded sessions with deterministic LRU
- * eviction, undecodable entries, and allocation failures that change nothing and leak nothing).
+ * eviction, undecodable entries, and allocation failures that change nothing and leak nothing),
+ * and durable sessions: restarts over the same store (a new kv over it), the store layout (user
+ * and session namespaces, the session record), and the batch each entry writes, checked with a
+ * recording store that can fail a write or end_batch.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -156,7 +159,7 @@ static void fixture_open(struct fixture *f, uint32_t max_sessions)
     f->alloc = counting_alloc(&f->cnt);
     assert_int_equal(kv_memstore_create(&f->alloc, &f->store), RK_OK);
     struct kv_config cfg = {.alloc = &f->alloc, .store = f->store, .max_sessions = max_sessions};
-    assert_int_equal(kv_create(&cfg, &f->kv), RK_OK);
+    assert_int_equal(kv_create(&cfg, &f->kv, NULL), RK_OK);
 }
 
 static void fixture_close(struct fixture *f)
@@ -1155,7 +1158,7 @@ static void kv_create_rejects_too_many_sessions(void **state)
     struct kv_store *s = ms_open(&cnt, &a);
     struct kv_config cfg = {.alloc = &a, .store = s, .max_sessions = KV_MAX_SESSIONS + 1};
     struct kv *kv = (struct kv *)&cnt;
-    assert_int_equal(kv_create(&cfg, &kv), RK_EINVAL);
+    assert_int_equal(kv_create(&cfg, &kv, NULL), RK_EINVAL);
     assert_null(kv);
     ms_close(s, &cnt);
 }
@@ -1307,10 +1310,10 @@ static void kv_applied_index_starts_at_the_stores(void **state)
     struct counting cnt;
     struct rk_alloc a;
     struct kv_store *s = ms_open(&cnt, &a);
-    ms_put_str(s, 41, "a", "1");
+    ms_put_str(s, 41, "ua", "1"); /* user key "a" (kv.h: the store layout) */
     struct kv_config cfg = {.alloc = &a, .store = s};
     struct kv *kv = NULL;
-    assert_int_equal(kv_create(&cfg, &kv), RK_OK);
+    assert_int_equal(kv_create(&cfg, &kv, NULL), RK_OK);
     assert_int_equal(kv_applied_index(kv), 41);
     assert_value(kv, "a", "1");
     kv_destroy(kv);
@@ -1324,11 +1327,11 @@ static void kv_create_fails_cleanly_without_memory(void **state)
     struct rk_alloc a;
     struct kv_store *s = ms_open(&cnt, &a);
     size_t base = cnt.live;
-    for (size_t n = 1; n <= 3; n++) {
+    for (size_t n = 1; n <= 4; n++) { /* the kv, the pool, the table, the key buffer */
         cnt.fail_at = cnt.calls + n;
         struct kv_config cfg = {.alloc = &a, .store = s};
         struct kv *kv = (struct kv *)&cnt;
-        assert_int_equal(kv_create(&cfg, &kv), RK_ENOMEM);
+        assert_int_equal(kv_create(&cfg, &kv, NULL), RK_ENOMEM);
         assert_null(kv);
         assert_int_equal(cnt.live, base);
     }
@@ -1354,11 +1357,17 @@ static void kv_store_error_changes_nothing_and_the_retry_applies(void **state)
     struct kv_session_info info;
     assert_int_equal(kv_session_get(f.kv, 1, &info), RK_OK);
     assert_int_equal(info.last_seq, 1); /* the failed seq 2 is not remembered as applied */
-    /* A DEL allocates nothing: it still applies, and so do retries answered from the cache. */
+    /* An anonymous DEL allocates nothing: it still applies. A duplicate writes its session
+     * record (its new place in the LRU order), which needs memory: it fails like any write,
+     * and its session is not touched. */
     assert_int_equal(del(f.kv, 0, 0, "zzz").status, KV_OK);
-    assert_int_equal(put(f.kv, 1, 1, "a", "1").status, KV_DUPLICATE);
+    assert_int_equal(apply_cmd(f.kv, KV_OP_PUT, 1, 1, "a", "1", &r), RK_ENOMEM);
+    assert_int_equal(r.status, KV_STORE_ERROR);
+    assert_int_equal(kv_session_get(f.kv, 1, &info), RK_OK);
+    assert_int_equal(info.last_index, 1);
     f.cnt.fail_from = 0;
-    assert_int_equal(put(f.kv, 2, 1, "b", "2").status, KV_OK); /* the same entry, retried */
+    assert_int_equal(put(f.kv, 1, 1, "a", "1").status, KV_DUPLICATE);
+    assert_int_equal(put(f.kv, 2, 1, "b", "2").status, KV_OK); /* the same command, retried */
     assert_value(f.kv, "b", "2");
     assert_int_equal(kv_session_count(f.kv), 2);
     fixture_close(&f);
@@ -1385,7 +1394,7 @@ static uint64_t sweep_run(size_t fail_at, bool *failed)
     }
     struct kv_config cfg = {.alloc = &a, .store = s, .max_sessions = 8};
     struct kv *kv = NULL;
-    rc = kv_create(&cfg, &kv);
+    rc = kv_create(&cfg, &kv, NULL);
     if (rc != RK_OK) {
         assert_int_equal(rc, RK_ENOMEM);
         s->ops->destroy(s);
@@ -1445,6 +1454,789 @@ static void kv_every_allocation_failure_is_survivable(void **state)
     assert_true(n > 50); /* the run did allocate: growth, records, overwrites */
 }
 
+/* ---- durable sessions: restart, the store layout, batches -------------------------------- */
+
+/* "Restarts" the replica over the store it had: a new kv over the same store, as after a crash
+ * of a replica whose store is durable. */
+static void fixture_restart(struct fixture *f, uint32_t max_sessions)
+{
+    assert_true(kv_valid(f->kv));
+    kv_destroy(f->kv);
+    f->kv = NULL;
+    struct kv_config cfg = {.alloc = &f->alloc, .store = f->store, .max_sessions = max_sessions};
+    struct rk_errmsg err = {{0}};
+    int rc = kv_create(&cfg, &f->kv, &err);
+    if (rc != RK_OK)
+        fail_msg("kv_create after restart: %s: %s", rk_strerror(rc), err.text);
+    assert_true(kv_valid(f->kv));
+}
+
+static void assert_same_sessions(const struct session_list *a, const struct session_list *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) { /* in eviction order */
+        assert_int_equal(a->infos[i].client_id, b->infos[i].client_id);
+        assert_int_equal(a->infos[i].last_seq, b->infos[i].last_seq);
+        assert_int_equal(a->infos[i].last_index, b->infos[i].last_index);
+        assert_int_equal(a->infos[i].result.status, b->infos[i].result.status);
+        assert_int_equal(a->infos[i].result.op, b->infos[i].result.op);
+        assert_int_equal(a->infos[i].result.seq, b->infos[i].result.seq);
+        assert_int_equal(a->infos[i].result.num, b->infos[i].result.num);
+    }
+}
+
+/* Applies a command whose key is key_len raw bytes at the next index. */
+static struct kv_result apply_bytes(struct kv *kv, uint8_t op, uint64_t client_id, uint64_t seq,
+                                    const uint8_t *key, uint32_t key_len, const char *val)
+{
+    struct kv_cmd c = cmd_of(op, client_id, seq, NULL, val);
+    c.key = key;
+    c.key_len = key_len;
+    uint8_t buf[SMALL_CMD_CAP];
+    size_t len = encode_ok(&c, buf, sizeof(buf));
+    struct kv_result r;
+    assert_int_equal(kv_apply(kv, kv_applied_index(kv) + 1, buf, (uint32_t)len, &r), RK_OK);
+    return r;
+}
+
+/* The scenario of the design note: a retry already answered as a duplicate before a crash is
+ * still a duplicate after it, and is not applied again. */
+static void kv_retry_after_restart_is_a_duplicate_with_the_cached_result(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    put(f.kv, 1, 1, "a", "1");
+    put(f.kv, 2, 1, "a", "2");
+    assert_int_equal(put(f.kv, 1, 1, "a", "1").status, KV_DUPLICATE);
+    assert_value(f.kv, "a", "2");
+    fixture_restart(&f, 0);
+    assert_int_equal(kv_applied_index(f.kv), 3);
+    assert_int_equal(kv_session_count(f.kv), 2);
+    struct kv_result r = put(f.kv, 1, 1, "a", "1");
+    assert_int_equal(r.status, KV_DUPLICATE);
+    assert_int_equal(r.op, KV_OP_PUT);
+    assert_int_equal(r.num, 0);
+    assert_value(f.kv, "a", "2");
+    assert_int_equal(put(f.kv, 1, 2, "a", "3").status, KV_OK); /* the next seq applies */
+    assert_value(f.kv, "a", "3");
+    fixture_close(&f);
+}
+
+static void kv_session_table_is_identical_after_restart_including_evictions(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 16);
+    replay(f.kv, 77); /* 40 clients through 16 sessions, duplicates, stale copies */
+    struct session_list before = {.n = 0}, after = {.n = 0};
+    kv_session_scan(f.kv, collect_session, &before);
+    assert_int_equal(before.n, 16);
+    uint64_t count = kv_count(f.kv);
+    uint64_t applied = kv_applied_index(f.kv);
+    fixture_restart(&f, 16);
+    kv_session_scan(f.kv, collect_session, &after);
+    assert_same_sessions(&before, &after);
+    assert_int_equal(kv_count(f.kv), count);
+    /* The store's index: the last entry that wrote; no-ops and bad commands after it wrote
+     * nothing and are replayed. */
+    assert_true(kv_applied_index(f.kv) <= applied);
+    assert_int_equal(kv_applied_index(f.kv), f.store->ops->applied_index(f.store));
+    /* The next new client evicts the same session it would have evicted before the restart. */
+    put(f.kv, 1000, 1, "k", "v");
+    struct kv_session_info info;
+    assert_int_equal(kv_session_get(f.kv, before.ids[0], &info), RK_ENOENT);
+    assert_int_equal(kv_session_get(f.kv, before.ids[1], &info), RK_OK);
+    fixture_close(&f);
+}
+
+static void kv_del_cached_num_survives_restart(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    put(f.kv, 0, 0, "a", "1");
+    assert_int_equal(del(f.kv, 9, 4, "a").num, 1);
+    assert_int_equal(del(f.kv, 8, 1, "never").num, 0);
+    fixture_restart(&f, 0);
+    struct kv_result r = del(f.kv, 9, 4, "a"); /* would remove nothing now */
+    assert_int_equal(r.status, KV_DUPLICATE);
+    assert_int_equal(r.op, KV_OP_DEL);
+    assert_int_equal(r.num, 1);
+    r = del(f.kv, 8, 1, "never");
+    assert_int_equal(r.status, KV_DUPLICATE);
+    assert_int_equal(r.num, 0);
+    fixture_close(&f);
+}
+
+/* A log of entries as a replica would hold it: commands (new, retried, stale), anonymous
+ * writes, undecodable entries and no-ops. */
+#define RESTART_LOG_ENTRIES 6000u
+#define RESTART_EVERY       997u
+
+struct log_entry {
+    bool noop;
+    uint32_t len;
+    uint8_t data[64];
+};
+
+static void make_log(uint64_t seed, struct log_entry *log, uint32_t n)
+{
+    struct rk_prng p;
+    rk_prng_seed(&p, seed);
+    uint64_t next_seq[REPLAY_CLIENTS + 1] = {0};
+    char key[16];
+    char val[16];
+    for (uint32_t i = 0; i < n; i++) {
+        struct log_entry *e = &log[i];
+        uint64_t roll = rk_prng_below(&p, 100);
+        e->noop = roll < 3;
+        if (e->noop)
+            continue;
+        if (roll < 6) {
+            e->len = (uint32_t)rk_prng_below(&p, 9);
+            for (uint32_t b = 0; b < e->len; b++)
+                e->data[b] = (uint8_t)rk_prng_next(&p);
+            continue;
+        }
+        uint64_t c = rk_prng_below(&p, REPLAY_CLIENTS + 1);
+        uint64_t kind = rk_prng_below(&p, 10);
+        uint64_t seq;
+        if (c == 0 || next_seq[c] == 0 || kind < 6)
+            seq = ++next_seq[c];
+        else if (kind < 9)
+            seq = next_seq[c];
+        else
+            seq = rk_prng_range(&p, 1, next_seq[c]);
+        snprintf(key, sizeof(key), "k%u", (unsigned)rk_prng_below(&p, 50));
+        snprintf(val, sizeof(val), "v%u", (unsigned)i);
+        bool is_del = rk_prng_below(&p, 4) == 0;
+        struct kv_cmd cmd =
+            cmd_of(is_del ? KV_OP_DEL : KV_OP_PUT, c, c == 0 ? 0 : seq, key, is_del ? NULL : val);
+        size_t len = encode_ok(&cmd, e->data, sizeof(e->data));
+        e->len = (uint32_t)len;
+    }
+}
+
+static struct kv_result apply_entry(struct kv *kv, uint64_t index, const struct log_entry *e)
+{
+    struct kv_result r;
+    memset(&r, 0, sizeof(r));
+    if (e->noop) {
+        kv_apply_noop(kv, index);
+        r.status = 0xff; /* not a kv_status: marks a no-op */
+        return r;
+    }
+    assert_int_equal(kv_apply(kv, index, e->data, e->len, &r), RK_OK);
+    return r;
+}
+
+static void assert_result_equal(const struct kv_result *want, const struct kv_result *got)
+{
+    assert_int_equal(got->status, want->status);
+    assert_int_equal(got->op, want->op);
+    assert_int_equal(got->client_id, want->client_id);
+    assert_int_equal(got->seq, want->seq);
+    assert_int_equal(got->num, want->num);
+    assert_int_equal(got->err, want->err);
+}
+
+static bool sum_user_keys(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                          uint32_t val_len)
+{
+    uint64_t *sum = ctx;
+    *sum += XXH3_64bits(key, key_len) * 31 + XXH3_64bits(val, val_len);
+    return true;
+}
+
+/* A replica that restarts now and then, and replays the log from its store's applied index as
+ * a replica does, gives every entry the result the one that never restarted gave, and ends in
+ * the same state: user keys, sessions, eviction order. */
+static void kv_restarted_replica_stays_identical_to_one_that_never_restarted(void **state)
+{
+    (void)state;
+    struct log_entry *log = calloc(RESTART_LOG_ENTRIES + 1, sizeof(*log));
+    struct kv_result *want = calloc(RESTART_LOG_ENTRIES + 1, sizeof(*want));
+    assert_non_null(log);
+    assert_non_null(want);
+    make_log(91, log + 1, RESTART_LOG_ENTRIES); /* log[i] is the entry at index i */
+    struct fixture a, b;
+    fixture_open(&a, 16);
+    fixture_open(&b, 16);
+    for (uint64_t i = 1; i <= RESTART_LOG_ENTRIES; i++)
+        want[i] = apply_entry(a.kv, i, &log[i]);
+    uint32_t restarts = 0;
+    uint64_t restarted_at = 0;
+    for (uint64_t i = 1; i <= RESTART_LOG_ENTRIES;) {
+        struct kv_result got = apply_entry(b.kv, i, &log[i]);
+        assert_result_equal(&want[i], &got);
+        if (i % RESTART_EVERY != 0 || i == restarted_at) { /* once per point: the replay */
+            i++;
+            continue;
+        }
+        fixture_restart(&b, 16);
+        restarted_at = i;
+        restarts++;
+        assert_true(kv_applied_index(b.kv) <= i);
+        i = kv_applied_index(b.kv) + 1; /* the log replays what the store did not keep */
+    }
+    assert_int_equal(restarts, RESTART_LOG_ENTRIES / RESTART_EVERY);
+    struct session_list la = {.n = 0}, lb = {.n = 0};
+    kv_session_scan(a.kv, collect_session, &la);
+    kv_session_scan(b.kv, collect_session, &lb);
+    assert_same_sessions(&la, &lb);
+    assert_int_equal(kv_count(a.kv), kv_count(b.kv));
+    uint64_t sum_a = 0, sum_b = 0;
+    assert_int_equal(kv_scan(a.kv, sum_user_keys, &sum_a), RK_OK);
+    assert_int_equal(kv_scan(b.kv, sum_user_keys, &sum_b), RK_OK);
+    assert_int_equal(sum_a, sum_b);
+    fixture_close(&a);
+    fixture_close(&b);
+    free(log);
+    free(want);
+}
+
+static void kv_user_keys_never_collide_with_session_keys(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    /* A user key equal to the store key of client 7's session, and one equal to the user
+     * prefix alone. */
+    static const uint8_t like_session[] = {KV_KEY_SESSION, 0, 0, 0, 0, 0, 0, 0, 7};
+    static const uint8_t like_prefix[] = {KV_KEY_USER};
+    assert_int_equal(apply_bytes(f.kv, KV_OP_PUT, 7, 1, like_session, 9, "user").status, KV_OK);
+    assert_int_equal(apply_bytes(f.kv, KV_OP_PUT, 0, 0, like_prefix, 1, "prefix").status, KV_OK);
+    assert_int_equal(apply_bytes(f.kv, KV_OP_PUT, 0, 0, NULL, 0, "empty").status, KV_OK);
+    assert_int_equal(put(f.kv, 7, 2, "other", "x").status, KV_OK); /* rewrites 7's record */
+    for (int pass = 0; pass < 2; pass++) {
+        const uint8_t *val = NULL;
+        uint32_t len = 0;
+        assert_int_equal(kv_get(f.kv, like_session, 9, &val, &len), RK_OK);
+        assert_int_equal(len, 4);
+        assert_memory_equal(val, "user", 4);
+        assert_int_equal(kv_get(f.kv, like_prefix, 1, &val, &len), RK_OK);
+        assert_int_equal(len, 6);
+        assert_int_equal(kv_get(f.kv, NULL, 0, &val, &len), RK_OK);
+        assert_int_equal(len, 5);
+        assert_int_equal(kv_count(f.kv), 4);
+        struct kv_session_info info;
+        assert_int_equal(kv_session_get(f.kv, 7, &info), RK_OK);
+        assert_int_equal(info.last_seq, 2);
+        fixture_restart(&f, 0); /* a collision would show here as a corrupt session record */
+    }
+    assert_int_equal(apply_bytes(f.kv, KV_OP_DEL, 0, 0, NULL, 0, NULL).num, 1);
+    const uint8_t *val = NULL;
+    uint32_t len = 0;
+    assert_int_equal(kv_get(f.kv, like_prefix, 1, &val, &len), RK_OK); /* "u" is not "" */
+    assert_int_equal(kv_count(f.kv), 3);
+    fixture_close(&f);
+}
+
+struct key_list {
+    char keys[16][8];
+    size_t n;
+    size_t stop_after; /* 0: never stop */
+};
+
+static bool collect_user_key(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                             uint32_t val_len)
+{
+    struct key_list *l = ctx;
+    assert_true(l->n < 16);
+    assert_true(key_len < sizeof(l->keys[0]));
+    assert_int_equal(val_len, key_len + 1); /* every value is "=" + key */
+    assert_int_equal(val[0], '=');
+    assert_memory_equal(val + 1, key, key_len);
+    memcpy(l->keys[l->n], key, key_len);
+    l->keys[l->n][key_len] = '\0';
+    l->n++;
+    return l->stop_after == 0 || l->n < l->stop_after;
+}
+
+static void kv_count_and_scan_exclude_sessions(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    put(f.kv, 1, 1, "a", "=a");
+    put(f.kv, 2, 1, "b", "=b");
+    put(f.kv, 3, 1, "c", "=c");
+    put(f.kv, 0, 0, "d", "=d");
+    del(f.kv, 4, 1, "nothing");
+    for (int pass = 0; pass < 2; pass++) {
+        assert_int_equal(f.store->ops->count(f.store), 4 + 4); /* 4 keys, 4 sessions */
+        assert_int_equal(kv_count(f.kv), 4);
+        struct key_list l = {.n = 0};
+        assert_int_equal(kv_scan(f.kv, collect_user_key, &l), RK_OK);
+        assert_int_equal(l.n, 4);
+        bool seen[4] = {false};
+        for (size_t i = 0; i < l.n; i++) {
+            assert_int_equal(strlen(l.keys[i]), 1);
+            assert_true(l.keys[i][0] >= 'a' && l.keys[i][0] <= 'd');
+            seen[l.keys[i][0] - 'a'] = true;
+        }
+        assert_true(seen[0] && seen[1] && seen[2] && seen[3]);
+        struct key_list two = {.n = 0, .stop_after = 2};
+        assert_int_equal(kv_scan(f.kv, collect_user_key, &two), RK_OK);
+        assert_int_equal(two.n, 2);
+        fixture_restart(&f, 0);
+    }
+    fixture_close(&f);
+}
+
+static void kv_store_keys_are_user_keys_plus_one_byte(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    uint8_t *key = malloc(KV_STORE_MAX_KEY_BYTES);
+    uint8_t *buf = malloc(KV_CMD_OVERHEAD_BYTES + KV_STORE_MAX_KEY_BYTES);
+    assert_non_null(key);
+    assert_non_null(buf);
+    key[0] = KV_KEY_USER;
+    memset(key + 1, 'k', KV_MAX_KEY_BYTES);
+    struct kv_cmd c = {.op = KV_OP_PUT,
+                       .client_id = 1,
+                       .seq = 1,
+                       .key = key + 1,
+                       .key_len = KV_MAX_KEY_BYTES,
+                       .val = (const uint8_t *)"v",
+                       .val_len = 1};
+    size_t len = encode_ok(&c, buf, KV_CMD_OVERHEAD_BYTES + KV_STORE_MAX_KEY_BYTES);
+    struct kv_result r;
+    assert_int_equal(kv_apply(f.kv, 1, buf, (uint32_t)len, &r), RK_OK);
+    assert_int_equal(r.status, KV_OK);
+    const uint8_t *val = NULL;
+    uint32_t val_len = 0;
+    assert_int_equal(f.store->ops->get(f.store, key, KV_STORE_MAX_KEY_BYTES, &val, &val_len),
+                     RK_OK);
+    assert_int_equal(kv_get(f.kv, key + 1, KV_MAX_KEY_BYTES, &val, &val_len), RK_OK);
+    assert_int_equal(val_len, 1);
+    /* A key over the user limit is never stored: absent, not an error and not a crash. */
+    assert_int_equal(kv_get(f.kv, key, KV_STORE_MAX_KEY_BYTES, &val, &val_len), RK_ENOENT);
+    free(key);
+    free(buf);
+    fixture_close(&f);
+}
+
+static void kv_session_record_layout_is_fixed_width_little_endian(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    put(f.kv, 0, 0, "gone", "x");
+    struct kv_result r;
+    assert_int_equal(
+        apply_cmd(f.kv, KV_OP_DEL, 0x0102030405060708ull, 0x1112131415161718ull, "gone", NULL, &r),
+        RK_OK);
+    assert_int_equal(r.num, 1);
+    static const uint8_t key[] = {'s', 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08};
+    static const uint8_t want[] = {
+        1,                                              /* version */
+        0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11, /* last_seq */
+        0,    2,                                        /* status KV_OK, op DEL */
+        1,    0,    0,    0,    0,    0,    0,    0,    /* num */
+        2,    0,    0,    0,    0,    0,    0,    0,    /* last_index */
+    };
+    _Static_assert(sizeof(want) == KV_SESSION_RECORD_BYTES, "the record's size");
+    _Static_assert(sizeof(key) == KV_SESSION_KEY_BYTES, "the key's size");
+    const uint8_t *val = NULL;
+    uint32_t len = 0;
+    assert_int_equal(f.store->ops->get(f.store, key, sizeof(key), &val, &len), RK_OK);
+    assert_int_equal(len, sizeof(want));
+    assert_memory_equal(val, want, sizeof(want));
+    fixture_close(&f);
+}
+
+/* ---- a recording kv_store: logs the writes kv makes, and fails on demand ------------------ */
+
+enum rs_kind { RS_PUT = 1, RS_DEL, RS_END };
+
+struct rs_call {
+    uint8_t kind;
+    uint64_t index;
+    uint8_t key[12]; /* the first bytes */
+    uint32_t key_len;
+};
+
+#define RS_MAX_CALLS 16
+
+struct rec_store {
+    struct kv_store base;   /* first */
+    struct kv_store *inner; /* the memstore that does the work */
+    struct rs_call calls[RS_MAX_CALLS];
+    size_t n_calls;
+    size_t writes;        /* puts and dels so far */
+    size_t fail_write_at; /* the put or del numbered so fails with RK_EIO, changing nothing */
+    int fail_end_batch;   /* returned by end_batch (after nothing); RK_OK: never fails */
+};
+
+static struct rec_store *to_rs(struct kv_store *s)
+{
+    return (struct rec_store *)s;
+}
+
+static int rs_log(struct rec_store *rs, uint8_t kind, uint64_t index, const uint8_t *key,
+                  uint32_t key_len)
+{
+    if (kind != RS_END && ++rs->writes == rs->fail_write_at)
+        return RK_EIO;
+    assert_true(rs->n_calls < RS_MAX_CALLS);
+    struct rs_call *c = &rs->calls[rs->n_calls++];
+    memset(c, 0, sizeof(*c));
+    c->kind = kind;
+    c->index = index;
+    c->key_len = key_len;
+    if (key_len > 0)
+        memcpy(c->key, key, key_len < sizeof(c->key) ? key_len : sizeof(c->key));
+    return RK_OK;
+}
+
+static int rs_get(struct kv_store *s, const uint8_t *key, uint32_t key_len, const uint8_t **val,
+                  uint32_t *val_len)
+{
+    struct kv_store *in = to_rs(s)->inner;
+    return in->ops->get(in, key, key_len, val, val_len);
+}
+
+static int rs_put(struct kv_store *s, uint64_t index, const uint8_t *key, uint32_t key_len,
+                  const uint8_t *val, uint32_t val_len)
+{
+    struct kv_store *in = to_rs(s)->inner;
+    int rc = rs_log(to_rs(s), RS_PUT, index, key, key_len);
+    return rc != RK_OK ? rc : in->ops->put(in, index, key, key_len, val, val_len);
+}
+
+static int rs_del(struct kv_store *s, uint64_t index, const uint8_t *key, uint32_t key_len,
+                  bool *existed)
+{
+    struct kv_store *in = to_rs(s)->inner;
+    int rc = rs_log(to_rs(s), RS_DEL, index, key, key_len);
+    return rc != RK_OK ? rc : in->ops->del(in, index, key, key_len, existed);
+}
+
+static uint64_t rs_count(struct kv_store *s)
+{
+    struct kv_store *in = to_rs(s)->inner;
+    return in->ops->count(in);
+}
+
+static uint64_t rs_applied_index(struct kv_store *s)
+{
+    struct kv_store *in = to_rs(s)->inner;
+    return in->ops->applied_index(in);
+}
+
+static int rs_end_batch(struct kv_store *s, uint64_t index)
+{
+    struct rec_store *rs = to_rs(s);
+    rs_log(rs, RS_END, index, NULL, 0);
+    return rs->fail_end_batch != RK_OK ? rs->fail_end_batch
+                                       : rs->inner->ops->end_batch(rs->inner, index);
+}
+
+static int rs_sync(struct kv_store *s)
+{
+    struct kv_store *in = to_rs(s)->inner;
+    return in->ops->sync(in);
+}
+
+static int rs_scan(struct kv_store *s,
+                   bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                              uint32_t val_len),
+                   void *ctx)
+{
+    struct kv_store *in = to_rs(s)->inner;
+    return in->ops->scan(in, fn, ctx);
+}
+
+static void rs_destroy(struct kv_store *s)
+{
+    struct kv_store *in = to_rs(s)->inner;
+    in->ops->destroy(in);
+}
+
+static const struct kv_store_ops rs_ops = {
+    .get = rs_get,
+    .put = rs_put,
+    .del = rs_del,
+    .count = rs_count,
+    .applied_index = rs_applied_index,
+    .end_batch = rs_end_batch,
+    .sync = rs_sync,
+    .scan = rs_scan,
+    .destroy = rs_destroy,
+};
+
+struct rs_fixture {
+    struct counting cnt;
+    struct rk_alloc alloc;
+    struct rec_store rs;
+    struct kv *kv;
+};
+
+static void rs_open(struct rs_fixture *f, uint32_t max_sessions)
+{
+    memset(&f->rs, 0, sizeof(f->rs));
+    f->rs.base.ops = &rs_ops;
+    f->alloc = counting_alloc(&f->cnt);
+    assert_int_equal(kv_memstore_create(&f->alloc, &f->rs.inner), RK_OK);
+    struct kv_config cfg = {.alloc = &f->alloc, .store = &f->rs.base, .max_sessions = max_sessions};
+    assert_int_equal(kv_create(&cfg, &f->kv, NULL), RK_OK);
+}
+
+static void rs_close(struct rs_fixture *f)
+{
+    assert_true(kv_valid(f->kv));
+    kv_destroy(f->kv);
+    f->rs.base.ops->destroy(&f->rs.base);
+    assert_int_equal(f->cnt.live, 0);
+}
+
+/* Expects the calls since the last check to be the batch of index: the writes, each at index,
+ * in the order given as "P<ns><byte>" / "D<ns><byte>" (namespace byte, then the first byte of
+ * the user key or the low byte of the client id), then exactly one end_batch(index). */
+static void assert_batch(struct rs_fixture *f, uint64_t index, const char *const *writes, size_t n)
+{
+    struct rec_store *rs = &f->rs;
+    assert_int_equal(rs->n_calls, n == 0 ? 0 : n + 1);
+    for (size_t i = 0; i < n; i++) {
+        const struct rs_call *c = &rs->calls[i];
+        assert_int_equal(c->kind, writes[i][0] == 'P' ? RS_PUT : RS_DEL);
+        assert_int_equal(c->index, index);
+        assert_int_equal(c->key[0], (uint8_t)writes[i][1]);
+        if (writes[i][1] == KV_KEY_SESSION) {
+            assert_int_equal(c->key_len, KV_SESSION_KEY_BYTES);
+            assert_int_equal(c->key[8], (uint8_t)(writes[i][2] - '0'));
+        } else {
+            assert_int_equal(c->key[1], (uint8_t)writes[i][2]);
+        }
+    }
+    if (n > 0) {
+        assert_int_equal(rs->calls[n].kind, RS_END);
+        assert_int_equal(rs->calls[n].index, index);
+    }
+    rs->n_calls = 0;
+}
+
+static void kv_apply_writes_each_entry_as_one_batch(void **state)
+{
+    (void)state;
+    struct rs_fixture f;
+    rs_open(&f, 2);
+    put(f.kv, 0, 0, "a", "x");
+    assert_batch(&f, 1, (const char *[]){"Pua"}, 1);
+    put(f.kv, 1, 1, "b", "x");
+    assert_batch(&f, 2, (const char *[]){"Ps1", "Pub"}, 2);
+    put(f.kv, 2, 1, "c", "x");
+    assert_batch(&f, 3, (const char *[]){"Ps2", "Puc"}, 2);
+    put(f.kv, 3, 1, "d", "x"); /* evicts client 1, the least recently used */
+    assert_batch(&f, 4, (const char *[]){"Ps3", "Ds1", "Pud"}, 3);
+    assert_int_equal(put(f.kv, 3, 1, "d", "x").status, KV_DUPLICATE);
+    assert_batch(&f, 5, (const char *[]){"Ps3"}, 1);
+    put(f.kv, 2, 2, "c", "y");
+    assert_batch(&f, 6, (const char *[]){"Ps2", "Puc"}, 2);
+    assert_int_equal(put(f.kv, 2, 1, "c", "x").status, KV_STALE);
+    assert_batch(&f, 7, (const char *[]){"Ps2"}, 1);
+    assert_int_equal(del(f.kv, 3, 2, "a").num, 1);
+    assert_batch(&f, 8, (const char *[]){"Ps3", "Dua"}, 2);
+    del(f.kv, 0, 0, "b");
+    assert_batch(&f, 9, (const char *[]){"Dub"}, 1);
+    /* Nothing for an undecodable entry or a no-op (kv.h): replayed after a restart. */
+    struct kv_result r;
+    assert_int_equal(kv_apply(f.kv, 10, (const uint8_t *)"junk", 4, &r), RK_OK);
+    assert_int_equal(r.status, KV_BAD_COMMAND);
+    kv_apply_noop(f.kv, 11);
+    assert_batch(&f, 11, NULL, 0);
+    assert_int_equal(kv_applied_index(f.kv), 11);
+    assert_int_equal(f.rs.inner->ops->applied_index(f.rs.inner), 9);
+    rs_close(&f);
+}
+
+static void kv_failed_end_batch_is_a_store_error_and_applies_nothing(void **state)
+{
+    (void)state;
+    struct rs_fixture f;
+    rs_open(&f, 0);
+    put(f.kv, 1, 1, "a", "1");
+    f.rs.fail_end_batch = RK_EIO;
+    struct kv_result r;
+    for (int kind = 0; kind < 3; kind++) { /* a new command, a new session, a duplicate */
+        uint64_t client = kind == 1 ? 2 : 1;
+        uint64_t seq = kind == 0 ? 2 : 1;
+        assert_int_equal(apply_cmd(f.kv, KV_OP_PUT, client, seq, "a", "2", &r), RK_EIO);
+        assert_int_equal(r.status, KV_STORE_ERROR);
+        assert_int_equal(r.err, RK_EIO);
+        assert_int_equal(kv_applied_index(f.kv), 1);
+        assert_int_equal(kv_session_count(f.kv), 1);
+        struct kv_session_info info;
+        assert_int_equal(kv_session_get(f.kv, 1, &info), RK_OK);
+        assert_int_equal(info.last_seq, 1);
+        assert_int_equal(info.last_index, 1);
+    }
+    /* The memstore under the fake kept the writes of the unclosed batches (a durable store
+     * drops them when it is reopened): the replica stops here. */
+    kv_destroy(f.kv);
+    f.kv = NULL;
+    f.rs.base.ops->destroy(&f.rs.base);
+    assert_int_equal(f.cnt.live, 0);
+}
+
+/* A batch that failed part way is written whole by the retry of the same entry, with the same
+ * result, over a store whose failed put or del changes nothing (kv.h). The batch of client 2's
+ * DEL when client 1 holds the only session: client 2's record, client 1's deletion, the data
+ * del; each write fails in turn. */
+static void kv_retry_of_a_partly_written_batch_gives_the_same_result(void **state)
+{
+    (void)state;
+    for (size_t fail = 1; fail <= 3; fail++) {
+        struct rs_fixture f;
+        rs_open(&f, 1);
+        put(f.kv, 0, 0, "a", "1");
+        put(f.kv, 1, 1, "b", "1");
+        f.rs.writes = 0;
+        f.rs.fail_write_at = fail;
+        struct kv_result r;
+        assert_int_equal(apply_cmd(f.kv, KV_OP_DEL, 2, 1, "a", NULL, &r), RK_EIO);
+        assert_int_equal(r.status, KV_STORE_ERROR);
+        assert_int_equal(kv_applied_index(f.kv), 2);
+        f.rs.fail_write_at = 0;
+        f.rs.n_calls = 0;
+        r = del(f.kv, 2, 1, "a");
+        assert_batch(&f, 3, (const char *[]){"Ps2", "Ds1", "Dua"}, 3);
+        assert_int_equal(r.status, KV_OK);
+        assert_int_equal(r.num, 1);  /* the key existed before the first attempt */
+        assert_true(kv_valid(f.kv)); /* K5: the store's session records are the table's */
+        struct kv_session_info info;
+        assert_int_equal(kv_session_get(f.kv, 2, &info), RK_OK);
+        assert_int_equal(info.result.num, 1);
+        assert_int_equal(kv_session_get(f.kv, 1, &info), RK_ENOENT);
+        assert_int_equal(kv_count(f.kv), 1);
+        rs_close(&f);
+    }
+}
+
+/* Writes a raw record into a store, as a damaged or foreign store would hold it. */
+static void store_put_raw(struct kv_store *s, uint64_t index, const uint8_t *key, uint32_t key_len,
+                          const uint8_t *val, uint32_t val_len)
+{
+    assert_int_equal(s->ops->put(s, index, key, key_len, val, val_len), RK_OK);
+}
+
+static int create_over(struct kv_store *s, struct rk_alloc *a, uint32_t max_sessions,
+                       struct rk_errmsg *err)
+{
+    struct kv_config cfg = {.alloc = a, .store = s, .max_sessions = max_sessions};
+    struct kv *kv = (struct kv *)s;
+    int rc = kv_create(&cfg, &kv, err);
+    if (rc != RK_OK)
+        assert_null(kv);
+    kv_destroy(kv);
+    return rc;
+}
+
+static void assert_create_corrupt(struct kv_store *s, struct rk_alloc *a, const char *needle)
+{
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(create_over(s, a, 0, &err), RK_ECORRUPT);
+    if (strstr(err.text, needle) == NULL)
+        fail_msg("error \"%s\" does not contain \"%s\"", err.text, needle);
+}
+
+static void kv_create_refuses_a_session_record_that_does_not_decode(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    del(f.kv, 5, 1, "k");
+    static const uint8_t key[] = {'s', 0, 0, 0, 0, 0, 0, 0, 5};
+    const uint8_t *val = NULL;
+    uint32_t len = 0;
+    assert_int_equal(f.store->ops->get(f.store, key, sizeof(key), &val, &len), RK_OK);
+    uint8_t good[KV_SESSION_RECORD_BYTES];
+    memcpy(good, val, sizeof(good));
+    uint8_t bad[KV_SESSION_RECORD_BYTES + 1];
+    struct {
+        size_t off;
+        uint8_t byte;
+        const char *needle;
+    } cases[] = {
+        {0, 2, "version 2 at offset 0 is not 1"},
+        {9, 1, "status 1 at offset 9 is not 0"},
+        {10, 3, "op 3"},
+        {11, 2, "num 2"},
+        {1, 0, "last_seq 0"},
+        {19, 9, "past the store's applied index 1"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memcpy(bad, good, sizeof(good));
+        bad[cases[i].off] = cases[i].byte;
+        store_put_raw(f.store, 1, key, sizeof(key), bad, sizeof(good));
+        assert_create_corrupt(f.store, &f.alloc, cases[i].needle);
+    }
+    memcpy(bad, good, sizeof(good));
+    store_put_raw(f.store, 1, key, sizeof(key), bad, sizeof(bad));
+    assert_create_corrupt(f.store, &f.alloc, "session of client 5: 28 bytes, not 27");
+    store_put_raw(f.store, 1, key, sizeof(key), good, sizeof(good));
+    assert_int_equal(create_over(f.store, &f.alloc, 0, NULL), RK_OK);
+    fixture_close(&f);
+}
+
+static void kv_create_refuses_two_sessions_last_used_at_one_index(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    put(f.kv, 5, 1, "k", "v");
+    static const uint8_t key5[] = {'s', 0, 0, 0, 0, 0, 0, 0, 5};
+    static const uint8_t key6[] = {'s', 0, 0, 0, 0, 0, 0, 0, 6};
+    const uint8_t *val = NULL;
+    uint32_t len = 0;
+    assert_int_equal(f.store->ops->get(f.store, key5, sizeof(key5), &val, &len), RK_OK);
+    uint8_t copy[KV_SESSION_RECORD_BYTES];
+    memcpy(copy, val, sizeof(copy));
+    store_put_raw(f.store, 1, key6, sizeof(key6), copy, sizeof(copy));
+    assert_create_corrupt(f.store, &f.alloc, "both last used at index 1");
+    bool existed = false;
+    assert_int_equal(f.store->ops->del(f.store, 1, key6, sizeof(key6), &existed), RK_OK);
+    fixture_close(&f);
+}
+
+static void kv_create_refuses_a_key_outside_both_namespaces(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    store_put_raw(f.store, 1, (const uint8_t *)"xyz", 3, (const uint8_t *)"v", 1);
+    assert_create_corrupt(f.store, &f.alloc, "a key of 3 bytes starting with 0x78");
+    bool existed = false;
+    assert_int_equal(f.store->ops->del(f.store, 2, (const uint8_t *)"xyz", 3, &existed), RK_OK);
+    store_put_raw(f.store, 3, (const uint8_t *)"s1234", 5, (const uint8_t *)"v", 1);
+    assert_create_corrupt(f.store, &f.alloc, "a key of 5 bytes starting with 0x73");
+    assert_int_equal(f.store->ops->del(f.store, 4, (const uint8_t *)"s1234", 5, &existed), RK_OK);
+    store_put_raw(f.store, 5, NULL, 0, (const uint8_t *)"v", 1);
+    assert_create_corrupt(f.store, &f.alloc, "a key of 0 bytes");
+    assert_int_equal(f.store->ops->del(f.store, 6, NULL, 0, &existed), RK_OK);
+    fixture_close(&f);
+}
+
+static void kv_create_refuses_more_session_records_than_max_sessions(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 3);
+    put(f.kv, 1, 1, "k", "v");
+    put(f.kv, 2, 1, "k", "v");
+    put(f.kv, 3, 1, "k", "v");
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(create_over(f.store, &f.alloc, 2, &err), RK_EINVAL);
+    assert_non_null(strstr(err.text, "more session records than max_sessions (2)"));
+    assert_int_equal(create_over(f.store, &f.alloc, 3, NULL), RK_OK);
+    assert_int_equal(create_over(f.store, &f.alloc, 4, NULL), RK_OK); /* raising it is fine */
+    fixture_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1497,6 +2289,21 @@ int main(void)
         cmocka_unit_test(kv_create_fails_cleanly_without_memory),
         cmocka_unit_test(kv_store_error_changes_nothing_and_the_retry_applies),
         cmocka_unit_test(kv_every_allocation_failure_is_survivable),
+        cmocka_unit_test(kv_retry_after_restart_is_a_duplicate_with_the_cached_result),
+        cmocka_unit_test(kv_session_table_is_identical_after_restart_including_evictions),
+        cmocka_unit_test(kv_del_cached_num_survives_restart),
+        cmocka_unit_test(kv_restarted_replica_stays_identical_to_one_that_never_restarted),
+        cmocka_unit_test(kv_user_keys_never_collide_with_session_keys),
+        cmocka_unit_test(kv_count_and_scan_exclude_sessions),
+        cmocka_unit_test(kv_store_keys_are_user_keys_plus_one_byte),
+        cmocka_unit_test(kv_session_record_layout_is_fixed_width_little_endian),
+        cmocka_unit_test(kv_apply_writes_each_entry_as_one_batch),
+        cmocka_unit_test(kv_failed_end_batch_is_a_store_error_and_applies_nothing),
+        cmocka_unit_test(kv_retry_of_a_partly_written_batch_gives_the_same_result),
+        cmocka_unit_test(kv_create_refuses_a_session_record_that_does_not_decode),
+        cmocka_unit_test(kv_create_refuses_two_sessions_last_used_at_one_index),
+        cmocka_unit_test(kv_create_refuses_a_key_outside_both_namespaces),
+        cmocka_unit_test(kv_create_refuses_more_session_records_than_max_sessions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

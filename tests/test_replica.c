@@ -382,13 +382,17 @@ static void net_assert_all_answered(const struct net *net)
     }
 }
 
-/* The value of key in node id's state machine, read straight from its store. */
+/* The value of key in node id's state machine, read straight from its store, where the user
+ * key K is stored as 'u' + K (kv.h: the store layout). */
 static bool net_store_get(const struct net *net, uint64_t id, const char *key, const char *want)
 {
     struct kv_store *s = net->nodes[id].store;
+    char skey[64];
+    int n = snprintf(skey, sizeof(skey), "%c%s", KV_KEY_USER, key);
+    assert_true(n > 0 && (size_t)n < sizeof(skey));
     const uint8_t *val = NULL;
     uint32_t len = 0;
-    int rc = s->ops->get(s, (const uint8_t *)key, (uint32_t)strlen(key), &val, &len);
+    int rc = s->ops->get(s, (const uint8_t *)skey, (uint32_t)n, &val, &len);
     if (want == NULL)
         return rc == RK_ENOENT;
     return rc == RK_OK && len == strlen(want) && memcmp(val, want, len) == 0;

@@ -10,9 +10,18 @@
  * Data record, little-endian:
  *   [crc32c u32][index u64][flags|key size u32][value size u32][key][value]
  * crc32c covers everything after itself. index is the Raft log index that wrote the record.
- * The top bits of the key-size word are flags: BC_REC_TOMBSTONE (a delete: no value bytes) and
- * BC_REC_END (the last record of a batch). Keys are at most 64 KiB, values at most 64 MiB (both
- * configurable lower); beyond them a clear error and nothing written.
+ * The top bits of the key-size word are flags: BC_REC_TOMBSTONE (a delete: no value bytes),
+ * BC_REC_END (the last record of a batch) and BC_REC_MARK (written by merge only: no key, no
+ * value, just the highest index of the records the merge dropped, so that the applied index
+ * survives a merge that dropped the last batch's tombstone). The other flag bits must be zero.
+ * Keys are at most 64 KiB, values at most 64 MiB (both configurable lower), a batch at most
+ * BC_MAX_BATCH_BYTES; beyond them a clear error and nothing written.
+ *
+ * Hint record, little-endian, one per live key of a merged data file, then a trailer:
+ *   [crc32c u32][index u64][flags|key size u32][value size u32][offset u64][key]
+ *   trailer: [crc32c u32][magic u32][data file id u32][crc32c of all entries u32]
+ *            [entries u64][data file bytes u64][highest index u64]
+ * A hint that does not check out in every field is ignored and its data file scanned.
  *
  * Batches: the records a state machine writes for one Raft index (a value and the client's
  * session, say) form a batch, written with one append at bc_end_batch. Recovery drops a batch
@@ -46,10 +55,19 @@
 
 #define BC_REC_TOMBSTONE (1u << 31)
 #define BC_REC_END (1u << 30)
+#define BC_REC_MARK (1u << 29)
+#define BC_REC_FLAGS_RESERVED 0x1f000000u
 #define BC_REC_KEY_MASK 0x00ffffffu
 #define BC_HEADER_BYTES 20u
-#define BC_MAX_KEY_BYTES (64u << 10)
+#define BC_HINT_HEADER_BYTES 28u
+#define BC_HINT_TRAILER_BYTES 40u
+#define BC_MAX_KEY_BYTES ((64u << 10) + 1) /* a 64 KiB user key plus kv's namespace byte */
 #define BC_MAX_VALUE_BYTES (64u << 20)
+/* A batch (the records of one index) is at most this many bytes, written and read. */
+#define BC_MAX_BATCH_BYTES (256u << 20)
+/* Data file ids are 1..BC_MAX_FILE_ID; at most BC_MAX_FILES of them at once. */
+#define BC_MAX_FILE_ID 4000000000u
+#define BC_MAX_FILES (1u << 20)
 
 struct bc_config {
     struct fs *fs;                /* borrowed: the directory of this store */
@@ -71,16 +89,21 @@ void bc_close(struct bitcask *bc);
 int bc_get(struct bitcask *bc, const uint8_t *key, uint32_t key_len, const uint8_t **val,
            uint32_t *val_len, struct rk_errmsg *err);
 /* Adds a record to the open batch of index (index >= the last batch's; a new index starts a
- * new batch). Visible to bc_get at once; written at bc_end_batch. RK_ETOOBIG over limits. */
+ * new batch). Visible to bc_get at once; written at bc_end_batch. RK_ETOOBIG over limits. A
+ * failure (RK_ETOOBIG, RK_ENOMEM) changes nothing (store.h S1). */
 int bc_put(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_len,
            const uint8_t *val, uint32_t val_len, struct rk_errmsg *err);
 int bc_del(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_len,
            bool *existed, struct rk_errmsg *err);
 /* Writes the open batch with one append (rotating first if the active file is full). */
 int bc_end_batch(struct bitcask *bc, struct rk_errmsg *err);
-/* Makes everything written durable: the active file, and the directory if files came or went. */
+/* Makes everything written durable: the active file, and the directory if files came or went.
+ * After any failed write or sync the store is poisoned: every later call fails until reopened
+ * (store.h S5). */
 int bc_sync(struct bitcask *bc, struct rk_errmsg *err);
-/* Compacts the immutable files (see above). */
+/* Compacts the immutable files (see above and bitcask.c). RK_EINVAL while a batch is open.
+ * Syncs everything first. An fs failure poisons the store (reopen finishes or undoes the
+ * merge); RK_ENOMEM or RK_ECORRUPT (a bad input record) undo it and leave the store usable. */
 int bc_merge(struct bitcask *bc, struct rk_errmsg *err);
 
 uint64_t bc_count(const struct bitcask *bc);
@@ -98,7 +121,12 @@ struct bc_stats {
     uint64_t keys;
     uint64_t live_bytes;  /* bytes of the records the keydir points to */
     uint64_t total_bytes; /* bytes of all data files */
-    uint64_t keydir_bytes;
+    uint64_t keydir_bytes; /* the keydir's tables and entries */
+    /* What bc_open did: */
+    uint32_t hint_files_loaded; /* data files recovered from their hint file */
+    uint32_t data_files_scanned;
+    uint64_t scanned_bytes;     /* data file bytes read and checked by recovery */
+    uint64_t cut_bytes;         /* torn tail cut from the last data file */
 };
 void bc_stats(const struct bitcask *bc, struct bc_stats *st);
 

@@ -16,13 +16,24 @@
  *   K3  The table holds one slot per live session, under the XXH3 hash of its client id, in
  *       Robin Hood order, and its capacity keeps the load <= 3/4 at max_sessions.
  *   K4  A live session has client_id != 0 and last_seq >= 1; no two share a client id.
+ *   K5  Durability: every live session has a record in the store under 's' + client id that
+ *       decodes to it (last_seq, cached result, last_index), and the store holds no other
+ *       session record; so the store holds n_sessions session records, and kv_count is the
+ *       store's count less n_sessions. Holds whenever the last kv_apply did not fail.
  *
- * Apply order: decode, find the session, answer a retry from the cache, else write to the store
- * and only then record the session. A store error therefore leaves everything as it was
- * (kv.h), and a retry of the same entry is safe.
+ * Apply order: decode, find the session, plan the batch (the session record, the evicted
+ * session's record, the data op: kv.h), write it and close it with end_batch, and only then
+ * change memory (the session table, the applied index). A store error therefore leaves the
+ * memory as it was, and, the data op being last, a retry of the same entry writes the same
+ * batch.
+ *
+ * Restart (kv_create): the session records are loaded into pool[0, n) by one scan, sorted by
+ * last_index (a heap sort: no recursion, no allocation), and linked in that order, so the table
+ * and its LRU order are a function of the records alone (K2 and K5 give back the same table).
  */
 #include "kv/kv.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 #include <xxhash.h>
@@ -51,6 +62,7 @@ struct kv {
     const struct rk_alloc *alloc;
     struct kv_store *store;
     uint64_t applied_index;
+    uint8_t *key_buf;        /* KV_STORE_MAX_KEY_BYTES: a user key with its prefix */
     struct kv_session *pool; /* max_sessions */
     struct kv_slot *slots;   /* mask + 1 */
     uint32_t mask;
@@ -236,6 +248,120 @@ static void session_info(const struct kv_session *s, struct kv_session_info *out
     out->result.err = RK_OK;
 }
 
+/* ---- the store layout (kv.h) ------------------------------------------------------------ */
+
+#define REC_OFF_VERSION    0u
+#define REC_OFF_LAST_SEQ   1u
+#define REC_OFF_STATUS     9u
+#define REC_OFF_OP         10u
+#define REC_OFF_NUM        11u
+#define REC_OFF_LAST_INDEX 19u
+_Static_assert(REC_OFF_LAST_INDEX + 8 == KV_SESSION_RECORD_BYTES, "session record offsets add up");
+_Static_assert(KV_SESSION_KEY_BYTES == 1 + sizeof(uint64_t), "a session key is 's' + u64");
+_Static_assert(KV_KEY_USER != KV_KEY_SESSION, "the namespaces are disjoint");
+_Static_assert(KV_STORE_MAX_KEY_BYTES > KV_MAX_KEY_BYTES, "room for the prefix");
+
+static void le_put(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t le_get(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Writes the store key of user key key into kv->key_buf and returns its length. */
+static uint32_t user_key(struct kv *kv, const uint8_t *key, uint32_t key_len)
+{
+    RK_ASSERT(key_len <= KV_MAX_KEY_BYTES); /* kv_cmd_decode's limit, checked by the callers */
+    RK_ASSERT(key != NULL || key_len == 0);
+    kv->key_buf[0] = KV_KEY_USER;
+    if (key_len > 0)
+        memcpy(kv->key_buf + 1, key, key_len);
+    return key_len + 1;
+}
+
+/* Big-endian, so that a store that keeps keys sorted keeps sessions in client id order. */
+static void session_key(uint64_t client_id, uint8_t out[KV_SESSION_KEY_BYTES])
+{
+    RK_ASSERT(client_id != 0);
+    out[0] = KV_KEY_SESSION;
+    for (int i = 0; i < 8; i++)
+        out[1 + i] = (uint8_t)(client_id >> (8 * (7 - i)));
+}
+
+/* What a stored session must be (K4 and a cached result kv_apply can give). Checked before a
+ * record is written (asserted) and after one is read (RK_ECORRUPT). */
+static bool session_fields_valid(const struct kv_session *s)
+{
+    if (s->client_id == 0 || s->last_seq == 0 || s->last_index == 0)
+        return false;
+    if (s->last_op == KV_OP_PUT)
+        return s->last_num == 0;
+    return s->last_op == KV_OP_DEL && (s->last_num == 0 || s->last_num == 1);
+}
+
+static void session_encode(const struct kv_session *s, uint8_t rec[KV_SESSION_RECORD_BYTES])
+{
+    RK_ASSERT(session_fields_valid(s));
+    memset(rec, 0, KV_SESSION_RECORD_BYTES);
+    rec[REC_OFF_VERSION] = KV_SESSION_VERSION;
+    le_put(rec + REC_OFF_LAST_SEQ, s->last_seq);
+    rec[REC_OFF_STATUS] = KV_OK; /* the cached result is that of a command that applied */
+    rec[REC_OFF_OP] = s->last_op;
+    le_put(rec + REC_OFF_NUM, (uint64_t)s->last_num);
+    le_put(rec + REC_OFF_LAST_INDEX, s->last_index);
+}
+
+/* Decodes the session record val (untrusted: it came from the store) of the session key key
+ * into *s. K2 needs last_index <= applied_index, the store's. */
+static int session_decode(const uint8_t *key, const uint8_t *val, uint32_t val_len,
+                          uint64_t applied_index, struct kv_session *s, struct rk_errmsg *err)
+{
+    uint64_t client_id = 0;
+    for (int i = 0; i < 8; i++)
+        client_id = client_id << 8 | key[1 + i];
+    memset(s, 0, sizeof(*s));
+    if (client_id == 0)
+        return rk_errf(err, RK_ECORRUPT, "kv store: a session record for client id 0");
+    if (val_len != KV_SESSION_RECORD_BYTES)
+        return rk_errf(err, RK_ECORRUPT,
+                       "kv store: session of client %" PRIu64 ": %" PRIu32 " bytes, not %u",
+                       client_id, val_len, KV_SESSION_RECORD_BYTES);
+    if (val[REC_OFF_VERSION] != KV_SESSION_VERSION)
+        return rk_errf(err, RK_ECORRUPT,
+                       "kv store: session of client %" PRIu64 ": version %u at offset %u is not %u",
+                       client_id, val[REC_OFF_VERSION], REC_OFF_VERSION, KV_SESSION_VERSION);
+    if (val[REC_OFF_STATUS] != KV_OK)
+        return rk_errf(err, RK_ECORRUPT,
+                       "kv store: session of client %" PRIu64 ": status %u at offset %u is not 0",
+                       client_id, val[REC_OFF_STATUS], REC_OFF_STATUS);
+    uint64_t num = le_get(val + REC_OFF_NUM);
+    s->client_id = client_id;
+    s->last_seq = le_get(val + REC_OFF_LAST_SEQ);
+    s->last_op = val[REC_OFF_OP];
+    s->last_num = num <= 1 ? (int64_t)num : -1; /* anything else is refused just below */
+    s->last_index = le_get(val + REC_OFF_LAST_INDEX);
+    s->prev = KV_NIL;
+    s->next = KV_NIL;
+    if (!session_fields_valid(s))
+        return rk_errf(err, RK_ECORRUPT,
+                       "kv store: session of client %" PRIu64 ": last_seq %" PRIu64
+                       ", op %u, num %" PRIu64 ", last_index %" PRIu64 " is not a session",
+                       client_id, s->last_seq, s->last_op, num, s->last_index);
+    if (s->last_index > applied_index)
+        return rk_errf(err, RK_ECORRUPT,
+                       "kv store: session of client %" PRIu64 ": last_index %" PRIu64
+                       " is past the store's applied index %" PRIu64,
+                       client_id, s->last_index, applied_index);
+    return RK_OK;
+}
+
 /* ---- create and destroy ----------------------------------------------------------------- */
 
 /* The smallest power of two >= TABLE_MIN_SLOTS that keeps n sessions at a load <= 3/4. */
@@ -250,7 +376,109 @@ static uint32_t table_slots_for(uint32_t n)
 
 _Static_assert(KV_MAX_SESSIONS <= (1u << 30), "the session table's slot count fits in u32");
 
-int kv_create(const struct kv_config *c, struct kv **out)
+struct load_ctx {
+    struct kv *kv;
+    uint64_t applied_index; /* the store's */
+    int rc;
+    struct rk_errmsg *err;
+};
+
+/* Scan callback of kv_create: loads a session record into the next free pool struct, passes
+ * over a user key, refuses anything else. */
+static bool load_record(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                        uint32_t val_len)
+{
+    struct load_ctx *l = ctx;
+    struct kv *kv = l->kv;
+    if (key_len >= 1 && key[0] == KV_KEY_USER) {
+        if (key_len <= KV_STORE_MAX_KEY_BYTES)
+            return true;
+        l->rc = rk_errf(l->err, RK_ECORRUPT,
+                        "kv store: a user key of %" PRIu32 " bytes, over the %u-byte limit",
+                        key_len - 1, KV_MAX_KEY_BYTES);
+        return false;
+    }
+    if (key_len != KV_SESSION_KEY_BYTES || key[0] != KV_KEY_SESSION) {
+        l->rc = rk_errf(l->err, RK_ECORRUPT,
+                        "kv store: a key of %" PRIu32 " bytes starting with 0x%02x is neither a "
+                        "user key ('u' + key) nor a session ('s' + u64)",
+                        key_len, key_len > 0 ? key[0] : 0u);
+        return false;
+    }
+    if (kv->n_sessions == kv->max_sessions) {
+        l->rc = rk_errf(l->err, RK_EINVAL,
+                        "kv store: more session records than max_sessions (%" PRIu32 ")",
+                        kv->max_sessions);
+        return false;
+    }
+    l->rc = session_decode(key, val, val_len, l->applied_index, &kv->pool[kv->n_sessions], l->err);
+    if (l->rc != RK_OK)
+        return false;
+    kv->n_sessions++;
+    return true;
+}
+
+/* Restores the heap order below pool[root] among pool[0, n): the largest last_index on top. */
+static void heap_sift_down(struct kv_session *pool, uint32_t root, uint32_t n)
+{
+    for (uint32_t step = 0; step < 32; step++) { /* the heap's depth: n < 2^32 */
+        uint64_t child = 2 * (uint64_t)root + 1;
+        if (child >= n)
+            return;
+        if (child + 1 < n && pool[child + 1].last_index > pool[child].last_index)
+            child++;
+        if (pool[root].last_index >= pool[child].last_index)
+            return;
+        struct kv_session tmp = pool[root];
+        pool[root] = pool[child];
+        pool[child] = tmp;
+        root = (uint32_t)child;
+    }
+    RK_ASSERT(!"a sift went deeper than the heap");
+}
+
+/* Sorts pool[0, n) by last_index, ascending (heap sort: in place, no recursion). */
+static void sessions_sort(struct kv_session *pool, uint32_t n)
+{
+    for (uint32_t i = n / 2; i > 0; i--)
+        heap_sift_down(pool, i - 1, n);
+    for (uint32_t end = n; end > 1; end--) {
+        struct kv_session tmp = pool[0];
+        pool[0] = pool[end - 1];
+        pool[end - 1] = tmp;
+        heap_sift_down(pool, 0, end - 1);
+    }
+}
+
+/* Rebuilds the session table from the store's records (K5), in LRU order by last_index. */
+static int sessions_load(struct kv *kv, struct rk_errmsg *err)
+{
+    struct load_ctx l = {.kv = kv, .applied_index = kv->applied_index, .rc = RK_OK, .err = err};
+    int rc = kv->store->ops->scan(kv->store, load_record, &l);
+    if (rc == RK_OK)
+        rc = l.rc;
+    else if (l.rc == RK_OK)
+        rk_errf(err, rc, "kv store: scanning for sessions: %s", rk_strerror(rc));
+    if (rc != RK_OK)
+        return rc;
+    uint32_t n = kv->n_sessions;
+    sessions_sort(kv->pool, n);
+    for (uint32_t i = 0; i < n; i++) {
+        /* K2: one command touches one session, so no two sessions share a last_index. */
+        if (i > 0 && kv->pool[i].last_index == kv->pool[i - 1].last_index)
+            return rk_errf(err, RK_ECORRUPT,
+                           "kv store: sessions of clients %" PRIu64 " and %" PRIu64
+                           " both last used at index %" PRIu64,
+                           kv->pool[i - 1].client_id, kv->pool[i].client_id,
+                           kv->pool[i].last_index);
+        RK_ASSERT(i == 0 || kv->pool[i].last_index > kv->pool[i - 1].last_index);
+        table_insert(kv, client_hash(kv->pool[i].client_id), i);
+        lru_push_tail(kv, i);
+    }
+    return RK_OK;
+}
+
+int kv_create(const struct kv_config *c, struct kv **out, struct rk_errmsg *err)
 {
     RK_ASSERT(c != NULL);
     RK_ASSERT(out != NULL);
@@ -259,37 +487,38 @@ int kv_create(const struct kv_config *c, struct kv **out)
     *out = NULL;
     uint32_t max_sessions = c->max_sessions == 0 ? KV_DEFAULT_MAX_SESSIONS : c->max_sessions;
     if (max_sessions > KV_MAX_SESSIONS)
-        return RK_EINVAL;
+        return rk_errf(err, RK_EINVAL, "kv: max_sessions %" PRIu32 " is over %u", max_sessions,
+                       KV_MAX_SESSIONS);
     uint32_t n_slots = table_slots_for(max_sessions);
 
     struct kv *kv = rk_malloc(c->alloc, sizeof(*kv));
     if (kv == NULL)
-        return RK_ENOMEM;
+        return rk_errf(err, RK_ENOMEM, "kv: allocating the state machine");
     memset(kv, 0, sizeof(*kv));
+    kv->alloc = c->alloc;
     kv->pool = rk_malloc(c->alloc, (size_t)max_sessions * sizeof(*kv->pool));
-    if (kv->pool == NULL)
-        goto err_free_kv;
     kv->slots = rk_malloc(c->alloc, (size_t)n_slots * sizeof(*kv->slots));
-    if (kv->slots == NULL)
-        goto err_free_pool;
+    kv->key_buf = rk_malloc(c->alloc, KV_STORE_MAX_KEY_BYTES);
+    if (kv->pool == NULL || kv->slots == NULL || kv->key_buf == NULL) {
+        kv_destroy(kv);
+        return rk_errf(err, RK_ENOMEM, "kv: allocating %" PRIu32 " sessions", max_sessions);
+    }
     memset(kv->pool, 0, (size_t)max_sessions * sizeof(*kv->pool));
     memset(kv->slots, 0, (size_t)n_slots * sizeof(*kv->slots));
-    kv->alloc = c->alloc;
     kv->store = c->store;
     kv->applied_index = c->store->ops->applied_index(c->store);
     kv->mask = n_slots - 1;
     kv->max_sessions = max_sessions;
     kv->lru_head = KV_NIL;
     kv->lru_tail = KV_NIL;
+    int rc = sessions_load(kv, err);
+    if (rc != RK_OK) {
+        kv_destroy(kv);
+        return rc;
+    }
     RK_ASSERT_SLOW(kv_valid(kv));
     *out = kv;
     return RK_OK;
-
-err_free_pool:
-    rk_free(c->alloc, kv->pool);
-err_free_kv:
-    rk_free(c->alloc, kv);
-    return RK_ENOMEM;
 }
 
 void kv_destroy(struct kv *kv)
@@ -297,6 +526,7 @@ void kv_destroy(struct kv *kv)
     if (kv == NULL)
         return;
     const struct rk_alloc *a = kv->alloc;
+    rk_free(a, kv->key_buf);
     rk_free(a, kv->slots);
     rk_free(a, kv->pool);
     rk_free(a, kv);
@@ -319,27 +549,102 @@ static void answer_retry(const struct kv_session *s, const struct kv_cmd *c, str
     }
 }
 
-/* Runs the command against the store. On error nothing changed (store.h S1). */
-static int execute(struct kv *kv, uint64_t index, const struct kv_cmd *c, struct kv_result *out)
+static int store_failed(struct kv_result *out, int rc)
+{
+    RK_ASSERT(rc != RK_OK);
+    out->status = KV_STORE_ERROR;
+    out->num = 0;
+    out->err = rc;
+    return rc; /* not applied: the caller stops the replica or retries this index (kv.h) */
+}
+
+static int write_session(struct kv *kv, uint64_t index, const struct kv_session *s)
+{
+    RK_ASSERT(s->last_index == index);
+    uint8_t key[KV_SESSION_KEY_BYTES];
+    uint8_t rec[KV_SESSION_RECORD_BYTES];
+    session_key(s->client_id, key);
+    session_encode(s, rec);
+    return kv->store->ops->put(kv->store, index, key, sizeof(key), rec, sizeof(rec));
+}
+
+static int delete_session(struct kv *kv, uint64_t index, uint64_t client_id)
+{
+    uint8_t key[KV_SESSION_KEY_BYTES];
+    session_key(client_id, key);
+    bool existed = false; /* false when a retry repeats a deletion that succeeded (kv.h) */
+    return kv->store->ops->del(kv->store, index, key, sizeof(key), &existed);
+}
+
+/* *out_num = 1 if user key c->key is live, 0 if not: the result a DEL of it will have. */
+static int user_key_exists(struct kv *kv, const struct kv_cmd *c, int64_t *out_num)
+{
+    uint32_t len = user_key(kv, c->key, c->key_len);
+    const uint8_t *val = NULL;
+    uint32_t val_len = 0;
+    int rc = kv->store->ops->get(kv->store, kv->key_buf, len, &val, &val_len);
+    *out_num = rc == RK_OK ? 1 : 0;
+    return rc == RK_ENOENT ? RK_OK : rc;
+}
+
+/* The command's data op against the store; *out_num its result (a DEL: keys removed). */
+static int write_data(struct kv *kv, uint64_t index, const struct kv_cmd *c, int64_t *out_num)
 {
     struct kv_store *st = kv->store;
-    if (c->op == KV_OP_PUT) {
-        out->num = 0;
-        return st->ops->put(st, index, c->key, c->key_len, c->val, c->val_len);
-    }
+    uint32_t len = user_key(kv, c->key, c->key_len);
+    *out_num = 0;
+    if (c->op == KV_OP_PUT)
+        return st->ops->put(st, index, kv->key_buf, len, c->val, c->val_len);
     RK_ASSERT(c->op == KV_OP_DEL); /* kv_cmd_decode accepts nothing else */
     bool existed = false;
-    int rc = st->ops->del(st, index, c->key, c->key_len, &existed);
-    out->num = rc == RK_OK && existed ? 1 : 0;
+    int rc = st->ops->del(st, index, kv->key_buf, len, &existed);
+    *out_num = rc == RK_OK && existed ? 1 : 0;
+    return rc;
+}
+
+/* The batch of a command that applies (kv.h): for a client with a session, its new record
+ * (the result of a DEL is read first), the deletion of the evicted session's record if the
+ * pool is full, then the data op, which comes last so that a failed batch can be retried
+ * exactly. *evicted: the evicted client, 0 if none. Changes no memory. */
+static int write_command(struct kv *kv, uint64_t index, uint32_t i, const struct kv_cmd *c,
+                         int64_t *out_num, uint64_t *evicted)
+{
+    *evicted = 0;
+    if (c->client_id == 0)
+        return write_data(kv, index, c, out_num);
+    int64_t num = 0;
+    int rc = c->op == KV_OP_DEL ? user_key_exists(kv, c, &num) : RK_OK;
+    if (rc != RK_OK)
+        return rc;
+    struct kv_session next = {.client_id = c->client_id,
+                              .last_seq = c->seq,
+                              .last_index = index,
+                              .last_num = num,
+                              .last_op = c->op};
+    rc = write_session(kv, index, &next);
+    if (rc != RK_OK)
+        return rc;
+    if (i == KV_NIL && kv->n_sessions == kv->max_sessions) {
+        *evicted = kv->pool[kv->lru_head].client_id; /* K2: session_open's victim */
+        rc = delete_session(kv, index, *evicted);
+        if (rc != RK_OK)
+            return rc;
+    }
+    rc = write_data(kv, index, c, out_num);
+    RK_ASSERT(rc != RK_OK || *out_num == num); /* nothing else in the batch touched the key */
     return rc;
 }
 
 /* Remembers the result of the command just applied for its client. */
 static void session_record(struct kv *kv, uint32_t i, const struct kv_cmd *c, uint64_t index,
-                           const struct kv_result *res)
+                           const struct kv_result *res, uint64_t evicted)
 {
-    if (i == KV_NIL)
+    if (i == KV_NIL) {
+        RK_ASSERT(evicted == (kv->n_sessions == kv->max_sessions
+                                  ? kv->pool[kv->lru_head].client_id
+                                  : 0)); /* the record deleted in the batch */
         i = session_open(kv, c->client_id);
+    }
     struct kv_session *s = &kv->pool[i];
     RK_ASSERT(s->client_id == c->client_id);
     RK_ASSERT(c->seq > s->last_seq);
@@ -347,6 +652,24 @@ static void session_record(struct kv *kv, uint32_t i, const struct kv_cmd *c, ui
     s->last_op = c->op;
     s->last_num = res->num;
     session_touch(kv, i, index);
+}
+
+/* A command with a client id and seq <= the session's last: nothing applied, but the session is
+ * used at index, in memory and in its record (kv.h: the LRU order survives a restart). */
+static int apply_seen(struct kv *kv, uint64_t index, uint32_t i, const struct kv_cmd *c,
+                      struct kv_result *out)
+{
+    struct kv_session touched = kv->pool[i];
+    touched.last_index = index;
+    int rc = write_session(kv, index, &touched);
+    if (rc == RK_OK)
+        rc = kv->store->ops->end_batch(kv->store, index);
+    if (rc != RK_OK)
+        return store_failed(out, rc);
+    answer_retry(&kv->pool[i], c, out);
+    session_touch(kv, i, index);
+    kv->applied_index = index;
+    return RK_OK;
 }
 
 int kv_apply(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len,
@@ -360,7 +683,8 @@ int kv_apply(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len,
 
     struct kv_cmd c;
     if (kv_cmd_decode(data, len, &c, &kv->last_err) != RK_OK) {
-        /* Every replica decodes the same bytes the same way: skipping is deterministic. */
+        /* Every replica decodes the same bytes the same way: skipping is deterministic. Nothing
+         * is written: a restart replays the entry, as harmlessly (kv.h). */
         out->status = KV_BAD_COMMAND;
         kv->applied_index = index;
         return RK_OK;
@@ -370,23 +694,18 @@ int kv_apply(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len,
     out->seq = c.seq;
 
     uint32_t s = c.client_id == 0 ? KV_NIL : session_find(kv, c.client_id);
-    if (s != KV_NIL && c.seq <= kv->pool[s].last_seq) {
-        answer_retry(&kv->pool[s], &c, out);
-        session_touch(kv, s, index);
-        kv->applied_index = index;
-        return RK_OK;
-    }
+    if (s != KV_NIL && c.seq <= kv->pool[s].last_seq)
+        return apply_seen(kv, index, s, &c, out);
 
-    int rc = execute(kv, index, &c, out);
-    if (rc != RK_OK) {
-        out->status = KV_STORE_ERROR;
-        out->num = 0;
-        out->err = rc;
-        return rc; /* not applied: the caller retries this index or stops (kv.h) */
-    }
+    uint64_t evicted = 0;
+    int rc = write_command(kv, index, s, &c, &out->num, &evicted);
+    if (rc == RK_OK)
+        rc = kv->store->ops->end_batch(kv->store, index);
+    if (rc != RK_OK)
+        return store_failed(out, rc);
     out->status = KV_OK;
     if (c.client_id != 0)
-        session_record(kv, s, &c, index, out);
+        session_record(kv, s, &c, index, out, evicted);
     kv->applied_index = index;
     return RK_OK;
 }
@@ -395,7 +714,7 @@ void kv_apply_noop(struct kv *kv, uint64_t index)
 {
     RK_ASSERT(kv != NULL);
     RK_ASSERT(index > kv->applied_index);
-    kv->applied_index = index;
+    kv->applied_index = index; /* nothing written: a restart replays the no-op (kv.h) */
 }
 
 /* ---- queries ---------------------------------------------------------------------------- */
@@ -410,13 +729,47 @@ int kv_get(struct kv *kv, const uint8_t *key, uint32_t key_len, const uint8_t **
            uint32_t *val_len)
 {
     RK_ASSERT(kv != NULL);
-    return kv->store->ops->get(kv->store, key, key_len, val, val_len);
+    RK_ASSERT(key != NULL || key_len == 0);
+    if (key_len > KV_MAX_KEY_BYTES)
+        return RK_ENOENT; /* never stored: kv_cmd_decode refuses it */
+    uint32_t len = user_key(kv, key, key_len);
+    return kv->store->ops->get(kv->store, kv->key_buf, len, val, val_len);
 }
 
 uint64_t kv_count(const struct kv *kv)
 {
     RK_ASSERT(kv != NULL);
-    return kv->store->ops->count(kv->store);
+    uint64_t count = kv->store->ops->count(kv->store);
+    /* K5; also after a failed apply, whose batch writes a session record before it deletes
+     * the evicted one. */
+    RK_ASSERT(count >= kv->n_sessions);
+    return count - kv->n_sessions;
+}
+
+struct user_scan_ctx {
+    bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+               uint32_t val_len);
+    void *ctx;
+};
+
+static bool scan_user_key(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                          uint32_t val_len)
+{
+    const struct user_scan_ctx *u = ctx;
+    if (key_len == 0 || key[0] != KV_KEY_USER)
+        return true; /* a session record */
+    return u->fn(u->ctx, key + 1, key_len - 1, val, val_len);
+}
+
+int kv_scan(struct kv *kv,
+            bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                       uint32_t val_len),
+            void *ctx)
+{
+    RK_ASSERT(kv != NULL);
+    RK_ASSERT(fn != NULL);
+    struct user_scan_ctx u = {.fn = fn, .ctx = ctx};
+    return kv->store->ops->scan(kv->store, scan_user_key, &u);
 }
 
 uint32_t kv_session_count(const struct kv *kv)
@@ -508,8 +861,44 @@ static bool table_valid(const struct kv *kv)
            (uint64_t)kv->max_sessions * 4 <= ((uint64_t)kv->mask + 1) * 3;
 }
 
+/* K5: each live session's record is in the store and decodes to it; the store's session
+ * records are exactly these (counted by a scan). */
+static bool count_session_record(void *ctx, const uint8_t *key, uint32_t key_len,
+                                 const uint8_t *val, uint32_t val_len)
+{
+    (void)val;
+    (void)val_len;
+    uint64_t *n = ctx;
+    if (key_len > 0 && key[0] == KV_KEY_SESSION)
+        (*n)++;
+    return true;
+}
+
+static bool records_valid(const struct kv *kv)
+{
+    struct kv_store *st = kv->store;
+    for (uint32_t i = 0; i < kv->n_sessions; i++) {
+        const struct kv_session *s = &kv->pool[i];
+        uint8_t key[KV_SESSION_KEY_BYTES];
+        session_key(s->client_id, key);
+        const uint8_t *val = NULL;
+        uint32_t val_len = 0;
+        struct kv_session got;
+        if (st->ops->get(st, key, sizeof(key), &val, &val_len) != RK_OK ||
+            session_decode(key, val, val_len, UINT64_MAX, &got, NULL) != RK_OK)
+            return false;
+        if (got.last_seq != s->last_seq || got.last_index != s->last_index ||
+            got.last_op != s->last_op || got.last_num != s->last_num)
+            return false;
+    }
+    uint64_t n_records = 0;
+    return st->ops->scan(st, count_session_record, &n_records) == RK_OK &&
+           n_records == kv->n_sessions;
+}
+
 bool kv_valid(const struct kv *kv)
 {
     RK_ASSERT(kv != NULL);
-    return kv->n_sessions <= kv->max_sessions && lru_valid(kv) && table_valid(kv);
+    return kv->n_sessions <= kv->max_sessions && lru_valid(kv) && table_valid(kv) &&
+           records_valid(kv);
 }

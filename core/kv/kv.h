@@ -27,11 +27,34 @@
  * request that had been applied gets it applied a second time (kv cannot tell it from a new
  * request). Size max_sessions above the number of clients active at once.
  *
- * Not yet: sessions are memory only. A replica that restarts over a durable store must rebuild
- * the session table (from a snapshot, or by replaying the log from where the sessions were last
- * saved) before it applies anything new, or dedup is lost across the restart.
+ * Sessions are durable: they are part of the state machine's state, kept in the same store as
+ * the data and written in the same batch as the command they record (store.h S5), so a replica
+ * that restarts over a durable store finds them exactly as they were at the store's
+ * applied_index, and the Raft log replays what came after. kv_create rebuilds the table (ids,
+ * seqs, cached results, LRU order) from the stored records; see "the store layout" below.
  *
- * Ownership: struct kv owns its session table; the store is borrowed and must outlive it.
+ * What each entry writes, as one batch closed by end_batch(index):
+ *
+ *     new command, client_id == 0     the data op                              then end_batch
+ *     new command with a session      its session record; the deletion of the evicted
+ *                                     session's record, if one is evicted; the data op
+ *                                                                              then end_batch
+ *     duplicate or stale command      its session record (the new last_index)  then end_batch
+ *     undecodable entry, Raft no-op   nothing
+ *
+ * An undecodable entry and a no-op write nothing because they change nothing but the applied
+ * index: after a restart the store's applied_index may be below them, and replaying them is
+ * harmless. Hence the Raft log must keep every entry after the index the store has made
+ * durable (its applied_index after the last sync), and log compaction must go by that index,
+ * not by kv_applied_index(). A
+ * duplicate does write: its session moved in the LRU order, and an order kept in memory only
+ * would be lost by a restart, after which this replica would evict a different session than
+ * the others. In the batch of a new command the data op comes last: it is the only write whose
+ * outcome a retry could observe (a DEL's "existed"), so a batch that failed part way can be
+ * retried exactly (kv_apply). A DEL with a session reads the key first, for its cached result.
+ *
+ * Ownership: struct kv owns its session table and a key buffer; the store is borrowed and must
+ * outlive it.
  */
 #ifndef RK_KV_H
 #define RK_KV_H
@@ -89,6 +112,29 @@ int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c, struct rk_er
 /* "PUT", "DEL", or "?" for anything else. Static strings. */
 const char *kv_op_name(uint8_t op);
 
+/* ---- the store layout (durable: part of the on-disk format) ------------------------------ */
+
+/* The kv keeps two namespaces in its store, told apart by the key's first byte:
+ *
+ *     'u' + K     user key K (0..KV_MAX_KEY_BYTES bytes); the value is the user's value
+ *     's' + C     the session of client C (u64 big-endian, so that a sorted store keeps the
+ *                 sessions together, in client id order); the value is a session record
+ *
+ * Session record, little-endian, fixed width (KV_SESSION_RECORD_BYTES):
+ *     [version u8 = 1][last_seq u64][status u8 = KV_OK][op u8][num i64][last_index u64]
+ * last_seq and (status, op, num) are the cached result of the client's last applied command;
+ * last_index is the log index of the client's last command (the LRU key). A record is checked
+ * before it is written (asserts) and after it is read (RK_ECORRUPT). Nothing else is stored:
+ * kv_create refuses a store holding a key of neither shape.
+ *
+ * A store must accept keys of KV_STORE_MAX_KEY_BYTES: a user key at the limit plus its prefix. */
+#define KV_KEY_USER             'u'
+#define KV_KEY_SESSION          's'
+#define KV_STORE_MAX_KEY_BYTES  (KV_MAX_KEY_BYTES + 1u)
+#define KV_SESSION_KEY_BYTES    9u
+#define KV_SESSION_VERSION      1u
+#define KV_SESSION_RECORD_BYTES 27u
+
 /* ---- the state machine ------------------------------------------------------------------ */
 
 /* The largest max_sessions accepted: bounds the memory kv_create reserves. */
@@ -119,11 +165,19 @@ struct kv_result {
 
 struct kv;
 
-/* Creates a state machine over c->store. The session table (max_sessions sessions) is reserved
- * here, once: kv_apply allocates nothing of its own. The applied index starts at the store's
- * applied_index. RK_OK and *out (owned by the caller, freed with kv_destroy); RK_EINVAL when
- * max_sessions > KV_MAX_SESSIONS; RK_ENOMEM. */
-int kv_create(const struct kv_config *c, struct kv **out);
+/* Creates a state machine over c->store, which may hold the state of an earlier run (a restart
+ * over a durable store). The session table (max_sessions sessions) and a key buffer are reserved
+ * here, once: kv_apply allocates nothing of its own. The table is rebuilt from the store's
+ * session records with one scan of the store, in LRU order by their stored last_index (a
+ * function of the records only, not of the scan order: deterministic). The applied index
+ * starts at the store's applied_index.
+ *
+ * RK_OK and *out (owned by the caller, freed with kv_destroy). Otherwise *out is NULL, *err
+ * (which may be NULL) says why, and: RK_EINVAL when max_sessions > KV_MAX_SESSIONS or the store
+ * holds more session records than max_sessions (it was lowered since they were written);
+ * RK_ECORRUPT for a stored key or session record that does not decode (naming the key);
+ * RK_ENOMEM; or the store's scan error. */
+int kv_create(const struct kv_config *c, struct kv **out, struct rk_errmsg *err);
 
 /* Frees the kv and its sessions; does not destroy the store. NULL is a no-op. */
 void kv_destroy(struct kv *kv);
@@ -137,28 +191,50 @@ void kv_destroy(struct kv *kv);
  * KV_OK, KV_DUPLICATE (cached result of the earlier apply: num, op), KV_STALE, or
  * KV_BAD_COMMAND (data did not decode; nothing else changed; kv_last_error says why).
  *
- * Any other return is the store's error (RK_ENOMEM, an I/O error): out->status is
- * KV_STORE_ERROR and out->err the same code, and NOTHING changed — not the store (store.h S1),
- * not the sessions, not the applied index. A store error is local to this replica, so the
- * entry must not be skipped: the caller retries kv_apply with the same index and data, or
- * stops the replica. Skipping it would make this replica diverge from the others.
+ * Any other return is the store's error (RK_ENOMEM, an I/O error) from a get, put, del or
+ * end_batch: out->status is KV_STORE_ERROR and out->err the same code. The entry is NOT applied:
+ * kv_applied_index() and the session table are unchanged. The store may hold part of the
+ * entry's batch, never closed (the writes before the failed one, store.h S1). A store error is
+ * local to this replica, so the entry must not be skipped (this replica would diverge):
+ *   - over a durable store the replica must stop (store.h S5: a failed end_batch is fatal, and
+ *     the unclosed batch is dropped when the store is reopened); after the restart the entry is
+ *     replayed from the log, from the store's applied_index on.
+ *   - over a store whose failed put or del changes nothing and whose end_batch cannot fail (the
+ *     memstore), the caller may instead retry kv_apply with the same index and data: the retry
+ *     writes the same batch again (see above: the data op is last) and gives the same result.
+ *
+ * A durable store keeps the batches of applied commands (and of duplicates); it does not keep
+ * the applied index of an undecodable entry or a no-op (nothing is written for them), so after
+ * a restart kv_applied_index() may be lower than before it: the log replays those entries.
  *
  * O(1) apart from the store's own work: sessions are a hash map and an intrusive LRU list.
  */
 int kv_apply(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len,
              struct kv_result *out);
 
-/* Advances the applied index over an entry that carries no command (a Raft no-op). */
+/* Advances the applied index over an entry that carries no command (a Raft no-op). Writes
+ * nothing: the index is advanced in memory only, and a restart replays the no-op, harmlessly. */
 void kv_apply_noop(struct kv *kv, uint64_t index);
 
 uint64_t kv_applied_index(const struct kv *kv);
 
-/* The value of key, borrowed until the next kv_apply. RK_OK; RK_ENOENT if absent. */
+/* The value of user key key, borrowed until the next kv_apply. RK_OK; RK_ENOENT if absent (a
+ * key over KV_MAX_KEY_BYTES is always absent); or the store's error. Session records are not
+ * user keys: no key reaches them. */
 int kv_get(struct kv *kv, const uint8_t *key, uint32_t key_len, const uint8_t **val,
            uint32_t *val_len);
 
-/* Number of live keys in the store. */
+/* Number of live user keys: the store's count less its session records (one per session).
+ * Exact whenever the last kv_apply did not fail. */
 uint64_t kv_count(const struct kv *kv);
+
+/* Calls fn for every live user key (without its prefix) and its value, both borrowed for one
+ * call of fn; session records are skipped. The order is the store's (deterministic, store.h
+ * S3). Stops when fn returns false; fn must not call kv_apply. RK_OK or the store's error. */
+int kv_scan(struct kv *kv,
+            bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                       uint32_t val_len),
+            void *ctx);
 
 uint32_t kv_session_count(const struct kv *kv);
 
@@ -183,8 +259,9 @@ int kv_session_get(const struct kv *kv, uint64_t client_id, struct kv_session_in
 void kv_session_scan(const struct kv *kv, bool (*fn)(void *ctx, const struct kv_session_info *s),
                      void *ctx);
 
-/* Checks the session table's invariants (K1–K4 in kv.c) in O(max_sessions): for tests and
- * slow asserts. */
+/* Checks the session table's invariants (K1–K5 in kv.c) in O(max_sessions), K5 with one store
+ * get per session: for tests and slow asserts. K5 (the store's records match the table) holds
+ * whenever the last kv_apply did not fail. */
 bool kv_valid(const struct kv *kv);
 
 /* "ok", "duplicate", "stale", "bad command", "store error", or "?". Static strings. */

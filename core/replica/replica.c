@@ -876,9 +876,9 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
     r->n_free = r->n_slots;
 
     struct kv_config kc = {.alloc = a, .store = c->store, .max_sessions = c->max_sessions};
-    rc = kv_create(&kc, &r->kv);
+    rc = kv_create(&kc, &r->kv, err);
     if (rc != RK_OK) {
-        rk_errf(err, rc, "replica: creating the state machine");
+        rk_errwrap(err, rc, "replica: creating the state machine");
         goto err_destroy;
     }
     struct raft_config rc_cfg = c->raft;
