@@ -3,7 +3,8 @@
  * Log-Structured Hash Table for Fast Key/Value Data"), pure: all I/O through struct fs.
  *
  * Files in the fs directory:
- *   NNNNNNNNNN.data   records, appended; the highest id is the active file, the rest immutable
+ *   NNNNNNNNNN.data   records, appended to the highest id (the active file; each open starts a
+ *                     new one, at its first append), the rest immutable
  *   NNNNNNNNNN.hint   for an immutable data file written by merge: where each live key is
  *   MERGE             a manifest while a merge switches files in (see bitcask.c)
  *
@@ -12,8 +13,8 @@
  * crc32c covers everything after itself. index is the Raft log index that wrote the record.
  * The top bits of the key-size word are flags: BC_REC_TOMBSTONE (a delete: no value bytes),
  * BC_REC_END (the last record of a batch) and BC_REC_MARK (written by merge only: no key, no
- * value, just the highest index of the records the merge dropped, so that the applied index
- * survives a merge that dropped the last batch's tombstone). The other flag bits must be zero.
+ * value, just the highest index of all the records it merged, so that the applied index survives
+ * a merge that dropped the last batch's tombstone). The other flag bits must be zero.
  * Keys are at most 64 KiB, values at most 64 MiB (both configurable lower), a batch at most
  * BC_MAX_BATCH_BYTES; beyond them a clear error and nothing written.
  *
@@ -34,8 +35,9 @@
  * the CRC: a bad record is an RK_ECORRUPT error naming file and offset, never wrong data.
  *
  * Recovery (bc_open): every data file in id order, from its hint file when the hint is valid,
- * otherwise by scanning; a torn tail of the active file is cut (truncated), corruption anywhere
- * else fails the open with an error naming file and offset. Later records win by index.
+ * otherwise by scanning; a torn tail of the last data file is cut (truncated; the exact rule is
+ * at the top of bitcask.c), corruption anywhere else fails the open with an error naming file
+ * and offset. Later records win by index. What recovery found is then synced.
  *
  * Merge (bc_merge): the live records of the immutable files are rewritten into new data files
  * with hint files, switched in atomically, and the old files removed; a crash at any point of a
@@ -53,21 +55,21 @@
 #include "fs/fs.h"
 #include "kv/store.h"
 
-#define BC_REC_TOMBSTONE (1u << 31)
-#define BC_REC_END (1u << 30)
-#define BC_REC_MARK (1u << 29)
+#define BC_REC_TOMBSTONE      (1u << 31)
+#define BC_REC_END            (1u << 30)
+#define BC_REC_MARK           (1u << 29)
 #define BC_REC_FLAGS_RESERVED 0x1f000000u
-#define BC_REC_KEY_MASK 0x00ffffffu
-#define BC_HEADER_BYTES 20u
-#define BC_HINT_HEADER_BYTES 28u
+#define BC_REC_KEY_MASK       0x00ffffffu
+#define BC_HEADER_BYTES       20u
+#define BC_HINT_HEADER_BYTES  28u
 #define BC_HINT_TRAILER_BYTES 40u
-#define BC_MAX_KEY_BYTES ((64u << 10) + 1) /* a 64 KiB user key plus kv's namespace byte */
-#define BC_MAX_VALUE_BYTES (64u << 20)
+#define BC_MAX_KEY_BYTES      ((64u << 10) + 1) /* a 64 KiB user key plus kv's namespace byte */
+#define BC_MAX_VALUE_BYTES    (64u << 20)
 /* A batch (the records of one index) is at most this many bytes, written and read. */
 #define BC_MAX_BATCH_BYTES (256u << 20)
 /* Data file ids are 1..BC_MAX_FILE_ID; at most BC_MAX_FILES of them at once. */
 #define BC_MAX_FILE_ID 4000000000u
-#define BC_MAX_FILES (1u << 20)
+#define BC_MAX_FILES   (1u << 20)
 
 struct bc_config {
     struct fs *fs;                /* borrowed: the directory of this store */
@@ -93,8 +95,8 @@ int bc_get(struct bitcask *bc, const uint8_t *key, uint32_t key_len, const uint8
  * failure (RK_ETOOBIG, RK_ENOMEM) changes nothing (store.h S1). */
 int bc_put(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_len,
            const uint8_t *val, uint32_t val_len, struct rk_errmsg *err);
-int bc_del(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_len,
-           bool *existed, struct rk_errmsg *err);
+int bc_del(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_len, bool *existed,
+           struct rk_errmsg *err);
 /* Writes the open batch with one append (rotating first if the active file is full). */
 int bc_end_batch(struct bitcask *bc, struct rk_errmsg *err);
 /* Makes everything written durable: the active file, and the directory if files came or went.
@@ -110,7 +112,9 @@ uint64_t bc_count(const struct bitcask *bc);
 /* The index of the last complete batch (0 if none). */
 uint64_t bc_applied_index(const struct bitcask *bc);
 /* Calls fn for every live key with its value (read and checked); stops when fn returns false.
- * Order: unspecified, deterministic for a given history. */
+ * Order: ascending (32-bit XXH3 hash, key bytes) — a function of the set of live keys alone,
+ * the same on every replica whatever its history of restarts, merges and table growth (store.h
+ * S3, and more). fn may call bc_get but nothing that changes the store. */
 int bc_scan(struct bitcask *bc,
             bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
                        uint32_t val_len),
@@ -119,14 +123,14 @@ int bc_scan(struct bitcask *bc,
 struct bc_stats {
     uint32_t data_files;
     uint64_t keys;
-    uint64_t live_bytes;  /* bytes of the records the keydir points to */
-    uint64_t total_bytes; /* bytes of all data files */
+    uint64_t live_bytes;   /* bytes of the records the keydir points to */
+    uint64_t total_bytes;  /* bytes of all data files */
     uint64_t keydir_bytes; /* the keydir's tables and entries */
     /* What bc_open did: */
     uint32_t hint_files_loaded; /* data files recovered from their hint file */
     uint32_t data_files_scanned;
-    uint64_t scanned_bytes;     /* data file bytes read and checked by recovery */
-    uint64_t cut_bytes;         /* torn tail cut from the last data file */
+    uint64_t scanned_bytes; /* data file bytes read and checked by recovery */
+    uint64_t cut_bytes;     /* torn tail cut from the last data file */
 };
 void bc_stats(const struct bitcask *bc, struct bc_stats *st);
 

@@ -1,0 +1,741 @@
+/*
+ * bitcask.c — the storage engine (bitcask.h): records, batches, reads, sync, the kv_store.
+ * Recovery is in recover.c, merge in merge.c, the keydir in keydir.c.
+ *
+ * STATE OF THE DIRECTORY
+ *
+ *   NNNNNNNNNN.data    data files, ids 1.. ; the highest is the last one written to
+ *   NNNNNNNNNN.hint    beside a data file written by merge
+ *   *.tmp              a merge in progress (data, hint, MERGE.tmp); never read as data
+ *   MERGE              a merge's manifest: [crc32c u32][magic u32][first new id u32]
+ *                      [new ids u32][old ids u32][old id u32]...; present only while a merge
+ *                      switches files (between its commit and its cleanup)
+ *
+ * Invariants:
+ *   B1  Only the highest-id data file may end with bytes that are not durable: a file is synced
+ *       before the next id is created (rotation), merge syncs everything before it starts, and
+ *       recovery syncs the last file and the directory (a reopen without a crash finds bytes
+ *       and names the previous process never made durable).
+ *   B2  Per key, reading the data files in id order and each file front to back meets the key's
+ *       records in non-decreasing index order; so "a later record wins" at recovery is "the
+ *       highest index wins", and a tombstone can simply remove the key. (Appends are in index
+ *       order; a merged file holds only records the keydir pointed to — the newest of their
+ *       key, whose key then has no record in any other surviving file — see MERGE below.)
+ *   B3  The keydir points only at bytes that were written: entries of the open batch point into
+ *       its buffer (BC_FILE_PENDING) and move to the file only after the append succeeded; a
+ *       failed append or sync poisons the store (every later call fails; reopen rebuilds).
+ *   B4  applied_index is the index of the last batch whose append succeeded.
+ *
+ *      bc_put/bc_del             bc_end_batch               bc_sync
+ *   (records in the buffer) ---> (appended: written) -----> (durable)
+ *            |                         |  failure                |  failure
+ *            +-------------------------+-------------------------+------> poisoned (reopen)
+ *
+ * BATCHES AND THE TORN TAIL
+ *
+ * bc_put and bc_del append records to a memory buffer (CRCs filled in at bc_end_batch, once
+ * the flags are final); a put or del for a new index closes the batch before it by setting
+ * BC_REC_END on its last record. bc_end_batch closes the last batch and writes the whole buffer
+ * with one append. Recovery applies a batch only when it meets its END record.
+ *
+ * The torn-tail rule. A crash may leave the last data file with a prefix of what was appended
+ * after the last sync, whose last 512-byte sector may be garbage (fs.h D1); a failed append may
+ * leave a prefix too. So, in the LAST data file only, the first record that does not check out
+ * is a torn tail when it (as far as its header can be believed) runs past the end of the file
+ * or reaches into the file's last 512 bytes — the only bytes a tear can garble — and then
+ * everything from the start of its batch is cut (truncate + sync). A file that ends with whole
+ * records but no END is a torn tail too. A bad record that ends before the last 512 bytes is
+ * corruption even in the last file, and so is any bad record or incomplete batch in any other
+ * file: the open fails with RK_ECORRUPT naming file and offset. What the rule cannot tell apart:
+ * a bit flipped on the disk inside the last 512 bytes looks like a tear and costs the last batch
+ * even if it was synced — the Raft log still has it and applies it again. A bad read is not a
+ * bad disk: every failed check is read again, and only two reads that agree byte for byte are
+ * believed (bc_check_record, bc_read_entry).
+ *
+ * MERGE (merge.c): the protocol and its crash analysis
+ *
+ * Inputs: every data file with an id below the active one's (A, the highest). New ids: from
+ * A + 1 (or A if A was never created), above every existing id, so no name is reused and the
+ * merged files sort after A: B2 still holds because a merged record is its key's newest, so A
+ * has no record of that key (a newer one would be the newest; a tombstone too).
+ *   0. Refuse while a batch is open; sync the active file and the directory. (Dropping an old
+ *      record is only safe if the record that superseded it is durable.)
+ *   1. Read every input record (checked); copy those the keydir points at — END set, each its
+ *      own batch — into NNNNNNNNNN.data.tmp, rotating at max_file_bytes, with a hint entry each
+ *      in NNNNNNNNNN.hint.tmp; end with a MARK record holding the highest index of all input
+ *      records. Tombstones are dropped: every older record of their key is in an input, which
+ *      is removed, and every record in A or later is newer. Sync every tmp file; sync_dir.
+ *   2. Write MERGE.tmp (the manifest), sync it, rename it to MERGE, sync_dir.   <- commit point
+ *   3. Rename each tmp file to its final name; sync_dir.
+ *   4. Remove every input data file and its hint; sync_dir.
+ *   5. Remove MERGE; sync_dir. Point the keydir at the merged copies.
+ * Recovery (recover.c), before it reads any data file:
+ *   - MERGE present and valid: roll forward — rename the tmp files still there, check that
+ *     every merged data file exists, remove the listed inputs (missing is fine), sync_dir,
+ *     remove MERGE, sync_dir. Idempotent, so a crash during it is repeated harmlessly.
+ *   - MERGE present but invalid: corruption (it was durable before any rename), open fails.
+ *   - Then every *.tmp left (no MERGE: the merge never committed) is removed, and stray hints.
+ * Crash analysis (D1-D3 of fs.h):
+ *   during 0-1: no MERGE; tmp files are removed at open; inputs untouched.             same
+ *   during 2 before the rename is durable: MERGE.tmp, no MERGE: removed.                same
+ *   after the rename is durable: the tmp files were synced and their names made durable
+ *     (sync_dir in 1) before it, so every merged file is complete: roll forward. The merged
+ *     files hold exactly the live records of the inputs, A is untouched and durable.    same
+ *   during 3 (a rename undone or not, D3 atomic): tmp or final name exists: roll forward.
+ *   during 4: some inputs may be back (D2): roll forward removes them.                  same
+ *   during 5: MERGE may be back: roll forward finds only finals and no inputs.          same
+ * An fs error in steps 0-5 poisons the store (a reopen then finishes or undoes the merge, as
+ * above). RK_ENOMEM or a corrupt input record in step 1 removes the tmp files and returns the
+ * error with the store usable.
+ *
+ * Ownership: struct bitcask owns its files, keydir and buffers; struct fs is borrowed.
+ */
+#include "bitcask/bitcask_int.h"
+
+#include <stdio.h>
+
+#include "common/assert.h"
+#include "common/crc32c.h"
+
+#define BC_DEFAULT_MAX_FILE_BYTES (64ull << 20)
+#define BC_READ_ATTEMPTS          4
+/* A buffer grown past this by one big record is given back afterwards. */
+#define BC_KEEP_BUFFER_BYTES (1u << 20)
+
+static const struct kv_store_ops bc_kv_ops;
+
+/* ---- record codec ----------------------------------------------------------------------- */
+
+void bc_rec_encode(uint8_t *p, uint64_t index, uint32_t flags, uint32_t key_len, uint32_t val_len)
+{
+    RK_ASSERT((flags & ~(BC_REC_TOMBSTONE | BC_REC_END | BC_REC_MARK)) == 0);
+    RK_ASSERT(key_len <= BC_REC_KEY_MASK);
+    bc_put_u32(p, 0);
+    bc_put_u64(p + 4, index);
+    bc_put_u32(p + 12, flags | key_len);
+    bc_put_u32(p + 16, val_len);
+}
+
+void bc_rec_decode(const uint8_t *p, struct bc_rec *r)
+{
+    uint32_t kw = bc_get_u32(p + 12);
+    r->crc = bc_get_u32(p);
+    r->index = bc_get_u64(p + 4);
+    r->flags = kw & ~BC_REC_KEY_MASK;
+    r->key_len = kw & BC_REC_KEY_MASK;
+    r->val_len = bc_get_u32(p + 16);
+}
+
+const char *bc_rec_header_problem(const struct bc_rec *r)
+{
+    if ((r->flags & BC_REC_FLAGS_RESERVED) != 0)
+        return "reserved flag bits set";
+    if (r->key_len > BC_MAX_KEY_BYTES)
+        return "key size over the limit";
+    if (r->val_len > BC_MAX_VALUE_BYTES)
+        return "value size over the limit";
+    if ((r->flags & BC_REC_TOMBSTONE) != 0 && r->val_len != 0)
+        return "tombstone with a value";
+    if ((r->flags & BC_REC_MARK) != 0 &&
+        ((r->flags & BC_REC_TOMBSTONE) != 0 || r->key_len != 0 || r->val_len != 0))
+        return "index mark with a key or value";
+    return NULL;
+}
+
+void bc_rec_seal(uint8_t *p, size_t len)
+{
+    RK_ASSERT(len >= BC_HEADER_BYTES);
+    bc_put_u32(p, rk_crc32c(0, p + 4, len - 4));
+}
+
+bool bc_rec_crc_ok(const uint8_t *p, size_t len)
+{
+    RK_ASSERT(len >= BC_HEADER_BYTES);
+    return bc_get_u32(p) == rk_crc32c(0, p + 4, len - 4);
+}
+
+/* ---- names and files -------------------------------------------------------------------- */
+
+void bc_name(char *out, uint32_t id, const char *ext)
+{
+    RK_ASSERT(id >= 1 && id <= BC_MAX_FILE_ID);
+    int n = snprintf(out, BC_NAME_BYTES, "%010lu.%s", (unsigned long)id, ext);
+    RK_ASSERT(n > 0 && n < BC_NAME_BYTES);
+}
+
+uint32_t bc_name_id(const char *name, const char *ext)
+{
+    uint64_t id = 0;
+    for (int i = 0; i < 10; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return 0;
+        id = id * 10 + (uint64_t)(name[i] - '0');
+    }
+    if (name[10] != '.' || strcmp(name + 11, ext) != 0)
+        return 0;
+    return id >= 1 && id <= BC_MAX_FILE_ID ? (uint32_t)id : 0;
+}
+
+struct bc_file *bc_file_at(struct bitcask *bc, uint32_t id)
+{
+    if (id < bc->lo_id || id > bc->active_id)
+        return NULL;
+    return &bc->files[id - bc->lo_id];
+}
+
+int bc_files_cover(struct bitcask *bc, uint32_t id)
+{
+    RK_ASSERT(id >= bc->lo_id);
+    if (id - bc->lo_id >= BC_MAX_FILES)
+        return RK_ENOMEM;
+    size_t need = (size_t)(id - bc->lo_id) + 1;
+    size_t had = bc->files_cap;
+    if (!rk_grow(bc->alloc, (void **)&bc->files, &bc->files_cap, need, sizeof(*bc->files)))
+        return RK_ENOMEM;
+    if (bc->files_cap > had)
+        memset(bc->files + had, 0, (bc->files_cap - had) * sizeof(*bc->files));
+    return RK_OK;
+}
+
+int bc_poison(struct bitcask *bc, int rc, struct rk_errmsg *err)
+{
+    RK_ASSERT(rc != RK_OK);
+    if (bc->poison == RK_OK) {
+        bc->poison = rc;
+        if (err != NULL)
+            bc->poison_msg = *err;
+        else
+            rk_errf(&bc->poison_msg, rc, "%s", rk_strerror(rc));
+    }
+    return rc;
+}
+
+int bc_check_poison(const struct bitcask *bc, struct rk_errmsg *err)
+{
+    if (bc->poison == RK_OK)
+        return RK_OK;
+    return rk_errf(err, bc->poison, "bitcask failed earlier and must be reopened: %s",
+                   bc->poison_msg.text);
+}
+
+/* ---- reads ------------------------------------------------------------------------------ */
+
+int bc_pread(struct bitcask *bc, struct fs_file *f, uint64_t off, void *buf, size_t len,
+             size_t *got, struct rk_errmsg *err)
+{
+    int rc = RK_OK;
+    for (int attempt = 0; attempt < BC_READ_ATTEMPTS; attempt++) {
+        rc = bc->fs->ops->pread(bc->fs, f, off, buf, len, got, err);
+        if (rc != RK_EIO)
+            break;
+    }
+    return rc;
+}
+
+/* NULL if buf (got bytes read for entry e) holds e's record intact, else what is wrong. */
+static const char *entry_record_problem(const uint8_t *buf, size_t got, const struct bc_kent *e)
+{
+    size_t len = (size_t)bc_rec_bytes(e->key_len, e->val_len);
+    if (got < len)
+        return "record runs past the end of the file";
+    if (!bc_rec_crc_ok(buf, len))
+        return "crc mismatch";
+    struct bc_rec r;
+    bc_rec_decode(buf, &r);
+    if (r.key_len != e->key_len || r.val_len != e->val_len || r.index != e->index ||
+        (r.flags & (BC_REC_TOMBSTONE | BC_REC_MARK)) != 0)
+        return "record does not match the keydir";
+    if (e->key_len > 0 && memcmp(buf + BC_HEADER_BYTES, e->key, e->key_len) != 0)
+        return "record holds another key";
+    return NULL;
+}
+
+int bc_read_entry(struct bitcask *bc, const struct bc_kent *e, uint8_t **buf, size_t *cap,
+                  const uint8_t **val, struct rk_errmsg *err)
+{
+    struct bc_file *f = bc_file_at(bc, e->file_id);
+    RK_ASSERT(f != NULL && f->f != NULL);
+    size_t len = (size_t)bc_rec_bytes(e->key_len, e->val_len);
+    if (!rk_grow(bc->alloc, (void **)buf, cap, len, 1))
+        return rk_errf(err, RK_ENOMEM, "no memory for a record of %zu bytes", len);
+    char name[BC_NAME_BYTES];
+    bc_name(name, e->file_id, "data");
+    uint32_t prev_print = 0;
+    for (int attempt = 0; attempt < BC_READ_ATTEMPTS; attempt++) {
+        size_t got = 0;
+        int rc = bc_pread(bc, f->f, e->offset, *buf, len, &got, err);
+        if (rc != RK_OK)
+            return rk_errwrap(err, rc, "%s: offset %llu", name, (unsigned long long)e->offset);
+        const char *problem = entry_record_problem(*buf, got, e);
+        if (problem == NULL) {
+            *val = *buf + BC_HEADER_BYTES + e->key_len;
+            return RK_OK;
+        }
+        uint32_t print = rk_crc32c(0, *buf, got);
+        if (attempt > 0 && print == prev_print)
+            return rk_errf(err, RK_ECORRUPT, "%s: offset %llu: %s", name,
+                           (unsigned long long)e->offset, problem);
+        prev_print = print;
+    }
+    return rk_errf(err, RK_EIO, "%s: offset %llu: %d reads of the record disagree", name,
+                   (unsigned long long)e->offset, BC_READ_ATTEMPTS);
+}
+
+/* Gives back a buffer that one big record grew. */
+static void trim_buffer(struct bitcask *bc, uint8_t **buf, size_t *cap)
+{
+    if (*cap > BC_KEEP_BUFFER_BYTES) {
+        rk_free(bc->alloc, *buf);
+        *buf = NULL;
+        *cap = 0;
+    }
+}
+
+int bc_get(struct bitcask *bc, const uint8_t *key, uint32_t key_len, const uint8_t **val,
+           uint32_t *val_len, struct rk_errmsg *err)
+{
+    RK_ASSERT(bc != NULL);
+    RK_ASSERT(key != NULL || key_len == 0);
+    RK_ASSERT(val != NULL && val_len != NULL);
+    int rc = bc_check_poison(bc, err);
+    if (rc != RK_OK)
+        return rc;
+    if (key_len > BC_MAX_KEY_BYTES)
+        return RK_ENOENT;
+    const struct bc_kent *e = bc_kd_find(&bc->kd, bc_kd_hash(key, key_len), key, key_len);
+    if (e == NULL)
+        return RK_ENOENT;
+    if (e->file_id == BC_FILE_PENDING) {
+        RK_ASSERT(e->offset + bc_rec_bytes(e->key_len, e->val_len) <= bc->batch_len);
+        *val = bc->batch + e->offset + BC_HEADER_BYTES + e->key_len;
+        *val_len = e->val_len;
+        return RK_OK;
+    }
+    if (bc->rbuf_cap > BC_KEEP_BUFFER_BYTES &&
+        bc_rec_bytes(e->key_len, e->val_len) <= BC_KEEP_BUFFER_BYTES)
+        trim_buffer(bc, &bc->rbuf, &bc->rbuf_cap);
+    rc = bc_read_entry(bc, e, &bc->rbuf, &bc->rbuf_cap, val, err);
+    if (rc == RK_OK)
+        *val_len = e->val_len;
+    return rc;
+}
+
+/* ---- writes ----------------------------------------------------------------------------- */
+
+/* Checks a put or del before anything changes (S1), and reserves its room in the buffer. */
+static int check_write(struct bitcask *bc, uint64_t index, uint32_t key_len, uint32_t val_len,
+                       struct rk_errmsg *err)
+{
+    int rc = bc_check_poison(bc, err);
+    if (rc != RK_OK)
+        return rc;
+    /* Programmer errors: the state machine applies indexes in order. */
+    RK_ASSERT(index >= bc->applied_index);
+    RK_ASSERT(bc->batch_len == 0 || index >= bc->batch_index);
+    if (key_len > bc->max_key_bytes)
+        return rk_errf(err, RK_ETOOBIG, "key of %lu bytes is over the limit of %lu bytes",
+                       (unsigned long)key_len, (unsigned long)bc->max_key_bytes);
+    if (val_len > bc->max_value_bytes)
+        return rk_errf(err, RK_ETOOBIG, "value of %lu bytes is over the limit of %lu bytes",
+                       (unsigned long)val_len, (unsigned long)bc->max_value_bytes);
+    uint64_t rec_bytes = bc_rec_bytes(key_len, val_len);
+    bool same_batch = bc->batch_len > bc->batch_start && index == bc->batch_index;
+    uint64_t batch_bytes = (same_batch ? bc->batch_len - bc->batch_start : 0) + rec_bytes;
+    if (batch_bytes > BC_MAX_BATCH_BYTES)
+        return rk_errf(err, RK_ETOOBIG, "a batch of %llu bytes is over the limit of %lu bytes",
+                       (unsigned long long)batch_bytes, (unsigned long)BC_MAX_BATCH_BYTES);
+    if (!rk_grow(bc->alloc, (void **)&bc->batch, &bc->batch_cap, bc->batch_len + rec_bytes, 1))
+        return rk_errf(err, RK_ENOMEM, "no memory for a batch of %llu bytes",
+                       (unsigned long long)(bc->batch_len + rec_bytes));
+    return RK_OK;
+}
+
+/* Appends a record to the buffer (room reserved by check_write); returns its offset there. A
+ * new index closes the batch before it. */
+static size_t batch_add(struct bitcask *bc, uint64_t index, uint32_t flags, const uint8_t *key,
+                        uint32_t key_len, const uint8_t *val, uint32_t val_len)
+{
+    if (bc->batch_len > bc->batch_start && index != bc->batch_index) {
+        uint8_t *last = bc->batch + bc->batch_last;
+        bc_put_u32(last + 12, bc_get_u32(last + 12) | BC_REC_END);
+        bc->batch_start = bc->batch_len;
+    }
+    size_t off = bc->batch_len;
+    uint8_t *p = bc->batch + off;
+    RK_ASSERT(off + bc_rec_bytes(key_len, val_len) <= bc->batch_cap);
+    bc_rec_encode(p, index, flags, key_len, val_len);
+    if (key_len > 0)
+        memcpy(p + BC_HEADER_BYTES, key, key_len);
+    if (val_len > 0)
+        memcpy(p + BC_HEADER_BYTES + key_len, val, val_len);
+    bc->batch_len += (size_t)bc_rec_bytes(key_len, val_len);
+    bc->batch_last = off;
+    bc->batch_index = index;
+    return off;
+}
+
+int bc_put(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_len,
+           const uint8_t *val, uint32_t val_len, struct rk_errmsg *err)
+{
+    RK_ASSERT(bc != NULL);
+    RK_ASSERT(key != NULL || key_len == 0);
+    RK_ASSERT(val != NULL || val_len == 0);
+    int rc = check_write(bc, index, key_len, val_len, err);
+    if (rc != RK_OK)
+        return rc;
+    uint32_t hash = bc_kd_hash(key, key_len);
+    struct bc_kent *e = bc_kd_find(&bc->kd, hash, key, key_len);
+    bool fresh = e == NULL;
+    if (fresh) {
+        if (bc_kd_reserve(&bc->kd) != RK_OK || (e = bc_kd_new(&bc->kd, hash, key, key_len)) == NULL)
+            return rk_errf(err, RK_ENOMEM, "no memory for a keydir entry");
+    } else {
+        bc->live_bytes -= bc_rec_bytes(e->key_len, e->val_len);
+    }
+    /* Nothing can fail from here on. */
+    e->offset = batch_add(bc, index, 0, key, key_len, val, val_len);
+    e->file_id = BC_FILE_PENDING;
+    e->val_len = val_len;
+    e->index = index;
+    bc->live_bytes += bc_rec_bytes(key_len, val_len);
+    if (fresh)
+        bc_kd_insert(&bc->kd, e);
+    bc_kd_step(&bc->kd);
+    return RK_OK;
+}
+
+/* A tombstone is written even for an absent key: it carries the batch's index (S2). */
+int bc_del(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_len, bool *existed,
+           struct rk_errmsg *err)
+{
+    RK_ASSERT(bc != NULL);
+    RK_ASSERT(key != NULL || key_len == 0);
+    RK_ASSERT(existed != NULL);
+    int rc = check_write(bc, index, key_len, 0, err);
+    if (rc != RK_OK)
+        return rc;
+    struct bc_kent *e = bc_kd_find(&bc->kd, bc_kd_hash(key, key_len), key, key_len);
+    *existed = e != NULL;
+    batch_add(bc, index, BC_REC_TOMBSTONE, key, key_len, NULL, 0);
+    if (e != NULL) {
+        bc->live_bytes -= bc_rec_bytes(e->key_len, e->val_len);
+        bc_kd_remove(&bc->kd, e);
+    }
+    bc_kd_step(&bc->kd);
+    return RK_OK;
+}
+
+/* Makes the active file ready for len more bytes: rotates it (synced first: B1) when they would
+ * take it past max_file_bytes, and creates it if it does not exist yet. */
+static int prepare_active(struct bitcask *bc, size_t len, struct rk_errmsg *err)
+{
+    struct bc_file *a = bc_file_at(bc, bc->active_id);
+    if (a->f != NULL && a->size > 0 && a->size + len > bc->max_file_bytes) {
+        if (bc->active_id >= BC_MAX_FILE_ID)
+            return rk_errf(err, RK_ENOSPC, "out of data file ids");
+        if (bc_files_cover(bc, bc->active_id + 1) != RK_OK)
+            return rk_errf(err, RK_ENOMEM, "no memory for the file table");
+        a = bc_file_at(bc, bc->active_id); /* the table may have moved */
+        if (bc->active_unsynced) {
+            int rc = bc->fs->ops->sync(bc->fs, a->f, err);
+            if (rc != RK_OK)
+                return rk_errwrap(err, rc, "sync before rotation");
+            bc->active_unsynced = false;
+        }
+        bc->active_id++;
+        a = bc_file_at(bc, bc->active_id);
+    }
+    if (a->f == NULL) {
+        char name[BC_NAME_BYTES];
+        bc_name(name, bc->active_id, "data");
+        int rc = bc->fs->ops->open(bc->fs, name, FS_CREATE | FS_EXCL, &a->f, err);
+        if (rc != RK_OK)
+            return rk_errwrap(err, rc, "%s: create", name);
+        a->size = 0;
+        bc->dir_dirty = true;
+    }
+    return RK_OK;
+}
+
+/* After the append: the keydir entries of the buffer's records point at the file (B3). */
+static void batch_settle(struct bitcask *bc, uint64_t file_off)
+{
+    for (size_t off = 0; off < bc->batch_len;) {
+        struct bc_rec r;
+        bc_rec_decode(bc->batch + off, &r);
+        const uint8_t *key = bc->batch + off + BC_HEADER_BYTES;
+        struct bc_kent *e = bc_kd_find(&bc->kd, bc_kd_hash(key, r.key_len), key, r.key_len);
+        if (e != NULL && e->file_id == BC_FILE_PENDING && e->offset == off) {
+            e->file_id = bc->active_id;
+            e->offset = file_off + off;
+        }
+        off += (size_t)bc_rec_bytes(r.key_len, r.val_len);
+    }
+}
+
+int bc_end_batch(struct bitcask *bc, struct rk_errmsg *err)
+{
+    RK_ASSERT(bc != NULL);
+    int rc = bc_check_poison(bc, err);
+    if (rc != RK_OK || bc->batch_len == 0)
+        return rc;
+    uint8_t *last = bc->batch + bc->batch_last;
+    bc_put_u32(last + 12, bc_get_u32(last + 12) | BC_REC_END);
+    for (size_t off = 0; off < bc->batch_len;) {
+        struct bc_rec r;
+        bc_rec_decode(bc->batch + off, &r);
+        size_t len = (size_t)bc_rec_bytes(r.key_len, r.val_len);
+        bc_rec_seal(bc->batch + off, len);
+        off += len;
+    }
+    rc = prepare_active(bc, bc->batch_len, err);
+    if (rc != RK_OK)
+        return bc_poison(bc, rc, err);
+    struct bc_file *a = bc_file_at(bc, bc->active_id);
+    rc = bc->fs->ops->append(bc->fs, a->f, bc->batch, bc->batch_len, err);
+    if (rc != RK_OK) {
+        char name[BC_NAME_BYTES];
+        bc_name(name, bc->active_id, "data");
+        return bc_poison(bc, rk_errwrap(err, rc, "%s: append", name), err);
+    }
+    batch_settle(bc, a->size);
+    a->size += bc->batch_len;
+    bc->active_unsynced = true;
+    bc->applied_index = bc->batch_index;
+    bc->batch_len = 0;
+    bc->batch_start = 0;
+    trim_buffer(bc, &bc->batch, &bc->batch_cap);
+    return RK_OK;
+}
+
+int bc_sync(struct bitcask *bc, struct rk_errmsg *err)
+{
+    RK_ASSERT(bc != NULL);
+    int rc = bc_check_poison(bc, err);
+    if (rc != RK_OK)
+        return rc;
+    struct bc_file *a = bc_file_at(bc, bc->active_id);
+    if (bc->active_unsynced) {
+        RK_ASSERT(a->f != NULL);
+        rc = bc->fs->ops->sync(bc->fs, a->f, err);
+        if (rc != RK_OK)
+            return bc_poison(bc, rk_errwrap(err, rc, "sync"), err);
+        bc->active_unsynced = false;
+    }
+    if (bc->dir_dirty) {
+        rc = bc->fs->ops->sync_dir(bc->fs, err);
+        if (rc != RK_OK)
+            return bc_poison(bc, rk_errwrap(err, rc, "sync_dir"), err);
+        bc->dir_dirty = false;
+    }
+    return RK_OK;
+}
+
+/* ---- queries ---------------------------------------------------------------------------- */
+
+uint64_t bc_count(const struct bitcask *bc)
+{
+    return bc->kd.count;
+}
+
+uint64_t bc_applied_index(const struct bitcask *bc)
+{
+    return bc->applied_index;
+}
+
+int bc_scan(struct bitcask *bc,
+            bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                       uint32_t val_len),
+            void *ctx, struct rk_errmsg *err)
+{
+    RK_ASSERT(bc != NULL);
+    RK_ASSERT(fn != NULL);
+    int rc = bc_check_poison(bc, err);
+    if (rc != RK_OK)
+        return rc;
+    bc_kd_finish(&bc->kd); /* one table: the canonical order, and nothing moves during fn */
+    size_t pos = 0;
+    uint64_t count = bc->kd.count;
+    for (const struct bc_kent *e; (e = bc_kd_next(&bc->kd, &pos)) != NULL;) {
+        const uint8_t *val;
+        if (e->file_id == BC_FILE_PENDING) {
+            val = bc->batch + e->offset + BC_HEADER_BYTES + e->key_len;
+        } else {
+            rc = bc_read_entry(bc, e, &bc->sbuf, &bc->sbuf_cap, &val, err);
+            if (rc != RK_OK)
+                break;
+        }
+        bool go_on = fn(ctx, e->key, e->key_len, val, e->val_len);
+        RK_ASSERT(bc->kd.count == count); /* fn must not change the store it scans */
+        if (!go_on)
+            break;
+    }
+    trim_buffer(bc, &bc->sbuf, &bc->sbuf_cap);
+    return rc;
+}
+
+void bc_stats(const struct bitcask *bc, struct bc_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    for (uint32_t id = bc->lo_id; id <= bc->active_id; id++) {
+        const struct bc_file *f = &bc->files[id - bc->lo_id];
+        if (f->f != NULL) {
+            st->data_files++;
+            st->total_bytes += f->size;
+        }
+    }
+    st->keys = bc->kd.count;
+    st->live_bytes = bc->live_bytes;
+    st->keydir_bytes = bc_kd_bytes(&bc->kd);
+    st->hint_files_loaded = bc->hint_files_loaded;
+    st->data_files_scanned = bc->data_files_scanned;
+    st->scanned_bytes = bc->scanned_bytes;
+    st->cut_bytes = bc->cut_bytes;
+}
+
+/* ---- open and close --------------------------------------------------------------------- */
+
+int bc_open(const struct bc_config *c, struct bitcask **out, struct rk_errmsg *err)
+{
+    RK_ASSERT(c != NULL && out != NULL);
+    *out = NULL;
+    if (c->fs == NULL)
+        return rk_errf(err, RK_EINVAL, "bitcask: no fs");
+    if (c->max_key_bytes > BC_MAX_KEY_BYTES || c->max_value_bytes > BC_MAX_VALUE_BYTES)
+        return rk_errf(err, RK_EINVAL, "bitcask: limits over %lu-byte keys, %lu-byte values",
+                       (unsigned long)BC_MAX_KEY_BYTES, (unsigned long)BC_MAX_VALUE_BYTES);
+    const struct rk_alloc *a = c->alloc != NULL ? c->alloc : rk_alloc_libc();
+    struct bitcask *bc = rk_malloc(a, sizeof(*bc));
+    if (bc == NULL)
+        return rk_errf(err, RK_ENOMEM, "bitcask: no memory");
+    memset(bc, 0, sizeof(*bc));
+    bc->base.ops = &bc_kv_ops;
+    bc->fs = c->fs;
+    bc->alloc = a;
+    bc->max_file_bytes = c->max_file_bytes != 0 ? c->max_file_bytes : BC_DEFAULT_MAX_FILE_BYTES;
+    bc->max_key_bytes = c->max_key_bytes != 0 ? c->max_key_bytes : BC_MAX_KEY_BYTES;
+    bc->max_value_bytes = c->max_value_bytes != 0 ? c->max_value_bytes : BC_MAX_VALUE_BYTES;
+    bc->lo_id = 1;
+    bc->active_id = 1;
+    int rc = bc_kd_init(&bc->kd, a);
+    if (rc != RK_OK) {
+        rk_errf(err, rc, "bitcask: no memory");
+        goto err_close;
+    }
+    rc = bc_recover(bc, err);
+    if (rc != RK_OK)
+        goto err_close;
+    RK_ASSERT_SLOW(bc_kd_valid(&bc->kd));
+    *out = bc;
+    return RK_OK;
+
+err_close:
+    bc_close(bc);
+    return rc;
+}
+
+void bc_close(struct bitcask *bc)
+{
+    if (bc == NULL)
+        return;
+    const struct rk_alloc *a = bc->alloc;
+    for (uint32_t id = bc->lo_id; bc->files != NULL && id <= bc->active_id; id++) {
+        struct bc_file *f = &bc->files[id - bc->lo_id];
+        if (f->f != NULL)
+            bc->fs->ops->close(bc->fs, f->f);
+    }
+    bc_kd_free(&bc->kd);
+    rk_free(a, bc->files);
+    rk_free(a, bc->batch);
+    rk_free(a, bc->rbuf);
+    rk_free(a, bc->sbuf);
+    rk_free(a, bc);
+}
+
+/* ---- the kv_store ------------------------------------------------------------------------ */
+
+static struct bitcask *to_bc(struct kv_store *s)
+{
+    RK_ASSERT(s != NULL && s->ops == &bc_kv_ops);
+    return (struct bitcask *)s;
+}
+
+_Static_assert(offsetof(struct bitcask, base) == 0, "the kv_store must be the first member");
+
+static int kvb_get(struct kv_store *s, const uint8_t *key, uint32_t key_len, const uint8_t **val,
+                   uint32_t *val_len)
+{
+    struct bitcask *bc = to_bc(s);
+    return bc_get(bc, key, key_len, val, val_len, &bc->kv_err);
+}
+
+static int kvb_put(struct kv_store *s, uint64_t index, const uint8_t *key, uint32_t key_len,
+                   const uint8_t *val, uint32_t val_len)
+{
+    struct bitcask *bc = to_bc(s);
+    return bc_put(bc, index, key, key_len, val, val_len, &bc->kv_err);
+}
+
+static int kvb_del(struct kv_store *s, uint64_t index, const uint8_t *key, uint32_t key_len,
+                   bool *existed)
+{
+    struct bitcask *bc = to_bc(s);
+    return bc_del(bc, index, key, key_len, existed, &bc->kv_err);
+}
+
+static uint64_t kvb_count(struct kv_store *s)
+{
+    return bc_count(to_bc(s));
+}
+
+/* S2: the highest index given to a put or del, the open batch's included. */
+static uint64_t kvb_applied_index(struct kv_store *s)
+{
+    struct bitcask *bc = to_bc(s);
+    return bc->batch_len > 0 ? bc->batch_index : bc->applied_index;
+}
+
+static int kvb_end_batch(struct kv_store *s, uint64_t index)
+{
+    struct bitcask *bc = to_bc(s);
+    RK_ASSERT(bc->batch_len == 0 || index == bc->batch_index);
+    return bc_end_batch(bc, &bc->kv_err);
+}
+
+static int kvb_sync(struct kv_store *s)
+{
+    struct bitcask *bc = to_bc(s);
+    return bc_sync(bc, &bc->kv_err);
+}
+
+static int kvb_scan(struct kv_store *s,
+                    bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                               uint32_t val_len),
+                    void *ctx)
+{
+    struct bitcask *bc = to_bc(s);
+    return bc_scan(bc, fn, ctx, &bc->kv_err);
+}
+
+static void kvb_destroy(struct kv_store *s)
+{
+    bc_close(to_bc(s));
+}
+
+static const struct kv_store_ops bc_kv_ops = {
+    .get = kvb_get,
+    .put = kvb_put,
+    .del = kvb_del,
+    .count = kvb_count,
+    .applied_index = kvb_applied_index,
+    .end_batch = kvb_end_batch,
+    .sync = kvb_sync,
+    .scan = kvb_scan,
+    .destroy = kvb_destroy,
+};
+
+struct kv_store *bc_kv_store(struct bitcask *bc)
+{
+    RK_ASSERT(bc != NULL);
+    return &bc->base;
+}

@@ -1,0 +1,268 @@
+/*
+ * bitcask_int.h — private to core/bitcask: the keydir (keydir.c), the store's state, the record
+ * codec and the buffered file reader shared by bitcask.c, recover.c and merge.c.
+ */
+#ifndef BITCASK_INT_H
+#define BITCASK_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "bitcask/bitcask.h"
+#include "common/alloc.h"
+#include "common/err.h"
+#include "fs/fs.h"
+
+/* ---- keydir (keydir.c) ------------------------------------------------------------------ */
+
+/* file_id of an entry whose record is still in the open batch's buffer (data ids start at 1). */
+#define BC_FILE_PENDING 0u
+
+/* One live key. Allocated alone (32 + key_len bytes); the tables hold pointers to it, so an
+ * entry never moves while the tables grow. */
+struct bc_kent {
+    uint64_t index;   /* the Raft index that wrote the record */
+    uint64_t offset;  /* of the record in its data file, or in the batch buffer if pending */
+    uint32_t file_id; /* BC_FILE_PENDING: in the open batch */
+    uint32_t val_len;
+    uint32_t hash; /* bc_kd_hash(key) */
+    uint32_t key_len;
+    uint8_t key[];
+};
+
+struct bc_keydir {
+    const struct rk_alloc *alloc;
+    struct bc_kent **slots; /* 1 << bits pointers; NULL: empty */
+    uint32_t bits;
+    struct bc_kent **old; /* while growing: the table being drained, else NULL */
+    uint32_t old_bits;
+    size_t old_pos;       /* every old slot below it is empty */
+    uint64_t count;       /* entries in both tables */
+    uint64_t old_count;   /* of which in the old table */
+    uint64_t entry_bytes; /* bytes of all entries */
+    uint64_t moved;       /* entries moved by incremental growth, ever (for tests) */
+};
+
+uint32_t bc_kd_hash(const uint8_t *key, uint32_t key_len);
+int bc_kd_init(struct bc_keydir *kd, const struct rk_alloc *a);
+void bc_kd_free(struct bc_keydir *kd);
+/* The entry of key, or NULL. */
+struct bc_kent *bc_kd_find(const struct bc_keydir *kd, uint32_t hash, const uint8_t *key,
+                           uint32_t key_len);
+/* Makes room for one more entry (may start a growth). RK_ENOMEM changes nothing. */
+int bc_kd_reserve(struct bc_keydir *kd);
+/* A new entry for key (not yet in the table), or NULL when out of memory. */
+struct bc_kent *bc_kd_new(struct bc_keydir *kd, uint32_t hash, const uint8_t *key,
+                          uint32_t key_len);
+/* Inserts e, whose key is absent, after bc_kd_reserve; takes ownership. */
+void bc_kd_insert(struct bc_keydir *kd, struct bc_kent *e);
+/* Removes and frees e. */
+void bc_kd_remove(struct bc_keydir *kd, struct bc_kent *e);
+/* Frees an entry that never went in (bc_kd_new's undo). */
+void bc_kd_discard(struct bc_keydir *kd, struct bc_kent *e);
+/* A bounded step of an incremental growth; every mutating caller makes one. */
+void bc_kd_step(struct bc_keydir *kd);
+/* Finishes a growth now (scan wants one table). Allocates nothing. */
+void bc_kd_finish(struct bc_keydir *kd);
+/* Canonical iteration: ascending (hash, key), a function of the set of keys alone. Requires
+ * no growth in progress (bc_kd_finish). *pos starts at 0; returns NULL at the end. */
+struct bc_kent *bc_kd_next(const struct bc_keydir *kd, size_t *pos);
+uint64_t bc_kd_bytes(const struct bc_keydir *kd);
+bool bc_kd_valid(const struct bc_keydir *kd);
+
+/* ---- the store -------------------------------------------------------------------------- */
+
+struct bc_file {
+    struct fs_file *f; /* NULL: no data file with this id (a gap, or the active not yet made) */
+    uint64_t size;     /* bytes in the file (written, durable or not) */
+};
+
+struct bitcask {
+    struct kv_store base; /* first: kv_store ops convert back */
+    struct fs *fs;
+    const struct rk_alloc *alloc;
+    uint64_t max_file_bytes;
+    uint32_t max_key_bytes;
+    uint32_t max_value_bytes;
+
+    struct bc_keydir kd;
+
+    /* Data files by id: files[id - lo_id] for lo_id <= id <= active_id. */
+    struct bc_file *files;
+    size_t files_cap;
+    uint32_t lo_id;
+    uint32_t active_id;   /* receives appends; created at the first append */
+    bool active_unsynced; /* the active file has bytes not yet synced */
+    bool dir_dirty;       /* a file was created since the last sync_dir */
+
+    /* The open batch(es): records waiting for bc_end_batch, CRCs filled in there. */
+    uint8_t *batch;
+    size_t batch_len;
+    size_t batch_cap;
+    size_t batch_start; /* where the current (not yet closed) batch begins */
+    size_t batch_last;  /* the last record's offset, valid when batch_len > batch_start */
+    uint64_t batch_index;
+    uint64_t applied_index; /* of the last complete batch */
+
+    uint8_t *rbuf; /* bc_get's record buffer: what it returns is borrowed from here */
+    size_t rbuf_cap;
+    uint8_t *sbuf; /* bc_scan's, so that scan's fn may call bc_get */
+    size_t sbuf_cap;
+
+    int poison; /* RK_OK, or the failure that made every later call fail */
+    struct rk_errmsg poison_msg;
+    struct rk_errmsg kv_err; /* the message of the last kv_store op that failed */
+
+    uint64_t live_bytes;
+    uint32_t hint_files_loaded;
+    uint32_t data_files_scanned;
+    uint64_t scanned_bytes;
+    uint64_t cut_bytes;
+};
+
+/* ---- little-endian codec ---------------------------------------------------------------- */
+
+static inline void bc_put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void bc_put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint32_t bc_get_u32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static inline uint64_t bc_get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* A record header, decoded. */
+struct bc_rec {
+    uint32_t crc;
+    uint64_t index;
+    uint32_t flags; /* BC_REC_TOMBSTONE | BC_REC_END | BC_REC_MARK */
+    uint32_t key_len;
+    uint32_t val_len;
+};
+
+static inline uint64_t bc_rec_bytes(uint32_t key_len, uint32_t val_len)
+{
+    return (uint64_t)BC_HEADER_BYTES + key_len + val_len;
+}
+
+/* Writes a header with crc 0: the CRC is filled in by bc_rec_seal once the flags are final. */
+void bc_rec_encode(uint8_t *p, uint64_t index, uint32_t flags, uint32_t key_len, uint32_t val_len);
+void bc_rec_decode(const uint8_t *p, struct bc_rec *r);
+/* NULL if the header can describe a record, else what is wrong with it. Untrusted bytes. */
+const char *bc_rec_header_problem(const struct bc_rec *r);
+/* Computes and stores the CRC of the record of len bytes at p. */
+void bc_rec_seal(uint8_t *p, size_t len);
+bool bc_rec_crc_ok(const uint8_t *p, size_t len);
+
+/* ---- names -------------------------------------------------------------------------------- */
+
+#define BC_NAME_BYTES         (FS_NAME_MAX + 1)
+#define BC_MERGE_NAME         "MERGE"
+#define BC_MERGE_TMP_NAME     "MERGE.tmp"
+#define BC_MERGE_MAGIC        0x474d4342u /* "BCMG" */
+#define BC_MERGE_HEADER_BYTES 20u
+#define BC_HINT_MAGIC         0x54484342u /* "BCHT" */
+
+/* "NNNNNNNNNN.<ext>": ext is "data", "hint", "data.tmp" or "hint.tmp". */
+void bc_name(char *out, uint32_t id, const char *ext);
+/* The id of a name "NNNNNNNNNN.<ext>", or 0 if name is not one. */
+uint32_t bc_name_id(const char *name, const char *ext);
+
+/* ---- files and failures ------------------------------------------------------------------ */
+
+struct bc_file *bc_file_at(struct bitcask *bc, uint32_t id);
+/* Makes files[] cover ids up to id. RK_ENOMEM changes nothing. */
+int bc_files_cover(struct bitcask *bc, uint32_t id);
+/* Marks the store failed for good (S5) and returns rc; err already says why. */
+int bc_poison(struct bitcask *bc, int rc, struct rk_errmsg *err);
+int bc_check_poison(const struct bitcask *bc, struct rk_errmsg *err);
+
+/* fs pread, tried again (a few times) when it fails with RK_EIO: a failed read is not bad data,
+ * and one that keeps failing is reported. */
+int bc_pread(struct bitcask *bc, struct fs_file *f, uint64_t off, void *buf, size_t len,
+             size_t *got, struct rk_errmsg *err);
+/* Reads the record of entry e into *buf (grown as needed) and checks it: CRC, header against
+ * the entry, key. A failed check is read again (a bad read is not bad data); a failure seen
+ * twice alike is RK_ECORRUPT naming file and offset. On RK_OK *val points into *buf. */
+int bc_read_entry(struct bitcask *bc, const struct bc_kent *e, uint8_t **buf, size_t *cap,
+                  const uint8_t **val, struct rk_errmsg *err);
+
+/* ---- buffered sequential reader (recovery and merge) ------------------------------------- */
+
+#define BC_READ_CHUNK (256u << 10)
+
+struct bc_reader {
+    struct bitcask *bc;
+    struct fs_file *f;
+    const char *name; /* for messages */
+    uint64_t size;    /* of the file */
+    uint8_t *buf;
+    size_t cap;
+    uint64_t base; /* file offset of buf[0] */
+    size_t len;    /* valid bytes in buf */
+};
+
+void bc_reader_init(struct bc_reader *r, struct bitcask *bc, struct fs_file *f, const char *name,
+                    uint64_t size);
+void bc_reader_free(struct bc_reader *r);
+/* Makes [off, off + n) readable at *p, keeping the bytes from keep (<= off) in the buffer.
+ * *got < n only at the end of the file. */
+int bc_reader_get(struct bc_reader *r, uint64_t keep, uint64_t off, size_t n, const uint8_t **p,
+                  size_t *got, struct rk_errmsg *err);
+/* Forgets the buffered bytes from off on, so that they are read again. */
+void bc_reader_forget(struct bc_reader *r, uint64_t off);
+
+/* The verdict on one data record read through a reader. */
+enum bc_check {
+    BC_CHECK_OK,
+    BC_CHECK_SHORT,  /* the file ends inside the record */
+    BC_CHECK_HEADER, /* the header cannot describe a record */
+    BC_CHECK_CRC,    /* the CRC does not match */
+};
+
+struct bc_checked {
+    enum bc_check verdict;
+    struct bc_rec rec;
+    uint64_t end;         /* offset after the record as far as it could be judged */
+    const char *problem;  /* for messages */
+    const uint8_t *bytes; /* the whole record, in the reader's buffer, when OK */
+};
+
+/* Reads and judges the record at off; a bad verdict is read again until two reads agree byte
+ * for byte (then it is what is on the disk) — at most a few times, then RK_EIO. */
+int bc_check_record(struct bc_reader *r, uint64_t keep, uint64_t off, struct bc_checked *out,
+                    struct rk_errmsg *err);
+
+/* ---- recovery and merge ------------------------------------------------------------------- */
+
+int bc_recover(struct bitcask *bc, struct rk_errmsg *err);
+/* Writes a hint trailer (BC_HINT_TRAILER_BYTES) at p. */
+void bc_hint_trailer_encode(uint8_t *p, uint32_t data_id, uint32_t body_crc, uint64_t entries,
+                            uint64_t data_bytes, uint64_t max_index);
+/* Applies one record found by recovery (scan or hint): later index wins, equal index means the
+ * later record of the same batch. */
+int bc_recover_apply(struct bitcask *bc, uint32_t file_id, uint64_t off, const struct bc_rec *r,
+                     const uint8_t *key);
+
+#endif

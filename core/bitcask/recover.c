@@ -1,0 +1,727 @@
+/*
+ * recover.c — bc_open's recovery: finish or undo an interrupted merge, clear what a merge left,
+ * then rebuild the keydir from every data file in id order, from its hint file when the hint
+ * checks out, else by scanning it (the torn-tail rule of bitcask.c for the last file).
+ *
+ * Everything read here is untrusted. Sizes are checked against the limits of bitcask.h and the
+ * file's size before anything is allocated; a bad record is reported with file and offset.
+ */
+#include "bitcask/bitcask_int.h"
+
+#include "common/assert.h"
+#include "common/crc32c.h"
+
+#define BC_TORN_SECTOR_BYTES 512u
+#define BC_CHECK_ATTEMPTS    4
+
+/* ---- the buffered reader ---------------------------------------------------------------- */
+
+void bc_reader_init(struct bc_reader *r, struct bitcask *bc, struct fs_file *f, const char *name,
+                    uint64_t size)
+{
+    memset(r, 0, sizeof(*r));
+    r->bc = bc;
+    r->f = f;
+    r->name = name;
+    r->size = size;
+}
+
+void bc_reader_free(struct bc_reader *r)
+{
+    rk_free(r->bc->alloc, r->buf);
+    r->buf = NULL;
+    r->cap = 0;
+    r->len = 0;
+}
+
+void bc_reader_forget(struct bc_reader *r, uint64_t off)
+{
+    if (off < r->base)
+        r->len = 0;
+    else if (off - r->base < r->len)
+        r->len = (size_t)(off - r->base);
+}
+
+int bc_reader_get(struct bc_reader *r, uint64_t keep, uint64_t off, size_t n, const uint8_t **p,
+                  size_t *got, struct rk_errmsg *err)
+{
+    RK_ASSERT(keep <= off);
+    if (off >= r->size)
+        n = 0;
+    else if (n > r->size - off)
+        n = (size_t)(r->size - off);
+    if (off >= r->base && off + n <= r->base + r->len) {
+        *p = r->buf + (off - r->base);
+        *got = n;
+        return RK_OK;
+    }
+    if (keep < r->base || keep > r->base + r->len) {
+        r->base = keep;
+        r->len = 0;
+    } else if (keep > r->base) {
+        size_t drop = (size_t)(keep - r->base);
+        memmove(r->buf, r->buf + drop, r->len - drop);
+        r->base = keep;
+        r->len -= drop;
+    }
+    /* Read what is needed and a chunk beyond it, within the file. */
+    uint64_t want = off + n - r->base + BC_READ_CHUNK;
+    if (want > r->size - r->base)
+        want = r->size - r->base;
+    if (!rk_grow(r->bc->alloc, (void **)&r->buf, &r->cap, (size_t)want, 1))
+        return rk_errf(err, RK_ENOMEM, "%s: no memory to read %llu bytes", r->name,
+                       (unsigned long long)want);
+    size_t from = r->len;
+    size_t read = 0;
+    int rc = bc_pread(r->bc, r->f, r->base + from, r->buf + from, (size_t)want - from, &read, err);
+    if (rc != RK_OK)
+        return rk_errwrap(err, rc, "%s: offset %llu", r->name,
+                          (unsigned long long)(r->base + from));
+    if (read != (size_t)want - from)
+        return rk_errf(err, RK_EIO, "%s: offset %llu: file shorter than its size", r->name,
+                       (unsigned long long)(r->base + from + read));
+    r->len = (size_t)want;
+    *p = r->buf + (off - r->base);
+    *got = n;
+    return RK_OK;
+}
+
+/* One read and verdict; *print fingerprints the bytes the verdict rests on. */
+static int judge_record(struct bc_reader *r, uint64_t keep, uint64_t off, struct bc_checked *c,
+                        uint32_t *print, struct rk_errmsg *err)
+{
+    const uint8_t *p;
+    size_t got;
+    memset(c, 0, sizeof(*c));
+    int rc = bc_reader_get(r, keep, off, BC_HEADER_BYTES, &p, &got, err);
+    if (rc != RK_OK)
+        return rc;
+    *print = rk_crc32c(0, p, got);
+    if (got < BC_HEADER_BYTES) {
+        c->verdict = BC_CHECK_SHORT;
+        c->end = r->size;
+        c->problem = "file ends inside a record header";
+        return RK_OK;
+    }
+    bc_rec_decode(p, &c->rec);
+    c->problem = bc_rec_header_problem(&c->rec);
+    if (c->problem != NULL) {
+        c->verdict = BC_CHECK_HEADER;
+        c->end = off + BC_HEADER_BYTES;
+        return RK_OK;
+    }
+    uint64_t len = bc_rec_bytes(c->rec.key_len, c->rec.val_len);
+    c->end = off + len;
+    if (len > r->size - off) {
+        c->verdict = BC_CHECK_SHORT;
+        c->problem = "record runs past the end of the file";
+        return RK_OK;
+    }
+    rc = bc_reader_get(r, keep, off, (size_t)len, &p, &got, err);
+    if (rc != RK_OK)
+        return rc;
+    RK_ASSERT(got == len);
+    if (!bc_rec_crc_ok(p, (size_t)len)) {
+        *print = rk_crc32c(0, p, (size_t)len);
+        c->verdict = BC_CHECK_CRC;
+        c->problem = "crc mismatch";
+        return RK_OK;
+    }
+    c->verdict = BC_CHECK_OK;
+    c->bytes = p;
+    return RK_OK;
+}
+
+int bc_check_record(struct bc_reader *r, uint64_t keep, uint64_t off, struct bc_checked *out,
+                    struct rk_errmsg *err)
+{
+    uint32_t prev_print = 0;
+    uint64_t prev_end = 0;
+    for (int attempt = 0; attempt < BC_CHECK_ATTEMPTS; attempt++) {
+        if (attempt > 0)
+            bc_reader_forget(r, off);
+        uint32_t print = 0;
+        int rc = judge_record(r, keep, off, out, &print, err);
+        if (rc != RK_OK || out->verdict == BC_CHECK_OK)
+            return rc;
+        if (attempt > 0 && print == prev_print && out->end == prev_end)
+            return RK_OK; /* two reads agree: this is what is on the disk */
+        prev_print = print;
+        prev_end = out->end;
+    }
+    return rk_errf(err, RK_EIO, "%s: offset %llu: %d reads of the record disagree", r->name,
+                   (unsigned long long)off, BC_CHECK_ATTEMPTS);
+}
+
+/* ---- applying records ------------------------------------------------------------------- */
+
+int bc_recover_apply(struct bitcask *bc, uint32_t file_id, uint64_t off, const struct bc_rec *r,
+                     const uint8_t *key)
+{
+    if (r->index > bc->applied_index)
+        bc->applied_index = r->index;
+    if ((r->flags & BC_REC_MARK) != 0)
+        return RK_OK;
+    uint32_t hash = bc_kd_hash(key, r->key_len);
+    struct bc_kent *e = bc_kd_find(&bc->kd, hash, key, r->key_len);
+    /* B2 makes an older record impossible; should one appear, the newer one still wins. */
+    if (e != NULL && e->index > r->index)
+        return RK_OK;
+    if ((r->flags & BC_REC_TOMBSTONE) != 0) {
+        if (e != NULL) {
+            bc->live_bytes -= bc_rec_bytes(e->key_len, e->val_len);
+            bc_kd_remove(&bc->kd, e);
+            bc_kd_step(&bc->kd);
+        }
+        return RK_OK;
+    }
+    bool fresh = e == NULL;
+    if (fresh) {
+        if (bc_kd_reserve(&bc->kd) != RK_OK ||
+            (e = bc_kd_new(&bc->kd, hash, key, r->key_len)) == NULL)
+            return RK_ENOMEM;
+    } else {
+        bc->live_bytes -= bc_rec_bytes(e->key_len, e->val_len);
+    }
+    e->index = r->index;
+    e->offset = off;
+    e->file_id = file_id;
+    e->val_len = r->val_len;
+    bc->live_bytes += bc_rec_bytes(r->key_len, r->val_len);
+    if (fresh)
+        bc_kd_insert(&bc->kd, e);
+    bc_kd_step(&bc->kd);
+    return RK_OK;
+}
+
+/* Applies the records of the complete batch [start, end), checked and still buffered. */
+static int apply_batch(struct bitcask *bc, struct bc_reader *r, uint32_t id, uint64_t start,
+                       uint64_t end, struct rk_errmsg *err)
+{
+    const uint8_t *p;
+    size_t got;
+    int rc = bc_reader_get(r, start, start, (size_t)(end - start), &p, &got, err);
+    if (rc != RK_OK)
+        return rc;
+    RK_ASSERT(got == end - start);
+    for (uint64_t off = start; off < end;) {
+        struct bc_rec rec;
+        bc_rec_decode(p, &rec);
+        uint64_t len = bc_rec_bytes(rec.key_len, rec.val_len);
+        if (bc_recover_apply(bc, id, off, &rec, p + BC_HEADER_BYTES) != RK_OK)
+            return rk_errf(err, RK_ENOMEM, "%s: no memory for the keydir", r->name);
+        p += len;
+        off += len;
+    }
+    return RK_OK;
+}
+
+/* Cuts the last data file's torn tail at the start of its incomplete batch. */
+static int cut_tail(struct bitcask *bc, uint32_t id, uint64_t at, struct rk_errmsg *err)
+{
+    struct bc_file *f = bc_file_at(bc, id);
+    char name[BC_NAME_BYTES];
+    bc_name(name, id, "data");
+    RK_ASSERT(at < f->size);
+    int rc = bc->fs->ops->truncate(bc->fs, f->f, at, err);
+    if (rc == RK_OK)
+        rc = bc->fs->ops->sync(bc->fs, f->f, err);
+    if (rc != RK_OK)
+        return rk_errwrap(err, rc, "%s: cutting the torn tail at offset %llu", name,
+                          (unsigned long long)at);
+    bc->cut_bytes += f->size - at;
+    f->size = at;
+    return RK_OK;
+}
+
+/* A record that does not check out: the torn-tail rule (bitcask.c). */
+static int bad_record(struct bitcask *bc, struct bc_reader *r, uint32_t id, bool last,
+                      uint64_t batch_start, uint64_t off, const struct bc_checked *c,
+                      struct rk_errmsg *err)
+{
+    uint64_t garbled_from = r->size > BC_TORN_SECTOR_BYTES ? r->size - BC_TORN_SECTOR_BYTES : 0;
+    bool torn = last && (c->verdict == BC_CHECK_SHORT || c->end > garbled_from);
+    if (!torn)
+        return rk_errf(err, RK_ECORRUPT, "%s: offset %llu: %s", r->name, (unsigned long long)off,
+                       c->problem);
+    return cut_tail(bc, id, batch_start, err);
+}
+
+/* Rebuilds the keydir from data file id by reading every record. */
+static int scan_data(struct bitcask *bc, uint32_t id, bool last, struct rk_errmsg *err)
+{
+    struct bc_file *f = bc_file_at(bc, id);
+    char name[BC_NAME_BYTES];
+    bc_name(name, id, "data");
+    struct bc_reader r;
+    bc_reader_init(&r, bc, f->f, name, f->size);
+    bc->data_files_scanned++;
+    bc->scanned_bytes += f->size;
+    uint64_t start = 0; /* of the batch being read */
+    uint64_t off = 0;
+    int rc = RK_OK;
+    while (off < f->size) {
+        struct bc_checked c;
+        rc = bc_check_record(&r, start, off, &c, err);
+        if (rc != RK_OK)
+            break;
+        if (c.verdict != BC_CHECK_OK) {
+            rc = bad_record(bc, &r, id, last, start, off, &c, err);
+            break;
+        }
+        if (c.end - start > BC_MAX_BATCH_BYTES) {
+            rc = rk_errf(err, RK_ECORRUPT, "%s: offset %llu: batch over %lu bytes", name,
+                         (unsigned long long)off, (unsigned long)BC_MAX_BATCH_BYTES);
+            break;
+        }
+        off = c.end;
+        if ((c.rec.flags & BC_REC_END) != 0) {
+            rc = apply_batch(bc, &r, id, start, off, err);
+            if (rc != RK_OK)
+                break;
+            start = off;
+        }
+    }
+    if (rc == RK_OK && start < f->size) { /* whole records, but the last batch has no END */
+        if (last)
+            rc = cut_tail(bc, id, start, err);
+        else
+            rc = rk_errf(err, RK_ECORRUPT, "%s: offset %llu: file ends inside a batch", name,
+                         (unsigned long long)start);
+    }
+    bc_reader_free(&r);
+    return rc;
+}
+
+/* ---- hint files ------------------------------------------------------------------------- */
+
+struct hint_trailer {
+    uint32_t data_id;
+    uint32_t body_crc;
+    uint64_t entries;
+    uint64_t data_bytes;
+    uint64_t max_index;
+};
+
+void bc_hint_trailer_encode(uint8_t *p, uint32_t data_id, uint32_t body_crc, uint64_t entries,
+                            uint64_t data_bytes, uint64_t max_index)
+{
+    bc_put_u32(p + 4, BC_HINT_MAGIC);
+    bc_put_u32(p + 8, data_id);
+    bc_put_u32(p + 12, body_crc);
+    bc_put_u64(p + 16, entries);
+    bc_put_u64(p + 24, data_bytes);
+    bc_put_u64(p + 32, max_index);
+    bc_put_u32(p, rk_crc32c(0, p + 4, BC_HINT_TRAILER_BYTES - 4));
+}
+
+static bool hint_trailer_decode(const uint8_t *p, struct hint_trailer *t)
+{
+    if (bc_get_u32(p) != rk_crc32c(0, p + 4, BC_HINT_TRAILER_BYTES - 4) ||
+        bc_get_u32(p + 4) != BC_HINT_MAGIC)
+        return false;
+    t->data_id = bc_get_u32(p + 8);
+    t->body_crc = bc_get_u32(p + 12);
+    t->entries = bc_get_u64(p + 16);
+    t->data_bytes = bc_get_u64(p + 24);
+    t->max_index = bc_get_u64(p + 32);
+    return true;
+}
+
+/* Reads the hint entries [0, end): RK_OK, RK_EMALFORMED (not usable: scan instead), or an
+ * error. Entries are applied as they are read: if the hint fails half way, the scan that
+ * follows applies the same records again, which changes nothing (bc_recover_apply). */
+static int hint_entries(struct bitcask *bc, struct bc_reader *r, uint32_t id,
+                        const struct hint_trailer *t, uint64_t end, struct rk_errmsg *err)
+{
+    uint64_t n = 0;
+    uint32_t body = 0;
+    for (uint64_t off = 0; off < end;) {
+        const uint8_t *p;
+        size_t got;
+        int rc = bc_reader_get(r, off, off, BC_HINT_HEADER_BYTES, &p, &got, err);
+        if (rc != RK_OK)
+            return rc;
+        if (got < BC_HINT_HEADER_BYTES || off + BC_HINT_HEADER_BYTES > end)
+            return RK_EMALFORMED;
+        struct bc_rec rec;
+        bc_rec_decode(p, &rec);
+        uint64_t rec_off = bc_get_u64(p + 20);
+        uint64_t len = BC_HINT_HEADER_BYTES + (uint64_t)rec.key_len;
+        if (bc_rec_header_problem(&rec) != NULL || (rec.flags & ~BC_REC_END) != 0 ||
+            len > end - off || rec_off > t->data_bytes ||
+            bc_rec_bytes(rec.key_len, rec.val_len) > t->data_bytes - rec_off)
+            return RK_EMALFORMED;
+        rc = bc_reader_get(r, off, off, (size_t)len, &p, &got, err);
+        if (rc != RK_OK)
+            return rc;
+        if (bc_get_u32(p) != rk_crc32c(0, p + 4, (size_t)len - 4))
+            return RK_EMALFORMED;
+        body = rk_crc32c(body, p, (size_t)len);
+        if (bc_recover_apply(bc, id, rec_off, &rec, p + BC_HINT_HEADER_BYTES) != RK_OK)
+            return rk_errf(err, RK_ENOMEM, "%s: no memory for the keydir", r->name);
+        n++;
+        off += len;
+    }
+    return n == t->entries && body == t->body_crc ? RK_OK : RK_EMALFORMED;
+}
+
+/* Loads data file id's keys from its hint file: RK_OK, RK_EMALFORMED (scan the data file
+ * instead), or RK_ENOMEM. A read error is also a reason to scan instead. */
+static int load_hint(struct bitcask *bc, uint32_t id, struct rk_errmsg *err)
+{
+    char name[BC_NAME_BYTES];
+    bc_name(name, id, "hint");
+    struct fs_file *hf;
+    struct rk_errmsg scratch;
+    if (bc->fs->ops->open(bc->fs, name, 0, &hf, &scratch) != RK_OK)
+        return RK_EMALFORMED;
+    uint64_t size = 0;
+    int rc = bc->fs->ops->size(bc->fs, hf, &size, &scratch);
+    if (rc != RK_OK || size < BC_HINT_TRAILER_BYTES) {
+        bc->fs->ops->close(bc->fs, hf);
+        return RK_EMALFORMED;
+    }
+    struct bc_reader r;
+    bc_reader_init(&r, bc, hf, name, size);
+    const uint8_t *p;
+    size_t got;
+    uint64_t end = size - BC_HINT_TRAILER_BYTES;
+    struct hint_trailer t;
+    rc = bc_reader_get(&r, end, end, BC_HINT_TRAILER_BYTES, &p, &got, &scratch);
+    if (rc == RK_OK && (!hint_trailer_decode(p, &t) || t.data_id != id ||
+                        t.data_bytes != bc_file_at(bc, id)->size))
+        rc = RK_EMALFORMED;
+    if (rc == RK_OK) {
+        bc_reader_forget(&r, 0);
+        rc = hint_entries(bc, &r, id, &t, end, &scratch);
+    }
+    if (rc == RK_OK && t.max_index > bc->applied_index)
+        bc->applied_index = t.max_index;
+    bc_reader_free(&r);
+    bc->fs->ops->close(bc->fs, hf);
+    if (rc == RK_ENOMEM)
+        return rk_errf(err, rc, "%s", scratch.text);
+    return rc == RK_OK ? RK_OK : RK_EMALFORMED;
+}
+
+/* ---- the directory ---------------------------------------------------------------------- */
+
+struct listing {
+    const struct rk_alloc *alloc;
+    uint32_t *data; /* ids, ascending (list is in strcmp order, ids are 10 digits) */
+    size_t n_data, cap_data;
+    uint32_t *hint;
+    size_t n_hint, cap_hint;
+    char (*tmp)[BC_NAME_BYTES]; /* *.tmp names */
+    size_t n_tmp, cap_tmp;
+    bool merge;
+    bool nomem;
+};
+
+static bool add_id(struct listing *ls, uint32_t **v, size_t *n, size_t *cap, uint32_t id)
+{
+    if (!rk_grow(ls->alloc, (void **)v, cap, *n + 1, sizeof(**v))) {
+        ls->nomem = true;
+        return false;
+    }
+    (*v)[(*n)++] = id;
+    return true;
+}
+
+static bool list_one(void *ctx, const char *name)
+{
+    struct listing *ls = ctx;
+    uint32_t id;
+    size_t len = strlen(name);
+    if ((id = bc_name_id(name, "data")) != 0)
+        return add_id(ls, &ls->data, &ls->n_data, &ls->cap_data, id);
+    if ((id = bc_name_id(name, "hint")) != 0)
+        return add_id(ls, &ls->hint, &ls->n_hint, &ls->cap_hint, id);
+    if (strcmp(name, BC_MERGE_NAME) == 0) {
+        ls->merge = true;
+        return true;
+    }
+    if (len > 4 && len < BC_NAME_BYTES && strcmp(name + len - 4, ".tmp") == 0) {
+        if (!rk_grow(ls->alloc, (void **)&ls->tmp, &ls->cap_tmp, ls->n_tmp + 1, sizeof(*ls->tmp))) {
+            ls->nomem = true;
+            return false;
+        }
+        memcpy(ls->tmp[ls->n_tmp++], name, len + 1);
+    }
+    return true; /* anything else is not ours */
+}
+
+static void listing_free(struct listing *ls)
+{
+    rk_free(ls->alloc, ls->data);
+    rk_free(ls->alloc, ls->hint);
+    rk_free(ls->alloc, ls->tmp);
+    memset(ls, 0, sizeof(*ls));
+}
+
+static int list_dir(struct bitcask *bc, struct listing *ls, struct rk_errmsg *err)
+{
+    listing_free(ls);
+    ls->alloc = bc->alloc;
+    int rc = bc->fs->ops->list(bc->fs, list_one, ls, err);
+    if (rc != RK_OK)
+        return rk_errwrap(err, rc, "list");
+    if (ls->nomem)
+        return rk_errf(err, RK_ENOMEM, "no memory to list the directory");
+    for (size_t i = 1; i < ls->n_data; i++)
+        RK_ASSERT(ls->data[i - 1] < ls->data[i]);
+    return RK_OK;
+}
+
+static bool listed(const uint32_t *v, size_t n, uint32_t id)
+{
+    size_t lo = 0;
+    size_t hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] == id)
+            return true;
+        if (v[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+static int remove_if_there(struct bitcask *bc, const char *name, struct rk_errmsg *err)
+{
+    int rc = bc->fs->ops->remove(bc->fs, name, err);
+    if (rc == RK_ENOENT)
+        return RK_OK;
+    return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "%s: remove", name);
+}
+
+static int sync_dir(struct bitcask *bc, struct rk_errmsg *err)
+{
+    int rc = bc->fs->ops->sync_dir(bc->fs, err);
+    return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "sync_dir");
+}
+
+/* ---- the merge manifest ----------------------------------------------------------------- */
+
+struct manifest {
+    uint32_t first_new;
+    uint32_t n_new;
+    uint32_t n_old;
+    const uint8_t *old; /* n_old ids, u32 little-endian */
+};
+
+/* NULL if the n bytes at p are a valid manifest, else what is wrong. */
+static const char *manifest_problem(const uint8_t *p, size_t n, struct manifest *m)
+{
+    if (n < BC_MERGE_HEADER_BYTES)
+        return "too short";
+    if (bc_get_u32(p) != rk_crc32c(0, p + 4, n - 4))
+        return "crc mismatch";
+    if (bc_get_u32(p + 4) != BC_MERGE_MAGIC)
+        return "bad magic";
+    m->first_new = bc_get_u32(p + 8);
+    m->n_new = bc_get_u32(p + 12);
+    m->n_old = bc_get_u32(p + 16);
+    m->old = p + BC_MERGE_HEADER_BYTES;
+    if (m->n_old > BC_MAX_FILES || n != BC_MERGE_HEADER_BYTES + 4 * (size_t)m->n_old)
+        return "size does not match its id count";
+    if (m->first_new == 0 || m->n_new == 0 || m->n_new > BC_MAX_FILES ||
+        m->first_new > BC_MAX_FILE_ID - m->n_new + 1)
+        return "bad merged ids";
+    for (uint32_t i = 0; i < m->n_old; i++) {
+        uint32_t id = bc_get_u32(m->old + 4 * i);
+        if (id == 0 || id >= m->first_new)
+            return "bad replaced id";
+    }
+    return NULL;
+}
+
+/* Reads MERGE into *buf (caller frees). A bad manifest is read again; two reads that agree
+ * make it corruption. */
+static int read_manifest(struct bitcask *bc, uint8_t **buf, struct manifest *m,
+                         struct rk_errmsg *err)
+{
+    struct fs_file *f;
+    int rc = bc->fs->ops->open(bc->fs, BC_MERGE_NAME, 0, &f, err);
+    if (rc != RK_OK)
+        return rk_errwrap(err, rc, BC_MERGE_NAME);
+    uint64_t size = 0;
+    rc = bc->fs->ops->size(bc->fs, f, &size, err);
+    if (rc == RK_OK && size > BC_MERGE_HEADER_BYTES + 4ull * BC_MAX_FILES)
+        rc = rk_errf(err, RK_ECORRUPT, "%llu bytes, too big", (unsigned long long)size);
+    if (rc == RK_OK && (*buf = rk_malloc(bc->alloc, (size_t)size + 1)) == NULL)
+        rc = rk_errf(err, RK_ENOMEM, "no memory");
+    uint32_t prev_print = 0;
+    for (int attempt = 0; rc == RK_OK; attempt++) {
+        size_t got = 0;
+        rc = bc_pread(bc, f, 0, *buf, (size_t)size, &got, err);
+        if (rc != RK_OK)
+            break;
+        const char *problem = manifest_problem(*buf, got, m);
+        if (problem == NULL)
+            break;
+        uint32_t print = rk_crc32c(0, *buf, got);
+        if (attempt > 0 && print == prev_print)
+            rc = rk_errf(err, RK_ECORRUPT, "%s", problem);
+        else if (attempt + 1 == BC_CHECK_ATTEMPTS)
+            rc = rk_errf(err, RK_EIO, "reads disagree");
+        prev_print = print;
+    }
+    bc->fs->ops->close(bc->fs, f);
+    return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, BC_MERGE_NAME);
+}
+
+/* Finishes the switch of a committed merge (bitcask.c, MERGE). Idempotent. */
+static int roll_forward(struct bitcask *bc, const struct manifest *m, struct rk_errmsg *err)
+{
+    char tmp[BC_NAME_BYTES];
+    char final[BC_NAME_BYTES];
+    for (uint32_t id = m->first_new; id - m->first_new < m->n_new; id++) {
+        bc_name(tmp, id, "data.tmp");
+        bc_name(final, id, "data");
+        int rc = bc->fs->ops->rename(bc->fs, tmp, final, err);
+        if (rc == RK_ENOENT) { /* renamed before: the final name must be there */
+            struct fs_file *f;
+            rc = bc->fs->ops->open(bc->fs, final, 0, &f, err);
+            if (rc == RK_ENOENT)
+                return rk_errf(err, RK_ECORRUPT, "MERGE: merged file %s is missing", final);
+            if (rc == RK_OK)
+                bc->fs->ops->close(bc->fs, f);
+        }
+        if (rc != RK_OK)
+            return rk_errwrap(err, rc, "MERGE: %s", final);
+        bc_name(tmp, id, "hint.tmp");
+        bc_name(final, id, "hint");
+        rc = bc->fs->ops->rename(bc->fs, tmp, final, err);
+        if (rc != RK_OK && rc != RK_ENOENT)
+            return rk_errwrap(err, rc, "MERGE: %s", final);
+    }
+    int rc = sync_dir(bc, err);
+    for (uint32_t i = 0; rc == RK_OK && i < m->n_old; i++) {
+        uint32_t id = bc_get_u32(m->old + 4 * i);
+        bc_name(final, id, "data");
+        rc = remove_if_there(bc, final, err);
+        bc_name(final, id, "hint");
+        if (rc == RK_OK)
+            rc = remove_if_there(bc, final, err);
+    }
+    if (rc == RK_OK)
+        rc = sync_dir(bc, err);
+    if (rc == RK_OK)
+        rc = remove_if_there(bc, BC_MERGE_NAME, err);
+    if (rc == RK_OK)
+        rc = sync_dir(bc, err);
+    return rc;
+}
+
+/* Removes what no committed merge needs: *.tmp files and hints without a data file. */
+static int clear_leftovers(struct bitcask *bc, const struct listing *ls, struct rk_errmsg *err)
+{
+    bool removed = false;
+    for (size_t i = 0; i < ls->n_tmp; i++) {
+        int rc = remove_if_there(bc, ls->tmp[i], err);
+        if (rc != RK_OK)
+            return rc;
+        removed = true;
+    }
+    for (size_t i = 0; i < ls->n_hint; i++) {
+        if (listed(ls->data, ls->n_data, ls->hint[i]))
+            continue;
+        char name[BC_NAME_BYTES];
+        bc_name(name, ls->hint[i], "hint");
+        int rc = remove_if_there(bc, name, err);
+        if (rc != RK_OK)
+            return rc;
+        removed = true;
+    }
+    return removed ? sync_dir(bc, err) : RK_OK;
+}
+
+/* ---- the data files --------------------------------------------------------------------- */
+
+static int open_data(struct bitcask *bc, uint32_t id, struct rk_errmsg *err)
+{
+    struct bc_file *f = bc_file_at(bc, id);
+    char name[BC_NAME_BYTES];
+    bc_name(name, id, "data");
+    int rc = bc->fs->ops->open(bc->fs, name, 0, &f->f, err);
+    if (rc == RK_OK) {
+        rc = bc->fs->ops->size(bc->fs, f->f, &f->size, err);
+        if (rc != RK_OK) {
+            bc->fs->ops->close(bc->fs, f->f);
+            f->f = NULL;
+        }
+    }
+    return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "%s", name);
+}
+
+static int load_files(struct bitcask *bc, const struct listing *ls, struct rk_errmsg *err)
+{
+    if (ls->n_data == 0)
+        return bc_files_cover(bc, bc->active_id) == RK_OK
+                   ? RK_OK
+                   : rk_errf(err, RK_ENOMEM, "no memory for the file table");
+    uint32_t lo = ls->data[0];
+    uint32_t hi = ls->data[ls->n_data - 1];
+    if (hi - lo >= BC_MAX_FILES || hi >= BC_MAX_FILE_ID)
+        return rk_errf(err, RK_ECORRUPT, "data file ids %lu..%lu: over the limits",
+                       (unsigned long)lo, (unsigned long)hi);
+    bc->lo_id = lo;
+    bc->active_id = hi + 1; /* a new active file, made at the first append */
+    if (bc_files_cover(bc, bc->active_id) != RK_OK)
+        return rk_errf(err, RK_ENOMEM, "no memory for the file table");
+    for (size_t i = 0; i < ls->n_data; i++) {
+        uint32_t id = ls->data[i];
+        int rc = open_data(bc, id, err);
+        if (rc != RK_OK)
+            return rc;
+        if (listed(ls->hint, ls->n_hint, id)) {
+            rc = load_hint(bc, id, err);
+            if (rc == RK_OK) {
+                bc->hint_files_loaded++;
+                continue;
+            }
+            if (rc != RK_EMALFORMED)
+                return rc;
+        }
+        rc = scan_data(bc, id, id == hi, err);
+        if (rc != RK_OK)
+            return rc;
+    }
+    /* B1: what was found is made durable before anything is appended above it. A store
+     * closed without a sync and reopened without a crash still has the last file's unsynced
+     * tail (and maybe names not yet durable); were the next file created above it, a crash
+     * could tear a file that is no longer the last. */
+    char name[BC_NAME_BYTES];
+    bc_name(name, hi, "data");
+    int rc = bc->fs->ops->sync(bc->fs, bc_file_at(bc, hi)->f, err);
+    if (rc != RK_OK)
+        return rk_errwrap(err, rc, "%s: sync", name);
+    return sync_dir(bc, err);
+}
+
+int bc_recover(struct bitcask *bc, struct rk_errmsg *err)
+{
+    struct listing ls;
+    memset(&ls, 0, sizeof(ls));
+    int rc = list_dir(bc, &ls, err);
+    if (rc == RK_OK && ls.merge) {
+        uint8_t *buf = NULL;
+        struct manifest m = {0};
+        rc = read_manifest(bc, &buf, &m, err);
+        if (rc == RK_OK)
+            rc = roll_forward(bc, &m, err);
+        rk_free(bc->alloc, buf);
+        if (rc == RK_OK)
+            rc = list_dir(bc, &ls, err);
+    }
+    if (rc == RK_OK)
+        rc = clear_leftovers(bc, &ls, err);
+    if (rc == RK_OK)
+        rc = load_files(bc, &ls, err);
+    listing_free(&ls);
+    return rc;
+}

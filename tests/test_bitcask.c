@@ -1,0 +1,1984 @@
+/*
+ * test_bitcask.c — the Bitcask engine on the simulated disk (sim/simdisk.h): reads and writes,
+ * batches, rotation, merge and hint files, recovery (clean, crashed, torn, corrupt), limits,
+ * poisoning after a failed write, the keydir's memory and incremental growth, the canonical scan
+ * order, a randomized crash test against a model, bit flips on read, and allocation failures.
+ */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, for the throughput figures */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "bitcask/bitcask.h"
+#include "bitcask/bitcask_int.h"
+#include "common/prng.h"
+#include "kv/kv.h"
+#include "simdisk.h"
+
+/* ---- a counting, failable allocator ---------------------------------------------------- */
+
+struct counting {
+    size_t live;       /* allocations not yet freed */
+    size_t live_bytes; /* bytes requested by them */
+    size_t peak_bytes;
+    size_t calls;     /* malloc/realloc calls so far */
+    size_t fail_at;   /* the call numbered fail_at (1-based) fails; 0 = never */
+    size_t fail_from; /* calls numbered >= fail_from fail; 0 = never */
+};
+
+#define CNT_HEADER 16u /* the block's size, kept in front of it */
+
+static bool cnt_should_fail(struct counting *c)
+{
+    c->calls++;
+    return (c->fail_at != 0 && c->calls == c->fail_at) ||
+           (c->fail_from != 0 && c->calls >= c->fail_from);
+}
+
+static void cnt_note(struct counting *c, size_t add, size_t sub)
+{
+    c->live_bytes = c->live_bytes + add - sub;
+    if (c->live_bytes > c->peak_bytes)
+        c->peak_bytes = c->live_bytes;
+}
+
+static void *cnt_malloc(void *ctx, size_t size)
+{
+    struct counting *c = ctx;
+    if (cnt_should_fail(c))
+        return NULL;
+    uint8_t *p = malloc(CNT_HEADER + size);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, &size, sizeof(size));
+    c->live++;
+    cnt_note(c, size, 0);
+    return p + CNT_HEADER;
+}
+
+static void *cnt_realloc(void *ctx, void *ptr, size_t size)
+{
+    struct counting *c = ctx;
+    if (cnt_should_fail(c))
+        return NULL;
+    size_t old = 0;
+    uint8_t *base = NULL;
+    if (ptr != NULL) {
+        base = (uint8_t *)ptr - CNT_HEADER;
+        memcpy(&old, base, sizeof(old));
+    }
+    uint8_t *p = realloc(base, CNT_HEADER + size);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, &size, sizeof(size));
+    if (ptr == NULL)
+        c->live++;
+    cnt_note(c, size, old);
+    return p + CNT_HEADER;
+}
+
+static void cnt_free(void *ctx, void *ptr)
+{
+    struct counting *c = ctx;
+    if (ptr == NULL)
+        return;
+    uint8_t *base = (uint8_t *)ptr - CNT_HEADER;
+    size_t size;
+    memcpy(&size, base, sizeof(size));
+    assert_true(c->live > 0);
+    c->live--;
+    cnt_note(c, 0, size);
+    free(base);
+}
+
+/* ---- a store on a simulated disk ---------------------------------------------------------- */
+
+struct env {
+    struct simdisk *disk;
+    struct counting cnt;
+    struct rk_alloc alloc;
+    struct bc_config cfg;
+    struct bitcask *bc;
+    struct rk_errmsg err;
+};
+
+static struct env *env_new(uint64_t seed, uint64_t max_file_bytes)
+{
+    struct env *e = calloc(1, sizeof(*e));
+    assert_non_null(e);
+    e->disk = simdisk_create(seed);
+    assert_non_null(e->disk);
+    e->alloc = (struct rk_alloc){
+        .malloc_fn = cnt_malloc, .realloc_fn = cnt_realloc, .free_fn = cnt_free, .ctx = &e->cnt};
+    e->cfg.fs = simdisk_fs(e->disk);
+    e->cfg.alloc = &e->alloc;
+    e->cfg.max_file_bytes = max_file_bytes;
+    return e;
+}
+
+static int env_open(struct env *e)
+{
+    assert_null(e->bc);
+    return bc_open(&e->cfg, &e->bc, &e->err);
+}
+
+static void env_open_ok(struct env *e)
+{
+    int rc = env_open(e);
+    if (rc != RK_OK)
+        fail_msg("bc_open: %s: %s", rk_strerror(rc), e->err.text);
+}
+
+static void env_close(struct env *e)
+{
+    bc_close(e->bc);
+    e->bc = NULL;
+    assert_int_equal(e->cnt.live, 0); /* nothing leaked */
+}
+
+static void env_reopen(struct env *e)
+{
+    env_close(e);
+    env_open_ok(e);
+}
+
+static void env_crash_reopen(struct env *e)
+{
+    env_close(e);
+    simdisk_crash(e->disk);
+    env_open_ok(e);
+}
+
+static void env_free(struct env *e)
+{
+    if (e->bc != NULL)
+        env_close(e);
+    simdisk_destroy(e->disk);
+    free(e);
+}
+
+static void ok(struct env *e, int rc)
+{
+    if (rc != RK_OK)
+        fail_msg("%s: %s", rk_strerror(rc), e->err.text);
+}
+
+static void put_s(struct env *e, uint64_t index, const char *key, const char *val)
+{
+    ok(e, bc_put(e->bc, index, (const uint8_t *)key, (uint32_t)strlen(key), (const uint8_t *)val,
+                 (uint32_t)strlen(val), &e->err));
+}
+
+static bool del_s(struct env *e, uint64_t index, const char *key)
+{
+    bool existed = false;
+    ok(e, bc_del(e->bc, index, (const uint8_t *)key, (uint32_t)strlen(key), &existed, &e->err));
+    return existed;
+}
+
+static void end(struct env *e)
+{
+    ok(e, bc_end_batch(e->bc, &e->err));
+}
+
+static void sync_(struct env *e)
+{
+    ok(e, bc_sync(e->bc, &e->err));
+}
+
+/* One batch of one put, ended. */
+static void put1(struct env *e, uint64_t index, const char *key, const char *val)
+{
+    put_s(e, index, key, val);
+    end(e);
+}
+
+static int get_s(struct env *e, const char *key, const uint8_t **val, uint32_t *len)
+{
+    return bc_get(e->bc, (const uint8_t *)key, (uint32_t)strlen(key), val, len, &e->err);
+}
+
+static void expect(struct env *e, const char *key, const char *want)
+{
+    const uint8_t *val;
+    uint32_t len;
+    int rc = get_s(e, key, &val, &len);
+    if (want == NULL) {
+        if (rc != RK_ENOENT)
+            fail_msg("%s: expected absent, got %s", key, rk_strerror(rc));
+        return;
+    }
+    if (rc != RK_OK)
+        fail_msg("%s: %s: %s", key, rk_strerror(rc), e->err.text);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(val, want, len);
+}
+
+static struct bc_stats stats(struct env *e)
+{
+    struct bc_stats st;
+    bc_stats(e->bc, &st);
+    return st;
+}
+
+/* ---- the directory, as the test sees it ------------------------------------------------- */
+
+struct names {
+    char v[64][FS_NAME_MAX + 1];
+    int n;
+    int data;
+    int hint;
+    int tmp;
+    bool merge;
+};
+
+static bool names_one(void *ctx, const char *name)
+{
+    struct names *ns = ctx;
+    size_t len = strlen(name);
+    if (ns->n < 64)
+        memcpy(ns->v[ns->n], name, len + 1);
+    ns->n++;
+    ns->data += len == 15 && strcmp(name + 10, ".data") == 0;
+    ns->hint += len == 15 && strcmp(name + 10, ".hint") == 0;
+    ns->tmp += len > 4 && strcmp(name + len - 4, ".tmp") == 0;
+    ns->merge = ns->merge || strcmp(name, "MERGE") == 0;
+    return true;
+}
+
+static struct names list_names(struct env *e)
+{
+    struct names ns;
+    memset(&ns, 0, sizeof(ns));
+    struct fs *fs = simdisk_fs(e->disk);
+    assert_int_equal(fs->ops->list(fs, names_one, &ns, &e->err), RK_OK);
+    return ns;
+}
+
+static uint64_t file_size(struct env *e, const char *name)
+{
+    struct fs *fs = simdisk_fs(e->disk);
+    struct fs_file *f;
+    assert_int_equal(fs->ops->open(fs, name, 0, &f, &e->err), RK_OK);
+    uint64_t size = 0;
+    assert_int_equal(fs->ops->size(fs, f, &size, &e->err), RK_OK);
+    fs->ops->close(fs, f);
+    return size;
+}
+
+static void create_file(struct env *e, const char *name, const char *content)
+{
+    struct fs *fs = simdisk_fs(e->disk);
+    struct fs_file *f;
+    assert_int_equal(fs->ops->open(fs, name, FS_CREATE, &f, &e->err), RK_OK);
+    assert_int_equal(fs->ops->append(fs, f, content, strlen(content), &e->err), RK_OK);
+    assert_int_equal(fs->ops->sync(fs, f, &e->err), RK_OK);
+    fs->ops->close(fs, f);
+    assert_int_equal(fs->ops->sync_dir(fs, &e->err), RK_OK);
+}
+
+static void print_dir(struct env *e, const char *when)
+{
+    struct names ns = list_names(e);
+    fprintf(stderr, "  directory %s:", when);
+    for (int i = 0; i < ns.n && i < 64; i++) {
+        if (simdisk_crashed(e->disk))
+            fprintf(stderr, " %s", ns.v[i]);
+        else
+            fprintf(stderr, " %s(%llu)", ns.v[i], (unsigned long long)file_size(e, ns.v[i]));
+    }
+    fprintf(stderr, "\n");
+}
+
+static void set_faults(struct env *e, const struct simdisk_faults *f)
+{
+    simdisk_set_faults(e->disk, f);
+}
+
+static void no_faults(struct env *e)
+{
+    struct simdisk_faults f;
+    memset(&f, 0, sizeof(f));
+    simdisk_set_faults(e->disk, &f);
+}
+
+/* ---- reads and writes ------------------------------------------------------------------- */
+
+static void put_then_get_returns_the_value(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put1(e, 1, "alpha", "one");
+    expect(e, "alpha", "one");
+    assert_int_equal(bc_count(e->bc), 1);
+    env_free(e);
+}
+
+static void get_of_a_missing_key_is_enoent(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    expect(e, "nothing", NULL);
+    put1(e, 1, "alpha", "one");
+    expect(e, "alph", NULL);
+    env_free(e);
+}
+
+static void overwrite_returns_the_latest_value(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put1(e, 1, "k", "first");
+    put1(e, 2, "k", "second, longer");
+    put1(e, 3, "k", "3");
+    expect(e, "k", "3");
+    assert_int_equal(bc_count(e->bc), 1);
+    env_free(e);
+}
+
+static void del_removes_the_key_and_says_whether_it_existed(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put1(e, 1, "k", "v");
+    assert_true(del_s(e, 2, "k"));
+    end(e);
+    expect(e, "k", NULL);
+    assert_false(del_s(e, 3, "k"));
+    end(e);
+    assert_int_equal(bc_count(e->bc), 0);
+    assert_int_equal(bc_applied_index(e->bc), 3); /* a del of an absent key still advances */
+    env_free(e);
+}
+
+static void open_batch_is_visible_before_end_batch(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put1(e, 1, "old", "o");
+    put_s(e, 2, "a", "pending");
+    assert_true(del_s(e, 2, "old"));
+    expect(e, "a", "pending");
+    expect(e, "old", NULL);
+    assert_int_equal(bc_applied_index(e->bc), 1);
+    end(e);
+    assert_int_equal(bc_applied_index(e->bc), 2);
+    expect(e, "a", "pending");
+    env_free(e);
+}
+
+static void values_survive_a_clean_reopen(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put_s(e, 1, "a", "1");
+    put_s(e, 1, "b", "2");
+    end(e);
+    put1(e, 2, "empty", "");
+    put1(e, 3, "", "empty key");
+    sync_(e);
+    env_reopen(e);
+    expect(e, "a", "1");
+    expect(e, "b", "2");
+    expect(e, "empty", "");
+    expect(e, "", "empty key");
+    assert_int_equal(bc_count(e->bc), 4);
+    assert_int_equal(bc_applied_index(e->bc), 3);
+    env_free(e);
+}
+
+static void tombstone_survives_reopen(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put1(e, 1, "gone", "soon");
+    put1(e, 2, "kept", "here");
+    del_s(e, 3, "gone");
+    end(e);
+    sync_(e);
+    env_reopen(e);
+    expect(e, "gone", NULL);
+    expect(e, "kept", "here");
+    assert_int_equal(bc_count(e->bc), 1);
+    assert_int_equal(bc_applied_index(e->bc), 3);
+    env_reopen(e); /* and again, from a directory with two files */
+    expect(e, "gone", NULL);
+    env_free(e);
+}
+
+static void a_new_index_closes_the_open_batch(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put_s(e, 1, "a", "1");
+    put_s(e, 1, "b", "1");
+    put_s(e, 2, "a", "2"); /* closes batch 1 */
+    end(e);
+    sync_(e);
+    env_reopen(e);
+    expect(e, "a", "2");
+    expect(e, "b", "1");
+    assert_int_equal(bc_applied_index(e->bc), 2);
+    env_free(e);
+}
+
+static void same_key_twice_in_a_batch_keeps_the_later(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put_s(e, 1, "k", "first");
+    put_s(e, 1, "k", "second");
+    del_s(e, 1, "x");
+    put_s(e, 1, "x", "after the tombstone");
+    end(e);
+    sync_(e);
+    expect(e, "k", "second");
+    env_reopen(e);
+    expect(e, "k", "second");
+    expect(e, "x", "after the tombstone");
+    ok(e, bc_merge(e->bc, &e->err));
+    env_reopen(e);
+    expect(e, "k", "second");
+    expect(e, "x", "after the tombstone");
+    env_free(e);
+}
+
+/* ---- rotation and merge ----------------------------------------------------------------- */
+
+static void rotation_creates_files_and_reads_across_them(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 256);
+    env_open_ok(e);
+    char key[32];
+    char val[64];
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "key-%03d", i);
+        snprintf(val, sizeof(val), "value number %d, padded to take some room", i);
+        put1(e, (uint64_t)i + 1, key, val);
+    }
+    sync_(e);
+    struct bc_stats st = stats(e);
+    assert_true(st.data_files >= 20);
+    assert_int_equal(list_names(e).data, (int)st.data_files);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "key-%03d", i);
+        snprintf(val, sizeof(val), "value number %d, padded to take some room", i);
+        expect(e, key, val);
+    }
+    env_reopen(e);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "key-%03d", i);
+        snprintf(val, sizeof(val), "value number %d, padded to take some room", i);
+        expect(e, key, val);
+    }
+    env_free(e);
+}
+
+/* 10 keys overwritten 20 times and 5 of them deleted, over files of ~512 bytes. */
+static void write_churn(struct env *e, uint64_t *index)
+{
+    char key[16];
+    char val[48];
+    for (int round = 0; round < 20; round++) {
+        for (int k = 0; k < 10; k++) {
+            snprintf(key, sizeof(key), "k%d", k);
+            snprintf(val, sizeof(val), "round %d of key %d", round, k);
+            put1(e, ++*index, key, val);
+        }
+    }
+    for (int k = 0; k < 10; k += 2) {
+        snprintf(key, sizeof(key), "k%d", k);
+        del_s(e, ++*index, key);
+        end(e);
+    }
+}
+
+static void expect_churned(struct env *e)
+{
+    char key[16];
+    char val[48];
+    for (int k = 0; k < 10; k++) {
+        snprintf(key, sizeof(key), "k%d", k);
+        snprintf(val, sizeof(val), "round 19 of key %d", k);
+        expect(e, key, k % 2 == 0 ? NULL : val);
+    }
+    assert_int_equal(bc_count(e->bc), 5);
+    assert_int_equal(bc_applied_index(e->bc), 205);
+}
+
+static void merge_shrinks_the_files_and_keeps_the_contents(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 512);
+    env_open_ok(e);
+    uint64_t index = 0;
+    write_churn(e, &index);
+    struct bc_stats before = stats(e);
+    ok(e, bc_merge(e->bc, &e->err));
+    struct bc_stats after = stats(e);
+    expect_churned(e);
+    assert_true(after.total_bytes * 4 < before.total_bytes);
+    assert_true(after.data_files < before.data_files);
+    assert_int_equal(after.live_bytes, before.live_bytes);
+    struct names ns = list_names(e);
+    assert_int_equal(ns.tmp, 0);
+    assert_false(ns.merge);
+    assert_true(ns.hint >= 1);
+    /* Still writable, and the new writes go after the merged files. */
+    put1(e, ++index, "k0", "back");
+    expect(e, "k0", "back");
+    sync_(e);
+    env_reopen(e);
+    expect(e, "k0", "back");
+    expect(e, "k1", "round 19 of key 1");
+    env_free(e);
+}
+
+static void merge_writes_hints_that_the_next_open_uses(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 512);
+    env_open_ok(e);
+    uint64_t index = 0;
+    write_churn(e, &index);
+    sync_(e);
+    env_reopen(e);
+    struct bc_stats scanned = stats(e);
+    assert_int_equal(scanned.hint_files_loaded, 0);
+    ok(e, bc_merge(e->bc, &e->err));
+    env_reopen(e);
+    struct bc_stats hinted = stats(e);
+    expect_churned(e);
+    assert_true(hinted.hint_files_loaded >= 1);
+    assert_int_equal(hinted.hint_files_loaded, hinted.data_files); /* every file merged */
+    assert_int_equal(hinted.scanned_bytes, 0);
+    assert_true(scanned.scanned_bytes > 0);
+    env_free(e);
+}
+
+static void bad_hint_falls_back_to_scanning_the_data_file(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 1 << 20);
+    env_open_ok(e);
+    uint64_t index = 0;
+    write_churn(e, &index);
+    sync_(e);
+    env_reopen(e);
+    ok(e, bc_merge(e->bc, &e->err));
+    struct names ns = list_names(e);
+    const char *hint = NULL;
+    for (int i = 0; i < ns.n; i++)
+        hint = strstr(ns.v[i], ".hint") != NULL ? ns.v[i] : hint;
+    assert_non_null(hint);
+    char name[FS_NAME_MAX + 1];
+    strcpy(name, hint);
+    env_close(e);
+    assert_int_equal(simdisk_corrupt(e->disk, name, 30, 0x10), RK_OK); /* the first entry's key */
+    env_open_ok(e);
+    expect_churned(e);
+    assert_int_equal(stats(e).hint_files_loaded, 0);
+    assert_true(stats(e).scanned_bytes > 0);
+    env_close(e);
+    /* A truncated hint (the trailer gone) is not used either. */
+    struct fs *fs = simdisk_fs(e->disk);
+    struct fs_file *f;
+    assert_int_equal(fs->ops->open(fs, name, 0, &f, &e->err), RK_OK);
+    assert_int_equal(fs->ops->truncate(fs, f, file_size(e, name) - 1, &e->err), RK_OK);
+    fs->ops->close(fs, f);
+    env_open_ok(e);
+    expect_churned(e);
+    assert_int_equal(stats(e).hint_files_loaded, 0);
+    env_free(e);
+}
+
+static void merge_keeps_the_applied_index_when_it_drops_the_last_tombstone(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put1(e, 1, "k", "v");
+    del_s(e, 2, "k");
+    end(e);
+    sync_(e);
+    env_reopen(e); /* no active file: everything is immutable */
+    ok(e, bc_merge(e->bc, &e->err));
+    assert_int_equal(bc_applied_index(e->bc), 2);
+    env_reopen(e);
+    assert_int_equal(bc_applied_index(e->bc), 2);
+    assert_int_equal(bc_count(e->bc), 0);
+    env_free(e);
+}
+
+static void merge_refuses_while_a_batch_is_open(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put1(e, 1, "k", "v");
+    env_reopen(e);
+    put_s(e, 2, "k", "w");
+    assert_int_equal(bc_merge(e->bc, &e->err), RK_EINVAL);
+    end(e);
+    ok(e, bc_merge(e->bc, &e->err));
+    expect(e, "k", "w");
+    env_free(e);
+}
+
+static void merge_with_no_immutable_file_does_nothing(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    ok(e, bc_merge(e->bc, &e->err));
+    put1(e, 1, "k", "v");
+    ok(e, bc_merge(e->bc, &e->err)); /* only the active file */
+    assert_int_equal(list_names(e).hint, 0);
+    expect(e, "k", "v");
+    env_free(e);
+}
+
+static void repeated_merges_and_reopens_keep_the_contents(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 300);
+    env_open_ok(e);
+    uint64_t index = 0;
+    for (int cycle = 0; cycle < 5; cycle++) {
+        write_churn(e, &index);
+        ok(e, bc_merge(e->bc, &e->err));
+        if (cycle % 2 == 0)
+            env_reopen(e);
+        char key[16];
+        char val[48];
+        for (int k = 1; k < 10; k += 2) {
+            snprintf(key, sizeof(key), "k%d", k);
+            snprintf(val, sizeof(val), "round 19 of key %d", k);
+            expect(e, key, val);
+        }
+        assert_int_equal(bc_count(e->bc), 5);
+        assert_int_equal(bc_applied_index(e->bc), index);
+    }
+    env_free(e);
+}
+
+static void open_removes_what_an_unfinished_merge_left(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put1(e, 1, "k", "v");
+    sync_(e);
+    env_close(e);
+    create_file(e, "0000000009.data.tmp", "half a merge");
+    create_file(e, "0000000009.hint.tmp", "half a hint");
+    create_file(e, "MERGE.tmp", "half a manifest");
+    create_file(e, "0000000005.hint", "a hint without its data file");
+    env_open_ok(e);
+    struct names ns = list_names(e);
+    assert_int_equal(ns.tmp, 0);
+    assert_int_equal(ns.hint, 0);
+    assert_int_equal(ns.data, 1);
+    expect(e, "k", "v");
+    env_free(e);
+}
+
+static void corrupt_manifest_fails_the_open(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put1(e, 1, "k", "v");
+    sync_(e);
+    env_close(e);
+    create_file(e, "MERGE", "not a manifest at all");
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_non_null(strstr(e->err.text, "MERGE"));
+    assert_int_equal(e->cnt.live, 0);
+    env_free(e);
+}
+
+/* ---- recovery --------------------------------------------------------------------------- */
+
+static void key_of(char *out, size_t n, int i)
+{
+    snprintf(out, n, "key-%04d", i);
+}
+
+/* Deterministic value of key i written at index: its length varies, up to ~300 bytes. */
+static void value_of(char *out, size_t n, int i, uint64_t index)
+{
+    int len = snprintf(out, n, "v%d@%llu:", i, (unsigned long long)index);
+    size_t want = (size_t)((i * 37 + (int)index * 11) % 300);
+    for (; (size_t)len < want && (size_t)len + 1 < n; len++)
+        out[len] = (char)('a' + (len + i) % 26);
+    out[len] = '\0';
+}
+
+/* Batches 1..n, batch i putting key i. */
+static void put_numbered(struct env *e, int from, int to)
+{
+    char key[32];
+    char val[400];
+    for (int i = from; i <= to; i++) {
+        key_of(key, sizeof(key), i);
+        value_of(val, sizeof(val), i, (uint64_t)i);
+        put1(e, (uint64_t)i, key, val);
+    }
+}
+
+/* Keys 1..n present with their values, n+1..upto absent, applied index n. */
+static void expect_numbered(struct env *e, int n, int upto)
+{
+    char key[32];
+    char val[400];
+    for (int i = 1; i <= upto; i++) {
+        key_of(key, sizeof(key), i);
+        value_of(val, sizeof(val), i, (uint64_t)i);
+        expect(e, key, i <= n ? val : NULL);
+    }
+    assert_int_equal(bc_applied_index(e->bc), (uint64_t)n);
+    assert_int_equal(bc_count(e->bc), (uint64_t)n);
+}
+
+static void crash_loses_unsynced_batches_and_keeps_the_synced(void **state)
+{
+    (void)state;
+    struct env *e = env_new(7, 0);
+    env_open_ok(e);
+    put_numbered(e, 1, 10);
+    sync_(e);
+    put_numbered(e, 11, 20);
+    env_crash_reopen(e);
+    expect_numbered(e, 10, 20);
+    assert_int_equal(stats(e).cut_bytes, 0); /* no torn writes: nothing to cut */
+    env_free(e);
+}
+
+static void crash_loses_a_file_created_but_not_made_durable(void **state)
+{
+    (void)state;
+    struct env *e = env_new(7, 400);
+    env_open_ok(e);
+    put_numbered(e, 1, 10);
+    sync_(e);
+    int files = list_names(e).data;
+    put_numbered(e, 11, 30); /* rotates: new files, their names not yet durable */
+    assert_true(list_names(e).data > files);
+    env_crash_reopen(e);
+    expect_numbered(e, 10, 30);
+    assert_int_equal(list_names(e).data, files);
+    env_free(e);
+}
+
+static void torn_tail_is_cut_and_leaves_a_prefix_of_batches(void **state)
+{
+    (void)state;
+    int cut = 0;
+    for (uint64_t seed = 1; seed <= 150; seed++) {
+        struct env *e = env_new(seed, 0);
+        env_open_ok(e);
+        put_numbered(e, 1, 5);
+        sync_(e);
+        put_numbered(e, 6, 25);
+        struct simdisk_faults f = {.torn_writes = true};
+        set_faults(e, &f);
+        env_close(e);
+        simdisk_crash(e->disk);
+        no_faults(e);
+        env_open_ok(e);
+        int n = (int)bc_applied_index(e->bc);
+        assert_true(n >= 5 && n <= 25);
+        expect_numbered(e, n, 25);
+        cut += stats(e).cut_bytes > 0;
+        env_reopen(e); /* the cut was made durable: nothing more to cut */
+        assert_int_equal(stats(e).cut_bytes, 0);
+        expect_numbered(e, n, 25);
+        put_numbered(e, n + 1, n + 3); /* and the store goes on from there */
+        sync_(e);
+        env_crash_reopen(e);
+        expect_numbered(e, n + 3, n + 3);
+        env_free(e);
+    }
+    assert_true(cut > 20);
+}
+
+static void partial_append_is_cut_on_reopen(void **state)
+{
+    (void)state;
+    int cut = 0;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        struct env *e = env_new(seed, 0);
+        env_open_ok(e);
+        put_numbered(e, 1, 5);
+        put_s(e, 6, "big", "a batch whose append fails part way, leaving a prefix on disk");
+        put_s(e, 6, "other", "the second record of that batch");
+        struct simdisk_faults f = {.write_error = 1.0};
+        set_faults(e, &f);
+        assert_int_not_equal(bc_end_batch(e->bc, &e->err), RK_OK);
+        no_faults(e);
+        env_reopen(e); /* no crash: the prefix is still there */
+        expect_numbered(e, 5, 5);
+        expect(e, "big", NULL);
+        cut += stats(e).cut_bytes > 0;
+        env_free(e);
+    }
+    assert_true(cut > 10);
+}
+
+static void flipped_bit_in_an_immutable_file_fails_the_open_naming_file_and_offset(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 300);
+    env_open_ok(e);
+    put_numbered(e, 1, 12);
+    sync_(e);
+    env_close(e);
+    /* 0000000001.data holds key-0001's record at 0 and key-0002's after it. */
+    assert_true(list_names(e).data > 2);
+    char val[400];
+    value_of(val, sizeof(val), 1, 1);
+    uint64_t second = BC_HEADER_BYTES + 8 + strlen(val);
+    assert_true(file_size(e, "0000000001.data") > second + 30);
+    assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", second + 25, 0x04), RK_OK);
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    char want[64];
+    snprintf(want, sizeof(want), "0000000001.data: offset %llu:", (unsigned long long)second);
+    assert_non_null(strstr(e->err.text, want));
+    assert_non_null(strstr(e->err.text, "crc mismatch"));
+    assert_int_equal(e->cnt.live, 0);
+    env_free(e);
+}
+
+static void flipped_bit_in_the_last_record_of_the_last_file_is_cut_as_a_torn_tail(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put_numbered(e, 1, 3);
+    sync_(e);
+    env_close(e);
+    uint64_t size = file_size(e, "0000000001.data");
+    assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", size - 3, 0x01), RK_OK);
+    env_open_ok(e);
+    expect_numbered(e, 2, 3);
+    assert_true(stats(e).cut_bytes > 0);
+    env_free(e);
+}
+
+static void flipped_bit_in_the_middle_of_the_last_file_is_corruption(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put_numbered(e, 1, 20); /* ~3 KB: the first record is far from the last 512 bytes */
+    sync_(e);
+    env_close(e);
+    assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", 22, 0x80), RK_OK);
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_non_null(strstr(e->err.text, "0000000001.data: offset 0: crc mismatch"));
+    env_free(e);
+}
+
+static void garbled_header_in_the_middle_of_the_last_file_is_corruption(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put_numbered(e, 1, 20);
+    sync_(e);
+    env_close(e);
+    /* The first record's key size gets a reserved flag bit: a header that cannot be. */
+    assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", 15, 0x01), RK_OK);
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_non_null(strstr(e->err.text, "0000000001.data: offset 0: reserved flag bits"));
+    env_free(e);
+}
+
+static void get_of_a_corrupt_record_is_ecorrupt_naming_file_and_offset(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put1(e, 1, "first", "value one");
+    put1(e, 2, "second", "value two");
+    sync_(e);
+    uint64_t off = BC_HEADER_BYTES + 5 + 9;
+    assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", off + BC_HEADER_BYTES + 8, 1),
+                     RK_OK);
+    const uint8_t *val;
+    uint32_t len;
+    assert_int_equal(get_s(e, "second", &val, &len), RK_ECORRUPT);
+    assert_non_null(strstr(e->err.text, "0000000001.data: offset 34: crc mismatch"));
+    expect(e, "first", "value one");
+    env_free(e);
+}
+
+/* ---- limits and failures ---------------------------------------------------------------- */
+
+static void key_over_the_limit_is_etoobig_and_writes_nothing(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    e->cfg.max_key_bytes = 8;
+    env_open_ok(e);
+    assert_int_equal(
+        bc_put(e->bc, 1, (const uint8_t *)"123456789", 9, (const uint8_t *)"v", 1, &e->err),
+        RK_ETOOBIG);
+    assert_non_null(strstr(e->err.text, "key of 9 bytes is over the limit of 8 bytes"));
+    bool existed;
+    assert_int_equal(bc_del(e->bc, 1, (const uint8_t *)"123456789", 9, &existed, &e->err),
+                     RK_ETOOBIG);
+    end(e);
+    sync_(e);
+    assert_int_equal(list_names(e).n, 0);
+    assert_int_equal(bc_applied_index(e->bc), 0);
+    put1(e, 1, "12345678", "at the limit is fine");
+    expect(e, "12345678", "at the limit is fine");
+    env_free(e);
+}
+
+static void value_over_the_limit_is_etoobig_and_writes_nothing(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    e->cfg.max_value_bytes = 16;
+    env_open_ok(e);
+    assert_int_equal(bc_put(e->bc, 1, (const uint8_t *)"k", 1, (const uint8_t *)"seventeen bytes!!",
+                            17, &e->err),
+                     RK_ETOOBIG);
+    assert_non_null(strstr(e->err.text, "value of 17 bytes is over the limit of 16 bytes"));
+    end(e);
+    assert_int_equal(list_names(e).n, 0);
+    expect(e, "k", NULL);
+    env_free(e);
+}
+
+static void default_limits_are_64_kib_keys_and_64_mib_values(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    size_t big = BC_MAX_VALUE_BYTES + 1;
+    uint8_t *buf = calloc(1, big);
+    assert_non_null(buf);
+    assert_int_equal(bc_put(e->bc, 1, buf, BC_MAX_KEY_BYTES + 1, buf, 1, &e->err), RK_ETOOBIG);
+    assert_int_equal(bc_put(e->bc, 1, buf, 1, buf, (uint32_t)big, &e->err), RK_ETOOBIG);
+    ok(e, bc_put(e->bc, 1, buf, BC_MAX_KEY_BYTES, buf, 1000, &e->err));
+    end(e);
+    free(buf);
+    assert_int_equal(bc_count(e->bc), 1);
+    e->cfg.max_key_bytes = BC_MAX_KEY_BYTES + 1;
+    struct bitcask *other;
+    assert_int_equal(bc_open(&e->cfg, &other, &e->err), RK_EINVAL);
+    env_free(e);
+}
+
+static void failed_sync_poisons_the_store_until_reopened(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put1(e, 1, "k", "v");
+    struct simdisk_faults f = {.sync_error = 1.0};
+    set_faults(e, &f);
+    assert_int_equal(bc_sync(e->bc, &e->err), RK_EIO);
+    no_faults(e);
+    const uint8_t *val;
+    uint32_t len;
+    bool existed;
+    assert_int_equal(bc_sync(e->bc, &e->err), RK_EIO);
+    assert_non_null(strstr(e->err.text, "must be reopened"));
+    assert_int_equal(get_s(e, "k", &val, &len), RK_EIO);
+    assert_int_equal(bc_put(e->bc, 2, (const uint8_t *)"k", 1, val, 0, &e->err), RK_EIO);
+    assert_int_equal(bc_del(e->bc, 2, (const uint8_t *)"k", 1, &existed, &e->err), RK_EIO);
+    assert_int_equal(bc_end_batch(e->bc, &e->err), RK_EIO);
+    assert_int_equal(bc_merge(e->bc, &e->err), RK_EIO);
+    env_reopen(e);
+    expect(e, "k", "v");
+    env_free(e);
+}
+
+static void failed_append_poisons_and_the_keydir_never_points_at_unwritten_bytes(void **state)
+{
+    (void)state;
+    struct env *e = env_new(3, 0);
+    env_open_ok(e);
+    put1(e, 1, "k", "old");
+    put_s(e, 2, "k", "new, never written");
+    struct simdisk_faults f = {.crash_at_call = 1};
+    set_faults(e, &f);
+    assert_int_equal(bc_end_batch(e->bc, &e->err), RK_EIO);
+    const uint8_t *val;
+    uint32_t len;
+    assert_int_equal(get_s(e, "k", &val, &len), RK_EIO);
+    env_crash_reopen(e);
+    expect(e, "k", NULL); /* "old" was never synced either */
+    put1(e, 1, "k", "old");
+    sync_(e);
+    put_s(e, 2, "k", "new");
+    f.crash_at_call = 1;
+    set_faults(e, &f);
+    assert_int_equal(bc_end_batch(e->bc, &e->err), RK_EIO);
+    env_crash_reopen(e);
+    expect(e, "k", "old");
+    env_free(e);
+}
+
+/* ---- the keydir ------------------------------------------------------------------------- */
+
+static void keydir_costs_at_most_80_bytes_per_16_byte_key(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    size_t base = 0; /* everything the store allocated counts */
+    char key[17];
+    double worst = 0;
+    for (int i = 0; i < 100000; i++) {
+        snprintf(key, sizeof(key), "%016d", i);
+        ok(e, bc_put(e->bc, (uint64_t)i + 1, (const uint8_t *)key, 16, (const uint8_t *)"12345678",
+                     8, &e->err));
+        end(e);
+        if (i >= 9999 && (i + 1) % 1000 == 0) {
+            double per_key = (double)(e->cnt.live_bytes - base) / (i + 1);
+            worst = per_key > worst ? per_key : worst;
+            assert_true(per_key <= 16 + 64);
+        }
+    }
+    struct bc_stats st = stats(e);
+    double per_key = (double)(e->cnt.live_bytes - base) / 100000;
+    printf("keydir: 100000 keys of 16 bytes: %.1f bytes/key allocated (keydir %.1f), worst "
+           "%.1f from 10k keys on\n",
+           per_key, (double)st.keydir_bytes / 100000, worst);
+    assert_true(per_key <= 16 + 64);
+    env_free(e);
+}
+
+static void keydir_grows_a_bounded_step_at_a_time(void **state)
+{
+    (void)state;
+    struct bc_keydir kd;
+    assert_int_equal(bc_kd_init(&kd, rk_alloc_libc()), RK_OK);
+    char key[16];
+    uint64_t draining_calls = 0;
+    for (int i = 0; i < 200000; i++) {
+        int n = snprintf(key, sizeof(key), "k%d", i);
+        uint32_t h = bc_kd_hash((const uint8_t *)key, (uint32_t)n);
+        assert_int_equal(bc_kd_reserve(&kd), RK_OK);
+        struct bc_kent *ent = bc_kd_new(&kd, h, (const uint8_t *)key, (uint32_t)n);
+        assert_non_null(ent);
+        ent->index = (uint64_t)i;
+        bc_kd_insert(&kd, ent);
+        uint64_t moved = kd.moved;
+        bc_kd_step(&kd);
+        assert_true(kd.moved - moved <= 32); /* the pause is bounded */
+        draining_calls += kd.old != NULL;
+        if (kd.old != NULL && i % 7919 == 0) {
+            assert_true(bc_kd_valid(&kd)); /* both tables valid mid-drain */
+            for (int j = 0; j <= i; j += 97) {
+                n = snprintf(key, sizeof(key), "k%d", j);
+                h = bc_kd_hash((const uint8_t *)key, (uint32_t)n);
+                struct bc_kent *f = bc_kd_find(&kd, h, (const uint8_t *)key, (uint32_t)n);
+                assert_non_null(f);
+                assert_int_equal(f->index, j);
+            }
+        }
+    }
+    assert_true(draining_calls > 1000); /* growth really was spread over many calls */
+    /* Deletes during a drain keep both tables valid. */
+    for (int i = 0; i < 200000; i += 2) {
+        int n = snprintf(key, sizeof(key), "k%d", i);
+        struct bc_kent *f = bc_kd_find(&kd, bc_kd_hash((const uint8_t *)key, (uint32_t)n),
+                                       (const uint8_t *)key, (uint32_t)n);
+        assert_non_null(f);
+        bc_kd_remove(&kd, f);
+        bc_kd_step(&kd);
+    }
+    assert_true(bc_kd_valid(&kd));
+    assert_int_equal(kd.count, 100000);
+    bc_kd_free(&kd);
+}
+
+/* ---- scan and the kv_store --------------------------------------------------------------- */
+
+struct seen {
+    char keys[600][16];
+    int n;
+    uint64_t sum; /* of value lengths */
+};
+
+static bool seen_one(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                     uint32_t val_len)
+{
+    struct seen *s = ctx;
+    assert_true(s->n < 600 && key_len < 16);
+    memcpy(s->keys[s->n], key, key_len);
+    s->keys[s->n][key_len] = '\0';
+    s->n++;
+    s->sum += val_len;
+    (void)val;
+    return true;
+}
+
+static struct seen *scan_all(struct env *e)
+{
+    struct seen *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    ok(e, bc_scan(e->bc, seen_one, s, &e->err));
+    return s;
+}
+
+static void scan_visits_every_live_key_once_with_its_value(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 700);
+    env_open_ok(e);
+    char key[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "s%d", i);
+        put1(e, (uint64_t)i + 1, key, i % 3 == 0 ? "" : "xyz");
+    }
+    put_s(e, 301, "pending", "in the open batch");
+    struct seen *s = scan_all(e);
+    assert_int_equal(s->n, 301);
+    assert_int_equal(s->sum, 200 * 3 + strlen("in the open batch"));
+    for (int i = 0; i < s->n; i++)
+        for (int j = i + 1; j < s->n; j++)
+            assert_string_not_equal(s->keys[i], s->keys[j]);
+    free(s);
+    env_free(e);
+}
+
+static void scan_order_is_a_function_of_the_key_set_alone(void **state)
+{
+    (void)state;
+    char key[16];
+    struct env *a = env_new(1, 0);
+    env_open_ok(a);
+    for (int i = 0; i < 500; i++) {
+        snprintf(key, sizeof(key), "o%d", i);
+        put1(a, (uint64_t)i + 1, key, "a");
+    }
+    for (int i = 0; i < 500; i += 3) {
+        snprintf(key, sizeof(key), "o%d", i);
+        del_s(a, 501 + (uint64_t)i, key);
+        end(a);
+    }
+    /* b: another order, other keys that come and go, another file size. */
+    struct env *b = env_new(2, 300);
+    env_open_ok(b);
+    uint64_t index = 0;
+    for (int i = 499; i >= 0; i--) {
+        snprintf(key, sizeof(key), "o%d", i);
+        if (i % 3 != 0)
+            put1(b, ++index, key, "b");
+        snprintf(key, sizeof(key), "tmp%d", i);
+        put1(b, ++index, key, "t");
+    }
+    for (int i = 0; i < 500; i++) {
+        snprintf(key, sizeof(key), "tmp%d", i);
+        del_s(b, ++index, key);
+        end(b);
+    }
+    struct seen *sa = scan_all(a);
+    struct seen *sb = scan_all(b);
+    assert_int_equal(sa->n, 333);
+    assert_int_equal(sb->n, 333);
+    assert_memory_equal(sa->keys, sb->keys, sizeof(sa->keys));
+    /* The same after a restart and a merge. */
+    sync_(a);
+    env_reopen(a);
+    ok(a, bc_merge(a->bc, &a->err));
+    env_reopen(a);
+    struct seen *sc = scan_all(a);
+    assert_memory_equal(sa->keys, sc->keys, sizeof(sa->keys));
+    free(sa);
+    free(sb);
+    free(sc);
+    env_free(a);
+    env_free(b);
+}
+
+static void kv_store_ops_drive_the_bitcask(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    struct kv_store *s = bc_kv_store(e->bc);
+    assert_int_equal(s->ops->put(s, 1, (const uint8_t *)"a", 1, (const uint8_t *)"x", 1), RK_OK);
+    assert_int_equal(s->ops->applied_index(s), 1); /* S2: the open batch counts */
+    assert_int_equal(s->ops->end_batch(s, 1), RK_OK);
+    bool existed = false;
+    assert_int_equal(s->ops->del(s, 2, (const uint8_t *)"b", 1, &existed), RK_OK);
+    assert_false(existed);
+    assert_int_equal(s->ops->end_batch(s, 2), RK_OK);
+    assert_int_equal(s->ops->end_batch(s, 3), RK_OK); /* nothing written for 3: no-op */
+    assert_int_equal(s->ops->applied_index(s), 2);
+    assert_int_equal(s->ops->sync(s), RK_OK);
+    const uint8_t *val;
+    uint32_t len;
+    assert_int_equal(s->ops->get(s, (const uint8_t *)"a", 1, &val, &len), RK_OK);
+    assert_int_equal(len, 1);
+    assert_memory_equal(val, "x", 1);
+    assert_int_equal(s->ops->get(s, (const uint8_t *)"b", 1, &val, &len), RK_ENOENT);
+    assert_int_equal(s->ops->count(s), 1);
+    struct seen seen;
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(s->ops->scan(s, seen_one, &seen), RK_OK);
+    assert_int_equal(seen.n, 1);
+    s->ops->destroy(s);
+    e->bc = NULL;
+    assert_int_equal(e->cnt.live, 0);
+    env_open_ok(e);
+    assert_int_equal(bc_applied_index(e->bc), 2);
+    env_free(e);
+}
+
+/* ---- a randomized crash test against a model ---------------------------------------------- */
+
+#define MODEL_KEYS    24
+#define MODEL_HISTORY 512
+
+/* The model: per key, the index of the batch that wrote its value (0: absent). A value is a
+ * function of (key, index), so this is the whole state. */
+struct model {
+    uint64_t index;
+    uint64_t wrote[MODEL_KEYS];
+    uint32_t len[MODEL_KEYS];
+};
+
+struct rnd {
+    struct env *e;
+    struct rk_prng prng;
+    struct model cur;
+    /* Every state at a batch boundary from the last successful sync on: the store must come
+     * back as one of them. */
+    struct model hist[MODEL_HISTORY];
+    int n_hist;
+    uint8_t val[4096];
+};
+
+static void model_value(uint8_t *out, int k, uint64_t index, uint32_t len)
+{
+    struct rk_prng p;
+    rk_prng_seed(&p, (uint64_t)k * 1000003u + index);
+    for (uint32_t i = 0; i < len; i++)
+        out[i] = (uint8_t)rk_prng_next(&p);
+}
+
+static void model_key(char *out, int k)
+{
+    snprintf(out, 16, "mk%02d", k);
+}
+
+static void hist_push(struct rnd *r)
+{
+    if (r->n_hist == MODEL_HISTORY) { /* keep the oldest (the synced one) and the newest */
+        memmove(&r->hist[1], &r->hist[2], (MODEL_HISTORY - 2) * sizeof(r->hist[0]));
+        r->n_hist--;
+    }
+    r->hist[r->n_hist++] = r->cur;
+}
+
+static void hist_synced(struct rnd *r)
+{
+    r->hist[0] = r->cur;
+    r->n_hist = 1;
+}
+
+/* One batch of 1-3 puts and dels. False if the store failed (a fault). */
+static bool rnd_batch(struct rnd *r)
+{
+    struct env *e = r->e;
+    struct model next = r->cur;
+    next.index++;
+    int n = 1 + (int)rk_prng_below(&r->prng, 3);
+    for (int i = 0; i < n; i++) {
+        int k = (int)rk_prng_below(&r->prng, MODEL_KEYS);
+        char key[16];
+        model_key(key, k);
+        int rc;
+        if (rk_prng_below(&r->prng, 4) == 0) {
+            bool existed;
+            rc = bc_del(e->bc, next.index, (const uint8_t *)key, (uint32_t)strlen(key), &existed,
+                        &e->err);
+            if (rc == RK_OK)
+                assert_int_equal(existed, next.wrote[k] != 0);
+            next.wrote[k] = 0;
+        } else {
+            uint32_t len = (uint32_t)rk_prng_below(&r->prng, 8) == 0
+                               ? (uint32_t)rk_prng_below(&r->prng, 4000)
+                               : (uint32_t)rk_prng_below(&r->prng, 120);
+            model_value(r->val, k, next.index, len);
+            rc = bc_put(e->bc, next.index, (const uint8_t *)key, (uint32_t)strlen(key), r->val, len,
+                        &e->err);
+            next.wrote[k] = next.index;
+            next.len[k] = len;
+        }
+        if (rc != RK_OK)
+            return false;
+    }
+    int rc = bc_end_batch(e->bc, &e->err);
+    /* A batch whose end failed must not come back torn; whole, it would be no lie. */
+    r->cur = next;
+    hist_push(r);
+    return rc == RK_OK;
+}
+
+/* Compares the result of a get of key k with the model. */
+static void rnd_compare(struct rnd *r, const struct model *m, int k, int rc, const uint8_t *val,
+                        uint32_t len)
+{
+    if (m->wrote[k] == 0) {
+        if (rc != RK_ENOENT)
+            fail_msg("mk%02d: expected absent at index %llu, got %s (%s)", k,
+                     (unsigned long long)m->index, rk_strerror(rc), r->e->err.text);
+        return;
+    }
+    if (rc != RK_OK)
+        fail_msg("mk%02d: %s: %s", k, rk_strerror(rc), r->e->err.text);
+    assert_int_equal(len, m->len[k]);
+    model_value(r->val, k, m->wrote[k], len);
+    assert_memory_equal(val, r->val, len);
+}
+
+static void rnd_check_key(struct rnd *r, const struct model *m, int k)
+{
+    char key[16];
+    model_key(key, k);
+    const uint8_t *val = NULL;
+    uint32_t len = 0;
+    int rc = get_s(r->e, key, &val, &len);
+    rnd_compare(r, m, k, rc, val, len);
+}
+
+/* After a reopen: the store is one of the states since the last sync, by its applied index. */
+static void rnd_verify_reopened(struct rnd *r)
+{
+    uint64_t applied = bc_applied_index(r->e->bc);
+    int at = -1;
+    for (int i = 0; i < r->n_hist; i++)
+        at = r->hist[i].index == applied ? i : at;
+    if (at < 0)
+        fail_msg("reopened at index %llu, not a batch boundary since the last sync (%llu..%llu)",
+                 (unsigned long long)applied, (unsigned long long)r->hist[0].index,
+                 (unsigned long long)r->hist[r->n_hist - 1].index);
+    const struct model *m = &r->hist[at];
+    uint64_t count = 0;
+    for (int k = 0; k < MODEL_KEYS; k++) {
+        rnd_check_key(r, m, k);
+        count += m->wrote[k] != 0;
+    }
+    assert_int_equal(bc_count(r->e->bc), count);
+    r->cur = *m;
+    /* What a reopen finds is not durable unless it was: keep the candidates up to it. */
+    r->n_hist = at + 1;
+}
+
+static bool rnd_verbose(void)
+{
+    return getenv("BC_VERBOSE") != NULL;
+}
+
+/* Random operations until a fault stops the store or n ops are done. */
+static void rnd_ops(struct rnd *r, int n)
+{
+    struct env *e = r->e;
+    for (int op = 0; op < n; op++) {
+        uint64_t x = rk_prng_below(&r->prng, 100);
+        if (x < 60) {
+            bool done = rnd_batch(r);
+            if (rnd_verbose())
+                fprintf(stderr, "  batch %llu: %s\n", (unsigned long long)r->cur.index,
+                        done ? "ok" : e->err.text);
+            if (!done)
+                return;
+        } else if (x < 75) {
+            int rc = bc_sync(e->bc, &e->err);
+            if (rnd_verbose())
+                fprintf(stderr, "  sync: %s\n", rc == RK_OK ? "ok" : e->err.text);
+            if (rc != RK_OK)
+                return;
+            hist_synced(r);
+        } else if (x < 82) {
+            int rc = bc_merge(e->bc, &e->err);
+            if (rnd_verbose())
+                fprintf(stderr, "  merge: %s\n", rc == RK_OK ? "ok" : e->err.text);
+            if (rc != RK_OK)
+                return;
+            hist_synced(r); /* merge syncs first */
+        } else {
+            int k = (int)rk_prng_below(&r->prng, MODEL_KEYS);
+            char key[16];
+            model_key(key, k);
+            const uint8_t *val = NULL;
+            uint32_t len = 0;
+            int rc = get_s(e, key, &val, &len);
+            if (rc != RK_OK && rc != RK_ENOENT)
+                return; /* the disk died under it */
+            rnd_compare(r, &r->cur, k, rc, val, len);
+        }
+    }
+}
+
+static void rnd_episode(uint64_t seed, uint64_t *crashes, uint64_t *cuts)
+{
+    static const uint64_t file_sizes[] = {200, 700, 3000, 1 << 20};
+    struct rnd *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    rk_prng_seed(&r->prng, seed);
+    r->e = env_new(seed, file_sizes[rk_prng_below(&r->prng, 4)]);
+    env_open_ok(r->e);
+    hist_synced(r);
+    for (int cycle = 0; cycle < 4; cycle++) {
+        struct simdisk_faults f = {.torn_writes = true};
+        uint64_t mode = rk_prng_below(&r->prng, 3);
+        if (mode == 0)
+            f.crash_at_call = 1 + rk_prng_below(&r->prng, 200);
+        else if (mode == 2)
+            f.write_error = f.sync_error = 0.03;
+        set_faults(r->e, &f);
+        if (rnd_verbose())
+            fprintf(stderr, " cycle %d: mode %llu, crash at call %llu\n", cycle,
+                    (unsigned long long)mode, (unsigned long long)f.crash_at_call);
+        rnd_ops(r, 1 + (int)rk_prng_below(&r->prng, 80));
+        if (rnd_verbose() && f.crash_at_call == 0) /* (it would move the crash point) */
+            print_dir(r->e, "before the crash");
+        env_close(r->e);
+        if (mode != 2 || rk_prng_below(&r->prng, 2) == 0) {
+            simdisk_crash(r->e->disk);
+            ++*crashes;
+        }
+        /* Sometimes the restart crashes too, in the middle of its recovery. */
+        if (rk_prng_below(&r->prng, 4) == 0) {
+            struct simdisk_faults g = {.torn_writes = true,
+                                       .crash_at_call = 1 + rk_prng_below(&r->prng, 30)};
+            set_faults(r->e, &g);
+            int rc = env_open(r->e);
+            if (rnd_verbose())
+                fprintf(stderr, " reopen with a crash at call %llu: %s\n",
+                        (unsigned long long)g.crash_at_call, rc == RK_OK ? "ok" : r->e->err.text);
+            if (rc == RK_OK)
+                env_close(r->e);
+            simdisk_crash(r->e->disk);
+        }
+        no_faults(r->e);
+        if (rnd_verbose())
+            print_dir(r->e, "after the crash");
+        env_open_ok(r->e);
+        *cuts += stats(r->e).cut_bytes > 0;
+        if (rnd_verbose())
+            fprintf(stderr, " reopened at %llu, cut %llu bytes\n",
+                    (unsigned long long)bc_applied_index(r->e->bc),
+                    (unsigned long long)stats(r->e).cut_bytes);
+        rnd_verify_reopened(r);
+    }
+    env_free(r->e);
+    free(r);
+}
+
+static void random_operations_and_crashes_match_the_model(void **state)
+{
+    (void)state;
+    uint64_t crashes = 0;
+    uint64_t cuts = 0;
+    int episodes = 4000;
+    const char *many = getenv("BC_EPISODES"); /* a longer hunt */
+    if (many != NULL)
+        episodes = atoi(many);
+    const char *one = getenv("BC_SEED"); /* replay one episode: BC_SEED=n BC_VERBOSE=1 */
+    for (uint64_t seed = 1; seed <= (uint64_t)episodes; seed++) {
+        if (one != NULL && strtoull(one, NULL, 10) != seed)
+            continue;
+        if (getenv("BC_VERBOSE") != NULL)
+            fprintf(stderr, "episode %llu\n", (unsigned long long)seed);
+        rnd_episode(seed, &crashes, &cuts);
+    }
+    printf("random crash test: %d episodes, %llu crashes, %llu torn tails cut\n", episodes,
+           (unsigned long long)crashes, (unsigned long long)cuts);
+    assert_true(cuts > 500);
+}
+
+/* ---- merge: a crash at every fs call ------------------------------------------------------ */
+
+/* A store of several files with dead records and tombstones, reopened (all immutable). */
+static struct env *merge_fixture(void)
+{
+    struct env *e = env_new(42, 512);
+    env_open_ok(e);
+    uint64_t index = 0;
+    write_churn(e, &index);
+    sync_(e);
+    env_reopen(e);
+    put1(e, ++index, "k1", "round 19 of key 1"); /* and an active file */
+    sync_(e);
+    return e;
+}
+
+static void expect_fixture(struct env *e)
+{
+    char key[16];
+    char val[48];
+    for (int k = 0; k < 10; k++) {
+        snprintf(key, sizeof(key), "k%d", k);
+        snprintf(val, sizeof(val), "round 19 of key %d", k);
+        expect(e, key, k % 2 == 0 ? NULL : val);
+    }
+    assert_int_equal(bc_count(e->bc), 5);
+    assert_int_equal(bc_applied_index(e->bc), 206);
+    struct names ns = list_names(e);
+    assert_int_equal(ns.tmp, 0);
+    assert_false(ns.merge);
+}
+
+static void crash_at_any_call_of_a_merge_reopens_with_the_same_contents(void **state)
+{
+    (void)state;
+    uint64_t calls = 0;
+    int rolled_forward = 0;
+    for (uint64_t k = 1;; k++) {
+        struct env *e = merge_fixture();
+        struct simdisk_faults f = {.torn_writes = (k % 2) == 0, .crash_at_call = k};
+        set_faults(e, &f);
+        int rc = bc_merge(e->bc, &e->err);
+        if (!simdisk_crashed(e->disk)) {
+            ok(e, rc);
+            no_faults(e); /* the crash point is past the merge's last call */
+            calls = k - 1;
+            expect_fixture(e);
+            env_free(e);
+            break;
+        }
+        /* (A crash point on a close, which cannot fail, may still let the merge finish.) */
+        env_close(e);
+        simdisk_crash(e->disk);
+        no_faults(e);
+        env_open_ok(e);
+        rolled_forward += stats(e).hint_files_loaded > 0;
+        expect_fixture(e);
+        ok(e, bc_merge(e->bc, &e->err)); /* and a merge still works */
+        expect_fixture(e);
+        env_reopen(e);
+        expect_fixture(e);
+        env_free(e);
+    }
+    assert_true(calls > 20);
+    assert_true(rolled_forward > 3); /* some crashes came after the commit point */
+}
+
+static void crash_during_the_recovery_of_a_crashed_merge_is_harmless(void **state)
+{
+    (void)state;
+    /* Merge crash points after the commit (MERGE durable), then a crash at every call of the
+     * recovery that rolls it forward. */
+    int tried = 0;
+    for (uint64_t k = 1; k < 200; k += 3) {
+        for (uint64_t j = 1;; j++) {
+            struct env *e = merge_fixture();
+            struct simdisk_faults f = {.crash_at_call = k};
+            set_faults(e, &f);
+            int rc = bc_merge(e->bc, &e->err);
+            bool crashed = simdisk_crashed(e->disk);
+            env_close(e);
+            if (!crashed) {
+                ok(e, rc);
+                env_free(e);
+                k = 1000; /* past the merge's last call: done */
+                break;
+            }
+            simdisk_crash(e->disk);
+            if (!list_names(e).merge) { /* before the commit: nothing to roll forward */
+                env_free(e);
+                break;
+            }
+            struct simdisk_faults g = {.crash_at_call = j};
+            set_faults(e, &g);
+            rc = env_open(e);
+            bool open_crashed = simdisk_crashed(e->disk);
+            if (rc == RK_OK)
+                env_close(e);
+            simdisk_crash(e->disk);
+            no_faults(e);
+            env_open_ok(e);
+            expect_fixture(e);
+            env_free(e);
+            tried++;
+            if (!open_crashed)
+                break;
+        }
+    }
+    assert_true(tried > 20);
+}
+
+/* ---- bit flips on read ------------------------------------------------------------------- */
+
+static void bit_flips_and_read_errors_never_return_wrong_data(void **state)
+{
+    (void)state;
+    struct env *e = env_new(5, 2000);
+    env_open_ok(e);
+    put_numbered(e, 1, 150);
+    sync_(e);
+    env_reopen(e);
+    ok(e, bc_merge(e->bc, &e->err)); /* hint files too */
+    put_numbered(e, 151, 200);
+    sync_(e);
+    env_close(e);
+    int opened = 0;
+    int good = 0;
+    int refused = 0;
+    for (int trial = 0; trial < 60; trial++) {
+        struct simdisk_faults f = {.bitflip_per_read = trial < 30 ? 0.5 : 0.05,
+                                   .read_error = trial % 2 == 0 ? 0.2 : 0};
+        set_faults(e, &f);
+        int rc = env_open(e);
+        if (rc != RK_OK) {
+            assert_true(rc == RK_ECORRUPT || rc == RK_EIO);
+            continue;
+        }
+        opened++;
+        char key[32];
+        char val[400];
+        for (int i = 1; i <= 200; i++) {
+            key_of(key, sizeof(key), i);
+            value_of(val, sizeof(val), i, (uint64_t)i);
+            const uint8_t *got;
+            uint32_t len;
+            rc = get_s(e, key, &got, &len);
+            if (rc == RK_OK) {
+                assert_int_equal(len, strlen(val));
+                assert_memory_equal(got, val, len);
+                good++;
+            } else {
+                assert_true(rc == RK_ECORRUPT || rc == RK_EIO);
+                refused++;
+            }
+        }
+        env_close(e);
+    }
+    /* Opening under bit flips changed nothing on the disk. */
+    no_faults(e);
+    env_open_ok(e);
+    expect_numbered(e, 200, 200);
+    assert_true(opened > 10);
+    assert_true(good > 1000);
+    printf("bit flips: %d of 60 opens succeeded; gets: %d right, %d refused, 0 wrong\n", opened,
+           good, refused);
+    env_free(e);
+}
+
+/* ---- allocation failures ----------------------------------------------------------------- */
+
+static void open_without_memory_fails_cleanly_at_every_allocation(void **state)
+{
+    (void)state;
+    struct env *e = env_new(9, 600);
+    env_open_ok(e);
+    put_numbered(e, 1, 40);
+    sync_(e);
+    env_reopen(e);
+    ok(e, bc_merge(e->bc, &e->err));
+    put_numbered(e, 41, 60);
+    sync_(e);
+    env_close(e);
+    int failures = 0;
+    for (size_t k = 1;; k++) {
+        e->cnt.fail_at = e->cnt.calls + k;
+        int rc = env_open(e);
+        e->cnt.fail_at = 0;
+        if (rc == RK_OK)
+            break;
+        assert_int_equal(rc, RK_ENOMEM);
+        assert_int_equal(e->cnt.live, 0);
+        failures++;
+    }
+    assert_true(failures > 5);
+    expect_numbered(e, 60, 60);
+    env_free(e);
+}
+
+static void put_and_del_without_memory_change_nothing(void **state)
+{
+    (void)state;
+    struct env *e = env_new(9, 0);
+    env_open_ok(e);
+    put_numbered(e, 1, 14); /* the 15th key makes the keydir grow */
+    for (size_t k = 1;; k++) {
+        e->cnt.fail_at = e->cnt.calls + k;
+        int rc =
+            bc_put(e->bc, 15, (const uint8_t *)"key-0015", 8, (const uint8_t *)"v", 1, &e->err);
+        e->cnt.fail_at = 0;
+        if (rc == RK_OK)
+            break;
+        assert_int_equal(rc, RK_ENOMEM);
+        expect_numbered(e, 14, 15);
+    }
+    end(e);
+    expect(e, "key-0015", "v");
+    e->cnt.fail_from = e->cnt.calls + 1;
+    bool existed;
+    char big[5000] = {0};
+    int rc = bc_put(e->bc, 16, (const uint8_t *)"key-0001", 8, (const uint8_t *)big, sizeof(big),
+                    &e->err);
+    assert_int_equal(rc, RK_ENOMEM);
+    e->cnt.fail_from = 0;
+    ok(e, bc_del(e->bc, 16, (const uint8_t *)"key-0001", 8, &existed, &e->err));
+    assert_true(existed);
+    end(e);
+    expect(e, "key-0001", NULL);
+    env_free(e);
+}
+
+static void get_without_memory_is_enomem(void **state)
+{
+    (void)state;
+    struct env *e = env_new(9, 0);
+    env_open_ok(e);
+    put_numbered(e, 1, 3);
+    env_reopen(e);
+    e->cnt.fail_from = e->cnt.calls + 1;
+    const uint8_t *val;
+    uint32_t len;
+    assert_int_equal(get_s(e, "key-0001", &val, &len), RK_ENOMEM);
+    e->cnt.fail_from = 0;
+    expect_numbered(e, 3, 3);
+    env_free(e);
+}
+
+static void merge_without_memory_leaves_the_store_usable(void **state)
+{
+    (void)state;
+    struct env *e = env_new(9, 500);
+    env_open_ok(e);
+    uint64_t index = 0;
+    write_churn(e, &index);
+    int failures = 0;
+    for (size_t k = 1;; k++) {
+        e->cnt.fail_at = e->cnt.calls + k;
+        int rc = bc_merge(e->bc, &e->err);
+        e->cnt.fail_at = 0;
+        if (rc == RK_OK)
+            break;
+        assert_int_equal(rc, RK_ENOMEM);
+        struct names ns = list_names(e);
+        assert_int_equal(ns.tmp, 0);
+        assert_false(ns.merge);
+        expect_churned(e);
+        failures++;
+    }
+    assert_true(failures > 5);
+    expect_churned(e);
+    put1(e, ++index, "k0", "after");
+    sync_(e);
+    env_reopen(e);
+    expect(e, "k0", "after");
+    env_free(e);
+}
+
+/* ---- the state machine over the bitcask --------------------------------------------------- */
+
+/* Entry i: client 1 + i % 4 (seq = its count so far) puts "key<i % 7>" = "val<i>". */
+static size_t kv_entry(int i, uint8_t *buf, size_t cap)
+{
+    char key[16];
+    char val[16];
+    int kn = snprintf(key, sizeof(key), "key%d", i % 7);
+    int vn = snprintf(val, sizeof(val), "val%d", i);
+    struct kv_cmd c = {.op = KV_OP_PUT,
+                       .client_id = 1 + (uint64_t)(i % 4),
+                       .seq = 1 + (uint64_t)((i - 1) / 4),
+                       .key = (const uint8_t *)key,
+                       .key_len = (uint32_t)kn,
+                       .val = (const uint8_t *)val,
+                       .val_len = (uint32_t)vn};
+    size_t len = 0;
+    assert_int_equal(kv_cmd_encode(&c, buf, cap, &len), RK_OK);
+    return len;
+}
+
+static void kv_sessions_survive_a_crash_of_the_bitcask_under_them(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 30; seed++) {
+        struct env *e = env_new(seed, 600);
+        env_open_ok(e);
+        struct kv_config kc = {.alloc = rk_alloc_libc(), .store = bc_kv_store(e->bc)};
+        struct kv *kv;
+        assert_int_equal(kv_create(&kc, &kv, &e->err), RK_OK);
+        uint8_t buf[128];
+        int synced = 0;
+        for (int i = 1; i <= 100; i++) {
+            struct kv_result res;
+            assert_int_equal(
+                kv_apply(kv, (uint64_t)i, buf, (uint32_t)kv_entry(i, buf, sizeof(buf)), &res),
+                RK_OK);
+            assert_int_equal(res.status, KV_OK);
+            if (i % 10 == (int)(seed % 10)) {
+                sync_(e);
+                synced = i;
+            }
+        }
+        kv_destroy(kv);
+        struct simdisk_faults f = {.torn_writes = true};
+        set_faults(e, &f);
+        env_close(e);
+        simdisk_crash(e->disk);
+        no_faults(e);
+        env_open_ok(e);
+        kc.store = bc_kv_store(e->bc);
+        assert_int_equal(kv_create(&kc, &kv, &e->err), RK_OK);
+        assert_true(kv_valid(kv));
+        int applied = (int)kv_applied_index(kv);
+        assert_true(applied >= synced && applied <= 100);
+        /* A retry of an entry the store kept is a duplicate; the log replays the rest. */
+        struct kv_result res;
+        if (applied > 0) {
+            assert_int_equal(kv_apply(kv, (uint64_t)applied + 1000, buf,
+                                      (uint32_t)kv_entry(applied, buf, sizeof(buf)), &res),
+                             RK_OK);
+            assert_int_equal(res.status, KV_DUPLICATE);
+        }
+        for (int i = applied + 1; i <= 100; i++) {
+            assert_int_equal(kv_apply(kv, (uint64_t)i + 1000, buf,
+                                      (uint32_t)kv_entry(i, buf, sizeof(buf)), &res),
+                             RK_OK);
+            assert_int_equal(res.status, KV_OK);
+        }
+        for (int k = 0; k < 7; k++) {
+            char key[16];
+            char want[16];
+            snprintf(key, sizeof(key), "key%d", k);
+            int last = 100 - (100 - k) % 7;
+            snprintf(want, sizeof(want), "val%d", last);
+            const uint8_t *val;
+            uint32_t len;
+            assert_int_equal(kv_get(kv, (const uint8_t *)key, (uint32_t)strlen(key), &val, &len),
+                             RK_OK);
+            assert_int_equal(len, strlen(want));
+            assert_memory_equal(val, want, len);
+        }
+        assert_true(kv_valid(kv));
+        kv_destroy(kv);
+        env_free(e);
+    }
+}
+
+/* ---- performance ------------------------------------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void throughput_on_simdisk(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    e->cfg.alloc = NULL; /* libc, as in production */
+    env_open_ok(e);
+    enum { N = 200000 };
+    char key[17];
+    uint8_t val[100];
+    memset(val, 'v', sizeof(val));
+    double t0 = now_s();
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "%016d", i);
+        ok(e, bc_put(e->bc, (uint64_t)i + 1, (const uint8_t *)key, 16, val, sizeof(val), &e->err));
+        end(e);
+        if (i % 1000 == 999)
+            sync_(e);
+    }
+    double t1 = now_s();
+    struct rk_prng p;
+    rk_prng_seed(&p, 1);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "%016d", (int)rk_prng_below(&p, N));
+        const uint8_t *got;
+        uint32_t len;
+        ok(e, bc_get(e->bc, (const uint8_t *)key, 16, &got, &len, &e->err));
+    }
+    double t2 = now_s();
+    printf("simdisk, 16-byte keys, 100-byte values: %.0f puts/s (one batch each, a sync per "
+           "1000), %.0f random gets/s\n",
+           N / (t1 - t0), N / (t2 - t1));
+    bc_close(e->bc);
+    e->bc = NULL;
+    simdisk_destroy(e->disk);
+    free(e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(put_then_get_returns_the_value),
+        cmocka_unit_test(get_of_a_missing_key_is_enoent),
+        cmocka_unit_test(overwrite_returns_the_latest_value),
+        cmocka_unit_test(del_removes_the_key_and_says_whether_it_existed),
+        cmocka_unit_test(open_batch_is_visible_before_end_batch),
+        cmocka_unit_test(values_survive_a_clean_reopen),
+        cmocka_unit_test(tombstone_survives_reopen),
+        cmocka_unit_test(a_new_index_closes_the_open_batch),
+        cmocka_unit_test(same_key_twice_in_a_batch_keeps_the_later),
+        cmocka_unit_test(rotation_creates_files_and_reads_across_them),
+        cmocka_unit_test(merge_shrinks_the_files_and_keeps_the_contents),
+        cmocka_unit_test(merge_writes_hints_that_the_next_open_uses),
+        cmocka_unit_test(bad_hint_falls_back_to_scanning_the_data_file),
+        cmocka_unit_test(merge_keeps_the_applied_index_when_it_drops_the_last_tombstone),
+        cmocka_unit_test(merge_refuses_while_a_batch_is_open),
+        cmocka_unit_test(merge_with_no_immutable_file_does_nothing),
+        cmocka_unit_test(repeated_merges_and_reopens_keep_the_contents),
+        cmocka_unit_test(open_removes_what_an_unfinished_merge_left),
+        cmocka_unit_test(corrupt_manifest_fails_the_open),
+        cmocka_unit_test(crash_loses_unsynced_batches_and_keeps_the_synced),
+        cmocka_unit_test(crash_loses_a_file_created_but_not_made_durable),
+        cmocka_unit_test(torn_tail_is_cut_and_leaves_a_prefix_of_batches),
+        cmocka_unit_test(partial_append_is_cut_on_reopen),
+        cmocka_unit_test(flipped_bit_in_an_immutable_file_fails_the_open_naming_file_and_offset),
+        cmocka_unit_test(flipped_bit_in_the_last_record_of_the_last_file_is_cut_as_a_torn_tail),
+        cmocka_unit_test(flipped_bit_in_the_middle_of_the_last_file_is_corruption),
+        cmocka_unit_test(garbled_header_in_the_middle_of_the_last_file_is_corruption),
+        cmocka_unit_test(get_of_a_corrupt_record_is_ecorrupt_naming_file_and_offset),
+        cmocka_unit_test(key_over_the_limit_is_etoobig_and_writes_nothing),
+        cmocka_unit_test(value_over_the_limit_is_etoobig_and_writes_nothing),
+        cmocka_unit_test(default_limits_are_64_kib_keys_and_64_mib_values),
+        cmocka_unit_test(failed_sync_poisons_the_store_until_reopened),
+        cmocka_unit_test(failed_append_poisons_and_the_keydir_never_points_at_unwritten_bytes),
+        cmocka_unit_test(keydir_costs_at_most_80_bytes_per_16_byte_key),
+        cmocka_unit_test(keydir_grows_a_bounded_step_at_a_time),
+        cmocka_unit_test(scan_visits_every_live_key_once_with_its_value),
+        cmocka_unit_test(scan_order_is_a_function_of_the_key_set_alone),
+        cmocka_unit_test(kv_store_ops_drive_the_bitcask),
+        cmocka_unit_test(random_operations_and_crashes_match_the_model),
+        cmocka_unit_test(crash_at_any_call_of_a_merge_reopens_with_the_same_contents),
+        cmocka_unit_test(crash_during_the_recovery_of_a_crashed_merge_is_harmless),
+        cmocka_unit_test(bit_flips_and_read_errors_never_return_wrong_data),
+        cmocka_unit_test(open_without_memory_fails_cleanly_at_every_allocation),
+        cmocka_unit_test(put_and_del_without_memory_change_nothing),
+        cmocka_unit_test(get_without_memory_is_enomem),
+        cmocka_unit_test(merge_without_memory_leaves_the_store_usable),
+        cmocka_unit_test(kv_sessions_survive_a_crash_of_the_bitcask_under_them),
+        cmocka_unit_test(throughput_on_simdisk),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
