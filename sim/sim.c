@@ -25,11 +25,12 @@
 #include "common/assert.h"
 #include "codec/codec.h"
 #include "common/prng.h"
+#include "bitcask/bitcask.h"
 #include "kv/kv.h"
-#include "kv/memstore.h"
 #include "lincheck.h"
 #include "log/log.h"
 #include "replica/replica.h"
+#include "simdisk.h"
 
 #define SIM_SETTLE_DEFAULT_US (5u * 1000000u)
 #define SIM_MAX_ATTEMPT       0xffffu
@@ -49,6 +50,9 @@ enum ev_type {
     EV_CHECK_LEADER,
     EV_CHECK_COMPLETE,
     EV_END,
+    EV_START_RETRY, /* a node whose start failed tries again (a = start generation) */
+    EV_DIE,         /* a crash point that never came: crash now (a = start generation) */
+    EV_MERGE,       /* Bitcask merge on a node */
 };
 
 struct sim_msg {
@@ -95,7 +99,12 @@ struct sim_node {
     uint32_t id;
     struct replica *rep;
     struct log_store *log;
-    struct kv_store *store;
+    struct simdisk *disk; /* the state machine's directory; survives crashes */
+    struct bitcask *bc;
+    struct kv_store *store; /* bc_kv_store(bc) */
+    bool dying;             /* a crash point is armed: crash at the disk's next calls */
+    uint64_t busy_until;    /* a slow sync stalls the node until then */
+    uint64_t start_gen;     /* restart attempts after a failed open */
     bool up;
     bool paused;
     double rate;
@@ -169,6 +178,7 @@ struct sim {
     uint64_t latency_min, latency_max, reorder_max;
     struct scn_chaos chaos;
     bool chaos_on;
+    bool disk_faults; /* the scenario's disk faults are on (until settle) */
     /* Raft settings (swarm varies them too: small batches and windows expose bugs that
      * batching hides, e.g. a Figure 8 commit that a batched no-op would mask). */
     bool pre_vote, check_quorum;
@@ -356,11 +366,60 @@ static void schedule_tick(struct sim *s, struct sim_node *nd, uint64_t delay)
     ev_push(s, s->now + delay, EV_TICK, nd->id, nd->tick_gen, 0, NULL);
 }
 
+/* The scenario's disk faults, until the settle phase heals them (torn writes and slowness
+ * stay: they are how the disk is, not faults that come and go). */
+static struct simdisk_faults disk_faults(const struct sim *s)
+{
+    const struct scn_disk *d = &s->scn->disk;
+    struct simdisk_faults f = {
+        .torn_writes = d->torn,
+        .bitflip_per_read = s->disk_faults ? d->bitflip : 0,
+        .read_error = s->disk_faults ? d->errors : 0,
+        .write_error = s->disk_faults ? d->errors : 0,
+        .sync_error = s->disk_faults ? d->errors : 0,
+        .sync_us = d->sync_us,
+    };
+    return f;
+}
+
+static void disk_faults_on(struct sim *s, struct sim_node *nd)
+{
+    struct simdisk_faults f = disk_faults(s);
+    simdisk_set_faults(nd->disk, &f);
+}
+
+/* Opens the node's Bitcask on its disk. A failure here (an injected read error or bit flip
+ * during recovery) is retried later, as an operator would restart a node; real corruption
+ * would fail every time and show up as a liveness failure with the error in the trace. */
+static int open_store(struct sim *s, struct sim_node *nd)
+{
+    struct bc_config bcc = {
+        .fs = simdisk_fs(nd->disk),
+        .alloc = rk_alloc_libc(),
+        .max_file_bytes = s->scn->disk.file_bytes,
+    };
+    struct rk_errmsg err = {{0}};
+    int rc = bc_open(&bcc, &nd->bc, &err);
+    if (rc != RK_OK) {
+        trace(s, "n%u cannot open its store: %s", nd->id, err.text);
+        return rc;
+    }
+    nd->store = bc_kv_store(nd->bc);
+    return RK_OK;
+}
+
+static void schedule_start_retry(struct sim *s, struct sim_node *nd);
+
 static int node_start(struct sim *s, struct sim_node *nd)
 {
-    int rc = kv_memstore_create(rk_alloc_libc(), &nd->store);
-    if (rc != RK_OK)
+    disk_faults_on(s, nd);
+    int rc = open_store(s, nd);
+    if (rc != RK_OK) {
+        if (simdisk_crashed(nd->disk))
+            simdisk_crash(nd->disk);
+        schedule_start_retry(s, nd);
         return rc;
+    }
     struct replica_config c;
     replica_config_default(&c);
     c.raft.id = nd->id;
@@ -378,17 +437,22 @@ static int node_start(struct sim *s, struct sim_node *nd)
     c.log = nd->log;
     c.store = nd->store;
     c.max_pending = 1024;
+    c.store_sync_ticks = s->scn->disk.sync_ticks;
     uint64_t ticks = s->scn->timeout_us / s->scn->tick_us;
     c.request_timeout_ticks = ticks < 1 ? 1 : (uint32_t)ticks;
     struct rk_errmsg err = {{0}};
     rc = replica_create(&c, &nd->rep, &err);
     if (rc != RK_OK) {
-        fail(s, SIM_FAIL_SAFETY, "node %u could not start: %s", nd->id, err.text);
-        nd->store->ops->destroy(nd->store);
+        trace(s, "n%u could not start: %s", nd->id, err.text);
+        nd->store->ops->destroy(nd->store); /* closes the bitcask */
         nd->store = NULL;
+        nd->bc = NULL;
+        schedule_start_retry(s, nd);
         return rc;
     }
     nd->up = true;
+    nd->dying = false;
+    nd->busy_until = 0;
     nd->paused = false;
     nd->lm_index = 0;
     nd->lm_term = 0;
@@ -413,8 +477,11 @@ static void node_crash(struct sim *s, struct sim_node *nd)
         return;
     replica_destroy(nd->rep);
     nd->rep = NULL;
-    nd->store->ops->destroy(nd->store); /* the state machine was in memory */
+    nd->store->ops->destroy(nd->store); /* closes the bitcask, writing nothing */
     nd->store = NULL;
+    nd->bc = NULL;
+    simdisk_crash(nd->disk); /* what was not synced is gone (torn tails if enabled) */
+    nd->dying = false;
     nd->up = false;
     nd->paused = false;
     nd->tick_gen++;
@@ -429,7 +496,32 @@ static void node_restart(struct sim *s, struct sim_node *nd)
     if (nd->up)
         return;
     trace(s, "n%u restart", nd->id);
+    nd->start_gen++; /* supersedes a pending retry */
     node_start(s, nd);
+}
+
+static void schedule_start_retry(struct sim *s, struct sim_node *nd)
+{
+    nd->start_gen++;
+    ev_push(s, s->now + 200000, EV_START_RETRY, nd->id, nd->start_gen, 0, NULL);
+}
+
+/* A crash step: at once, or — with crash points — at one of the node's next few disk calls, in
+ * the middle of whatever it is writing (or after 100ms if it writes nothing). */
+static void node_crash_step(struct sim *s, struct sim_node *nd)
+{
+    if (!nd->up || nd->dying)
+        return;
+    if (!s->scn->disk.crashpoints) {
+        node_crash(s, nd);
+        return;
+    }
+    struct simdisk_faults f = disk_faults(s);
+    f.crash_at_call = rnd_range(s, 1, 30);
+    simdisk_set_faults(nd->disk, &f);
+    nd->dying = true;
+    trace(s, "n%u will crash at disk call %" PRIu64, nd->id, f.crash_at_call);
+    ev_push(s, s->now + 100000, EV_DIE, nd->id, nd->start_gen, 0, NULL);
 }
 
 static void node_pause(struct sim *s, struct sim_node *nd)
@@ -772,11 +864,21 @@ static void check_node(struct sim *s, struct sim_node *nd)
     if (!nd->up || s->failed)
         return;
     struct rk_errmsg why;
-    if (replica_failed(nd->rep, &why)) {
-        trace(s, "n%u stopped: %s", nd->id, why.text);
+    if (simdisk_crashed(nd->disk)) {
+        trace(s, "n%u reached its crash point", nd->id);
         node_crash(s, nd);
         return;
     }
+    if (replica_failed(nd->rep, &why)) {
+        /* A storage failure stops the replica; a supervisor restarts the process. */
+        trace(s, "n%u stopped: %s", nd->id, why.text);
+        node_crash(s, nd);
+        schedule_start_retry(s, nd);
+        return;
+    }
+    uint64_t busy = simdisk_take_busy_us(nd->disk);
+    if (busy > 0)
+        nd->busy_until = s->now + busy;
     struct replica_info st;
     raft_status(replica_raft(nd->rep), &st.raft);
     if (st.raft.term > s->res->max_term)
@@ -1261,7 +1363,7 @@ static void run_step(struct sim *s, const struct scn_step *st)
         trace(s, "heal");
         break;
     case SCN_CRASH:
-        for_each_node(s, &st->groups[0], node_crash);
+        for_each_node(s, &st->groups[0], node_crash_step);
         break;
     case SCN_RESTART:
         for_each_node(s, &st->groups[0], node_restart);
@@ -1342,7 +1444,7 @@ static void on_chaos(struct sim *s, int kind)
     uint64_t down = rnd_range(s, s->chaos.downtime_us_min, s->chaos.downtime_us_max);
     switch (kind) {
     case CHAOS_CRASH:
-        node_crash(s, nd);
+        node_crash_step(s, nd);
         break;
     case CHAOS_PARTITION: {
         struct scn_step st = {.action = SCN_PARTITION, .n_groups = 0};
@@ -1384,10 +1486,16 @@ static void on_settle(struct sim *s)
 {
     trace(s, "settle: heal, restart and resume everything");
     s->chaos_on = false;
+    s->disk_faults = false;
     heal(s);
     for (uint32_t i = 1; i <= s->n; i++) {
-        node_restart(s, &s->nodes[i]);
-        node_resume(s, &s->nodes[i]);
+        struct sim_node *nd = &s->nodes[i];
+        if (nd->dying)
+            node_crash(s, nd);
+        if (nd->up)
+            disk_faults_on(s, nd);
+        node_restart(s, nd);
+        node_resume(s, nd);
     }
     s->leader_seen_at = 0;
 }
@@ -1398,7 +1506,40 @@ static void on_settle(struct sim *s)
 static void handle(struct sim *s, struct event *e)
 {
     struct sim_node *nd = e->node >= 1 && e->node <= s->n ? &s->nodes[e->node] : NULL;
+    bool node_event = e->type == EV_TICK || e->type == EV_DELIVER || e->type == EV_CLIENT_REQ;
+    if (node_event && nd->up && nd->busy_until > s->now) {
+        /* The node is still in a slow sync: what arrives waits for it. */
+        ev_push(s, nd->busy_until, e->type, e->node, e->a, e->b, e->payload);
+        e->payload = NULL;
+        return;
+    }
     switch (e->type) {
+    case EV_START_RETRY:
+        if (!nd->up && e->a == nd->start_gen) {
+            trace(s, "n%u retries its start", nd->id);
+            node_start(s, nd);
+        }
+        return;
+    case EV_DIE:
+        if (nd->up && nd->dying && e->a == nd->start_gen)
+            node_crash(s, nd);
+        return;
+    case EV_MERGE:
+        if (nd->up && !nd->paused && !nd->dying) {
+            struct rk_errmsg err = {{0}};
+            int rc = bc_merge(nd->bc, &err);
+            trace(s, "n%u merge: %s%s%s", nd->id, rk_strerror(rc), rc == RK_OK ? "" : ": ",
+                  rc == RK_OK ? "" : err.text);
+            if (rc != RK_OK && !simdisk_crashed(nd->disk)) {
+                node_crash(s, nd); /* a storage failure stops the node; it is restarted */
+                schedule_start_retry(s, nd);
+            } else {
+                check_node(s, nd);
+            }
+        }
+        ev_push(s, s->now + rnd_range(s, s->scn->disk.merge_us / 2, s->scn->disk.merge_us * 3 / 2),
+                EV_MERGE, e->node, 0, 0, NULL);
+        return;
     case EV_TICK:
         if (!nd->up || nd->paused || e->a != nd->tick_gen)
             return;
@@ -1528,6 +1669,7 @@ static void setup(struct sim *s)
     if (s->opt->swarm || scn->swarm)
         draw_swarm(s);
     s->chaos_on = true;
+    s->disk_faults = true;
     uint64_t last_step = scn->n_steps > 0 ? scn->steps[scn->n_steps - 1].at_us : 0;
     s->settle_at = scn->duration_us > last_step ? scn->duration_us : last_step;
     uint64_t tail = scn->expect_leader_us > scn->expect_complete_us ? scn->expect_leader_us
@@ -1538,7 +1680,14 @@ static void setup(struct sim *s)
         nd->id = i;
         nd->rate = 1.0;
         log_memstore_create(rk_alloc_libc(), &nd->log);
+        nd->disk = simdisk_create(rk_prng_next(&s->prng));
+        if (nd->disk == NULL) {
+            fprintf(stderr, "sim: out of memory\n");
+            abort();
+        }
         node_start(s, nd);
+        if (scn->disk.merge_us > 0)
+            ev_push(s, rnd_range(s, 1, scn->disk.merge_us), EV_MERGE, i, 0, 0, NULL);
     }
     s->clients = xcalloc(scn->clients, sizeof(*s->clients));
     for (uint32_t i = 0; i < scn->clients; i++) {
@@ -1572,6 +1721,7 @@ static void teardown(struct sim *s)
             nd->store->ops->destroy(nd->store);
         }
         nd->log->ops->destroy(nd->log);
+        simdisk_destroy(nd->disk);
         for (size_t j = 0; j < nd->n_held; j++)
             free(nd->held[j].payload);
         free(nd->held);
