@@ -50,20 +50,6 @@ _Static_assert(sizeof(struct raft_entry) <= 2 * ENTRY_HEADER_SIZE,
 _Static_assert(CODEC_MAX_FRAME_DEFAULT >= ONE_ENTRY_APPEND_OVERHEAD + RAFT_DEFAULT_MAX_ENTRY_BYTES,
                "the default max frame must carry one APPEND of raft's largest entry");
 
-static const char *const msg_names[RAFT_MSG_TYPE_COUNT] = {
-    [RAFT_MSG_PRE_VOTE] = "pre_vote",
-    [RAFT_MSG_PRE_VOTE_RESP] = "pre_vote_resp",
-    [RAFT_MSG_VOTE] = "vote",
-    [RAFT_MSG_VOTE_RESP] = "vote_resp",
-    [RAFT_MSG_APPEND] = "append",
-    [RAFT_MSG_APPEND_RESP] = "append_resp",
-    [RAFT_MSG_HEARTBEAT] = "heartbeat",
-    [RAFT_MSG_HEARTBEAT_RESP] = "heartbeat_resp",
-    [RAFT_MSG_TIMEOUT_NOW] = "timeout_now",
-    [RAFT_MSG_READ_INDEX] = "read_index",
-    [RAFT_MSG_READ_INDEX_RESP] = "read_index_resp",
-};
-
 static bool is_msg_type(unsigned type)
 {
     return type >= RAFT_MSG_PRE_VOTE && type < RAFT_MSG_TYPE_COUNT;
@@ -528,7 +514,7 @@ static void decode_msg(struct codec_reader *r, uint8_t type, const struct rk_all
                        struct raft_msg *m)
 {
     RK_ASSERT(is_msg_type(type));
-    r->where = msg_names[type];
+    r->where = raft_msg_type_name(type); /* lowercase, as in the messages */
     m->type = type;
     m->from = rd_u64(r, "from");
     m->to = rd_u64(r, "to");

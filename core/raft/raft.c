@@ -159,20 +159,20 @@ const char *raft_role_name(enum raft_role role)
 const char *raft_msg_type_name(int type)
 {
     static const char *const names[RAFT_MSG_TYPE_COUNT] = {
-        [RAFT_MSG_PRE_VOTE] = "PRE_VOTE",
-        [RAFT_MSG_PRE_VOTE_RESP] = "PRE_VOTE_RESP",
-        [RAFT_MSG_VOTE] = "VOTE",
-        [RAFT_MSG_VOTE_RESP] = "VOTE_RESP",
-        [RAFT_MSG_APPEND] = "APPEND",
-        [RAFT_MSG_APPEND_RESP] = "APPEND_RESP",
-        [RAFT_MSG_HEARTBEAT] = "HEARTBEAT",
-        [RAFT_MSG_HEARTBEAT_RESP] = "HEARTBEAT_RESP",
-        [RAFT_MSG_TIMEOUT_NOW] = "TIMEOUT_NOW",
-        [RAFT_MSG_READ_INDEX] = "READ_INDEX",
-        [RAFT_MSG_READ_INDEX_RESP] = "READ_INDEX_RESP",
+        [RAFT_MSG_PRE_VOTE] = "pre_vote",
+        [RAFT_MSG_PRE_VOTE_RESP] = "pre_vote_resp",
+        [RAFT_MSG_VOTE] = "vote",
+        [RAFT_MSG_VOTE_RESP] = "vote_resp",
+        [RAFT_MSG_APPEND] = "append",
+        [RAFT_MSG_APPEND_RESP] = "append_resp",
+        [RAFT_MSG_HEARTBEAT] = "heartbeat",
+        [RAFT_MSG_HEARTBEAT_RESP] = "heartbeat_resp",
+        [RAFT_MSG_TIMEOUT_NOW] = "timeout_now",
+        [RAFT_MSG_READ_INDEX] = "read_index",
+        [RAFT_MSG_READ_INDEX_RESP] = "read_index_resp",
     };
     if (type <= 0 || type >= RAFT_MSG_TYPE_COUNT)
-        return "UNKNOWN";
+        return "unknown";
     return names[type];
 }
 

@@ -106,6 +106,7 @@ enum raft_msg_type {
     RAFT_MSG_TYPE_COUNT
 };
 
+/* "append", "vote_resp", ...: lowercase names, used in logs and error messages. */
 const char *raft_msg_type_name(int type);
 
 /*
