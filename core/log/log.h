@@ -1,13 +1,24 @@
 /*
  * log.h — where a replica keeps its Raft log and hard state: an interface, so that the same
- * replica runs over memory (tests, the simulator until the durable log lands) and over segment
- * files on an injected fs (the durable log).
+ * replica runs over memory (memlog.c: tests) and over segment files on an injected fs (seglog.c:
+ * the durable log).
  *
  * Contract (the ready/advance order of raft.h): the replica calls truncate, append and
  * set_hard_state for one ready batch, then sync once; only after sync returns RK_OK may it send
  * the messages that depend on the batch. What a store returned from load must be exactly what
  * was synced: a crash may drop anything written after the last sync, never what came before.
+ * Two liberties, both safe for Raft (seglog.c argues them): a truncate may be durable before the
+ * sync (a crash may then leave the log cut at `from`, or cut at a segment boundary beyond it),
+ * and load may return a term raised to the highest term in the log, with no vote, when a crash
+ * left entries durable without the hard state of their batch.
  * An implementation embeds struct log_store as its first member (SQLite's VFS pattern).
+ *
+ * Indexes: the log holds the entries snapshot_index + 1 .. last; compact moves the snapshot point
+ * forward (forgetting the prefix), truncate cuts the suffix, append continues at last + 1.
+ * Every call but load and destroy may be refused with RK_EINVAL (a misuse: an append that does
+ * not continue the log, a truncate or compact behind the snapshot point) without changing
+ * anything. A store whose write or sync failed is poisoned: every later call fails (fs.h: a failed
+ * sync is fatal); reopening recovers what is durable.
  */
 #ifndef LOG_H
 #define LOG_H
@@ -17,6 +28,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "fs/fs.h"
 #include "raft/raft.h"
 
 struct log_store;
@@ -27,7 +39,7 @@ struct log_store_ops {
     int (*load)(struct log_store *s, struct raft_hard_state *hs, uint64_t *snapshot_index,
                 uint64_t *snapshot_term, const struct raft_entry **entries, size_t *n_entries,
                 struct rk_errmsg *err);
-    /* Removes entries with index >= from. */
+    /* Removes entries with index >= from (from > snapshot index; beyond the last: nothing). */
     int (*truncate)(struct log_store *s, uint64_t from, struct rk_errmsg *err);
     /* Appends entries (copied); the first continues the log. */
     int (*append)(struct log_store *s, const struct raft_entry *entries, size_t n,
@@ -36,6 +48,14 @@ struct log_store_ops {
                           struct rk_errmsg *err);
     /* Makes everything above durable. */
     int (*sync)(struct log_store *s, struct rk_errmsg *err);
+    /* Log compaction (Raft §7): forgets the entries up to and including index, which a snapshot
+     * now covers, and remembers (index, term) as the snapshot point that load returns. index may
+     * lie beyond the last entry (a snapshot installed from the leader): the log is then empty
+     * and continues at index + 1. Entries after index stay: a caller whose log conflicts with
+     * the snapshot truncates first (Figure 13, step 7). Compacting to the current snapshot point
+     * again (same term) does nothing; behind it is RK_EINVAL. Durable at the next sync. */
+    int (*compact)(struct log_store *s, uint64_t index, uint64_t term, struct rk_errmsg *err);
+    /* Closes the store, writing nothing (what was not synced may be lost, as at a crash). */
     void (*destroy)(struct log_store *s);
 };
 
@@ -47,5 +67,45 @@ struct log_store {
  * uses it, so that a simulated crash and restart finds the log again. Counts syncs. */
 int log_memstore_create(const struct rk_alloc *a, struct log_store **out);
 uint64_t log_memstore_syncs(const struct log_store *s);
+
+/*
+ * The durable store (seglog.c): the log in segment files of CRC-framed records, the hard state
+ * in a file replaced atomically, everything through c->fs, a directory of its own (no other
+ * files may be written there). Opening recovers what is durable: a torn tail of the last
+ * segment is cut; corruption anywhere else fails the open with RK_ECORRUPT naming file and
+ * offset; an injected bad read is read again (RK_EIO when reads keep disagreeing).
+ *
+ * Memory: entries are not kept. The store keeps 8 bytes per entry (its offset, for truncate)
+ * and 24 per segment; the entries read at open are held (with their data) only until the call
+ * after the first load, and a later load reads the segments again.
+ */
+#define LOG_SEGLOG_DEFAULT_SEGMENT_BYTES (8ull << 20)
+#define LOG_SEGLOG_SEGMENT_BYTES_MAX     (1ull << 30)
+
+struct log_seglog_config {
+    struct fs *fs;                /* borrowed; must outlive the store */
+    const struct rk_alloc *alloc; /* NULL: libc */
+    /* A new segment is started by the first append after the last one reached this size
+     * (an append is never split, so a segment may exceed it by one append). 0: the default;
+     * at most LOG_SEGLOG_SEGMENT_BYTES_MAX. */
+    uint64_t segment_bytes;
+};
+
+/* What recovery found and what the store did, for tests and operators. */
+struct log_seglog_stats {
+    uint64_t segments;          /* live segment files */
+    uint64_t cut_bytes;         /* cut at open: torn tails */
+    uint64_t dropped_segments;  /* removed at open: past a gap in the indexes */
+    uint64_t garbage_segments;  /* removed at open: wholly behind the snapshot point */
+    uint64_t term_raises;       /* opens that raised the term to the log's (seglog.c) */
+    uint64_t hard_state_writes; /* hardstate files written */
+    uint64_t reloads;           /* loads that read the segments again */
+};
+
+/* Opens (creating if empty) the store in c->fs. The caller owns *out and frees it with its
+ * destroy op. On failure *out is untouched and err says why. */
+int log_seglog_open(const struct log_seglog_config *c, struct log_store **out,
+                    struct rk_errmsg *err);
+void log_seglog_stats(const struct log_store *s, struct log_seglog_stats *out);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * memlog.c — the in-memory log_store. Entries and their data are copied; what was appended
  * before the last sync is what load returns (writes after it are kept too, as if the disk never
- * lost anything: the simulator's unforgiving disk arrives with the durable log).
+ * lost anything: the simulator's unforgiving disk arrives with the durable log). compact forgets
+ * a prefix at once.
  */
 #include <string.h>
 
@@ -12,7 +13,9 @@ struct log_memstore {
     struct log_store base; /* first: the replica sees only this */
     const struct rk_alloc *alloc;
     struct raft_hard_state hs;
-    struct raft_entry *ents; /* ents[i].index == i + 1 */
+    uint64_t snap_index;
+    uint64_t snap_term;
+    struct raft_entry *ents; /* ents[i].index == snap_index + 1 + i */
     size_t n;
     size_t cap;
     uint64_t syncs;
@@ -30,8 +33,8 @@ static int memlog_load(struct log_store *s, struct raft_hard_state *hs, uint64_t
     (void)err;
     struct log_memstore *m = memlog_of(s);
     *hs = m->hs;
-    *snapshot_index = 0;
-    *snapshot_term = 0;
+    *snapshot_index = m->snap_index;
+    *snapshot_term = m->snap_term;
     *entries = m->ents;
     *n_entries = m->n;
     return RK_OK;
@@ -40,12 +43,14 @@ static int memlog_load(struct log_store *s, struct raft_hard_state *hs, uint64_t
 static int memlog_truncate(struct log_store *s, uint64_t from, struct rk_errmsg *err)
 {
     struct log_memstore *m = memlog_of(s);
-    if (from == 0)
-        return rk_errf(err, RK_EINVAL, "memlog: truncate from index 0");
-    for (size_t i = from - 1; i < m->n; i++)
+    if (from <= m->snap_index)
+        return rk_errf(err, RK_EINVAL, "memlog: truncate from index %llu, snapshot at %llu",
+                       (unsigned long long)from, (unsigned long long)m->snap_index);
+    uint64_t keep = from - 1 - m->snap_index;
+    for (uint64_t i = keep; i < m->n; i++)
         rk_free(m->alloc, m->ents[i].data);
-    if (from - 1 < m->n)
-        m->n = (size_t)(from - 1);
+    if (keep < m->n)
+        m->n = (size_t)keep;
     return RK_OK;
 }
 
@@ -55,9 +60,10 @@ static int memlog_append(struct log_store *s, const struct raft_entry *entries, 
     struct log_memstore *m = memlog_of(s);
     if (n == 0)
         return RK_OK;
-    if (entries[0].index != m->n + 1)
-        return rk_errf(err, RK_EINVAL, "memlog: append at index %llu, log ends at %zu",
-                       (unsigned long long)entries[0].index, m->n);
+    uint64_t last = m->snap_index + m->n;
+    if (entries[0].index != last + 1)
+        return rk_errf(err, RK_EINVAL, "memlog: append at index %llu, log ends at %llu",
+                       (unsigned long long)entries[0].index, (unsigned long long)last);
     if (m->n + n > m->cap) {
         size_t cap = m->cap == 0 ? 64 : m->cap;
         while (cap < m->n + n)
@@ -99,6 +105,26 @@ static int memlog_sync(struct log_store *s, struct rk_errmsg *err)
     return RK_OK;
 }
 
+static int memlog_compact(struct log_store *s, uint64_t index, uint64_t term, struct rk_errmsg *err)
+{
+    struct log_memstore *m = memlog_of(s);
+    if (index < m->snap_index || term == 0 || (index == m->snap_index && term != m->snap_term))
+        return rk_errf(err, RK_EINVAL, "memlog: compact to (%llu, %llu), snapshot at (%llu, %llu)",
+                       (unsigned long long)index, (unsigned long long)term,
+                       (unsigned long long)m->snap_index, (unsigned long long)m->snap_term);
+    uint64_t drop = index - m->snap_index;
+    if (drop > m->n)
+        drop = m->n;
+    for (uint64_t i = 0; i < drop; i++)
+        rk_free(m->alloc, m->ents[i].data);
+    if (drop > 0 && drop < m->n)
+        memmove(m->ents, m->ents + drop, (size_t)(m->n - drop) * sizeof(*m->ents));
+    m->n -= (size_t)drop;
+    m->snap_index = index;
+    m->snap_term = term;
+    return RK_OK;
+}
+
 static void memlog_destroy(struct log_store *s)
 {
     struct log_memstore *m = memlog_of(s);
@@ -114,6 +140,7 @@ static const struct log_store_ops memlog_ops = {
     .append = memlog_append,
     .set_hard_state = memlog_set_hard_state,
     .sync = memlog_sync,
+    .compact = memlog_compact,
     .destroy = memlog_destroy,
 };
 
