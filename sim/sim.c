@@ -98,8 +98,9 @@ struct event {
 struct sim_node {
     uint32_t id;
     struct replica *rep;
-    struct log_store *log;
-    struct simdisk *disk; /* the state machine's directory; survives crashes */
+    struct log_store *log;     /* the durable Raft log, on logdisk */
+    struct simdisk *logdisk;   /* the log's directory; survives crashes */
+    struct simdisk *disk;      /* the state machine's directory; survives crashes */
     struct bitcask *bc;
     struct kv_store *store; /* bc_kv_store(bc) */
     bool dying;             /* a crash point is armed: crash at the disk's next calls */
@@ -386,6 +387,27 @@ static void disk_faults_on(struct sim *s, struct sim_node *nd)
 {
     struct simdisk_faults f = disk_faults(s);
     simdisk_set_faults(nd->disk, &f);
+    simdisk_set_faults(nd->logdisk, &f);
+}
+
+static bool node_disk_crashed(const struct sim_node *nd)
+{
+    return simdisk_crashed(nd->disk) || simdisk_crashed(nd->logdisk);
+}
+
+/* Opens the node's Raft log on its log disk (recovery: a torn tail is cut). */
+static int open_log(struct sim *s, struct sim_node *nd)
+{
+    struct log_seglog_config lc = {
+        .fs = simdisk_fs(nd->logdisk),
+        .alloc = rk_alloc_libc(),
+        .segment_bytes = s->scn->disk.file_bytes,
+    };
+    struct rk_errmsg err = {{0}};
+    int rc = log_seglog_open(&lc, &nd->log, &err);
+    if (rc != RK_OK)
+        trace(s, "n%u cannot open its log: %s", nd->id, err.text);
+    return rc;
 }
 
 /* Opens the node's Bitcask on its disk. A failure here (an injected read error or bit flip
@@ -413,10 +435,19 @@ static void schedule_start_retry(struct sim *s, struct sim_node *nd);
 static int node_start(struct sim *s, struct sim_node *nd)
 {
     disk_faults_on(s, nd);
-    int rc = open_store(s, nd);
+    int rc = open_log(s, nd);
+    if (rc == RK_OK) {
+        rc = open_store(s, nd);
+        if (rc != RK_OK) {
+            nd->log->ops->destroy(nd->log);
+            nd->log = NULL;
+        }
+    }
     if (rc != RK_OK) {
         if (simdisk_crashed(nd->disk))
             simdisk_crash(nd->disk);
+        if (simdisk_crashed(nd->logdisk))
+            simdisk_crash(nd->logdisk);
         schedule_start_retry(s, nd);
         return rc;
     }
@@ -447,6 +478,8 @@ static int node_start(struct sim *s, struct sim_node *nd)
         nd->store->ops->destroy(nd->store); /* closes the bitcask */
         nd->store = NULL;
         nd->bc = NULL;
+        nd->log->ops->destroy(nd->log);
+        nd->log = NULL;
         schedule_start_retry(s, nd);
         return rc;
     }
@@ -480,7 +513,10 @@ static void node_crash(struct sim *s, struct sim_node *nd)
     nd->store->ops->destroy(nd->store); /* closes the bitcask, writing nothing */
     nd->store = NULL;
     nd->bc = NULL;
+    nd->log->ops->destroy(nd->log); /* closes the log, writing nothing */
+    nd->log = NULL;
     simdisk_crash(nd->disk); /* what was not synced is gone (torn tails if enabled) */
+    simdisk_crash(nd->logdisk);
     nd->dying = false;
     nd->up = false;
     nd->paused = false;
@@ -518,7 +554,9 @@ static void node_crash_step(struct sim *s, struct sim_node *nd)
     }
     struct simdisk_faults f = disk_faults(s);
     f.crash_at_call = rnd_range(s, 1, 30);
-    simdisk_set_faults(nd->disk, &f);
+    /* Half the time in the log's writes (a ready batch half persisted), half in the state
+     * machine's. */
+    simdisk_set_faults(rnd_chance(s, 0.5) ? nd->logdisk : nd->disk, &f);
     nd->dying = true;
     trace(s, "n%u will crash at disk call %" PRIu64, nd->id, f.crash_at_call);
     ev_push(s, s->now + 100000, EV_DIE, nd->id, nd->start_gen, 0, NULL);
@@ -864,7 +902,7 @@ static void check_node(struct sim *s, struct sim_node *nd)
     if (!nd->up || s->failed)
         return;
     struct rk_errmsg why;
-    if (simdisk_crashed(nd->disk)) {
+    if (node_disk_crashed(nd)) {
         trace(s, "n%u reached its crash point", nd->id);
         node_crash(s, nd);
         return;
@@ -876,7 +914,7 @@ static void check_node(struct sim *s, struct sim_node *nd)
         schedule_start_retry(s, nd);
         return;
     }
-    uint64_t busy = simdisk_take_busy_us(nd->disk);
+    uint64_t busy = simdisk_take_busy_us(nd->disk) + simdisk_take_busy_us(nd->logdisk);
     if (busy > 0)
         nd->busy_until = s->now + busy;
     struct replica_info st;
@@ -1530,7 +1568,7 @@ static void handle(struct sim *s, struct event *e)
             int rc = bc_merge(nd->bc, &err);
             trace(s, "n%u merge: %s%s%s", nd->id, rk_strerror(rc), rc == RK_OK ? "" : ": ",
                   rc == RK_OK ? "" : err.text);
-            if (rc != RK_OK && !simdisk_crashed(nd->disk)) {
+            if (rc != RK_OK && !node_disk_crashed(nd)) {
                 node_crash(s, nd); /* a storage failure stops the node; it is restarted */
                 schedule_start_retry(s, nd);
             } else {
@@ -1679,9 +1717,9 @@ static void setup(struct sim *s)
         struct sim_node *nd = &s->nodes[i];
         nd->id = i;
         nd->rate = 1.0;
-        log_memstore_create(rk_alloc_libc(), &nd->log);
         nd->disk = simdisk_create(rk_prng_next(&s->prng));
-        if (nd->disk == NULL) {
+        nd->logdisk = simdisk_create(rk_prng_next(&s->prng));
+        if (nd->disk == NULL || nd->logdisk == NULL) {
             fprintf(stderr, "sim: out of memory\n");
             abort();
         }
@@ -1719,9 +1757,10 @@ static void teardown(struct sim *s)
         if (nd->up) {
             replica_destroy(nd->rep);
             nd->store->ops->destroy(nd->store);
+            nd->log->ops->destroy(nd->log);
         }
-        nd->log->ops->destroy(nd->log);
         simdisk_destroy(nd->disk);
+        simdisk_destroy(nd->logdisk);
         for (size_t j = 0; j < nd->n_held; j++)
             free(nd->held[j].payload);
         free(nd->held);
