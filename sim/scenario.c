@@ -61,6 +61,7 @@ enum scn_setting {
     SCN_S_PREVOTE,
     SCN_S_CHECKQUORUM,
     SCN_S_REPLICATION,
+    SCN_S_SNAPSHOT,
     SCN_S_LATENCY,
     SCN_S_DROP,
     SCN_S_DUPLICATE,
@@ -73,6 +74,7 @@ enum scn_setting {
     SCN_S_DURATION,
     SCN_S_EXPECT_LEADER,
     SCN_S_EXPECT_COMPLETE,
+    SCN_S_EXPECT_DISK,
     SCN_S_CHAOS_CRASH,
     SCN_S_CHAOS_PARTITION,
     SCN_S_CHAOS_PAUSE,
@@ -603,6 +605,15 @@ static int scn_cmd_replication(struct scn_parser *p)
     return scn_end(p);
 }
 
+/* snapshot ENTRIES KEEP: log compaction past ENTRIES entries, keeping KEEP behind applied. */
+static int scn_cmd_snapshot(struct scn_parser *p)
+{
+    SCN_TRY(scn_claim(p, SCN_S_SNAPSHOT, 0, "snapshot"));
+    SCN_TRY(scn_next_uint(p, 1, 100000000u, "a log size in entries", &p->s->compact_entries));
+    SCN_TRY(scn_next_uint(p, 0, 100000000u, "entries to keep", &p->s->compact_keep));
+    return scn_end(p);
+}
+
 static int scn_cmd_prevote(struct scn_parser *p)
 {
     SCN_TRY(scn_claim(p, SCN_S_PREVOTE, 0, "prevote"));
@@ -733,8 +744,19 @@ static int scn_cmd_expect(struct scn_parser *p)
         p->cur = 2;
         target = &p->s->expect_complete_us;
         SCN_TRY(scn_claim(p, SCN_S_EXPECT_COMPLETE, 1, "expect complete"));
+    } else if (scn_tok_is(p, 1, "disk")) {
+        /* expect disk below BYTES: each node's disks hold at most BYTES at every moment. */
+        p->cur = 2;
+        SCN_TRY(scn_claim(p, SCN_S_EXPECT_DISK, 1, "expect disk"));
+        if (!scn_tok_is(p, p->cur, "below"))
+            return scn_err(p, p->cur, "below");
+        p->cur++;
+        uint32_t kib = 0;
+        SCN_TRY(scn_next_uint(p, 1, 1u << 30, "a bound in KiB", &kib));
+        p->s->expect_disk_bytes = (uint64_t)kib << 10;
+        return scn_end(p);
     } else {
-        return scn_err(p, 1, "leader or complete");
+        return scn_err(p, 1, "leader, complete or disk");
     }
     if (scn_tok_is(p, p->cur, "off")) {
         *target = 0;
@@ -1134,6 +1156,7 @@ static const struct scn_command scn_commands[] = {
     {"swarm", scn_cmd_swarm},
     {"replication", scn_cmd_replication},
     {"disk", scn_cmd_disk},
+    {"snapshot", scn_cmd_snapshot},
     {"at", scn_cmd_at},
 };
 #define SCN_N_COMMANDS (sizeof(scn_commands) / sizeof(scn_commands[0]))
@@ -1183,8 +1206,8 @@ static int scn_parse_line(struct scn_parser *p)
     }
     return scn_err(p, 0,
                    "a command (nodes, tick, election, heartbeat, prevote, checkquorum, "
-                   "replication, latency, drop, duplicate, reorder, clients, keys, mix, think, "
-                   "timeout, duration, expect, chaos, disk, swarm, at)");
+                   "replication, snapshot, latency, drop, duplicate, reorder, clients, keys, mix, "
+                   "think, timeout, duration, expect, chaos, disk, swarm, at)");
 }
 
 /* ---- checks that need the whole file ------------------------------------------------------ */
@@ -1352,6 +1375,8 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     scn_out(o, "prevote %s\ncheckquorum %s\n", s->pre_vote ? "on" : "off",
             s->check_quorum ? "on" : "off");
     scn_out(o, "replication %u %u\n", s->append_entries, s->inflight);
+    if (s->compact_entries > 0)
+        scn_out(o, "snapshot %u %u\n", s->compact_entries, s->compact_keep);
     scn_out_duration(o, "latency ", s->latency_us_min);
     scn_out_duration(o, " ", s->latency_us_max);
     scn_out_double(o, "\ndrop ", s->drop);
@@ -1375,6 +1400,8 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
             scn_out_duration(o, " within ", expects[i]);
         scn_out(o, "\n");
     }
+    if (s->expect_disk_bytes > 0)
+        scn_out(o, "expect disk below %llu\n", (unsigned long long)(s->expect_disk_bytes >> 10));
     scn_out_double(o, "chaos crash ", s->chaos.crash_per_s);
     scn_out_double(o, "\nchaos partition ", s->chaos.partition_per_s);
     scn_out_double(o, "\nchaos pause ", s->chaos.pause_per_s);

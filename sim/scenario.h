@@ -119,6 +119,8 @@ struct scenario {
     bool check_quorum;         /* `checkquorum on|off`, default on */
     uint32_t append_entries;   /* `replication 8 4`: entries per AppendEntries, default 256 */
     uint32_t inflight;         /* ... and AppendEntries in flight per follower, default 32 */
+    uint32_t compact_entries;  /* `snapshot 500 50`: compact the log past 500 entries ... */
+    uint32_t compact_keep;     /* ... keeping 50 behind applied; default 0 0: never */
     /* Network defaults. */
     uint64_t latency_us_min, latency_us_max; /* `latency 1ms 5ms`, default 1ms 5ms */
     double drop, duplicate, reorder;         /* probabilities in [0, 1], default 0 */
@@ -138,6 +140,7 @@ struct scenario {
      * default). */
     uint64_t expect_leader_us;   /* `expect leader within 2s` */
     uint64_t expect_complete_us; /* `expect complete within 5s`: every pending op answered */
+    uint64_t expect_disk_bytes;  /* `expect disk below 512` (KiB): a node's disks, always */
     /* Faults. */
     struct scn_chaos chaos;
     struct scn_disk disk;

@@ -184,6 +184,7 @@ struct sim {
      * batching hides, e.g. a Figure 8 commit that a batched no-op would mask). */
     bool pre_vote, check_quorum;
     uint32_t append_entries, inflight;
+    uint32_t compact_entries, compact_keep;
 
     uint32_t n;
     struct sim_node nodes[SCN_MAX_NODES + 1]; /* 1-based */
@@ -469,6 +470,11 @@ static int node_start(struct sim *s, struct sim_node *nd)
     c.store = nd->store;
     c.max_pending = 1024;
     c.store_sync_ticks = s->scn->disk.sync_ticks;
+    c.compact_entries = s->compact_entries;
+    c.compact_keep = s->compact_keep;
+    c.snapshot_timeout_ticks = 50;
+    /* Small chunks: a transfer spans many messages, so faults land in the middle of one. */
+    c.snapshot_chunk_bytes = 64;
     uint64_t ticks = s->scn->timeout_us / s->scn->tick_us;
     c.request_timeout_ticks = ticks < 1 ? 1 : (uint32_t)ticks;
     struct rk_errmsg err = {{0}};
@@ -706,8 +712,14 @@ static struct lm_entry *lm_slot(struct sim *s, uint64_t index, uint64_t term)
 static void check_log_matching(struct sim *s, struct sim_node *nd, const struct raft_status *st)
 {
     const struct raft *r = replica_raft(nd->rep);
+    /* Entries compacted into a snapshot are no longer there to compare: they were committed,
+     * and what was committed was checked when it was. */
+    if (nd->lm_index < st->snapshot_index) {
+        nd->lm_index = st->snapshot_index;
+        nd->lm_term = st->snapshot_term;
+    }
     /* A truncated or replaced suffix is verified again. */
-    while (nd->lm_index > 0 &&
+    while (nd->lm_index > st->snapshot_index &&
            (nd->lm_index > st->last_index || raft_term_at(r, nd->lm_index) != nd->lm_term)) {
         nd->lm_index--;
         nd->lm_term = raft_term_at(r, nd->lm_index);
@@ -746,6 +758,8 @@ static void check_state_machine(struct sim *s, struct sim_node *nd, const struct
     const struct raft *r = replica_raft(nd->rep);
     if (st->applied < nd->sm_applied)
         nd->sm_applied = 0; /* restarted: it applies again from scratch */
+    if (nd->sm_applied < st->snapshot_index)
+        nd->sm_applied = st->snapshot_index; /* installed from a snapshot, not applied here */
     for (uint64_t i = nd->sm_applied + 1; i <= st->applied && !s->failed; i++) {
         const struct raft_entry *e = raft_entry_at(r, i);
         RK_ASSERT(e != NULL);
@@ -783,7 +797,12 @@ static void check_state_machine(struct sim *s, struct sim_node *nd, const struct
 static void check_leader_has(struct sim *s, struct sim_node *nd, uint64_t i)
 {
     const struct ct_entry *c = &s->ct[i];
-    uint64_t t = raft_term_at(replica_raft(nd->rep), i);
+    const struct raft *r = replica_raft(nd->rep);
+    struct raft_status st;
+    raft_status(r, &st);
+    if (i < st.snapshot_index)
+        return; /* compacted into its snapshot: committed, so it holds it */
+    uint64_t t = raft_term_at(r, i);
     if (c->used && c->commit_term < nd->term && t != c->entry_term)
         fail(s, SIM_FAIL_SAFETY,
              "leader completeness: n%u is leader of term %" PRIu64
@@ -837,8 +856,12 @@ static void check_committed_on_electable(struct sim *s, uint64_t from, uint64_t 
     uint32_t k = electable_nodes(s, ids);
     for (uint32_t j = 0; j < k && !s->failed; j++) {
         const struct raft *r = replica_raft(s->nodes[ids[j]].rep);
+        struct raft_status rs;
+        raft_status(r, &rs);
         for (uint64_t i = from; i <= to && !s->failed; i++) {
             const struct ct_entry *c = &s->ct[i];
+            if (i < rs.snapshot_index)
+                continue; /* in its snapshot */
             uint64_t t = raft_term_at(r, i);
             if (t != c->entry_term)
                 fail(s, SIM_FAIL_SAFETY,
@@ -859,6 +882,8 @@ static void record_commits(struct sim *s, struct sim_node *nd, const struct raft
     uint64_t first_new = s->ct_max + 1;
     if (nd->ct_done > st->commit)
         nd->ct_done = 0;
+    if (nd->ct_done < st->snapshot_index)
+        nd->ct_done = st->snapshot_index; /* its snapshot: committed before, recorded then */
     for (uint64_t i = nd->ct_done + 1; i <= st->commit && !s->failed; i++) {
         if (i >= s->ct_cap) {
             size_t cap = s->ct_cap ? s->ct_cap : 4096;
@@ -914,6 +939,15 @@ static void check_node(struct sim *s, struct sim_node *nd)
         schedule_start_retry(s, nd);
         return;
     }
+    uint64_t used = simdisk_bytes(nd->disk) + simdisk_bytes(nd->logdisk);
+    if (used > s->res->max_disk_bytes)
+        s->res->max_disk_bytes = used;
+    if (s->scn->expect_disk_bytes > 0 && used > s->scn->expect_disk_bytes)
+        fail(s, SIM_FAIL_LIVENESS,
+             "disk bound: n%u holds %" PRIu64 " bytes (log %" PRIu64 ", store %" PRIu64
+             "), over the %" PRIu64 " the scenario allows",
+             nd->id, used, simdisk_bytes(nd->logdisk), simdisk_bytes(nd->disk),
+             s->scn->expect_disk_bytes);
     uint64_t busy = simdisk_take_busy_us(nd->disk) + simdisk_take_busy_us(nd->logdisk);
     if (busy > 0)
         nd->busy_until = s->now + busy;
@@ -963,6 +997,10 @@ static void trace_frame(struct sim *s, const char *what, uint32_t from, uint32_t
         trace(s, "n%u -> n%u %s %s id %" PRIx64 " index %" PRIu64 " term %" PRIu64, from, to, what,
               f.type == CODEC_TYPE_FORWARD ? "FORWARD" : "FORWARD_RESP", f.fwd.id, f.fwd.index,
               f.fwd.term);
+    } else if (f.type == CODEC_TYPE_SNAP || f.type == CODEC_TYPE_SNAP_ACK) {
+        trace(s, "n%u -> n%u %s %s index %" PRIu64 " offset %" PRIu64 "/%" PRIu64 " len %u%s", from,
+              to, what, f.type == CODEC_TYPE_SNAP ? "SNAP" : "SNAP_ACK", f.snap.index,
+              f.snap.offset, f.snap.total, f.snap.len, f.snap.done ? " done" : "");
     } else if (f.type != CODEC_TYPE_HANDSHAKE) {
         const struct raft_msg *m = &f.msg;
         trace(s,
@@ -1682,6 +1720,10 @@ static void draw_swarm(struct sim *s)
     s->inflight = windows[rnd_range(s, 0, sizeof(windows) / sizeof(windows[0]) - 1)];
     s->pre_vote = rnd_chance(s, 0.8);
     s->check_quorum = rnd_chance(s, 0.8);
+    if (rnd_chance(s, 0.5)) {
+        s->compact_entries = (uint32_t)rnd_range(s, 50, 2000);
+        s->compact_keep = (uint32_t)rnd_range(s, 0, 100);
+    }
     if (s->chaos.downtime_us_max == 0) {
         s->chaos.downtime_us_min = 100000;
         s->chaos.downtime_us_max = 3000000;
@@ -1704,6 +1746,8 @@ static void setup(struct sim *s)
     s->check_quorum = scn->check_quorum;
     s->append_entries = scn->append_entries;
     s->inflight = scn->inflight;
+    s->compact_entries = scn->compact_entries;
+    s->compact_keep = scn->compact_keep;
     if (s->opt->swarm || scn->swarm)
         draw_swarm(s);
     s->chaos_on = true;
@@ -1781,11 +1825,11 @@ static void report(struct sim *s, const struct lin_result *lr)
                "seed %" PRIu64 ": %s  %" PRIu64 ".%03" PRIu64 "s virtual, %" PRIu64
                " events; ops %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64 ", unknown %" PRIu64
                "); leaders %" PRIu64 ", max term %" PRIu64 "; msgs %" PRIu64 " (dropped %" PRIu64
-               ", duplicated %" PRIu64 "); linearizability %s (%u keys)\n",
+               ", duplicated %" PRIu64 "); disk max %" PRIu64 " KiB; linearizability %s (%u keys)\n",
                s->opt->seed, verdict, res->virtual_us / 1000000, res->virtual_us / 1000 % 1000,
                res->events, res->ops_invoked, res->ops_ok, res->ops_failed, res->ops_unknown,
                res->leaders_elected, res->max_term, res->msgs_sent, res->msgs_dropped,
-               res->msgs_duplicated,
+               res->msgs_duplicated, (res->max_disk_bytes + 1023) / 1024,
                lr->verdict == LIN_LINEARIZABLE ? "ok"
                : lr->verdict == LIN_GAVE_UP    ? "gave up (search budget)"
                                                : "VIOLATED",
@@ -1814,11 +1858,11 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
         sim_printf(s,
                    "seed %" PRIu64 ": %u nodes, %u clients; drop %.3f duplicate %.3f reorder %.3f;"
                    " chaos/s crash %.3f partition %.3f pause %.3f skew %.3f; prevote %s"
-                   " checkquorum %s; append %u entries, window %u\n",
+                   " checkquorum %s; append %u entries, window %u; snapshot %u %u\n",
                    o->seed, s->n, scn->clients, s->drop, s->duplicate, s->reorder,
                    s->chaos.crash_per_s, s->chaos.partition_per_s, s->chaos.pause_per_s,
                    s->chaos.skew_per_s, s->pre_vote ? "on" : "off", s->check_quorum ? "on" : "off",
-                   s->append_entries, s->inflight);
+                   s->append_entries, s->inflight, s->compact_entries, s->compact_keep);
     while (s->n_heap > 0 && !s->failed) {
         struct event e = ev_pop(s);
         RK_ASSERT(e.t >= s->now);

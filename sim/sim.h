@@ -40,6 +40,7 @@ struct sim_result {
     uint64_t leaders_elected;
     uint64_t max_term;
     bool lin_gave_up;
+    uint64_t max_disk_bytes; /* the most any node's disks held */
 };
 
 /* Runs one simulation; writes its report to out. Returns 0 when the run itself could be set

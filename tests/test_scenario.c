@@ -711,9 +711,8 @@ static void error_unknown_command(void **state)
     (void)state;
     assert_error("nodes 3\n  foo 1\n",
                  "t.scn:2:3: expected a command (nodes, tick, election, heartbeat, prevote, "
-                 "checkquorum, replication, latency, drop, duplicate, reorder, clients, keys, mix, "
-                 "think, "
-                 "timeout, duration, expect, chaos, disk, swarm, at), got 'foo'");
+                 "checkquorum, replication, snapshot, latency, drop, duplicate, reorder, clients, "
+                 "keys, mix, think, timeout, duration, expect, chaos, disk, swarm, at), got 'foo'");
 }
 
 static void error_keywords_are_case_sensitive(void **state)
@@ -721,9 +720,8 @@ static void error_keywords_are_case_sensitive(void **state)
     (void)state;
     assert_error("Nodes 3",
                  "t.scn:1:1: expected a command (nodes, tick, election, heartbeat, prevote, "
-                 "checkquorum, replication, latency, drop, duplicate, reorder, clients, keys, mix, "
-                 "think, "
-                 "timeout, duration, expect, chaos, disk, swarm, at), got 'Nodes'");
+                 "checkquorum, replication, snapshot, latency, drop, duplicate, reorder, clients, "
+                 "keys, mix, think, timeout, duration, expect, chaos, disk, swarm, at), got 'Nodes'");
     assert_error("prevote ON", "t.scn:1:9: expected on or off, got 'ON'");
 }
 
@@ -796,9 +794,8 @@ static void error_token_is_escaped_and_cut(void **state)
     (void)state;
     assert_error("it's\\\x01\x7f\xc3\xa9",
                  "t.scn:1:1: expected a command (nodes, tick, election, heartbeat, prevote, "
-                 "checkquorum, replication, latency, drop, duplicate, reorder, clients, keys, mix, "
-                 "think, "
-                 "timeout, duration, expect, chaos, disk, swarm, at), got 'it\\'s\\\\\\x01\\x7f\\xc3"
+                 "checkquorum, replication, snapshot, latency, drop, duplicate, reorder, clients, "
+                 "keys, mix, think, timeout, duration, expect, chaos, disk, swarm, at), got 'it\\'s\\\\\\x01\\x7f\\xc3"
                  "\\xa9'");
     assert_error("keys 123456789012345678901234567890123456789",
                  "t.scn:1:6: expected a key count (1..1000), got "
@@ -949,7 +946,7 @@ static void error_mix(void **state)
 static void error_expect(void **state)
 {
     (void)state;
-    assert_error("expect quorum within 1s", "t.scn:1:8: expected leader or complete, got 'quorum'");
+    assert_error("expect quorum within 1s", "t.scn:1:8: expected leader, complete or disk, got 'quorum'");
     assert_error("expect leader 1s", "t.scn:1:15: expected within or off, got '1s'");
     assert_error("expect complete within",
                  "t.scn:1:23: expected a duration (e.g. 500us, 10ms, 1.5s), got end of line");

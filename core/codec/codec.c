@@ -323,6 +323,48 @@ int codec_encode_forward(uint8_t type, const struct codec_forward *f, uint8_t *b
     return RK_OK;
 }
 
+#define SNAP_FIXED_SIZE     (8 * 7 + 4)
+#define SNAP_ACK_SIZE       (8 * 5 + 1)
+
+size_t codec_snap_size(uint8_t type, const struct codec_snap *f)
+{
+    RK_ASSERT(type == CODEC_TYPE_SNAP || type == CODEC_TYPE_SNAP_ACK);
+    if (type == CODEC_TYPE_SNAP_ACK)
+        return PAYLOAD_OFFSET + SNAP_ACK_SIZE;
+    return PAYLOAD_OFFSET + SNAP_FIXED_SIZE + (size_t)f->len;
+}
+
+int codec_encode_snap(uint8_t type, const struct codec_snap *f, uint8_t *buf, size_t cap,
+                      size_t *out_len)
+{
+    RK_ASSERT(f != NULL);
+    RK_ASSERT(out_len != NULL);
+    RK_ASSERT(f->len == 0 || f->data != NULL);
+    size_t size = codec_snap_size(type, f);
+    if (size > cap || (uint64_t)size - CODEC_FRAME_HEADER_SIZE > UINT32_MAX)
+        return RK_ETOOBIG;
+    struct codec_writer w = {.buf = buf, .cap = size, .pos = CODEC_FRAME_HEADER_SIZE};
+    put_u8(&w, type);
+    put_u64(&w, f->from);
+    put_u64(&w, f->to);
+    put_u64(&w, f->term);
+    put_u64(&w, f->index);
+    if (type == CODEC_TYPE_SNAP) {
+        put_u64(&w, f->snap_term);
+        put_u64(&w, f->offset);
+        put_u64(&w, f->total);
+        put_u32(&w, f->len);
+        put_bytes(&w, f->data, f->len);
+    } else {
+        put_u64(&w, f->offset);
+        put_bool(&w, f->done);
+    }
+    RK_ASSERT(w.pos == size);
+    seal_frame(buf, size);
+    *out_len = size;
+    return RK_OK;
+}
+
 /* ---- stream splitting ----------------------------------------------------------------- */
 
 int codec_frame_peek(const uint8_t *buf, size_t len, uint32_t max_frame, size_t *frame_len,
@@ -597,6 +639,32 @@ static void decode_forward(struct codec_reader *r, uint8_t type, struct codec_fo
     f->leader = rd_u64(r, "leader");
 }
 
+static void decode_snap(struct codec_reader *r, uint8_t type, struct codec_snap *f)
+{
+    r->where = type == CODEC_TYPE_SNAP ? "snap" : "snap_ack";
+    f->from = rd_u64(r, "from");
+    f->to = rd_u64(r, "to");
+    f->term = rd_u64(r, "term");
+    f->index = rd_u64(r, "index");
+    if (type == CODEC_TYPE_SNAP_ACK) {
+        f->offset = rd_u64(r, "offset");
+        f->done = rd_bool(r, "done");
+        return;
+    }
+    f->snap_term = rd_u64(r, "snap_term");
+    size_t at = r->pos;
+    f->offset = rd_u64(r, "offset");
+    f->total = rd_u64(r, "total");
+    f->len = rd_u32(r, "len");
+    if (rd_ok(r) && (f->offset > f->total || f->len > f->total - f->offset))
+        rd_fail(r, RK_EMALFORMED,
+                "offset %" PRIu64 " + len %" PRIu32 " at offset %zu beyond total %" PRIu64,
+                f->offset, f->len, at, f->total);
+    f->data = rd_take(r, f->len, "data");
+    if (f->len == 0)
+        f->data = NULL;
+}
+
 /* F1 and the CRC half of F2: the frame is exactly one frame and its bytes are intact. */
 static int check_frame(const uint8_t *frame, size_t len, struct rk_errmsg *err)
 {
@@ -631,7 +699,8 @@ int codec_decode(const uint8_t *frame, size_t len, const struct rk_alloc *a,
         return rc;
     uint8_t type = frame[TYPE_OFFSET];
     bool is_forward = type == CODEC_TYPE_FORWARD || type == CODEC_TYPE_FORWARD_RESP;
-    if (type != CODEC_TYPE_HANDSHAKE && !is_forward && !is_msg_type(type))
+    bool is_snap = type == CODEC_TYPE_SNAP || type == CODEC_TYPE_SNAP_ACK;
+    if (type != CODEC_TYPE_HANDSHAKE && !is_forward && !is_snap && !is_msg_type(type))
         return rk_errf(err, RK_EMALFORMED, "frame: unknown type 0x%02x at offset %d", type,
                        TYPE_OFFSET);
     struct codec_reader r = {
@@ -641,6 +710,8 @@ int codec_decode(const uint8_t *frame, size_t len, const struct rk_alloc *a,
         decode_handshake(&r, &out->hs);
     else if (is_forward)
         decode_forward(&r, type, &out->fwd);
+    else if (is_snap)
+        decode_snap(&r, type, &out->snap);
     else
         decode_msg(&r, type, a, &out->msg);
     if (rd_ok(&r) && r.pos != r.len)

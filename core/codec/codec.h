@@ -27,6 +27,10 @@
  *                         follower hands to the leader (core/replica)
  *   FORWARD_RESP          from u64, to u64, id u64, status u8, index u64, term u64, leader u64:
  *                         where the leader proposed it, or why it did not
+ *   SNAP                  from u64, to u64, term u64, index u64, snap_term u64, offset u64,
+ *                         total u64, len u32, data[len]: a chunk of a state machine snapshot
+ *   SNAP_ACK              from u64, to u64, term u64, index u64, offset u64 (bytes received
+ *                         in order), done u8: flow control and completion
  *
  * A decoded frame satisfies (anything else is RK_EMALFORMED, or RK_ECORRUPT for a CRC
  * mismatch; never an assert, never a read out of bounds):
@@ -54,6 +58,8 @@
 #define CODEC_TYPE_HANDSHAKE    0x80
 #define CODEC_TYPE_FORWARD      0x81
 #define CODEC_TYPE_FORWARD_RESP 0x82
+#define CODEC_TYPE_SNAP         0x83
+#define CODEC_TYPE_SNAP_ACK     0x84
 /* "RKV1" as it appears on the wire: the bytes 'R' 'K' 'V' '1' read as a little-endian u32. */
 #define CODEC_MAGIC            0x31564B52u
 #define CODEC_PROTOCOL_VERSION 1
@@ -93,6 +99,20 @@ struct codec_forward {
     uint64_t leader;
 };
 
+/* SNAP and SNAP_ACK (thesis ch. 5, InstallSnapshot in chunks). data is borrowed. */
+struct codec_snap {
+    uint64_t from;
+    uint64_t to;
+    uint64_t term;      /* the leader's term */
+    uint64_t index;     /* the snapshot's last included index */
+    uint64_t snap_term; /* ... and its term (SNAP only) */
+    uint64_t offset;    /* SNAP: where data goes; SNAP_ACK: bytes received in order */
+    uint64_t total;     /* SNAP: the snapshot's size */
+    const uint8_t *data;
+    uint32_t len;
+    bool done; /* SNAP_ACK: installed */
+};
+
 /* One decoded frame. type == CODEC_TYPE_HANDSHAKE: hs is set; CODEC_TYPE_FORWARD(_RESP): fwd is
  * set; otherwise msg is set (msg.type == type), with the fields its type does not carry zero.
  * The members a type does not use are zero. */
@@ -101,6 +121,7 @@ struct codec_frame {
     struct raft_msg msg;
     struct codec_handshake hs;
     struct codec_forward fwd;
+    struct codec_snap snap;
 };
 
 /* The exact encoded size of m, header included (SIZE_MAX if it does not fit a size_t). */
@@ -124,6 +145,11 @@ size_t codec_forward_size(uint8_t type, const struct codec_forward *f);
  * is too small. */
 int codec_encode_forward(uint8_t type, const struct codec_forward *f, uint8_t *buf, size_t cap,
                          size_t *out_len);
+
+/* The encoded size of a SNAP (with f->len data bytes) or SNAP_ACK. */
+size_t codec_snap_size(uint8_t type, const struct codec_snap *f);
+int codec_encode_snap(uint8_t type, const struct codec_snap *f, uint8_t *buf, size_t cap,
+                      size_t *out_len);
 
 /*
  * Splits a byte stream into frames: looks at buf[0..len) (borrowed), the unread bytes of a

@@ -30,6 +30,7 @@ struct raft_progress {
     uint64_t match;
     uint64_t next;
     bool replicating;     /* false: probe, one append at a time until the follower matches */
+    bool snapshotting;    /* its next entry was compacted away: the host sends a snapshot */
     bool probe_sent;      /* probe: an append is outstanding, wait for its answer */
     bool recent_active;   /* heard from since the last CheckQuorum round */
     uint64_t read_ack;    /* highest read round (heartbeat ctx) acknowledged in this term */
@@ -103,6 +104,10 @@ struct raft {
 
     /* Outputs accumulated for the next ready batch. */
     struct raft_msg_vec msgs;
+    uint64_t *snap_needed; /* followers to send a snapshot to, for the next ready */
+    size_t n_snap_needed;
+    size_t cap_snap_needed;
+    bool restore_pending; /* raft_restore ran: the next ready tells the host */
     struct raft_msg_vec msgs_after;
     struct raft_read_state *read_states;
     size_t n_read_states;
@@ -454,6 +459,7 @@ static void raft_progress_reset(struct raft *r, struct raft_progress *pr)
     pr->match = 0;
     pr->next = raft_last_index(r) + 1;
     pr->replicating = false;
+    pr->snapshotting = false;
     pr->probe_sent = false;
     pr->recent_active = false;
     pr->read_ack = 0;
@@ -527,12 +533,19 @@ static bool raft_send_append(struct raft *r, struct raft_progress *pr, bool allo
         return false;
     if (pr->replicating && pr->n_inflight >= r->cfg.max_inflight)
         return false;
+    if (pr->snapshotting)
+        return false; /* a snapshot is on its way; appends resume when it is done */
     uint64_t prev = pr->next - 1;
     if (prev < r->snap_index) {
-        /* The entries this follower needs were compacted away: it needs a snapshot, which
-         * arrives with InstallSnapshot (log compaction). Until then it cannot be repaired. */
-        raft_logf(r, 4, "follower %llu needs index %llu, compacted away",
-                  (unsigned long long)pr->id, (unsigned long long)pr->next);
+        /* Thesis ch. 5: the entries this follower needs were compacted away; the host sends it
+         * a snapshot of the state machine instead (InstallSnapshot), in chunks. */
+        if (rk_grow(r->alloc, (void **)&r->snap_needed, &r->cap_snap_needed,
+                    r->n_snap_needed + 1, sizeof(*r->snap_needed))) {
+            r->snap_needed[r->n_snap_needed++] = pr->id;
+            pr->snapshotting = true;
+            raft_logf(r, 6, "follower %llu needs index %llu, compacted away: snapshot",
+                      (unsigned long long)pr->id, (unsigned long long)pr->next);
+        }
         return false;
     }
     uint64_t last = raft_last_index(r);
@@ -1021,6 +1034,14 @@ static int raft_step_candidate(struct raft *r, const struct raft_msg *m)
 static void raft_handle_append_resp(struct raft *r, struct raft_progress *pr,
                                     const struct raft_msg *m)
 {
+    if (pr->snapshotting) {
+        /* An answer to an APPEND sent before the snapshot: only what it proves counts. */
+        if (!m->reject && m->index > pr->match) {
+            pr->match = m->index;
+            raft_maybe_commit(r);
+        }
+        return;
+    }
     if (!m->reject) {
         raft_inflight_free_to(r, pr, m->index);
         if (m->index > pr->match) {
@@ -1294,6 +1315,105 @@ int raft_transfer_leader(struct raft *r, uint64_t target)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Snapshots and log compaction (thesis chapter 5)                                            */
+
+/* Drops the in-memory entries up to index (snap_index < index <= last), whose term becomes the
+ * snapshot term. Their buffers go to the garbage list: messages of this batch may hold them. */
+static void raft_log_drop_prefix(struct raft *r, uint64_t index)
+{
+    RK_ASSERT(index > r->snap_index);
+    RK_ASSERT(index <= raft_last_index(r));
+    uint64_t term = raft_term_at(r, index);
+    size_t n = (size_t)(index - r->snap_index);
+    for (size_t i = 0; i < n; i++) {
+        struct raft_entry *e = &r->ents[i];
+        if (e->data == NULL)
+            continue;
+        if (rk_grow(r->alloc, (void **)&r->garbage, &r->cap_garbage, r->n_garbage + 1,
+                    sizeof(*r->garbage)))
+            r->garbage[r->n_garbage++] = e->data;
+        e->data = NULL;
+    }
+    memmove(r->ents, r->ents + n, (r->n_ents - n) * sizeof(*r->ents));
+    r->n_ents -= n;
+    r->snap_index = index;
+    r->snap_term = term;
+}
+
+int raft_compact(struct raft *r, uint64_t index)
+{
+    RK_ASSERT(!r->in_ready);
+    if (index > r->applied || index > r->persisted)
+        return RK_EINVAL;
+    if (index <= r->snap_index)
+        return RK_OK;
+    raft_log_drop_prefix(r, index);
+    raft_logf(r, 6, "log compacted up to %llu", (unsigned long long)index);
+    return RK_OK;
+}
+
+int raft_restore(struct raft *r, uint64_t index, uint64_t term)
+{
+    RK_ASSERT(!r->in_ready);
+    if (r->role == RAFT_LEADER || term == 0 || term > r->term)
+        return RK_EINVAL;
+    if (index <= r->commit)
+        return RK_ESTALE;
+    if (index <= raft_last_index(r) && raft_term_at(r, index) == term) {
+        /* Figure 13, 6: the log holds the snapshot's last entry: keep what follows. */
+        raft_log_drop_prefix(r, index);
+    } else {
+        /* Figure 13, 7: discard the entire log. What was durable beyond index is stale. */
+        if (r->persisted > index && r->truncate_from == 0)
+            r->truncate_from = index + 1;
+        for (size_t i = 0; i < r->n_ents; i++) {
+            struct raft_entry *e = &r->ents[i];
+            if (e->data != NULL &&
+                rk_grow(r->alloc, (void **)&r->garbage, &r->cap_garbage, r->n_garbage + 1,
+                        sizeof(*r->garbage)))
+                r->garbage[r->n_garbage++] = e->data;
+            e->data = NULL;
+        }
+        r->n_ents = 0;
+        r->snap_index = index;
+        r->snap_term = term;
+        r->persisted = index;
+    }
+    if (r->persisted < index)
+        r->persisted = index;
+    r->commit = index;
+    r->applied = index; /* the state machine is the snapshot */
+    r->restore_pending = true;
+    raft_logf(r, 6, "snapshot installed at %llu (term %llu)", (unsigned long long)index,
+              (unsigned long long)term);
+    return RK_OK;
+}
+
+void raft_snapshot_done(struct raft *r, uint64_t to, uint64_t index, bool ok)
+{
+    RK_ASSERT(!r->in_ready);
+    uint32_t i = raft_voter_idx(r, to);
+    if (r->role != RAFT_LEADER || i == UINT32_MAX || i == r->self_idx)
+        return;
+    struct raft_progress *pr = &r->prs[i];
+    if (!pr->snapshotting)
+        return;
+    pr->snapshotting = false;
+    if (ok && index > pr->match && index <= raft_last_index(r))
+        pr->match = index;
+    /* Probe from what it holds; if that is compacted away too, it will ask again. */
+    raft_progress_probe(pr, pr->match + 1);
+    raft_maybe_commit(r);
+    if (ok) {
+        raft_send_appends(r, pr, true);
+    } else {
+        /* Paced: the next try waits for the follower's next heartbeat response, so a host that
+         * cannot make snapshots right now is not asked again in a loop. */
+        pr->probe_sent = true;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Ready / advance                                                                            */
 
 static uint64_t raft_apply_limit(const struct raft *r)
@@ -1311,7 +1431,8 @@ bool raft_has_ready(const struct raft *r)
 {
     return raft_hs_changed(r) || r->persisted < raft_last_index(r) || r->truncate_from != 0 ||
            r->msgs.n > 0 || r->msgs_after.n > 0 || raft_apply_limit(r) > r->applied ||
-           r->n_read_states > 0 || r->read_round_pending || r->append_pending || r->commit_pending;
+           r->n_read_states > 0 || r->read_round_pending || r->append_pending || r->commit_pending ||
+           r->n_snap_needed > 0 || r->restore_pending;
 }
 
 void raft_ready(struct raft *r, struct raft_ready *rd)
@@ -1349,6 +1470,11 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
         rd->n_committed = (size_t)(limit - r->applied);
     }
     rd->read_states = r->read_states;
+    rd->snapshot_needed = r->snap_needed;
+    rd->n_snapshot_needed = r->n_snap_needed;
+    rd->has_restore = r->restore_pending;
+    rd->restore_index = r->snap_index;
+    rd->restore_term = r->snap_term;
     rd->n_read_states = r->n_read_states;
     rd->role = r->role;
     rd->leader = r->leader;
@@ -1369,6 +1495,8 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     raft_msg_vec_clear(r, &r->msgs);
     raft_msg_vec_clear(r, &r->msgs_after);
     r->n_read_states = 0;
+    r->n_snap_needed = 0;
+    r->restore_pending = false;
     for (size_t i = 0; i < r->n_garbage; i++)
         rk_free(r->alloc, r->garbage[i]);
     r->n_garbage = 0;
@@ -1540,6 +1668,7 @@ void raft_destroy(struct raft *r)
     rk_free(a, r->garbage);
     rk_free(a, r->reads);
     rk_free(a, r->read_states);
+    rk_free(a, r->snap_needed);
     rk_free(a, r);
 }
 
@@ -1557,6 +1686,8 @@ void raft_status(const struct raft *r, struct raft_status *st)
     st->last_term = raft_last_term(r);
     st->persisted_index = r->persisted;
     st->transfer_target = r->transfer_target;
+    st->snapshot_index = r->snap_index;
+    st->snapshot_term = r->snap_term;
 }
 
 bool raft_progress(const struct raft *r, uint32_t i, struct raft_progress_status *ps)
@@ -1568,6 +1699,7 @@ bool raft_progress(const struct raft *r, uint32_t i, struct raft_progress_status
     ps->match = pr->match;
     ps->next = pr->next;
     ps->replicating = pr->replicating;
+    ps->snapshotting = pr->snapshotting;
     ps->inflight = pr->n_inflight;
     ps->recent_active = pr->recent_active;
     return true;

@@ -200,6 +200,15 @@ struct raft_ready {
     size_t n_committed;
     const struct raft_read_state *read_states;
     size_t n_read_states;
+    /* Leader: followers whose next entry was compacted away; the host sends each a snapshot
+     * of its state machine (thesis ch. 5) and reports with raft_snapshot_done. */
+    const uint64_t *snapshot_needed;
+    size_t n_snapshot_needed;
+    /* raft_restore installed a snapshot: the log now starts after (index, term); the host
+     * compacts its log store to that point (with the hard state, before the sync). */
+    bool has_restore;
+    uint64_t restore_index;
+    uint64_t restore_term;
     /* Soft state, for the host's information. */
     enum raft_role role;
     uint64_t leader;
@@ -219,6 +228,8 @@ struct raft_status {
     uint64_t last_term;
     uint64_t persisted_index;
     uint64_t transfer_target;
+    uint64_t snapshot_index; /* the log starts after this */
+    uint64_t snapshot_term;
 };
 
 /* Per-follower replication progress as the leader sees it. */
@@ -227,6 +238,7 @@ struct raft_progress_status {
     uint64_t match;
     uint64_t next;
     bool replicating; /* false: probing one append at a time */
+    bool snapshotting; /* a snapshot is being sent to it */
     uint32_t inflight;
     bool recent_active;
 };
@@ -268,6 +280,23 @@ int raft_transfer_leader(struct raft *r, uint64_t target);
 
 /* Starts an election now (as if the election timeout had fired). */
 void raft_campaign(struct raft *r);
+
+/* Log compaction (thesis ch. 5): the host's state machine is durably snapshotted at index
+ * (<= applied and <= the persisted index); raft drops its in-memory entries up to index. The
+ * host compacts its log store itself. Returns RK_EINVAL beyond applied, RK_OK otherwise (a
+ * compaction behind the current snapshot point does nothing). */
+int raft_compact(struct raft *r, uint64_t index);
+
+/* Follower: the host installed a leader's snapshot of the state machine at (index, term).
+ * Entries after it are kept if the log holds index with that term (Figure 13: "If existing log
+ * entry has same index and term as snapshot's last included entry, retain log entries
+ * following it"), otherwise the log is discarded; commit and applied move to index. The next
+ * ready has has_restore. RK_ESTALE if index <= commit (nothing to do). */
+int raft_restore(struct raft *r, uint64_t index, uint64_t term);
+
+/* Leader: the snapshot sent to follower `to` ended. ok: the follower holds the state up to
+ * index, replication resumes from index + 1; otherwise raft asks again when it next needs to. */
+void raft_snapshot_done(struct raft *r, uint64_t to, uint64_t index, bool ok);
 
 bool raft_has_ready(const struct raft *r);
 /* Fills rd with the batch of outputs accumulated since the last advance. */

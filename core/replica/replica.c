@@ -28,6 +28,7 @@
 
 #include "codec/codec.h"
 #include "common/assert.h"
+#include "common/crc32c.h"
 #include "common/prng.h"
 
 _Static_assert(KV_CMD_MAX_BYTES <= RAFT_DEFAULT_MAX_ENTRY_BYTES,
@@ -74,6 +75,32 @@ struct frame_rec {
 struct reply_rec {
     struct replica_reply r;
     size_t val_off;
+};
+
+/* A snapshot on its way to a follower: the serialized state machine at (index, term), sent one
+ * chunk at a time (the next leaves when the last is acknowledged: flow control). */
+struct snap_out {
+    bool active;
+    uint64_t to;
+    uint64_t index;
+    uint64_t term;
+    uint8_t *buf;
+    size_t len;
+    uint64_t acked;     /* bytes the follower has, in order */
+    uint32_t progress_at; /* tick of the last progress */
+    uint32_t sent_at;     /* tick the outstanding chunk left */
+};
+
+/* A snapshot arriving from the leader. */
+struct snap_in {
+    bool active;
+    uint64_t from;
+    uint64_t term;
+    uint64_t index;
+    uint64_t snap_term;
+    uint64_t total;
+    uint64_t received;
+    uint8_t *buf;
 };
 
 struct byte_arena {
@@ -134,6 +161,10 @@ struct replica {
     bool output_taken;
 
     uint8_t *scratch; /* command encoding */
+    struct snap_out snap_out[RAFT_MAX_VOTERS];
+    struct snap_in snap_in;
+    uint64_t snapshots_sent;
+    uint64_t snapshots_installed;
     size_t scratch_cap;
 };
 
@@ -162,6 +193,11 @@ void replica_config_default(struct replica_config *c)
     c->max_pending = 65536;
     c->max_sessions = 4096;
     c->store_sync_ticks = 10;
+    c->compact_entries = 100000;
+    c->compact_keep = 1000;
+    c->snapshot_chunk_bytes = 64u << 10;
+    c->snapshot_timeout_ticks = 100;
+    c->max_snapshot_bytes = 1ull << 30;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -478,6 +514,363 @@ static void apply_entries(struct replica *r, const struct raft_entry *ents, size
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Snapshots (thesis chapter 5)                                                               */
+
+/* Serialized state machine: [magic u32 "RKSN"][count u64] then per store record
+ * [key len u32][value len u32][key][value], then [crc32c u32] of all that precedes it. The
+ * records are the store's own (kv's namespaces included: user keys and client sessions). */
+#define SNAP_MAGIC 0x4e534b52u
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+struct snap_writer {
+    struct replica *r;
+    uint8_t *buf;
+    size_t len, cap;
+    uint64_t count;
+    bool oom;
+};
+
+static bool snap_add(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                     uint32_t val_len)
+{
+    struct snap_writer *w = ctx;
+    size_t need = 8 + (size_t)key_len + val_len;
+    if (!rk_grow(w->r->alloc, (void **)&w->buf, &w->cap, w->len + need + 4, 1)) {
+        w->oom = true;
+        return false;
+    }
+    put32(w->buf + w->len, key_len);
+    put32(w->buf + w->len + 4, val_len);
+    memcpy(w->buf + w->len + 8, key, key_len);
+    if (val_len > 0)
+        memcpy(w->buf + w->len + 8 + key_len, val, val_len);
+    w->len += need;
+    w->count++;
+    return true;
+}
+
+static void send_snap(struct replica *r, uint8_t type, const struct codec_snap *f)
+{
+    size_t size = codec_snap_size(type, f);
+    size_t off = arena_reserve(r, size);
+    if (off == SIZE_MAX)
+        return;
+    size_t len = 0;
+    int rc = codec_encode_snap(type, f, r->bytes.buf + off, size, &len);
+    RK_ASSERT(rc == RK_OK);
+    push_frame(r, f->to, off, len);
+}
+
+static void snap_out_free(struct replica *r, struct snap_out *so)
+{
+    rk_free(r->alloc, so->buf);
+    memset(so, 0, sizeof(*so));
+}
+
+static void snap_send_chunk(struct replica *r, struct snap_out *so)
+{
+    struct raft_status st;
+    raft_status(r->raft, &st);
+    size_t chunk = so->len - (size_t)so->acked;
+    if (chunk > r->cfg.snapshot_chunk_bytes)
+        chunk = r->cfg.snapshot_chunk_bytes;
+    struct codec_snap f = {
+        .from = r->id,
+        .to = so->to,
+        .term = st.term,
+        .index = so->index,
+        .snap_term = so->term,
+        .offset = so->acked,
+        .total = so->len,
+        .data = so->buf + so->acked,
+        .len = (uint32_t)chunk,
+    };
+    send_snap(r, CODEC_TYPE_SNAP, &f);
+    so->sent_at = r->now;
+}
+
+static struct snap_out *snap_out_for(struct replica *r, uint64_t to)
+{
+    for (uint32_t i = 0; i < r->cfg.raft.n_voters; i++) {
+        if (r->cfg.raft.voters[i] == to)
+            return &r->snap_out[i];
+    }
+    return NULL;
+}
+
+/* Raft asks for a snapshot for `to`: serialize the state machine as applied now. */
+static void snap_start(struct replica *r, uint64_t to)
+{
+    struct snap_out *so = snap_out_for(r, to);
+    if (so == NULL)
+        return;
+    if (so->active)
+        snap_out_free(r, so);
+    uint64_t index = kv_applied_index(r->kv);
+    struct snap_writer w = {.r = r};
+    if (rk_grow(r->alloc, (void **)&w.buf, &w.cap, 16, 1))
+        w.len = 12;
+    else
+        w.oom = true;
+    int rc = w.oom ? RK_ENOMEM : r->cfg.store->ops->scan(r->cfg.store, snap_add, &w);
+    if (rc != RK_OK || w.oom) {
+        rk_free(r->alloc, w.buf);
+        raft_snapshot_done(r->raft, to, 0, false);
+        return;
+    }
+    put32(w.buf, SNAP_MAGIC);
+    put64(w.buf + 4, w.count);
+    put32(w.buf + w.len, rk_crc32c(0, w.buf, w.len));
+    w.len += 4;
+    *so = (struct snap_out){.active = true, .to = to, .index = index,
+                            .term = raft_term_at(r->raft, index), .buf = w.buf, .len = w.len,
+                            .progress_at = r->now};
+    snap_send_chunk(r, so);
+}
+
+/* Ticks: resend a chunk that got no answer, give up on a stalled transfer. */
+static void snap_tick(struct replica *r)
+{
+    for (uint32_t i = 0; i < r->cfg.raft.n_voters; i++) {
+        struct snap_out *so = &r->snap_out[i];
+        if (!so->active)
+            continue;
+        if (r->role != RAFT_LEADER) {
+            snap_out_free(r, so);
+            continue;
+        }
+        if (r->now - so->progress_at >= r->cfg.snapshot_timeout_ticks) {
+            uint64_t to = so->to;
+            snap_out_free(r, so);
+            raft_snapshot_done(r->raft, to, 0, false);
+        } else if (r->now - so->sent_at >= 5) {
+            snap_send_chunk(r, so);
+        }
+    }
+}
+
+static void on_snap_ack(struct replica *r, const struct codec_snap *f)
+{
+    struct snap_out *so = snap_out_for(r, f->from);
+    if (so == NULL || !so->active || f->index != so->index)
+        return; /* late or for another transfer */
+    if (f->done) {
+        uint64_t to = so->to, index = so->index;
+        snap_out_free(r, so);
+        r->snapshots_sent++;
+        raft_snapshot_done(r->raft, to, index, true);
+        return;
+    }
+    if (f->offset > so->acked && f->offset <= so->len) {
+        so->acked = f->offset;
+        so->progress_at = r->now;
+    }
+    if (so->acked < so->len)
+        snap_send_chunk(r, so); /* next chunk, or the same again if one was lost */
+}
+
+struct key_list {
+    struct replica *r;
+    uint8_t *buf;
+    size_t len, cap;
+    bool oom;
+};
+
+static bool collect_key(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                        uint32_t val_len)
+{
+    (void)val;
+    (void)val_len;
+    struct key_list *k = ctx;
+    if (!rk_grow(k->r->alloc, (void **)&k->buf, &k->cap, k->len + 4 + key_len, 1)) {
+        k->oom = true;
+        return false;
+    }
+    put32(k->buf + k->len, key_len);
+    memcpy(k->buf + k->len + 4, key, key_len);
+    k->len += 4 + key_len;
+    return true;
+}
+
+/* Checks a received snapshot before anything is changed: magic, CRC, record bounds. */
+static bool snap_valid(const uint8_t *buf, uint64_t len)
+{
+    if (len < 16 || get32(buf) != SNAP_MAGIC ||
+        get32(buf + len - 4) != rk_crc32c(0, buf, (size_t)len - 4))
+        return false;
+    uint64_t count = get64(buf + 4), pos = 12, end = len - 4;
+    for (uint64_t i = 0; i < count; i++) {
+        if (end - pos < 8)
+            return false;
+        uint64_t need = 8 + (uint64_t)get32(buf + pos) + get32(buf + pos + 4);
+        if (end - pos < need)
+            return false;
+        pos += need;
+    }
+    return pos == end;
+}
+
+/* Replaces the state machine with the snapshot as one batch of the store at its index, rebuilds
+ * kv (sessions come with the snapshot), and tells raft. */
+static int snap_install(struct replica *r, struct snap_in *si)
+{
+    struct kv_store *st = r->cfg.store;
+    struct key_list keys = {.r = r};
+    int rc = st->ops->scan(st, collect_key, &keys);
+    if (rc == RK_OK && keys.oom)
+        rc = RK_ENOMEM;
+    for (size_t pos = 0; rc == RK_OK && pos < keys.len;) {
+        uint32_t kl = get32(keys.buf + pos);
+        bool existed = false;
+        rc = st->ops->del(st, si->index, keys.buf + pos + 4, kl, &existed);
+        pos += 4 + kl;
+    }
+    rk_free(r->alloc, keys.buf);
+    uint64_t count = get64(si->buf + 4), pos = 12;
+    for (uint64_t i = 0; rc == RK_OK && i < count; i++) {
+        uint32_t kl = get32(si->buf + pos), vl = get32(si->buf + pos + 4);
+        rc = st->ops->put(st, si->index, si->buf + pos + 8, kl, si->buf + pos + 8 + kl, vl);
+        pos += 8 + (uint64_t)kl + vl;
+    }
+    if (rc == RK_OK)
+        rc = st->ops->end_batch(st, si->index);
+    if (rc == RK_OK)
+        rc = st->ops->sync(st);
+    if (rc == RK_OK) {
+        struct kv *kv = NULL;
+        struct kv_config kc = {.alloc = r->alloc, .store = st,
+                               .max_sessions = r->cfg.max_sessions};
+        struct rk_errmsg err;
+        rc = kv_create(&kc, &kv, &err);
+        if (rc == RK_OK) {
+            kv_destroy(r->kv);
+            r->kv = kv;
+        }
+    }
+    if (rc != RK_OK) {
+        /* The store may be half replaced: stop, as after any storage failure. */
+        r->failed = true;
+        rk_errf(&r->fail_msg, rc, "installing the snapshot at %llu: %s",
+                (unsigned long long)si->index, rk_strerror(rc));
+        return rc;
+    }
+    r->synced_applied = si->index;
+    r->snapshots_installed++;
+    rc = raft_restore(r->raft, si->index, si->snap_term);
+    return rc == RK_ESTALE ? RK_OK : rc;
+}
+
+static void snap_in_free(struct replica *r)
+{
+    rk_free(r->alloc, r->snap_in.buf);
+    memset(&r->snap_in, 0, sizeof(r->snap_in));
+}
+
+static void on_snap(struct replica *r, const struct codec_snap *f)
+{
+    struct raft_status st;
+    raft_status(r->raft, &st);
+    /* Only the leader of our current term installs state here. */
+    if (f->term != st.term || st.leader != f->from || st.role != RAFT_FOLLOWER)
+        return;
+    struct codec_snap ack = {.from = r->id, .to = f->from, .term = st.term, .index = f->index};
+    if (f->index <= st.commit) {
+        ack.offset = f->total;
+        ack.done = true; /* we already hold it */
+        send_snap(r, CODEC_TYPE_SNAP_ACK, &ack);
+        return;
+    }
+    struct snap_in *si = &r->snap_in;
+    bool same = si->active && si->from == f->from && si->term == f->term &&
+                si->index == f->index && si->total == f->total;
+    if (!same) {
+        snap_in_free(r);
+        if (f->offset != 0 || f->total > r->cfg.max_snapshot_bytes || f->total < 16)
+            return; /* only a transfer's first chunk starts it */
+        si->buf = rk_malloc(r->alloc, (size_t)f->total);
+        if (si->buf == NULL)
+            return;
+        *si = (struct snap_in){.active = true, .from = f->from, .term = f->term,
+                               .index = f->index, .snap_term = f->snap_term, .total = f->total,
+                               .buf = si->buf};
+    }
+    if (f->offset == si->received) {
+        if (f->len > 0)
+            memcpy(si->buf + si->received, f->data, f->len);
+        si->received += f->len;
+    }
+    ack.offset = si->received;
+    if (si->received == si->total) {
+        if (!snap_valid(si->buf, si->total)) {
+            snap_in_free(r); /* corrupt: the leader starts over after its timeout */
+            return;
+        }
+        if (snap_install(r, si) != RK_OK) {
+            snap_in_free(r);
+            return;
+        }
+        snap_in_free(r);
+        ack.done = true;
+    }
+    send_snap(r, CODEC_TYPE_SNAP_ACK, &ack);
+}
+
+/* Compaction: past compact_entries entries in the log, the state machine is synced and the log
+ * prefix up to applied - compact_keep is dropped from raft and from the log store. */
+static void maybe_compact(struct replica *r)
+{
+    if (r->cfg.compact_entries == 0)
+        return;
+    struct raft_status st;
+    raft_status(r->raft, &st);
+    uint64_t applied = kv_applied_index(r->kv);
+    if (st.last_index - st.snapshot_index <= r->cfg.compact_entries ||
+        applied <= st.snapshot_index + r->cfg.compact_keep)
+        return;
+    uint64_t index = applied - r->cfg.compact_keep;
+    if (index > st.applied)
+        index = st.applied;
+    if (index <= st.snapshot_index)
+        return;
+    int rc = r->cfg.store->ops->sync(r->cfg.store);
+    if (rc == RK_OK) {
+        r->synced_at = r->now;
+        r->synced_applied = applied;
+        uint64_t term = raft_term_at(r->raft, index);
+        rc = raft_compact(r->raft, index);
+        if (rc == RK_OK)
+            rc = r->cfg.log->ops->compact(r->cfg.log, index, term, &r->fail_msg);
+        if (rc == RK_OK)
+            rc = r->cfg.log->ops->sync(r->cfg.log, &r->fail_msg);
+    }
+    if (rc != RK_OK) {
+        r->failed = true;
+        rk_errwrap(&r->fail_msg, rc, "compacting the log at %llu", (unsigned long long)index);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* The ready loop                                                                             */
 
 static void fail_reads_waiting_for_index(struct replica *r, const char *why)
@@ -494,7 +887,12 @@ static bool persist(struct replica *r, const struct raft_ready *rd)
     struct log_store *log = r->cfg.log;
     int rc = RK_OK;
     bool need_sync = false;
-    if (rd->truncate_from != 0) {
+    if (rd->has_restore) {
+        /* A snapshot was installed: the log now starts after it. */
+        rc = log->ops->compact(log, rd->restore_index, rd->restore_term, &r->fail_msg);
+        need_sync = true;
+    }
+    if (rc == RK_OK && rd->truncate_from != 0) {
         rc = log->ops->truncate(log, rd->truncate_from, &r->fail_msg);
         need_sync = true;
     }
@@ -528,6 +926,10 @@ static void drive(struct replica *r)
         raft_ready(r->raft, &rd);
         for (size_t i = 0; i < rd.n_msgs; i++)
             send_raft_msg(r, &rd.msgs[i]);
+        uint64_t needed[RAFT_MAX_VOTERS];
+        size_t n_needed = rd.n_snapshot_needed < RAFT_MAX_VOTERS ? rd.n_snapshot_needed
+                                                                 : RAFT_MAX_VOTERS;
+        memcpy(needed, rd.snapshot_needed, n_needed * sizeof(*needed));
         if (!persist(r, &rd))
             return; /* never advance past a batch that is not durable */
         for (size_t i = 0; i < rd.n_msgs_after_persist; i++)
@@ -553,6 +955,9 @@ static void drive(struct replica *r)
         if (r->failed)
             return;
         raft_advance(r->raft, &rd);
+        /* After advance: starting a snapshot calls into raft (when it fails at once). */
+        for (size_t i = 0; i < n_needed; i++)
+            snap_start(r, needed[i]);
     }
 }
 
@@ -607,6 +1012,12 @@ void replica_tick(struct replica *r)
     expire(r);
     if (!r->failed)
         sync_store(r);
+    if (!r->failed)
+        maybe_compact(r);
+    if (!r->failed) {
+        snap_tick(r);
+        drive(r);
+    }
 }
 
 static void on_forward(struct replica *r, const struct codec_forward *f)
@@ -683,6 +1094,15 @@ int replica_recv(struct replica *r, uint64_t from, const uint8_t *frame, size_t 
             on_forward(r, &f.fwd);
         else
             on_forward_resp(r, &f.fwd);
+    } else if (f.type == CODEC_TYPE_SNAP || f.type == CODEC_TYPE_SNAP_ACK) {
+        if (f.snap.from != from || f.snap.to != r->id)
+            rc = rk_errf(err, RK_EINVAL, "snapshot frame from %llu to %llu on the link from %llu",
+                         (unsigned long long)f.snap.from, (unsigned long long)f.snap.to,
+                         (unsigned long long)from);
+        else if (f.type == CODEC_TYPE_SNAP)
+            on_snap(r, &f.snap);
+        else
+            on_snap_ack(r, &f.snap);
     } else if (f.msg.from != from) {
         rc = rk_errf(err, RK_EINVAL, "%s claims to be from %llu on the link from %llu",
                      raft_msg_type_name(f.msg.type), (unsigned long long)f.msg.from,
@@ -935,6 +1355,9 @@ void replica_destroy(struct replica *r)
     rk_free(a, r->out_frames);
     rk_free(a, r->out_replies);
     rk_free(a, r->scratch);
+    for (uint32_t i = 0; i < RAFT_MAX_VOTERS; i++)
+        rk_free(a, r->snap_out[i].buf);
+    rk_free(a, r->snap_in.buf);
     rk_free(a, r);
 }
 
@@ -951,6 +1374,8 @@ void replica_info(const struct replica *r, struct replica_info *st)
     raft_status(r->raft, &st->raft);
     st->keys = kv_count(r->kv);
     st->pending = r->n_pending;
+    st->snapshots_sent = r->snapshots_sent;
+    st->snapshots_installed = r->snapshots_installed;
 }
 
 const struct raft *replica_raft(const struct replica *r)

@@ -94,10 +94,21 @@ struct replica_config {
     /* The state machine's store is synced every this many ticks if it changed (0: never);
      * what it loses in a crash is replayed from the log. */
     uint32_t store_sync_ticks;
+    /* Log compaction (thesis ch. 5): when the log holds more than compact_entries entries, the
+     * state machine is synced and the log prefix up to applied - compact_keep is dropped; a
+     * follower that needs a dropped entry gets a snapshot, streamed in snapshot_chunk_bytes
+     * chunks, one unacknowledged chunk at a time, abandoned after snapshot_timeout_ticks
+     * without progress. 0 compact_entries: never compact. */
+    uint32_t compact_entries;
+    uint32_t compact_keep;
+    uint32_t snapshot_chunk_bytes;
+    uint32_t snapshot_timeout_ticks;
+    uint64_t max_snapshot_bytes; /* a larger incoming snapshot is refused */
 };
 
 /* Defaults: request timeout 50 ticks, 65536 pending, 4096 sessions, store synced every 10
- * ticks, raft defaults. */
+ * ticks, compaction past 100000 entries keeping 1000, 64 KiB snapshot chunks with a 100-tick
+ * timeout, snapshots up to 1 GiB, raft defaults. */
 void replica_config_default(struct replica_config *c);
 
 struct replica;
@@ -132,6 +143,8 @@ bool replica_failed(const struct replica *r, struct rk_errmsg *why);
 
 struct replica_info {
     struct raft_status raft;
+    uint64_t snapshots_sent;
+    uint64_t snapshots_installed;
     uint64_t keys;
     uint32_t pending;
 };
