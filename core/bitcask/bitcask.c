@@ -595,10 +595,9 @@ void bc_stats(const struct bitcask *bc, struct bc_stats *st)
 
 /* ---- open and close --------------------------------------------------------------------- */
 
-int bc_open(const struct bc_config *c, struct bitcask **out, struct rk_errmsg *err)
+/* A store not yet recovered, configured from c; the caller owns *out (bc_close). */
+static int bc_new(const struct bc_config *c, struct bitcask **out, struct rk_errmsg *err)
 {
-    RK_ASSERT(c != NULL && out != NULL);
-    *out = NULL;
     if (c->fs == NULL)
         return rk_errf(err, RK_EINVAL, "bitcask: no fs");
     if (c->max_key_bytes > BC_MAX_KEY_BYTES || c->max_value_bytes > BC_MAX_VALUE_BYTES)
@@ -619,9 +618,21 @@ int bc_open(const struct bc_config *c, struct bitcask **out, struct rk_errmsg *e
     bc->active_id = 1;
     int rc = bc_kd_init(&bc->kd, a);
     if (rc != RK_OK) {
-        rk_errf(err, rc, "bitcask: no memory");
-        goto err_close;
+        bc_close(bc);
+        return rk_errf(err, rc, "bitcask: no memory");
     }
+    *out = bc;
+    return RK_OK;
+}
+
+int bc_open(const struct bc_config *c, struct bitcask **out, struct rk_errmsg *err)
+{
+    RK_ASSERT(c != NULL && out != NULL);
+    *out = NULL;
+    struct bitcask *bc;
+    int rc = bc_new(c, &bc, err);
+    if (rc != RK_OK)
+        return rc;
     rc = bc_recover(bc, err);
     if (rc != RK_OK)
         goto err_close;
@@ -632,6 +643,34 @@ int bc_open(const struct bc_config *c, struct bitcask **out, struct rk_errmsg *e
 err_close:
     bc_close(bc);
     return rc;
+}
+
+int bc_verify(const struct bc_config *c, const struct bc_verify_cb *cb, struct bc_verify_stats *st,
+              struct rk_errmsg *err)
+{
+    RK_ASSERT(c != NULL && st != NULL);
+    memset(st, 0, sizeof(*st));
+    struct bitcask *bc;
+    int rc = bc_new(c, &bc, err);
+    if (rc != RK_OK)
+        return rc;
+    struct bc_dry dry = {.cb = cb, .st = st};
+    bc->dry = &dry; /* recover.c, VERIFY: recovery run dry */
+    rc = bc_recover(bc, err);
+    RK_ASSERT_SLOW(rc != RK_OK || bc_kd_valid(&bc->kd));
+    struct bc_stats now = {0}; /* after a failure: as far as recovery went */
+    if (bc->files != NULL)     /* bc_recover failed before it made the file table */
+        bc_stats(bc, &now);
+    st->data_files = now.data_files;
+    st->data_bytes = now.total_bytes;
+    st->keys = now.keys;
+    st->live_bytes = now.live_bytes;
+    st->applied_index = bc->applied_index;
+    RK_ASSERT(bc->cut_bytes == st->torn_bytes);
+    if (rc == RK_OK && cb != NULL && cb->key != NULL)
+        rc = bc_scan(bc, cb->key, cb->ctx, err);
+    bc_close(bc);
+    return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "bitcask: verify");
 }
 
 void bc_close(struct bitcask *bc)

@@ -138,4 +138,88 @@ void bc_stats(const struct bitcask *bc, struct bc_stats *st);
  * closes the bitcask. */
 struct kv_store *bc_kv_store(struct bitcask *bc);
 
+/*
+ * Verification of a store that is not open (bc_verify): recovery run dry. Every data file is
+ * scanned record by record (CRC, header, batch END markers, batch size) as bc_open would, every
+ * hint file and a MERGE manifest are checked in every field, with the same decoders and the same
+ * rules (the torn-tail rule, the roll-forward of a committed merge), but nothing is written, cut,
+ * renamed or removed: what bc_open would change without failing is reported as a notice, and
+ * what it would refuse is the error. Stricter than bc_open in two ways, both corruption that
+ * bc_open would not see until a read: a data file that has a valid hint is scanned all the same,
+ * and a hint that does not check out is an error (bc_open would ignore it and scan; a hint is
+ * written whole and synced before its merge commits, so a bad one is a bad disk or a bug).
+ */
+enum bc_verify_notice_kind {
+    BC_VERIFY_TORN_TAIL = 1, /* the last data file from offset on: bc_open would cut it */
+    BC_VERIFY_LEFTOVER,      /* a file bc_open would remove: a *.tmp of a merge that never
+                                committed, a hint without its data file, an input of a merge */
+    BC_VERIFY_MERGE,         /* MERGE: bc_open would finish the committed merge it describes */
+    BC_VERIFY_RENAME,        /* a merged file under its tmp name: bc_open would rename it */
+};
+
+struct bc_verify_notice {
+    enum bc_verify_notice_kind kind;
+    const char *file; /* borrowed for the call */
+    uint64_t offset;  /* TORN_TAIL: where the cut would be; else 0 */
+    uint64_t bytes;   /* TORN_TAIL: bytes that would be cut; else 0 */
+    const char *text; /* a sentence for operators, borrowed for the call */
+};
+
+/* One data record of a complete batch, as recovery applies it. key and val are borrowed for the
+ * call (NULL when empty). */
+struct bc_verify_record {
+    uint64_t index;
+    uint32_t flags; /* BC_REC_TOMBSTONE | BC_REC_END | BC_REC_MARK */
+    const uint8_t *key;
+    uint32_t key_len;
+    const uint8_t *val;
+    uint32_t val_len;
+};
+
+/* The visitor; every member may be NULL. record is called for every record bc_open would apply,
+ * file by file in id order and in file order, with notices where they are found; then, once
+ * everything checked out, key for every live key (bc_scan's order, read and checked; false
+ * stops the walk, which is not an error). */
+struct bc_verify_cb {
+    void *ctx;
+    void (*record)(void *ctx, const char *file, uint64_t offset, const struct bc_verify_record *r);
+    bool (*key)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                uint32_t val_len);
+    void (*notice)(void *ctx, const struct bc_verify_notice *n);
+};
+
+struct bc_verify_stats {
+    bool merge_manifest;   /* a committed merge is to be finished */
+    uint32_t data_files;   /* that bc_open would read */
+    uint64_t data_bytes;   /* their bytes, a torn tail not counted */
+    uint32_t hint_files;   /* beside those data files, each checked */
+    uint64_t hint_bytes;   /* their bytes */
+    uint64_t hinted_bytes; /* bytes of the data files that have a hint */
+    uint64_t records;      /* in complete batches; of which: */
+    uint64_t tombstones;
+    uint64_t marks;
+    uint64_t batches;
+    uint64_t keys;          /* live keys after recovery */
+    uint64_t live_bytes;    /* bytes of their records */
+    uint64_t applied_index; /* bc_applied_index() after bc_open */
+    uint64_t torn_bytes;    /* bc_open would cut them */
+    uint32_t leftovers;     /* files bc_open would remove */
+    uint32_t notices;
+    /* Where the error points when bc_verify returns RK_ECORRUPT: file ("" when the problem is
+     * not in one file), offset, and what is wrong. */
+    char problem_file[FS_NAME_MAX + 1];
+    uint64_t problem_offset;
+    char problem[128];
+};
+
+/* Verifies the store in c->fs (the limits of c are ignored: bc_open does not check records
+ * against them either) without modifying anything: no fs call that writes, syncs, renames or
+ * removes is made. Returns RK_OK when bc_open would succeed (notices say what it would change),
+ * RK_ECORRUPT when it would refuse the store or a hint is bad (err and st->problem* say where
+ * and why), or RK_EIO / RK_ENOMEM, in which case nothing is known. *st is filled as far as
+ * verification went (data files: those opened, with the bytes read). Memory: as bc_open (the
+ * keydir). */
+int bc_verify(const struct bc_config *c, const struct bc_verify_cb *cb, struct bc_verify_stats *st,
+              struct rk_errmsg *err);
+
 #endif

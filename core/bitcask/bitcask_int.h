@@ -79,6 +79,12 @@ struct bc_file {
     uint64_t size;     /* bytes in the file (written, durable or not) */
 };
 
+/* bc_verify's dry run of recovery (recover.c, VERIFY): where it reports instead of changing. */
+struct bc_dry {
+    const struct bc_verify_cb *cb; /* may be NULL */
+    struct bc_verify_stats *st;
+};
+
 struct bitcask {
     struct kv_store base; /* first: kv_store ops convert back */
     struct fs *fs;
@@ -120,6 +126,8 @@ struct bitcask {
     uint32_t data_files_scanned;
     uint64_t scanned_bytes;
     uint64_t cut_bytes;
+
+    struct bc_dry *dry; /* NULL but in bc_verify */
 };
 
 /* ---- little-endian codec ---------------------------------------------------------------- */

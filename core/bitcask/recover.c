@@ -5,8 +5,19 @@
  *
  * Everything read here is untrusted. Sizes are checked against the limits of bitcask.h and the
  * file's size before anything is allocated; a bad record is reported with file and offset.
+ *
+ * VERIFY (bc_verify) is this recovery run dry, so that an operator's check and an open can never
+ * disagree: bc->dry is set, and every change recovery would make becomes a notice instead
+ * (dry_roll_forward for roll_forward, clear_leftovers, cut_tail); the final syncs are skipped;
+ * every record applied is also handed to the visitor (dry_record). Two checks are added (see
+ * bitcask.h): every hint is checked in full (dry_check_hint), and every data file is scanned even
+ * when its hint is valid — then without the torn-tail allowance, which bc_open would not give a
+ * file it does not scan. note_corrupt records where the first corruption is.
  */
 #include "bitcask/bitcask_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
 
 #include "common/assert.h"
 #include "common/crc32c.h"
@@ -153,6 +164,76 @@ int bc_check_record(struct bc_reader *r, uint64_t keep, uint64_t off, struct bc_
                    (unsigned long long)off, BC_CHECK_ATTEMPTS);
 }
 
+/* ---- what recovery found: corruption, and (dry run) what it would change --------------- */
+
+static void note_corrupt(struct bitcask *bc, const char *name, uint64_t off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Recovery found corruption in file name ("": in no one file) at off. A dry run remembers where
+ * and what for bc_verify's caller; the message in err is the one an open gives. */
+static void note_corrupt(struct bitcask *bc, const char *name, uint64_t off, const char *fmt, ...)
+{
+    if (bc->dry == NULL)
+        return;
+    struct bc_verify_stats *st = bc->dry->st;
+    snprintf(st->problem_file, sizeof(st->problem_file), "%s", name);
+    st->problem_offset = off;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->problem, sizeof(st->problem), fmt, ap);
+    va_end(ap);
+}
+
+static void dry_notice(struct bitcask *bc, enum bc_verify_notice_kind kind, const char *file,
+                       uint64_t off, uint64_t bytes, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* A dry run's report of a change recovery would make (VERIFY). */
+static void dry_notice(struct bitcask *bc, enum bc_verify_notice_kind kind, const char *file,
+                       uint64_t off, uint64_t bytes, const char *fmt, ...)
+{
+    RK_ASSERT(bc->dry != NULL);
+    char text[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    struct bc_verify_stats *st = bc->dry->st;
+    st->notices++;
+    if (kind == BC_VERIFY_LEFTOVER)
+        st->leftovers++;
+    if (kind == BC_VERIFY_TORN_TAIL)
+        st->torn_bytes += bytes;
+    const struct bc_verify_cb *cb = bc->dry->cb;
+    if (cb == NULL || cb->notice == NULL)
+        return;
+    struct bc_verify_notice n = {
+        .kind = kind, .file = file, .offset = off, .bytes = bytes, .text = text};
+    cb->notice(cb->ctx, &n);
+}
+
+/* A dry run's view of a record recovery applies (VERIFY): counted and handed to the visitor. */
+static void dry_record(struct bitcask *bc, const char *file, uint64_t off, const struct bc_rec *rec,
+                       const uint8_t *p)
+{
+    struct bc_verify_stats *st = bc->dry->st;
+    st->records++;
+    st->tombstones += (rec->flags & BC_REC_TOMBSTONE) != 0;
+    st->marks += (rec->flags & BC_REC_MARK) != 0;
+    st->batches += (rec->flags & BC_REC_END) != 0;
+    const struct bc_verify_cb *cb = bc->dry->cb;
+    if (cb == NULL || cb->record == NULL)
+        return;
+    const uint8_t *key = p + BC_HEADER_BYTES;
+    struct bc_verify_record r = {.index = rec->index,
+                                 .flags = rec->flags,
+                                 .key = rec->key_len > 0 ? key : NULL,
+                                 .key_len = rec->key_len,
+                                 .val = rec->val_len > 0 ? key + rec->key_len : NULL,
+                                 .val_len = rec->val_len};
+    cb->record(cb->ctx, file, off, &r);
+}
+
 /* ---- applying records ------------------------------------------------------------------- */
 
 int bc_recover_apply(struct bitcask *bc, uint32_t file_id, uint64_t off, const struct bc_rec *r,
@@ -208,6 +289,8 @@ static int apply_batch(struct bitcask *bc, struct bc_reader *r, uint32_t id, uin
         struct bc_rec rec;
         bc_rec_decode(p, &rec);
         uint64_t len = bc_rec_bytes(rec.key_len, rec.val_len);
+        if (bc->dry != NULL)
+            dry_record(bc, r->name, off, &rec, p);
         if (bc_recover_apply(bc, id, off, &rec, p + BC_HEADER_BYTES) != RK_OK)
             return rk_errf(err, RK_ENOMEM, "%s: no memory for the keydir", r->name);
         p += len;
@@ -216,13 +299,21 @@ static int apply_batch(struct bitcask *bc, struct bc_reader *r, uint32_t id, uin
     return RK_OK;
 }
 
-/* Cuts the last data file's torn tail at the start of its incomplete batch. */
-static int cut_tail(struct bitcask *bc, uint32_t id, uint64_t at, struct rk_errmsg *err)
+/* Cuts the last data file (id, read as name) at the start of its incomplete batch; a dry run
+ * reports the cut instead. */
+static int cut_tail(struct bitcask *bc, uint32_t id, const char *name, uint64_t at,
+                    struct rk_errmsg *err)
 {
     struct bc_file *f = bc_file_at(bc, id);
-    char name[BC_NAME_BYTES];
-    bc_name(name, id, "data");
     RK_ASSERT(at < f->size);
+    if (bc->dry != NULL) {
+        dry_notice(bc, BC_VERIFY_TORN_TAIL, name, at, f->size - at,
+                   "torn tail at %s offset %llu (would be cut on open)", name,
+                   (unsigned long long)at);
+        bc->cut_bytes += f->size - at;
+        f->size = at;
+        return RK_OK;
+    }
     int rc = bc->fs->ops->truncate(bc->fs, f->f, at, err);
     if (rc == RK_OK)
         rc = bc->fs->ops->sync(bc->fs, f->f, err);
@@ -241,18 +332,19 @@ static int bad_record(struct bitcask *bc, struct bc_reader *r, uint32_t id, bool
 {
     uint64_t garbled_from = r->size > BC_TORN_SECTOR_BYTES ? r->size - BC_TORN_SECTOR_BYTES : 0;
     bool torn = last && (c->verdict == BC_CHECK_SHORT || c->end > garbled_from);
-    if (!torn)
+    if (!torn) {
+        note_corrupt(bc, r->name, off, "%s", c->problem);
         return rk_errf(err, RK_ECORRUPT, "%s: offset %llu: %s", r->name, (unsigned long long)off,
                        c->problem);
-    return cut_tail(bc, id, batch_start, err);
+    }
+    return cut_tail(bc, id, r->name, batch_start, err);
 }
 
-/* Rebuilds the keydir from data file id by reading every record. */
-static int scan_data(struct bitcask *bc, uint32_t id, bool last, struct rk_errmsg *err)
+/* Rebuilds the keydir from data file id (read as name) by reading every record. */
+static int scan_data(struct bitcask *bc, uint32_t id, const char *name, bool last,
+                     struct rk_errmsg *err)
 {
     struct bc_file *f = bc_file_at(bc, id);
-    char name[BC_NAME_BYTES];
-    bc_name(name, id, "data");
     struct bc_reader r;
     bc_reader_init(&r, bc, f->f, name, f->size);
     bc->data_files_scanned++;
@@ -270,6 +362,7 @@ static int scan_data(struct bitcask *bc, uint32_t id, bool last, struct rk_errms
             break;
         }
         if (c.end - start > BC_MAX_BATCH_BYTES) {
+            note_corrupt(bc, name, off, "batch over %lu bytes", (unsigned long)BC_MAX_BATCH_BYTES);
             rc = rk_errf(err, RK_ECORRUPT, "%s: offset %llu: batch over %lu bytes", name,
                          (unsigned long long)off, (unsigned long)BC_MAX_BATCH_BYTES);
             break;
@@ -283,11 +376,13 @@ static int scan_data(struct bitcask *bc, uint32_t id, bool last, struct rk_errms
         }
     }
     if (rc == RK_OK && start < f->size) { /* whole records, but the last batch has no END */
-        if (last)
-            rc = cut_tail(bc, id, start, err);
-        else
+        if (last) {
+            rc = cut_tail(bc, id, name, start, err);
+        } else {
+            note_corrupt(bc, name, start, "file ends inside a batch");
             rc = rk_errf(err, RK_ECORRUPT, "%s: offset %llu: file ends inside a batch", name,
                          (unsigned long long)start);
+        }
     }
     bc_reader_free(&r);
     return rc;
@@ -315,24 +410,59 @@ void bc_hint_trailer_encode(uint8_t *p, uint32_t data_id, uint32_t body_crc, uin
     bc_put_u32(p, rk_crc32c(0, p + 4, BC_HINT_TRAILER_BYTES - 4));
 }
 
-static bool hint_trailer_decode(const uint8_t *p, struct hint_trailer *t)
+/* NULL if the trailer at p checks out, else what is wrong with it. */
+static const char *hint_trailer_decode(const uint8_t *p, struct hint_trailer *t)
 {
-    if (bc_get_u32(p) != rk_crc32c(0, p + 4, BC_HINT_TRAILER_BYTES - 4) ||
-        bc_get_u32(p + 4) != BC_HINT_MAGIC)
-        return false;
+    if (bc_get_u32(p) != rk_crc32c(0, p + 4, BC_HINT_TRAILER_BYTES - 4))
+        return "trailer crc mismatch";
+    if (bc_get_u32(p + 4) != BC_HINT_MAGIC)
+        return "trailer with a bad magic";
     t->data_id = bc_get_u32(p + 8);
     t->body_crc = bc_get_u32(p + 12);
     t->entries = bc_get_u64(p + 16);
     t->data_bytes = bc_get_u64(p + 24);
     t->max_index = bc_get_u64(p + 32);
-    return true;
+    return NULL;
 }
 
-/* Reads the hint entries [0, end): RK_OK, RK_EMALFORMED (not usable: scan instead), or an
- * error. Entries are applied as they are read: if the hint fails half way, the scan that
- * follows applies the same records again, which changes nothing (bc_recover_apply). */
+/* Where a hint file does not check out, and why: an open scans the data file instead, a dry run
+ * reports it (VERIFY). */
+struct hint_verdict {
+    uint64_t offset;
+    const char *problem; /* NULL: the hint checks out */
+};
+
+static int hint_malformed(struct hint_verdict *v, uint64_t off, const char *problem)
+{
+    v->offset = off;
+    v->problem = problem;
+    return RK_EMALFORMED;
+}
+
+/* NULL if the hint entry header rec (at an entry of len bytes, end - off left before the
+ * trailer) can describe an entry of a data file of t->data_bytes, else what is wrong. */
+static const char *hint_entry_problem(const struct bc_rec *rec, uint64_t rec_off, uint64_t len,
+                                      uint64_t left, const struct hint_trailer *t)
+{
+    const char *problem = bc_rec_header_problem(rec);
+    if (problem != NULL)
+        return problem;
+    if ((rec->flags & ~BC_REC_END) != 0)
+        return "entry with a flag other than END";
+    if (len > left)
+        return "entry runs into the trailer";
+    if (rec_off > t->data_bytes ||
+        bc_rec_bytes(rec->key_len, rec->val_len) > t->data_bytes - rec_off)
+        return "entry points past the end of the data file";
+    return NULL;
+}
+
+/* Reads the hint entries [0, end): RK_OK, RK_EMALFORMED (*v: not usable, scan instead), or an
+ * error. With apply, entries are applied as they are read: if the hint fails half way, the scan
+ * that follows applies the same records again, which changes nothing (bc_recover_apply). */
 static int hint_entries(struct bitcask *bc, struct bc_reader *r, uint32_t id,
-                        const struct hint_trailer *t, uint64_t end, struct rk_errmsg *err)
+                        const struct hint_trailer *t, uint64_t end, bool apply,
+                        struct hint_verdict *v, struct rk_errmsg *err)
 {
     uint64_t n = 0;
     uint32_t body = 0;
@@ -343,27 +473,71 @@ static int hint_entries(struct bitcask *bc, struct bc_reader *r, uint32_t id,
         if (rc != RK_OK)
             return rc;
         if (got < BC_HINT_HEADER_BYTES || off + BC_HINT_HEADER_BYTES > end)
-            return RK_EMALFORMED;
+            return hint_malformed(v, off, "entry header runs into the trailer");
         struct bc_rec rec;
         bc_rec_decode(p, &rec);
         uint64_t rec_off = bc_get_u64(p + 20);
         uint64_t len = BC_HINT_HEADER_BYTES + (uint64_t)rec.key_len;
-        if (bc_rec_header_problem(&rec) != NULL || (rec.flags & ~BC_REC_END) != 0 ||
-            len > end - off || rec_off > t->data_bytes ||
-            bc_rec_bytes(rec.key_len, rec.val_len) > t->data_bytes - rec_off)
-            return RK_EMALFORMED;
+        const char *problem = hint_entry_problem(&rec, rec_off, len, end - off, t);
+        if (problem != NULL)
+            return hint_malformed(v, off, problem);
         rc = bc_reader_get(r, off, off, (size_t)len, &p, &got, err);
         if (rc != RK_OK)
             return rc;
         if (bc_get_u32(p) != rk_crc32c(0, p + 4, (size_t)len - 4))
-            return RK_EMALFORMED;
+            return hint_malformed(v, off, "entry crc mismatch");
         body = rk_crc32c(body, p, (size_t)len);
-        if (bc_recover_apply(bc, id, rec_off, &rec, p + BC_HINT_HEADER_BYTES) != RK_OK)
+        if (apply && bc_recover_apply(bc, id, rec_off, &rec, p + BC_HINT_HEADER_BYTES) != RK_OK)
             return rk_errf(err, RK_ENOMEM, "%s: no memory for the keydir", r->name);
         n++;
         off += len;
     }
-    return n == t->entries && body == t->body_crc ? RK_OK : RK_EMALFORMED;
+    if (n != t->entries)
+        return hint_malformed(v, end, "entry count does not match the trailer");
+    if (body != t->body_crc)
+        return hint_malformed(v, end, "entries' crc does not match the trailer");
+    return RK_OK;
+}
+
+/* Reads hint file name of data file id: RK_OK (with apply, its keys applied), RK_EMALFORMED (*v
+ * says where and why), or an error (a read error, RK_ENOMEM). *size: the hint's bytes. */
+static int read_hint(struct bitcask *bc, uint32_t id, const char *name, bool apply,
+                     struct hint_verdict *v, uint64_t *size, struct rk_errmsg *err)
+{
+    struct fs_file *hf;
+    int rc = bc->fs->ops->open(bc->fs, name, 0, &hf, err);
+    if (rc != RK_OK)
+        return rk_errwrap(err, rc, "%s: open", name);
+    *size = 0;
+    rc = bc->fs->ops->size(bc->fs, hf, size, err);
+    if (rc != RK_OK || *size < BC_HINT_TRAILER_BYTES) {
+        bc->fs->ops->close(bc->fs, hf);
+        return rc != RK_OK ? rk_errwrap(err, rc, "%s: size", name)
+                           : hint_malformed(v, 0, "shorter than a trailer");
+    }
+    struct bc_reader r;
+    bc_reader_init(&r, bc, hf, name, *size);
+    const uint8_t *p;
+    size_t got;
+    uint64_t end = *size - BC_HINT_TRAILER_BYTES;
+    struct hint_trailer t;
+    rc = bc_reader_get(&r, end, end, BC_HINT_TRAILER_BYTES, &p, &got, err);
+    const char *problem = rc == RK_OK ? hint_trailer_decode(p, &t) : NULL;
+    if (problem != NULL)
+        rc = hint_malformed(v, end, problem);
+    else if (rc == RK_OK && t.data_id != id)
+        rc = hint_malformed(v, end, "trailer names another data file");
+    else if (rc == RK_OK && t.data_bytes != bc_file_at(bc, id)->size)
+        rc = hint_malformed(v, end, "trailer's data file size is not the data file's");
+    if (rc == RK_OK) {
+        bc_reader_forget(&r, 0);
+        rc = hint_entries(bc, &r, id, &t, end, apply, v, err);
+    }
+    if (rc == RK_OK && apply && t.max_index > bc->applied_index)
+        bc->applied_index = t.max_index;
+    bc_reader_free(&r);
+    bc->fs->ops->close(bc->fs, hf);
+    return rc;
 }
 
 /* Loads data file id's keys from its hint file: RK_OK, RK_EMALFORMED (scan the data file
@@ -372,37 +546,35 @@ static int load_hint(struct bitcask *bc, uint32_t id, struct rk_errmsg *err)
 {
     char name[BC_NAME_BYTES];
     bc_name(name, id, "hint");
-    struct fs_file *hf;
     struct rk_errmsg scratch;
-    if (bc->fs->ops->open(bc->fs, name, 0, &hf, &scratch) != RK_OK)
-        return RK_EMALFORMED;
-    uint64_t size = 0;
-    int rc = bc->fs->ops->size(bc->fs, hf, &size, &scratch);
-    if (rc != RK_OK || size < BC_HINT_TRAILER_BYTES) {
-        bc->fs->ops->close(bc->fs, hf);
-        return RK_EMALFORMED;
-    }
-    struct bc_reader r;
-    bc_reader_init(&r, bc, hf, name, size);
-    const uint8_t *p;
-    size_t got;
-    uint64_t end = size - BC_HINT_TRAILER_BYTES;
-    struct hint_trailer t;
-    rc = bc_reader_get(&r, end, end, BC_HINT_TRAILER_BYTES, &p, &got, &scratch);
-    if (rc == RK_OK && (!hint_trailer_decode(p, &t) || t.data_id != id ||
-                        t.data_bytes != bc_file_at(bc, id)->size))
-        rc = RK_EMALFORMED;
-    if (rc == RK_OK) {
-        bc_reader_forget(&r, 0);
-        rc = hint_entries(bc, &r, id, &t, end, &scratch);
-    }
-    if (rc == RK_OK && t.max_index > bc->applied_index)
-        bc->applied_index = t.max_index;
-    bc_reader_free(&r);
-    bc->fs->ops->close(bc->fs, hf);
+    struct hint_verdict v;
+    uint64_t size;
+    int rc = read_hint(bc, id, name, true, &v, &size, &scratch);
     if (rc == RK_ENOMEM)
         return rk_errf(err, rc, "%s", scratch.text);
     return rc == RK_OK ? RK_OK : RK_EMALFORMED;
+}
+
+/* The dry run's load_hint (VERIFY): a hint that does not check out is an error; its keys are
+ * not applied (the data file is scanned all the same). */
+static int dry_check_hint(struct bitcask *bc, uint32_t id, const char *name, struct rk_errmsg *err)
+{
+    struct hint_verdict v = {0};
+    uint64_t size = 0;
+    int rc = read_hint(bc, id, name, false, &v, &size, err);
+    if (rc == RK_EMALFORMED) {
+        note_corrupt(bc, name, v.offset, "%s", v.problem);
+        return rk_errf(err, RK_ECORRUPT,
+                       "%s: offset %llu: %s (an open would ignore the hint and scan the data file)",
+                       name, (unsigned long long)v.offset, v.problem);
+    }
+    if (rc != RK_OK)
+        return rc;
+    struct bc_verify_stats *st = bc->dry->st;
+    st->hint_files++;
+    st->hint_bytes += size;
+    st->hinted_bytes += bc_file_at(bc, id)->size;
+    return RK_OK;
 }
 
 /* ---- the directory ---------------------------------------------------------------------- */
@@ -413,10 +585,15 @@ struct listing {
     size_t n_data, cap_data;
     uint32_t *hint;
     size_t n_hint, cap_hint;
-    char (*tmp)[BC_NAME_BYTES]; /* *.tmp names */
+    char (*tmp)[BC_NAME_BYTES]; /* *.tmp names, ascending ("": adopted by dry_roll_forward) */
     size_t n_tmp, cap_tmp;
     bool merge;
     bool nomem;
+    /* Dry run only: ids of the merged files still under their tmp names (dry_roll_forward). */
+    uint32_t *data_tmp;
+    size_t n_data_tmp, cap_data_tmp;
+    uint32_t *hint_tmp;
+    size_t n_hint_tmp, cap_hint_tmp;
 };
 
 static bool add_id(struct listing *ls, uint32_t **v, size_t *n, size_t *cap, uint32_t id)
@@ -457,6 +634,8 @@ static void listing_free(struct listing *ls)
     rk_free(ls->alloc, ls->data);
     rk_free(ls->alloc, ls->hint);
     rk_free(ls->alloc, ls->tmp);
+    rk_free(ls->alloc, ls->data_tmp);
+    rk_free(ls->alloc, ls->hint_tmp);
     memset(ls, 0, sizeof(*ls));
 }
 
@@ -488,6 +667,16 @@ static bool listed(const uint32_t *v, size_t n, uint32_t id)
             hi = mid;
     }
     return false;
+}
+
+/* The name data file (or its hint) id is read under: the final one, or in a dry run its tmp
+ * name while a committed merge's rename is pending. */
+static void file_name(const struct listing *ls, uint32_t id, bool hint, char *out)
+{
+    if (hint)
+        bc_name(out, id, listed(ls->hint_tmp, ls->n_hint_tmp, id) ? "hint.tmp" : "hint");
+    else
+        bc_name(out, id, listed(ls->data_tmp, ls->n_data_tmp, id) ? "data.tmp" : "data");
 }
 
 static int remove_if_there(struct bitcask *bc, const char *name, struct rk_errmsg *err)
@@ -550,8 +739,10 @@ static int read_manifest(struct bitcask *bc, uint8_t **buf, struct manifest *m,
         return rk_errwrap(err, rc, BC_MERGE_NAME);
     uint64_t size = 0;
     rc = bc->fs->ops->size(bc->fs, f, &size, err);
-    if (rc == RK_OK && size > BC_MERGE_HEADER_BYTES + 4ull * BC_MAX_FILES)
+    if (rc == RK_OK && size > BC_MERGE_HEADER_BYTES + 4ull * BC_MAX_FILES) {
+        note_corrupt(bc, BC_MERGE_NAME, 0, "%llu bytes, too big", (unsigned long long)size);
         rc = rk_errf(err, RK_ECORRUPT, "%llu bytes, too big", (unsigned long long)size);
+    }
     if (rc == RK_OK && (*buf = rk_malloc(bc->alloc, (size_t)size + 1)) == NULL)
         rc = rk_errf(err, RK_ENOMEM, "no memory");
     uint32_t prev_print = 0;
@@ -564,6 +755,8 @@ static int read_manifest(struct bitcask *bc, uint8_t **buf, struct manifest *m,
         if (problem == NULL)
             break;
         uint32_t print = rk_crc32c(0, *buf, got);
+        if (attempt > 0 && print == prev_print)
+            note_corrupt(bc, BC_MERGE_NAME, 0, "%s", problem);
         if (attempt > 0 && print == prev_print)
             rc = rk_errf(err, RK_ECORRUPT, "%s", problem);
         else if (attempt + 1 == BC_CHECK_ATTEMPTS)
@@ -617,11 +810,128 @@ static int roll_forward(struct bitcask *bc, const struct manifest *m, struct rk_
     return rc;
 }
 
-/* Removes what no committed merge needs: *.tmp files and hints without a data file. */
+/* The position of name among the *.tmp names (ascending: list is in strcmp order), or n_tmp. */
+static size_t tmp_position(const struct listing *ls, const char *name)
+{
+    size_t lo = 0;
+    size_t hi = ls->n_tmp;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(ls->tmp[mid], name);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return ls->n_tmp;
+}
+
+/* Inserts id into the ascending set v (nothing if there). False when out of memory. */
+static bool insert_id(struct listing *ls, uint32_t **v, size_t *n, size_t *cap, uint32_t id)
+{
+    size_t at = 0;
+    while (at < *n && (*v)[at] < id)
+        at++;
+    if (at < *n && (*v)[at] == id)
+        return true;
+    if (!add_id(ls, v, n, cap, id))
+        return false;
+    memmove(*v + at + 1, *v + at, (*n - 1 - at) * sizeof(**v));
+    (*v)[at] = id;
+    return true;
+}
+
+/* Removes id from the ascending set v; whether it was there. */
+static bool drop_id(uint32_t *v, size_t *n, uint32_t id)
+{
+    size_t at = 0;
+    while (at < *n && v[at] < id)
+        at++;
+    if (at == *n || v[at] != id)
+        return false;
+    memmove(v + at, v + at + 1, (*n - 1 - at) * sizeof(*v));
+    (*n)--;
+    return true;
+}
+
+/* The dry run's roll_forward for merged file id (ext "data" or "hint"): what the rename of its
+ * tmp file would leave, read from the tmp name (VERIFY). A missing merged data file is corruption,
+ * as in roll_forward. */
+static int dry_adopt(struct bitcask *bc, struct listing *ls, uint32_t id, bool hint,
+                     struct rk_errmsg *err)
+{
+    char tmp[BC_NAME_BYTES];
+    char final[BC_NAME_BYTES];
+    bc_name(tmp, id, hint ? "hint.tmp" : "data.tmp");
+    bc_name(final, id, hint ? "hint" : "data");
+    uint32_t **set = hint ? &ls->hint : &ls->data;
+    size_t *n = hint ? &ls->n_hint : &ls->n_data;
+    size_t *cap = hint ? &ls->cap_hint : &ls->cap_data;
+    size_t t = tmp_position(ls, tmp);
+    if (t < ls->n_tmp) { /* roll_forward renames it, replacing a final one */
+        ls->tmp[t][0] = '\0';
+        bool ok = insert_id(ls, set, n, cap, id) &&
+                  (hint ? add_id(ls, &ls->hint_tmp, &ls->n_hint_tmp, &ls->cap_hint_tmp, id)
+                        : add_id(ls, &ls->data_tmp, &ls->n_data_tmp, &ls->cap_data_tmp, id));
+        if (!ok)
+            return rk_errf(err, RK_ENOMEM, "no memory to list the directory");
+        dry_notice(bc, BC_VERIFY_RENAME, tmp, 0, 0, "%s is merged (would be renamed to %s on open)",
+                   tmp, final);
+        return RK_OK;
+    }
+    if (hint || listed(*set, *n, id))
+        return RK_OK;
+    note_corrupt(bc, BC_MERGE_NAME, 0, "merged file %s is missing", final);
+    return rk_errf(err, RK_ECORRUPT, "MERGE: merged file %s is missing", final);
+}
+
+/* The dry run's roll_forward (VERIFY): changes the listing into the one roll_forward would
+ * leave — the merged files in (under their tmp names where the rename is pending), the inputs
+ * out — and reports each change. */
+static int dry_roll_forward(struct bitcask *bc, const struct manifest *m, struct listing *ls,
+                            struct rk_errmsg *err)
+{
+    bc->dry->st->merge_manifest = true;
+    dry_notice(bc, BC_VERIFY_MERGE, BC_MERGE_NAME, 0, 0,
+               "MERGE: a committed merge of %lu files into %lu (open would finish it)",
+               (unsigned long)m->n_old, (unsigned long)m->n_new);
+    for (uint32_t i = 0; i < m->n_old; i++) {
+        uint32_t id = bc_get_u32(m->old + 4 * i);
+        char name[BC_NAME_BYTES];
+        bc_name(name, id, "data");
+        if (drop_id(ls->data, &ls->n_data, id))
+            dry_notice(bc, BC_VERIFY_LEFTOVER, name, 0, 0,
+                       "%s was merged (would be removed on open)", name);
+        bc_name(name, id, "hint");
+        if (drop_id(ls->hint, &ls->n_hint, id))
+            dry_notice(bc, BC_VERIFY_LEFTOVER, name, 0, 0,
+                       "%s was merged (would be removed on open)", name);
+    }
+    int rc = RK_OK;
+    for (uint32_t id = m->first_new; rc == RK_OK && id - m->first_new < m->n_new; id++) {
+        rc = dry_adopt(bc, ls, id, false, err);
+        if (rc == RK_OK)
+            rc = dry_adopt(bc, ls, id, true, err);
+    }
+    return rc;
+}
+
+/* Removes what no committed merge needs: *.tmp files and hints without a data file. A dry run
+ * reports them instead. */
 static int clear_leftovers(struct bitcask *bc, const struct listing *ls, struct rk_errmsg *err)
 {
     bool removed = false;
     for (size_t i = 0; i < ls->n_tmp; i++) {
+        if (ls->tmp[i][0] == '\0') /* adopted by dry_roll_forward */
+            continue;
+        if (bc->dry != NULL) {
+            dry_notice(bc, BC_VERIFY_LEFTOVER, ls->tmp[i], 0, 0,
+                       "%s is left by a merge that never committed (would be removed on open)",
+                       ls->tmp[i]);
+            continue;
+        }
         int rc = remove_if_there(bc, ls->tmp[i], err);
         if (rc != RK_OK)
             return rc;
@@ -631,7 +941,12 @@ static int clear_leftovers(struct bitcask *bc, const struct listing *ls, struct 
         if (listed(ls->data, ls->n_data, ls->hint[i]))
             continue;
         char name[BC_NAME_BYTES];
-        bc_name(name, ls->hint[i], "hint");
+        file_name(ls, ls->hint[i], true, name);
+        if (bc->dry != NULL) {
+            dry_notice(bc, BC_VERIFY_LEFTOVER, name, 0, 0,
+                       "%s has no data file (would be removed on open)", name);
+            continue;
+        }
         int rc = remove_if_there(bc, name, err);
         if (rc != RK_OK)
             return rc;
@@ -642,11 +957,9 @@ static int clear_leftovers(struct bitcask *bc, const struct listing *ls, struct 
 
 /* ---- the data files --------------------------------------------------------------------- */
 
-static int open_data(struct bitcask *bc, uint32_t id, struct rk_errmsg *err)
+static int open_data(struct bitcask *bc, uint32_t id, const char *name, struct rk_errmsg *err)
 {
     struct bc_file *f = bc_file_at(bc, id);
-    char name[BC_NAME_BYTES];
-    bc_name(name, id, "data");
     int rc = bc->fs->ops->open(bc->fs, name, 0, &f->f, err);
     if (rc == RK_OK) {
         rc = bc->fs->ops->size(bc->fs, f->f, &f->size, err);
@@ -666,19 +979,34 @@ static int load_files(struct bitcask *bc, const struct listing *ls, struct rk_er
                    : rk_errf(err, RK_ENOMEM, "no memory for the file table");
     uint32_t lo = ls->data[0];
     uint32_t hi = ls->data[ls->n_data - 1];
-    if (hi - lo >= BC_MAX_FILES || hi >= BC_MAX_FILE_ID)
+    if (hi - lo >= BC_MAX_FILES || hi >= BC_MAX_FILE_ID) {
+        note_corrupt(bc, "", 0, "data file ids %lu..%lu: over the limits", (unsigned long)lo,
+                     (unsigned long)hi);
         return rk_errf(err, RK_ECORRUPT, "data file ids %lu..%lu: over the limits",
                        (unsigned long)lo, (unsigned long)hi);
+    }
     bc->lo_id = lo;
     bc->active_id = hi + 1; /* a new active file, made at the first append */
     if (bc_files_cover(bc, bc->active_id) != RK_OK)
         return rk_errf(err, RK_ENOMEM, "no memory for the file table");
     for (size_t i = 0; i < ls->n_data; i++) {
         uint32_t id = ls->data[i];
-        int rc = open_data(bc, id, err);
+        char name[BC_NAME_BYTES];
+        file_name(ls, id, false, name);
+        int rc = open_data(bc, id, name, err);
         if (rc != RK_OK)
             return rc;
-        if (listed(ls->hint, ls->n_hint, id)) {
+        bool hinted = listed(ls->hint, ls->n_hint, id);
+        if (bc->dry != NULL) { /* VERIFY: the hint checked, the data file scanned all the same */
+            char hint[BC_NAME_BYTES];
+            file_name(ls, id, true, hint);
+            if (hinted && (rc = dry_check_hint(bc, id, hint, err)) != RK_OK)
+                return rc;
+            if ((rc = scan_data(bc, id, name, id == hi && !hinted, err)) != RK_OK)
+                return rc;
+            continue;
+        }
+        if (hinted) {
             rc = load_hint(bc, id, err);
             if (rc == RK_OK) {
                 bc->hint_files_loaded++;
@@ -687,10 +1015,12 @@ static int load_files(struct bitcask *bc, const struct listing *ls, struct rk_er
             if (rc != RK_EMALFORMED)
                 return rc;
         }
-        rc = scan_data(bc, id, id == hi, err);
+        rc = scan_data(bc, id, name, id == hi, err);
         if (rc != RK_OK)
             return rc;
     }
+    if (bc->dry != NULL)
+        return RK_OK;
     /* B1: what was found is made durable before anything is appended above it. A store
      * closed without a sync and reopened without a crash still has the last file's unsynced
      * tail (and maybe names not yet durable); were the next file created above it, a crash
@@ -712,11 +1042,14 @@ int bc_recover(struct bitcask *bc, struct rk_errmsg *err)
         uint8_t *buf = NULL;
         struct manifest m = {0};
         rc = read_manifest(bc, &buf, &m, err);
-        if (rc == RK_OK)
+        if (rc == RK_OK && bc->dry != NULL) {
+            rc = dry_roll_forward(bc, &m, &ls, err);
+        } else if (rc == RK_OK) {
             rc = roll_forward(bc, &m, err);
+            if (rc == RK_OK)
+                rc = list_dir(bc, &ls, err);
+        }
         rk_free(bc->alloc, buf);
-        if (rc == RK_OK)
-            rc = list_dir(bc, &ls, err);
     }
     if (rc == RK_OK)
         rc = clear_leftovers(bc, &ls, err);

@@ -68,6 +68,7 @@ struct kv {
     uint32_t mask;
     uint32_t max_sessions;
     uint32_t n_sessions;
+    uint32_t n_meta; /* KV_KEY_META records in the store */
     uint32_t lru_head; /* least recently used */
     uint32_t lru_tail; /* most recently used */
     struct rk_errmsg last_err;
@@ -362,6 +363,23 @@ static int session_decode(const uint8_t *key, const uint8_t *val, uint32_t val_l
     return RK_OK;
 }
 
+int kv_session_record_decode(const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                             uint32_t val_len, struct kv_session_info *out, struct rk_errmsg *err)
+{
+    RK_ASSERT(key != NULL || key_len == 0);
+    RK_ASSERT(val != NULL || val_len == 0);
+    RK_ASSERT(out != NULL);
+    memset(out, 0, sizeof(*out));
+    if (key_len != KV_SESSION_KEY_BYTES || key[0] != KV_KEY_SESSION)
+        return rk_errf(err, RK_ECORRUPT, "kv store: a key of %" PRIu32 " bytes is not a session's",
+                       key_len);
+    struct kv_session s;
+    int rc = session_decode(key, val, val_len, UINT64_MAX, &s, err);
+    if (rc == RK_OK)
+        session_info(&s, out);
+    return rc;
+}
+
 /* ---- create and destroy ----------------------------------------------------------------- */
 
 /* The smallest power of two >= TABLE_MIN_SLOTS that keeps n sessions at a load <= 3/4. */
@@ -397,6 +415,10 @@ static bool load_record(void *ctx, const uint8_t *key, uint32_t key_len, const u
                         "kv store: a user key of %" PRIu32 " bytes, over the %u-byte limit",
                         key_len - 1, KV_MAX_KEY_BYTES);
         return false;
+    }
+    if (key_len >= 1 && key[0] == KV_KEY_META) {
+        kv->n_meta++;
+        return true;
     }
     if (key_len != KV_SESSION_KEY_BYTES || key[0] != KV_KEY_SESSION) {
         l->rc = rk_errf(l->err, RK_ECORRUPT,
@@ -747,8 +769,8 @@ uint64_t kv_count(const struct kv *kv)
     uint64_t count = kv->store->ops->count(kv->store);
     /* K5; also after a failed apply, whose batch writes a session record before it deletes
      * the evicted one. */
-    RK_ASSERT(count >= kv->n_sessions);
-    return count - kv->n_sessions;
+    RK_ASSERT(count >= (uint64_t)kv->n_sessions + kv->n_meta);
+    return count - kv->n_sessions - kv->n_meta;
 }
 
 struct user_scan_ctx {

@@ -130,6 +130,10 @@ const char *kv_op_name(uint8_t op);
  * A store must accept keys of KV_STORE_MAX_KEY_BYTES: a user key at the limit plus its prefix. */
 #define KV_KEY_USER             'u'
 #define KV_KEY_SESSION          's'
+/* Records of the host's own (the replica keeps the index and term of an installed snapshot
+ * there, written in the same batch as the snapshot); kv loads past them and does not count
+ * them as user keys. */
+#define KV_KEY_META             'm'
 #define KV_STORE_MAX_KEY_BYTES  (KV_MAX_KEY_BYTES + 1u)
 #define KV_SESSION_KEY_BYTES    9u
 #define KV_SESSION_VERSION      1u
@@ -258,6 +262,13 @@ int kv_session_get(const struct kv *kv, uint64_t client_id, struct kv_session_in
  * stops when fn returns false. fn must not call kv_apply. */
 void kv_session_scan(const struct kv *kv, bool (*fn)(void *ctx, const struct kv_session_info *s),
                      void *ctx);
+
+/* Decodes one stored session record (untrusted: tools read it off a store): key is the store
+ * key ('s' + client id, KV_SESSION_KEY_BYTES), val the record. RK_OK and *out, or RK_ECORRUPT
+ * with *err (may be NULL) saying what is wrong — kv_create's checks, less the bound by the
+ * store's applied index. */
+int kv_session_record_decode(const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                             uint32_t val_len, struct kv_session_info *out, struct rk_errmsg *err);
 
 /* Checks the session table's invariants (K1–K5 in kv.c) in O(max_sessions), K5 with one store
  * get per session: for tests and slow asserts. K5 (the store's records match the table) holds

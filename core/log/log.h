@@ -23,6 +23,7 @@
 #ifndef LOG_H
 #define LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -107,5 +108,74 @@ struct log_seglog_stats {
 int log_seglog_open(const struct log_seglog_config *c, struct log_store **out,
                     struct rk_errmsg *err);
 void log_seglog_stats(const struct log_store *s, struct log_seglog_stats *out);
+
+/*
+ * Verification of a store that is not open (log_seglog_verify): recovery run dry. Every record
+ * and the hard state are read and checked exactly as log_seglog_open would (the same decoders,
+ * the same rules: CRCs, record indexes, contiguity of the segments, the torn-tail rule), but
+ * nothing is written, cut or removed: what open would change without failing is reported as a
+ * notice instead, and what open would refuse is the error.
+ */
+enum log_verify_notice_kind {
+    LOG_VERIFY_TORN_TAIL = 1, /* the highest segment's tail from offset on: open would cut it */
+    LOG_VERIFY_LEFTOVER,      /* a file open would remove: hardstate.tmp, a segment wholly
+                                 behind the snapshot point, or one past a gap in the indexes */
+    LOG_VERIFY_TERM_RAISE,    /* entries above the hard state's term: open would raise it */
+};
+
+struct log_verify_notice {
+    enum log_verify_notice_kind kind;
+    const char *file; /* borrowed for the call */
+    uint64_t offset;  /* TORN_TAIL: where the cut would be; else 0 */
+    uint64_t bytes;   /* TORN_TAIL: bytes that would be cut; TERM_RAISE: the raised term */
+    const char *text; /* a sentence for operators ("torn tail at seg-...: offset 4096 (would be
+                         cut on open)"), borrowed for the call */
+};
+
+/* The visitor; every member may be NULL. Called in this order: hard_state once, then entry for
+ * each entry open would load (index after the snapshot point, ascending), with notices where
+ * they are found. Nothing a callback is given outlives the call. */
+struct log_verify_cb {
+    void *ctx;
+    /* What the hardstate file holds (all zeros and found == false when there is none). */
+    void (*hard_state)(void *ctx, bool found, const struct raft_hard_state *hs,
+                       uint64_t snapshot_index, uint64_t snapshot_term);
+    /* One entry, in segment file at offset (the record's first byte). */
+    void (*entry)(void *ctx, const char *file, uint64_t offset, const struct raft_entry *e);
+    void (*notice)(void *ctx, const struct log_verify_notice *n);
+};
+
+struct log_verify_stats {
+    bool hard_state_found;
+    struct raft_hard_state hs; /* as on disk: before any term raise */
+    uint64_t snapshot_index;
+    uint64_t snapshot_term;
+    uint64_t segments;      /* segment files open would keep */
+    uint64_t segment_bytes; /* their bytes, a torn tail not counted */
+    uint64_t records;       /* records read and checked in them (behind the snapshot too) */
+    uint64_t entries;       /* entries open would load: first_index..last_index */
+    uint64_t entry_bytes;   /* their record bytes (headers and data) */
+    uint64_t first_index;   /* snapshot_index + 1 */
+    uint64_t last_index;    /* snapshot_index when the log is empty */
+    uint64_t max_term;      /* the highest term of a record read */
+    uint64_t torn_bytes;    /* open would cut them */
+    uint64_t leftovers;     /* files open would remove */
+    uint64_t notices;
+    /* Where the error points when verify returns RK_ECORRUPT: file ("" when the problem is not
+     * in one file), the offset of the bad record, and what is wrong with it. */
+    char problem_file[FS_NAME_MAX + 1];
+    uint64_t problem_offset;
+    char problem[128];
+};
+
+/* Verifies the store in c->fs (c->segment_bytes is ignored) without modifying anything: no fs
+ * call that writes, syncs, renames or removes is made. Returns RK_OK when open would succeed
+ * (notices say what it would change), RK_ECORRUPT when open would refuse the store (err and
+ * st->problem* say where and why), or RK_EIO / RK_ENOMEM / RK_ETOOBIG / RK_EINVAL, in which case
+ * nothing is known. *st is filled as far as verification went. Memory: as open, less the
+ * entries (each is read, handed to cb->entry, and let go). After RK_ECORRUPT the counts cover
+ * what was read before the problem (segments and segment_bytes: the segments read whole). */
+int log_seglog_verify(const struct log_seglog_config *c, const struct log_verify_cb *cb,
+                      struct log_verify_stats *st, struct rk_errmsg *err);
 
 #endif

@@ -115,6 +115,12 @@
  *      synced and the directory too: a reopen without a crash finds bytes and names the previous
  *      process never made durable, and they are about to be treated as durable (L2).
  *
+ * VERIFY (log_seglog_verify) is this recovery run dry, so that an operator's check and an open can
+ * never disagree: s->dry is set, and every change recovery would make becomes a notice instead
+ * (cut_tail, remove_unkept, the hardstate.tmp removal, the term raise); settle and the hard-state
+ * write are skipped; entries go to the visitor instead of held[] (visit_entry). Everything that
+ * makes open fail makes verify fail, with the same message, and recovery_corrupt records where.
+ *
  * Memory: 8 bytes per entry (offs) and 24 per segment; the entries read at open are held with
  * their data until the call after the first load (the replica's raft copies them), and a later
  * load reads the segments again. append allocates nothing per entry: its records are built in
@@ -122,6 +128,7 @@
  *
  * Ownership: struct seglog owns its handles and buffers; struct fs is borrowed.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -182,6 +189,12 @@ struct seglog_durable {
     uint64_t snap_term;
 };
 
+/* log_seglog_verify's dry run (VERIFY): where recovery reports instead of changing things. */
+struct seglog_dry {
+    const struct log_verify_cb *cb; /* may be NULL */
+    struct log_verify_stats *st;
+};
+
 struct seglog {
     struct log_store base; /* first: the replica sees only this */
     struct fs *fs;
@@ -217,6 +230,7 @@ struct seglog {
     int poison; /* RK_OK, or the failure that made every later call fail */
     struct rk_errmsg poison_msg;
     struct log_seglog_stats stats;
+    struct seglog_dry *dry; /* NULL but in log_seglog_verify */
 };
 
 static const struct log_store_ops seglog_ops;
@@ -346,6 +360,62 @@ static struct seglog_seg *last_seg(struct seglog *s)
 {
     RK_ASSERT(s->n_segs > 0);
     return &s->segs[s->n_segs - 1];
+}
+
+/* ---- what recovery found: corruption, and (dry run) what it would change ------------------ */
+
+static int recovery_corrupt(struct seglog *s, struct rk_errmsg *err, const char *name, uint64_t off,
+                            bool say_offset, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* Recovery found corruption in file name at off: returns RK_ECORRUPT with the message
+ * "name: offset off: what" (or "name: what"), and in a dry run remembers where for the caller. */
+static int recovery_corrupt(struct seglog *s, struct rk_errmsg *err, const char *name, uint64_t off,
+                            bool say_offset, const char *fmt, ...)
+{
+    char what[sizeof(((struct log_verify_stats *)NULL)->problem)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (s->dry != NULL) {
+        struct log_verify_stats *st = s->dry->st;
+        snprintf(st->problem_file, sizeof(st->problem_file), "%s", name);
+        st->problem_offset = off;
+        memcpy(st->problem, what, sizeof(st->problem));
+    }
+    if (say_offset)
+        return rk_errf(err, RK_ECORRUPT, "%s: offset %llu: %s", name, (unsigned long long)off,
+                       what);
+    return rk_errf(err, RK_ECORRUPT, "%s: %s", name, what);
+}
+
+static void dry_notice(struct seglog *s, enum log_verify_notice_kind kind, const char *file,
+                       uint64_t off, uint64_t bytes, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* A dry run's report of a change recovery would make (VERIFY). */
+static void dry_notice(struct seglog *s, enum log_verify_notice_kind kind, const char *file,
+                       uint64_t off, uint64_t bytes, const char *fmt, ...)
+{
+    RK_ASSERT(s->dry != NULL);
+    char text[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    struct log_verify_stats *st = s->dry->st;
+    st->notices++;
+    if (kind == LOG_VERIFY_LEFTOVER)
+        st->leftovers++;
+    if (kind == LOG_VERIFY_TORN_TAIL)
+        st->torn_bytes += bytes;
+    const struct log_verify_cb *cb = s->dry->cb;
+    if (cb == NULL || cb->notice == NULL)
+        return;
+    struct log_verify_notice n = {
+        .kind = kind, .file = file, .offset = off, .bytes = bytes, .text = text};
+    cb->notice(cb->ctx, &n);
 }
 
 /* ---- reading: a window over a file, records checked twice before they are believed -------- */
@@ -544,11 +614,42 @@ static int keep_entry(struct seglog *s, const struct scan *sc, const struct seg_
     return RK_OK;
 }
 
-/* Cuts the highest segment at `at` (recovery step 4). */
+/* The dry run's keep_entry (VERIFY): the checked record c at off goes to the visitor, with its
+ * data borrowed from the reader's window for the call. */
+static void visit_entry(struct seglog *s, const struct seg_record *c, uint64_t off,
+                        const char *name)
+{
+    RK_ASSERT(s->dry != NULL);
+    RK_ASSERT(c->index == s->last_index + 1);
+    s->last_index = c->index;
+    struct log_verify_stats *st = s->dry->st;
+    st->entries++;
+    st->entry_bytes += SEGLOG_HEADER_BYTES + (uint64_t)c->data_len;
+    const struct log_verify_cb *cb = s->dry->cb;
+    if (cb == NULL || cb->entry == NULL)
+        return;
+    /* raft_entry's data is not const; the visitor is handed a const entry and must not write. */
+    struct raft_entry e = {.term = c->term,
+                           .index = c->index,
+                           .type = c->type,
+                           .len = c->data_len,
+                           .data = c->data_len > 0 ? (uint8_t *)(uintptr_t)c->data : NULL};
+    cb->entry(cb->ctx, name, off, &e);
+}
+
+/* Cuts the highest segment at `at` (recovery step 4); a dry run reports the cut instead. */
 static int cut_tail(struct seglog *s, const char *name, struct fs_file *f, uint64_t *size,
                     uint64_t at, struct rk_errmsg *err)
 {
     RK_ASSERT(at < *size);
+    if (s->dry != NULL) {
+        dry_notice(s, LOG_VERIFY_TORN_TAIL, name, at, *size - at,
+                   "torn tail at %s offset %llu (would be cut on open)", name,
+                   (unsigned long long)at);
+        s->stats.cut_bytes += *size - at;
+        *size = at;
+        return RK_OK;
+    }
     int rc = s->fs->ops->truncate(s->fs, f, at, err);
     if (rc == RK_OK)
         rc = s->fs->ops->sync(s->fs, f, err);
@@ -570,8 +671,7 @@ static int bad_record(struct seglog *s, const struct scan *sc, const struct seg_
     bool torn =
         sc->mode == SCAN_RECOVER && highest && (c->verdict == SEG_SHORT || c->end > garbled_from);
     if (!torn)
-        return rk_errf(err, RK_ECORRUPT, "%s: offset %llu: %s", r->name, (unsigned long long)off,
-                       c->problem);
+        return recovery_corrupt(s, err, r->name, off, true, "%s", c->problem);
     return cut_tail(s, r->name, r->f, size, off, err);
 }
 
@@ -593,14 +693,19 @@ static int scan_segment(struct seglog *s, struct scan *sc, const char *name, str
             break;
         }
         if (c.index != sc->expected) {
-            rc = rk_errf(err, RK_ECORRUPT, "%s: offset %llu: index %llu, expected %llu", name,
-                         (unsigned long long)off, (unsigned long long)c.index,
-                         (unsigned long long)sc->expected);
+            rc = recovery_corrupt(s, err, name, off, true, "index %llu, expected %llu",
+                                  (unsigned long long)c.index, (unsigned long long)sc->expected);
             break;
         }
         if (c.term > sc->max_term)
             sc->max_term = c.term;
-        if (c.index > s->snap_index)
+        if (s->dry != NULL && c.term > s->dry->st->max_term)
+            s->dry->st->max_term = c.term;
+        if (s->dry != NULL)
+            s->dry->st->records++;
+        if (c.index > s->snap_index && s->dry != NULL)
+            visit_entry(s, &c, off, name);
+        else if (c.index > s->snap_index)
             rc = keep_entry(s, sc, &c, off, name, err);
         sc->expected++;
         off = c.end;
@@ -738,7 +843,7 @@ static int read_hardstate(struct seglog *s, struct rk_errmsg *err)
             break;
         uint32_t print = rk_crc32c(0, buf, got) ^ (uint32_t)got;
         if (attempt > 0 && print == prev_print) {
-            rc = rk_errf(err, RK_ECORRUPT, SEGLOG_HS_NAME ": offset 0: %s", problem);
+            rc = recovery_corrupt(s, err, SEGLOG_HS_NAME, 0, true, "%s", problem);
             break;
         }
         prev_print = print;
@@ -1166,13 +1271,19 @@ static int recover_chain(struct seglog *s, const struct listing *ls, size_t lo, 
         char name[SEGLOG_NAME_BYTES];
         seg_name(name, first);
         if (first < sc.expected)
-            return rk_errf(err, RK_ECORRUPT, "%s: overlaps the segment before, which ends at %llu",
-                           name, (unsigned long long)(sc.expected - 1));
+            return recovery_corrupt(s, err, name, 0, false,
+                                    "overlaps the segment before, which ends at %llu",
+                                    (unsigned long long)(sc.expected - 1));
         int rc = recover_segment(s, &sc, first, i + 1 == ls->n, err);
         if (rc != RK_OK)
             return rc;
     }
     *hi = i;
+    if (sc.max_term > s->hs.term && s->dry != NULL)
+        dry_notice(s, LOG_VERIFY_TERM_RAISE, SEGLOG_HS_NAME, 0, sc.max_term,
+                   "entries of term %llu above the hard state's term %llu (open would raise the "
+                   "term and clear the vote)",
+                   (unsigned long long)sc.max_term, (unsigned long long)s->hs.term);
     if (sc.max_term > s->hs.term) { /* step 4: the log says a leader of max_term existed */
         s->hs.term = sc.max_term;
         s->hs.vote = RAFT_NONE;
@@ -1184,10 +1295,16 @@ static int recover_chain(struct seglog *s, const struct listing *ls, size_t lo, 
     return RK_OK;
 }
 
-static int remove_segment(struct seglog *s, uint64_t first, struct rk_errmsg *err)
+/* Removes a segment recovery does not keep; a dry run reports it instead. */
+static int remove_segment(struct seglog *s, uint64_t first, bool garbage, struct rk_errmsg *err)
 {
     char name[SEGLOG_NAME_BYTES];
     seg_name(name, first);
+    if (s->dry != NULL) {
+        dry_notice(s, LOG_VERIFY_LEFTOVER, name, 0, 0, "%s %s (would be removed on open)", name,
+                   garbage ? "is wholly behind the snapshot point" : "lies past a gap in the log");
+        return RK_OK;
+    }
     int rc = remove_if_there(s, name, err);
     return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "%s: remove", name);
 }
@@ -1207,7 +1324,7 @@ static int remove_unkept(struct seglog *s, const struct listing *ls, size_t hi,
             s->stats.garbage_segments++;
         else
             s->stats.dropped_segments++;
-        rc = remove_segment(s, ls->firsts[i], err);
+        rc = remove_segment(s, ls->firsts[i], i < hi, err);
     }
     return rc;
 }
@@ -1228,6 +1345,19 @@ static int settle(struct seglog *s, struct rk_errmsg *err)
     return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "sync_dir");
 }
 
+/* A dry run hands what the hardstate file holds (found or not) to the visitor. */
+static void dry_hard_state(struct seglog *s, bool found)
+{
+    struct log_verify_stats *st = s->dry->st;
+    st->hard_state_found = found;
+    st->hs = s->hs;
+    st->snapshot_index = s->snap_index;
+    st->snapshot_term = s->snap_term;
+    const struct log_verify_cb *cb = s->dry->cb;
+    if (cb != NULL && cb->hard_state != NULL)
+        cb->hard_state(cb->ctx, found, &s->hs, s->snap_index, s->snap_term);
+}
+
 static int recover(struct seglog *s, struct rk_errmsg *err)
 {
     struct listing ls = {.alloc = s->alloc};
@@ -1238,10 +1368,16 @@ static int recover(struct seglog *s, struct rk_errmsg *err)
         rc = rk_errf(err, RK_ENOMEM, "no memory to list the directory");
     else if (ls.too_many)
         rc = rk_errf(err, RK_ETOOBIG, "more than %u segments", SEGLOG_SEGMENTS_MAX);
-    if (rc == RK_OK && ls.hs_tmp && (rc = remove_if_there(s, SEGLOG_HS_TMP_NAME, err)) != RK_OK)
+    if (rc == RK_OK && ls.hs_tmp && s->dry != NULL)
+        dry_notice(s, LOG_VERIFY_LEFTOVER, SEGLOG_HS_TMP_NAME, 0, 0,
+                   SEGLOG_HS_TMP_NAME " was never committed (would be removed on open)");
+    else if (rc == RK_OK && ls.hs_tmp &&
+             (rc = remove_if_there(s, SEGLOG_HS_TMP_NAME, err)) != RK_OK)
         rk_errwrap(err, rc, SEGLOG_HS_TMP_NAME ": remove");
     if (rc == RK_OK && ls.hs)
         rc = read_hardstate(s, err);
+    if (rc == RK_OK && s->dry != NULL)
+        dry_hard_state(s, ls.hs);
     s->dur = (struct seglog_durable){.term = s->hs.term,
                                      .vote = s->hs.vote,
                                      .snap_index = s->snap_index,
@@ -1256,20 +1392,21 @@ static int recover(struct seglog *s, struct rk_errmsg *err)
         rc = recover_chain(s, &ls, lo, &hi, err);
     if (rc == RK_OK)
         rc = remove_unkept(s, &ls, hi, err);
-    if (rc == RK_OK)
+    if (rc == RK_OK && s->dry == NULL)
         rc = settle(s, err);
-    if (rc == RK_OK && hs_dirty(s)) /* a raised term is made durable like a cut tail */
+    /* A raised term is made durable like a cut tail (a dry run only reported both). */
+    if (rc == RK_OK && s->dry == NULL && hs_dirty(s))
         rc = write_hardstate(s, err);
     rk_free(s->alloc, ls.firsts);
-    if (rc != RK_OK)
+    if (rc != RK_OK || s->dry != NULL)
         return rc;
     RK_ASSERT(s->n_held == s->last_index - s->snap_index);
     s->holding = true;
     return RK_OK;
 }
 
-int log_seglog_open(const struct log_seglog_config *c, struct log_store **out,
-                    struct rk_errmsg *err)
+/* A store not yet recovered, configured from c; the caller owns *out (seglog_destroy). */
+static int seglog_new(const struct log_seglog_config *c, struct seglog **out, struct rk_errmsg *err)
 {
     if (c == NULL || c->fs == NULL)
         return rk_errf(err, RK_EINVAL, "seglog: no fs");
@@ -1286,13 +1423,47 @@ int log_seglog_open(const struct log_seglog_config *c, struct log_store **out,
     s->fs = c->fs;
     s->alloc = a;
     s->segment_bytes = c->segment_bytes != 0 ? c->segment_bytes : LOG_SEGLOG_DEFAULT_SEGMENT_BYTES;
-    int rc = recover(s, err);
+    *out = s;
+    return RK_OK;
+}
+
+int log_seglog_open(const struct log_seglog_config *c, struct log_store **out,
+                    struct rk_errmsg *err)
+{
+    struct seglog *s;
+    int rc = seglog_new(c, &s, err);
+    if (rc != RK_OK)
+        return rc;
+    rc = recover(s, err);
     if (rc != RK_OK) {
         seglog_destroy(&s->base);
         return rk_errwrap(err, rc, "seglog: open");
     }
     *out = &s->base;
     return RK_OK;
+}
+
+int log_seglog_verify(const struct log_seglog_config *c, const struct log_verify_cb *cb,
+                      struct log_verify_stats *st, struct rk_errmsg *err)
+{
+    RK_ASSERT(st != NULL);
+    memset(st, 0, sizeof(*st));
+    struct seglog *s;
+    int rc = seglog_new(c, &s, err);
+    if (rc != RK_OK)
+        return rc;
+    struct seglog_dry dry = {.cb = cb, .st = st};
+    s->dry = &dry;
+    rc = recover(s, err);
+    RK_ASSERT(s->active == NULL && s->n_held == 0); /* a dry run opens nothing, holds nothing */
+    st->segments = s->n_segs;
+    for (size_t i = 0; i < s->n_segs; i++)
+        st->segment_bytes += s->segs[i].size;
+    st->first_index = s->snap_index + 1;
+    st->last_index = s->last_index;
+    RK_ASSERT(rc != RK_OK || st->entries == s->last_index - s->snap_index);
+    seglog_destroy(&s->base);
+    return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "seglog: verify");
 }
 
 void log_seglog_stats(const struct log_store *ls, struct log_seglog_stats *out)

@@ -1362,9 +1362,14 @@ int raft_restore(struct raft *r, uint64_t index, uint64_t term)
     if (index <= raft_last_index(r) && raft_term_at(r, index) == term) {
         /* Figure 13, 6: the log holds the snapshot's last entry: keep what follows. */
         raft_log_drop_prefix(r, index);
+        /* A pending truncation lies after the snapshot point, so that the host may compact
+         * and truncate in either order (log.h refuses a truncation behind it). */
+        if (r->truncate_from != 0 && r->truncate_from <= index)
+            r->truncate_from = index + 1;
     } else {
-        /* Figure 13, 7: discard the entire log. What was durable beyond index is stale. */
-        if (r->persisted > index && r->truncate_from == 0)
+        /* Figure 13, 7: discard the entire log. What was durable beyond index is stale, and a
+         * pending truncation may have left stale durable entries anywhere after it. */
+        if (r->persisted > index || r->truncate_from != 0)
             r->truncate_from = index + 1;
         for (size_t i = 0; i < r->n_ents; i++) {
             struct raft_entry *e = &r->ents[i];

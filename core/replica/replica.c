@@ -520,6 +520,7 @@ static void apply_entries(struct replica *r, const struct raft_entry *ents, size
  * [key len u32][value len u32][key][value], then [crc32c u32] of all that precedes it. The
  * records are the store's own (kv's namespaces included: user keys and client sessions). */
 #define SNAP_MAGIC 0x4e534b52u
+static const uint8_t snap_meta_key[] = {KV_KEY_META, 's', 'n', 'a', 'p'};
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -753,6 +754,16 @@ static int snap_install(struct replica *r, struct snap_in *si)
         rc = st->ops->put(st, si->index, si->buf + pos + 8, kl, si->buf + pos + 8 + kl, vl);
         pos += 8 + (uint64_t)kl + vl;
     }
+    if (rc == RK_OK) {
+        /* The snapshot point, in the same batch: if we crash before the log is compacted to
+         * it, replica_create finds the store ahead of the log and compacts it then. This put
+         * also moves the store's applied index to the snapshot's when the snapshot is empty. */
+        uint8_t meta[16];
+        put64(meta, si->index);
+        put64(meta + 8, si->snap_term);
+        rc = st->ops->put(st, si->index, snap_meta_key, sizeof(snap_meta_key), meta,
+                          sizeof(meta));
+    }
     if (rc == RK_OK)
         rc = st->ops->end_batch(st, si->index);
     if (rc == RK_OK)
@@ -845,10 +856,13 @@ static void maybe_compact(struct replica *r)
     struct raft_status st;
     raft_status(r->raft, &st);
     uint64_t applied = kv_applied_index(r->kv);
+    /* kv.h: compaction goes by the store's applied index, not kv's: a no-op writes nothing to
+     * the store, and a restart replays the log from the store's index on. */
+    uint64_t durable = r->cfg.store->ops->applied_index(r->cfg.store);
     if (st.last_index - st.snapshot_index <= r->cfg.compact_entries ||
-        applied <= st.snapshot_index + r->cfg.compact_keep)
+        durable <= st.snapshot_index + r->cfg.compact_keep)
         return;
-    uint64_t index = applied - r->cfg.compact_keep;
+    uint64_t index = durable - r->cfg.compact_keep;
     if (index > st.applied)
         index = st.applied;
     if (index <= st.snapshot_index)
@@ -929,7 +943,8 @@ static void drive(struct replica *r)
         uint64_t needed[RAFT_MAX_VOTERS];
         size_t n_needed = rd.n_snapshot_needed < RAFT_MAX_VOTERS ? rd.n_snapshot_needed
                                                                  : RAFT_MAX_VOTERS;
-        memcpy(needed, rd.snapshot_needed, n_needed * sizeof(*needed));
+        if (n_needed > 0) /* snapshot_needed is NULL when empty: memcpy(NULL) is undefined */
+            memcpy(needed, rd.snapshot_needed, n_needed * sizeof(*needed));
         if (!persist(r, &rd))
             return; /* never advance past a batch that is not durable */
         for (size_t i = 0; i < rd.n_msgs_after_persist; i++)
@@ -1309,6 +1324,33 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
     if (rc != RK_OK) {
         rk_errwrap(err, rc, "replica: loading the log");
         goto err_destroy;
+    }
+    /* A snapshot installed into the store whose log compaction did not reach the disk before a
+     * crash: finish it now, so that the log starts where the state machine is. */
+    const uint8_t *meta = NULL;
+    uint32_t meta_len = 0;
+    if (c->store->ops->get(c->store, snap_meta_key, sizeof(snap_meta_key), &meta, &meta_len) ==
+            RK_OK &&
+        meta_len == 16) {
+        uint64_t index = get64(meta), term = get64(meta + 8);
+        uint64_t last = rc_cfg.snapshot_index + n_ents;
+        bool has = index > rc_cfg.snapshot_index && index <= last &&
+                   ents[index - rc_cfg.snapshot_index - 1].term == term;
+        if (index > rc_cfg.snapshot_index && !has) {
+            rc = c->log->ops->compact(c->log, index, term, err);
+            if (rc == RK_OK && index <= last)
+                rc = c->log->ops->truncate(c->log, index + 1, err);
+            if (rc == RK_OK)
+                rc = c->log->ops->sync(c->log, err);
+            if (rc == RK_OK)
+                rc = c->log->ops->load(c->log, &rc_cfg.hard_state, &rc_cfg.snapshot_index,
+                                       &rc_cfg.snapshot_term, &ents, &n_ents, err);
+            if (rc != RK_OK) {
+                rk_errwrap(err, rc, "replica: finishing the installation of snapshot %llu",
+                           (unsigned long long)index);
+                goto err_destroy;
+            }
+        }
     }
     r->hs_term = rc_cfg.hard_state.term;
     r->hs_vote = rc_cfg.hard_state.vote;

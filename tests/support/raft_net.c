@@ -65,6 +65,8 @@ static void rn_start(struct rn_net *net, uint64_t id)
     struct raft_config c;
     rn_default_config(net, id, &c);
     c.hard_state = nd->hs;
+    c.snapshot_index = nd->snap_index;
+    c.snapshot_term = nd->snap_term;
     c.entries = nd->log;
     c.n_entries = nd->n_log;
     c.applied = nd->applied;
@@ -92,6 +94,23 @@ static void rn_free_disk(struct rn_node *nd)
     free(nd->log);
     nd->log = NULL;
     nd->n_log = nd->cap_log = 0;
+    nd->snap_index = nd->snap_term = 0;
+}
+
+/* Forgets the disk entries up to index (which may lie beyond the last: the log is then empty)
+ * and records (index, term) as the snapshot point. */
+static void rn_disk_compact(struct rn_node *nd, uint64_t index, uint64_t term)
+{
+    assert_true(index >= nd->snap_index);
+    uint64_t drop = index - nd->snap_index;
+    if (drop > nd->n_log)
+        drop = nd->n_log;
+    for (uint64_t i = 0; i < drop; i++)
+        free(nd->log[i].data);
+    memmove(nd->log, nd->log + drop, (size_t)(nd->n_log - drop) * sizeof(*nd->log));
+    nd->n_log -= (size_t)drop;
+    nd->snap_index = index;
+    nd->snap_term = term;
 }
 
 void rn_destroy(struct rn_net *net)
@@ -123,16 +142,26 @@ static bool rn_needs_persist(uint8_t type)
 
 static void rn_persist(struct rn_node *nd, const struct raft_ready *rd)
 {
-    if (rd->truncate_from != 0) {
-        assert_true(rd->truncate_from >= 1);
-        for (size_t i = rd->truncate_from - 1; i < nd->n_log; i++)
-            free(nd->log[i].data);
-        if (rd->truncate_from - 1 < nd->n_log)
-            nd->n_log = rd->truncate_from - 1;
+    if (rd->has_restore) {
+        /* A truncation that goes with a restore lies after the snapshot point, so that the
+         * host may compact and truncate in either order (log.h: truncate behind the snapshot
+         * point is refused). */
+        assert_true(rd->restore_index >= nd->snap_index);
+        assert_true(rd->truncate_from == 0 || rd->truncate_from > rd->restore_index);
     }
+    if (rd->truncate_from != 0) {
+        assert_true(rd->truncate_from > nd->snap_index);
+        size_t keep = (size_t)(rd->truncate_from - 1 - nd->snap_index);
+        for (size_t i = keep; i < nd->n_log; i++)
+            free(nd->log[i].data);
+        if (keep < nd->n_log)
+            nd->n_log = keep;
+    }
+    if (rd->has_restore)
+        rn_disk_compact(nd, rd->restore_index, rd->restore_term);
     if (rd->n_entries > 0) {
         /* Entries must continue the durable log exactly (after the truncation). */
-        assert_int_equal(rd->entries[0].index, nd->n_log + 1);
+        assert_int_equal(rd->entries[0].index, nd->snap_index + nd->n_log + 1);
         if (nd->n_log + rd->n_entries > nd->cap_log) {
             nd->cap_log = (nd->n_log + rd->n_entries) * 2;
             nd->log = realloc(nd->log, nd->cap_log * sizeof(*nd->log));
@@ -143,7 +172,7 @@ static void rn_persist(struct rn_node *nd, const struct raft_ready *rd)
     }
     if (rd->has_hard_state)
         nd->hs = rd->hard_state;
-    if (rd->has_hard_state || rd->n_entries > 0 || rd->truncate_from != 0)
+    if (rd->has_hard_state || rd->n_entries > 0 || rd->truncate_from != 0 || rd->has_restore)
         nd->syncs++;
 }
 
@@ -160,11 +189,20 @@ static void rn_check_after_persist(const struct rn_node *nd, const struct raft_m
         assert_int_equal(nd->hs.vote, m->from);
     }
     if (m->type == RAFT_MSG_APPEND_RESP && !m->reject)
-        assert_true(m->index <= nd->n_log);
+        assert_true(m->index <= nd->snap_index + nd->n_log);
 }
 
 static void rn_apply(struct rn_net *net, struct rn_node *nd, const struct raft_ready *rd)
 {
+    if (rd->has_restore) {
+        /* The state machine is the snapshot: it holds everything up to restore_index. */
+        assert_true(rd->restore_index <= RN_MAX_APPLIED);
+        assert_true(rd->restore_index > nd->applied);
+        for (uint64_t i = nd->applied + 1; i <= rd->restore_index; i++)
+            nd->applied_term[i] = 0;
+        nd->applied = rd->restore_index;
+        nd->restores++;
+    }
     for (size_t i = 0; i < rd->n_committed; i++) {
         const struct raft_entry *e = &rd->committed[i];
         assert_int_equal(e->index, nd->applied + 1);
@@ -174,7 +212,7 @@ static void rn_apply(struct rn_net *net, struct rn_node *nd, const struct raft_r
         /* State Machine Safety: no other node applied a different entry here. */
         for (uint32_t j = 0; j < net->n; j++) {
             const struct rn_node *o = &net->nodes[j];
-            if (o != nd && o->applied >= e->index)
+            if (o != nd && o->applied >= e->index && o->applied_term[e->index] != 0)
                 assert_int_equal(o->applied_term[e->index], e->term);
         }
     }
@@ -193,6 +231,10 @@ void rn_process(struct rn_net *net, uint64_t id)
         assert_true(guard < 1000);
         struct raft_ready rd;
         raft_ready(nd->r, &rd);
+        for (size_t i = 0; i < rd.n_snapshot_needed; i++) {
+            assert_true(rd.snapshot_needed[i] >= 1 && rd.snapshot_needed[i] <= net->n);
+            nd->snapshot_requests[rd.snapshot_needed[i]]++;
+        }
         for (size_t i = 0; i < rd.n_msgs; i++) {
             assert_false(rn_needs_persist(rd.msgs[i].type));
             rn_enqueue(net, &rd.msgs[i]);
@@ -386,6 +428,19 @@ void rn_load(struct rn_net *net, uint64_t id, const struct raft_hard_state *hs,
     rn_start(net, id);
 }
 
+int rn_compact(struct rn_net *net, uint64_t id, uint64_t index)
+{
+    struct rn_node *nd = rn_node(net, id);
+    int rc = raft_compact(nd->r, index);
+    if (rc != RK_OK)
+        return rc;
+    struct raft_status st;
+    raft_status(nd->r, &st);
+    if (st.snapshot_index > nd->snap_index)
+        rn_disk_compact(nd, st.snapshot_index, st.snapshot_term);
+    return RK_OK;
+}
+
 size_t rn_count(const struct rn_net *net, uint8_t type, uint64_t from)
 {
     size_t n = 0;
@@ -410,7 +465,9 @@ void rn_check_consistency(struct rn_net *net)
             raft_status(ra, &sa);
             raft_status(rb, &sb);
             uint64_t upto = sa.commit < sb.commit ? sa.commit : sb.commit;
-            for (uint64_t i = 1; i <= upto; i++) {
+            uint64_t from =
+                sa.snapshot_index > sb.snapshot_index ? sa.snapshot_index : sb.snapshot_index;
+            for (uint64_t i = from + 1; i <= upto; i++) {
                 const struct raft_entry *ea = raft_entry_at(ra, i), *eb = raft_entry_at(rb, i);
                 assert_non_null(ea);
                 assert_non_null(eb);

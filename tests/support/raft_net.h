@@ -31,13 +31,22 @@ struct rn_node {
     bool down;
     /* The disk. */
     struct raft_hard_state hs;
-    struct raft_entry *log; /* log[i].index == i + 1; data owned */
+    struct raft_entry *log; /* log[i].index == snap_index + 1 + i; data owned */
     size_t n_log;
     size_t cap_log;
+    /* The snapshot point: the log starts after it (rn_compact, or a ready with has_restore);
+     * 0 until a compaction. */
+    uint64_t snap_index;
+    uint64_t snap_term;
     uint64_t syncs; /* readies that had something to persist */
-    /* The state machine: terms of the entries applied, by index (1-based). */
+    /* The state machine: terms of the entries applied, by index (1-based); 0 for the indexes a
+     * restored snapshot covered (their terms are unknown here). */
     uint64_t applied_term[RN_MAX_APPLIED + 1];
     uint64_t applied;
+    /* Snapshots: times rd.snapshot_needed named each follower (by id), readies with
+     * has_restore. */
+    uint64_t snapshot_requests[RAFT_MAX_VOTERS + 1];
+    uint64_t restores;
     /* Read states received, in order. */
     struct raft_read_state reads[256];
     size_t n_reads;
@@ -122,11 +131,16 @@ void rn_duplicate_at(struct rn_net *net, size_t i);
 void rn_load(struct rn_net *net, uint64_t id, const struct raft_hard_state *hs,
              const struct raft_entry *entries, size_t n_entries);
 
+/* Log compaction at node id as a host does it: raft_compact, then the same on its disk.
+ * Returns raft_compact's error (the disk is left alone unless RK_OK). */
+int rn_compact(struct rn_net *net, uint64_t id, uint64_t index);
+
 /* Count queued messages of a type (0 = any) from `from` (0 = any). */
 size_t rn_count(const struct rn_net *net, uint8_t type, uint64_t from);
 
 /* Checks that the logs of all nodes agree on every index they share up to the lowest commit
- * (Log Matching for committed prefixes) and that applied entries agree. */
+ * (Log Matching for committed prefixes; indexes compacted away at either node are skipped) and
+ * that applied entries agree. */
 void rn_check_consistency(struct rn_net *net);
 
 #endif

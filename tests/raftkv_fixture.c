@@ -1,0 +1,181 @@
+/*
+ * raftkv_fixture.c — raftkv-fixture DIR: writes a real data directory (node/README.md) for the
+ * end-to-end test of raftkv-tool (tests/raftkv_tool.sh), through fs_posix and the real modules:
+ *
+ *   DIR/log  the Raft log (log_seglog_open, appends and syncs in batches of 10, 4 KiB segments):
+ *            entry 1 a no-op of term 1, entries 2..FIXTURE_ENTRIES kv commands of term 2; hard
+ *            state term 2, vote 1, commit FIXTURE_ENTRIES
+ *   DIR/kv   the store those entries make (kv_apply over bc_open's store, 4 KiB data files):
+ *            entries up to FIXTURE_MERGE_AT, a merge (bc_merge: merged files with hints), the
+ *            rest, synced
+ *
+ * Entry i (i >= 2): client i % 4 (0: no session) with its own seq 1, 2, ...; every 9th is a DEL
+ * of "key-<i % 97>", the others PUT "key-<i % 97>" = "value-<i>"; entry 100's value is 300 bytes
+ * with non-printable ones (for escaping and cutting). The last entry is the known one the test
+ * looks for: PUT "known-key" = "known-value" by client 9, seq 1.
+ * Prints nothing on success; exit 1 with a message on any failure.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bitcask/bitcask.h"
+#include "fs_posix.h"
+#include "kv/kv.h"
+#include "log/log.h"
+
+#define FIXTURE_ENTRIES  302u
+#define FIXTURE_MERGE_AT 200u
+#define FIXTURE_BATCH    10u
+
+static void fixture_die(const char *what, int rc, const struct rk_errmsg *err)
+{
+    fprintf(stderr, "raftkv-fixture: %s: %s: %s\n", what, rk_strerror(rc), err->text);
+    exit(1);
+}
+
+/* The command of entry index (>= 2) into buf; its length. */
+static size_t fixture_command(uint64_t index, uint64_t *seqs, uint8_t *buf, size_t cap)
+{
+    char key[32];
+    static uint8_t val[512];
+    struct kv_cmd c = {.op = KV_OP_PUT};
+    if (index == FIXTURE_ENTRIES) {
+        c.client_id = 9;
+        c.seq = 1;
+        c.key = (const uint8_t *)"known-key";
+        c.key_len = 9;
+        c.val = (const uint8_t *)"known-value";
+        c.val_len = 11;
+    } else {
+        c.client_id = index % 4;
+        c.seq = c.client_id == 0 ? 0 : ++seqs[c.client_id];
+        snprintf(key, sizeof(key), "key-%02u", (unsigned)(index % 97));
+        c.key = (const uint8_t *)key;
+        c.key_len = (uint32_t)strlen(key);
+        if (index % 9 == 0) {
+            c.op = KV_OP_DEL;
+        } else if (index == 100) {
+            for (uint32_t i = 0; i < 300; i++)
+                val[i] = (uint8_t)(i % 7 == 0 ? i % 32 : 'a' + i % 26);
+            c.val = val;
+            c.val_len = 300;
+        } else {
+            c.val_len = (uint32_t)snprintf((char *)val, sizeof(val), "value-%" PRIu64, index);
+            c.val = val;
+        }
+    }
+    size_t len = 0;
+    int rc = kv_cmd_encode(&c, buf, cap, &len);
+    if (rc != RK_OK) {
+        fprintf(stderr, "raftkv-fixture: encode %" PRIu64 ": %s\n", index, rk_strerror(rc));
+        exit(1);
+    }
+    return len;
+}
+
+static struct fs *fixture_dir(const char *dir, const char *sub)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, sub);
+    struct fs *fs;
+    struct rk_errmsg err = {{0}};
+    int rc = fs_posix_open(path, true, &fs, &err);
+    if (rc != RK_OK)
+        fixture_die(path, rc, &err);
+    return fs;
+}
+
+static void write_log(struct fs *fs, uint8_t (*data)[600], size_t *lens)
+{
+    struct log_seglog_config c = {.fs = fs, .segment_bytes = 4096};
+    struct log_store *log;
+    struct rk_errmsg err = {{0}};
+    int rc = log_seglog_open(&c, &log, &err);
+    if (rc != RK_OK)
+        fixture_die("log open", rc, &err);
+    struct raft_hard_state hs = {.term = 2, .vote = 1, .commit = FIXTURE_ENTRIES};
+    if ((rc = log->ops->set_hard_state(log, &hs, &err)) != RK_OK)
+        fixture_die("set_hard_state", rc, &err);
+    for (uint64_t i = 1; i <= FIXTURE_ENTRIES;) {
+        struct raft_entry batch[FIXTURE_BATCH];
+        size_t n = 0;
+        for (; n < FIXTURE_BATCH && i <= FIXTURE_ENTRIES; n++, i++)
+            batch[n] = (struct raft_entry){.term = i == 1 ? 1 : 2,
+                                           .index = i,
+                                           .type = i == 1 ? RAFT_ENTRY_NOOP : RAFT_ENTRY_NORMAL,
+                                           .len = (uint32_t)lens[i],
+                                           .data = lens[i] > 0 ? data[i] : NULL};
+        if ((rc = log->ops->append(log, batch, n, &err)) != RK_OK)
+            fixture_die("append", rc, &err);
+        if ((rc = log->ops->sync(log, &err)) != RK_OK)
+            fixture_die("sync", rc, &err);
+    }
+    log->ops->destroy(log);
+}
+
+static void apply_range(struct kv *kv, uint64_t from, uint64_t to, uint8_t (*data)[600],
+                        size_t *lens)
+{
+    for (uint64_t i = from; i <= to; i++) {
+        if (i == 1) {
+            kv_apply_noop(kv, i);
+            continue;
+        }
+        struct kv_result res;
+        int rc = kv_apply(kv, i, data[i], (uint32_t)lens[i], &res);
+        if (rc != RK_OK || res.status != KV_OK) {
+            fprintf(stderr, "raftkv-fixture: apply %" PRIu64 ": %s, %s\n", i, rk_strerror(rc),
+                    kv_status_name(res.status));
+            exit(1);
+        }
+    }
+}
+
+static void write_store(struct fs *fs, uint8_t (*data)[600], size_t *lens)
+{
+    struct bc_config c = {.fs = fs, .max_file_bytes = 4096};
+    struct bitcask *bc;
+    struct rk_errmsg err = {{0}};
+    int rc = bc_open(&c, &bc, &err);
+    if (rc != RK_OK)
+        fixture_die("bc_open", rc, &err);
+    struct kv_config kc = {.alloc = rk_alloc_libc(), .store = bc_kv_store(bc)};
+    struct kv *kv;
+    if ((rc = kv_create(&kc, &kv, &err)) != RK_OK)
+        fixture_die("kv_create", rc, &err);
+    apply_range(kv, 1, FIXTURE_MERGE_AT, data, lens);
+    if ((rc = bc_merge(bc, &err)) != RK_OK)
+        fixture_die("bc_merge", rc, &err);
+    apply_range(kv, FIXTURE_MERGE_AT + 1, FIXTURE_ENTRIES, data, lens);
+    if ((rc = bc_sync(bc, &err)) != RK_OK)
+        fixture_die("bc_sync", rc, &err);
+    kv_destroy(kv);
+    bc_close(bc);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: raftkv-fixture DIR (created; DIR/log and DIR/kv inside)\n");
+        return 2;
+    }
+    if (mkdir(argv[1], 0755) != 0) {
+        perror(argv[1]);
+        return 1;
+    }
+    static uint8_t data[FIXTURE_ENTRIES + 1][600];
+    static size_t lens[FIXTURE_ENTRIES + 1];
+    uint64_t seqs[4] = {0};
+    for (uint64_t i = 2; i <= FIXTURE_ENTRIES; i++)
+        lens[i] = fixture_command(i, seqs, data[i], sizeof(data[i]));
+    struct fs *log = fixture_dir(argv[1], "log");
+    struct fs *kv = fixture_dir(argv[1], "kv");
+    write_log(log, data, lens);
+    write_store(kv, data, lens);
+    fs_posix_close(log);
+    fs_posix_close(kv);
+    return 0;
+}
