@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,19 @@
 #include "sim.h"
 
 #define SIM_MAX_FILE_BYTES (1u << 20)
+
+/* If the core aborts (an assertion) or crashes, say which run it was and how to replay it:
+ * prepared before each run, written with write(2) from the handler (async-signal-safe). */
+static char crash_note[512];
+static size_t crash_note_len;
+
+static void on_fatal_signal(int sig)
+{
+    ssize_t w = write(STDERR_FILENO, crash_note, crash_note_len);
+    (void)w;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 static void usage(FILE *f)
 {
@@ -167,8 +181,16 @@ int main(int argc, char **argv)
     size_t n_fails = 0;
     bool tty = isatty(fileno(stderr));
     double t0 = now_s();
+    signal(SIGABRT, on_fatal_signal);
+    signal(SIGSEGV, on_fatal_signal);
+    signal(SIGBUS, on_fatal_signal);
     for (uint64_t seed = first;; seed++) {
         o.seed = seed;
+        int n = snprintf(crash_note, sizeof(crash_note),
+                         "\nsim: seed %" PRIu64 " died; replay: build/bin/sim --seed %" PRIu64
+                         "%s %s\n",
+                         seed, seed, o.swarm ? " --swarm" : "", path);
+        crash_note_len = n > 0 && (size_t)n < sizeof(crash_note) ? (size_t)n : 0;
         struct sim_result res;
         char *buf = NULL;
         size_t buf_len = 0;

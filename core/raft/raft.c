@@ -1038,6 +1038,8 @@ static void raft_handle_append_resp(struct raft *r, struct raft_progress *pr,
         /* An answer to an APPEND sent before the snapshot: only what it proves counts. */
         if (!m->reject && m->index > pr->match) {
             pr->match = m->index;
+            if (pr->next <= pr->match)
+                pr->next = pr->match + 1; /* I5 */
             raft_maybe_commit(r);
         }
         return;
