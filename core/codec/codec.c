@@ -139,8 +139,13 @@ static void put_bytes(struct codec_writer *w, const void *p, size_t n)
 static void put_le(struct codec_writer *w, uint64_t v, size_t n)
 {
     RK_ASSERT(n <= w->cap - w->pos);
+    RK_ASSERT(n <= 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(w->buf + w->pos, &v, n);
+#else
     for (size_t i = 0; i < n; i++)
         w->buf[w->pos + i] = (uint8_t)(v >> (8 * i));
+#endif
     w->pos += n;
 }
 
@@ -455,11 +460,21 @@ static const uint8_t *rd_take(struct codec_reader *r, size_t n, const char *fiel
 
 static uint64_t rd_le(struct codec_reader *r, size_t n, const char *field)
 {
+    RK_ASSERT(n <= 8);
     const uint8_t *p = rd_take(r, n, field);
+    if (p == NULL)
+        return 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* One load on little-endian hosts (the wire order): this is the decoder's hot path. */
     uint64_t v = 0;
-    for (size_t i = 0; p != NULL && i < n; i++)
+    memcpy(&v, p, n);
+    return v;
+#else
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
         v |= (uint64_t)p[i] << (8 * i);
     return v;
+#endif
 }
 
 static uint8_t rd_u8(struct codec_reader *r, const char *field)

@@ -602,13 +602,15 @@ static void raft_send_appends(struct raft *r, struct raft_progress *pr, bool all
 }
 
 /* New entries to every follower; with commit_news, an empty APPEND too to those who have not
- * heard the current commit index. */
+ * heard the current commit index and have nothing in flight (the acknowledgment of what is in
+ * flight brings them the news: raft_handle_append_resp). */
 static void raft_bcast_append(struct raft *r, bool commit_news)
 {
     for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
         struct raft_progress *pr = &r->prs[i];
         if (i != r->self_idx)
-            raft_send_appends(r, pr, commit_news && r->commit > pr->commit_sent);
+            raft_send_appends(r, pr,
+                              commit_news && r->commit > pr->commit_sent && pr->n_inflight == 0);
     }
 }
 
@@ -1065,7 +1067,7 @@ static void raft_handle_append_resp(struct raft *r, struct raft_progress *pr,
         }
         /* Tell it the commit index at once if it has not heard it (a probe that just matched,
          * an acknowledgment that came after the commit moved). */
-        raft_send_appends(r, pr, r->commit > pr->commit_sent);
+        raft_send_appends(r, pr, r->commit > pr->commit_sent && pr->n_inflight == 0);
         return;
     }
     r->counters.appends_rejected++;
