@@ -1,0 +1,78 @@
+/*
+ * resp.h — RESP2, the Redis protocol: parsing client requests and encoding replies. Pure and
+ * bounded: every byte from a client is untrusted.
+ *
+ * Requests are arrays of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`) or inline commands
+ * (`PING\r\n`, split on spaces, as redis-cli and telnet send). resp_parse looks at the unread
+ * bytes of a connection and returns one whole request, RK_EAGAIN for a partial one, or
+ * RK_EMALFORMED with a message ("Protocol error: expected '$', got 'x'") after which the
+ * connection is closed, as Redis does. Limits (configurable): arguments per request, bytes
+ * per argument (a value's 64 MiB plus slack), bytes of an inline line.
+ */
+#ifndef RESP_H
+#define RESP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define RESP_MAX_ARGS_DEFAULT   1024u
+#define RESP_MAX_BULK_DEFAULT   ((64u << 20) + (64u << 10))
+#define RESP_MAX_INLINE_DEFAULT (64u << 10)
+
+struct resp_limits {
+    uint32_t max_args;   /* 0: RESP_MAX_ARGS_DEFAULT */
+    uint64_t max_bulk;   /* 0: RESP_MAX_BULK_DEFAULT */
+    uint32_t max_inline; /* 0: RESP_MAX_INLINE_DEFAULT */
+};
+
+/* One request: args[i] points into the parsed buffer (borrowed until the caller consumes
+ * those bytes) or, for an inline argument whose quotes or escapes change its bytes, into
+ * scratch (borrowed until the next resp_parse). args is caller-provided storage of max_args
+ * entries; scratch is optional caller-provided storage of max_inline bytes, which is always
+ * enough. Without scratch (NULL, 0) such an argument yields RK_ETOOBIG. */
+struct resp_arg {
+    const uint8_t *ptr;
+    uint64_t len;
+};
+
+struct resp_request {
+    uint32_t argc;
+    struct resp_arg *args; /* caller-provided, capacity cap_args */
+    uint32_t cap_args;
+    uint8_t *scratch; /* optional, caller-provided, capacity cap_scratch bytes */
+    size_t cap_scratch;
+};
+
+/* Parses one request from buf[0..len). RK_OK: *consumed bytes form it; RK_EAGAIN: need more
+ * (*consumed = 0); RK_EMALFORMED or RK_ETOOBIG with err: close the connection. An empty line
+ * or an empty array is skipped (RK_OK with argc 0). req->argc is 0 unless RK_OK. lim may be
+ * NULL (all defaults); err may be NULL. Never reads buf[len] or beyond.
+ *
+ * Multibulk: `*<n>\r\n` then n times `$<len>\r\n<len bytes>\r\n`. Numbers are decimal,
+ * without '+' or leading zeros; `*-1` and `*0` are empty; a negative bulk length is refused.
+ * Over max_args, over cap_args, over max_bulk, over max_inline: RK_ETOOBIG.
+ * Inline: one line ending in \n or \r\n, split on blanks; "..." takes \" \\ \n \r \t \b \a
+ * and \xNN escapes, '...' takes \', and a closing quote must end the argument (Redis's
+ * sdssplitargs). */
+int resp_parse(const uint8_t *buf, size_t len, const struct resp_limits *lim,
+               struct resp_request *req, size_t *consumed, struct rk_errmsg *err);
+
+/* Reply encoders: append to out[*pos..cap); return false (writing nothing) when it does not
+ * fit. resp_*_size give the exact size first. */
+size_t resp_simple_size(const char *s);
+bool resp_simple(uint8_t *out, size_t cap, size_t *pos, const char *s); /* +OK */
+size_t resp_error_size(const char *s);
+bool resp_error(uint8_t *out, size_t cap, size_t *pos, const char *s); /* -ERR ... */
+size_t resp_integer_size(int64_t v);
+bool resp_integer(uint8_t *out, size_t cap, size_t *pos, int64_t v); /* :1 */
+size_t resp_bulk_size(uint64_t len);
+bool resp_bulk(uint8_t *out, size_t cap, size_t *pos, const uint8_t *p, uint64_t len); /* $3 */
+size_t resp_null_size(void);
+bool resp_null(uint8_t *out, size_t cap, size_t *pos); /* $-1 */
+size_t resp_array_size(int64_t n);
+bool resp_array(uint8_t *out, size_t cap, size_t *pos, int64_t n); /* *2 header */
+
+#endif
