@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+#
+# tests/node_cluster.sh — raftkv-node end to end: three real processes on 127.0.0.1, driven with
+# redis-cli. Write on one node and read on the others (followers serve linearizable reads), DEL,
+# the Redis-style unknown-command error, kill -9 of the leader (a new leader within a bounded
+# time, the value still readable), restart of the killed node (it catches up).
+#
+# Usage: tests/node_cluster.sh PATH/TO/raftkv-node
+# Ports: a free block of 6 found by trying to connect, starting from a base derived from $$, so
+# parallel runs do not collide. Everything it starts is stopped on exit (trap EXIT).
+set -uo pipefail
+
+node_bin=${1:?usage: node_cluster.sh PATH/TO/raftkv-node}
+command -v redis-cli >/dev/null || {
+    echo "node_cluster: redis-cli not found (Debian package redis-tools; ci/test installs it)" >&2
+    exit 1
+}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/raftkv-node-test.XXXXXX")
+declare -A pid
+passed=0
+failed=0
+
+cleanup() {
+    for i in 1 2 3; do
+        [[ -n ${pid[$i]:-} ]] && kill -TERM "${pid[$i]}" 2>/dev/null
+    done
+    for i in 1 2 3; do
+        [[ -n ${pid[$i]:-} ]] && wait "${pid[$i]}" 2>/dev/null
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# A port is taken if something accepts a connection on it (bash's /dev/tcp). A node that still
+# fails to bind (a race with another process) exits with "cannot listen", shown in its log.
+port_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Below the kernel's ephemeral range (outgoing connections take ports from it, so a port there
+# can be taken between the check and the bind): 10000 .. 29999 with Linux's default 32768.
+low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+span=$(((${low:-32768} - 10000 - 1000) / 10))
+[[ $span -gt 0 ]] || span=100
+base=$((10000 + ($$ % span) * 10))
+for _ in $(seq 1 50); do
+    ok=1
+    for off in 1 2 3 11 12 13; do
+        port_free $((base + off)) || { ok=0; break; }
+    done
+    [[ $ok -eq 1 ]] && break
+    base=$((base + 20))
+done
+peers="1=127.0.0.1:$((base + 11)),2=127.0.0.1:$((base + 12)),3=127.0.0.1:$((base + 13))"
+cport() { echo $((base + $1)); }
+
+start() {
+    "$node_bin" --id "$1" --peers "$peers" --client "127.0.0.1:$(cport "$1")" \
+        --data-dir "$tmp/n$1" 2>>"$tmp/log$1" &
+    pid[$1]=$!
+}
+
+# One command; retried (up to 3 s) while the answer is -TRYAGAIN (an election is under way: the
+# command certainly did not execute, so a retry is what any client would do).
+cli() {
+    local i=$1 out
+    shift
+    for _ in $(seq 1 30); do
+        out=$(timeout 5 redis-cli -p "$(cport "$i")" "$@" 2>&1)
+        [[ $out == TRYAGAIN* ]] || break
+        sleep 0.1
+    done
+    printf '%s\n' "$out"
+}
+
+info_field() { cli "$1" INFO | tr -d '\r' | sed -n "s/^$2://p"; }
+
+check() {
+    local what=$1 want=$2 got=$3
+    if [[ "$got" == "$want" ]]; then
+        passed=$((passed + 1))
+        echo "ok   $what"
+    else
+        failed=$((failed + 1))
+        echo "FAIL $what: want '$want', got '$got'"
+    fi
+}
+
+# Polls every 0.1 s, up to $2 tenths, for a node among $1 that says it is the leader; prints it.
+wait_leader() {
+    local nodes=$1 tries=$2
+    for _ in $(seq 1 "$tries"); do
+        for i in $nodes; do
+            if [[ $(info_field "$i" role) == leader ]]; then
+                echo "$i"
+                return 0
+            fi
+        done
+        sleep 0.1
+    done
+    return 1
+}
+
+# Polls until $1 answers `GET $2` with $3 (bounded: $4 tenths of a second).
+wait_get() {
+    for _ in $(seq 1 "$4"); do
+        [[ $(cli "$1" GET "$2") == "$3" ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+for i in 1 2 3; do start "$i"; done
+
+leader=$(wait_leader "1 2 3" 100) || leader=
+check "a leader within 10 s" yes "$([[ -n $leader ]] && echo yes || echo no)"
+[[ -n $leader ]] || { cat "$tmp"/log*; echo "$passed passed, $failed failed"; exit 1; }
+follower=$((leader % 3 + 1))
+other=$((follower % 3 + 1))
+
+check "PING" PONG "$(cli 1 PING)"
+check "SET on a follower" OK "$(cli "$follower" SET greeting hello)"
+check "GET on the leader" hello "$(cli "$leader" GET greeting)"
+check "GET on the other follower" hello "$(cli "$other" GET greeting)"
+check "SET on the leader" OK "$(cli "$leader" SET k1 v1)"
+check "DEL of a present key" 1 "$(cli "$other" DEL k1)"
+check "DEL of a missing key" 0 "$(cli "$follower" DEL k1)"
+check "GET of a deleted key" "" "$(cli "$leader" GET k1)"
+check "EXISTS" 1 "$(cli "$follower" EXISTS greeting k1)"
+check "unknown command" "ERR unknown command 'frobnicate', with args beginning with: 'a' 'b' " \
+    "$(cli 2 frobnicate a b)"
+check "SET with options (not yet)" "ERR syntax error" "$(cli "$leader" SET k v NX)"
+
+# kill -9 the leader: the two others elect a new one, and the value is still there.
+kill -KILL "${pid[$leader]}"
+wait "${pid[$leader]}" 2>/dev/null
+pid[$leader]=
+old=$leader
+t0=$(date +%s%N)
+new=$(wait_leader "$follower $other" 50) || new=
+t1=$(date +%s%N)
+check "a new leader within 5 s of kill -9" yes "$([[ -n $new && $new != "$old" ]] && echo yes || echo no)"
+echo "     (new leader $new after $(((t1 - t0) / 1000000)) ms)"
+check "value readable after failover" hello "$(cli "$follower" GET greeting)"
+check "SET after failover" OK "$(cli "$other" SET after failover)"
+
+# Restart the killed node: it catches up with what was written while it was down.
+start "$old"
+if wait_get "$old" after failover 100; then caught=yes; else caught=no; fi
+check "restarted node catches up" yes "$caught"
+check "restarted node reads old value" hello "$(cli "$old" GET greeting)"
+
+if [[ $failed -gt 0 ]]; then
+    for i in 1 2 3; do
+        echo "---- node $i log (tail)"
+        tail -20 "$tmp/log$i"
+    done
+fi
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
