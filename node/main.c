@@ -1447,6 +1447,10 @@ static void end_of_turn(struct node *n)
         if (!c->closed && !n->stopping && c->parse_held && c->n_items < CLIENT_ITEMS_MAX / 2)
             client_parse(n, c);
     batch_flush(n);
+    /* Every frame and request of this turn was only fed to raft: one ready loop for all of
+     * them, so they share one log sync (group commit) and one round of appends. */
+    replica_flush(n->rep);
+    drain_outputs(n);
     for (struct client *c = n->clients, *next; c != NULL; c = next) {
         next = c->next;
         client_collect(c);
@@ -1543,6 +1547,7 @@ int main(int argc, char **argv)
         close_storage(n);
         return 1;
     }
+    replica_set_deferred(n->rep, true); /* flushed once per loop turn: end_of_turn */
     if (setup_fds(n, o.client) != 0) {
         replica_destroy(n->rep);
         close_storage(n);

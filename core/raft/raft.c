@@ -562,8 +562,13 @@ static bool raft_send_append(struct raft *r, struct raft_progress *pr, bool allo
         return false;
     if (n == 0 && pr->replicating) {
         /* Only the commit index to tell: anchor at what the follower is known to hold, not at
-         * next - 1, which may still be in flight. */
+         * next - 1, which may still be in flight. It can commit no further than that anchor
+         * (rule 5 of the receiver): if that is not news, there is nothing to send, and the
+         * acknowledgments of what is in flight will bring the rest. */
         prev = pr->match;
+        uint64_t told = prev < r->commit ? prev : r->commit;
+        if (told <= pr->commit_sent)
+            return false;
     }
     struct raft_msg m = {
         .type = RAFT_MSG_APPEND,
@@ -575,8 +580,11 @@ static bool raft_send_append(struct raft *r, struct raft_progress *pr, bool allo
         .entries = n > 0 ? (struct raft_entry *)raft_entry_at(r, pr->next) : NULL,
     };
     raft_send(r, &m);
-    if (r->commit > pr->commit_sent)
-        pr->commit_sent = r->commit;
+    /* What the follower can commit from this message: rule 5 of the receiver stops at the last
+     * entry it carries. Whatever is beyond is still news for a later message. */
+    uint64_t told = m.log_index + n < r->commit ? m.log_index + n : r->commit;
+    if (told > pr->commit_sent)
+        pr->commit_sent = told;
     if (pr->replicating) {
         if (n > 0) {
             pr->next += n;
@@ -602,15 +610,15 @@ static void raft_send_appends(struct raft *r, struct raft_progress *pr, bool all
 }
 
 /* New entries to every follower; with commit_news, an empty APPEND too to those who have not
- * heard the current commit index and have nothing in flight (the acknowledgment of what is in
- * flight brings them the news: raft_handle_append_resp). */
+ * heard the current commit index, at once: a follower applies (and answers the writes it
+ * forwarded, the reads it serves) only when it learns the commit index, and waiting for the
+ * next heartbeat would add half a heartbeat interval to every such request. */
 static void raft_bcast_append(struct raft *r, bool commit_news)
 {
     for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
         struct raft_progress *pr = &r->prs[i];
         if (i != r->self_idx)
-            raft_send_appends(r, pr,
-                              commit_news && r->commit > pr->commit_sent && pr->n_inflight == 0);
+            raft_send_appends(r, pr, commit_news && r->commit > pr->commit_sent);
     }
 }
 
@@ -1067,7 +1075,7 @@ static void raft_handle_append_resp(struct raft *r, struct raft_progress *pr,
         }
         /* Tell it the commit index at once if it has not heard it (a probe that just matched,
          * an acknowledgment that came after the commit moved). */
-        raft_send_appends(r, pr, r->commit > pr->commit_sent && pr->n_inflight == 0);
+        raft_send_appends(r, pr, r->commit > pr->commit_sent);
         return;
     }
     r->counters.appends_rejected++;

@@ -120,6 +120,7 @@ struct replica {
     uint32_t synced_at;      /* tick of the last store sync */
     uint64_t synced_applied; /* applied index at the last store sync */
     bool failed;
+    bool deferred; /* inputs only feed raft; replica_flush runs the ready loop */
     struct rk_errmsg fail_msg;
     /* Soft state seen at the last ready, to notice leadership changes. */
     enum raft_role role;
@@ -1131,7 +1132,8 @@ int replica_recv(struct replica *r, uint64_t from, const uint8_t *frame, size_t 
             rc = RK_OK; /* RK_ENOMEM: treated as a lost message */
     }
     codec_frame_free(r->alloc, &f);
-    drive(r);
+    if (!r->deferred)
+        drive(r);
     return rc;
 }
 
@@ -1251,13 +1253,26 @@ void replica_submit(struct replica *r, const struct replica_request *req)
     replica_submit_batch(r, req, 1);
 }
 
+void replica_set_deferred(struct replica *r, bool deferred)
+{
+    r->deferred = deferred;
+}
+
+void replica_flush(struct replica *r)
+{
+    replica_begin(r);
+    if (!r->failed)
+        drive(r);
+}
+
 void replica_submit_batch(struct replica *r, const struct replica_request *reqs, size_t n)
 {
     replica_begin(r);
     for (size_t i = 0; i < n; i++)
         submit_one(r, &reqs[i]);
     /* One ready loop for all of them: the writes proposed here share one log sync. */
-    drive(r);
+    if (!r->deferred)
+        drive(r);
 }
 
 int replica_transfer_leader(struct replica *r, uint64_t target)

@@ -133,6 +133,13 @@ void replica_submit_batch(struct replica *r, const struct replica_request *reqs,
 /* Leadership transfer (thesis §3.10), for operators and tests. */
 int replica_transfer_leader(struct replica *r, uint64_t target);
 
+/* Group commit across inputs: once deferred, replica_recv and replica_submit(_batch) only feed
+ * raft, and replica_flush runs the ready loop once for all of them (one log sync, one round of
+ * appends). A driver that reads many frames per event-loop turn defers and flushes at the end
+ * of the turn; otherwise every frame would cost a sync. Ticks always run the loop. */
+void replica_set_deferred(struct replica *r, bool deferred);
+void replica_flush(struct replica *r);
+
 /* Outputs accumulated since the last call; valid until the next call into the replica. */
 void replica_output(struct replica *r, struct replica_output *out);
 
