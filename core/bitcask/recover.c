@@ -101,8 +101,8 @@ int bc_reader_get(struct bc_reader *r, uint64_t keep, uint64_t off, size_t n, co
 static int judge_record(struct bc_reader *r, uint64_t keep, uint64_t off, struct bc_checked *c,
                         uint32_t *print, struct rk_errmsg *err)
 {
-    const uint8_t *p;
-    size_t got;
+    const uint8_t *p = NULL;
+    size_t got = 0;
     memset(c, 0, sizeof(*c));
     int rc = bc_reader_get(r, keep, off, BC_HEADER_BYTES, &p, &got, err);
     if (rc != RK_OK)

@@ -1430,7 +1430,7 @@ static int seglog_new(const struct log_seglog_config *c, struct seglog **out, st
 int log_seglog_open(const struct log_seglog_config *c, struct log_store **out,
                     struct rk_errmsg *err)
 {
-    struct seglog *s;
+    struct seglog *s = NULL;
     int rc = seglog_new(c, &s, err);
     if (rc != RK_OK)
         return rc;
@@ -1448,7 +1448,7 @@ int log_seglog_verify(const struct log_seglog_config *c, const struct log_verify
 {
     RK_ASSERT(st != NULL);
     memset(st, 0, sizeof(*st));
-    struct seglog *s;
+    struct seglog *s = NULL;
     int rc = seglog_new(c, &s, err);
     if (rc != RK_OK)
         return rc;
