@@ -1,0 +1,705 @@
+/*
+ * cli.c — raftkv-cli: a small redis-cli for raftkv, plus `status --cluster`, a one-screen view
+ * of every member's INFO.
+ *
+ *   raftkv-cli [-h HOST] [-p PORT] COMMAND [ARGS...]    one command, reply printed like redis-cli
+ *   raftkv-cli status --cluster HOST:PORT,HOST:PORT,...  one row per member
+ *
+ * Exit status: 0 ok; 1 an error reply, a connection failure, a timeout, a malformed reply, or
+ * (status) no majority reachable that agrees on a leader; 2 a usage error.
+ *
+ * Invariants:
+ *   C1  nothing waits without a deadline: connect, send and read all poll against one
+ *       monotonic deadline per exchange, so the tool never hangs on a silent server.
+ *   C2  reply bytes are untrusted: the reader bounds the total bytes buffered
+ *       (CLI_REPLY_MAX_BYTES), the nesting depth (CLI_DEPTH_MAX), each header line
+ *       (CLI_LINE_MAX_BYTES) and each number; anything else is a malformed reply with a message,
+ *       never an assert. It never reads past the bytes received.
+ *   C3  a command is retried only on -TRYAGAIN, which the node sends when the command certainly
+ *       did not execute (an election is under way), and only until the reply deadline.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/assert.h"
+#include "common/err.h"
+#include "resp/resp.h"
+
+#define CLI_TIMEOUT_MS        5000
+#define CLI_STATUS_TIMEOUT_MS 1000 /* per member: connect plus INFO */
+#define CLI_RETRY_SLEEP_MS    100
+#define CLI_REPLY_MAX_BYTES   ((size_t)256 << 20)
+#define CLI_LINE_MAX_BYTES    ((size_t)64 << 10)
+#define CLI_ARRAY_MAX_ELEMS   ((int64_t)1 << 24)
+#define CLI_DEPTH_MAX         16
+#define CLI_READ_CHUNK_BYTES  ((size_t)64 << 10)
+#define CLI_MEMBERS_MAX       64
+#define CLI_ADDR_MAX_BYTES    256
+#define CLI_ERR_MAX_BYTES     (CLI_ADDR_MAX_BYTES + 384)
+#define CLI_ARGS_MAX          RESP_MAX_ARGS_DEFAULT
+
+enum cli_exit { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
+
+/* ------------------------------------------------------------------------------------------ */
+/* Time                                                                                       */
+
+static int64_t cli_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int cli_remaining_ms(int64_t deadline_ms)
+{
+    int64_t left = deadline_ms - cli_now_ms();
+    return left <= 0 ? 0 : (int)left;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Connection (C1)                                                                            */
+
+struct cli_conn {
+    int fd;
+    char addr[CLI_ADDR_MAX_BYTES]; /* "host:port", for messages */
+    char err[CLI_ERR_MAX_BYTES];   /* the last failure, naming addr */
+};
+
+/* Waits until fd is ready for events or the deadline passes. Returns 0, or an errno value. */
+static int cli_wait(int fd, short events, int64_t deadline_ms)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    for (;;) {
+        int left = cli_remaining_ms(deadline_ms);
+        if (left == 0)
+            return ETIMEDOUT;
+        int k = poll(&p, 1, left);
+        if (k > 0)
+            return 0;
+        if (k == 0)
+            return ETIMEDOUT;
+        if (errno != EINTR)
+            return errno;
+    }
+}
+
+/* Non-blocking connect to one resolved address. Returns 0 or an errno value. */
+static int cli_connect_one(const struct addrinfo *ai, int64_t deadline_ms, int *fd_out)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return errno;
+    int e = 0;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        e = errno;
+        if (e == EINPROGRESS) {
+            e = cli_wait(fd, POLLOUT, deadline_ms);
+            socklen_t len = sizeof(int);
+            if (e == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
+                e = errno;
+        }
+    }
+    if (e != 0) {
+        close(fd);
+        return e;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+/* Connects to host:port before the deadline. Returns false with c->err set. */
+static bool cli_connect(struct cli_conn *c, const char *host, const char *port, int64_t deadline_ms)
+{
+    c->fd = -1;
+    snprintf(c->addr, sizeof(c->addr), "%s:%s", host, port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int g = getaddrinfo(host, port, &hints, &res);
+    if (g != 0) {
+        snprintf(c->err, sizeof(c->err), "cannot resolve %s: %s", c->addr, gai_strerror(g));
+        return false;
+    }
+    int e = ENOENT;
+    for (const struct addrinfo *ai = res; ai != NULL && c->fd < 0; ai = ai->ai_next)
+        e = cli_connect_one(ai, deadline_ms, &c->fd);
+    freeaddrinfo(res);
+    if (c->fd < 0) {
+        snprintf(c->err, sizeof(c->err), "cannot connect to %s: %s", c->addr, strerror(e));
+        return false;
+    }
+    return true;
+}
+
+static bool cli_send(struct cli_conn *c, const uint8_t *p, size_t len, int64_t deadline_ms)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t k = send(c->fd, p + off, len - off, MSG_NOSIGNAL);
+        if (k > 0) {
+            off += (size_t)k;
+            continue;
+        }
+        int e = k < 0 ? errno : EPIPE;
+        if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR)
+            e = cli_wait(c->fd, POLLOUT, deadline_ms);
+        if (e != 0) {
+            snprintf(c->err, sizeof(c->err), "cannot send to %s: %s", c->addr, strerror(e));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reply reader (C2). Walks one RESP2 reply without recursion: a stack of the elements still  */
+/* due at each array depth. Calls visit (may be NULL) on each element in order.               */
+
+enum cli_reply_type {
+    REPLY_STATUS,
+    REPLY_ERROR,
+    REPLY_INTEGER,
+    REPLY_BULK,
+    REPLY_NIL,
+    REPLY_ARRAY
+};
+
+struct cli_elem {
+    enum cli_reply_type type;
+    const uint8_t *ptr; /* STATUS, ERROR, BULK: borrowed from the reply buffer */
+    size_t len;
+    int64_t n;      /* INTEGER: the value; ARRAY: the element count (-1: nil array) */
+    uint32_t depth; /* 0: the top-level reply */
+    int64_t index;  /* 1-based position in the parent array (0 at depth 0) */
+};
+
+typedef void cli_visit_fn(void *ctx, const struct cli_elem *e);
+
+/* Strict decimal: optional '-', digits, no overflow. */
+static bool cli_parse_i64(const uint8_t *p, size_t len, int64_t *out)
+{
+    bool neg = len > 0 && p[0] == '-';
+    size_t i = neg ? 1 : 0;
+    if (i == len || len - i > 19)
+        return false;
+    int64_t v = 0;
+    for (; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        int d = p[i] - '0';
+        if (v > (INT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = neg ? -v : v;
+    return true;
+}
+
+/* Finds the header line at buf[off..len): its end (the '\r' of "\r\n"). */
+static int cli_line(const uint8_t *buf, size_t len, size_t off, size_t *eol, struct rk_errmsg *err)
+{
+    size_t limit = len - off < CLI_LINE_MAX_BYTES ? len : off + CLI_LINE_MAX_BYTES;
+    for (size_t i = off; i + 1 < limit; i++) {
+        if (buf[i] == '\r' && buf[i + 1] == '\n') {
+            *eol = i;
+            return RK_OK;
+        }
+    }
+    if (len - off >= CLI_LINE_MAX_BYTES)
+        return rk_errf(err, RK_EMALFORMED, "offset %zu: line over %zu bytes", off,
+                       CLI_LINE_MAX_BYTES);
+    return RK_EAGAIN;
+}
+
+/* Reads one element header at *off (and a bulk body); advances *off. */
+static int cli_elem_read(const uint8_t *buf, size_t len, size_t *off, struct cli_elem *e,
+                         struct rk_errmsg *err)
+{
+    size_t eol;
+    int rc = cli_line(buf, len, *off, &eol, err);
+    if (rc != RK_OK)
+        return rc;
+    const uint8_t *p = buf + *off + 1;
+    size_t plen = eol - *off - 1;
+    uint8_t kind = buf[*off];
+    size_t at = *off;
+    size_t next = eol + 2;
+    e->ptr = p;
+    e->len = plen;
+    e->n = 0;
+    if (kind == '+' || kind == '-') {
+        e->type = kind == '+' ? REPLY_STATUS : REPLY_ERROR;
+    } else if (kind == ':' || kind == '$' || kind == '*') {
+        if (!cli_parse_i64(p, plen, &e->n))
+            return rk_errf(err, RK_EMALFORMED, "offset %zu: bad number after '%c'", at, kind);
+        if (kind == ':') {
+            e->type = REPLY_INTEGER;
+        } else if (kind == '*') {
+            if (e->n < -1 || e->n > CLI_ARRAY_MAX_ELEMS)
+                return rk_errf(err, RK_EMALFORMED, "offset %zu: array of %" PRId64, at, e->n);
+            e->type = REPLY_ARRAY;
+        } else if (e->n == -1) {
+            e->type = REPLY_NIL;
+        } else {
+            if (e->n < 0 || (uint64_t)e->n > CLI_REPLY_MAX_BYTES)
+                return rk_errf(err, RK_EMALFORMED, "offset %zu: bulk of %" PRId64, at, e->n);
+            if (len - next < (size_t)e->n + 2)
+                return RK_EAGAIN;
+            if (buf[next + (size_t)e->n] != '\r' || buf[next + (size_t)e->n + 1] != '\n')
+                return rk_errf(err, RK_EMALFORMED, "offset %zu: bulk not ended by CRLF", at);
+            e->type = REPLY_BULK;
+            e->ptr = buf + next;
+            e->len = (size_t)e->n;
+            next += (size_t)e->n + 2;
+        }
+    } else {
+        return rk_errf(err, RK_EMALFORMED, "offset %zu: unknown reply type byte 0x%02x", at, kind);
+    }
+    *off = next;
+    return RK_OK;
+}
+
+/* One whole reply at buf[0..len): RK_OK with *consumed, RK_EAGAIN, or RK_EMALFORMED. */
+static int cli_reply_walk(const uint8_t *buf, size_t len, cli_visit_fn *visit, void *ctx,
+                          size_t *consumed, struct rk_errmsg *err)
+{
+    int64_t due[CLI_DEPTH_MAX + 1]; /* elements still due at each depth; due[0]: the reply */
+    int64_t count[CLI_DEPTH_MAX + 1];
+    uint32_t depth = 0;
+    due[0] = 1;
+    count[0] = 1;
+    size_t off = 0;
+    for (;;) {
+        while (depth > 0 && due[depth] == 0)
+            depth--;
+        if (depth == 0 && due[0] == 0)
+            break;
+        struct cli_elem e;
+        int rc = cli_elem_read(buf, len, &off, &e, err);
+        if (rc != RK_OK)
+            return rc;
+        e.depth = depth;
+        e.index = depth == 0 ? 0 : count[depth] - due[depth] + 1;
+        due[depth]--;
+        if (visit != NULL)
+            visit(ctx, &e);
+        if (e.type == REPLY_ARRAY && e.n > 0) {
+            if (depth == CLI_DEPTH_MAX)
+                return rk_errf(err, RK_EMALFORMED, "arrays nested over %d deep", CLI_DEPTH_MAX);
+            depth++;
+            due[depth] = e.n;
+            count[depth] = e.n;
+        }
+    }
+    RK_ASSERT(off <= len);
+    *consumed = off;
+    return RK_OK;
+}
+
+/* A reply read whole into buf (owned by the caller; free with free()). */
+struct cli_reply {
+    uint8_t *buf;
+    size_t len, cap;
+    struct cli_elem top;
+};
+
+static void cli_top_visit(void *ctx, const struct cli_elem *e)
+{
+    if (e->depth == 0)
+        *(struct cli_elem *)ctx = *e;
+}
+
+/* Reads until one whole reply has arrived (earlier bytes are discarded by the caller). */
+static bool cli_read_reply(struct cli_conn *c, struct cli_reply *r, int64_t deadline_ms)
+{
+    struct rk_errmsg err = {{0}};
+    r->len = 0;
+    for (;;) {
+        size_t used = 0;
+        int rc = cli_reply_walk(r->buf, r->len, cli_top_visit, &r->top, &used, &err);
+        if (rc == RK_OK)
+            return true;
+        if (rc != RK_EAGAIN) {
+            snprintf(c->err, sizeof(c->err), "malformed reply from %s: %s", c->addr, err.text);
+            return false;
+        }
+        if (r->len == CLI_REPLY_MAX_BYTES) {
+            snprintf(c->err, sizeof(c->err), "reply from %s over %zu bytes", c->addr,
+                     CLI_REPLY_MAX_BYTES);
+            return false;
+        }
+        if (r->cap - r->len < CLI_READ_CHUNK_BYTES && r->cap < CLI_REPLY_MAX_BYTES) {
+            size_t cap = r->cap ? r->cap * 2 : CLI_READ_CHUNK_BYTES * 2;
+            cap = cap > CLI_REPLY_MAX_BYTES ? CLI_REPLY_MAX_BYTES : cap;
+            uint8_t *p = realloc(r->buf, cap);
+            if (p == NULL) {
+                snprintf(c->err, sizeof(c->err), "out of memory reading from %s", c->addr);
+                return false;
+            }
+            r->buf = p;
+            r->cap = cap;
+        }
+        ssize_t k = recv(c->fd, r->buf + r->len, r->cap - r->len, 0);
+        if (k > 0) {
+            r->len += (size_t)k;
+            continue;
+        }
+        if (k == 0) {
+            snprintf(c->err, sizeof(c->err), "%s closed the connection before a whole reply",
+                     c->addr);
+            return false;
+        }
+        int e = errno;
+        if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR)
+            e = cli_wait(c->fd, POLLIN, deadline_ms);
+        if (e == ETIMEDOUT) {
+            snprintf(c->err, sizeof(c->err), "no reply from %s in time: %s", c->addr, strerror(e));
+            return false;
+        }
+        if (e != 0) {
+            snprintf(c->err, sizeof(c->err), "cannot read from %s: %s", c->addr, strerror(e));
+            return false;
+        }
+    }
+}
+
+/* Encodes argv as a RESP array of bulk strings into *out (malloc'ed; the caller frees). */
+static bool cli_encode(int argc, char **argv, uint8_t **out, size_t *len)
+{
+    size_t size = resp_array_size(argc);
+    for (int i = 0; i < argc; i++)
+        size += resp_bulk_size(strlen(argv[i]));
+    uint8_t *p = malloc(size);
+    if (p == NULL)
+        return false;
+    size_t pos = 0;
+    bool ok = resp_array(p, size, &pos, argc);
+    for (int i = 0; i < argc && ok; i++)
+        ok = resp_bulk(p, size, &pos, (const uint8_t *)argv[i], strlen(argv[i]));
+    RK_ASSERT(ok);
+    RK_ASSERT(pos == size);
+    *out = p;
+    *len = size;
+    return true;
+}
+
+/* Sends argv and reads its reply, retrying on -TRYAGAIN until the deadline (C3). */
+static bool cli_exchange(struct cli_conn *c, int argc, char **argv, struct cli_reply *r,
+                         int64_t deadline_ms)
+{
+    uint8_t *req;
+    size_t req_len;
+    if (!cli_encode(argc, argv, &req, &req_len)) {
+        snprintf(c->err, sizeof(c->err), "out of memory encoding the command");
+        return false;
+    }
+    bool ok;
+    for (;;) {
+        ok = cli_send(c, req, req_len, deadline_ms) && cli_read_reply(c, r, deadline_ms);
+        bool again = ok && r->top.type == REPLY_ERROR && r->top.len >= 8 &&
+                     memcmp(r->top.ptr, "TRYAGAIN", 8) == 0;
+        if (!again || cli_remaining_ms(deadline_ms) <= CLI_RETRY_SLEEP_MS)
+            break;
+        struct timespec ts = {.tv_nsec = CLI_RETRY_SLEEP_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    free(req);
+    return ok;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Printing, as redis-cli does: nested arrays indent under their "N) " prefix.                */
+
+struct cli_printer {
+    FILE *out;
+    bool line_open;                /* a prefix was printed; the element goes on this line */
+    size_t col[CLI_DEPTH_MAX + 2]; /* column where depth d's prefixes start */
+};
+
+static void cli_print_visit(void *ctx, const struct cli_elem *e)
+{
+    struct cli_printer *pr = ctx;
+    if (e->depth > 0) {
+        if (!pr->line_open)
+            fprintf(pr->out, "%*s", (int)pr->col[e->depth], "");
+        int w = fprintf(pr->out, "%" PRId64 ") ", e->index);
+        pr->col[e->depth + 1] = pr->col[e->depth] + (size_t)(w > 0 ? w : 0);
+    } else {
+        pr->col[1] = 0;
+    }
+    pr->line_open = false;
+    switch (e->type) {
+    case REPLY_STATUS:
+    case REPLY_BULK:
+        fwrite(e->ptr, 1, e->len, pr->out);
+        break;
+    case REPLY_ERROR:
+        fputs("(error) ", pr->out);
+        fwrite(e->ptr, 1, e->len, pr->out);
+        break;
+    case REPLY_INTEGER:
+        fprintf(pr->out, "(integer) %" PRId64, e->n);
+        break;
+    case REPLY_NIL:
+        fputs("(nil)", pr->out);
+        break;
+    case REPLY_ARRAY:
+        if (e->n > 0) {
+            pr->line_open = true;
+            return; /* the first element follows on this line */
+        }
+        fputs(e->n == 0 ? "(empty array)" : "(nil)", pr->out);
+        break;
+    }
+    fputc('\n', pr->out);
+}
+
+static void cli_print_reply(const struct cli_reply *r)
+{
+    struct cli_printer pr = {.out = stdout};
+    size_t used;
+    struct rk_errmsg err;
+    int rc = cli_reply_walk(r->buf, r->len, cli_print_visit, &pr, &used, &err);
+    RK_ASSERT(rc == RK_OK); /* the same bytes walked whole in cli_read_reply */
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* status --cluster                                                                           */
+
+struct cli_member {
+    char host[CLI_ADDR_MAX_BYTES];
+    char port[16];
+    bool reachable;
+    char err[CLI_ERR_MAX_BYTES];
+    char role[16];
+    uint64_t id, term, commit, applied, leader;
+};
+
+/* Splits "host:port" (or "[v6]:port") on its last ':'. */
+static bool cli_member_parse(const char *text, size_t len, struct cli_member *m)
+{
+    const char *colon = NULL;
+    for (size_t i = 0; i < len; i++)
+        if (text[i] == ':')
+            colon = text + i;
+    if (colon == NULL || colon == text || (size_t)(text + len - colon - 1) >= sizeof(m->port) ||
+        colon + 1 == text + len)
+        return false;
+    const char *h = text;
+    size_t hlen = (size_t)(colon - text);
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (hlen == 0 || hlen >= sizeof(m->host))
+        return false;
+    memset(m, 0, sizeof(*m));
+    memcpy(m->host, h, hlen);
+    memcpy(m->port, colon + 1, (size_t)(text + len - colon - 1));
+    return true;
+}
+
+/* The value of "name:" in INFO text as an unsigned number; 0 when absent or not a number. */
+static uint64_t cli_info_u64(const struct cli_elem *info, const char *name)
+{
+    size_t nlen = strlen(name);
+    const char *p = (const char *)info->ptr;
+    const char *end = p + info->len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        eol = eol ? eol : end;
+        if ((size_t)(eol - p) > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == ':') {
+            uint64_t v = 0;
+            for (const char *q = p + nlen + 1; q < eol && *q >= '0' && *q <= '9'; q++) {
+                if (v > (UINT64_MAX - 9) / 10)
+                    return 0;
+                v = v * 10 + (uint64_t)(*q - '0');
+            }
+            return v;
+        }
+        p = eol + 1;
+    }
+    return 0;
+}
+
+static void cli_info_role(const struct cli_elem *info, char *role, size_t cap)
+{
+    const char *p = (const char *)info->ptr;
+    const char *end = p + info->len;
+    snprintf(role, cap, "?");
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        eol = eol ? eol : end;
+        if (eol - p > 5 && memcmp(p, "role:", 5) == 0) {
+            size_t n = (size_t)(eol - p - 5);
+            while (n > 0 && (p[5 + n - 1] == '\r' || p[5 + n - 1] == ' '))
+                n--;
+            n = n < cap - 1 ? n : cap - 1;
+            for (size_t i = 0; i < n; i++)
+                role[i] = (p[5 + i] >= 0x20 && p[5 + i] < 0x7f) ? p[5 + i] : '?';
+            role[n] = '\0';
+            return;
+        }
+        p = eol + 1;
+    }
+}
+
+static void cli_member_query(struct cli_member *m)
+{
+    int64_t deadline_ms = cli_now_ms() + CLI_STATUS_TIMEOUT_MS;
+    struct cli_conn c;
+    struct cli_reply r = {0};
+    char *argv[] = {"INFO"};
+    if (!cli_connect(&c, m->host, m->port, deadline_ms)) {
+        snprintf(m->err, sizeof(m->err), "%s", c.err);
+        return;
+    }
+    if (!cli_exchange(&c, 1, argv, &r, deadline_ms)) {
+        snprintf(m->err, sizeof(m->err), "%s", c.err);
+    } else if (r.top.type != REPLY_BULK) {
+        snprintf(m->err, sizeof(m->err), "INFO from %s: not a bulk string", c.addr);
+    } else {
+        m->reachable = true;
+        cli_info_role(&r.top, m->role, sizeof(m->role));
+        m->id = cli_info_u64(&r.top, "node_id");
+        m->term = cli_info_u64(&r.top, "term");
+        m->commit = cli_info_u64(&r.top, "commit_index");
+        m->applied = cli_info_u64(&r.top, "applied_index");
+        m->leader = cli_info_u64(&r.top, "leader_id");
+    }
+    free(r.buf);
+    close(c.fd);
+}
+
+/* Exit 0 iff a majority of the members is reachable and all reachable ones name one leader. */
+static int cli_status(const char *list)
+{
+    static struct cli_member m[CLI_MEMBERS_MAX];
+    size_t n = 0;
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == CLI_MEMBERS_MAX || !cli_member_parse(p, len, &m[n])) {
+            fprintf(stderr,
+                    "raftkv-cli: --cluster: bad member '%.*s' (want HOST:PORT, at most %d)\n",
+                    (int)len, p, CLI_MEMBERS_MAX);
+            return CLI_EXIT_USAGE;
+        }
+        n++;
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    size_t up = 0;
+    uint64_t leader = 0;
+    bool agree = true;
+    printf("%-4s %-24s %-10s %-8s %-10s %-10s %-6s %s\n", "ID", "ADDRESS", "ROLE", "TERM", "COMMIT",
+           "APPLIED", "LEADER", "REACHABLE");
+    for (size_t i = 0; i < n; i++) {
+        char addr[CLI_ADDR_MAX_BYTES + 20];
+        snprintf(addr, sizeof(addr), "%s:%s", m[i].host, m[i].port);
+        cli_member_query(&m[i]);
+        if (!m[i].reachable) {
+            printf("%-4s %-24s %-10s %-8s %-10s %-10s %-6s no (%s)\n", "-", addr, "-", "-", "-",
+                   "-", "-", m[i].err);
+            continue;
+        }
+        up++;
+        if (m[i].leader == 0 || (leader != 0 && m[i].leader != leader))
+            agree = false;
+        leader = leader ? leader : m[i].leader;
+        printf("%-4" PRIu64 " %-24s %-10s %-8" PRIu64 " %-10" PRIu64 " %-10" PRIu64 " %-6" PRIu64
+               " yes\n",
+               m[i].id, addr, m[i].role, m[i].term, m[i].commit, m[i].applied, m[i].leader);
+    }
+    bool healthy = up > n / 2 && agree && leader != 0;
+    if (healthy)
+        printf("%zu/%zu reachable, leader %" PRIu64 "\n", up, n, leader);
+    else
+        printf("%zu/%zu reachable, %s\n", up, n,
+               up <= n / 2 ? "no majority" : "no leader agreed on by every reachable member");
+    return healthy ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static void cli_usage(FILE *f)
+{
+    fprintf(f, "usage: raftkv-cli [-h HOST] [-p PORT] COMMAND [ARGS...]\n"
+               "       raftkv-cli status --cluster HOST:PORT[,HOST:PORT...]\n"
+               "HOST defaults to 127.0.0.1, PORT to 7001 (ci/cluster's node 1).\n"
+               "Commands: get KEY, set KEY VALUE, del KEY..., ping, info; any other command is\n"
+               "sent as is. Exit status: 0 ok, 1 error reply or connection failure, 2 usage.\n");
+}
+
+static int cli_command(const char *host, const char *port, int argc, char **argv)
+{
+    int64_t deadline_ms = cli_now_ms() + CLI_TIMEOUT_MS;
+    struct cli_conn c;
+    struct cli_reply r = {0};
+    if (!cli_connect(&c, host, port, deadline_ms)) {
+        fprintf(stderr, "raftkv-cli: %s\n", c.err);
+        return CLI_EXIT_FAIL;
+    }
+    int rc = CLI_EXIT_FAIL;
+    if (!cli_exchange(&c, argc, argv, &r, deadline_ms)) {
+        fprintf(stderr, "raftkv-cli: %s\n", c.err);
+    } else {
+        cli_print_reply(&r);
+        rc = r.top.type == REPLY_ERROR ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    }
+    free(r.buf);
+    close(c.fd);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *host = "127.0.0.1";
+    const char *port = "7001";
+    int i = 1;
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "--help") == 0) {
+            cli_usage(stdout);
+            return CLI_EXIT_OK;
+        }
+        if (i + 1 >= argc || (strcmp(argv[i], "-h") != 0 && strcmp(argv[i], "-p") != 0)) {
+            fprintf(stderr, "raftkv-cli: bad option '%s'\n", argv[i]);
+            cli_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+        if (argv[i][1] == 'h')
+            host = argv[i + 1];
+        else
+            port = argv[i + 1];
+        i += 2;
+    }
+    if (i == argc || argc - i > (int)CLI_ARGS_MAX) {
+        cli_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[i], "status") == 0) {
+        if (argc - i == 3 && strcmp(argv[i + 1], "--cluster") == 0)
+            return cli_status(argv[i + 2]);
+        if (argc - i == 1) {
+            char one[CLI_ADDR_MAX_BYTES + 20];
+            snprintf(one, sizeof(one), "%s:%s", host, port);
+            return cli_status(one);
+        }
+        fprintf(stderr, "raftkv-cli: usage: raftkv-cli status [--cluster HOST:PORT,...]\n");
+        return CLI_EXIT_USAGE;
+    }
+    return cli_command(host, port, argc - i, argv + i);
+}
