@@ -226,7 +226,7 @@ static int cli_line(const uint8_t *buf, size_t len, size_t off, size_t *eol, str
 static int cli_elem_read(const uint8_t *buf, size_t len, size_t *off, struct cli_elem *e,
                          struct rk_errmsg *err)
 {
-    size_t eol;
+    size_t eol = 0;
     int rc = cli_line(buf, len, *off, &eol, err);
     if (rc != RK_OK)
         return rc;
