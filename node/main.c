@@ -181,7 +181,15 @@ struct pending {
 };
 
 /* One reply in a client's FIFO. A command may wait on several replica requests (DEL, EXISTS). */
-enum item_kind { ITEM_DONE, ITEM_GET, ITEM_SET, ITEM_SUM_DEL, ITEM_SUM_EXISTS };
+enum item_kind {
+    ITEM_DONE,
+    ITEM_GET,
+    ITEM_SET,
+    ITEM_SET_IF,
+    ITEM_INT,
+    ITEM_SUM_DEL,
+    ITEM_SUM_EXISTS
+};
 
 struct item {
     struct item *next;
@@ -703,6 +711,13 @@ static void item_on_reply(struct item *it, const struct replica_reply *rp)
             put_null(&it->bytes);
     } else if (it->kind == ITEM_SET) {
         put_simple(&it->bytes, "OK");
+    } else if (it->kind == ITEM_INT) {
+        put_integer(&it->bytes, rp->num);
+    } else if (it->kind == ITEM_SET_IF) {
+        if (rp->num == 1)
+            put_simple(&it->bytes, "OK");
+        else
+            put_null(&it->bytes); /* the condition did not hold: nil, as Redis */
     } else if (it->kind == ITEM_SUM_DEL) {
         it->sum += rp->status == REPLICA_OK ? rp->num : 0;
     } else if (it->kind == ITEM_SUM_EXISTS) {
@@ -772,9 +787,10 @@ static void batch_flush(struct node *n)
 }
 
 /* Queues one replica request for item it of client c. Key and value are borrowed from c's
- * input buffer until batch_flush (N5). */
-static void request_add(struct node *n, struct client *c, struct item *it, uint8_t op,
-                        const struct resp_arg *key, const struct resp_arg *val)
+ * input buffer until batch_flush (N5). cond: PUT_IF's; delta: INCRBY's; 0 otherwise. */
+static void request_add_full(struct node *n, struct client *c, struct item *it, uint8_t op,
+                             const struct resp_arg *key, const struct resp_arg *val, uint8_t cond,
+                             int64_t delta)
 {
     if (n->n_batch == BATCH_MAX)
         batch_flush(n);
@@ -800,7 +816,15 @@ static void request_add(struct node *n, struct client *c, struct item *it, uint8
         .key_len = (uint32_t)key->len,
         .val = val ? val->ptr : NULL,
         .val_len = val ? (uint32_t)val->len : 0,
+        .cond = cond,
+        .delta = delta,
     };
+}
+
+static void request_add(struct node *n, struct client *c, struct item *it, uint8_t op,
+                        const struct resp_arg *key, const struct resp_arg *val)
+{
+    request_add_full(n, c, it, op, key, val, 0, 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -865,6 +889,31 @@ static void reply_info(struct node *n, struct buf *b)
     put_bulk(b, (const uint8_t *)text, (uint64_t)k);
 }
 
+/* INCR key, DECR key, INCRBY key n, DECRBY key n: one INCRBY in the state machine, which
+ * decides at apply time (a missing key counts as 0; Redis's errors for a stored value that is
+ * not an integer and for an overflow). */
+static void command_incr(struct node *n, struct client *c, struct item *it,
+                         const struct resp_arg *a, uint32_t argc)
+{
+    bool by = arg_is(&a[0], "INCRBY") || arg_is(&a[0], "DECRBY");
+    bool decr = arg_is(&a[0], "DECR") || arg_is(&a[0], "DECRBY");
+    if (argc != (by ? 3u : 2u)) {
+        reply_arity(&it->bytes, &a[0]);
+        return;
+    }
+    int64_t delta = 1;
+    if (by && !kv_parse_int64(a[2].ptr, a[2].len, &delta)) {
+        put_error(&it->bytes, "ERR value is not an integer or out of range");
+        return;
+    }
+    if (decr && delta == INT64_MIN) {
+        put_error(&it->bytes, "ERR decrement would overflow"); /* Redis's DECRBY check */
+        return;
+    }
+    it->kind = ITEM_INT;
+    request_add_full(n, c, it, REPLICA_INCRBY, &a[1], NULL, 0, decr ? -delta : delta);
+}
+
 /* One parsed request: appends its item to c's FIFO; replica requests go to the batch. */
 static void client_command(struct node *n, struct client *c, const struct resp_request *rq)
 {
@@ -883,7 +932,15 @@ static void client_command(struct node *n, struct client *c, const struct resp_r
         if ((get && argc != 2) || (set && argc < 3) || (!get && !set && argc < 2)) {
             reply_arity(b, &a[0]);
         } else if (set && argc > 3) {
-            put_error(b, "ERR syntax error");
+            /* SET key value NX|XX; every other option (EX, PX, KEEPTTL, GET, ...) is refused. */
+            bool nx = arg_is(&a[3], "NX"), xx = arg_is(&a[3], "XX");
+            if (argc != 4 || (!nx && !xx)) {
+                put_error(b, "ERR syntax error");
+            } else {
+                it->kind = ITEM_SET_IF;
+                request_add_full(n, c, it, REPLICA_PUT_IF, &a[1], &a[2],
+                                 nx ? KV_COND_NX : KV_COND_XX, 0);
+            }
         } else if (get || set) {
             it->kind = get ? ITEM_GET : ITEM_SET;
             request_add(n, c, it, get ? REPLICA_GET : REPLICA_PUT, &a[1], set ? &a[2] : NULL);
@@ -897,6 +954,9 @@ static void client_command(struct node *n, struct client *c, const struct resp_r
             struct replica_reply none = {.status = REPLICA_NOT_FOUND};
             item_on_reply(it, &none);
         }
+    } else if (arg_is(&a[0], "INCR") || arg_is(&a[0], "DECR") || arg_is(&a[0], "INCRBY") ||
+               arg_is(&a[0], "DECRBY")) {
+        command_incr(n, c, it, a, argc);
     } else if (arg_is(&a[0], "PING")) {
         if (argc == 1)
             put_simple(b, "PONG");

@@ -647,7 +647,7 @@ static void describe_entry(char *buf, size_t cap, const struct raft_entry *e)
         return;
     }
     snprintf(buf, cap, "%s %.*s%s%.*s (client %" PRIu64 " seq %" PRIu64 ")",
-             c.op == KV_OP_PUT ? "PUT" : "DEL", (int)(c.key_len > 40 ? 40 : c.key_len),
+             kv_op_name(c.op), (int)(c.key_len > 40 ? 40 : c.key_len),
              (const char *)c.key, c.op == KV_OP_PUT ? "=" : "",
              (int)(c.val_len > 40 ? 40 : c.val_len), c.val != NULL ? (const char *)c.val : "",
              c.client_id, c.seq);

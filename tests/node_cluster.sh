@@ -2,7 +2,7 @@
 #
 # tests/node_cluster.sh — raftkv-node end to end: three real processes on 127.0.0.1, driven with
 # redis-cli. Write on one node and read on the others (followers serve linearizable reads), DEL,
-# the Redis-style unknown-command error, kill -9 of the leader (a new leader within a bounded
+# SET NX/XX, INCR/DECR/INCRBY/DECRBY, the Redis-style unknown-command error, kill -9 of the leader (a new leader within a bounded
 # time, the value still readable), restart of the killed node (it catches up).
 #
 # Usage: tests/node_cluster.sh PATH/TO/raftkv-node
@@ -130,7 +130,28 @@ check "GET of a deleted key" "" "$(cli "$leader" GET k1)"
 check "EXISTS" 1 "$(cli "$follower" EXISTS greeting k1)"
 check "unknown command" "ERR unknown command 'frobnicate', with args beginning with: 'a' 'b' " \
     "$(cli 2 frobnicate a b)"
-check "SET with options (not yet)" "ERR syntax error" "$(cli "$leader" SET k v NX)"
+
+# Issue 6 commands. redis-cli prints a nil reply as an empty line when not on a terminal.
+check "SET NX of a missing key" OK "$(cli "$follower" SET nxkey first NX)"
+check "SET NX of an existing key is nil" "" "$(cli "$other" SET nxkey second nx)"
+check "SET NX left the value" first "$(cli "$leader" GET nxkey)"
+check "SET XX of a missing key is nil" "" "$(cli "$leader" SET xxkey v XX)"
+check "SET XX left the key missing" 0 "$(cli "$follower" EXISTS xxkey)"
+check "SET XX of an existing key" OK "$(cli "$other" SET nxkey third XX)"
+check "SET XX wrote" third "$(cli "$follower" GET nxkey)"
+check "SET with EX (unsupported)" "ERR syntax error" "$(cli "$leader" SET k v EX 10)"
+check "SET with NX and XX" "ERR syntax error" "$(cli "$leader" SET k v NX XX)"
+check "INCR of a missing key" 1 "$(cli "$follower" INCR counter)"
+check "INCRBY 10" 11 "$(cli "$other" INCRBY counter 10)"
+check "DECR" 10 "$(cli "$leader" DECR counter)"
+check "DECRBY -5" 15 "$(cli "$follower" DECRBY counter -5)"
+check "GET of a counter" 15 "$(cli "$other" GET counter)"
+check "SET of a non-integer" OK "$(cli "$leader" SET word abc)"
+check "INCR of a non-integer" "ERR value is not an integer or out of range" "$(cli "$follower" INCR word)"
+check "INCRBY with a bad increment" "ERR value is not an integer or out of range" \
+    "$(cli "$leader" INCRBY counter +1)"
+check "SET near the int64 limit" OK "$(cli "$leader" SET big 9223372036854775807)"
+check "INCR past int64" "ERR increment or decrement would overflow" "$(cli "$other" INCR big)"
 
 # kill -9 the leader: the two others elect a new one, and the value is still there.
 kill -KILL "${pid[$leader]}"

@@ -83,6 +83,12 @@ static struct rk_alloc counting_alloc(struct counting *c)
 
 #define SMALL_CMD_CAP 512
 
+/* The ops kv_cmd_decode accepts. */
+static bool is_known_op(unsigned op)
+{
+    return op == KV_OP_PUT || op == KV_OP_DEL || op == KV_OP_PUT_IF || op == KV_OP_INCRBY;
+}
+
 static struct kv_cmd cmd_of(uint8_t op, uint64_t client_id, uint64_t seq, const char *key,
                             const char *val)
 {
@@ -113,6 +119,8 @@ static void assert_cmd_equal(const struct kv_cmd *want, const struct kv_cmd *got
     assert_int_equal(got->seq, want->seq);
     assert_int_equal(got->key_len, want->key_len);
     assert_int_equal(got->val_len, want->val_len);
+    assert_int_equal(got->cond, want->cond);
+    assert_int_equal(got->delta, want->delta);
     if (want->key_len == 0)
         assert_null(got->key);
     else
@@ -257,6 +265,10 @@ static void cmd_max_sizes_round_trip(void **state)
                        .key_len = KV_MAX_KEY_BYTES,
                        .val = val,
                        .val_len = KV_MAX_VALUE_BYTES};
+    assert_int_equal(kv_cmd_size(&c), KV_CMD_MAX_BYTES - 1);
+    round_trip(&c);
+    c.op = KV_OP_PUT_IF; /* the largest command: a PUT and its condition byte */
+    c.cond = KV_COND_XX;
     assert_int_equal(kv_cmd_size(&c), KV_CMD_MAX_BYTES);
     round_trip(&c);
     free(key);
@@ -339,7 +351,7 @@ static void cmd_bad_op_is_malformed(void **state)
     uint8_t buf[SMALL_CMD_CAP];
     size_t len = encode_ok(&c, buf, sizeof(buf));
     for (unsigned op = 0; op < 256; op++) {
-        if (op == KV_OP_PUT || op == KV_OP_DEL)
+        if (is_known_op(op))
             continue;
         buf[1] = (uint8_t)op;
         assert_malformed(buf, len, "op at offset 1");
@@ -444,7 +456,7 @@ static void cmd_encode_refuses_bad_op(void **state)
     uint8_t buf[SMALL_CMD_CAP];
     size_t out = 0;
     for (unsigned op = 0; op < 256; op++) {
-        if (op == KV_OP_PUT || op == KV_OP_DEL)
+        if (is_known_op(op))
             continue;
         struct kv_cmd c = cmd_of((uint8_t)op, 1, 1, "k", NULL);
         assert_int_equal(kv_cmd_encode(&c, buf, sizeof(buf), &out), RK_EINVAL);
@@ -2163,8 +2175,8 @@ static void kv_create_refuses_a_session_record_that_does_not_decode(void **state
         const char *needle;
     } cases[] = {
         {0, 2, "version 2 at offset 0 is not 1"},
-        {9, 1, "status 1 at offset 9 is not 0"},
-        {10, 3, "op 3"},
+        {9, 1, "status 1, op 2"}, /* only an INCRBY caches an error status */
+        {10, 9, "op 9"},
         {11, 2, "num 2"},
         {1, 0, "last_seq 0"},
         {19, 9, "past the store's applied index 1"},
@@ -2237,6 +2249,318 @@ static void kv_create_refuses_more_session_records_than_max_sessions(void **stat
     fixture_close(&f);
 }
 
+/* ---- issue 6: conditional put, increment, multi-key set ---------------------------------- */
+
+static struct kv_cmd put_if_of(uint8_t cond, uint64_t client_id, uint64_t seq, const char *key,
+                               const char *val)
+{
+    struct kv_cmd c = cmd_of(KV_OP_PUT_IF, client_id, seq, key, val);
+    c.cond = cond;
+    return c;
+}
+
+/* Applies c at the next index; asserts kv_apply's RK_OK. */
+static struct kv_result apply_c(struct kv *kv, const struct kv_cmd *c)
+{
+    uint8_t buf[SMALL_CMD_CAP];
+    size_t len = encode_ok(c, buf, sizeof(buf));
+    struct kv_result r;
+    assert_int_equal(kv_apply(kv, kv_applied_index(kv) + 1, buf, (uint32_t)len, &r), RK_OK);
+    assert_true(kv_valid(kv));
+    return r;
+}
+
+static struct kv_result put_if(struct kv *kv, uint8_t cond, uint64_t client_id, uint64_t seq,
+                               const char *key, const char *val)
+{
+    struct kv_cmd c = put_if_of(cond, client_id, seq, key, val);
+    return apply_c(kv, &c);
+}
+
+static void cmd_put_if_round_trips_with_its_condition_last(void **state)
+{
+    (void)state;
+    struct kv_cmd nx = put_if_of(KV_COND_NX, 0, 0, "k", "v");
+    round_trip(&nx);
+    struct kv_cmd xx = put_if_of(KV_COND_XX, 7, 3, "key", "value");
+    round_trip(&xx);
+    struct kv_cmd empty = put_if_of(KV_COND_NX, 1, 1, NULL, NULL);
+    round_trip(&empty);
+    assert_int_equal(kv_cmd_size(&xx), KV_CMD_OVERHEAD_BYTES + 3 + 5 + 1);
+    uint8_t buf[SMALL_CMD_CAP];
+    size_t len = encode_ok(&xx, buf, sizeof(buf));
+    assert_int_equal(buf[1], KV_OP_PUT_IF);
+    assert_int_equal(buf[len - 1], KV_COND_XX);
+    assert_string_equal(kv_op_name(KV_OP_PUT_IF), "PUT_IF");
+}
+
+static void cmd_put_if_bad_or_missing_condition_is_malformed(void **state)
+{
+    (void)state;
+    struct kv_cmd c = put_if_of(KV_COND_NX, 1, 1, "k", "v");
+    uint8_t buf[SMALL_CMD_CAP];
+    size_t len = encode_ok(&c, buf, sizeof(buf));
+    for (unsigned cond = 0; cond < 256; cond++) {
+        if (cond == KV_COND_NX || cond == KV_COND_XX)
+            continue;
+        buf[len - 1] = (uint8_t)cond;
+        assert_malformed(buf, len, "cond at offset 28");
+    }
+    assert_malformed(buf, len - 1, "cond at offset 28: 1 bytes needed");
+    buf[len - 1] = KV_COND_XX;
+    assert_malformed(buf, len + 1, "trailing bytes");
+    /* A PUT's bytes with the op byte changed to PUT_IF lack the condition. */
+    struct kv_cmd p = cmd_of(KV_OP_PUT, 1, 1, "k", "v");
+    len = encode_ok(&p, buf, sizeof(buf));
+    buf[1] = KV_OP_PUT_IF;
+    assert_malformed(buf, len, "cond at offset");
+}
+
+static void cmd_encode_refuses_a_condition_where_it_does_not_belong(void **state)
+{
+    (void)state;
+    uint8_t buf[SMALL_CMD_CAP];
+    size_t out = 0;
+    struct kv_cmd c = put_if_of(0, 1, 1, "k", "v");
+    assert_int_equal(kv_cmd_encode(&c, buf, sizeof(buf), &out), RK_EINVAL);
+    c.cond = 3;
+    assert_int_equal(kv_cmd_encode(&c, buf, sizeof(buf), &out), RK_EINVAL);
+    struct kv_cmd p = cmd_of(KV_OP_PUT, 1, 1, "k", "v");
+    p.cond = KV_COND_NX;
+    assert_int_equal(kv_cmd_encode(&p, buf, sizeof(buf), &out), RK_EINVAL);
+    p.cond = 0;
+    p.delta = 1;
+    assert_int_equal(kv_cmd_encode(&p, buf, sizeof(buf), &out), RK_EINVAL);
+}
+
+static void kv_put_if_nx_writes_only_an_absent_key(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    struct kv_result r = put_if(f.kv, KV_COND_NX, 0, 0, "k", "first");
+    assert_int_equal(r.status, KV_OK);
+    assert_int_equal(r.op, KV_OP_PUT_IF);
+    assert_int_equal(r.num, 1);
+    assert_value(f.kv, "k", "first");
+    r = put_if(f.kv, KV_COND_NX, 0, 0, "k", "second");
+    assert_int_equal(r.status, KV_OK);
+    assert_int_equal(r.num, 0);
+    assert_value(f.kv, "k", "first");
+    del(f.kv, 0, 0, "k");
+    assert_int_equal(put_if(f.kv, KV_COND_NX, 0, 0, "k", "third").num, 1);
+    assert_value(f.kv, "k", "third");
+    assert_int_equal(kv_count(f.kv), 1);
+    fixture_close(&f);
+}
+
+static void kv_put_if_xx_writes_only_a_present_key(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    assert_int_equal(put_if(f.kv, KV_COND_XX, 0, 0, "k", "v").num, 0);
+    assert_value(f.kv, "k", NULL);
+    assert_int_equal(kv_count(f.kv), 0);
+    put(f.kv, 0, 0, "k", "old");
+    assert_int_equal(put_if(f.kv, KV_COND_XX, 0, 0, "k", "new").num, 1);
+    assert_value(f.kv, "k", "new");
+    fixture_close(&f);
+}
+
+/* The decision is cached: a retry answers what the first apply decided, even though the
+ * condition now holds the other way, and survives a restart. */
+static void kv_put_if_duplicate_returns_the_decision_of_the_first_apply(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    assert_int_equal(put_if(f.kv, KV_COND_NX, 5, 1, "k", "a").num, 1);
+    struct kv_result r = put_if(f.kv, KV_COND_NX, 5, 1, "k", "a");
+    assert_int_equal(r.status, KV_DUPLICATE);
+    assert_int_equal(r.op, KV_OP_PUT_IF);
+    assert_int_equal(r.num, 1); /* not 0, though k now exists */
+    assert_int_equal(put_if(f.kv, KV_COND_XX, 6, 1, "missing", "x").num, 0);
+    fixture_restart(&f, 0);
+    r = put_if(f.kv, KV_COND_NX, 5, 1, "k", "a");
+    assert_int_equal(r.status, KV_DUPLICATE);
+    assert_int_equal(r.num, 1);
+    r = put_if(f.kv, KV_COND_XX, 6, 1, "missing", "x");
+    assert_int_equal(r.status, KV_DUPLICATE);
+    assert_int_equal(r.num, 0);
+    assert_value(f.kv, "missing", NULL);
+    assert_int_equal(put_if(f.kv, KV_COND_XX, 5, 2, "k", "b").num, 1);
+    assert_value(f.kv, "k", "b");
+    fixture_close(&f);
+}
+
+static struct kv_result incrby(struct kv *kv, uint64_t client_id, uint64_t seq, const char *key,
+                               int64_t delta)
+{
+    struct kv_cmd c = cmd_of(KV_OP_INCRBY, client_id, seq, key, NULL);
+    c.delta = delta;
+    return apply_c(kv, &c);
+}
+
+static void cmd_incrby_round_trips_with_its_delta_last(void **state)
+{
+    (void)state;
+    int64_t deltas[] = {0, 1, -1, INT64_MAX, INT64_MIN, 0x0102030405060708};
+    for (size_t i = 0; i < sizeof(deltas) / sizeof(deltas[0]); i++) {
+        struct kv_cmd c = cmd_of(KV_OP_INCRBY, 3, 4, "n", NULL);
+        c.delta = deltas[i];
+        round_trip(&c);
+    }
+    struct kv_cmd c = cmd_of(KV_OP_INCRBY, 0, 0, "n", NULL);
+    c.delta = 0x0102030405060708;
+    uint8_t buf[SMALL_CMD_CAP];
+    size_t len = encode_ok(&c, buf, sizeof(buf));
+    assert_int_equal(len, KV_CMD_OVERHEAD_BYTES + 1 + 8);
+    static const uint8_t le[] = {8, 7, 6, 5, 4, 3, 2, 1};
+    assert_memory_equal(buf + len - 8, le, 8);
+    assert_string_equal(kv_op_name(KV_OP_INCRBY), "INCRBY");
+}
+
+static void cmd_incrby_with_a_value_or_without_its_delta_is_malformed(void **state)
+{
+    (void)state;
+    struct kv_cmd c = cmd_of(KV_OP_INCRBY, 1, 1, "n", NULL);
+    c.delta = 5;
+    uint8_t buf[SMALL_CMD_CAP];
+    size_t len = encode_ok(&c, buf, sizeof(buf));
+    for (size_t cut = 1; cut <= 8; cut++)
+        assert_malformed(buf, len - cut, "delta at offset 27");
+    assert_malformed(buf, len + 1, "trailing bytes");
+    size_t out = 0;
+    struct kv_cmd v = cmd_of(KV_OP_INCRBY, 1, 1, "n", "1");
+    assert_int_equal(kv_cmd_encode(&v, buf, sizeof(buf), &out), RK_EINVAL);
+    /* A PUT of "n" = 8 bytes, relabelled INCRBY: a value where none belongs. */
+    struct kv_cmd p = cmd_of(KV_OP_PUT, 1, 1, "n", "12345678");
+    len = encode_ok(&p, buf, sizeof(buf));
+    buf[1] = KV_OP_INCRBY;
+    assert_malformed(buf, len, "val_len at offset 23: 8 but an INCRBY carries no value");
+}
+
+static void kv_parse_int64_follows_redis_rules(void **state)
+{
+    (void)state;
+    struct {
+        const char *text;
+        bool ok;
+        int64_t want;
+    } cases[] = {
+        {"0", true, 0},
+        {"7", true, 7},
+        {"-7", true, -7},
+        {"9223372036854775807", true, INT64_MAX},
+        {"-9223372036854775808", true, INT64_MIN},
+        {"9223372036854775808", false, 0},
+        {"-9223372036854775809", false, 0},
+        {"18446744073709551616", false, 0},
+        {"99999999999999999999", false, 0},
+        {"", false, 0},
+        {"-", false, 0},
+        {"-0", false, 0},
+        {"01", false, 0},
+        {"+1", false, 0},
+        {" 1", false, 0},
+        {"1 ", false, 0},
+        {"1a", false, 0},
+        {"abc", false, 0},
+        {"1.5", false, 0},
+        {"000000000000000000001", false, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t got = 42;
+        bool ok = kv_parse_int64((const uint8_t *)cases[i].text, strlen(cases[i].text), &got);
+        if (ok != cases[i].ok)
+            fail_msg("\"%s\": parsed %d, want %d", cases[i].text, ok, cases[i].ok);
+        if (ok)
+            assert_int_equal(got, cases[i].want);
+    }
+}
+
+static void kv_incrby_counts_a_missing_key_as_zero_and_stores_text(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    struct kv_result r = incrby(f.kv, 0, 0, "n", 1);
+    assert_int_equal(r.status, KV_OK);
+    assert_int_equal(r.op, KV_OP_INCRBY);
+    assert_int_equal(r.num, 1);
+    assert_value(f.kv, "n", "1");
+    assert_int_equal(incrby(f.kv, 0, 0, "n", 10).num, 11);
+    assert_int_equal(incrby(f.kv, 0, 0, "n", -20).num, -9);
+    assert_value(f.kv, "n", "-9");
+    put(f.kv, 0, 0, "m", "-9223372036854775807");
+    assert_int_equal(incrby(f.kv, 0, 0, "m", -1).num, INT64_MIN);
+    assert_value(f.kv, "m", "-9223372036854775808");
+    assert_int_equal(incrby(f.kv, 0, 0, "z", 0).num, 0);
+    assert_value(f.kv, "z", "0");
+    fixture_close(&f);
+}
+
+static void kv_incrby_of_a_non_integer_or_past_int64_writes_nothing(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    put(f.kv, 0, 0, "s", "abc");
+    put(f.kv, 0, 0, "sp", " 1");
+    put(f.kv, 0, 0, "max", "9223372036854775807");
+    struct kv_result r = incrby(f.kv, 0, 0, "s", 1);
+    assert_int_equal(r.status, KV_NOT_INTEGER);
+    assert_int_equal(r.op, KV_OP_INCRBY);
+    assert_int_equal(r.num, 0);
+    assert_string_equal(kv_status_name(r.status), "not an integer");
+    assert_int_equal(incrby(f.kv, 0, 0, "sp", 1).status, KV_NOT_INTEGER);
+    r = incrby(f.kv, 0, 0, "max", 1);
+    assert_int_equal(r.status, KV_OVERFLOW);
+    assert_int_equal(r.num, 0);
+    assert_int_equal(incrby(f.kv, 0, 0, "min", INT64_MIN).num, INT64_MIN);
+    assert_int_equal(incrby(f.kv, 0, 0, "min", -1).status, KV_OVERFLOW);
+    assert_value(f.kv, "s", "abc");
+    assert_value(f.kv, "sp", " 1");
+    assert_value(f.kv, "max", "9223372036854775807");
+    assert_value(f.kv, "min", "-9223372036854775808");
+    assert_int_equal(kv_applied_index(f.kv), 8);
+    fixture_close(&f);
+}
+
+/* A retried INCRBY is not applied twice and answers what the first apply answered, error or
+ * value, before and after a restart (the status is in the session record). */
+static void kv_incrby_duplicate_returns_the_cached_value_or_error(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, 0);
+    assert_int_equal(incrby(f.kv, 4, 1, "n", 5).num, 5);
+    struct kv_result r = incrby(f.kv, 4, 1, "n", 5);
+    assert_int_equal(r.status, KV_DUPLICATE);
+    assert_int_equal(r.num, 5);
+    assert_value(f.kv, "n", "5");
+    put(f.kv, 0, 0, "s", "x");
+    assert_int_equal(incrby(f.kv, 7, 1, "s", 1).status, KV_NOT_INTEGER);
+    put(f.kv, 0, 0, "s", "1"); /* would succeed now: the retry must still answer the error */
+    assert_int_equal(incrby(f.kv, 7, 1, "s", 1).status, KV_NOT_INTEGER);
+    assert_int_equal(incrby(f.kv, 8, 1, "big", INT64_MAX).num, INT64_MAX);
+    assert_int_equal(incrby(f.kv, 8, 2, "big", 1).status, KV_OVERFLOW);
+    struct kv_session_info info;
+    assert_int_equal(kv_session_get(f.kv, 7, &info), RK_OK);
+    assert_int_equal(info.result.status, KV_NOT_INTEGER);
+    fixture_restart(&f, 0);
+    r = incrby(f.kv, 4, 1, "n", 5);
+    assert_int_equal(r.status, KV_DUPLICATE);
+    assert_int_equal(r.num, 5);
+    assert_int_equal(incrby(f.kv, 7, 1, "s", 1).status, KV_NOT_INTEGER);
+    assert_int_equal(incrby(f.kv, 8, 2, "big", 1).status, KV_OVERFLOW);
+    assert_int_equal(incrby(f.kv, 7, 2, "s", 1).num, 2);
+    assert_value(f.kv, "s", "2");
+    assert_value(f.kv, "n", "5");
+    fixture_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2304,6 +2628,18 @@ int main(void)
         cmocka_unit_test(kv_create_refuses_two_sessions_last_used_at_one_index),
         cmocka_unit_test(kv_create_refuses_a_key_outside_both_namespaces),
         cmocka_unit_test(kv_create_refuses_more_session_records_than_max_sessions),
+        cmocka_unit_test(cmd_put_if_round_trips_with_its_condition_last),
+        cmocka_unit_test(cmd_put_if_bad_or_missing_condition_is_malformed),
+        cmocka_unit_test(cmd_encode_refuses_a_condition_where_it_does_not_belong),
+        cmocka_unit_test(kv_put_if_nx_writes_only_an_absent_key),
+        cmocka_unit_test(kv_put_if_xx_writes_only_a_present_key),
+        cmocka_unit_test(kv_put_if_duplicate_returns_the_decision_of_the_first_apply),
+        cmocka_unit_test(cmd_incrby_round_trips_with_its_delta_last),
+        cmocka_unit_test(cmd_incrby_with_a_value_or_without_its_delta_is_malformed),
+        cmocka_unit_test(kv_parse_int64_follows_redis_rules),
+        cmocka_unit_test(kv_incrby_counts_a_missing_key_as_zero_and_stores_text),
+        cmocka_unit_test(kv_incrby_of_a_non_integer_or_past_int64_writes_nothing),
+        cmocka_unit_test(kv_incrby_duplicate_returns_the_cached_value_or_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

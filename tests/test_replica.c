@@ -303,25 +303,31 @@ static uint64_t net_other(const struct net *net, uint64_t not1, uint64_t not2)
     return 0;
 }
 
-static uint64_t net_submit_full(struct net *net, uint64_t id, uint8_t op, const uint8_t *key,
-                                uint32_t key_len, const uint8_t *val, uint32_t val_len,
-                                uint64_t client_id, uint64_t seq)
+/* Submits *req (its req_id is assigned here) to node id. */
+static uint64_t net_submit_req(struct net *net, uint64_t id, struct replica_request req)
 {
     assert_true(net->next_req < NET_MAX_REQS);
     uint64_t req_id = net->next_req++;
     net->submitted_to[req_id] = id;
     net->submitted_tick[req_id] = net->ticks;
-    struct replica_request req = {.req_id = req_id,
-                                  .op = op,
+    req.req_id = req_id;
+    replica_submit(net->nodes[id].r, &req);
+    net_collect(net, id);
+    return req_id;
+}
+
+static uint64_t net_submit_full(struct net *net, uint64_t id, uint8_t op, const uint8_t *key,
+                                uint32_t key_len, const uint8_t *val, uint32_t val_len,
+                                uint64_t client_id, uint64_t seq)
+{
+    struct replica_request req = {.op = op,
                                   .client_id = client_id,
                                   .seq = seq,
                                   .key = key,
                                   .key_len = key_len,
                                   .val = val,
                                   .val_len = val_len};
-    replica_submit(net->nodes[id].r, &req);
-    net_collect(net, id);
-    return req_id;
+    return net_submit_req(net, id, req);
 }
 
 static uint64_t net_submit(struct net *net, uint64_t id, uint8_t op, const char *key,
@@ -960,6 +966,88 @@ static void test_requests_beyond_max_pending_get_tryagain(void **state)
     net_free(net);
 }
 
+/* ---- issue 6 commands -------------------------------------------------------------------- */
+
+static const struct net_reply *net_put_if(struct net *net, uint64_t id, uint8_t cond,
+                                          const char *key, const char *val)
+{
+    struct replica_request req = {.op = REPLICA_PUT_IF,
+                                  .key = (const uint8_t *)key,
+                                  .key_len = (uint32_t)strlen(key),
+                                  .val = (const uint8_t *)val,
+                                  .val_len = (uint32_t)strlen(val),
+                                  .cond = cond};
+    return net_wait(net, net_submit_req(net, id, req), 100);
+}
+
+/* The condition is decided by the leader's apply and the decision travels back to the
+ * follower the request came through. */
+static void test_put_if_is_decided_at_apply_and_answered_through_a_follower(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t follower = net_other(net, leader, 0);
+    const struct net_reply *r = net_put_if(net, follower, KV_COND_XX, "k", "v0");
+    assert_status(r, REPLICA_OK);
+    assert_int_equal(r->num, 0);
+    r = net_put_if(net, follower, KV_COND_NX, "k", "v1");
+    assert_status(r, REPLICA_OK);
+    assert_int_equal(r->num, 1);
+    r = net_put_if(net, leader, KV_COND_NX, "k", "v2");
+    assert_status(r, REPLICA_OK);
+    assert_int_equal(r->num, 0);
+    r = net_put_if(net, follower, KV_COND_XX, "k", "v3");
+    assert_status(r, REPLICA_OK);
+    assert_int_equal(r->num, 1);
+    net_run(net, 3);
+    for (uint64_t id = 1; id <= 3; id++)
+        assert_true(net_store_get(net, id, "k", "v3"));
+    assert_status(net_put_if(net, leader, 0, "k", "v"), REPLICA_ERROR);
+    assert_status(net_put_if(net, leader, 3, "k", "v"), REPLICA_ERROR);
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+static const struct net_reply *net_incrby(struct net *net, uint64_t id, const char *key,
+                                          int64_t delta)
+{
+    struct replica_request req = {.op = REPLICA_INCRBY,
+                                  .key = (const uint8_t *)key,
+                                  .key_len = (uint32_t)strlen(key),
+                                  .delta = delta};
+    return net_wait(net, net_submit_req(net, id, req), 100);
+}
+
+/* The new value, or the state machine's error as a Redis error text, reaches the follower. */
+static void test_incrby_answers_the_new_value_or_a_redis_error(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t follower = net_other(net, leader, 0);
+    const struct net_reply *r = net_incrby(net, follower, "n", 1);
+    assert_status(r, REPLICA_OK);
+    assert_int_equal(r->num, 1);
+    r = net_incrby(net, leader, "n", 10);
+    assert_status(r, REPLICA_OK);
+    assert_int_equal(r->num, 11);
+    assert_status(net_do(net, leader, REPLICA_PUT, "s", "abc", 0, 0), REPLICA_OK);
+    r = net_incrby(net, follower, "s", 1);
+    assert_status(r, REPLICA_ERROR);
+    assert_string_equal(r->reason, "value is not an integer or out of range");
+    r = net_incrby(net, follower, "n", INT64_MAX);
+    assert_status(r, REPLICA_ERROR);
+    assert_string_equal(r->reason, "increment or decrement would overflow");
+    net_run(net, 3);
+    for (uint64_t id = 1; id <= 3; id++) {
+        assert_true(net_store_get(net, id, "n", "11"));
+        assert_true(net_store_get(net, id, "s", "abc"));
+    }
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -976,6 +1064,8 @@ int main(void)
         cmocka_unit_test(test_puts_submitted_together_share_log_syncs),
         cmocka_unit_test(test_writes_committed_in_one_large_jump_all_get_their_result),
         cmocka_unit_test(test_requests_beyond_max_pending_get_tryagain),
+        cmocka_unit_test(test_put_if_is_decided_at_apply_and_answered_through_a_follower),
+        cmocka_unit_test(test_incrby_answers_the_new_value_or_a_redis_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

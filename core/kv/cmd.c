@@ -9,8 +9,8 @@
  * field and its offset.
  *
  * Invariants:
- *   C1  kv_cmd_size(c) == KV_CMD_OVERHEAD_BYTES + key_len + val_len, and the encoder writes
- *       exactly that many bytes (asserted).
+ *   C1  kv_cmd_size(c) == KV_CMD_OVERHEAD_BYTES + key_len + val_len + kv_cmd_args_bytes(op),
+ *       and the encoder writes exactly that many bytes (asserted).
  *   C2  Every command kv_cmd_encode accepts, kv_cmd_decode accepts and returns unchanged;
  *       every buffer kv_cmd_decode accepts re-encodes to the same bytes (one encoding per
  *       command: the decoder is as strict as the encoder).
@@ -24,6 +24,9 @@
 #include "kv/kv.h"
 
 _Static_assert(KV_OP_PUT == 1 && KV_OP_DEL == 2, "kv ops are wire values: never renumber");
+_Static_assert(KV_OP_PUT_IF == 3 && KV_OP_INCRBY == 4 && KV_OP_MSET == 5,
+               "kv ops are wire values: never renumber");
+_Static_assert(KV_COND_NX == 1 && KV_COND_XX == 2, "conditions are wire values");
 _Static_assert(KV_CMD_OVERHEAD_BYTES == 26, "the command header is part of the log format");
 _Static_assert(KV_CMD_MAX_BYTES <= UINT32_MAX, "a command's length fits an entry's u32 len");
 
@@ -37,7 +40,58 @@ _Static_assert(OFF_KEY + 4 == KV_CMD_OVERHEAD_BYTES, "header offsets add up");
 
 static bool is_op(unsigned op)
 {
-    return op == KV_OP_PUT || op == KV_OP_DEL;
+    return op == KV_OP_PUT || op == KV_OP_DEL || op == KV_OP_PUT_IF || op == KV_OP_INCRBY;
+}
+
+static bool is_cond(unsigned cond)
+{
+    return cond == KV_COND_NX || cond == KV_COND_XX;
+}
+
+/* Ops that carry no value. */
+static bool op_has_no_value(unsigned op)
+{
+    return op == KV_OP_DEL || op == KV_OP_INCRBY;
+}
+
+size_t kv_cmd_args_bytes(uint8_t op)
+{
+    if (op == KV_OP_PUT_IF)
+        return 1;
+    if (op == KV_OP_INCRBY)
+        return 8;
+    return 0;
+}
+
+bool kv_parse_int64(const uint8_t *p, size_t len, int64_t *out)
+{
+    RK_ASSERT(p != NULL || len == 0);
+    RK_ASSERT(out != NULL);
+    if (len == 0 || len > KV_INT64_TEXT_BYTES)
+        return false;
+    if (len == 1 && p[0] == '0') {
+        *out = 0;
+        return true;
+    }
+    bool negative = p[0] == '-';
+    size_t i = negative ? 1 : 0;
+    if (i == len || p[i] < '1' || p[i] > '9')
+        return false; /* no digit, a leading zero, '+', a space, "-0" */
+    /* Accumulate the magnitude in a u64: it holds 2^63, INT64_MIN's. */
+    uint64_t mag = 0;
+    for (; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        uint64_t digit = (uint64_t)(p[i] - '0');
+        if (mag > (UINT64_MAX - digit) / 10)
+            return false;
+        mag = mag * 10 + digit;
+    }
+    uint64_t limit = negative ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    if (mag > limit)
+        return false;
+    *out = negative ? (int64_t)(0 - mag) : (int64_t)mag;
+    return true;
 }
 
 const char *kv_op_name(uint8_t op)
@@ -47,6 +101,12 @@ const char *kv_op_name(uint8_t op)
         return "PUT";
     case KV_OP_DEL:
         return "DEL";
+    case KV_OP_PUT_IF:
+        return "PUT_IF";
+    case KV_OP_INCRBY:
+        return "INCRBY";
+    case KV_OP_MSET:
+        return "MSET";
     }
     return "?";
 }
@@ -54,8 +114,9 @@ const char *kv_op_name(uint8_t op)
 size_t kv_cmd_size(const struct kv_cmd *c)
 {
     RK_ASSERT(c != NULL);
-    /* At most 26 + 2 * (2^32 - 1): no wrap where size_t has 64 bits; saturate elsewhere. */
-    uint64_t size = (uint64_t)KV_CMD_OVERHEAD_BYTES + c->key_len + c->val_len;
+    /* At most 26 + 2 * (2^32 - 1) + 8: no wrap where size_t has 64 bits; saturate elsewhere. */
+    uint64_t size = (uint64_t)KV_CMD_OVERHEAD_BYTES + c->key_len + c->val_len +
+                    kv_cmd_args_bytes(c->op);
     return size > SIZE_MAX ? SIZE_MAX : (size_t)size;
 }
 
@@ -92,7 +153,11 @@ int kv_cmd_encode(const struct kv_cmd *c, uint8_t *buf, size_t cap, size_t *out_
     RK_ASSERT(c->key != NULL || c->key_len == 0);
     RK_ASSERT(c->val != NULL || c->val_len == 0);
     /* C2: refuse here what the decoder would refuse, so a bad command fails at its source. */
-    if (!is_op(c->op) || (c->op == KV_OP_DEL && c->val_len != 0))
+    if (!is_op(c->op) || (op_has_no_value(c->op) && c->val_len != 0))
+        return RK_EINVAL;
+    if (c->op == KV_OP_PUT_IF ? !is_cond(c->cond) : c->cond != 0)
+        return RK_EINVAL;
+    if (c->op != KV_OP_INCRBY && c->delta != 0)
         return RK_EINVAL;
     if (c->client_id != 0 && c->seq == 0)
         return RK_EINVAL;
@@ -110,6 +175,10 @@ int kv_cmd_encode(const struct kv_cmd *c, uint8_t *buf, size_t cap, size_t *out_
     put_bytes(&w, c->key, c->key_len);
     put_le(&w, c->val_len, 4);
     put_bytes(&w, c->val, c->val_len);
+    if (c->op == KV_OP_PUT_IF)
+        put_le(&w, c->cond, 1);
+    if (c->op == KV_OP_INCRBY)
+        put_le(&w, (uint64_t)c->delta, 8);
     RK_ASSERT(w.pos == size); /* C1 */
     *out_len = size;
     return RK_OK;
@@ -197,7 +266,7 @@ int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c, struct rk_er
         rd_fail(&r, "version at offset %u: %u is not %u", OFF_VERSION, version, KV_CMD_VERSION);
     uint8_t op = (uint8_t)rd_le(&r, 1, "op");
     if (rd_ok(&r) && !is_op(op))
-        rd_fail(&r, "op at offset %u: %u is neither PUT (1) nor DEL (2)", OFF_OP, op);
+        rd_fail(&r, "op at offset %u: %u is not a kv op", OFF_OP, op);
     uint64_t client_id = rd_le(&r, 8, "client_id");
     uint64_t seq = rd_le(&r, 8, "seq");
     if (rd_ok(&r) && client_id != 0 && seq == 0)
@@ -207,16 +276,27 @@ int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c, struct rk_er
     const uint8_t *key = rd_take(&r, key_len, "key");
     size_t val_len_at = r.pos;
     uint32_t val_len = rd_len(&r, "val_len", KV_MAX_VALUE_BYTES);
-    if (rd_ok(&r) && op == KV_OP_DEL && val_len != 0)
-        rd_fail(&r, "val_len at offset %zu: %" PRIu32 " but a DEL carries no value", val_len_at,
-                val_len);
+    if (rd_ok(&r) && op_has_no_value(op) && val_len != 0)
+        rd_fail(&r, "val_len at offset %zu: %" PRIu32 " but a%s %s carries no value", val_len_at,
+                val_len, op == KV_OP_INCRBY ? "n" : "", kv_op_name(op));
     const uint8_t *val = rd_take(&r, val_len, "val");
+    uint8_t cond = 0;
+    int64_t delta = 0;
+    if (op == KV_OP_PUT_IF) {
+        size_t at = r.pos;
+        cond = (uint8_t)rd_le(&r, 1, "cond");
+        if (rd_ok(&r) && !is_cond(cond))
+            rd_fail(&r, "cond at offset %zu: %u is neither NX (1) nor XX (2)", at, cond);
+    }
+    if (op == KV_OP_INCRBY)
+        delta = (int64_t)rd_le(&r, 8, "delta");
     if (rd_ok(&r) && r.pos != len)
-        rd_fail(&r, "end at offset %zu: %zu trailing bytes after the value", r.pos, len - r.pos);
+        rd_fail(&r, "end at offset %zu: %zu trailing bytes after the command", r.pos, len - r.pos);
     if (!rd_ok(&r))
         return r.rc;
 
-    RK_ASSERT(r.pos == KV_CMD_OVERHEAD_BYTES + (size_t)key_len + val_len); /* C1 */
+    RK_ASSERT(r.pos == KV_CMD_OVERHEAD_BYTES + (size_t)key_len + val_len +
+                           kv_cmd_args_bytes(op)); /* C1 */
     c->op = op;
     c->client_id = client_id;
     c->seq = seq;
@@ -224,5 +304,7 @@ int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c, struct rk_er
     c->key_len = key_len;
     c->val = val_len == 0 ? NULL : val;
     c->val_len = val_len;
+    c->cond = cond;
+    c->delta = delta;
     return RK_OK;
 }

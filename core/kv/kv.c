@@ -49,6 +49,7 @@ struct kv_session {
     uint64_t last_index;
     int64_t last_num;
     uint8_t last_op;
+    uint8_t last_status; /* KV_OK, or the error result of an INCRBY */
     uint32_t prev; /* LRU neighbours, KV_NIL at the ends */
     uint32_t next;
 };
@@ -87,6 +88,10 @@ const char *kv_status_name(uint8_t status)
         return "bad command";
     case KV_STORE_ERROR:
         return "store error";
+    case KV_NOT_INTEGER:
+        return "not an integer";
+    case KV_OVERFLOW:
+        return "overflow";
     }
     return "?";
 }
@@ -241,7 +246,7 @@ static void session_info(const struct kv_session *s, struct kv_session_info *out
     out->client_id = s->client_id;
     out->last_seq = s->last_seq;
     out->last_index = s->last_index;
-    out->result.status = KV_OK;
+    out->result.status = s->last_status;
     out->result.op = s->last_op;
     out->result.client_id = s->client_id;
     out->result.seq = s->last_seq;
@@ -302,9 +307,20 @@ static bool session_fields_valid(const struct kv_session *s)
 {
     if (s->client_id == 0 || s->last_seq == 0 || s->last_index == 0)
         return false;
-    if (s->last_op == KV_OP_PUT)
+    if (s->last_status != KV_OK)
+        return s->last_op == KV_OP_INCRBY && s->last_num == 0 &&
+               (s->last_status == KV_NOT_INTEGER || s->last_status == KV_OVERFLOW);
+    switch (s->last_op) {
+    case KV_OP_PUT:
+    case KV_OP_MSET:
         return s->last_num == 0;
-    return s->last_op == KV_OP_DEL && (s->last_num == 0 || s->last_num == 1);
+    case KV_OP_DEL:
+    case KV_OP_PUT_IF:
+        return s->last_num == 0 || s->last_num == 1;
+    case KV_OP_INCRBY:
+        return true; /* any int64 */
+    }
+    return false;
 }
 
 static void session_encode(const struct kv_session *s, uint8_t rec[KV_SESSION_RECORD_BYTES])
@@ -313,7 +329,7 @@ static void session_encode(const struct kv_session *s, uint8_t rec[KV_SESSION_RE
     memset(rec, 0, KV_SESSION_RECORD_BYTES);
     rec[REC_OFF_VERSION] = KV_SESSION_VERSION;
     le_put(rec + REC_OFF_LAST_SEQ, s->last_seq);
-    rec[REC_OFF_STATUS] = KV_OK; /* the cached result is that of a command that applied */
+    rec[REC_OFF_STATUS] = s->last_status; /* the cached result: KV_OK or an INCRBY's error */
     rec[REC_OFF_OP] = s->last_op;
     le_put(rec + REC_OFF_NUM, (uint64_t)s->last_num);
     le_put(rec + REC_OFF_LAST_INDEX, s->last_index);
@@ -338,23 +354,21 @@ static int session_decode(const uint8_t *key, const uint8_t *val, uint32_t val_l
         return rk_errf(err, RK_ECORRUPT,
                        "kv store: session of client %" PRIu64 ": version %u at offset %u is not %u",
                        client_id, val[REC_OFF_VERSION], REC_OFF_VERSION, KV_SESSION_VERSION);
-    if (val[REC_OFF_STATUS] != KV_OK)
-        return rk_errf(err, RK_ECORRUPT,
-                       "kv store: session of client %" PRIu64 ": status %u at offset %u is not 0",
-                       client_id, val[REC_OFF_STATUS], REC_OFF_STATUS);
     uint64_t num = le_get(val + REC_OFF_NUM);
     s->client_id = client_id;
     s->last_seq = le_get(val + REC_OFF_LAST_SEQ);
     s->last_op = val[REC_OFF_OP];
-    s->last_num = num <= 1 ? (int64_t)num : -1; /* anything else is refused just below */
+    s->last_status = val[REC_OFF_STATUS];
+    s->last_num = (int64_t)num; /* two's complement: session_fields_valid checks the range */
     s->last_index = le_get(val + REC_OFF_LAST_INDEX);
     s->prev = KV_NIL;
     s->next = KV_NIL;
     if (!session_fields_valid(s))
         return rk_errf(err, RK_ECORRUPT,
                        "kv store: session of client %" PRIu64 ": last_seq %" PRIu64
-                       ", op %u, num %" PRIu64 ", last_index %" PRIu64 " is not a session",
-                       client_id, s->last_seq, s->last_op, num, s->last_index);
+                       ", status %u, op %u, num %" PRIu64 ", last_index %" PRIu64
+                       " is not a session",
+                       client_id, s->last_seq, s->last_status, s->last_op, num, s->last_index);
     if (s->last_index > applied_index)
         return rk_errf(err, RK_ECORRUPT,
                        "kv store: session of client %" PRIu64 ": last_index %" PRIu64
@@ -567,7 +581,8 @@ static void answer_retry(const struct kv_session *s, const struct kv_cmd *c, str
 {
     RK_ASSERT(c->seq <= s->last_seq);
     if (c->seq == s->last_seq) {
-        out->status = KV_DUPLICATE;
+        /* A retry gets the original answer: an INCRBY's error is repeated as it was. */
+        out->status = s->last_status == KV_OK ? KV_DUPLICATE : s->last_status;
         out->op = s->last_op;
         out->num = s->last_num;
     } else {
@@ -603,25 +618,96 @@ static int delete_session(struct kv *kv, uint64_t index, uint64_t client_id)
     return kv->store->ops->del(kv->store, index, key, sizeof(key), &existed);
 }
 
-/* *out_num = 1 if user key c->key is live, 0 if not: the result a DEL of it will have. */
-static int user_key_exists(struct kv *kv, const struct kv_cmd *c, int64_t *out_num)
+/* An INCRBY's result over the stored value val (a missing key counts as 0): KV_OK and the new
+ * value, or KV_NOT_INTEGER / KV_OVERFLOW (Redis's two errors) and 0. */
+static void incr_result(const struct kv_cmd *c, const uint8_t *val, uint32_t val_len,
+                        bool exists, uint8_t *out_status, int64_t *out_num)
 {
+    RK_ASSERT(c->op == KV_OP_INCRBY);
+    int64_t old = 0;
+    if (exists && !kv_parse_int64(val, val_len, &old)) {
+        *out_status = KV_NOT_INTEGER;
+        return;
+    }
+    int64_t sum = 0;
+    if (__builtin_add_overflow(old, c->delta, &sum)) {
+        *out_status = KV_OVERFLOW;
+        return;
+    }
+    *out_num = sum;
+}
+
+/* An int64 as base-10 text into buf (KV_INT64_TEXT_BYTES); returns its length. */
+static uint32_t int64_text(int64_t v, uint8_t buf[KV_INT64_TEXT_BYTES])
+{
+    uint8_t rev[KV_INT64_TEXT_BYTES];
+    uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    uint32_t n = 0;
+    do {
+        rev[n++] = (uint8_t)('0' + mag % 10);
+        mag /= 10;
+    } while (mag > 0);
+    uint32_t len = 0;
+    if (v < 0)
+        buf[len++] = '-';
+    while (n > 0)
+        buf[len++] = rev[--n];
+    RK_ASSERT(len <= KV_INT64_TEXT_BYTES);
+    return len;
+}
+
+/* The result of c against the store as it is now, read before anything of c's batch is written
+ * (kv.h: a session's record, written first, caches it): *out_status KV_OK or an INCRBY's error,
+ * *out_num the num of the result. An op whose result needs no read gets KV_OK and 0, except a
+ * DEL without a session, whose result comes from the del itself. */
+static int plan_result(struct kv *kv, const struct kv_cmd *c, uint8_t *out_status,
+                       int64_t *out_num)
+{
+    *out_status = KV_OK;
+    *out_num = 0;
+    bool needs_read = c->op == KV_OP_PUT_IF || c->op == KV_OP_INCRBY ||
+                      (c->op == KV_OP_DEL && c->client_id != 0);
+    if (!needs_read)
+        return RK_OK;
     uint32_t len = user_key(kv, c->key, c->key_len);
     const uint8_t *val = NULL;
     uint32_t val_len = 0;
     int rc = kv->store->ops->get(kv->store, kv->key_buf, len, &val, &val_len);
-    *out_num = rc == RK_OK ? 1 : 0;
-    return rc == RK_ENOENT ? RK_OK : rc;
+    if (rc != RK_OK && rc != RK_ENOENT)
+        return rc;
+    bool exists = rc == RK_OK;
+    if (c->op == KV_OP_DEL)
+        *out_num = exists ? 1 : 0;
+    else if (c->op == KV_OP_PUT_IF)
+        *out_num = (c->cond == KV_COND_NX) != exists ? 1 : 0;
+    else
+        incr_result(c, exists ? val : NULL, exists ? val_len : 0, exists, out_status, out_num);
+    return RK_OK;
 }
 
-/* The command's data op against the store; *out_num its result (a DEL: keys removed). */
-static int write_data(struct kv *kv, uint64_t index, const struct kv_cmd *c, int64_t *out_num)
+/* The command's data op against the store, given its planned result (status, num); *out_num
+ * its result (a DEL: keys removed). */
+static int write_data(struct kv *kv, uint64_t index, const struct kv_cmd *c, uint8_t status,
+                      int64_t num, int64_t *out_num)
 {
     struct kv_store *st = kv->store;
     uint32_t len = user_key(kv, c->key, c->key_len);
-    *out_num = 0;
-    if (c->op == KV_OP_PUT)
+    *out_num = num;
+    switch (c->op) {
+    case KV_OP_PUT:
         return st->ops->put(st, index, kv->key_buf, len, c->val, c->val_len);
+    case KV_OP_PUT_IF:
+        return num == 1 ? st->ops->put(st, index, kv->key_buf, len, c->val, c->val_len) : RK_OK;
+    case KV_OP_INCRBY: {
+        if (status != KV_OK)
+            return RK_OK; /* an error result writes nothing */
+        uint8_t text[KV_INT64_TEXT_BYTES];
+        uint32_t text_len = int64_text(num, text);
+        return st->ops->put(st, index, kv->key_buf, len, text, text_len);
+    }
+    default:
+        break;
+    }
     RK_ASSERT(c->op == KV_OP_DEL); /* kv_cmd_decode accepts nothing else */
     bool existed = false;
     int rc = st->ops->del(st, index, kv->key_buf, len, &existed);
@@ -630,35 +716,39 @@ static int write_data(struct kv *kv, uint64_t index, const struct kv_cmd *c, int
 }
 
 /* The batch of a command that applies (kv.h): for a client with a session, its new record
- * (the result of a DEL is read first), the deletion of the evicted session's record if the
- * pool is full, then the data op, which comes last so that a failed batch can be retried
- * exactly. *evicted: the evicted client, 0 if none. Changes no memory. */
+ * (holding the result planned by reading the store first), the deletion of the evicted
+ * session's record if the pool is full, then the data op, which comes last so that a failed
+ * batch can be retried exactly. *evicted: the evicted client, 0 if none. Changes no memory. */
 static int write_command(struct kv *kv, uint64_t index, uint32_t i, const struct kv_cmd *c,
-                         int64_t *out_num, uint64_t *evicted)
+                         struct kv_result *out, uint64_t *evicted)
 {
     *evicted = 0;
-    if (c->client_id == 0)
-        return write_data(kv, index, c, out_num);
+    uint8_t status = KV_OK;
     int64_t num = 0;
-    int rc = c->op == KV_OP_DEL ? user_key_exists(kv, c, &num) : RK_OK;
+    int rc = plan_result(kv, c, &status, &num);
     if (rc != RK_OK)
         return rc;
-    struct kv_session next = {.client_id = c->client_id,
-                              .last_seq = c->seq,
-                              .last_index = index,
-                              .last_num = num,
-                              .last_op = c->op};
-    rc = write_session(kv, index, &next);
-    if (rc != RK_OK)
-        return rc;
-    if (i == KV_NIL && kv->n_sessions == kv->max_sessions) {
-        *evicted = kv->pool[kv->lru_head].client_id; /* K2: session_open's victim */
-        rc = delete_session(kv, index, *evicted);
+    out->status = status;
+    if (c->client_id != 0) {
+        struct kv_session next = {.client_id = c->client_id,
+                                  .last_seq = c->seq,
+                                  .last_index = index,
+                                  .last_num = num,
+                                  .last_op = c->op,
+                                  .last_status = status};
+        rc = write_session(kv, index, &next);
         if (rc != RK_OK)
             return rc;
+        if (i == KV_NIL && kv->n_sessions == kv->max_sessions) {
+            *evicted = kv->pool[kv->lru_head].client_id; /* K2: session_open's victim */
+            rc = delete_session(kv, index, *evicted);
+            if (rc != RK_OK)
+                return rc;
+        }
     }
-    rc = write_data(kv, index, c, out_num);
-    RK_ASSERT(rc != RK_OK || *out_num == num); /* nothing else in the batch touched the key */
+    rc = write_data(kv, index, c, status, num, &out->num);
+    /* nothing else in the batch touched the key */
+    RK_ASSERT(rc != RK_OK || c->client_id == 0 || out->num == num);
     return rc;
 }
 
@@ -677,6 +767,7 @@ static void session_record(struct kv *kv, uint32_t i, const struct kv_cmd *c, ui
     RK_ASSERT(c->seq > s->last_seq);
     s->last_seq = c->seq;
     s->last_op = c->op;
+    s->last_status = res->status;
     s->last_num = res->num;
     session_touch(kv, i, index);
 }
@@ -725,12 +816,11 @@ int kv_apply(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len,
         return apply_seen(kv, index, s, &c, out);
 
     uint64_t evicted = 0;
-    int rc = write_command(kv, index, s, &c, &out->num, &evicted);
+    int rc = write_command(kv, index, s, &c, out, &evicted);
     if (rc == RK_OK)
         rc = kv->store->ops->end_batch(kv->store, index);
     if (rc != RK_OK)
         return store_failed(out, rc);
-    out->status = KV_OK;
     if (c.client_id != 0)
         session_record(kv, s, &c, index, out, evicted);
     kv->applied_index = index;
@@ -915,7 +1005,8 @@ static bool records_valid(const struct kv *kv)
             session_decode(key, val, val_len, UINT64_MAX, &got, NULL) != RK_OK)
             return false;
         if (got.last_seq != s->last_seq || got.last_index != s->last_index ||
-            got.last_op != s->last_op || got.last_num != s->last_num)
+            got.last_op != s->last_op || got.last_num != s->last_num ||
+            got.last_status != s->last_status)
             return false;
     }
     uint64_t n_records = 0;

@@ -51,7 +51,9 @@
  * would be lost by a restart, after which this replica would evict a different session than
  * the others. In the batch of a new command the data op comes last: it is the only write whose
  * outcome a retry could observe (a DEL's "existed"), so a batch that failed part way can be
- * retried exactly (kv_apply). A DEL with a session reads the key first, for its cached result.
+ * retried exactly (kv_apply). A DEL with a session, a PUT_IF and an INCRBY read the key first,
+ * to decide their result (and, with a session, to cache it in the record written before the
+ * data op).
  *
  * Ownership: struct kv owns its session table and a key buffer; the store is borrowed and must
  * outlive it.
@@ -71,20 +73,44 @@
 /* ---- command encoding ------------------------------------------------------------------- */
 
 /* Command encoding (the data of a Raft entry). Little-endian, fixed-width:
- * [version u8 = 1][op u8][client_id u64][seq u64][key_len u32][key][val_len u32][val]
+ * [version u8 = 1][op u8][client_id u64][seq u64][key_len u32][key][val_len u32][val][args]
+ *
+ * args depend on the op (KV_CMD_ARGS_BYTES): none for PUT, DEL and MSET; [cond u8] for PUT_IF;
+ * [delta i64] for INCRBY.
+ *
+ *     PUT      key := val
+ *     DEL      remove key; num = keys removed (0 or 1)
+ *     PUT_IF   key := val if cond holds when the entry applies (NX: key absent, XX: key
+ *              present); num = 1 if written, else 0. Decided at apply time: linearizable.
+ *     INCRBY   key := key + delta (a missing key counts as 0), no value; num = the new value.
+ *              A stored value that is not a base-10 int64 (kv_parse_int64) gives the result
+ *              status KV_NOT_INTEGER, an overflow KV_OVERFLOW; either way nothing is written.
+ *     MSET     no key; val is a pairs blob (kv_pairs_encode): every pair is written in ONE
+ *              batch, in order (a later pair of the same key wins); num = 0.
  *
  * Decoding is strict, so that every command has exactly one encoding: the version is 1, op is
- * PUT or DEL, a DEL carries no value (val_len 0), seq is not 0 when client_id is not 0, the key
- * and value are within the limits below, and no byte follows the value. */
-enum kv_op { KV_OP_PUT = 1, KV_OP_DEL = 2 }; /* wire values: never renumber */
+ * one of the above, a DEL or INCRBY carries no value, an MSET no key and a valid pairs blob,
+ * cond is NX or XX, seq is not 0 when client_id is not 0, the key and value are within the
+ * limits below, and no byte follows the args. */
+enum kv_op {
+    KV_OP_PUT = 1,
+    KV_OP_DEL = 2,
+    KV_OP_PUT_IF = 3,
+    KV_OP_INCRBY = 4,
+    KV_OP_MSET = 5,
+}; /* wire values: never renumber */
+
+enum kv_cond { KV_COND_NX = 1, KV_COND_XX = 2 }; /* wire values: never renumber */
 
 #define KV_CMD_VERSION     1u
 #define KV_MAX_KEY_BYTES   (64u << 10)
 #define KV_MAX_VALUE_BYTES (64u << 20)
-/* Everything but the key and value bytes. */
+/* Everything but the key, value and args bytes. */
 #define KV_CMD_OVERHEAD_BYTES (1u + 1u + 8u + 8u + 4u + 4u)
-/* The largest valid command: a PUT of the largest key and value. */
-#define KV_CMD_MAX_BYTES (KV_CMD_OVERHEAD_BYTES + KV_MAX_KEY_BYTES + KV_MAX_VALUE_BYTES)
+/* The widest args (INCRBY's delta). */
+#define KV_CMD_MAX_ARGS_BYTES 8u
+/* The largest valid command: a PUT_IF of the largest key and value. */
+#define KV_CMD_MAX_BYTES (KV_CMD_OVERHEAD_BYTES + KV_MAX_KEY_BYTES + KV_MAX_VALUE_BYTES + 1u)
 
 struct kv_cmd {
     uint8_t op;         /* enum kv_op */
@@ -92,16 +118,22 @@ struct kv_cmd {
     uint64_t seq;       /* per client, starts at 1, increases by one per new request */
     const uint8_t *key; /* borrowed; may be NULL when key_len == 0 */
     uint32_t key_len;
-    const uint8_t *val; /* PUT only; 0/NULL for DEL. Borrowed. */
+    const uint8_t *val; /* PUT, PUT_IF: the value; MSET: the pairs blob; else 0/NULL. Borrowed. */
     uint32_t val_len;
+    uint8_t cond;  /* PUT_IF: enum kv_cond; 0 for every other op */
+    int64_t delta; /* INCRBY: the increment; 0 for every other op */
 };
 
-/* The exact encoded size of c: KV_CMD_OVERHEAD_BYTES + key_len + val_len. */
+/* The number of args bytes of op (see above); 0 for an unknown op. */
+size_t kv_cmd_args_bytes(uint8_t op);
+
+/* The exact encoded size of c: KV_CMD_OVERHEAD_BYTES + key_len + val_len + its args. */
 size_t kv_cmd_size(const struct kv_cmd *c);
 
-/* Encodes c into buf[0..cap). RK_OK and *out_len = kv_cmd_size(c); RK_EINVAL for an op that
- * is not PUT or DEL, a DEL with a value, or seq 0 with a client id; RK_ETOOBIG when the key or
- * value is over its limit or cap is too small. Nothing is written on error. */
+/* Encodes c into buf[0..cap). RK_OK and *out_len = kv_cmd_size(c); RK_EINVAL for an unknown
+ * op, a DEL or INCRBY with a value, an MSET with a key or a bad pairs blob, a cond or delta on
+ * an op that has none (or a cond that is not NX or XX), or seq 0 with a client id; RK_ETOOBIG
+ * when the key or value is over its limit or cap is too small. Nothing is written on error. */
 int kv_cmd_encode(const struct kv_cmd *c, uint8_t *buf, size_t cap, size_t *out_len);
 
 /* Decodes buf[0..len) (untrusted) into *c. Zero-copy: c->key and c->val point into buf (NULL
@@ -109,7 +141,15 @@ int kv_cmd_encode(const struct kv_cmd *c, uint8_t *buf, size_t cap, size_t *out_
  * "kv command: <field> at offset N: ..." in *err (which may be NULL). */
 int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c, struct rk_errmsg *err);
 
-/* "PUT", "DEL", or "?" for anything else. Static strings. */
+/* Parses p[0..len) (untrusted) as a base-10 int64 by Redis's rules (string2ll): an optional
+ * '-', then digits without a leading zero (but "0"), nothing else (no spaces, no '+'), and the
+ * value fits an int64. true and *out, or false. */
+bool kv_parse_int64(const uint8_t *p, size_t len, int64_t *out);
+
+/* The longest text of an int64 ("-9223372036854775808"). */
+#define KV_INT64_TEXT_BYTES 20u
+
+/* "PUT", "DEL", "PUT_IF", "INCRBY", "MSET", or "?" for anything else. Static strings. */
 const char *kv_op_name(uint8_t op);
 
 /* ---- the store layout (durable: part of the on-disk format) ------------------------------ */
@@ -121,8 +161,9 @@ const char *kv_op_name(uint8_t op);
  *                 sessions together, in client id order); the value is a session record
  *
  * Session record, little-endian, fixed width (KV_SESSION_RECORD_BYTES):
- *     [version u8 = 1][last_seq u64][status u8 = KV_OK][op u8][num i64][last_index u64]
+ *     [version u8 = 1][last_seq u64][status u8][op u8][num i64][last_index u64]
  * last_seq and (status, op, num) are the cached result of the client's last applied command;
+ * status is KV_OK, or KV_NOT_INTEGER / KV_OVERFLOW (with num 0) for an INCRBY;
  * last_index is the log index of the client's last command (the LRU key). A record is checked
  * before it is written (asserts) and after it is read (RK_ECORRUPT). Nothing else is stored:
  * kv_create refuses a store holding a key of neither shape.
@@ -157,13 +198,18 @@ enum kv_status {
     KV_STALE = 2,       /* seq below the session's last: result no longer known */
     KV_BAD_COMMAND = 3, /* the entry's data did not decode: ignored deterministically */
     KV_STORE_ERROR = 4, /* the store failed: the entry was NOT applied (see kv_apply) */
+    /* An INCRBY applied with an error result: nothing written but its session record. A
+     * retry of it (seq == last_seq) gets the same status again, not KV_DUPLICATE. */
+    KV_NOT_INTEGER = 5, /* the stored value is not a base-10 int64 */
+    KV_OVERFLOW = 6,    /* the new value would not fit an int64 */
 };
 
 struct kv_result {
     uint8_t status; /* enum kv_status */
     uint8_t op;     /* the command's op; 0 for KV_BAD_COMMAND */
     uint64_t client_id, seq;
-    int64_t num; /* DEL: number of keys removed (0 or 1); PUT: 0 */
+    int64_t num; /* DEL: keys removed (0 or 1); PUT_IF: 1 if written; INCRBY: the new value;
+                    PUT, MSET, and an error status: 0 */
     int err;     /* KV_STORE_ERROR: the rk_err from the store; otherwise RK_OK */
 };
 
@@ -275,7 +321,8 @@ int kv_session_record_decode(const uint8_t *key, uint32_t key_len, const uint8_t
  * whenever the last kv_apply did not fail. */
 bool kv_valid(const struct kv *kv);
 
-/* "ok", "duplicate", "stale", "bad command", "store error", or "?". Static strings. */
+/* "ok", "duplicate", "stale", "bad command", "store error", "not an integer", "overflow", or
+ * "?". Static strings. */
 const char *kv_status_name(uint8_t status);
 
 #endif

@@ -451,6 +451,12 @@ static void finish_write(struct replica *r, struct pending *p, uint64_t term,
         /* Older than the session's last command: applied before or never, we cannot tell. */
         finish(r, p, REPLICA_TIMEOUT, "stale request: a later one from this client was applied");
         return;
+    case KV_NOT_INTEGER:
+        finish(r, p, REPLICA_ERROR, "value is not an integer or out of range");
+        return;
+    case KV_OVERFLOW:
+        finish(r, p, REPLICA_ERROR, "increment or decrement would overflow");
+        return;
     default:
         finish(r, p, REPLICA_ERROR, "the state machine refused the command");
         return;
@@ -1137,16 +1143,41 @@ int replica_recv(struct replica *r, uint64_t from, const uint8_t *frame, size_t 
     return rc;
 }
 
+/* The kv op of a write request. */
+static uint8_t kv_op_of(uint8_t op)
+{
+    switch (op) {
+    case REPLICA_PUT:
+        return KV_OP_PUT;
+    case REPLICA_PUT_IF:
+        return KV_OP_PUT_IF;
+    case REPLICA_INCRBY:
+        return KV_OP_INCRBY;
+    default:
+        break;
+    }
+    RK_ASSERT(op == REPLICA_DEL);
+    return KV_OP_DEL;
+}
+
+/* Whether a request of op carries a value. */
+static bool op_has_value(uint8_t op)
+{
+    return op == REPLICA_PUT || op == REPLICA_PUT_IF;
+}
+
 static bool encode_command(struct replica *r, const struct replica_request *req, size_t *len)
 {
     struct kv_cmd c = {
-        .op = req->op == REPLICA_PUT ? KV_OP_PUT : KV_OP_DEL,
+        .op = kv_op_of(req->op),
         .client_id = req->client_id,
         .seq = req->seq,
         .key = req->key,
         .key_len = req->key_len,
-        .val = req->op == REPLICA_PUT ? req->val : NULL,
-        .val_len = req->op == REPLICA_PUT ? req->val_len : 0,
+        .val = op_has_value(req->op) ? req->val : NULL,
+        .val_len = op_has_value(req->op) ? req->val_len : 0,
+        .cond = req->op == REPLICA_PUT_IF ? req->cond : 0,
+        .delta = req->op == REPLICA_INCRBY ? req->delta : 0,
     };
     size_t size = kv_cmd_size(&c);
     if (!rk_grow(r->alloc, (void **)&r->scratch, &r->scratch_cap, size, 1))
@@ -1216,8 +1247,12 @@ static void submit_one(struct replica *r, const struct replica_request *req)
         reply_now(r, req, REPLICA_TRYAGAIN, "replica stopped after a storage failure");
         return;
     }
-    if (req->op < REPLICA_GET || req->op > REPLICA_DEL) {
+    if (req->op < REPLICA_GET || req->op > REPLICA_INCRBY) {
         reply_now(r, req, REPLICA_ERROR, "unknown operation");
+        return;
+    }
+    if (req->op == REPLICA_PUT_IF && req->cond != KV_COND_NX && req->cond != KV_COND_XX) {
+        reply_now(r, req, REPLICA_ERROR, "a conditional put's condition is NX or XX");
         return;
     }
     if (req->key_len > KV_MAX_KEY_BYTES || (req->key_len > 0 && req->key == NULL)) {
@@ -1228,7 +1263,7 @@ static void submit_one(struct replica *r, const struct replica_request *req)
         reply_now(r, req, REPLICA_ERROR, "a session's sequence numbers start at 1");
         return;
     }
-    if (req->op == REPLICA_PUT &&
+    if (op_has_value(req->op) &&
         (req->val_len > KV_MAX_VALUE_BYTES || (req->val_len > 0 && req->val == NULL))) {
         reply_now(r, req, REPLICA_ERROR, "value over the 64 MiB limit");
         return;

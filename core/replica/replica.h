@@ -12,7 +12,9 @@
  * Every request gets exactly one reply: OK (done), NOT_FOUND (a GET of a missing key),
  * TRYAGAIN (certainly not executed: no leader, leadership changed before it was proposed, a
  * transfer in progress, ...; retrying is safe), TIMEOUT (the outcome is unknown: a write may
- * or may not have been applied), or ERROR (invalid request, not executed).
+ * or may not have been applied), or ERROR (invalid request, or a command the state machine
+ * answered with an error, such as an INCRBY of a value that is not an integer: nothing was
+ * written; the reason is the text of a Redis error, without its "ERR " prefix).
  *
  * Writes: on the leader, proposed directly; on a follower, forwarded to the leader (FORWARD
  * frame), which answers with the (index, term) it proposed at. Either way the request waits
@@ -37,6 +39,8 @@ enum replica_op {
     REPLICA_GET = 1,
     REPLICA_PUT = 2,
     REPLICA_DEL = 3,
+    REPLICA_PUT_IF = 4, /* put if cond holds at apply time (KV_OP_PUT_IF); num: 1 if written */
+    REPLICA_INCRBY = 5, /* add delta (KV_OP_INCRBY), no value; num: the new value, or ERROR */
 };
 
 enum replica_status {
@@ -58,12 +62,14 @@ struct replica_request {
     uint32_t key_len;
     const uint8_t *val;
     uint32_t val_len;
+    uint8_t cond;  /* PUT_IF: enum kv_cond; otherwise 0 */
+    int64_t delta; /* INCRBY: the increment; otherwise 0 */
 };
 
 struct replica_reply {
     uint64_t req_id;
     uint8_t status;     /* enum replica_status */
-    int64_t num;        /* DEL: keys removed */
+    int64_t num;        /* DEL: keys removed; PUT_IF: 1 if written; INCRBY: the new value */
     const uint8_t *val; /* GET: the value (valid until the next call into the replica) */
     uint32_t val_len;
     const char *reason; /* TRYAGAIN, TIMEOUT, ERROR: why, static text */
