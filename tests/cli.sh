@@ -7,55 +7,14 @@
 #
 # Usage: tests/cli.sh PATH/TO/raftkv-node PATH/TO/raftkv-cli
 # Ports: a free block of 6 found by trying to connect, starting from a base derived from $$
-# (the same helper as tests/node_cluster.sh). Everything it starts is stopped on exit.
+# (tests/lib/cluster.sh, shared with tests/node_cluster.sh). Everything it starts is stopped.
 set -uo pipefail
 
 node_bin=${1:?usage: cli.sh PATH/TO/raftkv-node PATH/TO/raftkv-cli}
 cli_bin=${2:?usage: cli.sh PATH/TO/raftkv-node PATH/TO/raftkv-cli}
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/raftkv-cli-test.XXXXXX")
-declare -A pid
-passed=0
-failed=0
-
-cleanup() {
-    for i in 1 2 3; do
-        [[ -n ${pid[$i]:-} ]] && kill -TERM "${pid[$i]}" 2>/dev/null
-    done
-    for i in 1 2 3; do
-        [[ -n ${pid[$i]:-} ]] && wait "${pid[$i]}" 2>/dev/null
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-# Copied from tests/node_cluster.sh: a port is taken if something accepts a connection on it.
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# Below the kernel's ephemeral range; a base 5 off node_cluster.sh's so the two can run at once.
-low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-span=$(((${low:-32768} - 10000 - 1000) / 10))
-[[ $span -gt 0 ]] || span=100
-base=$((10005 + ($$ % span) * 10))
-for _ in $(seq 1 50); do
-    ok=1
-    for off in 1 2 3 11 12 13; do
-        port_free $((base + off)) || { ok=0; break; }
-    done
-    [[ $ok -eq 1 ]] && break
-    base=$((base + 20))
-done
-peers="1=127.0.0.1:$((base + 11)),2=127.0.0.1:$((base + 12)),3=127.0.0.1:$((base + 13))"
-cport() { echo $((base + $1)); }
-members="127.0.0.1:$(cport 1),127.0.0.1:$(cport 2),127.0.0.1:$(cport 3)"
-
-start() {
-    "$node_bin" --id "$1" --peers "$peers" --client "127.0.0.1:$(cport "$1")" \
-        --data-dir "$tmp/n$1" 2>>"$tmp/log$1" &
-    pid[$1]=$!
-}
+port_offset=5 # node_cluster.sh searches from 0: the two can run at once
+source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
 # raftkv-cli on node $1 (it retries -TRYAGAIN itself); stdout and stderr together.
 cli() {
