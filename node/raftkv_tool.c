@@ -318,12 +318,30 @@ static void print_command(struct tool_run *r, const uint8_t *data, uint32_t len)
         fprintf(r->out, "undecodable (%" PRIu32 " bytes): %s", len, err.text);
         return;
     }
-    fprintf(r->out, "%s ", kv_op_name(c.op));
-    print_bytes(r->out, c.key, c.key_len, r->width);
-    if (c.op == KV_OP_PUT) {
+    fprintf(r->out, "%s", kv_op_name(c.op));
+    if (c.op == KV_OP_MSET) {
+        struct kv_pairs_iter it;
+        struct kv_pair p;
+        kv_pairs_begin(&it, c.val, c.val_len);
+        fprintf(r->out, " %" PRIu32 " pairs:", it.left);
+        for (const char *sep = " "; kv_pairs_next(&it, &p); sep = ", ") {
+            fputs(sep, r->out);
+            print_bytes(r->out, p.key, p.key_len, r->width);
+            fputs(" = ", r->out);
+            print_bytes(r->out, p.val, p.val_len, r->width);
+        }
+    } else {
+        fputc(' ', r->out);
+        print_bytes(r->out, c.key, c.key_len, r->width);
+    }
+    if (c.op == KV_OP_PUT || c.op == KV_OP_PUT_IF) {
         fputs(" = ", r->out);
         print_bytes(r->out, c.val, c.val_len, r->width);
     }
+    if (c.op == KV_OP_PUT_IF)
+        fputs(c.cond == KV_COND_NX ? " if absent (NX)" : " if present (XX)", r->out);
+    if (c.op == KV_OP_INCRBY)
+        fprintf(r->out, " by %" PRId64, c.delta);
     if (c.client_id != 0)
         fprintf(r->out, " (client %" PRIu64 ", seq %" PRIu64 ")", c.client_id, c.seq);
     else

@@ -10,8 +10,9 @@
  *            rest, synced
  *
  * Entry i (i >= 2): client i % 4 (0: no session) with its own seq 1, 2, ...; every 9th is a DEL
- * of "key-<i % 97>", the others PUT "key-<i % 97>" = "value-<i>"; entry 100's value is 300 bytes
- * with non-printable ones (for escaping and cutting). The last entry is the known one the test
+ * of "key-<i % 97>", the others PUT "key-<i % 97>" = "value-<i>" but entry 50 (PUT_IF NX
+ * "key-50" = "fifty"), 51 (INCRBY "counter" by -3) and 52 (MSET "m1" = "x", "m2" = "y"); entry
+ * 100's value is 300 bytes with non-printable ones (for escaping and cutting). The last entry is the known one the test
  * looks for: PUT "known-key" = "known-value" by client 9, seq 1.
  * Prints nothing on success; exit 1 with a message on any failure.
  */
@@ -57,6 +58,31 @@ static size_t fixture_command(uint64_t index, uint64_t *seqs, uint8_t *buf, size
         c.key_len = (uint32_t)strlen(key);
         if (index % 9 == 0) {
             c.op = KV_OP_DEL;
+        } else if (index == 50) {
+            c.op = KV_OP_PUT_IF;
+            c.cond = KV_COND_NX;
+            c.val = (const uint8_t *)"fifty";
+            c.val_len = 5;
+        } else if (index == 51) {
+            c.op = KV_OP_INCRBY;
+            c.key = (const uint8_t *)"counter";
+            c.key_len = 7;
+            c.delta = -3;
+        } else if (index == 52) {
+            static const struct kv_pair pairs[] = {
+                {.key = (const uint8_t *)"m1", .key_len = 2, .val = (const uint8_t *)"x", .val_len = 1},
+                {.key = (const uint8_t *)"m2", .key_len = 2, .val = (const uint8_t *)"y", .val_len = 1},
+            };
+            size_t blob_len = 0;
+            if (kv_pairs_encode(pairs, 2, val, sizeof(val), &blob_len) != RK_OK) {
+                fprintf(stderr, "raftkv-fixture: pairs of entry 52\n");
+                exit(1);
+            }
+            c.op = KV_OP_MSET;
+            c.key = NULL;
+            c.key_len = 0;
+            c.val = val;
+            c.val_len = (uint32_t)blob_len;
         } else if (index == 100) {
             for (uint32_t i = 0; i < 300; i++)
                 val[i] = (uint8_t)(i % 7 == 0 ? i % 32 : 'a' + i % 26);

@@ -53,6 +53,12 @@ check "dump shows the no-op entry" grep -qx 'entry 1 term 1 noop' "$tmp/dump"
 check "dump decodes a known entry" \
     grep -qx 'entry 302 term 2 normal PUT "known-key" = "known-value" (client 9, seq 1)' "$tmp/dump"
 check "dump decodes a DEL" grep -qx 'entry 9 term 2 normal DEL "key-09" (client 1, seq 2)' "$tmp/dump"
+check "dump decodes a PUT_IF" \
+    grep -qx 'entry 50 term 2 normal PUT_IF "key-50" = "fifty" if absent (NX) (client 2, seq 13)' "$tmp/dump"
+check "dump decodes an INCRBY" \
+    grep -qx 'entry 51 term 2 normal INCRBY "counter" by -3 (client 3, seq 13)' "$tmp/dump"
+check "dump decodes an MSET" \
+    grep -qx 'entry 52 term 2 normal MSET 2 pairs: "m1" = "x", "m2" = "y" (no session)' "$tmp/dump"
 check "dump escapes and cuts a binary value" \
     grep -q '^entry 100 term 2 normal PUT "key-03" = "\\x00bcdefg\\x07ij.*"\.\.\. (300 bytes) (no session)$' "$tmp/dump"
 check "dump shows a known key" grep -qx 'key "known-key" = "known-value"' "$tmp/dump"

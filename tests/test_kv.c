@@ -86,7 +86,8 @@ static struct rk_alloc counting_alloc(struct counting *c)
 /* The ops kv_cmd_decode accepts. */
 static bool is_known_op(unsigned op)
 {
-    return op == KV_OP_PUT || op == KV_OP_DEL || op == KV_OP_PUT_IF || op == KV_OP_INCRBY;
+    return op == KV_OP_PUT || op == KV_OP_DEL || op == KV_OP_PUT_IF || op == KV_OP_INCRBY ||
+           op == KV_OP_MSET;
 }
 
 static struct kv_cmd cmd_of(uint8_t op, uint64_t client_id, uint64_t seq, const char *key,
@@ -2561,6 +2562,196 @@ static void kv_incrby_duplicate_returns_the_cached_value_or_error(void **state)
     fixture_close(&f);
 }
 
+/* ---- MSET ------------------------------------------------------------------------------- */
+
+/* A pairs blob of n pairs "k<i>" = "v<i>" (texts from a static table). */
+static size_t pairs_blob(const char *const *kvs, size_t n, uint8_t *buf, size_t cap)
+{
+    struct kv_pair pairs[8];
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++)
+        pairs[i] = (struct kv_pair){.key = (const uint8_t *)kvs[2 * i],
+                                    .key_len = (uint32_t)strlen(kvs[2 * i]),
+                                    .val = (const uint8_t *)kvs[2 * i + 1],
+                                    .val_len = (uint32_t)strlen(kvs[2 * i + 1])};
+    size_t len = 0;
+    assert_int_equal(kv_pairs_encode(pairs, n, buf, cap, &len), RK_OK);
+    assert_int_equal(len, kv_pairs_size(pairs, n));
+    return len;
+}
+
+static void assert_pairs_malformed(const uint8_t *blob, size_t len, const char *needle)
+{
+    uint32_t count = 77;
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(kv_pairs_check(blob, len, &count, &err), RK_EMALFORMED);
+    assert_int_equal(count, 77);
+    if (strstr(err.text, needle) == NULL || strncmp(err.text, "pairs: ", 7) != 0)
+        fail_msg("error \"%s\" does not contain \"%s\"", err.text, needle);
+}
+
+static void pairs_round_trip_in_order_with_empty_keys_and_values(void **state)
+{
+    (void)state;
+    const char *kvs[] = {"a", "1", "", "empty key", "c", "", "a", "again"};
+    uint8_t blob[256];
+    size_t len = pairs_blob(kvs, 4, blob, sizeof(blob));
+    assert_int_equal(len, KV_PAIRS_HEADER_BYTES + 4 * KV_PAIR_OVERHEAD_BYTES + 3 + 15);
+    uint32_t count = 0;
+    assert_int_equal(kv_pairs_check(blob, len, &count, NULL), RK_OK);
+    assert_int_equal(count, 4);
+    struct kv_pairs_iter it;
+    struct kv_pair p;
+    kv_pairs_begin(&it, blob, len);
+    for (size_t i = 0; i < 4; i++) {
+        assert_true(kv_pairs_next(&it, &p));
+        assert_int_equal(p.key_len, strlen(kvs[2 * i]));
+        assert_memory_equal(p.key, kvs[2 * i], p.key_len);
+        assert_int_equal(p.val_len, strlen(kvs[2 * i + 1]));
+        assert_memory_equal(p.val, kvs[2 * i + 1], p.val_len);
+    }
+    assert_false(kv_pairs_next(&it, &p));
+}
+
+static void pairs_encode_refuses_none_a_long_key_or_a_small_buffer(void **state)
+{
+    (void)state;
+    uint8_t buf[64];
+    size_t len = 0;
+    assert_int_equal(kv_pairs_encode(NULL, 0, buf, sizeof(buf), &len), RK_EINVAL);
+    struct kv_pair big = {.key = buf, .key_len = KV_MAX_KEY_BYTES + 1};
+    assert_int_equal(kv_pairs_encode(&big, 1, buf, sizeof(buf), &len), RK_EINVAL);
+    struct kv_pair p = {.key = (const uint8_t *)"key", .key_len = 3,
+                        .val = (const uint8_t *)"value", .val_len = 5};
+    assert_int_equal(kv_pairs_encode(&p, 1, buf, kv_pairs_size(&p, 1) - 1, &len), RK_ETOOBIG);
+    assert_int_equal(len, 0);
+}
+
+static void pairs_check_names_the_bad_field_and_its_offset(void **state)
+{
+    (void)state;
+    const char *kvs[] = {"key", "value", "k2", "v2"};
+    uint8_t blob[128];
+    size_t len = pairs_blob(kvs, 2, blob, sizeof(blob));
+    assert_pairs_malformed(blob, 3, "count at offset 0: 4 bytes needed");
+    uint8_t zero[4] = {0};
+    assert_pairs_malformed(zero, 4, "count at offset 0: 0 pairs");
+    uint8_t lie[64];
+    memcpy(lie, blob, len);
+    lie[0] = 200; /* 200 pairs cannot fit the bytes */
+    assert_pairs_malformed(lie, len, "cannot fit");
+    lie[0] = 3; /* one more pair than there is */
+    assert_pairs_malformed(lie, len, "key_len at offset 32: 4 bytes needed");
+    lie[0] = 1; /* one pair and the other as trailing bytes */
+    assert_pairs_malformed(lie, len, "end at offset 20: 12 trailing bytes after 1 pairs");
+    memcpy(lie, blob, len);
+    lie[4] = 0xff; /* a key_len within the limit but past the end */
+    lie[5] = 0xff;
+    assert_pairs_malformed(lie, len, "key at offset 8: 65535 bytes needed, only 24 left");
+    lie[6] = 0xff; /* over the key limit */
+    assert_pairs_malformed(lie, len, "key_len at offset 4: 16777215 is over the 65536-byte limit");
+    for (size_t cut = 4; cut < len; cut++) { /* every truncation is refused */
+        uint32_t count = 0;
+        assert_int_equal(kv_pairs_check(blob, cut, &count, NULL), RK_EMALFORMED);
+    }
+}
+
+static struct kv_cmd mset_of(uint64_t client_id, uint64_t seq, const uint8_t *blob, size_t len)
+{
+    struct kv_cmd c = cmd_of(KV_OP_MSET, client_id, seq, NULL, NULL);
+    c.val = blob;
+    c.val_len = (uint32_t)len;
+    return c;
+}
+
+static void cmd_mset_round_trips_and_refuses_a_key_or_a_bad_blob(void **state)
+{
+    (void)state;
+    const char *kvs[] = {"a", "1", "b", "2"};
+    uint8_t blob[64];
+    size_t blob_len = pairs_blob(kvs, 2, blob, sizeof(blob));
+    struct kv_cmd c = mset_of(9, 4, blob, blob_len);
+    round_trip(&c);
+    assert_string_equal(kv_op_name(KV_OP_MSET), "MSET");
+    uint8_t buf[SMALL_CMD_CAP];
+    size_t len = 0;
+    struct kv_cmd keyed = c;
+    keyed.key = (const uint8_t *)"k";
+    keyed.key_len = 1;
+    assert_int_equal(kv_cmd_encode(&keyed, buf, sizeof(buf), &len), RK_EINVAL);
+    struct kv_cmd bad = mset_of(9, 4, blob, blob_len - 1);
+    assert_int_equal(kv_cmd_encode(&bad, buf, sizeof(buf), &len), RK_EINVAL);
+    /* The decoder refuses the same, saying where. */
+    struct kv_cmd put = cmd_of(KV_OP_PUT, 1, 1, "k", "v");
+    len = encode_ok(&put, buf, sizeof(buf));
+    buf[1] = KV_OP_MSET;
+    assert_malformed(buf, len, "key_len at offset 18: 1 but an MSET carries no key");
+    len = encode_ok(&c, buf, sizeof(buf));
+    buf[KV_CMD_OVERHEAD_BYTES] = 7; /* the blob's count */
+    assert_malformed(buf, len, "val at offset 26: pairs: count at offset 0: 7 pairs");
+}
+
+static struct kv_result mset(struct kv *kv, uint64_t client_id, uint64_t seq,
+                             const char *const *kvs, size_t n)
+{
+    uint8_t blob[256];
+    size_t blob_len = pairs_blob(kvs, n, blob, sizeof(blob));
+    struct kv_cmd c = mset_of(client_id, seq, blob, blob_len);
+    return apply_c(kv, &c);
+}
+
+static void kv_mset_writes_every_pair_in_one_batch_later_pairs_winning(void **state)
+{
+    (void)state;
+    struct rs_fixture f;
+    rs_open(&f, 0);
+    const char *kvs[] = {"a", "1", "b", "2", "a", "3"};
+    struct kv_result r = mset(f.kv, 0, 0, kvs, 3);
+    assert_int_equal(r.status, KV_OK);
+    assert_int_equal(r.op, KV_OP_MSET);
+    assert_int_equal(r.num, 0);
+    assert_batch(&f, 1, (const char *[]){"Pua", "Pub", "Pua"}, 3);
+    assert_value(f.kv, "a", "3");
+    assert_value(f.kv, "b", "2");
+    assert_int_equal(kv_count(f.kv), 2);
+    /* With a session: the record first, then the pairs; a retry applies nothing again. */
+    const char *again[] = {"b", "new", "c", "x"};
+    assert_int_equal(mset(f.kv, 5, 1, again, 2).status, KV_OK);
+    assert_batch(&f, 2, (const char *[]){"Ps5", "Pub", "Puc"}, 3);
+    put(f.kv, 0, 0, "b", "later");
+    assert_int_equal(mset(f.kv, 5, 1, again, 2).status, KV_DUPLICATE);
+    assert_value(f.kv, "b", "later");
+    rs_close(&f);
+}
+
+/* A store that fails part way through an MSET's batch: the entry is not applied (the replica
+ * stops; a durable store drops the unclosed batch), and its retry writes the whole batch. */
+static void kv_mset_failing_part_way_applies_on_retry_whole(void **state)
+{
+    (void)state;
+    const char *kvs[] = {"a", "1", "b", "2", "c", "3"};
+    for (size_t fail = 1; fail <= 3; fail++) {
+        struct rs_fixture f;
+        rs_open(&f, 0);
+        f.rs.writes = 0;
+        f.rs.fail_write_at = fail;
+        uint8_t blob[128], buf[SMALL_CMD_CAP];
+        size_t blob_len = pairs_blob(kvs, 3, blob, sizeof(blob));
+        struct kv_cmd c = mset_of(0, 0, blob, blob_len);
+        size_t len = encode_ok(&c, buf, sizeof(buf));
+        struct kv_result r;
+        assert_int_equal(kv_apply(f.kv, 1, buf, (uint32_t)len, &r), RK_EIO);
+        assert_int_equal(r.status, KV_STORE_ERROR);
+        assert_int_equal(kv_applied_index(f.kv), 0);
+        f.rs.fail_write_at = 0;
+        f.rs.n_calls = 0;
+        assert_int_equal(kv_apply(f.kv, 1, buf, (uint32_t)len, &r), RK_OK);
+        assert_batch(&f, 1, (const char *[]){"Pua", "Pub", "Puc"}, 3);
+        assert_value(f.kv, "c", "3");
+        rs_close(&f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2640,6 +2831,12 @@ int main(void)
         cmocka_unit_test(kv_incrby_counts_a_missing_key_as_zero_and_stores_text),
         cmocka_unit_test(kv_incrby_of_a_non_integer_or_past_int64_writes_nothing),
         cmocka_unit_test(kv_incrby_duplicate_returns_the_cached_value_or_error),
+        cmocka_unit_test(pairs_round_trip_in_order_with_empty_keys_and_values),
+        cmocka_unit_test(pairs_encode_refuses_none_a_long_key_or_a_small_buffer),
+        cmocka_unit_test(pairs_check_names_the_bad_field_and_its_offset),
+        cmocka_unit_test(cmd_mset_round_trips_and_refuses_a_key_or_a_bad_blob),
+        cmocka_unit_test(kv_mset_writes_every_pair_in_one_batch_later_pairs_winning),
+        cmocka_unit_test(kv_mset_failing_part_way_applies_on_retry_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

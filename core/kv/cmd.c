@@ -40,7 +40,8 @@ _Static_assert(OFF_KEY + 4 == KV_CMD_OVERHEAD_BYTES, "header offsets add up");
 
 static bool is_op(unsigned op)
 {
-    return op == KV_OP_PUT || op == KV_OP_DEL || op == KV_OP_PUT_IF || op == KV_OP_INCRBY;
+    return op == KV_OP_PUT || op == KV_OP_DEL || op == KV_OP_PUT_IF || op == KV_OP_INCRBY ||
+           op == KV_OP_MSET;
 }
 
 static bool is_cond(unsigned cond)
@@ -163,6 +164,10 @@ int kv_cmd_encode(const struct kv_cmd *c, uint8_t *buf, size_t cap, size_t *out_
         return RK_EINVAL;
     if (c->key_len > KV_MAX_KEY_BYTES || c->val_len > KV_MAX_VALUE_BYTES)
         return RK_ETOOBIG;
+    uint32_t n_pairs = 0;
+    if (c->op == KV_OP_MSET &&
+        (c->key_len != 0 || kv_pairs_check(c->val, c->val_len, &n_pairs, NULL) != RK_OK))
+        return RK_EINVAL;
     size_t size = kv_cmd_size(c);
     if (size > cap)
         return RK_ETOOBIG;
@@ -279,7 +284,17 @@ int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c, struct rk_er
     if (rd_ok(&r) && op_has_no_value(op) && val_len != 0)
         rd_fail(&r, "val_len at offset %zu: %" PRIu32 " but a%s %s carries no value", val_len_at,
                 val_len, op == KV_OP_INCRBY ? "n" : "", kv_op_name(op));
+    size_t val_at = r.pos;
     const uint8_t *val = rd_take(&r, val_len, "val");
+    if (rd_ok(&r) && op == KV_OP_MSET) {
+        struct rk_errmsg perr = {{0}};
+        uint32_t n_pairs = 0;
+        if (key_len != 0)
+            rd_fail(&r, "key_len at offset %u: %" PRIu32 " but an MSET carries no key",
+                    OFF_KEY_LEN, key_len);
+        else if (kv_pairs_check(val, val_len, &n_pairs, &perr) != RK_OK)
+            rd_fail(&r, "val at offset %zu: %s", val_at, perr.text);
+    }
     uint8_t cond = 0;
     int64_t delta = 0;
     if (op == KV_OP_PUT_IF) {
@@ -307,4 +322,109 @@ int kv_cmd_decode(const uint8_t *buf, size_t len, struct kv_cmd *c, struct rk_er
     c->cond = cond;
     c->delta = delta;
     return RK_OK;
+}
+
+/* ---- MSET's pairs blob ------------------------------------------------------------------ */
+
+size_t kv_pairs_size(const struct kv_pair *pairs, size_t n)
+{
+    RK_ASSERT(pairs != NULL || n == 0);
+    uint64_t size = KV_PAIRS_HEADER_BYTES;
+    for (size_t i = 0; i < n; i++)
+        size += (uint64_t)KV_PAIR_OVERHEAD_BYTES + pairs[i].key_len + pairs[i].val_len;
+    return size > SIZE_MAX ? SIZE_MAX : (size_t)size;
+}
+
+int kv_pairs_encode(const struct kv_pair *pairs, size_t n, uint8_t *buf, size_t cap,
+                    size_t *out_len)
+{
+    RK_ASSERT(out_len != NULL);
+    RK_ASSERT(buf != NULL || cap == 0);
+    if (n == 0 || n > UINT32_MAX)
+        return RK_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (pairs[i].key_len > KV_MAX_KEY_BYTES)
+            return RK_EINVAL;
+    size_t size = kv_pairs_size(pairs, n);
+    if (size > KV_MAX_VALUE_BYTES || size > cap)
+        return RK_ETOOBIG;
+    struct cmd_writer w = {.buf = buf, .cap = size, .pos = 0};
+    put_le(&w, n, 4);
+    for (size_t i = 0; i < n; i++) {
+        put_le(&w, pairs[i].key_len, 4);
+        put_bytes(&w, pairs[i].key, pairs[i].key_len);
+        put_le(&w, pairs[i].val_len, 4);
+        put_bytes(&w, pairs[i].val, pairs[i].val_len);
+    }
+    RK_ASSERT(w.pos == size);
+    *out_len = size;
+    return RK_OK;
+}
+
+int kv_pairs_check(const uint8_t *blob, size_t len, uint32_t *count, struct rk_errmsg *err)
+{
+    RK_ASSERT(blob != NULL || len == 0);
+    RK_ASSERT(count != NULL);
+    struct rk_errmsg inner = {{0}};
+    struct cmd_reader r = {.buf = blob, .len = len, .pos = 0, .rc = RK_OK, .err = &inner};
+    uint32_t n = (uint32_t)rd_le(&r, 4, "count");
+    if (rd_ok(&r) && n == 0)
+        rd_fail(&r, "count at offset 0: 0 pairs (an MSET sets at least one key)");
+    /* Every pair takes at least 8 bytes: a count beyond that is a lie, found before the walk. */
+    if (rd_ok(&r) && n > (len - KV_PAIRS_HEADER_BYTES) / KV_PAIR_OVERHEAD_BYTES)
+        rd_fail(&r, "count at offset 0: %" PRIu32 " pairs cannot fit %zu bytes", n, len);
+    for (uint32_t i = 0; i < n && rd_ok(&r); i++) {
+        uint32_t kl = rd_len(&r, "key_len", KV_MAX_KEY_BYTES);
+        rd_take(&r, kl, "key");
+        uint32_t vl = rd_len(&r, "val_len", KV_MAX_VALUE_BYTES);
+        rd_take(&r, vl, "val");
+    }
+    if (rd_ok(&r) && r.pos != len)
+        rd_fail(&r, "end at offset %zu: %zu trailing bytes after %" PRIu32 " pairs", r.pos,
+                len - r.pos, n);
+    if (!rd_ok(&r)) {
+        /* cmd_reader's messages say "kv command: "; a blob's say "pairs: ". */
+        const char *text = inner.text;
+        const char *prefix = "kv command: ";
+        if (strncmp(text, prefix, strlen(prefix)) == 0)
+            text += strlen(prefix);
+        rk_errf(err, r.rc, "pairs: %s", text);
+        return r.rc;
+    }
+    *count = n;
+    return RK_OK;
+}
+
+static uint32_t load_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+void kv_pairs_begin(struct kv_pairs_iter *it, const uint8_t *blob, size_t len)
+{
+    RK_ASSERT(it != NULL);
+    RK_ASSERT(len >= KV_PAIRS_HEADER_BYTES);
+    it->buf = blob;
+    it->len = len;
+    it->pos = KV_PAIRS_HEADER_BYTES;
+    it->left = load_u32(blob);
+}
+
+bool kv_pairs_next(struct kv_pairs_iter *it, struct kv_pair *out)
+{
+    RK_ASSERT(it != NULL && out != NULL);
+    if (it->left == 0)
+        return false;
+    /* The blob was checked: every read below is in bounds (asserted all the same). */
+    RK_ASSERT(it->len - it->pos >= KV_PAIR_OVERHEAD_BYTES);
+    out->key_len = load_u32(it->buf + it->pos);
+    out->key = it->buf + it->pos + 4;
+    it->pos += 4 + (size_t)out->key_len;
+    RK_ASSERT(it->pos + 4 <= it->len);
+    out->val_len = load_u32(it->buf + it->pos);
+    out->val = it->buf + it->pos + 4;
+    it->pos += 4 + (size_t)out->val_len;
+    RK_ASSERT(it->pos <= it->len);
+    it->left--;
+    return true;
 }

@@ -691,13 +691,26 @@ static int write_data(struct kv *kv, uint64_t index, const struct kv_cmd *c, uin
                       int64_t num, int64_t *out_num)
 {
     struct kv_store *st = kv->store;
-    uint32_t len = user_key(kv, c->key, c->key_len);
+    uint32_t len = c->op == KV_OP_MSET ? 0 : user_key(kv, c->key, c->key_len);
     *out_num = num;
     switch (c->op) {
     case KV_OP_PUT:
         return st->ops->put(st, index, kv->key_buf, len, c->val, c->val_len);
     case KV_OP_PUT_IF:
         return num == 1 ? st->ops->put(st, index, kv->key_buf, len, c->val, c->val_len) : RK_OK;
+    case KV_OP_MSET: {
+        /* Every pair in this one batch, in order: all of them land or none (store.h S5). */
+        struct kv_pairs_iter it;
+        struct kv_pair pr;
+        kv_pairs_begin(&it, c->val, c->val_len);
+        while (kv_pairs_next(&it, &pr)) {
+            uint32_t klen = user_key(kv, pr.key, pr.key_len);
+            int rc = st->ops->put(st, index, kv->key_buf, klen, pr.val, pr.val_len);
+            if (rc != RK_OK)
+                return rc;
+        }
+        return RK_OK;
+    }
     case KV_OP_INCRBY: {
         if (status != KV_OK)
             return RK_OK; /* an error result writes nothing */

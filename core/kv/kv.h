@@ -149,6 +149,44 @@ bool kv_parse_int64(const uint8_t *p, size_t len, int64_t *out);
 /* The longest text of an int64 ("-9223372036854775808"). */
 #define KV_INT64_TEXT_BYTES 20u
 
+/* ---- MSET's pairs blob ------------------------------------------------------------------ */
+
+/* [count u32][key_len u32][key][val_len u32][val] ... count times, nothing after. count >= 1,
+ * each key within KV_MAX_KEY_BYTES; the whole blob is MSET's value, within KV_MAX_VALUE_BYTES. */
+#define KV_PAIRS_HEADER_BYTES 4u
+#define KV_PAIR_OVERHEAD_BYTES 8u
+
+struct kv_pair {
+    const uint8_t *key; /* borrowed */
+    uint32_t key_len;
+    const uint8_t *val; /* borrowed */
+    uint32_t val_len;
+};
+
+/* The encoded size of a blob of n pairs, and writes it: RK_OK, RK_EINVAL for n == 0 or a key
+ * over its limit, RK_ETOOBIG when the blob would be over KV_MAX_VALUE_BYTES or cap is too
+ * small. */
+size_t kv_pairs_size(const struct kv_pair *pairs, size_t n);
+int kv_pairs_encode(const struct kv_pair *pairs, size_t n, uint8_t *buf, size_t cap,
+                    size_t *out_len);
+
+/* Walks a blob (untrusted until kv_pairs_check accepted it). */
+struct kv_pairs_iter {
+    const uint8_t *buf;
+    size_t len, pos;
+    uint32_t left; /* pairs still to read */
+};
+
+/* Checks blob[0..len) strictly (the layout above). RK_OK and *count; RK_EMALFORMED with
+ * "pairs: <field> at offset N: ..." in *err (may be NULL). */
+int kv_pairs_check(const uint8_t *blob, size_t len, uint32_t *count, struct rk_errmsg *err);
+
+/* Starts an iteration over a blob kv_pairs_check accepted. */
+void kv_pairs_begin(struct kv_pairs_iter *it, const uint8_t *blob, size_t len);
+
+/* The next pair (borrowed from the blob): true, or false after the last. */
+bool kv_pairs_next(struct kv_pairs_iter *it, struct kv_pair *out);
+
 /* "PUT", "DEL", "PUT_IF", "INCRBY", "MSET", or "?" for anything else. Static strings. */
 const char *kv_op_name(uint8_t op);
 

@@ -1153,6 +1153,8 @@ static uint8_t kv_op_of(uint8_t op)
         return KV_OP_PUT_IF;
     case REPLICA_INCRBY:
         return KV_OP_INCRBY;
+    case REPLICA_MSET:
+        return KV_OP_MSET;
     default:
         break;
     }
@@ -1163,7 +1165,7 @@ static uint8_t kv_op_of(uint8_t op)
 /* Whether a request of op carries a value. */
 static bool op_has_value(uint8_t op)
 {
-    return op == REPLICA_PUT || op == REPLICA_PUT_IF;
+    return op == REPLICA_PUT || op == REPLICA_PUT_IF || op == REPLICA_MSET;
 }
 
 static bool encode_command(struct replica *r, const struct replica_request *req, size_t *len)
@@ -1247,7 +1249,7 @@ static void submit_one(struct replica *r, const struct replica_request *req)
         reply_now(r, req, REPLICA_TRYAGAIN, "replica stopped after a storage failure");
         return;
     }
-    if (req->op < REPLICA_GET || req->op > REPLICA_INCRBY) {
+    if (req->op < REPLICA_GET || req->op > REPLICA_MSET) {
         reply_now(r, req, REPLICA_ERROR, "unknown operation");
         return;
     }
@@ -1266,6 +1268,12 @@ static void submit_one(struct replica *r, const struct replica_request *req)
     if (op_has_value(req->op) &&
         (req->val_len > KV_MAX_VALUE_BYTES || (req->val_len > 0 && req->val == NULL))) {
         reply_now(r, req, REPLICA_ERROR, "value over the 64 MiB limit");
+        return;
+    }
+    uint32_t n_pairs = 0;
+    if (req->op == REPLICA_MSET &&
+        (req->key_len != 0 || kv_pairs_check(req->val, req->val_len, &n_pairs, NULL) != RK_OK)) {
+        reply_now(r, req, REPLICA_ERROR, "an MSET carries no key and a valid pairs blob");
         return;
     }
     struct pending *p = pending_alloc(r);

@@ -41,6 +41,7 @@ enum replica_op {
     REPLICA_DEL = 3,
     REPLICA_PUT_IF = 4, /* put if cond holds at apply time (KV_OP_PUT_IF); num: 1 if written */
     REPLICA_INCRBY = 5, /* add delta (KV_OP_INCRBY), no value; num: the new value, or ERROR */
+    REPLICA_MSET = 6,   /* no key; val is a kv pairs blob (kv_pairs_encode), applied at once */
 };
 
 enum replica_status {
