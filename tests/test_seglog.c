@@ -1323,6 +1323,139 @@ static void test_memlog_compact_returns_snapshot_point(void **state)
     m->ops->destroy(m);
 }
 
+/* ---- bad arguments and malformed hard states ------------------------------------------------ */
+
+static void test_bad_config_is_refused_and_creates_nothing(void **state)
+{
+    (void)state;
+    struct env *e = env_new(30, LOG_SEGLOG_SEGMENT_BYTES_MAX + 1);
+    assert_int_equal(env_open(e), RK_EINVAL);
+    assert_non_null(strstr(e->err.text, "segment_bytes"));
+    assert_null(e->log);
+    assert_int_equal(e->cnt.live, 0);
+    assert_int_equal(e->cfs.n[C_OPEN], 0); /* refused before touching the disk */
+    assert_int_equal(e->cfs.n[C_LIST], 0);
+    e->cfg.segment_bytes = LOG_SEGLOG_SEGMENT_BYTES_MAX; /* the limit itself is fine */
+    env_open_ok(e);
+    env_close(e);
+    struct log_seglog_config none = {.fs = NULL};
+    assert_int_equal(log_seglog_open(&none, &e->log, &e->err), RK_EINVAL);
+    assert_non_null(strstr(e->err.text, "no fs"));
+    assert_null(e->log);
+    env_free(e);
+}
+
+/* Replaces the hard state file with bytes; the crc at offset 0 recomputed when fix_crc. */
+static void put_hard_state_bytes(struct env *e, uint8_t *buf, size_t n, bool fix_crc)
+{
+    if (fix_crc) {
+        uint32_t crc = rk_crc32c(0, buf + 4, n - 4);
+        for (int i = 0; i < 4; i++)
+            buf[i] = (uint8_t)(crc >> (8 * i));
+    }
+    struct fs *fs = simdisk_fs(e->disk);
+    struct fs_file *f;
+    assert_int_equal(fs->ops->remove(fs, "hardstate", &e->err), RK_OK);
+    assert_int_equal(fs->ops->open(fs, "hardstate", FS_CREATE, &f, &e->err), RK_OK);
+    assert_int_equal(fs->ops->append(fs, f, buf, n, &e->err), RK_OK);
+    assert_int_equal(fs->ops->sync(fs, f, &e->err), RK_OK);
+    fs->ops->close(fs, f);
+    assert_int_equal(fs->ops->sync_dir(fs, &e->err), RK_OK);
+}
+
+/* The hard state is 48 bytes with a crc and a magic: any other length, or the right crc over a
+ * wrong magic, is corruption that names what is wrong, never a hard state taken on trust. */
+static void test_hard_state_of_wrong_size_or_magic_fails_open(void **state)
+{
+    (void)state;
+    struct env *e = env_new(31, 0);
+    env_open_ok(e);
+    set_hs(e, 5, 2, 0);
+    OK(e, e->log->ops->sync(e->log, &e->err));
+    env_close(e);
+    struct fs *fs = simdisk_fs(e->disk);
+    struct fs_file *f;
+    uint8_t good[48];
+    size_t got = 0;
+    assert_int_equal(fs->ops->open(fs, "hardstate", 0, &f, &e->err), RK_OK);
+    assert_int_equal(fs->ops->pread(fs, f, 0, good, sizeof(good), &got, &e->err), RK_OK);
+    fs->ops->close(fs, f);
+    assert_int_equal(got, 48);
+
+    uint8_t buf[64];
+    memcpy(buf, good, 48);
+    put_hard_state_bytes(e, buf, 47, false);
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_non_null(strstr(e->err.text, "47 bytes, expected 48"));
+    assert_int_equal(e->cnt.live, 0);
+
+    memcpy(buf, good, 48);
+    buf[48] = 0;
+    put_hard_state_bytes(e, buf, 49, false);
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_non_null(strstr(e->err.text, "over 48 bytes, expected 48"));
+
+    memcpy(buf, good, 48);
+    buf[4] ^= 0xff; /* the magic, under a crc that matches */
+    put_hard_state_bytes(e, buf, 48, true);
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_non_null(strstr(e->err.text, "bad magic"));
+    assert_int_equal(e->cnt.live, 0);
+
+    memcpy(buf, good, 48);
+    put_hard_state_bytes(e, buf, 48, false); /* the original opens again */
+    env_open_ok(e);
+    struct loaded l;
+    load(e, &l);
+    assert_int_equal(l.hs.term, 5);
+    assert_int_equal(l.hs.vote, 2);
+    env_free(e);
+}
+
+/* memlog refuses an append that does not continue the log, and an allocation failure is an
+ * error, not a crash or a gap in the log. */
+static void test_memlog_refuses_gaps_and_reports_allocation_failures(void **state)
+{
+    (void)state;
+    struct counting cnt = {0};
+    struct rk_alloc alloc = {
+        .malloc_fn = cnt_malloc, .realloc_fn = cnt_realloc, .free_fn = cnt_free, .ctx = &cnt};
+    struct log_store *m = NULL;
+    cnt.fail_at = 1;
+    assert_int_equal(log_memstore_create(&alloc, &m), RK_ENOMEM);
+    assert_null(m);
+    assert_int_equal(cnt.live, 0);
+    cnt.fail_at = 0;
+    assert_int_equal(log_memstore_create(&alloc, &m), RK_OK);
+
+    struct rk_errmsg err;
+    static struct ent_buf b;
+    for (int i = 0; i < 4; i++)
+        make_entry(&b.e[i], b.data[i], 1 + (uint64_t)i, 1, 0, 5);
+    assert_int_equal(m->ops->append(m, b.e, 0, &err), RK_OK); /* nothing to do */
+    assert_int_equal(m->ops->append(m, &b.e[1], 1, &err), RK_EINVAL);
+    assert_non_null(strstr(err.text, "append at index 2, log ends at 0"));
+    assert_int_equal(m->ops->append(m, b.e, 2, &err), RK_OK);
+    assert_int_equal(m->ops->append(m, b.e, 1, &err), RK_EINVAL); /* behind the end */
+
+    cnt.fail_at = cnt.calls + 1; /* the copy of entry 3's data */
+    assert_int_equal(m->ops->append(m, &b.e[2], 1, &err), RK_ENOMEM);
+    assert_non_null(strstr(err.text, "copying entry 3"));
+    cnt.fail_at = 0;
+    struct raft_hard_state hs;
+    uint64_t si, st;
+    const struct raft_entry *ents;
+    size_t n;
+    assert_int_equal(m->ops->load(m, &hs, &si, &st, &ents, &n, &err), RK_OK);
+    assert_int_equal(n, 2); /* the failed append left no entry, and no hole */
+    assert_int_equal(m->ops->append(m, &b.e[2], 2, &err), RK_OK);
+    assert_int_equal(m->ops->load(m, &hs, &si, &st, &ents, &n, &err), RK_OK);
+    assert_int_equal(n, 4);
+    assert_true(entry_is(&ents[3], 4, 1, 0, 5));
+    m->ops->destroy(m);
+    assert_int_equal(cnt.live, 0);
+}
+
 /* ---- the randomized model test -------------------------------------------------------------- */
 
 #define M_MAX_INDEX   1024u
@@ -1741,6 +1874,9 @@ int main(void)
         cmocka_unit_test(test_bad_reads_are_not_corruption),
         cmocka_unit_test(test_second_load_reads_the_segments_again),
         cmocka_unit_test(test_memlog_compact_returns_snapshot_point),
+        cmocka_unit_test(test_bad_config_is_refused_and_creates_nothing),
+        cmocka_unit_test(test_hard_state_of_wrong_size_or_magic_fails_open),
+        cmocka_unit_test(test_memlog_refuses_gaps_and_reports_allocation_failures),
         cmocka_unit_test(test_model_random_ops_and_crashes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
