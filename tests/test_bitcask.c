@@ -19,6 +19,7 @@
 
 #include "bitcask/bitcask.h"
 #include "bitcask/bitcask_int.h"
+#include "common/crc32c.h"
 #include "common/prng.h"
 #include "kv/kv.h"
 #include "simdisk.h"
@@ -713,6 +714,165 @@ static void corrupt_manifest_fails_the_open(void **state)
     assert_int_equal(env_open(e), RK_ECORRUPT);
     assert_non_null(strstr(e->err.text, "MERGE"));
     assert_int_equal(e->cnt.live, 0);
+    env_free(e);
+}
+
+/* Replaces (or creates) a file with n bytes, durably. */
+static void write_bytes(struct env *e, const char *name, const uint8_t *buf, size_t n)
+{
+    struct fs *fs = simdisk_fs(e->disk);
+    struct fs_file *f;
+    int rc = fs->ops->remove(fs, name, &e->err);
+    assert_true(rc == RK_OK || rc == RK_ENOENT);
+    assert_int_equal(fs->ops->open(fs, name, FS_CREATE, &f, &e->err), RK_OK);
+    assert_int_equal(fs->ops->append(fs, f, buf, n, &e->err), RK_OK);
+    assert_int_equal(fs->ops->sync(fs, f, &e->err), RK_OK);
+    fs->ops->close(fs, f);
+    assert_int_equal(fs->ops->sync_dir(fs, &e->err), RK_OK);
+}
+
+/* A MERGE manifest (bitcask_int.h): [crc32c][magic][first new id][new ids][old ids][old id]...,
+ * the crc over everything after itself. Returns its size. */
+static size_t make_manifest(uint8_t *buf, uint32_t magic, uint32_t first_new, uint32_t n_new,
+                            uint32_t n_old, const uint32_t *old, uint32_t old_given)
+{
+    bc_put_u32(buf + 4, magic);
+    bc_put_u32(buf + 8, first_new);
+    bc_put_u32(buf + 12, n_new);
+    bc_put_u32(buf + 16, n_old);
+    for (uint32_t i = 0; i < old_given; i++)
+        bc_put_u32(buf + BC_MERGE_HEADER_BYTES + 4 * i, old[i]);
+    size_t n = BC_MERGE_HEADER_BYTES + 4 * (size_t)old_given;
+    bc_put_u32(buf, rk_crc32c(0, buf + 4, n - 4));
+    return n;
+}
+
+/* A manifest whose crc checks out but whose fields do not is corruption, named in the error, and
+ * the refused open leaves the store as it was. */
+static void manifest_with_bad_fields_fails_the_open_naming_the_problem(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put1(e, 1, "k", "v");
+    sync_(e);
+    env_close(e);
+    const uint32_t one = 1;
+    const uint32_t nine = 9;
+    struct {
+        uint32_t magic, first_new, n_new, n_old, old_given;
+        const uint32_t *old;
+        const char *problem;
+    } cases[] = {
+        {0x12345678u, 5, 1, 1, 1, &one, "bad magic"},
+        {BC_MERGE_MAGIC, 5, 1, 2, 1, &one, "size does not match its id count"},
+        {BC_MERGE_MAGIC, 0, 1, 1, 1, &one, "bad merged ids"},
+        {BC_MERGE_MAGIC, 5, 0, 1, 1, &one, "bad merged ids"},
+        {BC_MERGE_MAGIC, BC_MAX_FILE_ID, 2, 1, 1, &one, "bad merged ids"},
+        {BC_MERGE_MAGIC, 5, 1, 1, 1, &nine, "bad replaced id"},
+        /* Well formed, but neither 0000000005.data.tmp nor 0000000005.data exists. */
+        {BC_MERGE_MAGIC, 5, 1, 1, 1, &one, "merged file 0000000005.data is missing"},
+    };
+    uint8_t buf[64];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = make_manifest(buf, cases[i].magic, cases[i].first_new, cases[i].n_new,
+                                 cases[i].n_old, cases[i].old, cases[i].old_given);
+        write_bytes(e, "MERGE", buf, n);
+        assert_int_equal(env_open(e), RK_ECORRUPT);
+        if (strstr(e->err.text, "MERGE") == NULL || strstr(e->err.text, cases[i].problem) == NULL)
+            fail_msg("case %zu: expected \"%s\", got \"%s\"", i, cases[i].problem, e->err.text);
+        assert_null(e->bc);
+        assert_int_equal(e->cnt.live, 0);
+    }
+    write_bytes(e, "MERGE", (const uint8_t *)"short", 5);
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_non_null(strstr(e->err.text, "too short"));
+    struct fs *fs = simdisk_fs(e->disk);
+    assert_int_equal(fs->ops->remove(fs, "MERGE", &e->err), RK_OK);
+    env_open_ok(e);
+    expect(e, "k", "v");
+    assert_int_equal(list_names(e).data, 1);
+    env_free(e);
+}
+
+/* A hint is trusted only for the data file its trailer names: a valid hint copied beside
+ * another data file is ignored and that file scanned. */
+static void hint_of_another_data_file_is_ignored(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 100);
+    env_open_ok(e);
+    uint64_t index = 0;
+    write_churn(e, &index);
+    sync_(e);
+    env_reopen(e);
+    ok(e, bc_merge(e->bc, &e->err));
+    env_reopen(e);
+    uint32_t hints = stats(e).hint_files_loaded;
+    assert_true(hints >= 2);
+    struct names ns = list_names(e);
+    char first[FS_NAME_MAX + 1] = "";
+    char second[FS_NAME_MAX + 1] = "";
+    for (int i = 0; i < ns.n && i < 64; i++) {
+        if (strstr(ns.v[i], ".hint") == NULL)
+            continue;
+        if (first[0] == '\0')
+            strcpy(first, ns.v[i]);
+        else if (second[0] == '\0')
+            strcpy(second, ns.v[i]);
+    }
+    assert_true(second[0] != '\0');
+    env_close(e);
+    uint64_t size = file_size(e, first);
+    uint8_t *buf = malloc(size);
+    assert_non_null(buf);
+    struct fs *fs = simdisk_fs(e->disk);
+    struct fs_file *f;
+    size_t got = 0;
+    assert_int_equal(fs->ops->open(fs, first, 0, &f, &e->err), RK_OK);
+    assert_int_equal(fs->ops->pread(fs, f, 0, buf, size, &got, &e->err), RK_OK);
+    fs->ops->close(fs, f);
+    assert_int_equal(got, size);
+    write_bytes(e, second, buf, size);
+    free(buf);
+    env_open_ok(e);
+    expect_churned(e);
+    assert_int_equal(stats(e).hint_files_loaded, hints - 1);
+    assert_true(stats(e).scanned_bytes > 0);
+    env_free(e);
+}
+
+/* The keydir grows from 1024 to 2048 slots at the 897th key and then drains the old table a
+ * little at each call: deleting every key at once removes many from the old table. None may
+ * survive, in memory or after a reopen that replays the same puts and deletes. */
+static void deleting_every_key_while_the_keydir_drains_leaves_none(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    char key[16];
+    uint64_t index = 0;
+    for (int i = 0; i < 897; i++) {
+        snprintf(key, sizeof(key), "key%d", i);
+        put1(e, ++index, key, "v");
+    }
+    assert_int_equal(bc_count(e->bc), 897);
+    for (int i = 0; i < 897; i++) {
+        snprintf(key, sizeof(key), "key%d", i);
+        assert_true(del_s(e, ++index, key));
+        end(e);
+        assert_int_equal(bc_count(e->bc), 896 - (uint64_t)i);
+    }
+    for (int i = 0; i < 897; i += 97) {
+        snprintf(key, sizeof(key), "key%d", i);
+        expect(e, key, NULL);
+    }
+    sync_(e);
+    env_reopen(e);
+    assert_int_equal(bc_count(e->bc), 0);
+    assert_int_equal(bc_applied_index(e->bc), index);
+    snprintf(key, sizeof(key), "key%d", 500);
+    expect(e, key, NULL);
     env_free(e);
 }
 
@@ -1950,6 +2110,9 @@ int main(void)
         cmocka_unit_test(repeated_merges_and_reopens_keep_the_contents),
         cmocka_unit_test(open_removes_what_an_unfinished_merge_left),
         cmocka_unit_test(corrupt_manifest_fails_the_open),
+        cmocka_unit_test(manifest_with_bad_fields_fails_the_open_naming_the_problem),
+        cmocka_unit_test(hint_of_another_data_file_is_ignored),
+        cmocka_unit_test(deleting_every_key_while_the_keydir_drains_leaves_none),
         cmocka_unit_test(crash_loses_unsynced_batches_and_keeps_the_synced),
         cmocka_unit_test(crash_loses_a_file_created_but_not_made_durable),
         cmocka_unit_test(torn_tail_is_cut_and_leaves_a_prefix_of_batches),
