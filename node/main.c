@@ -4,7 +4,7 @@
  *
  * One thread, one epoll loop (level-triggered), non-blocking sockets:
  *   timerfd    every tick_ms: replica_tick (missed expirations are caught up, at most 10)
- *   signalfd   SIGTERM, SIGINT: stop accepting, write the replies already available, exit 0
+ *   signalfd   SIGTERM, SIGINT: stop accepting, finish or fail in-flight requests, exit 0 (N6)
  *   peer listen   accepts connections from peers with a LOWER id; a node dials every peer with
  *                 a higher id, so each pair has exactly one connection, used both ways
  *   client listen accepts RESP2 clients
@@ -20,12 +20,16 @@
  *   N4  a client struct is freed only when it is closed AND no replica request of it is pending
  *       (each replica request gets exactly one reply, replica.h), so a slot never dangles.
  *   N5  requests parsed during one loop turn are submitted as one batch (group commit) before
- *       any client input buffer is compacted or freed: they borrow their bytes from it.
+ *       any client input buffer is compacted or freed, or the arena reset: they borrow their
+ *       bytes from them.
+ *   N6  a shutdown answers every request it read: with its result if it completes within
+ *       shutdown_timeout_ms, otherwise with an error saying the node is shutting down.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ini.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netdb.h>
@@ -33,12 +37,14 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -55,6 +61,7 @@
 #include "fs_posix.h"
 #include "kv/kv.h"
 #include "log/log.h"
+#include "glob.h"
 #include "replica/replica.h"
 #include "resp/resp.h"
 
@@ -69,6 +76,12 @@
 #define BATCH_MAX             4096u
 #define EVENTS_MAX            256
 #define TICKS_CATCHUP_MAX     10
+#define ITEM_POOL_MAX         65536u        /* reply items kept for reuse */
+#define ITEM_BUF_KEEP         16384u        /* an item buffer larger than this is freed */
+#define HANDSHAKE_TIMEOUT_MS  5000u         /* a peer connection silent this long is dropped */
+#ifndef RAFTKV_VERSION
+#define RAFTKV_VERSION "0"
+#endif
 
 /* ------------------------------------------------------------------------------------------ */
 /* Logging                                                                                    */
@@ -177,6 +190,7 @@ struct peer {
 struct pending {
     struct ev_tag tag; /* EV_PENDING */
     bool used;
+    uint64_t accepted_ms; /* dropped when no handshake came within HANDSHAKE_TIMEOUT_MS */
     struct pconn c;
 };
 
@@ -188,17 +202,24 @@ enum item_kind {
     ITEM_SET_IF,
     ITEM_INT,
     ITEM_SUM_DEL,
-    ITEM_SUM_EXISTS
+    ITEM_SUM_EXISTS,
+    ITEM_MGET,
+    ITEM_KEYS,
+    ITEM_SCAN,
+    ITEM_DBSIZE
 };
 
 struct item {
     struct item *next;
     enum item_kind kind;
     uint32_t waiting; /* replica replies still due */
+    uint32_t parts;   /* MGET: keys */
     int64_t sum;
-    bool failed;     /* a replica reply was an error: bytes hold it */
+    bool failed;      /* a replica reply was an error: bytes hold it */
     bool close_after; /* QUIT */
+    bool no_match;    /* SCAN with a TYPE other than string, or a cursor not 0: empty reply */
     struct buf bytes; /* the encoded reply once waiting == 0 */
+    struct buf aux;   /* MGET: the values as they arrive; KEYS/SCAN: the pattern */
 };
 
 struct client {
@@ -221,7 +242,25 @@ struct slot {
     uint64_t req_id; /* 0: free */
     struct client *c;
     struct item *it;
+    uint32_t part; /* which of the item's requests (MGET: the key's position) */
     uint8_t op;
+};
+
+/* Every setting, from the command line and --config FILE (the same names without "--"). */
+struct options {
+    uint64_t id;
+    uint64_t cluster_id;
+    char peers[4096];
+    char client[256];
+    char data_dir[PATH_MAX];
+    uint32_t tick_ms;
+    uint32_t election_min, election_max, heartbeat;
+    uint32_t request_timeout_ms;
+    uint32_t shutdown_timeout_ms;
+    uint32_t max_clients;
+    uint32_t max_args;
+    uint64_t max_arg_bytes;
+    uint32_t max_inline_bytes;
 };
 
 struct node {
@@ -243,15 +282,26 @@ struct node {
     uint32_t n_free_slots;
     uint64_t slot_gen;
     struct replica_request batch[BATCH_MAX];
-    uint32_t batch_slot[BATCH_MAX];
     size_t n_batch;
-    struct resp_arg args[RESP_MAX_ARGS_DEFAULT];
+    struct buf arena;      /* bytes the batch's requests borrow besides client input (MSET) */
+    struct options opt;
+    struct resp_limits limits;
+    struct resp_arg *args; /* opt.max_args of them: one parsed request */
+    uint8_t *inline_scratch; /* opt.max_inline_bytes: unescaped inline arguments */
+    struct kv_pair *pairs;   /* opt.max_args / 2: MSET's */
+    struct item *free_items; /* the pool (item_get, item_put) */
+    size_t n_free_items;
+    struct buf tmp;          /* KEYS/SCAN: the keys before their count is known */
+    size_t n_clients;
+    uint64_t outstanding;    /* replica requests of every client */
+    uint64_t started_ms;
     struct fs *fs_root, *fs_log, *fs_kv;
     struct log_store *log;
     struct bitcask *bc;
     struct kv_store *store;
     struct replica *rep;
-    bool stopping;
+    bool stopping;       /* a signal came: shutting down (N6) */
+    bool stopping_again; /* a second one: stop waiting for in-flight requests */
 };
 
 static uint64_t now_ms(void)
@@ -539,6 +589,7 @@ static void on_peer_accept(struct node *n)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         memset(&pd->c, 0, sizeof(pd->c));
         pd->used = true;
+        pd->accepted_ms = now_ms();
         pd->c.fd = fd;
         pd->c.want_out = true;
         if (!pconn_queue_handshake(n, &pd->c) ||
@@ -603,14 +654,49 @@ err_drop:
 /* ------------------------------------------------------------------------------------------ */
 /* Clients: reply items                                                                       */
 
+/* Items are recycled through the node's pool (no allocation per request once warm); a buffer
+ * that grew past ITEM_BUF_KEEP goes back to the allocator instead. */
+static struct item *item_get(struct node *n)
+{
+    struct item *it = n->free_items;
+    if (it != NULL) {
+        n->free_items = it->next;
+        n->n_free_items--;
+    } else {
+        it = calloc(1, sizeof(*it));
+        if (it == NULL)
+            return NULL;
+    }
+    struct buf bytes = it->bytes, aux = it->aux;
+    bytes.off = bytes.len = aux.off = aux.len = 0;
+    *it = (struct item){.bytes = bytes, .aux = aux};
+    return it;
+}
+
+static void item_put(struct node *n, struct item *it)
+{
+    if (it->bytes.cap > ITEM_BUF_KEEP)
+        buf_free(&it->bytes);
+    if (it->aux.cap > ITEM_BUF_KEEP)
+        buf_free(&it->aux);
+    if (n->n_free_items >= ITEM_POOL_MAX) {
+        buf_free(&it->bytes);
+        buf_free(&it->aux);
+        free(it);
+        return;
+    }
+    it->next = n->free_items;
+    n->free_items = it;
+    n->n_free_items++;
+}
+
 static void client_free_if_done(struct node *n, struct client *c)
 {
     if (!c->closed || c->outstanding > 0)
         return;
     for (struct item *it = c->head, *next; it != NULL; it = next) {
         next = it->next;
-        buf_free(&it->bytes);
-        free(it);
+        item_put(n, it);
     }
     buf_free(&c->in);
     buf_free(&c->out);
@@ -620,12 +706,13 @@ static void client_free_if_done(struct node *n, struct client *c)
         n->clients = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    n->n_clients--;
     free(c);
 }
 
-static struct item *item_new(struct client *c, enum item_kind kind)
+static struct item *item_new(struct node *n, struct client *c, enum item_kind kind)
 {
-    struct item *it = calloc(1, sizeof(*it));
+    struct item *it = item_get(n);
     if (it == NULL)
         return NULL;
     it->kind = kind;
@@ -695,8 +782,99 @@ static void put_status_error(struct buf *b, uint8_t status, const char *reason)
     put_error(b, line);
 }
 
-/* A replica reply lands in its item; the item is finished when its last reply arrives. */
-static void item_on_reply(struct item *it, const struct replica_reply *rp)
+/* MGET keeps its values in aux as they arrive, in any order: n offsets (u64, NO_VALUE for a
+ * missing key) first, then [len u64][bytes] per value found. */
+#define NO_VALUE UINT64_MAX
+
+static bool mget_begin(struct item *it, uint32_t keys)
+{
+    if (!buf_reserve(&it->aux, (size_t)keys * 8))
+        return false;
+    for (uint32_t i = 0; i < keys; i++) {
+        uint64_t none = NO_VALUE;
+        memcpy(it->aux.p + (size_t)i * 8, &none, 8);
+    }
+    it->aux.len = (size_t)keys * 8;
+    it->parts = keys;
+    return true;
+}
+
+static void mget_store(struct item *it, uint32_t part, const uint8_t *val, uint32_t len)
+{
+    uint64_t off = it->aux.len, len64 = len;
+    if (part >= it->parts || !buf_append(&it->aux, &len64, 8) || !buf_append(&it->aux, val, len)) {
+        it->failed = true;
+        it->bytes.len = 0;
+        put_error(&it->bytes, "ERR out of memory");
+        return;
+    }
+    memcpy(it->aux.p + (size_t)part * 8, &off, 8);
+}
+
+static void mget_finish(struct item *it)
+{
+    put_array(&it->bytes, it->parts);
+    for (uint32_t i = 0; i < it->parts; i++) {
+        uint64_t off, len;
+        memcpy(&off, it->aux.p + (size_t)i * 8, 8);
+        if (off == NO_VALUE) {
+            put_null(&it->bytes);
+            continue;
+        }
+        memcpy(&len, it->aux.p + off, 8);
+        put_bulk(&it->bytes, it->aux.p + off + 8, len);
+    }
+}
+
+/* KEYS pattern and SCAN 0 [MATCH pattern] [TYPE string]: every matching key in one reply, from
+ * the state machine as it is once the read barrier (a ReadIndex round) is passed. SCAN always
+ * returns cursor 0: one call is the whole iteration (Redis allows it; COUNT is a hint). */
+struct keys_scan {
+    const uint8_t *pat;
+    size_t pat_len;
+    struct buf *out;
+    int64_t n;
+    bool oom;
+};
+
+static bool keys_one(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                     uint32_t val_len)
+{
+    struct keys_scan *ks = ctx;
+    (void)val, (void)val_len;
+    if (!glob_match(ks->pat, ks->pat_len, key, key_len))
+        return true;
+    if (!put_bulk(ks->out, key, key_len)) {
+        ks->oom = true;
+        return false;
+    }
+    ks->n++;
+    return true;
+}
+
+static void keys_finish(struct node *n, struct item *it)
+{
+    n->tmp.off = n->tmp.len = 0;
+    struct keys_scan ks = {.pat = it->aux.p, .pat_len = it->aux.len, .out = &n->tmp};
+    int rc = it->no_match ? RK_OK : replica_scan(n->rep, keys_one, &ks);
+    if (rc != RK_OK || ks.oom) {
+        put_error(&it->bytes, rc != RK_OK ? "ERR cannot read the store" : "ERR out of memory");
+        return;
+    }
+    if (it->kind == ITEM_SCAN) {
+        put_array(&it->bytes, 2);
+        put_bulk(&it->bytes, (const uint8_t *)"0", 1);
+    }
+    put_array(&it->bytes, ks.n);
+    buf_append(&it->bytes, n->tmp.p, n->tmp.len);
+    if (n->tmp.cap > ITEM_BUF_KEEP)
+        buf_free(&n->tmp);
+}
+
+/* A replica reply lands in its item (part: which of the item's requests); the item is finished
+ * when its last reply arrives. */
+static void item_on_reply(struct node *n, struct item *it, uint32_t part,
+                          const struct replica_reply *rp)
 {
     if (it->failed) {
         /* an earlier reply of this command failed: that error stands */
@@ -709,6 +887,9 @@ static void item_on_reply(struct item *it, const struct replica_reply *rp)
             put_bulk(&it->bytes, rp->val, rp->val_len);
         else
             put_null(&it->bytes);
+    } else if (it->kind == ITEM_MGET) {
+        if (rp->status == REPLICA_OK)
+            mget_store(it, part, rp->val, rp->val_len);
     } else if (it->kind == ITEM_SET) {
         put_simple(&it->bytes, "OK");
     } else if (it->kind == ITEM_INT) {
@@ -722,17 +903,25 @@ static void item_on_reply(struct item *it, const struct replica_reply *rp)
         it->sum += rp->status == REPLICA_OK ? rp->num : 0;
     } else if (it->kind == ITEM_SUM_EXISTS) {
         it->sum += rp->status == REPLICA_OK;
+    } else if (it->kind == ITEM_KEYS || it->kind == ITEM_SCAN) {
+        keys_finish(n, it);
+    } else if (it->kind == ITEM_DBSIZE) {
+        put_integer(&it->bytes, (int64_t)kv_count(replica_kv(n->rep)));
     }
     it->waiting--;
-    if (it->waiting == 0 && !it->failed &&
-        (it->kind == ITEM_SUM_DEL || it->kind == ITEM_SUM_EXISTS))
+    if (it->waiting > 0 || it->failed) {
+        /* more to come, or the error is the reply */
+    } else if (it->kind == ITEM_SUM_DEL || it->kind == ITEM_SUM_EXISTS) {
         put_integer(&it->bytes, it->sum);
+    } else if (it->kind == ITEM_MGET) {
+        mget_finish(it);
+    }
     if (it->waiting == 0)
         it->kind = ITEM_DONE;
 }
 
 /* Moves the finished prefix of the FIFO to the out buffer (N3). */
-static void client_collect(struct client *c)
+static void client_collect(struct node *n, struct client *c)
 {
     while (c->head != NULL && c->head->kind == ITEM_DONE && c->head->waiting == 0) {
         struct item *it = c->head;
@@ -744,8 +933,7 @@ static void client_collect(struct client *c)
         if (c->head == NULL)
             c->tail = NULL;
         c->n_items--;
-        buf_free(&it->bytes);
-        free(it);
+        item_put(n, it);
     }
 }
 
@@ -767,11 +955,12 @@ static void drain_outputs(struct node *n)
             continue;
         }
         struct client *c = sl->c;
-        item_on_reply(sl->it, rp);
+        item_on_reply(n, sl->it, sl->part, rp);
         sl->req_id = 0;
         n->free_slots[n->n_free_slots++] = s;
         c->outstanding--;
-        client_collect(c);
+        n->outstanding--;
+        client_collect(n, c);
         client_free_if_done(n, c);
     }
 }
@@ -783,29 +972,43 @@ static void batch_flush(struct node *n)
         return;
     replica_submit_batch(n->rep, n->batch, n->n_batch);
     n->n_batch = 0;
+    n->arena.len = n->arena.off = 0; /* the replica copied what it keeps */
     drain_outputs(n);
 }
 
-/* Queues one replica request for item it of client c. Key and value are borrowed from c's
- * input buffer until batch_flush (N5). cond: PUT_IF's; delta: INCRBY's; 0 otherwise. */
-static void request_add_full(struct node *n, struct client *c, struct item *it, uint8_t op,
-                             const struct resp_arg *key, const struct resp_arg *val, uint8_t cond,
-                             int64_t delta)
+/* Makes room in the batch for one more request whose borrowed bytes need arena_bytes of the
+ * arena (MSET's pairs). A full batch, or an arena that would have to move the bytes earlier
+ * requests borrow, is submitted first. false when out of memory. */
+static bool batch_room(struct node *n, size_t arena_bytes)
+{
+    if (n->n_batch == BATCH_MAX ||
+        (n->arena.len > 0 && n->arena.cap - n->arena.len < arena_bytes))
+        batch_flush(n);
+    return buf_reserve(&n->arena, arena_bytes);
+}
+
+/* Queues one replica request for part `part` of item it of client c. Key and value are borrowed
+ * (from c's input buffer or the arena) until batch_flush (N5). cond: PUT_IF's; delta:
+ * INCRBY's; 0 otherwise. */
+static void request_add_full(struct node *n, struct client *c, struct item *it, uint32_t part,
+                             uint8_t op, const struct resp_arg *key, const struct resp_arg *val,
+                             uint8_t cond, int64_t delta)
 {
     if (n->n_batch == BATCH_MAX)
         batch_flush(n);
     if (n->n_free_slots == 0) {
         struct replica_reply rp = {.status = REPLICA_TRYAGAIN, .reason = "too many requests"};
         it->waiting++;
-        item_on_reply(it, &rp);
+        item_on_reply(n, it, part, &rp);
         return;
     }
     uint32_t s = n->free_slots[--n->n_free_slots];
     n->slot_gen++;
     uint64_t req_id = n->slot_gen * SLOTS_MAX + s;
-    n->slots[s] = (struct slot){.req_id = req_id, .c = c, .it = it, .op = op};
+    n->slots[s] = (struct slot){.req_id = req_id, .c = c, .it = it, .op = op, .part = part};
     it->waiting++;
     c->outstanding++;
+    n->outstanding++;
     /* client_id 0: no session. A TCP connection neither duplicates nor replays a request, and
      * a client that retries after a TIMEOUT retries as a new request, as with Redis. */
     n->batch[n->n_batch++] = (struct replica_request){
@@ -824,7 +1027,16 @@ static void request_add_full(struct node *n, struct client *c, struct item *it, 
 static void request_add(struct node *n, struct client *c, struct item *it, uint8_t op,
                         const struct resp_arg *key, const struct resp_arg *val)
 {
-    request_add_full(n, c, it, op, key, val, 0, 0);
+    request_add_full(n, c, it, 0, op, key, val, 0, 0);
+}
+
+/* A read barrier: a GET whose value nobody needs, answered once this node's state machine has
+ * applied everything committed when it was asked (ReadIndex). KEYS, SCAN and DBSIZE read the
+ * state machine when it is answered, so they are linearizable like GET. */
+static void request_barrier(struct node *n, struct client *c, struct item *it)
+{
+    static const struct resp_arg none = {.ptr = (const uint8_t *)"", .len = 0};
+    request_add(n, c, it, REPLICA_GET, &none, NULL);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -880,12 +1092,15 @@ static void reply_info(struct node *n, struct buf *b)
                                                         : "follower";
     char text[1024];
     int k = snprintf(text, sizeof(text),
+                     "# Server\r\nraftkv_version:%s\r\nprocess_id:%ld\r\nuptime_in_seconds:%" PRIu64
+                     "\r\n\r\n# Clients\r\nconnected_clients:%zu\r\n\r\n"
                      "# Replication\r\nrole:%s\r\nnode_id:%" PRIu64 "\r\nleader_id:%" PRIu64
                      "\r\nterm:%" PRIu64 "\r\ncommit_index:%" PRIu64 "\r\napplied_index:%" PRIu64
                      "\r\nlast_log_index:%" PRIu64 "\r\nkeys:%" PRIu64
                      "\r\nconnected_peers:%zu\r\npending_requests:%u\r\n",
-                     role, n->id, st.raft.leader, st.raft.term, st.raft.commit, st.raft.applied,
-                     st.raft.last_index, st.keys, peers_connected(n), st.pending);
+                     RAFTKV_VERSION, (long)getpid(), (now_ms() - n->started_ms) / 1000,
+                     n->n_clients, role, n->id, st.raft.leader, st.raft.term, st.raft.commit,
+                     st.raft.applied, st.raft.last_index, st.keys, peers_connected(n), st.pending);
     put_bulk(b, (const uint8_t *)text, (uint64_t)k);
 }
 
@@ -911,7 +1126,166 @@ static void command_incr(struct node *n, struct client *c, struct item *it,
         return;
     }
     it->kind = ITEM_INT;
-    request_add_full(n, c, it, REPLICA_INCRBY, &a[1], NULL, 0, decr ? -delta : delta);
+    request_add_full(n, c, it, 0, REPLICA_INCRBY, &a[1], NULL, 0, decr ? -delta : delta);
+}
+
+/* MSET k1 v1 k2 v2 ...: one entry (a kv pairs blob in the arena), so every pair is applied at
+ * once or none is, as in Redis. */
+static void command_mset(struct node *n, struct client *c, struct item *it,
+                         const struct resp_arg *a, uint32_t argc)
+{
+    if (argc < 3 || argc % 2 == 0) {
+        reply_arity(&it->bytes, &a[0]);
+        return;
+    }
+    size_t n_pairs = (argc - 1) / 2;
+    for (size_t i = 0; i < n_pairs; i++) {
+        const struct resp_arg *k = &a[1 + 2 * i], *v = &a[2 + 2 * i];
+        if (k->len > KV_MAX_KEY_BYTES) {
+            put_error(&it->bytes, "ERR key over the 64 KiB limit");
+            return;
+        }
+        n->pairs[i] = (struct kv_pair){.key = k->ptr, .key_len = (uint32_t)k->len,
+                                       .val = v->ptr, .val_len = (uint32_t)v->len};
+    }
+    size_t size = kv_pairs_size(n->pairs, n_pairs);
+    if (size > KV_MAX_VALUE_BYTES) {
+        put_error(&it->bytes, "ERR MSET over the 64 MiB command limit");
+        return;
+    }
+    if (!batch_room(n, size)) {
+        put_error(&it->bytes, "ERR out of memory");
+        return;
+    }
+    size_t len = 0;
+    uint8_t *blob = n->arena.p + n->arena.len;
+    if (kv_pairs_encode(n->pairs, n_pairs, blob, n->arena.cap - n->arena.len, &len) != RK_OK) {
+        put_error(&it->bytes, "ERR cannot encode the pairs");
+        return;
+    }
+    n->arena.len += len;
+    struct resp_arg none = {.ptr = (const uint8_t *)"", .len = 0};
+    struct resp_arg pairs = {.ptr = blob, .len = len};
+    it->kind = ITEM_SET;
+    request_add_full(n, c, it, 0, REPLICA_MSET, &none, &pairs, 0, 0);
+}
+
+/* KEYS pattern, SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]. */
+static void command_keys(struct node *n, struct client *c, struct item *it,
+                         const struct resp_arg *a, uint32_t argc)
+{
+    struct buf *b = &it->bytes;
+    bool scan = arg_is(&a[0], "SCAN");
+    const struct resp_arg star = {.ptr = (const uint8_t *)"*", .len = 1};
+    const struct resp_arg *pat = &star;
+    if (!scan) {
+        if (argc != 2) {
+            reply_arity(b, &a[0]);
+            return;
+        }
+        pat = &a[1];
+    } else {
+        int64_t cursor = 0, count = 0;
+        if (argc < 2) {
+            reply_arity(b, &a[0]);
+            return;
+        }
+        if (!kv_parse_int64(a[1].ptr, a[1].len, &cursor) || cursor < 0) {
+            put_error(b, "ERR invalid cursor");
+            return;
+        }
+        for (uint32_t i = 2; i < argc; i += 2) {
+            if (i + 1 >= argc) {
+                put_error(b, "ERR syntax error");
+                return;
+            }
+            if (arg_is(&a[i], "MATCH")) {
+                pat = &a[i + 1];
+            } else if (arg_is(&a[i], "COUNT")) {
+                if (!kv_parse_int64(a[i + 1].ptr, a[i + 1].len, &count)) {
+                    put_error(b, "ERR value is not an integer or out of range");
+                    return;
+                }
+                if (count < 1) {
+                    put_error(b, "ERR syntax error");
+                    return;
+                }
+            } else if (arg_is(&a[i], "TYPE")) {
+                it->no_match |= !arg_is(&a[i + 1], "string"); /* every value is a string */
+            } else {
+                put_error(b, "ERR syntax error");
+                return;
+            }
+        }
+        /* Our cursors are only ever 0: one call returns the whole keyspace. A later cursor
+         * can only be one we never gave out; the iteration it asks to continue is over. */
+        it->no_match |= cursor != 0;
+    }
+    if (!buf_append(&it->aux, pat->ptr, pat->len)) {
+        put_error(b, "ERR out of memory");
+        return;
+    }
+    it->kind = scan ? ITEM_SCAN : ITEM_KEYS;
+    request_barrier(n, c, it);
+}
+
+/* MGET k1 k2 ...: one linearizable GET per key; the reply lists them in order. */
+static void command_mget(struct node *n, struct client *c, struct item *it,
+                         const struct resp_arg *a, uint32_t argc)
+{
+    if (argc < 2) {
+        reply_arity(&it->bytes, &a[0]);
+        return;
+    }
+    if (!mget_begin(it, argc - 1)) {
+        put_error(&it->bytes, "ERR out of memory");
+        return;
+    }
+    it->kind = ITEM_MGET;
+    it->waiting = 1; /* held until every key is queued, so it cannot finish early */
+    for (uint32_t i = 1; i < argc; i++)
+        request_add_full(n, c, it, i - 1, REPLICA_GET, &a[i], NULL, 0, 0);
+    struct replica_reply none = {.status = REPLICA_NOT_FOUND};
+    item_on_reply(n, it, UINT32_MAX, &none);
+}
+
+/* CONFIG GET pattern: the settings a Redis client may ask for at start-up (redis-benchmark asks
+ * for "save" and "appendonly"); CONFIG SET/RESETSTAT/REWRITE are refused. */
+static void command_config(struct node *n, struct buf *b, const struct resp_arg *a, uint32_t argc)
+{
+    if (argc < 2 || !arg_is(&a[1], "GET")) {
+        if (argc >= 2) {
+            char word[132], line[200];
+            arg_quote(word, sizeof(word), &a[1]);
+            snprintf(line, sizeof(line), "ERR CONFIG %s is not supported by raftkv", word);
+            put_error(b, line);
+        } else {
+            reply_arity(b, &a[0]);
+        }
+        return;
+    }
+    if (argc != 3) {
+        reply_arity(b, &a[0]);
+        return;
+    }
+    char maxclients[24];
+    snprintf(maxclients, sizeof(maxclients), "%u", n->opt.max_clients);
+    const char *settings[][2] = {{"save", ""},
+                                 {"appendonly", "yes"},
+                                 {"appendfsync", "always"},
+                                 {"databases", "1"},
+                                 {"maxclients", maxclients}};
+    size_t k = 0, nset = sizeof(settings) / sizeof(settings[0]);
+    for (size_t i = 0; i < nset; i++)
+        k += glob_match(a[2].ptr, a[2].len, (const uint8_t *)settings[i][0],
+                        strlen(settings[i][0]));
+    put_array(b, (int64_t)(2 * k));
+    for (size_t i = 0; i < nset; i++)
+        if (glob_match(a[2].ptr, a[2].len, (const uint8_t *)settings[i][0],
+                       strlen(settings[i][0]))) {
+            put_bulk(b, (const uint8_t *)settings[i][0], strlen(settings[i][0]));
+            put_bulk(b, (const uint8_t *)settings[i][1], strlen(settings[i][1]));
+        }
 }
 
 /* One parsed request: appends its item to c's FIFO; replica requests go to the batch. */
@@ -919,7 +1293,7 @@ static void client_command(struct node *n, struct client *c, const struct resp_r
 {
     const struct resp_arg *a = rq->args;
     uint32_t argc = rq->argc;
-    struct item *it = item_new(c, ITEM_DONE);
+    struct item *it = item_new(n, c, ITEM_DONE);
     if (it == NULL) {
         c->no_input = true;
         c->want_close = true;
@@ -938,7 +1312,7 @@ static void client_command(struct node *n, struct client *c, const struct resp_r
                 put_error(b, "ERR syntax error");
             } else {
                 it->kind = ITEM_SET_IF;
-                request_add_full(n, c, it, REPLICA_PUT_IF, &a[1], &a[2],
+                request_add_full(n, c, it, 0, REPLICA_PUT_IF, &a[1], &a[2],
                                  nx ? KV_COND_NX : KV_COND_XX, 0);
             }
         } else if (get || set) {
@@ -950,13 +1324,20 @@ static void client_command(struct node *n, struct client *c, const struct resp_r
             /* Each key is its own replica request: not atomic across keys (Redis's DEL is). */
             it->waiting = 1; /* held until every key is queued, so it cannot finish early */
             for (uint32_t i = 1; i < argc; i++)
-                request_add(n, c, it, del ? REPLICA_DEL : REPLICA_GET, &a[i], NULL);
+                request_add_full(n, c, it, i - 1, del ? REPLICA_DEL : REPLICA_GET, &a[i], NULL,
+                                 0, 0);
             struct replica_reply none = {.status = REPLICA_NOT_FOUND};
-            item_on_reply(it, &none);
+            item_on_reply(n, it, UINT32_MAX, &none);
         }
+    } else if (arg_is(&a[0], "MGET")) {
+        command_mget(n, c, it, a, argc);
+    } else if (arg_is(&a[0], "MSET")) {
+        command_mset(n, c, it, a, argc);
     } else if (arg_is(&a[0], "INCR") || arg_is(&a[0], "DECR") || arg_is(&a[0], "INCRBY") ||
                arg_is(&a[0], "DECRBY")) {
         command_incr(n, c, it, a, argc);
+    } else if (arg_is(&a[0], "KEYS") || arg_is(&a[0], "SCAN")) {
+        command_keys(n, c, it, a, argc);
     } else if (arg_is(&a[0], "PING")) {
         if (argc == 1)
             put_simple(b, "PONG");
@@ -981,18 +1362,22 @@ static void client_command(struct node *n, struct client *c, const struct resp_r
         it->close_after = true;
         c->no_input = true;
     } else if (arg_is(&a[0], "DBSIZE")) {
-        if (argc != 1)
+        if (argc != 1) {
             reply_arity(b, &a[0]);
-        else
-            put_integer(b, (int64_t)kv_count(replica_kv(n->rep)));
+        } else {
+            it->kind = ITEM_DBSIZE;
+            request_barrier(n, c, it);
+        }
     } else if (arg_is(&a[0], "INFO")) {
         reply_info(n, b);
     } else if (arg_is(&a[0], "COMMAND")) {
         put_array(b, 0); /* enough for redis-cli's start-up COMMAND DOCS */
+    } else if (arg_is(&a[0], "CONFIG")) {
+        command_config(n, b, a, argc);
     } else {
         reply_unknown(b, rq);
     }
-    client_collect(c);
+    client_collect(n, c);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1033,6 +1418,15 @@ static void on_client_accept(struct node *n)
                 node_log("warn", "accept (clients): %s", strerror(errno));
             return;
         }
+        if (n->n_clients >= n->opt.max_clients) {
+            /* As Redis: say why, then close (best effort: the socket is new and empty). */
+            static const char full[] = "-ERR max number of clients reached\r\n";
+            ssize_t w = send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)w;
+            close(fd);
+            node_log("warn", "client refused: max-clients (%u) reached", n->opt.max_clients);
+            continue;
+        }
         struct client *c = calloc(1, sizeof(*c));
         if (c == NULL) {
             close(fd);
@@ -1052,6 +1446,7 @@ static void on_client_accept(struct node *n)
         if (n->clients)
             n->clients->prev = c;
         n->clients = c;
+        n->n_clients++;
     }
 }
 
@@ -1086,8 +1481,10 @@ static void client_read(struct node *n, struct client *c)
 /* Parses and executes the whole requests in c's input, up to the in-flight bound. */
 static void client_parse(struct node *n, struct client *c)
 {
-    struct resp_limits lim = {0};
-    struct resp_request rq = {.args = n->args, .cap_args = RESP_MAX_ARGS_DEFAULT};
+    struct resp_request rq = {.args = n->args,
+                              .cap_args = n->opt.max_args,
+                              .scratch = n->inline_scratch,
+                              .cap_scratch = n->opt.max_inline_bytes};
     c->parse_held = false;
     while (!c->no_input && !c->want_close) {
         if (c->n_items >= CLIENT_ITEMS_MAX) {
@@ -1096,11 +1493,14 @@ static void client_parse(struct node *n, struct client *c)
         }
         size_t used = 0;
         struct rk_errmsg err = {{0}};
-        int rc = resp_parse(c->in.p + c->in.off, buf_unread(&c->in), &lim, &rq, &used, &err);
+        int rc = resp_parse(c->in.p + c->in.off, buf_unread(&c->in), &n->limits, &rq, &used,
+                            &err);
         if (rc == RK_EAGAIN)
             break;
         if (rc != RK_OK) {
-            struct item *it = item_new(c, ITEM_DONE);
+            /* A protocol error or a request over the limits: the reply says which, then the
+             * connection closes (what follows cannot be framed), as Redis does. */
+            struct item *it = item_new(n, c, ITEM_DONE);
             char line[300];
             snprintf(line, sizeof(line), "ERR %s", err.text);
             if (it != NULL) {
@@ -1108,7 +1508,7 @@ static void client_parse(struct node *n, struct client *c)
                 it->close_after = true;
             }
             c->no_input = true;
-            client_collect(c);
+            client_collect(n, c);
             break;
         }
         c->in.off += used; /* the bytes stay in place until the next read (N5) */
@@ -1181,31 +1581,32 @@ static int listen_on(const struct sockaddr_storage *ss, socklen_t len, const cha
     return fd;
 }
 
-struct options {
-    uint64_t id;
-    uint64_t cluster_id;
-    const char *peers;
-    const char *client;
-    const char *data_dir;
-    uint32_t tick_ms;
-    uint32_t election_min, election_max, heartbeat;
-};
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: raftkv-node --id N --peers ID=HOST:PORT,... --client HOST:PORT --data-dir DIR\n"
-            "                   [--cluster-id N] [--tick-ms MS] [--election-ticks MIN MAX]\n"
-            "                   [--heartbeat-ticks N] [--help]\n"
+            "                   [--config FILE] [OPTION VALUE]... [--help]\n"
             "\n"
-            "  --id N                this node's id, one of the ids in --peers\n"
-            "  --peers LIST          every member (this one too): id=host:port for peer traffic\n"
-            "  --client HOST:PORT    where Redis-protocol clients connect\n"
-            "  --data-dir DIR        durable state: DIR/log (Raft log), DIR/kv (Bitcask)\n"
-            "  --cluster-id N        peers of another cluster are refused (default 1)\n"
-            "  --tick-ms MS          one Raft tick (default 10)\n"
-            "  --election-ticks A B  election timeout drawn from [A, B] ticks (default 15 30)\n"
-            "  --heartbeat-ticks N   leader heartbeat interval (default 3)\n");
+            "  --id N                   this node's id, one of the ids in --peers\n"
+            "  --peers LIST             every member (this one too): id=host:port for peer traffic\n"
+            "  --client HOST:PORT       where Redis-protocol clients connect\n"
+            "  --data-dir DIR           durable state: DIR/log (Raft log), DIR/kv (Bitcask)\n"
+            "  --config FILE            settings from FILE: one `name = value` per line, names as\n"
+            "                           the options here without \"--\" (# or ; comments); an\n"
+            "                           option given on the command line wins over the file\n"
+            "  --cluster-id N           peers of another cluster are refused (default 1)\n"
+            "  --tick-ms MS             one Raft tick (default 10)\n"
+            "  --election-ticks A B     election timeout drawn from [A, B] ticks (default 15 30;\n"
+            "                           in a file: election-ticks = 15 30)\n"
+            "  --heartbeat-ticks N      leader heartbeat interval (default 3)\n"
+            "  --request-timeout-ms MS  a request not answered by then gets -TIMEOUT (default 2000)\n"
+            "  --shutdown-timeout-ms MS on SIGTERM/SIGINT, how long in-flight requests may take to\n"
+            "                           finish before they are failed (default 3000)\n"
+            "  --max-clients N          connections beyond are refused (default 10000)\n"
+            "  --max-args N             arguments per request (default 65536)\n"
+            "  --max-arg-bytes N        bytes per argument (default 67174400: a 64 MiB value)\n"
+            "  --max-inline-bytes N     bytes of an inline (telnet-style) request (default 65536)\n");
 }
 
 static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -1221,65 +1622,185 @@ static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
     return true;
 }
 
-/* Returns 0 ok, 1 help shown, -1 error (printed). */
+enum opt_kind { OPT_U64, OPT_U32, OPT_TEXT, OPT_PAIR };
+
+/* The settings table, shared by the command line and the config file. */
+struct opt_def {
+    const char *name;
+    enum opt_kind kind;
+    size_t off; /* in struct options */
+    uint64_t min, max; /* numbers; OPT_TEXT: the buffer's size in max */
+    const char *hint;
+};
+
+#define OPT_NUM(name, kind, field, min, max, hint) \
+    {name, kind, offsetof(struct options, field), min, max, hint}
+#define OPT_STR(name, field, hint) \
+    {name, OPT_TEXT, offsetof(struct options, field), 1, sizeof(((struct options *)0)->field), hint}
+
+static const struct opt_def opt_defs[] = {
+    OPT_NUM("id", OPT_U64, id, 1, UINT64_MAX, "an integer >= 1"),
+    OPT_NUM("cluster-id", OPT_U64, cluster_id, 0, UINT64_MAX, "an integer"),
+    OPT_STR("peers", peers, "ID=HOST:PORT,..."),
+    OPT_STR("client", client, "HOST:PORT"),
+    OPT_STR("data-dir", data_dir, "a directory"),
+    OPT_NUM("tick-ms", OPT_U32, tick_ms, 1, 10000, "1..10000"),
+    OPT_NUM("election-ticks", OPT_PAIR, election_min, 1, 100000, "two integers MIN MAX, MIN <= MAX"),
+    OPT_NUM("heartbeat-ticks", OPT_U32, heartbeat, 1, 100000, "1..100000"),
+    OPT_NUM("request-timeout-ms", OPT_U32, request_timeout_ms, 10, 3600000, "10..3600000"),
+    OPT_NUM("shutdown-timeout-ms", OPT_U32, shutdown_timeout_ms, 0, 3600000, "0..3600000"),
+    OPT_NUM("max-clients", OPT_U32, max_clients, 1, 1000000, "1..1000000"),
+    OPT_NUM("max-args", OPT_U32, max_args, 3, 1u << 20, "3..1048576"),
+    OPT_NUM("max-arg-bytes", OPT_U64, max_arg_bytes, 1, RESP_MAX_BULK_DEFAULT,
+            "1..67174400"),
+    OPT_NUM("max-inline-bytes", OPT_U32, max_inline_bytes, 64, 1u << 20, "64..1048576"),
+};
+
+static const struct opt_def *opt_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(opt_defs) / sizeof(opt_defs[0]); i++)
+        if (strcmp(opt_defs[i].name, name) == 0)
+            return &opt_defs[i];
+    return NULL;
+}
+
+/* Sets one setting from its text; false (and why in *hint) when the value is bad. */
+static bool opt_set(struct options *o, const struct opt_def *d, const char *value)
+{
+    char *field = (char *)o + d->off;
+    uint64_t v = 0, v2 = 0;
+    switch (d->kind) {
+    case OPT_U64:
+        if (!parse_u64(value, d->min, d->max, &v))
+            return false;
+        memcpy(field, &v, sizeof(v));
+        return true;
+    case OPT_U32: {
+        if (!parse_u64(value, d->min, d->max, &v))
+            return false;
+        uint32_t v32 = (uint32_t)v;
+        memcpy(field, &v32, sizeof(v32));
+        return true;
+    }
+    case OPT_TEXT:
+        if (*value == 0 || strlen(value) >= d->max)
+            return false;
+        memcpy(field, value, strlen(value) + 1);
+        return true;
+    case OPT_PAIR: {
+        char a[32], b[32], extra;
+        if (sscanf(value, "%31s %31s %c", a, b, &extra) != 2 || !parse_u64(a, d->min, d->max, &v) ||
+            !parse_u64(b, v, d->max, &v2))
+            return false;
+        o->election_min = (uint32_t)v;
+        o->election_max = (uint32_t)v2;
+        return true;
+    }
+    }
+    return false;
+}
+
+struct config_ctx {
+    struct options *o;
+    char error[512];
+};
+
+/* inih's handler: name = value, outside any section or in [raftkv]. */
+static int config_line(void *user, const char *section, const char *name, const char *value)
+{
+    struct config_ctx *cx = user;
+    if (section[0] != 0 && strcmp(section, "raftkv") != 0) {
+        snprintf(cx->error, sizeof(cx->error), "unknown section [%s] (use none, or [raftkv])",
+                 section);
+        return 0;
+    }
+    const struct opt_def *d = opt_find(name);
+    if (d == NULL || strcmp(name, "config") == 0) {
+        snprintf(cx->error, sizeof(cx->error), "unknown setting '%s' (see --help)", name);
+        return 0;
+    }
+    if (!opt_set(cx->o, d, value)) {
+        snprintf(cx->error, sizeof(cx->error), "bad value for %s: '%s' (%s)", name, value,
+                 d->hint);
+        return 0;
+    }
+    return 1;
+}
+
+static int load_config(const char *path, struct options *o)
+{
+    struct config_ctx cx = {.o = o};
+    int rc = ini_parse(path, config_line, &cx);
+    if (rc == -1) {
+        fprintf(stderr, "raftkv-node: --config %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "raftkv-node: %s line %d: %s\n", path, rc,
+                cx.error[0] ? cx.error : "not `name = value`");
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns 0 ok, 1 help shown, -1 error (printed). The config file is read first, wherever
+ * --config stands, so that the command line wins. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    *o = (struct options){.cluster_id = 1, .tick_ms = 10, .election_min = 15, .election_max = 30,
-                          .heartbeat = 3};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
-        uint64_t v = 0, v2 = 0;
-        int need = strcmp(f, "--election-ticks") == 0 ? 2 : 1;
-        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
-            usage(stdout);
-            return 1;
+    *o = (struct options){.cluster_id = 1,
+                          .tick_ms = 10,
+                          .election_min = 15,
+                          .election_max = 30,
+                          .heartbeat = 3,
+                          .request_timeout_ms = 2000,
+                          .shutdown_timeout_ms = 3000,
+                          .max_clients = 10000,
+                          .max_args = 65536,
+                          .max_arg_bytes = RESP_MAX_BULK_DEFAULT,
+                          .max_inline_bytes = RESP_MAX_INLINE_DEFAULT};
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 1; i < argc; i++) {
+            const char *f = argv[i];
+            if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
+                usage(stdout);
+                return 1;
+            }
+            if (strncmp(f, "--", 2) != 0) {
+                fprintf(stderr, "raftkv-node: unexpected argument '%s' (try --help)\n", f);
+                return -1;
+            }
+            const struct opt_def *d = opt_find(f + 2);
+            bool config = strcmp(f, "--config") == 0;
+            if (d == NULL && !config) {
+                fprintf(stderr, "raftkv-node: unknown option '%s' (try --help)\n", f);
+                return -1;
+            }
+            int need = d != NULL && d->kind == OPT_PAIR ? 2 : 1;
+            if (i + need >= argc) {
+                fprintf(stderr, "raftkv-node: %s needs %s (try --help)\n", f,
+                        need == 2 ? "two values" : "a value");
+                return -1;
+            }
+            char value[64];
+            const char *v = argv[i + 1];
+            if (need == 2) {
+                snprintf(value, sizeof(value), "%.30s %.30s", argv[i + 1], argv[i + 2]);
+                v = value;
+            }
+            i += need;
+            if (config) {
+                if (pass == 0 && load_config(v, o) != 0)
+                    return -1;
+            } else if (pass == 1 && !opt_set(o, d, v)) {
+                fprintf(stderr, "raftkv-node: bad value for %s: '%s' (%s)\n", f, v, d->hint);
+                return -1;
+            }
         }
-        if (strncmp(f, "--", 2) != 0) {
-            fprintf(stderr, "raftkv-node: unexpected argument '%s' (try --help)\n", f);
-            return -1;
-        }
-        if (i + need >= argc) {
-            fprintf(stderr, "raftkv-node: %s needs %s (try --help)\n", f,
-                    need == 2 ? "two values" : "a value");
-            return -1;
-        }
-        const char *a = argv[i + 1];
-        bool ok = true;
-        if (strcmp(f, "--id") == 0) {
-            ok = parse_u64(a, 1, UINT64_MAX, &o->id);
-        } else if (strcmp(f, "--cluster-id") == 0) {
-            ok = parse_u64(a, 0, UINT64_MAX, &o->cluster_id);
-        } else if (strcmp(f, "--peers") == 0) {
-            o->peers = a;
-        } else if (strcmp(f, "--client") == 0) {
-            o->client = a;
-        } else if (strcmp(f, "--data-dir") == 0) {
-            o->data_dir = a;
-        } else if (strcmp(f, "--tick-ms") == 0) {
-            ok = parse_u64(a, 1, 10000, &v);
-            o->tick_ms = (uint32_t)v;
-        } else if (strcmp(f, "--heartbeat-ticks") == 0) {
-            ok = parse_u64(a, 1, 100000, &v);
-            o->heartbeat = (uint32_t)v;
-        } else if (strcmp(f, "--election-ticks") == 0) {
-            ok = parse_u64(a, 1, 100000, &v) && parse_u64(argv[i + 2], v, 100000, &v2);
-            o->election_min = (uint32_t)v;
-            o->election_max = (uint32_t)v2;
-        } else {
-            fprintf(stderr, "raftkv-node: unknown option '%s' (try --help)\n", f);
-            return -1;
-        }
-        if (!ok) {
-            fprintf(stderr, "raftkv-node: bad value for %s: '%s'%s\n", f, a,
-                    need == 2 ? " (two integers, MIN <= MAX)" : "");
-            return -1;
-        }
-        i += need;
     }
-    const char *missing = o->id == 0         ? "--id"
-                          : o->peers == NULL  ? "--peers"
-                          : o->client == NULL ? "--client"
-                          : o->data_dir == NULL ? "--data-dir"
+    const char *missing = o->id == 0            ? "--id"
+                          : o->peers[0] == 0    ? "--peers"
+                          : o->client[0] == 0   ? "--client"
+                          : o->data_dir[0] == 0 ? "--data-dir"
                                                 : NULL;
     if (missing != NULL) {
         fprintf(stderr, "raftkv-node: %s is required (try --help)\n", missing);
@@ -1360,7 +1881,7 @@ err_free:
 static int open_storage(struct node *n, const char *dir)
 {
     struct rk_errmsg err = {{0}};
-    char path[PATH_MAX];
+    char path[PATH_MAX + 8];
     int rc = fs_posix_open(dir, true, &n->fs_root, &err);
     if (rc == RK_OK) {
         snprintf(path, sizeof(path), "%s/log", dir);
@@ -1462,6 +1983,16 @@ static void on_timer(struct node *n)
         if (p->dialer && p->c.fd < 0 && now >= p->retry_at_ms)
             peer_dial(n, p);
     }
+    /* A connection that never says who it is must not hold a slot forever. */
+    for (size_t i = 0; i < PENDING_CONNS_MAX; i++) {
+        struct pending *pd = &n->pending[i];
+        if (pd->used && now - pd->accepted_ms >= HANDSHAKE_TIMEOUT_MS) {
+            node_log("warn", "peer connection dropped: no handshake within %u ms",
+                     HANDSHAKE_TIMEOUT_MS);
+            pconn_close(n, &pd->c);
+            pd->used = false;
+        }
+    }
 }
 
 static void on_event(struct node *n, struct ev_tag *tag, uint32_t events)
@@ -1473,7 +2004,9 @@ static void on_event(struct node *n, struct ev_tag *tag, uint32_t events)
     case EV_SIGNAL: {
         struct signalfd_siginfo si;
         if (read(n->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-            node_log("info", "signal %u: shutting down", si.ssi_signo);
+            node_log("info", "signal %u: %s", si.ssi_signo,
+                     n->stopping ? "stopping now" : "shutting down");
+            n->stopping_again = n->stopping;
             n->stopping = true;
         }
         break;
@@ -1513,7 +2046,7 @@ static void end_of_turn(struct node *n)
     drain_outputs(n);
     for (struct client *c = n->clients, *next; c != NULL; c = next) {
         next = c->next;
-        client_collect(c);
+        client_collect(n, c);
         client_flush(n, c);
         client_free_if_done(n, c);
     }
@@ -1525,37 +2058,121 @@ static void end_of_turn(struct node *n)
     }
 }
 
-static int run(struct node *n)
+/* One turn of the loop: wait (at most timeout_ms, -1: no bound), handle what came, end the
+ * turn. 0, or 1 when the node must stop at once (epoll or storage failed). */
+static int turn(struct node *n, int timeout_ms)
 {
     struct epoll_event evs[EVENTS_MAX];
-    while (!n->stopping) {
-        int k = epoll_wait(n->ep, evs, EVENTS_MAX, -1);
-        if (k < 0 && errno != EINTR) {
-            node_log("error", "epoll_wait: %s", strerror(errno));
-            return 1;
-        }
-        for (int i = 0; i < k; i++)
-            on_event(n, evs[i].data.ptr, evs[i].events);
-        end_of_turn(n);
-        struct rk_errmsg why = {{0}};
-        if (replica_failed(n->rep, &why)) {
-            node_log("error", "storage failed, stopping: %s", why.text);
-            return 1;
-        }
+    int k = epoll_wait(n->ep, evs, EVENTS_MAX, timeout_ms);
+    if (k < 0 && errno != EINTR) {
+        node_log("error", "epoll_wait: %s", strerror(errno));
+        return 1;
     }
-    /* Stop accepting; write the replies already available; requests still waiting on a commit
-     * get no reply (their connections close: the outcome is unknown to those clients). */
-    close(n->clisten_fd);
-    close(n->plisten_fd);
+    for (int i = 0; i < k; i++)
+        on_event(n, evs[i].data.ptr, evs[i].events);
     end_of_turn(n);
+    struct rk_errmsg why = {{0}};
+    if (replica_failed(n->rep, &why)) {
+        node_log("error", "storage failed, stopping: %s", why.text);
+        return 1;
+    }
+    return 0;
+}
+
+/* A connected peer to hand leadership to on shutdown, or 0. */
+static uint64_t transfer_target(struct node *n)
+{
+    for (size_t i = 0; i < n->n_peers; i++)
+        if (n->peers[i].c.fd >= 0 && n->peers[i].c.hs_in)
+            return n->peers[i].id;
+    return 0;
+}
+
+/* SIGTERM/SIGINT (N6): stop accepting clients and reading requests; a leader hands its
+ * leadership to a connected peer (thesis §3.10) so the cluster does not wait out an election
+ * timeout; the loop keeps running — peers, ticks, replies — until every request in flight is
+ * answered or shutdown_timeout_ms has passed; whatever is left is failed with an error that
+ * says so; the replies are written; the caller syncs the store. A second signal cuts the wait
+ * short. */
+static int shutdown_node(struct node *n)
+{
+    epoll_ctl(n->ep, EPOLL_CTL_DEL, n->clisten_fd, NULL);
+    close(n->clisten_fd);
+    n->clisten_fd = -1;
     for (struct client *c = n->clients; c != NULL; c = c->next)
+        client_set_events(n, c); /* stopping: no more reads */
+    struct replica_info st;
+    replica_info(n->rep, &st);
+    uint64_t target = transfer_target(n);
+    bool transferring = st.raft.role == RAFT_LEADER && target != 0 &&
+                        replica_transfer_leader(n->rep, target) == RK_OK;
+    if (transferring)
+        node_log("info", "handing leadership to node %" PRIu64, target);
+    uint64_t deadline = now_ms() + n->opt.shutdown_timeout_ms;
+    n->stopping_again = false;
+    while (!n->stopping_again) {
+        replica_info(n->rep, &st);
+        bool transfer_done = !transferring || st.raft.role != RAFT_LEADER;
+        uint64_t now = now_ms();
+        if ((n->outstanding == 0 && transfer_done) || now >= deadline)
+            break;
+        uint64_t left = deadline - now;
+        if (turn(n, left > n->tick_ms ? (int)n->tick_ms : (int)left) != 0)
+            return 1;
+    }
+    if (n->outstanding > 0)
+        node_log("warn", "%" PRIu64 " requests still in flight at shutdown: failed", n->outstanding);
+    for (struct client *c = n->clients; c != NULL; c = c->next) {
+        for (struct item *it = c->head; it != NULL; it = it->next) {
+            if (it->waiting == 0)
+                continue;
+            bool read = it->kind == ITEM_GET || it->kind == ITEM_MGET || it->kind == ITEM_KEYS ||
+                        it->kind == ITEM_SCAN || it->kind == ITEM_DBSIZE ||
+                        it->kind == ITEM_SUM_EXISTS;
+            it->bytes.len = it->bytes.off = 0;
+            put_error(&it->bytes, read ? "TRYAGAIN node shutting down"
+                                       : "TIMEOUT node shutting down: the write may or may not "
+                                         "have been applied");
+            it->waiting = 0;
+            it->kind = ITEM_DONE;
+        }
+        c->outstanding = 0;
+        c->no_input = true;
+        client_collect(n, c);
+    }
+    n->outstanding = 0;
+    /* Write what the sockets take without waiting long for slow readers. */
+    uint64_t flush_deadline = now_ms() + 200;
+    for (bool pending = true; pending && now_ms() < flush_deadline;) {
+        pending = false;
+        for (struct client *c = n->clients, *next; c != NULL; c = next) {
+            next = c->next;
+            client_flush(n, c);
+            pending |= !c->closed && buf_unread(&c->out) > 0;
+        }
+        if (pending)
+            poll(NULL, 0, 1);
+    }
+    for (struct client *c = n->clients, *next; c != NULL; c = next) {
+        next = c->next;
         client_close(n, c);
+        client_free_if_done(n, c);
+    }
+    close(n->plisten_fd);
     for (size_t i = 0; i < n->n_peers; i++)
         pconn_close(n, &n->peers[i].c);
     for (size_t i = 0; i < PENDING_CONNS_MAX; i++)
         if (n->pending[i].used)
             pconn_close(n, &n->pending[i].c);
     return 0;
+}
+
+static int run(struct node *n)
+{
+    while (!n->stopping)
+        if (turn(n, -1) != 0)
+            return 1;
+    return shutdown_node(n);
 }
 
 int main(int argc, char **argv)
@@ -1570,6 +2187,18 @@ int main(int argc, char **argv)
     n->id = o.id;
     n->cluster_id = o.cluster_id;
     n->tick_ms = o.tick_ms;
+    n->opt = o;
+    n->started_ms = now_ms();
+    n->limits = (struct resp_limits){.max_args = o.max_args,
+                                     .max_bulk = o.max_arg_bytes,
+                                     .max_inline = o.max_inline_bytes};
+    n->args = calloc(o.max_args, sizeof(*n->args));
+    n->inline_scratch = malloc(o.max_inline_bytes);
+    n->pairs = calloc(o.max_args / 2, sizeof(*n->pairs));
+    if (n->args == NULL || n->inline_scratch == NULL || n->pairs == NULL) {
+        node_log("error", "out of memory for --max-args %u", o.max_args);
+        return 1;
+    }
 
     struct replica_config c;
     replica_config_default(&c);
@@ -1581,6 +2210,7 @@ int main(int argc, char **argv)
     c.raft.heartbeat_ticks = o.heartbeat;
     c.raft.logger.fn = raft_log_sink;
     c.max_pending = SLOTS_MAX;
+    c.request_timeout_ticks = (o.request_timeout_ms + o.tick_ms - 1) / o.tick_ms;
     /* Request ids carry a nonce from the seed: a restarted node must not reuse its old ones. */
     if (getrandom(&c.raft.seed, sizeof(c.raft.seed), 0) != (ssize_t)sizeof(c.raft.seed)) {
         node_log("error", "getrandom: %s", strerror(errno));
@@ -1619,8 +2249,12 @@ int main(int argc, char **argv)
         if (n->peers[i].dialer)
             peer_dial(n, &n->peers[i]);
     int rc = run(n);
+    if (rc == 0 && n->store->ops->sync(n->store) != RK_OK) {
+        node_log("error", "sync of the state machine's store failed at shutdown");
+        rc = 1;
+    }
     replica_destroy(n->rep);
     close_storage(n);
-    node_log("info", "stopped");
+    node_log("info", rc == 0 ? "stopped" : "stopped after an error");
     return rc;
 }

@@ -2,8 +2,9 @@
 #
 # tests/node_cluster.sh — raftkv-node end to end: three real processes on 127.0.0.1, driven with
 # redis-cli. Write on one node and read on the others (followers serve linearizable reads), DEL,
-# SET NX/XX, INCR/DECR/INCRBY/DECRBY, the Redis-style unknown-command error, kill -9 of the leader (a new leader within a bounded
-# time, the value still readable), restart of the killed node (it catches up).
+# SET NX/XX, INCR/DECR/INCRBY/DECRBY, MSET/MGET, KEYS/SCAN/DBSIZE, CONFIG GET, the Redis-style
+# unknown-command error, kill -9 of the leader (a new leader within a bounded time, the value
+# still readable), restart of the killed node (it catches up).
 #
 # Usage: tests/node_cluster.sh PATH/TO/raftkv-node
 # Ports: a free block of 6 found by trying to connect, starting from a base derived from $$, so
@@ -109,6 +110,27 @@ check "INCRBY with a bad increment" "ERR value is not an integer or out of range
     "$(cli "$leader" INCRBY counter +1)"
 check "SET near the int64 limit" OK "$(cli "$leader" SET big 9223372036854775807)"
 check "INCR past int64" "ERR increment or decrement would overflow" "$(cli "$other" INCR big)"
+
+# MSET (one entry: all or nothing), MGET in order with nil for a missing key, KEYS, SCAN, DBSIZE.
+check "MSET on a follower" OK "$(cli "$follower" MSET user:1 ann user:2 bob user:1 amy)"
+check "MGET in order, nil for a missing key, a later pair winning" "$(printf 'amy\n\nbob')" \
+    "$(cli "$other" MGET user:1 nokey user:2)"
+check "MSET with an odd argument count" "ERR wrong number of arguments for 'mset' command" \
+    "$(cli "$leader" MSET a 1 b)"
+check "KEYS with a pattern" "$(printf 'user:1\nuser:2')" "$(cli "$other" KEYS 'user:*' | sort)"
+check "KEYS with a class" "user:2" "$(cli "$follower" KEYS 'user:[2-9]')"
+check "SCAN 0 MATCH returns cursor 0 and every match" "$(printf '0\nuser:1\nuser:2')" \
+    "$(cli "$leader" SCAN 0 MATCH 'user:*' COUNT 10 | { read -r c; echo "$c"; sort; })"
+check "SCAN with TYPE hash finds nothing" "0" "$(cli "$other" SCAN 0 TYPE hash)"
+check "SCAN with a bad cursor" "ERR invalid cursor" "$(cli "$other" SCAN abc)"
+check "redis-cli --scan" "$(printf 'user:1\nuser:2')" \
+    "$(timeout 5 redis-cli -p "$(cport "$follower")" --scan --pattern 'user:*' | sort)"
+want_keys=$(cli "$leader" KEYS '*' | wc -l)
+check "DBSIZE counts what KEYS lists, on every node" "$want_keys $want_keys $want_keys" \
+    "$(cli 1 DBSIZE) $(cli 2 DBSIZE) $(cli 3 DBSIZE)"
+check "CONFIG GET appendonly" "$(printf 'appendonly\nyes')" "$(cli "$other" CONFIG GET appendonly)"
+check "CONFIG SET is refused" "ERR CONFIG SET is not supported by raftkv" \
+    "$(cli "$other" CONFIG SET appendonly no)"
 
 # kill -9 the leader: the two others elect a new one, and the value is still there.
 kill -KILL "${pid[$leader]}"

@@ -381,7 +381,8 @@ static void test_bulk_over_max_bulk_is_toobig(void **state)
     (void)state;
     fx.lim.max_bulk = 4;
     assert_int_equal(PARSE("*1\r\n$4\r\nabcd\r\n"), RK_OK);
-    assert_error(PARSE("*1\r\n$5\r\n"), RK_ETOOBIG, "Protocol error: invalid bulk length");
+    assert_error(PARSE("*1\r\n$5\r\n"), RK_ETOOBIG,
+                 "Protocol error: invalid bulk length (5 bytes, limit 4)");
 }
 
 static void test_inline_over_max_inline_is_toobig(void **state)
@@ -410,7 +411,7 @@ static void test_huge_declared_lengths_wait_without_overflow(void **state)
                  "Protocol error: too many arguments (2147483647, capacity 16)");
     fx.lim.max_bulk = 0;
     assert_error(PARSE("*1\r\n$9223372036854775807\r\n"), RK_ETOOBIG,
-                 "Protocol error: invalid bulk length");
+                 "Protocol error: invalid bulk length (9223372036854775807 bytes, limit 67174400)");
 }
 
 static void test_null_limits_and_null_err_are_allowed(void **state)

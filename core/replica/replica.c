@@ -1487,3 +1487,11 @@ const struct kv *replica_kv(const struct replica *r)
 {
     return r->kv;
 }
+
+int replica_scan(struct replica *r,
+                 bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                            uint32_t val_len),
+                 void *ctx)
+{
+    return kv_scan(r->kv, fn, ctx);
+}

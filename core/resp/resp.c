@@ -133,7 +133,9 @@ static int multibulk_arg(const uint8_t *buf, size_t len, size_t *pos, const stru
     if (rc != RK_OK || n < 0)
         return rk_errf(err, RK_EMALFORMED, "Protocol error: invalid bulk length");
     if ((uint64_t)n > lim->max_bulk)
-        return rk_errf(err, RK_ETOOBIG, "Protocol error: invalid bulk length");
+        return rk_errf(err, RK_ETOOBIG,
+                       "Protocol error: invalid bulk length (%" PRId64 " bytes, limit %" PRIu64 ")",
+                       n, lim->max_bulk);
     RK_ASSERT(p <= len);
     /* n <= INT64_MAX, so n + 2 cannot wrap (P1: compare before trusting). */
     if ((uint64_t)(len - p) < (uint64_t)n + CRLF_SIZE)
