@@ -1352,6 +1352,9 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
     int rc = RK_ENOMEM;
     r->n_slots = c->max_pending;
     r->slots = rk_malloc(a, (size_t)r->n_slots * sizeof(*r->slots));
+    /* Zeroed at once: replica_destroy frees each slot's key, also when a later table fails. */
+    if (r->slots != NULL)
+        memset(r->slots, 0, (size_t)r->n_slots * sizeof(*r->slots));
     r->free_slots = rk_malloc(a, (size_t)r->n_slots * sizeof(*r->free_slots));
     r->dl_cap = 2 * r->n_slots;
     r->deadlines = rk_malloc(a, (size_t)r->dl_cap * sizeof(*r->deadlines));
@@ -1362,7 +1365,6 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
         rk_errf(err, rc, "replica: allocating %u request slots", r->n_slots);
         goto err_destroy;
     }
-    memset(r->slots, 0, (size_t)r->n_slots * sizeof(*r->slots));
     memset(r->recent, 0, REPLICA_RECENT * sizeof(*r->recent));
     for (uint32_t i = 0; i < r->n_slots; i++)
         r->free_slots[i] = r->n_slots - 1 - i;
