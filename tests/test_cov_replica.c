@@ -34,8 +34,10 @@ static void *cnt_malloc(void *ctx, size_t size)
     if (++c->calls == c->fail_at)
         return NULL;
     void *p = malloc(size);
-    if (p != NULL)
+    if (p != NULL) {
+        memset(p, 0xa5, size); /* as a debugging malloc: code must not rely on fresh zeroes */
         c->live++;
+    }
     return p;
 }
 
