@@ -55,9 +55,13 @@ struct pending {
     uint64_t index;
     uint64_t term;   /* writes: the term of the entry proposed */
     uint64_t leader; /* forwards: where it went */
-    uint8_t *key;    /* reads: a copy of the key */
+    uint8_t *key;    /* reads: a copy of the key; the buffer stays with the slot (no allocation
+                        per read once warm) unless it grew past SLOT_KEY_KEEP */
     uint32_t key_len;
+    uint32_t key_cap;
 };
+
+#define SLOT_KEY_KEEP 256u
 
 struct recent_result {
     uint64_t index;
@@ -350,7 +354,11 @@ static struct pending *pending_alloc(struct replica *r)
     struct pending *p = &r->slots[slot];
     RK_ASSERT(p->state == P_FREE);
     uint32_t gen = (p->gen + 1) & 0xfffffu;
+    uint8_t *key = p->key;
+    uint32_t key_cap = p->key_cap;
     memset(p, 0, sizeof(*p));
+    p->key = key;
+    p->key_cap = key_cap;
     p->state = P_NEW; /* not free: finish() may end it before it reaches another state */
     p->gen = gen;
     p->deadline = r->now + r->cfg.request_timeout_ticks;
@@ -366,8 +374,12 @@ static struct pending *pending_alloc(struct replica *r)
 static void pending_free(struct replica *r, struct pending *p)
 {
     RK_ASSERT(p->state != P_FREE);
-    rk_free(r->alloc, p->key);
-    p->key = NULL;
+    if (p->key_cap > SLOT_KEY_KEEP) {
+        rk_free(r->alloc, p->key);
+        p->key = NULL;
+        p->key_cap = 0;
+    }
+    p->key_len = 0;
     p->state = P_FREE;
     r->free_slots[r->n_free++] = pending_slot(r, p);
     r->n_pending--;
@@ -1189,12 +1201,14 @@ static bool encode_command(struct replica *r, const struct replica_request *req,
 
 static void submit_read(struct replica *r, const struct replica_request *req, struct pending *p)
 {
-    p->key = rk_malloc(r->alloc, req->key_len == 0 ? 1 : req->key_len);
-    if (p->key == NULL) {
+    size_t cap = p->key_cap;
+    if (!rk_grow(r->alloc, (void **)&p->key, &cap, req->key_len == 0 ? 1 : req->key_len, 1)) {
         finish(r, p, REPLICA_TRYAGAIN, "out of memory");
         return;
     }
-    memcpy(p->key, req->key, req->key_len);
+    p->key_cap = (uint32_t)cap;
+    if (req->key_len > 0)
+        memcpy(p->key, req->key, req->key_len);
     p->key_len = req->key_len;
     p->state = P_READ_INDEX;
     int rc = raft_read_index(r->raft, pending_id(r, pending_slot(r, p)));
