@@ -724,8 +724,10 @@ static bool lin_failed_dominates(const struct lin_failed *f, const uint32_t *enc
     for (size_t e = g->hash == 0 ? 0 : g->first; e != 0; e = f->entries[e - 1].next) {
         const struct lin_entry *en = &f->entries[e - 1];
         (*work)++;
+        /* No pending operations: used sets are empty (and f->words is NULL: NULL + 0 is
+         * undefined behaviour in C, so it is not computed). */
         if ((!en->after_pending || after_pending) &&
-            lin_words_subset(f->words + en->used_off, used, f->used_words))
+            (f->used_words == 0 || lin_words_subset(f->words + en->used_off, used, f->used_words)))
             return true;
     }
     return false;
