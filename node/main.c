@@ -1714,13 +1714,24 @@ static int config_line(void *user, const char *section, const char *name, const 
                  section);
         return 0;
     }
+    /* inih takes "; ..." after a value as a comment; "# ..." too, as in most config files. */
+    char text[4096];
+    snprintf(text, sizeof(text), "%s", value);
+    for (char *h = strchr(text, '#'); h != NULL; h = strchr(h + 1, '#'))
+        if (h > text && (h[-1] == ' ' || h[-1] == '\t')) {
+            *h = 0;
+            break;
+        }
+    for (size_t k = strlen(text); k > 0 && (text[k - 1] == ' ' || text[k - 1] == '\t'); k--)
+        text[k - 1] = 0;
+    value = text;
     const struct opt_def *d = opt_find(name);
     if (d == NULL || strcmp(name, "config") == 0) {
         snprintf(cx->error, sizeof(cx->error), "unknown setting '%s' (see --help)", name);
         return 0;
     }
     if (!opt_set(cx->o, d, value)) {
-        snprintf(cx->error, sizeof(cx->error), "bad value for %s: '%s' (%s)", name, value,
+        snprintf(cx->error, sizeof(cx->error), "bad value for %s: '%.200s' (%s)", name, value,
                  d->hint);
         return 0;
     }

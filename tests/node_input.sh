@@ -88,8 +88,8 @@ id = 1
 peers = $peers
 client = 127.0.0.1:$(cport 1)
 data-dir = $tmp/n1
-max-clients = 8
-max-args = 16
+max-clients = 8          # small, for this test (an inline comment)
+max-args = 16            ; inih's own inline comment
 max-arg-bytes = 1024
 shutdown-timeout-ms = 1000
 EOC
