@@ -3,7 +3,8 @@
 # tests/node_cluster.sh — raftkv-node end to end: three real processes on 127.0.0.1, driven with
 # redis-cli. Write on one node and read on the others (followers serve linearizable reads), DEL,
 # SET NX/XX, INCR/DECR/INCRBY/DECRBY, MSET/MGET, KEYS/SCAN/DBSIZE, CONFIG GET, the Redis-style
-# unknown-command error, kill -9 of the leader (a new leader within a bounded time, the value
+# unknown-command error, redis-benchmark as a client, kill -9 of the leader (a new leader within
+# a bounded time, the value
 # still readable), restart of the killed node (it catches up).
 #
 # Usage: tests/node_cluster.sh PATH/TO/raftkv-node
@@ -131,6 +132,17 @@ check "DBSIZE counts what KEYS lists, on every node" "$want_keys $want_keys $wan
 check "CONFIG GET appendonly" "$(printf 'appendonly\nyes')" "$(cli "$other" CONFIG GET appendonly)"
 check "CONFIG SET is refused" "ERR CONFIG SET is not supported by raftkv" \
     "$(cli "$other" CONFIG SET appendonly no)"
+
+# redis-benchmark as a real client: SET, GET, INCR, MSET, pipelined, through a follower; it
+# stops at the first error reply, so four figures mean every request was answered well.
+bench_out=$(timeout 60 redis-benchmark -p "$(cport "$follower")" -t set,get,incr,mset -n 2000 \
+    -c 10 -P 4 -r 100 -q 2>&1)
+check "redis-benchmark exits 0" 0 "$?"
+check "redis-benchmark: a figure per test, no error" "4 0" \
+    "$(grep -c 'requests per second' <<<"$bench_out") $(grep -ci 'error' <<<"$bench_out")"
+counter=$(cli "$other" KEYS 'counter:*' | head -1)
+check "redis-benchmark's counters are readable on another node" yes \
+    "$([[ -n $counter && $(cli "$other" GET "$counter") =~ ^[1-9][0-9]*$ ]] && echo yes || echo no)"
 
 # kill -9 the leader: the two others elect a new one, and the value is still there.
 kill -KILL "${pid[$leader]}"
