@@ -4,8 +4,7 @@
 # redis-cli. Write on one node and read on the others (followers serve linearizable reads), DEL,
 # SET NX/XX, INCR/DECR/INCRBY/DECRBY, MSET/MGET, KEYS/SCAN/DBSIZE, CONFIG GET, the Redis-style
 # unknown-command error, redis-benchmark as a client, kill -9 of the leader (a new leader within
-# a bounded time, the value
-# still readable), restart of the killed node (it catches up).
+# a bounded time, the value still readable), restart of the killed node (it catches up).
 #
 # Usage: tests/node_cluster.sh PATH/TO/raftkv-node
 # Ports: a free block of 6 found by trying to connect, starting from a base derived from $$, so
