@@ -837,11 +837,9 @@ struct keys_scan {
     bool oom;
 };
 
-static bool keys_one(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
-                     uint32_t val_len)
+static bool keys_one(void *ctx, const uint8_t *key, uint32_t key_len)
 {
     struct keys_scan *ks = ctx;
-    (void)val, (void)val_len;
     if (!glob_match(ks->pat, ks->pat_len, key, key_len))
         return true;
     if (!put_bulk(ks->out, key, key_len)) {
@@ -856,7 +854,7 @@ static void keys_finish(struct node *n, struct item *it)
 {
     n->tmp.off = n->tmp.len = 0;
     struct keys_scan ks = {.pat = it->aux.p, .pat_len = it->aux.len, .out = &n->tmp};
-    int rc = it->no_match ? RK_OK : replica_scan(n->rep, keys_one, &ks);
+    int rc = it->no_match ? RK_OK : replica_scan_keys(n->rep, keys_one, &ks);
     if (rc != RK_OK || ks.oom) {
         put_error(&it->bytes, rc != RK_OK ? "ERR cannot read the store" : "ERR out of memory");
         return;

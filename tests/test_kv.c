@@ -1883,6 +1883,8 @@ struct rec_store {
     size_t writes;        /* puts and dels so far */
     size_t fail_write_at; /* the put or del numbered so fails with RK_EIO, changing nothing */
     int fail_end_batch;   /* returned by end_batch (after nothing); RK_OK: never fails */
+    size_t gets;          /* get calls */
+    size_t value_scans;   /* scan calls (scan_keys does not count) */
 };
 
 static struct rec_store *to_rs(struct kv_store *s)
@@ -1909,6 +1911,7 @@ static int rs_log(struct rec_store *rs, uint8_t kind, uint64_t index, const uint
 static int rs_get(struct kv_store *s, const uint8_t *key, uint32_t key_len, const uint8_t **val,
                   uint32_t *val_len)
 {
+    to_rs(s)->gets++;
     struct kv_store *in = to_rs(s)->inner;
     return in->ops->get(in, key, key_len, val, val_len);
 }
@@ -1960,8 +1963,34 @@ static int rs_scan(struct kv_store *s,
                               uint32_t val_len),
                    void *ctx)
 {
+    to_rs(s)->value_scans++;
     struct kv_store *in = to_rs(s)->inner;
     return in->ops->scan(in, fn, ctx);
+}
+
+/* scan_keys as a store whose values cost I/O has it: every key, no value. */
+struct keys_only {
+    bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+               uint32_t val_len);
+    void *ctx;
+};
+
+static bool hide_value(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                       uint32_t val_len)
+{
+    (void)val;
+    const struct keys_only *k = ctx;
+    return k->fn(k->ctx, key, key_len, NULL, val_len);
+}
+
+static int rs_scan_keys(struct kv_store *s,
+                        bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
+                                   const uint8_t *val, uint32_t val_len),
+                        void *ctx)
+{
+    struct kv_store *in = to_rs(s)->inner;
+    struct keys_only k = {.fn = fn, .ctx = ctx};
+    return in->ops->scan(in, hide_value, &k);
 }
 
 static void rs_destroy(struct kv_store *s)
@@ -1979,6 +2008,19 @@ static const struct kv_store_ops rs_ops = {
     .end_batch = rs_end_batch,
     .sync = rs_sync,
     .scan = rs_scan,
+    .destroy = rs_destroy,
+};
+
+static const struct kv_store_ops rs_keys_ops = {
+    .get = rs_get,
+    .put = rs_put,
+    .del = rs_del,
+    .count = rs_count,
+    .applied_index = rs_applied_index,
+    .end_batch = rs_end_batch,
+    .sync = rs_sync,
+    .scan = rs_scan,
+    .scan_keys = rs_scan_keys,
     .destroy = rs_destroy,
 };
 
@@ -2752,6 +2794,51 @@ static void kv_mset_failing_part_way_applies_on_retry_whole(void **state)
     }
 }
 
+static bool count_key(void *ctx, const uint8_t *key, uint32_t key_len)
+{
+    (void)key, (void)key_len;
+    (*(size_t *)ctx)++;
+    return true;
+}
+
+/* A restart over a store with scan_keys reads the session records' values (get), never every
+ * user value (no value scan), and finds the same sessions. */
+static void kv_create_reads_only_session_values_where_the_store_can(void **state)
+{
+    (void)state;
+    struct rs_fixture f;
+    rs_open(&f, 0);
+    put(f.kv, 1, 1, "a", "1");
+    put(f.kv, 2, 1, "b", "2");
+    for (int i = 0; i < 10; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "user-%d", i);
+        put(f.kv, 0, 0, key, "a value nobody needs at start");
+        f.rs.n_calls = 0; /* the call log is for batches; only counts matter here */
+    }
+    kv_destroy(f.kv);
+    f.rs.base.ops = &rs_keys_ops;
+    f.rs.gets = f.rs.value_scans = 0;
+    struct kv_config cfg = {.alloc = &f.alloc, .store = &f.rs.base};
+    assert_int_equal(kv_create(&cfg, &f.kv, NULL), RK_OK);
+    assert_int_equal(f.rs.value_scans, 0);
+    assert_int_equal(f.rs.gets, 2); /* the two session records */
+    assert_int_equal(kv_session_count(f.kv), 2);
+    struct kv_session_info info;
+    assert_int_equal(kv_session_get(f.kv, 2, &info), RK_OK);
+    assert_int_equal(info.last_seq, 1);
+    assert_int_equal(info.last_index, 2);
+    assert_int_equal(put(f.kv, 2, 1, "b", "2").status, KV_DUPLICATE);
+    /* kv_scan_keys lists the user keys without reading a value. */
+    size_t n = 0;
+    f.rs.gets = 0;
+    assert_int_equal(kv_scan_keys(f.kv, count_key, &n), RK_OK);
+    assert_int_equal(n, 12);
+    assert_int_equal(f.rs.value_scans, 0);
+    assert_int_equal(f.rs.gets, 0);
+    rs_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2837,6 +2924,7 @@ int main(void)
         cmocka_unit_test(cmd_mset_round_trips_and_refuses_a_key_or_a_bad_blob),
         cmocka_unit_test(kv_mset_writes_every_pair_in_one_batch_later_pairs_winning),
         cmocka_unit_test(kv_mset_failing_part_way_applies_on_retry_whole),
+        cmocka_unit_test(kv_create_reads_only_session_values_where_the_store_can),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -543,10 +543,10 @@ uint64_t bc_applied_index(const struct bitcask *bc)
     return bc->applied_index;
 }
 
-int bc_scan(struct bitcask *bc,
-            bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
-                       uint32_t val_len),
-            void *ctx, struct rk_errmsg *err)
+static int scan_impl(struct bitcask *bc, bool with_values,
+                     bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
+                                const uint8_t *val, uint32_t val_len),
+                     void *ctx, struct rk_errmsg *err)
 {
     RK_ASSERT(bc != NULL);
     RK_ASSERT(fn != NULL);
@@ -557,10 +557,10 @@ int bc_scan(struct bitcask *bc,
     size_t pos = 0;
     uint64_t count = bc->kd.count;
     for (const struct bc_kent *e; (e = bc_kd_next(&bc->kd, &pos)) != NULL;) {
-        const uint8_t *val;
+        const uint8_t *val = NULL;
         if (e->file_id == BC_FILE_PENDING) {
             val = bc->batch + e->offset + BC_HEADER_BYTES + e->key_len;
-        } else {
+        } else if (with_values) {
             rc = bc_read_entry(bc, e, &bc->sbuf, &bc->sbuf_cap, &val, err);
             if (rc != RK_OK)
                 break;
@@ -572,6 +572,22 @@ int bc_scan(struct bitcask *bc,
     }
     trim_buffer(bc, &bc->sbuf, &bc->sbuf_cap);
     return rc;
+}
+
+int bc_scan(struct bitcask *bc,
+            bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                       uint32_t val_len),
+            void *ctx, struct rk_errmsg *err)
+{
+    return scan_impl(bc, true, fn, ctx, err);
+}
+
+int bc_scan_keys(struct bitcask *bc,
+                 bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                            uint32_t val_len),
+                 void *ctx, struct rk_errmsg *err)
+{
+    return scan_impl(bc, false, fn, ctx, err);
 }
 
 void bc_stats(const struct bitcask *bc, struct bc_stats *st)
@@ -756,6 +772,15 @@ static int kvb_scan(struct kv_store *s,
     return bc_scan(bc, fn, ctx, &bc->kv_err);
 }
 
+static int kvb_scan_keys(struct kv_store *s,
+                         bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
+                                    const uint8_t *val, uint32_t val_len),
+                         void *ctx)
+{
+    struct bitcask *bc = to_bc(s);
+    return bc_scan_keys(bc, fn, ctx, &bc->kv_err);
+}
+
 static void kvb_destroy(struct kv_store *s)
 {
     bc_close(to_bc(s));
@@ -770,6 +795,7 @@ static const struct kv_store_ops bc_kv_ops = {
     .end_batch = kvb_end_batch,
     .sync = kvb_sync,
     .scan = kvb_scan,
+    .scan_keys = kvb_scan_keys,
     .destroy = kvb_destroy,
 };
 

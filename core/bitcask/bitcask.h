@@ -119,6 +119,12 @@ int bc_scan(struct bitcask *bc,
             bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
                        uint32_t val_len),
             void *ctx, struct rk_errmsg *err);
+/* As bc_scan, from the keydir alone: val is NULL (val_len its size) but for a key written in
+ * the open batch. No I/O. */
+int bc_scan_keys(struct bitcask *bc,
+                 bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                            uint32_t val_len),
+                 void *ctx, struct rk_errmsg *err);
 
 struct bc_stats {
     uint32_t data_files;

@@ -415,6 +415,17 @@ struct load_ctx {
     struct rk_errmsg *err;
 };
 
+/* The store's scan_keys where it has one (values only where cheap), else its scan. */
+static int store_scan_keys(struct kv_store *st,
+                           bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
+                                      const uint8_t *val, uint32_t val_len),
+                           void *ctx)
+{
+    if (st->ops->scan_keys != NULL)
+        return st->ops->scan_keys(st, fn, ctx);
+    return st->ops->scan(st, fn, ctx);
+}
+
 /* Scan callback of kv_create: loads a session record into the next free pool struct, passes
  * over a user key, refuses anything else. */
 static bool load_record(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
@@ -446,6 +457,13 @@ static bool load_record(void *ctx, const uint8_t *key, uint32_t key_len, const u
                         "kv store: more session records than max_sessions (%" PRIu32 ")",
                         kv->max_sessions);
         return false;
+    }
+    if (val == NULL) { /* scan_keys: the store did not read it */
+        l->rc = kv->store->ops->get(kv->store, key, key_len, &val, &val_len);
+        if (l->rc != RK_OK) {
+            rk_errf(l->err, l->rc, "kv store: reading a session record: %s", rk_strerror(l->rc));
+            return false;
+        }
     }
     l->rc = session_decode(key, val, val_len, l->applied_index, &kv->pool[kv->n_sessions], l->err);
     if (l->rc != RK_OK)
@@ -490,7 +508,8 @@ static void sessions_sort(struct kv_session *pool, uint32_t n)
 static int sessions_load(struct kv *kv, struct rk_errmsg *err)
 {
     struct load_ctx l = {.kv = kv, .applied_index = kv->applied_index, .rc = RK_OK, .err = err};
-    int rc = kv->store->ops->scan(kv->store, load_record, &l);
+    /* Keys only where the store can: a restart reads the sessions' values, not every user's. */
+    int rc = store_scan_keys(kv->store, load_record, &l);
     if (rc == RK_OK)
         rc = l.rc;
     else if (l.rc == RK_OK)
@@ -879,6 +898,7 @@ uint64_t kv_count(const struct kv *kv)
 struct user_scan_ctx {
     bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
                uint32_t val_len);
+    bool (*key_fn)(void *ctx, const uint8_t *key, uint32_t key_len); /* kv_scan_keys */
     void *ctx;
 };
 
@@ -888,7 +908,18 @@ static bool scan_user_key(void *ctx, const uint8_t *key, uint32_t key_len, const
     const struct user_scan_ctx *u = ctx;
     if (key_len == 0 || key[0] != KV_KEY_USER)
         return true; /* a session record */
+    if (u->key_fn != NULL)
+        return u->key_fn(u->ctx, key + 1, key_len - 1);
     return u->fn(u->ctx, key + 1, key_len - 1, val, val_len);
+}
+
+int kv_scan_keys(struct kv *kv, bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len),
+                 void *ctx)
+{
+    RK_ASSERT(kv != NULL);
+    RK_ASSERT(fn != NULL);
+    struct user_scan_ctx u = {.key_fn = fn, .ctx = ctx};
+    return store_scan_keys(kv->store, scan_user_key, &u);
 }
 
 int kv_scan(struct kv *kv,

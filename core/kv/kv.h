@@ -324,6 +324,10 @@ int kv_scan(struct kv *kv,
                        uint32_t val_len),
             void *ctx);
 
+/* As kv_scan, keys only: no value is read (a store's scan_keys). */
+int kv_scan_keys(struct kv *kv, bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len),
+                 void *ctx);
+
 uint32_t kv_session_count(const struct kv *kv);
 
 /* Why the last KV_BAD_COMMAND was ignored ("kv command: op at offset 1: ..."); "" if none yet.

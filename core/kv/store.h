@@ -53,6 +53,14 @@ struct kv_store_ops {
                 bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
                            uint32_t val_len),
                 void *ctx);
+    /* Optional (NULL: callers use scan). As scan, same keys in the same order, but val may be
+     * NULL where reading the value would cost I/O (val_len is still its size); fn may call get
+     * for the few values it needs. What a restart (kv_create) and a snapshot install use, so
+     * that they do not read every value of a large store. */
+    int (*scan_keys)(struct kv_store *s,
+                     bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
+                                const uint8_t *val, uint32_t val_len),
+                     void *ctx);
     /* Frees the store and everything it owns. */
     void (*destroy)(struct kv_store *s);
 };

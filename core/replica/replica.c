@@ -757,7 +757,8 @@ static int snap_install(struct replica *r, struct snap_in *si)
 {
     struct kv_store *st = r->cfg.store;
     struct key_list keys = {.r = r};
-    int rc = st->ops->scan(st, collect_key, &keys);
+    int rc = st->ops->scan_keys != NULL ? st->ops->scan_keys(st, collect_key, &keys)
+                                        : st->ops->scan(st, collect_key, &keys);
     if (rc == RK_OK && keys.oom)
         rc = RK_ENOMEM;
     for (size_t pos = 0; rc == RK_OK && pos < keys.len;) {
@@ -1504,10 +1505,8 @@ const struct kv *replica_kv(const struct replica *r)
     return r->kv;
 }
 
-int replica_scan(struct replica *r,
-                 bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
-                            uint32_t val_len),
-                 void *ctx)
+int replica_scan_keys(struct replica *r,
+                      bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx)
 {
-    return kv_scan(r->kv, fn, ctx);
+    return kv_scan_keys(r->kv, fn, ctx);
 }

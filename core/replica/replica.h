@@ -167,12 +167,10 @@ void replica_info(const struct replica *r, struct replica_info *st);
 const struct raft *replica_raft(const struct replica *r);
 const struct kv *replica_kv(const struct replica *r);
 
-/* Calls fn for every user key and value of the state machine as applied now (kv_scan). Not a
- * linearizable read by itself: a driver runs it once a read (replica_submit GET) has been
- * answered, which makes it one. */
-int replica_scan(struct replica *r,
-                 bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
-                            uint32_t val_len),
-                 void *ctx);
+/* Calls fn for every user key of the state machine as applied now (kv_scan_keys: no value is
+ * read). Not a linearizable read by itself: a driver runs it once a read (replica_submit GET)
+ * has been answered, which makes it one. */
+int replica_scan_keys(struct replica *r,
+                      bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx);
 
 #endif
