@@ -639,6 +639,37 @@ static void test_write_on_a_deposed_leader_is_never_acknowledged(void **state)
     net_free(net);
 }
 
+/* A write forwarded to a leader that then loses its leadership before acknowledging it: the
+ * follower answers TIMEOUT (the outcome is unknown) as soon as it learns of the new leader, not
+ * after the request timeout. */
+static void test_forward_to_a_deposed_leader_ends_when_the_leader_changes(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, long_timeout_config);
+    uint64_t old = net_elect(net);
+    uint64_t follower = net_other(net, old, 0);
+    net->nodes[old].isolated = true;
+    uint64_t fwd = net_submit(net, follower, REPLICA_PUT, "f", "1", 0, 0);
+    net_deliver_all(net);
+    assert_null(net_reply(net, fwd)); /* the forward went nowhere: no answer yet */
+    uint64_t leader = 0;
+    for (uint32_t i = 0; i < 200 && (leader == 0 || leader == old); i++) {
+        net_tick_all(net);
+        leader = net_leader(net);
+    }
+    assert_true(leader != 0 && leader != old);
+    const struct net_reply *nr = net_wait(net, fwd, 50);
+    assert_status(nr, REPLICA_TIMEOUT);
+    assert_non_null(strstr(nr->reason, "leadership changed"));
+    assert_true(nr->tick - net->submitted_tick[fwd] < 1000); /* well before the timeout */
+    /* The new leader takes writes through the same follower. */
+    assert_status(net_do(net, follower, REPLICA_PUT, "g", "2", 0, 0), REPLICA_OK);
+    net->nodes[old].isolated = false;
+    net_run(net, 50);
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
 static void test_restarted_replica_reapplies_its_log_and_serves_the_same_data(void **state)
 {
     (void)state;
@@ -1058,6 +1089,7 @@ int main(void)
         cmocka_unit_test(test_retried_write_with_the_same_session_is_applied_once),
         cmocka_unit_test(test_requests_at_an_isolated_leader_end_in_timeout_or_tryagain),
         cmocka_unit_test(test_write_on_a_deposed_leader_is_never_acknowledged),
+        cmocka_unit_test(test_forward_to_a_deposed_leader_ends_when_the_leader_changes),
         cmocka_unit_test(test_restarted_replica_reapplies_its_log_and_serves_the_same_data),
         cmocka_unit_test(test_bad_frames_are_refused_with_a_message_and_the_replica_keeps_working),
         cmocka_unit_test(test_invalid_requests_get_error_at_once),

@@ -916,6 +916,21 @@ static void fail_reads_waiting_for_index(struct replica *r, const char *why)
     }
 }
 
+/* Writes forwarded to a node that is no longer the leader, not yet acknowledged by it: their
+ * FORWARD_RESP may never come (the old leader crashed or stepped down), and whether the entry
+ * was appended and will commit is unknown. Answering now (TIMEOUT: the outcome is unknown)
+ * spares the client the request timeout; an acknowledged forward waits for its index instead,
+ * which tells it exactly. */
+static void fail_forwards_to_old_leader(struct replica *r)
+{
+    for (uint32_t s = 0; s < r->n_slots; s++) {
+        struct pending *p = &r->slots[s];
+        if (p->state == P_FORWARD_WAIT && p->leader != r->leader)
+            finish(r, p, REPLICA_TIMEOUT,
+                   "leadership changed: the write may or may not have been applied");
+    }
+}
+
 static bool persist(struct replica *r, const struct raft_ready *rd)
 {
     struct log_store *log = r->cfg.log;
@@ -978,6 +993,7 @@ static void drive(struct replica *r)
             /* Reads in flight to (or at) a leader that is gone will never be answered by raft;
              * a read never executes, so telling the client to retry is always safe. */
             fail_reads_waiting_for_index(r, "leadership changed");
+            fail_forwards_to_old_leader(r);
         }
         for (size_t i = 0; i < rd.n_read_states; i++) {
             struct pending *p = pending_find(r, rd.read_states[i].ctx);
