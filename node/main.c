@@ -1595,9 +1595,9 @@ static void usage(FILE *f)
             "                           option given on the command line wins over the file\n"
             "  --cluster-id N           peers of another cluster are refused (default 1)\n"
             "  --tick-ms MS             one Raft tick (default 10)\n"
-            "  --election-ticks A B     election timeout drawn from [A, B] ticks (default 15 30;\n"
-            "                           in a file: election-ticks = 15 30)\n"
-            "  --heartbeat-ticks N      leader heartbeat interval (default 3)\n"
+            "  --election-ticks A B     election timeout drawn from [A, B] ticks (default 10 20;\n"
+            "                           in a file: election-ticks = 10 20)\n"
+            "  --heartbeat-ticks N      leader heartbeat interval (default 2)\n"
             "  --request-timeout-ms MS  a request not answered by then gets -TIMEOUT (default 2000)\n"
             "  --shutdown-timeout-ms MS on SIGTERM/SIGINT, how long in-flight requests may take to\n"
             "                           finish before they are failed (default 3000)\n"
@@ -1758,9 +1758,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 {
     *o = (struct options){.cluster_id = 1,
                           .tick_ms = 10,
-                          .election_min = 15,
-                          .election_max = 30,
-                          .heartbeat = 3,
+                          .election_min = 10,
+                          .election_max = 20,
+                          .heartbeat = 2,
                           .request_timeout_ms = 2000,
                           .shutdown_timeout_ms = 3000,
                           .max_clients = 10000,
