@@ -1417,10 +1417,15 @@ static void on_client_accept(struct node *n)
             return;
         }
         if (n->n_clients >= n->opt.max_clients) {
-            /* As Redis: say why, then close (best effort: the socket is new and empty). */
+            /* As Redis: say why, then close. What the client already sent is read first (a
+             * close with unread bytes sends a reset, which can discard the reply). */
             static const char full[] = "-ERR max number of clients reached\r\n";
+            char sink[4096];
+            while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0) {
+            }
             ssize_t w = send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)w;
+            shutdown(fd, SHUT_WR);
             close(fd);
             node_log("warn", "client refused: max-clients (%u) reached", n->opt.max_clients);
             continue;

@@ -92,6 +92,7 @@ max-clients = 8          # small, for this test (an inline comment)
 max-args = 16            ; inih's own inline comment
 max-arg-bytes = 1024
 shutdown-timeout-ms = 1000
+election-ticks = 3 5     ; node 1 times out first, so it leads (the SIGTERM check needs it)
 EOC
 "$node_bin" --config "$tmp/n1.conf" 2>>"$tmp/log1" &
 pid[1]=$!
@@ -125,8 +126,9 @@ check "node 1 still alive" yes "$(kill -0 "${pid[1]}" 2>/dev/null && echo yes ||
 
 # ---- --max-clients ---------------------------------------------------------------------------
 for k in 3 4 5 6 7 8 9 10; do eval "exec $k<>/dev/tcp/127.0.0.1/$(cport 1)"; done
+# (it sends nothing: a request racing the close could turn the close into a reset)
 check "the connection beyond max-clients is refused" "-ERR max number of clients reached<closed>" \
-    "$(raw 1 'PING\r\n')"
+    "$(raw 1 '')"
 for k in 3 4 5 6 7 8 9 10; do eval "exec $k>&-"; done
 ok=no
 for _ in $(seq 1 30); do
@@ -157,8 +159,9 @@ check "the cluster still has its leader" yes \
     "$([[ -n $(wait_leader "1 2 3" 50) ]] && echo yes || echo no)"
 
 # ---- SIGTERM with a write in flight that cannot commit ---------------------------------------
-# Both other nodes stopped: node 1's write (proposed, or forwarded to a stopped leader) waits;
-# SIGTERM fails it with an error that says so, and node 1 exits 0 within its shutdown timeout.
+# Node 1 leads; both other nodes stopped: its write is proposed and cannot commit; SIGTERM fails
+# it with an error that says so, and node 1 exits 0 within its shutdown timeout.
+check "node 1 leads" 1 "$(wait_leader "1 2 3" 50)"
 kill -STOP "${pid[2]}" "${pid[3]}"
 timeout 10 redis-cli -p "$(cport 1)" SET inflight 1 >"$tmp/inflight" 2>&1 &
 cli_pid=$!
@@ -178,11 +181,8 @@ kill -CONT "${pid[2]}" "${pid[3]}"
 check "SIGTERM: exit 0" 0 "$rc"
 check "SIGTERM: within the shutdown timeout (+1 s)" yes "$([[ $(((t1 - t0) / 1000000)) -lt 2000 ]] && echo yes || echo no)"
 reply=$(cat "$tmp/inflight")
-case $reply in
-"TIMEOUT node shutting down: the write may or may not have been applied" | "TRYAGAIN "*) got=answered ;;
-*) got="$reply" ;;
-esac
-check "SIGTERM: the in-flight request is answered" answered "$got"
+check "SIGTERM: the in-flight write is answered, its outcome unknown" \
+    "TIMEOUT node shutting down: the write may or may not have been applied" "$reply"
 check "SIGTERM: logged" yes "$(grep -q 'stopped$' "$tmp/log1" && echo yes || echo no)"
 
 if [[ $failed -gt 0 ]]; then
