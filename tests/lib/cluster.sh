@@ -1,6 +1,6 @@
 # tests/lib/cluster.sh — sourced by the end-to-end tests that start real raftkv-node processes
 # on 127.0.0.1 (tests/node_cluster.sh, tests/cli.sh): a temporary directory, a free block of
-# ports, start/stop of nodes 1..3, and a trap that stops everything it started.
+# ports reserved for this test, start/stop of nodes 1..3, and a trap that stops everything.
 #
 # The caller sets node_bin (the raftkv-node binary) and, optionally, port_offset (so tests that
 # run in parallel search different blocks), then sources this file. It provides: tmp, pid[],
@@ -28,20 +28,38 @@ port_free() {
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# Below the kernel's ephemeral range (outgoing connections take ports from it, so a port there
-# can be taken between the check and the bind): 10000 .. 29999 with Linux's default 32768.
+# Ports: a block of 20 (base+1 .. base+20) that no other test of this machine holds. Blocks are
+# aligned (base = 10000 + 20k), each guarded by a lock file held (flock) until this shell exits,
+# so tests running in parallel never pick overlapping ports; a block with a port something else
+# listens on is passed over. Nodes use base+1..3 (clients) and base+11..13 (peers); the rest
+# (base+4..10, base+14..20) is the caller's for extra processes. All of it lies below the
+# kernel's ephemeral range (outgoing connections take ports from there, so a port in it could
+# be taken between the check and the bind): 10000 .. 29999 with Linux's default 32768.
 low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-span=$(((${low:-32768} - 10000 - 1000) / 10))
-[[ $span -gt 0 ]] || span=100
-base=$((10000 + ${port_offset:-0} + ($$ % span) * 10))
-for _ in $(seq 1 50); do
-    ok=1
-    for off in 1 2 3 11 12 13; do
-        port_free $((base + off)) || { ok=0; break; }
-    done
-    [[ $ok -eq 1 ]] && break
-    base=$((base + 20))
+blocks=$(((${low:-32768} - 10000 - 1000) / 20))
+[[ $blocks -gt 0 ]] || blocks=50
+lockdir=${TMPDIR:-/tmp}/raftkv-test-ports
+mkdir -p "$lockdir"
+k=$(((${port_offset:-0} * 97 + $$) % blocks))
+base=
+for _ in $(seq 1 200); do
+    b=$((10000 + k * 20))
+    exec {block_lock}>"$lockdir/$b.lock"
+    if flock -n "$block_lock"; then
+        ok=1
+        for off in $(seq 1 20); do
+            port_free $((b + off)) || { ok=0; break; }
+        done
+        if [[ $ok -eq 1 ]]; then
+            base=$b
+            break
+        fi
+        flock -u "$block_lock"
+    fi
+    exec {block_lock}>&-
+    k=$(((k + 1) % blocks))
 done
+[[ -n $base ]] || { echo "cluster.sh: no free block of 20 ports" >&2; exit 1; }
 peers="1=127.0.0.1:$((base + 11)),2=127.0.0.1:$((base + 12)),3=127.0.0.1:$((base + 13))"
 cport() { echo $((base + $1)); }
 members="127.0.0.1:$(cport 1),127.0.0.1:$(cport 2),127.0.0.1:$(cport 3)"
