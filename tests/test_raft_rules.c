@@ -621,6 +621,26 @@ static void test_follower_refusing_vote_does_not_reset_election_timer(void **sta
     raft_destroy(r);
 }
 
+/* The same with a higher term: the follower moves to the candidate's term (All Servers) but a
+ * refused vote still does not restart its timer. Restarting it let a stale candidate whose
+ * clock runs fast keep every follower from ever standing (prevote off; found by fuzz_sim). */
+static void test_follower_refusing_vote_of_higher_term_does_not_reset_election_timer(void **state)
+{
+    (void)state;
+    struct raft *r = make_node((struct setup){.term = 2, .log = {1, 2}});
+    drain(r);
+    tick_n(r, ELECTION_TICKS - 1);
+    step_ok(r, vote_req(2, 5, 1, 1)); /* log behind ours, term ahead */
+    assert_int_equal(status_of(r).term, 5);
+    assert_int_equal(status_of(r).vote, RAFT_NONE);
+    assert_int_equal(status_of(r).role, RAFT_FOLLOWER);
+    drain(r);
+    raft_tick(r);
+    assert_int_equal(status_of(r).role, RAFT_CANDIDATE);
+    assert_int_equal(status_of(r).term, 6);
+    raft_destroy(r);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Rules for Servers — Candidates                                                             */
 
@@ -1780,6 +1800,7 @@ int main(void)
         cmocka_unit_test(test_follower_stale_append_does_not_reset_election_timer),
         cmocka_unit_test(test_follower_granting_vote_resets_election_timer),
         cmocka_unit_test(test_follower_refusing_vote_does_not_reset_election_timer),
+        cmocka_unit_test(test_follower_refusing_vote_of_higher_term_does_not_reset_election_timer),
         /* Candidates */
         cmocka_unit_test(test_candidate_conversion_increments_term_votes_self_requests_votes),
         cmocka_unit_test(test_candidate_conversion_resets_election_timer),

@@ -1201,7 +1201,18 @@ int raft_step(struct raft *r, const struct raft_msg *m)
                                m->type == RAFT_MSG_TIMEOUT_NOW;
             raft_logf(r, 6, "%s from %llu in term %llu", raft_msg_type_name(m->type),
                       (unsigned long long)m->from, (unsigned long long)m->term);
+            bool was_follower = r->role == RAFT_FOLLOWER;
+            uint32_t elapsed = r->election_elapsed, timeout = r->election_timeout;
             raft_become_follower(r, m->term, from_leader ? m->from : RAFT_NONE);
+            if (m->type == RAFT_MSG_VOTE && was_follower) {
+                /* Figure 2: a follower's timer restarts when it hears from the leader or grants
+                 * a vote (the vote handler below resets it then), not because a candidate's
+                 * term is higher. Without this, a candidate that cannot win (a stale log) and
+                 * times out first keeps every other follower from ever standing (prevote off;
+                 * fuzz/findings/sim/stale-fast-candidate-livelock). */
+                r->election_elapsed = elapsed;
+                r->election_timeout = timeout;
+            }
         }
     } else if (m->term < r->term) {
         /* AppendEntries and RequestVote receivers, rule 1: "Reply false if term <
