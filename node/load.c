@@ -291,7 +291,7 @@ static int load_reply_parse(const uint8_t *buf, size_t len, struct load_reply *t
             depth--;
             continue;
         }
-        struct load_reply e;
+        struct load_reply e = {0};
         rc = load_elem_read(buf, len, &off, &e, err);
         if (rc != RK_OK)
             return rc;
