@@ -842,6 +842,200 @@ static void hint_of_another_data_file_is_ignored(void **state)
     env_free(e);
 }
 
+/* ---- hints that disagree with their data file -------------------------------------------- */
+
+/* A hint entry (bitcask.h): [crc u32][index u64][flags | key size u32][value size u32]
+ * [data offset u64][key]. Appends it at buf + *n; its crc is over everything after itself. */
+static void put_hint_entry(uint8_t *buf, size_t *n, uint64_t index, uint32_t flags, const char *key,
+                           uint32_t val_len, uint64_t data_off)
+{
+    uint8_t *h = buf + *n;
+    uint32_t key_len = (uint32_t)strlen(key);
+    bc_rec_encode(h, index, flags, key_len, val_len);
+    bc_put_u64(h + 20, data_off);
+    memcpy(h + BC_HINT_HEADER_BYTES, key, key_len);
+    size_t len = BC_HINT_HEADER_BYTES + key_len;
+    bc_put_u32(h, rk_crc32c(0, h + 4, len - 4));
+    *n += len;
+}
+
+/* Seals the entries buf[0, *n) of a hint of data file id with a trailer whose every CRC holds,
+ * as merge would (the entries' count and CRC computed here). */
+static void seal_hint(uint8_t *buf, size_t *n, uint32_t id, uint64_t data_bytes, uint64_t max_index)
+{
+    uint32_t body = 0;
+    uint64_t entries = 0;
+    for (size_t off = 0; off < *n; entries++) {
+        size_t len = BC_HINT_HEADER_BYTES + (bc_get_u32(buf + off + 12) & BC_REC_KEY_MASK);
+        body = rk_crc32c(body, buf + off, len);
+        off += len;
+    }
+    bc_hint_trailer_encode(buf + *n, id, body, entries, data_bytes, max_index);
+    *n += BC_HINT_TRAILER_BYTES;
+}
+
+/* A data record of key and val (index, flags), sealed, at buf + *n. */
+static void put_data_record(uint8_t *buf, size_t *n, uint64_t index, uint32_t flags,
+                            const char *key, const char *val)
+{
+    uint32_t key_len = (uint32_t)strlen(key);
+    uint32_t val_len = (uint32_t)strlen(val);
+    bc_rec_encode(buf + *n, index, flags, key_len, val_len);
+    memcpy(buf + *n + BC_HEADER_BYTES, key, key_len);
+    memcpy(buf + *n + BC_HEADER_BYTES + key_len, val, val_len);
+    size_t len = (size_t)bc_rec_bytes(key_len, val_len);
+    bc_rec_seal(buf + *n, len);
+    *n += len;
+}
+
+/* 0000000001.data holds k1 = v1 (index 1) and k2 = v2 (index 2), synced; the store closed. */
+static struct env *env_with_two_keys(void)
+{
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put1(e, 1, "k1", "v1");
+    put1(e, 2, "k2", "v2");
+    sync_(e);
+    env_close(e);
+    return e;
+}
+
+static int verify(struct env *e, struct bc_verify_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    return bc_verify(&e->cfg, NULL, st, &e->err);
+}
+
+static bool visit_nothing(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                          uint32_t val_len)
+{
+    (void)ctx;
+    (void)key;
+    (void)key_len;
+    (void)val;
+    (void)val_len;
+    return true;
+}
+
+static void assert_text_has(const char *text, const char *want)
+{
+    if (strstr(text, want) == NULL)
+        fail_msg("expected \"%s\" in \"%s\"", want, text);
+}
+
+/* fuzz/regress/bitcask/merge-leaves-keydir-on-removed-file: the last data file is one garbage
+ * record (what a torn tail looks like) beside a hint whose CRCs hold. Its first entry describes a
+ * record there, its second points past the end of the file. The open used to apply the first
+ * entry, give up on the hint, cut the "torn tail" and keep the key pointing into the cut bytes;
+ * a merge then removed the file under it and the next scan tripped an assertion. A file with a
+ * hint was written whole by a merge: it has no torn tail, and the store is refused, naming the
+ * hint, where it goes wrong, and the data file, whose bytes stay. bc_verify refuses it too. */
+static void hint_beside_a_garbage_last_file_fails_the_open_and_cuts_nothing(void **state)
+{
+    (void)state;
+    struct env *e = env_with_two_keys();
+    uint8_t data[BC_HEADER_BYTES];
+    bc_rec_encode(data, 3, BC_REC_END, 0, 0); /* crc left 0: garbage */
+    write_bytes(e, "0000000002.data", data, sizeof(data));
+    uint8_t hint[256];
+    size_t n = 0;
+    put_hint_entry(hint, &n, 3, BC_REC_END, "", 0, 0);
+    put_hint_entry(hint, &n, 3, BC_REC_END, "k2", 5, BC_HEADER_BYTES);
+    seal_hint(hint, &n, 2, sizeof(data), 3);
+    write_bytes(e, "0000000002.hint", hint, n);
+
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_null(e->bc);
+    assert_int_equal(e->cnt.live, 0);
+    assert_text_has(e->err.text, "0000000002.hint: offset 28: entry points past the end of the "
+                                 "data file");
+    assert_text_has(e->err.text, "0000000002.data: offset 0: crc mismatch");
+    assert_int_equal(file_size(e, "0000000002.data"), sizeof(data)); /* nothing cut */
+    assert_int_equal(file_size(e, "0000000002.hint"), n);
+
+    struct bc_verify_stats st;
+    assert_int_equal(verify(e, &st), RK_ECORRUPT);
+    assert_string_equal(st.problem_file, "0000000002.data");
+    assert_int_equal(st.problem_offset, 0);
+    env_free(e);
+}
+
+/* A hint that applied entries and then stopped checking out is not used, and the scan of its
+ * data file must back every entry it applied: here the file holds k3 where the hint said k1 (at
+ * index 4, above k1's record in file 1). Taken as it was, k1 would point at k3's record and its
+ * value in file 1 would be lost; the open is refused instead, naming the hint. */
+static void hint_entries_that_the_scan_does_not_back_fail_the_open(void **state)
+{
+    (void)state;
+    struct env *e = env_with_two_keys();
+    uint8_t data[64];
+    size_t dn = 0;
+    put_data_record(data, &dn, 3, BC_REC_END, "k3", "v3");
+    write_bytes(e, "0000000002.data", data, dn);
+    uint8_t hint[256];
+    size_t n = 0;
+    put_hint_entry(hint, &n, 4, BC_REC_END, "k1", 2, 0);
+    put_hint_entry(hint, &n, 4, BC_REC_END, "k2", 2, dn); /* past the end */
+    seal_hint(hint, &n, 2, dn, 4);
+    write_bytes(e, "0000000002.hint", hint, n);
+
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_int_equal(e->cnt.live, 0);
+    assert_text_has(e->err.text, "0000000002.hint: 1 entries (one at index 4, a 2-byte key) for "
+                                 "records 0000000002.data does not have");
+    assert_text_has(e->err.text, "offset 30: entry points past the end of the data file");
+    struct bc_verify_stats st;
+    assert_int_equal(verify(e, &st), RK_ECORRUPT);
+    assert_string_equal(st.problem_file, "0000000002.hint");
+    env_free(e);
+}
+
+/* A hint that checks out on its own (sizes, offsets, CRCs, highest index) is believed by the open
+ * without reading its data file, so a wrong key in it is only found by a read (ECORRUPT), by
+ * bc_verify (which matches the hint against the data file), and by a merge: the merge must not
+ * remove the file under a key it found no record of. It is refused before it commits; the store
+ * stays as it was and a scan reports the corruption instead of tripping an assertion. */
+static void merge_refuses_a_key_whose_hint_entry_has_no_record(void **state)
+{
+    (void)state;
+    struct env *e = env_with_two_keys();
+    uint8_t data[64];
+    size_t dn = 0;
+    put_data_record(data, &dn, 3, BC_REC_END, "k3", "v3");
+    write_bytes(e, "0000000002.data", data, dn);
+    uint8_t hint[256];
+    size_t n = 0;
+    put_hint_entry(hint, &n, 3, BC_REC_END, "k9", 2, 0);
+    seal_hint(hint, &n, 2, dn, 3);
+    write_bytes(e, "0000000002.hint", hint, n);
+
+    struct bc_verify_stats st;
+    assert_int_equal(verify(e, &st), RK_ECORRUPT);
+    assert_string_equal(st.problem_file, "0000000002.hint");
+    assert_int_equal(st.problem_offset, 0);
+    assert_text_has(e->err.text, "entry's key is not its record's");
+
+    env_open_ok(e);
+    assert_int_equal(stats(e).hint_files_loaded, 1);
+    const uint8_t *val;
+    uint32_t len;
+    assert_int_equal(get_s(e, "k9", &val, &len), RK_ECORRUPT);
+    assert_text_has(e->err.text, "0000000002.data: offset 0: record holds another key");
+    put1(e, 5, "k4", "v4");
+    sync_(e);
+    assert_int_equal(bc_merge(e->bc, &e->err), RK_ECORRUPT);
+    assert_text_has(e->err.text, "merge: 0000000002.data: offset 0: no record of the keydir's key "
+                                 "(index 3) there");
+    struct names ns = list_names(e);
+    assert_int_equal(ns.tmp, 0);
+    assert_int_equal(ns.data, 3);
+    expect(e, "k1", "v1");
+    expect(e, "k4", "v4");
+    assert_int_equal(bc_scan(e->bc, visit_nothing, NULL, &e->err), RK_ECORRUPT);
+    assert_text_has(e->err.text, "0000000002.data: offset 0");
+    env_free(e);
+}
+
 /* The keydir grows from 1024 to 2048 slots at the 897th key and then drains the old table a
  * little at each call: deleting every key at once removes many from the old table. None may
  * survive, in memory or after a reopen that replays the same puts and deletes. */
@@ -1340,8 +1534,8 @@ static bool key_seen(void *ctx, const uint8_t *key, uint32_t key_len, const uint
     struct keys_seen *k = ctx;
     if (val != NULL) {
         k->with_value++;
-        k->pending_value_ok += key_len == 7 && memcmp(key, "pending", 7) == 0 &&
-                               val_len == 17 && memcmp(val, "in the open batch", 17) == 0;
+        k->pending_value_ok += key_len == 7 && memcmp(key, "pending", 7) == 0 && val_len == 17 &&
+                               memcmp(val, "in the open batch", 17) == 0;
     }
     return seen_one(&k->s, key, key_len, val, val_len);
 }
@@ -2157,6 +2351,9 @@ int main(void)
         cmocka_unit_test(corrupt_manifest_fails_the_open),
         cmocka_unit_test(manifest_with_bad_fields_fails_the_open_naming_the_problem),
         cmocka_unit_test(hint_of_another_data_file_is_ignored),
+        cmocka_unit_test(hint_beside_a_garbage_last_file_fails_the_open_and_cuts_nothing),
+        cmocka_unit_test(hint_entries_that_the_scan_does_not_back_fail_the_open),
+        cmocka_unit_test(merge_refuses_a_key_whose_hint_entry_has_no_record),
         cmocka_unit_test(deleting_every_key_while_the_keydir_drains_leaves_none),
         cmocka_unit_test(crash_loses_unsynced_batches_and_keeps_the_synced),
         cmocka_unit_test(crash_loses_a_file_created_but_not_made_durable),

@@ -40,10 +40,11 @@
  *
  * The torn-tail rule. A crash may leave the last data file with a prefix of what was appended
  * after the last sync, whose last 512-byte sector may be garbage (fs.h D1); a failed append may
- * leave a prefix too. So, in the LAST data file only, the first record that does not check out
- * is a torn tail when it (as far as its header can be believed) runs past the end of the file
- * or reaches into the file's last 512 bytes — the only bytes a tear can garble — and then
- * everything from the start of its batch is cut (truncate + sync). A file that ends with whole
+ * leave a prefix too. (Not a data file with a hint: merge wrote and synced both whole before it
+ * committed.) So, in the LAST data file only, if it has no hint, the first record that does not
+ * check out is a torn tail when it (as far as its header can be believed) runs past the end of
+ * the file or reaches into the file's last 512 bytes — the only bytes a tear can garble — and
+ * then everything from the start of its batch is cut (truncate + sync). A file that ends with whole
  * records but no END is a torn tail too. A bad record that ends before the last 512 bytes is
  * corruption even in the last file, and so is any bad record or incomplete batch in any other
  * file: the open fails with RK_ECORRUPT naming file and offset. What the rule cannot tell apart:

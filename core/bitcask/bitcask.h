@@ -152,8 +152,10 @@ struct kv_store *bc_kv_store(struct bitcask *bc);
  * renamed or removed: what bc_open would change without failing is reported as a notice, and
  * what it would refuse is the error. Stricter than bc_open in two ways, both corruption that
  * bc_open would not see until a read: a data file that has a valid hint is scanned all the same,
- * and a hint that does not check out is an error (bc_open would ignore it and scan; a hint is
- * written whole and synced before its merge commits, so a bad one is a bad disk or a bug).
+ * and its hint must say what the data file says, entry by entry (bc_open believes it without
+ * reading the data file); and a hint that does not check out is an error (bc_open would ignore
+ * it and scan; a hint is written whole and synced before its merge commits, so a bad one is a
+ * bad disk or a bug).
  */
 enum bc_verify_notice_kind {
     BC_VERIFY_TORN_TAIL = 1, /* the last data file from offset on: bc_open would cut it */

@@ -17,6 +17,7 @@ struct mg_update {
     struct bc_kent *e;
     uint64_t offset;
     uint32_t file_id;
+    uint32_t input_id; /* where e points until the switch (in the padding: still 24 bytes) */
 };
 
 struct mg_buf {
@@ -168,8 +169,10 @@ static int mg_copy(struct mg *m, struct bc_kent *e, const uint8_t *bytes, size_t
     memcpy(h + BC_HINT_HEADER_BYTES, e->key, e->key_len);
     bc_put_u32(h, rk_crc32c(0, h + 4, hlen - 4));
     m->hint_crc = rk_crc32c(m->hint_crc, h, hlen);
-    m->upd[m->n_upd++] =
-        (struct mg_update){.e = e, .offset = m->data_size, .file_id = m->first_new + m->n_new - 1};
+    m->upd[m->n_upd++] = (struct mg_update){.e = e,
+                                            .offset = m->data_size,
+                                            .file_id = m->first_new + m->n_new - 1,
+                                            .input_id = e->file_id};
     m->dbuf.len += len;
     m->hbuf.len += hlen;
     m->data_size += len;
@@ -205,6 +208,14 @@ static int mg_copy_file(struct mg *m, uint32_t id, struct rk_errmsg *err)
             const uint8_t *key = c.bytes + BC_HEADER_BYTES;
             struct bc_kent *e =
                 bc_kd_find(&bc->kd, bc_kd_hash(key, c.rec.key_len), key, c.rec.key_len);
+            if (e != NULL && e->file_id == id && e->offset == off &&
+                (e->index != c.rec.index || e->val_len != c.rec.val_len)) {
+                /* The keydir came from a hint that disagrees with its data file. */
+                rc = rk_errf(err, RK_ECORRUPT,
+                             "merge: %s: offset %llu: record is not the one the keydir has", name,
+                             (unsigned long long)off);
+                break;
+            }
             if (e != NULL && e->file_id == id && e->offset == off)
                 rc = mg_copy(m, e, c.bytes, (size_t)(c.end - off), err);
         }
@@ -212,6 +223,55 @@ static int mg_copy_file(struct mg *m, uint32_t id, struct rk_errmsg *err)
     }
     bc_reader_free(&r);
     return rc;
+}
+
+/* The keys the keydir has in the inputs, counted; *one: one of them, if any. */
+static uint64_t mg_count_in_inputs(struct mg *m, const struct bc_kent **one)
+{
+    struct bitcask *bc = m->bc;
+    bc_kd_finish(&bc->kd);
+    size_t pos = 0;
+    uint64_t in_inputs = 0;
+    *one = NULL;
+    for (const struct bc_kent *e; (e = bc_kd_next(&bc->kd, &pos)) != NULL;) {
+        RK_ASSERT(e->file_id != BC_FILE_PENDING); /* no batch is open */
+        if (e->file_id >= bc->active_id)
+            continue;
+        in_inputs++;
+        *one = e;
+    }
+    return in_inputs;
+}
+
+/* After step 1's copies: every key the keydir has in an input must have been copied, for the
+ * inputs are removed. One that was not points at a record its file does not have — only a hint
+ * that disagrees with its data file can do that (recover.c believes a valid hint without
+ * reading the data file) — and the merge is refused before it commits, the store as it was. To
+ * name one such key, the copied keys are pointed at their copies for a second count, and back. */
+static int mg_check_copied(struct mg *m, struct rk_errmsg *err)
+{
+    const struct bc_kent *one;
+    uint64_t in_inputs = mg_count_in_inputs(m, &one);
+    RK_ASSERT(m->n_upd <= in_inputs); /* each key is copied at most once: at its offset */
+    uint64_t missing = in_inputs - m->n_upd;
+    if (missing == 0)
+        return RK_OK;
+    for (size_t i = 0; i < m->n_upd; i++)
+        m->upd[i].e->file_id = m->upd[i].file_id;
+    RK_ASSERT(mg_count_in_inputs(m, &one) == missing);
+    RK_ASSERT(one != NULL);
+    uint32_t id = one->file_id;
+    uint64_t off = one->offset;
+    uint64_t index = one->index;
+    for (size_t i = 0; i < m->n_upd; i++)
+        m->upd[i].e->file_id = m->upd[i].input_id;
+    char name[BC_NAME_BYTES];
+    bc_name(name, id, "data");
+    return rk_errf(err, RK_ECORRUPT,
+                   "merge: %s: offset %llu: no record of the keydir's key (index %llu) there, "
+                   "nor of %llu more keys: a hint disagrees with its data file",
+                   name, (unsigned long long)off, (unsigned long long)index,
+                   (unsigned long long)(missing - 1));
 }
 
 /* Step 1: every input copied, then the MARK record, every output synced, names durable. */
@@ -225,7 +285,10 @@ static int mg_write(struct mg *m, struct rk_errmsg *err)
         if (rc != RK_OK)
             return rc;
     }
-    int rc = mg_room(m, BC_HEADER_BYTES, err);
+    int rc = mg_check_copied(m, err);
+    if (rc != RK_OK)
+        return rc;
+    rc = mg_room(m, BC_HEADER_BYTES, err);
     if (rc == RK_OK)
         rc = mg_reserve(m, &m->dbuf, BC_HEADER_BYTES, err);
     if (rc != RK_OK)
