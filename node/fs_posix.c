@@ -73,9 +73,22 @@ static int fs_posix_datasync(int fd)
 }
 #endif
 
+/* The size of one open file (one inode), shared by every handle of it in this fs, so that an
+ * append costs one pwrite and no fstat (P3). Unknown after a failed write or truncate (which may
+ * have moved the end), until the next append reads it again. */
+struct fs_inode {
+    struct fs_inode *next;
+    dev_t dev;
+    ino_t ino;
+    uint32_t refs; /* handles of it */
+    bool size_known;
+    uint64_t size;
+};
+
 struct fs_file {
     int fd;
     bool sync_failed; /* P2 */
+    struct fs_inode *inode;
     char name[FS_NAME_MAX + 1];
 };
 
@@ -84,6 +97,7 @@ struct fs_posix {
     int dir_fd;           /* I1 */
     bool dir_sync_failed; /* P2 */
     uint32_t open_files;  /* I2 */
+    struct fs_inode *inodes; /* of the open files */
     char path[];          /* the directory as given, for messages */
 };
 
@@ -243,8 +257,31 @@ static int fs_posix_open_file(struct fs *fs, const char *name, uint32_t flags, s
             goto err_close_fd;
         }
     }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = fs_posix_fail(err, errno, "open %s: fstat", name);
+        goto err_close_fd;
+    }
+    struct fs_inode *in = p->inodes;
+    while (in != NULL && (in->dev != st.st_dev || in->ino != st.st_ino))
+        in = in->next;
+    if (in == NULL) {
+        in = calloc(1, sizeof(*in));
+        if (in == NULL) {
+            rc = rk_errf(err, RK_ENOMEM, "open %s: out of memory", name);
+            goto err_close_fd;
+        }
+        in->dev = st.st_dev;
+        in->ino = st.st_ino;
+        in->size_known = true;
+        in->size = (uint64_t)st.st_size;
+        in->next = p->inodes;
+        p->inodes = in;
+    }
+    in->refs++;
     f->fd = fd;
     f->sync_failed = false;
+    f->inode = in;
     memcpy(f->name, name, strlen(name) + 1);
     p->open_files++;
     *out = f;
@@ -268,6 +305,15 @@ static void fs_posix_close_file(struct fs *fs, struct fs_file *f)
     (void)close(f->fd);
     f->fd = -1;
     p->open_files--;
+    struct fs_inode *in = f->inode;
+    RK_ASSERT(in != NULL && in->refs > 0);
+    if (--in->refs == 0) {
+        struct fs_inode **link = &p->inodes;
+        while (*link != in)
+            link = &(*link)->next;
+        *link = in->next;
+        free(in);
+    }
     free(f);
 }
 
@@ -335,6 +381,19 @@ static int fs_posix_write_at(struct fs_file *f, const char *op, uint64_t off, co
     return RK_OK;
 }
 
+/* write_at and the shared size (P3): a write that fails may have moved the end. */
+static int fs_posix_write_sized(struct fs_file *f, const char *op, uint64_t off,
+                                const void *buf, size_t len, struct rk_errmsg *err)
+{
+    int rc = fs_posix_write_at(f, op, off, buf, len, err);
+    struct fs_inode *in = f->inode;
+    if (rc != RK_OK)
+        in->size_known = false;
+    else if (in->size_known && off + len > in->size)
+        in->size = off + len;
+    return rc;
+}
+
 static int fs_posix_file_size(struct fs_file *f, const char *op, uint64_t *size,
                               struct rk_errmsg *err)
 {
@@ -343,20 +402,25 @@ static int fs_posix_file_size(struct fs_file *f, const char *op, uint64_t *size,
         return fs_posix_fail(err, errno, "%s %s: fstat", op, f->name);
     RK_ASSERT(st.st_size >= 0);
     *size = (uint64_t)st.st_size;
+    f->inode->size = *size;
+    f->inode->size_known = true;
     return RK_OK;
 }
 
-/* P3: at the current size, so that appends through two handles of one file never overlap. */
+/* P3: at the file's size, shared by its handles, so that appends through two handles of one
+ * file never overlap; read with fstat only when a failure left it unknown. */
 static int fs_posix_append(struct fs *fs, struct fs_file *f, const void *buf, size_t len,
                            struct rk_errmsg *err)
 {
     (void)fs_posix_of(fs);
     RK_ASSERT(f != NULL);
-    uint64_t end = 0;
-    int rc = fs_posix_file_size(f, "append", &end, err);
-    if (rc != RK_OK)
-        return rc;
-    return fs_posix_write_at(f, "append", end, buf, len, err);
+    uint64_t end = f->inode->size;
+    if (!f->inode->size_known) {
+        int rc = fs_posix_file_size(f, "append", &end, err);
+        if (rc != RK_OK)
+            return rc;
+    }
+    return fs_posix_write_sized(f, "append", end, buf, len, err);
 }
 
 static int fs_posix_pwrite(struct fs *fs, struct fs_file *f, uint64_t off, const void *buf,
@@ -364,7 +428,7 @@ static int fs_posix_pwrite(struct fs *fs, struct fs_file *f, uint64_t off, const
 {
     (void)fs_posix_of(fs);
     RK_ASSERT(f != NULL);
-    return fs_posix_write_at(f, "pwrite", off, buf, len, err);
+    return fs_posix_write_sized(f, "pwrite", off, buf, len, err);
 }
 
 static int fs_posix_sync(struct fs *fs, struct fs_file *f, struct rk_errmsg *err)
@@ -403,11 +467,16 @@ static int fs_posix_truncate(struct fs *fs, struct fs_file *f, uint64_t size, st
         return rk_errf(err, RK_EINVAL, "truncate %s to %" PRIu64 ": past the largest offset",
                        f->name, size);
     for (;;) {
-        if (ftruncate(f->fd, (off_t)size) == 0)
+        if (ftruncate(f->fd, (off_t)size) == 0) {
+            f->inode->size = size;
+            f->inode->size_known = true;
             return RK_OK;
+        }
         int e = errno;
-        if (e != EINTR)
+        if (e != EINTR) {
+            f->inode->size_known = false;
             return fs_posix_fail(err, e, "truncate %s to %" PRIu64, f->name, size);
+        }
     }
 }
 

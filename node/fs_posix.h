@@ -15,9 +15,12 @@
  *       could report success for bytes that are gone ("fsyncgate", PostgreSQL 2018). After one
  *       failure, every later sync of that handle fails; after a failed directory fsync, every
  *       later sync_dir, create, rename and remove of that fs fails.
- *   P3  append writes at the file's current size (fstat), not at a size remembered per handle,
- *       so two handles of one file cannot overwrite each other's appends. (O_APPEND is not used:
- *       on Linux it makes pwrite ignore its offset.)
+ *   P3  append writes at the file's current size, kept per open file (inode) and shared by all
+ *       its handles in this fs — not per handle, so two handles of one file cannot overwrite
+ *       each other's appends, and not read with fstat at every append (one syscall per append
+ *       instead of two). The size is read again after a failed write or truncate. Nothing
+ *       outside this fs may write to its files while they are open. (O_APPEND is not used: on
+ *       Linux it makes pwrite ignore its offset.)
  *
  * Not thread-safe: one fs and its handles belong to one thread (the node's event loop).
  */

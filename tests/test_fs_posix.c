@@ -301,6 +301,28 @@ static void append_goes_to_the_end_written_through_another_handle(void **state)
     assert_file_holds(fx->fs, "shared", "one.two.three.four.");
 }
 
+/* The size is per file, not per handle (P3): a truncate through one handle moves the end the
+ * other appends at; a file created anew under a removed file's name is another file. */
+static void append_follows_a_truncate_through_another_handle(void **state)
+{
+    struct fixture *fx = *state;
+    struct fs_file *a = open_ok(fx->fs, "t2", FS_CREATE);
+    struct fs_file *b = open_ok(fx->fs, "t2", 0);
+    append_ok(fx->fs, a, "0123456789");
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(fx->fs->ops->truncate(fx->fs, b, 3, &err), RK_OK);
+    append_ok(fx->fs, a, "abc");
+    assert_int_equal(fx->fs->ops->remove(fx->fs, "t2", &err), RK_OK);
+    struct fs_file *c = open_ok(fx->fs, "t2", FS_CREATE);
+    append_ok(fx->fs, c, "new");
+    append_ok(fx->fs, b, "d"); /* the removed file, still open */
+    assert_int_equal(size_of(fx->fs, b), 7);
+    fx->fs->ops->close(fx->fs, a);
+    fx->fs->ops->close(fx->fs, b);
+    fx->fs->ops->close(fx->fs, c);
+    assert_file_holds(fx->fs, "t2", "new");
+}
+
 static void pwrite_beyond_end_extends_with_zeros(void **state)
 {
     struct fixture *fx = *state;
@@ -669,6 +691,7 @@ int main(void)
         FS_TEST(open_missing_file_fails_with_enoent),
         FS_TEST(append_then_pread_returns_the_bytes),
         FS_TEST(append_goes_to_the_end_written_through_another_handle),
+        FS_TEST(append_follows_a_truncate_through_another_handle),
         FS_TEST(pwrite_beyond_end_extends_with_zeros),
         FS_TEST(pwrite_past_the_largest_offset_is_refused),
         FS_TEST(pread_at_end_of_file_is_short),
