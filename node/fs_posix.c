@@ -711,6 +711,7 @@ int fs_posix_open(const char *dir, bool create_dir, struct fs **out, struct rk_e
     p->fs.ops = &fs_posix_ops;
     p->dir_sync_failed = false;
     p->open_files = 0;
+    p->inodes = NULL;
     memcpy(p->path, dir, len + 1);
     *out = &p->fs;
     return RK_OK;

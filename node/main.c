@@ -448,9 +448,12 @@ static bool pconn_read(struct pconn *c, const char **why)
             *why = "out of memory";
             return false;
         }
-        ssize_t r = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len);
+        size_t room = c->in.cap - c->in.len;
+        ssize_t r = read(c->fd, c->in.p + c->in.len, room);
         if (r > 0) {
             c->in.len += (size_t)r;
+            if ((size_t)r < room)
+                return true; /* drained for now (level-triggered: epoll says when more comes) */
             continue;
         }
         if (r == 0) {
@@ -1464,10 +1467,14 @@ static void client_read(struct node *n, struct client *c)
             c->want_close = true;
             return;
         }
-        ssize_t r = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len);
+        size_t room = c->in.cap - c->in.len;
+        ssize_t r = read(c->fd, c->in.p + c->in.len, room);
         if (r > 0) {
             c->in.len += (size_t)r;
             got += (size_t)r;
+            if ((size_t)r < room)
+                break; /* drained for now: epoll (level-triggered) says when more comes, which
+                          spares a read that would only say EAGAIN */
             continue;
         }
         if (r < 0 && errno == EINTR)
