@@ -1209,7 +1209,7 @@ int raft_step(struct raft *r, const struct raft_msg *m)
                  * a vote (the vote handler below resets it then), not because a candidate's
                  * term is higher. Without this, a candidate that cannot win (a stale log) and
                  * times out first keeps every other follower from ever standing (prevote off;
-                 * fuzz/findings/sim/stale-fast-candidate-livelock). */
+                 * fuzz/regress/sim/stale-fast-candidate-livelock). */
                 r->election_elapsed = elapsed;
                 r->election_timeout = timeout;
             }
