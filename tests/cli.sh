@@ -23,17 +23,6 @@ cli() {
     timeout 10 "$cli_bin" -p "$(cport "$i")" "$@" 2>&1
 }
 
-check() {
-    local what=$1 want=$2 got=$3
-    if [[ "$got" == "$want" ]]; then
-        passed=$((passed + 1))
-        echo "ok   $what"
-    else
-        failed=$((failed + 1))
-        echo "FAIL $what: want '$want', got '$got'"
-    fi
-}
-
 # Polls every 0.1 s, up to $2 tenths, for a node among $1 that says it is the leader; prints it.
 wait_leader() {
     local nodes=$1 tries=$2

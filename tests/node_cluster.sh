@@ -34,17 +34,6 @@ cli() {
 
 info_field() { cli "$1" INFO | tr -d '\r' | sed -n "s/^$2://p"; }
 
-check() {
-    local what=$1 want=$2 got=$3
-    if [[ "$got" == "$want" ]]; then
-        passed=$((passed + 1))
-        echo "ok   $what"
-    else
-        failed=$((failed + 1))
-        echo "FAIL $what: want '$want', got '$got'"
-    fi
-}
-
 # Polls every 0.1 s, up to $2 tenths, for a node among $1 that says it is the leader; prints it.
 wait_leader() {
     local nodes=$1 tries=$2

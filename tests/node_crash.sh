@@ -38,17 +38,6 @@ info_field() {
     timeout 2 redis-cli -p "$(cport "$1")" INFO 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"
 }
 
-check() {
-    local what=$1 want=$2 got=$3
-    if [[ "$got" == "$want" ]]; then
-        passed=$((passed + 1))
-        echo "ok   $what"
-    else
-        failed=$((failed + 1))
-        echo "FAIL $what: want '$want', got '$got'"
-    fi
-}
-
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # await SECONDS COMMAND...: runs COMMAND every 0.1 s until it succeeds or SECONDS pass.

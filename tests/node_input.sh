@@ -23,17 +23,6 @@ command -v redis-cli >/dev/null || {
 port_offset=3
 source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
-check() {
-    local what=$1 want=$2 got=$3
-    if [[ "$got" == "$want" ]]; then
-        passed=$((passed + 1))
-        echo "ok   $what"
-    else
-        failed=$((failed + 1))
-        echo "FAIL $what: want '$want', got '$got'"
-    fi
-}
-
 # Sends raw bytes ($2, printf format) to node $1's client port and prints what comes back until
 # the node closes the connection or 3 s pass; then "<closed>" if it was closed.
 raw() {

@@ -1,12 +1,25 @@
 # tests/lib/cluster.sh — sourced by the end-to-end tests that start real raftkv-node processes
-# on 127.0.0.1 (tests/node_cluster.sh, tests/cli.sh): a temporary directory, a free block of
+# on 127.0.0.1 (tests/node_*.sh, tests/cli.sh, ci/bench): a temporary directory, a block of
 # ports reserved for this test, start/stop of nodes 1..3, and a trap that stops everything.
 #
 # The caller sets node_bin (the raftkv-node binary) and, optionally, port_offset (so tests that
 # run in parallel search different blocks), then sources this file. It provides: tmp, pid[],
-# passed, failed, peers, cport N (a node's client port), members (host:port,...), start N.
+# passed, failed, peers, cport N (a node's client port), members (host:port,...), start N, and
+# check WHAT WANT GOT (counts into passed/failed and prints one line).
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/raftkv-test.XXXXXX")
+
+check() {
+    local what=$1 want=$2 got=$3
+    if [[ "$got" == "$want" ]]; then
+        passed=$((passed + 1))
+        echo "ok   $what"
+    else
+        failed=$((failed + 1))
+        echo "FAIL $what: want '$want', got '$got'"
+    fi
+}
+
 declare -A pid
 passed=0
 failed=0
