@@ -2130,7 +2130,6 @@ static int shutdown_node(struct node *n)
     if (transferring)
         node_log("info", "handing leadership to node %" PRIu64, target);
     uint64_t deadline = now_ms() + n->opt.shutdown_timeout_ms;
-    n->stopping_again = false;
     while (!n->stopping_again) {
         replica_info(n->rep, &st);
         bool transfer_done = !transferring || st.raft.role != RAFT_LEADER;
