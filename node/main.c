@@ -1655,7 +1655,7 @@ static const struct opt_def opt_defs[] = {
     OPT_STR("client", client, "HOST:PORT"),
     OPT_STR("data-dir", data_dir, "a directory"),
     OPT_NUM("tick-ms", OPT_U32, tick_ms, 1, 10000, "1..10000"),
-    OPT_NUM("election-ticks", OPT_PAIR, election_min, 1, 100000, "two integers MIN MAX, MIN <= MAX"),
+    OPT_NUM("election-ticks", OPT_PAIR, election_min, 1, 100000, "two integers MIN MAX, MIN < MAX"),
     OPT_NUM("heartbeat-ticks", OPT_U32, heartbeat, 1, 100000, "1..100000"),
     OPT_NUM("request-timeout-ms", OPT_U32, request_timeout_ms, 10, 3600000, "10..3600000"),
     OPT_NUM("shutdown-timeout-ms", OPT_U32, shutdown_timeout_ms, 0, 3600000, "0..3600000"),
@@ -1699,8 +1699,10 @@ static bool opt_set(struct options *o, const struct opt_def *d, const char *valu
         return true;
     case OPT_PAIR: {
         char a[32], b[32], extra;
+        /* MIN < MAX: the timeout must be randomized, or nodes that start together can split
+         * the vote round after round (Raft §5.2). */
         if (sscanf(value, "%31s %31s %c", a, b, &extra) != 2 || !parse_u64(a, d->min, d->max, &v) ||
-            !parse_u64(b, v, d->max, &v2))
+            v >= d->max || !parse_u64(b, v + 1, d->max, &v2))
             return false;
         o->election_min = (uint32_t)v;
         o->election_max = (uint32_t)v2;
