@@ -12,64 +12,11 @@
 
 #include <cmocka.h>
 
+#include "counting_alloc.h"
+
 #include "codec/codec.h"
 #include "common/crc32c.h"
 #include "common/prng.h"
-
-/* ---- a counting, failable allocator ---------------------------------------------------- */
-
-struct counting {
-    size_t live;      /* allocations not yet freed */
-    size_t calls;     /* malloc/realloc calls so far */
-    size_t max_size;  /* largest single request */
-    size_t fail_from; /* calls numbered >= fail_from (1-based) fail; 0 = never */
-};
-
-static void *cnt_malloc(void *ctx, size_t size)
-{
-    struct counting *c = ctx;
-    c->calls++;
-    if (c->fail_from != 0 && c->calls >= c->fail_from)
-        return NULL;
-    if (size > c->max_size)
-        c->max_size = size;
-    void *p = malloc(size == 0 ? 1 : size);
-    if (p != NULL)
-        c->live++;
-    return p;
-}
-
-static void *cnt_realloc(void *ctx, void *ptr, size_t size)
-{
-    struct counting *c = ctx;
-    c->calls++;
-    if (c->fail_from != 0 && c->calls >= c->fail_from)
-        return NULL;
-    if (size > c->max_size)
-        c->max_size = size;
-    void *p = realloc(ptr, size == 0 ? 1 : size);
-    if (p != NULL && ptr == NULL)
-        c->live++;
-    return p;
-}
-
-static void cnt_free(void *ctx, void *ptr)
-{
-    struct counting *c = ctx;
-    if (ptr == NULL)
-        return;
-    assert_true(c->live > 0);
-    c->live--;
-    free(ptr);
-}
-
-static struct rk_alloc counting_alloc(struct counting *c)
-{
-    memset(c, 0, sizeof(*c));
-    struct rk_alloc a = {
-        .malloc_fn = cnt_malloc, .realloc_fn = cnt_realloc, .free_fn = cnt_free, .ctx = c};
-    return a;
-}
 
 /* ---- sample messages ------------------------------------------------------------------- */
 

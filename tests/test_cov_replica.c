@@ -16,51 +16,11 @@
 
 #include <cmocka.h>
 
+#include "counting_alloc.h"
+
 #include "kv/memstore.h"
 #include "log/log.h"
 #include "replica/replica.h"
-
-/* ---- a counting allocator that fails the call numbered fail_at ---------------------------- */
-
-struct counting {
-    size_t live;
-    size_t calls;
-    size_t fail_at; /* 1-based; 0: never */
-};
-
-static void *cnt_malloc(void *ctx, size_t size)
-{
-    struct counting *c = ctx;
-    if (++c->calls == c->fail_at)
-        return NULL;
-    void *p = malloc(size);
-    if (p != NULL) {
-        memset(p, 0xa5, size); /* as a debugging malloc: code must not rely on fresh zeroes */
-        c->live++;
-    }
-    return p;
-}
-
-static void *cnt_realloc(void *ctx, void *ptr, size_t size)
-{
-    struct counting *c = ctx;
-    if (++c->calls == c->fail_at)
-        return NULL;
-    void *p = realloc(ptr, size);
-    if (p != NULL && ptr == NULL)
-        c->live++;
-    return p;
-}
-
-static void cnt_free(void *ctx, void *ptr)
-{
-    struct counting *c = ctx;
-    if (ptr == NULL)
-        return;
-    assert_true(c->live > 0);
-    c->live--;
-    free(ptr);
-}
 
 /* ---- a log store that forwards to memlog and fails load or sync when told --------------- */
 
@@ -150,8 +110,7 @@ static struct env *env_new(void)
 {
     struct env *e = calloc(1, sizeof(*e));
     assert_non_null(e);
-    e->alloc = (struct rk_alloc){
-        .malloc_fn = cnt_malloc, .realloc_fn = cnt_realloc, .free_fn = cnt_free, .ctx = &e->cnt};
+    e->alloc = counting_alloc(&e->cnt);
     e->log.base.ops = &flog_ops;
     assert_int_equal(log_memstore_create(rk_alloc_libc(), &e->log.inner), RK_OK);
     assert_int_equal(kv_memstore_create(rk_alloc_libc(), &e->store), RK_OK);

@@ -17,67 +17,13 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "counting_alloc.h"
 #include <xxhash.h>
 
 #include "common/prng.h"
 #include "kv/kv.h"
 #include "kv/memstore.h"
-
-/* ---- a counting, failable allocator ---------------------------------------------------- */
-
-struct counting {
-    size_t live;      /* allocations not yet freed */
-    size_t calls;     /* malloc/realloc calls so far */
-    size_t fail_at;   /* the call numbered fail_at (1-based) fails; 0 = never */
-    size_t fail_from; /* calls numbered >= fail_from fail; 0 = never */
-};
-
-static bool cnt_should_fail(struct counting *c)
-{
-    c->calls++;
-    return (c->fail_at != 0 && c->calls == c->fail_at) ||
-           (c->fail_from != 0 && c->calls >= c->fail_from);
-}
-
-static void *cnt_malloc(void *ctx, size_t size)
-{
-    struct counting *c = ctx;
-    if (cnt_should_fail(c))
-        return NULL;
-    void *p = malloc(size == 0 ? 1 : size);
-    if (p != NULL)
-        c->live++;
-    return p;
-}
-
-static void *cnt_realloc(void *ctx, void *ptr, size_t size)
-{
-    struct counting *c = ctx;
-    if (cnt_should_fail(c))
-        return NULL;
-    void *p = realloc(ptr, size == 0 ? 1 : size);
-    if (p != NULL && ptr == NULL)
-        c->live++;
-    return p;
-}
-
-static void cnt_free(void *ctx, void *ptr)
-{
-    struct counting *c = ctx;
-    if (ptr == NULL)
-        return;
-    assert_true(c->live > 0);
-    c->live--;
-    free(ptr);
-}
-
-static struct rk_alloc counting_alloc(struct counting *c)
-{
-    memset(c, 0, sizeof(*c));
-    struct rk_alloc a = {
-        .malloc_fn = cnt_malloc, .realloc_fn = cnt_realloc, .free_fn = cnt_free, .ctx = c};
-    return a;
-}
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
