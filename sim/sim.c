@@ -53,6 +53,7 @@ enum ev_type {
     EV_START_RETRY, /* a node whose start failed tries again (a = start generation) */
     EV_DIE,         /* a crash point that never came: crash now (a = start generation) */
     EV_MERGE,       /* Bitcask merge on a node */
+    EV_STORAGE,     /* a node's storage finished a group of log writes (a = storage gen) */
 };
 
 struct sim_msg {
@@ -105,6 +106,12 @@ struct sim_node {
     struct kv_store *store; /* bc_kv_store(bc) */
     bool dying;             /* a crash point is armed: crash at the disk's next calls */
     uint64_t busy_until;    /* a slow sync stalls the node until then */
+    /* Asynchronous log persistence (replica.h), as raftkv-node's storage thread does it: jobs
+     * queue here in order; the first n_running are written and their group's sync is due at
+     * the next EV_STORAGE of this storage_gen (a crash moves the gen on, dropping them). */
+    struct replica_log_job **jobq;
+    size_t n_jobq, cap_jobq, n_running;
+    uint64_t storage_gen;
     uint64_t start_gen;     /* restart attempts after a failed open */
     bool up;
     bool paused;
@@ -177,6 +184,7 @@ struct sim {
     /* Effective settings (the scenario's, or drawn by swarm). */
     double drop, duplicate, reorder;
     uint64_t latency_min, latency_max, reorder_max;
+    uint64_t io_us_min, io_us_max; /* a group of log writes takes this long, plus its sync */
     struct scn_chaos chaos;
     bool chaos_on;
     bool disk_faults; /* the scenario's disk faults are on (until settle) */
@@ -473,6 +481,7 @@ static int node_start(struct sim *s, struct sim_node *nd)
     c.raft.seed = rk_prng_next(&s->prng);
     c.log = nd->log;
     c.store = nd->store;
+    c.async_log = true; /* as raftkv-node runs it: the log is written off the loop */
     c.max_pending = 1024;
     c.store_sync_ticks = s->scn->disk.sync_ticks;
     c.compact_entries = s->compact_entries;
@@ -515,10 +524,22 @@ static void free_payload(struct event *e)
     e->payload = NULL;
 }
 
+/* The storage thread dies with the process: what it had not synced is the disk's to keep or
+ * lose (simdisk_crash). */
+static void storage_drop(struct sim_node *nd)
+{
+    for (size_t i = 0; i < nd->n_jobq; i++)
+        replica_log_job_free(nd->jobq[i]);
+    nd->n_jobq = 0;
+    nd->n_running = 0;
+    nd->storage_gen++;
+}
+
 static void node_crash(struct sim *s, struct sim_node *nd)
 {
     if (!nd->up)
         return;
+    storage_drop(nd);
     replica_destroy(nd->rep);
     nd->rep = NULL;
     nd->store->ops->destroy(nd->store); /* closes the bitcask, writing nothing */
@@ -1047,13 +1068,53 @@ static void net_send(struct sim *s, uint32_t from, const struct replica_frame *f
     }
 }
 
-/* Takes a node's outputs: frames onto the network, replies back to clients. */
+/* The storage "thread" takes every job queued and writes them now; their one sync completes
+ * after the disk's latency (plus a slow disk's sync cost), when EV_STORAGE hands them back.
+ * Meanwhile the node goes on: its messages, ticks and clients interleave with the write. */
+static void storage_start(struct sim *s, struct sim_node *nd)
+{
+    if (nd->n_running > 0 || nd->n_jobq == 0)
+        return;
+    nd->n_running = nd->n_jobq;
+    replica_log_run_writes(nd->jobq, nd->n_running);
+    uint64_t delay = rnd_range(s, s->io_us_min, s->io_us_max);
+    if (replica_log_jobs_need_sync(nd->jobq, nd->n_running))
+        delay += s->scn->disk.sync_us;
+    ev_push(s, s->now + delay, EV_STORAGE, nd->id, nd->storage_gen, 0, NULL);
+}
+
+static void drain(struct sim *s, struct sim_node *nd);
+
+static void on_storage(struct sim *s, struct sim_node *nd)
+{
+    replica_log_run_sync(nd->jobq, nd->n_running);
+    (void)simdisk_take_busy_us(nd->logdisk); /* the sync's cost was this event's delay */
+    size_t n = nd->n_running;
+    for (size_t i = 0; i < n; i++)
+        replica_log_job_done(nd->rep, nd->jobq[i]);
+    memmove(nd->jobq, nd->jobq + n, (nd->n_jobq - n) * sizeof(*nd->jobq));
+    nd->n_jobq -= n;
+    nd->n_running = 0;
+    drain(s, nd);
+}
+
+/* Takes a node's outputs: frames onto the network, replies back to clients, log writes to its
+ * storage. */
 static void drain(struct sim *s, struct sim_node *nd)
 {
     if (!nd->up)
         return;
     struct replica_output out;
     replica_output(nd->rep, &out);
+    if (out.n_log_jobs > 0) {
+        if (nd->n_jobq + out.n_log_jobs > nd->cap_jobq) {
+            nd->cap_jobq = (nd->n_jobq + out.n_log_jobs) * 2;
+            nd->jobq = xrealloc(nd->jobq, nd->cap_jobq * sizeof(*nd->jobq));
+        }
+        memcpy(nd->jobq + nd->n_jobq, out.log_jobs, out.n_log_jobs * sizeof(*nd->jobq));
+        nd->n_jobq += out.n_log_jobs;
+        storage_start(s, nd);
+    }
     for (size_t i = 0; i < out.n_frames; i++)
         net_send(s, nd->id, &out.frames[i]);
     for (size_t i = 0; i < out.n_replies; i++) {
@@ -1589,7 +1650,8 @@ static void on_settle(struct sim *s)
 static void handle(struct sim *s, struct event *e)
 {
     struct sim_node *nd = e->node >= 1 && e->node <= s->n ? &s->nodes[e->node] : NULL;
-    bool node_event = e->type == EV_TICK || e->type == EV_DELIVER || e->type == EV_CLIENT_REQ;
+    bool node_event = e->type == EV_TICK || e->type == EV_DELIVER || e->type == EV_CLIENT_REQ ||
+                      e->type == EV_STORAGE;
     if (node_event && nd->up && nd->busy_until > s->now) {
         /* The node is still in a slow sync: what arrives waits for it. */
         ev_push(s, nd->busy_until, e->type, e->node, e->a, e->b, e->payload);
@@ -1622,6 +1684,16 @@ static void handle(struct sim *s, struct event *e)
         }
         ev_push(s, s->now + rnd_range(s, s->scn->disk.merge_us / 2, s->scn->disk.merge_us * 3 / 2),
                 EV_MERGE, e->node, 0, 0, NULL);
+        return;
+    case EV_STORAGE:
+        if (!nd->up || e->a != nd->storage_gen)
+            return;
+        if (nd->paused) { /* the storage thread is stopped with its process */
+            node_hold(nd, e);
+            return;
+        }
+        on_storage(s, nd);
+        check_node(s, nd);
         return;
     case EV_TICK:
         if (!nd->up || nd->paused || e->a != nd->tick_gen)
@@ -1747,6 +1819,9 @@ static void setup(struct sim *s)
     s->reorder = scn->reorder;
     s->latency_min = scn->latency_us_min;
     s->latency_max = scn->latency_us_max;
+    /* A write and its fdatasync on an SSD: tens to hundreds of microseconds. */
+    s->io_us_min = 20;
+    s->io_us_max = 400;
     s->reorder_max = scn->reorder_us_max;
     s->chaos = scn->chaos;
     s->pre_vote = scn->pre_vote;
@@ -1805,6 +1880,8 @@ static void teardown(struct sim *s)
     free(s->heap);
     for (uint32_t i = 1; i <= s->n; i++) {
         struct sim_node *nd = &s->nodes[i];
+        storage_drop(nd);
+        free(nd->jobq);
         if (nd->up) {
             replica_destroy(nd->rep);
             nd->store->ops->destroy(nd->store);

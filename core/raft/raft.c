@@ -77,6 +77,7 @@ struct raft {
     uint64_t snap_index;
     uint64_t snap_term;
     uint64_t persisted;     /* entries up to here are durable in the host's storage */
+    uint64_t written;       /* entries up to here were handed to the host (>= persisted) */
     uint64_t truncate_from; /* durable entries from here on must be deleted; 0: none */
 
     /* Timers, in ticks. */
@@ -244,8 +245,11 @@ static void raft_log_truncate(struct raft *r, uint64_t from)
         e->data = NULL;
     }
     r->n_ents = (size_t)(from - r->snap_index - 1);
-    if (from <= r->persisted) {
+    if (from <= r->persisted)
         r->persisted = from - 1;
+    if (from <= r->written) {
+        /* Handed to the host: maybe durable already, or on its way there. */
+        r->written = from - 1;
         if (r->truncate_from == 0 || from < r->truncate_from)
             r->truncate_from = from;
     }
@@ -1392,7 +1396,7 @@ int raft_restore(struct raft *r, uint64_t index, uint64_t term)
     } else {
         /* Figure 13, 7: discard the entire log. What was durable beyond index is stale, and a
          * pending truncation may have left stale durable entries anywhere after it. */
-        if (r->persisted > index || r->truncate_from != 0)
+        if (r->written > index || r->truncate_from != 0)
             r->truncate_from = index + 1;
         for (size_t i = 0; i < r->n_ents; i++) {
             struct raft_entry *e = &r->ents[i];
@@ -1406,9 +1410,13 @@ int raft_restore(struct raft *r, uint64_t index, uint64_t term)
         r->snap_index = index;
         r->snap_term = term;
         r->persisted = index;
+        r->written = index;
     }
+    /* The state machine holds everything up to index durably: the snapshot stands for it. */
     if (r->persisted < index)
         r->persisted = index;
+    if (r->written < index)
+        r->written = index;
     r->commit = index;
     r->applied = index; /* the state machine is the snapshot */
     r->restore_pending = true;
@@ -1457,7 +1465,7 @@ static bool raft_hs_changed(const struct raft *r)
 
 bool raft_has_ready(const struct raft *r)
 {
-    return raft_hs_changed(r) || r->persisted < raft_last_index(r) || r->truncate_from != 0 ||
+    return raft_hs_changed(r) || r->written < raft_last_index(r) || r->truncate_from != 0 ||
            r->msgs.n > 0 || r->msgs_after.n > 0 || raft_apply_limit(r) > r->applied ||
            r->n_read_states > 0 || r->read_round_pending || r->append_pending || r->commit_pending ||
            r->n_snap_needed > 0 || r->restore_pending;
@@ -1484,9 +1492,9 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
     rd->hard_state.commit = r->commit;
     rd->truncate_from = r->truncate_from;
     uint64_t last = raft_last_index(r);
-    if (r->persisted < last) {
-        rd->entries = raft_entry_at(r, r->persisted + 1);
-        rd->n_entries = (size_t)(last - r->persisted);
+    if (r->written < last) {
+        rd->entries = raft_entry_at(r, r->written + 1);
+        rd->n_entries = (size_t)(last - r->written);
     }
     rd->msgs = r->msgs.v;
     rd->n_msgs = r->msgs.n;
@@ -1509,7 +1517,8 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
     r->in_ready = true;
 }
 
-void raft_advance(struct raft *r, const struct raft_ready *rd)
+/* What both advances do: the batch was acted on, except (async) for its durability. */
+static void raft_advance_common(struct raft *r, const struct raft_ready *rd)
 {
     RK_ASSERT(r->in_ready);
     r->in_ready = false;
@@ -1517,7 +1526,7 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
         r->prev_hs = rd->hard_state;
     r->truncate_from = 0;
     if (rd->n_entries > 0)
-        r->persisted = rd->entries[rd->n_entries - 1].index;
+        r->written = rd->entries[rd->n_entries - 1].index;
     if (rd->n_committed > 0)
         r->applied = rd->committed[rd->n_committed - 1].index;
     raft_msg_vec_clear(r, &r->msgs);
@@ -1528,13 +1537,45 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     for (size_t i = 0; i < r->n_garbage; i++)
         rk_free(r->alloc, r->garbage[i]);
     r->n_garbage = 0;
-    /* Our own entries are durable now: they count toward the commit quorum. */
+}
+
+/* Our own entries up to index are durable: they count toward the commit quorum (§10.2.1). */
+static void raft_self_persisted(struct raft *r, uint64_t index)
+{
+    if (index <= r->persisted)
+        return;
+    r->persisted = index;
     if (r->role == RAFT_LEADER && r->prs[r->self_idx].match < r->persisted) {
         r->prs[r->self_idx].match = r->persisted;
         raft_maybe_commit(r);
     }
+}
+
+void raft_advance(struct raft *r, const struct raft_ready *rd)
+{
+    raft_advance_common(r, rd);
+    raft_self_persisted(r, r->written);
     RK_ASSERT(r->applied <= r->commit);
     RK_ASSERT_SLOW(raft_invariants_hold_since(r, rd->n_entries > 0 ? rd->entries[0].index : 0));
+}
+
+void raft_advance_async(struct raft *r, const struct raft_ready *rd)
+{
+    raft_advance_common(r, rd);
+    RK_ASSERT(r->applied <= r->commit);
+    RK_ASSERT_SLOW(raft_invariants_hold_since(r, rd->n_entries > 0 ? rd->entries[0].index : 0));
+}
+
+void raft_persisted(struct raft *r, uint64_t index, uint64_t term)
+{
+    RK_ASSERT(!r->in_ready);
+    /* A write that the log has since cut (a conflict, a snapshot) says nothing about the
+     * entries there now; one whose (index, term) is still in the log vouches for the whole
+     * prefix (Log Matching). Never beyond what was handed out. */
+    if (index > r->written || index <= r->persisted || raft_term_at(r, index) != term)
+        return;
+    raft_self_persisted(r, index);
+    RK_ASSERT_SLOW(raft_invariants_hold_since(r, 0));
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1662,6 +1703,7 @@ int raft_create(const struct raft_config *c, struct raft **out, struct rk_errmsg
             goto err_free;
     }
     r->persisted = raft_last_index(r);
+    r->written = r->persisted;
     r->applied = c->applied;
     /* The commit index may have been persisted lazily; what was applied was committed. */
     r->commit = c->hard_state.commit > c->applied ? c->hard_state.commit : c->applied;
@@ -1745,7 +1787,8 @@ static bool raft_invariants_hold_since(const struct raft *r, uint64_t from)
     uint64_t last = raft_last_index(r);
     RK_ASSERT(r->commit <= last);       /* I1 */
     RK_ASSERT(r->applied <= r->commit); /* I1 */
-    RK_ASSERT(r->persisted <= last);
+    RK_ASSERT(r->persisted <= r->written);
+    RK_ASSERT(r->written <= last);
     RK_ASSERT(raft_last_term(r) <= r->term); /* I2 */
     if (from > r->snap_index && from <= last) {
         uint64_t prev = raft_term_at(r, from - 1);
@@ -1773,7 +1816,8 @@ void raft_check_invariants(const struct raft *r)
     RK_ASSERT(r->commit <= last);                                         /* I1 */
     RK_ASSERT(r->applied <= r->commit);                                   /* I1 */
     RK_ASSERT(r->applied <= r->persisted || r->applied <= r->snap_index); /* I1 */
-    RK_ASSERT(r->persisted <= last);
+    RK_ASSERT(r->persisted <= r->written);
+    RK_ASSERT(r->written <= last);
     uint64_t prev = r->snap_term;
     for (size_t i = 0; i < r->n_ents; i++) {
         RK_ASSERT(r->ents[i].index == r->snap_index + 1 + i);

@@ -22,6 +22,15 @@
  *
  * Everything a ready batch points to stays valid until raft_advance().
  *
+ * Asynchronous persistence (etcd raft's AsyncStorageWrites): a host whose storage runs off its
+ * event loop does step 2 by handing a copy of the batch's truncation, entries and hard state to
+ * its storage, together with rd.msgs_after_persist, and calls raft_advance_async() at once
+ * (steps 1 and 4 as above: only entries already durable are in rd.committed). When that write
+ * is durable, the host sends the messages it held and calls raft_persisted() with the batch's
+ * last entry; writes complete in the order they were handed out. Until then the batch's entries
+ * are neither counted in the leader's own quorum nor applied, and a later batch may already be
+ * on its way: that is the leader writing its log while its followers write theirs (§10.2.1).
+ *
  * Invariants held by struct raft (checked by raft_check_invariants in slow-assert builds):
  *   I1  commit <= last index; applied <= commit; applied <= persisted index.
  *   I2  log terms never decrease along the log and are <= term.
@@ -226,7 +235,7 @@ struct raft_status {
     uint64_t first_index; /* first index held in memory */
     uint64_t last_index;
     uint64_t last_term;
-    uint64_t persisted_index;
+    uint64_t persisted_index; /* durable in the host's log: counts in the leader's quorum */
     uint64_t transfer_target;
     uint64_t snapshot_index; /* the log starts after this */
     uint64_t snapshot_term;
@@ -304,6 +313,13 @@ void raft_ready(struct raft *r, struct raft_ready *rd);
 /* Tells raft that rd was acted on in full: entries and hard state are durable, messages sent,
  * committed entries applied. Frees what rd pointed to. */
 void raft_advance(struct raft *r, const struct raft_ready *rd);
+/* As raft_advance, except that rd's entries and hard state were only handed to storage (the
+ * host copied them): raft_persisted() tells when they are durable. */
+void raft_advance_async(struct raft *r, const struct raft_ready *rd);
+/* Storage made the log durable up to index, whose entry has term (the last entry of a batch
+ * advanced with raft_advance_async; 0, 0 for a batch without entries does nothing). A write
+ * the log has cut since (conflict, snapshot) is ignored. */
+void raft_persisted(struct raft *r, uint64_t index, uint64_t term);
 
 void raft_status(const struct raft *r, struct raft_status *st);
 /* Leader only: progress of the follower at position i of the voter list; false if i is self

@@ -30,6 +30,7 @@
 #include "common/assert.h"
 #include "common/crc32c.h"
 #include "common/prng.h"
+#include "replica/log_job.h"
 
 _Static_assert(KV_CMD_MAX_BYTES <= RAFT_DEFAULT_MAX_ENTRY_BYTES,
                "the largest command must fit the default Raft entry limit");
@@ -171,6 +172,14 @@ struct replica {
     uint64_t snapshots_sent;
     uint64_t snapshots_installed;
     size_t scratch_cap;
+
+    /* Asynchronous persistence: jobs made and not yet handed out (outputs), and the count
+     * and sequence of those out with the driver. */
+    struct replica_log_job **jobs;
+    size_t n_jobs, cap_jobs;
+    uint32_t jobs_out;
+    uint64_t job_seq_next; /* seq of the next job made */
+    uint64_t job_seq_done; /* seq of the next job expected back */
 };
 
 const char *replica_status_name(int status)
@@ -203,6 +212,7 @@ void replica_config_default(struct replica_config *c)
     c->snapshot_chunk_bytes = 64u << 10;
     c->snapshot_timeout_ticks = 100;
     c->max_snapshot_bytes = 1ull << 30;
+    c->max_log_jobs = 1024;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -227,6 +237,7 @@ static void replica_begin(struct replica *r)
     r->bytes.len = 0;
     r->n_frames = 0;
     r->n_replies = 0;
+    r->n_jobs = 0; /* the driver owns them now */
 }
 
 static void push_frame(struct replica *r, uint64_t to, size_t off, size_t len)
@@ -288,6 +299,8 @@ void replica_output(struct replica *r, struct replica_output *out)
 {
     memset(out, 0, sizeof(*out));
     r->output_taken = true;
+    out->log_jobs = r->jobs;
+    out->n_log_jobs = r->n_jobs;
     if (!rk_grow(r->alloc, (void **)&r->out_frames, &r->cap_out_frames, r->n_frames,
                  sizeof(*r->out_frames)) ||
         !rk_grow(r->alloc, (void **)&r->out_replies, &r->cap_out_replies, r->n_replies,
@@ -867,6 +880,8 @@ static void on_snap(struct replica *r, const struct codec_snap *f)
     send_snap(r, CODEC_TYPE_SNAP_ACK, &ack);
 }
 
+static bool job_push(struct replica *r, struct replica_log_job *job);
+
 /* Compaction: past compact_entries entries in the log, the state machine is synced and the log
  * prefix up to applied - compact_keep is dropped from raft and from the log store. */
 static void maybe_compact(struct replica *r)
@@ -893,10 +908,23 @@ static void maybe_compact(struct replica *r)
         r->synced_applied = applied;
         uint64_t term = raft_term_at(r->raft, index);
         rc = raft_compact(r->raft, index);
-        if (rc == RK_OK)
+        if (rc == RK_OK && r->cfg.async_log) {
+            /* In line behind the writes out: durable with the next job's sync. */
+            struct replica_log_job *job = log_job_alloc(r->alloc, 0, 0, 0, 0);
+            if (job == NULL) {
+                rc = RK_ENOMEM;
+            } else {
+                job->has_compact = true;
+                job->compact_index = index;
+                job->compact_term = term;
+                if (!job_push(r, job))
+                    return;
+            }
+        } else if (rc == RK_OK) {
             rc = r->cfg.log->ops->compact(r->cfg.log, index, term, &r->fail_msg);
-        if (rc == RK_OK)
-            rc = r->cfg.log->ops->sync(r->cfg.log, &r->fail_msg);
+            if (rc == RK_OK)
+                rc = r->cfg.log->ops->sync(r->cfg.log, &r->fail_msg);
+        }
     }
     if (rc != RK_OK) {
         r->failed = true;
@@ -967,10 +995,96 @@ static bool persist(struct replica *r, const struct raft_ready *rd)
     return true;
 }
 
+/* Asynchronous persistence: hands the job to the outputs (the driver owns it from there). */
+static bool job_push(struct replica *r, struct replica_log_job *job)
+{
+    if (!rk_grow(r->alloc, (void **)&r->jobs, &r->cap_jobs, r->n_jobs + 1, sizeof(*r->jobs))) {
+        replica_log_job_free(job);
+        r->failed = true;
+        rk_errf(&r->fail_msg, RK_ENOMEM, "log store: out of memory for a write");
+        return false;
+    }
+    job->log = r->cfg.log;
+    job->seq = r->job_seq_next++;
+    r->jobs[r->n_jobs++] = job;
+    r->jobs_out++;
+    return true;
+}
+
+/* The async counterpart of persist(): the batch's log writes, copied into a job with the
+ * messages that depend on them. With nothing to write and no job out, those messages
+ * promise nothing new and leave at once; otherwise they wait for every earlier job too (an
+ * acknowledgment may vouch for entries a job still out is writing). */
+static bool persist_async(struct replica *r, const struct raft_ready *rd)
+{
+    bool writes = rd->has_restore || rd->truncate_from != 0 || rd->n_entries > 0 ||
+                  rd->has_hard_state;
+    if (!writes && (rd->n_msgs_after_persist == 0 || r->jobs_out == 0)) {
+        for (size_t i = 0; i < rd->n_msgs_after_persist; i++)
+            send_raft_msg(r, &rd->msgs_after_persist[i]);
+        return true;
+    }
+    size_t data_bytes = 0, frame_bytes = 0;
+    for (size_t i = 0; i < rd->n_entries; i++)
+        data_bytes += rd->entries[i].len;
+    for (size_t i = 0; i < rd->n_msgs_after_persist; i++)
+        frame_bytes += codec_msg_size(&rd->msgs_after_persist[i]);
+    struct replica_log_job *job = log_job_alloc(r->alloc, rd->n_entries, data_bytes,
+                                                rd->n_msgs_after_persist, frame_bytes);
+    if (job == NULL) {
+        r->failed = true;
+        rk_errf(&r->fail_msg, RK_ENOMEM, "log store: out of memory for a write");
+        return false;
+    }
+    job->has_compact = rd->has_restore;
+    job->compact_index = rd->restore_index;
+    job->compact_term = rd->restore_term;
+    job->truncate_from = rd->truncate_from;
+    job->need_sync = rd->has_restore || rd->truncate_from != 0 || rd->n_entries > 0;
+    size_t off = 0;
+    for (size_t i = 0; i < rd->n_entries; i++) {
+        const struct raft_entry *e = &rd->entries[i];
+        job->entries[i] = *e;
+        job->entries[i].data = NULL;
+        if (e->len > 0) {
+            job->entries[i].data = job->bytes + off;
+            memcpy(job->bytes + off, e->data, e->len);
+            off += e->len;
+        }
+    }
+    job->n_entries = rd->n_entries;
+    if (rd->n_entries > 0) {
+        job->last_index = rd->entries[rd->n_entries - 1].index;
+        job->last_term = rd->entries[rd->n_entries - 1].term;
+    }
+    if (rd->has_hard_state) {
+        job->has_hard_state = true;
+        job->hard_state = rd->hard_state;
+        if (rd->hard_state.term != r->hs_term || rd->hard_state.vote != r->hs_vote)
+            job->need_sync = true;
+        r->hs_term = rd->hard_state.term;
+        r->hs_vote = rd->hard_state.vote;
+    }
+    for (size_t i = 0; i < rd->n_msgs_after_persist; i++) {
+        const struct raft_msg *m = &rd->msgs_after_persist[i];
+        size_t size = codec_msg_size(m), len = 0;
+        int rc = codec_encode_msg(m, job->bytes + off, size, &len);
+        RK_ASSERT(rc == RK_OK);
+        job->frames[i] = (struct log_job_frame){.to = m->to, .off = off, .len = len};
+        off += len;
+    }
+    job->n_frames = rd->n_msgs_after_persist;
+    RK_ASSERT(off <= data_bytes + frame_bytes);
+    return job_push(r, job);
+}
+
 static void drive(struct replica *r)
 {
     for (uint32_t guard = 0; !r->failed && raft_has_ready(r->raft); guard++) {
         RK_ASSERT(guard < 1000000);
+        /* Bounded: with this many writes out, the storage is far behind; wait for it. */
+        if (r->cfg.async_log && r->jobs_out >= r->cfg.max_log_jobs)
+            return;
         struct raft_ready rd;
         raft_ready(r->raft, &rd);
         for (size_t i = 0; i < rd.n_msgs; i++)
@@ -980,10 +1094,15 @@ static void drive(struct replica *r)
                                                                  : RAFT_MAX_VOTERS;
         if (n_needed > 0) /* snapshot_needed is NULL when empty: memcpy(NULL) is undefined */
             memcpy(needed, rd.snapshot_needed, n_needed * sizeof(*needed));
-        if (!persist(r, &rd))
-            return; /* never advance past a batch that is not durable */
-        for (size_t i = 0; i < rd.n_msgs_after_persist; i++)
-            send_raft_msg(r, &rd.msgs_after_persist[i]);
+        if (r->cfg.async_log) {
+            if (!persist_async(r, &rd))
+                return;
+        } else {
+            if (!persist(r, &rd))
+                return; /* never advance past a batch that is not durable */
+            for (size_t i = 0; i < rd.n_msgs_after_persist; i++)
+                send_raft_msg(r, &rd.msgs_after_persist[i]);
+        }
         struct raft_status st;
         raft_status(r->raft, &st);
         if (rd.role != r->role || rd.leader != r->leader || st.term != r->term) {
@@ -1005,11 +1124,53 @@ static void drive(struct replica *r)
         apply_entries(r, rd.committed, rd.n_committed);
         if (r->failed)
             return;
-        raft_advance(r->raft, &rd);
+        if (r->cfg.async_log)
+            raft_advance_async(r->raft, &rd);
+        else
+            raft_advance(r->raft, &rd);
         /* After advance: starting a snapshot calls into raft (when it fails at once). */
         for (size_t i = 0; i < n_needed; i++)
             snap_start(r, needed[i]);
     }
+}
+
+void replica_log_job_done(struct replica *r, struct replica_log_job *job)
+{
+    replica_begin(r);
+    RK_ASSERT(job->written);
+    RK_ASSERT(job->seq == r->job_seq_done); /* back in the order they went out */
+    RK_ASSERT(r->jobs_out > 0);
+    r->job_seq_done++;
+    r->jobs_out--;
+    if (r->failed) {
+        replica_log_job_free(job);
+        return;
+    }
+    if (job->rc != RK_OK) {
+        r->failed = true;
+        r->fail_msg = job->err;
+        rk_errwrap(&r->fail_msg, job->rc, "log store");
+        replica_log_job_free(job);
+        return;
+    }
+    for (size_t i = 0; i < job->n_frames; i++) {
+        const struct log_job_frame *f = &job->frames[i];
+        size_t off = arena_reserve(r, f->len);
+        if (off == SIZE_MAX)
+            continue; /* out of memory: lost, as on a bad network */
+        memcpy(r->bytes.buf + off, job->bytes + f->off, f->len);
+        push_frame(r, f->to, off, f->len);
+    }
+    if (job->last_index != 0)
+        raft_persisted(r->raft, job->last_index, job->last_term);
+    replica_log_job_free(job);
+    if (!r->deferred)
+        drive(r);
+}
+
+uint32_t replica_log_jobs_out(const struct replica *r)
+{
+    return r->jobs_out;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1375,6 +1536,8 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
         return rk_errf(err, RK_ENOMEM, "replica: allocating");
     memset(r, 0, sizeof(*r));
     r->cfg = *c;
+    if (r->cfg.max_log_jobs == 0)
+        r->cfg.max_log_jobs = 1024;
     r->alloc = a;
     r->id = c->raft.id;
     struct rk_prng prng;
@@ -1491,6 +1654,9 @@ void replica_destroy(struct replica *r)
     for (uint32_t i = 0; i < RAFT_MAX_VOTERS; i++)
         rk_free(a, r->snap_out[i].buf);
     rk_free(a, r->snap_in.buf);
+    for (size_t i = 0; !r->output_taken && i < r->n_jobs; i++) /* made, never handed out */
+        replica_log_job_free(r->jobs[i]);
+    rk_free(a, r->jobs);
     rk_free(a, r);
 }
 

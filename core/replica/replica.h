@@ -83,11 +83,17 @@ struct replica_frame {
     size_t len;
 };
 
+struct replica_log_job;
+
 struct replica_output {
     const struct replica_frame *frames;
     size_t n_frames;
     const struct replica_reply *replies;
     size_t n_replies;
+    /* async_log: log writes to run, in this order; the driver owns them from here on and hands
+     * each back with replica_log_job_done (or frees it with replica_log_job_free). */
+    struct replica_log_job *const *log_jobs;
+    size_t n_log_jobs;
 };
 
 struct replica_config {
@@ -111,6 +117,10 @@ struct replica_config {
     uint32_t snapshot_chunk_bytes;
     uint32_t snapshot_timeout_ticks;
     uint64_t max_snapshot_bytes; /* a larger incoming snapshot is refused */
+    /* Asynchronous log persistence (see "Asynchronous persistence" below). false: every input
+     * writes and syncs the log store before it returns. */
+    bool async_log;
+    uint32_t max_log_jobs; /* jobs out at once; beyond, no new ready is taken. 0: 1024 */
 };
 
 /* Defaults: request timeout 50 ticks, 65536 pending, 4096 sessions, store synced every 10
@@ -149,6 +159,32 @@ void replica_flush(struct replica *r);
 
 /* Outputs accumulated since the last call; valid until the next call into the replica. */
 void replica_output(struct replica *r, struct replica_output *out);
+
+/*
+ * Asynchronous persistence (cfg.async_log; etcd raft's AsyncStorageWrites, thesis §10.2.1).
+ * The replica then never writes its log store after replica_create: each ready batch that
+ * changes the log becomes a job in replica_output's log_jobs, and the batch's other outputs
+ * go out at once — a leader's APPENDs leave before its own log is synced, so the leader's and
+ * the followers' syncs overlap. Messages that promise durability (vote replies and requests,
+ * append acknowledgments) travel inside the job; entries are counted in the leader's quorum
+ * and applied only once their job is back.
+ *
+ * The driver runs jobs off its event loop, in output order, one group at a time:
+ * replica_log_run (or replica_log_run_writes, then replica_log_run_sync: one sync for the
+ * group) touches only the jobs and the log store, never the replica, so it may run on a
+ * storage thread. Then, on the replica's thread and in the same order, replica_log_job_done
+ * hands each job back: its held frames join the outputs, raft learns what is durable, and
+ * the job is freed. A failed job stops the replica (replica_failed), as a failed sync does.
+ * A driver that drops jobs (a crash, shutdown) frees them with replica_log_job_free.
+ */
+void replica_log_run(struct replica_log_job *const *jobs, size_t n);
+void replica_log_run_writes(struct replica_log_job *const *jobs, size_t n);
+bool replica_log_jobs_need_sync(struct replica_log_job *const *jobs, size_t n);
+void replica_log_run_sync(struct replica_log_job *const *jobs, size_t n);
+void replica_log_job_done(struct replica *r, struct replica_log_job *job);
+void replica_log_job_free(struct replica_log_job *job);
+/* Jobs handed out and not yet done. */
+uint32_t replica_log_jobs_out(const struct replica *r);
 
 /* A storage failure (log store) stops the replica: it sends nothing more, answers new requests
  * TRYAGAIN, and leaves pending ones unanswered.
