@@ -1,0 +1,293 @@
+/*
+ * test_storage.c — asynchronous log persistence: the replica's log jobs (replica.h) and
+ * raftkv-node's storage thread (node/storage.c) that runs them.
+ *
+ * A small cluster of replicas with async_log over log_memstores: frames are delivered by the
+ * test, and log jobs either run at once (replica_log_run) or go through a real storage thread.
+ * What is checked: a leader's APPENDs leave before its own write is durable (the parallel
+ * write, thesis §10.2.1); acknowledgments wait for the job that makes them true; nothing is
+ * applied or answered before it is durable; jobs come back from the thread in order, grouped.
+ */
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "codec/codec.h"
+#include "kv/memstore.h"
+#include "log/log.h"
+#include "replica/replica.h"
+#include "storage.h"
+
+#define N 3
+
+struct frame {
+    uint64_t from, to;
+    uint8_t *bytes;
+    size_t len;
+};
+
+struct cluster {
+    uint32_t n;
+    struct replica *r[N + 1];
+    struct log_store *log[N + 1];
+    struct kv_store *store[N + 1];
+    struct frame q[4096];
+    size_t nq;
+    /* Jobs handed out and not yet run, per node, in order. */
+    struct replica_log_job *jobs[N + 1][256];
+    size_t njobs[N + 1];
+    uint32_t replies, ok_replies;
+    uint64_t last_reply_id;
+};
+
+static void take(struct cluster *c, uint32_t id)
+{
+    struct replica_output out;
+    replica_output(c->r[id], &out);
+    for (size_t i = 0; i < out.n_frames; i++) {
+        assert_true(c->nq < 4096);
+        struct frame *f = &c->q[c->nq++];
+        f->from = id;
+        f->to = out.frames[i].to;
+        f->len = out.frames[i].len;
+        f->bytes = malloc(f->len);
+        memcpy(f->bytes, out.frames[i].bytes, f->len);
+    }
+    for (size_t i = 0; i < out.n_replies; i++) {
+        c->replies++;
+        c->last_reply_id = out.replies[i].req_id;
+        if (out.replies[i].status == REPLICA_OK)
+            c->ok_replies++;
+    }
+    for (size_t i = 0; i < out.n_log_jobs; i++) {
+        assert_true(c->njobs[id] < 256);
+        c->jobs[id][c->njobs[id]++] = out.log_jobs[i];
+    }
+}
+
+/* Runs node id's jobs now (one group, one sync) and hands them back. */
+static void run_jobs(struct cluster *c, uint32_t id)
+{
+    size_t n = c->njobs[id];
+    if (n == 0)
+        return;
+    replica_log_run(c->jobs[id], n);
+    c->njobs[id] = 0;
+    for (size_t i = 0; i < n; i++)
+        replica_log_job_done(c->r[id], c->jobs[id][i]);
+    take(c, id);
+}
+
+/* Delivers every queued frame (and whatever they cause), running jobs as they appear unless
+ * hold says which node's storage is stalled. */
+static void settle(struct cluster *c, uint32_t hold)
+{
+    for (int round = 0; round < 10000; round++) {
+        bool any = false;
+        for (uint32_t id = 1; id <= c->n; id++) {
+            if (id != hold && c->njobs[id] > 0) {
+                run_jobs(c, id);
+                any = true;
+            }
+        }
+        if (c->nq > 0) {
+            struct frame f = c->q[0];
+            memmove(c->q, c->q + 1, (c->nq - 1) * sizeof(*c->q));
+            c->nq--;
+            struct rk_errmsg err;
+            replica_recv(c->r[f.to], f.from, f.bytes, f.len, &err);
+            free(f.bytes);
+            take(c, (uint32_t)f.to);
+            any = true;
+        }
+        if (!any)
+            return;
+    }
+    fail_msg("cluster did not settle");
+}
+
+static void cluster_init(struct cluster *c, uint32_t n)
+{
+    memset(c, 0, sizeof(*c));
+    c->n = n;
+    for (uint32_t id = 1; id <= n; id++) {
+        assert_int_equal(log_memstore_create(rk_alloc_libc(), &c->log[id]), RK_OK);
+        assert_int_equal(kv_memstore_create(rk_alloc_libc(), &c->store[id]), RK_OK);
+        struct replica_config cfg;
+        replica_config_default(&cfg);
+        cfg.raft.id = id;
+        cfg.raft.n_voters = n;
+        for (uint32_t i = 0; i < n; i++)
+            cfg.raft.voters[i] = i + 1;
+        cfg.raft.seed = id;
+        cfg.raft.election_ticks_min = 10;
+        cfg.raft.election_ticks_max = 11;
+        cfg.log = c->log[id];
+        cfg.store = c->store[id];
+        cfg.async_log = true;
+        struct rk_errmsg err;
+        assert_int_equal(replica_create(&cfg, &c->r[id], &err), RK_OK);
+    }
+}
+
+static void cluster_free(struct cluster *c)
+{
+    for (uint32_t id = 1; id <= c->n; id++) {
+        for (size_t i = 0; i < c->njobs[id]; i++)
+            replica_log_job_free(c->jobs[id][i]);
+        replica_destroy(c->r[id]);
+        c->log[id]->ops->destroy(c->log[id]);
+        c->store[id]->ops->destroy(c->store[id]);
+    }
+    for (size_t i = 0; i < c->nq; i++)
+        free(c->q[i].bytes);
+}
+
+/* Node 1 times out first and wins. */
+static void elect_1(struct cluster *c)
+{
+    for (int t = 0; t < 40; t++) {
+        replica_tick(c->r[1]);
+        take(c, 1);
+        settle(c, 0);
+        struct replica_info info;
+        replica_info(c->r[1], &info);
+        if (info.raft.role == RAFT_LEADER)
+            return;
+    }
+    fail_msg("node 1 never became leader");
+}
+
+static void put(struct cluster *c, uint32_t id, uint64_t req_id, const char *key)
+{
+    struct replica_request req = {.req_id = req_id, .op = REPLICA_PUT,
+                                  .key = (const uint8_t *)key, .key_len = (uint32_t)strlen(key),
+                                  .val = (const uint8_t *)"v", .val_len = 1};
+    replica_submit(c->r[id], &req);
+    take(c, id);
+}
+
+static size_t frames_of_type(const struct cluster *c, uint64_t from, uint8_t type)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->nq; i++) {
+        struct codec_frame f;
+        struct rk_errmsg err;
+        if (c->q[i].from != from ||
+            codec_decode(c->q[i].bytes, c->q[i].len, rk_alloc_libc(), &f, &err) != RK_OK)
+            continue;
+        if (f.type < CODEC_TYPE_HANDSHAKE && f.msg.type == type)
+            n++;
+        codec_frame_free(rk_alloc_libc(), &f);
+    }
+    return n;
+}
+
+/* §10.2.1: the leader's APPENDs to both followers are out while its own log write is still a
+ * job nobody has run; the write is answered only after it is durable on a majority. */
+static void test_leader_sends_appends_before_its_own_sync(void **state)
+{
+    (void)state;
+    struct cluster c;
+    cluster_init(&c, 3);
+    elect_1(&c);
+    uint32_t before = c.ok_replies;
+    put(&c, 1, 77, "k");
+    assert_int_equal(c.njobs[1], 1);                            /* its own write: not run */
+    assert_int_equal(frames_of_type(&c, 1, RAFT_MSG_APPEND), 2); /* already out */
+    /* The followers persist and acknowledge; the leader's own job still stalled: the entry
+     * commits on the two followers, and the leader, which applies only what it holds durably,
+     * has not answered. */
+    settle(&c, 1);
+    assert_int_equal(c.ok_replies, before);
+    struct replica_info info;
+    replica_info(c.r[1], &info);
+    assert_true(info.raft.persisted_index < info.raft.last_index);
+    run_jobs(&c, 1);
+    settle(&c, 0);
+    assert_int_equal(c.ok_replies, before + 1);
+    assert_int_equal(c.last_reply_id, 77);
+    cluster_free(&c);
+}
+
+/* A follower's acknowledgment waits for its job: held while the job is out, released after. */
+static void test_follower_ack_waits_for_its_sync(void **state)
+{
+    (void)state;
+    struct cluster c;
+    cluster_init(&c, 3);
+    elect_1(&c);
+    put(&c, 1, 78, "k");
+    /* Deliver the leader's APPENDs to the followers only, running no follower job. */
+    settle(&c, 2);
+    assert_true(c.njobs[2] > 0);
+    assert_int_equal(frames_of_type(&c, 2, RAFT_MSG_APPEND_RESP), 0);
+    run_jobs(&c, 2);
+    assert_true(frames_of_type(&c, 2, RAFT_MSG_APPEND_RESP) >= 1);
+    settle(&c, 0);
+    cluster_free(&c);
+}
+
+/* The storage thread: jobs of several writes go through it, come back in order, and every
+ * write is answered OK once its job is back. */
+static void test_storage_thread_runs_jobs_in_order(void **state)
+{
+    (void)state;
+    struct cluster c;
+    cluster_init(&c, 1);
+    struct node_storage *st = NULL;
+    struct rk_errmsg err;
+    assert_int_equal(node_storage_start(&st, &err), RK_OK);
+    /* A one-node cluster elects itself through its own vote job. */
+    for (int t = 0; t < 40 && c.ok_replies == 0; t++) {
+        replica_tick(c.r[1]);
+        take(&c, 1);
+        run_jobs(&c, 1);
+    }
+    uint32_t want = 0;
+    for (uint64_t i = 1; i <= 50; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%llu", (unsigned long long)i);
+        put(&c, 1, 1000 + i, key);
+        want++;
+        assert_int_equal(node_storage_submit(st, c.jobs[1], c.njobs[1]), RK_OK);
+        c.njobs[1] = 0;
+    }
+    uint32_t got_jobs = 0;
+    while (c.ok_replies < want) {
+        struct pollfd p = {.fd = node_storage_fd(st), .events = POLLIN};
+        assert_true(poll(&p, 1, 10000) == 1);
+        struct replica_log_job *done[64];
+        size_t n;
+        while ((n = node_storage_take_done(st, done, 64)) > 0) {
+            for (size_t i = 0; i < n; i++)
+                replica_log_job_done(c.r[1], done[i]); /* asserts the order */
+            got_jobs += (uint32_t)n;
+            take(&c, 1);
+            assert_int_equal(node_storage_submit(st, c.jobs[1], c.njobs[1]), RK_OK);
+            c.njobs[1] = 0;
+        }
+    }
+    assert_true(got_jobs >= want);
+    assert_int_equal(c.ok_replies, want);
+    assert_false(replica_failed(c.r[1], NULL));
+    node_storage_stop(st);
+    cluster_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_leader_sends_appends_before_its_own_sync),
+        cmocka_unit_test(test_follower_ack_waits_for_its_sync),
+        cmocka_unit_test(test_storage_thread_runs_jobs_in_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
