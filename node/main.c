@@ -59,6 +59,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "fs_posix.h"
+#include "storage.h"
 #include "kv/kv.h"
 #include "log/log.h"
 #include "glob.h"
@@ -158,7 +159,8 @@ static void buf_free(struct buf *b)
 /* ------------------------------------------------------------------------------------------ */
 /* State                                                                                      */
 
-enum ev_kind { EV_TIMER = 1, EV_SIGNAL, EV_PEER_LISTEN, EV_CLIENT_LISTEN, EV_PEER, EV_PENDING, EV_CLIENT };
+enum ev_kind { EV_TIMER = 1, EV_SIGNAL, EV_PEER_LISTEN, EV_CLIENT_LISTEN, EV_PEER, EV_PENDING, EV_CLIENT,
+               EV_STORAGE };
 
 struct ev_tag {
     enum ev_kind kind;
@@ -296,6 +298,10 @@ struct node {
     uint64_t outstanding;    /* replica requests of every client */
     uint64_t started_ms;
     struct fs *fs_root, *fs_log, *fs_kv;
+    /* The log is written and synced on this thread (node/storage.h); the loop never waits. */
+    struct node_storage *storage;
+    struct ev_tag storage_tag;
+    bool storage_failed;
     struct log_store *log;
     struct bitcask *bc;
     struct kv_store *store;
@@ -945,6 +951,11 @@ static void drain_outputs(struct node *n)
 {
     struct replica_output out;
     replica_output(n->rep, &out);
+    /* Log writes first, so the storage thread starts on them while the frames go out: a
+     * leader's APPENDs leave before its own sync is done (§10.2.1). A submission that fails
+     * (out of memory) lost its jobs: the replica's log is unusable, so the node stops. */
+    if (out.n_log_jobs > 0 && node_storage_submit(n->storage, out.log_jobs, out.n_log_jobs) != RK_OK)
+        n->storage_failed = true;
     for (size_t i = 0; i < out.n_frames; i++)
         peer_send(n, out.frames[i].to, out.frames[i].bytes, out.frames[i].len);
     for (size_t i = 0; i < out.n_replies; i++) {
@@ -2018,9 +2029,25 @@ static void on_timer(struct node *n)
     }
 }
 
+/* Log writes the storage thread finished: back to the replica, in order (replica.h). Deferred
+ * like every other input: end_of_turn runs the ready loop once for all of them. */
+static void on_storage_done(struct node *n)
+{
+    struct replica_log_job *done[256];
+    size_t k;
+    while ((k = node_storage_take_done(n->storage, done, 256)) > 0) {
+        for (size_t i = 0; i < k; i++)
+            replica_log_job_done(n->rep, done[i]);
+        drain_outputs(n);
+    }
+}
+
 static void on_event(struct node *n, struct ev_tag *tag, uint32_t events)
 {
     switch (tag->kind) {
+    case EV_STORAGE:
+        on_storage_done(n);
+        break;
     case EV_TIMER:
         on_timer(n);
         break;
@@ -2097,6 +2124,10 @@ static int turn(struct node *n, int timeout_ms)
     struct rk_errmsg why = {{0}};
     if (replica_failed(n->rep, &why)) {
         node_log("error", "storage failed, stopping: %s", why.text);
+        return 1;
+    }
+    if (n->storage_failed) {
+        node_log("error", "storage failed, stopping: out of memory queueing log writes");
         return 1;
     }
     return 0;
@@ -2253,6 +2284,7 @@ int main(int argc, char **argv)
     c.log = n->log;
     c.store = n->store;
     c.alloc = rk_alloc_libc();
+    c.async_log = true;
     struct rk_errmsg err = {{0}};
     if (replica_create(&c, &n->rep, &err) != RK_OK) {
         node_log("error", "cannot start the replica: %s", err.text);
@@ -2260,7 +2292,16 @@ int main(int argc, char **argv)
         return 1;
     }
     replica_set_deferred(n->rep, true); /* flushed once per loop turn: end_of_turn */
-    if (setup_fds(n, o.client) != 0) {
+    if (node_storage_start(&n->storage, &err) != RK_OK) {
+        node_log("error", "cannot start: %s", err.text);
+        replica_destroy(n->rep);
+        close_storage(n);
+        return 1;
+    }
+    n->storage_tag.kind = EV_STORAGE;
+    if (setup_fds(n, o.client) != 0 ||
+        ep_set(n, EPOLL_CTL_ADD, node_storage_fd(n->storage), EPOLLIN, &n->storage_tag) != 0) {
+        node_storage_stop(n->storage);
         replica_destroy(n->rep);
         close_storage(n);
         return 1;
@@ -2271,6 +2312,8 @@ int main(int argc, char **argv)
         if (n->peers[i].dialer)
             peer_dial(n, &n->peers[i]);
     int rc = run(n);
+    /* The log's last writes finish before the store is synced and the log closed. */
+    node_storage_stop(n->storage);
     if (rc == 0 && n->store->ops->sync(n->store) != RK_OK) {
         node_log("error", "sync of the state machine's store failed at shutdown");
         rc = 1;

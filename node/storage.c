@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +102,12 @@ int node_storage_start(struct node_storage **out, struct rk_errmsg *err)
     }
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
+    /* The thread takes no signals: they belong to the loop (signalfd). It inherits the mask. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int e = pthread_create(&s->thread, NULL, storage_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e != 0) {
         close(s->efd);
         pthread_mutex_destroy(&s->lock);
