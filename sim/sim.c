@@ -193,6 +193,7 @@ struct sim {
     bool pre_vote, check_quorum;
     uint32_t append_entries, inflight;
     uint32_t compact_entries, compact_keep;
+    uint64_t compact_bytes, compact_keep_bytes; /* 0: the replica's defaults */
 
     uint32_t n;
     struct sim_node nodes[SCN_MAX_NODES + 1]; /* 1-based */
@@ -486,6 +487,10 @@ static int node_start(struct sim *s, struct sim_node *nd)
     c.store_sync_ticks = s->scn->disk.sync_ticks;
     c.compact_entries = s->compact_entries;
     c.compact_keep = s->compact_keep;
+    if (s->compact_bytes != 0) {
+        c.compact_bytes = s->compact_bytes;
+        c.compact_keep_bytes = s->compact_keep_bytes;
+    }
     c.snapshot_timeout_ticks = 50;
     /* Small chunks: a transfer spans many messages, so faults land in the middle of one. */
     c.snapshot_chunk_bytes = 64;
@@ -1802,6 +1807,10 @@ static void draw_swarm(struct sim *s)
     if (rnd_chance(s, 0.5)) {
         s->compact_entries = (uint32_t)rnd_range(s, 50, 2000);
         s->compact_keep = (uint32_t)rnd_range(s, 0, 100);
+        if (rnd_chance(s, 0.5)) { /* by bytes too, as the node does (64 MiB there) */
+            s->compact_bytes = rnd_range(s, 200, 4000);
+            s->compact_keep_bytes = rnd_range(s, 0, 400);
+        }
     }
     if (s->chaos.downtime_us_max == 0) {
         s->chaos.downtime_us_min = 100000;
@@ -1946,11 +1955,13 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
         sim_printf(s,
                    "seed %" PRIu64 ": %u nodes, %u clients; drop %.3f duplicate %.3f reorder %.3f;"
                    " chaos/s crash %.3f partition %.3f pause %.3f skew %.3f; prevote %s"
-                   " checkquorum %s; append %u entries, window %u; snapshot %u %u\n",
+                   " checkquorum %s; append %u entries, window %u; snapshot %u %u bytes %" PRIu64 " %" PRIu64
+                   "\n",
                    o->seed, s->n, scn->clients, s->drop, s->duplicate, s->reorder,
                    s->chaos.crash_per_s, s->chaos.partition_per_s, s->chaos.pause_per_s,
                    s->chaos.skew_per_s, s->pre_vote ? "on" : "off", s->check_quorum ? "on" : "off",
-                   s->append_entries, s->inflight, s->compact_entries, s->compact_keep);
+                   s->append_entries, s->inflight, s->compact_entries, s->compact_keep,
+                   s->compact_bytes, s->compact_keep_bytes);
     while (s->n_heap > 0 && !s->failed) {
         struct event e = ev_pop(s);
         RK_ASSERT(e.t >= s->now);

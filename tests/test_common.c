@@ -15,6 +15,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/limits.h"
 #include "common/prng.h"
 
 #define UNKNOWN_ERROR "unknown error"
@@ -319,6 +320,39 @@ static void alloc_libc_is_one_shared_table(void **state)
     assert_ptr_equal(rk_alloc_libc(), rk_alloc_libc());
 }
 
+/* ---- limits ------------------------------------------------------------------------------ */
+
+static void limits_each_layer_holds_the_one_before(void **state)
+{
+    (void)state;
+    static const uint64_t values[] = {RK_LIMITS_VALUE_MIN, 4096, RK_LIMITS_VALUE_DEFAULT,
+                                      (60ull << 20), RK_LIMITS_VALUE_MAX};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        struct rk_limits l;
+        struct rk_errmsg err;
+        assert_int_equal(rk_limits_derive(values[i], &l, &err), RK_OK);
+        assert_int_equal(l.max_value, values[i]);
+        /* A SET of the largest key and value is one command, one entry. */
+        assert_true(l.max_value + l.max_key < l.max_command);
+        assert_true(l.max_command <= l.max_entry);
+        /* That entry alone in an APPEND (or a FORWARD) is one frame... */
+        assert_true(l.max_entry < l.max_frame);
+        /* ...and two such frames fit a peer's queue beside a window of ordinary appends. */
+        assert_true(2 * l.max_frame + l.append <= l.peer_queue);
+    }
+}
+
+static void limits_out_of_range_are_refused_with_the_range(void **state)
+{
+    (void)state;
+    struct rk_limits l = {0};
+    struct rk_errmsg err;
+    assert_int_equal(rk_limits_derive(RK_LIMITS_VALUE_MIN - 1, &l, &err), RK_EINVAL);
+    assert_non_null(strstr(err.text, "outside"));
+    assert_int_equal(rk_limits_derive(RK_LIMITS_VALUE_MAX + 1, &l, &err), RK_EINVAL);
+    assert_int_equal(l.max_value, 0); /* untouched */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +378,8 @@ int main(void)
         cmocka_unit_test(alloc_libc_zero_size_returns_non_null),
         cmocka_unit_test(alloc_free_of_null_is_a_no_op),
         cmocka_unit_test(alloc_libc_is_one_shared_table),
+        cmocka_unit_test(limits_each_layer_holds_the_one_before),
+        cmocka_unit_test(limits_out_of_range_are_refused_with_the_range),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }

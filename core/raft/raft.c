@@ -78,6 +78,7 @@ struct raft {
     uint64_t snap_term;
     uint64_t persisted;     /* entries up to here are durable in the host's storage */
     uint64_t written;       /* entries up to here were handed to the host (>= persisted) */
+    uint64_t ent_bytes;     /* data bytes of the entries held in memory (compaction by bytes) */
     uint64_t truncate_from; /* durable entries from here on must be deleted; 0: none */
 
     /* Timers, in ticks. */
@@ -236,6 +237,7 @@ static void raft_log_truncate(struct raft *r, uint64_t from)
         return;
     for (uint64_t i = from; i <= last; i++) {
         struct raft_entry *e = &r->ents[i - r->snap_index - 1];
+        r->ent_bytes -= e->len;
         if (e->data == NULL)
             continue;
         if (rk_grow(r->alloc, (void **)&r->garbage, &r->cap_garbage, r->n_garbage + 1,
@@ -275,6 +277,7 @@ static int raft_log_append(struct raft *r, uint64_t term, uint8_t type, const ui
     e->type = type;
     e->len = len;
     e->data = copy;
+    r->ent_bytes += len;
     return RK_OK;
 }
 
@@ -1354,6 +1357,7 @@ static void raft_log_drop_prefix(struct raft *r, uint64_t index)
     size_t n = (size_t)(index - r->snap_index);
     for (size_t i = 0; i < n; i++) {
         struct raft_entry *e = &r->ents[i];
+        r->ent_bytes -= e->len;
         if (e->data == NULL)
             continue;
         if (rk_grow(r->alloc, (void **)&r->garbage, &r->cap_garbage, r->n_garbage + 1,
@@ -1407,6 +1411,7 @@ int raft_restore(struct raft *r, uint64_t index, uint64_t term)
             e->data = NULL;
         }
         r->n_ents = 0;
+        r->ent_bytes = 0;
         r->snap_index = index;
         r->snap_term = term;
         r->persisted = index;
@@ -1755,6 +1760,7 @@ void raft_status(const struct raft *r, struct raft_status *st)
     st->last_index = raft_last_index(r);
     st->last_term = raft_last_term(r);
     st->persisted_index = r->persisted;
+    st->log_bytes = r->ent_bytes;
     st->transfer_target = r->transfer_target;
     st->snapshot_index = r->snap_index;
     st->snapshot_term = r->snap_term;
@@ -1818,6 +1824,10 @@ void raft_check_invariants(const struct raft *r)
     RK_ASSERT(r->applied <= r->persisted || r->applied <= r->snap_index); /* I1 */
     RK_ASSERT(r->persisted <= r->written);
     RK_ASSERT(r->written <= last);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < r->n_ents; i++)
+        bytes += r->ents[i].len;
+    RK_ASSERT(bytes == r->ent_bytes);
     uint64_t prev = r->snap_term;
     for (size_t i = 0; i < r->n_ents; i++) {
         RK_ASSERT(r->ents[i].index == r->snap_index + 1 + i);

@@ -236,6 +236,7 @@ struct raft_status {
     uint64_t last_index;
     uint64_t last_term;
     uint64_t persisted_index; /* durable in the host's log: counts in the leader's quorum */
+    uint64_t log_bytes;       /* data bytes of the entries held in memory */
     uint64_t transfer_target;
     uint64_t snapshot_index; /* the log starts after this */
     uint64_t snapshot_term;

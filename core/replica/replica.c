@@ -29,9 +29,12 @@
 #include "codec/codec.h"
 #include "common/assert.h"
 #include "common/crc32c.h"
+#include "common/limits.h"
 #include "common/prng.h"
 #include "replica/log_job.h"
 
+_Static_assert(RK_LIMITS_VALUE_MAX <= KV_MAX_VALUE_BYTES,
+               "every value the limits allow fits a kv command");
 _Static_assert(KV_CMD_MAX_BYTES <= RAFT_DEFAULT_MAX_ENTRY_BYTES,
                "the largest command must fit the default Raft entry limit");
 
@@ -213,6 +216,8 @@ void replica_config_default(struct replica_config *c)
     c->snapshot_timeout_ticks = 100;
     c->max_snapshot_bytes = 1ull << 30;
     c->max_log_jobs = 1024;
+    c->compact_bytes = 64u << 20;
+    c->compact_keep_bytes = 16u << 20;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -884,9 +889,24 @@ static bool job_push(struct replica *r, struct replica_log_job *job);
 
 /* Compaction: past compact_entries entries in the log, the state machine is synced and the log
  * prefix up to applied - compact_keep is dropped from raft and from the log store. */
+/* The compaction point by bytes: the highest index whose later entries (up to last) hold at
+ * most keep_bytes of data. O(entries walked), and only when compaction is due. */
+static uint64_t compact_index_by_bytes(const struct replica *r, const struct raft_status *st,
+                                       uint64_t keep_bytes)
+{
+    uint64_t kept = 0, i = st->last_index;
+    for (; i > st->snapshot_index; i--) {
+        const struct raft_entry *e = raft_entry_at(r->raft, i);
+        if (kept + e->len > keep_bytes)
+            break;
+        kept += e->len;
+    }
+    return i;
+}
+
 static void maybe_compact(struct replica *r)
 {
-    if (r->cfg.compact_entries == 0)
+    if (r->cfg.compact_entries == 0 && r->cfg.compact_bytes == 0)
         return;
     struct raft_status st;
     raft_status(r->raft, &st);
@@ -894,12 +914,27 @@ static void maybe_compact(struct replica *r)
     /* kv.h: compaction goes by the store's applied index, not kv's: a no-op writes nothing to
      * the store, and a restart replays the log from the store's index on. */
     uint64_t durable = r->cfg.store->ops->applied_index(r->cfg.store);
-    if (st.last_index - st.snapshot_index <= r->cfg.compact_entries ||
-        durable <= st.snapshot_index + r->cfg.compact_keep)
+    bool by_count = r->cfg.compact_entries != 0 &&
+                    st.last_index - st.snapshot_index > r->cfg.compact_entries &&
+                    durable > st.snapshot_index + r->cfg.compact_keep;
+    /* Memory bounded by bytes, not counts: a log of big values is compacted long before it
+     * holds compact_entries of them, keeping at most compact_keep_bytes for lagging
+     * followers (more than that, and a snapshot is the cheaper way to catch up). */
+    bool by_bytes = r->cfg.compact_bytes != 0 && st.log_bytes > r->cfg.compact_bytes;
+    if (!by_count && !by_bytes)
         return;
-    uint64_t index = durable - r->cfg.compact_keep;
+    uint64_t index = durable > r->cfg.compact_keep ? durable - r->cfg.compact_keep : 0;
+    if (by_bytes) {
+        uint64_t i = compact_index_by_bytes(r, &st, r->cfg.compact_keep_bytes);
+        if (i > index)
+            index = i;
+    }
+    if (index > durable)
+        index = durable;
     if (index > st.applied)
         index = st.applied;
+    if (index > st.persisted_index)
+        index = st.persisted_index;
     if (index <= st.snapshot_index)
         return;
     int rc = r->cfg.store->ops->sync(r->cfg.store);

@@ -114,6 +114,11 @@ struct replica_config {
      * without progress. 0 compact_entries: never compact. */
     uint32_t compact_entries;
     uint32_t compact_keep;
+    /* Compaction by bytes (memory bounded by bytes, not counts): when the entries held since
+     * the last compaction carry more than compact_bytes of data, the prefix is dropped so that
+     * at most compact_keep_bytes (and at most compact_keep entries) stay. 0: off. */
+    uint64_t compact_bytes;
+    uint64_t compact_keep_bytes;
     uint32_t snapshot_chunk_bytes;
     uint32_t snapshot_timeout_ticks;
     uint64_t max_snapshot_bytes; /* a larger incoming snapshot is refused */
@@ -124,8 +129,9 @@ struct replica_config {
 };
 
 /* Defaults: request timeout 50 ticks, 65536 pending, 4096 sessions, store synced every 10
- * ticks, compaction past 100000 entries keeping 1000, 64 KiB snapshot chunks with a 100-tick
- * timeout, snapshots up to 1 GiB, raft defaults. */
+ * ticks, compaction past 100000 entries keeping 1000 or past 64 MiB keeping 16 MiB, 64 KiB
+ * snapshot chunks with a 100-tick timeout, snapshots up to 1 GiB, 1024 log jobs out, raft
+ * defaults. */
 void replica_config_default(struct replica_config *c);
 
 struct replica;
