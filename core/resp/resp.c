@@ -1,5 +1,5 @@
 /*
- * resp.c — RESP2 request parsing and reply encoding. The formats are in resp.h.
+ * resp.c — RESP request parsing and RESP2/RESP3 reply encoding. The formats are in resp.h.
  *
  * Invariants of resp_parse:
  *   P1. Every read of buf is at an index < len, checked just before the read: a partial request
@@ -16,6 +16,8 @@
 #include "resp/resp.h"
 
 #include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/assert.h"
@@ -593,4 +595,122 @@ bool resp_array(uint8_t *out, size_t cap, size_t *pos, int64_t n)
     RK_ASSERT(w == size);
     *pos += w;
     return true;
+}
+
+/* ---- RESP3 ---------------------------------------------------------------------------------- */
+
+size_t resp3_null_size(void)
+{
+    return 3; /* _\r\n */
+}
+
+bool resp3_null(uint8_t *out, size_t cap, size_t *pos)
+{
+    if (!fits(cap, pos, resp3_null_size()))
+        return false;
+    memcpy(out + *pos, "_\r\n", 3);
+    *pos += 3;
+    return true;
+}
+
+static bool write_count(uint8_t *out, size_t cap, size_t *pos, uint8_t prefix, int64_t n)
+{
+    RK_ASSERT(n >= 0);
+    size_t size = 1 + decimal_size(n) + CRLF_SIZE;
+    if (!fits(cap, pos, size))
+        return false;
+    size_t w = write_header(out + *pos, prefix, n);
+    RK_ASSERT(w == size);
+    *pos += w;
+    return true;
+}
+
+size_t resp3_map_size(int64_t pairs)
+{
+    RK_ASSERT(pairs >= 0);
+    return 1 + decimal_size(pairs) + CRLF_SIZE;
+}
+
+bool resp3_map(uint8_t *out, size_t cap, size_t *pos, int64_t pairs)
+{
+    return write_count(out, cap, pos, '%', pairs);
+}
+
+size_t resp3_set_size(int64_t n)
+{
+    return resp3_map_size(n);
+}
+
+bool resp3_set(uint8_t *out, size_t cap, size_t *pos, int64_t n)
+{
+    return write_count(out, cap, pos, '~', n);
+}
+
+size_t resp3_bool_size(void)
+{
+    return 4; /* #t\r\n */
+}
+
+bool resp3_bool(uint8_t *out, size_t cap, size_t *pos, bool v)
+{
+    if (!fits(cap, pos, resp3_bool_size()))
+        return false;
+    memcpy(out + *pos, v ? "#t\r\n" : "#f\r\n", 4);
+    *pos += 4;
+    return true;
+}
+
+size_t resp3_double_size(const char *text)
+{
+    RK_ASSERT(text != NULL);
+    RK_ASSERT(is_one_line(text));
+    return 1 + strlen(text) + CRLF_SIZE;
+}
+
+bool resp3_double(uint8_t *out, size_t cap, size_t *pos, const char *text)
+{
+    return write_line(out, cap, pos, ',', text);
+}
+
+size_t resp3_verbatim_size(uint64_t len)
+{
+    RK_ASSERT(len <= (uint64_t)INT64_MAX - 4);
+    return resp_bulk_size(len + 4); /* "txt:" counts in the length */
+}
+
+bool resp3_verbatim(uint8_t *out, size_t cap, size_t *pos, const char *fmt, const uint8_t *p,
+                    uint64_t len)
+{
+    RK_ASSERT(fmt != NULL && strlen(fmt) == 3);
+    RK_ASSERT(p != NULL || len == 0);
+    size_t size = resp3_verbatim_size(len);
+    if (!fits(cap, pos, size))
+        return false;
+    uint8_t *o = out + *pos;
+    size_t w = write_header(o, '=', (int64_t)(len + 4));
+    memcpy(o + w, fmt, 3);
+    o[w + 3] = ':';
+    w += 4;
+    if (len > 0)
+        memcpy(o + w, p, (size_t)len);
+    w += (size_t)len;
+    o[w++] = '\r';
+    o[w++] = '\n';
+    RK_ASSERT(w == size);
+    *pos += w;
+    return true;
+}
+
+size_t resp_double_text(double d, char *text)
+{
+    /* Redis 7.0's addReplyDouble: inf and -inf spelled out, otherwise %.17g. */
+    int k;
+    if (isinf(d))
+        k = snprintf(text, RESP_DOUBLE_TEXT_MAX, "%s", d > 0 ? "inf" : "-inf");
+    else if (isnan(d))
+        k = snprintf(text, RESP_DOUBLE_TEXT_MAX, "nan");
+    else
+        k = snprintf(text, RESP_DOUBLE_TEXT_MAX, "%.17g", d);
+    RK_ASSERT(k > 0 && (size_t)k < RESP_DOUBLE_TEXT_MAX);
+    return (size_t)k;
 }

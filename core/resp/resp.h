@@ -1,6 +1,7 @@
 /*
- * resp.h — RESP2, the Redis protocol: parsing client requests and encoding replies. Pure and
- * bounded: every byte from a client is untrusted.
+ * resp.h — RESP, the Redis protocol: parsing client requests and encoding replies in RESP2 and
+ * RESP3 (the types a client gets after HELLO 3). Pure and bounded: every byte from a client is
+ * untrusted.
  *
  * Requests are arrays of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`) or inline commands
  * (`PING\r\n`, split on spaces, as redis-cli and telnet send). resp_parse looks at the unread
@@ -74,5 +75,29 @@ size_t resp_null_size(void);
 bool resp_null(uint8_t *out, size_t cap, size_t *pos); /* $-1 */
 size_t resp_array_size(int64_t n);
 bool resp_array(uint8_t *out, size_t cap, size_t *pos, int64_t n); /* *2 header */
+
+
+/* RESP3 (Redis 7's resp3 spec): the types RESP2 does not have. A driver that talks RESP2 to a
+ * connection encodes them the RESP2 way itself (a map as an array of 2n, a double as a bulk
+ * string, a boolean as :1/:0, a verbatim string as a bulk string). */
+size_t resp3_null_size(void);
+bool resp3_null(uint8_t *out, size_t cap, size_t *pos); /* _ : nil of any type */
+size_t resp3_map_size(int64_t pairs);
+bool resp3_map(uint8_t *out, size_t cap, size_t *pos, int64_t pairs); /* %2 header */
+size_t resp3_set_size(int64_t n);
+bool resp3_set(uint8_t *out, size_t cap, size_t *pos, int64_t n); /* ~2 header */
+size_t resp3_bool_size(void);
+bool resp3_bool(uint8_t *out, size_t cap, size_t *pos, bool v); /* #t */
+/* ,<text>: text is the double as Redis 7.0 prints it (resp_double_text). */
+size_t resp3_double_size(const char *text);
+bool resp3_double(uint8_t *out, size_t cap, size_t *pos, const char *text);
+/* =<len>\r\n<fmt>:<bytes>: fmt is three characters ("txt", "mkd"). */
+size_t resp3_verbatim_size(uint64_t len);
+bool resp3_verbatim(uint8_t *out, size_t cap, size_t *pos, const char *fmt, const uint8_t *p,
+                    uint64_t len);
+/* A double as Redis 7.0 writes it: "inf", "-inf", "nan" or printf's %.17g. Returns the length;
+ * text needs RESP_DOUBLE_TEXT_MAX bytes. */
+#define RESP_DOUBLE_TEXT_MAX 32u
+size_t resp_double_text(double d, char *text);
 
 #endif

@@ -1,0 +1,264 @@
+/*
+ * cmd_keyspace.c — the keyspace commands (Redis's db.c): DEL, EXISTS, TOUCH, TYPE, KEYS, SCAN,
+ * RANDOMKEY, DBSIZE. Every value raftkv stores is a string. KEYS, SCAN, RANDOMKEY and DBSIZE
+ * read the state machine once a read barrier (a ReadIndex round) of their own has been
+ * answered, which makes them linearizable like GET.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "glob.h"
+#include "server.h"
+
+static void count_del(struct node *n, struct item *it, uint32_t part,
+                      const struct replica_reply *rp)
+{
+    (void)n;
+    (void)part;
+    it->sum += rp->status == REPLICA_OK ? rp->num : 0;
+}
+
+static void count_exists(struct node *n, struct item *it, uint32_t part,
+                         const struct replica_reply *rp)
+{
+    (void)n;
+    (void)part;
+    it->sum += rp->status == REPLICA_OK;
+}
+
+static void finish_sum(struct node *n, struct item *it)
+{
+    (void)n;
+    add_integer(it, it->sum);
+}
+
+/* DEL, EXISTS, TOUCH key...: each key its own replica request (not atomic across keys, unlike
+ * Redis's DEL); the reply is the count. */
+static void per_key(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                    uint32_t argc, bool del)
+{
+    it->on_reply = del ? count_del : count_exists;
+    it->on_finish = finish_sum;
+    item_hold(it);
+    for (uint32_t i = 1; i < argc; i++)
+        server_request(n, c, it, i - 1, del ? REPLICA_DEL : REPLICA_GET, &a[i], NULL, 0, 0);
+    item_release(n, it);
+}
+
+void cmd_del(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+             uint32_t argc)
+{
+    per_key(n, c, it, a, argc, true);
+}
+
+void cmd_exists(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                uint32_t argc)
+{
+    per_key(n, c, it, a, argc, false);
+}
+
+static void done_type(struct node *n, struct item *it, uint32_t part,
+                      const struct replica_reply *rp)
+{
+    (void)n;
+    (void)part;
+    add_simple(it, rp->status == REPLICA_OK ? "string" : "none");
+}
+
+void cmd_type(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+              uint32_t argc)
+{
+    (void)argc;
+    it->on_reply = done_type;
+    it->done = false;
+    server_request(n, c, it, 0, REPLICA_GET, &a[1], NULL, 0, 0);
+}
+
+/* ---- KEYS, SCAN -------------------------------------------------------------------------- */
+
+struct keys_scan {
+    const uint8_t *pat;
+    size_t pat_len;
+    struct item *out; /* encodes the keys (n->tmp's bytes, in the item's protocol) */
+    int64_t n;
+    bool oom;
+};
+
+static bool keys_one(void *ctx, const uint8_t *key, uint32_t key_len)
+{
+    struct keys_scan *ks = ctx;
+    if (!glob_match(ks->pat, ks->pat_len, key, key_len))
+        return true;
+    size_t before = ks->out->bytes.len;
+    add_bulk(ks->out, key, key_len);
+    if (ks->out->bytes.len == before) {
+        ks->oom = true;
+        return false;
+    }
+    ks->n++;
+    return true;
+}
+
+/* Every matching key in one reply, from the state machine as it is once the read barrier has
+ * passed. The keys are encoded into a scratch item first: their count comes before them. */
+static void keys_finish(struct node *n, struct item *it)
+{
+    struct item scratch = {.resp = it->resp, .bytes = n->tmp};
+    scratch.bytes.off = scratch.bytes.len = 0;
+    struct keys_scan ks = {.pat = it->aux.p, .pat_len = it->aux.len, .out = &scratch};
+    int rc = it->no_match ? RK_OK : server_scan_keys(n, keys_one, &ks);
+    n->tmp = scratch.bytes;
+    if (rc != RK_OK || ks.oom) {
+        add_error(it, rc != RK_OK ? "ERR cannot read the store" : "ERR out of memory");
+    } else {
+        if (it->sum == 1) { /* SCAN */
+            add_array(it, 2);
+            add_bulk(it, "0", 1);
+        }
+        add_array(it, ks.n);
+        add_raw(it, n->tmp.p, n->tmp.len);
+    }
+    if (n->tmp.cap > ITEM_BUF_KEEP)
+        buf_free(&n->tmp);
+}
+
+static void keys_start(struct node *n, struct client *c, struct item *it,
+                       const struct resp_arg *pat, bool scan)
+{
+    if (!buf_append(&it->aux, pat->ptr, pat->len)) {
+        add_error(it, "ERR out of memory");
+        return;
+    }
+    it->sum = scan;
+    it->on_finish = keys_finish;
+    it->done = false;
+    server_barrier(n, c, it);
+}
+
+void cmd_keys(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+              uint32_t argc)
+{
+    (void)argc;
+    keys_start(n, c, it, &a[1], false);
+}
+
+/* Redis's parseScanCursorOrReply: strtoul, so "-1" and "+5" are cursors; a leading space,
+ * trailing bytes or an overflow are not. */
+static bool scan_cursor(const struct resp_arg *a, unsigned long *cursor)
+{
+    char text[64];
+    if (a->len >= sizeof(text) || memchr(a->ptr, 0, a->len) != NULL)
+        return false;
+    memcpy(text, a->ptr, a->len);
+    text[a->len] = 0;
+    if (isspace((unsigned char)text[0]))
+        return false;
+    char *end = NULL;
+    errno = 0;
+    *cursor = strtoul(text, &end, 10);
+    return *end == 0 && errno != ERANGE;
+}
+
+/* SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]: every match in one call, with cursor 0
+ * (Redis allows it: COUNT is a hint). A cursor other than 0 can only be one this node never
+ * gave out; the iteration it asks to continue is over: an empty page. */
+void cmd_scan(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+              uint32_t argc)
+{
+    static const struct resp_arg star = {.ptr = (const uint8_t *)"*", .len = 1};
+    const struct resp_arg *pat = &star;
+    unsigned long cursor = 0;
+    if (!scan_cursor(&a[1], &cursor)) {
+        add_error(it, "ERR invalid cursor");
+        return;
+    }
+    for (uint32_t i = 2; i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            add_error(it, "ERR syntax error");
+            return;
+        }
+        if (arg_is(&a[i], "MATCH")) {
+            pat = &a[i + 1];
+        } else if (arg_is(&a[i], "COUNT")) {
+            int64_t count = 0;
+            if (!arg_int64(&a[i + 1], &count)) {
+                add_error(it, "ERR value is not an integer or out of range");
+                return;
+            }
+            if (count < 1) {
+                add_error(it, "ERR syntax error");
+                return;
+            }
+        } else if (arg_is(&a[i], "TYPE")) {
+            it->no_match |= !arg_is(&a[i + 1], "string"); /* every value is a string */
+        } else {
+            add_error(it, "ERR syntax error");
+            return;
+        }
+    }
+    it->no_match |= cursor != 0;
+    keys_start(n, c, it, pat, true);
+}
+
+/* ---- DBSIZE, RANDOMKEY ------------------------------------------------------------------- */
+
+static void dbsize_finish(struct node *n, struct item *it)
+{
+    add_integer(it, (int64_t)server_key_count(n));
+}
+
+void cmd_dbsize(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                uint32_t argc)
+{
+    (void)a;
+    (void)argc;
+    it->on_finish = dbsize_finish;
+    it->done = false;
+    server_barrier(n, c, it);
+}
+
+struct pick {
+    uint64_t skip;
+    struct item *it;
+    bool found;
+};
+
+static bool pick_one(void *ctx, const uint8_t *key, uint32_t key_len)
+{
+    struct pick *p = ctx;
+    if (p->skip > 0) {
+        p->skip--;
+        return true;
+    }
+    add_bulk(p->it, key, key_len);
+    p->found = true;
+    return false;
+}
+
+static void randomkey_finish(struct node *n, struct item *it)
+{
+    uint64_t count = server_key_count(n);
+    struct pick p = {.skip = count > 0 ? (uint64_t)random() % count : 0, .it = it};
+    if (count > 0 && server_scan_keys(n, pick_one, &p) != RK_OK && !p.found) {
+        add_error(it, "ERR cannot read the store");
+        return;
+    }
+    if (!p.found)
+        add_null(it);
+}
+
+/* RANDOMKEY: a key drawn uniformly from the keyspace (one pass over the keys), nil when empty. */
+void cmd_randomkey(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                   uint32_t argc)
+{
+    (void)a;
+    (void)argc;
+    it->on_finish = randomkey_finish;
+    it->done = false;
+    server_barrier(n, c, it);
+}

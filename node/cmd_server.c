@@ -1,0 +1,832 @@
+/*
+ * cmd_server.c — the connection and server commands (Redis's server.c, networking.c, acl.c):
+ * PING, ECHO, SELECT, QUIT, HELLO, AUTH, RESET, CLIENT ..., INFO, CONFIG GET, MEMORY USAGE.
+ * None of them touches the replicated state, except that MEMORY USAGE and INFO keyspace read
+ * what this node has applied. Replies and errors follow Redis 7.0 word for word; where raftkv
+ * differs on purpose, node/DEVIATIONS.md says so.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "glob.h"
+#include "server.h"
+
+void cmd_ping(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+              uint32_t argc)
+{
+    (void)n;
+    (void)c;
+    if (argc == 1)
+        add_simple(it, "PONG");
+    else if (argc == 2)
+        add_bulk(it, a[1].ptr, a[1].len);
+    else
+        cmd_arity_error(it, cmd_lookup((const uint8_t *)"ping", 4));
+}
+
+void cmd_echo(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+              uint32_t argc)
+{
+    (void)n;
+    (void)c;
+    (void)argc;
+    add_bulk(it, a[1].ptr, a[1].len);
+}
+
+/* SELECT index: raftkv has one database, 0 (node/DEVIATIONS.md). Redis's errors: not an
+ * integer, outside int, outside the databases. */
+void cmd_select(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                uint32_t argc)
+{
+    (void)n;
+    (void)c;
+    (void)argc;
+    int64_t id = 0;
+    if (!arg_int64(&a[1], &id))
+        add_error(it, "ERR value is not an integer or out of range");
+    else if (id < INT32_MIN || id > INT32_MAX)
+        add_error(it, "ERR value is out of range, value must between -2147483648 and 2147483647");
+    else if (id != 0)
+        add_error(it, "ERR DB index is out of range");
+    else
+        add_simple(it, "OK");
+}
+
+void cmd_quit(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+              uint32_t argc)
+{
+    (void)n;
+    (void)a;
+    (void)argc;
+    add_simple(it, "OK");
+    it->close_after = true;
+    c->no_input = true;
+}
+
+/* ---- AUTH, HELLO, RESET ------------------------------------------------------------------ */
+
+/* Redis's ACLAuthenticateUser for the one user raftkv has, "default": with no requirepass it
+ * takes any password (nopass); with one, exactly it. */
+static bool auth_check(const struct node *n, const struct resp_arg *user,
+                       const struct resp_arg *pass)
+{
+    if (!arg_is(user, "default") || user->len != 7 || memcmp(user->ptr, "default", 7) != 0)
+        return false;
+    const char *want = n->opt.requirepass;
+    if (want[0] == 0)
+        return true;
+    size_t wl = strlen(want);
+    /* constant time in the password's length, as Redis's time_independent_strcmp */
+    uint8_t diff = (uint8_t)(pass->len != wl);
+    for (size_t i = 0; i < wl; i++)
+        diff |= (uint8_t)(want[i] ^ (i < pass->len ? pass->ptr[i] : 0));
+    return diff == 0;
+}
+
+static const char wrongpass[] = "WRONGPASS invalid username-password pair or user is disabled.";
+
+void cmd_auth(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+              uint32_t argc)
+{
+    static const struct resp_arg def = {(const uint8_t *)"default", 7};
+    if (argc > 3) {
+        add_error(it, "ERR syntax error");
+        return;
+    }
+    if (argc == 2 && n->opt.requirepass[0] == 0) {
+        add_error(it, "ERR AUTH <password> called without any password configured for the "
+                      "default user. Are you sure your configuration is correct?");
+        return;
+    }
+    const struct resp_arg *user = argc == 2 ? &def : &a[1], *pass = argc == 2 ? &a[1] : &a[2];
+    if (!auth_check(n, user, pass)) {
+        add_error(it, wrongpass);
+        n->stats.total_errors++;
+        return;
+    }
+    c->authed = true;
+    add_simple(it, "OK");
+}
+
+/* Redis's validateClientName: printable ASCII without spaces. */
+static bool name_valid(const struct resp_arg *a)
+{
+    for (uint64_t i = 0; i < a->len; i++)
+        if (a->ptr[i] < '!' || a->ptr[i] > '~')
+            return false;
+    return true;
+}
+
+static void set_name(struct client *c, const struct resp_arg *a)
+{
+    size_t len = a->len > CLIENT_NAME_MAX ? CLIENT_NAME_MAX : (size_t)a->len;
+    memcpy(c->name, a->ptr, len);
+    c->name[len] = 0;
+}
+
+static const char bad_name[] =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+
+/* HELLO [protover [AUTH user pass] [SETNAME name]]: Redis 7.0's helloCommand, step by step. */
+void cmd_hello(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+               uint32_t argc)
+{
+    int64_t ver = 0;
+    uint32_t next = 1;
+    if (argc >= 2) {
+        if (!arg_int64(&a[next++], &ver)) {
+            add_error(it, "ERR Protocol version is not an integer or out of range");
+            return;
+        }
+        if (ver < 2 || ver > 3) {
+            add_error(it, "NOPROTO unsupported protocol version");
+            return;
+        }
+    }
+    const struct resp_arg *user = NULL, *pass = NULL, *name = NULL;
+    for (uint32_t j = next; j < argc; j++) {
+        uint32_t more = argc - 1 - j;
+        if (arg_is(&a[j], "AUTH") && more >= 2) {
+            user = &a[j + 1];
+            pass = &a[j + 2];
+            j += 2;
+        } else if (arg_is(&a[j], "SETNAME") && more >= 1) {
+            name = &a[j + 1];
+            if (!name_valid(name)) {
+                add_error(it, bad_name);
+                return;
+            }
+            j++;
+        } else {
+            char opt[132];
+            arg_quote(opt, sizeof(opt), &a[j]);
+            add_errorf(it, "ERR Syntax error in HELLO option '%s'", opt);
+            return;
+        }
+    }
+    if (user != NULL) {
+        if (!auth_check(n, user, pass)) {
+            add_error(it, wrongpass);
+            return;
+        }
+        c->authed = true;
+    }
+    if (!c->authed) {
+        add_error(it, "NOAUTH HELLO must be called with the client already authenticated, "
+                      "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                      "authenticate the client and select the RESP protocol version at the same "
+                      "time");
+        return;
+    }
+    if (name != NULL)
+        set_name(c, name);
+    if (ver != 0) {
+        c->resp = (uint8_t)ver;
+        it->resp = (uint8_t)ver; /* the reply itself is in the new protocol, as Redis */
+    }
+    add_map(it, 7);
+    add_bulk_str(it, "server");
+    add_bulk_str(it, "redis");
+    add_bulk_str(it, "version");
+    add_bulk_str(it, NODE_REDIS_VERSION);
+    add_bulk_str(it, "proto");
+    add_integer(it, c->resp);
+    add_bulk_str(it, "id");
+    add_integer(it, (int64_t)c->id);
+    add_bulk_str(it, "mode");
+    add_bulk_str(it, "standalone");
+    add_bulk_str(it, "role");
+    add_bulk_str(it, "master"); /* every node takes writes (a follower forwards them) */
+    add_bulk_str(it, "modules");
+    add_array(it, 0);
+}
+
+/* RESET: the connection as it was when it connected (Redis's clearClientConnectionState). */
+void cmd_reset(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+               uint32_t argc)
+{
+    (void)a;
+    (void)argc;
+    c->resp = 2;
+    c->name[0] = 0;
+    c->no_evict = c->no_touch = false;
+    c->authed = n->opt.requirepass[0] == 0;
+    add_simple(it, "RESET");
+}
+
+/* ---- CLIENT ------------------------------------------------------------------------------ */
+
+static int client_info_text(const struct node *n, const struct client *c, char *out, size_t cap)
+{
+    (void)n;
+    uint64_t now = node_now_ms();
+    char flags[8] = "N";
+    return snprintf(out, cap,
+                    "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%" PRIu64 " idle=%" PRIu64
+                    " flags=%s db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu "
+                    "argv-mem=0 multi-mem=0 rbs=%zu rbp=0 obl=0 oll=%u omem=%zu tot-mem=%zu "
+                    "events=r cmd=%s user=default redir=-1 resp=%u lib-name=%s lib-ver=%s",
+                    c->id, c->addr, c->laddr, c->fd, c->name, (now - c->created_ms) / 1000,
+                    (now - c->last_ms) / 1000, flags, buf_unread(&c->in),
+                    c->in.cap - c->in.len, c->in.cap, c->n_items, buf_unread(&c->out),
+                    c->in.cap + c->out.cap, c->last_cmd[0] ? c->last_cmd : "NULL", c->resp,
+                    c->lib_name, c->lib_ver);
+}
+
+static const char *const client_help[] = {
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "NO-TOUCH (ON|OFF)",
+    "    Will not touch LRU/LFU stats when this mode is on.",
+    "SETINFO <option> <value>",
+    "    Set client meta attr. Options are:",
+    "    * LIB-NAME: the client lib name.",
+    "    * LIB-VER: the client lib version.",
+    "HELP",
+    "    Prints this help.",
+};
+
+static bool client_type_known(const struct resp_arg *t)
+{
+    return arg_is(t, "normal") || arg_is(t, "master") || arg_is(t, "replica") ||
+           arg_is(t, "slave") || arg_is(t, "pubsub");
+}
+
+static void client_list(struct node *n, struct client *self, struct item *it,
+                        const struct resp_arg *a, uint32_t argc)
+{
+    bool only_normal_ok = true; /* every raftkv client is "normal" */
+    uint64_t ids[64];
+    size_t n_ids = 0;
+    if (argc == 4 && arg_is(&a[2], "TYPE")) {
+        if (!client_type_known(&a[3])) {
+            char t[132];
+            arg_quote(t, sizeof(t), &a[3]);
+            add_errorf(it, "ERR Unknown client type '%s'", t);
+            return;
+        }
+        only_normal_ok = arg_is(&a[3], "normal");
+    } else if (argc > 3 && arg_is(&a[2], "ID")) {
+        for (uint32_t j = 3; j < argc && n_ids < 64; j++) {
+            int64_t id = 0;
+            if (!arg_int64(&a[j], &id) || id <= 0) {
+                add_error(it, "ERR Invalid client ID");
+                return;
+            }
+            ids[n_ids++] = (uint64_t)id;
+        }
+    } else if (argc != 2) {
+        add_error(it, "ERR syntax error");
+        return;
+    }
+    struct buf text = {0};
+    for (struct client *c = n->clients; c != NULL && only_normal_ok; c = c->next) {
+        if (c->closed)
+            continue;
+        bool want = n_ids == 0;
+        for (size_t i = 0; i < n_ids; i++)
+            want |= ids[i] == c->id;
+        if (!want)
+            continue;
+        char line[1024];
+        int k = client_info_text(n, c, line, sizeof(line) - 1);
+        if (k < 0)
+            continue;
+        if (k > (int)sizeof(line) - 2)
+            k = (int)sizeof(line) - 2;
+        line[k++] = '\n';
+        buf_append(&text, line, (size_t)k);
+    }
+    (void)self;
+    add_verbatim(it, "txt", text.p ? text.p : (const uint8_t *)"", text.len);
+    buf_free(&text);
+}
+
+/* CLIENT KILL addr | CLIENT KILL [ID id] [ADDR a] [LADDR a] [TYPE t] [USER u] [SKIPME yes|no] */
+static void client_kill(struct node *n, struct client *self, struct item *it,
+                        const struct resp_arg *a, uint32_t argc)
+{
+    const struct resp_arg *addr = NULL, *laddr = NULL, *user = NULL;
+    uint64_t id = 0;
+    bool skipme = true, by_type = false, type_normal = true, old_style = argc == 3;
+    if (old_style) {
+        addr = &a[2];
+        skipme = false;
+    } else {
+        for (uint32_t j = 2; j < argc; j += 2) {
+            if (j + 1 >= argc) {
+                add_error(it, "ERR syntax error");
+                return;
+            }
+            const struct resp_arg *v = &a[j + 1];
+            if (arg_is(&a[j], "ID")) {
+                int64_t x = 0;
+                if (!arg_int64(v, &x) || x <= 0) {
+                    add_error(it, "ERR client-id should be greater than 0");
+                    return;
+                }
+                id = (uint64_t)x;
+            } else if (arg_is(&a[j], "TYPE")) {
+                if (!client_type_known(v)) {
+                    char t[132];
+                    arg_quote(t, sizeof(t), v);
+                    add_errorf(it, "ERR Unknown client type '%s'", t);
+                    return;
+                }
+                by_type = true;
+                type_normal = arg_is(v, "normal");
+            } else if (arg_is(&a[j], "ADDR")) {
+                addr = v;
+            } else if (arg_is(&a[j], "LADDR")) {
+                laddr = v;
+            } else if (arg_is(&a[j], "USER")) {
+                user = v;
+            } else if (arg_is(&a[j], "SKIPME")) {
+                if (arg_is(v, "yes"))
+                    skipme = true;
+                else if (arg_is(v, "no"))
+                    skipme = false;
+                else {
+                    add_error(it, "ERR syntax error");
+                    return;
+                }
+            } else {
+                add_error(it, "ERR syntax error");
+                return;
+            }
+        }
+    }
+    if (user != NULL && !arg_is(user, "default")) {
+        char u[132];
+        arg_quote(u, sizeof(u), user);
+        add_errorf(it, "ERR No such user '%s'", u);
+        return;
+    }
+    int64_t killed = 0;
+    for (struct client *c = n->clients; c != NULL; c = c->next) {
+        if (c->closed || c->want_close)
+            continue;
+        if ((id != 0 && c->id != id) || (by_type && !type_normal) ||
+            (addr != NULL && !arg_is(addr, c->addr)) ||
+            (laddr != NULL && !arg_is(laddr, c->laddr)) || (skipme && c == self))
+            continue;
+        /* Closed once its replies so far are out; nothing more of its input runs. */
+        c->no_input = true;
+        c->want_close = c != self;
+        if (c == self)
+            it->close_after = true;
+        killed++;
+    }
+    if (old_style) {
+        if (killed == 0)
+            add_error(it, "ERR No such client");
+        else
+            add_simple(it, "OK");
+    } else {
+        add_integer(it, killed);
+    }
+}
+
+void cmd_client(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                uint32_t argc)
+{
+    const struct resp_arg *sub = &a[1];
+    if (arg_is(sub, "ID")) {
+        add_integer(it, (int64_t)c->id);
+    } else if (arg_is(sub, "GETNAME")) {
+        if (c->name[0])
+            add_bulk_str(it, c->name);
+        else
+            add_null(it);
+    } else if (arg_is(sub, "SETNAME")) {
+        if (!name_valid(&a[2])) {
+            add_error(it, bad_name);
+            return;
+        }
+        set_name(c, &a[2]);
+        add_simple(it, "OK");
+    } else if (arg_is(sub, "INFO")) {
+        char line[1024];
+        int k = client_info_text(n, c, line, sizeof(line) - 1);
+        if (k > (int)sizeof(line) - 2)
+            k = (int)sizeof(line) - 2;
+        line[k++] = '\n';
+        add_verbatim(it, "txt", line, (uint64_t)k);
+    } else if (arg_is(sub, "LIST")) {
+        client_list(n, c, it, a, argc);
+    } else if (arg_is(sub, "KILL")) {
+        client_kill(n, c, it, a, argc);
+    } else if (arg_is(sub, "NO-EVICT") || arg_is(sub, "NO-TOUCH")) {
+        bool on = arg_is(&a[2], "on");
+        if (!on && !arg_is(&a[2], "off")) {
+            add_error(it, "ERR syntax error");
+            return;
+        }
+        if (arg_is(sub, "NO-EVICT"))
+            c->no_evict = on;
+        else
+            c->no_touch = on;
+        add_simple(it, "OK");
+    } else if (arg_is(sub, "SETINFO")) {
+        bool lib_name = arg_is(&a[2], "LIB-NAME"), lib_ver = arg_is(&a[2], "LIB-VER");
+        if (!lib_name && !lib_ver) {
+            char o[132];
+            arg_quote(o, sizeof(o), &a[2]);
+            add_errorf(it, "ERR Unrecognized option '%s'", o);
+            return;
+        }
+        if (!name_valid(&a[3])) {
+            add_errorf(it, "ERR %s cannot contain spaces, newlines or special characters.",
+                       lib_name ? "lib-name" : "lib-ver");
+            return;
+        }
+        char *dst = lib_name ? c->lib_name : c->lib_ver;
+        size_t len = a[3].len > CLIENT_NAME_MAX ? CLIENT_NAME_MAX : (size_t)a[3].len;
+        memcpy(dst, a[3].ptr, len);
+        dst[len] = 0;
+        add_simple(it, "OK");
+    } else if (arg_is(sub, "HELP")) {
+        size_t nh = sizeof(client_help) / sizeof(client_help[0]);
+        add_array(it, (int64_t)nh);
+        for (size_t i = 0; i < nh; i++)
+            add_simple(it, client_help[i]);
+    }
+}
+
+/* ---- CONFIG ------------------------------------------------------------------------------ */
+
+/* CONFIG GET pattern...: the settings a Redis client may ask for at start-up (redis-benchmark
+ * asks for "save" and "appendonly"); CONFIG SET/RESETSTAT/REWRITE are refused. */
+void cmd_config_get(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                    uint32_t argc)
+{
+    (void)c;
+    char maxclients[24];
+    snprintf(maxclients, sizeof(maxclients), "%u", n->opt.max_clients);
+    const char *settings[][2] = {{"save", ""},
+                                 {"appendonly", "yes"},
+                                 {"appendfsync", "always"},
+                                 {"databases", "1"},
+                                 {"maxclients", maxclients},
+                                 {"requirepass", n->opt.requirepass}};
+    size_t nset = sizeof(settings) / sizeof(settings[0]);
+    bool match[sizeof(settings) / sizeof(settings[0])] = {false};
+    int64_t k = 0;
+    for (size_t i = 0; i < nset; i++) {
+        for (uint32_t j = 2; j < argc && !match[i]; j++) {
+            uint8_t pat[256];
+            size_t pl = 0;
+            for (; pl < a[j].len && pl < sizeof(pat); pl++)
+                pat[pl] = (uint8_t)tolower(a[j].ptr[pl]);
+            match[i] = glob_match(pat, pl, (const uint8_t *)settings[i][0],
+                                  strlen(settings[i][0]));
+        }
+        k += match[i];
+    }
+    add_map(it, k);
+    for (size_t i = 0; i < nset; i++)
+        if (match[i]) {
+            add_bulk_str(it, settings[i][0]);
+            add_bulk_str(it, settings[i][1]);
+        }
+}
+
+void cmd_config_refused(struct node *n, struct client *c, struct item *it,
+                        const struct resp_arg *a, uint32_t argc)
+{
+    (void)n;
+    (void)c;
+    (void)argc;
+    char word[132];
+    arg_quote(word, sizeof(word), &a[1]);
+    for (char *p = word; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    add_errorf(it, "ERR CONFIG %s is not supported by raftkv", word);
+}
+
+void cmd_config_help(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                     uint32_t argc)
+{
+    (void)n;
+    (void)c;
+    (void)a;
+    (void)argc;
+    static const char *const help[] = {
+        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET <pattern>",
+        "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>",
+        "    Set the configuration <directive> to <value>.",
+        "RESETSTAT",
+        "    Reset statistics reported by the INFO command.",
+        "REWRITE",
+        "    Rewrite the configuration file.",
+        "HELP",
+        "    Prints this help.",
+    };
+    add_array(it, (int64_t)(sizeof(help) / sizeof(help[0])));
+    for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
+        add_simple(it, help[i]);
+}
+
+/* ---- MEMORY USAGE ------------------------------------------------------------------------ */
+
+static void done_memory_usage(struct node *n, struct item *it, uint32_t part,
+                              const struct replica_reply *rp)
+{
+    (void)n;
+    (void)part;
+    /* An estimate as Redis's objectComputeSize gives for a raw string: the value, the key and
+     * the allocator's headers; raftkv's own overhead (Bitcask's keydir entry) is similar. */
+    if (rp->status != REPLICA_OK)
+        add_null(it);
+    else
+        add_integer(it, (int64_t)rp->val_len + (int64_t)it->a1 + 56);
+}
+
+/* MEMORY USAGE key [SAMPLES n] */
+void cmd_memory_usage(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                      uint32_t argc)
+{
+    for (uint32_t j = 3; j < argc; j++) {
+        int64_t samples = 0;
+        if (arg_is(&a[j], "SAMPLES") && j + 1 < argc) {
+            if (!arg_int64(&a[j + 1], &samples)) {
+                add_error(it, "ERR value is not an integer or out of range");
+                return;
+            }
+            j++;
+        } else {
+            add_error(it, "ERR syntax error");
+            return;
+        }
+    }
+    it->a1 = (int64_t)a[2].len;
+    it->on_reply = done_memory_usage;
+    it->done = false;
+    server_request(n, c, it, 0, REPLICA_GET, &a[2], NULL, 0, 0);
+}
+
+/* ---- INFO -------------------------------------------------------------------------------- */
+
+enum {
+    SEC_SERVER = 1u << 0,
+    SEC_CLIENTS = 1u << 1,
+    SEC_MEMORY = 1u << 2,
+    SEC_PERSISTENCE = 1u << 3,
+    SEC_STATS = 1u << 4,
+    SEC_REPLICATION = 1u << 5,
+    SEC_CPU = 1u << 6,
+    SEC_MODULES = 1u << 7,
+    SEC_ERRORSTATS = 1u << 8,
+    SEC_CLUSTER = 1u << 9,
+    SEC_KEYSPACE = 1u << 10,
+    SEC_RAFT = 1u << 11,
+};
+
+static const struct {
+    const char *name;
+    uint32_t bit;
+} info_sections[] = {
+    {"server", SEC_SERVER},         {"clients", SEC_CLIENTS}, {"memory", SEC_MEMORY},
+    {"persistence", SEC_PERSISTENCE}, {"stats", SEC_STATS},   {"replication", SEC_REPLICATION},
+    {"cpu", SEC_CPU},               {"modules", SEC_MODULES}, {"errorstats", SEC_ERRORSTATS},
+    {"cluster", SEC_CLUSTER},       {"keyspace", SEC_KEYSPACE}, {"raft", SEC_RAFT},
+};
+
+#define SEC_DEFAULT                                                                                \
+    (SEC_SERVER | SEC_CLIENTS | SEC_MEMORY | SEC_PERSISTENCE | SEC_STATS | SEC_REPLICATION |       \
+     SEC_CPU | SEC_ERRORSTATS | SEC_CLUSTER | SEC_KEYSPACE | SEC_RAFT)
+#define SEC_ALL (SEC_DEFAULT)
+#define SEC_EVERYTHING (SEC_ALL | SEC_MODULES)
+
+static void human_bytes(char *out, size_t cap, uint64_t b)
+{
+    /* Redis's bytesToHuman */
+    double d = (double)b;
+    if (b < 1024)
+        snprintf(out, cap, "%" PRIu64 "B", b);
+    else if (b < (1ull << 20))
+        snprintf(out, cap, "%.2fK", d / 1024);
+    else if (b < (1ull << 30))
+        snprintf(out, cap, "%.2fM", d / (1 << 20));
+    else
+        snprintf(out, cap, "%.2fG", d / (1 << 30));
+}
+
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, rss = 0;
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+struct text {
+    char *p;
+    size_t len, cap;
+};
+
+static void tx(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tx(struct text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        t->len = t->len + (size_t)k >= t->cap ? t->cap - 1 : t->len + (size_t)k;
+}
+
+/* Sections are separated by an empty line, as Redis's genRedisInfoString does. */
+static bool section_sep(struct text *t, bool *first)
+{
+    if (!*first)
+        tx(t, "\r\n");
+    *first = false;
+    return true;
+}
+
+static const char *role_name(int role)
+{
+    return role == RAFT_LEADER ? "leader" : role == RAFT_CANDIDATE ? "candidate" : "follower";
+}
+
+static void info_server(struct node *n, struct text *t)
+{
+    struct utsname u;
+    if (uname(&u) != 0)
+        memset(&u, 0, sizeof(u));
+    uint64_t up = (node_now_ms() - n->started_ms) / 1000;
+    const char *port = strrchr(n->client_listen_text, ':');
+    char exe[512] = "";
+    ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    exe[el > 0 ? el : 0] = 0;
+    tx(t,
+       "# Server\r\nredis_version:%s\r\nraftkv_version:%s\r\nredis_git_sha1:00000000\r\n"
+       "redis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:%s %s %s\r\n"
+       "arch_bits:%zu\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\n"
+       "atomicvar_api:c11-builtin\r\ngcc_version:%d.%d.%d\r\nprocess_id:%ld\r\n"
+       "process_supervised:no\r\nrun_id:%016" PRIx64 "%016" PRIx64 "%08" PRIx64 "\r\n"
+       "tcp_port:%s\r\nserver_time_usec:%" PRIu64 "\r\nuptime_in_seconds:%" PRIu64 "\r\n"
+       "uptime_in_days:%" PRIu64 "\r\nhz:%u\r\nconfigured_hz:%u\r\nlru_clock:0\r\n"
+       "executable:%s\r\nconfig_file:\r\nio_threads_active:0\r\n",
+       NODE_REDIS_VERSION, RAFTKV_VERSION, u.sysname, u.release, u.machine, sizeof(void *) * 8,
+#ifdef __GNUC__
+       __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__,
+#else
+       0, 0, 0,
+#endif
+       (long)getpid(), n->id, n->started_unix_us, (uint64_t)getpid(), port ? port + 1 : "",
+       node_unix_us(), up, up / 86400, 1000 / (n->tick_ms ? n->tick_ms : 1),
+       1000 / (n->tick_ms ? n->tick_ms : 1), exe);
+}
+
+static void info_body(struct node *n, uint32_t secs, struct text *t)
+{
+    struct replica_info st;
+    server_info(n, &st);
+    bool first = true;
+#define SECTION(bit) if ((secs & (bit)) && section_sep(t, &first))
+    SECTION(SEC_SERVER) info_server(n, t);
+    SECTION(SEC_CLIENTS)
+    tx(t,
+       "# Clients\r\nconnected_clients:%zu\r\ncluster_connections:0\r\nmaxclients:%u\r\n"
+       "client_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\n"
+       "blocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+       n->n_clients, n->opt.max_clients);
+    SECTION(SEC_MEMORY)
+    {
+        struct mallinfo2 mi = mallinfo2();
+        uint64_t used = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd, rss = rss_bytes();
+        char h1[32], h2[32];
+        human_bytes(h1, sizeof(h1), used);
+        human_bytes(h2, sizeof(h2), rss);
+        tx(t,
+           "# Memory\r\nused_memory:%" PRIu64 "\r\nused_memory_human:%s\r\n"
+           "used_memory_rss:%" PRIu64 "\r\nused_memory_rss_human:%s\r\nmaxmemory:0\r\n"
+           "maxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n",
+           used, h1, rss, h2);
+    }
+    SECTION(SEC_PERSISTENCE)
+    tx(t,
+       "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n"
+       "rdb_bgsave_in_progress:0\r\nrdb_last_save_time:%" PRIu64 "\r\n"
+       "rdb_last_bgsave_status:ok\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\n"
+       "aof_rewrite_scheduled:0\r\naof_last_write_status:ok\r\n",
+       n->started_unix_us / 1000000);
+    SECTION(SEC_STATS)
+    tx(t,
+       "# Stats\r\ntotal_connections_received:%" PRIu64 "\r\ntotal_commands_processed:%" PRIu64
+       "\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:%" PRIu64
+       "\r\ntotal_net_output_bytes:%" PRIu64 "\r\nrejected_connections:%" PRIu64
+       "\r\nexpired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:%" PRIu64
+       "\r\nkeyspace_misses:%" PRIu64 "\r\ntotal_error_replies:%" PRIu64 "\r\n",
+       n->stats.connections_received, n->stats.commands_processed, n->stats.net_input_bytes,
+       n->stats.net_output_bytes, n->stats.rejected_connections, n->stats.keyspace_hits,
+       n->stats.keyspace_misses, n->stats.total_errors);
+    SECTION(SEC_REPLICATION)
+    tx(t,
+       "# Replication\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\n"
+       "master_repl_offset:%" PRIu64 "\r\n",
+       st.raft.applied);
+    SECTION(SEC_CPU)
+    {
+        struct rusage self, kids;
+        getrusage(RUSAGE_SELF, &self);
+        getrusage(RUSAGE_CHILDREN, &kids);
+#define SECS(tv) ((double)(tv).tv_sec + (double)(tv).tv_usec / 1e6)
+        tx(t,
+           "# CPU\r\nused_cpu_sys:%f\r\nused_cpu_user:%f\r\nused_cpu_sys_children:%f\r\n"
+           "used_cpu_user_children:%f\r\n",
+           SECS(self.ru_stime), SECS(self.ru_utime), SECS(kids.ru_stime), SECS(kids.ru_utime));
+#undef SECS
+    }
+    SECTION(SEC_MODULES) tx(t, "# Modules\r\n");
+    SECTION(SEC_ERRORSTATS) tx(t, "# Errorstats\r\n");
+    SECTION(SEC_CLUSTER) tx(t, "# Cluster\r\ncluster_enabled:0\r\n");
+    SECTION(SEC_KEYSPACE)
+    {
+        tx(t, "# Keyspace\r\n");
+        if (st.keys > 0)
+            tx(t, "db0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n", st.keys);
+    }
+    SECTION(SEC_RAFT)
+    tx(t,
+       "# Raft\r\nrole:%s\r\nnode_id:%" PRIu64 "\r\nleader_id:%" PRIu64 "\r\nterm:%" PRIu64
+       "\r\ncommit_index:%" PRIu64 "\r\napplied_index:%" PRIu64 "\r\nlast_log_index:%" PRIu64
+       "\r\nkeys:%" PRIu64 "\r\nconnected_peers:%zu\r\npending_requests:%u\r\n"
+       "snapshots_sent:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64 "\r\ncheck_quorum:%s\r\n"
+       "pre_vote:%s\r\n",
+       role_name(st.raft.role), n->id, st.raft.leader, st.raft.term, st.raft.commit,
+       st.raft.applied, st.raft.last_index, st.keys, peers_connected(n), st.pending,
+       st.snapshots_sent, st.snapshots_installed, n->opt.check_quorum ? "yes" : "no",
+       n->opt.pre_vote ? "yes" : "no");
+#undef SECTION
+}
+
+/* INFO [section ...]: Redis 7's sections, "default", "all" (all but modules), "everything",
+ * plus raftkv's "raft" (in the default set). An unknown section adds nothing. */
+void cmd_info(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+              uint32_t argc)
+{
+    (void)c;
+    uint32_t secs = argc == 1 ? SEC_DEFAULT : 0;
+    for (uint32_t j = 1; j < argc; j++) {
+        if (arg_is(&a[j], "default"))
+            secs |= SEC_DEFAULT;
+        else if (arg_is(&a[j], "all"))
+            secs |= SEC_ALL;
+        else if (arg_is(&a[j], "everything"))
+            secs |= SEC_EVERYTHING;
+        for (size_t i = 0; i < sizeof(info_sections) / sizeof(info_sections[0]); i++)
+            if (arg_is(&a[j], info_sections[i].name))
+                secs |= info_sections[i].bit;
+    }
+    char buf[8192];
+    struct text t = {buf, 0, sizeof(buf)};
+    buf[0] = 0;
+    info_body(n, secs, &t);
+    add_verbatim(it, "txt", buf, t.len);
+}

@@ -1,0 +1,664 @@
+/*
+ * commands.c — the command table (commands.h) and what it drives: dispatch with Redis 7's
+ * checks in Redis's order (processCommand: unknown command or subcommand, arity, NOAUTH), and
+ * COMMAND [COUNT | INFO | DOCS | LIST | GETKEYS | HELP], answered from the rows as Redis 7
+ * answers them from commands.def. The rows copy Redis 7.0's metadata for each command raftkv
+ * offers (flags, key positions, categories, tips, key specs), so that client libraries that
+ * route or validate by COMMAND see what they would see on Redis.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "commands.h"
+#include "glob.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* The table                                                                                  */
+
+#define KS(...) ((const struct cmd_keyspec[]){__VA_ARGS__})
+#define NKS(...) (int)(sizeof((const struct cmd_keyspec[]){__VA_ARGS__}) / sizeof(struct cmd_keyspec))
+/* A key spec list: SPECS({...}, {...}) expands to the pointer and the count. */
+#define SPECS(...) KS(__VA_ARGS__), NKS(__VA_ARGS__)
+#define NOSPECS NULL, 0
+#define KEY1(flags) SPECS({NULL, flags, 1, 0, 1, 0})
+
+#define R CMD_READONLY
+#define W CMD_WRITE
+#define F CMD_FAST
+#define LS (CMD_LOADING | CMD_STALE)
+#define CONN_FLAGS (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_FAST | CMD_NO_AUTH | CMD_ALLOW_BUSY)
+
+static const struct cmd command_subs[] = {
+    {"command|count", 2, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "", NOSPECS,
+     "Get total number of Redis commands", "2.8.13", "server", "O(1)", cmd_command, NULL},
+    {"command|docs", -2, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "nondeterministic_output_order",
+     NOSPECS, "Get array of specific Redis command documentation", "7.0.0", "server",
+     "O(N) where N is the number of commands to look up", cmd_command, NULL},
+    {"command|getkeys", -4, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "", NOSPECS,
+     "Extract keys given a full Redis command", "2.8.13", "server",
+     "O(N) where N is the number of arguments to the command", cmd_command, NULL},
+    {"command|help", 2, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "", NOSPECS, "Show helpful text "
+     "about the different subcommands", "5.0.0", "server", "O(1)", cmd_command, NULL},
+    {"command|info", -2, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "nondeterministic_output_order",
+     NOSPECS, "Get array of specific Redis command details, or all when no argument is given.",
+     "2.8.13", "server", "O(N) where N is the number of commands to look up", cmd_command, NULL},
+    {"command|list", -2, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "nondeterministic_output_order",
+     NOSPECS, "Get an array of Redis command names", "7.0.0", "server",
+     "O(N) where N is the total number of Redis commands", cmd_command, NULL},
+    {NULL},
+};
+
+#define CFG_FLAGS (CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
+#define CFG_ACL (ACL_ADMIN | ACL_SLOW | ACL_DANGEROUS)
+static const struct cmd config_subs[] = {
+    {"config|get", -3, CFG_FLAGS, 0, 0, 0, CFG_ACL, "", NOSPECS,
+     "Get the values of configuration parameters", "2.0.0", "server",
+     "O(N) when N is the number of configuration parameters provided", cmd_config_get, NULL},
+    {"config|help", 2, LS, 0, 0, 0, ACL_SLOW, "", NOSPECS,
+     "Show helpful text about the different subcommands", "5.0.0", "server", "O(1)",
+     cmd_config_help, NULL},
+    {"config|resetstat", 2, CFG_FLAGS, 0, 0, 0, CFG_ACL, "", NOSPECS,
+     "Reset the stats returned by INFO", "2.0.0", "server", "O(1)", cmd_config_refused, NULL},
+    {"config|rewrite", 2, CFG_FLAGS, 0, 0, 0, CFG_ACL, "", NOSPECS,
+     "Rewrite the configuration file with the in memory configuration", "2.8.0", "server",
+     "O(1)", cmd_config_refused, NULL},
+    {"config|set", -4, CFG_FLAGS, 0, 0, 0, CFG_ACL,
+     "request_policy:all_nodes response_policy:all_succeeded", NOSPECS,
+     "Set configuration parameters to the given values", "2.0.0", "server",
+     "O(N) when N is the number of configuration parameters provided", cmd_config_refused, NULL},
+    {NULL},
+};
+
+#define CL_FLAGS (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
+#define CL_ACL (ACL_SLOW | ACL_CONNECTION)
+#define CL_ADMIN_FLAGS (CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
+#define CL_ADMIN_ACL (ACL_ADMIN | ACL_SLOW | ACL_DANGEROUS | ACL_CONNECTION)
+static const struct cmd client_subs[] = {
+    {"client|getname", 2, CL_FLAGS, 0, 0, 0, CL_ACL, "", NOSPECS,
+     "Get the current connection name", "2.6.9", "connection", "O(1)", cmd_client, NULL},
+    {"client|help", 2, LS, 0, 0, 0, CL_ACL, "", NOSPECS,
+     "Show helpful text about the different subcommands", "5.0.0", "connection", "O(1)",
+     cmd_client, NULL},
+    {"client|id", 2, CL_FLAGS, 0, 0, 0, CL_ACL, "", NOSPECS,
+     "Returns the client ID for the current connection", "5.0.0", "connection", "O(1)",
+     cmd_client, NULL},
+    {"client|info", 2, CL_FLAGS, 0, 0, 0, CL_ACL, "nondeterministic_output", NOSPECS,
+     "Returns information about the current client connection.", "6.2.0", "connection", "O(1)",
+     cmd_client, NULL},
+    {"client|kill", -3, CL_ADMIN_FLAGS, 0, 0, 0, CL_ADMIN_ACL, "", NOSPECS,
+     "Kill the connection of a client", "2.4.0", "connection",
+     "O(N) where N is the number of client connections", cmd_client, NULL},
+    {"client|list", -2, CL_ADMIN_FLAGS, 0, 0, 0, CL_ADMIN_ACL, "nondeterministic_output", NOSPECS,
+     "Get the list of client connections", "2.4.0", "connection",
+     "O(N) where N is the number of client connections", cmd_client, NULL},
+    {"client|no-evict", 3, CL_ADMIN_FLAGS, 0, 0, 0, CL_ADMIN_ACL, "", NOSPECS,
+     "Set client eviction mode for the current connection", "7.0.0", "connection", "O(1)",
+     cmd_client, NULL},
+    {"client|no-touch", 3, CL_FLAGS, 0, 0, 0, CL_ACL, "", NOSPECS,
+     "Controls whether commands sent by the client will alter the LRU/LFU of the keys they "
+     "access.", "7.2.0", "connection", "O(1)", cmd_client, NULL},
+    {"client|setinfo", 4, CL_FLAGS, 0, 0, 0, CL_ACL, "request_policy:all_nodes", NOSPECS,
+     "Set client or connection specific info", "7.2.0", "connection", "O(1)", cmd_client, NULL},
+    {"client|setname", 3, CL_FLAGS, 0, 0, 0, CL_ACL, "", NOSPECS,
+     "Set the current connection name", "2.6.9", "connection", "O(1)", cmd_client, NULL},
+    {NULL},
+};
+
+static const struct cmd memory_subs[] = {
+    {"memory|usage", -3, R, 2, 2, 1, ACL_READ | ACL_SLOW, "", SPECS({NULL, "RO", 2, 0, 1, 0}),
+     "Estimate the memory usage of a key", "4.0.0", "server",
+     "O(N) where N is the number of samples.", cmd_memory_usage, NULL},
+    {NULL},
+};
+
+static const struct cmd cmd_table[] = {
+    /* strings (cmd_string.c) */
+    {"get", 2, R | F, 1, 1, 1, ACL_READ | ACL_STRING | ACL_FAST, "", KEY1("RO access"),
+     "Get the value of a key", "1.0.0", "string", "O(1)", cmd_get, NULL},
+    {"getrange", 4, R, 1, 1, 1, ACL_READ | ACL_STRING | ACL_SLOW, "", KEY1("RO access"),
+     "Get a substring of the string stored at a key", "2.4.0", "string",
+     "O(N) where N is the length of the returned string. The complexity is ultimately determined "
+     "by the returned length, but because creating a substring from an existing string is very "
+     "cheap, it can be considered O(1) for small strings.", cmd_getrange, NULL},
+    {"substr", 4, R, 1, 1, 1, ACL_READ | ACL_STRING | ACL_SLOW, "", KEY1("RO access"),
+     "Get a substring of the string stored at a key", "1.0.0", "string",
+     "O(N) where N is the length of the returned string. The complexity is ultimately determined "
+     "by the returned length, but because creating a substring from an existing string is very "
+     "cheap, it can be considered O(1) for small strings.", cmd_getrange, NULL},
+    {"strlen", 2, R | F, 1, 1, 1, ACL_READ | ACL_STRING | ACL_FAST, "", KEY1("RO"),
+     "Get the length of the value stored in a key", "2.2.0", "string", "O(1)", cmd_strlen, NULL},
+    {"mget", -2, R | F, 1, -1, 1, ACL_READ | ACL_STRING | ACL_FAST, "request_policy:multi_shard",
+     SPECS({NULL, "RO access", 1, -1, 1, 0}), "Get the values of all the given keys", "1.0.0",
+     "string", "O(N) where N is the number of keys to retrieve.", cmd_mget, NULL},
+    {"set", -3, W | CMD_DENYOOM, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_SLOW, "",
+     SPECS({"RW and ACCESS due to the optional `GET` argument", "RW access update variable_flags",
+            1, 0, 1, 0}),
+     "Set the string value of a key", "1.0.0", "string", "O(1)", cmd_set, NULL},
+    {"mset", -3, W | CMD_DENYOOM, 1, -1, 2, ACL_WRITE | ACL_STRING | ACL_SLOW,
+     "request_policy:multi_shard response_policy:all_succeeded",
+     SPECS({NULL, "OW update", 1, -1, 2, 0}), "Set multiple keys to multiple values", "1.0.1",
+     "string", "O(N) where N is the number of keys to set.", cmd_mset, NULL},
+    {"incr", 2, W | CMD_DENYOOM | F, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_FAST, "",
+     KEY1("RW access update"), "Increment the integer value of a key by one", "1.0.0", "string",
+     "O(1)", cmd_incr, NULL},
+    {"decr", 2, W | CMD_DENYOOM | F, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_FAST, "",
+     KEY1("RW access update"), "Decrement the integer value of a key by one", "1.0.0", "string",
+     "O(1)", cmd_incr, NULL},
+    {"incrby", 3, W | CMD_DENYOOM | F, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_FAST, "",
+     KEY1("RW access update"), "Increment the integer value of a key by the given amount",
+     "1.0.0", "string", "O(1)", cmd_incr, NULL},
+    {"decrby", 3, W | CMD_DENYOOM | F, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_FAST, "",
+     KEY1("RW access update"), "Decrement the integer value of a key by the given number",
+     "1.0.0", "string", "O(1)", cmd_incr, NULL},
+
+    /* keyspace (cmd_keyspace.c) */
+    {"del", -2, W, 1, -1, 1, ACL_KEYSPACE | ACL_WRITE | ACL_SLOW,
+     "request_policy:multi_shard response_policy:agg_sum", SPECS({NULL, "RM delete", 1, -1, 1, 0}),
+     "Delete a key", "1.0.0", "generic",
+     "O(N) where N is the number of keys that will be removed. When a key to remove holds a value "
+     "other than a string, the individual complexity for this key is O(M) where M is the number "
+     "of elements in the list, set, sorted set or hash. Removing a single key that holds a string "
+     "value is O(1).", cmd_del, NULL},
+    {"exists", -2, R | F, 1, -1, 1, ACL_KEYSPACE | ACL_READ | ACL_FAST,
+     "request_policy:multi_shard response_policy:agg_sum", SPECS({NULL, "RO", 1, -1, 1, 0}),
+     "Determine if a key exists", "1.0.0", "generic",
+     "O(N) where N is the number of keys to check.", cmd_exists, NULL},
+    {"touch", -2, R | F, 1, -1, 1, ACL_KEYSPACE | ACL_READ | ACL_FAST,
+     "request_policy:multi_shard response_policy:agg_sum", SPECS({NULL, "RO", 1, -1, 1, 0}),
+     "Alters the last access time of a key(s). Returns the number of existing keys specified.",
+     "3.2.1", "generic", "O(N) where N is the number of keys that will be touched.", cmd_exists,
+     NULL},
+    {"type", 2, R | F, 1, 1, 1, ACL_KEYSPACE | ACL_READ | ACL_FAST, "", KEY1("RO"),
+     "Determine the type stored at key", "1.0.0", "generic", "O(1)", cmd_type, NULL},
+    {"keys", 2, R, 0, 0, 0, ACL_KEYSPACE | ACL_READ | ACL_SLOW | ACL_DANGEROUS,
+     "request_policy:all_shards nondeterministic_output_order", NOSPECS,
+     "Find all keys matching the given pattern", "1.0.0", "generic",
+     "O(N) with N being the number of keys in the database, under the assumption that the key "
+     "names in the database and the given pattern have limited length.", cmd_keys, NULL},
+    {"scan", -2, R, 0, 0, 0, ACL_KEYSPACE | ACL_READ | ACL_SLOW,
+     "nondeterministic_output request_policy:special", NOSPECS,
+     "Incrementally iterate the keys space", "2.8.0", "generic",
+     "O(1) for every call. O(N) for a complete iteration, including enough command calls for the "
+     "cursor to return back to 0. N is the number of elements inside the collection.", cmd_scan,
+     NULL},
+    {"randomkey", 1, R, 0, 0, 0, ACL_KEYSPACE | ACL_READ | ACL_SLOW,
+     "request_policy:all_shards nondeterministic_output", NOSPECS,
+     "Return a random key from the keyspace", "1.0.0", "generic", "O(1)", cmd_randomkey, NULL},
+    {"dbsize", 1, R | F, 0, 0, 0, ACL_KEYSPACE | ACL_READ | ACL_FAST,
+     "request_policy:all_shards response_policy:agg_sum", NOSPECS,
+     "Return the number of keys in the selected database", "1.0.0", "server", "O(1)", cmd_dbsize,
+     NULL},
+
+    /* connection and server (cmd_server.c) */
+    {"ping", -1, F, 0, 0, 0, ACL_FAST | ACL_CONNECTION,
+     "request_policy:all_shards response_policy:all_succeeded", NOSPECS, "Ping the server",
+     "1.0.0", "connection", "O(1)", cmd_ping, NULL},
+    {"echo", 2, LS | F, 0, 0, 0, ACL_FAST | ACL_CONNECTION, "", NOSPECS,
+     "Echo the given string", "1.0.0", "connection", "O(1)", cmd_echo, NULL},
+    {"select", 2, LS | F, 0, 0, 0, ACL_FAST | ACL_CONNECTION, "", NOSPECS,
+     "Change the selected database for the current connection", "1.0.0", "connection", "O(1)",
+     cmd_select, NULL},
+    {"quit", -1, CONN_FLAGS, 0, 0, 0, ACL_FAST | ACL_CONNECTION, "", NOSPECS,
+     "Close the connection", "1.0.0", "connection", "O(1)", cmd_quit, NULL},
+    {"hello", -1, CONN_FLAGS, 0, 0, 0, ACL_FAST | ACL_CONNECTION, "", NOSPECS,
+     "Handshake with Redis", "6.0.0", "connection", "O(1)", cmd_hello, NULL},
+    {"auth", -2, CONN_FLAGS, 0, 0, 0, ACL_FAST | ACL_CONNECTION, "", NOSPECS,
+     "Authenticate to the server", "1.0.0", "connection",
+     "O(N) where N is the number of passwords defined for the user", cmd_auth, NULL},
+    {"reset", 1, CONN_FLAGS, 0, 0, 0, ACL_FAST | ACL_CONNECTION, "", NOSPECS,
+     "Reset the connection", "6.2.0", "connection", "O(1)", cmd_reset, NULL},
+    {"client", -2, 0, 0, 0, 0, ACL_SLOW, "", NOSPECS, "A container for client connection commands",
+     "2.4.0", "connection", "Depends on subcommand.", NULL, client_subs},
+    {"info", -1, LS, 0, 0, 0, ACL_SLOW | ACL_DANGEROUS,
+     "nondeterministic_output request_policy:all_shards response_policy:special", NOSPECS,
+     "Get information and statistics about the server", "1.0.0", "server", "O(1)", cmd_info,
+     NULL},
+    {"config", -2, 0, 0, 0, 0, ACL_SLOW, "", NOSPECS,
+     "A container for server configuration commands", "2.0.0", "server",
+     "Depends on subcommand.", NULL, config_subs},
+    {"memory", -2, 0, 0, 0, 0, ACL_SLOW, "", NOSPECS, "A container for memory diagnostics commands",
+     "4.0.0", "server", "Depends on subcommand.", NULL, memory_subs},
+    {"command", -1, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "nondeterministic_output_order",
+     NOSPECS, "Get array of Redis command details", "2.8.13", "server",
+     "O(N) where N is the total number of Redis commands", cmd_command, command_subs},
+};
+
+#define CMD_COUNT (sizeof(cmd_table) / sizeof(cmd_table[0]))
+
+static const struct cmd *find_in(const struct cmd *rows, size_t n, const uint8_t *name,
+                                 uint64_t len, size_t prefix)
+{
+    for (size_t i = 0; i < n && rows[i].name != NULL; i++) {
+        const char *nm = rows[i].name + prefix;
+        if (strlen(nm) == len && strncasecmp(nm, (const char *)name, len) == 0)
+            return &rows[i];
+    }
+    return NULL;
+}
+
+const struct cmd *cmd_lookup(const uint8_t *name, uint64_t len)
+{
+    return find_in(cmd_table, CMD_COUNT, name, len, 0);
+}
+
+static const struct cmd *sub_lookup(const struct cmd *parent, const struct resp_arg *a)
+{
+    return find_in(parent->subs, SIZE_MAX, a->ptr, a->len, strlen(parent->name) + 1);
+}
+
+/* The row a request runs: the command, or its subcommand for a container with argc >= 2
+ * (Redis's lookupCommand). NULL: unknown. */
+static const struct cmd *lookup_request(const struct resp_arg *a, uint32_t argc)
+{
+    const struct cmd *c = cmd_lookup(a[0].ptr, a[0].len);
+    if (c == NULL || c->subs == NULL || argc < 2)
+        return c;
+    return sub_lookup(c, &a[1]);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Dispatch                                                                                   */
+
+static void reply_unknown(struct item *it, const struct resp_arg *a, uint32_t argc)
+{
+    /* Redis's commandCheckExistence: the arguments quoted until 128 characters are used. */
+    char args[512] = "", word[132];
+    size_t k = 0;
+    for (uint32_t i = 1; i < argc && k < 128; i++) {
+        int room = 128 - (int)k;
+        struct resp_arg cut = {a[i].ptr, a[i].len < (uint64_t)room ? a[i].len : (uint64_t)room};
+        arg_quote(word, sizeof(word), &cut);
+        int w = snprintf(args + k, sizeof(args) - k, "'%.*s' ", (int)cut.len, word);
+        if (w < 0)
+            break;
+        k += (size_t)w;
+        if (k >= sizeof(args))
+            k = sizeof(args) - 1;
+    }
+    arg_quote(word, sizeof(word), &a[0]);
+    add_errorf(it, "ERR unknown command '%.128s', with args beginning with: %s", word, args);
+}
+
+void cmd_arity_error(struct item *it, const struct cmd *cmd)
+{
+    add_errorf(it, "ERR wrong number of arguments for '%s' command", cmd->name);
+}
+
+static bool arity_ok(const struct cmd *cmd, uint32_t argc)
+{
+    return (cmd->arity > 0 && (uint32_t)cmd->arity == argc) ||
+           (cmd->arity < 0 && argc >= (uint32_t)-cmd->arity);
+}
+
+void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struct resp_request *rq)
+{
+    const struct resp_arg *a = rq->args;
+    uint32_t argc = rq->argc;
+    const struct cmd *cmd = lookup_request(a, argc);
+    if (cmd == NULL) {
+        const struct cmd *parent = cmd_lookup(a[0].ptr, a[0].len);
+        if (parent != NULL && parent->subs != NULL) {
+            char sub[132], name[32];
+            arg_quote(sub, sizeof(sub), &a[1]);
+            snprintf(name, sizeof(name), "%s", parent->name);
+            for (char *p = name; *p; p++)
+                *p = (char)toupper((unsigned char)*p);
+            add_errorf(it, "ERR unknown subcommand '%.128s'. Try %s HELP.", sub, name);
+        } else {
+            reply_unknown(it, a, argc);
+        }
+        n->stats.total_errors++;
+        snprintf(c->last_cmd, sizeof(c->last_cmd), "NULL");
+        return;
+    }
+    snprintf(c->last_cmd, sizeof(c->last_cmd), "%s", cmd->name);
+    if (!arity_ok(cmd, argc)) {
+        cmd_arity_error(it, cmd);
+        n->stats.total_errors++;
+        return;
+    }
+    if (!c->authed && !(cmd->flags & CMD_NO_AUTH)) {
+        add_error(it, "NOAUTH Authentication required.");
+        n->stats.total_errors++;
+        return;
+    }
+    it->is_read = !(cmd->flags & CMD_WRITE);
+    cmd->proc(n, c, it, a, argc);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* COMMAND                                                                                    */
+
+static const char *const flag_names[] = {
+    "write", "readonly", "denyoom", "admin", "pubsub", "noscript", "blocking", "loading",
+    "stale", "skip_monitor", "skip_slowlog", "asking", "fast", "no_auth", "may_replicate",
+    "sentinel", "only_sentinel", "no_mandatory_keys", "protected", "no_async_loading",
+    "no_multi", "movablekeys", "allow_busy"};
+
+static const char *const acl_names[] = {
+    "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
+    "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous",
+    "connection", "transaction", "scripting"};
+
+static int bits(uint32_t v)
+{
+    int k = 0;
+    for (; v != 0; v &= v - 1)
+        k++;
+    return k;
+}
+
+/* Words of a space-separated list: count, or the i-th into out. */
+static int words(const char *s, int want, char *out, size_t cap)
+{
+    int k = 0;
+    while (*s != 0) {
+        while (*s == ' ')
+            s++;
+        if (*s == 0)
+            break;
+        const char *e = strchr(s, ' ');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        if (k == want && out != NULL)
+            snprintf(out, cap, "%.*s", (int)len, s);
+        k++;
+        s += len;
+    }
+    return k;
+}
+
+static void add_status_set(struct item *it, uint32_t mask, const char *const *names, size_t n,
+                           const char *prefix)
+{
+    add_set(it, bits(mask));
+    for (size_t i = 0; i < n; i++)
+        if (mask & (1u << i)) {
+            char w[48];
+            snprintf(w, sizeof(w), "%s%s", prefix, names[i]);
+            add_simple(it, w);
+        }
+}
+
+static void add_keyspec(struct item *it, const struct cmd_keyspec *ks)
+{
+    add_map(it, ks->notes ? 4 : 3);
+    if (ks->notes) {
+        add_bulk_str(it, "notes");
+        add_bulk_str(it, ks->notes);
+    }
+    add_bulk_str(it, "flags");
+    int nf = words(ks->flags, -1, NULL, 0);
+    add_set(it, nf);
+    for (int i = 0; i < nf; i++) {
+        char w[32];
+        words(ks->flags, i, w, sizeof(w));
+        add_simple(it, w);
+    }
+    add_bulk_str(it, "begin_search");
+    add_map(it, 2);
+    add_bulk_str(it, "type");
+    add_bulk_str(it, "index");
+    add_bulk_str(it, "spec");
+    add_map(it, 1);
+    add_bulk_str(it, "index");
+    add_integer(it, ks->index);
+    add_bulk_str(it, "find_keys");
+    add_map(it, 2);
+    add_bulk_str(it, "type");
+    add_bulk_str(it, "range");
+    add_bulk_str(it, "spec");
+    add_map(it, 3);
+    add_bulk_str(it, "lastkey");
+    add_integer(it, ks->lastkey);
+    add_bulk_str(it, "keystep");
+    add_integer(it, ks->keystep);
+    add_bulk_str(it, "limit");
+    add_integer(it, ks->limit);
+}
+
+static size_t subs_count(const struct cmd *cmd)
+{
+    size_t k = 0;
+    while (cmd->subs != NULL && cmd->subs[k].name != NULL)
+        k++;
+    return k;
+}
+
+/* Redis's addReplyCommandInfo: ten fields. Bounded recursion: subcommands have none. */
+static void add_command_info(struct item *it, const struct cmd *cmd)
+{
+    add_array(it, 10);
+    add_bulk_str(it, cmd->name);
+    add_integer(it, cmd->arity);
+    add_status_set(it, cmd->flags, flag_names, sizeof(flag_names) / sizeof(flag_names[0]), "");
+    add_integer(it, cmd->first_key);
+    add_integer(it, cmd->last_key);
+    add_integer(it, cmd->key_step);
+    add_status_set(it, cmd->acl, acl_names, sizeof(acl_names) / sizeof(acl_names[0]), "@");
+    int nt = words(cmd->tips, -1, NULL, 0);
+    add_set(it, nt);
+    for (int i = 0; i < nt; i++) {
+        char w[64];
+        words(cmd->tips, i, w, sizeof(w));
+        add_bulk_str(it, w);
+    }
+    add_set(it, cmd->n_specs);
+    for (int i = 0; i < cmd->n_specs; i++)
+        add_keyspec(it, &cmd->specs[i]);
+    size_t ns = subs_count(cmd);
+    if (ns == 0) {
+        add_set(it, 0);
+        return;
+    }
+    add_array(it, (int64_t)ns);
+    for (size_t i = 0; i < ns; i++)
+        add_command_info(it, &cmd->subs[i]);
+}
+
+/* COMMAND DOCS: summary, since, group, complexity (and subcommands); raftkv does not carry
+ * Redis's argument descriptions (node/DEVIATIONS.md). */
+static void add_command_docs(struct item *it, const struct cmd *cmd)
+{
+    size_t ns = subs_count(cmd);
+    add_bulk_str(it, cmd->name);
+    add_map(it, ns > 0 ? 5 : 4);
+    add_bulk_str(it, "summary");
+    add_bulk_str(it, cmd->summary);
+    add_bulk_str(it, "since");
+    add_bulk_str(it, cmd->since);
+    add_bulk_str(it, "group");
+    add_bulk_str(it, cmd->group);
+    add_bulk_str(it, "complexity");
+    add_bulk_str(it, cmd->complexity);
+    if (ns > 0) {
+        add_bulk_str(it, "subcommands");
+        add_map(it, (int64_t)ns);
+        for (size_t i = 0; i < ns; i++)
+            add_command_docs(it, &cmd->subs[i]);
+    }
+}
+
+static size_t total_count(void)
+{
+    return CMD_COUNT;
+}
+
+/* A command or subcommand by its full name ("config|get"), as COMMAND INFO and DOCS take it. */
+static const struct cmd *lookup_fullname(const struct resp_arg *a)
+{
+    const uint8_t *bar = memchr(a->ptr, '|', a->len);
+    if (bar == NULL)
+        return cmd_lookup(a->ptr, a->len);
+    const struct cmd *parent = cmd_lookup(a->ptr, (uint64_t)(bar - a->ptr));
+    if (parent == NULL || parent->subs == NULL)
+        return NULL;
+    struct resp_arg sub = {bar + 1, a->len - (uint64_t)(bar - a->ptr) - 1};
+    return sub_lookup(parent, &sub);
+}
+
+static void command_list(struct item *it, const struct resp_arg *a, uint32_t argc)
+{
+    /* COMMAND LIST [FILTERBY MODULE name | ACLCAT cat | PATTERN pattern] */
+    int mode = 0; /* 0 all, 1 module, 2 aclcat, 3 pattern */
+    if (argc == 5 && arg_is(&a[2], "FILTERBY")) {
+        mode = arg_is(&a[3], "MODULE") ? 1 : arg_is(&a[3], "ACLCAT") ? 2
+                                         : arg_is(&a[3], "PATTERN") ? 3
+                                                                    : -1;
+    } else if (argc != 2) {
+        mode = -1;
+    }
+    if (mode < 0) {
+        add_error(it, "ERR syntax error");
+        return;
+    }
+    uint32_t cat = 0;
+    uint8_t pat[256];
+    size_t pat_len = 0;
+    if (mode == 3) {
+        /* Redis matches the pattern without case; the names are lower case. */
+        for (; pat_len < a[4].len && pat_len < sizeof(pat); pat_len++)
+            pat[pat_len] = (uint8_t)tolower(a[4].ptr[pat_len]);
+    }
+    if (mode == 2) {
+        for (size_t i = 0; i < sizeof(acl_names) / sizeof(acl_names[0]); i++)
+            if (arg_is(&a[4], acl_names[i]))
+                cat = 1u << i;
+    }
+    /* Two passes over the rows: count, then write. */
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t k = 0;
+        for (size_t i = 0; i < CMD_COUNT; i++) {
+            const struct cmd *rows[1 + 16];
+            size_t nrows = 0;
+            rows[nrows++] = &cmd_table[i];
+            for (size_t j = 0; j < subs_count(&cmd_table[i]) && nrows < 17; j++)
+                rows[nrows++] = &cmd_table[i].subs[j];
+            for (size_t j = 0; j < nrows; j++) {
+                const struct cmd *r = rows[j];
+                bool match = mode == 0 || (mode == 2 && (r->acl & cat)) ||
+                             (mode == 3 && glob_match(pat, pat_len, (const uint8_t *)r->name,
+                                                    strlen(r->name)));
+                if (!match)
+                    continue;
+                k++;
+                if (pass == 1)
+                    add_bulk_str(it, r->name);
+            }
+        }
+        if (pass == 0)
+            add_array(it, k);
+    }
+}
+
+/* COMMAND GETKEYS cmd args...: the keys from the row's first/last/step, as Redis's legacy range
+ * (every raftkv command's keys fit it). */
+static void command_getkeys(struct item *it, const struct resp_arg *a, uint32_t argc)
+{
+    const struct resp_arg *ca = a + 2;
+    uint32_t cargc = argc - 2;
+    const struct cmd *cmd = lookup_request(ca, cargc);
+    if (cmd == NULL) {
+        add_error(it, "ERR Invalid command specified");
+        return;
+    }
+    if (cmd->first_key == 0) {
+        add_error(it, "ERR The command has no key arguments");
+        return;
+    }
+    if (!arity_ok(cmd, cargc)) {
+        add_error(it, "ERR Invalid number of arguments specified for command");
+        return;
+    }
+    int last = cmd->last_key < 0 ? (int)cargc + cmd->last_key : cmd->last_key;
+    int64_t k = 0;
+    for (int i = cmd->first_key; i <= last && i < (int)cargc; i += cmd->key_step)
+        k++;
+    add_array(it, k);
+    for (int i = cmd->first_key; i <= last && i < (int)cargc; i += cmd->key_step)
+        add_bulk(it, ca[i].ptr, ca[i].len);
+}
+
+static const char *const command_help[] = {
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "LIST",
+    "    Return a list of all commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command.",
+    "HELP",
+    "    Print this help.",
+};
+
+void cmd_command(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                 uint32_t argc)
+{
+    (void)n;
+    (void)c;
+    if (argc == 1) {
+        add_array(it, (int64_t)total_count());
+        for (size_t i = 0; i < CMD_COUNT; i++)
+            add_command_info(it, &cmd_table[i]);
+    } else if (arg_is(&a[1], "COUNT")) {
+        add_integer(it, (int64_t)total_count());
+    } else if (arg_is(&a[1], "INFO")) {
+        if (argc == 2) {
+            add_array(it, (int64_t)total_count());
+            for (size_t i = 0; i < CMD_COUNT; i++)
+                add_command_info(it, &cmd_table[i]);
+            return;
+        }
+        add_array(it, argc - 2);
+        for (uint32_t i = 2; i < argc; i++) {
+            const struct cmd *cmd = lookup_fullname(&a[i]);
+            if (cmd != NULL)
+                add_command_info(it, cmd);
+            else
+                add_null(it);
+        }
+    } else if (arg_is(&a[1], "DOCS")) {
+        if (argc == 2) {
+            add_map(it, (int64_t)total_count());
+            for (size_t i = 0; i < CMD_COUNT; i++)
+                add_command_docs(it, &cmd_table[i]);
+            return;
+        }
+        int64_t k = 0;
+        for (uint32_t i = 2; i < argc; i++)
+            k += lookup_fullname(&a[i]) != NULL;
+        add_map(it, k);
+        for (uint32_t i = 2; i < argc; i++) {
+            const struct cmd *cmd = lookup_fullname(&a[i]);
+            if (cmd != NULL)
+                add_command_docs(it, cmd);
+        }
+    } else if (arg_is(&a[1], "LIST")) {
+        command_list(it, a, argc);
+    } else if (arg_is(&a[1], "GETKEYS")) {
+        command_getkeys(it, a, argc);
+    } else if (arg_is(&a[1], "HELP")) {
+        size_t nh = sizeof(command_help) / sizeof(command_help[0]);
+        add_array(it, (int64_t)nh);
+        for (size_t i = 0; i < nh; i++)
+            add_simple(it, command_help[i]);
+    } else {
+        char sub[132];
+        arg_quote(sub, sizeof(sub), &a[1]);
+        add_errorf(it, "ERR unknown subcommand '%.128s'. Try COMMAND HELP.", sub);
+    }
+}

@@ -1,0 +1,147 @@
+/*
+ * commands.h — raftkv-node's command table, as Redis's commands.def: one row per command (and
+ * per subcommand of a container such as CONFIG or CLIENT) with its name, arity, flags, key
+ * positions, ACL categories, tips, key specs and handler. The same rows drive dispatch, the
+ * unknown-command, unknown-subcommand and arity errors, NOAUTH, and COMMAND with every
+ * subcommand (COUNT, INFO, DOCS, LIST, GETKEYS), so that what COMMAND says is what the node
+ * does.
+ *
+ * Arity as Redis: N > 0 means exactly N arguments (the name counts), -N at least N.
+ */
+#ifndef NODE_COMMANDS_H
+#define NODE_COMMANDS_H
+
+#include <stdint.h>
+
+#include "server.h"
+
+/* Flags, as COMMAND INFO names them (Redis's CMD_*). */
+enum cmd_flag {
+    CMD_WRITE = 1u << 0,
+    CMD_READONLY = 1u << 1,
+    CMD_DENYOOM = 1u << 2,
+    CMD_ADMIN = 1u << 3,
+    CMD_PUBSUB = 1u << 4,
+    CMD_NOSCRIPT = 1u << 5,
+    CMD_BLOCKING = 1u << 6,
+    CMD_LOADING = 1u << 7,
+    CMD_STALE = 1u << 8,
+    CMD_SKIP_MONITOR = 1u << 9,
+    CMD_SKIP_SLOWLOG = 1u << 10,
+    CMD_ASKING = 1u << 11,
+    CMD_FAST = 1u << 12,
+    CMD_NO_AUTH = 1u << 13,
+    CMD_MAY_REPLICATE = 1u << 14,
+    CMD_SENTINEL = 1u << 15,
+    CMD_ONLY_SENTINEL = 1u << 16,
+    CMD_NO_MANDATORY_KEYS = 1u << 17,
+    CMD_PROTECTED = 1u << 18,
+    CMD_NO_ASYNC_LOADING = 1u << 19,
+    CMD_NO_MULTI = 1u << 20,
+    CMD_MOVABLE_KEYS = 1u << 21,
+    CMD_ALLOW_BUSY = 1u << 22,
+};
+
+/* ACL categories (Redis's ACL_CATEGORY_*), in the order COMMAND INFO lists them. */
+enum cmd_acl {
+    ACL_KEYSPACE = 1u << 0,
+    ACL_READ = 1u << 1,
+    ACL_WRITE = 1u << 2,
+    ACL_SET = 1u << 3,
+    ACL_SORTEDSET = 1u << 4,
+    ACL_LIST = 1u << 5,
+    ACL_HASH = 1u << 6,
+    ACL_STRING = 1u << 7,
+    ACL_BITMAP = 1u << 8,
+    ACL_HYPERLOGLOG = 1u << 9,
+    ACL_GEO = 1u << 10,
+    ACL_STREAM = 1u << 11,
+    ACL_PUBSUB = 1u << 12,
+    ACL_ADMIN = 1u << 13,
+    ACL_FAST = 1u << 14,
+    ACL_SLOW = 1u << 15,
+    ACL_BLOCKING = 1u << 16,
+    ACL_DANGEROUS = 1u << 17,
+    ACL_CONNECTION = 1u << 18,
+    ACL_TRANSACTION = 1u << 19,
+    ACL_SCRIPTING = 1u << 20,
+};
+
+/* One key spec (Redis 7): where the keys begin (an index) and how far they go (a range). Every
+ * command raftkv has fits this one shape. */
+struct cmd_keyspec {
+    const char *notes; /* NULL: none */
+    const char *flags; /* space-separated: "RW access update" */
+    int index;         /* begin_search index */
+    int lastkey;       /* find_keys range: lastkey, keystep, limit */
+    int keystep;
+    int limit;
+};
+
+/* The handler: it, the command's reply item, is already in c's FIFO; the handler fills it (an
+ * immediate reply) or queues replica requests for it (server_request) with a completion. */
+typedef void (*cmd_proc)(struct node *n, struct client *c, struct item *it,
+                         const struct resp_arg *a, uint32_t argc);
+
+struct cmd {
+    const char *name; /* lower case; "config|get" for a subcommand */
+    int arity;
+    uint32_t flags; /* enum cmd_flag */
+    int first_key, last_key, key_step;
+    uint32_t acl;     /* enum cmd_acl */
+    const char *tips; /* space-separated, "" for none */
+    const struct cmd_keyspec *specs;
+    int n_specs;
+    const char *summary, *since, *group, *complexity; /* COMMAND DOCS */
+    cmd_proc proc;               /* NULL for a container: dispatch goes to its subcommands */
+    const struct cmd *subs;      /* a container's subcommands, ended by a row with name NULL */
+};
+
+/* Runs one parsed request on c (its reply item is appended to c's FIFO). */
+void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struct resp_request *rq);
+/* "ERR wrong number of arguments for 'NAME' command", NAME the row's full name. */
+void cmd_arity_error(struct item *it, const struct cmd *cmd);
+/* The row for a command name (any case) or NULL. */
+const struct cmd *cmd_lookup(const uint8_t *name, uint64_t len);
+
+/* The families' handlers. */
+void cmd_get(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_set(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_mget(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_mset(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_incr(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_strlen(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_getrange(struct node *, struct client *, struct item *, const struct resp_arg *,
+                  uint32_t);
+
+void cmd_del(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_exists(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_keys(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_scan(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_dbsize(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_type(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_randomkey(struct node *, struct client *, struct item *, const struct resp_arg *,
+                   uint32_t);
+
+void cmd_ping(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_echo(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_select(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_quit(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_info(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_config_get(struct node *, struct client *, struct item *, const struct resp_arg *,
+                    uint32_t);
+void cmd_config_refused(struct node *, struct client *, struct item *, const struct resp_arg *,
+                        uint32_t);
+void cmd_config_help(struct node *, struct client *, struct item *, const struct resp_arg *,
+                     uint32_t);
+void cmd_hello(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_auth(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_reset(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_client(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_memory_usage(struct node *, struct client *, struct item *, const struct resp_arg *,
+                      uint32_t);
+
+void cmd_command(struct node *, struct client *, struct item *, const struct resp_arg *,
+                 uint32_t);
+
+#endif

@@ -1,0 +1,601 @@
+/*
+ * server.c — raftkv-node's loop (Redis's ae.c and server.c): one thread, one epoll loop
+ * (level-triggered), non-blocking sockets:
+ *   timerfd        every tick_ms: replica_tick (missed expirations are caught up, at most 10)
+ *   signalfd       SIGTERM, SIGINT: stop accepting, finish or fail in-flight requests, exit 0 (N6)
+ *   peer listen    peer.c; client listen: conn.c
+ *
+ * EVERY call into core/replica is in this file (tick, recv, submit_batch, flush, output, info,
+ * scans, transfer): the rest of node/ goes through the server_* functions of server.h. Requests
+ * parsed during one turn are submitted as one batch and the replica is flushed once at the end of
+ * the turn (group commit, N5).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bitcask/bitcask.h"
+#include "common/alloc.h"
+#include "fs_posix.h"
+#include "log/log.h"
+#include "server.h"
+#include "storage.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Logging and time                                                                         */
+
+uint64_t g_node_id;
+
+void node_log(const char *level, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "raftkv-node %" PRIu64 " %s: %s\n", g_node_id, level, line);
+}
+
+void node_raft_log_sink(void *ctx, int level, const char *text)
+{
+    (void)ctx;
+    /* syslog levels, as raft uses them: 3 error, 4 warning, 6 info, 7 debug */
+    node_log(level <= 3 ? "error" : level <= 5 ? "warn" : level == 6 ? "info" : "debug", "%s", text);
+}
+
+uint64_t node_unix_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t node_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int ep_set(struct node *n, int op, int fd, uint32_t events, void *tag)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = tag};
+    if (epoll_ctl(n->ep, op, fd, &ev) != 0) {
+        node_log("error", "epoll_ctl fd %d: %s", fd, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int node_resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[128];
+    const char *colon = strrchr(hostport, ':');
+    if (colon == NULL || colon == hostport || (size_t)(colon - hostport) >= sizeof(host) ||
+        colon[1] == 0)
+        return -1;
+    memcpy(host, hostport, (size_t)(colon - hostport));
+    host[colon - hostport] = 0;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL)
+        return -1;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int node_listen(const struct sockaddr_storage *ss, socklen_t len, const char *what)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, 512) != 0) {
+        node_log("error", "cannot listen on %s: %s", what, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+
+static void drain_outputs(struct node *n)
+{
+    struct replica_output out;
+    replica_output(n->rep, &out);
+    /* Log writes first, so the storage thread starts on them while the frames go out: a
+     * leader's APPENDs leave before its own sync is done (§10.2.1). */
+    if (out.n_log_jobs > 0 &&
+        node_storage_submit(n->storage, out.log_jobs, out.n_log_jobs) != RK_OK)
+        n->storage_failed = true;
+    for (size_t i = 0; i < out.n_frames; i++)
+        peer_send(n, out.frames[i].to, out.frames[i].bytes, out.frames[i].len);
+    for (size_t i = 0; i < out.n_replies; i++) {
+        const struct replica_reply *rp = &out.replies[i];
+        uint32_t s = (uint32_t)(rp->req_id % SLOTS_MAX);
+        struct slot *sl = &n->slots[s];
+        if (sl->req_id != rp->req_id || rp->req_id == 0) {
+            node_log("warn", "reply for unknown request %" PRIu64, rp->req_id);
+            continue;
+        }
+        struct client *c = sl->c;
+        item_on_reply(n, sl->it, sl->part, rp);
+        sl->req_id = 0;
+        n->free_slots[n->n_free_slots++] = s;
+        c->outstanding--;
+        n->outstanding--;
+        conn_collect(n, c);
+        conn_free_if_done(n, c);
+    }
+}
+
+/* Submits the batch of this turn (N5). */
+static void batch_flush(struct node *n)
+{
+    if (n->n_batch == 0)
+        return;
+    replica_submit_batch(n->rep, n->batch, n->n_batch);
+    n->n_batch = 0;
+    n->arena.len = n->arena.off = 0; /* the replica copied what it keeps */
+    drain_outputs(n);
+}
+
+/* Makes room in the batch for one more request whose borrowed bytes need arena_bytes of the
+ * arena (MSET's pairs). A full batch, or an arena that would have to move the bytes earlier
+ * requests borrow, is submitted first. false when out of memory. */
+bool server_batch_room(struct node *n, size_t arena_bytes)
+{
+    if (n->n_batch == BATCH_MAX ||
+        (n->arena.len > 0 && n->arena.cap - n->arena.len < arena_bytes))
+        batch_flush(n);
+    return buf_reserve(&n->arena, arena_bytes);
+}
+
+/* Queues one replica request for part `part` of item it of client c. Key and value are borrowed
+ * (from c's input buffer or the arena) until batch_flush (N5). cond: PUT_IF's; delta:
+ * INCRBY's; 0 otherwise. */
+void server_request(struct node *n, struct client *c, struct item *it, uint32_t part, uint8_t op,
+                    const struct resp_arg *key, const struct resp_arg *val, uint8_t cond,
+                    int64_t delta)
+{
+    if (n->n_batch == BATCH_MAX)
+        batch_flush(n);
+    if (n->n_free_slots == 0) {
+        struct replica_reply rp = {.status = REPLICA_TRYAGAIN, .reason = "too many requests"};
+        it->waiting++;
+        item_on_reply(n, it, part, &rp);
+        return;
+    }
+    uint32_t s = n->free_slots[--n->n_free_slots];
+    n->slot_gen++;
+    uint64_t req_id = n->slot_gen * SLOTS_MAX + s;
+    n->slots[s] = (struct slot){.req_id = req_id, .c = c, .it = it, .op = op, .part = part};
+    it->waiting++;
+    c->outstanding++;
+    n->outstanding++;
+    /* client_id 0: no session. A TCP connection neither duplicates nor replays a request, and
+     * a client that retries after a TIMEOUT retries as a new request, as with Redis. */
+    n->batch[n->n_batch++] = (struct replica_request){
+        .req_id = req_id,
+        .op = op,
+        .client_id = 0,
+        .key = key->ptr,
+        .key_len = (uint32_t)key->len,
+        .val = val ? val->ptr : NULL,
+        .val_len = val ? (uint32_t)val->len : 0,
+        .cond = cond,
+        .delta = delta,
+    };
+}
+
+/* A read barrier: a GET whose value nobody needs, answered once this node's state machine has
+ * applied everything committed when it was asked (ReadIndex). KEYS, SCAN and DBSIZE read the
+ * state machine when it is answered, so they are linearizable like GET. */
+void server_barrier(struct node *n, struct client *c, struct item *it)
+{
+    static const struct resp_arg none = {.ptr = (const uint8_t *)"", .len = 0};
+    server_request(n, c, it, 0, REPLICA_GET, &none, NULL, 0, 0);
+}
+
+void server_peer_frame(struct node *n, uint64_t from, const uint8_t *frame, size_t len)
+{
+    struct rk_errmsg err = {{0}};
+    int rc = replica_recv(n->rep, from, frame, len, &err);
+    if (rc != RK_OK)
+        node_log("debug", "peer %" PRIu64 ": frame dropped: %s", from, err.text);
+    drain_outputs(n);
+}
+
+int server_scan_keys(struct node *n, bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len),
+                     void *ctx)
+{
+    return replica_scan_keys(n->rep, fn, ctx);
+}
+
+uint64_t server_key_count(struct node *n)
+{
+    return kv_count(replica_kv(n->rep));
+}
+
+void server_info(struct node *n, struct replica_info *st)
+{
+    replica_info(n->rep, st);
+}
+
+static int open_storage(struct node *n, const char *dir)
+{
+    struct rk_errmsg err = {{0}};
+    char path[PATH_MAX + 8];
+    int rc = fs_posix_open(dir, true, &n->fs_root, &err);
+    if (rc == RK_OK) {
+        snprintf(path, sizeof(path), "%s/log", dir);
+        rc = fs_posix_open(path, true, &n->fs_log, &err);
+    }
+    if (rc == RK_OK) {
+        snprintf(path, sizeof(path), "%s/kv", dir);
+        rc = fs_posix_open(path, true, &n->fs_kv, &err);
+    }
+    if (rc == RK_OK) {
+        struct log_seglog_config lc = {.fs = n->fs_log, .alloc = rk_alloc_libc()};
+        rc = log_seglog_open(&lc, &n->log, &err);
+    }
+    if (rc == RK_OK) {
+        struct bc_config bcc = {.fs = n->fs_kv, .alloc = rk_alloc_libc()};
+        rc = bc_open(&bcc, &n->bc, &err);
+        if (rc == RK_OK)
+            n->store = bc_kv_store(n->bc);
+    }
+    if (rc != RK_OK)
+        node_log("error", "cannot open the data directory %s: %s", dir, err.text);
+    return rc;
+}
+
+static void close_storage(struct node *n)
+{
+    if (n->store)
+        n->store->ops->destroy(n->store); /* closes the bitcask */
+    if (n->log)
+        n->log->ops->destroy(n->log);
+    fs_posix_close(n->fs_kv);
+    fs_posix_close(n->fs_log);
+    fs_posix_close(n->fs_root);
+}
+
+static int setup_fds(struct node *n, const char *client_addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    if (node_resolve(client_addr, &ss, &sl) != 0) {
+        node_log("error", "--client: cannot resolve '%s' (HOST:PORT)", client_addr);
+        return -1;
+    }
+    n->ep = epoll_create1(EPOLL_CLOEXEC);
+    n->plisten_fd = node_listen(&n->self_addr, n->self_addr_len, n->self_peer_addr);
+    n->clisten_fd = node_listen(&ss, sl, client_addr);
+    if (n->ep < 0 || n->plisten_fd < 0 || n->clisten_fd < 0)
+        return -1;
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    n->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    n->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (n->signal_fd < 0 || n->timer_fd < 0) {
+        node_log("error", "signalfd/timerfd: %s", strerror(errno));
+        return -1;
+    }
+    struct itimerspec its = {
+        .it_interval = {.tv_sec = n->tick_ms / 1000, .tv_nsec = (long)(n->tick_ms % 1000) * 1000000},
+    };
+    its.it_value = its.it_interval;
+    timerfd_settime(n->timer_fd, 0, &its, NULL);
+    n->timer_tag.kind = EV_TIMER;
+    n->signal_tag.kind = EV_SIGNAL;
+    n->plisten_tag.kind = EV_PEER_LISTEN;
+    n->clisten_tag.kind = EV_CLIENT_LISTEN;
+    for (size_t i = 0; i < PENDING_CONNS_MAX; i++) {
+        n->pending[i].tag.kind = EV_PENDING;
+        n->pending[i].c.fd = -1;
+    }
+    if (ep_set(n, EPOLL_CTL_ADD, n->timer_fd, EPOLLIN, &n->timer_tag) != 0 ||
+        ep_set(n, EPOLL_CTL_ADD, n->signal_fd, EPOLLIN, &n->signal_tag) != 0 ||
+        ep_set(n, EPOLL_CTL_ADD, n->plisten_fd, EPOLLIN, &n->plisten_tag) != 0 ||
+        ep_set(n, EPOLL_CTL_ADD, n->clisten_fd, EPOLLIN, &n->clisten_tag) != 0)
+        return -1;
+    return 0;
+}
+
+static void on_timer(struct node *n)
+{
+    uint64_t expirations = 0;
+    if (read(n->timer_fd, &expirations, sizeof(expirations)) != (ssize_t)sizeof(expirations))
+        return;
+    if (expirations > TICKS_CATCHUP_MAX)
+        expirations = TICKS_CATCHUP_MAX;
+    for (uint64_t i = 0; i < expirations; i++) {
+        replica_tick(n->rep);
+        drain_outputs(n);
+    }
+    peer_timer(n);
+}
+
+/* Log writes the storage thread finished: back to the replica, in order (replica.h). Deferred
+ * like every other input: end_of_turn runs the ready loop once for all of them. */
+static void on_storage_done(struct node *n)
+{
+    struct replica_log_job *done[256];
+    size_t k;
+    while ((k = node_storage_take_done(n->storage, done, 256)) > 0) {
+        for (size_t i = 0; i < k; i++)
+            replica_log_job_done(n->rep, done[i]);
+        drain_outputs(n);
+    }
+}
+
+static void on_event(struct node *n, struct ev_tag *tag, uint32_t events)
+{
+    switch (tag->kind) {
+    case EV_STORAGE:
+        on_storage_done(n);
+        break;
+    case EV_TIMER:
+        on_timer(n);
+        break;
+    case EV_SIGNAL: {
+        struct signalfd_siginfo si;
+        if (read(n->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+            node_log("info", "signal %u: %s", si.ssi_signo,
+                     n->stopping ? "stopping now" : "shutting down");
+            n->stopping_again = n->stopping;
+            n->stopping = true;
+        }
+        break;
+    }
+    case EV_PEER_LISTEN:
+        peer_on_accept(n);
+        break;
+    case EV_CLIENT_LISTEN:
+        conn_on_accept(n);
+        break;
+    case EV_PEER:
+        peer_on_event(n, (struct peer *)tag, events);
+        break;
+    case EV_PENDING:
+        peer_on_pending_event(n, (struct pending *)tag, events);
+        break;
+    case EV_CLIENT:
+        conn_on_event(n, (struct client *)tag, events);
+        break;
+    }
+}
+
+/* End of a turn: submit the batch, write every connection, free finished clients. */
+static void end_of_turn(struct node *n)
+{
+    /* Input left unparsed while the connection was at its in-flight bound. */
+    for (struct client *c = n->clients; c != NULL; c = c->next)
+        if (!c->closed && !n->stopping && c->parse_held && c->n_items < CLIENT_ITEMS_MAX / 2)
+            conn_parse(n, c);
+    batch_flush(n);
+    /* Every frame and request of this turn was only fed to raft: one ready loop for all of
+     * them, so they share one log sync (group commit) and one round of appends. */
+    replica_flush(n->rep);
+    drain_outputs(n);
+    for (struct client *c = n->clients, *next; c != NULL; c = next) {
+        next = c->next;
+        conn_collect(n, c);
+        conn_flush(n, c);
+        conn_free_if_done(n, c);
+    }
+    peer_flush_all(n);
+}
+
+/* One turn of the loop: wait (at most timeout_ms, -1: no bound), handle what came, end the
+ * turn. 0, or 1 when the node must stop at once (epoll or storage failed). */
+static int turn(struct node *n, int timeout_ms)
+{
+    struct epoll_event evs[EVENTS_MAX];
+    int k = epoll_wait(n->ep, evs, EVENTS_MAX, timeout_ms);
+    if (k < 0 && errno != EINTR) {
+        node_log("error", "epoll_wait: %s", strerror(errno));
+        return 1;
+    }
+    for (int i = 0; i < k; i++)
+        on_event(n, evs[i].data.ptr, evs[i].events);
+    end_of_turn(n);
+    struct rk_errmsg why = {{0}};
+    if (replica_failed(n->rep, &why)) {
+        node_log("error", "storage failed, stopping: %s", why.text);
+        return 1;
+    }
+    if (n->storage_failed) {
+        node_log("error", "storage failed, stopping: out of memory queueing log writes");
+        return 1;
+    }
+    return 0;
+}
+
+/* SIGTERM/SIGINT (N6): stop accepting clients and reading requests; a leader hands its
+ * leadership to a connected peer (thesis §3.10) so the cluster does not wait out an election
+ * timeout; the loop keeps running — peers, ticks, replies — until every request in flight is
+ * answered or shutdown_timeout_ms has passed; whatever is left is failed with an error that
+ * says so; the replies are written; the caller syncs the store. A second signal cuts the wait
+ * short. */
+static int shutdown_node(struct node *n)
+{
+    epoll_ctl(n->ep, EPOLL_CTL_DEL, n->clisten_fd, NULL);
+    close(n->clisten_fd);
+    n->clisten_fd = -1;
+    for (struct client *c = n->clients; c != NULL; c = c->next)
+        conn_set_events(n, c); /* stopping: no more reads */
+    struct replica_info st;
+    replica_info(n->rep, &st);
+    uint64_t target = peer_transfer_target(n);
+    bool transferring = st.raft.role == RAFT_LEADER && target != 0 &&
+                        replica_transfer_leader(n->rep, target) == RK_OK;
+    if (transferring)
+        node_log("info", "handing leadership to node %" PRIu64, target);
+    uint64_t deadline = node_now_ms() + n->opt.shutdown_timeout_ms;
+    while (!n->stopping_again) {
+        replica_info(n->rep, &st);
+        bool transfer_done = !transferring || st.raft.role != RAFT_LEADER;
+        uint64_t now = node_now_ms();
+        if ((n->outstanding == 0 && transfer_done) || now >= deadline)
+            break;
+        uint64_t left = deadline - now;
+        if (turn(n, left > n->tick_ms ? (int)n->tick_ms : (int)left) != 0)
+            return 1;
+    }
+    if (n->outstanding > 0)
+        node_log("warn", "%" PRIu64 " requests still in flight at shutdown: failed", n->outstanding);
+    for (struct client *c = n->clients; c != NULL; c = c->next) {
+        for (struct item *it = c->head; it != NULL; it = it->next) {
+            if (it->waiting == 0)
+                continue;
+            it->bytes.len = it->bytes.off = 0;
+            add_error(it, it->is_read ? "TRYAGAIN node shutting down"
+                                      : "TIMEOUT node shutting down: the write may or may not "
+                                        "have been applied");
+            it->waiting = 0;
+            it->done = true;
+        }
+        c->outstanding = 0;
+        c->no_input = true;
+        conn_collect(n, c);
+    }
+    n->outstanding = 0;
+    /* Write what the sockets take without waiting long for slow readers. */
+    uint64_t flush_deadline = node_now_ms() + 200;
+    for (bool pending = true; pending && node_now_ms() < flush_deadline;) {
+        pending = false;
+        for (struct client *c = n->clients, *next; c != NULL; c = next) {
+            next = c->next;
+            conn_flush(n, c);
+            pending |= !c->closed && buf_unread(&c->out) > 0;
+        }
+        if (pending)
+            poll(NULL, 0, 1);
+    }
+    for (struct client *c = n->clients, *next; c != NULL; c = next) {
+        next = c->next;
+        conn_close(n, c);
+        conn_free_if_done(n, c);
+    }
+    close(n->plisten_fd);
+    peer_close_all(n);
+    return 0;
+}
+
+/* Builds the replica over the data directory, opens the sockets and dials the peers. 0, 1 (a
+ * failure, logged) or 2 (a bad --peers, printed). */
+int server_start(struct node *n, const struct options *o)
+{
+    struct replica_config c;
+    replica_config_default(&c);
+    c.raft.id = o->id;
+    if (peer_parse_list(n, o->peers, &c.raft) != 0)
+        return 2;
+    c.raft.election_ticks_min = o->election_min;
+    c.raft.election_ticks_max = o->election_max;
+    c.raft.heartbeat_ticks = o->heartbeat;
+    c.raft.check_quorum = o->check_quorum;
+    c.raft.pre_vote = o->pre_vote;
+    c.raft.logger.fn = node_raft_log_sink;
+    c.max_pending = SLOTS_MAX;
+    c.request_timeout_ticks = (o->request_timeout_ms + o->tick_ms - 1) / o->tick_ms;
+    /* Request ids carry a nonce from the seed: a restarted node must not reuse its old ones. */
+    if (getrandom(&c.raft.seed, sizeof(c.raft.seed), 0) != (ssize_t)sizeof(c.raft.seed)) {
+        node_log("error", "getrandom: %s", strerror(errno));
+        return 1;
+    }
+    n->slots = calloc(SLOTS_MAX, sizeof(*n->slots));
+    n->free_slots = calloc(SLOTS_MAX, sizeof(*n->free_slots));
+    if (n->slots == NULL || n->free_slots == NULL)
+        return 1;
+    for (uint32_t i = 0; i < SLOTS_MAX; i++)
+        n->free_slots[n->n_free_slots++] = SLOTS_MAX - 1 - i;
+
+    if (open_storage(n, o->data_dir) != RK_OK) {
+        close_storage(n);
+        return 1;
+    }
+    c.log = n->log;
+    c.store = n->store;
+    c.alloc = rk_alloc_libc();
+    c.async_log = true; /* the storage thread writes the log: node/storage.h */
+    struct rk_errmsg err = {{0}};
+    if (replica_create(&c, &n->rep, &err) != RK_OK) {
+        node_log("error", "cannot start the replica: %s", err.text);
+        close_storage(n);
+        return 1;
+    }
+    replica_set_deferred(n->rep, true); /* flushed once per loop turn: end_of_turn */
+    if (node_storage_start(&n->storage, &err) != RK_OK) {
+        node_log("error", "cannot start: %s", err.text);
+        replica_destroy(n->rep);
+        n->rep = NULL;
+        close_storage(n);
+        return 1;
+    }
+    n->storage_tag.kind = EV_STORAGE;
+    if (setup_fds(n, o->client) != 0 ||
+        ep_set(n, EPOLL_CTL_ADD, node_storage_fd(n->storage), EPOLLIN, &n->storage_tag) != 0) {
+        node_storage_stop(n->storage);
+        n->storage = NULL;
+        replica_destroy(n->rep);
+        n->rep = NULL;
+        close_storage(n);
+        return 1;
+    }
+    node_log("info", "up: peers on %s, clients on %s, data in %s, %zu peers, tick %u ms",
+             n->self_peer_addr, o->client, o->data_dir, n->n_peers, n->tick_ms);
+    for (size_t i = 0; i < n->n_peers; i++)
+        if (n->peers[i].dialer)
+            peer_dial(n, &n->peers[i]);
+    return 0;
+}
+
+int server_run(struct node *n)
+{
+    int rc = 0;
+    while (!n->stopping && rc == 0)
+        rc = turn(n, -1);
+    if (rc == 0)
+        rc = shutdown_node(n);
+    /* The log's last writes finish before the store is synced and the log is closed. */
+    node_storage_stop(n->storage);
+    n->storage = NULL;
+    if (rc == 0 && n->store->ops->sync(n->store) != RK_OK) {
+        node_log("error", "sync of the state machine's store failed at shutdown");
+        rc = 1;
+    }
+    return rc;
+}
+
+void server_stop(struct node *n)
+{
+    node_storage_stop(n->storage); /* NULL after server_run */
+    n->storage = NULL;
+    if (n->rep != NULL)
+        replica_destroy(n->rep);
+    n->rep = NULL;
+    close_storage(n);
+}

@@ -1,0 +1,391 @@
+/*
+ * server.h — raftkv-node's shared state: the node, its peers, its clients and their reply
+ * FIFOs. The binary is split the way Redis splits its server:
+ *
+ *   main.c        wires the parts: settings, storage, replica, loop
+ *   config.c      the settings table, shared by the command line, --config FILE and --help
+ *   server.c      the epoll loop, timers, signals, shutdown, and EVERY call into core/replica
+ *                 (tick, recv, submit, flush, output, info, scans): one place, so that storage
+ *                 work can later move to a thread without touching the rest
+ *   peer.c        peer transport: listen/dial, handshake (N1), reconnect with backoff, bounded
+ *                 send queues (N2)
+ *   conn.c        client connections: reading, RESP parsing, reply FIFOs (N3, N4), limits,
+ *                 reply encoders in the connection's protocol version (RESP2 or RESP3)
+ *   commands.c    the command table (commands.h): dispatch, arity and unknown-command errors,
+ *                 COMMAND and its subcommands
+ *   cmd_*.c       one file per family of commands: string, keyspace, server/connection
+ *
+ * Invariants (numbered as the code cites them):
+ *   N1  every peer connection starts with a codec handshake in both directions; nothing is fed
+ *       to the replica from a connection before its handshake checked out (cluster id, a known
+ *       node id, the right side of the dial rule).
+ *   N2  a peer's send queue holds at most PEER_QUEUE_MAX_BYTES; frames beyond are dropped, as
+ *       is every frame for a peer with no connection (Raft tolerates loss).
+ *   N3  every client request gets exactly one reply item in its connection's FIFO, in request
+ *       order; the FIFO is written out only up to its first unfinished item (pipelining).
+ *   N4  a client struct is freed only when it is closed AND no replica request of it is pending
+ *       (each replica request gets exactly one reply, replica.h), so a slot never dangles.
+ *   N5  requests parsed during one loop turn are submitted as one batch (group commit) before
+ *       any client input buffer is compacted or freed, or the arena reset: they borrow their
+ *       bytes from them.
+ *   N6  a shutdown answers every request it read: with its result if it completes within
+ *       shutdown_timeout_ms, otherwise with an error saying the node is shutting down.
+ */
+#ifndef NODE_SERVER_H
+#define NODE_SERVER_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common/err.h"
+#include "kv/kv.h"
+#include "raft/raft.h"
+#include "replica/replica.h"
+#include "resp/resp.h"
+
+#define PEER_QUEUE_MAX_BYTES  (64ull << 20)
+#define PEER_BACKOFF_MIN_MS   50
+#define PEER_BACKOFF_MAX_MS   2000
+#define PENDING_CONNS_MAX     16
+#define CLIENT_ITEMS_MAX      4096          /* replies in flight per connection: read pauses */
+#define CLIENT_OUT_MAX_BYTES  (256ull << 20) /* unwritten reply bytes: read pauses */
+#define CLIENT_READ_MAX_BYTES (1u << 20)    /* read per connection per loop turn */
+#define CLIENT_NAME_MAX       128           /* CLIENT SETNAME, CLIENT SETINFO */
+#define SLOTS_MAX             65536u        /* replica requests in flight (= max_pending) */
+#define BATCH_MAX             4096u
+#define EVENTS_MAX            256
+#define TICKS_CATCHUP_MAX     10
+#define ITEM_POOL_MAX         65536u        /* reply items kept for reuse */
+#define ITEM_BUF_KEEP         16384u        /* an item buffer larger than this is freed */
+#define HANDSHAKE_TIMEOUT_MS  5000u         /* a peer connection silent this long is dropped */
+#ifndef RAFTKV_VERSION
+#define RAFTKV_VERSION "0"
+#endif
+/* What INFO's redis_version and HELLO's version say: the Redis release whose commands and
+ * replies raftkv follows (client libraries check it to pick features). */
+#define NODE_REDIS_VERSION "7.0.0"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Logging (server.c)                                                                          */
+
+extern uint64_t g_node_id;
+void node_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void node_raft_log_sink(void *ctx, int level, const char *text);
+uint64_t node_now_ms(void);
+/* Real time in microseconds (CLOCK_REALTIME), for INFO's server_time_usec and CLIENT LIST. */
+uint64_t node_unix_us(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Byte buffers (conn.c): [off, len) unread; compacted before growing.                         */
+
+struct buf {
+    uint8_t *p;
+    size_t off, len, cap;
+};
+
+static inline size_t buf_unread(const struct buf *b)
+{
+    return b->len - b->off;
+}
+/* Makes room for n more bytes at p + len. Returns false when out of memory. */
+bool buf_reserve(struct buf *b, size_t n);
+bool buf_append(struct buf *b, const void *src, size_t n);
+void buf_free(struct buf *b);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Settings (config.c)                                                                          */
+
+/* Every setting, from the command line and --config FILE (the same names without "--"). */
+struct options {
+    uint64_t id;
+    uint64_t cluster_id;
+    char peers[4096];
+    char client[256];
+    char data_dir[PATH_MAX];
+    uint32_t tick_ms;
+    uint32_t election_min, election_max, heartbeat;
+    uint32_t request_timeout_ms;
+    uint32_t shutdown_timeout_ms;
+    uint32_t max_clients;
+    uint32_t max_args;
+    uint64_t max_arg_bytes;
+    uint32_t max_inline_bytes;
+    bool check_quorum;
+    bool pre_vote;
+    char requirepass[512]; /* "": no password (every connection is authenticated) */
+};
+
+/* A decimal in [min, max], nothing else: false otherwise. */
+bool config_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Parses the command line (and --config FILE). 0 ok, 1 help shown, -1 error (printed). */
+int config_parse_args(int argc, char **argv, struct options *o);
+
+/* ------------------------------------------------------------------------------------------ */
+/* State                                                                                      */
+
+enum ev_kind { EV_TIMER = 1, EV_SIGNAL, EV_PEER_LISTEN, EV_CLIENT_LISTEN, EV_PEER, EV_PENDING, EV_CLIENT,
+               EV_STORAGE };
+
+struct ev_tag {
+    enum ev_kind kind;
+};
+
+/* One peer TCP connection's bytes. */
+struct pconn {
+    int fd; /* -1: none */
+    bool connecting;
+    bool hs_in; /* the other side's handshake arrived and checked out (N1) */
+    bool want_out;
+    struct buf in, out;
+};
+
+struct peer {
+    struct ev_tag tag; /* EV_PEER */
+    uint64_t id;
+    char addr_text[128];
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    bool dialer; /* we dial it: our id is lower */
+    struct pconn c;
+    uint64_t backoff_ms;
+    uint64_t retry_at_ms; /* dialer: when to dial again (0: now) */
+    uint64_t dropped_frames;
+};
+
+/* An accepted peer connection whose handshake has not arrived yet. */
+struct pending {
+    struct ev_tag tag; /* EV_PENDING */
+    bool used;
+    uint64_t accepted_ms; /* dropped when no handshake came within HANDSHAKE_TIMEOUT_MS */
+    struct pconn c;
+};
+
+struct node;
+struct client;
+struct item;
+
+/* A command's completion, called as its replica requests are answered (conn.c's
+ * item_on_reply): `part` says which of its requests (UINT32_MAX: the hold a multi-request
+ * command puts on itself while queuing, see item_hold/item_release); rp is OK or NOT_FOUND
+ * (errors are handled before). `finish` runs once, when the last reply came and none failed. */
+typedef void (*item_reply_fn)(struct node *n, struct item *it, uint32_t part,
+                              const struct replica_reply *rp);
+typedef void (*item_finish_fn)(struct node *n, struct item *it);
+
+/* One reply in a client's FIFO. A command may wait on several replica requests (DEL, EXISTS,
+ * MGET). */
+struct item {
+    struct item *next;
+    bool done;        /* the reply is complete in bytes */
+    bool is_read;     /* nothing is written by it: a shutdown fails it with TRYAGAIN */
+    uint8_t resp;     /* the protocol version of its connection when it was read: 2 or 3 */
+    uint32_t waiting; /* replica replies still due */
+    uint32_t parts;   /* MGET: keys */
+    int64_t sum;
+    int64_t a1, a2;   /* command arguments its completion needs (GETRANGE's range, ...) */
+    bool failed;      /* a replica reply was an error: bytes hold it */
+    bool close_after; /* QUIT */
+    bool no_match;    /* SCAN with a TYPE other than string, or a cursor not 0: empty reply */
+    item_reply_fn on_reply;
+    item_finish_fn on_finish;
+    struct buf bytes; /* the encoded reply once done */
+    struct buf aux;   /* MGET: the values as they arrive; KEYS/SCAN: the pattern */
+};
+
+struct client {
+    struct ev_tag tag; /* EV_CLIENT */
+    struct client *prev, *next;
+    int fd;
+    uint64_t id;          /* CLIENT ID: 1, 2, ... in order of connection */
+    uint8_t resp;         /* protocol version: 2, or 3 after HELLO 3 */
+    bool authed;          /* AUTH passed, or no requirepass */
+    bool closed;      /* socket gone; struct stays while outstanding > 0 (N4) */
+    bool no_input;    /* EOF, QUIT or a protocol error: nothing more is read or parsed */
+    bool want_close;  /* a QUIT or error reply went out: close once the out buffer is written */
+    bool reading;     /* EPOLLIN registered */
+    bool want_out;    /* EPOLLOUT registered */
+    bool parse_held;  /* parsing stopped at CLIENT_ITEMS_MAX with input left */
+    bool no_evict, no_touch; /* CLIENT NO-EVICT / NO-TOUCH: remembered, nothing else */
+    uint32_t outstanding; /* replica requests of this client pending */
+    uint32_t n_items;
+    uint64_t created_ms, last_ms; /* CLIENT LIST's age and idle */
+    uint64_t commands;            /* requests parsed */
+    char last_cmd[32];            /* CLIENT LIST's cmd=, lower case */
+    char name[CLIENT_NAME_MAX + 1];
+    char lib_name[CLIENT_NAME_MAX + 1], lib_ver[CLIENT_NAME_MAX + 1];
+    char addr[64], laddr[64];     /* ip:port of both ends */
+    struct item *head, *tail;
+    struct buf in, out;
+};
+
+struct slot {
+    uint64_t req_id; /* 0: free */
+    struct client *c;
+    struct item *it;
+    uint32_t part; /* which of the item's requests (MGET: the key's position) */
+    uint8_t op;
+};
+
+/* Counters for INFO stats. */
+struct node_stats {
+    uint64_t connections_received;
+    uint64_t rejected_connections;
+    uint64_t commands_processed;
+    uint64_t net_input_bytes, net_output_bytes;
+    uint64_t keyspace_hits, keyspace_misses;
+    uint64_t total_errors;
+};
+
+struct node {
+    uint64_t id;
+    uint64_t cluster_id;
+    uint32_t tick_ms;
+    int ep;
+    struct ev_tag timer_tag, signal_tag, plisten_tag, clisten_tag;
+    int timer_fd, signal_fd, plisten_fd, clisten_fd;
+    struct peer peers[RAFT_MAX_VOTERS];
+    size_t n_peers; /* every member but self */
+    char self_peer_addr[128];
+    struct sockaddr_storage self_addr;
+    socklen_t self_addr_len;
+    struct pending pending[PENDING_CONNS_MAX];
+    struct client *clients; /* list of every live or draining client */
+    uint64_t next_client_id;
+    struct slot *slots;
+    uint32_t *free_slots;
+    uint32_t n_free_slots;
+    uint64_t slot_gen;
+    struct replica_request batch[BATCH_MAX];
+    size_t n_batch;
+    struct buf arena;      /* bytes the batch's requests borrow besides client input (MSET) */
+    struct options opt;
+    struct resp_limits limits;
+    struct resp_arg *args; /* opt.max_args of them: one parsed request */
+    uint8_t *inline_scratch; /* opt.max_inline_bytes: unescaped inline arguments */
+    struct kv_pair *pairs;   /* opt.max_args / 2: MSET's */
+    struct item *free_items; /* the pool (item_get, item_put) */
+    size_t n_free_items;
+    struct buf tmp;          /* KEYS/SCAN: the keys before their count is known */
+    size_t n_clients;
+    uint64_t outstanding;    /* replica requests of every client */
+    uint64_t started_ms;
+    uint64_t started_unix_us;
+    struct node_stats stats;
+    struct fs *fs_root, *fs_log, *fs_kv;
+    /* The log is written and synced on this thread (node/storage.h); the loop never waits. */
+    struct node_storage *storage;
+    struct ev_tag storage_tag;
+    bool storage_failed; /* a submission ran out of memory: the log is unusable */
+    struct log_store *log;
+    struct bitcask *bc;
+    struct kv_store *store;
+    struct replica *rep;
+    char client_listen_text[256];
+    bool stopping;       /* a signal came: shutting down (N6) */
+    bool stopping_again; /* a second one: stop waiting for in-flight requests */
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* server.c: the loop, and the only calls into core/replica                                   */
+
+int ep_set(struct node *n, int op, int fd, uint32_t events, void *tag);
+int node_resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *len);
+int node_listen(const struct sockaddr_storage *ss, socklen_t len, const char *what);
+
+/* Builds the replica over the data directory; sets up fds; 0 or -1 (logged). */
+int server_start(struct node *n, const struct options *o);
+/* Runs the loop until a signal and the shutdown (N6); syncs the store. 0 or 1. */
+int server_run(struct node *n);
+void server_stop(struct node *n);
+
+/* A peer frame that passed the handshake: to the replica, then its outputs out. */
+void server_peer_frame(struct node *n, uint64_t from, const uint8_t *frame, size_t len);
+
+/* Queues one replica request for part `part` of item it of client c. Key and value are borrowed
+ * (from c's input buffer or the arena) until the turn's batch is submitted (N5). cond: PUT_IF's;
+ * delta: INCRBY's; 0 otherwise. */
+void server_request(struct node *n, struct client *c, struct item *it, uint32_t part, uint8_t op,
+                    const struct resp_arg *key, const struct resp_arg *val, uint8_t cond,
+                    int64_t delta);
+/* A read barrier: a GET whose value nobody needs, answered once this node's state machine has
+ * applied everything committed when it was asked (ReadIndex). */
+void server_barrier(struct node *n, struct client *c, struct item *it);
+/* Makes room in the batch for one request whose borrowed bytes need arena_bytes of n->arena.
+ * false when out of memory. */
+bool server_batch_room(struct node *n, size_t arena_bytes);
+
+/* Reads of the state machine as applied now: linearizable only once a read barrier of the same
+ * request was answered. */
+int server_scan_keys(struct node *n, bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len),
+                     void *ctx);
+uint64_t server_key_count(struct node *n);
+void server_info(struct node *n, struct replica_info *st);
+
+/* ------------------------------------------------------------------------------------------ */
+/* peer.c                                                                                     */
+
+int peer_parse_list(struct node *n, const char *list, struct raft_config *rc);
+void peer_dial(struct node *n, struct peer *p);
+void peer_lost(struct node *n, struct peer *p, const char *why);
+void peer_send(struct node *n, uint64_t to, const uint8_t *bytes, size_t len);
+size_t peers_connected(const struct node *n);
+/* A connected peer to hand leadership to on shutdown, or 0. */
+uint64_t peer_transfer_target(const struct node *n);
+void peer_on_event(struct node *n, struct peer *p, uint32_t events);
+void peer_on_accept(struct node *n);
+void peer_on_pending_event(struct node *n, struct pending *pd, uint32_t events);
+/* Every tick: dial peers due for it, drop pending connections silent too long. */
+void peer_timer(struct node *n);
+/* End of a turn: write every peer's queue. */
+void peer_flush_all(struct node *n);
+void peer_close_all(struct node *n);
+
+/* ------------------------------------------------------------------------------------------ */
+/* conn.c                                                                                     */
+
+void conn_on_accept(struct node *n);
+void conn_on_event(struct node *n, struct client *c, uint32_t events);
+void conn_parse(struct node *n, struct client *c);
+void conn_collect(struct node *n, struct client *c);
+void conn_flush(struct node *n, struct client *c);
+void conn_close(struct node *n, struct client *c);
+void conn_free_if_done(struct node *n, struct client *c);
+void conn_set_events(struct node *n, struct client *c);
+/* A replica reply for part `part` of it; the item completes when its last reply came. */
+void item_on_reply(struct node *n, struct item *it, uint32_t part, const struct replica_reply *rp);
+/* A command that queues several requests holds its item until all are queued, so that it
+ * cannot complete early: item_hold before, item_release after. */
+void item_hold(struct item *it);
+void item_release(struct node *n, struct item *it);
+/* An error line from a replica status and reason. */
+void item_status_error(struct item *it, uint8_t status, const char *reason);
+
+/* Reply encoders into an item, in its protocol version. Out of memory leaves the item short;
+ * the connection is closed when it cannot be written (conn.c). */
+void add_simple(struct item *it, const char *s);
+void add_error(struct item *it, const char *s);
+void add_errorf(struct item *it, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void add_integer(struct item *it, int64_t v);
+void add_bulk(struct item *it, const void *p, uint64_t len);
+void add_bulk_str(struct item *it, const char *s);
+void add_null(struct item *it);       /* $-1 or _ */
+void add_null_array(struct item *it); /* *-1 or _ */
+void add_array(struct item *it, int64_t n);
+void add_map(struct item *it, int64_t pairs); /* RESP2: an array of 2 * pairs */
+void add_set(struct item *it, int64_t n);     /* RESP2: an array */
+void add_double(struct item *it, double d);   /* RESP2: a bulk string */
+void add_bool(struct item *it, bool b);       /* RESP2: :1 or :0 */
+void add_verbatim(struct item *it, const char *fmt3, const void *p, uint64_t len); /* "txt" */
+void add_raw(struct item *it, const void *p, size_t len);
+
+/* Copies an argument for an error line: at most 128 bytes, CR and LF as spaces (Redis does the
+ * same so that the reply stays one line). */
+void arg_quote(char *dst, size_t cap, const struct resp_arg *a);
+bool arg_is(const struct resp_arg *a, const char *s);
+/* Redis's string2ll: an optional '-', digits, no leading zeros or spaces, within int64. */
+bool arg_int64(const struct resp_arg *a, int64_t *v);
+
+#endif
