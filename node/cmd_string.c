@@ -5,6 +5,7 @@
  * them. Arity was checked by the table before a handler runs.
  */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
@@ -207,8 +208,11 @@ void cmd_mset(struct node *n, struct client *c, struct item *it, const struct re
                                        .val = v->ptr, .val_len = (uint32_t)v->len};
     }
     size_t size = kv_pairs_size(n->pairs, n_pairs);
-    if (size > KV_MAX_VALUE_BYTES) {
-        add_error(it, "ERR MSET over the 64 MiB command limit");
+    if (size > n->lim.max_value) {
+        char text[128];
+        snprintf(text, sizeof(text), "ERR MSET of %zu bytes over the %llu-byte limit (max-value-bytes)",
+                 size, (unsigned long long)n->lim.max_value);
+        add_error(it, text);
         return;
     }
     if (!server_batch_room(n, size)) {

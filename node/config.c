@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/limits.h"
 #include "server.h"
 
 bool config_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -81,8 +82,11 @@ static const struct opt_def opt_defs[] = {
             "connections beyond are refused (default 10000)"),
     OPT_NUM("max-args", OPT_U32, max_args, 3, 1u << 20, "3..1048576", "N",
             "arguments per request (default 65536)"),
-    OPT_NUM("max-arg-bytes", OPT_U64, max_arg_bytes, 1, RESP_MAX_BULK_DEFAULT, "1..67174400", "N",
-            "bytes per argument (default 67174400: a 64 MiB value)"),
+    OPT_NUM("max-value-bytes", OPT_U64, max_value_bytes, RK_LIMITS_VALUE_MIN, RK_LIMITS_VALUE_MAX,
+            "1024..67108864", "N",
+            "the largest value, and request argument, a client may send;\n"
+            "every other size limit derives from it: command, Raft entry,\n"
+            "peer frame and peer send queue (default 67108864: 64 MiB)"),
     OPT_NUM("max-inline-bytes", OPT_U32, max_inline_bytes, 64, 1u << 20, "64..1048576", "N",
             "bytes of an inline (telnet-style) request (default 65536)"),
     OPT_STR("requirepass", requirepass, 0, "a password (up to 511 bytes)", "PASSWORD",
@@ -232,7 +236,7 @@ int config_parse_args(int argc, char **argv, struct options *o)
                           .shutdown_timeout_ms = 3000,
                           .max_clients = 10000,
                           .max_args = 65536,
-                          .max_arg_bytes = RESP_MAX_BULK_DEFAULT,
+                          .max_value_bytes = RK_LIMITS_VALUE_DEFAULT,
                           .max_inline_bytes = RESP_MAX_INLINE_DEFAULT,
                           .check_quorum = true,
                           .pre_vote = true};

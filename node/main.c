@@ -25,8 +25,13 @@ int main(int argc, char **argv)
     n->opt = o;
     n->started_ms = node_now_ms();
     n->started_unix_us = node_unix_us();
+    struct rk_errmsg lerr;
+    if (rk_limits_derive(o.max_value_bytes, &n->lim, &lerr) != RK_OK) {
+        node_log("error", "max-value-bytes: %s", lerr.text);
+        return 2;
+    }
     n->limits = (struct resp_limits){.max_args = o.max_args,
-                                     .max_bulk = o.max_arg_bytes,
+                                     .max_bulk = n->lim.max_value,
                                      .max_inline = o.max_inline_bytes};
     snprintf(n->client_listen_text, sizeof(n->client_listen_text), "%s", o.client);
     n->args = calloc(o.max_args, sizeof(*n->args));

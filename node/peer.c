@@ -100,7 +100,7 @@ size_t peers_connected(const struct node *n)
 void peer_send(struct node *n, uint64_t to, const uint8_t *bytes, size_t len)
 {
     struct peer *p = peer_by_id(n, to);
-    if (p == NULL || p->c.fd < 0 || buf_unread(&p->c.out) + len > PEER_QUEUE_MAX_BYTES ||
+    if (p == NULL || p->c.fd < 0 || buf_unread(&p->c.out) + len > n->lim.peer_queue ||
         !buf_append(&p->c.out, bytes, len)) {
         if (p != NULL)
             p->dropped_frames++;
@@ -173,7 +173,7 @@ static bool peer_feed(struct node *n, struct peer *p, const char **why)
     for (;;) {
         size_t flen = 0;
         int rc = codec_frame_peek(p->c.in.p + p->c.in.off, buf_unread(&p->c.in),
-                                  CODEC_MAX_FRAME_DEFAULT, &flen, &err);
+                                  (uint32_t)n->lim.max_frame, &flen, &err);
         if (rc == RK_EAGAIN)
             return true;
         if (rc != RK_OK) {

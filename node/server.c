@@ -519,6 +519,9 @@ int server_start(struct node *n, const struct options *o)
     c.raft.check_quorum = o->check_quorum;
     c.raft.pre_vote = o->pre_vote;
     c.raft.logger.fn = node_raft_log_sink;
+    /* One setting, max-value-bytes, sizes the entry and the APPEND batch (common/limits.h). */
+    c.raft.max_entry_bytes = (uint32_t)n->lim.max_entry;
+    c.raft.max_append_bytes = (uint32_t)n->lim.append;
     c.max_pending = SLOTS_MAX;
     c.request_timeout_ticks = (o->request_timeout_ms + o->tick_ms - 1) / o->tick_ms;
     /* Request ids carry a nonce from the seed: a restarted node must not reuse its old ones. */

@@ -19,7 +19,7 @@
  *   N1  every peer connection starts with a codec handshake in both directions; nothing is fed
  *       to the replica from a connection before its handshake checked out (cluster id, a known
  *       node id, the right side of the dial rule).
- *   N2  a peer's send queue holds at most PEER_QUEUE_MAX_BYTES; frames beyond are dropped, as
+ *   N2  a peer's send queue holds at most lim.peer_queue bytes; frames beyond are dropped, as
  *       is every frame for a peer with no connection (Raft tolerates loss).
  *   N3  every client request gets exactly one reply item in its connection's FIFO, in request
  *       order; the FIFO is written out only up to its first unfinished item (pipelining).
@@ -40,13 +40,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/limits.h"
 #include "common/err.h"
 #include "kv/kv.h"
 #include "raft/raft.h"
 #include "replica/replica.h"
 #include "resp/resp.h"
 
-#define PEER_QUEUE_MAX_BYTES  (64ull << 20)
 #define PEER_BACKOFF_MIN_MS   50
 #define PEER_BACKOFF_MAX_MS   2000
 #define PENDING_CONNS_MAX     16
@@ -111,7 +111,7 @@ struct options {
     uint32_t shutdown_timeout_ms;
     uint32_t max_clients;
     uint32_t max_args;
-    uint64_t max_arg_bytes;
+    uint64_t max_value_bytes; /* every size limit derives from it: common/limits.h */
     uint32_t max_inline_bytes;
     bool check_quorum;
     bool pre_vote;
@@ -263,6 +263,7 @@ struct node {
     struct buf arena;      /* bytes the batch's requests borrow besides client input (MSET) */
     struct options opt;
     struct resp_limits limits;
+    struct rk_limits lim; /* from opt.max_value_bytes */
     struct resp_arg *args; /* opt.max_args of them: one parsed request */
     uint8_t *inline_scratch; /* opt.max_inline_bytes: unescaped inline arguments */
     struct kv_pair *pairs;   /* opt.max_args / 2: MSET's */

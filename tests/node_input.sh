@@ -3,7 +3,7 @@
 # tests/node_input.sh — raftkv-node against bad input and at its limits, end to end: three real
 # processes on 127.0.0.1, node 1 configured through --config FILE with small limits.
 #   - bad config files: an unknown setting, a bad value, a missing file (exit 2, file and line)
-#   - RESP: garbage, a request over --max-arg-bytes or --max-args, unbalanced quotes: each gets
+#   - RESP: garbage, a request over --max-value-bytes or --max-args, unbalanced quotes: each gets
 #     "-ERR Protocol error: ..." and its connection is closed; a truncated request and a peer
 #     that hangs up mid-request cost nothing; other clients keep being served throughout
 #   - --max-clients: the connection beyond gets "-ERR max number of clients reached"
@@ -79,7 +79,7 @@ client = 127.0.0.1:$(cport 1)
 data-dir = $tmp/n1
 max-clients = 8          # small, for this test (an inline comment)
 max-args = 16            ; inih's own inline comment
-max-arg-bytes = 1024
+max-value-bytes = 1024
 shutdown-timeout-ms = 1000
 election-ticks = 3 5     ; node 1 times out first, so it leads (the SIGTERM check needs it)
 EOC
@@ -94,7 +94,7 @@ check "node 1 serves" OK "$(timeout 5 redis-cli -p "$(cport 1)" SET a 1)"
 # ---- bad RESP --------------------------------------------------------------------------------
 check "garbage: protocol error, then closed" "-ERR Protocol error: expected '\$', got 'X'<closed>" \
     "$(raw 1 '*1\r\nX\r\n')"
-check "argument over --max-arg-bytes" \
+check "argument over --max-value-bytes" \
     "-ERR Protocol error: invalid bulk length (2000 bytes, limit 1024)<closed>" \
     "$(raw 1 '*2\r\n$3\r\nGET\r\n$2000\r\n')"
 check "request over --max-args" "-ERR Protocol error: too many arguments (17, limit 16)<closed>" \
