@@ -418,8 +418,19 @@ static int turn(struct node *n, int timeout_ms)
         node_log("error", "epoll_wait: %s", strerror(errno));
         return 1;
     }
-    for (int i = 0; i < k; i++)
-        on_event(n, evs[i].data.ptr, evs[i].events);
+    /* The timer last: after a stall (a big value copied, a slow turn), the frames that waited
+     * in the socket buffers are read before the ticks that passed meanwhile are counted, so a
+     * follower that hears from its leader in this turn does not count the stall as silence. */
+    bool timer = false;
+    for (int i = 0; i < k; i++) {
+        struct ev_tag *tag = evs[i].data.ptr;
+        if (tag->kind == EV_TIMER)
+            timer = true;
+        else
+            on_event(n, tag, evs[i].events);
+    }
+    if (timer)
+        on_event(n, &n->timer_tag, EPOLLIN);
     end_of_turn(n);
     struct rk_errmsg why = {{0}};
     if (replica_failed(n->rep, &why)) {
