@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+#
+# tests/node_snapshot.sh — a follower catches up by snapshot while clients keep reading from the
+# other nodes (issue 12): three real raftkv-node processes on 127.0.0.1; one follower stopped
+# (SIGSTOP) while 80 values of 1 MiB are written, which makes the leader compact its log by
+# bytes (past 64 MiB, keeping 16 MiB), so the follower, resumed, needs a snapshot. Meanwhile a
+# reader on the third node reads without pause; every read must be answered with the value.
+#
+# Not in ctest yet: it fails today. The leader builds the snapshot in memory on its event loop
+# (the whole store scanned) and the follower installs it there too (every key deleted and
+# rewritten): the stall costs elections, and the reader gets -TRYAGAIN (seen: 16 of 42 reads).
+# Streaming snapshots from the store's files, off the loop, is what makes it pass (issue 12).
+#
+# Usage: tests/node_snapshot.sh PATH/TO/raftkv-node
+set -uo pipefail
+
+node_bin=${1:?usage: node_snapshot.sh PATH/TO/raftkv-node}
+command -v redis-cli >/dev/null || { echo "node_snapshot: redis-cli not found" >&2; exit 1; }
+port_offset=13
+source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+
+info_field() { timeout 5 redis-cli -p "$(cport "$1")" INFO 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"; }
+wait_leader() {
+    for _ in $(seq 1 "$1"); do
+        for i in 1 2 3; do
+            [[ $(info_field "$i" role) == leader ]] && { echo "$i"; return 0; }
+        done
+        sleep 0.1
+    done
+    return 1
+}
+# cli NODE ARGS...: one command, retried while -TRYAGAIN (it certainly did not execute).
+cli() {
+    local i=$1 out
+    shift
+    for _ in $(seq 1 100); do
+        out=$(timeout 10 redis-cli -p "$(cport "$i")" "$@" 2>&1)
+        [[ $out == TRYAGAIN* ]] || break
+        sleep 0.1
+    done
+    printf '%s\n' "$out"
+}
+
+for i in 1 2 3; do start "$i"; done
+leader=$(wait_leader 150)
+check "a leader is elected" yes "$([[ -n $leader ]] && echo yes || echo no)"
+follower=$((leader % 3 + 1))
+reader=$(((leader + 1) % 3 + 1))
+check "the value to read is written" OK "$(cli "$leader" SET probe readable)"
+
+kill -STOP "${pid[$follower]}"
+head -c $((1 << 20)) /dev/zero | tr '\0' 'm' >"$tmp/mib"
+ok=0
+for k in $(seq 1 80); do
+    [[ $(cli "$leader" -x SET "mib$k" <"$tmp/mib") == OK ]] && ok=$((ok + 1))
+done
+check "80 values of 1 MiB written while the follower is stopped" 80 "$ok"
+
+# The reader reads through the catch-up; it stops when the catch-up is over.
+(
+    n=0 bad=0
+    while [[ ! -e $tmp/stop ]]; do
+        r=$(timeout 10 redis-cli -p "$(cport "$reader")" GET probe 2>&1)
+        n=$((n + 1))
+        [[ $r == readable ]] || { bad=$((bad + 1)); echo "$r" >>"$tmp/reader.bad"; }
+    done
+    echo "$n $bad" >"$tmp/reader.out"
+) &
+reader_pid=$!
+kill -CONT "${pid[$follower]}"
+target=$(info_field "$leader" commit_index)
+caught=no
+for _ in $(seq 1 600); do
+    applied=$(info_field "$follower" applied_index)
+    [[ -n $applied && $applied -ge ${target:-0} ]] && { caught=yes; break; }
+    sleep 0.1
+done
+touch "$tmp/stop"
+wait "$reader_pid"
+check "the follower caught up (applied >= $target)" yes "$caught"
+check "it did so by installing a snapshot" yes \
+    "$([[ $(info_field "$follower" snapshots_installed) -ge 1 ]] && echo yes || echo no)"
+check "it serves the last value" 1048576 "$(cli "$follower" STRLEN mib80)"
+read -r reads bad_reads <"$tmp/reader.out"
+check "every read on node $reader during the catch-up answered the value ($reads reads)" 0 \
+    "${bad_reads:-1}"
+[[ -s $tmp/reader.bad ]] && { echo "reader saw:"; sort "$tmp/reader.bad" | uniq -c | head -5; }
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
