@@ -14,15 +14,7 @@ port_offset=11
 source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
 for i in 1 2 3; do start "$i"; done
-leader=
-for _ in $(seq 1 150); do
-    for i in 1 2 3; do
-        [[ $(timeout 2 redis-cli -p "$(cport "$i")" INFO 2>/dev/null | tr -d '\r' |
-            sed -n 's/^role://p') == leader ]] && leader=$i
-    done
-    [[ -n $leader ]] && break
-    sleep 0.1
-done
+leader=$(rk_wait_leader 150)
 check "a leader is elected" yes "$([[ -n $leader ]] && echo yes || echo no)"
 python3 "$(dirname "${BASH_SOURCE[0]}")/node_order.py" "$(cport 1)" "$(cport 2)" "$(cport 3)"
 rc=$?

@@ -21,40 +21,18 @@ command -v redis-cli >/dev/null || { echo "node_snapshot: redis-cli not found" >
 port_offset=13
 source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
-info_field() { timeout 5 redis-cli -p "$(cport "$1")" INFO 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"; }
-wait_leader() {
-    for _ in $(seq 1 "$1"); do
-        for i in 1 2 3; do
-            [[ $(info_field "$i" role) == leader ]] && { echo "$i"; return 0; }
-        done
-        sleep 0.1
-    done
-    return 1
-}
-# cli NODE ARGS...: one command, retried while -TRYAGAIN (it certainly did not execute).
-cli() {
-    local i=$1 out
-    shift
-    for _ in $(seq 1 100); do
-        out=$(timeout 10 redis-cli -p "$(cport "$i")" "$@" 2>&1)
-        [[ $out == TRYAGAIN* ]] || break
-        sleep 0.1
-    done
-    printf '%s\n' "$out"
-}
-
 for i in 1 2 3; do start "$i"; done
-leader=$(wait_leader 150)
+leader=$(rk_wait_leader 150)
 check "a leader is elected" yes "$([[ -n $leader ]] && echo yes || echo no)"
 follower=$((leader % 3 + 1))
 reader=$(((leader + 1) % 3 + 1))
-check "the value to read is written" OK "$(cli "$leader" SET probe readable)"
+check "the value to read is written" OK "$(rk_cli "$leader" SET probe readable)"
 
 kill -STOP "${pid[$follower]}"
 head -c $((1 << 20)) /dev/zero | tr '\0' 'm' >"$tmp/mib"
 ok=0
 for k in $(seq 1 80); do
-    [[ $(cli "$leader" -x SET "mib$k" <"$tmp/mib") == OK ]] && ok=$((ok + 1))
+    [[ $(rk_cli "$leader" -x SET "mib$k" <"$tmp/mib") == OK ]] && ok=$((ok + 1))
 done
 check "80 values of 1 MiB written while the follower is stopped" 80 "$ok"
 
@@ -62,7 +40,7 @@ check "80 values of 1 MiB written while the follower is stopped" 80 "$ok"
 (
     n=0 bad=0
     while [[ ! -e $tmp/stop ]]; do
-        r=$(cli "$reader" GET probe)
+        r=$(rk_cli "$reader" GET probe)
         n=$((n + 1))
         [[ $r == readable ]] || { bad=$((bad + 1)); echo "$r" >>"$tmp/reader.bad"; }
     done
@@ -70,11 +48,11 @@ check "80 values of 1 MiB written while the follower is stopped" 80 "$ok"
 ) &
 reader_pid=$!
 kill -CONT "${pid[$follower]}"
-term0=$(info_field "$reader" term)
-target=$(info_field "$leader" commit_index)
+term0=$(rk_info "$reader" term)
+target=$(rk_info "$leader" commit_index)
 caught=no
 for _ in $(seq 1 600); do
-    applied=$(info_field "$follower" applied_index)
+    applied=$(rk_info "$follower" applied_index)
     [[ -n $applied && $applied -ge ${target:-0} ]] && { caught=yes; break; }
     sleep 0.1
 done
@@ -82,9 +60,9 @@ touch "$tmp/stop"
 wait "$reader_pid"
 check "the follower caught up (applied >= $target)" yes "$caught"
 check "it did so by installing a snapshot" yes \
-    "$([[ $(info_field "$follower" snapshots_installed) -ge 1 ]] && echo yes || echo no)"
-check "it serves the last value" 1048576 "$(cli "$follower" STRLEN mib80)"
-echo "terms during the catch-up: $term0 -> $(info_field "$reader" term)"
+    "$([[ $(rk_info "$follower" snapshots_installed) -ge 1 ]] && echo yes || echo no)"
+check "it serves the last value" 1048576 "$(rk_cli "$follower" STRLEN mib80)"
+echo "terms during the catch-up: $term0 -> $(rk_info "$reader" term)"
 read -r reads bad_reads <"$tmp/reader.out"
 check "every read on node $reader during the catch-up answered the value ($reads reads)" 0 \
     "${bad_reads:-1}"

@@ -5,7 +5,9 @@
 # The caller sets node_bin (the raftkv-node binary) and, optionally, port_offset (so tests that
 # run in parallel search different blocks), then sources this file. It provides: tmp, pid[],
 # passed, failed, peers, cport N (a node's client port), members (host:port,...), start N, and
-# check WHAT WANT GOT (counts into passed/failed and prints one line).
+# check WHAT WANT GOT (counts into passed/failed and prints one line), and for talking to the
+# nodes: rk_cli N ARGS... (redis-cli, retried while -TRYAGAIN), rk_info N FIELD (one INFO field),
+# rk_wait_leader TENTHS (prints the leader's id once one says so).
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/raftkv-test.XXXXXX")
 
@@ -81,4 +83,30 @@ start() {
     "$node_bin" --id "$1" --peers "$peers" --client "127.0.0.1:$(cport "$1")" \
         --data-dir "$tmp/n$1" 2>>"$tmp/log$1" &
     pid[$1]=$!
+}
+
+# One command to node $1; retried (every 0.1 s, up to 10 s) while the answer is -TRYAGAIN: the
+# command certainly did not execute (an election is under way), so retrying is what a client does.
+rk_cli() {
+    local i=$1 out
+    shift
+    for _ in $(seq 1 100); do
+        out=$(timeout 10 redis-cli -p "$(cport "$i")" "$@" 2>&1)
+        [[ $out == TRYAGAIN* ]] || break
+        sleep 0.1
+    done
+    printf '%s\n' "$out"
+}
+
+rk_info() { timeout 5 redis-cli -p "$(cport "$1")" INFO 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"; }
+
+# Polls every 0.1 s, up to $1 tenths, for a node that says it is the leader; prints its id.
+rk_wait_leader() {
+    for _ in $(seq 1 "$1"); do
+        for i in 1 2 3; do
+            [[ -n ${pid[$i]:-} && $(rk_info "$i" role) == leader ]] && { echo "$i"; return 0; }
+        done
+        sleep 0.1
+    done
+    return 1
 }
