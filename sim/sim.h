@@ -28,6 +28,7 @@ enum sim_verdict {
     SIM_FAIL_SAFETY, /* election safety, log matching, leader completeness, state machine */
     SIM_FAIL_LINEARIZABILITY,
     SIM_FAIL_LIVENESS, /* an expectation was not met */
+    SIM_FAIL_RECOVERY, /* the end-of-run check: a node down, behind, or with another state */
 };
 
 struct sim_result {
@@ -41,6 +42,8 @@ struct sim_result {
     uint64_t max_term;
     bool lin_gave_up;
     uint64_t max_disk_bytes; /* the most any node's disks held */
+    uint64_t unavailable_us; /* no usable leader while a healthy majority was connected */
+    uint64_t recovered_us;   /* virtual time after the end until the cluster converged */
 };
 
 /* Runs one simulation; writes its report to out. Returns 0 when the run itself could be set
