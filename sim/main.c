@@ -56,7 +56,9 @@ static void usage(FILE *f)
                "                 still fails with the same check (implies --stop-on-fail); it is\n"
                "                 written to shrunk-NAME-seedN.scn (or --shrink-out FILE) and its\n"
                "                 replay command printed\n"
-               "  --shrink-runs N  simulations the shrinker may run (default 400)\n");
+               "  --shrink-runs N  simulations the shrinker may run (default 400)\n"
+               "  --timeline F   draw the run (with --seeds: the first failing one) as SVG\n"
+               "                 into F: roles, terms, cuts, crashes, disk faults, client ops\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -205,6 +207,7 @@ int main(int argc, char **argv)
     uint64_t first = 0, last = 0;
     bool have_seed = false, range = false, stop_on_fail = false, shrink = false;
     const char *shrink_out = NULL;
+    const char *timeline = NULL;
     uint64_t shrink_runs = 0;
     const char *path = NULL;
     for (int i = 1; i < argc; i++) {
@@ -216,6 +219,8 @@ int main(int argc, char **argv)
             o.trace = true;
         } else if (strcmp(a, "--swarm") == 0) {
             o.swarm = true;
+        } else if (strcmp(a, "--timeline") == 0 && i + 1 < argc) {
+            timeline = argv[++i];
         } else if (strcmp(a, "--stop-on-fail") == 0) {
             stop_on_fail = true;
         } else if (strcmp(a, "--shrink") == 0) {
@@ -277,6 +282,7 @@ int main(int argc, char **argv)
         return 2;
     }
     o.path = path;
+    o.timeline = range ? NULL : timeline;
     uint64_t passed = 0, failed = 0, events = 0, virtual_us = 0;
     uint64_t *fails = NULL;
     size_t n_fails = 0;
@@ -348,6 +354,19 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < n_fails; i++)
             printf("replay: build/bin/sim --seed %" PRIu64 "%s %s\n", fails[i],
                    o.swarm ? " --swarm" : "", path);
+    }
+    if (range && timeline != NULL && n_fails > 0) {
+        /* The picture of the first failing run: that seed once more, drawn. */
+        struct sim_options again = o;
+        again.seed = fails[0];
+        again.timeline = timeline;
+        struct sim_result res;
+        FILE *null = fopen("/dev/null", "w");
+        if (null != NULL) {
+            sim_run(&scn, &again, null, &res);
+            fclose(null);
+            printf("timeline of seed %" PRIu64 ": %s\n", fails[0], timeline);
+        }
     }
     if (shrink && n_fails > 0 && do_shrink(&scn, &o, fails[0], &first_fail, path, shrink_out,
                                            (uint32_t)shrink_runs) != 0) {

@@ -31,6 +31,7 @@
 #include "log/log.h"
 #include "replica/replica.h"
 #include "simdisk.h"
+#include "timeline.h"
 
 #define SIM_SETTLE_DEFAULT_US (5u * 1000000u)
 #define SIM_MAX_ATTEMPT       0xffffu
@@ -226,6 +227,10 @@ struct sim {
     uint64_t avail_changed_at;
     uint64_t unavailable_us; /* total so far */
     bool ended;              /* EV_END has passed: the recovery phase */
+
+    uint64_t fail_at;        /* when the first check failed */
+    struct timeline *tl;     /* --timeline: what the picture needs; NULL: not recording */
+    bool closing;            /* the ops still open at the end are being closed */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -263,6 +268,7 @@ static void fail(struct sim *s, int verdict, const char *fmt, ...)
     if (s->failed)
         return;
     s->failed = true;
+    s->fail_at = s->now;
     s->res->verdict = verdict;
     va_list ap;
     va_start(ap, fmt);
@@ -271,6 +277,7 @@ static void fail(struct sim *s, int verdict, const char *fmt, ...)
 }
 
 static void avail_check_op(struct sim *s, const struct sim_client *c);
+static const char *op_name(uint8_t op);
 
 static void *xcalloc(size_t n, size_t size)
 {
@@ -481,6 +488,11 @@ static int node_start(struct sim *s, struct sim_node *nd)
         }
     }
     if (rc != RK_OK) {
+        if (s->tl != NULL) {
+            char m[300];
+            snprintf(m, sizeof(m), "could not start: %s", nd->start_error);
+            tl_mark(s->tl, s->now, nd->id, m);
+        }
         if (simdisk_crashed(nd->disk))
             simdisk_crash(nd->disk);
         if (simdisk_crashed(nd->logdisk))
@@ -605,6 +617,7 @@ static void node_crash_step(struct sim *s, struct sim_node *nd)
      * machine's. */
     simdisk_set_faults(rnd_chance(s, 0.5) ? nd->logdisk : nd->disk, &f);
     nd->dying = true;
+    s->avail_dirty = true;
     trace(s, "n%u will crash at disk call %" PRIu64, nd->id, f.crash_at_call);
     ev_push(s, s->now + 100000, EV_DIE, nd->id, nd->start_gen, 0, NULL);
 }
@@ -978,6 +991,11 @@ static void check_node(struct sim *s, struct sim_node *nd)
     if (replica_failed(nd->rep, &why)) {
         /* A storage failure stops the replica; a supervisor restarts the process. */
         trace(s, "n%u stopped: %s", nd->id, why.text);
+        if (s->tl != NULL) {
+            char m[300];
+            snprintf(m, sizeof(m), "stopped: %s", why.text);
+            tl_mark(s->tl, s->now, nd->id, m);
+        }
         node_crash(s, nd);
         schedule_start_retry(s, nd);
         return;
@@ -1002,7 +1020,7 @@ static void check_node(struct sim *s, struct sim_node *nd)
         s->res->max_term = st.raft.term;
     bool new_leader =
         st.raft.role == RAFT_LEADER && (nd->role != RAFT_LEADER || nd->term != st.raft.term);
-    if (st.raft.role != nd->role)
+    if (st.raft.role != nd->role || (s->tl != NULL && st.raft.term != nd->term))
         s->avail_dirty = true;
     if (st.raft.role != nd->role || st.raft.term != nd->term)
         trace(s, "n%u %s term %" PRIu64 " (leader %" PRIu64 ")", nd->id,
@@ -1190,6 +1208,12 @@ static void client_complete(struct sim *s, struct sim_client *c, uint8_t outcome
                             const uint8_t *val, uint32_t val_len, int64_t num)
 {
     avail_check_op(s, c);
+    if (s->tl != NULL)
+        tl_op(s->tl, c->id, c->invoked_at, s->now, op_name(c->op), c->key,
+              s->closing            ? TL_PENDING
+              : outcome == LIN_OK   ? TL_OK
+              : outcome == LIN_FAIL ? TL_FAIL
+                                    : TL_UNKNOWN);
     lin_complete(s->hist, c->op_id, s->now, outcome, found, val, val_len, num);
     if (outcome == LIN_OK)
         s->res->ops_ok++;
@@ -1614,6 +1638,8 @@ static void on_settle(struct sim *s)
     trace(s, "settle: heal, restart and resume everything");
     s->chaos_on = false;
     s->disk_faults = false;
+    if (s->tl != NULL)
+        tl_disk_faults(s->tl, s->now, false);
     heal(s);
     for (uint32_t i = 1; i <= s->n; i++) {
         struct sim_node *nd = &s->nodes[i];
@@ -1689,6 +1715,25 @@ static bool usable_leader(const struct sim *s)
 
 static void avail_check_pending(struct sim *s);
 
+/* --timeline: every node's state, term and reach now (timeline.c keeps changes only). */
+static void tl_sample(struct sim *s)
+{
+    for (uint32_t i = 1; i <= s->n; i++) {
+        const struct sim_node *nd = &s->nodes[i];
+        uint8_t state = !nd->up                         ? TL_DOWN
+                        : nd->paused                    ? TL_PAUSED
+                        : nd->dying                     ? TL_DYING
+                        : nd->role == RAFT_LEADER       ? TL_LEADER
+                        : nd->role == RAFT_CANDIDATE    ? TL_CANDIDATE
+                        : nd->role == RAFT_PRE_CANDIDATE ? TL_PRE_CANDIDATE
+                                                         : TL_FOLLOWER;
+        uint32_t reach = 0;
+        for (uint32_t j = 1; nd->up && j <= s->n; j++)
+            reach += (j == i || node_healthy(&s->nodes[j])) && connected(s, i, j);
+        tl_node(s->tl, s->now, i, state, nd->up ? nd->term : 0, reach);
+    }
+}
+
 /* Closes the current interval of the unavailability figure and opens the next. */
 static void avail_update(struct sim *s)
 {
@@ -1702,7 +1747,10 @@ static void avail_update(struct sim *s)
     bool healthy = mask != 0;
     if (s->healthy && !healthy && s->scn->expect_available_us > 0)
         avail_check_pending(s); /* ops that overran while it was healthy */
-    if (healthy && !s->healthy)
+    /* The clock of `expect available` restarts when the majority loses a member: an op sent to
+     * the node that left must wait for its client's timeout. A node that joins changes
+     * nothing. */
+    if (healthy && (!s->healthy || (mask & s->healthy_mask) != s->healthy_mask))
         s->healthy_since = s->now;
     s->healthy = healthy;
     s->healthy_mask = mask;
@@ -1730,6 +1778,8 @@ static void avail_check_op(struct sim *s, const struct sim_client *c)
         if (s->healthy_mask >> i & 1)
             len += (size_t)snprintf(nodes + len, sizeof(nodes) - len, " n%u", i);
     }
+    if (s->tl != NULL && !s->failed)
+        tl_highlight(s->tl, c->id, c->invoked_at, 0);
     fail(s, SIM_FAIL_LIVENESS,
          "availability: client %u's %s k%u (invoked at %" PRIu64 "ms) not answered within %" PRIu64
          "ms although a healthy majority (%s) was connected from %" PRIu64 "ms on",
@@ -1927,8 +1977,11 @@ static bool run_one(struct sim *s)
     s->res->events++;
     handle(s, &e);
     free(e.payload);
-    if (s->avail_dirty)
+    if (s->avail_dirty) {
         avail_update(s);
+        if (s->tl != NULL)
+            tl_sample(s);
+    }
     if (e.type == EV_END)
         return false;
     if (s->now >= s->settle_at && s->leader_seen_at == 0 && current_leader(s) != 0)
@@ -1964,6 +2017,8 @@ static void handle(struct sim *s, struct event *e)
             trace(s, "n%u merge: %s%s%s", nd->id, rk_strerror(rc), rc == RK_OK ? "" : ": ",
                   rc == RK_OK ? "" : err.text);
             if (rc != RK_OK && !node_disk_crashed(nd)) {
+                if (s->tl != NULL)
+                    tl_mark(s->tl, s->now, nd->id, "merge failed: stopped");
                 node_crash(s, nd); /* a storage failure stops the node; it is restarted */
                 schedule_start_retry(s, nd);
             } else {
@@ -2058,12 +2113,16 @@ static void handle(struct sim *s, struct event *e)
     case EV_CHECK_COMPLETE:
         for (uint32_t i = 0; i < s->scn->clients && !s->failed; i++) {
             char why[SIM_START_ERROR_BYTES + 64];
+            if (s->clients[i].busy && s->tl != NULL)
+                tl_highlight(s->tl, s->clients[i].id, s->clients[i].invoked_at, 0);
             if (s->clients[i].busy && node_down_reason(s, why, sizeof(why)) != 0)
                 fail(s, SIM_FAIL_RECOVERY,
                      "recoverability: %s (and client %u's op still pending %" PRIu64
                      "ms after the last fault healed)",
                      why, s->clients[i].id, s->scn->expect_complete_us / 1000);
             struct sim_client *c = &s->clients[i];
+            if (c->busy && s->tl != NULL)
+                tl_highlight(s->tl, c->id, c->invoked_at, 0);
             if (c->busy)
                 fail(s, SIM_FAIL_LIVENESS,
                      "liveness: client %u's op (invoked at %" PRIu64 "ms) still pending %" PRIu64
@@ -2199,10 +2258,27 @@ static void teardown(struct sim *s)
     }
     free(s->clients);
     lin_history_destroy(s->hist);
+    tl_destroy(s->tl);
     free(s->leader_of_term);
     free(s->lm);
     free(s->sm);
     free(s->ct);
+}
+
+/* --timeline: the picture of the run, recovery phase included. A file that cannot be
+ * written is said on stderr (the run's verdict stands). */
+static void write_timeline(struct sim *s)
+{
+    if (s->tl == NULL)
+        return;
+    if (s->failed)
+        tl_failure(s->tl, s->fail_at, s->res->what);
+    char title[256];
+    snprintf(title, sizeof(title), "%s, seed %" PRIu64 ": %s", s->scn->name, s->opt->seed,
+             s->failed ? "FAIL" : "PASS");
+    FILE *f = fopen(s->opt->timeline, "w");
+    if (f == NULL || tl_write_svg(s->tl, f, s->now, title) != 0 || fclose(f) != 0)
+        fprintf(stderr, "sim: %s: cannot write the timeline\n", s->opt->timeline);
 }
 
 static void report(struct sim *s, const struct lin_result *lr)
@@ -2234,6 +2310,8 @@ static void report(struct sim *s, const struct lin_result *lr)
         sim_printf(s, "  replay: build/bin/sim --seed %" PRIu64 "%s %s\n", s->opt->seed,
                    s->opt->swarm ? " --swarm" : "", s->opt->path ? s->opt->path : s->scn->name);
     }
+    if (s->opt->timeline != NULL)
+        sim_printf(s, "  timeline: %s\n", s->opt->timeline);
 }
 
 int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
@@ -2246,7 +2324,18 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
     s->out = out;
     s->res = res;
     s->hist = lin_history_create();
+    if (o->timeline != NULL) {
+        s->tl = tl_create(scn->nodes, scn->clients);
+        if (s->tl == NULL) {
+            fprintf(stderr, "sim: out of memory\n");
+            abort();
+        }
+        const struct scn_disk *d = &scn->disk;
+        tl_disk_faults(s->tl, 0, d->bitflip > 0 || d->errors > 0);
+    }
     setup(s);
+    if (s->tl != NULL)
+        tl_phases(s->tl, s->settle_at, s->end_at);
     if (s->opt->trace || s->opt->swarm || scn->swarm)
         sim_printf(s,
                    "seed %" PRIu64 ": %u nodes, %u clients; drop %.3f duplicate %.3f reorder %.3f;"
@@ -2273,11 +2362,13 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
              "healthy majority was connected), not below %" PRIu64 "ms",
              s->unavailable_us / 1000, scn->expect_unavailable_us / 1000);
     /* Ops still open at the end never got an answer: unknown (a GET: no effect). */
+    s->closing = true;
     for (uint32_t i = 0; i < scn->clients; i++) {
         struct sim_client *c = &s->clients[i];
         if (c->busy)
             client_give_up(s, c);
     }
+    s->closing = false;
     /* Linearizability first: a violation is the stronger finding, and the recovery phase does
      * not touch the history (every op is closed above). */
     struct lin_result lr;
@@ -2286,6 +2377,9 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
     if (lr.verdict == LIN_VIOLATION)
         fail(s, SIM_FAIL_LINEARIZABILITY, "linearizability: key %s", lr.key);
     check_recovery(s);
+    if (lr.verdict == LIN_VIOLATION && s->tl != NULL && lr.key[0] == 'k')
+        tl_highlight(s->tl, 0, 0, (uint32_t)strtoul(lr.key + 1, NULL, 10));
+    write_timeline(s);
     res->lin_gave_up = lr.verdict == LIN_GAVE_UP;
     report(s, &lr);
     lin_result_free(&lr);

@@ -21,6 +21,7 @@ struct sim_options {
     bool quiet;          /* only the verdict line and, on failure, the evidence */
     const char *path;    /* scenario path, for the replay command */
     uint64_t lin_budget; /* linearizability search states per key; 0: default */
+    const char *timeline; /* --timeline: write the run's picture (SVG) to this path; NULL: no */
 };
 
 enum sim_verdict {

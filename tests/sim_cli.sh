@@ -69,5 +69,24 @@ check "... with the same check" grep -q 'failed check: stepdown:' "$tmp/k2"
 "$sim" --seed 1 --shrink --shrink-out "$tmp/none.scn" "$scn/leader_crash.scn" >/dev/null 2>&1
 check "--shrink of a passing seed writes nothing" test ! -e "$tmp/none.scn"
 
+# --timeline: a self-contained SVG of the run, the same bytes for the same seed, the failure
+# and the op its check names marked, and the report pointing at it.
+"$sim" --seed 3 --timeline "$tmp/t1.svg" "$tscn/impatient.scn" >"$tmp/t" 2>/dev/null
+check "--timeline on a failing run exits 1" test $? -eq 1
+"$sim" --seed 3 --timeline "$tmp/t2.svg" "$tscn/impatient.scn" >/dev/null 2>&1
+check "--timeline: same seed, same SVG bytes" cmp -s "$tmp/t1.svg" "$tmp/t2.svg"
+check "--timeline writes an SVG document" grep -q '^<svg xmlns="http://www.w3.org/2000/svg"' "$tmp/t1.svg"
+check "the SVG ends" test "$(tail -1 "$tmp/t1.svg")" = "</svg>"
+check "the SVG states the failure" grep -q 'FAIL: availability: client' "$tmp/t1.svg"
+check "the SVG highlights the op the check names" grep -q 'named by the failed check' "$tmp/t1.svg"
+check "the SVG draws every node's lane" test "$(grep -c '>n[1-5]</text>' "$tmp/t1.svg")" -eq 5
+check "the failure report links the timeline" grep -q "timeline: $tmp/t1.svg" "$tmp/t"
+if command -v xmllint >/dev/null; then
+    check "the SVG is well-formed XML" xmllint --noout "$tmp/t1.svg"
+fi
+"$sim" --seeds 1..3 --stop-on-fail --timeline "$tmp/t3.svg" "$tscn/impatient.scn" >"$tmp/t3" 2>/dev/null
+check "--seeds --timeline draws the first failing seed" grep -q "^timeline of seed 1: $tmp/t3.svg" "$tmp/t3"
+check "... into the file" test -s "$tmp/t3.svg"
+
 echo "$((checks - fails)) passed, $fails failed"
 [ "$fails" -eq 0 ]
