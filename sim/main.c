@@ -174,7 +174,8 @@ static int do_shrink(const struct scenario *scn, const struct sim_options *base,
     char *text = malloc(need + 1);
     FILE *f = text != NULL ? fopen(out_path, "w") : NULL;
     if (f == NULL) {
-        fprintf(stderr, "sim: %s: %s\n", out_path, text == NULL ? "out of memory" : strerror(errno));
+        fprintf(stderr, "sim: %s: %s\n", out_path,
+                text == NULL ? "out of memory" : strerror(errno));
         free(text);
         return 2;
     }
@@ -229,8 +230,7 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--shrink-out") == 0 && i + 1 < argc) {
             shrink_out = argv[++i];
         } else if (strcmp(a, "--shrink-runs") == 0 && i + 1 < argc) {
-            if (!parse_u64(argv[++i], &shrink_runs) || shrink_runs == 0 ||
-                shrink_runs > 1000000) {
+            if (!parse_u64(argv[++i], &shrink_runs) || shrink_runs == 0 || shrink_runs > 1000000) {
                 fprintf(stderr, "sim: --shrink-runs: '%s' is not a number in 1..1000000\n",
                         argv[i]);
                 return 2;
@@ -368,8 +368,8 @@ int main(int argc, char **argv)
             printf("timeline of seed %" PRIu64 ": %s\n", fails[0], timeline);
         }
     }
-    if (shrink && n_fails > 0 && do_shrink(&scn, &o, fails[0], &first_fail, path, shrink_out,
-                                           (uint32_t)shrink_runs) != 0) {
+    if (shrink && n_fails > 0 &&
+        do_shrink(&scn, &o, fails[0], &first_fail, path, shrink_out, (uint32_t)shrink_runs) != 0) {
         free(fails);
         return 2;
     }

@@ -826,8 +826,9 @@ static int scn_cmd_expect(struct scn_parser *p)
     while (k < sizeof(kinds) / sizeof(kinds[0]) && !scn_tok_is(p, 1, kinds[k].name))
         k++;
     if (k == sizeof(kinds) / sizeof(kinds[0]))
-        return scn_err(p, 1, "leader, complete, recovery, available, unavailable, stepdown, "
-                             "refusal or disk");
+        return scn_err(p, 1,
+                       "leader, complete, recovery, available, unavailable, stepdown, "
+                       "refusal or disk");
     SCN_TRY(scn_claim(p, kinds[k].setting, 1, kinds[k].label));
     if (scn_tok_is(p, p->cur, "off")) {
         *targets[k] = 0;
@@ -1462,9 +1463,8 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     scn_out_duration(o, "\ntimeout ", s->timeout_us);
     scn_out_duration(o, "\nduration ", s->duration_us);
     scn_out(o, "\n");
-    const uint64_t expects[5] = {s->expect_leader_us, s->expect_complete_us,
-                                 s->expect_recovery_us, s->expect_available_us,
-                                 s->expect_unavailable_us};
+    const uint64_t expects[5] = {s->expect_leader_us, s->expect_complete_us, s->expect_recovery_us,
+                                 s->expect_available_us, s->expect_unavailable_us};
     const char *const expect_names[5] = {"leader", "complete", "recovery", "available",
                                          "unavailable"};
     for (int i = 0; i < 5; i++) {

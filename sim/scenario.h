@@ -30,9 +30,9 @@
 #define SCN_MAX_CHAOS_RATE 1000.0 /* chaos events per virtual second */
 #define SCN_MIN_SKEW 0.01         /* `skew SET FACTOR`: FACTOR in [SCN_MIN_SKEW, SCN_MAX_SKEW] */
 #define SCN_MAX_SKEW 100.0
-#define SCN_MAX_REFUSALS 4        /* `expect refusal TEXT` lines */
-#define SCN_REFUSAL_BYTES 96      /* TEXT, NUL included */
-#define SCN_MAX_STEPDOWN 1000     /* `expect stepdown within N elections`: N in 1..this */
+#define SCN_MAX_REFUSALS       4    /* `expect refusal TEXT` lines */
+#define SCN_REFUSAL_BYTES      96   /* TEXT, NUL included */
+#define SCN_MAX_STEPDOWN       1000 /* `expect stepdown within N elections`: N in 1..this */
 
 /* A set of nodes, resolved at run time. */
 enum scn_set_kind {

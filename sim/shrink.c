@@ -23,9 +23,9 @@
 
 #include "common/assert.h"
 
-#define SHRINK_DEFAULT_RUNS  400u
-#define SHRINK_TEXT_BYTES    (1u << 20)
-#define SHRINK_MIN_DURATION  (100u * 1000u) /* 100ms: shorter runs say nothing */
+#define SHRINK_DEFAULT_RUNS 400u
+#define SHRINK_TEXT_BYTES   (1u << 20)
+#define SHRINK_MIN_DURATION (100u * 1000u) /* 100ms: shorter runs say nothing */
 
 struct shrinker {
     const struct sim_options *o;
@@ -34,10 +34,10 @@ struct shrinker {
     uint32_t max_runs;
     uint32_t extra_seeds;
     uint32_t runs;
-    uint64_t seed;          /* best's failing seed */
-    struct sim_result res;  /* best's failing run */
+    uint64_t seed;         /* best's failing seed */
+    struct sim_result res; /* best's failing run */
     struct scenario *best;
-    struct scenario *cand;  /* a candidate being built */
+    struct scenario *cand; /* a candidate being built */
     struct scenario *parsed;
     char *text;
     FILE *null;
@@ -88,7 +88,8 @@ static bool try_candidate(struct shrinker *k, const char *what)
             k->seed = o.seed;
             k->res = r;
             if (k->progress != NULL)
-                fprintf(k->progress, "shrink: %s: still fails (seed %" PRIu64 ", %u steps, %u nodes, "
+                fprintf(k->progress,
+                        "shrink: %s: still fails (seed %" PRIu64 ", %u steps, %u nodes, "
                         "%u clients, duration %" PRIu64 "ms)\n",
                         what, k->seed, k->best->n_steps, k->best->nodes, k->best->clients,
                         k->best->duration_us / 1000);

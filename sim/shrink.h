@@ -27,7 +27,7 @@ struct shrink_options {
 };
 
 struct shrink_stats {
-    uint32_t runs;            /* simulations run */
+    uint32_t runs; /* simulations run */
     uint32_t steps_before, steps_after;
     uint32_t nodes_before, nodes_after;
     uint32_t clients_before, clients_after;

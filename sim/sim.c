@@ -110,8 +110,8 @@ struct sim_node {
     uint64_t busy_until;    /* a slow sync stalls the node until then */
     uint64_t start_gen;     /* restart attempts after a failed open */
     char start_error[SIM_START_ERROR_BYTES]; /* why the last start failed; "" if it did not */
-    uint64_t ticks;        /* ticks taken since the run began (the node's own clock) */
-    uint64_t cutoff_tick;  /* a leader cut off from a majority since this tick; 0: it is not */
+    uint64_t ticks;       /* ticks taken since the run began (the node's own clock) */
+    uint64_t cutoff_tick; /* a leader cut off from a majority since this tick; 0: it is not */
     bool up;
     bool paused;
     double rate;
@@ -220,17 +220,17 @@ struct sim {
      * changed which nodes run, who can talk to whom, or who leads. */
     bool ticks_aligned;
     bool avail_dirty;
-    bool healthy;            /* a healthy majority exists now */
-    uint64_t healthy_since;  /* ... since then */
-    uint32_t healthy_mask;   /* ... these nodes (bit i: node i) */
-    bool unavailable;        /* healthy, and no usable leader */
+    bool healthy;           /* a healthy majority exists now */
+    uint64_t healthy_since; /* ... since then */
+    uint32_t healthy_mask;  /* ... these nodes (bit i: node i) */
+    bool unavailable;       /* healthy, and no usable leader */
     uint64_t avail_changed_at;
     uint64_t unavailable_us; /* total so far */
     bool ended;              /* EV_END has passed: the recovery phase */
 
-    uint64_t fail_at;        /* when the first check failed */
-    struct timeline *tl;     /* --timeline: what the picture needs; NULL: not recording */
-    bool closing;            /* the ops still open at the end are being closed */
+    uint64_t fail_at;    /* when the first check failed */
+    struct timeline *tl; /* --timeline: what the picture needs; NULL: not recording */
+    bool closing;        /* the ops still open at the end are being closed */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -394,7 +394,7 @@ static uint64_t tick_interval(const struct sim *s, const struct sim_node *nd)
     return us < 1 ? 1 : (uint64_t)us;
 }
 
-/* `tickphase aligned`: the time to the next multiple of the tick, so that every node (and
+/* `tick DUR aligned`: the time to the next multiple of the tick, so that every node (and
  * every restarted one) ticks at the same instants. */
 static uint64_t aligned_delay(const struct sim *s)
 {
@@ -466,8 +466,7 @@ static int open_store(struct sim *s, struct sim_node *nd)
     int rc = bc_open(&bcc, &nd->bc, &err);
     if (rc != RK_OK) {
         trace(s, "n%u cannot open its store: %s", nd->id, err.text);
-        snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its store: %s",
-                 err.text);
+        snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its store: %s", err.text);
         return rc;
     }
     nd->store = bc_kv_store(nd->bc);
@@ -530,6 +529,8 @@ static int node_start(struct sim *s, struct sim_node *nd)
     if (rc != RK_OK) {
         trace(s, "n%u could not start: %s", nd->id, err.text);
         snprintf(nd->start_error, sizeof(nd->start_error), "%s", err.text);
+        if (s->tl != NULL)
+            tl_mark(s->tl, s->now, nd->id, nd->start_error);
         nd->store->ops->destroy(nd->store); /* closes the bitcask */
         nd->store = NULL;
         nd->bc = NULL;
@@ -552,7 +553,8 @@ static int node_start(struct sim *s, struct sim_node *nd)
     nd->role = RAFT_FOLLOWER;
     nd->term = 0;
     nd->tick_gen++;
-    schedule_tick(s, nd, s->ticks_aligned ? aligned_delay(s) : rnd_range(s, 1, tick_interval(s, nd)));
+    schedule_tick(s, nd,
+                  s->ticks_aligned ? aligned_delay(s) : rnd_range(s, 1, tick_interval(s, nd)));
     return RK_OK;
 }
 
@@ -1722,11 +1724,11 @@ static void tl_sample(struct sim *s)
 {
     for (uint32_t i = 1; i <= s->n; i++) {
         const struct sim_node *nd = &s->nodes[i];
-        uint8_t state = !nd->up                         ? TL_DOWN
-                        : nd->paused                    ? TL_PAUSED
-                        : nd->dying                     ? TL_DYING
-                        : nd->role == RAFT_LEADER       ? TL_LEADER
-                        : nd->role == RAFT_CANDIDATE    ? TL_CANDIDATE
+        uint8_t state = !nd->up                          ? TL_DOWN
+                        : nd->paused                     ? TL_PAUSED
+                        : nd->dying                      ? TL_DYING
+                        : nd->role == RAFT_LEADER        ? TL_LEADER
+                        : nd->role == RAFT_CANDIDATE     ? TL_CANDIDATE
                         : nd->role == RAFT_PRE_CANDIDATE ? TL_PRE_CANDIDATE
                                                          : TL_FOLLOWER;
         uint32_t reach = 0;
@@ -1912,8 +1914,8 @@ static void compare_digests(struct sim *s)
         struct raft_status st;
         raft_status(replica_raft(nd->rep), &st);
         if (rc != RK_OK) {
-            fail(s, SIM_FAIL_RECOVERY, "recoverability: n%u's state machine cannot be read: %s",
-                 i, rk_strerror(rc));
+            fail(s, SIM_FAIL_RECOVERY, "recoverability: n%u's state machine cannot be read: %s", i,
+                 rk_strerror(rc));
         } else if (first == 0) {
             first = i;
             want = d;
@@ -1945,7 +1947,8 @@ static void check_recovery(struct sim *s)
     }
     double elections = 10.0 * s->scn->election_ticks_max * (double)s->scn->tick_us / slowest;
     if (elections > (double)window)
-        window = elections < (double)SCN_MAX_DURATION_US ? (uint64_t)elections : SCN_MAX_DURATION_US;
+        window =
+            elections < (double)SCN_MAX_DURATION_US ? (uint64_t)elections : SCN_MAX_DURATION_US;
     s->ended = true;
     uint64_t deadline = s->now + window;
     uint64_t next_look = s->now;

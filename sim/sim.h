@@ -16,11 +16,11 @@
 
 struct sim_options {
     uint64_t seed;
-    bool trace;          /* one line per event of interest */
-    bool swarm;          /* draw fault rates from the seed (also `swarm on` in the scenario) */
-    bool quiet;          /* only the verdict line and, on failure, the evidence */
-    const char *path;    /* scenario path, for the replay command */
-    uint64_t lin_budget; /* linearizability search states per key; 0: default */
+    bool trace;           /* one line per event of interest */
+    bool swarm;           /* draw fault rates from the seed (also `swarm on` in the scenario) */
+    bool quiet;           /* only the verdict line and, on failure, the evidence */
+    const char *path;     /* scenario path, for the replay command */
+    uint64_t lin_budget;  /* linearizability search states per key; 0: default */
     const char *timeline; /* --timeline: write the run's picture (SVG) to this path; NULL: no */
 };
 

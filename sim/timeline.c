@@ -240,8 +240,8 @@ static void tl_time(char *buf, size_t cap, uint64_t t)
 static const char *tl_state_fill(uint8_t state)
 {
     static const char *const fill[] = {
-        [TL_DOWN] = "#3b3b3b",   [TL_FOLLOWER] = "#d6eaf8", [TL_CANDIDATE] = "#f7dc6f",
-        [TL_LEADER] = "#1e8449", [TL_PAUSED] = "#a6acaf",   [TL_DYING] = "#8e44ad",
+        [TL_DOWN] = "#3b3b3b",          [TL_FOLLOWER] = "#d6eaf8", [TL_CANDIDATE] = "#f7dc6f",
+        [TL_LEADER] = "#1e8449",        [TL_PAUSED] = "#a6acaf",   [TL_DYING] = "#8e44ad",
         [TL_PRE_CANDIDATE] = "#fcf3cf",
     };
     return state <= TL_PRE_CANDIDATE ? fill[state] : "#ffffff";
@@ -250,8 +250,12 @@ static const char *tl_state_fill(uint8_t state)
 static const char *tl_state_name(uint8_t state)
 {
     static const char *const name[] = {
-        [TL_DOWN] = "down",       [TL_FOLLOWER] = "follower", [TL_CANDIDATE] = "candidate",
-        [TL_LEADER] = "leader",   [TL_PAUSED] = "paused",     [TL_DYING] = "crash point armed",
+        [TL_DOWN] = "down",
+        [TL_FOLLOWER] = "follower",
+        [TL_CANDIDATE] = "candidate",
+        [TL_LEADER] = "leader",
+        [TL_PAUSED] = "paused",
+        [TL_DYING] = "crash point armed",
         [TL_PRE_CANDIDATE] = "pre-candidate",
     };
     return state <= TL_PRE_CANDIDATE ? name[state] : "?";
@@ -259,8 +263,8 @@ static const char *tl_state_name(uint8_t state)
 
 static void tl_axis(const struct tl_draw *d, double y_top, double y_bottom)
 {
-    static const uint64_t steps_us[] = {100000, 200000, 500000, 1000000, 2000000, 5000000, 10000000,
-                                        20000000, 60000000, 300000000};
+    static const uint64_t steps_us[] = {100000,  200000,   500000,   1000000,  2000000,
+                                        5000000, 10000000, 20000000, 60000000, 300000000};
     uint64_t step = steps_us[sizeof(steps_us) / sizeof(steps_us[0]) - 1];
     for (size_t i = 0; i < sizeof(steps_us) / sizeof(steps_us[0]); i++) {
         if ((double)steps_us[i] * d->scale >= 60.0) {
@@ -301,13 +305,13 @@ static void tl_draw_node(const struct timeline *tl, const struct tl_draw *d, uin
         fprintf(f,
                 "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"18\" fill=\"%s\">"
                 "<title>n%u %s term %" PRIu64 ", reaches %u of %u, %s..%s</title></rect>\n",
-                x0, y, w, tl_state_fill(c->state), node, tl_state_name(c->state), c->term,
-                c->reach, tl->nodes, a, b);
+                x0, y, w, tl_state_fill(c->state), node, tl_state_name(c->state), c->term, c->reach,
+                tl->nodes, a, b);
         bool new_term = i == 0 || k->v[i - 1].term != c->term || k->v[i - 1].state != c->state;
         if ((c->state == TL_LEADER || c->state == TL_CANDIDATE) && w >= 22 && new_term)
-            fprintf(f,
-                    "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"%s\">t%" PRIu64 "</text>\n",
-                    x0 + 2, y + 13, c->state == TL_LEADER ? "#fff" : "#333", c->term);
+            fprintf(
+                f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"%s\">t%" PRIu64 "</text>\n",
+                x0 + 2, y + 13, c->state == TL_LEADER ? "#fff" : "#333", c->term);
         if (c->state != TL_DOWN && c->reach < tl->nodes)
             fprintf(f,
                     "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"5\" fill=\"%s\">"
@@ -372,12 +376,12 @@ static void tl_legend(FILE *f, double y)
     static const struct {
         const char *fill, *label;
     } items[] = {
-        {"#1e8449", "leader"},        {"#f7dc6f", "candidate"},      {"#fcf3cf", "pre-candidate"},
-        {"#d6eaf8", "follower"},
-        {"#a6acaf", "paused"},        {"#3b3b3b", "down"},           {"#8e44ad", "crash point"},
-        {"#e67e22", "links cut"},     {"#c0392b", "no majority"},    {"#a04000", "disk faults"},
-        {"#5dade2", "get"},           {"#58d68d", "put"},            {"#bb8fce", "del"},
-        {"#e74c3c", "failed"},        {"#f39c12", "unknown"},        {"#7f8c8d", "pending"},
+        {"#1e8449", "leader"},      {"#f7dc6f", "candidate"}, {"#fcf3cf", "pre-candidate"},
+        {"#d6eaf8", "follower"},    {"#a6acaf", "paused"},    {"#3b3b3b", "down"},
+        {"#8e44ad", "crash point"}, {"#e67e22", "links cut"}, {"#c0392b", "no majority"},
+        {"#a04000", "disk faults"}, {"#5dade2", "get"},       {"#58d68d", "put"},
+        {"#bb8fce", "del"},         {"#e74c3c", "failed"},    {"#f39c12", "unknown"},
+        {"#7f8c8d", "pending"},
     };
     double x = TL_LEFT;
     for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {

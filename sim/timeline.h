@@ -21,8 +21,8 @@ enum tl_node_state {
     TL_FOLLOWER,
     TL_CANDIDATE,
     TL_LEADER,
-    TL_PAUSED, /* running but stopped: no ticks, messages queue up */
-    TL_DYING,  /* a crash point is armed */
+    TL_PAUSED,        /* running but stopped: no ticks, messages queue up */
+    TL_DYING,         /* a crash point is armed */
     TL_PRE_CANDIDATE, /* campaigning in PreVote: no term bump yet */
 };
 
