@@ -220,7 +220,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (devnull == NULL)
         devnull = fopen("/dev/null", "w");
     FZ_CHECK(devnull != NULL, "cannot open /dev/null");
-    struct sim_options o = {seed, false, false, true, "fuzz_sim.scn", 0};
+    struct sim_options o = {seed, false, false, true, "fuzz_sim.scn", 0, NULL};
     struct sim_result res;
     memset(&res, 0, sizeof(res));
     rc = sim_run(&sim_fz_scn, &o, devnull, &res);

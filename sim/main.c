@@ -1,8 +1,8 @@
 /*
  * main.c — the `sim` command: runs a scenario for one seed or a range of seeds.
  *
- *   sim [--trace] [--swarm] [--budget N] --seed N FILE.scn
- *   sim [--swarm] --seeds A..B FILE.scn
+ *   sim [--trace] [--swarm] [--budget N] [--shrink] [--timeline OUT.svg] --seed N FILE.scn
+ *   sim [--swarm] [--stop-on-fail] [--shrink] --seeds A..B FILE.scn
  *
  * stdout is deterministic (the same seed and scenario print the same bytes); wall-clock figures
  * and progress go to stderr. Exit status 0 only if every run passed.
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "scenario.h"
+#include "shrink.h"
 #include "sim.h"
 
 #define SIM_MAX_FILE_BYTES (1u << 20)
@@ -38,8 +39,10 @@ static void on_fatal_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: sim [--trace] [--swarm] [--budget STATES] --seed N FILE.scn\n"
-               "       sim [--swarm] [--budget STATES] --seeds A..B FILE.scn\n"
+    fprintf(f, "usage: sim [--trace] [--swarm] [--budget STATES] [--shrink [--shrink-out FILE]]\n"
+               "           [--timeline OUT.svg] --seed N FILE.scn\n"
+               "       sim [--swarm] [--budget STATES] [--stop-on-fail] [--shrink] --seeds A..B "
+               "FILE.scn\n"
                "\n"
                "Runs the scenario FILE.scn (see scenarios/README.md) over the real raftkv core\n"
                "in virtual time. The same seed gives byte-identical stdout.\n"
@@ -47,7 +50,15 @@ static void usage(FILE *f)
                "  --seeds A..B   runs seeds A to B; prints failing runs and 'N passed, N failed'\n"
                "  --trace        one line per event: virtual time, node, what happened\n"
                "  --swarm        each seed also draws the fault rates (swarm testing)\n"
-               "  --budget N     linearizability search states per key (default 1000000)\n");
+               "  --budget N     linearizability search states per key (default 1000000)\n"
+               "  --stop-on-fail stop a range at its first failing seed\n"
+               "  --shrink       shrink the (first) failing seed to a minimal scenario that\n"
+               "                 still fails with the same check (implies --stop-on-fail); it is\n"
+               "                 written to shrunk-NAME-seedN.scn (or --shrink-out FILE) and its\n"
+               "                 replay command printed\n"
+               "  --shrink-runs N  simulations the shrinker may run (default 400)\n"
+               "  --timeline F   draw the run (with --seeds: the first failing one) as SVG\n"
+               "                 into F: roles, terms, cuts, crashes, disk faults, client ops\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -114,11 +125,91 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The default name of a shrunk scenario: shrunk-NAME-seedN.scn in the current directory. */
+static void shrunk_name(const char *path, uint64_t seed, char *buf, size_t cap)
+{
+    const char *base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    size_t n = strlen(base);
+    if (n > 4 && strcmp(base + n - 4, ".scn") == 0)
+        n -= 4;
+    if (n > 100)
+        n = 100;
+    snprintf(buf, cap, "shrunk-%.*s-seed%" PRIu64 ".scn", (int)n, base, seed);
+}
+
+/* --shrink: shrinks the failing seed, writes the scenario and prints its replay command. */
+static int do_shrink(const struct scenario *scn, const struct sim_options *base, uint64_t seed,
+                     const struct sim_result *failed, const char *path, const char *out_path,
+                     uint32_t max_runs)
+{
+    static struct scenario small;
+    struct sim_options o = *base;
+    o.seed = seed;
+    o.trace = false;
+    struct shrink_options so = {.max_runs = max_runs, .extra_seeds = 2};
+    struct shrink_stats st;
+    struct sim_result res;
+    uint64_t small_seed = seed;
+    char name[160];
+    if (out_path == NULL) {
+        shrunk_name(path, seed, name, sizeof(name));
+        out_path = name;
+    }
+    fflush(stdout);
+    int rc = sim_shrink(scn, &o, failed, &so, &small, &small_seed, &res, &st, stderr);
+    if (rc != RK_OK) {
+        printf("shrink: seed %" PRIu64 " does not fail again with the same check: not shrunk\n",
+               seed);
+        return 0;
+    }
+    if (o.swarm)
+        small.swarm = true; /* the replay needs no --swarm */
+    size_t name_len = strlen(out_path);
+    if (name_len >= sizeof(small.name))
+        name_len = sizeof(small.name) - 1;
+    memcpy(small.name, out_path, name_len);
+    small.name[name_len] = '\0';
+    size_t need = scn_print(&small, NULL, 0);
+    char *text = malloc(need + 1);
+    FILE *f = text != NULL ? fopen(out_path, "w") : NULL;
+    if (f == NULL) {
+        fprintf(stderr, "sim: %s: %s\n", out_path,
+                text == NULL ? "out of memory" : strerror(errno));
+        free(text);
+        return 2;
+    }
+    scn_print(&small, text, need + 1);
+    fprintf(f,
+            "# shrunk by `sim --shrink` from %s seed %" PRIu64 " (%u simulations)\n"
+            "# fails with: %s\n"
+            "# replay: build/bin/sim --seed %" PRIu64 " %s\n",
+            path, seed, st.runs, res.what, small_seed, out_path);
+    fputs(text, f);
+    free(text);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "sim: %s: %s\n", out_path, strerror(errno));
+        return 2;
+    }
+    printf("shrunk: %u steps -> %u, %u nodes -> %u, %u clients -> %u, duration %" PRIu64
+           "ms -> %" PRIu64 "ms (%u simulations)\n"
+           "  still fails: %s\n"
+           "  written: %s\n"
+           "  replay: build/bin/sim --seed %" PRIu64 " %s\n",
+           st.steps_before, st.steps_after, st.nodes_before, st.nodes_after, st.clients_before,
+           st.clients_after, st.duration_before_us / 1000, st.duration_after_us / 1000, st.runs,
+           res.what, out_path, small_seed, out_path);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct sim_options o = {0};
     uint64_t first = 0, last = 0;
-    bool have_seed = false, range = false;
+    bool have_seed = false, range = false, stop_on_fail = false, shrink = false;
+    const char *shrink_out = NULL;
+    const char *timeline = NULL;
+    uint64_t shrink_runs = 0;
     const char *path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -129,6 +220,21 @@ int main(int argc, char **argv)
             o.trace = true;
         } else if (strcmp(a, "--swarm") == 0) {
             o.swarm = true;
+        } else if (strcmp(a, "--timeline") == 0 && i + 1 < argc) {
+            timeline = argv[++i];
+        } else if (strcmp(a, "--stop-on-fail") == 0) {
+            stop_on_fail = true;
+        } else if (strcmp(a, "--shrink") == 0) {
+            shrink = true;
+            stop_on_fail = true;
+        } else if (strcmp(a, "--shrink-out") == 0 && i + 1 < argc) {
+            shrink_out = argv[++i];
+        } else if (strcmp(a, "--shrink-runs") == 0 && i + 1 < argc) {
+            if (!parse_u64(argv[++i], &shrink_runs) || shrink_runs == 0 || shrink_runs > 1000000) {
+                fprintf(stderr, "sim: --shrink-runs: '%s' is not a number in 1..1000000\n",
+                        argv[i]);
+                return 2;
+            }
         } else if (strcmp(a, "--seed") == 0 && i + 1 < argc) {
             if (!parse_u64(argv[++i], &first)) {
                 fprintf(stderr, "sim: --seed: '%s' is not a number\n", argv[i]);
@@ -176,9 +282,12 @@ int main(int argc, char **argv)
         return 2;
     }
     o.path = path;
+    o.timeline = range ? NULL : timeline;
     uint64_t passed = 0, failed = 0, events = 0, virtual_us = 0;
     uint64_t *fails = NULL;
     size_t n_fails = 0;
+    struct sim_result first_fail;
+    memset(&first_fail, 0, sizeof(first_fail));
     bool tty = isatty(fileno(stderr));
     double t0 = now_s();
     signal(SIGABRT, on_fatal_signal);
@@ -214,6 +323,8 @@ int main(int argc, char **argv)
         if (res.verdict == SIM_PASS) {
             passed++;
         } else {
+            if (failed == 0)
+                first_fail = res;
             failed++;
             uint64_t *v = realloc(fails, (n_fails + 1) * sizeof(*v));
             if (v != NULL) {
@@ -227,7 +338,7 @@ int main(int argc, char **argv)
                     tty ? "\r" : "", done, last - first + 1, failed, tty ? "" : "\n");
             fflush(stderr);
         }
-        if (seed == last)
+        if (seed == last || (stop_on_fail && res.verdict != SIM_PASS))
             break;
     }
     double wall = now_s() - t0;
@@ -237,10 +348,30 @@ int main(int argc, char **argv)
             wall > 0 ? (double)events / wall : 0.0,
             wall > 0 ? (double)virtual_us / 1e6 / wall : 0.0);
     if (range) {
+        if (stop_on_fail && failed > 0)
+            printf("stopped at the first failing seed\n");
         printf("%" PRIu64 " passed, %" PRIu64 " failed\n", passed, failed);
         for (size_t i = 0; i < n_fails; i++)
             printf("replay: build/bin/sim --seed %" PRIu64 "%s %s\n", fails[i],
                    o.swarm ? " --swarm" : "", path);
+    }
+    if (range && timeline != NULL && n_fails > 0) {
+        /* The picture of the first failing run: that seed once more, drawn. */
+        struct sim_options again = o;
+        again.seed = fails[0];
+        again.timeline = timeline;
+        struct sim_result res;
+        FILE *null = fopen("/dev/null", "w");
+        if (null != NULL) {
+            sim_run(&scn, &again, null, &res);
+            fclose(null);
+            printf("timeline of seed %" PRIu64 ": %s\n", fails[0], timeline);
+        }
+    }
+    if (shrink && n_fails > 0 &&
+        do_shrink(&scn, &o, fails[0], &first_fail, path, shrink_out, (uint32_t)shrink_runs) != 0) {
+        free(fails);
+        return 2;
     }
     free(fails);
     return failed == 0 ? 0 : 1;

@@ -89,6 +89,10 @@ enum scn_setting {
     SCN_S_DISK_ROTATE,
     SCN_S_DISK_SYNC,
     SCN_S_SWARM,
+    SCN_S_EXPECT_RECOVERY,
+    SCN_S_EXPECT_STEPDOWN,
+    SCN_S_EXPECT_AVAILABLE,
+    SCN_S_EXPECT_UNAVAILABLE,
     SCN_S_COUNT
 };
 
@@ -568,6 +572,13 @@ static int scn_cmd_tick(struct scn_parser *p)
 {
     SCN_TRY(scn_claim(p, SCN_S_TICK, 0, "tick"));
     SCN_TRY(scn_next_duration(p, 1, &p->s->tick_us));
+    /* tick DUR aligned: every node ticks at the multiples of DUR (restarts included). */
+    if (p->cur < p->ntok) {
+        if (!scn_tok_is(p, p->cur, "aligned"))
+            return scn_err(p, p->cur, "aligned or end of line");
+        p->s->ticks_aligned = true;
+        p->cur++;
+    }
     return scn_end(p);
 }
 
@@ -732,21 +743,76 @@ static int scn_cmd_duration(struct scn_parser *p)
     return scn_end(p);
 }
 
-/* expect (leader|complete) (within DUR | off) */
+/* expect refusal TEXT...: the rest of the line, tokens joined by one space. */
+static int scn_expect_refusal(struct scn_parser *p)
+{
+    struct scenario *s = p->s;
+    if (p->cur >= p->ntok)
+        return scn_err(p, p->cur, "the text of a reason (e.g. outside the log)");
+    if (s->n_refusals == SCN_MAX_REFUSALS)
+        return scn_err(p, 1, "at most %u expect refusal lines", SCN_MAX_REFUSALS);
+    char *dst = s->refusals[s->n_refusals];
+    size_t n = 0;
+    for (; p->cur < p->ntok; p->cur++) {
+        size_t len = p->tok[p->cur].len;
+        if (n + (n > 0) + len >= SCN_REFUSAL_BYTES)
+            return scn_err(p, p->cur, "a reason of at most %u bytes", SCN_REFUSAL_BYTES - 1);
+        if (n > 0)
+            dst[n++] = ' ';
+        memcpy(dst + n, scn_tok_text(p, p->cur), len);
+        n += len;
+    }
+    dst[n] = '\0';
+    s->n_refusals++;
+    return RK_OK;
+}
+
+/* expect stepdown (within N elections | off) */
+static int scn_expect_stepdown(struct scn_parser *p)
+{
+    SCN_TRY(scn_claim(p, SCN_S_EXPECT_STEPDOWN, 1, "expect stepdown"));
+    if (scn_tok_is(p, p->cur, "off")) {
+        p->s->expect_stepdown_elections = 0;
+        p->cur++;
+        return scn_end(p);
+    }
+    if (!scn_tok_is(p, p->cur, "within"))
+        return scn_err(p, p->cur, "within or off");
+    p->cur++;
+    SCN_TRY(scn_next_uint(p, 1, SCN_MAX_STEPDOWN, "a number of election timeouts",
+                          &p->s->expect_stepdown_elections));
+    if (!scn_tok_is(p, p->cur, "elections"))
+        return scn_err(p, p->cur, "elections");
+    p->cur++;
+    return scn_end(p);
+}
+
+/* expect (leader|complete|recovery|available) (within DUR | off), expect unavailable (below DUR
+ * | off), expect disk below KIB, expect stepdown ..., expect refusal TEXT */
 static int scn_cmd_expect(struct scn_parser *p)
 {
-    uint64_t *target = NULL;
-    if (scn_tok_is(p, 1, "leader")) {
-        p->cur = 2;
-        target = &p->s->expect_leader_us;
-        SCN_TRY(scn_claim(p, SCN_S_EXPECT_LEADER, 1, "expect leader"));
-    } else if (scn_tok_is(p, 1, "complete")) {
-        p->cur = 2;
-        target = &p->s->expect_complete_us;
-        SCN_TRY(scn_claim(p, SCN_S_EXPECT_COMPLETE, 1, "expect complete"));
-    } else if (scn_tok_is(p, 1, "disk")) {
+    static const struct {
+        const char *name;
+        enum scn_setting setting;
+        const char *label;
+        const char *word; /* within or below */
+    } kinds[] = {
+        {"leader", SCN_S_EXPECT_LEADER, "expect leader", "within"},
+        {"complete", SCN_S_EXPECT_COMPLETE, "expect complete", "within"},
+        {"recovery", SCN_S_EXPECT_RECOVERY, "expect recovery", "within"},
+        {"available", SCN_S_EXPECT_AVAILABLE, "expect available", "within"},
+        {"unavailable", SCN_S_EXPECT_UNAVAILABLE, "expect unavailable", "below"},
+    };
+    uint64_t *targets[] = {&p->s->expect_leader_us, &p->s->expect_complete_us,
+                           &p->s->expect_recovery_us, &p->s->expect_available_us,
+                           &p->s->expect_unavailable_us};
+    p->cur = 2;
+    if (scn_tok_is(p, 1, "refusal"))
+        return scn_expect_refusal(p);
+    if (scn_tok_is(p, 1, "stepdown"))
+        return scn_expect_stepdown(p);
+    if (scn_tok_is(p, 1, "disk")) {
         /* expect disk below BYTES: each node's disks hold at most BYTES at every moment. */
-        p->cur = 2;
         SCN_TRY(scn_claim(p, SCN_S_EXPECT_DISK, 1, "expect disk"));
         if (!scn_tok_is(p, p->cur, "below"))
             return scn_err(p, p->cur, "below");
@@ -755,17 +821,23 @@ static int scn_cmd_expect(struct scn_parser *p)
         SCN_TRY(scn_next_uint(p, 1, 1u << 30, "a bound in KiB", &kib));
         p->s->expect_disk_bytes = (uint64_t)kib << 10;
         return scn_end(p);
-    } else {
-        return scn_err(p, 1, "leader, complete or disk");
     }
+    size_t k = 0;
+    while (k < sizeof(kinds) / sizeof(kinds[0]) && !scn_tok_is(p, 1, kinds[k].name))
+        k++;
+    if (k == sizeof(kinds) / sizeof(kinds[0]))
+        return scn_err(p, 1,
+                       "leader, complete, recovery, available, unavailable, stepdown, "
+                       "refusal or disk");
+    SCN_TRY(scn_claim(p, kinds[k].setting, 1, kinds[k].label));
     if (scn_tok_is(p, p->cur, "off")) {
-        *target = 0;
+        *targets[k] = 0;
         p->cur++;
-    } else if (scn_tok_is(p, p->cur, "within")) {
+    } else if (scn_tok_is(p, p->cur, kinds[k].word)) {
         p->cur++;
-        SCN_TRY(scn_next_duration(p, 1, target));
+        SCN_TRY(scn_next_duration(p, 1, targets[k]));
     } else {
-        return scn_err(p, p->cur, "within or off");
+        return scn_err(p, p->cur, "%s or off", kinds[k].word);
     }
     return scn_end(p);
 }
@@ -1289,6 +1361,7 @@ void scn_defaults(struct scenario *s)
     s->duration_us = 10 * SCN_US_PER_S;
     s->chaos.downtime_us_min = 1 * SCN_US_PER_S;
     s->chaos.downtime_us_max = 3 * SCN_US_PER_S;
+    s->expect_recovery_us = 10 * SCN_US_PER_S;
 }
 
 int scn_parse(const char *text, size_t len, const char *filename, struct scenario *s,
@@ -1370,8 +1443,8 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
 {
     scn_out(o, "nodes %u\n", s->nodes);
     scn_out_duration(o, "tick ", s->tick_us);
-    scn_out(o, "\nelection %u %u\nheartbeat %u\n", s->election_ticks_min, s->election_ticks_max,
-            s->heartbeat_ticks);
+    scn_out(o, "%s\nelection %u %u\nheartbeat %u\n", s->ticks_aligned ? " aligned" : "",
+            s->election_ticks_min, s->election_ticks_max, s->heartbeat_ticks);
     scn_out(o, "prevote %s\ncheckquorum %s\n", s->pre_vote ? "on" : "off",
             s->check_quorum ? "on" : "off");
     scn_out(o, "replication %u %u\n", s->append_entries, s->inflight);
@@ -1390,16 +1463,24 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     scn_out_duration(o, "\ntimeout ", s->timeout_us);
     scn_out_duration(o, "\nduration ", s->duration_us);
     scn_out(o, "\n");
-    const uint64_t expects[2] = {s->expect_leader_us, s->expect_complete_us};
-    const char *const expect_names[2] = {"leader", "complete"};
-    for (int i = 0; i < 2; i++) {
+    const uint64_t expects[5] = {s->expect_leader_us, s->expect_complete_us, s->expect_recovery_us,
+                                 s->expect_available_us, s->expect_unavailable_us};
+    const char *const expect_names[5] = {"leader", "complete", "recovery", "available",
+                                         "unavailable"};
+    for (int i = 0; i < 5; i++) {
         scn_out(o, "expect %s", expect_names[i]);
         if (expects[i] == 0)
             scn_out(o, " off");
         else
-            scn_out_duration(o, " within ", expects[i]);
+            scn_out_duration(o, i == 4 ? " below " : " within ", expects[i]);
         scn_out(o, "\n");
     }
+    if (s->expect_stepdown_elections == 0)
+        scn_out(o, "expect stepdown off\n");
+    else
+        scn_out(o, "expect stepdown within %u elections\n", s->expect_stepdown_elections);
+    for (uint32_t i = 0; i < s->n_refusals && i < SCN_MAX_REFUSALS; i++)
+        scn_out(o, "expect refusal %.*s\n", SCN_REFUSAL_BYTES - 1, s->refusals[i]);
     if (s->expect_disk_bytes > 0)
         scn_out(o, "expect disk below %llu\n", (unsigned long long)(s->expect_disk_bytes >> 10));
     scn_out_double(o, "chaos crash ", s->chaos.crash_per_s);

@@ -30,6 +30,9 @@
 #define SCN_MAX_CHAOS_RATE 1000.0 /* chaos events per virtual second */
 #define SCN_MIN_SKEW 0.01         /* `skew SET FACTOR`: FACTOR in [SCN_MIN_SKEW, SCN_MAX_SKEW] */
 #define SCN_MAX_SKEW 100.0
+#define SCN_MAX_REFUSALS       4    /* `expect refusal TEXT` lines */
+#define SCN_REFUSAL_BYTES      96   /* TEXT, NUL included */
+#define SCN_MAX_STEPDOWN       1000 /* `expect stepdown within N elections`: N in 1..this */
 
 /* A set of nodes, resolved at run time. */
 enum scn_set_kind {
@@ -141,10 +144,32 @@ struct scenario {
     uint64_t expect_leader_us;   /* `expect leader within 2s` */
     uint64_t expect_complete_us; /* `expect complete within 5s`: every pending op answered */
     uint64_t expect_disk_bytes;  /* `expect disk below 512` (KiB): a node's disks, always */
+    /* `expect recovery within 10s` (the default): after the end of the run (settle phase
+     * included), within this much more virtual time every node runs, holds the leader's log up
+     * to its commit index, has applied it, and all state machines have the same digest. 0:
+     * `expect recovery off`. */
+    uint64_t expect_recovery_us;
+    /* `expect refusal TEXT`: a node that cannot start with a reason containing TEXT is an
+     * expected outcome (a fault whose defined result is a named refusal), not a failure. */
+    uint32_t n_refusals;
+    char refusals[SCN_MAX_REFUSALS][SCN_REFUSAL_BYTES];
+    /* `expect stepdown within N elections`: a leader that cannot exchange messages with a
+     * majority (counting itself; running, unpaused nodes only) stops leading within N maximum
+     * election timeouts of its own ticks. 0: off (the default). */
+    uint32_t expect_stepdown_elections;
+    /* `expect available within DUR`: a client operation invoked while a healthy majority
+     * exists (sim/README.md) and that stays so is answered within DUR. 0: off (the default). */
+    uint64_t expect_available_us;
+    /* `expect unavailable below DUR`: the run's unavailability (sim/README.md) stays below
+     * DUR. 0: off (the default). */
+    uint64_t expect_unavailable_us;
     /* Faults. */
     struct scn_chaos chaos;
     struct scn_disk disk;
     bool swarm;                  /* `swarm on`: each seed draws the fault rates, default off */
+    bool ticks_aligned;          /* `tick 10ms aligned`: every node ticks at the same instants
+                                  * (multiples of the tick), restarts included; default: each
+                                  * node's phase is drawn at its start */
     uint32_t n_steps;
     struct scn_step steps[SCN_MAX_STEPS];
 };

@@ -31,6 +31,7 @@
 #include "log/log.h"
 #include "replica/replica.h"
 #include "simdisk.h"
+#include "timeline.h"
 
 #define SIM_SETTLE_DEFAULT_US (5u * 1000000u)
 #define SIM_MAX_ATTEMPT       0xffffu
@@ -55,6 +56,8 @@ enum ev_type {
     EV_MERGE,       /* Bitcask merge on a node */
     EV_STORAGE,     /* a node's storage finished a group of log writes (a = storage gen) */
 };
+
+#define SIM_START_ERROR_BYTES 200
 
 struct sim_msg {
     uint32_t from;
@@ -113,6 +116,9 @@ struct sim_node {
     size_t n_jobq, cap_jobq, n_running;
     uint64_t storage_gen;
     uint64_t start_gen;     /* restart attempts after a failed open */
+    char start_error[SIM_START_ERROR_BYTES]; /* why the last start failed; "" if it did not */
+    uint64_t ticks;       /* ticks taken since the run began (the node's own clock) */
+    uint64_t cutoff_tick; /* a leader cut off from a majority since this tick; 0: it is not */
     bool up;
     bool paused;
     double rate;
@@ -218,6 +224,22 @@ struct sim {
     uint64_t settle_at;
     uint64_t leader_seen_at; /* first time after settle a leader was seen; 0: not yet */
     uint64_t end_at;
+
+    /* Availability (sim/README.md "Availability"): re-evaluated after an event that may have
+     * changed which nodes run, who can talk to whom, or who leads. */
+    bool ticks_aligned;
+    bool avail_dirty;
+    bool healthy;           /* a healthy majority exists now */
+    uint64_t healthy_since; /* ... since then */
+    uint32_t healthy_mask;  /* ... these nodes (bit i: node i) */
+    bool unavailable;       /* healthy, and no usable leader */
+    uint64_t avail_changed_at;
+    uint64_t unavailable_us; /* total so far */
+    bool ended;              /* EV_END has passed: the recovery phase */
+
+    uint64_t fail_at;    /* when the first check failed */
+    struct timeline *tl; /* --timeline: what the picture needs; NULL: not recording */
+    bool closing;        /* the ops still open at the end are being closed */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -255,12 +277,16 @@ static void fail(struct sim *s, int verdict, const char *fmt, ...)
     if (s->failed)
         return;
     s->failed = true;
+    s->fail_at = s->now;
     s->res->verdict = verdict;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s->res->what, sizeof(s->res->what), fmt, ap);
     va_end(ap);
 }
+
+static void avail_check_op(struct sim *s, const struct sim_client *c);
+static const char *op_name(uint8_t op);
 
 static void *xcalloc(size_t n, size_t size)
 {
@@ -377,6 +403,14 @@ static uint64_t tick_interval(const struct sim *s, const struct sim_node *nd)
     return us < 1 ? 1 : (uint64_t)us;
 }
 
+/* `tick DUR aligned`: the time to the next multiple of the tick, so that every node (and
+ * every restarted one) ticks at the same instants. */
+static uint64_t aligned_delay(const struct sim *s)
+{
+    uint64_t r = s->now % s->scn->tick_us;
+    return s->scn->tick_us - r;
+}
+
 static void schedule_tick(struct sim *s, struct sim_node *nd, uint64_t delay)
 {
     ev_push(s, s->now + delay, EV_TICK, nd->id, nd->tick_gen, 0, NULL);
@@ -420,8 +454,10 @@ static int open_log(struct sim *s, struct sim_node *nd)
     };
     struct rk_errmsg err = {{0}};
     int rc = log_seglog_open(&lc, &nd->log, &err);
-    if (rc != RK_OK)
+    if (rc != RK_OK) {
         trace(s, "n%u cannot open its log: %s", nd->id, err.text);
+        snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its log: %s", err.text);
+    }
     return rc;
 }
 
@@ -439,6 +475,7 @@ static int open_store(struct sim *s, struct sim_node *nd)
     int rc = bc_open(&bcc, &nd->bc, &err);
     if (rc != RK_OK) {
         trace(s, "n%u cannot open its store: %s", nd->id, err.text);
+        snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its store: %s", err.text);
         return rc;
     }
     nd->store = bc_kv_store(nd->bc);
@@ -459,6 +496,11 @@ static int node_start(struct sim *s, struct sim_node *nd)
         }
     }
     if (rc != RK_OK) {
+        if (s->tl != NULL) {
+            char m[300];
+            snprintf(m, sizeof(m), "could not start: %s", nd->start_error);
+            tl_mark(s->tl, s->now, nd->id, m);
+        }
         if (simdisk_crashed(nd->disk))
             simdisk_crash(nd->disk);
         if (simdisk_crashed(nd->logdisk))
@@ -500,6 +542,9 @@ static int node_start(struct sim *s, struct sim_node *nd)
     rc = replica_create(&c, &nd->rep, &err);
     if (rc != RK_OK) {
         trace(s, "n%u could not start: %s", nd->id, err.text);
+        snprintf(nd->start_error, sizeof(nd->start_error), "%s", err.text);
+        if (s->tl != NULL)
+            tl_mark(s->tl, s->now, nd->id, nd->start_error);
         nd->store->ops->destroy(nd->store); /* closes the bitcask */
         nd->store = NULL;
         nd->bc = NULL;
@@ -509,6 +554,9 @@ static int node_start(struct sim *s, struct sim_node *nd)
         return rc;
     }
     nd->up = true;
+    nd->start_error[0] = '\0';
+    nd->cutoff_tick = 0;
+    s->avail_dirty = true;
     nd->dying = false;
     nd->busy_until = 0;
     nd->paused = false;
@@ -519,7 +567,8 @@ static int node_start(struct sim *s, struct sim_node *nd)
     nd->role = RAFT_FOLLOWER;
     nd->term = 0;
     nd->tick_gen++;
-    schedule_tick(s, nd, rnd_range(s, 1, tick_interval(s, nd)));
+    schedule_tick(s, nd,
+                  s->ticks_aligned ? aligned_delay(s) : rnd_range(s, 1, tick_interval(s, nd)));
     return RK_OK;
 }
 
@@ -561,6 +610,7 @@ static void node_crash(struct sim *s, struct sim_node *nd)
     for (size_t i = 0; i < nd->n_held; i++)
         free_payload(&nd->held[i]);
     nd->n_held = 0;
+    s->avail_dirty = true;
     trace(s, "n%u crash", nd->id);
 }
 
@@ -595,6 +645,7 @@ static void node_crash_step(struct sim *s, struct sim_node *nd)
      * machine's. */
     simdisk_set_faults(rnd_chance(s, 0.5) ? nd->logdisk : nd->disk, &f);
     nd->dying = true;
+    s->avail_dirty = true;
     trace(s, "n%u will crash at disk call %" PRIu64, nd->id, f.crash_at_call);
     ev_push(s, s->now + 100000, EV_DIE, nd->id, nd->start_gen, 0, NULL);
 }
@@ -605,6 +656,7 @@ static void node_pause(struct sim *s, struct sim_node *nd)
         return;
     nd->paused = true;
     nd->tick_gen++;
+    s->avail_dirty = true;
     trace(s, "n%u pause", nd->id);
 }
 
@@ -621,7 +673,8 @@ static void node_resume(struct sim *s, struct sim_node *nd)
     }
     nd->n_held = 0;
     nd->tick_gen++;
-    schedule_tick(s, nd, 1);
+    s->avail_dirty = true;
+    schedule_tick(s, nd, s->ticks_aligned ? aligned_delay(s) : 1);
 }
 
 static void node_hold(struct sim_node *nd, const struct event *e)
@@ -891,7 +944,9 @@ static void check_committed_on_electable(struct sim *s, uint64_t from, uint64_t 
         raft_status(r, &rs);
         for (uint64_t i = from; i <= to && !s->failed; i++) {
             const struct ct_entry *c = &s->ct[i];
-            if (i < rs.snapshot_index)
+            /* Not recorded: a leader's snapshot point skipped past it (record_commits starts
+             * there), so there is nothing to compare with (it read as term 0 before). */
+            if (!c->used || i < rs.snapshot_index)
                 continue; /* in its snapshot */
             uint64_t t = raft_term_at(r, i);
             if (t != c->entry_term)
@@ -966,6 +1021,11 @@ static void check_node(struct sim *s, struct sim_node *nd)
     if (replica_failed(nd->rep, &why)) {
         /* A storage failure stops the replica; a supervisor restarts the process. */
         trace(s, "n%u stopped: %s", nd->id, why.text);
+        if (s->tl != NULL) {
+            char m[300];
+            snprintf(m, sizeof(m), "stopped: %s", why.text);
+            tl_mark(s->tl, s->now, nd->id, m);
+        }
         node_crash(s, nd);
         schedule_start_retry(s, nd);
         return;
@@ -990,6 +1050,8 @@ static void check_node(struct sim *s, struct sim_node *nd)
         s->res->max_term = st.raft.term;
     bool new_leader =
         st.raft.role == RAFT_LEADER && (nd->role != RAFT_LEADER || nd->term != st.raft.term);
+    if (st.raft.role != nd->role || (s->tl != NULL && st.raft.term != nd->term))
+        s->avail_dirty = true;
     if (st.raft.role != nd->role || st.raft.term != nd->term)
         trace(s, "n%u %s term %" PRIu64 " (leader %" PRIu64 ")", nd->id,
               raft_role_name(st.raft.role), st.raft.term, st.raft.leader);
@@ -1215,6 +1277,13 @@ static void client_next(struct sim *s, struct sim_client *c)
 static void client_complete(struct sim *s, struct sim_client *c, uint8_t outcome, bool found,
                             const uint8_t *val, uint32_t val_len, int64_t num)
 {
+    avail_check_op(s, c);
+    if (s->tl != NULL)
+        tl_op(s->tl, c->id, c->invoked_at, s->now, op_name(c->op), c->key,
+              s->closing            ? TL_PENDING
+              : outcome == LIN_OK   ? TL_OK
+              : outcome == LIN_FAIL ? TL_FAIL
+                                    : TL_UNKNOWN);
     lin_complete(s->hist, c->op_id, s->now, outcome, found, val, val_len, num);
     if (outcome == LIN_OK)
         s->res->ops_ok++;
@@ -1404,6 +1473,7 @@ static uint32_t complement(const struct sim *s, const uint32_t *ids, uint32_t n,
 static void heal(struct sim *s)
 {
     memset(s->blocked, 0, sizeof(s->blocked));
+    s->avail_dirty = true;
 }
 
 /* Nodes in different groups cannot talk; nodes in no group form one more group. */
@@ -1479,6 +1549,7 @@ static void run_step(struct sim *s, const struct scn_step *st)
         apply_partition(s, st);
         break;
     case SCN_ONEWAY:
+        s->avail_dirty = true;
         if (st->groups[0].kind == SCN_SET_REST) {
             nb = resolve(s, &st->groups[1], b);
             na = complement(s, b, nb, a);
@@ -1496,6 +1567,7 @@ static void run_step(struct sim *s, const struct scn_step *st)
         trace(s, "oneway cut (%u -> %u nodes)", na, nb);
         break;
     case SCN_ISOLATE:
+        s->avail_dirty = true;
         na = resolve(s, &st->groups[0], a);
         for (uint32_t i = 0; i < na; i++) {
             for (uint32_t j = 1; j <= s->n; j++) {
@@ -1636,6 +1708,8 @@ static void on_settle(struct sim *s)
     trace(s, "settle: heal, restart and resume everything");
     s->chaos_on = false;
     s->disk_faults = false;
+    if (s->tl != NULL)
+        tl_disk_faults(s->tl, s->now, false);
     heal(s);
     for (uint32_t i = 1; i <= s->n; i++) {
         struct sim_node *nd = &s->nodes[i];
@@ -1650,7 +1724,351 @@ static void on_settle(struct sim *s)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Availability (sim/README.md "Availability")                                                 */
+
+static bool node_healthy(const struct sim_node *nd)
+{
+    return nd->up && !nd->paused && !nd->dying;
+}
+
+static bool connected(const struct sim *s, uint32_t a, uint32_t b)
+{
+    return a == b || (!s->blocked[a][b] && !s->blocked[b][a]);
+}
+
+/* The largest set of healthy nodes that can all talk to each other both ways, if it is a
+ * majority of the cluster: its bit mask, else 0. n <= 9: every subset is tried (512 at most),
+ * and this runs only when something changed. */
+static uint32_t healthy_majority(const struct sim *s)
+{
+    uint32_t healthy = 0;
+    for (uint32_t i = 1; i <= s->n; i++) {
+        if (node_healthy(&s->nodes[i]))
+            healthy |= 1u << i;
+    }
+    uint32_t best = 0, best_n = 0;
+    for (uint32_t m = healthy; m != 0; m = (m - 1) & healthy) {
+        uint32_t k = (uint32_t)__builtin_popcount(m);
+        if (k <= best_n || k < s->n / 2 + 1)
+            continue;
+        bool clique = true;
+        for (uint32_t a = 1; a <= s->n && clique; a++) {
+            for (uint32_t b = a + 1; b <= s->n && clique; b++) {
+                if ((m >> a & 1) && (m >> b & 1) && !connected(s, a, b))
+                    clique = false;
+            }
+        }
+        if (clique) {
+            best = m;
+            best_n = k;
+        }
+    }
+    return best;
+}
+
+/* A usable leader: a healthy node that leads and can talk both ways with a majority of the
+ * cluster's healthy nodes (itself included), so it can commit and answer. */
+static bool usable_leader(const struct sim *s)
+{
+    for (uint32_t l = 1; l <= s->n; l++) {
+        const struct sim_node *nd = &s->nodes[l];
+        if (!node_healthy(nd) || nd->role != RAFT_LEADER)
+            continue;
+        uint32_t k = 0;
+        for (uint32_t j = 1; j <= s->n; j++)
+            k += node_healthy(&s->nodes[j]) && connected(s, l, j);
+        if (k >= s->n / 2 + 1)
+            return true;
+    }
+    return false;
+}
+
+static void avail_check_pending(struct sim *s);
+
+/* --timeline: every node's state, term and reach now (timeline.c keeps changes only). */
+static void tl_sample(struct sim *s)
+{
+    for (uint32_t i = 1; i <= s->n; i++) {
+        const struct sim_node *nd = &s->nodes[i];
+        uint8_t state = !nd->up                          ? TL_DOWN
+                        : nd->paused                     ? TL_PAUSED
+                        : nd->dying                      ? TL_DYING
+                        : nd->role == RAFT_LEADER        ? TL_LEADER
+                        : nd->role == RAFT_CANDIDATE     ? TL_CANDIDATE
+                        : nd->role == RAFT_PRE_CANDIDATE ? TL_PRE_CANDIDATE
+                                                         : TL_FOLLOWER;
+        uint32_t reach = 0;
+        for (uint32_t j = 1; nd->up && j <= s->n; j++)
+            reach += (j == i || node_healthy(&s->nodes[j])) && connected(s, i, j);
+        tl_node(s->tl, s->now, i, state, nd->up ? nd->term : 0, reach);
+    }
+}
+
+/* Closes the current interval of the unavailability figure and opens the next. */
+static void avail_update(struct sim *s)
+{
+    s->avail_dirty = false;
+    if (s->ended)
+        return;
+    if (s->unavailable)
+        s->unavailable_us += s->now - s->avail_changed_at;
+    s->avail_changed_at = s->now;
+    uint32_t mask = healthy_majority(s);
+    bool healthy = mask != 0;
+    if (s->healthy && !healthy && s->scn->expect_available_us > 0)
+        avail_check_pending(s); /* ops that overran while it was healthy */
+    /* The clock of `expect available` restarts when the majority loses a member: an op sent to
+     * the node that left must wait for its client's timeout. A node that joins changes
+     * nothing. */
+    if (healthy && (!s->healthy || (mask & s->healthy_mask) != s->healthy_mask))
+        s->healthy_since = s->now;
+    s->healthy = healthy;
+    s->healthy_mask = mask;
+    s->unavailable = healthy && !usable_leader(s);
+}
+
+static const char *op_name(uint8_t op)
+{
+    return op == LIN_GET ? "get" : op == LIN_PUT ? "put" : "del";
+}
+
+/* `expect available within D`: an op invoked while a healthy majority existed, which has
+ * existed ever since, is answered within D. Checked when the op completes, when the majority
+ * is lost, and at the end. */
+static void avail_check_op(struct sim *s, const struct sim_client *c)
+{
+    uint64_t d = s->scn->expect_available_us;
+    if (d == 0 || !c->busy || !s->healthy || s->healthy_since > c->invoked_at ||
+        s->now - c->invoked_at <= d || s->ended)
+        return;
+    char nodes[64];
+    size_t len = 0;
+    nodes[0] = '\0';
+    for (uint32_t i = 1; i <= s->n && len < sizeof(nodes) - 8; i++) {
+        if (s->healthy_mask >> i & 1)
+            len += (size_t)snprintf(nodes + len, sizeof(nodes) - len, " n%u", i);
+    }
+    if (s->tl != NULL && !s->failed)
+        tl_highlight(s->tl, c->id, c->invoked_at, 0);
+    fail(s, SIM_FAIL_LIVENESS,
+         "availability: client %u's %s k%u (invoked at %" PRIu64 "ms) not answered within %" PRIu64
+         "ms although a healthy majority (%s) was connected from %" PRIu64 "ms on",
+         c->id, op_name(c->op), c->key, c->invoked_at / 1000, d / 1000, nodes + 1,
+         s->healthy_since / 1000);
+}
+
+static void avail_check_pending(struct sim *s)
+{
+    for (uint32_t i = 0; i < s->scn->clients && !s->failed; i++)
+        avail_check_op(s, &s->clients[i]);
+}
+
+/* `expect stepdown within N elections`, after each tick of nd: a leader cut off from a
+ * majority (it cannot exchange messages with enough healthy nodes, itself included) must stop
+ * leading within N maximum election timeouts, counted in its own ticks (so a skewed clock or a
+ * pause does not make it look slow). CheckQuorum is what makes this hold (thesis §6.2). */
+static void check_stepdown(struct sim *s, struct sim_node *nd)
+{
+    if (!nd->up || nd->role != RAFT_LEADER) {
+        nd->cutoff_tick = 0;
+        return;
+    }
+    uint32_t k = 0;
+    for (uint32_t j = 1; j <= s->n; j++)
+        k += node_healthy(&s->nodes[j]) && connected(s, nd->id, j);
+    if (k >= s->n / 2 + 1) {
+        nd->cutoff_tick = 0;
+        return;
+    }
+    if (nd->cutoff_tick == 0) {
+        nd->cutoff_tick = nd->ticks;
+        return;
+    }
+    uint64_t limit = (uint64_t)s->scn->expect_stepdown_elections * s->scn->election_ticks_max;
+    if (nd->ticks - nd->cutoff_tick > limit)
+        fail(s, SIM_FAIL_LIVENESS,
+             "stepdown: n%u still leads term %" PRIu64 " %" PRIu64 " ticks after it was cut off "
+             "from a majority (it reaches %u of %u nodes); the bound is %u elections (%" PRIu64
+             " ticks)",
+             nd->id, nd->term, nd->ticks - nd->cutoff_tick, k, s->n,
+             s->scn->expect_stepdown_elections, limit);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Recoverability: the end-of-run check                                                        */
+
+/* Whether a start failure is one the scenario expects (`expect refusal TEXT`). */
+static bool refusal_expected(const struct sim *s, const struct sim_node *nd)
+{
+    if (nd->up || nd->start_error[0] == '\0')
+        return false;
+    for (uint32_t i = 0; i < s->scn->n_refusals; i++) {
+        if (strstr(nd->start_error, s->scn->refusals[i]) != NULL)
+            return true;
+    }
+    return false;
+}
+
+/* The first node that is down for a reason the scenario does not expect, and why, into buf;
+ * 0 if none. */
+static uint32_t node_down_reason(const struct sim *s, char *buf, size_t cap)
+{
+    for (uint32_t i = 1; i <= s->n; i++) {
+        const struct sim_node *nd = &s->nodes[i];
+        if (nd->up || refusal_expected(s, nd))
+            continue;
+        if (nd->start_error[0] != '\0')
+            snprintf(buf, cap, "n%u could not start: %s", i, nd->start_error);
+        else
+            snprintf(buf, cap, "n%u is down (no start has failed: it was stopped last)", i);
+        return i;
+    }
+    return 0;
+}
+
+/* Every running node holds the leader's log up to its commit index, which covers the whole
+ * log, and has applied it; every node is running but those whose refusal to start is
+ * expected. If not, why not into buf. */
+static bool converged(struct sim *s, char *buf, size_t cap)
+{
+    if (node_down_reason(s, buf, cap) != 0)
+        return false;
+    uint32_t l = current_leader(s);
+    if (l == 0) {
+        snprintf(buf, cap, "no leader");
+        return false;
+    }
+    struct raft_status ls;
+    raft_status(replica_raft(s->nodes[l].rep), &ls);
+    if (ls.commit != ls.last_index) {
+        snprintf(buf, cap, "leader n%u has committed %" PRIu64 " of its %" PRIu64 " entries", l,
+                 ls.commit, ls.last_index);
+        return false;
+    }
+    for (uint32_t i = 1; i <= s->n; i++) {
+        struct sim_node *nd = &s->nodes[i];
+        if (!nd->up)
+            continue;
+        struct raft_status st;
+        raft_status(replica_raft(nd->rep), &st);
+        if (st.last_index != ls.last_index || st.last_term != ls.last_term ||
+            st.commit != ls.commit || st.applied != ls.commit) {
+            snprintf(buf, cap,
+                     "n%u is not caught up: last index %" PRIu64 " (term %" PRIu64
+                     "), commit %" PRIu64 ", applied %" PRIu64 "; leader n%u: last index %" PRIu64
+                     " (term %" PRIu64 "), commit %" PRIu64,
+                     i, st.last_index, st.last_term, st.commit, st.applied, l, ls.last_index,
+                     ls.last_term, ls.commit);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* All running nodes' state machines have one digest (kv_digest): none lost or invented an
+ * applied entry, whatever its path (restarts, snapshots, merges). */
+static void compare_digests(struct sim *s)
+{
+    uint32_t first = 0;
+    uint64_t want = 0;
+    for (uint32_t i = 1; i <= s->n && !s->failed; i++) {
+        struct sim_node *nd = &s->nodes[i];
+        if (!nd->up)
+            continue;
+        uint64_t d = 0;
+        int rc = kv_digest(replica_kv(nd->rep), &d);
+        struct raft_status st;
+        raft_status(replica_raft(nd->rep), &st);
+        if (rc != RK_OK) {
+            fail(s, SIM_FAIL_RECOVERY, "recoverability: n%u's state machine cannot be read: %s", i,
+                 rk_strerror(rc));
+        } else if (first == 0) {
+            first = i;
+            want = d;
+        } else if (d != want) {
+            fail(s, SIM_FAIL_RECOVERY,
+                 "recoverability: n%u's state machine differs from n%u's at applied index %" PRIu64
+                 " (digest %016" PRIx64 " vs %016" PRIx64 "; %" PRIu64 " vs %" PRIu64 " keys)",
+                 i, first, st.applied, d, want, kv_count(replica_kv(nd->rep)),
+                 kv_count(replica_kv(s->nodes[first].rep)));
+        }
+    }
+}
+
+static bool run_one(struct sim *s);
+
+/* After EV_END: the cluster must converge (every node up, logs equal and fully committed and
+ * applied) within expect_recovery_us more, and then every state machine must be equal. */
+static void check_recovery(struct sim *s)
+{
+    uint64_t window = s->scn->expect_recovery_us;
+    if (window == 0 || s->failed)
+        return;
+    /* Never less than ten maximum election timeouts of the slowest clock: a scenario with long
+     * ticks or a clock left slow needs that long for an election, which is not a failure. */
+    double slowest = 1.0;
+    for (uint32_t i = 1; i <= s->n; i++) {
+        if (s->nodes[i].rate < slowest)
+            slowest = s->nodes[i].rate;
+    }
+    double elections = 10.0 * s->scn->election_ticks_max * (double)s->scn->tick_us / slowest;
+    if (elections > (double)window)
+        window =
+            elections < (double)SCN_MAX_DURATION_US ? (uint64_t)elections : SCN_MAX_DURATION_US;
+    s->ended = true;
+    uint64_t deadline = s->now + window;
+    uint64_t next_look = s->now;
+    char why[SIM_START_ERROR_BYTES + 64];
+    why[0] = '\0';
+    bool ok = false;
+    while (!s->failed) {
+        if (s->now >= next_look) {
+            if (converged(s, why, sizeof(why))) {
+                ok = true;
+                break;
+            }
+            next_look = s->now + s->scn->tick_us;
+        }
+        if (s->n_heap == 0 || s->heap[0].t > deadline)
+            break;
+        run_one(s);
+    }
+    if (s->failed)
+        return;
+    s->res->recovered_us = s->now - s->end_at;
+    if (!ok) {
+        fail(s, SIM_FAIL_RECOVERY, "recoverability (%" PRIu64 "ms after the end of the run): %s",
+             window / 1000, why);
+        return;
+    }
+    compare_digests(s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* The loop                                                                                   */
+
+static void handle(struct sim *s, struct event *e);
+
+/* Runs the next event; false after EV_END. */
+static bool run_one(struct sim *s)
+{
+    struct event e = ev_pop(s);
+    RK_ASSERT(e.t >= s->now);
+    s->now = e.t;
+    s->res->events++;
+    handle(s, &e);
+    free(e.payload);
+    if (s->avail_dirty) {
+        avail_update(s);
+        if (s->tl != NULL)
+            tl_sample(s);
+    }
+    if (e.type == EV_END)
+        return false;
+    if (s->now >= s->settle_at && s->leader_seen_at == 0 && current_leader(s) != 0)
+        s->leader_seen_at = s->now;
+    return true;
+}
 
 static void handle(struct sim *s, struct event *e)
 {
@@ -1681,6 +2099,8 @@ static void handle(struct sim *s, struct event *e)
             trace(s, "n%u merge: %s%s%s", nd->id, rk_strerror(rc), rc == RK_OK ? "" : ": ",
                   rc == RK_OK ? "" : err.text);
             if (rc != RK_OK && !node_disk_crashed(nd)) {
+                if (s->tl != NULL)
+                    tl_mark(s->tl, s->now, nd->id, "merge failed: stopped");
                 node_crash(s, nd); /* a storage failure stops the node; it is restarted */
                 schedule_start_retry(s, nd);
             } else {
@@ -1703,9 +2123,12 @@ static void handle(struct sim *s, struct event *e)
     case EV_TICK:
         if (!nd->up || nd->paused || e->a != nd->tick_gen)
             return;
+        nd->ticks++;
         replica_tick(nd->rep);
         drain(s, nd);
         check_node(s, nd);
+        if (s->scn->expect_stepdown_elections > 0)
+            check_stepdown(s, nd);
         if (nd->up && e->a == nd->tick_gen)
             schedule_tick(s, nd, tick_interval(s, nd));
         return;
@@ -1767,14 +2190,31 @@ static void handle(struct sim *s, struct event *e)
         on_settle(s);
         return;
     case EV_CHECK_LEADER:
-        if (s->leader_seen_at == 0 && current_leader(s) == 0)
+        if (s->leader_seen_at == 0 && current_leader(s) == 0) {
+            char why[SIM_START_ERROR_BYTES + 64];
+            if (node_down_reason(s, why, sizeof(why)) != 0)
+                fail(s, SIM_FAIL_RECOVERY,
+                     "recoverability: %s (and no leader within %" PRIu64
+                     "ms after the last fault healed)",
+                     why, s->scn->expect_leader_us / 1000);
             fail(s, SIM_FAIL_LIVENESS,
                  "liveness: no leader within %" PRIu64 "ms after the last fault healed",
                  s->scn->expect_leader_us / 1000);
+        }
         return;
     case EV_CHECK_COMPLETE:
         for (uint32_t i = 0; i < s->scn->clients && !s->failed; i++) {
+            char why[SIM_START_ERROR_BYTES + 64];
+            if (s->clients[i].busy && s->tl != NULL)
+                tl_highlight(s->tl, s->clients[i].id, s->clients[i].invoked_at, 0);
+            if (s->clients[i].busy && node_down_reason(s, why, sizeof(why)) != 0)
+                fail(s, SIM_FAIL_RECOVERY,
+                     "recoverability: %s (and client %u's op still pending %" PRIu64
+                     "ms after the last fault healed)",
+                     why, s->clients[i].id, s->scn->expect_complete_us / 1000);
             struct sim_client *c = &s->clients[i];
+            if (c->busy && s->tl != NULL)
+                tl_highlight(s->tl, c->id, c->invoked_at, 0);
             if (c->busy)
                 fail(s, SIM_FAIL_LIVENESS,
                      "liveness: client %u's op (invoked at %" PRIu64 "ms) still pending %" PRIu64
@@ -1818,6 +2258,17 @@ static void draw_swarm(struct sim *s)
     }
 }
 
+/* Swarm draws added later, after the others, so that the earlier draws of a seed stay what
+ * they were: aligned tick phases and equal latencies (symmetry that randomized timeouts must
+ * break on their own). */
+static void draw_swarm_more(struct sim *s)
+{
+    if (rnd_chance(s, 0.25))
+        s->ticks_aligned = true;
+    if (rnd_chance(s, 0.2))
+        s->latency_max = s->latency_min;
+}
+
 static void setup(struct sim *s)
 {
     const struct scenario *scn = s->scn;
@@ -1841,8 +2292,12 @@ static void setup(struct sim *s)
     s->compact_keep = scn->compact_keep;
     if (s->opt->swarm || scn->swarm)
         draw_swarm(s);
+    s->ticks_aligned = scn->ticks_aligned;
+    if (s->opt->swarm || scn->swarm)
+        draw_swarm_more(s);
     s->chaos_on = true;
     s->disk_faults = true;
+    s->avail_dirty = true;
     uint64_t last_step = scn->n_steps > 0 ? scn->steps[scn->n_steps - 1].at_us : 0;
     s->settle_at = scn->duration_us > last_step ? scn->duration_us : last_step;
     uint64_t tail = scn->expect_leader_us > scn->expect_complete_us ? scn->expect_leader_us
@@ -1904,10 +2359,27 @@ static void teardown(struct sim *s)
     }
     free(s->clients);
     lin_history_destroy(s->hist);
+    tl_destroy(s->tl);
     free(s->leader_of_term);
     free(s->lm);
     free(s->sm);
     free(s->ct);
+}
+
+/* --timeline: the picture of the run, recovery phase included. A file that cannot be
+ * written is said on stderr (the run's verdict stands). */
+static void write_timeline(struct sim *s)
+{
+    if (s->tl == NULL)
+        return;
+    if (s->failed)
+        tl_failure(s->tl, s->fail_at, s->res->what);
+    char title[256];
+    snprintf(title, sizeof(title), "%s, seed %" PRIu64 ": %s", s->scn->name, s->opt->seed,
+             s->failed ? "FAIL" : "PASS");
+    FILE *f = fopen(s->opt->timeline, "w");
+    if (f == NULL || tl_write_svg(s->tl, f, s->now, title) != 0 || fclose(f) != 0)
+        fprintf(stderr, "sim: %s: cannot write the timeline\n", s->opt->timeline);
 }
 
 static void report(struct sim *s, const struct lin_result *lr)
@@ -1922,11 +2394,12 @@ static void report(struct sim *s, const struct lin_result *lr)
                "seed %" PRIu64 ": %s  %" PRIu64 ".%03" PRIu64 "s virtual, %" PRIu64
                " events; ops %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64 ", unknown %" PRIu64
                "); leaders %" PRIu64 ", max term %" PRIu64 "; msgs %" PRIu64 " (dropped %" PRIu64
-               ", duplicated %" PRIu64 ")%s; linearizability %s (%u keys)\n",
+               ", duplicated %" PRIu64 ")%s; unavailable %" PRIu64 "ms; linearizability %s"
+               " (%u keys)\n",
                s->opt->seed, verdict, res->virtual_us / 1000000, res->virtual_us / 1000 % 1000,
                res->events, res->ops_invoked, res->ops_ok, res->ops_failed, res->ops_unknown,
                res->leaders_elected, res->max_term, res->msgs_sent, res->msgs_dropped,
-               res->msgs_duplicated, disk,
+               res->msgs_duplicated, disk, res->unavailable_us / 1000,
                lr->verdict == LIN_LINEARIZABLE ? "ok"
                : lr->verdict == LIN_GAVE_UP    ? "gave up (search budget)"
                                                : "VIOLATED",
@@ -1938,6 +2411,8 @@ static void report(struct sim *s, const struct lin_result *lr)
         sim_printf(s, "  replay: build/bin/sim --seed %" PRIu64 "%s %s\n", s->opt->seed,
                    s->opt->swarm ? " --swarm" : "", s->opt->path ? s->opt->path : s->scn->name);
     }
+    if (s->opt->timeline != NULL)
+        sim_printf(s, "  timeline: %s\n", s->opt->timeline);
 }
 
 int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
@@ -1950,7 +2425,18 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
     s->out = out;
     s->res = res;
     s->hist = lin_history_create();
+    if (o->timeline != NULL) {
+        s->tl = tl_create(scn->nodes, scn->clients);
+        if (s->tl == NULL) {
+            fprintf(stderr, "sim: out of memory\n");
+            abort();
+        }
+        const struct scn_disk *d = &scn->disk;
+        tl_disk_faults(s->tl, 0, d->bitflip > 0 || d->errors > 0);
+    }
     setup(s);
+    if (s->tl != NULL)
+        tl_phases(s->tl, s->settle_at, s->end_at);
     if (s->opt->trace || s->opt->swarm || scn->swarm)
         sim_printf(s,
                    "seed %" PRIu64 ": %u nodes, %u clients; drop %.3f duplicate %.3f reorder %.3f;"
@@ -1963,29 +2449,40 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
                    s->append_entries, s->inflight, s->compact_entries, s->compact_keep,
                    s->compact_bytes, s->compact_keep_bytes);
     while (s->n_heap > 0 && !s->failed) {
-        struct event e = ev_pop(s);
-        RK_ASSERT(e.t >= s->now);
-        s->now = e.t;
-        res->events++;
-        handle(s, &e);
-        free(e.payload);
-        if (e.type == EV_END)
+        if (!run_one(s))
             break;
-        if (s->now >= s->settle_at && s->leader_seen_at == 0 && current_leader(s) != 0)
-            s->leader_seen_at = s->now;
     }
     res->virtual_us = s->now;
+    /* The unavailability figure covers the run up to its end (the settle phase included). */
+    avail_update(s);
+    s->ended = true;
+    res->unavailable_us = s->unavailable_us;
+    if (scn->expect_available_us > 0)
+        avail_check_pending(s);
+    if (scn->expect_unavailable_us > 0 && s->unavailable_us >= scn->expect_unavailable_us)
+        fail(s, SIM_FAIL_LIVENESS,
+             "availability: unavailable for %" PRIu64 "ms in all (no usable leader while a "
+             "healthy majority was connected), not below %" PRIu64 "ms",
+             s->unavailable_us / 1000, scn->expect_unavailable_us / 1000);
     /* Ops still open at the end never got an answer: unknown (a GET: no effect). */
+    s->closing = true;
     for (uint32_t i = 0; i < scn->clients; i++) {
         struct sim_client *c = &s->clients[i];
         if (c->busy)
             client_give_up(s, c);
     }
+    s->closing = false;
+    /* Linearizability first: a violation is the stronger finding, and the recovery phase does
+     * not touch the history (every op is closed above). */
     struct lin_result lr;
     memset(&lr, 0, sizeof(lr));
     lin_check(s->hist, o->lin_budget, &lr);
     if (lr.verdict == LIN_VIOLATION)
         fail(s, SIM_FAIL_LINEARIZABILITY, "linearizability: key %s", lr.key);
+    check_recovery(s);
+    if (lr.verdict == LIN_VIOLATION && s->tl != NULL && lr.key[0] == 'k')
+        tl_highlight(s->tl, 0, 0, (uint32_t)strtoul(lr.key + 1, NULL, 10));
+    write_timeline(s);
     res->lin_gave_up = lr.verdict == LIN_GAVE_UP;
     report(s, &lr);
     lin_result_free(&lr);

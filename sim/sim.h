@@ -16,11 +16,12 @@
 
 struct sim_options {
     uint64_t seed;
-    bool trace;          /* one line per event of interest */
-    bool swarm;          /* draw fault rates from the seed (also `swarm on` in the scenario) */
-    bool quiet;          /* only the verdict line and, on failure, the evidence */
-    const char *path;    /* scenario path, for the replay command */
-    uint64_t lin_budget; /* linearizability search states per key; 0: default */
+    bool trace;           /* one line per event of interest */
+    bool swarm;           /* draw fault rates from the seed (also `swarm on` in the scenario) */
+    bool quiet;           /* only the verdict line and, on failure, the evidence */
+    const char *path;     /* scenario path, for the replay command */
+    uint64_t lin_budget;  /* linearizability search states per key; 0: default */
+    const char *timeline; /* --timeline: write the run's picture (SVG) to this path; NULL: no */
 };
 
 enum sim_verdict {
@@ -28,6 +29,7 @@ enum sim_verdict {
     SIM_FAIL_SAFETY, /* election safety, log matching, leader completeness, state machine */
     SIM_FAIL_LINEARIZABILITY,
     SIM_FAIL_LIVENESS, /* an expectation was not met */
+    SIM_FAIL_RECOVERY, /* the end-of-run check: a node down, behind, or with another state */
 };
 
 struct sim_result {
@@ -41,6 +43,8 @@ struct sim_result {
     uint64_t max_term;
     bool lin_gave_up;
     uint64_t max_disk_bytes; /* the most any node's disks held */
+    uint64_t unavailable_us; /* no usable leader while a healthy majority was connected */
+    uint64_t recovered_us;   /* virtual time after the end until the cluster converged */
 };
 
 /* Runs one simulation; writes its report to out. Returns 0 when the run itself could be set

@@ -165,6 +165,100 @@ static void assert_value(struct kv *kv, const char *key, const char *want)
     assert_memory_equal(val, want, val_len);
 }
 
+/* ---- digest ------------------------------------------------------------------------------ */
+
+static uint64_t digest_of(struct kv *kv)
+{
+    uint64_t d = 0;
+    assert_int_equal(kv_digest(kv, &d), RK_OK);
+    return d;
+}
+
+/* Two state machines that reach the same keys through different histories (another order,
+ * an overwrite, a key deleted and put back) have the same digest. */
+static void digest_is_equal_for_the_same_state_reached_differently(void **state)
+{
+    (void)state;
+    struct fixture a, b;
+    fixture_open(&a, 16);
+    fixture_open(&b, 16);
+    put(a.kv, 0, 0, "k1", "v1");
+    put(a.kv, 0, 0, "k2", "v2");
+    put(a.kv, 0, 0, "k3", "v3");
+    put(b.kv, 0, 0, "k3", "x");
+    put(b.kv, 0, 0, "k2", "v2");
+    del(b.kv, 0, 0, "k3");
+    put(b.kv, 0, 0, "k1", "v1");
+    put(b.kv, 0, 0, "k3", "v3");
+    assert_true(digest_of(a.kv) == digest_of(b.kv));
+    fixture_close(&a);
+    fixture_close(&b);
+}
+
+/* One value, one key name or one missing key changes the digest; so does moving a value from
+ * one key to another (pairs are hashed together, not keys and values apart). */
+static void digest_differs_for_any_different_pair(void **state)
+{
+    (void)state;
+    struct fixture a, b, c, d;
+    fixture_open(&a, 16);
+    fixture_open(&b, 16);
+    fixture_open(&c, 16);
+    fixture_open(&d, 16);
+    put(a.kv, 0, 0, "k1", "v1");
+    put(a.kv, 0, 0, "k2", "v2");
+    put(b.kv, 0, 0, "k1", "v1");
+    put(b.kv, 0, 0, "k2", "v3");
+    put(c.kv, 0, 0, "k1", "v1");
+    put(d.kv, 0, 0, "k1", "v2");
+    put(d.kv, 0, 0, "k2", "v1");
+    uint64_t da = digest_of(a.kv);
+    assert_true(da != digest_of(b.kv));
+    assert_true(da != digest_of(c.kv));
+    assert_true(da != digest_of(d.kv));
+    fixture_close(&a);
+    fixture_close(&b);
+    fixture_close(&c);
+    fixture_close(&d);
+}
+
+/* Sessions are state: the same keys written by another client (or with a session against
+ * without one) give another digest. */
+static void digest_covers_sessions(void **state)
+{
+    (void)state;
+    struct fixture a, b;
+    fixture_open(&a, 16);
+    fixture_open(&b, 16);
+    put(a.kv, 7, 1, "k1", "v1");
+    put(b.kv, 0, 0, "k1", "v1");
+    assert_true(digest_of(a.kv) != digest_of(b.kv));
+    fixture_close(&a);
+    fixture_close(&b);
+}
+
+/* The host's meta records (a snapshot's index and term) are not part of the state. */
+static void digest_ignores_meta_records(void **state)
+{
+    (void)state;
+    struct fixture a, b;
+    fixture_open(&a, 16);
+    fixture_open(&b, 16);
+    put(a.kv, 0, 0, "k1", "v1");
+    put(b.kv, 0, 0, "k1", "v1");
+    uint64_t before = digest_of(b.kv);
+    const uint8_t meta[] = {KV_KEY_META, 's', 'n', 'a', 'p'};
+    const uint8_t val[] = {1, 2, 3};
+    assert_int_equal(b.store->ops->put(b.store, 5, meta, sizeof(meta), val, sizeof(val)), RK_OK);
+    assert_int_equal(b.store->ops->end_batch(b.store, 5), RK_OK);
+    assert_true(digest_of(b.kv) == before);
+    assert_true(digest_of(a.kv) == before);
+    kv_destroy(b.kv);
+    b.store->ops->destroy(b.store);
+    assert_int_equal(b.cnt.live, 0);
+    fixture_close(&a);
+}
+
 /* ---- command encoding ------------------------------------------------------------------- */
 
 static void cmd_put_round_trips(void **state)
@@ -2788,6 +2882,10 @@ static void kv_create_reads_only_session_values_where_the_store_can(void **state
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(digest_is_equal_for_the_same_state_reached_differently),
+        cmocka_unit_test(digest_differs_for_any_different_pair),
+        cmocka_unit_test(digest_covers_sessions),
+        cmocka_unit_test(digest_ignores_meta_records),
         cmocka_unit_test(cmd_put_round_trips),
         cmocka_unit_test(cmd_del_round_trips),
         cmocka_unit_test(cmd_empty_key_and_value_round_trip),

@@ -113,6 +113,14 @@ static void assert_scenarios_equal(const struct scenario *a, const struct scenar
     assert_int_equal(a->duration_us, b->duration_us);
     assert_int_equal(a->expect_leader_us, b->expect_leader_us);
     assert_int_equal(a->expect_complete_us, b->expect_complete_us);
+    assert_int_equal(a->expect_recovery_us, b->expect_recovery_us);
+    assert_int_equal(a->expect_available_us, b->expect_available_us);
+    assert_int_equal(a->expect_unavailable_us, b->expect_unavailable_us);
+    assert_int_equal(a->expect_stepdown_elections, b->expect_stepdown_elections);
+    assert_int_equal(a->ticks_aligned, b->ticks_aligned);
+    assert_int_equal(a->n_refusals, b->n_refusals);
+    for (uint32_t i = 0; i < a->n_refusals && i < SCN_MAX_REFUSALS; i++)
+        assert_string_equal(a->refusals[i], b->refusals[i]);
     assert_true(a->chaos.crash_per_s == b->chaos.crash_per_s);
     assert_true(a->chaos.partition_per_s == b->chaos.partition_per_s);
     assert_true(a->chaos.pause_per_s == b->chaos.pause_per_s);
@@ -147,7 +155,7 @@ static const char *ids_text(const struct scn_set *set)
 
 static const char rich_scenario[] = "# a scenario that sets everything and uses every action\n"
                                     "nodes 5\n"
-                                    "tick 2.5ms\n"
+                                    "tick 2.5ms aligned\n"
                                     "election 12 30\n"
                                     "heartbeat 3\n"
                                     "prevote off\n"
@@ -164,6 +172,12 @@ static const char rich_scenario[] = "# a scenario that sets everything and uses 
                                     "duration 1.5s\n"
                                     "expect leader within 2s\n"
                                     "expect complete within 4.25s\n"
+                                    "expect recovery within 7s\n"
+                                    "expect available within 3s\n"
+                                    "expect unavailable below 2s\n"
+                                    "expect stepdown within 4 elections\n"
+                                    "expect refusal could not\n"
+                                    "expect refusal bit  rot\n"
                                     "chaos crash 0.1\n"
                                     "chaos partition 1e-3\n"
                                     "chaos pause 0.3333333333333333\n"
@@ -362,6 +376,40 @@ static void setting_think_timeout_duration(void **state)
     assert_int_equal(s->think_us_max, 20 * MS);
     assert_int_equal(s->timeout_us, 500 * MS);
     assert_int_equal(s->duration_us, 20 * SEC);
+}
+
+/* The end-of-run and availability expectations, and aligned ticks. */
+static void setting_expect_recovery_availability_refusal(void **state)
+{
+    (void)state;
+    const struct scenario *s = parse_ok("");
+    assert_int_equal(s->expect_recovery_us, 10 * SEC);
+    assert_int_equal(s->expect_stepdown_elections, 0);
+    assert_int_equal(s->expect_available_us, 0);
+    assert_int_equal(s->expect_unavailable_us, 0);
+    assert_int_equal(s->n_refusals, 0);
+    assert_false(s->ticks_aligned);
+    s = parse_ok("expect recovery within 3s\nexpect stepdown within 2 elections\n"
+                 "expect available within 1.5s\nexpect unavailable below 800ms\n"
+                 "expect refusal applied index  outside\tthe log # a comment\n"
+                 "expect refusal bit rot\ntick 5ms aligned\n");
+    assert_int_equal(s->expect_recovery_us, 3 * SEC);
+    assert_int_equal(s->expect_stepdown_elections, 2);
+    assert_int_equal(s->expect_available_us, 1500 * MS);
+    assert_int_equal(s->expect_unavailable_us, 800 * MS);
+    assert_int_equal(s->n_refusals, 2);
+    assert_string_equal(s->refusals[0], "applied index outside the log");
+    assert_string_equal(s->refusals[1], "bit rot");
+    assert_true(s->ticks_aligned);
+    assert_int_equal(s->tick_us, 5 * MS);
+    s = parse_ok("expect recovery off\nexpect stepdown off\n");
+    assert_int_equal(s->expect_recovery_us, 0);
+    assert_int_equal(s->expect_stepdown_elections, 0);
+    const char *text = print_parsed("expect refusal outside the log\ntick 5ms aligned\n"
+                                    "expect stepdown within 3 elections\n");
+    assert_non_null(strstr(text, "\ntick 5ms aligned\n"));
+    assert_non_null(strstr(text, "\nexpect stepdown within 3 elections\n"));
+    assert_non_null(strstr(text, "\nexpect refusal outside the log\n"));
 }
 
 static void setting_expect_within_and_off(void **state)
@@ -946,7 +994,22 @@ static void error_mix(void **state)
 static void error_expect(void **state)
 {
     (void)state;
-    assert_error("expect quorum within 1s", "t.scn:1:8: expected leader, complete or disk, got 'quorum'");
+    assert_error("expect quorum within 1s",
+                 "t.scn:1:8: expected leader, complete, recovery, available, unavailable, "
+                 "stepdown, refusal or disk, got 'quorum'");
+    assert_error("expect unavailable within 1s", "t.scn:1:20: expected below or off, got 'within'");
+    assert_error("expect stepdown within 2", "t.scn:1:25: expected elections, got end of line");
+    assert_error("expect stepdown within 0 elections",
+                 "t.scn:1:24: expected a number of election timeouts (1..1000), got '0'");
+    assert_error("expect refusal", "t.scn:1:15: expected the text of a reason (e.g. outside the "
+                                   "log), got end of line");
+    assert_error("expect refusal a\nexpect refusal b\nexpect refusal c\nexpect refusal d\n"
+                 "expect refusal e\n",
+                 "t.scn:5:8: expected at most 4 expect refusal lines, got 'refusal'");
+    assert_error("expect recovery within 1s\nexpect recovery off",
+                 "t.scn:2:8: expected each setting once (expect recovery is already set on line "
+                 "1), got 'recovery'");
+    assert_error("tick 10ms phased", "t.scn:1:11: expected aligned or end of line, got 'phased'");
     assert_error("expect leader 1s", "t.scn:1:15: expected within or off, got '1s'");
     assert_error("expect complete within",
                  "t.scn:1:23: expected a duration (e.g. 500us, 10ms, 1.5s), got end of line");
@@ -1256,6 +1319,10 @@ static void print_of_defaults_lists_every_setting(void **state)
                               "duration 10s\n"
                               "expect leader off\n"
                               "expect complete off\n"
+                              "expect recovery within 10s\n"
+                              "expect available off\n"
+                              "expect unavailable off\n"
+                              "expect stepdown off\n"
                               "chaos crash 0\n"
                               "chaos partition 0\n"
                               "chaos pause 0\n"
@@ -1297,7 +1364,7 @@ static void print_writes_steps_in_canonical_form(void **state)
                                "at 300ms set reorder 0.7\n"
                                "at 400ms set latency 1ms 20ms\n"
                                "at 1500ms heal\n");
-    assert_non_null(strstr(text, "\ntick 2500us\n"));
+    assert_non_null(strstr(text, "\ntick 2500us aligned\n"));
     assert_non_null(strstr(text, "\nduplicate 0.025\n"));
     assert_non_null(strstr(text, "\nchaos partition 0.001\n"));
     assert_non_null(strstr(text, "\nchaos pause 0.3333333333333333\n"));
@@ -1563,6 +1630,7 @@ int main(void)
         cmocka_unit_test(setting_mix_in_any_order_and_unnamed_weights_zero),
         cmocka_unit_test(setting_think_timeout_duration),
         cmocka_unit_test(setting_expect_within_and_off),
+        cmocka_unit_test(setting_expect_recovery_availability_refusal),
         cmocka_unit_test(setting_chaos_rates_and_downtime),
         cmocka_unit_test(settings_may_follow_steps),
         cmocka_unit_test(step_partition_of_id_groups),

@@ -933,6 +933,37 @@ int kv_scan(struct kv *kv,
     return kv->store->ops->scan(kv->store, scan_user_key, &u);
 }
 
+struct digest_ctx {
+    uint64_t sum;
+    uint64_t pairs;
+};
+
+static bool digest_pair(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                        uint32_t val_len)
+{
+    struct digest_ctx *d = ctx;
+    if (key_len > 0 && key[0] == KV_KEY_META)
+        return true;
+    /* The value's hash is seeded by the key's, so (k, v) and (k', v') collide only by chance;
+     * the final multiply spreads each pair over all 64 bits before the (commutative) sum. */
+    uint64_t h = XXH3_64bits_withSeed(val, val_len, XXH3_64bits(key, key_len));
+    d->sum += (h | 1) * 0x9e3779b97f4a7c15ULL;
+    d->pairs++;
+    return true;
+}
+
+int kv_digest(const struct kv *kv, uint64_t *out)
+{
+    RK_ASSERT(kv != NULL);
+    RK_ASSERT(out != NULL);
+    struct digest_ctx d = {0, 0};
+    int rc = kv->store->ops->scan(kv->store, digest_pair, &d);
+    if (rc != RK_OK)
+        return rc;
+    *out = d.sum ^ (d.pairs * 0xc2b2ae3d27d4eb4fULL);
+    return RK_OK;
+}
+
 uint32_t kv_session_count(const struct kv *kv)
 {
     RK_ASSERT(kv != NULL);

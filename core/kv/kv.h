@@ -358,6 +358,15 @@ void kv_session_scan(const struct kv *kv, bool (*fn)(void *ctx, const struct kv_
 int kv_session_record_decode(const uint8_t *key, uint32_t key_len, const uint8_t *val,
                              uint32_t val_len, struct kv_session_info *out, struct rk_errmsg *err);
 
+/* An order-independent digest of the state machine: every user key with its value and every
+ * session record in the store (the host's KV_KEY_META records are left out: they describe how
+ * the store got its state, not the state). Two replicas that applied the same entries have
+ * the same digest whatever their histories (a snapshot install, a restart, a merge): the pairs
+ * are hashed one by one (XXH3, key and value apart so that no two pairs share an encoding) and
+ * the hashes added, so the store's scan order does not matter. For checkers (the simulator's
+ * end-of-run recoverability check) and tests. RK_OK and *out, or the store's scan error. */
+int kv_digest(const struct kv *kv, uint64_t *out);
+
 /* Checks the session table's invariants (K1–K5 in kv.c) in O(max_sessions), K5 with one store
  * get per session: for tests and slow asserts. K5 (the store's records match the table) holds
  * whenever the last kv_apply did not fail. */
