@@ -334,7 +334,7 @@ static void gen_log_init(struct gen_log *g, uint64_t segment_bytes)
     g->disk = simdisk_create(7);
     FZ_CHECK(g->disk != NULL, "out of memory");
     g->fs = simdisk_fs(g->disk);
-    g->cfg = (struct log_seglog_config){g->fs, NULL, segment_bytes};
+    g->cfg = (struct log_seglog_config){g->fs, NULL, segment_bytes, NULL};
     gen_log_open(g);
 }
 

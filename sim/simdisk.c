@@ -415,13 +415,15 @@ static void inode_restore(struct simdisk *d, struct simdisk_inode *in)
         keep = rk_prng_below(&d->prng, tail + 1);
     uint64_t len = dl + keep;
     if (keep > 0 && rk_prng_below(&d->prng, 2) == 0) {
-        /* Garbage in part of the last sector written, never in durable bytes. */
+        /* Garbage at the end of the last sector written (from some byte of it to the end of
+         * what is kept), never in durable bytes: a sector written front to back and cut off.
+         * So every byte before a kept byte that is as written is as written too — what lets
+         * a commit record vouch for the bytes before it (core/log/seglog.c, C2). */
         uint64_t lo = (len - 1) / SIMDISK_SECTOR_BYTES * SIMDISK_SECTOR_BYTES;
         if (lo < dl)
             lo = dl;
         uint64_t a = rk_prng_range(&d->prng, lo, len - 1);
-        uint64_t b = rk_prng_range(&d->prng, a + 1, len);
-        for (uint64_t i = a; i < b; i++)
+        for (uint64_t i = a; i < len; i++)
             in->data[i] = (uint8_t)rk_prng_next(&d->prng);
     }
     inode_drop_shadow(d, in);

@@ -5,7 +5,8 @@
  * Every file keeps what was written and what is durable (D1 of fs.h); the directory keeps its
  * current names and its durable names (D2). simdisk_crash() throws away everything that was
  * not durable — optionally keeping a torn tail: a random prefix of the unsynced bytes of a file
- * whose last 512-byte sector may be garbage — and closes every open handle. The disk then
+ * whose last 512-byte sector may end in garbage (from some byte to the end of the prefix) — and
+ * closes every open handle. The disk then
  * serves the files as a restarted process would find them.
  *
  * Faults (all drawn from the PRNG given at creation, so runs replay):
