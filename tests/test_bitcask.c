@@ -1370,6 +1370,68 @@ static void get_of_a_corrupt_record_is_ecorrupt_naming_file_and_offset(void **st
     env_free(e);
 }
 
+
+/* The simulated disk's persistent damage (bit rot, a bad sector, a lost or a misdirected write;
+ * one event between crashes) never costs a synced batch silently: the reopened store has every
+ * synced key with its value and an applied index at least the synced one, or the open fails
+ * (RK_ECORRUPT with a damage, or RK_EIO). */
+static void persistent_damage_is_detected_never_a_shorter_store(void **state)
+{
+    (void)state;
+    int refused = 0, damaged = 0;
+    for (uint64_t seed = 1; seed <= 300; seed++) {
+        struct env *e = env_new(seed, 1500);
+        env_open_ok(e);
+        struct simdisk_faults f = {.torn_writes = true};
+        switch (seed % 4) {
+        case 0: f.rot_per_crash = 1; break;
+        case 1: f.lse_per_crash = 1; break;
+        case 2: f.lost_write = 0.2; break;
+        default: f.misdirected_write = 0.2; break;
+        }
+        set_faults(e, &f);
+        int synced = 0;
+        int batches = 2 + (int)(seed % 9);
+        for (int b = 0; b < batches; b++) {
+            put_numbered(e, synced + 1, synced + 3);
+            sync_(e);
+            synced += 3;
+        }
+        put_numbered(e, synced + 1, synced + 2); /* never synced */
+        bc_close(e->bc);
+        e->bc = NULL;
+        simdisk_crash(e->disk);
+        damaged += simdisk_damage(e->disk) > 0;
+        no_faults(e);
+        struct bc_damage d;
+        e->cfg.damage = &d;
+        int rc = env_open(e);
+        if (rc == RK_OK) {
+            if (bc_applied_index(e->bc) < (uint64_t)synced)
+                fail_msg("seed %llu: applied %llu, synced %d (%s)", (unsigned long long)seed,
+                         (unsigned long long)bc_applied_index(e->bc), synced,
+                         simdisk_damage_text(e->disk));
+            char key[32];
+            char val[400];
+            for (int i = 1; i <= synced; i++) {
+                key_of(key, sizeof(key), i);
+                value_of(val, sizeof(val), i, (uint64_t)i);
+                expect(e, key, val);
+            }
+        } else if (rc == RK_ECORRUPT) {
+            refused++;
+            assert_int_not_equal(d.kind, BC_DAMAGE_NONE);
+        } else if (rc == RK_EIO) {
+            refused++;
+        } else {
+            fail_msg("seed %llu: %s: %s", (unsigned long long)seed, rk_strerror(rc), e->err.text);
+        }
+        env_free(e);
+    }
+    assert_true(damaged > 150);
+    assert_true(refused > 30);
+}
+
 /* ---- limits and failures ---------------------------------------------------------------- */
 
 static void key_over_the_limit_is_etoobig_and_writes_nothing(void **state)
@@ -2448,6 +2510,7 @@ int main(void)
         cmocka_unit_test(flipped_bit_in_the_last_commit_record_costs_nothing),
         cmocka_unit_test(unsynced_bad_batch_is_torn_anywhere),
         cmocka_unit_test(commit_records_cost_no_sync),
+        cmocka_unit_test(persistent_damage_is_detected_never_a_shorter_store),
         cmocka_unit_test(flipped_bit_in_the_middle_of_the_last_file_is_corruption),
         cmocka_unit_test(garbled_header_in_the_middle_of_the_last_file_is_corruption),
         cmocka_unit_test(get_of_a_corrupt_record_is_ecorrupt_naming_file_and_offset),
