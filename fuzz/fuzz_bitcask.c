@@ -233,7 +233,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(disk != NULL, "out of memory");
     struct fs *fs = simdisk_fs(disk);
     bc_fz_write(fs, &b, flags);
-    struct bc_config cfg = {fs, NULL, file_bytes[(flags >> 2) & 3], 0, 0};
+    struct bc_config cfg = {fs, NULL, file_bytes[(flags >> 2) & 3], 0, 0, NULL};
 
     /* Property 1: the dry run first. */
     uint64_t before = fz_disk_digest(fs);
@@ -244,11 +244,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct rk_errmsg verr = {{0}}, err = {{0}};
     int rc_verify = bc_verify(&cfg, &cb, &st, &verr);
     FZ_CHECK(fz_disk_digest(fs) == before, "bc_verify changed the directory");
-    FZ_CHECK(rc_verify == RK_OK || rc_verify == RK_ECORRUPT || rc_verify == RK_ENOMEM,
+    FZ_CHECK(rc_verify == RK_OK || rc_verify == RK_ECORRUPT || rc_verify == RK_ENOMEM ||
+                 rc_verify == RK_EMALFORMED,
              "bc_verify: %s: %s", rk_strerror(rc_verify), verr.text);
     struct bitcask *bc = NULL;
+    struct bc_damage damage;
+    cfg.damage = &damage;
     int rc = bc_open(&cfg, &bc, &err);
-    FZ_CHECK(rc == RK_OK || rc == RK_ECORRUPT || rc == RK_ENOMEM || rc == RK_ENOSPC,
+    cfg.damage = NULL;
+    FZ_CHECK(rc != RK_ECORRUPT || damage.kind != BC_DAMAGE_NONE, "RK_ECORRUPT without damage");
+    FZ_CHECK(rc == RK_OK || rc == RK_ECORRUPT || rc == RK_ENOMEM || rc == RK_ENOSPC ||
+                 rc == RK_EMALFORMED,
              "bc_open: %s: %s", rk_strerror(rc), err.text);
     FZ_CHECK(rc_verify != RK_OK || rc == RK_OK, "verify passed, open says %s: %s", rk_strerror(rc),
              err.text);

@@ -7,7 +7,9 @@
  *   flags bit 1: write part 0 as "hardstate.tmp" too (a leftover recovery must remove);
  *   flags bits 2-3: segment_bytes of the store (the default, 64, 512, 4096), for the appends;
  *   flags bit 4: reseal: recompute the CRC of the hard state and of every record whose length
- *                field fits the file, so that mutations get past the checksums.
+ *                field fits the file, so that mutations get past the checksums;
+ *   flags bit 5: no "format" file (a format-1 directory, which open must refuse when it holds
+ *                anything); else the format file of format 2 is written first.
  *   A segment part is [delta u8][contents]; its name is seg-<first>.log where first is the
  *   index of its first record (0 without one) plus delta read as a signed byte. Later parts
  *   with the same name replace earlier ones.
@@ -19,6 +21,8 @@
  *      covered by the hard state's term (L3 of seglog.c).
  *   3. The recovered store works: one more entry appended and synced, the store closed and
  *      opened again, loads exactly the old entries plus the new one and the hard state set.
+ *   4. A refusal for corruption comes with a struct log_damage (kind set, the same from verify
+ *      and open, the acknowledged index at least the damaged range's last index).
  */
 #include <inttypes.h>
 
@@ -111,6 +115,11 @@ static void seglog_fz_write(struct fs *fs, struct fz_bytes *b, uint8_t flags)
     const uint8_t *p;
     size_t n;
     uint8_t *copy;
+    if ((flags & 32) == 0) {
+        uint8_t fmt[12] = {0, 0, 0, 0, 'R', 'K', 'L', 'F', 2, 0, 0, 0};
+        seglog_fz_put32(fmt, rk_crc32c(0, fmt + 4, 8));
+        fz_disk_write(fs, "format", fmt, sizeof(fmt));
+    }
     if (fz_part(b, &p, &n)) {
         copy = malloc(n == 0 ? 1 : n);
         FZ_CHECK(copy != NULL, "out of memory");
@@ -224,7 +233,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(disk != NULL, "out of memory");
     struct fs *fs = simdisk_fs(disk);
     seglog_fz_write(fs, &b, flags);
-    struct log_seglog_config cfg = {fs, NULL, segment_bytes[(flags >> 2) & 3]};
+    struct log_damage vdamage, damage;
+    struct log_seglog_config cfg = {fs, NULL, segment_bytes[(flags >> 2) & 3], &vdamage};
 
     /* Property 1: the dry run first, then the real one. */
     uint64_t before = fz_disk_digest(fs);
@@ -237,11 +247,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc_verify = log_seglog_verify(&cfg, &cb, &st, &verr);
     FZ_CHECK(fz_disk_digest(fs) == before, "log_seglog_verify changed the directory");
     struct log_store *s = NULL;
+    cfg.damage = &damage;
     int rc = log_seglog_open(&cfg, &s, &err);
+    cfg.damage = NULL;
     FZ_CHECK(rc == rc_verify, "verify says %s (%s), open says %s (%s)", rk_strerror(rc_verify),
              verr.text, rk_strerror(rc), err.text);
+    /* Property 4. */
+    FZ_CHECK((rc == RK_ECORRUPT) == (damage.kind != LOG_DAMAGE_NONE),
+             "open: %s with damage kind %d", rk_strerror(rc), (int)damage.kind);
+    FZ_CHECK(memcmp(&damage, &vdamage, sizeof(damage)) == 0 || rc != RK_ECORRUPT,
+             "verify and open report different damage");
+    FZ_CHECK(damage.acked_index >= damage.last_index, "acked index below the damaged range");
     if (rc != RK_OK) {
-        FZ_CHECK(rc == RK_ECORRUPT || rc == RK_ETOOBIG || rc == RK_EINVAL || rc == RK_ENOMEM,
+        FZ_CHECK(rc == RK_ECORRUPT || rc == RK_ETOOBIG || rc == RK_EINVAL || rc == RK_ENOMEM ||
+                     rc == RK_EMALFORMED,
                  "open: %s: %s", rk_strerror(rc), err.text);
         FZ_CHECK(err.text[0] != '\0', "open failed without a message");
         simdisk_destroy(disk);

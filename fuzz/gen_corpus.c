@@ -334,7 +334,7 @@ static void gen_log_init(struct gen_log *g, uint64_t segment_bytes)
     g->disk = simdisk_create(7);
     FZ_CHECK(g->disk != NULL, "out of memory");
     g->fs = simdisk_fs(g->disk);
-    g->cfg = (struct log_seglog_config){g->fs, NULL, segment_bytes};
+    g->cfg = (struct log_seglog_config){g->fs, NULL, segment_bytes, NULL};
     gen_log_open(g);
 }
 
@@ -450,7 +450,7 @@ static void gen_bc_init(struct gen_bc *g, uint64_t max_file_bytes)
     g->disk = simdisk_create(9);
     FZ_CHECK(g->disk != NULL, "out of memory");
     g->fs = simdisk_fs(g->disk);
-    g->cfg = (struct bc_config){g->fs, NULL, max_file_bytes, 0, 0};
+    g->cfg = (struct bc_config){g->fs, NULL, max_file_bytes, 0, 0, NULL};
     FZ_CHECK(bc_open(&g->cfg, &g->bc, &g->err) == RK_OK, "bc_open: %s", g->err.text);
 }
 

@@ -2,8 +2,12 @@
  * raftkv_tool.c — raftkv-tool, for operators: checks, dumps and measures the data directory of a
  * STOPPED node (layout in node/README.md: DIR/log holds the Raft log, DIR/kv the store).
  *
- *   raftkv-tool check DIR   every CRC and structural rule of the log and the store; exit 0 ok,
- *                           1 a problem (the first one, with file and offset), 2 usage or I/O
+ *   raftkv-tool check DIR   every CRC and structural rule of the log and the store, and what
+ *                           the node checks at start (the store's applied index inside the log,
+ *                           after finishing an installed snapshot: replica_create, raft_create);
+ *                           exit 0 ok, 1 problems (every one that would stop the node starting,
+ *                           with file and offset and a "repair:" line: what the node does about it
+ *                           at its next start), 2 usage or I/O
  *   raftkv-tool dump DIR    the log's entries (kv commands decoded), then the store's live keys
  *   raftkv-tool stats DIR   sizes and counts
  *
@@ -54,11 +58,16 @@ static const char tool_usage[] =
     ": the Raft log, DIR/" TOOL_KV_SUBDIR ": the store)\n"
     "and never modifies it.\n"
     "\n"
-    "  check   verify every checksum of the log (segments, hard state) and of the store (data\n"
-    "          files, hint files, MERGE manifest) and the structural rules (log contiguity,\n"
-    "          record indexes, batch END markers, key namespaces); print counts, then \"ok\" or\n"
-    "          the first problem with its file and offset. A torn tail the node would cut at\n"
-    "          its next start, and leftovers it would remove, are notes, not problems.\n"
+    "  check   verify every checksum of the log (segments, commit records, hard state, format)\n"
+    "          and of the store (data files, commit records, hint files, MERGE manifest), the\n"
+    "          structural rules (log contiguity, record indexes, batch END markers, key\n"
+    "          namespaces: 'u' user, 's' session, 'm' replica metadata such as an installed\n"
+    "          snapshot), and what the node checks when it starts (the store's applied index\n"
+    "          inside the log, after finishing an installed snapshot); print counts, then \"ok\"\n"
+    "          or every problem that would stop the node starting, each with its file and\n"
+    "          offset and a \"repair:\" line saying what the node does about it at its next\n"
+    "          start. A torn tail (bytes never synced) the node would cut, and leftovers it\n"
+    "          would remove, are notes, not problems.\n"
     "  dump    print the log's entries (index, term, type, the kv command) and then the store's\n"
     "          live keys (user keys with values, client sessions decoded). Keys and values are\n"
     "          quoted with \\\" \\\\ \\xNN escapes and cut after N bytes (--width, default 64;\n"
@@ -290,10 +299,34 @@ struct tool_run {
     uint64_t user_keys;
     uint64_t sessions;
     uint64_t user_bytes; /* of user keys and values, prefixes excluded */
-    bool key_problem;    /* a key kv_create would refuse */
+    uint64_t meta_keys;  /* 'm' keys: written by the replica (kv.h, KV_KEY_META) */
+    bool msnap;          /* the store holds "msnap": a snapshot installed from a leader */
+    uint64_t msnap_index;
+    uint64_t msnap_term;
+    uint64_t *terms; /* of the log's entries first_index.. (the msnap check needs one) */
+    size_t n_terms;
+    size_t cap_terms;
+    bool terms_nomem;
+    bool key_problem; /* a key kv_create would refuse */
     char key_problem_text[RK_ERRMSG_SIZE + 64];
-    char problem[RK_ERRMSG_SIZE + 256]; /* the first problem, printed after the counts */
+    char problem[RK_ERRMSG_SIZE + 256]; /* the latest problem, printed after the counts */
+    char repair[RK_ERRMSG_SIZE + 256];  /* what the node does about it at its next start */
+    unsigned problems;
+    char pending[4 * (2 * RK_ERRMSG_SIZE + 600)]; /* check: the problem lines, for the end */
+    size_t pending_len;
 };
+
+/* The key the replica writes when it installs a snapshot (core/replica/replica.c, snap_install):
+ * 'm' "snap" -> [index u64][term u64], little-endian. */
+static const uint8_t tool_msnap_key[] = {KV_KEY_META, 's', 'n', 'a', 'p'};
+
+static uint64_t tool_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
 
 static void on_hard_state(void *ctx, bool found, const struct raft_hard_state *hs,
                           uint64_t snapshot_index, uint64_t snapshot_term)
@@ -352,6 +385,16 @@ static void on_entry(void *ctx, const char *file, uint64_t offset, const struct 
 {
     struct tool_run *r = ctx;
     (void)file, (void)offset;
+    if (!r->terms_nomem && r->n_terms == r->cap_terms) {
+        size_t cap = r->cap_terms == 0 ? 1024 : 2 * r->cap_terms;
+        uint64_t *t = realloc(r->terms, cap * sizeof(*t));
+        if (t == NULL)
+            r->terms_nomem = true;
+        else
+            r->terms = t, r->cap_terms = cap;
+    }
+    if (!r->terms_nomem)
+        r->terms[r->n_terms++] = e->term;
     if (r->cmd != TOOL_DUMP)
         return;
     fprintf(r->out, "entry %" PRIu64 " term %" PRIu64 " ", e->index, e->term);
@@ -413,8 +456,30 @@ static bool on_key(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_
         }
         return true;
     }
+    if (key_len >= 1 && key[0] == KV_KEY_META) { /* kv_create accepts any (kv.c, load_record) */
+        r->meta_keys++;
+        bool msnap = key_len == sizeof(tool_msnap_key) &&
+                     memcmp(key, tool_msnap_key, sizeof(tool_msnap_key)) == 0;
+        if (msnap && val != NULL && val_len == 16) {
+            r->msnap = true;
+            r->msnap_index = tool_get64(val);
+            r->msnap_term = tool_get64(val + 8);
+        }
+        if (r->cmd == TOOL_DUMP && r->msnap && msnap)
+            fprintf(r->out, "meta snapshot index %" PRIu64 " term %" PRIu64 "\n", r->msnap_index,
+                    r->msnap_term);
+        else if (r->cmd == TOOL_DUMP) {
+            fputs("meta ", r->out);
+            print_bytes(r->out, key + 1, key_len - 1, r->width);
+            fputs(" = ", r->out);
+            print_bytes(r->out, val, val_len, r->width);
+            fputc('\n', r->out);
+        }
+        return true;
+    }
     if (key_len == 0 || key[0] != KV_KEY_SESSION)
-        return key_refused(r, key, key_len, "in neither namespace ('u' user, 's' session)");
+        return key_refused(r, key, key_len,
+                           "in no namespace ('u' user, 's' session, 'm' replica metadata)");
     struct kv_session_info s;
     struct rk_errmsg err;
     if (kv_session_record_decode(key, key_len, val, val_len, &s, &err) != RK_OK)
@@ -432,21 +497,72 @@ static bool on_key(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_
 
 /* ---- verification -------------------------------------------------------------------------- */
 
-/* The verdict on one part's verification: ok (0), a problem (1: r->problem says what), or an
- * error (2: printed). */
+static void add_problem(struct tool_run *r, const char *repair, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records a problem that would stop the node starting, and what the node does about it at its
+ * next start (repair); printed after the counts (check) or on stderr. */
+static void add_problem(struct tool_run *r, const char *repair, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->problem, sizeof(r->problem), fmt, ap);
+    va_end(ap);
+    snprintf(r->repair, sizeof(r->repair), "%s", repair);
+    r->problems++;
+    if (r->cmd != TOOL_CHECK) {
+        fprintf(stderr, TOOL_NAME ": problem: %s\n" TOOL_NAME ": repair: %s\n", r->problem,
+                r->repair);
+        return;
+    }
+    size_t left = sizeof(r->pending) - r->pending_len;
+    int n = snprintf(r->pending + r->pending_len, left, "problem: %s\nrepair: %s\n", r->problem,
+                     r->repair);
+    if (n > 0)
+        r->pending_len += (size_t)n < left ? (size_t)n : left - 1;
+}
+
+/* What the node does at its next start about a damaged log (seglog.c, TORN OR CORRUPT). */
+static void log_repair_text(const struct log_damage *d, char *out, size_t n)
+{
+    if (d->kind == LOG_DAMAGE_HARD_STATE) {
+        snprintf(out, n,
+                 "none automatic: the node refuses to start (its term and vote are unknown, so "
+                 "it must not vote again until a leader has given it back its log); the log's "
+                 "commit records say it may have acknowledged entries up to index %" PRIu64,
+                 d->acked_index);
+        return;
+    }
+    if (d->kind == LOG_DAMAGE_FORMAT) {
+        snprintf(out, n, "none automatic: the node refuses to start (the format file is damaged)");
+        return;
+    }
+    snprintf(out, n,
+             "none automatic: the node refuses to start; the log is whole up to index %" PRIu64
+             ", the damage is in synced data (indexes %" PRIu64 "..%" PRIu64
+             "), and this node may have acknowledged entries up to index %" PRIu64
+             ", which it must get back from the other replicas before it votes or counts again",
+             d->intact_last_index, d->first_index, d->last_index, d->acked_index);
+}
+
+/* The verdict on one part's verification: ok (0), a problem (1: added), or an error (2:
+ * printed). */
 static int verdict(struct tool_run *r, const char *sub, int rc, const char *file, uint64_t off,
-                   const char *problem, const struct rk_errmsg *err)
+                   const char *problem, const char *repair, const struct rk_errmsg *err)
 {
     if (rc == RK_OK && !r->key_problem)
         return TOOL_EXIT_OK;
     if (rc == RK_OK)
-        snprintf(r->problem, sizeof(r->problem), "%s: %s", sub, r->key_problem_text);
+        add_problem(r, "none automatic: the node refuses to start (kv: the store has a key it "
+                       "cannot load)", "%s: %s", sub, r->key_problem_text);
     else if (rc == RK_ECORRUPT && file[0] != '\0')
-        snprintf(r->problem, sizeof(r->problem), "%s/%s offset %" PRIu64 ": %s", sub, file, off,
-                 problem);
+        add_problem(r, repair, "%s/%s offset %" PRIu64 ": %s", sub, file, off, problem);
     else if (rc == RK_ECORRUPT)
-        snprintf(r->problem, sizeof(r->problem), "%s: %s", sub, err->text);
-    if (rc == RK_OK || rc == RK_ECORRUPT)
+        add_problem(r, repair, "%s: %s", sub, err->text);
+    else if (rc == RK_EMALFORMED) /* an older format: the node refuses it */
+        add_problem(r, "none automatic: the node refuses to start (data of an older format)",
+                    "%s: %s", sub, err->text);
+    if (rc == RK_OK || rc == RK_ECORRUPT || rc == RK_EMALFORMED)
         return TOOL_EXIT_PROBLEM;
     fprintf(stderr, TOOL_NAME ": %s: %s: %s\n", sub, rk_strerror(rc), err->text);
     return TOOL_EXIT_ERROR;
@@ -461,8 +577,10 @@ static int verify_log(struct tool_run *r, struct tool_dir *d)
     if (r->cmd == TOOL_DUMP)
         fprintf(r->out, "# log %s\n", d->path);
     int rc = log_seglog_verify(&c, &cb, &r->log, &err);
+    char repair[RK_ERRMSG_SIZE + 256];
+    log_repair_text(&r->log.damage, repair, sizeof(repair));
     return verdict(r, TOOL_LOG_SUBDIR, rc, r->log.problem_file, r->log.problem_offset,
-                   r->log.problem, &err);
+                   r->log.problem, repair, &err);
 }
 
 static int verify_store(struct tool_run *r, struct tool_dir *d)
@@ -473,8 +591,55 @@ static int verify_store(struct tool_run *r, struct tool_dir *d)
     if (r->cmd == TOOL_DUMP)
         fprintf(r->out, "# store %s\n", d->path);
     int rc = bc_verify(&c, &cb, &r->bc, &err);
+    char repair[RK_ERRMSG_SIZE + 256];
+    snprintf(repair, sizeof(repair),
+             "none automatic: the node refuses to start; the store is whole up to applied index "
+             "%" PRIu64 "%s (the log, if it still holds the entries after it, or a snapshot from "
+             "the leader, has what it lost)",
+             r->bc.damage.intact_index,
+             r->bc.damage.last_index > 0 ? ", and the damage is in synced data" : "");
     return verdict(r, TOOL_KV_SUBDIR, rc, r->bc.problem_file, r->bc.problem_offset, r->bc.problem,
-                   &err);
+                   repair, &err);
+}
+
+/* What replica_create and raft_create check at start, on what the log and the store hold: a
+ * snapshot installed into the store but not into the log is finished (the log compacted to it),
+ * then the store's applied index must lie in the log [snapshot index, last index]. */
+static int check_start(struct tool_run *r)
+{
+    const struct log_verify_stats *l = &r->log;
+    uint64_t snap = l->snapshot_index;
+    uint64_t last = l->entries > 0 ? l->last_index : snap;
+    bool finish = false;
+    if (r->msnap && r->msnap_index > snap) {
+        bool has = r->msnap_index <= last && !r->terms_nomem &&
+                   r->msnap_index - snap - 1 < r->n_terms &&
+                   r->terms[r->msnap_index - snap - 1] == r->msnap_term;
+        if (!has) {
+            finish = true;
+            snap = last = r->msnap_index;
+        }
+    }
+    if (finish)
+        fprintf(r->cmd == TOOL_CHECK ? r->out : stderr,
+                "note: start: the store holds snapshot %" PRIu64 " (term %" PRIu64
+                ") the log does not: the node will compact its log to it\n",
+                r->msnap_index, r->msnap_term);
+    uint64_t applied = r->bc.applied_index;
+    if (applied >= snap && applied <= last)
+        return TOOL_EXIT_OK;
+    add_problem(r,
+                applied > last
+                    ? "none automatic: the node refuses to start (raft: applied index outside the "
+                      "log); the store applied entries the log no longer has — the log lost synced "
+                      "entries (a truncated file?); they must come back from the other replicas"
+                    : "none automatic: the node refuses to start (raft: applied index outside the "
+                      "log); the store is behind the log's snapshot point — it lost batches the log "
+                      "no longer has; a snapshot from the leader must replace it",
+                "store applied index %" PRIu64 " outside the log [%" PRIu64 ", %" PRIu64
+                "]%s",
+                applied, snap, last, finish ? " (after the snapshot's compaction)" : "");
+    return TOOL_EXIT_PROBLEM;
 }
 
 /* ---- the reports --------------------------------------------------------------------------- */
@@ -590,18 +755,25 @@ static int run_command(struct tool_run *r, const char *dir)
         return TOOL_EXIT_ERROR;
     }
     bool check = r->cmd == TOOL_CHECK;
+    /* check reports every problem that would stop the node starting: the store is verified
+     * after a log problem too; dump and stats stop at the first. */
     int status = verify_log(r, &log);
     if (check && status != TOOL_EXIT_ERROR)
         report_log(r, &log, status == TOOL_EXIT_PROBLEM);
-    if (status == TOOL_EXIT_OK) {
-        status = verify_store(r, &kv);
-        if (check && status != TOOL_EXIT_ERROR)
-            report_store(r, &kv, status == TOOL_EXIT_PROBLEM);
+    if (status == TOOL_EXIT_OK || (check && status == TOOL_EXIT_PROBLEM)) {
+        int st = verify_store(r, &kv);
+        if (check && st != TOOL_EXIT_ERROR)
+            report_store(r, &kv, st == TOOL_EXIT_PROBLEM);
+        if (st == TOOL_EXIT_ERROR || status == TOOL_EXIT_OK)
+            status = st;
     }
-    if (status == TOOL_EXIT_PROBLEM && check)
-        fprintf(r->out, "problem: %s\n", r->problem);
-    else if (status == TOOL_EXIT_PROBLEM)
-        fprintf(stderr, TOOL_NAME ": problem: %s\n", r->problem);
+    if (status == TOOL_EXIT_OK)
+        status = check_start(r);
+    if (check)
+        fputs(r->pending, r->out);
+    if (check && status == TOOL_EXIT_PROBLEM)
+        fprintf(r->out, "%u problem%s: the node would not start\n", r->problems,
+                r->problems == 1 ? "" : "s");
     if (check && status == TOOL_EXIT_OK)
         fprintf(r->out, "ok\n");
     if (r->cmd == TOOL_STATS && status == TOOL_EXIT_OK)
@@ -676,6 +848,7 @@ int main(int argc, char **argv)
         return usage_error("%s: the data directory DIR is required", cmd);
     r.notes = r.cmd == TOOL_CHECK ? stdout : stderr;
     int status = run_command(&r, dir);
+    free(r.terms);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, TOOL_NAME ": writing the report failed\n");
         return TOOL_EXIT_ERROR;

@@ -56,6 +56,7 @@
 #include "simdisk.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +95,21 @@ struct simdisk_inode {
     uint32_t cur_names;
     uint32_t dur_names;
     uint32_t handles;
+    bool has_bad;        /* a latent sector error: reads touching [bad_sector, +512) fail */
+    uint64_t bad_sector;
+};
+
+/* A lost or misdirected write waiting for the next crash to reach the media (simdisk.h). */
+#define SIMDISK_MISDIRECT_BYTES_MAX 4096u
+struct simdisk_pending {
+    bool armed;
+    bool misdirect;
+    uint32_t ino;
+    uint64_t off; /* the write's own place: lost */
+    uint64_t len;
+    uint64_t target; /* misdirect: where its first bytes land instead */
+    uint64_t n_bytes;
+    uint8_t bytes[SIMDISK_MISDIRECT_BYTES_MAX];
 };
 
 struct fs_file {
@@ -120,6 +136,10 @@ struct simdisk {
     struct fs_file *handles;
     uint32_t handles_live;
     uint64_t bytes_held; /* data capacities plus shadow pages */
+    bool damaged_since_crash; /* one damage event per crash interval (simdisk.h) */
+    struct simdisk_pending pending;
+    uint64_t damage;
+    char damage_text[160];
 };
 
 static const struct fs_ops simdisk_ops;
@@ -290,6 +310,8 @@ static void inode_free(struct simdisk *d, uint32_t ino)
     d->bytes_held -= in->cap;
     free(in->data);
     memset(in, 0, sizeof(*in));
+    if (d->pending.armed && d->pending.ino == ino)
+        d->pending.armed = false; /* the file is gone: nothing of it reaches the media */
     while (d->inode_count > 0 && !d->inodes[d->inode_count - 1].used)
         d->inode_count--;
 }
@@ -415,13 +437,15 @@ static void inode_restore(struct simdisk *d, struct simdisk_inode *in)
         keep = rk_prng_below(&d->prng, tail + 1);
     uint64_t len = dl + keep;
     if (keep > 0 && rk_prng_below(&d->prng, 2) == 0) {
-        /* Garbage in part of the last sector written, never in durable bytes. */
+        /* Garbage at the end of the last sector written (from some byte of it to the end of
+         * what is kept), never in durable bytes: a sector written front to back and cut off.
+         * So every byte before a kept byte that is as written is as written too — what lets
+         * a commit record vouch for the bytes before it (core/log/seglog.c, C2). */
         uint64_t lo = (len - 1) / SIMDISK_SECTOR_BYTES * SIMDISK_SECTOR_BYTES;
         if (lo < dl)
             lo = dl;
         uint64_t a = rk_prng_range(&d->prng, lo, len - 1);
-        uint64_t b = rk_prng_range(&d->prng, a + 1, len);
-        for (uint64_t i = a; i < b; i++)
+        for (uint64_t i = a; i < len; i++)
             in->data[i] = (uint8_t)rk_prng_next(&d->prng);
     }
     inode_drop_shadow(d, in);
@@ -522,6 +546,10 @@ static int disk_pread(struct fs *fs, struct fs_file *f, uint64_t off, void *buf,
         return rk_errf(err, RK_EIO, "simdisk: read from %s at %llu: injected I/O error", f->name,
                        (unsigned long long)off);
     const struct simdisk_inode *in = inode_at(d, f->ino);
+    if (in->has_bad && len > 0 && off < in->bad_sector + SIMDISK_SECTOR_BYTES &&
+        in->bad_sector < off + len && off < in->len)
+        return rk_errf(err, RK_EIO, "simdisk: read from %s at %llu: latent sector error at %llu",
+                       f->name, (unsigned long long)off, (unsigned long long)in->bad_sector);
     size_t n = 0;
     if (off < in->len) {
         uint64_t left = in->len - off;
@@ -535,6 +563,38 @@ static int disk_pread(struct fs *fs, struct fs_file *f, uint64_t off, void *buf,
     }
     *got = n;
     return RK_OK;
+}
+
+/* A write of n bytes at off just landed in the page cache (simdisk.h, persistent damage): it
+ * remaps a bad sector it covers, cancels a pending loss it overwrites, and may itself be lost or
+ * misdirected (whole writes only, once per crash interval). */
+static void write_damage(struct simdisk *d, uint32_t ino, struct simdisk_inode *in, uint64_t off,
+                         const void *buf, size_t n, bool whole)
+{
+    struct simdisk_pending *pd = &d->pending;
+    if (in->has_bad && off < in->bad_sector + SIMDISK_SECTOR_BYTES && in->bad_sector < off + n)
+        in->has_bad = false; /* a write remaps the sector */
+    if (pd->armed && pd->ino == ino &&
+        ((off < pd->off + pd->len && pd->off < off + n) ||
+         (pd->misdirect && off < pd->target + pd->n_bytes && pd->target < off + n)))
+        pd->armed = false;
+    if (!whole || d->damaged_since_crash)
+        return;
+    bool lost = fault_chance(d, d->faults.lost_write);
+    bool misdirect = !lost && fault_chance(d, d->faults.misdirected_write);
+    if (!lost && !misdirect)
+        return;
+    uint64_t m = n < SIMDISK_MISDIRECT_BYTES_MAX ? n : SIMDISK_MISDIRECT_BYTES_MAX;
+    if (misdirect && in->durable_len < SIMDISK_SECTOR_BYTES + m)
+        return; /* no older block to land on */
+    *pd = (struct simdisk_pending){.armed = true, .misdirect = misdirect, .ino = ino, .off = off,
+                                   .len = n};
+    if (misdirect) {
+        pd->target = rk_prng_below(&d->prng, in->durable_len - SIMDISK_SECTOR_BYTES - m + 1);
+        pd->n_bytes = m;
+        memcpy(pd->bytes, buf, (size_t)m);
+    }
+    d->damaged_since_crash = true;
 }
 
 /* append and pwrite: len bytes at off, or (a write fault) a random prefix of them and an error. */
@@ -567,6 +627,7 @@ static int file_write(struct simdisk *d, struct fs_file *f, const char *verb, bo
         memcpy(in->data + off, buf, n);
         if (end > in->len)
             in->len = end;
+        write_damage(d, f->ino, in, off, buf, n, rc == RK_OK);
     }
     if (rc != RK_OK)
         return rk_errf(err, rc, "simdisk: %s%s at %llu: injected %s after %zu of %zu bytes", verb,
@@ -632,6 +693,13 @@ static int disk_truncate(struct fs *fs, struct fs_file *f, uint64_t size, struct
     if (size > SIMDISK_FILE_BYTES_MAX || !inode_resize(d, inode_at(d, f->ino), size))
         return rk_errf(err, RK_ENOSPC, "simdisk: truncate of %s to %llu: disk full", f->name,
                        (unsigned long long)size);
+    struct simdisk_inode *in = inode_at(d, f->ino);
+    if (in->has_bad && in->bad_sector >= size)
+        in->has_bad = false;
+    struct simdisk_pending *pd = &d->pending;
+    if (pd->armed && pd->ino == f->ino &&
+        (pd->off + pd->len > size || (pd->misdirect && pd->target + pd->n_bytes > size)))
+        pd->armed = false; /* what it would damage is cut (and may be written again) */
     return RK_OK;
 }
 
@@ -853,8 +921,85 @@ void simdisk_set_faults(struct simdisk *d, const struct simdisk_faults *f)
     RK_ASSERT(f->read_error >= 0 && f->read_error <= 1);
     RK_ASSERT(f->write_error >= 0 && f->write_error <= 1);
     RK_ASSERT(f->sync_error >= 0 && f->sync_error <= 1);
+    RK_ASSERT(f->rot_per_crash >= 0 && f->rot_per_crash <= 1);
+    RK_ASSERT(f->lse_per_crash >= 0 && f->lse_per_crash <= 1);
+    RK_ASSERT(f->lost_write >= 0 && f->lost_write <= 1);
+    RK_ASSERT(f->misdirected_write >= 0 && f->misdirected_write <= 1);
     d->faults = *f;
     d->calls = 0;
+}
+
+static void damage_note(struct simdisk *d, const char *what, uint32_t ino, uint64_t off)
+{
+    const char *name = "?";
+    for (uint32_t i = 0; i < d->cur.count; i++) {
+        if (d->cur.e[i].ino == ino)
+            name = d->cur.e[i].name;
+    }
+    d->damage++;
+    snprintf(d->damage_text, sizeof(d->damage_text), "%s in %s at offset %llu", what, name,
+             (unsigned long long)off);
+}
+
+/* A random file with durable bytes (by inode number: deterministic), or SIMDISK_NO_INODE. */
+static uint32_t damage_pick_file(struct simdisk *d)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < d->inode_count; i++)
+        n += d->inodes[i].used && d->inodes[i].cur_names > 0 && d->inodes[i].len > 0;
+    if (n == 0)
+        return SIMDISK_NO_INODE;
+    uint64_t k = rk_prng_below(&d->prng, n);
+    for (uint32_t i = 0; i < d->inode_count; i++) {
+        if (d->inodes[i].used && d->inodes[i].cur_names > 0 && d->inodes[i].len > 0 && k-- == 0)
+            return i;
+    }
+    return SIMDISK_NO_INODE;
+}
+
+/* After a crash restored the durable bytes: the pending lost or misdirected write reaches the
+ * media (wrongly), or bit rot or a bad sector appears — one event at most (simdisk.h). */
+static void crash_damage(struct simdisk *d, uint64_t pending_durable)
+{
+    struct simdisk_pending *pd = &d->pending;
+    bool event = false;
+    if (pd->armed) {
+        struct simdisk_inode *in = inode_at(d, pd->ino);
+        uint64_t end = pd->off + pd->len;
+        if (end > pending_durable)
+            end = pending_durable; /* only what a sync made durable is missed */
+        if (end > in->len)
+            end = in->len;
+        if (pd->off < end) {
+            memset(in->data + pd->off, 0, (size_t)(end - pd->off));
+            damage_note(d, pd->misdirect ? "misdirected write" : "lost write", pd->ino, pd->off);
+            event = true;
+            if (pd->misdirect && pd->target + pd->n_bytes <= in->len)
+                memcpy(in->data + pd->target, pd->bytes, (size_t)pd->n_bytes);
+        }
+        pd->armed = false;
+    }
+    if (!event && fault_chance(d, d->faults.rot_per_crash)) {
+        uint32_t ino = damage_pick_file(d);
+        if (ino != SIMDISK_NO_INODE) {
+            struct simdisk_inode *in = inode_at(d, ino);
+            uint64_t bit = rk_prng_below(&d->prng, in->len * 8);
+            in->data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+            damage_note(d, "bit rot", ino, bit / 8);
+            event = true;
+        }
+    }
+    if (!event && fault_chance(d, d->faults.lse_per_crash)) {
+        uint32_t ino = damage_pick_file(d);
+        if (ino != SIMDISK_NO_INODE) {
+            struct simdisk_inode *in = inode_at(d, ino);
+            uint64_t sector = rk_prng_below(&d->prng, in->len) / SIMDISK_SECTOR_BYTES;
+            in->has_bad = true;
+            in->bad_sector = sector * SIMDISK_SECTOR_BYTES;
+            damage_note(d, "latent sector error", ino, in->bad_sector);
+        }
+    }
+    d->damaged_since_crash = false;
 }
 
 void simdisk_crash(struct simdisk *d)
@@ -878,11 +1023,15 @@ void simdisk_crash(struct simdisk *d)
     for (uint32_t i = 0; i < d->cur.count; i++)
         inode_at(d, d->cur.e[i].ino)->cur_names++;
     /* D1: by inode number, so the torn tails draw from the PRNG in a fixed order. */
+    uint64_t pending_durable = 0; /* of the pending write's file, before the crash */
+    if (d->pending.armed)
+        pending_durable = inode_at(d, d->pending.ino)->durable_len;
     for (uint32_t i = 0; i < d->inode_count; i++) {
         if (d->inodes[i].used && d->inodes[i].dur_names > 0)
             inode_restore(d, &d->inodes[i]);
     }
     disk_recount_durable(d);
+    crash_damage(d, pending_durable);
     d->faults.crash_at_call = 0;
     d->crashed = false;
     SIMDISK_CHECK(d);
@@ -915,6 +1064,31 @@ uint64_t simdisk_bytes(const struct simdisk *d)
             sum += in->len;
     }
     return sum;
+}
+
+int simdisk_bad_sector(struct simdisk *d, const char *name, uint64_t offset)
+{
+    if (!fs_name_valid(name))
+        return RK_EINVAL;
+    uint32_t pos;
+    if (!dir_find(&d->cur, name, &pos))
+        return RK_ENOENT;
+    struct simdisk_inode *in = inode_at(d, d->cur.e[pos].ino);
+    if (offset >= in->len || in->has_bad)
+        return RK_EINVAL;
+    in->has_bad = true;
+    in->bad_sector = offset / SIMDISK_SECTOR_BYTES * SIMDISK_SECTOR_BYTES;
+    return RK_OK;
+}
+
+uint64_t simdisk_damage(const struct simdisk *d)
+{
+    return d->damage;
+}
+
+const char *simdisk_damage_text(const struct simdisk *d)
+{
+    return d->damage_text;
 }
 
 int simdisk_corrupt(struct simdisk *d, const char *name, uint64_t offset, uint8_t mask)

@@ -5,7 +5,8 @@
  * Every file keeps what was written and what is durable (D1 of fs.h); the directory keeps its
  * current names and its durable names (D2). simdisk_crash() throws away everything that was
  * not durable — optionally keeping a torn tail: a random prefix of the unsynced bytes of a file
- * whose last 512-byte sector may be garbage — and closes every open handle. The disk then
+ * whose last 512-byte sector may end in garbage (from some byte to the end of the prefix) — and
+ * closes every open handle. The disk then
  * serves the files as a restarted process would find them.
  *
  * Faults (all drawn from the PRNG given at creation, so runs replay):
@@ -19,6 +20,22 @@
  *     until simdisk_crash(), as if the process died in the middle of a sequence of fs calls;
  *   - slowness: each sync adds sync_us to simdisk_busy_us(), which the simulator turns into a
  *     stall of the node.
+ * Persistent damage (CORDS, FAST'17; ALICE, OSDI'14) — on the media, seen by every later read,
+ * surviving crashes; at most ONE damage event per disk between two crashes (the single-fault
+ * model that core/log/seglog.c's TORN OR CORRUPT argues detection under), drawn in this order:
+ *   - bit rot (rot_per_crash): at a crash, one bit flipped in the durable bytes of a file;
+ *   - a latent sector error (lse_per_crash): at a crash, a 512-byte sector of a file becomes
+ *     unreadable: every read that touches it fails with RK_EIO, for ever (until the file is cut
+ *     below it or removed);
+ *   - a lost write (lost_write, per write): acknowledged, read back from the "page cache" while the
+ *     process lives, but it never reached the media: at the next crash the bytes a sync had made
+ *     durable read as zeros;
+ *   - a misdirected write (misdirected_write, per write): lost as above, and its bytes reach the
+ *     media at another offset of the same file instead — an older block, durable before the write
+ *     and at least one sector before the durable end (the last sector written before is never the
+ *     target: damage there and at the write's own place at once is two faults in one spot, which
+ *     no single-copy format can tell from a torn write; seglog.c says so).
+ * simdisk_damage() counts the events that reached the media.
  *
  * Not thread-safe; deterministic: no clock, no global state.
  */
@@ -39,6 +56,10 @@ struct simdisk_faults {
     double sync_error;       /* probability that a sync (file or directory) fails */
     uint64_t sync_us;        /* virtual time a sync costs */
     uint64_t crash_at_call;  /* 0: never; N: the N-th fs call (1-based) and all after fail */
+    double rot_per_crash;     /* probability that a crash leaves a flipped bit in durable bytes */
+    double lse_per_crash;     /* probability that a crash leaves an unreadable sector */
+    double lost_write;        /* probability that a write never reaches the media */
+    double misdirected_write; /* probability that a write reaches the media elsewhere */
 };
 
 struct simdisk;
@@ -73,5 +94,14 @@ uint64_t simdisk_bytes(const struct simdisk *d);
 /* Flips one bit of a file's current and durable content, for corruption tests. Returns RK_OK,
  * RK_ENOENT or RK_EINVAL (offset beyond the end). */
 int simdisk_corrupt(struct simdisk *d, const char *name, uint64_t offset, uint8_t mask);
+
+/* Makes the 512-byte sector holding offset of file name unreadable (a latent sector error), for
+ * tests. Returns RK_OK, RK_ENOENT or RK_EINVAL (beyond the end, or the file has one already). */
+int simdisk_bad_sector(struct simdisk *d, const char *name, uint64_t offset);
+
+/* Persistent damage events that reached the media (bit rot, bad sectors, lost and misdirected
+ * writes), ever; and a sentence about the last one ("" if none), valid until the next call. */
+uint64_t simdisk_damage(const struct simdisk *d);
+const char *simdisk_damage_text(const struct simdisk *d);
 
 #endif

@@ -14,9 +14,15 @@
  * "key-50" = "fifty"), 51 (INCRBY "counter" by -3) and 52 (MSET "m1" = "x", "m2" = "y"); entry
  * 100's value is 300 bytes with non-printable ones (for escaping and cutting). The last entry is the known one the test
  * looks for: PUT "known-key" = "known-value" by client 9, seq 1.
+ *
+ * raftkv-fixture --snapshot DIR: the same entries and store, as a node that installed a snapshot
+ * of index FIXTURE_SNAP_AT from its leader looks (core/replica/replica.c, snap_install): the
+ * store holds the replica's metadata key 'm' "snap" = [index u64][term u64] written in the
+ * snapshot's batch, and the log is compacted to (FIXTURE_SNAP_AT, 2) with the entries after it.
  * Prints nothing on success; exit 1 with a message on any failure.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +36,9 @@
 #define FIXTURE_ENTRIES  302u
 #define FIXTURE_MERGE_AT 200u
 #define FIXTURE_BATCH    10u
+#define FIXTURE_SNAP_AT  250u
+
+static bool fixture_snapshot; /* --snapshot */
 
 static void fixture_die(const char *what, int rc, const struct rk_errmsg *err)
 {
@@ -139,6 +148,12 @@ static void write_log(struct fs *fs, uint8_t (*data)[600], size_t *lens)
         if ((rc = log->ops->sync(log, &err)) != RK_OK)
             fixture_die("sync", rc, &err);
     }
+    if (fixture_snapshot) {
+        if ((rc = log->ops->compact(log, FIXTURE_SNAP_AT, 2, &err)) != RK_OK)
+            fixture_die("compact", rc, &err);
+        if ((rc = log->ops->sync(log, &err)) != RK_OK)
+            fixture_die("sync", rc, &err);
+    }
     log->ops->destroy(log);
 }
 
@@ -175,7 +190,23 @@ static void write_store(struct fs *fs, uint8_t (*data)[600], size_t *lens)
     apply_range(kv, 1, FIXTURE_MERGE_AT, data, lens);
     if ((rc = bc_merge(bc, &err)) != RK_OK)
         fixture_die("bc_merge", rc, &err);
-    apply_range(kv, FIXTURE_MERGE_AT + 1, FIXTURE_ENTRIES, data, lens);
+    if (fixture_snapshot) {
+        apply_range(kv, FIXTURE_MERGE_AT + 1, FIXTURE_SNAP_AT, data, lens);
+        /* snap_install's metadata key, in a batch of the snapshot's index. */
+        static const uint8_t key[] = {KV_KEY_META, 's', 'n', 'a', 'p'};
+        uint8_t meta[16];
+        for (int b = 0; b < 8; b++) {
+            meta[b] = (uint8_t)((uint64_t)FIXTURE_SNAP_AT >> (8 * b));
+            meta[8 + b] = (uint8_t)(2u >> (8 * b));
+        }
+        if ((rc = bc_put(bc, FIXTURE_SNAP_AT, key, sizeof(key), meta, sizeof(meta), &err)) !=
+                RK_OK ||
+            (rc = bc_end_batch(bc, &err)) != RK_OK)
+            fixture_die("the snapshot's metadata", rc, &err);
+        apply_range(kv, FIXTURE_SNAP_AT + 1, FIXTURE_ENTRIES, data, lens);
+    } else {
+        apply_range(kv, FIXTURE_MERGE_AT + 1, FIXTURE_ENTRIES, data, lens);
+    }
     if ((rc = bc_sync(bc, &err)) != RK_OK)
         fixture_die("bc_sync", rc, &err);
     kv_destroy(kv);
@@ -184,8 +215,14 @@ static void write_store(struct fs *fs, uint8_t (*data)[600], size_t *lens)
 
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--snapshot") == 0) {
+        fixture_snapshot = true;
+        argv++;
+        argc--;
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: raftkv-fixture DIR (created; DIR/log and DIR/kv inside)\n");
+        fprintf(stderr, "usage: raftkv-fixture [--snapshot] DIR (created; DIR/log and DIR/kv "
+                        "inside)\n");
         return 2;
     }
     if (mkdir(argv[1], 0755) != 0) {

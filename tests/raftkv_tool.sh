@@ -3,7 +3,9 @@
 # FIXTURE (tests/raftkv_fixture.c) writes through fs_posix: check passes and modifies nothing;
 # dump shows a known entry, a known key, a session and escapes; stats prints ratios; a byte
 # flipped in a segment or in a data file makes check exit 1 naming that file and an offset at or
-# before the byte; a torn tail is a note, not a problem; usage errors exit 2.
+# before the byte; a torn tail is a note, not a problem; a flipped bit in synced data at the end
+# of the newest segment is corruption; a store ahead of its log, every problem at once, format 1
+# and a snapshot-installed directory (FIXTURE --snapshot); usage errors exit 2.
 set -u
 tool=$1 fixture=$2
 tmp=$(mktemp -d)
@@ -124,6 +126,59 @@ check "torn tail: reported as torn" \
     grep -qx "note: log: torn tail at $last offset $size (would be cut on open)" "$tmp/c4"
 check "torn tail: ok all the same" test "$(tail -1 "$tmp/c4")" = ok
 check "torn tail: not cut" test "$(stat -c %s "$tmp/torn/log/$last")" -eq $((size + 7))
+
+# ---- a flipped bit in the last record of the newest segment: synced, so corruption ----------
+# (core/log/seglog.c, TORN OR CORRUPT: a commit record after it vouches for it)
+cp -a "$dir" "$tmp/lastrec"
+last=$(cd "$tmp/lastrec/log" && ls seg-*.log | tail -1)
+size=$(stat -c %s "$tmp/lastrec/log/$last")
+flip "$tmp/lastrec/log/$last" $((size - 41 - 3))
+"$tool" check "$tmp/lastrec" >"$tmp/c5" 2>&1
+check "flipped last record: check exits 1" test $? -eq 1
+check "flipped last record: corruption in synced data, not a torn tail" \
+    grep -q "^problem: log/$last offset .*(in synced data: a commit record after it checks out)" "$tmp/c5"
+check "flipped last record: says what the node does and the acknowledged index" \
+    grep -q '^repair: none automatic: the node refuses to start; the log is whole up to index 301, .* acknowledged entries up to index 302' "$tmp/c5"
+
+# ---- the newest segment truncated: a tail cut, then the store is ahead of the log ----------
+cp -a "$dir" "$tmp/trunc"
+last=$(cd "$tmp/trunc/log" && ls seg-*.log | tail -1)
+truncate -s -50 "$tmp/trunc/log/$last"
+"$tool" check "$tmp/trunc" >"$tmp/c6" 2>&1
+check "store ahead of the log: check exits 1" test $? -eq 1
+check "store ahead of the log: names the applied index and the log" \
+    grep -qx 'problem: store applied index 302 outside the log \[0, 301\]' "$tmp/c6"
+check "store ahead of the log: a repair line" grep -q '^repair: none automatic: the node refuses to start (raft: applied index outside the log)' "$tmp/c6"
+
+# ---- every problem, not only the first: a bad log and a bad store ------------------------
+cp -a "$tmp/seg" "$tmp/both"
+data=$(cd "$tmp/both/kv" && ls *.data | head -1)
+flip "$tmp/both/kv/$data" 700
+"$tool" check "$tmp/both" >"$tmp/c7" 2>&1
+check "two problems: check exits 1" test $? -eq 1
+check "two problems: both reported" test "$(grep -c '^problem: ' "$tmp/c7")" -eq 2
+check "two problems: counted" grep -qx '2 problems: the node would not start' "$tmp/c7"
+
+# ---- format 1 (no format file beside segments): refused by the node, a problem here -------
+cp -a "$dir" "$tmp/fmt1"
+rm "$tmp/fmt1/log/format"
+"$tool" check "$tmp/fmt1" >"$tmp/c8" 2>&1
+check "format 1: check exits 1" test $? -eq 1
+check "format 1: says so" grep -q '^problem: log: .*format 1' "$tmp/c8"
+
+# ---- a node that installed a snapshot: the store's 'm' metadata key -----------------------
+"$fixture" --snapshot "$tmp/snap"
+"$tool" check "$tmp/snap" >"$tmp/s1" 2>&1
+check "snapshot-installed: check exits 0" test $? -eq 0
+check "snapshot-installed: check ends with ok" test "$(tail -1 "$tmp/s1")" = ok
+check "snapshot-installed: the log starts after the snapshot" \
+    grep -q '^  entries: 52, index 251..302, max term 2$' "$tmp/s1"
+"$tool" dump "$tmp/snap" >"$tmp/s2" 2>&1
+check "snapshot-installed: dump exits 0" test $? -eq 0
+check "snapshot-installed: dump decodes the snapshot metadata" \
+    grep -qx 'meta snapshot index 250 term 2' "$tmp/s2"
+"$tool" stats "$tmp/snap" >"$tmp/s3" 2>&1
+check "snapshot-installed: stats exits 0" test $? -eq 0
 
 # ---- usage ----------------------------------------------------------------------------------
 "$tool" --help >"$tmp/h" 2>&1

@@ -888,6 +888,13 @@ static void put_data_record(uint8_t *buf, size_t *n, uint64_t index, uint32_t fl
     *n += len;
 }
 
+/* The commit record every data file starts with (bitcask.h, FORMAT 2), at buf + *n. */
+static void put_commit(uint8_t *buf, size_t *n, uint64_t index)
+{
+    bc_commit_encode(buf + *n, index, *n);
+    *n += BC_COMMIT_BYTES;
+}
+
 /* 0000000001.data holds k1 = v1 (index 1) and k2 = v2 (index 2), synced; the store closed. */
 static struct env *env_with_two_keys(void)
 {
@@ -934,13 +941,15 @@ static void hint_beside_a_garbage_last_file_fails_the_open_and_cuts_nothing(void
 {
     (void)state;
     struct env *e = env_with_two_keys();
-    uint8_t data[BC_HEADER_BYTES];
-    bc_rec_encode(data, 3, BC_REC_END, 0, 0); /* crc left 0: garbage */
+    uint8_t data[BC_COMMIT_BYTES + BC_HEADER_BYTES];
+    size_t dn = 0;
+    put_commit(data, &dn, 0);
+    bc_rec_encode(data + dn, 3, BC_REC_END, 0, 0); /* crc left 0: garbage */
     write_bytes(e, "0000000002.data", data, sizeof(data));
     uint8_t hint[256];
     size_t n = 0;
-    put_hint_entry(hint, &n, 3, BC_REC_END, "", 0, 0);
-    put_hint_entry(hint, &n, 3, BC_REC_END, "k2", 5, BC_HEADER_BYTES);
+    put_hint_entry(hint, &n, 3, BC_REC_END, "", 0, BC_COMMIT_BYTES);
+    put_hint_entry(hint, &n, 3, BC_REC_END, "k2", 5, BC_COMMIT_BYTES + BC_HEADER_BYTES);
     seal_hint(hint, &n, 2, sizeof(data), 3);
     write_bytes(e, "0000000002.hint", hint, n);
 
@@ -949,14 +958,14 @@ static void hint_beside_a_garbage_last_file_fails_the_open_and_cuts_nothing(void
     assert_int_equal(e->cnt.live, 0);
     assert_text_has(e->err.text, "0000000002.hint: offset 28: entry points past the end of the "
                                  "data file");
-    assert_text_has(e->err.text, "0000000002.data: offset 0: crc mismatch");
+    assert_text_has(e->err.text, "0000000002.data: offset 28: crc mismatch");
     assert_int_equal(file_size(e, "0000000002.data"), sizeof(data)); /* nothing cut */
     assert_int_equal(file_size(e, "0000000002.hint"), n);
 
     struct bc_verify_stats st;
     assert_int_equal(verify(e, &st), RK_ECORRUPT);
     assert_string_equal(st.problem_file, "0000000002.data");
-    assert_int_equal(st.problem_offset, 0);
+    assert_int_equal(st.problem_offset, BC_COMMIT_BYTES);
     env_free(e);
 }
 
@@ -970,11 +979,12 @@ static void hint_entries_that_the_scan_does_not_back_fail_the_open(void **state)
     struct env *e = env_with_two_keys();
     uint8_t data[64];
     size_t dn = 0;
+    put_commit(data, &dn, 0);
     put_data_record(data, &dn, 3, BC_REC_END, "k3", "v3");
     write_bytes(e, "0000000002.data", data, dn);
     uint8_t hint[256];
     size_t n = 0;
-    put_hint_entry(hint, &n, 4, BC_REC_END, "k1", 2, 0);
+    put_hint_entry(hint, &n, 4, BC_REC_END, "k1", 2, BC_COMMIT_BYTES);
     put_hint_entry(hint, &n, 4, BC_REC_END, "k2", 2, dn); /* past the end */
     seal_hint(hint, &n, 2, dn, 4);
     write_bytes(e, "0000000002.hint", hint, n);
@@ -1001,11 +1011,12 @@ static void merge_refuses_a_key_whose_hint_entry_has_no_record(void **state)
     struct env *e = env_with_two_keys();
     uint8_t data[64];
     size_t dn = 0;
+    put_commit(data, &dn, 0);
     put_data_record(data, &dn, 3, BC_REC_END, "k3", "v3");
     write_bytes(e, "0000000002.data", data, dn);
     uint8_t hint[256];
     size_t n = 0;
-    put_hint_entry(hint, &n, 3, BC_REC_END, "k9", 2, 0);
+    put_hint_entry(hint, &n, 3, BC_REC_END, "k9", 2, BC_COMMIT_BYTES);
     seal_hint(hint, &n, 2, dn, 3);
     write_bytes(e, "0000000002.hint", hint, n);
 
@@ -1020,11 +1031,11 @@ static void merge_refuses_a_key_whose_hint_entry_has_no_record(void **state)
     const uint8_t *val;
     uint32_t len;
     assert_int_equal(get_s(e, "k9", &val, &len), RK_ECORRUPT);
-    assert_text_has(e->err.text, "0000000002.data: offset 0: record holds another key");
+    assert_text_has(e->err.text, "0000000002.data: offset 28: record holds another key");
     put1(e, 5, "k4", "v4");
     sync_(e);
     assert_int_equal(bc_merge(e->bc, &e->err), RK_ECORRUPT);
-    assert_text_has(e->err.text, "merge: 0000000002.data: offset 0: no record of the keydir's key "
+    assert_text_has(e->err.text, "merge: 0000000002.data: offset 28: no record of the keydir's key "
                                  "(index 3) there");
     struct names ns = list_names(e);
     assert_int_equal(ns.tmp, 0);
@@ -1032,7 +1043,7 @@ static void merge_refuses_a_key_whose_hint_entry_has_no_record(void **state)
     expect(e, "k1", "v1");
     expect(e, "k4", "v4");
     assert_int_equal(bc_scan(e->bc, visit_nothing, NULL, &e->err), RK_ECORRUPT);
-    assert_text_has(e->err.text, "0000000002.data: offset 0");
+    assert_text_has(e->err.text, "0000000002.data: offset 28");
     env_free(e);
 }
 
@@ -1210,7 +1221,7 @@ static void flipped_bit_in_an_immutable_file_fails_the_open_naming_file_and_offs
     assert_true(list_names(e).data > 2);
     char val[400];
     value_of(val, sizeof(val), 1, 1);
-    uint64_t second = BC_HEADER_BYTES + 8 + strlen(val);
+    uint64_t second = BC_COMMIT_BYTES + BC_HEADER_BYTES + 8 + strlen(val);
     assert_true(file_size(e, "0000000001.data") > second + 30);
     assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", second + 25, 0x04), RK_OK);
     assert_int_equal(env_open(e), RK_ECORRUPT);
@@ -1222,7 +1233,39 @@ static void flipped_bit_in_an_immutable_file_fails_the_open_naming_file_and_offs
     env_free(e);
 }
 
-static void flipped_bit_in_the_last_record_of_the_last_file_is_cut_as_a_torn_tail(void **state)
+/* FORMAT 2: the last record of the last file, synced, has a flipped bit. The old rule cut it as
+ * a torn tail (it lay in the last 512 bytes); a commit record after it now makes it corruption,
+ * with a damage record saying where and which indexes. */
+static void flipped_bit_in_the_last_record_of_the_last_file_is_corruption(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put_numbered(e, 1, 3);
+    sync_(e);
+    env_close(e);
+    uint64_t size = file_size(e, "0000000001.data");
+    char val[400];
+    value_of(val, sizeof(val), 3, 3);
+    uint64_t last = size - BC_COMMIT_BYTES - (BC_HEADER_BYTES + 8 + strlen(val));
+    assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", size - BC_COMMIT_BYTES - 3, 1),
+                     RK_OK);
+    struct bc_damage d;
+    e->cfg.damage = &d;
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_int_equal(d.kind, BC_DAMAGE_RECORD);
+    assert_string_equal(d.file, "0000000001.data");
+    assert_int_equal(d.offset, last);
+    assert_int_equal(d.intact_index, 2);
+    assert_int_equal(d.last_index, 3);
+    assert_non_null(strstr(e->err.text, "commit record after it checks out"));
+    env_free(e);
+}
+
+/* The last commit record of the last file damaged: nothing vouches for it, so it is cut as a
+ * torn tail — and costs nothing, for the batches before it check out and are kept (and sealed
+ * again). */
+static void flipped_bit_in_the_last_commit_record_costs_nothing(void **state)
 {
     (void)state;
     struct env *e = env_new(1, 0);
@@ -1233,8 +1276,47 @@ static void flipped_bit_in_the_last_record_of_the_last_file_is_cut_as_a_torn_tai
     uint64_t size = file_size(e, "0000000001.data");
     assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", size - 3, 0x01), RK_OK);
     env_open_ok(e);
-    expect_numbered(e, 2, 3);
-    assert_true(stats(e).cut_bytes > 0);
+    expect_numbered(e, 3, 3);
+    assert_int_equal(stats(e).cut_bytes, BC_COMMIT_BYTES);
+    assert_int_equal(stats(e).commit_records, 1); /* sealed again */
+    env_free(e);
+}
+
+/* Batches appended and never synced (a failed sync, a process gone before it) lie after the
+ * last commit record: a bad record there is a torn tail, cut wherever it is in the file. */
+static void unsynced_bad_batch_is_torn_anywhere(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    put_numbered(e, 1, 3);
+    sync_(e);
+    uint64_t synced = file_size(e, "0000000001.data");
+    put_numbered(e, 4, 30); /* ~4 KB, appended, never synced */
+    env_close(e);
+    assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", synced + 25, 0x01), RK_OK);
+    env_open_ok(e);
+    expect_numbered(e, 3, 3);
+    expect(e, "key-0004", NULL);
+    assert_true(stats(e).cut_bytes > 3000);
+    assert_int_equal(file_size(e, "0000000001.data"), synced);
+    env_free(e);
+}
+
+/* Group commit keeps its cost: each bc_sync with batches behind it is one fs sync, however many
+ * batches, plus one small append (the commit record). */
+static void commit_records_cost_no_sync(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 0);
+    env_open_ok(e);
+    for (uint64_t b = 0; b < 50; b++) {
+        put_numbered(e, (int)(4 * b + 1), (int)(4 * b + 4));
+        sync_(e);
+    }
+    struct bc_stats st = stats(e);
+    assert_int_equal(st.fs_syncs, 50);
+    assert_int_equal(st.commit_records, 51); /* the file's first, and one per sync */
     env_free(e);
 }
 
@@ -1246,9 +1328,10 @@ static void flipped_bit_in_the_middle_of_the_last_file_is_corruption(void **stat
     put_numbered(e, 1, 20); /* ~3 KB: the first record is far from the last 512 bytes */
     sync_(e);
     env_close(e);
-    assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", 22, 0x80), RK_OK);
+    assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", BC_COMMIT_BYTES + 22, 0x80),
+                     RK_OK);
     assert_int_equal(env_open(e), RK_ECORRUPT);
-    assert_non_null(strstr(e->err.text, "0000000001.data: offset 0: crc mismatch"));
+    assert_non_null(strstr(e->err.text, "0000000001.data: offset 28: crc mismatch"));
     env_free(e);
 }
 
@@ -1261,9 +1344,10 @@ static void garbled_header_in_the_middle_of_the_last_file_is_corruption(void **s
     sync_(e);
     env_close(e);
     /* The first record's key size gets a reserved flag bit: a header that cannot be. */
-    assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", 15, 0x01), RK_OK);
+    assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", BC_COMMIT_BYTES + 15, 0x01),
+                     RK_OK);
     assert_int_equal(env_open(e), RK_ECORRUPT);
-    assert_non_null(strstr(e->err.text, "0000000001.data: offset 0: reserved flag bits"));
+    assert_non_null(strstr(e->err.text, "0000000001.data: offset 28: reserved flag bits"));
     env_free(e);
 }
 
@@ -1275,15 +1359,77 @@ static void get_of_a_corrupt_record_is_ecorrupt_naming_file_and_offset(void **st
     put1(e, 1, "first", "value one");
     put1(e, 2, "second", "value two");
     sync_(e);
-    uint64_t off = BC_HEADER_BYTES + 5 + 9;
+    uint64_t off = BC_COMMIT_BYTES + BC_HEADER_BYTES + 5 + 9;
     assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", off + BC_HEADER_BYTES + 8, 1),
                      RK_OK);
     const uint8_t *val;
     uint32_t len;
     assert_int_equal(get_s(e, "second", &val, &len), RK_ECORRUPT);
-    assert_non_null(strstr(e->err.text, "0000000001.data: offset 34: crc mismatch"));
+    assert_non_null(strstr(e->err.text, "0000000001.data: offset 62: crc mismatch"));
     expect(e, "first", "value one");
     env_free(e);
+}
+
+
+/* The simulated disk's persistent damage (bit rot, a bad sector, a lost or a misdirected write;
+ * one event between crashes) never costs a synced batch silently: the reopened store has every
+ * synced key with its value and an applied index at least the synced one, or the open fails
+ * (RK_ECORRUPT with a damage, or RK_EIO). */
+static void persistent_damage_is_detected_never_a_shorter_store(void **state)
+{
+    (void)state;
+    int refused = 0, damaged = 0;
+    for (uint64_t seed = 1; seed <= 300; seed++) {
+        struct env *e = env_new(seed, 1500);
+        env_open_ok(e);
+        struct simdisk_faults f = {.torn_writes = true};
+        switch (seed % 4) {
+        case 0: f.rot_per_crash = 1; break;
+        case 1: f.lse_per_crash = 1; break;
+        case 2: f.lost_write = 0.2; break;
+        default: f.misdirected_write = 0.2; break;
+        }
+        set_faults(e, &f);
+        int synced = 0;
+        int batches = 2 + (int)(seed % 9);
+        for (int b = 0; b < batches; b++) {
+            put_numbered(e, synced + 1, synced + 3);
+            sync_(e);
+            synced += 3;
+        }
+        put_numbered(e, synced + 1, synced + 2); /* never synced */
+        bc_close(e->bc);
+        e->bc = NULL;
+        simdisk_crash(e->disk);
+        damaged += simdisk_damage(e->disk) > 0;
+        no_faults(e);
+        struct bc_damage d;
+        e->cfg.damage = &d;
+        int rc = env_open(e);
+        if (rc == RK_OK) {
+            if (bc_applied_index(e->bc) < (uint64_t)synced)
+                fail_msg("seed %llu: applied %llu, synced %d (%s)", (unsigned long long)seed,
+                         (unsigned long long)bc_applied_index(e->bc), synced,
+                         simdisk_damage_text(e->disk));
+            char key[32];
+            char val[400];
+            for (int i = 1; i <= synced; i++) {
+                key_of(key, sizeof(key), i);
+                value_of(val, sizeof(val), i, (uint64_t)i);
+                expect(e, key, val);
+            }
+        } else if (rc == RK_ECORRUPT) {
+            refused++;
+            assert_int_not_equal(d.kind, BC_DAMAGE_NONE);
+        } else if (rc == RK_EIO) {
+            refused++;
+        } else {
+            fail_msg("seed %llu: %s: %s", (unsigned long long)seed, rk_strerror(rc), e->err.text);
+        }
+        env_free(e);
+    }
+    assert_true(damaged > 150);
+    assert_true(refused > 30);
 }
 
 /* ---- limits and failures ---------------------------------------------------------------- */
@@ -2360,7 +2506,11 @@ int main(void)
         cmocka_unit_test(torn_tail_is_cut_and_leaves_a_prefix_of_batches),
         cmocka_unit_test(partial_append_is_cut_on_reopen),
         cmocka_unit_test(flipped_bit_in_an_immutable_file_fails_the_open_naming_file_and_offset),
-        cmocka_unit_test(flipped_bit_in_the_last_record_of_the_last_file_is_cut_as_a_torn_tail),
+        cmocka_unit_test(flipped_bit_in_the_last_record_of_the_last_file_is_corruption),
+        cmocka_unit_test(flipped_bit_in_the_last_commit_record_costs_nothing),
+        cmocka_unit_test(unsynced_bad_batch_is_torn_anywhere),
+        cmocka_unit_test(commit_records_cost_no_sync),
+        cmocka_unit_test(persistent_damage_is_detected_never_a_shorter_store),
         cmocka_unit_test(flipped_bit_in_the_middle_of_the_last_file_is_corruption),
         cmocka_unit_test(garbled_header_in_the_middle_of_the_last_file_is_corruption),
         cmocka_unit_test(get_of_a_corrupt_record_is_ecorrupt_naming_file_and_offset),

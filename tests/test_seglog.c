@@ -421,13 +421,31 @@ static void seg_name(char *out, uint64_t first)
 
 /* Writes a segment file by hand, durably, in the format of seglog.c: records
  * [crc32c u32][len u32][term u64][index u64][type u8][data], crc over len..data. */
+/* The format file of format 2 (seglog.c, FORMAT): [crc32c u32]["RKLF" u32][version 2 u32]. */
+static void write_format(struct env *e)
+{
+    struct fs *fs = simdisk_fs(e->disk);
+    struct fs_file *f;
+    uint8_t buf[12] = {0, 0, 0, 0, 'R', 'K', 'L', 'F', 2, 0, 0, 0};
+    uint32_t crc = rk_crc32c(0, buf + 4, 8);
+    for (int b = 0; b < 4; b++)
+        buf[b] = (uint8_t)(crc >> (8 * b));
+    assert_int_equal(fs->ops->open(fs, "format", FS_CREATE, &f, &e->err), RK_OK);
+    assert_int_equal(fs->ops->truncate(fs, f, 0, &e->err), RK_OK);
+    assert_int_equal(fs->ops->append(fs, f, buf, sizeof(buf), &e->err), RK_OK);
+    assert_int_equal(fs->ops->sync(fs, f, &e->err), RK_OK);
+    fs->ops->close(fs, f);
+}
+
 static void write_segment(struct env *e, uint64_t first, uint64_t n, uint64_t term, uint32_t len)
 {
     struct fs *fs = simdisk_fs(e->disk);
     char name[FS_NAME_MAX + 1];
     seg_name(name, first);
     struct fs_file *f;
+    write_format(e);
     assert_int_equal(fs->ops->open(fs, name, FS_CREATE, &f, &e->err), RK_OK);
+    uint64_t off = 0;
     for (uint64_t i = first; i < first + n; i++) {
         uint8_t rec[25 + ENT_DATA_MAX];
         uint32_t l = 17 + len;
@@ -444,7 +462,20 @@ static void write_segment(struct env *e, uint64_t first, uint64_t n, uint64_t te
         for (int b = 0; b < 4; b++)
             rec[b] = (uint8_t)(crc >> (8 * b));
         assert_int_equal(fs->ops->append(fs, f, rec, 25 + len, &e->err), RK_OK);
+        off += 25 + len;
     }
+    /* A sync of format 2 ends with a commit record: [crc][len 33][term 0][index 0][type 0]
+     * [last index u64][its own offset u64]. */
+    uint8_t commit[41] = {0};
+    commit[4] = 33;
+    for (int b = 0; b < 8; b++) {
+        commit[25 + b] = (uint8_t)((first + n - 1) >> (8 * b));
+        commit[33 + b] = (uint8_t)(off >> (8 * b));
+    }
+    uint32_t ccrc = rk_crc32c(0, commit + 4, 37);
+    for (int b = 0; b < 4; b++)
+        commit[b] = (uint8_t)(ccrc >> (8 * b));
+    assert_int_equal(fs->ops->append(fs, f, commit, sizeof(commit), &e->err), RK_OK);
     assert_int_equal(fs->ops->sync(fs, f, &e->err), RK_OK);
     fs->ops->close(fs, f);
     assert_int_equal(fs->ops->sync_dir(fs, &e->err), RK_OK);
@@ -498,7 +529,7 @@ static void test_group_commit_n_appends_one_sync_is_one_fs_sync(void **state)
     counts_reset(e);
     append_range(e, 2, 51, 1, 1, 8);
     OK(e, e->log->ops->sync(e->log, &e->err));
-    assert_int_equal(e->cfs.n[C_APPEND], 50);
+    assert_int_equal(e->cfs.n[C_APPEND], 51); /* and the commit record (seglog.c, C1) */
     assert_int_equal(e->cfs.n[C_SYNC], 1);
     assert_int_equal(e->cfs.n[C_SYNC_DIR], 0);
     assert_int_equal(e->cfs.n[C_RENAME], 0);
@@ -507,7 +538,7 @@ static void test_group_commit_n_appends_one_sync_is_one_fs_sync(void **state)
     counts_reset(e);
     append_range(e, 52, 91, 1, 40, 8);
     OK(e, e->log->ops->sync(e->log, &e->err));
-    assert_int_equal(e->cfs.n[C_APPEND], 1);
+    assert_int_equal(e->cfs.n[C_APPEND], 2); /* the entries, then the commit record */
     assert_int_equal(e->cfs.n[C_SYNC], 1);
 
     /* A new term: the hard state file too (its sync, rename and sync_dir), still one batch. */
@@ -1048,7 +1079,7 @@ static void test_misplaced_record_fails_open(void **state)
     fs->ops->close(fs, f);
     assert_int_equal(env_open(e), RK_ECORRUPT);
     assert_non_null(
-        strstr(e->err.text, "seg-00000000000000000001.log: offset 105: index 1, expected 4"));
+        strstr(e->err.text, "seg-00000000000000000001.log: offset 146: index 1, expected 4"));
     env_free(e);
 }
 
@@ -1089,6 +1120,344 @@ static void test_missing_hard_state_with_entries_raises_term(void **state)
     assert_int_equal(l.n, 4);
     expect_range(&l, 0, 1, 4, 2, 10);
     env_free(e);
+}
+
+
+/* ---- torn or corrupt (seglog.c, TORN OR CORRUPT) ------------------------------------------- */
+
+/* Layout of the decision tests: entries of 20 data bytes (45-byte records), synced 4 at a time
+ * (4 records then a 41-byte commit record: 221 bytes a batch), segments of 512 bytes: segment 1
+ * holds batches 1-3 (entries 1..12), segment 2 (the newest) batches 4-6 (entries 13..24). */
+#define TC_REC     45u
+#define TC_BATCH   (4u * TC_REC + 41u)
+#define TC_SEG1    "seg-00000000000000000001.log"
+#define TC_SEG2    "seg-00000000000000000013.log"
+#define TC_ENTRIES 24u
+
+static struct env *tc_build(uint64_t seed)
+{
+    struct env *e = env_new(seed, 512);
+    env_open_ok(e);
+    set_hs(e, 1, 1, 0);
+    for (uint64_t b = 0; b < 6; b++) {
+        append_range(e, 4 * b + 1, 4 * b + 4, 1, 4, 20);
+        OK(e, e->log->ops->sync(e->log, &e->err));
+    }
+    env_close(e);
+    return e;
+}
+
+/* The offset of entry i's record in its segment. */
+static uint64_t tc_offset(uint64_t i)
+{
+    uint64_t k = (i - 1) % 12; /* position within its segment */
+    return (k / 4) * TC_BATCH + (k % 4) * TC_REC;
+}
+
+struct tc_case {
+    uint64_t index; /* the entry whose record is damaged */
+    uint32_t at;    /* byte within its record: < 25 the header, else the data */
+};
+
+/* A flipped bit anywhere in synced data — first, middle or last record, of the newest or an
+ * older segment, header or payload — is corruption, never a torn tail: open fails with
+ * RK_ECORRUPT and the damage names file, offset, the batch's index range and the highest
+ * acknowledged index; nothing is cut. */
+static void test_synced_bit_flip_is_corruption_at_every_position(void **state)
+{
+    (void)state;
+    static const struct tc_case cases[] = {
+        {1, 30},  {1, 5},  {1, 17},  /* first record of the older segment: data, len, index */
+        {6, 40},  {6, 10}, {12, 30}, /* middle; last record of the older segment */
+        {13, 30}, {13, 4}, {18, 26}, /* first, middle record of the newest */
+        {24, 30}, {24, 5}, {24, 0},  /* the last record of the newest: data, len, crc */
+        {21, 24},                    /* the type byte */
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        const struct tc_case *c = &cases[k];
+        struct env *e = tc_build(100 + k);
+        const char *file = c->index <= 12 ? TC_SEG1 : TC_SEG2;
+        uint64_t off = tc_offset(c->index);
+        assert_int_equal(simdisk_corrupt(e->disk, file, off + c->at, 0x10), RK_OK);
+        struct log_damage d;
+        memset(&d, 0xee, sizeof(d));
+        e->cfg.damage = &d;
+        int rc = env_open(e);
+        if (rc != RK_ECORRUPT)
+            fail_msg("case %zu (entry %llu byte %u): %s: %s", k, (unsigned long long)c->index,
+                     c->at, rk_strerror(rc), e->err.text);
+        assert_int_equal(d.kind, LOG_DAMAGE_RECORD);
+        assert_string_equal(d.file, file);
+        assert_int_equal(d.offset, off);
+        assert_int_equal(d.first_index, c->index);
+        assert_int_equal(d.intact_last_index, c->index - 1);
+        assert_int_equal(d.last_index, (c->index - 1) / 4 * 4 + 4); /* its batch's last */
+        assert_int_equal(d.acked_index, TC_ENTRIES);
+        assert_non_null(strstr(e->err.text, file));
+        /* Nothing was cut: with the bit flipped back, the whole log is there. */
+        assert_int_equal(simdisk_corrupt(e->disk, file, off + c->at, 0x10), RK_OK);
+        e->cfg.damage = NULL;
+        env_open_ok(e);
+        struct loaded l;
+        load(e, &l);
+        assert_int_equal(l.n, TC_ENTRIES);
+        env_free(e);
+    }
+}
+
+/* The issue's sequence: the last record of the newest segment, synced and acknowledged, has a
+ * flipped bit in its value. The old rule cut it as a torn tail; now it is corruption. */
+static void test_flipped_last_record_of_newest_segment_is_not_cut(void **state)
+{
+    (void)state;
+    struct env *e = tc_build(7);
+    assert_int_equal(simdisk_corrupt(e->disk, TC_SEG2, tc_offset(24) + 40, 0x01), RK_OK);
+    struct log_damage d;
+    e->cfg.damage = &d;
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_int_equal(d.first_index, 24);
+    assert_int_equal(d.acked_index, 24);
+    assert_non_null(strstr(e->err.text, "commit record after it checks out"));
+    env_free(e);
+}
+
+/* A bad commit record: the last one of the newest segment (nothing after it) is taken as torn,
+ * and costs nothing — the entries before it check out and are kept, and sealed again; an
+ * earlier one (vouched for by a later commit record) or one in an older segment is corruption. */
+static void test_bad_commit_record_last_is_harmless_earlier_is_corruption(void **state)
+{
+    (void)state;
+    struct env *e = tc_build(8);
+    uint64_t last_commit = 2 * TC_BATCH + 4 * TC_REC;
+    assert_int_equal(simdisk_corrupt(e->disk, TC_SEG2, last_commit + 30, 0x02), RK_OK);
+    env_open_ok(e);
+    struct loaded l;
+    load(e, &l);
+    assert_int_equal(l.n, TC_ENTRIES);
+    expect_range(&l, 0, 1, TC_ENTRIES, 1, 20);
+    struct log_seglog_stats st;
+    log_seglog_stats(e->log, &st);
+    assert_int_equal(st.cut_bytes, 41);
+    assert_int_equal(st.commit_records, 1); /* sealed again at open */
+    env_close(e);
+    /* Sealed: the same flip now finds a commit record after it. */
+    env_crash(e);
+    assert_int_equal(simdisk_corrupt(e->disk, TC_SEG2, tc_offset(24) + 30, 0x02), RK_OK);
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    env_free(e);
+
+    e = tc_build(9);
+    assert_int_equal(simdisk_corrupt(e->disk, TC_SEG2, 4 * TC_REC + 30, 0x02), RK_OK);
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    env_free(e);
+    e = tc_build(10);
+    assert_int_equal(simdisk_corrupt(e->disk, TC_SEG1, 2 * TC_BATCH + 4 * TC_REC + 30, 0x02),
+                     RK_OK);
+    struct log_damage d;
+    e->cfg.damage = &d;
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_int_equal(d.kind, LOG_DAMAGE_RECORD);
+    assert_string_equal(d.file, TC_SEG1);
+    env_free(e);
+}
+
+/* Bytes no sync returned for: a bad record after the last commit record is a torn tail, cut at
+ * open, wherever it is (not only in the last 512 bytes). */
+static void test_unsynced_bad_record_is_torn_and_cut(void **state)
+{
+    (void)state;
+    for (uint64_t at = 0; at < 4; at++) {
+        struct env *e = tc_build(20 + at);
+        env_open_ok(e);
+        append_range(e, 25, 28, 1, 4, 20); /* written (a new segment), never synced */
+        env_close(e);                       /* a reopen without a crash still finds them */
+        assert_int_equal(
+            simdisk_corrupt(e->disk, "seg-00000000000000000025.log", at * TC_REC + 30, 0x04),
+            RK_OK);
+        env_open_ok(e);
+        struct loaded l;
+        load(e, &l);
+        assert_int_equal(l.n, TC_ENTRIES + at);
+        struct log_seglog_stats st;
+        log_seglog_stats(e->log, &st);
+        assert_int_equal(st.cut_bytes, (4 - at) * TC_REC);
+        env_free(e);
+    }
+}
+
+/* Group commit keeps its cost: a batch of appends and its sync is one fs sync, with or without
+ * the commit record, however many batches. */
+static void test_commit_records_cost_no_sync(void **state)
+{
+    (void)state;
+    struct env *e = env_new(30, 0);
+    env_open_ok(e);
+    set_hs(e, 1, 1, 0);
+    OK(e, e->log->ops->sync(e->log, &e->err));
+    counts_reset(e);
+    for (uint64_t b = 0; b < 100; b++) {
+        append_range(e, 10 * b + 1, 10 * b + 10, 1, 5, 8);
+        OK(e, e->log->ops->sync(e->log, &e->err));
+    }
+    assert_int_equal(e->cfs.n[C_SYNC], 100);
+    assert_int_equal(e->cfs.n[C_APPEND], 300); /* two appends of entries, one commit record */
+    struct log_seglog_stats st;
+    log_seglog_stats(e->log, &st);
+    assert_int_equal(st.commit_records, 100);
+    env_free(e);
+}
+
+/* A directory of format 1 (segments, no format file) is refused, not read; a bad format file
+ * beside data is corruption; beside nothing it is a first write that never completed. */
+static void test_format_1_refused_bad_format_file(void **state)
+{
+    (void)state;
+    struct env *e = tc_build(40);
+    struct fs *fs = simdisk_fs(e->disk);
+    assert_int_equal(fs->ops->remove(fs, "format", &e->err), RK_OK);
+    assert_int_equal(env_open(e), RK_EMALFORMED);
+    assert_non_null(strstr(e->err.text, "format 1"));
+    write_format(e);
+    assert_int_equal(simdisk_corrupt(e->disk, "format", 9, 0x01), RK_OK);
+    struct log_damage d;
+    e->cfg.damage = &d;
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_int_equal(d.kind, LOG_DAMAGE_FORMAT);
+    assert_int_equal(d.acked_index, 0); /* no search: nothing of the log is read */
+    env_free(e);
+
+    e = env_new(41, 0);
+    write_format(e);
+    assert_int_equal(simdisk_corrupt(e->disk, "format", 9, 0x01), RK_OK);
+    env_open_ok(e);
+    env_free(e);
+}
+
+/* The hard state damaged: corruption with LOG_DAMAGE_HARD_STATE, and the acknowledged index
+ * found in the segments' commit records. */
+static void test_bad_hard_state_damage_names_acked_index(void **state)
+{
+    (void)state;
+    struct env *e = tc_build(50);
+    assert_int_equal(simdisk_corrupt(e->disk, "hardstate", 10, 0x01), RK_OK);
+    struct log_damage d;
+    e->cfg.damage = &d;
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_int_equal(d.kind, LOG_DAMAGE_HARD_STATE);
+    assert_int_equal(d.acked_index, TC_ENTRIES);
+    env_free(e);
+}
+
+/* A lost write (the entries of the last batch never reached the media, their commit record did)
+ * and a misdirected one (a record of another place written over synced data): both corruption. */
+static void test_lost_and_misdirected_writes_are_corruption(void **state)
+{
+    (void)state;
+    struct env *e = tc_build(60);
+    struct fs *fs = simdisk_fs(e->disk);
+    struct fs_file *f;
+    uint8_t zeros[4 * TC_REC] = {0};
+    OK(e, fs->ops->open(fs, TC_SEG2, 0, &f, &e->err));
+    OK(e, fs->ops->pwrite(fs, f, 2 * TC_BATCH, zeros, sizeof(zeros), &e->err));
+    OK(e, fs->ops->sync(fs, f, &e->err));
+    fs->ops->close(fs, f);
+    struct log_damage d;
+    e->cfg.damage = &d;
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_int_equal(d.first_index, 21);
+    assert_int_equal(d.last_index, 24);
+    env_free(e);
+
+    e = tc_build(61);
+    fs = simdisk_fs(e->disk);
+    uint8_t rec[TC_REC];
+    size_t got;
+    OK(e, fs->ops->open(fs, TC_SEG2, 0, &f, &e->err));
+    OK(e, fs->ops->pread(fs, f, 0, rec, sizeof(rec), &got, &e->err));
+    OK(e, fs->ops->pwrite(fs, f, tc_offset(24), rec, sizeof(rec), &e->err));
+    OK(e, fs->ops->sync(fs, f, &e->err));
+    fs->ops->close(fs, f);
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_non_null(strstr(e->err.text, "index 13, expected 24"));
+    env_free(e);
+}
+
+/* Verify reports the same damage as open, changing nothing. */
+static void test_verify_reports_the_damage_open_would(void **state)
+{
+    (void)state;
+    struct env *e = tc_build(70);
+    assert_int_equal(simdisk_corrupt(e->disk, TC_SEG1, tc_offset(6) + 30, 0x08), RK_OK);
+    struct log_verify_stats st;
+    struct log_seglog_config c = e->cfg;
+    assert_int_equal(log_seglog_verify(&c, NULL, &st, &e->err), RK_ECORRUPT);
+    assert_int_equal(st.damage.kind, LOG_DAMAGE_RECORD);
+    assert_int_equal(st.damage.first_index, 6);
+    assert_int_equal(st.damage.last_index, 8);
+    assert_int_equal(st.damage.acked_index, TC_ENTRIES);
+    struct log_damage d;
+    e->cfg.damage = &d;
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_memory_equal(&d, &st.damage, sizeof(d));
+    env_free(e);
+}
+
+
+/* The simulated disk's persistent damage (sim/simdisk.h: bit rot, a bad sector, a lost or a
+ * misdirected write, one event between crashes) never costs a synced entry silently: the reopened
+ * log holds every entry a sync returned for, or the open fails (RK_ECORRUPT with a damage that
+ * covers an index it lost, or RK_EIO for an unreadable sector). Over many seeds and all four. */
+static void test_persistent_damage_is_detected_never_a_shorter_log(void **state)
+{
+    (void)state;
+    int refused = 0, damaged = 0;
+    for (uint64_t seed = 1; seed <= 400; seed++) {
+        struct env *e = env_new(seed, 700);
+        env_open_ok(e);
+        set_hs(e, 1, 1, 0);
+        struct simdisk_faults f = {0};
+        switch (seed % 4) {
+        case 0: f.rot_per_crash = 1; break;
+        case 1: f.lse_per_crash = 1; break;
+        case 2: f.lost_write = 0.2; break;
+        default: f.misdirected_write = 0.2; break;
+        }
+        f.torn_writes = true;
+        env_faults(e, &f);
+        uint64_t synced = 0;
+        uint64_t n = 3 + seed % 17;
+        for (uint64_t b = 0; b < n; b++) {
+            append_range(e, synced + 1, synced + 3, 1, 3, 1 + (uint32_t)(seed % 40));
+            OK(e, e->log->ops->sync(e->log, &e->err));
+            synced += 3;
+        }
+        append_range(e, synced + 1, synced + 2, 1, 2, 9); /* never synced */
+        env_crash(e);
+        damaged += simdisk_damage(e->disk) > 0;
+        struct simdisk_faults none = {0};
+        env_faults(e, &none);
+        struct log_damage d;
+        e->cfg.damage = &d;
+        int rc = env_open(e);
+        if (rc == RK_OK) {
+            struct loaded l;
+            load(e, &l);
+            if (l.n < synced)
+                fail_msg("seed %llu: %zu entries, %llu synced (%s)", (unsigned long long)seed, l.n,
+                         (unsigned long long)synced, simdisk_damage_text(e->disk));
+        } else if (rc == RK_ECORRUPT) {
+            refused++;
+            assert_int_not_equal(d.kind, LOG_DAMAGE_NONE);
+            assert_true(d.acked_index >= d.last_index);
+        } else if (rc != RK_EIO) {
+            fail_msg("seed %llu: %s: %s", (unsigned long long)seed, rk_strerror(rc), e->err.text);
+        } else {
+            refused++;
+        }
+        env_free(e);
+    }
+    assert_true(damaged > 200);
+    assert_true(refused > 50);
 }
 
 /* ---- failures ------------------------------------------------------------------------------- */
@@ -1866,6 +2235,16 @@ int main(void)
         cmocka_unit_test(test_misplaced_record_fails_open),
         cmocka_unit_test(test_entries_above_hard_state_term_raise_it),
         cmocka_unit_test(test_missing_hard_state_with_entries_raises_term),
+        cmocka_unit_test(test_synced_bit_flip_is_corruption_at_every_position),
+        cmocka_unit_test(test_flipped_last_record_of_newest_segment_is_not_cut),
+        cmocka_unit_test(test_bad_commit_record_last_is_harmless_earlier_is_corruption),
+        cmocka_unit_test(test_unsynced_bad_record_is_torn_and_cut),
+        cmocka_unit_test(test_commit_records_cost_no_sync),
+        cmocka_unit_test(test_format_1_refused_bad_format_file),
+        cmocka_unit_test(test_bad_hard_state_damage_names_acked_index),
+        cmocka_unit_test(test_lost_and_misdirected_writes_are_corruption),
+        cmocka_unit_test(test_verify_reports_the_damage_open_would),
+        cmocka_unit_test(test_persistent_damage_is_detected_never_a_shorter_log),
         cmocka_unit_test(test_poison_after_failed_sync),
         cmocka_unit_test(test_poison_after_failed_append),
         cmocka_unit_test(test_misuse_is_refused_without_poison),

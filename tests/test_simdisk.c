@@ -523,6 +523,182 @@ static void bitflip_changes_one_bit_of_returned_bytes_not_stored(void **state)
     simdisk_destroy(d);
 }
 
+
+/* ---- persistent damage (simdisk.h) ---------------------------------------------------------- */
+
+/* A file of n durable bytes, byte i = i * 7 + 3, synced with its name. */
+static void pd_file(struct fs *fs, const char *name, size_t n)
+{
+    uint8_t buf[8192];
+    assert_true(n <= sizeof(buf));
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (uint8_t)(i * 7 + 3);
+    struct fs_file *f = open_ok(fs, name, FS_CREATE);
+    append_ok(fs, f, buf, n);
+    sync_ok(fs, f);
+    fs->ops->close(fs, f);
+    sync_dir_ok(fs);
+}
+
+/* Bits of name that differ from pd_file's content (n bytes expected). */
+static unsigned pd_flipped(struct fs *fs, const char *name, size_t n)
+{
+    char buf[8192];
+    size_t len = sizeof(buf);
+    assert_int_equal(read_file(fs, name, buf, &len), RK_OK);
+    assert_int_equal(len, n);
+    unsigned flipped = 0;
+    for (size_t i = 0; i < n; i++)
+        flipped += popcount8((uint8_t)((uint8_t)buf[i] ^ (uint8_t)(i * 7 + 3)));
+    return flipped;
+}
+
+static void bit_rot_at_a_crash_is_one_persistent_bit_in_durable_bytes(void **state)
+{
+    (void)state;
+    struct simdisk *d = simdisk_create(21);
+    struct fs *fs = simdisk_fs(d);
+    pd_file(fs, "a", 3000);
+    pd_file(fs, "b", 1000);
+    struct simdisk_faults rot = {.rot_per_crash = 1.0};
+    simdisk_set_faults(d, &rot);
+    simdisk_crash(d);
+    assert_int_equal(simdisk_damage(d), 1);
+    assert_non_null(strstr(simdisk_damage_text(d), "bit rot in "));
+    assert_int_equal(pd_flipped(fs, "a", 3000) + pd_flipped(fs, "b", 1000), 1);
+    struct simdisk_faults none = {0};
+    simdisk_set_faults(d, &none);
+    simdisk_crash(d); /* on the media: it stays */
+    assert_int_equal(pd_flipped(fs, "a", 3000) + pd_flipped(fs, "b", 1000), 1);
+    assert_int_equal(simdisk_damage(d), 1);
+    simdisk_destroy(d);
+}
+
+static void latent_sector_error_fails_every_read_of_its_sector_until_rewritten(void **state)
+{
+    (void)state;
+    struct simdisk *d = simdisk_create(22);
+    struct fs *fs = simdisk_fs(d);
+    pd_file(fs, "a", 3000);
+    assert_int_equal(simdisk_bad_sector(d, "a", 1100), RK_OK);
+    struct fs_file *f = open_ok(fs, "a", 0);
+    struct rk_errmsg err = {{0}};
+    char buf[1024];
+    size_t got;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(fs->ops->pread(fs, f, 1000, buf, 100, &got, &err), RK_EIO);
+        assert_non_null(strstr(err.text, "latent sector error at 1024"));
+    }
+    assert_int_equal(fs->ops->pread(fs, f, 0, buf, 1024, &got, &err), RK_OK); /* before it */
+    assert_int_equal(fs->ops->pread(fs, f, 1536, buf, 512, &got, &err), RK_OK); /* after it */
+    simdisk_crash(d); /* persists */
+    fs->ops->close(fs, f);
+    f = open_ok(fs, "a", 0);
+    assert_int_equal(fs->ops->pread(fs, f, 1030, buf, 1, &got, &err), RK_EIO);
+    pwrite_ok(fs, f, 1024, buf, 512); /* a write remaps the sector */
+    assert_int_equal(fs->ops->pread(fs, f, 1030, buf, 1, &got, &err), RK_OK);
+    fs->ops->close(fs, f);
+    /* From the fault settings: one file gets one at a crash. */
+    struct simdisk_faults lse = {.lse_per_crash = 1.0};
+    simdisk_set_faults(d, &lse);
+    simdisk_crash(d);
+    assert_int_equal(simdisk_damage(d), 1);
+    assert_non_null(strstr(simdisk_damage_text(d), "latent sector error in a at offset "));
+    simdisk_destroy(d);
+}
+
+static void lost_write_reads_back_until_the_crash_then_is_zeros(void **state)
+{
+    (void)state;
+    struct simdisk *d = simdisk_create(23);
+    struct fs *fs = simdisk_fs(d);
+    pd_file(fs, "a", 1000);
+    struct simdisk_faults lost = {.lost_write = 1.0};
+    simdisk_set_faults(d, &lost);
+    struct fs_file *f = open_ok(fs, "a", 0);
+    uint8_t w[200];
+    memset(w, 0xab, sizeof(w));
+    append_ok(fs, f, w, sizeof(w)); /* lost */
+    append_ok(fs, f, w, 100);       /* not: one event between crashes */
+    sync_ok(fs, f);
+    struct rk_errmsg err = {{0}};
+    uint8_t buf[300];
+    size_t got;
+    assert_int_equal(fs->ops->pread(fs, f, 1000, buf, 300, &got, &err), RK_OK);
+    assert_int_equal(buf[0], 0xab); /* the page cache has it */
+    fs->ops->close(fs, f);
+    simdisk_crash(d);
+    assert_int_equal(simdisk_damage(d), 1);
+    assert_non_null(strstr(simdisk_damage_text(d), "lost write in a at offset 1000"));
+    f = open_ok(fs, "a", 0);
+    assert_int_equal(size_of(fs, f), 1300);
+    assert_int_equal(fs->ops->pread(fs, f, 1000, buf, 300, &got, &err), RK_OK);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(buf[i], 0);
+    assert_int_equal(buf[200], 0xab);
+    fs->ops->close(fs, f);
+    assert_int_equal(pd_flipped(fs, "a", 1300) > 0, 1); /* (the tail differs from pd_file's) */
+    simdisk_destroy(d);
+}
+
+static void lost_write_never_synced_or_overwritten_is_no_damage(void **state)
+{
+    (void)state;
+    struct simdisk *d = simdisk_create(24);
+    struct fs *fs = simdisk_fs(d);
+    pd_file(fs, "a", 1000);
+    struct simdisk_faults lost = {.lost_write = 1.0};
+    simdisk_set_faults(d, &lost);
+    struct fs_file *f = open_ok(fs, "a", 0);
+    uint8_t w[200] = {1};
+    append_ok(fs, f, w, sizeof(w)); /* lost, but never synced: gone at the crash anyway */
+    fs->ops->close(fs, f);
+    simdisk_crash(d);
+    assert_int_equal(simdisk_damage(d), 0);
+    f = open_ok(fs, "a", 0);
+    append_ok(fs, f, w, sizeof(w)); /* lost */
+    assert_int_equal(fs->ops->truncate(fs, f, 1000, &(struct rk_errmsg){{0}}), RK_OK);
+    sync_ok(fs, f);
+    fs->ops->close(fs, f);
+    simdisk_crash(d);
+    assert_int_equal(simdisk_damage(d), 0); /* cut before it was synced */
+    simdisk_destroy(d);
+}
+
+static void misdirected_write_lands_on_an_older_block_and_is_lost_in_place(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        struct simdisk *d = simdisk_create(seed);
+        struct fs *fs = simdisk_fs(d);
+        pd_file(fs, "a", 4000);
+        struct simdisk_faults mis = {.misdirected_write = 1.0};
+        simdisk_set_faults(d, &mis);
+        struct fs_file *f = open_ok(fs, "a", 0);
+        uint8_t w[100];
+        memset(w, 0xcd, sizeof(w));
+        append_ok(fs, f, w, sizeof(w));
+        sync_ok(fs, f);
+        fs->ops->close(fs, f);
+        simdisk_crash(d);
+        assert_int_equal(simdisk_damage(d), 1);
+        char buf[8192];
+        size_t len = sizeof(buf);
+        assert_int_equal(read_file(fs, "a", buf, &len), RK_OK);
+        assert_int_equal(len, 4100);
+        for (size_t i = 4000; i < 4100; i++)
+            assert_int_equal((uint8_t)buf[i], 0);
+        /* 100 bytes of 0xcd, ending at least a sector before the old durable end. */
+        size_t at = 0;
+        while (at < 4000 && (uint8_t)buf[at] == (uint8_t)(at * 7 + 3))
+            at++;
+        assert_true(at + 100 <= 4000 - 512);
+        for (size_t i = at; i < at + 100; i++)
+            assert_int_equal((uint8_t)buf[i], 0xcd);
+        simdisk_destroy(d);
+    }
+}
+
 static void read_errors_happen_at_the_configured_rate(void **state)
 {
     (void)state;
@@ -1180,6 +1356,11 @@ int main(void)
         cmocka_unit_test(busy_time_accumulates_per_sync_and_resets_on_take),
         cmocka_unit_test(set_faults_restarts_the_call_counter),
         cmocka_unit_test(agrees_with_a_naive_model_across_crashes),
+        cmocka_unit_test(bit_rot_at_a_crash_is_one_persistent_bit_in_durable_bytes),
+        cmocka_unit_test(latent_sector_error_fails_every_read_of_its_sector_until_rewritten),
+        cmocka_unit_test(lost_write_reads_back_until_the_crash_then_is_zeros),
+        cmocka_unit_test(lost_write_never_synced_or_overwritten_is_no_damage),
+        cmocka_unit_test(misdirected_write_lands_on_an_older_block_and_is_lost_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,20 +38,25 @@
  * BC_REC_END on its last record. bc_end_batch closes the last batch and writes the whole buffer
  * with one append. Recovery applies a batch only when it meets its END record.
  *
- * The torn-tail rule. A crash may leave the last data file with a prefix of what was appended
- * after the last sync, whose last 512-byte sector may be garbage (fs.h D1); a failed append may
- * leave a prefix too. (Not a data file with a hint: merge wrote and synced both whole before it
- * committed.) So, in the LAST data file only, if it has no hint, the first record that does not
- * check out is a torn tail when it (as far as its header can be believed) runs past the end of
- * the file or reaches into the file's last 512 bytes — the only bytes a tear can garble — and
- * then everything from the start of its batch is cut (truncate + sync). A file that ends with whole
- * records but no END is a torn tail too. A bad record that ends before the last 512 bytes is
- * corruption even in the last file, and so is any bad record or incomplete batch in any other
- * file: the open fails with RK_ECORRUPT naming file and offset. What the rule cannot tell apart:
- * a bit flipped on the disk inside the last 512 bytes looks like a tear and costs the last batch
- * even if it was synced — the Raft log still has it and applies it again. A bad read is not a
- * bad disk: every failed check is read again, and only two reads that agree byte for byte are
- * believed (bc_check_record, bc_read_entry).
+ * The torn-tail rule (FORMAT 2 of bitcask.h; the decision is argued in core/log/seglog.c, TORN
+ * OR CORRUPT, and is the same here). C1: every data file starts with a commit record, and every
+ * fs sync of a data file the store appends to (bc_sync, rotation, recovery's final sync) first
+ * appends one after the batches no commit record covers (seal_active); a sync with nothing new
+ * writes nothing. C2 (fs.h D1): a crash keeps the durable bytes and a prefix of the rest whose
+ * last sector may end in garbage, so a commit record that checks out proves the bytes before it
+ * are as written. So, in the LAST data file (if it has no hint: merge wrote and synced it whole
+ * with its hint before it committed), a record that does not check out, or whole records that end
+ * without END, after which no commit record checks out, lie in bytes no sync returned for: a torn
+ * tail, cut from the start of its batch (truncate + sync). A bad record with a commit record
+ * after it, any bad record or incomplete batch in another file, a file the store moved on from
+ * that does not end with a commit record, a commit record inside a batch or with a wrong offset
+ * or applied index: corruption, and the open fails with RK_ECORRUPT naming file and offset and a
+ * struct bc_damage (bitcask.h). A bad commit record with nothing after it is taken as torn, and
+ * costs nothing (the batches before it check out and are kept). What the rule cannot tell apart:
+ * damage that destroys the last batches of the last file and the commit record after them
+ * together (a truncated file) — the Raft log still has those batches and applies them again. A
+ * bad read is not a bad disk: every failed check is read again, and only two reads that agree
+ * byte for byte are believed (bc_check_record, bc_read_entry).
  *
  * MERGE (merge.c): the protocol and its crash analysis
  *
@@ -109,7 +114,7 @@ static const struct kv_store_ops bc_kv_ops;
 
 void bc_rec_encode(uint8_t *p, uint64_t index, uint32_t flags, uint32_t key_len, uint32_t val_len)
 {
-    RK_ASSERT((flags & ~(BC_REC_TOMBSTONE | BC_REC_END | BC_REC_MARK)) == 0);
+    RK_ASSERT((flags & ~(BC_REC_TOMBSTONE | BC_REC_END | BC_REC_MARK | BC_REC_COMMIT)) == 0);
     RK_ASSERT(key_len <= BC_REC_KEY_MASK);
     bc_put_u32(p, 0);
     bc_put_u64(p + 4, index);
@@ -140,7 +145,26 @@ const char *bc_rec_header_problem(const struct bc_rec *r)
     if ((r->flags & BC_REC_MARK) != 0 &&
         ((r->flags & BC_REC_TOMBSTONE) != 0 || r->key_len != 0 || r->val_len != 0))
         return "index mark with a key or value";
+    if ((r->flags & BC_REC_COMMIT) != 0 &&
+        (r->flags != BC_REC_COMMIT || r->key_len != 0 || r->val_len != BC_COMMIT_VALUE_BYTES))
+        return "commit record with other flags, a key, or a value not of 8 bytes";
     return NULL;
+}
+
+void bc_commit_encode(uint8_t *p, uint64_t index, uint64_t off)
+{
+    bc_rec_encode(p, index, BC_REC_COMMIT, 0, BC_COMMIT_VALUE_BYTES);
+    bc_put_u64(p + BC_HEADER_BYTES, off);
+    bc_rec_seal(p, BC_COMMIT_BYTES);
+}
+
+bool bc_commit_at(const uint8_t *p, uint64_t off, uint64_t *index)
+{
+    if (bc_get_u32(p + 12) != BC_REC_COMMIT || bc_get_u32(p + 16) != BC_COMMIT_VALUE_BYTES ||
+        bc_get_u64(p + BC_HEADER_BYTES) != off || !bc_rec_crc_ok(p, BC_COMMIT_BYTES))
+        return false;
+    *index = bc_get_u64(p + 4);
+    return true;
 }
 
 void bc_rec_seal(uint8_t *p, size_t len)
@@ -426,8 +450,29 @@ int bc_del(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_
     return RK_OK;
 }
 
-/* Makes the active file ready for len more bytes: rotates it (synced first: B1) when they would
- * take it past max_file_bytes, and creates it if it does not exist yet. */
+/* FORMAT 2 (C1 of seglog.c, the same rule): appends a commit record to the active file if it has
+ * bytes no commit record covers. Every fs sync of a data file the store appends to comes after
+ * it (bc_sync, rotation; recovery seals the last file before its sync). */
+static int seal_active(struct bitcask *bc, struct rk_errmsg *err)
+{
+    struct bc_file *a = bc_file_at(bc, bc->active_id);
+    if (a == NULL || a->f == NULL || bc->covered == a->size)
+        return RK_OK;
+    RK_ASSERT(bc->covered < a->size);
+    uint8_t rec[BC_COMMIT_BYTES];
+    bc_commit_encode(rec, bc->applied_index, a->size);
+    int rc = bc->fs->ops->append(bc->fs, a->f, rec, sizeof(rec), err);
+    if (rc != RK_OK)
+        return rk_errwrap(err, rc, "append of a commit record");
+    a->size += BC_COMMIT_BYTES;
+    bc->covered = a->size;
+    bc->commit_records++;
+    return RK_OK;
+}
+
+/* Makes the active file ready for len more bytes: rotates it (sealed and synced first: B1) when
+ * they would take it past max_file_bytes, and creates it if it does not exist yet, starting with
+ * its commit record at offset 0 (the format mark, FORMAT 2). */
 static int prepare_active(struct bitcask *bc, size_t len, struct rk_errmsg *err)
 {
     struct bc_file *a = bc_file_at(bc, bc->active_id);
@@ -438,7 +483,10 @@ static int prepare_active(struct bitcask *bc, size_t len, struct rk_errmsg *err)
             return rk_errf(err, RK_ENOMEM, "no memory for the file table");
         a = bc_file_at(bc, bc->active_id); /* the table may have moved */
         if (bc->active_unsynced) {
-            int rc = bc->fs->ops->sync(bc->fs, a->f, err);
+            int rc = seal_active(bc, err);
+            if (rc == RK_OK)
+                rc = bc->fs->ops->sync(bc->fs, a->f, err);
+            bc->fs_syncs++;
             if (rc != RK_OK)
                 return rk_errwrap(err, rc, "sync before rotation");
             bc->active_unsynced = false;
@@ -454,6 +502,15 @@ static int prepare_active(struct bitcask *bc, size_t len, struct rk_errmsg *err)
             return rk_errwrap(err, rc, "%s: create", name);
         a->size = 0;
         bc->dir_dirty = true;
+        uint8_t rec[BC_COMMIT_BYTES];
+        bc_commit_encode(rec, bc->applied_index, 0);
+        rc = bc->fs->ops->append(bc->fs, a->f, rec, sizeof(rec), err);
+        if (rc != RK_OK)
+            return rk_errwrap(err, rc, "%s: append of its commit record", name);
+        a->size = BC_COMMIT_BYTES;
+        bc->covered = BC_COMMIT_BYTES;
+        bc->active_unsynced = true;
+        bc->commit_records++;
     }
     return RK_OK;
 }
@@ -518,7 +575,10 @@ int bc_sync(struct bitcask *bc, struct rk_errmsg *err)
     struct bc_file *a = bc_file_at(bc, bc->active_id);
     if (bc->active_unsynced) {
         RK_ASSERT(a->f != NULL);
-        rc = bc->fs->ops->sync(bc->fs, a->f, err);
+        rc = seal_active(bc, err);
+        if (rc == RK_OK)
+            rc = bc->fs->ops->sync(bc->fs, a->f, err);
+        bc->fs_syncs++;
         if (rc != RK_OK)
             return bc_poison(bc, rk_errwrap(err, rc, "sync"), err);
         bc->active_unsynced = false;
@@ -608,6 +668,8 @@ void bc_stats(const struct bitcask *bc, struct bc_stats *st)
     st->data_files_scanned = bc->data_files_scanned;
     st->scanned_bytes = bc->scanned_bytes;
     st->cut_bytes = bc->cut_bytes;
+    st->commit_records = bc->commit_records;
+    st->fs_syncs = bc->fs_syncs;
 }
 
 /* ---- open and close --------------------------------------------------------------------- */
@@ -651,6 +713,8 @@ int bc_open(const struct bc_config *c, struct bitcask **out, struct rk_errmsg *e
     if (rc != RK_OK)
         return rc;
     rc = bc_recover(bc, err);
+    if (c->damage != NULL)
+        *c->damage = bc->damage;
     if (rc != RK_OK)
         goto err_close;
     RK_ASSERT_SLOW(bc_kd_valid(&bc->kd));
@@ -683,6 +747,9 @@ int bc_verify(const struct bc_config *c, const struct bc_verify_cb *cb, struct b
     st->keys = now.keys;
     st->live_bytes = now.live_bytes;
     st->applied_index = bc->applied_index;
+    st->damage = bc->damage;
+    if (c->damage != NULL)
+        *c->damage = bc->damage;
     RK_ASSERT(bc->cut_bytes == st->torn_bytes);
     if (rc == RK_OK && cb != NULL && cb->key != NULL)
         rc = bc_scan(bc, cb->key, cb->ctx, err);

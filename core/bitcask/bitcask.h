@@ -12,9 +12,20 @@
  *   [crc32c u32][index u64][flags|key size u32][value size u32][key][value]
  * crc32c covers everything after itself. index is the Raft log index that wrote the record.
  * The top bits of the key-size word are flags: BC_REC_TOMBSTONE (a delete: no value bytes),
- * BC_REC_END (the last record of a batch) and BC_REC_MARK (written by merge only: no key, no
+ * BC_REC_END (the last record of a batch), BC_REC_MARK (written by merge only: no key, no
  * value, just the highest index of all the records it merged, so that the applied index survives
- * a merge that dropped the last batch's tombstone). The other flag bits must be zero.
+ * a merge that dropped the last batch's tombstone) and BC_REC_COMMIT (a commit record: no key,
+ * an 8-byte value holding its own offset, index the applied index when it was written; see
+ * FORMAT 2 below). The other flag bits must be zero.
+ *
+ * FORMAT 2 (the torn-or-corrupt decision; recover.c): every data file starts with a commit
+ * record at offset 0 (the format mark: a data file whose first record is anything else was
+ * written by an older raftkv and is refused with RK_EMALFORMED, never read), and every sync of a
+ * data file first appends a commit record after bytes no commit record covers (between batches).
+ * So a bad record with a commit record that checks out after it lies in synced data: corruption
+ * (RK_ECORRUPT and a struct bc_damage), never a torn tail; only bytes after the last commit
+ * record of the last data file were never synced and may be cut. One small append per sync; no
+ * more syncs. (Format 1 binaries refuse format-2 files: the COMMIT flag is reserved there.)
  * Keys are at most 64 KiB, values at most 64 MiB (both configurable lower), a batch at most
  * BC_MAX_BATCH_BYTES; beyond them a clear error and nothing written.
  *
@@ -58,7 +69,10 @@
 #define BC_REC_TOMBSTONE      (1u << 31)
 #define BC_REC_END            (1u << 30)
 #define BC_REC_MARK           (1u << 29)
-#define BC_REC_FLAGS_RESERVED 0x1f000000u
+#define BC_REC_COMMIT         (1u << 28)
+#define BC_REC_FLAGS_RESERVED 0x0f000000u
+#define BC_COMMIT_VALUE_BYTES 8u
+#define BC_COMMIT_BYTES       (BC_HEADER_BYTES + BC_COMMIT_VALUE_BYTES)
 #define BC_REC_KEY_MASK       0x00ffffffu
 #define BC_HEADER_BYTES       20u
 #define BC_HINT_HEADER_BYTES  28u
@@ -71,12 +85,32 @@
 #define BC_MAX_FILE_ID 4000000000u
 #define BC_MAX_FILES   (1u << 20)
 
+/* What an open (or verify) that found corruption knows about it (FORMAT 2): the store must not
+ * be used as whole; the Raft log (or a snapshot from the leader) has what it lost. */
+enum bc_damage_kind {
+    BC_DAMAGE_NONE = 0,
+    BC_DAMAGE_RECORD, /* a record in synced data does not check out */
+    BC_DAMAGE_LAYOUT, /* a file not closed by a commit record, a commit record in a batch */
+    BC_DAMAGE_OTHER,  /* a hint, the MERGE manifest, file ids: see problem */
+};
+
+struct bc_damage {
+    enum bc_damage_kind kind;
+    char file[FS_NAME_MAX + 1];
+    uint64_t offset;
+    uint64_t intact_index; /* the applied index of the last whole batch read before it */
+    uint64_t last_index;   /* the applied index of the commit record after the damage (0: none)
+                              — the store had batches up to here durable */
+    char problem[128];
+};
+
 struct bc_config {
     struct fs *fs;                /* borrowed: the directory of this store */
     const struct rk_alloc *alloc; /* NULL: libc */
     uint64_t max_file_bytes;      /* rotate the active file past this; 0: 64 MiB */
     uint32_t max_key_bytes;       /* 0: BC_MAX_KEY_BYTES */
     uint32_t max_value_bytes;     /* 0: BC_MAX_VALUE_BYTES */
+    struct bc_damage *damage;     /* NULL, or set by bc_open and bc_verify (kind NONE: none) */
 };
 
 struct bitcask;
@@ -137,6 +171,8 @@ struct bc_stats {
     uint32_t data_files_scanned;
     uint64_t scanned_bytes; /* data file bytes read and checked by recovery */
     uint64_t cut_bytes;     /* torn tail cut from the last data file */
+    uint64_t commit_records; /* written since open (FORMAT 2) */
+    uint64_t fs_syncs;       /* fs syncs of data files since open (one per bc_sync with bytes) */
 };
 void bc_stats(const struct bitcask *bc, struct bc_stats *st);
 
@@ -213,6 +249,8 @@ struct bc_verify_stats {
     uint64_t torn_bytes;    /* bc_open would cut them */
     uint32_t leftovers;     /* files bc_open would remove */
     uint32_t notices;
+    uint64_t commit_records; /* read and checked */
+    struct bc_damage damage; /* when it returns RK_ECORRUPT: what bc_open would report */
     /* Where the error points when bc_verify returns RK_ECORRUPT: file ("" when the problem is
      * not in one file), offset, and what is wrong. */
     char problem_file[FS_NAME_MAX + 1];

@@ -101,6 +101,7 @@ struct bitcask {
     uint32_t lo_id;
     uint32_t active_id;   /* receives appends; created at the first append */
     bool active_unsynced; /* the active file has bytes not yet synced */
+    uint64_t covered;     /* the active file's bytes before it lie before a commit record */
     bool dir_dirty;       /* a file was created since the last sync_dir */
 
     /* The open batch(es): records waiting for bc_end_batch, CRCs filled in there. */
@@ -126,6 +127,9 @@ struct bitcask {
     uint32_t data_files_scanned;
     uint64_t scanned_bytes;
     uint64_t cut_bytes;
+    uint64_t commit_records;
+    uint64_t fs_syncs;
+    struct bc_damage damage; /* what recovery found (FORMAT 2, recover.c) */
 
     struct bc_dry *dry; /* NULL but in bc_verify */
 };
@@ -182,6 +186,10 @@ const char *bc_rec_header_problem(const struct bc_rec *r);
 /* Computes and stores the CRC of the record of len bytes at p. */
 void bc_rec_seal(uint8_t *p, size_t len);
 bool bc_rec_crc_ok(const uint8_t *p, size_t len);
+/* Writes a commit record (BC_COMMIT_BYTES) at p: applied index, its own offset off. */
+void bc_commit_encode(uint8_t *p, uint64_t index, uint64_t off);
+/* True if the BC_COMMIT_BYTES at p are a commit record that checks out at offset off. */
+bool bc_commit_at(const uint8_t *p, uint64_t off, uint64_t *index);
 
 /* ---- names -------------------------------------------------------------------------------- */
 

@@ -126,7 +126,16 @@ static int mg_open_output(struct mg *m, struct rk_errmsg *err)
     if (rc != RK_OK)
         return mg_write_error(m, rc, "create hint", id, err);
     m->sizes[m->n_new - 1] = 0;
-    m->data_size = 0;
+    /* FORMAT 2 (bitcask.h): a data file starts with a commit record at offset 0. A merged file
+     * needs no other: it is synced whole with its hint before the merge commits, and recovery
+     * gives a file with a hint no torn-tail allowance. */
+    RK_ASSERT(m->dbuf.len == 0);
+    rc = mg_reserve(m, &m->dbuf, BC_COMMIT_BYTES, err);
+    if (rc != RK_OK)
+        return rc;
+    bc_commit_encode(m->dbuf.p, 0, 0);
+    m->dbuf.len = BC_COMMIT_BYTES;
+    m->data_size = BC_COMMIT_BYTES;
     m->hint_entries = 0;
     m->hint_crc = 0;
     m->out_max_index = 0;
@@ -137,7 +146,8 @@ static int mg_open_output(struct mg *m, struct rk_errmsg *err)
 static int mg_room(struct mg *m, uint64_t len, struct rk_errmsg *err)
 {
     int rc = RK_OK;
-    if (m->data != NULL && m->data_size > 0 && m->data_size + len > m->bc->max_file_bytes)
+    if (m->data != NULL && m->data_size > BC_COMMIT_BYTES &&
+        m->data_size + len > m->bc->max_file_bytes)
         rc = mg_close_output(m, err);
     if (rc == RK_OK && m->data == NULL)
         rc = mg_open_output(m, err);
@@ -201,6 +211,10 @@ static int mg_copy_file(struct mg *m, uint32_t id, struct rk_errmsg *err)
             rc = rk_errf(err, RK_ECORRUPT, "merge: %s: offset %llu: %s", name,
                          (unsigned long long)off, c.problem);
             break;
+        }
+        if ((c.rec.flags & BC_REC_COMMIT) != 0) { /* FORMAT 2: not data */
+            off = c.end;
+            continue;
         }
         if (c.rec.index > m->max_index)
             m->max_index = c.rec.index;

@@ -36,7 +36,6 @@
 #include "common/assert.h"
 #include "common/crc32c.h"
 
-#define BC_TORN_SECTOR_BYTES 512u
 #define BC_CHECK_ATTEMPTS    4
 
 /* ---- the buffered reader ---------------------------------------------------------------- */
@@ -187,15 +186,40 @@ static void note_corrupt(struct bitcask *bc, const char *name, uint64_t off, con
  * and what for bc_verify's caller; the message in err is the one an open gives. */
 static void note_corrupt(struct bitcask *bc, const char *name, uint64_t off, const char *fmt, ...)
 {
+    char what[sizeof(bc->damage.problem)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    struct bc_damage *d = &bc->damage;
+    if (d->kind == BC_DAMAGE_NONE) {
+        d->kind = BC_DAMAGE_OTHER;
+        snprintf(d->file, sizeof(d->file), "%s", name);
+        d->offset = off;
+        d->intact_index = bc->applied_index;
+    }
+    if (d->problem[0] == '\0')
+        memcpy(d->problem, what, sizeof(d->problem));
     if (bc->dry == NULL)
         return;
     struct bc_verify_stats *st = bc->dry->st;
     snprintf(st->problem_file, sizeof(st->problem_file), "%s", name);
     st->problem_offset = off;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(st->problem, sizeof(st->problem), fmt, ap);
-    va_end(ap);
+    memcpy(st->problem, what, sizeof(st->problem));
+}
+
+/* Records the damage a data file's scan found (FORMAT 2): the first one. */
+static void note_damage(struct bitcask *bc, enum bc_damage_kind kind, const char *name,
+                        uint64_t off, uint64_t last_index)
+{
+    struct bc_damage *d = &bc->damage;
+    if (d->kind != BC_DAMAGE_NONE)
+        return;
+    d->kind = kind;
+    snprintf(d->file, sizeof(d->file), "%s", name);
+    d->offset = off;
+    d->intact_index = bc->applied_index;
+    d->last_index = last_index;
 }
 
 static void dry_notice(struct bitcask *bc, enum bc_verify_notice_kind kind, const char *file,
@@ -339,24 +363,90 @@ static int cut_tail(struct bitcask *bc, uint32_t id, const char *name, uint64_t 
     return RK_OK;
 }
 
-/* A record that does not check out: the torn-tail rule (bitcask.c). */
+/* The commit records that check out at an offset in [from, end of file) of the data file r
+ * reads (FORMAT 2): *found whether there is one, *index the applied index of the first. Every
+ * offset is tried; read again when none is found (a bad read could hide one, never make one). */
+static int search_commits(struct bc_reader *r, uint64_t from, bool *found, uint64_t *index,
+                          struct rk_errmsg *err)
+{
+    *found = false;
+    *index = 0;
+    for (int attempt = 0; attempt < 2 && !*found; attempt++) {
+        bc_reader_forget(r, 0);
+        for (uint64_t p = from; p < r->size && r->size - p >= BC_COMMIT_BYTES && !*found; p++) {
+            const uint8_t *b;
+            size_t got;
+            int rc = bc_reader_get(r, p, p, BC_COMMIT_BYTES, &b, &got, err);
+            if (rc != RK_OK)
+                return rc;
+            *found = got == BC_COMMIT_BYTES && bc_commit_at(b, p, index);
+        }
+    }
+    bc_reader_forget(r, 0);
+    return RK_OK;
+}
+
+/* Corruption at off of data file r reads: the damage and RK_ECORRUPT. */
+static int corrupt_at(struct bitcask *bc, struct bc_reader *r, enum bc_damage_kind kind,
+                      uint64_t off, const char *problem, struct rk_errmsg *err)
+{
+    bool found = false;
+    uint64_t index = 0;
+    int rc = search_commits(r, off + 1, &found, &index, err);
+    if (rc != RK_OK)
+        return rc;
+    note_damage(bc, kind, r->name, off, found ? index : 0);
+    const char *why = found ? " (in synced data: a commit record after it checks out)" : "";
+    note_corrupt(bc, r->name, off, "%s%s", problem, why);
+    return rk_errf(err, RK_ECORRUPT, "%s: offset %llu: %s%s", r->name, (unsigned long long)off,
+                   problem, why);
+}
+
+/* A record that does not check out: torn or corrupt (bitcask.h, FORMAT 2). Only in the last
+ * data file (with no hint: merge wrote and synced it whole), and only with no commit record
+ * after it — bytes no sync returned for — is it a torn tail, cut from its batch's start. */
 static int bad_record(struct bitcask *bc, struct bc_reader *r, uint32_t id, bool last,
                       uint64_t batch_start, uint64_t off, const struct bc_checked *c,
                       struct rk_errmsg *err)
 {
-    uint64_t garbled_from = r->size > BC_TORN_SECTOR_BYTES ? r->size - BC_TORN_SECTOR_BYTES : 0;
-    bool torn = last && (c->verdict == BC_CHECK_SHORT || c->end > garbled_from);
-    if (!torn) {
-        note_corrupt(bc, r->name, off, "%s", c->problem);
-        return rk_errf(err, RK_ECORRUPT, "%s: offset %llu: %s", r->name, (unsigned long long)off,
-                       c->problem);
-    }
+    if (!last)
+        return corrupt_at(bc, r, BC_DAMAGE_RECORD, off, c->problem, err);
+    bool found = false;
+    uint64_t index = 0;
+    int rc = search_commits(r, off + 1, &found, &index, err);
+    if (rc != RK_OK)
+        return rc;
+    if (found)
+        return corrupt_at(bc, r, BC_DAMAGE_RECORD, off, c->problem, err);
     return cut_tail(bc, id, r->name, batch_start, err);
 }
 
-/* Rebuilds the keydir from data file id (read as name) by reading every record. */
-static int scan_data(struct bitcask *bc, uint32_t id, const char *name, bool last,
-                     struct rk_errmsg *err)
+/* A commit record (checked) at off, start the batch being read (FORMAT 2): between batches, at
+ * its own offset, and (but the format mark at 0 and in merged files) with the applied index of
+ * what came before it. RK_OK, or corruption. */
+static int check_commit(struct bitcask *bc, struct bc_reader *r, bool hinted, uint64_t start,
+                        uint64_t off, const struct bc_checked *c, struct rk_errmsg *err)
+{
+    uint64_t index = 0;
+    if (start != off)
+        return corrupt_at(bc, r, BC_DAMAGE_LAYOUT, off, "commit record inside a batch", err);
+    if (!bc_commit_at(c->bytes, off, &index))
+        return corrupt_at(bc, r, BC_DAMAGE_RECORD, off, "commit record with a wrong offset", err);
+    if (off > 0 && !hinted && index != bc->applied_index) {
+        char problem[96];
+        snprintf(problem, sizeof(problem), "commit record says applied %llu, the files %llu",
+                 (unsigned long long)index, (unsigned long long)bc->applied_index);
+        return corrupt_at(bc, r, BC_DAMAGE_RECORD, off, problem, err);
+    }
+    if (bc->dry != NULL)
+        bc->dry->st->commit_records++;
+    return RK_OK;
+}
+
+/* Rebuilds the keydir from data file id (read as name) by reading every record. *commit_end:
+ * where its last commit record ends. */
+static int scan_data(struct bitcask *bc, uint32_t id, const char *name, bool last, bool hinted,
+                     uint64_t *commit_end, struct rk_errmsg *err)
 {
     struct bc_file *f = bc_file_at(bc, id);
     struct bc_reader r;
@@ -366,6 +456,7 @@ static int scan_data(struct bitcask *bc, uint32_t id, const char *name, bool las
     uint64_t start = 0; /* of the batch being read */
     uint64_t off = 0;
     int rc = RK_OK;
+    *commit_end = 0;
     while (off < f->size) {
         struct bc_checked c;
         rc = bc_check_record(&r, start, off, &c, err);
@@ -374,6 +465,22 @@ static int scan_data(struct bitcask *bc, uint32_t id, const char *name, bool las
         if (c.verdict != BC_CHECK_OK) {
             rc = bad_record(bc, &r, id, last, start, off, &c, err);
             break;
+        }
+        if (off == 0 && (c.rec.flags & BC_REC_COMMIT) == 0) { /* FORMAT 2: the format mark */
+            rc = rk_errf(err, RK_EMALFORMED,
+                         "%s: format 1 (no commit record at offset 0: written by an older "
+                         "raftkv); this build reads format 2 only",
+                         name);
+            break;
+        }
+        if ((c.rec.flags & BC_REC_COMMIT) != 0) {
+            rc = check_commit(bc, &r, hinted, start, off, &c, err);
+            if (rc != RK_OK)
+                break;
+            off = c.end;
+            start = off;
+            *commit_end = off;
+            continue;
         }
         if (c.end - start > BC_MAX_BATCH_BYTES) {
             note_corrupt(bc, name, off, "batch over %lu bytes", (unsigned long)BC_MAX_BATCH_BYTES);
@@ -390,14 +497,15 @@ static int scan_data(struct bitcask *bc, uint32_t id, const char *name, bool las
         }
     }
     if (rc == RK_OK && start < f->size) { /* whole records, but the last batch has no END */
-        if (last) {
-            rc = cut_tail(bc, id, name, start, err);
-        } else {
-            note_corrupt(bc, name, start, "file ends inside a batch");
-            rc = rk_errf(err, RK_ECORRUPT, "%s: offset %llu: file ends inside a batch", name,
-                         (unsigned long long)start);
-        }
+        if (last)
+            rc = cut_tail(bc, id, name, start, err); /* after the last commit record: torn */
+        else
+            rc = corrupt_at(bc, &r, BC_DAMAGE_LAYOUT, start, "file ends inside a batch", err);
     }
+    /* FORMAT 2: a file the store appended to and moved on from was sealed before its sync. */
+    if (rc == RK_OK && !last && !hinted && f->size > 0 && *commit_end != f->size)
+        rc = corrupt_at(bc, &r, BC_DAMAGE_LAYOUT, *commit_end,
+                        "no commit record after the last batch of a file synced whole", err);
     bc_reader_free(&r);
     return rc;
 }
@@ -485,7 +593,8 @@ static int hint_entries(struct bitcask *bc, struct bc_reader *r, uint32_t id,
 {
     uint64_t n = 0;
     uint32_t body = 0;
-    uint64_t next = 0; /* where the next entry's record must start in the data file */
+    uint64_t next = BC_COMMIT_BYTES; /* where the next entry's record must start in the data file
+                                        (FORMAT 2: after the commit record at 0) */
     *max_index = 0;
     for (uint64_t off = 0; off < end;) {
         const uint8_t *p;
@@ -731,7 +840,8 @@ static int dry_match_hint(struct bitcask *bc, uint32_t id, const char *hint, con
     bc_reader_init(&dr, bc, f->f, data, f->size);
     uint64_t end = size - BC_HINT_TRAILER_BYTES;
     uint64_t at = end; /* where in the hint the problem is */
-    uint64_t next = 0; /* the data record after the last entry's */
+    uint64_t next = BC_COMMIT_BYTES; /* the data record after the last entry's (FORMAT 2: the
+                                        file starts with a commit record) */
     uint64_t max_index = 0;
     const char *problem = NULL;
     struct bc_checked c;
@@ -1193,6 +1303,8 @@ static int load_files(struct bitcask *bc, const struct listing *ls, struct rk_er
     }
     bc->lo_id = lo;
     bc->active_id = hi + 1; /* a new active file, made at the first append */
+    uint64_t commit_end = 0; /* of the file scanned last */
+    bool hi_hinted = listed(ls->hint, ls->n_hint, hi);
     if (bc_files_cover(bc, bc->active_id) != RK_OK)
         return rk_errf(err, RK_ENOMEM, "no memory for the file table");
     for (size_t i = 0; i < ls->n_data; i++) {
@@ -1213,7 +1325,7 @@ static int load_files(struct bitcask *bc, const struct listing *ls, struct rk_er
                                   checked on its own and against it (a bad data record is
                                   reported where it is, not as the hint's) */
             struct hint_trailer t;
-            if ((rc = scan_data(bc, id, name, last, err)) != RK_OK)
+            if ((rc = scan_data(bc, id, name, last, hinted, &commit_end, err)) != RK_OK)
                 return rc;
             if (hinted && (rc = dry_check_hint(bc, id, hint, &t, err)) != RK_OK)
                 return rc;
@@ -1234,7 +1346,7 @@ static int load_files(struct bitcask *bc, const struct listing *ls, struct rk_er
             if (applied > 0)
                 mark_hinted_keys(bc, id);
         }
-        rc = scan_data(bc, id, name, last, err);
+        rc = scan_data(bc, id, name, last, hinted, &commit_end, err);
         if (rc != RK_OK && hinted)
             return rk_errwrap(err, rc, "%s: offset %llu: %s; scanning %s instead", hint,
                               (unsigned long long)v.offset, v.problem, name);
@@ -1251,7 +1363,21 @@ static int load_files(struct bitcask *bc, const struct listing *ls, struct rk_er
      * could tear a file that is no longer the last. */
     char name[BC_NAME_BYTES];
     bc_name(name, hi, "data");
-    int rc = bc->fs->ops->sync(bc->fs, bc_file_at(bc, hi)->f, err);
+    struct bc_file *f = bc_file_at(bc, hi);
+    int rc = RK_OK;
+    if (!hi_hinted && commit_end < f->size) {
+        /* FORMAT 2: batches that survived after the last commit record are about to be taken
+         * as durable; sealed before the sync, as bc_sync would have. */
+        uint8_t rec[BC_COMMIT_BYTES];
+        bc_commit_encode(rec, bc->applied_index, f->size);
+        rc = bc->fs->ops->append(bc->fs, f->f, rec, sizeof(rec), err);
+        if (rc == RK_OK) {
+            f->size += BC_COMMIT_BYTES;
+            bc->commit_records++;
+        }
+    }
+    if (rc == RK_OK)
+        rc = bc->fs->ops->sync(bc->fs, f->f, err);
     if (rc != RK_OK)
         return rk_errwrap(err, rc, "%s: sync", name);
     return sync_dir(bc, err);
@@ -1280,5 +1406,9 @@ int bc_recover(struct bitcask *bc, struct rk_errmsg *err)
     if (rc == RK_OK)
         rc = load_files(bc, &ls, err);
     listing_free(&ls);
+    if (rc == RK_ECORRUPT && bc->damage.kind == BC_DAMAGE_NONE) {
+        bc->damage.kind = BC_DAMAGE_OTHER;
+        snprintf(bc->damage.problem, sizeof(bc->damage.problem), "%.120s", err->text);
+    }
     return rc;
 }

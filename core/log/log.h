@@ -72,9 +72,17 @@ uint64_t log_memstore_syncs(const struct log_store *s);
 /*
  * The durable store (seglog.c): the log in segment files of CRC-framed records, the hard state
  * in a file replaced atomically, everything through c->fs, a directory of its own (no other
- * files may be written there). Opening recovers what is durable: a torn tail of the last
- * segment is cut; corruption anywhere else fails the open with RK_ECORRUPT naming file and
- * offset; an injected bad read is read again (RK_EIO when reads keep disagreeing).
+ * files may be written there). Every sync ends what it makes durable with a commit record, so
+ * that opening can tell a torn write from corruption for certain (seglog.c, TORN OR CORRUPT):
+ * bytes after the last commit record of the highest segment were never synced, and only they
+ * may be cut as a torn tail; a bad record that a commit record vouches for is corruption, and
+ * the open fails with RK_ECORRUPT, naming file and offset in err and describing the damage in
+ * *c->damage (struct log_damage) so that the replica can act on it. An injected bad read is
+ * read again (RK_EIO when reads keep disagreeing, or when a range can never be read).
+ *
+ * Format 2 (this one) is recorded in a file `format`, written when the directory is first used.
+ * A directory of format 1 (segments or a hard state, no `format` file: an older raftkv) is
+ * refused with RK_EMALFORMED and a message that says so; it is not read.
  *
  * Memory: entries are not kept. The store keeps 8 bytes per entry (its offset, for truncate)
  * and 24 per segment; the entries read at open are held (with their data) only until the call
@@ -83,6 +91,31 @@ uint64_t log_memstore_syncs(const struct log_store *s);
 #define LOG_SEGLOG_DEFAULT_SEGMENT_BYTES (8ull << 20)
 #define LOG_SEGLOG_SEGMENT_BYTES_MAX     (1ull << 30)
 
+/* What an open (or verify) that found corruption knows about it: the replica must not take the
+ * log as whole (Protocol-Aware Recovery, Alagappan et al., FAST'18: a corrupted entry is not
+ * an absent one). Indexes are 0 when unknown. */
+enum log_damage_kind {
+    LOG_DAMAGE_NONE = 0,
+    LOG_DAMAGE_RECORD,     /* a record in synced data does not check out (crc, length, index) */
+    LOG_DAMAGE_HARD_STATE, /* hardstate does not check out: term and vote are unknown */
+    LOG_DAMAGE_FORMAT,     /* the format file does not check out */
+    LOG_DAMAGE_LAYOUT,     /* segments overlap, or a segment lacks its closing commit record */
+};
+
+struct log_damage {
+    enum log_damage_kind kind;
+    char file[FS_NAME_MAX + 1];
+    uint64_t offset;            /* of the bad record (or structure) in file */
+    uint64_t intact_last_index; /* the log is whole up to here (the entry before the damage) */
+    uint64_t first_index;       /* the first index the damage may cover */
+    uint64_t last_index;        /* the last index the damage may cover: the last index of the
+                                   commit record that vouches for the bad bytes (0: unknown) */
+    uint64_t acked_index;       /* the highest index this node may have acknowledged: the
+                                   highest last index of any commit record found, or a hard
+                                   state's commit; a repair must restore the log up to here */
+    char problem[128];
+};
+
 struct log_seglog_config {
     struct fs *fs;                /* borrowed; must outlive the store */
     const struct rk_alloc *alloc; /* NULL: libc */
@@ -90,6 +123,8 @@ struct log_seglog_config {
      * (an append is never split, so a segment may exceed it by one append). 0: the default;
      * at most LOG_SEGLOG_SEGMENT_BYTES_MAX. */
     uint64_t segment_bytes;
+    /* NULL, or set by open and verify: kind NONE unless they found damage (TORN OR CORRUPT). */
+    struct log_damage *damage;
 };
 
 /* What recovery found and what the store did, for tests and operators. */
@@ -100,6 +135,8 @@ struct log_seglog_stats {
     uint64_t garbage_segments;  /* removed at open: wholly behind the snapshot point */
     uint64_t term_raises;       /* opens that raised the term to the log's (seglog.c) */
     uint64_t hard_state_writes; /* hardstate files written */
+    uint64_t commit_records;    /* commit records written (one per sync that made bytes durable) */
+    uint64_t fs_syncs;          /* fs sync calls on segments (group commit: one per batch) */
     uint64_t reloads;           /* loads that read the segments again */
 };
 
@@ -161,6 +198,8 @@ struct log_verify_stats {
     uint64_t torn_bytes;    /* open would cut them */
     uint64_t leftovers;     /* files open would remove */
     uint64_t notices;
+    uint64_t commit_records; /* read and checked */
+    struct log_damage damage; /* when verify returns RK_ECORRUPT: what open would report */
     /* Where the error points when verify returns RK_ECORRUPT: file ("" when the problem is not
      * in one file), the offset of the bad record, and what is wrong with it. */
     char problem_file[FS_NAME_MAX + 1];

@@ -10,6 +10,8 @@
  *                                     [snapshot index u64][snapshot term u64]; crc covers
  *                                     magic..snapshot term
  *   hardstate.tmp                     a hard state being written; garbage once found at open
+ *   format                            [crc32c u32][magic u32 "RKLF"][version u32 = 2], written
+ *                                     (and synced, with the directory) before any other file
  *   anything else                     ignored
  *
  * Record (little-endian): [crc32c u32][len u32][term u64][index u64][type u8][data]
@@ -17,6 +19,49 @@
  *   is in the record so that a record can never be taken for another (a misplaced or stale one
  *   fails the index check); the record carries its own length so that a torn tail is recognized
  *   as one (it runs past the end of the file).
+ * Commit record: the same framing with term 0, index 0 (no entry has index 0), type 0 and 16
+ *   bytes of data: [last index u64][own offset u64] — the last entry index before it in the log,
+ *   and the offset it sits at (so that a copy of one inside an entry's data, or one misplaced by
+ *   the disk, is never believed). See TORN OR CORRUPT.
+ *
+ * FORMAT. Format 1 (before this commit record existed) had no `format` file; a directory with
+ * segments or a hard state and no `format` file is refused (RK_EMALFORMED, "format 1"), never
+ * read by the rules below, which would take its last segment's tail for unsynced bytes. The
+ * format file is written before the first segment or hard state, so a directory without one
+ * and without either is new; a bad format file beside nothing else is a first write that never
+ * completed (written again), beside data it is corruption.
+ *
+ * TORN OR CORRUPT (the decision recovery makes for a record that does not check out)
+ *   C1  Every byte of a segment that a sync made durable lies before a commit record appended
+ *       by that sync or an earlier one: every fs sync of a segment (seal_last) first appends a
+ *       commit record if the segment has bytes after its last one. A sync with nothing new to
+ *       cover writes nothing. Cost: one small record in the same sync (group commit still makes
+ *       one fs sync per batch: log_seglog_stats' fs_syncs, tests/test_seglog.c).
+ *   C2  The tear model of fs.h D1 (and sim/simdisk.c): a crash keeps the durable bytes and a
+ *       prefix of the unsynced ones, of which only the last sector may end in garbage. So a commit
+ *       record that checks out (crc, own offset) proves that every byte before it is as written.
+ *   The rule, in every segment: a bad record (crc, length, or a record that runs past the end)
+ *   at offset X is corruption if a commit record that checks out lies after X in the same file
+ *   (found by searching every offset after X, read twice: a bad read cannot make one appear);
+ *   or if the segment is not the highest on disk (L2: it was synced whole, and ends with a commit
+ *   record by C1). Otherwise — the highest segment, nothing after X vouched for — X lies after
+ *   the last commit record, in bytes no sync ever returned for (C1): a torn tail, cut. A record
+ *   that checks out but has the wrong index, and a commit record whose fields are wrong, are
+ *   corruption anywhere (a tear does not write wrong records, C2).
+ *   Entries after the last commit record of the highest segment that check out are kept (a crash
+ *   may keep unsynced bytes, D1; nothing was acknowledged on them, and keeping them is as safe as
+ *   any surviving unsynced byte) and sealed by open's final sync (settle), so C1 holds again.
+ *   On corruption the open fails with RK_ECORRUPT and a struct log_damage (log.h): the file and
+ *   offset, the index range the damage may cover (first: the index expected at X; last: the
+ *   vouching commit record's last index), and the highest index this node may have acknowledged
+ *   (the highest last index of any commit record that checks out, in that file after X or in any
+ *   later segment, or the hard state's commit) — what a repair from peers must restore.
+ *   What the rule cannot tell apart (argued in the design note, not detected): damage that
+ *   destroys both the last bytes of the highest segment and the commit record after them (a
+ *   truncation of the file, or one fault spanning both) looks like a tear. A single flipped bit,
+ *   a lost or misdirected write of one append (the entries and their commit record are separate
+ *   appends), a bad sector inside the data: all are detected. A bad commit record with nothing
+ *   after it is taken as torn: the entries before it check out and are kept, so nothing is lost.
  *
  * INVARIANTS
  *   L1  Segment i holds the records first_i, first_i + 1, ... in order; in memory (segs[]) and
@@ -94,15 +139,13 @@
  *      acknowledged. Nothing synced and still wanted can sit behind a gap: T1 removes only
  *      entries being deleted and L5 only entries behind a durable snapshot point. An overlap (a
  *      segment starting below the expected index) has no such explanation: corruption.
- *   4. The torn-tail rule (as core/bitcask): in the highest segment on disk only, the first
- *      record that does not check out is a torn tail when it runs past the end of the file or
- *      reaches into its last 512 bytes (the only bytes a tear may garble); it and everything
- *      after it are cut (truncate + sync). Any other bad record fails the open with RK_ECORRUPT
- *      naming file and offset; so does a record whose index is not the one expected. What the
- *      rule cannot tell apart: a bit flipped on the disk inside the last 512 bytes of the highest
- *      segment looks like a tear and costs those entries even if they were synced. A bad read is
- *      not a bad disk: a record that does not check out is read again, and only two reads that
- *      agree are believed.
+ *   4. Torn or corrupt (above): a bad record nothing after it vouches for, in the highest
+ *      segment, is a torn tail: it and everything after it are cut (truncate + sync). Any other
+ *      bad record fails the open with RK_ECORRUPT naming file and offset, and a log_damage; so
+ *      does a record whose index is not the one expected, a commit record whose last index or
+ *      offset is wrong, and a segment other than the highest that does not end with a commit
+ *      record. A bad read is not a bad disk: a record that does not check out is read again,
+ *      and only two reads that agree are believed.
  *      Entries whose term is above the hard state's (a crash kept unsynced bytes, or the rotation
  *      sync made entries durable before their batch's hard state) raise the term to the highest
  *      such term and clear the vote. Safe: a node that voted in term T had (T, vote) durable
@@ -112,8 +155,9 @@
  *      The raised hard state is written before open returns, so a term never goes back: a later
  *      truncation may remove the entries that justified it.
  *   5. A last segment wholly behind the snapshot point is removed (as 2). The last segment is
- *      synced and the directory too: a reopen without a crash finds bytes and names the previous
- *      process never made durable, and they are about to be treated as durable (L2).
+ *      sealed (a commit record after entries that have none, C1) and synced, and the directory
+ *      too: a reopen without a crash finds bytes and names the previous process never made
+ *      durable, and they are about to be treated as durable (L2).
  *
  * VERIFY (log_seglog_verify) is this recovery run dry, so that an operator's check and an open can
  * never disagree: s->dry is set, and every change recovery would make becomes a notice instead
@@ -162,6 +206,18 @@ _Static_assert(SEGLOG_LEN_MIN == 17, "record: len of an empty entry");
 #define SEGLOG_HS_BYTES         48u
 _Static_assert(SEGLOG_HS_BYTES == SEGLOG_HS_OFF_SNAP_TERM + 8, "hardstate layout");
 #define SEGLOG_HS_MAGIC    0x53484b52u /* "RKHS" */
+
+/* Commit record (TORN OR CORRUPT). */
+#define SEGLOG_COMMIT_DATA_BYTES 16u
+#define SEGLOG_COMMIT_BYTES      (SEGLOG_HEADER_BYTES + SEGLOG_COMMIT_DATA_BYTES)
+#define SEGLOG_COMMIT_LEN        (SEGLOG_LEN_MIN + SEGLOG_COMMIT_DATA_BYTES)
+_Static_assert(SEGLOG_COMMIT_BYTES == 41, "commit record: 25-byte header and two u64");
+
+/* Format file. */
+#define SEGLOG_FORMAT_NAME    "format"
+#define SEGLOG_FORMAT_MAGIC   0x464c4b52u /* "RKLF" */
+#define SEGLOG_FORMAT_VERSION 2u
+#define SEGLOG_FORMAT_BYTES   12u
 #define SEGLOG_HS_NAME     "hardstate"
 #define SEGLOG_HS_TMP_NAME "hardstate.tmp"
 
@@ -170,15 +226,15 @@ _Static_assert(SEGLOG_HS_BYTES == SEGLOG_HS_OFF_SNAP_TERM + 8, "hardstate layout
 #define SEGLOG_SEGMENTS_MAX      (1u << 16)
 #define SEGLOG_READ_CHUNK_BYTES  (256u << 10)
 #define SEGLOG_READ_ATTEMPTS     4
-#define SEGLOG_TORN_SECTOR_BYTES 512u
 /* The append buffer, grown past this by one big append, is given back afterwards. */
 #define SEGLOG_KEEP_BUFFER_BYTES (1u << 20)
 _Static_assert(SEGLOG_NAME_LEN < SEGLOG_NAME_BYTES, "segment names fit the fs");
 
 struct seglog_seg {
-    uint64_t first;  /* index of its first record: its name */
-    uint64_t size;   /* bytes written */
-    uint64_t synced; /* bytes durable; == size for all but the last segment (L2) */
+    uint64_t first;   /* index of its first record: its name */
+    uint64_t size;    /* bytes written */
+    uint64_t synced;  /* bytes durable; == size for all but the last segment (L2) */
+    uint64_t covered; /* the bytes before it lie before a commit record (C1); 0: unknown */
 };
 
 /* What the hardstate file on disk says (as of the last write). */
@@ -230,7 +286,8 @@ struct seglog {
     int poison; /* RK_OK, or the failure that made every later call fail */
     struct rk_errmsg poison_msg;
     struct log_seglog_stats stats;
-    struct seglog_dry *dry; /* NULL but in log_seglog_verify */
+    struct seglog_dry *dry;    /* NULL but in log_seglog_verify */
+    struct log_damage damage; /* what recovery found (TORN OR CORRUPT) */
 };
 
 static const struct log_store_ops seglog_ops;
@@ -311,6 +368,30 @@ static void record_encode(uint8_t *p, const struct raft_entry *e)
     put_u32(p + SEGLOG_OFF_CRC, rk_crc32c(0, p + SEGLOG_OFF_LEN, (size_t)len + 4));
 }
 
+/* Encodes a commit record at p for an end of the log at last_index, the record at offset off. */
+static void commit_encode(uint8_t *p, uint64_t last_index, uint64_t off)
+{
+    memset(p, 0, SEGLOG_COMMIT_BYTES);
+    put_u32(p + SEGLOG_OFF_LEN, SEGLOG_COMMIT_LEN);
+    put_u64(p + SEGLOG_HEADER_BYTES, last_index);
+    put_u64(p + SEGLOG_HEADER_BYTES + 8, off);
+    put_u32(p + SEGLOG_OFF_CRC, rk_crc32c(0, p + SEGLOG_OFF_LEN, SEGLOG_COMMIT_LEN + 4));
+}
+
+/* True if the SEGLOG_COMMIT_BYTES at p are a commit record that checks out at offset off;
+ * *last_index is then its last index. */
+static bool commit_at(const uint8_t *p, uint64_t off, uint64_t *last_index)
+{
+    if (get_u32(p + SEGLOG_OFF_LEN) != SEGLOG_COMMIT_LEN || get_u64(p + SEGLOG_OFF_INDEX) != 0 ||
+        get_u64(p + SEGLOG_OFF_TERM) != 0 || p[SEGLOG_OFF_TYPE] != 0 ||
+        get_u64(p + SEGLOG_HEADER_BYTES + 8) != off)
+        return false;
+    if (get_u32(p + SEGLOG_OFF_CRC) != rk_crc32c(0, p + SEGLOG_OFF_LEN, SEGLOG_COMMIT_LEN + 4))
+        return false;
+    *last_index = get_u64(p + SEGLOG_HEADER_BYTES);
+    return true;
+}
+
 /* ---- failures ------------------------------------------------------------------------------ */
 
 /* Marks the store failed for good and returns rc; err already says why. */
@@ -368,8 +449,27 @@ static int recovery_corrupt(struct seglog *s, struct rk_errmsg *err, const char 
                             bool say_offset, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
+/* Records the damage recovery found (the first one): kind, where, the index range. */
+static void note_damage(struct seglog *s, enum log_damage_kind kind, const char *name,
+                        uint64_t off, uint64_t first_index, uint64_t last_index)
+{
+    struct log_damage *d = &s->damage;
+    if (d->kind != LOG_DAMAGE_NONE)
+        return;
+    d->kind = kind;
+    snprintf(d->file, sizeof(d->file), "%s", name);
+    d->offset = off;
+    d->first_index = first_index;
+    d->intact_last_index = first_index > 0 ? first_index - 1 : 0;
+    d->last_index = last_index;
+    if (last_index > d->acked_index)
+        d->acked_index = last_index;
+}
+
 /* Recovery found corruption in file name at off: returns RK_ECORRUPT with the message
- * "name: offset off: what" (or "name: what"), and in a dry run remembers where for the caller. */
+ * "name: offset off: what" (or "name: what"), and in a dry run remembers where for the caller.
+ * A damage noted before (note_damage) gets the message as its problem; without one, the damage
+ * is a LOG_DAMAGE_LAYOUT at name and off. */
 static int recovery_corrupt(struct seglog *s, struct rk_errmsg *err, const char *name, uint64_t off,
                             bool say_offset, const char *fmt, ...)
 {
@@ -378,6 +478,9 @@ static int recovery_corrupt(struct seglog *s, struct rk_errmsg *err, const char 
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
+    note_damage(s, LOG_DAMAGE_LAYOUT, name, off, 0, 0);
+    if (s->damage.problem[0] == '\0')
+        snprintf(s->damage.problem, sizeof(s->damage.problem), "%s", what);
     if (s->dry != NULL) {
         struct log_verify_stats *st = s->dry->st;
         snprintf(st->problem_file, sizeof(st->problem_file), "%s", name);
@@ -582,8 +685,9 @@ enum scan_mode {
 
 struct scan {
     enum scan_mode mode;
-    uint64_t expected; /* the index the next record must have */
-    uint64_t max_term; /* of the records kept so far */
+    uint64_t expected;   /* the index the next record must have */
+    uint64_t max_term;   /* of the records kept so far */
+    uint64_t commit_end; /* in the segment being read: where its last commit record ends */
 };
 
 /* Keeps the checked record c at off: its offset (recovery) and a copy for load. */
@@ -661,18 +765,95 @@ static int cut_tail(struct seglog *s, const char *name, struct fs_file *f, uint6
     return RK_OK;
 }
 
-/* A record at off that does not check out: the torn-tail rule (recovery step 4). */
-static int bad_record(struct seglog *s, const struct scan *sc, const struct seg_reader *r,
-                      bool highest, uint64_t off, const struct seg_record *c, uint64_t *size,
+/* The commit records that check out at an offset in [from, end of file) of the segment r reads
+ * (TORN OR CORRUPT): *found whether there is one, *first_last the last index of the first,
+ * *max_last the highest last index. Every offset is tried (the bad record's length cannot be
+ * believed). Read again when none is found: a bad read cannot make a commit record appear
+ * (crc), but it could hide one. */
+static int search_commits(struct seg_reader *r, uint64_t from, bool *found, uint64_t *first_last,
+                          uint64_t *max_last, struct rk_errmsg *err)
+{
+    *found = false;
+    *first_last = 0;
+    *max_last = 0;
+    for (int attempt = 0; attempt < 2 && !*found; attempt++) {
+        r->len = 0; /* read again */
+        for (uint64_t p = from; p < r->size && r->size - p >= SEGLOG_COMMIT_BYTES; p++) {
+            const uint8_t *b;
+            size_t got;
+            int rc = reader_get(r, p, SEGLOG_COMMIT_BYTES, &b, &got, err);
+            if (rc != RK_OK)
+                return rc;
+            uint64_t last = 0;
+            if (got < SEGLOG_COMMIT_BYTES || !commit_at(b, p, &last))
+                continue;
+            if (!*found)
+                *first_last = last;
+            *found = true;
+            *max_last = last > *max_last ? last : *max_last;
+        }
+    }
+    r->len = 0;
+    return RK_OK;
+}
+
+/* Corruption at off of the segment r reads, where a record with index sc->expected should be:
+ * the damage (its index range from the commit record that vouches for it, if any) and
+ * RK_ECORRUPT. */
+static int corrupt_record(struct seglog *s, const struct scan *sc, struct seg_reader *r,
+                          uint64_t off, const char *problem, struct rk_errmsg *err)
+{
+    bool found = false;
+    uint64_t first_last = 0;
+    uint64_t max_last = 0;
+    int rc = search_commits(r, off + 1, &found, &first_last, &max_last, err);
+    if (rc != RK_OK)
+        return rc;
+    note_damage(s, LOG_DAMAGE_RECORD, r->name, off, sc->expected, first_last);
+    if (max_last > s->damage.acked_index)
+        s->damage.acked_index = max_last;
+    return recovery_corrupt(s, err, r->name, off, true, "%s%s", problem,
+                            found ? " (in synced data: a commit record after it checks out)"
+                                  : "");
+}
+
+/* A record at off that does not check out: torn or corrupt (TORN OR CORRUPT, recovery step 4). */
+static int bad_record(struct seglog *s, const struct scan *sc, struct seg_reader *r, bool highest,
+                      uint64_t off, const struct seg_record *c, uint64_t *size,
                       struct rk_errmsg *err)
 {
-    uint64_t garbled_from =
-        r->size > SEGLOG_TORN_SECTOR_BYTES ? r->size - SEGLOG_TORN_SECTOR_BYTES : 0;
-    bool torn =
-        sc->mode == SCAN_RECOVER && highest && (c->verdict == SEG_SHORT || c->end > garbled_from);
-    if (!torn)
-        return recovery_corrupt(s, err, r->name, off, true, "%s", c->problem);
-    return cut_tail(s, r->name, r->f, size, off, err);
+    if (sc->mode != SCAN_RECOVER || !highest)
+        return corrupt_record(s, sc, r, off, c->problem, err);
+    bool found = false;
+    uint64_t first_last = 0;
+    uint64_t max_last = 0;
+    int rc = search_commits(r, off + 1, &found, &first_last, &max_last, err);
+    if (rc != RK_OK)
+        return rc;
+    if (found)
+        return corrupt_record(s, sc, r, off, c->problem, err);
+    return cut_tail(s, r->name, r->f, size, off, err); /* never synced (C1): torn */
+}
+
+/* A commit record that checked out (crc) at off: its fields must say where it is and where the
+ * log ends (TORN OR CORRUPT). */
+static int check_commit(struct seglog *s, struct scan *sc, struct seg_reader *r, uint64_t off,
+                        const struct seg_record *c, struct rk_errmsg *err)
+{
+    uint64_t last = 0;
+    if (c->data_len != SEGLOG_COMMIT_DATA_BYTES ||
+        !commit_at(c->data - SEGLOG_HEADER_BYTES, off, &last))
+        return corrupt_record(s, sc, r, off, "commit record with bad fields", err);
+    if (last != sc->expected - 1) {
+        char problem[96];
+        snprintf(problem, sizeof(problem), "commit record says the log ends at %llu, not %llu",
+                 (unsigned long long)last, (unsigned long long)(sc->expected - 1));
+        return corrupt_record(s, sc, r, off, problem, err);
+    }
+    sc->commit_end = c->end;
+    if (s->dry != NULL)
+        s->dry->st->commit_records++;
+    return RK_OK;
 }
 
 /* Reads every record of segment `name` (handle f, *size bytes) in order, checking each; keeps
@@ -683,6 +864,7 @@ static int scan_segment(struct seglog *s, struct scan *sc, const char *name, str
     struct seg_reader r = {.s = s, .f = f, .name = name, .size = *size};
     uint64_t off = 0;
     int rc = RK_OK;
+    sc->commit_end = 0;
     while (rc == RK_OK && off < *size) {
         struct seg_record c;
         rc = check_record(&r, off, &c, err);
@@ -692,9 +874,16 @@ static int scan_segment(struct seglog *s, struct scan *sc, const char *name, str
             rc = bad_record(s, sc, &r, highest, off, &c, size, err);
             break;
         }
+        if (c.index == 0) {
+            rc = check_commit(s, sc, &r, off, &c, err);
+            off = c.end;
+            continue;
+        }
         if (c.index != sc->expected) {
-            rc = recovery_corrupt(s, err, name, off, true, "index %llu, expected %llu",
-                                  (unsigned long long)c.index, (unsigned long long)sc->expected);
+            char problem[96];
+            snprintf(problem, sizeof(problem), "index %llu, expected %llu",
+                     (unsigned long long)c.index, (unsigned long long)sc->expected);
+            rc = corrupt_record(s, sc, &r, off, problem, err);
             break;
         }
         if (c.term > sc->max_term)
@@ -709,6 +898,15 @@ static int scan_segment(struct seglog *s, struct scan *sc, const char *name, str
             rc = keep_entry(s, sc, &c, off, name, err);
         sc->expected++;
         off = c.end;
+    }
+    /* C1 and L2: a segment below the highest was synced whole, so it ends with a commit record. */
+    if (rc == RK_OK && sc->mode == SCAN_RECOVER && !highest && *size > 0 &&
+        sc->commit_end != *size) {
+        note_damage(s, LOG_DAMAGE_LAYOUT, name, sc->commit_end, 0, sc->expected - 1);
+        rc = recovery_corrupt(s, err, name, sc->commit_end, true,
+                              "no commit record after the last %llu bytes (a segment below the "
+                              "highest was synced whole and ends with one)",
+                              (unsigned long long)(*size - sc->commit_end));
     }
     rk_free(s->alloc, r.buf);
     return rc;
@@ -843,6 +1041,7 @@ static int read_hardstate(struct seglog *s, struct rk_errmsg *err)
             break;
         uint32_t print = rk_crc32c(0, buf, got) ^ (uint32_t)got;
         if (attempt > 0 && print == prev_print) {
+            note_damage(s, LOG_DAMAGE_HARD_STATE, SEGLOG_HS_NAME, 0, 0, 0);
             rc = recovery_corrupt(s, err, SEGLOG_HS_NAME, 0, true, "%s", problem);
             break;
         }
@@ -867,13 +1066,41 @@ static int remove_if_there(struct seglog *s, const char *name, struct rk_errmsg 
     return rc == RK_ENOENT ? RK_OK : rc;
 }
 
-/* Syncs the last segment if it holds unsynced bytes (by L2, the only one that may). */
-static int sync_last(struct seglog *s, struct rk_errmsg *err)
+/* C1: appends a commit record to the last segment if it has bytes after its last one. Every fs
+ * sync of a segment comes after this (sync_last, truncate's T2, settle). */
+static int seal_last(struct seglog *s, struct rk_errmsg *err)
 {
-    if (s->n_segs == 0 || last_seg(s)->size == last_seg(s)->synced)
+    struct seglog_seg *g = last_seg(s);
+    RK_ASSERT(g->covered <= g->size);
+    if (g->covered == g->size)
         return RK_OK;
     RK_ASSERT(s->active != NULL);
-    int rc = s->fs->ops->sync(s->fs, s->active, err);
+    uint8_t rec[SEGLOG_COMMIT_BYTES];
+    commit_encode(rec, s->last_index, g->size);
+    int rc = s->fs->ops->append(s->fs, s->active, rec, sizeof(rec), err);
+    if (rc != RK_OK) {
+        char name[SEGLOG_NAME_BYTES];
+        seg_name(name, g->first);
+        return seglog_fail(s, rc, err, name, "append of a commit record");
+    }
+    g->size += SEGLOG_COMMIT_BYTES;
+    g->covered = g->size;
+    s->stats.commit_records++;
+    return RK_OK;
+}
+
+/* Seals the last segment and syncs it if it holds unsynced bytes (by L2, the only one that
+ * may). */
+static int sync_last(struct seglog *s, struct rk_errmsg *err)
+{
+    if (s->n_segs == 0)
+        return RK_OK;
+    int rc = seal_last(s, err);
+    if (rc != RK_OK || last_seg(s)->size == last_seg(s)->synced)
+        return rc;
+    RK_ASSERT(s->active != NULL);
+    rc = s->fs->ops->sync(s->fs, s->active, err);
+    s->stats.fs_syncs++;
     if (rc != RK_OK) {
         char name[SEGLOG_NAME_BYTES];
         seg_name(name, last_seg(s)->first);
@@ -1002,13 +1229,20 @@ static int seglog_truncate(struct log_store *ls, uint64_t from, struct rk_errmsg
         rc = s->fs->ops->truncate(s->fs, s->active, off, err);
         if (rc != RK_OK)
             return seglog_fail(s, rc, err, name, "truncate");
-        if (off < g->synced) { /* T2: durable before anything is written past it */
+        g->size = off;
+        if (g->covered > off)
+            g->covered = 0; /* the commit record before the cut is unknown: seal again */
+        s->last_index = from - 1;
+        if (off < g->synced) { /* T2: durable before anything is written past it; sealed (C1) */
+            g->synced = off;
+            if ((rc = seal_last(s, err)) != RK_OK)
+                return rc;
             rc = s->fs->ops->sync(s->fs, s->active, err);
+            s->stats.fs_syncs++;
             if (rc != RK_OK)
                 return seglog_fail(s, rc, err, name, "sync of a truncation");
-            g->synced = off;
+            g->synced = g->size;
         }
-        g->size = off;
     }
     s->last_index = from - 1;
     return RK_OK;
@@ -1028,7 +1262,8 @@ static int start_segment(struct seglog *s, struct rk_errmsg *err)
     int rc = s->fs->ops->open(s->fs, name, FS_CREATE | FS_EXCL, &s->active, err);
     if (rc != RK_OK)
         return seglog_fail(s, rc, err, name, "create");
-    s->segs[s->n_segs++] = (struct seglog_seg){.first = first, .size = 0, .synced = 0};
+    s->segs[s->n_segs++] =
+        (struct seglog_seg){.first = first, .size = 0, .synced = 0, .covered = 0};
     s->dir_dirty = true;
     return RK_OK;
 }
@@ -1203,6 +1438,7 @@ struct listing {
     size_t cap;
     bool hs;
     bool hs_tmp;
+    bool format;
     bool nomem;
     bool too_many;
 };
@@ -1216,6 +1452,10 @@ static bool list_one(void *ctx, const char *name)
     }
     if (strcmp(name, SEGLOG_HS_TMP_NAME) == 0) {
         ls->hs_tmp = true;
+        return true;
+    }
+    if (strcmp(name, SEGLOG_FORMAT_NAME) == 0) {
+        ls->format = true;
         return true;
     }
     uint64_t first = seg_name_first(name);
@@ -1254,7 +1494,8 @@ static int recover_segment(struct seglog *s, struct scan *sc, uint64_t first, bo
         rc = scan_segment(s, sc, name, f, &size, highest, err);
     s->fs->ops->close(s->fs, f);
     if (rc == RK_OK)
-        s->segs[s->n_segs++] = (struct seglog_seg){.first = first, .size = size, .synced = size};
+        s->segs[s->n_segs++] = (struct seglog_seg){
+            .first = first, .size = size, .synced = size, .covered = sc->commit_end};
     return rc;
 }
 
@@ -1337,12 +1578,140 @@ static int settle(struct seglog *s, struct rk_errmsg *err)
         seg_name(name, last_seg(s)->first);
         int rc = s->fs->ops->open(s->fs, name, 0, &s->active, err);
         if (rc == RK_OK)
+            rc = seal_last(s, err);
+        if (rc == RK_OK) {
             rc = s->fs->ops->sync(s->fs, s->active, err);
+            s->stats.fs_syncs++;
+        }
         if (rc != RK_OK)
             return rk_errwrap(err, rc, "%s", name);
     }
     int rc = s->fs->ops->sync_dir(s->fs, err);
     return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "sync_dir");
+}
+
+/* Writes the format file (FORMAT): before any segment or hard state, synced with the
+ * directory. */
+static int write_format(struct seglog *s, struct rk_errmsg *err)
+{
+    uint8_t buf[SEGLOG_FORMAT_BYTES];
+    put_u32(buf + 4, SEGLOG_FORMAT_MAGIC);
+    put_u32(buf + 8, SEGLOG_FORMAT_VERSION);
+    put_u32(buf, rk_crc32c(0, buf + 4, SEGLOG_FORMAT_BYTES - 4));
+    struct fs_file *f;
+    int rc = s->fs->ops->open(s->fs, SEGLOG_FORMAT_NAME, FS_CREATE, &f, err);
+    if (rc != RK_OK)
+        return rk_errwrap(err, rc, SEGLOG_FORMAT_NAME ": create");
+    rc = s->fs->ops->truncate(s->fs, f, 0, err);
+    if (rc == RK_OK)
+        rc = s->fs->ops->append(s->fs, f, buf, sizeof(buf), err);
+    if (rc == RK_OK)
+        rc = s->fs->ops->sync(s->fs, f, err);
+    s->fs->ops->close(s->fs, f);
+    if (rc == RK_OK)
+        rc = s->fs->ops->sync_dir(s->fs, err);
+    return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, SEGLOG_FORMAT_NAME ": write");
+}
+
+/* Reads the format file: RK_OK with *version, or RK_ECORRUPT (*version 0) when it never checks
+ * out in SEGLOG_READ_ATTEMPTS reads, or an error. */
+static int read_format(struct seglog *s, uint32_t *version, struct rk_errmsg *err)
+{
+    *version = 0;
+    struct fs_file *f;
+    int rc = s->fs->ops->open(s->fs, SEGLOG_FORMAT_NAME, 0, &f, err);
+    if (rc != RK_OK)
+        return rk_errwrap(err, rc, SEGLOG_FORMAT_NAME ": open");
+    uint8_t buf[SEGLOG_FORMAT_BYTES + 1];
+    uint32_t prev_print = 0;
+    rc = rk_errf(err, RK_EIO, SEGLOG_FORMAT_NAME ": %d reads disagree", SEGLOG_READ_ATTEMPTS);
+    for (int attempt = 0; attempt < SEGLOG_READ_ATTEMPTS; attempt++) {
+        size_t got = 0;
+        int r = pread_retry(s, f, 0, buf, sizeof(buf), &got, err);
+        if (r != RK_OK) {
+            rc = rk_errwrap(err, r, SEGLOG_FORMAT_NAME ": read");
+            break;
+        }
+        if (got == SEGLOG_FORMAT_BYTES && get_u32(buf + 4) == SEGLOG_FORMAT_MAGIC &&
+            get_u32(buf) == rk_crc32c(0, buf + 4, SEGLOG_FORMAT_BYTES - 4)) {
+            *version = get_u32(buf + 8);
+            rc = RK_OK;
+            break;
+        }
+        /* A bad read is not a bad disk: only two reads that agree are believed. */
+        uint32_t print = rk_crc32c(0, buf, got) ^ (uint32_t)got;
+        if (attempt > 0 && print == prev_print) {
+            rc = RK_ECORRUPT;
+            break;
+        }
+        prev_print = print;
+    }
+    s->fs->ops->close(s->fs, f);
+    return rc;
+}
+
+/* FORMAT: refuses format 1 and unknown versions; writes the format file of a new directory. */
+static int check_format(struct seglog *s, const struct listing *ls, struct rk_errmsg *err)
+{
+    bool data = ls->n > 0 || ls->hs;
+    uint32_t version = 0;
+    int rc = RK_OK;
+    if (ls->format) {
+        rc = read_format(s, &version, err);
+        if (rc == RK_ECORRUPT && data) {
+            note_damage(s, LOG_DAMAGE_FORMAT, SEGLOG_FORMAT_NAME, 0, 0, 0);
+            return recovery_corrupt(s, err, SEGLOG_FORMAT_NAME, 0, false,
+                                    "does not check out (crc, magic or size)");
+        }
+        if (rc != RK_OK && rc != RK_ECORRUPT)
+            return rc;
+    } else if (data) {
+        return rk_errf(err, RK_EMALFORMED,
+                       "format 1 (segments or a hard state, no " SEGLOG_FORMAT_NAME
+                       " file: written by an older raftkv); this build reads format %u only",
+                       SEGLOG_FORMAT_VERSION);
+    }
+    if (version != 0 && version != SEGLOG_FORMAT_VERSION)
+        return rk_errf(err, RK_EMALFORMED, SEGLOG_FORMAT_NAME ": format %lu; this build reads %u",
+                       (unsigned long)version, SEGLOG_FORMAT_VERSION);
+    if (version == 0 && s->dry == NULL) /* new, or a first write that never completed */
+        return write_format(s, err);
+    return RK_OK;
+}
+
+/* The highest index the damaged node may have acknowledged (struct log_damage): the hard state's
+ * commit and every commit record that checks out in the segments after the damaged file (all of
+ * them when the damage is not in a segment). Best effort: a file that cannot be read is passed
+ * over (the damage is reported either way). */
+static void damage_acked(struct seglog *s, const struct listing *ls)
+{
+    struct log_damage *d = &s->damage;
+    if (s->hs.commit > d->acked_index)
+        d->acked_index = s->hs.commit;
+    uint64_t after = seg_name_first(d->file);
+    for (size_t i = 0; i < ls->n; i++) {
+        if (ls->firsts[i] <= after)
+            continue;
+        char name[SEGLOG_NAME_BYTES];
+        seg_name(name, ls->firsts[i]);
+        struct rk_errmsg scratch;
+        struct fs_file *f;
+        if (s->fs->ops->open(s->fs, name, 0, &f, &scratch) != RK_OK)
+            continue;
+        uint64_t size = 0;
+        bool found = false;
+        uint64_t first_last = 0;
+        uint64_t max_last = 0;
+        struct seg_reader r = {.s = s, .f = f, .name = name};
+        if (s->fs->ops->size(s->fs, f, &size, &scratch) == RK_OK) {
+            r.size = size;
+            if (search_commits(&r, 0, &found, &first_last, &max_last, &scratch) == RK_OK &&
+                max_last > d->acked_index)
+                d->acked_index = max_last;
+        }
+        rk_free(s->alloc, r.buf);
+        s->fs->ops->close(s->fs, f);
+    }
 }
 
 /* A dry run hands what the hardstate file holds (found or not) to the visitor. */
@@ -1368,6 +1737,8 @@ static int recover(struct seglog *s, struct rk_errmsg *err)
         rc = rk_errf(err, RK_ENOMEM, "no memory to list the directory");
     else if (ls.too_many)
         rc = rk_errf(err, RK_ETOOBIG, "more than %u segments", SEGLOG_SEGMENTS_MAX);
+    if (rc == RK_OK)
+        rc = check_format(s, &ls, err);
     if (rc == RK_OK && ls.hs_tmp && s->dry != NULL)
         dry_notice(s, LOG_VERIFY_LEFTOVER, SEGLOG_HS_TMP_NAME, 0, 0,
                    SEGLOG_HS_TMP_NAME " was never committed (would be removed on open)");
@@ -1397,6 +1768,9 @@ static int recover(struct seglog *s, struct rk_errmsg *err)
     /* A raised term is made durable like a cut tail (a dry run only reported both). */
     if (rc == RK_OK && s->dry == NULL && hs_dirty(s))
         rc = write_hardstate(s, err);
+    if (rc == RK_ECORRUPT && s->damage.kind != LOG_DAMAGE_NONE &&
+        s->damage.kind != LOG_DAMAGE_FORMAT)
+        damage_acked(s, &ls);
     rk_free(s->alloc, ls.firsts);
     if (rc != RK_OK || s->dry != NULL)
         return rc;
@@ -1435,6 +1809,8 @@ int log_seglog_open(const struct log_seglog_config *c, struct log_store **out,
     if (rc != RK_OK)
         return rc;
     rc = recover(s, err);
+    if (c->damage != NULL)
+        *c->damage = s->damage;
     if (rc != RK_OK) {
         seglog_destroy(&s->base);
         return rk_errwrap(err, rc, "seglog: open");
@@ -1461,6 +1837,9 @@ int log_seglog_verify(const struct log_seglog_config *c, const struct log_verify
         st->segment_bytes += s->segs[i].size;
     st->first_index = s->snap_index + 1;
     st->last_index = s->last_index;
+    st->damage = s->damage;
+    if (c->damage != NULL)
+        *c->damage = s->damage;
     RK_ASSERT(rc != RK_OK || st->entries == s->last_index - s->snap_index);
     seglog_destroy(&s->base);
     return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "seglog: verify");
