@@ -401,20 +401,37 @@ static bool on_key(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_
                    uint32_t val_len)
 {
     struct tool_run *r = ctx;
-    if (key_len >= 1 && key[0] == KV_KEY_USER) {
+    if (key_len >= 1 && key[0] >= KV_KEY_USER && key[0] < KV_KEY_USER + KV_DBS) {
+        uint8_t db = 0;
+        const uint8_t *ukey = NULL, *uval = NULL;
+        uint32_t ukey_len = 0, uval_len = 0;
+        uint64_t mod = 0, deadline = 0;
+        struct rk_errmsg err;
+        if (val == NULL) /* scan_keys did not read it: dump needs it, check only the key */
+            uval_len = val_len;
+        else if (kv_user_record_decode(key, key_len, val, val_len, &db, &ukey, &ukey_len, &uval,
+                                       &uval_len, &mod, &deadline, &err) != RK_OK)
+            return key_refused(r, key, key_len, err.text);
         r->user_keys++;
-        r->user_bytes += (uint64_t)key_len - 1 + val_len;
+        r->user_bytes += (uint64_t)key_len - 1 + uval_len;
         if (r->cmd == TOOL_DUMP) {
             fputs("key ", r->out);
+            if (key[0] != KV_KEY_USER)
+                fprintf(r->out, "(db %d) ", key[0] - KV_KEY_USER);
             print_bytes(r->out, key + 1, key_len - 1, r->width);
             fputs(" = ", r->out);
-            print_bytes(r->out, val, val_len, r->width);
+            if (uval != NULL)
+                print_bytes(r->out, uval, uval_len, r->width);
+            if (deadline != 0)
+                fprintf(r->out, " (expires at %" PRIu64 " ms)", deadline);
             fputc('\n', r->out);
         }
         return true;
     }
+    if (key_len >= 1 && (key[0] == KV_KEY_EXPIRY || key[0] == KV_KEY_META))
+        return true; /* the expiry index and kv's own record: not keys (kv.h) */
     if (key_len == 0 || key[0] != KV_KEY_SESSION)
-        return key_refused(r, key, key_len, "in neither namespace ('u' user, 's' session)");
+        return key_refused(r, key, key_len, "in no namespace ('0'+db user, 's' session, 'x' expiry, 'm' meta)");
     struct kv_session_info s;
     struct rk_errmsg err;
     if (kv_session_record_decode(key, key_len, val, val_len, &s, &err) != RK_OK)

@@ -389,7 +389,7 @@ static void net_assert_all_answered(const struct net *net)
 }
 
 /* The value of key in node id's state machine, read straight from its store, where the user
- * key K is stored as 'u' + K (kv.h: the store layout). */
+ * key K of db 0 is stored as '0' + K, its value after a header (kv.h: the store layout). */
 static bool net_store_get(const struct net *net, uint64_t id, const char *key, const char *want)
 {
     struct kv_store *s = net->nodes[id].store;
@@ -401,7 +401,14 @@ static bool net_store_get(const struct net *net, uint64_t id, const char *key, c
     int rc = s->ops->get(s, (const uint8_t *)skey, (uint32_t)n, &val, &len);
     if (want == NULL)
         return rc == RK_ENOENT;
-    return rc == RK_OK && len == strlen(want) && memcmp(val, want, len) == 0;
+    uint8_t db = 0;
+    const uint8_t *ukey = NULL, *uval = NULL;
+    uint32_t ukey_len = 0, uval_len = 0;
+    uint64_t mod = 0, deadline = 0;
+    return rc == RK_OK &&
+           kv_user_record_decode((const uint8_t *)skey, (uint32_t)n, val, len, &db, &ukey,
+                                 &ukey_len, &uval, &uval_len, &mod, &deadline, NULL) == RK_OK &&
+           uval_len == strlen(want) && memcmp(uval, want, uval_len) == 0;
 }
 
 /* ---- tests ------------------------------------------------------------------------------ */

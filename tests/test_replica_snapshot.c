@@ -732,7 +732,7 @@ static void test_malformed_snapshot_blobs_are_refused_without_installing_anythin
     net_run(net, 2);
     struct replica_info before = net_info(net, f);
     uint64_t index = before.raft.commit + 50;
-    /* One record: user key "z" (stored as "uz") = "x". */
+    /* One record (its content never matters: every blob below is refused before it is read). */
     const uint8_t rec[] = {2, 0, 0, 0, 1, 0, 0, 0, 'u', 'z', 'x'};
     uint8_t blob[128];
     size_t len;
