@@ -50,6 +50,7 @@ static const struct op_rule rules[] = {
     {KV_C_TTL, "TTL", 1, 1, KV_F_MS | KV_F_ABS, SHAPE_KEYS},
     {KV_C_TYPE, "TYPE", 1, 1, 0, SHAPE_KEYS},
     {KV_C_DBSIZE, "DBSIZE", 0, 0, 0, SHAPE_KEYS},
+    {KV_C_WATCH, "WATCH", 1, 0, 0, SHAPE_KEYS},
     {KV_C_SET, "SET", 2, 2, KV_F_NX | KV_F_XX | KV_F_GET | KV_F_KEEPTTL | EXPF, SHAPE_KEY_VAL},
     {KV_C_SETNX, "SETNX", 2, 2, 0, SHAPE_KEY_VAL},
     {KV_C_GETDEL, "GETDEL", 1, 1, 0, SHAPE_KEYS},
@@ -274,6 +275,13 @@ int kv_cmd2_encode(const struct kv_cmd2 *c, uint8_t *buf, size_t cap, size_t *ou
     RK_ASSERT(w.pos == size); /* V1 */
     *out_len = size;
     return RK_OK;
+}
+
+bool kv_cmd2_is_read(const uint8_t *data, size_t len)
+{
+    /* header, n_ops u32, then the op's code */
+    return len > KV_CMD2_HEADER_BYTES + 4 && data[0] == KV_CMD2_VERSION && data[1] == 0 &&
+           data[KV_CMD2_HEADER_BYTES + 4] >= 1 && data[KV_CMD2_HEADER_BYTES + 4] < KV_C_SET;
 }
 
 bool kv_cmd_is_v2(const uint8_t *data, size_t len)

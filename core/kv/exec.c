@@ -661,6 +661,16 @@ static int op_read(struct kv *kv, const struct kv_op_view *op, uint64_t now)
     case KV_C_DBSIZE:
         res_int(&kv->res, (int64_t)kv_dbsize(kv, op->db));
         return RK_OK;
+    case KV_C_WATCH:
+        /* The watch point and each key's version, at one moment (kv.h WATCH). */
+        res_array(&kv->res, op->argc + 1);
+        res_int(&kv->res, (int64_t)kv->applied_index);
+        kv_op_args(op, &it);
+        while (rc == RK_OK && kv_op_next_arg(&it, &k)) {
+            rc = kv_rec_get(kv, op->db, k.p, k.len, now, &rec);
+            res_int(&kv->res, rc == RK_OK && rec.live ? (int64_t)rec.mod_index : 0);
+        }
+        return rc;
     default:
         break;
     }
@@ -901,6 +911,31 @@ int kv_read(struct kv *kv, const struct kv_op2 *op, const uint8_t **res, uint32_
                            .argc = op->argc, .args = kv->tmp.buf, .args_len = need};
     resbuf_reset(&kv->res);
     int rc = op_read(kv, &v, kv_read_now(kv));
+    if (rc == RK_OK && kv->res.oom)
+        rc = RK_ENOMEM;
+    if (rc != RK_OK)
+        return rc;
+    *res = kv->res.buf;
+    *res_len = (uint32_t)kv->res.len;
+    return RK_OK;
+}
+
+int kv_read_cmd(struct kv *kv, const uint8_t *data, size_t len, const uint8_t **res,
+                uint32_t *res_len)
+{
+    RK_ASSERT(kv != NULL && res != NULL && res_len != NULL);
+    struct kv_cmd2_view v;
+    if (kv_cmd2_decode(data, len, &v, &kv->last_err) != RK_OK || (v.flags & KV_CMD2_MULTI))
+        return RK_EINVAL;
+    struct kv_cmd2_iter it;
+    struct kv_op_view op;
+    kv_cmd2_ops(&v, &it);
+    bool got = kv_cmd2_next_op(&it, &op);
+    RK_ASSERT(got); /* a plain command has one op */
+    if (op.code >= KV_C_SET)
+        return RK_EINVAL;
+    resbuf_reset(&kv->res);
+    int rc = op_read(kv, &op, kv_read_now(kv));
     if (rc == RK_OK && kv->res.oom)
         rc = RK_ENOMEM;
     if (rc != RK_OK)

@@ -505,6 +505,8 @@ const char *kv_status_name(uint8_t status);
  *  TTL           key              MS: ms; ABS: EXPIRETIME form         int (-2 / -1 / t)
  *  TYPE          key                                                   status string|none
  *  DBSIZE        -                                                     int
+ *  WATCH         key...           (the node's WATCH, not in a transaction) array: :point, then
+ *                                 :version per key (kv_watch_version), point = the applied index
  *  SET           key value        NX XX GET KEEPTTL, EXP(+MS,ABS) num  OK|nil, or GET's bulk
  *  SETNX         key value                                             int 1|0
  *  GETDEL        key                                                   bulk | nil
@@ -535,6 +537,7 @@ enum kv_code {
     KV_C_TTL = 6,
     KV_C_TYPE = 7,
     KV_C_DBSIZE = 8,
+    KV_C_WATCH = 9,
     KV_C_SET = 32,
     KV_C_SETNX = 33,
     KV_C_GETDEL = 34,
@@ -728,6 +731,16 @@ int kv_get_db(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len,
  * the read time: RK_OK and *res an encoded result borrowed until the next call, or the store's
  * error. Not linearizable by itself: run it after a read barrier (a ReadIndex read). */
 int kv_read(struct kv *kv, const struct kv_op2 *op, const uint8_t **res, uint32_t *res_len);
+
+/* Executes an encoded plain command whose op is a read (codes 1..31) as kv_read does: what the
+ * replica runs for a REPLICA_CMD read once its read index is applied. RK_OK and the result
+ * (borrowed until the next call); RK_EINVAL when data is not such a command; store errors. */
+int kv_read_cmd(struct kv *kv, const uint8_t *data, size_t len, const uint8_t **res,
+                uint32_t *res_len);
+
+/* Whether data is a plain version-2 command of one read op (cheap: header and op code only;
+ * the decode is kv_read_cmd's). */
+bool kv_cmd2_is_read(const uint8_t *data, size_t len);
 
 /* WATCH: the version of a key as applied now (its mod index if live at the read time, else 0).
  * Take kv_applied_index() at the same moment as the watch point. RK_OK or the store's error. */
