@@ -310,10 +310,49 @@ static void on_hard_state(void *ctx, bool found, const struct raft_hard_state *h
                 hs->term, hs->vote, hs->commit, snapshot_index, snapshot_term);
 }
 
+/* A generic (version 2) command: "EXEC" with its watches for a transaction, then each op as
+ * NAME db D [flags 0x.. num N] "arg"..., the leader's stamp and the session. */
+static void print_command_v2(struct tool_run *r, const uint8_t *data, uint32_t len)
+{
+    struct kv_cmd2_view v;
+    struct rk_errmsg err;
+    if (kv_cmd2_decode(data, len, &v, &err) != RK_OK) {
+        fprintf(r->out, "undecodable (%" PRIu32 " bytes): %s", len, err.text);
+        return;
+    }
+    if (v.flags & KV_CMD2_MULTI)
+        fprintf(r->out, "EXEC %" PRIu32 " ops, %" PRIu32 " watches at %" PRIu64 ":", v.n_ops,
+                v.n_watch, v.watch_index);
+    struct kv_cmd2_iter it, ai;
+    struct kv_op_view op;
+    struct kv_arg a;
+    kv_cmd2_ops(&v, &it);
+    for (const char *sep = (v.flags & KV_CMD2_MULTI) ? " " : ""; kv_cmd2_next_op(&it, &op);
+         sep = "; ") {
+        fprintf(r->out, "%s%s db %u", sep, kv_code_name(op.code), op.db);
+        if (op.flags != 0 || op.num != 0)
+            fprintf(r->out, " flags 0x%x num %" PRId64, op.flags, op.num);
+        kv_op_args(&op, &ai);
+        while (kv_op_next_arg(&ai, &a)) {
+            fputc(' ', r->out);
+            print_bytes(r->out, a.p, a.len, r->width);
+        }
+    }
+    fprintf(r->out, " at %" PRIu64 " ms", v.time_ms);
+    if (v.client_id != 0)
+        fprintf(r->out, " (client %" PRIu64 ", seq %" PRIu64 ")", v.client_id, v.seq);
+    else
+        fputs(" (no session)", r->out);
+}
+
 static void print_command(struct tool_run *r, const uint8_t *data, uint32_t len)
 {
     struct kv_cmd c;
     struct rk_errmsg err;
+    if (kv_cmd_is_v2(data, len)) {
+        print_command_v2(r, data, len);
+        return;
+    }
     if (kv_cmd_decode(data, len, &c, &err) != RK_OK) {
         fprintf(r->out, "undecodable (%" PRIu32 " bytes): %s", len, err.text);
         return;

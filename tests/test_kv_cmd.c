@@ -128,6 +128,11 @@ static const char *apply_raw(struct t *t, const uint8_t *buf, size_t len, uint8_
 static const char *apply_cmd2(struct t *t, const struct kv_cmd2 *c)
 {
     size_t len = 0;
+    for (uint32_t i = 0; i < c->n_ops; i++) {
+        struct rk_errmsg err = {{0}};
+        if (kv_op_check(&c->ops[i], &err) != RK_OK)
+            fail_msg("op %u: %s", i, err.text);
+    }
     assert_int_equal(kv_cmd2_encode(c, t->buf, sizeof(t->buf), &len), RK_OK);
     assert_int_equal(len, kv_cmd2_size(c));
     return apply_raw(t, t->buf, len, KV_OK);
@@ -547,6 +552,11 @@ static void expire_with_nx_xx_gt_lt_as_redis(void **state)
     /* The relative time overflowing with the clock: Redis's error, with the command's name. */
     assert_string_equal(cmd(t, T0, KV_C_EXPIRE, KV_F_MS, INT64_MAX, "x", NULL),
                         "-ERR invalid expire time in 'pexpire' command");
+    assert_string_equal(cmd(t, T0, KV_C_SET, KV_F_EXP | KV_F_MS | KV_F_SETEX, INT64_MAX, "x", "v",
+                            NULL),
+                        "-ERR invalid expire time in 'psetex' command");
+    assert_string_equal(cmd(t, T0, KV_C_SET, KV_F_EXP | KV_F_MS, INT64_MAX, "x", "v", NULL),
+                        "-ERR invalid expire time in 'set' command");
     /* A deadline in the past removes the key (and answers 1). */
     assert_string_equal(cmd(t, T0, KV_C_EXPIRE, 0, -1, "x", NULL), ":1");
     assert_string_equal(rd(t, T0, KV_C_EXISTS, 0, 0, "x", NULL), ":0");
@@ -607,6 +617,49 @@ static void deadlines_survive_a_restart(void **state)
     assert_int_equal(kv_expired_command(t->kv, T0 + 10, KV_PURGE_MAX, 1024, &purge, &len, &n),
                      RK_OK);
     assert_int_equal(n, 1); /* the rebuilt table finds db 3's "j" */
+    t_close(t);
+}
+
+/* The sequence redis-server 7 answered by hand: in-place changes keep the time to live, moves
+ * carry it, a deadline already past removes the key. */
+static void ttl_is_kept_by_in_place_changes_and_carried_by_moves(void **state)
+{
+    (void)state;
+    struct t *t = t_open();
+    cmd(t, T0, KV_C_SET, KV_F_EXP | KV_F_ABS, 1, "k", "v", NULL); /* EXAT 1: gone at once */
+    assert_string_equal(rd(t, T0, KV_C_EXISTS, 0, 0, "k", NULL), ":0");
+    assert_int_equal(kv_count(t->kv), 0);
+    cmd(t, T0, KV_C_SET, KV_F_EXP, 100, "k", "v", NULL);
+    assert_string_equal(cmd(t, T0, KV_C_APPEND, 0, 0, "k", "x", NULL), ":2");
+    assert_string_equal(cmd(t, T0, KV_C_SETRANGE, 0, 0, "k", "", NULL), ":2");
+    assert_string_equal(rd(t, T0, KV_C_TTL, 0, 0, "k", NULL), ":100");
+    assert_string_equal(cmd(t, T0, KV_C_INCRBYFLOAT, 0, 0, "n", "1.5", NULL), "$1.5");
+    cmd(t, T0, KV_C_EXPIRE, 0, 100, "n", NULL);
+    assert_string_equal(cmd(t, T0, KV_C_INCRBYFLOAT, 0, 0, "n", "1", NULL), "$2.5");
+    assert_string_equal(rd(t, T0, KV_C_TTL, 0, 0, "n", NULL), ":100");
+    cmd(t, T0, KV_C_RENAME, 0, 0, "n", "m", NULL);
+    cmd(t, T0, KV_C_COPY, 0, 0, "m", "c", NULL);
+    assert_string_equal(rd(t, T0, KV_C_TTL, 0, 0, "c", NULL), ":100");
+    assert_string_equal(cmd(t, T0, KV_C_MOVE, 0, 1, "c", NULL), ":1");
+    t->db = 1;
+    assert_string_equal(rd(t, T0, KV_C_TTL, 0, 0, "c", NULL), ":100");
+    t->db = 0;
+    assert_string_equal(cmd(t, T0 + 2000, KV_C_SET, KV_F_GET | KV_F_KEEPTTL, 0, "k", "v", NULL),
+                        "$vx");
+    assert_string_equal(rd(t, T0 + 2000, KV_C_TTL, 0, 0, "k", NULL), ":98");
+    assert_string_equal(cmd(t, T0, KV_C_MSETNX, 0, 0, "a", "1", "a", "2", NULL), ":1");
+    assert_string_equal(rd(t, T0, KV_C_GET, 0, 0, "a", NULL), "$2");
+    assert_string_equal(cmd(t, T0, KV_C_EXPIRE, 0, 0, "a", NULL), ":1");
+    assert_string_equal(rd(t, T0, KV_C_EXISTS, 0, 0, "a", NULL), ":0");
+    cmd(t, T0, KV_C_SET, 0, 0, "g", "0x10", NULL); /* strtold's hex, as Redis */
+    assert_string_equal(cmd(t, T0, KV_C_INCRBYFLOAT, 0, 0, "g", "1", NULL), "$17");
+    cmd(t, T0, KV_C_SET, 0, 0, "h", "1e3", NULL);
+    assert_string_equal(cmd(t, T0, KV_C_INCRBY, 0, 1, "h", NULL),
+                        "-ERR value is not an integer or out of range");
+    assert_string_equal(cmd(t, T0, KV_C_INCRBYFLOAT, 0, 0, "h", "1", NULL), "$1001");
+    assert_string_equal(cmd(t, T0, KV_C_INCRBYFLOAT, 0, 0, "nn", "1.0", NULL), "$1");
+    assert_string_equal(cmd(t, T0, KV_C_INCRBYFLOAT, 0, 0, "nn", "0.30000000000000004", NULL),
+                        "$1.30000000000000004");
     t_close(t);
 }
 
@@ -811,6 +864,7 @@ int main(void)
         cmocka_unit_test(expire_with_nx_xx_gt_lt_as_redis),
         cmocka_unit_test(expired_keys_are_purged_through_the_log_only_if_still_expired),
         cmocka_unit_test(deadlines_survive_a_restart),
+        cmocka_unit_test(ttl_is_kept_by_in_place_changes_and_carried_by_moves),
         cmocka_unit_test(exec_applies_every_op_in_one_entry_and_answers_an_array),
         cmocka_unit_test(watch_aborts_exec_when_a_watched_key_changed),
         cmocka_unit_test(watch_of_a_key_in_another_db_is_not_touched_by_this_db),

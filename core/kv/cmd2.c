@@ -51,7 +51,8 @@ static const struct op_rule rules[] = {
     {KV_C_TYPE, "TYPE", 1, 1, 0, SHAPE_KEYS},
     {KV_C_DBSIZE, "DBSIZE", 0, 0, 0, SHAPE_KEYS},
     {KV_C_WATCH, "WATCH", 1, 0, 0, SHAPE_KEYS},
-    {KV_C_SET, "SET", 2, 2, KV_F_NX | KV_F_XX | KV_F_GET | KV_F_KEEPTTL | EXPF, SHAPE_KEY_VAL},
+    {KV_C_SET, "SET", 2, 2, KV_F_NX | KV_F_XX | KV_F_GET | KV_F_KEEPTTL | EXPF | KV_F_SETEX,
+     SHAPE_KEY_VAL},
     {KV_C_SETNX, "SETNX", 2, 2, 0, SHAPE_KEY_VAL},
     {KV_C_GETDEL, "GETDEL", 1, 1, 0, SHAPE_KEYS},
     {KV_C_GETEX, "GETEX", 1, 1, KV_F_PERSIST | EXPF, SHAPE_KEYS},
@@ -135,6 +136,8 @@ static int check_fields(uint8_t code, uint8_t db, uint16_t flags, int64_t num, u
         return rk_errf(err, RK_EINVAL, "%s: a time unit without a time", r->name);
     if (timed && (flags & KV_F_EXP) && (flags & (KV_F_KEEPTTL | KV_F_PERSIST)))
         return rk_errf(err, RK_EINVAL, "%s: a time with KEEPTTL or PERSIST", r->name);
+    if ((flags & KV_F_SETEX) && (flags & (KV_F_EXP | KV_F_ABS)) != KV_F_EXP)
+        return rk_errf(err, RK_EINVAL, "%s: SETEX without a relative time", r->name);
     if (timed && (flags & KV_F_EXP) ? num <= 0 : false)
         return rk_errf(err, RK_EINVAL, "%s: time %" PRId64 " is not positive", r->name, num);
     /* Seconds must fit milliseconds (Redis refuses them before anything else). */

@@ -89,7 +89,9 @@ static int op_set(struct kv *kv, uint64_t index, const struct kv_op_view *op, ui
     first_args(op, a, 2);
     int64_t when = 0;
     if ((op->flags & KV_F_EXP) && !deadline_for(op->num, op->flags, now, &when)) {
-        expire_error(kv, "set");
+        expire_error(kv, !(op->flags & KV_F_SETEX) ? "set"
+                         : (op->flags & KV_F_MS)   ? "psetex"
+                                                   : "setex");
         return RK_OK;
     }
     struct kv_rec rec;

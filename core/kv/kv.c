@@ -19,7 +19,11 @@
  *   K5  Durability: every live session has a record in the store under 's' + client id that
  *       decodes to it (last_seq, cached result, last_index), and the store holds no other
  *       session record; so the store holds n_sessions session records, and kv_count is the
- *       store's count less n_sessions. Holds whenever the last kv_apply did not fail.
+ *       store's count less n_sessions, the meta records and the 'x' records. Holds whenever
+ *       the last kv_apply did not fail.
+ *   K6  Layout (version 2): n_keys[db] (db >= 1) is the number of user records of db; every
+ *       user record decodes, its mod index is in (0, applied_index], and the expiry table holds
+ *       exactly its deadline (none: absent); the 'x' records are exactly the table's entries.
  *
  * Apply order: decode, find the session, plan the batch (the session record, the evicted
  * session's record, the data op: kv.h), write it and close it with end_batch, and only then
@@ -1331,9 +1335,55 @@ static bool records_valid(const struct kv *kv)
            n_records == kv->n_sessions;
 }
 
+/* K6: the per-db key counts, the 'x' records, the expiry table and the records' deadlines agree
+ * (kv.h STORE LAYOUT). */
+struct layout_count {
+    const struct kv *kv;
+    uint64_t keys[KV_DBS];
+    uint64_t expiry;
+    bool ok;
+};
+
+static bool count_layout(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                         uint32_t val_len)
+{
+    struct layout_count *c = ctx;
+    if (key_len >= 1 && key[0] >= KV_KEY_USER && key[0] < KV_KEY_USER + KV_DBS) {
+        c->keys[key[0] - KV_KEY_USER]++;
+        uint8_t db = 0;
+        const uint8_t *k = NULL, *v = NULL;
+        uint32_t kl = 0, vl = 0;
+        uint64_t mod = 0, deadline = 0;
+        if (kv_user_record_decode(key, key_len, val, val_len, &db, &k, &kl, &v, &vl, &mod,
+                                  &deadline, NULL) != RK_OK ||
+            exptab_get(&c->kv->exp, key, key_len) != deadline || mod == 0 ||
+            mod > c->kv->applied_index)
+            c->ok = false;
+    } else if (key_len >= 10 && key[0] == KV_KEY_EXPIRY) {
+        uint64_t deadline = 0;
+        for (int i = 0; i < 8; i++)
+            deadline = deadline << 8 | key[1 + i];
+        c->expiry++;
+        if (exptab_get(&c->kv->exp, key + 9, key_len - 9) != deadline)
+            c->ok = false;
+    }
+    return true;
+}
+
+static bool layout_valid(const struct kv *kv)
+{
+    struct layout_count c = {.kv = kv, .ok = true};
+    if (kv->store->ops->scan(kv->store, count_layout, &c) != RK_OK || !c.ok)
+        return false;
+    for (uint32_t d = 1; d < KV_DBS; d++)
+        if (c.keys[d] != kv->n_keys[d])
+            return false;
+    return c.expiry == kv->n_expiry_records && c.expiry == kv->exp.n;
+}
+
 bool kv_valid(const struct kv *kv)
 {
     RK_ASSERT(kv != NULL);
     return kv->n_sessions <= kv->max_sessions && lru_valid(kv) && table_valid(kv) &&
-           records_valid(kv);
+           records_valid(kv) && layout_valid(kv);
 }

@@ -349,8 +349,10 @@ struct kv_result {
 struct kv;
 
 /* Creates a state machine over c->store, which may hold the state of an earlier run (a restart
- * over a durable store). The session table (max_sessions sessions) and a key buffer are reserved
- * here, once: kv_apply allocates nothing of its own. The table is rebuilt from the store's
+ * over a durable store). The session table (max_sessions sessions) and key buffers are reserved
+ * here, once. kv_apply allocates only for what grows with the data: the in-memory expiry table
+ * (one entry per key with a deadline, rebuilt here from the 'x' records) and the buffers of
+ * values and results it assembles (kept and reused). The table is rebuilt from the store's
  * session records with one scan of the store, in LRU order by their stored last_index (a
  * function of the records only, not of the scan order: deterministic). The applied index
  * starts at the store's applied_index.
@@ -375,7 +377,8 @@ void kv_destroy(struct kv *kv);
  * KV_BAD_COMMAND (data did not decode; nothing else changed; kv_last_error says why).
  *
  * Any other return is the store's error (RK_ENOMEM, an I/O error) from a get, put, del or
- * end_batch: out->status is KV_STORE_ERROR and out->err the same code. The entry is NOT applied:
+ * end_batch, RK_ENOMEM from kv's own buffers or expiry table, or RK_ECORRUPT for a stored
+ * record that does not decode: out->status is KV_STORE_ERROR and out->err the same code. The entry is NOT applied:
  * kv_applied_index() and the session table are unchanged. The store may hold part of the
  * entry's batch, never closed (the writes before the failed one, store.h S1). A store error is
  * local to this replica, so the entry must not be skipped (this replica would diverge):
@@ -383,7 +386,7 @@ void kv_destroy(struct kv *kv);
  *     the unclosed batch is dropped when the store is reopened); after the restart the entry is
  *     replayed from the log, from the store's applied_index on.
  *   - over a store whose failed put or del changes nothing and whose end_batch cannot fail (the
- *     memstore), the caller may instead retry kv_apply with the same index and data: the retry
+ *     memstore), the caller may instead retry a VERSION-1 entry with the same index and data: the retry
  *     writes the same batch again (see above: the data op is last) and gives the same result.
  *
  * A durable store keeps the batches of applied commands (and of duplicates); it does not keep
@@ -455,7 +458,8 @@ int kv_session_record_decode(const uint8_t *key, uint32_t key_len, const uint8_t
                              uint32_t val_len, struct kv_session_info *out, struct rk_errmsg *err);
 
 /* Checks the session table's invariants (K1–K5 in kv.c) in O(max_sessions), K5 with one store
- * get per session: for tests and slow asserts. K5 (the store's records match the table) holds
+ * get per session, and K6 (the key counts per db, the 'x' records, the in-memory expiry table
+ * and the records' deadlines agree) with one scan of the store: for tests. K5 and K6 hold
  * whenever the last kv_apply did not fail. */
 bool kv_valid(const struct kv *kv);
 
@@ -508,6 +512,7 @@ const char *kv_status_name(uint8_t status);
  *  WATCH         key...           (the node's WATCH, not in a transaction) array: :point, then
  *                                 :version per key (kv_watch_version), point = the applied index
  *  SET           key value        NX XX GET KEEPTTL, EXP(+MS,ABS) num  OK|nil, or GET's bulk
+ *                                 (SETEX, PSETEX: EXP [MS] SETEX; GETSET: GET)
  *  SETNX         key value                                             int 1|0
  *  GETDEL        key                                                   bulk | nil
  *  GETEX         key              PERSIST, or EXP(+MS,ABS) num, or 0   bulk | nil
@@ -572,6 +577,7 @@ enum kv_flag {
     KV_F_EXP = 1u << 8,     /* SET/GETEX: num is an expiry (EX PX EXAT PXAT; SETEX PSETEX) */
     KV_F_MS = 1u << 9,      /* the time is in milliseconds, else seconds */
     KV_F_ABS = 1u << 10,    /* the time is an absolute Unix time, else relative to the clock */
+    KV_F_SETEX = 1u << 11,  /* SET: it is SETEX/PSETEX (Redis's error names that command) */
 }; /* wire values */
 
 struct kv_arg {
