@@ -853,7 +853,8 @@ int kv_apply_v2(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len
         kv->meta_dirty = true;
     }
     uint64_t now = kv->meta.clock_ms;
-    resbuf_reset(&kv->res);
+    /* The last command's result is no longer anyone's (kv_result.val: until the next call). */
+    resbuf_trim(&kv->res, KV_SCRATCH_KEEP_BYTES);
     int rc = run_ops(kv, index, &v, now);
     if (rc == RK_OK && kv->res.oom)
         rc = RK_ENOMEM;
@@ -870,6 +871,8 @@ int kv_apply_v2(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len
     if (rc == RK_OK)
         rc = kv->store->ops->end_batch(kv->store, index);
     kv->meta_dirty = false;
+    resbuf_trim(&kv->tmp, KV_SCRATCH_KEEP_BYTES);
+    resbuf_trim(&kv->tmp2, KV_SCRATCH_KEEP_BYTES);
     if (rc != RK_OK) {
         /* Not retryable (kv.h): the caller stops; memory other than the clock may be off. */
         kv->meta = saved;

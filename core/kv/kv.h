@@ -532,6 +532,19 @@ const char *kv_status_name(uint8_t status);
  *  FLUSHDB       -                                                     OK
  *  FLUSHALL      -                (db ignored, 0)                      OK
  *  PURGE         ('0'+db, key)... the leader's expiry sweep (store keys) int: keys removed
+ *
+ * Redis commands onto ops (the node's side; "s" = seconds, "ms" = KV_F_MS):
+ *   GETSET k v = SET GET; SETEX k s v = SET EXP SETEX num=s; PSETEX = the same with MS;
+ *   SET EX s | PX ms | EXAT s | PXAT ms = EXP [MS] [ABS]; UNLINK = DEL; INCR/DECR/DECRBY =
+ *   INCRBY num=1/-1/-n (DECRBY of INT64_MIN: the node answers Redis's "decrement would
+ *   overflow"); SUBSTR = GETRANGE; TOUCH = EXISTS; PTTL = TTL MS; EXPIRETIME = TTL ABS;
+ *   PEXPIRETIME = TTL MS ABS; PEXPIRE/EXPIREAT/PEXPIREAT = EXPIRE MS / ABS / MS ABS;
+ *   COPY ... DB d = num d (default: the current db); FLUSHDB/FLUSHALL [ASYNC|SYNC] ignore the
+ *   option. Checks that Redis makes before looking at any key are the node's (and kv_op_check
+ *   refuses what they refuse): syntax, NX with XX, GT with LT, EX 0 or negative ("invalid expire
+ *   time in 'set' command"), seconds that overflow milliseconds, a negative SETRANGE offset,
+ *   a db out of range. What depends on the data or the clock (an overflow of clock + time, a
+ *   non-integer value, sizes) is decided here.
  */
 enum kv_code {
     KV_C_GET = 1,

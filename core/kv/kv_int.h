@@ -19,6 +19,10 @@ struct kv_resbuf {
 
 void resbuf_reset(struct kv_resbuf *b);
 void resbuf_free(struct kv_resbuf *b);
+/* Empties b, and frees its memory when it grew past keep_bytes (a FLUSHDB's key list, a large
+ * value once assembled): the next command starts from a small buffer again. */
+void resbuf_trim(struct kv_resbuf *b, size_t keep_bytes);
+#define KV_SCRATCH_KEEP_BYTES (1u << 20)
 void res_status(struct kv_resbuf *b, const char *text);
 void res_error(struct kv_resbuf *b, const char *text);
 void res_int(struct kv_resbuf *b, int64_t v);

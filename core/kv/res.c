@@ -19,6 +19,17 @@ void resbuf_reset(struct kv_resbuf *b)
     b->oom = false;
 }
 
+void resbuf_trim(struct kv_resbuf *b, size_t keep_bytes)
+{
+    if (b->cap > keep_bytes) {
+        rk_free(b->alloc, b->buf);
+        b->buf = NULL;
+        b->cap = 0;
+    }
+    b->len = 0;
+    b->oom = false;
+}
+
 void resbuf_free(struct kv_resbuf *b)
 {
     rk_free(b->alloc, b->buf);

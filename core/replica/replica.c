@@ -552,6 +552,12 @@ static void keep_result(struct replica *r, struct recent_result *rr)
 {
     if (rr->res.val_len == 0)
         return;
+    if (rr->cap > (64u << 10) && rr->res.val_len <= (64u << 10)) {
+        /* A large result once: the slot does not keep its memory for small ones. */
+        rk_free(r->alloc, rr->buf);
+        rr->buf = NULL;
+        rr->cap = 0;
+    }
     if (!rk_grow(r->alloc, (void **)&rr->buf, &rr->cap, rr->res.val_len, 1)) {
         rr->res.val = NULL;
         rr->res.val_len = 0;
