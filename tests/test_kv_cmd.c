@@ -606,6 +606,8 @@ static void deadlines_survive_a_restart(void **state)
     t_reopen(t);
     t->index = kv_applied_index(t->kv);
     assert_int_equal(kv_expiring_count(t->kv), 2);
+    assert_int_equal(kv_db_expiring(t->kv, 0), 1);
+    assert_int_equal(kv_db_expiring(t->kv, 3), 1);
     assert_int_equal(kv_dbsize(t->kv, 3), 2);
     assert_int_equal(kv_dbsize(t->kv, 0), 1);
     assert_string_equal(rd(t, T0 + 1, KV_C_TTL, KV_F_MS, 0, "j", NULL), ":4");

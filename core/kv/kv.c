@@ -446,6 +446,7 @@ static bool load_record(void *ctx, const uint8_t *key, uint32_t key_len, const u
             return false;
         }
         kv->n_expiry_records++;
+        kv->n_expiring[key[9] - KV_KEY_USER]++;
         return true;
     }
     if (key_len >= 1 && key[0] == KV_KEY_LEGACY_USER) {
@@ -1121,6 +1122,13 @@ uint64_t kv_expiring_count(const struct kv *kv)
     return kv->exp.n;
 }
 
+uint64_t kv_db_expiring(const struct kv *kv, uint8_t db)
+{
+    RK_ASSERT(kv != NULL);
+    RK_ASSERT(db < KV_DBS);
+    return kv->n_expiring[db];
+}
+
 uint64_t kv_dbsize(const struct kv *kv, uint8_t db)
 {
     RK_ASSERT(kv != NULL);
@@ -1374,6 +1382,11 @@ static bool layout_valid(const struct kv *kv)
 {
     struct layout_count c = {.kv = kv, .ok = true};
     if (kv->store->ops->scan(kv->store, count_layout, &c) != RK_OK || !c.ok)
+        return false;
+    uint64_t expiring = 0;
+    for (uint32_t d = 0; d < KV_DBS; d++)
+        expiring += kv->n_expiring[d];
+    if (expiring != c.expiry)
         return false;
     for (uint32_t d = 1; d < KV_DBS; d++)
         if (c.keys[d] != kv->n_keys[d])

@@ -773,8 +773,9 @@ uint64_t kv_dbsize(const struct kv *kv, uint8_t db);
 int kv_scan_db(struct kv *kv, uint8_t db,
                bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx);
 
-/* Keys with a deadline, over all dbs. */
+/* Keys with a deadline, over all dbs, and in db (INFO keyspace's expires=). */
 uint64_t kv_expiring_count(const struct kv *kv);
+uint64_t kv_db_expiring(const struct kv *kv, uint8_t db);
 
 /* The leader's expiry sweep: an encoded version-2 PURGE command (no session, time 0: stamp it)
  * of up to max (<= KV_PURGE_MAX) keys whose deadline <= now_ms, found by scanning at most

@@ -123,6 +123,7 @@ struct kv {
     uint64_t read_now_ms;      /* kv_set_read_time_ms; 0: the clock */
     uint64_t n_keys[KV_DBS];   /* user records per db, dbs 1.. (db 0: kv_count's difference) */
     uint64_t n_expiry_records; /* 'x' records (== exp.n whenever an apply did not fail) */
+    uint64_t n_expiring[KV_DBS]; /* of them, per db (INFO keyspace's expires=) */
     struct exptab exp;
     struct kv_resbuf res;  /* the result of the last command, or of kv_read */
     struct kv_resbuf tmp;  /* scratch: values being assembled, key lists */

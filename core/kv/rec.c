@@ -141,8 +141,9 @@ int kv_rec_del(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, ui
     if (rc != RK_OK)
         return rc;
     if (old != 0) {
-        RK_ASSERT(kv->n_expiry_records > 0);
+        RK_ASSERT(kv->n_expiry_records > 0 && kv->n_expiring[db] > 0);
         kv->n_expiry_records--;
+        kv->n_expiring[db]--;
         rc = exptab_set(&kv->exp, kv->key_buf, len, 0);
         RK_ASSERT(rc == RK_OK); /* a removal allocates nothing */
     }
@@ -195,6 +196,7 @@ int kv_rec_put(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, ui
     if (rc != RK_OK)
         return rc;
     kv->n_expiry_records = kv->n_expiry_records - (old != 0) + (deadline_ms != 0);
+    kv->n_expiring[db] = kv->n_expiring[db] - (old != 0) + (deadline_ms != 0);
     if (db != 0 && !existed)
         kv->n_keys[db]++;
     return RK_OK;
