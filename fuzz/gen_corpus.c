@@ -26,6 +26,7 @@
 #include "codec/codec.h"
 #include "common/prng.h"
 #include "fuzz_disk.h"
+#include "kv/kv.h"
 #include "log/log.h"
 #include "resp/resp.h"
 #include "scenario.h"
@@ -573,6 +574,73 @@ static void gen_bitcask(void)
 
 /* ---- sim -------------------------------------------------------------------------------- */
 
+/* ---- kvcmd ------------------------------------------------------------------------------ */
+
+/* One generic command of one op into b as a part. */
+static void gen_kv_op(struct gen_buf *b, uint64_t time_ms, uint64_t client, uint64_t seq,
+                      uint8_t code, uint8_t db, uint16_t flags, int64_t num, uint32_t argc,
+                      const char *const *argv)
+{
+    struct kv_arg args[8];
+    for (uint32_t i = 0; i < argc; i++)
+        args[i] = (struct kv_arg){.p = (const uint8_t *)argv[i], .len = (uint32_t)strlen(argv[i])};
+    struct kv_op2 op = {.code = code, .db = db, .flags = flags, .num = num, .argc = argc,
+                        .argv = args};
+    struct kv_cmd2 c = {.client_id = client, .seq = seq, .time_ms = time_ms, .n_ops = 1,
+                        .ops = &op};
+    uint8_t buf[512];
+    size_t len = 0;
+    FZ_CHECK(kv_cmd2_encode(&c, buf, sizeof(buf), &len) == RK_OK, "kv op %u", code);
+    gen_part(b, buf, len);
+}
+
+/* Entries for fuzz_kvcmd: writes with deadlines in several dbs, a transaction with a watch,
+ * version-1 ops, the leader's purge, a restart (0xfe) and a read time (0xfd). */
+static void gen_kvcmd(void)
+{
+    struct gen_buf b = {0};
+    gen_reset(&b);
+    const uint64_t t0 = 1700000000000ull;
+    gen_kv_op(&b, t0, 0, 0, KV_C_SET, 0, KV_F_EXP, 10, 2, (const char *[]){"k", "v"});
+    gen_kv_op(&b, t0, 1, 1, KV_C_SET, 3, KV_F_EXP | KV_F_MS | KV_F_GET, 50, 2,
+              (const char *[]){"j", "w"});
+    gen_kv_op(&b, t0 + 1, 1, 2, KV_C_INCRBY, 0, 0, 5, 1, (const char *[]){"n"});
+    gen_kv_op(&b, t0 + 2, 0, 0, KV_C_APPEND, 0, 0, 0, 2, (const char *[]){"k", "tail"});
+    gen_kv_op(&b, t0 + 3, 0, 0, KV_C_EXPIRE, 0, KV_F_GT, 100, 1, (const char *[]){"k"});
+    gen_kv_op(&b, t0 + 4, 0, 0, KV_C_RENAME, 0, 0, 0, 2, (const char *[]){"k", "k2"});
+    gen_kv_op(&b, t0 + 5, 0, 0, KV_C_COPY, 0, 0, 4, 2, (const char *[]){"k2", "k2"});
+    gen_kv_op(&b, t0 + 6, 0, 0, KV_C_INCRBYFLOAT, 0, 0, 0, 2, (const char *[]){"f", "1.5"});
+    gen_kv_op(&b, t0 + 7, 0, 0, KV_C_MSET, 1, 0, 0, 4, (const char *[]){"a", "1", "b", "2"});
+    static const uint8_t restart = 0xfe;
+    gen_part(&b, &restart, 1);
+    gen_kv_op(&b, t0 + 100, 0, 0, KV_C_PURGE, 0, 0, 0, 2, (const char *[]){"3j", "0k2"});
+    gen_kv_op(&b, t0 + 100, 0, 0, KV_C_GET, 0, 0, 0, 1, (const char *[]){"k2"});
+    gen_kv_op(&b, t0 + 100, 0, 0, KV_C_FLUSHDB, 1, 0, 0, 0, NULL);
+    /* A transaction watching "n" at index 3 (its version then: the index that wrote it). */
+    struct kv_arg set[2] = {{(const uint8_t *)"out", 3}, {(const uint8_t *)"1", 1}};
+    struct kv_arg del[1] = {{(const uint8_t *)"n", 1}};
+    struct kv_op2 ops[2] = {{.code = KV_C_SET, .argc = 2, .argv = set},
+                            {.code = KV_C_DEL, .argc = 1, .argv = del}};
+    struct kv_watch w = {.db = 0, .version = 3, .key = (const uint8_t *)"n", .key_len = 1};
+    struct kv_cmd2 multi = {.flags = KV_CMD2_MULTI, .time_ms = t0 + 101, .watch_index = 3,
+                            .n_watch = 1, .watches = &w, .n_ops = 2, .ops = ops};
+    uint8_t buf[512];
+    size_t len = 0;
+    FZ_CHECK(kv_cmd2_encode(&multi, buf, sizeof(buf), &len) == RK_OK, "multi");
+    gen_part(&b, buf, len);
+    struct kv_cmd v1 = {.op = KV_OP_PUT, .key = (const uint8_t *)"v1", .key_len = 2,
+                        .val = (const uint8_t *)"x", .val_len = 1};
+    FZ_CHECK(kv_cmd_encode(&v1, buf, sizeof(buf), &len) == RK_OK, "v1");
+    gen_part(&b, buf, len);
+    uint8_t read_time[9] = {0xfd};
+    for (int i = 0; i < 8; i++)
+        read_time[1 + i] = (uint8_t)((t0 + 200) >> (8 * i));
+    gen_part(&b, read_time, sizeof(read_time));
+    gen_kv_op(&b, 0, 0, 0, KV_C_TTL, 0, KV_F_MS, 0, 1, (const char *[]){"k2"});
+    gen_write("kvcmd", "mixed", b.p, b.len);
+    free(b.p);
+}
+
 static void gen_sim(void)
 {
     struct rk_prng prng;
@@ -606,6 +674,7 @@ int main(int argc, char **argv)
     gen_seglog();
     gen_bitcask();
     gen_sim();
+    gen_kvcmd();
     printf("fuzz-gen-corpus: %u files under %s\n", gen_files, gen_out);
     return 0;
 }

@@ -343,10 +343,49 @@ static void on_hard_state(void *ctx, bool found, const struct raft_hard_state *h
                 hs->term, hs->vote, hs->commit, snapshot_index, snapshot_term);
 }
 
+/* A generic (version 2) command: "EXEC" with its watches for a transaction, then each op as
+ * NAME db D [flags 0x.. num N] "arg"..., the leader's stamp and the session. */
+static void print_command_v2(struct tool_run *r, const uint8_t *data, uint32_t len)
+{
+    struct kv_cmd2_view v;
+    struct rk_errmsg err;
+    if (kv_cmd2_decode(data, len, &v, &err) != RK_OK) {
+        fprintf(r->out, "undecodable (%" PRIu32 " bytes): %s", len, err.text);
+        return;
+    }
+    if (v.flags & KV_CMD2_MULTI)
+        fprintf(r->out, "EXEC %" PRIu32 " ops, %" PRIu32 " watches at %" PRIu64 ":", v.n_ops,
+                v.n_watch, v.watch_index);
+    struct kv_cmd2_iter it, ai;
+    struct kv_op_view op;
+    struct kv_arg a;
+    kv_cmd2_ops(&v, &it);
+    for (const char *sep = (v.flags & KV_CMD2_MULTI) ? " " : ""; kv_cmd2_next_op(&it, &op);
+         sep = "; ") {
+        fprintf(r->out, "%s%s db %u", sep, kv_code_name(op.code), op.db);
+        if (op.flags != 0 || op.num != 0)
+            fprintf(r->out, " flags 0x%x num %" PRId64, op.flags, op.num);
+        kv_op_args(&op, &ai);
+        while (kv_op_next_arg(&ai, &a)) {
+            fputc(' ', r->out);
+            print_bytes(r->out, a.p, a.len, r->width);
+        }
+    }
+    fprintf(r->out, " at %" PRIu64 " ms", v.time_ms);
+    if (v.client_id != 0)
+        fprintf(r->out, " (client %" PRIu64 ", seq %" PRIu64 ")", v.client_id, v.seq);
+    else
+        fputs(" (no session)", r->out);
+}
+
 static void print_command(struct tool_run *r, const uint8_t *data, uint32_t len)
 {
     struct kv_cmd c;
     struct rk_errmsg err;
+    if (kv_cmd_is_v2(data, len)) {
+        print_command_v2(r, data, len);
+        return;
+    }
     if (kv_cmd_decode(data, len, &c, &err) != RK_OK) {
         fprintf(r->out, "undecodable (%" PRIu32 " bytes): %s", len, err.text);
         return;
@@ -444,18 +483,35 @@ static bool on_key(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_
                    uint32_t val_len)
 {
     struct tool_run *r = ctx;
-    if (key_len >= 1 && key[0] == KV_KEY_USER) {
+    if (key_len >= 1 && key[0] >= KV_KEY_USER && key[0] < KV_KEY_USER + KV_DBS) {
+        uint8_t db = 0;
+        const uint8_t *ukey = NULL, *uval = NULL;
+        uint32_t ukey_len = 0, uval_len = 0;
+        uint64_t mod = 0, deadline = 0;
+        struct rk_errmsg err;
+        if (val == NULL) /* scan_keys did not read it: dump needs it, check only the key */
+            uval_len = val_len;
+        else if (kv_user_record_decode(key, key_len, val, val_len, &db, &ukey, &ukey_len, &uval,
+                                       &uval_len, &mod, &deadline, &err) != RK_OK)
+            return key_refused(r, key, key_len, err.text);
         r->user_keys++;
-        r->user_bytes += (uint64_t)key_len - 1 + val_len;
+        r->user_bytes += (uint64_t)key_len - 1 + uval_len;
         if (r->cmd == TOOL_DUMP) {
             fputs("key ", r->out);
+            if (key[0] != KV_KEY_USER)
+                fprintf(r->out, "(db %d) ", key[0] - KV_KEY_USER);
             print_bytes(r->out, key + 1, key_len - 1, r->width);
             fputs(" = ", r->out);
-            print_bytes(r->out, val, val_len, r->width);
+            if (uval != NULL)
+                print_bytes(r->out, uval, uval_len, r->width);
+            if (deadline != 0)
+                fprintf(r->out, " (expires at %" PRIu64 " ms)", deadline);
             fputc('\n', r->out);
         }
         return true;
     }
+    if (key_len >= 1 && key[0] == KV_KEY_EXPIRY)
+        return true; /* the expiry index: not keys (kv.h) */
     if (key_len >= 1 && key[0] == KV_KEY_META) { /* kv_create accepts any (kv.c, load_record) */
         r->meta_keys++;
         bool msnap = key_len == sizeof(tool_msnap_key) &&
@@ -479,7 +535,8 @@ static bool on_key(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_
     }
     if (key_len == 0 || key[0] != KV_KEY_SESSION)
         return key_refused(r, key, key_len,
-                           "in no namespace ('u' user, 's' session, 'm' replica metadata)");
+                           "in no namespace ('0'+db user, 's' session, 'x' expiry, "
+                           "'m' replica metadata)");
     struct kv_session_info s;
     struct rk_errmsg err;
     if (kv_session_record_decode(key, key_len, val, val_len, &s, &err) != RK_OK)

@@ -61,6 +61,10 @@ check "dump decodes an INCRBY" \
     grep -qx 'entry 51 term 2 normal INCRBY "counter" by -3 (client 3, seq 13)' "$tmp/dump"
 check "dump decodes an MSET" \
     grep -qx 'entry 52 term 2 normal MSET 2 pairs: "m1" = "x", "m2" = "y" (no session)' "$tmp/dump"
+check "dump decodes a generic command" \
+    grep -qx 'entry 53 term 2 normal SET db 2 flags 0x100 num 10 "db2-key" "v" at 1000 ms (no session)' "$tmp/dump"
+check "dump shows a key of db 2 with its deadline" \
+    grep -qx 'key (db 2) "db2-key" = "v" (expires at 11000 ms)' "$tmp/dump"
 check "dump escapes and cuts a binary value" \
     grep -q '^entry 100 term 2 normal PUT "key-03" = "\\x00bcdefg\\x07ij.*"\.\.\. (300 bytes) (no session)$' "$tmp/dump"
 check "dump shows a known key" grep -qx 'key "known-key" = "known-value"' "$tmp/dump"

@@ -167,6 +167,8 @@ static void assert_value(struct kv *kv, const char *key, const char *want)
 
 /* ---- digest ------------------------------------------------------------------------------ */
 
+static void fixture_restart(struct fixture *f, uint32_t max_sessions);
+
 static uint64_t digest_of(struct kv *kv)
 {
     uint64_t d = 0;
@@ -174,25 +176,37 @@ static uint64_t digest_of(struct kv *kv)
     return d;
 }
 
-/* Two state machines that reach the same keys through different histories (another order,
- * an overwrite, a key deleted and put back) have the same digest. */
-static void digest_is_equal_for_the_same_state_reached_differently(void **state)
+/* Two state machines that apply the same entries have the same digest, also when one of them
+ * restarted midway (its state rebuilt from the store). Different histories that end in the
+ * same values do not: each key's mod index, the log index of its last write (kv.h, WATCH),
+ * is part of the replicated state, so it is part of the digest too. */
+static void digest_is_equal_for_the_same_entries_across_a_restart(void **state)
 {
     (void)state;
     struct fixture a, b;
     fixture_open(&a, 16);
     fixture_open(&b, 16);
-    put(a.kv, 0, 0, "k1", "v1");
-    put(a.kv, 0, 0, "k2", "v2");
-    put(a.kv, 0, 0, "k3", "v3");
-    put(b.kv, 0, 0, "k3", "x");
-    put(b.kv, 0, 0, "k2", "v2");
-    del(b.kv, 0, 0, "k3");
-    put(b.kv, 0, 0, "k1", "v1");
-    put(b.kv, 0, 0, "k3", "v3");
+    struct fixture *both[2] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        put(both[i]->kv, 0, 0, "k3", "x");
+        put(both[i]->kv, 0, 0, "k2", "v2");
+        del(both[i]->kv, 0, 0, "k3");
+        if (i == 1)
+            fixture_restart(&b, 16);
+        put(both[i]->kv, 0, 0, "k1", "v1");
+        put(both[i]->kv, 0, 0, "k3", "v3");
+    }
     assert_true(digest_of(a.kv) == digest_of(b.kv));
+    /* The same values reached at other indexes: other mod indexes, another digest. */
+    struct fixture c;
+    fixture_open(&c, 16);
+    put(c.kv, 0, 0, "k1", "v1");
+    put(c.kv, 0, 0, "k2", "v2");
+    put(c.kv, 0, 0, "k3", "v3");
+    assert_true(digest_of(a.kv) != digest_of(c.kv));
     fixture_close(&a);
     fixture_close(&b);
+    fixture_close(&c);
 }
 
 /* One value, one key name or one missing key changes the digest; so does moving a value from
@@ -1363,7 +1377,10 @@ static void kv_applied_index_starts_at_the_stores(void **state)
     struct counting cnt;
     struct rk_alloc a;
     struct kv_store *s = ms_open(&cnt, &a);
-    ms_put_str(s, 41, "ua", "1"); /* user key "a" (kv.h: the store layout) */
+    /* user key "a" of db 0 (kv.h: the store layout): '0' + key, a header (no deadline, mod
+     * index 41), the value */
+    static const uint8_t rec[] = {0, 41, 0, 0, 0, 0, 0, 0, 0, '1'};
+    assert_int_equal(s->ops->put(s, 41, (const uint8_t *)"0a", 2, rec, sizeof(rec)), RK_OK);
     struct kv_config cfg = {.alloc = &a, .store = s};
     struct kv *kv = NULL;
     assert_int_equal(kv_create(&cfg, &kv, NULL), RK_OK);
@@ -1843,8 +1860,8 @@ static void kv_store_keys_are_user_keys_plus_one_byte(void **state)
     (void)state;
     struct fixture f;
     fixture_open(&f, 0);
-    uint8_t *key = malloc(KV_STORE_MAX_KEY_BYTES);
-    uint8_t *buf = malloc(KV_CMD_OVERHEAD_BYTES + KV_STORE_MAX_KEY_BYTES);
+    uint8_t *key = malloc(KV_MAX_KEY_BYTES + 1);
+    uint8_t *buf = malloc(KV_CMD_OVERHEAD_BYTES + KV_MAX_KEY_BYTES + 1);
     assert_non_null(key);
     assert_non_null(buf);
     key[0] = KV_KEY_USER;
@@ -1856,18 +1873,18 @@ static void kv_store_keys_are_user_keys_plus_one_byte(void **state)
                        .key_len = KV_MAX_KEY_BYTES,
                        .val = (const uint8_t *)"v",
                        .val_len = 1};
-    size_t len = encode_ok(&c, buf, KV_CMD_OVERHEAD_BYTES + KV_STORE_MAX_KEY_BYTES);
+    size_t len = encode_ok(&c, buf, KV_CMD_OVERHEAD_BYTES + KV_MAX_KEY_BYTES + 1);
     struct kv_result r;
     assert_int_equal(kv_apply(f.kv, 1, buf, (uint32_t)len, &r), RK_OK);
     assert_int_equal(r.status, KV_OK);
     const uint8_t *val = NULL;
     uint32_t val_len = 0;
-    assert_int_equal(f.store->ops->get(f.store, key, KV_STORE_MAX_KEY_BYTES, &val, &val_len),
+    assert_int_equal(f.store->ops->get(f.store, key, KV_MAX_KEY_BYTES + 1, &val, &val_len),
                      RK_OK);
     assert_int_equal(kv_get(f.kv, key + 1, KV_MAX_KEY_BYTES, &val, &val_len), RK_OK);
     assert_int_equal(val_len, 1);
     /* A key over the user limit is never stored: absent, not an error and not a crash. */
-    assert_int_equal(kv_get(f.kv, key, KV_STORE_MAX_KEY_BYTES, &val, &val_len), RK_ENOENT);
+    assert_int_equal(kv_get(f.kv, key, KV_MAX_KEY_BYTES + 1, &val, &val_len), RK_ENOENT);
     free(key);
     free(buf);
     fixture_close(&f);
@@ -2121,23 +2138,23 @@ static void kv_apply_writes_each_entry_as_one_batch(void **state)
     struct rs_fixture f;
     rs_open(&f, 2);
     put(f.kv, 0, 0, "a", "x");
-    assert_batch(&f, 1, (const char *[]){"Pua"}, 1);
+    assert_batch(&f, 1, (const char *[]){"P0a"}, 1);
     put(f.kv, 1, 1, "b", "x");
-    assert_batch(&f, 2, (const char *[]){"Ps1", "Pub"}, 2);
+    assert_batch(&f, 2, (const char *[]){"Ps1", "P0b"}, 2);
     put(f.kv, 2, 1, "c", "x");
-    assert_batch(&f, 3, (const char *[]){"Ps2", "Puc"}, 2);
+    assert_batch(&f, 3, (const char *[]){"Ps2", "P0c"}, 2);
     put(f.kv, 3, 1, "d", "x"); /* evicts client 1, the least recently used */
-    assert_batch(&f, 4, (const char *[]){"Ps3", "Ds1", "Pud"}, 3);
+    assert_batch(&f, 4, (const char *[]){"Ps3", "Ds1", "P0d"}, 3);
     assert_int_equal(put(f.kv, 3, 1, "d", "x").status, KV_DUPLICATE);
     assert_batch(&f, 5, (const char *[]){"Ps3"}, 1);
     put(f.kv, 2, 2, "c", "y");
-    assert_batch(&f, 6, (const char *[]){"Ps2", "Puc"}, 2);
+    assert_batch(&f, 6, (const char *[]){"Ps2", "P0c"}, 2);
     assert_int_equal(put(f.kv, 2, 1, "c", "x").status, KV_STALE);
     assert_batch(&f, 7, (const char *[]){"Ps2"}, 1);
     assert_int_equal(del(f.kv, 3, 2, "a").num, 1);
-    assert_batch(&f, 8, (const char *[]){"Ps3", "Dua"}, 2);
+    assert_batch(&f, 8, (const char *[]){"Ps3", "Pmk", "D0a"}, 3);
     del(f.kv, 0, 0, "b");
-    assert_batch(&f, 9, (const char *[]){"Dub"}, 1);
+    assert_batch(&f, 9, (const char *[]){"Pmk", "D0b"}, 2);
     /* Nothing for an undecodable entry or a no-op (kv.h): replayed after a restart. */
     struct kv_result r;
     assert_int_equal(kv_apply(f.kv, 10, (const uint8_t *)"junk", 4, &r), RK_OK);
@@ -2180,12 +2197,12 @@ static void kv_failed_end_batch_is_a_store_error_and_applies_nothing(void **stat
 
 /* A batch that failed part way is written whole by the retry of the same entry, with the same
  * result, over a store whose failed put or del changes nothing (kv.h). The batch of client 2's
- * DEL when client 1 holds the only session: client 2's record, client 1's deletion, the data
- * del; each write fails in turn. */
+ * DEL when client 1 holds the only session: client 2's record, client 1's deletion, kv's record
+ * (db 0's deletion index), the data del; each write fails in turn. */
 static void kv_retry_of_a_partly_written_batch_gives_the_same_result(void **state)
 {
     (void)state;
-    for (size_t fail = 1; fail <= 3; fail++) {
+    for (size_t fail = 1; fail <= 4; fail++) {
         struct rs_fixture f;
         rs_open(&f, 1);
         put(f.kv, 0, 0, "a", "1");
@@ -2199,7 +2216,7 @@ static void kv_retry_of_a_partly_written_batch_gives_the_same_result(void **stat
         f.rs.fail_write_at = 0;
         f.rs.n_calls = 0;
         r = del(f.kv, 2, 1, "a");
-        assert_batch(&f, 3, (const char *[]){"Ps2", "Ds1", "Dua"}, 3);
+        assert_batch(&f, 3, (const char *[]){"Ps2", "Ds1", "Pmk", "D0a"}, 4);
         assert_int_equal(r.status, KV_OK);
         assert_int_equal(r.num, 1);  /* the key existed before the first attempt */
         assert_true(kv_valid(f.kv)); /* K5: the store's session records are the table's */
@@ -2257,7 +2274,8 @@ static void kv_create_refuses_a_session_record_that_does_not_decode(void **state
         uint8_t byte;
         const char *needle;
     } cases[] = {
-        {0, 2, "version 2 at offset 0 is not 1"},
+        {0, 3, "version 3 at offset 0 is not 1"},
+        {0, 2, "a command's record of 27 bytes with a bad result"},
         {9, 1, "status 1, op 2"}, /* only an INCRBY caches an error status */
         {10, 9, "op 9"},
         {11, 2, "num 2"},
@@ -2303,10 +2321,18 @@ static void kv_create_refuses_a_key_outside_both_namespaces(void **state)
     (void)state;
     struct fixture f;
     fixture_open(&f, 0);
-    store_put_raw(f.store, 1, (const uint8_t *)"xyz", 3, (const uint8_t *)"v", 1);
-    assert_create_corrupt(f.store, &f.alloc, "a key of 3 bytes starting with 0x78");
+    store_put_raw(f.store, 1, (const uint8_t *)"zyz", 3, (const uint8_t *)"v", 1);
+    assert_create_corrupt(f.store, &f.alloc, "a key of 3 bytes starting with 0x7a");
     bool existed = false;
+    assert_int_equal(f.store->ops->del(f.store, 2, (const uint8_t *)"zyz", 3, &existed), RK_OK);
+    /* 'x' is the expiry index: its keys have a shape of their own. */
+    store_put_raw(f.store, 1, (const uint8_t *)"xyz", 3, NULL, 0);
+    assert_create_corrupt(f.store, &f.alloc, "an expiry record of 3 bytes");
     assert_int_equal(f.store->ops->del(f.store, 2, (const uint8_t *)"xyz", 3, &existed), RK_OK);
+    /* The layout before databases and expiry. */
+    store_put_raw(f.store, 1, (const uint8_t *)"ua", 2, (const uint8_t *)"v", 1);
+    assert_create_corrupt(f.store, &f.alloc, "written by an older raftkv");
+    assert_int_equal(f.store->ops->del(f.store, 2, (const uint8_t *)"ua", 2, &existed), RK_OK);
     store_put_raw(f.store, 3, (const uint8_t *)"s1234", 5, (const uint8_t *)"v", 1);
     assert_create_corrupt(f.store, &f.alloc, "a key of 5 bytes starting with 0x73");
     assert_int_equal(f.store->ops->del(f.store, 4, (const uint8_t *)"s1234", 5, &existed), RK_OK);
@@ -2792,14 +2818,14 @@ static void kv_mset_writes_every_pair_in_one_batch_later_pairs_winning(void **st
     assert_int_equal(r.status, KV_OK);
     assert_int_equal(r.op, KV_OP_MSET);
     assert_int_equal(r.num, 0);
-    assert_batch(&f, 1, (const char *[]){"Pua", "Pub", "Pua"}, 3);
+    assert_batch(&f, 1, (const char *[]){"P0a", "P0b", "P0a"}, 3);
     assert_value(f.kv, "a", "3");
     assert_value(f.kv, "b", "2");
     assert_int_equal(kv_count(f.kv), 2);
     /* With a session: the record first, then the pairs; a retry applies nothing again. */
     const char *again[] = {"b", "new", "c", "x"};
     assert_int_equal(mset(f.kv, 5, 1, again, 2).status, KV_OK);
-    assert_batch(&f, 2, (const char *[]){"Ps5", "Pub", "Puc"}, 3);
+    assert_batch(&f, 2, (const char *[]){"Ps5", "P0b", "P0c"}, 3);
     put(f.kv, 0, 0, "b", "later");
     assert_int_equal(mset(f.kv, 5, 1, again, 2).status, KV_DUPLICATE);
     assert_value(f.kv, "b", "later");
@@ -2828,7 +2854,7 @@ static void kv_mset_failing_part_way_applies_on_retry_whole(void **state)
         f.rs.fail_write_at = 0;
         f.rs.n_calls = 0;
         assert_int_equal(kv_apply(f.kv, 1, buf, (uint32_t)len, &r), RK_OK);
-        assert_batch(&f, 1, (const char *[]){"Pua", "Pub", "Puc"}, 3);
+        assert_batch(&f, 1, (const char *[]){"P0a", "P0b", "P0c"}, 3);
         assert_value(f.kv, "c", "3");
         rs_close(&f);
     }
@@ -2862,7 +2888,7 @@ static void kv_create_reads_only_session_values_where_the_store_can(void **state
     struct kv_config cfg = {.alloc = &f.alloc, .store = &f.rs.base};
     assert_int_equal(kv_create(&cfg, &f.kv, NULL), RK_OK);
     assert_int_equal(f.rs.value_scans, 0);
-    assert_int_equal(f.rs.gets, 2); /* the two session records */
+    assert_int_equal(f.rs.gets, 3); /* the two session records, kv's own record (absent) */
     assert_int_equal(kv_session_count(f.kv), 2);
     struct kv_session_info info;
     assert_int_equal(kv_session_get(f.kv, 2, &info), RK_OK);
@@ -2882,7 +2908,7 @@ static void kv_create_reads_only_session_values_where_the_store_can(void **state
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(digest_is_equal_for_the_same_state_reached_differently),
+        cmocka_unit_test(digest_is_equal_for_the_same_entries_across_a_restart),
         cmocka_unit_test(digest_differs_for_any_different_pair),
         cmocka_unit_test(digest_covers_sessions),
         cmocka_unit_test(digest_ignores_meta_records),

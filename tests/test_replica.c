@@ -389,7 +389,7 @@ static void net_assert_all_answered(const struct net *net)
 }
 
 /* The value of key in node id's state machine, read straight from its store, where the user
- * key K is stored as 'u' + K (kv.h: the store layout). */
+ * key K of db 0 is stored as '0' + K, its value after a header (kv.h: the store layout). */
 static bool net_store_get(const struct net *net, uint64_t id, const char *key, const char *want)
 {
     struct kv_store *s = net->nodes[id].store;
@@ -401,7 +401,14 @@ static bool net_store_get(const struct net *net, uint64_t id, const char *key, c
     int rc = s->ops->get(s, (const uint8_t *)skey, (uint32_t)n, &val, &len);
     if (want == NULL)
         return rc == RK_ENOENT;
-    return rc == RK_OK && len == strlen(want) && memcmp(val, want, len) == 0;
+    uint8_t db = 0;
+    const uint8_t *ukey = NULL, *uval = NULL;
+    uint32_t ukey_len = 0, uval_len = 0;
+    uint64_t mod = 0, deadline = 0;
+    return rc == RK_OK &&
+           kv_user_record_decode((const uint8_t *)skey, (uint32_t)n, val, len, &db, &ukey,
+                                 &ukey_len, &uval, &uval_len, &mod, &deadline, NULL) == RK_OK &&
+           uval_len == strlen(want) && memcmp(uval, want, uval_len) == 0;
 }
 
 /* ---- tests ------------------------------------------------------------------------------ */
@@ -1079,6 +1086,217 @@ static void test_incrby_answers_the_new_value_or_a_redis_error(void **state)
     net_free(net);
 }
 
+/* ---- generic commands (REPLICA_CMD) --------------------------------------------------------- */
+
+#define T0 1700000000000ull
+
+static void net_set_time(struct net *net, uint64_t now_ms)
+{
+    for (uint64_t id = 1; id <= net->n; id++)
+        if (net->nodes[id].r != NULL)
+            replica_set_time_ms(net->nodes[id].r, now_ms);
+}
+
+/* A kv result as text: "+OK", ":5", "$v", "_", "-ERR ...", "*2 ...", "N" (test_kv_cmd.c). */
+static const char *res_text(const uint8_t *res, uint32_t len)
+{
+    static char out[512];
+    assert_int_equal(kv_res_check(res, len, NULL), RK_OK);
+    struct kv_res_iter it;
+    struct kv_res_item item;
+    kv_res_begin(&it, res, len);
+    size_t pos = 0;
+    out[0] = '\0';
+    while (kv_res_next(&it, &item)) {
+        const char *sep = pos == 0 ? "" : " ";
+        int n;
+        if (item.type == KV_RES_INT || item.type == KV_RES_ARRAY)
+            n = snprintf(out + pos, sizeof(out) - pos, "%s%c%lld", sep, item.type,
+                         (long long)item.num);
+        else if (item.type == KV_RES_NIL || item.type == KV_RES_NIL_ARRAY)
+            n = snprintf(out + pos, sizeof(out) - pos, "%s%s", sep,
+                         item.type == KV_RES_NIL ? "_" : "N");
+        else
+            n = snprintf(out + pos, sizeof(out) - pos, "%s%c%.*s", sep, item.type,
+                         (int)item.len, (const char *)item.p);
+        assert_true(n > 0 && (size_t)n < sizeof(out) - pos);
+        pos += (size_t)n;
+    }
+    return out;
+}
+
+/* Submits an encoded kv command to node id and waits for its result, as text. */
+static const char *net_cmd2(struct net *net, uint64_t id, const struct kv_cmd2 *c,
+                            uint64_t client_id, uint64_t seq)
+{
+    static uint8_t buf[1024];
+    size_t len = 0;
+    assert_int_equal(kv_cmd2_encode(c, buf, sizeof(buf), &len), RK_OK);
+    const struct net_reply *r =
+        net_wait(net, net_submit_full(net, id, REPLICA_CMD, NULL, 0, buf, (uint32_t)len,
+                                      client_id, seq),
+                 100);
+    assert_status(r, REPLICA_OK);
+    return res_text(r->val, r->val_len);
+}
+
+/* One op of code over the NULL-terminated args, db 0, no session. */
+static const char *net_cmd(struct net *net, uint64_t id, uint8_t code, uint16_t flags,
+                           int64_t num, ...)
+{
+    struct kv_arg args[8];
+    uint32_t argc = 0;
+    va_list ap;
+    va_start(ap, num);
+    for (const char *a = va_arg(ap, const char *); a != NULL; a = va_arg(ap, const char *)) {
+        assert_true(argc < 8);
+        args[argc++] = (struct kv_arg){.p = (const uint8_t *)a, .len = (uint32_t)strlen(a)};
+    }
+    va_end(ap);
+    struct kv_op2 op = {.code = code, .flags = flags, .num = num, .argc = argc, .argv = args};
+    struct kv_cmd2 c = {.n_ops = 1, .ops = &op};
+    return net_cmd2(net, id, &c, 0, 0);
+}
+
+static void test_cmd_writes_and_reads_answer_kv_results_on_every_node(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t follower = net_other(net, leader, 0);
+    net_set_time(net, T0);
+    assert_string_equal(net_cmd(net, follower, KV_C_SET, 0, 0, "k", "v", NULL), "+OK");
+    assert_string_equal(net_cmd(net, follower, KV_C_GET, 0, 0, "k", NULL), "$v");
+    assert_string_equal(net_cmd(net, leader, KV_C_GET, 0, 0, "nope", NULL), "_");
+    assert_string_equal(net_cmd(net, follower, KV_C_INCRBY, 0, 1, "k", NULL),
+                        "-ERR value is not an integer or out of range");
+    assert_string_equal(net_cmd(net, leader, KV_C_SET, KV_F_GET, 0, "k", "w", NULL), "$v");
+    assert_string_equal(net_cmd(net, follower, KV_C_MGET, 0, 0, "k", "nope", NULL), "*2 $w _");
+    /* Version-1 ops see the same data (db 0). */
+    assert_value(net_do(net, follower, REPLICA_GET, "k", NULL, 0, 0), "w");
+    net_run(net, 3);
+    for (uint64_t id = 1; id <= 3; id++)
+        assert_true(net_store_get(net, id, "k", "w"));
+    /* A read does not go through the log: no entry for it. */
+    struct replica_info before = net_info(net, leader);
+    net_cmd(net, follower, KV_C_EXISTS, 0, 0, "k", NULL);
+    assert_int_equal(net_info(net, leader).raft.last_index, before.raft.last_index);
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+static void test_cmd_entries_carry_the_leaders_time_not_the_followers(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t follower = net_other(net, leader, 0);
+    net_set_time(net, T0);
+    replica_set_time_ms(net->nodes[leader].r, T0 + 1000); /* the leader's clock is ahead */
+    assert_string_equal(net_cmd(net, follower, KV_C_SET, KV_F_EXP, 10, "k", "v", NULL), "+OK");
+    net_run(net, 3);
+    for (uint64_t id = 1; id <= 3; id++)
+        assert_int_equal(kv_clock_ms(replica_kv(net->nodes[id].r)), T0 + 1000);
+    /* The deadline is the leader's stamp + 10 s, read with each node's own clock. */
+    assert_string_equal(net_cmd(net, leader, KV_C_TTL, KV_F_MS | KV_F_ABS, 0, "k", NULL),
+                        ":1700000011000");
+    assert_string_equal(net_cmd(net, follower, KV_C_TTL, KV_F_MS, 0, "k", NULL), ":11000");
+    /* Stamps never go back on the leader, even if its clock does. */
+    replica_set_time_ms(net->nodes[leader].r, T0);
+    assert_string_equal(net_cmd(net, leader, KV_C_SET, 0, 0, "j", "v", NULL), "+OK");
+    assert_int_equal(kv_clock_ms(replica_kv(net->nodes[leader].r)), T0 + 1000);
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+static void test_cmd_exec_with_watch_through_a_follower(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t follower = net_other(net, leader, 0);
+    net_set_time(net, T0);
+    net_cmd(net, leader, KV_C_SET, 0, 0, "x", "1", NULL);
+    struct kv_arg out[2] = {{(const uint8_t *)"out", 3}, {(const uint8_t *)"1", 1}};
+    struct kv_arg inc[1] = {{(const uint8_t *)"x", 1}};
+    struct kv_op2 ops[2] = {{.code = KV_C_SET, .argc = 2, .argv = out},
+                            {.code = KV_C_INCRBY, .num = 5, .argc = 1, .argv = inc}};
+    for (int round = 0; round < 2; round++) {
+        /* WATCH on the follower: the watch point and x's version, read through ReadIndex. */
+        const char *w = net_cmd(net, follower, KV_C_WATCH, 0, 0, "x", NULL);
+        long long point = 0, version = 0;
+        assert_int_equal(sscanf(w, "*2 :%lld :%lld", &point, &version), 2);
+        assert_true(point > 0 && version > 0);
+        if (round == 0)
+            net_cmd(net, leader, KV_C_SET, 0, 0, "x", "1", NULL); /* another client's write */
+        struct kv_watch watch = {.key = (const uint8_t *)"x", .key_len = 1,
+                                 .version = (uint64_t)version};
+        struct kv_cmd2 c = {.flags = KV_CMD2_MULTI, .watch_index = (uint64_t)point,
+                            .n_watch = 1, .watches = &watch, .n_ops = 2, .ops = ops};
+        assert_string_equal(net_cmd2(net, follower, &c, 0, 0), round == 0 ? "N" : "*2 +OK :6");
+    }
+    assert_string_equal(net_cmd(net, leader, KV_C_GET, 0, 0, "x", NULL), "$6");
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+static void test_expired_keys_are_removed_through_the_log_by_the_leader(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    net_set_time(net, T0);
+    for (int i = 0; i < 100; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        net_cmd(net, leader, KV_C_SET, KV_F_EXP | KV_F_MS, i < 70 ? 50 : 100000, key, "v", NULL);
+    }
+    net_run(net, 5);
+    assert_int_equal(net_info(net, leader).keys, 100);
+    /* Expired by every reader's clock at once, before any purge. */
+    net_set_time(net, T0 + 50);
+    assert_string_equal(net_cmd(net, net_other(net, leader, 0), KV_C_EXISTS, 0, 0, "k0", NULL),
+                        ":0");
+    net_run(net, 10); /* KV_PURGE_MAX keys per entry, one entry in flight */
+    for (uint64_t id = 1; id <= 3; id++) {
+        assert_int_equal(net_info(net, id).keys, 30);
+        assert_int_equal(kv_expiring_count(replica_kv(net->nodes[id].r)), 30);
+    }
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+static void test_cmd_retry_with_a_session_gets_the_first_result(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t follower = net_other(net, leader, 0);
+    struct kv_arg a[1] = {{(const uint8_t *)"n", 1}};
+    struct kv_op2 op = {.code = KV_C_INCRBY, .num = 1, .argc = 1, .argv = a};
+    struct kv_cmd2 c = {.n_ops = 1, .ops = &op};
+    assert_string_equal(net_cmd2(net, follower, &c, 9, 1), ":1");
+    assert_string_equal(net_cmd2(net, leader, &c, 9, 1), ":1"); /* not applied again */
+    assert_string_equal(net_cmd2(net, follower, &c, 9, 2), ":2");
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+static void test_cmd_that_does_not_decode_is_an_error_at_once(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    static const uint8_t junk[] = {2, 0, 1, 2, 3};
+    const struct net_reply *r =
+        net_wait(net, net_submit_full(net, leader, REPLICA_CMD, NULL, 0, junk, sizeof(junk), 0, 0),
+                 1);
+    assert_status(r, REPLICA_ERROR);
+    assert_string_equal(r->reason, "malformed kv command");
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1098,6 +1316,12 @@ int main(void)
         cmocka_unit_test(test_requests_beyond_max_pending_get_tryagain),
         cmocka_unit_test(test_put_if_is_decided_at_apply_and_answered_through_a_follower),
         cmocka_unit_test(test_incrby_answers_the_new_value_or_a_redis_error),
+        cmocka_unit_test(test_cmd_writes_and_reads_answer_kv_results_on_every_node),
+        cmocka_unit_test(test_cmd_entries_carry_the_leaders_time_not_the_followers),
+        cmocka_unit_test(test_cmd_exec_with_watch_through_a_follower),
+        cmocka_unit_test(test_expired_keys_are_removed_through_the_log_by_the_leader),
+        cmocka_unit_test(test_cmd_retry_with_a_session_gets_the_first_result),
+        cmocka_unit_test(test_cmd_that_does_not_decode_is_an_error_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -732,7 +732,7 @@ static void test_malformed_snapshot_blobs_are_refused_without_installing_anythin
     net_run(net, 2);
     struct replica_info before = net_info(net, f);
     uint64_t index = before.raft.commit + 50;
-    /* One record: user key "z" (stored as "uz") = "x". */
+    /* One record (its content never matters: every blob below is refused before it is read). */
     const uint8_t rec[] = {2, 0, 0, 0, 1, 0, 0, 0, 'u', 'z', 'x'};
     uint8_t blob[128];
     size_t len;
@@ -896,9 +896,81 @@ static void test_compaction_after_leader_noops_still_lets_every_node_restart(voi
     net_free(net);
 }
 
+/* ---- expiry in snapshots -------------------------------------------------------------------- */
+
+#define T0 1700000000000ull
+
+static void net_set_time(struct net *net, uint64_t now_ms)
+{
+    for (uint64_t id = 1; id <= net->n; id++)
+        if (net->nodes[id].r != NULL)
+            replica_set_time_ms(net->nodes[id].r, now_ms);
+}
+
+/* One kv op (REPLICA_CMD) on node id, waited for: its encoded result. */
+static const struct net_reply *net_cmd(struct net *net, uint64_t id, uint8_t code, uint16_t flags,
+                                       int64_t num, const char *key, const char *val)
+{
+    struct kv_arg args[2] = {{(const uint8_t *)key, (uint32_t)strlen(key)},
+                             {(const uint8_t *)val, val == NULL ? 0 : (uint32_t)strlen(val)}};
+    struct kv_op2 op = {.code = code, .flags = flags, .num = num, .argc = val == NULL ? 1 : 2,
+                        .argv = args};
+    struct kv_cmd2 c = {.n_ops = 1, .ops = &op};
+    static uint8_t buf[256];
+    size_t len = 0;
+    assert_int_equal(kv_cmd2_encode(&c, buf, sizeof(buf), &len), RK_OK);
+    assert_true(net->next_req < NET_MAX_REQS);
+    uint64_t req_id = net->next_req++;
+    net->submitted_to[req_id] = id;
+    struct replica_request req = {.req_id = req_id, .op = REPLICA_CMD, .val = buf,
+                                  .val_len = (uint32_t)len};
+    replica_submit(net->nodes[id].r, &req);
+    net_collect(net, id);
+    const struct net_reply *r = net_wait(net, req_id, 100);
+    assert_status(r, REPLICA_OK);
+    return r;
+}
+
+/* The deadlines (the 'x' records behind the expiry table) and the state machine's clock are in
+ * the snapshot: the follower that installs it answers the same TTLs and purges the same keys. */
+static void test_deadlines_and_the_clock_travel_with_the_snapshot(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t f = net_other(net, leader, 0);
+    net_set_time(net, T0);
+    net->nodes[f].isolated = true;
+    net_cmd(net, leader, KV_C_SET, KV_F_EXP, 100, "long", "v");
+    net_cmd(net, leader, KV_C_SET, KV_F_EXP | KV_F_MS, 5000, "short", "v");
+    write_n(net, leader, N_WRITES, 0);
+    net_run(net, 2);
+    assert_true(net_info(net, leader).raft.snapshot_index > net_info(net, f).raft.last_index);
+    net->nodes[f].isolated = false;
+    run_until_installed(net, f, 1, 50);
+    const struct kv *fkv = replica_kv(net->nodes[f].r);
+    assert_int_equal(kv_clock_ms(fkv), T0);
+    assert_int_equal(kv_expiring_count(fkv), 2);
+    static const uint8_t pttl_5000[] = {':', 0x88, 0x13, 0, 0, 0, 0, 0, 0}; /* :5000 */
+    const struct net_reply *r = net_cmd(net, f, KV_C_TTL, KV_F_MS, 0, "short", NULL);
+    assert_int_equal(r->val_len, sizeof(pttl_5000));
+    assert_memory_equal(r->val, pttl_5000, sizeof(pttl_5000));
+    /* Past "short"'s deadline: the leader purges it through the log, f included. */
+    net_set_time(net, T0 + 5000);
+    net_run(net, 5);
+    for (uint64_t id = 1; id <= 3; id++) {
+        assert_int_equal(kv_expiring_count(replica_kv(net->nodes[id].r)), 1);
+        assert_int_equal(net_info(net, id).keys, N_WRITES + 1);
+    }
+    assert_same_store(net, leader, f);
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_deadlines_and_the_clock_travel_with_the_snapshot),
         cmocka_unit_test(
             test_follower_cut_off_during_compaction_catches_up_by_a_multi_chunk_snapshot),
         cmocka_unit_test(

@@ -19,7 +19,11 @@
  *   K5  Durability: every live session has a record in the store under 's' + client id that
  *       decodes to it (last_seq, cached result, last_index), and the store holds no other
  *       session record; so the store holds n_sessions session records, and kv_count is the
- *       store's count less n_sessions. Holds whenever the last kv_apply did not fail.
+ *       store's count less n_sessions, the meta records and the 'x' records. Holds whenever
+ *       the last kv_apply did not fail.
+ *   K6  Layout (version 2): n_keys[db] (db >= 1) is the number of user records of db; every
+ *       user record decodes, its mod index is in (0, applied_index], and the expiry table holds
+ *       exactly its deadline (none: absent); the 'x' records are exactly the table's entries.
  *
  * Apply order: decode, find the session, plan the batch (the session record, the evicted
  * session's record, the data op: kv.h), write it and close it with end_batch, and only then
@@ -31,7 +35,7 @@
  * last_index (a heap sort: no recursion, no allocation), and linked in that order, so the table
  * and its LRU order are a function of the records alone (K2 and K5 give back the same table).
  */
-#include "kv/kv.h"
+#include "kv/kv_int.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -40,40 +44,7 @@
 
 #include "common/assert.h"
 
-#define KV_NIL          UINT32_MAX
 #define TABLE_MIN_SLOTS 16u
-
-struct kv_session {
-    uint64_t client_id;
-    uint64_t last_seq;
-    uint64_t last_index;
-    int64_t last_num;
-    uint8_t last_op;
-    uint8_t last_status; /* KV_OK, or the error result of an INCRBY */
-    uint32_t prev; /* LRU neighbours, KV_NIL at the ends */
-    uint32_t next;
-};
-
-struct kv_slot {
-    uint64_t hash;
-    uint32_t session; /* pool index + 1; 0: the slot is empty */
-};
-
-struct kv {
-    const struct rk_alloc *alloc;
-    struct kv_store *store;
-    uint64_t applied_index;
-    uint8_t *key_buf;        /* KV_STORE_MAX_KEY_BYTES: a user key with its prefix */
-    struct kv_session *pool; /* max_sessions */
-    struct kv_slot *slots;   /* mask + 1 */
-    uint32_t mask;
-    uint32_t max_sessions;
-    uint32_t n_sessions;
-    uint32_t n_meta; /* KV_KEY_META records in the store */
-    uint32_t lru_head; /* least recently used */
-    uint32_t lru_tail; /* most recently used */
-    struct rk_errmsg last_err;
-};
 
 const char *kv_status_name(uint8_t status)
 {
@@ -281,17 +252,6 @@ static uint64_t le_get(const uint8_t *p)
     return v;
 }
 
-/* Writes the store key of user key key into kv->key_buf and returns its length. */
-static uint32_t user_key(struct kv *kv, const uint8_t *key, uint32_t key_len)
-{
-    RK_ASSERT(key_len <= KV_MAX_KEY_BYTES); /* kv_cmd_decode's limit, checked by the callers */
-    RK_ASSERT(key != NULL || key_len == 0);
-    kv->key_buf[0] = KV_KEY_USER;
-    if (key_len > 0)
-        memcpy(kv->key_buf + 1, key, key_len);
-    return key_len + 1;
-}
-
 /* Big-endian, so that a store that keeps keys sorted keeps sessions in client id order. */
 static void session_key(uint64_t client_id, uint8_t out[KV_SESSION_KEY_BYTES])
 {
@@ -319,6 +279,8 @@ static bool session_fields_valid(const struct kv_session *s)
         return s->last_num == 0 || s->last_num == 1;
     case KV_OP_INCRBY:
         return true; /* any int64 */
+    case KV_OP_CMD:
+        return s->last_num == 0; /* the result is in the record's tail */
     }
     return false;
 }
@@ -346,14 +308,36 @@ static int session_decode(const uint8_t *key, const uint8_t *val, uint32_t val_l
     memset(s, 0, sizeof(*s));
     if (client_id == 0)
         return rk_errf(err, RK_ECORRUPT, "kv store: a session record for client id 0");
-    if (val_len != KV_SESSION_RECORD_BYTES)
+    if (val_len < KV_SESSION_RECORD_BYTES)
         return rk_errf(err, RK_ECORRUPT,
                        "kv store: session of client %" PRIu64 ": %" PRIu32 " bytes, not %u",
                        client_id, val_len, KV_SESSION_RECORD_BYTES);
-    if (val[REC_OFF_VERSION] != KV_SESSION_VERSION)
+    uint8_t version = val[REC_OFF_VERSION];
+    if (version != KV_SESSION_VERSION && version != KV_SESSION_VERSION_CMD)
         return rk_errf(err, RK_ECORRUPT,
                        "kv store: session of client %" PRIu64 ": version %u at offset %u is not %u",
                        client_id, val[REC_OFF_VERSION], REC_OFF_VERSION, KV_SESSION_VERSION);
+    /* Version 1: exactly the fixed fields, not a generic command's. Version 2: a generic
+     * command's, followed by its result (kv.h). */
+    bool is_cmd = val[REC_OFF_OP] == KV_OP_CMD;
+    if (version == KV_SESSION_VERSION && (val_len != KV_SESSION_RECORD_BYTES || is_cmd))
+        return rk_errf(err, RK_ECORRUPT,
+                       "kv store: session of client %" PRIu64 ": %" PRIu32 " bytes, not %u",
+                       client_id, val_len, KV_SESSION_RECORD_BYTES);
+    if (version == KV_SESSION_VERSION_CMD) {
+        const uint8_t *t = val + KV_SESSION_RECORD_BYTES;
+        uint32_t n = val_len >= KV_SESSION_RECORD_BYTES + 4
+                         ? (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 |
+                               (uint32_t)t[3] << 24
+                         : 0;
+        if (!is_cmd || val_len < KV_SESSION_RECORD_BYTES + 4 ||
+            n != val_len - KV_SESSION_RECORD_BYTES - 4 || n > KV_SESSION_MAX_RESULT ||
+            kv_res_check(val + KV_SESSION_RECORD_BYTES + 4, n, NULL) != RK_OK)
+            return rk_errf(err, RK_ECORRUPT,
+                           "kv store: session of client %" PRIu64
+                           ": a command's record of %" PRIu32 " bytes with a bad result",
+                           client_id, val_len);
+    }
     uint64_t num = le_get(val + REC_OFF_NUM);
     s->client_id = client_id;
     s->last_seq = le_get(val + REC_OFF_LAST_SEQ);
@@ -433,12 +417,43 @@ static bool load_record(void *ctx, const uint8_t *key, uint32_t key_len, const u
 {
     struct load_ctx *l = ctx;
     struct kv *kv = l->kv;
-    if (key_len >= 1 && key[0] == KV_KEY_USER) {
-        if (key_len <= KV_STORE_MAX_KEY_BYTES)
+    if (key_len >= 1 && key[0] >= KV_KEY_USER && key[0] < KV_KEY_USER + KV_DBS) {
+        if (key_len <= KV_MAX_KEY_BYTES + 1) {
+            kv->n_keys[key[0] - KV_KEY_USER]++;
             return true;
+        }
         l->rc = rk_errf(l->err, RK_ECORRUPT,
                         "kv store: a user key of %" PRIu32 " bytes, over the %u-byte limit",
                         key_len - 1, KV_MAX_KEY_BYTES);
+        return false;
+    }
+    if (key_len >= 1 && key[0] == KV_KEY_EXPIRY) {
+        /* 'x' + deadline (big-endian) + a user store key (kv.h). */
+        uint64_t deadline = 0;
+        for (uint32_t i = 0; i < 8 && i + 1 < key_len; i++)
+            deadline = deadline << 8 | key[1 + i];
+        if (key_len < 10 || key[9] < KV_KEY_USER || key[9] >= KV_KEY_USER + KV_DBS ||
+            deadline == 0 || key_len > KV_STORE_MAX_KEY_BYTES) {
+            l->rc = rk_errf(l->err, RK_ECORRUPT,
+                            "kv store: an expiry record of %" PRIu32 " bytes is not "
+                            "'x' + deadline + a user key",
+                            key_len);
+            return false;
+        }
+        l->rc = exptab_set(&kv->exp, key + 9, key_len - 9, deadline);
+        if (l->rc != RK_OK) {
+            rk_errf(l->err, l->rc, "kv store: loading the expiry index");
+            return false;
+        }
+        kv->n_expiry_records++;
+        kv->n_expiring[key[9] - KV_KEY_USER]++;
+        return true;
+    }
+    if (key_len >= 1 && key[0] == KV_KEY_LEGACY_USER) {
+        l->rc = rk_errf(l->err, RK_ECORRUPT,
+                        "kv store: a user key in the layout before databases and expiry ('u' + "
+                        "key); this version keeps '0' + db + key with a header (kv.h): the data "
+                        "directory was written by an older raftkv");
         return false;
     }
     if (key_len >= 1 && key[0] == KV_KEY_META) {
@@ -448,7 +463,7 @@ static bool load_record(void *ctx, const uint8_t *key, uint32_t key_len, const u
     if (key_len != KV_SESSION_KEY_BYTES || key[0] != KV_KEY_SESSION) {
         l->rc = rk_errf(l->err, RK_ECORRUPT,
                         "kv store: a key of %" PRIu32 " bytes starting with 0x%02x is neither a "
-                        "user key ('u' + key) nor a session ('s' + u64)",
+                        "user key ('0' + db + key), an expiry record, nor a session ('s' + u64)",
                         key_len, key_len > 0 ? key[0] : 0u);
         return false;
     }
@@ -533,6 +548,45 @@ static int sessions_load(struct kv *kv, struct rk_errmsg *err)
     return RK_OK;
 }
 
+static const uint8_t meta_key[KV_META_KEY_BYTES] = {KV_KEY_META, 'k', 'v'};
+
+/* Reads the 'm' "kv" record (kv.h), if any: the clock and the deletion indexes. */
+static int meta_load(struct kv *kv, struct rk_errmsg *err)
+{
+    const uint8_t *val = NULL;
+    uint32_t len = 0;
+    int rc = kv->store->ops->get(kv->store, meta_key, sizeof(meta_key), &val, &len);
+    if (rc == RK_ENOENT)
+        return RK_OK;
+    if (rc != RK_OK)
+        return rk_errf(err, rc, "kv store: reading kv's record: %s", rk_strerror(rc));
+    if (len != KV_META_BYTES || val[0] != KV_META_VERSION)
+        return rk_errf(err, RK_ECORRUPT,
+                       "kv store: kv's record (clock, deletion indexes) of %" PRIu32
+                       " bytes, version %u: not %u bytes of version %u",
+                       len, len > 0 ? val[0] : 0u, KV_META_BYTES, KV_META_VERSION);
+    kv->meta.clock_ms = le_get(val + 1);
+    for (uint32_t d = 0; d < KV_DBS; d++)
+        kv->meta.del_index[d] = le_get(val + 9 + 8 * d);
+    kv->has_meta = true;
+    return RK_OK;
+}
+
+int kv_meta_write(struct kv *kv, uint64_t index, const struct kv_meta *m)
+{
+    uint8_t rec[KV_META_BYTES];
+    rec[0] = KV_META_VERSION;
+    le_put(rec + 1, m->clock_ms);
+    for (uint32_t d = 0; d < KV_DBS; d++)
+        le_put(rec + 9 + 8 * d, m->del_index[d]);
+    int rc = kv->store->ops->put(kv->store, index, meta_key, sizeof(meta_key), rec, sizeof(rec));
+    if (rc == RK_OK && !kv->has_meta) {
+        kv->has_meta = true;
+        kv->n_meta++;
+    }
+    return rc;
+}
+
 static bool lru_valid(const struct kv *kv) __attribute__((unused));
 static bool table_valid(const struct kv *kv) __attribute__((unused));
 
@@ -557,7 +611,10 @@ int kv_create(const struct kv_config *c, struct kv **out, struct rk_errmsg *err)
     kv->pool = rk_malloc(c->alloc, (size_t)max_sessions * sizeof(*kv->pool));
     kv->slots = rk_malloc(c->alloc, (size_t)n_slots * sizeof(*kv->slots));
     kv->key_buf = rk_malloc(c->alloc, KV_STORE_MAX_KEY_BYTES);
-    if (kv->pool == NULL || kv->slots == NULL || kv->key_buf == NULL) {
+    kv->key_buf2 = rk_malloc(c->alloc, KV_STORE_MAX_KEY_BYTES);
+    exptab_init(&kv->exp, c->alloc);
+    kv->res.alloc = kv->tmp.alloc = kv->tmp2.alloc = c->alloc;
+    if (kv->pool == NULL || kv->slots == NULL || kv->key_buf == NULL || kv->key_buf2 == NULL) {
         kv_destroy(kv);
         return rk_errf(err, RK_ENOMEM, "kv: allocating %" PRIu32 " sessions", max_sessions);
     }
@@ -570,6 +627,8 @@ int kv_create(const struct kv_config *c, struct kv **out, struct rk_errmsg *err)
     kv->lru_head = KV_NIL;
     kv->lru_tail = KV_NIL;
     int rc = sessions_load(kv, err);
+    if (rc == RK_OK)
+        rc = meta_load(kv, err);
     if (rc != RK_OK) {
         kv_destroy(kv);
         return rc;
@@ -587,6 +646,11 @@ void kv_destroy(struct kv *kv)
         return;
     const struct rk_alloc *a = kv->alloc;
     rk_free(a, kv->key_buf);
+    rk_free(a, kv->key_buf2);
+    exptab_free(&kv->exp);
+    resbuf_free(&kv->res);
+    resbuf_free(&kv->tmp);
+    resbuf_free(&kv->tmp2);
     rk_free(a, kv->slots);
     rk_free(a, kv->pool);
     rk_free(a, kv);
@@ -675,56 +739,65 @@ static uint32_t int64_text(int64_t v, uint8_t buf[KV_INT64_TEXT_BYTES])
     return len;
 }
 
+/* What the planning read found. */
+struct plan {
+    bool stored;          /* a record is stored (perhaps expired): a DEL removes it */
+    uint64_t deadline_ms; /* its deadline (an INCRBY keeps it) */
+};
+
 /* The result of c against the store as it is now, read before anything of c's batch is written
  * (kv.h: a session's record, written first, caches it): *out_status KV_OK or an INCRBY's error,
- * *out_num the num of the result. An op whose result needs no read gets KV_OK and 0, except a
- * DEL without a session, whose result comes from the del itself. */
+ * *out_num the num of the result. A key expired by the state machine's clock is absent (kv.h
+ * TIME: version-1 entries carry no stamp and use the clock as it is). A PUT or MSET reads
+ * nothing. */
 static int plan_result(struct kv *kv, const struct kv_cmd *c, uint8_t *out_status,
-                       int64_t *out_num)
+                       int64_t *out_num, struct plan *pl)
 {
     *out_status = KV_OK;
     *out_num = 0;
-    bool needs_read = c->op == KV_OP_PUT_IF || c->op == KV_OP_INCRBY ||
-                      (c->op == KV_OP_DEL && c->client_id != 0);
-    if (!needs_read)
+    memset(pl, 0, sizeof(*pl));
+    if (c->op == KV_OP_PUT || c->op == KV_OP_MSET)
         return RK_OK;
-    uint32_t len = user_key(kv, c->key, c->key_len);
-    const uint8_t *val = NULL;
-    uint32_t val_len = 0;
-    int rc = kv->store->ops->get(kv->store, kv->key_buf, len, &val, &val_len);
-    if (rc != RK_OK && rc != RK_ENOENT)
+    struct kv_rec rec;
+    int rc = kv_rec_get(kv, 0, c->key, c->key_len, kv->meta.clock_ms, &rec);
+    if (rc != RK_OK)
         return rc;
-    bool exists = rc == RK_OK;
+    pl->stored = rec.exists;
+    pl->deadline_ms = rec.live ? rec.deadline_ms : 0;
+    bool exists = rec.live;
     if (c->op == KV_OP_DEL)
         *out_num = exists ? 1 : 0;
     else if (c->op == KV_OP_PUT_IF)
         *out_num = (c->cond == KV_COND_NX) != exists ? 1 : 0;
     else
-        incr_result(c, exists ? val : NULL, exists ? val_len : 0, exists, out_status, out_num);
+        incr_result(c, exists ? rec.val : NULL, exists ? rec.val_len : 0, exists, out_status,
+                    out_num);
     return RK_OK;
 }
 
 /* The command's data op against the store, given its planned result (status, num); *out_num
- * its result (a DEL: keys removed). */
+ * its result (a DEL: live keys removed). Every write goes through kv_rec_put/kv_rec_del, which
+ * keep the expiry index in step; db 0 (version 1 has no databases). */
 static int write_data(struct kv *kv, uint64_t index, const struct kv_cmd *c, uint8_t status,
-                      int64_t num, int64_t *out_num)
+                      int64_t num, const struct plan *pl, int64_t *out_num)
 {
-    struct kv_store *st = kv->store;
-    uint32_t len = c->op == KV_OP_MSET ? 0 : user_key(kv, c->key, c->key_len);
+    uint64_t now = kv->meta.clock_ms;
     *out_num = num;
     switch (c->op) {
     case KV_OP_PUT:
-        return st->ops->put(st, index, kv->key_buf, len, c->val, c->val_len);
+        return kv_rec_put(kv, index, 0, c->key, c->key_len, c->val, c->val_len, 0, now, false);
     case KV_OP_PUT_IF:
-        return num == 1 ? st->ops->put(st, index, kv->key_buf, len, c->val, c->val_len) : RK_OK;
+        return num == 1 ? kv_rec_put(kv, index, 0, c->key, c->key_len, c->val, c->val_len, 0, now,
+                                     false)
+                        : RK_OK;
     case KV_OP_MSET: {
         /* Every pair in this one batch, in order: all of them land or none (store.h S5). */
         struct kv_pairs_iter it;
         struct kv_pair pr;
         kv_pairs_begin(&it, c->val, c->val_len);
         while (kv_pairs_next(&it, &pr)) {
-            uint32_t klen = user_key(kv, pr.key, pr.key_len);
-            int rc = st->ops->put(st, index, kv->key_buf, klen, pr.val, pr.val_len);
+            int rc = kv_rec_put(kv, index, 0, pr.key, pr.key_len, pr.val, pr.val_len, 0, now,
+                                false);
             if (rc != RK_OK)
                 return rc;
         }
@@ -735,29 +808,35 @@ static int write_data(struct kv *kv, uint64_t index, const struct kv_cmd *c, uin
             return RK_OK; /* an error result writes nothing */
         uint8_t text[KV_INT64_TEXT_BYTES];
         uint32_t text_len = int64_text(num, text);
-        return st->ops->put(st, index, kv->key_buf, len, text, text_len);
+        /* Redis's INCR keeps the key's time to live. */
+        return kv_rec_put(kv, index, 0, c->key, c->key_len, text, text_len, pl->deadline_ms, now,
+                          false);
     }
     default:
         break;
     }
     RK_ASSERT(c->op == KV_OP_DEL); /* kv_cmd_decode accepts nothing else */
+    if (!pl->stored)
+        return RK_OK;
     bool existed = false;
-    int rc = st->ops->del(st, index, kv->key_buf, len, &existed);
-    *out_num = rc == RK_OK && existed ? 1 : 0;
+    int rc = kv_rec_del(kv, index, 0, c->key, c->key_len, &existed);
+    RK_ASSERT(rc != RK_OK || existed);
     return rc;
 }
 
 /* The batch of a command that applies (kv.h): for a client with a session, its new record
  * (holding the result planned by reading the store first), the deletion of the evicted
- * session's record if the pool is full, then the data op, which comes last so that a failed
- * batch can be retried exactly. *evicted: the evicted client, 0 if none. Changes no memory. */
+ * session's record if the pool is full, kv's record when a DEL moves a deletion index, then the
+ * data op, which comes last so that a failed batch can be retried exactly. *evicted: the
+ * evicted client, 0 if none. */
 static int write_command(struct kv *kv, uint64_t index, uint32_t i, const struct kv_cmd *c,
                          struct kv_result *out, uint64_t *evicted)
 {
     *evicted = 0;
     uint8_t status = KV_OK;
     int64_t num = 0;
-    int rc = plan_result(kv, c, &status, &num);
+    struct plan pl;
+    int rc = plan_result(kv, c, &status, &num, &pl);
     if (rc != RK_OK)
         return rc;
     out->status = status;
@@ -778,7 +857,16 @@ static int write_command(struct kv *kv, uint64_t index, uint32_t i, const struct
                 return rc;
         }
     }
-    rc = write_data(kv, index, c, status, num, &out->num);
+    if (c->op == KV_OP_DEL && pl.stored) {
+        /* WATCH's deletion index for db 0 (kv.h), before the data op (retry: see above). */
+        struct kv_meta m = kv->meta;
+        m.del_index[0] = index;
+        rc = kv_meta_write(kv, index, &m);
+        if (rc != RK_OK)
+            return rc;
+    }
+    rc = write_data(kv, index, c, status, num, &pl, &out->num);
+    kv->meta_dirty = false; /* written above */
     /* nothing else in the batch touched the key */
     RK_ASSERT(rc != RK_OK || c->client_id == 0 || out->num == num);
     return rc;
@@ -806,20 +894,133 @@ static void session_record(struct kv *kv, uint32_t i, const struct kv_cmd *c, ui
 
 /* A command with a client id and seq <= the session's last: nothing applied, but the session is
  * used at index, in memory and in its record (kv.h: the LRU order survives a restart). */
-static int apply_seen(struct kv *kv, uint64_t index, uint32_t i, const struct kv_cmd *c,
-                      struct kv_result *out)
+/* Writes a version-2 session record (kv.h) built in kv->tmp2: the fixed fields of s, then the
+ * result (res, or an error in its place when it is over KV_SESSION_MAX_RESULT). */
+static int write_session_cmd(struct kv *kv, uint64_t index, const struct kv_session *s,
+                             const uint8_t *res, uint32_t res_len)
+{
+    static const char too_big[] = "ERR raftkv: the result of this retried command was too large "
+                                  "to keep (the command was applied)";
+    uint8_t big[sizeof(too_big) + 8];
+    if (res_len > KV_SESSION_MAX_RESULT) {
+        uint32_t n = (uint32_t)sizeof(too_big) - 1;
+        big[0] = KV_RES_ERROR;
+        for (int i = 0; i < 4; i++)
+            big[1 + i] = (uint8_t)(n >> (8 * i));
+        memcpy(big + 5, too_big, n);
+        res = big;
+        res_len = 5 + n;
+    }
+    RK_ASSERT(s->last_op == KV_OP_CMD && s->last_index == index);
+    size_t need = KV_SESSION_RECORD_BYTES + 4 + (size_t)res_len;
+    if (!rk_grow(kv->alloc, (void **)&kv->tmp2.buf, &kv->tmp2.cap, need, 1))
+        return RK_ENOMEM;
+    uint8_t *rec = kv->tmp2.buf;
+    session_encode(s, rec);
+    rec[REC_OFF_VERSION] = KV_SESSION_VERSION_CMD;
+    for (int i = 0; i < 4; i++)
+        rec[KV_SESSION_RECORD_BYTES + i] = (uint8_t)(res_len >> (8 * i));
+    if (res_len > 0)
+        memmove(rec + KV_SESSION_RECORD_BYTES + 4, res, res_len);
+    uint8_t key[KV_SESSION_KEY_BYTES];
+    session_key(s->client_id, key);
+    return kv->store->ops->put(kv->store, index, key, sizeof(key), rec, (uint32_t)need);
+}
+
+/* Reads the cached result of a version-2 session record into kv->res. */
+static int read_session_result(struct kv *kv, uint64_t client_id)
+{
+    uint8_t key[KV_SESSION_KEY_BYTES];
+    session_key(client_id, key);
+    const uint8_t *val = NULL;
+    uint32_t len = 0;
+    int rc = kv->store->ops->get(kv->store, key, sizeof(key), &val, &len);
+    if (rc != RK_OK)
+        return rc == RK_ENOENT ? RK_ECORRUPT : rc; /* K5: it is there */
+    struct kv_session got;
+    rc = session_decode(key, val, len, UINT64_MAX, &got, &kv->last_err);
+    if (rc != RK_OK)
+        return rc;
+    RK_ASSERT(got.last_op == KV_OP_CMD);
+    resbuf_reset(&kv->res);
+    uint32_t n = len - KV_SESSION_RECORD_BYTES - 4;
+    if (!rk_grow(kv->alloc, (void **)&kv->res.buf, &kv->res.cap, n, 1))
+        return RK_ENOMEM;
+    memcpy(kv->res.buf, val + KV_SESSION_RECORD_BYTES + 4, n);
+    kv->res.len = n;
+    return RK_OK;
+}
+
+/* Rewrites session i's record as used at index, in its own version (the LRU order must survive
+ * a restart: kv.h). A version-2 record's result is read into kv->res first and written back. */
+static int touch_record(struct kv *kv, uint64_t index, uint32_t i)
 {
     struct kv_session touched = kv->pool[i];
     touched.last_index = index;
-    int rc = write_session(kv, index, &touched);
+    if (touched.last_op != KV_OP_CMD)
+        return write_session(kv, index, &touched);
+    int rc = read_session_result(kv, touched.client_id);
+    if (rc != RK_OK)
+        return rc;
+    return write_session_cmd(kv, index, &touched, kv->res.buf, (uint32_t)kv->res.len);
+}
+
+static int apply_seen(struct kv *kv, uint64_t index, uint32_t i, const struct kv_cmd *c,
+                      struct kv_result *out)
+{
+    int rc = touch_record(kv, index, i);
     if (rc == RK_OK)
         rc = kv->store->ops->end_batch(kv->store, index);
     if (rc != RK_OK)
         return store_failed(out, rc);
     answer_retry(&kv->pool[i], c, out);
+    if (out->op == KV_OP_CMD && out->status == KV_DUPLICATE) {
+        /* A version-1 retry of a generic command's seq: the cached result, as it is. */
+        out->val = kv->res.buf;
+        out->val_len = (uint32_t)kv->res.len;
+    }
     session_touch(kv, i, index);
     kv->applied_index = index;
     return RK_OK;
+}
+
+/* ---- session plumbing for exec.c (kv_int.h) ---------------------------------------------- */
+
+uint32_t kv_session_find(const struct kv *kv, uint64_t client_id)
+{
+    return session_find(kv, client_id);
+}
+
+int kv_session_write_cmd(struct kv *kv, uint64_t index, uint64_t client_id, uint64_t seq,
+                         const uint8_t *res, uint32_t res_len)
+{
+    struct kv_session next = {.client_id = client_id, .last_seq = seq, .last_index = index,
+                              .last_op = KV_OP_CMD, .last_status = KV_OK};
+    return write_session_cmd(kv, index, &next, res, res_len);
+}
+
+int kv_session_evict_for(struct kv *kv, uint64_t index, uint32_t i, uint64_t *evicted)
+{
+    *evicted = 0;
+    if (i != KV_NIL || kv->n_sessions < kv->max_sessions)
+        return RK_OK;
+    *evicted = kv->pool[kv->lru_head].client_id; /* K2: session_open's victim */
+    return delete_session(kv, index, *evicted);
+}
+
+void kv_session_applied(struct kv *kv, uint32_t i, uint64_t client_id, uint64_t seq,
+                        uint8_t op, uint64_t index, uint64_t evicted)
+{
+    struct kv_cmd c = {.op = op, .client_id = client_id, .seq = seq};
+    struct kv_result res = {.status = KV_OK, .op = op};
+    session_record(kv, i, &c, index, &res, evicted);
+}
+
+int kv_session_retry_cmd(struct kv *kv, uint64_t index, uint32_t i, uint64_t seq,
+                         struct kv_result *out)
+{
+    struct kv_cmd c = {.op = KV_OP_CMD, .client_id = kv->pool[i].client_id, .seq = seq};
+    return apply_seen(kv, index, i, &c, out);
 }
 
 int kv_apply(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len,
@@ -830,6 +1031,8 @@ int kv_apply(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len,
     RK_ASSERT(data != NULL || len == 0);
     RK_ASSERT(index > kv->applied_index);
     memset(out, 0, sizeof(*out));
+    if (len > 0 && data[0] == KV_CMD2_VERSION)
+        return kv_apply_v2(kv, index, data, len, out);
 
     struct kv_cmd c;
     if (kv_cmd_decode(data, len, &c, &kv->last_err) != RK_OK) {
@@ -877,12 +1080,67 @@ uint64_t kv_applied_index(const struct kv *kv)
 int kv_get(struct kv *kv, const uint8_t *key, uint32_t key_len, const uint8_t **val,
            uint32_t *val_len)
 {
+    uint64_t deadline = 0;
+    return kv_get_db(kv, 0, key, key_len, val, val_len, &deadline);
+}
+
+int kv_get_db(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len,
+              const uint8_t **val, uint32_t *val_len, uint64_t *deadline_ms)
+{
     RK_ASSERT(kv != NULL);
     RK_ASSERT(key != NULL || key_len == 0);
+    RK_ASSERT(db < KV_DBS);
     if (key_len > KV_MAX_KEY_BYTES)
         return RK_ENOENT; /* never stored: kv_cmd_decode refuses it */
-    uint32_t len = user_key(kv, key, key_len);
-    return kv->store->ops->get(kv->store, kv->key_buf, len, val, val_len);
+    struct kv_rec rec;
+    int rc = kv_rec_get(kv, db, key, key_len, kv_read_now(kv), &rec);
+    if (rc != RK_OK)
+        return rc;
+    if (!rec.live)
+        return RK_ENOENT;
+    *val = rec.val;
+    *val_len = rec.val_len;
+    *deadline_ms = rec.deadline_ms;
+    return RK_OK;
+}
+
+void kv_set_read_time_ms(struct kv *kv, uint64_t now_ms)
+{
+    RK_ASSERT(kv != NULL);
+    kv->read_now_ms = now_ms;
+}
+
+uint64_t kv_clock_ms(const struct kv *kv)
+{
+    RK_ASSERT(kv != NULL);
+    return kv->meta.clock_ms;
+}
+
+uint64_t kv_expiring_count(const struct kv *kv)
+{
+    RK_ASSERT(kv != NULL);
+    return kv->exp.n;
+}
+
+uint64_t kv_db_expiring(const struct kv *kv, uint8_t db)
+{
+    RK_ASSERT(kv != NULL);
+    RK_ASSERT(db < KV_DBS);
+    return kv->n_expiring[db];
+}
+
+uint64_t kv_dbsize(const struct kv *kv, uint8_t db)
+{
+    RK_ASSERT(kv != NULL);
+    RK_ASSERT(db < KV_DBS);
+    if (db != 0)
+        return kv->n_keys[db];
+    uint64_t all = kv_count(kv);
+    for (uint32_t d = 1; d < KV_DBS; d++) {
+        RK_ASSERT(all >= kv->n_keys[d]);
+        all -= kv->n_keys[d];
+    }
+    return all;
 }
 
 uint64_t kv_count(const struct kv *kv)
@@ -890,36 +1148,61 @@ uint64_t kv_count(const struct kv *kv)
     RK_ASSERT(kv != NULL);
     uint64_t count = kv->store->ops->count(kv->store);
     /* K5; also after a failed apply, whose batch writes a session record before it deletes
-     * the evicted one. */
-    RK_ASSERT(count >= (uint64_t)kv->n_sessions + kv->n_meta);
-    return count - kv->n_sessions - kv->n_meta;
+     * the evicted one. The 'x' records are not keys of their own. */
+    uint64_t other = (uint64_t)kv->n_sessions + kv->n_meta + kv->n_expiry_records;
+    RK_ASSERT(count >= other);
+    return count - other;
 }
 
 struct user_scan_ctx {
+    struct kv *kv;
+    uint8_t db;
+    uint64_t now_ms;
     bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
                uint32_t val_len);
     bool (*key_fn)(void *ctx, const uint8_t *key, uint32_t key_len); /* kv_scan_keys */
     void *ctx;
+    int rc; /* a record that did not decode */
 };
 
 static bool scan_user_key(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
                           uint32_t val_len)
 {
-    const struct user_scan_ctx *u = ctx;
-    if (key_len == 0 || key[0] != KV_KEY_USER)
-        return true; /* a session record */
+    struct user_scan_ctx *u = ctx;
+    if (key_len == 0 || key[0] != KV_KEY_USER + u->db)
+        return true; /* another db, a session record, an expiry record */
+    /* Expired keys are absent (kv.h TIME); the in-memory table knows without a value read. */
+    uint64_t deadline = exptab_get(&u->kv->exp, key, key_len);
+    if (deadline != 0 && deadline <= u->now_ms)
+        return true;
     if (u->key_fn != NULL)
         return u->key_fn(u->ctx, key + 1, key_len - 1);
-    return u->fn(u->ctx, key + 1, key_len - 1, val, val_len);
+    struct kv_rec rec;
+    memset(&rec, 0, sizeof(rec));
+    u->rc = kv_user_record_decode(key, key_len, val, val_len, &u->db, &(const uint8_t *){NULL},
+                                  &(uint32_t){0}, &rec.val, &rec.val_len, &rec.mod_index,
+                                  &rec.deadline_ms, &u->kv->last_err);
+    if (u->rc != RK_OK)
+        return false;
+    return u->fn(u->ctx, key + 1, key_len - 1, rec.val, rec.val_len);
+}
+
+int kv_scan_db(struct kv *kv, uint8_t db,
+               bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx)
+{
+    RK_ASSERT(kv != NULL);
+    RK_ASSERT(fn != NULL);
+    RK_ASSERT(db < KV_DBS);
+    struct user_scan_ctx u = {.kv = kv, .db = db, .now_ms = kv_read_now(kv), .key_fn = fn,
+                              .ctx = ctx};
+    int rc = store_scan_keys(kv->store, scan_user_key, &u);
+    return rc != RK_OK ? rc : u.rc;
 }
 
 int kv_scan_keys(struct kv *kv, bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len),
                  void *ctx)
 {
-    RK_ASSERT(kv != NULL);
-    RK_ASSERT(fn != NULL);
-    struct user_scan_ctx u = {.key_fn = fn, .ctx = ctx};
-    return store_scan_keys(kv->store, scan_user_key, &u);
+    return kv_scan_db(kv, 0, fn, ctx);
 }
 
 int kv_scan(struct kv *kv,
@@ -929,8 +1212,10 @@ int kv_scan(struct kv *kv,
 {
     RK_ASSERT(kv != NULL);
     RK_ASSERT(fn != NULL);
-    struct user_scan_ctx u = {.fn = fn, .ctx = ctx};
-    return kv->store->ops->scan(kv->store, scan_user_key, &u);
+    struct user_scan_ctx u = {.kv = kv, .db = 0, .now_ms = kv_read_now(kv), .fn = fn,
+                              .ctx = ctx};
+    int rc = kv->store->ops->scan(kv->store, scan_user_key, &u);
+    return rc != RK_OK ? rc : u.rc;
 }
 
 struct digest_ctx {
@@ -1089,9 +1374,60 @@ static bool records_valid(const struct kv *kv)
            n_records == kv->n_sessions;
 }
 
+/* K6: the per-db key counts, the 'x' records, the expiry table and the records' deadlines agree
+ * (kv.h STORE LAYOUT). */
+struct layout_count {
+    const struct kv *kv;
+    uint64_t keys[KV_DBS];
+    uint64_t expiry;
+    bool ok;
+};
+
+static bool count_layout(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                         uint32_t val_len)
+{
+    struct layout_count *c = ctx;
+    if (key_len >= 1 && key[0] >= KV_KEY_USER && key[0] < KV_KEY_USER + KV_DBS) {
+        c->keys[key[0] - KV_KEY_USER]++;
+        uint8_t db = 0;
+        const uint8_t *k = NULL, *v = NULL;
+        uint32_t kl = 0, vl = 0;
+        uint64_t mod = 0, deadline = 0;
+        if (kv_user_record_decode(key, key_len, val, val_len, &db, &k, &kl, &v, &vl, &mod,
+                                  &deadline, NULL) != RK_OK ||
+            exptab_get(&c->kv->exp, key, key_len) != deadline || mod == 0 ||
+            mod > c->kv->applied_index)
+            c->ok = false;
+    } else if (key_len >= 10 && key[0] == KV_KEY_EXPIRY) {
+        uint64_t deadline = 0;
+        for (int i = 0; i < 8; i++)
+            deadline = deadline << 8 | key[1 + i];
+        c->expiry++;
+        if (exptab_get(&c->kv->exp, key + 9, key_len - 9) != deadline)
+            c->ok = false;
+    }
+    return true;
+}
+
+static bool layout_valid(const struct kv *kv)
+{
+    struct layout_count c = {.kv = kv, .ok = true};
+    if (kv->store->ops->scan(kv->store, count_layout, &c) != RK_OK || !c.ok)
+        return false;
+    uint64_t expiring = 0;
+    for (uint32_t d = 0; d < KV_DBS; d++)
+        expiring += kv->n_expiring[d];
+    if (expiring != c.expiry)
+        return false;
+    for (uint32_t d = 1; d < KV_DBS; d++)
+        if (c.keys[d] != kv->n_keys[d])
+            return false;
+    return c.expiry == kv->n_expiry_records && c.expiry == kv->exp.n;
+}
+
 bool kv_valid(const struct kv *kv)
 {
     RK_ASSERT(kv != NULL);
     return kv->n_sessions <= kv->max_sessions && lru_valid(kv) && table_valid(kv) &&
-           records_valid(kv);
+           records_valid(kv) && layout_valid(kv);
 }

@@ -57,6 +57,87 @@
  *
  * Ownership: struct kv owns its session table and a key buffer; the store is borrowed and must
  * outlive it.
+ *
+ * ==== Generic commands, transactions, expiry, databases (issue #16) ====
+ *
+ * WHY. One replica op and one kv op per Redis command, with a num in the reply, does not scale
+ * to the ~30 write commands and transactions Redis clients need. Alongside the version-1 ops
+ * above (kept: the simulator and the node use them) there is ONE generic entry format
+ * (version 2, "kv_cmd2" below): a header, an optional WATCH list, and a list of ops, each a Redis
+ * command with its options already parsed by the node (code, db, flags, one number, byte-string
+ * arguments). A plain command is a list of one; MULTI/EXEC is a list of n applied as ONE entry,
+ * atomically (one store batch) on every replica. The state machine answers with a generic
+ * result (kv_res below: status, error with Redis's exact text, integer, bulk, nil, array, nil
+ * array) that the replica hands to the driver as the reply's bytes (REPLICA_CMD): the node only
+ * turns it into RESP2 or RESP3.
+ *
+ * STORE LAYOUT, version 2 (replaces 'u' + key; a store holding a 'u' record is refused):
+ *     '0'+db key          a user key of database db (< KV_DBS): ONE prefix byte, '0'..'?', says
+ *                         both "user key" and its db; the value is
+ *                         [flags u8][mod_index u64][deadline_ms u64 if flags & 1][value]
+ *                         mod_index: the log index of the entry that last wrote the key (value
+ *                         or deadline): WATCH's version. deadline_ms: absolute Unix ms.
+ *     'x' deadline K      the expiry index: one empty record per key with a deadline (deadline
+ *                         u64 big-endian; K the user store key above), so that a restart
+ *                         rebuilds the in-memory expiry table from keys alone (scan_keys: no
+ *                         value is read). The table ((db, key) -> deadline, Redis's
+ *                         db->expires) tells a write whether a key has a deadline without a
+ *                         store read, and the leader's sweep walks it.
+ *     'm' "kv"            kv's own state: [version u8 = 1][clock_ms u64][del_index u64 x KV_DBS]
+ *                         (the state-machine clock and, per db, the last index that removed a
+ *                         key), written in the batch of any entry that changes them.
+ * The mod index lives in the value, not in the store's record index, so that it travels in
+ * snapshots (which rewrite every record at the snapshot's index) and survives merges and
+ * restarts unchanged; the clock and the deletion indexes are records too, so they also come
+ * back with a restart (the replayed entries compute the same) and arrive with a snapshot.
+ *
+ * TIME AND EXPIRY (deterministic). No replica reads a clock while applying. The leader stamps
+ * each version-2 entry with its wall time when it proposes it (replica_set_time_ms; stamp =
+ * max(last stamp, now, the state machine's clock), so monotonic per leader). Applying an entry
+ * first advances the state machine's clock: clock = max(clock, stamp), so the clock never goes
+ * back across leader changes, and every replica computes the same clock at every index. Every
+ * decision of an entry ("is this key expired?", "EXPIRE k 10" = clock + 10 s) uses that clock.
+ * Version-1 entries carry no stamp and use the clock as it is. A key whose deadline <= clock is
+ * absent for the entry (a write overwrites it, a read sees nothing); keys are REMOVED only
+ * through the log: each tick the leader walks a bounded part of the expiry table, takes up to
+ * KV_PURGE_MAX keys whose deadline passed by its clock (kv_expired_command) and proposes them
+ * as a PURGE op; a PURGE deletes a key only if the
+ * key's deadline is still <= the entry's clock (it may have been rewritten since). Reads on any
+ * node (kv_get, kv_read) treat a key whose deadline <= that node's injected now
+ * (kv_set_read_time_ms) as absent.
+ * Clock-skew assumption (as etcd leases assume bounded drift): the wall clocks of the nodes
+ * differ by at most a bound E (NTP: tens of ms). Then (1) a read on any node returns a key at
+ * most E after its deadline as the leader's clock saw it (a node whose clock is behind by E
+ * still serves it for E), and never hides a key more than E before its deadline; (2) after a
+ * failover the new leader's stamps may lag the old one's by E, and the state machine's clock
+ * then stands still (max) until the new leader's clock catches up: an expiry is delayed by at
+ * most E, never advanced. Relative times (EX, EXPIRE k 10) are relative to the entry's clock.
+ *
+ * WATCH (decided in the state machine). At WATCH time the node performs a linearizable read
+ * (a read barrier) and takes, for each watched key, kv_watch_version(): the key's mod index if it
+ * is live at the node's now, else 0, together with the watch point W = kv_applied_index() at
+ * that moment (>= the read index). EXEC carries (W, [(db, key, version)]). Applying it, kv
+ * aborts the whole transaction (result: nil array, nothing written) if any watched key:
+ *     version != 0: is not live now, or its mod index != version (modified, deleted, expired,
+ *                   overwritten: every write gives a new, larger mod index);
+ *     version == 0: is live now, or has a record (even expired) with mod index > W, or any key of
+ *                   its db was removed after W (del_index[db] > W): created-and-deleted since.
+ * The last rule is conservative: a watch on an ABSENT key also aborts when another key of the
+ * same db was deleted (DEL, expiry, FLUSHDB ...) after the WATCH (Redis would not abort). A
+ * spurious abort is safe (the client retries); a missed one is not. The per-key versions are
+ * exact; they hold across leader changes and on followers because they are log indexes.
+ *
+ * DATABASES. KV_DBS (16) databases, the db number in every op and in the store key; per-db key
+ * counts are kept in memory (rebuilt by kv_create from the keys). FLUSHDB/FLUSHALL remove every
+ * key of one/all dbs in one batch (O(keys)). MOVE is offered (one key); SWAPDB is not (it would
+ * rewrite every key of two dbs).
+ *
+ * Generic entries write, as one batch: the ops' data writes, in op order (with their 'x'
+ * records), then the session record (which caches the encoded result, up to
+ * KV_SESSION_MAX_RESULT bytes), the evicted session's deletion, then the 'm' "kv" record if the
+ * clock or a deletion index changed. Unlike version 1 this batch is NOT retryable after a store
+ * error part way (ops read what earlier ops wrote): the caller must stop (the replica does) and
+ * the log replays the entry over the durable store after the restart.
  */
 #ifndef RK_KV_H
 #define RK_KV_H
@@ -98,6 +179,9 @@ enum kv_op {
     KV_OP_PUT_IF = 3,
     KV_OP_INCRBY = 4,
     KV_OP_MSET = 5,
+    /* Not a version-1 wire op (kv_cmd_decode refuses it): the op a session record caches for a
+     * generic (version 2) command, whose result is the encoded kv_res kept in the record. */
+    KV_OP_CMD = 6,
 }; /* wire values: never renumber */
 
 enum kv_cond { KV_COND_NX = 1, KV_COND_XX = 2 }; /* wire values: never renumber */
@@ -192,9 +276,11 @@ const char *kv_op_name(uint8_t op);
 
 /* ---- the store layout (durable: part of the on-disk format) ------------------------------ */
 
-/* The kv keeps two namespaces in its store, told apart by the key's first byte:
+/* The kv's namespaces in its store, told apart by the key's first byte:
  *
- *     'u' + K     user key K (0..KV_MAX_KEY_BYTES bytes); the value is the user's value
+ *     '0'+db K    user key K of database db (see "STORE LAYOUT, version 2" at the top)
+ *     'x' ...     the expiry index (same place)
+ *     'm' "kv"    kv's clock and deletion indexes (same place); other 'm' keys: the host's
  *     's' + C     the session of client C (u64 big-endian, so that a sorted store keeps the
  *                 sessions together, in client id order); the value is a session record
  *
@@ -202,21 +288,26 @@ const char *kv_op_name(uint8_t op);
  *     [version u8 = 1][last_seq u64][status u8][op u8][num i64][last_index u64]
  * last_seq and (status, op, num) are the cached result of the client's last applied command;
  * status is KV_OK, or KV_NOT_INTEGER / KV_OVERFLOW (with num 0) for an INCRBY;
- * last_index is the log index of the client's last command (the LRU key). A record is checked
+ * last_index is the log index of the client's last command (the LRU key). A generic command's
+ * session record is version 2: the same fields (op KV_OP_CMD, status KV_OK, num 0) followed by
+ * [result_len u32][result] (an encoded kv_res, at most KV_SESSION_MAX_RESULT). A record is checked
  * before it is written (asserts) and after it is read (RK_ECORRUPT). Nothing else is stored:
  * kv_create refuses a store holding a key of neither shape.
  *
  * A store must accept keys of KV_STORE_MAX_KEY_BYTES: a user key at the limit plus its prefix. */
-#define KV_KEY_USER             'u'
+#define KV_KEY_USER             '0' /* '0' + db, then the key: see "STORE LAYOUT, version 2" */
+#define KV_KEY_EXPIRY           'x' /* 'x' + deadline u64 big-endian + user store key, empty */
+#define KV_KEY_LEGACY_USER      'u' /* the layout before databases and expiry: refused */
 #define KV_KEY_SESSION          's'
 /* Records of the host's own (the replica keeps the index and term of an installed snapshot
  * there, written in the same batch as the snapshot); kv loads past them and does not count
  * them as user keys. */
 #define KV_KEY_META             'm'
-#define KV_STORE_MAX_KEY_BYTES  (KV_MAX_KEY_BYTES + 1u)
+#define KV_STORE_MAX_KEY_BYTES  (KV_MAX_KEY_BYTES + 10u) /* 'x' + deadline + db + key */
 #define KV_SESSION_KEY_BYTES    9u
 #define KV_SESSION_VERSION      1u
-#define KV_SESSION_RECORD_BYTES 27u
+#define KV_SESSION_RECORD_BYTES 27u /* version 1; version 2 adds 4 + the result */
+#define KV_SESSION_VERSION_CMD  2u
 
 /* ---- the state machine ------------------------------------------------------------------ */
 
@@ -249,13 +340,19 @@ struct kv_result {
     int64_t num; /* DEL: keys removed (0 or 1); PUT_IF: 1 if written; INCRBY: the new value;
                     PUT, MSET, and an error status: 0 */
     int err;     /* KV_STORE_ERROR: the rk_err from the store; otherwise RK_OK */
+    /* A generic command (op KV_OP_CMD), KV_OK or KV_DUPLICATE: its result, an encoded kv_res
+     * (kv_res_check accepts it), borrowed until the next call into the kv. Else NULL, 0. */
+    const uint8_t *val;
+    uint32_t val_len;
 };
 
 struct kv;
 
 /* Creates a state machine over c->store, which may hold the state of an earlier run (a restart
- * over a durable store). The session table (max_sessions sessions) and a key buffer are reserved
- * here, once: kv_apply allocates nothing of its own. The table is rebuilt from the store's
+ * over a durable store). The session table (max_sessions sessions) and key buffers are reserved
+ * here, once. kv_apply allocates only for what grows with the data: the in-memory expiry table
+ * (one entry per key with a deadline, rebuilt here from the 'x' records) and the buffers of
+ * values and results it assembles (kept and reused). The table is rebuilt from the store's
  * session records with one scan of the store, in LRU order by their stored last_index (a
  * function of the records only, not of the scan order: deterministic). The applied index
  * starts at the store's applied_index.
@@ -280,7 +377,8 @@ void kv_destroy(struct kv *kv);
  * KV_BAD_COMMAND (data did not decode; nothing else changed; kv_last_error says why).
  *
  * Any other return is the store's error (RK_ENOMEM, an I/O error) from a get, put, del or
- * end_batch: out->status is KV_STORE_ERROR and out->err the same code. The entry is NOT applied:
+ * end_batch, RK_ENOMEM from kv's own buffers or expiry table, or RK_ECORRUPT for a stored
+ * record that does not decode: out->status is KV_STORE_ERROR and out->err the same code. The entry is NOT applied:
  * kv_applied_index() and the session table are unchanged. The store may hold part of the
  * entry's batch, never closed (the writes before the failed one, store.h S1). A store error is
  * local to this replica, so the entry must not be skipped (this replica would diverge):
@@ -288,7 +386,7 @@ void kv_destroy(struct kv *kv);
  *     the unclosed batch is dropped when the store is reopened); after the restart the entry is
  *     replayed from the log, from the store's applied_index on.
  *   - over a store whose failed put or del changes nothing and whose end_batch cannot fail (the
- *     memstore), the caller may instead retry kv_apply with the same index and data: the retry
+ *     memstore), the caller may instead retry a VERSION-1 entry with the same index and data: the retry
  *     writes the same batch again (see above: the data op is last) and gives the same result.
  *
  * A durable store keeps the batches of applied commands (and of duplicates); it does not keep
@@ -306,14 +404,15 @@ void kv_apply_noop(struct kv *kv, uint64_t index);
 
 uint64_t kv_applied_index(const struct kv *kv);
 
-/* The value of user key key, borrowed until the next kv_apply. RK_OK; RK_ENOENT if absent (a
- * key over KV_MAX_KEY_BYTES is always absent); or the store's error. Session records are not
+/* The value of user key key of db 0, borrowed until the next kv_apply. RK_OK; RK_ENOENT if
+ * absent or expired at the read time (kv_set_read_time_ms; a key over KV_MAX_KEY_BYTES is
+ * always absent); RK_ECORRUPT for a record that does not decode; or the store's error. Session records are not
  * user keys: no key reaches them. */
 int kv_get(struct kv *kv, const uint8_t *key, uint32_t key_len, const uint8_t **val,
            uint32_t *val_len);
 
-/* Number of live user keys: the store's count less its session records (one per session).
- * Exact whenever the last kv_apply did not fail. */
+/* Number of user keys over all databases (including expired keys not yet purged). Exact
+ * whenever the last kv_apply did not fail. */
 uint64_t kv_count(const struct kv *kv);
 
 /* Calls fn for every live user key (without its prefix) and its value, both borrowed for one
@@ -368,12 +467,338 @@ int kv_session_record_decode(const uint8_t *key, uint32_t key_len, const uint8_t
 int kv_digest(const struct kv *kv, uint64_t *out);
 
 /* Checks the session table's invariants (K1–K5 in kv.c) in O(max_sessions), K5 with one store
- * get per session: for tests and slow asserts. K5 (the store's records match the table) holds
+ * get per session, and K6 (the key counts per db, the 'x' records, the in-memory expiry table
+ * and the records' deadlines agree) with one scan of the store: for tests. K5 and K6 hold
  * whenever the last kv_apply did not fail. */
 bool kv_valid(const struct kv *kv);
 
 /* "ok", "duplicate", "stale", "bad command", "store error", "not an integer", "overflow", or
  * "?". Static strings. */
 const char *kv_status_name(uint8_t status);
+
+/* ==== generic commands (version 2) ========================================================= */
+
+#define KV_DBS                16u
+#define KV_CMD2_VERSION       2u
+#define KV_CMD2_HEADER_BYTES  26u /* [version u8][flags u8][client_id u64][seq u64][time_ms u64] */
+#define KV_CMD2_OFF_CLIENT_ID 2u
+#define KV_CMD2_OFF_SEQ       10u
+#define KV_CMD2_OFF_TIME      18u
+#define KV_CMD2_MULTI         1u /* header flag: a transaction (EXEC): the result is an array */
+#define KV_CMD2_MAX_OPS       (1u << 16)
+#define KV_CMD2_MAX_WATCH     (1u << 16)
+#define KV_OP_MAX_ARGS        (1u << 20)
+/* The most keys one PURGE op removes (the leader's expiry sweep, per tick). */
+#define KV_PURGE_MAX          64u
+/* A session caches a generic command's result up to this size; a larger one is replaced by an
+ * error reply for a retry ("result too large to keep"). */
+#define KV_SESSION_MAX_RESULT (1u << 20)
+
+/*
+ * Entry layout (little-endian):
+ *   [version u8 = 2][flags u8][client_id u64][seq u64][time_ms u64]
+ *   if flags & MULTI: [watch_index u64][n_watch u32] n_watch x [db u8][version u64][len u32][key]
+ *   [n_ops u32] n_ops x op
+ *   op: [code u8][db u8][flags u16][num i64][argc u32] argc x [len u32][bytes]
+ * time_ms is 0 when the driver encodes it; the leader writes its stamp there when it proposes
+ * (kv_cmd2_set_time). client_id/seq are written by the replica from the request. A plain command
+ * has flags 0, n_ops 1; a transaction MULTI, n_ops 0..KV_CMD2_MAX_OPS. Decoding is strict (every
+ * op obeys kv_op_check, nothing trails).
+ *
+ * Ops: the node parses the Redis syntax (and answers syntax/arity errors itself); an op carries
+ * the decision-relevant parts. Keys and values are byte strings (args). Codes 1..31 read only
+ * (also usable with kv_read, outside the log), 32.. write. "db" is the SELECTed database.
+ *
+ *  code          args             flags / num                          result (Redis's)
+ *  GET           key                                                   bulk | nil
+ *  MGET          key...                                                array of bulk | nil
+ *  EXISTS        key...                                                int (repeats count)
+ *  STRLEN        key                                                   int
+ *  GETRANGE      key              num: start, args[1]: end as i64 LE   bulk (SUBSTR too)
+ *  TTL           key              MS: ms; ABS: EXPIRETIME form         int (-2 / -1 / t)
+ *  TYPE          key                                                   status string|none
+ *  DBSIZE        -                                                     int
+ *  WATCH         key...           (the node's WATCH, not in a transaction) array: :point, then
+ *                                 :version per key (kv_watch_version), point = the applied index
+ *  SET           key value        NX XX GET KEEPTTL, EXP(+MS,ABS) num  OK|nil, or GET's bulk
+ *                                 (SETEX, PSETEX: EXP [MS] SETEX; GETSET: GET)
+ *  SETNX         key value                                             int 1|0
+ *  GETDEL        key                                                   bulk | nil
+ *  GETEX         key              PERSIST, or EXP(+MS,ABS) num, or 0   bulk | nil
+ *  DEL           key...                                                int (UNLINK too)
+ *  INCRBY        key              num: delta                           int | error
+ *  INCRBYFLOAT   key incr                                              bulk | error
+ *  APPEND        key value                                             int
+ *  SETRANGE      key value        num: offset (>= 0)                   int | error
+ *  MSET          (key value)...                                        OK
+ *  MSETNX        (key value)...                                        int 1|0
+ *  EXPIRE        key              num; MS, ABS; NX XX GT LT            int 1|0 | error
+ *  PERSIST       key                                                   int 1|0
+ *  RENAME        src dst                                               OK | error no such key
+ *  RENAMENX      src dst                                               int | error
+ *  COPY          src dst          num: destination db; REPLACE         int 1|0 | error
+ *  MOVE          key              num: destination db                  int 1|0 | error
+ *  FLUSHDB       -                                                     OK
+ *  FLUSHALL      -                (db ignored, 0)                      OK
+ *  PURGE         ('0'+db, key)... the leader's expiry sweep (store keys) int: keys removed
+ *
+ * Redis commands onto ops (the node's side; "s" = seconds, "ms" = KV_F_MS):
+ *   GETSET k v = SET GET; SETEX k s v = SET EXP SETEX num=s; PSETEX = the same with MS;
+ *   SET EX s | PX ms | EXAT s | PXAT ms = EXP [MS] [ABS]; UNLINK = DEL; INCR/DECR/DECRBY =
+ *   INCRBY num=1/-1/-n (DECRBY of INT64_MIN: the node answers Redis's "decrement would
+ *   overflow"); SUBSTR = GETRANGE; TOUCH = EXISTS; PTTL = TTL MS; EXPIRETIME = TTL ABS;
+ *   PEXPIRETIME = TTL MS ABS; PEXPIRE/EXPIREAT/PEXPIREAT = EXPIRE MS / ABS / MS ABS;
+ *   COPY ... DB d = num d (default: the current db); FLUSHDB/FLUSHALL [ASYNC|SYNC] ignore the
+ *   option. Checks that Redis makes before looking at any key are the node's (and kv_op_check
+ *   refuses what they refuse): syntax, NX with XX, GT with LT, EX 0 or negative ("invalid expire
+ *   time in 'set' command"), seconds that overflow milliseconds, a negative SETRANGE offset,
+ *   a db out of range. What depends on the data or the clock (an overflow of clock + time, a
+ *   non-integer value, sizes) is decided here.
+ */
+enum kv_code {
+    KV_C_GET = 1,
+    KV_C_MGET = 2,
+    KV_C_EXISTS = 3,
+    KV_C_STRLEN = 4,
+    KV_C_GETRANGE = 5,
+    KV_C_TTL = 6,
+    KV_C_TYPE = 7,
+    KV_C_DBSIZE = 8,
+    KV_C_WATCH = 9,
+    KV_C_SET = 32,
+    KV_C_SETNX = 33,
+    KV_C_GETDEL = 34,
+    KV_C_GETEX = 35,
+    KV_C_DEL = 36,
+    KV_C_INCRBY = 37,
+    KV_C_INCRBYFLOAT = 38,
+    KV_C_APPEND = 39,
+    KV_C_SETRANGE = 40,
+    KV_C_MSET = 41,
+    KV_C_MSETNX = 42,
+    KV_C_EXPIRE = 43,
+    KV_C_PERSIST = 44,
+    KV_C_RENAME = 45,
+    KV_C_RENAMENX = 46,
+    KV_C_COPY = 47,
+    KV_C_MOVE = 48,
+    KV_C_FLUSHDB = 49,
+    KV_C_FLUSHALL = 50,
+    KV_C_PURGE = 51,
+}; /* wire values: never renumber */
+
+enum kv_flag {
+    KV_F_NX = 1u << 0,
+    KV_F_XX = 1u << 1,
+    KV_F_GT = 1u << 2,
+    KV_F_LT = 1u << 3,
+    KV_F_GET = 1u << 4,     /* SET ... GET (GETSET) */
+    KV_F_KEEPTTL = 1u << 5, /* SET ... KEEPTTL */
+    KV_F_PERSIST = 1u << 6, /* GETEX ... PERSIST */
+    KV_F_REPLACE = 1u << 7, /* COPY ... REPLACE */
+    KV_F_EXP = 1u << 8,     /* SET/GETEX: num is an expiry (EX PX EXAT PXAT; SETEX PSETEX) */
+    KV_F_MS = 1u << 9,      /* the time is in milliseconds, else seconds */
+    KV_F_ABS = 1u << 10,    /* the time is an absolute Unix time, else relative to the clock */
+    KV_F_SETEX = 1u << 11,  /* SET: it is SETEX/PSETEX (Redis's error names that command) */
+}; /* wire values */
+
+struct kv_arg {
+    const uint8_t *p; /* borrowed; NULL when len == 0 */
+    uint32_t len;
+};
+
+/* One op to encode (argv borrowed). */
+struct kv_op2 {
+    uint8_t code; /* enum kv_code */
+    uint8_t db;   /* < KV_DBS */
+    uint16_t flags;
+    int64_t num;
+    uint32_t argc;
+    const struct kv_arg *argv;
+};
+
+struct kv_watch {
+    uint8_t db;
+    uint64_t version; /* kv_watch_version at WATCH time: the mod index, or 0 for "absent" */
+    const uint8_t *key;
+    uint32_t key_len;
+};
+
+/* A command to encode. */
+struct kv_cmd2 {
+    uint8_t flags;        /* KV_CMD2_MULTI or 0 */
+    uint64_t client_id;   /* usually 0 here: the replica writes the request's */
+    uint64_t seq;
+    uint64_t time_ms;     /* usually 0 here: the leader stamps it */
+    uint64_t watch_index; /* MULTI: the watch point W (kv.h WATCH); 0 without watches */
+    uint32_t n_watch;
+    const struct kv_watch *watches;
+    uint32_t n_ops;
+    const struct kv_op2 *ops;
+};
+
+/* Checks one op against the table above: known code, db < KV_DBS, only its flags, argc in its
+ * range, num in range (db numbers < KV_DBS, offsets >= 0, positive SET/GETEX times ...). RK_OK
+ * or RK_EINVAL with *err (may be NULL) saying what. The node should parse so that this holds; a
+ * failing op is a bug, or bad bytes in a log entry. */
+int kv_op_check(const struct kv_op2 *op, struct rk_errmsg *err);
+
+/* The exact encoded size of c; SIZE_MAX when it cannot fit a size_t. */
+size_t kv_cmd2_size(const struct kv_cmd2 *c);
+
+/* Encodes c into buf[0..cap): RK_OK and *out_len = kv_cmd2_size(c); RK_EINVAL for an op that
+ * kv_op_check refuses, too many ops, watches or args, watches without MULTI, a plain command
+ * with n_ops != 1, seq 0 with a client id; RK_ETOOBIG for a key or value over its limit or cap
+ * too small. Nothing written on error. */
+int kv_cmd2_encode(const struct kv_cmd2 *c, uint8_t *buf, size_t cap, size_t *out_len);
+
+/* Whether data is a version-2 command (its first byte; not a full check). */
+bool kv_cmd_is_v2(const uint8_t *data, size_t len);
+
+/* Writes the stamp / session into an encoded version-2 command in place (len >= header). */
+void kv_cmd2_set_time(uint8_t *data, size_t len, uint64_t time_ms);
+void kv_cmd2_set_session(uint8_t *data, size_t len, uint64_t client_id, uint64_t seq);
+
+/* A decoded command: a view into the (borrowed) buffer. */
+struct kv_cmd2_view {
+    uint8_t flags;
+    uint64_t client_id, seq, time_ms, watch_index;
+    uint32_t n_watch, n_ops;
+    const uint8_t *buf;
+    size_t len;
+    size_t watch_at, ops_at; /* offsets of the first watch and of the first op */
+};
+
+/* One op of a decoded command. */
+struct kv_op_view {
+    uint8_t code, db;
+    uint16_t flags;
+    int64_t num;
+    uint32_t argc;
+    const uint8_t *args; /* argc x [len u32][bytes], checked */
+    size_t args_len;
+};
+
+struct kv_cmd2_iter {
+    const uint8_t *buf;
+    size_t len, pos;
+    uint32_t left;
+};
+
+/* Decodes buf[0..len) (untrusted) strictly. RK_OK, or RK_EMALFORMED with
+ * "kv command: <field> at offset N: ..." in *err (may be NULL). */
+int kv_cmd2_decode(const uint8_t *buf, size_t len, struct kv_cmd2_view *v, struct rk_errmsg *err);
+
+/* Iterate a decoded command's watches and ops (borrowed from its buffer). */
+void kv_cmd2_watches(const struct kv_cmd2_view *v, struct kv_cmd2_iter *it);
+bool kv_cmd2_next_watch(struct kv_cmd2_iter *it, struct kv_watch *out);
+void kv_cmd2_ops(const struct kv_cmd2_view *v, struct kv_cmd2_iter *it);
+bool kv_cmd2_next_op(struct kv_cmd2_iter *it, struct kv_op_view *out);
+/* The args of an op, in order. */
+void kv_op_args(const struct kv_op_view *op, struct kv_cmd2_iter *it);
+bool kv_op_next_arg(struct kv_cmd2_iter *it, struct kv_arg *out);
+
+/* "GET", "SET", ... or "?". Static. */
+const char *kv_code_name(uint8_t code);
+
+/* ==== results ============================================================================== */
+
+/* A result is one value, encoded (little-endian):
+ *   '+' [len u32][text]   simple status ("OK", "string")
+ *   '-' [len u32][text]   error, the whole Redis text ("ERR no such key")
+ *   ':' [i64]             integer
+ *   '$' [len u32][bytes]  bulk string
+ *   '_'                   nil (null bulk: RESP2 $-1, RESP3 _)
+ *   '*' [n u32] n values  array (EXEC's replies, MGET)
+ *   'N'                   nil array (an EXEC aborted by WATCH: RESP2 *-1, RESP3 _)
+ * Depth is at most 2 (EXEC of MGET). */
+enum kv_res_type {
+    KV_RES_STATUS = '+',
+    KV_RES_ERROR = '-',
+    KV_RES_INT = ':',
+    KV_RES_BULK = '$',
+    KV_RES_NIL = '_',
+    KV_RES_ARRAY = '*',
+    KV_RES_NIL_ARRAY = 'N',
+};
+
+struct kv_res_item {
+    uint8_t type;    /* enum kv_res_type */
+    int64_t num;     /* INT: the value; ARRAY: the count */
+    const uint8_t *p; /* STATUS, ERROR, BULK: the bytes (borrowed) */
+    uint32_t len;
+};
+
+/* Checks buf[0..len) holds exactly one value (untrusted: e.g. a session record read from disk).
+ * RK_OK or RK_EMALFORMED with *err (may be NULL). */
+int kv_res_check(const uint8_t *buf, size_t len, struct rk_errmsg *err);
+
+/* Walks a checked result in pre-order: an ARRAY item is followed by its num elements. */
+struct kv_res_iter {
+    const uint8_t *buf;
+    size_t len, pos;
+};
+void kv_res_begin(struct kv_res_iter *it, const uint8_t *buf, size_t len);
+bool kv_res_next(struct kv_res_iter *it, struct kv_res_item *out);
+
+/* ==== time, reads, watches, databases ======================================================= */
+
+/* The node's now (Unix ms) for reads: kv_get, kv_get_db, kv_read, kv_watch_version, kv_scan_db
+ * treat a key whose deadline <= it as absent. 0 (the default): the state machine's clock. */
+void kv_set_read_time_ms(struct kv *kv, uint64_t now_ms);
+
+/* The state machine's clock: the max stamp of the version-2 entries applied (kv.h TIME). */
+uint64_t kv_clock_ms(const struct kv *kv);
+
+/* The value and deadline (0: none) of a live key of db. RK_OK (borrowed until the next call),
+ * RK_ENOENT, RK_ECORRUPT for a stored record that does not decode, or the store's error. */
+int kv_get_db(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len,
+              const uint8_t **val, uint32_t *val_len, uint64_t *deadline_ms);
+
+/* Executes a read op (codes 1..31; kv_op_check must accept it) on the state as applied now, at
+ * the read time: RK_OK and *res an encoded result borrowed until the next call, or the store's
+ * error. Not linearizable by itself: run it after a read barrier (a ReadIndex read). */
+int kv_read(struct kv *kv, const struct kv_op2 *op, const uint8_t **res, uint32_t *res_len);
+
+/* Executes an encoded plain command whose op is a read (codes 1..31) as kv_read does: what the
+ * replica runs for a REPLICA_CMD read once its read index is applied. RK_OK and the result
+ * (borrowed until the next call); RK_EINVAL when data is not such a command; store errors. */
+int kv_read_cmd(struct kv *kv, const uint8_t *data, size_t len, const uint8_t **res,
+                uint32_t *res_len);
+
+/* Whether data is a plain version-2 command of one read op (cheap: header and op code only;
+ * the decode is kv_read_cmd's). */
+bool kv_cmd2_is_read(const uint8_t *data, size_t len);
+
+/* WATCH: the version of a key as applied now (its mod index if live at the read time, else 0).
+ * Take kv_applied_index() at the same moment as the watch point. RK_OK or the store's error. */
+int kv_watch_version(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len,
+                     uint64_t *version);
+
+/* Keys of db (including those expired but not yet purged, as Redis's DBSIZE). */
+uint64_t kv_dbsize(const struct kv *kv, uint8_t db);
+
+/* As kv_scan_keys for the live keys of one db (expiry checked at the read time). */
+int kv_scan_db(struct kv *kv, uint8_t db,
+               bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx);
+
+/* Keys with a deadline, over all dbs, and in db (INFO keyspace's expires=). */
+uint64_t kv_expiring_count(const struct kv *kv);
+uint64_t kv_db_expiring(const struct kv *kv, uint8_t db);
+
+/* The leader's expiry sweep: an encoded version-2 PURGE command (no session, time 0: stamp it)
+ * of up to max (<= KV_PURGE_MAX) keys whose deadline <= now_ms, found by scanning at most
+ * budget slots of the in-memory expiry table from where the last call stopped. RK_OK and
+ * *n keys (0: nothing to do, *cmd NULL); *cmd borrowed until the next call into the kv;
+ * RK_ENOMEM. */
+int kv_expired_command(struct kv *kv, uint64_t now_ms, uint32_t max, uint32_t budget,
+                       const uint8_t **cmd, size_t *cmd_len, uint32_t *n);
+
+/* Decodes a stored user record ('0' + db, key; untrusted: tools): RK_OK with the db, the key
+ * (without prefix), the value, its mod index and deadline (0: none); RK_ECORRUPT. */
+int kv_user_record_decode(const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                          uint32_t val_len, uint8_t *db, const uint8_t **ukey, uint32_t *ukey_len,
+                          const uint8_t **uval, uint32_t *uval_len, uint64_t *mod_index,
+                          uint64_t *deadline_ms, struct rk_errmsg *err);
 
 #endif

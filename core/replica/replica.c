@@ -50,7 +50,8 @@ enum pending_state {
 
 struct pending {
     uint8_t state;
-    uint8_t op;
+    uint8_t op;   /* a REPLICA_CMD read is kept as REPLICA_GET with cmd set */
+    bool cmd;     /* REPLICA_CMD: a read's key buffer holds the encoded command */
     uint32_t gen; /* 20 bits used */
     uint32_t deadline;
     uint64_t req_id;
@@ -70,7 +71,10 @@ struct pending {
 struct recent_result {
     uint64_t index;
     uint64_t term;
-    struct kv_result res;
+    struct kv_result res; /* a CMD's res.val points at buf (kv's own is gone by the next apply) */
+    uint8_t *buf;
+    size_t cap;
+    bool lost; /* the CMD result could not be kept (out of memory) */
 };
 
 /* Offsets into the arena until replica_output turns them into pointers (the arena moves). */
@@ -170,6 +174,12 @@ struct replica {
     bool output_taken;
 
     uint8_t *scratch; /* command encoding */
+    /* Time (kv.h TIME): the driver's wall clock, and the last stamp this node gave an entry. */
+    uint64_t now_ms;
+    uint64_t last_stamp_ms;
+    /* The leader's expiry sweep: its one PURGE entry in flight (index, term), 0 if none. */
+    uint64_t purge_index;
+    uint64_t purge_term;
     struct snap_out snap_out[RAFT_MAX_VOTERS];
     struct snap_in snap_in;
     uint64_t snapshots_sent;
@@ -436,6 +446,19 @@ static void wait_apply(struct replica *r, struct pending *p)
     r->waiting[r->n_waiting++] = pending_id(r, pending_slot(r, p));
 }
 
+/* The stamp of an entry this node proposes (kv.h TIME): monotonic, never behind the state
+ * machine's clock. */
+static uint64_t next_stamp(struct replica *r)
+{
+    uint64_t t = r->now_ms;
+    if (t < r->last_stamp_ms)
+        t = r->last_stamp_ms;
+    if (t < kv_clock_ms(r->kv))
+        t = kv_clock_ms(r->kv);
+    r->last_stamp_ms = t;
+    return t;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Applying and serving                                                                       */
 
@@ -443,6 +466,19 @@ static void serve_read(struct replica *r, struct pending *p)
 {
     const uint8_t *val = NULL;
     uint32_t len = 0;
+    if (p->cmd) {
+        /* A REPLICA_CMD read: its result, whatever it is (nil included), is an OK reply. */
+        int rc = kv_read_cmd(r->kv, p->key, p->key_len, &val, &len);
+        if (rc != RK_OK) {
+            finish(r, p, REPLICA_ERROR, "storage error");
+            return;
+        }
+        struct replica_reply rep = {
+            .req_id = p->req_id, .status = REPLICA_OK, .val = val, .val_len = len};
+        push_reply(r, &rep);
+        pending_free(r, p);
+        return;
+    }
     int rc = kv_get(r->kv, p->key, p->key_len, &val, &len);
     if (rc == RK_ENOENT) {
         finish(r, p, REPLICA_NOT_FOUND, NULL);
@@ -472,7 +508,14 @@ static void finish_write(struct replica *r, struct pending *p, uint64_t term,
     switch (res->status) {
     case KV_OK:
     case KV_DUPLICATE: {
-        struct replica_reply rep = {.req_id = p->req_id, .status = REPLICA_OK, .num = res->num};
+        struct replica_reply rep = {.req_id = p->req_id, .status = REPLICA_OK, .num = res->num,
+                                    .val = res->val, .val_len = res->val_len};
+        if (p->cmd && res->val_len == 0) {
+            /* The result of our entry was not kept (out of memory), or a version-1 command
+             * answered this seq: applied, but what it answered is unknown here. */
+            finish(r, p, REPLICA_TIMEOUT, "result no longer known");
+            return;
+        }
         push_reply(r, &rep);
         pending_free(r, p);
         return;
@@ -521,12 +564,38 @@ static void serve_waiting(struct replica *r)
     r->n_waiting = keep;
 }
 
+/* A CMD's result lives in kv until its next apply: copied into the ring slot, for the write
+ * waiting on this index (now, or when a late FORWARD_RESP names it). */
+static void keep_result(struct replica *r, struct recent_result *rr)
+{
+    if (rr->res.val_len == 0)
+        return;
+    if (rr->cap > (64u << 10) && rr->res.val_len <= (64u << 10)) {
+        /* A large result once: the slot does not keep its memory for small ones. */
+        rk_free(r->alloc, rr->buf);
+        rr->buf = NULL;
+        rr->cap = 0;
+    }
+    if (!rk_grow(r->alloc, (void **)&rr->buf, &rr->cap, rr->res.val_len, 1)) {
+        rr->res.val = NULL;
+        rr->res.val_len = 0;
+        rr->lost = true;
+        return;
+    }
+    memcpy(rr->buf, rr->res.val, rr->res.val_len);
+    rr->res.val = rr->buf;
+}
+
 static void apply_entries(struct replica *r, const struct raft_entry *ents, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const struct raft_entry *e = &ents[i];
         struct recent_result *rr = &r->recent[e->index % REPLICA_RECENT];
+        uint8_t *buf = rr->buf;
+        size_t cap = rr->cap;
         memset(rr, 0, sizeof(*rr));
+        rr->buf = buf;
+        rr->cap = cap;
         rr->index = e->index;
         rr->term = e->term;
         if (e->type == RAFT_ENTRY_NORMAL) {
@@ -538,6 +607,7 @@ static void apply_entries(struct replica *r, const struct raft_entry *ents, size
                         rk_strerror(rc));
                 return;
             }
+            keep_result(r, rr);
         } else {
             kv_apply_noop(r->kv, e->index);
             rr->res.status = KV_BAD_COMMAND; /* no client command here */
@@ -815,6 +885,7 @@ static int snap_install(struct replica *r, struct snap_in *si)
         if (rc == RK_OK) {
             kv_destroy(r->kv);
             r->kv = kv;
+            kv_set_read_time_ms(kv, r->now_ms);
         }
     }
     if (rc != RK_OK) {
@@ -1248,6 +1319,38 @@ static void sync_store(struct replica *r)
     r->synced_applied = applied;
 }
 
+/* The leader removes expired keys through the log (kv.h TIME): a bounded walk of the expiry
+ * table per tick, at most KV_PURGE_MAX keys per PURGE entry, one PURGE in flight at a time (a
+ * lost one is found again on a later walk). */
+#define REPLICA_SWEEP_SLOTS 1024u
+
+static void expiry_sweep(struct replica *r)
+{
+    if (r->role != RAFT_LEADER || r->now_ms == 0)
+        return;
+    if (r->purge_index != 0 && r->purge_term == r->term &&
+        kv_applied_index(r->kv) < r->purge_index)
+        return;
+    r->purge_index = 0;
+    const uint8_t *cmd = NULL;
+    size_t len = 0;
+    uint32_t n = 0;
+    uint64_t stamp = next_stamp(r);
+    if (kv_expired_command(r->kv, stamp, KV_PURGE_MAX, REPLICA_SWEEP_SLOTS, &cmd, &len, &n) !=
+            RK_OK ||
+        n == 0)
+        return;
+    if (!rk_grow(r->alloc, (void **)&r->scratch, &r->scratch_cap, len, 1))
+        return;
+    memcpy(r->scratch, cmd, len);
+    kv_cmd2_set_time(r->scratch, len, stamp);
+    uint64_t index = 0, leader = 0;
+    if (raft_propose(r->raft, r->scratch, (uint32_t)len, &index, &leader) == RK_OK) {
+        r->purge_index = index;
+        r->purge_term = r->term;
+    }
+}
+
 void replica_tick(struct replica *r)
 {
     replica_begin(r);
@@ -1263,6 +1366,7 @@ void replica_tick(struct replica *r)
         maybe_compact(r);
     if (!r->failed) {
         snap_tick(r);
+        expiry_sweep(r);
         drive(r);
     }
 }
@@ -1271,7 +1375,19 @@ static void on_forward(struct replica *r, const struct codec_forward *f)
 {
     struct codec_forward resp = {.from = r->id, .to = f->from, .id = f->id};
     uint64_t index = 0, leader = 0;
-    int rc = raft_propose(r->raft, f->data, f->len, &index, &leader);
+    const uint8_t *data = f->data;
+    if (kv_cmd_is_v2(f->data, f->len)) {
+        /* The leader's stamp replaces the follower's (kv.h TIME). Out of memory: busy. */
+        if (!rk_grow(r->alloc, (void **)&r->scratch, &r->scratch_cap, f->len, 1)) {
+            resp.status = CODEC_FORWARD_BUSY;
+            send_forward(r, CODEC_TYPE_FORWARD_RESP, &resp);
+            return;
+        }
+        memcpy(r->scratch, f->data, f->len);
+        kv_cmd2_set_time(r->scratch, f->len, next_stamp(r));
+        data = r->scratch;
+    }
+    int rc = raft_propose(r->raft, data, f->len, &index, &leader);
     switch (rc) {
     case RK_OK: {
         struct raft_status st;
@@ -1395,6 +1511,15 @@ static bool op_has_value(uint8_t op)
 
 static bool encode_command(struct replica *r, const struct replica_request *req, size_t *len)
 {
+    if (req->op == REPLICA_CMD) {
+        /* The driver's encoding, with this request's session; the stamp comes at propose. */
+        if (!rk_grow(r->alloc, (void **)&r->scratch, &r->scratch_cap, req->val_len, 1))
+            return false;
+        memcpy(r->scratch, req->val, req->val_len);
+        kv_cmd2_set_session(r->scratch, req->val_len, req->client_id, req->seq);
+        *len = req->val_len;
+        return true;
+    }
     struct kv_cmd c = {
         .op = kv_op_of(req->op),
         .client_id = req->client_id,
@@ -1414,15 +1539,18 @@ static bool encode_command(struct replica *r, const struct replica_request *req,
 
 static void submit_read(struct replica *r, const struct replica_request *req, struct pending *p)
 {
+    /* A GET keeps its key; a CMD read its whole command (served by kv_read_cmd). */
+    const uint8_t *bytes = p->cmd ? req->val : req->key;
+    uint32_t n = p->cmd ? req->val_len : req->key_len;
     size_t cap = p->key_cap;
-    if (!rk_grow(r->alloc, (void **)&p->key, &cap, req->key_len == 0 ? 1 : req->key_len, 1)) {
+    if (!rk_grow(r->alloc, (void **)&p->key, &cap, n == 0 ? 1 : n, 1)) {
         finish(r, p, REPLICA_TRYAGAIN, "out of memory");
         return;
     }
     p->key_cap = (uint32_t)cap;
-    if (req->key_len > 0)
-        memcpy(p->key, req->key, req->key_len);
-    p->key_len = req->key_len;
+    if (n > 0)
+        memcpy(p->key, bytes, n);
+    p->key_len = n;
     p->state = P_READ_INDEX;
     int rc = raft_read_index(r->raft, pending_id(r, pending_slot(r, p)));
     if (rc == RK_ENOLEADER)
@@ -1439,6 +1567,8 @@ static void submit_write(struct replica *r, const struct replica_request *req, s
         return;
     }
     uint64_t index = 0, leader = 0;
+    if (req->op == REPLICA_CMD)
+        kv_cmd2_set_time(r->scratch, len, next_stamp(r)); /* a follower's is replaced */
     int rc = raft_propose(r->raft, r->scratch, (uint32_t)len, &index, &leader);
     if (rc == RK_OK) {
         struct raft_status st;
@@ -1476,8 +1606,14 @@ static void submit_one(struct replica *r, const struct replica_request *req)
         reply_now(r, req, REPLICA_TRYAGAIN, "replica stopped after a storage failure");
         return;
     }
-    if (req->op < REPLICA_GET || req->op > REPLICA_MSET) {
+    if (req->op < REPLICA_GET || req->op > REPLICA_CMD) {
         reply_now(r, req, REPLICA_ERROR, "unknown operation");
+        return;
+    }
+    if (req->op == REPLICA_CMD &&
+        (req->key_len != 0 || req->val_len > KV_CMD_MAX_BYTES || (req->val == NULL) ||
+         kv_cmd2_decode(req->val, req->val_len, &(struct kv_cmd2_view){0}, NULL) != RK_OK)) {
+        reply_now(r, req, REPLICA_ERROR, "malformed kv command");
         return;
     }
     if (req->op == REPLICA_PUT_IF && req->cond != KV_COND_NX && req->cond != KV_COND_XX) {
@@ -1510,9 +1646,12 @@ static void submit_one(struct replica *r, const struct replica_request *req)
     }
     p->req_id = req->req_id;
     p->op = req->op;
+    p->cmd = req->op == REPLICA_CMD;
     p->client_id = req->client_id;
     p->seq = req->seq;
-    if (req->op == REPLICA_GET)
+    if (p->cmd && kv_cmd2_is_read(req->val, req->val_len))
+        p->op = REPLICA_GET; /* served through ReadIndex, never through the log */
+    if (p->op == REPLICA_GET)
         submit_read(r, req, p);
     else
         submit_write(r, req, p);
@@ -1589,6 +1728,9 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
     r->deadlines = rk_malloc(a, (size_t)r->dl_cap * sizeof(*r->deadlines));
     r->waiting = rk_malloc(a, (size_t)r->dl_cap * sizeof(*r->waiting));
     r->recent = rk_malloc(a, REPLICA_RECENT * sizeof(*r->recent));
+    /* Zeroed at once: replica_destroy frees each slot's result buffer. */
+    if (r->recent != NULL)
+        memset(r->recent, 0, REPLICA_RECENT * sizeof(*r->recent));
     if (r->slots == NULL || r->free_slots == NULL || r->deadlines == NULL || r->waiting == NULL ||
         r->recent == NULL) {
         rk_errf(err, rc, "replica: allocating %u request slots", r->n_slots);
@@ -1679,6 +1821,10 @@ void replica_destroy(struct replica *r)
     rk_free(a, r->free_slots);
     rk_free(a, r->deadlines);
     rk_free(a, r->waiting);
+    if (r->recent != NULL) {
+        for (uint32_t i = 0; i < REPLICA_RECENT; i++)
+            rk_free(a, r->recent[i].buf);
+    }
     rk_free(a, r->recent);
     rk_free(a, r->bytes.buf);
     rk_free(a, r->frames);
@@ -1726,4 +1872,16 @@ int replica_scan_keys(struct replica *r,
                       bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx)
 {
     return kv_scan_keys(r->kv, fn, ctx);
+}
+
+int replica_scan_db(struct replica *r, uint8_t db,
+                    bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx)
+{
+    return kv_scan_db(r->kv, db, fn, ctx);
+}
+
+void replica_set_time_ms(struct replica *r, uint64_t now_ms)
+{
+    r->now_ms = now_ms;
+    kv_set_read_time_ms(r->kv, now_ms);
 }

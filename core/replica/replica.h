@@ -42,6 +42,15 @@ enum replica_op {
     REPLICA_PUT_IF = 4, /* put if cond holds at apply time (KV_OP_PUT_IF); num: 1 if written */
     REPLICA_INCRBY = 5, /* add delta (KV_OP_INCRBY), no value; num: the new value, or ERROR */
     REPLICA_MSET = 6,   /* no key; val is a kv pairs blob (kv_pairs_encode), applied at once */
+    /* Any Redis data command or transaction: val is an encoded kv command (kv_cmd2_encode: one
+     * op, or MULTI with watches and ops; its client_id, seq and time are written here: leave
+     * them 0), no key. A plain command of one READ op (kv.h codes 1..31: GET, MGET, TTL, WATCH
+     * ...) is served through ReadIndex on this node, like REPLICA_GET; anything else goes
+     * through the log (writes, EXEC), stamped with the leader's time. The reply's val is the
+     * encoded kv result (kv_res_check accepts it; kv_res_next walks it) with status OK; a
+     * command the state machine refuses with a Redis error is still OK, the error is in the
+     * result. */
+    REPLICA_CMD = 7,
 };
 
 enum replica_status {
@@ -71,7 +80,8 @@ struct replica_reply {
     uint64_t req_id;
     uint8_t status;     /* enum replica_status */
     int64_t num;        /* DEL: keys removed; PUT_IF: 1 if written; INCRBY: the new value */
-    const uint8_t *val; /* GET: the value (valid until the next call into the replica) */
+    const uint8_t *val; /* GET: the value; CMD: the encoded kv result (valid until the next
+                           call into the replica) */
     uint32_t val_len;
     const char *reason; /* TRYAGAIN, TIMEOUT, ERROR: why, static text */
     uint64_t leader;    /* TRYAGAIN: the leader if known, else 0 */
@@ -163,6 +173,14 @@ int replica_transfer_leader(struct replica *r, uint64_t target);
 void replica_set_deferred(struct replica *r, bool deferred);
 void replica_flush(struct replica *r);
 
+/* The driver's wall clock (Unix ms), for expiry (kv.h TIME): the leader stamps every CMD entry
+ * it proposes with max(its last stamp, now_ms, the state machine's clock); reads on this node
+ * treat a key whose deadline <= now_ms as absent; each tick the leader proposes the removal of
+ * up to KV_PURGE_MAX keys whose deadline passed (one such entry in flight at a time). Call it
+ * before every input (or once per loop turn). Never called (the simulator today): no entry
+ * carries a time, nothing expires. */
+void replica_set_time_ms(struct replica *r, uint64_t now_ms);
+
 /* Outputs accumulated since the last call; valid until the next call into the replica. */
 void replica_output(struct replica *r, struct replica_output *out);
 
@@ -214,5 +232,9 @@ const struct kv *replica_kv(const struct replica *r);
  * has been answered, which makes it one. */
 int replica_scan_keys(struct replica *r,
                       bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx);
+
+/* As replica_scan_keys for the live keys of database db (kv_scan_db). */
+int replica_scan_db(struct replica *r, uint8_t db,
+                    bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx);
 
 #endif
