@@ -1676,6 +1676,21 @@ static int check_format(struct seglog *s, const struct listing *ls, struct rk_er
                        (unsigned long)version, SEGLOG_FORMAT_VERSION);
     if (version == 0 && s->dry == NULL) /* new, or a first write that never completed */
         return write_format(s, err);
+    if (s->dry == NULL) {
+        /* What was read may be the page cache's copy of a write whose sync failed (a start that
+         * failed there and is retried): make it durable before data is written beside it, or a
+         * crash could leave data beside a format file that never reached the disk. */
+        struct fs_file *f;
+        rc = s->fs->ops->open(s->fs, SEGLOG_FORMAT_NAME, 0, &f, err);
+        if (rc == RK_OK) {
+            rc = s->fs->ops->sync(s->fs, f, err);
+            s->fs->ops->close(s->fs, f);
+        }
+        if (rc == RK_OK)
+            rc = s->fs->ops->sync_dir(s->fs, err);
+        if (rc != RK_OK)
+            return rk_errwrap(err, rc, SEGLOG_FORMAT_NAME ": sync");
+    }
     return RK_OK;
 }
 
