@@ -64,6 +64,28 @@ rc=$?
 cat "$tmp/diff.out"
 check "every reply the same as redis-server's (seed $seed)" 0 "$rc"
 
+# ---- the same with requirepass on both: NOAUTH, WRONGPASS, AUTH, HELLO ... AUTH --------------
+pw=diff-secret
+for i in 1 2 3; do
+    kill -TERM "${pid[$i]}"
+    wait "${pid[$i]}"
+    "$node_bin" --id "$i" --peers "$peers" --client "127.0.0.1:$(cport "$i")" \
+        --data-dir "$tmp/n$i" --requirepass "$pw" 2>>"$tmp/log$i" &
+    pid[$i]=$!
+done
+redis-cli -p "$redis_port" CONFIG SET requirepass "$pw" >/dev/null
+check "raftkv with requirepass: NOAUTH before AUTH" "NOAUTH Authentication required." \
+    "$(await 300 redis-cli -p "$(cport 1)" PING >/dev/null; redis-cli -p "$(cport 1)" GET x 2>&1)"
+for i in 1 2 3; do
+    await 300 bash -c "[[ \$(redis-cli -p $(cport "$i") -a $pw --no-auth-warning INFO raft | tr -d '\r' | sed -n 's/^leader_id://p') != 0 ]]"
+done
+python3 "$(dirname "${BASH_SOURCE[0]}")/redis_diff.py" --seed "$((seed + 1000))" \
+    --sequences "$((sequences / 4))" --password "$pw" \
+    --raftkv "$(cport 1),$(cport 2),$(cport 3)" --redis "$redis_port" >"$tmp/diff2.out" 2>&1
+rc=$?
+cat "$tmp/diff2.out"
+check "every reply the same with requirepass (seed $((seed + 1000)))" 0 "$rc"
+
 if [[ $failed -gt 0 ]]; then
     for f in "$tmp"/log*; do
         echo "---- $f (tail)"

@@ -8,7 +8,10 @@ followers) and to redis-server, one at a time, over RESP2 connections and over R
 (HELLO 3). Every reply is compared byte for byte. The only exceptions are the intended
 deviations of node/DEVIATIONS.md; each normalization below names its entry (D1, D2, ...).
 
-Usage: redis_diff.py --seed N --sequences N --raftkv PORT,PORT,PORT --redis PORT [--verbose]
+Usage: redis_diff.py --seed N --sequences N --raftkv PORT,PORT,PORT --redis PORT
+                     [--password PW] [--verbose]
+With --password both servers have requirepass PW: each sequence starts unauthenticated (NOAUTH),
+tries wrong passwords (WRONGPASS), then logs in with AUTH or HELLO ... AUTH.
 Exit status: 0 when every reply matched, 1 otherwise (the first differences are printed).
 
 Commands go one at a time (each waits for its reply): a pipelined read may not yet see the
@@ -116,6 +119,9 @@ def normalize(args, tree):
         return (b":", b"<bytes>", None)  # D7: MEMORY USAGE is an estimate
     if name == b"keys":  # D5: order of KEYS and SCAN results
         return sort_array(tree)
+    if name == b"scan" and tree[2] is not None and len(tree[2]) == 2 and \
+            args[1].lstrip(b"+-0") != b"":
+        return (tree[0], tree[1], [tree[2][0], (b"*", 0, [])])  # D4: a cursor we never gave
     if name == b"scan" and tree[2] is not None and len(tree[2]) == 2:
         return (tree[0], tree[1], [tree[2][0], sort_array(tree[2][1])])  # D5
     if name == b"randomkey" and tree[0] in (b"$",) and tree[1] is not None:
@@ -285,6 +291,8 @@ def main():
     ap.add_argument("--length", type=int, default=15)
     ap.add_argument("--raftkv", required=True)
     ap.add_argument("--redis", type=int, required=True)
+    ap.add_argument("--password", default="",
+                    help="both servers have requirepass: every sequence starts unauthenticated")
     ap.add_argument("--verbose", action="store_true")
     o = ap.parse_args()
     rk_ports = [int(p) for p in o.raftkv.split(",")]
@@ -295,14 +303,28 @@ def main():
         proto = 3 if s % 2 else 2
         port = rk_ports[s % len(rk_ports)]
         rk, rd = Conn(port), Conn(o.redis)
+        pw = o.password.encode()
         # A clean slate: the keys this test uses, on both.
         for c in (rk, rd):
+            if pw:
+                c.send([b"AUTH", pw])
+                c.reply()
             c.send([b"DEL"] + KEYS)
             c.reply()
-            if proto == 3:
+            if pw:
+                c.send([b"RESET"])  # unauthenticated again
+                c.reply()
+            elif proto == 3:
                 hello3(c)
-        for _ in range(o.length):
-            args = gen_command(r)
+        todo = [gen_command(r) for _ in range(o.length)]
+        if pw:
+            # NOAUTH for what comes first, WRONGPASS, then one of the ways in.
+            login = r.choice([[b"AUTH", pw], [b"AUTH", b"default", pw],
+                              [b"HELLO", b"3", b"AUTH", b"default", pw],
+                              [b"HELLO", b"2", b"AUTH", b"default", pw, b"SETNAME", b"dt"]])
+            todo = [gen_command(r) for _ in range(r.randrange(4))] + \
+                [[b"AUTH", b"wrong"], [b"HELLO", b"3"], [b"AUTH", b"default", pw + b"x"], login] + todo
+        for args in todo:
             rk.send(args)
             rd.send(args)
             raw_rk, t_rk = rk.reply()
