@@ -1,5 +1,6 @@
 /*
- * fuzz_resp.c — the RESP2 request parser (core/resp): what a client connection feeds it.
+ * fuzz_resp.c — the RESP request parser (core/resp): what a client connection feeds it, and the
+ * RESP3 reply encoders on what it returns.
  *
  * Input: [limits u8][split seed u8][the bytes a client sent].
  *   limits bit 0: small limits (max_args 4, max_bulk 16, max_inline 32) instead of the defaults;
@@ -17,6 +18,10 @@
  *      and arguments), a partial request is RK_EAGAIN, and an error comes at the same request
  *      with the same code. Each attempt parses an exact-size copy, so ASan catches a read past
  *      what has arrived.
+ *   4. RESP3: each request's arguments encoded as a RESP3 reply (a map header, a set header, a
+ *      verbatim string per argument, a null and a boolean) take exactly the bytes the size
+ *      functions said, start with their type bytes, and nothing is written when one byte is
+ *      missing.
  */
 #include <inttypes.h>
 
@@ -156,6 +161,34 @@ static void resp_fz_chunks(struct resp_fz_parser *ps, const uint8_t *data, size_
     }
 }
 
+/* Property 4: RESP3 encodings of req's arguments are exactly as long as announced. */
+static void resp_fz_resp3(const struct resp_request *req)
+{
+    size_t size = resp3_map_size(req->argc) + resp3_set_size(req->argc) + resp3_null_size() +
+                  resp3_bool_size();
+    for (uint32_t i = 0; i < req->argc; i++)
+        size += resp3_verbatim_size(req->args[i].len);
+    uint8_t *out = malloc(size);
+    FZ_CHECK(out != NULL, "out of memory");
+    size_t pos = 0;
+    FZ_CHECK(resp3_map(out, size, &pos, req->argc) && out[0] == '%', "map header");
+    size_t at = pos;
+    FZ_CHECK(resp3_set(out, size, &pos, req->argc) && out[at] == '~', "set header");
+    for (uint32_t i = 0; i < req->argc; i++) {
+        at = pos;
+        FZ_CHECK(resp3_verbatim(out, size, &pos, "txt", req->args[i].ptr, req->args[i].len),
+                 "verbatim %" PRIu32, i);
+        FZ_CHECK(out[at] == '=' && pos - at == resp3_verbatim_size(req->args[i].len),
+                 "verbatim %" PRIu32 " size", i);
+    }
+    FZ_CHECK(resp3_null(out, size, &pos), "null");
+    FZ_CHECK(!resp3_bool(out, pos + resp3_bool_size() - 1, &pos, true), "bool written short");
+    FZ_CHECK(resp3_bool(out, size, &pos, true), "bool");
+    FZ_CHECK(pos == size, "encoded %zu bytes, sizes said %zu", pos, size);
+    FZ_CHECK(memcmp(out + size - 7, "_\r\n#t\r\n", 7) == 0, "null and bool bytes");
+    free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
@@ -185,6 +218,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r.rc != RK_OK)
             break;
         resp_fz_roundtrip(&req, r.digest);
+        resp_fz_resp3(&req);
         pos += r.consumed;
     }
     resp_fz_chunks(&ps, data, size, want, n_want, seed);

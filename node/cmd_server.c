@@ -183,7 +183,7 @@ void cmd_hello(struct node *n, struct client *c, struct item *it, const struct r
     }
     if (!c->authed) {
         add_error(it, "NOAUTH HELLO must be called with the client already authenticated, "
-                      "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                      "otherwise the HELLO AUTH <user> <pass> option can be used to "
                       "authenticate the client and select the RESP protocol version at the same "
                       "time");
         return;

@@ -3,7 +3,8 @@
 # tests/node_cluster.sh — raftkv-node end to end: three real processes on 127.0.0.1, driven with
 # redis-cli. Write on one node and read on the others (followers serve linearizable reads), DEL,
 # SET NX/XX, INCR/DECR/INCRBY/DECRBY, MSET/MGET, KEYS/SCAN/DBSIZE, CONFIG GET, the Redis-style
-# unknown-command error, redis-benchmark as a client, kill -9 of the leader (a new leader within
+# unknown-command error, INFO sections, COMMAND, TYPE/STRLEN/GETRANGE, HELLO 3, CLIENT names,
+# redis-cli --bigkeys and --stat, redis-benchmark as a client, kill -9 of the leader (a new leader within
 # a bounded time, the value still readable), restart of the killed node (it catches up).
 #
 # Usage: tests/node_cluster.sh PATH/TO/raftkv-node
@@ -120,6 +121,39 @@ check "DBSIZE counts what KEYS lists, on every node" "$want_keys $want_keys $wan
 check "CONFIG GET appendonly" "$(printf 'appendonly\nyes')" "$(cli "$other" CONFIG GET appendonly)"
 check "CONFIG SET is refused" "ERR CONFIG SET is not supported by raftkv" \
     "$(cli "$other" CONFIG SET appendonly no)"
+
+# What tools and client libraries ask at connect or for reports (issue #16 points 3 and 5).
+check "INFO server: a redis_version clients accept, and raftkv's" "7.0.0 yes" \
+    "$(cli "$other" INFO server | tr -d '\r' | sed -n 's/^redis_version://p') $(cli "$other" INFO server | grep -q '^raftkv_version:' && echo yes)"
+check "INFO sections: the argument picks them" "# Clients|# Raft|" \
+    "$(cli "$other" INFO clients raft | tr -d '\r' | grep '^#' | tr '\n' '|')"
+check "INFO everything: every section" \
+    "# Server|# Clients|# Memory|# Persistence|# Stats|# Replication|# CPU|# Modules|# Errorstats|# Cluster|# Keyspace|# Raft|" \
+    "$(cli "$other" INFO everything | tr -d '\r' | grep '^#' | tr '\n' '|')"
+check "INFO keyspace" "db0:keys=$want_keys,expires=0,avg_ttl=0" \
+    "$(cli "$leader" INFO keyspace | tr -d '\r' | sed -n 's/^db0://p' | sed 's/^/db0:/')"
+check "COMMAND COUNT from the table" yes "$([[ $(cli "$other" COMMAND COUNT) -ge 30 ]] && echo yes || echo no)"
+check "COMMAND INFO get" "$(printf 'get\n2\nreadonly\nfast\n1\n1\n1')" \
+    "$(cli "$other" COMMAND INFO get | head -7)"
+check "TYPE, STRLEN, GETRANGE of a follower's write" "string 3 am" \
+    "$(cli "$other" TYPE user:1) $(cli "$leader" STRLEN user:1) $(cli "$follower" GETRANGE user:1 0 1)"
+hello3() { # the first bytes of HELLO 3's reply, then of a GET of a missing key, on one connection
+    exec 3<>"/dev/tcp/127.0.0.1/$(cport "$other")"
+    printf 'HELLO 3\r\nGET nokey\r\nQUIT\r\n' >&3
+    timeout 5 cat <&3 | tr -d '\r' | awk '{a[NR] = $0} END {print a[1], a[NR - 1], a[NR]}'
+    exec 3>&-
+}
+check "HELLO 3: a map, then RESP3 replies (a null is _)" "%7 _ +OK" "$(hello3)"
+check "CLIENT SETNAME / GETNAME" "$(printf 'OK\nme')" \
+    "$(printf 'CLIENT SETNAME me\nCLIENT GETNAME\n' | timeout 5 redis-cli -p "$(cport "$follower")")"
+bigkeys=$(timeout 30 redis-cli -p "$(cport "$follower")" --bigkeys 2>&1)
+check "redis-cli --bigkeys exits 0" 0 "$?"
+check "redis-cli --bigkeys: every key sampled, all strings" "$want_keys $want_keys" \
+    "$(sed -n 's/^Sampled \([0-9]*\) keys.*/\1/p' <<<"$bigkeys") $(sed -n 's/^\([0-9]*\) strings with.*/\1/p' <<<"$bigkeys")"
+# --stat prints a row a second, to a terminal (script gives it one); two rows are enough.
+stat=$(timeout 5 script -qc "redis-cli -p $(cport "$other") --stat -i 1" /dev/null 2>&1 | tr -d '\r')
+check "redis-cli --stat: the key count" yes \
+    "$(grep -qE "^$want_keys +[0-9.]+[BKMG] +[0-9]+ +0 +[0-9]+" <<<"$stat" && echo yes || echo no)"
 
 # redis-benchmark as a real client: SET, GET, INCR, MSET, pipelined, through a follower; it
 # stops at the first error reply, so four figures mean every request was answered well.

@@ -126,6 +126,16 @@ static void test_multibulk_empty_and_null_arrays_are_argc_zero(void **state)
     assert_int_equal(fx.req.argc, 0);
 }
 
+static void test_multibulk_negative_count_is_skipped_like_redis(void **state)
+{
+    (void)state;
+    assert_int_equal(PARSE("*-10\r\n"), RK_OK);
+    assert_int_equal(fx.consumed, 6);
+    assert_int_equal(fx.req.argc, 0);
+    assert_int_equal(PARSE("*-2147483649\r\n"), RK_OK);
+    assert_int_equal(fx.req.argc, 0);
+}
+
 static void test_inline_request_splits_on_spaces_and_tabs(void **state)
 {
     (void)state;
@@ -302,7 +312,6 @@ static void test_bad_multibulk_count_is_invalid_multibulk_length(void **state)
     static const char *const bad[] = {
         "*x\r\n",
         "*\r\n",
-        "*-2\r\n",
         "*-0\r\n",
         "*+1\r\n",
         "*01\r\n",
@@ -627,12 +636,98 @@ static void test_encoders_write_nothing_when_it_does_not_fit(void **state)
     assert_false(resp_simple(out, 5, &pos, ""));
 }
 
+/* ---- RESP3 encoders ------------------------------------------------------------------------ */
+
+static void test_resp3_null_is_underscore(void **state)
+{
+    (void)state;
+    size_t pos = 0;
+    assert_true(resp3_null(out, sizeof(out), &pos));
+    CHECK_ENCODED(pos, resp3_null_size(), "_\r\n");
+}
+
+static void test_resp3_map_header_counts_pairs(void **state)
+{
+    (void)state;
+    size_t pos = 0;
+    assert_true(resp3_map(out, sizeof(out), &pos, 7));
+    CHECK_ENCODED(pos, resp3_map_size(7), "%7\r\n");
+    pos = 0;
+    assert_true(resp3_map(out, sizeof(out), &pos, 0));
+    CHECK_ENCODED(pos, resp3_map_size(0), "%0\r\n");
+}
+
+static void test_resp3_set_header_counts_members(void **state)
+{
+    (void)state;
+    size_t pos = 0;
+    assert_true(resp3_set(out, sizeof(out), &pos, 12));
+    CHECK_ENCODED(pos, resp3_set_size(12), "~12\r\n");
+}
+
+static void test_resp3_booleans_are_t_and_f(void **state)
+{
+    (void)state;
+    size_t pos = 0;
+    assert_true(resp3_bool(out, sizeof(out), &pos, true));
+    CHECK_ENCODED(pos, resp3_bool_size(), "#t\r\n");
+    pos = 0;
+    assert_true(resp3_bool(out, sizeof(out), &pos, false));
+    CHECK_ENCODED(pos, resp3_bool_size(), "#f\r\n");
+}
+
+static void test_resp3_double_as_redis_7_0_prints_it(void **state)
+{
+    (void)state;
+    char text[RESP_DOUBLE_TEXT_MAX];
+    assert_int_equal(resp_double_text(1.5, text), 3);
+    assert_string_equal(text, "1.5");
+    resp_double_text(0.1, text);
+    assert_string_equal(text, "0.10000000000000001"); /* %.17g, as Redis 7.0 */
+    resp_double_text(1.0 / 0.0, text);
+    assert_string_equal(text, "inf");
+    resp_double_text(-1.0 / 0.0, text);
+    assert_string_equal(text, "-inf");
+    size_t pos = 0;
+    resp_double_text(3.0, text);
+    assert_true(resp3_double(out, sizeof(out), &pos, text));
+    CHECK_ENCODED(pos, resp3_double_size(text), ",3\r\n");
+}
+
+static void test_resp3_verbatim_counts_its_format_prefix(void **state)
+{
+    (void)state;
+    size_t pos = 0;
+    assert_true(resp3_verbatim(out, sizeof(out), &pos, "txt", (const uint8_t *)"Some string", 11));
+    CHECK_ENCODED(pos, resp3_verbatim_size(11), "=15\r\ntxt:Some string\r\n");
+    pos = 0;
+    assert_true(resp3_verbatim(out, sizeof(out), &pos, "txt", NULL, 0));
+    CHECK_ENCODED(pos, resp3_verbatim_size(0), "=4\r\ntxt:\r\n");
+}
+
+static void test_resp3_encoders_write_nothing_when_it_does_not_fit(void **state)
+{
+    (void)state;
+    memset(out, 'z', sizeof(out));
+    size_t pos = 0;
+    assert_false(resp3_null(out, 2, &pos));
+    assert_false(resp3_map(out, 3, &pos, 10));
+    assert_false(resp3_set(out, 3, &pos, 10));
+    assert_false(resp3_bool(out, 3, &pos, true));
+    assert_false(resp3_double(out, 3, &pos, "1.5"));
+    assert_false(resp3_verbatim(out, 10, &pos, "txt", (const uint8_t *)"ab", 2));
+    assert_int_equal(pos, 0);
+    for (size_t i = 0; i < sizeof(out); i++)
+        assert_int_equal(out[i], 'z');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_multibulk_request_yields_its_arguments, setup),
         cmocka_unit_test_setup(test_multibulk_empty_argument_is_allowed, setup),
         cmocka_unit_test_setup(test_multibulk_empty_and_null_arrays_are_argc_zero, setup),
+        cmocka_unit_test_setup(test_multibulk_negative_count_is_skipped_like_redis, setup),
         cmocka_unit_test_setup(test_inline_request_splits_on_spaces_and_tabs, setup),
         cmocka_unit_test_setup(test_inline_request_ends_at_lf_or_crlf, setup),
         cmocka_unit_test_setup(test_inline_empty_line_is_argc_zero, setup),
@@ -667,6 +762,13 @@ int main(void)
         cmocka_unit_test(test_array_header_encodes_count),
         cmocka_unit_test(test_encoders_append_at_pos),
         cmocka_unit_test(test_encoders_write_nothing_when_it_does_not_fit),
+        cmocka_unit_test(test_resp3_null_is_underscore),
+        cmocka_unit_test(test_resp3_map_header_counts_pairs),
+        cmocka_unit_test(test_resp3_set_header_counts_members),
+        cmocka_unit_test(test_resp3_booleans_are_t_and_f),
+        cmocka_unit_test(test_resp3_double_as_redis_7_0_prints_it),
+        cmocka_unit_test(test_resp3_verbatim_counts_its_format_prefix),
+        cmocka_unit_test(test_resp3_encoders_write_nothing_when_it_does_not_fit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

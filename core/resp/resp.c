@@ -163,8 +163,9 @@ static int parse_multibulk(const uint8_t *buf, size_t len, const struct resp_lim
     int rc = parse_number_line(buf, len, &pos, &n);
     if (rc == RK_EAGAIN)
         return rc;
-    /* Redis takes any n <= 0 as empty; only the null array -1 is a real RESP value. */
-    if (rc != RK_OK || n < -1 || n > INT32_MAX)
+    /* Redis (processMultibulkBuffer) skips any count <= 0, `*-10` too: an empty request, not
+     * an error; only the null array -1 is a real RESP value. */
+    if (rc != RK_OK || n > INT32_MAX)
         return rk_errf(err, RK_EMALFORMED, "Protocol error: invalid multibulk length");
     if (n > 0) {
         rc = check_argc((uint64_t)n, lim, req, err);

@@ -53,7 +53,8 @@ struct resp_request {
  * NULL (all defaults); err may be NULL. Never reads buf[len] or beyond.
  *
  * Multibulk: `*<n>\r\n` then n times `$<len>\r\n<len bytes>\r\n`. Numbers are decimal,
- * without '+' or leading zeros; `*-1` and `*0` are empty; a negative bulk length is refused.
+ * without '+' or leading zeros; a count <= 0 (`*-1`, `*0`, `*-10`) is an empty request, as
+ * Redis skips it; a negative bulk length is refused.
  * Over max_args, over cap_args, over max_bulk, over max_inline: RK_ETOOBIG.
  * Inline: one line ending in \n or \r\n, split on blanks; "..." takes \" \\ \n \r \t \b \a
  * and \xNN escapes, '...' takes \', and a closing quote must end the argument (Redis's

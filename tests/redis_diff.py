@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""
+tests/redis_diff.py — differential test of raftkv-node against a real redis-server.
+
+Generates sequences of commands (valid and invalid) over the commands raftkv offers, from a
+seed, and sends each command to raftkv (rotating over the nodes of a cluster: leader and
+followers) and to redis-server, one at a time, over RESP2 connections and over RESP3 ones
+(HELLO 3). Every reply is compared byte for byte. The only exceptions are the intended
+deviations of node/DEVIATIONS.md; each normalization below names its entry (D1, D2, ...).
+
+Usage: redis_diff.py --seed N --sequences N --raftkv PORT,PORT,PORT --redis PORT
+                     [--password PW] [--verbose]
+With --password both servers have requirepass PW: each sequence starts unauthenticated (NOAUTH),
+tries wrong passwords (WRONGPASS), then logs in with AUTH or HELLO ... AUTH.
+Exit status: 0 when every reply matched, 1 otherwise (the first differences are printed).
+
+Commands go one at a time (each waits for its reply): a pipelined read may not yet see the
+writes before it on a follower (issue #13), which is not what this test is about.
+"""
+import argparse
+import random
+import re
+import socket
+import sys
+
+KEYS = [b"dt:a", b"dt:b", b"dt:c", b"dt:n", b"dt:{x}", b"dt:\xff\x00", b"dt:long" + b"z" * 40]
+
+
+class Conn:
+    def __init__(self, port):
+        self.port = port
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+
+    def _fill(self):
+        d = self.sock.recv(65536)
+        if not d:
+            raise EOFError("connection closed by port %d" % self.port)
+        self.buf += d
+
+    def _line(self, pos):
+        while True:
+            i = self.buf.find(b"\r\n", pos)
+            if i >= 0:
+                return self.buf[pos:i], i + 2
+            self._fill()
+
+    def _need(self, end):
+        while len(self.buf) < end:
+            self._fill()
+
+    def _value(self, pos):
+        """One RESP2/RESP3 value at pos: (tree, end). tree: (type, payload, children)."""
+        line, end = self._line(pos)
+        t, rest = line[:1], line[1:]
+        if t in (b"+", b"-", b":", b"_", b",", b"#", b"("):
+            return (t, rest, None), end
+        if t in (b"$", b"="):
+            n = int(rest)
+            if n < 0:
+                return (t, None, None), end
+            self._need(end + n + 2)
+            return (t, self.buf[end:end + n], None), end + n + 2
+        if t in (b"*", b"~", b"%", b">"):
+            n = int(rest)
+            if n < 0:
+                return (t, None, None), end
+            kids = []
+            for _ in range(n * (2 if t == b"%" else 1)):
+                v, end = self._value(end)
+                kids.append(v)
+            return (t, n, kids), end
+        raise ValueError("bad RESP type %r from port %d" % (t, self.port))
+
+    def reply(self):
+        tree, end = self._value(0)
+        raw = self.buf[:end]
+        self.buf = self.buf[end:]
+        return raw, tree
+
+
+def encode(tree):
+    t, p, kids = tree
+    if kids is None:
+        if t in (b"$", b"="):
+            return b"%s-1\r\n" % t if p is None else b"%s%d\r\n%s\r\n" % (t, len(p), p)
+        if t in (b"*", b"~", b"%") and p is None:
+            return t + b"-1\r\n"
+        return t + p + b"\r\n"
+    return b"%s%d\r\n" % (t, p) + b"".join(encode(k) for k in kids)
+
+
+# ---- normalizations: each names its entry of node/DEVIATIONS.md ---------------------------
+
+
+def sort_array(tree):
+    t, p, kids = tree
+    if kids is None:
+        return tree
+    return (t, p, sorted(kids, key=encode))
+
+
+def normalize(args, tree):
+    name = args[0].lower()
+    sub = args[1].lower() if len(args) > 1 else b""
+    if name == b"command" and (len(args) == 1 or (sub == b"info" and len(args) == 2) or
+                               sub in (b"count", b"list", b"docs")) and tree[0] != b"-":
+        return (b"+", b"<the command table>", None)  # D1: raftkv has fewer commands (and D9)
+    if name == b"memory" and sub == b"usage" and tree[0] == b":":
+        return (b":", b"<bytes>", None)  # D7: MEMORY USAGE is an estimate
+    if name == b"keys":  # D5: order of KEYS and SCAN results
+        return sort_array(tree)
+    if name == b"scan" and tree[2] is not None and len(tree[2]) == 2 and \
+            args[1].lstrip(b"+-0") != b"":
+        return (tree[0], tree[1], [tree[2][0], (b"*", 0, [])])  # D4: a cursor we never gave
+    if name == b"scan" and tree[2] is not None and len(tree[2]) == 2:
+        return (tree[0], tree[1], [tree[2][0], sort_array(tree[2][1])])  # D5
+    if name == b"randomkey" and tree[0] in (b"$",) and tree[1] is not None:
+        return (b"$", b"<a key>", None)  # D6: which key is random
+    if name == b"hello" and tree[0] in (b"%", b"*") and tree[2]:
+        kids = list(tree[2])
+        for i in range(0, len(kids) - 1, 2):
+            if kids[i][1] in (b"version", b"id"):  # D2 (version), the client id
+                kids[i + 1] = (kids[i + 1][0], b"<masked>", None)
+        return (tree[0], tree[1], kids)
+    if name == b"config" and len(args) >= 2 and args[1].lower() == b"get" and tree[2]:
+        pairs = [(tree[2][i], tree[2][i + 1]) for i in range(0, len(tree[2]), 2)]
+        pairs.sort(key=lambda kv: encode(kv[0]))  # D8: CONFIG GET's order
+        return (tree[0], tree[1], [x for kv in pairs for x in kv])
+    return tree
+
+
+# ---- generation ----------------------------------------------------------------------------
+
+
+def gen_value(r):
+    return r.choice([
+        b"v", b"", b"hello world", b"0", b"1", b"-1", b"42", b"007", b"+5", b" 1", b"1.5",
+        b"9223372036854775807", b"-9223372036854775808", b"9223372036854775808", b"abc\r\ndef",
+        bytes(r.randrange(256) for _ in range(r.randrange(1, 20))),
+        str(r.randrange(-1000, 1000)).encode(),
+    ])
+
+
+def gen_int(r):
+    return r.choice([b"0", b"1", b"-1", b"2", b"-3", b"10", b"100", b"-100", b"x", b"",
+                     b"9223372036854775807", b"-9223372036854775808", b"99999999999999999999",
+                     b"1.0", b" 2", b"+2", str(r.randrange(-50, 50)).encode()])
+
+
+def key(r):
+    return r.choice(KEYS)
+
+
+def gen_command(r):
+    """One command: a list of byte strings."""
+    k = key(r)
+    c = r.randrange(34)
+    if c == 0:
+        return [b"GET", k]
+    if c == 1:
+        opts = [r.choice([b"NX", b"XX", b"nx", b"xx", b"EX", b"BOGUS"]) for _ in range(r.randrange(3))]
+        opts = [o for o in opts if o not in (b"EX",)] if r.random() < 0.9 else opts  # D3 rarely
+        if b"EX" in opts:
+            opts = [b"BOGUS"]
+        return [b"SET", k, gen_value(r)] + opts
+    if c == 2:
+        return [b"MGET"] + [key(r) for _ in range(r.randrange(1, 5))]
+    if c == 3:
+        n = r.randrange(1, 4)
+        args = [b"MSET"]
+        for _ in range(n):
+            args += [key(r), gen_value(r)]
+        if r.random() < 0.2:
+            args.append(key(r))  # odd: wrong number of arguments
+        return args
+    if c == 4:
+        return [b"DEL"] + [key(r) for _ in range(r.randrange(1, 4))]
+    if c == 5:
+        return [r.choice([b"EXISTS", b"TOUCH"])] + [key(r) for _ in range(r.randrange(1, 4))]
+    if c == 6:
+        return [r.choice([b"INCR", b"DECR", b"incr"]), k]
+    if c == 7:
+        return [r.choice([b"INCRBY", b"DECRBY"]), k, gen_int(r)]
+    if c == 8:
+        return [b"STRLEN", k]
+    if c == 9:
+        return [r.choice([b"GETRANGE", b"SUBSTR"]), k, gen_int(r), gen_int(r)]
+    if c == 10:
+        return [b"TYPE", k]
+    if c == 11:
+        return [b"KEYS", r.choice([b"dt:*", b"dt:?", b"dt:[ab]", b"dt:[^a]*", b"nomatch*",
+                                   b"dt:\\{*"])]
+    if c == 12:
+        args = [b"SCAN", r.choice([b"0", b"0", b"x", b"-1", b" 0", b"+0", b"00"])]
+        for _ in range(r.randrange(3)):
+            o = r.choice([b"MATCH", b"COUNT", b"TYPE", b"BOGUS"])
+            # D4: raftkv answers a SCAN in one page; a COUNT below the keyspace's size would
+            # make Redis page, so the counts here are either large or invalid.
+            count = r.choice([b"100", b"1000", b"0", b"-1", b"x", b"99999999999999999999"])
+            v = {b"MATCH": r.choice([b"dt:*", b"dt:a"]), b"COUNT": count,
+                 b"TYPE": r.choice([b"string", b"list", b"hash"]), b"BOGUS": b"1"}[o]
+            args += [o, v] if r.random() < 0.9 else [o]
+        return args
+    if c == 13:
+        return [b"DBSIZE"]
+    if c == 14:
+        return [b"PING"] + [gen_value(r) for _ in range(r.choice([0, 0, 1, 2]))]
+    if c == 15:
+        return [b"ECHO"] + [gen_value(r) for _ in range(r.choice([1, 1, 0, 2]))]
+    if c == 16:
+        return [b"SELECT", r.choice([b"0", b"1", b"15", b"16", b"-1", b"x", b"99999999999", b""])]
+    if c == 17:
+        return [b"CLIENT", b"SETNAME", r.choice([b"n1", b"bad name", b"", b"x\x01y", b"ok-name"])]
+    if c == 18:
+        return [b"CLIENT", b"GETNAME"]
+    if c == 19:
+        return [b"CLIENT", r.choice([b"NO-EVICT", b"BOGUS", b"setname", b"GETNAME"]),
+                r.choice([b"on", b"off", b"maybe"])][: r.choice([2, 3])]
+    if c == 20:
+        return r.choice([[b"CONFIG"], [b"CONFIG", b"GET"], [b"CONFIG", b"BOGUS"],
+                         [b"CONFIG", b"GET", b"save"], [b"CONFIG", b"GET", b"nosuchsetting*"],
+                         [b"CONFIG", b"RESETSTAT", b"x"], [b"CONFIG", b"SET", b"a"]])
+    if c == 21:
+        return [r.choice([b"FROBNICATE", b"GETX", b"\xffbad", b"get\r\n"])] + \
+            [gen_value(r) for _ in range(r.randrange(3))]
+    if c == 22:  # wrong arity of any command
+        name = r.choice([b"GET", b"SET", b"STRLEN", b"TYPE", b"INCR", b"INCRBY", b"GETRANGE",
+                         b"KEYS", b"DBSIZE", b"ECHO", b"SELECT", b"RANDOMKEY", b"DEL", b"MGET",
+                         b"EXISTS", b"SCAN", b"CLIENT", b"COMMAND", b"AUTH", b"RESET"])
+        return [name] + [k] * r.choice([0, 4, 5])
+    if c == 23:
+        return [b"COMMAND", b"INFO"] + [r.choice([b"get", b"set", b"mget", b"mset", b"del",
+                                                  b"exists", b"incr", b"decrby", b"strlen",
+                                                  b"getrange", b"substr", b"type", b"keys",
+                                                  b"scan", b"dbsize", b"ping", b"echo",
+                                                  b"select", b"quit", b"hello", b"auth",
+                                                  b"reset", b"touch", b"randomkey", b"info",
+                                                  b"nosuch", b"GET", b"config|get",
+                                                  b"client|setname", b"command|count"])
+                                        for _ in range(r.randrange(1, 3))]
+    if c == 24:
+        return [b"COMMAND", b"GETKEYS"] + r.choice([
+            [b"get", k], [b"mset", k, b"1", k, b"2"], [b"mset", k, b"1", k], [b"ping"],
+            [b"nosuch", k], [b"del", k, k, k], [b"get"], [b"keys", b"*"], [b"set", k, b"v", b"NX"]])
+    if c == 25:
+        return r.choice([[b"COMMAND", b"BOGUS"], [b"COMMAND", b"COUNT", b"x"],
+                         [b"COMMAND", b"LIST", b"FILTERBY"], [b"COMMAND", b"LIST", b"x"]])
+    if c == 26:
+        return r.choice([[b"HELLO", b"4"], [b"HELLO", b"x"], [b"HELLO", b"3", b"FOO"],
+                         [b"HELLO", b"2", b"AUTH"], [b"HELLO", b"2", b"SETNAME", b"a b"],
+                         [b"HELLO", b"2", b"AUTH", b"default", b"pw"],
+                         [b"HELLO", b"3", b"AUTH", b"bob", b"pw"]])
+    if c == 27:
+        return r.choice([[b"AUTH", b"x"], [b"AUTH", b"a", b"b"], [b"AUTH", b"a", b"b", b"c"],
+                         [b"AUTH", b"default", b"anything"]])
+    if c == 28:
+        return [b"RANDOMKEY"]
+    if c == 29:
+        return [b"INFO", b"bogus"]
+    if c == 30:
+        return [b"SET", k, gen_int(r)]
+    if c == 31:
+        return [b"INCRBY", k, gen_int(r)]
+    if c == 32:
+        return [b"MEMORY", r.choice([b"USAGE", b"BOGUS"])] + [k] * r.randrange(0, 2)
+    return [b"GET", k]
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+
+def hello3(conn):
+    conn.send([b"HELLO", b"3"])
+    conn.reply()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--sequences", type=int, default=200)
+    ap.add_argument("--length", type=int, default=15)
+    ap.add_argument("--raftkv", required=True)
+    ap.add_argument("--redis", type=int, required=True)
+    ap.add_argument("--password", default="",
+                    help="both servers have requirepass: every sequence starts unauthenticated")
+    ap.add_argument("--verbose", action="store_true")
+    o = ap.parse_args()
+    rk_ports = [int(p) for p in o.raftkv.split(",")]
+    r = random.Random(o.seed)
+    compared = mismatches = 0
+    shown = 0
+    for s in range(o.sequences):
+        proto = 3 if s % 2 else 2
+        port = rk_ports[s % len(rk_ports)]
+        rk, rd = Conn(port), Conn(o.redis)
+        pw = o.password.encode()
+        # A clean slate: the keys this test uses, on both.
+        for c in (rk, rd):
+            if pw:
+                c.send([b"AUTH", pw])
+                c.reply()
+            c.send([b"DEL"] + KEYS)
+            c.reply()
+            if pw:
+                c.send([b"RESET"])  # unauthenticated again
+                c.reply()
+            elif proto == 3:
+                hello3(c)
+        todo = [gen_command(r) for _ in range(o.length)]
+        if pw:
+            # NOAUTH for what comes first, WRONGPASS, then one of the ways in.
+            login = r.choice([[b"AUTH", pw], [b"AUTH", b"default", pw],
+                              [b"HELLO", b"3", b"AUTH", b"default", pw],
+                              [b"HELLO", b"2", b"AUTH", b"default", pw, b"SETNAME", b"dt"]])
+            todo = [gen_command(r) for _ in range(r.randrange(4))] + \
+                [[b"AUTH", b"wrong"], [b"HELLO", b"3"], [b"AUTH", b"default", pw + b"x"], login] + todo
+        for args in todo:
+            rk.send(args)
+            rd.send(args)
+            raw_rk, t_rk = rk.reply()
+            raw_rd, t_rd = rd.reply()
+            compared += 1
+            same = raw_rk == raw_rd or encode(normalize(args, t_rk)) == encode(normalize(args, t_rd))
+            if o.verbose:
+                print("RESP%d %r\n  raftkv %r\n  redis  %r" % (proto, args, raw_rk, raw_rd))
+            if not same:
+                mismatches += 1
+                if shown < 20:
+                    shown += 1
+                    print("DIFF seq %d (RESP%d, node port %d): %r\n  raftkv: %r\n  redis:  %r"
+                          % (s, proto, port, args, raw_rk[:400], raw_rd[:400]))
+            if args[0].upper() == b"RESET":
+                proto = 2  # RESET goes back to RESP2 on both
+        rk.close()
+        rd.close()
+    print("redis_diff: seed %d: %d commands compared, %d differ" % (o.seed, compared, mismatches))
+    return 0 if mismatches == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
