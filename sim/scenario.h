@@ -30,6 +30,8 @@
 #define SCN_MAX_CHAOS_RATE 1000.0 /* chaos events per virtual second */
 #define SCN_MIN_SKEW 0.01         /* `skew SET FACTOR`: FACTOR in [SCN_MIN_SKEW, SCN_MAX_SKEW] */
 #define SCN_MAX_SKEW 100.0
+#define SCN_KEY_GROUP 3   /* keys per group of MSET and MGET */
+#define SCN_MAX_PIPELINE 64
 
 /* A set of nodes, resolved at run time. */
 enum scn_set_kind {
@@ -131,6 +133,14 @@ struct scenario {
     uint32_t clients;          /* `clients 8`, default 4 */
     uint32_t keys;             /* `keys 5`, default 3 */
     uint32_t mix_get, mix_put, mix_del; /* `mix get 50 put 40 del 10` (weights), default 50/40/10 */
+    /* More kinds for `mix` (default 0): `incr` INCRBY, `putif` SET NX/XX, `mset` MSET and
+     * `mget` MGET of a fixed group of SCN_KEY_GROUP keys (k1..k3, k4..k6, ...). */
+    uint32_t mix_incr, mix_putif, mix_mset, mix_mget;
+    /* `pipeline N [followers]`: each client is a connection to one node (a follower when asked,
+     * at connect time) with up to N requests in flight, sent and answered in order, on one
+     * session; 0 (the default): one op at a time, each attempt to any node. */
+    uint32_t pipeline;
+    bool pipeline_followers;
     uint64_t think_us_min, think_us_max; /* `think 0ms 20ms`: pause between a client's ops,
                                           * default 0s 10ms */
     uint64_t timeout_us;       /* `timeout 500ms`: a client gives up on an attempt, default 1s */
