@@ -869,6 +869,112 @@ static void test_invalid_requests_get_error_at_once(void **state)
 
 #define GROUP_PUTS 100
 
+/* ---- program order per connection (issue #13) --------------------------------------------- */
+
+/* A follower gets SET then GET of one connection in one go (a pipeline): the GET waits for
+ * the SET's index (the leader's FORWARD_RESP), then for its own read index, and sees the SET.
+ * (scenarios/pipeline_followers.scn shows the stale read this prevents, with the reordering
+ * this FIFO network cannot produce.) */
+static void test_pipelined_read_after_write_on_a_follower_sees_the_write(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t f = net_other(net, leader, 0);
+    uint64_t put = net_submit(net, f, REPLICA_PUT, "x", "v1", 7, 1);
+    uint64_t get = net_submit(net, f, REPLICA_GET, "x", NULL, 7, 0);
+    /* The GET is held: only the FORWARD left the follower, no ReadIndex yet. */
+    assert_int_equal(net->q_len - net->q_head, 1);
+    const struct net_reply *g = net_wait(net, get, 100);
+    assert_status(net_wait(net, put, 100), REPLICA_OK);
+    assert_value(g, "v1");
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+/* GET then SET of one connection: the SET waits for the GET to be served, so the GET does not
+ * see it; a SET of another connection is proposed at once. */
+static void test_write_after_a_pending_read_of_its_connection_waits_for_it(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    assert_status(net_do(net, leader, REPLICA_PUT, "x", "old", 0, 0), REPLICA_OK);
+    uint64_t last0 = net_info(net, leader).raft.last_index;
+    uint64_t get = net_submit(net, leader, REPLICA_GET, "x", NULL, 7, 0);
+    uint64_t put = net_submit(net, leader, REPLICA_PUT, "x", "new", 7, 1);
+    uint64_t other = net_submit(net, leader, REPLICA_PUT, "y", "z", 8, 1);
+    /* Nothing delivered yet: the read waits for its heartbeat round, connection 7's write is
+     * held behind it, connection 8's write is in the log. */
+    assert_int_equal(net_info(net, leader).raft.last_index, last0 + 1);
+    assert_null(net_reply(net, get));
+    assert_value(net_wait(net, get, 100), "old");
+    assert_status(net_wait(net, put, 100), REPLICA_OK);
+    assert_status(net_wait(net, other, 100), REPLICA_OK);
+    assert_true(net->replies[put].tick >= net->replies[get].tick);
+    assert_value(net_do(net, leader, REPLICA_GET, "x", NULL, 7, 0), "new");
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+/* Writes of one connection pipelined together are proposed together: one batch, one sync on
+ * the leader, and a read after them sees the last. */
+static void test_consecutive_writes_of_a_connection_are_proposed_together(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t syncs0 = log_memstore_syncs(net->nodes[leader].log);
+    uint64_t last0 = net_info(net, leader).raft.last_index;
+    struct replica_request reqs[5];
+    static const char *const vals[4] = {"1", "2", "3", "4"};
+    for (int i = 0; i < 5; i++) {
+        uint64_t req_id = net->next_req++;
+        net->submitted_to[req_id] = leader;
+        reqs[i] = (struct replica_request){.req_id = req_id,
+                                           .op = i < 4 ? REPLICA_PUT : REPLICA_GET,
+                                           .client_id = 9,
+                                           .seq = i < 4 ? (uint64_t)i + 1 : 0,
+                                           .key = (const uint8_t *)"x",
+                                           .key_len = 1,
+                                           .val = i < 4 ? (const uint8_t *)vals[i] : NULL,
+                                           .val_len = i < 4 ? 1 : 0};
+    }
+    replica_submit_batch(net->nodes[leader].r, reqs, 5);
+    net_collect(net, leader);
+    assert_int_equal(net_info(net, leader).raft.last_index, last0 + 4);
+    assert_int_equal(log_memstore_syncs(net->nodes[leader].log) - syncs0, 1);
+    for (int i = 0; i < 4; i++)
+        assert_status(net_wait(net, reqs[i].req_id, 100), REPLICA_OK);
+    assert_value(net_wait(net, reqs[4].req_id, 100), "4");
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+/* A request held behind an earlier one of its connection that never completes ends with
+ * TRYAGAIN at its timeout: it was never proposed. */
+static void test_a_request_held_behind_its_connection_times_out_with_tryagain(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t f = net_other(net, leader, 0);
+    net->cut[f][leader] = true; /* the forward is lost: the write stays unplaced */
+    uint64_t put = net_submit(net, f, REPLICA_PUT, "x", "v", 7, 1);
+    uint64_t get = net_submit(net, f, REPLICA_GET, "x", NULL, 7, 0);
+    uint64_t free_get = net_submit(net, f, REPLICA_GET, "x", NULL, 8, 0);
+    const struct net_reply *g = net_wait(net, get, 200);
+    assert_status(g, REPLICA_TRYAGAIN);
+    assert_non_null(strstr(g->reason, "earlier request of the same connection"));
+    assert_status(net_reply(net, put), REPLICA_TIMEOUT);
+    /* Connection 8 did not wait for connection 7 (its read index was lost too, on the same
+     * cut link: it ends with TRYAGAIN on its own timeout, no later). */
+    assert_non_null(net_reply(net, free_get));
+    net_assert_all_answered(net);
+    assert_int_equal(net_info(net, f).pending, 0);
+    net_free(net);
+}
+
 static void test_puts_submitted_together_share_log_syncs(void **state)
 {
     (void)state;
@@ -1098,6 +1204,10 @@ int main(void)
         cmocka_unit_test(test_requests_beyond_max_pending_get_tryagain),
         cmocka_unit_test(test_put_if_is_decided_at_apply_and_answered_through_a_follower),
         cmocka_unit_test(test_incrby_answers_the_new_value_or_a_redis_error),
+        cmocka_unit_test(test_pipelined_read_after_write_on_a_follower_sees_the_write),
+        cmocka_unit_test(test_write_after_a_pending_read_of_its_connection_waits_for_it),
+        cmocka_unit_test(test_consecutive_writes_of_a_connection_are_proposed_together),
+        cmocka_unit_test(test_a_request_held_behind_its_connection_times_out_with_tryagain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,23 @@
  * for the entry at that index to apply: if it applies with that term the reply carries its
  * result, otherwise the command was not applied (TRYAGAIN). Reads: ReadIndex (thesis §6.4) on
  * every node, served once the state machine has applied the read index.
+ *
+ * Program order per connection (issue #13): requests with the same non-zero client_id are one
+ * connection (a session, thesis §6.3), submitted in the order the client sent them; each takes
+ * effect after the ones submitted before it that were answered OK (or NOT_FOUND):
+ *   - a read waits until every earlier write of its connection has a log index (is proposed,
+ *     or acknowledged by the leader when forwarded) and is served at an applied index at least
+ *     that high and at least its read index: it sees them (W then R);
+ *   - a write is proposed only once every earlier read of its connection was answered: they
+ *     do not see it (R then W); reads of a connection are answered in order (R then R);
+ *   - writes of a connection apply in seq order or not at all (kv sessions): W then W.
+ * A request waiting for an earlier one is held in the replica (no raft work); held past the
+ * request timeout it gets TRYAGAIN (it was never proposed). Consecutive writes of a connection
+ * are proposed together, consecutive reads go together, and connections never wait for each
+ * other. After an outcome-unknown answer (TIMEOUT) the connection's later requests are not
+ * ordered after that write: it may still apply later (as a crashed client in Knossos).
+ * client_id 0: no connection, no ordering (each request on its own). A write's seq must be
+ * 1, 2, 3, ... per client_id (kv.h); a read's seq is ignored (may be 0).
  */
 #ifndef REPLICA_H
 #define REPLICA_H
@@ -57,8 +74,9 @@ const char *replica_status_name(int status);
 struct replica_request {
     uint64_t req_id;    /* the driver's, echoed in the reply */
     uint8_t op;         /* enum replica_op */
-    uint64_t client_id; /* session for at-most-once writes (thesis §6.3); 0: none */
-    uint64_t seq;
+    uint64_t client_id; /* the connection: session for at-most-once writes (thesis §6.3) and
+                           program order (above); 0: none */
+    uint64_t seq;       /* writes with a client_id: 1, 2, 3, ... per client; reads: ignored */
     const uint8_t *key; /* borrowed for the call */
     uint32_t key_len;
     const uint8_t *val;
