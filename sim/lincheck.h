@@ -111,8 +111,8 @@ uint64_t lin_invoke_call(struct lin_history *h, const struct lin_call *c);
 
 /* The outputs of an op that completed LIN_OK. */
 struct lin_return {
-    int64_t num;    /* DEL: keys removed; PUT_IF: 1 if written; INCRBY: the new value */
-    bool error;     /* INCRBY: refused (not an integer, overflow): nothing written */
+    int64_t num;     /* DEL: keys removed; PUT_IF: 1 if written; INCRBY: the new value */
+    bool error;      /* INCRBY: refused (not an integer, overflow): nothing written */
     uint32_t n_vals; /* GET: 1; MGET: its n_keys; else 0 */
     const bool *found;
     const uint8_t *const *vals;

@@ -77,8 +77,7 @@ struct sim_creq {
     uint8_t rop;        /* enum replica_op */
     uint8_t cond;
     int64_t delta;
-    uint32_t n_parts; /* an MGET sent as one GET per key (the node's MGET today) */
-    uint8_t blob[160]; /* MSET's pairs */
+    uint8_t blob[160]; /* MSET's pairs, MGET's keys */
     uint32_t blob_len;
 };
 
@@ -138,7 +137,7 @@ struct sim_cop {
     uint64_t op_id;
     uint8_t op; /* enum lin_op */
     uint64_t invoked_at;
-    uint32_t n_parts, parts_done; /* an MGET sent as one GET per key */
+    uint32_t n_parts; /* keys read: GET 1, MGET its group */
     bool found[SCN_KEY_GROUP];
     uint8_t vals[SCN_KEY_GROUP][32];
     uint32_t val_lens[SCN_KEY_GROUP];
@@ -1315,9 +1314,9 @@ static void on_client_timeout(struct sim *s, struct sim_client *c)
  * MSET and MGET use a whole group of SCN_KEY_GROUP consecutive keys, so that the checker's
  * components stay small.
  */
-#define CONN_REQ_ID(c, rseq, part)                                                               \
+#define CONN_REQ_ID(c, rseq)                                                                     \
     ((uint64_t)(c)->id << 48 | (uint64_t)((c)->gen & 0xffffu) << 32 |                            \
-     (uint64_t)((rseq) & 0xffffffu) << 8 | (part))
+     (uint64_t)((rseq) & 0xffffffu) << 8)
 
 static uint32_t conn_group_first(const struct sim *s, uint32_t key)
 {
@@ -1441,7 +1440,7 @@ static void conn_send_op(struct sim *s, struct sim_client *c)
     }
     bool write = op->op != LIN_GET && op->op != LIN_MGET;
     q->client = c->id;
-    q->req_id = CONN_REQ_ID(c, op->rseq, 0);
+    q->req_id = CONN_REQ_ID(c, op->rseq);
     q->client_id = c->session;
     q->seq = write ? ++c->wseq : c->wseq + 1;
     q->op = op->op;
@@ -1476,13 +1475,15 @@ static void conn_send_op(struct sim *s, struct sim_client *c)
         q->blob_len = (uint32_t)len;
         break;
     }
-    default: /* LIN_MGET: one GET per key, in one batch, as the node did it */
-        q->rop = REPLICA_GET;
+    default: { /* LIN_MGET: one snapshot of the group (REPLICA_MGET) */
+        q->rop = REPLICA_MGET;
         op->n_parts = n_keys;
-        q->n_parts = n_keys;
-        for (uint32_t j = 0; j < n_keys; j++)
-            memcpy(q->blob + 16 * j, names[j], kl[j]);
+        size_t len = 0;
+        int rc = replica_keys_encode(kp, kl, n_keys, q->blob, sizeof(q->blob), &len);
+        RK_ASSERT(rc == RK_OK);
+        q->blob_len = (uint32_t)len;
         break;
+    }
     }
     if (op->op == LIN_PUT || op->op == LIN_PUT_IF) {
         memcpy(q->val, vals[0], vl[0]);
@@ -1536,12 +1537,12 @@ static void conn_on_timeout(struct sim *s, struct sim_client *c)
     conn_arm_next(s, c);
 }
 
-/* A reply on the connection: ends its op (or one part of an MGET). */
+/* A reply on the connection: ends its op. */
 static void conn_on_reply(struct sim *s, const struct sim_crep *r)
 {
     struct sim_client *c = &s->clients[r->client - 1];
     uint32_t gen = (uint32_t)(r->req_id >> 32) & 0xffffu;
-    uint32_t rseq = (uint32_t)(r->req_id >> 8) & 0xffffffu, part = (uint32_t)(r->req_id & 0xff);
+    uint32_t rseq = (uint32_t)(r->req_id >> 8) & 0xffffffu;
     trace(s, "n%u -> c%u %s (connection %u request %u)", r->node, r->client,
           replica_status_name(r->status), gen, rseq);
     if (!c->connected || gen != (c->gen & 0xffffu))
@@ -1557,13 +1558,22 @@ static void conn_on_reply(struct sim *s, const struct sim_crep *r)
     switch (r->status) {
     case REPLICA_OK:
     case REPLICA_NOT_FOUND:
+        if (op->op == LIN_MGET) {
+            /* One snapshot of the group: the values of every key at one index. */
+            struct replica_mget_iter it;
+            replica_mget_begin(&it, r->val, r->val_len);
+            for (uint32_t j = 0; j < op->n_parts; j++) {
+                const uint8_t *v = NULL;
+                bool ok = replica_mget_next(&it, &op->found[j], &v, &op->val_lens[j]);
+                RK_ASSERT(ok && op->val_lens[j] <= sizeof(op->vals[j]));
+                memcpy(op->vals[j], v, op->val_lens[j]);
+            }
+        } else if (op->op == LIN_GET) {
+            op->found[0] = r->status == REPLICA_OK;
+            op->val_lens[0] = r->val_len < 32 ? r->val_len : 32;
+            memcpy(op->vals[0], r->val, op->val_lens[0]);
+        }
         if (op->op == LIN_GET || op->op == LIN_MGET) {
-            RK_ASSERT(part < op->n_parts && part < SCN_KEY_GROUP);
-            op->found[part] = r->status == REPLICA_OK;
-            op->val_lens[part] = r->val_len < 32 ? r->val_len : 32;
-            memcpy(op->vals[part], r->val, op->val_lens[part]);
-            if (++op->parts_done < op->n_parts)
-                return;
             const uint8_t *vals[SCN_KEY_GROUP];
             for (uint32_t j = 0; j < op->n_parts; j++)
                 vals[j] = op->vals[j];
@@ -1587,7 +1597,7 @@ static void conn_on_reply(struct sim *s, const struct sim_crep *r)
     case REPLICA_TIMEOUT:
         conn_complete(s, c, i, write ? LIN_UNKNOWN : LIN_FAIL, NULL);
         break;
-    default: /* TRYAGAIN: not executed (an MGET part: the whole MGET fails) */
+    default: /* TRYAGAIN: not executed */
         conn_complete(s, c, i, LIN_FAIL, NULL);
         break;
     }
@@ -1597,35 +1607,26 @@ static void conn_on_reply(struct sim *s, const struct sim_crep *r)
 /* A connection's request reaches its node. */
 static void conn_submit(struct sim *s, struct sim_node *nd, const struct sim_creq *q)
 {
-    struct replica_request reqs[SCN_KEY_GROUP];
-    uint32_t n = q->n_parts > 0 ? q->n_parts : 1;
-    for (uint32_t j = 0; j < n; j++) {
-        struct replica_request *req = &reqs[j];
-        *req = (struct replica_request){
-            .req_id = q->req_id | j,
-            .op = q->rop,
-            .client_id = q->client_id,
-            .seq = q->seq,
-            .key = q->key,
-            .key_len = q->key_len,
-            .cond = q->cond,
-            .delta = q->delta,
-        };
-        if (q->n_parts > 0) {
-            req->key = q->blob + 16 * j;
-            req->key_len = (uint32_t)strlen((const char *)req->key); /* k1..k1000: NUL within 16 */
-        }
-        if (q->rop == REPLICA_PUT || q->rop == REPLICA_PUT_IF) {
-            req->val = q->val;
-            req->val_len = q->val_len;
-        }
-        if (q->rop == REPLICA_MSET) {
-            req->key_len = 0;
-            req->val = q->blob;
-            req->val_len = q->blob_len;
-        }
+    struct replica_request req = {
+        .req_id = q->req_id,
+        .op = q->rop,
+        .client_id = q->client_id,
+        .seq = q->seq,
+        .key = q->key,
+        .key_len = q->key_len,
+        .cond = q->cond,
+        .delta = q->delta,
+    };
+    if (q->rop == REPLICA_PUT || q->rop == REPLICA_PUT_IF) {
+        req.val = q->val;
+        req.val_len = q->val_len;
     }
-    replica_submit_batch(nd->rep, reqs, n);
+    if (q->rop == REPLICA_MSET || q->rop == REPLICA_MGET) {
+        req.key_len = 0;
+        req.val = q->blob;
+        req.val_len = q->blob_len;
+    }
+    replica_submit(nd->rep, &req);
     drain(s, nd);
 }
 

@@ -975,6 +975,171 @@ static void test_a_request_held_behind_its_connection_times_out_with_tryagain(vo
     net_free(net);
 }
 
+/* ---- multi-key reads: one snapshot (issue #13.2) ------------------------------------------ */
+
+static uint64_t net_submit_mget(struct net *net, uint64_t id, uint32_t n, const char *const *keys,
+                                uint64_t client_id)
+{
+    const uint8_t *kp[8];
+    uint32_t kl[8];
+    assert_true(n <= 8);
+    for (uint32_t i = 0; i < n; i++) {
+        kp[i] = (const uint8_t *)keys[i];
+        kl[i] = (uint32_t)strlen(keys[i]);
+    }
+    static uint8_t blob[256];
+    size_t len = 0;
+    assert_int_equal(replica_keys_encode(kp, kl, n, blob, sizeof(blob), &len), RK_OK);
+    assert_int_equal(len, replica_keys_size(kp, kl, n));
+    struct replica_request req = {
+        .op = REPLICA_MGET, .client_id = client_id, .val = blob, .val_len = (uint32_t)len};
+    return net_submit_req(net, id, req);
+}
+
+/* Asserts that an MGET reply holds want[i] (NULL: nil) for each of n keys. */
+static void assert_mget(const struct net_reply *nr, uint32_t n, const char *const *want)
+{
+    assert_status(nr, REPLICA_OK);
+    assert_int_equal(nr->num, n);
+    struct replica_mget_iter it;
+    replica_mget_begin(&it, nr->val, nr->val_len);
+    for (uint32_t i = 0; i < n; i++) {
+        bool found = false;
+        const uint8_t *val = NULL;
+        uint32_t len = 0;
+        assert_true(replica_mget_next(&it, &found, &val, &len));
+        assert_int_equal(found, want[i] != NULL);
+        if (want[i] != NULL) {
+            assert_int_equal(len, strlen(want[i]));
+            assert_memory_equal(val, want[i], len);
+        }
+    }
+    bool found;
+    const uint8_t *val;
+    uint32_t len;
+    assert_false(replica_mget_next(&it, &found, &val, &len));
+}
+
+/* An MGET on a follower costs one ReadIndex, not one per key, and reads every key at one
+ * index; pipelined after an MSET of its connection, it sees all of it. */
+static void test_mget_is_one_read_barrier_and_one_snapshot(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t f = net_other(net, leader, 0);
+    static const char *const keys[3] = {"a", "b", "c"};
+    static const char *const before[3] = {NULL, NULL, NULL};
+    assert_mget(net_wait(net, net_submit_mget(net, f, 3, keys, 0), 100), 3, before);
+    size_t queued = net->q_len - net->q_head;
+    uint64_t get = net_submit_mget(net, f, 3, keys, 0);
+    assert_int_equal(net->q_len - net->q_head, queued + 1); /* one ReadIndex for three keys */
+    assert_mget(net_wait(net, get, 100), 3, before);
+
+    struct kv_pair pairs[2] = {{(const uint8_t *)"a", 1, (const uint8_t *)"1", 1},
+                               {(const uint8_t *)"b", 1, (const uint8_t *)"2", 1}};
+    uint8_t blob[64];
+    size_t len = 0;
+    assert_int_equal(kv_pairs_encode(pairs, 2, blob, sizeof(blob), &len), RK_OK);
+    struct replica_request mset = {
+        .op = REPLICA_MSET, .client_id = 5, .seq = 1, .val = blob, .val_len = (uint32_t)len};
+    uint64_t w = net_submit_req(net, f, mset);
+    uint64_t r = net_submit_mget(net, f, 3, keys, 5);
+    static const char *const after[3] = {"1", "2", NULL};
+    assert_mget(net_wait(net, r, 100), 3, after);
+    assert_status(net_wait(net, w, 100), REPLICA_OK);
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+static void test_mget_with_a_bad_keys_blob_gets_error(void **state)
+{
+    (void)state;
+    struct net *net = net_new(1, NULL);
+    uint64_t leader = net_elect(net);
+    static const uint8_t zero[4] = {0, 0, 0, 0};      /* no keys */
+    static const uint8_t cut[6] = {1, 0, 0, 0, 9, 0}; /* a key length cut short */
+    static const uint8_t extra[10] = {1, 0, 0, 0, 1, 0, 0, 0, 'k', 'x'}; /* a byte after */
+    const uint8_t *blobs[3] = {zero, cut, extra};
+    const uint32_t lens[3] = {sizeof(zero), sizeof(cut), sizeof(extra)};
+    for (int i = 0; i < 3; i++) {
+        struct replica_request req = {.op = REPLICA_MGET, .val = blobs[i], .val_len = lens[i]};
+        const struct net_reply *nr = net_wait(net, net_submit_req(net, leader, req), 1);
+        assert_status(nr, REPLICA_ERROR);
+        assert_non_null(strstr(nr->reason, "keys blob"));
+    }
+    uint8_t buf[16];
+    size_t len = 0;
+    const uint8_t *k[1] = {(const uint8_t *)"key"};
+    uint32_t kl[1] = {3};
+    assert_int_equal(replica_keys_encode(k, kl, 0, buf, sizeof(buf), &len), RK_EINVAL);
+    assert_int_equal(replica_keys_encode(k, kl, 1, buf, 8, &len), RK_ETOOBIG);
+    net_free(net);
+}
+
+/* What on_read saw: the keys, as the callback ran. */
+static struct {
+    uint64_t calls;
+    uint64_t req_id;
+    uint64_t keys;
+    bool saw_new;
+} read_seen;
+
+static bool count_key(void *ctx, const uint8_t *key, uint32_t key_len)
+{
+    (void)ctx;
+    read_seen.keys++;
+    if (key_len == 3 && memcmp(key, "new", 3) == 0)
+        read_seen.saw_new = true;
+    return true;
+}
+
+static void record_read(void *ctx, struct replica *r, uint64_t req_id)
+{
+    (void)ctx;
+    read_seen.calls++;
+    read_seen.req_id = req_id;
+    read_seen.keys = 0;
+    read_seen.saw_new = false;
+    assert_int_equal(replica_scan_keys(r, count_key, NULL), RK_OK);
+    const uint8_t *val = NULL;
+    uint32_t len = 0;
+    assert_int_equal(replica_read_get(r, (const uint8_t *)"new", 3, &val, &len),
+                     read_seen.saw_new ? RK_OK : RK_ENOENT);
+}
+
+static void tweak_on_read(struct replica_config *c)
+{
+    c->on_read = record_read;
+}
+
+/* SET newkey; DBSIZE (or KEYS) pipelined on a follower: the barrier's callback runs at a
+ * state that holds the new key, and the reply counts it. */
+static void test_read_barrier_calls_back_at_one_state_after_the_connections_writes(void **state)
+{
+    (void)state;
+    memset(&read_seen, 0, sizeof(read_seen));
+    struct net *net = net_new(3, tweak_on_read);
+    uint64_t leader = net_elect(net);
+    uint64_t f = net_other(net, leader, 0);
+    assert_status(net_do(net, leader, REPLICA_PUT, "old", "1", 0, 0), REPLICA_OK);
+    uint64_t put = net_submit(net, f, REPLICA_PUT, "new", "2", 3, 1);
+    struct replica_request bar = {.op = REPLICA_READ, .client_id = 3};
+    uint64_t rd = net_submit_req(net, f, bar);
+    const struct net_reply *nr = net_wait(net, rd, 100);
+    assert_status(nr, REPLICA_OK);
+    assert_int_equal(read_seen.calls, 1);
+    assert_int_equal(read_seen.req_id, rd);
+    assert_true(read_seen.saw_new);
+    assert_int_equal(read_seen.keys, 2);
+    assert_int_equal(nr->num, 2); /* DBSIZE */
+    assert_status(net_wait(net, put, 100), REPLICA_OK);
+    struct replica_request bad = {.op = REPLICA_READ, .key = (const uint8_t *)"k", .key_len = 1};
+    assert_status(net_wait(net, net_submit_req(net, f, bad), 1), REPLICA_ERROR);
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
 static void test_puts_submitted_together_share_log_syncs(void **state)
 {
     (void)state;
@@ -1208,6 +1373,9 @@ int main(void)
         cmocka_unit_test(test_write_after_a_pending_read_of_its_connection_waits_for_it),
         cmocka_unit_test(test_consecutive_writes_of_a_connection_are_proposed_together),
         cmocka_unit_test(test_a_request_held_behind_its_connection_times_out_with_tryagain),
+        cmocka_unit_test(test_mget_is_one_read_barrier_and_one_snapshot),
+        cmocka_unit_test(test_mget_with_a_bad_keys_blob_gets_error),
+        cmocka_unit_test(test_read_barrier_calls_back_at_one_state_after_the_connections_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

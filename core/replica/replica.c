@@ -461,7 +461,7 @@ static bool conn_head_ready(const struct replica *r, const struct conn *cn)
     if (cn->held_head == CONN_NONE)
         return false;
     const struct pending *p = &r->slots[cn->held_head];
-    return p->op == REPLICA_GET ? cn->writes_unplaced == 0 : cn->reads_unserved == 0;
+    return replica_op_is_read(p->op) ? cn->writes_unplaced == 0 : cn->reads_unserved == 0;
 }
 
 /* Queues the connection for release_held if its first held request may go. */
@@ -633,8 +633,150 @@ static void wait_apply(struct replica *r, struct pending *p)
 /* ------------------------------------------------------------------------------------------ */
 /* Applying and serving                                                                       */
 
+/* Little-endian helpers (also used by snapshots, below). */
+static void put32(uint8_t *p, uint32_t v);
+static uint32_t get32(const uint8_t *p);
+
+/* Checks a keys blob (untrusted: from a driver) and counts its keys. */
+static bool keys_valid(const uint8_t *blob, size_t len, uint32_t *count)
+{
+    if (blob == NULL || len < 4 || len > KV_MAX_VALUE_BYTES)
+        return false;
+    uint32_t n = get32(blob);
+    if (n == 0 || n > REPLICA_MGET_MAX_KEYS)
+        return false;
+    size_t pos = 4;
+    for (uint32_t i = 0; i < n; i++) {
+        if (len - pos < 4)
+            return false;
+        uint32_t kl = get32(blob + pos);
+        if (kl > KV_MAX_KEY_BYTES || len - pos - 4 < kl)
+            return false;
+        pos += 4 + (size_t)kl;
+    }
+    if (count != NULL)
+        *count = n;
+    return pos == len;
+}
+
+bool replica_op_is_read(uint8_t op)
+{
+    return op == REPLICA_GET || op == REPLICA_MGET || op == REPLICA_READ;
+}
+
+size_t replica_keys_size(const uint8_t *const *keys, const uint32_t *key_lens, uint32_t n)
+{
+    (void)keys;
+    size_t size = 4;
+    for (uint32_t i = 0; i < n; i++)
+        size += 4 + (size_t)key_lens[i];
+    return size;
+}
+
+int replica_keys_encode(const uint8_t *const *keys, const uint32_t *key_lens, uint32_t n,
+                        uint8_t *buf, size_t cap, size_t *out_len)
+{
+    if (n == 0 || n > REPLICA_MGET_MAX_KEYS)
+        return RK_EINVAL;
+    for (uint32_t i = 0; i < n; i++) {
+        if (key_lens[i] > KV_MAX_KEY_BYTES || (key_lens[i] > 0 && keys[i] == NULL))
+            return RK_EINVAL;
+    }
+    size_t size = replica_keys_size(keys, key_lens, n);
+    if (size > KV_MAX_VALUE_BYTES || size > cap)
+        return RK_ETOOBIG;
+    put32(buf, n);
+    size_t pos = 4;
+    for (uint32_t i = 0; i < n; i++) {
+        put32(buf + pos, key_lens[i]);
+        if (key_lens[i] > 0)
+            memcpy(buf + pos + 4, keys[i], key_lens[i]);
+        pos += 4 + (size_t)key_lens[i];
+    }
+    RK_ASSERT(pos == size);
+    *out_len = size;
+    return RK_OK;
+}
+
+void replica_mget_begin(struct replica_mget_iter *it, const uint8_t *blob, size_t len)
+{
+    *it = (struct replica_mget_iter){.buf = blob, .len = len, .pos = 0};
+}
+
+bool replica_mget_next(struct replica_mget_iter *it, bool *found, const uint8_t **val,
+                       uint32_t *val_len)
+{
+    if (it->len - it->pos < 5)
+        return false;
+    uint32_t vl = get32(it->buf + it->pos + 1);
+    if (it->len - it->pos - 5 < vl)
+        return false;
+    *found = it->buf[it->pos] != 0;
+    *val = it->buf + it->pos + 5;
+    *val_len = vl;
+    it->pos += 5 + (size_t)vl;
+    return true;
+}
+
+/* MGET: every key of the blob in p->key at the state applied now, one results blob, one
+ * reply (issue #13.2: one index, one barrier). */
+static void serve_mget(struct replica *r, struct pending *p)
+{
+    uint32_t n = get32(p->key);
+    size_t len = 0, pos = 4;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t kl = get32(p->key + pos);
+        const uint8_t *val = NULL;
+        uint32_t vl = 0;
+        int rc = kv_get(r->kv, p->key + pos + 4, kl, &val, &vl);
+        pos += 4 + (size_t)kl;
+        if (rc != RK_OK && rc != RK_ENOENT) {
+            finish(r, p, REPLICA_ERROR, "storage error");
+            return;
+        }
+        if (rc == RK_ENOENT)
+            vl = 0;
+        if (!rk_grow(r->alloc, (void **)&r->scratch, &r->scratch_cap, len + 5 + vl, 1)) {
+            finish(r, p, REPLICA_TRYAGAIN, "out of memory");
+            return;
+        }
+        r->scratch[len] = rc == RK_OK ? 1 : 0;
+        put32(r->scratch + len + 1, vl);
+        if (vl > 0)
+            memcpy(r->scratch + len + 5, val, vl); /* copied now: the next get may move it */
+        len += 5 + (size_t)vl;
+    }
+    if (len > UINT32_MAX) {
+        finish(r, p, REPLICA_ERROR, "MGET reply over 4 GiB");
+        return;
+    }
+    struct replica_reply rep = {.req_id = p->req_id, .status = REPLICA_OK, .num = n,
+                                .val = r->scratch, .val_len = (uint32_t)len};
+    push_reply(r, &rep);
+    pending_free(r, p);
+}
+
+/* READ: the driver's callback reads the state machine as applied now, then the reply. */
+static void serve_barrier(struct replica *r, struct pending *p)
+{
+    if (r->cfg.on_read != NULL)
+        r->cfg.on_read(r->cfg.read_ctx, r, p->req_id);
+    struct replica_reply rep = {.req_id = p->req_id, .status = REPLICA_OK,
+                                .num = (int64_t)kv_count(r->kv)};
+    push_reply(r, &rep);
+    pending_free(r, p);
+}
+
 static void serve_read(struct replica *r, struct pending *p)
 {
+    if (p->op == REPLICA_MGET) {
+        serve_mget(r, p);
+        return;
+    }
+    if (p->op == REPLICA_READ) {
+        serve_barrier(r, p);
+        return;
+    }
     const uint8_t *val = NULL;
     uint32_t len = 0;
     int rc = kv_get(r->kv, p->key, p->key_len, &val, &len);
@@ -700,7 +842,7 @@ static void serve_waiting(struct replica *r)
             r->waiting[keep++] = r->waiting[i];
             continue;
         }
-        if (p->op == REPLICA_GET) {
+        if (replica_op_is_read(p->op)) {
             if (p->conn != CONN_NONE && r->conns[p->conn].read_head != pending_slot(r, p)) {
                 /* An earlier read of its connection is not answered yet: its turn comes when
                  * that one's does (release_held), never before (R then R). */
@@ -1258,7 +1400,7 @@ static void expire(struct replica *r)
                    "timed out behind an earlier request of the same connection");
             continue;
         }
-        bool write = p->op != REPLICA_GET;
+        bool write = !replica_op_is_read(p->op);
         /* A write may have been proposed: its outcome is unknown. A read never executes. */
         finish(r, p, write ? REPLICA_TIMEOUT : REPLICA_TRYAGAIN,
                write ? "timed out: the write may or may not have been applied"
@@ -1535,7 +1677,7 @@ static bool conn_must_hold(const struct replica *r, const struct pending *p)
     const struct conn *cn = &r->conns[p->conn];
     if (cn->held_head != CONN_NONE)
         return true; /* FIFO: never overtake a held request */
-    return p->op == REPLICA_GET ? cn->writes_unplaced > 0 : cn->reads_unserved > 0;
+    return replica_op_is_read(p->op) ? cn->writes_unplaced > 0 : cn->reads_unserved > 0;
 }
 
 static void hold(struct replica *r, struct pending *p)
@@ -1573,7 +1715,7 @@ static void release_held(struct replica *r)
             struct pending *p = &r->slots[cn->held_head];
             conn_unhold(r, p);
             p->state = P_NEW;
-            if (p->op == REPLICA_GET)
+            if (replica_op_is_read(p->op))
                 start_read(r, p);
             else
                 start_write(r, p, p->key, p->key_len);
@@ -1586,7 +1728,9 @@ static void release_held(struct replica *r)
 
 static void submit_read(struct replica *r, const struct replica_request *req, struct pending *p)
 {
-    if (!pending_keep(r, p, req->key, req->key_len)) {
+    /* GET: its key; MGET: its keys blob; READ: nothing. */
+    bool blob = req->op == REPLICA_MGET;
+    if (!pending_keep(r, p, blob ? req->val : req->key, blob ? req->val_len : req->key_len)) {
         finish(r, p, REPLICA_TRYAGAIN, "out of memory");
         return;
     }
@@ -1622,7 +1766,7 @@ static void submit_one(struct replica *r, const struct replica_request *req)
         reply_now(r, req, REPLICA_TRYAGAIN, "replica stopped after a storage failure");
         return;
     }
-    if (req->op < REPLICA_GET || req->op > REPLICA_MSET) {
+    if (req->op < REPLICA_GET || req->op > REPLICA_READ) {
         reply_now(r, req, REPLICA_ERROR, "unknown operation");
         return;
     }
@@ -1634,7 +1778,7 @@ static void submit_one(struct replica *r, const struct replica_request *req)
         reply_now(r, req, REPLICA_ERROR, "key over the 64 KiB limit");
         return;
     }
-    if (req->client_id != 0 && req->seq == 0 && req->op != REPLICA_GET) {
+    if (req->client_id != 0 && req->seq == 0 && !replica_op_is_read(req->op)) {
         reply_now(r, req, REPLICA_ERROR, "a session's sequence numbers start at 1");
         return;
     }
@@ -1647,6 +1791,15 @@ static void submit_one(struct replica *r, const struct replica_request *req)
     if (req->op == REPLICA_MSET &&
         (req->key_len != 0 || kv_pairs_check(req->val, req->val_len, &n_pairs, NULL) != RK_OK)) {
         reply_now(r, req, REPLICA_ERROR, "an MSET carries no key and a valid pairs blob");
+        return;
+    }
+    if (req->op == REPLICA_MGET &&
+        (req->key_len != 0 || !keys_valid(req->val, req->val_len, NULL))) {
+        reply_now(r, req, REPLICA_ERROR, "an MGET carries no key and a valid keys blob");
+        return;
+    }
+    if (req->op == REPLICA_READ && (req->key_len != 0 || req->val_len != 0)) {
+        reply_now(r, req, REPLICA_ERROR, "a read barrier carries no key and no value");
         return;
     }
     struct pending *p = pending_alloc(r);
@@ -1662,7 +1815,7 @@ static void submit_one(struct replica *r, const struct replica_request *req)
         p->conn = conn_get(r, req->client_id);
         r->conns[p->conn].n_reqs++;
     }
-    if (req->op == REPLICA_GET)
+    if (replica_op_is_read(req->op))
         submit_read(r, req, p);
     else
         submit_write(r, req, p);
@@ -1889,4 +2042,10 @@ int replica_scan_keys(struct replica *r,
                       bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx)
 {
     return kv_scan_keys(r->kv, fn, ctx);
+}
+
+int replica_read_get(struct replica *r, const uint8_t *key, uint32_t key_len,
+                     const uint8_t **val, uint32_t *val_len)
+{
+    return kv_get(r->kv, key, key_len, val, val_len);
 }

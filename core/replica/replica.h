@@ -59,7 +59,41 @@ enum replica_op {
     REPLICA_PUT_IF = 4, /* put if cond holds at apply time (KV_OP_PUT_IF); num: 1 if written */
     REPLICA_INCRBY = 5, /* add delta (KV_OP_INCRBY), no value; num: the new value, or ERROR */
     REPLICA_MSET = 6,   /* no key; val is a kv pairs blob (kv_pairs_encode), applied at once */
+    /* Reads of several keys, one snapshot (issue #13.2): ONE read barrier, every key read at
+     * one applied index, never key by key. No key; val is a keys blob (replica_keys_encode).
+     * Reply OK: num = the number of keys, val = a results blob (replica_mget_next). */
+    REPLICA_MGET = 7,
+    /* A read barrier with a callback, for what reads the whole state machine (KEYS, SCAN,
+     * DBSIZE): no key, no value. When it is served (at an applied index >= its read index and
+     * its connection's writes) the replica calls config.on_read(config.read_ctx, r, req_id),
+     * in which the driver reads the state machine (replica_scan_keys, replica_read_get) as of
+     * that one index; then it replies OK with num = the number of user keys (DBSIZE). */
+    REPLICA_READ = 8,
 };
+
+/* Whether op only reads (GET, MGET, READ). */
+bool replica_op_is_read(uint8_t op);
+
+/* The keys blob of an MGET: [count u32][key_len u32][key] ... count times, little-endian,
+ * count in 1..REPLICA_MGET_MAX_KEYS, each key within KV_MAX_KEY_BYTES, nothing after; the
+ * whole within KV_MAX_VALUE_BYTES. */
+#define REPLICA_MGET_MAX_KEYS (1u << 20)
+/* Its encoded size, and the encoding: RK_OK, RK_EINVAL (n out of range, a key over its
+ * limit), RK_ETOOBIG (over KV_MAX_VALUE_BYTES or cap). */
+size_t replica_keys_size(const uint8_t *const *keys, const uint32_t *key_lens, uint32_t n);
+int replica_keys_encode(const uint8_t *const *keys, const uint32_t *key_lens, uint32_t n,
+                        uint8_t *buf, size_t cap, size_t *out_len);
+
+/* The results blob of an MGET reply: per key, in order, [found u8][val_len u32][val] (a key
+ * not found: 0 and length 0). Walk it with replica_mget_next (borrowed from the blob). */
+struct replica_mget_iter {
+    const uint8_t *buf;
+    size_t len, pos;
+};
+void replica_mget_begin(struct replica_mget_iter *it, const uint8_t *blob, size_t len);
+/* The next key's result: true, or false after the last (or on a malformed blob). */
+bool replica_mget_next(struct replica_mget_iter *it, bool *found, const uint8_t **val,
+                       uint32_t *val_len);
 
 enum replica_status {
     REPLICA_OK = 0,
@@ -108,10 +142,17 @@ struct replica_output {
     size_t n_replies;
 };
 
+struct replica;
+
 struct replica_config {
     struct raft_config raft; /* id, voters, timing, seed; loaded state comes from log */
-    struct log_store *log;   /* borrowed; outlives the replica (it survives a crash) */
-    struct kv_store *store;  /* borrowed */
+    /* REPLICA_READ: called when the read is served, before its reply; it may only read the
+     * state machine (replica_scan_keys, replica_read_get, replica_kv, replica_info), not
+     * submit or tick. NULL: REPLICA_READ is a plain barrier. */
+    void (*on_read)(void *ctx, struct replica *r, uint64_t req_id);
+    void *read_ctx;
+    struct log_store *log;  /* borrowed; outlives the replica (it survives a crash) */
+    struct kv_store *store; /* borrowed */
     const struct rk_alloc *alloc;
     uint32_t request_timeout_ticks; /* a request not answered by then gets TIMEOUT */
     uint32_t max_pending;           /* requests waiting at once; beyond: TRYAGAIN */
@@ -190,5 +231,11 @@ const struct kv *replica_kv(const struct replica *r);
  * has been answered, which makes it one. */
 int replica_scan_keys(struct replica *r,
                       bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx);
+
+/* The value of key as applied now (kv_get: borrowed until the next call into the replica or
+ * the next replica_read_get). Linearizable only inside config.on_read (REPLICA_READ). RK_OK,
+ * RK_ENOENT, or the store's error. */
+int replica_read_get(struct replica *r, const uint8_t *key, uint32_t key_len, const uint8_t **val,
+                     uint32_t *val_len);
 
 #endif
