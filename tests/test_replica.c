@@ -1140,6 +1140,63 @@ static void test_read_barrier_calls_back_at_one_state_after_the_connections_writ
     net_free(net);
 }
 
+/* ---- sessions: at most once inside the cluster (issue #13.3) ----------------------------- */
+
+/* Copies the last frame queued (a FORWARD just sent): the network delivers it twice. */
+static void net_duplicate_last(struct net *net)
+{
+    assert_true(net->q_len > net->q_head);
+    struct net_frame f = net->q[net->q_len - 1];
+    uint8_t *copy = malloc(f.len);
+    assert_non_null(copy);
+    memcpy(copy, f.bytes, f.len);
+    if (net->q_len == net->q_cap) {
+        net->q_cap = 2 * net->q_cap;
+        net->q = realloc(net->q, net->q_cap * sizeof(*net->q));
+        assert_non_null(net->q);
+    }
+    f.bytes = copy;
+    net->q[net->q_len++] = f;
+}
+
+/* An INCRBY forwarded twice (a duplicated FORWARD) applies once with a session, twice
+ * without one: why every connection of the node must be a session. */
+static void test_a_duplicated_forward_applies_once_with_a_session(void **state)
+{
+    (void)state;
+    for (uint64_t client = 0; client <= 1; client++) {
+        struct net *net = net_new(3, NULL);
+        uint64_t leader = net_elect(net);
+        uint64_t f = net_other(net, leader, 0);
+        uint64_t cid = client ? replica_client_id(f, 7, 1) : 0;
+        struct replica_request inc = {.op = REPLICA_INCRBY,
+                                      .client_id = cid,
+                                      .seq = client,
+                                      .key = (const uint8_t *)"n",
+                                      .key_len = 1,
+                                      .delta = 1};
+        uint64_t req = net_submit_req(net, f, inc);
+        net_duplicate_last(net);
+        const struct net_reply *nr = net_wait(net, req, 100);
+        assert_status(nr, REPLICA_OK);
+        assert_int_equal(nr->num, 1);
+        net_run(net, 5);
+        assert_value(net_do(net, leader, REPLICA_GET, "n", NULL, 0, 0), client ? "1" : "2");
+        net_assert_all_answered(net);
+        net_free(net);
+    }
+}
+
+static void test_client_ids_are_unique_per_node_incarnation_and_connection(void **state)
+{
+    (void)state;
+    uint64_t a = replica_client_id(1, 0, 0), b = replica_client_id(1, 0, 1);
+    uint64_t c = replica_client_id(1, 1, 0), d = replica_client_id(2, 0, 0);
+    assert_true(a != 0 && a != b && a != c && a != d && b != c && b != d && c != d);
+    assert_true(replica_client_id(255, (1u << 24) - 1, UINT32_MAX) !=
+                replica_client_id(254, 0, UINT32_MAX));
+}
+
 static void test_puts_submitted_together_share_log_syncs(void **state)
 {
     (void)state;
@@ -1376,6 +1433,8 @@ int main(void)
         cmocka_unit_test(test_mget_is_one_read_barrier_and_one_snapshot),
         cmocka_unit_test(test_mget_with_a_bad_keys_blob_gets_error),
         cmocka_unit_test(test_read_barrier_calls_back_at_one_state_after_the_connections_writes),
+        cmocka_unit_test(test_a_duplicated_forward_applies_once_with_a_session),
+        cmocka_unit_test(test_client_ids_are_unique_per_node_incarnation_and_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -241,6 +241,13 @@ const char *replica_status_name(int status)
     return "unknown";
 }
 
+uint64_t replica_client_id(uint64_t node_id, uint32_t incarnation, uint32_t counter)
+{
+    RK_ASSERT(node_id >= 1 && node_id <= 255);
+    RK_ASSERT(incarnation < (1u << 24));
+    return node_id << 56 | (uint64_t)incarnation << 32 | counter;
+}
+
 void replica_config_default(struct replica_config *c)
 {
     memset(c, 0, sizeof(*c));

@@ -105,6 +105,13 @@ enum replica_status {
 
 const char *replica_status_name(int status);
 
+/* A cluster-unique client id for one connection (a session, thesis §6.3): the node's id
+ * (1..255), its incarnation (a 24-bit number the node keeps on disk and increments at every
+ * start, so that a restarted node never reuses an id whose session the state machine still
+ * holds, with its last seq), and the connection's number in this incarnation (32 bits; at the
+ * wrap the node starts a new incarnation). Never 0. */
+uint64_t replica_client_id(uint64_t node_id, uint32_t incarnation, uint32_t counter);
+
 struct replica_request {
     uint64_t req_id;    /* the driver's, echoed in the reply */
     uint8_t op;         /* enum replica_op */
