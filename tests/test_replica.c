@@ -975,6 +975,42 @@ static void test_a_request_held_behind_its_connection_times_out_with_tryagain(vo
     net_free(net);
 }
 
+static void tweak_few_slots(struct replica_config *c)
+{
+    c->max_pending = 6; /* a connection index of 16 entries: probe chains and deletions */
+}
+
+/* Many connections come and go through a small table: every request is answered, every read
+ * sees its connection's writes, and the table empties. */
+static void test_connections_come_and_go_through_a_small_table(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, tweak_few_slots);
+    uint64_t leader = net_elect(net);
+    uint64_t f = net_other(net, leader, 0);
+    uint64_t seq[40] = {0};
+    for (uint32_t round = 0; round < 200; round++) {
+        uint64_t client = 1 + (round * 7) % 40;
+        char val[16];
+        snprintf(val, sizeof(val), "%u", round);
+        uint64_t put = net_submit(net, f, REPLICA_PUT, "k", val, client, ++seq[client - 1]);
+        uint64_t get = net_submit(net, f, REPLICA_GET, "k", NULL, client, 0);
+        uint64_t other = net_submit(net, f, REPLICA_GET, "k", NULL, 1 + (round * 11) % 40, 0);
+        if (round % 3 == 0)
+            net_tick_all(net);
+        else
+            net_deliver_all(net);
+        const struct net_reply *g = net_wait(net, get, 100);
+        if (net_reply(net, put)->status == REPLICA_OK)
+            assert_value(g, val); /* nobody else wrote since */
+        net_wait(net, other, 100);
+    }
+    net_run(net, 60);
+    net_assert_all_answered(net);
+    assert_int_equal(net_info(net, f).pending, 0);
+    net_free(net);
+}
+
 /* ---- multi-key reads: one snapshot (issue #13.2) ------------------------------------------ */
 
 static uint64_t net_submit_mget(struct net *net, uint64_t id, uint32_t n, const char *const *keys,
@@ -1430,6 +1466,7 @@ int main(void)
         cmocka_unit_test(test_write_after_a_pending_read_of_its_connection_waits_for_it),
         cmocka_unit_test(test_consecutive_writes_of_a_connection_are_proposed_together),
         cmocka_unit_test(test_a_request_held_behind_its_connection_times_out_with_tryagain),
+        cmocka_unit_test(test_connections_come_and_go_through_a_small_table),
         cmocka_unit_test(test_mget_is_one_read_barrier_and_one_snapshot),
         cmocka_unit_test(test_mget_with_a_bad_keys_blob_gets_error),
         cmocka_unit_test(test_read_barrier_calls_back_at_one_state_after_the_connections_writes),
