@@ -60,6 +60,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "kv/kv.h"
 
 #define LIN_NIL     (-1)
 #define LIN_POS_INF UINT32_MAX
@@ -114,20 +115,35 @@ static void *lin_reserve(void *p, size_t *cap, size_t need, size_t size)
 
 /* ---- the history ----------------------------------------------------------------------- */
 
+/* Where a key or value lives in lin_history.bytes. */
+struct lin_slice {
+    size_t off;
+    uint32_t len;
+    bool found; /* outputs: the key was present */
+};
+
 struct lin_hop {
     uint64_t client;
+    uint64_t conn; /* 0: none */
     uint64_t call;
     uint64_t ret;
-    size_t key_off; /* key, PUT input and GET output bytes live in lin_history.bytes */
+    size_t key_off; /* the first key, PUT input and GET output: in lin_history.bytes */
     size_t in_off;
     size_t out_off;
     uint32_t key_len;
     uint32_t in_len;
     uint32_t out_len;
     int64_t num;
+    int64_t delta;
+    size_t keys; /* every key: nkeys slices from here in lin_history.slices */
+    size_t ins;  /* inputs (PUT, PUT_IF: 1; MSET: nkeys) */
+    size_t outs; /* outputs (GET: 1; MGET: nkeys), set on completion */
+    uint32_t nkeys;
     uint8_t type;
+    uint8_t cond;
     uint8_t outcome; /* 0 = not completed (yet) */
     bool found;
+    bool error; /* INCRBY refused */
 };
 
 struct lin_history {
@@ -137,6 +153,9 @@ struct lin_history {
     uint8_t *bytes;
     size_t nbytes;
     size_t bytes_cap;
+    struct lin_slice *slices;
+    size_t nslices;
+    size_t slices_cap;
 };
 
 struct lin_history *lin_history_create(void)
@@ -150,6 +169,7 @@ void lin_history_destroy(struct lin_history *h)
         return;
     free(h->ops);
     free(h->bytes);
+    free(h->slices);
     free(h);
 }
 
@@ -173,30 +193,85 @@ static size_t lin_history_copy(struct lin_history *h, const uint8_t *p, uint32_t
     return off;
 }
 
-uint64_t lin_invoke(struct lin_history *h, uint64_t client, uint64_t time, uint8_t op,
-                    const uint8_t *key, uint32_t key_len, const uint8_t *val, uint32_t val_len)
+/* Copies n byte strings as slices; returns the index of the first. */
+static size_t lin_history_slices(struct lin_history *h, uint32_t n, const uint8_t *const *p,
+                                 const uint32_t *len, const bool *found)
+{
+    h->slices = lin_reserve(h->slices, &h->slices_cap, h->nslices + n + 1, sizeof(*h->slices));
+    size_t first = h->nslices;
+    for (uint32_t i = 0; i < n; i++) {
+        bool f = found == NULL || found[i];
+        uint32_t l = f ? len[i] : 0;
+        h->slices[h->nslices++] =
+            (struct lin_slice){lin_history_copy(h, f ? p[i] : NULL, l), l, f};
+    }
+    return first;
+}
+
+static bool lin_op_valid(uint8_t op)
+{
+    return op >= LIN_GET && op <= LIN_MGET;
+}
+
+static bool lin_op_multi(uint8_t op)
+{
+    return op == LIN_MSET || op == LIN_MGET;
+}
+
+static bool lin_op_has_input(uint8_t op)
+{
+    return op == LIN_PUT || op == LIN_PUT_IF || op == LIN_MSET;
+}
+
+static bool lin_op_reads_only(uint8_t op)
+{
+    return op == LIN_GET || op == LIN_MGET;
+}
+
+uint64_t lin_invoke_call(struct lin_history *h, const struct lin_call *c)
 {
     RK_ASSERT(h != NULL);
-    RK_ASSERT(op == LIN_GET || op == LIN_PUT || op == LIN_DEL);
-    RK_ASSERT(key != NULL || key_len == 0);
+    RK_ASSERT(lin_op_valid(c->op));
+    RK_ASSERT(c->n_keys >= 1 && c->n_keys <= LIN_MAX_KEYS);
+    RK_ASSERT(lin_op_multi(c->op) || c->n_keys == 1);
+    RK_ASSERT(c->op != LIN_PUT_IF || c->cond == LIN_COND_NX || c->cond == LIN_COND_XX);
     RK_ASSERT(h->nops < UINT32_MAX - 1); /* op ids are 32-bit inside */
     h->ops = lin_reserve(h->ops, &h->ops_cap, h->nops + 1, sizeof(*h->ops));
     struct lin_hop *o = &h->ops[h->nops];
     memset(o, 0, sizeof(*o));
-    o->client = client;
-    o->call = time;
-    o->type = op;
-    o->key_off = lin_history_copy(h, key, key_len);
-    o->key_len = key_len;
-    if (op == LIN_PUT) {
-        o->in_off = lin_history_copy(h, val, val_len);
-        o->in_len = val_len;
+    o->client = c->client;
+    o->conn = c->conn;
+    o->call = c->time;
+    o->type = c->op;
+    o->cond = c->cond;
+    o->delta = c->delta;
+    o->nkeys = c->n_keys;
+    o->keys = lin_history_slices(h, c->n_keys, c->keys, c->key_lens, NULL);
+    o->key_off = h->slices[o->keys].off;
+    o->key_len = h->slices[o->keys].len;
+    if (lin_op_has_input(c->op)) {
+        uint32_t nin = c->op == LIN_MSET ? c->n_keys : 1;
+        o->ins = lin_history_slices(h, nin, c->vals, c->val_lens, NULL);
+        o->in_off = h->slices[o->ins].off;
+        o->in_len = h->slices[o->ins].len;
     }
     return h->nops++;
 }
 
-void lin_complete(struct lin_history *h, uint64_t op_id, uint64_t time, uint8_t outcome, bool found,
-                  const uint8_t *val, uint32_t val_len, int64_t num)
+uint64_t lin_invoke(struct lin_history *h, uint64_t client, uint64_t time, uint8_t op,
+                    const uint8_t *key, uint32_t key_len, const uint8_t *val, uint32_t val_len)
+{
+    RK_ASSERT(op == LIN_GET || op == LIN_PUT || op == LIN_DEL);
+    RK_ASSERT(key != NULL || key_len == 0);
+    const uint8_t *keys[1] = {key};
+    const uint8_t *vals[1] = {val};
+    struct lin_call c = {.client = client, .time = time, .op = op, .n_keys = 1, .keys = keys,
+                         .key_lens = &key_len, .vals = vals, .val_lens = &val_len};
+    return lin_invoke_call(h, &c);
+}
+
+void lin_complete_ret(struct lin_history *h, uint64_t op_id, uint64_t time, uint8_t outcome,
+                      const struct lin_return *r)
 {
     RK_ASSERT(h != NULL);
     RK_ASSERT(op_id < h->nops);
@@ -205,16 +280,28 @@ void lin_complete(struct lin_history *h, uint64_t op_id, uint64_t time, uint8_t 
     RK_ASSERT(o->outcome == 0); /* each op completes once */
     o->outcome = outcome;
     o->ret = time;
-    if (outcome != LIN_OK)
+    if (outcome != LIN_OK || r == NULL)
         return;
     RK_ASSERT(time >= o->call);
-    if (o->type == LIN_GET && found) {
-        o->found = true;
-        o->out_off = lin_history_copy(h, val, val_len);
-        o->out_len = val_len;
+    if (lin_op_reads_only(o->type)) {
+        RK_ASSERT(r->n_vals == o->nkeys);
+        o->outs = lin_history_slices(h, r->n_vals, r->vals, r->val_lens, r->found);
+        o->found = h->slices[o->outs].found;
+        o->out_off = h->slices[o->outs].off;
+        o->out_len = h->slices[o->outs].len;
     }
-    if (o->type == LIN_DEL)
-        o->num = num;
+    o->num = r->num;
+    o->error = o->type == LIN_INCRBY && r->error;
+}
+
+void lin_complete(struct lin_history *h, uint64_t op_id, uint64_t time, uint8_t outcome, bool found,
+                  const uint8_t *val, uint32_t val_len, int64_t num)
+{
+    RK_ASSERT(op_id < h->nops);
+    const uint8_t *vals[1] = {val};
+    struct lin_return r = {.num = num, .n_vals = h->ops[op_id].type == LIN_GET ? 1 : 0,
+                           .found = &found, .vals = vals, .val_lens = &val_len};
+    lin_complete_ret(h, op_id, time, outcome, &r);
 }
 
 /* ---- the ops of one key ---------------------------------------------------------------- */
@@ -223,6 +310,7 @@ void lin_complete(struct lin_history *h, uint64_t op_id, uint64_t time, uint8_t 
 #define LIN_KOP_ANY_OUT 2u /* returns at its time; output unconstrained (shrinking, DEL only) */
 
 struct lin_kop {
+    uint64_t conn; /* 0: none */
     uint64_t call;
     uint64_t ret;      /* unused when pending */
     uint32_t hop;      /* index into lin_history.ops */
@@ -331,6 +419,7 @@ static uint32_t lin_key_ops(const struct lin_history *h, const struct lin_ref *r
             continue;
         struct lin_kop *k = &ops[m++];
         memset(k, 0, sizeof(*k));
+        k->conn = o->conn;
         k->call = o->call;
         k->ret = pending ? UINT64_MAX : o->ret;
         k->hop = refs[i].idx;
@@ -342,6 +431,68 @@ static uint32_t lin_key_ops(const struct lin_history *h, const struct lin_ref *r
     qsort(ops, m, sizeof(*ops), lin_kop_cmp_call);
     *nvals = lin_key_number_values(h, ops, m);
     return m;
+}
+
+/* Orders op indices by (connection, history op id): program order within a connection. */
+static int lin_conn_cmp(const void *a, const void *b, const struct lin_kop *ops)
+{
+    const struct lin_kop *x = &ops[*(const uint32_t *)a], *y = &ops[*(const uint32_t *)b];
+    if (x->conn != y->conn)
+        return x->conn < y->conn ? -1 : 1;
+    return (x->hop > y->hop) - (x->hop < y->hop);
+}
+
+/* Bottom-up merge sort of idx by lin_conn_cmp (qsort has no context argument in C11). */
+static void lin_conn_sort(uint32_t *idx, uint32_t *tmp, uint32_t n, const struct lin_kop *ops)
+{
+    for (uint32_t width = 1; width < n; width *= 2) {
+        for (uint32_t lo = 0; lo < n; lo += 2 * width) {
+            uint32_t mid = lo + width < n ? lo + width : n;
+            uint32_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            uint32_t a = lo, b = mid, o = lo;
+            while (a < mid && b < hi)
+                tmp[o++] = lin_conn_cmp(&idx[b], &idx[a], ops) < 0 ? idx[b++] : idx[a++];
+            while (a < mid)
+                tmp[o++] = idx[a++];
+            while (b < hi)
+                tmp[o++] = idx[b++];
+        }
+        memcpy(idx, tmp, (size_t)n * sizeof(*idx));
+        if (width > n / 2)
+            break; /* sorted; and width * 2 cannot overflow */
+    }
+}
+
+/*
+ * pred[i]: the connection-predecessor of ops[i] (lincheck.h): the latest op of its connection
+ * recorded before it whose outcome counts (not pending), or UINT32_MAX. Pending ops are
+ * nobody's predecessor. Returns whether any op has one.
+ */
+static bool lin_preds(const struct lin_kop *ops, uint32_t n, uint32_t *pred)
+{
+    uint32_t *idx = lin_zalloc_array(n, sizeof(*idx));
+    uint32_t *tmp = lin_zalloc_array(n, sizeof(*tmp));
+    for (uint32_t i = 0; i < n; i++) {
+        idx[i] = i;
+        pred[i] = UINT32_MAX;
+    }
+    lin_conn_sort(idx, tmp, n, ops);
+    bool any = false;
+    uint32_t last = UINT32_MAX;
+    for (uint32_t j = 0; j < n; j++) {
+        const struct lin_kop *k = &ops[idx[j]];
+        if (j > 0 && ops[idx[j - 1]].conn != k->conn)
+            last = UINT32_MAX;
+        if (k->conn == 0)
+            continue;
+        pred[idx[j]] = last;
+        any = any || last != UINT32_MAX;
+        if ((k->flags & LIN_KOP_PENDING) == 0)
+            last = idx[j];
+    }
+    free(tmp);
+    free(idx);
+    return any;
 }
 
 /* ---- events ---------------------------------------------------------------------------- */
@@ -489,8 +640,9 @@ static uint32_t lin_write_observers(const struct lin_obs *obs, uint32_t m, const
  *    the op q right after w: q returns after w's call, so it observes no such state, yet it
  *    is legal in it; so q is a PUT or a DEL with a free output (both leave a state that does
  *    not depend on the one before), or there is no q. Without w, every op stays legal.
- * 2. Twins (every pending DEL; pending PUTs of one value) beyond the first j, j the number
- *    of observers of their state returning after the first one's call. By rule 1's argument
+ * 2. Twins (every pending DEL; pending PUTs of one value; a pending op with a connection-
+ *    predecessor is nobody's twin) beyond the first j, j the number of observers of their
+ *    state returning after the first one's call. By rule 1's argument
  *    a linearization needs a twin only right before an observer, so it uses at most j, and
  *    the i-th used can be the i-th invoked instead (lin_search_twins).
  */
@@ -500,6 +652,8 @@ static uint32_t lin_prune_pending(struct lin_kop *ops, uint32_t n, uint32_t nval
     uint32_t nobs = lin_observers(ops, n, obs);
     uint32_t nclasses = nvals + 1; /* twin classes: 0 DEL, 1 + v PUT of v */
     uint32_t *allowed = lin_zalloc_array(nclasses, sizeof(*allowed)); /* + 1; 0 = unset */
+    uint32_t *pred = lin_zalloc_array(n, sizeof(*pred));
+    lin_preds(ops, n, pred);
     uint32_t kept = 0;
     for (uint32_t i = 0; i < n; i++) {
         const struct lin_kop *k = &ops[i];
@@ -510,6 +664,10 @@ static uint32_t lin_prune_pending(struct lin_kop *ops, uint32_t n, uint32_t nval
             uint32_t seen = lin_write_observers(obs, nobs, k, k->call_pos);
             if (seen == 0)
                 continue; /* rule 1 */
+            if (pred[i] != UINT32_MAX) {
+                ops[kept++] = *k; /* not a twin: it waits for its predecessor */
+                continue;
+            }
             if (allowed[cls] == 0)
                 allowed[cls] = seen + 1; /* the first twin (ops are in call order) */
             if (allowed[cls] == 1)
@@ -518,6 +676,7 @@ static uint32_t lin_prune_pending(struct lin_kop *ops, uint32_t n, uint32_t nval
         }
         ops[kept++] = *k;
     }
+    free(pred);
     free(allowed);
     free(obs);
     return kept;
@@ -804,6 +963,7 @@ struct lin_search {
     uint32_t n;
     uint32_t *slot; /* per op: its bit in done (completed) or used (pending) */
     uint32_t *twin; /* per pending op: the previous pending op of same effect, or NIL */
+    uint32_t *pred; /* per op: its connection-predecessor (completed), or UINT32_MAX */
     uint32_t npending;
     uint32_t remaining;    /* completed ops not yet linearized: 0 = success */
     struct lin_node *node; /* node[0]: the head sentinel; node[1 .. 2n]: events in order */
@@ -871,8 +1031,8 @@ static void lin_search_twins(struct lin_search *s)
     s->twin = lin_zalloc_array(s->n, sizeof(*s->twin));
     for (uint32_t i = 0; i < s->n; i++) {
         s->twin[i] = UINT32_MAX;
-        if (!lin_is_pending(s, i))
-            continue;
+        if (!lin_is_pending(s, i) || s->pred[i] != UINT32_MAX)
+            continue; /* an op waiting for its predecessor is not interchangeable */
         RK_ASSERT(s->ops[i].type != LIN_GET);
         uint32_t c = s->ops[i].type == LIN_PUT ? s->ops[i].in_vid + 1 : 0;
         s->twin[i] = last[c];
@@ -892,6 +1052,8 @@ static void lin_search_init(struct lin_search *s, const struct lin_kop *ops, uin
     for (uint32_t i = 0; i < n; i++)
         s->slot[i] = lin_is_pending(s, i) ? s->npending++ : ndone++;
     s->remaining = ndone;
+    s->pred = lin_zalloc_array(n, sizeof(*s->pred));
+    lin_preds(ops, n, s->pred);
     lin_search_twins(s);
     lin_search_list(s);
     s->stack = lin_zalloc_array(n, sizeof(*s->stack));
@@ -906,6 +1068,7 @@ static void lin_search_fini(struct lin_search *s)
 {
     free(s->slot);
     free(s->twin);
+    free(s->pred);
     free(s->node);
     free(s->stack);
     free(s->done.w);
@@ -950,6 +1113,14 @@ static bool lin_search_used(const struct lin_search *s, uint32_t op)
     return (s->used[b / 64] & (UINT64_C(1) << (b % 64))) != 0;
 }
 
+/* Has completed op been linearized? */
+static bool lin_search_done(const struct lin_search *s, uint32_t op)
+{
+    RK_ASSERT(!lin_is_pending(s, op));
+    uint32_t b = s->slot[op];
+    return (s->done.w[b / 64] & (UINT64_C(1) << (b % 64))) != 0;
+}
+
 /* Marks op linearized or not: a bit in done or in used. */
 static void lin_search_mark(struct lin_search *s, uint32_t op, bool on)
 {
@@ -976,6 +1147,8 @@ static bool lin_search_try(struct lin_search *s, int32_t e)
         return false;
     if (pending && s->twin[op] != UINT32_MAX && !lin_search_used(s, s->twin[op]))
         return false;
+    if (s->pred[op] != UINT32_MAX && !lin_search_done(s, s->pred[op]))
+        return false; /* program order: its connection-predecessor first */
     lin_search_mark(s, op, true);
     uint32_t len = lin_bits_encode(&s->done, s->enc);
     if (lin_failed_dominates(&s->failed, s->enc, len, next, s->used, pending, &s->work)) {
@@ -1456,41 +1629,106 @@ static void lin_buf_value(struct lin_buf *b, const uint8_t *p, uint32_t len)
         lin_buf_printf(b, " (%u bytes)", (unsigned)len);
 }
 
-/* One line of evidence: the op as recorded, and how the evidence relaxed it. */
-static void lin_explain_op(struct lin_buf *b, const struct lin_history *h, const struct lin_kop *k)
+static void lin_buf_slice(struct lin_buf *b, const struct lin_history *h, size_t slice)
 {
-    static const char *const names[] = {"?", "GET", "PUT", "DEL"};
-    const struct lin_hop *o = &h->ops[k->hop];
-    bool returned = o->outcome == LIN_OK;
-    lin_buf_printf(b, "  op %u  client %llu  [%llu, ", (unsigned)k->hop,
-                   (unsigned long long)o->client, (unsigned long long)o->call);
-    if (returned)
-        lin_buf_printf(b, "%llu]  %s", (unsigned long long)o->ret, names[o->type]);
+    const struct lin_slice *sl = &h->slices[slice];
+    if (sl->found)
+        lin_buf_value(b, h->bytes + sl->off, sl->len);
     else
-        lin_buf_printf(b, "inf)  %s", names[o->type]);
-    if (o->type == LIN_PUT) {
+        lin_buf_printf(b, "nil");
+}
+
+/* The op's name and inputs; keys shown when show_keys (a component of several keys). */
+static void lin_explain_call(struct lin_buf *b, const struct lin_history *h,
+                             const struct lin_hop *o, bool show_keys)
+{
+    static const char *const names[] = {"?", "GET", "PUT", "DEL", "INCRBY", "SET", "MSET", "MGET"};
+    lin_buf_printf(b, "%s", names[o->type]);
+    for (uint32_t i = 0; i < o->nkeys; i++) {
+        if (show_keys || o->nkeys > 1) {
+            lin_buf_printf(b, " ");
+            lin_buf_slice(b, h, o->keys + i);
+        }
+        if (o->type == LIN_MSET) {
+            lin_buf_printf(b, "=");
+            lin_buf_slice(b, h, o->ins + i);
+        }
+    }
+    if (o->type == LIN_PUT || o->type == LIN_PUT_IF) {
         lin_buf_printf(b, " ");
         lin_buf_value(b, h->bytes + o->in_off, o->in_len);
     }
+    if (o->type == LIN_PUT_IF)
+        lin_buf_printf(b, " %s", o->cond == LIN_COND_NX ? "NX" : "XX");
+    if (o->type == LIN_INCRBY)
+        lin_buf_printf(b, " %lld", (long long)o->delta);
+}
+
+/* The op's result. */
+static void lin_explain_result(struct lin_buf *b, const struct lin_history *h,
+                               const struct lin_hop *o)
+{
+    switch (o->type) {
+    case LIN_PUT:
+    case LIN_MSET:
+        lin_buf_printf(b, "ok");
+        return;
+    case LIN_DEL:
+    case LIN_PUT_IF:
+        lin_buf_printf(b, "%lld", (long long)o->num);
+        return;
+    case LIN_INCRBY:
+        if (o->error)
+            lin_buf_printf(b, "error (not an integer)");
+        else
+            lin_buf_printf(b, "%lld", (long long)o->num);
+        return;
+    case LIN_GET:
+        lin_buf_slice(b, h, o->outs);
+        return;
+    default:
+        lin_buf_printf(b, "[");
+        for (uint32_t i = 0; i < o->nkeys; i++) {
+            lin_buf_printf(b, i == 0 ? "" : ", ");
+            lin_buf_slice(b, h, o->outs + i);
+        }
+        lin_buf_printf(b, "]");
+        return;
+    }
+}
+
+/* One line of evidence: the op as recorded, and how the evidence relaxed it (flags). */
+static void lin_explain_hop(struct lin_buf *b, const struct lin_history *h, uint32_t hop,
+                            uint8_t flags, bool show_keys)
+{
+    const struct lin_hop *o = &h->ops[hop];
+    bool returned = o->outcome == LIN_OK;
+    lin_buf_printf(b, "  op %u  client %llu", (unsigned)hop, (unsigned long long)o->client);
+    if (o->conn != 0)
+        lin_buf_printf(b, " conn %llu", (unsigned long long)o->conn);
+    lin_buf_printf(b, "  [%llu, ", (unsigned long long)o->call);
+    if (returned)
+        lin_buf_printf(b, "%llu]  ", (unsigned long long)o->ret);
+    else
+        lin_buf_printf(b, "inf)  ");
+    lin_explain_call(b, h, o, show_keys);
     lin_buf_printf(b, " -> ");
-    if (!returned)
+    if (!returned) {
         lin_buf_printf(b, "unknown (%s: may or may not have taken effect)\n",
                        o->outcome == LIN_UNKNOWN ? "timed out" : "never completed");
-    else if (o->type == LIN_PUT)
-        lin_buf_printf(b, "ok");
-    else if (o->type == LIN_DEL)
-        lin_buf_printf(b, "%lld", (long long)o->num);
-    else if (o->found)
-        lin_buf_value(b, h->bytes + o->out_off, o->out_len);
-    else
-        lin_buf_printf(b, "nil");
-    if (!returned)
         return;
-    if (k->flags & LIN_KOP_PENDING)
+    }
+    lin_explain_result(b, h, o);
+    if (flags & LIN_KOP_PENDING)
         lin_buf_printf(b, "  (evidence ignores its return: may or may not have taken effect)");
-    else if (k->flags & LIN_KOP_ANY_OUT)
+    else if (flags & LIN_KOP_ANY_OUT)
         lin_buf_printf(b, "  (evidence ignores its result)");
     lin_buf_printf(b, "\n");
+}
+
+static void lin_explain_op(struct lin_buf *b, const struct lin_history *h, const struct lin_kop *k)
+{
+    lin_explain_hop(b, h, k->hop, k->flags, false);
 }
 
 /* The time of the last event kept by the cut (the return that completes the violation). */
@@ -1563,7 +1801,6 @@ static void lin_check_key(const struct lin_history *h, const struct lin_ref *ref
     uint64_t key_states = 0;
     int verdict = lin_search(ops, m, budget, &key_states);
     out->states_explored += key_states;
-    out->keys_checked++;
     if (verdict == LIN_GAVE_UP)
         out->keys_gave_up++;
     if (verdict == LIN_VIOLATION) {
@@ -1574,25 +1811,601 @@ static void lin_check_key(const struct lin_history *h, const struct lin_ref *ref
     free(ops);
 }
 
+/* ---- components of several keys or richer ops: the plain search ----------------------- */
+
+/*
+ * A component that is not one GET/PUT/DEL register: its state is the value of each of its
+ * keys (0 = absent, 1 + v = value v of an intern table that grows as INCRBY makes values),
+ * and the search is Wing & Gong's with Lowe's just-in-time linearization and Porcupine's
+ * cache of visited configurations (linearized set, state), the same event list as the
+ * register search, and program order per connection. No reductions of pending ops: such
+ * components should be small (multi-key ops on small fixed key groups).
+ */
+struct lin_vtab {
+    uint8_t *bytes;
+    size_t nbytes, bytes_cap;
+    size_t *off; /* per value id - 1 */
+    uint32_t *len;
+    uint32_t n, cap;
+    uint32_t *slot; /* open addressing: value id, 0 = empty */
+    uint32_t slots; /* a power of two */
+};
+
+static uint64_t lin_bytes_hash(const uint8_t *p, uint32_t len)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325) ^ len;
+    for (uint32_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * UINT64_C(0x100000001b3);
+    return lin_mix64(h);
+}
+
+static void lin_vtab_fini(struct lin_vtab *t)
+{
+    free(t->bytes);
+    free(t->off);
+    free(t->len);
+    free(t->slot);
+}
+
+static uint32_t lin_vtab_find_slot(const struct lin_vtab *t, const uint8_t *p, uint32_t len)
+{
+    uint32_t mask = t->slots - 1;
+    for (uint32_t i = (uint32_t)lin_bytes_hash(p, len) & mask;; i = (i + 1) & mask) {
+        uint32_t id = t->slot[i];
+        if (id == 0 || (t->len[id - 1] == len &&
+                        (len == 0 || memcmp(t->bytes + t->off[id - 1], p, len) == 0)))
+            return i;
+    }
+}
+
+/* The id (>= 1) of value p[0 .. len), added if new. */
+static uint32_t lin_vtab_intern(struct lin_vtab *t, const uint8_t *p, uint32_t len)
+{
+    if ((t->n + 1) * 2 > t->slots) {
+        uint32_t slots = t->slots == 0 ? 64 : t->slots * 2;
+        free(t->slot);
+        t->slot = lin_zalloc_array(slots, sizeof(*t->slot));
+        t->slots = slots;
+        for (uint32_t id = 1; id <= t->n; id++)
+            t->slot[lin_vtab_find_slot(t, t->bytes + t->off[id - 1], t->len[id - 1])] = id;
+    }
+    uint32_t i = lin_vtab_find_slot(t, p, len);
+    if (t->slot[i] != 0)
+        return t->slot[i];
+    if (t->n == t->cap) {
+        t->cap = t->cap == 0 ? 64 : t->cap * 2;
+        t->off = lin_realloc_array(t->off, t->cap, sizeof(*t->off));
+        t->len = lin_realloc_array(t->len, t->cap, sizeof(*t->len));
+    }
+    t->bytes = lin_reserve(t->bytes, &t->bytes_cap, t->nbytes + len + 1, 1);
+    if (len > 0)
+        memcpy(t->bytes + t->nbytes, p, len);
+    t->off[t->n] = t->nbytes;
+    t->len[t->n] = len;
+    t->nbytes += len;
+    t->slot[i] = ++t->n;
+    return t->n;
+}
+
+/* Per op of a component (by its idx): where its keys, inputs and outputs are, as local key
+ * indices and value ids, in lin_comp.words. */
+struct lin_cop {
+    uint32_t keys; /* nkeys local key indices */
+    uint32_t ins;  /* value ids of the inputs */
+    uint32_t outs; /* GET/MGET: value ids or 0 (nil) */
+};
+
+struct lin_comp {
+    const struct lin_history *h;
+    struct lin_kop *base; /* the component's ops, call order, idx = position */
+    uint32_t n;
+    uint32_t nkeys;
+    struct lin_cop *cop;
+    uint32_t *words;
+    size_t nwords, words_cap;
+    struct lin_vtab vals;
+};
+
+static uint32_t lin_comp_word(struct lin_comp *c, uint32_t w)
+{
+    c->words = lin_reserve(c->words, &c->words_cap, c->nwords + 1, sizeof(*c->words));
+    c->words[c->nwords] = w;
+    RK_ASSERT(c->nwords < UINT32_MAX);
+    return (uint32_t)c->nwords++;
+}
+
+/* Applies op i of the component to state (nkeys values) into next; false if its output is
+ * impossible there. */
+static bool lin_comp_step(struct lin_comp *c, const struct lin_kop *k, const uint32_t *state,
+                          uint32_t *next)
+{
+    const struct lin_hop *o = &c->h->ops[k->hop];
+    const struct lin_cop *cp = &c->cop[k->idx];
+    const uint32_t *keys = c->words + cp->keys;
+    bool constrained = lin_kop_constrained(k);
+    memcpy(next, state, (size_t)c->nkeys * sizeof(*next));
+    uint32_t cur = state[keys[0]];
+    switch (o->type) {
+    case LIN_GET:
+    case LIN_MGET:
+        RK_ASSERT(constrained);
+        for (uint32_t j = 0; j < o->nkeys; j++) {
+            if (state[keys[j]] != c->words[cp->outs + j])
+                return false;
+        }
+        return true;
+    case LIN_PUT:
+        next[keys[0]] = c->words[cp->ins];
+        return true;
+    case LIN_MSET:
+        for (uint32_t j = 0; j < o->nkeys; j++)
+            next[keys[j]] = c->words[cp->ins + j];
+        return true;
+    case LIN_DEL:
+        next[keys[0]] = 0;
+        return !constrained || o->num == (cur != 0 ? 1 : 0);
+    case LIN_PUT_IF: {
+        bool holds = o->cond == LIN_COND_NX ? cur == 0 : cur != 0;
+        if (holds)
+            next[keys[0]] = c->words[cp->ins];
+        return !constrained || o->num == (holds ? 1 : 0);
+    }
+    case LIN_INCRBY: {
+        int64_t v = 0;
+        bool ok = cur == 0 || kv_parse_int64(c->vals.bytes + c->vals.off[cur - 1],
+                                             c->vals.len[cur - 1], &v);
+        ok = ok && !((o->delta > 0 && v > INT64_MAX - o->delta) ||
+                     (o->delta < 0 && v < INT64_MIN - o->delta));
+        if (!ok)
+            return !constrained || o->error;
+        v += o->delta;
+        if (constrained && (o->error || o->num != v))
+            return false;
+        char text[32];
+        int len = snprintf(text, sizeof(text), "%lld", (long long)v);
+        RK_ASSERT(len > 0 && (size_t)len < sizeof(text));
+        next[keys[0]] = lin_vtab_intern(&c->vals, (const uint8_t *)text, (uint32_t)len);
+        return true;
+    }
+    default:
+        RK_ASSERT(!"unknown op type");
+        return false;
+    }
+}
+
+/* The visited configurations: (RLE of the linearized set, state), in a hash set. */
+struct lin_seen {
+    uint64_t *hash; /* 0 = empty */
+    size_t *at;     /* offset of [len][enc ...][state ...] in data */
+    size_t cap, n;
+    uint32_t *data;
+    size_t ndata, data_cap;
+};
+
+static void lin_seen_fini(struct lin_seen *v)
+{
+    free(v->hash);
+    free(v->at);
+    free(v->data);
+}
+
+static size_t lin_seen_bytes(const struct lin_seen *v)
+{
+    return v->cap * (sizeof(*v->hash) + sizeof(*v->at)) + v->data_cap * sizeof(*v->data);
+}
+
+/* Adds (enc, state); false if it was there already. */
+static bool lin_seen_add(struct lin_seen *v, const uint32_t *enc, uint32_t len,
+                         const uint32_t *state, uint32_t nstate)
+{
+    if ((v->n + 1) * 2 > v->cap) {
+        size_t cap = v->cap == 0 ? 1024 : v->cap * 2;
+        uint64_t *hash = lin_zalloc_array(cap, sizeof(*hash));
+        size_t *at = lin_zalloc_array(cap, sizeof(*at));
+        for (size_t i = 0; i < v->cap; i++) {
+            if (v->hash[i] == 0)
+                continue;
+            size_t j = v->hash[i] & (cap - 1);
+            while (hash[j] != 0)
+                j = (j + 1) & (cap - 1);
+            hash[j] = v->hash[i];
+            at[j] = v->at[i];
+        }
+        free(v->hash);
+        free(v->at);
+        v->hash = hash;
+        v->at = at;
+        v->cap = cap;
+    }
+    uint64_t hv = lin_group_hash(enc, len, 0);
+    for (uint32_t i = 0; i < nstate; i++)
+        hv = lin_mix64(hv ^ state[i]) + i;
+    hv = hv == 0 ? 1 : hv;
+    size_t j = hv & (v->cap - 1);
+    for (; v->hash[j] != 0; j = (j + 1) & (v->cap - 1)) {
+        const uint32_t *d = v->data + v->at[j];
+        if (v->hash[j] == hv && d[0] == len &&
+            memcmp(d + 1, enc, (size_t)len * sizeof(*enc)) == 0 &&
+            memcmp(d + 1 + len, state, (size_t)nstate * sizeof(*state)) == 0)
+            return false;
+    }
+    v->data = lin_reserve(v->data, &v->data_cap, v->ndata + 1 + len + nstate, sizeof(*v->data));
+    v->hash[j] = hv;
+    v->at[j] = v->ndata;
+    v->data[v->ndata] = len;
+    memcpy(v->data + v->ndata + 1, enc, (size_t)len * sizeof(*enc));
+    memcpy(v->data + v->ndata + 1 + len, state, (size_t)nstate * sizeof(*state));
+    v->ndata += 1 + len + nstate;
+    v->n++;
+    return true;
+}
+
+/* Searches ops[0 .. n) of component c (a variant of c->base); adds the states to *states. */
+static int lin_comp_search(struct lin_comp *c, const struct lin_kop *ops, uint32_t n,
+                           uint64_t budget, uint64_t *states)
+{
+    struct lin_search s;
+    memset(&s, 0, sizeof(s));
+    s.ops = ops;
+    s.n = n;
+    s.pred = lin_zalloc_array(n, sizeof(*s.pred));
+    lin_preds(ops, n, s.pred);
+    lin_search_list(&s);
+    for (uint32_t i = 0; i < n; i++)
+        s.remaining += lin_is_pending(&s, i) ? 0 : 1;
+    s.stack = lin_zalloc_array(n, sizeof(*s.stack));
+    s.done.nwords = (n + 63) / 64;
+    s.done.w = lin_zalloc_array(s.done.nwords, sizeof(*s.done.w));
+    s.enc = lin_zalloc_array((size_t)n + 1, sizeof(*s.enc));
+    uint32_t kn = c->nkeys;
+    uint32_t *st = lin_zalloc_array(((size_t)n + 2) * kn, sizeof(*st)); /* per depth */
+    struct lin_seen seen = {0};
+    int verdict = LIN_VIOLATION;
+    int32_t e = s.node[0].next;
+    for (;;) {
+        if (s.remaining == 0) {
+            verdict = LIN_LINEARIZABLE;
+            break;
+        }
+        RK_ASSERT(e != LIN_NIL);
+        const struct lin_node *nd = &s.node[e];
+        uint32_t op = nd->op;
+        if (nd->match != LIN_NIL) {
+            uint32_t *cur = st + (size_t)s.sp * kn, *next = cur + kn;
+            bool ok = (s.pred[op] == UINT32_MAX ||
+                       (s.done.w[s.pred[op] / 64] >> (s.pred[op] % 64) & 1) != 0) &&
+                      lin_comp_step(c, &ops[op], cur, next);
+            if (ok) {
+                lin_bits_set(&s.done, op);
+                uint32_t len = lin_bits_encode(&s.done, s.enc);
+                ok = lin_seen_add(&seen, s.enc, len, next, kn);
+                if (!ok)
+                    lin_bits_clear(&s.done, op);
+            }
+            if (!ok) {
+                e = nd->next;
+                continue;
+            }
+            s.stack[s.sp++] = (struct lin_frame){e, 0, false};
+            s.remaining -= lin_is_pending(&s, op) ? 0 : 1;
+            lin_lift(&s, e);
+            s.states++;
+            if (s.states > budget || lin_seen_bytes(&seen) > LIN_SEARCH_BYTES_MAX) {
+                verdict = LIN_GAVE_UP;
+                break;
+            }
+            e = s.node[0].next;
+            continue;
+        }
+        /* A completed op's return: it had to be linearized already. */
+        if (s.sp == 0)
+            break;
+        struct lin_frame f = s.stack[--s.sp];
+        uint32_t back = s.node[f.node].op;
+        lin_bits_clear(&s.done, back);
+        lin_unlift(&s, f.node);
+        s.remaining += lin_is_pending(&s, back) ? 0 : 1;
+        e = s.node[f.node].next;
+    }
+    *states += s.states;
+    lin_seen_fini(&seen);
+    free(st);
+    free(s.pred);
+    free(s.node);
+    free(s.stack);
+    free(s.done.w);
+    free(s.enc);
+    return verdict;
+}
+
+/* The variant of the component's ops: events from `cut` on dropped (calls) or pending
+ * (returns; reads dropped), ops invoked before `start` relaxed (reads dropped, writes
+ * pending). Returns its size, in out. */
+static uint32_t lin_comp_variant(const struct lin_comp *c, uint32_t start, uint32_t cut,
+                                 struct lin_kop *out)
+{
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < c->n; i++) {
+        struct lin_kop k = c->base[i];
+        bool reads = lin_op_reads_only(k.type);
+        if (k.call_pos >= cut)
+            continue;
+        bool late = k.ret_pos != LIN_POS_INF && k.ret_pos >= cut;
+        if (late || k.call_pos < start) {
+            if (reads)
+                continue;
+            k.flags |= LIN_KOP_PENDING;
+        }
+        out[m++] = k;
+    }
+    return m;
+}
+
+static void lin_comp_explain(struct lin_comp *c, const struct lin_kop *ops, uint32_t m,
+                             const char *key, uint64_t complete_at, struct lin_result *out)
+{
+    struct lin_buf b = {0};
+    lin_buf_printf(&b, "linearizability violation on the component of key \"%s\" (%u keys)\n",
+                   key, c->nkeys);
+    lin_buf_printf(&b,
+                   "These %u of the %u ops checked on these keys already admit no legal order, "
+                   "so the history is not linearizable.\nEvery key starts absent; an op that "
+                   "returned before another was invoked takes effect first;\nops whose "
+                   "intervals overlap (or touch) may take effect in either order; MSET and MGET "
+                   "take effect at once;\nan op takes effect after the earlier completed ops of "
+                   "its connection (conn).\n",
+                   m, c->n);
+    if (complete_at != UINT64_MAX)
+        lin_buf_printf(&b, "The violation is complete at time %llu.\n",
+                       (unsigned long long)complete_at);
+    uint32_t first = m > LIN_EXPLAIN_OPS_MAX ? m - LIN_EXPLAIN_OPS_MAX : 0;
+    if (first > 0)
+        lin_buf_printf(&b, "  ... %u earlier ops not shown\n", first);
+    for (uint32_t i = first; i < m; i++)
+        lin_explain_hop(&b, c->h, ops[i].hop, ops[i].flags, true);
+    out->explanation = b.p;
+    out->evidence_ops = m;
+}
+
+/* Shrinks a failing component to the shortest failing cut and the latest failing window
+ * start (failing is monotone in both, as in lin_shrink), and explains it. */
+static void lin_comp_report(struct lin_comp *c, uint64_t budget, uint64_t comp_states,
+                            const char *key, struct lin_result *out)
+{
+    /* As lin_shrink_init: a trial gets a few times what the whole check took (relaxed writes
+     * become pending, which this search does not reduce: trials can blow up), and the
+     * shrinking a bounded number of trials. */
+    budget = lin_min_u64(budget, LIN_SHRINK_TRIAL_STATES_MIN +
+                                     LIN_SHRINK_TRIAL_KEY_STATES * comp_states);
+    struct lin_kop *var = lin_zalloc_array(c->n, sizeof(*var));
+    uint32_t lo = 0, hi = 0;
+    for (uint32_t i = 0; i < c->n; i++) {
+        const struct lin_kop *k = &c->base[i];
+        hi = lin_max_u32(hi, 1 + (k->ret_pos == LIN_POS_INF ? k->call_pos : k->ret_pos));
+    }
+    uint64_t spent = 0, effort = budget * LIN_SHRINK_EFFORT_TRIALS;
+    while (hi - lo > 1 && spent < effort) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        uint32_t m = lin_comp_variant(c, 0, mid, var);
+        if (lin_comp_search(c, var, m, budget, &spent) == LIN_VIOLATION)
+            hi = mid;
+        else
+            lo = mid;
+    }
+    uint32_t cut = hi, start_lo = 0, start_hi = cut;
+    while (start_hi - start_lo > 1 && spent < effort) {
+        uint32_t mid = start_lo + (start_hi - start_lo) / 2;
+        uint32_t m = lin_comp_variant(c, mid, cut, var);
+        if (lin_comp_search(c, var, m, budget, &spent) == LIN_VIOLATION)
+            start_lo = mid;
+        else
+            start_hi = mid;
+    }
+    uint32_t m = lin_comp_variant(c, start_lo, cut, var);
+    uint64_t complete_at = UINT64_MAX;
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (c->base[i].ret_pos == cut - 1)
+            complete_at = c->base[i].ret;
+    }
+    out->shrink_states += spent;
+    lin_comp_explain(c, var, m, key, complete_at, out);
+    free(var);
+}
+
+/* Checks one component: the history ops hops[0 .. n), over nkeys keys (local_of_slice: a key
+ * slice's index among them), the first of which is key_ref. */
+static void lin_check_comp(const struct lin_history *h, const uint32_t *hops, uint32_t n,
+                           const uint32_t *local_of_slice, uint32_t nkeys,
+                           const struct lin_ref *key_ref, uint64_t budget, struct lin_result *out)
+{
+    struct lin_comp c = {.h = h, .nkeys = nkeys};
+    c.base = lin_zalloc_array(n, sizeof(*c.base));
+    c.cop = lin_zalloc_array(n, sizeof(*c.cop));
+    for (uint32_t i = 0; i < n; i++) {
+        const struct lin_hop *o = &h->ops[hops[i]];
+        bool pending = o->outcome != LIN_OK;
+        if (o->outcome == LIN_FAIL || (pending && lin_op_reads_only(o->type)))
+            continue;
+        struct lin_kop *k = &c.base[c.n++];
+        *k = (struct lin_kop){.conn = o->conn, .call = o->call,
+                              .ret = pending ? UINT64_MAX : o->ret, .hop = hops[i],
+                              .type = o->type, .flags = pending ? LIN_KOP_PENDING : 0};
+    }
+    qsort(c.base, c.n, sizeof(*c.base), lin_kop_cmp_call);
+    lin_key_positions(c.base, c.n);
+    for (uint32_t i = 0; i < c.n; i++) {
+        struct lin_kop *k = &c.base[i];
+        const struct lin_hop *o = &h->ops[k->hop];
+        k->idx = i;
+        struct lin_cop *cp = &c.cop[i];
+        cp->keys = (uint32_t)c.nwords;
+        for (uint32_t j = 0; j < o->nkeys; j++)
+            lin_comp_word(&c, local_of_slice[o->keys + j]);
+        cp->ins = (uint32_t)c.nwords;
+        uint32_t nin = o->type == LIN_MSET ? o->nkeys : lin_op_has_input(o->type) ? 1 : 0;
+        for (uint32_t j = 0; j < nin; j++) {
+            const struct lin_slice *sl = &h->slices[o->ins + j];
+            lin_comp_word(&c, lin_vtab_intern(&c.vals, h->bytes + sl->off, sl->len));
+        }
+        cp->outs = (uint32_t)c.nwords;
+        if (lin_op_reads_only(o->type) && !(k->flags & LIN_KOP_PENDING)) {
+            for (uint32_t j = 0; j < o->nkeys; j++) {
+                const struct lin_slice *sl = &h->slices[o->outs + j];
+                lin_comp_word(&c, sl->found ? lin_vtab_intern(&c.vals, h->bytes + sl->off,
+                                                              sl->len)
+                                            : 0);
+            }
+        }
+    }
+    uint64_t states = 0;
+    int verdict = lin_comp_search(&c, c.base, c.n, budget, &states);
+    out->states_explored += states;
+    if (verdict == LIN_GAVE_UP)
+        out->keys_gave_up += nkeys;
+    if (verdict == LIN_VIOLATION) {
+        out->keys_violated += nkeys;
+        if (out->explanation == NULL) {
+            lin_escape_into(out->key, sizeof(out->key), key_ref->p, key_ref->len);
+            lin_comp_report(&c, budget, states, out->key, out);
+        }
+    }
+    lin_vtab_fini(&c.vals);
+    free(c.words);
+    free(c.cop);
+    free(c.base);
+}
+
+/* ---- the check ------------------------------------------------------------------------- */
+
+static uint32_t lin_uf_find(uint32_t *parent, uint32_t x)
+{
+    uint32_t root = x;
+    while (parent[root] != root)
+        root = parent[root];
+    while (parent[x] != root) {
+        uint32_t next = parent[x];
+        parent[x] = root;
+        x = next;
+    }
+    return root;
+}
+
+/* Joins the sets of a and b; the smaller id is the root, so a component's root is its first
+ * key in byte order. */
+static void lin_uf_union(uint32_t *parent, uint32_t a, uint32_t b)
+{
+    a = lin_uf_find(parent, a);
+    b = lin_uf_find(parent, b);
+    if (a < b)
+        parent[b] = a;
+    else if (b < a)
+        parent[a] = b;
+}
+
+/* Whether the component of ops hops[0 .. n), of one key, is a plain register. */
+static bool lin_comp_is_register(const struct lin_history *h, const uint32_t *hops, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t t = h->ops[hops[i]].type;
+        if (t != LIN_GET && t != LIN_PUT && t != LIN_DEL)
+            return false;
+    }
+    return true;
+}
+
 int lin_check(struct lin_history *h, uint64_t budget, struct lin_result *out)
 {
     RK_ASSERT(h != NULL);
     RK_ASSERT(out != NULL);
     RK_ASSERT(h->nops < UINT32_MAX);
+    RK_ASSERT(h->nslices < UINT32_MAX);
     memset(out, 0, sizeof(*out));
     if (budget == 0)
         budget = LIN_BUDGET_DEFAULT;
     uint32_t n = (uint32_t)h->nops;
-    struct lin_ref *refs = lin_zalloc_array(n, sizeof(*refs));
+    /* Every key of every op, in byte order: key ids 0, 1, ... in that order. */
+    uint32_t nk = 0;
     for (uint32_t i = 0; i < n; i++)
-        refs[i] = (struct lin_ref){h->bytes + h->ops[i].key_off, h->ops[i].key_len, i};
-    qsort(refs, n, sizeof(*refs), lin_ref_cmp);
-    for (uint32_t a = 0, b; a < n; a = b) {
-        for (b = a + 1; b < n && lin_ref_cmp_bytes(&refs[a], &refs[b]) == 0; b++)
+        nk += h->ops[i].nkeys;
+    struct lin_ref *krefs = lin_zalloc_array(nk, sizeof(*krefs));
+    uint32_t *key_of_slice = lin_zalloc_array(h->nslices + 1, sizeof(*key_of_slice));
+    for (uint32_t i = 0, m = 0; i < n; i++) {
+        const struct lin_hop *o = &h->ops[i];
+        for (uint32_t j = 0; j < o->nkeys; j++) {
+            const struct lin_slice *sl = &h->slices[o->keys + j];
+            krefs[m++] = (struct lin_ref){h->bytes + sl->off, sl->len, (uint32_t)(o->keys + j)};
+        }
+    }
+    qsort(krefs, nk, sizeof(*krefs), lin_ref_cmp);
+    uint32_t nkeys = 0;
+    uint32_t *key_ref = lin_zalloc_array((size_t)nk + 1, sizeof(*key_ref)); /* id -> a ref */
+    for (uint32_t a = 0, b; a < nk; a = b) {
+        for (b = a + 1; b < nk && lin_ref_cmp_bytes(&krefs[a], &krefs[b]) == 0; b++)
             ;
-        lin_check_key(h, refs + a, b - a, budget, out);
+        key_ref[nkeys] = a;
+        for (uint32_t i = a; i < b; i++)
+            key_of_slice[krefs[i].idx] = nkeys;
+        nkeys++;
+    }
+    out->keys_checked = nkeys;
+    /* Components: keys joined by multi-key ops; a component's root is its first key. */
+    uint32_t *parent = lin_zalloc_array((size_t)nkeys + 1, sizeof(*parent));
+    for (uint32_t k = 0; k < nkeys; k++)
+        parent[k] = k;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct lin_hop *o = &h->ops[i];
+        for (uint32_t j = 1; j < o->nkeys; j++)
+            lin_uf_union(parent, key_of_slice[o->keys], key_of_slice[o->keys + j]);
+    }
+    /* A key's index within its component, in key order; the component's size. */
+    uint32_t *local = lin_zalloc_array((size_t)nkeys + 1, sizeof(*local));
+    uint32_t *size = lin_zalloc_array((size_t)nkeys + 1, sizeof(*size));
+    for (uint32_t k = 0; k < nkeys; k++) {
+        uint32_t root = lin_uf_find(parent, k);
+        local[k] = size[root]++;
+    }
+    uint32_t *local_of_slice = lin_zalloc_array(h->nslices + 1, sizeof(*local_of_slice));
+    for (uint32_t i = 0; i < nk; i++)
+        local_of_slice[krefs[i].idx] = local[key_of_slice[krefs[i].idx]];
+    /* Ops grouped by component (counting sort by root), in op order within each. */
+    uint32_t *start = lin_zalloc_array((size_t)nkeys + 2, sizeof(*start));
+    for (uint32_t i = 0; i < n; i++)
+        start[lin_uf_find(parent, key_of_slice[h->ops[i].keys]) + 1]++;
+    for (uint32_t k = 0; k < nkeys; k++)
+        start[k + 1] += start[k];
+    uint32_t *hops = lin_zalloc_array((size_t)n + 1, sizeof(*hops));
+    uint32_t *fill = lin_zalloc_array((size_t)nkeys + 1, sizeof(*fill));
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t root = lin_uf_find(parent, key_of_slice[h->ops[i].keys]);
+        hops[start[root] + fill[root]++] = i;
+    }
+    struct lin_ref *refs = lin_zalloc_array((size_t)n + 1, sizeof(*refs));
+    for (uint32_t root = 0; root < nkeys; root++) {
+        uint32_t cn = start[root + 1] - start[root];
+        if (cn == 0)
+            continue;
+        out->components++;
+        const uint32_t *ch = hops + start[root];
+        const struct lin_ref *kr = &krefs[key_ref[root]];
+        if (size[root] == 1 && lin_comp_is_register(h, ch, cn)) {
+            for (uint32_t i = 0; i < cn; i++)
+                refs[i] = (struct lin_ref){kr->p, kr->len, ch[i]};
+            lin_check_key(h, refs, cn, budget, out);
+        } else {
+            lin_check_comp(h, ch, cn, local_of_slice, size[root], kr, budget, out);
+        }
     }
     free(refs);
+    free(fill);
+    free(hops);
+    free(start);
+    free(local_of_slice);
+    free(size);
+    free(local);
+    free(parent);
+    free(key_ref);
+    free(key_of_slice);
+    free(krefs);
     if (out->keys_violated > 0)
         out->verdict = LIN_VIOLATION;
     else if (out->keys_gave_up > 0)

@@ -1,10 +1,26 @@
 /*
  * lincheck.h — the simulator's linearizability checker for the client history of the KV store.
  *
- * Model: every key is an independent register that starts absent. GET returns the value or
- * nil; PUT sets the value; DEL removes the key and returns 1 if it existed, 0 otherwise.
- * Linearizability is local (Herlihy & Wing, Theorem 1), so the history is partitioned per key
- * and every key is checked on its own.
+ * Model: every key is a register that starts absent. GET returns the value or nil; PUT sets
+ * the value; DEL removes the key and returns 1 if it existed, 0 otherwise; INCRBY adds to a
+ * base-10 int64 (absent counts as 0) and returns the new value, or an error without a write
+ * when the value is not an integer (or the sum overflows); PUT_IF (SET NX/XX) writes when its
+ * condition holds and returns 1, else 0; MSET writes several keys and MGET reads several keys,
+ * each in ONE step (MSET is all-or-nothing as seen by MGET).
+ *
+ * Linearizability is local (Herlihy & Wing, Theorem 1): the history is partitioned into
+ * components, the keys joined by multi-key ops, and every component is checked on its own.
+ * Components of one key with only GET/PUT/DEL get the register search with its reductions;
+ * others a plain Wing & Gong / Lowe search over the state of all their keys (keep multi-key
+ * ops on small fixed key groups, so that components stay small).
+ *
+ * Program order per connection: ops recorded with the same non-zero `conn` were sent in that
+ * order on one connection (the order of the lin_invoke calls). On top of linearizability, an
+ * op must take effect after every earlier op of its connection that completed (LIN_OK): its
+ * connection-predecessor. An op of unknown outcome is nobody's predecessor (its effect may
+ * come at any time, as Knossos treats a crashed process), but it still comes after its own.
+ * Checked within each component: sound (a violation found is one), not complete across
+ * components (order between ops on different components is not checked).
  *
  * Outcomes (as Knossos and Porcupine handle them):
  *   LIN_OK       the op completed at its return time with the recorded output.
@@ -33,7 +49,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum lin_op { LIN_GET = 1, LIN_PUT = 2, LIN_DEL = 3 };
+enum lin_op {
+    LIN_GET = 1,
+    LIN_PUT = 2,
+    LIN_DEL = 3,
+    LIN_INCRBY = 4, /* key := key + delta (absent counts as 0); num: the new value, or error */
+    LIN_PUT_IF = 5, /* key := val if cond (NX: absent, XX: present) holds; num: 1 if written */
+    LIN_MSET = 6,   /* every key := its value, at once (one step of the model) */
+    LIN_MGET = 7,   /* the value or nil of every key, at once */
+};
+
+enum lin_cond { LIN_COND_NX = 1, LIN_COND_XX = 2 };
+
+/* Keys of one multi-key op (MSET, MGET). */
+#define LIN_MAX_KEYS 16u
 
 enum lin_outcome {
     LIN_OK = 1,
@@ -62,6 +91,39 @@ void lin_history_destroy(struct lin_history *h);
 uint64_t lin_invoke(struct lin_history *h, uint64_t client, uint64_t time, uint8_t op,
                     const uint8_t *key, uint32_t key_len, const uint8_t *val, uint32_t val_len);
 
+/* An invocation of any op (lin_invoke_call). Bytes are copied. */
+struct lin_call {
+    uint64_t client; /* shown in explanations */
+    uint64_t conn;   /* 0: none; otherwise the connection (program order, above) */
+    uint64_t time;
+    uint8_t op;      /* enum lin_op */
+    uint32_t n_keys; /* 1, or 1..LIN_MAX_KEYS for MSET and MGET */
+    const uint8_t *const *keys;
+    const uint32_t *key_lens;
+    const uint8_t *const *vals; /* PUT, PUT_IF: vals[0]; MSET: one per key; else NULL */
+    const uint32_t *val_lens;
+    uint8_t cond;  /* PUT_IF: enum lin_cond */
+    int64_t delta; /* INCRBY */
+};
+
+/* Records an invocation; returns the op id (as lin_invoke). */
+uint64_t lin_invoke_call(struct lin_history *h, const struct lin_call *c);
+
+/* The outputs of an op that completed LIN_OK. */
+struct lin_return {
+    int64_t num;     /* DEL: keys removed; PUT_IF: 1 if written; INCRBY: the new value */
+    bool error;      /* INCRBY: refused (not an integer, overflow): nothing written */
+    uint32_t n_vals; /* GET: 1; MGET: its n_keys; else 0 */
+    const bool *found;
+    const uint8_t *const *vals;
+    const uint32_t *val_lens;
+};
+
+/* Records the completion of op_id at time with outcome; r (LIN_OK only; may be NULL for ops
+ * without outputs) is copied. */
+void lin_complete_ret(struct lin_history *h, uint64_t op_id, uint64_t time, uint8_t outcome,
+                      const struct lin_return *r);
+
 /*
  * Records the completion of op_id at `time` (>= its invocation time; ignored for LIN_UNKNOWN).
  * For LIN_OK: a GET gives found and, if found, the value (copied); a DEL gives num, the number
@@ -77,8 +139,10 @@ size_t lin_history_size(const struct lin_history *h);
 struct lin_result {
     int verdict;              /* LIN_LINEARIZABLE, LIN_VIOLATION or LIN_GAVE_UP */
     uint32_t keys_checked;    /* distinct keys in the history */
-    uint32_t keys_gave_up;    /* keys whose search ran out of budget (neither proven nor refuted) */
-    uint32_t keys_violated;   /* keys proven not linearizable */
+    uint32_t components;      /* components checked (keys joined by multi-key ops) */
+    uint32_t keys_gave_up;    /* components whose search ran out of budget (neither proven nor
+                                 refuted), counted by their keys */
+    uint32_t keys_violated;   /* keys of components proven not linearizable */
     uint64_t states_explored; /* search states of the per-key checks (shrinking not counted) */
     uint64_t shrink_states;   /* search states spent shrinking the reported violation */
     /* On violation, the first violating key in byte order: printable (non-printable bytes

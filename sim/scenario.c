@@ -69,6 +69,7 @@ enum scn_setting {
     SCN_S_CLIENTS,
     SCN_S_KEYS,
     SCN_S_MIX,
+    SCN_S_PIPELINE,
     SCN_S_THINK,
     SCN_S_TIMEOUT,
     SCN_S_DURATION,
@@ -692,34 +693,55 @@ static int scn_cmd_keys(struct scn_parser *p)
     return scn_end(p);
 }
 
-/* mix (get|put|del W)+: each kind at most once, any order, unnamed kinds weigh 0. */
+/* mix (KIND W)+: each kind at most once, any order, unnamed kinds weigh 0. */
 static int scn_cmd_mix(struct scn_parser *p)
 {
-    static const char *const kinds[3] = {"get", "put", "del"};
-    uint32_t weight[3] = {0, 0, 0};
-    bool given[3] = {false, false, false};
+    enum { KINDS = 7 };
+    static const char *const kinds[KINDS] = {"get", "put", "del", "incr", "putif", "mset", "mget"};
+    uint32_t weight[KINDS] = {0};
+    bool given[KINDS] = {false};
     SCN_TRY(scn_claim(p, SCN_S_MIX, 0, "mix"));
     uint32_t last = p->cur;
+    bool any = false;
     do {
         int k = -1;
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < KINDS; i++)
             if (scn_tok_is(p, p->cur, kinds[i]))
                 k = i;
         if (k < 0)
-            return scn_err(p, p->cur, "get, put or del");
+            return scn_err(p, p->cur, "get, put, del, incr, putif, mset or mget");
         if (given[k])
-            return scn_err(p, p->cur, "each of get, put and del at most once");
+            return scn_err(p, p->cur, "each kind (get, put, del, ...) at most once");
         p->cur++;
         last = p->cur;
         SCN_TRY(scn_next_uint(p, 0, SCN_MAX_WEIGHT, "a weight", &weight[k]));
         given[k] = true;
+        any = any || weight[k] > 0;
     } while (p->cur < p->ntok);
-    if (weight[0] == 0 && weight[1] == 0 && weight[2] == 0)
+    if (!any)
         return scn_err(p, last, "at least one weight above 0");
     p->s->mix_get = weight[0];
     p->s->mix_put = weight[1];
     p->s->mix_del = weight[2];
+    p->s->mix_incr = weight[3];
+    p->s->mix_putif = weight[4];
+    p->s->mix_mset = weight[5];
+    p->s->mix_mget = weight[6];
     return RK_OK;
+}
+
+/* pipeline N [followers] */
+static int scn_cmd_pipeline(struct scn_parser *p)
+{
+    SCN_TRY(scn_claim(p, SCN_S_PIPELINE, 0, "pipeline"));
+    SCN_TRY(scn_next_uint(p, 0, SCN_MAX_PIPELINE, "a pipeline depth", &p->s->pipeline));
+    if (p->cur < p->ntok) {
+        if (!scn_tok_is(p, p->cur, "followers"))
+            return scn_err(p, p->cur, "followers or end of line");
+        p->cur++;
+        p->s->pipeline_followers = true;
+    }
+    return scn_end(p);
 }
 
 static int scn_cmd_think(struct scn_parser *p)
@@ -1220,6 +1242,7 @@ static const struct scn_command scn_commands[] = {
     {"clients", scn_cmd_clients},
     {"keys", scn_cmd_keys},
     {"mix", scn_cmd_mix},
+    {"pipeline", scn_cmd_pipeline},
     {"think", scn_cmd_think},
     {"timeout", scn_cmd_timeout},
     {"duration", scn_cmd_duration},
@@ -1322,6 +1345,11 @@ static int scn_check_settings(struct scn_parser *p)
                           "a heartbeat interval below the election timeout minimum "
                           "(%u ticks)",
                           s->election_ticks_min);
+    }
+    if (s->pipeline == 0 && s->mix_incr + s->mix_putif + s->mix_mset + s->mix_mget > 0) {
+        /* One-op clients issue GET, PUT and DEL only. */
+        return scn_err_at(p, &p->seen[SCN_S_MIX],
+                          "only get, put and del weights without `pipeline N` (N > 0)");
     }
     if (!p->reorder_max_given) {
         uint64_t us = s->latency_us_max * 10;
@@ -1456,8 +1484,17 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     scn_out_double(o, "\nduplicate ", s->duplicate);
     scn_out_double(o, "\nreorder ", s->reorder);
     scn_out_duration(o, " ", s->reorder_us_max);
-    scn_out(o, "\nclients %u\nkeys %u\nmix get %u put %u del %u\n", s->clients, s->keys, s->mix_get,
+    scn_out(o, "\nclients %u\nkeys %u\nmix get %u put %u del %u", s->clients, s->keys, s->mix_get,
             s->mix_put, s->mix_del);
+    const uint32_t more[4] = {s->mix_incr, s->mix_putif, s->mix_mset, s->mix_mget};
+    const char *const more_names[4] = {"incr", "putif", "mset", "mget"};
+    for (int i = 0; i < 4; i++) {
+        if (more[i] > 0)
+            scn_out(o, " %s %u", more_names[i], more[i]);
+    }
+    scn_out(o, "\n");
+    if (s->pipeline > 0)
+        scn_out(o, "pipeline %u%s\n", s->pipeline, s->pipeline_followers ? " followers" : "");
     scn_out_duration(o, "think ", s->think_us_min);
     scn_out_duration(o, " ", s->think_us_max);
     scn_out_duration(o, "\ntimeout ", s->timeout_us);

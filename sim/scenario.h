@@ -33,6 +33,8 @@
 #define SCN_MAX_REFUSALS       4    /* `expect refusal TEXT` lines */
 #define SCN_REFUSAL_BYTES      96   /* TEXT, NUL included */
 #define SCN_MAX_STEPDOWN       1000 /* `expect stepdown within N elections`: N in 1..this */
+#define SCN_KEY_GROUP 3   /* keys per group of MSET and MGET */
+#define SCN_MAX_PIPELINE 64
 
 /* A set of nodes, resolved at run time. */
 enum scn_set_kind {
@@ -134,6 +136,14 @@ struct scenario {
     uint32_t clients;          /* `clients 8`, default 4 */
     uint32_t keys;             /* `keys 5`, default 3 */
     uint32_t mix_get, mix_put, mix_del; /* `mix get 50 put 40 del 10` (weights), default 50/40/10 */
+    /* More kinds for `mix` (default 0): `incr` INCRBY, `putif` SET NX/XX, `mset` MSET and
+     * `mget` MGET of a fixed group of SCN_KEY_GROUP keys (k1..k3, k4..k6, ...). */
+    uint32_t mix_incr, mix_putif, mix_mset, mix_mget;
+    /* `pipeline N [followers]`: each client is a connection to one node (a follower when asked,
+     * at connect time) with up to N requests in flight, sent and answered in order, on one
+     * session; 0 (the default): one op at a time, each attempt to any node. */
+    uint32_t pipeline;
+    bool pipeline_followers;
     uint64_t think_us_min, think_us_max; /* `think 0ms 20ms`: pause between a client's ops,
                                           * default 0s 10ms */
     uint64_t timeout_us;       /* `timeout 500ms`: a client gives up on an attempt, default 1s */

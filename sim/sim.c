@@ -75,6 +75,14 @@ struct sim_creq {
     uint32_t key_len;
     uint8_t val[32];
     uint32_t val_len;
+    /* Connection clients (`pipeline`): the request as the replica gets it. */
+    uint64_t req_id;    /* 0: a one-op client's (client, seq, attempt) */
+    uint64_t client_id; /* the connection's session */
+    uint8_t rop;        /* enum replica_op */
+    uint8_t cond;
+    int64_t delta;
+    uint8_t blob[160]; /* MSET's pairs, MGET's keys */
+    uint32_t blob_len;
 };
 
 struct sim_crep {
@@ -86,7 +94,9 @@ struct sim_crep {
     int64_t num;
     uint64_t leader;
     uint32_t val_len;
-    uint8_t val[64];
+    uint8_t val[128];
+    uint64_t req_id;
+    bool not_integer; /* ERROR: the state machine's "not an integer" (INCRBY) */
 };
 
 struct event {
@@ -134,8 +144,32 @@ struct sim_node {
     uint64_t term;
 };
 
+/* An op in flight on a connection (`pipeline`). */
+struct sim_cop {
+    uint32_t rseq; /* the connection's request number (24 bits in the req_id) */
+    uint64_t op_id;
+    uint8_t op; /* enum lin_op */
+    uint64_t invoked_at;
+    uint32_t n_parts; /* keys read: GET 1, MGET its group */
+    bool found[SCN_KEY_GROUP];
+    uint8_t vals[SCN_KEY_GROUP][32];
+    uint32_t val_lens[SCN_KEY_GROUP];
+};
+
 struct sim_client {
     uint32_t id;
+    /* Connection clients (`pipeline`): one session per connection, several ops in flight. */
+    bool connected;
+    uint32_t node;       /* the node connected to */
+    uint32_t gen;        /* connections made so far (16 bits in the req_id) */
+    uint64_t session;    /* the replica's client id: unique per connection */
+    uint64_t wseq;       /* the session's last write seq */
+    uint32_t rseq;       /* requests sent on this connection */
+    uint64_t arrive_at;  /* the last request's arrival: requests arrive in order (TCP) */
+    uint64_t reply_at;   /* the last reply's arrival: replies come back in order */
+    bool next_armed;     /* an EV_CLIENT_NEXT is scheduled */
+    uint32_t n_cops;
+    struct sim_cop cops[SCN_MAX_PIPELINE];
     bool busy;
     bool done; /* no more ops */
     uint64_t seq;
@@ -1197,7 +1231,17 @@ static void drain(struct sim *s, struct sim_node *nd)
         c->val_len = r->val_len > sizeof(c->val) ? (uint32_t)sizeof(c->val) : r->val_len;
         if (r->val_len > 0)
             memcpy(c->val, r->val, c->val_len);
-        ev_push(s, s->now + latency(s), EV_CLIENT_REPLY, 0, c->client, 0, c);
+        c->req_id = r->req_id;
+        c->not_integer = r->status == REPLICA_ERROR && r->reason != NULL &&
+                         strstr(r->reason, "not an integer") != NULL;
+        uint64_t at = s->now + latency(s);
+        if (s->scn->pipeline > 0) {
+            /* A connection's replies come back in the order they were sent (TCP). */
+            struct sim_client *cl = &s->clients[c->client - 1];
+            at = at > cl->reply_at ? at : cl->reply_at;
+            cl->reply_at = at;
+        }
+        ev_push(s, at, EV_CLIENT_REPLY, 0, c->client, 0, c);
     }
 }
 
@@ -1246,8 +1290,14 @@ static uint8_t pick_op(struct sim *s)
     return LIN_DEL;
 }
 
+static void conn_next(struct sim *s, struct sim_client *c);
+
 static void client_next(struct sim *s, struct sim_client *c)
 {
+    if (s->scn->pipeline > 0) {
+        conn_next(s, c);
+        return;
+    }
     if (s->now >= s->scn->duration_us) {
         c->done = true;
         return;
@@ -1302,8 +1352,14 @@ static void client_complete(struct sim *s, struct sim_client *c, uint8_t outcome
 }
 
 /* Gives up on the current op: its outcome is unknown if an attempt may have executed it. */
+static void conn_break(struct sim *s, struct sim_client *c);
+
 static void client_give_up(struct sim *s, struct sim_client *c)
 {
+    if (s->scn->pipeline > 0) {
+        conn_break(s, c);
+        return;
+    }
     bool unknown = c->op != LIN_GET && c->maybe_executed;
     client_complete(s, c, unknown ? LIN_UNKNOWN : LIN_FAIL, false, NULL, 0, 0);
 }
@@ -1313,8 +1369,14 @@ static bool client_may_retry(const struct sim *s)
     return s->now < s->end_at;
 }
 
+static void conn_on_reply(struct sim *s, const struct sim_crep *r);
+
 static void on_client_reply(struct sim *s, const struct sim_crep *r)
 {
+    if (s->scn->pipeline > 0) {
+        conn_on_reply(s, r);
+        return;
+    }
     struct sim_client *c = &s->clients[r->client - 1];
     trace(s, "n%u -> c%u %s seq %" PRIu64 " attempt %u", r->node, r->client,
           replica_status_name(r->status), r->seq, r->attempt);
@@ -1349,8 +1411,14 @@ static void on_client_reply(struct sim *s, const struct sim_crep *r)
     }
 }
 
+static void conn_on_timeout(struct sim *s, struct sim_client *c);
+
 static void on_client_timeout(struct sim *s, struct sim_client *c)
 {
+    if (s->scn->pipeline > 0) {
+        conn_on_timeout(s, c);
+        return;
+    }
     c->timer_armed = false;
     if (!c->busy)
         return;
@@ -1368,13 +1436,342 @@ static void on_client_timeout(struct sim *s, struct sim_client *c)
     client_send(s, c, 0);
 }
 
+/* ---- connection clients (`pipeline N`) ---------------------------------------------------- */
+
+/*
+ * A connection client models a pipelining RESP client: one connection to one node, up to
+ * `pipeline` requests in flight, requests arriving in the order they were sent and replies
+ * coming back in order, one session (client id, seq) per connection for its writes. Every op
+ * is recorded with the connection, so the checker holds the node to program order. A reply
+ * ends its op (TRYAGAIN or ERROR: not executed; TIMEOUT: unknown); a request unanswered after
+ * `timeout` breaks the connection: its ops in flight end unknown (a read: not executed), and
+ * the client connects again (a new connection, a new session) for its next op. Keys: k1..kN;
+ * MSET and MGET use a whole group of SCN_KEY_GROUP consecutive keys, so that the checker's
+ * components stay small.
+ */
+#define CONN_REQ_ID(c, rseq)                                                                     \
+    ((uint64_t)(c)->id << 48 | (uint64_t)((c)->gen & 0xffffu) << 32 |                            \
+     (uint64_t)((rseq) & 0xffffffu) << 8)
+
+static uint32_t conn_group_first(const struct sim *s, uint32_t key)
+{
+    (void)s;
+    return (key - 1) / SCN_KEY_GROUP * SCN_KEY_GROUP + 1;
+}
+
+static uint32_t conn_group_size(const struct sim *s, uint32_t first)
+{
+    uint32_t n = s->scn->keys - first + 1;
+    return n < SCN_KEY_GROUP ? n : SCN_KEY_GROUP;
+}
+
+static uint8_t conn_pick_op(struct sim *s)
+{
+    const struct scenario *scn = s->scn;
+    const uint32_t w[7] = {scn->mix_get,  scn->mix_put,  scn->mix_del, scn->mix_incr,
+                           scn->mix_putif, scn->mix_mset, scn->mix_mget};
+    static const uint8_t ops[7] = {LIN_GET,    LIN_PUT,  LIN_DEL, LIN_INCRBY,
+                                   LIN_PUT_IF, LIN_MSET, LIN_MGET};
+    uint64_t total = 0;
+    for (int i = 0; i < 7; i++)
+        total += w[i];
+    uint64_t x = rnd_range(s, 0, total - 1);
+    for (int i = 0; i < 7; i++) {
+        if (x < w[i])
+            return ops[i];
+        x -= w[i];
+    }
+    return LIN_GET;
+}
+
+static const char *conn_op_name(uint8_t op)
+{
+    static const char *const names[] = {"?", "get", "put", "del", "incrby", "putif", "mset", "mget"};
+    return op < 8 ? names[op] : "?";
+}
+
+static void conn_connect(struct sim *s, struct sim_client *c)
+{
+    uint32_t leader = current_leader(s);
+    uint32_t node = (uint32_t)rnd_range(s, 1, s->n);
+    if (s->scn->pipeline_followers && s->n > 1 && node == leader)
+        node = node % s->n + 1; /* the next one: not the leader */
+    c->connected = true;
+    c->node = node;
+    c->gen++;
+    c->session = (uint64_t)c->id << 32 | c->gen;
+    c->wseq = 0;
+    c->rseq = 0;
+    trace(s, "c%u connects to n%u (connection %u)", c->id, node, c->gen);
+}
+
+/* Ends op i of the connection with outcome and outputs; removes it. */
+static void conn_complete(struct sim *s, struct sim_client *c, uint32_t i, uint8_t outcome,
+                          const struct lin_return *r)
+{
+    struct sim_cop *op = &c->cops[i];
+    lin_complete_ret(s->hist, op->op_id, s->now, outcome, outcome == LIN_OK ? r : NULL);
+    if (outcome == LIN_OK)
+        s->res->ops_ok++;
+    else if (outcome == LIN_FAIL)
+        s->res->ops_failed++;
+    else
+        s->res->ops_unknown++;
+    trace(s, "c%u %s %s", c->id, outcome == LIN_OK ? "ok" : outcome == LIN_FAIL ? "fail" : "unknown",
+          conn_op_name(op->op));
+    memmove(&c->cops[i], &c->cops[i + 1], (c->n_cops - i - 1) * sizeof(c->cops[0]));
+    c->n_cops--;
+    c->busy = c->n_cops > 0;
+    if (c->busy)
+        c->invoked_at = c->cops[0].invoked_at;
+}
+
+/* The connection breaks: every op in flight ends unknown (a read: not executed). */
+static void conn_break(struct sim *s, struct sim_client *c)
+{
+    while (c->n_cops > 0) {
+        uint8_t op = c->cops[0].op;
+        conn_complete(s, c, 0, op == LIN_GET || op == LIN_MGET ? LIN_FAIL : LIN_UNKNOWN, NULL);
+    }
+    c->connected = false;
+}
+
+static void conn_arm_next(struct sim *s, struct sim_client *c)
+{
+    if (c->next_armed)
+        return;
+    c->next_armed = true;
+    ev_push(s, s->now + rnd_range(s, s->scn->think_us_min, s->scn->think_us_max), EV_CLIENT_NEXT,
+            0, c->id, 0, NULL);
+}
+
+/* Sends one new op on the connection. */
+static void conn_send_op(struct sim *s, struct sim_client *c)
+{
+    struct sim_creq *q = xcalloc(1, sizeof(*q));
+    struct sim_cop *op = &c->cops[c->n_cops];
+    memset(op, 0, sizeof(*op));
+    op->op = conn_pick_op(s);
+    op->rseq = ++c->rseq;
+    op->invoked_at = s->now;
+    op->n_parts = 1;
+    uint32_t key = (uint32_t)rnd_range(s, 1, s->scn->keys);
+    uint32_t first = conn_group_first(s, key), n_keys = 1;
+    if (op->op == LIN_MSET || op->op == LIN_MGET)
+        n_keys = conn_group_size(s, first);
+    uint8_t names[SCN_KEY_GROUP][16], vals[SCN_KEY_GROUP][32];
+    const uint8_t *kp[SCN_KEY_GROUP], *vp[SCN_KEY_GROUP];
+    uint32_t kl[SCN_KEY_GROUP], vl[SCN_KEY_GROUP];
+    struct kv_pair pairs[SCN_KEY_GROUP];
+    for (uint32_t j = 0; j < n_keys; j++) {
+        key_name(n_keys > 1 ? first + j : key, names[j], &kl[j]);
+        kp[j] = names[j];
+        /* Unique integers (INCRBY can work on them), 1000 apart (INCRBY's deltas are 1..9). */
+        vl[j] = (uint32_t)snprintf((char *)vals[j], sizeof(vals[j]), "%" PRIu64,
+                                   (uint64_t)(c->id * UINT64_C(1000000000000) +
+                                              (s->res->ops_invoked * SCN_KEY_GROUP + j) * 1000u));
+        vp[j] = vals[j];
+        pairs[j] = (struct kv_pair){names[j], kl[j], vals[j], vl[j]};
+    }
+    bool write = op->op != LIN_GET && op->op != LIN_MGET;
+    q->client = c->id;
+    q->req_id = CONN_REQ_ID(c, op->rseq);
+    q->client_id = c->session;
+    q->seq = write ? ++c->wseq : c->wseq + 1;
+    q->op = op->op;
+    memcpy(q->key, names[0], kl[0]);
+    q->key_len = kl[0];
+    struct lin_call call = {.client = c->id, .conn = c->session, .time = s->now, .op = op->op,
+                            .n_keys = n_keys, .keys = kp, .key_lens = kl, .vals = vp,
+                            .val_lens = vl};
+    switch (op->op) {
+    case LIN_GET:
+        q->rop = REPLICA_GET;
+        break;
+    case LIN_PUT:
+        q->rop = REPLICA_PUT;
+        break;
+    case LIN_DEL:
+        q->rop = REPLICA_DEL;
+        break;
+    case LIN_INCRBY:
+        q->rop = REPLICA_INCRBY;
+        q->delta = call.delta = (int64_t)rnd_range(s, 1, 9) * (rnd_chance(s, 0.25) ? -1 : 1);
+        break;
+    case LIN_PUT_IF:
+        q->rop = REPLICA_PUT_IF;
+        q->cond = call.cond = rnd_chance(s, 0.5) ? LIN_COND_NX : LIN_COND_XX;
+        break;
+    case LIN_MSET: {
+        q->rop = REPLICA_MSET;
+        size_t len = 0;
+        int rc = kv_pairs_encode(pairs, n_keys, q->blob, sizeof(q->blob), &len);
+        RK_ASSERT(rc == RK_OK);
+        q->blob_len = (uint32_t)len;
+        break;
+    }
+    default: { /* LIN_MGET: one snapshot of the group (REPLICA_MGET) */
+        q->rop = REPLICA_MGET;
+        op->n_parts = n_keys;
+        size_t len = 0;
+        int rc = replica_keys_encode(kp, kl, n_keys, q->blob, sizeof(q->blob), &len);
+        RK_ASSERT(rc == RK_OK);
+        q->blob_len = (uint32_t)len;
+        break;
+    }
+    }
+    if (op->op == LIN_PUT || op->op == LIN_PUT_IF) {
+        memcpy(q->val, vals[0], vl[0]);
+        q->val_len = vl[0];
+    }
+    op->op_id = lin_invoke_call(s->hist, &call);
+    s->res->ops_invoked++;
+    c->n_cops++;
+    if (c->n_cops == 1)
+        c->invoked_at = s->now;
+    c->busy = true;
+    trace(s, "c%u invoke %s k%u on connection %u (%u in flight)", c->id, conn_op_name(op->op),
+          n_keys > 1 ? first : key, c->gen, c->n_cops);
+    uint64_t at = s->now + latency(s);
+    at = at > c->arrive_at ? at : c->arrive_at;
+    c->arrive_at = at;
+    ev_push(s, at, EV_CLIENT_REQ, c->node, 0, 0, q);
+    if (!c->timer_armed) {
+        c->timer_armed = true;
+        ev_push(s, s->now + s->scn->timeout_us, EV_CLIENT_TIMEOUT, 0, c->id, 0, NULL);
+    }
+}
+
+/* EV_CLIENT_NEXT: fill the pipeline. */
+static void conn_next(struct sim *s, struct sim_client *c)
+{
+    c->next_armed = false;
+    if (s->now >= s->scn->duration_us) {
+        c->done = c->n_cops == 0;
+        return;
+    }
+    if (!c->connected)
+        conn_connect(s, c);
+    while (c->n_cops < s->scn->pipeline)
+        conn_send_op(s, c);
+}
+
+static void conn_on_timeout(struct sim *s, struct sim_client *c)
+{
+    c->timer_armed = false;
+    if (c->n_cops == 0)
+        return;
+    uint64_t deadline = c->cops[0].invoked_at + s->scn->timeout_us;
+    if (s->now < deadline) {
+        c->timer_armed = true;
+        ev_push(s, deadline, EV_CLIENT_TIMEOUT, 0, c->id, 0, NULL);
+        return;
+    }
+    trace(s, "c%u connection %u times out", c->id, c->gen);
+    conn_break(s, c);
+    conn_arm_next(s, c);
+}
+
+/* A reply on the connection: ends its op. */
+static void conn_on_reply(struct sim *s, const struct sim_crep *r)
+{
+    struct sim_client *c = &s->clients[r->client - 1];
+    uint32_t gen = (uint32_t)(r->req_id >> 32) & 0xffffu;
+    uint32_t rseq = (uint32_t)(r->req_id >> 8) & 0xffffffu;
+    trace(s, "n%u -> c%u %s (connection %u request %u)", r->node, r->client,
+          replica_status_name(r->status), gen, rseq);
+    if (!c->connected || gen != (c->gen & 0xffffu))
+        return; /* a broken connection's */
+    uint32_t i = 0;
+    while (i < c->n_cops && (c->cops[i].rseq & 0xffffffu) != rseq)
+        i++;
+    if (i == c->n_cops)
+        return;
+    struct sim_cop *op = &c->cops[i];
+    bool write = op->op != LIN_GET && op->op != LIN_MGET;
+    struct lin_return ret = {.num = r->num};
+    switch (r->status) {
+    case REPLICA_OK:
+    case REPLICA_NOT_FOUND:
+        if (op->op == LIN_MGET) {
+            /* One snapshot of the group: the values of every key at one index. */
+            struct replica_mget_iter it;
+            replica_mget_begin(&it, r->val, r->val_len);
+            for (uint32_t j = 0; j < op->n_parts; j++) {
+                const uint8_t *v = NULL;
+                bool ok = replica_mget_next(&it, &op->found[j], &v, &op->val_lens[j]);
+                RK_ASSERT(ok && op->val_lens[j] <= sizeof(op->vals[j]));
+                memcpy(op->vals[j], v, op->val_lens[j]);
+            }
+        } else if (op->op == LIN_GET) {
+            op->found[0] = r->status == REPLICA_OK;
+            op->val_lens[0] = r->val_len < 32 ? r->val_len : 32;
+            memcpy(op->vals[0], r->val, op->val_lens[0]);
+        }
+        if (op->op == LIN_GET || op->op == LIN_MGET) {
+            const uint8_t *vals[SCN_KEY_GROUP];
+            for (uint32_t j = 0; j < op->n_parts; j++)
+                vals[j] = op->vals[j];
+            ret.n_vals = op->n_parts;
+            ret.found = op->found;
+            ret.vals = vals;
+            ret.val_lens = op->val_lens;
+            conn_complete(s, c, i, LIN_OK, &ret);
+        } else {
+            conn_complete(s, c, i, LIN_OK, &ret);
+        }
+        break;
+    case REPLICA_ERROR:
+        if (op->op == LIN_INCRBY && r->not_integer) {
+            ret.error = true;
+            conn_complete(s, c, i, LIN_OK, &ret);
+        } else {
+            conn_complete(s, c, i, LIN_FAIL, NULL); /* refused: nothing written */
+        }
+        break;
+    case REPLICA_TIMEOUT:
+        conn_complete(s, c, i, write ? LIN_UNKNOWN : LIN_FAIL, NULL);
+        break;
+    default: /* TRYAGAIN: not executed */
+        conn_complete(s, c, i, LIN_FAIL, NULL);
+        break;
+    }
+    conn_arm_next(s, c);
+}
+
+/* A connection's request reaches its node. */
+static void conn_submit(struct sim *s, struct sim_node *nd, const struct sim_creq *q)
+{
+    struct replica_request req = {
+        .req_id = q->req_id,
+        .op = q->rop,
+        .client_id = q->client_id,
+        .seq = q->seq,
+        .key = q->key,
+        .key_len = q->key_len,
+        .cond = q->cond,
+        .delta = q->delta,
+    };
+    if (q->rop == REPLICA_PUT || q->rop == REPLICA_PUT_IF) {
+        req.val = q->val;
+        req.val_len = q->val_len;
+    }
+    if (q->rop == REPLICA_MSET || q->rop == REPLICA_MGET) {
+        req.key_len = 0;
+        req.val = q->blob;
+        req.val_len = q->blob_len;
+    }
+    replica_submit(nd->rep, &req);
+    drain(s, nd);
+}
+
+static void conn_submit(struct sim *s, struct sim_node *nd, const struct sim_creq *q);
+
 static void on_client_req(struct sim *s, struct sim_node *nd, struct event *e)
 {
     struct sim_creq *q = e->payload;
     trace(s, "c%u -> n%u %s %.*s seq %" PRIu64 " attempt %u%s", q->client, nd->id,
-          q->op == LIN_GET   ? "get"
-          : q->op == LIN_PUT ? "put"
-                             : "del",
+          conn_op_name(q->op),
           (int)q->key_len, (const char *)q->key, q->seq, q->attempt,
           nd->up ? "" : " (node down: lost)");
     if (!nd->up)
@@ -1382,6 +1779,10 @@ static void on_client_req(struct sim *s, struct sim_node *nd, struct event *e)
     if (nd->paused) {
         node_hold(nd, e);
         e->payload = NULL;
+        return;
+    }
+    if (q->req_id != 0) {
+        conn_submit(s, nd, q);
         return;
     }
     struct replica_request req = {

@@ -85,6 +85,381 @@ static int check_and_destroy(struct lin_history *h)
     return verdict;
 }
 
+
+/* ---- connections, multi-key and read-modify-write ops ------------------------------------- */
+
+static uint64_t op_c(struct lin_history *h, uint64_t conn, uint8_t op, const char *key,
+                     const char *val, uint8_t cond, int64_t delta, uint64_t t0)
+{
+    const uint8_t *keys[1] = {bytes_of(key)};
+    uint32_t key_lens[1] = {len_of(key)};
+    const uint8_t *vals[1] = {bytes_of(val)};
+    uint32_t val_lens[1] = {len_of(val)};
+    struct lin_call c = {.client = conn, .conn = conn, .time = t0, .op = op, .n_keys = 1,
+                         .keys = keys, .key_lens = key_lens, .vals = vals, .val_lens = val_lens,
+                         .cond = cond, .delta = delta};
+    return lin_invoke_call(h, &c);
+}
+
+/* A PUT on connection conn, completed ok at t1 (outcome LIN_UNKNOWN: timed out). */
+static void put_c(struct lin_history *h, uint64_t conn, const char *key, const char *val,
+                  uint64_t t0, uint64_t t1, uint8_t outcome)
+{
+    uint64_t id = op_c(h, conn, LIN_PUT, key, val, 0, 0, t0);
+    lin_complete_ret(h, id, t1, outcome, NULL);
+}
+
+static void get_c(struct lin_history *h, uint64_t conn, const char *key, const char *val,
+                  uint64_t t0, uint64_t t1)
+{
+    uint64_t id = op_c(h, conn, LIN_GET, key, NULL, 0, 0, t0);
+    bool found = val != NULL;
+    const uint8_t *vals[1] = {bytes_of(val)};
+    uint32_t lens[1] = {len_of(val)};
+    struct lin_return r = {.n_vals = 1, .found = &found, .vals = vals, .val_lens = lens};
+    lin_complete_ret(h, id, t1, LIN_OK, &r);
+}
+
+static void incr(struct lin_history *h, uint64_t conn, const char *key, int64_t delta,
+                 bool error, int64_t result, uint64_t t0, uint64_t t1)
+{
+    uint64_t id = op_c(h, conn, LIN_INCRBY, key, NULL, 0, delta, t0);
+    struct lin_return r = {.num = result, .error = error};
+    lin_complete_ret(h, id, t1, LIN_OK, &r);
+}
+
+static void put_if(struct lin_history *h, uint64_t conn, const char *key, const char *val,
+                   uint8_t cond, int64_t written, uint64_t t0, uint64_t t1)
+{
+    uint64_t id = op_c(h, conn, LIN_PUT_IF, key, val, cond, 0, t0);
+    struct lin_return r = {.num = written};
+    lin_complete_ret(h, id, t1, LIN_OK, &r);
+}
+
+/* MSET of "k1=v1,k2=v2" style pairs given as two arrays of n. */
+static void mset(struct lin_history *h, uint64_t conn, uint32_t n, const char *const *keys,
+                 const char *const *vals, uint64_t t0, uint64_t t1, uint8_t outcome)
+{
+    const uint8_t *kp[LIN_MAX_KEYS], *vp[LIN_MAX_KEYS];
+    uint32_t kl[LIN_MAX_KEYS], vl[LIN_MAX_KEYS];
+    for (uint32_t i = 0; i < n; i++) {
+        kp[i] = bytes_of(keys[i]);
+        kl[i] = len_of(keys[i]);
+        vp[i] = bytes_of(vals[i]);
+        vl[i] = len_of(vals[i]);
+    }
+    struct lin_call c = {.client = conn, .conn = conn, .time = t0, .op = LIN_MSET, .n_keys = n,
+                         .keys = kp, .key_lens = kl, .vals = vp, .val_lens = vl};
+    uint64_t id = lin_invoke_call(h, &c);
+    lin_complete_ret(h, id, t1, outcome, NULL);
+}
+
+/* MGET of n keys that returned vals (NULL: nil). */
+static void mget(struct lin_history *h, uint64_t conn, uint32_t n, const char *const *keys,
+                 const char *const *vals, uint64_t t0, uint64_t t1)
+{
+    const uint8_t *kp[LIN_MAX_KEYS], *vp[LIN_MAX_KEYS];
+    uint32_t kl[LIN_MAX_KEYS], vl[LIN_MAX_KEYS];
+    bool found[LIN_MAX_KEYS];
+    for (uint32_t i = 0; i < n; i++) {
+        kp[i] = bytes_of(keys[i]);
+        kl[i] = len_of(keys[i]);
+        vp[i] = bytes_of(vals[i]);
+        vl[i] = len_of(vals[i]);
+        found[i] = vals[i] != NULL;
+    }
+    struct lin_call c = {.client = conn, .conn = conn, .time = t0, .op = LIN_MGET, .n_keys = n,
+                         .keys = kp, .key_lens = kl};
+    uint64_t id = lin_invoke_call(h, &c);
+    struct lin_return r = {.n_vals = n, .found = found, .vals = vp, .val_lens = vl};
+    lin_complete_ret(h, id, t1, LIN_OK, &r);
+}
+
+/* A pipelined GET sent after a PUT on the same connection must see it, although the two
+ * overlap in real time (the bug of issue #13: a follower served the read first). */
+static void test_read_after_write_on_one_connection_must_see_it(void **state)
+{
+    (void)state;
+    struct lin_history *h = lin_history_create();
+    put_c(h, 1, "k", "1", 0, 100, LIN_OK);
+    get_c(h, 1, "k", NULL, 10, 50);
+    assert_int_equal(check_and_destroy(h), LIN_VIOLATION);
+}
+
+static void test_same_ops_on_two_connections_are_concurrent(void **state)
+{
+    (void)state;
+    struct lin_history *h = lin_history_create();
+    put_c(h, 1, "k", "1", 0, 100, LIN_OK);
+    get_c(h, 2, "k", NULL, 10, 50);
+    assert_int_equal(check_and_destroy(h), LIN_LINEARIZABLE);
+}
+
+/* A write sent after a read on the same connection cannot be what the read saw. */
+static void test_read_cannot_see_a_later_write_of_its_connection(void **state)
+{
+    (void)state;
+    struct lin_history *h = lin_history_create();
+    get_c(h, 1, "k", "1", 0, 100);
+    put_c(h, 1, "k", "1", 10, 50, LIN_OK);
+    assert_int_equal(check_and_destroy(h), LIN_VIOLATION);
+}
+
+/* An op of unknown outcome may take effect at any time: it orders nothing after it. */
+static void test_unknown_write_is_no_predecessor(void **state)
+{
+    (void)state;
+    struct lin_history *h = lin_history_create();
+    put_c(h, 1, "k", "1", 0, 100, LIN_UNKNOWN);
+    get_c(h, 1, "k", NULL, 10, 50);
+    get_c(h, 2, "k", "1", 200, 210);
+    assert_int_equal(check_and_destroy(h), LIN_LINEARIZABLE);
+}
+
+/* Program order is transitive through ops on the connection. */
+static void test_program_order_is_transitive(void **state)
+{
+    (void)state;
+    struct lin_history *h = lin_history_create();
+    put_c(h, 1, "k", "1", 0, 100, LIN_OK);
+    put_c(h, 1, "k", "2", 5, 100, LIN_OK);
+    get_c(h, 1, "k", "1", 10, 100); /* after both writes: "2" */
+    assert_int_equal(check_and_destroy(h), LIN_VIOLATION);
+}
+
+static void test_connection_order_in_a_pending_register_history(void **state)
+{
+    (void)state;
+    /* The register search's reductions of pending writes (twins) must respect order: the
+     * second unknown PUT "x" waits for the GET before it. */
+    struct lin_history *h = lin_history_create();
+    put_c(h, 2, "k", "x", 0, 1, LIN_UNKNOWN);
+    get_c(h, 1, "k", NULL, 0, 300);
+    put_c(h, 1, "k", "x", 10, 11, LIN_UNKNOWN);
+    get_c(h, 3, "k", "x", 20, 30);
+    assert_int_equal(check_and_destroy(h), LIN_LINEARIZABLE);
+}
+
+static void test_mget_sees_an_mset_whole(void **state)
+{
+    (void)state;
+    static const char *const keys[2] = {"a", "b"};
+    static const char *const one[2] = {"1", "1"};
+    static const char *const two[2] = {"2", "2"};
+    struct lin_history *h = lin_history_create();
+    mset(h, 1, 2, keys, one, 0, 10, LIN_OK);
+    mset(h, 1, 2, keys, two, 20, 30, LIN_OK);
+    mget(h, 2, 2, keys, one, 15, 40);
+    mget(h, 3, 2, keys, two, 15, 40);
+    assert_int_equal(check_and_destroy(h), LIN_LINEARIZABLE);
+}
+
+static void test_mget_seeing_half_an_mset_is_a_violation(void **state)
+{
+    (void)state;
+    static const char *const keys[2] = {"a", "b"};
+    static const char *const one[2] = {"1", "1"};
+    static const char *const two[2] = {"2", "2"};
+    static const char *const mixed[2] = {"2", "1"};
+    struct lin_history *h = lin_history_create();
+    mset(h, 1, 2, keys, one, 0, 10, LIN_OK);
+    mset(h, 1, 2, keys, two, 20, 30, LIN_OK);
+    mget(h, 2, 2, keys, mixed, 15, 40);
+    assert_int_equal(check_and_destroy(h), LIN_VIOLATION);
+}
+
+static void test_mget_seeing_half_of_an_unknown_mset_is_a_violation(void **state)
+{
+    (void)state;
+    static const char *const keys[2] = {"a", "b"};
+    static const char *const one[2] = {"1", "1"};
+    static const char *const half[2] = {"1", NULL};
+    struct lin_history *h = lin_history_create();
+    mset(h, 1, 2, keys, one, 0, 10, LIN_UNKNOWN);
+    mget(h, 2, 2, keys, half, 15, 40);
+    assert_int_equal(check_and_destroy(h), LIN_VIOLATION);
+}
+
+static void test_mget_and_get_agree_on_the_component(void **state)
+{
+    (void)state;
+    static const char *const keys[2] = {"a", "b"};
+    static const char *const one[2] = {"1", "1"};
+    static const char *const nil[2] = {NULL, NULL};
+    struct lin_history *h = lin_history_create();
+    mset(h, 1, 2, keys, one, 0, 10, LIN_OK);
+    get_c(h, 2, "b", "1", 20, 30);
+    mget(h, 3, 2, keys, nil, 40, 50); /* after the GET saw the MSET */
+    assert_int_equal(check_and_destroy(h), LIN_VIOLATION);
+}
+
+static void test_components_join_keys_of_multi_key_ops(void **state)
+{
+    (void)state;
+    static const char *const ab[2] = {"a", "b"};
+    static const char *const bc[2] = {"b", "c"};
+    static const char *const v[2] = {"1", "1"};
+    struct lin_history *h = lin_history_create();
+    mset(h, 1, 2, ab, v, 0, 10, LIN_OK);
+    mset(h, 1, 2, bc, v, 20, 30, LIN_OK);
+    put_c(h, 2, "d", "1", 0, 10, LIN_OK);
+    get_c(h, 2, "e", NULL, 20, 30);
+    struct lin_result r;
+    assert_int_equal(lin_check(h, 0, &r), LIN_LINEARIZABLE);
+    assert_int_equal(r.keys_checked, 5);
+    assert_int_equal(r.components, 3); /* {a, b, c}, {d}, {e} */
+    lin_result_free(&r);
+    lin_history_destroy(h);
+}
+
+static void test_incrby_counts_from_absent(void **state)
+{
+    (void)state;
+    struct lin_history *h = lin_history_create();
+    incr(h, 1, "n", 5, false, 5, 0, 10);
+    incr(h, 2, "n", -2, false, 3, 20, 30);
+    get_c(h, 1, "n", "3", 40, 50);
+    assert_int_equal(check_and_destroy(h), LIN_LINEARIZABLE);
+}
+
+static void test_two_increments_returning_the_same_value_is_a_violation(void **state)
+{
+    (void)state;
+    struct lin_history *h = lin_history_create();
+    incr(h, 1, "n", 1, false, 1, 0, 10);
+    incr(h, 2, "n", 1, false, 1, 0, 10);
+    assert_int_equal(check_and_destroy(h), LIN_VIOLATION);
+}
+
+static void test_incrby_of_a_non_integer_is_an_error_and_writes_nothing(void **state)
+{
+    (void)state;
+    struct lin_history *h = lin_history_create();
+    put_c(h, 1, "n", "abc", 0, 10, LIN_OK);
+    incr(h, 1, "n", 1, true, 0, 20, 30);
+    get_c(h, 1, "n", "abc", 40, 50);
+    assert_int_equal(check_and_destroy(h), LIN_LINEARIZABLE);
+    h = lin_history_create();
+    put_c(h, 1, "n", "7", 0, 10, LIN_OK);
+    incr(h, 1, "n", 1, true, 0, 20, 30); /* 7 is an integer */
+    assert_int_equal(check_and_destroy(h), LIN_VIOLATION);
+}
+
+static void test_two_set_nx_cannot_both_write(void **state)
+{
+    (void)state;
+    struct lin_history *h = lin_history_create();
+    put_if(h, 1, "k", "a", LIN_COND_NX, 1, 0, 10);
+    put_if(h, 2, "k", "b", LIN_COND_NX, 1, 0, 10);
+    assert_int_equal(check_and_destroy(h), LIN_VIOLATION);
+    h = lin_history_create();
+    put_if(h, 1, "k", "a", LIN_COND_NX, 1, 0, 10);
+    put_if(h, 2, "k", "b", LIN_COND_NX, 0, 0, 10);
+    get_c(h, 3, "k", "a", 20, 30);
+    assert_int_equal(check_and_destroy(h), LIN_LINEARIZABLE);
+}
+
+static void test_set_xx_on_an_absent_key_writes_nothing(void **state)
+{
+    (void)state;
+    struct lin_history *h = lin_history_create();
+    put_if(h, 1, "k", "a", LIN_COND_XX, 1, 0, 10);
+    assert_int_equal(check_and_destroy(h), LIN_VIOLATION);
+    h = lin_history_create();
+    put_if(h, 1, "k", "a", LIN_COND_XX, 0, 0, 10);
+    get_c(h, 1, "k", NULL, 20, 30);
+    assert_int_equal(check_and_destroy(h), LIN_LINEARIZABLE);
+}
+
+static void test_multi_key_explanation_names_the_ops_and_connections(void **state)
+{
+    (void)state;
+    static const char *const keys[2] = {"a", "b"};
+    static const char *const one[2] = {"1", "1"};
+    static const char *const nil[2] = {NULL, NULL};
+    struct lin_history *h = lin_history_create();
+    mset(h, 4, 2, keys, one, 0, 100, LIN_OK);
+    mget(h, 4, 2, keys, nil, 10, 50); /* pipelined after the MSET on conn 4 */
+    struct lin_result r;
+    assert_int_equal(lin_check(h, 0, &r), LIN_VIOLATION);
+    print_message("%s", r.explanation);
+    assert_string_equal(r.key, "a");
+    assert_int_equal(r.keys_violated, 2);
+    assert_non_null(strstr(r.explanation, "conn 4  [0, 100]  MSET \"a\"=\"1\" \"b\"=\"1\" -> ok"));
+    assert_non_null(strstr(r.explanation, "conn 4  [10, 50]  MGET \"a\" \"b\" -> [nil, nil]"));
+    lin_result_free(&r);
+    lin_history_destroy(h);
+}
+
+/* A sequential execution over one connection of every op kind, on key groups, pipelined
+ * (each op invoked before the previous returns), checks as linearizable; the same history
+ * with one read made stale fails. */
+static void test_long_pipelined_history_of_every_op_kind(void **state)
+{
+    (void)state;
+    for (int stale = 0; stale < 2; stale++) {
+        struct lin_history *h = lin_history_create();
+        struct rk_prng prng;
+        rk_prng_seed(&prng, 42);
+        static const char *const keys[4] = {"g0a", "g0b", "g1a", "g1b"};
+        int64_t val[4] = {0, 0, 0, 0};
+        bool present[4] = {false, false, false, false};
+        uint64_t t = 0;
+        bool injected = false;
+        for (int i = 0; i < 2000; i++) {
+            uint32_t k = (uint32_t)(rk_prng_next(&prng) % 4), g = k / 2 * 2;
+            uint64_t conn = 1 + rk_prng_next(&prng) % 3;
+            char v[32], w[32];
+            const char *pair[2] = {keys[g], keys[g + 1]};
+            switch (rk_prng_next(&prng) % 5) {
+            case 0:
+                val[k] = i;
+                present[k] = true;
+                snprintf(v, sizeof(v), "%d", i);
+                put_c(h, conn, keys[k], v, t, t + 3, LIN_OK);
+                break;
+            case 1:
+                val[k] = (present[k] ? val[k] : 0) + 2;
+                present[k] = true;
+                incr(h, conn, keys[k], 2, false, val[k], t, t + 3);
+                break;
+            case 2: {
+                snprintf(v, sizeof(v), "%d", i);
+                snprintf(w, sizeof(w), "%d", i + 1);
+                const char *vals[2] = {v, w};
+                val[g] = i;
+                val[g + 1] = i + 1;
+                present[g] = present[g + 1] = true;
+                mset(h, conn, 2, pair, vals, t, t + 3, LIN_OK);
+                break;
+            }
+            case 3: {
+                char a[32], b[32];
+                snprintf(a, sizeof(a), "%lld", (long long)val[g]);
+                snprintf(b, sizeof(b), "%lld", (long long)val[g + 1]);
+                const char *vals[2] = {present[g] ? a : NULL, present[g + 1] ? b : NULL};
+                if (stale && i >= 1500 && !injected) {
+                    vals[0] = "never written";
+                    injected = true;
+                }
+                mget(h, conn, 2, pair, vals, t, t + 3);
+                break;
+            }
+            default:
+                put_if(h, conn, keys[k], "nx", LIN_COND_NX, present[k] ? 0 : 1, t, t + 3);
+                if (!present[k]) {
+                    present[k] = true;
+                    val[k] = 0;
+                    put_c(h, conn, keys[k], "0", t + 1, t + 4, LIN_OK);
+                }
+                break;
+            }
+            t += 2; /* the next op is invoked before this one returns */
+        }
+        assert_int_equal(check_and_destroy(h), stale ? LIN_VIOLATION : LIN_LINEARIZABLE);
+    }
+}
+
 /* ---- the model ------------------------------------------------------------------------- */
 
 static void test_empty_history_is_linearizable(void **state)
@@ -998,6 +1373,24 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_check_is_deterministic),
         cmocka_unit_test(test_tiny_budget_gives_up_on_highly_concurrent_history),
         cmocka_unit_test(test_agrees_with_brute_force_on_small_histories),
+        cmocka_unit_test(test_read_after_write_on_one_connection_must_see_it),
+        cmocka_unit_test(test_same_ops_on_two_connections_are_concurrent),
+        cmocka_unit_test(test_read_cannot_see_a_later_write_of_its_connection),
+        cmocka_unit_test(test_unknown_write_is_no_predecessor),
+        cmocka_unit_test(test_program_order_is_transitive),
+        cmocka_unit_test(test_connection_order_in_a_pending_register_history),
+        cmocka_unit_test(test_mget_sees_an_mset_whole),
+        cmocka_unit_test(test_mget_seeing_half_an_mset_is_a_violation),
+        cmocka_unit_test(test_mget_seeing_half_of_an_unknown_mset_is_a_violation),
+        cmocka_unit_test(test_mget_and_get_agree_on_the_component),
+        cmocka_unit_test(test_components_join_keys_of_multi_key_ops),
+        cmocka_unit_test(test_incrby_counts_from_absent),
+        cmocka_unit_test(test_two_increments_returning_the_same_value_is_a_violation),
+        cmocka_unit_test(test_incrby_of_a_non_integer_is_an_error_and_writes_nothing),
+        cmocka_unit_test(test_two_set_nx_cannot_both_write),
+        cmocka_unit_test(test_set_xx_on_an_absent_key_writes_nothing),
+        cmocka_unit_test(test_multi_key_explanation_names_the_ops_and_connections),
+        cmocka_unit_test(test_long_pipelined_history_of_every_op_kind),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

@@ -876,6 +876,370 @@ static void test_invalid_requests_get_error_at_once(void **state)
 
 #define GROUP_PUTS 100
 
+/* ---- program order per connection (issue #13) --------------------------------------------- */
+
+/* A follower gets SET then GET of one connection in one go (a pipeline): the GET waits for
+ * the SET's index (the leader's FORWARD_RESP), then for its own read index, and sees the SET.
+ * (scenarios/pipeline_followers.scn shows the stale read this prevents, with the reordering
+ * this FIFO network cannot produce.) */
+static void test_pipelined_read_after_write_on_a_follower_sees_the_write(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t f = net_other(net, leader, 0);
+    uint64_t put = net_submit(net, f, REPLICA_PUT, "x", "v1", 7, 1);
+    uint64_t get = net_submit(net, f, REPLICA_GET, "x", NULL, 7, 0);
+    /* The GET is held: only the FORWARD left the follower, no ReadIndex yet. */
+    assert_int_equal(net->q_len - net->q_head, 1);
+    const struct net_reply *g = net_wait(net, get, 100);
+    assert_status(net_wait(net, put, 100), REPLICA_OK);
+    assert_value(g, "v1");
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+/* GET then SET of one connection: the SET waits for the GET to be served, so the GET does not
+ * see it; a SET of another connection is proposed at once. */
+static void test_write_after_a_pending_read_of_its_connection_waits_for_it(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    assert_status(net_do(net, leader, REPLICA_PUT, "x", "old", 0, 0), REPLICA_OK);
+    uint64_t last0 = net_info(net, leader).raft.last_index;
+    uint64_t get = net_submit(net, leader, REPLICA_GET, "x", NULL, 7, 0);
+    uint64_t put = net_submit(net, leader, REPLICA_PUT, "x", "new", 7, 1);
+    uint64_t other = net_submit(net, leader, REPLICA_PUT, "y", "z", 8, 1);
+    /* Nothing delivered yet: the read waits for its heartbeat round, connection 7's write is
+     * held behind it, connection 8's write is in the log. */
+    assert_int_equal(net_info(net, leader).raft.last_index, last0 + 1);
+    assert_null(net_reply(net, get));
+    assert_value(net_wait(net, get, 100), "old");
+    assert_status(net_wait(net, put, 100), REPLICA_OK);
+    assert_status(net_wait(net, other, 100), REPLICA_OK);
+    assert_true(net->replies[put].tick >= net->replies[get].tick);
+    assert_value(net_do(net, leader, REPLICA_GET, "x", NULL, 7, 0), "new");
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+/* Writes of one connection pipelined together are proposed together: one batch, one sync on
+ * the leader, and a read after them sees the last. */
+static void test_consecutive_writes_of_a_connection_are_proposed_together(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t syncs0 = log_memstore_syncs(net->nodes[leader].log);
+    uint64_t last0 = net_info(net, leader).raft.last_index;
+    struct replica_request reqs[5];
+    static const char *const vals[4] = {"1", "2", "3", "4"};
+    for (int i = 0; i < 5; i++) {
+        uint64_t req_id = net->next_req++;
+        net->submitted_to[req_id] = leader;
+        reqs[i] = (struct replica_request){.req_id = req_id,
+                                           .op = i < 4 ? REPLICA_PUT : REPLICA_GET,
+                                           .client_id = 9,
+                                           .seq = i < 4 ? (uint64_t)i + 1 : 0,
+                                           .key = (const uint8_t *)"x",
+                                           .key_len = 1,
+                                           .val = i < 4 ? (const uint8_t *)vals[i] : NULL,
+                                           .val_len = i < 4 ? 1 : 0};
+    }
+    replica_submit_batch(net->nodes[leader].r, reqs, 5);
+    net_collect(net, leader);
+    assert_int_equal(net_info(net, leader).raft.last_index, last0 + 4);
+    assert_int_equal(log_memstore_syncs(net->nodes[leader].log) - syncs0, 1);
+    for (int i = 0; i < 4; i++)
+        assert_status(net_wait(net, reqs[i].req_id, 100), REPLICA_OK);
+    assert_value(net_wait(net, reqs[4].req_id, 100), "4");
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+/* A request held behind an earlier one of its connection that never completes ends with
+ * TRYAGAIN at its timeout: it was never proposed. */
+static void test_a_request_held_behind_its_connection_times_out_with_tryagain(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t f = net_other(net, leader, 0);
+    net->cut[f][leader] = true; /* the forward is lost: the write stays unplaced */
+    uint64_t put = net_submit(net, f, REPLICA_PUT, "x", "v", 7, 1);
+    uint64_t get = net_submit(net, f, REPLICA_GET, "x", NULL, 7, 0);
+    uint64_t free_get = net_submit(net, f, REPLICA_GET, "x", NULL, 8, 0);
+    const struct net_reply *g = net_wait(net, get, 200);
+    assert_status(g, REPLICA_TRYAGAIN);
+    assert_non_null(strstr(g->reason, "earlier request of the same connection"));
+    assert_status(net_reply(net, put), REPLICA_TIMEOUT);
+    /* Connection 8 did not wait for connection 7 (its read index was lost too, on the same
+     * cut link: it ends with TRYAGAIN on its own timeout, no later). */
+    assert_non_null(net_reply(net, free_get));
+    net_assert_all_answered(net);
+    assert_int_equal(net_info(net, f).pending, 0);
+    net_free(net);
+}
+
+static void tweak_few_slots(struct replica_config *c)
+{
+    c->max_pending = 6; /* a connection index of 16 entries: probe chains and deletions */
+}
+
+/* Many connections come and go through a small table: every request is answered, every read
+ * sees its connection's writes, and the table empties. */
+static void test_connections_come_and_go_through_a_small_table(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, tweak_few_slots);
+    uint64_t leader = net_elect(net);
+    uint64_t f = net_other(net, leader, 0);
+    uint64_t seq[40] = {0};
+    for (uint32_t round = 0; round < 200; round++) {
+        uint64_t client = 1 + (round * 7) % 40;
+        char val[16];
+        snprintf(val, sizeof(val), "%u", round);
+        uint64_t put = net_submit(net, f, REPLICA_PUT, "k", val, client, ++seq[client - 1]);
+        uint64_t get = net_submit(net, f, REPLICA_GET, "k", NULL, client, 0);
+        uint64_t other = net_submit(net, f, REPLICA_GET, "k", NULL, 1 + (round * 11) % 40, 0);
+        if (round % 3 == 0)
+            net_tick_all(net);
+        else
+            net_deliver_all(net);
+        const struct net_reply *g = net_wait(net, get, 100);
+        if (net_reply(net, put)->status == REPLICA_OK)
+            assert_value(g, val); /* nobody else wrote since */
+        net_wait(net, other, 100);
+    }
+    net_run(net, 60);
+    net_assert_all_answered(net);
+    assert_int_equal(net_info(net, f).pending, 0);
+    net_free(net);
+}
+
+/* ---- multi-key reads: one snapshot (issue #13.2) ------------------------------------------ */
+
+static uint64_t net_submit_mget(struct net *net, uint64_t id, uint32_t n, const char *const *keys,
+                                uint64_t client_id)
+{
+    const uint8_t *kp[8];
+    uint32_t kl[8];
+    assert_true(n <= 8);
+    for (uint32_t i = 0; i < n; i++) {
+        kp[i] = (const uint8_t *)keys[i];
+        kl[i] = (uint32_t)strlen(keys[i]);
+    }
+    static uint8_t blob[256];
+    size_t len = 0;
+    assert_int_equal(replica_keys_encode(kp, kl, n, blob, sizeof(blob), &len), RK_OK);
+    assert_int_equal(len, replica_keys_size(kp, kl, n));
+    struct replica_request req = {
+        .op = REPLICA_MGET, .client_id = client_id, .val = blob, .val_len = (uint32_t)len};
+    return net_submit_req(net, id, req);
+}
+
+/* Asserts that an MGET reply holds want[i] (NULL: nil) for each of n keys. */
+static void assert_mget(const struct net_reply *nr, uint32_t n, const char *const *want)
+{
+    assert_status(nr, REPLICA_OK);
+    assert_int_equal(nr->num, n);
+    struct replica_mget_iter it;
+    replica_mget_begin(&it, nr->val, nr->val_len);
+    for (uint32_t i = 0; i < n; i++) {
+        bool found = false;
+        const uint8_t *val = NULL;
+        uint32_t len = 0;
+        assert_true(replica_mget_next(&it, &found, &val, &len));
+        assert_int_equal(found, want[i] != NULL);
+        if (want[i] != NULL) {
+            assert_int_equal(len, strlen(want[i]));
+            assert_memory_equal(val, want[i], len);
+        }
+    }
+    bool found;
+    const uint8_t *val;
+    uint32_t len;
+    assert_false(replica_mget_next(&it, &found, &val, &len));
+}
+
+/* An MGET on a follower costs one ReadIndex, not one per key, and reads every key at one
+ * index; pipelined after an MSET of its connection, it sees all of it. */
+static void test_mget_is_one_read_barrier_and_one_snapshot(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t f = net_other(net, leader, 0);
+    static const char *const keys[3] = {"a", "b", "c"};
+    static const char *const before[3] = {NULL, NULL, NULL};
+    assert_mget(net_wait(net, net_submit_mget(net, f, 3, keys, 0), 100), 3, before);
+    size_t queued = net->q_len - net->q_head;
+    uint64_t get = net_submit_mget(net, f, 3, keys, 0);
+    assert_int_equal(net->q_len - net->q_head, queued + 1); /* one ReadIndex for three keys */
+    assert_mget(net_wait(net, get, 100), 3, before);
+
+    struct kv_pair pairs[2] = {{(const uint8_t *)"a", 1, (const uint8_t *)"1", 1},
+                               {(const uint8_t *)"b", 1, (const uint8_t *)"2", 1}};
+    uint8_t blob[64];
+    size_t len = 0;
+    assert_int_equal(kv_pairs_encode(pairs, 2, blob, sizeof(blob), &len), RK_OK);
+    struct replica_request mset = {
+        .op = REPLICA_MSET, .client_id = 5, .seq = 1, .val = blob, .val_len = (uint32_t)len};
+    uint64_t w = net_submit_req(net, f, mset);
+    uint64_t r = net_submit_mget(net, f, 3, keys, 5);
+    static const char *const after[3] = {"1", "2", NULL};
+    assert_mget(net_wait(net, r, 100), 3, after);
+    assert_status(net_wait(net, w, 100), REPLICA_OK);
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+static void test_mget_with_a_bad_keys_blob_gets_error(void **state)
+{
+    (void)state;
+    struct net *net = net_new(1, NULL);
+    uint64_t leader = net_elect(net);
+    static const uint8_t zero[4] = {0, 0, 0, 0};      /* no keys */
+    static const uint8_t cut[6] = {1, 0, 0, 0, 9, 0}; /* a key length cut short */
+    static const uint8_t extra[10] = {1, 0, 0, 0, 1, 0, 0, 0, 'k', 'x'}; /* a byte after */
+    const uint8_t *blobs[3] = {zero, cut, extra};
+    const uint32_t lens[3] = {sizeof(zero), sizeof(cut), sizeof(extra)};
+    for (int i = 0; i < 3; i++) {
+        struct replica_request req = {.op = REPLICA_MGET, .val = blobs[i], .val_len = lens[i]};
+        const struct net_reply *nr = net_wait(net, net_submit_req(net, leader, req), 1);
+        assert_status(nr, REPLICA_ERROR);
+        assert_non_null(strstr(nr->reason, "keys blob"));
+    }
+    uint8_t buf[16];
+    size_t len = 0;
+    const uint8_t *k[1] = {(const uint8_t *)"key"};
+    uint32_t kl[1] = {3};
+    assert_int_equal(replica_keys_encode(k, kl, 0, buf, sizeof(buf), &len), RK_EINVAL);
+    assert_int_equal(replica_keys_encode(k, kl, 1, buf, 8, &len), RK_ETOOBIG);
+    net_free(net);
+}
+
+/* What on_read saw: the keys, as the callback ran. */
+static struct {
+    uint64_t calls;
+    uint64_t req_id;
+    uint64_t keys;
+    bool saw_new;
+} read_seen;
+
+static bool count_key(void *ctx, const uint8_t *key, uint32_t key_len)
+{
+    (void)ctx;
+    read_seen.keys++;
+    if (key_len == 3 && memcmp(key, "new", 3) == 0)
+        read_seen.saw_new = true;
+    return true;
+}
+
+static void record_read(void *ctx, struct replica *r, uint64_t req_id)
+{
+    (void)ctx;
+    read_seen.calls++;
+    read_seen.req_id = req_id;
+    read_seen.keys = 0;
+    read_seen.saw_new = false;
+    assert_int_equal(replica_scan_keys(r, count_key, NULL), RK_OK);
+    const uint8_t *val = NULL;
+    uint32_t len = 0;
+    assert_int_equal(replica_read_get(r, (const uint8_t *)"new", 3, &val, &len),
+                     read_seen.saw_new ? RK_OK : RK_ENOENT);
+}
+
+static void tweak_on_read(struct replica_config *c)
+{
+    c->on_read = record_read;
+}
+
+/* SET newkey; DBSIZE (or KEYS) pipelined on a follower: the barrier's callback runs at a
+ * state that holds the new key, and the reply counts it. */
+static void test_read_barrier_calls_back_at_one_state_after_the_connections_writes(void **state)
+{
+    (void)state;
+    memset(&read_seen, 0, sizeof(read_seen));
+    struct net *net = net_new(3, tweak_on_read);
+    uint64_t leader = net_elect(net);
+    uint64_t f = net_other(net, leader, 0);
+    assert_status(net_do(net, leader, REPLICA_PUT, "old", "1", 0, 0), REPLICA_OK);
+    uint64_t put = net_submit(net, f, REPLICA_PUT, "new", "2", 3, 1);
+    struct replica_request bar = {.op = REPLICA_READ, .client_id = 3};
+    uint64_t rd = net_submit_req(net, f, bar);
+    const struct net_reply *nr = net_wait(net, rd, 100);
+    assert_status(nr, REPLICA_OK);
+    assert_int_equal(read_seen.calls, 1);
+    assert_int_equal(read_seen.req_id, rd);
+    assert_true(read_seen.saw_new);
+    assert_int_equal(read_seen.keys, 2);
+    assert_int_equal(nr->num, 2); /* DBSIZE */
+    assert_status(net_wait(net, put, 100), REPLICA_OK);
+    struct replica_request bad = {.op = REPLICA_READ, .key = (const uint8_t *)"k", .key_len = 1};
+    assert_status(net_wait(net, net_submit_req(net, f, bad), 1), REPLICA_ERROR);
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
+/* ---- sessions: at most once inside the cluster (issue #13.3) ----------------------------- */
+
+/* Copies the last frame queued (a FORWARD just sent): the network delivers it twice. */
+static void net_duplicate_last(struct net *net)
+{
+    assert_true(net->q_len > net->q_head);
+    struct net_frame f = net->q[net->q_len - 1];
+    uint8_t *copy = malloc(f.len);
+    assert_non_null(copy);
+    memcpy(copy, f.bytes, f.len);
+    if (net->q_len == net->q_cap) {
+        net->q_cap = 2 * net->q_cap;
+        net->q = realloc(net->q, net->q_cap * sizeof(*net->q));
+        assert_non_null(net->q);
+    }
+    f.bytes = copy;
+    net->q[net->q_len++] = f;
+}
+
+/* An INCRBY forwarded twice (a duplicated FORWARD) applies once with a session, twice
+ * without one: why every connection of the node must be a session. */
+static void test_a_duplicated_forward_applies_once_with_a_session(void **state)
+{
+    (void)state;
+    for (uint64_t client = 0; client <= 1; client++) {
+        struct net *net = net_new(3, NULL);
+        uint64_t leader = net_elect(net);
+        uint64_t f = net_other(net, leader, 0);
+        uint64_t cid = client ? replica_client_id(f, 7, 1) : 0;
+        struct replica_request inc = {.op = REPLICA_INCRBY,
+                                      .client_id = cid,
+                                      .seq = client,
+                                      .key = (const uint8_t *)"n",
+                                      .key_len = 1,
+                                      .delta = 1};
+        uint64_t req = net_submit_req(net, f, inc);
+        net_duplicate_last(net);
+        const struct net_reply *nr = net_wait(net, req, 100);
+        assert_status(nr, REPLICA_OK);
+        assert_int_equal(nr->num, 1);
+        net_run(net, 5);
+        assert_value(net_do(net, leader, REPLICA_GET, "n", NULL, 0, 0), client ? "1" : "2");
+        net_assert_all_answered(net);
+        net_free(net);
+    }
+}
+
+static void test_client_ids_are_unique_per_node_incarnation_and_connection(void **state)
+{
+    (void)state;
+    uint64_t a = replica_client_id(1, 0, 0), b = replica_client_id(1, 0, 1);
+    uint64_t c = replica_client_id(1, 1, 0), d = replica_client_id(2, 0, 0);
+    assert_true(a != 0 && a != b && a != c && a != d && b != c && b != d && c != d);
+    assert_true(replica_client_id(255, (1u << 24) - 1, UINT32_MAX) !=
+                replica_client_id(254, 0, UINT32_MAX));
+}
+
 static void test_puts_submitted_together_share_log_syncs(void **state)
 {
     (void)state;
@@ -1322,6 +1686,16 @@ int main(void)
         cmocka_unit_test(test_expired_keys_are_removed_through_the_log_by_the_leader),
         cmocka_unit_test(test_cmd_retry_with_a_session_gets_the_first_result),
         cmocka_unit_test(test_cmd_that_does_not_decode_is_an_error_at_once),
+        cmocka_unit_test(test_pipelined_read_after_write_on_a_follower_sees_the_write),
+        cmocka_unit_test(test_write_after_a_pending_read_of_its_connection_waits_for_it),
+        cmocka_unit_test(test_consecutive_writes_of_a_connection_are_proposed_together),
+        cmocka_unit_test(test_a_request_held_behind_its_connection_times_out_with_tryagain),
+        cmocka_unit_test(test_connections_come_and_go_through_a_small_table),
+        cmocka_unit_test(test_mget_is_one_read_barrier_and_one_snapshot),
+        cmocka_unit_test(test_mget_with_a_bad_keys_blob_gets_error),
+        cmocka_unit_test(test_read_barrier_calls_back_at_one_state_after_the_connections_writes),
+        cmocka_unit_test(test_a_duplicated_forward_applies_once_with_a_session),
+        cmocka_unit_test(test_client_ids_are_unique_per_node_incarnation_and_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -107,6 +107,12 @@ static void assert_scenarios_equal(const struct scenario *a, const struct scenar
     assert_int_equal(a->mix_get, b->mix_get);
     assert_int_equal(a->mix_put, b->mix_put);
     assert_int_equal(a->mix_del, b->mix_del);
+    assert_int_equal(a->mix_incr, b->mix_incr);
+    assert_int_equal(a->mix_putif, b->mix_putif);
+    assert_int_equal(a->mix_mset, b->mix_mset);
+    assert_int_equal(a->mix_mget, b->mix_mget);
+    assert_int_equal(a->pipeline, b->pipeline);
+    assert_int_equal(a->pipeline_followers, b->pipeline_followers);
     assert_int_equal(a->think_us_min, b->think_us_min);
     assert_int_equal(a->think_us_max, b->think_us_max);
     assert_int_equal(a->timeout_us, b->timeout_us);
@@ -353,6 +359,27 @@ static void setting_clients_and_keys(void **state)
     s = parse_ok("clients 1\nkeys 1\n");
     assert_int_equal(s->clients, 1);
     assert_int_equal(s->keys, 1);
+}
+
+static void setting_mix_of_every_kind_and_pipeline(void **state)
+{
+    (void)state;
+    const struct scenario *s = parse_ok("mix mget 7 get 1 incr 4 mset 6 putif 5\npipeline 8 followers\n");
+    assert_int_equal(s->mix_get, 1);
+    assert_int_equal(s->mix_put, 0);
+    assert_int_equal(s->mix_incr, 4);
+    assert_int_equal(s->mix_putif, 5);
+    assert_int_equal(s->mix_mset, 6);
+    assert_int_equal(s->mix_mget, 7);
+    assert_int_equal(s->pipeline, 8);
+    assert_true(s->pipeline_followers);
+    s = parse_ok("pipeline 2\n");
+    assert_int_equal(s->pipeline, 2);
+    assert_false(s->pipeline_followers);
+    assert_int_equal(s->mix_incr, 0);
+    assert_error("mix incr 1\n", "t.scn:1:5: expected only get, put and del weights without `pipeline N` (N > 0), got 'incr'");
+    assert_error("pipeline 65\n", "t.scn:1:10: expected a pipeline depth (0..64), got '65'");
+    assert_error("pipeline 2 leader\n", "t.scn:1:12: expected followers or end of line, got 'leader'");
 }
 
 static void setting_mix_in_any_order_and_unnamed_weights_zero(void **state)
@@ -982,10 +1009,10 @@ static void error_reorder_delay_then_more(void **state)
 static void error_mix(void **state)
 {
     (void)state;
-    assert_error("mix", "t.scn:1:4: expected get, put or del, got end of line");
-    assert_error("mix get 1 set 2", "t.scn:1:11: expected get, put or del, got 'set'");
+    assert_error("mix", "t.scn:1:4: expected get, put, del, incr, putif, mset or mget, got end of line");
+    assert_error("mix get 1 set 2", "t.scn:1:11: expected get, put, del, incr, putif, mset or mget, got 'set'");
     assert_error("mix get 1 get 2",
-                 "t.scn:1:11: expected each of get, put and del at most once, got 'get'");
+                 "t.scn:1:11: expected each kind (get, put, del, ...) at most once, got 'get'");
     assert_error("mix put", "t.scn:1:8: expected a weight (0..1000000), got end of line");
     assert_error("mix put 1000001", "t.scn:1:9: expected a weight (0..1000000), got '1000001'");
     assert_error("mix get 0 del 0", "t.scn:1:15: expected at least one weight above 0, got '0'");
@@ -1679,6 +1706,7 @@ int main(void)
         cmocka_unit_test(error_probability_malformed),
         cmocka_unit_test(error_reorder_delay_then_more),
         cmocka_unit_test(error_mix),
+        cmocka_unit_test(setting_mix_of_every_kind_and_pipeline),
         cmocka_unit_test(error_expect),
         cmocka_unit_test(error_chaos),
         cmocka_unit_test(error_step_without_time_or_action),

@@ -16,6 +16,24 @@
  * and any state ends in TIMEOUT after request_timeout_ticks (deadlines are FIFO: every request
  * gets the same timeout, so submission order is deadline order).
  *
+ * Program order per connection (issue #13). A request with a client id belongs to that
+ * connection (session); the replica keeps, per connection with requests pending, how many of
+ * its released reads are not yet answered, how many of its released writes have no log index
+ * yet (forwarded, no FORWARD_RESP), and the highest index its writes were placed at:
+ *
+ *   submit ──a read while writes are unplaced, a write while reads are unanswered, or
+ *      │      anything while earlier requests are held──► HELD (in the connection's FIFO)
+ *      └──otherwise──► released (as above)        HELD ──the head's condition clears──► released
+ *
+ * A released read serves at applied >= max(its read index, the connection's write index): it
+ * sees every earlier write of its connection (W then R). A write is released only once every
+ * earlier read of its connection was answered, so its entry comes after what they saw (R then
+ * W: its index is above the leader's last index, itself at least the commit index any of those
+ * reads was served at). Consecutive writes are released together (one batch, one sync);
+ * consecutive reads too; other connections never wait. Per request O(1): a hash map of the
+ * connections with requests pending, a doubly linked FIFO of held requests, a queue of
+ * connections to release (conn_*).
+ *
  * Invariants:
  *   R1  every submitted request gets exactly one reply (or the replica is destroyed/failed).
  *   R2  a write is answered OK only with the result of applying its own entry: the entry at
@@ -46,6 +64,21 @@ enum pending_state {
     P_READ_INDEX,   /* waiting for raft's read state */
     P_FORWARD_WAIT, /* waiting for the leader's FORWARD_RESP */
     P_WAIT_APPLY,   /* waiting for the state machine to reach index */
+    P_HELD,         /* waiting for an earlier request of its connection (program order) */
+};
+
+#define CONN_NONE UINT32_MAX
+
+/* A connection (client id) with requests pending here: see "Program order" above. */
+struct conn {
+    uint64_t client_id; /* 0: free */
+    uint32_t n_reqs;    /* pending requests, held or released */
+    uint32_t reads_unserved;  /* released reads not answered yet */
+    uint32_t writes_unplaced; /* released writes whose log index is not known yet */
+    uint64_t write_index;     /* the highest index a write of this connection was placed at */
+    uint32_t held_head, held_tail; /* slots; CONN_NONE: empty */
+    uint32_t read_head, read_tail; /* released reads not answered, in order: served in order */
+    bool queued; /* in the release queue */
 };
 
 struct pending {
@@ -60,10 +93,17 @@ struct pending {
     uint64_t index;
     uint64_t term;   /* writes: the term of the entry proposed */
     uint64_t leader; /* forwards: where it went */
-    uint8_t *key;    /* reads: a copy of the key; the buffer stays with the slot (no allocation
-                        per read once warm) unless it grew past SLOT_KEY_KEEP */
+    uint8_t *key;    /* reads: a copy of the key; held writes: the encoded command. The buffer
+                        stays with the slot (no allocation per read once warm) unless it grew
+                        past SLOT_KEY_KEEP */
     uint32_t key_len;
     uint32_t key_cap;
+    uint32_t conn;            /* index in replica.conns, or CONN_NONE */
+    uint32_t held_prev, held_next; /* the connection's held FIFO: slots, or CONN_NONE */
+    uint32_t rd_prev, rd_next;     /* the connection's released reads, in order */
+    uint64_t min_index;       /* reads: the connection's write index when released */
+    bool counted_read;        /* in conn->reads_unserved */
+    bool counted_unplaced;    /* in conn->writes_unplaced */
 };
 
 #define SLOT_KEY_KEEP 256u
@@ -162,6 +202,17 @@ struct replica {
 
     struct recent_result *recent; /* REPLICA_RECENT, by index % REPLICA_RECENT */
 
+    /* Connections with requests pending (at most one per slot): a table, an open-addressing
+     * index by client id (linear probing, backward-shift deletion), a free list, and the
+     * queue of connections whose held requests may go (a ring, each at most once). */
+    struct conn *conns;
+    uint32_t *conn_free;
+    uint32_t n_conn_free;
+    uint32_t *conn_index; /* conn + 1; 0: empty */
+    uint32_t conn_index_mask;
+    uint32_t *release;
+    uint32_t release_head, release_len;
+
     struct byte_arena bytes; /* frames and reply values */
     struct frame_rec *frames;
     size_t n_frames, cap_frames;
@@ -210,6 +261,13 @@ const char *replica_status_name(int status)
         return "error";
     }
     return "unknown";
+}
+
+uint64_t replica_client_id(uint64_t node_id, uint32_t incarnation, uint32_t counter)
+{
+    RK_ASSERT(node_id >= 1 && node_id <= 255);
+    RK_ASSERT(incarnation < (1u << 24));
+    return node_id << 56 | (uint64_t)incarnation << 32 | counter;
 }
 
 void replica_config_default(struct replica_config *c)
@@ -362,6 +420,165 @@ static uint32_t pending_slot(const struct replica *r, const struct pending *p)
     return (uint32_t)(p - r->slots);
 }
 
+/* ---- connections (program order) ---------------------------------------------------- */
+
+static uint32_t conn_hash(const struct replica *r, uint64_t client_id)
+{
+    uint64_t z = client_id * UINT64_C(0x9e3779b97f4a7c15);
+    return (uint32_t)(z >> 32) & r->conn_index_mask;
+}
+
+/* The index slot of client_id: its entry, or the empty slot where it would go. */
+static uint32_t conn_lookup(const struct replica *r, uint64_t client_id)
+{
+    uint32_t i = conn_hash(r, client_id);
+    for (uint32_t probes = 0;; probes++) {
+        RK_ASSERT(probes <= r->conn_index_mask);
+        uint32_t c = r->conn_index[i];
+        if (c == 0 || r->conns[c - 1].client_id == client_id)
+            return i;
+        i = (i + 1) & r->conn_index_mask;
+    }
+}
+
+/* The connection of client_id, created if it has none (there is room: at most one per
+ * pending request, and the caller holds a slot). */
+static uint32_t conn_get(struct replica *r, uint64_t client_id)
+{
+    RK_ASSERT(client_id != 0);
+    uint32_t i = conn_lookup(r, client_id);
+    if (r->conn_index[i] != 0)
+        return r->conn_index[i] - 1;
+    RK_ASSERT(r->n_conn_free > 0);
+    uint32_t c = r->conn_free[--r->n_conn_free];
+    r->conns[c] = (struct conn){.client_id = client_id, .held_head = CONN_NONE,
+                                .held_tail = CONN_NONE, .read_head = CONN_NONE,
+                                .read_tail = CONN_NONE};
+    r->conn_index[i] = c + 1;
+    return c;
+}
+
+/* Removes a connection without requests (backward-shift deletion keeps every probe chain). */
+static void conn_put(struct replica *r, uint32_t c)
+{
+    struct conn *cn = &r->conns[c];
+    RK_ASSERT(cn->n_reqs == 0 && cn->held_head == CONN_NONE && !cn->queued);
+    RK_ASSERT(cn->read_head == CONN_NONE);
+    uint32_t i = conn_lookup(r, cn->client_id);
+    RK_ASSERT(r->conn_index[i] == c + 1);
+    uint32_t mask = r->conn_index_mask;
+    for (uint32_t j = (i + 1) & mask; r->conn_index[j] != 0; j = (j + 1) & mask) {
+        uint32_t home = conn_hash(r, r->conns[r->conn_index[j] - 1].client_id);
+        /* Entry j may move into the hole at i if its home is not in (i, j]. */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            r->conn_index[i] = r->conn_index[j];
+            i = j;
+        }
+    }
+    r->conn_index[i] = 0;
+    cn->client_id = 0;
+    r->conn_free[r->n_conn_free++] = c;
+}
+
+/* Whether the connection's first unanswered read has reached its index but waits for its
+ * turn (reads of a connection are served in order: R then R). */
+static bool conn_read_ready(const struct replica *r, const struct conn *cn)
+{
+    if (cn->read_head == CONN_NONE)
+        return false;
+    const struct pending *p = &r->slots[cn->read_head];
+    return p->state == P_WAIT_APPLY && p->index <= kv_applied_index(r->kv);
+}
+
+/* Whether the connection's first held request may go now. */
+static bool conn_head_ready(const struct replica *r, const struct conn *cn)
+{
+    if (cn->held_head == CONN_NONE)
+        return false;
+    const struct pending *p = &r->slots[cn->held_head];
+    return replica_op_is_read(p->op) ? cn->writes_unplaced == 0 : cn->reads_unserved == 0;
+}
+
+/* Queues the connection for release_held if its first held request may go. */
+static void conn_kick(struct replica *r, uint32_t c)
+{
+    struct conn *cn = &r->conns[c];
+    if (cn->queued || !(conn_head_ready(r, cn) || conn_read_ready(r, cn)))
+        return;
+    RK_ASSERT(r->release_len < r->n_slots);
+    r->release[(r->release_head + r->release_len) % r->n_slots] = c;
+    r->release_len++;
+    cn->queued = true;
+}
+
+static void conn_unhold(struct replica *r, struct pending *p)
+{
+    struct conn *cn = &r->conns[p->conn];
+    if (p->held_prev == CONN_NONE)
+        cn->held_head = p->held_next;
+    else
+        r->slots[p->held_prev].held_next = p->held_next;
+    if (p->held_next == CONN_NONE)
+        cn->held_tail = p->held_prev;
+    else
+        r->slots[p->held_next].held_prev = p->held_prev;
+    p->held_prev = p->held_next = CONN_NONE;
+}
+
+static void conn_read_unlink(struct replica *r, struct pending *p)
+{
+    struct conn *cn = &r->conns[p->conn];
+    if (p->rd_prev == CONN_NONE)
+        cn->read_head = p->rd_next;
+    else
+        r->slots[p->rd_prev].rd_next = p->rd_next;
+    if (p->rd_next == CONN_NONE)
+        cn->read_tail = p->rd_prev;
+    else
+        r->slots[p->rd_next].rd_prev = p->rd_prev;
+    p->rd_prev = p->rd_next = CONN_NONE;
+}
+
+/* A write of the connection got its log index. */
+static void conn_placed(struct replica *r, struct pending *p)
+{
+    if (p->conn == CONN_NONE)
+        return;
+    struct conn *cn = &r->conns[p->conn];
+    if (p->index > cn->write_index)
+        cn->write_index = p->index;
+    if (p->counted_unplaced) {
+        p->counted_unplaced = false;
+        cn->writes_unplaced--;
+        conn_kick(r, p->conn);
+    }
+}
+
+/* A request of the connection ends (from pending_free). */
+static void conn_done(struct replica *r, struct pending *p)
+{
+    if (p->conn == CONN_NONE)
+        return;
+    uint32_t c = p->conn;
+    struct conn *cn = &r->conns[c];
+    if (p->state == P_HELD)
+        conn_unhold(r, p);
+    if (p->counted_read) {
+        conn_read_unlink(r, p);
+        cn->reads_unserved--;
+    }
+    if (p->counted_unplaced)
+        cn->writes_unplaced--;
+    p->counted_read = p->counted_unplaced = false;
+    p->conn = CONN_NONE;
+    RK_ASSERT(cn->n_reqs > 0);
+    cn->n_reqs--;
+    if (cn->n_reqs == 0 && !cn->queued)
+        conn_put(r, c);
+    else
+        conn_kick(r, c);
+}
+
 /* Drops the ids of finished requests from the deadline ring, keeping the order. */
 static void deadlines_compact(struct replica *r)
 {
@@ -389,6 +606,7 @@ static struct pending *pending_alloc(struct replica *r)
     p->key_cap = key_cap;
     p->state = P_NEW; /* not free: finish() may end it before it reaches another state */
     p->gen = gen;
+    p->conn = p->held_prev = p->held_next = p->rd_prev = p->rd_next = CONN_NONE;
     p->deadline = r->now + r->cfg.request_timeout_ticks;
     r->n_pending++;
     if (r->dl_len == r->dl_cap)
@@ -402,6 +620,7 @@ static struct pending *pending_alloc(struct replica *r)
 static void pending_free(struct replica *r, struct pending *p)
 {
     RK_ASSERT(p->state != P_FREE);
+    conn_done(r, p);
     if (p->key_cap > SLOT_KEY_KEEP) {
         rk_free(r->alloc, p->key);
         p->key = NULL;
@@ -462,8 +681,150 @@ static uint64_t next_stamp(struct replica *r)
 /* ------------------------------------------------------------------------------------------ */
 /* Applying and serving                                                                       */
 
+/* Little-endian helpers (also used by snapshots, below). */
+static void put32(uint8_t *p, uint32_t v);
+static uint32_t get32(const uint8_t *p);
+
+/* Checks a keys blob (untrusted: from a driver) and counts its keys. */
+static bool keys_valid(const uint8_t *blob, size_t len, uint32_t *count)
+{
+    if (blob == NULL || len < 4 || len > KV_MAX_VALUE_BYTES)
+        return false;
+    uint32_t n = get32(blob);
+    if (n == 0 || n > REPLICA_MGET_MAX_KEYS)
+        return false;
+    size_t pos = 4;
+    for (uint32_t i = 0; i < n; i++) {
+        if (len - pos < 4)
+            return false;
+        uint32_t kl = get32(blob + pos);
+        if (kl > KV_MAX_KEY_BYTES || len - pos - 4 < kl)
+            return false;
+        pos += 4 + (size_t)kl;
+    }
+    if (count != NULL)
+        *count = n;
+    return pos == len;
+}
+
+bool replica_op_is_read(uint8_t op)
+{
+    return op == REPLICA_GET || op == REPLICA_MGET || op == REPLICA_READ;
+}
+
+size_t replica_keys_size(const uint8_t *const *keys, const uint32_t *key_lens, uint32_t n)
+{
+    (void)keys;
+    size_t size = 4;
+    for (uint32_t i = 0; i < n; i++)
+        size += 4 + (size_t)key_lens[i];
+    return size;
+}
+
+int replica_keys_encode(const uint8_t *const *keys, const uint32_t *key_lens, uint32_t n,
+                        uint8_t *buf, size_t cap, size_t *out_len)
+{
+    if (n == 0 || n > REPLICA_MGET_MAX_KEYS)
+        return RK_EINVAL;
+    for (uint32_t i = 0; i < n; i++) {
+        if (key_lens[i] > KV_MAX_KEY_BYTES || (key_lens[i] > 0 && keys[i] == NULL))
+            return RK_EINVAL;
+    }
+    size_t size = replica_keys_size(keys, key_lens, n);
+    if (size > KV_MAX_VALUE_BYTES || size > cap)
+        return RK_ETOOBIG;
+    put32(buf, n);
+    size_t pos = 4;
+    for (uint32_t i = 0; i < n; i++) {
+        put32(buf + pos, key_lens[i]);
+        if (key_lens[i] > 0)
+            memcpy(buf + pos + 4, keys[i], key_lens[i]);
+        pos += 4 + (size_t)key_lens[i];
+    }
+    RK_ASSERT(pos == size);
+    *out_len = size;
+    return RK_OK;
+}
+
+void replica_mget_begin(struct replica_mget_iter *it, const uint8_t *blob, size_t len)
+{
+    *it = (struct replica_mget_iter){.buf = blob, .len = len, .pos = 0};
+}
+
+bool replica_mget_next(struct replica_mget_iter *it, bool *found, const uint8_t **val,
+                       uint32_t *val_len)
+{
+    if (it->len - it->pos < 5)
+        return false;
+    uint32_t vl = get32(it->buf + it->pos + 1);
+    if (it->len - it->pos - 5 < vl)
+        return false;
+    *found = it->buf[it->pos] != 0;
+    *val = it->buf + it->pos + 5;
+    *val_len = vl;
+    it->pos += 5 + (size_t)vl;
+    return true;
+}
+
+/* MGET: every key of the blob in p->key at the state applied now, one results blob, one
+ * reply (issue #13.2: one index, one barrier). */
+static void serve_mget(struct replica *r, struct pending *p)
+{
+    uint32_t n = get32(p->key);
+    size_t len = 0, pos = 4;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t kl = get32(p->key + pos);
+        const uint8_t *val = NULL;
+        uint32_t vl = 0;
+        int rc = kv_get(r->kv, p->key + pos + 4, kl, &val, &vl);
+        pos += 4 + (size_t)kl;
+        if (rc != RK_OK && rc != RK_ENOENT) {
+            finish(r, p, REPLICA_ERROR, "storage error");
+            return;
+        }
+        if (rc == RK_ENOENT)
+            vl = 0;
+        if (!rk_grow(r->alloc, (void **)&r->scratch, &r->scratch_cap, len + 5 + vl, 1)) {
+            finish(r, p, REPLICA_TRYAGAIN, "out of memory");
+            return;
+        }
+        r->scratch[len] = rc == RK_OK ? 1 : 0;
+        put32(r->scratch + len + 1, vl);
+        if (vl > 0)
+            memcpy(r->scratch + len + 5, val, vl); /* copied now: the next get may move it */
+        len += 5 + (size_t)vl;
+    }
+    if (len > UINT32_MAX) {
+        finish(r, p, REPLICA_ERROR, "MGET reply over 4 GiB");
+        return;
+    }
+    struct replica_reply rep = {.req_id = p->req_id, .status = REPLICA_OK, .num = n,
+                                .val = r->scratch, .val_len = (uint32_t)len};
+    push_reply(r, &rep);
+    pending_free(r, p);
+}
+
+/* READ: the driver's callback reads the state machine as applied now, then the reply. */
+static void serve_barrier(struct replica *r, struct pending *p)
+{
+    if (r->cfg.on_read != NULL)
+        r->cfg.on_read(r->cfg.read_ctx, r, p->req_id);
+    struct replica_reply rep = {.req_id = p->req_id, .status = REPLICA_OK,
+                                .num = (int64_t)kv_count(r->kv)};
+    push_reply(r, &rep);
+    pending_free(r, p);
+}
+
 static void serve_read(struct replica *r, struct pending *p)
 {
+    if (p->op == REPLICA_MGET) {
+        serve_mget(r, p);
+        return;
+    }
+    if (p->op == REPLICA_READ) {
+        serve_barrier(r, p);
+        return;
+    }
     const uint8_t *val = NULL;
     uint32_t len = 0;
     if (p->cmd) {
@@ -549,7 +910,14 @@ static void serve_waiting(struct replica *r)
             r->waiting[keep++] = r->waiting[i];
             continue;
         }
-        if (p->op == REPLICA_GET) {
+        if (replica_op_is_read(p->op)) {
+            if (p->conn != CONN_NONE && r->conns[p->conn].read_head != pending_slot(r, p)) {
+                /* An earlier read of its connection is not answered yet: its turn comes when
+                 * that one's does (release_held), never before (R then R). */
+                conn_kick(r, p->conn);
+                r->waiting[keep++] = r->waiting[i];
+                continue;
+            }
             serve_read(r, p);
             continue;
         }
@@ -1184,9 +1552,14 @@ static bool persist_async(struct replica *r, const struct raft_ready *rd)
     return job_push(r, job);
 }
 
+static void release_held(struct replica *r);
+
 static void drive(struct replica *r)
 {
-    for (uint32_t guard = 0; !r->failed && raft_has_ready(r->raft); guard++) {
+    for (uint32_t guard = 0;; guard++) {
+        release_held(r);
+        if (r->failed || !raft_has_ready(r->raft))
+            break;
         RK_ASSERT(guard < 1000000);
         /* Bounded: with this many writes out, the storage is far behind; wait for it. */
         if (r->cfg.async_log && r->jobs_out >= r->cfg.max_log_jobs)
@@ -1224,7 +1597,9 @@ static void drive(struct replica *r)
             struct pending *p = pending_find(r, rd.read_states[i].ctx);
             if (p == NULL || p->state != P_READ_INDEX)
                 continue;
-            p->index = rd.read_states[i].index;
+            /* Its read index, and its connection's earlier writes (W then R). */
+            p->index = rd.read_states[i].index > p->min_index ? rd.read_states[i].index
+                                                              : p->min_index;
             wait_apply(r, p);
         }
         apply_entries(r, rd.committed, rd.n_committed);
@@ -1293,7 +1668,13 @@ static void expire(struct replica *r)
         r->dl_len--;
         if (p == NULL)
             continue;
-        bool write = p->op != REPLICA_GET;
+        if (p->state == P_HELD) {
+            /* Never handed to raft: certainly not executed. */
+            finish(r, p, REPLICA_TRYAGAIN,
+                   "timed out behind an earlier request of the same connection");
+            continue;
+        }
+        bool write = !replica_op_is_read(p->op);
         /* A write may have been proposed: its outcome is unknown. A read never executes. */
         finish(r, p, write ? REPLICA_TIMEOUT : REPLICA_TRYAGAIN,
                write ? "timed out: the write may or may not have been applied"
@@ -1420,6 +1801,7 @@ static void on_forward_resp(struct replica *r, const struct codec_forward *f)
     case CODEC_FORWARD_OK:
         p->index = f->index;
         p->term = f->term;
+        conn_placed(r, p);
         wait_apply(r, p);
         serve_waiting(r); /* it may have been applied already */
         return;
@@ -1537,20 +1919,36 @@ static bool encode_command(struct replica *r, const struct replica_request *req,
     return kv_cmd_encode(&c, r->scratch, r->scratch_cap, len) == RK_OK;
 }
 
-static void submit_read(struct replica *r, const struct replica_request *req, struct pending *p)
+/* Copies len bytes into the slot's buffer (a read's key, a held write's command). */
+static bool pending_keep(struct replica *r, struct pending *p, const uint8_t *data, size_t len)
 {
-    /* A GET keeps its key; a CMD read its whole command (served by kv_read_cmd). */
-    const uint8_t *bytes = p->cmd ? req->val : req->key;
-    uint32_t n = p->cmd ? req->val_len : req->key_len;
     size_t cap = p->key_cap;
-    if (!rk_grow(r->alloc, (void **)&p->key, &cap, n == 0 ? 1 : n, 1)) {
-        finish(r, p, REPLICA_TRYAGAIN, "out of memory");
-        return;
-    }
+    if (!rk_grow(r->alloc, (void **)&p->key, &cap, len == 0 ? 1 : len, 1))
+        return false;
     p->key_cap = (uint32_t)cap;
-    if (n > 0)
-        memcpy(p->key, bytes, n);
-    p->key_len = n;
+    if (len > 0)
+        memcpy(p->key, data, len);
+    p->key_len = (uint32_t)len;
+    return true;
+}
+
+/* Asks raft for a read index (p->key holds the key). */
+static void start_read(struct replica *r, struct pending *p)
+{
+    if (p->conn != CONN_NONE) {
+        struct conn *cn = &r->conns[p->conn];
+        RK_ASSERT(cn->writes_unplaced == 0);
+        p->min_index = cn->write_index; /* W then R: the read sees the connection's writes */
+        p->counted_read = true;
+        cn->reads_unserved++;
+        uint32_t slot = pending_slot(r, p);
+        p->rd_prev = cn->read_tail;
+        if (cn->read_tail == CONN_NONE)
+            cn->read_head = slot;
+        else
+            r->slots[cn->read_tail].rd_next = slot;
+        cn->read_tail = slot;
+    }
     p->state = P_READ_INDEX;
     int rc = raft_read_index(r->raft, pending_id(r, pending_slot(r, p)));
     if (rc == RK_ENOLEADER)
@@ -1559,22 +1957,25 @@ static void submit_read(struct replica *r, const struct replica_request *req, st
         finish(r, p, REPLICA_TRYAGAIN, "read queue full");
 }
 
-static void submit_write(struct replica *r, const struct replica_request *req, struct pending *p)
+/* Proposes the encoded command data[0 .. len) (or forwards it to the leader). */
+static void start_write(struct replica *r, struct pending *p, uint8_t *data, size_t len)
 {
-    size_t len = 0;
-    if (!encode_command(r, req, &len)) {
-        finish(r, p, REPLICA_TRYAGAIN, "out of memory");
-        return;
+    if (p->conn != CONN_NONE) {
+        RK_ASSERT(r->conns[p->conn].reads_unserved == 0); /* R then W */
+        p->counted_unplaced = true;
+        r->conns[p->conn].writes_unplaced++;
     }
     uint64_t index = 0, leader = 0;
-    if (req->op == REPLICA_CMD)
-        kv_cmd2_set_time(r->scratch, len, next_stamp(r)); /* a follower's is replaced */
-    int rc = raft_propose(r->raft, r->scratch, (uint32_t)len, &index, &leader);
+    if (p->cmd)
+        kv_cmd2_set_time(data, len, next_stamp(r)); /* stamped when proposed; a follower's is
+                                                       replaced by its leader's */
+    int rc = raft_propose(r->raft, data, (uint32_t)len, &index, &leader);
     if (rc == RK_OK) {
         struct raft_status st;
         raft_status(r->raft, &st);
         p->index = index;
         p->term = st.term;
+        conn_placed(r, p);
         wait_apply(r, p);
         return;
     }
@@ -1584,7 +1985,7 @@ static void submit_write(struct replica *r, const struct replica_request *req, s
         struct codec_forward f = {.from = r->id,
                                   .to = leader,
                                   .id = pending_id(r, pending_slot(r, p)),
-                                  .data = r->scratch,
+                                  .data = data,
                                   .len = (uint32_t)len};
         send_forward(r, CODEC_TYPE_FORWARD, &f);
         return;
@@ -1599,6 +2000,97 @@ static void submit_write(struct replica *r, const struct replica_request *req, s
         finish(r, p, REPLICA_TRYAGAIN, "out of memory");
 }
 
+/* Whether p must wait behind earlier requests of its connection (program order). */
+static bool conn_must_hold(const struct replica *r, const struct pending *p)
+{
+    if (p->conn == CONN_NONE)
+        return false;
+    const struct conn *cn = &r->conns[p->conn];
+    if (cn->held_head != CONN_NONE)
+        return true; /* FIFO: never overtake a held request */
+    return replica_op_is_read(p->op) ? cn->writes_unplaced > 0 : cn->reads_unserved > 0;
+}
+
+static void hold(struct replica *r, struct pending *p)
+{
+    struct conn *cn = &r->conns[p->conn];
+    uint32_t slot = pending_slot(r, p);
+    p->state = P_HELD;
+    p->held_prev = cn->held_tail;
+    p->held_next = CONN_NONE;
+    if (cn->held_tail == CONN_NONE)
+        cn->held_head = slot;
+    else
+        r->slots[cn->held_tail].held_next = slot;
+    cn->held_tail = slot;
+}
+
+/* Starts the held requests whose turn has come, connection by connection (deferred to here
+ * from conn_kick so that nothing re-enters raft or the waiting list while it is walked). */
+static void release_held(struct replica *r)
+{
+    for (uint32_t guard = 0; r->release_len > 0 && !r->failed; guard++) {
+        RK_ASSERT(guard < 4 * r->n_slots + 4);
+        uint32_t c = r->release[r->release_head];
+        r->release_head = (r->release_head + 1) % r->n_slots;
+        r->release_len--;
+        struct conn *cn = &r->conns[c];
+        RK_ASSERT(cn->queued); /* stays set while we start its requests: no conn_put */
+        for (;;) {
+            if (conn_read_ready(r, cn)) {
+                serve_read(r, &r->slots[cn->read_head]);
+                continue;
+            }
+            if (!conn_head_ready(r, cn))
+                break;
+            struct pending *p = &r->slots[cn->held_head];
+            conn_unhold(r, p);
+            p->state = P_NEW;
+            if (replica_op_is_read(p->op))
+                start_read(r, p);
+            else
+                start_write(r, p, p->key, p->key_len);
+        }
+        cn->queued = false;
+        if (cn->n_reqs == 0)
+            conn_put(r, c);
+    }
+}
+
+static void submit_read(struct replica *r, const struct replica_request *req, struct pending *p)
+{
+    /* GET: its key; MGET: its keys blob; a CMD read: its whole command (kv_read_cmd serves
+     * it); READ: nothing. */
+    bool blob = req->op == REPLICA_MGET || p->cmd;
+    if (!pending_keep(r, p, blob ? req->val : req->key, blob ? req->val_len : req->key_len)) {
+        finish(r, p, REPLICA_TRYAGAIN, "out of memory");
+        return;
+    }
+    if (conn_must_hold(r, p)) {
+        hold(r, p);
+        return;
+    }
+    start_read(r, p);
+}
+
+static void submit_write(struct replica *r, const struct replica_request *req, struct pending *p)
+{
+    size_t len = 0;
+    if (!encode_command(r, req, &len)) {
+        finish(r, p, REPLICA_TRYAGAIN, "out of memory");
+        return;
+    }
+    if (conn_must_hold(r, p)) {
+        if (!pending_keep(r, p, r->scratch, len)) {
+            finish(r, p, REPLICA_TRYAGAIN, "out of memory");
+            return;
+        }
+        hold(r, p);
+        return;
+    }
+    start_write(r, p, r->scratch, len);
+}
+
 /* Validates req and hands it to raft (or forwards it); the caller runs the ready loop. */
 static void submit_one(struct replica *r, const struct replica_request *req)
 {
@@ -1606,7 +2098,7 @@ static void submit_one(struct replica *r, const struct replica_request *req)
         reply_now(r, req, REPLICA_TRYAGAIN, "replica stopped after a storage failure");
         return;
     }
-    if (req->op < REPLICA_GET || req->op > REPLICA_CMD) {
+    if (req->op < REPLICA_GET || req->op > REPLICA_READ) {
         reply_now(r, req, REPLICA_ERROR, "unknown operation");
         return;
     }
@@ -1624,7 +2116,8 @@ static void submit_one(struct replica *r, const struct replica_request *req)
         reply_now(r, req, REPLICA_ERROR, "key over the 64 KiB limit");
         return;
     }
-    if (req->client_id != 0 && req->seq == 0) {
+    bool cmd_read = req->op == REPLICA_CMD && kv_cmd2_is_read(req->val, req->val_len);
+    if (req->client_id != 0 && req->seq == 0 && !replica_op_is_read(req->op) && !cmd_read) {
         reply_now(r, req, REPLICA_ERROR, "a session's sequence numbers start at 1");
         return;
     }
@@ -1639,6 +2132,15 @@ static void submit_one(struct replica *r, const struct replica_request *req)
         reply_now(r, req, REPLICA_ERROR, "an MSET carries no key and a valid pairs blob");
         return;
     }
+    if (req->op == REPLICA_MGET &&
+        (req->key_len != 0 || !keys_valid(req->val, req->val_len, NULL))) {
+        reply_now(r, req, REPLICA_ERROR, "an MGET carries no key and a valid keys blob");
+        return;
+    }
+    if (req->op == REPLICA_READ && (req->key_len != 0 || req->val_len != 0)) {
+        reply_now(r, req, REPLICA_ERROR, "a read barrier carries no key and no value");
+        return;
+    }
     struct pending *p = pending_alloc(r);
     if (p == NULL) {
         reply_now(r, req, REPLICA_TRYAGAIN, "too many requests in flight");
@@ -1651,7 +2153,11 @@ static void submit_one(struct replica *r, const struct replica_request *req)
     p->seq = req->seq;
     if (p->cmd && kv_cmd2_is_read(req->val, req->val_len))
         p->op = REPLICA_GET; /* served through ReadIndex, never through the log */
-    if (p->op == REPLICA_GET)
+    if (req->client_id != 0) {
+        p->conn = conn_get(r, req->client_id);
+        r->conns[p->conn].n_reqs++;
+    }
+    if (replica_op_is_read(p->op))
         submit_read(r, req, p);
     else
         submit_write(r, req, p);
@@ -1731,8 +2237,17 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
     /* Zeroed at once: replica_destroy frees each slot's result buffer. */
     if (r->recent != NULL)
         memset(r->recent, 0, REPLICA_RECENT * sizeof(*r->recent));
+    uint32_t index_size = 2;
+    while (index_size < 2 * r->n_slots)
+        index_size *= 2;
+    r->conn_index_mask = index_size - 1;
+    r->conns = rk_malloc(a, (size_t)r->n_slots * sizeof(*r->conns));
+    r->conn_free = rk_malloc(a, (size_t)r->n_slots * sizeof(*r->conn_free));
+    r->conn_index = rk_malloc(a, (size_t)index_size * sizeof(*r->conn_index));
+    r->release = rk_malloc(a, (size_t)r->n_slots * sizeof(*r->release));
     if (r->slots == NULL || r->free_slots == NULL || r->deadlines == NULL || r->waiting == NULL ||
-        r->recent == NULL) {
+        r->recent == NULL || r->conns == NULL || r->conn_free == NULL || r->conn_index == NULL ||
+        r->release == NULL) {
         rk_errf(err, rc, "replica: allocating %u request slots", r->n_slots);
         goto err_destroy;
     }
@@ -1740,6 +2255,11 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
     for (uint32_t i = 0; i < r->n_slots; i++)
         r->free_slots[i] = r->n_slots - 1 - i;
     r->n_free = r->n_slots;
+    memset(r->conns, 0, (size_t)r->n_slots * sizeof(*r->conns));
+    memset(r->conn_index, 0, (size_t)index_size * sizeof(*r->conn_index));
+    for (uint32_t i = 0; i < r->n_slots; i++)
+        r->conn_free[i] = r->n_slots - 1 - i;
+    r->n_conn_free = r->n_slots;
 
     struct kv_config kc = {.alloc = a, .store = c->store, .max_sessions = c->max_sessions};
     rc = kv_create(&kc, &r->kv, err);
@@ -1826,6 +2346,10 @@ void replica_destroy(struct replica *r)
             rk_free(a, r->recent[i].buf);
     }
     rk_free(a, r->recent);
+    rk_free(a, r->conns);
+    rk_free(a, r->conn_free);
+    rk_free(a, r->conn_index);
+    rk_free(a, r->release);
     rk_free(a, r->bytes.buf);
     rk_free(a, r->frames);
     rk_free(a, r->replies);
@@ -1884,4 +2408,10 @@ void replica_set_time_ms(struct replica *r, uint64_t now_ms)
 {
     r->now_ms = now_ms;
     kv_set_read_time_ms(r->kv, now_ms);
+}
+
+int replica_read_get(struct replica *r, const uint8_t *key, uint32_t key_len,
+                     const uint8_t **val, uint32_t *val_len)
+{
+    return kv_get(r->kv, key, key_len, val, val_len);
 }

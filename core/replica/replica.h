@@ -21,6 +21,23 @@
  * for the entry at that index to apply: if it applies with that term the reply carries its
  * result, otherwise the command was not applied (TRYAGAIN). Reads: ReadIndex (thesis §6.4) on
  * every node, served once the state machine has applied the read index.
+ *
+ * Program order per connection (issue #13): requests with the same non-zero client_id are one
+ * connection (a session, thesis §6.3), submitted in the order the client sent them; each takes
+ * effect after the ones submitted before it that were answered OK (or NOT_FOUND):
+ *   - a read waits until every earlier write of its connection has a log index (is proposed,
+ *     or acknowledged by the leader when forwarded) and is served at an applied index at least
+ *     that high and at least its read index: it sees them (W then R);
+ *   - a write is proposed only once every earlier read of its connection was answered: they
+ *     do not see it (R then W); reads of a connection are answered in order (R then R);
+ *   - writes of a connection apply in seq order or not at all (kv sessions): W then W.
+ * A request waiting for an earlier one is held in the replica (no raft work); held past the
+ * request timeout it gets TRYAGAIN (it was never proposed). Consecutive writes of a connection
+ * are proposed together, consecutive reads go together, and connections never wait for each
+ * other. After an outcome-unknown answer (TIMEOUT) the connection's later requests are not
+ * ordered after that write: it may still apply later (as a crashed client in Knossos).
+ * client_id 0: no connection, no ordering (each request on its own). A write's seq must be
+ * 1, 2, 3, ... per client_id (kv.h); a read's seq is ignored (may be 0).
  */
 #ifndef REPLICA_H
 #define REPLICA_H
@@ -51,7 +68,41 @@ enum replica_op {
      * command the state machine refuses with a Redis error is still OK, the error is in the
      * result. */
     REPLICA_CMD = 7,
+    /* Reads of several keys, one snapshot (issue #13.2): ONE read barrier, every key read at
+     * one applied index, never key by key. No key; val is a keys blob (replica_keys_encode).
+     * Reply OK: num = the number of keys, val = a results blob (replica_mget_next). */
+    REPLICA_MGET = 8,
+    /* A read barrier with a callback, for what reads the whole state machine (KEYS, SCAN,
+     * DBSIZE): no key, no value. When it is served (at an applied index >= its read index and
+     * its connection's writes) the replica calls config.on_read(config.read_ctx, r, req_id),
+     * in which the driver reads the state machine (replica_scan_keys, replica_read_get) as of
+     * that one index; then it replies OK with num = the number of user keys (DBSIZE). */
+    REPLICA_READ = 9,
 };
+
+/* Whether op only reads (GET, MGET, READ). */
+bool replica_op_is_read(uint8_t op);
+
+/* The keys blob of an MGET: [count u32][key_len u32][key] ... count times, little-endian,
+ * count in 1..REPLICA_MGET_MAX_KEYS, each key within KV_MAX_KEY_BYTES, nothing after; the
+ * whole within KV_MAX_VALUE_BYTES. */
+#define REPLICA_MGET_MAX_KEYS (1u << 20)
+/* Its encoded size, and the encoding: RK_OK, RK_EINVAL (n out of range, a key over its
+ * limit), RK_ETOOBIG (over KV_MAX_VALUE_BYTES or cap). */
+size_t replica_keys_size(const uint8_t *const *keys, const uint32_t *key_lens, uint32_t n);
+int replica_keys_encode(const uint8_t *const *keys, const uint32_t *key_lens, uint32_t n,
+                        uint8_t *buf, size_t cap, size_t *out_len);
+
+/* The results blob of an MGET reply: per key, in order, [found u8][val_len u32][val] (a key
+ * not found: 0 and length 0). Walk it with replica_mget_next (borrowed from the blob). */
+struct replica_mget_iter {
+    const uint8_t *buf;
+    size_t len, pos;
+};
+void replica_mget_begin(struct replica_mget_iter *it, const uint8_t *blob, size_t len);
+/* The next key's result: true, or false after the last (or on a malformed blob). */
+bool replica_mget_next(struct replica_mget_iter *it, bool *found, const uint8_t **val,
+                       uint32_t *val_len);
 
 enum replica_status {
     REPLICA_OK = 0,
@@ -63,11 +114,19 @@ enum replica_status {
 
 const char *replica_status_name(int status);
 
+/* A cluster-unique client id for one connection (a session, thesis §6.3): the node's id
+ * (1..255), its incarnation (a 24-bit number the node keeps on disk and increments at every
+ * start, so that a restarted node never reuses an id whose session the state machine still
+ * holds, with its last seq), and the connection's number in this incarnation (32 bits; at the
+ * wrap the node starts a new incarnation). Never 0. */
+uint64_t replica_client_id(uint64_t node_id, uint32_t incarnation, uint32_t counter);
+
 struct replica_request {
     uint64_t req_id;    /* the driver's, echoed in the reply */
     uint8_t op;         /* enum replica_op */
-    uint64_t client_id; /* session for at-most-once writes (thesis §6.3); 0: none */
-    uint64_t seq;
+    uint64_t client_id; /* the connection: session for at-most-once writes (thesis §6.3) and
+                           program order (above); 0: none */
+    uint64_t seq;       /* writes with a client_id: 1, 2, 3, ... per client; reads: ignored */
     const uint8_t *key; /* borrowed for the call */
     uint32_t key_len;
     const uint8_t *val;
@@ -106,10 +165,17 @@ struct replica_output {
     size_t n_log_jobs;
 };
 
+struct replica;
+
 struct replica_config {
     struct raft_config raft; /* id, voters, timing, seed; loaded state comes from log */
-    struct log_store *log;   /* borrowed; outlives the replica (it survives a crash) */
-    struct kv_store *store;  /* borrowed */
+    /* REPLICA_READ: called when the read is served, before its reply; it may only read the
+     * state machine (replica_scan_keys, replica_read_get, replica_kv, replica_info), not
+     * submit or tick. NULL: REPLICA_READ is a plain barrier. */
+    void (*on_read)(void *ctx, struct replica *r, uint64_t req_id);
+    void *read_ctx;
+    struct log_store *log;  /* borrowed; outlives the replica (it survives a crash) */
+    struct kv_store *store; /* borrowed */
     const struct rk_alloc *alloc;
     uint32_t request_timeout_ticks; /* a request not answered by then gets TIMEOUT */
     uint32_t max_pending;           /* requests waiting at once; beyond: TRYAGAIN */
@@ -236,5 +302,11 @@ int replica_scan_keys(struct replica *r,
 /* As replica_scan_keys for the live keys of database db (kv_scan_db). */
 int replica_scan_db(struct replica *r, uint8_t db,
                     bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx);
+
+/* The value of key as applied now (kv_get: borrowed until the next call into the replica or
+ * the next replica_read_get). Linearizable only inside config.on_read (REPLICA_READ). RK_OK,
+ * RK_ENOENT, or the store's error. */
+int replica_read_get(struct replica *r, const uint8_t *key, uint32_t key_len, const uint8_t **val,
+                     uint32_t *val_len);
 
 #endif
