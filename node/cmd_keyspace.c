@@ -23,43 +23,48 @@ static void count_del(struct node *n, struct item *it, uint32_t part,
     it->sum += rp->status == REPLICA_OK ? rp->num : 0;
 }
 
-static void count_exists(struct node *n, struct item *it, uint32_t part,
-                         const struct replica_reply *rp)
-{
-    (void)n;
-    (void)part;
-    it->sum += rp->status == REPLICA_OK;
-}
-
 static void finish_sum(struct node *n, struct item *it)
 {
     (void)n;
     add_integer(it, it->sum);
 }
 
-/* DEL, EXISTS, TOUCH key...: each key its own replica request (not atomic across keys, unlike
- * Redis's DEL); the reply is the count. */
-static void per_key(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
-                    uint32_t argc, bool del)
-{
-    it->on_reply = del ? count_del : count_exists;
-    it->on_finish = finish_sum;
-    item_hold(it);
-    for (uint32_t i = 1; i < argc; i++)
-        server_request(n, c, it, i - 1, del ? REPLICA_DEL : REPLICA_GET, &a[i], NULL, 0, 0);
-    item_release(n, it);
-}
-
+/* DEL key...: each key its own replica request (not atomic across keys, unlike Redis's DEL);
+ * the reply is the count. */
 void cmd_del(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
              uint32_t argc)
 {
-    per_key(n, c, it, a, argc, true);
+    it->on_reply = count_del;
+    it->on_finish = finish_sum;
+    item_hold(it);
+    for (uint32_t i = 1; i < argc; i++)
+        server_request(n, c, it, i - 1, REPLICA_DEL, &a[i], NULL, 0, 0);
+    item_release(n, it);
 }
 
+/* The one reply of REPLICA_MGET: how many of the keys (repeats counted, as Redis) exist. */
+static void count_found(struct node *n, struct item *it, uint32_t part,
+                        const struct replica_reply *rp)
+{
+    (void)n;
+    (void)part;
+    struct replica_mget_iter mi;
+    replica_mget_begin(&mi, rp->val, rp->val_len);
+    bool found;
+    const uint8_t *val;
+    uint32_t val_len;
+    while (replica_mget_next(&mi, &found, &val, &val_len))
+        it->sum += found;
+}
+
+/* EXISTS (and TOUCH) key...: one read barrier, every key read at one applied index. */
 void cmd_exists(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
                 uint32_t argc)
 {
-    per_key(n, c, it, a, argc, false);
+    it->on_reply = count_found;
+    it->on_finish = finish_sum;
+    if (!server_mget(n, c, it, &a[1], argc - 1))
+        add_error(it, "ERR EXISTS over the request limits");
 }
 
 static void done_type(struct node *n, struct item *it, uint32_t part,

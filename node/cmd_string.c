@@ -165,7 +165,28 @@ static void mget_finish(struct node *n, struct item *it)
     }
 }
 
-/* MGET k1 k2 ...: one linearizable GET per key; the reply lists them in order. */
+/* The one reply of REPLICA_MGET: every key's result, read at one applied index. */
+static void mget_store_all(struct node *n, struct item *it, uint32_t part,
+                           const struct replica_reply *rp)
+{
+    (void)part;
+    struct replica_mget_iter mi;
+    replica_mget_begin(&mi, rp->val, rp->val_len);
+    bool found;
+    const uint8_t *val;
+    uint32_t val_len;
+    for (uint32_t i = 0; i < it->parts && replica_mget_next(&mi, &found, &val, &val_len); i++) {
+        if (!found) {
+            mget_store(n, it, i, &(struct replica_reply){.status = REPLICA_NOT_FOUND});
+            continue;
+        }
+        mget_store(n, it, i,
+                   &(struct replica_reply){.status = REPLICA_OK, .val = val, .val_len = val_len});
+    }
+}
+
+/* MGET k1 k2 ...: one read barrier and one snapshot (REPLICA_MGET): every key is read at the
+ * same applied index, so an MSET is seen whole or not at all; the reply lists them in order. */
 void cmd_mget(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
               uint32_t argc)
 {
@@ -180,12 +201,10 @@ void cmd_mget(struct node *n, struct client *c, struct item *it, const struct re
     }
     it->aux.len = (size_t)keys * 8;
     it->parts = keys;
-    it->on_reply = mget_store;
+    it->on_reply = mget_store_all;
     it->on_finish = mget_finish;
-    item_hold(it);
-    for (uint32_t i = 1; i < argc; i++)
-        server_request(n, c, it, i - 1, REPLICA_GET, &a[i], NULL, 0, 0);
-    item_release(n, it);
+    if (!server_mget(n, c, it, &a[1], keys))
+        add_error(it, "ERR MGET over the request limits");
 }
 
 /* MSET k1 v1 k2 v2 ...: one entry (a kv pairs blob in the arena), so every pair is applied at

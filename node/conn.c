@@ -402,6 +402,11 @@ static struct client *client_new(struct node *n, int fd)
     c->fd = fd;
     c->reading = true;
     c->id = ++n->next_client_id;
+    if (n->sessions_made == UINT32_MAX) { /* 4 billion connections: a new incarnation */
+        n->incarnation = (n->incarnation + 1) & 0xffffffu;
+        n->sessions_made = 0;
+    }
+    c->session = replica_client_id(n->id, n->incarnation, ++n->sessions_made);
     c->resp = 2;
     c->authed = n->opt.requirepass[0] == 0;
     c->created_ms = c->last_ms = node_now_ms();

@@ -37,7 +37,10 @@ int main(int argc, char **argv)
     n->args = calloc(o.max_args, sizeof(*n->args));
     n->inline_scratch = malloc(o.max_inline_bytes);
     n->pairs = calloc(o.max_args / 2, sizeof(*n->pairs));
-    if (n->args == NULL || n->inline_scratch == NULL || n->pairs == NULL) {
+    n->mkeys = calloc(o.max_args, sizeof(*n->mkeys));
+    n->mkey_lens = calloc(o.max_args, sizeof(*n->mkey_lens));
+    if (n->args == NULL || n->inline_scratch == NULL || n->pairs == NULL || n->mkeys == NULL ||
+        n->mkey_lens == NULL) {
         node_log("error", "out of memory for --max-args %u", o.max_args);
         return 1;
     }

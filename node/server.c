@@ -12,6 +12,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <poll.h>
@@ -189,12 +191,14 @@ void server_request(struct node *n, struct client *c, struct item *it, uint32_t 
     it->waiting++;
     c->outstanding++;
     n->outstanding++;
-    /* client_id 0: no session. A TCP connection neither duplicates nor replays a request, and
-     * a client that retries after a TIMEOUT retries as a new request, as with Redis. */
+    /* The connection's session: its requests take effect in the order they were sent, and a
+     * write forwarded or retried inside the cluster applies at most once. A client that retries
+     * after a TIMEOUT sends a new request (a new seq), as with Redis. */
     n->batch[n->n_batch++] = (struct replica_request){
         .req_id = req_id,
         .op = op,
-        .client_id = 0,
+        .client_id = c->session,
+        .seq = replica_op_is_read(op) ? 0 : ++c->write_seq,
         .key = key->ptr,
         .key_len = (uint32_t)key->len,
         .val = val ? val->ptr : NULL,
@@ -202,6 +206,28 @@ void server_request(struct node *n, struct client *c, struct item *it, uint32_t 
         .cond = cond,
         .delta = delta,
     };
+}
+
+bool server_mget(struct node *n, struct client *c, struct item *it, const struct resp_arg *keys,
+                 uint32_t n_keys)
+{
+    for (uint32_t i = 0; i < n_keys; i++) {
+        n->mkeys[i] = keys[i].ptr;
+        n->mkey_lens[i] = (uint32_t)keys[i].len;
+    }
+    size_t size = replica_keys_size(n->mkeys, n->mkey_lens, n_keys);
+    if (size == 0 || size > n->lim.max_command || !server_batch_room(n, size))
+        return false;
+    size_t len = 0;
+    uint8_t *blob = n->arena.p + n->arena.len;
+    if (replica_keys_encode(n->mkeys, n->mkey_lens, n_keys, blob, n->arena.cap - n->arena.len,
+                            &len) != RK_OK)
+        return false;
+    n->arena.len += len;
+    static const struct resp_arg none = {.ptr = (const uint8_t *)"", .len = 0};
+    struct resp_arg val = {.ptr = blob, .len = len};
+    server_request(n, c, it, 0, REPLICA_MGET, &none, &val, 0, 0);
+    return true;
 }
 
 /* A read barrier: a GET whose value nobody needs, answered once this node's state machine has
@@ -236,6 +262,51 @@ uint64_t server_key_count(struct node *n)
 void server_info(struct node *n, struct replica_info *st)
 {
     replica_info(n->rep, st);
+}
+
+/* DATA-DIR/incarnation: this node's start count, a decimal number below 2^24, incremented at
+ * every start (a temporary file written and synced, renamed over it, the directory synced)
+ * before any client is served, so that the session ids of this start (replica_client_id) were
+ * never used by an earlier one. A file that does not hold such a number is replaced by a random
+ * start (logged): ids stay unique with high probability, nothing is refused. */
+static int next_incarnation(const char *dir, uint32_t *out)
+{
+    char path[PATH_MAX + 16], tmp[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/incarnation", dir);
+    snprintf(tmp, sizeof(tmp), "%s/incarnation.tmp", dir);
+    uint32_t cur = 0;
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        unsigned long v = 0;
+        char extra;
+        if (fscanf(f, "%lu %c", &v, &extra) != 1 || v > 0xffffffu) {
+            if (getrandom(&cur, sizeof(cur), 0) != (ssize_t)sizeof(cur))
+                cur = (uint32_t)node_now_ms();
+            cur &= 0xffffffu;
+            node_log("warn", "%s: not a start count; counting on from a random %u", path, cur);
+        } else {
+            cur = (uint32_t)v;
+        }
+        fclose(f);
+    }
+    uint32_t next = (cur + 1) & 0xffffffu;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    char text[16];
+    int len = snprintf(text, sizeof(text), "%u\n", next);
+    bool ok = fd >= 0 && write(fd, text, (size_t)len) == len && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    ok = ok && rename(tmp, path) == 0;
+    int dfd = ok ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    ok = ok && dfd >= 0 && fsync(dfd) == 0;
+    if (dfd >= 0)
+        close(dfd);
+    if (!ok) {
+        node_log("error", "%s: cannot write the start count: %s", path, strerror(errno));
+        return -1;
+    }
+    *out = next;
+    return 0;
 }
 
 static int open_storage(struct node *n, const char *dir)
@@ -547,7 +618,7 @@ int server_start(struct node *n, const struct options *o)
     for (uint32_t i = 0; i < SLOTS_MAX; i++)
         n->free_slots[n->n_free_slots++] = SLOTS_MAX - 1 - i;
 
-    if (open_storage(n, o->data_dir) != RK_OK) {
+    if (open_storage(n, o->data_dir) != RK_OK || next_incarnation(o->data_dir, &n->incarnation) != 0) {
         close_storage(n);
         return 1;
     }

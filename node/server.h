@@ -200,6 +200,11 @@ struct client {
     struct client *prev, *next;
     int fd;
     uint64_t id;          /* CLIENT ID: 1, 2, ... in order of connection */
+    /* The connection's session in the state machine (replica_client_id: cluster-unique, never
+     * reused across restarts): its writes apply at most once and every request takes effect
+     * in the order it was sent (replica.h, "Program order per connection"). */
+    uint64_t session;
+    uint64_t write_seq; /* the seq of its last write: 1, 2, 3, ... */
     uint8_t resp;         /* protocol version: 2, or 3 after HELLO 3 */
     bool authed;          /* AUTH passed, or no requirepass */
     bool closed;      /* socket gone; struct stays while outstanding > 0 (N4) */
@@ -254,6 +259,10 @@ struct node {
     struct pending pending[PENDING_CONNS_MAX];
     struct client *clients; /* list of every live or draining client */
     uint64_t next_client_id;
+    /* This start's number, kept in DATA-DIR/incarnation and incremented at every start, so
+     * that a restarted node never reuses a session id (replica_client_id). */
+    uint32_t incarnation;
+    uint32_t sessions_made; /* in this incarnation */
     struct slot *slots;
     uint32_t *free_slots;
     uint32_t n_free_slots;
@@ -267,6 +276,8 @@ struct node {
     struct resp_arg *args; /* opt.max_args of them: one parsed request */
     uint8_t *inline_scratch; /* opt.max_inline_bytes: unescaped inline arguments */
     struct kv_pair *pairs;   /* opt.max_args / 2: MSET's */
+    const uint8_t **mkeys;   /* opt.max_args: MGET's and EXISTS's keys (replica_keys_encode) */
+    uint32_t *mkey_lens;
     struct item *free_items; /* the pool (item_get, item_put) */
     size_t n_free_items;
     struct buf tmp;          /* KEYS/SCAN: the keys before their count is known */
@@ -314,6 +325,11 @@ void server_request(struct node *n, struct client *c, struct item *it, uint32_t 
 /* A read barrier: a GET whose value nobody needs, answered once this node's state machine has
  * applied everything committed when it was asked (ReadIndex). */
 void server_barrier(struct node *n, struct client *c, struct item *it);
+/* Reads keys[0 .. n_keys) at ONE read barrier, at one applied index (REPLICA_MGET): one reply,
+ * part 0, whose val is the results blob (replica_mget_next). false when the keys do not fit
+ * (out of memory, or over the limits): the caller answers an error. */
+bool server_mget(struct node *n, struct client *c, struct item *it, const struct resp_arg *keys,
+                 uint32_t n_keys);
 /* Makes room in the batch for one request whose borrowed bytes need arena_bytes of n->arena.
  * false when out of memory. */
 bool server_batch_room(struct node *n, size_t arena_bytes);
