@@ -15,12 +15,17 @@
 #include "glob.h"
 #include "server.h"
 
+/* The reply of a DEL command (REPLICA_CMD): its result is the count, an integer. */
 static void count_del(struct node *n, struct item *it, uint32_t part,
                       const struct replica_reply *rp)
 {
     (void)n;
     (void)part;
-    it->sum += rp->status == REPLICA_OK ? rp->num : 0;
+    struct kv_res_iter ri;
+    struct kv_res_item res;
+    kv_res_begin(&ri, rp->val, rp->val_len);
+    if (kv_res_next(&ri, &res) && res.type == KV_RES_INT)
+        it->sum += res.num;
 }
 
 static void finish_sum(struct node *n, struct item *it)
@@ -29,17 +34,20 @@ static void finish_sum(struct node *n, struct item *it)
     add_integer(it, it->sum);
 }
 
-/* DEL key...: each key its own replica request (not atomic across keys, unlike Redis's DEL);
- * the reply is the count. */
+/* DEL (and UNLINK) key...: ONE entry that removes every key at once, as Redis's DEL; the
+ * reply is the count, decided when it applies. */
 void cmd_del(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
              uint32_t argc)
 {
+    uint32_t keys = argc - 1;
+    for (uint32_t i = 0; i < keys; i++)
+        n->kargs[i] = (struct kv_arg){.p = a[1 + i].ptr, .len = (uint32_t)a[1 + i].len};
+    struct kv_op2 op = {.code = KV_C_DEL, .db = 0, .argc = keys, .argv = n->kargs};
+    struct kv_cmd2 cmd = {.n_ops = 1, .ops = &op};
     it->on_reply = count_del;
     it->on_finish = finish_sum;
-    item_hold(it);
-    for (uint32_t i = 1; i < argc; i++)
-        server_request(n, c, it, i - 1, REPLICA_DEL, &a[i], NULL, 0, 0);
-    item_release(n, it);
+    if (!server_cmd(n, c, it, &cmd))
+        add_error(it, "ERR DEL over the request limits");
 }
 
 /* The one reply of REPLICA_MGET: how many of the keys (repeats counted, as Redis) exist. */

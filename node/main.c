@@ -38,8 +38,9 @@ int main(int argc, char **argv)
     n->inline_scratch = malloc(o.max_inline_bytes);
     n->pairs = calloc(o.max_args / 2, sizeof(*n->pairs));
     n->mkeys = calloc(o.max_args, sizeof(*n->mkeys));
+    n->kargs = calloc(o.max_args, sizeof(*n->kargs));
     n->mkey_lens = calloc(o.max_args, sizeof(*n->mkey_lens));
-    if (n->args == NULL || n->inline_scratch == NULL || n->pairs == NULL || n->mkeys == NULL ||
+    if (n->args == NULL || n->inline_scratch == NULL || n->pairs == NULL || n->mkeys == NULL || n->kargs == NULL ||
         n->mkey_lens == NULL) {
         node_log("error", "out of memory for --max-args %u", o.max_args);
         return 1;

@@ -198,7 +198,10 @@ void server_request(struct node *n, struct client *c, struct item *it, uint32_t 
         .req_id = req_id,
         .op = op,
         .client_id = c->session,
-        .seq = replica_op_is_read(op) ? 0 : ++c->write_seq,
+        .seq = replica_op_is_read(op) ||
+                       (op == REPLICA_CMD && kv_cmd2_is_read(val->ptr, (uint32_t)val->len))
+                   ? 0
+                   : ++c->write_seq,
         .key = key->ptr,
         .key_len = (uint32_t)key->len,
         .val = val ? val->ptr : NULL,
@@ -206,6 +209,22 @@ void server_request(struct node *n, struct client *c, struct item *it, uint32_t 
         .cond = cond,
         .delta = delta,
     };
+}
+
+bool server_cmd(struct node *n, struct client *c, struct item *it, const struct kv_cmd2 *cmd)
+{
+    size_t size = kv_cmd2_size(cmd);
+    if (size == SIZE_MAX || size > n->lim.max_command || !server_batch_room(n, size))
+        return false;
+    size_t len = 0;
+    uint8_t *blob = n->arena.p + n->arena.len;
+    if (kv_cmd2_encode(cmd, blob, n->arena.cap - n->arena.len, &len) != RK_OK)
+        return false;
+    n->arena.len += len;
+    static const struct resp_arg none = {.ptr = (const uint8_t *)"", .len = 0};
+    struct resp_arg val = {.ptr = blob, .len = len};
+    server_request(n, c, it, 0, REPLICA_CMD, &none, &val, 0, 0);
+    return true;
 }
 
 bool server_mget(struct node *n, struct client *c, struct item *it, const struct resp_arg *keys,

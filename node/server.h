@@ -277,6 +277,7 @@ struct node {
     uint8_t *inline_scratch; /* opt.max_inline_bytes: unescaped inline arguments */
     struct kv_pair *pairs;   /* opt.max_args / 2: MSET's */
     const uint8_t **mkeys;   /* opt.max_args: MGET's and EXISTS's keys (replica_keys_encode) */
+    struct kv_arg *kargs;    /* opt.max_args: a state-machine command's arguments (DEL's keys) */
     uint32_t *mkey_lens;
     struct item *free_items; /* the pool (item_get, item_put) */
     size_t n_free_items;
@@ -325,6 +326,11 @@ void server_request(struct node *n, struct client *c, struct item *it, uint32_t 
 /* A read barrier: a GET whose value nobody needs, answered once this node's state machine has
  * applied everything committed when it was asked (ReadIndex). */
 void server_barrier(struct node *n, struct client *c, struct item *it);
+/* Submits one state-machine command (kv.h "version 2": any Redis data command, applied as ONE
+ * log entry, or read through ReadIndex if it only reads) as REPLICA_CMD, part 0; its reply's
+ * val is the encoded result (kv_res_next). false when it does not encode (the caller answers
+ * an error). */
+bool server_cmd(struct node *n, struct client *c, struct item *it, const struct kv_cmd2 *cmd);
 /* Reads keys[0 .. n_keys) at ONE read barrier, at one applied index (REPLICA_MGET): one reply,
  * part 0, whose val is the results blob (replica_mget_next). false when the keys do not fit
  * (out of memory, or over the limits): the caller answers an error. */
