@@ -28,7 +28,7 @@ wait_leader() {
     local nodes=$1 tries=$2
     for _ in $(seq 1 "$tries"); do
         for i in $nodes; do
-            if cli "$i" INFO | tr -d '\r' | grep -qx 'role:leader'; then
+            if grep -qx 'role:leader' <<<"$(cli "$i" INFO | tr -d '\r')"; then
                 echo "$i"
                 return 0
             fi
@@ -55,7 +55,8 @@ out=$(cli 2 frobnicate x); rc=$?
 check "unknown command prints the error" \
     "(error) ERR unknown command 'frobnicate', with args beginning with: 'x' " "$out"
 check "unknown command exits 1" 1 "$rc"
-check "info has role" yes "$(cli "$leader" info | grep -q '^role:leader' && echo yes || echo no)"
+info_out=$(cli "$leader" info)
+check "info has role" yes "$(grep -q '^role:leader' <<<"$info_out" && echo yes || echo no)"
 
 out=$(timeout 20 "$cli_bin" status --cluster "$members" 2>&1); rc=$?
 echo "$out" | sed 's/^/     /'
@@ -70,7 +71,7 @@ out=$(timeout 20 "$cli_bin" status --cluster "$members" 2>&1); rc=$?
 echo "$out" | sed 's/^/     /'
 check "status after kill -9 of a follower: exit 0" 0 "$rc"
 check "status: the killed follower is unreachable" yes \
-    "$(echo "$out" | grep -q "127.0.0.1:$(cport "$follower") .* no (" && echo yes || echo no)"
+    "$(grep -q "127.0.0.1:$(cport "$follower") .* no (" <<<"$out" && echo yes || echo no)"
 check "status: 2 reachable rows" 2 "$(echo "$out" | grep -c ' yes$')"
 
 out=$(timeout 20 "$cli_bin" -p "$(cport "$follower")" ping 2>&1); rc=$?
