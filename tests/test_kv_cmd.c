@@ -665,6 +665,38 @@ static void ttl_is_kept_by_in_place_changes_and_carried_by_moves(void **state)
     t_close(t);
 }
 
+/* redis-py's Lock: acquire with SET NX PX, then its scripts' ops with the right token only. */
+static void lock_scripts_act_only_for_the_holder_of_the_token(void **state)
+{
+    (void)state;
+    struct t *t = t_open();
+    assert_string_equal(cmd(t, T0, KV_C_SET, KV_F_NX | KV_F_EXP | KV_F_MS, 10000, "lock", "tok1",
+                            NULL),
+                        "+OK");
+    assert_string_equal(cmd(t, T0, KV_C_SET, KV_F_NX | KV_F_EXP | KV_F_MS, 10000, "lock", "tok2",
+                            NULL),
+                        "_");
+    /* extend by 5 s (ADD), only with the right token and while the lock has a TTL (XX) */
+    assert_string_equal(cmd(t, T0, KV_C_PEXPIREIFEQ, KV_F_XX | KV_F_ADD, 5000, "lock", "tok2",
+                            NULL),
+                        ":0");
+    assert_string_equal(cmd(t, T0 + 1000, KV_C_PEXPIREIFEQ, KV_F_XX | KV_F_ADD, 5000, "lock",
+                            "tok1", NULL),
+                        ":1");
+    assert_string_equal(rd(t, T0 + 1000, KV_C_TTL, KV_F_MS, 0, "lock", NULL), ":14000");
+    /* reacquire: a new TTL from now */
+    assert_string_equal(cmd(t, T0 + 1000, KV_C_PEXPIREIFEQ, 0, 3000, "lock", "tok1", NULL), ":1");
+    assert_string_equal(rd(t, T0 + 1000, KV_C_TTL, KV_F_MS, 0, "lock", NULL), ":3000");
+    /* release */
+    assert_string_equal(cmd(t, T0 + 1000, KV_C_DELIFEQ, 0, 0, "lock", "tok2", NULL), ":0");
+    assert_string_equal(cmd(t, T0 + 1000, KV_C_DELIFEQ, 0, 0, "lock", "tok1", NULL), ":1");
+    assert_string_equal(cmd(t, T0 + 1000, KV_C_DELIFEQ, 0, 0, "lock", "tok1", NULL), ":0");
+    /* an expired lock is nobody's */
+    cmd(t, T0, KV_C_SET, KV_F_EXP | KV_F_MS, 10, "lock", "tok3", NULL);
+    assert_string_equal(cmd(t, T0 + 2000, KV_C_DELIFEQ, 0, 0, "lock", "tok3", NULL), ":0");
+    t_close(t);
+}
+
 /* ---- transactions and WATCH ----------------------------------------------------------------- */
 
 static void exec_applies_every_op_in_one_entry_and_answers_an_array(void **state)
@@ -867,6 +899,7 @@ int main(void)
         cmocka_unit_test(expired_keys_are_purged_through_the_log_only_if_still_expired),
         cmocka_unit_test(deadlines_survive_a_restart),
         cmocka_unit_test(ttl_is_kept_by_in_place_changes_and_carried_by_moves),
+        cmocka_unit_test(lock_scripts_act_only_for_the_holder_of_the_token),
         cmocka_unit_test(exec_applies_every_op_in_one_entry_and_answers_an_array),
         cmocka_unit_test(watch_aborts_exec_when_a_watched_key_changed),
         cmocka_unit_test(watch_of_a_key_in_another_db_is_not_touched_by_this_db),

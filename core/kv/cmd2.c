@@ -18,7 +18,8 @@
 #include "kv/kv_int.h"
 
 _Static_assert(KV_CMD2_OFF_TIME + 8 == KV_CMD2_HEADER_BYTES, "header offsets add up");
-_Static_assert(KV_C_GET == 1 && KV_C_SET == 32 && KV_C_PURGE == 51, "op codes are wire values");
+_Static_assert(KV_C_GET == 1 && KV_C_SET == 32 && KV_C_PURGE == 51 && KV_C_PEXPIREIFEQ == 53,
+               "op codes are wire values");
 
 #define OP_HEADER_BYTES (1u + 1u + 2u + 8u + 4u)
 
@@ -73,6 +74,8 @@ static const struct op_rule rules[] = {
     {KV_C_FLUSHDB, "FLUSHDB", 0, 0, 0, SHAPE_KEYS},
     {KV_C_FLUSHALL, "FLUSHALL", 0, 0, 0, SHAPE_KEYS},
     {KV_C_PURGE, "PURGE", 1, KV_PURGE_MAX, 0, SHAPE_DB_KEYS},
+    {KV_C_DELIFEQ, "DELIFEQ", 2, 2, 0, SHAPE_KEY_VAL},
+    {KV_C_PEXPIREIFEQ, "PEXPIREIFEQ", 2, 2, KV_F_XX | KV_F_ADD, SHAPE_KEY_VAL},
 };
 
 static const struct op_rule *rule_of(uint8_t code)
@@ -146,7 +149,7 @@ static int check_fields(uint8_t code, uint8_t db, uint16_t flags, int64_t num, u
         return rk_errf(err, RK_EINVAL, "%s: %" PRId64 " seconds overflow", r->name, num);
     bool num_used = (timed && (flags & KV_F_EXP)) || code == KV_C_INCRBY ||
                     code == KV_C_SETRANGE || code == KV_C_EXPIRE || code == KV_C_COPY ||
-                    code == KV_C_MOVE || code == KV_C_GETRANGE;
+                    code == KV_C_MOVE || code == KV_C_GETRANGE || code == KV_C_PEXPIREIFEQ;
     if (!num_used && num != 0)
         return rk_errf(err, RK_EINVAL, "%s: num %" PRId64 " unused", r->name, num);
     if (code == KV_C_SETRANGE && num < 0)

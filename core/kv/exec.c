@@ -632,6 +632,48 @@ static int op_purge(struct kv *kv, uint64_t index, const struct kv_op_view *op, 
     return RK_OK;
 }
 
+/* The scripts of redis-py's Lock and of Redlock (kv.h): act only while the key holds token. */
+static int op_if_token(struct kv *kv, uint64_t index, const struct kv_op_view *op, uint64_t now)
+{
+    struct kv_arg a[2];
+    first_args(op, a, 2);
+    struct kv_rec rec;
+    int rc = kv_rec_get(kv, op->db, a[0].p, a[0].len, now, &rec);
+    if (rc != RK_OK)
+        return rc;
+    if (!rec.live || !same_key((struct kv_arg){rec.val, rec.val_len}, a[1])) {
+        res_int(&kv->res, 0);
+        return RK_OK;
+    }
+    if (op->code == KV_C_DELIFEQ) {
+        bool existed = false;
+        rc = kv_rec_del(kv, index, op->db, a[0].p, a[0].len, &existed);
+        if (rc == RK_OK)
+            res_int(&kv->res, 1);
+        return rc;
+    }
+    if ((op->flags & KV_F_XX) && rec.deadline_ms == 0) {
+        res_int(&kv->res, 0); /* Lock.extend: "if expiration < 0 then return 0" */
+        return RK_OK;
+    }
+    int64_t ttl = op->num, when = 0;
+    if ((op->flags & KV_F_ADD) && rec.deadline_ms != 0 &&
+        __builtin_add_overflow(ttl, (int64_t)(rec.deadline_ms - now), &ttl)) {
+        expire_error(kv, "pexpire");
+        return RK_OK;
+    }
+    if (!deadline_for(ttl, KV_F_MS, now, &when)) {
+        expire_error(kv, "pexpire");
+        return RK_OK;
+    }
+    uint64_t deadline = when <= (int64_t)now ? now : (uint64_t)when; /* <= now: removed */
+    rc = kv_rec_put(kv, index, op->db, a[0].p, a[0].len, rec.val, rec.val_len, deadline, now,
+                    true);
+    if (rc == RK_OK)
+        res_int(&kv->res, 1);
+    return rc;
+}
+
 /* ---- reads -------------------------------------------------------------------------------- */
 
 static int op_read(struct kv *kv, const struct kv_op_view *op, uint64_t now)
@@ -775,6 +817,9 @@ int kv_exec_op(struct kv *kv, uint64_t index, const struct kv_op_view *op, uint6
         return op_flush(kv, index, op);
     case KV_C_PURGE:
         return op_purge(kv, index, op, now);
+    case KV_C_DELIFEQ:
+    case KV_C_PEXPIREIFEQ:
+        return op_if_token(kv, index, op, now);
     default:
         break;
     }

@@ -532,6 +532,11 @@ const char *kv_status_name(uint8_t status);
  *  FLUSHDB       -                                                     OK
  *  FLUSHALL      -                (db ignored, 0)                      OK
  *  PURGE         ('0'+db, key)... the leader's expiry sweep (store keys) int: keys removed
+ *  DELIFEQ       key token                                             int 1 (deleted) | 0
+ *  PEXPIREIFEQ   key token        num: ms; XX: only if it has a TTL;   int 1 | 0
+ *                                 ADD: num + the remaining TTL
+ *    (the two are what the Lua scripts of redis-py's Lock (release, reacquire, extend) and of
+ *    Redlock's release do: the node may answer EVALSHA of exactly those scripts with them)
  *
  * Redis commands onto ops (the node's side; "s" = seconds, "ms" = KV_F_MS):
  *   GETSET k v = SET GET; SETEX k s v = SET EXP SETEX num=s; PSETEX = the same with MS;
@@ -576,6 +581,8 @@ enum kv_code {
     KV_C_FLUSHDB = 49,
     KV_C_FLUSHALL = 50,
     KV_C_PURGE = 51,
+    KV_C_DELIFEQ = 52,
+    KV_C_PEXPIREIFEQ = 53,
 }; /* wire values: never renumber */
 
 enum kv_flag {
@@ -591,6 +598,7 @@ enum kv_flag {
     KV_F_MS = 1u << 9,      /* the time is in milliseconds, else seconds */
     KV_F_ABS = 1u << 10,    /* the time is an absolute Unix time, else relative to the clock */
     KV_F_SETEX = 1u << 11,  /* SET: it is SETEX/PSETEX (Redis's error names that command) */
+    KV_F_ADD = 1u << 12,    /* PEXPIREIFEQ: num is added to the key's time to live */
 }; /* wire values */
 
 struct kv_arg {
