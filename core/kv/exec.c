@@ -676,6 +676,33 @@ static int op_if_token(struct kv *kv, uint64_t index, const struct kv_op_view *o
 
 /* ---- reads -------------------------------------------------------------------------------- */
 
+/* Redis's getrangeCommand: start and end inclusive, negative from the end, clamped. */
+static void getrange(struct kv *kv, int64_t start, struct kv_arg end_arg, const struct kv_rec *rec)
+{
+    int64_t end = 0;
+    for (int i = 0; i < 8; i++)
+        end |= (int64_t)((uint64_t)end_arg.p[i] << (8 * i));
+    int64_t len = rec->live ? rec->val_len : 0;
+    if (!rec->live || (start < 0 && end < 0 && start > end)) {
+        res_bulk(&kv->res, NULL, 0);
+        return;
+    }
+    if (start < 0)
+        start = len + start;
+    if (end < 0)
+        end = len + end;
+    if (start < 0)
+        start = 0;
+    if (end < 0)
+        end = 0;
+    if (end >= len)
+        end = len - 1;
+    if (start > end || len == 0)
+        res_bulk(&kv->res, NULL, 0);
+    else
+        res_bulk(&kv->res, rec->val + start, (uint32_t)(end - start + 1));
+}
+
 static int op_read(struct kv *kv, const struct kv_op_view *op, uint64_t now)
 {
     struct kv_cmd2_iter it;
@@ -748,32 +775,9 @@ static int op_read(struct kv *kv, const struct kv_op_view *op, uint64_t now)
         res_int(&kv->res, (op->flags & KV_F_MS) ? t : (t + 500) / 1000);
         return RK_OK;
     }
-    case KV_C_GETRANGE: {
-        /* Redis's getrangeCommand. */
-        int64_t start = op->num, end = 0;
-        for (int i = 0; i < 8; i++)
-            end |= (int64_t)((uint64_t)a[1].p[i] << (8 * i));
-        int64_t len = rec.live ? rec.val_len : 0;
-        if (!rec.live || (start < 0 && end < 0 && start > end)) {
-            res_bulk(&kv->res, NULL, 0);
-            return RK_OK;
-        }
-        if (start < 0)
-            start = len + start;
-        if (end < 0)
-            end = len + end;
-        if (start < 0)
-            start = 0;
-        if (end < 0)
-            end = 0;
-        if (end >= len)
-            end = len - 1;
-        if (start > end || len == 0)
-            res_bulk(&kv->res, NULL, 0);
-        else
-            res_bulk(&kv->res, rec.val + start, (uint32_t)(end - start + 1));
+    case KV_C_GETRANGE:
+        getrange(kv, op->num, a[1], &rec);
         return RK_OK;
-    }
     }
     RK_ASSERT(!"a read op without a case");
     return RK_OK;

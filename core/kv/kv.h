@@ -271,7 +271,7 @@ void kv_pairs_begin(struct kv_pairs_iter *it, const uint8_t *blob, size_t len);
 /* The next pair (borrowed from the blob): true, or false after the last. */
 bool kv_pairs_next(struct kv_pairs_iter *it, struct kv_pair *out);
 
-/* "PUT", "DEL", "PUT_IF", "INCRBY", "MSET", or "?" for anything else. Static strings. */
+/* "PUT", "DEL", "PUT_IF", "INCRBY", "MSET", "CMD", or "?" for anything else. Static strings. */
 const char *kv_op_name(uint8_t op);
 
 /* ---- the store layout (durable: part of the on-disk format) ------------------------------ */
