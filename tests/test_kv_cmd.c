@@ -825,6 +825,47 @@ static void watch_sees_expiry_at_the_exec_stamp(void **state)
     t_close(t);
 }
 
+/* SWAPDB exchanges two databases in O(1) and survives a restart; Redis's WATCH rules for it. */
+static void swapdb_exchanges_databases_and_touches_watched_keys_that_exist(void **state)
+{
+    (void)state;
+    struct t *t = t_open();
+    cmd(t, T0, KV_C_MSET, 0, 0, "a", "0", "z", "0", NULL);
+    t->db = 1;
+    cmd(t, T0, KV_C_SET, KV_F_EXP, 100, "a", "1", NULL);
+    t->db = 0;
+    assert_string_equal(cmd(t, T0, KV_C_SWAPDB, 0, 1, NULL), "+OK");
+    assert_string_equal(rd(t, T0, KV_C_GET, 0, 0, "a", NULL), "$1");
+    assert_string_equal(rd(t, T0, KV_C_TTL, 0, 0, "a", NULL), ":100");
+    assert_string_equal(rd(t, T0, KV_C_DBSIZE, 0, 0, NULL), ":1");
+    assert_int_equal(kv_db_expiring(t->kv, 0), 1);
+    t->db = 1;
+    assert_string_equal(rd(t, T0, KV_C_MGET, 0, 0, "a", "z", NULL), "*2 $0 $0");
+    assert_string_equal(rd(t, T0, KV_C_DBSIZE, 0, 0, NULL), ":2");
+    /* Writes, FLUSHDB and version-1 reads follow the mapping. */
+    assert_string_equal(cmd(t, T0, KV_C_FLUSHDB, 0, 0, NULL), "+OK");
+    assert_int_equal(kv_dbsize(t->kv, 1), 0);
+    assert_int_equal(kv_dbsize(t->kv, 0), 1);
+    t->db = 0;
+    const uint8_t *val = NULL;
+    uint32_t len = 0;
+    assert_int_equal(kv_get(t->kv, (const uint8_t *)"a", 1, &val, &len), RK_OK);
+    assert_memory_equal(val, "1", 1);
+    t_reopen(t);
+    t->index = kv_applied_index(t->kv);
+    assert_string_equal(rd(t, T0, KV_C_GET, 0, 0, "a", NULL), "$1");
+    /* WATCH: a key that exists is touched by a SWAPDB of its db; one absent from both is not. */
+    struct kv_watch w = watch(t, 0, "a");
+    uint64_t point = kv_applied_index(t->kv);
+    cmd(t, T0, KV_C_SWAPDB, 0, 5, NULL);
+    assert_string_equal(exec_watched(t, &w, 1, point), "N");
+    w = watch(t, 0, "nowhere");
+    point = kv_applied_index(t->kv);
+    cmd(t, T0, KV_C_SWAPDB, 0, 5, NULL);
+    assert_string_equal(exec_watched(t, &w, 1, point), "*1 +OK");
+    t_close(t);
+}
+
 /* ---- sessions ------------------------------------------------------------------------------ */
 
 static void a_retried_generic_command_gets_its_cached_result(void **state)
@@ -905,6 +946,7 @@ int main(void)
         cmocka_unit_test(watch_of_a_key_in_another_db_is_not_touched_by_this_db),
         cmocka_unit_test(watch_of_an_absent_key),
         cmocka_unit_test(watch_sees_expiry_at_the_exec_stamp),
+        cmocka_unit_test(swapdb_exchanges_databases_and_touches_watched_keys_that_exist),
         cmocka_unit_test(a_retried_generic_command_gets_its_cached_result),
         cmocka_unit_test(version_one_ops_and_generic_ops_share_db_0),
     };

@@ -76,6 +76,7 @@ static const struct op_rule rules[] = {
     {KV_C_PURGE, "PURGE", 1, KV_PURGE_MAX, 0, SHAPE_DB_KEYS},
     {KV_C_DELIFEQ, "DELIFEQ", 2, 2, 0, SHAPE_KEY_VAL},
     {KV_C_PEXPIREIFEQ, "PEXPIREIFEQ", 2, 2, KV_F_XX | KV_F_ADD, SHAPE_KEY_VAL},
+    {KV_C_SWAPDB, "SWAPDB", 0, 0, 0, SHAPE_KEYS},
 };
 
 static const struct op_rule *rule_of(uint8_t code)
@@ -149,12 +150,14 @@ static int check_fields(uint8_t code, uint8_t db, uint16_t flags, int64_t num, u
         return rk_errf(err, RK_EINVAL, "%s: %" PRId64 " seconds overflow", r->name, num);
     bool num_used = (timed && (flags & KV_F_EXP)) || code == KV_C_INCRBY ||
                     code == KV_C_SETRANGE || code == KV_C_EXPIRE || code == KV_C_COPY ||
-                    code == KV_C_MOVE || code == KV_C_GETRANGE || code == KV_C_PEXPIREIFEQ;
+                    code == KV_C_MOVE || code == KV_C_GETRANGE || code == KV_C_PEXPIREIFEQ ||
+                    code == KV_C_SWAPDB;
     if (!num_used && num != 0)
         return rk_errf(err, RK_EINVAL, "%s: num %" PRId64 " unused", r->name, num);
     if (code == KV_C_SETRANGE && num < 0)
         return rk_errf(err, RK_EINVAL, "SETRANGE: offset %" PRId64 " is negative", num);
-    if ((code == KV_C_COPY || code == KV_C_MOVE) && (num < 0 || num >= KV_DBS))
+    if ((code == KV_C_COPY || code == KV_C_MOVE || code == KV_C_SWAPDB) &&
+        (num < 0 || num >= KV_DBS))
         return rk_errf(err, RK_EINVAL, "%s: db %" PRId64 " is out of range", r->name, num);
     return RK_OK;
 }

@@ -585,9 +585,10 @@ static bool collect_user_key(void *ctx, const uint8_t *key, uint32_t key_len, co
 static int op_flush(struct kv *kv, uint64_t index, const struct kv_op_view *op)
 {
     bool all = op->code == KV_C_FLUSHALL;
+    uint8_t phys = kv->meta.dbmap[op->db]; /* the store prefix of the SELECTed db (SWAPDB) */
     struct key_collect c = {.kv = kv,
-                            .lo = (uint8_t)(KV_KEY_USER + (all ? 0 : op->db)),
-                            .hi = (uint8_t)(KV_KEY_USER + (all ? KV_DBS - 1 : op->db))};
+                            .lo = (uint8_t)(KV_KEY_USER + (all ? 0 : phys)),
+                            .hi = (uint8_t)(KV_KEY_USER + (all ? KV_DBS - 1 : phys))};
     resbuf_reset(&kv->tmp2);
     struct kv_store *st = kv->store;
     int rc = st->ops->scan_keys != NULL ? st->ops->scan_keys(st, collect_user_key, &c)
@@ -599,12 +600,29 @@ static int op_flush(struct kv *kv, uint64_t index, const struct kv_op_view *op)
         uint32_t kl = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
                       (uint32_t)p[3] << 24;
         bool existed = false;
-        rc = kv_rec_del(kv, index, (uint8_t)(p[4] - KV_KEY_USER), p + 5, kl - 1, &existed);
+        rc = kv_rec_del_phys(kv, index, (uint8_t)(p[4] - KV_KEY_USER), p + 5, kl - 1,
+                             &existed);
         pos += 4 + (size_t)kl;
     }
     if (rc == RK_OK)
         res_status(&kv->res, "OK");
     return rc;
+}
+
+/* SWAPDB db num: O(1), the two logical dbs exchange their physical ones (kv.h DATABASES). */
+static int op_swapdb(struct kv *kv, uint64_t index, const struct kv_op_view *op)
+{
+    uint8_t a = op->db, b = (uint8_t)op->num;
+    if (a != b) {
+        uint8_t t = kv->meta.dbmap[a];
+        kv->meta.dbmap[a] = kv->meta.dbmap[b];
+        kv->meta.dbmap[b] = t;
+        kv->meta.swap_index[a] = index;
+        kv->meta.swap_index[b] = index;
+        kv->meta_dirty = true;
+    }
+    res_status(&kv->res, "OK");
+    return RK_OK;
 }
 
 /* The leader's sweep: removes each key whose deadline is still <= now (kv.h TIME). */
@@ -615,15 +633,15 @@ static int op_purge(struct kv *kv, uint64_t index, const struct kv_op_view *op, 
     int64_t n = 0;
     kv_op_args(op, &it);
     while (kv_op_next_arg(&it, &k)) {
-        uint8_t db = (uint8_t)(k.p[0] - KV_KEY_USER);
+        uint8_t db = (uint8_t)(k.p[0] - KV_KEY_USER); /* physical: a store key */
         struct kv_rec rec;
-        int rc = kv_rec_get(kv, db, k.p + 1, k.len - 1, now, &rec);
+        int rc = kv_rec_get_phys(kv, db, k.p + 1, k.len - 1, now, &rec);
         if (rc != RK_OK)
             return rc;
         if (!rec.exists || rec.live)
             continue; /* rewritten since the leader looked, or already gone */
         bool existed = false;
-        rc = kv_rec_del(kv, index, db, k.p + 1, k.len - 1, &existed);
+        rc = kv_rec_del_phys(kv, index, db, k.p + 1, k.len - 1, &existed);
         if (rc != RK_OK)
             return rc;
         n++;
@@ -819,6 +837,8 @@ int kv_exec_op(struct kv *kv, uint64_t index, const struct kv_op_view *op, uint6
     case KV_C_FLUSHDB:
     case KV_C_FLUSHALL:
         return op_flush(kv, index, op);
+    case KV_C_SWAPDB:
+        return op_swapdb(kv, index, op);
     case KV_C_PURGE:
         return op_purge(kv, index, op, now);
     case KV_C_DELIFEQ:
@@ -849,7 +869,11 @@ static int watches_hold(struct kv *kv, const struct kv_cmd2_view *v, uint64_t no
             *ok = rec.live && rec.mod_index == w.version;
         else
             *ok = !rec.live && !(rec.exists && rec.mod_index > v->watch_index) &&
-                  kv->meta.del_index[w.db] <= v->watch_index;
+                  kv->meta.del_index[kv->meta.dbmap[w.db]] <= v->watch_index;
+        /* SWAPDB touches the watched keys that exist (Redis: touchAllWatchedKeysInDb): one
+         * that existed at the WATCH or exists now. */
+        if (*ok && kv->meta.swap_index[w.db] > v->watch_index && (w.version != 0 || rec.live))
+            *ok = false;
     }
     return RK_OK;
 }

@@ -560,14 +560,24 @@ static int meta_load(struct kv *kv, struct rk_errmsg *err)
         return RK_OK;
     if (rc != RK_OK)
         return rk_errf(err, rc, "kv store: reading kv's record: %s", rk_strerror(rc));
-    if (len != KV_META_BYTES || val[0] != KV_META_VERSION)
+    bool perm = len == KV_META_BYTES;
+    uint32_t seen = 0;
+    for (uint32_t d = 0; perm && d < KV_DBS; d++) {
+        uint8_t p = val[9 + 8 * KV_DBS + d];
+        perm = p < KV_DBS && !(seen & (1u << p));
+        seen |= perm ? 1u << p : 0;
+    }
+    if (!perm || val[0] != KV_META_VERSION)
         return rk_errf(err, RK_ECORRUPT,
                        "kv store: kv's record (clock, deletion indexes) of %" PRIu32
-                       " bytes, version %u: not %u bytes of version %u",
+                       " bytes, version %u: not %u bytes of version %u with a permutation of dbs",
                        len, len > 0 ? val[0] : 0u, KV_META_BYTES, KV_META_VERSION);
     kv->meta.clock_ms = le_get(val + 1);
-    for (uint32_t d = 0; d < KV_DBS; d++)
+    for (uint32_t d = 0; d < KV_DBS; d++) {
         kv->meta.del_index[d] = le_get(val + 9 + 8 * d);
+        kv->meta.dbmap[d] = val[9 + 8 * KV_DBS + d];
+        kv->meta.swap_index[d] = le_get(val + 9 + 9 * KV_DBS + 8 * d);
+    }
     kv->has_meta = true;
     return RK_OK;
 }
@@ -577,8 +587,11 @@ int kv_meta_write(struct kv *kv, uint64_t index, const struct kv_meta *m)
     uint8_t rec[KV_META_BYTES];
     rec[0] = KV_META_VERSION;
     le_put(rec + 1, m->clock_ms);
-    for (uint32_t d = 0; d < KV_DBS; d++)
+    for (uint32_t d = 0; d < KV_DBS; d++) {
         le_put(rec + 9 + 8 * d, m->del_index[d]);
+        rec[9 + 8 * KV_DBS + d] = m->dbmap[d];
+        le_put(rec + 9 + 9 * KV_DBS + 8 * d, m->swap_index[d]);
+    }
     int rc = kv->store->ops->put(kv->store, index, meta_key, sizeof(meta_key), rec, sizeof(rec));
     if (rc == RK_OK && !kv->has_meta) {
         kv->has_meta = true;
@@ -620,6 +633,8 @@ int kv_create(const struct kv_config *c, struct kv **out, struct rk_errmsg *err)
     }
     memset(kv->pool, 0, (size_t)max_sessions * sizeof(*kv->pool));
     memset(kv->slots, 0, (size_t)n_slots * sizeof(*kv->slots));
+    for (uint32_t d = 0; d < KV_DBS; d++)
+        kv->meta.dbmap[d] = (uint8_t)d; /* no SWAPDB yet (meta_load reads the record's) */
     kv->store = c->store;
     kv->applied_index = c->store->ops->applied_index(c->store);
     kv->mask = n_slots - 1;
@@ -860,7 +875,7 @@ static int write_command(struct kv *kv, uint64_t index, uint32_t i, const struct
     if (c->op == KV_OP_DEL && pl.stored) {
         /* WATCH's deletion index for db 0 (kv.h), before the data op (retry: see above). */
         struct kv_meta m = kv->meta;
-        m.del_index[0] = index;
+        m.del_index[kv->meta.dbmap[0]] = index;
         rc = kv_meta_write(kv, index, &m);
         if (rc != RK_OK)
             return rc;
@@ -1126,15 +1141,16 @@ uint64_t kv_db_expiring(const struct kv *kv, uint8_t db)
 {
     RK_ASSERT(kv != NULL);
     RK_ASSERT(db < KV_DBS);
-    return kv->n_expiring[db];
+    return kv->n_expiring[kv->meta.dbmap[db]];
 }
 
 uint64_t kv_dbsize(const struct kv *kv, uint8_t db)
 {
     RK_ASSERT(kv != NULL);
     RK_ASSERT(db < KV_DBS);
-    if (db != 0)
-        return kv->n_keys[db];
+    uint8_t p = kv->meta.dbmap[db]; /* SWAPDB */
+    if (p != 0)
+        return kv->n_keys[p];
     uint64_t all = kv_count(kv);
     for (uint32_t d = 1; d < KV_DBS; d++) {
         RK_ASSERT(all >= kv->n_keys[d]);
@@ -1193,8 +1209,8 @@ int kv_scan_db(struct kv *kv, uint8_t db,
     RK_ASSERT(kv != NULL);
     RK_ASSERT(fn != NULL);
     RK_ASSERT(db < KV_DBS);
-    struct user_scan_ctx u = {.kv = kv, .db = db, .now_ms = kv_read_now(kv), .key_fn = fn,
-                              .ctx = ctx};
+    struct user_scan_ctx u = {.kv = kv, .db = kv->meta.dbmap[db], .now_ms = kv_read_now(kv),
+                              .key_fn = fn, .ctx = ctx};
     int rc = store_scan_keys(kv->store, scan_user_key, &u);
     return rc != RK_OK ? rc : u.rc;
 }
@@ -1212,8 +1228,8 @@ int kv_scan(struct kv *kv,
 {
     RK_ASSERT(kv != NULL);
     RK_ASSERT(fn != NULL);
-    struct user_scan_ctx u = {.kv = kv, .db = 0, .now_ms = kv_read_now(kv), .fn = fn,
-                              .ctx = ctx};
+    struct user_scan_ctx u = {.kv = kv, .db = kv->meta.dbmap[0], .now_ms = kv_read_now(kv),
+                              .fn = fn, .ctx = ctx};
     int rc = kv->store->ops->scan(kv->store, scan_user_key, &u);
     return rc != RK_OK ? rc : u.rc;
 }

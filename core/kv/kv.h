@@ -84,8 +84,10 @@
  *                         db->expires) tells a write whether a key has a deadline without a
  *                         store read, and the leader's sweep walks it.
  *     'm' "kv"            kv's own state: [version u8 = 1][clock_ms u64][del_index u64 x KV_DBS]
- *                         (the state-machine clock and, per db, the last index that removed a
- *                         key), written in the batch of any entry that changes them.
+ *                         [dbmap u8 x KV_DBS][swap_index u64 x KV_DBS] (the state-machine
+ *                         clock; per physical db the last index that removed a key; the
+ *                         logical -> physical db permutation and, per logical db, its last
+ *                         SWAPDB), written in the batch of any entry that changes them.
  * The mod index lives in the value, not in the store's record index, so that it travels in
  * snapshots (which rewrite every record at the snapshot's index) and survives merges and
  * restarts unchanged; the clock and the deletion indexes are records too, so they also come
@@ -129,8 +131,11 @@
  *
  * DATABASES. KV_DBS (16) databases, the db number in every op and in the store key; per-db key
  * counts are kept in memory (rebuilt by kv_create from the keys). FLUSHDB/FLUSHALL remove every
- * key of one/all dbs in one batch (O(keys)). MOVE is offered (one key); SWAPDB is not (it would
- * rewrite every key of two dbs).
+ * key of one/all dbs in one batch (O(keys)). MOVE moves one key. SWAPDB is O(1): an op's db is
+ * the client's LOGICAL db, mapped to the PHYSICAL db of the store prefix through a permutation
+ * kept in the 'm' "kv" record (dbmap); SWAPDB exchanges two entries of it. A watched key of a
+ * db involved in a SWAPDB after the WATCH aborts EXEC if it existed at the WATCH or exists now
+ * (Redis's rule). Keys and counts in the store, the expiry index and raftkv-tool are physical.
  *
  * Generic entries write, as one batch: the ops' data writes, in op order (with their 'x'
  * records), then the session record (which caches the encoded result, up to
@@ -531,6 +536,7 @@ const char *kv_status_name(uint8_t status);
  *  MOVE          key              num: destination db                  int 1|0 | error
  *  FLUSHDB       -                                                     OK
  *  FLUSHALL      -                (db ignored, 0)                      OK
+ *  SWAPDB        -                db and num: the two dbs              OK
  *  PURGE         ('0'+db, key)... the leader's expiry sweep (store keys) int: keys removed
  *  DELIFEQ       key token                                             int 1 (deleted) | 0
  *  PEXPIREIFEQ   key token        num: ms; XX: only if it has a TTL;   int 1 | 0
@@ -583,6 +589,7 @@ enum kv_code {
     KV_C_PURGE = 51,
     KV_C_DELIFEQ = 52,
     KV_C_PEXPIREIFEQ = 53,
+    KV_C_SWAPDB = 54,
 }; /* wire values: never renumber */
 
 enum kv_flag {

@@ -89,7 +89,7 @@ struct kv_slot {
 /* The 'm' "kv" record. */
 #define KV_META_KEY_BYTES 3u
 #define KV_META_VERSION   1u
-#define KV_META_BYTES     (1u + 8u + 8u * KV_DBS)
+#define KV_META_BYTES     (1u + 8u + 8u * KV_DBS + KV_DBS + 8u * KV_DBS)
 /* A user record's header: [flags u8][mod_index u64][deadline u64 if flags & REC_DEADLINE]. */
 #define REC_DEADLINE      1u
 #define REC_HEADER_MIN    9u
@@ -97,7 +97,9 @@ struct kv_slot {
 
 struct kv_meta {
     uint64_t clock_ms;
-    uint64_t del_index[KV_DBS];
+    uint64_t del_index[KV_DBS];  /* by physical db */
+    uint8_t dbmap[KV_DBS];       /* logical (SELECTed) db -> physical db (store prefix) */
+    uint64_t swap_index[KV_DBS]; /* by logical db: the last SWAPDB that involved it */
 };
 
 struct kv {
@@ -153,6 +155,12 @@ int kv_rec_get(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len, 
 int kv_rec_put(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, uint32_t key_len,
                const uint8_t *val, uint32_t val_len, uint64_t deadline_ms, uint64_t now_ms,
                bool existed);
+/* The same, by the physical db (a store prefix, as PURGE names its keys). The others take the
+ * logical db (the client's SELECT) and map it through meta.dbmap (SWAPDB). */
+int kv_rec_get_phys(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len,
+                    uint64_t now_ms, struct kv_rec *rec);
+int kv_rec_del_phys(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key,
+                    uint32_t key_len, bool *existed);
 /* Removes (db, key) if stored; *existed. Keeps counts, 'x', the table, del_index in step. */
 int kv_rec_del(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, uint32_t key_len,
                bool *existed);
