@@ -16,6 +16,12 @@
  * and any state ends in TIMEOUT after request_timeout_ticks (deadlines are FIFO: every request
  * gets the same timeout, so submission order is deadline order).
  *
+ * A REPLICA_CMD of one read op takes the GET path (kept as op GET with `cmd` set: its slot's key
+ * buffer holds the command, kv_read_cmd serves it); any other CMD takes the PUT path, and the
+ * node that proposes it (the leader, also for a forwarded one) writes its time stamp into it
+ * first (kv.h TIME). A CMD's reply carries the encoded kv result, copied from kv into the
+ * recent-result ring at apply (kv's own copy is gone by the next apply).
+ *
  * Invariants:
  *   R1  every submitted request gets exactly one reply (or the replica is destroyed/failed).
  *   R2  a write is answered OK only with the result of applying its own entry: the entry at
