@@ -470,7 +470,8 @@ static bool on_key(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_
     if (key_len >= 1 && (key[0] == KV_KEY_EXPIRY || key[0] == KV_KEY_META))
         return true; /* the expiry index and kv's own record: not keys (kv.h) */
     if (key_len == 0 || key[0] != KV_KEY_SESSION)
-        return key_refused(r, key, key_len, "in no namespace ('0'+db user, 's' session, 'x' expiry, 'm' meta)");
+        return key_refused(r, key, key_len,
+                           "in no namespace ('0'+db user, 's' session, 'x' expiry, 'm' meta)");
     struct kv_session_info s;
     struct rk_errmsg err;
     if (kv_session_record_decode(key, key_len, val, val_len, &s, &err) != RK_OK)

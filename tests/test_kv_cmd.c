@@ -109,8 +109,8 @@ static struct kv_op2 vop(struct t *t, uint8_t code, uint16_t flags, int64_t num,
         t->args[argc].len = (uint32_t)strlen(a);
         argc++;
     }
-    return (struct kv_op2){.code = code, .db = t->db, .flags = flags, .num = num, .argc = argc,
-                           .argv = t->args};
+    return (struct kv_op2){
+        .code = code, .db = t->db, .flags = flags, .num = num, .argc = argc, .argv = t->args};
 }
 
 /* Applies encoded bytes at the next index; returns the result as text. */
@@ -172,8 +172,8 @@ static void cmd2_encodes_and_decodes_one_op_exactly(void **state)
     (void)state;
     struct t *t = t_open();
     struct kv_arg a[2] = {{(const uint8_t *)"k", 1}, {(const uint8_t *)"v", 1}};
-    struct kv_op2 op = {.code = KV_C_SET, .db = 3, .flags = KV_F_NX | KV_F_EXP, .num = 10,
-                        .argc = 2, .argv = a};
+    struct kv_op2 op = {
+        .code = KV_C_SET, .db = 3, .flags = KV_F_NX | KV_F_EXP, .num = 10, .argc = 2, .argv = a};
     struct kv_cmd2 c = {.client_id = 7, .seq = 9, .time_ms = 123, .n_ops = 1, .ops = &op};
     size_t len = 0;
     assert_int_equal(kv_cmd2_encode(&c, t->buf, sizeof(t->buf), &len), RK_OK);
@@ -376,8 +376,8 @@ static void append_setrange_strlen_getrange(void **state)
     struct {
         int64_t start, end;
         const char *want;
-    } ranges[] = {{0, 4, "$Hello"}, {-5, -1, "$Redis"}, {-1, -5, "$"}, {5, 2, "$"},
-                  {0, 100, "$Hello Redis"}, {-100, 1, "$He"}};
+    } ranges[] = {{0, 4, "$Hello"}, {-5, -1, "$Redis"},       {-1, -5, "$"},
+                  {5, 2, "$"},      {0, 100, "$Hello Redis"}, {-100, 1, "$He"}};
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         for (int b = 0; b < 8; b++)
             end[b] = (uint8_t)((uint64_t)ranges[i].end >> (8 * b));
@@ -544,17 +544,16 @@ static void expire_with_nx_xx_gt_lt_as_redis(void **state)
     assert_string_equal(cmd(t, T0, KV_C_EXPIRE, KV_F_GT, 5, "x", NULL), ":0");
     assert_string_equal(cmd(t, T0, KV_C_EXPIRE, KV_F_LT, 20, "x", NULL), ":0");
     assert_string_equal(rd(t, T0, KV_C_TTL, KV_F_ABS, 0, "x", NULL), ":1700000010");
-    assert_string_equal(rd(t, T0, KV_C_TTL, KV_F_ABS | KV_F_MS, 0, "x", NULL),
-                        ":1700000010000");
+    assert_string_equal(rd(t, T0, KV_C_TTL, KV_F_ABS | KV_F_MS, 0, "x", NULL), ":1700000010000");
     assert_string_equal(cmd(t, T0, KV_C_PERSIST, 0, 0, "x", NULL), ":1");
     assert_string_equal(cmd(t, T0, KV_C_PERSIST, 0, 0, "x", NULL), ":0");
     assert_string_equal(rd(t, T0, KV_C_TTL, 0, 0, "x", NULL), ":-1");
     /* The relative time overflowing with the clock: Redis's error, with the command's name. */
     assert_string_equal(cmd(t, T0, KV_C_EXPIRE, KV_F_MS, INT64_MAX, "x", NULL),
                         "-ERR invalid expire time in 'pexpire' command");
-    assert_string_equal(cmd(t, T0, KV_C_SET, KV_F_EXP | KV_F_MS | KV_F_SETEX, INT64_MAX, "x", "v",
-                            NULL),
-                        "-ERR invalid expire time in 'psetex' command");
+    assert_string_equal(
+        cmd(t, T0, KV_C_SET, KV_F_EXP | KV_F_MS | KV_F_SETEX, INT64_MAX, "x", "v", NULL),
+        "-ERR invalid expire time in 'psetex' command");
     assert_string_equal(cmd(t, T0, KV_C_SET, KV_F_EXP | KV_F_MS, INT64_MAX, "x", "v", NULL),
                         "-ERR invalid expire time in 'set' command");
     /* A deadline in the past removes the key (and answers 1). */
@@ -670,19 +669,15 @@ static void lock_scripts_act_only_for_the_holder_of_the_token(void **state)
 {
     (void)state;
     struct t *t = t_open();
-    assert_string_equal(cmd(t, T0, KV_C_SET, KV_F_NX | KV_F_EXP | KV_F_MS, 10000, "lock", "tok1",
-                            NULL),
-                        "+OK");
-    assert_string_equal(cmd(t, T0, KV_C_SET, KV_F_NX | KV_F_EXP | KV_F_MS, 10000, "lock", "tok2",
-                            NULL),
-                        "_");
+    assert_string_equal(
+        cmd(t, T0, KV_C_SET, KV_F_NX | KV_F_EXP | KV_F_MS, 10000, "lock", "tok1", NULL), "+OK");
+    assert_string_equal(
+        cmd(t, T0, KV_C_SET, KV_F_NX | KV_F_EXP | KV_F_MS, 10000, "lock", "tok2", NULL), "_");
     /* extend by 5 s (ADD), only with the right token and while the lock has a TTL (XX) */
-    assert_string_equal(cmd(t, T0, KV_C_PEXPIREIFEQ, KV_F_XX | KV_F_ADD, 5000, "lock", "tok2",
-                            NULL),
-                        ":0");
-    assert_string_equal(cmd(t, T0 + 1000, KV_C_PEXPIREIFEQ, KV_F_XX | KV_F_ADD, 5000, "lock",
-                            "tok1", NULL),
-                        ":1");
+    assert_string_equal(
+        cmd(t, T0, KV_C_PEXPIREIFEQ, KV_F_XX | KV_F_ADD, 5000, "lock", "tok2", NULL), ":0");
+    assert_string_equal(
+        cmd(t, T0 + 1000, KV_C_PEXPIREIFEQ, KV_F_XX | KV_F_ADD, 5000, "lock", "tok1", NULL), ":1");
     assert_string_equal(rd(t, T0 + 1000, KV_C_TTL, KV_F_MS, 0, "lock", NULL), ":14000");
     /* reacquire: a new TTL from now */
     assert_string_equal(cmd(t, T0 + 1000, KV_C_PEXPIREIFEQ, 0, 3000, "lock", "tok1", NULL), ":1");
@@ -737,8 +732,13 @@ static const char *exec_watched(struct t *t, const struct kv_watch *w, uint32_t 
 {
     static struct kv_arg a[2] = {{(const uint8_t *)"out", 3}, {(const uint8_t *)"1", 1}};
     static struct kv_op2 op = {.code = KV_C_SET, .argc = 2, .argv = a};
-    struct kv_cmd2 c = {.flags = KV_CMD2_MULTI, .time_ms = T0, .watch_index = point,
-                        .n_watch = n_watch, .watches = w, .n_ops = 1, .ops = &op};
+    struct kv_cmd2 c = {.flags = KV_CMD2_MULTI,
+                        .time_ms = T0,
+                        .watch_index = point,
+                        .n_watch = n_watch,
+                        .watches = w,
+                        .n_ops = 1,
+                        .ops = &op};
     return apply_cmd2(t, &c);
 }
 
@@ -819,8 +819,13 @@ static void watch_sees_expiry_at_the_exec_stamp(void **state)
     uint64_t point = kv_applied_index(t->kv);
     static struct kv_arg a[2] = {{(const uint8_t *)"out", 3}, {(const uint8_t *)"1", 1}};
     struct kv_op2 op = {.code = KV_C_SET, .argc = 2, .argv = a};
-    struct kv_cmd2 c = {.flags = KV_CMD2_MULTI, .time_ms = T0 + 10, .watch_index = point,
-                        .n_watch = 1, .watches = &w, .n_ops = 1, .ops = &op};
+    struct kv_cmd2 c = {.flags = KV_CMD2_MULTI,
+                        .time_ms = T0 + 10,
+                        .watch_index = point,
+                        .n_watch = 1,
+                        .watches = &w,
+                        .n_ops = 1,
+                        .ops = &op};
     assert_string_equal(apply_cmd2(t, &c), "N"); /* expired by the EXEC's stamp */
     t_close(t);
 }
@@ -903,8 +908,11 @@ static void version_one_ops_and_generic_ops_share_db_0(void **state)
     (void)state;
     struct t *t = t_open();
     uint8_t buf[128];
-    struct kv_cmd c = {.op = KV_OP_PUT, .key = (const uint8_t *)"k", .key_len = 1,
-                       .val = (const uint8_t *)"v1", .val_len = 2};
+    struct kv_cmd c = {.op = KV_OP_PUT,
+                       .key = (const uint8_t *)"k",
+                       .key_len = 1,
+                       .val = (const uint8_t *)"v1",
+                       .val_len = 2};
     size_t len = 0;
     assert_int_equal(kv_cmd_encode(&c, buf, sizeof(buf), &len), RK_OK);
     struct kv_result r;

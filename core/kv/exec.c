@@ -95,9 +95,15 @@ static int op_set(struct kv *kv, uint64_t index, const struct kv_op_view *op, ui
         return RK_OK;
     }
     struct kv_rec rec;
-    int rc = kv_rec_get(kv, op->db, a[0].p, a[0].len, now, &rec);
-    if (rc != RK_OK)
-        return rc;
+    memset(&rec, 0, sizeof(rec));
+    int existed = KV_EXISTED_UNKNOWN;
+    if (op->flags & (KV_F_NX | KV_F_XX | KV_F_GET | KV_F_KEEPTTL)) {
+        /* A plain SET needs nothing of the old record: no read (a disk read in Bitcask). */
+        int rc = kv_rec_get(kv, op->db, a[0].p, a[0].len, now, &rec);
+        if (rc != RK_OK)
+            return rc;
+        existed = rec.exists;
+    }
     bool cond_fails = ((op->flags & KV_F_NX) && rec.live) || ((op->flags & KV_F_XX) && !rec.live);
     if (op->flags & KV_F_GET) {
         if (rec.live)
@@ -115,8 +121,8 @@ static int op_set(struct kv *kv, uint64_t index, const struct kv_op_view *op, ui
         deadline = when <= (int64_t)now ? now : (uint64_t)when; /* <= now: removed (rec.c) */
     else if ((op->flags & KV_F_KEEPTTL) && rec.live)
         deadline = rec.deadline_ms;
-    rc = kv_rec_put(kv, index, op->db, a[0].p, a[0].len, a[1].p, a[1].len, deadline, now,
-                    rec.exists);
+    int rc =
+        kv_rec_put(kv, index, op->db, a[0].p, a[0].len, a[1].p, a[1].len, deadline, now, existed);
     if (rc == RK_OK && !(op->flags & KV_F_GET))
         res_status(&kv->res, "OK");
     return rc;
@@ -273,8 +279,7 @@ static uint32_t ld_text(long double v, char *buf, size_t cap)
     return (uint32_t)l;
 }
 
-static int op_incrbyfloat(struct kv *kv, uint64_t index, const struct kv_op_view *op,
-                          uint64_t now)
+static int op_incrbyfloat(struct kv *kv, uint64_t index, const struct kv_op_view *op, uint64_t now)
 {
     struct kv_arg a[2];
     first_args(op, a, 2);
@@ -375,9 +380,8 @@ static int op_mset(struct kv *kv, uint64_t index, const struct kv_op_view *op, u
     }
     kv_op_args(op, &it);
     while (kv_op_next_arg(&it, &k) && kv_op_next_arg(&it, &v)) {
-        int rc = kv_rec_get(kv, op->db, k.p, k.len, now, &rec);
-        if (rc == RK_OK)
-            rc = kv_rec_put(kv, index, op->db, k.p, k.len, v.p, v.len, 0, now, rec.exists);
+        /* No read: kv_rec_put looks up only what a key count needs. */
+        int rc = kv_rec_put(kv, index, op->db, k.p, k.len, v.p, v.len, 0, now, KV_EXISTED_UNKNOWN);
         if (rc != RK_OK)
             return rc;
     }
@@ -436,8 +440,7 @@ static int op_expire(struct kv *kv, uint64_t index, const struct kv_op_view *op,
         return RK_OK;
     }
     uint64_t deadline = when <= (int64_t)now ? now : (uint64_t)when; /* <= now: removed */
-    rc = kv_rec_put(kv, index, op->db, a[0].p, a[0].len, rec.val, rec.val_len, deadline, now,
-                    true);
+    rc = kv_rec_put(kv, index, op->db, a[0].p, a[0].len, rec.val, rec.val_len, deadline, now, true);
     if (rc == RK_OK)
         res_int(&kv->res, 1);
     return rc;
@@ -597,11 +600,10 @@ static int op_flush(struct kv *kv, uint64_t index, const struct kv_op_view *op)
         rc = RK_ENOMEM;
     for (size_t pos = 0; rc == RK_OK && pos < kv->tmp2.len;) {
         const uint8_t *p = kv->tmp2.buf + pos;
-        uint32_t kl = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                      (uint32_t)p[3] << 24;
+        uint32_t kl =
+            (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
         bool existed = false;
-        rc = kv_rec_del_phys(kv, index, (uint8_t)(p[4] - KV_KEY_USER), p + 5, kl - 1,
-                             &existed);
+        rc = kv_rec_del_phys(kv, index, (uint8_t)(p[4] - KV_KEY_USER), p + 5, kl - 1, &existed);
         pos += 4 + (size_t)kl;
     }
     if (rc == RK_OK)
@@ -685,8 +687,7 @@ static int op_if_token(struct kv *kv, uint64_t index, const struct kv_op_view *o
         return RK_OK;
     }
     uint64_t deadline = when <= (int64_t)now ? now : (uint64_t)when; /* <= now: removed */
-    rc = kv_rec_put(kv, index, op->db, a[0].p, a[0].len, rec.val, rec.val_len, deadline, now,
-                    true);
+    rc = kv_rec_put(kv, index, op->db, a[0].p, a[0].len, rec.val, rec.val_len, deadline, now, true);
     if (rc == RK_OK)
         res_int(&kv->res, 1);
     return rc;
@@ -786,8 +787,8 @@ static int op_read(struct kv *kv, const struct kv_op_view *op, uint64_t now)
             res_int(&kv->res, rec.live ? -1 : -2);
             return RK_OK;
         }
-        int64_t t = (op->flags & KV_F_ABS) ? (int64_t)rec.deadline_ms
-                                           : (int64_t)(rec.deadline_ms - now);
+        int64_t t =
+            (op->flags & KV_F_ABS) ? (int64_t)rec.deadline_ms : (int64_t)(rec.deadline_ms - now);
         if (t < 0)
             t = 0;
         res_int(&kv->res, (op->flags & KV_F_MS) ? t : (t + 500) / 1000);
@@ -934,8 +935,8 @@ int kv_apply_v2(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len
     RK_ASSERT_SLOW(rc != RK_OK || kv_res_check(kv->res.buf, kv->res.len, NULL) == RK_OK);
     uint64_t evicted = 0;
     if (rc == RK_OK && v.client_id != 0) {
-        rc = kv_session_write_cmd(kv, index, v.client_id, v.seq, kv->res.buf,
-                                  (uint32_t)kv->res.len);
+        rc =
+            kv_session_write_cmd(kv, index, v.client_id, v.seq, kv->res.buf, (uint32_t)kv->res.len);
         if (rc == RK_OK)
             rc = kv_session_evict_for(kv, index, s, &evicted);
     }
@@ -985,8 +986,13 @@ int kv_read(struct kv *kv, const struct kv_op2 *op, const uint8_t **res, uint32_
             memcpy(kv->tmp.buf + pos + 4, op->argv[i].p, n);
         pos += 4 + n;
     }
-    struct kv_op_view v = {.code = op->code, .db = op->db, .flags = op->flags, .num = op->num,
-                           .argc = op->argc, .args = kv->tmp.buf, .args_len = need};
+    struct kv_op_view v = {.code = op->code,
+                           .db = op->db,
+                           .flags = op->flags,
+                           .num = op->num,
+                           .argc = op->argc,
+                           .args = kv->tmp.buf,
+                           .args_len = need};
     resbuf_reset(&kv->res);
     int rc = op_read(kv, &v, kv_read_now(kv));
     if (rc == RK_OK && kv->res.oom)

@@ -326,16 +326,16 @@ static int session_decode(const uint8_t *key, const uint8_t *val, uint32_t val_l
                        client_id, val_len, KV_SESSION_RECORD_BYTES);
     if (version == KV_SESSION_VERSION_CMD) {
         const uint8_t *t = val + KV_SESSION_RECORD_BYTES;
-        uint32_t n = val_len >= KV_SESSION_RECORD_BYTES + 4
-                         ? (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 |
-                               (uint32_t)t[3] << 24
-                         : 0;
+        uint32_t n =
+            val_len >= KV_SESSION_RECORD_BYTES + 4
+                ? (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24
+                : 0;
         if (!is_cmd || val_len < KV_SESSION_RECORD_BYTES + 4 ||
             n != val_len - KV_SESSION_RECORD_BYTES - 4 || n > KV_SESSION_MAX_RESULT ||
             kv_res_check(val + KV_SESSION_RECORD_BYTES + 4, n, NULL) != RK_OK)
             return rk_errf(err, RK_ECORRUPT,
-                           "kv store: session of client %" PRIu64
-                           ": a command's record of %" PRIu32 " bytes with a bad result",
+                           "kv store: session of client %" PRIu64 ": a command's record of %" PRIu32
+                           " bytes with a bad result",
                            client_id, val_len);
     }
     uint64_t num = le_get(val + REC_OFF_NUM);
@@ -765,8 +765,8 @@ struct plan {
  * *out_num the num of the result. A key expired by the state machine's clock is absent (kv.h
  * TIME: version-1 entries carry no stamp and use the clock as it is). A PUT or MSET reads
  * nothing. */
-static int plan_result(struct kv *kv, const struct kv_cmd *c, uint8_t *out_status,
-                       int64_t *out_num, struct plan *pl)
+static int plan_result(struct kv *kv, const struct kv_cmd *c, uint8_t *out_status, int64_t *out_num,
+                       struct plan *pl)
 {
     *out_status = KV_OK;
     *out_num = 0;
@@ -800,10 +800,11 @@ static int write_data(struct kv *kv, uint64_t index, const struct kv_cmd *c, uin
     *out_num = num;
     switch (c->op) {
     case KV_OP_PUT:
-        return kv_rec_put(kv, index, 0, c->key, c->key_len, c->val, c->val_len, 0, now, false);
+        return kv_rec_put(kv, index, 0, c->key, c->key_len, c->val, c->val_len, 0, now,
+                          KV_EXISTED_UNKNOWN);
     case KV_OP_PUT_IF:
         return num == 1 ? kv_rec_put(kv, index, 0, c->key, c->key_len, c->val, c->val_len, 0, now,
-                                     false)
+                                     KV_EXISTED_UNKNOWN)
                         : RK_OK;
     case KV_OP_MSET: {
         /* Every pair in this one batch, in order: all of them land or none (store.h S5). */
@@ -812,7 +813,7 @@ static int write_data(struct kv *kv, uint64_t index, const struct kv_cmd *c, uin
         kv_pairs_begin(&it, c->val, c->val_len);
         while (kv_pairs_next(&it, &pr)) {
             int rc = kv_rec_put(kv, index, 0, pr.key, pr.key_len, pr.val, pr.val_len, 0, now,
-                                false);
+                                KV_EXISTED_UNKNOWN);
             if (rc != RK_OK)
                 return rc;
         }
@@ -825,7 +826,7 @@ static int write_data(struct kv *kv, uint64_t index, const struct kv_cmd *c, uin
         uint32_t text_len = int64_text(num, text);
         /* Redis's INCR keeps the key's time to live. */
         return kv_rec_put(kv, index, 0, c->key, c->key_len, text, text_len, pl->deadline_ms, now,
-                          false);
+                          KV_EXISTED_UNKNOWN);
     }
     default:
         break;
@@ -1009,8 +1010,11 @@ uint32_t kv_session_find(const struct kv *kv, uint64_t client_id)
 int kv_session_write_cmd(struct kv *kv, uint64_t index, uint64_t client_id, uint64_t seq,
                          const uint8_t *res, uint32_t res_len)
 {
-    struct kv_session next = {.client_id = client_id, .last_seq = seq, .last_index = index,
-                              .last_op = KV_OP_CMD, .last_status = KV_OK};
+    struct kv_session next = {.client_id = client_id,
+                              .last_seq = seq,
+                              .last_index = index,
+                              .last_op = KV_OP_CMD,
+                              .last_status = KV_OK};
     return write_session_cmd(kv, index, &next, res, res_len);
 }
 
@@ -1023,8 +1027,8 @@ int kv_session_evict_for(struct kv *kv, uint64_t index, uint32_t i, uint64_t *ev
     return delete_session(kv, index, *evicted);
 }
 
-void kv_session_applied(struct kv *kv, uint32_t i, uint64_t client_id, uint64_t seq,
-                        uint8_t op, uint64_t index, uint64_t evicted)
+void kv_session_applied(struct kv *kv, uint32_t i, uint64_t client_id, uint64_t seq, uint8_t op,
+                        uint64_t index, uint64_t evicted)
 {
     struct kv_cmd c = {.op = op, .client_id = client_id, .seq = seq};
     struct kv_result res = {.status = KV_OK, .op = op};
@@ -1099,8 +1103,8 @@ int kv_get(struct kv *kv, const uint8_t *key, uint32_t key_len, const uint8_t **
     return kv_get_db(kv, 0, key, key_len, val, val_len, &deadline);
 }
 
-int kv_get_db(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len,
-              const uint8_t **val, uint32_t *val_len, uint64_t *deadline_ms)
+int kv_get_db(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len, const uint8_t **val,
+              uint32_t *val_len, uint64_t *deadline_ms)
 {
     RK_ASSERT(kv != NULL);
     RK_ASSERT(key != NULL || key_len == 0);
@@ -1209,8 +1213,8 @@ int kv_scan_db(struct kv *kv, uint8_t db,
     RK_ASSERT(kv != NULL);
     RK_ASSERT(fn != NULL);
     RK_ASSERT(db < KV_DBS);
-    struct user_scan_ctx u = {.kv = kv, .db = kv->meta.dbmap[db], .now_ms = kv_read_now(kv),
-                              .key_fn = fn, .ctx = ctx};
+    struct user_scan_ctx u = {
+        .kv = kv, .db = kv->meta.dbmap[db], .now_ms = kv_read_now(kv), .key_fn = fn, .ctx = ctx};
     int rc = store_scan_keys(kv->store, scan_user_key, &u);
     return rc != RK_OK ? rc : u.rc;
 }
@@ -1228,8 +1232,8 @@ int kv_scan(struct kv *kv,
 {
     RK_ASSERT(kv != NULL);
     RK_ASSERT(fn != NULL);
-    struct user_scan_ctx u = {.kv = kv, .db = kv->meta.dbmap[0], .now_ms = kv_read_now(kv),
-                              .fn = fn, .ctx = ctx};
+    struct user_scan_ctx u = {
+        .kv = kv, .db = kv->meta.dbmap[0], .now_ms = kv_read_now(kv), .fn = fn, .ctx = ctx};
     int rc = kv->store->ops->scan(kv->store, scan_user_key, &u);
     return rc != RK_OK ? rc : u.rc;
 }

@@ -143,8 +143,8 @@ int kv_rec_del(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, ui
     return kv_rec_del_phys(kv, index, kv->meta.dbmap[db], key, key_len, existed);
 }
 
-int kv_rec_del_phys(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key,
-                    uint32_t key_len, bool *existed)
+int kv_rec_del_phys(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, uint32_t key_len,
+                    bool *existed)
 {
     uint32_t len = kv_user_key(kv->key_buf, db, key, key_len);
     *existed = false;
@@ -176,7 +176,7 @@ int kv_rec_del_phys(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *ke
 
 int kv_rec_put(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, uint32_t key_len,
                const uint8_t *val, uint32_t val_len, uint64_t deadline_ms, uint64_t now_ms,
-               bool existed)
+               int existed)
 {
     RK_ASSERT(val != NULL || val_len == 0);
     if (deadline_ms != 0 && deadline_ms <= now_ms) {
@@ -201,6 +201,14 @@ int kv_rec_put(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, ui
         memcpy(v + hdr, val, val_len);
     uint32_t len = kv_user_key(kv->key_buf, db, key, key_len);
     struct kv_store *st = kv->store;
+    if (db != 0 && existed == KV_EXISTED_UNKNOWN) {
+        const uint8_t *old = NULL;
+        uint32_t old_len = 0;
+        int grc = st->ops->get(st, kv->key_buf, len, &old, &old_len);
+        if (grc != RK_OK && grc != RK_ENOENT)
+            return grc;
+        existed = grc == RK_OK;
+    }
     int rc = st->ops->put(st, index, kv->key_buf, len, v, hdr + val_len);
     uint64_t old = exptab_get(&kv->exp, kv->key_buf, len);
     if (rc == RK_OK && old != deadline_ms && old != 0)

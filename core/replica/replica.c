@@ -496,8 +496,11 @@ static void finish_write(struct replica *r, struct pending *p, uint64_t term,
     switch (res->status) {
     case KV_OK:
     case KV_DUPLICATE: {
-        struct replica_reply rep = {.req_id = p->req_id, .status = REPLICA_OK, .num = res->num,
-                                    .val = res->val, .val_len = res->val_len};
+        struct replica_reply rep = {.req_id = p->req_id,
+                                    .status = REPLICA_OK,
+                                    .num = res->num,
+                                    .val = res->val,
+                                    .val_len = res->val_len};
         if (p->cmd && res->val_len == 0) {
             /* The result of our entry was not kept (out of memory), or a version-1 command
              * answered this seq: applied, but what it answered is unknown here. */
@@ -1138,8 +1141,7 @@ static void expiry_sweep(struct replica *r)
 {
     if (r->role != RAFT_LEADER || r->now_ms == 0)
         return;
-    if (r->purge_index != 0 && r->purge_term == r->term &&
-        kv_applied_index(r->kv) < r->purge_index)
+    if (r->purge_index != 0 && r->purge_term == r->term && kv_applied_index(r->kv) < r->purge_index)
         return;
     r->purge_index = 0;
     const uint8_t *cmd = NULL;
