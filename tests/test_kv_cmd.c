@@ -868,6 +868,18 @@ static void swapdb_exchanges_databases_and_touches_watched_keys_that_exist(void 
     point = kv_applied_index(t->kv);
     cmd(t, T0, KV_C_SWAPDB, 0, 5, NULL);
     assert_string_equal(exec_watched(t, &w, 1, point), "*1 +OK");
+    /* Version-1 writes land in the db that logical 0 maps to, and count there (K6 at close). */
+    uint64_t before = kv_dbsize(t->kv, 0);
+    uint8_t buf[64];
+    struct kv_cmd c = {.op = KV_OP_PUT, .key = (const uint8_t *)"v1", .key_len = 2,
+                       .val = (const uint8_t *)"x", .val_len = 1};
+    size_t n = 0;
+    assert_int_equal(kv_cmd_encode(&c, buf, sizeof(buf), &n), RK_OK);
+    for (int i = 0; i < 2; i++) {
+        struct kv_result r;
+        assert_int_equal(kv_apply(t->kv, ++t->index, buf, (uint32_t)n, &r), RK_OK);
+    }
+    assert_int_equal(kv_dbsize(t->kv, 0), before + 1);
     t_close(t);
 }
 
