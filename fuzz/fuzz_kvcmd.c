@@ -39,15 +39,25 @@ static void check_reencodes(const uint8_t *data, size_t len, const struct kv_cmd
     kv_cmd2_ops(v, &it);
     size_t a = 0;
     for (uint32_t i = 0; kv_cmd2_next_op(&it, &op); i++) {
-        ops[i] = (struct kv_op2){.code = op.code, .db = op.db, .flags = op.flags, .num = op.num,
-                                 .argc = op.argc, .argv = args + a};
+        ops[i] = (struct kv_op2){.code = op.code,
+                                 .db = op.db,
+                                 .flags = op.flags,
+                                 .num = op.num,
+                                 .argc = op.argc,
+                                 .argv = args + a};
         kv_op_args(&op, &ai);
         while (kv_op_next_arg(&ai, &args[a]))
             a++;
     }
-    struct kv_cmd2 c = {.flags = v->flags, .client_id = v->client_id, .seq = v->seq,
-                        .time_ms = v->time_ms, .watch_index = v->watch_index,
-                        .n_watch = v->n_watch, .watches = w, .n_ops = v->n_ops, .ops = ops};
+    struct kv_cmd2 c = {.flags = v->flags,
+                        .client_id = v->client_id,
+                        .seq = v->seq,
+                        .time_ms = v->time_ms,
+                        .watch_index = v->watch_index,
+                        .n_watch = v->n_watch,
+                        .watches = w,
+                        .n_ops = v->n_ops,
+                        .ops = ops};
     size_t out = 0;
     int rc = kv_cmd2_encode(&c, buf, len + 1, &out);
     FZ_CHECK(rc == RK_OK, "a decoded command does not encode: %s", rk_strerror(rc));
@@ -65,7 +75,8 @@ struct snapshot_of {
 
 static struct snapshot_of observe(const struct kv *kv)
 {
-    return (struct snapshot_of){.count = kv_count(kv), .clock = kv_clock_ms(kv),
+    return (struct snapshot_of){.count = kv_count(kv),
+                                .clock = kv_clock_ms(kv),
                                 .expiring = kv_expiring_count(kv),
                                 .applied = kv_applied_index(kv)};
 }

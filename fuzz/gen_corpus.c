@@ -584,10 +584,10 @@ static void gen_kv_op(struct gen_buf *b, uint64_t time_ms, uint64_t client, uint
     struct kv_arg args[8];
     for (uint32_t i = 0; i < argc; i++)
         args[i] = (struct kv_arg){.p = (const uint8_t *)argv[i], .len = (uint32_t)strlen(argv[i])};
-    struct kv_op2 op = {.code = code, .db = db, .flags = flags, .num = num, .argc = argc,
-                        .argv = args};
-    struct kv_cmd2 c = {.client_id = client, .seq = seq, .time_ms = time_ms, .n_ops = 1,
-                        .ops = &op};
+    struct kv_op2 op = {
+        .code = code, .db = db, .flags = flags, .num = num, .argc = argc, .argv = args};
+    struct kv_cmd2 c = {
+        .client_id = client, .seq = seq, .time_ms = time_ms, .n_ops = 1, .ops = &op};
     uint8_t buf[512];
     size_t len = 0;
     FZ_CHECK(kv_cmd2_encode(&c, buf, sizeof(buf), &len) == RK_OK, "kv op %u", code);
@@ -622,14 +622,22 @@ static void gen_kvcmd(void)
     struct kv_op2 ops[2] = {{.code = KV_C_SET, .argc = 2, .argv = set},
                             {.code = KV_C_DEL, .argc = 1, .argv = del}};
     struct kv_watch w = {.db = 0, .version = 3, .key = (const uint8_t *)"n", .key_len = 1};
-    struct kv_cmd2 multi = {.flags = KV_CMD2_MULTI, .time_ms = t0 + 101, .watch_index = 3,
-                            .n_watch = 1, .watches = &w, .n_ops = 2, .ops = ops};
+    struct kv_cmd2 multi = {.flags = KV_CMD2_MULTI,
+                            .time_ms = t0 + 101,
+                            .watch_index = 3,
+                            .n_watch = 1,
+                            .watches = &w,
+                            .n_ops = 2,
+                            .ops = ops};
     uint8_t buf[512];
     size_t len = 0;
     FZ_CHECK(kv_cmd2_encode(&multi, buf, sizeof(buf), &len) == RK_OK, "multi");
     gen_part(&b, buf, len);
-    struct kv_cmd v1 = {.op = KV_OP_PUT, .key = (const uint8_t *)"v1", .key_len = 2,
-                        .val = (const uint8_t *)"x", .val_len = 1};
+    struct kv_cmd v1 = {.op = KV_OP_PUT,
+                        .key = (const uint8_t *)"v1",
+                        .key_len = 2,
+                        .val = (const uint8_t *)"x",
+                        .val_len = 1};
     FZ_CHECK(kv_cmd_encode(&v1, buf, sizeof(buf), &len) == RK_OK, "v1");
     gen_part(&b, buf, len);
     uint8_t read_time[9] = {0xfd};

@@ -55,8 +55,8 @@ static size_t fixture_command(uint64_t index, uint64_t *seqs, uint8_t *buf, size
     if (index == 53) {
         /* A generic command: SET with EX 10 in db 2, stamped at 1000 ms. */
         struct kv_arg args[2] = {{(const uint8_t *)"db2-key", 7}, {(const uint8_t *)"v", 1}};
-        struct kv_op2 op = {.code = KV_C_SET, .db = 2, .flags = KV_F_EXP, .num = 10, .argc = 2,
-                            .argv = args};
+        struct kv_op2 op = {
+            .code = KV_C_SET, .db = 2, .flags = KV_F_EXP, .num = 10, .argc = 2, .argv = args};
         struct kv_cmd2 c2 = {.time_ms = 1000, .n_ops = 1, .ops = &op};
         size_t len2 = 0;
         if (kv_cmd2_encode(&c2, buf, cap, &len2) != RK_OK) {

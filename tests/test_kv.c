@@ -1879,8 +1879,7 @@ static void kv_store_keys_are_user_keys_plus_one_byte(void **state)
     assert_int_equal(r.status, KV_OK);
     const uint8_t *val = NULL;
     uint32_t val_len = 0;
-    assert_int_equal(f.store->ops->get(f.store, key, KV_MAX_KEY_BYTES + 1, &val, &val_len),
-                     RK_OK);
+    assert_int_equal(f.store->ops->get(f.store, key, KV_MAX_KEY_BYTES + 1, &val, &val_len), RK_OK);
     assert_int_equal(kv_get(f.kv, key + 1, KV_MAX_KEY_BYTES, &val, &val_len), RK_OK);
     assert_int_equal(val_len, 1);
     /* A key over the user limit is never stored: absent, not an error and not a crash. */

@@ -109,8 +109,8 @@ static struct kv_op2 vop(struct t *t, uint8_t code, uint16_t flags, int64_t num,
         t->args[argc].len = (uint32_t)strlen(a);
         argc++;
     }
-    return (struct kv_op2){.code = code, .db = t->db, .flags = flags, .num = num, .argc = argc,
-                           .argv = t->args};
+    return (struct kv_op2){
+        .code = code, .db = t->db, .flags = flags, .num = num, .argc = argc, .argv = t->args};
 }
 
 /* Applies encoded bytes at the next index; returns the result as text. */
@@ -172,8 +172,8 @@ static void cmd2_encodes_and_decodes_one_op_exactly(void **state)
     (void)state;
     struct t *t = t_open();
     struct kv_arg a[2] = {{(const uint8_t *)"k", 1}, {(const uint8_t *)"v", 1}};
-    struct kv_op2 op = {.code = KV_C_SET, .db = 3, .flags = KV_F_NX | KV_F_EXP, .num = 10,
-                        .argc = 2, .argv = a};
+    struct kv_op2 op = {
+        .code = KV_C_SET, .db = 3, .flags = KV_F_NX | KV_F_EXP, .num = 10, .argc = 2, .argv = a};
     struct kv_cmd2 c = {.client_id = 7, .seq = 9, .time_ms = 123, .n_ops = 1, .ops = &op};
     size_t len = 0;
     assert_int_equal(kv_cmd2_encode(&c, t->buf, sizeof(t->buf), &len), RK_OK);
@@ -376,8 +376,8 @@ static void append_setrange_strlen_getrange(void **state)
     struct {
         int64_t start, end;
         const char *want;
-    } ranges[] = {{0, 4, "$Hello"}, {-5, -1, "$Redis"}, {-1, -5, "$"}, {5, 2, "$"},
-                  {0, 100, "$Hello Redis"}, {-100, 1, "$He"}};
+    } ranges[] = {{0, 4, "$Hello"}, {-5, -1, "$Redis"},       {-1, -5, "$"},
+                  {5, 2, "$"},      {0, 100, "$Hello Redis"}, {-100, 1, "$He"}};
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         for (int b = 0; b < 8; b++)
             end[b] = (uint8_t)((uint64_t)ranges[i].end >> (8 * b));
@@ -544,17 +544,16 @@ static void expire_with_nx_xx_gt_lt_as_redis(void **state)
     assert_string_equal(cmd(t, T0, KV_C_EXPIRE, KV_F_GT, 5, "x", NULL), ":0");
     assert_string_equal(cmd(t, T0, KV_C_EXPIRE, KV_F_LT, 20, "x", NULL), ":0");
     assert_string_equal(rd(t, T0, KV_C_TTL, KV_F_ABS, 0, "x", NULL), ":1700000010");
-    assert_string_equal(rd(t, T0, KV_C_TTL, KV_F_ABS | KV_F_MS, 0, "x", NULL),
-                        ":1700000010000");
+    assert_string_equal(rd(t, T0, KV_C_TTL, KV_F_ABS | KV_F_MS, 0, "x", NULL), ":1700000010000");
     assert_string_equal(cmd(t, T0, KV_C_PERSIST, 0, 0, "x", NULL), ":1");
     assert_string_equal(cmd(t, T0, KV_C_PERSIST, 0, 0, "x", NULL), ":0");
     assert_string_equal(rd(t, T0, KV_C_TTL, 0, 0, "x", NULL), ":-1");
     /* The relative time overflowing with the clock: Redis's error, with the command's name. */
     assert_string_equal(cmd(t, T0, KV_C_EXPIRE, KV_F_MS, INT64_MAX, "x", NULL),
                         "-ERR invalid expire time in 'pexpire' command");
-    assert_string_equal(cmd(t, T0, KV_C_SET, KV_F_EXP | KV_F_MS | KV_F_SETEX, INT64_MAX, "x", "v",
-                            NULL),
-                        "-ERR invalid expire time in 'psetex' command");
+    assert_string_equal(
+        cmd(t, T0, KV_C_SET, KV_F_EXP | KV_F_MS | KV_F_SETEX, INT64_MAX, "x", "v", NULL),
+        "-ERR invalid expire time in 'psetex' command");
     assert_string_equal(cmd(t, T0, KV_C_SET, KV_F_EXP | KV_F_MS, INT64_MAX, "x", "v", NULL),
                         "-ERR invalid expire time in 'set' command");
     /* A deadline in the past removes the key (and answers 1). */
@@ -665,6 +664,34 @@ static void ttl_is_kept_by_in_place_changes_and_carried_by_moves(void **state)
     t_close(t);
 }
 
+/* redis-py's Lock: acquire with SET NX PX, then its scripts' ops with the right token only. */
+static void lock_scripts_act_only_for_the_holder_of_the_token(void **state)
+{
+    (void)state;
+    struct t *t = t_open();
+    assert_string_equal(
+        cmd(t, T0, KV_C_SET, KV_F_NX | KV_F_EXP | KV_F_MS, 10000, "lock", "tok1", NULL), "+OK");
+    assert_string_equal(
+        cmd(t, T0, KV_C_SET, KV_F_NX | KV_F_EXP | KV_F_MS, 10000, "lock", "tok2", NULL), "_");
+    /* extend by 5 s (ADD), only with the right token and while the lock has a TTL (XX) */
+    assert_string_equal(
+        cmd(t, T0, KV_C_PEXPIREIFEQ, KV_F_XX | KV_F_ADD, 5000, "lock", "tok2", NULL), ":0");
+    assert_string_equal(
+        cmd(t, T0 + 1000, KV_C_PEXPIREIFEQ, KV_F_XX | KV_F_ADD, 5000, "lock", "tok1", NULL), ":1");
+    assert_string_equal(rd(t, T0 + 1000, KV_C_TTL, KV_F_MS, 0, "lock", NULL), ":14000");
+    /* reacquire: a new TTL from now */
+    assert_string_equal(cmd(t, T0 + 1000, KV_C_PEXPIREIFEQ, 0, 3000, "lock", "tok1", NULL), ":1");
+    assert_string_equal(rd(t, T0 + 1000, KV_C_TTL, KV_F_MS, 0, "lock", NULL), ":3000");
+    /* release */
+    assert_string_equal(cmd(t, T0 + 1000, KV_C_DELIFEQ, 0, 0, "lock", "tok2", NULL), ":0");
+    assert_string_equal(cmd(t, T0 + 1000, KV_C_DELIFEQ, 0, 0, "lock", "tok1", NULL), ":1");
+    assert_string_equal(cmd(t, T0 + 1000, KV_C_DELIFEQ, 0, 0, "lock", "tok1", NULL), ":0");
+    /* an expired lock is nobody's */
+    cmd(t, T0, KV_C_SET, KV_F_EXP | KV_F_MS, 10, "lock", "tok3", NULL);
+    assert_string_equal(cmd(t, T0 + 2000, KV_C_DELIFEQ, 0, 0, "lock", "tok3", NULL), ":0");
+    t_close(t);
+}
+
 /* ---- transactions and WATCH ----------------------------------------------------------------- */
 
 static void exec_applies_every_op_in_one_entry_and_answers_an_array(void **state)
@@ -705,8 +732,13 @@ static const char *exec_watched(struct t *t, const struct kv_watch *w, uint32_t 
 {
     static struct kv_arg a[2] = {{(const uint8_t *)"out", 3}, {(const uint8_t *)"1", 1}};
     static struct kv_op2 op = {.code = KV_C_SET, .argc = 2, .argv = a};
-    struct kv_cmd2 c = {.flags = KV_CMD2_MULTI, .time_ms = T0, .watch_index = point,
-                        .n_watch = n_watch, .watches = w, .n_ops = 1, .ops = &op};
+    struct kv_cmd2 c = {.flags = KV_CMD2_MULTI,
+                        .time_ms = T0,
+                        .watch_index = point,
+                        .n_watch = n_watch,
+                        .watches = w,
+                        .n_ops = 1,
+                        .ops = &op};
     return apply_cmd2(t, &c);
 }
 
@@ -787,9 +819,67 @@ static void watch_sees_expiry_at_the_exec_stamp(void **state)
     uint64_t point = kv_applied_index(t->kv);
     static struct kv_arg a[2] = {{(const uint8_t *)"out", 3}, {(const uint8_t *)"1", 1}};
     struct kv_op2 op = {.code = KV_C_SET, .argc = 2, .argv = a};
-    struct kv_cmd2 c = {.flags = KV_CMD2_MULTI, .time_ms = T0 + 10, .watch_index = point,
-                        .n_watch = 1, .watches = &w, .n_ops = 1, .ops = &op};
+    struct kv_cmd2 c = {.flags = KV_CMD2_MULTI,
+                        .time_ms = T0 + 10,
+                        .watch_index = point,
+                        .n_watch = 1,
+                        .watches = &w,
+                        .n_ops = 1,
+                        .ops = &op};
     assert_string_equal(apply_cmd2(t, &c), "N"); /* expired by the EXEC's stamp */
+    t_close(t);
+}
+
+/* SWAPDB exchanges two databases in O(1) and survives a restart; Redis's WATCH rules for it. */
+static void swapdb_exchanges_databases_and_touches_watched_keys_that_exist(void **state)
+{
+    (void)state;
+    struct t *t = t_open();
+    cmd(t, T0, KV_C_MSET, 0, 0, "a", "0", "z", "0", NULL);
+    t->db = 1;
+    cmd(t, T0, KV_C_SET, KV_F_EXP, 100, "a", "1", NULL);
+    t->db = 0;
+    assert_string_equal(cmd(t, T0, KV_C_SWAPDB, 0, 1, NULL), "+OK");
+    assert_string_equal(rd(t, T0, KV_C_GET, 0, 0, "a", NULL), "$1");
+    assert_string_equal(rd(t, T0, KV_C_TTL, 0, 0, "a", NULL), ":100");
+    assert_string_equal(rd(t, T0, KV_C_DBSIZE, 0, 0, NULL), ":1");
+    assert_int_equal(kv_db_expiring(t->kv, 0), 1);
+    t->db = 1;
+    assert_string_equal(rd(t, T0, KV_C_MGET, 0, 0, "a", "z", NULL), "*2 $0 $0");
+    assert_string_equal(rd(t, T0, KV_C_DBSIZE, 0, 0, NULL), ":2");
+    /* Writes, FLUSHDB and version-1 reads follow the mapping. */
+    assert_string_equal(cmd(t, T0, KV_C_FLUSHDB, 0, 0, NULL), "+OK");
+    assert_int_equal(kv_dbsize(t->kv, 1), 0);
+    assert_int_equal(kv_dbsize(t->kv, 0), 1);
+    t->db = 0;
+    const uint8_t *val = NULL;
+    uint32_t len = 0;
+    assert_int_equal(kv_get(t->kv, (const uint8_t *)"a", 1, &val, &len), RK_OK);
+    assert_memory_equal(val, "1", 1);
+    t_reopen(t);
+    t->index = kv_applied_index(t->kv);
+    assert_string_equal(rd(t, T0, KV_C_GET, 0, 0, "a", NULL), "$1");
+    /* WATCH: a key that exists is touched by a SWAPDB of its db; one absent from both is not. */
+    struct kv_watch w = watch(t, 0, "a");
+    uint64_t point = kv_applied_index(t->kv);
+    cmd(t, T0, KV_C_SWAPDB, 0, 5, NULL);
+    assert_string_equal(exec_watched(t, &w, 1, point), "N");
+    w = watch(t, 0, "nowhere");
+    point = kv_applied_index(t->kv);
+    cmd(t, T0, KV_C_SWAPDB, 0, 5, NULL);
+    assert_string_equal(exec_watched(t, &w, 1, point), "*1 +OK");
+    /* Version-1 writes land in the db that logical 0 maps to, and count there (K6 at close). */
+    uint64_t before = kv_dbsize(t->kv, 0);
+    uint8_t buf[64];
+    struct kv_cmd c = {.op = KV_OP_PUT, .key = (const uint8_t *)"v1", .key_len = 2,
+                       .val = (const uint8_t *)"x", .val_len = 1};
+    size_t n = 0;
+    assert_int_equal(kv_cmd_encode(&c, buf, sizeof(buf), &n), RK_OK);
+    for (int i = 0; i < 2; i++) {
+        struct kv_result r;
+        assert_int_equal(kv_apply(t->kv, ++t->index, buf, (uint32_t)n, &r), RK_OK);
+    }
+    assert_int_equal(kv_dbsize(t->kv, 0), before + 1);
     t_close(t);
 }
 
@@ -830,8 +920,11 @@ static void version_one_ops_and_generic_ops_share_db_0(void **state)
     (void)state;
     struct t *t = t_open();
     uint8_t buf[128];
-    struct kv_cmd c = {.op = KV_OP_PUT, .key = (const uint8_t *)"k", .key_len = 1,
-                       .val = (const uint8_t *)"v1", .val_len = 2};
+    struct kv_cmd c = {.op = KV_OP_PUT,
+                       .key = (const uint8_t *)"k",
+                       .key_len = 1,
+                       .val = (const uint8_t *)"v1",
+                       .val_len = 2};
     size_t len = 0;
     assert_int_equal(kv_cmd_encode(&c, buf, sizeof(buf), &len), RK_OK);
     struct kv_result r;
@@ -867,11 +960,13 @@ int main(void)
         cmocka_unit_test(expired_keys_are_purged_through_the_log_only_if_still_expired),
         cmocka_unit_test(deadlines_survive_a_restart),
         cmocka_unit_test(ttl_is_kept_by_in_place_changes_and_carried_by_moves),
+        cmocka_unit_test(lock_scripts_act_only_for_the_holder_of_the_token),
         cmocka_unit_test(exec_applies_every_op_in_one_entry_and_answers_an_array),
         cmocka_unit_test(watch_aborts_exec_when_a_watched_key_changed),
         cmocka_unit_test(watch_of_a_key_in_another_db_is_not_touched_by_this_db),
         cmocka_unit_test(watch_of_an_absent_key),
         cmocka_unit_test(watch_sees_expiry_at_the_exec_stamp),
+        cmocka_unit_test(swapdb_exchanges_databases_and_touches_watched_keys_that_exist),
         cmocka_unit_test(a_retried_generic_command_gets_its_cached_result),
         cmocka_unit_test(version_one_ops_and_generic_ops_share_db_0),
     };

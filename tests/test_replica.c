@@ -1481,8 +1481,8 @@ static const char *res_text(const uint8_t *res, uint32_t len)
             n = snprintf(out + pos, sizeof(out) - pos, "%s%s", sep,
                          item.type == KV_RES_NIL ? "_" : "N");
         else
-            n = snprintf(out + pos, sizeof(out) - pos, "%s%c%.*s", sep, item.type,
-                         (int)item.len, (const char *)item.p);
+            n = snprintf(out + pos, sizeof(out) - pos, "%s%c%.*s", sep, item.type, (int)item.len,
+                         (const char *)item.p);
         assert_true(n > 0 && (size_t)n < sizeof(out) - pos);
         pos += (size_t)n;
     }
@@ -1496,17 +1496,16 @@ static const char *net_cmd2(struct net *net, uint64_t id, const struct kv_cmd2 *
     static uint8_t buf[1024];
     size_t len = 0;
     assert_int_equal(kv_cmd2_encode(c, buf, sizeof(buf), &len), RK_OK);
-    const struct net_reply *r =
-        net_wait(net, net_submit_full(net, id, REPLICA_CMD, NULL, 0, buf, (uint32_t)len,
-                                      client_id, seq),
-                 100);
+    const struct net_reply *r = net_wait(
+        net, net_submit_full(net, id, REPLICA_CMD, NULL, 0, buf, (uint32_t)len, client_id, seq),
+        100);
     assert_status(r, REPLICA_OK);
     return res_text(r->val, r->val_len);
 }
 
 /* One op of code over the NULL-terminated args, db 0, no session. */
-static const char *net_cmd(struct net *net, uint64_t id, uint8_t code, uint16_t flags,
-                           int64_t num, ...)
+static const char *net_cmd(struct net *net, uint64_t id, uint8_t code, uint16_t flags, int64_t num,
+                           ...)
 {
     struct kv_arg args[8];
     uint32_t argc = 0;
@@ -1593,10 +1592,14 @@ static void test_cmd_exec_with_watch_through_a_follower(void **state)
         assert_true(point > 0 && version > 0);
         if (round == 0)
             net_cmd(net, leader, KV_C_SET, 0, 0, "x", "1", NULL); /* another client's write */
-        struct kv_watch watch = {.key = (const uint8_t *)"x", .key_len = 1,
-                                 .version = (uint64_t)version};
-        struct kv_cmd2 c = {.flags = KV_CMD2_MULTI, .watch_index = (uint64_t)point,
-                            .n_watch = 1, .watches = &watch, .n_ops = 2, .ops = ops};
+        struct kv_watch watch = {
+            .key = (const uint8_t *)"x", .key_len = 1, .version = (uint64_t)version};
+        struct kv_cmd2 c = {.flags = KV_CMD2_MULTI,
+                            .watch_index = (uint64_t)point,
+                            .n_watch = 1,
+                            .watches = &watch,
+                            .n_ops = 2,
+                            .ops = ops};
         assert_string_equal(net_cmd2(net, follower, &c, 0, 0), round == 0 ? "N" : "*2 +OK :6");
     }
     assert_string_equal(net_cmd(net, leader, KV_C_GET, 0, 0, "x", NULL), "$6");
@@ -1652,9 +1655,8 @@ static void test_cmd_that_does_not_decode_is_an_error_at_once(void **state)
     struct net *net = net_new(3, NULL);
     uint64_t leader = net_elect(net);
     static const uint8_t junk[] = {2, 0, 1, 2, 3};
-    const struct net_reply *r =
-        net_wait(net, net_submit_full(net, leader, REPLICA_CMD, NULL, 0, junk, sizeof(junk), 0, 0),
-                 1);
+    const struct net_reply *r = net_wait(
+        net, net_submit_full(net, leader, REPLICA_CMD, NULL, 0, junk, sizeof(junk), 0, 0), 1);
     assert_status(r, REPLICA_ERROR);
     assert_string_equal(r->reason, "malformed kv command");
     net_assert_all_answered(net);

@@ -913,8 +913,8 @@ static const struct net_reply *net_cmd(struct net *net, uint64_t id, uint8_t cod
 {
     struct kv_arg args[2] = {{(const uint8_t *)key, (uint32_t)strlen(key)},
                              {(const uint8_t *)val, val == NULL ? 0 : (uint32_t)strlen(val)}};
-    struct kv_op2 op = {.code = code, .flags = flags, .num = num, .argc = val == NULL ? 1 : 2,
-                        .argv = args};
+    struct kv_op2 op = {
+        .code = code, .flags = flags, .num = num, .argc = val == NULL ? 1 : 2, .argv = args};
     struct kv_cmd2 c = {.n_ops = 1, .ops = &op};
     static uint8_t buf[256];
     size_t len = 0;
@@ -922,8 +922,8 @@ static const struct net_reply *net_cmd(struct net *net, uint64_t id, uint8_t cod
     assert_true(net->next_req < NET_MAX_REQS);
     uint64_t req_id = net->next_req++;
     net->submitted_to[req_id] = id;
-    struct replica_request req = {.req_id = req_id, .op = REPLICA_CMD, .val = buf,
-                                  .val_len = (uint32_t)len};
+    struct replica_request req = {
+        .req_id = req_id, .op = REPLICA_CMD, .val = buf, .val_len = (uint32_t)len};
     replica_submit(net->nodes[id].r, &req);
     net_collect(net, id);
     const struct net_reply *r = net_wait(net, req_id, 100);

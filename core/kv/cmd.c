@@ -108,6 +108,8 @@ const char *kv_op_name(uint8_t op)
         return "INCRBY";
     case KV_OP_MSET:
         return "MSET";
+    case KV_OP_CMD:
+        return "CMD"; /* a session's cached generic command, never a version-1 wire op */
     }
     return "?";
 }

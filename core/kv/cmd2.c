@@ -18,7 +18,8 @@
 #include "kv/kv_int.h"
 
 _Static_assert(KV_CMD2_OFF_TIME + 8 == KV_CMD2_HEADER_BYTES, "header offsets add up");
-_Static_assert(KV_C_GET == 1 && KV_C_SET == 32 && KV_C_PURGE == 51, "op codes are wire values");
+_Static_assert(KV_C_GET == 1 && KV_C_SET == 32 && KV_C_PURGE == 51 && KV_C_PEXPIREIFEQ == 53,
+               "op codes are wire values");
 
 #define OP_HEADER_BYTES (1u + 1u + 2u + 8u + 4u)
 
@@ -32,11 +33,11 @@ struct op_rule {
 };
 
 enum {
-    SHAPE_KEYS = 0,   /* every arg a key */
-    SHAPE_KEY_VAL,    /* key value */
-    SHAPE_PAIRS,      /* (key value)..., an even count */
-    SHAPE_KEY_I64,    /* key, then an 8-byte i64 */
-    SHAPE_DB_KEYS,    /* (db u8 + key)... */
+    SHAPE_KEYS = 0, /* every arg a key */
+    SHAPE_KEY_VAL,  /* key value */
+    SHAPE_PAIRS,    /* (key value)..., an even count */
+    SHAPE_KEY_I64,  /* key, then an 8-byte i64 */
+    SHAPE_DB_KEYS,  /* (db u8 + key)... */
 };
 
 #define EXPF (KV_F_EXP | KV_F_MS | KV_F_ABS)
@@ -63,8 +64,8 @@ static const struct op_rule rules[] = {
     {KV_C_SETRANGE, "SETRANGE", 2, 2, 0, SHAPE_KEY_VAL},
     {KV_C_MSET, "MSET", 2, 0, 0, SHAPE_PAIRS},
     {KV_C_MSETNX, "MSETNX", 2, 0, 0, SHAPE_PAIRS},
-    {KV_C_EXPIRE, "EXPIRE", 1, 1,
-     KV_F_MS | KV_F_ABS | KV_F_NX | KV_F_XX | KV_F_GT | KV_F_LT, SHAPE_KEYS},
+    {KV_C_EXPIRE, "EXPIRE", 1, 1, KV_F_MS | KV_F_ABS | KV_F_NX | KV_F_XX | KV_F_GT | KV_F_LT,
+     SHAPE_KEYS},
     {KV_C_PERSIST, "PERSIST", 1, 1, 0, SHAPE_KEYS},
     {KV_C_RENAME, "RENAME", 2, 2, 0, SHAPE_KEYS},
     {KV_C_RENAMENX, "RENAMENX", 2, 2, 0, SHAPE_KEYS},
@@ -73,6 +74,9 @@ static const struct op_rule rules[] = {
     {KV_C_FLUSHDB, "FLUSHDB", 0, 0, 0, SHAPE_KEYS},
     {KV_C_FLUSHALL, "FLUSHALL", 0, 0, 0, SHAPE_KEYS},
     {KV_C_PURGE, "PURGE", 1, KV_PURGE_MAX, 0, SHAPE_DB_KEYS},
+    {KV_C_DELIFEQ, "DELIFEQ", 2, 2, 0, SHAPE_KEY_VAL},
+    {KV_C_PEXPIREIFEQ, "PEXPIREIFEQ", 2, 2, KV_F_XX | KV_F_ADD, SHAPE_KEY_VAL},
+    {KV_C_SWAPDB, "SWAPDB", 0, 0, 0, SHAPE_KEYS},
 };
 
 static const struct op_rule *rule_of(uint8_t code)
@@ -144,14 +148,15 @@ static int check_fields(uint8_t code, uint8_t db, uint16_t flags, int64_t num, u
     if ((timed || code == KV_C_EXPIRE) && !(flags & KV_F_MS) &&
         (num > INT64_MAX / 1000 || num < INT64_MIN / 1000))
         return rk_errf(err, RK_EINVAL, "%s: %" PRId64 " seconds overflow", r->name, num);
-    bool num_used = (timed && (flags & KV_F_EXP)) || code == KV_C_INCRBY ||
-                    code == KV_C_SETRANGE || code == KV_C_EXPIRE || code == KV_C_COPY ||
-                    code == KV_C_MOVE || code == KV_C_GETRANGE;
+    bool num_used = (timed && (flags & KV_F_EXP)) || code == KV_C_INCRBY || code == KV_C_SETRANGE ||
+                    code == KV_C_EXPIRE || code == KV_C_COPY || code == KV_C_MOVE ||
+                    code == KV_C_GETRANGE || code == KV_C_PEXPIREIFEQ || code == KV_C_SWAPDB;
     if (!num_used && num != 0)
         return rk_errf(err, RK_EINVAL, "%s: num %" PRId64 " unused", r->name, num);
     if (code == KV_C_SETRANGE && num < 0)
         return rk_errf(err, RK_EINVAL, "SETRANGE: offset %" PRId64 " is negative", num);
-    if ((code == KV_C_COPY || code == KV_C_MOVE) && (num < 0 || num >= KV_DBS))
+    if ((code == KV_C_COPY || code == KV_C_MOVE || code == KV_C_SWAPDB) &&
+        (num < 0 || num >= KV_DBS))
         return rk_errf(err, RK_EINVAL, "%s: db %" PRId64 " is out of range", r->name, num);
     return RK_OK;
 }
@@ -172,8 +177,7 @@ int kv_op_check(const struct kv_op2 *op, struct rk_errmsg *err)
         if (r->shape == SHAPE_KEY_I64 && i == 1 && op->argv[i].len != 8)
             return rk_errf(err, RK_EINVAL, "%s: argument 1 is not 8 bytes", r->name);
         if (r->shape == SHAPE_DB_KEYS && !purge_arg_ok(op->argv[i].p, op->argv[i].len))
-            return rk_errf(err, RK_EINVAL, "%s: argument %" PRIu32 " has no valid db", r->name,
-                           i);
+            return rk_errf(err, RK_EINVAL, "%s: argument %" PRIu32 " has no valid db", r->name, i);
     }
     return RK_OK;
 }
@@ -385,8 +389,9 @@ static void r_op(struct r2 *r, uint32_t i)
         uint32_t n = (uint32_t)r_le(r, 4, "arg len");
         uint32_t limit = arg_limit(rule->shape, j);
         if (r->rc == RK_OK && n > limit)
-            r_fail(r, "arg %" PRIu32 " of op %" PRIu32 " at offset %zu: %" PRIu32
-                      " bytes, over %" PRIu32,
+            r_fail(r,
+                   "arg %" PRIu32 " of op %" PRIu32 " at offset %zu: %" PRIu32
+                   " bytes, over %" PRIu32,
                    j, i, arg_at, n, limit);
         const uint8_t *p = r_take(r, n, "arg");
         if (r->rc != RK_OK)
@@ -394,8 +399,7 @@ static void r_op(struct r2 *r, uint32_t i)
         if (rule->shape == SHAPE_KEY_I64 && j == 1 && n != 8)
             r_fail(r, "arg 1 of op %" PRIu32 " at offset %zu: not 8 bytes", i, arg_at);
         if (rule->shape == SHAPE_DB_KEYS && !purge_arg_ok(p, n))
-            r_fail(r, "arg %" PRIu32 " of op %" PRIu32 " at offset %zu: no valid db", j, i,
-                   arg_at);
+            r_fail(r, "arg %" PRIu32 " of op %" PRIu32 " at offset %zu: no valid db", j, i, arg_at);
     }
 }
 
@@ -434,9 +438,10 @@ int kv_cmd2_decode(const uint8_t *buf, size_t len, struct kv_cmd2_view *v, struc
         }
     }
     v->n_ops = (uint32_t)r_le(&r, 4, "n_ops");
-    if (r.rc == RK_OK && (v->n_ops > KV_CMD2_MAX_OPS || (!(flags & KV_CMD2_MULTI) && v->n_ops != 1)))
-        r_fail(&r, "n_ops: %" PRIu32 " (a plain command has 1, a transaction at most %u)",
-               v->n_ops, KV_CMD2_MAX_OPS);
+    if (r.rc == RK_OK &&
+        (v->n_ops > KV_CMD2_MAX_OPS || (!(flags & KV_CMD2_MULTI) && v->n_ops != 1)))
+        r_fail(&r, "n_ops: %" PRIu32 " (a plain command has 1, a transaction at most %u)", v->n_ops,
+               KV_CMD2_MAX_OPS);
     v->ops_at = r.pos;
     for (uint32_t i = 0; i < v->n_ops && r.rc == RK_OK; i++)
         r_op(&r, i);
@@ -462,8 +467,8 @@ static uint64_t ld(const uint8_t *p, size_t n)
 
 void kv_cmd2_watches(const struct kv_cmd2_view *v, struct kv_cmd2_iter *it)
 {
-    *it = (struct kv_cmd2_iter){.buf = v->buf, .len = v->len, .pos = v->watch_at,
-                                .left = v->n_watch};
+    *it =
+        (struct kv_cmd2_iter){.buf = v->buf, .len = v->len, .pos = v->watch_at, .left = v->n_watch};
 }
 
 bool kv_cmd2_next_watch(struct kv_cmd2_iter *it, struct kv_watch *out)
@@ -484,8 +489,7 @@ bool kv_cmd2_next_watch(struct kv_cmd2_iter *it, struct kv_watch *out)
 
 void kv_cmd2_ops(const struct kv_cmd2_view *v, struct kv_cmd2_iter *it)
 {
-    *it = (struct kv_cmd2_iter){.buf = v->buf, .len = v->len, .pos = v->ops_at,
-                                .left = v->n_ops};
+    *it = (struct kv_cmd2_iter){.buf = v->buf, .len = v->len, .pos = v->ops_at, .left = v->n_ops};
 }
 
 bool kv_cmd2_next_op(struct kv_cmd2_iter *it, struct kv_op_view *out)
@@ -514,8 +518,7 @@ bool kv_cmd2_next_op(struct kv_cmd2_iter *it, struct kv_op_view *out)
 
 void kv_op_args(const struct kv_op_view *op, struct kv_cmd2_iter *it)
 {
-    *it = (struct kv_cmd2_iter){.buf = op->args, .len = op->args_len, .pos = 0,
-                                .left = op->argc};
+    *it = (struct kv_cmd2_iter){.buf = op->args, .len = op->args_len, .pos = 0, .left = op->argc};
 }
 
 bool kv_op_next_arg(struct kv_cmd2_iter *it, struct kv_arg *out)

@@ -95,9 +95,15 @@ static int op_set(struct kv *kv, uint64_t index, const struct kv_op_view *op, ui
         return RK_OK;
     }
     struct kv_rec rec;
-    int rc = kv_rec_get(kv, op->db, a[0].p, a[0].len, now, &rec);
-    if (rc != RK_OK)
-        return rc;
+    memset(&rec, 0, sizeof(rec));
+    int existed = KV_EXISTED_UNKNOWN;
+    if (op->flags & (KV_F_NX | KV_F_XX | KV_F_GET | KV_F_KEEPTTL)) {
+        /* A plain SET needs nothing of the old record: no read (a disk read in Bitcask). */
+        int rc = kv_rec_get(kv, op->db, a[0].p, a[0].len, now, &rec);
+        if (rc != RK_OK)
+            return rc;
+        existed = rec.exists;
+    }
     bool cond_fails = ((op->flags & KV_F_NX) && rec.live) || ((op->flags & KV_F_XX) && !rec.live);
     if (op->flags & KV_F_GET) {
         if (rec.live)
@@ -115,8 +121,8 @@ static int op_set(struct kv *kv, uint64_t index, const struct kv_op_view *op, ui
         deadline = when <= (int64_t)now ? now : (uint64_t)when; /* <= now: removed (rec.c) */
     else if ((op->flags & KV_F_KEEPTTL) && rec.live)
         deadline = rec.deadline_ms;
-    rc = kv_rec_put(kv, index, op->db, a[0].p, a[0].len, a[1].p, a[1].len, deadline, now,
-                    rec.exists);
+    int rc =
+        kv_rec_put(kv, index, op->db, a[0].p, a[0].len, a[1].p, a[1].len, deadline, now, existed);
     if (rc == RK_OK && !(op->flags & KV_F_GET))
         res_status(&kv->res, "OK");
     return rc;
@@ -273,8 +279,7 @@ static uint32_t ld_text(long double v, char *buf, size_t cap)
     return (uint32_t)l;
 }
 
-static int op_incrbyfloat(struct kv *kv, uint64_t index, const struct kv_op_view *op,
-                          uint64_t now)
+static int op_incrbyfloat(struct kv *kv, uint64_t index, const struct kv_op_view *op, uint64_t now)
 {
     struct kv_arg a[2];
     first_args(op, a, 2);
@@ -375,9 +380,8 @@ static int op_mset(struct kv *kv, uint64_t index, const struct kv_op_view *op, u
     }
     kv_op_args(op, &it);
     while (kv_op_next_arg(&it, &k) && kv_op_next_arg(&it, &v)) {
-        int rc = kv_rec_get(kv, op->db, k.p, k.len, now, &rec);
-        if (rc == RK_OK)
-            rc = kv_rec_put(kv, index, op->db, k.p, k.len, v.p, v.len, 0, now, rec.exists);
+        /* No read: kv_rec_put looks up only what a key count needs. */
+        int rc = kv_rec_put(kv, index, op->db, k.p, k.len, v.p, v.len, 0, now, KV_EXISTED_UNKNOWN);
         if (rc != RK_OK)
             return rc;
     }
@@ -436,8 +440,7 @@ static int op_expire(struct kv *kv, uint64_t index, const struct kv_op_view *op,
         return RK_OK;
     }
     uint64_t deadline = when <= (int64_t)now ? now : (uint64_t)when; /* <= now: removed */
-    rc = kv_rec_put(kv, index, op->db, a[0].p, a[0].len, rec.val, rec.val_len, deadline, now,
-                    true);
+    rc = kv_rec_put(kv, index, op->db, a[0].p, a[0].len, rec.val, rec.val_len, deadline, now, true);
     if (rc == RK_OK)
         res_int(&kv->res, 1);
     return rc;
@@ -585,9 +588,10 @@ static bool collect_user_key(void *ctx, const uint8_t *key, uint32_t key_len, co
 static int op_flush(struct kv *kv, uint64_t index, const struct kv_op_view *op)
 {
     bool all = op->code == KV_C_FLUSHALL;
+    uint8_t phys = kv->meta.dbmap[op->db]; /* the store prefix of the SELECTed db (SWAPDB) */
     struct key_collect c = {.kv = kv,
-                            .lo = (uint8_t)(KV_KEY_USER + (all ? 0 : op->db)),
-                            .hi = (uint8_t)(KV_KEY_USER + (all ? KV_DBS - 1 : op->db))};
+                            .lo = (uint8_t)(KV_KEY_USER + (all ? 0 : phys)),
+                            .hi = (uint8_t)(KV_KEY_USER + (all ? KV_DBS - 1 : phys))};
     resbuf_reset(&kv->tmp2);
     struct kv_store *st = kv->store;
     int rc = st->ops->scan_keys != NULL ? st->ops->scan_keys(st, collect_user_key, &c)
@@ -596,15 +600,31 @@ static int op_flush(struct kv *kv, uint64_t index, const struct kv_op_view *op)
         rc = RK_ENOMEM;
     for (size_t pos = 0; rc == RK_OK && pos < kv->tmp2.len;) {
         const uint8_t *p = kv->tmp2.buf + pos;
-        uint32_t kl = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                      (uint32_t)p[3] << 24;
+        uint32_t kl =
+            (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
         bool existed = false;
-        rc = kv_rec_del(kv, index, (uint8_t)(p[4] - KV_KEY_USER), p + 5, kl - 1, &existed);
+        rc = kv_rec_del_phys(kv, index, (uint8_t)(p[4] - KV_KEY_USER), p + 5, kl - 1, &existed);
         pos += 4 + (size_t)kl;
     }
     if (rc == RK_OK)
         res_status(&kv->res, "OK");
     return rc;
+}
+
+/* SWAPDB db num: O(1), the two logical dbs exchange their physical ones (kv.h DATABASES). */
+static int op_swapdb(struct kv *kv, uint64_t index, const struct kv_op_view *op)
+{
+    uint8_t a = op->db, b = (uint8_t)op->num;
+    if (a != b) {
+        uint8_t t = kv->meta.dbmap[a];
+        kv->meta.dbmap[a] = kv->meta.dbmap[b];
+        kv->meta.dbmap[b] = t;
+        kv->meta.swap_index[a] = index;
+        kv->meta.swap_index[b] = index;
+        kv->meta_dirty = true;
+    }
+    res_status(&kv->res, "OK");
+    return RK_OK;
 }
 
 /* The leader's sweep: removes each key whose deadline is still <= now (kv.h TIME). */
@@ -615,15 +635,15 @@ static int op_purge(struct kv *kv, uint64_t index, const struct kv_op_view *op, 
     int64_t n = 0;
     kv_op_args(op, &it);
     while (kv_op_next_arg(&it, &k)) {
-        uint8_t db = (uint8_t)(k.p[0] - KV_KEY_USER);
+        uint8_t db = (uint8_t)(k.p[0] - KV_KEY_USER); /* physical: a store key */
         struct kv_rec rec;
-        int rc = kv_rec_get(kv, db, k.p + 1, k.len - 1, now, &rec);
+        int rc = kv_rec_get_phys(kv, db, k.p + 1, k.len - 1, now, &rec);
         if (rc != RK_OK)
             return rc;
         if (!rec.exists || rec.live)
             continue; /* rewritten since the leader looked, or already gone */
         bool existed = false;
-        rc = kv_rec_del(kv, index, db, k.p + 1, k.len - 1, &existed);
+        rc = kv_rec_del_phys(kv, index, db, k.p + 1, k.len - 1, &existed);
         if (rc != RK_OK)
             return rc;
         n++;
@@ -632,7 +652,75 @@ static int op_purge(struct kv *kv, uint64_t index, const struct kv_op_view *op, 
     return RK_OK;
 }
 
+/* The scripts of redis-py's Lock and of Redlock (kv.h): act only while the key holds token. */
+static int op_if_token(struct kv *kv, uint64_t index, const struct kv_op_view *op, uint64_t now)
+{
+    struct kv_arg a[2];
+    first_args(op, a, 2);
+    struct kv_rec rec;
+    int rc = kv_rec_get(kv, op->db, a[0].p, a[0].len, now, &rec);
+    if (rc != RK_OK)
+        return rc;
+    if (!rec.live || !same_key((struct kv_arg){rec.val, rec.val_len}, a[1])) {
+        res_int(&kv->res, 0);
+        return RK_OK;
+    }
+    if (op->code == KV_C_DELIFEQ) {
+        bool existed = false;
+        rc = kv_rec_del(kv, index, op->db, a[0].p, a[0].len, &existed);
+        if (rc == RK_OK)
+            res_int(&kv->res, 1);
+        return rc;
+    }
+    if ((op->flags & KV_F_XX) && rec.deadline_ms == 0) {
+        res_int(&kv->res, 0); /* Lock.extend: "if expiration < 0 then return 0" */
+        return RK_OK;
+    }
+    int64_t ttl = op->num, when = 0;
+    if ((op->flags & KV_F_ADD) && rec.deadline_ms != 0 &&
+        __builtin_add_overflow(ttl, (int64_t)(rec.deadline_ms - now), &ttl)) {
+        expire_error(kv, "pexpire");
+        return RK_OK;
+    }
+    if (!deadline_for(ttl, KV_F_MS, now, &when)) {
+        expire_error(kv, "pexpire");
+        return RK_OK;
+    }
+    uint64_t deadline = when <= (int64_t)now ? now : (uint64_t)when; /* <= now: removed */
+    rc = kv_rec_put(kv, index, op->db, a[0].p, a[0].len, rec.val, rec.val_len, deadline, now, true);
+    if (rc == RK_OK)
+        res_int(&kv->res, 1);
+    return rc;
+}
+
 /* ---- reads -------------------------------------------------------------------------------- */
+
+/* Redis's getrangeCommand: start and end inclusive, negative from the end, clamped. */
+static void getrange(struct kv *kv, int64_t start, struct kv_arg end_arg, const struct kv_rec *rec)
+{
+    int64_t end = 0;
+    for (int i = 0; i < 8; i++)
+        end |= (int64_t)((uint64_t)end_arg.p[i] << (8 * i));
+    int64_t len = rec->live ? rec->val_len : 0;
+    if (!rec->live || (start < 0 && end < 0 && start > end)) {
+        res_bulk(&kv->res, NULL, 0);
+        return;
+    }
+    if (start < 0)
+        start = len + start;
+    if (end < 0)
+        end = len + end;
+    if (start < 0)
+        start = 0;
+    if (end < 0)
+        end = 0;
+    if (end >= len)
+        end = len - 1;
+    if (start > end || len == 0)
+        res_bulk(&kv->res, NULL, 0);
+    else
+        res_bulk(&kv->res, rec->val + start, (uint32_t)(end - start + 1));
+}
 
 static int op_read(struct kv *kv, const struct kv_op_view *op, uint64_t now)
 {
@@ -699,39 +787,16 @@ static int op_read(struct kv *kv, const struct kv_op_view *op, uint64_t now)
             res_int(&kv->res, rec.live ? -1 : -2);
             return RK_OK;
         }
-        int64_t t = (op->flags & KV_F_ABS) ? (int64_t)rec.deadline_ms
-                                           : (int64_t)(rec.deadline_ms - now);
+        int64_t t =
+            (op->flags & KV_F_ABS) ? (int64_t)rec.deadline_ms : (int64_t)(rec.deadline_ms - now);
         if (t < 0)
             t = 0;
         res_int(&kv->res, (op->flags & KV_F_MS) ? t : (t + 500) / 1000);
         return RK_OK;
     }
-    case KV_C_GETRANGE: {
-        /* Redis's getrangeCommand. */
-        int64_t start = op->num, end = 0;
-        for (int i = 0; i < 8; i++)
-            end |= (int64_t)((uint64_t)a[1].p[i] << (8 * i));
-        int64_t len = rec.live ? rec.val_len : 0;
-        if (!rec.live || (start < 0 && end < 0 && start > end)) {
-            res_bulk(&kv->res, NULL, 0);
-            return RK_OK;
-        }
-        if (start < 0)
-            start = len + start;
-        if (end < 0)
-            end = len + end;
-        if (start < 0)
-            start = 0;
-        if (end < 0)
-            end = 0;
-        if (end >= len)
-            end = len - 1;
-        if (start > end || len == 0)
-            res_bulk(&kv->res, NULL, 0);
-        else
-            res_bulk(&kv->res, rec.val + start, (uint32_t)(end - start + 1));
+    case KV_C_GETRANGE:
+        getrange(kv, op->num, a[1], &rec);
         return RK_OK;
-    }
     }
     RK_ASSERT(!"a read op without a case");
     return RK_OK;
@@ -773,8 +838,13 @@ int kv_exec_op(struct kv *kv, uint64_t index, const struct kv_op_view *op, uint6
     case KV_C_FLUSHDB:
     case KV_C_FLUSHALL:
         return op_flush(kv, index, op);
+    case KV_C_SWAPDB:
+        return op_swapdb(kv, index, op);
     case KV_C_PURGE:
         return op_purge(kv, index, op, now);
+    case KV_C_DELIFEQ:
+    case KV_C_PEXPIREIFEQ:
+        return op_if_token(kv, index, op, now);
     default:
         break;
     }
@@ -800,7 +870,11 @@ static int watches_hold(struct kv *kv, const struct kv_cmd2_view *v, uint64_t no
             *ok = rec.live && rec.mod_index == w.version;
         else
             *ok = !rec.live && !(rec.exists && rec.mod_index > v->watch_index) &&
-                  kv->meta.del_index[w.db] <= v->watch_index;
+                  kv->meta.del_index[kv->meta.dbmap[w.db]] <= v->watch_index;
+        /* SWAPDB touches the watched keys that exist (Redis: touchAllWatchedKeysInDb): one
+         * that existed at the WATCH or exists now. */
+        if (*ok && kv->meta.swap_index[w.db] > v->watch_index && (w.version != 0 || rec.live))
+            *ok = false;
     }
     return RK_OK;
 }
@@ -861,8 +935,8 @@ int kv_apply_v2(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len
     RK_ASSERT_SLOW(rc != RK_OK || kv_res_check(kv->res.buf, kv->res.len, NULL) == RK_OK);
     uint64_t evicted = 0;
     if (rc == RK_OK && v.client_id != 0) {
-        rc = kv_session_write_cmd(kv, index, v.client_id, v.seq, kv->res.buf,
-                                  (uint32_t)kv->res.len);
+        rc =
+            kv_session_write_cmd(kv, index, v.client_id, v.seq, kv->res.buf, (uint32_t)kv->res.len);
         if (rc == RK_OK)
             rc = kv_session_evict_for(kv, index, s, &evicted);
     }
@@ -912,8 +986,13 @@ int kv_read(struct kv *kv, const struct kv_op2 *op, const uint8_t **res, uint32_
             memcpy(kv->tmp.buf + pos + 4, op->argv[i].p, n);
         pos += 4 + n;
     }
-    struct kv_op_view v = {.code = op->code, .db = op->db, .flags = op->flags, .num = op->num,
-                           .argc = op->argc, .args = kv->tmp.buf, .args_len = need};
+    struct kv_op_view v = {.code = op->code,
+                           .db = op->db,
+                           .flags = op->flags,
+                           .num = op->num,
+                           .argc = op->argc,
+                           .args = kv->tmp.buf,
+                           .args_len = need};
     resbuf_reset(&kv->res);
     int rc = op_read(kv, &v, kv_read_now(kv));
     if (rc == RK_OK && kv->res.oom)

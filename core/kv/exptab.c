@@ -152,8 +152,8 @@ int exptab_set(struct exptab *t, const uint8_t *dbkey, uint32_t len, uint64_t de
     if (copy == NULL)
         return RK_ENOMEM;
     memcpy(copy, dbkey, len);
-    t->slots[pos] = (struct exp_entry){.hash = h, .deadline_ms = deadline_ms, .dbkey = copy,
-                                       .dbkey_len = len};
+    t->slots[pos] =
+        (struct exp_entry){.hash = h, .deadline_ms = deadline_ms, .dbkey = copy, .dbkey_len = len};
     t->n++;
     return RK_OK;
 }

@@ -326,16 +326,16 @@ static int session_decode(const uint8_t *key, const uint8_t *val, uint32_t val_l
                        client_id, val_len, KV_SESSION_RECORD_BYTES);
     if (version == KV_SESSION_VERSION_CMD) {
         const uint8_t *t = val + KV_SESSION_RECORD_BYTES;
-        uint32_t n = val_len >= KV_SESSION_RECORD_BYTES + 4
-                         ? (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 |
-                               (uint32_t)t[3] << 24
-                         : 0;
+        uint32_t n =
+            val_len >= KV_SESSION_RECORD_BYTES + 4
+                ? (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24
+                : 0;
         if (!is_cmd || val_len < KV_SESSION_RECORD_BYTES + 4 ||
             n != val_len - KV_SESSION_RECORD_BYTES - 4 || n > KV_SESSION_MAX_RESULT ||
             kv_res_check(val + KV_SESSION_RECORD_BYTES + 4, n, NULL) != RK_OK)
             return rk_errf(err, RK_ECORRUPT,
-                           "kv store: session of client %" PRIu64
-                           ": a command's record of %" PRIu32 " bytes with a bad result",
+                           "kv store: session of client %" PRIu64 ": a command's record of %" PRIu32
+                           " bytes with a bad result",
                            client_id, val_len);
     }
     uint64_t num = le_get(val + REC_OFF_NUM);
@@ -560,14 +560,24 @@ static int meta_load(struct kv *kv, struct rk_errmsg *err)
         return RK_OK;
     if (rc != RK_OK)
         return rk_errf(err, rc, "kv store: reading kv's record: %s", rk_strerror(rc));
-    if (len != KV_META_BYTES || val[0] != KV_META_VERSION)
+    bool perm = len == KV_META_BYTES;
+    uint32_t seen = 0;
+    for (uint32_t d = 0; perm && d < KV_DBS; d++) {
+        uint8_t p = val[9 + 8 * KV_DBS + d];
+        perm = p < KV_DBS && !(seen & (1u << p));
+        seen |= perm ? 1u << p : 0;
+    }
+    if (!perm || val[0] != KV_META_VERSION)
         return rk_errf(err, RK_ECORRUPT,
                        "kv store: kv's record (clock, deletion indexes) of %" PRIu32
-                       " bytes, version %u: not %u bytes of version %u",
+                       " bytes, version %u: not %u bytes of version %u with a permutation of dbs",
                        len, len > 0 ? val[0] : 0u, KV_META_BYTES, KV_META_VERSION);
     kv->meta.clock_ms = le_get(val + 1);
-    for (uint32_t d = 0; d < KV_DBS; d++)
+    for (uint32_t d = 0; d < KV_DBS; d++) {
         kv->meta.del_index[d] = le_get(val + 9 + 8 * d);
+        kv->meta.dbmap[d] = val[9 + 8 * KV_DBS + d];
+        kv->meta.swap_index[d] = le_get(val + 9 + 9 * KV_DBS + 8 * d);
+    }
     kv->has_meta = true;
     return RK_OK;
 }
@@ -577,8 +587,11 @@ int kv_meta_write(struct kv *kv, uint64_t index, const struct kv_meta *m)
     uint8_t rec[KV_META_BYTES];
     rec[0] = KV_META_VERSION;
     le_put(rec + 1, m->clock_ms);
-    for (uint32_t d = 0; d < KV_DBS; d++)
+    for (uint32_t d = 0; d < KV_DBS; d++) {
         le_put(rec + 9 + 8 * d, m->del_index[d]);
+        rec[9 + 8 * KV_DBS + d] = m->dbmap[d];
+        le_put(rec + 9 + 9 * KV_DBS + 8 * d, m->swap_index[d]);
+    }
     int rc = kv->store->ops->put(kv->store, index, meta_key, sizeof(meta_key), rec, sizeof(rec));
     if (rc == RK_OK && !kv->has_meta) {
         kv->has_meta = true;
@@ -620,6 +633,8 @@ int kv_create(const struct kv_config *c, struct kv **out, struct rk_errmsg *err)
     }
     memset(kv->pool, 0, (size_t)max_sessions * sizeof(*kv->pool));
     memset(kv->slots, 0, (size_t)n_slots * sizeof(*kv->slots));
+    for (uint32_t d = 0; d < KV_DBS; d++)
+        kv->meta.dbmap[d] = (uint8_t)d; /* no SWAPDB yet (meta_load reads the record's) */
     kv->store = c->store;
     kv->applied_index = c->store->ops->applied_index(c->store);
     kv->mask = n_slots - 1;
@@ -750,8 +765,8 @@ struct plan {
  * *out_num the num of the result. A key expired by the state machine's clock is absent (kv.h
  * TIME: version-1 entries carry no stamp and use the clock as it is). A PUT or MSET reads
  * nothing. */
-static int plan_result(struct kv *kv, const struct kv_cmd *c, uint8_t *out_status,
-                       int64_t *out_num, struct plan *pl)
+static int plan_result(struct kv *kv, const struct kv_cmd *c, uint8_t *out_status, int64_t *out_num,
+                       struct plan *pl)
 {
     *out_status = KV_OK;
     *out_num = 0;
@@ -785,10 +800,11 @@ static int write_data(struct kv *kv, uint64_t index, const struct kv_cmd *c, uin
     *out_num = num;
     switch (c->op) {
     case KV_OP_PUT:
-        return kv_rec_put(kv, index, 0, c->key, c->key_len, c->val, c->val_len, 0, now, false);
+        return kv_rec_put(kv, index, 0, c->key, c->key_len, c->val, c->val_len, 0, now,
+                          KV_EXISTED_UNKNOWN);
     case KV_OP_PUT_IF:
         return num == 1 ? kv_rec_put(kv, index, 0, c->key, c->key_len, c->val, c->val_len, 0, now,
-                                     false)
+                                     KV_EXISTED_UNKNOWN)
                         : RK_OK;
     case KV_OP_MSET: {
         /* Every pair in this one batch, in order: all of them land or none (store.h S5). */
@@ -797,7 +813,7 @@ static int write_data(struct kv *kv, uint64_t index, const struct kv_cmd *c, uin
         kv_pairs_begin(&it, c->val, c->val_len);
         while (kv_pairs_next(&it, &pr)) {
             int rc = kv_rec_put(kv, index, 0, pr.key, pr.key_len, pr.val, pr.val_len, 0, now,
-                                false);
+                                KV_EXISTED_UNKNOWN);
             if (rc != RK_OK)
                 return rc;
         }
@@ -810,7 +826,7 @@ static int write_data(struct kv *kv, uint64_t index, const struct kv_cmd *c, uin
         uint32_t text_len = int64_text(num, text);
         /* Redis's INCR keeps the key's time to live. */
         return kv_rec_put(kv, index, 0, c->key, c->key_len, text, text_len, pl->deadline_ms, now,
-                          false);
+                          KV_EXISTED_UNKNOWN);
     }
     default:
         break;
@@ -860,7 +876,7 @@ static int write_command(struct kv *kv, uint64_t index, uint32_t i, const struct
     if (c->op == KV_OP_DEL && pl.stored) {
         /* WATCH's deletion index for db 0 (kv.h), before the data op (retry: see above). */
         struct kv_meta m = kv->meta;
-        m.del_index[0] = index;
+        m.del_index[kv->meta.dbmap[0]] = index;
         rc = kv_meta_write(kv, index, &m);
         if (rc != RK_OK)
             return rc;
@@ -994,8 +1010,11 @@ uint32_t kv_session_find(const struct kv *kv, uint64_t client_id)
 int kv_session_write_cmd(struct kv *kv, uint64_t index, uint64_t client_id, uint64_t seq,
                          const uint8_t *res, uint32_t res_len)
 {
-    struct kv_session next = {.client_id = client_id, .last_seq = seq, .last_index = index,
-                              .last_op = KV_OP_CMD, .last_status = KV_OK};
+    struct kv_session next = {.client_id = client_id,
+                              .last_seq = seq,
+                              .last_index = index,
+                              .last_op = KV_OP_CMD,
+                              .last_status = KV_OK};
     return write_session_cmd(kv, index, &next, res, res_len);
 }
 
@@ -1008,8 +1027,8 @@ int kv_session_evict_for(struct kv *kv, uint64_t index, uint32_t i, uint64_t *ev
     return delete_session(kv, index, *evicted);
 }
 
-void kv_session_applied(struct kv *kv, uint32_t i, uint64_t client_id, uint64_t seq,
-                        uint8_t op, uint64_t index, uint64_t evicted)
+void kv_session_applied(struct kv *kv, uint32_t i, uint64_t client_id, uint64_t seq, uint8_t op,
+                        uint64_t index, uint64_t evicted)
 {
     struct kv_cmd c = {.op = op, .client_id = client_id, .seq = seq};
     struct kv_result res = {.status = KV_OK, .op = op};
@@ -1084,8 +1103,8 @@ int kv_get(struct kv *kv, const uint8_t *key, uint32_t key_len, const uint8_t **
     return kv_get_db(kv, 0, key, key_len, val, val_len, &deadline);
 }
 
-int kv_get_db(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len,
-              const uint8_t **val, uint32_t *val_len, uint64_t *deadline_ms)
+int kv_get_db(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len, const uint8_t **val,
+              uint32_t *val_len, uint64_t *deadline_ms)
 {
     RK_ASSERT(kv != NULL);
     RK_ASSERT(key != NULL || key_len == 0);
@@ -1126,15 +1145,16 @@ uint64_t kv_db_expiring(const struct kv *kv, uint8_t db)
 {
     RK_ASSERT(kv != NULL);
     RK_ASSERT(db < KV_DBS);
-    return kv->n_expiring[db];
+    return kv->n_expiring[kv->meta.dbmap[db]];
 }
 
 uint64_t kv_dbsize(const struct kv *kv, uint8_t db)
 {
     RK_ASSERT(kv != NULL);
     RK_ASSERT(db < KV_DBS);
-    if (db != 0)
-        return kv->n_keys[db];
+    uint8_t p = kv->meta.dbmap[db]; /* SWAPDB */
+    if (p != 0)
+        return kv->n_keys[p];
     uint64_t all = kv_count(kv);
     for (uint32_t d = 1; d < KV_DBS; d++) {
         RK_ASSERT(all >= kv->n_keys[d]);
@@ -1193,8 +1213,8 @@ int kv_scan_db(struct kv *kv, uint8_t db,
     RK_ASSERT(kv != NULL);
     RK_ASSERT(fn != NULL);
     RK_ASSERT(db < KV_DBS);
-    struct user_scan_ctx u = {.kv = kv, .db = db, .now_ms = kv_read_now(kv), .key_fn = fn,
-                              .ctx = ctx};
+    struct user_scan_ctx u = {
+        .kv = kv, .db = kv->meta.dbmap[db], .now_ms = kv_read_now(kv), .key_fn = fn, .ctx = ctx};
     int rc = store_scan_keys(kv->store, scan_user_key, &u);
     return rc != RK_OK ? rc : u.rc;
 }
@@ -1212,8 +1232,8 @@ int kv_scan(struct kv *kv,
 {
     RK_ASSERT(kv != NULL);
     RK_ASSERT(fn != NULL);
-    struct user_scan_ctx u = {.kv = kv, .db = 0, .now_ms = kv_read_now(kv), .fn = fn,
-                              .ctx = ctx};
+    struct user_scan_ctx u = {
+        .kv = kv, .db = kv->meta.dbmap[0], .now_ms = kv_read_now(kv), .fn = fn, .ctx = ctx};
     int rc = kv->store->ops->scan(kv->store, scan_user_key, &u);
     return rc != RK_OK ? rc : u.rc;
 }

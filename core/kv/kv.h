@@ -84,8 +84,10 @@
  *                         db->expires) tells a write whether a key has a deadline without a
  *                         store read, and the leader's sweep walks it.
  *     'm' "kv"            kv's own state: [version u8 = 1][clock_ms u64][del_index u64 x KV_DBS]
- *                         (the state-machine clock and, per db, the last index that removed a
- *                         key), written in the batch of any entry that changes them.
+ *                         [dbmap u8 x KV_DBS][swap_index u64 x KV_DBS] (the state-machine
+ *                         clock; per physical db the last index that removed a key; the
+ *                         logical -> physical db permutation and, per logical db, its last
+ *                         SWAPDB), written in the batch of any entry that changes them.
  * The mod index lives in the value, not in the store's record index, so that it travels in
  * snapshots (which rewrite every record at the snapshot's index) and survives merges and
  * restarts unchanged; the clock and the deletion indexes are records too, so they also come
@@ -129,8 +131,11 @@
  *
  * DATABASES. KV_DBS (16) databases, the db number in every op and in the store key; per-db key
  * counts are kept in memory (rebuilt by kv_create from the keys). FLUSHDB/FLUSHALL remove every
- * key of one/all dbs in one batch (O(keys)). MOVE is offered (one key); SWAPDB is not (it would
- * rewrite every key of two dbs).
+ * key of one/all dbs in one batch (O(keys)). MOVE moves one key. SWAPDB is O(1): an op's db is
+ * the client's LOGICAL db, mapped to the PHYSICAL db of the store prefix through a permutation
+ * kept in the 'm' "kv" record (dbmap); SWAPDB exchanges two entries of it. A watched key of a
+ * db involved in a SWAPDB after the WATCH aborts EXEC if it existed at the WATCH or exists now
+ * (Redis's rule). Keys and counts in the store, the expiry index and raftkv-tool are physical.
  *
  * Generic entries write, as one batch: the ops' data writes, in op order (with their 'x'
  * records), then the session record (which caches the encoded result, up to
@@ -271,7 +276,7 @@ void kv_pairs_begin(struct kv_pairs_iter *it, const uint8_t *blob, size_t len);
 /* The next pair (borrowed from the blob): true, or false after the last. */
 bool kv_pairs_next(struct kv_pairs_iter *it, struct kv_pair *out);
 
-/* "PUT", "DEL", "PUT_IF", "INCRBY", "MSET", or "?" for anything else. Static strings. */
+/* "PUT", "DEL", "PUT_IF", "INCRBY", "MSET", "CMD", or "?" for anything else. Static strings. */
 const char *kv_op_name(uint8_t op);
 
 /* ---- the store layout (durable: part of the on-disk format) ------------------------------ */
@@ -378,16 +383,16 @@ void kv_destroy(struct kv *kv);
  *
  * Any other return is the store's error (RK_ENOMEM, an I/O error) from a get, put, del or
  * end_batch, RK_ENOMEM from kv's own buffers or expiry table, or RK_ECORRUPT for a stored
- * record that does not decode: out->status is KV_STORE_ERROR and out->err the same code. The entry is NOT applied:
- * kv_applied_index() and the session table are unchanged. The store may hold part of the
- * entry's batch, never closed (the writes before the failed one, store.h S1). A store error is
- * local to this replica, so the entry must not be skipped (this replica would diverge):
+ * record that does not decode: out->status is KV_STORE_ERROR and out->err the same code. The entry
+ * is NOT applied: kv_applied_index() and the session table are unchanged. The store may hold part
+ * of the entry's batch, never closed (the writes before the failed one, store.h S1). A store error
+ * is local to this replica, so the entry must not be skipped (this replica would diverge):
  *   - over a durable store the replica must stop (store.h S5: a failed end_batch is fatal, and
  *     the unclosed batch is dropped when the store is reopened); after the restart the entry is
  *     replayed from the log, from the store's applied_index on.
  *   - over a store whose failed put or del changes nothing and whose end_batch cannot fail (the
- *     memstore), the caller may instead retry a VERSION-1 entry with the same index and data: the retry
- *     writes the same batch again (see above: the data op is last) and gives the same result.
+ *     memstore), the caller may instead retry a VERSION-1 entry with the same index and data: the
+ * retry writes the same batch again (see above: the data op is last) and gives the same result.
  *
  * A durable store keeps the batches of applied commands (and of duplicates); it does not keep
  * the applied index of an undecodable entry or a no-op (nothing is written for them), so after
@@ -406,8 +411,8 @@ uint64_t kv_applied_index(const struct kv *kv);
 
 /* The value of user key key of db 0, borrowed until the next kv_apply. RK_OK; RK_ENOENT if
  * absent or expired at the read time (kv_set_read_time_ms; a key over KV_MAX_KEY_BYTES is
- * always absent); RK_ECORRUPT for a record that does not decode; or the store's error. Session records are not
- * user keys: no key reaches them. */
+ * always absent); RK_ECORRUPT for a record that does not decode; or the store's error. Session
+ * records are not user keys: no key reaches them. */
 int kv_get(struct kv *kv, const uint8_t *key, uint32_t key_len, const uint8_t **val,
            uint32_t *val_len);
 
@@ -489,7 +494,7 @@ const char *kv_status_name(uint8_t status);
 #define KV_CMD2_MAX_WATCH     (1u << 16)
 #define KV_OP_MAX_ARGS        (1u << 20)
 /* The most keys one PURGE op removes (the leader's expiry sweep, per tick). */
-#define KV_PURGE_MAX          64u
+#define KV_PURGE_MAX 64u
 /* A session caches a generic command's result up to this size; a larger one is replaced by an
  * error reply for a retry ("result too large to keep"). */
 #define KV_SESSION_MAX_RESULT (1u << 20)
@@ -540,7 +545,13 @@ const char *kv_status_name(uint8_t status);
  *  MOVE          key              num: destination db                  int 1|0 | error
  *  FLUSHDB       -                                                     OK
  *  FLUSHALL      -                (db ignored, 0)                      OK
+ *  SWAPDB        -                db and num: the two dbs              OK
  *  PURGE         ('0'+db, key)... the leader's expiry sweep (store keys) int: keys removed
+ *  DELIFEQ       key token                                             int 1 (deleted) | 0
+ *  PEXPIREIFEQ   key token        num: ms; XX: only if it has a TTL;   int 1 | 0
+ *                                 ADD: num + the remaining TTL
+ *    (the two are what the Lua scripts of redis-py's Lock (release, reacquire, extend) and of
+ *    Redlock's release do: the node may answer EVALSHA of exactly those scripts with them)
  *
  * Redis commands onto ops (the node's side; "s" = seconds, "ms" = KV_F_MS):
  *   GETSET k v = SET GET; SETEX k s v = SET EXP SETEX num=s; PSETEX = the same with MS;
@@ -585,6 +596,9 @@ enum kv_code {
     KV_C_FLUSHDB = 49,
     KV_C_FLUSHALL = 50,
     KV_C_PURGE = 51,
+    KV_C_DELIFEQ = 52,
+    KV_C_PEXPIREIFEQ = 53,
+    KV_C_SWAPDB = 54,
 }; /* wire values: never renumber */
 
 enum kv_flag {
@@ -600,7 +614,8 @@ enum kv_flag {
     KV_F_MS = 1u << 9,      /* the time is in milliseconds, else seconds */
     KV_F_ABS = 1u << 10,    /* the time is an absolute Unix time, else relative to the clock */
     KV_F_SETEX = 1u << 11,  /* SET: it is SETEX/PSETEX (Redis's error names that command) */
-}; /* wire values */
+    KV_F_ADD = 1u << 12,    /* PEXPIREIFEQ: num is added to the key's time to live */
+};                          /* wire values */
 
 struct kv_arg {
     const uint8_t *p; /* borrowed; NULL when len == 0 */
@@ -626,8 +641,8 @@ struct kv_watch {
 
 /* A command to encode. */
 struct kv_cmd2 {
-    uint8_t flags;        /* KV_CMD2_MULTI or 0 */
-    uint64_t client_id;   /* usually 0 here: the replica writes the request's */
+    uint8_t flags;      /* KV_CMD2_MULTI or 0 */
+    uint64_t client_id; /* usually 0 here: the replica writes the request's */
     uint64_t seq;
     uint64_t time_ms;     /* usually 0 here: the leader stamps it */
     uint64_t watch_index; /* MULTI: the watch point W (kv.h WATCH); 0 without watches */
@@ -723,8 +738,8 @@ enum kv_res_type {
 };
 
 struct kv_res_item {
-    uint8_t type;    /* enum kv_res_type */
-    int64_t num;     /* INT: the value; ARRAY: the count */
+    uint8_t type;     /* enum kv_res_type */
+    int64_t num;      /* INT: the value; ARRAY: the count */
     const uint8_t *p; /* STATUS, ERROR, BULK: the bytes (borrowed) */
     uint32_t len;
 };
@@ -752,8 +767,8 @@ uint64_t kv_clock_ms(const struct kv *kv);
 
 /* The value and deadline (0: none) of a live key of db. RK_OK (borrowed until the next call),
  * RK_ENOENT, RK_ECORRUPT for a stored record that does not decode, or the store's error. */
-int kv_get_db(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len,
-              const uint8_t **val, uint32_t *val_len, uint64_t *deadline_ms);
+int kv_get_db(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len, const uint8_t **val,
+              uint32_t *val_len, uint64_t *deadline_ms);
 
 /* Executes a read op (codes 1..31; kv_op_check must accept it) on the state as applied now, at
  * the read time: RK_OK and *res an encoded result borrowed until the next call, or the store's

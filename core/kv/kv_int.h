@@ -89,15 +89,17 @@ struct kv_slot {
 /* The 'm' "kv" record. */
 #define KV_META_KEY_BYTES 3u
 #define KV_META_VERSION   1u
-#define KV_META_BYTES     (1u + 8u + 8u * KV_DBS)
+#define KV_META_BYTES     (1u + 8u + 8u * KV_DBS + KV_DBS + 8u * KV_DBS)
 /* A user record's header: [flags u8][mod_index u64][deadline u64 if flags & REC_DEADLINE]. */
-#define REC_DEADLINE      1u
-#define REC_HEADER_MIN    9u
-#define REC_HEADER_MAX    17u
+#define REC_DEADLINE   1u
+#define REC_HEADER_MIN 9u
+#define REC_HEADER_MAX 17u
 
 struct kv_meta {
     uint64_t clock_ms;
-    uint64_t del_index[KV_DBS];
+    uint64_t del_index[KV_DBS];  /* by physical db */
+    uint8_t dbmap[KV_DBS];       /* logical (SELECTed) db -> physical db (store prefix) */
+    uint64_t swap_index[KV_DBS]; /* by logical db: the last SWAPDB that involved it */
 };
 
 struct kv {
@@ -111,18 +113,18 @@ struct kv {
     uint32_t mask;
     uint32_t max_sessions;
     uint32_t n_sessions;
-    uint32_t n_meta; /* KV_KEY_META records in the store, kv's own included */
-    bool has_meta;   /* the 'm' "kv" record exists */
-    bool meta_dirty; /* meta changed by the entry being applied: written at its end */
+    uint32_t n_meta;   /* KV_KEY_META records in the store, kv's own included */
+    bool has_meta;     /* the 'm' "kv" record exists */
+    bool meta_dirty;   /* meta changed by the entry being applied: written at its end */
     uint32_t lru_head; /* least recently used */
     uint32_t lru_tail; /* most recently used */
     struct rk_errmsg last_err;
 
     /* Version 2. */
-    struct kv_meta meta;       /* as of applied_index */
-    uint64_t read_now_ms;      /* kv_set_read_time_ms; 0: the clock */
-    uint64_t n_keys[KV_DBS];   /* user records per db, dbs 1.. (db 0: kv_count's difference) */
-    uint64_t n_expiry_records; /* 'x' records (== exp.n whenever an apply did not fail) */
+    struct kv_meta meta;         /* as of applied_index */
+    uint64_t read_now_ms;        /* kv_set_read_time_ms; 0: the clock */
+    uint64_t n_keys[KV_DBS];     /* user records per db, dbs 1.. (db 0: kv_count's difference) */
+    uint64_t n_expiry_records;   /* 'x' records (== exp.n whenever an apply did not fail) */
     uint64_t n_expiring[KV_DBS]; /* of them, per db (INFO keyspace's expires=) */
     struct exptab exp;
     struct kv_resbuf res;  /* the result of the last command, or of kv_read */
@@ -132,8 +134,8 @@ struct kv {
 
 /* A user record as read from the store. */
 struct kv_rec {
-    bool exists;          /* a record is stored (it may be expired) */
-    bool live;            /* exists and not expired at the time asked */
+    bool exists; /* a record is stored (it may be expired) */
+    bool live;   /* exists and not expired at the time asked */
     uint64_t mod_index;
     uint64_t deadline_ms; /* 0: none */
     const uint8_t *val;   /* borrowed until the next store call */
@@ -147,12 +149,21 @@ uint32_t kv_user_key(uint8_t *buf, uint8_t db, const uint8_t *key, uint32_t key_
 int kv_rec_get(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len, uint64_t now_ms,
                struct kv_rec *rec);
 /* Writes (db, key) := val with the given deadline (0: none) and mod index = index, keeping the
- * key count (existed: whether a record was stored; needed for dbs >= 1 only), the 'x' record
- * and the expiry table in step. A deadline <= now_ms removes the key instead. Store writes
- * first, memory last, each store write idempotent: a retry after a failure writes the same. */
+ * key count (existed: whether a record was stored, or KV_EXISTED_UNKNOWN: then looked up only
+ * where a count needs it, physical dbs >= 1), the 'x' record and the expiry table in step. A
+ * deadline <= now_ms removes the key instead. Store writes first, memory last, each store
+ * write idempotent: a retry after a failure writes the same (the count of a physical db >= 1
+ * excepted: a retry finds the key its failed attempt created). */
+#define KV_EXISTED_UNKNOWN (-1)
 int kv_rec_put(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, uint32_t key_len,
                const uint8_t *val, uint32_t val_len, uint64_t deadline_ms, uint64_t now_ms,
-               bool existed);
+               int existed);
+/* The same, by the physical db (a store prefix, as PURGE names its keys). The others take the
+ * logical db (the client's SELECT) and map it through meta.dbmap (SWAPDB). */
+int kv_rec_get_phys(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len,
+                    uint64_t now_ms, struct kv_rec *rec);
+int kv_rec_del_phys(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, uint32_t key_len,
+                    bool *existed);
 /* Removes (db, key) if stored; *existed. Keeps counts, 'x', the table, del_index in step. */
 int kv_rec_del(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, uint32_t key_len,
                bool *existed);
@@ -173,8 +184,8 @@ uint32_t kv_session_find(const struct kv *kv, uint64_t client_id);
 int kv_session_write_cmd(struct kv *kv, uint64_t index, uint64_t client_id, uint64_t seq,
                          const uint8_t *res, uint32_t res_len);
 int kv_session_evict_for(struct kv *kv, uint64_t index, uint32_t i, uint64_t *evicted);
-void kv_session_applied(struct kv *kv, uint32_t i, uint64_t client_id, uint64_t seq,
-                        uint8_t op, uint64_t index, uint64_t evicted);
+void kv_session_applied(struct kv *kv, uint32_t i, uint64_t client_id, uint64_t seq, uint8_t op,
+                        uint64_t index, uint64_t evicted);
 /* A version-2 retry (seq <= last): the cached result into kv->res (or KV_STALE), the session
  * touched at index in the store and in memory. */
 int kv_session_retry_cmd(struct kv *kv, uint64_t index, uint32_t i, uint64_t seq,

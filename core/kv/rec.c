@@ -75,6 +75,13 @@ static int rec_decode(const uint8_t *val, uint32_t len, struct kv_rec *rec, stru
 int kv_rec_get(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len, uint64_t now_ms,
                struct kv_rec *rec)
 {
+    RK_ASSERT(db < KV_DBS);
+    return kv_rec_get_phys(kv, kv->meta.dbmap[db], key, key_len, now_ms, rec);
+}
+
+int kv_rec_get_phys(struct kv *kv, uint8_t db, const uint8_t *key, uint32_t key_len,
+                    uint64_t now_ms, struct kv_rec *rec)
+{
     memset(rec, 0, sizeof(*rec));
     uint32_t len = kv_user_key(kv->key_buf, db, key, key_len);
     const uint8_t *val = NULL;
@@ -132,6 +139,13 @@ static int expiry_record(struct kv *kv, uint64_t index, const uint8_t *skey, uin
 int kv_rec_del(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, uint32_t key_len,
                bool *existed)
 {
+    RK_ASSERT(db < KV_DBS);
+    return kv_rec_del_phys(kv, index, kv->meta.dbmap[db], key, key_len, existed);
+}
+
+int kv_rec_del_phys(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, uint32_t key_len,
+                    bool *existed)
+{
     uint32_t len = kv_user_key(kv->key_buf, db, key, key_len);
     *existed = false;
     int rc = kv->store->ops->del(kv->store, index, kv->key_buf, len, existed);
@@ -162,7 +176,7 @@ int kv_rec_del(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, ui
 
 int kv_rec_put(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, uint32_t key_len,
                const uint8_t *val, uint32_t val_len, uint64_t deadline_ms, uint64_t now_ms,
-               bool existed)
+               int existed)
 {
     RK_ASSERT(val != NULL || val_len == 0);
     if (deadline_ms != 0 && deadline_ms <= now_ms) {
@@ -174,6 +188,8 @@ int kv_rec_put(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, ui
     RK_ASSERT(kv->tmp.buf == NULL || val < kv->tmp.buf || val >= kv->tmp.buf + kv->tmp.cap ||
               val_len == 0);
     uint32_t hdr = deadline_ms != 0 ? REC_HEADER_MAX : REC_HEADER_MIN;
+    RK_ASSERT(db < KV_DBS);
+    db = kv->meta.dbmap[db]; /* from here on, the physical db (SWAPDB) */
     if (!rk_grow(kv->alloc, (void **)&kv->tmp.buf, &kv->tmp.cap, (size_t)hdr + val_len, 1))
         return RK_ENOMEM;
     uint8_t *v = kv->tmp.buf;
@@ -185,6 +201,14 @@ int kv_rec_put(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, ui
         memcpy(v + hdr, val, val_len);
     uint32_t len = kv_user_key(kv->key_buf, db, key, key_len);
     struct kv_store *st = kv->store;
+    if (db != 0 && existed == KV_EXISTED_UNKNOWN) {
+        const uint8_t *old = NULL;
+        uint32_t old_len = 0;
+        int grc = st->ops->get(st, kv->key_buf, len, &old, &old_len);
+        if (grc != RK_OK && grc != RK_ENOENT)
+            return grc;
+        existed = grc == RK_OK;
+    }
     int rc = st->ops->put(st, index, kv->key_buf, len, v, hdr + val_len);
     uint64_t old = exptab_get(&kv->exp, kv->key_buf, len);
     if (rc == RK_OK && old != deadline_ms && old != 0)

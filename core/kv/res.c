@@ -195,14 +195,13 @@ static int check_value(const uint8_t *buf, size_t len, size_t *pos, unsigned dep
         return RK_OK;
     case KV_RES_ARRAY: {
         if (depth == 0)
-            return rk_errf(err, RK_EMALFORMED, "kv result: offset %zu: arrays nested too deep",
-                           at);
+            return rk_errf(err, RK_EMALFORMED, "kv result: offset %zu: arrays nested too deep", at);
         if (len - at < 5)
             return rk_errf(err, RK_EMALFORMED, "kv result: offset %zu: truncated count", at);
         uint32_t n = get_u32(buf + at + 1);
         if (n > len - at - 5) /* every element takes at least one byte */
-            return rk_errf(err, RK_EMALFORMED, "kv result: offset %zu: %u elements cannot fit",
-                           at, n);
+            return rk_errf(err, RK_EMALFORMED, "kv result: offset %zu: %u elements cannot fit", at,
+                           n);
         *pos = at + 5;
         for (uint32_t i = 0; i < n; i++) {
             int rc = check_value(buf, len, pos, depth - 1, err);

@@ -34,6 +34,12 @@
  * connections with requests pending, a doubly linked FIFO of held requests, a queue of
  * connections to release (conn_*).
  *
+ * A REPLICA_CMD of one read op takes the GET path (kept as op GET with `cmd` set: its slot's key
+ * buffer holds the command, kv_read_cmd serves it); any other CMD takes the PUT path, and the
+ * node that proposes it (the leader, also for a forwarded one) writes its time stamp into it
+ * first (kv.h TIME). A CMD's reply carries the encoded kv result, copied from kv into the
+ * recent-result ring at apply (kv's own copy is gone by the next apply).
+ *
  * Invariants:
  *   R1  every submitted request gets exactly one reply (or the replica is destroyed/failed).
  *   R2  a write is answered OK only with the result of applying its own entry: the entry at
@@ -869,8 +875,11 @@ static void finish_write(struct replica *r, struct pending *p, uint64_t term,
     switch (res->status) {
     case KV_OK:
     case KV_DUPLICATE: {
-        struct replica_reply rep = {.req_id = p->req_id, .status = REPLICA_OK, .num = res->num,
-                                    .val = res->val, .val_len = res->val_len};
+        struct replica_reply rep = {.req_id = p->req_id,
+                                    .status = REPLICA_OK,
+                                    .num = res->num,
+                                    .val = res->val,
+                                    .val_len = res->val_len};
         if (p->cmd && res->val_len == 0) {
             /* The result of our entry was not kept (out of memory), or a version-1 command
              * answered this seq: applied, but what it answered is unknown here. */
@@ -1709,8 +1718,7 @@ static void expiry_sweep(struct replica *r)
 {
     if (r->role != RAFT_LEADER || r->now_ms == 0)
         return;
-    if (r->purge_index != 0 && r->purge_term == r->term &&
-        kv_applied_index(r->kv) < r->purge_index)
+    if (r->purge_index != 0 && r->purge_term == r->term && kv_applied_index(r->kv) < r->purge_index)
         return;
     r->purge_index = 0;
     const uint8_t *cmd = NULL;
