@@ -89,6 +89,10 @@ enum scn_setting {
     SCN_S_DISK_MERGE,
     SCN_S_DISK_ROTATE,
     SCN_S_DISK_SYNC,
+    SCN_S_DISK_ROT,
+    SCN_S_DISK_BADSECTOR,
+    SCN_S_DISK_LOST,
+    SCN_S_DISK_MISDIRECT,
     SCN_S_SWARM,
     SCN_S_EXPECT_RECOVERY,
     SCN_S_EXPECT_STEPDOWN,
@@ -896,7 +900,7 @@ static int scn_cmd_chaos(struct scn_parser *p)
 }
 
 /* disk torn|crashpoints on|off, disk bitflip|errors P, disk slow|merge DUR, disk rotate N,
- * disk sync N */
+ * disk sync N, disk rot|badsector|lost|misdirect P (persistent damage, sim/simdisk.h) */
 static int scn_cmd_disk(struct scn_parser *p)
 {
     static const struct {
@@ -912,13 +916,19 @@ static int scn_cmd_disk(struct scn_parser *p)
         {"merge", SCN_S_DISK_MERGE, "disk merge"},
         {"rotate", SCN_S_DISK_ROTATE, "disk rotate"},
         {"sync", SCN_S_DISK_SYNC, "disk sync"},
+        {"rot", SCN_S_DISK_ROT, "disk rot"},
+        {"badsector", SCN_S_DISK_BADSECTOR, "disk badsector"},
+        {"lost", SCN_S_DISK_LOST, "disk lost"},
+        {"misdirect", SCN_S_DISK_MISDIRECT, "disk misdirect"},
     };
     struct scn_disk *d = &p->s->disk;
     size_t k = 0;
     while (k < sizeof(kinds) / sizeof(kinds[0]) && !scn_tok_is(p, 1, kinds[k].name))
         k++;
     if (k == sizeof(kinds) / sizeof(kinds[0]))
-        return scn_err(p, 1, "torn, bitflip, errors, slow, crashpoints, merge, rotate or sync");
+        return scn_err(p, 1,
+                       "torn, bitflip, errors, slow, crashpoints, merge, rotate, sync, rot, "
+                       "badsector, lost or misdirect");
     p->cur = 2;
     SCN_TRY(scn_claim(p, kinds[k].setting, 1, kinds[k].label));
     switch (kinds[k].setting) {
@@ -942,6 +952,18 @@ static int scn_cmd_disk(struct scn_parser *p)
         break;
     case SCN_S_DISK_ROTATE:
         SCN_TRY(scn_next_uint(p, 64, 1u << 30, "a data file size in bytes", &d->file_bytes));
+        break;
+    case SCN_S_DISK_ROT:
+        SCN_TRY(scn_next_probability(p, &d->rot));
+        break;
+    case SCN_S_DISK_BADSECTOR:
+        SCN_TRY(scn_next_probability(p, &d->badsector));
+        break;
+    case SCN_S_DISK_LOST:
+        SCN_TRY(scn_next_probability(p, &d->lost));
+        break;
+    case SCN_S_DISK_MISDIRECT:
+        SCN_TRY(scn_next_probability(p, &d->misdirect));
         break;
     default:
         SCN_TRY(scn_next_uint(p, 1, SCN_MAX_TICKS, "a sync interval in ticks", &d->sync_ticks));
@@ -1533,6 +1555,15 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     scn_out(o, "\ndisk crashpoints %s\n", s->disk.crashpoints ? "on" : "off");
     scn_out_duration(o, "disk merge ", s->disk.merge_us);
     scn_out(o, "\ndisk rotate %u\ndisk sync %u", s->disk.file_bytes, s->disk.sync_ticks);
+    /* Persistent damage: printed only when set (the canonical form of older files is kept). */
+    const double damage[] = {s->disk.rot, s->disk.badsector, s->disk.lost, s->disk.misdirect};
+    const char *const damage_names[] = {"rot", "badsector", "lost", "misdirect"};
+    for (int k = 0; k < 4; k++) {
+        if (damage[k] > 0) {
+            scn_out(o, "\ndisk %s ", damage_names[k]);
+            scn_out_double(o, "", damage[k]);
+        }
+    }
     scn_out(o, "\nswarm %s\n", s->swarm ? "on" : "off");
 }
 

@@ -111,6 +111,11 @@ struct scn_disk {
     uint64_t merge_us;       /* `disk merge DUR`: Bitcask merge on each node about that often */
     uint32_t file_bytes;     /* `disk rotate N`: Bitcask data files rotate past N bytes */
     uint32_t sync_ticks;     /* `disk sync N`: the state machine is synced every N ticks */
+    /* Persistent damage (sim/simdisk.h; at most a minority of the nodes is ever damaged): */
+    double rot;       /* `disk rot P`: a crash leaves a flipped bit in synced data */
+    double badsector; /* `disk badsector P`: a crash leaves a sector no read gets through */
+    double lost;      /* `disk lost P`: a write is acknowledged but never reaches the media */
+    double misdirect; /* `disk misdirect P`: a write reaches the media at another offset */
 };
 
 struct scenario {

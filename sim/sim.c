@@ -131,6 +131,9 @@ struct sim_node {
     uint64_t cutoff_tick; /* a leader cut off from a majority since this tick; 0: it is not */
     bool up;
     bool paused;
+    bool damaged; /* its disks took persistent damage (disk rot|badsector|lost|misdirect): a
+                     refusal to start (the damage detected) is then the expected outcome */
+    uint64_t damage_seen[2]; /* damage events of logdisk and disk traced so far */
     double rate;
     uint64_t tick_gen;
     struct event *held; /* deliveries held while paused */
@@ -452,9 +455,13 @@ static void schedule_tick(struct sim *s, struct sim_node *nd, uint64_t delay)
 
 /* The scenario's disk faults, until the settle phase heals them (torn writes and slowness
  * stay: they are how the disk is, not faults that come and go). */
-static struct simdisk_faults disk_faults(const struct sim *s)
+static struct simdisk_faults disk_faults(const struct sim *s, const struct sim_node *nd)
 {
     const struct scn_disk *d = &s->scn->disk;
+    /* Persistent damage strikes a minority only — the highest ids — so that a healthy majority
+     * always holds every committed entry (without repair from peers, a damaged node may stay
+     * down). */
+    bool damage = s->disk_faults && nd->id > s->n - (s->n - 1) / 2;
     struct simdisk_faults f = {
         .torn_writes = d->torn,
         .bitflip_per_read = s->disk_faults ? d->bitflip : 0,
@@ -462,13 +469,31 @@ static struct simdisk_faults disk_faults(const struct sim *s)
         .write_error = s->disk_faults ? d->errors : 0,
         .sync_error = s->disk_faults ? d->errors : 0,
         .sync_us = d->sync_us,
+        .rot_per_crash = damage ? d->rot : 0,
+        .lse_per_crash = damage ? d->badsector : 0,
+        .lost_write = damage ? d->lost : 0,
+        .misdirected_write = damage ? d->misdirect : 0,
     };
     return f;
 }
 
+/* After a crash: whether the node's disks took persistent damage (traced once). */
+static void note_disk_damage(struct sim *s, struct sim_node *nd)
+{
+    struct simdisk *disks[2] = {nd->logdisk, nd->disk};
+    for (int k = 0; k < 2; k++) {
+        if (simdisk_damage(disks[k]) == nd->damage_seen[k])
+            continue;
+        nd->damage_seen[k] = simdisk_damage(disks[k]);
+        nd->damaged = true;
+        trace(s, "n%u %s disk damage: %s", nd->id, k == 0 ? "log" : "store",
+              simdisk_damage_text(disks[k]));
+    }
+}
+
 static void disk_faults_on(struct sim *s, struct sim_node *nd)
 {
-    struct simdisk_faults f = disk_faults(s);
+    struct simdisk_faults f = disk_faults(s, nd);
     simdisk_set_faults(nd->disk, &f);
     simdisk_set_faults(nd->logdisk, &f);
 }
@@ -539,6 +564,9 @@ static int node_start(struct sim *s, struct sim_node *nd)
             simdisk_crash(nd->disk);
         if (simdisk_crashed(nd->logdisk))
             simdisk_crash(nd->logdisk);
+        note_disk_damage(s, nd);
+        if (nd->damaged)
+            trace(s, "n%u refused to start on its damaged disk (expected)", nd->id);
         schedule_start_retry(s, nd);
         return rc;
     }
@@ -575,7 +603,8 @@ static int node_start(struct sim *s, struct sim_node *nd)
     struct rk_errmsg err = {{0}};
     rc = replica_create(&c, &nd->rep, &err);
     if (rc != RK_OK) {
-        trace(s, "n%u could not start: %s", nd->id, err.text);
+        trace(s, "n%u could not start%s: %s", nd->id,
+              nd->damaged ? " (its disk is damaged: expected)" : "", err.text);
         snprintf(nd->start_error, sizeof(nd->start_error), "%s", err.text);
         if (s->tl != NULL)
             tl_mark(s->tl, s->now, nd->id, nd->start_error);
@@ -637,6 +666,7 @@ static void node_crash(struct sim *s, struct sim_node *nd)
     nd->log = NULL;
     simdisk_crash(nd->disk); /* what was not synced is gone (torn tails if enabled) */
     simdisk_crash(nd->logdisk);
+    note_disk_damage(s, nd);
     nd->dying = false;
     nd->up = false;
     nd->paused = false;
@@ -673,7 +703,7 @@ static void node_crash_step(struct sim *s, struct sim_node *nd)
         node_crash(s, nd);
         return;
     }
-    struct simdisk_faults f = disk_faults(s);
+    struct simdisk_faults f = disk_faults(s, nd);
     f.crash_at_call = rnd_range(s, 1, 30);
     /* Half the time in the log's writes (a ready batch half persisted), half in the state
      * machine's. */

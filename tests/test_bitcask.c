@@ -1371,6 +1371,133 @@ static void get_of_a_corrupt_record_is_ecorrupt_naming_file_and_offset(void **st
 }
 
 
+/* ---- torn or corrupt: every record position (bitcask.h, FORMAT 2) ---------------------- */
+
+struct pos_rec {
+    char file[32];
+    uint64_t off;
+    uint64_t index;
+};
+
+struct pos_list {
+    struct pos_rec v[64];
+    int n;
+};
+
+static void pos_record(void *ctx, const char *file, uint64_t offset,
+                       const struct bc_verify_record *r)
+{
+    struct pos_list *l = ctx;
+    if (l->n < 64 && (r->flags & BC_REC_MARK) == 0) {
+        snprintf(l->v[l->n].file, sizeof(l->v[l->n].file), "%s", file);
+        l->v[l->n].off = offset;
+        l->v[l->n].index = r->index;
+        l->n++;
+    }
+}
+
+/* Keys 1..12, one batch each, synced every 3, in data files of ~1500 bytes; the records' places
+ * (file, offset, index) in *l. */
+static struct env *pos_build(uint64_t seed, struct pos_list *l)
+{
+    struct env *e = env_new(seed, 1500);
+    env_open_ok(e);
+    for (int b = 0; b < 4; b++) {
+        put_numbered(e, 3 * b + 1, 3 * b + 3);
+        sync_(e);
+    }
+    env_close(e);
+    memset(l, 0, sizeof(*l));
+    struct bc_verify_cb cb = {.ctx = l, .record = pos_record};
+    struct bc_verify_stats st;
+    assert_int_equal(bc_verify(&e->cfg, &cb, &st, &e->err), RK_OK);
+    assert_int_equal(l->n, 12);
+    return e;
+}
+
+/* A flipped bit in synced data — the first, a middle and the last record, of an older file and
+ * of the last one, in the header (index, sizes) or the payload (key, value) — is corruption with
+ * a damage record naming file, offset and the applied index intact before it; never a cut. */
+static void synced_bit_flip_is_corruption_at_every_record_position(void **state)
+{
+    (void)state;
+    struct pos_list l;
+    struct env *probe = pos_build(1, &l);
+    int last_file_first = 11;
+    while (last_file_first > 0 && strcmp(l.v[last_file_first - 1].file, l.v[11].file) == 0)
+        last_file_first--;
+    assert_true(strcmp(l.v[0].file, l.v[11].file) != 0); /* more than one file */
+    env_free(probe);
+    const int picks[] = {0, 1, 5, last_file_first, 11};
+    const uint32_t ats[] = {5, 13, 17, BC_HEADER_BYTES + 2, BC_HEADER_BYTES + 9};
+    int cases = 0;
+    for (size_t p = 0; p < sizeof(picks) / sizeof(picks[0]); p++) {
+        for (size_t a = 0; a < sizeof(ats) / sizeof(ats[0]); a++) {
+            struct env *e = pos_build(1, &l);
+            const struct pos_rec *r = &l.v[picks[p]];
+            assert_int_equal(simdisk_corrupt(e->disk, r->file, r->off + ats[a], 0x02), RK_OK);
+            struct bc_damage d;
+            e->cfg.damage = &d;
+            int rc = env_open(e);
+            if (rc != RK_ECORRUPT)
+                fail_msg("record %d (%s offset %llu) byte %u: %s: %s", picks[p], r->file,
+                         (unsigned long long)r->off, ats[a], rk_strerror(rc), e->err.text);
+            assert_int_equal(d.kind, BC_DAMAGE_RECORD);
+            assert_string_equal(d.file, r->file);
+            assert_int_equal(d.offset, r->off);
+            assert_true(d.intact_index < r->index);
+            env_free(e);
+            cases++;
+        }
+    }
+    assert_int_equal(cases, 25);
+}
+
+/* Hints: a bad hint is not used (the data file is scanned instead) and costs nothing; a flipped
+ * bit in a merged data file whose hint checks out is not seen by the open (it believes the hint)
+ * but by a read of that key (RK_ECORRUPT) and by bc_verify. */
+static void hint_damage_is_harmless_merged_data_damage_is_found_by_read_and_verify(void **state)
+{
+    (void)state;
+    struct env *e = env_new(3, 1500);
+    env_open_ok(e);
+    put_numbered(e, 1, 12);
+    sync_(e);
+    put_numbered(e, 13, 14); /* an active file beside the merged ones */
+    ok(e, bc_merge(e->bc, &e->err));
+    sync_(e);
+    env_close(e);
+    struct names ns = list_names(e);
+    assert_true(ns.hint > 0);
+    char hint[32] = "";
+    for (int i = 0; i < ns.n && i < 64; i++)
+        if (strstr(ns.v[i], ".hint") != NULL && hint[0] == '\0')
+            snprintf(hint, sizeof(hint), "%s", ns.v[i]);
+    char data[32];
+    snprintf(data, sizeof(data), "%.10s.data", hint);
+    assert_int_equal(simdisk_corrupt(e->disk, hint, 30, 0x01), RK_OK);
+    env_open_ok(e);
+    expect_numbered(e, 14, 14);
+    assert_int_equal(stats(e).hint_files_loaded + 1, (uint32_t)ns.hint);
+    env_close(e);
+    assert_int_equal(simdisk_corrupt(e->disk, hint, 30, 0x01), RK_OK); /* the hint whole again */
+    assert_int_equal(simdisk_corrupt(e->disk, data, BC_COMMIT_BYTES + 25, 0x01), RK_OK);
+    env_open_ok(e); /* believes the hint */
+    struct bc_verify_stats st;
+    assert_int_equal(verify(e, &st), RK_ECORRUPT);
+    assert_string_equal(st.problem_file, data);
+    int corrupt = 0;
+    char key[32];
+    for (int i = 1; i <= 14; i++) {
+        key_of(key, sizeof(key), i);
+        const uint8_t *val;
+        uint32_t len;
+        corrupt += get_s(e, key, &val, &len) == RK_ECORRUPT;
+    }
+    assert_int_equal(corrupt, 1);
+    env_free(e);
+}
+
 /* The simulated disk's persistent damage (bit rot, a bad sector, a lost or a misdirected write;
  * one event between crashes) never costs a synced batch silently: the reopened store has every
  * synced key with its value and an applied index at least the synced one, or the open fails
@@ -2511,6 +2638,8 @@ int main(void)
         cmocka_unit_test(unsynced_bad_batch_is_torn_anywhere),
         cmocka_unit_test(commit_records_cost_no_sync),
         cmocka_unit_test(persistent_damage_is_detected_never_a_shorter_store),
+        cmocka_unit_test(synced_bit_flip_is_corruption_at_every_record_position),
+        cmocka_unit_test(hint_damage_is_harmless_merged_data_damage_is_found_by_read_and_verify),
         cmocka_unit_test(flipped_bit_in_the_middle_of_the_last_file_is_corruption),
         cmocka_unit_test(garbled_header_in_the_middle_of_the_last_file_is_corruption),
         cmocka_unit_test(get_of_a_corrupt_record_is_ecorrupt_naming_file_and_offset),

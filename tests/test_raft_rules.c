@@ -41,6 +41,7 @@ struct setup {
     bool pre_vote;
     bool check_quorum;
     uint32_t heartbeat_ticks; /* 0: 1 */
+    uint64_t promised_index;  /* raft_config.promised_index */
 };
 
 static size_t terms_len(const uint64_t *terms)
@@ -75,6 +76,7 @@ static void config_for(const struct setup *s, struct raft_config *c)
     c->check_quorum = s->check_quorum;
     c->hard_state = (struct raft_hard_state){.term = s->term, .vote = s->vote, .commit = s->commit};
     c->applied = s->applied;
+    c->promised_index = s->promised_index;
 }
 
 static struct raft *make_node(struct setup s)
@@ -482,6 +484,54 @@ static void test_follower_responds_to_rpcs(void **state)
 /* "If election timeout elapses without receiving AppendEntries RPC from current leader or
  * granting vote to candidate: convert to candidate" — here through PreVote (thesis §9.6):
  * a pre-candidate asks for term + 1 without changing its own term. */
+/* Issue #15 (Protocol-Aware Recovery): a node whose log lost entries it may have acknowledged
+ * (promised_index) grants no vote or pre-vote and starts no election until its commit index
+ * reaches them; then it votes as any other. */
+static void test_follower_recovering_promised_entries_does_not_vote_or_campaign(void **state)
+{
+    (void)state;
+    struct raft *r = make_node((struct setup){.term = 2, .log = {1, 2}, .promised_index = 5});
+    /* A candidate with a longer log, in a later term: refused, vote and pre-vote. */
+    step_ok(r, vote_req(2, 3, 9, 2));
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    const struct raft_msg *v = sent_after_persist(&rd, RAFT_MSG_VOTE_RESP, 2);
+    if (v == NULL)
+        v = sent_now(&rd, RAFT_MSG_VOTE_RESP, 2);
+    assert_non_null(v);
+    assert_true(v->reject);
+    raft_advance(r, &rd);
+    assert_int_equal(status_of(r).vote, RAFT_NONE);
+    struct raft_msg pv = vote_req(3, 4, 9, 2);
+    pv.type = RAFT_MSG_PRE_VOTE;
+    step_ok(r, pv);
+    raft_ready(r, &rd);
+    v = sent_now(&rd, RAFT_MSG_PRE_VOTE_RESP, 3);
+    assert_non_null(v);
+    assert_true(v->reject);
+    raft_advance(r, &rd);
+    /* Election timeouts pass: it stays a follower. */
+    tick_n(r, 5 * ELECTION_TICKS);
+    assert_int_equal(status_of(r).role, RAFT_FOLLOWER);
+    raft_campaign(r);
+    assert_int_equal(status_of(r).role, RAFT_FOLLOWER);
+    /* A leader gives the entries back and says they are committed: it votes again. */
+    struct append a;
+    append_init(&a, 2, 3, 2, 2, 5, TERMS(3, 3, 3));
+    step_ok(r, a.m);
+    drain(r);
+    assert_int_equal(status_of(r).commit, 5);
+    step_ok(r, vote_req(3, 4, 9, 3));
+    raft_ready(r, &rd);
+    v = sent_after_persist(&rd, RAFT_MSG_VOTE_RESP, 3);
+    if (v == NULL)
+        v = sent_now(&rd, RAFT_MSG_VOTE_RESP, 3);
+    assert_non_null(v);
+    assert_false(v->reject);
+    raft_advance(r, &rd);
+    raft_destroy(r);
+}
+
 static void test_follower_election_timeout_starts_pre_vote(void **state)
 {
     (void)state;
@@ -1052,6 +1102,39 @@ static void test_leader_ignores_stale_append_rejection(void **state)
     assert_int_equal(ps.next, 9);
     assert_true(ps.replicating);
     assert_false(raft_has_ready(r));
+    raft_destroy(r);
+}
+
+
+/* A follower that lost its log (a wiped data directory: issue #15) rejects the check anchored at
+ * its old match with "my log ends at 0". That rejection is not stale: the leader moves match back
+ * and probes from what the follower holds, and the follower catches up under the same leader
+ * (the rejections used to be discarded, leaving it behind for ever). */
+static void test_leader_follower_that_lost_its_log_is_probed_again(void **state)
+{
+    (void)state;
+    struct raft *r = make_backup_leader();
+    step_ok(r, append_ack(2, 6, 8));
+    drain(r);
+    struct raft_progress_status ps = progress_of(r, 2);
+    assert_int_equal(ps.match, 8);
+    assert_int_equal(ps.next, 9);
+    /* Wiped: its answer to the check at prev 8 is "nothing here, my log ends at 0". */
+    step_ok(r, append_nack(2, 6, 8, 0, 1));
+    ps = progress_of(r, 2);
+    assert_int_equal(ps.match, 0);
+    assert_int_equal(ps.next, 1);
+    assert_false(ps.replicating);
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    const struct raft_msg *m = sent_now(&rd, RAFT_MSG_APPEND, 2);
+    assert_non_null(m);
+    assert_int_equal(m->log_index, 0);
+    assert_true(m->n_entries > 0);
+    raft_advance(r, &rd);
+    /* It takes them and is matched again. */
+    step_ok(r, append_ack(2, 6, 8));
+    assert_int_equal(progress_of(r, 2).match, 8);
     raft_destroy(r);
 }
 
@@ -1794,6 +1877,7 @@ int main(void)
         /* Followers */
         cmocka_unit_test(test_follower_responds_to_rpcs),
         cmocka_unit_test(test_follower_election_timeout_starts_pre_vote),
+        cmocka_unit_test(test_follower_recovering_promised_entries_does_not_vote_or_campaign),
         cmocka_unit_test(test_pre_candidate_majority_of_pre_votes_becomes_candidate),
         cmocka_unit_test(test_follower_election_timeout_becomes_candidate),
         cmocka_unit_test(test_follower_append_resets_election_timer),
@@ -1821,6 +1905,7 @@ int main(void)
         cmocka_unit_test(test_leader_fast_backup_when_leader_lacks_conflict_term),
         cmocka_unit_test(test_leader_fast_backup_when_follower_log_too_short),
         cmocka_unit_test(test_leader_ignores_stale_append_rejection),
+        cmocka_unit_test(test_leader_follower_that_lost_its_log_is_probed_again),
         cmocka_unit_test(test_leader_commits_current_term_entry_on_majority_match),
         cmocka_unit_test(test_leader_does_not_commit_earlier_term_entry_by_counting_replicas),
         /* RequestVote RPC receiver */

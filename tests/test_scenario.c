@@ -1317,9 +1317,29 @@ static void setting_disk_parses_every_kind(void **state)
     assert_int_equal(s.disk.file_bytes, 65536);
     assert_int_equal(s.disk.sync_ticks, 4);
     assert_error("disk spin 3", "t.scn:1:6: expected torn, bitflip, errors, slow, crashpoints, "
-                                "merge, rotate or sync, got 'spin'");
+                                "merge, rotate, sync, rot, badsector, lost or misdirect, got "
+                                "'spin'");
     assert_error("disk torn on\ndisk torn off", "t.scn:2:6: expected each setting once (disk "
                                                  "torn is already set on line 1), got 'torn'");
+}
+
+/* Persistent damage (sim/simdisk.h): four probabilities, printed back only when set. */
+static void setting_disk_damage_parses_and_prints_back(void **state)
+{
+    (void)state;
+    static struct scenario s;
+    struct rk_errmsg err = {{0}};
+    const char *text = "disk rot 0.3\ndisk badsector 10%\ndisk lost 0.002\ndisk misdirect 0.001\n";
+    assert_int_equal(scn_parse(text, strlen(text), "t.scn", &s, &err), RK_OK);
+    assert_true(s.disk.rot == 0.3);
+    assert_true(s.disk.badsector == 0.1);
+    assert_true(s.disk.lost == 0.002);
+    assert_true(s.disk.misdirect == 0.001);
+    const char *printed = print_parsed(text);
+    assert_non_null(strstr(printed, "\ndisk rot 0.3\ndisk badsector 0.1\ndisk lost 0.002\n"
+                                    "disk misdirect 0.001\n"));
+    assert_null(strstr(print_parsed(""), "disk rot "));
+    assert_error("disk rot 2", "t.scn:1:10: expected a probability in [0, 1] (or 0%..100%), got '2'");
 }
 
 static void print_of_defaults_lists_every_setting(void **state)
@@ -1732,6 +1752,7 @@ int main(void)
         cmocka_unit_test(error_crlf_line_positions_are_exact),
         cmocka_unit_test(setting_replication_sets_batch_and_window),
         cmocka_unit_test(setting_disk_parses_every_kind),
+        cmocka_unit_test(setting_disk_damage_parses_and_prints_back),
         cmocka_unit_test(print_of_defaults_lists_every_setting),
         cmocka_unit_test(print_writes_steps_in_canonical_form),
         cmocka_unit_test(print_then_parse_gives_the_same_scenario),

@@ -445,10 +445,21 @@ static void raft_become_pre_candidate(struct raft *r)
     raft_send_vote_requests(r, RAFT_MSG_PRE_VOTE, r->term + 1, false);
 }
 
+/* Issue #15: a node that lost entries it may have acknowledged takes no part in elections until
+ * a leader has given them back (raft_config.promised_index). */
+static bool raft_recovering(const struct raft *r)
+{
+    return r->commit < r->cfg.promised_index;
+}
+
 static void raft_campaign_internal(struct raft *r, bool transfer)
 {
     if (r->role == RAFT_LEADER)
         return;
+    if (raft_recovering(r)) {
+        r->election_elapsed = 0; /* and waits a whole timeout before it looks again */
+        return;
+    }
     if (r->cfg.pre_vote && !transfer)
         raft_become_pre_candidate(r);
     else
@@ -822,7 +833,8 @@ static void raft_handle_vote_request(struct raft *r, const struct raft_msg *m)
      * was cast and no leader is known. */
     bool can_vote = r->vote == m->from || (r->vote == RAFT_NONE && r->leader == RAFT_NONE) ||
                     (pre && m->term > r->term);
-    bool grant = can_vote && raft_log_up_to_date(r, m->log_index, m->log_term);
+    bool grant =
+        can_vote && !raft_recovering(r) && raft_log_up_to_date(r, m->log_index, m->log_term);
     struct raft_msg resp = {
         .type = pre ? RAFT_MSG_PRE_VOTE_RESP : RAFT_MSG_VOTE_RESP,
         .to = m->from,
@@ -1086,6 +1098,20 @@ static void raft_handle_append_resp(struct raft *r, struct raft_progress *pr,
         return;
     }
     r->counters.appends_rejected++;
+    /* A follower that lost what it acknowledged — its data directory wiped, or its log cut after
+     * damage (issue #15) — answers the check anchored at match (next - 1 == match, in replication
+     * or probe) with a rejection saying its log ends below it (conflict_term 0, conflict_index its
+     * last index + 1). Discarded as stale, it would never catch up under this leader. match goes
+     * back to what the follower says it holds and the probe starts there: this only lowers what
+     * the leader counts towards the next commit (the commit index never goes back), and were the
+     * rejection a reordered old one, the probe finds the real match point again at once. */
+    if (m->index == pr->match && m->index + 1 == pr->next && m->conflict_term == 0 &&
+        m->conflict_index >= 1 && m->conflict_index <= pr->match) {
+        pr->match = m->conflict_index - 1;
+        raft_progress_probe(pr, m->conflict_index);
+        raft_send_appends(r, pr, true);
+        return;
+    }
     /* Stale rejections: in replication anything at or below match; in probe anything but the
      * answer to the probe outstanding. */
     if (m->index <= pr->match || (!pr->replicating && m->index != pr->next - 1))

@@ -187,6 +187,15 @@ struct raft_config {
     const struct raft_entry *entries;
     size_t n_entries;
     uint64_t applied;
+    /* Issue #15 (Protocol-Aware Recovery, Alagappan et al., FAST'18): this node may have
+     * acknowledged entries up to here that its log no longer holds (a log cut after damage in
+     * synced data: struct log_damage's acked_index). Until its commit index reaches it — the
+     * entries re-supplied by a leader, which holds every committed one — it grants no vote or
+     * pre-vote and starts no election, so its lost promises cannot help elect a leader that
+     * lacks a committed entry. Its acknowledgments of what it now holds count as any other's.
+     * 0: none. Requires a durable term at least the one it acknowledged in (a damaged log, not
+     * a lost hard state: see core/log/INTEGRITY.md). */
+    uint64_t promised_index;
     const struct rk_alloc *alloc; /* NULL: libc */
     struct raft_logger logger;    /* fn NULL: silent */
 };
