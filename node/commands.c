@@ -602,7 +602,7 @@ static const char *const command_help[] = {
     "GETKEYSANDFLAGS <full-command>",
     "    Return the keys and the access flags from a full Redis command.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 };
 
 void cmd_command(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
