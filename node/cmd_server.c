@@ -239,7 +239,7 @@ static int client_info_text(const struct node *n, const struct client *c, char *
                     c->id, c->addr, c->laddr, c->fd, c->name, (now - c->created_ms) / 1000,
                     (now - c->last_ms) / 1000, flags, buf_unread(&c->in),
                     c->in.cap - c->in.len, c->in.cap, c->n_items, buf_unread(&c->out),
-                    c->in.cap + c->out.cap, c->last_cmd[0] ? c->last_cmd : "NULL", c->resp,
+                    c->in.cap + c->out.cap, c->last_cmd ? c->last_cmd : "NULL", c->resp,
                     c->lib_name, c->lib_ver);
 }
 

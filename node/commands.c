@@ -311,10 +311,10 @@ void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struc
             reply_unknown(it, a, argc);
         }
         n->stats.total_errors++;
-        snprintf(c->last_cmd, sizeof(c->last_cmd), "NULL");
+        c->last_cmd = NULL;
         return;
     }
-    snprintf(c->last_cmd, sizeof(c->last_cmd), "%s", cmd->name);
+    c->last_cmd = cmd->name;
     if (!arity_ok(cmd, argc)) {
         cmd_arity_error(it, cmd);
         n->stats.total_errors++;
@@ -602,7 +602,7 @@ static const char *const command_help[] = {
     "GETKEYSANDFLAGS <full-command>",
     "    Return the keys and the access flags from a full Redis command.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 };
 
 void cmd_command(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,

@@ -218,7 +218,7 @@ struct client {
     uint32_t n_items;
     uint64_t created_ms, last_ms; /* CLIENT LIST's age and idle */
     uint64_t commands;            /* requests parsed */
-    char last_cmd[32];            /* CLIENT LIST's cmd=, lower case */
+    const char *last_cmd;         /* CLIENT LIST's cmd=: a table row's name (static), or NULL */
     char name[CLIENT_NAME_MAX + 1];
     char lib_name[CLIENT_NAME_MAX + 1], lib_ver[CLIENT_NAME_MAX + 1];
     char addr[64], laddr[64];     /* ip:port of both ends */

@@ -66,6 +66,10 @@ printf 'id = 1\ntick-ms = fast\n' >"$tmp/badvalue.conf"
 out=$("$node_bin" --config "$tmp/badvalue.conf" 2>&1)
 check "bad value: says which and what is allowed" \
     "raftkv-node: $tmp/badvalue.conf line 2: bad value for tick-ms: 'fast' (1..10000)" "$out"
+printf 'id = 1\ncheck-quorum = maybe\n' >"$tmp/badbool.conf"
+out=$("$node_bin" --config "$tmp/badbool.conf" 2>&1)
+check "bad yes/no value" \
+    "raftkv-node: $tmp/badbool.conf line 2: bad value for check-quorum: 'maybe' (yes or no)" "$out"
 out=$("$node_bin" --config "$tmp/missing.conf" 2>&1)
 check "missing config file" "raftkv-node: --config $tmp/missing.conf: No such file or directory" \
     "$out"

@@ -164,7 +164,7 @@ def key(r):
 def gen_command(r):
     """One command: a list of byte strings."""
     k = key(r)
-    c = r.randrange(34)
+    c = r.randrange(35)
     if c == 0:
         return [b"GET", k]
     if c == 1:
@@ -271,6 +271,16 @@ def gen_command(r):
         return [b"SET", k, gen_int(r)]
     if c == 31:
         return [b"INCRBY", k, gen_int(r)]
+    if c == 33:
+        return r.choice([[b"CLIENT", b"KILL", b"1.2.3.4:5"], [b"CLIENT", b"KILL", b"ID", b"999999"],
+                         [b"CLIENT", b"KILL", b"ID", b"x"], [b"CLIENT", b"KILL", b"FOO", b"bar"],
+                         [b"CLIENT", b"KILL", b"ID"], [b"CLIENT", b"KILL", b"ADDR", b"1.2.3.4:5"],
+                         [b"CLIENT", b"KILL", b"USER", b"nobody"],
+                         [b"CLIENT", b"KILL", b"SKIPME", b"maybe"], [b"CLIENT", b"LIST", b"TYPE", b"x"],
+                         [b"CLIENT", b"LIST", b"ID", b"x"], [b"CLIENT", b"LIST", b"foo"],
+                         [b"CLIENT", b"LIST", b"ID", b"99999"], [b"CLIENT", b"NO-EVICT", b"on"],
+                         [b"CLIENT", b"LIST", b"TYPE", b"pubsub"], [b"COMMAND", b"HELP"],
+                         [b"CLIENT", b"INFO", b"x"], [b"CLIENT", b"ID", b"x"]])
     if c == 32:
         return [b"MEMORY", r.choice([b"USAGE", b"BOGUS"])] + [k] * r.randrange(0, 2)
     return [b"GET", k]
