@@ -292,6 +292,7 @@ struct sim {
     bool ended;              /* EV_END has passed: the recovery phase */
 
     uint32_t mix[SIM_MIX_KINDS]; /* the op kinds' weights: the scenario's, or drawn by swarm */
+    uint64_t wallclock_us;       /* the wall clocks' bound (`wallclock`), or drawn by swarm */
     uint8_t *wslots;     /* per key group, LX_WATCH_SLOTS flags: a WATCH-EXEC pair holds it */
     uint64_t fail_at;    /* when the first check failed */
     struct timeline *tl; /* --timeline: what the picture needs; NULL: not recording */
@@ -474,7 +475,7 @@ static uint64_t aligned_delay(const struct sim *s)
  * scenario's `wallclock` bound (NTP keeps a real clock so; 0: exact). */
 static void wall_update(struct sim *s, struct sim_node *nd)
 {
-    int64_t bound = (int64_t)s->scn->wallclock_us;
+    int64_t bound = (int64_t)s->wallclock_us;
     if (s->now > nd->wall_at && nd->rate != 1.0 && bound > 0) {
         double drift = (double)(s->now - nd->wall_at) * (nd->rate - 1.0);
         double off = (double)nd->wall_off_us + drift;
@@ -2889,6 +2890,11 @@ static void draw_swarm_mix(struct sim *s)
     }
     if (any)
         memcpy(s->mix, kept, sizeof(kept));
+    /* The wall clocks' bound too, when the scenario has one: exact, or off by up to 1, 10 or
+     * 50 ms (expiry is judged within it). */
+    static const uint64_t bounds[] = {0, 1000, 10000, 50000};
+    if (s->wallclock_us > 0)
+        s->wallclock_us = bounds[rnd_range(s, 0, 3)];
 }
 
 static void draw_swarm_more(struct sim *s)
@@ -2930,8 +2936,10 @@ static void setup(struct sim *s)
         scn->mix_mset,   scn->mix_mget,   scn->mix_txn,   scn->mix_watch, scn->mix_expire,
         scn->mix_append, scn->mix_getdel, scn->mix_setnx, scn->mix_rename};
     memcpy(s->mix, mix, sizeof(mix));
+    s->wallclock_us = scn->wallclock_us;
     if ((s->opt->swarm || scn->swarm) && scn->pipeline > 0)
         draw_swarm_mix(s);
+    lin_history_set_clock_bound(s->hist, s->wallclock_us);
     s->wslots = xcalloc(((size_t)scn->keys + SCN_KEY_GROUP - 1) / SCN_KEY_GROUP, LX_WATCH_SLOTS);
     s->chaos_on = true;
     s->disk_faults = true;
@@ -2945,9 +2953,9 @@ static void setup(struct sim *s)
         struct sim_node *nd = &s->nodes[i];
         nd->id = i;
         nd->rate = 1.0;
-        if (scn->wallclock_us > 0)
+        if (s->wallclock_us > 0)
             nd->wall_off_us =
-                (int64_t)rnd_range(s, 0, 2 * scn->wallclock_us) - (int64_t)scn->wallclock_us;
+                (int64_t)rnd_range(s, 0, 2 * s->wallclock_us) - (int64_t)s->wallclock_us;
         nd->disk = simdisk_create(rk_prng_next(&s->prng));
         nd->logdisk = simdisk_create(rk_prng_next(&s->prng));
         if (nd->disk == NULL || nd->logdisk == NULL) {
@@ -3067,7 +3075,6 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
     s->out = out;
     s->res = res;
     s->hist = lin_history_create();
-    lin_history_set_clock_bound(s->hist, scn->wallclock_us);
     if (o->timeline != NULL) {
         s->tl = tl_create(scn->nodes, scn->clients);
         if (s->tl == NULL) {
