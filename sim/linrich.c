@@ -238,6 +238,7 @@ static bool lx_arg_is_value(uint8_t code, uint32_t i)
     case KV_C_SET:
     case KV_C_SETNX:
     case KV_C_APPEND:
+    case KV_C_SETRANGE:
         return i == 1;
     case KV_C_MSET:
     case KV_C_MSETNX:
@@ -484,8 +485,9 @@ static void lx_run(struct lx_ctx *x, const struct lx_sub *s)
     for (uint32_t i = 0; i < s->nargs; i++)
         if (lx_is_key_arg(s->code, i) && lx_key(w, a[i])[W_V] == LX_ANY)
             any = true;
-    bool blind = (s->code == KV_C_SET && (s->flags & (KV_F_NX | KV_F_XX | KV_F_GET)) == 0) ||
-                 s->code == KV_C_MSET;
+    bool blind =
+        (s->code == KV_C_SET && (s->flags & (KV_F_NX | KV_F_XX | KV_F_GET | KV_F_KEEPTTL)) == 0) ||
+        s->code == KV_C_MSET;
     if (any && !blind) {
         lx_expect_any(&x->cmp);
         if (lx_is_write(s->code)) {
@@ -521,21 +523,96 @@ static void lx_run(struct lx_ctx *x, const struct lx_sub *s)
     }
     case KV_C_SET:
     case LX_PUTIF1: {
-        RK_ASSERT(!(s->flags & (KV_F_GET | KV_F_KEEPTTL | KV_F_ABS)));
+        RK_ASSERT(!(s->flags & KV_F_ABS));
         bool fails = ((s->flags & KV_F_NX) && v0 != 0) || ((s->flags & KV_F_XX) && v0 == 0);
         if (s->code == LX_PUTIF1)
             lx_expect(&x->cmp, KV_RES_INT, fails ? 0 : 1, 0);
+        else if (s->flags & KV_F_GET) /* GETSET: the old value, whether or not it writes */
+            lx_expect(&x->cmp, v0 != 0 ? KV_RES_BULK : KV_RES_NIL, 0, v0);
         else
             lx_expect(&x->cmp, fails ? KV_RES_NIL : KV_RES_STATUS, 0, 0);
         if (fails)
             return;
-        if (s->flags & KV_F_EXP) {
+        if ((s->flags & KV_F_KEEPTTL) && !(s->flags & KV_F_EXP)) {
+            lx_put(x, a[0], a[1], v0 != 0 ? k0[W_DLO] : 0, v0 != 0 ? k0[W_DHI] : 0);
+        } else if (s->flags & KV_F_EXP) {
             RK_ASSERT((s->flags & KV_F_MS) && s->num > 0);
             lx_put(x, a[0], a[1], lx_sat(x->lo + (uint64_t)s->num),
                    lx_sat(x->hi >= LX_INF ? LX_INF : x->hi + (uint64_t)s->num));
         } else {
             lx_put(x, a[0], a[1], 0, 0);
         }
+        return;
+    }
+    case KV_C_STRLEN:
+        lx_expect(&x->cmp, KV_RES_INT, v0 != 0 ? m->len[v0 - 1] : 0, 0);
+        return;
+    case KV_C_EXISTS: {
+        int64_t n = 0;
+        for (uint32_t i = 0; i < s->nargs; i++)
+            n += lx_key(w, a[i])[W_V] != 0 ? 1 : 0;
+        lx_expect(&x->cmp, KV_RES_INT, n, 0);
+        return;
+    }
+    case KV_C_GETEX: {
+        RK_ASSERT(!(s->flags & KV_F_ABS) && (!(s->flags & KV_F_EXP) || (s->flags & KV_F_MS)));
+        lx_expect(&x->cmp, v0 != 0 ? KV_RES_BULK : KV_RES_NIL, 0, v0);
+        if (v0 == 0)
+            return;
+        if (s->flags & KV_F_EXP) {
+            /* kv writes only when the new deadline differs from the old one, which the model
+             * cannot tell for sure: the key's version becomes unknown. */
+            lx_put(x, a[0], v0, lx_sat(x->lo + (uint64_t)s->num),
+                   lx_sat(x->hi >= LX_INF ? LX_INF : x->hi + (uint64_t)s->num));
+            lx_key(w, a[0])[W_MOD] = LX_ANY;
+        } else if ((s->flags & KV_F_PERSIST) && k0[W_DHI] != 0) {
+            lx_put(x, a[0], v0, 0, 0);
+        }
+        return;
+    }
+    case KV_C_SETRANGE: {
+        const uint8_t *add = m->bytes + m->off[a[1] - 1];
+        uint32_t add_len = m->len[a[1] - 1], old_len = v0 != 0 ? m->len[v0 - 1] : 0;
+        RK_ASSERT(s->num >= 0);
+        uint64_t off = (uint64_t)s->num, end = off + add_len;
+        uint64_t len = end > old_len ? end : old_len;
+        if (add_len == 0) {
+            lx_expect(&x->cmp, KV_RES_INT, old_len, 0);
+            return;
+        }
+        char text[64];
+        if (len > sizeof(text)) {
+            lx_expect_any(&x->cmp);
+            lx_havoc(x, a[0]);
+            return;
+        }
+        memset(text, 0, sizeof(text));
+        if (old_len > 0)
+            memcpy(text, m->bytes + m->off[v0 - 1], old_len);
+        memcpy(text + off, add, add_len);
+        lx_expect(&x->cmp, KV_RES_INT, (int64_t)len, 0);
+        lx_put(x, a[0], lx_intern(m, (const uint8_t *)text, (uint32_t)len), v0 != 0 ? k0[W_DLO] : 0,
+               v0 != 0 ? k0[W_DHI] : 0);
+        return;
+    }
+    case KV_C_RENAMENX:
+    case KV_C_COPY: {
+        RK_ASSERT(a[0] != a[1] && (s->code == KV_C_RENAMENX || s->num == 0));
+        uint32_t *k1 = lx_key(w, a[1]);
+        bool nx = s->code == KV_C_RENAMENX;
+        if (v0 == 0) {
+            lx_expect(&x->cmp, nx ? KV_RES_ERROR : KV_RES_INT, 0, 0);
+            return;
+        }
+        if (k1[W_V] != 0 && (nx || !(s->flags & KV_F_REPLACE))) {
+            lx_expect(&x->cmp, KV_RES_INT, 0, 0);
+            return;
+        }
+        lx_expect(&x->cmp, KV_RES_INT, 1, 0);
+        uint32_t dlo = k0[W_DLO], dhi = k0[W_DHI];
+        lx_put(x, a[1], v0, dlo, dhi);
+        if (nx)
+            lx_del(x, a[0]);
         return;
     }
     case KV_C_SETNX:
@@ -880,12 +957,16 @@ void lx_describe_cmd(const uint8_t *cmd, uint32_t len, char *buf, uint32_t cap)
             lx_printf(&o, " ");
             lx_bytes(&o, a.p, a.len);
         }
-        if (op.flags & KV_F_NX)
-            lx_printf(&o, " NX");
-        if (op.flags & KV_F_XX)
-            lx_printf(&o, " XX");
-        if ((op.flags & KV_F_EXP) || op.code == KV_C_EXPIRE || op.code == KV_C_INCRBY)
-            lx_printf(&o, " %s%" PRId64, op.code == KV_C_INCRBY ? "" : "PX ", op.num);
+        static const char *const flags[] = {"NX",  "XX",      "GT",      "LT",
+                                            "GET", "KEEPTTL", "PERSIST", "REPLACE"};
+        for (int f = 0; f < 8; f++) {
+            if (op.flags & (1u << f))
+                lx_printf(&o, " %s", flags[f]);
+        }
+        if ((op.flags & KV_F_EXP) || op.code == KV_C_EXPIRE)
+            lx_printf(&o, " PX %" PRId64, op.num);
+        else if (op.code == KV_C_INCRBY || op.code == KV_C_SETRANGE)
+            lx_printf(&o, " %s%" PRId64, op.code == KV_C_SETRANGE ? "at " : "", op.num);
     }
     if (v.flags & KV_CMD2_MULTI)
         lx_printf(&o, "]");

@@ -66,7 +66,7 @@ static void wl_txn_op(struct wl_build *b, uint32_t i)
 {
     struct kv_arg *a = b->args[b->nops];
     a[0] = wl_key(b, i);
-    switch (wl_range(b, 0, 9)) {
+    switch (wl_range(b, 0, 12)) {
     case 0:
     case 1: {
         struct kv_op2 *op = wl_op(b, KV_C_SET, 2);
@@ -105,11 +105,32 @@ static void wl_txn_op(struct wl_build *b, uint32_t i)
     case 8:
         wl_op(b, KV_C_PERSIST, 1);
         return;
+    case 9:
+        wl_op(b, KV_C_STRLEN, 1);
+        return;
+    case 10:
+        wl_op(b, KV_C_EXISTS, 1);
+        return;
+    case 11: {
+        struct kv_op2 *op = wl_op(b, KV_C_SET, 2);
+        a[1] = wl_value(b);
+        op->flags = KV_F_KEEPTTL;
+        return;
+    }
     default:
         wl_op(b, KV_C_SETNX, 2);
         a[1] = wl_value(b);
         return;
     }
+}
+
+/* A short run of digits (SETRANGE's and APPEND's piece). */
+static struct kv_arg wl_digits(struct wl_build *b, uint32_t n)
+{
+    char *v = b->vals[b->nvals++];
+    for (uint32_t i = 0; i < n; i++)
+        v[i] = (char)('1' + wl_range(b, 0, 8));
+    return (struct kv_arg){(const uint8_t *)v, n};
 }
 
 void wl_build(struct rk_prng *prng, uint8_t kind, uint32_t key, uint32_t first, uint32_t n,
@@ -154,7 +175,7 @@ void wl_build(struct rk_prng *prng, uint8_t kind, uint32_t key, uint32_t first, 
     }
     case WL_EXPIRE: {
         group = false;
-        uint64_t x = wl_range(&b, 0, 5);
+        uint64_t x = wl_range(&b, 0, 7);
         struct kv_arg *a = b.args[0];
         a[0] = wl_key(&b, ki);
         if (x <= 1) {
@@ -171,9 +192,21 @@ void wl_build(struct rk_prng *prng, uint8_t kind, uint32_t key, uint32_t first, 
         } else if (x == 4) {
             wl_op(&b, KV_C_TTL, 1)->flags = KV_F_MS;
             out->read = true;
-        } else {
+        } else if (x == 5) {
             wl_op(&b, KV_C_GET, 1);
             out->read = true;
+        } else if (x == 6) { /* GETEX PX ms | PERSIST | (nothing) */
+            struct kv_op2 *op = wl_op(&b, KV_C_GETEX, 1);
+            uint64_t y = wl_range(&b, 0, 2);
+            if (y == 0) {
+                op->flags = KV_F_EXP | KV_F_MS;
+                op->num = (int64_t)wl_range(&b, 20, 300);
+            } else if (y == 1) {
+                op->flags = KV_F_PERSIST;
+            }
+        } else { /* SET KEEPTTL */
+            wl_op(&b, KV_C_SET, 2)->flags = KV_F_KEEPTTL;
+            a[1] = wl_value(&b);
         }
         break;
     }
@@ -182,12 +215,28 @@ void wl_build(struct rk_prng *prng, uint8_t kind, uint32_t key, uint32_t first, 
         group = false;
         b.args[0][0] = wl_key(&b, ki);
         if (kind == WL_GETDEL) {
-            wl_op(&b, KV_C_GETDEL, 1);
-        } else {
+            if (wl_range(&b, 0, 2) > 0) {
+                wl_op(&b, KV_C_GETDEL, 1);
+            } else { /* GETSET */
+                wl_op(&b, KV_C_SET, 2)->flags = KV_F_GET;
+                b.args[0][1] = wl_value(&b);
+            }
+            break;
+        }
+        switch (wl_range(&b, 0, 3)) {
+        case 0:
+        case 1:
             wl_op(&b, KV_C_APPEND, 2);
-            char *v = b.vals[b.nvals++];
-            v[0] = (char)('1' + wl_range(&b, 0, 8));
-            b.args[0][1] = (struct kv_arg){(const uint8_t *)v, 1};
+            b.args[0][1] = wl_digits(&b, 1);
+            break;
+        case 2:
+            wl_op(&b, KV_C_SETRANGE, 2)->num = (int64_t)wl_range(&b, 0, 8);
+            b.args[0][1] = wl_digits(&b, (uint32_t)wl_range(&b, 1, 3));
+            break;
+        default:
+            wl_op(&b, KV_C_STRLEN, 1);
+            out->read = true;
+            break;
         }
         break;
     case WL_SETNX:
@@ -207,7 +256,11 @@ void wl_build(struct rk_prng *prng, uint8_t kind, uint32_t key, uint32_t first, 
     default: { /* WL_RENAME */
         RK_ASSERT(kind == WL_RENAME && n >= 2);
         uint32_t dst = (ki + 1 + (uint32_t)wl_range(&b, 0, n - 2)) % n;
-        wl_op(&b, KV_C_RENAME, 2);
+        static const uint8_t codes[4] = {KV_C_RENAME, KV_C_RENAMENX, KV_C_COPY, KV_C_COPY};
+        uint64_t y = wl_range(&b, 0, 3);
+        struct kv_op2 *op = wl_op(&b, codes[y], 2);
+        if (y == 3)
+            op->flags = KV_F_REPLACE;
         b.args[0][0] = wl_key(&b, ki);
         b.args[0][1] = wl_key(&b, dst);
         break;

@@ -19,11 +19,11 @@ enum wl_kind {
     WL_TXN = 1, /* MULTI/EXEC of 2..4 ops over the group, no WATCH */
     WL_WATCH,   /* the WATCH read of the group's keys (first half of a watched transaction) */
     WL_EXEC,    /* the EXEC that carries the WATCH's versions (second half) */
-    WL_EXPIRE,  /* SET PX, PEXPIRE, PERSIST, PTTL or a GET (read), on one key */
-    WL_APPEND,
-    WL_GETDEL,
-    WL_SETNX,  /* SETNX on one key, or MSETNX over the group */
-    WL_RENAME, /* RENAME between two keys of the group */
+    WL_EXPIRE,  /* SET PX, PEXPIRE, PERSIST, GETEX, SET KEEPTTL, PTTL or GET, on one key */
+    WL_APPEND,  /* APPEND, SETRANGE or STRLEN */
+    WL_GETDEL,  /* GETDEL or GETSET (SET GET) */
+    WL_SETNX,   /* SETNX on one key, or MSETNX over the group */
+    WL_RENAME,  /* RENAME, RENAMENX or COPY [REPLACE] between two keys of the group */
 };
 
 /* What a WATCH answered: its watch point and each key's version (kv_watch_version). */
