@@ -165,7 +165,6 @@ struct sim_cop {
     uint8_t wl;       /* enum wl_kind of a generic command; 0: a plain op */
     uint32_t n_parts; /* keys read: GET 1, MGET its group */
     bool found[SCN_KEY_GROUP];
-    uint8_t vals[SCN_KEY_GROUP][32];
     uint32_t val_lens[SCN_KEY_GROUP];
 };
 
@@ -1906,25 +1905,23 @@ static void conn_on_reply(struct sim *s, const struct sim_crep *r)
             conn_complete(s, c, i, LIN_OK, &ret);
             break;
         }
+        /* The values as the reply has them (lincheck copies them), whatever their length
+         * (APPEND and SETRANGE make long ones). */
+        const uint8_t *vals[SCN_KEY_GROUP] = {NULL};
         if (op->op == LIN_MGET) {
             /* One snapshot of the group: the values of every key at one index. */
             struct replica_mget_iter it;
             replica_mget_begin(&it, r->val, r->val_len);
             for (uint32_t j = 0; j < op->n_parts; j++) {
-                const uint8_t *v = NULL;
-                bool ok = replica_mget_next(&it, &op->found[j], &v, &op->val_lens[j]);
-                RK_ASSERT(ok && op->val_lens[j] <= sizeof(op->vals[j]));
-                memcpy(op->vals[j], v, op->val_lens[j]);
+                bool ok = replica_mget_next(&it, &op->found[j], &vals[j], &op->val_lens[j]);
+                RK_ASSERT(ok);
             }
         } else if (op->op == LIN_GET) {
             op->found[0] = r->status == REPLICA_OK;
-            op->val_lens[0] = r->val_len < 32 ? r->val_len : 32;
-            memcpy(op->vals[0], r->val, op->val_lens[0]);
+            op->val_lens[0] = r->val_len;
+            vals[0] = r->val;
         }
         if (op->op == LIN_GET || op->op == LIN_MGET) {
-            const uint8_t *vals[SCN_KEY_GROUP];
-            for (uint32_t j = 0; j < op->n_parts; j++)
-                vals[j] = op->vals[j];
             ret.n_vals = op->n_parts;
             ret.found = op->found;
             ret.vals = vals;
