@@ -740,8 +740,8 @@ static uint32_t lx_slot_word(const uint32_t *kw)
     return ((kw[W_MOD] << 1) | (kw[W_V] != 0 ? 1u : 0u)) + 1;
 }
 
-/* Runs the op under the hypothesis already applied to x->w; *abort_ok / *commit_ok: the
- * outcomes of its watches (an EXEC). Returns whether the WATCH read's outputs matched. */
+/* The watches of an EXEC against state w (a hypothesis already applied): whether it may abort
+ * and whether it must (kv.h WATCH; an unknown slot or key: it may). */
 static void lx_watch_rule(const struct lx_model *m, const struct lx_op *op, const uint32_t *w,
                           bool *may_abort, bool *must_abort)
 {
