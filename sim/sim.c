@@ -127,6 +127,7 @@ struct sim_node {
     uint64_t storage_gen;
     uint64_t start_gen;     /* restart attempts after a failed open */
     char start_error[SIM_START_ERROR_BYTES]; /* why the last start failed; "" if it did not */
+    int start_rc; /* its code (RK_ECORRUPT, RK_EIO: damage detected at open) */
     uint64_t ticks;       /* ticks taken since the run began (the node's own clock) */
     uint64_t cutoff_tick; /* a leader cut off from a majority since this tick; 0: it is not */
     bool up;
@@ -516,6 +517,7 @@ static int open_log(struct sim *s, struct sim_node *nd)
     if (rc != RK_OK) {
         trace(s, "n%u cannot open its log: %s", nd->id, err.text);
         snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its log: %s", err.text);
+        nd->start_rc = rc;
     }
     return rc;
 }
@@ -535,6 +537,7 @@ static int open_store(struct sim *s, struct sim_node *nd)
     if (rc != RK_OK) {
         trace(s, "n%u cannot open its store: %s", nd->id, err.text);
         snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its store: %s", err.text);
+        nd->start_rc = rc;
         return rc;
     }
     nd->store = bc_kv_store(nd->bc);
@@ -606,6 +609,7 @@ static int node_start(struct sim *s, struct sim_node *nd)
         trace(s, "n%u could not start%s: %s", nd->id,
               nd->damaged ? " (its disk is damaged: expected)" : "", err.text);
         snprintf(nd->start_error, sizeof(nd->start_error), "%s", err.text);
+        nd->start_rc = rc;
         if (s->tl != NULL)
             tl_mark(s->tl, s->now, nd->id, nd->start_error);
         nd->store->ops->destroy(nd->store); /* closes the bitcask */
@@ -2328,11 +2332,15 @@ static void check_stepdown(struct sim *s, struct sim_node *nd)
 /* ------------------------------------------------------------------------------------------ */
 /* Recoverability: the end-of-run check                                                        */
 
-/* Whether a start failure is one the scenario expects (`expect refusal TEXT`). */
+/* Whether a start failure is one the scenario expects (`expect refusal TEXT`), or a node whose
+ * disk took persistent damage refusing to open it for that damage (corruption or an unreadable
+ * sector detected: the expected outcome until nodes repair from peers; scenarios/README.md). */
 static bool refusal_expected(const struct sim *s, const struct sim_node *nd)
 {
     if (nd->up || nd->start_error[0] == '\0')
         return false;
+    if (nd->damaged && (nd->start_rc == RK_ECORRUPT || nd->start_rc == RK_EIO))
+        return true;
     for (uint32_t i = 0; i < s->scn->n_refusals; i++) {
         if (strstr(nd->start_error, s->scn->refusals[i]) != NULL)
             return true;
