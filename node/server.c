@@ -498,6 +498,27 @@ static void end_of_turn(struct node *n)
     peer_flush_all(n);
 }
 
+/* A turn that kept the loop from its timers for half the shortest election timeout or more
+ * is counted (INFO raft: slow_turns, slowest_turn_ms) and logged, at most once a second, with
+ * where the time went: a follower that misses its leader's heartbeats for that long may start
+ * an election, and this line says why. */
+static void note_slow_turn(struct node *n, uint64_t t0, uint64_t t1, uint64_t t2)
+{
+    uint64_t took = t2 - t0, bound = (uint64_t)n->opt.election_min * n->tick_ms / 2;
+    if (took < bound || took == 0)
+        return;
+    n->slow_turns++;
+    if (took > n->slowest_turn_ms)
+        n->slowest_turn_ms = took;
+    if (t2 - n->slow_turn_logged_ms < 1000)
+        return;
+    n->slow_turn_logged_ms = t2;
+    node_log("warn",
+             "slow loop turn: %" PRIu64 " ms (events %" PRIu64 " ms, end of turn %" PRIu64
+             " ms; half an election timeout is %" PRIu64 " ms)",
+             took, t1 - t0, t2 - t1, bound);
+}
+
 /* One turn of the loop: wait (at most timeout_ms, -1: no bound), handle what came, end the
  * turn. 0, or 1 when the node must stop at once (epoll or storage failed). */
 static int turn(struct node *n, int timeout_ms)
@@ -511,6 +532,7 @@ static int turn(struct node *n, int timeout_ms)
     /* The timer last: after a stall (a big value copied, a slow turn), the frames that waited
      * in the socket buffers are read before the ticks that passed meanwhile are counted, so a
      * follower that hears from its leader in this turn does not count the stall as silence. */
+    uint64_t t0 = node_now_ms();
     bool timer = false;
     for (int i = 0; i < k; i++) {
         struct ev_tag *tag = evs[i].data.ptr;
@@ -521,7 +543,9 @@ static int turn(struct node *n, int timeout_ms)
     }
     if (timer)
         on_event(n, &n->timer_tag, EPOLLIN);
+    uint64_t t1 = node_now_ms();
     end_of_turn(n);
+    note_slow_turn(n, t0, t1, node_now_ms());
     struct rk_errmsg why = {{0}};
     if (replica_failed(n->rep, &why)) {
         node_log("error", "storage failed, stopping: %s", why.text);

@@ -292,6 +292,8 @@ struct node {
     struct node_storage *storage;
     struct ev_tag storage_tag;
     bool storage_failed; /* a submission ran out of memory: the log is unusable */
+    /* Slow turns (server.c turn): how many, the longest, and when one was last logged. */
+    uint64_t slow_turns, slowest_turn_ms, slow_turn_logged_ms;
     struct log_store *log;
     struct bitcask *bc;
     struct kv_store *store;
