@@ -2333,6 +2333,9 @@ static bool refusal_expected(const struct sim *s, const struct sim_node *nd)
 {
     if (nd->up || nd->start_error[0] == '\0')
         return false;
+    if (nd->damaged)
+        return true; /* persistent damage on its disk: refusing to start is the expected outcome
+                        (scenarios/README.md, disk rot|badsector|lost|misdirect) */
     for (uint32_t i = 0; i < s->scn->n_refusals; i++) {
         if (strstr(nd->start_error, s->scn->refusals[i]) != NULL)
             return true;
