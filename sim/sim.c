@@ -1047,8 +1047,8 @@ static void check_commit_durable(struct sim *s, const struct sim_node *nd, uint6
     }
     if (held < s->n / 2 + 1)
         fail(s, SIM_FAIL_SAFETY,
-             "commit durability: n%u committed index %" PRIu64 " (term %" PRIu64 ") in term %" PRIu64
-             ", but only %u of %u nodes hold it on disk (not synced on:%s)",
+             "commit durability: n%u committed index %" PRIu64 " (term %" PRIu64
+             ") in term %" PRIu64 ", but only %u of %u nodes hold it on disk (not synced on:%s)",
              nd->id, index, term, nd->term, held, s->n, lacking);
 }
 
