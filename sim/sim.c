@@ -26,6 +26,7 @@
 #include "codec/codec.h"
 #include "common/prng.h"
 #include "bitcask/bitcask.h"
+#include "check_durable.h"
 #include "kv/kv.h"
 #include "lincheck.h"
 #include "log/log.h"
@@ -125,6 +126,7 @@ struct sim_node {
     struct replica_log_job **jobq;
     size_t n_jobq, cap_jobq, n_running;
     uint64_t storage_gen;
+    struct durable_log dur; /* what its log disk holds, from the jobs synced (check_durable.h) */
     uint64_t start_gen;     /* restart attempts after a failed open */
     char start_error[SIM_START_ERROR_BYTES]; /* why the last start failed; "" if it did not */
     int start_rc; /* its code (RK_ECORRUPT, RK_EIO: damage detected at open) */
@@ -633,6 +635,7 @@ static int node_start(struct sim *s, struct sim_node *nd)
     nd->ct_done = 0;
     nd->role = RAFT_FOLLOWER;
     nd->term = 0;
+    durable_log_reset(&nd->dur, replica_raft(nd->rep));
     nd->tick_gen++;
     schedule_tick(s, nd,
                   s->ticks_aligned ? aligned_delay(s) : rnd_range(s, 1, tick_interval(s, nd)));
@@ -1027,6 +1030,32 @@ static void check_committed_on_electable(struct sim *s, uint64_t from, uint64_t 
     }
 }
 
+/* Figure 2 ("updated on stable storage before responding to RPCs") and §10.2.1 (a leader
+ * counts itself only for entries on its own disk): an entry is committed only once a majority
+ * holds it durably. What a node holds durably comes from the log jobs its storage synced
+ * (check_durable.h), not from raft's own persisted index, so a Raft or replica layer that counts
+ * an unsynced write (its own or a follower's early acknowledgment) is caught at the commit,
+ * without waiting for the crash that would lose the entry. */
+static void check_commit_durable(struct sim *s, const struct sim_node *nd, uint64_t index,
+                                 uint64_t term)
+{
+    uint32_t held = 0;
+    char lacking[4 * SCN_MAX_NODES + 1];
+    size_t len = 0;
+    lacking[0] = '\0';
+    for (uint32_t j = 1; j <= s->n; j++) {
+        if (durable_log_holds(&s->nodes[j].dur, index, term))
+            held++;
+        else
+            len += (size_t)snprintf(lacking + len, sizeof(lacking) - len, " n%u", j);
+    }
+    if (held < s->n / 2 + 1)
+        fail(s, SIM_FAIL_SAFETY,
+             "commit durability: n%u committed index %" PRIu64 " (term %" PRIu64
+             ") in term %" PRIu64 ", but only %u of %u nodes hold it on disk (not synced on:%s)",
+             nd->id, index, term, nd->term, held, s->n, lacking);
+}
+
 /* Records what a leader has committed, in its term. */
 static void record_commits(struct sim *s, struct sim_node *nd, const struct raft_status *st)
 {
@@ -1054,6 +1083,7 @@ static void record_commits(struct sim *s, struct sim_node *nd, const struct raft
                 .entry_term = t, .commit_term = st->term, .node = nd->id, .used = true};
             if (i > s->ct_max)
                 s->ct_max = i;
+            check_commit_durable(s, nd, i, t);
         } else if (c->entry_term != t) {
             fail(s, SIM_FAIL_SAFETY,
                  "leader completeness: n%u (term %" PRIu64 ") committed index %" PRIu64
@@ -1225,6 +1255,10 @@ static void on_storage(struct sim *s, struct sim_node *nd)
     replica_log_run_sync(nd->jobq, nd->n_running);
     (void)simdisk_take_busy_us(nd->logdisk); /* the sync's cost was this event's delay */
     size_t n = nd->n_running;
+    if (replica_log_jobs_need_sync(nd->jobq, n)) {
+        for (size_t i = 0; i < n; i++)
+            durable_log_synced(&nd->dur, nd->jobq[i]);
+    }
     for (size_t i = 0; i < n; i++)
         replica_log_job_done(nd->rep, nd->jobq[i]);
     memmove(nd->jobq, nd->jobq + n, (nd->n_jobq - n) * sizeof(*nd->jobq));
@@ -2718,9 +2752,8 @@ static void setup(struct sim *s)
     s->reorder = scn->reorder;
     s->latency_min = scn->latency_us_min;
     s->latency_max = scn->latency_us_max;
-    /* A write and its fdatasync on an SSD: tens to hundreds of microseconds. */
-    s->io_us_min = 20;
-    s->io_us_max = 400;
+    s->io_us_min = scn->disk.io_us_min;
+    s->io_us_max = scn->disk.io_us_max;
     s->reorder_max = scn->reorder_us_max;
     s->chaos = scn->chaos;
     s->pre_vote = scn->pre_vote;
@@ -2785,6 +2818,7 @@ static void teardown(struct sim *s)
         struct sim_node *nd = &s->nodes[i];
         storage_drop(nd);
         free(nd->jobq);
+        durable_log_free(&nd->dur);
         if (nd->up) {
             replica_destroy(nd->rep);
             nd->store->ops->destroy(nd->store);

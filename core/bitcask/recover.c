@@ -374,7 +374,7 @@ static int search_commits(struct bc_reader *r, uint64_t from, bool *found, uint6
     for (int attempt = 0; attempt < 2 && !*found; attempt++) {
         bc_reader_forget(r, 0);
         for (uint64_t p = from; p < r->size && r->size - p >= BC_COMMIT_BYTES && !*found; p++) {
-            const uint8_t *b;
+            const uint8_t *b = NULL;
             size_t got;
             int rc = bc_reader_get(r, p, p, BC_COMMIT_BYTES, &b, &got, err);
             if (rc != RK_OK)
