@@ -99,6 +99,7 @@ enum scn_setting {
     SCN_S_EXPECT_STEPDOWN,
     SCN_S_EXPECT_AVAILABLE,
     SCN_S_EXPECT_UNAVAILABLE,
+    SCN_S_WALLCLOCK,
     SCN_S_COUNT
 };
 
@@ -701,8 +702,10 @@ static int scn_cmd_keys(struct scn_parser *p)
 /* mix (KIND W)+: each kind at most once, any order, unnamed kinds weigh 0. */
 static int scn_cmd_mix(struct scn_parser *p)
 {
-    enum { KINDS = 7 };
-    static const char *const kinds[KINDS] = {"get", "put", "del", "incr", "putif", "mset", "mget"};
+    enum { KINDS = 14 };
+    static const char *const kinds[KINDS] = {"get",    "put",    "del",   "incr",  "putif",
+                                             "mset",   "mget",   "txn",   "watch", "expire",
+                                             "append", "getdel", "setnx", "rename"};
     uint32_t weight[KINDS] = {0};
     bool given[KINDS] = {false};
     SCN_TRY(scn_claim(p, SCN_S_MIX, 0, "mix"));
@@ -714,7 +717,9 @@ static int scn_cmd_mix(struct scn_parser *p)
             if (scn_tok_is(p, p->cur, kinds[i]))
                 k = i;
         if (k < 0)
-            return scn_err(p, p->cur, "get, put, del, incr, putif, mset or mget");
+            return scn_err(p, p->cur,
+                           "get, put, del, incr, putif, mset, mget, txn, watch, expire, append, "
+                           "getdel, setnx or rename");
         if (given[k])
             return scn_err(p, p->cur, "each kind (get, put, del, ...) at most once");
         p->cur++;
@@ -732,6 +737,13 @@ static int scn_cmd_mix(struct scn_parser *p)
     p->s->mix_putif = weight[4];
     p->s->mix_mset = weight[5];
     p->s->mix_mget = weight[6];
+    p->s->mix_txn = weight[7];
+    p->s->mix_watch = weight[8];
+    p->s->mix_expire = weight[9];
+    p->s->mix_append = weight[10];
+    p->s->mix_getdel = weight[11];
+    p->s->mix_setnx = weight[12];
+    p->s->mix_rename = weight[13];
     return RK_OK;
 }
 
@@ -753,6 +765,13 @@ static int scn_cmd_think(struct scn_parser *p)
 {
     SCN_TRY(scn_claim(p, SCN_S_THINK, 0, "think"));
     SCN_TRY(scn_next_duration_range(p, &p->s->think_us_min, &p->s->think_us_max));
+    return scn_end(p);
+}
+
+static int scn_cmd_wallclock(struct scn_parser *p)
+{
+    SCN_TRY(scn_claim(p, SCN_S_WALLCLOCK, 0, "wallclock"));
+    SCN_TRY(scn_next_duration(p, 0, &p->s->wallclock_us));
     return scn_end(p);
 }
 
@@ -1273,6 +1292,7 @@ static const struct scn_command scn_commands[] = {
     {"pipeline", scn_cmd_pipeline},
     {"think", scn_cmd_think},
     {"timeout", scn_cmd_timeout},
+    {"wallclock", scn_cmd_wallclock},
     {"duration", scn_cmd_duration},
     {"expect", scn_cmd_expect},
     {"chaos", scn_cmd_chaos},
@@ -1374,7 +1394,10 @@ static int scn_check_settings(struct scn_parser *p)
                           "(%u ticks)",
                           s->election_ticks_min);
     }
-    if (s->pipeline == 0 && s->mix_incr + s->mix_putif + s->mix_mset + s->mix_mget > 0) {
+    if (s->pipeline == 0 && (uint64_t)s->mix_incr + s->mix_putif + s->mix_mset + s->mix_mget +
+                                    s->mix_txn + s->mix_watch + s->mix_expire + s->mix_append +
+                                    s->mix_getdel + s->mix_setnx + s->mix_rename >
+                                0) {
         /* One-op clients issue GET, PUT and DEL only. */
         return scn_err_at(p, &p->seen[SCN_S_MIX],
                           "only get, put and del weights without `pipeline N` (N > 0)");
@@ -1516,9 +1539,12 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     scn_out_duration(o, " ", s->reorder_us_max);
     scn_out(o, "\nclients %u\nkeys %u\nmix get %u put %u del %u", s->clients, s->keys, s->mix_get,
             s->mix_put, s->mix_del);
-    const uint32_t more[4] = {s->mix_incr, s->mix_putif, s->mix_mset, s->mix_mget};
-    const char *const more_names[4] = {"incr", "putif", "mset", "mget"};
-    for (int i = 0; i < 4; i++) {
+    const uint32_t more[11] = {s->mix_incr,   s->mix_putif, s->mix_mset,   s->mix_mget,
+                               s->mix_txn,    s->mix_watch, s->mix_expire, s->mix_append,
+                               s->mix_getdel, s->mix_setnx, s->mix_rename};
+    const char *const more_names[11] = {"incr",   "putif",  "mset",   "mget",  "txn",   "watch",
+                                        "expire", "append", "getdel", "setnx", "rename"};
+    for (int i = 0; i < 11; i++) {
         if (more[i] > 0)
             scn_out(o, " %s %u", more_names[i], more[i]);
     }
@@ -1530,6 +1556,10 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     scn_out_duration(o, "\ntimeout ", s->timeout_us);
     scn_out_duration(o, "\nduration ", s->duration_us);
     scn_out(o, "\n");
+    if (s->wallclock_us > 0) {
+        scn_out_duration(o, "wallclock ", s->wallclock_us);
+        scn_out(o, "\n");
+    }
     const uint64_t expects[5] = {s->expect_leader_us, s->expect_complete_us, s->expect_recovery_us,
                                  s->expect_available_us, s->expect_unavailable_us};
     const char *const expect_names[5] = {"leader", "complete", "recovery", "available",

@@ -148,6 +148,10 @@ struct scenario {
     /* More kinds for `mix` (default 0): `incr` INCRBY, `putif` SET NX/XX, `mset` MSET and
      * `mget` MGET of a fixed group of SCN_KEY_GROUP keys (k1..k3, k4..k6, ...). */
     uint32_t mix_incr, mix_putif, mix_mset, mix_mget;
+    /* Generic commands (REPLICA_CMD; scenarios/README.md "The workload"), `pipeline` only:
+     * `txn` MULTI/EXEC over one key group, `watch` WATCH then EXEC, `expire` SET PX, PEXPIRE,
+     * PERSIST or PTTL, `append`, `getdel`, `setnx` SETNX or MSETNX, `rename` (within a group). */
+    uint32_t mix_txn, mix_watch, mix_expire, mix_append, mix_getdel, mix_setnx, mix_rename;
     /* `pipeline N [followers]`: each client is a connection to one node (a follower when asked,
      * at connect time) with up to N requests in flight, sent and answered in order, on one
      * session; 0 (the default): one op at a time, each attempt to any node. */
@@ -157,6 +161,10 @@ struct scenario {
                                           * default 0s 10ms */
     uint64_t timeout_us;       /* `timeout 500ms`: a client gives up on an attempt, default 1s */
     uint64_t duration_us;      /* `duration 20s`: clients issue ops until then, default 10s */
+    /* `wallclock 50ms`: each node's wall clock (expiry, kv.h TIME) starts at a random offset
+     * within this of true time and drifts with its `skew` rate, kept within it (as NTP keeps
+     * real clocks); default 0: every wall clock exact. */
+    uint64_t wallclock_us;
     /* Expectations, checked after the last fault heals (every step done, chaos stopped, all
      * nodes restarted and resumed at `duration`). 0: not checked (`expect leader off`, the
      * default). */

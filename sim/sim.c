@@ -29,12 +29,17 @@
 #include "check_durable.h"
 #include "kv/kv.h"
 #include "lincheck.h"
+#include "linrich.h"
 #include "log/log.h"
 #include "replica/replica.h"
 #include "simdisk.h"
 #include "timeline.h"
+#include "workload.h"
 
 #define SIM_SETTLE_DEFAULT_US (5u * 1000000u)
+/* Op kinds of `mix`: get put del incr putif mset mget, then the generic commands (enum wl_kind
+ * WL_TXN, WL_WATCH, WL_EXPIRE, WL_APPEND, WL_GETDEL, WL_SETNX, WL_RENAME). */
+#define SIM_MIX_KINDS         14
 #define SIM_MAX_ATTEMPT       0xffffu
 
 enum ev_type {
@@ -82,7 +87,7 @@ struct sim_creq {
     uint8_t rop;        /* enum replica_op */
     uint8_t cond;
     int64_t delta;
-    uint8_t blob[160]; /* MSET's pairs, MGET's keys */
+    uint8_t blob[WL_CMD_BYTES]; /* MSET's pairs, MGET's keys, CMD's encoded command */
     uint32_t blob_len;
 };
 
@@ -94,10 +99,10 @@ struct sim_crep {
     uint8_t status;
     int64_t num;
     uint64_t leader;
-    uint32_t val_len;
-    uint8_t val[128];
     uint64_t req_id;
     bool not_integer; /* ERROR: the state machine's "not an integer" (INCRBY) */
+    uint32_t val_len;
+    uint8_t val[]; /* the reply's value (a GET's, an MGET's blob, a CMD's result), whole */
 };
 
 struct event {
@@ -148,6 +153,10 @@ struct sim_node {
     uint64_t ct_done; /* commits recorded from this node's leadership up to here */
     enum raft_role role;
     uint64_t term;
+    /* Its wall clock (expiry, kv.h TIME): true time + wall_off_us, which drifts with the
+     * clock's rate and stays within the scenario's `wallclock` bound; updated at wall_at. */
+    int64_t wall_off_us;
+    uint64_t wall_at;
 };
 
 /* An op in flight on a connection (`pipeline`). */
@@ -156,6 +165,7 @@ struct sim_cop {
     uint64_t op_id;
     uint8_t op; /* enum lin_op */
     uint64_t invoked_at;
+    uint8_t wl;       /* enum wl_kind of a generic command; 0: a plain op */
     uint32_t n_parts; /* keys read: GET 1, MGET its group */
     bool found[SCN_KEY_GROUP];
     uint8_t vals[SCN_KEY_GROUP][32];
@@ -176,6 +186,13 @@ struct sim_client {
     bool next_armed;     /* an EV_CLIENT_NEXT is scheduled */
     uint32_t n_cops;
     struct sim_cop cops[SCN_MAX_PIPELINE];
+    /* A watched transaction (`mix watch`): 1 WATCH in flight, 2 its EXEC to send, 3 the EXEC
+     * in flight; on this connection (w_gen), over the group w_first.., in slot w_slot. */
+    uint8_t w_state;
+    uint8_t w_slot;
+    uint32_t w_gen;
+    uint32_t w_first, w_key;
+    struct wl_watch w_seen;
     bool busy;
     bool done; /* no more ops */
     uint64_t seq;
@@ -277,6 +294,9 @@ struct sim {
     uint64_t unavailable_us; /* total so far */
     bool ended;              /* EV_END has passed: the recovery phase */
 
+    uint32_t mix[SIM_MIX_KINDS]; /* the op kinds' weights: the scenario's, or drawn by swarm */
+    uint64_t wallclock_us;       /* the wall clocks' bound (`wallclock`), or drawn by swarm */
+    uint8_t *wslots;     /* per key group, LX_WATCH_SLOTS flags: a WATCH-EXEC pair holds it */
     uint64_t fail_at;    /* when the first check failed */
     struct timeline *tl; /* --timeline: what the picture needs; NULL: not recording */
     bool closing;        /* the ops still open at the end are being closed */
@@ -449,6 +469,32 @@ static uint64_t aligned_delay(const struct sim *s)
 {
     uint64_t r = s->now % s->scn->tick_us;
     return s->scn->tick_us - r;
+}
+
+/* The wall clock's epoch (Unix us; a multiple of 1000): virtual time 0. */
+#define SIM_WALL_EPOCH_US UINT64_C(1700000000000000)
+
+/* Brings nd's wall clock offset up to now: it drifts with the clock rate (`skew`), within the
+ * scenario's `wallclock` bound (NTP keeps a real clock so; 0: exact). */
+static void wall_update(struct sim *s, struct sim_node *nd)
+{
+    int64_t bound = (int64_t)s->wallclock_us;
+    if (s->now > nd->wall_at && nd->rate != 1.0 && bound > 0) {
+        double drift = (double)(s->now - nd->wall_at) * (nd->rate - 1.0);
+        double off = (double)nd->wall_off_us + drift;
+        nd->wall_off_us = off > (double)bound    ? bound
+                          : off < -(double)bound ? -bound
+                                                 : (int64_t)off;
+    }
+    nd->wall_at = s->now;
+}
+
+/* The node's wall clock in Unix ms, as raftkv-node reads it every loop turn
+ * (replica_set_time_ms: the leader's stamps, every read's now). */
+static uint64_t wall_ms(struct sim *s, struct sim_node *nd)
+{
+    wall_update(s, nd);
+    return (uint64_t)((int64_t)(SIM_WALL_EPOCH_US + s->now) + nd->wall_off_us) / 1000u;
 }
 
 static void schedule_tick(struct sim *s, struct sim_node *nd, uint64_t delay)
@@ -1288,7 +1334,7 @@ static void drain(struct sim *s, struct sim_node *nd)
         net_send(s, nd->id, &out.frames[i]);
     for (size_t i = 0; i < out.n_replies; i++) {
         const struct replica_reply *r = &out.replies[i];
-        struct sim_crep *c = xcalloc(1, sizeof(*c));
+        struct sim_crep *c = xcalloc(1, sizeof(*c) + r->val_len);
         c->client = (uint32_t)(r->req_id >> 48);
         c->seq = (r->req_id >> 16) & 0xffffffffu;
         c->attempt = (uint32_t)(r->req_id & 0xffff);
@@ -1296,10 +1342,12 @@ static void drain(struct sim *s, struct sim_node *nd)
         c->status = r->status;
         c->num = r->num;
         c->leader = r->leader;
-        c->val_len = r->val_len > sizeof(c->val) ? (uint32_t)sizeof(c->val) : r->val_len;
+        c->val_len = r->val_len;
         if (r->val_len > 0)
             memcpy(c->val, r->val, c->val_len);
         c->req_id = r->req_id;
+        trace(s, "n%u reply to c%u: %s%s%s", nd->id, c->client, replica_status_name(r->status),
+              r->reason != NULL ? ": " : "", r->reason != NULL ? r->reason : "");
         c->not_integer = r->status == REPLICA_ERROR && r->reason != NULL &&
                          strstr(r->reason, "not an integer") != NULL;
         uint64_t at = s->now + latency(s);
@@ -1533,29 +1581,26 @@ static uint32_t conn_group_size(const struct sim *s, uint32_t first)
     return n < SCN_KEY_GROUP ? n : SCN_KEY_GROUP;
 }
 
-static uint8_t conn_pick_op(struct sim *s)
+/* Draws an op kind (an index into s->mix). */
+static uint32_t conn_pick_kind(struct sim *s)
 {
-    const struct scenario *scn = s->scn;
-    const uint32_t w[7] = {scn->mix_get,  scn->mix_put,  scn->mix_del, scn->mix_incr,
-                           scn->mix_putif, scn->mix_mset, scn->mix_mget};
-    static const uint8_t ops[7] = {LIN_GET,    LIN_PUT,  LIN_DEL, LIN_INCRBY,
-                                   LIN_PUT_IF, LIN_MSET, LIN_MGET};
     uint64_t total = 0;
-    for (int i = 0; i < 7; i++)
-        total += w[i];
+    for (int i = 0; i < SIM_MIX_KINDS; i++)
+        total += s->mix[i];
     uint64_t x = rnd_range(s, 0, total - 1);
-    for (int i = 0; i < 7; i++) {
-        if (x < w[i])
-            return ops[i];
-        x -= w[i];
+    for (uint32_t i = 0; i < SIM_MIX_KINDS; i++) {
+        if (x < s->mix[i])
+            return i;
+        x -= s->mix[i];
     }
-    return LIN_GET;
+    return 0;
 }
 
 static const char *conn_op_name(uint8_t op)
 {
-    static const char *const names[] = {"?", "get", "put", "del", "incrby", "putif", "mset", "mget"};
-    return op < 8 ? names[op] : "?";
+    static const char *const names[] = {"?",     "get",  "put",  "del", "incrby",
+                                        "putif", "mset", "mget", "cmd", "cmd read"};
+    return op < 10 ? names[op] : "?";
 }
 
 static void conn_connect(struct sim *s, struct sim_client *c)
@@ -1573,6 +1618,31 @@ static void conn_connect(struct sim *s, struct sim_client *c)
     trace(s, "c%u connects to n%u (connection %u)", c->id, node, c->gen);
 }
 
+static bool conn_is_read(uint8_t op)
+{
+    return op == LIN_GET || op == LIN_MGET || op == LIN_CMD_READ;
+}
+
+static uint8_t *conn_wslot(struct sim *s, uint32_t first, uint8_t slot)
+{
+    return &s->wslots[(first - 1) / SCN_KEY_GROUP * LX_WATCH_SLOTS + slot];
+}
+
+/* A watched transaction's op ends (a WATCH answered OK goes on in conn_on_reply): its slot is
+ * free again, but after an EXEC of unknown outcome, which may still take effect at any time
+ * (the slot stays taken for the rest of the run: lincheck judges that EXEC by it). */
+static void conn_watch_end(struct sim *s, struct sim_client *c, const struct sim_cop *op,
+                           uint8_t outcome)
+{
+    if (op->wl != WL_WATCH && op->wl != WL_EXEC)
+        return;
+    if (op->wl == WL_WATCH && outcome == LIN_OK)
+        return;
+    if (!(op->wl == WL_EXEC && outcome == LIN_UNKNOWN))
+        *conn_wslot(s, c->w_first, c->w_slot) = 0;
+    c->w_state = 0;
+}
+
 /* Ends op i of the connection with outcome and outputs; removes it. */
 static void conn_complete(struct sim *s, struct sim_client *c, uint32_t i, uint8_t outcome,
                           const struct lin_return *r)
@@ -1587,6 +1657,7 @@ static void conn_complete(struct sim *s, struct sim_client *c, uint32_t i, uint8
         s->res->ops_unknown++;
     trace(s, "c%u %s %s", c->id, outcome == LIN_OK ? "ok" : outcome == LIN_FAIL ? "fail" : "unknown",
           conn_op_name(op->op));
+    conn_watch_end(s, c, op, outcome);
     memmove(&c->cops[i], &c->cops[i + 1], (c->n_cops - i - 1) * sizeof(c->cops[0]));
     c->n_cops--;
     c->busy = c->n_cops > 0;
@@ -1599,7 +1670,11 @@ static void conn_break(struct sim *s, struct sim_client *c)
 {
     while (c->n_cops > 0) {
         uint8_t op = c->cops[0].op;
-        conn_complete(s, c, 0, op == LIN_GET || op == LIN_MGET ? LIN_FAIL : LIN_UNKNOWN, NULL);
+        conn_complete(s, c, 0, conn_is_read(op) ? LIN_FAIL : LIN_UNKNOWN, NULL);
+    }
+    if (c->w_state == 2) { /* a WATCH answered, its EXEC not sent: abandoned */
+        *conn_wslot(s, c->w_first, c->w_slot) = 0;
+        c->w_state = 0;
     }
     c->connected = false;
 }
@@ -1613,13 +1688,106 @@ static void conn_arm_next(struct sim *s, struct sim_client *c)
             0, c->id, 0, NULL);
 }
 
-/* Sends one new op on the connection. */
-static void conn_send_op(struct sim *s, struct sim_client *c)
+/* Sends one generic command of kind (enum wl_kind) on the connection (REPLICA_CMD). */
+static void conn_send_cmd(struct sim *s, struct sim_client *c, uint8_t kind)
 {
+    uint32_t key = kind == WL_EXEC ? c->w_key : (uint32_t)rnd_range(s, 1, s->scn->keys);
+    uint32_t first = conn_group_first(s, key), n = conn_group_size(s, first);
+    if (kind == WL_RENAME && n < 2)
+        kind = WL_SETNX;
+    if (kind == WL_WATCH) {
+        uint8_t slot = 0;
+        while (slot < LX_WATCH_SLOTS && *conn_wslot(s, first, slot) != 0)
+            slot++;
+        if (c->w_state != 0 || slot == LX_WATCH_SLOTS) {
+            kind = WL_TXN; /* one watched transaction at a time; the group's slots all taken */
+        } else {
+            *conn_wslot(s, first, slot) = 1;
+            c->w_state = 1;
+            c->w_slot = slot;
+            c->w_gen = c->gen;
+            c->w_first = first;
+            c->w_key = key;
+        }
+    }
+    struct wl_cmd cmd;
+    uint64_t uniq = c->id * UINT64_C(1000000000) + UINT64_C(500000000) + s->res->ops_invoked;
+    wl_build(&s->prng, kind, key, first, n, uniq, &c->w_seen, &cmd);
     struct sim_creq *q = xcalloc(1, sizeof(*q));
     struct sim_cop *op = &c->cops[c->n_cops];
     memset(op, 0, sizeof(*op));
-    op->op = conn_pick_op(s);
+    op->op = cmd.read ? LIN_CMD_READ : LIN_CMD;
+    op->wl = kind;
+    op->rseq = ++c->rseq;
+    op->invoked_at = s->now;
+    uint8_t names[SCN_KEY_GROUP][16];
+    const uint8_t *kp[SCN_KEY_GROUP];
+    uint32_t kl[SCN_KEY_GROUP];
+    for (uint32_t j = 0; j < cmd.n_keys; j++) {
+        key_name(cmd.keys[j], names[j], &kl[j]);
+        kp[j] = names[j];
+    }
+    q->client = c->id;
+    q->req_id = CONN_REQ_ID(c, op->rseq);
+    q->client_id = c->session;
+    q->seq = cmd.read ? c->wseq + 1 : ++c->wseq;
+    q->op = op->op;
+    q->rop = REPLICA_CMD;
+    memcpy(q->blob, cmd.buf, cmd.len);
+    q->blob_len = cmd.len;
+    if (kind == WL_EXEC)
+        c->w_state = 3;
+    struct lin_call call = {.client = c->id,
+                            .conn = c->session,
+                            .time = s->now,
+                            .op = op->op,
+                            .n_keys = cmd.n_keys,
+                            .keys = kp,
+                            .key_lens = kl,
+                            .cmd = cmd.buf,
+                            .cmd_len = cmd.len,
+                            .watch_slot = kind == WL_WATCH || kind == WL_EXEC ? c->w_slot + 1 : 0};
+    op->op_id = lin_invoke_call(s->hist, &call);
+    s->res->ops_invoked++;
+    c->n_cops++;
+    if (c->n_cops == 1)
+        c->invoked_at = s->now;
+    c->busy = true;
+    if (s->opt->trace) {
+        char text[200];
+        lx_describe_cmd(cmd.buf, cmd.len, text, sizeof(text));
+        trace(s, "c%u invoke %s on connection %u (%u in flight)", c->id, text, c->gen, c->n_cops);
+    }
+    uint64_t at = s->now + latency(s);
+    at = at > c->arrive_at ? at : c->arrive_at;
+    c->arrive_at = at;
+    ev_push(s, at, EV_CLIENT_REQ, c->node, 0, 0, q);
+    if (!c->timer_armed) {
+        c->timer_armed = true;
+        ev_push(s, s->now + s->scn->timeout_us, EV_CLIENT_TIMEOUT, 0, c->id, 0, NULL);
+    }
+}
+
+/* Sends one new op on the connection. */
+static void conn_send_op(struct sim *s, struct sim_client *c)
+{
+    static const uint8_t plain[7] = {LIN_GET,    LIN_PUT,  LIN_DEL, LIN_INCRBY,
+                                     LIN_PUT_IF, LIN_MSET, LIN_MGET};
+    static const uint8_t generic[7] = {WL_TXN,    WL_WATCH, WL_EXPIRE, WL_APPEND,
+                                       WL_GETDEL, WL_SETNX, WL_RENAME};
+    if (c->w_state == 2) {
+        conn_send_cmd(s, c, WL_EXEC);
+        return;
+    }
+    uint32_t kind = conn_pick_kind(s);
+    if (kind >= 7) {
+        conn_send_cmd(s, c, generic[kind - 7]);
+        return;
+    }
+    struct sim_creq *q = xcalloc(1, sizeof(*q));
+    struct sim_cop *op = &c->cops[c->n_cops];
+    memset(op, 0, sizeof(*op));
+    op->op = plain[kind];
     op->rseq = ++c->rseq;
     op->invoked_at = s->now;
     op->n_parts = 1;
@@ -1756,11 +1924,26 @@ static void conn_on_reply(struct sim *s, const struct sim_crep *r)
     if (i == c->n_cops)
         return;
     struct sim_cop *op = &c->cops[i];
-    bool write = op->op != LIN_GET && op->op != LIN_MGET;
+    bool write = !conn_is_read(op->op);
     struct lin_return ret = {.num = r->num};
+    bool cmd = op->op == LIN_CMD || op->op == LIN_CMD_READ;
     switch (r->status) {
     case REPLICA_OK:
     case REPLICA_NOT_FOUND:
+        if (cmd) {
+            ret.res = r->val;
+            ret.res_len = r->val_len;
+            if (op->wl == WL_WATCH) {
+                bool ok =
+                    wl_watch_parse(r->val, r->val_len, conn_group_size(s, c->w_first), &c->w_seen);
+                RK_ASSERT(ok);
+                c->w_state = c->w_gen == c->gen ? 2 : 0;
+                if (c->w_state == 0)
+                    *conn_wslot(s, c->w_first, c->w_slot) = 0;
+            }
+            conn_complete(s, c, i, LIN_OK, &ret);
+            break;
+        }
         if (op->op == LIN_MGET) {
             /* One snapshot of the group: the values of every key at one index. */
             struct replica_mget_iter it;
@@ -1824,7 +2007,7 @@ static void conn_submit(struct sim *s, struct sim_node *nd, const struct sim_cre
         req.val = q->val;
         req.val_len = q->val_len;
     }
-    if (q->rop == REPLICA_MSET || q->rop == REPLICA_MGET) {
+    if (q->rop == REPLICA_MSET || q->rop == REPLICA_MGET || q->rop == REPLICA_CMD) {
         req.key_len = 0;
         req.val = q->blob;
         req.val_len = q->blob_len;
@@ -2005,6 +2188,7 @@ static void for_each_node(struct sim *s, const struct scn_set *set,
 
 static void set_skew(struct sim *s, struct sim_node *nd, double rate)
 {
+    wall_update(s, nd);
     nd->rate = rate;
     trace(s, "n%u clock rate %.3f", nd->id, rate);
 }
@@ -2554,6 +2738,8 @@ static void handle(struct sim *s, struct event *e)
         e->payload = NULL;
         return;
     }
+    if (node_event && nd->up && nd->rep != NULL)
+        replica_set_time_ms(nd->rep, wall_ms(s, nd));
     switch (e->type) {
     case EV_START_RETRY:
         if (!nd->up && e->a == nd->start_gen) {
@@ -2734,6 +2920,25 @@ static void draw_swarm(struct sim *s)
 /* Swarm draws added later, after the others, so that the earlier draws of a seed stay what
  * they were: aligned tick phases and equal latencies (symmetry that randomized timeouts must
  * break on their own). */
+/* Swarm with connection clients: each op kind of the scenario's mix is kept or left out, so
+ * that seeds also differ in which ops race (at least one kind stays). */
+static void draw_swarm_mix(struct sim *s)
+{
+    uint32_t kept[SIM_MIX_KINDS];
+    bool any = false;
+    for (int i = 0; i < SIM_MIX_KINDS; i++) {
+        kept[i] = rnd_chance(s, 0.5) ? s->mix[i] : 0;
+        any = any || kept[i] > 0;
+    }
+    if (any)
+        memcpy(s->mix, kept, sizeof(kept));
+    /* The wall clocks' bound too, when the scenario has one: exact, or off by up to 1, 10 or
+     * 50 ms (expiry is judged within it). */
+    static const uint64_t bounds[] = {0, 1000, 10000, 50000};
+    if (s->wallclock_us > 0)
+        s->wallclock_us = bounds[rnd_range(s, 0, 3)];
+}
+
 static void draw_swarm_more(struct sim *s)
 {
     if (rnd_chance(s, 0.25))
@@ -2767,6 +2972,16 @@ static void setup(struct sim *s)
     s->ticks_aligned = scn->ticks_aligned;
     if (s->opt->swarm || scn->swarm)
         draw_swarm_more(s);
+    const uint32_t mix[SIM_MIX_KINDS] = {
+        scn->mix_get,    scn->mix_put,    scn->mix_del,   scn->mix_incr,  scn->mix_putif,
+        scn->mix_mset,   scn->mix_mget,   scn->mix_txn,   scn->mix_watch, scn->mix_expire,
+        scn->mix_append, scn->mix_getdel, scn->mix_setnx, scn->mix_rename};
+    memcpy(s->mix, mix, sizeof(mix));
+    s->wallclock_us = scn->wallclock_us;
+    if ((s->opt->swarm || scn->swarm) && scn->pipeline > 0)
+        draw_swarm_mix(s);
+    lin_history_set_clock_bound(s->hist, s->wallclock_us);
+    s->wslots = xcalloc(((size_t)scn->keys + SCN_KEY_GROUP - 1) / SCN_KEY_GROUP, LX_WATCH_SLOTS);
     s->chaos_on = true;
     s->disk_faults = true;
     s->avail_dirty = true;
@@ -2779,6 +2994,9 @@ static void setup(struct sim *s)
         struct sim_node *nd = &s->nodes[i];
         nd->id = i;
         nd->rate = 1.0;
+        if (s->wallclock_us > 0)
+            nd->wall_off_us =
+                (int64_t)rnd_range(s, 0, 2 * s->wallclock_us) - (int64_t)s->wallclock_us;
         nd->disk = simdisk_create(rk_prng_next(&s->prng));
         nd->logdisk = simdisk_create(rk_prng_next(&s->prng));
         if (nd->disk == NULL || nd->logdisk == NULL) {
@@ -2831,6 +3049,7 @@ static void teardown(struct sim *s)
         free(nd->held);
     }
     free(s->clients);
+    free(s->wslots);
     lin_history_destroy(s->hist);
     tl_destroy(s->tl);
     free(s->leader_of_term);
