@@ -134,6 +134,7 @@ struct sim_node {
     bool damaged; /* its disks took persistent damage (disk rot|badsector|lost|misdirect): a
                      refusal to start (the damage detected) is then the expected outcome */
     uint64_t damage_seen[2]; /* damage events of logdisk and disk traced so far */
+    uint32_t repairs;        /* starts that repaired damaged storage */
     double rate;
     uint64_t tick_gen;
     struct event *held; /* deliveries held while paused */
@@ -503,40 +504,36 @@ static bool node_disk_crashed(const struct sim_node *nd)
     return simdisk_crashed(nd->disk) || simdisk_crashed(nd->logdisk);
 }
 
-/* Opens the node's Raft log on its log disk (recovery: a torn tail is cut). */
-static int open_log(struct sim *s, struct sim_node *nd)
+/* Opens the node's Raft log and Bitcask as raftkv-node does (replica_storage_open): recovery
+ * cuts torn tails, and damage is repaired from peers (issue #15: the damaged data is cut or
+ * discarded after a durable promise; the node catches up from a leader). A failure here (an
+ * injected read error during recovery, a repair that cannot be done) is retried later, as an
+ * operator would restart a node. */
+static int open_storage(struct sim *s, struct sim_node *nd)
 {
-    struct log_seglog_config lc = {
-        .fs = simdisk_fs(nd->logdisk),
+    struct replica_storage_config rc_cfg = {
+        .log_fs = simdisk_fs(nd->logdisk),
+        .store_fs = simdisk_fs(nd->disk),
         .alloc = rk_alloc_libc(),
         .segment_bytes = s->scn->disk.file_bytes,
-    };
-    struct rk_errmsg err = {{0}};
-    int rc = log_seglog_open(&lc, &nd->log, &err);
-    if (rc != RK_OK) {
-        trace(s, "n%u cannot open its log: %s", nd->id, err.text);
-        snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its log: %s", err.text);
-    }
-    return rc;
-}
-
-/* Opens the node's Bitcask on its disk. A failure here (an injected read error or bit flip
- * during recovery) is retried later, as an operator would restart a node; real corruption
- * would fail every time and show up as a liveness failure with the error in the trace. */
-static int open_store(struct sim *s, struct sim_node *nd)
-{
-    struct bc_config bcc = {
-        .fs = simdisk_fs(nd->disk),
-        .alloc = rk_alloc_libc(),
         .max_file_bytes = s->scn->disk.file_bytes,
     };
+    struct replica_storage st;
     struct rk_errmsg err = {{0}};
-    int rc = bc_open(&bcc, &nd->bc, &err);
+    int rc = replica_storage_open(&rc_cfg, &st, &err);
     if (rc != RK_OK) {
-        trace(s, "n%u cannot open its store: %s", nd->id, err.text);
-        snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its store: %s", err.text);
+        trace(s, "n%u cannot open its storage: %s", nd->id, err.text);
+        snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its storage: %s", err.text);
         return rc;
     }
+    if (st.repairs > 0) {
+        trace(s, "n%u repaired its storage: %s", nd->id, st.repaired);
+        nd->repairs++;
+        if (s->tl != NULL)
+            tl_mark(s->tl, s->now, nd->id, "repaired its storage");
+    }
+    nd->log = st.log;
+    nd->bc = st.bc;
     nd->store = bc_kv_store(nd->bc);
     return RK_OK;
 }
@@ -546,14 +543,7 @@ static void schedule_start_retry(struct sim *s, struct sim_node *nd);
 static int node_start(struct sim *s, struct sim_node *nd)
 {
     disk_faults_on(s, nd);
-    int rc = open_log(s, nd);
-    if (rc == RK_OK) {
-        rc = open_store(s, nd);
-        if (rc != RK_OK) {
-            nd->log->ops->destroy(nd->log);
-            nd->log = NULL;
-        }
-    }
+    int rc = open_storage(s, nd);
     if (rc != RK_OK) {
         if (s->tl != NULL) {
             char m[300];
@@ -566,7 +556,7 @@ static int node_start(struct sim *s, struct sim_node *nd)
             simdisk_crash(nd->logdisk);
         note_disk_damage(s, nd);
         if (nd->damaged)
-            trace(s, "n%u refused to start on its damaged disk (expected)", nd->id);
+            trace(s, "n%u could not start on its damaged disk (retried)", nd->id);
         schedule_start_retry(s, nd);
         return rc;
     }
