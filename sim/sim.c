@@ -232,6 +232,8 @@ struct sim {
     struct scn_chaos chaos;
     bool chaos_on;
     bool disk_faults; /* the scenario's disk faults are on (until settle) */
+    /* Persistent damage (disk rot|badsector|lost|misdirect): the scenario's, or swarm's draw. */
+    double dmg_rot, dmg_badsector, dmg_lost, dmg_misdirect;
     /* Raft settings (swarm varies them too: small batches and windows expose bugs that
      * batching hides, e.g. a Figure 8 commit that a batched no-op would mask). */
     bool pre_vote, check_quorum;
@@ -460,8 +462,9 @@ static struct simdisk_faults disk_faults(const struct sim *s, const struct sim_n
 {
     const struct scn_disk *d = &s->scn->disk;
     /* Persistent damage strikes a minority only — the highest ids — so that a healthy majority
-     * always holds every committed entry (without repair from peers, a damaged node may stay
-     * down). */
+     * always holds every committed entry: a damaged node repairs from peers (replica.h,
+     * replica_storage_open) and catches up; damage on a majority would stop the cluster (it
+     * must not guess), which the end-of-run check would report. */
     bool damage = s->disk_faults && nd->id > s->n - (s->n - 1) / 2;
     struct simdisk_faults f = {
         .torn_writes = d->torn,
@@ -470,10 +473,10 @@ static struct simdisk_faults disk_faults(const struct sim *s, const struct sim_n
         .write_error = s->disk_faults ? d->errors : 0,
         .sync_error = s->disk_faults ? d->errors : 0,
         .sync_us = d->sync_us,
-        .rot_per_crash = damage ? d->rot : 0,
-        .lse_per_crash = damage ? d->badsector : 0,
-        .lost_write = damage ? d->lost : 0,
-        .misdirected_write = damage ? d->misdirect : 0,
+        .rot_per_crash = damage ? s->dmg_rot : 0,
+        .lse_per_crash = damage ? s->dmg_badsector : 0,
+        .lost_write = damage ? s->dmg_lost : 0,
+        .misdirected_write = damage ? s->dmg_misdirect : 0,
     };
     return f;
 }
@@ -607,6 +610,14 @@ static int node_start(struct sim *s, struct sim_node *nd)
         return rc;
     }
     nd->up = true;
+    {
+        struct raft_status rs;
+        raft_status(replica_raft(nd->rep), &rs);
+        if (rs.promised_index != 0)
+            trace(s, "n%u starts with a promise: %s%" PRIu64 " (no vote until then)", nd->id,
+                  rs.promised_index == RAFT_PROMISE_UNKNOWN ? "unknown, " : "",
+                  rs.promised_index == RAFT_PROMISE_UNKNOWN ? 0 : rs.promised_index);
+    }
     nd->start_error[0] = '\0';
     nd->cutoff_tick = 0;
     s->avail_dirty = true;
@@ -2688,6 +2699,16 @@ static void draw_swarm_more(struct sim *s)
         s->ticks_aligned = true;
     if (rnd_chance(s, 0.2))
         s->latency_max = s->latency_min;
+    /* Persistent damage (issue #15) in 1 seed of 5, when the scenario sets none: the damaged
+     * minority must repair from peers and catch up. */
+    bool none =
+        s->dmg_rot == 0 && s->dmg_badsector == 0 && s->dmg_lost == 0 && s->dmg_misdirect == 0;
+    if (rnd_chance(s, 0.2) && none) {
+        s->dmg_rot = rnd_chance(s, 0.5) ? 0.3 : 0;
+        s->dmg_badsector = rnd_chance(s, 0.5) ? 0.1 : 0;
+        s->dmg_lost = rnd_chance(s, 0.5) ? 0.002 : 0;
+        s->dmg_misdirect = rnd_chance(s, 0.5) ? 0.002 : 0;
+    }
 }
 
 static void setup(struct sim *s)
@@ -2711,6 +2732,10 @@ static void setup(struct sim *s)
     s->inflight = scn->inflight;
     s->compact_entries = scn->compact_entries;
     s->compact_keep = scn->compact_keep;
+    s->dmg_rot = scn->disk.rot;
+    s->dmg_badsector = scn->disk.badsector;
+    s->dmg_lost = scn->disk.lost;
+    s->dmg_misdirect = scn->disk.misdirect;
     if (s->opt->swarm || scn->swarm)
         draw_swarm(s);
     s->ticks_aligned = scn->ticks_aligned;
@@ -2869,6 +2894,10 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
                    s->chaos.skew_per_s, s->pre_vote ? "on" : "off", s->check_quorum ? "on" : "off",
                    s->append_entries, s->inflight, s->compact_entries, s->compact_keep,
                    s->compact_bytes, s->compact_keep_bytes);
+    if ((s->opt->trace || s->opt->swarm || scn->swarm) &&
+        (s->dmg_rot > 0 || s->dmg_badsector > 0 || s->dmg_lost > 0 || s->dmg_misdirect > 0))
+        sim_printf(s, "seed %" PRIu64 ": damage rot %.3f badsector %.3f lost %.4f misdirect %.4f\n",
+                   o->seed, s->dmg_rot, s->dmg_badsector, s->dmg_lost, s->dmg_misdirect);
     while (s->n_heap > 0 && !s->failed) {
         if (!run_one(s))
             break;
