@@ -807,6 +807,41 @@ static int search_commits(struct seg_reader *r, uint64_t from, bool *found, uint
     return RK_OK;
 }
 
+/* The highest index of an entry record that checks out (crc) at any offset in [from, end of
+ * file) of the segment r reads, with an index in [min_index, min_index + 2^32): 0 if none. Such a
+ * record past a damage may have been synced and acknowledged although the commit record that
+ * covered it was lost (a lost or misdirected write of the commit record alone), so the promise
+ * must cover it (struct log_damage's acked_index). An over-estimate (a record-like run of bytes
+ * inside an entry's data) only delays the node's return to elections. */
+static int search_entries(struct seg_reader *r, uint64_t from, uint64_t min_index,
+                          uint64_t *max_index, struct rk_errmsg *err)
+{
+    *max_index = 0;
+    r->len = 0;
+    for (uint64_t p = from; p < r->size && r->size - p >= SEGLOG_HEADER_BYTES; p++) {
+        const uint8_t *b;
+        size_t got;
+        int rc = reader_get(r, p, SEGLOG_HEADER_BYTES, &b, &got, err);
+        if (rc != RK_OK)
+            return rc;
+        uint32_t len = get_u32(b + SEGLOG_OFF_LEN);
+        uint64_t index = get_u64(b + SEGLOG_OFF_INDEX);
+        if (got < SEGLOG_HEADER_BYTES || len < SEGLOG_LEN_MIN ||
+            (uint64_t)SEGLOG_OFF_TERM + len > r->size - p || index < min_index ||
+            index - min_index >= (1ull << 32) || index <= *max_index)
+            continue;
+        struct seg_record c;
+        uint32_t print = 0;
+        rc = judge_record(r, p, &c, &print, err);
+        if (rc != RK_OK)
+            return rc;
+        if (c.verdict == SEG_OK && c.index == index)
+            *max_index = index;
+    }
+    r->len = 0;
+    return RK_OK;
+}
+
 /* Corruption at off of the segment r reads, where a record with index sc->expected should be:
  * the damage (its index range from the commit record that vouches for it, if any) and
  * RK_ECORRUPT. */
@@ -822,6 +857,12 @@ static int corrupt_record(struct seglog *s, const struct scan *sc, struct seg_re
     note_damage(s, LOG_DAMAGE_RECORD, r->name, off, sc->expected, first_last);
     if (max_last > s->damage.acked_index)
         s->damage.acked_index = max_last;
+    uint64_t max_entry = 0;
+    rc = search_entries(r, off + 1, sc->expected > 0 ? sc->expected : 1, &max_entry, err);
+    if (rc != RK_OK)
+        return rc;
+    if (max_entry > s->damage.acked_index)
+        s->damage.acked_index = max_entry;
     return recovery_corrupt(s, err, r->name, off, true, "%s%s", problem,
                             found ? " (in synced data: a commit record after it checks out)"
                                   : "");
@@ -1836,6 +1877,10 @@ static void damage_acked(struct seglog *s, const struct listing *ls)
             if (search_commits(&r, 0, &found, &first_last, &max_last, &scratch) == RK_OK &&
                 max_last > d->acked_index)
                 d->acked_index = max_last;
+            uint64_t max_entry = 0;
+            if (search_entries(&r, 0, ls->firsts[i], &max_entry, &scratch) == RK_OK &&
+                max_entry > d->acked_index)
+                d->acked_index = max_entry;
         }
         rk_free(s->alloc, r.buf);
         s->fs->ops->close(s->fs, f);
