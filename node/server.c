@@ -342,14 +342,19 @@ static int open_storage(struct node *n, const char *dir)
         rc = fs_posix_open(path, true, &n->fs_kv, &err);
     }
     if (rc == RK_OK) {
-        struct log_seglog_config lc = {.fs = n->fs_log, .alloc = rk_alloc_libc()};
-        rc = log_seglog_open(&lc, &n->log, &err);
-    }
-    if (rc == RK_OK) {
-        struct bc_config bcc = {.fs = n->fs_kv, .alloc = rk_alloc_libc()};
-        rc = bc_open(&bcc, &n->bc, &err);
-        if (rc == RK_OK)
+        /* The log and the store, repaired from peers if damaged (issue #15: replica.h,
+         * core/log/INTEGRITY.md). */
+        struct replica_storage_config sc = {
+            .log_fs = n->fs_log, .store_fs = n->fs_kv, .alloc = rk_alloc_libc()};
+        struct replica_storage st;
+        rc = replica_storage_open(&sc, &st, &err);
+        if (rc == RK_OK) {
+            n->log = st.log;
+            n->bc = st.bc;
             n->store = bc_kv_store(n->bc);
+            if (st.repairs > 0)
+                node_log("warn", "repaired the data directory %s: %s", dir, st.repaired);
+        }
     }
     if (rc != RK_OK)
         node_log("error", "cannot open the data directory %s: %s", dir, err.text);

@@ -134,7 +134,6 @@ struct sim_node {
     struct durable_log dur; /* what its log disk holds, from the jobs synced (check_durable.h) */
     uint64_t start_gen;     /* restart attempts after a failed open */
     char start_error[SIM_START_ERROR_BYTES]; /* why the last start failed; "" if it did not */
-    int start_rc; /* its code (RK_ECORRUPT, RK_EIO: damage detected at open) */
     uint64_t ticks;       /* ticks taken since the run began (the node's own clock) */
     uint64_t cutoff_tick; /* a leader cut off from a majority since this tick; 0: it is not */
     bool up;
@@ -142,6 +141,7 @@ struct sim_node {
     bool damaged; /* its disks took persistent damage (disk rot|badsector|lost|misdirect): a
                      refusal to start (the damage detected) is then the expected outcome */
     uint64_t damage_seen[2]; /* damage events of logdisk and disk traced so far */
+    uint32_t repairs;        /* starts that repaired damaged storage */
     double rate;
     uint64_t tick_gen;
     struct event *held; /* deliveries held while paused */
@@ -251,6 +251,8 @@ struct sim {
     struct scn_chaos chaos;
     bool chaos_on;
     bool disk_faults; /* the scenario's disk faults are on (until settle) */
+    /* Persistent damage (disk rot|badsector|lost|misdirect): the scenario's, or swarm's draw. */
+    double dmg_rot, dmg_badsector, dmg_lost, dmg_misdirect;
     /* Raft settings (swarm varies them too: small batches and windows expose bugs that
      * batching hides, e.g. a Figure 8 commit that a batched no-op would mask). */
     bool pre_vote, check_quorum;
@@ -508,8 +510,9 @@ static struct simdisk_faults disk_faults(const struct sim *s, const struct sim_n
 {
     const struct scn_disk *d = &s->scn->disk;
     /* Persistent damage strikes a minority only — the highest ids — so that a healthy majority
-     * always holds every committed entry (without repair from peers, a damaged node may stay
-     * down). */
+     * always holds every committed entry: a damaged node repairs from peers (replica.h,
+     * replica_storage_open) and catches up; damage on a majority would stop the cluster (it
+     * must not guess), which the end-of-run check would report. */
     bool damage = s->disk_faults && nd->id > s->n - (s->n - 1) / 2;
     struct simdisk_faults f = {
         .torn_writes = d->torn,
@@ -518,10 +521,10 @@ static struct simdisk_faults disk_faults(const struct sim *s, const struct sim_n
         .write_error = s->disk_faults ? d->errors : 0,
         .sync_error = s->disk_faults ? d->errors : 0,
         .sync_us = d->sync_us,
-        .rot_per_crash = damage ? d->rot : 0,
-        .lse_per_crash = damage ? d->badsector : 0,
-        .lost_write = damage ? d->lost : 0,
-        .misdirected_write = damage ? d->misdirect : 0,
+        .rot_per_crash = damage ? s->dmg_rot : 0,
+        .lse_per_crash = damage ? s->dmg_badsector : 0,
+        .lost_write = damage ? s->dmg_lost : 0,
+        .misdirected_write = damage ? s->dmg_misdirect : 0,
     };
     return f;
 }
@@ -552,42 +555,36 @@ static bool node_disk_crashed(const struct sim_node *nd)
     return simdisk_crashed(nd->disk) || simdisk_crashed(nd->logdisk);
 }
 
-/* Opens the node's Raft log on its log disk (recovery: a torn tail is cut). */
-static int open_log(struct sim *s, struct sim_node *nd)
+/* Opens the node's Raft log and Bitcask as raftkv-node does (replica_storage_open): recovery
+ * cuts torn tails, and damage is repaired from peers (issue #15: the damaged data is cut or
+ * discarded after a durable promise; the node catches up from a leader). A failure here (an
+ * injected read error during recovery, a repair that cannot be done) is retried later, as an
+ * operator would restart a node. */
+static int open_storage(struct sim *s, struct sim_node *nd)
 {
-    struct log_seglog_config lc = {
-        .fs = simdisk_fs(nd->logdisk),
+    struct replica_storage_config rc_cfg = {
+        .log_fs = simdisk_fs(nd->logdisk),
+        .store_fs = simdisk_fs(nd->disk),
         .alloc = rk_alloc_libc(),
         .segment_bytes = s->scn->disk.file_bytes,
-    };
-    struct rk_errmsg err = {{0}};
-    int rc = log_seglog_open(&lc, &nd->log, &err);
-    if (rc != RK_OK) {
-        trace(s, "n%u cannot open its log: %s", nd->id, err.text);
-        snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its log: %s", err.text);
-        nd->start_rc = rc;
-    }
-    return rc;
-}
-
-/* Opens the node's Bitcask on its disk. A failure here (an injected read error or bit flip
- * during recovery) is retried later, as an operator would restart a node; real corruption
- * would fail every time and show up as a liveness failure with the error in the trace. */
-static int open_store(struct sim *s, struct sim_node *nd)
-{
-    struct bc_config bcc = {
-        .fs = simdisk_fs(nd->disk),
-        .alloc = rk_alloc_libc(),
         .max_file_bytes = s->scn->disk.file_bytes,
     };
+    struct replica_storage st;
     struct rk_errmsg err = {{0}};
-    int rc = bc_open(&bcc, &nd->bc, &err);
+    int rc = replica_storage_open(&rc_cfg, &st, &err);
     if (rc != RK_OK) {
-        trace(s, "n%u cannot open its store: %s", nd->id, err.text);
-        snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its store: %s", err.text);
-        nd->start_rc = rc;
+        trace(s, "n%u cannot open its storage: %s", nd->id, err.text);
+        snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its storage: %s", err.text);
         return rc;
     }
+    if (st.repairs > 0) {
+        trace(s, "n%u repaired its storage: %s", nd->id, st.repaired);
+        nd->repairs++;
+        if (s->tl != NULL)
+            tl_mark(s->tl, s->now, nd->id, "repaired its storage");
+    }
+    nd->log = st.log;
+    nd->bc = st.bc;
     nd->store = bc_kv_store(nd->bc);
     return RK_OK;
 }
@@ -597,14 +594,7 @@ static void schedule_start_retry(struct sim *s, struct sim_node *nd);
 static int node_start(struct sim *s, struct sim_node *nd)
 {
     disk_faults_on(s, nd);
-    int rc = open_log(s, nd);
-    if (rc == RK_OK) {
-        rc = open_store(s, nd);
-        if (rc != RK_OK) {
-            nd->log->ops->destroy(nd->log);
-            nd->log = NULL;
-        }
-    }
+    int rc = open_storage(s, nd);
     if (rc != RK_OK) {
         if (s->tl != NULL) {
             char m[300];
@@ -617,7 +607,7 @@ static int node_start(struct sim *s, struct sim_node *nd)
             simdisk_crash(nd->logdisk);
         note_disk_damage(s, nd);
         if (nd->damaged)
-            trace(s, "n%u refused to start on its damaged disk (expected)", nd->id);
+            trace(s, "n%u could not start on its damaged disk (retried)", nd->id);
         schedule_start_retry(s, nd);
         return rc;
     }
@@ -657,7 +647,6 @@ static int node_start(struct sim *s, struct sim_node *nd)
         trace(s, "n%u could not start%s: %s", nd->id,
               nd->damaged ? " (its disk is damaged: expected)" : "", err.text);
         snprintf(nd->start_error, sizeof(nd->start_error), "%s", err.text);
-        nd->start_rc = rc;
         if (s->tl != NULL)
             tl_mark(s->tl, s->now, nd->id, nd->start_error);
         nd->store->ops->destroy(nd->store); /* closes the bitcask */
@@ -669,6 +658,14 @@ static int node_start(struct sim *s, struct sim_node *nd)
         return rc;
     }
     nd->up = true;
+    {
+        struct raft_status rs;
+        raft_status(replica_raft(nd->rep), &rs);
+        if (rs.promised_index != 0)
+            trace(s, "n%u starts with a promise: %s%" PRIu64 " (no vote until then)", nd->id,
+                  rs.promised_index == RAFT_PROMISE_UNKNOWN ? "unknown, " : "",
+                  rs.promised_index == RAFT_PROMISE_UNKNOWN ? 0 : rs.promised_index);
+    }
     nd->start_error[0] = '\0';
     nd->cutoff_tick = 0;
     s->avail_dirty = true;
@@ -2550,15 +2547,12 @@ static void check_stepdown(struct sim *s, struct sim_node *nd)
 /* ------------------------------------------------------------------------------------------ */
 /* Recoverability: the end-of-run check                                                        */
 
-/* Whether a start failure is one the scenario expects (`expect refusal TEXT`), or a node whose
- * disk took persistent damage refusing to open it for that damage (corruption or an unreadable
- * sector detected: the expected outcome until nodes repair from peers; scenarios/README.md). */
+/* Whether a start failure is one the scenario expects (`expect refusal TEXT`). A node whose
+ * disk took persistent damage is no exception: it repairs from its peers (issue #15). */
 static bool refusal_expected(const struct sim *s, const struct sim_node *nd)
 {
     if (nd->up || nd->start_error[0] == '\0')
         return false;
-    if (nd->damaged && (nd->start_rc == RK_ECORRUPT || nd->start_rc == RK_EIO))
-        return true;
     for (uint32_t i = 0; i < s->scn->n_refusals; i++) {
         if (strstr(nd->start_error, s->scn->refusals[i]) != NULL)
             return true;
@@ -2945,6 +2939,16 @@ static void draw_swarm_more(struct sim *s)
         s->ticks_aligned = true;
     if (rnd_chance(s, 0.2))
         s->latency_max = s->latency_min;
+    /* Persistent damage (issue #15) in 1 seed of 5, when the scenario sets none: the damaged
+     * minority must repair from peers and catch up. */
+    bool none =
+        s->dmg_rot == 0 && s->dmg_badsector == 0 && s->dmg_lost == 0 && s->dmg_misdirect == 0;
+    if (rnd_chance(s, 0.2) && none) {
+        s->dmg_rot = rnd_chance(s, 0.5) ? 0.3 : 0;
+        s->dmg_badsector = rnd_chance(s, 0.5) ? 0.1 : 0;
+        s->dmg_lost = rnd_chance(s, 0.5) ? 0.002 : 0;
+        s->dmg_misdirect = rnd_chance(s, 0.5) ? 0.002 : 0;
+    }
 }
 
 static void setup(struct sim *s)
@@ -2967,6 +2971,10 @@ static void setup(struct sim *s)
     s->inflight = scn->inflight;
     s->compact_entries = scn->compact_entries;
     s->compact_keep = scn->compact_keep;
+    s->dmg_rot = scn->disk.rot;
+    s->dmg_badsector = scn->disk.badsector;
+    s->dmg_lost = scn->disk.lost;
+    s->dmg_misdirect = scn->disk.misdirect;
     if (s->opt->swarm || scn->swarm)
         draw_swarm(s);
     s->ticks_aligned = scn->ticks_aligned;
@@ -3140,6 +3148,10 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
                    s->chaos.skew_per_s, s->pre_vote ? "on" : "off", s->check_quorum ? "on" : "off",
                    s->append_entries, s->inflight, s->compact_entries, s->compact_keep,
                    s->compact_bytes, s->compact_keep_bytes);
+    if ((s->opt->trace || s->opt->swarm || scn->swarm) &&
+        (s->dmg_rot > 0 || s->dmg_badsector > 0 || s->dmg_lost > 0 || s->dmg_misdirect > 0))
+        sim_printf(s, "seed %" PRIu64 ": damage rot %.3f badsector %.3f lost %.4f misdirect %.4f\n",
+                   o->seed, s->dmg_rot, s->dmg_badsector, s->dmg_lost, s->dmg_misdirect);
     while (s->n_heap > 0 && !s->failed) {
         if (!run_one(s))
             break;

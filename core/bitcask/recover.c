@@ -467,6 +467,19 @@ static int scan_data(struct bitcask *bc, uint32_t id, const char *name, bool las
             break;
         }
         if (off == 0 && (c.rec.flags & BC_REC_COMMIT) == 0) { /* FORMAT 2: the format mark */
+            /* A format-2 file whose mark was overwritten (a misdirected write of a whole record)
+             * still has commit records after it; a format-1 file never has one. */
+            bool found = false;
+            uint64_t index = 0;
+            rc = search_commits(&r, 1, &found, &index, err);
+            if (rc != RK_OK)
+                break;
+            if (found) {
+                rc = corrupt_at(bc, &r, BC_DAMAGE_RECORD, 0,
+                                "a record where the commit record that opens the file should be",
+                                err);
+                break;
+            }
             rc = rk_errf(err, RK_EMALFORMED,
                          "%s: format 1 (no commit record at offset 0: written by an older "
                          "raftkv); this build reads format 2 only",

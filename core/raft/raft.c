@@ -93,6 +93,9 @@ struct raft {
     /* Leaders. */
     struct raft_progress prs[RAFT_MAX_VOTERS];
     uint64_t transfer_target;
+    /* A lost promise being resolved (raft_config.promised_index): the node stays out of
+     * elections until its commit index reaches an entry of this term (0: none pending). */
+    uint64_t promise_term;
     uint32_t transfer_elapsed;
     struct raft_pending_read *reads;
     size_t n_reads;
@@ -456,10 +459,22 @@ static void raft_become_pre_candidate(struct raft *r)
 }
 
 /* Issue #15: a node that lost entries it may have acknowledged takes no part in elections until
- * a leader has given them back (raft_config.promised_index). */
+ * a leader has given them back (raft_config.promised_index; RAFT_PROMISE_UNKNOWN is above every
+ * commit index, so a node that lost its promise waits for a leader to resolve it). */
+/* A lost promise resolves once the commit index holds an entry of the leader's term
+ * (raft_config.promised_index): the promise becomes that commit index. */
+static void raft_check_promise(struct raft *r)
+{
+    if (r->promise_term == 0 || r->commit == 0 || raft_term_at(r, r->commit) < r->promise_term)
+        return;
+    if (r->commit > r->cfg.promised_index)
+        r->cfg.promised_index = r->commit;
+    r->promise_term = 0;
+}
+
 static bool raft_recovering(const struct raft *r)
 {
-    return r->commit < r->cfg.promised_index;
+    return r->commit < r->cfg.promised_index || r->promise_term != 0;
 }
 
 static void raft_campaign_internal(struct raft *r, bool transfer)
@@ -916,6 +931,7 @@ static void raft_commit_to(struct raft *r, uint64_t index)
         index = raft_last_index(r);
     if (index > r->commit)
         r->commit = index;
+    raft_check_promise(r);
 }
 
 /* Figure 2 AppendEntries RPC receiver. Terms were checked by raft_step (rule 1). */
@@ -996,6 +1012,22 @@ static int raft_step_follower(struct raft *r, const struct raft_msg *m)
     case RAFT_MSG_APPEND:
         r->election_elapsed = 0;
         r->leader = m->from;
+        if (r->cfg.promised_index == RAFT_PROMISE_UNKNOWN) {
+            /* A lost promise (raft_config.promised_index): what the leader has committed stands
+             * for it — its commit index now, and at least one entry of its own term (which
+             * follows every entry committed before the term began, Leader Completeness) —
+             * and a vote for the leader of this term, which has won it, takes the place of
+             * whatever vote this node may have cast in it before. */
+            r->cfg.promised_index = m->commit;
+            r->promise_term = r->term;
+            if (r->vote == RAFT_NONE)
+                r->vote = m->from;
+            raft_logf(r, 4,
+                      "promise unknown: waits for leader %llu's commit index %llu and an entry "
+                      "of term %llu",
+                      (unsigned long long)m->from, (unsigned long long)m->commit,
+                      (unsigned long long)r->term);
+        }
         return raft_handle_append(r, m);
     case RAFT_MSG_HEARTBEAT: {
         r->election_elapsed = 0;
@@ -1484,6 +1516,7 @@ int raft_restore(struct raft *r, uint64_t index, uint64_t term)
         r->written = index;
     r->commit = index;
     r->applied = index; /* the state machine is the snapshot */
+    raft_check_promise(r);
     r->restore_pending = true;
     raft_logf(r, 6, "snapshot installed at %llu (term %llu)", (unsigned long long)index,
               (unsigned long long)term);
@@ -1838,6 +1871,7 @@ void raft_status(const struct raft *r, struct raft_status *st)
     st->transfer_target = r->transfer_target;
     st->snapshot_index = r->snap_index;
     st->snapshot_term = r->snap_term;
+    st->promised_index = r->promise_term != 0 ? RAFT_PROMISE_UNKNOWN : r->cfg.promised_index;
 }
 
 bool raft_progress(const struct raft *r, uint32_t i, struct raft_progress_status *ps)

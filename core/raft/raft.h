@@ -66,6 +66,8 @@
 #define RAFT_NONE       0 /* no node: node ids are >= 1 */
 /* Default largest proposal: a 64 MiB value plus a 64 KiB key and the command around them. */
 #define RAFT_DEFAULT_MAX_ENTRY_BYTES ((64u << 20) + (68u << 10))
+/* raft_config.promised_index when the promise itself is lost (a lost hard state). */
+#define RAFT_PROMISE_UNKNOWN UINT64_MAX
 
 enum raft_role {
     RAFT_FOLLOWER = 0,
@@ -194,7 +196,14 @@ struct raft_config {
      * pre-vote and starts no election, so its lost promises cannot help elect a leader that
      * lacks a committed entry. Its acknowledgments of what it now holds count as any other's.
      * 0: none. Requires a durable term at least the one it acknowledged in (a damaged log, not
-     * a lost hard state: see core/log/INTEGRITY.md). */
+     * a lost hard state: see core/log/INTEGRITY.md).
+     * RAFT_PROMISE_UNKNOWN: what it promised is not known at all (its hard state was lost: a
+     * wiped or new disk, or a hard state that does not check out). It then takes no part in
+     * elections until it has heard an APPEND of a leader: the promise becomes that leader's
+     * commit index (which covers every entry committed before the node lost its state, as long
+     * as the leader is not a deposed one: INTEGRITY.md), and if the node has not voted in that
+     * leader's term it records a vote for that leader, so that it cannot vote a second time in
+     * a term it may have voted in before. */
     uint64_t promised_index;
     const struct rk_alloc *alloc; /* NULL: libc */
     struct raft_logger logger;    /* fn NULL: silent */
@@ -249,6 +258,9 @@ struct raft_status {
     uint64_t transfer_target;
     uint64_t snapshot_index; /* the log starts after this */
     uint64_t snapshot_term;
+    /* raft_config.promised_index as it stands (an unknown one becomes known at the first
+     * APPEND of a leader); the node takes no part in elections while commit is below it. */
+    uint64_t promised_index;
 };
 
 /* Per-follower replication progress as the leader sees it. */

@@ -34,6 +34,9 @@ struct replica_log_job {
     bool has_hard_state;
     struct raft_hard_state hard_state;
     bool need_sync;
+    /* Clear the log store's promise (log.h set_promise) after the writes above: the entries
+     * up to it are durable already (replica.c, maybe_clear_promise). */
+    bool clear_promise;
     /* The last entry written (0, 0 without entries): raft_persisted's argument. */
     uint64_t last_index;
     uint64_t last_term;

@@ -48,6 +48,7 @@
  */
 #include "replica/replica.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "codec/codec.h"
@@ -169,6 +170,7 @@ struct byte_arena {
 
 struct replica {
     struct replica_config cfg;
+    uint64_t promise_on_disk; /* the log store's promise (issue #15); 0: none */
     const struct rk_alloc *alloc;
     struct raft *raft;
     struct kv *kv;
@@ -1021,6 +1023,19 @@ static void apply_entries(struct replica *r, const struct raft_entry *ents, size
 #define SNAP_MAGIC 0x4e534b52u
 static const uint8_t snap_meta_key[] = {KV_KEY_META, 's', 'n', 'a', 'p'};
 
+uint64_t replica_store_snapshot_index(struct kv_store *store)
+{
+    const uint8_t *meta = NULL;
+    uint32_t meta_len = 0;
+    if (store->ops->get(store, snap_meta_key, sizeof(snap_meta_key), &meta, &meta_len) != RK_OK ||
+        meta_len != 16)
+        return 0;
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | meta[i];
+    return v;
+}
+
 static void put32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
@@ -1788,6 +1803,54 @@ static void expiry_sweep(struct replica *r)
     }
 }
 
+/* Issue #15: once the node holds durably the entries it had promised (commit and persisted
+ * index at the promise, which raft resolved if it was unknown), the log store's promise is
+ * dropped, after the writes already out (a job, in order), so that a later restart takes part
+ * in elections at once. Never before they are durable: a crash would forget the promise while
+ * the entries are still missing. */
+static void maybe_clear_promise(struct replica *r)
+{
+    if (r->promise_on_disk == 0)
+        return;
+    struct raft_status st;
+    raft_status(r->raft, &st);
+    if (st.promised_index == RAFT_PROMISE_UNKNOWN || st.commit < st.promised_index ||
+        st.persisted_index < st.promised_index)
+        return;
+    struct log_store *log = r->cfg.log;
+    if (log->ops->set_promise == NULL) {
+        r->promise_on_disk = 0;
+        return;
+    }
+    int rc = RK_OK;
+    if (r->cfg.async_log) {
+        struct replica_log_job *job = log_job_alloc(r->alloc, 0, 0, 0, 0);
+        if (job == NULL) {
+            rc = rk_errf(&r->fail_msg, RK_ENOMEM, "out of memory");
+        } else {
+            job->clear_promise = true;
+            if (!job_push(r, job))
+                return;
+        }
+    } else {
+        rc = log->ops->set_promise(log, 0, &r->fail_msg);
+    }
+    if (rc != RK_OK) {
+        r->failed = true;
+        rk_errwrap(&r->fail_msg, rc, "clearing the log's promise");
+        return;
+    }
+    if (r->cfg.raft.logger.fn != NULL) {
+        char text[160];
+        snprintf(text, sizeof(text),
+                 "holds again every entry it had promised (up to %llu): takes part in elections "
+                 "again",
+                 (unsigned long long)st.promised_index);
+        r->cfg.raft.logger.fn(r->cfg.raft.logger.ctx, 4, text);
+    }
+    r->promise_on_disk = 0;
+}
+
 void replica_tick(struct replica *r)
 {
     replica_begin(r);
@@ -1804,6 +1867,7 @@ void replica_tick(struct replica *r)
     if (!r->failed) {
         snap_tick(r);
         expiry_sweep(r);
+        maybe_clear_promise(r);
         drive(r);
     }
 }
@@ -2381,6 +2445,13 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
     rc_cfg.n_entries = n_ents;
     rc_cfg.applied = kv_applied_index(r->kv);
     r->synced_applied = rc_cfg.applied;
+    /* Issue #15: a repaired log carries the promise of what this node may have acknowledged
+     * and lost (replica_storage_open, core/log/INTEGRITY.md); raft keeps the node out of
+     * elections until it holds those entries again (maybe_clear_promise then drops it). */
+    uint64_t promised = c->log->ops->promised != NULL ? c->log->ops->promised(c->log) : 0;
+    r->promise_on_disk = promised;
+    if (promised > rc_cfg.promised_index)
+        rc_cfg.promised_index = promised;
     rc_cfg.alloc = a;
     rc = raft_create(&rc_cfg, &r->raft, err);
     if (rc != RK_OK) {
