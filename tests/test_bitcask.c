@@ -2193,6 +2193,20 @@ static void random_operations_and_crashes_match_the_model(void **state)
     assert_true(cuts > 500);
 }
 
+/* The churned contents and applied index (expect_churned with more written after). */
+static void expect_churned_and(struct env *e, uint64_t applied)
+{
+    char key[16];
+    char val[48];
+    for (int k = 0; k < 10; k++) {
+        snprintf(key, sizeof(key), "k%d", k);
+        snprintf(val, sizeof(val), "round 19 of key %d", k);
+        expect(e, key, k % 2 == 0 ? NULL : val);
+    }
+    assert_int_equal(bc_count(e->bc), 5);
+    assert_int_equal(bc_applied_index(e->bc), applied);
+}
+
 /* ---- merge in steps (bitcask.h, MERGE IN STEPS in merge.c) ------------------------------- */
 
 /* merge_fixture with ids left free above each new active file, so that the background merge
@@ -2299,6 +2313,42 @@ static void merge_in_steps_keeps_what_is_written_meanwhile_and_its_hints_are_use
     steps_expect(e, 2);
     env_reopen(e);
     steps_expect(e, 2);
+    env_free(e);
+}
+
+/* With few free ids after the closed files (a small merge_id_gap, a big store), the merge still
+ * takes every closed file: its outputs are fewer and bigger than max_file_bytes. */
+static void a_merge_in_a_small_id_gap_takes_every_closed_file(void **state)
+{
+    (void)state;
+    struct env *e = env_new(44, 512);
+    e->cfg.merge_id_gap = 6;
+    env_open_ok(e);
+    uint64_t index = 0;
+    write_churn(e, &index);
+    put1(e, ++index, "k1", "round 19 of key 1");
+    sync_(e);
+    struct bc_stats before = stats(e);
+    assert_true(before.data_files > 10);
+    struct bc_merge_pick pick;
+    bc_merge_pick(e->bc, &pick);
+    assert_int_equal(pick.inputs, before.data_files - 1); /* all but the active file */
+    struct bc_merge_job *j;
+    ok(e, bc_merge_prepare(e->bc, NULL, &j, &e->err));
+    ok(e, bc_merge_run(j));
+    bool done = false;
+    while (!done)
+        ok(e, bc_merge_install(e->bc, j, 3, &done, &e->err));
+    ok(e, bc_merge_cleanup(j));
+    ok(e, bc_merge_end(e->bc, j, &e->err));
+    bc_merge_job_free(j);
+    struct bc_stats after = stats(e);
+    assert_true(after.data_files <= 1 + 6);
+    assert_true(after.total_bytes < before.total_bytes / 2);
+    expect_churned_and(e, 206);
+    env_crash_reopen(e);
+    assert_true(stats(e).hint_files_loaded >= 1);
+    expect_churned_and(e, 206);
     env_free(e);
 }
 
@@ -2868,6 +2918,7 @@ int main(void)
         cmocka_unit_test(merge_in_steps_keeps_what_is_written_meanwhile_and_its_hints_are_used),
         cmocka_unit_test(crash_at_any_step_of_a_merge_in_steps_keeps_every_newest_value),
         cmocka_unit_test(a_failed_run_leaves_the_store_usable),
+        cmocka_unit_test(a_merge_in_a_small_id_gap_takes_every_closed_file),
         cmocka_unit_test(crash_during_the_recovery_of_a_crashed_merge_is_harmless),
         cmocka_unit_test(bit_flips_and_read_errors_never_return_wrong_data),
         cmocka_unit_test(open_without_memory_fails_cleanly_at_every_allocation),

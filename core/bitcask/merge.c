@@ -452,8 +452,8 @@ enum mg_stage {
 struct bc_merge_job {
     struct fs *fs; /* run's and cleanup's */
     const struct rk_alloc *alloc;
-    uint64_t max_file_bytes;
-    uint32_t *inputs; /* ids, ascending */
+    uint64_t max_file_bytes; /* of the outputs (mg_out_bytes) */
+    uint32_t *inputs;        /* ids, ascending */
     size_t n_inputs;
     uint64_t input_bytes;
     uint32_t first_new; /* the outputs' ids: first_new .. first_new + room - 1 */
@@ -469,50 +469,70 @@ struct bc_merge_job {
     struct rk_errmsg err;
 };
 
-/* The ids needed for the outputs of inputs of bytes: pairs of consecutive outputs hold more
- * than max_file_bytes (an output is closed only when the next record does not fit), plus the
- * last one and the MARK record. */
-static uint64_t mg_need(uint64_t bytes, uint64_t max_file_bytes)
+/* The ids needed for the outputs of inputs of bytes, in files of max_bytes: pairs of consecutive
+ * outputs hold more than max_bytes (an output is closed only when the next record does not
+ * fit), plus the last one and the MARK record. */
+static uint64_t mg_need(uint64_t bytes, uint64_t max_bytes)
 {
-    return 2 * (bytes / max_file_bytes) + 4;
+    return 2 * (bytes / max_bytes) + 4;
 }
 
-/* The pick (bitcask.h); *last: the last input's id (0: none). */
-static void mg_pick(struct bitcask *bc, struct bc_merge_pick *pick, uint32_t *last)
+/* A merge needs at least this many free ids after its last input: with fewer, the outputs
+ * would have to be huge. */
+#define MG_MIN_ROOM 6u
+
+/* The size of the merge's output files for inputs of bytes and room free ids (MG_MIN_ROOM or
+ * more): max_file_bytes, or more when that many would not fit the room (then fewer, bigger
+ * files: a data file may be larger than max_file_bytes, as one of a single big batch is). */
+static uint64_t mg_out_bytes(uint64_t bytes, uint64_t room, uint64_t max_file_bytes)
+{
+    RK_ASSERT(room >= MG_MIN_ROOM);
+    if (mg_need(bytes, max_file_bytes) <= room)
+        return max_file_bytes;
+    uint64_t m = (2 * bytes + (room - 4) - 1) / (room - 4); /* 2 * (bytes / m) <= room - 4 */
+    return m > max_file_bytes ? m : max_file_bytes;
+}
+
+/* The pick (bitcask.h): every closed file up to the last one after which at least MG_MIN_ROOM
+ * ids are free (or an active file not yet made, whose id can move up). *last: the last input's
+ * id (0: none); *room: the ids free after it (UINT32_MAX: as many as wanted). O(ids). */
+static void mg_pick(struct bitcask *bc, struct bc_merge_pick *pick, uint32_t *last, uint32_t *room)
 {
     memset(pick, 0, sizeof(*pick));
     *last = 0;
+    *room = 0;
     bool has_active = bc_file_at(bc, bc->active_id)->f != NULL;
     uint32_t n = 0;
     uint64_t bytes = 0;
     uint64_t dead = 0;
-    for (uint32_t id = bc->lo_id; id < bc->active_id; id++) {
+    uint32_t prev = 0; /* the last closed file met */
+    for (uint32_t id = bc->lo_id; id <= bc->active_id; id++) {
         struct bc_file *f = bc_file_at(bc, id);
-        if (f->f == NULL)
+        bool end = id == bc->active_id;
+        if (f->f == NULL && !end)
             continue;
+        if (prev != 0) { /* the prefix up to prev, followed by the free ids before id */
+            uint32_t free_ids = end && !has_active ? UINT32_MAX : id - prev - 1;
+            if (free_ids >= MG_MIN_ROOM) {
+                *pick = (struct bc_merge_pick){.inputs = n, .bytes = bytes, .dead_bytes = dead};
+                *last = prev;
+                *room = free_ids;
+            }
+        }
+        if (end)
+            break;
         n++;
         bytes += f->size;
         dead += f->size - f->live;
-        uint32_t next = id + 1;
-        while (next < bc->active_id && bc_file_at(bc, next)->f == NULL)
-            next++;
-        /* After the last file before an active file not yet made, the room is made by moving
-         * the active file's id up (prepare). */
-        bool fits = next == bc->active_id && !has_active
-                        ? bc->active_id < BC_MAX_FILE_ID - mg_need(bytes, bc->max_file_bytes) - 1 -
-                                              bc->merge_id_gap
-                        : next - id - 1 >= mg_need(bytes, bc->max_file_bytes);
-        if (fits) {
-            *pick = (struct bc_merge_pick){.inputs = n, .bytes = bytes, .dead_bytes = dead};
-            *last = id;
-        }
+        prev = id;
     }
 }
 
 void bc_merge_pick(struct bitcask *bc, struct bc_merge_pick *pick)
 {
     uint32_t last;
-    mg_pick(bc, pick, &last);
+    uint32_t room;
+    mg_pick(bc, pick, &last, &room);
 }
 
 bool bc_merge_wanted(struct bitcask *bc, const struct bc_merge_policy *policy)
@@ -541,13 +561,20 @@ int bc_merge_prepare(struct bitcask *bc, struct fs *fs, struct bc_merge_job **ou
         return rk_errf(err, RK_EBUSY, "merge: an earlier one left files; reopen the store first");
     struct bc_merge_pick pick;
     uint32_t last;
-    mg_pick(bc, &pick, &last);
+    uint32_t room;
+    mg_pick(bc, &pick, &last, &room);
     if (pick.inputs == 0)
         return RK_OK;
     uint64_t need = mg_need(pick.bytes, bc->max_file_bytes);
+    need = need > MG_MIN_ROOM ? need : MG_MIN_ROOM;
+    bool move_active = room == UINT32_MAX && bc->active_id - last - 1 < need;
+    if (room == UINT32_MAX) { /* the active file, not yet made, moves up if need be */
+        if (need > BC_MAX_FILE_ID - 1 - bc->merge_id_gap - last)
+            return rk_errf(err, RK_ENOSPC, "merge: out of data file ids");
+        room = (uint32_t)(move_active ? need : bc->active_id - last - 1);
+    }
     struct bc_merge_job *j = rk_malloc(bc->alloc, sizeof(*j));
     uint32_t *ids = rk_malloc(bc->alloc, pick.inputs * sizeof(*ids));
-    bool move_active = bc_file_at(bc, bc->active_id)->f == NULL && bc->active_id - last - 1 < need;
     if (j == NULL || ids == NULL ||
         (move_active &&
          bc_files_cover(bc, (uint32_t)(last + 1 + need + bc->merge_id_gap)) != RK_OK)) {
@@ -560,7 +587,7 @@ int bc_merge_prepare(struct bitcask *bc, struct fs *fs, struct bc_merge_job **ou
     memset(j, 0, sizeof(*j));
     j->fs = fs != NULL ? fs : bc->fs;
     j->alloc = bc->alloc;
-    j->max_file_bytes = bc->max_file_bytes;
+    j->max_file_bytes = mg_out_bytes(pick.bytes, room, bc->max_file_bytes);
     j->inputs = ids;
     for (uint32_t id = bc->lo_id; id <= last; id++) {
         struct bc_file *f = bc_file_at(bc, id);
@@ -570,7 +597,7 @@ int bc_merge_prepare(struct bitcask *bc, struct fs *fs, struct bc_merge_job **ou
     RK_ASSERT(j->n_inputs == pick.inputs);
     j->input_bytes = pick.bytes;
     j->first_new = last + 1;
-    j->room = (uint32_t)need;
+    j->room = room;
     j->stage = MG_PREPARED;
     bc->merge = j;
     *out = j;
