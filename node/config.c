@@ -89,6 +89,18 @@ static const struct opt_def opt_defs[] = {
             "peer frame and peer send queue (default 67108864: 64 MiB)"),
     OPT_NUM("max-inline-bytes", OPT_U32, max_inline_bytes, 64, 1u << 20, "64..1048576", "N",
             "bytes of an inline (telnet-style) request (default 65536)"),
+    OPT_NUM("store-file-bytes", OPT_U64, store_file_bytes, 4096, 1ull << 40, "4096..2^40", "N",
+            "a Bitcask data file is closed and a new one started past this\n"
+            "many bytes; only closed files are merged (default 67108864)"),
+    OPT_NUM("merge-frag-percent", OPT_U32, merge_frag_percent, 0, 100, "0..100", "P",
+            "merge the closed data files once P% of their bytes are dead\n"
+            "(overwritten or deleted records); 0: never for this reason\n"
+            "(Bitcask's frag_merge_trigger; default 50)"),
+    OPT_NUM("merge-dead-bytes", OPT_U64, merge_dead_bytes, 0, UINT64_MAX, "an integer", "N",
+            "or once they hold N dead bytes; 0: never for this reason\n"
+            "(Bitcask's dead_bytes_merge_trigger; default 536870912)"),
+    OPT_NUM("merge-min-dead-bytes", OPT_U64, merge_min_dead_bytes, 0, UINT64_MAX, "an integer", "N",
+            "but never for fewer than N dead bytes (default 16777216)"),
     OPT_STR("requirepass", requirepass, 0, "a password (up to 511 bytes)", "PASSWORD",
             "clients must AUTH with it (user \"default\") before any\n"
             "other command, as Redis (default: none)"),
@@ -238,6 +250,10 @@ int config_parse_args(int argc, char **argv, struct options *o)
                           .max_args = 65536,
                           .max_value_bytes = RK_LIMITS_VALUE_DEFAULT,
                           .max_inline_bytes = RESP_MAX_INLINE_DEFAULT,
+                          .store_file_bytes = 64ull << 20,
+                          .merge_frag_percent = 50,
+                          .merge_dead_bytes = 512ull << 20,
+                          .merge_min_dead_bytes = 16ull << 20,
                           .check_quorum = true,
                           .pre_vote = true};
     for (int pass = 0; pass < 2; pass++) {

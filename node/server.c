@@ -344,8 +344,11 @@ static int open_storage(struct node *n, const char *dir)
     if (rc == RK_OK) {
         /* The log and the store, repaired from peers if damaged (issue #15: replica.h,
          * core/log/INTEGRITY.md). */
-        struct replica_storage_config sc = {
-            .log_fs = n->fs_log, .store_fs = n->fs_kv, .alloc = rk_alloc_libc()};
+        struct replica_storage_config sc = {.log_fs = n->fs_log,
+                                            .store_fs = n->fs_kv,
+                                            .alloc = rk_alloc_libc(),
+                                            .max_file_bytes = n->opt.store_file_bytes,
+                                            .merge_id_gap = NODE_MERGE_ID_GAP};
         struct replica_storage st;
         rc = replica_storage_open(&sc, &st, &err);
         if (rc == RK_OK) {
@@ -354,8 +357,11 @@ static int open_storage(struct node *n, const char *dir)
             n->store = bc_kv_store(n->bc);
             if (st.repairs > 0)
                 node_log("warn", "repaired the data directory %s: %s", dir, st.repaired);
+            node_merge_log_open(n->bc, node_log);
         }
     }
+    if (rc == RK_OK)
+        rc = fs_posix_open(path, false, &n->fs_merge, &err); /* DIR/kv, the merge thread's */
     if (rc != RK_OK)
         node_log("error", "cannot open the data directory %s: %s", dir, err.text);
     return rc;
@@ -367,6 +373,7 @@ static void close_storage(struct node *n)
         n->store->ops->destroy(n->store); /* closes the bitcask */
     if (n->log)
         n->log->ops->destroy(n->log);
+    fs_posix_close(n->fs_merge);
     fs_posix_close(n->fs_kv);
     fs_posix_close(n->fs_log);
     fs_posix_close(n->fs_root);
@@ -430,6 +437,7 @@ static void on_timer(struct node *n)
         drain_outputs(n);
     }
     peer_timer(n);
+    node_merge_tick(n->merge, node_now_ms());
 }
 
 /* Log writes the storage thread finished: back to the replica, in order (replica.h). Deferred
@@ -450,6 +458,9 @@ static void on_event(struct node *n, struct ev_tag *tag, uint32_t events)
     switch (tag->kind) {
     case EV_STORAGE:
         on_storage_done(n);
+        break;
+    case EV_MERGE:
+        node_merge_on_done(n->merge);
         break;
     case EV_TIMER:
         on_timer(n);
@@ -558,6 +569,10 @@ static int turn(struct node *n, int timeout_ms)
     }
     if (n->storage_failed) {
         node_log("error", "storage failed, stopping: out of memory queueing log writes");
+        return 1;
+    }
+    if (node_merge_install_step(n->merge) != RK_OK) {
+        node_log("error", "storage failed, stopping: the merge found the store damaged");
         return 1;
     }
     return 0;
@@ -689,8 +704,17 @@ int server_start(struct node *n, const struct options *o)
         return 1;
     }
     n->storage_tag.kind = EV_STORAGE;
-    if (setup_fds(n, o->client) != 0 ||
-        ep_set(n, EPOLL_CTL_ADD, node_storage_fd(n->storage), EPOLLIN, &n->storage_tag) != 0) {
+    n->merge_tag.kind = EV_MERGE;
+    struct bc_merge_policy mp = {.frag_percent = o->merge_frag_percent,
+                                 .dead_bytes = o->merge_dead_bytes,
+                                 .min_dead_bytes = o->merge_min_dead_bytes};
+    if (node_merge_start(&n->merge, n->bc, n->fs_merge, &mp, node_log, &err) != RK_OK)
+        node_log("error", "cannot start: %s", err.text);
+    if (n->merge == NULL || setup_fds(n, o->client) != 0 ||
+        ep_set(n, EPOLL_CTL_ADD, node_storage_fd(n->storage), EPOLLIN, &n->storage_tag) != 0 ||
+        ep_set(n, EPOLL_CTL_ADD, node_merge_fd(n->merge), EPOLLIN, &n->merge_tag) != 0) {
+        node_merge_stop(n->merge);
+        n->merge = NULL;
         node_storage_stop(n->storage);
         n->storage = NULL;
         replica_destroy(n->rep);
@@ -710,9 +734,11 @@ int server_run(struct node *n)
 {
     int rc = 0;
     while (!n->stopping && rc == 0)
-        rc = turn(n, -1);
+        rc = turn(n, node_merge_installing(n->merge) ? 0 : -1); /* install: a chunk a turn */
     if (rc == 0)
         rc = shutdown_node(n);
+    node_merge_stop(n->merge); /* waits for a merge step in progress */
+    n->merge = NULL;
     /* The log's last writes finish before the store is synced and the log is closed. */
     node_storage_stop(n->storage);
     n->storage = NULL;
@@ -727,6 +753,8 @@ void server_stop(struct node *n)
 {
     node_storage_stop(n->storage); /* NULL after server_run */
     n->storage = NULL;
+    node_merge_stop(n->merge);
+    n->merge = NULL;
     if (n->rep != NULL)
         replica_destroy(n->rep);
     n->rep = NULL;

@@ -113,6 +113,10 @@ struct options {
     uint32_t max_args;
     uint64_t max_value_bytes; /* every size limit derives from it: common/limits.h */
     uint32_t max_inline_bytes;
+    uint64_t store_file_bytes;   /* Bitcask: a data file is closed past this */
+    uint32_t merge_frag_percent; /* merge triggers (bc_merge_policy, node/storage.h) */
+    uint64_t merge_dead_bytes;
+    uint64_t merge_min_dead_bytes;
     bool check_quorum;
     bool pre_vote;
     char requirepass[512]; /* "": no password (every connection is authenticated) */
@@ -126,8 +130,17 @@ int config_parse_args(int argc, char **argv, struct options *o);
 /* ------------------------------------------------------------------------------------------ */
 /* State                                                                                      */
 
-enum ev_kind { EV_TIMER = 1, EV_SIGNAL, EV_PEER_LISTEN, EV_CLIENT_LISTEN, EV_PEER, EV_PENDING, EV_CLIENT,
-               EV_STORAGE };
+enum ev_kind {
+    EV_TIMER = 1,
+    EV_SIGNAL,
+    EV_PEER_LISTEN,
+    EV_CLIENT_LISTEN,
+    EV_PEER,
+    EV_PENDING,
+    EV_CLIENT,
+    EV_STORAGE,
+    EV_MERGE
+};
 
 struct ev_tag {
     enum ev_kind kind;
@@ -294,6 +307,9 @@ struct node {
     bool storage_failed; /* a submission ran out of memory: the log is unusable */
     /* Slow turns (server.c turn): how many, the longest, and when one was last logged. */
     uint64_t slow_turns, slowest_turn_ms, slow_turn_logged_ms;
+    struct node_merge *merge; /* the store's background merge (node/storage.h) */
+    struct ev_tag merge_tag;
+    struct fs *fs_merge; /* the merge thread's handle on DIR/kv */
     struct log_store *log;
     struct bitcask *bc;
     struct kv_store *store;

@@ -61,9 +61,12 @@ enum ev_type {
     EV_DIE,         /* a crash point that never came: crash now (a = start generation) */
     EV_MERGE,       /* Bitcask merge on a node */
     EV_STORAGE,     /* a node's storage finished a group of log writes (a = storage gen) */
+    EV_MERGE_STEP,  /* the next step of a node's background merge (a = merge gen) */
 };
 
 #define SIM_START_ERROR_BYTES 200
+/* bc_config.merge_id_gap of the nodes' stores (raftkv-node's is larger: its files are). */
+#define SIM_MERGE_ID_GAP 16
 
 struct sim_msg {
     uint32_t from;
@@ -132,6 +135,12 @@ struct sim_node {
     size_t n_jobq, cap_jobq, n_running;
     uint64_t storage_gen;
     struct durable_log dur; /* what its log disk holds, from the jobs synced (check_durable.h) */
+    /* The background merge, as raftkv-node runs it (bitcask.h, MERGE IN STEPS): prepared on
+     * the node, run and cleaned up by its storage thread (an event each, after a latency),
+     * installed in small chunks between other events; a crash drops it (merge_gen moves on). */
+    struct bc_merge_job *merge_job;
+    int merge_stage; /* the step EV_MERGE_STEP runs next: 0 run, 1 install, 2 cleanup, 3 end */
+    uint64_t merge_gen;
     uint64_t start_gen;     /* restart attempts after a failed open */
     char start_error[SIM_START_ERROR_BYTES]; /* why the last start failed; "" if it did not */
     uint64_t ticks;       /* ticks taken since the run began (the node's own clock) */
@@ -568,6 +577,7 @@ static int open_storage(struct sim *s, struct sim_node *nd)
         .alloc = rk_alloc_libc(),
         .segment_bytes = s->scn->disk.file_bytes,
         .max_file_bytes = s->scn->disk.file_bytes,
+        .merge_id_gap = SIM_MERGE_ID_GAP,
     };
     struct replica_storage st;
     struct rk_errmsg err = {{0}};
@@ -700,6 +710,9 @@ static void storage_drop(struct sim_node *nd)
     nd->n_jobq = 0;
     nd->n_running = 0;
     nd->storage_gen++;
+    bc_merge_job_free(nd->merge_job); /* the merge dies with the process: open sorts it out */
+    nd->merge_job = NULL;
+    nd->merge_gen++;
 }
 
 static void node_crash(struct sim *s, struct sim_node *nd)
@@ -2721,6 +2734,62 @@ static bool run_one(struct sim *s)
     return true;
 }
 
+/* One step of the node's background merge (EV_MERGE_STEP; the steps of bitcask.h). run and
+ * cleanup are the storage thread's; install goes a few entries at a time, so that client
+ * writes, reads and crashes come in between, as on the node's event loop. A merge that fails
+ * leaves the store usable (bitcask.c, MERGE): it is traced and dropped. */
+static void merge_step(struct sim *s, struct sim_node *nd)
+{
+    struct bc_merge_job *j = nd->merge_job;
+    struct rk_errmsg err = {{0}};
+    int rc = RK_OK;
+    bool done = false;
+    uint64_t delay = 0;
+    switch (nd->merge_stage) {
+    case 0:
+        rc = bc_merge_run(j);
+        trace(s, "n%u merge run: %s%s%s", nd->id, rk_strerror(rc), rc == RK_OK ? "" : ": ",
+              bc_merge_job_error(j));
+        nd->merge_stage = 1;
+        delay = rnd_range(s, 100, 2000);
+        break;
+    case 1:
+        rc = bc_merge_install(nd->bc, j, (size_t)rnd_range(s, 1, 8), &done, &err);
+        if (rc != RK_OK) {
+            trace(s, "n%u merge install: %s: %s", nd->id, rk_strerror(rc), err.text);
+            bc_merge_end(nd->bc, j, &err);
+            bc_merge_job_free(j);
+            nd->merge_job = NULL;
+            check_node(s, nd);
+            return;
+        }
+        if (done) {
+            trace(s, "n%u merge installed", nd->id);
+            nd->merge_stage = 2;
+            delay = rnd_range(s, 1000, 20000);
+        } else {
+            delay = rnd_range(s, 100, 2000);
+        }
+        break;
+    case 2:
+        rc = bc_merge_cleanup(j);
+        trace(s, "n%u merge cleanup: %s%s%s", nd->id, rk_strerror(rc), rc == RK_OK ? "" : ": ",
+              bc_merge_job_error(j));
+        nd->merge_stage = 3;
+        delay = rnd_range(s, 100, 2000);
+        break;
+    default:
+        rc = bc_merge_end(nd->bc, j, &err);
+        bc_merge_job_free(j);
+        nd->merge_job = NULL;
+        trace(s, "n%u merge: %s", nd->id, rc == RK_OK ? "done" : err.text);
+        check_node(s, nd);
+        return;
+    }
+    ev_push(s, s->now + delay, EV_MERGE_STEP, nd->id, nd->merge_gen, 0, NULL);
+    check_node(s, nd); /* a crash point the merge's disk calls reached */
+}
+
 static void handle(struct sim *s, struct event *e)
 {
     struct sim_node *nd = e->node >= 1 && e->node <= s->n ? &s->nodes[e->node] : NULL;
@@ -2746,22 +2815,29 @@ static void handle(struct sim *s, struct event *e)
             node_crash(s, nd);
         return;
     case EV_MERGE:
-        if (nd->up && !nd->paused && !nd->dying) {
+        if (nd->up && !nd->paused && !nd->dying && nd->merge_job == NULL) {
             struct rk_errmsg err = {{0}};
-            int rc = bc_merge(nd->bc, &err);
-            trace(s, "n%u merge: %s%s%s", nd->id, rk_strerror(rc), rc == RK_OK ? "" : ": ",
+            int rc = bc_merge_prepare(nd->bc, NULL, &nd->merge_job, &err);
+            trace(s, "n%u merge: %s%s%s", nd->id,
+                  nd->merge_job != NULL ? "prepared" : rk_strerror(rc), rc == RK_OK ? "" : ": ",
                   rc == RK_OK ? "" : err.text);
-            if (rc != RK_OK && !node_disk_crashed(nd)) {
-                if (s->tl != NULL)
-                    tl_mark(s->tl, s->now, nd->id, "merge failed: stopped");
-                node_crash(s, nd); /* a storage failure stops the node; it is restarted */
-                schedule_start_retry(s, nd);
-            } else {
-                check_node(s, nd);
+            if (nd->merge_job != NULL) {
+                nd->merge_stage = 0;
+                ev_push(s, s->now + rnd_range(s, 1000, 50000), EV_MERGE_STEP, e->node,
+                        nd->merge_gen, 0, NULL);
             }
         }
         ev_push(s, s->now + rnd_range(s, s->scn->disk.merge_us / 2, s->scn->disk.merge_us * 3 / 2),
                 EV_MERGE, e->node, 0, 0, NULL);
+        return;
+    case EV_MERGE_STEP:
+        if (!nd->up || e->a != nd->merge_gen || nd->merge_job == NULL)
+            return;
+        if (nd->paused) { /* the storage thread is stopped with its process */
+            node_hold(nd, e);
+            return;
+        }
+        merge_step(s, nd);
         return;
     case EV_STORAGE:
         if (!nd->up || e->a != nd->storage_gen)
