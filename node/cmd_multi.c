@@ -15,7 +15,9 @@
  *     SELECT changes the database of the commands queued after it, and the connection's at EXEC;
  *   - any other command (KEYS, SCAN, CLIENT, INFO ...): its slot is an error (DEVIATIONS.md).
  * Queue entries (c->multi_q): 'O' + an op in the kv op layout ([code u8][db u8][flags u16]
- * [num i64][argc u32] argc x [len u32][bytes]), or 'C' + [len u32] + the reply's RESP bytes.
+ * [num i64][argc u32] argc x [len u32][bytes]); 'C' + [len u32] + the reply's RESP bytes; 'G'
+ * + an EXISTS op + [len u32][error text]: nil if the key is missing, else the error (GETEX
+ * with a bad time, which Redis refuses only for a key that exists).
  *
  * WATCH k...: a linearizable read (KV_C_WATCH, through ReadIndex) gives each key's version
  * (its mod index, 0 if absent) and the watch point; EXEC carries them and the state machine
@@ -158,6 +160,25 @@ void data_submit(struct node *n, struct client *c, struct item *it, const struct
         add_error(it, "ERR command over the request limits");
 }
 
+/* Between MULTI and EXEC: an EXISTS op whose slot of EXEC's reply is nil if the key is
+ * missing, else the error text (GETEX with a bad time: Redis looks the key up first). */
+void multi_queue_probe(struct node *n, struct client *c, struct item *it, const struct kv_op2 *op,
+                       const char *text)
+{
+    (void)n;
+    size_t at = c->multi_q.len, tl = strlen(text);
+    uint8_t len[4];
+    le_put(len, tl, 4);
+    if (!queue_op(c, op) || !buf_append(&c->multi_q, len, 4) ||
+        !buf_append(&c->multi_q, text, tl)) {
+        c->multi_q.len = at;
+        add_error(it, "ERR out of memory");
+        return;
+    }
+    c->multi_q.p[at] = 'G';
+    it->queued = true;
+}
+
 /* commands.c, for a command run between MULTI and EXEC: the handler either queued an op
  * (it->queued) or answered at once (its reply is kept for EXEC's array); either way the
  * client now reads +QUEUED. */
@@ -296,6 +317,19 @@ static void exec_reply(struct node *n, struct item *it, const uint8_t *res, size
             size_t len = (size_t)le_get(p + 1, 4);
             add_raw(it, p + 5, len);
             p += 5 + len;
+        } else if (p[0] == 'G') {
+            struct kv_op2 op;
+            p += read_op(p, &op, NULL);
+            size_t tl = (size_t)le_get(p, 4);
+            struct kv_res_item r;
+            if (res != NULL && kv_res_next(&ri, &r) && r.type == KV_RES_INT && r.num == 0) {
+                add_null(it);
+            } else {
+                char text[256];
+                snprintf(text, sizeof(text), "%.*s", (int)tl, (const char *)p + 4);
+                add_error(it, text);
+            }
+            p += 4 + tl;
         } else {
             struct kv_op2 op;
             p += read_op(p, &op, NULL);
@@ -310,6 +344,15 @@ static void done_exec(struct node *n, struct item *it, uint32_t part,
 {
     (void)part;
     exec_reply(n, it, rp->val, rp->val_len);
+    /* A SELECT inside a transaction that WATCH could abort takes effect if it ran. */
+    if (it->a2 && !(rp->val_len > 0 && rp->val[0] == KV_RES_NIL_ARRAY))
+        it->c->db = (uint8_t)it->a1;
+}
+
+static void exec_released(struct node *n, struct item *it)
+{
+    it->c->watch_wait = false;
+    n->reparse = true;
 }
 
 void cmd_exec(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
@@ -332,7 +375,13 @@ void cmd_exec(struct node *n, struct client *c, struct item *it, const struct re
     c->multi_q = it->aux;
     it->aux = q;
     it->parts = c->multi_n;
-    c->db = c->multi_db;
+    /* SELECT inside it: the connection's database changes if the transaction runs. Without
+     * watches it certainly does; with them, the commands after EXEC wait for its answer. */
+    bool held = c->watch_n > 0 && c->multi_db != c->db;
+    if (!held)
+        c->db = c->multi_db;
+    it->a1 = c->multi_db;
+    it->a2 = held;
     uint32_t n_ops = 0, n_args = 0;
     for (const uint8_t *p = q.p + q.off, *end = q.p + q.len; p < end;) {
         if (p[0] == 'C') {
@@ -342,7 +391,10 @@ void cmd_exec(struct node *n, struct client *c, struct item *it, const struct re
         n_ops++;
         n_args += (uint32_t)le_get(p + 13, 4);
         struct kv_op2 op;
+        bool probe = p[0] == 'G';
         p += read_op(p, &op, NULL);
+        if (probe)
+            p += 4 + (size_t)le_get(p, 4);
     }
     if (n_ops == 0 && c->watch_n == 0) {
         exec_reply(n, it, NULL, 0);
@@ -360,7 +412,10 @@ void cmd_exec(struct node *n, struct client *c, struct item *it, const struct re
                 p += 5 + (size_t)le_get(p + 1, 4);
                 continue;
             }
+            bool probe = p[0] == 'G';
             p += read_op(p, &ops[k], args + ka);
+            if (probe)
+                p += 4 + (size_t)le_get(p, 4);
             ka += ops[k].argc;
             k++;
         }
@@ -379,7 +434,15 @@ void cmd_exec(struct node *n, struct client *c, struct item *it, const struct re
                               .n_ops = n_ops,
                               .ops = ops};
         it->on_reply = done_exec;
+        if (held) {
+            it->on_done = exec_released;
+            c->watch_wait = true;
+        }
         ok = server_cmd(n, c, it, &cmd);
+        if (!ok && held) {
+            it->on_done = NULL;
+            c->watch_wait = false;
+        }
     }
     free(ops);
     free(args);
@@ -481,6 +544,9 @@ void cmd_unwatch(struct node *n, struct client *c, struct item *it, const struct
     (void)n;
     (void)a;
     (void)argc;
-    unwatch(c);
+    /* Inside MULTI it is queued and changes nothing: EXEC checks the watches first (and
+     * forgets them after, as Redis). */
+    if (!c->in_multi)
+        unwatch(c);
     add_simple(it, "OK");
 }

@@ -588,6 +588,18 @@ static void done_memory_usage(struct node *n, struct item *it, uint32_t part,
         add_integer(it, (int64_t)rp->val_len + (int64_t)it->a1 + 56);
 }
 
+static void done_memory_usage_op(struct node *n, struct item *it, uint32_t part,
+                                 const struct replica_reply *rp)
+{
+    struct kv_res_iter ri;
+    struct kv_res_item r;
+    kv_res_begin(&ri, rp->val, rp->val_len);
+    bool found = kv_res_next(&ri, &r) && r.type == KV_RES_BULK;
+    struct replica_reply as = {.status = found ? REPLICA_OK : REPLICA_NOT_FOUND,
+                               .val_len = found ? r.len : 0};
+    done_memory_usage(n, it, part, &as);
+}
+
 /* MEMORY USAGE key [SAMPLES n] */
 void cmd_memory_usage(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
                       uint32_t argc)
@@ -606,6 +618,13 @@ void cmd_memory_usage(struct node *n, struct client *c, struct item *it, const s
         }
     }
     it->a1 = (int64_t)a[2].len;
+    if (c->db != 0) { /* the GET op of the state machine, in the connection's database */
+        n->kargs[0] = (struct kv_arg){.p = a[2].len ? a[2].ptr : NULL, .len = (uint32_t)a[2].len};
+        struct kv_op2 op = {.code = KV_C_GET, .db = c->db, .argc = 1, .argv = n->kargs};
+        data_submit(n, c, it, &op);
+        it->on_reply = done_memory_usage_op;
+        return;
+    }
     it->on_reply = done_memory_usage;
     it->done = false;
     server_request(n, c, it, 0, REPLICA_GET, &a[2], NULL, 0, 0);

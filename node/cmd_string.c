@@ -190,12 +190,20 @@ void cmd_getex(struct node *n, struct client *c, struct item *it, const struct r
     if (!parse_ext(it, a, 2, argc, GETEX_CMD, &flags, &time))
         return;
     if (time != NULL && !expire_arg(it, time, flags & KV_F_MS, "getex", &num)) {
-        if (c->in_multi)
-            return; /* the error is its slot of EXEC's reply (DEVIATIONS.md) */
         /* it->bytes holds the error line: keep its text for after the probe. */
         const uint8_t *e = it->bytes.p + it->bytes.off;
         size_t el = buf_unread(&it->bytes);
-        if (el >= 3 && e[0] == '-' && buf_append(&it->aux, e + 1, el - 3)) {
+        if (c->in_multi && el >= 3 && el < 200 && e[0] == '-') {
+            char text[200];
+            snprintf(text, sizeof(text), "%.*s", (int)(el - 3), (const char *)e + 1);
+            it->bytes.off = it->bytes.len = 0;
+            n->kargs[0] =
+                (struct kv_arg){.p = a[1].len ? a[1].ptr : NULL, .len = (uint32_t)a[1].len};
+            struct kv_op2 op = {.code = KV_C_EXISTS, .db = cur_db(c), .argc = 1, .argv = n->kargs};
+            multi_queue_probe(n, c, it, &op, text);
+            return;
+        }
+        if (!c->in_multi && el >= 3 && e[0] == '-' && buf_append(&it->aux, e + 1, el - 3)) {
             it->bytes.off = it->bytes.len = 0;
             submit_args(n, c, it, KV_C_EXISTS, 0, 0, a, 1, 2);
             it->on_reply = done_getex_bad;

@@ -462,7 +462,17 @@ void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struc
     }
     c->last_cmd = cmd->name;
     if (!arity_ok(cmd, argc)) {
-        cmd_arity_error(it, cmd);
+        if (cmd->proc == cmd_exec) {
+            /* Redis's execCommandAbort (in MULTI or not): the transaction goes, and the error
+             * says why. */
+            multi_reset(c);
+            add_errorf(it,
+                       "EXECABORT Transaction discarded because of: wrong number of "
+                       "arguments for '%s' command",
+                       cmd->name);
+        } else {
+            cmd_arity_error(it, cmd);
+        }
         n->stats.total_errors++;
         c->multi_dirty |= c->in_multi;
         return;

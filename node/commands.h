@@ -120,6 +120,8 @@ void data_submit(struct node *n, struct client *c, struct item *it, const struct
 /* A state machine result (kv_res) as RESP into it. */
 void add_kv_res(struct node *n, struct item *it, const uint8_t *res, size_t len);
 void multi_queued(struct node *n, struct client *c, struct item *it);
+void multi_queue_probe(struct node *n, struct client *c, struct item *it, const struct kv_op2 *op,
+                       const char *text);
 void multi_queue_error(struct node *n, struct client *c, struct item *it, const char *text);
 /* Leaves MULTI and forgets the watched keys (EXEC, DISCARD, RESET). */
 void multi_reset(struct client *c);
