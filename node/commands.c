@@ -122,6 +122,28 @@ static const struct cmd memory_subs[] = {
     {NULL},
 };
 
+#define SCR_ACL (ACL_SLOW | ACL_SCRIPTING)
+static const struct cmd script_subs[] = {
+    {"script|exists", -3, CMD_NOSCRIPT, 0, 0, 0, SCR_ACL,
+     "request_policy:all_shards response_policy:agg_logical_and", NOSPECS,
+     "Check existence of scripts in the script cache.", "2.6.0", "scripting",
+     "O(N) with N being the number of scripts to check (so checking a single script is an O(1) "
+     "operation).",
+     cmd_script, NULL, TXN_NONE},
+    {"script|flush", -2, CMD_NOSCRIPT, 0, 0, 0, SCR_ACL,
+     "request_policy:all_nodes response_policy:all_succeeded", NOSPECS,
+     "Remove all the scripts from the script cache.", "2.6.0", "scripting",
+     "O(N) with N being the number of scripts in cache", cmd_script, NULL, TXN_NONE},
+    {"script|help", 2, LS, 0, 0, 0, SCR_ACL, "", NOSPECS,
+     "Show helpful text about the different subcommands", "5.0.0", "scripting", "O(1)", cmd_script,
+     NULL, TXN_NONE},
+    {"script|load", 3, CMD_NOSCRIPT | CMD_STALE, 0, 0, 0, SCR_ACL,
+     "request_policy:all_nodes response_policy:all_succeeded", NOSPECS,
+     "Load the specified Lua script into the script cache.", "2.6.0", "scripting",
+     "O(N) with N being the length in bytes of the script body.", cmd_script, NULL, TXN_NONE},
+    {NULL},
+};
+
 static const struct cmd cmd_table[] = {
     /* strings (cmd_string.c), keyspace (cmd_keyspace.c), transactions (cmd_multi.c): rows
      * generated from Redis 7.0's COMMAND INFO and COMMAND DOCS */
@@ -336,6 +358,18 @@ static const struct cmd cmd_table[] = {
     {"unwatch", 1, CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | F | CMD_ALLOW_BUSY, 0, 0, 0,
      ACL_FAST | ACL_TRANSACTION, "", NOSPECS, "Forget about all watched keys", "2.2.0",
      "transactions", "O(1)", cmd_unwatch, NULL, TXN_RUN},
+
+/* scripting (cmd_script.c): the scripts of redis-py's Lock only; the key specs (keynum)
+ * are not carried (node/DEVIATIONS.md D1) */
+#define EVAL_FLAGS                                                                                 \
+    (CMD_NOSCRIPT | CMD_STALE | CMD_SKIP_MONITOR | CMD_NO_MANDATORY_KEYS | CMD_MOVABLE_KEYS)
+    {"eval", -3, EVAL_FLAGS, 0, 0, 0, SCR_ACL, "", NOSPECS, "Execute a Lua script server side",
+     "2.6.0", "scripting", "Depends on the script that is executed.", cmd_eval, NULL, TXN_RUN},
+    {"evalsha", -3, EVAL_FLAGS, 0, 0, 0, SCR_ACL, "", NOSPECS, "Execute a Lua script server side",
+     "2.6.0", "scripting", "Depends on the script that is executed.", cmd_evalsha, NULL, TXN_RUN},
+    {"script", -2, 0, 0, 0, 0, ACL_SLOW, "", NOSPECS,
+     "A container for Lua scripts management commands", "2.6.0", "scripting",
+     "Depends on subcommand.", NULL, script_subs, TXN_NONE},
 
     /* connection and server (cmd_server.c) */
     {"ping", -1, F, 0, 0, 0, ACL_FAST | ACL_CONNECTION,

@@ -152,6 +152,10 @@ CMD_PROC(cmd_keys);
 CMD_PROC(cmd_scan);
 CMD_PROC(cmd_randomkey);
 
+CMD_PROC(cmd_eval);
+CMD_PROC(cmd_evalsha);
+CMD_PROC(cmd_script);
+
 CMD_PROC(cmd_multi);
 CMD_PROC(cmd_exec);
 CMD_PROC(cmd_discard);
