@@ -156,8 +156,17 @@ void data_submit(struct node *n, struct client *c, struct item *it, const struct
     struct kv_cmd2 cmd = {.n_ops = 1, .ops = op};
     it->on_reply = done_res;
     it->on_finish = NULL;
-    if (!server_cmd(n, c, it, &cmd))
-        add_error(it, "ERR command over the request limits");
+    it->is_read = op->code < KV_C_SET; /* a write's outcome at shutdown is unknown (N6) */
+    if (server_cmd(n, c, it, &cmd))
+        return;
+    size_t size = kv_cmd2_size(&cmd);
+    if (size > n->lim.max_command)
+        add_errorf(it, "ERR command of %zu bytes over the %llu-byte limit (max-value-bytes)", size,
+                   (unsigned long long)n->lim.max_command);
+    else if (kv_op_check(op, NULL) != RK_OK)
+        add_error(it, "ERR key over the 64 KiB limit");
+    else
+        add_error(it, "ERR out of memory");
 }
 
 /* Between MULTI and EXEC: an EXISTS op whose slot of EXEC's reply is nil if the key is
@@ -434,6 +443,7 @@ void cmd_exec(struct node *n, struct client *c, struct item *it, const struct re
                               .n_ops = n_ops,
                               .ops = ops};
         it->on_reply = done_exec;
+        it->is_read = false;
         if (held) {
             it->on_done = exec_released;
             c->watch_wait = true;
