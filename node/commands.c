@@ -512,7 +512,13 @@ void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struc
         return;
     }
     if (!c->authed && !(cmd->flags & CMD_NO_AUTH)) {
-        add_error(it, "NOAUTH Authentication required.");
+        if (cmd->proc == cmd_exec) {
+            multi_reset(c);
+            add_error(it, "EXECABORT Transaction discarded because of: NOAUTH Authentication "
+                          "required.");
+        } else {
+            add_error(it, "NOAUTH Authentication required.");
+        }
         n->stats.total_errors++;
         c->multi_dirty |= c->in_multi;
         return;

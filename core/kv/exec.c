@@ -235,7 +235,9 @@ static bool parse_ld(const uint8_t *p, uint32_t len, long double *out)
         return false;
     char *end = NULL;
     long double v = strtold(buf, &end);
-    if (end == NULL || *end != '\0' || isnan(v))
+    /* Every byte parsed, as Redis's string2ld: a NUL inside the value ends the C string early
+     * (a value SETRANGE padded with zero bytes is not a float). */
+    if (end == NULL || *end != '\0' || (size_t)(end - buf) != len || isnan(v))
         return false;
     bool has_inf_text = false, nonzero_mantissa = false;
     for (uint32_t i = 0; i < len; i++) {
