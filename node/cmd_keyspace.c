@@ -438,7 +438,8 @@ void cmd_scan(struct node *n, struct client *c, struct item *it, const struct re
             }
             count = (uint64_t)v;
         } else if (arg_is(&a[i], "TYPE")) {
-            it->no_match |= !arg_is(&a[i + 1], "string"); /* every value is a string */
+            /* every value is a string; the last TYPE wins, as Redis */
+            it->no_match = !arg_is(&a[i + 1], "string");
         } else {
             add_error(it, "ERR syntax error");
             return;
