@@ -404,7 +404,14 @@ def gen_command(r):
                                                   b"select", b"quit", b"hello", b"auth",
                                                   b"reset", b"touch", b"randomkey", b"info",
                                                   b"nosuch", b"GET", b"config|get",
-                                                  b"client|setname", b"command|count"])
+                                                  b"client|setname", b"command|count",
+                                                  b"set", b"setex", b"getex", b"getdel",
+                                                  b"expire", b"pexpireat", b"ttl", b"persist",
+                                                  b"multi", b"exec", b"watch", b"unwatch",
+                                                  b"discard", b"copy", b"move", b"swapdb",
+                                                  b"flushdb", b"flushall", b"rename",
+                                                  b"msetnx", b"incrbyfloat", b"setrange",
+                                                  b"unlink", b"script|load", b"script|exists"])
                                         for _ in range(r.randrange(1, 3))]
     if c == 24:
         return [b"COMMAND", b"GETKEYS"] + r.choice([
