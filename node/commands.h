@@ -96,9 +96,11 @@ struct cmd {
     const char *summary, *since, *group, *complexity; /* COMMAND DOCS */
     cmd_proc proc;               /* NULL for a container: dispatch goes to its subcommands */
     const struct cmd *subs;      /* a container's subcommands, ended by a row with name NULL */
-    /* Between MULTI and EXEC: TXN_RUN runs the handler (a data command queues its op, PING,
-     * ECHO, SELECT answer at once), TXN_CONTROL runs now as outside (EXEC, DISCARD, MULTI,
-     * WATCH, QUIT, RESET), 0: queued as an error of EXEC's reply (cmd_multi.c). */
+    /* Between MULTI and EXEC: TXN_RUN runs the handler (a data command queues its op; PING,
+     * ECHO, SELECT and the commands that only read the node's own state, such as CLIENT ID or
+     * INFO, answer at once and their reply waits for EXEC), TXN_CONTROL runs now as outside
+     * (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET), 0: queued as an error of EXEC's reply
+     * (cmd_multi.c). */
     uint8_t txn;
 };
 

@@ -13,7 +13,9 @@
  *                 reply encoders in the connection's protocol version (RESP2 or RESP3)
  *   commands.c    the command table (commands.h): dispatch, arity and unknown-command errors,
  *                 COMMAND and its subcommands
- *   cmd_*.c       one file per family of commands: string, keyspace, server/connection
+ *   cmd_*.c       one file per family of commands: string, keyspace, server/connection,
+ *                 script (redis-py Lock's Lua), multi (how a data command reaches the state
+ *                 machine, its result as RESP, MULTI/EXEC/WATCH)
  *
  * Invariants (numbered as the code cites them):
  *   N1  every peer connection starts with a codec handshake in both directions; nothing is fed

@@ -210,7 +210,7 @@ def gen_float(r):
 def gen_data_command(r):
     """A command of the state machine (valid in a transaction)."""
     k = key(r)
-    c = r.randrange(34)
+    c = r.randrange(35)
     if c == 0:
         return [b"SET", k, gen_value(r)] + gen_set_opts(r)
     if c == 1:
@@ -290,6 +290,10 @@ def gen_data_command(r):
         return [b"INCRBY", k, gen_int(r)]
     if c == 32:
         return [b"MSET", k, gen_value(r), key(r), gen_value(r)]
+    if c == 33:  # commands of the node's own state (answered when queued inside MULTI)
+        return r.choice([[b"COMMAND", b"INFO", b"get"], [b"CLIENT", b"GETNAME"],
+                         [b"CONFIG", b"GET", b"databases"], [b"COMMAND", b"GETKEYS", b"get", k],
+                         [b"UNWATCH"]])
     return [b"UNWATCH"]
 
 
