@@ -146,7 +146,25 @@ def main():
               not list(d0.scan_iter(match=prefix + "*")) and d0.get(k) is None)
         check("%s: INFO keyspace has db1" % tag, r.info("keyspace").get("db1", {}).get("keys", 0)
               >= 3000)
+        # A cursor continues on any node, and a key present for the whole iteration is
+        # returned whatever is written meanwhile (Redis's guarantee).
+        nodes = [client(p_, pw, db=1) for p_ in ports]
+        cursor, seen, page = 0, set(), 0
+        while True:
+            cursor, got = nodes[page % len(nodes)].scan(cursor, match=prefix + "*", count=1000)
+            seen.update(got)
+            retry(lambda: r.set("%sextra%d" % (prefix, page), "x"))  # new keys meanwhile
+            retry(lambda: r.delete("%s%d" % (prefix, 2999 - page)))  # and some go
+            page += 1
+            if cursor == 0:
+                break
+        stable = {("%s%d" % (prefix, j)).encode() for j in range(3000 - page)}
+        check("%s: a SCAN cursor continues on every node, under writes" % tag,
+              stable <= seen and page > 1, (len(stable - seen), page))
+        for c_ in nodes:
+            c_.close()
         retry(lambda: r.delete(*keys))
+        retry(lambda: r.delete(*["%sextra%d" % (prefix, j) for j in range(page)]))
 
         # A wrong password is refused.
         try:
