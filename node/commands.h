@@ -164,6 +164,8 @@ CMD_PROC(cmd_discard);
 CMD_PROC(cmd_watch);
 CMD_PROC(cmd_unwatch);
 
+/* Frees SCAN's snapshots (cmd_keyspace.c). */
+void keyspace_free(struct node *n);
 /* "ERR invalid expire time in 'CMD' command" */
 void expire_time_error(struct item *it, const char *cmd);
 /* Redis's getIntFromObjectOrReply: an int, or false with the error (msg, or Redis's words). */

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "bitcask/bitcask.h"
+#include "commands.h"
 #include "common/alloc.h"
 #include "fs_posix.h"
 #include "log/log.h"
@@ -747,6 +748,7 @@ int server_run(struct node *n)
 
 void server_stop(struct node *n)
 {
+    keyspace_free(n);
     node_storage_stop(n->storage); /* NULL after server_run */
     n->storage = NULL;
     if (n->rep != NULL)

@@ -169,6 +169,7 @@ struct pending {
 struct node;
 struct client;
 struct item;
+struct scan_snap;
 
 /* A command's completion, called as its replica requests are answered (conn.c's
  * item_on_reply): `part` says which of its requests (UINT32_MAX: the hold a multi-request
@@ -319,6 +320,10 @@ struct node {
     struct replica *rep;
     char client_listen_text[256];
     bool reparse;        /* a connection's WATCH came back: parse its held input this turn */
+    /* SCAN's snapshots (cmd_keyspace.c). */
+    struct scan_snap *scan_snaps[4];
+    uint8_t scan_seq;
+    uint64_t scan_clock;
     bool stopping;       /* a signal came: shutting down (N6) */
     bool stopping_again; /* a second one: stop waiting for in-flight requests */
 };
