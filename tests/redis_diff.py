@@ -14,8 +14,11 @@ With --password both servers have requirepass PW: each sequence starts unauthent
 tries wrong passwords (WRONGPASS), then logs in with AUTH or HELLO ... AUTH.
 Exit status: 0 when every reply matched, 1 otherwise (the first differences are printed).
 
-Commands go one at a time (each waits for its reply): a pipelined read may not yet see the
-writes before it on a follower (issue #13), which is not what this test is about.
+The commands cover issue #16's: strings with every SET option, expiry (deadlines far in the
+future, so that timing cannot differ; remaining times are compared as -2, -1 or "a time"), the
+keyspace commands over 16 databases (both servers have 16; each sequence starts with FLUSHALL),
+MULTI blocks (queuing errors, nested MULTI, WATCH inside MULTI, DISCARD) and WATCH of a key that
+exists, modified or not before EXEC. Commands go one at a time (each waits for its reply).
 """
 import argparse
 import random
