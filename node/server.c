@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "bitcask/bitcask.h"
+#include "commands.h"
 #include "common/alloc.h"
 #include "fs_posix.h"
 #include "log/log.h"
@@ -256,6 +257,35 @@ void server_barrier(struct node *n, struct client *c, struct item *it)
 {
     static const struct resp_arg none = {.ptr = (const uint8_t *)"", .len = 0};
     server_request(n, c, it, 0, REPLICA_GET, &none, NULL, 0, 0);
+}
+
+/* REPLICA_READ: the replica calls this when the read is served (replica.h config.on_read),
+ * before its reply; the item encodes its reply from the state machine as applied now. */
+static void on_read(void *ctx, struct replica *r, uint64_t req_id)
+{
+    (void)r;
+    struct node *n = ctx;
+    struct slot *sl = &n->slots[req_id % SLOTS_MAX];
+    if (sl->req_id != req_id || req_id == 0 || sl->it->on_read == NULL)
+        return;
+    sl->it->on_read(n, sl->it);
+}
+
+void server_read(struct node *n, struct client *c, struct item *it)
+{
+    static const struct resp_arg none = {.ptr = (const uint8_t *)"", .len = 0};
+    server_request(n, c, it, 0, REPLICA_READ, &none, NULL, 0, 0);
+}
+
+int server_scan_db(struct node *n, uint8_t db,
+                   bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx)
+{
+    return replica_scan_db(n->rep, db, fn, ctx);
+}
+
+const struct kv *server_kv(struct node *n)
+{
+    return replica_kv(n->rep);
 }
 
 void server_peer_frame(struct node *n, uint64_t from, const uint8_t *frame, size_t len)
@@ -498,13 +528,26 @@ static void end_of_turn(struct node *n)
 {
     /* Input left unparsed while the connection was at its in-flight bound. */
     for (struct client *c = n->clients; c != NULL; c = c->next)
-        if (!c->closed && !n->stopping && c->parse_held && c->n_items < CLIENT_ITEMS_MAX / 2)
+        if (!c->closed && !n->stopping && c->parse_held && !c->watch_wait &&
+            c->n_items < CLIENT_ITEMS_MAX / 2)
             conn_parse(n, c);
     batch_flush(n);
     /* Every frame and request of this turn was only fed to raft: one ready loop for all of
      * them, so they share one log sync (group commit) and one round of appends. */
     replica_flush(n->rep);
     drain_outputs(n);
+    /* A WATCH answered in this turn releases its connection's held input (an EXEC after it
+     * needs its versions): parse it now rather than at the next event. */
+    for (int round = 0; round < 4 && n->reparse; round++) {
+        n->reparse = false;
+        for (struct client *c = n->clients; c != NULL; c = c->next)
+            if (!c->closed && !n->stopping && c->parse_held && !c->watch_wait &&
+                c->n_items < CLIENT_ITEMS_MAX / 2)
+                conn_parse(n, c);
+        batch_flush(n);
+        replica_flush(n->rep);
+        drain_outputs(n);
+    }
     for (struct client *c = n->clients, *next; c != NULL; c = next) {
         next = c->next;
         conn_collect(n, c);
@@ -545,6 +588,8 @@ static int turn(struct node *n, int timeout_ms)
         node_log("error", "epoll_wait: %s", strerror(errno));
         return 1;
     }
+    /* The wall clock for expiry, once per turn (kv.h TIME; node/README.md "Expiry"). */
+    replica_set_time_ms(n->rep, node_unix_us() / 1000u);
     /* The timer last: after a stall (a big value copied, a slow turn), the frames that waited
      * in the socket buffers are read before the ticks that passed meanwhile are counted, so a
      * follower that hears from its leader in this turn does not count the stall as silence. */
@@ -668,6 +713,13 @@ int server_start(struct node *n, const struct options *o)
     c.raft.max_entry_bytes = (uint32_t)n->lim.max_entry;
     c.raft.max_append_bytes = (uint32_t)n->lim.append;
     c.max_pending = SLOTS_MAX;
+    /* Every connection is a session (conn.c): room for every connection of every member at
+     * once, from settings all members share (--peers, max-clients: node/README.md "Sessions"),
+     * so that every replica evicts the same session. */
+    uint64_t sessions = (uint64_t)c.raft.n_voters * o->max_clients;
+    c.max_sessions = sessions > KV_MAX_SESSIONS ? KV_MAX_SESSIONS : (uint32_t)sessions;
+    c.on_read = on_read;
+    c.read_ctx = n;
     c.request_timeout_ticks = (o->request_timeout_ms + o->tick_ms - 1) / o->tick_ms;
     /* Request ids carry a nonce from the seed: a restarted node must not reuse its old ones. */
     if (getrandom(&c.raft.seed, sizeof(c.raft.seed), 0) != (ssize_t)sizeof(c.raft.seed)) {
@@ -751,6 +803,7 @@ int server_run(struct node *n)
 
 void server_stop(struct node *n)
 {
+    keyspace_free(n);
     node_storage_stop(n->storage); /* NULL after server_run */
     n->storage = NULL;
     node_merge_stop(n->merge);
