@@ -37,6 +37,7 @@
 #include "fs_posix.h"
 #include "kv/kv.h"
 #include "log/log.h"
+#include "replica/replica.h"
 
 #define TOOL_NAME          "raftkv-tool"
 #define TOOL_EXIT_OK       0
@@ -312,6 +313,8 @@ struct tool_run {
     char problem[RK_ERRMSG_SIZE + 256]; /* the latest problem, printed after the counts */
     char repair[RK_ERRMSG_SIZE + 256];  /* what the node does about it at its next start */
     unsigned problems;
+    int log_rc; /* what verification returned: the repair plan's input */
+    int bc_rc;
     char pending[4 * (2 * RK_ERRMSG_SIZE + 600)]; /* check: the problem lines, for the end */
     size_t pending_len;
 };
@@ -584,21 +587,21 @@ static void log_repair_text(const struct log_damage *d, char *out, size_t n)
 {
     if (d->kind == LOG_DAMAGE_HARD_STATE) {
         snprintf(out, n,
-                 "none automatic: the node refuses to start (its term and vote are unknown, so "
-                 "it must not vote again until a leader has given it back its log); the log's "
-                 "commit records say it may have acknowledged entries up to index %" PRIu64,
+                 "automatic (repair plan below): its term and vote are unknown, so it must not "
+                 "vote again until a leader has given it back its log; the log's commit records "
+                 "say it may have acknowledged entries up to index %" PRIu64,
                  d->acked_index);
         return;
     }
     if (d->kind == LOG_DAMAGE_FORMAT) {
-        snprintf(out, n, "none automatic: the node refuses to start (the format file is damaged)");
+        snprintf(out, n, "automatic (repair plan below): the format file is written again");
         return;
     }
     snprintf(out, n,
-             "none automatic: the node refuses to start; the log is whole up to index %" PRIu64
+             "automatic (repair plan below): the log is whole up to index %" PRIu64
              ", the damage is in synced data (indexes %" PRIu64 "..%" PRIu64
              "), and this node may have acknowledged entries up to index %" PRIu64
-             ", which it must get back from the other replicas before it votes or counts again",
+             ", which it must get back from the other replicas before it votes again",
              d->intact_last_index, d->first_index, d->last_index, d->acked_index);
 }
 
@@ -634,6 +637,7 @@ static int verify_log(struct tool_run *r, struct tool_dir *d)
     if (r->cmd == TOOL_DUMP)
         fprintf(r->out, "# log %s\n", d->path);
     int rc = log_seglog_verify(&c, &cb, &r->log, &err);
+    r->log_rc = rc;
     char repair[RK_ERRMSG_SIZE + 256];
     log_repair_text(&r->log.damage, repair, sizeof(repair));
     return verdict(r, TOOL_LOG_SUBDIR, rc, r->log.problem_file, r->log.problem_offset,
@@ -648,9 +652,10 @@ static int verify_store(struct tool_run *r, struct tool_dir *d)
     if (r->cmd == TOOL_DUMP)
         fprintf(r->out, "# store %s\n", d->path);
     int rc = bc_verify(&c, &cb, &r->bc, &err);
+    r->bc_rc = rc;
     char repair[RK_ERRMSG_SIZE + 256];
     snprintf(repair, sizeof(repair),
-             "none automatic: the node refuses to start; the store is whole up to applied index "
+             "automatic (repair plan below): the store is whole up to applied index "
              "%" PRIu64 "%s (the log, if it still holds the entries after it, or a snapshot from "
              "the leader, has what it lost)",
              r->bc.damage.intact_index,
@@ -687,16 +692,51 @@ static int check_start(struct tool_run *r)
         return TOOL_EXIT_OK;
     add_problem(r,
                 applied > last
-                    ? "none automatic: the node refuses to start (raft: applied index outside the "
-                      "log); the store applied entries the log no longer has — the log lost synced "
-                      "entries (a truncated file?); they must come back from the other replicas"
-                    : "none automatic: the node refuses to start (raft: applied index outside the "
-                      "log); the store is behind the log's snapshot point — it lost batches the log "
-                      "no longer has; a snapshot from the leader must replace it",
-                "store applied index %" PRIu64 " outside the log [%" PRIu64 ", %" PRIu64
-                "]%s",
+                    ? "automatic (repair plan below; raft: applied index outside the log): the "
+                      "store applied entries the log no longer has — the log lost synced entries "
+                      "(a truncated file?); they must come back from the other replicas"
+                    : "automatic (repair plan below; raft: applied index outside the log): the "
+                      "store is behind the log's snapshot point — it lost batches the log no "
+                      "longer has; a snapshot from the leader must replace it",
+                "store applied index %" PRIu64 " outside the log [%" PRIu64 ", %" PRIu64 "]%s",
                 applied, snap, last, finish ? " (after the snapshot's compaction)" : "");
     return TOOL_EXIT_PROBLEM;
+}
+
+/* What the node's next start does about the problems found (replica_storage_open, issue #15):
+ * the same plan (replica_repair_plan) on what verification found, or why it refuses. */
+static bool report_repair_plan(struct tool_run *r)
+{
+    if (r->problems == 0)
+        return true;
+    if (r->log_rc == RK_EMALFORMED || r->bc_rc == RK_EMALFORMED ||
+        (r->log_rc == RK_ECORRUPT && r->log.damage.kind == LOG_DAMAGE_NONE) || r->key_problem) {
+        fprintf(r->out, "repair plan: none: the node refuses to start (%s)\n",
+                r->key_problem ? "a key it cannot load" : "data it does not read");
+        return false;
+    }
+    size_t hl = strlen(r->bc.problem_file);
+    bool hint_only =
+        r->bc_rc == RK_ECORRUPT && hl > 5 && strcmp(r->bc.problem_file + hl - 5, ".hint") == 0;
+    struct replica_repair_input in;
+    memset(&in, 0, sizeof(in));
+    in.log_rc = r->log_rc;
+    in.log_damage = r->log.damage;
+    in.log_snapshot_index = r->log.snapshot_index;
+    in.log_last_index = r->log.entries > 0 ? r->log.last_index : r->log.snapshot_index;
+    in.store_rc = hint_only ? RK_OK : r->bc_rc;
+    in.store_damage = r->bc.damage;
+    in.store_applied = r->bc.applied_index;
+    in.store_snap_index = r->msnap ? r->msnap_index : 0;
+    struct replica_repair_plan plan;
+    replica_repair_plan(&in, &plan);
+    if (!plan.act)
+        fprintf(r->out, "repair plan: none needed (%s)\n",
+                hint_only ? "a bad hint is not used: the data file is read instead"
+                          : "the node starts as it is");
+    else
+        fprintf(r->out, "repair plan: %s; then it catches up from the leader\n", plan.text);
+    return true;
 }
 
 /* ---- the reports --------------------------------------------------------------------------- */
@@ -826,11 +866,15 @@ static int run_command(struct tool_run *r, const char *dir)
     }
     if (status == TOOL_EXIT_OK)
         status = check_start(r);
-    if (check)
+    bool repairable = true;
+    if (check) {
         fputs(r->pending, r->out);
+        repairable = report_repair_plan(r);
+    }
     if (check && status == TOOL_EXIT_PROBLEM)
-        fprintf(r->out, "%u problem%s: the node would not start\n", r->problems,
-                r->problems == 1 ? "" : "s");
+        fprintf(r->out, "%u problem%s: %s\n", r->problems, r->problems == 1 ? "" : "s",
+                repairable ? "the node repairs at its next start (repair plan)"
+                           : "the node would not start");
     if (check && status == TOOL_EXIT_OK)
         fprintf(r->out, "ok\n");
     if (r->cmd == TOOL_STATS && status == TOOL_EXIT_OK)

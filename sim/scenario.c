@@ -93,6 +93,7 @@ enum scn_setting {
     SCN_S_DISK_BADSECTOR,
     SCN_S_DISK_LOST,
     SCN_S_DISK_MISDIRECT,
+    SCN_S_DISK_IO,
     SCN_S_SWARM,
     SCN_S_EXPECT_RECOVERY,
     SCN_S_EXPECT_STEPDOWN,
@@ -919,7 +920,8 @@ static int scn_cmd_chaos(struct scn_parser *p)
 }
 
 /* disk torn|crashpoints on|off, disk bitflip|errors P, disk slow|merge DUR, disk rotate N,
- * disk sync N, disk rot|badsector|lost|misdirect P (persistent damage, sim/simdisk.h) */
+ * disk sync N, disk rot|badsector|lost|misdirect P (persistent damage, sim/simdisk.h),
+ * disk io MIN MAX */
 static int scn_cmd_disk(struct scn_parser *p)
 {
     static const struct {
@@ -939,6 +941,7 @@ static int scn_cmd_disk(struct scn_parser *p)
         {"badsector", SCN_S_DISK_BADSECTOR, "disk badsector"},
         {"lost", SCN_S_DISK_LOST, "disk lost"},
         {"misdirect", SCN_S_DISK_MISDIRECT, "disk misdirect"},
+        {"io", SCN_S_DISK_IO, "disk io"},
     };
     struct scn_disk *d = &p->s->disk;
     size_t k = 0;
@@ -947,7 +950,7 @@ static int scn_cmd_disk(struct scn_parser *p)
     if (k == sizeof(kinds) / sizeof(kinds[0]))
         return scn_err(p, 1,
                        "torn, bitflip, errors, slow, crashpoints, merge, rotate, sync, rot, "
-                       "badsector, lost or misdirect");
+                       "badsector, lost, misdirect or io");
     p->cur = 2;
     SCN_TRY(scn_claim(p, kinds[k].setting, 1, kinds[k].label));
     switch (kinds[k].setting) {
@@ -983,6 +986,9 @@ static int scn_cmd_disk(struct scn_parser *p)
         break;
     case SCN_S_DISK_MISDIRECT:
         SCN_TRY(scn_next_probability(p, &d->misdirect));
+        break;
+    case SCN_S_DISK_IO:
+        SCN_TRY(scn_next_duration_range(p, &d->io_us_min, &d->io_us_max));
         break;
     default:
         SCN_TRY(scn_next_uint(p, 1, SCN_MAX_TICKS, "a sync interval in ticks", &d->sync_ticks));
@@ -1420,6 +1426,8 @@ void scn_defaults(struct scenario *s)
     s->inflight = 32;
     s->disk.file_bytes = 1u << 20;
     s->disk.sync_ticks = 10;
+    s->disk.io_us_min = 20; /* a write and its fdatasync on an SSD */
+    s->disk.io_us_max = 400;
     s->latency_us_min = 1 * SCN_US_PER_MS;
     s->latency_us_max = 5 * SCN_US_PER_MS;
     s->reorder_us_max = 10 * s->latency_us_max;
@@ -1593,6 +1601,10 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
             scn_out(o, "\ndisk %s ", damage_names[k]);
             scn_out_double(o, "", damage[k]);
         }
+    }
+    if (s->disk.io_us_min != 20 || s->disk.io_us_max != 400) { /* printed only when set */
+        scn_out_duration(o, "\ndisk io ", s->disk.io_us_min);
+        scn_out_duration(o, " ", s->disk.io_us_max);
     }
     scn_out(o, "\nswarm %s\n", s->swarm ? "on" : "off");
 }

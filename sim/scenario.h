@@ -116,6 +116,10 @@ struct scn_disk {
     double badsector; /* `disk badsector P`: a crash leaves a sector no read gets through */
     double lost;      /* `disk lost P`: a write is acknowledged but never reaches the media */
     double misdirect; /* `disk misdirect P`: a write reaches the media at another offset */
+    /* `disk io MIN MAX`: a group of Raft log writes takes this long (uniform), before its sync's
+     * `disk slow`; default 20us 400us. A range wider than the network's latency lets a leader's
+     * own write finish after its followers' acknowledgments. */
+    uint64_t io_us_min, io_us_max;
 };
 
 struct scenario {

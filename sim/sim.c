@@ -26,6 +26,7 @@
 #include "codec/codec.h"
 #include "common/prng.h"
 #include "bitcask/bitcask.h"
+#include "check_durable.h"
 #include "kv/kv.h"
 #include "lincheck.h"
 #include "linrich.h"
@@ -60,9 +61,12 @@ enum ev_type {
     EV_DIE,         /* a crash point that never came: crash now (a = start generation) */
     EV_MERGE,       /* Bitcask merge on a node */
     EV_STORAGE,     /* a node's storage finished a group of log writes (a = storage gen) */
+    EV_MERGE_STEP,  /* the next step of a node's background merge (a = merge gen) */
 };
 
 #define SIM_START_ERROR_BYTES 200
+/* bc_config.merge_id_gap of the nodes' stores (raftkv-node's is larger: its files are). */
+#define SIM_MERGE_ID_GAP 16
 
 struct sim_msg {
     uint32_t from;
@@ -130,6 +134,13 @@ struct sim_node {
     struct replica_log_job **jobq;
     size_t n_jobq, cap_jobq, n_running;
     uint64_t storage_gen;
+    struct durable_log dur; /* what its log disk holds, from the jobs synced (check_durable.h) */
+    /* The background merge, as raftkv-node runs it (bitcask.h, MERGE IN STEPS): prepared on
+     * the node, run and cleaned up by its storage thread (an event each, after a latency),
+     * installed in small chunks between other events; a crash drops it (merge_gen moves on). */
+    struct bc_merge_job *merge_job;
+    int merge_stage; /* the step EV_MERGE_STEP runs next: 0 run, 1 install, 2 cleanup, 3 end */
+    uint64_t merge_gen;
     uint64_t start_gen;     /* restart attempts after a failed open */
     char start_error[SIM_START_ERROR_BYTES]; /* why the last start failed; "" if it did not */
     uint64_t ticks;       /* ticks taken since the run began (the node's own clock) */
@@ -139,6 +150,7 @@ struct sim_node {
     bool damaged; /* its disks took persistent damage (disk rot|badsector|lost|misdirect): a
                      refusal to start (the damage detected) is then the expected outcome */
     uint64_t damage_seen[2]; /* damage events of logdisk and disk traced so far */
+    uint32_t repairs;        /* starts that repaired damaged storage */
     double rate;
     uint64_t tick_gen;
     struct event *held; /* deliveries held while paused */
@@ -247,6 +259,8 @@ struct sim {
     struct scn_chaos chaos;
     bool chaos_on;
     bool disk_faults; /* the scenario's disk faults are on (until settle) */
+    /* Persistent damage (disk rot|badsector|lost|misdirect): the scenario's, or swarm's draw. */
+    double dmg_rot, dmg_badsector, dmg_lost, dmg_misdirect;
     /* Raft settings (swarm varies them too: small batches and windows expose bugs that
      * batching hides, e.g. a Figure 8 commit that a batched no-op would mask). */
     bool pre_vote, check_quorum;
@@ -504,8 +518,9 @@ static struct simdisk_faults disk_faults(const struct sim *s, const struct sim_n
 {
     const struct scn_disk *d = &s->scn->disk;
     /* Persistent damage strikes a minority only — the highest ids — so that a healthy majority
-     * always holds every committed entry (without repair from peers, a damaged node may stay
-     * down). */
+     * always holds every committed entry: a damaged node repairs from peers (replica.h,
+     * replica_storage_open) and catches up; damage on a majority would stop the cluster (it
+     * must not guess), which the end-of-run check would report. */
     bool damage = s->disk_faults && nd->id > s->n - (s->n - 1) / 2;
     struct simdisk_faults f = {
         .torn_writes = d->torn,
@@ -514,10 +529,10 @@ static struct simdisk_faults disk_faults(const struct sim *s, const struct sim_n
         .write_error = s->disk_faults ? d->errors : 0,
         .sync_error = s->disk_faults ? d->errors : 0,
         .sync_us = d->sync_us,
-        .rot_per_crash = damage ? d->rot : 0,
-        .lse_per_crash = damage ? d->badsector : 0,
-        .lost_write = damage ? d->lost : 0,
-        .misdirected_write = damage ? d->misdirect : 0,
+        .rot_per_crash = damage ? s->dmg_rot : 0,
+        .lse_per_crash = damage ? s->dmg_badsector : 0,
+        .lost_write = damage ? s->dmg_lost : 0,
+        .misdirected_write = damage ? s->dmg_misdirect : 0,
     };
     return f;
 }
@@ -548,40 +563,37 @@ static bool node_disk_crashed(const struct sim_node *nd)
     return simdisk_crashed(nd->disk) || simdisk_crashed(nd->logdisk);
 }
 
-/* Opens the node's Raft log on its log disk (recovery: a torn tail is cut). */
-static int open_log(struct sim *s, struct sim_node *nd)
+/* Opens the node's Raft log and Bitcask as raftkv-node does (replica_storage_open): recovery
+ * cuts torn tails, and damage is repaired from peers (issue #15: the damaged data is cut or
+ * discarded after a durable promise; the node catches up from a leader). A failure here (an
+ * injected read error during recovery, a repair that cannot be done) is retried later, as an
+ * operator would restart a node. */
+static int open_storage(struct sim *s, struct sim_node *nd)
 {
-    struct log_seglog_config lc = {
-        .fs = simdisk_fs(nd->logdisk),
+    struct replica_storage_config rc_cfg = {
+        .log_fs = simdisk_fs(nd->logdisk),
+        .store_fs = simdisk_fs(nd->disk),
         .alloc = rk_alloc_libc(),
         .segment_bytes = s->scn->disk.file_bytes,
-    };
-    struct rk_errmsg err = {{0}};
-    int rc = log_seglog_open(&lc, &nd->log, &err);
-    if (rc != RK_OK) {
-        trace(s, "n%u cannot open its log: %s", nd->id, err.text);
-        snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its log: %s", err.text);
-    }
-    return rc;
-}
-
-/* Opens the node's Bitcask on its disk. A failure here (an injected read error or bit flip
- * during recovery) is retried later, as an operator would restart a node; real corruption
- * would fail every time and show up as a liveness failure with the error in the trace. */
-static int open_store(struct sim *s, struct sim_node *nd)
-{
-    struct bc_config bcc = {
-        .fs = simdisk_fs(nd->disk),
-        .alloc = rk_alloc_libc(),
         .max_file_bytes = s->scn->disk.file_bytes,
+        .merge_id_gap = SIM_MERGE_ID_GAP,
     };
+    struct replica_storage st;
     struct rk_errmsg err = {{0}};
-    int rc = bc_open(&bcc, &nd->bc, &err);
+    int rc = replica_storage_open(&rc_cfg, &st, &err);
     if (rc != RK_OK) {
-        trace(s, "n%u cannot open its store: %s", nd->id, err.text);
-        snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its store: %s", err.text);
+        trace(s, "n%u cannot open its storage: %s", nd->id, err.text);
+        snprintf(nd->start_error, sizeof(nd->start_error), "cannot open its storage: %s", err.text);
         return rc;
     }
+    if (st.repairs > 0) {
+        trace(s, "n%u repaired its storage: %s", nd->id, st.repaired);
+        nd->repairs++;
+        if (s->tl != NULL)
+            tl_mark(s->tl, s->now, nd->id, "repaired its storage");
+    }
+    nd->log = st.log;
+    nd->bc = st.bc;
     nd->store = bc_kv_store(nd->bc);
     return RK_OK;
 }
@@ -591,14 +603,7 @@ static void schedule_start_retry(struct sim *s, struct sim_node *nd);
 static int node_start(struct sim *s, struct sim_node *nd)
 {
     disk_faults_on(s, nd);
-    int rc = open_log(s, nd);
-    if (rc == RK_OK) {
-        rc = open_store(s, nd);
-        if (rc != RK_OK) {
-            nd->log->ops->destroy(nd->log);
-            nd->log = NULL;
-        }
-    }
+    int rc = open_storage(s, nd);
     if (rc != RK_OK) {
         if (s->tl != NULL) {
             char m[300];
@@ -611,7 +616,7 @@ static int node_start(struct sim *s, struct sim_node *nd)
             simdisk_crash(nd->logdisk);
         note_disk_damage(s, nd);
         if (nd->damaged)
-            trace(s, "n%u refused to start on its damaged disk (expected)", nd->id);
+            trace(s, "n%u could not start on its damaged disk (retried)", nd->id);
         schedule_start_retry(s, nd);
         return rc;
     }
@@ -662,6 +667,14 @@ static int node_start(struct sim *s, struct sim_node *nd)
         return rc;
     }
     nd->up = true;
+    {
+        struct raft_status rs;
+        raft_status(replica_raft(nd->rep), &rs);
+        if (rs.promised_index != 0)
+            trace(s, "n%u starts with a promise: %s%" PRIu64 " (no vote until then)", nd->id,
+                  rs.promised_index == RAFT_PROMISE_UNKNOWN ? "unknown, " : "",
+                  rs.promised_index == RAFT_PROMISE_UNKNOWN ? 0 : rs.promised_index);
+    }
     nd->start_error[0] = '\0';
     nd->cutoff_tick = 0;
     s->avail_dirty = true;
@@ -674,6 +687,7 @@ static int node_start(struct sim *s, struct sim_node *nd)
     nd->ct_done = 0;
     nd->role = RAFT_FOLLOWER;
     nd->term = 0;
+    durable_log_reset(&nd->dur, replica_raft(nd->rep));
     nd->tick_gen++;
     schedule_tick(s, nd,
                   s->ticks_aligned ? aligned_delay(s) : rnd_range(s, 1, tick_interval(s, nd)));
@@ -695,6 +709,9 @@ static void storage_drop(struct sim_node *nd)
     nd->n_jobq = 0;
     nd->n_running = 0;
     nd->storage_gen++;
+    bc_merge_job_free(nd->merge_job); /* the merge dies with the process: open sorts it out */
+    nd->merge_job = NULL;
+    nd->merge_gen++;
 }
 
 static void node_crash(struct sim *s, struct sim_node *nd)
@@ -1068,6 +1085,32 @@ static void check_committed_on_electable(struct sim *s, uint64_t from, uint64_t 
     }
 }
 
+/* Figure 2 ("updated on stable storage before responding to RPCs") and §10.2.1 (a leader
+ * counts itself only for entries on its own disk): an entry is committed only once a majority
+ * holds it durably. What a node holds durably comes from the log jobs its storage synced
+ * (check_durable.h), not from raft's own persisted index, so a Raft or replica layer that counts
+ * an unsynced write (its own or a follower's early acknowledgment) is caught at the commit,
+ * without waiting for the crash that would lose the entry. */
+static void check_commit_durable(struct sim *s, const struct sim_node *nd, uint64_t index,
+                                 uint64_t term)
+{
+    uint32_t held = 0;
+    char lacking[4 * SCN_MAX_NODES + 1];
+    size_t len = 0;
+    lacking[0] = '\0';
+    for (uint32_t j = 1; j <= s->n; j++) {
+        if (durable_log_holds(&s->nodes[j].dur, index, term))
+            held++;
+        else
+            len += (size_t)snprintf(lacking + len, sizeof(lacking) - len, " n%u", j);
+    }
+    if (held < s->n / 2 + 1)
+        fail(s, SIM_FAIL_SAFETY,
+             "commit durability: n%u committed index %" PRIu64 " (term %" PRIu64
+             ") in term %" PRIu64 ", but only %u of %u nodes hold it on disk (not synced on:%s)",
+             nd->id, index, term, nd->term, held, s->n, lacking);
+}
+
 /* Records what a leader has committed, in its term. */
 static void record_commits(struct sim *s, struct sim_node *nd, const struct raft_status *st)
 {
@@ -1095,6 +1138,7 @@ static void record_commits(struct sim *s, struct sim_node *nd, const struct raft
                 .entry_term = t, .commit_term = st->term, .node = nd->id, .used = true};
             if (i > s->ct_max)
                 s->ct_max = i;
+            check_commit_durable(s, nd, i, t);
         } else if (c->entry_term != t) {
             fail(s, SIM_FAIL_SAFETY,
                  "leader completeness: n%u (term %" PRIu64 ") committed index %" PRIu64
@@ -1266,6 +1310,10 @@ static void on_storage(struct sim *s, struct sim_node *nd)
     replica_log_run_sync(nd->jobq, nd->n_running);
     (void)simdisk_take_busy_us(nd->logdisk); /* the sync's cost was this event's delay */
     size_t n = nd->n_running;
+    if (replica_log_jobs_need_sync(nd->jobq, n)) {
+        for (size_t i = 0; i < n; i++)
+            durable_log_synced(&nd->dur, nd->jobq[i]);
+    }
     for (size_t i = 0; i < n; i++)
         replica_log_job_done(nd->rep, nd->jobq[i]);
     memmove(nd->jobq, nd->jobq + n, (nd->n_jobq - n) * sizeof(*nd->jobq));
@@ -2509,7 +2557,8 @@ static void check_stepdown(struct sim *s, struct sim_node *nd)
 /* ------------------------------------------------------------------------------------------ */
 /* Recoverability: the end-of-run check                                                        */
 
-/* Whether a start failure is one the scenario expects (`expect refusal TEXT`). */
+/* Whether a start failure is one the scenario expects (`expect refusal TEXT`). A node whose
+ * disk took persistent damage is no exception: it repairs from its peers (issue #15). */
 static bool refusal_expected(const struct sim *s, const struct sim_node *nd)
 {
     if (nd->up || nd->start_error[0] == '\0')
@@ -2682,6 +2731,62 @@ static bool run_one(struct sim *s)
     return true;
 }
 
+/* One step of the node's background merge (EV_MERGE_STEP; the steps of bitcask.h). run and
+ * cleanup are the storage thread's; install goes a few entries at a time, so that client
+ * writes, reads and crashes come in between, as on the node's event loop. A merge that fails
+ * leaves the store usable (bitcask.c, MERGE): it is traced and dropped. */
+static void merge_step(struct sim *s, struct sim_node *nd)
+{
+    struct bc_merge_job *j = nd->merge_job;
+    struct rk_errmsg err = {{0}};
+    int rc = RK_OK;
+    bool done = false;
+    uint64_t delay = 0;
+    switch (nd->merge_stage) {
+    case 0:
+        rc = bc_merge_run(j);
+        trace(s, "n%u merge run: %s%s%s", nd->id, rk_strerror(rc), rc == RK_OK ? "" : ": ",
+              bc_merge_job_error(j));
+        nd->merge_stage = 1;
+        delay = rnd_range(s, 100, 2000);
+        break;
+    case 1:
+        rc = bc_merge_install(nd->bc, j, (size_t)rnd_range(s, 1, 8), &done, &err);
+        if (rc != RK_OK) {
+            trace(s, "n%u merge install: %s: %s", nd->id, rk_strerror(rc), err.text);
+            bc_merge_end(nd->bc, j, &err);
+            bc_merge_job_free(j);
+            nd->merge_job = NULL;
+            check_node(s, nd);
+            return;
+        }
+        if (done) {
+            trace(s, "n%u merge installed", nd->id);
+            nd->merge_stage = 2;
+            delay = rnd_range(s, 1000, 20000);
+        } else {
+            delay = rnd_range(s, 100, 2000);
+        }
+        break;
+    case 2:
+        rc = bc_merge_cleanup(j);
+        trace(s, "n%u merge cleanup: %s%s%s", nd->id, rk_strerror(rc), rc == RK_OK ? "" : ": ",
+              bc_merge_job_error(j));
+        nd->merge_stage = 3;
+        delay = rnd_range(s, 100, 2000);
+        break;
+    default:
+        rc = bc_merge_end(nd->bc, j, &err);
+        bc_merge_job_free(j);
+        nd->merge_job = NULL;
+        trace(s, "n%u merge: %s", nd->id, rc == RK_OK ? "done" : err.text);
+        check_node(s, nd);
+        return;
+    }
+    ev_push(s, s->now + delay, EV_MERGE_STEP, nd->id, nd->merge_gen, 0, NULL);
+    check_node(s, nd); /* a crash point the merge's disk calls reached */
+}
+
 static void handle(struct sim *s, struct event *e)
 {
     struct sim_node *nd = e->node >= 1 && e->node <= s->n ? &s->nodes[e->node] : NULL;
@@ -2707,22 +2812,29 @@ static void handle(struct sim *s, struct event *e)
             node_crash(s, nd);
         return;
     case EV_MERGE:
-        if (nd->up && !nd->paused && !nd->dying) {
+        if (nd->up && !nd->paused && !nd->dying && nd->merge_job == NULL) {
             struct rk_errmsg err = {{0}};
-            int rc = bc_merge(nd->bc, &err);
-            trace(s, "n%u merge: %s%s%s", nd->id, rk_strerror(rc), rc == RK_OK ? "" : ": ",
+            int rc = bc_merge_prepare(nd->bc, NULL, &nd->merge_job, &err);
+            trace(s, "n%u merge: %s%s%s", nd->id,
+                  nd->merge_job != NULL ? "prepared" : rk_strerror(rc), rc == RK_OK ? "" : ": ",
                   rc == RK_OK ? "" : err.text);
-            if (rc != RK_OK && !node_disk_crashed(nd)) {
-                if (s->tl != NULL)
-                    tl_mark(s->tl, s->now, nd->id, "merge failed: stopped");
-                node_crash(s, nd); /* a storage failure stops the node; it is restarted */
-                schedule_start_retry(s, nd);
-            } else {
-                check_node(s, nd);
+            if (nd->merge_job != NULL) {
+                nd->merge_stage = 0;
+                ev_push(s, s->now + rnd_range(s, 1000, 50000), EV_MERGE_STEP, e->node,
+                        nd->merge_gen, 0, NULL);
             }
         }
         ev_push(s, s->now + rnd_range(s, s->scn->disk.merge_us / 2, s->scn->disk.merge_us * 3 / 2),
                 EV_MERGE, e->node, 0, 0, NULL);
+        return;
+    case EV_MERGE_STEP:
+        if (!nd->up || e->a != nd->merge_gen || nd->merge_job == NULL)
+            return;
+        if (nd->paused) { /* the storage thread is stopped with its process */
+            node_hold(nd, e);
+            return;
+        }
+        merge_step(s, nd);
         return;
     case EV_STORAGE:
         if (!nd->up || e->a != nd->storage_gen)
@@ -2900,6 +3012,16 @@ static void draw_swarm_more(struct sim *s)
         s->ticks_aligned = true;
     if (rnd_chance(s, 0.2))
         s->latency_max = s->latency_min;
+    /* Persistent damage (issue #15) in 1 seed of 5, when the scenario sets none: the damaged
+     * minority must repair from peers and catch up. */
+    bool none =
+        s->dmg_rot == 0 && s->dmg_badsector == 0 && s->dmg_lost == 0 && s->dmg_misdirect == 0;
+    if (rnd_chance(s, 0.2) && none) {
+        s->dmg_rot = rnd_chance(s, 0.5) ? 0.3 : 0;
+        s->dmg_badsector = rnd_chance(s, 0.5) ? 0.1 : 0;
+        s->dmg_lost = rnd_chance(s, 0.5) ? 0.002 : 0;
+        s->dmg_misdirect = rnd_chance(s, 0.5) ? 0.002 : 0;
+    }
 }
 
 static void setup(struct sim *s)
@@ -2912,9 +3034,8 @@ static void setup(struct sim *s)
     s->reorder = scn->reorder;
     s->latency_min = scn->latency_us_min;
     s->latency_max = scn->latency_us_max;
-    /* A write and its fdatasync on an SSD: tens to hundreds of microseconds. */
-    s->io_us_min = 20;
-    s->io_us_max = 400;
+    s->io_us_min = scn->disk.io_us_min;
+    s->io_us_max = scn->disk.io_us_max;
     s->reorder_max = scn->reorder_us_max;
     s->chaos = scn->chaos;
     s->pre_vote = scn->pre_vote;
@@ -2923,6 +3044,10 @@ static void setup(struct sim *s)
     s->inflight = scn->inflight;
     s->compact_entries = scn->compact_entries;
     s->compact_keep = scn->compact_keep;
+    s->dmg_rot = scn->disk.rot;
+    s->dmg_badsector = scn->disk.badsector;
+    s->dmg_lost = scn->disk.lost;
+    s->dmg_misdirect = scn->disk.misdirect;
     if (s->opt->swarm || scn->swarm)
         draw_swarm(s);
     s->ticks_aligned = scn->ticks_aligned;
@@ -2992,6 +3117,7 @@ static void teardown(struct sim *s)
         struct sim_node *nd = &s->nodes[i];
         storage_drop(nd);
         free(nd->jobq);
+        durable_log_free(&nd->dur);
         if (nd->up) {
             replica_destroy(nd->rep);
             nd->store->ops->destroy(nd->store);
@@ -3095,6 +3221,10 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
                    s->chaos.skew_per_s, s->pre_vote ? "on" : "off", s->check_quorum ? "on" : "off",
                    s->append_entries, s->inflight, s->compact_entries, s->compact_keep,
                    s->compact_bytes, s->compact_keep_bytes);
+    if ((s->opt->trace || s->opt->swarm || scn->swarm) &&
+        (s->dmg_rot > 0 || s->dmg_badsector > 0 || s->dmg_lost > 0 || s->dmg_misdirect > 0))
+        sim_printf(s, "seed %" PRIu64 ": damage rot %.3f badsector %.3f lost %.4f misdirect %.4f\n",
+                   o->seed, s->dmg_rot, s->dmg_badsector, s->dmg_lost, s->dmg_misdirect);
     while (s->n_heap > 0 && !s->failed) {
         if (!run_one(s))
             break;

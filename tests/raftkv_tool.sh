@@ -142,7 +142,9 @@ check "flipped last record: check exits 1" test $? -eq 1
 check "flipped last record: corruption in synced data, not a torn tail" \
     grep -q "^problem: log/$last offset .*(in synced data: a commit record after it checks out)" "$tmp/c5"
 check "flipped last record: says what the node does and the acknowledged index" \
-    grep -q '^repair: none automatic: the node refuses to start; the log is whole up to index 301, .* acknowledged entries up to index 302' "$tmp/c5"
+    grep -q '^repair: automatic (repair plan below): the log is whole up to index 301, .* acknowledged entries up to index 302' "$tmp/c5"
+check "flipped last record: the repair plan cuts the log there and promises 302" \
+    grep -q '^repair plan: log: cut at '"$last"' offset .*promise 302: no vote until it holds entries up to 302 again' "$tmp/c5"
 
 # ---- the newest segment truncated: a tail cut, then the store is ahead of the log ----------
 cp -a "$dir" "$tmp/trunc"
@@ -152,7 +154,9 @@ truncate -s -50 "$tmp/trunc/log/$last"
 check "store ahead of the log: check exits 1" test $? -eq 1
 check "store ahead of the log: names the applied index and the log" \
     grep -qx 'problem: store applied index 302 outside the log \[0, 301\]' "$tmp/c6"
-check "store ahead of the log: a repair line" grep -q '^repair: none automatic: the node refuses to start (raft: applied index outside the log)' "$tmp/c6"
+check "store ahead of the log: a repair line" grep -q '^repair: automatic (repair plan below; raft: applied index outside the log)' "$tmp/c6"
+check "store ahead of the log: the plan discards both and promises 302" \
+    grep -q '^repair plan: .*the log and the store are discarded; promise 302' "$tmp/c6"
 
 # ---- every problem, not only the first: a bad log and a bad store ------------------------
 cp -a "$tmp/seg" "$tmp/both"
@@ -161,7 +165,7 @@ flip "$tmp/both/kv/$data" 700
 "$tool" check "$tmp/both" >"$tmp/c7" 2>&1
 check "two problems: check exits 1" test $? -eq 1
 check "two problems: both reported" test "$(grep -c '^problem: ' "$tmp/c7")" -eq 2
-check "two problems: counted" grep -qx '2 problems: the node would not start' "$tmp/c7"
+check "two problems: counted" grep -qx '2 problems: the node repairs at its next start (repair plan)' "$tmp/c7"
 
 # ---- format 1 (no format file beside segments): refused by the node, a problem here -------
 cp -a "$dir" "$tmp/fmt1"

@@ -532,6 +532,61 @@ static void test_follower_recovering_promised_entries_does_not_vote_or_campaign(
     raft_destroy(r);
 }
 
+/* Issue #15, a lost hard state (a wiped disk): RAFT_PROMISE_UNKNOWN. The node grants nothing
+ * and starts no election until a leader has told it its commit index and the node's commit
+ * index holds an entry of that leader's term (every entry committed before the term precedes
+ * it); on the leader's first APPEND it records a vote for that leader, so that it cannot vote
+ * twice in a term it may have voted in before it lost its state. */
+static void test_follower_with_unknown_promise_waits_for_a_leader(void **state)
+{
+    (void)state;
+    struct raft *r = make_node((struct setup){.promised_index = RAFT_PROMISE_UNKNOWN});
+    assert_int_equal(status_of(r).promised_index, RAFT_PROMISE_UNKNOWN);
+    /* A candidate of the first term, with an empty log: refused. */
+    step_ok(r, vote_req(2, 1, 0, 0));
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    const struct raft_msg *v = sent_after_persist(&rd, RAFT_MSG_VOTE_RESP, 2);
+    if (v == NULL)
+        v = sent_now(&rd, RAFT_MSG_VOTE_RESP, 2);
+    assert_non_null(v);
+    assert_true(v->reject);
+    raft_advance(r, &rd);
+    tick_n(r, 5 * ELECTION_TICKS);
+    assert_int_equal(status_of(r).role, RAFT_FOLLOWER);
+    /* Leader 3 of term 2 sends its log; it has committed 2 (term 1), not yet its own entry. */
+    struct append a;
+    append_init(&a, 3, 2, 0, 0, 2, TERMS(1, 1, 2));
+    step_ok(r, a.m);
+    drain(r);
+    struct raft_status st = status_of(r);
+    assert_int_equal(st.commit, 2);
+    assert_int_equal(st.vote, 3); /* the leader's: no second vote in term 2 */
+    assert_int_equal(st.promised_index, RAFT_PROMISE_UNKNOWN); /* no entry of term 2 yet */
+    struct raft_msg pv = vote_req(2, 3, 9, 2);
+    pv.type = RAFT_MSG_PRE_VOTE;
+    step_ok(r, pv);
+    raft_ready(r, &rd);
+    v = sent_now(&rd, RAFT_MSG_PRE_VOTE_RESP, 2);
+    assert_non_null(v);
+    assert_true(v->reject);
+    raft_advance(r, &rd);
+    /* The leader commits its term's entry: the promise is known (3) and kept. */
+    append_init(&a, 3, 2, 3, 2, 3, NO_TERMS);
+    step_ok(r, a.m);
+    drain(r);
+    st = status_of(r);
+    assert_int_equal(st.commit, 3);
+    assert_int_equal(st.promised_index, 3);
+    step_ok(r, pv);
+    raft_ready(r, &rd);
+    v = sent_now(&rd, RAFT_MSG_PRE_VOTE_RESP, 2);
+    assert_non_null(v);
+    assert_false(v->reject);
+    raft_advance(r, &rd);
+    raft_destroy(r);
+}
+
 static void test_follower_election_timeout_starts_pre_vote(void **state)
 {
     (void)state;
@@ -1878,6 +1933,7 @@ int main(void)
         cmocka_unit_test(test_follower_responds_to_rpcs),
         cmocka_unit_test(test_follower_election_timeout_starts_pre_vote),
         cmocka_unit_test(test_follower_recovering_promised_entries_does_not_vote_or_campaign),
+        cmocka_unit_test(test_follower_with_unknown_promise_waits_for_a_leader),
         cmocka_unit_test(test_pre_candidate_majority_of_pre_votes_becomes_candidate),
         cmocka_unit_test(test_follower_election_timeout_becomes_candidate),
         cmocka_unit_test(test_follower_append_resets_election_timer),

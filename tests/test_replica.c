@@ -1663,6 +1663,87 @@ static void test_cmd_that_does_not_decode_is_an_error_at_once(void **state)
     net_free(net);
 }
 
+/* Issue #15: what the storage open does about each kind of damage (replica_repair_plan). */
+static void test_repair_plan_cuts_discards_and_promises(void **state)
+{
+    (void)state;
+    struct replica_repair_plan p;
+    /* Nothing damaged, the store within the log: nothing to do. */
+    struct replica_repair_input in = {.log_rc = RK_OK,
+                                      .log_snapshot_index = 0,
+                                      .log_last_index = 50,
+                                      .store_rc = RK_OK,
+                                      .store_applied = 40};
+    replica_repair_plan(&in, &p);
+    assert_false(p.act);
+    /* A bad record in a segment: cut there; the promise is what the commit records said. */
+    struct replica_repair_input cut = in;
+    cut.log_rc = RK_ECORRUPT;
+    cut.log_damage = (struct log_damage){.kind = LOG_DAMAGE_RECORD,
+                                         .file = "seg-00000000000000000001.log",
+                                         .offset = 900,
+                                         .intact_last_index = 44,
+                                         .first_index = 45,
+                                         .last_index = 48,
+                                         .acked_index = 50};
+    replica_repair_plan(&cut, &p);
+    assert_true(p.act);
+    assert_int_equal(p.log.mode, LOG_REPAIR_CUT);
+    assert_string_equal(p.log.file, "seg-00000000000000000001.log");
+    assert_int_equal(p.log.offset, 900);
+    assert_int_equal(p.log.promise, 50);
+    assert_false(p.discard_store); /* applied 40 <= 44: the store stays */
+    /* ... but a store that applied past the cut goes, with the log. */
+    cut.store_applied = 47;
+    replica_repair_plan(&cut, &p);
+    assert_int_equal(p.log.mode, LOG_REPAIR_RESET);
+    assert_true(p.discard_store);
+    assert_int_equal(p.log.promise, 50);
+    /* A lost hard state: everything goes, the promise is unknown. */
+    struct replica_repair_input hs = in;
+    hs.log_rc = RK_ECORRUPT;
+    hs.log_damage = (struct log_damage){.kind = LOG_DAMAGE_HARD_STATE, .file = "hardstate"};
+    replica_repair_plan(&hs, &p);
+    assert_int_equal(p.log.mode, LOG_REPAIR_RESET);
+    assert_true(p.discard_store);
+    assert_int_equal(p.log.promise, LOG_PROMISE_UNKNOWN);
+    /* An unreadable log: the same, term and vote kept by the repair if they can be read. */
+    struct replica_repair_input io = in;
+    io.log_rc = RK_EIO;
+    replica_repair_plan(&io, &p);
+    assert_int_equal(p.log.mode, LOG_REPAIR_RESET);
+    assert_int_equal(p.log.promise, LOG_PROMISE_UNKNOWN);
+    /* A damaged store beside a log from index 1: rebuilt from the log, the log untouched. */
+    struct replica_repair_input st = in;
+    st.store_rc = RK_ECORRUPT;
+    replica_repair_plan(&st, &p);
+    assert_true(p.act);
+    assert_int_equal(p.log.mode, 0);
+    assert_true(p.discard_store);
+    /* ... beside a compacted log: both go (a snapshot from the leader), promise its end. */
+    st.log_snapshot_index = 20;
+    replica_repair_plan(&st, &p);
+    assert_int_equal(p.log.mode, LOG_REPAIR_RESET);
+    assert_true(p.discard_store);
+    assert_int_equal(p.log.promise, 50);
+    /* A store ahead of an undamaged log (a truncated segment): both go, promise the applied. */
+    struct replica_repair_input ahead = in;
+    ahead.store_applied = 60;
+    replica_repair_plan(&ahead, &p);
+    assert_int_equal(p.log.mode, LOG_REPAIR_RESET);
+    assert_int_equal(p.log.promise, 60);
+    /* ... unless an installed snapshot explains it (replica_create finishes it). */
+    ahead.store_snap_index = 60;
+    replica_repair_plan(&ahead, &p);
+    assert_false(p.act);
+    /* A store behind the log's snapshot point: both go. */
+    struct replica_repair_input behind = in;
+    behind.log_snapshot_index = 45;
+    replica_repair_plan(&behind, &p);
+    assert_int_equal(p.log.mode, LOG_REPAIR_RESET);
+    assert_int_equal(p.log.promise, 50);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1698,6 +1779,7 @@ int main(void)
         cmocka_unit_test(test_read_barrier_calls_back_at_one_state_after_the_connections_writes),
         cmocka_unit_test(test_a_duplicated_forward_applies_once_with_a_session),
         cmocka_unit_test(test_client_ids_are_unique_per_node_incarnation_and_connection),
+        cmocka_unit_test(test_repair_plan_cuts_discards_and_promises),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1460,6 +1460,104 @@ static void test_persistent_damage_is_detected_never_a_shorter_log(void **state)
     assert_true(refused > 50);
 }
 
+/* Issue #15, repair (log.h, log_seglog_repair): after any one persistent damage the store is
+ * repaired as replica_storage_open does it — a bad record in a segment cut there, anything else
+ * reset — and then opens; what it loads is a prefix of what was written (entries checked byte
+ * by byte), the promise covers every synced entry it no longer holds, and it only grows; the
+ * term survives unless the hard state was what was lost (then the promise is unknown). */
+static void test_repair_keeps_a_prefix_and_promises_what_it_lost(void **state)
+{
+    (void)state;
+    int cut = 0, reset = 0;
+    for (uint64_t seed = 1; seed <= 400; seed++) {
+        struct env *e = env_new(seed, 700);
+        env_open_ok(e);
+        set_hs(e, 3, 1, 0);
+        struct simdisk_faults f = {0};
+        switch (seed % 4) {
+        case 0:
+            f.rot_per_crash = 1;
+            break;
+        case 1:
+            f.lse_per_crash = 1;
+            break;
+        case 2:
+            f.lost_write = 0.2;
+            break;
+        default:
+            f.misdirected_write = 0.2;
+            break;
+        }
+        f.torn_writes = true;
+        env_faults(e, &f);
+        uint64_t synced = 0;
+        uint64_t n = 3 + seed % 17;
+        uint32_t len = 1 + (uint32_t)(seed % 40);
+        for (uint64_t b = 0; b < n; b++) {
+            append_range(e, synced + 1, synced + 3, 1, 3, len);
+            OK(e, e->log->ops->sync(e->log, &e->err));
+            synced += 3;
+        }
+        env_crash(e);
+        struct simdisk_faults none = {0};
+        env_faults(e, &none);
+        struct log_damage d;
+        e->cfg.damage = &d;
+        int rc = env_open(e);
+        e->cfg.damage = NULL;
+        if (rc != RK_OK) {
+            assert_true(rc == RK_ECORRUPT || rc == RK_EIO);
+            struct log_repair r = {.mode = LOG_REPAIR_RESET};
+            if (rc == RK_ECORRUPT && d.kind == LOG_DAMAGE_RECORD && d.first_index > 0 &&
+                strncmp(d.file, "seg-", 4) == 0) {
+                r.mode = LOG_REPAIR_CUT;
+                snprintf(r.file, sizeof(r.file), "%s", d.file);
+                r.offset = d.offset;
+                cut++;
+            } else {
+                reset++;
+            }
+            if (rc == RK_ECORRUPT && d.kind == LOG_DAMAGE_FORMAT)
+                r.mode = LOG_REPAIR_FORMAT;
+            r.promise = rc == RK_ECORRUPT ? d.acked_index : LOG_PROMISE_UNKNOWN;
+            if (r.promise == 0)
+                r.promise = LOG_PROMISE_UNKNOWN;
+            OK(e, log_seglog_repair(&e->cfg, &r, &e->err));
+            rc = env_open(e);
+            if (rc != RK_OK && r.mode == LOG_REPAIR_FORMAT) { /* the next round */
+                r.mode = LOG_REPAIR_RESET;
+                OK(e, log_seglog_repair(&e->cfg, &r, &e->err));
+                rc = env_open(e);
+            }
+            if (rc != RK_OK)
+                fail_msg("seed %llu: reopen after repair: %s: %s (%s)", (unsigned long long)seed,
+                         rk_strerror(rc), e->err.text, simdisk_damage_text(e->disk));
+        }
+        struct loaded l;
+        load(e, &l);
+        for (size_t i = 0; i < l.n; i++) {
+            if (!entry_is(&l.ents[i], l.snap_index + 1 + i, 1, 0, len))
+                fail_msg("seed %llu: entry %llu is not what was written", (unsigned long long)seed,
+                         (unsigned long long)(l.snap_index + 1 + i));
+        }
+        uint64_t promised = e->log->ops->promised(e->log);
+        if (l.n < synced && promised < synced)
+            fail_msg("seed %llu: holds %zu of %llu synced entries, promise %llu (%s)",
+                     (unsigned long long)seed, l.n, (unsigned long long)synced,
+                     (unsigned long long)promised, simdisk_damage_text(e->disk));
+        if (promised != LOG_PROMISE_UNKNOWN)
+            assert_int_equal(l.hs.term, 3); /* term and vote kept */
+        /* Cleared once the entries are back (the replica does it then); durable at once. */
+        OK(e, e->log->ops->set_promise(e->log, 0, &e->err));
+        env_crash(e);
+        env_open_ok(e);
+        assert_int_equal(e->log->ops->promised(e->log), 0);
+        env_free(e);
+    }
+    assert_true(cut > 20);
+    assert_true(reset > 20);
+}
+
 /* ---- failures ------------------------------------------------------------------------------- */
 
 static void test_poison_after_failed_sync(void **state)
@@ -2245,6 +2343,7 @@ int main(void)
         cmocka_unit_test(test_lost_and_misdirected_writes_are_corruption),
         cmocka_unit_test(test_verify_reports_the_damage_open_would),
         cmocka_unit_test(test_persistent_damage_is_detected_never_a_shorter_log),
+        cmocka_unit_test(test_repair_keeps_a_prefix_and_promises_what_it_lost),
         cmocka_unit_test(test_poison_after_failed_sync),
         cmocka_unit_test(test_poison_after_failed_append),
         cmocka_unit_test(test_misuse_is_refused_without_poison),

@@ -58,7 +58,18 @@ struct log_store_ops {
     int (*compact)(struct log_store *s, uint64_t index, uint64_t term, struct rk_errmsg *err);
     /* Closes the store, writing nothing (what was not synced may be lost, as at a crash). */
     void (*destroy)(struct log_store *s);
+    /* Issue #15, repair from peers (core/log/INTEGRITY.md). The promise this store carries:
+     * the highest index this node may have acknowledged that its log may no longer hold (0:
+     * none; LOG_PROMISE_UNKNOWN: not known at all, the hard state was lost), which the replica
+     * hands to raft as raft_config.promised_index. NULL op: none. */
+    uint64_t (*promised)(struct log_store *s);
+    /* Sets the promise (0 clears it), durable when it returns (not at the next sync): the
+     * replica clears it only once the entries up to it are durable again. NULL op: refused. */
+    int (*set_promise)(struct log_store *s, uint64_t index, struct rk_errmsg *err);
 };
+
+/* A promise that is not known (raft.h RAFT_PROMISE_UNKNOWN): a lost hard state. */
+#define LOG_PROMISE_UNKNOWN UINT64_MAX
 
 struct log_store {
     const struct log_store_ops *ops;
@@ -138,6 +149,9 @@ struct log_seglog_stats {
     uint64_t commit_records;    /* commit records written (one per sync that made bytes durable) */
     uint64_t fs_syncs;          /* fs sync calls on segments (group commit: one per batch) */
     uint64_t reloads;           /* loads that read the segments again */
+    uint64_t snapshot_index;    /* the log holds snapshot_index + 1 .. last_index */
+    uint64_t last_index;
+    uint64_t commit; /* the hard state's (a hint: raft.h) */
 };
 
 /* Opens (creating if empty) the store in c->fs. The caller owns *out and frees it with its
@@ -200,6 +214,7 @@ struct log_verify_stats {
     uint64_t notices;
     uint64_t commit_records; /* read and checked */
     struct log_damage damage; /* when verify returns RK_ECORRUPT: what open would report */
+    uint64_t promised;        /* the promise file's index (0: none; LOG_PROMISE_UNKNOWN) */
     /* Where the error points when verify returns RK_ECORRUPT: file ("" when the problem is not
      * in one file), the offset of the bad record, and what is wrong with it. */
     char problem_file[FS_NAME_MAX + 1];
@@ -216,5 +231,35 @@ struct log_verify_stats {
  * what was read before the problem (segments and segment_bytes: the segments read whole). */
 int log_seglog_verify(const struct log_seglog_config *c, const struct log_verify_cb *cb,
                       struct log_verify_stats *st, struct rk_errmsg *err);
+
+/*
+ * Repair (issue #15, core/log/INTEGRITY.md): what the replica's storage open does to a log
+ * that log_seglog_open refused with RK_ECORRUPT, before it opens it again. Every mode first
+ * makes the promise durable (the `promise` file: [crc32c u32][magic u32 "RKPM"][index u64],
+ * written to promise.tmp, synced, renamed, directory synced; the index only grows, and
+ * LOG_PROMISE_UNKNOWN stays), and only then removes anything, so that a crash in the middle of
+ * a repair never forgets what the node may have acknowledged.
+ */
+enum log_repair_mode {
+    LOG_REPAIR_PROMISE = 1, /* only the promise: nothing is cut */
+    LOG_REPAIR_CUT,         /* cut the log at the damage: file at offset and every later
+                               segment go; the intact prefix stays */
+    LOG_REPAIR_RESET,       /* remove every segment; the hard state keeps its term and vote
+                               (when it checks out; else term 0, no vote, and the promise
+                               becomes LOG_PROMISE_UNKNOWN), commit 0, snapshot point 0 */
+    LOG_REPAIR_FORMAT,      /* write the format file again (it carries nothing else) */
+};
+
+struct log_repair {
+    enum log_repair_mode mode;
+    char file[FS_NAME_MAX + 1]; /* CUT: the damaged segment */
+    uint64_t offset;            /* CUT: where its intact prefix ends */
+    uint64_t promise;           /* raised to at least this (0: kept as it is) */
+};
+
+/* Applies r to the log store in c->fs (not open). RK_OK, or the fs's error (nothing is known:
+ * run it again). */
+int log_seglog_repair(const struct log_seglog_config *c, const struct log_repair *r,
+                      struct rk_errmsg *err);
 
 #endif

@@ -19,6 +19,7 @@ struct log_memstore {
     size_t n;
     size_t cap;
     uint64_t syncs;
+    uint64_t promised;
 };
 
 static struct log_memstore *memlog_of(struct log_store *s)
@@ -134,6 +135,18 @@ static void memlog_destroy(struct log_store *s)
     rk_free(m->alloc, m);
 }
 
+static uint64_t memlog_promised(struct log_store *s)
+{
+    return memlog_of(s)->promised;
+}
+
+static int memlog_set_promise(struct log_store *s, uint64_t index, struct rk_errmsg *err)
+{
+    (void)err;
+    memlog_of(s)->promised = index;
+    return RK_OK;
+}
+
 static const struct log_store_ops memlog_ops = {
     .load = memlog_load,
     .truncate = memlog_truncate,
@@ -142,6 +155,8 @@ static const struct log_store_ops memlog_ops = {
     .sync = memlog_sync,
     .compact = memlog_compact,
     .destroy = memlog_destroy,
+    .promised = memlog_promised,
+    .set_promise = memlog_set_promise,
 };
 
 int log_memstore_create(const struct rk_alloc *a, struct log_store **out)

@@ -12,6 +12,10 @@
  *   hardstate.tmp                     a hard state being written; garbage once found at open
  *   format                            [crc32c u32][magic u32 "RKLF"][version u32 = 2], written
  *                                     (and synced, with the directory) before any other file
+ *   promise                           [crc32c u32][magic u32 "RKPM"][index u64]: the promise
+ *                                     of a repaired log (log.h, REPAIR below); absent: none; one
+ *                                     that does not check out: LOG_PROMISE_UNKNOWN (never less)
+ *   promise.tmp                       a promise being written; garbage once found at open
  *   anything else                     ignored
  *
  * Record (little-endian): [crc32c u32][len u32][term u64][index u64][type u8][data]
@@ -219,6 +223,11 @@ _Static_assert(SEGLOG_COMMIT_BYTES == 41, "commit record: 25-byte header and two
 #define SEGLOG_FORMAT_VERSION 2u
 #define SEGLOG_FORMAT_BYTES   12u
 #define SEGLOG_HS_NAME     "hardstate"
+/* Promise file (REPAIR). */
+#define SEGLOG_PROMISE_NAME     "promise"
+#define SEGLOG_PROMISE_TMP_NAME "promise.tmp"
+#define SEGLOG_PROMISE_MAGIC    0x4d504b52u /* "RKPM" */
+#define SEGLOG_PROMISE_BYTES    16u
 #define SEGLOG_HS_TMP_NAME "hardstate.tmp"
 
 #define SEGLOG_NAME_BYTES        (FS_NAME_MAX + 1)
@@ -288,6 +297,7 @@ struct seglog {
     struct log_seglog_stats stats;
     struct seglog_dry *dry;    /* NULL but in log_seglog_verify */
     struct log_damage damage; /* what recovery found (TORN OR CORRUPT) */
+    uint64_t promised;        /* the promise file's (REPAIR); 0: none */
 };
 
 static const struct log_store_ops seglog_ops;
@@ -780,7 +790,7 @@ static int search_commits(struct seg_reader *r, uint64_t from, bool *found, uint
         r->len = 0; /* read again */
         for (uint64_t p = from; p < r->size && r->size - p >= SEGLOG_COMMIT_BYTES; p++) {
             const uint8_t *b = NULL;
-            size_t got = 0;
+            size_t got;
             int rc = reader_get(r, p, SEGLOG_COMMIT_BYTES, &b, &got, err);
             if (rc != RK_OK)
                 return rc;
@@ -792,6 +802,41 @@ static int search_commits(struct seg_reader *r, uint64_t from, bool *found, uint
             *found = true;
             *max_last = last > *max_last ? last : *max_last;
         }
+    }
+    r->len = 0;
+    return RK_OK;
+}
+
+/* The highest index of an entry record that checks out (crc) at any offset in [from, end of
+ * file) of the segment r reads, with an index in [min_index, min_index + 2^32): 0 if none. Such a
+ * record past a damage may have been synced and acknowledged although the commit record that
+ * covered it was lost (a lost or misdirected write of the commit record alone), so the promise
+ * must cover it (struct log_damage's acked_index). An over-estimate (a record-like run of bytes
+ * inside an entry's data) only delays the node's return to elections. */
+static int search_entries(struct seg_reader *r, uint64_t from, uint64_t min_index,
+                          uint64_t *max_index, struct rk_errmsg *err)
+{
+    *max_index = 0;
+    r->len = 0;
+    for (uint64_t p = from; p < r->size && r->size - p >= SEGLOG_HEADER_BYTES; p++) {
+        const uint8_t *b;
+        size_t got;
+        int rc = reader_get(r, p, SEGLOG_HEADER_BYTES, &b, &got, err);
+        if (rc != RK_OK)
+            return rc;
+        uint32_t len = get_u32(b + SEGLOG_OFF_LEN);
+        uint64_t index = get_u64(b + SEGLOG_OFF_INDEX);
+        if (got < SEGLOG_HEADER_BYTES || len < SEGLOG_LEN_MIN ||
+            (uint64_t)SEGLOG_OFF_TERM + len > r->size - p || index < min_index ||
+            index - min_index >= (1ull << 32) || index <= *max_index)
+            continue;
+        struct seg_record c;
+        uint32_t print = 0;
+        rc = judge_record(r, p, &c, &print, err);
+        if (rc != RK_OK)
+            return rc;
+        if (c.verdict == SEG_OK && c.index == index)
+            *max_index = index;
     }
     r->len = 0;
     return RK_OK;
@@ -812,6 +857,12 @@ static int corrupt_record(struct seglog *s, const struct scan *sc, struct seg_re
     note_damage(s, LOG_DAMAGE_RECORD, r->name, off, sc->expected, first_last);
     if (max_last > s->damage.acked_index)
         s->damage.acked_index = max_last;
+    uint64_t max_entry = 0;
+    rc = search_entries(r, off + 1, sc->expected > 0 ? sc->expected : 1, &max_entry, err);
+    if (rc != RK_OK)
+        return rc;
+    if (max_entry > s->damage.acked_index)
+        s->damage.acked_index = max_entry;
     return recovery_corrupt(s, err, r->name, off, true, "%s%s", problem,
                             found ? " (in synced data: a commit record after it checks out)"
                                   : "");
@@ -1419,6 +1470,25 @@ static void seglog_destroy(struct log_store *ls)
     rk_free(s->alloc, s);
 }
 
+static uint64_t seglog_promised(struct log_store *ls)
+{
+    return seglog_of(ls)->promised;
+}
+
+static int write_promise(struct seglog *s, uint64_t index, struct rk_errmsg *err);
+
+static int seglog_set_promise(struct log_store *ls, uint64_t index, struct rk_errmsg *err)
+{
+    struct seglog *s = seglog_of(ls);
+    int rc = seglog_enter(s, err);
+    if (rc != RK_OK)
+        return rc;
+    if (index == s->promised)
+        return RK_OK;
+    rc = write_promise(s, index, err);
+    return rc == RK_OK ? RK_OK : seglog_poison(s, rc, err);
+}
+
 static const struct log_store_ops seglog_ops = {
     .load = seglog_load,
     .truncate = seglog_truncate,
@@ -1427,6 +1497,8 @@ static const struct log_store_ops seglog_ops = {
     .sync = seglog_sync,
     .compact = seglog_compact,
     .destroy = seglog_destroy,
+    .promised = seglog_promised,
+    .set_promise = seglog_set_promise,
 };
 
 /* ---- recovery ------------------------------------------------------------------------------ */
@@ -1438,6 +1510,8 @@ struct listing {
     size_t cap;
     bool hs;
     bool hs_tmp;
+    bool promise;
+    bool promise_tmp;
     bool format;
     bool nomem;
     bool too_many;
@@ -1456,6 +1530,14 @@ static bool list_one(void *ctx, const char *name)
     }
     if (strcmp(name, SEGLOG_FORMAT_NAME) == 0) {
         ls->format = true;
+        return true;
+    }
+    if (strcmp(name, SEGLOG_PROMISE_NAME) == 0) {
+        ls->promise = true;
+        return true;
+    }
+    if (strcmp(name, SEGLOG_PROMISE_TMP_NAME) == 0) {
+        ls->promise_tmp = true;
         return true;
     }
     uint64_t first = seg_name_first(name);
@@ -1588,6 +1670,78 @@ static int settle(struct seglog *s, struct rk_errmsg *err)
     }
     int rc = s->fs->ops->sync_dir(s->fs, err);
     return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "sync_dir");
+}
+
+/* ---- the promise (REPAIR) ------------------------------------------------------------------ */
+
+/* Reads the promise file: *out its index, or LOG_PROMISE_UNKNOWN when it does not check out in
+ * two reads that agree (a promise may only be over-estimated, never forgotten). */
+static int read_promise(struct seglog *s, uint64_t *out, struct rk_errmsg *err)
+{
+    struct fs_file *f;
+    int rc = s->fs->ops->open(s->fs, SEGLOG_PROMISE_NAME, 0, &f, err);
+    if (rc != RK_OK)
+        return rk_errwrap(err, rc, SEGLOG_PROMISE_NAME ": open");
+    uint8_t buf[SEGLOG_PROMISE_BYTES + 1];
+    uint32_t prev_print = 0;
+    *out = LOG_PROMISE_UNKNOWN;
+    for (int attempt = 0; attempt < SEGLOG_READ_ATTEMPTS; attempt++) {
+        size_t got = 0;
+        rc = pread_retry(s, f, 0, buf, sizeof(buf), &got, err);
+        if (rc != RK_OK) {
+            rk_errwrap(err, rc, SEGLOG_PROMISE_NAME ": read");
+            break;
+        }
+        if (got == SEGLOG_PROMISE_BYTES && get_u32(buf + 4) == SEGLOG_PROMISE_MAGIC &&
+            get_u32(buf) == rk_crc32c(0, buf + 4, SEGLOG_PROMISE_BYTES - 4)) {
+            *out = get_u64(buf + 8);
+            break;
+        }
+        uint32_t print = rk_crc32c(0, buf, got) ^ (uint32_t)got;
+        if (attempt > 0 && print == prev_print)
+            break; /* bad on disk: unknown */
+        prev_print = print;
+    }
+    s->fs->ops->close(s->fs, f);
+    return rc;
+}
+
+/* Makes index the promise, durably (promise.tmp written and synced, renamed, directory synced);
+ * 0 removes the file (and syncs the directory). */
+static int write_promise(struct seglog *s, uint64_t index, struct rk_errmsg *err)
+{
+    int rc;
+    if (index == 0) {
+        rc = remove_if_there(s, SEGLOG_PROMISE_NAME, err);
+        if (rc == RK_OK)
+            rc = s->fs->ops->sync_dir(s->fs, err);
+        if (rc != RK_OK)
+            return rk_errwrap(err, rc, SEGLOG_PROMISE_NAME ": remove");
+        s->promised = 0;
+        return RK_OK;
+    }
+    uint8_t buf[SEGLOG_PROMISE_BYTES];
+    put_u32(buf + 4, SEGLOG_PROMISE_MAGIC);
+    put_u64(buf + 8, index);
+    put_u32(buf, rk_crc32c(0, buf + 4, SEGLOG_PROMISE_BYTES - 4));
+    struct fs_file *f;
+    rc = s->fs->ops->open(s->fs, SEGLOG_PROMISE_TMP_NAME, FS_CREATE, &f, err);
+    if (rc != RK_OK)
+        return rk_errwrap(err, rc, SEGLOG_PROMISE_TMP_NAME ": create");
+    rc = s->fs->ops->truncate(s->fs, f, 0, err);
+    if (rc == RK_OK)
+        rc = s->fs->ops->append(s->fs, f, buf, sizeof(buf), err);
+    if (rc == RK_OK)
+        rc = s->fs->ops->sync(s->fs, f, err);
+    s->fs->ops->close(s->fs, f);
+    if (rc == RK_OK)
+        rc = s->fs->ops->rename(s->fs, SEGLOG_PROMISE_TMP_NAME, SEGLOG_PROMISE_NAME, err);
+    if (rc == RK_OK)
+        rc = s->fs->ops->sync_dir(s->fs, err);
+    if (rc != RK_OK)
+        return rk_errwrap(err, rc, SEGLOG_PROMISE_NAME ": write");
+    s->promised = index;
+    return RK_OK;
 }
 
 /* Writes the format file (FORMAT): before any segment or hard state, synced with the
@@ -1723,6 +1877,10 @@ static void damage_acked(struct seglog *s, const struct listing *ls)
             if (search_commits(&r, 0, &found, &first_last, &max_last, &scratch) == RK_OK &&
                 max_last > d->acked_index)
                 d->acked_index = max_last;
+            uint64_t max_entry = 0;
+            if (search_entries(&r, 0, ls->firsts[i], &max_entry, &scratch) == RK_OK &&
+                max_entry > d->acked_index)
+                d->acked_index = max_entry;
         }
         rk_free(s->alloc, r.buf);
         s->fs->ops->close(s->fs, f);
@@ -1762,6 +1920,14 @@ static int recover(struct seglog *s, struct rk_errmsg *err)
         rk_errwrap(err, rc, SEGLOG_HS_TMP_NAME ": remove");
     if (rc == RK_OK && ls.hs)
         rc = read_hardstate(s, err);
+    if (rc == RK_OK && ls.promise_tmp && s->dry != NULL)
+        dry_notice(s, LOG_VERIFY_LEFTOVER, SEGLOG_PROMISE_TMP_NAME, 0, 0,
+                   SEGLOG_PROMISE_TMP_NAME " was never committed (would be removed on open)");
+    else if (rc == RK_OK && ls.promise_tmp &&
+             (rc = remove_if_there(s, SEGLOG_PROMISE_TMP_NAME, err)) != RK_OK)
+        rk_errwrap(err, rc, SEGLOG_PROMISE_TMP_NAME ": remove");
+    if (rc == RK_OK && ls.promise)
+        rc = read_promise(s, &s->promised, err);
     if (rc == RK_OK && s->dry != NULL)
         dry_hard_state(s, ls.hs);
     s->dur = (struct seglog_durable){.term = s->hs.term,
@@ -1853,6 +2019,7 @@ int log_seglog_verify(const struct log_seglog_config *c, const struct log_verify
     st->first_index = s->snap_index + 1;
     st->last_index = s->last_index;
     st->damage = s->damage;
+    st->promised = s->promised;
     if (c->damage != NULL)
         *c->damage = s->damage;
     RK_ASSERT(rc != RK_OK || st->entries == s->last_index - s->snap_index);
@@ -1866,4 +2033,122 @@ void log_seglog_stats(const struct log_store *ls, struct log_seglog_stats *out)
     const struct seglog *s = (const struct seglog *)ls;
     *out = s->stats;
     out->segments = s->n_segs;
+    out->snapshot_index = s->snap_index;
+    out->last_index = s->last_index;
+    out->commit = s->hs.commit;
+}
+
+/* REPAIR (log.h, core/log/INTEGRITY.md): the promise first, then the cut. The order of a CUT is
+ * truncate's (T1 then T2): a crash in the middle leaves the damaged segment, which the next open
+ * finds again (and the promise is already durable). */
+static int repair_cut(struct seglog *s, const struct listing *ls, const struct log_repair *r,
+                      struct rk_errmsg *err)
+{
+    uint64_t first = seg_name_first(r->file);
+    if (first == 0)
+        return rk_errf(err, RK_EINVAL, "seglog: repair: %s is not a segment", r->file);
+    int rc = RK_OK;
+    for (size_t i = 0; rc == RK_OK && i < ls->n; i++) {
+        if (ls->firsts[i] > first)
+            rc = remove_segment(s, ls->firsts[i], false, err);
+    }
+    if (rc == RK_OK)
+        rc = s->fs->ops->sync_dir(s->fs, err);
+    if (rc != RK_OK)
+        return rc;
+    if (r->offset == 0) {
+        rc = remove_if_there(s, r->file, err);
+        if (rc == RK_OK)
+            rc = s->fs->ops->sync_dir(s->fs, err);
+        return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "%s: remove", r->file);
+    }
+    struct fs_file *f;
+    rc = s->fs->ops->open(s->fs, r->file, 0, &f, err);
+    if (rc != RK_OK)
+        return rk_errwrap(err, rc, "%s: open", r->file);
+    uint64_t size = 0;
+    rc = s->fs->ops->size(s->fs, f, &size, err);
+    if (rc == RK_OK && size > r->offset) {
+        rc = s->fs->ops->truncate(s->fs, f, r->offset, err);
+        if (rc == RK_OK)
+            rc = s->fs->ops->sync(s->fs, f, err);
+    }
+    s->fs->ops->close(s->fs, f);
+    return rc == RK_OK ? RK_OK
+                       : rk_errwrap(err, rc, "%s: cut at offset %llu", r->file,
+                                    (unsigned long long)r->offset);
+}
+
+/* RESET: every segment goes, then the hard state is written again with commit and snapshot
+ * point 0 (term and vote as they were, if hs_ok). */
+static int repair_reset(struct seglog *s, const struct listing *ls, bool hs_ok,
+                        struct rk_errmsg *err)
+{
+    int rc = RK_OK;
+    for (size_t i = 0; rc == RK_OK && i < ls->n; i++)
+        rc = remove_segment(s, ls->firsts[i], false, err);
+    if (rc == RK_OK)
+        rc = s->fs->ops->sync_dir(s->fs, err);
+    if (rc == RK_OK)
+        rc = write_format(s, err); /* it may be what could not be read (a write remaps) */
+    if (rc != RK_OK)
+        return rc;
+    if (!hs_ok)
+        s->hs = (struct raft_hard_state){0};
+    s->hs.commit = 0;
+    s->snap_index = 0;
+    s->snap_term = 0;
+    return write_hardstate(s, err);
+}
+
+int log_seglog_repair(const struct log_seglog_config *c, const struct log_repair *r,
+                      struct rk_errmsg *err)
+{
+    struct seglog *s = NULL;
+    int rc = seglog_new(c, &s, err);
+    if (rc != RK_OK)
+        return rc;
+    struct listing ls = {.alloc = s->alloc};
+    rc = s->fs->ops->list(s->fs, list_one, &ls, err);
+    if (rc != RK_OK)
+        rk_errwrap(err, rc, "list");
+    else if (ls.nomem || ls.too_many)
+        rc = rk_errf(err, RK_ENOMEM, "cannot list the directory");
+    uint64_t cur = 0;
+    if (rc == RK_OK && ls.promise && read_promise(s, &cur, err) != RK_OK)
+        cur = LOG_PROMISE_UNKNOWN; /* unreadable: never less than unknown */
+    bool hs_ok = true;
+    if (rc == RK_OK && r->mode == LOG_REPAIR_RESET && ls.hs) {
+        rc = read_hardstate(s, err);
+        if (rc == RK_ECORRUPT || rc == RK_EIO) {
+            hs_ok = false; /* term and vote are lost: the promise is unknown */
+            rc = RK_OK;
+        }
+    }
+    uint64_t want = cur > r->promise ? cur : r->promise;
+    if (!hs_ok)
+        want = LOG_PROMISE_UNKNOWN;
+    s->promised = cur;
+    if (rc == RK_OK && want != cur)
+        rc = write_promise(s, want, err);
+    if (rc == RK_OK) {
+        switch (r->mode) {
+        case LOG_REPAIR_PROMISE:
+            break;
+        case LOG_REPAIR_CUT:
+            rc = repair_cut(s, &ls, r, err);
+            break;
+        case LOG_REPAIR_RESET:
+            rc = repair_reset(s, &ls, hs_ok, err);
+            break;
+        case LOG_REPAIR_FORMAT:
+            rc = write_format(s, err);
+            break;
+        default:
+            rc = rk_errf(err, RK_EINVAL, "seglog: repair mode %d", (int)r->mode);
+        }
+    }
+    rk_free(s->alloc, ls.firsts);
+    seglog_destroy(&s->base);
+    return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "seglog: repair");
 }

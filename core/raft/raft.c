@@ -93,6 +93,9 @@ struct raft {
     /* Leaders. */
     struct raft_progress prs[RAFT_MAX_VOTERS];
     uint64_t transfer_target;
+    /* A lost promise being resolved (raft_config.promised_index): the node stays out of
+     * elections until its commit index reaches an entry of this term (0: none pending). */
+    uint64_t promise_term;
     uint32_t transfer_elapsed;
     struct raft_pending_read *reads;
     size_t n_reads;
@@ -257,13 +260,27 @@ static void raft_log_truncate(struct raft *r, uint64_t from)
     }
 }
 
-/* Appends one entry, copying its data. */
-static int raft_log_append(struct raft *r, uint64_t term, uint8_t type, const uint8_t *data,
-                           uint32_t len)
+/* Appends one entry whose data buffer (or NULL) it takes. */
+static int raft_log_append_owned(struct raft *r, uint64_t term, uint8_t type, uint8_t *data,
+                                 uint32_t len)
 {
     RK_ASSERT(term >= raft_last_term(r));
     if (!rk_grow(r->alloc, (void **)&r->ents, &r->cap_ents, r->n_ents + 1, sizeof(*r->ents)))
         return RK_ENOMEM;
+    struct raft_entry *e = &r->ents[r->n_ents++];
+    e->term = term;
+    e->index = raft_last_index(r);
+    e->type = type;
+    e->len = len;
+    e->data = data;
+    r->ent_bytes += len;
+    return RK_OK;
+}
+
+/* Appends one entry, copying its data. */
+static int raft_log_append(struct raft *r, uint64_t term, uint8_t type, const uint8_t *data,
+                           uint32_t len)
+{
     uint8_t *copy = NULL;
     if (len > 0) {
         copy = rk_malloc(r->alloc, len);
@@ -271,14 +288,10 @@ static int raft_log_append(struct raft *r, uint64_t term, uint8_t type, const ui
             return RK_ENOMEM;
         memcpy(copy, data, len);
     }
-    struct raft_entry *e = &r->ents[r->n_ents++];
-    e->term = term;
-    e->index = raft_last_index(r);
-    e->type = type;
-    e->len = len;
-    e->data = copy;
-    r->ent_bytes += len;
-    return RK_OK;
+    int rc = raft_log_append_owned(r, term, type, copy, len);
+    if (rc != RK_OK)
+        rk_free(r->alloc, copy);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -446,10 +459,22 @@ static void raft_become_pre_candidate(struct raft *r)
 }
 
 /* Issue #15: a node that lost entries it may have acknowledged takes no part in elections until
- * a leader has given them back (raft_config.promised_index). */
+ * a leader has given them back (raft_config.promised_index; RAFT_PROMISE_UNKNOWN is above every
+ * commit index, so a node that lost its promise waits for a leader to resolve it). */
+/* A lost promise resolves once the commit index holds an entry of the leader's term
+ * (raft_config.promised_index): the promise becomes that commit index. */
+static void raft_check_promise(struct raft *r)
+{
+    if (r->promise_term == 0 || r->commit == 0 || raft_term_at(r, r->commit) < r->promise_term)
+        return;
+    if (r->commit > r->cfg.promised_index)
+        r->cfg.promised_index = r->commit;
+    r->promise_term = 0;
+}
+
 static bool raft_recovering(const struct raft *r)
 {
-    return r->commit < r->cfg.promised_index;
+    return r->commit < r->cfg.promised_index || r->promise_term != 0;
 }
 
 static void raft_campaign_internal(struct raft *r, bool transfer)
@@ -906,6 +931,7 @@ static void raft_commit_to(struct raft *r, uint64_t index)
         index = raft_last_index(r);
     if (index > r->commit)
         r->commit = index;
+    raft_check_promise(r);
 }
 
 /* Figure 2 AppendEntries RPC receiver. Terms were checked by raft_step (rule 1). */
@@ -986,6 +1012,22 @@ static int raft_step_follower(struct raft *r, const struct raft_msg *m)
     case RAFT_MSG_APPEND:
         r->election_elapsed = 0;
         r->leader = m->from;
+        if (r->cfg.promised_index == RAFT_PROMISE_UNKNOWN) {
+            /* A lost promise (raft_config.promised_index): what the leader has committed stands
+             * for it — its commit index now, and at least one entry of its own term (which
+             * follows every entry committed before the term began, Leader Completeness) —
+             * and a vote for the leader of this term, which has won it, takes the place of
+             * whatever vote this node may have cast in it before. */
+            r->cfg.promised_index = m->commit;
+            r->promise_term = r->term;
+            if (r->vote == RAFT_NONE)
+                r->vote = m->from;
+            raft_logf(r, 4,
+                      "promise unknown: waits for leader %llu's commit index %llu and an entry "
+                      "of term %llu",
+                      (unsigned long long)m->from, (unsigned long long)m->commit,
+                      (unsigned long long)r->term);
+        }
         return raft_handle_append(r, m);
     case RAFT_MSG_HEARTBEAT: {
         r->election_elapsed = 0;
@@ -1284,8 +1326,8 @@ int raft_step(struct raft *r, const struct raft_msg *m)
 /* ------------------------------------------------------------------------------------------ */
 /* Client-facing inputs                                                                       */
 
-int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, uint64_t *index,
-                 uint64_t *leader)
+/* What both proposes check first: the caller may append an entry now. */
+static int raft_propose_check(struct raft *r, uint32_t len, uint64_t *leader)
 {
     RK_ASSERT(!r->in_ready);
     if (leader != NULL)
@@ -1296,15 +1338,39 @@ int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, uint64_t *in
         return RK_EBUSY;
     if (len > r->cfg.max_entry_bytes)
         return RK_ETOOBIG;
-    int rc = raft_log_append(r, r->term, RAFT_ENTRY_NORMAL, data, len);
-    if (rc != RK_OK)
-        return rc;
+    return RK_OK;
+}
+
+/* After either propose appended: sent with the next ready, before our own sync (§10.2.1):
+ * followers persist while we do, and every proposal since the last batch shares one APPEND. */
+static void raft_proposed(struct raft *r, uint64_t *index)
+{
     if (index != NULL)
         *index = raft_last_index(r);
-    /* Sent with the next ready, before our own sync (§10.2.1): followers persist while we
-     * do, and every proposal since the last batch shares one APPEND. */
     r->append_pending = true;
-    return RK_OK;
+}
+
+int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, uint64_t *index,
+                 uint64_t *leader)
+{
+    int rc = raft_propose_check(r, len, leader);
+    if (rc == RK_OK)
+        rc = raft_log_append(r, r->term, RAFT_ENTRY_NORMAL, data, len);
+    if (rc == RK_OK)
+        raft_proposed(r, index);
+    return rc;
+}
+
+int raft_propose_take(struct raft *r, uint8_t *data, uint32_t len, uint64_t *index,
+                      uint64_t *leader)
+{
+    RK_ASSERT(data != NULL && len > 0);
+    int rc = raft_propose_check(r, len, leader);
+    if (rc == RK_OK)
+        rc = raft_log_append_owned(r, r->term, RAFT_ENTRY_NORMAL, data, len);
+    if (rc == RK_OK)
+        raft_proposed(r, index);
+    return rc;
 }
 
 /* Registers a read for ctx asked by from (self or a follower). §6.4: the read index is the
@@ -1450,6 +1516,7 @@ int raft_restore(struct raft *r, uint64_t index, uint64_t term)
         r->written = index;
     r->commit = index;
     r->applied = index; /* the state machine is the snapshot */
+    raft_check_promise(r);
     r->restore_pending = true;
     raft_logf(r, 6, "snapshot installed at %llu (term %llu)", (unsigned long long)index,
               (unsigned long long)term);
@@ -1549,7 +1616,7 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
 }
 
 /* What both advances do: the batch was acted on, except (async) for its durability. */
-static void raft_advance_common(struct raft *r, const struct raft_ready *rd)
+static void raft_advance_common(struct raft *r, const struct raft_ready *rd, bool free_garbage)
 {
     RK_ASSERT(r->in_ready);
     r->in_ready = false;
@@ -1565,9 +1632,23 @@ static void raft_advance_common(struct raft *r, const struct raft_ready *rd)
     r->n_read_states = 0;
     r->n_snap_needed = 0;
     r->restore_pending = false;
+    if (!free_garbage)
+        return; /* raft_take_garbage hands them to the host */
     for (size_t i = 0; i < r->n_garbage; i++)
         rk_free(r->alloc, r->garbage[i]);
     r->n_garbage = 0;
+}
+
+int raft_take_garbage(struct raft *r, uint8_t ***v, size_t *n, size_t *cap)
+{
+    if (r->n_garbage == 0)
+        return RK_OK;
+    if (!rk_grow(r->alloc, (void **)v, cap, *n + r->n_garbage, sizeof(**v)))
+        return RK_ENOMEM;
+    memcpy(*v + *n, r->garbage, r->n_garbage * sizeof(*r->garbage));
+    *n += r->n_garbage;
+    r->n_garbage = 0;
+    return RK_OK;
 }
 
 /* Our own entries up to index are durable: they count toward the commit quorum (§10.2.1). */
@@ -1584,7 +1665,7 @@ static void raft_self_persisted(struct raft *r, uint64_t index)
 
 void raft_advance(struct raft *r, const struct raft_ready *rd)
 {
-    raft_advance_common(r, rd);
+    raft_advance_common(r, rd, true);
     raft_self_persisted(r, r->written);
     RK_ASSERT(r->applied <= r->commit);
     RK_ASSERT_SLOW(raft_invariants_hold_since(r, rd->n_entries > 0 ? rd->entries[0].index : 0));
@@ -1592,7 +1673,7 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 
 void raft_advance_async(struct raft *r, const struct raft_ready *rd)
 {
-    raft_advance_common(r, rd);
+    raft_advance_common(r, rd, false);
     RK_ASSERT(r->applied <= r->commit);
     RK_ASSERT_SLOW(raft_invariants_hold_since(r, rd->n_entries > 0 ? rd->entries[0].index : 0));
 }
@@ -1790,6 +1871,7 @@ void raft_status(const struct raft *r, struct raft_status *st)
     st->transfer_target = r->transfer_target;
     st->snapshot_index = r->snap_index;
     st->snapshot_term = r->snap_term;
+    st->promised_index = r->promise_term != 0 ? RAFT_PROMISE_UNKNOWN : r->cfg.promised_index;
 }
 
 bool raft_progress(const struct raft *r, uint32_t i, struct raft_progress_status *ps)

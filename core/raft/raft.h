@@ -66,6 +66,8 @@
 #define RAFT_NONE       0 /* no node: node ids are >= 1 */
 /* Default largest proposal: a 64 MiB value plus a 64 KiB key and the command around them. */
 #define RAFT_DEFAULT_MAX_ENTRY_BYTES ((64u << 20) + (68u << 10))
+/* raft_config.promised_index when the promise itself is lost (a lost hard state). */
+#define RAFT_PROMISE_UNKNOWN UINT64_MAX
 
 enum raft_role {
     RAFT_FOLLOWER = 0,
@@ -194,7 +196,14 @@ struct raft_config {
      * pre-vote and starts no election, so its lost promises cannot help elect a leader that
      * lacks a committed entry. Its acknowledgments of what it now holds count as any other's.
      * 0: none. Requires a durable term at least the one it acknowledged in (a damaged log, not
-     * a lost hard state: see core/log/INTEGRITY.md). */
+     * a lost hard state: see core/log/INTEGRITY.md).
+     * RAFT_PROMISE_UNKNOWN: what it promised is not known at all (its hard state was lost: a
+     * wiped or new disk, or a hard state that does not check out). It then takes no part in
+     * elections until it has heard an APPEND of a leader: the promise becomes that leader's
+     * commit index (which covers every entry committed before the node lost its state, as long
+     * as the leader is not a deposed one: INTEGRITY.md), and if the node has not voted in that
+     * leader's term it records a vote for that leader, so that it cannot vote a second time in
+     * a term it may have voted in before. */
     uint64_t promised_index;
     const struct rk_alloc *alloc; /* NULL: libc */
     struct raft_logger logger;    /* fn NULL: silent */
@@ -249,6 +258,9 @@ struct raft_status {
     uint64_t transfer_target;
     uint64_t snapshot_index; /* the log starts after this */
     uint64_t snapshot_term;
+    /* raft_config.promised_index as it stands (an unknown one becomes known at the first
+     * APPEND of a leader); the node takes no part in elections while commit is below it. */
+    uint64_t promised_index;
 };
 
 /* Per-follower replication progress as the leader sees it. */
@@ -285,6 +297,11 @@ int raft_step(struct raft *r, const struct raft_msg *m);
  * index (may be NULL). */
 int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, uint64_t *index,
                  uint64_t *leader);
+/* As raft_propose, but on RK_OK the entry takes data itself (allocated with the config's
+ * allocator, len > 0): no copy, which matters for entries of many megabytes. On any error
+ * data stays the caller's. */
+int raft_propose_take(struct raft *r, uint8_t *data, uint32_t len, uint64_t *index,
+                      uint64_t *leader);
 
 /* Requests a linearizable read. On the leader the read is confirmed by one heartbeat round; a
  * follower asks the leader. The answer appears as a read state in a later ready batch (or
@@ -323,9 +340,16 @@ void raft_ready(struct raft *r, struct raft_ready *rd);
 /* Tells raft that rd was acted on in full: entries and hard state are durable, messages sent,
  * committed entries applied. Frees what rd pointed to. */
 void raft_advance(struct raft *r, const struct raft_ready *rd);
-/* As raft_advance, except that rd's entries and hard state were only handed to storage (the
- * host copied them): raft_persisted() tells when they are durable. */
+/* As raft_advance, except that rd's entries and hard state were only handed to storage:
+ * raft_persisted() tells when they are durable. The host's storage may borrow the entries'
+ * data instead of copying it: after raft_advance_async, raft frees no entry data on its own;
+ * the buffers of entries it dropped (truncated, compacted, replaced by a snapshot) wait for
+ * raft_take_garbage, and the host frees them once no write still in flight can read them. */
 void raft_advance_async(struct raft *r, const struct raft_ready *rd);
+/* Moves the buffers of dropped entries (see raft_advance_async) to the end of the caller's
+ * vector *v (n used, cap allocated: grown with the config's allocator); the caller frees each
+ * with that allocator. RK_ENOMEM leaves them with raft for a later call. */
+int raft_take_garbage(struct raft *r, uint8_t ***v, size_t *n, size_t *cap);
 /* Storage made the log durable up to index, whose entry has term (the last entry of a batch
  * advanced with raft_advance_async; 0, 0 for a batch without entries does nothing). A write
  * the log has cut since (conflict, snapshot) is ignored. */

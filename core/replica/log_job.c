@@ -54,6 +54,8 @@ static int log_job_write(struct replica_log_job *job)
         rc = log->ops->append(log, job->entries, job->n_entries, &job->err);
     if (rc == RK_OK && job->has_hard_state)
         rc = log->ops->set_hard_state(log, &job->hard_state, &job->err);
+    if (rc == RK_OK && job->clear_promise && log->ops->set_promise != NULL)
+        rc = log->ops->set_promise(log, 0, &job->err);
     return rc;
 }
 

@@ -1,11 +1,13 @@
 /*
  * log_job.h — private to core/replica: one batch of log writes on its way to storage
- * (asynchronous persistence, replica.h). A job owns copies of everything it carries, so that
- * raft may cut or compact its in-memory log while the job is still being written, and so that
- * the storage side touches nothing but the job and the log store.
+ * (asynchronous persistence, replica.h). A job owns a copy of the entries array and of the
+ * frames it holds, and borrows the entries' data from raft (a value of megabytes is not copied
+ * again): raft may cut or compact its in-memory log while the job is being written, because
+ * the buffers of the entries it drops are freed only once every job made before the drop is
+ * back (replica.c, dropped_take). The storage side reads the job, that data and the log store.
  *
  * Layout: one allocation holding the struct, the entries array, the held frames' records, and
- * one byte area with the entries' data and the encoded frames.
+ * one byte area with the encoded frames.
  */
 #ifndef REPLICA_LOG_JOB_H
 #define REPLICA_LOG_JOB_H
@@ -32,6 +34,9 @@ struct replica_log_job {
     bool has_hard_state;
     struct raft_hard_state hard_state;
     bool need_sync;
+    /* Clear the log store's promise (log.h set_promise) after the writes above: the entries
+     * up to it are durable already (replica.c, maybe_clear_promise). */
+    bool clear_promise;
     /* The last entry written (0, 0 without entries): raft_persisted's argument. */
     uint64_t last_index;
     uint64_t last_term;

@@ -49,6 +49,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "kv/kv.h"
+#include "bitcask/bitcask.h"
 #include "log/log.h"
 #include "raft/raft.h"
 
@@ -308,5 +309,76 @@ int replica_scan_db(struct replica *r, uint8_t db,
  * RK_ENOENT, or the store's error. */
 int replica_read_get(struct replica *r, const uint8_t *key, uint32_t key_len, const uint8_t **val,
                      uint32_t *val_len);
+
+/*
+ * Opening a node's storage, with repair from peers (issue #15, core/log/INTEGRITY.md). Both
+ * drivers open the Raft log (seglog) and the state machine's store (Bitcask) through this, so
+ * that the simulator runs exactly what the node runs.
+ *
+ * Damage that log_seglog_open or bc_open report (RK_ECORRUPT with a damage record, or a read
+ * that keeps failing: RK_EIO) is repaired when peers can supply what it cost, never guessed:
+ * replica_repair_plan decides, the log store first makes the promise durable (the highest index
+ * the node may have acknowledged: raft_config.promised_index keeps it out of elections until a
+ * leader has given those entries back), then the damaged data is cut or discarded, and both are
+ * opened again. The plan:
+ *   - a bad record in a log segment: the log is cut there (its intact prefix stays), the
+ *     promise is what its commit records say was synced;
+ *   - the log's hard state bad or unreadable: the log and the store are discarded and the
+ *     promise is unknown (RAFT_PROMISE_UNKNOWN: term and vote are lost);
+ *   - any other damage of the log (layout, an unreadable segment): the log and the store are
+ *     discarded (term and vote kept), the promise as known, else unknown;
+ *   - the store damaged: discarded; rebuilt from the log when the log starts at index 1,
+ *     otherwise the log is discarded too (promise: its last index) and a leader sends a
+ *     snapshot;
+ *   - a store applied past the end of the (cut) log, or behind its snapshot point: both are
+ *     discarded (promise: at least the applied index).
+ * What is not repaired: damage that does not show (INTEGRITY.md, "Not detected"), and a repair
+ * that does not converge in a few rounds (an fs that keeps failing): the open fails.
+ */
+struct replica_repair_input {
+    /* The log: RK_OK (opened), RK_ECORRUPT (damage below) or RK_EIO (unreadable). */
+    int log_rc;
+    struct log_damage log_damage;
+    uint64_t log_snapshot_index; /* when log_rc is RK_OK */
+    uint64_t log_last_index;     /* when log_rc is RK_OK */
+    /* The store: RK_OK, RK_ECORRUPT (damage below) or RK_EIO. */
+    int store_rc;
+    struct bc_damage store_damage;
+    uint64_t store_applied;    /* when store_rc is RK_OK */
+    uint64_t store_snap_index; /* when store_rc is RK_OK: its snapshot meta (0: none) */
+};
+
+struct replica_repair_plan {
+    bool act;              /* false: nothing to repair */
+    struct log_repair log; /* mode 0: the log is left as it is */
+    bool discard_store;    /* remove every file of the store's directory */
+    char text[480];        /* what will be done, for operators */
+};
+
+void replica_repair_plan(const struct replica_repair_input *in, struct replica_repair_plan *out);
+
+struct replica_storage_config {
+    struct fs *log_fs;            /* the log's directory (borrowed) */
+    struct fs *store_fs;          /* the store's directory (borrowed) */
+    const struct rk_alloc *alloc; /* NULL: libc */
+    uint64_t segment_bytes;       /* log_seglog_config's */
+    uint64_t max_file_bytes;      /* bc_config's */
+    uint32_t merge_id_gap;        /* bc_config's */
+    bool no_repair;               /* refuse damaged storage (RK_ECORRUPT) instead */
+};
+
+struct replica_storage {
+    struct log_store *log; /* the caller owns both: log->ops->destroy, bc_close (or the */
+    struct bitcask *bc;    /* kv_store's destroy) */
+    uint32_t repairs;      /* repair rounds run (0: nothing was damaged) */
+    char repaired[600];    /* what they did ("" if nothing) */
+};
+
+struct bitcask;
+int replica_storage_open(const struct replica_storage_config *c, struct replica_storage *out,
+                         struct rk_errmsg *err);
+
+/* The index of the snapshot last installed into store (its meta record), 0 if none. */
+uint64_t replica_store_snapshot_index(struct kv_store *store);
 
 #endif
