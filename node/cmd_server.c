@@ -777,26 +777,28 @@ static void info_body(struct node *n, uint32_t secs, struct text *t)
            used, h1, rss, h2);
     }
     SECTION(SEC_PERSISTENCE)
-    tx(t,
-       "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n"
-       "rdb_bgsave_in_progress:0\r\nrdb_last_save_time:%" PRIu64 "\r\n"
-       "rdb_last_bgsave_status:ok\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\n"
-       "aof_rewrite_scheduled:0\r\naof_last_write_status:ok\r\n",
-       n->started_unix_us / 1000000);
     {
-        /* The Bitcask store (raftkv): its files, what is dead in them, merges (node/storage.h),
-         * and what the last open read (hint files make a restart fast). */
-        struct bc_stats bs;
-        bc_stats(n->bc, &bs);
         tx(t,
-           "raftkv_store_keys:%" PRIu64 "\r\nraftkv_store_data_files:%" PRIu32
-           "\r\nraftkv_store_data_bytes:%" PRIu64 "\r\nraftkv_store_live_bytes:%" PRIu64
-           "\r\nraftkv_store_dead_bytes:%" PRIu64 "\r\nraftkv_merges_done:%" PRIu64
-           "\r\nraftkv_merge_in_progress:%d\r\nraftkv_open_hint_files_loaded:%" PRIu32
-           "\r\nraftkv_open_data_files_scanned:%" PRIu32 "\r\n",
-           bs.keys, bs.data_files, bs.total_bytes, bs.live_bytes,
-           bs.total_bytes - (bs.live_bytes < bs.total_bytes ? bs.live_bytes : bs.total_bytes),
-           bs.merges_done, bs.merging ? 1 : 0, bs.hint_files_loaded, bs.data_files_scanned);
+           "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n"
+           "rdb_bgsave_in_progress:0\r\nrdb_last_save_time:%" PRIu64 "\r\n"
+           "rdb_last_bgsave_status:ok\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\n"
+           "aof_rewrite_scheduled:0\r\naof_last_write_status:ok\r\n",
+           n->started_unix_us / 1000000);
+        {
+            /* The Bitcask store (raftkv): its files, what is dead in them, merges (node/storage.h),
+             * and what the last open read (hint files make a restart fast). */
+            struct bc_stats bs;
+            bc_stats(n->bc, &bs);
+            tx(t,
+               "raftkv_store_keys:%" PRIu64 "\r\nraftkv_store_data_files:%" PRIu32
+               "\r\nraftkv_store_data_bytes:%" PRIu64 "\r\nraftkv_store_live_bytes:%" PRIu64
+               "\r\nraftkv_store_dead_bytes:%" PRIu64 "\r\nraftkv_merges_done:%" PRIu64
+               "\r\nraftkv_merge_in_progress:%d\r\nraftkv_open_hint_files_loaded:%" PRIu32
+               "\r\nraftkv_open_data_files_scanned:%" PRIu32 "\r\n",
+               bs.keys, bs.data_files, bs.total_bytes, bs.live_bytes,
+               bs.total_bytes - (bs.live_bytes < bs.total_bytes ? bs.live_bytes : bs.total_bytes),
+               bs.merges_done, bs.merging ? 1 : 0, bs.hint_files_loaded, bs.data_files_scanned);
+        }
     }
     SECTION(SEC_STATS)
     tx(t,
