@@ -87,8 +87,9 @@ bool node_merge_installing(const struct node_merge *m);
 /* One chunk of the install (nothing if not installing). RK_OK, or the store's failure (it is
  * then poisoned: the node stops as after any storage failure). */
 int node_merge_install_step(struct node_merge *m);
-/* Waits for the step in progress, joins the thread, drops an unfinished merge (the next open
- * finishes or undoes it) and frees m. NULL does nothing. */
+/* Cancels a run in progress (bc_merge_cancel: it stops at its next record), waits for the step
+ * in progress, joins the thread, drops an unfinished merge (the next open finishes or undoes
+ * it) and frees m. NULL does nothing. */
 void node_merge_stop(struct node_merge *m);
 
 #endif

@@ -213,6 +213,9 @@ int bc_merge_end(struct bitcask *bc, struct bc_merge_job *job, struct rk_errmsg 
 /* Frees the job and closes its files (after bc_merge_end, or when its store is gone: a crash
  * drops the job, and the next open finishes or undoes the merge). NULL does nothing. */
 void bc_merge_job_free(struct bc_merge_job *job);
+/* Any thread: asks a run in progress (or to come) to stop before its commit; it then fails with
+ * RK_EBUSY, its outputs removed, the store as before. After the commit it has no effect. */
+void bc_merge_cancel(struct bc_merge_job *job);
 /* The job's message after run or cleanup failed (for logs). */
 const char *bc_merge_job_error(const struct bc_merge_job *job);
 
