@@ -53,8 +53,9 @@ void node_storage_stop(struct node_storage *s);
  *   loop: install NODE_MERGE_CHUNK entries per turn ... done ──► thread: cleanup ──eventfd──►
  *   loop: end (logged)
  *
- * The loop never waits for the thread but at stop (node_merge_stop waits for the step in
- * progress; a crash instead is safe at any point: the next open finishes or undoes the merge).
+ * The loop never waits for the thread but at stop (node_merge_stop cancels a run, which stops
+ * at its next record, or waits for a cleanup); a crash instead is safe at any point: the next
+ * open finishes or undoes the merge.
  */
 struct bitcask;
 struct bc_merge_policy;
