@@ -205,7 +205,8 @@ int bc_merge_run(struct bc_merge_job *job);
  * returned here with *done false: skip cleanup, call bc_merge_end. */
 int bc_merge_install(struct bitcask *bc, struct bc_merge_job *job, size_t max_entries, bool *done,
                      struct rk_errmsg *err);
-/* Removes the inputs and MERGE (durably). */
+/* Removes the inputs and MERGE (durably), and frees what install read (the merge's keydir, of
+ * every key of the inputs: not on the owner's thread). */
 int bc_merge_cleanup(struct bc_merge_job *job);
 /* The job is over: bc may start another merge. A cleanup that failed stops merges until reopen
  * (its files are removed then). *err: the cleanup's failure, if any. */

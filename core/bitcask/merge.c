@@ -671,6 +671,11 @@ int bc_merge_run(struct bc_merge_job *j)
             sh->fs->ops->close(sh->fs, f->f);
         f->f = NULL;
     }
+    if (rc != RK_OK) { /* install will not read the shadow: freed here, off the owner's thread */
+        mg_free(&j->m, j->alloc);
+        bc_close(j->shadow);
+        j->shadow = NULL;
+    }
     j->rc = rc;
     return rc;
 }
@@ -785,6 +790,10 @@ int bc_merge_cleanup(struct bc_merge_job *j)
 {
     RK_ASSERT(j != NULL && j->stage == MG_INSTALLED);
     j->stage = MG_CLEANED;
+    /* The shadow's keydir (O(keys of the inputs)) is freed here, off the owner's thread. */
+    mg_free(&j->m, j->alloc);
+    bc_close(j->shadow);
+    j->shadow = NULL;
     struct fs *fs = j->fs;
     struct rk_errmsg *err = &j->err;
     char name[BC_NAME_BYTES];
