@@ -4,7 +4,8 @@
  *
  * Files in the fs directory:
  *   NNNNNNNNNN.data   records, appended to the highest id (the active file; each open starts a
- *                     new one, at its first append), the rest immutable
+ *                     new one, at its first append), the rest immutable; ids need not be
+ *                     consecutive (bc_config.merge_id_gap leaves room for a merge's outputs)
  *   NNNNNNNNNN.hint   for an immutable data file written by merge: where each live key is
  *   MERGE             a manifest while a merge switches files in (see bitcask.c)
  *
