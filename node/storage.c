@@ -406,6 +406,8 @@ void node_merge_stop(struct node_merge *m)
         return;
     pthread_mutex_lock(&m->lock);
     m->stop = true;
+    if (m->state == MERGE_RUNNING) /* a run stops at its next record (before its commit) */
+        bc_merge_cancel(m->job);
     pthread_cond_signal(&m->wake);
     pthread_mutex_unlock(&m->lock);
     pthread_join(m->thread, NULL);

@@ -53,8 +53,9 @@ void node_storage_stop(struct node_storage *s);
  *   loop: install NODE_MERGE_CHUNK entries per turn ... done ──► thread: cleanup ──eventfd──►
  *   loop: end (logged)
  *
- * The loop never waits for the thread but at stop (node_merge_stop waits for the step in
- * progress; a crash instead is safe at any point: the next open finishes or undoes the merge).
+ * The loop never waits for the thread but at stop (node_merge_stop cancels a run, which stops
+ * at its next record, or waits for a cleanup); a crash instead is safe at any point: the next
+ * open finishes or undoes the merge.
  */
 struct bitcask;
 struct bc_merge_policy;
@@ -87,8 +88,9 @@ bool node_merge_installing(const struct node_merge *m);
 /* One chunk of the install (nothing if not installing). RK_OK, or the store's failure (it is
  * then poisoned: the node stops as after any storage failure). */
 int node_merge_install_step(struct node_merge *m);
-/* Waits for the step in progress, joins the thread, drops an unfinished merge (the next open
- * finishes or undoes it) and frees m. NULL does nothing. */
+/* Cancels a run in progress (bc_merge_cancel: it stops at its next record), waits for the step
+ * in progress, joins the thread, drops an unfinished merge (the next open finishes or undoes
+ * it) and frees m. NULL does nothing. */
 void node_merge_stop(struct node_merge *m);
 
 #endif

@@ -2352,6 +2352,32 @@ static void a_merge_in_a_small_id_gap_takes_every_closed_file(void **state)
     env_free(e);
 }
 
+/* A cancelled run (a node stopping) fails before its commit: outputs removed, store as before. */
+static void a_cancelled_run_changes_nothing(void **state)
+{
+    (void)state;
+    struct env *e = steps_fixture();
+    struct bc_stats before = stats(e);
+    struct bc_merge_job *j;
+    ok(e, bc_merge_prepare(e->bc, NULL, &j, &e->err));
+    bc_merge_cancel(j);
+    assert_int_equal(bc_merge_run(j), RK_EBUSY);
+    assert_text_has(bc_merge_job_error(j), "cancelled");
+    bool done = true;
+    assert_int_equal(bc_merge_install(e->bc, j, 0, &done, &e->err), RK_EBUSY);
+    assert_false(done);
+    ok(e, bc_merge_end(e->bc, j, &e->err));
+    bc_merge_job_free(j);
+    struct names ns = list_names(e);
+    assert_int_equal(ns.tmp, 0);
+    assert_false(ns.merge);
+    assert_int_equal(stats(e).data_files, before.data_files);
+    steps_expect(e, 0);
+    ok(e, bc_merge(e->bc, &e->err)); /* and the next merge runs */
+    steps_expect(e, 0);
+    env_free(e);
+}
+
 /* A crash at every step of a merge in steps — and at every fs call of run and cleanup — with
  * writes made meanwhile, reopens with every key's newest value (bitcask.c, MERGE). */
 static void crash_at_any_step_of_a_merge_in_steps_keeps_every_newest_value(void **state)
@@ -2918,6 +2944,7 @@ int main(void)
         cmocka_unit_test(merge_in_steps_keeps_what_is_written_meanwhile_and_its_hints_are_used),
         cmocka_unit_test(crash_at_any_step_of_a_merge_in_steps_keeps_every_newest_value),
         cmocka_unit_test(a_failed_run_leaves_the_store_usable),
+        cmocka_unit_test(a_cancelled_run_changes_nothing),
         cmocka_unit_test(a_merge_in_a_small_id_gap_takes_every_closed_file),
         cmocka_unit_test(crash_during_the_recovery_of_a_crashed_merge_is_harmless),
         cmocka_unit_test(bit_flips_and_read_errors_never_return_wrong_data),

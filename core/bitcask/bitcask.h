@@ -4,7 +4,8 @@
  *
  * Files in the fs directory:
  *   NNNNNNNNNN.data   records, appended to the highest id (the active file; each open starts a
- *                     new one, at its first append), the rest immutable
+ *                     new one, at its first append), the rest immutable; ids need not be
+ *                     consecutive (bc_config.merge_id_gap leaves room for a merge's outputs)
  *   NNNNNNNNNN.hint   for an immutable data file written by merge: where each live key is
  *   MERGE             a manifest while a merge switches files in (see bitcask.c)
  *
@@ -205,7 +206,8 @@ int bc_merge_run(struct bc_merge_job *job);
  * returned here with *done false: skip cleanup, call bc_merge_end. */
 int bc_merge_install(struct bitcask *bc, struct bc_merge_job *job, size_t max_entries, bool *done,
                      struct rk_errmsg *err);
-/* Removes the inputs and MERGE (durably). */
+/* Removes the inputs and MERGE (durably), and frees what install read (the merge's keydir, of
+ * every key of the inputs: not on the owner's thread). */
 int bc_merge_cleanup(struct bc_merge_job *job);
 /* The job is over: bc may start another merge. A cleanup that failed stops merges until reopen
  * (its files are removed then). *err: the cleanup's failure, if any. */
@@ -213,6 +215,9 @@ int bc_merge_end(struct bitcask *bc, struct bc_merge_job *job, struct rk_errmsg 
 /* Frees the job and closes its files (after bc_merge_end, or when its store is gone: a crash
  * drops the job, and the next open finishes or undoes the merge). NULL does nothing. */
 void bc_merge_job_free(struct bc_merge_job *job);
+/* Any thread: asks a run in progress (or to come) to stop before its commit; it then fails with
+ * RK_EBUSY, its outputs removed, the store as before. After the commit it has no effect. */
+void bc_merge_cancel(struct bc_merge_job *job);
 /* The job's message after run or cleanup failed (for logs). */
 const char *bc_merge_job_error(const struct bc_merge_job *job);
 

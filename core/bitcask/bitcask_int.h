@@ -299,8 +299,10 @@ int bc_new(const struct bc_config *c, struct bitcask **out, struct rk_errmsg *er
 /* A merge's view of its inputs (merge.c): bc is a store of its own (its own fs and keydir) whose
  * file table covers lo_id..active_id - 1; the n data files ids (ascending) are opened and loaded
  * as recovery loads them (hint when it checks out, else a scan without the torn-tail
- * allowance: an immutable file was sealed and synced whole). Writes nothing. */
-int bc_recover_inputs(struct bitcask *bc, const uint32_t *ids, size_t n, struct rk_errmsg *err);
+ * allowance: an immutable file was sealed and synced whole). Writes nothing. cancelled (may be
+ * NULL), asked before each file, stops it with RK_EBUSY. */
+int bc_recover_inputs(struct bitcask *bc, const uint32_t *ids, size_t n,
+                      bool (*cancelled)(void *ctx), void *ctx, struct rk_errmsg *err);
 /* Writes a hint trailer (BC_HINT_TRAILER_BYTES) at p. */
 void bc_hint_trailer_encode(uint8_t *p, uint32_t data_id, uint32_t body_crc, uint64_t entries,
                             uint64_t data_bytes, uint64_t max_index);

@@ -28,6 +28,8 @@
  */
 #include "bitcask/bitcask_int.h"
 
+#include <stdatomic.h>
+
 #include "common/assert.h"
 #include "common/crc32c.h"
 
@@ -50,6 +52,7 @@ struct mg {
     struct bitcask *bc; /* the shadow (MERGE IN STEPS) */
     uint32_t first_new;
     uint32_t room;   /* ids reserved for the outputs from first_new */
+    const atomic_bool *cancel; /* bc_merge_cancel: stop before the commit */
     uint32_t n_new;  /* outputs opened so far: ids first_new .. first_new + n_new - 1 */
     uint64_t *sizes; /* of each output data file */
     size_t sizes_cap;
@@ -225,6 +228,10 @@ static int mg_copy_file(struct mg *m, uint32_t id, struct rk_errmsg *err)
     bc_reader_init(&r, bc, f->f, name, f->size);
     int rc = RK_OK;
     for (uint64_t off = 0; rc == RK_OK && off < f->size;) {
+        if (m->cancel != NULL && atomic_load_explicit(m->cancel, memory_order_relaxed)) {
+            rc = rk_errf(err, RK_EBUSY, "merge: cancelled");
+            break;
+        }
         struct bc_checked c;
         rc = bc_check_record(&r, off, off, &c, err);
         if (rc != RK_OK)
@@ -466,6 +473,7 @@ struct bc_merge_job {
     bool leftovers;  /* files were left that only an open removes */
     bool files_in;   /* install took the outputs into the file table */
     size_t next_upd; /* install's progress */
+    atomic_bool cancel; /* bc_merge_cancel */
     struct rk_errmsg err;
 };
 
@@ -585,6 +593,7 @@ int bc_merge_prepare(struct bitcask *bc, struct fs *fs, struct bc_merge_job **ou
     if (move_active)
         bc->active_id = (uint32_t)(last + 1 + need + bc->merge_id_gap);
     memset(j, 0, sizeof(*j));
+    atomic_init(&j->cancel, false);
     j->fs = fs != NULL ? fs : bc->fs;
     j->alloc = bc->alloc;
     j->max_file_bytes = mg_out_bytes(pick.bytes, room, bc->max_file_bytes);
@@ -604,6 +613,12 @@ int bc_merge_prepare(struct bitcask *bc, struct fs *fs, struct bc_merge_job **ou
     return RK_OK;
 }
 
+static bool mg_cancelled(void *ctx)
+{
+    struct bc_merge_job *j = ctx;
+    return atomic_load_explicit(&j->cancel, memory_order_relaxed);
+}
+
 /* Run, up to the commit: the shadow loaded, step 1. */
 static int mg_run_write(struct bc_merge_job *j)
 {
@@ -616,12 +631,13 @@ static int mg_run_write(struct bc_merge_job *j)
     sh->active_id = j->inputs[j->n_inputs - 1] + 1;
     if (bc_files_cover(sh, sh->active_id) != RK_OK)
         return rk_errf(&j->err, RK_ENOMEM, "merge: no memory");
-    rc = bc_recover_inputs(sh, j->inputs, j->n_inputs, &j->err);
+    rc = bc_recover_inputs(sh, j->inputs, j->n_inputs, mg_cancelled, j, &j->err);
     if (rc != RK_OK)
         return rk_errwrap(&j->err, rc, "merge: reading the inputs");
     j->m.bc = sh;
     j->m.first_new = j->first_new;
     j->m.room = j->room;
+    j->m.cancel = &j->cancel;
     rc = mg_write(&j->m, &j->err);
     if (rc != RK_OK)
         rc = mg_abort(&j->m, rc, &j->leftovers, &j->err);
@@ -654,6 +670,11 @@ int bc_merge_run(struct bc_merge_job *j)
         if (f->f != NULL)
             sh->fs->ops->close(sh->fs, f->f);
         f->f = NULL;
+    }
+    if (rc != RK_OK) { /* install will not read the shadow: freed here, off the owner's thread */
+        mg_free(&j->m, j->alloc);
+        bc_close(j->shadow);
+        j->shadow = NULL;
     }
     j->rc = rc;
     return rc;
@@ -769,6 +790,10 @@ int bc_merge_cleanup(struct bc_merge_job *j)
 {
     RK_ASSERT(j != NULL && j->stage == MG_INSTALLED);
     j->stage = MG_CLEANED;
+    /* The shadow's keydir (O(keys of the inputs)) is freed here, off the owner's thread. */
+    mg_free(&j->m, j->alloc);
+    bc_close(j->shadow);
+    j->shadow = NULL;
     struct fs *fs = j->fs;
     struct rk_errmsg *err = &j->err;
     char name[BC_NAME_BYTES];
@@ -822,6 +847,11 @@ void bc_merge_job_free(struct bc_merge_job *j)
     bc_close(j->shadow);
     rk_free(j->alloc, j->inputs);
     rk_free(j->alloc, j);
+}
+
+void bc_merge_cancel(struct bc_merge_job *j)
+{
+    atomic_store_explicit(&j->cancel, true, memory_order_relaxed);
 }
 
 const char *bc_merge_job_error(const struct bc_merge_job *j)

@@ -1400,11 +1400,14 @@ static int load_files(struct bitcask *bc, const struct listing *ls, struct rk_er
     return sync_dir(bc, err);
 }
 
-int bc_recover_inputs(struct bitcask *bc, const uint32_t *ids, size_t n, struct rk_errmsg *err)
+int bc_recover_inputs(struct bitcask *bc, const uint32_t *ids, size_t n,
+                      bool (*cancelled)(void *ctx), void *ctx, struct rk_errmsg *err)
 {
     RK_ASSERT(bc->dry == NULL);
     for (size_t i = 0; i < n; i++) {
         uint32_t id = ids[i];
+        if (cancelled != NULL && cancelled(ctx))
+            return rk_errf(err, RK_EBUSY, "merge: cancelled");
         char name[BC_NAME_BYTES];
         char hint[BC_NAME_BYTES];
         bc_name(name, id, "data");
