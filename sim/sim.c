@@ -545,10 +545,36 @@ static int open_store(struct sim *s, struct sim_node *nd)
 
 static void schedule_start_retry(struct sim *s, struct sim_node *nd);
 
+/* The storage contract of the log (core/log/seglog.c, TORN OR CORRUPT; scenarios/README.md,
+ * persistent damage): a log that opens holds every entry it had synced — a torn tail loses only
+ * unsynced bytes, and damage in synced data must be detected and refuse the open. Entries a
+ * truncation under way at the crash was removing may be gone (durable_log_crash). */
+static void check_log_reopened(struct sim *s, struct sim_node *nd)
+{
+    struct raft_hard_state hs;
+    uint64_t snap_index = 0, snap_term = 0;
+    const struct raft_entry *e = NULL;
+    size_t n = 0;
+    struct rk_errmsg err = {{0}};
+    if (nd->log->ops->load(nd->log, &hs, &snap_index, &snap_term, &e, &n, &err) != RK_OK)
+        return; /* the replica's own load will fail and say why */
+    uint64_t lost = durable_log_lost(&nd->dur, snap_index, e, n);
+    if (lost == 0)
+        return;
+    fail(s, SIM_FAIL_SAFETY,
+         "durability: n%u opened its log without entry %" PRIu64 " (term %" PRIu64
+         "), which it had synced: the log holds (%" PRIu64 ", %" PRIu64 "]%s",
+         nd->id, lost, nd->dur.terms[lost - nd->dur.base - 1], snap_index, snap_index + n,
+         nd->damaged ? "; its disk took persistent damage, which must refuse the open instead"
+                     : "");
+}
+
 static int node_start(struct sim *s, struct sim_node *nd)
 {
     disk_faults_on(s, nd);
     int rc = open_log(s, nd);
+    if (rc == RK_OK)
+        check_log_reopened(s, nd);
     if (rc == RK_OK) {
         rc = open_store(s, nd);
         if (rc != RK_OK) {
@@ -648,6 +674,7 @@ static void free_payload(struct event *e)
  * lose (simdisk_crash). */
 static void storage_drop(struct sim_node *nd)
 {
+    durable_log_crash(&nd->dur, nd->jobq, nd->n_jobq);
     for (size_t i = 0; i < nd->n_jobq; i++)
         replica_log_job_free(nd->jobq[i]);
     nd->n_jobq = 0;
