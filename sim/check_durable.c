@@ -51,8 +51,13 @@ void durable_log_reset(struct durable_log *d, const struct raft *r)
 
 void durable_log_synced(struct durable_log *d, const struct replica_log_job *job)
 {
-    if (!job->written || job->rc != RK_OK)
+    if (!job->written)
         return;
+    if (job->rc != RK_OK) { /* the node stops; a truncation it began may be durable (T1/T2) */
+        if (job->truncate_from != 0 && (d->cut == 0 || job->truncate_from < d->cut))
+            d->cut = job->truncate_from;
+        return;
+    }
     if (job->has_compact)
         compact(d, job->compact_index);
     if (job->truncate_from != 0 && job->truncate_from <= d->last)

@@ -25,7 +25,8 @@ struct durable_log {
 /* The durable log of a node that just started: what it recovered (its log as raft loaded it). */
 void durable_log_reset(struct durable_log *d, const struct raft *r);
 
-/* A job whose writes a successful sync made durable: its compaction, truncation and entries. */
+/* A job whose writes a successful sync made durable: its compaction, truncation and entries.
+ * A job that failed (its write or its group's sync) records its truncation as under way. */
 void durable_log_synced(struct durable_log *d, const struct replica_log_job *job);
 
 /* A crash: jobs[0, n) were dropped; those already written may have begun a truncation (the

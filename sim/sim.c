@@ -1278,7 +1278,7 @@ static void on_storage(struct sim *s, struct sim_node *nd)
     replica_log_run_sync(nd->jobq, nd->n_running);
     (void)simdisk_take_busy_us(nd->logdisk); /* the sync's cost was this event's delay */
     size_t n = nd->n_running;
-    if (replica_log_jobs_need_sync(nd->jobq, n)) {
+    if (replica_log_jobs_need_sync(nd->jobq, n)) { /* else nothing was written */
         for (size_t i = 0; i < n; i++)
             durable_log_synced(&nd->dur, nd->jobq[i]);
     }
