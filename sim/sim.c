@@ -2755,13 +2755,18 @@ static void draw_swarm(struct sim *s)
 
 /* Swarm draws added later, after the others, so that the earlier draws of a seed stay what
  * they were: aligned tick phases and equal latencies (symmetry that randomized timeouts must
- * break on their own). */
+ * break on their own), and slow, variable log writes (1 seed in 4: what the commit durability
+ * check needs to see a leader count an unsynced write). */
 static void draw_swarm_more(struct sim *s)
 {
     if (rnd_chance(s, 0.25))
         s->ticks_aligned = true;
     if (rnd_chance(s, 0.2))
         s->latency_max = s->latency_min;
+    if (rnd_chance(s, 0.25)) { /* log writes slower than the network (`disk io`) */
+        s->io_us_min = 100;
+        s->io_us_max = 8000;
+    }
 }
 
 static void setup(struct sim *s)
