@@ -39,6 +39,7 @@ void durable_log_reset(struct durable_log *d, const struct raft *r)
 {
     struct raft_status st;
     raft_status(r, &st);
+    d->cut = 0;
     d->base = d->last = st.snapshot_index;
     if (st.last_index <= st.snapshot_index)
         return;
@@ -50,8 +51,13 @@ void durable_log_reset(struct durable_log *d, const struct raft *r)
 
 void durable_log_synced(struct durable_log *d, const struct replica_log_job *job)
 {
-    if (!job->written || job->rc != RK_OK)
+    if (!job->written)
         return;
+    if (job->rc != RK_OK) { /* the node stops; a truncation it began may be durable (T1/T2) */
+        if (job->truncate_from != 0 && (d->cut == 0 || job->truncate_from < d->cut))
+            d->cut = job->truncate_from;
+        return;
+    }
     if (job->has_compact)
         compact(d, job->compact_index);
     if (job->truncate_from != 0 && job->truncate_from <= d->last)
@@ -66,6 +72,28 @@ void durable_log_synced(struct durable_log *d, const struct replica_log_job *job
         d->terms[e->index - d->base - 1] = e->term;
         d->last = e->index; /* an append replaces whatever followed (log.h append) */
     }
+}
+
+void durable_log_crash(struct durable_log *d, struct replica_log_job *const *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t from = jobs[i]->truncate_from;
+        if (jobs[i]->written && from != 0 && (d->cut == 0 || from < d->cut))
+            d->cut = from;
+    }
+}
+
+uint64_t durable_log_lost(const struct durable_log *d, uint64_t snapshot_index,
+                          const struct raft_entry *entries, size_t n)
+{
+    uint64_t last = d->last;
+    if (d->cut != 0 && d->cut <= last)
+        last = d->cut - 1;
+    for (uint64_t i = (snapshot_index > d->base ? snapshot_index : d->base) + 1; i <= last; i++) {
+        if (i > snapshot_index + n || entries[i - snapshot_index - 1].term != d->terms[i - d->base - 1])
+            return i;
+    }
+    return 0;
 }
 
 bool durable_log_holds(const struct durable_log *d, uint64_t index, uint64_t term)

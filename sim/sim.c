@@ -600,10 +600,37 @@ static int open_storage(struct sim *s, struct sim_node *nd)
 
 static void schedule_start_retry(struct sim *s, struct sim_node *nd);
 
+/* The storage contract of the log (core/log/seglog.c, TORN OR CORRUPT; scenarios/README.md,
+ * persistent damage): a log that opens holds every entry it had synced — a torn tail loses only
+ * unsynced bytes, and damage in synced data must be detected and refuse the open. Entries a
+ * truncation under way at the crash was removing may be gone (durable_log_crash). */
+static void check_log_reopened(struct sim *s, struct sim_node *nd)
+{
+    struct raft_hard_state hs;
+    uint64_t snap_index = 0, snap_term = 0;
+    const struct raft_entry *e = NULL;
+    size_t n = 0;
+    struct rk_errmsg err = {{0}};
+    if (nd->log->ops->load(nd->log, &hs, &snap_index, &snap_term, &e, &n, &err) != RK_OK)
+        return; /* the replica's own load will fail and say why */
+    uint64_t lost = durable_log_lost(&nd->dur, snap_index, e, n);
+    if (lost == 0)
+        return;
+    fail(s, SIM_FAIL_SAFETY,
+         "durability: n%u opened its log without entry %" PRIu64 " (term %" PRIu64
+         "), which it had synced: the log holds (%" PRIu64 ", %" PRIu64 "]%s",
+         nd->id, lost, nd->dur.terms[lost - nd->dur.base - 1], snap_index, snap_index + n,
+         nd->damaged ? "; its disk took persistent damage, which the open must detect and repair"
+                     : "");
+}
+
 static int node_start(struct sim *s, struct sim_node *nd)
 {
     disk_faults_on(s, nd);
+    uint32_t repairs = nd->repairs;
     int rc = open_storage(s, nd);
+    if (rc == RK_OK && nd->repairs == repairs)
+        check_log_reopened(s, nd); /* a repair cuts synced entries on purpose, under a promise */
     if (rc != RK_OK) {
         if (s->tl != NULL) {
             char m[300];
@@ -704,6 +731,7 @@ static void free_payload(struct event *e)
  * lose (simdisk_crash). */
 static void storage_drop(struct sim_node *nd)
 {
+    durable_log_crash(&nd->dur, nd->jobq, nd->n_jobq);
     for (size_t i = 0; i < nd->n_jobq; i++)
         replica_log_job_free(nd->jobq[i]);
     nd->n_jobq = 0;
@@ -1310,7 +1338,7 @@ static void on_storage(struct sim *s, struct sim_node *nd)
     replica_log_run_sync(nd->jobq, nd->n_running);
     (void)simdisk_take_busy_us(nd->logdisk); /* the sync's cost was this event's delay */
     size_t n = nd->n_running;
-    if (replica_log_jobs_need_sync(nd->jobq, n)) {
+    if (replica_log_jobs_need_sync(nd->jobq, n)) { /* else nothing was written */
         for (size_t i = 0; i < n; i++)
             durable_log_synced(&nd->dur, nd->jobq[i]);
     }
@@ -2984,9 +3012,6 @@ static void draw_swarm(struct sim *s)
     }
 }
 
-/* Swarm draws added later, after the others, so that the earlier draws of a seed stay what
- * they were: aligned tick phases and equal latencies (symmetry that randomized timeouts must
- * break on their own). */
 /* Swarm with connection clients: each op kind of the scenario's mix is kept or left out, so
  * that seeds also differ in which ops race (at least one kind stays). */
 static void draw_swarm_mix(struct sim *s)
@@ -3006,6 +3031,10 @@ static void draw_swarm_mix(struct sim *s)
         s->wallclock_us = bounds[rnd_range(s, 0, 3)];
 }
 
+/* Swarm draws added later, after the others, so that the earlier draws of a seed stay what
+ * they were: aligned tick phases and equal latencies (symmetry that randomized timeouts must
+ * break on their own), and slow, variable log writes (1 seed in 4: what the commit durability
+ * check needs to see a leader count an unsynced write). */
 static void draw_swarm_more(struct sim *s)
 {
     if (rnd_chance(s, 0.25))
@@ -3021,6 +3050,10 @@ static void draw_swarm_more(struct sim *s)
         s->dmg_badsector = rnd_chance(s, 0.5) ? 0.1 : 0;
         s->dmg_lost = rnd_chance(s, 0.5) ? 0.002 : 0;
         s->dmg_misdirect = rnd_chance(s, 0.5) ? 0.002 : 0;
+    }
+    if (rnd_chance(s, 0.25)) { /* log writes slower than the network (`disk io`) */
+        s->io_us_min = 100;
+        s->io_us_max = 8000;
     }
 }
 

@@ -1135,6 +1135,24 @@ static void test_leader_fast_backup_when_follower_log_too_short(void **state)
     raft_destroy(r);
 }
 
+/* §5.3 "decrement nextIndex and retry": whatever the hint says, next moves back past the
+ * rejected index. A correct follower's hint never points past it (conflict index <= prev; a
+ * conflict term that is the leader's own term at prev would not have been refused), so only a
+ * hint that contradicts its rejection — a buggy or damaged peer — tests the clamp; without it
+ * the leader would resend the same APPEND for ever (mutation 021). Here the follower names
+ * conflict term 5, which the leader holds up to index 7 (next would be 8), and then claims a log
+ * longer than the index it refused (conflict index 9). */
+static void test_leader_backup_always_moves_past_rejected_index(void **state)
+{
+    (void)state;
+    struct raft *r = make_backup_leader();
+    check_backup(r, append_nack(2, 6, 7, 5, 6), 7, 5);
+    raft_destroy(r);
+    r = make_backup_leader();
+    check_backup(r, append_nack(2, 6, 7, 0, 9), 7, 5);
+    raft_destroy(r);
+}
+
 /* A rejection that does not answer the outstanding probe (delayed, duplicated, or from before
  * a success) must not move next: retrying from there would resend what the follower holds. */
 static void test_leader_ignores_stale_append_rejection(void **state)
@@ -1958,6 +1976,7 @@ int main(void)
         cmocka_unit_test(test_leader_append_success_updates_match_and_next),
         cmocka_unit_test(test_leader_append_rejection_decrements_next_and_retries),
         cmocka_unit_test(test_leader_fast_backup_when_leader_has_conflict_term),
+        cmocka_unit_test(test_leader_backup_always_moves_past_rejected_index),
         cmocka_unit_test(test_leader_fast_backup_when_leader_lacks_conflict_term),
         cmocka_unit_test(test_leader_fast_backup_when_follower_log_too_short),
         cmocka_unit_test(test_leader_ignores_stale_append_rejection),
