@@ -93,6 +93,7 @@ enum scn_setting {
     SCN_S_DISK_BADSECTOR,
     SCN_S_DISK_LOST,
     SCN_S_DISK_MISDIRECT,
+    SCN_S_DISK_DAMAGED,
     SCN_S_SWARM,
     SCN_S_EXPECT_RECOVERY,
     SCN_S_EXPECT_STEPDOWN,
@@ -920,6 +921,7 @@ static int scn_cmd_disk(struct scn_parser *p)
         {"badsector", SCN_S_DISK_BADSECTOR, "disk badsector"},
         {"lost", SCN_S_DISK_LOST, "disk lost"},
         {"misdirect", SCN_S_DISK_MISDIRECT, "disk misdirect"},
+        {"damaged", SCN_S_DISK_DAMAGED, "disk damaged"},
     };
     struct scn_disk *d = &p->s->disk;
     size_t k = 0;
@@ -928,7 +930,7 @@ static int scn_cmd_disk(struct scn_parser *p)
     if (k == sizeof(kinds) / sizeof(kinds[0]))
         return scn_err(p, 1,
                        "torn, bitflip, errors, slow, crashpoints, merge, rotate, sync, rot, "
-                       "badsector, lost or misdirect");
+                       "badsector, lost, misdirect or damaged");
     p->cur = 2;
     SCN_TRY(scn_claim(p, kinds[k].setting, 1, kinds[k].label));
     switch (kinds[k].setting) {
@@ -964,6 +966,9 @@ static int scn_cmd_disk(struct scn_parser *p)
         break;
     case SCN_S_DISK_MISDIRECT:
         SCN_TRY(scn_next_probability(p, &d->misdirect));
+        break;
+    case SCN_S_DISK_DAMAGED:
+        SCN_TRY(scn_next_uint(p, 1, SCN_MAX_NODES, "a node count (1..9)", &d->damaged_nodes));
         break;
     default:
         SCN_TRY(scn_next_uint(p, 1, SCN_MAX_TICKS, "a sync interval in ticks", &d->sync_ticks));
@@ -1373,6 +1378,9 @@ static int scn_check_settings(struct scn_parser *p)
         return scn_err_at(p, &p->seen[SCN_S_MIX],
                           "only get, put and del weights without `pipeline N` (N > 0)");
     }
+    if (s->disk.damaged_nodes > s->nodes)
+        return scn_err_at(p, &p->seen[SCN_S_DISK_DAMAGED], "at most %u damaged nodes (nodes %u)",
+                          s->nodes, s->nodes);
     if (!p->reorder_max_given) {
         uint64_t us = s->latency_us_max * 10;
         s->reorder_us_max = us < SCN_MAX_DURATION_US ? us : SCN_MAX_DURATION_US;
@@ -1564,6 +1572,8 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
             scn_out_double(o, "", damage[k]);
         }
     }
+    if (s->disk.damaged_nodes != 0)
+        scn_out(o, "\ndisk damaged %u", s->disk.damaged_nodes);
     scn_out(o, "\nswarm %s\n", s->swarm ? "on" : "off");
 }
 

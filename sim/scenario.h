@@ -116,6 +116,11 @@ struct scn_disk {
     double badsector; /* `disk badsector P`: a crash leaves a sector no read gets through */
     double lost;      /* `disk lost P`: a write is acknowledged but never reaches the media */
     double misdirect; /* `disk misdirect P`: a write reaches the media at another offset */
+    /* `disk damaged N`: how many nodes (the highest ids) the damage may strike; 0: a minority,
+     * (nodes - 1) / 2. Beyond a minority the cluster may halt (issue #15: it must not guess):
+     * the end-of-run check then accepts no leader while fewer than a quorum of running nodes
+     * are free of a promise (sim.c, check_recovery), and nothing else. */
+    uint32_t damaged_nodes;
 };
 
 struct scenario {

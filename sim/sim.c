@@ -465,7 +465,8 @@ static struct simdisk_faults disk_faults(const struct sim *s, const struct sim_n
      * always holds every committed entry: a damaged node repairs from peers (replica.h,
      * replica_storage_open) and catches up; damage on a majority would stop the cluster (it
      * must not guess), which the end-of-run check would report. */
-    bool damage = s->disk_faults && nd->id > s->n - (s->n - 1) / 2;
+    uint32_t k = d->damaged_nodes != 0 ? d->damaged_nodes : (s->n - 1) / 2; /* `disk damaged` */
+    bool damage = s->disk_faults && nd->id > s->n - k;
     struct simdisk_faults f = {
         .torn_writes = d->torn,
         .bitflip_per_read = s->disk_faults ? d->bitflip : 0,
@@ -2429,6 +2430,36 @@ static void compare_digests(struct sim *s)
 
 static bool run_one(struct sim *s);
 
+/* `disk damaged N` beyond a minority (issue #15): a cluster whose damaged nodes hold promises it
+ * cannot get back halts rather than guess. Expected, and only that: no leader, every node up, and
+ * fewer than a quorum of them free of a promise (raft's promised_index: no vote while commit is
+ * below it). Why into buf. */
+static bool halted_as_expected(struct sim *s, char *buf, size_t cap)
+{
+    uint32_t minority = (s->n - 1) / 2;
+    if (s->scn->disk.damaged_nodes <= minority || current_leader(s) != 0)
+        return false;
+    uint32_t free = 0, gated = 0;
+    for (uint32_t i = 1; i <= s->n; i++) {
+        struct sim_node *nd = &s->nodes[i];
+        if (!nd->up)
+            return false;
+        struct raft_status st;
+        raft_status(replica_raft(nd->rep), &st);
+        if (st.promised_index == RAFT_PROMISE_UNKNOWN || st.commit < st.promised_index)
+            gated++;
+        else
+            free++;
+    }
+    if (free >= s->n / 2 + 1)
+        return false;
+    snprintf(buf, cap,
+             "no leader: %u of %u nodes hold promises of entries no leader has given back (the "
+             "damage struck a majority; the cluster must not guess)",
+             gated, s->n);
+    return true;
+}
+
 /* After EV_END: the cluster must converge (every node up, logs equal and fully committed and
  * applied) within expect_recovery_us more, and then every state machine must be equal. */
 static void check_recovery(struct sim *s)
@@ -2468,6 +2499,11 @@ static void check_recovery(struct sim *s)
     if (s->failed)
         return;
     s->res->recovered_us = s->now - s->end_at;
+    if (!ok && halted_as_expected(s, why, sizeof(why))) {
+        trace(s, "halted as expected: %s", why);
+        s->res->halted = true;
+        return; /* the state machines of a halted cluster need not be equal */
+    }
     if (!ok) {
         fail(s, SIM_FAIL_RECOVERY, "recoverability (%" PRIu64 "ms after the end of the run): %s",
              window / 1000, why);
@@ -2836,6 +2872,8 @@ static void report(struct sim *s, const struct lin_result *lr)
     if (s->scn->expect_disk_bytes > 0)
         snprintf(disk, sizeof(disk), "; disk max %" PRIu64 " KiB",
                  (res->max_disk_bytes + 1023) / 1024);
+    if (res->halted) /* appended to the same field: a halted run says so on its line */
+        snprintf(disk + strlen(disk), sizeof(disk) - strlen(disk), "; halted (damaged majority)");
     sim_printf(s,
                "seed %" PRIu64 ": %s  %" PRIu64 ".%03" PRIu64 "s virtual, %" PRIu64
                " events; ops %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64 ", unknown %" PRIu64

@@ -587,6 +587,40 @@ static void test_follower_with_unknown_promise_waits_for_a_leader(void **state)
     raft_destroy(r);
 }
 
+/* Issue #15.3, a new cluster: a node with an unknown promise and an empty log probes with
+ * pre-vote requests (its role and term unchanged) and knows it promised nothing once every other
+ * voter has asked for a (pre-)vote with an empty log; one with entries does not count. */
+static void test_unknown_promise_in_a_new_cluster_resolves_when_every_log_is_empty(void **state)
+{
+    (void)state;
+    struct raft *r = make_node((struct setup){.promised_index = RAFT_PROMISE_UNKNOWN});
+    tick_n(r, ELECTION_TICKS);
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    assert_non_null(sent_now(&rd, RAFT_MSG_PRE_VOTE, 2));
+    assert_non_null(sent_now(&rd, RAFT_MSG_PRE_VOTE, 3));
+    raft_advance(r, &rd);
+    struct raft_status st = status_of(r);
+    assert_int_equal(st.role, RAFT_FOLLOWER);
+    assert_int_equal(st.term, 0);
+    struct raft_msg pv = vote_req(2, 1, 0, 0);
+    pv.type = RAFT_MSG_PRE_VOTE;
+    step_ok(r, pv);
+    struct raft_msg busy = vote_req(3, 1, 4, 1); /* 3 holds entries: not a new cluster yet */
+    busy.type = RAFT_MSG_PRE_VOTE;
+    step_ok(r, busy);
+    drain(r);
+    assert_int_equal(status_of(r).promised_index, RAFT_PROMISE_UNKNOWN);
+    struct raft_msg pv3 = vote_req(3, 1, 0, 0);
+    pv3.type = RAFT_MSG_PRE_VOTE;
+    step_ok(r, pv3);
+    drain(r);
+    assert_int_equal(status_of(r).promised_index, 0);
+    raft_campaign(r); /* it takes part now */
+    assert_int_not_equal(status_of(r).role, RAFT_FOLLOWER);
+    raft_destroy(r);
+}
+
 static void test_follower_election_timeout_starts_pre_vote(void **state)
 {
     (void)state;
@@ -1934,6 +1968,7 @@ int main(void)
         cmocka_unit_test(test_follower_election_timeout_starts_pre_vote),
         cmocka_unit_test(test_follower_recovering_promised_entries_does_not_vote_or_campaign),
         cmocka_unit_test(test_follower_with_unknown_promise_waits_for_a_leader),
+        cmocka_unit_test(test_unknown_promise_in_a_new_cluster_resolves_when_every_log_is_empty),
         cmocka_unit_test(test_pre_candidate_majority_of_pre_votes_becomes_candidate),
         cmocka_unit_test(test_follower_election_timeout_becomes_candidate),
         cmocka_unit_test(test_follower_append_resets_election_timer),
