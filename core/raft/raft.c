@@ -1029,19 +1029,22 @@ static int raft_step_follower(struct raft *r, const struct raft_msg *m)
         r->election_elapsed = 0;
         r->leader = m->from;
         if (r->cfg.promised_index == RAFT_PROMISE_UNKNOWN) {
-            /* A lost promise (raft_config.promised_index): what the leader has committed stands
-             * for it — its commit index now, and at least one entry of its own term (which
+            /* A lost promise (raft_config.promised_index): what the leader knows stands for it
+             * — its commit index; the end of this first APPEND, anchored at the leader's next
+             * index for this node, past every entry it ever sent it (so past every one this
+             * node can have acknowledged to it); and at least one entry of its own term (which
              * follows every entry committed before the term began, Leader Completeness) —
              * and a vote for the leader of this term, which has won it, takes the place of
              * whatever vote this node may have cast in it before. */
-            r->cfg.promised_index = m->commit;
+            uint64_t sent = m->log_index + m->n_entries;
+            r->cfg.promised_index = m->commit > sent ? m->commit : sent;
             r->promise_term = r->term;
             if (r->vote == RAFT_NONE)
                 r->vote = m->from;
             raft_logf(r, 4,
-                      "promise unknown: waits for leader %llu's commit index %llu and an entry "
-                      "of term %llu",
-                      (unsigned long long)m->from, (unsigned long long)m->commit,
+                      "promise unknown: waits for leader %llu's index %llu and an entry of term "
+                      "%llu",
+                      (unsigned long long)m->from, (unsigned long long)r->cfg.promised_index,
                       (unsigned long long)r->term);
         }
         return raft_handle_append(r, m);
