@@ -94,6 +94,7 @@ enum scn_setting {
     SCN_S_DISK_LOST,
     SCN_S_DISK_MISDIRECT,
     SCN_S_DISK_DAMAGED,
+    SCN_S_DISK_WIPE,
     SCN_S_SWARM,
     SCN_S_EXPECT_RECOVERY,
     SCN_S_EXPECT_STEPDOWN,
@@ -922,6 +923,7 @@ static int scn_cmd_disk(struct scn_parser *p)
         {"lost", SCN_S_DISK_LOST, "disk lost"},
         {"misdirect", SCN_S_DISK_MISDIRECT, "disk misdirect"},
         {"damaged", SCN_S_DISK_DAMAGED, "disk damaged"},
+        {"wipe", SCN_S_DISK_WIPE, "disk wipe"},
     };
     struct scn_disk *d = &p->s->disk;
     size_t k = 0;
@@ -930,7 +932,7 @@ static int scn_cmd_disk(struct scn_parser *p)
     if (k == sizeof(kinds) / sizeof(kinds[0]))
         return scn_err(p, 1,
                        "torn, bitflip, errors, slow, crashpoints, merge, rotate, sync, rot, "
-                       "badsector, lost, misdirect or damaged");
+                       "badsector, lost, misdirect, damaged or wipe");
     p->cur = 2;
     SCN_TRY(scn_claim(p, kinds[k].setting, 1, kinds[k].label));
     switch (kinds[k].setting) {
@@ -966,6 +968,9 @@ static int scn_cmd_disk(struct scn_parser *p)
         break;
     case SCN_S_DISK_MISDIRECT:
         SCN_TRY(scn_next_probability(p, &d->misdirect));
+        break;
+    case SCN_S_DISK_WIPE:
+        SCN_TRY(scn_next_probability(p, &d->wipe));
         break;
     case SCN_S_DISK_DAMAGED:
         SCN_TRY(scn_next_uint(p, 1, SCN_MAX_NODES, "a node count (1..9)", &d->damaged_nodes));
@@ -1564,9 +1569,10 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     scn_out_duration(o, "disk merge ", s->disk.merge_us);
     scn_out(o, "\ndisk rotate %u\ndisk sync %u", s->disk.file_bytes, s->disk.sync_ticks);
     /* Persistent damage: printed only when set (the canonical form of older files is kept). */
-    const double damage[] = {s->disk.rot, s->disk.badsector, s->disk.lost, s->disk.misdirect};
-    const char *const damage_names[] = {"rot", "badsector", "lost", "misdirect"};
-    for (int k = 0; k < 4; k++) {
+    const double damage[] = {s->disk.rot, s->disk.badsector, s->disk.lost, s->disk.misdirect,
+                             s->disk.wipe};
+    const char *const damage_names[] = {"rot", "badsector", "lost", "misdirect", "wipe"};
+    for (int k = 0; k < 5; k++) {
         if (damage[k] > 0) {
             scn_out(o, "\ndisk %s ", damage_names[k]);
             scn_out_double(o, "", damage[k]);

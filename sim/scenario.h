@@ -116,6 +116,8 @@ struct scn_disk {
     double badsector; /* `disk badsector P`: a crash leaves a sector no read gets through */
     double lost;      /* `disk lost P`: a write is acknowledged but never reaches the media */
     double misdirect; /* `disk misdirect P`: a write reaches the media at another offset */
+    double wipe;      /* `disk wipe P`: a crash loses the node's whole data directory (a new
+                         disk: issue #15.3) */
     /* `disk damaged N`: how many nodes (the highest ids) the damage may strike; 0: a minority,
      * (nodes - 1) / 2. Beyond a minority the cluster may halt (issue #15: it must not guess):
      * the end-of-run check then accepts no leader while fewer than a quorum of running nodes

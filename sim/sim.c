@@ -213,6 +213,12 @@ struct sm_entry {
     bool used;
 };
 
+#define SIM_WIPE_MAX 4096
+struct wipe_names {
+    char names[SIM_WIPE_MAX][FS_NAME_MAX + 1];
+    size_t n;
+};
+
 struct sim {
     const struct scenario *scn;
     const struct sim_options *opt;
@@ -234,6 +240,7 @@ struct sim {
     bool disk_faults; /* the scenario's disk faults are on (until settle) */
     /* Persistent damage (disk rot|badsector|lost|misdirect): the scenario's, or swarm's draw. */
     double dmg_rot, dmg_badsector, dmg_lost, dmg_misdirect;
+    double dmg_wipe; /* `disk wipe P`: a crash loses the whole data directory */
     /* Raft settings (swarm varies them too: small batches and windows expose bugs that
      * batching hides, e.g. a Figure 8 commit that a batched no-op would mask). */
     bool pre_vote, check_quorum;
@@ -482,6 +489,46 @@ static struct simdisk_faults disk_faults(const struct sim *s, const struct sim_n
     return f;
 }
 
+/* Removes every file of a disk (a wiped or replaced disk: `disk wipe`). */
+static bool wipe_one_name(void *ctx, const char *name)
+{
+    struct wipe_names *w = ctx;
+    if (w->n < SIM_WIPE_MAX)
+        snprintf(w->names[w->n++], FS_NAME_MAX + 1, "%s", name);
+    return w->n < SIM_WIPE_MAX;
+}
+
+static void wipe_disk(struct simdisk *d)
+{
+    static struct wipe_names w;
+    struct fs *fs = simdisk_fs(d);
+    for (int round = 0; round < 64; round++) {
+        w.n = 0;
+        struct rk_errmsg err;
+        if (fs->ops->list(fs, wipe_one_name, &w, &err) != RK_OK || w.n == 0)
+            break;
+        for (size_t i = 0; i < w.n; i++)
+            fs->ops->remove(fs, w.names[i], &err);
+        fs->ops->sync_dir(fs, &err);
+    }
+}
+
+/* At a crash, `disk wipe P`: the damaged nodes may lose their whole data directory (issue #15.3:
+ * a new disk; the node must not vote as if it had never promised anything). */
+static void maybe_wipe(struct sim *s, struct sim_node *nd)
+{
+    const struct scn_disk *d = &s->scn->disk;
+    uint32_t k = d->damaged_nodes != 0 ? d->damaged_nodes : (s->n - 1) / 2;
+    if (!s->disk_faults || s->dmg_wipe <= 0 || nd->id <= s->n - k || !rnd_chance(s, s->dmg_wipe))
+        return;
+    wipe_disk(nd->logdisk);
+    wipe_disk(nd->disk);
+    nd->damaged = true;
+    trace(s, "n%u lost its data directory (disk wipe)", nd->id);
+    if (s->tl != NULL)
+        tl_mark(s->tl, s->now, nd->id, "data directory wiped");
+}
+
 /* After a crash: whether the node's disks took persistent damage (traced once). */
 static void note_disk_damage(struct sim *s, struct sim_node *nd)
 {
@@ -669,6 +716,7 @@ static void node_crash(struct sim *s, struct sim_node *nd)
     simdisk_crash(nd->disk); /* what was not synced is gone (torn tails if enabled) */
     simdisk_crash(nd->logdisk);
     note_disk_damage(s, nd);
+    maybe_wipe(s, nd);
     nd->dying = false;
     nd->up = false;
     nd->paused = false;
@@ -2737,13 +2785,14 @@ static void draw_swarm_more(struct sim *s)
         s->latency_max = s->latency_min;
     /* Persistent damage (issue #15) in 1 seed of 5, when the scenario sets none: the damaged
      * minority must repair from peers and catch up. */
-    bool none =
-        s->dmg_rot == 0 && s->dmg_badsector == 0 && s->dmg_lost == 0 && s->dmg_misdirect == 0;
+    bool none = s->dmg_rot == 0 && s->dmg_badsector == 0 && s->dmg_lost == 0 &&
+                s->dmg_misdirect == 0 && s->dmg_wipe == 0;
     if (rnd_chance(s, 0.2) && none) {
         s->dmg_rot = rnd_chance(s, 0.5) ? 0.3 : 0;
         s->dmg_badsector = rnd_chance(s, 0.5) ? 0.1 : 0;
         s->dmg_lost = rnd_chance(s, 0.5) ? 0.002 : 0;
         s->dmg_misdirect = rnd_chance(s, 0.5) ? 0.002 : 0;
+        s->dmg_wipe = rnd_chance(s, 0.5) ? 0.05 : 0;
     }
 }
 
@@ -2772,6 +2821,7 @@ static void setup(struct sim *s)
     s->dmg_badsector = scn->disk.badsector;
     s->dmg_lost = scn->disk.lost;
     s->dmg_misdirect = scn->disk.misdirect;
+    s->dmg_wipe = scn->disk.wipe;
     if (s->opt->swarm || scn->swarm)
         draw_swarm(s);
     s->ticks_aligned = scn->ticks_aligned;
@@ -2933,9 +2983,12 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
                    s->append_entries, s->inflight, s->compact_entries, s->compact_keep,
                    s->compact_bytes, s->compact_keep_bytes);
     if ((s->opt->trace || s->opt->swarm || scn->swarm) &&
-        (s->dmg_rot > 0 || s->dmg_badsector > 0 || s->dmg_lost > 0 || s->dmg_misdirect > 0))
-        sim_printf(s, "seed %" PRIu64 ": damage rot %.3f badsector %.3f lost %.4f misdirect %.4f\n",
-                   o->seed, s->dmg_rot, s->dmg_badsector, s->dmg_lost, s->dmg_misdirect);
+        (s->dmg_rot > 0 || s->dmg_badsector > 0 || s->dmg_lost > 0 || s->dmg_misdirect > 0 ||
+         s->dmg_wipe > 0))
+        sim_printf(
+            s,
+            "seed %" PRIu64 ": damage rot %.3f badsector %.3f lost %.4f misdirect %.4f wipe %.3f\n",
+            o->seed, s->dmg_rot, s->dmg_badsector, s->dmg_lost, s->dmg_misdirect, s->dmg_wipe);
     while (s->n_heap > 0 && !s->failed) {
         if (!run_one(s))
             break;
