@@ -752,6 +752,14 @@ static void report_log(const struct tool_run *r, const struct tool_dir *d, bool 
         fprintf(r->out, "  hard state: none\n");
     fprintf(r->out, "  snapshot: index %" PRIu64 ", term %" PRIu64 "\n", s->snapshot_index,
             s->snapshot_term);
+    if (s->promised == LOG_PROMISE_UNKNOWN)
+        fprintf(r->out, "  promise: unknown (a new or repaired directory: no vote until a leader "
+                        "has caught it up, or every voter shows an empty log)\n");
+    else if (s->promised != 0)
+        fprintf(r->out,
+                "  promise: %" PRIu64 " (repaired: no vote until it holds entries up to %" PRIu64
+                " again)\n",
+                s->promised, s->promised);
     fprintf(r->out, "  segments: %" PRIu64 " (%" PRIu64 " bytes)\n", s->segments, s->segment_bytes);
     if (s->entries == 0)
         fprintf(r->out, "  entries: 0\n");

@@ -94,6 +94,8 @@ enum scn_setting {
     SCN_S_DISK_LOST,
     SCN_S_DISK_MISDIRECT,
     SCN_S_DISK_IO,
+    SCN_S_DISK_DAMAGED,
+    SCN_S_DISK_WIPE,
     SCN_S_SWARM,
     SCN_S_EXPECT_RECOVERY,
     SCN_S_EXPECT_STEPDOWN,
@@ -942,6 +944,8 @@ static int scn_cmd_disk(struct scn_parser *p)
         {"lost", SCN_S_DISK_LOST, "disk lost"},
         {"misdirect", SCN_S_DISK_MISDIRECT, "disk misdirect"},
         {"io", SCN_S_DISK_IO, "disk io"},
+        {"damaged", SCN_S_DISK_DAMAGED, "disk damaged"},
+        {"wipe", SCN_S_DISK_WIPE, "disk wipe"},
     };
     struct scn_disk *d = &p->s->disk;
     size_t k = 0;
@@ -950,7 +954,7 @@ static int scn_cmd_disk(struct scn_parser *p)
     if (k == sizeof(kinds) / sizeof(kinds[0]))
         return scn_err(p, 1,
                        "torn, bitflip, errors, slow, crashpoints, merge, rotate, sync, rot, "
-                       "badsector, lost, misdirect or io");
+                       "badsector, lost, misdirect, io, damaged or wipe");
     p->cur = 2;
     SCN_TRY(scn_claim(p, kinds[k].setting, 1, kinds[k].label));
     switch (kinds[k].setting) {
@@ -989,6 +993,12 @@ static int scn_cmd_disk(struct scn_parser *p)
         break;
     case SCN_S_DISK_IO:
         SCN_TRY(scn_next_duration_range(p, &d->io_us_min, &d->io_us_max));
+        break;
+    case SCN_S_DISK_WIPE:
+        SCN_TRY(scn_next_probability(p, &d->wipe));
+        break;
+    case SCN_S_DISK_DAMAGED:
+        SCN_TRY(scn_next_uint(p, 1, SCN_MAX_NODES, "a node count (1..9)", &d->damaged_nodes));
         break;
     default:
         SCN_TRY(scn_next_uint(p, 1, SCN_MAX_TICKS, "a sync interval in ticks", &d->sync_ticks));
@@ -1402,6 +1412,9 @@ static int scn_check_settings(struct scn_parser *p)
         return scn_err_at(p, &p->seen[SCN_S_MIX],
                           "only get, put and del weights without `pipeline N` (N > 0)");
     }
+    if (s->disk.damaged_nodes > s->nodes)
+        return scn_err_at(p, &p->seen[SCN_S_DISK_DAMAGED], "at most %u damaged nodes (nodes %u)",
+                          s->nodes, s->nodes);
     if (!p->reorder_max_given) {
         uint64_t us = s->latency_us_max * 10;
         s->reorder_us_max = us < SCN_MAX_DURATION_US ? us : SCN_MAX_DURATION_US;
@@ -1594,9 +1607,10 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     scn_out_duration(o, "disk merge ", s->disk.merge_us);
     scn_out(o, "\ndisk rotate %u\ndisk sync %u", s->disk.file_bytes, s->disk.sync_ticks);
     /* Persistent damage: printed only when set (the canonical form of older files is kept). */
-    const double damage[] = {s->disk.rot, s->disk.badsector, s->disk.lost, s->disk.misdirect};
-    const char *const damage_names[] = {"rot", "badsector", "lost", "misdirect"};
-    for (int k = 0; k < 4; k++) {
+    const double damage[] = {s->disk.rot, s->disk.badsector, s->disk.lost, s->disk.misdirect,
+                             s->disk.wipe};
+    const char *const damage_names[] = {"rot", "badsector", "lost", "misdirect", "wipe"};
+    for (int k = 0; k < 5; k++) {
         if (damage[k] > 0) {
             scn_out(o, "\ndisk %s ", damage_names[k]);
             scn_out_double(o, "", damage[k]);
@@ -1606,6 +1620,8 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
         scn_out_duration(o, "\ndisk io ", s->disk.io_us_min);
         scn_out_duration(o, " ", s->disk.io_us_max);
     }
+    if (s->disk.damaged_nodes != 0)
+        scn_out(o, "\ndisk damaged %u", s->disk.damaged_nodes);
     scn_out(o, "\nswarm %s\n", s->swarm ? "on" : "off");
 }
 

@@ -120,6 +120,13 @@ struct scn_disk {
      * `disk slow`; default 20us 400us. A range wider than the network's latency lets a leader's
      * own write finish after its followers' acknowledgments. */
     uint64_t io_us_min, io_us_max;
+    double wipe;      /* `disk wipe P`: a crash loses the node's whole data directory (a new
+                         disk: issue #15.3) */
+    /* `disk damaged N`: how many nodes (the highest ids) the damage may strike; 0: a minority,
+     * (nodes - 1) / 2. Beyond a minority the cluster may halt (issue #15: it must not guess):
+     * the end-of-run check then accepts no leader while fewer than a quorum of running nodes
+     * are free of a promise (sim.c, check_recovery), and nothing else. */
+    uint32_t damaged_nodes;
 };
 
 struct scenario {

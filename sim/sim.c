@@ -240,6 +240,12 @@ struct sm_entry {
     bool used;
 };
 
+#define SIM_WIPE_MAX 4096
+struct wipe_names {
+    char names[SIM_WIPE_MAX][FS_NAME_MAX + 1];
+    size_t n;
+};
+
 struct sim {
     const struct scenario *scn;
     const struct sim_options *opt;
@@ -261,6 +267,7 @@ struct sim {
     bool disk_faults; /* the scenario's disk faults are on (until settle) */
     /* Persistent damage (disk rot|badsector|lost|misdirect): the scenario's, or swarm's draw. */
     double dmg_rot, dmg_badsector, dmg_lost, dmg_misdirect;
+    double dmg_wipe; /* `disk wipe P`: a crash loses the whole data directory */
     /* Raft settings (swarm varies them too: small batches and windows expose bugs that
      * batching hides, e.g. a Figure 8 commit that a batched no-op would mask). */
     bool pre_vote, check_quorum;
@@ -521,7 +528,8 @@ static struct simdisk_faults disk_faults(const struct sim *s, const struct sim_n
      * always holds every committed entry: a damaged node repairs from peers (replica.h,
      * replica_storage_open) and catches up; damage on a majority would stop the cluster (it
      * must not guess), which the end-of-run check would report. */
-    bool damage = s->disk_faults && nd->id > s->n - (s->n - 1) / 2;
+    uint32_t k = d->damaged_nodes != 0 ? d->damaged_nodes : (s->n - 1) / 2; /* `disk damaged` */
+    bool damage = s->disk_faults && nd->id > s->n - k;
     struct simdisk_faults f = {
         .torn_writes = d->torn,
         .bitflip_per_read = s->disk_faults ? d->bitflip : 0,
@@ -535,6 +543,46 @@ static struct simdisk_faults disk_faults(const struct sim *s, const struct sim_n
         .misdirected_write = damage ? s->dmg_misdirect : 0,
     };
     return f;
+}
+
+/* Removes every file of a disk (a wiped or replaced disk: `disk wipe`). */
+static bool wipe_one_name(void *ctx, const char *name)
+{
+    struct wipe_names *w = ctx;
+    if (w->n < SIM_WIPE_MAX)
+        snprintf(w->names[w->n++], FS_NAME_MAX + 1, "%s", name);
+    return w->n < SIM_WIPE_MAX;
+}
+
+static void wipe_disk(struct simdisk *d)
+{
+    static struct wipe_names w;
+    struct fs *fs = simdisk_fs(d);
+    for (int round = 0; round < 64; round++) {
+        w.n = 0;
+        struct rk_errmsg err;
+        if (fs->ops->list(fs, wipe_one_name, &w, &err) != RK_OK || w.n == 0)
+            break;
+        for (size_t i = 0; i < w.n; i++)
+            fs->ops->remove(fs, w.names[i], &err);
+        fs->ops->sync_dir(fs, &err);
+    }
+}
+
+/* At a crash, `disk wipe P`: the damaged nodes may lose their whole data directory (issue #15.3:
+ * a new disk; the node must not vote as if it had never promised anything). */
+static void maybe_wipe(struct sim *s, struct sim_node *nd)
+{
+    const struct scn_disk *d = &s->scn->disk;
+    uint32_t k = d->damaged_nodes != 0 ? d->damaged_nodes : (s->n - 1) / 2;
+    if (!s->disk_faults || s->dmg_wipe <= 0 || nd->id <= s->n - k || !rnd_chance(s, s->dmg_wipe))
+        return;
+    wipe_disk(nd->logdisk);
+    wipe_disk(nd->disk);
+    nd->damaged = true;
+    trace(s, "n%u lost its data directory (disk wipe)", nd->id);
+    if (s->tl != NULL)
+        tl_mark(s->tl, s->now, nd->id, "data directory wiped");
 }
 
 /* After a crash: whether the node's disks took persistent damage (traced once). */
@@ -757,6 +805,7 @@ static void node_crash(struct sim *s, struct sim_node *nd)
     simdisk_crash(nd->disk); /* what was not synced is gone (torn tails if enabled) */
     simdisk_crash(nd->logdisk);
     note_disk_damage(s, nd);
+    maybe_wipe(s, nd);
     nd->dying = false;
     nd->up = false;
     nd->paused = false;
@@ -2686,6 +2735,36 @@ static void compare_digests(struct sim *s)
 
 static bool run_one(struct sim *s);
 
+/* `disk damaged N` beyond a minority (issue #15): a cluster whose damaged nodes hold promises it
+ * cannot get back halts rather than guess. Expected, and only that: no leader, every node up, and
+ * fewer than a quorum of them free of a promise (raft's promised_index: no vote while commit is
+ * below it). Why into buf. */
+static bool halted_as_expected(struct sim *s, char *buf, size_t cap)
+{
+    uint32_t minority = (s->n - 1) / 2;
+    if (s->scn->disk.damaged_nodes <= minority || current_leader(s) != 0)
+        return false;
+    uint32_t free = 0, gated = 0;
+    for (uint32_t i = 1; i <= s->n; i++) {
+        struct sim_node *nd = &s->nodes[i];
+        if (!nd->up)
+            return false;
+        struct raft_status st;
+        raft_status(replica_raft(nd->rep), &st);
+        if (st.promised_index == RAFT_PROMISE_UNKNOWN || st.commit < st.promised_index)
+            gated++;
+        else
+            free++;
+    }
+    if (free >= s->n / 2 + 1)
+        return false;
+    snprintf(buf, cap,
+             "no leader: %u of %u nodes hold promises of entries no leader has given back (the "
+             "damage struck a majority; the cluster must not guess)",
+             gated, s->n);
+    return true;
+}
+
 /* After EV_END: the cluster must converge (every node up, logs equal and fully committed and
  * applied) within expect_recovery_us more, and then every state machine must be equal. */
 static void check_recovery(struct sim *s)
@@ -2725,6 +2804,11 @@ static void check_recovery(struct sim *s)
     if (s->failed)
         return;
     s->res->recovered_us = s->now - s->end_at;
+    if (!ok && halted_as_expected(s, why, sizeof(why))) {
+        trace(s, "halted as expected: %s", why);
+        s->res->halted = true;
+        return; /* the state machines of a halted cluster need not be equal */
+    }
     if (!ok) {
         fail(s, SIM_FAIL_RECOVERY, "recoverability (%" PRIu64 "ms after the end of the run): %s",
              window / 1000, why);
@@ -3043,13 +3127,14 @@ static void draw_swarm_more(struct sim *s)
         s->latency_max = s->latency_min;
     /* Persistent damage (issue #15) in 1 seed of 5, when the scenario sets none: the damaged
      * minority must repair from peers and catch up. */
-    bool none =
-        s->dmg_rot == 0 && s->dmg_badsector == 0 && s->dmg_lost == 0 && s->dmg_misdirect == 0;
+    bool none = s->dmg_rot == 0 && s->dmg_badsector == 0 && s->dmg_lost == 0 &&
+                s->dmg_misdirect == 0 && s->dmg_wipe == 0;
     if (rnd_chance(s, 0.2) && none) {
         s->dmg_rot = rnd_chance(s, 0.5) ? 0.3 : 0;
         s->dmg_badsector = rnd_chance(s, 0.5) ? 0.1 : 0;
         s->dmg_lost = rnd_chance(s, 0.5) ? 0.002 : 0;
         s->dmg_misdirect = rnd_chance(s, 0.5) ? 0.002 : 0;
+        s->dmg_wipe = rnd_chance(s, 0.5) ? 0.05 : 0;
     }
     if (rnd_chance(s, 0.25)) { /* log writes slower than the network (`disk io`) */
         s->io_us_min = 100;
@@ -3081,6 +3166,7 @@ static void setup(struct sim *s)
     s->dmg_badsector = scn->disk.badsector;
     s->dmg_lost = scn->disk.lost;
     s->dmg_misdirect = scn->disk.misdirect;
+    s->dmg_wipe = scn->disk.wipe;
     if (s->opt->swarm || scn->swarm)
         draw_swarm(s);
     s->ticks_aligned = scn->ticks_aligned;
@@ -3196,6 +3282,8 @@ static void report(struct sim *s, const struct lin_result *lr)
     if (s->scn->expect_disk_bytes > 0)
         snprintf(disk, sizeof(disk), "; disk max %" PRIu64 " KiB",
                  (res->max_disk_bytes + 1023) / 1024);
+    if (res->halted) /* appended to the same field: a halted run says so on its line */
+        snprintf(disk + strlen(disk), sizeof(disk) - strlen(disk), "; halted (damaged majority)");
     sim_printf(s,
                "seed %" PRIu64 ": %s  %" PRIu64 ".%03" PRIu64 "s virtual, %" PRIu64
                " events; ops %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64 ", unknown %" PRIu64
@@ -3255,9 +3343,12 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
                    s->append_entries, s->inflight, s->compact_entries, s->compact_keep,
                    s->compact_bytes, s->compact_keep_bytes);
     if ((s->opt->trace || s->opt->swarm || scn->swarm) &&
-        (s->dmg_rot > 0 || s->dmg_badsector > 0 || s->dmg_lost > 0 || s->dmg_misdirect > 0))
-        sim_printf(s, "seed %" PRIu64 ": damage rot %.3f badsector %.3f lost %.4f misdirect %.4f\n",
-                   o->seed, s->dmg_rot, s->dmg_badsector, s->dmg_lost, s->dmg_misdirect);
+        (s->dmg_rot > 0 || s->dmg_badsector > 0 || s->dmg_lost > 0 || s->dmg_misdirect > 0 ||
+         s->dmg_wipe > 0))
+        sim_printf(
+            s,
+            "seed %" PRIu64 ": damage rot %.3f badsector %.3f lost %.4f misdirect %.4f wipe %.3f\n",
+            o->seed, s->dmg_rot, s->dmg_badsector, s->dmg_lost, s->dmg_misdirect, s->dmg_wipe);
     while (s->n_heap > 0 && !s->failed) {
         if (!run_one(s))
             break;

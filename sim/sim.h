@@ -45,6 +45,7 @@ struct sim_result {
     uint64_t max_disk_bytes; /* the most any node's disks held */
     uint64_t unavailable_us; /* no usable leader while a healthy majority was connected */
     uint64_t recovered_us;   /* virtual time after the end until the cluster converged */
+    bool halted;             /* `disk damaged` beyond a minority: it halted, as it must */
 };
 
 /* Runs one simulation; writes its report to out. Returns 0 when the run itself could be set

@@ -13,9 +13,10 @@
 #      acceptable: the only intact copy is on the stopped node). Then the old leader restarts:
 #      GET last = acked_value on every node.
 #   2. The log record only: the same, with only the log segment's bit flipped.
-#   3. A wiped follower: its data directory removed while it is down; restarted, it catches up
-#      under the leader (applied index at the leader's commit index, awaited) and serves the
-#      values.
+#   3. A wiped follower: its data directory removed while it is down; restarted, it starts with
+#      an unknown promise (a new directory cannot tell a new node from a wiped one: no vote until
+#      a leader has caught it up, core/log/INTEGRITY.md), catches up under the leader (applied
+#      index at the leader's commit index, awaited) and serves the values.
 #
 # Usage: tests/node_damage.sh PATH/TO/raftkv-node
 set -uo pipefail
@@ -152,6 +153,8 @@ if [[ -n $leader ]]; then
         sleep 0.1
     done
     check "[wiped] node $wiped caught up (applied >= $target)" yes "$caught"
+    check "[wiped] its empty directory did not vote as if it had promised nothing" yes \
+        "$(grep -q 'promise unknown: waits for leader' "$tmp/log$wiped" && echo yes || echo no)"
     check "[wiped] node $wiped serves the values" x51 "$(await_value "$wiped" w51 100 x51)"
     check "[wiped] and the first ones" x1 "$(await_value "$wiped" w1 100 x1)"
     now=$(rk_wait_leader 50)

@@ -563,6 +563,7 @@ static void test_follower_with_unknown_promise_waits_for_a_leader(void **state)
     assert_int_equal(st.commit, 2);
     assert_int_equal(st.vote, 3); /* the leader's: no second vote in term 2 */
     assert_int_equal(st.promised_index, RAFT_PROMISE_UNKNOWN); /* no entry of term 2 yet */
+
     struct raft_msg pv = vote_req(2, 3, 9, 2);
     pv.type = RAFT_MSG_PRE_VOTE;
     step_ok(r, pv);
@@ -584,6 +585,78 @@ static void test_follower_with_unknown_promise_waits_for_a_leader(void **state)
     assert_non_null(v);
     assert_false(v->reject);
     raft_advance(r, &rd);
+    raft_destroy(r);
+}
+
+/* Issue #15.3, a new cluster: a node with an unknown promise and an empty log probes with
+ * pre-vote requests (its role and term unchanged) and knows it promised nothing once every other
+ * voter has asked for a (pre-)vote with an empty log; one with entries does not count. */
+/* The leader's first APPEND to a node that lost its state is anchored at the leader's next
+ * index for it, past every entry the leader ever sent it: the unknown promise covers that too,
+ * not only the leader's commit index (which may lag acknowledgments still in flight). */
+static void test_unknown_promise_covers_what_the_leader_had_sent(void **state)
+{
+    (void)state;
+    struct raft *r = make_node((struct setup){.promised_index = RAFT_PROMISE_UNKNOWN});
+    struct append a;
+    append_init(&a, 3, 2, 7, 2, 4, NO_TERMS); /* anchored at 7: refused, the log is empty */
+    step_ok(r, a.m);
+    drain(r);
+    append_init(&a, 3, 2, 0, 0, 5, TERMS(1, 1, 1, 1, 2, 2, 2, 2));
+    step_ok(r, a.m);
+    drain(r);
+    struct raft_status st = status_of(r);
+    assert_int_equal(st.commit, 5);         /* an entry of term 2 committed ... */
+    assert_int_equal(st.promised_index, 7); /* ... but the promise is 7 */
+    struct raft_msg pv = vote_req(2, 3, 9, 2);
+    pv.type = RAFT_MSG_PRE_VOTE;
+    step_ok(r, pv);
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    const struct raft_msg *v = sent_now(&rd, RAFT_MSG_PRE_VOTE_RESP, 2);
+    assert_non_null(v);
+    assert_true(v->reject);
+    raft_advance(r, &rd);
+    append_init(&a, 3, 2, 8, 2, 8, NO_TERMS);
+    step_ok(r, a.m);
+    drain(r);
+    step_ok(r, pv);
+    raft_ready(r, &rd);
+    v = sent_now(&rd, RAFT_MSG_PRE_VOTE_RESP, 2);
+    assert_non_null(v);
+    assert_false(v->reject);
+    raft_advance(r, &rd);
+    raft_destroy(r);
+}
+
+static void test_unknown_promise_in_a_new_cluster_resolves_when_every_log_is_empty(void **state)
+{
+    (void)state;
+    struct raft *r = make_node((struct setup){.promised_index = RAFT_PROMISE_UNKNOWN});
+    tick_n(r, ELECTION_TICKS);
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    assert_non_null(sent_now(&rd, RAFT_MSG_PRE_VOTE, 2));
+    assert_non_null(sent_now(&rd, RAFT_MSG_PRE_VOTE, 3));
+    raft_advance(r, &rd);
+    struct raft_status st = status_of(r);
+    assert_int_equal(st.role, RAFT_FOLLOWER);
+    assert_int_equal(st.term, 0);
+    struct raft_msg pv = vote_req(2, 1, 0, 0);
+    pv.type = RAFT_MSG_PRE_VOTE;
+    step_ok(r, pv);
+    struct raft_msg busy = vote_req(3, 1, 4, 1); /* 3 holds entries: not a new cluster yet */
+    busy.type = RAFT_MSG_PRE_VOTE;
+    step_ok(r, busy);
+    drain(r);
+    assert_int_equal(status_of(r).promised_index, RAFT_PROMISE_UNKNOWN);
+    struct raft_msg pv3 = vote_req(3, 1, 0, 0);
+    pv3.type = RAFT_MSG_PRE_VOTE;
+    step_ok(r, pv3);
+    drain(r);
+    assert_int_equal(status_of(r).promised_index, 0);
+    raft_campaign(r); /* it takes part now */
+    assert_int_not_equal(status_of(r).role, RAFT_FOLLOWER);
     raft_destroy(r);
 }
 
@@ -1952,6 +2025,8 @@ int main(void)
         cmocka_unit_test(test_follower_election_timeout_starts_pre_vote),
         cmocka_unit_test(test_follower_recovering_promised_entries_does_not_vote_or_campaign),
         cmocka_unit_test(test_follower_with_unknown_promise_waits_for_a_leader),
+        cmocka_unit_test(test_unknown_promise_covers_what_the_leader_had_sent),
+        cmocka_unit_test(test_unknown_promise_in_a_new_cluster_resolves_when_every_log_is_empty),
         cmocka_unit_test(test_pre_candidate_majority_of_pre_votes_becomes_candidate),
         cmocka_unit_test(test_follower_election_timeout_becomes_candidate),
         cmocka_unit_test(test_follower_append_resets_election_timer),

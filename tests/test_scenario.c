@@ -1346,10 +1346,10 @@ static void setting_disk_parses_every_kind(void **state)
     assert_int_equal(s.disk.merge_us, 3000000);
     assert_int_equal(s.disk.file_bytes, 65536);
     assert_int_equal(s.disk.sync_ticks, 4);
-    assert_error("disk spin 3", "t.scn:1:6: expected torn, bitflip, errors, slow, crashpoints, "
-                                "merge, rotate, sync, rot, badsector, lost, misdirect or io, "
-                                "got "
-                                "'spin'");
+    assert_error("disk spin 3",
+                 "t.scn:1:6: expected torn, bitflip, errors, slow, crashpoints, "
+                 "merge, rotate, sync, rot, badsector, lost, misdirect, io, damaged or wipe, got "
+                 "'spin'");
     assert_error("disk torn on\ndisk torn off", "t.scn:2:6: expected each setting once (disk "
                                                  "torn is already set on line 1), got 'torn'");
 }
@@ -1371,6 +1371,18 @@ static void setting_disk_damage_parses_and_prints_back(void **state)
                                     "disk misdirect 0.001\n"));
     assert_null(strstr(print_parsed(""), "disk rot "));
     assert_error("disk rot 2", "t.scn:1:10: expected a probability in [0, 1] (or 0%..100%), got '2'");
+    /* How many nodes it may strike (issue #15): printed back only when set, at most nodes. */
+    const char *wipe = "disk wipe 0.25\n";
+    assert_int_equal(scn_parse(wipe, strlen(wipe), "t.scn", &s, &err), RK_OK);
+    assert_true(s.disk.wipe == 0.25);
+    assert_non_null(strstr(print_parsed(wipe), "\ndisk wipe 0.25\n"));
+    const char *all = "nodes 5\ndisk rot 0.3\ndisk damaged 5\n";
+    assert_int_equal(scn_parse(all, strlen(all), "t.scn", &s, &err), RK_OK);
+    assert_int_equal(s.disk.damaged_nodes, 5);
+    assert_non_null(strstr(print_parsed(all), "\ndisk damaged 5\nswarm off\n"));
+    assert_null(strstr(print_parsed(""), "disk damaged"));
+    const char *too_many = "nodes 3\ndisk damaged 4\n";
+    assert_int_equal(scn_parse(too_many, strlen(too_many), "t.scn", &s, &err), RK_EMALFORMED);
 }
 
 /* disk io MIN MAX: the log writes' latency range, printed back only when not the default. */

@@ -172,6 +172,8 @@ enum log_verify_notice_kind {
     LOG_VERIFY_LEFTOVER,      /* a file open would remove: hardstate.tmp, a segment wholly
                                  behind the snapshot point, or one past a gap in the indexes */
     LOG_VERIFY_TERM_RAISE,    /* entries above the hard state's term: open would raise it */
+    LOG_VERIFY_PROMISE,       /* the promise file does not check out (or cannot be read): open
+                                 takes the promise as unknown (never less) */
 };
 
 struct log_verify_notice {

@@ -163,6 +163,19 @@
  *      too: a reopen without a crash finds bytes and names the previous process never made
  *      durable, and they are about to be treated as durable (L2).
  *
+ * REPAIR (log_seglog_repair; the argument is in core/log/INTEGRITY.md). What the replica's
+ *   storage open (core/replica/repair.c) does to a store that open refused: first the promise
+ *   — the highest index this node may have acknowledged, which raft keeps it from voting below
+ *   until a leader has given those entries back — is made durable in the `promise` file, and
+ *   only then is anything cut (CUT: the damaged segment at the bad record, every later segment;
+ *   in truncate's T1-then-T2 order) or removed (RESET: every segment; the hard state written
+ *   again with its term and vote, commit and snapshot point 0). The promise only grows, and one
+ *   that cannot be read is unknown, so no crash during a repair forgets it. The acknowledged
+ *   index of a damage (struct log_damage) counts every commit record and every entry record that
+ *   checks out after the bad bytes (search_commits, search_entries). A new directory gets an
+ *   unknown promise before its format file (check_format: a new node and a wiped one look the
+ *   same). The replica removes the file (set_promise 0) once the entries are durable again.
+ *
  * VERIFY (log_seglog_verify) is this recovery run dry, so that an operator's check and an open can
  * never disagree: s->dry is set, and every change recovery would make becomes a notice instead
  * (cut_tail, remove_unkept, the hardstate.tmp removal, the term raise); settle and the hard-state
@@ -1698,8 +1711,10 @@ static int read_promise(struct seglog *s, uint64_t *out, struct rk_errmsg *err)
             break;
         }
         uint32_t print = rk_crc32c(0, buf, got) ^ (uint32_t)got;
-        if (attempt > 0 && print == prev_print)
+        if (attempt > 0 && print == prev_print) {
+            rc = rk_errf(err, RK_ECORRUPT, SEGLOG_PROMISE_NAME ": does not check out");
             break; /* bad on disk: unknown */
+        }
         prev_print = print;
     }
     s->fs->ops->close(s->fs, f);
@@ -1828,8 +1843,15 @@ static int check_format(struct seglog *s, const struct listing *ls, struct rk_er
     if (version != 0 && version != SEGLOG_FORMAT_VERSION)
         return rk_errf(err, RK_EMALFORMED, SEGLOG_FORMAT_NAME ": format %lu; this build reads %u",
                        (unsigned long)version, SEGLOG_FORMAT_VERSION);
-    if (version == 0 && s->dry == NULL) /* new, or a first write that never completed */
-        return write_format(s, err);
+    if (version == 0 && s->dry == NULL) { /* new, or a first write that never completed */
+        /* A new directory (a new node, or a wiped or replaced disk: it cannot tell which)
+         * starts with an unknown promise (REPAIR, core/log/INTEGRITY.md "A lost data
+         * directory"): raft keeps it out of elections until a leader has caught it up or every
+         * other voter has shown an empty log (a new cluster). Written before the format file,
+         * so that a directory with a format file has its promise. */
+        int rc2 = write_promise(s, LOG_PROMISE_UNKNOWN, err);
+        return rc2 != RK_OK ? rc2 : write_format(s, err);
+    }
     if (s->dry == NULL) {
         /* What was read may be the page cache's copy of a write whose sync failed (a start that
          * failed there and is retried): make it durable before data is written beside it, or a
@@ -1926,8 +1948,17 @@ static int recover(struct seglog *s, struct rk_errmsg *err)
     else if (rc == RK_OK && ls.promise_tmp &&
              (rc = remove_if_there(s, SEGLOG_PROMISE_TMP_NAME, err)) != RK_OK)
         rk_errwrap(err, rc, SEGLOG_PROMISE_TMP_NAME ": remove");
-    if (rc == RK_OK && ls.promise)
-        rc = read_promise(s, &s->promised, err);
+    if (rc == RK_OK && ls.promise) {
+        /* One that does not check out or cannot be read is unknown: a promise may be
+         * over-estimated, never forgotten (and the replica removes it once resolved). */
+        struct rk_errmsg perr;
+        if (read_promise(s, &s->promised, &perr) != RK_OK) {
+            s->promised = LOG_PROMISE_UNKNOWN;
+            if (s->dry != NULL)
+                dry_notice(s, LOG_VERIFY_PROMISE, SEGLOG_PROMISE_NAME, 0, 0,
+                           "%s (open takes the promise as unknown)", perr.text);
+        }
+    }
     if (rc == RK_OK && s->dry != NULL)
         dry_hard_state(s, ls.hs);
     s->dur = (struct seglog_durable){.term = s->hs.term,

@@ -96,6 +96,10 @@ struct raft {
     /* A lost promise being resolved (raft_config.promised_index): the node stays out of
      * elections until its commit index reaches an entry of this term (0: none pending). */
     uint64_t promise_term;
+    /* Voters seen asking for a vote or pre-vote with an empty log (bit per voter index): a
+     * node whose promise is unknown and whose log is empty knows it promised nothing once every
+     * other voter has shown an empty log too (a new cluster: raft_check_fresh). */
+    uint32_t fresh_seen;
     uint32_t transfer_elapsed;
     struct raft_pending_read *reads;
     size_t n_reads;
@@ -472,6 +476,23 @@ static void raft_check_promise(struct raft *r)
     r->promise_term = 0;
 }
 
+/* A new cluster (raft_config.promised_index): a node with an unknown promise and an empty log
+ * that has seen every other voter ask for a (pre-)vote with an empty log knows that no entry was
+ * ever committed — a committed entry is on a majority, so with at most a minority damaged some
+ * other voter that holds it would show it — and so that it promised nothing. */
+static void raft_check_fresh(struct raft *r)
+{
+    if (r->cfg.promised_index != RAFT_PROMISE_UNKNOWN || r->promise_term != 0 ||
+        raft_last_index(r) != 0)
+        return;
+    uint32_t others =
+        ((r->cfg.n_voters >= 32 ? 0u : 1u << r->cfg.n_voters) - 1u) & ~(1u << r->self_idx);
+    if ((r->fresh_seen & others) != others)
+        return;
+    r->cfg.promised_index = 0;
+    raft_logf(r, 4, "promise unknown: every voter has an empty log, a new cluster: none");
+}
+
 static bool raft_recovering(const struct raft *r)
 {
     return r->commit < r->cfg.promised_index || r->promise_term != 0;
@@ -483,6 +504,11 @@ static void raft_campaign_internal(struct raft *r, bool transfer)
         return;
     if (raft_recovering(r)) {
         r->election_elapsed = 0; /* and waits a whole timeout before it looks again */
+        /* An unknown promise and an empty log: perhaps a new cluster. A pre-vote request
+         * changes nothing anywhere and shows the others this node's empty log. */
+        if (r->cfg.promised_index == RAFT_PROMISE_UNKNOWN && r->promise_term == 0 &&
+            raft_last_index(r) == 0 && !transfer)
+            raft_send_vote_requests(r, RAFT_MSG_PRE_VOTE, r->term + 1, false);
         return;
     }
     if (r->cfg.pre_vote && !transfer)
@@ -1013,19 +1039,22 @@ static int raft_step_follower(struct raft *r, const struct raft_msg *m)
         r->election_elapsed = 0;
         r->leader = m->from;
         if (r->cfg.promised_index == RAFT_PROMISE_UNKNOWN) {
-            /* A lost promise (raft_config.promised_index): what the leader has committed stands
-             * for it — its commit index now, and at least one entry of its own term (which
+            /* A lost promise (raft_config.promised_index): what the leader knows stands for it
+             * — its commit index; the end of this first APPEND, anchored at the leader's next
+             * index for this node, past every entry it ever sent it (so past every one this
+             * node can have acknowledged to it); and at least one entry of its own term (which
              * follows every entry committed before the term began, Leader Completeness) —
              * and a vote for the leader of this term, which has won it, takes the place of
              * whatever vote this node may have cast in it before. */
-            r->cfg.promised_index = m->commit;
+            uint64_t sent = m->log_index + m->n_entries;
+            r->cfg.promised_index = m->commit > sent ? m->commit : sent;
             r->promise_term = r->term;
             if (r->vote == RAFT_NONE)
                 r->vote = m->from;
             raft_logf(r, 4,
-                      "promise unknown: waits for leader %llu's commit index %llu and an entry "
-                      "of term %llu",
-                      (unsigned long long)m->from, (unsigned long long)m->commit,
+                      "promise unknown: waits for leader %llu's index %llu and an entry of term "
+                      "%llu",
+                      (unsigned long long)m->from, (unsigned long long)r->cfg.promised_index,
                       (unsigned long long)r->term);
         }
         return raft_handle_append(r, m);
@@ -1266,6 +1295,10 @@ int raft_step(struct raft *r, const struct raft_msg *m)
         return RK_EINVAL;
     }
     bool vote_req = m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE;
+    if (vote_req && m->log_index == 0) {
+        r->fresh_seen |= 1u << from_idx;
+        raft_check_fresh(r);
+    }
     if (m->term > r->term) {
         if (vote_req && raft_in_lease(r) && !m->transfer)
             return RK_OK;
@@ -1823,6 +1856,7 @@ int raft_create(const struct raft_config *c, struct raft **out, struct rk_errmsg
         r->commit = raft_last_index(r);
     r->prev_hs.commit = r->commit;
     r->role = RAFT_FOLLOWER;
+    raft_check_fresh(r); /* a single voter */
     raft_reset_election_timer(r);
     *out = r;
     return RK_OK;

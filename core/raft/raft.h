@@ -199,9 +199,12 @@ struct raft_config {
      * a lost hard state: see core/log/INTEGRITY.md).
      * RAFT_PROMISE_UNKNOWN: what it promised is not known at all (its hard state was lost: a
      * wiped or new disk, or a hard state that does not check out). It then takes no part in
-     * elections until it has heard an APPEND of a leader: the promise becomes that leader's
-     * commit index (which covers every entry committed before the node lost its state, as long
-     * as the leader is not a deposed one: INTEGRITY.md), and if the node has not voted in that
+     * elections until it has heard an APPEND of a leader: the promise becomes the larger of
+     * that leader's commit index and the end of that APPEND (anchored at the leader's next
+     * index for the node, past all it ever sent it), and the node waits until its commit index
+     * holds an entry of the leader's term too; that covers every entry committed before the
+     * node lost its state, unless the leader is a deposed one (INTEGRITY.md), and if the node
+     * has not voted in that
      * leader's term it records a vote for that leader, so that it cannot vote a second time in
      * a term it may have voted in before. */
     uint64_t promised_index;
