@@ -143,6 +143,15 @@ elif cmd == "get":
     samples, _ = parse(sys.argv[2])
     v = samples.get(sys.argv[3])
     print("" if v is None else ("%d" % v if v == int(v) else v))
+elif cmd == "dashboard":
+    # Every raftkv_ metric an expression of the dashboard uses is a family of the scrape.
+    dash = json.load(open(sys.argv[2]))
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    text = open(sys.argv[3]).read()
+    families = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+    used = set(re.findall(r"raftkv_[a-z0-9_]+", " ".join(exprs)))
+    missing = sorted(u for u in used if u not in families and re.sub(r"_bucket$", "", u) not in families)
+    print("%d metrics used, missing: %s" % (len(used), " ".join(missing) or "none"))
 elif cmd == "logcheck":
     line_re = re.compile(r'^ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(debug|info|warn|error) node=\d+'
                          r'( event=[a-z_]+)?( [a-z_]+=(?:"(?:[^"\\]|\\.)*"|[^" ]*))* msg="(?:[^"\\]|\\.)*"$')
@@ -243,6 +252,10 @@ check "commit index agrees with INFO" "$(rk_info "$leader" commit_index)" \
 check "term agrees with INFO" "$(rk_info "$leader" term)" "$(get now raftkv_raft_term)"
 check "live store bytes agree with INFO" "$(rk_info "$leader" raftkv_store_live_bytes)" \
     "$(get now raftkv_store_live_bytes)"
+
+dashboard=$(dirname "${BASH_SOURCE[0]}")/../node/grafana-raftkv.json
+check "the Grafana dashboard uses only exposed metrics" "missing: none" \
+    "$(m dashboard "$dashboard" "$tmp/$L" | sed 's/^.*, missing/missing/')"
 
 # ---- bad requests ------------------------------------------------------------------------------
 p=$(mport "$leader")
