@@ -9,8 +9,10 @@
  *   accept ──► read head ──metrics_http_parse──► GET /metrics: 200 | 404 | 405 | 400 | 431
  *          ──► write (EPOLLOUT while the socket is full) ──► close
  *
- * Bounds: METRICS_CONNS_MAX connections at once (more are closed at accept, logged); a
- * connection idle for METRICS_CONN_TIMEOUT_MS is closed (node_metrics_timer).
+ * Bounds: METRICS_CONNS_MAX connections at once (when full, a new one closes the connection
+ * idle longest that has not sent a whole request; if all are being answered, the new one is
+ * closed; logged); a connection idle for METRICS_CONN_TIMEOUT_MS is closed
+ * (node_metrics_timer).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -334,6 +336,17 @@ static void collect(struct node *n, struct metrics_text *t)
 /* ------------------------------------------------------------------------------------------ */
 /* The endpoint                                                                               */
 
+/* Refusals are logged at most once a second (a port scanner must not flood the log); every
+ * one is counted (raftkv_metrics_refused_total). */
+static bool refusal_log_due(struct node_metrics *m)
+{
+    uint64_t now = node_now_ms();
+    if (m->refused_logged_ms != 0 && now - m->refused_logged_ms < 1000)
+        return false;
+    m->refused_logged_ms = now;
+    return true;
+}
+
 int node_metrics_start(struct node *n)
 {
     n->metrics = calloc(1, sizeof(*n->metrics));
@@ -405,15 +418,31 @@ void node_metrics_on_accept(struct node *n)
                 node_log("warn", "accept (metrics): %s", strerror(errno));
             return;
         }
-        struct metrics_conn *mc = NULL;
-        for (size_t i = 0; i < METRICS_CONNS_MAX && mc == NULL; i++)
-            if (m->conns[i].fd < 0)
-                mc = &m->conns[i];
+        struct metrics_conn *mc = NULL, *idle = NULL;
+        for (size_t i = 0; i < METRICS_CONNS_MAX && mc == NULL; i++) {
+            struct metrics_conn *x = &m->conns[i];
+            if (x->fd < 0)
+                mc = x;
+            else if (x->out.len == 0 && (idle == NULL || x->last_ms < idle->last_ms))
+                idle = x;
+        }
+        if (mc == NULL && idle != NULL) {
+            /* Full: the connection idle longest (no whole request yet) makes room, so that
+             * connections that say nothing cannot keep a scraper out. */
+            m->http_refused++;
+            if (refusal_log_due(m))
+                node_event("warn", "metrics_refused",
+                           "too many metrics connections: the one idle longest closed", "limit=%d",
+                           METRICS_CONNS_MAX);
+            mconn_close(n, idle);
+            mc = idle;
+        }
         if (mc == NULL || ep_set(n, EPOLL_CTL_ADD, fd, EPOLLIN, &mc->tag) != 0) {
             close(fd);
             m->http_refused++;
-            node_event("warn", "metrics_refused", "too many metrics connections", "limit=%d",
-                       METRICS_CONNS_MAX);
+            if (refusal_log_due(m))
+                node_event("warn", "metrics_refused", "too many metrics connections", "limit=%d",
+                           METRICS_CONNS_MAX);
             continue;
         }
         mc->fd = fd;
@@ -464,7 +493,7 @@ static void mconn_respond(struct node *n, struct metrics_conn *mc, enum metrics_
         metrics_textf(&body, "%s\n", metrics_http_req_name(r));
         /* A well-formed request for another path is ordinary (a browser asks for a favicon);
          * garbage and oversized heads are logged. */
-        if (r == METRICS_HTTP_BAD_REQUEST || r == METRICS_HTTP_TOO_LARGE)
+        if ((r == METRICS_HTTP_BAD_REQUEST || r == METRICS_HTTP_TOO_LARGE) && refusal_log_due(m))
             node_event("warn", "metrics_refused", metrics_http_req_name(r), "bytes=%zu",
                        mc->in_len);
     }
@@ -526,7 +555,7 @@ void node_metrics_timer(struct node *n)
     for (size_t i = 0; i < METRICS_CONNS_MAX; i++) {
         struct metrics_conn *mc = &m->conns[i];
         if (mc->fd >= 0 && now - mc->last_ms >= METRICS_CONN_TIMEOUT_MS) {
-            if (mc->out.len == 0)
+            if (mc->out.len == 0 && refusal_log_due(m))
                 node_event("warn", "metrics_refused", "no whole request in time", "bytes=%zu ms=%u",
                            mc->in_len, METRICS_CONN_TIMEOUT_MS);
             m->http_refused += mc->out.len == 0;

@@ -321,7 +321,7 @@ struct node_metrics {
     /* Role, term and leader as last seen (role changes are logged: node_metrics_turn). */
     uint64_t seen_term, seen_leader, leader_changes;
     int seen_role;
-    uint64_t scrapes, http_refused;
+    uint64_t scrapes, http_refused, refused_logged_ms;
     int listen_fd;            /* -1: no endpoint */
     struct ev_tag listen_tag; /* EV_METRICS_LISTEN */
     struct metrics_conn conns[METRICS_CONNS_MAX];
