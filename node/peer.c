@@ -187,8 +187,11 @@ static bool peer_feed(struct node *n, struct peer *p, const char **why)
         if (!p->c.hs_in) {
             uint64_t id = handshake_check(n, frame, flen, &err);
             if (id != p->id) {
-                node_event("warn", "peer_refused", id == 0 ? err.text : "it is another node",
-                           "peer=%" PRIu64 " addr=%s", p->id, p->addr_text);
+                char msg[300];
+                snprintf(msg, sizeof(msg), "peer refused: %s",
+                         id == 0 ? err.text : "it is another node");
+                node_event("warn", "peer_refused", msg, "peer=%" PRIu64 " addr=%s", p->id,
+                           p->addr_text);
                 *why = "handshake refused";
                 return false;
             }
