@@ -526,15 +526,16 @@ void node_metrics_on_event(struct node *n, struct metrics_conn *mc, uint32_t eve
             mconn_write(n, mc);
         return;
     }
+    bool eof = false;
     for (;;) {
         ssize_t r = recv(mc->fd, mc->in + mc->in_len, sizeof(mc->in) - mc->in_len, 0);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
-        if (r <= 0) { /* closed before a whole request came, or an error */
-            mconn_close(n, mc);
-            return;
+        if (r <= 0) { /* EOF (a client may send its request, then shut down its side) */
+            eof = true;
+            break;
         }
         mc->in_len += (size_t)r;
         mc->last_ms = node_now_ms();
@@ -542,6 +543,10 @@ void node_metrics_on_event(struct node *n, struct metrics_conn *mc, uint32_t eve
             break;
     }
     enum metrics_http_req req = metrics_http_parse(mc->in, mc->in_len, METRICS_HEAD_MAX);
+    if (req == METRICS_HTTP_MORE && eof) {
+        mconn_close(n, mc); /* gone before a whole request came */
+        return;
+    }
     if (req != METRICS_HTTP_MORE) {
         ep_set(n, EPOLL_CTL_MOD, mc->fd, 0, &mc->tag);
         mconn_respond(n, mc, req);

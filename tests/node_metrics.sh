@@ -43,10 +43,12 @@ def scrape(port, out):
             f.write("%s\t%s\n" % (k, "%d" % v if v == int(v) else v))
     print(status, ctype)
 
-def raw(port, data):
+def raw(port, data, half_close=False):
     s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
     try:
         s.sendall(data.encode().decode("unicode_escape").encode("latin-1"))
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
         got = b""
         while True:
             chunk = s.recv(65536)
@@ -138,7 +140,7 @@ cmd = sys.argv[1]
 if cmd == "scrape":
     scrape(sys.argv[2], sys.argv[3])
 elif cmd == "raw":
-    raw(sys.argv[2], sys.argv[3])
+    raw(sys.argv[2], sys.argv[3], len(sys.argv) > 4 and sys.argv[4] == "half-close")
 elif cmd == "hold":
     # N connections that say nothing, held until stdin closes (or 60 s).
     import select
@@ -280,6 +282,8 @@ check "the Grafana dashboard uses only exposed metrics" "missing: none" \
 
 # ---- bad requests ------------------------------------------------------------------------------
 p=$(mport "$leader")
+check "a request, then the client shuts down its side: answered" "HTTP/1.1 200 OK" \
+    "$(m raw "$p" 'GET /metrics HTTP/1.0\r\n\r\n' half-close)"
 check "another path: 404" "HTTP/1.1 404 Not Found" "$(m raw "$p" 'GET /nope HTTP/1.1\r\nHost: x\r\n\r\n')"
 check "another method: 405" "HTTP/1.1 405 Method Not Allowed" \
     "$(m raw "$p" 'POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n')"
