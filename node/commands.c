@@ -495,6 +495,7 @@ void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struc
         return;
     }
     c->last_cmd = cmd->name;
+    it->cmd = cmd->name;
     if (!arity_ok(cmd, argc)) {
         if (cmd->proc == cmd_exec) {
             /* Redis's execCommandAbort (in MULTI or not): the transaction goes, and the error

@@ -106,6 +106,9 @@ static const struct opt_def opt_defs[] = {
     OPT_STR("requirepass", requirepass, 0, "a password (up to 511 bytes)", "PASSWORD",
             "clients must AUTH with it (user \"default\") before any\n"
             "other command, as Redis (default: none)"),
+    OPT_STR("metrics-addr", metrics_addr, 0, "HOST:PORT", "HOST:PORT",
+            "serve Prometheus metrics at http://HOST:PORT/metrics\n"
+            "(plain HTTP; default: none)"),
 };
 
 #define OPT_COUNT (sizeof(opt_defs) / sizeof(opt_defs[0]))

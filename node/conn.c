@@ -135,6 +135,7 @@ static struct item *item_new(struct node *n, struct client *c)
         return NULL;
     it->done = true; /* an immediate reply unless the command queues requests */
     it->resp = c->resp;
+    it->read_us = node_now_us();
     it->c = c;
     if (c->tail)
         c->tail->next = it;
@@ -339,6 +340,7 @@ void conn_collect(struct node *n, struct client *c)
 {
     while (c->head != NULL && c->head->done && c->head->waiting == 0) {
         struct item *it = c->head;
+        node_metrics_item_done(n, it);
         if (!c->closed && !c->want_close)
             buf_append(&c->out, it->bytes.p + it->bytes.off, buf_unread(&it->bytes));
         if (it->close_after)
@@ -447,7 +449,8 @@ void conn_on_accept(struct node *n)
             shutdown(fd, SHUT_WR);
             close(fd);
             n->stats.rejected_connections++;
-            node_log("warn", "client refused: max-clients (%u) reached", n->opt.max_clients);
+            node_event("warn", "client_refused", "client refused: max-clients reached",
+                       "max_clients=%u", n->opt.max_clients);
             continue;
         }
         struct client *c = client_new(n, fd);

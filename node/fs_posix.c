@@ -34,9 +34,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/assert.h"
+#include "metrics.h"
 
 /* Offsets are uint64_t in the interface and off_t here; both must hold any file offset. */
 static_assert(sizeof(off_t) == sizeof(int64_t), "off_t must be 64 bits");
@@ -98,6 +100,7 @@ struct fs_posix {
     bool dir_sync_failed; /* P2 */
     uint32_t open_files;  /* I2 */
     struct fs_inode *inodes; /* of the open files */
+    struct metrics_hist *sync_hist; /* each file sync's duration, or NULL */
     char path[];          /* the directory as given, for messages */
 };
 
@@ -431,18 +434,29 @@ static int fs_posix_pwrite(struct fs *fs, struct fs_file *f, uint64_t off, const
     return fs_posix_write_sized(f, "pwrite", off, buf, len, err);
 }
 
+static uint64_t fs_posix_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static int fs_posix_sync(struct fs *fs, struct fs_file *f, struct rk_errmsg *err)
 {
-    (void)fs_posix_of(fs);
+    struct fs_posix *p = fs_posix_of(fs);
     RK_ASSERT(f != NULL);
     if (f->sync_failed)
         return rk_errf(err, RK_EIO,
                        FS_POSIX_SYNC_CALL " %s: refused: an earlier sync of this handle failed, "
                                           "so its durability is unknown",
                        f->name);
+    uint64_t t0 = p->sync_hist != NULL ? fs_posix_now_us() : 0;
     for (;;) {
-        if (fs_posix_datasync(f->fd) == 0)
+        if (fs_posix_datasync(f->fd) == 0) {
+            if (p->sync_hist != NULL)
+                metrics_hist_observe(p->sync_hist, fs_posix_now_us() - t0);
             return RK_OK;
+        }
         int e = errno;
         if (e != EINTR) {
             f->sync_failed = true;
@@ -712,9 +726,15 @@ int fs_posix_open(const char *dir, bool create_dir, struct fs **out, struct rk_e
     p->dir_sync_failed = false;
     p->open_files = 0;
     p->inodes = NULL;
+    p->sync_hist = NULL;
     memcpy(p->path, dir, len + 1);
     *out = &p->fs;
     return RK_OK;
+}
+
+void fs_posix_sync_histogram(struct fs *fs, struct metrics_hist *h)
+{
+    fs_posix_of(fs)->sync_hist = h;
 }
 
 void fs_posix_close(struct fs *fs)

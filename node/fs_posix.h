@@ -40,6 +40,11 @@
  */
 int fs_posix_open(const char *dir, bool create_dir, struct fs **out, struct rk_errmsg *err);
 
+/* Every later file sync of fs records its duration in h (node/metrics.h: any thread may
+ * observe), NULL: none. h is borrowed until fs_posix_close. */
+struct metrics_hist;
+void fs_posix_sync_histogram(struct fs *fs, struct metrics_hist *h);
+
 /* Closes the directory and frees fs. Every file handle must have been closed. NULL: no-op. */
 void fs_posix_close(struct fs *fs);
 

@@ -46,7 +46,7 @@ static bool pconn_queue_handshake(const struct node *n, struct pconn *c)
 void peer_lost(struct node *n, struct peer *p, const char *why)
 {
     if (p->c.hs_in)
-        node_log("warn", "peer %" PRIu64 " (%s): connection lost: %s", p->id, p->addr_text, why);
+        node_event("warn", "peer_lost", why, "peer=%" PRIu64 " addr=%s", p->id, p->addr_text);
     pconn_close(n, &p->c);
     if (p->dialer) {
         p->retry_at_ms = node_now_ms() + p->backoff_ms;
@@ -106,6 +106,8 @@ void peer_send(struct node *n, uint64_t to, const uint8_t *bytes, size_t len)
             p->dropped_frames++;
         return;
     }
+    p->bytes_out += len;
+    node_metrics_frame(n->metrics->msgs_out, bytes, len);
 }
 
 /* Checks a handshake frame (N1). Returns the peer's id, or 0 (err set) to refuse. */
@@ -185,15 +187,21 @@ static bool peer_feed(struct node *n, struct peer *p, const char **why)
         if (!p->c.hs_in) {
             uint64_t id = handshake_check(n, frame, flen, &err);
             if (id != p->id) {
-                node_log("warn", "peer %" PRIu64 " (%s) refused: %s", p->id, p->addr_text,
+                char msg[300];
+                snprintf(msg, sizeof(msg), "peer refused: %s",
                          id == 0 ? err.text : "it is another node");
+                node_event("warn", "peer_refused", msg, "peer=%" PRIu64 " addr=%s", p->id,
+                           p->addr_text);
                 *why = "handshake refused";
                 return false;
             }
             p->c.hs_in = true;
             p->backoff_ms = PEER_BACKOFF_MIN_MS;
-            node_log("info", "peer %" PRIu64 " (%s) connected", p->id, p->addr_text);
+            node_event("info", "peer_connected", "peer connected", "peer=%" PRIu64 " addr=%s",
+                       p->id, p->addr_text);
         } else {
+            p->bytes_in += flen;
+            node_metrics_frame(n->metrics->msgs_in, frame, flen);
             server_peer_frame(n, p->id, frame, flen);
         }
         p->c.in.off += flen;
@@ -275,7 +283,8 @@ void peer_on_accept(struct node *n)
                 break;
             }
         if (pd == NULL) {
-            node_log("warn", "too many peer connections awaiting a handshake: refused");
+            node_event("warn", "peer_refused", "too many peer connections awaiting a handshake",
+                       "limit=%d", PENDING_CONNS_MAX);
             close(fd);
             continue;
         }
@@ -318,7 +327,9 @@ void peer_on_pending_event(struct node *n, struct pending *pd, uint32_t events)
         id = 0;
     }
     if (id == 0) {
-        node_log("warn", "peer connection refused: %s", err.text);
+        char msg[300];
+        snprintf(msg, sizeof(msg), "peer connection refused: %s", err.text);
+        node_event("warn", "peer_refused", msg, NULL);
         why = NULL;
         goto err_drop;
     }
@@ -333,7 +344,8 @@ void peer_on_pending_event(struct node *n, struct pending *pd, uint32_t events)
     pd->used = false;
     ep_set(n, EPOLL_CTL_MOD, p->c.fd, EPOLLIN | EPOLLOUT, &p->tag);
     p->c.want_out = true;
-    node_log("info", "peer %" PRIu64 " (%s) connected", p->id, p->addr_text);
+    node_event("info", "peer_connected", "peer connected", "peer=%" PRIu64 " addr=%s", p->id,
+               p->addr_text);
     if (!peer_feed(n, p, &why) || !pconn_flush(n, &p->c, &p->tag, &why))
         peer_lost(n, p, why);
     return;
@@ -430,8 +442,10 @@ void peer_timer(struct node *n)
     for (size_t i = 0; i < PENDING_CONNS_MAX; i++) {
         struct pending *pd = &n->pending[i];
         if (pd->used && now - pd->accepted_ms >= HANDSHAKE_TIMEOUT_MS) {
-            node_log("warn", "peer connection dropped: no handshake within %u ms",
+            char msg[96];
+            snprintf(msg, sizeof(msg), "peer connection dropped: no handshake within %u ms",
                      HANDSHAKE_TIMEOUT_MS);
+            node_event("warn", "peer_refused", msg, "timeout_ms=%u", HANDSHAKE_TIMEOUT_MS);
             pconn_close(n, &pd->c);
             pd->used = false;
         }

@@ -43,6 +43,41 @@
 
 uint64_t g_node_id;
 
+/* One line, in one write (the storage and merge threads log too): ts, level, node, the event
+ * and its pairs if any, then msg quoted, with \ " and control characters escaped so that the
+ * line stays one line a log shipper can split on spaces outside quotes (node/README.md
+ * "Logs"). */
+static void log_line(const char *level, const char *event, const char *kv, const char *msg)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    char q[2048];
+    size_t k = 0;
+    for (const char *p = msg; *p != 0 && k + 3 < sizeof(q); p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"' || ch == '\\') {
+            q[k++] = '\\';
+            q[k++] = (char)ch;
+        } else if (ch == '\n') {
+            q[k++] = '\\';
+            q[k++] = 'n';
+        } else {
+            q[k++] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+        }
+    }
+    q[k] = 0;
+    if (strcmp(level, "warning") == 0)
+        level = "warn";
+    bool has_kv = kv != NULL && kv[0] != 0;
+    fprintf(stderr, "ts=%s.%03ldZ level=%s node=%" PRIu64 "%s%s%s%s msg=\"%s\"\n", when,
+            ts.tv_nsec / 1000000, level, g_node_id, event ? " event=" : "", event ? event : "",
+            has_kv ? " " : "", has_kv ? kv : "", q);
+}
+
 void node_log(const char *level, const char *fmt, ...)
 {
     char line[1024];
@@ -50,7 +85,19 @@ void node_log(const char *level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "raftkv-node %" PRIu64 " %s: %s\n", g_node_id, level, line);
+    log_line(level, NULL, NULL, line);
+}
+
+void node_event(const char *level, const char *event, const char *msg, const char *kv, ...)
+{
+    char pairs[1024] = "";
+    if (kv != NULL) {
+        va_list ap;
+        va_start(ap, kv);
+        vsnprintf(pairs, sizeof(pairs), kv, ap);
+        va_end(ap);
+    }
+    log_line(level, event, pairs, msg);
 }
 
 void node_raft_log_sink(void *ctx, int level, const char *text)
@@ -64,6 +111,13 @@ uint64_t node_unix_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t node_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
@@ -138,6 +192,7 @@ static void drain_outputs(struct node *n)
             continue;
         }
         struct client *c = sl->c;
+        node_metrics_reply(n, sl, rp);
         item_on_reply(n, sl->it, sl->part, rp);
         sl->req_id = 0;
         n->free_slots[n->n_free_slots++] = s;
@@ -188,10 +243,22 @@ void server_request(struct node *n, struct client *c, struct item *it, uint32_t 
     uint32_t s = n->free_slots[--n->n_free_slots];
     n->slot_gen++;
     uint64_t req_id = n->slot_gen * SLOTS_MAX + s;
-    n->slots[s] = (struct slot){.req_id = req_id, .c = c, .it = it, .op = op, .part = part};
+    bool read = replica_op_is_read(op) ||
+                (op == REPLICA_CMD && kv_cmd2_is_read(val->ptr, (uint32_t)val->len));
+    n->slots[s] = (struct slot){.req_id = req_id,
+                                .c = c,
+                                .it = it,
+                                .op = op,
+                                .part = part,
+                                .read = read,
+                                .submit_us = node_now_us()};
     it->waiting++;
     c->outstanding++;
     n->outstanding++;
+    if (read)
+        n->metrics->reads++;
+    else
+        n->metrics->proposals++;
     /* The connection's session: its requests take effect in the order they were sent, and a
      * write forwarded or retried inside the cluster applies at most once. A client that retries
      * after a TIMEOUT sends a new request (a new seq), as with Redis. */
@@ -199,10 +266,7 @@ void server_request(struct node *n, struct client *c, struct item *it, uint32_t 
         .req_id = req_id,
         .op = op,
         .client_id = c->session,
-        .seq = replica_op_is_read(op) ||
-                       (op == REPLICA_CMD && kv_cmd2_is_read(val->ptr, (uint32_t)val->len))
-                   ? 0
-                   : ++c->write_seq,
+        .seq = read ? 0 : ++c->write_seq,
         .key = key->ptr,
         .key_len = (uint32_t)key->len,
         .val = val ? val->ptr : NULL,
@@ -385,15 +449,22 @@ static int open_storage(struct node *n, const char *dir)
             n->log = st.log;
             n->bc = st.bc;
             n->store = bc_kv_store(n->bc);
-            if (st.repairs > 0)
-                node_log("warn", "repaired the data directory %s: %s", dir, st.repaired);
+            if (st.repairs > 0) {
+                char msg[1024];
+                snprintf(msg, sizeof(msg), "repaired the data directory %.400s: %.500s", dir,
+                         st.repaired);
+                node_event("warn", "repair", msg, "repairs=%" PRIu32, (uint32_t)st.repairs);
+            }
             node_merge_log_open(n->bc, node_log);
         }
     }
     if (rc == RK_OK)
         rc = fs_posix_open(path, false, &n->fs_merge, &err); /* DIR/kv, the merge thread's */
-    if (rc != RK_OK)
-        node_log("error", "cannot open the data directory %s: %s", dir, err.text);
+    if (rc != RK_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "cannot open the data directory %.400s: %.500s", dir, err.text);
+        node_event("error", "storage_error", msg, "op=open");
+    }
     return rc;
 }
 
@@ -467,6 +538,7 @@ static void on_timer(struct node *n)
         drain_outputs(n);
     }
     peer_timer(n);
+    node_metrics_timer(n);
     node_merge_tick(n->merge, node_now_ms());
 }
 
@@ -520,6 +592,12 @@ static void on_event(struct node *n, struct ev_tag *tag, uint32_t events)
     case EV_CLIENT:
         conn_on_event(n, (struct client *)tag, events);
         break;
+    case EV_METRICS_LISTEN:
+        node_metrics_on_accept(n);
+        break;
+    case EV_METRICS:
+        node_metrics_on_event(n, (struct metrics_conn *)tag, events);
+        break;
     }
 }
 
@@ -572,10 +650,15 @@ static void note_slow_turn(struct node *n, uint64_t t0, uint64_t t1, uint64_t t2
     if (t2 - n->slow_turn_logged_ms < 1000)
         return;
     n->slow_turn_logged_ms = t2;
-    node_log("warn",
+    char msg[160];
+    snprintf(msg, sizeof(msg),
              "slow loop turn: %" PRIu64 " ms (events %" PRIu64 " ms, end of turn %" PRIu64
              " ms; half an election timeout is %" PRIu64 " ms)",
              took, t1 - t0, t2 - t1, bound);
+    node_event("warn", "slow_turn", msg,
+               "ms=%" PRIu64 " events_ms=%" PRIu64 " end_ms=%" PRIu64 " bound_ms=%" PRIu64
+               " slow_turns=%" PRIu64,
+               took, t1 - t0, t2 - t1, bound, n->slow_turns);
 }
 
 /* One turn of the loop: wait (at most timeout_ms, -1: no bound), handle what came, end the
@@ -606,18 +689,23 @@ static int turn(struct node *n, int timeout_ms)
         on_event(n, &n->timer_tag, EPOLLIN);
     uint64_t t1 = node_now_ms();
     end_of_turn(n);
+    node_metrics_turn(n);
     note_slow_turn(n, t0, t1, node_now_ms());
     struct rk_errmsg why = {{0}};
     if (replica_failed(n->rep, &why)) {
-        node_log("error", "storage failed, stopping: %s", why.text);
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "storage failed, stopping: %s", why.text);
+        node_event("error", "storage_error", msg, "op=replica");
         return 1;
     }
     if (n->storage_failed) {
-        node_log("error", "storage failed, stopping: out of memory queueing log writes");
+        node_event("error", "storage_error",
+                   "storage failed, stopping: out of memory queueing log writes", "op=submit");
         return 1;
     }
     if (node_merge_install_step(n->merge) != RK_OK) {
-        node_log("error", "storage failed, stopping: the merge found the store damaged");
+        node_event("error", "storage_error",
+                   "storage failed, stopping: the merge found the store damaged", "op=merge");
         return 1;
     }
     return 0;
@@ -642,7 +730,8 @@ static int shutdown_node(struct node *n)
     bool transferring = st.raft.role == RAFT_LEADER && target != 0 &&
                         replica_transfer_leader(n->rep, target) == RK_OK;
     if (transferring)
-        node_log("info", "handing leadership to node %" PRIu64, target);
+        node_event("info", "leader_transfer", "handing leadership over at shutdown", "to=%" PRIu64,
+                   target);
     uint64_t deadline = node_now_ms() + n->opt.shutdown_timeout_ms;
     while (!n->stopping_again) {
         replica_info(n->rep, &st);
@@ -762,7 +851,7 @@ int server_start(struct node *n, const struct options *o)
                                  .min_dead_bytes = o->merge_min_dead_bytes};
     if (node_merge_start(&n->merge, n->bc, n->fs_merge, &mp, node_log, &err) != RK_OK)
         node_log("error", "cannot start: %s", err.text);
-    if (n->merge == NULL || setup_fds(n, o->client) != 0 ||
+    if (n->merge == NULL || setup_fds(n, o->client) != 0 || node_metrics_start(n) != 0 ||
         ep_set(n, EPOLL_CTL_ADD, node_storage_fd(n->storage), EPOLLIN, &n->storage_tag) != 0 ||
         ep_set(n, EPOLL_CTL_ADD, node_merge_fd(n->merge), EPOLLIN, &n->merge_tag) != 0) {
         node_merge_stop(n->merge);
@@ -774,8 +863,12 @@ int server_start(struct node *n, const struct options *o)
         close_storage(n);
         return 1;
     }
-    node_log("info", "up: peers on %s, clients on %s, data in %s, %zu peers, tick %u ms",
+    fs_posix_sync_histogram(n->fs_log, &n->metrics->log_sync);
+    fs_posix_sync_histogram(n->fs_kv, &n->metrics->store_sync);
+    char up[PATH_MAX + 512];
+    snprintf(up, sizeof(up), "up: peers on %s, clients on %s, data in %s, %zu peers, tick %u ms",
              n->self_peer_addr, o->client, o->data_dir, n->n_peers, n->tick_ms);
+    node_event("info", "start", up, "peer_addr=%s client_addr=%s", n->self_peer_addr, o->client);
     for (size_t i = 0; i < n->n_peers; i++)
         if (n->peers[i].dialer)
             peer_dial(n, &n->peers[i]);
@@ -795,7 +888,8 @@ int server_run(struct node *n)
     node_storage_stop(n->storage);
     n->storage = NULL;
     if (rc == 0 && n->store->ops->sync(n->store) != RK_OK) {
-        node_log("error", "sync of the state machine's store failed at shutdown");
+        node_event("error", "storage_error", "sync of the state machine's store failed at shutdown",
+                   "op=sync");
         rc = 1;
     }
     return rc;
@@ -804,6 +898,7 @@ int server_run(struct node *n)
 void server_stop(struct node *n)
 {
     keyspace_free(n);
+    node_metrics_stop(n);
     node_storage_stop(n->storage); /* NULL after server_run */
     n->storage = NULL;
     node_merge_stop(n->merge);

@@ -45,6 +45,7 @@
 #include "common/limits.h"
 #include "common/err.h"
 #include "kv/kv.h"
+#include "metrics.h"
 #include "raft/raft.h"
 #include "replica/replica.h"
 #include "resp/resp.h"
@@ -77,6 +78,13 @@ extern uint64_t g_node_id;
 void node_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void node_raft_log_sink(void *ctx, int level, const char *text);
 uint64_t node_now_ms(void);
+/* Monotonic microseconds, for latency histograms (node/metrics.h). */
+uint64_t node_now_us(void);
+/* One event as one line (node/README.md "Logs"): ts=... level=... node=N event=EVENT KV
+ * msg="MSG". kv: `key=value ...` pairs (printf-formatted; values without spaces or quotes, or
+ * already quoted), NULL or "" for none; msg is free text (quoted and escaped here). */
+void node_event(const char *level, const char *event, const char *msg, const char *kv, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Real time in microseconds (CLOCK_REALTIME), for INFO's server_time_usec and CLIENT LIST. */
 uint64_t node_unix_us(void);
 
@@ -122,6 +130,7 @@ struct options {
     bool check_quorum;
     bool pre_vote;
     char requirepass[512]; /* "": no password (every connection is authenticated) */
+    char metrics_addr[256]; /* "": no /metrics endpoint (node/metrics_serve.c) */
     uint32_t databases;    /* SELECT 0 .. databases - 1 (at most KV_DBS) */
 };
 
@@ -142,7 +151,9 @@ enum ev_kind {
     EV_PENDING,
     EV_CLIENT,
     EV_STORAGE,
-    EV_MERGE
+    EV_MERGE,
+    EV_METRICS_LISTEN,
+    EV_METRICS
 };
 
 struct ev_tag {
@@ -169,6 +180,7 @@ struct peer {
     uint64_t backoff_ms;
     uint64_t retry_at_ms; /* dialer: when to dial again (0: now) */
     uint64_t dropped_frames;
+    uint64_t bytes_in, bytes_out; /* frames fed to the replica, frames queued (metrics) */
 };
 
 /* An accepted peer connection whose handshake has not arrived yet. */
@@ -215,6 +227,8 @@ struct item {
     item_finish_fn on_read;
     /* Called once when the item completes, failed or not (WATCH releases its connection). */
     item_finish_fn on_done;
+    uint64_t read_us; /* when it was read (node_now_us): its latency (node/metrics.h) */
+    const char *cmd;  /* its command table row's name, once dispatched; NULL: none */
     struct buf bytes; /* the encoded reply once done */
     struct buf aux;   /* MGET: the values as they arrive; KEYS/SCAN: the pattern */
 };
@@ -267,6 +281,8 @@ struct slot {
     struct item *it;
     uint32_t part; /* which of the item's requests (MGET: the key's position) */
     uint8_t op;
+    bool read;          /* served by ReadIndex, nothing proposed */
+    uint64_t submit_us; /* when it was queued (node_now_us): commit and ReadIndex latency */
 };
 
 /* Counters for INFO stats. */
@@ -277,6 +293,38 @@ struct node_stats {
     uint64_t net_input_bytes, net_output_bytes;
     uint64_t keyspace_hits, keyspace_misses;
     uint64_t total_errors;
+};
+
+/* What /metrics shows beyond INFO's sources (node/metrics_serve.c), and its endpoint. */
+#define METRICS_CONNS_MAX       16
+#define METRICS_HEAD_MAX        8192 /* bytes of a request head: more is refused (431) */
+#define METRICS_CONN_TIMEOUT_MS 5000 /* a scrape connection idle this long is closed */
+struct metrics_conn {
+    struct ev_tag tag; /* EV_METRICS */
+    int fd;            /* -1: a free slot */
+    uint64_t last_ms;
+    size_t in_len;
+    char in[METRICS_HEAD_MAX];
+    struct metrics_text out; /* the response, written from out_off; non-empty: writing */
+    size_t out_off;
+};
+
+struct node_metrics {
+    struct metrics_hist commit;     /* a write: queued to the replica .. its reply (applied) */
+    struct metrics_hist read_index; /* a read: queued .. served (ReadIndex round and apply) */
+    struct metrics_hist log_sync;   /* fdatasync of the Raft log (storage thread) */
+    struct metrics_hist store_sync; /* fdatasync of the store's files */
+    struct metrics_cmds cmds;
+    struct metrics_errs errs;
+    uint64_t proposals, reads;            /* requests queued to the replica */
+    uint64_t msgs_in[256], msgs_out[256]; /* peer frames by codec type */
+    /* Role, term and leader as last seen (role changes are logged: node_metrics_turn). */
+    uint64_t seen_term, seen_leader, leader_changes;
+    int seen_role;
+    uint64_t scrapes, http_refused, refused_logged_ms;
+    int listen_fd;            /* -1: no endpoint */
+    struct ev_tag listen_tag; /* EV_METRICS_LISTEN */
+    struct metrics_conn conns[METRICS_CONNS_MAX];
 };
 
 struct node {
@@ -322,6 +370,7 @@ struct node {
     uint64_t started_ms;
     uint64_t started_unix_us;
     struct node_stats stats;
+    struct node_metrics *metrics; /* always counted; served when opt.metrics_addr is set */
     struct fs *fs_root, *fs_log, *fs_kv;
     /* The log is written and synced on this thread (node/storage.h); the loop never waits. */
     struct node_storage *storage;
@@ -398,6 +447,25 @@ int server_scan_keys(struct node *n, bool (*fn)(void *ctx, const uint8_t *key, u
                      void *ctx);
 uint64_t server_key_count(struct node *n);
 void server_info(struct node *n, struct replica_info *st);
+
+/* ------------------------------------------------------------------------------------------ */
+/* metrics_serve.c: the /metrics endpoint, and what it counts beyond INFO's sources           */
+
+/* Allocates n->metrics and, with opt.metrics_addr, listens there. 0 or -1 (logged). */
+int node_metrics_start(struct node *n);
+void node_metrics_stop(struct node *n);
+void node_metrics_on_accept(struct node *n);
+void node_metrics_on_event(struct node *n, struct metrics_conn *mc, uint32_t events);
+/* Every tick: closes scrape connections idle too long. */
+void node_metrics_timer(struct node *n);
+/* End of every turn: notices role, term and leader changes (logged: event=role_change). */
+void node_metrics_turn(struct node *n);
+/* A replica reply for slot sl: commit or ReadIndex latency. */
+void node_metrics_reply(struct node *n, const struct slot *sl, const struct replica_reply *rp);
+/* An item leaves its connection's FIFO: its command's latency; error replies by kind. */
+void node_metrics_item_done(struct node *n, const struct item *it);
+/* A peer frame, by its codec type (the byte after the header). */
+void node_metrics_frame(uint64_t *by_type, const uint8_t *frame, size_t len);
 
 /* ------------------------------------------------------------------------------------------ */
 /* peer.c                                                                                     */

@@ -224,7 +224,7 @@ check "SIGTERM: exits although the write cannot finish" yes "$([[ $(((t1 - t0) /
 reply=$(cat "$tmp/inflight")
 check "SIGTERM: the in-flight write is answered, its outcome unknown" \
     "TIMEOUT node shutting down: the write may or may not have been applied" "$reply"
-check "SIGTERM: logged" yes "$(grep -q 'stopped$' "$tmp/log1" && echo yes || echo no)"
+check "SIGTERM: logged" yes "$(grep -q 'msg="stopped"$' "$tmp/log1" && echo yes || echo no)"
 
 if [[ $failed -gt 0 ]]; then
     for f in "$tmp"/log* "$tmp"/rogue*.log; do
