@@ -882,7 +882,7 @@ int server_run(struct node *n)
         rc = turn(n, node_merge_installing(n->merge) ? 0 : -1); /* install: a chunk a turn */
     if (rc == 0)
         rc = shutdown_node(n);
-    node_merge_stop(n->merge); /* waits for a merge step in progress */
+    node_merge_stop(n->merge); /* cancels a merge still copying (node/storage.h) */
     n->merge = NULL;
     /* The log's last writes finish before the store is synced and the log is closed. */
     node_storage_stop(n->storage);
