@@ -233,7 +233,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(disk != NULL, "out of memory");
     struct fs *fs = simdisk_fs(disk);
     bc_fz_write(fs, &b, flags);
-    struct bc_config cfg = {fs, NULL, file_bytes[(flags >> 2) & 3], 0, 0, NULL};
+    struct bc_config cfg = {fs, NULL, file_bytes[(flags >> 2) & 3], 0, 0, NULL, 0};
 
     /* Property 1: the dry run first. */
     uint64_t before = fz_disk_digest(fs);

@@ -451,7 +451,7 @@ static void gen_bc_init(struct gen_bc *g, uint64_t max_file_bytes)
     g->disk = simdisk_create(9);
     FZ_CHECK(g->disk != NULL, "out of memory");
     g->fs = simdisk_fs(g->disk);
-    g->cfg = (struct bc_config){g->fs, NULL, max_file_bytes, 0, 0, NULL};
+    g->cfg = (struct bc_config){g->fs, NULL, max_file_bytes, 0, 0, NULL, 0};
     FZ_CHECK(bc_open(&g->cfg, &g->bc, &g->err) == RK_OK, "bc_open: %s", g->err.text);
 }
 

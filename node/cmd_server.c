@@ -17,6 +17,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "bitcask/bitcask.h"
 #include "commands.h"
 #include "glob.h"
 #include "server.h"
@@ -43,23 +44,25 @@ void cmd_echo(struct node *n, struct client *c, struct item *it, const struct re
     add_bulk(it, a[1].ptr, a[1].len);
 }
 
-/* SELECT index: raftkv has one database, 0 (node/DEVIATIONS.md). Redis's errors: not an
- * integer, outside int, outside the databases. */
+/* SELECT index: 0 .. databases - 1 (a setting, 16 by default as Redis). Redis's errors: not an
+ * integer, outside int, outside the databases. Between MULTI and EXEC it changes the database
+ * of the commands queued after it (and the connection's at EXEC). */
 void cmd_select(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
                 uint32_t argc)
 {
-    (void)n;
-    (void)c;
     (void)argc;
     int64_t id = 0;
-    if (!arg_int64(&a[1], &id))
-        add_error(it, "ERR value is not an integer or out of range");
-    else if (id < INT32_MIN || id > INT32_MAX)
-        add_error(it, "ERR value is out of range, value must between -2147483648 and 2147483647");
-    else if (id != 0)
+    if (!arg_int_reply(it, &a[1], NULL, &id))
+        return;
+    if (id < 0 || id >= (int64_t)n->opt.databases) {
         add_error(it, "ERR DB index is out of range");
+        return;
+    }
+    if (c->in_multi)
+        c->multi_db = (uint8_t)id;
     else
-        add_simple(it, "OK");
+        c->db = (uint8_t)id;
+    add_simple(it, "OK");
 }
 
 void cmd_quit(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
@@ -220,6 +223,8 @@ void cmd_reset(struct node *n, struct client *c, struct item *it, const struct r
     c->resp = 2;
     c->name[0] = 0;
     c->no_evict = c->no_touch = false;
+    c->db = 0;
+    multi_reset(c);
     c->authed = n->opt.requirepass[0] == 0;
     add_simple(it, "RESET");
 }
@@ -231,16 +236,18 @@ static int client_info_text(const struct node *n, const struct client *c, char *
     (void)n;
     uint64_t now = node_now_ms();
     char flags[8] = "N";
+    if (c->in_multi)
+        flags[0] = 'x';
     return snprintf(out, cap,
                     "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%" PRIu64 " idle=%" PRIu64
-                    " flags=%s db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu "
+                    " flags=%s db=%u sub=0 psub=0 ssub=0 multi=%d qbuf=%zu qbuf-free=%zu "
                     "argv-mem=0 multi-mem=0 rbs=%zu rbp=0 obl=0 oll=%u omem=%zu tot-mem=%zu "
                     "events=r cmd=%s user=default redir=-1 resp=%u lib-name=%s lib-ver=%s",
                     c->id, c->addr, c->laddr, c->fd, c->name, (now - c->created_ms) / 1000,
-                    (now - c->last_ms) / 1000, flags, buf_unread(&c->in),
-                    c->in.cap - c->in.len, c->in.cap, c->n_items, buf_unread(&c->out),
-                    c->in.cap + c->out.cap, c->last_cmd ? c->last_cmd : "NULL", c->resp,
-                    c->lib_name, c->lib_ver);
+                    (now - c->last_ms) / 1000, flags, c->db, c->in_multi ? (int)c->multi_n : -1,
+                    buf_unread(&c->in), c->in.cap - c->in.len, c->in.cap, c->n_items,
+                    buf_unread(&c->out), c->in.cap + c->out.cap, c->last_cmd ? c->last_cmd : "NULL",
+                    c->resp, c->lib_name, c->lib_ver);
 }
 
 static const char *const client_help[] = {
@@ -498,12 +505,13 @@ void cmd_config_get(struct node *n, struct client *c, struct item *it, const str
                     uint32_t argc)
 {
     (void)c;
-    char maxclients[24];
+    char maxclients[24], databases[24];
     snprintf(maxclients, sizeof(maxclients), "%u", n->opt.max_clients);
+    snprintf(databases, sizeof(databases), "%u", n->opt.databases);
     const char *settings[][2] = {{"save", ""},
                                  {"appendonly", "yes"},
                                  {"appendfsync", "always"},
-                                 {"databases", "1"},
+                                 {"databases", databases},
                                  {"maxclients", maxclients},
                                  {"requirepass", n->opt.requirepass}};
     size_t nset = sizeof(settings) / sizeof(settings[0]);
@@ -581,6 +589,18 @@ static void done_memory_usage(struct node *n, struct item *it, uint32_t part,
         add_integer(it, (int64_t)rp->val_len + (int64_t)it->a1 + 56);
 }
 
+static void done_memory_usage_op(struct node *n, struct item *it, uint32_t part,
+                                 const struct replica_reply *rp)
+{
+    struct kv_res_iter ri;
+    struct kv_res_item r;
+    kv_res_begin(&ri, rp->val, rp->val_len);
+    bool found = kv_res_next(&ri, &r) && r.type == KV_RES_BULK;
+    struct replica_reply as = {.status = found ? REPLICA_OK : REPLICA_NOT_FOUND,
+                               .val_len = found ? r.len : 0};
+    done_memory_usage(n, it, part, &as);
+}
+
 /* MEMORY USAGE key [SAMPLES n] */
 void cmd_memory_usage(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
                       uint32_t argc)
@@ -599,6 +619,13 @@ void cmd_memory_usage(struct node *n, struct client *c, struct item *it, const s
         }
     }
     it->a1 = (int64_t)a[2].len;
+    if (c->db != 0) { /* the GET op of the state machine, in the connection's database */
+        n->kargs[0] = (struct kv_arg){.p = a[2].len ? a[2].ptr : NULL, .len = (uint32_t)a[2].len};
+        struct kv_op2 op = {.code = KV_C_GET, .db = c->db, .argc = 1, .argv = n->kargs};
+        data_submit(n, c, it, &op);
+        it->on_reply = done_memory_usage_op;
+        return;
+    }
     it->on_reply = done_memory_usage;
     it->done = false;
     server_request(n, c, it, 0, REPLICA_GET, &a[2], NULL, 0, 0);
@@ -750,12 +777,29 @@ static void info_body(struct node *n, uint32_t secs, struct text *t)
            used, h1, rss, h2);
     }
     SECTION(SEC_PERSISTENCE)
-    tx(t,
-       "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n"
-       "rdb_bgsave_in_progress:0\r\nrdb_last_save_time:%" PRIu64 "\r\n"
-       "rdb_last_bgsave_status:ok\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\n"
-       "aof_rewrite_scheduled:0\r\naof_last_write_status:ok\r\n",
-       n->started_unix_us / 1000000);
+    {
+        tx(t,
+           "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n"
+           "rdb_bgsave_in_progress:0\r\nrdb_last_save_time:%" PRIu64 "\r\n"
+           "rdb_last_bgsave_status:ok\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\n"
+           "aof_rewrite_scheduled:0\r\naof_last_write_status:ok\r\n",
+           n->started_unix_us / 1000000);
+        {
+            /* The Bitcask store (raftkv): its files, what is dead in them, merges (node/storage.h),
+             * and what the last open read (hint files make a restart fast). */
+            struct bc_stats bs;
+            bc_stats(n->bc, &bs);
+            tx(t,
+               "raftkv_store_keys:%" PRIu64 "\r\nraftkv_store_data_files:%" PRIu32
+               "\r\nraftkv_store_data_bytes:%" PRIu64 "\r\nraftkv_store_live_bytes:%" PRIu64
+               "\r\nraftkv_store_dead_bytes:%" PRIu64 "\r\nraftkv_merges_done:%" PRIu64
+               "\r\nraftkv_merge_in_progress:%d\r\nraftkv_open_hint_files_loaded:%" PRIu32
+               "\r\nraftkv_open_data_files_scanned:%" PRIu32 "\r\n",
+               bs.keys, bs.data_files, bs.total_bytes, bs.live_bytes,
+               bs.total_bytes - (bs.live_bytes < bs.total_bytes ? bs.live_bytes : bs.total_bytes),
+               bs.merges_done, bs.merging ? 1 : 0, bs.hint_files_loaded, bs.data_files_scanned);
+        }
+    }
     SECTION(SEC_STATS)
     tx(t,
        "# Stats\r\ntotal_connections_received:%" PRIu64 "\r\ntotal_commands_processed:%" PRIu64
@@ -789,8 +833,13 @@ static void info_body(struct node *n, uint32_t secs, struct text *t)
     SECTION(SEC_KEYSPACE)
     {
         tx(t, "# Keyspace\r\n");
-        if (st.keys > 0)
-            tx(t, "db0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n", st.keys);
+        const struct kv *kv = server_kv(n);
+        for (uint32_t db = 0; db < n->opt.databases; db++) {
+            uint64_t keys = kv_dbsize(kv, (uint8_t)db);
+            if (keys > 0)
+                tx(t, "db%u:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n", db, keys,
+                   kv_db_expiring(kv, (uint8_t)db));
+        }
     }
     SECTION(SEC_RAFT)
     tx(t,
@@ -798,11 +847,11 @@ static void info_body(struct node *n, uint32_t secs, struct text *t)
        "\r\ncommit_index:%" PRIu64 "\r\napplied_index:%" PRIu64 "\r\nlast_log_index:%" PRIu64
        "\r\nkeys:%" PRIu64 "\r\nconnected_peers:%zu\r\npending_requests:%u\r\n"
        "snapshots_sent:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64 "\r\ncheck_quorum:%s\r\n"
-       "pre_vote:%s\r\n",
+       "pre_vote:%s\r\nslow_turns:%" PRIu64 "\r\nslowest_turn_ms:%" PRIu64 "\r\n",
        role_name(st.raft.role), n->id, st.raft.leader, st.raft.term, st.raft.commit,
        st.raft.applied, st.raft.last_index, st.keys, peers_connected(n), st.pending,
        st.snapshots_sent, st.snapshots_installed, n->opt.check_quorum ? "yes" : "no",
-       n->opt.pre_vote ? "yes" : "no");
+       n->opt.pre_vote ? "yes" : "no", n->slow_turns, n->slowest_turn_ms);
 #undef SECTION
 }
 

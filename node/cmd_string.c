@@ -1,8 +1,12 @@
 /*
- * cmd_string.c — the string commands (Redis's t_string.c): GET, SET [NX|XX], MGET, MSET,
- * INCR/DECR/INCRBY/DECRBY, STRLEN, GETRANGE/SUBSTR. Writes are replicated operations of the
- * state machine (core/kv); reads are linearizable GETs (ReadIndex) on whichever node serves
- * them. Arity was checked by the table before a handler runs.
+ * cmd_string.c — the string commands (Redis's t_string.c): GET, SET with every option, SETNX,
+ * SETEX, PSETEX, GETSET, GETDEL, GETEX, MGET, MSET, MSETNX, INCR/DECR/INCRBY/DECRBY,
+ * INCRBYFLOAT, APPEND, SETRANGE, STRLEN, GETRANGE/SUBSTR. Each parses Redis's syntax and makes
+ * the checks Redis makes before it looks at a key (with Redis's words), then hands ONE state
+ * machine op (core/kv/kv.h "version 2") to data_submit: a write is one log entry, stamped with
+ * the leader's time; a read is a linearizable ReadIndex read on the node that serves it. What
+ * depends on the data or the clock (NX/XX, a non-integer value, overflows, sizes) is decided
+ * by the state machine, which answers Redis's errors. Arity was checked by the table.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -11,7 +15,49 @@
 #include "commands.h"
 #include "server.h"
 
-/* ---- completions ------------------------------------------------------------------------- */
+static struct kv_arg karg(const struct resp_arg *a)
+{
+    return (struct kv_arg){.p = a->len > 0 ? a->ptr : NULL, .len = (uint32_t)a->len};
+}
+
+/* An op of code over the arguments a[from .. argc) (borrowed: n->kargs). */
+static void submit_args(struct node *n, struct client *c, struct item *it, uint8_t code,
+                        uint16_t flags, int64_t num, const struct resp_arg *a, uint32_t from,
+                        uint32_t argc)
+{
+    for (uint32_t i = from; i < argc; i++)
+        n->kargs[i - from] = karg(&a[i]);
+    struct kv_op2 op = {.code = code,
+                        .db = cur_db(c),
+                        .flags = flags,
+                        .num = num,
+                        .argc = argc - from,
+                        .argv = n->kargs};
+    data_submit(n, c, it, &op);
+}
+
+void expire_time_error(struct item *it, const char *cmd)
+{
+    add_errorf(it, "ERR invalid expire time in '%s' command", cmd);
+}
+
+/* Redis's getExpireMillisecondsOrReply, the part that looks at no key: an integer, positive,
+ * and seconds that fit milliseconds. */
+static bool expire_arg(struct item *it, const struct resp_arg *a, bool ms, const char *cmd,
+                       int64_t *out)
+{
+    if (!arg_int64(a, out)) {
+        add_error(it, "ERR value is not an integer or out of range");
+        return false;
+    }
+    if (*out <= 0 || (!ms && *out > INT64_MAX / 1000)) {
+        expire_time_error(it, cmd);
+        return false;
+    }
+    return true;
+}
+
+/* ---- GET --------------------------------------------------------------------------------- */
 
 static void done_get(struct node *n, struct item *it, uint32_t part, const struct replica_reply *rp)
 {
@@ -25,236 +71,190 @@ static void done_get(struct node *n, struct item *it, uint32_t part, const struc
     }
 }
 
-static void done_ok(struct node *n, struct item *it, uint32_t part, const struct replica_reply *rp)
-{
-    (void)n;
-    (void)part;
-    (void)rp;
-    add_simple(it, "OK");
-}
-
-static void done_set_if(struct node *n, struct item *it, uint32_t part,
-                        const struct replica_reply *rp)
-{
-    (void)n;
-    (void)part;
-    if (rp->num == 1)
-        add_simple(it, "OK");
-    else
-        add_null(it); /* the condition did not hold: nil, as Redis */
-}
-
-static void done_int(struct node *n, struct item *it, uint32_t part, const struct replica_reply *rp)
-{
-    (void)n;
-    (void)part;
-    add_integer(it, rp->num);
-}
-
-static void done_strlen(struct node *n, struct item *it, uint32_t part,
-                        const struct replica_reply *rp)
-{
-    (void)n;
-    (void)part;
-    add_integer(it, rp->status == REPLICA_OK ? (int64_t)rp->val_len : 0);
-}
-
-/* Redis's getrangeCommand on the value (a missing key is the empty string). */
-static void done_getrange(struct node *n, struct item *it, uint32_t part,
-                          const struct replica_reply *rp)
-{
-    (void)n;
-    (void)part;
-    int64_t start = it->a1, end = it->a2;
-    int64_t len = rp->status == REPLICA_OK ? (int64_t)rp->val_len : 0;
-    if (start < 0 && end < 0 && start > end) {
-        add_bulk(it, "", 0);
-        return;
-    }
-    if (start < 0)
-        start = len + start;
-    if (end < 0)
-        end = len + end;
-    if (start < 0)
-        start = 0;
-    if (end < 0)
-        end = 0;
-    if (end >= len)
-        end = len - 1;
-    if (start > end || len == 0)
-        add_bulk(it, "", 0);
-    else
-        add_bulk(it, rp->val + start, (uint64_t)(end - start + 1));
-}
-
-/* ---- handlers ---------------------------------------------------------------------------- */
-
+/* GET key: in database 0 outside a transaction, the replica's own GET (the hot path); else the
+ * GET op. */
 void cmd_get(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
              uint32_t argc)
 {
-    (void)argc;
+    if (c->in_multi || c->db != 0) {
+        submit_args(n, c, it, KV_C_GET, 0, 0, a, 1, argc);
+        return;
+    }
     it->on_reply = done_get;
     it->done = false;
     server_request(n, c, it, 0, REPLICA_GET, &a[1], NULL, 0, 0);
 }
 
-/* SET key value [NX | XX] — Redis's parseExtendedStringArgumentsOrReply: NX and XX may repeat
- * but not mix. The expiry options and GET need replicated operations raftkv does not have yet:
- * "ERR syntax error" (node/DEVIATIONS.md). */
+/* ---- SET and its options ----------------------------------------------------------------- */
+
+enum { SET_CMD = 0, GETEX_CMD = 1 };
+
+/* Redis's parseExtendedStringArgumentsOrReply for SET (kind SET_CMD) and GETEX (GETEX_CMD),
+ * from a[from]: the flags (KV_F_*) and the time argument, or false with the error replied. */
+static bool parse_ext(struct item *it, const struct resp_arg *a, uint32_t from, uint32_t argc,
+                      int kind, uint16_t *flags, const struct resp_arg **time)
+{
+    *flags = 0;
+    *time = NULL;
+    bool set = kind == SET_CMD;
+    for (uint32_t j = from; j < argc; j++) {
+        const struct resp_arg *o = &a[j];
+        bool next = j + 1 < argc;
+        uint16_t f = *flags;
+        bool timed = (f & KV_F_EXP) != 0;
+        if (arg_is(o, "NX") && !(f & KV_F_XX) && set) {
+            *flags |= KV_F_NX;
+        } else if (arg_is(o, "XX") && !(f & KV_F_NX) && set) {
+            *flags |= KV_F_XX;
+        } else if (arg_is(o, "GET") && set) {
+            *flags |= KV_F_GET;
+        } else if (arg_is(o, "KEEPTTL") && !(f & KV_F_PERSIST) && !timed && set) {
+            *flags |= KV_F_KEEPTTL;
+        } else if (arg_is(o, "PERSIST") && !set && !timed && !(f & KV_F_KEEPTTL)) {
+            *flags |= KV_F_PERSIST;
+        } else if ((arg_is(o, "EX") || arg_is(o, "PX") || arg_is(o, "EXAT") || arg_is(o, "PXAT")) &&
+                   !(f & (KV_F_KEEPTTL | KV_F_PERSIST)) && next) {
+            /* Redis: the same unit may repeat (the last wins), two different ones may not. */
+            uint16_t unit = KV_F_EXP | (arg_is(o, "PX") || arg_is(o, "PXAT") ? KV_F_MS : 0) |
+                            (arg_is(o, "EXAT") || arg_is(o, "PXAT") ? KV_F_ABS : 0);
+            if (timed && (f & (KV_F_EXP | KV_F_MS | KV_F_ABS)) != unit) {
+                add_error(it, "ERR syntax error");
+                return false;
+            }
+            *flags = (uint16_t)((f & ~(KV_F_MS | KV_F_ABS)) | unit);
+            *time = &a[++j];
+        } else {
+            add_error(it, "ERR syntax error");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* SET key value [NX | XX] [GET] [EX s | PX ms | EXAT t | PXAT t | KEEPTTL] */
 void cmd_set(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
              uint32_t argc)
 {
-    bool nx = false, xx = false;
-    for (uint32_t j = 3; j < argc; j++) {
-        if (arg_is(&a[j], "NX") && !xx) {
-            nx = true;
-        } else if (arg_is(&a[j], "XX") && !nx) {
-            xx = true;
-        } else {
-            add_error(it, "ERR syntax error");
-            return;
-        }
-    }
-    it->done = false;
-    if (nx || xx) {
-        it->on_reply = done_set_if;
-        server_request(n, c, it, 0, REPLICA_PUT_IF, &a[1], &a[2], nx ? KV_COND_NX : KV_COND_XX,
-                       0);
-    } else {
-        it->on_reply = done_ok;
-        server_request(n, c, it, 0, REPLICA_PUT, &a[1], &a[2], 0, 0);
-    }
-}
-
-/* MGET keeps its values in aux as they arrive, in any order: n offsets (u64, NO_VALUE for a
- * missing key) first, then [len u64][bytes] per value found. */
-#define NO_VALUE UINT64_MAX
-
-static void mget_store(struct node *n, struct item *it, uint32_t part,
-                       const struct replica_reply *rp)
-{
-    if (rp->status != REPLICA_OK) {
-        n->stats.keyspace_misses++;
+    uint16_t flags;
+    const struct resp_arg *time;
+    int64_t num = 0;
+    if (!parse_ext(it, a, 3, argc, SET_CMD, &flags, &time) ||
+        (time != NULL && !expire_arg(it, time, flags & KV_F_MS, "set", &num)))
         return;
-    }
-    n->stats.keyspace_hits++;
-    uint64_t off = it->aux.len, len64 = rp->val_len;
-    if (part >= it->parts || !buf_append(&it->aux, &len64, 8) ||
-        !buf_append(&it->aux, rp->val, rp->val_len)) {
-        it->failed = true;
-        it->bytes.len = 0;
-        add_error(it, "ERR out of memory");
-        return;
-    }
-    memcpy(it->aux.p + (size_t)part * 8, &off, 8);
+    submit_args(n, c, it, KV_C_SET, flags, num, a, 1, 3);
 }
 
-static void mget_finish(struct node *n, struct item *it)
+/* SETEX key seconds value, PSETEX key ms value */
+void cmd_setex(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+               uint32_t argc)
 {
-    (void)n;
-    add_array(it, it->parts);
-    for (uint32_t i = 0; i < it->parts; i++) {
-        uint64_t off, len;
-        memcpy(&off, it->aux.p + (size_t)i * 8, 8);
-        if (off == NO_VALUE) {
-            add_null(it);
-            continue;
-        }
-        memcpy(&len, it->aux.p + off, 8);
-        add_bulk(it, it->aux.p + off + 8, len);
-    }
+    (void)argc;
+    bool ms = arg_is(&a[0], "PSETEX");
+    int64_t num = 0;
+    if (!expire_arg(it, &a[2], ms, ms ? "psetex" : "setex", &num))
+        return;
+    struct resp_arg kv[2] = {a[1], a[3]};
+    submit_args(n, c, it, KV_C_SET, (uint16_t)(KV_F_EXP | KV_F_SETEX | (ms ? KV_F_MS : 0)), num, kv,
+                0, 2);
 }
 
-/* The one reply of REPLICA_MGET: every key's result, read at one applied index. */
-static void mget_store_all(struct node *n, struct item *it, uint32_t part,
+/* GETEX with a bad time: Redis looks the key up first (a missing key is nil) and only then
+ * refuses the time. The probe is an EXISTS read; the error waits in aux. */
+static void done_getex_bad(struct node *n, struct item *it, uint32_t part,
                            const struct replica_reply *rp)
 {
+    (void)n;
     (void)part;
-    struct replica_mget_iter mi;
-    replica_mget_begin(&mi, rp->val, rp->val_len);
-    bool found;
-    const uint8_t *val;
-    uint32_t val_len;
-    for (uint32_t i = 0; i < it->parts && replica_mget_next(&mi, &found, &val, &val_len); i++) {
-        if (!found) {
-            mget_store(n, it, i, &(struct replica_reply){.status = REPLICA_NOT_FOUND});
-            continue;
-        }
-        mget_store(n, it, i,
-                   &(struct replica_reply){.status = REPLICA_OK, .val = val, .val_len = val_len});
-    }
-}
-
-/* MGET k1 k2 ...: one read barrier and one snapshot (REPLICA_MGET): every key is read at the
- * same applied index, so an MSET is seen whole or not at all; the reply lists them in order. */
-void cmd_mget(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
-              uint32_t argc)
-{
-    uint32_t keys = argc - 1;
-    if (!buf_reserve(&it->aux, (size_t)keys * 8)) {
-        add_error(it, "ERR out of memory");
+    struct kv_res_iter ri;
+    struct kv_res_item r;
+    kv_res_begin(&ri, rp->val, rp->val_len);
+    if (kv_res_next(&ri, &r) && r.type == KV_RES_INT && r.num == 0) {
+        add_null(it);
         return;
     }
-    for (uint32_t i = 0; i < keys; i++) {
-        uint64_t none = NO_VALUE;
-        memcpy(it->aux.p + (size_t)i * 8, &none, 8);
-    }
-    it->aux.len = (size_t)keys * 8;
-    it->parts = keys;
-    it->on_reply = mget_store_all;
-    it->on_finish = mget_finish;
-    if (!server_mget(n, c, it, &a[1], keys))
-        add_error(it, "ERR MGET over the request limits");
+    char line[256];
+    size_t len =
+        it->aux.len - it->aux.off < sizeof(line) - 1 ? it->aux.len - it->aux.off : sizeof(line) - 1;
+    memcpy(line, it->aux.p + it->aux.off, len);
+    line[len] = 0;
+    add_error(it, line);
 }
 
-/* MSET k1 v1 k2 v2 ...: one entry (a kv pairs blob in the arena), so every pair is applied at
- * once or none is, as in Redis. */
+/* GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST] */
+void cmd_getex(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+               uint32_t argc)
+{
+    uint16_t flags;
+    const struct resp_arg *time;
+    int64_t num = 0;
+    if (!parse_ext(it, a, 2, argc, GETEX_CMD, &flags, &time))
+        return;
+    if (time != NULL && !expire_arg(it, time, flags & KV_F_MS, "getex", &num)) {
+        /* it->bytes holds the error line: keep its text for after the probe. */
+        const uint8_t *e = it->bytes.p + it->bytes.off;
+        size_t el = buf_unread(&it->bytes);
+        if (c->in_multi && el >= 3 && el < 200 && e[0] == '-') {
+            char text[200];
+            snprintf(text, sizeof(text), "%.*s", (int)(el - 3), (const char *)e + 1);
+            it->bytes.off = it->bytes.len = 0;
+            n->kargs[0] =
+                (struct kv_arg){.p = a[1].len ? a[1].ptr : NULL, .len = (uint32_t)a[1].len};
+            struct kv_op2 op = {.code = KV_C_EXISTS, .db = cur_db(c), .argc = 1, .argv = n->kargs};
+            multi_queue_probe(n, c, it, &op, text);
+            return;
+        }
+        if (!c->in_multi && el >= 3 && e[0] == '-' && buf_append(&it->aux, e + 1, el - 3)) {
+            it->bytes.off = it->bytes.len = 0;
+            submit_args(n, c, it, KV_C_EXISTS, 0, 0, a, 1, 2);
+            it->on_reply = done_getex_bad;
+        }
+        return;
+    }
+    submit_args(n, c, it, KV_C_GETEX, flags, num, a, 1, 2);
+}
+
+/* GETSET key value = SET key value GET */
+void cmd_getset(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                uint32_t argc)
+{
+    submit_args(n, c, it, KV_C_SET, KV_F_GET, 0, a, 1, argc);
+}
+
+/* Commands that are one op over all their arguments: SETNX, GETDEL, APPEND, INCRBYFLOAT,
+ * STRLEN, MGET (the row's name says which). */
+void cmd_string_op(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                   uint32_t argc)
+{
+    uint8_t code = arg_is(&a[0], "SETNX")         ? KV_C_SETNX
+                   : arg_is(&a[0], "GETDEL")      ? KV_C_GETDEL
+                   : arg_is(&a[0], "APPEND")      ? KV_C_APPEND
+                   : arg_is(&a[0], "INCRBYFLOAT") ? KV_C_INCRBYFLOAT
+                   : arg_is(&a[0], "STRLEN")      ? KV_C_STRLEN
+                                                  : KV_C_MGET;
+    submit_args(n, c, it, code, 0, 0, a, 1, argc);
+}
+
+/* MSET k1 v1 k2 v2 ..., MSETNX: one op, every pair at once or none, as Redis. */
 void cmd_mset(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
               uint32_t argc)
 {
+    bool nx = arg_is(&a[0], "MSETNX");
     if (argc % 2 == 0) {
-        cmd_arity_error(it, cmd_lookup((const uint8_t *)"mset", 4));
+        cmd_arity_error(it, cmd_lookup(a[0].ptr, a[0].len));
         return;
     }
-    size_t n_pairs = (argc - 1) / 2;
-    for (size_t i = 0; i < n_pairs; i++) {
-        const struct resp_arg *k = &a[1 + 2 * i], *v = &a[2 + 2 * i];
-        if (k->len > KV_MAX_KEY_BYTES) {
-            add_error(it, "ERR key over the 64 KiB limit");
-            return;
-        }
-        n->pairs[i] = (struct kv_pair){.key = k->ptr, .key_len = (uint32_t)k->len,
-                                       .val = v->ptr, .val_len = (uint32_t)v->len};
-    }
-    size_t size = kv_pairs_size(n->pairs, n_pairs);
-    if (size > n->lim.max_value) {
-        char text[128];
-        snprintf(text, sizeof(text), "ERR MSET of %zu bytes over the %llu-byte limit (max-value-bytes)",
-                 size, (unsigned long long)n->lim.max_value);
-        add_error(it, text);
-        return;
-    }
-    if (!server_batch_room(n, size)) {
-        add_error(it, "ERR out of memory");
-        return;
-    }
-    size_t len = 0;
-    uint8_t *blob = n->arena.p + n->arena.len;
-    if (kv_pairs_encode(n->pairs, n_pairs, blob, n->arena.cap - n->arena.len, &len) != RK_OK) {
-        add_error(it, "ERR cannot encode the pairs");
-        return;
-    }
-    n->arena.len += len;
-    struct resp_arg none = {.ptr = (const uint8_t *)"", .len = 0};
-    struct resp_arg pairs = {.ptr = blob, .len = len};
-    it->on_reply = done_ok;
-    it->done = false;
-    server_request(n, c, it, 0, REPLICA_MSET, &none, &pairs, 0, 0);
+    submit_args(n, c, it, nx ? KV_C_MSETNX : KV_C_MSET, 0, 0, a, 1, argc);
 }
 
-/* INCR key, DECR key, INCRBY key n, DECRBY key n: one INCRBY in the state machine, which
- * decides at apply time (a missing key counts as 0; Redis's errors for a stored value that is
- * not an integer and for an overflow). */
+/* MGET k1 k2 ...: one op, read at one applied index after one read barrier. */
+void cmd_mget(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+              uint32_t argc)
+{
+    submit_args(n, c, it, KV_C_MGET, 0, 0, a, 1, argc);
+}
+
+/* INCR key, DECR key, INCRBY key n, DECRBY key n: one INCRBY op, decided at apply time (a
+ * missing key counts as 0; Redis's errors for a value that is not an integer, an overflow). */
 void cmd_incr(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
               uint32_t argc)
 {
@@ -269,32 +269,47 @@ void cmd_incr(struct node *n, struct client *c, struct item *it, const struct re
         add_error(it, "ERR decrement would overflow"); /* Redis's DECRBY check */
         return;
     }
-    it->on_reply = done_int;
-    it->done = false;
-    server_request(n, c, it, 0, REPLICA_INCRBY, &a[1], NULL, 0, decr ? -delta : delta);
+    submit_args(n, c, it, KV_C_INCRBY, 0, decr ? -delta : delta, a, 1, 2);
 }
 
-/* STRLEN key: the length of the value a linearizable GET returns (0 for a missing key). */
+/* STRLEN key */
 void cmd_strlen(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
                 uint32_t argc)
 {
-    (void)argc;
-    it->on_reply = done_strlen;
-    it->done = false;
-    server_request(n, c, it, 0, REPLICA_GET, &a[1], NULL, 0, 0);
+    submit_args(n, c, it, KV_C_STRLEN, 0, 0, a, 1, argc);
 }
 
-/* GETRANGE key start end (and its old name SUBSTR): the range is cut from a linearizable GET's
- * value as Redis cuts it. */
+/* GETRANGE key start end (and its old name SUBSTR): num = start, the end as 8 bytes. */
 void cmd_getrange(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
                   uint32_t argc)
 {
     (void)argc;
-    if (!arg_int64(&a[2], &it->a1) || !arg_int64(&a[3], &it->a2)) {
+    int64_t start = 0, end = 0;
+    if (!arg_int64(&a[2], &start) || !arg_int64(&a[3], &end)) {
         add_error(it, "ERR value is not an integer or out of range");
         return;
     }
-    it->on_reply = done_getrange;
-    it->done = false;
-    server_request(n, c, it, 0, REPLICA_GET, &a[1], NULL, 0, 0);
+    uint8_t e[8];
+    for (int i = 0; i < 8; i++)
+        e[i] = (uint8_t)((uint64_t)end >> (8 * i));
+    struct resp_arg args[2] = {a[1], {.ptr = e, .len = 8}};
+    submit_args(n, c, it, KV_C_GETRANGE, 0, start, args, 0, 2);
+}
+
+/* SETRANGE key offset value */
+void cmd_setrange(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                  uint32_t argc)
+{
+    (void)argc;
+    int64_t off = 0;
+    if (!arg_int64(&a[2], &off)) {
+        add_error(it, "ERR value is not an integer or out of range");
+        return;
+    }
+    if (off < 0) {
+        add_error(it, "ERR offset is out of range");
+        return;
+    }
+    struct resp_arg kv[2] = {a[1], a[3]};
+    submit_args(n, c, it, KV_C_SETRANGE, 0, off, kv, 0, 2);
 }

@@ -33,21 +33,24 @@
 
 static const struct cmd command_subs[] = {
     {"command|count", 2, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "", NOSPECS,
-     "Get total number of Redis commands", "2.8.13", "server", "O(1)", cmd_command, NULL},
+     "Get total number of Redis commands", "2.8.13", "server", "O(1)", cmd_command, NULL, TXN_RUN},
     {"command|docs", -2, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "nondeterministic_output_order",
      NOSPECS, "Get array of specific Redis command documentation", "7.0.0", "server",
-     "O(N) where N is the number of commands to look up", cmd_command, NULL},
+     "O(N) where N is the number of commands to look up", cmd_command, NULL, TXN_RUN},
     {"command|getkeys", -4, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "", NOSPECS,
      "Extract keys given a full Redis command", "2.8.13", "server",
-     "O(N) where N is the number of arguments to the command", cmd_command, NULL},
-    {"command|help", 2, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "", NOSPECS, "Show helpful text "
-     "about the different subcommands", "5.0.0", "server", "O(1)", cmd_command, NULL},
+     "O(N) where N is the number of arguments to the command", cmd_command, NULL, TXN_RUN},
+    {"command|help", 2, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "", NOSPECS,
+     "Show helpful text "
+     "about the different subcommands",
+     "5.0.0", "server", "O(1)", cmd_command, NULL, TXN_RUN},
     {"command|info", -2, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "nondeterministic_output_order",
      NOSPECS, "Get array of specific Redis command details, or all when no argument is given.",
-     "2.8.13", "server", "O(N) where N is the number of commands to look up", cmd_command, NULL},
+     "2.8.13", "server", "O(N) where N is the number of commands to look up", cmd_command, NULL,
+     TXN_RUN},
     {"command|list", -2, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "nondeterministic_output_order",
      NOSPECS, "Get an array of Redis command names", "7.0.0", "server",
-     "O(N) where N is the total number of Redis commands", cmd_command, NULL},
+     "O(N) where N is the total number of Redis commands", cmd_command, NULL, TXN_RUN},
     {NULL},
 };
 
@@ -56,19 +59,22 @@ static const struct cmd command_subs[] = {
 static const struct cmd config_subs[] = {
     {"config|get", -3, CFG_FLAGS, 0, 0, 0, CFG_ACL, "", NOSPECS,
      "Get the values of configuration parameters", "2.0.0", "server",
-     "O(N) when N is the number of configuration parameters provided", cmd_config_get, NULL},
+     "O(N) when N is the number of configuration parameters provided", cmd_config_get, NULL,
+     TXN_RUN},
     {"config|help", 2, LS, 0, 0, 0, ACL_SLOW, "", NOSPECS,
      "Show helpful text about the different subcommands", "5.0.0", "server", "O(1)",
-     cmd_config_help, NULL},
+     cmd_config_help, NULL, TXN_RUN},
     {"config|resetstat", 2, CFG_FLAGS, 0, 0, 0, CFG_ACL, "", NOSPECS,
-     "Reset the stats returned by INFO", "2.0.0", "server", "O(1)", cmd_config_refused, NULL},
+     "Reset the stats returned by INFO", "2.0.0", "server", "O(1)", cmd_config_refused, NULL,
+     TXN_NONE},
     {"config|rewrite", 2, CFG_FLAGS, 0, 0, 0, CFG_ACL, "", NOSPECS,
-     "Rewrite the configuration file with the in memory configuration", "2.8.0", "server",
-     "O(1)", cmd_config_refused, NULL},
+     "Rewrite the configuration file with the in memory configuration", "2.8.0", "server", "O(1)",
+     cmd_config_refused, NULL, TXN_NONE},
     {"config|set", -4, CFG_FLAGS, 0, 0, 0, CFG_ACL,
      "request_policy:all_nodes response_policy:all_succeeded", NOSPECS,
      "Set configuration parameters to the given values", "2.0.0", "server",
-     "O(N) when N is the number of configuration parameters provided", cmd_config_refused, NULL},
+     "O(N) when N is the number of configuration parameters provided", cmd_config_refused, NULL,
+     TXN_NONE},
     {NULL},
 };
 
@@ -77,153 +83,326 @@ static const struct cmd config_subs[] = {
 #define CL_ADMIN_FLAGS (CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
 #define CL_ADMIN_ACL (ACL_ADMIN | ACL_SLOW | ACL_DANGEROUS | ACL_CONNECTION)
 static const struct cmd client_subs[] = {
-    {"client|getname", 2, CL_FLAGS, 0, 0, 0, CL_ACL, "", NOSPECS,
-     "Get the current connection name", "2.6.9", "connection", "O(1)", cmd_client, NULL},
+    {"client|getname", 2, CL_FLAGS, 0, 0, 0, CL_ACL, "", NOSPECS, "Get the current connection name",
+     "2.6.9", "connection", "O(1)", cmd_client, NULL, TXN_RUN},
     {"client|help", 2, LS, 0, 0, 0, CL_ACL, "", NOSPECS,
-     "Show helpful text about the different subcommands", "5.0.0", "connection", "O(1)",
-     cmd_client, NULL},
+     "Show helpful text about the different subcommands", "5.0.0", "connection", "O(1)", cmd_client,
+     NULL, TXN_RUN},
     {"client|id", 2, CL_FLAGS, 0, 0, 0, CL_ACL, "", NOSPECS,
-     "Returns the client ID for the current connection", "5.0.0", "connection", "O(1)",
-     cmd_client, NULL},
+     "Returns the client ID for the current connection", "5.0.0", "connection", "O(1)", cmd_client,
+     NULL, TXN_RUN},
     {"client|info", 2, CL_FLAGS, 0, 0, 0, CL_ACL, "nondeterministic_output", NOSPECS,
      "Returns information about the current client connection.", "6.2.0", "connection", "O(1)",
-     cmd_client, NULL},
+     cmd_client, NULL, TXN_RUN},
     {"client|kill", -3, CL_ADMIN_FLAGS, 0, 0, 0, CL_ADMIN_ACL, "", NOSPECS,
      "Kill the connection of a client", "2.4.0", "connection",
-     "O(N) where N is the number of client connections", cmd_client, NULL},
+     "O(N) where N is the number of client connections", cmd_client, NULL, TXN_NONE},
     {"client|list", -2, CL_ADMIN_FLAGS, 0, 0, 0, CL_ADMIN_ACL, "nondeterministic_output", NOSPECS,
      "Get the list of client connections", "2.4.0", "connection",
-     "O(N) where N is the number of client connections", cmd_client, NULL},
+     "O(N) where N is the number of client connections", cmd_client, NULL, TXN_RUN},
     {"client|no-evict", 3, CL_ADMIN_FLAGS, 0, 0, 0, CL_ADMIN_ACL, "", NOSPECS,
      "Set client eviction mode for the current connection", "7.0.0", "connection", "O(1)",
-     cmd_client, NULL},
+     cmd_client, NULL, TXN_NONE},
     {"client|no-touch", 3, CL_FLAGS, 0, 0, 0, CL_ACL, "", NOSPECS,
      "Controls whether commands sent by the client will alter the LRU/LFU of the keys they "
-     "access.", "7.2.0", "connection", "O(1)", cmd_client, NULL},
+     "access.",
+     "7.2.0", "connection", "O(1)", cmd_client, NULL, TXN_NONE},
     {"client|setinfo", 4, CL_FLAGS, 0, 0, 0, CL_ACL, "request_policy:all_nodes", NOSPECS,
-     "Set client or connection specific info", "7.2.0", "connection", "O(1)", cmd_client, NULL},
-    {"client|setname", 3, CL_FLAGS, 0, 0, 0, CL_ACL, "", NOSPECS,
-     "Set the current connection name", "2.6.9", "connection", "O(1)", cmd_client, NULL},
+     "Set client or connection specific info", "7.2.0", "connection", "O(1)", cmd_client, NULL,
+     TXN_NONE},
+    {"client|setname", 3, CL_FLAGS, 0, 0, 0, CL_ACL, "", NOSPECS, "Set the current connection name",
+     "2.6.9", "connection", "O(1)", cmd_client, NULL, TXN_NONE},
     {NULL},
 };
 
 static const struct cmd memory_subs[] = {
     {"memory|usage", -3, R, 2, 2, 1, ACL_READ | ACL_SLOW, "", SPECS({NULL, "RO", 2, 0, 1, 0}),
      "Estimate the memory usage of a key", "4.0.0", "server",
-     "O(N) where N is the number of samples.", cmd_memory_usage, NULL},
+     "O(N) where N is the number of samples.", cmd_memory_usage, NULL, TXN_NONE},
+    {NULL},
+};
+
+#define SCR_ACL (ACL_SLOW | ACL_SCRIPTING)
+static const struct cmd script_subs[] = {
+    {"script|exists", -3, CMD_NOSCRIPT, 0, 0, 0, SCR_ACL,
+     "request_policy:all_shards response_policy:agg_logical_and", NOSPECS,
+     "Check existence of scripts in the script cache.", "2.6.0", "scripting",
+     "O(N) with N being the number of scripts to check (so checking a single script is an O(1) "
+     "operation).",
+     cmd_script, NULL, TXN_RUN},
+    {"script|flush", -2, CMD_NOSCRIPT, 0, 0, 0, SCR_ACL,
+     "request_policy:all_nodes response_policy:all_succeeded", NOSPECS,
+     "Remove all the scripts from the script cache.", "2.6.0", "scripting",
+     "O(N) with N being the number of scripts in cache", cmd_script, NULL, TXN_NONE},
+    {"script|help", 2, LS, 0, 0, 0, SCR_ACL, "", NOSPECS,
+     "Show helpful text about the different subcommands", "5.0.0", "scripting", "O(1)", cmd_script,
+     NULL, TXN_RUN},
+    {"script|load", 3, CMD_NOSCRIPT | CMD_STALE, 0, 0, 0, SCR_ACL,
+     "request_policy:all_nodes response_policy:all_succeeded", NOSPECS,
+     "Load the specified Lua script into the script cache.", "2.6.0", "scripting",
+     "O(N) with N being the length in bytes of the script body.", cmd_script, NULL, TXN_NONE},
     {NULL},
 };
 
 static const struct cmd cmd_table[] = {
-    /* strings (cmd_string.c) */
-    {"get", 2, R | F, 1, 1, 1, ACL_READ | ACL_STRING | ACL_FAST, "", KEY1("RO access"),
-     "Get the value of a key", "1.0.0", "string", "O(1)", cmd_get, NULL},
-    {"getrange", 4, R, 1, 1, 1, ACL_READ | ACL_STRING | ACL_SLOW, "", KEY1("RO access"),
-     "Get a substring of the string stored at a key", "2.4.0", "string",
+    /* strings (cmd_string.c), keyspace (cmd_keyspace.c), transactions (cmd_multi.c): rows
+     * generated from Redis 7.0's COMMAND INFO and COMMAND DOCS */
+    {"get", 2, R | F, 1, 1, 1, ACL_READ | ACL_STRING | ACL_FAST, "",
+     SPECS({NULL, "RO access", 1, 0, 1, 0}), "Get the value of a key", "1.0.0", "string", "O(1)",
+     cmd_get, NULL, TXN_RUN},
+    {"getrange", 4, R, 1, 1, 1, ACL_READ | ACL_STRING | ACL_SLOW, "",
+     SPECS({NULL, "RO access", 1, 0, 1, 0}), "Get a substring of the string stored at a key",
+     "2.4.0", "string",
      "O(N) where N is the length of the returned string. The complexity is ultimately determined "
      "by the returned length, but because creating a substring from an existing string is very "
-     "cheap, it can be considered O(1) for small strings.", cmd_getrange, NULL},
-    {"substr", 4, R, 1, 1, 1, ACL_READ | ACL_STRING | ACL_SLOW, "", KEY1("RO access"),
-     "Get a substring of the string stored at a key", "1.0.0", "string",
+     "cheap, it can be considered O(1) for small strings.",
+     cmd_getrange, NULL, TXN_RUN},
+    {"substr", 4, R, 1, 1, 1, ACL_READ | ACL_STRING | ACL_SLOW, "",
+     SPECS({NULL, "RO access", 1, 0, 1, 0}), "Get a substring of the string stored at a key",
+     "1.0.0", "string",
      "O(N) where N is the length of the returned string. The complexity is ultimately determined "
      "by the returned length, but because creating a substring from an existing string is very "
-     "cheap, it can be considered O(1) for small strings.", cmd_getrange, NULL},
-    {"strlen", 2, R | F, 1, 1, 1, ACL_READ | ACL_STRING | ACL_FAST, "", KEY1("RO"),
-     "Get the length of the value stored in a key", "2.2.0", "string", "O(1)", cmd_strlen, NULL},
+     "cheap, it can be considered O(1) for small strings.",
+     cmd_getrange, NULL, TXN_RUN},
+    {"strlen", 2, R | F, 1, 1, 1, ACL_READ | ACL_STRING | ACL_FAST, "",
+     SPECS({NULL, "RO", 1, 0, 1, 0}), "Get the length of the value stored in a key", "2.2.0",
+     "string", "O(1)", cmd_strlen, NULL, TXN_RUN},
     {"mget", -2, R | F, 1, -1, 1, ACL_READ | ACL_STRING | ACL_FAST, "request_policy:multi_shard",
      SPECS({NULL, "RO access", 1, -1, 1, 0}), "Get the values of all the given keys", "1.0.0",
-     "string", "O(N) where N is the number of keys to retrieve.", cmd_mget, NULL},
+     "string", "O(N) where N is the number of keys to retrieve.", cmd_mget, NULL, TXN_RUN},
     {"set", -3, W | CMD_DENYOOM, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_SLOW, "",
      SPECS({"RW and ACCESS due to the optional `GET` argument", "RW access update variable_flags",
             1, 0, 1, 0}),
-     "Set the string value of a key", "1.0.0", "string", "O(1)", cmd_set, NULL},
+     "Set the string value of a key", "1.0.0", "string", "O(1)", cmd_set, NULL, TXN_RUN},
+    {"setnx", 3, W | CMD_DENYOOM | F, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_FAST, "",
+     SPECS({NULL, "OW insert", 1, 0, 1, 0}),
+     "Set the value of a key, only if the key does not exist", "1.0.0", "string", "O(1)",
+     cmd_string_op, NULL, TXN_RUN},
+    {"setex", 4, W | CMD_DENYOOM, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_SLOW, "",
+     SPECS({NULL, "OW update", 1, 0, 1, 0}), "Set the value and expiration of a key", "2.0.0",
+     "string", "O(1)", cmd_setex, NULL, TXN_RUN},
+    {"psetex", 4, W | CMD_DENYOOM, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_SLOW, "",
+     SPECS({NULL, "OW update", 1, 0, 1, 0}),
+     "Set the value and expiration in milliseconds of a key", "2.6.0", "string", "O(1)", cmd_setex,
+     NULL, TXN_RUN},
+    {"getset", 3, W | CMD_DENYOOM | F, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_FAST, "",
+     SPECS({NULL, "RW access update", 1, 0, 1, 0}),
+     "Set the string value of a key and return its old value", "1.0.0", "string", "O(1)",
+     cmd_getset, NULL, TXN_RUN},
+    {"getdel", 2, W | F, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_FAST, "",
+     SPECS({NULL, "RW access delete", 1, 0, 1, 0}), "Get the value of a key and delete the key",
+     "6.2.0", "string", "O(1)", cmd_string_op, NULL, TXN_RUN},
+    {"getex", -2, W | F, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_FAST, "",
+     SPECS({"RW and UPDATE because it changes the TTL", "RW access update", 1, 0, 1, 0}),
+     "Get the value of a key and optionally set its expiration", "6.2.0", "string", "O(1)",
+     cmd_getex, NULL, TXN_RUN},
     {"mset", -3, W | CMD_DENYOOM, 1, -1, 2, ACL_WRITE | ACL_STRING | ACL_SLOW,
      "request_policy:multi_shard response_policy:all_succeeded",
      SPECS({NULL, "OW update", 1, -1, 2, 0}), "Set multiple keys to multiple values", "1.0.1",
-     "string", "O(N) where N is the number of keys to set.", cmd_mset, NULL},
+     "string", "O(N) where N is the number of keys to set.", cmd_mset, NULL, TXN_RUN},
+    {"msetnx", -3, W | CMD_DENYOOM, 1, -1, 2, ACL_WRITE | ACL_STRING | ACL_SLOW,
+     "request_policy:multi_shard response_policy:agg_min", SPECS({NULL, "OW insert", 1, -1, 2, 0}),
+     "Set multiple keys to multiple values, only if none of the keys exist", "1.0.1", "string",
+     "O(N) where N is the number of keys to set.", cmd_mset, NULL, TXN_RUN},
     {"incr", 2, W | CMD_DENYOOM | F, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_FAST, "",
-     KEY1("RW access update"), "Increment the integer value of a key by one", "1.0.0", "string",
-     "O(1)", cmd_incr, NULL},
+     SPECS({NULL, "RW access update", 1, 0, 1, 0}), "Increment the integer value of a key by one",
+     "1.0.0", "string", "O(1)", cmd_incr, NULL, TXN_RUN},
     {"decr", 2, W | CMD_DENYOOM | F, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_FAST, "",
-     KEY1("RW access update"), "Decrement the integer value of a key by one", "1.0.0", "string",
-     "O(1)", cmd_incr, NULL},
+     SPECS({NULL, "RW access update", 1, 0, 1, 0}), "Decrement the integer value of a key by one",
+     "1.0.0", "string", "O(1)", cmd_incr, NULL, TXN_RUN},
     {"incrby", 3, W | CMD_DENYOOM | F, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_FAST, "",
-     KEY1("RW access update"), "Increment the integer value of a key by the given amount",
-     "1.0.0", "string", "O(1)", cmd_incr, NULL},
+     SPECS({NULL, "RW access update", 1, 0, 1, 0}),
+     "Increment the integer value of a key by the given amount", "1.0.0", "string", "O(1)",
+     cmd_incr, NULL, TXN_RUN},
     {"decrby", 3, W | CMD_DENYOOM | F, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_FAST, "",
-     KEY1("RW access update"), "Decrement the integer value of a key by the given number",
-     "1.0.0", "string", "O(1)", cmd_incr, NULL},
-
-    /* keyspace (cmd_keyspace.c) */
+     SPECS({NULL, "RW access update", 1, 0, 1, 0}),
+     "Decrement the integer value of a key by the given number", "1.0.0", "string", "O(1)",
+     cmd_incr, NULL, TXN_RUN},
+    {"incrbyfloat", 3, W | CMD_DENYOOM | F, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_FAST, "",
+     SPECS({NULL, "RW access update", 1, 0, 1, 0}),
+     "Increment the float value of a key by the given amount", "2.6.0", "string", "O(1)",
+     cmd_string_op, NULL, TXN_RUN},
+    {"append", 3, W | CMD_DENYOOM | F, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_FAST, "",
+     SPECS({NULL, "RW insert", 1, 0, 1, 0}), "Append a value to a key", "2.0.0", "string",
+     "O(1). The amortized time complexity is O(1) assuming the appended value is small and the "
+     "already present value is of any size, since the dynamic string library used by Redis will "
+     "double the free space available on every reallocation.",
+     cmd_string_op, NULL, TXN_RUN},
+    {"setrange", 4, W | CMD_DENYOOM, 1, 1, 1, ACL_WRITE | ACL_STRING | ACL_SLOW, "",
+     SPECS({NULL, "RW update", 1, 0, 1, 0}),
+     "Overwrite part of a string at key starting at the specified offset", "2.2.0", "string",
+     "O(1), not counting the time taken to copy the new string in place. Usually, this string is "
+     "very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being "
+     "the length of the value argument.",
+     cmd_setrange, NULL, TXN_RUN},
     {"del", -2, W, 1, -1, 1, ACL_KEYSPACE | ACL_WRITE | ACL_SLOW,
      "request_policy:multi_shard response_policy:agg_sum", SPECS({NULL, "RM delete", 1, -1, 1, 0}),
      "Delete a key", "1.0.0", "generic",
      "O(N) where N is the number of keys that will be removed. When a key to remove holds a value "
-     "other than a string, the individual complexity for this key is O(M) where M is the number "
-     "of elements in the list, set, sorted set or hash. Removing a single key that holds a string "
-     "value is O(1).", cmd_del, NULL},
+     "other than a string, the individual complexity for this key is O(M) where M is the number of "
+     "elements in the list, set, sorted set or hash. Removing a single key that holds a string "
+     "value is O(1).",
+     cmd_key_op, NULL, TXN_RUN},
+    {"unlink", -2, W | F, 1, -1, 1, ACL_KEYSPACE | ACL_WRITE | ACL_FAST,
+     "request_policy:multi_shard response_policy:agg_sum", SPECS({NULL, "RM delete", 1, -1, 1, 0}),
+     "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non "
+     "blocking.",
+     "4.0.0", "generic",
+     "O(1) for each key removed regardless of its size. Then the command does O(N) work in a "
+     "different thread in order to reclaim memory, where N is the number of allocations the "
+     "deleted objects where composed of.",
+     cmd_key_op, NULL, TXN_RUN},
     {"exists", -2, R | F, 1, -1, 1, ACL_KEYSPACE | ACL_READ | ACL_FAST,
      "request_policy:multi_shard response_policy:agg_sum", SPECS({NULL, "RO", 1, -1, 1, 0}),
      "Determine if a key exists", "1.0.0", "generic",
-     "O(N) where N is the number of keys to check.", cmd_exists, NULL},
+     "O(N) where N is the number of keys to check.", cmd_key_op, NULL, TXN_RUN},
     {"touch", -2, R | F, 1, -1, 1, ACL_KEYSPACE | ACL_READ | ACL_FAST,
      "request_policy:multi_shard response_policy:agg_sum", SPECS({NULL, "RO", 1, -1, 1, 0}),
      "Alters the last access time of a key(s). Returns the number of existing keys specified.",
-     "3.2.1", "generic", "O(N) where N is the number of keys that will be touched.", cmd_exists,
-     NULL},
-    {"type", 2, R | F, 1, 1, 1, ACL_KEYSPACE | ACL_READ | ACL_FAST, "", KEY1("RO"),
-     "Determine the type stored at key", "1.0.0", "generic", "O(1)", cmd_type, NULL},
+     "3.2.1", "generic", "O(N) where N is the number of keys that will be touched.", cmd_key_op,
+     NULL, TXN_RUN},
+    {"type", 2, R | F, 1, 1, 1, ACL_KEYSPACE | ACL_READ | ACL_FAST, "",
+     SPECS({NULL, "RO", 1, 0, 1, 0}), "Determine the type stored at key", "1.0.0", "generic",
+     "O(1)", cmd_key_op, NULL, TXN_RUN},
+    {"ttl", 2, R | F, 1, 1, 1, ACL_KEYSPACE | ACL_READ | ACL_FAST, "nondeterministic_output",
+     SPECS({NULL, "RO access", 1, 0, 1, 0}), "Get the time to live for a key in seconds", "1.0.0",
+     "generic", "O(1)", cmd_key_op, NULL, TXN_RUN},
+    {"pttl", 2, R | F, 1, 1, 1, ACL_KEYSPACE | ACL_READ | ACL_FAST, "nondeterministic_output",
+     SPECS({NULL, "RO access", 1, 0, 1, 0}), "Get the time to live for a key in milliseconds",
+     "2.6.0", "generic", "O(1)", cmd_key_op, NULL, TXN_RUN},
+    {"expiretime", 2, R | F, 1, 1, 1, ACL_KEYSPACE | ACL_READ | ACL_FAST, "",
+     SPECS({NULL, "RO access", 1, 0, 1, 0}), "Get the expiration Unix timestamp for a key", "7.0.0",
+     "generic", "O(1)", cmd_key_op, NULL, TXN_RUN},
+    {"pexpiretime", 2, R | F, 1, 1, 1, ACL_KEYSPACE | ACL_READ | ACL_FAST, "",
+     SPECS({NULL, "RO access", 1, 0, 1, 0}),
+     "Get the expiration Unix timestamp for a key in milliseconds", "7.0.0", "generic", "O(1)",
+     cmd_key_op, NULL, TXN_RUN},
+    {"persist", 2, W | F, 1, 1, 1, ACL_KEYSPACE | ACL_WRITE | ACL_FAST, "",
+     SPECS({NULL, "RW update", 1, 0, 1, 0}), "Remove the expiration from a key", "2.2.0", "generic",
+     "O(1)", cmd_key_op, NULL, TXN_RUN},
+    {"expire", -3, W | F, 1, 1, 1, ACL_KEYSPACE | ACL_WRITE | ACL_FAST, "",
+     SPECS({NULL, "RW update", 1, 0, 1, 0}), "Set a key's time to live in seconds", "1.0.0",
+     "generic", "O(1)", cmd_expire, NULL, TXN_RUN},
+    {"pexpire", -3, W | F, 1, 1, 1, ACL_KEYSPACE | ACL_WRITE | ACL_FAST, "",
+     SPECS({NULL, "RW update", 1, 0, 1, 0}), "Set a key's time to live in milliseconds", "2.6.0",
+     "generic", "O(1)", cmd_expire, NULL, TXN_RUN},
+    {"expireat", -3, W | F, 1, 1, 1, ACL_KEYSPACE | ACL_WRITE | ACL_FAST, "",
+     SPECS({NULL, "RW update", 1, 0, 1, 0}), "Set the expiration for a key as a UNIX timestamp",
+     "1.2.0", "generic", "O(1)", cmd_expire, NULL, TXN_RUN},
+    {"pexpireat", -3, W | F, 1, 1, 1, ACL_KEYSPACE | ACL_WRITE | ACL_FAST, "",
+     SPECS({NULL, "RW update", 1, 0, 1, 0}),
+     "Set the expiration for a key as a UNIX timestamp specified in milliseconds", "2.6.0",
+     "generic", "O(1)", cmd_expire, NULL, TXN_RUN},
+    {"rename", 3, W, 1, 2, 1, ACL_KEYSPACE | ACL_WRITE | ACL_SLOW, "",
+     SPECS({NULL, "RW access delete", 1, 0, 1, 0}, {NULL, "OW update", 2, 0, 1, 0}), "Rename a key",
+     "1.0.0", "generic", "O(1)", cmd_key_op, NULL, TXN_RUN},
+    {"renamenx", 3, W | F, 1, 2, 1, ACL_KEYSPACE | ACL_WRITE | ACL_FAST, "",
+     SPECS({NULL, "RW access delete", 1, 0, 1, 0}, {NULL, "OW insert", 2, 0, 1, 0}),
+     "Rename a key, only if the new key does not exist", "1.0.0", "generic", "O(1)", cmd_key_op,
+     NULL, TXN_RUN},
+    {"copy", -3, W | CMD_DENYOOM, 1, 2, 1, ACL_KEYSPACE | ACL_WRITE | ACL_SLOW, "",
+     SPECS({NULL, "RO access", 1, 0, 1, 0}, {NULL, "OW update", 2, 0, 1, 0}), "Copy a key", "6.2.0",
+     "generic",
+     "O(N) worst case for collections, where N is the number of nested items. O(1) for string "
+     "values.",
+     cmd_copy, NULL, TXN_RUN},
+    {"move", 3, W | F, 1, 1, 1, ACL_KEYSPACE | ACL_WRITE | ACL_FAST, "",
+     SPECS({NULL, "RW access update", 1, 0, 1, 0}), "Move a key to another database", "1.0.0",
+     "generic", "O(1)", cmd_move, NULL, TXN_RUN},
     {"keys", 2, R, 0, 0, 0, ACL_KEYSPACE | ACL_READ | ACL_SLOW | ACL_DANGEROUS,
      "request_policy:all_shards nondeterministic_output_order", NOSPECS,
      "Find all keys matching the given pattern", "1.0.0", "generic",
      "O(N) with N being the number of keys in the database, under the assumption that the key "
-     "names in the database and the given pattern have limited length.", cmd_keys, NULL},
+     "names in the database and the given pattern have limited length.",
+     cmd_keys, NULL, TXN_NONE},
     {"scan", -2, R, 0, 0, 0, ACL_KEYSPACE | ACL_READ | ACL_SLOW,
      "nondeterministic_output request_policy:special", NOSPECS,
      "Incrementally iterate the keys space", "2.8.0", "generic",
      "O(1) for every call. O(N) for a complete iteration, including enough command calls for the "
-     "cursor to return back to 0. N is the number of elements inside the collection.", cmd_scan,
-     NULL},
+     "cursor to return back to 0. N is the number of elements inside the collection.",
+     cmd_scan, NULL, TXN_NONE},
     {"randomkey", 1, R, 0, 0, 0, ACL_KEYSPACE | ACL_READ | ACL_SLOW,
      "request_policy:all_shards nondeterministic_output", NOSPECS,
-     "Return a random key from the keyspace", "1.0.0", "generic", "O(1)", cmd_randomkey, NULL},
+     "Return a random key from the keyspace", "1.0.0", "generic", "O(1)", cmd_randomkey, NULL,
+     TXN_NONE},
     {"dbsize", 1, R | F, 0, 0, 0, ACL_KEYSPACE | ACL_READ | ACL_FAST,
      "request_policy:all_shards response_policy:agg_sum", NOSPECS,
-     "Return the number of keys in the selected database", "1.0.0", "server", "O(1)", cmd_dbsize,
-     NULL},
+     "Return the number of keys in the selected database", "1.0.0", "server", "O(1)", cmd_key_op,
+     NULL, TXN_RUN},
+    {"flushdb", -1, W, 0, 0, 0, ACL_KEYSPACE | ACL_WRITE | ACL_SLOW | ACL_DANGEROUS,
+     "request_policy:all_shards response_policy:all_succeeded", NOSPECS,
+     "Remove all keys from the current database", "1.0.0", "server",
+     "O(N) where N is the number of keys in the selected database", cmd_flush, NULL, TXN_RUN},
+    {"flushall", -1, W, 0, 0, 0, ACL_KEYSPACE | ACL_WRITE | ACL_SLOW | ACL_DANGEROUS,
+     "request_policy:all_shards response_policy:all_succeeded", NOSPECS,
+     "Remove all keys from all databases", "1.0.0", "server",
+     "O(N) where N is the total number of keys in all databases", cmd_flush, NULL, TXN_RUN},
+    {"swapdb", 3, W | F, 0, 0, 0, ACL_KEYSPACE | ACL_WRITE | ACL_FAST | ACL_DANGEROUS, "", NOSPECS,
+     "Swaps two Redis databases", "4.0.0", "server",
+     "O(N) where N is the count of clients watching or blocking on keys from both databases.",
+     cmd_swapdb, NULL, TXN_RUN},
+    {"multi", 1, CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | F | CMD_ALLOW_BUSY, 0, 0, 0,
+     ACL_FAST | ACL_TRANSACTION, "", NOSPECS, "Mark the start of a transaction block", "1.2.0",
+     "transactions", "O(1)", cmd_multi, NULL, TXN_CONTROL},
+    {"exec", 1, CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | CMD_SKIP_SLOWLOG, 0, 0, 0,
+     ACL_SLOW | ACL_TRANSACTION, "", NOSPECS, "Execute all commands issued after MULTI", "1.2.0",
+     "transactions", "Depends on commands in the transaction", cmd_exec, NULL, TXN_CONTROL},
+    {"discard", 1, CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | F | CMD_ALLOW_BUSY, 0, 0, 0,
+     ACL_FAST | ACL_TRANSACTION, "", NOSPECS, "Discard all commands issued after MULTI", "2.0.0",
+     "transactions", "O(N), when N is the number of queued commands", cmd_discard, NULL,
+     TXN_CONTROL},
+    {"watch", -2, CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | F | CMD_ALLOW_BUSY, 1, -1, 1,
+     ACL_FAST | ACL_TRANSACTION, "", SPECS({NULL, "RO", 1, -1, 1, 0}),
+     "Watch the given keys to determine execution of the MULTI/EXEC block", "2.2.0", "transactions",
+     "O(1) for every key.", cmd_watch, NULL, TXN_CONTROL},
+    {"unwatch", 1, CMD_NOSCRIPT | CMD_LOADING | CMD_STALE | F | CMD_ALLOW_BUSY, 0, 0, 0,
+     ACL_FAST | ACL_TRANSACTION, "", NOSPECS, "Forget about all watched keys", "2.2.0",
+     "transactions", "O(1)", cmd_unwatch, NULL, TXN_RUN},
+
+/* scripting (cmd_script.c): the scripts of redis-py's Lock only; the key specs (keynum)
+ * are not carried (node/DEVIATIONS.md D1) */
+#define EVAL_FLAGS                                                                                 \
+    (CMD_NOSCRIPT | CMD_STALE | CMD_SKIP_MONITOR | CMD_NO_MANDATORY_KEYS | CMD_MOVABLE_KEYS)
+    {"eval", -3, EVAL_FLAGS, 0, 0, 0, SCR_ACL, "", NOSPECS, "Execute a Lua script server side",
+     "2.6.0", "scripting", "Depends on the script that is executed.", cmd_eval, NULL, TXN_RUN},
+    {"evalsha", -3, EVAL_FLAGS, 0, 0, 0, SCR_ACL, "", NOSPECS, "Execute a Lua script server side",
+     "2.6.0", "scripting", "Depends on the script that is executed.", cmd_evalsha, NULL, TXN_RUN},
+    {"script", -2, 0, 0, 0, 0, ACL_SLOW, "", NOSPECS,
+     "A container for Lua scripts management commands", "2.6.0", "scripting",
+     "Depends on subcommand.", NULL, script_subs, TXN_NONE},
 
     /* connection and server (cmd_server.c) */
     {"ping", -1, F, 0, 0, 0, ACL_FAST | ACL_CONNECTION,
-     "request_policy:all_shards response_policy:all_succeeded", NOSPECS, "Ping the server",
-     "1.0.0", "connection", "O(1)", cmd_ping, NULL},
-    {"echo", 2, LS | F, 0, 0, 0, ACL_FAST | ACL_CONNECTION, "", NOSPECS,
-     "Echo the given string", "1.0.0", "connection", "O(1)", cmd_echo, NULL},
+     "request_policy:all_shards response_policy:all_succeeded", NOSPECS, "Ping the server", "1.0.0",
+     "connection", "O(1)", cmd_ping, NULL, TXN_RUN},
+    {"echo", 2, LS | F, 0, 0, 0, ACL_FAST | ACL_CONNECTION, "", NOSPECS, "Echo the given string",
+     "1.0.0", "connection", "O(1)", cmd_echo, NULL, TXN_RUN},
     {"select", 2, LS | F, 0, 0, 0, ACL_FAST | ACL_CONNECTION, "", NOSPECS,
      "Change the selected database for the current connection", "1.0.0", "connection", "O(1)",
-     cmd_select, NULL},
+     cmd_select, NULL, TXN_RUN},
     {"quit", -1, CONN_FLAGS, 0, 0, 0, ACL_FAST | ACL_CONNECTION, "", NOSPECS,
-     "Close the connection", "1.0.0", "connection", "O(1)", cmd_quit, NULL},
+     "Close the connection", "1.0.0", "connection", "O(1)", cmd_quit, NULL, TXN_CONTROL},
     {"hello", -1, CONN_FLAGS, 0, 0, 0, ACL_FAST | ACL_CONNECTION, "", NOSPECS,
-     "Handshake with Redis", "6.0.0", "connection", "O(1)", cmd_hello, NULL},
+     "Handshake with Redis", "6.0.0", "connection", "O(1)", cmd_hello, NULL, TXN_NONE},
     {"auth", -2, CONN_FLAGS, 0, 0, 0, ACL_FAST | ACL_CONNECTION, "", NOSPECS,
      "Authenticate to the server", "1.0.0", "connection",
-     "O(N) where N is the number of passwords defined for the user", cmd_auth, NULL},
+     "O(N) where N is the number of passwords defined for the user", cmd_auth, NULL, TXN_NONE},
     {"reset", 1, CONN_FLAGS, 0, 0, 0, ACL_FAST | ACL_CONNECTION, "", NOSPECS,
-     "Reset the connection", "6.2.0", "connection", "O(1)", cmd_reset, NULL},
+     "Reset the connection", "6.2.0", "connection", "O(1)", cmd_reset, NULL, TXN_CONTROL},
     {"client", -2, 0, 0, 0, 0, ACL_SLOW, "", NOSPECS, "A container for client connection commands",
-     "2.4.0", "connection", "Depends on subcommand.", NULL, client_subs},
+     "2.4.0", "connection", "Depends on subcommand.", NULL, client_subs, TXN_NONE},
     {"info", -1, LS, 0, 0, 0, ACL_SLOW | ACL_DANGEROUS,
      "nondeterministic_output request_policy:all_shards response_policy:special", NOSPECS,
-     "Get information and statistics about the server", "1.0.0", "server", "O(1)", cmd_info,
-     NULL},
+     "Get information and statistics about the server", "1.0.0", "server", "O(1)", cmd_info, NULL,
+     TXN_RUN},
     {"config", -2, 0, 0, 0, 0, ACL_SLOW, "", NOSPECS,
-     "A container for server configuration commands", "2.0.0", "server",
-     "Depends on subcommand.", NULL, config_subs},
+     "A container for server configuration commands", "2.0.0", "server", "Depends on subcommand.",
+     NULL, config_subs, TXN_NONE},
     {"memory", -2, 0, 0, 0, 0, ACL_SLOW, "", NOSPECS, "A container for memory diagnostics commands",
-     "4.0.0", "server", "Depends on subcommand.", NULL, memory_subs},
+     "4.0.0", "server", "Depends on subcommand.", NULL, memory_subs, TXN_NONE},
     {"command", -1, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "nondeterministic_output_order",
      NOSPECS, "Get array of Redis command details", "2.8.13", "server",
-     "O(N) where N is the total number of Redis commands", cmd_command, command_subs},
+     "O(N) where N is the total number of Redis commands", cmd_command, command_subs, TXN_RUN},
 };
 
 #define CMD_COUNT (sizeof(cmd_table) / sizeof(cmd_table[0]))
@@ -312,20 +491,54 @@ void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struc
         }
         n->stats.total_errors++;
         c->last_cmd = NULL;
+        c->multi_dirty |= c->in_multi; /* Redis's flagTransaction: EXEC will abort */
         return;
     }
     c->last_cmd = cmd->name;
     if (!arity_ok(cmd, argc)) {
-        cmd_arity_error(it, cmd);
+        if (cmd->proc == cmd_exec) {
+            /* Redis's execCommandAbort (in MULTI or not): the transaction goes, and the error
+             * says why. */
+            multi_reset(c);
+            add_errorf(it,
+                       "EXECABORT Transaction discarded because of: wrong number of "
+                       "arguments for '%s' command",
+                       cmd->name);
+        } else {
+            cmd_arity_error(it, cmd);
+        }
         n->stats.total_errors++;
+        c->multi_dirty |= c->in_multi;
         return;
     }
     if (!c->authed && !(cmd->flags & CMD_NO_AUTH)) {
-        add_error(it, "NOAUTH Authentication required.");
+        if (cmd->proc == cmd_exec) {
+            multi_reset(c);
+            add_error(it, "EXECABORT Transaction discarded because of: NOAUTH Authentication "
+                          "required.");
+        } else {
+            add_error(it, "NOAUTH Authentication required.");
+        }
         n->stats.total_errors++;
+        c->multi_dirty |= c->in_multi;
         return;
     }
     it->is_read = !(cmd->flags & CMD_WRITE);
+    if (c->in_multi && cmd->txn != TXN_CONTROL) {
+        /* Queued (cmd_multi.c): a data command's handler queues its op; PING, ECHO, SELECT
+         * answer now and their reply waits for EXEC; anything else is an error in EXEC's
+         * reply (node/DEVIATIONS.md). */
+        if (cmd->txn == TXN_RUN) {
+            cmd->proc(n, c, it, a, argc);
+            multi_queued(n, c, it);
+        } else {
+            char text[160];
+            snprintf(text, sizeof(text), "ERR '%s' inside MULTI is not supported by raftkv",
+                     cmd->name);
+            multi_queue_error(n, c, it, text);
+        }
+        return;
+    }
     cmd->proc(n, c, it, a, argc);
 }
 

@@ -11,6 +11,7 @@
 #ifndef NODE_COMMANDS_H
 #define NODE_COMMANDS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "server.h"
@@ -95,7 +96,15 @@ struct cmd {
     const char *summary, *since, *group, *complexity; /* COMMAND DOCS */
     cmd_proc proc;               /* NULL for a container: dispatch goes to its subcommands */
     const struct cmd *subs;      /* a container's subcommands, ended by a row with name NULL */
+    /* Between MULTI and EXEC: TXN_RUN runs the handler (a data command queues its op; PING,
+     * ECHO, SELECT and the commands that only read the node's own state, such as CLIENT ID or
+     * INFO, answer at once and their reply waits for EXEC), TXN_CONTROL runs now as outside
+     * (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET), 0: queued as an error of EXEC's reply
+     * (cmd_multi.c). */
+    uint8_t txn;
 };
+
+enum { TXN_NONE = 0, TXN_RUN = 1, TXN_CONTROL = 2 };
 
 /* Runs one parsed request on c (its reply item is appended to c's FIFO). */
 void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struct resp_request *rq);
@@ -104,24 +113,63 @@ void cmd_arity_error(struct item *it, const struct cmd *cmd);
 /* The row for a command name (any case) or NULL. */
 const struct cmd *cmd_lookup(const uint8_t *name, uint64_t len);
 
-/* The families' handlers. */
-void cmd_get(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
-void cmd_set(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
-void cmd_mget(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
-void cmd_mset(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
-void cmd_incr(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
-void cmd_strlen(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
-void cmd_getrange(struct node *, struct client *, struct item *, const struct resp_arg *,
-                  uint32_t);
+/* cmd_multi.c: how a data command reaches the state machine, and transactions. */
+/* The database c's next command runs in (SELECT, also between MULTI and EXEC). */
+uint8_t cur_db(const struct client *c);
+/* Submits one op (REPLICA_CMD; its result is the reply), or queues it between MULTI and EXEC.
+ * op's args are borrowed for the call. */
+void data_submit(struct node *n, struct client *c, struct item *it, const struct kv_op2 *op);
+/* A state machine result (kv_res) as RESP into it. */
+void add_kv_res(struct node *n, struct item *it, const uint8_t *res, size_t len);
+void multi_queued(struct node *n, struct client *c, struct item *it);
+void multi_queue_probe(struct node *n, struct client *c, struct item *it, const struct kv_op2 *op,
+                       const char *text);
+void multi_queue_error(struct node *n, struct client *c, struct item *it, const char *text);
+/* Leaves MULTI and forgets the watched keys (EXEC, DISCARD, RESET). */
+void multi_reset(struct client *c);
 
-void cmd_del(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
-void cmd_exists(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
-void cmd_keys(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
-void cmd_scan(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
-void cmd_dbsize(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
-void cmd_type(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
-void cmd_randomkey(struct node *, struct client *, struct item *, const struct resp_arg *,
-                   uint32_t);
+/* The families' handlers. */
+#define CMD_PROC(name)                                                                             \
+    void name(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t)
+CMD_PROC(cmd_get);
+CMD_PROC(cmd_set);
+CMD_PROC(cmd_setex);
+CMD_PROC(cmd_getex);
+CMD_PROC(cmd_getset);
+CMD_PROC(cmd_string_op);
+CMD_PROC(cmd_mget);
+CMD_PROC(cmd_mset);
+CMD_PROC(cmd_incr);
+CMD_PROC(cmd_strlen);
+CMD_PROC(cmd_getrange);
+CMD_PROC(cmd_setrange);
+
+CMD_PROC(cmd_key_op);
+CMD_PROC(cmd_expire);
+CMD_PROC(cmd_copy);
+CMD_PROC(cmd_move);
+CMD_PROC(cmd_flush);
+CMD_PROC(cmd_swapdb);
+CMD_PROC(cmd_keys);
+CMD_PROC(cmd_scan);
+CMD_PROC(cmd_randomkey);
+
+CMD_PROC(cmd_eval);
+CMD_PROC(cmd_evalsha);
+CMD_PROC(cmd_script);
+
+CMD_PROC(cmd_multi);
+CMD_PROC(cmd_exec);
+CMD_PROC(cmd_discard);
+CMD_PROC(cmd_watch);
+CMD_PROC(cmd_unwatch);
+
+/* Frees SCAN's snapshots (cmd_keyspace.c). */
+void keyspace_free(struct node *n);
+/* "ERR invalid expire time in 'CMD' command" */
+void expire_time_error(struct item *it, const char *cmd);
+/* Redis's getIntFromObjectOrReply: an int, or false with the error (msg, or Redis's words). */
+bool arg_int_reply(struct item *it, const struct resp_arg *a, const char *msg, int64_t *v);
 
 void cmd_ping(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
 void cmd_echo(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);

@@ -80,6 +80,8 @@ static const struct opt_def opt_defs[] = {
             "finish before they are failed (default 3000)"),
     OPT_NUM("max-clients", OPT_U32, max_clients, 1, 1000000, "1..1000000", "N",
             "connections beyond are refused (default 10000)"),
+    OPT_NUM("databases", OPT_U32, databases, 1, KV_DBS, "1..16", "N",
+            "SELECT 0..N-1 (default 16, Redis's; the state machine has 16)"),
     OPT_NUM("max-args", OPT_U32, max_args, 3, 1u << 20, "3..1048576", "N",
             "arguments per request (default 65536)"),
     OPT_NUM("max-value-bytes", OPT_U64, max_value_bytes, RK_LIMITS_VALUE_MIN, RK_LIMITS_VALUE_MAX,
@@ -89,6 +91,18 @@ static const struct opt_def opt_defs[] = {
             "peer frame and peer send queue (default 67108864: 64 MiB)"),
     OPT_NUM("max-inline-bytes", OPT_U32, max_inline_bytes, 64, 1u << 20, "64..1048576", "N",
             "bytes of an inline (telnet-style) request (default 65536)"),
+    OPT_NUM("store-file-bytes", OPT_U64, store_file_bytes, 4096, 1ull << 40, "4096..2^40", "N",
+            "a Bitcask data file is closed and a new one started past this\n"
+            "many bytes; only closed files are merged (default 67108864)"),
+    OPT_NUM("merge-frag-percent", OPT_U32, merge_frag_percent, 0, 100, "0..100", "P",
+            "merge the closed data files once P% of their bytes are dead\n"
+            "(overwritten or deleted records); 0: never for this reason\n"
+            "(Bitcask's frag_merge_trigger; default 50)"),
+    OPT_NUM("merge-dead-bytes", OPT_U64, merge_dead_bytes, 0, UINT64_MAX, "an integer", "N",
+            "or once they hold N dead bytes; 0: never for this reason\n"
+            "(Bitcask's dead_bytes_merge_trigger; default 536870912)"),
+    OPT_NUM("merge-min-dead-bytes", OPT_U64, merge_min_dead_bytes, 0, UINT64_MAX, "an integer", "N",
+            "but never for fewer than N dead bytes (default 16777216)"),
     OPT_STR("requirepass", requirepass, 0, "a password (up to 511 bytes)", "PASSWORD",
             "clients must AUTH with it (user \"default\") before any\n"
             "other command, as Redis (default: none)"),
@@ -235,9 +249,14 @@ int config_parse_args(int argc, char **argv, struct options *o)
                           .request_timeout_ms = 2000,
                           .shutdown_timeout_ms = 3000,
                           .max_clients = 10000,
+                          .databases = KV_DBS,
                           .max_args = 65536,
                           .max_value_bytes = RK_LIMITS_VALUE_DEFAULT,
                           .max_inline_bytes = RESP_MAX_INLINE_DEFAULT,
+                          .store_file_bytes = 64ull << 20,
+                          .merge_frag_percent = 50,
+                          .merge_dead_bytes = 512ull << 20,
+                          .merge_min_dead_bytes = 16ull << 20,
                           .check_quorum = true,
                           .pre_vote = true};
     for (int pass = 0; pass < 2; pass++) {

@@ -135,6 +135,7 @@ static struct item *item_new(struct node *n, struct client *c)
         return NULL;
     it->done = true; /* an immediate reply unless the command queues requests */
     it->resp = c->resp;
+    it->c = c;
     if (c->tail)
         c->tail->next = it;
     else
@@ -183,6 +184,8 @@ void item_on_reply(struct node *n, struct item *it, uint32_t part, const struct 
     if (it->waiting == 0) {
         if (!it->failed && it->on_finish != NULL)
             it->on_finish(n, it);
+        if (it->on_done != NULL)
+            it->on_done(n, it);
         it->done = true;
     }
 }
@@ -319,6 +322,8 @@ void conn_free_if_done(struct node *n, struct client *c)
     }
     buf_free(&c->in);
     buf_free(&c->out);
+    buf_free(&c->multi_q);
+    buf_free(&c->watch_q);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -511,7 +516,7 @@ void conn_parse(struct node *n, struct client *c)
                               .cap_scratch = n->opt.max_inline_bytes};
     c->parse_held = false;
     while (!c->no_input && !c->want_close) {
-        if (c->n_items >= CLIENT_ITEMS_MAX) {
+        if (c->n_items >= CLIENT_ITEMS_MAX || c->watch_wait) {
             c->parse_held = true;
             break;
         }
@@ -547,6 +552,11 @@ void conn_parse(struct node *n, struct client *c)
         n->stats.commands_processed++;
         cmd_dispatch(n, c, it, &rq);
         conn_collect(n, c);
+        if (c->watch_wait) {
+            /* A WATCH in flight: what follows (an EXEC) needs its versions (cmd_multi.c). */
+            c->parse_held = true;
+            break;
+        }
     }
 }
 

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "bitcask/bitcask.h"
+#include "commands.h"
 #include "common/alloc.h"
 #include "fs_posix.h"
 #include "log/log.h"
@@ -258,6 +259,35 @@ void server_barrier(struct node *n, struct client *c, struct item *it)
     server_request(n, c, it, 0, REPLICA_GET, &none, NULL, 0, 0);
 }
 
+/* REPLICA_READ: the replica calls this when the read is served (replica.h config.on_read),
+ * before its reply; the item encodes its reply from the state machine as applied now. */
+static void on_read(void *ctx, struct replica *r, uint64_t req_id)
+{
+    (void)r;
+    struct node *n = ctx;
+    struct slot *sl = &n->slots[req_id % SLOTS_MAX];
+    if (sl->req_id != req_id || req_id == 0 || sl->it->on_read == NULL)
+        return;
+    sl->it->on_read(n, sl->it);
+}
+
+void server_read(struct node *n, struct client *c, struct item *it)
+{
+    static const struct resp_arg none = {.ptr = (const uint8_t *)"", .len = 0};
+    server_request(n, c, it, 0, REPLICA_READ, &none, NULL, 0, 0);
+}
+
+int server_scan_db(struct node *n, uint8_t db,
+                   bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx)
+{
+    return replica_scan_db(n->rep, db, fn, ctx);
+}
+
+const struct kv *server_kv(struct node *n)
+{
+    return replica_kv(n->rep);
+}
+
 void server_peer_frame(struct node *n, uint64_t from, const uint8_t *frame, size_t len)
 {
     struct rk_errmsg err = {{0}};
@@ -344,8 +374,11 @@ static int open_storage(struct node *n, const char *dir)
     if (rc == RK_OK) {
         /* The log and the store, repaired from peers if damaged (issue #15: replica.h,
          * core/log/INTEGRITY.md). */
-        struct replica_storage_config sc = {
-            .log_fs = n->fs_log, .store_fs = n->fs_kv, .alloc = rk_alloc_libc()};
+        struct replica_storage_config sc = {.log_fs = n->fs_log,
+                                            .store_fs = n->fs_kv,
+                                            .alloc = rk_alloc_libc(),
+                                            .max_file_bytes = n->opt.store_file_bytes,
+                                            .merge_id_gap = NODE_MERGE_ID_GAP};
         struct replica_storage st;
         rc = replica_storage_open(&sc, &st, &err);
         if (rc == RK_OK) {
@@ -354,8 +387,11 @@ static int open_storage(struct node *n, const char *dir)
             n->store = bc_kv_store(n->bc);
             if (st.repairs > 0)
                 node_log("warn", "repaired the data directory %s: %s", dir, st.repaired);
+            node_merge_log_open(n->bc, node_log);
         }
     }
+    if (rc == RK_OK)
+        rc = fs_posix_open(path, false, &n->fs_merge, &err); /* DIR/kv, the merge thread's */
     if (rc != RK_OK)
         node_log("error", "cannot open the data directory %s: %s", dir, err.text);
     return rc;
@@ -367,6 +403,7 @@ static void close_storage(struct node *n)
         n->store->ops->destroy(n->store); /* closes the bitcask */
     if (n->log)
         n->log->ops->destroy(n->log);
+    fs_posix_close(n->fs_merge);
     fs_posix_close(n->fs_kv);
     fs_posix_close(n->fs_log);
     fs_posix_close(n->fs_root);
@@ -430,6 +467,7 @@ static void on_timer(struct node *n)
         drain_outputs(n);
     }
     peer_timer(n);
+    node_merge_tick(n->merge, node_now_ms());
 }
 
 /* Log writes the storage thread finished: back to the replica, in order (replica.h). Deferred
@@ -450,6 +488,9 @@ static void on_event(struct node *n, struct ev_tag *tag, uint32_t events)
     switch (tag->kind) {
     case EV_STORAGE:
         on_storage_done(n);
+        break;
+    case EV_MERGE:
+        node_merge_on_done(n->merge);
         break;
     case EV_TIMER:
         on_timer(n);
@@ -487,13 +528,26 @@ static void end_of_turn(struct node *n)
 {
     /* Input left unparsed while the connection was at its in-flight bound. */
     for (struct client *c = n->clients; c != NULL; c = c->next)
-        if (!c->closed && !n->stopping && c->parse_held && c->n_items < CLIENT_ITEMS_MAX / 2)
+        if (!c->closed && !n->stopping && c->parse_held && !c->watch_wait &&
+            c->n_items < CLIENT_ITEMS_MAX / 2)
             conn_parse(n, c);
     batch_flush(n);
     /* Every frame and request of this turn was only fed to raft: one ready loop for all of
      * them, so they share one log sync (group commit) and one round of appends. */
     replica_flush(n->rep);
     drain_outputs(n);
+    /* A WATCH answered in this turn releases its connection's held input (an EXEC after it
+     * needs its versions): parse it now rather than at the next event. */
+    for (int round = 0; round < 4 && n->reparse; round++) {
+        n->reparse = false;
+        for (struct client *c = n->clients; c != NULL; c = c->next)
+            if (!c->closed && !n->stopping && c->parse_held && !c->watch_wait &&
+                c->n_items < CLIENT_ITEMS_MAX / 2)
+                conn_parse(n, c);
+        batch_flush(n);
+        replica_flush(n->rep);
+        drain_outputs(n);
+    }
     for (struct client *c = n->clients, *next; c != NULL; c = next) {
         next = c->next;
         conn_collect(n, c);
@@ -501,6 +555,27 @@ static void end_of_turn(struct node *n)
         conn_free_if_done(n, c);
     }
     peer_flush_all(n);
+}
+
+/* A turn that kept the loop from its timers for half the shortest election timeout or more
+ * is counted (INFO raft: slow_turns, slowest_turn_ms) and logged, at most once a second, with
+ * where the time went: a follower that misses its leader's heartbeats for that long may start
+ * an election, and this line says why. */
+static void note_slow_turn(struct node *n, uint64_t t0, uint64_t t1, uint64_t t2)
+{
+    uint64_t took = t2 - t0, bound = (uint64_t)n->opt.election_min * n->tick_ms / 2;
+    if (took < bound || took == 0)
+        return;
+    n->slow_turns++;
+    if (took > n->slowest_turn_ms)
+        n->slowest_turn_ms = took;
+    if (t2 - n->slow_turn_logged_ms < 1000)
+        return;
+    n->slow_turn_logged_ms = t2;
+    node_log("warn",
+             "slow loop turn: %" PRIu64 " ms (events %" PRIu64 " ms, end of turn %" PRIu64
+             " ms; half an election timeout is %" PRIu64 " ms)",
+             took, t1 - t0, t2 - t1, bound);
 }
 
 /* One turn of the loop: wait (at most timeout_ms, -1: no bound), handle what came, end the
@@ -513,9 +588,12 @@ static int turn(struct node *n, int timeout_ms)
         node_log("error", "epoll_wait: %s", strerror(errno));
         return 1;
     }
+    /* The wall clock for expiry, once per turn (kv.h TIME; node/README.md "Expiry"). */
+    replica_set_time_ms(n->rep, node_unix_us() / 1000u);
     /* The timer last: after a stall (a big value copied, a slow turn), the frames that waited
      * in the socket buffers are read before the ticks that passed meanwhile are counted, so a
      * follower that hears from its leader in this turn does not count the stall as silence. */
+    uint64_t t0 = node_now_ms();
     bool timer = false;
     for (int i = 0; i < k; i++) {
         struct ev_tag *tag = evs[i].data.ptr;
@@ -526,7 +604,9 @@ static int turn(struct node *n, int timeout_ms)
     }
     if (timer)
         on_event(n, &n->timer_tag, EPOLLIN);
+    uint64_t t1 = node_now_ms();
     end_of_turn(n);
+    note_slow_turn(n, t0, t1, node_now_ms());
     struct rk_errmsg why = {{0}};
     if (replica_failed(n->rep, &why)) {
         node_log("error", "storage failed, stopping: %s", why.text);
@@ -534,6 +614,10 @@ static int turn(struct node *n, int timeout_ms)
     }
     if (n->storage_failed) {
         node_log("error", "storage failed, stopping: out of memory queueing log writes");
+        return 1;
+    }
+    if (node_merge_install_step(n->merge) != RK_OK) {
+        node_log("error", "storage failed, stopping: the merge found the store damaged");
         return 1;
     }
     return 0;
@@ -629,6 +713,13 @@ int server_start(struct node *n, const struct options *o)
     c.raft.max_entry_bytes = (uint32_t)n->lim.max_entry;
     c.raft.max_append_bytes = (uint32_t)n->lim.append;
     c.max_pending = SLOTS_MAX;
+    /* Every connection is a session (conn.c): room for every connection of every member at
+     * once, from settings all members share (--peers, max-clients: node/README.md "Sessions"),
+     * so that every replica evicts the same session. */
+    uint64_t sessions = (uint64_t)c.raft.n_voters * o->max_clients;
+    c.max_sessions = sessions > KV_MAX_SESSIONS ? KV_MAX_SESSIONS : (uint32_t)sessions;
+    c.on_read = on_read;
+    c.read_ctx = n;
     c.request_timeout_ticks = (o->request_timeout_ms + o->tick_ms - 1) / o->tick_ms;
     /* Request ids carry a nonce from the seed: a restarted node must not reuse its old ones. */
     if (getrandom(&c.raft.seed, sizeof(c.raft.seed), 0) != (ssize_t)sizeof(c.raft.seed)) {
@@ -665,8 +756,17 @@ int server_start(struct node *n, const struct options *o)
         return 1;
     }
     n->storage_tag.kind = EV_STORAGE;
-    if (setup_fds(n, o->client) != 0 ||
-        ep_set(n, EPOLL_CTL_ADD, node_storage_fd(n->storage), EPOLLIN, &n->storage_tag) != 0) {
+    n->merge_tag.kind = EV_MERGE;
+    struct bc_merge_policy mp = {.frag_percent = o->merge_frag_percent,
+                                 .dead_bytes = o->merge_dead_bytes,
+                                 .min_dead_bytes = o->merge_min_dead_bytes};
+    if (node_merge_start(&n->merge, n->bc, n->fs_merge, &mp, node_log, &err) != RK_OK)
+        node_log("error", "cannot start: %s", err.text);
+    if (n->merge == NULL || setup_fds(n, o->client) != 0 ||
+        ep_set(n, EPOLL_CTL_ADD, node_storage_fd(n->storage), EPOLLIN, &n->storage_tag) != 0 ||
+        ep_set(n, EPOLL_CTL_ADD, node_merge_fd(n->merge), EPOLLIN, &n->merge_tag) != 0) {
+        node_merge_stop(n->merge);
+        n->merge = NULL;
         node_storage_stop(n->storage);
         n->storage = NULL;
         replica_destroy(n->rep);
@@ -686,9 +786,11 @@ int server_run(struct node *n)
 {
     int rc = 0;
     while (!n->stopping && rc == 0)
-        rc = turn(n, -1);
+        rc = turn(n, node_merge_installing(n->merge) ? 0 : -1); /* install: a chunk a turn */
     if (rc == 0)
         rc = shutdown_node(n);
+    node_merge_stop(n->merge); /* waits for a merge step in progress */
+    n->merge = NULL;
     /* The log's last writes finish before the store is synced and the log is closed. */
     node_storage_stop(n->storage);
     n->storage = NULL;
@@ -701,8 +803,11 @@ int server_run(struct node *n)
 
 void server_stop(struct node *n)
 {
+    keyspace_free(n);
     node_storage_stop(n->storage); /* NULL after server_run */
     n->storage = NULL;
+    node_merge_stop(n->merge);
+    n->merge = NULL;
     if (n->rep != NULL)
         replica_destroy(n->rep);
     n->rep = NULL;

@@ -13,7 +13,9 @@
  *                 reply encoders in the connection's protocol version (RESP2 or RESP3)
  *   commands.c    the command table (commands.h): dispatch, arity and unknown-command errors,
  *                 COMMAND and its subcommands
- *   cmd_*.c       one file per family of commands: string, keyspace, server/connection
+ *   cmd_*.c       one file per family of commands: string, keyspace, server/connection,
+ *                 script (redis-py Lock's Lua), multi (how a data command reaches the state
+ *                 machine, its result as RESP, MULTI/EXEC/WATCH)
  *
  * Invariants (numbered as the code cites them):
  *   N1  every peer connection starts with a codec handshake in both directions; nothing is fed
@@ -113,9 +115,14 @@ struct options {
     uint32_t max_args;
     uint64_t max_value_bytes; /* every size limit derives from it: common/limits.h */
     uint32_t max_inline_bytes;
+    uint64_t store_file_bytes;   /* Bitcask: a data file is closed past this */
+    uint32_t merge_frag_percent; /* merge triggers (bc_merge_policy, node/storage.h) */
+    uint64_t merge_dead_bytes;
+    uint64_t merge_min_dead_bytes;
     bool check_quorum;
     bool pre_vote;
     char requirepass[512]; /* "": no password (every connection is authenticated) */
+    uint32_t databases;    /* SELECT 0 .. databases - 1 (at most KV_DBS) */
 };
 
 /* A decimal in [min, max], nothing else: false otherwise. */
@@ -126,8 +133,17 @@ int config_parse_args(int argc, char **argv, struct options *o);
 /* ------------------------------------------------------------------------------------------ */
 /* State                                                                                      */
 
-enum ev_kind { EV_TIMER = 1, EV_SIGNAL, EV_PEER_LISTEN, EV_CLIENT_LISTEN, EV_PEER, EV_PENDING, EV_CLIENT,
-               EV_STORAGE };
+enum ev_kind {
+    EV_TIMER = 1,
+    EV_SIGNAL,
+    EV_PEER_LISTEN,
+    EV_CLIENT_LISTEN,
+    EV_PEER,
+    EV_PENDING,
+    EV_CLIENT,
+    EV_STORAGE,
+    EV_MERGE
+};
 
 struct ev_tag {
     enum ev_kind kind;
@@ -166,6 +182,7 @@ struct pending {
 struct node;
 struct client;
 struct item;
+struct scan_snap;
 
 /* A command's completion, called as its replica requests are answered (conn.c's
  * item_on_reply): `part` says which of its requests (UINT32_MAX: the hold a multi-request
@@ -179,6 +196,7 @@ typedef void (*item_finish_fn)(struct node *n, struct item *it);
  * MGET). */
 struct item {
     struct item *next;
+    struct client *c; /* its connection (alive while a request of it is pending: N4) */
     bool done;        /* the reply is complete in bytes */
     bool is_read;     /* nothing is written by it: a shutdown fails it with TRYAGAIN */
     uint8_t resp;     /* the protocol version of its connection when it was read: 2 or 3 */
@@ -188,9 +206,15 @@ struct item {
     int64_t a1, a2;   /* command arguments its completion needs (GETRANGE's range, ...) */
     bool failed;      /* a replica reply was an error: bytes hold it */
     bool close_after; /* QUIT */
-    bool no_match;    /* SCAN with a TYPE other than string, or a cursor not 0: empty reply */
+    bool no_match;    /* SCAN with a TYPE other than string: an empty page */
+    bool queued;      /* between MULTI and EXEC: its op went into the queue (cmd_multi.c) */
     item_reply_fn on_reply;
     item_finish_fn on_finish;
+    /* REPLICA_READ (server_read): called when the read is served, with the state machine as
+     * applied at that one index (replica.h config.on_read): it encodes the reply. */
+    item_finish_fn on_read;
+    /* Called once when the item completes, failed or not (WATCH releases its connection). */
+    item_finish_fn on_done;
     struct buf bytes; /* the encoded reply once done */
     struct buf aux;   /* MGET: the values as they arrive; KEYS/SCAN: the pattern */
 };
@@ -214,6 +238,17 @@ struct client {
     bool want_out;    /* EPOLLOUT registered */
     bool parse_held;  /* parsing stopped at CLIENT_ITEMS_MAX with input left */
     bool no_evict, no_touch; /* CLIENT NO-EVICT / NO-TOUCH: remembered, nothing else */
+    uint8_t db;              /* SELECTed database */
+    /* MULTI (cmd_multi.c): the queued commands (multi_q: entries, see there), the database
+     * the next queued command runs in (SELECT inside MULTI), whether a queuing error makes EXEC
+     * answer EXECABORT. WATCH: the watched keys with their versions (watch_q) and the earliest
+     * watch point; watch_wait: a WATCH is in flight, so the connection parses nothing more
+     * until its versions are known (an EXEC after it must carry them). */
+    bool in_multi, multi_dirty, watch_wait;
+    uint8_t multi_db;
+    uint32_t multi_n, watch_n;
+    uint64_t watch_index;
+    struct buf multi_q, watch_q;
     uint32_t outstanding; /* replica requests of this client pending */
     uint32_t n_items;
     uint64_t created_ms, last_ms; /* CLIENT LIST's age and idle */
@@ -292,11 +327,21 @@ struct node {
     struct node_storage *storage;
     struct ev_tag storage_tag;
     bool storage_failed; /* a submission ran out of memory: the log is unusable */
+    /* Slow turns (server.c turn): how many, the longest, and when one was last logged. */
+    uint64_t slow_turns, slowest_turn_ms, slow_turn_logged_ms;
+    struct node_merge *merge; /* the store's background merge (node/storage.h) */
+    struct ev_tag merge_tag;
+    struct fs *fs_merge; /* the merge thread's handle on DIR/kv */
     struct log_store *log;
     struct bitcask *bc;
     struct kv_store *store;
     struct replica *rep;
     char client_listen_text[256];
+    bool reparse;        /* a connection's WATCH came back: parse its held input this turn */
+    /* SCAN's snapshots (cmd_keyspace.c). */
+    struct scan_snap *scan_snaps[4];
+    uint8_t scan_seq;
+    uint64_t scan_clock;
     bool stopping;       /* a signal came: shutting down (N6) */
     bool stopping_again; /* a second one: stop waiting for in-flight requests */
 };
@@ -336,6 +381,13 @@ bool server_cmd(struct node *n, struct client *c, struct item *it, const struct 
  * (out of memory, or over the limits): the caller answers an error. */
 bool server_mget(struct node *n, struct client *c, struct item *it, const struct resp_arg *keys,
                  uint32_t n_keys);
+/* A linearizable read of the whole state machine (REPLICA_READ: one read barrier, one applied
+ * index): it->on_read runs when it is served and encodes the reply; part 0. */
+void server_read(struct node *n, struct client *c, struct item *it);
+/* Inside it->on_read only: the live keys of db as applied at the read's index. */
+int server_scan_db(struct node *n, uint8_t db,
+                   bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx);
+const struct kv *server_kv(struct node *n);
 /* Makes room in the batch for one request whose borrowed bytes need arena_bytes of n->arena.
  * false when out of memory. */
 bool server_batch_room(struct node *n, size_t arena_bytes);

@@ -14,6 +14,8 @@
 
 #include "storage.h"
 
+#include <inttypes.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,7 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "bitcask/bitcask.h"
 
 struct job_list {
     struct replica_log_job **v;
@@ -189,4 +194,241 @@ void node_storage_stop(struct node_storage *s)
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->wake);
     free(s);
+}
+
+/* ---- the background merge ---------------------------------------------------------------- */
+
+enum merge_state {
+    MERGE_IDLE,
+    MERGE_RUNNING,    /* the thread runs bc_merge_run */
+    MERGE_INSTALLING, /* the loop installs, a chunk per turn */
+    MERGE_CLEANING,   /* the thread runs bc_merge_cleanup */
+};
+
+struct node_merge {
+    struct bitcask *bc;
+    struct fs *fs;
+    struct bc_merge_policy policy;
+    node_merge_log_fn *log;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int efd;
+    bool stop;
+    /* Under lock: the job handed to the thread (todo) and handed back (done). */
+    struct bc_merge_job *todo;
+    bool todo_cleanup;
+    struct bc_merge_job *done;
+    /* The loop's. */
+    enum merge_state state;
+    struct bc_merge_job *job;
+    uint64_t checked_ms;
+    uint64_t started_ms;
+    uint64_t bytes_before;
+};
+
+static uint64_t merge_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void *merge_main(void *arg)
+{
+    struct node_merge *m = arg;
+    pthread_mutex_lock(&m->lock);
+    for (;;) {
+        while (m->todo == NULL && !m->stop)
+            pthread_cond_wait(&m->wake, &m->lock);
+        if (m->todo == NULL)
+            break;
+        struct bc_merge_job *j = m->todo;
+        bool cleanup = m->todo_cleanup;
+        m->todo = NULL;
+        pthread_mutex_unlock(&m->lock);
+        if (cleanup)
+            bc_merge_cleanup(j);
+        else
+            bc_merge_run(j);
+        pthread_mutex_lock(&m->lock);
+        m->done = j;
+        uint64_t one = 1;
+        ssize_t w;
+        do {
+            w = write(m->efd, &one, sizeof(one));
+        } while (w < 0 && errno == EINTR);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return NULL;
+}
+
+int node_merge_start(struct node_merge **out, struct bitcask *bc, struct fs *fs,
+                     const struct bc_merge_policy *policy, node_merge_log_fn *log,
+                     struct rk_errmsg *err)
+{
+    struct node_merge *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return rk_errf(err, RK_ENOMEM, "merge thread: out of memory");
+    m->bc = bc;
+    m->fs = fs;
+    m->policy = *policy;
+    m->log = log;
+    m->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (m->efd < 0) {
+        int e = errno;
+        free(m);
+        return rk_errf(err, RK_EIO, "merge thread: eventfd: %s", strerror(e));
+    }
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->wake, NULL);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = pthread_create(&m->thread, NULL, merge_main, m);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e != 0) {
+        close(m->efd);
+        pthread_mutex_destroy(&m->lock);
+        pthread_cond_destroy(&m->wake);
+        free(m);
+        return rk_errf(err, RK_EIO, "merge thread: pthread_create: %s", strerror(e));
+    }
+    *out = m;
+    return RK_OK;
+}
+
+int node_merge_fd(const struct node_merge *m)
+{
+    return m->efd;
+}
+
+static void merge_hand(struct node_merge *m, bool cleanup)
+{
+    pthread_mutex_lock(&m->lock);
+    m->todo = m->job;
+    m->todo_cleanup = cleanup;
+    pthread_cond_signal(&m->wake);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void node_merge_tick(struct node_merge *m, uint64_t now_ms)
+{
+    if (m == NULL || m->state != MERGE_IDLE || now_ms - m->checked_ms < 1000)
+        return;
+    m->checked_ms = now_ms;
+    if (!bc_merge_wanted(m->bc, &m->policy))
+        return;
+    struct bc_merge_pick pick;
+    bc_merge_pick(m->bc, &pick);
+    struct rk_errmsg err = {{0}};
+    int rc = bc_merge_prepare(m->bc, m->fs, &m->job, &err);
+    if (rc != RK_OK || m->job == NULL) {
+        if (rc != RK_OK)
+            m->log("warning", "merge: cannot start: %s", err.text);
+        return;
+    }
+    struct bc_stats st;
+    bc_stats(m->bc, &st);
+    m->bytes_before = st.total_bytes;
+    m->started_ms = now_ms;
+    m->log("info",
+           "merge: started over %" PRIu32 " data files, %" PRIu64 " bytes of which %" PRIu64
+           " dead",
+           pick.inputs, pick.bytes, pick.dead_bytes);
+    m->state = MERGE_RUNNING;
+    merge_hand(m, false);
+}
+
+/* The merge is over (done or failed): the store may start another. */
+static void merge_finish(struct node_merge *m)
+{
+    struct rk_errmsg err = {{0}};
+    int rc = bc_merge_end(m->bc, m->job, &err);
+    if (rc != RK_OK)
+        m->log("warning", "merge: %s (no merge until a restart)", err.text);
+    bc_merge_job_free(m->job);
+    m->job = NULL;
+    m->state = MERGE_IDLE;
+}
+
+void node_merge_on_done(struct node_merge *m)
+{
+    uint64_t count;
+    pthread_mutex_lock(&m->lock);
+    struct bc_merge_job *j = m->done;
+    m->done = NULL;
+    while (read(m->efd, &count, sizeof(count)) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_unlock(&m->lock);
+    if (j == NULL)
+        return;
+    if (m->state == MERGE_RUNNING) {
+        m->state = MERGE_INSTALLING; /* a failed run is reported by the first install step */
+        return;
+    }
+    struct bc_stats st;
+    bc_stats(m->bc, &st);
+    m->log("info",
+           "merge: done in %" PRIu64 " ms: store %" PRIu64 " -> %" PRIu64 " bytes (%" PRIu64
+           " live)",
+           merge_now_ms() - m->started_ms, m->bytes_before, st.total_bytes, st.live_bytes);
+    merge_finish(m);
+}
+
+bool node_merge_installing(const struct node_merge *m)
+{
+    return m != NULL && m->state == MERGE_INSTALLING;
+}
+
+int node_merge_install_step(struct node_merge *m)
+{
+    if (!node_merge_installing(m))
+        return RK_OK;
+    bool done = false;
+    struct rk_errmsg err = {{0}};
+    int rc = bc_merge_install(m->bc, m->job, NODE_MERGE_CHUNK, &done, &err);
+    if (rc != RK_OK) {
+        m->log("warning", "merge: failed, the store is as before: %s", err.text);
+        merge_finish(m);
+        return rc == RK_ECORRUPT ? rc : RK_OK; /* ECORRUPT: poisoned (bc_merge_install) */
+    }
+    if (done) {
+        m->state = MERGE_CLEANING;
+        merge_hand(m, true);
+    }
+    return RK_OK;
+}
+
+void node_merge_stop(struct node_merge *m)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->stop = true;
+    if (m->state == MERGE_RUNNING) /* a run stops at its next record (before its commit) */
+        bc_merge_cancel(m->job);
+    pthread_cond_signal(&m->wake);
+    pthread_mutex_unlock(&m->lock);
+    pthread_join(m->thread, NULL);
+    if (m->job != NULL) { /* unfinished: a valid state for the next open (bitcask.c, MERGE) */
+        struct rk_errmsg err;
+        bc_merge_end(m->bc, m->job, &err);
+        bc_merge_job_free(m->job);
+    }
+    close(m->efd);
+    pthread_mutex_destroy(&m->lock);
+    pthread_cond_destroy(&m->wake);
+    free(m);
+}
+
+void node_merge_log_open(struct bitcask *bc, node_merge_log_fn *log)
+{
+    struct bc_stats st;
+    bc_stats(bc, &st);
+    log("info",
+        "store: %" PRIu64 " keys from %" PRIu32 " data files (%" PRIu64 " bytes, %" PRIu64
+        " live): %" PRIu32 " from hint files, %" PRIu32 " scanned (%" PRIu64 " bytes read)",
+        st.keys, st.data_files, st.total_bytes, st.live_bytes, st.hint_files_loaded,
+        st.data_files_scanned, st.scanned_bytes);
 }

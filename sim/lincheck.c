@@ -61,6 +61,7 @@
 
 #include "common/assert.h"
 #include "kv/kv.h"
+#include "linrich.h"
 
 #define LIN_NIL     (-1)
 #define LIN_POS_INF UINT32_MAX
@@ -143,7 +144,8 @@ struct lin_hop {
     uint8_t cond;
     uint8_t outcome; /* 0 = not completed (yet) */
     bool found;
-    bool error; /* INCRBY refused */
+    bool error;         /* INCRBY refused */
+    uint8_t watch_slot; /* LIN_CMD */
 };
 
 struct lin_history {
@@ -156,6 +158,7 @@ struct lin_history {
     struct lin_slice *slices;
     size_t nslices;
     size_t slices_cap;
+    uint64_t clock_bound_us;
 };
 
 struct lin_history *lin_history_create(void)
@@ -171,6 +174,12 @@ void lin_history_destroy(struct lin_history *h)
     free(h->bytes);
     free(h->slices);
     free(h);
+}
+
+void lin_history_set_clock_bound(struct lin_history *h, uint64_t bound_us)
+{
+    RK_ASSERT(h != NULL);
+    h->clock_bound_us = bound_us;
 }
 
 size_t lin_history_size(const struct lin_history *h)
@@ -210,22 +219,27 @@ static size_t lin_history_slices(struct lin_history *h, uint32_t n, const uint8_
 
 static bool lin_op_valid(uint8_t op)
 {
-    return op >= LIN_GET && op <= LIN_MGET;
+    return op >= LIN_GET && op <= LIN_CMD_READ;
+}
+
+static bool lin_op_cmd(uint8_t op)
+{
+    return op == LIN_CMD || op == LIN_CMD_READ;
 }
 
 static bool lin_op_multi(uint8_t op)
 {
-    return op == LIN_MSET || op == LIN_MGET;
+    return op == LIN_MSET || op == LIN_MGET || lin_op_cmd(op);
 }
 
 static bool lin_op_has_input(uint8_t op)
 {
-    return op == LIN_PUT || op == LIN_PUT_IF || op == LIN_MSET;
+    return op == LIN_PUT || op == LIN_PUT_IF || op == LIN_MSET || lin_op_cmd(op);
 }
 
 static bool lin_op_reads_only(uint8_t op)
 {
-    return op == LIN_GET || op == LIN_MGET;
+    return op == LIN_GET || op == LIN_MGET || op == LIN_CMD_READ;
 }
 
 uint64_t lin_invoke_call(struct lin_history *h, const struct lin_call *c)
@@ -246,10 +260,16 @@ uint64_t lin_invoke_call(struct lin_history *h, const struct lin_call *c)
     o->cond = c->cond;
     o->delta = c->delta;
     o->nkeys = c->n_keys;
+    o->watch_slot = c->watch_slot;
     o->keys = lin_history_slices(h, c->n_keys, c->keys, c->key_lens, NULL);
     o->key_off = h->slices[o->keys].off;
     o->key_len = h->slices[o->keys].len;
-    if (lin_op_has_input(c->op)) {
+    if (lin_op_cmd(c->op)) {
+        RK_ASSERT(c->cmd != NULL && c->watch_slot <= LX_WATCH_SLOTS);
+        o->ins = lin_history_slices(h, 1, &c->cmd, &c->cmd_len, NULL);
+        o->in_off = h->slices[o->ins].off;
+        o->in_len = h->slices[o->ins].len;
+    } else if (lin_op_has_input(c->op)) {
         uint32_t nin = c->op == LIN_MSET ? c->n_keys : 1;
         o->ins = lin_history_slices(h, nin, c->vals, c->val_lens, NULL);
         o->in_off = h->slices[o->ins].off;
@@ -283,7 +303,13 @@ void lin_complete_ret(struct lin_history *h, uint64_t op_id, uint64_t time, uint
     if (outcome != LIN_OK || r == NULL)
         return;
     RK_ASSERT(time >= o->call);
-    if (lin_op_reads_only(o->type)) {
+    if (lin_op_cmd(o->type)) {
+        RK_ASSERT(r->res != NULL && kv_res_check(r->res, r->res_len, NULL) == RK_OK);
+        o->outs = lin_history_slices(h, 1, &r->res, &r->res_len, NULL);
+        o->out_off = h->slices[o->outs].off;
+        o->out_len = h->slices[o->outs].len;
+        o->found = true;
+    } else if (lin_op_reads_only(o->type)) {
         RK_ASSERT(r->n_vals == o->nkeys);
         o->outs = lin_history_slices(h, r->n_vals, r->vals, r->val_lens, r->found);
         o->found = h->slices[o->outs].found;
@@ -1643,6 +1669,14 @@ static void lin_explain_call(struct lin_buf *b, const struct lin_history *h,
                              const struct lin_hop *o, bool show_keys)
 {
     static const char *const names[] = {"?", "GET", "PUT", "DEL", "INCRBY", "SET", "MSET", "MGET"};
+    if (lin_op_cmd(o->type)) {
+        char text[400];
+        lx_describe_cmd(h->bytes + o->in_off, o->in_len, text, sizeof(text));
+        lin_buf_printf(b, "%s", text);
+        if (o->watch_slot != 0)
+            lin_buf_printf(b, " (watch slot %u)", (unsigned)o->watch_slot);
+        return;
+    }
     lin_buf_printf(b, "%s", names[o->type]);
     for (uint32_t i = 0; i < o->nkeys; i++) {
         if (show_keys || o->nkeys > 1) {
@@ -1668,6 +1702,12 @@ static void lin_explain_call(struct lin_buf *b, const struct lin_history *h,
 static void lin_explain_result(struct lin_buf *b, const struct lin_history *h,
                                const struct lin_hop *o)
 {
+    if (lin_op_cmd(o->type)) {
+        char text[400];
+        lx_describe_res(h->bytes + o->out_off, o->out_len, text, sizeof(text));
+        lin_buf_printf(b, "%s", text);
+        return;
+    }
     switch (o->type) {
     case LIN_PUT:
     case LIN_MSET:
@@ -1904,6 +1944,8 @@ struct lin_comp {
     uint32_t *words;
     size_t nwords, words_cap;
     struct lin_vtab vals;
+    uint32_t width;      /* words of a state: nkeys, or lx_width */
+    struct lx_model *lx; /* a component with generic commands: their model (linrich.c) */
 };
 
 static uint32_t lin_comp_word(struct lin_comp *c, uint32_t w)
@@ -1923,6 +1965,9 @@ static bool lin_comp_step(struct lin_comp *c, const struct lin_kop *k, const uin
     const struct lin_cop *cp = &c->cop[k->idx];
     const uint32_t *keys = c->words + cp->keys;
     bool constrained = lin_kop_constrained(k);
+    if (c->lx != NULL)
+        return lx_step(c->lx, k->idx, constrained, k->call,
+                       (k->flags & LIN_KOP_PENDING) ? UINT64_MAX : k->ret, state, next);
     memcpy(next, state, (size_t)c->nkeys * sizeof(*next));
     uint32_t cur = state[keys[0]];
     switch (o->type) {
@@ -2057,7 +2102,7 @@ static int lin_comp_search(struct lin_comp *c, const struct lin_kop *ops, uint32
     s.done.nwords = (n + 63) / 64;
     s.done.w = lin_zalloc_array(s.done.nwords, sizeof(*s.done.w));
     s.enc = lin_zalloc_array((size_t)n + 1, sizeof(*s.enc));
-    uint32_t kn = c->nkeys;
+    uint32_t kn = c->width;
     uint32_t *st = lin_zalloc_array(((size_t)n + 2) * kn, sizeof(*st)); /* per depth */
     struct lin_seen seen = {0};
     int verdict = LIN_VIOLATION;
@@ -2212,6 +2257,64 @@ static void lin_comp_report(struct lin_comp *c, uint64_t budget, uint64_t comp_s
     free(var);
 }
 
+/* Hands op k of the component to its generic model (lin_op_cmd ops or not). */
+static void lin_comp_lx_add(struct lin_comp *c, const struct lin_kop *k,
+                            const uint32_t *local_of_slice)
+{
+    const struct lin_history *h = c->h;
+    const struct lin_hop *o = &h->ops[k->hop];
+    const uint8_t *keys[LIN_MAX_KEYS], *vals[LIN_MAX_KEYS], *outs[LIN_MAX_KEYS];
+    uint32_t key_lens[LIN_MAX_KEYS], val_lens[LIN_MAX_KEYS], out_lens[LIN_MAX_KEYS];
+    uint32_t local[LIN_MAX_KEYS];
+    bool found[LIN_MAX_KEYS];
+    bool has_out = (k->flags & LIN_KOP_PENDING) == 0 && o->outcome == LIN_OK;
+    uint32_t nin = o->type == LIN_MSET ? o->nkeys : lin_op_has_input(o->type) ? 1 : 0;
+    for (uint32_t j = 0; j < o->nkeys; j++) {
+        const struct lin_slice *sl = &h->slices[o->keys + j];
+        keys[j] = h->bytes + sl->off;
+        key_lens[j] = sl->len;
+        local[j] = local_of_slice[o->keys + j];
+    }
+    for (uint32_t j = 0; j < nin; j++) {
+        const struct lin_slice *sl = &h->slices[o->ins + j];
+        vals[j] = h->bytes + sl->off;
+        val_lens[j] = sl->len;
+    }
+    uint32_t nout = !has_out                     ? 0
+                    : lin_op_cmd(o->type)        ? 1
+                    : lin_op_reads_only(o->type) ? o->nkeys
+                                                 : 0;
+    for (uint32_t j = 0; j < nout; j++) {
+        const struct lin_slice *sl = &h->slices[o->outs + j];
+        outs[j] = h->bytes + sl->off;
+        out_lens[j] = sl->len;
+        found[j] = sl->found;
+    }
+    struct lx_desc d = {.type = o->type,
+                        .nkeys = o->nkeys,
+                        .local = local,
+                        .keys = keys,
+                        .key_lens = key_lens,
+                        .vals = vals,
+                        .val_lens = val_lens,
+                        .cond = o->cond,
+                        .delta = o->delta,
+                        .has_out = has_out,
+                        .num = o->num,
+                        .error = o->error,
+                        .found = found,
+                        .outs = outs,
+                        .out_lens = out_lens,
+                        .watch_slot = o->watch_slot};
+    if (lin_op_cmd(o->type)) {
+        d.cmd = vals[0];
+        d.cmd_len = val_lens[0];
+        d.res = has_out ? outs[0] : NULL;
+        d.res_len = has_out ? out_lens[0] : 0;
+    }
+    lx_add(c->lx, &d);
+}
+
 /* Checks one component: the history ops hops[0 .. n), over nkeys keys (local_of_slice: a key
  * slice's index among them), the first of which is key_ref. */
 static void lin_check_comp(const struct lin_history *h, const uint32_t *hops, uint32_t n,
@@ -2233,10 +2336,24 @@ static void lin_check_comp(const struct lin_history *h, const uint32_t *hops, ui
     }
     qsort(c.base, c.n, sizeof(*c.base), lin_kop_cmp_call);
     lin_key_positions(c.base, c.n);
+    c.width = nkeys;
+    for (uint32_t i = 0; i < c.n && c.lx == NULL; i++) {
+        if (lin_op_cmd(c.base[i].type))
+            c.lx = lx_create(nkeys, h->clock_bound_us);
+    }
+    if (c.lx != NULL) {
+        c.width = lx_width(c.lx);
+        for (uint32_t i = 0; i < c.n; i++) {
+            c.base[i].idx = i;
+            lin_comp_lx_add(&c, &c.base[i], local_of_slice);
+        }
+    }
     for (uint32_t i = 0; i < c.n; i++) {
         struct lin_kop *k = &c.base[i];
         const struct lin_hop *o = &h->ops[k->hop];
         k->idx = i;
+        if (c.lx != NULL)
+            continue; /* the generic model keeps its own form of the ops */
         struct lin_cop *cp = &c.cop[i];
         cp->keys = (uint32_t)c.nwords;
         for (uint32_t j = 0; j < o->nkeys; j++)
@@ -2270,6 +2387,7 @@ static void lin_check_comp(const struct lin_history *h, const uint32_t *hops, ui
         }
     }
     lin_vtab_fini(&c.vals);
+    lx_destroy(c.lx);
     free(c.words);
     free(c.cop);
     free(c.base);

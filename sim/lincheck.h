@@ -57,6 +57,12 @@ enum lin_op {
     LIN_PUT_IF = 5, /* key := val if cond (NX: absent, XX: present) holds; num: 1 if written */
     LIN_MSET = 6,   /* every key := its value, at once (one step of the model) */
     LIN_MGET = 7,   /* the value or nil of every key, at once */
+    /* A generic kv command through the log (REPLICA_CMD: SET PX, SETNX, GETDEL, APPEND, MSETNX,
+     * PEXPIRE, PERSIST, RENAME, ..., or a MULTI/EXEC transaction, with or without WATCH), as
+     * its encoded kv_cmd2 with its encoded kv result; modelled by sim/linrich.c. */
+    LIN_CMD = 8,
+    /* A generic read served through ReadIndex on a node (GET, MGET, PTTL, WATCH). */
+    LIN_CMD_READ = 9,
 };
 
 enum lin_cond { LIN_COND_NX = 1, LIN_COND_XX = 2 };
@@ -104,6 +110,14 @@ struct lin_call {
     const uint32_t *val_lens;
     uint8_t cond;  /* PUT_IF: enum lin_cond */
     int64_t delta; /* INCRBY */
+    /* LIN_CMD, LIN_CMD_READ: the encoded command (its keys, all among keys[]). */
+    const uint8_t *cmd;
+    uint32_t cmd_len;
+    /* 1..LX_WATCH_SLOTS (sim/linrich.h): a WATCH read records what it saw of its keys in this
+     * slot of the component, and an EXEC with watches is judged against it. The caller keeps
+     * a slot to one WATCH-EXEC pair at a time (the next WATCH of the slot invoked after the
+     * EXEC returned). 0: none. */
+    uint8_t watch_slot;
 };
 
 /* Records an invocation; returns the op id (as lin_invoke). */
@@ -117,7 +131,14 @@ struct lin_return {
     const bool *found;
     const uint8_t *const *vals;
     const uint32_t *val_lens;
+    /* LIN_CMD, LIN_CMD_READ: the encoded kv result (kv_res_check accepts it). */
+    const uint8_t *res;
+    uint32_t res_len;
 };
+
+/* The most any node's wall clock (expiry: kv.h TIME) is off true virtual time, in us: the
+ * window in which the checker judges a deadline (sim/linrich.c). Default 0. */
+void lin_history_set_clock_bound(struct lin_history *h, uint64_t bound_us);
 
 /* Records the completion of op_id at time with outcome; r (LIN_OK only; may be NULL for ops
  * without outputs) is copied. */

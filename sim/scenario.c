@@ -93,6 +93,7 @@ enum scn_setting {
     SCN_S_DISK_BADSECTOR,
     SCN_S_DISK_LOST,
     SCN_S_DISK_MISDIRECT,
+    SCN_S_DISK_IO,
     SCN_S_DISK_DAMAGED,
     SCN_S_DISK_WIPE,
     SCN_S_SWARM,
@@ -100,6 +101,7 @@ enum scn_setting {
     SCN_S_EXPECT_STEPDOWN,
     SCN_S_EXPECT_AVAILABLE,
     SCN_S_EXPECT_UNAVAILABLE,
+    SCN_S_WALLCLOCK,
     SCN_S_COUNT
 };
 
@@ -702,8 +704,10 @@ static int scn_cmd_keys(struct scn_parser *p)
 /* mix (KIND W)+: each kind at most once, any order, unnamed kinds weigh 0. */
 static int scn_cmd_mix(struct scn_parser *p)
 {
-    enum { KINDS = 7 };
-    static const char *const kinds[KINDS] = {"get", "put", "del", "incr", "putif", "mset", "mget"};
+    enum { KINDS = 14 };
+    static const char *const kinds[KINDS] = {"get",    "put",    "del",   "incr",  "putif",
+                                             "mset",   "mget",   "txn",   "watch", "expire",
+                                             "append", "getdel", "setnx", "rename"};
     uint32_t weight[KINDS] = {0};
     bool given[KINDS] = {false};
     SCN_TRY(scn_claim(p, SCN_S_MIX, 0, "mix"));
@@ -715,7 +719,9 @@ static int scn_cmd_mix(struct scn_parser *p)
             if (scn_tok_is(p, p->cur, kinds[i]))
                 k = i;
         if (k < 0)
-            return scn_err(p, p->cur, "get, put, del, incr, putif, mset or mget");
+            return scn_err(p, p->cur,
+                           "get, put, del, incr, putif, mset, mget, txn, watch, expire, append, "
+                           "getdel, setnx or rename");
         if (given[k])
             return scn_err(p, p->cur, "each kind (get, put, del, ...) at most once");
         p->cur++;
@@ -733,6 +739,13 @@ static int scn_cmd_mix(struct scn_parser *p)
     p->s->mix_putif = weight[4];
     p->s->mix_mset = weight[5];
     p->s->mix_mget = weight[6];
+    p->s->mix_txn = weight[7];
+    p->s->mix_watch = weight[8];
+    p->s->mix_expire = weight[9];
+    p->s->mix_append = weight[10];
+    p->s->mix_getdel = weight[11];
+    p->s->mix_setnx = weight[12];
+    p->s->mix_rename = weight[13];
     return RK_OK;
 }
 
@@ -754,6 +767,13 @@ static int scn_cmd_think(struct scn_parser *p)
 {
     SCN_TRY(scn_claim(p, SCN_S_THINK, 0, "think"));
     SCN_TRY(scn_next_duration_range(p, &p->s->think_us_min, &p->s->think_us_max));
+    return scn_end(p);
+}
+
+static int scn_cmd_wallclock(struct scn_parser *p)
+{
+    SCN_TRY(scn_claim(p, SCN_S_WALLCLOCK, 0, "wallclock"));
+    SCN_TRY(scn_next_duration(p, 0, &p->s->wallclock_us));
     return scn_end(p);
 }
 
@@ -902,7 +922,8 @@ static int scn_cmd_chaos(struct scn_parser *p)
 }
 
 /* disk torn|crashpoints on|off, disk bitflip|errors P, disk slow|merge DUR, disk rotate N,
- * disk sync N, disk rot|badsector|lost|misdirect P (persistent damage, sim/simdisk.h) */
+ * disk sync N, disk rot|badsector|lost|misdirect P (persistent damage, sim/simdisk.h),
+ * disk io MIN MAX */
 static int scn_cmd_disk(struct scn_parser *p)
 {
     static const struct {
@@ -922,6 +943,7 @@ static int scn_cmd_disk(struct scn_parser *p)
         {"badsector", SCN_S_DISK_BADSECTOR, "disk badsector"},
         {"lost", SCN_S_DISK_LOST, "disk lost"},
         {"misdirect", SCN_S_DISK_MISDIRECT, "disk misdirect"},
+        {"io", SCN_S_DISK_IO, "disk io"},
         {"damaged", SCN_S_DISK_DAMAGED, "disk damaged"},
         {"wipe", SCN_S_DISK_WIPE, "disk wipe"},
     };
@@ -932,7 +954,7 @@ static int scn_cmd_disk(struct scn_parser *p)
     if (k == sizeof(kinds) / sizeof(kinds[0]))
         return scn_err(p, 1,
                        "torn, bitflip, errors, slow, crashpoints, merge, rotate, sync, rot, "
-                       "badsector, lost, misdirect, damaged or wipe");
+                       "badsector, lost, misdirect, io, damaged or wipe");
     p->cur = 2;
     SCN_TRY(scn_claim(p, kinds[k].setting, 1, kinds[k].label));
     switch (kinds[k].setting) {
@@ -968,6 +990,9 @@ static int scn_cmd_disk(struct scn_parser *p)
         break;
     case SCN_S_DISK_MISDIRECT:
         SCN_TRY(scn_next_probability(p, &d->misdirect));
+        break;
+    case SCN_S_DISK_IO:
+        SCN_TRY(scn_next_duration_range(p, &d->io_us_min, &d->io_us_max));
         break;
     case SCN_S_DISK_WIPE:
         SCN_TRY(scn_next_probability(p, &d->wipe));
@@ -1277,6 +1302,7 @@ static const struct scn_command scn_commands[] = {
     {"pipeline", scn_cmd_pipeline},
     {"think", scn_cmd_think},
     {"timeout", scn_cmd_timeout},
+    {"wallclock", scn_cmd_wallclock},
     {"duration", scn_cmd_duration},
     {"expect", scn_cmd_expect},
     {"chaos", scn_cmd_chaos},
@@ -1378,7 +1404,10 @@ static int scn_check_settings(struct scn_parser *p)
                           "(%u ticks)",
                           s->election_ticks_min);
     }
-    if (s->pipeline == 0 && s->mix_incr + s->mix_putif + s->mix_mset + s->mix_mget > 0) {
+    if (s->pipeline == 0 && (uint64_t)s->mix_incr + s->mix_putif + s->mix_mset + s->mix_mget +
+                                    s->mix_txn + s->mix_watch + s->mix_expire + s->mix_append +
+                                    s->mix_getdel + s->mix_setnx + s->mix_rename >
+                                0) {
         /* One-op clients issue GET, PUT and DEL only. */
         return scn_err_at(p, &p->seen[SCN_S_MIX],
                           "only get, put and del weights without `pipeline N` (N > 0)");
@@ -1410,6 +1439,8 @@ void scn_defaults(struct scenario *s)
     s->inflight = 32;
     s->disk.file_bytes = 1u << 20;
     s->disk.sync_ticks = 10;
+    s->disk.io_us_min = 20; /* a write and its fdatasync on an SSD */
+    s->disk.io_us_max = 400;
     s->latency_us_min = 1 * SCN_US_PER_MS;
     s->latency_us_max = 5 * SCN_US_PER_MS;
     s->reorder_us_max = 10 * s->latency_us_max;
@@ -1521,9 +1552,12 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     scn_out_duration(o, " ", s->reorder_us_max);
     scn_out(o, "\nclients %u\nkeys %u\nmix get %u put %u del %u", s->clients, s->keys, s->mix_get,
             s->mix_put, s->mix_del);
-    const uint32_t more[4] = {s->mix_incr, s->mix_putif, s->mix_mset, s->mix_mget};
-    const char *const more_names[4] = {"incr", "putif", "mset", "mget"};
-    for (int i = 0; i < 4; i++) {
+    const uint32_t more[11] = {s->mix_incr,   s->mix_putif, s->mix_mset,   s->mix_mget,
+                               s->mix_txn,    s->mix_watch, s->mix_expire, s->mix_append,
+                               s->mix_getdel, s->mix_setnx, s->mix_rename};
+    const char *const more_names[11] = {"incr",   "putif",  "mset",   "mget",  "txn",   "watch",
+                                        "expire", "append", "getdel", "setnx", "rename"};
+    for (int i = 0; i < 11; i++) {
         if (more[i] > 0)
             scn_out(o, " %s %u", more_names[i], more[i]);
     }
@@ -1535,6 +1569,10 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     scn_out_duration(o, "\ntimeout ", s->timeout_us);
     scn_out_duration(o, "\nduration ", s->duration_us);
     scn_out(o, "\n");
+    if (s->wallclock_us > 0) {
+        scn_out_duration(o, "wallclock ", s->wallclock_us);
+        scn_out(o, "\n");
+    }
     const uint64_t expects[5] = {s->expect_leader_us, s->expect_complete_us, s->expect_recovery_us,
                                  s->expect_available_us, s->expect_unavailable_us};
     const char *const expect_names[5] = {"leader", "complete", "recovery", "available",
@@ -1577,6 +1615,10 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
             scn_out(o, "\ndisk %s ", damage_names[k]);
             scn_out_double(o, "", damage[k]);
         }
+    }
+    if (s->disk.io_us_min != 20 || s->disk.io_us_max != 400) { /* printed only when set */
+        scn_out_duration(o, "\ndisk io ", s->disk.io_us_min);
+        scn_out_duration(o, " ", s->disk.io_us_max);
     }
     if (s->disk.damaged_nodes != 0)
         scn_out(o, "\ndisk damaged %u", s->disk.damaged_nodes);

@@ -116,6 +116,10 @@ struct scn_disk {
     double badsector; /* `disk badsector P`: a crash leaves a sector no read gets through */
     double lost;      /* `disk lost P`: a write is acknowledged but never reaches the media */
     double misdirect; /* `disk misdirect P`: a write reaches the media at another offset */
+    /* `disk io MIN MAX`: a group of Raft log writes takes this long (uniform), before its sync's
+     * `disk slow`; default 20us 400us. A range wider than the network's latency lets a leader's
+     * own write finish after its followers' acknowledgments. */
+    uint64_t io_us_min, io_us_max;
     double wipe;      /* `disk wipe P`: a crash loses the node's whole data directory (a new
                          disk: issue #15.3) */
     /* `disk damaged N`: how many nodes (the highest ids) the damage may strike; 0: a minority,
@@ -151,6 +155,10 @@ struct scenario {
     /* More kinds for `mix` (default 0): `incr` INCRBY, `putif` SET NX/XX, `mset` MSET and
      * `mget` MGET of a fixed group of SCN_KEY_GROUP keys (k1..k3, k4..k6, ...). */
     uint32_t mix_incr, mix_putif, mix_mset, mix_mget;
+    /* Generic commands (REPLICA_CMD; scenarios/README.md "The workload"), `pipeline` only:
+     * `txn` MULTI/EXEC over one key group, `watch` WATCH then EXEC, `expire` SET PX, PEXPIRE,
+     * PERSIST or PTTL, `append`, `getdel`, `setnx` SETNX or MSETNX, `rename` (within a group). */
+    uint32_t mix_txn, mix_watch, mix_expire, mix_append, mix_getdel, mix_setnx, mix_rename;
     /* `pipeline N [followers]`: each client is a connection to one node (a follower when asked,
      * at connect time) with up to N requests in flight, sent and answered in order, on one
      * session; 0 (the default): one op at a time, each attempt to any node. */
@@ -160,6 +168,10 @@ struct scenario {
                                           * default 0s 10ms */
     uint64_t timeout_us;       /* `timeout 500ms`: a client gives up on an attempt, default 1s */
     uint64_t duration_us;      /* `duration 20s`: clients issue ops until then, default 10s */
+    /* `wallclock 50ms`: each node's wall clock (expiry, kv.h TIME) starts at a random offset
+     * within this of true time and drifts with its `skew` rate, kept within it (as NTP keeps
+     * real clocks); default 0: every wall clock exact. */
+    uint64_t wallclock_us;
     /* Expectations, checked after the last fault heals (every step done, chaos stopped, all
      * nodes restarted and resumed at `duration`). 0: not checked (`expect leader off`, the
      * default). */

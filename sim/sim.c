@@ -26,14 +26,20 @@
 #include "codec/codec.h"
 #include "common/prng.h"
 #include "bitcask/bitcask.h"
+#include "check_durable.h"
 #include "kv/kv.h"
 #include "lincheck.h"
+#include "linrich.h"
 #include "log/log.h"
 #include "replica/replica.h"
 #include "simdisk.h"
 #include "timeline.h"
+#include "workload.h"
 
 #define SIM_SETTLE_DEFAULT_US (5u * 1000000u)
+/* Op kinds of `mix`: get put del incr putif mset mget, then the generic commands (enum wl_kind
+ * WL_TXN, WL_WATCH, WL_EXPIRE, WL_APPEND, WL_GETDEL, WL_SETNX, WL_RENAME). */
+#define SIM_MIX_KINDS         14
 #define SIM_MAX_ATTEMPT       0xffffu
 
 enum ev_type {
@@ -55,9 +61,12 @@ enum ev_type {
     EV_DIE,         /* a crash point that never came: crash now (a = start generation) */
     EV_MERGE,       /* Bitcask merge on a node */
     EV_STORAGE,     /* a node's storage finished a group of log writes (a = storage gen) */
+    EV_MERGE_STEP,  /* the next step of a node's background merge (a = merge gen) */
 };
 
 #define SIM_START_ERROR_BYTES 200
+/* bc_config.merge_id_gap of the nodes' stores (raftkv-node's is larger: its files are). */
+#define SIM_MERGE_ID_GAP 16
 
 struct sim_msg {
     uint32_t from;
@@ -81,7 +90,7 @@ struct sim_creq {
     uint8_t rop;        /* enum replica_op */
     uint8_t cond;
     int64_t delta;
-    uint8_t blob[160]; /* MSET's pairs, MGET's keys */
+    uint8_t blob[WL_CMD_BYTES]; /* MSET's pairs, MGET's keys, CMD's encoded command */
     uint32_t blob_len;
 };
 
@@ -93,10 +102,10 @@ struct sim_crep {
     uint8_t status;
     int64_t num;
     uint64_t leader;
-    uint32_t val_len;
-    uint8_t val[128];
     uint64_t req_id;
     bool not_integer; /* ERROR: the state machine's "not an integer" (INCRBY) */
+    uint32_t val_len;
+    uint8_t val[]; /* the reply's value (a GET's, an MGET's blob, a CMD's result), whole */
 };
 
 struct event {
@@ -125,6 +134,13 @@ struct sim_node {
     struct replica_log_job **jobq;
     size_t n_jobq, cap_jobq, n_running;
     uint64_t storage_gen;
+    struct durable_log dur; /* what its log disk holds, from the jobs synced (check_durable.h) */
+    /* The background merge, as raftkv-node runs it (bitcask.h, MERGE IN STEPS): prepared on
+     * the node, run and cleaned up by its storage thread (an event each, after a latency),
+     * installed in small chunks between other events; a crash drops it (merge_gen moves on). */
+    struct bc_merge_job *merge_job;
+    int merge_stage; /* the step EV_MERGE_STEP runs next: 0 run, 1 install, 2 cleanup, 3 end */
+    uint64_t merge_gen;
     uint64_t start_gen;     /* restart attempts after a failed open */
     char start_error[SIM_START_ERROR_BYTES]; /* why the last start failed; "" if it did not */
     uint64_t ticks;       /* ticks taken since the run began (the node's own clock) */
@@ -146,6 +162,10 @@ struct sim_node {
     uint64_t ct_done; /* commits recorded from this node's leadership up to here */
     enum raft_role role;
     uint64_t term;
+    /* Its wall clock (expiry, kv.h TIME): true time + wall_off_us, which drifts with the
+     * clock's rate and stays within the scenario's `wallclock` bound; updated at wall_at. */
+    int64_t wall_off_us;
+    uint64_t wall_at;
 };
 
 /* An op in flight on a connection (`pipeline`). */
@@ -154,9 +174,9 @@ struct sim_cop {
     uint64_t op_id;
     uint8_t op; /* enum lin_op */
     uint64_t invoked_at;
+    uint8_t wl;       /* enum wl_kind of a generic command; 0: a plain op */
     uint32_t n_parts; /* keys read: GET 1, MGET its group */
     bool found[SCN_KEY_GROUP];
-    uint8_t vals[SCN_KEY_GROUP][32];
     uint32_t val_lens[SCN_KEY_GROUP];
 };
 
@@ -174,6 +194,13 @@ struct sim_client {
     bool next_armed;     /* an EV_CLIENT_NEXT is scheduled */
     uint32_t n_cops;
     struct sim_cop cops[SCN_MAX_PIPELINE];
+    /* A watched transaction (`mix watch`): 1 WATCH in flight, 2 its EXEC to send, 3 the EXEC
+     * in flight; on this connection (w_gen), over the group w_first.., in slot w_slot. */
+    uint8_t w_state;
+    uint8_t w_slot;
+    uint32_t w_gen;
+    uint32_t w_first, w_key;
+    struct wl_watch w_seen;
     bool busy;
     bool done; /* no more ops */
     uint64_t seq;
@@ -284,6 +311,9 @@ struct sim {
     uint64_t unavailable_us; /* total so far */
     bool ended;              /* EV_END has passed: the recovery phase */
 
+    uint32_t mix[SIM_MIX_KINDS]; /* the op kinds' weights: the scenario's, or drawn by swarm */
+    uint64_t wallclock_us;       /* the wall clocks' bound (`wallclock`), or drawn by swarm */
+    uint8_t *wslots;     /* per key group, LX_WATCH_SLOTS flags: a WATCH-EXEC pair holds it */
     uint64_t fail_at;    /* when the first check failed */
     struct timeline *tl; /* --timeline: what the picture needs; NULL: not recording */
     bool closing;        /* the ops still open at the end are being closed */
@@ -458,6 +488,32 @@ static uint64_t aligned_delay(const struct sim *s)
     return s->scn->tick_us - r;
 }
 
+/* The wall clock's epoch (Unix us; a multiple of 1000): virtual time 0. */
+#define SIM_WALL_EPOCH_US UINT64_C(1700000000000000)
+
+/* Brings nd's wall clock offset up to now: it drifts with the clock rate (`skew`), within the
+ * scenario's `wallclock` bound (NTP keeps a real clock so; 0: exact). */
+static void wall_update(struct sim *s, struct sim_node *nd)
+{
+    int64_t bound = (int64_t)s->wallclock_us;
+    if (s->now > nd->wall_at && nd->rate != 1.0 && bound > 0) {
+        double drift = (double)(s->now - nd->wall_at) * (nd->rate - 1.0);
+        double off = (double)nd->wall_off_us + drift;
+        nd->wall_off_us = off > (double)bound    ? bound
+                          : off < -(double)bound ? -bound
+                                                 : (int64_t)off;
+    }
+    nd->wall_at = s->now;
+}
+
+/* The node's wall clock in Unix ms, as raftkv-node reads it every loop turn
+ * (replica_set_time_ms: the leader's stamps, every read's now). */
+static uint64_t wall_ms(struct sim *s, struct sim_node *nd)
+{
+    wall_update(s, nd);
+    return (uint64_t)((int64_t)(SIM_WALL_EPOCH_US + s->now) + nd->wall_off_us) / 1000u;
+}
+
 static void schedule_tick(struct sim *s, struct sim_node *nd, uint64_t delay)
 {
     ev_push(s, s->now + delay, EV_TICK, nd->id, nd->tick_gen, 0, NULL);
@@ -568,6 +624,7 @@ static int open_storage(struct sim *s, struct sim_node *nd)
         .alloc = rk_alloc_libc(),
         .segment_bytes = s->scn->disk.file_bytes,
         .max_file_bytes = s->scn->disk.file_bytes,
+        .merge_id_gap = SIM_MERGE_ID_GAP,
     };
     struct replica_storage st;
     struct rk_errmsg err = {{0}};
@@ -678,6 +735,7 @@ static int node_start(struct sim *s, struct sim_node *nd)
     nd->ct_done = 0;
     nd->role = RAFT_FOLLOWER;
     nd->term = 0;
+    durable_log_reset(&nd->dur, replica_raft(nd->rep));
     nd->tick_gen++;
     schedule_tick(s, nd,
                   s->ticks_aligned ? aligned_delay(s) : rnd_range(s, 1, tick_interval(s, nd)));
@@ -699,6 +757,9 @@ static void storage_drop(struct sim_node *nd)
     nd->n_jobq = 0;
     nd->n_running = 0;
     nd->storage_gen++;
+    bc_merge_job_free(nd->merge_job); /* the merge dies with the process: open sorts it out */
+    nd->merge_job = NULL;
+    nd->merge_gen++;
 }
 
 static void node_crash(struct sim *s, struct sim_node *nd)
@@ -1073,6 +1134,32 @@ static void check_committed_on_electable(struct sim *s, uint64_t from, uint64_t 
     }
 }
 
+/* Figure 2 ("updated on stable storage before responding to RPCs") and §10.2.1 (a leader
+ * counts itself only for entries on its own disk): an entry is committed only once a majority
+ * holds it durably. What a node holds durably comes from the log jobs its storage synced
+ * (check_durable.h), not from raft's own persisted index, so a Raft or replica layer that counts
+ * an unsynced write (its own or a follower's early acknowledgment) is caught at the commit,
+ * without waiting for the crash that would lose the entry. */
+static void check_commit_durable(struct sim *s, const struct sim_node *nd, uint64_t index,
+                                 uint64_t term)
+{
+    uint32_t held = 0;
+    char lacking[4 * SCN_MAX_NODES + 1];
+    size_t len = 0;
+    lacking[0] = '\0';
+    for (uint32_t j = 1; j <= s->n; j++) {
+        if (durable_log_holds(&s->nodes[j].dur, index, term))
+            held++;
+        else
+            len += (size_t)snprintf(lacking + len, sizeof(lacking) - len, " n%u", j);
+    }
+    if (held < s->n / 2 + 1)
+        fail(s, SIM_FAIL_SAFETY,
+             "commit durability: n%u committed index %" PRIu64 " (term %" PRIu64
+             ") in term %" PRIu64 ", but only %u of %u nodes hold it on disk (not synced on:%s)",
+             nd->id, index, term, nd->term, held, s->n, lacking);
+}
+
 /* Records what a leader has committed, in its term. */
 static void record_commits(struct sim *s, struct sim_node *nd, const struct raft_status *st)
 {
@@ -1100,6 +1187,7 @@ static void record_commits(struct sim *s, struct sim_node *nd, const struct raft
                 .entry_term = t, .commit_term = st->term, .node = nd->id, .used = true};
             if (i > s->ct_max)
                 s->ct_max = i;
+            check_commit_durable(s, nd, i, t);
         } else if (c->entry_term != t) {
             fail(s, SIM_FAIL_SAFETY,
                  "leader completeness: n%u (term %" PRIu64 ") committed index %" PRIu64
@@ -1271,6 +1359,10 @@ static void on_storage(struct sim *s, struct sim_node *nd)
     replica_log_run_sync(nd->jobq, nd->n_running);
     (void)simdisk_take_busy_us(nd->logdisk); /* the sync's cost was this event's delay */
     size_t n = nd->n_running;
+    if (replica_log_jobs_need_sync(nd->jobq, n)) {
+        for (size_t i = 0; i < n; i++)
+            durable_log_synced(&nd->dur, nd->jobq[i]);
+    }
     for (size_t i = 0; i < n; i++)
         replica_log_job_done(nd->rep, nd->jobq[i]);
     memmove(nd->jobq, nd->jobq + n, (nd->n_jobq - n) * sizeof(*nd->jobq));
@@ -1300,7 +1392,7 @@ static void drain(struct sim *s, struct sim_node *nd)
         net_send(s, nd->id, &out.frames[i]);
     for (size_t i = 0; i < out.n_replies; i++) {
         const struct replica_reply *r = &out.replies[i];
-        struct sim_crep *c = xcalloc(1, sizeof(*c));
+        struct sim_crep *c = xcalloc(1, sizeof(*c) + r->val_len);
         c->client = (uint32_t)(r->req_id >> 48);
         c->seq = (r->req_id >> 16) & 0xffffffffu;
         c->attempt = (uint32_t)(r->req_id & 0xffff);
@@ -1308,10 +1400,12 @@ static void drain(struct sim *s, struct sim_node *nd)
         c->status = r->status;
         c->num = r->num;
         c->leader = r->leader;
-        c->val_len = r->val_len > sizeof(c->val) ? (uint32_t)sizeof(c->val) : r->val_len;
+        c->val_len = r->val_len;
         if (r->val_len > 0)
             memcpy(c->val, r->val, c->val_len);
         c->req_id = r->req_id;
+        trace(s, "n%u reply to c%u: %s%s%s", nd->id, c->client, replica_status_name(r->status),
+              r->reason != NULL ? ": " : "", r->reason != NULL ? r->reason : "");
         c->not_integer = r->status == REPLICA_ERROR && r->reason != NULL &&
                          strstr(r->reason, "not an integer") != NULL;
         uint64_t at = s->now + latency(s);
@@ -1545,29 +1639,26 @@ static uint32_t conn_group_size(const struct sim *s, uint32_t first)
     return n < SCN_KEY_GROUP ? n : SCN_KEY_GROUP;
 }
 
-static uint8_t conn_pick_op(struct sim *s)
+/* Draws an op kind (an index into s->mix). */
+static uint32_t conn_pick_kind(struct sim *s)
 {
-    const struct scenario *scn = s->scn;
-    const uint32_t w[7] = {scn->mix_get,  scn->mix_put,  scn->mix_del, scn->mix_incr,
-                           scn->mix_putif, scn->mix_mset, scn->mix_mget};
-    static const uint8_t ops[7] = {LIN_GET,    LIN_PUT,  LIN_DEL, LIN_INCRBY,
-                                   LIN_PUT_IF, LIN_MSET, LIN_MGET};
     uint64_t total = 0;
-    for (int i = 0; i < 7; i++)
-        total += w[i];
+    for (int i = 0; i < SIM_MIX_KINDS; i++)
+        total += s->mix[i];
     uint64_t x = rnd_range(s, 0, total - 1);
-    for (int i = 0; i < 7; i++) {
-        if (x < w[i])
-            return ops[i];
-        x -= w[i];
+    for (uint32_t i = 0; i < SIM_MIX_KINDS; i++) {
+        if (x < s->mix[i])
+            return i;
+        x -= s->mix[i];
     }
-    return LIN_GET;
+    return 0;
 }
 
 static const char *conn_op_name(uint8_t op)
 {
-    static const char *const names[] = {"?", "get", "put", "del", "incrby", "putif", "mset", "mget"};
-    return op < 8 ? names[op] : "?";
+    static const char *const names[] = {"?",     "get",  "put",  "del", "incrby",
+                                        "putif", "mset", "mget", "cmd", "cmd read"};
+    return op < 10 ? names[op] : "?";
 }
 
 static void conn_connect(struct sim *s, struct sim_client *c)
@@ -1585,6 +1676,31 @@ static void conn_connect(struct sim *s, struct sim_client *c)
     trace(s, "c%u connects to n%u (connection %u)", c->id, node, c->gen);
 }
 
+static bool conn_is_read(uint8_t op)
+{
+    return op == LIN_GET || op == LIN_MGET || op == LIN_CMD_READ;
+}
+
+static uint8_t *conn_wslot(struct sim *s, uint32_t first, uint8_t slot)
+{
+    return &s->wslots[(first - 1) / SCN_KEY_GROUP * LX_WATCH_SLOTS + slot];
+}
+
+/* A watched transaction's op ends (a WATCH answered OK goes on in conn_on_reply): its slot is
+ * free again, but after an EXEC of unknown outcome, which may still take effect at any time
+ * (the slot stays taken for the rest of the run: lincheck judges that EXEC by it). */
+static void conn_watch_end(struct sim *s, struct sim_client *c, const struct sim_cop *op,
+                           uint8_t outcome)
+{
+    if (op->wl != WL_WATCH && op->wl != WL_EXEC)
+        return;
+    if (op->wl == WL_WATCH && outcome == LIN_OK)
+        return;
+    if (!(op->wl == WL_EXEC && outcome == LIN_UNKNOWN))
+        *conn_wslot(s, c->w_first, c->w_slot) = 0;
+    c->w_state = 0;
+}
+
 /* Ends op i of the connection with outcome and outputs; removes it. */
 static void conn_complete(struct sim *s, struct sim_client *c, uint32_t i, uint8_t outcome,
                           const struct lin_return *r)
@@ -1599,6 +1715,7 @@ static void conn_complete(struct sim *s, struct sim_client *c, uint32_t i, uint8
         s->res->ops_unknown++;
     trace(s, "c%u %s %s", c->id, outcome == LIN_OK ? "ok" : outcome == LIN_FAIL ? "fail" : "unknown",
           conn_op_name(op->op));
+    conn_watch_end(s, c, op, outcome);
     memmove(&c->cops[i], &c->cops[i + 1], (c->n_cops - i - 1) * sizeof(c->cops[0]));
     c->n_cops--;
     c->busy = c->n_cops > 0;
@@ -1611,7 +1728,11 @@ static void conn_break(struct sim *s, struct sim_client *c)
 {
     while (c->n_cops > 0) {
         uint8_t op = c->cops[0].op;
-        conn_complete(s, c, 0, op == LIN_GET || op == LIN_MGET ? LIN_FAIL : LIN_UNKNOWN, NULL);
+        conn_complete(s, c, 0, conn_is_read(op) ? LIN_FAIL : LIN_UNKNOWN, NULL);
+    }
+    if (c->w_state == 2) { /* a WATCH answered, its EXEC not sent: abandoned */
+        *conn_wslot(s, c->w_first, c->w_slot) = 0;
+        c->w_state = 0;
     }
     c->connected = false;
 }
@@ -1625,13 +1746,106 @@ static void conn_arm_next(struct sim *s, struct sim_client *c)
             0, c->id, 0, NULL);
 }
 
-/* Sends one new op on the connection. */
-static void conn_send_op(struct sim *s, struct sim_client *c)
+/* Sends one generic command of kind (enum wl_kind) on the connection (REPLICA_CMD). */
+static void conn_send_cmd(struct sim *s, struct sim_client *c, uint8_t kind)
 {
+    uint32_t key = kind == WL_EXEC ? c->w_key : (uint32_t)rnd_range(s, 1, s->scn->keys);
+    uint32_t first = conn_group_first(s, key), n = conn_group_size(s, first);
+    if (kind == WL_RENAME && n < 2)
+        kind = WL_SETNX;
+    if (kind == WL_WATCH) {
+        uint8_t slot = 0;
+        while (slot < LX_WATCH_SLOTS && *conn_wslot(s, first, slot) != 0)
+            slot++;
+        if (c->w_state != 0 || slot == LX_WATCH_SLOTS) {
+            kind = WL_TXN; /* one watched transaction at a time; the group's slots all taken */
+        } else {
+            *conn_wslot(s, first, slot) = 1;
+            c->w_state = 1;
+            c->w_slot = slot;
+            c->w_gen = c->gen;
+            c->w_first = first;
+            c->w_key = key;
+        }
+    }
+    struct wl_cmd cmd;
+    uint64_t uniq = c->id * UINT64_C(1000000000) + UINT64_C(500000000) + s->res->ops_invoked;
+    wl_build(&s->prng, kind, key, first, n, uniq, &c->w_seen, &cmd);
     struct sim_creq *q = xcalloc(1, sizeof(*q));
     struct sim_cop *op = &c->cops[c->n_cops];
     memset(op, 0, sizeof(*op));
-    op->op = conn_pick_op(s);
+    op->op = cmd.read ? LIN_CMD_READ : LIN_CMD;
+    op->wl = kind;
+    op->rseq = ++c->rseq;
+    op->invoked_at = s->now;
+    uint8_t names[SCN_KEY_GROUP][16];
+    const uint8_t *kp[SCN_KEY_GROUP];
+    uint32_t kl[SCN_KEY_GROUP];
+    for (uint32_t j = 0; j < cmd.n_keys; j++) {
+        key_name(cmd.keys[j], names[j], &kl[j]);
+        kp[j] = names[j];
+    }
+    q->client = c->id;
+    q->req_id = CONN_REQ_ID(c, op->rseq);
+    q->client_id = c->session;
+    q->seq = cmd.read ? c->wseq + 1 : ++c->wseq;
+    q->op = op->op;
+    q->rop = REPLICA_CMD;
+    memcpy(q->blob, cmd.buf, cmd.len);
+    q->blob_len = cmd.len;
+    if (kind == WL_EXEC)
+        c->w_state = 3;
+    struct lin_call call = {.client = c->id,
+                            .conn = c->session,
+                            .time = s->now,
+                            .op = op->op,
+                            .n_keys = cmd.n_keys,
+                            .keys = kp,
+                            .key_lens = kl,
+                            .cmd = cmd.buf,
+                            .cmd_len = cmd.len,
+                            .watch_slot = kind == WL_WATCH || kind == WL_EXEC ? c->w_slot + 1 : 0};
+    op->op_id = lin_invoke_call(s->hist, &call);
+    s->res->ops_invoked++;
+    c->n_cops++;
+    if (c->n_cops == 1)
+        c->invoked_at = s->now;
+    c->busy = true;
+    if (s->opt->trace) {
+        char text[200];
+        lx_describe_cmd(cmd.buf, cmd.len, text, sizeof(text));
+        trace(s, "c%u invoke %s on connection %u (%u in flight)", c->id, text, c->gen, c->n_cops);
+    }
+    uint64_t at = s->now + latency(s);
+    at = at > c->arrive_at ? at : c->arrive_at;
+    c->arrive_at = at;
+    ev_push(s, at, EV_CLIENT_REQ, c->node, 0, 0, q);
+    if (!c->timer_armed) {
+        c->timer_armed = true;
+        ev_push(s, s->now + s->scn->timeout_us, EV_CLIENT_TIMEOUT, 0, c->id, 0, NULL);
+    }
+}
+
+/* Sends one new op on the connection. */
+static void conn_send_op(struct sim *s, struct sim_client *c)
+{
+    static const uint8_t plain[7] = {LIN_GET,    LIN_PUT,  LIN_DEL, LIN_INCRBY,
+                                     LIN_PUT_IF, LIN_MSET, LIN_MGET};
+    static const uint8_t generic[7] = {WL_TXN,    WL_WATCH, WL_EXPIRE, WL_APPEND,
+                                       WL_GETDEL, WL_SETNX, WL_RENAME};
+    if (c->w_state == 2) {
+        conn_send_cmd(s, c, WL_EXEC);
+        return;
+    }
+    uint32_t kind = conn_pick_kind(s);
+    if (kind >= 7) {
+        conn_send_cmd(s, c, generic[kind - 7]);
+        return;
+    }
+    struct sim_creq *q = xcalloc(1, sizeof(*q));
+    struct sim_cop *op = &c->cops[c->n_cops];
+    memset(op, 0, sizeof(*op));
+    op->op = plain[kind];
     op->rseq = ++c->rseq;
     op->invoked_at = s->now;
     op->n_parts = 1;
@@ -1768,30 +1982,43 @@ static void conn_on_reply(struct sim *s, const struct sim_crep *r)
     if (i == c->n_cops)
         return;
     struct sim_cop *op = &c->cops[i];
-    bool write = op->op != LIN_GET && op->op != LIN_MGET;
+    bool write = !conn_is_read(op->op);
     struct lin_return ret = {.num = r->num};
+    bool cmd = op->op == LIN_CMD || op->op == LIN_CMD_READ;
     switch (r->status) {
     case REPLICA_OK:
     case REPLICA_NOT_FOUND:
+        if (cmd) {
+            ret.res = r->val;
+            ret.res_len = r->val_len;
+            if (op->wl == WL_WATCH) {
+                bool ok =
+                    wl_watch_parse(r->val, r->val_len, conn_group_size(s, c->w_first), &c->w_seen);
+                RK_ASSERT(ok);
+                c->w_state = c->w_gen == c->gen ? 2 : 0;
+                if (c->w_state == 0)
+                    *conn_wslot(s, c->w_first, c->w_slot) = 0;
+            }
+            conn_complete(s, c, i, LIN_OK, &ret);
+            break;
+        }
+        /* The values as the reply has them (lincheck copies them), whatever their length
+         * (APPEND and SETRANGE make long ones). */
+        const uint8_t *vals[SCN_KEY_GROUP] = {NULL};
         if (op->op == LIN_MGET) {
             /* One snapshot of the group: the values of every key at one index. */
             struct replica_mget_iter it;
             replica_mget_begin(&it, r->val, r->val_len);
             for (uint32_t j = 0; j < op->n_parts; j++) {
-                const uint8_t *v = NULL;
-                bool ok = replica_mget_next(&it, &op->found[j], &v, &op->val_lens[j]);
-                RK_ASSERT(ok && op->val_lens[j] <= sizeof(op->vals[j]));
-                memcpy(op->vals[j], v, op->val_lens[j]);
+                bool ok = replica_mget_next(&it, &op->found[j], &vals[j], &op->val_lens[j]);
+                RK_ASSERT(ok);
             }
         } else if (op->op == LIN_GET) {
             op->found[0] = r->status == REPLICA_OK;
-            op->val_lens[0] = r->val_len < 32 ? r->val_len : 32;
-            memcpy(op->vals[0], r->val, op->val_lens[0]);
+            op->val_lens[0] = r->val_len;
+            vals[0] = r->val;
         }
         if (op->op == LIN_GET || op->op == LIN_MGET) {
-            const uint8_t *vals[SCN_KEY_GROUP];
-            for (uint32_t j = 0; j < op->n_parts; j++)
-                vals[j] = op->vals[j];
             ret.n_vals = op->n_parts;
             ret.found = op->found;
             ret.vals = vals;
@@ -1836,7 +2063,7 @@ static void conn_submit(struct sim *s, struct sim_node *nd, const struct sim_cre
         req.val = q->val;
         req.val_len = q->val_len;
     }
-    if (q->rop == REPLICA_MSET || q->rop == REPLICA_MGET) {
+    if (q->rop == REPLICA_MSET || q->rop == REPLICA_MGET || q->rop == REPLICA_CMD) {
         req.key_len = 0;
         req.val = q->blob;
         req.val_len = q->blob_len;
@@ -2017,6 +2244,7 @@ static void for_each_node(struct sim *s, const struct scn_set *set,
 
 static void set_skew(struct sim *s, struct sim_node *nd, double rate)
 {
+    wall_update(s, nd);
     nd->rate = rate;
     trace(s, "n%u clock rate %.3f", nd->id, rate);
 }
@@ -2378,7 +2606,8 @@ static void check_stepdown(struct sim *s, struct sim_node *nd)
 /* ------------------------------------------------------------------------------------------ */
 /* Recoverability: the end-of-run check                                                        */
 
-/* Whether a start failure is one the scenario expects (`expect refusal TEXT`). */
+/* Whether a start failure is one the scenario expects (`expect refusal TEXT`). A node whose
+ * disk took persistent damage is no exception: it repairs from its peers (issue #15). */
 static bool refusal_expected(const struct sim *s, const struct sim_node *nd)
 {
     if (nd->up || nd->start_error[0] == '\0')
@@ -2586,6 +2815,62 @@ static bool run_one(struct sim *s)
     return true;
 }
 
+/* One step of the node's background merge (EV_MERGE_STEP; the steps of bitcask.h). run and
+ * cleanup are the storage thread's; install goes a few entries at a time, so that client
+ * writes, reads and crashes come in between, as on the node's event loop. A merge that fails
+ * leaves the store usable (bitcask.c, MERGE): it is traced and dropped. */
+static void merge_step(struct sim *s, struct sim_node *nd)
+{
+    struct bc_merge_job *j = nd->merge_job;
+    struct rk_errmsg err = {{0}};
+    int rc = RK_OK;
+    bool done = false;
+    uint64_t delay = 0;
+    switch (nd->merge_stage) {
+    case 0:
+        rc = bc_merge_run(j);
+        trace(s, "n%u merge run: %s%s%s", nd->id, rk_strerror(rc), rc == RK_OK ? "" : ": ",
+              bc_merge_job_error(j));
+        nd->merge_stage = 1;
+        delay = rnd_range(s, 100, 2000);
+        break;
+    case 1:
+        rc = bc_merge_install(nd->bc, j, (size_t)rnd_range(s, 1, 8), &done, &err);
+        if (rc != RK_OK) {
+            trace(s, "n%u merge install: %s: %s", nd->id, rk_strerror(rc), err.text);
+            bc_merge_end(nd->bc, j, &err);
+            bc_merge_job_free(j);
+            nd->merge_job = NULL;
+            check_node(s, nd);
+            return;
+        }
+        if (done) {
+            trace(s, "n%u merge installed", nd->id);
+            nd->merge_stage = 2;
+            delay = rnd_range(s, 1000, 20000);
+        } else {
+            delay = rnd_range(s, 100, 2000);
+        }
+        break;
+    case 2:
+        rc = bc_merge_cleanup(j);
+        trace(s, "n%u merge cleanup: %s%s%s", nd->id, rk_strerror(rc), rc == RK_OK ? "" : ": ",
+              bc_merge_job_error(j));
+        nd->merge_stage = 3;
+        delay = rnd_range(s, 100, 2000);
+        break;
+    default:
+        rc = bc_merge_end(nd->bc, j, &err);
+        bc_merge_job_free(j);
+        nd->merge_job = NULL;
+        trace(s, "n%u merge: %s", nd->id, rc == RK_OK ? "done" : err.text);
+        check_node(s, nd);
+        return;
+    }
+    ev_push(s, s->now + delay, EV_MERGE_STEP, nd->id, nd->merge_gen, 0, NULL);
+    check_node(s, nd); /* a crash point the merge's disk calls reached */
+}
+
 static void handle(struct sim *s, struct event *e)
 {
     struct sim_node *nd = e->node >= 1 && e->node <= s->n ? &s->nodes[e->node] : NULL;
@@ -2597,6 +2882,8 @@ static void handle(struct sim *s, struct event *e)
         e->payload = NULL;
         return;
     }
+    if (node_event && nd->up && nd->rep != NULL)
+        replica_set_time_ms(nd->rep, wall_ms(s, nd));
     switch (e->type) {
     case EV_START_RETRY:
         if (!nd->up && e->a == nd->start_gen) {
@@ -2609,22 +2896,29 @@ static void handle(struct sim *s, struct event *e)
             node_crash(s, nd);
         return;
     case EV_MERGE:
-        if (nd->up && !nd->paused && !nd->dying) {
+        if (nd->up && !nd->paused && !nd->dying && nd->merge_job == NULL) {
             struct rk_errmsg err = {{0}};
-            int rc = bc_merge(nd->bc, &err);
-            trace(s, "n%u merge: %s%s%s", nd->id, rk_strerror(rc), rc == RK_OK ? "" : ": ",
+            int rc = bc_merge_prepare(nd->bc, NULL, &nd->merge_job, &err);
+            trace(s, "n%u merge: %s%s%s", nd->id,
+                  nd->merge_job != NULL ? "prepared" : rk_strerror(rc), rc == RK_OK ? "" : ": ",
                   rc == RK_OK ? "" : err.text);
-            if (rc != RK_OK && !node_disk_crashed(nd)) {
-                if (s->tl != NULL)
-                    tl_mark(s->tl, s->now, nd->id, "merge failed: stopped");
-                node_crash(s, nd); /* a storage failure stops the node; it is restarted */
-                schedule_start_retry(s, nd);
-            } else {
-                check_node(s, nd);
+            if (nd->merge_job != NULL) {
+                nd->merge_stage = 0;
+                ev_push(s, s->now + rnd_range(s, 1000, 50000), EV_MERGE_STEP, e->node,
+                        nd->merge_gen, 0, NULL);
             }
         }
         ev_push(s, s->now + rnd_range(s, s->scn->disk.merge_us / 2, s->scn->disk.merge_us * 3 / 2),
                 EV_MERGE, e->node, 0, 0, NULL);
+        return;
+    case EV_MERGE_STEP:
+        if (!nd->up || e->a != nd->merge_gen || nd->merge_job == NULL)
+            return;
+        if (nd->paused) { /* the storage thread is stopped with its process */
+            node_hold(nd, e);
+            return;
+        }
+        merge_step(s, nd);
         return;
     case EV_STORAGE:
         if (!nd->up || e->a != nd->storage_gen)
@@ -2777,14 +3071,38 @@ static void draw_swarm(struct sim *s)
 /* Swarm draws added later, after the others, so that the earlier draws of a seed stay what
  * they were: aligned tick phases and equal latencies (symmetry that randomized timeouts must
  * break on their own). */
+/* Swarm with connection clients: each op kind of the scenario's mix is kept or left out, so
+ * that seeds also differ in which ops race (at least one kind stays). */
+static void draw_swarm_mix(struct sim *s)
+{
+    uint32_t kept[SIM_MIX_KINDS];
+    bool any = false;
+    for (int i = 0; i < SIM_MIX_KINDS; i++) {
+        kept[i] = rnd_chance(s, 0.5) ? s->mix[i] : 0;
+        any = any || kept[i] > 0;
+    }
+    if (any)
+        memcpy(s->mix, kept, sizeof(kept));
+    /* The wall clocks' bound too, when the scenario has one: exact, or off by up to 1, 10 or
+     * 50 ms (expiry is judged within it). */
+    static const uint64_t bounds[] = {0, 1000, 10000, 50000};
+    if (s->wallclock_us > 0)
+        s->wallclock_us = bounds[rnd_range(s, 0, 3)];
+}
+
 static void draw_swarm_more(struct sim *s)
 {
     if (rnd_chance(s, 0.25))
         s->ticks_aligned = true;
     if (rnd_chance(s, 0.2))
         s->latency_max = s->latency_min;
-    /* Persistent damage (issue #15) in 1 seed of 5, when the scenario sets none: the damaged
-     * minority must repair from peers and catch up. */
+}
+
+/* Persistent damage (issue #15) in 1 seed of 5, when the scenario sets none: the damaged
+ * minority must repair from peers and catch up. Drawn last, so that the draws before it stay
+ * what they were for every seed. */
+static void draw_swarm_damage(struct sim *s)
+{
     bool none = s->dmg_rot == 0 && s->dmg_badsector == 0 && s->dmg_lost == 0 &&
                 s->dmg_misdirect == 0 && s->dmg_wipe == 0;
     if (rnd_chance(s, 0.2) && none) {
@@ -2806,9 +3124,8 @@ static void setup(struct sim *s)
     s->reorder = scn->reorder;
     s->latency_min = scn->latency_us_min;
     s->latency_max = scn->latency_us_max;
-    /* A write and its fdatasync on an SSD: tens to hundreds of microseconds. */
-    s->io_us_min = 20;
-    s->io_us_max = 400;
+    s->io_us_min = scn->disk.io_us_min;
+    s->io_us_max = scn->disk.io_us_max;
     s->reorder_max = scn->reorder_us_max;
     s->chaos = scn->chaos;
     s->pre_vote = scn->pre_vote;
@@ -2827,6 +3144,18 @@ static void setup(struct sim *s)
     s->ticks_aligned = scn->ticks_aligned;
     if (s->opt->swarm || scn->swarm)
         draw_swarm_more(s);
+    const uint32_t mix[SIM_MIX_KINDS] = {
+        scn->mix_get,    scn->mix_put,    scn->mix_del,   scn->mix_incr,  scn->mix_putif,
+        scn->mix_mset,   scn->mix_mget,   scn->mix_txn,   scn->mix_watch, scn->mix_expire,
+        scn->mix_append, scn->mix_getdel, scn->mix_setnx, scn->mix_rename};
+    memcpy(s->mix, mix, sizeof(mix));
+    s->wallclock_us = scn->wallclock_us;
+    if ((s->opt->swarm || scn->swarm) && scn->pipeline > 0)
+        draw_swarm_mix(s);
+    if (s->opt->swarm || scn->swarm)
+        draw_swarm_damage(s);
+    lin_history_set_clock_bound(s->hist, s->wallclock_us);
+    s->wslots = xcalloc(((size_t)scn->keys + SCN_KEY_GROUP - 1) / SCN_KEY_GROUP, LX_WATCH_SLOTS);
     s->chaos_on = true;
     s->disk_faults = true;
     s->avail_dirty = true;
@@ -2839,6 +3168,9 @@ static void setup(struct sim *s)
         struct sim_node *nd = &s->nodes[i];
         nd->id = i;
         nd->rate = 1.0;
+        if (s->wallclock_us > 0)
+            nd->wall_off_us =
+                (int64_t)rnd_range(s, 0, 2 * s->wallclock_us) - (int64_t)s->wallclock_us;
         nd->disk = simdisk_create(rk_prng_next(&s->prng));
         nd->logdisk = simdisk_create(rk_prng_next(&s->prng));
         if (nd->disk == NULL || nd->logdisk == NULL) {
@@ -2878,6 +3210,7 @@ static void teardown(struct sim *s)
         struct sim_node *nd = &s->nodes[i];
         storage_drop(nd);
         free(nd->jobq);
+        durable_log_free(&nd->dur);
         if (nd->up) {
             replica_destroy(nd->rep);
             nd->store->ops->destroy(nd->store);
@@ -2890,6 +3223,7 @@ static void teardown(struct sim *s)
         free(nd->held);
     }
     free(s->clients);
+    free(s->wslots);
     lin_history_destroy(s->hist);
     tl_destroy(s->tl);
     free(s->leader_of_term);

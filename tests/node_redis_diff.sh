@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 #
 # tests/node_redis_diff.sh — raftkv against a real redis-server, reply for reply: a three-node
-# raftkv cluster and a redis-server (started here on a reserved 127.0.0.1 port, one database,
+# raftkv cluster and a redis-server (started here on a reserved 127.0.0.1 port, 16 databases,
 # no persistence) get the same generated command sequences (tests/redis_diff.py, seeded: the
 # same seed sends the same commands), in RESP2 and in RESP3, and every reply must be the same
 # bytes, but for the intended deviations listed in node/DEVIATIONS.md.
@@ -30,7 +30,7 @@ stop_all() {
 trap stop_all EXIT
 
 mkdir -p "$tmp/redis"
-redis-server --port "$redis_port" --bind 127.0.0.1 --databases 1 --save "" --appendonly no \
+redis-server --port "$redis_port" --bind 127.0.0.1 --databases 16 --save "" --appendonly no \
     --dir "$tmp/redis" --logfile "$tmp/redis.log" &
 redis_pid=$!
 for i in 1 2 3; do start "$i"; done

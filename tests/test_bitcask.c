@@ -644,15 +644,18 @@ static void merge_refuses_while_a_batch_is_open(void **state)
     env_free(e);
 }
 
-static void merge_with_no_immutable_file_does_nothing(void **state)
+/* bc_merge closes the active file first, so the only file a store has is merged too. */
+static void merge_of_an_empty_store_does_nothing_and_takes_the_active_file(void **state)
 {
     (void)state;
     struct env *e = env_new(1, 0);
     env_open_ok(e);
     ok(e, bc_merge(e->bc, &e->err));
+    assert_int_equal(list_names(e).data, 0);
     put1(e, 1, "k", "v");
     ok(e, bc_merge(e->bc, &e->err)); /* only the active file */
-    assert_int_equal(list_names(e).hint, 0);
+    assert_int_equal(list_names(e).hint, 1);
+    assert_int_equal(list_names(e).data, 1);
     expect(e, "k", "v");
     env_free(e);
 }
@@ -2190,6 +2193,288 @@ static void random_operations_and_crashes_match_the_model(void **state)
     assert_true(cuts > 500);
 }
 
+/* The churned contents and applied index (expect_churned with more written after). */
+static void expect_churned_and(struct env *e, uint64_t applied)
+{
+    char key[16];
+    char val[48];
+    for (int k = 0; k < 10; k++) {
+        snprintf(key, sizeof(key), "k%d", k);
+        snprintf(val, sizeof(val), "round 19 of key %d", k);
+        expect(e, key, k % 2 == 0 ? NULL : val);
+    }
+    assert_int_equal(bc_count(e->bc), 5);
+    assert_int_equal(bc_applied_index(e->bc), applied);
+}
+
+/* ---- merge in steps (bitcask.h, MERGE IN STEPS in merge.c) ------------------------------- */
+
+/* merge_fixture with ids left free above each new active file, so that the background merge
+ * has room for its outputs below the active file. */
+static struct env *steps_fixture(void)
+{
+    struct env *e = env_new(43, 512);
+    e->cfg.merge_id_gap = 64;
+    env_open_ok(e);
+    uint64_t index = 0;
+    write_churn(e, &index);
+    sync_(e);
+    env_reopen(e);
+    put1(e, ++index, "k1", "round 19 of key 1"); /* and an active file */
+    sync_(e);
+    return e;
+}
+
+/* What the store holds after steps_fixture and steps_writes(e, upto) (synced). */
+static void steps_expect(struct env *e, int upto)
+{
+    char key[16];
+    char val[48];
+    for (int k = 0; k < 10; k++) {
+        snprintf(key, sizeof(key), "k%d", k);
+        snprintf(val, sizeof(val), "round 19 of key %d", k);
+        const char *want = k % 2 == 0 ? NULL : val;
+        if (k == 1 && upto >= 1)
+            want = "k1 rewritten during the merge";
+        if (k == 3 && upto >= 1)
+            want = NULL;
+        if (k == 5 && upto >= 2)
+            want = "k5 rewritten during the install";
+        if (k == 7 && upto >= 2)
+            want = NULL;
+        expect(e, key, want);
+    }
+    expect(e, "k10", upto >= 1 ? "new during the merge" : NULL);
+    assert_int_equal(bc_count(e->bc), upto >= 2 ? 4 : upto >= 1 ? 5 : 5);
+}
+
+/* The writes made while a merge runs: 1 between prepare and run's end, 2 during install. */
+static void steps_writes(struct env *e, int which)
+{
+    uint64_t index = bc_applied_index(e->bc);
+    if (which == 1) {
+        put1(e, ++index, "k1", "k1 rewritten during the merge");
+        del_s(e, ++index, "k3");
+        end(e);
+        put1(e, ++index, "k10", "new during the merge");
+    } else {
+        put1(e, ++index, "k5", "k5 rewritten during the install");
+        del_s(e, ++index, "k7");
+        end(e);
+    }
+    sync_(e);
+}
+
+static void merge_in_steps_keeps_what_is_written_meanwhile_and_its_hints_are_used(void **state)
+{
+    (void)state;
+    struct env *e = steps_fixture();
+    struct bc_stats before = stats(e);
+    struct bc_merge_policy policy = {.frag_percent = 40, .min_dead_bytes = 1024};
+    assert_true(bc_merge_wanted(e->bc, &policy));
+    struct bc_merge_job *j;
+    ok(e, bc_merge_prepare(e->bc, NULL, &j, &e->err));
+    assert_non_null(j);
+    assert_false(bc_merge_wanted(e->bc, &policy)); /* one at a time */
+    struct bc_merge_job *other;
+    assert_int_equal(bc_merge_prepare(e->bc, NULL, &other, &e->err), RK_EBUSY);
+    steps_writes(e, 1); /* overwrite, delete, new key: while the merge runs */
+    ok(e, bc_merge_run(j));
+    steps_expect(e, 1);
+    bool done = false;
+    int chunks = 0;
+    for (int w = 0; !done; chunks++) {
+        ok(e, bc_merge_install(e->bc, j, 1, &done, &e->err));
+        if (w++ == 0)
+            steps_writes(e, 2); /* and during the install */
+        steps_expect(e, 2);     /* reads work at every step */
+    }
+    assert_true(chunks > 3);
+    ok(e, bc_merge_cleanup(j));
+    ok(e, bc_merge_end(e->bc, j, &e->err));
+    bc_merge_job_free(j);
+    struct bc_stats after = stats(e);
+    assert_int_equal(after.merges_done, 1);
+    assert_true(after.total_bytes < before.total_bytes);
+    assert_true(after.data_files < before.data_files);
+    struct names ns = list_names(e);
+    assert_int_equal(ns.tmp, 0);
+    assert_false(ns.merge);
+    assert_true(ns.hint >= 1);
+    steps_expect(e, 2);
+    assert_false(bc_merge_wanted(e->bc, &policy));
+    env_reopen(e);
+    assert_true(stats(e).hint_files_loaded >= 1);
+    steps_expect(e, 2);
+    env_crash_reopen(e);
+    steps_expect(e, 2);
+    /* And a second merge, over the outputs of the first and the files written since. */
+    ok(e, bc_merge(e->bc, &e->err));
+    steps_expect(e, 2);
+    env_reopen(e);
+    steps_expect(e, 2);
+    env_free(e);
+}
+
+/* With few free ids after the closed files (a small merge_id_gap, a big store), the merge still
+ * takes every closed file: its outputs are fewer and bigger than max_file_bytes. */
+static void a_merge_in_a_small_id_gap_takes_every_closed_file(void **state)
+{
+    (void)state;
+    struct env *e = env_new(44, 512);
+    e->cfg.merge_id_gap = 6;
+    env_open_ok(e);
+    uint64_t index = 0;
+    write_churn(e, &index);
+    put1(e, ++index, "k1", "round 19 of key 1");
+    sync_(e);
+    struct bc_stats before = stats(e);
+    assert_true(before.data_files > 10);
+    struct bc_merge_pick pick;
+    bc_merge_pick(e->bc, &pick);
+    assert_int_equal(pick.inputs, before.data_files - 1); /* all but the active file */
+    struct bc_merge_job *j;
+    ok(e, bc_merge_prepare(e->bc, NULL, &j, &e->err));
+    ok(e, bc_merge_run(j));
+    bool done = false;
+    while (!done)
+        ok(e, bc_merge_install(e->bc, j, 3, &done, &e->err));
+    ok(e, bc_merge_cleanup(j));
+    ok(e, bc_merge_end(e->bc, j, &e->err));
+    bc_merge_job_free(j);
+    struct bc_stats after = stats(e);
+    assert_true(after.data_files <= 1 + 6);
+    assert_true(after.total_bytes < before.total_bytes / 2);
+    expect_churned_and(e, 206);
+    env_crash_reopen(e);
+    assert_true(stats(e).hint_files_loaded >= 1);
+    expect_churned_and(e, 206);
+    env_free(e);
+}
+
+/* A cancelled run (a node stopping) fails before its commit: outputs removed, store as before. */
+static void a_cancelled_run_changes_nothing(void **state)
+{
+    (void)state;
+    struct env *e = steps_fixture();
+    struct bc_stats before = stats(e);
+    struct bc_merge_job *j;
+    ok(e, bc_merge_prepare(e->bc, NULL, &j, &e->err));
+    bc_merge_cancel(j);
+    assert_int_equal(bc_merge_run(j), RK_EBUSY);
+    assert_text_has(bc_merge_job_error(j), "cancelled");
+    bool done = true;
+    assert_int_equal(bc_merge_install(e->bc, j, 0, &done, &e->err), RK_EBUSY);
+    assert_false(done);
+    ok(e, bc_merge_end(e->bc, j, &e->err));
+    bc_merge_job_free(j);
+    struct names ns = list_names(e);
+    assert_int_equal(ns.tmp, 0);
+    assert_false(ns.merge);
+    assert_int_equal(stats(e).data_files, before.data_files);
+    steps_expect(e, 0);
+    ok(e, bc_merge(e->bc, &e->err)); /* and the next merge runs */
+    steps_expect(e, 0);
+    env_free(e);
+}
+
+/* A crash at every step of a merge in steps — and at every fs call of run and cleanup — with
+ * writes made meanwhile, reopens with every key's newest value (bitcask.c, MERGE). */
+static void crash_at_any_step_of_a_merge_in_steps_keeps_every_newest_value(void **state)
+{
+    (void)state;
+    int crashes = 0;
+    int rolled_forward = 0;
+    for (uint64_t k = 1;; k++) {
+        struct env *e = steps_fixture();
+        struct bc_merge_job *j;
+        ok(e, bc_merge_prepare(e->bc, NULL, &j, &e->err));
+        assert_non_null(j);
+        steps_writes(e, 1);
+        struct simdisk_faults f = {.torn_writes = (k % 2) == 0, .crash_at_call = k};
+        set_faults(e, &f);
+        int upto = 1;
+        bool done = false;
+        if (bc_merge_run(j) == RK_OK && !simdisk_crashed(e->disk)) {
+            no_faults(e); /* the owner's install reads and opens: no crash point there */
+            ok(e, bc_merge_install(e->bc, j, 2, &done, &e->err));
+            steps_writes(e, 2);
+            upto = 2;
+            while (!done)
+                ok(e, bc_merge_install(e->bc, j, 2, &done, &e->err));
+            set_faults(e, &f);
+            bc_merge_cleanup(j);
+        }
+        bool crashed = simdisk_crashed(e->disk);
+        if (!crashed) { /* past the last fs call of the merge */
+            no_faults(e);
+            ok(e, bc_merge_end(e->bc, j, &e->err));
+            bc_merge_job_free(j);
+            steps_expect(e, 2);
+            env_free(e);
+            break;
+        }
+        crashes++;
+        /* The process dies: the job and the store are dropped as they are. */
+        bc_merge_job_free(j);
+        env_close(e);
+        simdisk_crash(e->disk);
+        no_faults(e);
+        env_open_ok(e);
+        rolled_forward += stats(e).hint_files_loaded > 0;
+        steps_expect(e, upto);
+        struct names ns = list_names(e);
+        assert_int_equal(ns.tmp, 0);
+        assert_false(ns.merge);
+        ok(e, bc_merge(e->bc, &e->err)); /* and a merge still works */
+        steps_expect(e, upto);
+        env_free(e);
+    }
+    assert_true(crashes > 20);
+    assert_true(rolled_forward > 3);
+}
+
+/* A run that fails before its commit (a write or a sync of its outputs fails) leaves the store
+ * as it was and usable, its outputs removed; another merge can start. */
+static void a_failed_run_leaves_the_store_usable(void **state)
+{
+    (void)state;
+    for (int mode = 0; mode < 2; mode++) {
+        struct env *e = steps_fixture();
+        struct bc_merge_job *j;
+        ok(e, bc_merge_prepare(e->bc, NULL, &j, &e->err));
+        struct simdisk_faults f = {.write_error = mode == 0 ? 1.0 : 0.0,
+                                   .sync_error = mode == 1 ? 1.0 : 0.0};
+        set_faults(e, &f);
+        assert_int_not_equal(bc_merge_run(j), RK_OK);
+        no_faults(e);
+        bool done = true;
+        assert_int_not_equal(bc_merge_install(e->bc, j, 0, &done, &e->err), RK_OK);
+        assert_false(done);
+        ok(e, bc_merge_end(e->bc, j, &e->err));
+        bc_merge_job_free(j);
+        struct names ns = list_names(e);
+        assert_int_equal(ns.tmp, 0);
+        assert_false(ns.merge);
+        steps_writes(e, 1); /* the store still works */
+        steps_expect(e, 1);
+        struct bc_merge_job *again;
+        ok(e, bc_merge_prepare(e->bc, NULL, &again, &e->err));
+        assert_non_null(again);
+        ok(e, bc_merge_run(again));
+        bool d = false;
+        while (!d)
+            ok(e, bc_merge_install(e->bc, again, 0, &d, &e->err));
+        ok(e, bc_merge_cleanup(again));
+        ok(e, bc_merge_end(e->bc, again, &e->err));
+        bc_merge_job_free(again);
+        steps_expect(e, 1);
+        env_reopen(e);
+        steps_expect(e, 1);
+        env_free(e);
+    }
+}
+
 /* ---- merge: a crash at every fs call ------------------------------------------------------ */
 
 /* A store of several files with dead records and tombstones, reopened (all immutable). */
@@ -2618,7 +2903,7 @@ int main(void)
         cmocka_unit_test(bad_hint_falls_back_to_scanning_the_data_file),
         cmocka_unit_test(merge_keeps_the_applied_index_when_it_drops_the_last_tombstone),
         cmocka_unit_test(merge_refuses_while_a_batch_is_open),
-        cmocka_unit_test(merge_with_no_immutable_file_does_nothing),
+        cmocka_unit_test(merge_of_an_empty_store_does_nothing_and_takes_the_active_file),
         cmocka_unit_test(repeated_merges_and_reopens_keep_the_contents),
         cmocka_unit_test(open_removes_what_an_unfinished_merge_left),
         cmocka_unit_test(corrupt_manifest_fails_the_open),
@@ -2656,6 +2941,11 @@ int main(void)
         cmocka_unit_test(kv_store_ops_drive_the_bitcask),
         cmocka_unit_test(random_operations_and_crashes_match_the_model),
         cmocka_unit_test(crash_at_any_call_of_a_merge_reopens_with_the_same_contents),
+        cmocka_unit_test(merge_in_steps_keeps_what_is_written_meanwhile_and_its_hints_are_used),
+        cmocka_unit_test(crash_at_any_step_of_a_merge_in_steps_keeps_every_newest_value),
+        cmocka_unit_test(a_failed_run_leaves_the_store_usable),
+        cmocka_unit_test(a_cancelled_run_changes_nothing),
+        cmocka_unit_test(a_merge_in_a_small_id_gap_takes_every_closed_file),
         cmocka_unit_test(crash_during_the_recovery_of_a_crashed_merge_is_harmless),
         cmocka_unit_test(bit_flips_and_read_errors_never_return_wrong_data),
         cmocka_unit_test(open_without_memory_fails_cleanly_at_every_allocation),

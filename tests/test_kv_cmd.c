@@ -305,6 +305,10 @@ static void getset_getdel_getex(void **state)
     assert_string_equal(cmd(t, T0, KV_C_GETEX, KV_F_PERSIST, 0, "k", NULL), "$v");
     assert_string_equal(rd(t, T0, KV_C_TTL, 0, 0, "k", NULL), ":-1");
     assert_string_equal(cmd(t, T0, KV_C_GETEX, KV_F_PERSIST, 0, "nope", NULL), "_");
+    /* Redis looks the key up first: a time that overflows is nil for a missing key. */
+    assert_string_equal(cmd(t, T0, KV_C_GETEX, KV_F_EXP | KV_F_MS, INT64_MAX, "nope", NULL), "_");
+    assert_string_equal(cmd(t, T0, KV_C_GETEX, KV_F_EXP | KV_F_MS, INT64_MAX, "k", NULL),
+                        "-ERR invalid expire time in 'getex' command");
     /* A deadline in the past removes the key, and GETEX still answers its value. */
     assert_string_equal(cmd(t, T0, KV_C_GETEX, KV_F_EXP | KV_F_ABS, 1, "k", NULL), "$v");
     assert_string_equal(rd(t, T0, KV_C_GET, 0, 0, "k", NULL), "_");
@@ -351,6 +355,11 @@ static void incrbyfloat_formats_as_redis(void **state)
                         "-ERR value is not a valid float"); /* overflow */
     assert_string_equal(cmd(t, T0, KV_C_INCRBYFLOAT, 0, 0, "f", "inf", NULL),
                         "-ERR increment would produce NaN or Infinity");
+    /* A value with a zero byte ("\0" "5", from SETRANGE's padding) is not a float (Redis's
+     * string2ld parses every byte); it was read as "" = 0. */
+    assert_string_equal(cmd(t, T0, KV_C_SETRANGE, 0, 1, "z", "5", NULL), ":2");
+    assert_string_equal(cmd(t, T0, KV_C_INCRBYFLOAT, 0, 0, "z", "1", NULL),
+                        "-ERR value is not a valid float");
     t_close(t);
 }
 

@@ -111,6 +111,14 @@ static void assert_scenarios_equal(const struct scenario *a, const struct scenar
     assert_int_equal(a->mix_putif, b->mix_putif);
     assert_int_equal(a->mix_mset, b->mix_mset);
     assert_int_equal(a->mix_mget, b->mix_mget);
+    assert_int_equal(a->mix_txn, b->mix_txn);
+    assert_int_equal(a->mix_watch, b->mix_watch);
+    assert_int_equal(a->mix_expire, b->mix_expire);
+    assert_int_equal(a->mix_append, b->mix_append);
+    assert_int_equal(a->mix_getdel, b->mix_getdel);
+    assert_int_equal(a->mix_setnx, b->mix_setnx);
+    assert_int_equal(a->mix_rename, b->mix_rename);
+    assert_int_equal(a->wallclock_us, b->wallclock_us);
     assert_int_equal(a->pipeline, b->pipeline);
     assert_int_equal(a->pipeline_followers, b->pipeline_followers);
     assert_int_equal(a->think_us_min, b->think_us_min);
@@ -359,6 +367,24 @@ static void setting_clients_and_keys(void **state)
     s = parse_ok("clients 1\nkeys 1\n");
     assert_int_equal(s->clients, 1);
     assert_int_equal(s->keys, 1);
+}
+
+static void setting_generic_mix_and_wallclock(void **state)
+{
+    (void)state;
+    const struct scenario *s = parse_ok("mix txn 1 watch 2 expire 3 append 4 getdel 5 setnx 6 "
+                                        "rename 7\npipeline 2\nwallclock 40ms\n");
+    assert_int_equal(s->mix_txn, 1);
+    assert_int_equal(s->mix_watch, 2);
+    assert_int_equal(s->mix_expire, 3);
+    assert_int_equal(s->mix_append, 4);
+    assert_int_equal(s->mix_getdel, 5);
+    assert_int_equal(s->mix_setnx, 6);
+    assert_int_equal(s->mix_rename, 7);
+    assert_int_equal(s->mix_get, 0);
+    assert_int_equal(s->wallclock_us, 40000);
+    assert_error("mix txn 1\n", "t.scn:1:5: expected only get, put and del weights without "
+                                "`pipeline N` (N > 0), got 'txn'");
 }
 
 static void setting_mix_of_every_kind_and_pipeline(void **state)
@@ -1009,8 +1035,12 @@ static void error_reorder_delay_then_more(void **state)
 static void error_mix(void **state)
 {
     (void)state;
-    assert_error("mix", "t.scn:1:4: expected get, put, del, incr, putif, mset or mget, got end of line");
-    assert_error("mix get 1 set 2", "t.scn:1:11: expected get, put, del, incr, putif, mset or mget, got 'set'");
+    assert_error("mix",
+                 "t.scn:1:4: expected get, put, del, incr, putif, mset, mget, txn, watch, expire, "
+                 "append, getdel, setnx or rename, got end of line");
+    assert_error("mix get 1 set 2",
+                 "t.scn:1:11: expected get, put, del, incr, putif, mset, mget, txn, watch, "
+                 "expire, append, getdel, setnx or rename, got 'set'");
     assert_error("mix get 1 get 2",
                  "t.scn:1:11: expected each kind (get, put, del, ...) at most once, got 'get'");
     assert_error("mix put", "t.scn:1:8: expected a weight (0..1000000), got end of line");
@@ -1318,7 +1348,7 @@ static void setting_disk_parses_every_kind(void **state)
     assert_int_equal(s.disk.sync_ticks, 4);
     assert_error("disk spin 3",
                  "t.scn:1:6: expected torn, bitflip, errors, slow, crashpoints, "
-                 "merge, rotate, sync, rot, badsector, lost, misdirect, damaged or wipe, got "
+                 "merge, rotate, sync, rot, badsector, lost, misdirect, io, damaged or wipe, got "
                  "'spin'");
     assert_error("disk torn on\ndisk torn off", "t.scn:2:6: expected each setting once (disk "
                                                  "torn is already set on line 1), got 'torn'");
@@ -1353,6 +1383,23 @@ static void setting_disk_damage_parses_and_prints_back(void **state)
     assert_null(strstr(print_parsed(""), "disk damaged"));
     const char *too_many = "nodes 3\ndisk damaged 4\n";
     assert_int_equal(scn_parse(too_many, strlen(too_many), "t.scn", &s, &err), RK_EMALFORMED);
+}
+
+/* disk io MIN MAX: the log writes' latency range, printed back only when not the default. */
+static void setting_disk_io_parses_and_prints_back(void **state)
+{
+    (void)state;
+    static struct scenario s;
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(scn_parse("", 0, "t.scn", &s, &err), RK_OK);
+    assert_int_equal(s.disk.io_us_min, 20);
+    assert_int_equal(s.disk.io_us_max, 400);
+    const char *text = "disk io 100us 8ms\n";
+    assert_int_equal(scn_parse(text, strlen(text), "t.scn", &s, &err), RK_OK);
+    assert_int_equal(s.disk.io_us_min, 100);
+    assert_int_equal(s.disk.io_us_max, 8000);
+    assert_non_null(strstr(print_parsed(text), "\ndisk io 100us 8ms\n"));
+    assert_null(strstr(print_parsed(""), "disk io "));
 }
 
 static void print_of_defaults_lists_every_setting(void **state)
@@ -1740,6 +1787,7 @@ int main(void)
         cmocka_unit_test(error_reorder_delay_then_more),
         cmocka_unit_test(error_mix),
         cmocka_unit_test(setting_mix_of_every_kind_and_pipeline),
+        cmocka_unit_test(setting_generic_mix_and_wallclock),
         cmocka_unit_test(error_expect),
         cmocka_unit_test(error_chaos),
         cmocka_unit_test(error_step_without_time_or_action),
@@ -1766,6 +1814,7 @@ int main(void)
         cmocka_unit_test(setting_replication_sets_batch_and_window),
         cmocka_unit_test(setting_disk_parses_every_kind),
         cmocka_unit_test(setting_disk_damage_parses_and_prints_back),
+        cmocka_unit_test(setting_disk_io_parses_and_prints_back),
         cmocka_unit_test(print_of_defaults_lists_every_setting),
         cmocka_unit_test(print_writes_steps_in_canonical_form),
         cmocka_unit_test(print_then_parse_gives_the_same_scenario),

@@ -60,21 +60,31 @@
  *
  * MERGE (merge.c): the protocol and its crash analysis
  *
- * Inputs: every data file with an id below the active one's (A, the highest). New ids: from
- * A + 1 (or A if A was never created), above every existing id, so no name is reused and the
- * merged files sort after A: B2 still holds because a merged record is its key's newest, so A
- * has no record of that key (a newer one would be the newest; a tombstone too).
- *   0. Refuse while a batch is open; sync the active file and the directory. (Dropping an old
- *      record is only safe if the record that superseded it is durable.)
- *   1. Read every input record (checked); copy those the keydir points at — END set, each its
- *      own batch — into NNNNNNNNNN.data.tmp, rotating at max_file_bytes, with a hint entry each
- *      in NNNNNNNNNN.hint.tmp; end with a MARK record holding the highest index of all input
- *      records. Tombstones are dropped: every older record of their key is in an input, which
- *      is removed, and every record in A or later is newer. Sync every tmp file; sync_dir.
+ * Inputs: the oldest data files, every one immutable (synced whole: B1), up to a last input L;
+ * every file older than an input is an input. Outputs: ids from L + 1, free up to the next file
+ * (bc_config.merge_id_gap keeps ids free above each new active file; an active file not yet
+ * made is moved up), so the merged files sort after every input and before every file not an
+ * input — the active one and whatever is written while the merge runs. bc_merge first closes
+ * the active file (sync) so that every file is an input; the background merge (bitcask.h,
+ * MERGE IN STEPS in merge.c) takes only what is immutable already and does no I/O on the
+ * owner's thread. B2 holds: a merged record is the newest of its key among the inputs, every
+ * record of the key in a later file is newer and sorts after it, and a later tombstone still
+ * removes it at open.
+ *   0. The inputs are durable (B1). (Dropping an old record is only safe if the record that
+ *      superseded it is durable.)
+ *   1. Load the inputs into a keydir of the merge's own (each key's newest record among them;
+ *      tombstones remove). Read every input record (checked); copy those that keydir points at
+ *      — END set, each its own batch — into NNNNNNNNNN.data.tmp, rotating at max_file_bytes,
+ *      with a hint entry each in NNNNNNNNNN.hint.tmp; end with a MARK record holding the highest
+ *      index of all input records. Tombstones are dropped: every older record of their key is
+ *      in an input, which is removed, and every record in a later file is newer. Sync every tmp
+ *      file; sync_dir.
  *   2. Write MERGE.tmp (the manifest), sync it, rename it to MERGE, sync_dir.   <- commit point
  *   3. Rename each tmp file to its final name; sync_dir.
+ *      (Install: each keydir entry that still points at the input record copied is pointed at
+ *      its copy; entries written since stay. The inputs are read until then.)
  *   4. Remove every input data file and its hint; sync_dir.
- *   5. Remove MERGE; sync_dir. Point the keydir at the merged copies.
+ *   5. Remove MERGE; sync_dir.
  * Recovery (recover.c), before it reads any data file:
  *   - MERGE present and valid: roll forward — rename the tmp files still there, check that
  *     every merged data file exists, remove the listed inputs (missing is fine), sync_dir,
@@ -90,9 +100,12 @@
  *   during 3 (a rename undone or not, D3 atomic): tmp or final name exists: roll forward.
  *   during 4: some inputs may be back (D2): roll forward removes them.                  same
  *   during 5: MERGE may be back: roll forward finds only finals and no inputs.          same
- * An fs error in steps 0-5 poisons the store (a reopen then finishes or undoes the merge, as
- * above). RK_ENOMEM or a corrupt input record in step 1 removes the tmp files and returns the
- * error with the store usable.
+ * The live store is never changed by steps 1-5 (only install changes it, after step 3), so a
+ * failed merge leaves it usable: before the commit the tmp files are removed (should that fail,
+ * no merge starts until a reopen removes them); after it, no merge starts until a reopen
+ * finishes it. bc_merge, which promised a merged store, poisons the store in those two cases.
+ * Crash rules (tests/test_bitcask.c, "merge in steps"): a crash at any step, the live store
+ * written meanwhile included, reopens with every key's newest value.
  *
  * Ownership: struct bitcask owns its files, keydir and buffers; struct fs is borrowed.
  */
@@ -416,6 +429,7 @@ int bc_put(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_
             return rk_errf(err, RK_ENOMEM, "no memory for a keydir entry");
     } else {
         bc->live_bytes -= bc_rec_bytes(e->key_len, e->val_len);
+        bc_live_move(bc, e->file_id, BC_FILE_PENDING, e->key_len, e->val_len);
     }
     /* Nothing can fail from here on. */
     e->offset = batch_add(bc, index, 0, key, key_len, val, val_len);
@@ -444,6 +458,7 @@ int bc_del(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_
     batch_add(bc, index, BC_REC_TOMBSTONE, key, key_len, NULL, 0);
     if (e != NULL) {
         bc->live_bytes -= bc_rec_bytes(e->key_len, e->val_len);
+        bc_live_move(bc, e->file_id, BC_FILE_PENDING, e->key_len, e->val_len);
         bc_kd_remove(&bc->kd, e);
     }
     bc_kd_step(&bc->kd);
@@ -477,9 +492,12 @@ static int prepare_active(struct bitcask *bc, size_t len, struct rk_errmsg *err)
 {
     struct bc_file *a = bc_file_at(bc, bc->active_id);
     if (a->f != NULL && a->size > 0 && a->size + len > bc->max_file_bytes) {
-        if (bc->active_id >= BC_MAX_FILE_ID)
+        /* The new active file leaves merge_id_gap ids free below it for a merge's outputs
+         * (merge.c: they must sort between their inputs and every later file). */
+        uint32_t next = bc->active_id + 1 + bc->merge_id_gap;
+        if (bc->active_id >= BC_MAX_FILE_ID - 1 - bc->merge_id_gap)
             return rk_errf(err, RK_ENOSPC, "out of data file ids");
-        if (bc_files_cover(bc, bc->active_id + 1) != RK_OK)
+        if (bc_files_cover(bc, next) != RK_OK)
             return rk_errf(err, RK_ENOMEM, "no memory for the file table");
         a = bc_file_at(bc, bc->active_id); /* the table may have moved */
         if (bc->active_unsynced) {
@@ -491,7 +509,7 @@ static int prepare_active(struct bitcask *bc, size_t len, struct rk_errmsg *err)
                 return rk_errwrap(err, rc, "sync before rotation");
             bc->active_unsynced = false;
         }
-        bc->active_id++;
+        bc->active_id = next;
         a = bc_file_at(bc, bc->active_id);
     }
     if (a->f == NULL) {
@@ -526,6 +544,7 @@ static void batch_settle(struct bitcask *bc, uint64_t file_off)
         if (e != NULL && e->file_id == BC_FILE_PENDING && e->offset == off) {
             e->file_id = bc->active_id;
             e->offset = file_off + off;
+            bc_live_move(bc, BC_FILE_PENDING, e->file_id, e->key_len, e->val_len);
         }
         off += (size_t)bc_rec_bytes(r.key_len, r.val_len);
     }
@@ -670,12 +689,14 @@ void bc_stats(const struct bitcask *bc, struct bc_stats *st)
     st->cut_bytes = bc->cut_bytes;
     st->commit_records = bc->commit_records;
     st->fs_syncs = bc->fs_syncs;
+    st->merges_done = bc->merges_done;
+    st->merged_bytes = bc->merged_bytes;
+    st->merging = bc->merge != NULL;
 }
 
 /* ---- open and close --------------------------------------------------------------------- */
 
-/* A store not yet recovered, configured from c; the caller owns *out (bc_close). */
-static int bc_new(const struct bc_config *c, struct bitcask **out, struct rk_errmsg *err)
+int bc_new(const struct bc_config *c, struct bitcask **out, struct rk_errmsg *err)
 {
     if (c->fs == NULL)
         return rk_errf(err, RK_EINVAL, "bitcask: no fs");
@@ -691,6 +712,8 @@ static int bc_new(const struct bc_config *c, struct bitcask **out, struct rk_err
     bc->fs = c->fs;
     bc->alloc = a;
     bc->max_file_bytes = c->max_file_bytes != 0 ? c->max_file_bytes : BC_DEFAULT_MAX_FILE_BYTES;
+    bc->merge_id_gap =
+        c->merge_id_gap < BC_MAX_MERGE_ID_GAP ? c->merge_id_gap : BC_MAX_MERGE_ID_GAP;
     bc->max_key_bytes = c->max_key_bytes != 0 ? c->max_key_bytes : BC_MAX_KEY_BYTES;
     bc->max_value_bytes = c->max_value_bytes != 0 ? c->max_value_bytes : BC_MAX_VALUE_BYTES;
     bc->lo_id = 1;

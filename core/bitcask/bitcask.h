@@ -4,7 +4,8 @@
  *
  * Files in the fs directory:
  *   NNNNNNNNNN.data   records, appended to the highest id (the active file; each open starts a
- *                     new one, at its first append), the rest immutable
+ *                     new one, at its first append), the rest immutable; ids need not be
+ *                     consecutive (bc_config.merge_id_gap leaves room for a merge's outputs)
  *   NNNNNNNNNN.hint   for an immutable data file written by merge: where each live key is
  *   MERGE             a manifest while a merge switches files in (see bitcask.c)
  *
@@ -50,9 +51,10 @@
  * at the top of bitcask.c), corruption anywhere else fails the open with an error naming file
  * and offset. Later records win by index. What recovery found is then synced.
  *
- * Merge (bc_merge): the live records of the immutable files are rewritten into new data files
- * with hint files, switched in atomically, and the old files removed; a crash at any point of a
- * merge leaves a store that reopens with exactly the same contents.
+ * Merge (bc_merge, or in steps beside the running store: bc_merge_prepare..bc_merge_end): the
+ * newest records of the immutable files are rewritten into new data files with hint files,
+ * switched in atomically, and the old files removed; a crash at any point of a merge leaves a
+ * store that reopens with every key's newest value.
  */
 #ifndef BITCASK_H
 #define BITCASK_H
@@ -84,6 +86,7 @@
 /* Data file ids are 1..BC_MAX_FILE_ID; at most BC_MAX_FILES of them at once. */
 #define BC_MAX_FILE_ID 4000000000u
 #define BC_MAX_FILES   (1u << 20)
+#define BC_MAX_MERGE_ID_GAP 4096u
 
 /* What an open (or verify) that found corruption knows about it (FORMAT 2): the store must not
  * be used as whole; the Raft log (or a snapshot from the leader) has what it lost. */
@@ -111,6 +114,10 @@ struct bc_config {
     uint32_t max_key_bytes;       /* 0: BC_MAX_KEY_BYTES */
     uint32_t max_value_bytes;     /* 0: BC_MAX_VALUE_BYTES */
     struct bc_damage *damage;     /* NULL, or set by bc_open and bc_verify (kind NONE: none) */
+    /* Ids left free below each new active file for a background merge's outputs (merge.c,
+     * bc_merge_prepare); 0: none (bc_merge still works, a background merge only when the
+     * active file is not yet made). At most BC_MAX_MERGE_ID_GAP. */
+    uint32_t merge_id_gap;
 };
 
 struct bitcask;
@@ -137,10 +144,82 @@ int bc_end_batch(struct bitcask *bc, struct rk_errmsg *err);
  * After any failed write or sync the store is poisoned: every later call fails until reopened
  * (store.h S5). */
 int bc_sync(struct bitcask *bc, struct rk_errmsg *err);
-/* Compacts the immutable files (see above and bitcask.c). RK_EINVAL while a batch is open.
- * Syncs everything first. An fs failure poisons the store (reopen finishes or undoes the
- * merge); RK_ENOMEM or RK_ECORRUPT (a bad input record) undo it and leave the store usable. */
+/* Compacts every data file (see above and bitcask.c): syncs and closes the active file first
+ * (the next append starts a new one), then runs the steps below in a row. RK_EINVAL while a
+ * batch is open; RK_EBUSY while a merge in steps is in progress. A failure that leaves files
+ * only an open sorts out poisons the store (reopen finishes or undoes the merge); others
+ * (RK_ENOMEM, RK_ECORRUPT: a bad input record) undo it and leave the store usable. */
 int bc_merge(struct bitcask *bc, struct rk_errmsg *err);
+
+/*
+ * The merge in the background (merge.c, MERGE IN STEPS): bc_merge is these steps run one after
+ * the other. The store's owner (the node's event loop, the simulator) calls prepare, install and
+ * end; run and cleanup do every disk I/O of the merge and touch only the job, so they may run on
+ * another thread (with an fs of their own: fs implementations are not thread-safe) while the
+ * store keeps serving reads and writes. Between prepare and end no other merge can start.
+ *
+ *   bc_merge_prepare   owner   O(files), no I/O: picks the inputs (immutable data files, the
+ *                              oldest first) and the ids of the outputs
+ *   bc_merge_run       worker  reads the inputs (hints when they check out), writes the merged
+ *                              files with hints, syncs them, commits (MERGE), renames them
+ *   bc_merge_install   owner   a bounded number of keydir entries repointed per call; on the
+ *                              last call the outputs are taken in and the inputs let go
+ *   bc_merge_cleanup   worker  removes the inputs and MERGE
+ *   bc_merge_end       owner   the job is over (whatever happened); then bc_merge_job_free
+ *
+ * A crash at any point leaves a store that opens with every key's newest value.
+ */
+struct bc_merge_job;
+
+/* When to merge (the Bitcask paper's implementation, riak's bitcask: frag_merge_trigger and
+ * dead_bytes_merge_trigger): the inputs a merge would take have dead bytes (records the keydir
+ * no longer points to) of at least frag_percent of their bytes, or of at least dead_bytes; and
+ * never fewer than min_dead_bytes (a merge is not worth its I/O for less). */
+struct bc_merge_policy {
+    uint32_t frag_percent; /* 0: this trigger off */
+    uint64_t dead_bytes;   /* 0: this trigger off */
+    uint64_t min_dead_bytes;
+};
+
+/* What a merge would take now: the inputs bc_merge_prepare would pick, their bytes and dead
+ * bytes. O(files), no I/O. */
+struct bc_merge_pick {
+    uint32_t inputs;
+    uint64_t bytes;
+    uint64_t dead_bytes;
+};
+void bc_merge_pick(struct bitcask *bc, struct bc_merge_pick *pick);
+/* True if policy says merge now (and no merge is in progress). */
+bool bc_merge_wanted(struct bitcask *bc, const struct bc_merge_policy *policy);
+
+/* Starts a merge of what bc_merge_pick picks. fs: the directory of bc for run and cleanup (NULL:
+ * bc's own, when they run on the owner's thread). RK_OK with *job NULL: nothing to merge; RK_EBUSY
+ * while another merge is in progress; the store's failure if it is poisoned. */
+int bc_merge_prepare(struct bitcask *bc, struct fs *fs, struct bc_merge_job **job,
+                     struct rk_errmsg *err);
+/* All the disk work of the merge up to its commit and the renames; returns the outcome, kept in
+ * the job for install. Touches nothing but the job and its fs. */
+int bc_merge_run(struct bc_merge_job *job);
+/* Installs at most max_entries keydir entries (0: all). *done: the merge is installed (the
+ * outputs serve reads, the inputs are no longer used) and cleanup may run. An error of run
+ * (before the commit: the store unchanged and usable; after it: reopen finishes the merge) is
+ * returned here with *done false: skip cleanup, call bc_merge_end. */
+int bc_merge_install(struct bitcask *bc, struct bc_merge_job *job, size_t max_entries, bool *done,
+                     struct rk_errmsg *err);
+/* Removes the inputs and MERGE (durably), and frees what install read (the merge's keydir, of
+ * every key of the inputs: not on the owner's thread). */
+int bc_merge_cleanup(struct bc_merge_job *job);
+/* The job is over: bc may start another merge. A cleanup that failed stops merges until reopen
+ * (its files are removed then). *err: the cleanup's failure, if any. */
+int bc_merge_end(struct bitcask *bc, struct bc_merge_job *job, struct rk_errmsg *err);
+/* Frees the job and closes its files (after bc_merge_end, or when its store is gone: a crash
+ * drops the job, and the next open finishes or undoes the merge). NULL does nothing. */
+void bc_merge_job_free(struct bc_merge_job *job);
+/* Any thread: asks a run in progress (or to come) to stop before its commit; it then fails with
+ * RK_EBUSY, its outputs removed, the store as before. After the commit it has no effect. */
+void bc_merge_cancel(struct bc_merge_job *job);
+/* The job's message after run or cleanup failed (for logs). */
+const char *bc_merge_job_error(const struct bc_merge_job *job);
 
 uint64_t bc_count(const struct bitcask *bc);
 /* The index of the last complete batch (0 if none). */
@@ -173,6 +252,9 @@ struct bc_stats {
     uint64_t cut_bytes;     /* torn tail cut from the last data file */
     uint64_t commit_records; /* written since open (FORMAT 2) */
     uint64_t fs_syncs;       /* fs syncs of data files since open (one per bc_sync with bytes) */
+    uint64_t merges_done;    /* since open */
+    uint64_t merged_bytes;   /* bytes of the data files those merges replaced */
+    bool merging;            /* a merge is between bc_merge_prepare and bc_merge_end */
 };
 void bc_stats(const struct bitcask *bc, struct bc_stats *st);
 

@@ -77,6 +77,7 @@ bool bc_kd_valid(const struct bc_keydir *kd);
 struct bc_file {
     struct fs_file *f; /* NULL: no data file with this id (a gap, or the active not yet made) */
     uint64_t size;     /* bytes in the file (written, durable or not) */
+    uint64_t live;     /* bytes of the records in it that the keydir points to */
 };
 
 /* bc_verify's dry run of recovery (recover.c, VERIFY): where it reports instead of changing. */
@@ -90,6 +91,7 @@ struct bitcask {
     struct fs *fs;
     const struct rk_alloc *alloc;
     uint64_t max_file_bytes;
+    uint32_t merge_id_gap; /* ids left free above each new active file (bc_config) */
     uint32_t max_key_bytes;
     uint32_t max_value_bytes;
 
@@ -132,6 +134,11 @@ struct bitcask {
     struct bc_damage damage; /* what recovery found (FORMAT 2, recover.c) */
 
     struct bc_dry *dry; /* NULL but in bc_verify */
+
+    struct bc_merge_job *merge; /* the merge between bc_merge_prepare and bc_merge_end */
+    bool merge_stuck;           /* a merge left files it could not remove: none until reopen */
+    uint64_t merges_done;
+    uint64_t merged_bytes; /* bytes of the inputs of the merges done */
 };
 
 /* ---- little-endian codec ---------------------------------------------------------------- */
@@ -270,9 +277,32 @@ struct bc_checked {
 int bc_check_record(struct bc_reader *r, uint64_t keep, uint64_t off, struct bc_checked *out,
                     struct rk_errmsg *err);
 
+/* Moves the live bytes of a record of key_len, val_len from file from to file to (either
+ * BC_FILE_PENDING: not in a file). */
+static inline void bc_live_move(struct bitcask *bc, uint32_t from, uint32_t to, uint32_t key_len,
+                                uint32_t val_len)
+{
+    uint64_t n = bc_rec_bytes(key_len, val_len);
+    struct bc_file *f = from != BC_FILE_PENDING ? bc_file_at(bc, from) : NULL;
+    if (f != NULL)
+        f->live -= n;
+    f = to != BC_FILE_PENDING ? bc_file_at(bc, to) : NULL;
+    if (f != NULL)
+        f->live += n;
+}
+
 /* ---- recovery and merge ------------------------------------------------------------------- */
 
 int bc_recover(struct bitcask *bc, struct rk_errmsg *err);
+/* A store not yet recovered, configured from c (bitcask.c); the caller owns *out (bc_close). */
+int bc_new(const struct bc_config *c, struct bitcask **out, struct rk_errmsg *err);
+/* A merge's view of its inputs (merge.c): bc is a store of its own (its own fs and keydir) whose
+ * file table covers lo_id..active_id - 1; the n data files ids (ascending) are opened and loaded
+ * as recovery loads them (hint when it checks out, else a scan without the torn-tail
+ * allowance: an immutable file was sealed and synced whole). Writes nothing. cancelled (may be
+ * NULL), asked before each file, stops it with RK_EBUSY. */
+int bc_recover_inputs(struct bitcask *bc, const uint32_t *ids, size_t n,
+                      bool (*cancelled)(void *ctx), void *ctx, struct rk_errmsg *err);
 /* Writes a hint trailer (BC_HINT_TRAILER_BYTES) at p. */
 void bc_hint_trailer_encode(uint8_t *p, uint32_t data_id, uint32_t body_crc, uint64_t entries,
                             uint64_t data_bytes, uint64_t max_index);

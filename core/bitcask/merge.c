@@ -1,12 +1,34 @@
 /*
- * merge.c — bc_merge: rewrites the live records of the immutable data files into new files with
- * hint files and switches them in. The protocol and its crash analysis are at the top of
- * bitcask.c (MERGE); recovery's half of it is in recover.c.
+ * merge.c — the merge: rewrites the newest records of the immutable data files into new files
+ * with hint files and switches them in, in steps that let it run beside the store (bitcask.h,
+ * bc_merge_prepare..bc_merge_end; bc_merge runs them in a row). The protocol and its crash
+ * analysis are at the top of bitcask.c (MERGE); recovery's half of it is in recover.c.
  *
- * Memory: besides two write buffers and a read buffer, one struct mg_update (24 bytes) per
- * record copied, so that the keydir is repointed only once the switch is durable.
+ * MERGE IN STEPS. The merge is a function of its input files alone, which nothing writes any
+ * more, so it needs nothing of the live store while it runs:
+ *   prepare (owner, O(files), no I/O) picks the inputs: the oldest data files, all immutable, up
+ *     to the last one after which enough ids are free for the outputs (bc_config.merge_id_gap
+ *     leaves ids free above each new active file; an active file not yet made is simply moved
+ *     up). Every file older than an input is an input, so a tombstone can be dropped.
+ *   run (worker, its own fs) loads the inputs into a store of its own (the shadow: recovery's
+ *     code, hints when they check out), so that its keydir holds each key's newest record among
+ *     the inputs, then copies exactly those records (step 1 of MERGE), commits (step 2) and
+ *     renames the outputs (step 3). Reads of the live store keep using the inputs meanwhile.
+ *   install (owner, bounded chunks) repoints each live keydir entry that still points where the
+ *     shadow's does (file and offset: the very record copied) at its copy; an entry rewritten
+ *     since (a put, a delete) is left alone: the copy is then a dead record of the output. On
+ *     the last chunk the outputs join the file table and the inputs leave it.
+ *   cleanup (worker) removes the inputs and MERGE (steps 4 and 5).
+ * Ordering: the outputs take ids between the last input and the next file, so at open (id
+ * order) they come after every input and before every file written during or after the merge:
+ * B2 holds for every key, and a later tombstone still wins over a merged record.
+ *
+ * Memory: the shadow's keydir (the keys of the inputs), two write buffers and a read buffer, and
+ * one struct mg_update (24 bytes) per record copied.
  */
 #include "bitcask/bitcask_int.h"
+
+#include <stdatomic.h>
 
 #include "common/assert.h"
 #include "common/crc32c.h"
@@ -27,8 +49,10 @@ struct mg_buf {
 };
 
 struct mg {
-    struct bitcask *bc;
+    struct bitcask *bc; /* the shadow (MERGE IN STEPS) */
     uint32_t first_new;
+    uint32_t room;   /* ids reserved for the outputs from first_new */
+    const atomic_bool *cancel; /* bc_merge_cancel: stop before the commit */
     uint32_t n_new;  /* outputs opened so far: ids first_new .. first_new + n_new - 1 */
     uint64_t *sizes; /* of each output data file */
     size_t sizes_cap;
@@ -110,8 +134,9 @@ static int mg_open_output(struct mg *m, struct rk_errmsg *err)
 {
     struct fs *fs = m->bc->fs;
     RK_ASSERT(m->data == NULL && m->hint == NULL);
-    if (m->n_new >= BC_MAX_FILES || m->first_new > BC_MAX_FILE_ID - m->n_new)
-        return rk_errf(err, RK_ENOSPC, "merge: out of data file ids");
+    if (m->n_new >= m->room || m->first_new > BC_MAX_FILE_ID - m->n_new)
+        return rk_errf(err, RK_ENOSPC, "merge: more outputs than the %lu ids it reserved",
+                       (unsigned long)m->room);
     if (!rk_grow(m->bc->alloc, (void **)&m->sizes, &m->sizes_cap, m->n_new + 1, sizeof(*m->sizes)))
         return rk_errf(err, RK_ENOMEM, "merge: no memory");
     uint32_t id = m->first_new + m->n_new;
@@ -203,6 +228,10 @@ static int mg_copy_file(struct mg *m, uint32_t id, struct rk_errmsg *err)
     bc_reader_init(&r, bc, f->f, name, f->size);
     int rc = RK_OK;
     for (uint64_t off = 0; rc == RK_OK && off < f->size;) {
+        if (m->cancel != NULL && atomic_load_explicit(m->cancel, memory_order_relaxed)) {
+            rc = rk_errf(err, RK_EBUSY, "merge: cancelled");
+            break;
+        }
         struct bc_checked c;
         rc = bc_check_record(&r, off, off, &c, err);
         if (rc != RK_OK)
@@ -320,8 +349,9 @@ static int mg_write(struct mg *m, struct rk_errmsg *err)
     return rc;
 }
 
-/* Undoes step 1 (an error before the commit). An fs write error poisons instead (S5). */
-static int mg_abort(struct mg *m, int rc, struct rk_errmsg *err)
+/* Undoes step 1 (an error before the commit): the outputs are removed. *leftovers: some could
+ * not be (open removes them; no merge until then, for the names would collide). */
+static int mg_abort(struct mg *m, int rc, bool *leftovers, struct rk_errmsg *err)
 {
     struct fs *fs = m->bc->fs;
     if (m->data != NULL)
@@ -330,8 +360,6 @@ static int mg_abort(struct mg *m, int rc, struct rk_errmsg *err)
         fs->ops->close(fs, m->hint);
     m->data = NULL;
     m->hint = NULL;
-    if (m->write_failed)
-        return bc_poison(m->bc, rc, err);
     for (uint32_t i = 0; i < m->n_new; i++) {
         static const char *const exts[] = {"data.tmp", "hint.tmp"};
         for (int k = 0; k < 2; k++) {
@@ -339,21 +367,28 @@ static int mg_abort(struct mg *m, int rc, struct rk_errmsg *err)
             struct rk_errmsg scratch;
             bc_name(name, m->first_new + i, exts[k]);
             int rm = fs->ops->remove(fs, name, &scratch);
-            if (rm != RK_OK && rm != RK_ENOENT) {
-                /* Harmless on disk (open removes *.tmp) but the next merge would trip on it. */
+            if (rm != RK_OK && rm != RK_ENOENT && !*leftovers) {
                 rk_errwrap(err, rc, "merge: and removing %s failed (%s)", name, scratch.text);
-                return bc_poison(m->bc, rc, err);
+                *leftovers = true;
             }
         }
     }
     return rc;
 }
 
-/* Step 2: MERGE.tmp written and synced, renamed to MERGE, made durable. */
-static int mg_manifest(struct mg *m, uint8_t *buf, size_t len, struct rk_errmsg *err)
+/* Step 2: MERGE.tmp written and synced, renamed to MERGE, made durable. *renamed: the rename
+ * was tried (from then on the merge may have committed). */
+static int mg_manifest(struct mg *m, bool *renamed, struct rk_errmsg *err)
 {
     struct bitcask *bc = m->bc;
     struct fs *fs = bc->fs;
+    size_t n_old = 0;
+    for (uint32_t id = bc->lo_id; id < bc->active_id; id++)
+        n_old += bc_file_at(bc, id)->f != NULL;
+    size_t len = BC_MERGE_HEADER_BYTES + 4 * n_old;
+    uint8_t *buf = rk_malloc(bc->alloc, len);
+    if (buf == NULL)
+        return rk_errf(err, RK_ENOMEM, "merge: no memory");
     size_t n = 0;
     bc_put_u32(buf + 4, BC_MERGE_MAGIC);
     bc_put_u32(buf + 8, m->first_new);
@@ -363,28 +398,29 @@ static int mg_manifest(struct mg *m, uint8_t *buf, size_t len, struct rk_errmsg 
             bc_put_u32(buf + BC_MERGE_HEADER_BYTES + 4 * n++, id);
     }
     bc_put_u32(buf + 16, (uint32_t)n);
-    RK_ASSERT(BC_MERGE_HEADER_BYTES + 4 * n == len);
+    RK_ASSERT(n == n_old);
     bc_put_u32(buf, rk_crc32c(0, buf + 4, len - 4));
     struct fs_file *f;
     int rc = fs->ops->open(fs, BC_MERGE_TMP_NAME, FS_CREATE | FS_EXCL, &f, err);
-    if (rc != RK_OK)
-        return rk_errwrap(err, rc, "merge: create %s", BC_MERGE_TMP_NAME);
-    rc = fs->ops->append(fs, f, buf, len, err);
-    if (rc == RK_OK)
-        rc = fs->ops->sync(fs, f, err);
-    fs->ops->close(fs, f);
-    if (rc == RK_OK)
-        rc = fs->ops->rename(fs, BC_MERGE_TMP_NAME, BC_MERGE_NAME, err);
-    if (rc == RK_OK)
-        rc = fs->ops->sync_dir(fs, err);
+    if (rc == RK_OK) {
+        rc = fs->ops->append(fs, f, buf, len, err);
+        if (rc == RK_OK)
+            rc = fs->ops->sync(fs, f, err);
+        fs->ops->close(fs, f);
+        *renamed = rc == RK_OK;
+        if (rc == RK_OK)
+            rc = fs->ops->rename(fs, BC_MERGE_TMP_NAME, BC_MERGE_NAME, err);
+        if (rc == RK_OK)
+            rc = fs->ops->sync_dir(fs, err);
+    }
+    rk_free(bc->alloc, buf);
     return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "merge: writing %s", BC_MERGE_NAME);
 }
 
-/* Steps 3-5: renames, removes, manifest gone; each made durable. */
-static int mg_switch_files(struct mg *m, struct rk_errmsg *err)
+/* Step 3: the outputs under their final names, made durable. */
+static int mg_rename_outputs(struct mg *m, struct rk_errmsg *err)
 {
-    struct bitcask *bc = m->bc;
-    struct fs *fs = bc->fs;
+    struct fs *fs = m->bc->fs;
     char from[BC_NAME_BYTES];
     char to[BC_NAME_BYTES];
     int rc = RK_OK;
@@ -399,13 +435,374 @@ static int mg_switch_files(struct mg *m, struct rk_errmsg *err)
     }
     if (rc == RK_OK)
         rc = fs->ops->sync_dir(fs, err);
-    for (uint32_t id = bc->lo_id; rc == RK_OK && id < bc->active_id; id++) {
-        if (bc_file_at(bc, id)->f == NULL)
+    return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "merge: renaming the merged files");
+}
+
+static void mg_free(struct mg *m, const struct rk_alloc *a)
+{
+    rk_free(a, m->sizes);
+    rk_free(a, m->dbuf.p);
+    rk_free(a, m->hbuf.p);
+    rk_free(a, m->upd);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ---- the merge in steps ------------------------------------------------------------------- */
+
+enum mg_stage {
+    MG_PREPARED,  /* run next */
+    MG_RAN,       /* install next (run's outcome in rc) */
+    MG_INSTALLED, /* cleanup next */
+    MG_CLEANED,   /* end next */
+};
+
+struct bc_merge_job {
+    struct fs *fs; /* run's and cleanup's */
+    const struct rk_alloc *alloc;
+    uint64_t max_file_bytes; /* of the outputs (mg_out_bytes) */
+    uint32_t *inputs;        /* ids, ascending */
+    size_t n_inputs;
+    uint64_t input_bytes;
+    uint32_t first_new; /* the outputs' ids: first_new .. first_new + room - 1 */
+    uint32_t room;
+    enum mg_stage stage;
+    struct bitcask *shadow; /* run: the inputs' keydir; install reads it */
+    struct mg m;
+    int rc;          /* run's or cleanup's outcome */
+    bool committed;  /* MERGE was (or may have been) made durable */
+    bool leftovers;  /* files were left that only an open removes */
+    bool files_in;   /* install took the outputs into the file table */
+    size_t next_upd; /* install's progress */
+    atomic_bool cancel; /* bc_merge_cancel */
+    struct rk_errmsg err;
+};
+
+/* The ids needed for the outputs of inputs of bytes, in files of max_bytes: pairs of consecutive
+ * outputs hold more than max_bytes (an output is closed only when the next record does not
+ * fit), plus the last one and the MARK record. */
+static uint64_t mg_need(uint64_t bytes, uint64_t max_bytes)
+{
+    return 2 * (bytes / max_bytes) + 4;
+}
+
+/* A merge needs at least this many free ids after its last input: with fewer, the outputs
+ * would have to be huge. */
+#define MG_MIN_ROOM 6u
+
+/* The size of the merge's output files for inputs of bytes and room free ids (MG_MIN_ROOM or
+ * more): max_file_bytes, or more when that many would not fit the room (then fewer, bigger
+ * files: a data file may be larger than max_file_bytes, as one of a single big batch is). */
+static uint64_t mg_out_bytes(uint64_t bytes, uint64_t room, uint64_t max_file_bytes)
+{
+    RK_ASSERT(room >= MG_MIN_ROOM);
+    if (mg_need(bytes, max_file_bytes) <= room)
+        return max_file_bytes;
+    uint64_t m = (2 * bytes + (room - 4) - 1) / (room - 4); /* 2 * (bytes / m) <= room - 4 */
+    return m > max_file_bytes ? m : max_file_bytes;
+}
+
+/* The pick (bitcask.h): every closed file up to the last one after which at least MG_MIN_ROOM
+ * ids are free (or an active file not yet made, whose id can move up). *last: the last input's
+ * id (0: none); *room: the ids free after it (UINT32_MAX: as many as wanted). O(ids). */
+static void mg_pick(struct bitcask *bc, struct bc_merge_pick *pick, uint32_t *last, uint32_t *room)
+{
+    memset(pick, 0, sizeof(*pick));
+    *last = 0;
+    *room = 0;
+    bool has_active = bc_file_at(bc, bc->active_id)->f != NULL;
+    uint32_t n = 0;
+    uint64_t bytes = 0;
+    uint64_t dead = 0;
+    uint32_t prev = 0; /* the last closed file met */
+    for (uint32_t id = bc->lo_id; id <= bc->active_id; id++) {
+        struct bc_file *f = bc_file_at(bc, id);
+        bool end = id == bc->active_id;
+        if (f->f == NULL && !end)
             continue;
-        bc_name(to, id, "data");
-        rc = fs->ops->remove(fs, to, err);
-        bc_name(to, id, "hint");
-        if (rc == RK_OK && (rc = fs->ops->remove(fs, to, err)) == RK_ENOENT)
+        if (prev != 0) { /* the prefix up to prev, followed by the free ids before id */
+            uint32_t free_ids = end && !has_active ? UINT32_MAX : id - prev - 1;
+            if (free_ids >= MG_MIN_ROOM) {
+                *pick = (struct bc_merge_pick){.inputs = n, .bytes = bytes, .dead_bytes = dead};
+                *last = prev;
+                *room = free_ids;
+            }
+        }
+        if (end)
+            break;
+        n++;
+        bytes += f->size;
+        dead += f->size - f->live;
+        prev = id;
+    }
+}
+
+void bc_merge_pick(struct bitcask *bc, struct bc_merge_pick *pick)
+{
+    uint32_t last;
+    uint32_t room;
+    mg_pick(bc, pick, &last, &room);
+}
+
+bool bc_merge_wanted(struct bitcask *bc, const struct bc_merge_policy *policy)
+{
+    if (bc->merge != NULL || bc->merge_stuck || bc->poison != RK_OK)
+        return false;
+    struct bc_merge_pick p;
+    bc_merge_pick(bc, &p);
+    if (p.inputs == 0 || p.dead_bytes < policy->min_dead_bytes || p.dead_bytes == 0)
+        return false;
+    return (policy->frag_percent > 0 && p.dead_bytes * 100 >= p.bytes * policy->frag_percent) ||
+           (policy->dead_bytes > 0 && p.dead_bytes >= policy->dead_bytes);
+}
+
+int bc_merge_prepare(struct bitcask *bc, struct fs *fs, struct bc_merge_job **out,
+                     struct rk_errmsg *err)
+{
+    RK_ASSERT(bc != NULL && out != NULL);
+    *out = NULL;
+    int rc = bc_check_poison(bc, err);
+    if (rc != RK_OK)
+        return rc;
+    if (bc->merge != NULL)
+        return rk_errf(err, RK_EBUSY, "merge: one is in progress");
+    if (bc->merge_stuck)
+        return rk_errf(err, RK_EBUSY, "merge: an earlier one left files; reopen the store first");
+    struct bc_merge_pick pick;
+    uint32_t last;
+    uint32_t room;
+    mg_pick(bc, &pick, &last, &room);
+    if (pick.inputs == 0)
+        return RK_OK;
+    uint64_t need = mg_need(pick.bytes, bc->max_file_bytes);
+    need = need > MG_MIN_ROOM ? need : MG_MIN_ROOM;
+    bool move_active = room == UINT32_MAX && bc->active_id - last - 1 < need;
+    if (room == UINT32_MAX) { /* the active file, not yet made, moves up if need be */
+        if (need > BC_MAX_FILE_ID - 1 - bc->merge_id_gap - last)
+            return rk_errf(err, RK_ENOSPC, "merge: out of data file ids");
+        room = (uint32_t)(move_active ? need : bc->active_id - last - 1);
+    }
+    struct bc_merge_job *j = rk_malloc(bc->alloc, sizeof(*j));
+    uint32_t *ids = rk_malloc(bc->alloc, pick.inputs * sizeof(*ids));
+    if (j == NULL || ids == NULL ||
+        (move_active &&
+         bc_files_cover(bc, (uint32_t)(last + 1 + need + bc->merge_id_gap)) != RK_OK)) {
+        rk_free(bc->alloc, j);
+        rk_free(bc->alloc, ids);
+        return rk_errf(err, RK_ENOMEM, "merge: no memory");
+    }
+    if (move_active)
+        bc->active_id = (uint32_t)(last + 1 + need + bc->merge_id_gap);
+    memset(j, 0, sizeof(*j));
+    atomic_init(&j->cancel, false);
+    j->fs = fs != NULL ? fs : bc->fs;
+    j->alloc = bc->alloc;
+    j->max_file_bytes = mg_out_bytes(pick.bytes, room, bc->max_file_bytes);
+    j->inputs = ids;
+    for (uint32_t id = bc->lo_id; id <= last; id++) {
+        struct bc_file *f = bc_file_at(bc, id);
+        if (f->f != NULL)
+            ids[j->n_inputs++] = id;
+    }
+    RK_ASSERT(j->n_inputs == pick.inputs);
+    j->input_bytes = pick.bytes;
+    j->first_new = last + 1;
+    j->room = room;
+    j->stage = MG_PREPARED;
+    bc->merge = j;
+    *out = j;
+    return RK_OK;
+}
+
+static bool mg_cancelled(void *ctx)
+{
+    struct bc_merge_job *j = ctx;
+    return atomic_load_explicit(&j->cancel, memory_order_relaxed);
+}
+
+/* Run, up to the commit: the shadow loaded, step 1. */
+static int mg_run_write(struct bc_merge_job *j)
+{
+    struct bc_config c = {.fs = j->fs, .alloc = j->alloc, .max_file_bytes = j->max_file_bytes};
+    int rc = bc_new(&c, &j->shadow, &j->err);
+    if (rc != RK_OK)
+        return rc;
+    struct bitcask *sh = j->shadow;
+    sh->lo_id = j->inputs[0];
+    sh->active_id = j->inputs[j->n_inputs - 1] + 1;
+    if (bc_files_cover(sh, sh->active_id) != RK_OK)
+        return rk_errf(&j->err, RK_ENOMEM, "merge: no memory");
+    rc = bc_recover_inputs(sh, j->inputs, j->n_inputs, mg_cancelled, j, &j->err);
+    if (rc != RK_OK)
+        return rk_errwrap(&j->err, rc, "merge: reading the inputs");
+    j->m.bc = sh;
+    j->m.first_new = j->first_new;
+    j->m.room = j->room;
+    j->m.cancel = &j->cancel;
+    rc = mg_write(&j->m, &j->err);
+    if (rc != RK_OK)
+        rc = mg_abort(&j->m, rc, &j->leftovers, &j->err);
+    return rc;
+}
+
+int bc_merge_run(struct bc_merge_job *j)
+{
+    RK_ASSERT(j != NULL && j->stage == MG_PREPARED);
+    j->stage = MG_RAN;
+    int rc = mg_run_write(j);
+    if (rc == RK_OK) {
+        rc = mg_manifest(&j->m, &j->committed, &j->err);
+        if (rc != RK_OK && !j->committed) { /* not committed: undone */
+            struct rk_errmsg scratch;
+            int rm = j->fs->ops->remove(j->fs, BC_MERGE_TMP_NAME, &scratch);
+            if (rm != RK_OK && rm != RK_ENOENT)
+                j->leftovers = true;
+            rc = mg_abort(&j->m, rc, &j->leftovers, &j->err);
+        }
+    }
+    if (rc == RK_OK)
+        rc = mg_rename_outputs(&j->m, &j->err);
+    if (rc != RK_OK && j->committed)
+        j->leftovers = true; /* reopen finishes the merge (or removes MERGE.tmp) */
+    /* The shadow's files are no longer read (install reads its keydir only). */
+    struct bitcask *sh = j->shadow;
+    for (size_t i = 0; sh != NULL && i < sh->files_cap; i++) {
+        struct bc_file *f = &sh->files[i];
+        if (f->f != NULL)
+            sh->fs->ops->close(sh->fs, f->f);
+        f->f = NULL;
+    }
+    if (rc != RK_OK) { /* install will not read the shadow: freed here, off the owner's thread */
+        mg_free(&j->m, j->alloc);
+        bc_close(j->shadow);
+        j->shadow = NULL;
+    }
+    j->rc = rc;
+    return rc;
+}
+
+/* The last chunk of install: outputs in, inputs out, ids tidied. */
+static int mg_install_files(struct bitcask *bc, struct bc_merge_job *j, struct rk_errmsg *err)
+{
+    for (size_t i = 0; i < j->n_inputs; i++) {
+        struct bc_file *f = bc_file_at(bc, j->inputs[i]);
+        if (f->live != 0) {
+            /* The shadow saw every record of the inputs, and every key it had was copied
+             * (mg_check_copied): only a keydir that disagrees with the files gets here. The
+             * committed merge would lose the record at the next open: stop now. */
+            char name[BC_NAME_BYTES];
+            bc_name(name, j->inputs[i], "data");
+            bc->merge_stuck = true;
+            rk_errf(err, RK_ECORRUPT, "merge: %s still has %llu live bytes the merge did not copy",
+                    name, (unsigned long long)f->live);
+            return bc_poison(bc, RK_ECORRUPT, err);
+        }
+    }
+    for (size_t i = 0; i < j->n_inputs; i++) {
+        struct bc_file *f = bc_file_at(bc, j->inputs[i]);
+        bc->fs->ops->close(bc->fs, f->f);
+        *f = (struct bc_file){NULL, 0, 0};
+    }
+    uint32_t lo = bc->lo_id;
+    while (lo < bc->active_id && bc_file_at(bc, lo)->f == NULL)
+        lo++;
+    if (lo > bc->lo_id) {
+        size_t keep = (size_t)(bc->active_id - lo) + 1;
+        memmove(bc->files, bc->files + (lo - bc->lo_id), keep * sizeof(*bc->files));
+        memset(bc->files + keep, 0, (bc->files_cap - keep) * sizeof(*bc->files));
+        bc->lo_id = lo;
+    }
+    /* An active file not yet made comes down to just above the last file (and its gap). */
+    if (bc_file_at(bc, bc->active_id)->f == NULL) {
+        uint32_t hi = bc->active_id;
+        while (hi > bc->lo_id && bc_file_at(bc, hi - 1)->f == NULL)
+            hi--;
+        uint32_t want =
+            hi == bc->lo_id && bc_file_at(bc, hi)->f == NULL ? hi : hi + bc->merge_id_gap;
+        if (want < bc->active_id && want >= bc->lo_id)
+            bc->active_id = want;
+    }
+    bc->merges_done++;
+    bc->merged_bytes += j->input_bytes;
+    return RK_OK;
+}
+
+int bc_merge_install(struct bitcask *bc, struct bc_merge_job *j, size_t max_entries, bool *done,
+                     struct rk_errmsg *err)
+{
+    RK_ASSERT(bc != NULL && j != NULL && done != NULL);
+    RK_ASSERT(bc->merge == j && j->stage == MG_RAN);
+    *done = false;
+    int rc = bc_check_poison(bc, err);
+    if (rc != RK_OK)
+        return rc;
+    if (j->rc != RK_OK)
+        return rk_errf(err, j->rc, "%s", j->err.text);
+    struct mg *m = &j->m;
+    if (!j->files_in) {
+        for (uint32_t i = 0; i < m->n_new; i++) {
+            char name[BC_NAME_BYTES];
+            uint32_t id = m->first_new + i;
+            struct bc_file *f = bc_file_at(bc, id);
+            RK_ASSERT(f != NULL && f->f == NULL);
+            bc_name(name, id, "data");
+            rc = bc->fs->ops->open(bc->fs, name, 0, &f->f, err);
+            if (rc != RK_OK) {
+                for (uint32_t k = 0; k < i; k++) {
+                    struct bc_file *g = bc_file_at(bc, m->first_new + k);
+                    bc->fs->ops->close(bc->fs, g->f);
+                    g->f = NULL;
+                }
+                bc->merge_stuck = true; /* committed: reopen finishes it */
+                return rk_errwrap(err, rc, "merge: opening %s", name);
+            }
+            f->size = m->sizes[i];
+            f->live = 0;
+        }
+        j->files_in = true;
+    }
+    size_t end = m->n_upd;
+    if (max_entries > 0 && end - j->next_upd > max_entries)
+        end = j->next_upd + max_entries;
+    for (size_t i = j->next_upd; i < end; i++) {
+        const struct mg_update *u = &m->upd[i];
+        const struct bc_kent *se = u->e; /* where the record was in the inputs */
+        struct bc_kent *e = bc_kd_find(&bc->kd, se->hash, se->key, se->key_len);
+        if (e == NULL || e->file_id != u->input_id || e->offset != se->offset)
+            continue; /* rewritten since: the copy is a dead record */
+        RK_ASSERT(e->index == se->index && e->val_len == se->val_len);
+        bc_live_move(bc, e->file_id, u->file_id, e->key_len, e->val_len);
+        e->file_id = u->file_id;
+        e->offset = u->offset;
+    }
+    j->next_upd = end;
+    if (end < m->n_upd)
+        return RK_OK;
+    rc = mg_install_files(bc, j, err);
+    if (rc != RK_OK)
+        return rc;
+    RK_ASSERT_SLOW(bc_kd_valid(&bc->kd));
+    j->stage = MG_INSTALLED;
+    *done = true;
+    return RK_OK;
+}
+
+int bc_merge_cleanup(struct bc_merge_job *j)
+{
+    RK_ASSERT(j != NULL && j->stage == MG_INSTALLED);
+    j->stage = MG_CLEANED;
+    /* The shadow's keydir (O(keys of the inputs)) is freed here, off the owner's thread. */
+    mg_free(&j->m, j->alloc);
+    bc_close(j->shadow);
+    j->shadow = NULL;
+    struct fs *fs = j->fs;
+    struct rk_errmsg *err = &j->err;
+    char name[BC_NAME_BYTES];
+    int rc = RK_OK;
+    for (size_t i = 0; rc == RK_OK && i < j->n_inputs; i++) {
+        bc_name(name, j->inputs[i], "data");
+        rc = fs->ops->remove(fs, name, err);
+        bc_name(name, j->inputs[i], "hint");
+        if (rc == RK_OK && (rc = fs->ops->remove(fs, name, err)) == RK_ENOENT)
             rc = RK_OK;
     }
     if (rc == RK_OK)
@@ -414,89 +811,52 @@ static int mg_switch_files(struct mg *m, struct rk_errmsg *err)
         rc = fs->ops->remove(fs, BC_MERGE_NAME, err);
     if (rc == RK_OK)
         rc = fs->ops->sync_dir(fs, err);
-    return rc == RK_OK ? RK_OK : rk_errwrap(err, rc, "merge: switching files");
+    if (rc != RK_OK) {
+        rk_errwrap(err, rc, "merge: removing the merged files");
+        j->leftovers = true;
+    }
+    j->rc = rc;
+    return rc;
 }
 
-/* The in-memory half of the switch: a new file table (allocated by the caller), the merged
- * files opened, the inputs closed, the keydir repointed. */
-static int mg_adopt(struct mg *m, struct bc_file *files, size_t cap, struct rk_errmsg *err)
+int bc_merge_end(struct bitcask *bc, struct bc_merge_job *j, struct rk_errmsg *err)
 {
-    struct bitcask *bc = m->bc;
-    struct fs *fs = bc->fs;
-    struct bc_file *active = bc_file_at(bc, bc->active_id);
-    uint32_t lo = active->f != NULL ? bc->active_id : m->first_new;
-    for (uint32_t i = 0; i < m->n_new; i++) {
-        char name[BC_NAME_BYTES];
-        struct bc_file *f = &files[m->first_new + i - lo];
-        bc_name(name, m->first_new + i, "data");
-        int rc = fs->ops->open(fs, name, 0, &f->f, err);
-        if (rc != RK_OK) {
-            for (uint32_t j = 0; j < i; j++)
-                fs->ops->close(fs, files[m->first_new + j - lo].f);
-            rk_free(bc->alloc, files);
-            return rk_errwrap(err, rc, "merge: reopening %s", name);
-        }
-        f->size = m->sizes[i];
-    }
-    for (uint32_t id = bc->lo_id; id < bc->active_id; id++) {
-        struct bc_file *f = bc_file_at(bc, id);
-        if (f->f != NULL)
-            fs->ops->close(fs, f->f);
-    }
-    if (active->f != NULL)
-        files[0] = *active;
-    rk_free(bc->alloc, bc->files);
-    bc->files = files;
-    bc->files_cap = cap;
-    bc->lo_id = lo;
-    bc->active_id = m->first_new + m->n_new;
-    bc->active_unsynced = false;
-    bc->dir_dirty = false;
-    for (size_t i = 0; i < m->n_upd; i++) {
-        m->upd[i].e->file_id = m->upd[i].file_id;
-        m->upd[i].e->offset = m->upd[i].offset;
-    }
+    RK_ASSERT(bc != NULL && j != NULL && bc->merge == j);
+    bc->merge = NULL;
+    /* Leftovers, or a committed merge that was not installed: only an open sorts them out. */
+    if (j->leftovers || (j->committed && j->stage == MG_RAN))
+        bc->merge_stuck = true;
+    if (j->stage == MG_CLEANED && j->rc != RK_OK)
+        return rk_errf(err, j->rc, "%s", j->err.text);
     return RK_OK;
 }
 
-static void mg_free(struct mg *m)
+void bc_merge_job_free(struct bc_merge_job *j)
 {
-    const struct rk_alloc *a = m->bc->alloc;
-    rk_free(a, m->sizes);
-    rk_free(a, m->dbuf.p);
-    rk_free(a, m->hbuf.p);
-    rk_free(a, m->upd);
+    if (j == NULL)
+        return;
+    struct mg *m = &j->m;
+    if (m->bc != NULL) {
+        struct fs *fs = m->bc->fs;
+        if (m->data != NULL)
+            fs->ops->close(fs, m->data);
+        if (m->hint != NULL)
+            fs->ops->close(fs, m->hint);
+    }
+    mg_free(m, j->alloc);
+    bc_close(j->shadow);
+    rk_free(j->alloc, j->inputs);
+    rk_free(j->alloc, j);
 }
 
-/* Steps 2-5 and the adoption, with everything they need allocated first. */
-static int mg_commit(struct mg *m, struct rk_errmsg *err)
+void bc_merge_cancel(struct bc_merge_job *j)
 {
-    struct bitcask *bc = m->bc;
-    size_t n_old = 0;
-    for (uint32_t id = bc->lo_id; id < bc->active_id; id++)
-        n_old += bc_file_at(bc, id)->f != NULL;
-    size_t len = BC_MERGE_HEADER_BYTES + 4 * n_old;
-    uint8_t *manifest = rk_malloc(bc->alloc, len);
-    bool has_active = bc_file_at(bc, bc->active_id)->f != NULL;
-    uint32_t lo = has_active ? bc->active_id : m->first_new;
-    size_t cap = (size_t)(m->first_new + m->n_new - lo) + 1;
-    struct bc_file *files = rk_malloc(bc->alloc, cap * sizeof(*files));
-    if (manifest == NULL || files == NULL) {
-        rk_free(bc->alloc, manifest);
-        rk_free(bc->alloc, files);
-        return mg_abort(m, rk_errf(err, RK_ENOMEM, "merge: no memory"), err);
-    }
-    memset(files, 0, cap * sizeof(*files));
-    int rc = mg_manifest(m, manifest, len, err);
-    rk_free(bc->alloc, manifest);
-    if (rc == RK_OK)
-        rc = mg_switch_files(m, err);
-    if (rc != RK_OK) {
-        rk_free(bc->alloc, files);
-        return bc_poison(bc, rc, err);
-    }
-    rc = mg_adopt(m, files, cap, err);
-    return rc == RK_OK ? RK_OK : bc_poison(bc, rc, err);
+    atomic_store_explicit(&j->cancel, true, memory_order_relaxed);
+}
+
+const char *bc_merge_job_error(const struct bc_merge_job *j)
+{
+    return j->rc == RK_OK ? "" : j->err.text;
 }
 
 int bc_merge(struct bitcask *bc, struct rk_errmsg *err)
@@ -510,21 +870,32 @@ int bc_merge(struct bitcask *bc, struct rk_errmsg *err)
     rc = bc_sync(bc, err); /* step 0, and the promise to the caller, inputs or not */
     if (rc != RK_OK)
         return rc;
-    bool inputs = false;
-    for (uint32_t id = bc->lo_id; id < bc->active_id; id++)
-        inputs = inputs || bc_file_at(bc, id)->f != NULL;
-    if (!inputs)
-        return RK_OK;
-    struct mg m;
-    memset(&m, 0, sizeof(m));
-    m.bc = bc;
-    m.first_new = bc_file_at(bc, bc->active_id)->f != NULL ? bc->active_id + 1 : bc->active_id;
-    rc = mg_write(&m, err);
-    if (rc != RK_OK)
-        rc = mg_abort(&m, rc, err);
-    else
-        rc = mg_commit(&m, err);
-    mg_free(&m);
-    RK_ASSERT_SLOW(rc != RK_OK || bc_kd_valid(&bc->kd));
+    /* The active file becomes an input: the next one is made at the next append. */
+    if (bc_file_at(bc, bc->active_id)->f != NULL) {
+        if (bc->active_id >= BC_MAX_FILE_ID - 1 - bc->merge_id_gap)
+            return rk_errf(err, RK_ENOSPC, "out of data file ids");
+        if (bc_files_cover(bc, bc->active_id + 1) != RK_OK)
+            return rk_errf(err, RK_ENOMEM, "merge: no memory for the file table");
+        bc->active_id++;
+    }
+    struct bc_merge_job *j;
+    rc = bc_merge_prepare(bc, NULL, &j, err);
+    if (rc != RK_OK || j == NULL)
+        return rc;
+    bool done = false;
+    bc_merge_run(j);
+    rc = bc_merge_install(bc, j, 0, &done, err);
+    if (rc == RK_OK) {
+        bc_merge_cleanup(j);
+        rc = bc_merge_end(bc, j, err);
+    } else {
+        struct rk_errmsg scratch;
+        bc_merge_end(bc, j, &scratch);
+    }
+    /* A merge that committed and was not finished here is finished by the next open: the store
+     * must be reopened (S5), as after any failed fs call. */
+    if (rc != RK_OK && bc->merge_stuck && bc->poison == RK_OK)
+        bc_poison(bc, rc, err);
+    bc_merge_job_free(j);
     return rc;
 }

@@ -289,6 +289,7 @@ int bc_recover_apply(struct bitcask *bc, uint32_t file_id, uint64_t off, const s
     if ((r->flags & BC_REC_TOMBSTONE) != 0) {
         if (e != NULL) {
             bc->live_bytes -= bc_rec_bytes(e->key_len, e->val_len);
+            bc_live_move(bc, e->file_id, BC_FILE_PENDING, e->key_len, e->val_len);
             bc_kd_remove(&bc->kd, e);
             bc_kd_step(&bc->kd);
         }
@@ -301,11 +302,13 @@ int bc_recover_apply(struct bitcask *bc, uint32_t file_id, uint64_t off, const s
             return RK_ENOMEM;
     } else {
         bc->live_bytes -= bc_rec_bytes(e->key_len, e->val_len);
+        bc_live_move(bc, e->file_id, BC_FILE_PENDING, e->key_len, e->val_len);
     }
     e->index = r->index;
     e->offset = off;
     e->file_id = file_id;
     e->val_len = r->val_len;
+    bc_live_move(bc, BC_FILE_PENDING, file_id, r->key_len, r->val_len);
     bc->live_bytes += bc_rec_bytes(r->key_len, r->val_len);
     if (fresh)
         bc_kd_insert(&bc->kd, e);
@@ -374,7 +377,7 @@ static int search_commits(struct bc_reader *r, uint64_t from, bool *found, uint6
     for (int attempt = 0; attempt < 2 && !*found; attempt++) {
         bc_reader_forget(r, 0);
         for (uint64_t p = from; p < r->size && r->size - p >= BC_COMMIT_BYTES && !*found; p++) {
-            const uint8_t *b;
+            const uint8_t *b = NULL;
             size_t got;
             int rc = bc_reader_get(r, p, p, BC_COMMIT_BYTES, &b, &got, err);
             if (rc != RK_OK)
@@ -1308,14 +1311,15 @@ static int load_files(struct bitcask *bc, const struct listing *ls, struct rk_er
                    : rk_errf(err, RK_ENOMEM, "no memory for the file table");
     uint32_t lo = ls->data[0];
     uint32_t hi = ls->data[ls->n_data - 1];
-    if (hi - lo >= BC_MAX_FILES || hi >= BC_MAX_FILE_ID) {
+    if (hi - lo >= BC_MAX_FILES || hi >= BC_MAX_FILE_ID - 1 - bc->merge_id_gap) {
         note_corrupt(bc, "", 0, "data file ids %lu..%lu: over the limits", (unsigned long)lo,
                      (unsigned long)hi);
         return rk_errf(err, RK_ECORRUPT, "data file ids %lu..%lu: over the limits",
                        (unsigned long)lo, (unsigned long)hi);
     }
     bc->lo_id = lo;
-    bc->active_id = hi + 1; /* a new active file, made at the first append */
+    /* A new active file, made at the first append, merge_id_gap ids above (merge.c). */
+    bc->active_id = hi + 1 + bc->merge_id_gap;
     uint64_t commit_end = 0; /* of the file scanned last */
     bool hi_hinted = listed(ls->hint, ls->n_hint, hi);
     if (bc_files_cover(bc, bc->active_id) != RK_OK)
@@ -1394,6 +1398,51 @@ static int load_files(struct bitcask *bc, const struct listing *ls, struct rk_er
     if (rc != RK_OK)
         return rk_errwrap(err, rc, "%s: sync", name);
     return sync_dir(bc, err);
+}
+
+int bc_recover_inputs(struct bitcask *bc, const uint32_t *ids, size_t n,
+                      bool (*cancelled)(void *ctx), void *ctx, struct rk_errmsg *err)
+{
+    RK_ASSERT(bc->dry == NULL);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = ids[i];
+        if (cancelled != NULL && cancelled(ctx))
+            return rk_errf(err, RK_EBUSY, "merge: cancelled");
+        char name[BC_NAME_BYTES];
+        char hint[BC_NAME_BYTES];
+        bc_name(name, id, "data");
+        bc_name(hint, id, "hint");
+        int rc = open_data(bc, id, name, err);
+        if (rc != RK_OK)
+            return rc;
+        struct fs_file *hf;
+        rc = bc->fs->ops->open(bc->fs, hint, 0, &hf, err);
+        bool hinted = rc == RK_OK;
+        if (rc == RK_OK)
+            bc->fs->ops->close(bc->fs, hf);
+        else if (rc != RK_ENOENT)
+            return rk_errwrap(err, rc, "%s: open", hint);
+        struct hint_verdict v = {0, NULL};
+        uint64_t applied = 0;
+        if (hinted) {
+            rc = load_hint(bc, id, hint, &v, &applied, err);
+            if (rc == RK_OK) {
+                bc->hint_files_loaded++;
+                continue;
+            }
+            if (rc != RK_EMALFORMED)
+                return rc;
+            if (applied > 0)
+                mark_hinted_keys(bc, id);
+        }
+        uint64_t commit_end = 0;
+        rc = scan_data(bc, id, name, false, hinted, &commit_end, err);
+        if (rc == RK_OK && applied > 0)
+            rc = confirm_hinted_keys(bc, id, hint, name, &v, err);
+        if (rc != RK_OK)
+            return rc;
+    }
+    return RK_OK;
 }
 
 int bc_recover(struct bitcask *bc, struct rk_errmsg *err)

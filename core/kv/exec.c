@@ -167,17 +167,17 @@ static int op_getex(struct kv *kv, uint64_t index, const struct kv_op_view *op, 
 {
     struct kv_arg a[1];
     first_args(op, a, 1);
-    int64_t when = 0;
-    if ((op->flags & KV_F_EXP) && !deadline_for(op->num, op->flags, now, &when)) {
-        expire_error(kv, "getex");
-        return RK_OK;
-    }
     struct kv_rec rec;
     int rc = kv_rec_get(kv, op->db, a[0].p, a[0].len, now, &rec);
     if (rc != RK_OK)
         return rc;
     if (!rec.live) {
-        res_nil(&kv->res);
+        res_nil(&kv->res); /* Redis looks the key up before it checks the time */
+        return RK_OK;
+    }
+    int64_t when = 0;
+    if ((op->flags & KV_F_EXP) && !deadline_for(op->num, op->flags, now, &when)) {
+        expire_error(kv, "getex");
         return RK_OK;
     }
     res_bulk(&kv->res, rec.val, rec.val_len);
@@ -235,7 +235,9 @@ static bool parse_ld(const uint8_t *p, uint32_t len, long double *out)
         return false;
     char *end = NULL;
     long double v = strtold(buf, &end);
-    if (end == NULL || *end != '\0' || isnan(v))
+    /* Every byte parsed, as Redis's string2ld: a NUL inside the value ends the C string early
+     * (a value SETRANGE padded with zero bytes is not a float). */
+    if (end == NULL || *end != '\0' || (size_t)(end - buf) != len || isnan(v))
         return false;
     bool has_inf_text = false, nonzero_mantissa = false;
     for (uint32_t i = 0; i < len; i++) {

@@ -802,7 +802,7 @@ static int search_commits(struct seg_reader *r, uint64_t from, bool *found, uint
     for (int attempt = 0; attempt < 2 && !*found; attempt++) {
         r->len = 0; /* read again */
         for (uint64_t p = from; p < r->size && r->size - p >= SEGLOG_COMMIT_BYTES; p++) {
-            const uint8_t *b;
+            const uint8_t *b = NULL;
             size_t got;
             int rc = reader_get(r, p, SEGLOG_COMMIT_BYTES, &b, &got, err);
             if (rc != RK_OK)

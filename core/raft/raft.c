@@ -264,13 +264,27 @@ static void raft_log_truncate(struct raft *r, uint64_t from)
     }
 }
 
-/* Appends one entry, copying its data. */
-static int raft_log_append(struct raft *r, uint64_t term, uint8_t type, const uint8_t *data,
-                           uint32_t len)
+/* Appends one entry whose data buffer (or NULL) it takes. */
+static int raft_log_append_owned(struct raft *r, uint64_t term, uint8_t type, uint8_t *data,
+                                 uint32_t len)
 {
     RK_ASSERT(term >= raft_last_term(r));
     if (!rk_grow(r->alloc, (void **)&r->ents, &r->cap_ents, r->n_ents + 1, sizeof(*r->ents)))
         return RK_ENOMEM;
+    struct raft_entry *e = &r->ents[r->n_ents++];
+    e->term = term;
+    e->index = raft_last_index(r);
+    e->type = type;
+    e->len = len;
+    e->data = data;
+    r->ent_bytes += len;
+    return RK_OK;
+}
+
+/* Appends one entry, copying its data. */
+static int raft_log_append(struct raft *r, uint64_t term, uint8_t type, const uint8_t *data,
+                           uint32_t len)
+{
     uint8_t *copy = NULL;
     if (len > 0) {
         copy = rk_malloc(r->alloc, len);
@@ -278,14 +292,10 @@ static int raft_log_append(struct raft *r, uint64_t term, uint8_t type, const ui
             return RK_ENOMEM;
         memcpy(copy, data, len);
     }
-    struct raft_entry *e = &r->ents[r->n_ents++];
-    e->term = term;
-    e->index = raft_last_index(r);
-    e->type = type;
-    e->len = len;
-    e->data = copy;
-    r->ent_bytes += len;
-    return RK_OK;
+    int rc = raft_log_append_owned(r, term, type, copy, len);
+    if (rc != RK_OK)
+        rk_free(r->alloc, copy);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1349,8 +1359,8 @@ int raft_step(struct raft *r, const struct raft_msg *m)
 /* ------------------------------------------------------------------------------------------ */
 /* Client-facing inputs                                                                       */
 
-int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, uint64_t *index,
-                 uint64_t *leader)
+/* What both proposes check first: the caller may append an entry now. */
+static int raft_propose_check(struct raft *r, uint32_t len, uint64_t *leader)
 {
     RK_ASSERT(!r->in_ready);
     if (leader != NULL)
@@ -1361,15 +1371,39 @@ int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, uint64_t *in
         return RK_EBUSY;
     if (len > r->cfg.max_entry_bytes)
         return RK_ETOOBIG;
-    int rc = raft_log_append(r, r->term, RAFT_ENTRY_NORMAL, data, len);
-    if (rc != RK_OK)
-        return rc;
+    return RK_OK;
+}
+
+/* After either propose appended: sent with the next ready, before our own sync (§10.2.1):
+ * followers persist while we do, and every proposal since the last batch shares one APPEND. */
+static void raft_proposed(struct raft *r, uint64_t *index)
+{
     if (index != NULL)
         *index = raft_last_index(r);
-    /* Sent with the next ready, before our own sync (§10.2.1): followers persist while we
-     * do, and every proposal since the last batch shares one APPEND. */
     r->append_pending = true;
-    return RK_OK;
+}
+
+int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, uint64_t *index,
+                 uint64_t *leader)
+{
+    int rc = raft_propose_check(r, len, leader);
+    if (rc == RK_OK)
+        rc = raft_log_append(r, r->term, RAFT_ENTRY_NORMAL, data, len);
+    if (rc == RK_OK)
+        raft_proposed(r, index);
+    return rc;
+}
+
+int raft_propose_take(struct raft *r, uint8_t *data, uint32_t len, uint64_t *index,
+                      uint64_t *leader)
+{
+    RK_ASSERT(data != NULL && len > 0);
+    int rc = raft_propose_check(r, len, leader);
+    if (rc == RK_OK)
+        rc = raft_log_append_owned(r, r->term, RAFT_ENTRY_NORMAL, data, len);
+    if (rc == RK_OK)
+        raft_proposed(r, index);
+    return rc;
 }
 
 /* Registers a read for ctx asked by from (self or a follower). §6.4: the read index is the
@@ -1615,7 +1649,7 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
 }
 
 /* What both advances do: the batch was acted on, except (async) for its durability. */
-static void raft_advance_common(struct raft *r, const struct raft_ready *rd)
+static void raft_advance_common(struct raft *r, const struct raft_ready *rd, bool free_garbage)
 {
     RK_ASSERT(r->in_ready);
     r->in_ready = false;
@@ -1631,9 +1665,23 @@ static void raft_advance_common(struct raft *r, const struct raft_ready *rd)
     r->n_read_states = 0;
     r->n_snap_needed = 0;
     r->restore_pending = false;
+    if (!free_garbage)
+        return; /* raft_take_garbage hands them to the host */
     for (size_t i = 0; i < r->n_garbage; i++)
         rk_free(r->alloc, r->garbage[i]);
     r->n_garbage = 0;
+}
+
+int raft_take_garbage(struct raft *r, uint8_t ***v, size_t *n, size_t *cap)
+{
+    if (r->n_garbage == 0)
+        return RK_OK;
+    if (!rk_grow(r->alloc, (void **)v, cap, *n + r->n_garbage, sizeof(**v)))
+        return RK_ENOMEM;
+    memcpy(*v + *n, r->garbage, r->n_garbage * sizeof(*r->garbage));
+    *n += r->n_garbage;
+    r->n_garbage = 0;
+    return RK_OK;
 }
 
 /* Our own entries up to index are durable: they count toward the commit quorum (§10.2.1). */
@@ -1650,7 +1698,7 @@ static void raft_self_persisted(struct raft *r, uint64_t index)
 
 void raft_advance(struct raft *r, const struct raft_ready *rd)
 {
-    raft_advance_common(r, rd);
+    raft_advance_common(r, rd, true);
     raft_self_persisted(r, r->written);
     RK_ASSERT(r->applied <= r->commit);
     RK_ASSERT_SLOW(raft_invariants_hold_since(r, rd->n_entries > 0 ? rd->entries[0].index : 0));
@@ -1658,7 +1706,7 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 
 void raft_advance_async(struct raft *r, const struct raft_ready *rd)
 {
-    raft_advance_common(r, rd);
+    raft_advance_common(r, rd, false);
     RK_ASSERT(r->applied <= r->commit);
     RK_ASSERT_SLOW(raft_invariants_hold_since(r, rd->n_entries > 0 ? rd->entries[0].index : 0));
 }

@@ -300,6 +300,11 @@ int raft_step(struct raft *r, const struct raft_msg *m);
  * index (may be NULL). */
 int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, uint64_t *index,
                  uint64_t *leader);
+/* As raft_propose, but on RK_OK the entry takes data itself (allocated with the config's
+ * allocator, len > 0): no copy, which matters for entries of many megabytes. On any error
+ * data stays the caller's. */
+int raft_propose_take(struct raft *r, uint8_t *data, uint32_t len, uint64_t *index,
+                      uint64_t *leader);
 
 /* Requests a linearizable read. On the leader the read is confirmed by one heartbeat round; a
  * follower asks the leader. The answer appears as a read state in a later ready batch (or
@@ -338,9 +343,16 @@ void raft_ready(struct raft *r, struct raft_ready *rd);
 /* Tells raft that rd was acted on in full: entries and hard state are durable, messages sent,
  * committed entries applied. Frees what rd pointed to. */
 void raft_advance(struct raft *r, const struct raft_ready *rd);
-/* As raft_advance, except that rd's entries and hard state were only handed to storage (the
- * host copied them): raft_persisted() tells when they are durable. */
+/* As raft_advance, except that rd's entries and hard state were only handed to storage:
+ * raft_persisted() tells when they are durable. The host's storage may borrow the entries'
+ * data instead of copying it: after raft_advance_async, raft frees no entry data on its own;
+ * the buffers of entries it dropped (truncated, compacted, replaced by a snapshot) wait for
+ * raft_take_garbage, and the host frees them once no write still in flight can read them. */
 void raft_advance_async(struct raft *r, const struct raft_ready *rd);
+/* Moves the buffers of dropped entries (see raft_advance_async) to the end of the caller's
+ * vector *v (n used, cap allocated: grown with the config's allocator); the caller frees each
+ * with that allocator. RK_ENOMEM leaves them with raft for a later call. */
+int raft_take_garbage(struct raft *r, uint8_t ***v, size_t *n, size_t *cap);
 /* Storage made the log durable up to index, whose entry has term (the last entry of a batch
  * advanced with raft_advance_async; 0, 0 for a batch without entries does nothing). A write
  * the log has cut since (conflict, snapshot) is ignored. */

@@ -1,11 +1,13 @@
 /*
  * log_job.h — private to core/replica: one batch of log writes on its way to storage
- * (asynchronous persistence, replica.h). A job owns copies of everything it carries, so that
- * raft may cut or compact its in-memory log while the job is still being written, and so that
- * the storage side touches nothing but the job and the log store.
+ * (asynchronous persistence, replica.h). A job owns a copy of the entries array and of the
+ * frames it holds, and borrows the entries' data from raft (a value of megabytes is not copied
+ * again): raft may cut or compact its in-memory log while the job is being written, because
+ * the buffers of the entries it drops are freed only once every job made before the drop is
+ * back (replica.c, dropped_take). The storage side reads the job, that data and the log store.
  *
  * Layout: one allocation holding the struct, the entries array, the held frames' records, and
- * one byte area with the entries' data and the encoded frames.
+ * one byte area with the encoded frames.
  */
 #ifndef REPLICA_LOG_JOB_H
 #define REPLICA_LOG_JOB_H

@@ -221,8 +221,11 @@ static int open_store(const struct replica_storage_config *c, struct bitcask **b
     int rc = RK_OK;
     for (int i = 0; i < OPEN_ATTEMPTS; i++) {
         memset(d, 0, sizeof(*d));
-        struct bc_config bcc = {
-            .fs = c->store_fs, .alloc = c->alloc, .max_file_bytes = c->max_file_bytes, .damage = d};
+        struct bc_config bcc = {.fs = c->store_fs,
+                                .alloc = c->alloc,
+                                .max_file_bytes = c->max_file_bytes,
+                                .merge_id_gap = c->merge_id_gap,
+                                .damage = d};
         rc = bc_open(&bcc, bc, err);
         if (rc != RK_EIO)
             break;

@@ -252,6 +252,21 @@ struct replica {
     uint32_t jobs_out;
     uint64_t job_seq_next; /* seq of the next job made */
     uint64_t job_seq_done; /* seq of the next job expected back */
+    /* Jobs borrow their entries' data from raft (no copy of a big value). Buffers of entries
+     * raft dropped meanwhile wait here, FIFO, until every job made before the drop is back:
+     * dropped[i].buf is freed once job_seq_done > dropped[i].seq. */
+    struct dropped_buf *dropped;
+    size_t head_dropped, n_dropped, cap_dropped;
+    uint8_t **taken; /* raft_take_garbage's vector, emptied into dropped */
+    size_t n_taken, cap_taken;
+};
+
+/* A command at least this big is handed to raft without a copy (propose). */
+#define PROPOSE_TAKE_BYTES (256u << 10)
+
+struct dropped_buf {
+    uint8_t *buf;
+    uint64_t seq; /* the newest job made when raft dropped it */
 };
 
 const char *replica_status_name(int status)
@@ -1522,9 +1537,9 @@ static bool persist_async(struct replica *r, const struct raft_ready *rd)
             send_raft_msg(r, &rd->msgs_after_persist[i]);
         return true;
     }
+    /* The entries' data is borrowed from raft (see dropped_take): a job copies only the
+     * entries array and the frames it holds. */
     size_t data_bytes = 0, frame_bytes = 0;
-    for (size_t i = 0; i < rd->n_entries; i++)
-        data_bytes += rd->entries[i].len;
     for (size_t i = 0; i < rd->n_msgs_after_persist; i++)
         frame_bytes += codec_msg_size(&rd->msgs_after_persist[i]);
     struct replica_log_job *job = log_job_alloc(r->alloc, rd->n_entries, data_bytes,
@@ -1540,16 +1555,8 @@ static bool persist_async(struct replica *r, const struct raft_ready *rd)
     job->truncate_from = rd->truncate_from;
     job->need_sync = rd->has_restore || rd->truncate_from != 0 || rd->n_entries > 0;
     size_t off = 0;
-    for (size_t i = 0; i < rd->n_entries; i++) {
-        const struct raft_entry *e = &rd->entries[i];
-        job->entries[i] = *e;
-        job->entries[i].data = NULL;
-        if (e->len > 0) {
-            job->entries[i].data = job->bytes + off;
-            memcpy(job->bytes + off, e->data, e->len);
-            off += e->len;
-        }
-    }
+    for (size_t i = 0; i < rd->n_entries; i++)
+        job->entries[i] = rd->entries[i];
     job->n_entries = rd->n_entries;
     if (rd->n_entries > 0) {
         job->last_index = rd->entries[rd->n_entries - 1].index;
@@ -1577,6 +1584,44 @@ static bool persist_async(struct replica *r, const struct raft_ready *rd)
 }
 
 static void release_held(struct replica *r);
+
+/* Frees the buffers of dropped entries that no job still out can read. */
+static void dropped_release(struct replica *r)
+{
+    while (r->head_dropped < r->n_dropped && r->dropped[r->head_dropped].seq < r->job_seq_done)
+        rk_free(r->alloc, r->dropped[r->head_dropped++].buf);
+    if (r->head_dropped > 0 && r->head_dropped * 2 >= r->n_dropped) {
+        memmove(r->dropped, r->dropped + r->head_dropped,
+                (r->n_dropped - r->head_dropped) * sizeof(*r->dropped));
+        r->n_dropped -= r->head_dropped;
+        r->head_dropped = 0;
+    }
+}
+
+/* Takes the buffers raft dropped since the last call (raft_advance_async): jobs made so far
+ * may still be writing them, so each waits for the newest of those jobs to come back. */
+static void dropped_take(struct replica *r)
+{
+    if (raft_take_garbage(r->raft, &r->taken, &r->n_taken, &r->cap_taken) != RK_OK &&
+        r->n_taken == 0)
+        return; /* out of memory: raft keeps them for a later call */
+    if (r->n_taken == 0)
+        return;
+    if (r->jobs_out == 0) { /* no job out can read them */
+        for (size_t i = 0; i < r->n_taken; i++)
+            rk_free(r->alloc, r->taken[i]);
+        r->n_taken = 0;
+        return;
+    }
+    if (!rk_grow(r->alloc, (void **)&r->dropped, &r->cap_dropped, r->n_dropped + r->n_taken,
+                 sizeof(*r->dropped)))
+        return; /* kept in taken for a later call */
+    for (size_t i = 0; i < r->n_taken; i++)
+        r->dropped[r->n_dropped++] = (struct dropped_buf){.buf = r->taken[i],
+                                                          .seq = r->job_seq_next - 1};
+    r->n_taken = 0;
+    dropped_release(r);
+}
 
 static void drive(struct replica *r)
 {
@@ -1629,10 +1674,12 @@ static void drive(struct replica *r)
         apply_entries(r, rd.committed, rd.n_committed);
         if (r->failed)
             return;
-        if (r->cfg.async_log)
+        if (r->cfg.async_log) {
             raft_advance_async(r->raft, &rd);
-        else
+            dropped_take(r);
+        } else {
             raft_advance(r->raft, &rd);
+        }
         /* After advance: starting a snapshot calls into raft (when it fails at once). */
         for (size_t i = 0; i < n_needed; i++)
             snap_start(r, needed[i]);
@@ -1647,6 +1694,7 @@ void replica_log_job_done(struct replica *r, struct replica_log_job *job)
     RK_ASSERT(r->jobs_out > 0);
     r->job_seq_done++;
     r->jobs_out--;
+    dropped_release(r);
     if (r->failed) {
         replica_log_job_free(job);
         return;
@@ -1824,6 +1872,22 @@ void replica_tick(struct replica *r)
     }
 }
 
+/* Proposes data. A big command encoded in the scratch buffer is handed to raft as it is (the
+ * scratch buffer is allocated again for the next): one copy fewer of a value of megabytes. */
+static int propose(struct replica *r, const uint8_t *data, size_t len, uint64_t *index,
+                   uint64_t *leader)
+{
+    if (data == r->scratch && len >= PROPOSE_TAKE_BYTES && len <= UINT32_MAX) {
+        int rc = raft_propose_take(r->raft, r->scratch, (uint32_t)len, index, leader);
+        if (rc == RK_OK) {
+            r->scratch = NULL;
+            r->scratch_cap = 0;
+        }
+        return rc;
+    }
+    return raft_propose(r->raft, data, (uint32_t)len, index, leader);
+}
+
 static void on_forward(struct replica *r, const struct codec_forward *f)
 {
     struct codec_forward resp = {.from = r->id, .to = f->from, .id = f->id};
@@ -1840,7 +1904,7 @@ static void on_forward(struct replica *r, const struct codec_forward *f)
         kv_cmd2_set_time(r->scratch, f->len, next_stamp(r));
         data = r->scratch;
     }
-    int rc = raft_propose(r->raft, data, f->len, &index, &leader);
+    int rc = propose(r, data, f->len, &index, &leader);
     switch (rc) {
     case RK_OK: {
         struct raft_status st;
@@ -2041,7 +2105,7 @@ static void start_write(struct replica *r, struct pending *p, uint8_t *data, siz
     if (p->cmd)
         kv_cmd2_set_time(data, len, next_stamp(r)); /* stamped when proposed; a follower's is
                                                        replaced by its leader's */
-    int rc = raft_propose(r->raft, data, (uint32_t)len, &index, &leader);
+    int rc = propose(r, data, len, &index, &leader);
     if (rc == RK_OK) {
         struct raft_status st;
         raft_status(r->raft, &st);
@@ -2435,6 +2499,12 @@ void replica_destroy(struct replica *r)
     rk_free(a, r->out_frames);
     rk_free(a, r->out_replies);
     rk_free(a, r->scratch);
+    for (size_t i = r->head_dropped; i < r->n_dropped; i++)
+        rk_free(a, r->dropped[i].buf);
+    rk_free(a, r->dropped);
+    for (size_t i = 0; i < r->n_taken; i++)
+        rk_free(a, r->taken[i]);
+    rk_free(a, r->taken);
     for (uint32_t i = 0; i < RAFT_MAX_VOTERS; i++)
         rk_free(a, r->snap_out[i].buf);
     rk_free(a, r->snap_in.buf);

@@ -363,6 +363,7 @@ struct replica_storage_config {
     const struct rk_alloc *alloc; /* NULL: libc */
     uint64_t segment_bytes;       /* log_seglog_config's */
     uint64_t max_file_bytes;      /* bc_config's */
+    uint32_t merge_id_gap;        /* bc_config's */
     bool no_repair;               /* refuse damaged storage (RK_ECORRUPT) instead */
 };
 
