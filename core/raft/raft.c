@@ -505,8 +505,10 @@ static void raft_campaign_internal(struct raft *r, bool transfer)
     if (raft_recovering(r)) {
         r->election_elapsed = 0; /* and waits a whole timeout before it looks again */
         /* An unknown promise and an empty log: perhaps a new cluster. A pre-vote request
-         * changes nothing anywhere and shows the others this node's empty log. */
-        if (r->cfg.promised_index == RAFT_PROMISE_NEW && r->promise_term == 0 &&
+         * changes nothing anywhere and shows the others this node's empty log (a repaired
+         * node shows it too — it never resolves its own promise so — lest one node damaged
+         * before the first election keep a new cluster from ever holding it). */
+        if (RAFT_PROMISE_IS_UNKNOWN(r->cfg.promised_index) && r->promise_term == 0 &&
             raft_last_index(r) == 0 && !transfer)
             raft_send_vote_requests(r, RAFT_MSG_PRE_VOTE, r->term + 1, false);
         return;
