@@ -752,9 +752,11 @@ static void report_log(const struct tool_run *r, const struct tool_dir *d, bool 
         fprintf(r->out, "  hard state: none\n");
     fprintf(r->out, "  snapshot: index %" PRIu64 ", term %" PRIu64 "\n", s->snapshot_index,
             s->snapshot_term);
-    if (s->promised == LOG_PROMISE_UNKNOWN)
-        fprintf(r->out, "  promise: unknown (a new or repaired directory: no vote until a leader "
-                        "has caught it up, or every voter shows an empty log)\n");
+    if (s->promised == LOG_PROMISE_NEW)
+        fprintf(r->out, "  promise: unknown, a new directory (no vote until a leader has caught "
+                        "it up, or every voter shows an empty log)\n");
+    else if (s->promised == LOG_PROMISE_UNKNOWN)
+        fprintf(r->out, "  promise: unknown (no vote until a leader has caught it up)\n");
     else if (s->promised != 0)
         fprintf(r->out,
                 "  promise: %" PRIu64 " (repaired: no vote until it holds entries up to %" PRIu64

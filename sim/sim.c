@@ -747,8 +747,10 @@ static int node_start(struct sim *s, struct sim_node *nd)
         raft_status(replica_raft(nd->rep), &rs);
         if (rs.promised_index != 0)
             trace(s, "n%u starts with a promise: %s%" PRIu64 " (no vote until then)", nd->id,
-                  rs.promised_index == RAFT_PROMISE_UNKNOWN ? "unknown, " : "",
-                  rs.promised_index == RAFT_PROMISE_UNKNOWN ? 0 : rs.promised_index);
+                  rs.promised_index == RAFT_PROMISE_UNKNOWN ? "unknown, "
+                  : rs.promised_index == RAFT_PROMISE_NEW   ? "new directory, "
+                                                            : "",
+                  RAFT_PROMISE_IS_UNKNOWN(rs.promised_index) ? 0 : rs.promised_index);
     }
     nd->start_error[0] = '\0';
     nd->cutoff_tick = 0;
@@ -2735,15 +2737,18 @@ static void compare_digests(struct sim *s)
 
 static bool run_one(struct sim *s);
 
-/* `disk damaged N` beyond a minority (issue #15): a cluster whose damaged nodes hold promises it
- * cannot get back halts rather than guess. Expected, and only that: no leader, every node up, and
- * fewer than a quorum of them free of a promise (raft's promised_index: no vote while commit is
- * below it). Why into buf. */
+/* Issue #15: a cluster whose nodes hold promises it cannot get back halts rather than guess.
+ * Expected, and only that: no leader, every node up, fewer than a quorum of them free of a
+ * promise (raft's promised_index: no vote while commit is below it), and either `disk damaged N`
+ * beyond a minority, or every gated node damaged or a new directory that never met its whole
+ * cluster (a new cluster's first election needs every voter: a node that was cut off before it,
+ * beside a wiped one, leaves fewer than a quorum able to vote). Why into buf. */
 static bool halted_as_expected(struct sim *s, char *buf, size_t cap)
 {
     uint32_t minority = (s->n - 1) / 2;
-    if (s->scn->disk.damaged_nodes <= minority || current_leader(s) != 0)
+    if (current_leader(s) != 0)
         return false;
+    bool beyond = s->scn->disk.damaged_nodes > minority;
     uint32_t free = 0, gated = 0;
     for (uint32_t i = 1; i <= s->n; i++) {
         struct sim_node *nd = &s->nodes[i];
@@ -2751,17 +2756,22 @@ static bool halted_as_expected(struct sim *s, char *buf, size_t cap)
             return false;
         struct raft_status st;
         raft_status(replica_raft(nd->rep), &st);
-        if (st.promised_index == RAFT_PROMISE_UNKNOWN || st.commit < st.promised_index)
-            gated++;
-        else
+        if (!RAFT_PROMISE_IS_UNKNOWN(st.promised_index) && st.commit >= st.promised_index) {
             free++;
+            continue;
+        }
+        gated++;
+        bool never_met = st.promised_index == RAFT_PROMISE_NEW && st.last_index == 0;
+        if (!beyond && !nd->damaged && !never_met)
+            return false;
     }
     if (free >= s->n / 2 + 1)
         return false;
     snprintf(buf, cap,
-             "no leader: %u of %u nodes hold promises of entries no leader has given back (the "
-             "damage struck a majority; the cluster must not guess)",
-             gated, s->n);
+             "no leader: %u of %u nodes hold promises of entries no leader has given back (%s; "
+             "the cluster must not guess)",
+             gated, s->n,
+             beyond ? "the damage struck a majority" : "a damaged node beside new ones");
     return true;
 }
 
@@ -3125,8 +3135,13 @@ static void draw_swarm_more(struct sim *s)
         s->ticks_aligned = true;
     if (rnd_chance(s, 0.2))
         s->latency_max = s->latency_min;
-    /* Persistent damage (issue #15) in 1 seed of 5, when the scenario sets none: the damaged
-     * minority must repair from peers and catch up. */
+}
+
+/* Persistent damage (issue #15) in 1 seed of 5, when the scenario sets none: the damaged
+ * minority must repair from peers and catch up. Drawn last, so that the draws before it stay
+ * what they were for every seed. */
+static void draw_swarm_damage(struct sim *s)
+{
     bool none = s->dmg_rot == 0 && s->dmg_badsector == 0 && s->dmg_lost == 0 &&
                 s->dmg_misdirect == 0 && s->dmg_wipe == 0;
     if (rnd_chance(s, 0.2) && none) {
@@ -3180,6 +3195,8 @@ static void setup(struct sim *s)
     s->wallclock_us = scn->wallclock_us;
     if ((s->opt->swarm || scn->swarm) && scn->pipeline > 0)
         draw_swarm_mix(s);
+    if (s->opt->swarm || scn->swarm)
+        draw_swarm_damage(s);
     lin_history_set_clock_bound(s->hist, s->wallclock_us);
     s->wslots = xcalloc(((size_t)scn->keys + SCN_KEY_GROUP - 1) / SCN_KEY_GROUP, LX_WATCH_SLOTS);
     s->chaos_on = true;
@@ -3283,7 +3300,7 @@ static void report(struct sim *s, const struct lin_result *lr)
         snprintf(disk, sizeof(disk), "; disk max %" PRIu64 " KiB",
                  (res->max_disk_bytes + 1023) / 1024);
     if (res->halted) /* appended to the same field: a halted run says so on its line */
-        snprintf(disk + strlen(disk), sizeof(disk) - strlen(disk), "; halted (damaged majority)");
+        snprintf(disk + strlen(disk), sizeof(disk) - strlen(disk), "; halted (promises)");
     sim_printf(s,
                "seed %" PRIu64 ": %s  %" PRIu64 ".%03" PRIu64 "s virtual, %" PRIu64
                " events; ops %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64 ", unknown %" PRIu64

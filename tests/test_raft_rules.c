@@ -632,7 +632,16 @@ static void test_unknown_promise_covers_what_the_leader_had_sent(void **state)
 static void test_unknown_promise_in_a_new_cluster_resolves_when_every_log_is_empty(void **state)
 {
     (void)state;
-    struct raft *r = make_node((struct setup){.promised_index = RAFT_PROMISE_UNKNOWN});
+    /* A lost promise (a repaired directory) never resolves so: it is not a new directory. */
+    struct raft *lost = make_node((struct setup){.promised_index = RAFT_PROMISE_UNKNOWN});
+    struct raft_msg e2 = vote_req(2, 1, 0, 0), e3 = vote_req(3, 1, 0, 0);
+    e2.type = e3.type = RAFT_MSG_PRE_VOTE;
+    step_ok(lost, e2);
+    step_ok(lost, e3);
+    drain(lost);
+    assert_int_equal(status_of(lost).promised_index, RAFT_PROMISE_UNKNOWN);
+    raft_destroy(lost);
+    struct raft *r = make_node((struct setup){.promised_index = RAFT_PROMISE_NEW});
     tick_n(r, ELECTION_TICKS);
     struct raft_ready rd;
     raft_ready(r, &rd);
@@ -649,7 +658,7 @@ static void test_unknown_promise_in_a_new_cluster_resolves_when_every_log_is_emp
     busy.type = RAFT_MSG_PRE_VOTE;
     step_ok(r, busy);
     drain(r);
-    assert_int_equal(status_of(r).promised_index, RAFT_PROMISE_UNKNOWN);
+    assert_int_equal(status_of(r).promised_index, RAFT_PROMISE_NEW);
     struct raft_msg pv3 = vote_req(3, 1, 0, 0);
     pv3.type = RAFT_MSG_PRE_VOTE;
     step_ok(r, pv3);

@@ -68,8 +68,10 @@ struct log_store_ops {
     int (*set_promise)(struct log_store *s, uint64_t index, struct rk_errmsg *err);
 };
 
-/* A promise that is not known (raft.h RAFT_PROMISE_UNKNOWN): a lost hard state. */
+/* A promise that is not known (raft.h RAFT_PROMISE_UNKNOWN): a lost hard state; and that of a
+ * new directory (RAFT_PROMISE_NEW), which a new cluster may resolve. */
 #define LOG_PROMISE_UNKNOWN UINT64_MAX
+#define LOG_PROMISE_NEW     (UINT64_MAX - 1)
 
 struct log_store {
     const struct log_store_ops *ops;

@@ -13,7 +13,8 @@
  *   format                            [crc32c u32][magic u32 "RKLF"][version u32 = 2], written
  *                                     (and synced, with the directory) before any other file
  *   promise                           [crc32c u32][magic u32 "RKPM"][index u64]: the promise
- *                                     of a repaired log (log.h, REPAIR below); absent: none; one
+ *                                     of a repaired log or a new directory (LOG_PROMISE_NEW;
+ *                                     log.h, REPAIR below); absent: none; one
  *                                     that does not check out: LOG_PROMISE_UNKNOWN (never less)
  *   promise.tmp                       a promise being written; garbage once found at open
  *   anything else                     ignored
@@ -1849,7 +1850,7 @@ static int check_format(struct seglog *s, const struct listing *ls, struct rk_er
          * directory"): raft keeps it out of elections until a leader has caught it up or every
          * other voter has shown an empty log (a new cluster). Written before the format file,
          * so that a directory with a format file has its promise. */
-        int rc2 = write_promise(s, LOG_PROMISE_UNKNOWN, err);
+        int rc2 = write_promise(s, LOG_PROMISE_NEW, err);
         return rc2 != RK_OK ? rc2 : write_format(s, err);
     }
     if (s->dry == NULL) {

@@ -482,7 +482,7 @@ static void raft_check_promise(struct raft *r)
  * other voter that holds it would show it — and so that it promised nothing. */
 static void raft_check_fresh(struct raft *r)
 {
-    if (r->cfg.promised_index != RAFT_PROMISE_UNKNOWN || r->promise_term != 0 ||
+    if (r->cfg.promised_index != RAFT_PROMISE_NEW || r->promise_term != 0 ||
         raft_last_index(r) != 0)
         return;
     uint32_t others =
@@ -505,8 +505,10 @@ static void raft_campaign_internal(struct raft *r, bool transfer)
     if (raft_recovering(r)) {
         r->election_elapsed = 0; /* and waits a whole timeout before it looks again */
         /* An unknown promise and an empty log: perhaps a new cluster. A pre-vote request
-         * changes nothing anywhere and shows the others this node's empty log. */
-        if (r->cfg.promised_index == RAFT_PROMISE_UNKNOWN && r->promise_term == 0 &&
+         * changes nothing anywhere and shows the others this node's empty log (a repaired
+         * node shows it too — it never resolves its own promise so — lest one node damaged
+         * before the first election keep a new cluster from ever holding it). */
+        if (RAFT_PROMISE_IS_UNKNOWN(r->cfg.promised_index) && r->promise_term == 0 &&
             raft_last_index(r) == 0 && !transfer)
             raft_send_vote_requests(r, RAFT_MSG_PRE_VOTE, r->term + 1, false);
         return;
@@ -1038,7 +1040,7 @@ static int raft_step_follower(struct raft *r, const struct raft_msg *m)
     case RAFT_MSG_APPEND:
         r->election_elapsed = 0;
         r->leader = m->from;
-        if (r->cfg.promised_index == RAFT_PROMISE_UNKNOWN) {
+        if (RAFT_PROMISE_IS_UNKNOWN(r->cfg.promised_index)) {
             /* A lost promise (raft_config.promised_index): what the leader knows stands for it
              * — its commit index; the end of this first APPEND, anchored at the leader's next
              * index for this node, past every entry it ever sent it (so past every one this

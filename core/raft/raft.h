@@ -66,8 +66,14 @@
 #define RAFT_NONE       0 /* no node: node ids are >= 1 */
 /* Default largest proposal: a 64 MiB value plus a 64 KiB key and the command around them. */
 #define RAFT_DEFAULT_MAX_ENTRY_BYTES ((64u << 20) + (68u << 10))
-/* raft_config.promised_index when the promise itself is lost (a lost hard state). */
+/* raft_config.promised_index when the promise itself is lost (a lost hard state, a repaired
+ * directory), and when it is not known because the directory is new (a new node, or a wiped or
+ * replaced disk: it cannot tell which). Only a new directory may resolve it by seeing every other
+ * voter's log empty (a new cluster); both resolve at a leader's APPEND. UNKNOWN > NEW: a repair
+ * of a new directory makes it unknown (promises only grow). */
 #define RAFT_PROMISE_UNKNOWN UINT64_MAX
+#define RAFT_PROMISE_NEW           (UINT64_MAX - 1)
+#define RAFT_PROMISE_IS_UNKNOWN(p) ((p) >= RAFT_PROMISE_NEW)
 
 enum raft_role {
     RAFT_FOLLOWER = 0,

@@ -60,7 +60,7 @@ static void plan_reset(struct replica_repair_plan *p, uint64_t promise)
 
 static void promise_text(char *out, size_t n, uint64_t promise)
 {
-    if (promise == LOG_PROMISE_UNKNOWN)
+    if (promise >= LOG_PROMISE_NEW)
         snprintf(out, n, "unknown: no vote until caught up with a leader");
     else
         snprintf(out, n, "%llu: no vote until it holds entries up to %llu again",

@@ -1814,7 +1814,7 @@ static void maybe_clear_promise(struct replica *r)
         return;
     struct raft_status st;
     raft_status(r->raft, &st);
-    if (st.promised_index == RAFT_PROMISE_UNKNOWN || st.commit < st.promised_index ||
+    if (RAFT_PROMISE_IS_UNKNOWN(st.promised_index) || st.commit < st.promised_index ||
         st.persisted_index < st.promised_index)
         return;
     struct log_store *log = r->cfg.log;
