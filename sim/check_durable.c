@@ -90,7 +90,8 @@ uint64_t durable_log_lost(const struct durable_log *d, uint64_t snapshot_index,
     if (d->cut != 0 && d->cut <= last)
         last = d->cut - 1;
     for (uint64_t i = (snapshot_index > d->base ? snapshot_index : d->base) + 1; i <= last; i++) {
-        if (i > snapshot_index + n || entries[i - snapshot_index - 1].term != d->terms[i - d->base - 1])
+        if (i > snapshot_index + n ||
+            entries[i - snapshot_index - 1].term != d->terms[i - d->base - 1])
             return i;
     }
     return 0;
