@@ -128,7 +128,7 @@ static void drain_outputs(struct node *n)
         node_storage_submit(n->storage, out.log_jobs, out.n_log_jobs) != RK_OK)
         n->storage_failed = true;
     for (size_t i = 0; i < out.n_frames; i++)
-        peer_send(n, out.frames[i].to, out.frames[i].bytes, out.frames[i].len);
+        peer_send(n, &out.frames[i]);
     for (size_t i = 0; i < out.n_replies; i++) {
         const struct replica_reply *rp = &out.replies[i];
         uint32_t s = (uint32_t)(rp->req_id % SLOTS_MAX);
@@ -295,6 +295,21 @@ void server_peer_frame(struct node *n, uint64_t from, const uint8_t *frame, size
     if (rc != RK_OK)
         node_log("debug", "peer %" PRIu64 ": frame dropped: %s", from, err.text);
     drain_outputs(n);
+}
+
+void server_peer_frame_pieces(struct node *n, uint64_t from, const uint8_t *frame, size_t len)
+{
+    struct rk_errmsg err = {{0}};
+    int rc = replica_recv_pieces(n->rep, from, frame, len, &err);
+    if (rc != RK_OK)
+        node_log("debug", "peer %" PRIu64 ": frame dropped: %s", from, err.text);
+    drain_outputs(n);
+}
+
+void server_frame_release(struct node *n, uint64_t hold)
+{
+    if (n->rep != NULL)
+        replica_frame_release(n->rep, hold);
 }
 
 int server_scan_keys(struct node *n, bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len),
@@ -741,6 +756,7 @@ int server_start(struct node *n, const struct options *o)
     c.store = n->store;
     c.alloc = rk_alloc_libc();
     c.async_log = true; /* the storage thread writes the log: node/storage.h */
+    c.frame_refs = true; /* big APPENDs point at the entries' data: peer.c sends them in pieces */
     struct rk_errmsg err = {{0}};
     if (replica_create(&c, &n->rep, &err) != RK_OK) {
         node_log("error", "cannot start the replica: %s", err.text);
