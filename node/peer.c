@@ -197,8 +197,8 @@ void peer_send(struct node *n, const struct replica_frame *f)
     bool ok = p != NULL && p->c.fd >= 0 &&
               buf_unread(&p->c.out) + p->c.bulk_bytes + f->len <= n->lim.peer_queue;
     if (ok) {
-        bool bulk = f->len > CODEC_FRAG_MAX ||
-                    (p->c.bulk_head != NULL && is_data_frame(f->bytes, f->len));
+        bool bulk =
+            f->len > CODEC_FRAG_MAX || (p->c.bulk_head != NULL && is_data_frame(f->bytes, f->len));
         ok = bulk ? bulk_push(&p->c, f) : buf_append(&p->c.out, f->bytes, f->len);
     }
     if (ok)
@@ -362,8 +362,8 @@ static bool unit_start(struct pconn *c)
         size_t piece = 0;
         int k = pframe_iov(f, f->sent, left < CODEC_FRAG_MAX ? left : CODEC_FRAG_MAX, iov,
                            UNIT_IOV_MAX - 1, &piece);
-        uint32_t crc = codec_frag_begin(c->unit_hdr, (uint32_t)f->len, (uint32_t)f->sent,
-                                        (uint32_t)piece);
+        uint32_t crc =
+            codec_frag_begin(c->unit_hdr, (uint32_t)f->len, (uint32_t)f->sent, (uint32_t)piece);
         for (int i = 0; i < k; i++)
             crc = rk_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
         codec_frag_seal(c->unit_hdr, crc);

@@ -176,7 +176,7 @@ struct pconn {
     bool hs_in; /* the other side's handshake arrived and checked out (N1) */
     bool want_out;
     struct buf in;
-    struct buf out;    /* small frames, written whole, in order */
+    struct buf out;                       /* small frames, written whole, in order */
     struct pframe *bulk_head, *bulk_tail; /* big frames (in pieces) and data frames behind them */
     size_t bulk_bytes;
     size_t ctl_first; /* bytes of out queued before bulk's head: written before it */

@@ -936,7 +936,8 @@ static void test_decode_handshake_unsupported_version_is_malformed(void **state)
     uint8_t buf[CODEC_HANDSHAKE_FRAME_SIZE];
     size_t len;
     assert_int_equal(codec_encode_handshake(&h, buf, sizeof(buf), &len), RK_OK);
-    expect_error(buf, len, RK_EMALFORMED, "handshake: version 3 at offset 13", "speaks protocol 2", NULL);
+    expect_error(buf, len, RK_EMALFORMED, "handshake: version 3 at offset 13", "speaks protocol 2",
+                 NULL);
 }
 
 static void test_frame_free_is_safe_on_zeroed_and_freed_frames(void **state)
@@ -1132,7 +1133,6 @@ static void test_snap_chunk_beyond_total_is_malformed(void **state)
     expect_error(buf, len, RK_EMALFORMED, "snap", "beyond total", NULL);
 }
 
-
 /* ---- fragments (FRAG, protocol 2) ------------------------------------------------------ */
 
 #define FRAG_STREAM_CAP (8u << 20)
@@ -1169,8 +1169,8 @@ static void fs_fragmented(struct frag_stream *fs, const uint8_t *big, size_t big
 {
     size_t k = 0;
     for (size_t off = 0; off < big_len;) {
-        uint32_t piece = big_len - off < CODEC_FRAG_MAX ? (uint32_t)(big_len - off)
-                                                        : CODEC_FRAG_MAX;
+        uint32_t piece =
+            big_len - off < CODEC_FRAG_MAX ? (uint32_t)(big_len - off) : CODEC_FRAG_MAX;
         uint8_t hdr[CODEC_FRAG_HEADER_SIZE];
         codec_frag_header(hdr, (uint32_t)big_len, (uint32_t)off, big + off, piece);
         fs_put(fs, hdr, sizeof(hdr));
@@ -1196,10 +1196,17 @@ static uint8_t *big_append(size_t n, uint8_t seed, size_t *len)
     assert_non_null(data);
     for (size_t i = 0; i < n; i++)
         data[i] = (uint8_t)(i * 31 + seed + (i >> 12));
-    struct raft_entry e = {.term = 3, .index = 11, .type = RAFT_ENTRY_NORMAL, .data = data,
-                           .len = (uint32_t)n};
-    struct raft_msg m = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 3, .log_index = 10,
-                         .log_term = 3, .commit = 9, .n_entries = 1, .entries = &e};
+    struct raft_entry e = {
+        .term = 3, .index = 11, .type = RAFT_ENTRY_NORMAL, .data = data, .len = (uint32_t)n};
+    struct raft_msg m = {.type = RAFT_MSG_APPEND,
+                         .from = 1,
+                         .to = 2,
+                         .term = 3,
+                         .log_index = 10,
+                         .log_term = 3,
+                         .commit = 9,
+                         .n_entries = 1,
+                         .entries = &e};
     uint8_t *buf = encode_new(&m, len);
     free(data);
     return buf;
@@ -1335,34 +1342,34 @@ static void test_frag_bad_pieces_are_refused_with_a_message(void **state)
     uint8_t *p0 = piece_frame(big, total, 0, P, &l0);
     uint8_t *p1 = piece_frame(big, total, P, P, &l1);
     uint8_t *p2 = piece_frame(big, total, 2 * P, total - 2 * P, &l2);
-    {   /* a piece skipped */
+    { /* a piece skipped */
         const uint8_t *f[] = {p0, p2};
         size_t l[] = {l0, l2};
         expect_frag_error(f, l, 2, CODEC_MAX_FRAME_DEFAULT, RK_EMALFORMED, "does not follow");
     }
-    {   /* a piece before any first one */
+    { /* a piece before any first one */
         const uint8_t *f[] = {p1};
         size_t l[] = {l1};
         expect_frag_error(f, l, 1, CODEC_MAX_FRAME_DEFAULT, RK_EMALFORMED, "does not follow");
     }
-    {   /* a new frame while one is half in */
+    { /* a new frame while one is half in */
         const uint8_t *f[] = {p0, p0};
         size_t l[] = {l0, l0};
         expect_frag_error(f, l, 2, CODEC_MAX_FRAME_DEFAULT, RK_EMALFORMED, "a new frame starts");
     }
-    {   /* over the receiver's frame limit */
+    { /* over the receiver's frame limit */
         const uint8_t *f[] = {p0};
         size_t l[] = {l0};
         expect_frag_error(f, l, 1, total - 1, RK_EMALFORMED, "over the");
     }
-    {   /* a damaged piece: its CRC */
+    { /* a damaged piece: its CRC */
         p1[CODEC_FRAG_HEADER_SIZE + 100] ^= 1;
         const uint8_t *f[] = {p0, p1};
         size_t l[] = {l0, l1};
         expect_frag_error(f, l, 2, CODEC_MAX_FRAME_DEFAULT, RK_ECORRUPT, "crc32c");
         p1[CODEC_FRAG_HEADER_SIZE + 100] ^= 1;
     }
-    {   /* a total that changes between pieces */
+    { /* a total that changes between pieces */
         size_t lx;
         uint8_t *px = piece_frame(big, total, P, P, &lx);
         codec_frag_header(px, total + 1, P, big + P, P);
@@ -1371,7 +1378,7 @@ static void test_frag_bad_pieces_are_refused_with_a_message(void **state)
         expect_frag_error(f, l, 2, CODEC_MAX_FRAME_DEFAULT, RK_EMALFORMED, "does not follow");
         free(px);
     }
-    {   /* a piece that runs past its total (CRC fixed up: the field check must catch it) */
+    { /* a piece that runs past its total (CRC fixed up: the field check must catch it) */
         uint8_t bad[CODEC_FRAG_HEADER_SIZE + 16];
         memcpy(bad + CODEC_FRAG_HEADER_SIZE, big, 16);
         codec_frag_header(bad, 64, 0, big, 16);
@@ -1383,7 +1390,7 @@ static void test_frag_bad_pieces_are_refused_with_a_message(void **state)
         size_t l[] = {sizeof(bad)};
         expect_frag_error(f, l, 1, CODEC_MAX_FRAME_DEFAULT, RK_EMALFORMED, "beyond the 9-byte");
     }
-    {   /* pieces that make a FRAG frame: nested */
+    { /* pieces that make a FRAG frame: nested */
         uint8_t inner[CODEC_FRAG_HEADER_SIZE + 4] = {0};
         codec_frag_header(inner, 4, 0, (const uint8_t *)"abcd", 4);
         memcpy(inner + CODEC_FRAG_HEADER_SIZE, "abcd", 4);

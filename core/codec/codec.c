@@ -266,9 +266,9 @@ int codec_encode_msg(const struct raft_msg *m, uint8_t *buf, size_t cap, size_t 
     return RK_OK;
 }
 
-int codec_encode_append_pieces(const struct raft_msg *m, uint32_t ref_min, uint8_t *buf,
-                               size_t cap, size_t *buf_len, struct codec_piece *pieces,
-                               size_t cap_pieces, size_t *n_pieces)
+int codec_encode_append_pieces(const struct raft_msg *m, uint32_t ref_min, uint8_t *buf, size_t cap,
+                               size_t *buf_len, struct codec_piece *pieces, size_t cap_pieces,
+                               size_t *n_pieces)
 {
     RK_ASSERT(m != NULL && m->type == RAFT_MSG_APPEND);
     RK_ASSERT(buf_len != NULL && n_pieces != NULL);
@@ -749,8 +749,7 @@ static void decode_frag(struct codec_reader *r, struct codec_frag *f)
         rd_fail(r, RK_EMALFORMED, "%zu data bytes: a piece holds 1 to %u", left, CODEC_FRAG_MAX);
     if (rd_ok(r) && ((uint64_t)f->offset + left > f->total || f->total < PAYLOAD_OFFSET))
         rd_fail(r, RK_EMALFORMED,
-                "offset %" PRIu32 " + %zu bytes at offset %zu beyond the %" PRIu32
-                "-byte frame",
+                "offset %" PRIu32 " + %zu bytes at offset %zu beyond the %" PRIu32 "-byte frame",
                 f->offset, left, at, f->total);
     f->len = (uint32_t)left;
     f->data = rd_take(r, left, "data");
@@ -908,15 +907,13 @@ static int reasm_piece(struct codec_reasm *ra, const struct codec_frag *f, struc
                            f->total, ra->max_frame);
         ra->buf = rk_malloc(ra->alloc, f->total);
         if (ra->buf == NULL)
-            return rk_errf(err, RK_ENOMEM, "frag: allocating a %" PRIu32 "-byte frame",
-                           f->total);
+            return rk_errf(err, RK_ENOMEM, "frag: allocating a %" PRIu32 "-byte frame", f->total);
         ra->total = f->total;
         ra->have = 0;
     } else if (ra->buf == NULL || f->offset != ra->have || f->total != ra->total) {
         return rk_errf(err, RK_EMALFORMED,
                        "frag: piece at offset %" PRIu32 " of a %" PRIu32
-                       "-byte frame does not follow %" PRIu32 " bytes of a %" PRIu32
-                       "-byte one",
+                       "-byte frame does not follow %" PRIu32 " bytes of a %" PRIu32 "-byte one",
                        f->offset, f->total, ra->have, ra->total);
     }
     RK_ASSERT(f->len <= ra->total - ra->have); /* decode_frag checked offset + len <= total */
@@ -925,8 +922,8 @@ static int reasm_piece(struct codec_reasm *ra, const struct codec_frag *f, struc
     return RK_OK;
 }
 
-int codec_reasm_feed(struct codec_reasm *ra, const uint8_t *frame, size_t len,
-                     const uint8_t **out, size_t *out_len, struct rk_errmsg *err)
+int codec_reasm_feed(struct codec_reasm *ra, const uint8_t *frame, size_t len, const uint8_t **out,
+                     size_t *out_len, struct rk_errmsg *err)
 {
     RK_ASSERT(out != NULL);
     RK_ASSERT(out_len != NULL);

@@ -171,9 +171,9 @@ struct codec_piece {
  * entries' data make the frame of codec_msg_size(m) bytes. The frame's CRC field is 0: computing
  * it would read every byte; the frame must go out in FRAG pieces, whose CRCs check its bytes
  * (codec_decode_pieces on the other side). RK_ETOOBIG when buf or pieces are too small. */
-int codec_encode_append_pieces(const struct raft_msg *m, uint32_t ref_min, uint8_t *buf,
-                               size_t cap, size_t *buf_len, struct codec_piece *pieces,
-                               size_t cap_pieces, size_t *n_pieces);
+int codec_encode_append_pieces(const struct raft_msg *m, uint32_t ref_min, uint8_t *buf, size_t cap,
+                               size_t *buf_len, struct codec_piece *pieces, size_t cap_pieces,
+                               size_t *n_pieces);
 
 /* Encodes h (borrowed) into buf[0..cap); CODEC_HANDSHAKE_FRAME_SIZE bytes. RK_ETOOBIG when cap
  * is too small. */
@@ -230,8 +230,8 @@ struct codec_reasm {
 };
 
 void codec_reasm_init(struct codec_reasm *ra, const struct rk_alloc *a, uint32_t max_frame);
-int codec_reasm_feed(struct codec_reasm *ra, const uint8_t *frame, size_t len,
-                     const uint8_t **out, size_t *out_len, struct rk_errmsg *err);
+int codec_reasm_feed(struct codec_reasm *ra, const uint8_t *frame, size_t len, const uint8_t **out,
+                     size_t *out_len, struct rk_errmsg *err);
 /* Frees the buffer of a frame half in or handed out; ra may be fed again. */
 void codec_reasm_free(struct codec_reasm *ra);
 

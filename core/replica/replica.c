@@ -378,12 +378,10 @@ static bool send_append_refs(struct replica *r, const struct raft_msg *m, size_t
 {
     size_t cap_p = 2 * (size_t)m->n_entries + 1;
     if (!rk_grow(r->alloc, (void **)&r->pieces, &r->cap_pieces, cap_p, sizeof(*r->pieces)) ||
-        !rk_grow(r->alloc, (void **)&r->segs, &r->cap_segs, r->n_segs + cap_p,
-                 sizeof(*r->segs)) ||
+        !rk_grow(r->alloc, (void **)&r->segs, &r->cap_segs, r->n_segs + cap_p, sizeof(*r->segs)) ||
         !rk_grow(r->alloc, (void **)&r->frames, &r->cap_frames, r->n_frames + 1,
                  sizeof(*r->frames)) ||
-        !rk_grow(r->alloc, (void **)&r->holds, &r->cap_holds, r->n_holds + 1,
-                 sizeof(*r->holds)))
+        !rk_grow(r->alloc, (void **)&r->holds, &r->cap_holds, r->n_holds + 1, sizeof(*r->holds)))
         return false;
     size_t copied = size;
     for (uint32_t i = 0; i < m->n_entries; i++)
@@ -403,8 +401,8 @@ static bool send_append_refs(struct replica *r, const struct raft_msg *m, size_t
         if (pc->entry < 0)
             r->segs[r->n_segs++] = (struct seg_rec){.off = off + pc->off, .len = pc->len};
         else
-            r->segs[r->n_segs++] = (struct seg_rec){
-                .p = m->entries[pc->entry].data, .len = pc->len, .held = true};
+            r->segs[r->n_segs++] =
+                (struct seg_rec){.p = m->entries[pc->entry].data, .len = pc->len, .held = true};
     }
     uint64_t hold = r->hold_next++;
     r->holds[r->n_holds++] = hold;
@@ -2486,7 +2484,7 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
     memset(r, 0, sizeof(*r));
     r->cfg = *c;
     r->cfg.frame_refs = c->frame_refs && c->async_log; /* raft frees entry data at once else */
-    r->hold_next = 1; /* 0: no hold */
+    r->hold_next = 1;                                  /* 0: no hold */
     if (r->cfg.max_log_jobs == 0)
         r->cfg.max_log_jobs = 1024;
     r->alloc = a;
