@@ -212,10 +212,34 @@ void server_request(struct node *n, struct client *c, struct item *it, uint32_t 
     };
 }
 
+/* A command at least this big is encoded into a buffer of its own that the replica takes
+ * (replica_request.val_take): a 64 MiB value is copied once on the loop, not twice. */
+#define CMD_TAKE_BYTES (256u << 10)
+
 bool server_cmd(struct node *n, struct client *c, struct item *it, const struct kv_cmd2 *cmd)
 {
     size_t size = kv_cmd2_size(cmd);
-    if (size == SIZE_MAX || size > n->lim.max_command || !server_batch_room(n, size))
+    if (size == SIZE_MAX || size > n->lim.max_command)
+        return false;
+    static const struct resp_arg no_key = {.ptr = (const uint8_t *)"", .len = 0};
+    if (size >= CMD_TAKE_BYTES) {
+        uint8_t *own = malloc(size); /* the replica's allocator is libc's (server_start) */
+        size_t len = 0;
+        if (own == NULL || kv_cmd2_encode(cmd, own, size, &len) != RK_OK) {
+            free(own);
+            return false;
+        }
+        struct resp_arg val = {.ptr = own, .len = len};
+        size_t before = n->n_batch;
+        server_request(n, c, it, 0, REPLICA_CMD, &no_key, &val, 0, 0);
+        if (n->n_batch > 0 && n->batch[n->n_batch - 1].val == own &&
+            (n->n_batch > before || before == BATCH_MAX))
+            n->batch[n->n_batch - 1].val_take = own;
+        else
+            free(own); /* answered at once (no free slot): never queued */
+        return true;
+    }
+    if (!server_batch_room(n, size))
         return false;
     size_t len = 0;
     uint8_t *blob = n->arena.p + n->arena.len;

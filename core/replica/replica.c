@@ -255,6 +255,7 @@ struct replica {
     bool output_taken;
 
     uint8_t *scratch; /* command encoding */
+    bool took_val;    /* submit_one made a request's val_take the scratch */
     /* Time (kv.h TIME): the driver's wall clock, and the last stamp this node gave an entry. */
     uint64_t now_ms;
     uint64_t last_stamp_ms;
@@ -2160,6 +2161,17 @@ static bool op_has_value(uint8_t op)
 
 static bool encode_command(struct replica *r, const struct replica_request *req, size_t *len)
 {
+    if (req->op == REPLICA_CMD && req->val_take != NULL && req->val_len > 0) {
+        /* The driver's buffer becomes the scratch: no copy (propose may hand it to raft). */
+        RK_ASSERT(req->val_take == req->val);
+        rk_free(r->alloc, r->scratch);
+        r->scratch = req->val_take;
+        r->scratch_cap = req->val_len;
+        r->took_val = true;
+        kv_cmd2_set_session(r->scratch, req->val_len, req->client_id, req->seq);
+        *len = req->val_len;
+        return true;
+    }
     if (req->op == REPLICA_CMD) {
         /* The driver's encoding, with this request's session; the stamp comes at propose. */
         if (!rk_grow(r->alloc, (void **)&r->scratch, &r->scratch_cap, req->val_len, 1))
@@ -2450,8 +2462,12 @@ void replica_flush(struct replica *r)
 void replica_submit_batch(struct replica *r, const struct replica_request *reqs, size_t n)
 {
     replica_begin(r);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        r->took_val = false;
         submit_one(r, &reqs[i]);
+        if (reqs[i].val_take != NULL && !r->took_val)
+            rk_free(r->alloc, reqs[i].val_take); /* answered without it: still ours to free */
+    }
     /* One ready loop for all of them: the writes proposed here share one log sync. */
     if (!r->deferred)
         drive(r);

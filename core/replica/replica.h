@@ -134,6 +134,10 @@ struct replica_request {
     uint32_t val_len;
     uint8_t cond;  /* PUT_IF: enum kv_cond; otherwise 0 */
     int64_t delta; /* INCRBY: the increment; otherwise 0 */
+    /* REPLICA_CMD only, optional: val itself, allocated with config.alloc, which the replica
+     * takes (it frees it, or proposes it without a copy: a command of 64 MiB is not copied
+     * again on the loop). NULL: val is borrowed for the call. */
+    uint8_t *val_take;
 };
 
 struct replica_reply {
