@@ -3,6 +3,22 @@
  * handshake in both directions before anything else (N1), reconnection with exponential backoff
  * (PEER_BACKOFF_MIN_MS .. PEER_BACKOFF_MAX_MS), and a bounded send queue per peer (N2). Frames
  * that passed the handshake go to the replica through server_peer_frame (server.c).
+ *
+ * Two lanes (protocol 2, codec.h FRAG). A frame of more than CODEC_FRAG_MAX bytes (an APPEND of
+ * a big value) goes out in FRAG pieces, and small frames are written between the pieces, so a
+ * heartbeat, a vote or an acknowledgment waits for at most one piece, not for the whole 64 MiB
+ * (head-of-line blocking on the one TCP connection cost an election per big value). Order:
+ *   - out holds small frames, written whole and in order; bulk holds the big frames and the data
+ *     frames (APPEND, SNAP, FORWARD) queued while a big frame is there, in order. So APPENDs
+ *     keep their order among themselves, and only control frames (heartbeats, votes, responses,
+ *     read index) overtake a big frame: Raft tolerates any reordering (the simulator reorders
+ *     every message), and these are the messages whose delay costs elections.
+ *   - what out held when bulk became non-empty goes before bulk's head (ctl_first); after that
+ *     the two lanes take turns one unit at a time (a run of out's bytes, or one piece).
+ *   - a unit is written to the end before the next starts: frames never interleave mid-frame.
+ * Coming in, FRAG pieces are collected by codec_reasm into one buffer of exactly the frame's
+ * size (no growing buffer, no memmove of what is already in), and the connection's input
+ * buffer stays within a few pieces.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,11 +30,31 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "codec/codec.h"
 #include "common/alloc.h"
+#include "common/assert.h"
+#include "common/crc32c.h"
 #include "server.h"
+
+enum { PCONN_UNIT_NONE = 0, PCONN_UNIT_CTL, PCONN_UNIT_BULK };
+
+/* A new connection's state: nothing queued, no piece half in. */
+static void pconn_init(struct node *n, struct pconn *c, int fd)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = fd;
+    codec_reasm_init(&c->reasm, rk_alloc_libc(), (uint32_t)n->lim.max_frame);
+}
+
+static void pframe_free(struct node *n, struct pframe *f)
+{
+    if (f->hold != 0)
+        server_frame_release(n, f->hold);
+    free(f);
+}
 
 static void pconn_close(struct node *n, struct pconn *c)
 {
@@ -28,6 +64,12 @@ static void pconn_close(struct node *n, struct pconn *c)
     }
     buf_free(&c->in);
     buf_free(&c->out);
+    for (struct pframe *f = c->bulk_head, *next; f != NULL; f = next) {
+        next = f->next;
+        pframe_free(n, f);
+    }
+    if (c->reasm.alloc != NULL)
+        codec_reasm_free(&c->reasm);
     memset(c, 0, sizeof(*c));
     c->fd = -1;
 }
@@ -71,7 +113,7 @@ void peer_dial(struct node *n, struct peer *p)
         peer_lost(n, p, strerror(errno));
         return;
     }
-    p->c.fd = fd;
+    pconn_init(n, &p->c, fd);
     p->c.connecting = rc != 0;
     p->c.want_out = true;
     if (!pconn_queue_handshake(n, &p->c) ||
@@ -96,18 +138,82 @@ size_t peers_connected(const struct node *n)
     return k;
 }
 
-/* Queues one frame for peer `to` (N2). */
-void peer_send(struct node *n, uint64_t to, const uint8_t *bytes, size_t len)
+/* The frame types whose order among themselves matters to the receiver's progress (an APPEND
+ * overtaken by the next is refused and sent again; snapshot chunks go in order); they queue
+ * behind a big frame, the others overtake it. */
+static bool is_data_frame(const uint8_t *bytes, size_t len)
 {
-    struct peer *p = peer_by_id(n, to);
-    if (p == NULL || p->c.fd < 0 || buf_unread(&p->c.out) + len > n->lim.peer_queue ||
-        !buf_append(&p->c.out, bytes, len)) {
-        if (p != NULL)
-            p->dropped_frames++;
+    if (len <= CODEC_FRAME_HEADER_SIZE)
+        return true;
+    uint8_t type = bytes[CODEC_FRAME_HEADER_SIZE];
+    return type == RAFT_MSG_APPEND || type == CODEC_TYPE_SNAP || type == CODEC_TYPE_FORWARD;
+}
+
+/* Queues frame f behind the big ones: its copied segments (or its bytes) are copied, its held
+ * segments pointed at. false: out of memory. */
+static bool bulk_push(struct pconn *c, const struct replica_frame *f)
+{
+    size_t n_segs = f->n_segs > 0 ? f->n_segs : 1, copied = 0;
+    for (size_t i = 0; i < f->n_segs; i++)
+        copied += f->segs[i].held ? 0 : f->segs[i].len;
+    if (f->n_segs == 0)
+        copied = f->len;
+    struct pframe *q = malloc(sizeof(*q) + n_segs * sizeof(q->segs[0]) + copied);
+    if (q == NULL)
+        return false;
+    *q = (struct pframe){.len = f->len, .hold = f->hold, .n_segs = n_segs};
+    uint8_t *bytes = (uint8_t *)(q->segs + n_segs);
+    if (f->n_segs == 0) {
+        memcpy(bytes, f->bytes, f->len);
+        q->segs[0] = (struct pseg){.p = bytes, .len = f->len};
+    }
+    for (size_t i = 0; i < f->n_segs; i++) {
+        const struct replica_seg *sg = &f->segs[i];
+        if (!sg->held) {
+            memcpy(bytes, sg->p, sg->len);
+            q->segs[i] = (struct pseg){.p = bytes, .len = sg->len};
+            bytes += sg->len;
+        } else {
+            q->segs[i] = (struct pseg){.p = sg->p, .len = sg->len};
+        }
+    }
+    if (c->bulk_head == NULL) {
+        c->bulk_head = q;
+        c->ctl_first = buf_unread(&c->out); /* queued before: goes before */
+    } else {
+        c->bulk_tail->next = q;
+    }
+    c->bulk_tail = q;
+    c->bulk_bytes += q->len;
+    return true;
+}
+
+/* Queues one frame for its peer (N2): big ones and the data frames behind them in bulk, the
+ * rest in out (see "Two lanes" above). A frame in pieces is always big (replica.h). */
+void peer_send(struct node *n, const struct replica_frame *f)
+{
+    RK_ASSERT(f->n_segs == 0 || f->len > CODEC_FRAG_MAX); /* its CRC is 0: FRAG pieces only */
+    struct peer *p = peer_by_id(n, f->to);
+    bool ok = p != NULL && p->c.fd >= 0 &&
+              buf_unread(&p->c.out) + p->c.bulk_bytes + f->len <= n->lim.peer_queue;
+    if (ok) {
+        bool bulk =
+            f->len > CODEC_FRAG_MAX || (p->c.bulk_head != NULL && is_data_frame(f->bytes, f->len));
+        ok = bulk ? bulk_push(&p->c, f) : buf_append(&p->c.out, f->bytes, f->len);
+    }
+    if (ok) {
+        p->bytes_out += f->len;
+        /* The frame's header (and type) is its bytes, or its first piece. */
+        if (f->n_segs == 0)
+            node_metrics_frame(n->metrics->msgs_out, f->bytes, f->len);
+        else
+            node_metrics_frame(n->metrics->msgs_out, f->segs[0].p, f->segs[0].len);
         return;
     }
-    p->bytes_out += len;
-    node_metrics_frame(n->metrics->msgs_out, bytes, len);
+    if (p != NULL)
+        p->dropped_frames++;
+    if (f->hold != 0)
+        server_frame_release(n, f->hold);
 }
 
 /* Checks a handshake frame (N1). Returns the peer's id, or 0 (err set) to refuse. */
@@ -201,22 +307,157 @@ static bool peer_feed(struct node *n, struct peer *p, const char **why)
                        p->id, p->addr_text);
         } else {
             p->bytes_in += flen;
-            node_metrics_frame(n->metrics->msgs_in, frame, flen);
-            server_peer_frame(n, p->id, frame, flen);
+            const uint8_t *whole = NULL;
+            size_t wlen = 0;
+            rc = codec_reasm_feed(&p->c.reasm, frame, flen, &whole, &wlen, &err);
+            if (rc != RK_OK && rc != RK_EAGAIN) {
+                node_log("warn", "peer %" PRIu64 ": %s", p->id, err.text);
+                *why = "bad frame piece";
+                return false;
+            }
+            if (rc == RK_OK)
+                node_metrics_frame(n->metrics->msgs_in, whole, wlen);
+            if (rc == RK_OK && whole == frame)
+                server_peer_frame(n, p->id, whole, wlen);
+            else if (rc == RK_OK)
+                server_peer_frame_pieces(n, p->id, whole, wlen);
         }
         p->c.in.off += flen;
     }
 }
 
-/* Writes what is queued; registers EPOLLOUT while something is left. */
+#define UNIT_IOV_MAX 16
+
+/* Fills iov (at most cap) with the bytes [from, from + n) of f; returns how many iovecs, and in
+ * *got how many bytes they hold (less than n when cap ran out). */
+static int pframe_iov(const struct pframe *f, size_t from, size_t n, struct iovec *iov, int cap,
+                      size_t *got)
+{
+    int k = 0;
+    size_t pos = 0;
+    *got = 0;
+    for (size_t i = 0; i < f->n_segs && k < cap && *got < n; i++) {
+        const struct pseg *sg = &f->segs[i];
+        if (pos + sg->len <= from) {
+            pos += sg->len;
+            continue;
+        }
+        size_t at = from > pos ? from - pos : 0;
+        size_t take = sg->len - at < n - *got ? sg->len - at : n - *got;
+        iov[k++] = (struct iovec){.iov_base = (uint8_t *)sg->p + at, .iov_len = take};
+        *got += take;
+        pos += sg->len;
+    }
+    return k;
+}
+
+/* Starts the next unit to write (see "Two lanes"). false: nothing is queued. */
+static bool unit_start(struct pconn *c)
+{
+    bool ctl = buf_unread(&c->out) > 0, bulk = c->bulk_head != NULL;
+    if (!ctl && !bulk)
+        return false;
+    if (ctl && (!bulk || c->ctl_first > 0 || !c->last_ctl)) {
+        c->unit = PCONN_UNIT_CTL;
+        c->last_ctl = true;
+        c->unit_left = buf_unread(&c->out);
+        return true;
+    }
+    struct pframe *f = c->bulk_head;
+    size_t left = f->len - f->sent;
+    c->unit = PCONN_UNIT_BULK;
+    c->last_ctl = false;
+    if (f->len <= CODEC_FRAG_MAX) { /* a small data frame behind a big one: whole */
+        c->unit_hdr_len = 0;
+        c->unit_piece = left;
+    } else {
+        /* A piece: at most CODEC_FRAG_MAX bytes in at most UNIT_IOV_MAX - 1 segments. */
+        struct iovec iov[UNIT_IOV_MAX - 1];
+        size_t piece = 0;
+        int k = pframe_iov(f, f->sent, left < CODEC_FRAG_MAX ? left : CODEC_FRAG_MAX, iov,
+                           UNIT_IOV_MAX - 1, &piece);
+        uint32_t crc =
+            codec_frag_begin(c->unit_hdr, (uint32_t)f->len, (uint32_t)f->sent, (uint32_t)piece);
+        for (int i = 0; i < k; i++)
+            crc = rk_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
+        codec_frag_seal(c->unit_hdr, crc);
+        c->unit_hdr_len = CODEC_FRAG_HEADER_SIZE;
+        c->unit_piece = piece;
+    }
+    c->unit_left = c->unit_hdr_len + c->unit_piece;
+    return true;
+}
+
+/* The unit's bytes still to write (at most UNIT_IOV_MAX iovecs). */
+static int unit_iov(const struct pconn *c, struct iovec iov[UNIT_IOV_MAX])
+{
+    if (c->unit == PCONN_UNIT_CTL) {
+        iov[0] = (struct iovec){.iov_base = c->out.p + c->out.off, .iov_len = c->unit_left};
+        return 1;
+    }
+    size_t done = c->unit_hdr_len + c->unit_piece - c->unit_left;
+    int k = 0;
+    if (done < c->unit_hdr_len) {
+        iov[k++] = (struct iovec){.iov_base = (uint8_t *)c->unit_hdr + done,
+                                  .iov_len = c->unit_hdr_len - done};
+        done = c->unit_hdr_len;
+    }
+    size_t from = c->bulk_head->sent + (done - c->unit_hdr_len), got = 0;
+    k += pframe_iov(c->bulk_head, from, c->unit_hdr_len + c->unit_piece - done, iov + k,
+                    UNIT_IOV_MAX - k, &got);
+    return k;
+}
+
+/* w bytes of the unit went out. */
+static void unit_advance(struct node *n, struct pconn *c, size_t w)
+{
+    RK_ASSERT(w <= c->unit_left);
+    c->unit_left -= w;
+    if (c->unit == PCONN_UNIT_CTL) {
+        c->out.off += w;
+        c->ctl_first = c->ctl_first > w ? c->ctl_first - w : 0;
+    }
+    if (c->unit_left > 0)
+        return;
+    if (c->unit == PCONN_UNIT_BULK) {
+        struct pframe *f = c->bulk_head;
+        f->sent += c->unit_piece;
+        if (f->sent == f->len) {
+            c->bulk_head = f->next;
+            if (c->bulk_head == NULL)
+                c->bulk_tail = NULL;
+            c->bulk_bytes -= f->len;
+            pframe_free(n, f);
+        }
+    }
+    c->unit = PCONN_UNIT_NONE;
+}
+
+/* Bulk bytes started per flush: the rest waits for the next turn (EPOLLOUT stays registered,
+ * so that is at once), so one loop turn never spends long copying a big value into sockets
+ * while timers and other peers wait. The same bound as a client's input per turn. */
+#define PEER_BULK_PER_FLUSH (1u << 20)
+
+/* Writes what is queued, unit by unit; registers EPOLLOUT while something is left. */
 static bool pconn_flush(struct node *n, struct pconn *c, void *tag, const char **why)
 {
     if (c->fd < 0 || c->connecting)
         return true;
-    while (buf_unread(&c->out) > 0) {
-        ssize_t w = send(c->fd, c->out.p + c->out.off, buf_unread(&c->out), MSG_NOSIGNAL);
+    size_t bulk_started = 0;
+    for (;;) {
+        if (c->unit == PCONN_UNIT_NONE) {
+            if (bulk_started >= PEER_BULK_PER_FLUSH && buf_unread(&c->out) == 0)
+                break;
+            if (!unit_start(c))
+                break;
+            if (c->unit == PCONN_UNIT_BULK)
+                bulk_started += c->unit_left;
+        }
+        struct iovec iov[UNIT_IOV_MAX];
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)unit_iov(c, iov)};
+        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         if (w > 0) {
-            c->out.off += (size_t)w;
+            unit_advance(n, c, (size_t)w);
             continue;
         }
         if (w < 0 && errno == EINTR)
@@ -229,7 +470,7 @@ static bool pconn_flush(struct node *n, struct pconn *c, void *tag, const char *
     if (buf_unread(&c->out) == 0) {
         c->out.off = c->out.len = 0;
     }
-    bool want = buf_unread(&c->out) > 0;
+    bool want = buf_unread(&c->out) > 0 || c->bulk_head != NULL;
     if (want != c->want_out) {
         c->want_out = want;
         ep_set(n, EPOLL_CTL_MOD, c->fd, EPOLLIN | (want ? EPOLLOUT : 0), tag);
@@ -290,10 +531,9 @@ void peer_on_accept(struct node *n)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        memset(&pd->c, 0, sizeof(pd->c));
+        pconn_init(n, &pd->c, fd);
         pd->used = true;
         pd->accepted_ms = node_now_ms();
-        pd->c.fd = fd;
         pd->c.want_out = true;
         if (!pconn_queue_handshake(n, &pd->c) ||
             ep_set(n, EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLOUT, &pd->tag) != 0) {

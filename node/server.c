@@ -182,7 +182,7 @@ static void drain_outputs(struct node *n)
         node_storage_submit(n->storage, out.log_jobs, out.n_log_jobs) != RK_OK)
         n->storage_failed = true;
     for (size_t i = 0; i < out.n_frames; i++)
-        peer_send(n, out.frames[i].to, out.frames[i].bytes, out.frames[i].len);
+        peer_send(n, &out.frames[i]);
     for (size_t i = 0; i < out.n_replies; i++) {
         const struct replica_reply *rp = &out.replies[i];
         uint32_t s = (uint32_t)(rp->req_id % SLOTS_MAX);
@@ -276,10 +276,34 @@ void server_request(struct node *n, struct client *c, struct item *it, uint32_t 
     };
 }
 
+/* A command at least this big is encoded into a buffer of its own that the replica takes
+ * (replica_request.val_take): a 64 MiB value is copied once on the loop, not twice. */
+#define CMD_TAKE_BYTES (256u << 10)
+
 bool server_cmd(struct node *n, struct client *c, struct item *it, const struct kv_cmd2 *cmd)
 {
     size_t size = kv_cmd2_size(cmd);
-    if (size == SIZE_MAX || size > n->lim.max_command || !server_batch_room(n, size))
+    if (size == SIZE_MAX || size > n->lim.max_command)
+        return false;
+    static const struct resp_arg no_key = {.ptr = (const uint8_t *)"", .len = 0};
+    if (size >= CMD_TAKE_BYTES) {
+        uint8_t *own = malloc(size); /* the replica's allocator is libc's (server_start) */
+        size_t len = 0;
+        if (own == NULL || kv_cmd2_encode(cmd, own, size, &len) != RK_OK) {
+            free(own);
+            return false;
+        }
+        struct resp_arg val = {.ptr = own, .len = len};
+        size_t before = n->n_batch;
+        server_request(n, c, it, 0, REPLICA_CMD, &no_key, &val, 0, 0);
+        if (n->n_batch > 0 && n->batch[n->n_batch - 1].val == own &&
+            (n->n_batch > before || before == BATCH_MAX))
+            n->batch[n->n_batch - 1].val_take = own;
+        else
+            free(own); /* answered at once (no free slot): never queued */
+        return true;
+    }
+    if (!server_batch_room(n, size))
         return false;
     size_t len = 0;
     uint8_t *blob = n->arena.p + n->arena.len;
@@ -359,6 +383,21 @@ void server_peer_frame(struct node *n, uint64_t from, const uint8_t *frame, size
     if (rc != RK_OK)
         node_log("debug", "peer %" PRIu64 ": frame dropped: %s", from, err.text);
     drain_outputs(n);
+}
+
+void server_peer_frame_pieces(struct node *n, uint64_t from, const uint8_t *frame, size_t len)
+{
+    struct rk_errmsg err = {{0}};
+    int rc = replica_recv_pieces(n->rep, from, frame, len, &err);
+    if (rc != RK_OK)
+        node_log("debug", "peer %" PRIu64 ": frame dropped: %s", from, err.text);
+    drain_outputs(n);
+}
+
+void server_frame_release(struct node *n, uint64_t hold)
+{
+    if (n->rep != NULL)
+        replica_frame_release(n->rep, hold);
 }
 
 int server_scan_keys(struct node *n, bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len),
@@ -830,6 +869,7 @@ int server_start(struct node *n, const struct options *o)
     c.store = n->store;
     c.alloc = rk_alloc_libc();
     c.async_log = true; /* the storage thread writes the log: node/storage.h */
+    c.frame_refs = true; /* big APPENDs point at the entries' data: peer.c sends them in pieces */
     struct rk_errmsg err = {{0}};
     if (replica_create(&c, &n->rep, &err) != RK_OK) {
         node_log("error", "cannot start the replica: %s", err.text);

@@ -42,6 +42,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "codec/codec.h"
 #include "common/limits.h"
 #include "common/err.h"
 #include "kv/kv.h"
@@ -160,13 +161,46 @@ struct ev_tag {
     enum ev_kind kind;
 };
 
-/* One peer TCP connection's bytes. */
+/* A piece of a queued frame: the frame's bytes are its segments' in order. */
+struct pseg {
+    const uint8_t *p;
+    size_t len;
+};
+
+/* A frame queued for a peer in the bulk lane (peer.c): len bytes in segs[0..n_segs), `sent` of
+ * them already gone out as FRAG pieces (or written, for a frame sent whole). Segments point at
+ * bytes copied into this allocation, or (hold != 0) at Raft entry data the replica keeps
+ * allocated until the hold is released (replica_frame_release via server_frame_release). */
+struct pframe {
+    struct pframe *next;
+    size_t len;
+    size_t sent;
+    uint64_t hold;
+    size_t n_segs;
+    struct pseg segs[];
+};
+
+/* One peer TCP connection's bytes (peer.c "Two lanes"). */
 struct pconn {
     int fd; /* -1: none */
     bool connecting;
     bool hs_in; /* the other side's handshake arrived and checked out (N1) */
     bool want_out;
-    struct buf in, out;
+    struct buf in;
+    struct buf out;                       /* small frames, written whole, in order */
+    struct pframe *bulk_head, *bulk_tail; /* big frames (in pieces) and data frames behind them */
+    size_t bulk_bytes;
+    size_t ctl_first; /* bytes of out queued before bulk's head: written before it */
+    /* The unit being written: a run of out's bytes, or one piece (or whole frame) of
+     * bulk_head; a unit is finished before another starts, so that frames never interleave
+     * mid-frame on the wire. */
+    uint8_t unit;        /* PCONN_UNIT_* */
+    bool last_ctl;       /* the last unit was from out: the next may be bulk (fair turns) */
+    size_t unit_left;    /* bytes of the unit still to write */
+    size_t unit_hdr_len; /* FRAG header bytes in unit_hdr (0: a frame sent whole) */
+    size_t unit_piece;   /* bytes of bulk_head this unit carries, from bulk_head->sent */
+    uint8_t unit_hdr[CODEC_FRAG_HEADER_SIZE];
+    struct codec_reasm reasm; /* FRAG pieces coming in */
 };
 
 struct peer {
@@ -410,6 +444,10 @@ void server_stop(struct node *n);
 
 /* A peer frame that passed the handshake: to the replica, then its outputs out. */
 void server_peer_frame(struct node *n, uint64_t from, const uint8_t *frame, size_t len);
+/* The same for a frame reassembled from FRAG pieces (checked by their CRCs, not its own). */
+void server_peer_frame_pieces(struct node *n, uint64_t from, const uint8_t *frame, size_t len);
+/* A frame in pieces (replica_frame.hold) was written or dropped. */
+void server_frame_release(struct node *n, uint64_t hold);
 
 /* Queues one replica request for part `part` of item it of client c. Key and value are borrowed
  * (from c's input buffer or the arena) until the turn's batch is submitted (N5). cond: PUT_IF's;
@@ -473,7 +511,9 @@ void node_metrics_frame(uint64_t *by_type, const uint8_t *frame, size_t len);
 int peer_parse_list(struct node *n, const char *list, struct raft_config *rc);
 void peer_dial(struct node *n, struct peer *p);
 void peer_lost(struct node *n, struct peer *p, const char *why);
-void peer_send(struct node *n, uint64_t to, const uint8_t *bytes, size_t len);
+/* Queues one replica output frame for its peer (N2); a frame in pieces is released (its hold)
+ * once written or dropped. */
+void peer_send(struct node *n, const struct replica_frame *f);
 size_t peers_connected(const struct node *n);
 /* A connected peer to hand leadership to on shutdown, or 0. */
 uint64_t peer_transfer_target(const struct node *n);

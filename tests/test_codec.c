@@ -677,7 +677,7 @@ static void test_decode_every_bit_flip_is_detected(void **state)
 static void test_decode_unknown_type_is_malformed(void **state)
 {
     (void)state;
-    static const uint8_t types[] = {0, RAFT_MSG_TYPE_COUNT, 0x7f, 0x85, 0xff};
+    static const uint8_t types[] = {0, RAFT_MSG_TYPE_COUNT, 0x7f, 0x86, 0xff};
     for (size_t i = 0; i < sizeof(types); i++) {
         struct builder b;
         b_start(&b, types[i]);
@@ -936,7 +936,8 @@ static void test_decode_handshake_unsupported_version_is_malformed(void **state)
     uint8_t buf[CODEC_HANDSHAKE_FRAME_SIZE];
     size_t len;
     assert_int_equal(codec_encode_handshake(&h, buf, sizeof(buf), &len), RK_OK);
-    expect_error(buf, len, RK_EMALFORMED, "handshake: version 2 at offset 13", NULL);
+    expect_error(buf, len, RK_EMALFORMED, "handshake: version 3 at offset 13", "speaks protocol 2",
+                 NULL);
 }
 
 static void test_frame_free_is_safe_on_zeroed_and_freed_frames(void **state)
@@ -1132,6 +1133,292 @@ static void test_snap_chunk_beyond_total_is_malformed(void **state)
     expect_error(buf, len, RK_EMALFORMED, "snap", "beyond total", NULL);
 }
 
+/* ---- fragments (FRAG, protocol 2) ------------------------------------------------------ */
+
+#define FRAG_STREAM_CAP (8u << 20)
+#define FRAG_FRAMES_MAX 64
+
+/* A stream as peer.c writes it: frames over CODEC_FRAG_MAX in pieces, a small frame written
+ * between two pieces now and then; `want` lists the whole frames in the order the receiver must
+ * produce them (a big one once its last piece is in). */
+struct frag_stream {
+    uint8_t *bytes;
+    size_t len;
+    const uint8_t *want[FRAG_FRAMES_MAX];
+    size_t want_len[FRAG_FRAMES_MAX];
+    size_t n_want;
+};
+
+static void fs_put(struct frag_stream *fs, const void *p, size_t n)
+{
+    assert_true(fs->len + n <= FRAG_STREAM_CAP);
+    memcpy(fs->bytes + fs->len, p, n);
+    fs->len += n;
+}
+
+static void fs_want(struct frag_stream *fs, const uint8_t *frame, size_t len)
+{
+    assert_true(fs->n_want < FRAG_FRAMES_MAX);
+    fs->want[fs->n_want] = frame;
+    fs->want_len[fs->n_want++] = len;
+}
+
+/* Writes big (in pieces) with the small frames smalls[0..n_small) interleaved between them. */
+static void fs_fragmented(struct frag_stream *fs, const uint8_t *big, size_t big_len,
+                          const uint8_t *const *smalls, const size_t *small_lens, size_t n_small)
+{
+    size_t k = 0;
+    for (size_t off = 0; off < big_len;) {
+        uint32_t piece =
+            big_len - off < CODEC_FRAG_MAX ? (uint32_t)(big_len - off) : CODEC_FRAG_MAX;
+        uint8_t hdr[CODEC_FRAG_HEADER_SIZE];
+        codec_frag_header(hdr, (uint32_t)big_len, (uint32_t)off, big + off, piece);
+        fs_put(fs, hdr, sizeof(hdr));
+        fs_put(fs, big + off, piece);
+        off += piece;
+        if (off < big_len && k < n_small) {
+            fs_put(fs, smalls[k], small_lens[k]);
+            fs_want(fs, smalls[k], small_lens[k]);
+            k++;
+        }
+    }
+    fs_want(fs, big, big_len);
+    for (; k < n_small; k++) {
+        fs_put(fs, smalls[k], small_lens[k]);
+        fs_want(fs, smalls[k], small_lens[k]);
+    }
+}
+
+/* An APPEND of one entry of n data bytes (pattern from seed), encoded; caller frees. */
+static uint8_t *big_append(size_t n, uint8_t seed, size_t *len)
+{
+    uint8_t *data = malloc(n);
+    assert_non_null(data);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (uint8_t)(i * 31 + seed + (i >> 12));
+    struct raft_entry e = {
+        .term = 3, .index = 11, .type = RAFT_ENTRY_NORMAL, .data = data, .len = (uint32_t)n};
+    struct raft_msg m = {.type = RAFT_MSG_APPEND,
+                         .from = 1,
+                         .to = 2,
+                         .term = 3,
+                         .log_index = 10,
+                         .log_term = 3,
+                         .commit = 9,
+                         .n_entries = 1,
+                         .entries = &e};
+    uint8_t *buf = encode_new(&m, len);
+    free(data);
+    return buf;
+}
+
+static uint8_t *small_heartbeat(uint64_t ctx, size_t *len)
+{
+    struct raft_msg m = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 3, .ctx = ctx};
+    return encode_new(&m, len);
+}
+
+/* Feeds fs->bytes cut at random points through the splitter and the reassembler, as peer.c
+ * does, and checks that exactly the wanted frames come out, byte for byte, in order. */
+static void feed_split(const struct frag_stream *fs, struct rk_prng *rng, const struct rk_alloc *a)
+{
+    struct codec_reasm ra;
+    codec_reasm_init(&ra, a, CODEC_MAX_FRAME_DEFAULT);
+    uint8_t *in = malloc(fs->len);
+    assert_non_null(in);
+    size_t have = 0, off = 0, got = 0;
+    for (size_t pos = 0; pos < fs->len;) {
+        size_t cut = 1 + (size_t)rk_prng_below(rng, rk_prng_below(rng, 4) == 0 ? 64 : 700000);
+        if (cut > fs->len - pos)
+            cut = fs->len - pos;
+        memcpy(in + have, fs->bytes + pos, cut);
+        have += cut;
+        pos += cut;
+        for (;;) {
+            size_t flen = 0;
+            struct rk_errmsg err = {{0}};
+            int rc = codec_frame_peek(in + off, have - off, CODEC_MAX_FRAME_DEFAULT, &flen, &err);
+            if (rc == RK_EAGAIN)
+                break;
+            assert_int_equal(rc, RK_OK);
+            const uint8_t *whole = NULL;
+            size_t wlen = 0;
+            rc = codec_reasm_feed(&ra, in + off, flen, &whole, &wlen, &err);
+            off += flen;
+            if (rc == RK_EAGAIN)
+                continue;
+            if (rc != RK_OK)
+                fail_msg("reassembly: %s", err.text);
+            assert_true(got < fs->n_want);
+            assert_int_equal(wlen, fs->want_len[got]);
+            assert_memory_equal(whole, fs->want[got], wlen);
+            struct codec_frame f;
+            assert_int_equal(codec_decode(whole, wlen, a, &f, &err), RK_OK);
+            codec_frame_free(a, &f);
+            got++;
+        }
+    }
+    assert_int_equal(got, fs->n_want);
+    assert_int_equal(off, fs->len);
+    codec_reasm_free(&ra);
+    free(in);
+}
+
+static void test_frag_any_split_gives_the_same_frames(void **state)
+{
+    (void)state;
+    struct counting c;
+    struct rk_alloc a = counting_alloc(&c);
+    size_t len1, len2, hl[6];
+    /* Exactly a multiple of the piece size, and one byte over: the last piece's edge. */
+    uint8_t *big1 = big_append(3 * CODEC_FRAG_MAX - 82, 1, &len1);
+    uint8_t *big2 = big_append(CODEC_FRAG_MAX + 1, 2, &len2);
+    assert_int_equal(len1 % CODEC_FRAG_MAX, 0);
+    uint8_t *hb[6];
+    for (size_t i = 0; i < 6; i++)
+        hb[i] = small_heartbeat(100 + i, &hl[i]);
+    struct frag_stream fs = {.bytes = malloc(FRAG_STREAM_CAP)};
+    assert_non_null(fs.bytes);
+    fs_put(&fs, hb[0], hl[0]);
+    fs_want(&fs, hb[0], hl[0]);
+    fs_fragmented(&fs, big1, len1, (const uint8_t *const *)hb + 1, hl + 1, 3);
+    fs_fragmented(&fs, big2, len2, (const uint8_t *const *)hb + 4, hl + 4, 2);
+    struct rk_prng rng;
+    rk_prng_seed(&rng, 12);
+    for (int round = 0; round < 60; round++)
+        feed_split(&fs, &rng, &a);
+    assert_int_equal(c.live, 0);
+    for (size_t i = 0; i < 6; i++)
+        free(hb[i]);
+    free(big1);
+    free(big2);
+    free(fs.bytes);
+}
+
+/* Feeds the frames [0..n) to a fresh reassembler; the last must fail with rc and every text. */
+static void expect_frag_error(const uint8_t *const *frames, const size_t *lens, size_t n,
+                              uint32_t max_frame, int want_rc, const char *text)
+{
+    struct counting c;
+    struct rk_alloc a = counting_alloc(&c);
+    struct codec_reasm ra;
+    codec_reasm_init(&ra, &a, max_frame);
+    int rc = RK_OK;
+    struct rk_errmsg err = {{0}};
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *whole;
+        size_t wlen;
+        rc = codec_reasm_feed(&ra, frames[i], lens[i], &whole, &wlen, &err);
+        if (i + 1 < n)
+            assert_int_equal(rc, RK_EAGAIN);
+    }
+    if (rc != want_rc)
+        fail_msg("rc %s, want %s (%s)", rk_strerror(rc), rk_strerror(want_rc), err.text);
+    if (strstr(err.text, text) == NULL)
+        fail_msg("message \"%s\" lacks \"%s\"", err.text, text);
+    codec_reasm_free(&ra);
+    assert_int_equal(c.live, 0);
+}
+
+/* A piece as its own frame: header + data. */
+static uint8_t *piece_frame(const uint8_t *frame, uint32_t total, uint32_t off, uint32_t n,
+                            size_t *len)
+{
+    uint8_t *p = malloc(CODEC_FRAG_HEADER_SIZE + n);
+    assert_non_null(p);
+    codec_frag_header(p, total, off, frame + off, n);
+    memcpy(p + CODEC_FRAG_HEADER_SIZE, frame + off, n);
+    *len = CODEC_FRAG_HEADER_SIZE + n;
+    return p;
+}
+
+static void test_frag_bad_pieces_are_refused_with_a_message(void **state)
+{
+    (void)state;
+    size_t blen;
+    uint8_t *big = big_append(2 * CODEC_FRAG_MAX, 5, &blen);
+    uint32_t total = (uint32_t)blen, P = CODEC_FRAG_MAX;
+    size_t l0, l1, l2;
+    uint8_t *p0 = piece_frame(big, total, 0, P, &l0);
+    uint8_t *p1 = piece_frame(big, total, P, P, &l1);
+    uint8_t *p2 = piece_frame(big, total, 2 * P, total - 2 * P, &l2);
+    { /* a piece skipped */
+        const uint8_t *f[] = {p0, p2};
+        size_t l[] = {l0, l2};
+        expect_frag_error(f, l, 2, CODEC_MAX_FRAME_DEFAULT, RK_EMALFORMED, "does not follow");
+    }
+    { /* a piece before any first one */
+        const uint8_t *f[] = {p1};
+        size_t l[] = {l1};
+        expect_frag_error(f, l, 1, CODEC_MAX_FRAME_DEFAULT, RK_EMALFORMED, "does not follow");
+    }
+    { /* a new frame while one is half in */
+        const uint8_t *f[] = {p0, p0};
+        size_t l[] = {l0, l0};
+        expect_frag_error(f, l, 2, CODEC_MAX_FRAME_DEFAULT, RK_EMALFORMED, "a new frame starts");
+    }
+    { /* over the receiver's frame limit */
+        const uint8_t *f[] = {p0};
+        size_t l[] = {l0};
+        expect_frag_error(f, l, 1, total - 1, RK_EMALFORMED, "over the");
+    }
+    { /* a damaged piece: its CRC */
+        p1[CODEC_FRAG_HEADER_SIZE + 100] ^= 1;
+        const uint8_t *f[] = {p0, p1};
+        size_t l[] = {l0, l1};
+        expect_frag_error(f, l, 2, CODEC_MAX_FRAME_DEFAULT, RK_ECORRUPT, "crc32c");
+        p1[CODEC_FRAG_HEADER_SIZE + 100] ^= 1;
+    }
+    { /* a total that changes between pieces */
+        size_t lx;
+        uint8_t *px = piece_frame(big, total, P, P, &lx);
+        codec_frag_header(px, total + 1, P, big + P, P);
+        const uint8_t *f[] = {p0, px};
+        size_t l[] = {l0, lx};
+        expect_frag_error(f, l, 2, CODEC_MAX_FRAME_DEFAULT, RK_EMALFORMED, "does not follow");
+        free(px);
+    }
+    { /* a piece that runs past its total (CRC fixed up: the field check must catch it) */
+        uint8_t bad[CODEC_FRAG_HEADER_SIZE + 16];
+        memcpy(bad + CODEC_FRAG_HEADER_SIZE, big, 16);
+        codec_frag_header(bad, 64, 0, big, 16);
+        bad[CODEC_FRAME_HEADER_SIZE + 1] = 9; /* total 64 -> 9: 16 bytes do not fit */
+        uint32_t crc = rk_crc32c(0, bad + CODEC_FRAME_HEADER_SIZE, sizeof(bad) - 8);
+        for (int i = 0; i < 4; i++)
+            bad[4 + i] = (uint8_t)(crc >> (8 * i));
+        const uint8_t *f[] = {bad};
+        size_t l[] = {sizeof(bad)};
+        expect_frag_error(f, l, 1, CODEC_MAX_FRAME_DEFAULT, RK_EMALFORMED, "beyond the 9-byte");
+    }
+    { /* pieces that make a FRAG frame: nested */
+        uint8_t inner[CODEC_FRAG_HEADER_SIZE + 4] = {0};
+        codec_frag_header(inner, 4, 0, (const uint8_t *)"abcd", 4);
+        memcpy(inner + CODEC_FRAG_HEADER_SIZE, "abcd", 4);
+        size_t ln;
+        uint8_t *pn = piece_frame(inner, sizeof(inner), 0, sizeof(inner), &ln);
+        const uint8_t *f[] = {pn};
+        size_t l[] = {ln};
+        expect_frag_error(f, l, 1, CODEC_MAX_FRAME_DEFAULT, RK_EMALFORMED, "nested");
+        free(pn);
+    }
+    /* and the three in order make the frame */
+    struct codec_reasm ra;
+    codec_reasm_init(&ra, rk_alloc_libc(), CODEC_MAX_FRAME_DEFAULT);
+    const uint8_t *whole = NULL;
+    size_t wlen = 0;
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(codec_reasm_feed(&ra, p0, l0, &whole, &wlen, &err), RK_EAGAIN);
+    assert_int_equal(codec_reasm_feed(&ra, p1, l1, &whole, &wlen, &err), RK_EAGAIN);
+    assert_int_equal(codec_reasm_feed(&ra, p2, l2, &whole, &wlen, &err), RK_OK);
+    assert_int_equal(wlen, blen);
+    assert_memory_equal(whole, big, blen);
+    codec_reasm_free(&ra);
+    free(p0);
+    free(p1);
+    free(p2);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1163,6 +1450,8 @@ int main(void)
         cmocka_unit_test(test_decode_truncated_payload_names_field_and_offset),
         cmocka_unit_test(test_decode_every_bit_flip_is_detected),
         cmocka_unit_test(test_decode_unknown_type_is_malformed),
+        cmocka_unit_test(test_frag_any_split_gives_the_same_frames),
+        cmocka_unit_test(test_frag_bad_pieces_are_refused_with_a_message),
         cmocka_unit_test(test_forward_round_trips_with_data),
         cmocka_unit_test(test_snap_and_ack_round_trip),
         cmocka_unit_test(test_snap_chunk_beyond_total_is_malformed),

@@ -266,6 +266,61 @@ int codec_encode_msg(const struct raft_msg *m, uint8_t *buf, size_t cap, size_t 
     return RK_OK;
 }
 
+int codec_encode_append_pieces(const struct raft_msg *m, uint32_t ref_min, uint8_t *buf, size_t cap,
+                               size_t *buf_len, struct codec_piece *pieces, size_t cap_pieces,
+                               size_t *n_pieces)
+{
+    RK_ASSERT(m != NULL && m->type == RAFT_MSG_APPEND);
+    RK_ASSERT(buf_len != NULL && n_pieces != NULL);
+    size_t size = codec_msg_size(m);
+    if (size == SIZE_MAX || (uint64_t)size - CODEC_FRAME_HEADER_SIZE > UINT32_MAX ||
+        cap_pieces < 2 * (size_t)m->n_entries + 1)
+        return RK_ETOOBIG;
+    size_t copied = size;
+    for (uint32_t i = 0; i < m->n_entries; i++)
+        if (m->entries[i].len >= ref_min && m->entries[i].len > 0)
+            copied -= m->entries[i].len;
+    if (copied > cap)
+        return RK_ETOOBIG;
+    /* The fixed part, then entry by entry: a referenced entry's data becomes its own piece. */
+    struct codec_writer w = {.buf = buf, .cap = copied, .pos = CODEC_FRAME_HEADER_SIZE};
+    put_u8(&w, m->type);
+    put_u64(&w, m->from);
+    put_u64(&w, m->to);
+    put_u64(&w, m->term);
+    put_u64(&w, m->log_index);
+    put_u64(&w, m->log_term);
+    put_u64(&w, m->commit);
+    put_u32(&w, m->n_entries);
+    size_t k = 0, start = 0;
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+        const struct raft_entry *e = &m->entries[i];
+        uint64_t want = m->log_index + 1 + i;
+        RK_ASSERT(want > m->log_index && e->index == want);
+        RK_ASSERT(is_entry_type(e->type));
+        RK_ASSERT(e->len == 0 || e->data != NULL);
+        put_u64(&w, e->term);
+        put_u64(&w, e->index);
+        put_u8(&w, e->type);
+        put_u32(&w, e->len);
+        if (e->len == 0 || e->len < ref_min) {
+            put_bytes(&w, e->data, e->len);
+            continue;
+        }
+        pieces[k++] = (struct codec_piece){.entry = -1, .off = start, .len = w.pos - start};
+        pieces[k++] = (struct codec_piece){.entry = i, .len = e->len};
+        start = w.pos;
+    }
+    if (w.pos > start)
+        pieces[k++] = (struct codec_piece){.entry = -1, .off = start, .len = w.pos - start};
+    RK_ASSERT(w.pos == copied);
+    store_le32(buf, (uint32_t)(size - CODEC_FRAME_HEADER_SIZE));
+    store_le32(buf + 4, 0);
+    *buf_len = copied;
+    *n_pieces = k;
+    return RK_OK;
+}
+
 int codec_encode_handshake(const struct codec_handshake *h, uint8_t *buf, size_t cap,
                            size_t *out_len)
 {
@@ -680,8 +735,56 @@ static void decode_snap(struct codec_reader *r, uint8_t type, struct codec_snap 
         f->data = NULL;
 }
 
+#define FRAG_FIXED_SIZE (4 + 4)
+_Static_assert(CODEC_FRAG_HEADER_SIZE == PAYLOAD_OFFSET + FRAG_FIXED_SIZE, "FRAG header size");
+
+static void decode_frag(struct codec_reader *r, struct codec_frag *f)
+{
+    r->where = "frag";
+    f->total = rd_u32(r, "total");
+    size_t at = r->pos;
+    f->offset = rd_u32(r, "offset");
+    size_t left = r->len - r->pos;
+    if (rd_ok(r) && (left == 0 || left > CODEC_FRAG_MAX))
+        rd_fail(r, RK_EMALFORMED, "%zu data bytes: a piece holds 1 to %u", left, CODEC_FRAG_MAX);
+    if (rd_ok(r) && ((uint64_t)f->offset + left > f->total || f->total < PAYLOAD_OFFSET))
+        rd_fail(r, RK_EMALFORMED,
+                "offset %" PRIu32 " + %zu bytes at offset %zu beyond the %" PRIu32 "-byte frame",
+                f->offset, left, at, f->total);
+    f->len = (uint32_t)left;
+    f->data = rd_take(r, left, "data");
+}
+
+uint32_t codec_frag_begin(uint8_t hdr[CODEC_FRAG_HEADER_SIZE], uint32_t total, uint32_t offset,
+                          uint32_t len)
+{
+    RK_ASSERT(len > 0);
+    RK_ASSERT(len <= CODEC_FRAG_MAX);
+    RK_ASSERT((uint64_t)offset + len <= total);
+    struct codec_writer w = {.buf = hdr, .cap = CODEC_FRAG_HEADER_SIZE, .pos = TYPE_OFFSET};
+    put_u8(&w, CODEC_TYPE_FRAG);
+    put_u32(&w, total);
+    put_u32(&w, offset);
+    RK_ASSERT(w.pos == CODEC_FRAG_HEADER_SIZE);
+    store_le32(hdr, (uint32_t)(CODEC_FRAG_HEADER_SIZE - CODEC_FRAME_HEADER_SIZE + len));
+    return rk_crc32c(0, hdr + TYPE_OFFSET, CODEC_FRAG_HEADER_SIZE - TYPE_OFFSET);
+}
+
+void codec_frag_seal(uint8_t hdr[CODEC_FRAG_HEADER_SIZE], uint32_t crc)
+{
+    store_le32(hdr + 4, crc);
+}
+
+void codec_frag_header(uint8_t hdr[CODEC_FRAG_HEADER_SIZE], uint32_t total, uint32_t offset,
+                       const uint8_t *data, uint32_t len)
+{
+    RK_ASSERT(data != NULL);
+    uint32_t crc = codec_frag_begin(hdr, total, offset, len);
+    codec_frag_seal(hdr, rk_crc32c(crc, data, len));
+}
+
 /* F1 and the CRC half of F2: the frame is exactly one frame and its bytes are intact. */
-static int check_frame(const uint8_t *frame, size_t len, struct rk_errmsg *err)
+static int check_frame(const uint8_t *frame, size_t len, bool check_crc, struct rk_errmsg *err)
 {
     if (len < PAYLOAD_OFFSET)
         return rk_errf(err, RK_EMALFORMED,
@@ -693,6 +796,8 @@ static int check_frame(const uint8_t *frame, size_t len, struct rk_errmsg *err)
                        "frame: length %" PRIu32 " at offset 0 does not match the %zu bytes "
                        "after the header",
                        body, len - CODEC_FRAME_HEADER_SIZE);
+    if (!check_crc)
+        return RK_OK;
     uint32_t stored = load_le32(frame + 4);
     uint32_t computed = rk_crc32c(0, frame + TYPE_OFFSET, len - CODEC_FRAME_HEADER_SIZE);
     if (stored != computed)
@@ -702,20 +807,36 @@ static int check_frame(const uint8_t *frame, size_t len, struct rk_errmsg *err)
     return RK_OK;
 }
 
+static int decode(const uint8_t *frame, size_t len, bool check_crc, const struct rk_alloc *a,
+                  struct codec_frame *out, struct rk_errmsg *err);
+
 int codec_decode(const uint8_t *frame, size_t len, const struct rk_alloc *a,
                  struct codec_frame *out, struct rk_errmsg *err)
+{
+    return decode(frame, len, true, a, out, err);
+}
+
+int codec_decode_pieces(const uint8_t *frame, size_t len, const struct rk_alloc *a,
+                        struct codec_frame *out, struct rk_errmsg *err)
+{
+    return decode(frame, len, false, a, out, err);
+}
+
+static int decode(const uint8_t *frame, size_t len, bool check_crc, const struct rk_alloc *a,
+                  struct codec_frame *out, struct rk_errmsg *err)
 {
     RK_ASSERT(frame != NULL || len == 0);
     RK_ASSERT(a != NULL);
     RK_ASSERT(out != NULL);
     memset(out, 0, sizeof(*out));
-    int rc = check_frame(frame, len, err);
+    int rc = check_frame(frame, len, check_crc, err);
     if (rc != RK_OK)
         return rc;
     uint8_t type = frame[TYPE_OFFSET];
     bool is_forward = type == CODEC_TYPE_FORWARD || type == CODEC_TYPE_FORWARD_RESP;
     bool is_snap = type == CODEC_TYPE_SNAP || type == CODEC_TYPE_SNAP_ACK;
-    if (type != CODEC_TYPE_HANDSHAKE && !is_forward && !is_snap && !is_msg_type(type))
+    if (type != CODEC_TYPE_HANDSHAKE && type != CODEC_TYPE_FRAG && !is_forward && !is_snap &&
+        !is_msg_type(type))
         return rk_errf(err, RK_EMALFORMED, "frame: unknown type 0x%02x at offset %d", type,
                        TYPE_OFFSET);
     struct codec_reader r = {
@@ -727,6 +848,8 @@ int codec_decode(const uint8_t *frame, size_t len, const struct rk_alloc *a,
         decode_forward(&r, type, &out->fwd);
     else if (is_snap)
         decode_snap(&r, type, &out->snap);
+    else if (type == CODEC_TYPE_FRAG)
+        decode_frag(&r, &out->frag);
     else
         decode_msg(&r, type, a, &out->msg);
     if (rd_ok(&r) && r.pos != r.len)
@@ -748,4 +871,87 @@ void codec_frame_free(const struct rk_alloc *a, struct codec_frame *f)
     rk_free(a, f->msg.entries);
     f->msg.entries = NULL;
     f->msg.n_entries = 0;
+}
+
+/* ---- reassembly ----------------------------------------------------------------------- */
+
+void codec_reasm_init(struct codec_reasm *ra, const struct rk_alloc *a, uint32_t max_frame)
+{
+    RK_ASSERT(ra != NULL);
+    RK_ASSERT(a != NULL);
+    memset(ra, 0, sizeof(*ra));
+    ra->alloc = a;
+    ra->max_frame = max_frame;
+}
+
+void codec_reasm_free(struct codec_reasm *ra)
+{
+    rk_free(ra->alloc, ra->buf);
+    ra->buf = NULL;
+    ra->total = ra->have = 0;
+    ra->done = false;
+}
+
+/* Takes in one checked piece. */
+static int reasm_piece(struct codec_reasm *ra, const struct codec_frag *f, struct rk_errmsg *err)
+{
+    if (f->offset == 0) {
+        if (ra->buf != NULL)
+            return rk_errf(err, RK_EMALFORMED,
+                           "frag: a new frame starts while %" PRIu32 " of %" PRIu32
+                           " bytes of the last are in",
+                           ra->have, ra->total);
+        if (f->total > ra->max_frame)
+            return rk_errf(err, RK_EMALFORMED,
+                           "frag: a %" PRIu32 "-byte frame is over the %" PRIu32 "-byte limit",
+                           f->total, ra->max_frame);
+        ra->buf = rk_malloc(ra->alloc, f->total);
+        if (ra->buf == NULL)
+            return rk_errf(err, RK_ENOMEM, "frag: allocating a %" PRIu32 "-byte frame", f->total);
+        ra->total = f->total;
+        ra->have = 0;
+    } else if (ra->buf == NULL || f->offset != ra->have || f->total != ra->total) {
+        return rk_errf(err, RK_EMALFORMED,
+                       "frag: piece at offset %" PRIu32 " of a %" PRIu32
+                       "-byte frame does not follow %" PRIu32 " bytes of a %" PRIu32 "-byte one",
+                       f->offset, f->total, ra->have, ra->total);
+    }
+    RK_ASSERT(f->len <= ra->total - ra->have); /* decode_frag checked offset + len <= total */
+    memcpy(ra->buf + ra->have, f->data, f->len);
+    ra->have += f->len;
+    return RK_OK;
+}
+
+int codec_reasm_feed(struct codec_reasm *ra, const uint8_t *frame, size_t len, const uint8_t **out,
+                     size_t *out_len, struct rk_errmsg *err)
+{
+    RK_ASSERT(out != NULL);
+    RK_ASSERT(out_len != NULL);
+    if (ra->done)
+        codec_reasm_free(ra);
+    if (len <= TYPE_OFFSET || frame[TYPE_OFFSET] != CODEC_TYPE_FRAG) {
+        *out = frame;
+        *out_len = len;
+        return RK_OK;
+    }
+    struct codec_frame f;
+    int rc = codec_decode(frame, len, ra->alloc, &f, err);
+    if (rc != RK_OK)
+        return rc;
+    rc = reasm_piece(ra, &f.frag, err);
+    codec_frame_free(ra->alloc, &f);
+    if (rc != RK_OK) {
+        codec_reasm_free(ra);
+        return rc;
+    }
+    if (ra->have < ra->total)
+        return RK_EAGAIN;
+    if (ra->buf[TYPE_OFFSET] == CODEC_TYPE_FRAG) {
+        codec_reasm_free(ra);
+        return rk_errf(err, RK_EMALFORMED, "frag: the pieces make a FRAG frame (nested)");
+    }
+    ra->done = true;
+    *out = ra->buf;
+    *out_len = ra->total;
+    return RK_OK;
 }

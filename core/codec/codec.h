@@ -31,6 +31,15 @@
  *                         total u64, len u32, data[len]: a chunk of a state machine snapshot
  *   SNAP_ACK              from u64, to u64, term u64, index u64, offset u64 (bytes received
  *                         in order), done u8: flow control and completion
+ *   FRAG                  total u32, offset u32, data[len - 9]: a piece of a bigger frame
+ *                         (protocol 2). A sender splits a frame of more than CODEC_FRAG_MAX
+ *                         bytes into pieces of at most CODEC_FRAG_MAX, sent in order (offset 0,
+ *                         then each piece right after the last) with other whole frames allowed
+ *                         between them, so that a heartbeat or a vote never waits behind 64 MiB
+ *                         of one APPEND (head-of-line blocking); one fragmented frame at a time
+ *                         per connection. The receiver checks each piece's CRC, collects the
+ *                         pieces into one buffer of exactly total bytes (codec_reasm) and hands
+ *                         on the whole frame once the last piece is in.
  *
  * A decoded frame satisfies (anything else is RK_EMALFORMED, or RK_ECORRUPT for a CRC
  * mismatch; never an assert, never a read out of bounds):
@@ -60,9 +69,15 @@
 #define CODEC_TYPE_FORWARD_RESP 0x82
 #define CODEC_TYPE_SNAP         0x83
 #define CODEC_TYPE_SNAP_ACK     0x84
+#define CODEC_TYPE_FRAG         0x85
 /* "RKV1" as it appears on the wire: the bytes 'R' 'K' 'V' '1' read as a little-endian u32. */
 #define CODEC_MAGIC            0x31564B52u
-#define CODEC_PROTOCOL_VERSION 1
+/* 2: FRAG frames (a node of protocol 1 cannot read them: the handshake refuses it). */
+#define CODEC_PROTOCOL_VERSION 2
+/* The most data bytes one FRAG carries; a frame above it is sent in FRAG pieces. */
+#define CODEC_FRAG_MAX (256u << 10)
+/* A FRAG's bytes before its data: the frame header, the type, total u32, offset u32. */
+#define CODEC_FRAG_HEADER_SIZE (CODEC_FRAME_HEADER_SIZE + 1 + 4 + 4)
 /* The largest frame (header included) a reader accepts by default: one entry of raft's default
  * max_entry_bytes (64 MiB + 64 KiB) plus headroom for the APPEND and entry headers. */
 #define CODEC_MAX_FRAME_DEFAULT ((64u << 20) + (1u << 20))
@@ -113,15 +128,24 @@ struct codec_snap {
     bool done; /* SNAP_ACK: installed */
 };
 
+/* FRAG: one piece of a frame of total bytes (header included), at offset. data is borrowed. */
+struct codec_frag {
+    uint32_t total;
+    uint32_t offset;
+    const uint8_t *data;
+    uint32_t len;
+};
+
 /* One decoded frame. type == CODEC_TYPE_HANDSHAKE: hs is set; CODEC_TYPE_FORWARD(_RESP): fwd is
- * set; otherwise msg is set (msg.type == type), with the fields its type does not carry zero.
- * The members a type does not use are zero. */
+ * set; CODEC_TYPE_FRAG: frag is set; otherwise msg is set (msg.type == type), with the fields its
+ * type does not carry zero. The members a type does not use are zero. */
 struct codec_frame {
     uint8_t type;
     struct raft_msg msg;
     struct codec_handshake hs;
     struct codec_forward fwd;
     struct codec_snap snap;
+    struct codec_frag frag;
 };
 
 /* The exact encoded size of m, header included (SIZE_MAX if it does not fit a size_t). */
@@ -132,6 +156,24 @@ size_t codec_msg_size(const struct raft_msg *m);
  * u32 length field; buf is then unspecified. Keeping frames under the peer's max_frame is the
  * sender's job (raft's max_append_bytes). */
 int codec_encode_msg(const struct raft_msg *m, uint8_t *buf, size_t cap, size_t *out_len);
+
+/* One piece of an APPEND encoded in pieces (codec_encode_append_pieces): off/len into the
+ * caller's buffer, or (entry >= 0) all of that entry's data, to be read from the entry itself. */
+struct codec_piece {
+    int64_t entry; /* -1: buf[off .. off + len) */
+    size_t off;
+    size_t len;
+};
+
+/* Encodes the APPEND m (borrowed) as pieces, so that the data of its entries of at least
+ * ref_min bytes is not copied: every other byte goes to buf[0..cap) (*buf_len of them), and
+ * pieces[0..*n_pieces) (at most 2 * n_entries + 1) say in which order buf's bytes and the
+ * entries' data make the frame of codec_msg_size(m) bytes. The frame's CRC field is 0: computing
+ * it would read every byte; the frame must go out in FRAG pieces, whose CRCs check its bytes
+ * (codec_decode_pieces on the other side). RK_ETOOBIG when buf or pieces are too small. */
+int codec_encode_append_pieces(const struct raft_msg *m, uint32_t ref_min, uint8_t *buf, size_t cap,
+                               size_t *buf_len, struct codec_piece *pieces, size_t cap_pieces,
+                               size_t *n_pieces);
 
 /* Encodes h (borrowed) into buf[0..cap); CODEC_HANDSHAKE_FRAME_SIZE bytes. RK_ETOOBIG when cap
  * is too small. */
@@ -150,6 +192,48 @@ int codec_encode_forward(uint8_t type, const struct codec_forward *f, uint8_t *b
 size_t codec_snap_size(uint8_t type, const struct codec_snap *f);
 int codec_encode_snap(uint8_t type, const struct codec_snap *f, uint8_t *buf, size_t cap,
                       size_t *out_len);
+
+/* Writes the CODEC_FRAG_HEADER_SIZE bytes that go before data[0..len) (borrowed) to make it the
+ * FRAG piece at offset of a frame of total bytes: the CRC covers the header's fields and data,
+ * so the piece is checked on arrival wherever the frame's own CRC is. Asserts 0 < len <=
+ * CODEC_FRAG_MAX and offset + len <= total. */
+void codec_frag_header(uint8_t hdr[CODEC_FRAG_HEADER_SIZE], uint32_t total, uint32_t offset,
+                       const uint8_t *data, uint32_t len);
+/* The same for data in several pieces: codec_frag_begin writes the header's fields and returns
+ * the CRC so far; the caller extends it with rk_crc32c over the len data bytes, in order, and
+ * codec_frag_seal writes it. */
+uint32_t codec_frag_begin(uint8_t hdr[CODEC_FRAG_HEADER_SIZE], uint32_t total, uint32_t offset,
+                          uint32_t len);
+void codec_frag_seal(uint8_t hdr[CODEC_FRAG_HEADER_SIZE], uint32_t crc);
+
+/*
+ * Reassembly of fragmented frames on one connection (FRAG, protocol 2). Feed it every frame the
+ * stream splitter delimits, in order:
+ *   RK_OK         *out (*out_len bytes) is a whole frame to decode: the frame itself (not a FRAG:
+ *                 borrowed from the caller), or the frame the last piece completed (owned by
+ *                 the reassembler, valid until the next call or codec_reasm_free).
+ *   RK_EAGAIN     a piece was taken in; nothing to decode yet.
+ *   RK_EMALFORMED or RK_ECORRUPT  a FRAG that does not fit (its CRC, a piece not right after the
+ *                 last, a total over max_frame or not the first piece's, a first piece while a
+ *                 frame is half in): err says what; the connection must be dropped.
+ *   RK_ENOMEM     the total's buffer could not be allocated.
+ * A frame of total bytes costs one allocation of exactly total bytes, made at its first piece:
+ * no growing buffer, no copy but the one from the piece.
+ */
+struct codec_reasm {
+    uint8_t *buf; /* total bytes, the first `have` of them in */
+    uint32_t total;
+    uint32_t have;
+    uint32_t max_frame;
+    const struct rk_alloc *alloc;
+    bool done; /* buf holds a whole frame handed out by the last call: freed at the next */
+};
+
+void codec_reasm_init(struct codec_reasm *ra, const struct rk_alloc *a, uint32_t max_frame);
+int codec_reasm_feed(struct codec_reasm *ra, const uint8_t *frame, size_t len, const uint8_t **out,
+                     size_t *out_len, struct rk_errmsg *err);
+/* Frees the buffer of a frame half in or handed out; ra may be fed again. */
+void codec_reasm_free(struct codec_reasm *ra);
 
 /*
  * Splits a byte stream into frames: looks at buf[0..len) (borrowed), the unread bytes of a
@@ -174,6 +258,11 @@ int codec_frame_peek(const uint8_t *buf, size_t len, uint32_t max_frame, size_t 
  */
 int codec_decode(const uint8_t *frame, size_t len, const struct rk_alloc *a,
                  struct codec_frame *out, struct rk_errmsg *err);
+
+/* As codec_decode, for a frame reassembled from FRAG pieces whose CRCs were checked
+ * (codec_reasm): the frame's own CRC field is not checked (a sender of pieces leaves it 0). */
+int codec_decode_pieces(const uint8_t *frame, size_t len, const struct rk_alloc *a,
+                        struct codec_frame *out, struct rk_errmsg *err);
 
 /* Frees what codec_decode allocated into f (with the same a) and leaves f owning nothing.
  * Idempotent; safe on a zeroed frame. */

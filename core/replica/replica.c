@@ -124,11 +124,23 @@ struct recent_result {
     bool lost; /* the CMD result could not be kept (out of memory) */
 };
 
-/* Offsets into the arena until replica_output turns them into pointers (the arena moves). */
+/* Offsets into the arena until replica_output turns them into pointers (the arena moves). A
+ * frame in pieces (frame_refs) is segs[seg_first .. seg_first + n_segs) instead. */
 struct frame_rec {
     uint64_t to;
     size_t off;
     size_t len;
+    size_t seg_first;
+    size_t n_segs;
+    uint64_t hold;
+};
+
+/* A piece of a frame in pieces: arena bytes at off, or (held) an entry's data at p. */
+struct seg_rec {
+    const uint8_t *p;
+    size_t off;
+    size_t len;
+    bool held;
 };
 
 struct reply_rec {
@@ -228,11 +240,22 @@ struct replica {
     size_t n_replies, cap_replies;
     struct replica_frame *out_frames;
     size_t cap_out_frames;
+    struct seg_rec *segs; /* pieces of this call's frames in pieces */
+    size_t n_segs, cap_segs;
+    struct replica_seg *out_segs;
+    size_t cap_out_segs;
+    struct codec_piece *pieces; /* codec_encode_append_pieces' scratch */
+    size_t cap_pieces;
+    /* Frames in pieces out with the driver (holds not released), and the hold of the next. */
+    uint64_t *holds;
+    size_t n_holds, cap_holds;
+    uint64_t hold_next;
     struct replica_reply *out_replies;
     size_t cap_out_replies;
     bool output_taken;
 
     uint8_t *scratch; /* command encoding */
+    bool took_val;    /* submit_one made a request's val_take the scratch */
     /* Time (kv.h TIME): the driver's wall clock, and the last stamp this node gave an entry. */
     uint64_t now_ms;
     uint64_t last_stamp_ms;
@@ -266,7 +289,8 @@ struct replica {
 
 struct dropped_buf {
     uint8_t *buf;
-    uint64_t seq; /* the newest job made when raft dropped it */
+    uint64_t seq;  /* the newest job made when raft dropped it */
+    uint64_t hold; /* hold_next when raft dropped it: frames with a lower hold may point at it */
 };
 
 const char *replica_status_name(int status)
@@ -332,6 +356,7 @@ static void replica_begin(struct replica *r)
     r->output_taken = false;
     r->bytes.len = 0;
     r->n_frames = 0;
+    r->n_segs = 0;
     r->n_replies = 0;
     r->n_jobs = 0; /* the driver owns them now */
 }
@@ -344,9 +369,59 @@ static void push_frame(struct replica *r, uint64_t to, size_t off, size_t len)
     r->frames[r->n_frames++] = (struct frame_rec){.to = to, .off = off, .len = len};
 }
 
+/* Entry data of at least this many bytes is pointed at, not copied, in a frame in pieces. */
+#define FRAME_REF_MIN_BYTES (4u << 10)
+
+/* The APPEND m as a frame in pieces (config.frame_refs): its big entries' data is pointed at,
+ * and stays allocated until the driver releases the frame's hold (dropped_release). false when
+ * out of memory (the frame is then lost, as on a bad network). */
+static bool send_append_refs(struct replica *r, const struct raft_msg *m, size_t size)
+{
+    size_t cap_p = 2 * (size_t)m->n_entries + 1;
+    if (!rk_grow(r->alloc, (void **)&r->pieces, &r->cap_pieces, cap_p, sizeof(*r->pieces)) ||
+        !rk_grow(r->alloc, (void **)&r->segs, &r->cap_segs, r->n_segs + cap_p, sizeof(*r->segs)) ||
+        !rk_grow(r->alloc, (void **)&r->frames, &r->cap_frames, r->n_frames + 1,
+                 sizeof(*r->frames)) ||
+        !rk_grow(r->alloc, (void **)&r->holds, &r->cap_holds, r->n_holds + 1, sizeof(*r->holds)))
+        return false;
+    size_t copied = size;
+    for (uint32_t i = 0; i < m->n_entries; i++)
+        if (m->entries[i].len >= FRAME_REF_MIN_BYTES)
+            copied -= m->entries[i].len;
+    size_t off = arena_reserve(r, copied);
+    if (off == SIZE_MAX)
+        return false;
+    size_t buf_len = 0, n_pieces = 0;
+    int rc = codec_encode_append_pieces(m, FRAME_REF_MIN_BYTES, r->bytes.buf + off, copied,
+                                        &buf_len, r->pieces, r->cap_pieces, &n_pieces);
+    RK_ASSERT(rc == RK_OK);
+    RK_ASSERT(buf_len == copied);
+    size_t first = r->n_segs;
+    for (size_t i = 0; i < n_pieces; i++) {
+        const struct codec_piece *pc = &r->pieces[i];
+        if (pc->entry < 0)
+            r->segs[r->n_segs++] = (struct seg_rec){.off = off + pc->off, .len = pc->len};
+        else
+            r->segs[r->n_segs++] =
+                (struct seg_rec){.p = m->entries[pc->entry].data, .len = pc->len, .held = true};
+    }
+    uint64_t hold = r->hold_next++;
+    r->holds[r->n_holds++] = hold;
+    r->frames[r->n_frames++] = (struct frame_rec){
+        .to = m->to, .len = size, .seg_first = first, .n_segs = n_pieces, .hold = hold};
+    return true;
+}
+
 static void send_raft_msg(struct replica *r, const struct raft_msg *m)
 {
     size_t size = codec_msg_size(m);
+    /* The entries' data is raft's own buffers (raft_advance_async: dropped ones go through
+     * raft_take_garbage), so a frame may point at them past this call. */
+    if (r->cfg.frame_refs && m->type == RAFT_MSG_APPEND && size > CODEC_FRAG_MAX &&
+        size != SIZE_MAX && (uint64_t)size - CODEC_FRAME_HEADER_SIZE <= UINT32_MAX) {
+        send_append_refs(r, m, size);
+        return;
+    }
     size_t off = arena_reserve(r, size);
     if (off == SIZE_MAX)
         return;
@@ -400,12 +475,26 @@ void replica_output(struct replica *r, struct replica_output *out)
     if (!rk_grow(r->alloc, (void **)&r->out_frames, &r->cap_out_frames, r->n_frames,
                  sizeof(*r->out_frames)) ||
         !rk_grow(r->alloc, (void **)&r->out_replies, &r->cap_out_replies, r->n_replies,
-                 sizeof(*r->out_replies)))
-        return;
+                 sizeof(*r->out_replies)) ||
+        !rk_grow(r->alloc, (void **)&r->out_segs, &r->cap_out_segs, r->n_segs,
+                 sizeof(*r->out_segs)))
+        return; /* out of memory: frames in pieces are lost with their holds, whose buffers then
+                   stay until replica_destroy */
+    for (size_t i = 0; i < r->n_segs; i++) {
+        const struct seg_rec *sg = &r->segs[i];
+        r->out_segs[i] = (struct replica_seg){
+            .p = sg->held ? sg->p : r->bytes.buf + sg->off, .len = sg->len, .held = sg->held};
+    }
     for (size_t i = 0; i < r->n_frames; i++) {
-        r->out_frames[i].to = r->frames[i].to;
-        r->out_frames[i].bytes = r->bytes.buf + r->frames[i].off;
-        r->out_frames[i].len = r->frames[i].len;
+        const struct frame_rec *f = &r->frames[i];
+        r->out_frames[i] = (struct replica_frame){.to = f->to, .len = f->len};
+        if (f->n_segs > 0) {
+            r->out_frames[i].segs = r->out_segs + f->seg_first;
+            r->out_frames[i].n_segs = f->n_segs;
+            r->out_frames[i].hold = f->hold;
+        } else {
+            r->out_frames[i].bytes = r->bytes.buf + f->off;
+        }
     }
     for (size_t i = 0; i < r->n_replies; i++) {
         r->out_replies[i] = r->replies[i].r;
@@ -1585,10 +1674,22 @@ static bool persist_async(struct replica *r, const struct raft_ready *rd)
 
 static void release_held(struct replica *r);
 
-/* Frees the buffers of dropped entries that no job still out can read. */
+/* The oldest hold of a frame in pieces still out with the driver (UINT64_MAX: none). */
+static uint64_t oldest_hold(const struct replica *r)
+{
+    uint64_t min = UINT64_MAX;
+    for (size_t i = 0; i < r->n_holds; i++)
+        if (r->holds[i] < min)
+            min = r->holds[i];
+    return min;
+}
+
+/* Frees the buffers of dropped entries that no job and no frame still out can read. */
 static void dropped_release(struct replica *r)
 {
-    while (r->head_dropped < r->n_dropped && r->dropped[r->head_dropped].seq < r->job_seq_done)
+    uint64_t hold = oldest_hold(r);
+    while (r->head_dropped < r->n_dropped && r->dropped[r->head_dropped].seq < r->job_seq_done &&
+           r->dropped[r->head_dropped].hold <= hold)
         rk_free(r->alloc, r->dropped[r->head_dropped++].buf);
     if (r->head_dropped > 0 && r->head_dropped * 2 >= r->n_dropped) {
         memmove(r->dropped, r->dropped + r->head_dropped,
@@ -1607,7 +1708,7 @@ static void dropped_take(struct replica *r)
         return; /* out of memory: raft keeps them for a later call */
     if (r->n_taken == 0)
         return;
-    if (r->jobs_out == 0) { /* no job out can read them */
+    if (r->jobs_out == 0 && r->n_holds == 0) { /* no job or frame out can read them */
         for (size_t i = 0; i < r->n_taken; i++)
             rk_free(r->alloc, r->taken[i]);
         r->n_taken = 0;
@@ -1617,8 +1718,8 @@ static void dropped_take(struct replica *r)
                  sizeof(*r->dropped)))
         return; /* kept in taken for a later call */
     for (size_t i = 0; i < r->n_taken; i++)
-        r->dropped[r->n_dropped++] = (struct dropped_buf){.buf = r->taken[i],
-                                                          .seq = r->job_seq_next - 1};
+        r->dropped[r->n_dropped++] = (struct dropped_buf){
+            .buf = r->taken[i], .seq = r->job_seq_next - 1, .hold = r->hold_next};
     r->n_taken = 0;
     dropped_release(r);
 }
@@ -1719,6 +1820,18 @@ void replica_log_job_done(struct replica *r, struct replica_log_job *job)
     replica_log_job_free(job);
     if (!r->deferred)
         drive(r);
+}
+
+void replica_frame_release(struct replica *r, uint64_t hold)
+{
+    for (size_t i = 0; i < r->n_holds; i++) {
+        if (r->holds[i] != hold)
+            continue;
+        r->holds[i] = r->holds[--r->n_holds];
+        dropped_release(r);
+        return;
+    }
+    RK_ASSERT(!"replica_frame_release: not a hold out with the driver");
 }
 
 uint32_t replica_log_jobs_out(const struct replica *r)
@@ -1953,18 +2066,37 @@ static void on_forward_resp(struct replica *r, const struct codec_forward *f)
     }
 }
 
+static int recv_frame(struct replica *r, uint64_t from, const uint8_t *frame, size_t len,
+                      bool pieces, struct rk_errmsg *err);
+
 int replica_recv(struct replica *r, uint64_t from, const uint8_t *frame, size_t len,
                  struct rk_errmsg *err)
+{
+    return recv_frame(r, from, frame, len, false, err);
+}
+
+int replica_recv_pieces(struct replica *r, uint64_t from, const uint8_t *frame, size_t len,
+                        struct rk_errmsg *err)
+{
+    return recv_frame(r, from, frame, len, true, err);
+}
+
+static int recv_frame(struct replica *r, uint64_t from, const uint8_t *frame, size_t len,
+                      bool pieces, struct rk_errmsg *err)
 {
     replica_begin(r);
     if (r->failed)
         return rk_errf(err, RK_EINVAL, "replica stopped: %s", r->fail_msg.text);
     struct codec_frame f;
-    int rc = codec_decode(frame, len, r->alloc, &f, err);
+    int rc = pieces ? codec_decode_pieces(frame, len, r->alloc, &f, err)
+                    : codec_decode(frame, len, r->alloc, &f, err);
     if (rc != RK_OK)
         return rc;
     if (f.type == CODEC_TYPE_HANDSHAKE) {
         rc = rk_errf(err, RK_EINVAL, "handshake from %llu in the middle of a stream",
+                     (unsigned long long)from);
+    } else if (f.type == CODEC_TYPE_FRAG) {
+        rc = rk_errf(err, RK_EINVAL, "a frame piece from %llu: the transport reassembles them",
                      (unsigned long long)from);
     } else if (f.type == CODEC_TYPE_FORWARD || f.type == CODEC_TYPE_FORWARD_RESP) {
         if (f.fwd.from != from || f.fwd.to != r->id)
@@ -2029,6 +2161,17 @@ static bool op_has_value(uint8_t op)
 
 static bool encode_command(struct replica *r, const struct replica_request *req, size_t *len)
 {
+    if (req->op == REPLICA_CMD && req->val_take != NULL && req->val_len > 0) {
+        /* The driver's buffer becomes the scratch: no copy (propose may hand it to raft). */
+        RK_ASSERT(req->val_take == req->val);
+        rk_free(r->alloc, r->scratch);
+        r->scratch = req->val_take;
+        r->scratch_cap = req->val_len;
+        r->took_val = true;
+        kv_cmd2_set_session(r->scratch, req->val_len, req->client_id, req->seq);
+        *len = req->val_len;
+        return true;
+    }
     if (req->op == REPLICA_CMD) {
         /* The driver's encoding, with this request's session; the stamp comes at propose. */
         if (!rk_grow(r->alloc, (void **)&r->scratch, &r->scratch_cap, req->val_len, 1))
@@ -2319,8 +2462,12 @@ void replica_flush(struct replica *r)
 void replica_submit_batch(struct replica *r, const struct replica_request *reqs, size_t n)
 {
     replica_begin(r);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        r->took_val = false;
         submit_one(r, &reqs[i]);
+        if (reqs[i].val_take != NULL && !r->took_val)
+            rk_free(r->alloc, reqs[i].val_take); /* answered without it: still ours to free */
+    }
     /* One ready loop for all of them: the writes proposed here share one log sync. */
     if (!r->deferred)
         drive(r);
@@ -2352,6 +2499,8 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
         return rk_errf(err, RK_ENOMEM, "replica: allocating");
     memset(r, 0, sizeof(*r));
     r->cfg = *c;
+    r->cfg.frame_refs = c->frame_refs && c->async_log; /* raft frees entry data at once else */
+    r->hold_next = 1;                                  /* 0: no hold */
     if (r->cfg.max_log_jobs == 0)
         r->cfg.max_log_jobs = 1024;
     r->alloc = a;
@@ -2498,6 +2647,10 @@ void replica_destroy(struct replica *r)
     rk_free(a, r->replies);
     rk_free(a, r->out_frames);
     rk_free(a, r->out_replies);
+    rk_free(a, r->segs);
+    rk_free(a, r->out_segs);
+    rk_free(a, r->pieces);
+    rk_free(a, r->holds);
     rk_free(a, r->scratch);
     for (size_t i = r->head_dropped; i < r->n_dropped; i++)
         rk_free(a, r->dropped[i].buf);

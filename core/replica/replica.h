@@ -134,6 +134,10 @@ struct replica_request {
     uint32_t val_len;
     uint8_t cond;  /* PUT_IF: enum kv_cond; otherwise 0 */
     int64_t delta; /* INCRBY: the increment; otherwise 0 */
+    /* REPLICA_CMD only, optional: val itself, allocated with config.alloc, which the replica
+     * takes (it frees it, or proposes it without a copy: a command of 64 MiB is not copied
+     * again on the loop). NULL: val is borrowed for the call. */
+    uint8_t *val_take;
 };
 
 struct replica_reply {
@@ -147,10 +151,25 @@ struct replica_reply {
     uint64_t leader;    /* TRYAGAIN: the leader if known, else 0 */
 };
 
+/* A piece of a frame handed out in pieces (config.frame_refs). */
+struct replica_seg {
+    const uint8_t *p;
+    size_t len;
+    /* true: a Raft entry's data, valid until the frame's hold is released
+     * (replica_frame_release); false: valid until the next call, like frame bytes. */
+    bool held;
+};
+
 struct replica_frame {
     uint64_t to;
-    const uint8_t *bytes; /* one codec frame */
-    size_t len;
+    const uint8_t *bytes; /* one codec frame; NULL for a frame in pieces */
+    size_t len;           /* the frame's length, in one buffer or in pieces */
+    /* config.frame_refs: a big APPEND comes as segs[0..n_segs), in order, without a copy of its
+     * entries' data: the driver must write it as FRAG pieces (its CRC field is 0; codec.h),
+     * and release hold once its bytes are written or dropped. n_segs 0, hold 0 otherwise. */
+    const struct replica_seg *segs;
+    size_t n_segs;
+    uint64_t hold;
 };
 
 struct replica_log_job;
@@ -203,6 +222,11 @@ struct replica_config {
      * writes and syncs the log store before it returns. */
     bool async_log;
     uint32_t max_log_jobs; /* jobs out at once; beyond, no new ready is taken. 0: 1024 */
+    /* With async_log only: an APPEND frame of more than CODEC_FRAG_MAX bytes is handed out in
+     * pieces that point at its entries' data instead of copying it (replica_frame.segs): a
+     * value of 64 MiB is not copied once per follower on the loop. The entries' buffers stay
+     * allocated until every frame made before raft dropped them is released. */
+    bool frame_refs;
 };
 
 /* Defaults: request timeout 50 ticks, 65536 pending, 4096 sessions, store synced every 10
@@ -225,6 +249,13 @@ void replica_tick(struct replica *r);
  * from `from` or not for us is dropped: RK_EMALFORMED / RK_ECORRUPT / RK_EINVAL, err set. */
 int replica_recv(struct replica *r, uint64_t from, const uint8_t *frame, size_t len,
                  struct rk_errmsg *err);
+/* As replica_recv, for a frame reassembled from FRAG pieces whose CRCs the transport checked
+ * (codec_reasm): the frame's own CRC field is not checked (codec_decode_pieces). */
+int replica_recv_pieces(struct replica *r, uint64_t from, const uint8_t *frame, size_t len,
+                        struct rk_errmsg *err);
+/* The driver wrote or dropped the frame in pieces whose hold this is (replica_frame.hold): the
+ * entry data it pointed at may be freed. Not an input: no outputs, no ready loop. */
+void replica_frame_release(struct replica *r, uint64_t hold);
 void replica_submit(struct replica *r, const struct replica_request *req);
 /* Submits n requests as one input: one ready loop, so that the writes among them reach the log
  * store in one batch with one sync (group commit) and the followers in one APPEND. Each request
