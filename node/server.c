@@ -538,6 +538,9 @@ static int setup_fds(struct node *n, const char *client_addr)
     sigaddset(&mask, SIGINT);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* SIGHUP is ignored, as Redis does: a closed terminal, or the kernel's hangup of an orphaned
+     * process group with a stopped member, must not stop a node. */
+    signal(SIGHUP, SIG_IGN);
     n->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     n->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (n->signal_fd < 0 || n->timer_fd < 0) {

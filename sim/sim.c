@@ -151,6 +151,7 @@ struct sim_node {
                      refusal to start (the damage detected) is then the expected outcome */
     uint64_t damage_seen[2]; /* damage events of logdisk and disk traced so far */
     uint32_t repairs;        /* starts that repaired damaged storage */
+    bool wiped;              /* its disks were wiped since its last open (`disk wipe`) */
     double rate;
     uint64_t tick_gen;
     struct event *held; /* deliveries held while paused */
@@ -579,6 +580,7 @@ static void maybe_wipe(struct sim *s, struct sim_node *nd)
         return;
     wipe_disk(nd->logdisk);
     wipe_disk(nd->disk);
+    nd->wiped = true; /* its next open loses what it had synced: media loss, not a log bug */
     nd->damaged = true;
     trace(s, "n%u lost its data directory (disk wipe)", nd->id);
     if (s->tl != NULL)
@@ -677,8 +679,12 @@ static int node_start(struct sim *s, struct sim_node *nd)
     disk_faults_on(s, nd);
     uint32_t repairs = nd->repairs;
     int rc = open_storage(s, nd);
-    if (rc == RK_OK && nd->repairs == repairs)
-        check_log_reopened(s, nd); /* a repair cuts synced entries on purpose, under a promise */
+    /* A repair cuts synced entries on purpose (under a promise); a wiped disk lost them. The
+     * model is reset to what the log holds once the replica is up (durable_log_reset). */
+    if (rc == RK_OK && nd->repairs == repairs && !nd->wiped)
+        check_log_reopened(s, nd);
+    if (rc == RK_OK)
+        nd->wiped = false;
     if (rc != RK_OK) {
         if (s->tl != NULL) {
             char m[300];
