@@ -51,7 +51,7 @@ static const struct cmd command_subs[] = {
     {"command|list", -2, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "nondeterministic_output_order",
      NOSPECS, "Get an array of Redis command names", "7.0.0", "server",
      "O(N) where N is the total number of Redis commands", cmd_command, NULL, TXN_RUN},
-    {NULL},
+    {.name = NULL},
 };
 
 #define CFG_FLAGS (CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
@@ -75,7 +75,7 @@ static const struct cmd config_subs[] = {
      "Set configuration parameters to the given values", "2.0.0", "server",
      "O(N) when N is the number of configuration parameters provided", cmd_config_refused, NULL,
      TXN_NONE},
-    {NULL},
+    {.name = NULL},
 };
 
 #define CL_FLAGS (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
@@ -112,14 +112,14 @@ static const struct cmd client_subs[] = {
      TXN_NONE},
     {"client|setname", 3, CL_FLAGS, 0, 0, 0, CL_ACL, "", NOSPECS, "Set the current connection name",
      "2.6.9", "connection", "O(1)", cmd_client, NULL, TXN_NONE},
-    {NULL},
+    {.name = NULL},
 };
 
 static const struct cmd memory_subs[] = {
     {"memory|usage", -3, R, 2, 2, 1, ACL_READ | ACL_SLOW, "", SPECS({NULL, "RO", 2, 0, 1, 0}),
      "Estimate the memory usage of a key", "4.0.0", "server",
      "O(N) where N is the number of samples.", cmd_memory_usage, NULL, TXN_NONE},
-    {NULL},
+    {.name = NULL},
 };
 
 #define SCR_ACL (ACL_SLOW | ACL_SCRIPTING)
@@ -141,7 +141,7 @@ static const struct cmd script_subs[] = {
      "request_policy:all_nodes response_policy:all_succeeded", NOSPECS,
      "Load the specified Lua script into the script cache.", "2.6.0", "scripting",
      "O(N) with N being the length in bytes of the script body.", cmd_script, NULL, TXN_NONE},
-    {NULL},
+    {.name = NULL},
 };
 
 static const struct cmd cmd_table[] = {

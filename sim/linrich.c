@@ -936,7 +936,8 @@ void lx_describe_cmd(const uint8_t *cmd, uint32_t len, char *buf, uint32_t cap)
         kv_cmd2_watches(&v, &ai);
         bool first = true;
         while (kv_cmd2_next_watch(&ai, &w)) {
-            lx_printf(&o, first ? "WATCH(@%" PRIu64 ")" : "", v.watch_index);
+            if (first)
+                lx_printf(&o, "WATCH(@%" PRIu64 ")", v.watch_index);
             lx_printf(&o, " ");
             lx_bytes(&o, w.key, w.key_len);
             lx_printf(&o, "=%" PRIu64, w.version);

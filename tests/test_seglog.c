@@ -376,7 +376,7 @@ static void expect_range(const struct loaded *l, size_t at, uint64_t first, uint
         const struct raft_entry *x = &l->ents[at + (i - first)];
         uint32_t n = len == UINT32_MAX ? ent_len(i, term, 0) : len;
         if (!entry_is(x, i, term, 0, n))
-            fail_msg("entry %llu: got term %llu len %lu", (unsigned long long)i,
+            fail_msg("entry %llu: got term %llu len %llu", (unsigned long long)i,
                      (unsigned long long)x->term, (unsigned long long)x->len);
     }
 }
