@@ -83,6 +83,19 @@ static void codec_fz_reencode(const struct codec_frame *f, const uint8_t *frame,
     } else if (f->type == CODEC_TYPE_SNAP || f->type == CODEC_TYPE_SNAP_ACK) {
         want = codec_snap_size(f->type, &f->snap);
         rc = codec_encode_snap(f->type, &f->snap, out, len, &out_len);
+    } else if (f->type == CODEC_TYPE_FRAG) {
+        /* A piece of a bigger frame (protocol 2): its header again, then its data. */
+        const struct codec_frag *g = &f->frag;
+        want = CODEC_FRAG_HEADER_SIZE + (size_t)g->len;
+        FZ_CHECK(want == len, "FRAG of %" PRIu32 " data bytes in a %zu-byte frame", g->len, len);
+        FZ_CHECK(g->len > 0 && g->len <= CODEC_FRAG_MAX && (uint64_t)g->offset + g->len <= g->total,
+                 "FRAG piece accepted out of bounds: offset %" PRIu32 ", %" PRIu32
+                 " bytes of %" PRIu32,
+                 g->offset, g->len, g->total);
+        codec_frag_header(out, g->total, g->offset, g->data, g->len);
+        memcpy(out + CODEC_FRAG_HEADER_SIZE, g->data, g->len);
+        out_len = want;
+        rc = RK_OK;
     } else {
         FZ_CHECK(f->msg.type == f->type, "msg.type %u, frame type %u", f->msg.type, f->type);
         want = codec_msg_size(&f->msg);
