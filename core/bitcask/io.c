@@ -38,6 +38,10 @@ struct bc_io_job {
     struct fs *fs;
     struct io_op *ops;
     size_t n_ops, cap_ops;
+    /* The APPEND ops, by index into ops: ascending (file id, offset), for D1 appends in order
+     * (bc_io_find's binary search). */
+    size_t *apps;
+    size_t n_apps, cap_apps;
     bool syncs;
     bool mark;           /* makes mark_index durable */
     uint64_t mark_index; /* the applied index at the sync */
@@ -72,13 +76,27 @@ static struct io_op *io_push(struct bitcask *bc, struct rk_errmsg *err)
         bc->io_cur = j;
     }
     struct bc_io_job *j = bc->io_cur;
-    if (!rk_grow(j->alloc, (void **)&j->ops, &j->cap_ops, j->n_ops + 1, sizeof(*j->ops))) {
+    if (!rk_grow(j->alloc, (void **)&j->ops, &j->cap_ops, j->n_ops + 1, sizeof(*j->ops)) ||
+        !rk_grow(j->alloc, (void **)&j->apps, &j->cap_apps, j->n_apps + 1, sizeof(*j->apps))) {
         rk_errf(err, RK_ENOMEM, "no memory for a write job");
         return NULL;
     }
     struct io_op *op = &j->ops[j->n_ops++];
     memset(op, 0, sizeof(*op));
     return op;
+}
+
+/* Notes the op just pushed if it is an APPEND (room reserved by io_push). */
+static void io_note(struct bitcask *bc)
+{
+    struct bc_io_job *j = bc->io_cur;
+    const struct io_op *op = &j->ops[j->n_ops - 1];
+    if (op->kind != IO_APPEND)
+        return;
+    RK_ASSERT(j->n_apps == 0 || j->ops[j->apps[j->n_apps - 1]].id < op->id ||
+              (j->ops[j->apps[j->n_apps - 1]].id == op->id &&
+               j->ops[j->apps[j->n_apps - 1]].off < op->off));
+    j->apps[j->n_apps++] = j->n_ops - 1;
 }
 
 static int io_small(struct bitcask *bc, uint8_t kind, uint32_t id, uint64_t off, const uint8_t *p,
@@ -97,6 +115,7 @@ static int io_small(struct bitcask *bc, uint8_t kind, uint32_t id, uint64_t off,
         return RK_ENOMEM;
     }
     *op = (struct io_op){.kind = kind, .id = id, .off = off, .p = copy, .len = len};
+    io_note(bc);
     return RK_OK;
 }
 
@@ -114,6 +133,7 @@ int bc_io_append(struct bitcask *bc, uint32_t id, uint64_t off, uint8_t *p, size
     if (op == NULL)
         return RK_ENOMEM;
     *op = (struct io_op){.kind = IO_APPEND, .seal = true, .id = id, .off = off, .p = p, .len = len};
+    io_note(bc);
     return RK_OK;
 }
 
@@ -257,6 +277,7 @@ void bc_io_free(struct bc_io_job *job)
     for (size_t i = 0; i < job->n_ops; i++)
         rk_free(job->alloc, job->ops[i].p);
     rk_free(job->alloc, job->ops);
+    rk_free(job->alloc, job->apps);
     rk_free(job->alloc, job);
 }
 
@@ -297,14 +318,24 @@ int bc_io_done(struct bitcask *bc, struct bc_io_job *job, struct rk_errmsg *err)
     return rc == RK_OK ? RK_OK : bc_poison(bc, rc, err);
 }
 
+/* The bytes [off, off + len) of file id if an APPEND of j holds them: a binary search of its
+ * appends, ascending (id, offset). */
 static const uint8_t *job_find(const struct bc_io_job *j, uint32_t id, uint64_t off, size_t len)
 {
-    for (size_t i = 0; i < j->n_ops; i++) {
-        const struct io_op *op = &j->ops[i];
-        if (op->kind == IO_APPEND && op->id == id && off >= op->off &&
-            off + len <= op->off + op->len)
-            return op->p + (off - op->off);
+    size_t lo = 0, hi = j->n_apps; /* the first append after (id, off) is in [lo, hi] */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct io_op *op = &j->ops[j->apps[mid]];
+        if (op->id < id || (op->id == id && op->off <= off))
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    if (lo == 0)
+        return NULL;
+    const struct io_op *op = &j->ops[j->apps[lo - 1]];
+    if (op->id == id && off + len <= op->off + op->len)
+        return op->p + (off - op->off);
     return NULL;
 }
 
