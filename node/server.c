@@ -179,7 +179,11 @@ static void drain_outputs(struct node *n)
     /* Log writes first, so the storage thread starts on them while the frames go out: a
      * leader's APPENDs leave before its own sync is done (§10.2.1). */
     if (out.n_log_jobs > 0 &&
-        node_storage_submit(n->storage, out.log_jobs, out.n_log_jobs) != RK_OK)
+        node_storage_submit(n->storage, (void *const *)out.log_jobs, out.n_log_jobs) != RK_OK)
+        n->storage_failed = true;
+    /* The store's writes of what was applied (bitcask.h, DEFERRED WRITES). */
+    struct bc_io_job *sj = bc_io_take(n->bc);
+    if (sj != NULL && node_storage_submit(n->store_io, (void *const *)&sj, 1) != RK_OK)
         n->storage_failed = true;
     for (size_t i = 0; i < out.n_frames; i++)
         peer_send(n, &out.frames[i]);
@@ -506,6 +510,10 @@ static int open_storage(struct node *n, const char *dir)
     }
     if (rc == RK_OK)
         rc = fs_posix_open(path, false, &n->fs_merge, &err); /* DIR/kv, the merge thread's */
+    if (rc == RK_OK)
+        rc = fs_posix_open(path, false, &n->fs_store, &err); /* DIR/kv, the store thread's */
+    if (rc == RK_OK)
+        bc_set_deferred(n->bc, n->fs_store); /* the store's writes leave the loop */
     if (rc != RK_OK) {
         char msg[1024];
         snprintf(msg, sizeof(msg), "cannot open the data directory %.400s: %.500s", dir, err.text);
@@ -521,6 +529,7 @@ static void close_storage(struct node *n)
     if (n->log)
         n->log->ops->destroy(n->log);
     fs_posix_close(n->fs_merge);
+    fs_posix_close(n->fs_store);
     fs_posix_close(n->fs_kv);
     fs_posix_close(n->fs_log);
     fs_posix_close(n->fs_root);
@@ -595,11 +604,31 @@ static void on_timer(struct node *n)
  * like every other input: end_of_turn runs the ready loop once for all of them. */
 static void on_storage_done(struct node *n)
 {
-    struct replica_log_job *done[256];
+    void *done[256];
     size_t k;
     while ((k = node_storage_take_done(n->storage, done, 256)) > 0) {
         for (size_t i = 0; i < k; i++)
             replica_log_job_done(n->rep, done[i]);
+        drain_outputs(n);
+    }
+}
+
+/* Store writes the store thread finished: known on disk, in order (bitcask.h); a log
+ * compaction held back for them may go now (replica_store_progress). */
+static void on_store_io_done(struct node *n)
+{
+    void *done[64];
+    size_t k;
+    while ((k = node_storage_take_done(n->store_io, done, 64)) > 0) {
+        for (size_t i = 0; i < k; i++) {
+            struct rk_errmsg err = {{0}};
+            int rc = bc_io_done(n->bc, done[i], &err);
+            if (rc != RK_OK && n->store_failed == RK_OK) {
+                n->store_failed = rc;
+                n->store_fail_msg = err;
+            }
+        }
+        replica_store_progress(n->rep);
         drain_outputs(n);
     }
 }
@@ -609,6 +638,9 @@ static void on_event(struct node *n, struct ev_tag *tag, uint32_t events)
     switch (tag->kind) {
     case EV_STORAGE:
         on_storage_done(n);
+        break;
+    case EV_STORE_IO:
+        on_store_io_done(n);
         break;
     case EV_MERGE:
         node_merge_on_done(n->merge);
@@ -749,7 +781,15 @@ static int turn(struct node *n, int timeout_ms)
     }
     if (n->storage_failed) {
         node_event("error", "storage_error",
-                   "storage failed, stopping: out of memory queueing log writes", "op=submit");
+                   "storage failed, stopping: out of memory queueing log or store writes",
+                   "op=submit");
+        return 1;
+    }
+    if (n->store_failed != RK_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "storage failed, stopping: the store's writes: %s",
+                 n->store_fail_msg.text);
+        node_event("error", "storage_error", msg, "op=store");
         return 1;
     }
     if (node_merge_install_step(n->merge) != RK_OK) {
@@ -887,7 +927,12 @@ int server_start(struct node *n, const struct options *o)
         return 1;
     }
     replica_set_deferred(n->rep, true); /* flushed once per loop turn: end_of_turn */
-    if (node_storage_start(&n->storage, &err) != RK_OK) {
+    if (node_storage_start(&n->storage, node_storage_run_log, node_storage_free_log, &err) !=
+            RK_OK ||
+        node_storage_start(&n->store_io, node_storage_run_store, node_storage_free_store, &err) !=
+            RK_OK) {
+        node_storage_stop(n->storage);
+        n->storage = NULL;
         node_log("error", "cannot start: %s", err.text);
         replica_destroy(n->rep);
         n->rep = NULL;
@@ -895,6 +940,7 @@ int server_start(struct node *n, const struct options *o)
         return 1;
     }
     n->storage_tag.kind = EV_STORAGE;
+    n->store_io_tag.kind = EV_STORE_IO;
     n->merge_tag.kind = EV_MERGE;
     struct bc_merge_policy mp = {.frag_percent = o->merge_frag_percent,
                                  .dead_bytes = o->merge_dead_bytes,
@@ -903,18 +949,21 @@ int server_start(struct node *n, const struct options *o)
         node_log("error", "cannot start: %s", err.text);
     if (n->merge == NULL || setup_fds(n, o->client) != 0 || node_metrics_start(n) != 0 ||
         ep_set(n, EPOLL_CTL_ADD, node_storage_fd(n->storage), EPOLLIN, &n->storage_tag) != 0 ||
+        ep_set(n, EPOLL_CTL_ADD, node_storage_fd(n->store_io), EPOLLIN, &n->store_io_tag) != 0 ||
         ep_set(n, EPOLL_CTL_ADD, node_merge_fd(n->merge), EPOLLIN, &n->merge_tag) != 0) {
         node_merge_stop(n->merge);
         n->merge = NULL;
         node_storage_stop(n->storage);
         n->storage = NULL;
+        node_storage_stop(n->store_io);
+        n->store_io = NULL;
         replica_destroy(n->rep);
         n->rep = NULL;
         close_storage(n);
         return 1;
     }
     fs_posix_sync_histogram(n->fs_log, &n->metrics->log_sync);
-    fs_posix_sync_histogram(n->fs_kv, &n->metrics->store_sync);
+    fs_posix_sync_histogram(n->fs_store, &n->metrics->store_sync);
     char up[PATH_MAX + 512];
     snprintf(up, sizeof(up), "up: peers on %s, clients on %s, data in %s, %zu peers, tick %u ms",
              n->self_peer_addr, o->client, o->data_dir, n->n_peers, n->tick_ms);
@@ -937,7 +986,29 @@ int server_run(struct node *n)
     /* The log's last writes finish before the store is synced and the log is closed. */
     node_storage_stop(n->storage);
     n->storage = NULL;
-    if (rc == 0 && n->store->ops->sync(n->store) != RK_OK) {
+    /* Then the store's: its last sync queued, every job run and done, in order. */
+    if (rc == 0 && n->store->ops->sync(n->store) == RK_OK) {
+        struct bc_io_job *sj = bc_io_take(n->bc);
+        if (sj != NULL && node_storage_submit(n->store_io, (void *const *)&sj, 1) != RK_OK)
+            n->store_failed = RK_ENOMEM;
+        while (n->store_failed == RK_OK && node_storage_pending(n->store_io) > 0) {
+            struct pollfd p = {.fd = node_storage_fd(n->store_io), .events = POLLIN};
+            if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                break;
+            void *done[64];
+            size_t k = node_storage_take_done(n->store_io, done, 64);
+            for (size_t i = 0; i < k; i++) {
+                struct rk_errmsg err = {{0}};
+                int e = bc_io_done(n->bc, done[i], &err);
+                if (e != RK_OK && n->store_failed == RK_OK)
+                    n->store_failed = e;
+            }
+        }
+    }
+    node_storage_stop(n->store_io);
+    n->store_io = NULL;
+    if (rc == 0 && (n->store_failed != RK_OK || bc_io_out(n->bc) > 0 ||
+                    bc_durable_index(n->bc) != bc_applied_index(n->bc))) {
         node_event("error", "storage_error", "sync of the state machine's store failed at shutdown",
                    "op=sync");
         rc = 1;
@@ -950,6 +1021,8 @@ void server_stop(struct node *n)
     node_metrics_stop(n);
     node_storage_stop(n->storage); /* NULL after server_run */
     n->storage = NULL;
+    node_storage_stop(n->store_io);
+    n->store_io = NULL;
     node_merge_stop(n->merge);
     n->merge = NULL;
     if (n->rep != NULL)

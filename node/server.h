@@ -152,6 +152,7 @@ enum ev_kind {
     EV_PENDING,
     EV_CLIENT,
     EV_STORAGE,
+    EV_STORE_IO,
     EV_MERGE,
     EV_METRICS_LISTEN,
     EV_METRICS
@@ -411,6 +412,13 @@ struct node {
     struct node_storage *storage;
     struct ev_tag storage_tag;
     bool storage_failed; /* a submission ran out of memory: the log is unusable */
+    /* The store's deferred writes (bitcask.h, DEFERRED WRITES) run on a thread of their own
+     * (node/storage.h) with an fs handle of their own on DIR/kv. */
+    struct node_storage *store_io;
+    struct ev_tag store_io_tag;
+    struct fs *fs_store;
+    int store_failed; /* RK_OK, or the failure of a store job (the store is poisoned) */
+    struct rk_errmsg store_fail_msg;
     /* Slow turns (server.c turn): how many, the longest, and when one was last logged. */
     uint64_t slow_turns, slowest_turn_ms, slow_turn_logged_ms;
     struct node_merge *merge; /* the store's background merge (node/storage.h) */

@@ -29,11 +29,13 @@
 #include "bitcask/bitcask.h"
 
 struct job_list {
-    struct replica_log_job **v;
+    void **v;
     size_t n, cap;
 };
 
 struct node_storage {
+    node_storage_run_fn *run_fn;
+    node_storage_free_fn *free_fn;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -78,7 +80,7 @@ static void *storage_main(void *arg)
         s->q.n = 0;
         pthread_mutex_unlock(&s->lock);
 
-        replica_log_run(s->run.v, s->run.n);
+        s->run_fn(s->run.v, s->run.n);
 
         pthread_mutex_lock(&s->lock);
         /* d has room: submit reserved it for every pending job (S4). */
@@ -94,11 +96,14 @@ static void *storage_main(void *arg)
     }
 }
 
-int node_storage_start(struct node_storage **out, struct rk_errmsg *err)
+int node_storage_start(struct node_storage **out, node_storage_run_fn *run,
+                       node_storage_free_fn *free_job, struct rk_errmsg *err)
 {
     struct node_storage *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return rk_errf(err, RK_ENOMEM, "storage thread: out of memory");
+    s->run_fn = run;
+    s->free_fn = free_job;
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->efd < 0) {
         int e = errno;
@@ -129,7 +134,7 @@ int node_storage_fd(const struct node_storage *s)
     return s->efd;
 }
 
-int node_storage_submit(struct node_storage *s, struct replica_log_job *const *jobs, size_t n)
+int node_storage_submit(struct node_storage *s, void *const *jobs, size_t n)
 {
     if (n == 0)
         return RK_OK;
@@ -138,7 +143,7 @@ int node_storage_submit(struct node_storage *s, struct replica_log_job *const *j
     if (!list_reserve(&s->q, n) || !list_reserve(&s->d, s->pending + n - s->d.n)) {
         pthread_mutex_unlock(&s->lock);
         for (size_t i = 0; i < n; i++)
-            replica_log_job_free(jobs[i]);
+            s->free_fn(jobs[i]);
         return RK_ENOMEM;
     }
     memcpy(s->q.v + s->q.n, jobs, n * sizeof(*jobs));
@@ -149,7 +154,7 @@ int node_storage_submit(struct node_storage *s, struct replica_log_job *const *j
     return RK_OK;
 }
 
-size_t node_storage_take_done(struct node_storage *s, struct replica_log_job **out, size_t cap)
+size_t node_storage_take_done(struct node_storage *s, void **out, size_t cap)
 {
     uint64_t count;
     pthread_mutex_lock(&s->lock);
@@ -186,7 +191,7 @@ void node_storage_stop(struct node_storage *s)
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->thread, NULL);
     for (size_t i = 0; i < s->d.n; i++)
-        replica_log_job_free(s->d.v[i]);
+        s->free_fn(s->d.v[i]);
     free(s->q.v);
     free(s->run.v);
     free(s->d.v);
@@ -194,6 +199,27 @@ void node_storage_stop(struct node_storage *s)
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->wake);
     free(s);
+}
+
+void node_storage_run_log(void *const *jobs, size_t n)
+{
+    replica_log_run((struct replica_log_job *const *)jobs, n);
+}
+
+void node_storage_free_log(void *job)
+{
+    replica_log_job_free(job);
+}
+
+void node_storage_run_store(void *const *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        bc_io_run(jobs[i]); /* the outcome stays in the job, for bc_io_done on the loop */
+}
+
+void node_storage_free_store(void *job)
+{
+    bc_io_free(job);
 }
 
 /* ---- the background merge ---------------------------------------------------------------- */

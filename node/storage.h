@@ -1,7 +1,10 @@
 /*
- * storage.h — raftkv-node's storage thread: runs the replica's log jobs (replica.h,
+ * storage.h — raftkv-node's storage threads: one runs the replica's log jobs (replica.h,
  * "Asynchronous persistence") off the event loop, as Redis's bio.c and etcd raft's
- * AsyncStorageWrites do.
+ * AsyncStorageWrites do; another, with the same code, the store's deferred writes (bitcask.h,
+ * DEFERRED WRITES: appends, file rotations and syncs of the state machine's Bitcask, with an fs
+ * handle of its own), so that a big value's store write or a 64 MiB data file's fsync at a
+ * rotation never stalls the loop, nor waits behind the log's syncs.
  *
  * One thread, two queues: the loop submits jobs in the order the replica made them; the thread
  * takes every job waiting, writes them and syncs once for the whole group (group commit across
@@ -25,17 +28,25 @@
 struct node_storage;
 
 /* Starts the thread. The caller owns *out and stops it with node_storage_stop. */
-int node_storage_start(struct node_storage **out, struct rk_errmsg *err);
+typedef void node_storage_run_fn(void *const *jobs, size_t n);
+typedef void node_storage_free_fn(void *job);
+/* The log's jobs (replica_log_run: one sync for a group) and the store's (bc_io_run each). */
+void node_storage_run_log(void *const *jobs, size_t n);
+void node_storage_free_log(void *job);
+void node_storage_run_store(void *const *jobs, size_t n);
+void node_storage_free_store(void *job);
+int node_storage_start(struct node_storage **out, node_storage_run_fn *run,
+                       node_storage_free_fn *free_job, struct rk_errmsg *err);
 /* Readable when finished jobs wait for node_storage_take_done (for epoll). */
 int node_storage_fd(const struct node_storage *s);
 /* Queues jobs (ownership passes to the storage until they come back). Never blocks on the
  * disk: at most on the queue's lock, which the thread holds only to move pointers. Returns
  * RK_ENOMEM if the queue could not grow (the jobs are then freed: the replica will fail as
  * when a write fails). */
-int node_storage_submit(struct node_storage *s, struct replica_log_job *const *jobs, size_t n);
+int node_storage_submit(struct node_storage *s, void *const *jobs, size_t n);
 /* Moves up to cap finished jobs, oldest first, into out; returns how many. Clears the eventfd
  * when none are left. */
-size_t node_storage_take_done(struct node_storage *s, struct replica_log_job **out, size_t cap);
+size_t node_storage_take_done(struct node_storage *s, void **out, size_t cap);
 /* Jobs submitted and not yet taken back. */
 size_t node_storage_pending(const struct node_storage *s);
 /* Lets the thread finish what was submitted, joins it, frees jobs never taken back, and frees

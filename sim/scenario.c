@@ -94,6 +94,7 @@ enum scn_setting {
     SCN_S_DISK_LOST,
     SCN_S_DISK_MISDIRECT,
     SCN_S_DISK_IO,
+    SCN_S_DISK_STOREIO,
     SCN_S_DISK_DAMAGED,
     SCN_S_DISK_WIPE,
     SCN_S_SWARM,
@@ -944,6 +945,7 @@ static int scn_cmd_disk(struct scn_parser *p)
         {"lost", SCN_S_DISK_LOST, "disk lost"},
         {"misdirect", SCN_S_DISK_MISDIRECT, "disk misdirect"},
         {"io", SCN_S_DISK_IO, "disk io"},
+        {"storeio", SCN_S_DISK_STOREIO, "disk storeio"},
         {"damaged", SCN_S_DISK_DAMAGED, "disk damaged"},
         {"wipe", SCN_S_DISK_WIPE, "disk wipe"},
     };
@@ -954,7 +956,7 @@ static int scn_cmd_disk(struct scn_parser *p)
     if (k == sizeof(kinds) / sizeof(kinds[0]))
         return scn_err(p, 1,
                        "torn, bitflip, errors, slow, crashpoints, merge, rotate, sync, rot, "
-                       "badsector, lost, misdirect, io, damaged or wipe");
+                       "badsector, lost, misdirect, io, storeio, damaged or wipe");
     p->cur = 2;
     SCN_TRY(scn_claim(p, kinds[k].setting, 1, kinds[k].label));
     switch (kinds[k].setting) {
@@ -993,6 +995,9 @@ static int scn_cmd_disk(struct scn_parser *p)
         break;
     case SCN_S_DISK_IO:
         SCN_TRY(scn_next_duration_range(p, &d->io_us_min, &d->io_us_max));
+        break;
+    case SCN_S_DISK_STOREIO:
+        SCN_TRY(scn_next_duration_range(p, &d->store_io_us_min, &d->store_io_us_max));
         break;
     case SCN_S_DISK_WIPE:
         SCN_TRY(scn_next_probability(p, &d->wipe));
@@ -1441,6 +1446,8 @@ void scn_defaults(struct scenario *s)
     s->disk.sync_ticks = 10;
     s->disk.io_us_min = 20; /* a write and its fdatasync on an SSD */
     s->disk.io_us_max = 400;
+    s->disk.store_io_us_min = 20;
+    s->disk.store_io_us_max = 400;
     s->latency_us_min = 1 * SCN_US_PER_MS;
     s->latency_us_max = 5 * SCN_US_PER_MS;
     s->reorder_us_max = 10 * s->latency_us_max;
@@ -1619,6 +1626,10 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     if (s->disk.io_us_min != 20 || s->disk.io_us_max != 400) { /* printed only when set */
         scn_out_duration(o, "\ndisk io ", s->disk.io_us_min);
         scn_out_duration(o, " ", s->disk.io_us_max);
+    }
+    if (s->disk.store_io_us_min != 20 || s->disk.store_io_us_max != 400) {
+        scn_out_duration(o, "\ndisk storeio ", s->disk.store_io_us_min);
+        scn_out_duration(o, " ", s->disk.store_io_us_max);
     }
     if (s->disk.damaged_nodes != 0)
         scn_out(o, "\ndisk damaged %u", s->disk.damaged_nodes);

@@ -120,6 +120,9 @@ struct scn_disk {
      * `disk slow`; default 20us 400us. A range wider than the network's latency lets a leader's
      * own write finish after its followers' acknowledgments. */
     uint64_t io_us_min, io_us_max;
+    /* `disk storeio MIN MAX`: a job of the store's deferred writes (bitcask.h) takes this long
+     * (uniform), plus `disk slow` when it syncs; default 20us 400us. */
+    uint64_t store_io_us_min, store_io_us_max;
     double wipe;      /* `disk wipe P`: a crash loses the node's whole data directory (a new
                          disk: issue #15.3) */
     /* `disk damaged N`: how many nodes (the highest ids) the damage may strike; 0: a minority,

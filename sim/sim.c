@@ -62,6 +62,7 @@ enum ev_type {
     EV_MERGE,       /* Bitcask merge on a node */
     EV_STORAGE,     /* a node's storage finished a group of log writes (a = storage gen) */
     EV_MERGE_STEP,  /* the next step of a node's background merge (a = merge gen) */
+    EV_STORE_IO,    /* a node's store thread finished a job of deferred writes (a = store gen) */
 };
 
 #define SIM_START_ERROR_BYTES 200
@@ -135,6 +136,13 @@ struct sim_node {
     size_t n_jobq, cap_jobq, n_running;
     uint64_t storage_gen;
     struct durable_log dur; /* what its log disk holds, from the jobs synced (check_durable.h) */
+    /* The store's deferred writes (bitcask.h, DEFERRED WRITES), as raftkv-node's store thread
+     * runs them: jobs queue here in order; the head runs at the next EV_STORE_IO of this
+     * store_gen, after the disk's latency (plus a sync's when it syncs); a crash drops them. */
+    struct bc_io_job **sjobq;
+    size_t n_sjobq, cap_sjobq;
+    bool s_running;
+    uint64_t store_gen;
     /* The background merge, as raftkv-node runs it (bitcask.h, MERGE IN STEPS): prepared on
      * the node, run and cleaned up by its storage thread (an event each, after a latency),
      * installed in small chunks between other events; a crash drops it (merge_gen moves on). */
@@ -263,6 +271,7 @@ struct sim {
     double drop, duplicate, reorder;
     uint64_t latency_min, latency_max, reorder_max;
     uint64_t io_us_min, io_us_max; /* a group of log writes takes this long, plus its sync */
+    uint64_t store_io_us_min, store_io_us_max; /* a job of the store's writes, likewise */
     struct scn_chaos chaos;
     bool chaos_on;
     bool disk_faults; /* the scenario's disk faults are on (until settle) */
@@ -638,6 +647,12 @@ static int open_storage(struct sim *s, struct sim_node *nd)
     }
     if (st.repairs > 0) {
         trace(s, "n%u repaired its storage: %s", nd->id, st.repaired);
+        /* Crashes alone (torn tails, lost unsynced bytes) never damage storage: a repair there
+         * means a store or log that broke its durability rule (the log compacted past what the
+         * store held on disk, say). */
+        if (!nd->damaged)
+            fail(s, SIM_FAIL_SAFETY, "n%u needed a repair but its disks took no damage: %s",
+                 nd->id, st.repaired);
         nd->repairs++;
         if (s->tl != NULL)
             tl_mark(s->tl, s->now, nd->id, "repaired its storage");
@@ -645,6 +660,7 @@ static int open_storage(struct sim *s, struct sim_node *nd)
     nd->log = st.log;
     nd->bc = st.bc;
     nd->store = bc_kv_store(nd->bc);
+    bc_set_deferred(nd->bc, NULL); /* as raftkv-node: the store is written off the loop */
     return RK_OK;
 }
 
@@ -793,6 +809,11 @@ static void storage_drop(struct sim_node *nd)
     nd->n_jobq = 0;
     nd->n_running = 0;
     nd->storage_gen++;
+    for (size_t i = 0; i < nd->n_sjobq; i++)
+        bc_io_free(nd->sjobq[i]); /* never run: what it would have written is lost */
+    nd->n_sjobq = 0;
+    nd->s_running = false;
+    nd->store_gen++;
     bc_merge_job_free(nd->merge_job); /* the merge dies with the process: open sorts it out */
     nd->merge_job = NULL;
     nd->merge_gen++;
@@ -1390,6 +1411,56 @@ static void storage_start(struct sim *s, struct sim_node *nd)
 
 static void drain(struct sim *s, struct sim_node *nd);
 
+/* The store thread: one job at a time, in order (bc_io_run, then bc_io_done on the node). */
+static void store_start(struct sim *s, struct sim_node *nd)
+{
+    if (nd->s_running || nd->n_sjobq == 0)
+        return;
+    nd->s_running = true;
+    uint64_t delay = rnd_range(s, s->store_io_us_min, s->store_io_us_max);
+    if (bc_io_job_syncs(nd->sjobq[0]))
+        delay += s->scn->disk.sync_us;
+    ev_push(s, s->now + delay, EV_STORE_IO, nd->id, nd->store_gen, 0, NULL);
+}
+
+static void store_take(struct sim *s, struct sim_node *nd)
+{
+    for (struct bc_io_job *j; (j = bc_io_take(nd->bc)) != NULL;) {
+        if (nd->n_sjobq == nd->cap_sjobq) {
+            nd->cap_sjobq = nd->cap_sjobq ? nd->cap_sjobq * 2 : 16;
+            nd->sjobq = xrealloc(nd->sjobq, nd->cap_sjobq * sizeof(*nd->sjobq));
+        }
+        nd->sjobq[nd->n_sjobq++] = j;
+    }
+    store_start(s, nd);
+}
+
+
+static void on_store_io(struct sim *s, struct sim_node *nd)
+{
+    struct bc_io_job *j = nd->sjobq[0];
+    memmove(nd->sjobq, nd->sjobq + 1, (nd->n_sjobq - 1) * sizeof(*nd->sjobq));
+    nd->n_sjobq--;
+    nd->s_running = false;
+    int rc = bc_io_run(j);
+    (void)simdisk_take_busy_us(nd->disk); /* the sync's cost was this event's delay */
+    if (node_disk_crashed(nd)) { /* a crash point the job's disk calls reached */
+        bc_io_free(j);
+        return;
+    }
+    struct rk_errmsg err = {{0}};
+    rc = bc_io_done(nd->bc, j, &err);
+    if (rc != RK_OK) {
+        trace(s, "n%u stopped: its store's writes failed: %s", nd->id, err.text);
+        node_crash(s, nd);
+        schedule_start_retry(s, nd);
+        return;
+    }
+    replica_store_progress(nd->rep);
+    drain(s, nd);
+    store_start(s, nd);
+}
+
 static void on_storage(struct sim *s, struct sim_node *nd)
 {
     replica_log_run_sync(nd->jobq, nd->n_running);
@@ -1424,6 +1495,7 @@ static void drain(struct sim *s, struct sim_node *nd)
         nd->n_jobq += out.n_log_jobs;
         storage_start(s, nd);
     }
+    store_take(s, nd);
     for (size_t i = 0; i < out.n_frames; i++)
         net_send(s, nd->id, &out.frames[i]);
     for (size_t i = 0; i < out.n_replies; i++) {
@@ -2964,6 +3036,16 @@ static void handle(struct sim *s, struct event *e)
         }
         merge_step(s, nd);
         return;
+    case EV_STORE_IO:
+        if (!nd->up || e->a != nd->store_gen)
+            return;
+        if (nd->paused) {
+            node_hold(nd, e);
+            return;
+        }
+        on_store_io(s, nd);
+        check_node(s, nd);
+        return;
     case EV_STORAGE:
         if (!nd->up || e->a != nd->storage_gen)
             return;
@@ -3161,6 +3243,10 @@ static void draw_swarm_damage(struct sim *s)
         s->io_us_min = 100;
         s->io_us_max = 8000;
     }
+    if (rnd_chance(s, 0.25)) { /* store writes slower than the network (`disk storeio`) */
+        s->store_io_us_min = 1000;
+        s->store_io_us_max = 40000;
+    }
 }
 
 static void setup(struct sim *s)
@@ -3175,6 +3261,8 @@ static void setup(struct sim *s)
     s->latency_max = scn->latency_us_max;
     s->io_us_min = scn->disk.io_us_min;
     s->io_us_max = scn->disk.io_us_max;
+    s->store_io_us_min = scn->disk.store_io_us_min;
+    s->store_io_us_max = scn->disk.store_io_us_max;
     s->reorder_max = scn->reorder_us_max;
     s->chaos = scn->chaos;
     s->pre_vote = scn->pre_vote;
@@ -3259,6 +3347,7 @@ static void teardown(struct sim *s)
         struct sim_node *nd = &s->nodes[i];
         storage_drop(nd);
         free(nd->jobq);
+        free(nd->sjobq);
         durable_log_free(&nd->dur);
         if (nd->up) {
             replica_destroy(nd->rep);

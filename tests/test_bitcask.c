@@ -314,6 +314,91 @@ static void no_faults(struct env *e)
 
 /* ---- reads and writes ------------------------------------------------------------------- */
 
+/* ---- deferred writes (bitcask.h, DEFERRED WRITES) ---------------------------------------- */
+
+/* Runs every job queued, in order, as a worker would, and hands each back. */
+static void io_all(struct env *e)
+{
+    for (struct bc_io_job *j; (j = bc_io_take(e->bc)) != NULL;) {
+        ok(e, bc_io_run(j) == RK_OK ? RK_OK : RK_EIO);
+        ok(e, bc_io_done(e->bc, j, &e->err));
+    }
+    assert_int_equal(bc_io_out(e->bc), 0);
+}
+
+/* Writes land in jobs: visible at once (from the jobs' buffers), on disk only when a job ran,
+ * durable only when a job that syncs is done; files rotate as without deferral. */
+static void deferred_writes_read_from_jobs_then_files(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 512);
+    env_open_ok(e);
+    bc_set_deferred(e->bc, NULL);
+    char key[16], val[64];
+    for (uint64_t i = 1; i <= 60; i++) {
+        snprintf(key, sizeof(key), "k%llu", (unsigned long long)i);
+        snprintf(val, sizeof(val), "value %llu of some length", (unsigned long long)i);
+        put1(e, i, key, val);
+    }
+    sync_(e);
+    assert_int_equal(bc_applied_index(e->bc), 60);
+    assert_int_equal(bc_durable_index(e->bc), 0); /* queued, not run */
+    assert_int_equal(list_names(e).data, 0);      /* not even a file made */
+    expect(e, "k7", "value 7 of some length");
+    expect(e, "k60", "value 60 of some length");
+    struct bc_io_job *j = bc_io_take(e->bc);
+    assert_non_null(j);
+    assert_true(bc_io_job_syncs(j));
+    expect(e, "k33", "value 33 of some length"); /* taken, not run: from the job */
+    ok(e, bc_io_run(j));
+    expect(e, "k34", "value 34 of some length"); /* run, not done: from the job still */
+    ok(e, bc_io_done(e->bc, j, &e->err));
+    assert_int_equal(bc_durable_index(e->bc), 60);
+    assert_true(list_names(e).data > 3); /* rotated at 512 bytes */
+    for (uint64_t i = 1; i <= 60; i++) {
+        snprintf(key, sizeof(key), "k%llu", (unsigned long long)i);
+        snprintf(val, sizeof(val), "value %llu of some length", (unsigned long long)i);
+        expect(e, key, val); /* from the files */
+    }
+    assert_true(del_s(e, 61, "k5"));
+    end(e);
+    sync_(e);
+    io_all(e);
+    env_crash_reopen(e);
+    assert_int_equal(bc_applied_index(e->bc), 61);
+    expect(e, "k5", NULL);
+    expect(e, "k60", "value 60 of some length");
+    env_free(e);
+}
+
+/* A crash drops the jobs not run: the store reopens with what the last done sync made durable
+ * (and perhaps more, never less), every batch whole. */
+static void deferred_writes_not_run_are_lost_at_a_crash(void **state)
+{
+    (void)state;
+    struct env *e = env_new(2, 1024);
+    env_open_ok(e);
+    bc_set_deferred(e->bc, NULL);
+    for (uint64_t i = 1; i <= 10; i++)
+        put1(e, i, "a", "durable");
+    sync_(e);
+    io_all(e);
+    assert_int_equal(bc_durable_index(e->bc), 10);
+    put1(e, 11, "a", "lost");
+    put1(e, 12, "b", "lost too");
+    sync_(e);
+    struct bc_io_job *j = bc_io_take(e->bc);
+    assert_non_null(j);
+    expect(e, "a", "lost"); /* visible while queued */
+    assert_int_equal(bc_durable_index(e->bc), 10);
+    bc_io_free(j); /* the worker dies with the process */
+    env_crash_reopen(e);
+    assert_int_equal(bc_applied_index(e->bc), 10);
+    expect(e, "a", "durable");
+    expect(e, "b", NULL);
+    env_free(e);
+}
+
 static void put_then_get_returns_the_value(void **state)
 {
     (void)state;
@@ -3100,6 +3185,8 @@ int main(void)
         cmocka_unit_test(del_removes_the_key_and_says_whether_it_existed),
         cmocka_unit_test(open_batch_is_visible_before_end_batch),
         cmocka_unit_test(values_survive_a_clean_reopen),
+        cmocka_unit_test(deferred_writes_read_from_jobs_then_files),
+        cmocka_unit_test(deferred_writes_not_run_are_lost_at_a_crash),
         cmocka_unit_test(tombstone_survives_reopen),
         cmocka_unit_test(a_new_index_closes_the_open_batch),
         cmocka_unit_test(same_key_twice_in_a_batch_keeps_the_later),

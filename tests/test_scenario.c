@@ -1348,7 +1348,7 @@ static void setting_disk_parses_every_kind(void **state)
     assert_int_equal(s.disk.sync_ticks, 4);
     assert_error("disk spin 3",
                  "t.scn:1:6: expected torn, bitflip, errors, slow, crashpoints, "
-                 "merge, rotate, sync, rot, badsector, lost, misdirect, io, damaged or wipe, got "
+                 "merge, rotate, sync, rot, badsector, lost, misdirect, io, storeio, damaged or wipe, got "
                  "'spin'");
     assert_error("disk torn on\ndisk torn off", "t.scn:2:6: expected each setting once (disk "
                                                  "torn is already set on line 1), got 'torn'");
@@ -1400,6 +1400,23 @@ static void setting_disk_io_parses_and_prints_back(void **state)
     assert_int_equal(s.disk.io_us_max, 8000);
     assert_non_null(strstr(print_parsed(text), "\ndisk io 100us 8ms\n"));
     assert_null(strstr(print_parsed(""), "disk io "));
+}
+
+/* disk storeio MIN MAX: the store's deferred writes' latency range, likewise. */
+static void setting_disk_storeio_parses_and_prints_back(void **state)
+{
+    (void)state;
+    static struct scenario s;
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(scn_parse("", 0, "t.scn", &s, &err), RK_OK);
+    assert_int_equal(s.disk.store_io_us_min, 20);
+    assert_int_equal(s.disk.store_io_us_max, 400);
+    const char *text = "disk storeio 1ms 40ms\n";
+    assert_int_equal(scn_parse(text, strlen(text), "t.scn", &s, &err), RK_OK);
+    assert_int_equal(s.disk.store_io_us_min, 1000);
+    assert_int_equal(s.disk.store_io_us_max, 40000);
+    assert_non_null(strstr(print_parsed(text), "\ndisk storeio 1ms 40ms\n"));
+    assert_null(strstr(print_parsed(""), "disk storeio "));
 }
 
 static void print_of_defaults_lists_every_setting(void **state)
@@ -1815,6 +1832,7 @@ int main(void)
         cmocka_unit_test(setting_disk_parses_every_kind),
         cmocka_unit_test(setting_disk_damage_parses_and_prints_back),
         cmocka_unit_test(setting_disk_io_parses_and_prints_back),
+        cmocka_unit_test(setting_disk_storeio_parses_and_prints_back),
         cmocka_unit_test(print_of_defaults_lists_every_setting),
         cmocka_unit_test(print_writes_steps_in_canonical_form),
         cmocka_unit_test(print_then_parse_gives_the_same_scenario),

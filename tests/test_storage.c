@@ -311,7 +311,8 @@ static void test_storage_thread_runs_jobs_in_order(void **state)
     cluster_init(&c, 1);
     struct node_storage *st = NULL;
     struct rk_errmsg err;
-    assert_int_equal(node_storage_start(&st, &err), RK_OK);
+    assert_int_equal(node_storage_start(&st, node_storage_run_log, node_storage_free_log, &err),
+                     RK_OK);
     /* A one-node cluster elects itself through its own vote job. */
     for (int t = 0; t < 40 && c.ok_replies == 0; t++) {
         replica_tick(c.r[1]);
@@ -324,21 +325,21 @@ static void test_storage_thread_runs_jobs_in_order(void **state)
         snprintf(key, sizeof(key), "k%llu", (unsigned long long)i);
         put(&c, 1, 1000 + i, key);
         want++;
-        assert_int_equal(node_storage_submit(st, c.jobs[1], c.njobs[1]), RK_OK);
+        assert_int_equal(node_storage_submit(st, (void *const *)c.jobs[1], c.njobs[1]), RK_OK);
         c.njobs[1] = 0;
     }
     uint32_t got_jobs = 0;
     while (c.ok_replies < want) {
         struct pollfd p = {.fd = node_storage_fd(st), .events = POLLIN};
         assert_true(poll(&p, 1, 10000) == 1);
-        struct replica_log_job *done[64];
+        void *done[64];
         size_t n;
         while ((n = node_storage_take_done(st, done, 64)) > 0) {
             for (size_t i = 0; i < n; i++)
                 replica_log_job_done(c.r[1], done[i]); /* asserts the order */
             got_jobs += (uint32_t)n;
             take(&c, 1);
-            assert_int_equal(node_storage_submit(st, c.jobs[1], c.njobs[1]), RK_OK);
+            assert_int_equal(node_storage_submit(st, (void *const *)c.jobs[1], c.njobs[1]), RK_OK);
             c.njobs[1] = 0;
         }
     }

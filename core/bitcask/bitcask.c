@@ -292,6 +292,11 @@ int bc_read_entry(struct bitcask *bc, const struct bc_kent *e, uint8_t **buf, si
                   const uint8_t **val, struct rk_errmsg *err)
 {
     struct bc_file *f = bc_file_at(bc, e->file_id);
+    const uint8_t *queued = bc_io_find(bc, e);
+    if (queued != NULL) { /* deferred: not yet known written (io.c, D2) */
+        *val = queued + BC_HEADER_BYTES + e->key_len;
+        return RK_OK;
+    }
     RK_ASSERT(f != NULL && f->f != NULL);
     size_t len = (size_t)bc_rec_bytes(e->key_len, e->val_len);
     if (!rk_grow(bc->alloc, (void **)buf, cap, len, 1))
@@ -471,12 +476,14 @@ int bc_del(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_
 static int seal_active(struct bitcask *bc, struct rk_errmsg *err)
 {
     struct bc_file *a = bc_file_at(bc, bc->active_id);
-    if (a == NULL || a->f == NULL || bc->covered == a->size)
+    if (a == NULL || !bc_file_made(a) || bc->covered == a->size)
         return RK_OK;
     RK_ASSERT(bc->covered < a->size);
     uint8_t rec[BC_COMMIT_BYTES];
     bc_commit_encode(rec, bc->applied_index, a->size);
-    int rc = bc->fs->ops->append(bc->fs, a->f, rec, sizeof(rec), err);
+    int rc = bc->deferred
+                 ? bc_io_append(bc, bc->active_id, a->size, rec, sizeof(rec), false, err)
+                 : bc->fs->ops->append(bc->fs, a->f, rec, sizeof(rec), err);
     if (rc != RK_OK)
         return rk_errwrap(err, rc, "append of a commit record");
     a->size += BC_COMMIT_BYTES;
@@ -491,7 +498,7 @@ static int seal_active(struct bitcask *bc, struct rk_errmsg *err)
 static int prepare_active(struct bitcask *bc, size_t len, struct rk_errmsg *err)
 {
     struct bc_file *a = bc_file_at(bc, bc->active_id);
-    if (a->f != NULL && a->size > 0 && a->size + len > bc->max_file_bytes) {
+    if (bc_file_made(a) && a->size > 0 && a->size + len > bc->max_file_bytes) {
         /* The new active file leaves merge_id_gap ids free below it for a merge's outputs
          * (merge.c: they must sort between their inputs and every later file). */
         uint32_t next = bc->active_id + 1 + bc->merge_id_gap;
@@ -503,8 +510,9 @@ static int prepare_active(struct bitcask *bc, size_t len, struct rk_errmsg *err)
         if (bc->active_unsynced) {
             int rc = seal_active(bc, err);
             if (rc == RK_OK)
-                rc = bc->fs->ops->sync(bc->fs, a->f, err);
-            bc->fs_syncs++;
+                rc = bc->deferred ? bc_io_sync(bc, bc->active_id, err)
+                                  : bc->fs->ops->sync(bc->fs, a->f, err);
+            bc->fs_syncs += !bc->deferred; /* deferred: counted when the job is done */
             if (rc != RK_OK)
                 return rk_errwrap(err, rc, "sync before rotation");
             bc->active_unsynced = false;
@@ -512,7 +520,20 @@ static int prepare_active(struct bitcask *bc, size_t len, struct rk_errmsg *err)
         bc->active_id = next;
         a = bc_file_at(bc, bc->active_id);
     }
-    if (a->f == NULL) {
+    if (bc->deferred && !bc_file_made(a)) {
+        uint8_t rec[BC_COMMIT_BYTES];
+        bc_commit_encode(rec, bc->applied_index, 0);
+        int rc = bc_io_create(bc, bc->active_id, rec, err);
+        if (rc != RK_OK)
+            return rc;
+        a->size = BC_COMMIT_BYTES;
+        a->written = 0;
+        bc->covered = BC_COMMIT_BYTES;
+        bc->dir_dirty = true;
+        bc->active_unsynced = true;
+        bc->commit_records++;
+    }
+    if (a->f == NULL && !bc->deferred) {
         char name[BC_NAME_BYTES];
         bc_name(name, bc->active_id, "data");
         int rc = bc->fs->ops->open(bc->fs, name, FS_CREATE | FS_EXCL, &a->f, err);
@@ -550,6 +571,27 @@ static void batch_settle(struct bitcask *bc, uint64_t file_off)
     }
 }
 
+/* bc_end_batch with deferred writes (io.c): placed now, the keydir pointing there, the buffer
+ * moved into the job (the worker seals and appends it). */
+static int end_batch_deferred(struct bitcask *bc, struct rk_errmsg *err)
+{
+    int rc = prepare_active(bc, bc->batch_len, err);
+    struct bc_file *a = bc_file_at(bc, bc->active_id);
+    if (rc == RK_OK)
+        rc = bc_io_append(bc, bc->active_id, a->size, bc->batch, bc->batch_len, true, err);
+    if (rc != RK_OK)
+        return bc_poison(bc, rc, err);
+    batch_settle(bc, a->size);
+    a->size += bc->batch_len;
+    bc->active_unsynced = true;
+    bc->applied_index = bc->batch_index;
+    bc->batch = NULL; /* the job's now (D4) */
+    bc->batch_cap = 0;
+    bc->batch_len = 0;
+    bc->batch_start = 0;
+    return RK_OK;
+}
+
 int bc_end_batch(struct bitcask *bc, struct rk_errmsg *err)
 {
     RK_ASSERT(bc != NULL);
@@ -558,6 +600,8 @@ int bc_end_batch(struct bitcask *bc, struct rk_errmsg *err)
         return rc;
     uint8_t *last = bc->batch + bc->batch_last;
     bc_put_u32(last + 12, bc_get_u32(last + 12) | BC_REC_END);
+    if (bc->deferred)
+        return end_batch_deferred(bc, err);
     for (size_t off = 0; off < bc->batch_len;) {
         struct bc_rec r;
         bc_rec_decode(bc->batch + off, &r);
@@ -592,6 +636,24 @@ int bc_sync(struct bitcask *bc, struct rk_errmsg *err)
     if (rc != RK_OK)
         return rc;
     struct bc_file *a = bc_file_at(bc, bc->active_id);
+    if (bc->deferred) {
+        if (bc->active_unsynced) {
+            rc = seal_active(bc, err);
+            if (rc == RK_OK)
+                rc = bc_io_sync(bc, bc->active_id, err);
+            if (rc != RK_OK)
+                return bc_poison(bc, rc, err);
+            bc->active_unsynced = false;
+        }
+        if (bc->dir_dirty) {
+            rc = bc_io_sync_dir(bc, err);
+            if (rc != RK_OK)
+                return bc_poison(bc, rc, err);
+            bc->dir_dirty = false;
+        }
+        rc = bc_io_mark_sync(bc, bc->applied_index, err);
+        return rc == RK_OK ? RK_OK : bc_poison(bc, rc, err);
+    }
     if (bc->active_unsynced) {
         RK_ASSERT(a->f != NULL);
         rc = seal_active(bc, err);
@@ -621,6 +683,11 @@ uint64_t bc_count(const struct bitcask *bc)
 uint64_t bc_applied_index(const struct bitcask *bc)
 {
     return bc->applied_index;
+}
+
+uint64_t bc_durable_index(const struct bitcask *bc)
+{
+    return bc->deferred ? bc->durable_index : bc->applied_index;
 }
 
 static int scan_impl(struct bitcask *bc, bool with_values,
@@ -710,7 +777,7 @@ void bc_stats(const struct bitcask *bc, struct bc_stats *st)
     memset(st, 0, sizeof(*st));
     for (uint32_t id = bc->lo_id; id <= bc->active_id; id++) {
         const struct bc_file *f = &bc->files[id - bc->lo_id];
-        if (f->f != NULL) {
+        if (bc_file_made(f)) {
             st->data_files++;
             st->total_bytes += f->size;
         }
@@ -825,6 +892,7 @@ void bc_close(struct bitcask *bc)
         if (f->f != NULL)
             bc->fs->ops->close(bc->fs, f->f);
     }
+    bc_io_close(bc);
     bc_kd_free(&bc->kd);
     rk_free(a, bc->files);
     rk_free(a, bc->batch);
@@ -883,6 +951,11 @@ static int kvb_end_batch(struct kv_store *s, uint64_t index)
     return bc_end_batch(bc, &bc->kv_err);
 }
 
+static uint64_t kvb_durable_index(struct kv_store *s)
+{
+    return bc_durable_index(to_bc(s));
+}
+
 static int kvb_sync(struct kv_store *s)
 {
     struct bitcask *bc = to_bc(s);
@@ -929,6 +1002,7 @@ static const struct kv_store_ops bc_kv_ops = {
     .applied_index = kvb_applied_index,
     .end_batch = kvb_end_batch,
     .sync = kvb_sync,
+    .durable_index = kvb_durable_index,
     .scan = kvb_scan,
     .scan_keys = kvb_scan_keys,
     .scan_range = kvb_scan_range,

@@ -221,6 +221,45 @@ void bc_merge_cancel(struct bc_merge_job *job);
 /* The job's message after run or cleanup failed (for logs). */
 const char *bc_merge_job_error(const struct bc_merge_job *job);
 
+/*
+ * DEFERRED WRITES (io.c): the disk part of writes and syncs off the owner's thread, as the log's
+ * jobs are (replica.h, "Asynchronous persistence"). Once bc_set_deferred is on, bc_end_batch
+ * and bc_sync do no I/O: the owner decides where each batch goes (file, offset, rotation, commit
+ * records) and the keydir points there at once, but the appends, creations and syncs are queued
+ * in a job (struct bc_io_job) that the driver takes (bc_io_take), runs off the owner's thread
+ * (bc_io_run: the job and its fs only, never the store) and hands back in order (bc_io_done).
+ * Until a job is done, reads of its records are served from its buffers (which the job owns:
+ * a batch buffer moves into it, nothing is copied) and a record's CRC is computed by the
+ * worker. What the store reports as durable (bc_durable_index, the kv_store's durable_index) is
+ * the applied index of the last sync a DONE job ran: only that may be relied on by log
+ * compaction; a crash loses the jobs not done (the next open recovers what reached the disk).
+ * A failed job poisons the store at bc_io_done. A merge takes no file a job not yet done
+ * writes or syncs.
+ *
+ *   owner: put/del/end_batch/sync ──► job filling ──bc_io_take──► driver ──worker: bc_io_run──►
+ *   owner: bc_io_done (in take order): files known written, durable index, buffers freed
+ */
+struct bc_io_job;
+/* Turns deferred writes on (before any write after bc_open). fs: the directory for the worker
+ * (NULL: bc's own, when the worker is the owner's thread, as in the simulator). */
+void bc_set_deferred(struct bitcask *bc, struct fs *fs);
+/* The job filled since the last take (NULL: nothing queued). The driver owns it: bc_io_run,
+ * then bc_io_done; or bc_io_free when dropping it (a crash: the store is closed too). */
+struct bc_io_job *bc_io_take(struct bitcask *bc);
+/* Worker side: runs the job's writes and syncs in order; the outcome stays in the job. */
+int bc_io_run(struct bc_io_job *job);
+/* Whether the job syncs (its cost is a sync: for a simulator's latency). */
+bool bc_io_job_syncs(const struct bc_io_job *job);
+/* Owner side, in take order: the job's writes are known on disk (or the store poisoned). Frees
+ * the job. RK_OK or the job's failure (err). */
+int bc_io_done(struct bitcask *bc, struct bc_io_job *job, struct rk_errmsg *err);
+void bc_io_free(struct bc_io_job *job);
+/* The applied index the disk holds for sure: the last sync a done job ran (deferred), else the
+ * applied index (what bc_sync made durable). */
+uint64_t bc_durable_index(const struct bitcask *bc);
+/* Jobs taken and not yet done, plus the one filling (0: every write is on disk or dropped). */
+size_t bc_io_out(const struct bitcask *bc);
+
 uint64_t bc_count(const struct bitcask *bc);
 /* The index of the last complete batch (0 if none). */
 uint64_t bc_applied_index(const struct bitcask *bc);

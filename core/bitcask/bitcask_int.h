@@ -84,7 +84,17 @@ struct bc_file {
     struct fs_file *f; /* NULL: no data file with this id (a gap, or the active not yet made) */
     uint64_t size;     /* bytes in the file (written, durable or not) */
     uint64_t live;     /* bytes of the records in it that the keydir points to */
+    /* Deferred writes (io.c): bytes the worker is known to have written (the loop reads below
+     * it from the file, above it from the jobs out). Unused otherwise. */
+    uint64_t written;
 };
+
+/* The file exists, or will once the deferred writes out are run (io.c): size counts its bytes
+ * written or queued. */
+static inline bool bc_file_made(const struct bc_file *f)
+{
+    return f->f != NULL || f->size > 0;
+}
 
 /* bc_verify's dry run of recovery (recover.c, VERIFY): where it reports instead of changing. */
 struct bc_dry {
@@ -140,6 +150,14 @@ struct bitcask {
     struct bc_damage damage; /* what recovery found (FORMAT 2, recover.c) */
 
     struct bc_dry *dry; /* NULL but in bc_verify */
+
+    /* Deferred writes (bitcask.h, DEFERRED WRITES; io.c): the job being filled, and the jobs
+     * taken by the driver and not yet done (FIFO: io_head .. io_tail, linked by next). */
+    bool deferred;
+    struct fs *io_fs;
+    struct bc_io_job *io_cur;
+    struct bc_io_job *io_head, *io_tail;
+    uint64_t durable_index; /* the applied index of the last sync a done job ran */
 
     struct bc_merge_job *merge; /* the merge between bc_merge_prepare and bc_merge_end */
     bool merge_stuck;           /* a merge left files it could not remove: none until reopen */
@@ -296,6 +314,24 @@ static inline void bc_live_move(struct bitcask *bc, uint32_t from, uint32_t to, 
     if (f != NULL)
         f->live += n;
 }
+
+/* ---- deferred writes (io.c) ------------------------------------------------------------- */
+
+/* Queues the creation of the active file with its commit record at 0. */
+int bc_io_create(struct bitcask *bc, uint32_t id, const uint8_t *commit, struct rk_errmsg *err);
+/* Queues an append to file id at off: a copy of p (small: a commit record), or (take) the
+ * buffer p itself, whose records the worker seals (CRCs) before the append; the job frees it. */
+int bc_io_append(struct bitcask *bc, uint32_t id, uint64_t off, uint8_t *p, size_t len, bool take,
+                 struct rk_errmsg *err);
+int bc_io_sync(struct bitcask *bc, uint32_t id, struct rk_errmsg *err);
+int bc_io_sync_dir(struct bitcask *bc, struct rk_errmsg *err);
+/* Marks the job being filled as making everything up to index durable. */
+int bc_io_mark_sync(struct bitcask *bc, uint64_t index, struct rk_errmsg *err);
+/* The bytes of the record of e if they are still in a job (not yet known written), else NULL. */
+const uint8_t *bc_io_find(const struct bitcask *bc, const struct bc_kent *e);
+/* The lowest file id a job not yet done writes or syncs (UINT32_MAX: none). */
+uint32_t bc_io_low_id(const struct bitcask *bc);
+void bc_io_close(struct bitcask *bc);
 
 /* ---- recovery and merge ------------------------------------------------------------------- */
 

@@ -509,15 +509,21 @@ static void mg_pick(struct bitcask *bc, struct bc_merge_pick *pick, uint32_t *la
     memset(pick, 0, sizeof(*pick));
     *last = 0;
     *room = 0;
-    bool has_active = bc_file_at(bc, bc->active_id)->f != NULL;
+    /* Deferred writes (io.c): a file a job not yet done writes or syncs is no input, nor any
+     * after it; it then stands where the active file would (made: its ids cannot move). */
+    uint32_t stop = bc->active_id;
+    uint32_t low = bc_io_low_id(bc);
+    if (low < stop)
+        stop = low;
+    bool has_active = bc_file_made(bc_file_at(bc, stop));
     uint32_t n = 0;
     uint64_t bytes = 0;
     uint64_t dead = 0;
     uint32_t prev = 0; /* the last closed file met */
-    for (uint32_t id = bc->lo_id; id <= bc->active_id; id++) {
+    for (uint32_t id = bc->lo_id; id <= stop; id++) {
         struct bc_file *f = bc_file_at(bc, id);
-        bool end = id == bc->active_id;
-        if (f->f == NULL && !end)
+        bool end = id == stop;
+        if (!bc_file_made(f) && !end)
             continue;
         if (prev != 0) { /* the prefix up to prev, followed by the free ids before id */
             uint32_t free_ids = end && !has_active ? UINT32_MAX : id - prev - 1;
@@ -700,10 +706,10 @@ static int mg_install_files(struct bitcask *bc, struct bc_merge_job *j, struct r
     for (size_t i = 0; i < j->n_inputs; i++) {
         struct bc_file *f = bc_file_at(bc, j->inputs[i]);
         bc->fs->ops->close(bc->fs, f->f);
-        *f = (struct bc_file){NULL, 0, 0};
+        *f = (struct bc_file){0};
     }
     uint32_t lo = bc->lo_id;
-    while (lo < bc->active_id && bc_file_at(bc, lo)->f == NULL)
+    while (lo < bc->active_id && !bc_file_made(bc_file_at(bc, lo)))
         lo++;
     if (lo > bc->lo_id) {
         size_t keep = (size_t)(bc->active_id - lo) + 1;
@@ -712,12 +718,12 @@ static int mg_install_files(struct bitcask *bc, struct bc_merge_job *j, struct r
         bc->lo_id = lo;
     }
     /* An active file not yet made comes down to just above the last file (and its gap). */
-    if (bc_file_at(bc, bc->active_id)->f == NULL) {
+    if (!bc_file_made(bc_file_at(bc, bc->active_id))) {
         uint32_t hi = bc->active_id;
-        while (hi > bc->lo_id && bc_file_at(bc, hi - 1)->f == NULL)
+        while (hi > bc->lo_id && !bc_file_made(bc_file_at(bc, hi - 1)))
             hi--;
         uint32_t want =
-            hi == bc->lo_id && bc_file_at(bc, hi)->f == NULL ? hi : hi + bc->merge_id_gap;
+            hi == bc->lo_id && !bc_file_made(bc_file_at(bc, hi)) ? hi : hi + bc->merge_id_gap;
         if (want < bc->active_id && want >= bc->lo_id)
             bc->active_id = want;
     }
@@ -756,6 +762,7 @@ int bc_merge_install(struct bitcask *bc, struct bc_merge_job *j, size_t max_entr
                 return rk_errwrap(err, rc, "merge: opening %s", name);
             }
             f->size = m->sizes[i];
+            f->written = m->sizes[i]; /* whole on disk (deferred writes: io.c, D2) */
             f->live = 0;
         }
         j->files_in = true;
@@ -867,6 +874,8 @@ int bc_merge(struct bitcask *bc, struct rk_errmsg *err)
         return rc;
     if (bc->batch_len > 0)
         return rk_errf(err, RK_EINVAL, "merge: a batch is open; end it first");
+    if (bc->deferred)
+        return rk_errf(err, RK_EINVAL, "merge: writes are deferred; merge in steps");
     rc = bc_sync(bc, err); /* step 0, and the promise to the caller, inputs or not */
     if (rc != RK_OK)
         return rc;

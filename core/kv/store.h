@@ -44,8 +44,13 @@ struct kv_store_ops {
     uint64_t (*applied_index)(struct kv_store *s);
     /* Closes the batch of index (S5). */
     int (*end_batch)(struct kv_store *s, uint64_t index);
-    /* Makes every closed batch durable (a no-op for a store in memory). */
+    /* Makes every closed batch durable (a no-op for a store in memory). A store with deferred
+     * writes (bitcask.h, DEFERRED WRITES) only queues the sync: see durable_index. */
     int (*sync)(struct kv_store *s);
+    /* Optional (NULL: applied_index once sync returned). The highest index whose batch is on
+     * disk for sure (what log compaction may rely on); with deferred writes it lags the applied
+     * index until the queued writes and sync are done. */
+    uint64_t (*durable_index)(struct kv_store *s);
     /* Calls fn for each live key once; order unspecified but deterministic for a given history
      * (S3). Stops when fn returns false. key and val are borrowed for the duration of one call
      * of fn, which must not call a mutating op of the store being scanned. */

@@ -29,6 +29,9 @@ struct replica_log_job {
     uint64_t compact_index;
     uint64_t compact_term;
     uint64_t truncate_from; /* 0: none */
+    /* Not handed out before the store's durable index reaches it (a snapshot's compaction:
+     * replica.c, store_gate). 0: no wait. */
+    uint64_t wait_store;
     struct raft_entry *entries;
     size_t n_entries;
     bool has_hard_state;

@@ -272,6 +272,10 @@ struct replica {
      * and sequence of those out with the driver. */
     struct replica_log_job **jobs;
     size_t n_jobs, cap_jobs;
+    size_t n_jobs_given; /* of jobs[], handed out by the last replica_output */
+    /* A snapshot installed into a store with deferred writes: the log's compaction to it (a
+     * job) must not reach the disk before the store holds it durably (replica_store_progress). */
+    uint64_t restore_wait;
     uint32_t jobs_out;
     uint64_t job_seq_next; /* seq of the next job made */
     uint64_t job_seq_done; /* seq of the next job expected back */
@@ -358,7 +362,10 @@ static void replica_begin(struct replica *r)
     r->n_frames = 0;
     r->n_segs = 0;
     r->n_replies = 0;
-    r->n_jobs = 0; /* the driver owns them now */
+    /* The driver owns those it took; the rest wait for the store (store_gate). */
+    memmove(r->jobs, r->jobs + r->n_jobs_given, (r->n_jobs - r->n_jobs_given) * sizeof(*r->jobs));
+    r->n_jobs -= r->n_jobs_given;
+    r->n_jobs_given = 0;
 }
 
 static void push_frame(struct replica *r, uint64_t to, size_t off, size_t len)
@@ -466,12 +473,37 @@ static void push_reply(struct replica *r, const struct replica_reply *rep)
     r->n_replies++;
 }
 
+static uint64_t store_durable(struct replica *r)
+{
+    struct kv_store *st = r->cfg.store;
+    return st->ops->durable_index != NULL ? st->ops->durable_index(st)
+                                          : st->ops->applied_index(st);
+}
+
+/* The jobs that may go now: all but those from the first that waits for the store to hold a
+ * snapshot durably (a log compacted to a snapshot the store does not yet hold on disk would
+ * leave a crash with neither). */
+static size_t store_gate(struct replica *r)
+{
+    size_t n = 0;
+    while (n < r->n_jobs &&
+           (r->jobs[n]->wait_store == 0 || store_durable(r) >= r->jobs[n]->wait_store))
+        n++;
+    return n;
+}
+
+void replica_store_progress(struct replica *r)
+{
+    replica_begin(r);
+}
+
 void replica_output(struct replica *r, struct replica_output *out)
 {
     memset(out, 0, sizeof(*out));
     r->output_taken = true;
     out->log_jobs = r->jobs;
-    out->n_log_jobs = r->n_jobs;
+    out->n_log_jobs = store_gate(r);
+    r->n_jobs_given = out->n_log_jobs;
     if (!rk_grow(r->alloc, (void **)&r->out_frames, &r->cap_out_frames, r->n_frames,
                  sizeof(*r->out_frames)) ||
         !rk_grow(r->alloc, (void **)&r->out_replies, &r->cap_out_replies, r->n_replies,
@@ -1392,6 +1424,8 @@ static int snap_install(struct replica *r, struct snap_in *si)
         return rc;
     }
     r->synced_applied = si->index;
+    if (store_durable(r) < si->index)
+        r->restore_wait = si->index; /* deferred writes: see store_gate */
     r->snapshots_installed++;
     rc = raft_restore(r->raft, si->index, si->snap_term);
     return rc == RK_ESTALE ? RK_OK : rc;
@@ -1480,7 +1514,7 @@ static void maybe_compact(struct replica *r)
     uint64_t applied = kv_applied_index(r->kv);
     /* kv.h: compaction goes by the store's applied index, not kv's: a no-op writes nothing to
      * the store, and a restart replays the log from the store's index on. */
-    uint64_t durable = r->cfg.store->ops->applied_index(r->cfg.store);
+    uint64_t durable = store_durable(r);
     bool by_count = r->cfg.compact_entries != 0 &&
                     st.last_index - st.snapshot_index > r->cfg.compact_entries &&
                     durable > st.snapshot_index + r->cfg.compact_keep;
@@ -1641,6 +1675,8 @@ static bool persist_async(struct replica *r, const struct raft_ready *rd)
     job->has_compact = rd->has_restore;
     job->compact_index = rd->restore_index;
     job->compact_term = rd->restore_term;
+    if (rd->has_restore && r->restore_wait == rd->restore_index)
+        job->wait_store = r->restore_wait;
     job->truncate_from = rd->truncate_from;
     job->need_sync = rd->has_restore || rd->truncate_from != 0 || rd->n_entries > 0;
     size_t off = 0;
@@ -2661,8 +2697,8 @@ void replica_destroy(struct replica *r)
     for (uint32_t i = 0; i < RAFT_MAX_VOTERS; i++)
         rk_free(a, r->snap_out[i].buf);
     rk_free(a, r->snap_in.buf);
-    for (size_t i = 0; !r->output_taken && i < r->n_jobs; i++) /* made, never handed out */
-        replica_log_job_free(r->jobs[i]);
+    for (size_t i = r->output_taken ? r->n_jobs_given : 0; i < r->n_jobs; i++)
+        replica_log_job_free(r->jobs[i]); /* made, never handed out */
     rk_free(a, r->jobs);
     rk_free(a, r);
 }

@@ -308,6 +308,14 @@ void replica_log_job_free(struct replica_log_job *job);
 /* Jobs handed out and not yet done. */
 uint32_t replica_log_jobs_out(const struct replica *r);
 
+/* The state machine's store with deferred writes (bitcask.h, DEFERRED WRITES): the driver runs
+ * the store's jobs off its loop as it runs log jobs (bc_io_take after every input, bc_io_run on
+ * the worker, bc_io_done in order). Log compaction goes by what the store holds durably
+ * (kv_store durable_index), and the log's compaction to an installed snapshot is held back
+ * (not in replica_output's log_jobs) until the store holds that snapshot durably. After
+ * bc_io_done, the driver calls this, then replica_output: jobs held back may go now. */
+void replica_store_progress(struct replica *r);
+
 /* A storage failure (log store) stops the replica: it sends nothing more, answers new requests
  * TRYAGAIN, and leaves pending ones unanswered.
  * The driver should treat it as a crash. */

@@ -1,0 +1,383 @@
+/*
+ * io.c — deferred writes (bitcask.h, DEFERRED WRITES): the owner queues the disk operations of
+ * its writes and syncs into a job; a worker runs the job with an fs of its own; the owner learns
+ * of it in order.
+ *
+ * Invariants:
+ *   D1  Jobs are run and done in the order they were taken, each op of a job in queue order, so
+ *       the files are written exactly as the synchronous path would have written them (the same
+ *       bytes at the same offsets, the same commit records, syncs and rotations): recovery's
+ *       rules (bitcask.c, the torn tail, B1) hold unchanged.
+ *   D2  A keydir entry points at (file, offset) as soon as its batch is queued. Below
+ *       files[id].written the owner reads the file (its handle was opened when the job that made
+ *       the file was done); at or above it, the bytes are in a job taken or filling, found by
+ *       bc_io_find. written only grows, at bc_io_done, after the worker's append returned.
+ *   D3  durable_index moves only at bc_io_done of a job that ran a sync marked by bc_io_mark_sync
+ *       (every op before it in D1 order is then on disk).
+ *   D4  A job owns its buffers; the worker writes the CRC fields of a taken batch buffer while
+ *       the owner may read its value bytes (different bytes: no race); the owner frees nothing a
+ *       job holds before bc_io_done.
+ */
+#include "bitcask/bitcask_int.h"
+
+#include "common/assert.h"
+
+enum io_kind { IO_CREATE, IO_APPEND, IO_SYNC, IO_SYNC_DIR };
+
+struct io_op {
+    uint8_t kind;
+    bool seal;   /* APPEND of a batch buffer: the worker computes its records' CRCs */
+    uint32_t id; /* data file */
+    uint64_t off;
+    uint8_t *p; /* APPEND: the bytes (owned by the job); CREATE: its commit record */
+    size_t len;
+};
+
+struct bc_io_job {
+    const struct rk_alloc *alloc;
+    struct fs *fs;
+    struct io_op *ops;
+    size_t n_ops, cap_ops;
+    /* The APPEND ops, by index into ops: ascending (file id, offset), for D1 appends in order
+     * (bc_io_find's binary search). */
+    size_t *apps;
+    size_t n_apps, cap_apps;
+    bool syncs;
+    bool mark;           /* makes mark_index durable */
+    uint64_t mark_index; /* the applied index at the sync */
+    uint64_t fs_syncs;
+    struct bc_io_job *next;
+    int rc;
+    struct rk_errmsg err;
+};
+
+void bc_set_deferred(struct bitcask *bc, struct fs *fs)
+{
+    RK_ASSERT(bc->batch_len == 0);
+    bc->deferred = true;
+    bc->io_fs = fs != NULL ? fs : bc->fs;
+    bc->durable_index = bc->applied_index;
+    /* Every file recovery left is on disk whole. */
+    for (uint32_t id = bc->lo_id; id <= bc->active_id; id++)
+        bc->files[id - bc->lo_id].written = bc->files[id - bc->lo_id].size;
+}
+
+static struct io_op *io_push(struct bitcask *bc, struct rk_errmsg *err)
+{
+    if (bc->io_cur == NULL) {
+        struct bc_io_job *j = rk_malloc(bc->alloc, sizeof(*j));
+        if (j == NULL) {
+            rk_errf(err, RK_ENOMEM, "no memory for a write job");
+            return NULL;
+        }
+        memset(j, 0, sizeof(*j));
+        j->alloc = bc->alloc;
+        j->fs = bc->io_fs;
+        bc->io_cur = j;
+    }
+    struct bc_io_job *j = bc->io_cur;
+    if (!rk_grow(j->alloc, (void **)&j->ops, &j->cap_ops, j->n_ops + 1, sizeof(*j->ops)) ||
+        !rk_grow(j->alloc, (void **)&j->apps, &j->cap_apps, j->n_apps + 1, sizeof(*j->apps))) {
+        rk_errf(err, RK_ENOMEM, "no memory for a write job");
+        return NULL;
+    }
+    struct io_op *op = &j->ops[j->n_ops++];
+    memset(op, 0, sizeof(*op));
+    return op;
+}
+
+/* Notes the op just pushed if it is an APPEND (room reserved by io_push). */
+static void io_note(struct bitcask *bc)
+{
+    struct bc_io_job *j = bc->io_cur;
+    const struct io_op *op = &j->ops[j->n_ops - 1];
+    if (op->kind != IO_APPEND)
+        return;
+    RK_ASSERT(j->n_apps == 0 || j->ops[j->apps[j->n_apps - 1]].id < op->id ||
+              (j->ops[j->apps[j->n_apps - 1]].id == op->id &&
+               j->ops[j->apps[j->n_apps - 1]].off < op->off));
+    j->apps[j->n_apps++] = j->n_ops - 1;
+}
+
+static int io_small(struct bitcask *bc, uint8_t kind, uint32_t id, uint64_t off, const uint8_t *p,
+                    size_t len, struct rk_errmsg *err)
+{
+    uint8_t *copy = NULL;
+    if (len > 0) {
+        copy = rk_malloc(bc->alloc, len);
+        if (copy == NULL)
+            return rk_errf(err, RK_ENOMEM, "no memory for a write job");
+        memcpy(copy, p, len);
+    }
+    struct io_op *op = io_push(bc, err);
+    if (op == NULL) {
+        rk_free(bc->alloc, copy);
+        return RK_ENOMEM;
+    }
+    *op = (struct io_op){.kind = kind, .id = id, .off = off, .p = copy, .len = len};
+    io_note(bc);
+    return RK_OK;
+}
+
+int bc_io_create(struct bitcask *bc, uint32_t id, const uint8_t *commit, struct rk_errmsg *err)
+{
+    return io_small(bc, IO_CREATE, id, 0, commit, BC_COMMIT_BYTES, err);
+}
+
+int bc_io_append(struct bitcask *bc, uint32_t id, uint64_t off, uint8_t *p, size_t len, bool take,
+                 struct rk_errmsg *err)
+{
+    if (!take)
+        return io_small(bc, IO_APPEND, id, off, p, len, err);
+    struct io_op *op = io_push(bc, err);
+    if (op == NULL)
+        return RK_ENOMEM;
+    *op = (struct io_op){.kind = IO_APPEND, .seal = true, .id = id, .off = off, .p = p, .len = len};
+    io_note(bc);
+    return RK_OK;
+}
+
+int bc_io_sync(struct bitcask *bc, uint32_t id, struct rk_errmsg *err)
+{
+    int rc = io_small(bc, IO_SYNC, id, 0, NULL, 0, err);
+    if (rc == RK_OK)
+        bc->io_cur->syncs = true;
+    return rc;
+}
+
+int bc_io_sync_dir(struct bitcask *bc, struct rk_errmsg *err)
+{
+    int rc = io_small(bc, IO_SYNC_DIR, 0, 0, NULL, 0, err);
+    if (rc == RK_OK)
+        bc->io_cur->syncs = true;
+    return rc;
+}
+
+int bc_io_mark_sync(struct bitcask *bc, uint64_t index, struct rk_errmsg *err)
+{
+    if (bc->io_cur == NULL) {
+        if (bc->io_head == NULL) { /* nothing out: the disk has it all already */
+            bc->durable_index = index;
+            return RK_OK;
+        }
+        /* An empty job, behind the ones out: durable when they are. */
+        if (io_push(bc, err) == NULL)
+            return RK_ENOMEM;
+        bc->io_cur->n_ops = 0;
+    }
+    bc->io_cur->mark = true;
+    bc->io_cur->mark_index = index;
+    return RK_OK;
+}
+
+struct bc_io_job *bc_io_take(struct bitcask *bc)
+{
+    struct bc_io_job *j = bc->io_cur;
+    if (j == NULL)
+        return NULL;
+    bc->io_cur = NULL;
+    j->next = NULL;
+    if (bc->io_tail != NULL)
+        bc->io_tail->next = j;
+    else
+        bc->io_head = j;
+    bc->io_tail = j;
+    return j;
+}
+
+bool bc_io_job_syncs(const struct bc_io_job *job)
+{
+    return job->syncs;
+}
+
+size_t bc_io_out(const struct bitcask *bc)
+{
+    size_t n = bc->io_cur != NULL;
+    for (const struct bc_io_job *j = bc->io_head; j != NULL; j = j->next)
+        n++;
+    return n;
+}
+
+/* D4: the CRCs of a batch buffer's records (bitcask.c seals them there when not deferred). */
+static void io_seal(uint8_t *p, size_t len)
+{
+    for (size_t off = 0; off < len;) {
+        struct bc_rec r;
+        bc_rec_decode(p + off, &r);
+        size_t n = (size_t)bc_rec_bytes(r.key_len, r.val_len);
+        RK_ASSERT(off + n <= len);
+        bc_rec_seal(p + off, n);
+        off += n;
+    }
+}
+
+int bc_io_run(struct bc_io_job *job)
+{
+    struct fs *fs = job->fs;
+    struct fs_file *f = NULL; /* the file of the last op, kept open across ops */
+    uint32_t f_id = 0;
+    int rc = RK_OK;
+    char name[BC_NAME_BYTES];
+    for (size_t i = 0; rc == RK_OK && i < job->n_ops; i++) {
+        struct io_op *op = &job->ops[i];
+        if (op->kind == IO_SYNC_DIR) {
+            rc = fs->ops->sync_dir(fs, &job->err);
+            if (rc != RK_OK)
+                rk_errwrap(&job->err, rc, "sync_dir");
+            continue;
+        }
+        bc_name(name, op->id, "data");
+        if (op->id != f_id || op->kind == IO_CREATE) {
+            if (f != NULL)
+                fs->ops->close(fs, f);
+            f = NULL;
+            f_id = 0;
+            uint32_t flags = op->kind == IO_CREATE ? FS_CREATE | FS_EXCL : 0;
+            rc = fs->ops->open(fs, name, flags, &f, &job->err);
+            if (rc != RK_OK) {
+                rk_errwrap(&job->err, rc, "%s: %s", name,
+                           op->kind == IO_CREATE ? "create" : "open");
+                break;
+            }
+            f_id = op->id;
+        }
+        switch (op->kind) {
+        case IO_CREATE:
+            rc = fs->ops->append(fs, f, op->p, op->len, &job->err);
+            if (rc != RK_OK)
+                rk_errwrap(&job->err, rc, "%s: append of its commit record", name);
+            break;
+        case IO_APPEND:
+            if (op->seal)
+                io_seal(op->p, op->len);
+            rc = fs->ops->append(fs, f, op->p, op->len, &job->err);
+            if (rc != RK_OK)
+                rk_errwrap(&job->err, rc, "%s: append", name);
+            break;
+        case IO_SYNC:
+            rc = fs->ops->sync(fs, f, &job->err);
+            job->fs_syncs++;
+            if (rc != RK_OK)
+                rk_errwrap(&job->err, rc, "%s: sync", name);
+            break;
+        default:
+            RK_ASSERT(!"bc_io_run: unknown op");
+        }
+    }
+    if (f != NULL)
+        fs->ops->close(fs, f);
+    job->rc = rc;
+    return rc;
+}
+
+void bc_io_free(struct bc_io_job *job)
+{
+    if (job == NULL)
+        return;
+    for (size_t i = 0; i < job->n_ops; i++)
+        rk_free(job->alloc, job->ops[i].p);
+    rk_free(job->alloc, job->ops);
+    rk_free(job->alloc, job->apps);
+    rk_free(job->alloc, job);
+}
+
+int bc_io_done(struct bitcask *bc, struct bc_io_job *job, struct rk_errmsg *err)
+{
+    RK_ASSERT(job == bc->io_head); /* D1 */
+    bc->io_head = job->next;
+    if (bc->io_head == NULL)
+        bc->io_tail = NULL;
+    int rc = job->rc;
+    if (rc != RK_OK) {
+        *err = job->err;
+        bc_io_free(job);
+        return bc_poison(bc, rc, err);
+    }
+    bc->fs_syncs += job->fs_syncs;
+    for (size_t i = 0; rc == RK_OK && i < job->n_ops; i++) {
+        const struct io_op *op = &job->ops[i];
+        struct bc_file *f = op->kind != IO_SYNC_DIR ? bc_file_at(bc, op->id) : NULL;
+        if (f == NULL)
+            continue; /* a file merge has removed since (it was written whole first) */
+        if (op->kind == IO_CREATE && f->f == NULL) {
+            char name[BC_NAME_BYTES];
+            bc_name(name, op->id, "data");
+            rc = bc->fs->ops->open(bc->fs, name, 0, &f->f, err);
+            if (rc != RK_OK) {
+                rk_errwrap(err, rc, "%s: open", name);
+                break;
+            }
+            f->written = op->len;
+        } else if (op->kind == IO_APPEND && op->off + op->len > f->written) {
+            f->written = op->off + op->len; /* D2 */
+        }
+    }
+    if (rc == RK_OK && job->mark)
+        bc->durable_index = job->mark_index; /* D3 */
+    bc_io_free(job);
+    return rc == RK_OK ? RK_OK : bc_poison(bc, rc, err);
+}
+
+/* The bytes [off, off + len) of file id if an APPEND of j holds them: a binary search of its
+ * appends, ascending (id, offset). */
+static const uint8_t *job_find(const struct bc_io_job *j, uint32_t id, uint64_t off, size_t len)
+{
+    size_t lo = 0, hi = j->n_apps; /* the first append after (id, off) is in [lo, hi] */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct io_op *op = &j->ops[j->apps[mid]];
+        if (op->id < id || (op->id == id && op->off <= off))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return NULL;
+    const struct io_op *op = &j->ops[j->apps[lo - 1]];
+    if (op->id == id && off + len <= op->off + op->len)
+        return op->p + (off - op->off);
+    return NULL;
+}
+
+const uint8_t *bc_io_find(const struct bitcask *bc, const struct bc_kent *e)
+{
+    if (!bc->deferred)
+        return NULL;
+    const struct bc_file *f = &bc->files[e->file_id - bc->lo_id];
+    if (e->offset < f->written)
+        return NULL;
+    size_t len = (size_t)bc_rec_bytes(e->key_len, e->val_len);
+    for (const struct bc_io_job *j = bc->io_head; j != NULL; j = j->next) {
+        const uint8_t *p = job_find(j, e->file_id, e->offset, len);
+        if (p != NULL)
+            return p;
+    }
+    const uint8_t *p = bc->io_cur != NULL ? job_find(bc->io_cur, e->file_id, e->offset, len) : NULL;
+    RK_ASSERT(p != NULL); /* D2 */
+    return p;
+}
+
+uint32_t bc_io_low_id(const struct bitcask *bc)
+{
+    uint32_t low = UINT32_MAX;
+    for (const struct bc_io_job *j = bc->io_head;; j = j->next) {
+        if (j == NULL)
+            j = bc->io_cur;
+        if (j == NULL)
+            break;
+        for (size_t i = 0; i < j->n_ops; i++)
+            if (j->ops[i].kind != IO_SYNC_DIR && j->ops[i].id < low)
+                low = j->ops[i].id;
+        if (j == bc->io_cur)
+            break;
+    }
+    return low;
+}
+
+void bc_io_close(struct bitcask *bc)
+{
+    /* Jobs taken belong to the driver (bc_io_free); the one filling is the store's. */
+    bc_io_free(bc->io_cur);
+    bc->io_cur = NULL;
+    bc->io_head = bc->io_tail = NULL;
+}
