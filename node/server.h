@@ -229,6 +229,7 @@ struct node;
 struct client;
 struct item;
 struct scan_snap;
+struct node_backup;
 
 /* A command's completion, called as its replica requests are answered (conn.c's
  * item_on_reply): `part` says which of its requests (UINT32_MAX: the hold a multi-request
@@ -423,6 +424,8 @@ struct node {
     bool reparse;        /* a connection's WATCH came back: parse its held input this turn */
     /* SCAN's snapshots (cmd_keyspace.c). */
     struct scan_snap *scan_snaps[4];
+    /* RAFTKV.BACKUP's session (cmd_backup.c), NULL when none. */
+    struct node_backup *backup;
     uint8_t scan_seq;
     uint64_t scan_clock;
     bool stopping;       /* a signal came: shutting down (N6) */
@@ -475,6 +478,12 @@ void server_read(struct node *n, struct client *c, struct item *it);
 int server_scan_db(struct node *n, uint8_t db,
                    bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx);
 const struct kv *server_kv(struct node *n);
+/* The index the state machine has applied (committed) and its term (RAFTKV.BACKUP). */
+void server_applied_at(struct node *n, uint64_t *index, uint64_t *term);
+/* cmd_backup.c: the store the replica writes through, which keeps a backup's values at its
+ * index (NULL: no memory; destroying it destroys inner); and the session's end at stop. */
+struct kv_store *backup_store_wrap(struct node *n, struct kv_store *inner);
+void backup_free(struct node *n);
 /* Makes room in the batch for one request whose borrowed bytes need arena_bytes of n->arena.
  * false when out of memory. */
 bool server_batch_room(struct node *n, size_t arena_bytes);

@@ -239,6 +239,18 @@ int bc_scan_keys(struct bitcask *bc,
                             uint32_t val_len),
                  void *ctx, struct rk_errmsg *err);
 
+/* Resumable bc_scan (raftkv-cli backup walks the store a bounded piece per loop turn): calls fn
+ * for every live key that sorts AFTER (after, after_len) in bc_scan's order, or for every key
+ * when after is NULL, in that order, with its value read and checked; stops when fn returns
+ * false. The order is a function of the set of keys alone, so a caller that remembers the last
+ * key it was given resumes where it stopped whatever was written in between. */
+int bc_scan_after(struct bitcask *bc, const uint8_t *after, uint32_t after_len,
+                  bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                             uint32_t val_len),
+                  void *ctx, struct rk_errmsg *err);
+/* bc_scan's order on two keys: <0, 0, >0 (32-bit XXH3 hash, then bytes, then length). */
+int bc_key_order(const uint8_t *a, uint32_t a_len, const uint8_t *b, uint32_t b_len);
+
 struct bc_stats {
     uint32_t data_files;
     uint64_t keys;

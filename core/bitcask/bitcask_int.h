@@ -69,6 +69,12 @@ void bc_kd_finish(struct bc_keydir *kd);
 /* Canonical iteration: ascending (hash, key), a function of the set of keys alone. Requires
  * no growth in progress (bc_kd_finish). *pos starts at 0; returns NULL at the end. */
 struct bc_kent *bc_kd_next(const struct bc_keydir *kd, size_t *pos);
+/* A *pos for bc_kd_next at or before the first entry whose hash is at least hash (the entries
+ * before it in the order may still precede the caller's cursor: it skips them). Requires no
+ * growth in progress. */
+size_t bc_kd_seek(const struct bc_keydir *kd, uint32_t hash);
+/* The canonical order: <0, 0, >0 as (hash, key) sorts before, with, after e's. */
+int bc_kd_order(uint32_t hash, const uint8_t *key, uint32_t key_len, const struct bc_kent *e);
 uint64_t bc_kd_bytes(const struct bc_keydir *kd);
 bool bc_kd_valid(const struct bc_keydir *kd);
 
