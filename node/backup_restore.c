@@ -90,6 +90,7 @@ struct restore_put {
     uint64_t index;
     uint64_t batch_bytes;
     uint64_t keys;
+    uint64_t sessions;
     struct rk_errmsg *err;
 };
 
@@ -97,6 +98,14 @@ static int restore_one(void *ctx, const uint8_t *key, uint32_t key_len, const ui
                        uint32_t val_len)
 {
     struct restore_put *p = ctx;
+    /* Client sessions stay behind: the new cluster's nodes start their incarnations (and so
+     * their client ids, replica_client_id) afresh, and a new connection that met an old
+     * session under its id would have its requests taken for stale retries. No client of the
+     * old cluster retries against the new one, so no session is needed there. */
+    if (key[0] == KV_KEY_SESSION) {
+        p->sessions++;
+        return RK_OK;
+    }
     int rc = p->st->ops->put(p->st, p->index, key, key_len, val, val_len);
     if (rc != RK_OK)
         return rk_errf(p->err, rc, "writing a record of %" PRIu32 "+%" PRIu32 " bytes: %s", key_len,
@@ -135,6 +144,7 @@ static int restore_store(const struct backup_restore_config *c, struct kv_store 
     if (h.index != out->header.index || h.body_crc != out->header.body_crc)
         return rk_errf(err, RK_EIO, "%s changed while it was restored", c->file);
     out->keys = p.keys;
+    out->sessions = p.sessions;
     uint8_t meta[16];
     put64le(meta, h.index);
     put64le(meta + 8, h.term);

@@ -4,7 +4,8 @@
  *
  * What a restored directory holds (the same on every member restored from one file, so that the
  * members of the new cluster agree on it):
- *   DIR/kv   every record of the backup, written at the backup's index I, and the replica's
+ *   DIR/kv   every record of the backup but the client sessions (see restore_one), written at
+ *            the backup's index I, and the replica's
  *            snapshot point record (index I, term T: what a snapshot installed from a leader
  *            leaves, replica.c snap_install);
  *   DIR/log  empty, compacted to (I, T); hard state term T, no vote, commit I; NO promise file.
@@ -37,7 +38,8 @@ struct backup_restore_config {
 
 struct backup_restore_result {
     struct backup_header header;
-    uint64_t keys; /* user keys (every database) */
+    uint64_t keys;     /* user keys (every database) */
+    uint64_t sessions; /* client sessions in the file, left out */
 };
 
 /* Checks the file (R1), then builds the directory (R2). RK_OK, or an error whose message says

@@ -970,10 +970,10 @@ static int run_restore(int argc, char **argv)
         return rc == RK_ECORRUPT || rc == RK_EMALFORMED ? TOOL_EXIT_PROBLEM : TOOL_EXIT_ERROR;
     }
     printf("restored %s into %s: index %" PRIu64 " term %" PRIu64 " (cluster %" PRIu64 "), %" PRIu64
-           " keys, %" PRIu64 " records\n"
+           " keys, %" PRIu64 " records (%" PRIu64 " client sessions left out)\n"
            "start it with: raftkv-node --id %" PRIu64 " --peers %s --data-dir %s ...\n",
            c.file, c.data_dir, res.header.index, res.header.term, res.header.cluster_id, res.keys,
-           res.header.records, c.id, c.peers, c.data_dir);
+           res.header.records, res.sessions, c.id, c.peers, c.data_dir);
     return TOOL_EXIT_OK;
 }
 
