@@ -315,6 +315,12 @@ static void start_read(struct node *n, struct item *it)
         add_errorf(it, "BUSY backup %" PRIu64 " is in progress on this node", b->id);
         return;
     }
+    uint64_t index = 0, term = 0;
+    server_applied_at(n, &index, &term);
+    if (index > 0 && term == 0) {
+        add_errorf(it, "TRYAGAIN the term of applied index %" PRIu64 " is not known here", index);
+        return;
+    }
     backup_free(n);
     b = calloc(1, sizeof(*b));
     if (b == NULL) {
@@ -324,7 +330,8 @@ static void start_read(struct node *n, struct item *it)
     b->id = ++backup_ids;
     b->last_ms = now;
     memcpy(&b->chunk_target, it->aux.p + it->aux.off, sizeof(b->chunk_target));
-    server_applied_at(n, &b->index, &b->term);
+    b->index = index;
+    b->term = term;
     backup_chunk_reset(&b->chunk);
     n->backup = b;
     struct bc_stats st;
