@@ -126,6 +126,8 @@ bool backup_chunk_add(struct backup_chunk *c, const uint8_t *key, uint32_t key_l
 
 void backup_chunk_seal(struct backup_chunk *c)
 {
+    RK_ASSERT(c->buf != NULL); /* a chunk holds a record at least */
+    RK_ASSERT(c->records > 0);
     RK_ASSERT(c->len >= BACKUP_CHUNK_HEAD_BYTES);
     RK_ASSERT(c->len - BACKUP_CHUNK_HEAD_BYTES <= BACKUP_CHUNK_MAX_BYTES);
     put32(c->buf + 4, (uint32_t)(c->len - BACKUP_CHUNK_HEAD_BYTES));
@@ -164,6 +166,11 @@ int backup_chunk_check(const uint8_t *p, size_t len, uint64_t file_off, uint64_t
                        " stored, 0x%08" PRIx32 " computed: damaged",
                        n, file_off, len, get32(p), crc);
     uint32_t want = get32(p + 8), got = 0;
+    if (body == 0)
+        return rk_errf(err, RK_EMALFORMED,
+                       "chunk %" PRIu64 " (offset %" PRIu64 "): empty (a chunk holds a record "
+                       "at least)",
+                       n, file_off);
     size_t pos = BACKUP_CHUNK_HEAD_BYTES;
     while (pos < len) {
         if (len - pos < BACKUP_RECORD_HEAD_BYTES)

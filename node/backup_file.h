@@ -13,7 +13,8 @@
  *    60  header crc32c u32: of bytes 0..59
  *   body: chunks, each
  *     [crc32c u32 of the next 8 bytes and the records][records bytes u32][record count u32]
- *     then records [key len u32][value len u32][key][value]
+ *     then records [key len u32][value len u32][key][value]; a chunk holds one record at
+ *     least
  *   Nothing after the last chunk.
  *
  * The records are the store's own (kv's namespaces: user keys of every database, expiry index,
@@ -78,7 +79,8 @@ void backup_chunk_reset(struct backup_chunk *c);
  * (the store's own, so never for a record read from a store). */
 bool backup_chunk_add(struct backup_chunk *c, const uint8_t *key, uint32_t key_len,
                       const uint8_t *val, uint32_t val_len);
-/* Writes the head (lengths, crc): c->buf[0..len) is then the chunk as it goes in the file. */
+/* Writes the head (lengths, crc): c->buf[0..len) is then the chunk as it goes in the file.
+ * Requires a record at least. */
 void backup_chunk_seal(struct backup_chunk *c);
 void backup_chunk_free(struct backup_chunk *c);
 

@@ -321,6 +321,19 @@ static void a_chunk_length_past_the_body_is_refused_before_reading(void **state)
     free(im.p);
 }
 
+static void an_empty_chunk_is_refused(void **state)
+{
+    (void)state;
+    uint8_t head[BACKUP_CHUNK_HEAD_BYTES] = {0};
+    uint32_t crc = rk_crc32c(0, head + 4, 8);
+    for (int i = 0; i < 4; i++)
+        head[i] = (uint8_t)(crc >> (8 * i));
+    uint32_t n = 0;
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(backup_chunk_check(head, sizeof(head), 64, 0, &n, &err), RK_EMALFORMED);
+    assert_non_null(strstr(err.text, "empty"));
+}
+
 static void chunk_add_refuses_what_a_store_never_holds(void **state)
 {
     (void)state;
@@ -348,6 +361,7 @@ int main(void)
         cmocka_unit_test(a_header_with_wrong_totals_is_refused),
         cmocka_unit_test(another_version_and_a_zero_header_are_refused),
         cmocka_unit_test(a_chunk_length_past_the_body_is_refused_before_reading),
+        cmocka_unit_test(an_empty_chunk_is_refused),
         cmocka_unit_test(chunk_add_refuses_what_a_store_never_holds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
