@@ -37,10 +37,12 @@ struct fz_count {
     uint64_t records, bytes;
 };
 
-static int fz_count_one(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
-                        uint32_t val_len)
+static int fz_count_one(void *ctx, uint64_t off, const uint8_t *key, uint32_t key_len,
+                        const uint8_t *val, uint32_t val_len)
 {
     struct fz_count *c = ctx;
+    FZ_CHECK(off >= BACKUP_HEADER_BYTES + BACKUP_CHUNK_HEAD_BYTES, "record offset %llu",
+             (unsigned long long)off);
     FZ_CHECK(key_len > 0 && key != NULL, "an empty key handed out");
     FZ_CHECK(val != NULL || val_len == 0, "a value pointer missing");
     fz_use(key[0] ^ key[key_len - 1] ^ (val_len ? val[val_len - 1] : 0));

@@ -276,9 +276,10 @@ static int read_body(backup_read_fn *rd, void *rctx, const struct backup_header 
         for (size_t pos = BACKUP_CHUNK_HEAD_BYTES; fn != NULL;) {
             const uint8_t *k, *v;
             uint32_t kl, vl;
+            uint64_t at = off + pos;
             if (!backup_record_next(*buf, len, &pos, &k, &kl, &v, &vl))
                 break;
-            rc = fn(fctx, k, kl, v, vl);
+            rc = fn(fctx, at, k, kl, v, vl);
             if (rc != RK_OK)
                 return rc;
         }

@@ -97,9 +97,11 @@ bool backup_record_next(const uint8_t *p, size_t len, size_t *pos, const uint8_t
 
 /* Reads len bytes into buf: *got < len only at the end of the input. RK_OK or an I/O error. */
 typedef int backup_read_fn(void *ctx, void *buf, size_t len, size_t *got);
-/* Called per record, in file order; not RK_OK stops the read with that code. */
-typedef int backup_record_fn(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
-                             uint32_t val_len);
+/* Called per record, in file order, with the file offset of its head (its record bytes can be
+ * read again there: [key len u32][value len u32][key][value]); not RK_OK stops the read with
+ * that code. */
+typedef int backup_record_fn(void *ctx, uint64_t off, const uint8_t *key, uint32_t key_len,
+                             const uint8_t *val, uint32_t val_len);
 
 /* Reads and checks a whole backup (B1..B3): header, every chunk, the totals, the body crc and
  * the end of the input. *h is the header (valid when RK_OK). fn may be NULL (verify only). */

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "bitcask/bitcask.h"
 #include "common/alloc.h"
 #include "fs_posix.h"
@@ -24,6 +26,9 @@
 
 /* replica.c's snapshot point record: [index u64][term u64] under this key. */
 static const uint8_t restore_snap_key[] = {KV_KEY_META, 's', 'n', 'a', 'p'};
+
+/* The write order's hash (any seed but the keydir's 0 gives an order unrelated to it). */
+#define RESTORE_ORDER_SEED 0x7265737472u
 
 /* Puts per store batch: a batch is held in memory until end_batch (bitcask.h). */
 #define RESTORE_BATCH_BYTES ((uint64_t)16 << 20)
@@ -85,19 +90,26 @@ static int check_peers(const char *peers, uint64_t id, struct rk_errmsg *err)
     return RK_OK;
 }
 
-struct restore_put {
-    struct kv_store *st;
-    uint64_t index;
-    uint64_t batch_bytes;
-    uint64_t keys;
-    uint64_t sessions;
+/* The records to write, in the order they are written: by a hash of the key that is not the
+ * keydir's (R3 in backup_restore.h), each with its offset in the file. */
+struct restore_ent {
+    uint64_t order;
+    uint64_t off;
+};
+
+struct restore_plan {
+    struct restore_ent *ent;
+    size_t n, cap;
+    uint64_t keys, sessions;
     struct rk_errmsg *err;
 };
 
-static int restore_one(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
-                       uint32_t val_len)
+static int plan_one(void *ctx, uint64_t off, const uint8_t *key, uint32_t key_len,
+                    const uint8_t *val, uint32_t val_len)
 {
-    struct restore_put *p = ctx;
+    (void)val;
+    (void)val_len;
+    struct restore_plan *p = ctx;
     /* Client sessions stay behind: the new cluster's nodes start their incarnations (and so
      * their client ids, replica_client_id) afresh, and a new connection that met an old
      * session under its id would have its requests taken for stale retries. No client of the
@@ -106,20 +118,63 @@ static int restore_one(void *ctx, const uint8_t *key, uint32_t key_len, const ui
         p->sessions++;
         return RK_OK;
     }
-    int rc = p->st->ops->put(p->st, p->index, key, key_len, val, val_len);
-    if (rc != RK_OK)
-        return rk_errf(p->err, rc, "writing a record of %" PRIu32 "+%" PRIu32 " bytes: %s", key_len,
-                       val_len, rk_strerror(rc));
     if (key[0] >= KV_KEY_USER && key[0] < KV_KEY_USER + KV_DBS)
         p->keys++;
-    p->batch_bytes += (uint64_t)key_len + val_len + 32;
-    if (p->batch_bytes >= RESTORE_BATCH_BYTES) {
-        p->batch_bytes = 0;
-        rc = p->st->ops->end_batch(p->st, p->index);
-        if (rc != RK_OK)
-            return rk_errf(p->err, rc, "writing the store: %s", rk_strerror(rc));
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 4096;
+        struct restore_ent *e = realloc(p->ent, cap * sizeof(*e));
+        if (e == NULL)
+            return rk_errf(p->err, RK_ENOMEM, "no memory for the index of %zu records", cap);
+        p->ent = e;
+        p->cap = cap;
+    }
+    p->ent[p->n++] = (struct restore_ent){
+        .order = XXH3_64bits_withSeed(key, key_len, RESTORE_ORDER_SEED), .off = off};
+    return RK_OK;
+}
+
+static int ent_cmp(const void *a, const void *b)
+{
+    const struct restore_ent *x = a, *y = b;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* R1: reads and checks the whole file, and plans the writes. */
+static int restore_plan(const char *file, struct backup_header *h, struct restore_plan *p,
+                        struct rk_errmsg *err)
+{
+    struct file_reader r = {.f = fopen(file, "rb")};
+    if (r.f == NULL)
+        return rk_errf(err, errno == ENOENT ? RK_ENOENT : RK_EIO, "%s: %s", file, strerror(errno));
+    p->err = err;
+    int rc = backup_read(file_read, &r, h, plan_one, p, err);
+    fclose(r.f);
+    if (rc != RK_OK)
+        return rk_errwrap(err, rc, "%s", file);
+    if (p->n > 0)
+        qsort(p->ent, p->n, sizeof(*p->ent), ent_cmp);
+    return RK_OK;
+}
+
+static int pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    uint8_t *b = buf;
+    while (len > 0) {
+        ssize_t k = pread(fd, b, len, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return k == 0 ? RK_EMALFORMED : RK_EIO;
+        b += k;
+        len -= (size_t)k;
+        off += (uint64_t)k;
     }
     return RK_OK;
+}
+
+static uint32_t get32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static void put64le(uint8_t *p, uint64_t v)
@@ -128,29 +183,70 @@ static void put64le(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* The store: every record, then the snapshot point, synced; then checked as kv opens it. */
-static int restore_store(const struct backup_restore_config *c, struct kv_store *st,
-                         struct backup_restore_result *out, struct rk_errmsg *err)
+/* The planned records, read again from the file at their offsets (checked in the first pass;
+ * the lengths are checked against the limits again, should the file have changed since). */
+static int restore_records(const char *file, const struct restore_plan *p, struct kv_store *st,
+                           uint64_t index, struct rk_errmsg *err)
 {
-    struct file_reader r = {.f = fopen(c->file, "rb")};
-    if (r.f == NULL)
-        return rk_errf(err, RK_EIO, "%s: %s", c->file, strerror(errno));
-    struct restore_put p = {.st = st, .index = out->header.index, .err = err};
-    struct backup_header h;
-    int rc = backup_read(file_read, &r, &h, restore_one, &p, err);
-    fclose(r.f);
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return rk_errf(err, RK_EIO, "%s: %s", file, strerror(errno));
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    uint64_t batch = 0;
+    int rc = RK_OK;
+    for (size_t i = 0; i < p->n && rc == RK_OK; i++) {
+        uint8_t head[BACKUP_RECORD_HEAD_BYTES];
+        rc = pread_all(fd, head, sizeof(head), p->ent[i].off);
+        uint32_t kl = get32le(head), vl = get32le(head + 4);
+        if (rc == RK_OK && (kl == 0 || kl > BACKUP_KEY_MAX_BYTES || vl > BACKUP_VALUE_MAX_BYTES))
+            rc = RK_EMALFORMED;
+        size_t need = (size_t)kl + vl;
+        if (rc == RK_OK && need > cap) {
+            uint8_t *nb = realloc(buf, need);
+            rc = nb == NULL ? RK_ENOMEM : RK_OK;
+            if (nb != NULL) {
+                buf = nb;
+                cap = need;
+            }
+        }
+        if (rc == RK_OK)
+            rc = pread_all(fd, buf, need, p->ent[i].off + sizeof(head));
+        if (rc != RK_OK) {
+            rc = rk_errf(err, rc,
+                         "%s: re-reading the record at offset %" PRIu64 ": %s (did the "
+                         "file change?)",
+                         file, p->ent[i].off, rk_strerror(rc));
+            break;
+        }
+        rc = st->ops->put(st, index, buf, kl, buf + kl, vl);
+        batch += need + 32;
+        if (rc == RK_OK && batch >= RESTORE_BATCH_BYTES) {
+            batch = 0;
+            rc = st->ops->end_batch(st, index);
+        }
+        if (rc != RK_OK)
+            rc = rk_errf(err, rc, "writing the store: %s", rk_strerror(rc));
+    }
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* The store: every planned record, then the snapshot point, synced; then checked as kv opens
+ * it. */
+static int restore_store(const struct backup_restore_config *c, const struct restore_plan *p,
+                         struct kv_store *st, const struct backup_header *h, struct rk_errmsg *err)
+{
+    int rc = restore_records(c->file, p, st, h->index, err);
     if (rc != RK_OK)
-        return rk_errwrap(err, rc, "%s", c->file);
-    if (h.index != out->header.index || h.body_crc != out->header.body_crc)
-        return rk_errf(err, RK_EIO, "%s changed while it was restored", c->file);
-    out->keys = p.keys;
-    out->sessions = p.sessions;
+        return rc;
     uint8_t meta[16];
-    put64le(meta, h.index);
-    put64le(meta + 8, h.term);
-    rc = st->ops->put(st, h.index, restore_snap_key, sizeof(restore_snap_key), meta, sizeof(meta));
+    put64le(meta, h->index);
+    put64le(meta + 8, h->term);
+    rc = st->ops->put(st, h->index, restore_snap_key, sizeof(restore_snap_key), meta, sizeof(meta));
     if (rc == RK_OK)
-        rc = st->ops->end_batch(st, h.index);
+        rc = st->ops->end_batch(st, h->index);
     if (rc == RK_OK)
         rc = st->ops->sync(st);
     if (rc != RK_OK)
@@ -208,7 +304,8 @@ static int sync_dir(const char *dir, struct rk_errmsg *err)
 }
 
 static int build_dir(const struct backup_restore_config *c, const char *tmp,
-                     struct backup_restore_result *out, struct rk_errmsg *err)
+                     const struct restore_plan *plan, struct backup_restore_result *out,
+                     struct rk_errmsg *err)
 {
     char path[PATH_MAX + 16];
     struct fs *root = NULL, *fs_log = NULL, *fs_kv = NULL;
@@ -229,8 +326,10 @@ static int build_dir(const struct backup_restore_config *c, const char *tmp,
             .log_fs = fs_log, .store_fs = fs_kv, .alloc = rk_alloc_libc(), .no_repair = true};
         rc = replica_storage_open(&sc, &st, err);
     }
+    if (rc == RK_OK && bc_reserve_keys(st.bc, plan->n + 1) != RK_OK)
+        rc = rk_errf(err, RK_ENOMEM, "no memory for a keydir of %zu keys", plan->n + 1);
     if (rc == RK_OK)
-        rc = restore_store(c, bc_kv_store(st.bc), out, err);
+        rc = restore_store(c, plan, bc_kv_store(st.bc), &out->header, err);
     if (rc == RK_OK)
         rc = restore_log(st.log, &out->header, err);
     if (st.log != NULL)
@@ -247,6 +346,9 @@ static int build_dir(const struct backup_restore_config *c, const char *tmp,
     return rc;
 }
 
+static int restore_checked(const struct backup_restore_config *c, const struct restore_plan *plan,
+                           struct backup_restore_result *out, struct rk_errmsg *err);
+
 int backup_restore(const struct backup_restore_config *c, struct backup_restore_result *out,
                    struct rk_errmsg *err)
 {
@@ -254,9 +356,26 @@ int backup_restore(const struct backup_restore_config *c, struct backup_restore_
     int rc = check_peers(c->peers, c->id, err);
     if (rc != RK_OK)
         return rc;
-    rc = backup_verify_file(c->file, &out->header, err); /* R1 */
-    if (rc != RK_OK)
-        return rc;
+    struct stat sb;
+    if (stat(c->data_dir, &sb) == 0 || errno != ENOENT) /* before reading a large file */
+        return rk_errf(err, RK_EEXIST,
+                       "--data-dir %s exists: restore makes a new directory (remove it first, "
+                       "or choose another)",
+                       c->data_dir);
+    struct restore_plan plan = {0};
+    rc = restore_plan(c->file, &out->header, &plan, err); /* R1 */
+    out->keys = plan.keys;
+    out->sessions = plan.sessions;
+    if (rc == RK_OK)
+        rc = restore_checked(c, &plan, out, err);
+    free(plan.ent);
+    return rc;
+}
+
+static int restore_checked(const struct backup_restore_config *c, const struct restore_plan *plan,
+                           struct backup_restore_result *out, struct rk_errmsg *err)
+{
+    int rc;
     if (out->header.index == 0)
         return rk_errf(err, RK_EINVAL,
                        "%s: a backup at index 0 (an empty new cluster) has "
@@ -274,7 +393,7 @@ int backup_restore(const struct backup_restore_config *c, struct backup_restore_
     if (stat(tmp, &sb) == 0)
         return rk_errf(err, RK_EEXIST, "%s exists (a restore that did not finish?): remove it",
                        tmp);
-    rc = build_dir(c, tmp, out, err);
+    rc = build_dir(c, tmp, plan, out, err);
     if (rc != RK_OK)
         return rk_errwrap(err, rc, "restoring into %s (left for inspection; remove it)", tmp);
     if (rename(tmp, c->data_dir) != 0) /* R2 */

@@ -4,7 +4,7 @@
  *
  * What a restored directory holds (the same on every member restored from one file, so that the
  * members of the new cluster agree on it):
- *   DIR/kv   every record of the backup but the client sessions (see restore_one), written at
+ *   DIR/kv   every record of the backup but the client sessions (see plan_one), written at
  *            the backup's index I, and the replica's
  *            snapshot point record (index I, term T: what a snapshot installed from a leader
  *            leaves, replica.c snap_install);
@@ -20,6 +20,13 @@
  *     nothing behind);
  * R2  the directory is built as DIR.restoring and renamed to DIR only once synced: DIR never
  *     exists half restored; an existing DIR is refused.
+ * R3  the records are written in the order of a hash of the key other than the keydir's, not in
+ *     the file's order. The file is in bc_scan's order (ascending keydir hash), and a store whose
+ *     data file is in that order would make every later open (bitcask recovery, which inserts
+ *     keys in file order into a keydir growing with them) quadratic: the keydir's home slot is
+ *     the hash's top bits, so hash-ordered keys crowd the first slots of a table sized for the
+ *     keys so far into one run (bc_reserve_keys). The first pass keeps 16 bytes per record (the
+ *     order and the record's offset); the second reads each record again at its offset.
  */
 #ifndef NODE_BACKUP_RESTORE_H
 #define NODE_BACKUP_RESTORE_H

@@ -92,12 +92,15 @@ static int mem_read(void *ctx, void *buf, size_t len, size_t *got)
 struct collect {
     unsigned n;
     bool mismatch;
+    const uint8_t *file; /* the image: each record is where its offset says */
 };
 
-static int collect_one(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
-                       uint32_t val_len)
+static int collect_one(void *ctx, uint64_t off, const uint8_t *key, uint32_t key_len,
+                       const uint8_t *val, uint32_t val_len)
 {
     struct collect *c = ctx;
+    if (c->file != NULL && memcmp(c->file + off + BACKUP_RECORD_HEAD_BYTES, key, key_len) != 0)
+        c->mismatch = true;
     char want[32];
     uint32_t wl;
     image_key(c->n, want, sizeof(want), &wl);
@@ -125,7 +128,7 @@ static void round_trip_gives_back_every_record_and_the_header(void **state)
     struct image im = image_make(5000, 4096);
     assert_true(im.h.chunks > 10);
     struct backup_header h;
-    struct collect col = {0};
+    struct collect col = {.file = im.p};
     struct rk_errmsg err = {{0}};
     int rc = read_image(im.p, im.len, &h, &col, &err);
     if (rc != RK_OK)

@@ -704,6 +704,12 @@ int bc_scan_after(struct bitcask *bc, const uint8_t *after, uint32_t after_len,
     return rc;
 }
 
+int bc_reserve_keys(struct bitcask *bc, uint64_t n)
+{
+    RK_ASSERT(bc != NULL);
+    return bc_kd_presize(&bc->kd, n);
+}
+
 int bc_key_order(const uint8_t *a, uint32_t a_len, const uint8_t *b, uint32_t b_len)
 {
     uint32_t ha = bc_kd_hash(a, a_len), hb = bc_kd_hash(b, b_len);

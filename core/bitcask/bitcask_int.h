@@ -51,6 +51,8 @@ void bc_kd_free(struct bc_keydir *kd);
 /* The entry of key, or NULL. */
 struct bc_kent *bc_kd_find(const struct bc_keydir *kd, uint32_t hash, const uint8_t *key,
                            uint32_t key_len);
+/* An empty table takes the capacity for n entries at once (bc_reserve_keys). */
+int bc_kd_presize(struct bc_keydir *kd, uint64_t n);
 /* Makes room for one more entry (may start a growth). RK_ENOMEM changes nothing. */
 int bc_kd_reserve(struct bc_keydir *kd);
 /* A new entry for key (not yet in the table), or NULL when out of memory. */

@@ -254,6 +254,24 @@ int bc_kd_reserve(struct bc_keydir *kd)
     return RK_OK;
 }
 
+int bc_kd_presize(struct bc_keydir *kd, uint64_t n)
+{
+    if (kd->count != 0 || kd->old != NULL)
+        return RK_OK; /* an empty table only: nothing to move */
+    uint32_t bits = kd->bits;
+    while (bits < 32 && n * 8 > (uint64_t)kd_cap(bits) * 7)
+        bits++;
+    if (bits == kd->bits)
+        return RK_OK;
+    struct bc_kent **t = tbl_alloc(kd->alloc, bits);
+    if (t == NULL)
+        return RK_ENOMEM;
+    rk_free(kd->alloc, kd->slots);
+    kd->slots = t;
+    kd->bits = bits;
+    return RK_OK;
+}
+
 struct bc_kent *bc_kd_new(struct bc_keydir *kd, uint32_t hash, const uint8_t *key, uint32_t key_len)
 {
     RK_ASSERT(key != NULL || key_len == 0);
