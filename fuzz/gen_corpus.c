@@ -22,8 +22,10 @@
 #include <inttypes.h>
 #include <sys/stat.h>
 
+#include "backup_file.h"
 #include "bitcask/bitcask.h"
 #include "codec/codec.h"
+#include "common/crc32c.h"
 #include "common/prng.h"
 #include "fuzz_disk.h"
 #include "kv/kv.h"
@@ -667,6 +669,55 @@ static void gen_sim(void)
     gen_write("sim", "quiet", zero, sizeof(zero));
 }
 
+
+/* ---- backup ------------------------------------------------------------------------------ */
+
+/* A backup file of n records in chunks closed at target bytes (raftkv-cli's layout), behind the
+ * flags byte of fuzz_backup.c. */
+static void gen_backup_file(const char *name, uint8_t flags, unsigned n, size_t target)
+{
+    static struct gen_buf b;
+    gen_reset(&b);
+    gen_u8(&b, flags);
+    size_t head = b.len;
+    uint8_t zero[BACKUP_HEADER_BYTES] = {0};
+    gen_add(&b, zero, sizeof(zero));
+    struct backup_header h = {.cluster_id = 1, .index = 100 + n, .term = 3};
+    struct backup_chunk c = {0};
+    backup_chunk_reset(&c);
+    for (unsigned i = 0; i <= n; i++) {
+        if (i < n) {
+            char key[32], val[64];
+            int kl = snprintf(key, sizeof(key), "%ckey%u", i % 3 ? '0' + (int)(i % 16) : 's', i);
+            int vl = snprintf(val, sizeof(val), "value-%u", i * 7919u);
+            FZ_CHECK(backup_chunk_add(&c, (const uint8_t *)key, (uint32_t)kl,
+                                      (const uint8_t *)val, (uint32_t)(i % 5 ? vl : 0)),
+                     "chunk add");
+        }
+        if (c.records > 0 && (i == n || c.len - BACKUP_CHUNK_HEAD_BYTES >= target)) {
+            backup_chunk_seal(&c);
+            gen_add(&b, c.buf, c.len);
+            h.body_crc = rk_crc32c(h.body_crc, c.buf, c.len);
+            h.body_bytes += c.len;
+            h.records += c.records;
+            h.chunks++;
+            backup_chunk_reset(&c);
+        }
+    }
+    backup_chunk_free(&c);
+    backup_header_encode(&h, b.p + head);
+    gen_write("backup", name, b.p, b.len);
+}
+
+static void gen_backup(void)
+{
+    gen_backup_file("empty", 0, 0, 256);
+    gen_backup_file("one", 0, 1, 256);
+    gen_backup_file("chunks", 0, 40, 256);
+    gen_backup_file("chunks-reseal", 1, 40, 256);
+    gen_backup_file("big-chunk-reseal", 1, 30, 1u << 20);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -683,6 +734,7 @@ int main(int argc, char **argv)
     gen_bitcask();
     gen_sim();
     gen_kvcmd();
+    gen_backup();
     printf("fuzz-gen-corpus: %u files under %s\n", gen_files, gen_out);
     return 0;
 }

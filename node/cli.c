@@ -4,6 +4,9 @@
  *
  *   raftkv-cli [-h HOST] [-p PORT] COMMAND [ARGS...]    one command, reply printed like redis-cli
  *   raftkv-cli status --cluster HOST:PORT,HOST:PORT,...  one row per member
+ *   raftkv-cli [-h HOST] [-p PORT] backup [--chunk-bytes N] FILE
+ *                                a consistent backup of the cluster (RAFTKV.BACKUP, cmd_backup.c)
+ *                                into FILE (backup_file.h), written as FILE.part, then renamed
  *
  * Exit status: 0 ok; 1 an error reply, a connection failure, a timeout, a malformed reply, or
  * (status) no majority reachable that agrees on a leader; 2 a usage error.
@@ -33,8 +36,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backup_file.h"
 #include "common/assert.h"
+#include "common/crc32c.h"
 #include "common/err.h"
+#include "kv/kv.h"
 #include "resp/resp.h"
 
 #define CLI_TIMEOUT_MS        5000
@@ -634,11 +640,238 @@ static int cli_status(const char *list)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* backup FILE (node/README.md "Backup and restore"; the format: backup_file.h)               */
+
+#define CLI_BACKUP_TIMEOUT_MS 60000 /* per call: START waits for a read barrier, NEXT reads */
+
+struct cli_ints {
+    int64_t v[8];
+    int n;
+};
+
+static void cli_ints_visit(void *ctx, const struct cli_elem *e)
+{
+    struct cli_ints *x = ctx;
+    if (e->depth == 1 && e->type == REPLY_INTEGER && x->n < 8)
+        x->v[x->n++] = e->n;
+}
+
+struct cli_backup {
+    const char *file;
+    const char *chunk_bytes; /* NULL: the node's default */
+    char part[4096];
+    int fd;
+    bool bar; /* stderr is a terminal */
+    struct backup_header h;
+    uint64_t keys, bytes, est_keys, est_bytes;
+    int64_t started_ms, shown_ms;
+};
+
+static bool cli_write_all(int fd, const void *p, size_t len, uint64_t off)
+{
+    const uint8_t *b = p;
+    while (len > 0) {
+        ssize_t k = pwrite(fd, b, len, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return false;
+        b += k;
+        len -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    return true;
+}
+
+static void cli_backup_progress(struct cli_backup *b, bool last)
+{
+    int64_t now = cli_now_ms();
+    if (!b->bar || (!last && now - b->shown_ms < 200))
+        return;
+    b->shown_ms = now;
+    double frac = b->est_bytes > 0 ? (double)b->h.body_bytes / (double)b->est_bytes : 1.0;
+    if (frac > 1.0 || last)
+        frac = 1.0;
+    char bar[41];
+    int fill = (int)(frac * 40);
+    for (int i = 0; i < 40; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[40] = '\0';
+    double secs = (double)(now - b->started_ms) / 1000.0;
+    fprintf(stderr, "\r[%s] %3d%% %" PRIu64 " keys %.1f MB %.1f MB/s%s", bar, (int)(frac * 100),
+            b->keys, (double)b->h.body_bytes / 1e6,
+            secs > 0 ? (double)b->h.body_bytes / 1e6 / secs : 0.0, last ? "\n" : "");
+    fflush(stderr);
+}
+
+/* One chunk from the node: checked (the same check restore makes) and appended. */
+static bool cli_backup_chunk(struct cli_backup *b, const uint8_t *p, size_t len)
+{
+    struct rk_errmsg err = {{0}};
+    uint32_t records = 0;
+    uint64_t off = BACKUP_HEADER_BYTES + b->h.body_bytes;
+    if (backup_chunk_check(p, len, off, b->h.chunks, &records, &err) != RK_OK) {
+        fprintf(stderr, "raftkv-cli: backup: the node sent a bad chunk: %s\n", err.text);
+        return false;
+    }
+    if (!cli_write_all(b->fd, p, len, off)) {
+        fprintf(stderr, "raftkv-cli: backup: writing %s: %s\n", b->part, strerror(errno));
+        return false;
+    }
+    size_t pos = BACKUP_CHUNK_HEAD_BYTES;
+    const uint8_t *k, *v;
+    uint32_t kl, vl;
+    while (backup_record_next(p, len, &pos, &k, &kl, &v, &vl)) {
+        if (k[0] >= KV_KEY_USER && k[0] < KV_KEY_USER + KV_DBS)
+            b->keys++;
+    }
+    b->h.body_crc = rk_crc32c(b->h.body_crc, p, len);
+    b->h.body_bytes += len;
+    b->h.records += records;
+    b->h.chunks++;
+    cli_backup_progress(b, false);
+    return true;
+}
+
+/* The header last, then fsync, rename and the directory's fsync: a FILE that exists is whole. */
+static bool cli_backup_finish(struct cli_backup *b)
+{
+    uint8_t head[BACKUP_HEADER_BYTES];
+    backup_header_encode(&b->h, head);
+    if (!cli_write_all(b->fd, head, sizeof(head), 0) || fsync(b->fd) != 0) {
+        fprintf(stderr, "raftkv-cli: backup: writing %s: %s\n", b->part, strerror(errno));
+        return false;
+    }
+    if (rename(b->part, b->file) != 0) {
+        fprintf(stderr, "raftkv-cli: backup: renaming %s to %s: %s\n", b->part, b->file,
+                strerror(errno));
+        return false;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", b->file);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool ok = dfd >= 0 && fsync(dfd) == 0;
+    if (dfd >= 0)
+        close(dfd);
+    if (!ok)
+        fprintf(stderr, "raftkv-cli: backup: syncing the directory %s: %s\n", dir, strerror(errno));
+    return ok;
+}
+
+static bool cli_backup_run(struct cli_conn *c, struct cli_backup *b)
+{
+    char *start[] = {"RAFTKV.BACKUP", "START", (char *)b->chunk_bytes};
+    struct cli_reply r = {0};
+    bool ok =
+        cli_exchange(c, b->chunk_bytes ? 3 : 2, start, &r, cli_now_ms() + CLI_BACKUP_TIMEOUT_MS);
+    struct cli_ints x = {0};
+    size_t used = 0;
+    struct rk_errmsg err = {{0}};
+    if (!ok) {
+        fprintf(stderr, "raftkv-cli: backup: %s\n", c->err);
+    } else if (r.top.type != REPLY_ARRAY) {
+        fprintf(stderr, "raftkv-cli: backup: %.*s\n", (int)r.top.len, (const char *)r.top.ptr);
+        ok = false;
+    } else if (cli_reply_walk(r.buf, r.len, cli_ints_visit, &x, &used, &err) != RK_OK || x.n != 6 ||
+               x.v[0] <= 0) {
+        fprintf(stderr, "raftkv-cli: backup: unexpected reply to RAFTKV.BACKUP START\n");
+        ok = false;
+    }
+    if (!ok) {
+        free(r.buf);
+        return false;
+    }
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRId64, x.v[0]);
+    b->h.index = (uint64_t)x.v[1];
+    b->h.term = (uint64_t)x.v[2];
+    b->h.cluster_id = (uint64_t)x.v[3];
+    b->est_keys = (uint64_t)x.v[4];
+    b->est_bytes = (uint64_t)x.v[5];
+    char *next[] = {"RAFTKV.BACKUP", "NEXT", id};
+    for (;;) {
+        if (!cli_exchange(c, 3, next, &r, cli_now_ms() + CLI_BACKUP_TIMEOUT_MS)) {
+            fprintf(stderr, "\nraftkv-cli: backup: %s\n", c->err);
+            ok = false;
+        } else if (r.top.type == REPLY_NIL) {
+            break;
+        } else if (r.top.type != REPLY_BULK) {
+            fprintf(stderr, "\nraftkv-cli: backup: %.*s\n", (int)r.top.len,
+                    (const char *)r.top.ptr);
+            ok = false;
+        } else {
+            ok = cli_backup_chunk(b, r.top.ptr, r.top.len);
+        }
+        if (!ok)
+            break;
+    }
+    free(r.buf);
+    if (!ok) {
+        char *abort_it[] = {"RAFTKV.BACKUP", "ABORT", id};
+        struct cli_reply ar = {0};
+        (void)cli_exchange(c, 3, abort_it, &ar, cli_now_ms() + CLI_TIMEOUT_MS);
+        free(ar.buf);
+    }
+    return ok;
+}
+
+static int cli_backup(const char *host, const char *port, const char *file, const char *chunk)
+{
+    struct cli_backup b = {
+        .file = file, .chunk_bytes = chunk, .fd = -1, .bar = isatty(STDERR_FILENO) != 0};
+    if ((size_t)snprintf(b.part, sizeof(b.part), "%s.part", file) >= sizeof(b.part)) {
+        fprintf(stderr, "raftkv-cli: backup: file name too long\n");
+        return CLI_EXIT_USAGE;
+    }
+    struct cli_conn c;
+    if (!cli_connect(&c, host, port, cli_now_ms() + CLI_TIMEOUT_MS)) {
+        fprintf(stderr, "raftkv-cli: %s\n", c.err);
+        return CLI_EXIT_FAIL;
+    }
+    b.fd = open(b.part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (b.fd < 0) {
+        fprintf(stderr, "raftkv-cli: backup: cannot create %s: %s\n", b.part, strerror(errno));
+        close(c.fd);
+        return CLI_EXIT_FAIL;
+    }
+    /* A zero header until the end: a .part file is never taken for a backup. */
+    uint8_t zero[BACKUP_HEADER_BYTES] = {0};
+    b.started_ms = cli_now_ms();
+    bool ok = cli_write_all(b.fd, zero, sizeof(zero), 0);
+    if (!ok)
+        fprintf(stderr, "raftkv-cli: backup: writing %s: %s\n", b.part, strerror(errno));
+    ok = ok && cli_backup_run(&c, &b);
+    if (ok)
+        cli_backup_progress(&b, true);
+    ok = ok && cli_backup_finish(&b);
+    close(b.fd);
+    close(c.fd);
+    if (!ok) {
+        unlink(b.part);
+        return CLI_EXIT_FAIL;
+    }
+    double secs = (double)(cli_now_ms() - b.started_ms) / 1000.0;
+    uint64_t size = BACKUP_HEADER_BYTES + b.h.body_bytes;
+    printf("backup %s: index %" PRIu64 " term %" PRIu64 " cluster %" PRIu64 ": %" PRIu64
+           " keys, %" PRIu64 " records, %" PRIu64 " bytes in %.2f s (%.1f MB/s)\n",
+           file, b.h.index, b.h.term, b.h.cluster_id, b.keys, b.h.records, size, secs,
+           secs > 0 ? (double)size / 1e6 / secs : 0.0);
+    return CLI_EXIT_OK;
+}
+/* ------------------------------------------------------------------------------------------ */
 
 static void cli_usage(FILE *f)
 {
     fprintf(f, "usage: raftkv-cli [-h HOST] [-p PORT] COMMAND [ARGS...]\n"
                "       raftkv-cli status --cluster HOST:PORT[,HOST:PORT...]\n"
+               "       raftkv-cli [-h HOST] [-p PORT] backup [--chunk-bytes N] FILE\n"
                "HOST defaults to 127.0.0.1, PORT to 7001 (ci/cluster's node 1).\n"
                "Commands: get KEY, set KEY VALUE, del KEY..., ping, info; any other command is\n"
                "sent as is. Exit status: 0 ok, 1 error reply or connection failure, 2 usage.\n");
@@ -700,6 +933,16 @@ int main(int argc, char **argv)
         }
         fprintf(stderr, "raftkv-cli: usage: raftkv-cli status [--cluster HOST:PORT,...]\n");
         return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[i], "backup") == 0) {
+        if (argc - i == 4 && strcmp(argv[i + 1], "--chunk-bytes") == 0)
+            return cli_backup(host, port, argv[i + 3], argv[i + 2]);
+        if (argc - i != 2 || argv[i + 1][0] == '-') {
+            fprintf(stderr, "raftkv-cli: usage: raftkv-cli [-h HOST] [-p PORT] backup "
+                            "[--chunk-bytes N] FILE\n");
+            return CLI_EXIT_USAGE;
+        }
+        return cli_backup(host, port, argv[i + 1], NULL);
     }
     return cli_command(host, port, argc - i, argv + i);
 }

@@ -405,6 +405,11 @@ static const struct cmd cmd_table[] = {
     {"command", -1, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "nondeterministic_output_order",
      NOSPECS, "Get array of Redis command details", "2.8.13", "server",
      "O(N) where N is the total number of Redis commands", cmd_command, command_subs, TXN_RUN},
+    {"raftkv.backup", -2, CMD_ADMIN | CMD_NOSCRIPT | CMD_NO_MULTI, 0, 0, 0,
+     ACL_ADMIN | ACL_SLOW | ACL_DANGEROUS, "nondeterministic_output", NOSPECS,
+     "Stream a consistent copy of the state machine at a committed index (raftkv-cli backup)",
+     "0.1.0", "server", "O(1) to START; O(chunk) per NEXT; O(N) for a whole backup", cmd_backup,
+     NULL, TXN_NONE},
 };
 
 #define CMD_COUNT (sizeof(cmd_table) / sizeof(cmd_table[0]))

@@ -158,6 +158,8 @@ CMD_PROC(cmd_eval);
 CMD_PROC(cmd_evalsha);
 CMD_PROC(cmd_script);
 
+CMD_PROC(cmd_backup);
+
 CMD_PROC(cmd_multi);
 CMD_PROC(cmd_exec);
 CMD_PROC(cmd_discard);

@@ -17,9 +17,13 @@
  * "check says ok" means "the node's open would succeed", and a notice is what that open would
  * change (cut a torn tail, remove a leftover, finish a merge).
  *
- * Invariant T1: the tool never modifies DIR. The modules promise it (their verify makes no
- * writing fs call); the tool does not rely on the promise alone: both directories are opened
- * through ro_fs, which refuses every writing call and every open that could create.
+ *   raftkv-tool restore FILE --data-dir DIR --id N --peers LIST
+ *                           a new member's directory from a backup (backup_restore.h)
+ *
+ * Invariant T1: check, dump and stats never modify DIR (restore only creates a new one). The
+ * modules promise it (their verify makes no writing fs call); the tool does not rely on the
+ * promise alone: both directories are opened through ro_fs, which refuses every writing call
+ * and every open that could create.
  *
  * Output: reports on stdout, one fact per line; errors on stderr as "raftkv-tool: ...". Keys and
  * values are printed quoted, with \" \\ and \xNN escapes, cut after --width bytes.
@@ -32,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backup_restore.h"
 #include "bitcask/bitcask.h"
 #include "common/assert.h"
 #include "fs_posix.h"
@@ -53,11 +58,12 @@ static const char tool_usage[] =
     "usage: " TOOL_NAME " check DIR\n"
     "       " TOOL_NAME " dump [--width N] DIR\n"
     "       " TOOL_NAME " stats DIR\n"
+    "       " TOOL_NAME " restore FILE --data-dir DIR --id N --peers ID=HOST:PORT,...\n"
     "       " TOOL_NAME " --help\n"
     "\n"
     "Reads the data directory DIR of a stopped raftkv node (DIR/" TOOL_LOG_SUBDIR
     ": the Raft log, DIR/" TOOL_KV_SUBDIR ": the store)\n"
-    "and never modifies it.\n"
+    "and never modifies it (restore writes a NEW directory only).\n"
     "\n"
     "  check   verify every checksum of the log (segments, commit records, hard state, format)\n"
     "          and of the store (data files, commit records, hint files, MERGE manifest), the\n"
@@ -76,6 +82,12 @@ static const char tool_usage[] =
     "          the same on every replica holding the same keys.\n"
     "  stats   sizes and counts: files and bytes per directory, log entries and bytes, the\n"
     "          store's live and dead bytes, keys, tombstones, hint coverage.\n"
+    "  restore verify the backup FILE (raftkv-cli backup) whole, then seed a new member's\n"
+    "          data directory DIR (which must not exist) from it, as etcdutl snapshot restore\n"
+    "          does: the store holds the backup's records, the log starts after its index and\n"
+    "          term. Restore every member of the new cluster from the same file, each with its\n"
+    "          --id and the same --peers, then start them with those. A damaged file is\n"
+    "          refused (exit 1) with the part and offset that do not check out.\n"
     "\n"
     "exit status: 0 ok; 1 a problem in the data (dump and stats stop at it too);\n"
     "             2 a usage error or an I/O error.\n";
@@ -919,6 +931,52 @@ static bool parse_width(const char *s, size_t *out)
     return true;
 }
 
+/* restore FILE --data-dir DIR --id N --peers LIST (backup_restore.h). */
+static int run_restore(int argc, char **argv)
+{
+    struct backup_restore_config c = {0};
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(tool_usage, stdout);
+            return TOOL_EXIT_OK;
+        } else if (strcmp(a, "--data-dir") == 0 && has) {
+            c.data_dir = argv[++i];
+        } else if (strcmp(a, "--peers") == 0 && has) {
+            c.peers = argv[++i];
+        } else if (strcmp(a, "--id") == 0 && has) {
+            char *end = NULL;
+            unsigned long long v = strtoull(argv[++i], &end, 10);
+            if (end == argv[i] || *end != '\0' || v == 0)
+                return usage_error("--id needs a member id (a positive integer)");
+            c.id = v;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            return usage_error("restore: unknown option '%s' (or its value is missing)", a);
+        } else if (c.file != NULL) {
+            return usage_error("restore: one backup file only (extra argument '%s')", a);
+        } else {
+            c.file = a;
+        }
+    }
+    if (c.file == NULL || c.data_dir == NULL || c.id == 0 || c.peers == NULL)
+        return usage_error("restore FILE --data-dir DIR --id N --peers ID=HOST:PORT,... (all "
+                           "required)");
+    struct backup_restore_result res;
+    struct rk_errmsg err = {{0}};
+    int rc = backup_restore(&c, &res, &err);
+    if (rc != RK_OK) {
+        fprintf(stderr, TOOL_NAME ": restore: %s\n", err.text);
+        return rc == RK_ECORRUPT || rc == RK_EMALFORMED ? TOOL_EXIT_PROBLEM : TOOL_EXIT_ERROR;
+    }
+    printf("restored %s into %s: index %" PRIu64 " term %" PRIu64 " (cluster %" PRIu64 "), %" PRIu64
+           " keys, %" PRIu64 " records (%" PRIu64 " client sessions left out)\n"
+           "start it with: raftkv-node --id %" PRIu64 " --peers %s --data-dir %s ...\n",
+           c.file, c.data_dir, res.header.index, res.header.term, res.header.cluster_id, res.keys,
+           res.header.records, res.sessions, c.id, c.peers, c.data_dir);
+    return TOOL_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     struct tool_run r = {.width = TOOL_WIDTH_DEFAULT, .out = stdout};
@@ -929,6 +987,8 @@ int main(int argc, char **argv)
         fputs(tool_usage, stdout);
         return TOOL_EXIT_OK;
     }
+    if (strcmp(cmd, "restore") == 0)
+        return run_restore(argc, argv);
     if (strcmp(cmd, "check") == 0)
         r.cmd = TOOL_CHECK;
     else if (strcmp(cmd, "dump") == 0)
@@ -936,7 +996,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "stats") == 0)
         r.cmd = TOOL_STATS;
     else
-        return usage_error("unknown command '%s' (check, dump or stats)", cmd);
+        return usage_error("unknown command '%s' (check, dump, stats or restore)", cmd);
     const char *dir = NULL;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];

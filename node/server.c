@@ -387,6 +387,12 @@ const struct kv *server_kv(struct node *n)
     return replica_kv(n->rep);
 }
 
+void server_applied_at(struct node *n, uint64_t *index, uint64_t *term)
+{
+    *index = kv_applied_index(replica_kv(n->rep));
+    *term = raft_term_at(replica_raft(n->rep), *index);
+}
+
 void server_peer_frame(struct node *n, uint64_t from, const uint8_t *frame, size_t len)
 {
     struct rk_errmsg err = {{0}};
@@ -499,6 +505,11 @@ static int open_storage(struct node *n, const char *dir)
             n->log = st.log;
             n->bc = st.bc;
             n->store = bc_kv_store(n->bc);
+            struct kv_store *w = backup_store_wrap(n, n->store);
+            if (w == NULL)
+                rc = rk_errf(&err, RK_ENOMEM, "no memory for the store");
+            else
+                n->store = w;
             if (st.repairs > 0) {
                 char msg[1024];
                 snprintf(msg, sizeof(msg), "repaired the data directory %.400s: %.500s", dir,
@@ -1018,6 +1029,7 @@ int server_run(struct node *n)
 
 void server_stop(struct node *n)
 {
+    backup_free(n);
     node_metrics_stop(n);
     node_storage_stop(n->storage); /* NULL after server_run */
     n->storage = NULL;

@@ -230,6 +230,7 @@ struct node;
 struct client;
 struct item;
 struct scan_snap;
+struct node_backup;
 
 /* A command's completion, called as its replica requests are answered (conn.c's
  * item_on_reply): `part` says which of its requests (UINT32_MAX: the hold a multi-request
@@ -430,6 +431,8 @@ struct node {
     struct replica *rep;
     char client_listen_text[256];
     bool reparse;        /* a connection's WATCH came back: parse its held input this turn */
+    /* RAFTKV.BACKUP's session (cmd_backup.c), NULL when none. */
+    struct node_backup *backup;
     bool stopping;       /* a signal came: shutting down (N6) */
     bool stopping_again; /* a second one: stop waiting for in-flight requests */
 };
@@ -484,6 +487,12 @@ int server_scan_db_range(struct node *n, uint8_t db, uint64_t cursor, uint64_t b
                          bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx,
                          uint64_t *next);
 const struct kv *server_kv(struct node *n);
+/* The index the state machine has applied (committed) and its term (RAFTKV.BACKUP). */
+void server_applied_at(struct node *n, uint64_t *index, uint64_t *term);
+/* cmd_backup.c: the store the replica writes through, which keeps a backup's values at its
+ * index (NULL: no memory; destroying it destroys inner); and the session's end at stop. */
+struct kv_store *backup_store_wrap(struct node *n, struct kv_store *inner);
+void backup_free(struct node *n);
 /* Makes room in the batch for one request whose borrowed bytes need arena_bytes of n->arena.
  * false when out of memory. */
 bool server_batch_room(struct node *n, size_t arena_bytes);

@@ -3176,6 +3176,76 @@ static void throughput_on_simdisk(void **state)
     free(e);
 }
 
+/* bc_scan_after (raftkv-cli backup): a walk resumed from the last key it was given visits, in
+ * bc_scan's order, every key that stays in the store from start to end exactly once, whatever
+ * is inserted and deleted between the pieces, the keydir growing meanwhile. */
+struct after_walk {
+    char last[32];
+    uint32_t last_len;
+    bool have_last;
+    int in_piece, piece;
+    uint8_t seen[4000];
+    bool ordered;
+};
+
+static bool after_one(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                      uint32_t val_len)
+{
+    struct after_walk *w = ctx;
+    assert_non_null(val);
+    assert_int_equal(val_len, key_len); /* each value is its key */
+    assert_memory_equal(val, key, key_len);
+    if (w->have_last && bc_key_order(key, key_len, (const uint8_t *)w->last, w->last_len) <= 0)
+        w->ordered = false;
+    assert_true(key_len < sizeof(w->last));
+    memcpy(w->last, key, key_len);
+    w->last_len = key_len;
+    w->have_last = true;
+    unsigned n = 0;
+    w->last[key_len] = '\0'; /* the key is not terminated */
+    if (key[0] == 'k' && sscanf(w->last + 1, "%u", &n) == 1 && n < 4000)
+        w->seen[n]++;
+    return ++w->in_piece < w->piece;
+}
+
+static void scan_after_resumes_in_order_across_writes(void **state)
+{
+    (void)state;
+    struct env *e = env_new(7, 0);
+    env_open_ok(e);
+    char key[32];
+    uint64_t index = 1;
+    for (unsigned i = 0; i < 3000; i++) {
+        int len = snprintf(key, sizeof(key), "k%u", i);
+        ok(e, bc_put(e->bc, index, (const uint8_t *)key, (uint32_t)len, (const uint8_t *)key,
+                     (uint32_t)len, &e->err));
+    }
+    end(e);
+    struct after_walk w = {.piece = 37, .ordered = true};
+    for (int round = 0; round < 1000; round++) {
+        w.in_piece = 0;
+        ok(e, bc_scan_after(e->bc, w.have_last ? (const uint8_t *)w.last : NULL, w.last_len,
+                            after_one, &w, &e->err));
+        if (w.in_piece < w.piece)
+            break; /* the end */
+        /* Between pieces: new keys (the table grows), and deletes of k3000.. only. */
+        index++;
+        for (unsigned j = 0; j < 20; j++) {
+            int len = snprintf(key, sizeof(key), "n%d.%u", round, j);
+            ok(e, bc_put(e->bc, index, (const uint8_t *)key, (uint32_t)len, (const uint8_t *)key,
+                         (uint32_t)len, &e->err));
+        }
+        int len = snprintf(key, sizeof(key), "n%d.%u", round > 0 ? round - 1 : 0, 3u);
+        bool existed = false;
+        ok(e, bc_del(e->bc, index, (const uint8_t *)key, (uint32_t)len, &existed, &e->err));
+        end(e);
+    }
+    assert_true(w.ordered);
+    for (unsigned i = 0; i < 3000; i++)
+        assert_int_equal(w.seen[i], 1);
+    env_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -3248,6 +3318,7 @@ int main(void)
         cmocka_unit_test(merge_without_memory_leaves_the_store_usable),
         cmocka_unit_test(kv_sessions_survive_a_crash_of_the_bitcask_under_them),
         cmocka_unit_test(scan_pages_agree_on_bitcask_and_memstore),
+        cmocka_unit_test(scan_after_resumes_in_order_across_writes),
         cmocka_unit_test(throughput_on_simdisk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -770,6 +770,56 @@ int bc_scan_range(struct bitcask *bc, uint32_t lo, uint64_t budget,
     bc_kd_range(&bc->kd, lo, budget, range_one, &r, next);
     RK_ASSERT(bc->kd.count == count); /* fn must not change the store it scans */
     return RK_OK;
+int bc_scan_after(struct bitcask *bc, const uint8_t *after, uint32_t after_len,
+                  bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                             uint32_t val_len),
+                  void *ctx, struct rk_errmsg *err)
+{
+    RK_ASSERT(bc != NULL);
+    RK_ASSERT(fn != NULL);
+    int rc = bc_check_poison(bc, err);
+    if (rc != RK_OK)
+        return rc;
+    bc_kd_finish(&bc->kd);
+    uint32_t hash = after != NULL ? bc_kd_hash(after, after_len) : 0;
+    size_t pos = after != NULL ? bc_kd_seek(&bc->kd, hash) : 0;
+    uint64_t count = bc->kd.count;
+    for (const struct bc_kent *e; (e = bc_kd_next(&bc->kd, &pos)) != NULL;) {
+        if (after != NULL && bc_kd_order(hash, after, after_len, e) >= 0)
+            continue; /* at or before the cursor: visited already */
+        const uint8_t *val = NULL;
+        if (e->file_id == BC_FILE_PENDING) {
+            val = bc->batch + e->offset + BC_HEADER_BYTES + e->key_len;
+        } else {
+            rc = bc_read_entry(bc, e, &bc->sbuf, &bc->sbuf_cap, &val, err);
+            if (rc != RK_OK)
+                break;
+        }
+        bool go_on = fn(ctx, e->key, e->key_len, val, e->val_len);
+        RK_ASSERT(bc->kd.count == count); /* fn must not change the store it scans */
+        if (!go_on)
+            break;
+    }
+    trim_buffer(bc, &bc->sbuf, &bc->sbuf_cap);
+    return rc;
+}
+
+int bc_reserve_keys(struct bitcask *bc, uint64_t n)
+{
+    RK_ASSERT(bc != NULL);
+    return bc_kd_presize(&bc->kd, n);
+}
+
+int bc_key_order(const uint8_t *a, uint32_t a_len, const uint8_t *b, uint32_t b_len)
+{
+    uint32_t ha = bc_kd_hash(a, a_len), hb = bc_kd_hash(b, b_len);
+    if (ha != hb)
+        return ha < hb ? -1 : 1;
+    uint32_t n = a_len < b_len ? a_len : b_len;
+    int c = n == 0 ? 0 : memcmp(a, b, n);
+    if (c != 0)
+        return c;
+    return a_len == b_len ? 0 : a_len < b_len ? -1 : 1;
 }
 
 void bc_stats(const struct bitcask *bc, struct bc_stats *st)

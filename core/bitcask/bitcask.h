@@ -287,6 +287,23 @@ int bc_scan_range(struct bitcask *bc, uint32_t lo, uint64_t budget,
                   bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
                              uint32_t val_len),
                   void *ctx, uint64_t *next, struct rk_errmsg *err);
+/* Resumable bc_scan (raftkv-cli backup walks the store a bounded piece per loop turn): calls fn
+ * for every live key that sorts AFTER (after, after_len) in bc_scan's order, or for every key
+ * when after is NULL, in that order, with its value read and checked; stops when fn returns
+ * false. The order is a function of the set of keys alone, so a caller that remembers the last
+ * key it was given resumes where it stopped whatever was written in between. */
+int bc_scan_after(struct bitcask *bc, const uint8_t *after, uint32_t after_len,
+                  bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                             uint32_t val_len),
+                  void *ctx, struct rk_errmsg *err);
+/* An EMPTY store makes room in its keydir for n keys at once (otherwise nothing). For a bulk
+ * load whose keys come in bc_scan's order (raftkv-tool restore): the keydir's home slot is the
+ * hash's top bits, so keys in ascending hash order, put into a table sized for the keys so far,
+ * all crowd its first slots into one run that every later put walks (quadratic); a table sized
+ * for all of them from the start spreads them as it will hold them. RK_OK or RK_ENOMEM. */
+int bc_reserve_keys(struct bitcask *bc, uint64_t n);
+/* bc_scan's order on two keys: <0, 0, >0 (32-bit XXH3 hash, then bytes, then length). */
+int bc_key_order(const uint8_t *a, uint32_t a_len, const uint8_t *b, uint32_t b_len);
 
 struct bc_stats {
     uint32_t data_files;

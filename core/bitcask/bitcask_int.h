@@ -51,6 +51,8 @@ void bc_kd_free(struct bc_keydir *kd);
 /* The entry of key, or NULL. */
 struct bc_kent *bc_kd_find(const struct bc_keydir *kd, uint32_t hash, const uint8_t *key,
                            uint32_t key_len);
+/* An empty table takes the capacity for n entries at once (bc_reserve_keys). */
+int bc_kd_presize(struct bc_keydir *kd, uint64_t n);
 /* Makes room for one more entry (may start a growth). RK_ENOMEM changes nothing. */
 int bc_kd_reserve(struct bc_keydir *kd);
 /* A new entry for key (not yet in the table), or NULL when out of memory. */
@@ -75,6 +77,12 @@ struct bc_kent *bc_kd_next(const struct bc_keydir *kd, size_t *pos);
  * to continue from (last + 1), or 0 when the walk reached the end. Returns the entries seen. */
 size_t bc_kd_range(const struct bc_keydir *kd, uint32_t lo, uint64_t budget,
                    bool (*fn)(void *ctx, const struct bc_kent *e), void *ctx, uint64_t *next);
+/* A *pos for bc_kd_next at or before the first entry whose hash is at least hash (the entries
+ * before it in the order may still precede the caller's cursor: it skips them). Requires no
+ * growth in progress. */
+size_t bc_kd_seek(const struct bc_keydir *kd, uint32_t hash);
+/* The canonical order: <0, 0, >0 as (hash, key) sorts before, with, after e's. */
+int bc_kd_order(uint32_t hash, const uint8_t *key, uint32_t key_len, const struct bc_kent *e);
 uint64_t bc_kd_bytes(const struct bc_keydir *kd);
 bool bc_kd_valid(const struct bc_keydir *kd);
 

@@ -254,6 +254,24 @@ int bc_kd_reserve(struct bc_keydir *kd)
     return RK_OK;
 }
 
+int bc_kd_presize(struct bc_keydir *kd, uint64_t n)
+{
+    if (kd->count != 0 || kd->old != NULL)
+        return RK_OK; /* an empty table only: nothing to move */
+    uint32_t bits = kd->bits;
+    while (bits < 32 && n * 8 > (uint64_t)kd_cap(bits) * 7)
+        bits++;
+    if (bits == kd->bits)
+        return RK_OK;
+    struct bc_kent **t = tbl_alloc(kd->alloc, bits);
+    if (t == NULL)
+        return RK_ENOMEM;
+    rk_free(kd->alloc, kd->slots);
+    kd->slots = t;
+    kd->bits = bits;
+    return RK_OK;
+}
+
 struct bc_kent *bc_kd_new(struct bc_keydir *kd, uint32_t hash, const uint8_t *key, uint32_t key_len)
 {
     RK_ASSERT(key != NULL || key_len == 0);
@@ -403,6 +421,23 @@ size_t bc_kd_range(const struct bc_keydir *kd, uint32_t lo, uint64_t budget,
             return seen;
         }
     }
+size_t bc_kd_seek(const struct bc_keydir *kd, uint32_t hash)
+{
+    RK_ASSERT(kd->old == NULL);
+    size_t cap = kd_cap(kd->bits);
+    size_t wrapped = 0;
+    while (wrapped < cap && kd->slots[wrapped] != NULL &&
+           kd_home(kd->slots[wrapped]->hash, kd->bits) > wrapped)
+        wrapped++;
+    /* An entry whose hash is at least `hash` sits at or after its home, which is at or after
+     * home(hash), unless it wrapped: then it comes last in bc_kd_next's order anyway. */
+    size_t home = kd_home(hash, kd->bits);
+    return home >= wrapped ? home - wrapped : 0;
+}
+
+int bc_kd_order(uint32_t hash, const uint8_t *key, uint32_t key_len, const struct bc_kent *e)
+{
+    return kd_cmp(hash, key, key_len, e);
 }
 
 uint64_t bc_kd_bytes(const struct bc_keydir *kd)
