@@ -5,7 +5,8 @@
 # with a tls-port; node 3 with --client 127.0.0.1:0 (no plaintext port). Certificates come from
 # throwaway CAs made here with openssl (tests/lib/tls.sh): the cluster's CA, a foreign CA, and
 # a certificate of the cluster's CA that expired in 2020.
-#   - redis-cli --tls (with a client certificate) writes and reads on every node; a value big
+#   - redis-cli --tls (with a client certificate) writes and reads on every node (raftkv-cli
+#     --tls too, when built beside raftkv-node); a value big
 #     enough to go between peers in FRAG pieces (over SSL_write, peer.c) reads back whole on a
 #     follower; redis-benchmark --tls runs SET and GET
 #   - refused and logged (event=client_refused, the reason as one word): a plaintext client on
@@ -122,6 +123,13 @@ done
 check "the 1 MiB value on follower $f" 1048576 "$got"
 check "it is the same bytes" "$(md5sum <"$tmp/big" | cut -d' ' -f1)" \
     "$(timeout 30 redis-cli "${tcli_opts[@]}" -p "$(tport "$f")" --raw GET big | head -c $((1 << 20)) | md5sum | cut -d' ' -f1)"
+# raftkv-cli (next to raftkv-node) speaks TLS too.
+cli_bin=$(dirname "$node_bin")/raftkv-cli
+if [[ -x $cli_bin ]]; then
+    check "raftkv-cli --tls GET" v1 "$(timeout 10 "$cli_bin" "${tcli_opts[@]}" -p "$(tport 2)" get k1 2>&1)"
+    out=$(timeout 10 "$cli_bin" --tls --cacert "$c/foreign.crt" "${tcli_opts[@]:3}" -p "$(tport 2)" get k1 2>&1)
+    check "raftkv-cli --tls refuses a server of another CA" yes "$([[ $out == *"over TLS"* ]] && echo yes || echo no)"
+fi
 bench=$(timeout 120 redis-benchmark "${tcli_opts[@]}" -p "$(tport "$leader")" -t set,get -n 2000 \
     -c 10 -q 2>&1 | tr '\r' '\n' | grep -c 'requests per second')
 check "redis-benchmark --tls: SET and GET" 2 "$bench"
