@@ -528,7 +528,8 @@ void conn_on_accept(struct node *n, int listen_fd, bool tls)
             char sink[4096];
             while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0) {
             }
-            ssize_t w = send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            /* On the tls-port the line would be garbage inside a TLS handshake: only closed. */
+            ssize_t w = tls ? 0 : send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)w;
             shutdown(fd, SHUT_WR);
             close(fd);
