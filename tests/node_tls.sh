@@ -204,5 +204,16 @@ check "node 1 restarted with the new certificate: both peers connected" 2 "$(tin
 check "SET after the restart" OK "$(tcli 1 SET after-restart yes)"
 check "every member reads it" "yes yes yes" "$(tcli 1 GET after-restart) $(tcli 2 GET after-restart) $(tcli 3 GET after-restart)"
 
+# Every node stops cleanly (under -DRK_SANITIZE=ON: no leak or error report either).
+for i in 1 2 3; do kill -TERM "${pid[$i]}" 2>/dev/null; done
+rcs=
+for i in 1 2 3; do
+    wait "${pid[$i]}"
+    rcs+="$? "
+    pid[$i]=
+done
+check "every node exits 0 at SIGTERM" "0 0 0 " "$rcs"
+check "no sanitizer report in any log" 0 "$(cat "$tmp"/log* | grep -c 'Sanitizer')"
+
 echo "node_tls: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
