@@ -578,6 +578,8 @@ static void client_read(struct node *n, struct client *c)
             size_t r = node_tls_read(c->ssl, c->in.p + c->in.len, room, &st, why, sizeof(why));
             c->in.len += r;
             got += r;
+            if (r > 0 && !node_tls_pending(c->ssl))
+                break; /* drained: what comes next epoll announces (as read's r < room) */
             if (r > 0)
                 continue;
             if (st == TLS_WANT_WRITE) { /* a key update to answer: again next turn */
@@ -620,15 +622,17 @@ static void client_read(struct node *n, struct client *c)
 void conn_on_event(struct node *n, struct client *c, uint32_t events)
 {
     if (!c->closed && c->tls_hs) {
-        if (n->tls_hs_budget == 0) {
+        if (n->tls_hs_spent_us >= TLS_HS_TURN_US) {
             /* This turn's share of handshake work is spent: the rest waits for the next turn,
              * so that a burst of new connections never holds heartbeats back (server.h). */
             c->tls_more = true;
             n->tls_more = true;
             return;
         }
-        n->tls_hs_budget--;
-        if (!client_tls_handshake(n, c))
+        uint64_t t0 = node_now_us();
+        bool done = client_tls_handshake(n, c);
+        n->tls_hs_spent_us += node_now_us() - t0;
+        if (!done)
             return;
         events |= EPOLLIN; /* what came with the handshake's last flight may be inside */
     }

@@ -276,6 +276,8 @@ static bool pconn_read(struct node *n, struct pconn *c, const char **why)
             size_t got =
                 node_tls_read(c->ssl, c->in.p + c->in.len, room, &st, tls_why, sizeof(tls_why));
             c->in.len += got;
+            if (got > 0 && !node_tls_pending(c->ssl))
+                return true; /* drained for now: epoll says when more comes */
             if (got > 0)
                 continue;
             if (st == TLS_WANT_READ)

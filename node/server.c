@@ -756,7 +756,7 @@ static int turn(struct node *n, int timeout_ms)
     struct epoll_event evs[EVENTS_MAX];
     /* A TLS read left bytes inside OpenSSL (tls.h): no waiting, they are read this turn. */
     int k = epoll_wait(n->ep, evs, EVENTS_MAX, n->tls_more ? 0 : timeout_ms);
-    n->tls_hs_budget = TLS_HS_PER_TURN;
+    n->tls_hs_spent_us = 0;
     if (k < 0 && errno != EINTR) {
         node_log("error", "epoll_wait: %s", strerror(errno));
         return 1;

@@ -75,6 +75,9 @@ static SSL_CTX *ctx_build(const struct options *o, bool server, char *why, size_
         return NULL;
     }
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Read ahead: one read(2) takes what the socket has (not a record header, then its body);
+     * the bytes beyond the record returned stay in OpenSSL, which node_tls_pending reports. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     /* No renegotiation (a write never has to wait for a read); EOF without close_notify is an
      * EOF, as redis-cli and most clients end a connection. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
