@@ -15,6 +15,10 @@
 #   - refused and logged (event=peer_refused): a node that claims to be member 1 with a
 #     certificate of a foreign CA, with an expired one, and with a good one that names another
 #     member; the cluster keeps serving meanwhile
+#   - settings refused at start: --client HOST:0 without a tls-port, a tls-port without files,
+#     bad tls-protocols, tls-auth-clients or tls-peer-names, a missing certificate, a key that
+#     is not the certificate's
+#   - CONFIG SET tls-protocols TLSv1.3: a TLS 1.2 client is refused (reason=tls_protocol)
 #   - reload: node 1's certificate files replaced and SIGHUP: new connections see the new
 #     certificate (its serial); CONFIG SET tls-cert-file/tls-key-file: the same; CONFIG SET of a
 #     missing file: an error, the certificate stays; CONFIG SET tls-auth-clients no: a client
@@ -100,6 +104,31 @@ served_serial() {
         openssl x509 -noout -serial 2>/dev/null
 }
 serial_of() { openssl x509 -in "$1" -noout -serial; }
+
+# ---- settings checked at start ---------------------------------------------------------------
+bad_start() { # what, the words stderr must hold, settings...
+    local what=$1 want=$2
+    shift 2
+    "$node_bin" --id 1 --peers "$peers" --data-dir "$tmp/bad" "$@" >"$tmp/bad.out" 2>&1
+    local rc=$?
+    check "refused at start: $what" "yes" \
+        "$([[ $rc -ne 0 ]] && grep -q -- "$want" "$tmp/bad.out" && echo yes || echo "no (rc $rc: $(tail -1 "$tmp/bad.out"))")"
+}
+bad_start "--client HOST:0 without a tls-port" "needs --tls-port" --client 127.0.0.1:0
+bad_start "a tls-port without certificate files" "need --tls-cert-file" \
+    --client "127.0.0.1:$(cport 1)" --tls-port "$(tport 1)"
+bad_start "tls-protocols TLSv1.1" "--tls-protocols" --client "127.0.0.1:$(cport 1)" \
+    --tls-protocols TLSv1.1
+bad_start "tls-auth-clients maybe" "--tls-auth-clients" --client "127.0.0.1:$(cport 1)" \
+    --tls-auth-clients maybe
+bad_start "tls-peer-names with an id twice" "named twice" --client "127.0.0.1:$(cport 1)" \
+    --tls-peers yes --tls-peer-names 1=a,1=b
+bad_start "a missing certificate file (event=tls_error)" "event=tls_error op=start" \
+    --client "127.0.0.1:$(cport 1)" --tls-port "$(tport 1)" --tls-cert-file "$c/none.crt" \
+    --tls-key-file "$c/n1.key" --tls-ca-cert-file "$c/ca.crt"
+bad_start "a key that is not the certificate's" "mismatch" \
+    --client "127.0.0.1:$(cport 1)" --tls-port "$(tport 1)" --tls-cert-file "$c/n1.crt" \
+    --tls-key-file "$c/n2.key" --tls-ca-cert-file "$c/ca.crt"
 
 for i in 1 2 3; do start "$i"; done
 leader=$(wait_leader 600) || { echo "FAIL no leader over TLS"; tail -5 "$tmp"/log*; exit 1; }
@@ -189,6 +218,12 @@ check "CONFIG GET tls-cert-file" "$c/n1c.crt" "$(tcli 1 CONFIG GET tls-cert-file
 out=$(tcli 1 CONFIG SET tls-cert-file "$c/missing.crt")
 check "CONFIG SET of a missing file is an error" yes "$([[ $out == *"Unable to update TLS"* ]] && echo yes || echo no)"
 check "... and the certificate stays" "$(serial_of "$c/n1c.crt")" "$(served_serial 1)"
+check "CONFIG SET tls-protocols TLSv1.3" OK "$(tcli 1 CONFIG SET tls-protocols TLSv1.3)"
+timeout 10 openssl s_client -connect "127.0.0.1:$(tport 1)" -tls1_2 -CAfile "$c/ca.crt" \
+    -cert "$c/client.crt" -key "$c/client.key" </dev/null >/dev/null 2>&1
+wait_log "$tmp/log1" 'event=client_refused reason=tls_protocol' 100
+check "... a TLS 1.2 client is refused and logged (reason=tls_protocol)" 0 $?
+check "... a TLS 1.3 one is served" PONG "$(tcli 1 PING)"
 check "CONFIG SET tls-auth-clients no" OK "$(tcli 1 CONFIG SET tls-auth-clients no)"
 check "... a client without a certificate is served" PONG \
     "$(timeout 10 redis-cli --tls --cacert "$c/ca.crt" -p "$(tport 1)" PING 2>&1)"
