@@ -7,6 +7,10 @@
  *   raftkv-cli [-h HOST] [-p PORT] backup [--chunk-bytes N] FILE
  *                                a consistent backup of the cluster (RAFTKV.BACKUP, cmd_backup.c)
  *                                into FILE (backup_file.h), written as FILE.part, then renamed
+ *   --tls [--cacert FILE] [--cert FILE --key FILE]      over TLS (OpenSSL), as redis-cli's options:
+ *                                                       the server's chain is verified against
+ *                                                       FILE (or the system's CAs); no host name
+ *                                                       check, as redis-cli
  *
  * Exit status: 0 ok; 1 an error reply, a connection failure, a timeout, a malformed reply, or
  * (status) no majority reachable that agrees on a leader; 2 a usage error.
@@ -35,6 +39,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "backup_file.h"
 #include "common/assert.h"
@@ -77,8 +84,12 @@ static int cli_remaining_ms(int64_t deadline_ms)
 /* ------------------------------------------------------------------------------------------ */
 /* Connection (C1)                                                                            */
 
+/* --tls: the context every connection of this run is made from (NULL: plaintext). */
+static SSL_CTX *cli_tls;
+
 struct cli_conn {
     int fd;
+    SSL *ssl;                      /* --tls: the session over fd */
     char addr[CLI_ADDR_MAX_BYTES]; /* "host:port", for messages */
     char err[CLI_ERR_MAX_BYTES];   /* the last failure, naming addr */
 };
@@ -125,10 +136,84 @@ static int cli_connect_one(const struct addrinfo *ai, int64_t deadline_ms, int *
     return 0;
 }
 
+/* What a TLS call that returned ret <= 0 waits for: POLLIN or POLLOUT; 0 with c->err set when
+ * it failed (what, then OpenSSL's reason). */
+static short cli_tls_wait_for(struct cli_conn *c, int ret, const char *what)
+{
+    int e = SSL_get_error(c->ssl, ret);
+    if (e == SSL_ERROR_WANT_READ)
+        return POLLIN;
+    if (e == SSL_ERROR_WANT_WRITE)
+        return POLLOUT;
+    unsigned long code = ERR_get_error();
+    const char *why = code != 0 ? ERR_reason_error_string(code) : NULL;
+    long v = SSL_get_verify_result(c->ssl);
+    if (v != X509_V_OK)
+        why = X509_verify_cert_error_string(v);
+    snprintf(c->err, sizeof(c->err), "%s %s over TLS: %s", what, c->addr,
+             why != NULL                                              ? why
+             : (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) ? "connection closed"
+                                                                      : "TLS error");
+    ERR_clear_error();
+    return 0;
+}
+
+/* The TLS handshake on c's connected socket, before the deadline (C1). */
+static bool cli_tls_handshake(struct cli_conn *c, int64_t deadline_ms)
+{
+    c->ssl = SSL_new(cli_tls);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+        snprintf(c->err, sizeof(c->err), "cannot start TLS to %s", c->addr);
+        return false;
+    }
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_connect(c->ssl);
+        if (r == 1)
+            return true;
+        short ev = cli_tls_wait_for(c, r, "cannot connect to");
+        int e = ev == 0 ? -1 : cli_wait(c->fd, ev, deadline_ms);
+        if (e > 0)
+            snprintf(c->err, sizeof(c->err), "cannot connect to %s over TLS: %s", c->addr,
+                     strerror(e));
+        if (e != 0)
+            return false;
+    }
+}
+
+/* --tls: the context from the options (files checked now, so a bad one is a usage error). */
+static bool cli_tls_setup(const char *cacert, const char *cert, const char *key)
+{
+    cli_tls = SSL_CTX_new(TLS_client_method());
+    if (cli_tls == NULL)
+        return false;
+    SSL_CTX_set_mode(cli_tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_options(cli_tls, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_verify(cli_tls, SSL_VERIFY_PEER, NULL);
+    const char *bad = NULL;
+    if (cacert != NULL ? SSL_CTX_load_verify_locations(cli_tls, cacert, NULL) != 1
+                       : SSL_CTX_set_default_verify_paths(cli_tls) != 1)
+        bad = cacert != NULL ? cacert : "the system's CAs";
+    else if (cert != NULL && SSL_CTX_use_certificate_chain_file(cli_tls, cert) != 1)
+        bad = cert;
+    else if (key != NULL && (SSL_CTX_use_PrivateKey_file(cli_tls, key, SSL_FILETYPE_PEM) != 1 ||
+                             SSL_CTX_check_private_key(cli_tls) != 1))
+        bad = key;
+    if (bad == NULL)
+        return true;
+    unsigned long code = ERR_get_error();
+    fprintf(stderr, "raftkv-cli: --tls: %s: %s\n", bad,
+            code != 0 ? ERR_reason_error_string(code) : "cannot load");
+    return false;
+}
+
+static void cli_close(struct cli_conn *c);
+
 /* Connects to host:port before the deadline. Returns false with c->err set. */
 static bool cli_connect(struct cli_conn *c, const char *host, const char *port, int64_t deadline_ms)
 {
     c->fd = -1;
+    c->ssl = NULL;
     snprintf(c->addr, sizeof(c->addr), "%s:%s", host, port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
@@ -145,12 +230,40 @@ static bool cli_connect(struct cli_conn *c, const char *host, const char *port, 
         snprintf(c->err, sizeof(c->err), "cannot connect to %s: %s", c->addr, strerror(e));
         return false;
     }
-    return true;
+    if (cli_tls == NULL || cli_tls_handshake(c, deadline_ms))
+        return true;
+    cli_close(c);
+    return false;
+}
+
+static void cli_close(struct cli_conn *c)
+{
+    if (c->ssl != NULL)
+        SSL_free(c->ssl); /* no close_notify: the reply is in, the socket closes */
+    c->ssl = NULL;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
 }
 
 static bool cli_send(struct cli_conn *c, const uint8_t *p, size_t len, int64_t deadline_ms)
 {
     size_t off = 0;
+    while (off < len && c->ssl != NULL) {
+        size_t put = 0;
+        ERR_clear_error();
+        int r = SSL_write_ex(c->ssl, p + off, len - off, &put);
+        if (r == 1) {
+            off += put;
+            continue;
+        }
+        short ev = cli_tls_wait_for(c, r, "cannot send to");
+        int e = ev == 0 ? -1 : cli_wait(c->fd, ev, deadline_ms);
+        if (e > 0)
+            snprintf(c->err, sizeof(c->err), "cannot send to %s: %s", c->addr, strerror(e));
+        if (e != 0)
+            return false;
+    }
     while (off < len) {
         ssize_t k = send(c->fd, p + off, len - off, MSG_NOSIGNAL);
         if (k > 0) {
@@ -355,6 +468,24 @@ static bool cli_read_reply(struct cli_conn *c, struct cli_reply *r, int64_t dead
             }
             r->buf = p;
             r->cap = cap;
+        }
+        if (c->ssl != NULL) {
+            size_t got = 0;
+            ERR_clear_error();
+            int rr = SSL_read_ex(c->ssl, r->buf + r->len, r->cap - r->len, &got);
+            if (rr == 1) {
+                r->len += got;
+                continue;
+            }
+            short ev = cli_tls_wait_for(c, rr, "cannot read from");
+            int e = ev == 0 ? -1 : cli_wait(c->fd, ev, deadline_ms);
+            if (e == ETIMEDOUT)
+                snprintf(c->err, sizeof(c->err), "no reply from %s in time", c->addr);
+            else if (e > 0)
+                snprintf(c->err, sizeof(c->err), "cannot read from %s: %s", c->addr, strerror(e));
+            if (e != 0)
+                return false;
+            continue;
         }
         ssize_t k = recv(c->fd, r->buf + r->len, r->cap - r->len, 0);
         if (k > 0) {
@@ -585,7 +716,7 @@ static void cli_member_query(struct cli_member *m)
         m->leader = cli_info_u64(&r.top, "leader_id");
     }
     free(r.buf);
-    close(c.fd);
+    cli_close(&c);
 }
 
 /* Exit 0 iff a majority of the members is reachable and all reachable ones name one leader. */
@@ -869,9 +1000,10 @@ static int cli_backup(const char *host, const char *port, const char *file, cons
 
 static void cli_usage(FILE *f)
 {
-    fprintf(f, "usage: raftkv-cli [-h HOST] [-p PORT] COMMAND [ARGS...]\n"
-               "       raftkv-cli status --cluster HOST:PORT[,HOST:PORT...]\n"
-               "       raftkv-cli [-h HOST] [-p PORT] backup [--chunk-bytes N] FILE\n"
+    fprintf(f, "usage: raftkv-cli [-h HOST] [-p PORT] [TLS] COMMAND [ARGS...]\n"
+               "       raftkv-cli [TLS] status --cluster HOST:PORT[,HOST:PORT...]\n"
+               "       raftkv-cli [-h HOST] [-p PORT] [TLS] backup [--chunk-bytes N] FILE\n"
+               "TLS: --tls [--cacert FILE] [--cert FILE --key FILE], as redis-cli's options.\n"
                "HOST defaults to 127.0.0.1, PORT to 7001 (ci/cluster's node 1).\n"
                "Commands: get KEY, set KEY VALUE, del KEY..., ping, info; any other command is\n"
                "sent as is. Exit status: 0 ok, 1 error reply or connection failure, 2 usage.\n");
@@ -894,7 +1026,7 @@ static int cli_command(const char *host, const char *port, int argc, char **argv
         rc = r.top.type == REPLY_ERROR ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     }
     free(r.buf);
-    close(c.fd);
+    cli_close(&c);
     return rc;
 }
 
@@ -902,23 +1034,43 @@ int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1";
     const char *port = "7001";
+    const char *cacert = NULL, *cert = NULL, *key = NULL;
+    bool tls = false;
     int i = 1;
     while (i < argc && argv[i][0] == '-') {
         if (strcmp(argv[i], "--help") == 0) {
             cli_usage(stdout);
             return CLI_EXIT_OK;
         }
-        if (i + 1 >= argc || (strcmp(argv[i], "-h") != 0 && strcmp(argv[i], "-p") != 0)) {
+        if (strcmp(argv[i], "--tls") == 0) {
+            tls = true;
+            i++;
+            continue;
+        }
+        const char **dst = strcmp(argv[i], "-h") == 0         ? &host
+                           : strcmp(argv[i], "-p") == 0       ? &port
+                           : strcmp(argv[i], "--cacert") == 0 ? &cacert
+                           : strcmp(argv[i], "--cert") == 0   ? &cert
+                           : strcmp(argv[i], "--key") == 0    ? &key
+                                                              : NULL;
+        if (i + 1 >= argc || dst == NULL) {
             fprintf(stderr, "raftkv-cli: bad option '%s'\n", argv[i]);
             cli_usage(stderr);
             return CLI_EXIT_USAGE;
         }
-        if (argv[i][1] == 'h')
-            host = argv[i + 1];
-        else
-            port = argv[i + 1];
+        *dst = argv[i + 1];
         i += 2;
     }
+    if (!tls && (cacert != NULL || cert != NULL || key != NULL)) {
+        fprintf(stderr, "raftkv-cli: --cacert, --cert and --key go with --tls\n");
+        return CLI_EXIT_USAGE;
+    }
+    if ((cert == NULL) != (key == NULL)) {
+        fprintf(stderr, "raftkv-cli: --cert and --key go together\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (tls && !cli_tls_setup(cacert, cert, key))
+        return CLI_EXIT_USAGE;
     if (i == argc || argc - i > (int)CLI_ARGS_MAX) {
         cli_usage(stderr);
         return CLI_EXIT_USAGE;

@@ -22,6 +22,7 @@
 #include "commands.h"
 #include "glob.h"
 #include "server.h"
+#include "tls.h"
 
 void cmd_ping(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
               uint32_t argc)
@@ -528,12 +529,23 @@ void cmd_config_get(struct node *n, struct client *c, struct item *it, const str
     char maxclients[24], databases[24];
     snprintf(maxclients, sizeof(maxclients), "%u", n->opt.max_clients);
     snprintf(databases, sizeof(databases), "%u", n->opt.databases);
+    char tls_port[24];
+    snprintf(tls_port, sizeof(tls_port), "%u", n->opt.tls_port);
     const char *settings[][2] = {{"save", ""},
                                  {"appendonly", "yes"},
                                  {"appendfsync", "always"},
                                  {"databases", databases},
                                  {"maxclients", maxclients},
-                                 {"requirepass", n->opt.requirepass}};
+                                 {"requirepass", n->opt.requirepass},
+                                 /* TLS (node/tls.c) */
+                                 {"tls-port", tls_port},
+                                 {"tls-cert-file", n->opt.tls_cert_file},
+                                 {"tls-key-file", n->opt.tls_key_file},
+                                 {"tls-ca-cert-file", n->opt.tls_ca_cert_file},
+                                 {"tls-auth-clients", n->opt.tls_auth_clients},
+                                 {"tls-protocols", n->opt.tls_protocols},
+                                 {"tls-peers", n->opt.tls_peers ? "yes" : "no"},
+                                 {"tls-peer-names", n->opt.tls_peer_names}};
     size_t nset = sizeof(settings) / sizeof(settings[0]);
     bool match[sizeof(settings) / sizeof(settings[0])] = {false};
     int64_t k = 0;
@@ -567,6 +579,80 @@ void cmd_config_refused(struct node *n, struct client *c, struct item *it,
     for (char *p = word; *p; p++)
         *p = (char)toupper((unsigned char)*p);
     add_errorf(it, "ERR CONFIG %s is not supported by raftkv", word);
+}
+
+/* CONFIG SET name value [name value ...]: the TLS settings a reload takes (tls-cert-file,
+ * tls-key-file, tls-ca-cert-file, tls-auth-clients, tls-protocols), all at once, as Redis 7:
+ * the new values are tried together and the certificates reloaded; if they do not load,
+ * nothing changes and the error says why. Any other setting is refused (fixed at start). */
+void cmd_config_set(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                    uint32_t argc)
+{
+    (void)c;
+    static const struct {
+        const char *name;
+        size_t off, cap;
+    } settable[] = {
+#define TLS_SET(name, field)                                                                       \
+    {name, offsetof(struct options, field), sizeof(((struct options *)0)->field)}
+        TLS_SET("tls-cert-file", tls_cert_file),
+        TLS_SET("tls-key-file", tls_key_file),
+        TLS_SET("tls-ca-cert-file", tls_ca_cert_file),
+        TLS_SET("tls-auth-clients", tls_auth_clients),
+        TLS_SET("tls-protocols", tls_protocols),
+#undef TLS_SET
+    };
+    if (argc % 2 != 0) {
+        add_error(it, "ERR wrong number of arguments for 'config|set' command");
+        return;
+    }
+    struct options *o = malloc(sizeof(*o));
+    if (o == NULL) {
+        add_error(it, "ERR out of memory");
+        return;
+    }
+    *o = n->opt;
+    for (uint32_t i = 2; i + 1 < argc; i += 2) {
+        char name[132];
+        arg_quote(name, sizeof(name), &a[i]);
+        for (char *p = name; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        size_t k = 0, nk = sizeof(settable) / sizeof(settable[0]);
+        while (k < nk && strcmp(settable[k].name, name) != 0)
+            k++;
+        if (k == nk) {
+            add_errorf(it, "ERR CONFIG SET failed (possibly related to argument '%s') - %s", name,
+                       "raftkv sets only tls-cert-file, tls-key-file, tls-ca-cert-file, "
+                       "tls-auth-clients and tls-protocols at runtime");
+            goto out_free;
+        }
+        if (a[i + 1].len >= settable[k].cap || memchr(a[i + 1].ptr, 0, a[i + 1].len) != NULL) {
+            add_errorf(it, "ERR CONFIG SET failed (possibly related to argument '%s') - %s", name,
+                       "value too long");
+            goto out_free;
+        }
+        char *field = (char *)o + settable[k].off;
+        memcpy(field, a[i + 1].ptr, a[i + 1].len);
+        field[a[i + 1].len] = 0;
+    }
+    if (n->tls == NULL) {
+        add_error(it, "ERR CONFIG SET failed - TLS is off on this node (start it with tls-port "
+                      "or tls-peers)");
+        goto out_free;
+    }
+    char why[PATH_MAX + 512];
+    if (node_tls_reload(n, o, why, sizeof(why)) != 0) {
+        node_event("error", "tls_reload", "CONFIG SET: TLS reload failed, the settings stay",
+                   "by=config ok=no");
+        add_errorf(it, "ERR CONFIG SET failed - Unable to update TLS configuration: %s", why);
+        goto out_free;
+    }
+    n->opt = *o;
+    node_event("info", "tls_reload", "TLS certificates reloaded: new connections use them",
+               "by=config ok=yes");
+    add_simple(it, "OK");
+out_free:
+    free(o);
 }
 
 void cmd_config_help(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,

@@ -73,7 +73,7 @@ static const struct cmd config_subs[] = {
     {"config|set", -4, CFG_FLAGS, 0, 0, 0, CFG_ACL,
      "request_policy:all_nodes response_policy:all_succeeded", NOSPECS,
      "Set configuration parameters to the given values", "2.0.0", "server",
-     "O(N) when N is the number of configuration parameters provided", cmd_config_refused, NULL,
+     "O(N) when N is the number of configuration parameters provided", cmd_config_set, NULL,
      TXN_NONE},
     {.name = NULL},
 };

@@ -179,6 +179,8 @@ void cmd_quit(struct node *, struct client *, struct item *, const struct resp_a
 void cmd_info(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
 void cmd_config_get(struct node *, struct client *, struct item *, const struct resp_arg *,
                     uint32_t);
+void cmd_config_set(struct node *, struct client *, struct item *, const struct resp_arg *,
+                    uint32_t);
 void cmd_config_refused(struct node *, struct client *, struct item *, const struct resp_arg *,
                         uint32_t);
 void cmd_config_help(struct node *, struct client *, struct item *, const struct resp_arg *,

@@ -14,6 +14,7 @@
 
 #include "common/limits.h"
 #include "server.h"
+#include "tls_conf.h"
 
 bool config_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -109,6 +110,26 @@ static const struct opt_def opt_defs[] = {
     OPT_STR("metrics-addr", metrics_addr, 0, "HOST:PORT", "HOST:PORT",
             "serve Prometheus metrics at http://HOST:PORT/metrics\n"
             "(plain HTTP; default: none)"),
+    /* ---- TLS (node/tls.c) ---- */
+    OPT_NUM("tls-port", OPT_U32, tls_port, 0, 65535, "0..65535", "PORT",
+            "serve Redis clients over TLS on --client's host at PORT\n"
+            "(default 0: none); --client HOST:0 turns plaintext off"),
+    OPT_BOOL_("tls-peers", tls_peers,
+              "peer connections are mutual TLS: each side presents\n"
+              "tls-cert-file and accepts only tls-ca-cert-file's (default no)"),
+    OPT_STR("tls-cert-file", tls_cert_file, 0, "a PEM file", "FILE",
+            "this node's certificate (chain), PEM: for clients and peers"),
+    OPT_STR("tls-key-file", tls_key_file, 0, "a PEM file", "FILE", "its private key, PEM"),
+    OPT_STR("tls-ca-cert-file", tls_ca_cert_file, 0, "a PEM file", "FILE",
+            "the CA(s) a client's or peer's certificate must chain to"),
+    OPT_STR("tls-auth-clients", tls_auth_clients, 1, "yes, no or optional", "yes|no|optional",
+            "clients on the tls-port must present a certificate of\n"
+            "the CA (yes, the default), need not (no), or may (optional)"),
+    OPT_STR("tls-protocols", tls_protocols, 0, "TLSv1.2 and/or TLSv1.3", "\"LIST\"",
+            "TLS versions allowed (default \"TLSv1.2 TLSv1.3\")"),
+    OPT_STR("tls-peer-names", tls_peer_names, 0, "ID=NAME,...", "ID=NAME,...",
+            "with tls-peers: member ID's certificate must name NAME (SAN\n"
+            "DNS name, or CN); checked both ways (default: no name check)"),
 };
 
 #define OPT_COUNT (sizeof(opt_defs) / sizeof(opt_defs[0]))
@@ -240,6 +261,35 @@ static int load_config(const char *path, struct options *o)
     return 0;
 }
 
+/* The TLS settings together (node/tls.c): values that parse, the files named when TLS is on,
+ * and a client port left. 0, or -1 (printed). */
+static int tls_settings_check(const struct options *o)
+{
+    unsigned protos = 0;
+    enum tls_auth auth = TLS_AUTH_YES;
+    char why[256];
+    const char *bad = NULL;
+    if (!tls_parse_protocols(o->tls_protocols, &protos))
+        bad = "--tls-protocols: TLSv1.2 and/or TLSv1.3, separated by spaces";
+    else if (!tls_parse_auth(o->tls_auth_clients, &auth))
+        bad = "--tls-auth-clients: yes, no or optional";
+    else if (!tls_check_peer_names(o->tls_peer_names, why, sizeof(why)))
+        bad = why;
+    else if ((o->tls_port != 0 || o->tls_peers) &&
+             (o->tls_cert_file[0] == 0 || o->tls_key_file[0] == 0 || o->tls_ca_cert_file[0] == 0))
+        bad = "--tls-port and --tls-peers need --tls-cert-file, --tls-key-file and "
+              "--tls-ca-cert-file";
+    else if (o->tls_peer_names[0] != 0 && !o->tls_peers)
+        bad = "--tls-peer-names needs --tls-peers yes";
+    else if (o->tls_port == 0 && strlen(o->client) > 2 &&
+             strcmp(o->client + strlen(o->client) - 2, ":0") == 0)
+        bad = "--client HOST:0 (no plaintext port) needs --tls-port";
+    if (bad == NULL)
+        return 0;
+    fprintf(stderr, "raftkv-node: %s%s\n", bad == why ? "--tls-peer-names: " : "", bad);
+    return -1;
+}
+
 /* Returns 0 ok, 1 help shown, -1 error (printed). The config file is read first, wherever
  * --config stands, so that the command line wins. */
 int config_parse_args(int argc, char **argv, struct options *o)
@@ -261,7 +311,8 @@ int config_parse_args(int argc, char **argv, struct options *o)
                           .merge_dead_bytes = 512ull << 20,
                           .merge_min_dead_bytes = 16ull << 20,
                           .check_quorum = true,
-                          .pre_vote = true};
+                          .pre_vote = true,
+                          .tls_auth_clients = "yes"};
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 1; i < argc; i++) {
             const char *f = argv[i];
@@ -314,6 +365,6 @@ int config_parse_args(int argc, char **argv, struct options *o)
         fprintf(stderr, "raftkv-node: --heartbeat-ticks must be below the election minimum\n");
         return -1;
     }
-    return 0;
+    return tls_settings_check(o);
 }
 

@@ -25,6 +25,7 @@
 
 #include "commands.h"
 #include "server.h"
+#include "tls.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Byte buffers                                                                               */
@@ -363,6 +364,14 @@ void conn_set_events(struct node *n, struct client *c)
     bool read = !c->no_input && !c->want_close && !n->stopping && c->n_items < CLIENT_ITEMS_MAX &&
                 buf_unread(&c->out) < CLIENT_OUT_MAX_BYTES;
     bool write = buf_unread(&c->out) > 0;
+    if (c->tls_hs) {
+        read = !n->stopping;
+        write = c->tls_hs_wants_write;
+    } else if (read && !c->reading && node_tls_pending(c->ssl)) {
+        /* Reading again, with bytes inside OpenSSL that epoll will not announce. */
+        c->tls_more = true;
+        n->tls_more = true;
+    }
     if (read != c->reading || write != c->want_out) {
         c->reading = read;
         c->want_out = write;
@@ -375,6 +384,9 @@ void conn_close(struct node *n, struct client *c)
     if (c->closed)
         return;
     epoll_ctl(n->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    node_tls_free(c->ssl);
+    c->ssl = NULL;
+    c->tls_hs = false;
     close(c->fd);
     c->fd = -1;
     c->closed = true;
@@ -427,10 +439,82 @@ static struct client *client_new(struct node *n, int fd)
     return c;
 }
 
-void conn_on_accept(struct node *n)
+/* A refusal's reason as one word for the log (node/README.md "TLS"), from OpenSSL's text. */
+static const char *tls_reason_code(const char *why)
+{
+    static const struct {
+        const char *has, *code;
+    } codes[] = {
+        {"expired", "tls_cert_expired"},
+        {"not yet valid", "tls_cert_not_yet_valid"},
+        {"does not name", "tls_name_mismatch"},
+        {"did not return a certificate", "tls_no_cert"},
+        {"certificate required", "tls_no_cert"},
+        {"certificate verify failed", "tls_cert_untrusted"},
+        {"unknown ca", "tls_cert_untrusted"},
+        {"bad certificate", "tls_cert_untrusted"},
+        {"wrong version number", "tls_not_tls"},
+        {"http request", "tls_not_tls"},
+        {"unsupported protocol", "tls_protocol"},
+        {"no protocols available", "tls_protocol"},
+        {"version too low", "tls_protocol"},
+        {"protocol version", "tls_protocol"},
+        {"timeout", "tls_timeout"},
+    };
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (strstr(why, codes[i].has) != NULL)
+            return codes[i].code;
+    return "tls_handshake";
+}
+
+void conn_tls_refused(struct node *n, const char *event, const char *why, const char *kv)
+{
+    n->tls_refused++;
+    uint64_t now = node_now_ms();
+    if (now - n->tls_refused_logged_ms >= 1000) {
+        n->tls_refused_logged_ms = now;
+        n->tls_refused_quiet = 0;
+    }
+    if (n->tls_refused_quiet >= 20) {
+        n->tls_refused_quiet++;
+        return;
+    }
+    n->tls_refused_quiet++;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s refused: %s",
+             strcmp(event, "client_refused") == 0 ? "TLS client" : "TLS peer connection", why);
+    node_event("warn", event, msg, "reason=%s %s refused_total=%" PRIu64, tls_reason_code(why),
+               kv ? kv : "", n->tls_refused);
+}
+
+/* One step of a tls-port connection's handshake. true once it is done (reading may start);
+ * false while it goes on, or when it failed (closed, logged). */
+static bool client_tls_handshake(struct node *n, struct client *c)
+{
+    char why[256];
+    enum tls_step st = node_tls_handshake(c->ssl, why, sizeof(why));
+    if (st == TLS_WANT_READ || st == TLS_WANT_WRITE) {
+        c->tls_hs_wants_write = st == TLS_WANT_WRITE;
+        conn_set_events(n, c);
+        return false;
+    }
+    if (st != TLS_DONE) {
+        char kv[128];
+        snprintf(kv, sizeof(kv), "addr=%s", c->addr);
+        conn_tls_refused(n, "client_refused", why, kv);
+        conn_close(n, c);
+        return false;
+    }
+    c->tls_hs = false;
+    c->tls_hs_wants_write = false;
+    conn_set_events(n, c);
+    return true;
+}
+
+void conn_on_accept(struct node *n, int listen_fd, bool tls)
 {
     for (int k = 0; k < 64; k++) {
-        int fd = accept4(n->clisten_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 node_log("warn", "accept (clients): %s", strerror(errno));
@@ -444,7 +528,8 @@ void conn_on_accept(struct node *n)
             char sink[4096];
             while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0) {
             }
-            ssize_t w = send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            /* On the tls-port the line would be garbage inside a TLS handshake: only closed. */
+            ssize_t w = tls ? 0 : send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)w;
             shutdown(fd, SHUT_WR);
             close(fd);
@@ -458,7 +543,12 @@ void conn_on_accept(struct node *n)
             close(fd);
             continue;
         }
-        if (ep_set(n, EPOLL_CTL_ADD, fd, EPOLLIN, &c->tag) != 0) {
+        if (tls) {
+            c->ssl = node_tls_new(n, fd, true, false);
+            c->tls_hs = true;
+        }
+        if ((tls && c->ssl == NULL) || ep_set(n, EPOLL_CTL_ADD, fd, EPOLLIN, &c->tag) != 0) {
+            node_tls_free(c->ssl);
             close(fd);
             free(c);
             continue;
@@ -481,6 +571,27 @@ static void client_read(struct node *n, struct client *c)
             return;
         }
         size_t room = c->in.cap - c->in.len;
+        if (c->ssl != NULL) {
+            /* A read returns one TLS record at most: read on until OpenSSL wants the socket. */
+            enum tls_step st = TLS_DONE;
+            char why[256];
+            size_t r = node_tls_read(c->ssl, c->in.p + c->in.len, room, &st, why, sizeof(why));
+            c->in.len += r;
+            got += r;
+            if (r > 0 && !node_tls_pending(c->ssl))
+                break; /* drained: what comes next epoll announces (as read's r < room) */
+            if (r > 0)
+                continue;
+            if (st == TLS_WANT_WRITE) { /* a key update to answer: again next turn */
+                c->tls_more = true;
+                n->tls_more = true;
+            } else if (st != TLS_WANT_READ) {
+                if (st == TLS_FAILED)
+                    node_log("debug", "client %s: TLS: %s", c->addr, why);
+                eof = true;
+            }
+            break;
+        }
         ssize_t r = read(c->fd, c->in.p + c->in.len, room);
         if (r > 0) {
             c->in.len += (size_t)r;
@@ -496,6 +607,10 @@ static void client_read(struct node *n, struct client *c)
             eof = true;
         break;
     }
+    if (c->ssl != NULL && got >= CLIENT_READ_MAX_BYTES) {
+        c->tls_more = true; /* stopped at the bound: the rest may be inside OpenSSL */
+        n->tls_more = true;
+    }
     n->stats.net_input_bytes += got;
     if (got > 0)
         c->last_ms = node_now_ms();
@@ -506,8 +621,37 @@ static void client_read(struct node *n, struct client *c)
 
 void conn_on_event(struct node *n, struct client *c, uint32_t events)
 {
+    if (!c->closed && c->tls_hs) {
+        if (n->tls_hs_spent_us >= TLS_HS_TURN_US) {
+            /* This turn's share of handshake work is spent: the rest waits for the next turn,
+             * so that a burst of new connections never holds heartbeats back (server.h). */
+            c->tls_more = true;
+            n->tls_more = true;
+            return;
+        }
+        uint64_t t0 = node_now_us();
+        bool done = client_tls_handshake(n, c);
+        n->tls_hs_spent_us += node_now_us() - t0;
+        if (!done)
+            return;
+        events |= EPOLLIN; /* what came with the handshake's last flight may be inside */
+    }
     if (!c->closed && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
         client_read(n, c);
+}
+
+void conn_tls_more(struct node *n)
+{
+    for (struct client *c = n->clients; c != NULL; c = c->next) {
+        if (!c->tls_more || c->closed)
+            continue;
+        if (!c->reading) {
+            c->tls_more = false; /* conn_set_events sets it again when reading resumes */
+            continue;
+        }
+        c->tls_more = false;
+        conn_on_event(n, c, EPOLLIN);
+    }
 }
 
 /* Parses and executes the whole requests in c's input, up to the in-flight bound. */
@@ -568,7 +712,22 @@ void conn_flush(struct node *n, struct client *c)
 {
     if (c->closed)
         return;
-    while (buf_unread(&c->out) > 0) {
+    while (buf_unread(&c->out) > 0 && c->ssl != NULL && !c->tls_hs) {
+        enum tls_step st = TLS_DONE;
+        char why[256];
+        size_t w = node_tls_write(c->ssl, c->out.p + c->out.off, buf_unread(&c->out), &st, why,
+                                  sizeof(why));
+        if (w > 0) {
+            c->out.off += w;
+            n->stats.net_output_bytes += w;
+            continue;
+        }
+        if (st == TLS_WANT_WRITE || st == TLS_WANT_READ)
+            break; /* the same bytes again when the socket takes them (tls.h) */
+        conn_close(n, c);
+        return;
+    }
+    while (buf_unread(&c->out) > 0 && c->ssl == NULL) {
         ssize_t w = send(c->fd, c->out.p + c->out.off, buf_unread(&c->out), MSG_NOSIGNAL);
         if (w > 0) {
             c->out.off += (size_t)w;

@@ -21,6 +21,7 @@
  * buffer stays within a few pieces.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -38,15 +39,28 @@
 #include "common/assert.h"
 #include "common/crc32c.h"
 #include "server.h"
+#include "tls.h"
 
 enum { PCONN_UNIT_NONE = 0, PCONN_UNIT_CTL, PCONN_UNIT_BULK };
 
-/* A new connection's state: nothing queued, no piece half in. */
-static void pconn_init(struct node *n, struct pconn *c, int fd)
+/* Why a TLS step failed, for the `why` of the functions below (one loop thread). */
+static char tls_why[256];
+
+/* A new connection's state: nothing queued, no piece half in; with tls-peers, a TLS session
+ * whose handshake comes first (tls.h T1). false: out of memory. */
+static bool pconn_init(struct node *n, struct pconn *c, int fd, bool dialer)
 {
     memset(c, 0, sizeof(*c));
     c->fd = fd;
+    c->opened_ms = node_now_ms();
+    if (node_tls_peers(n)) {
+        c->ssl = node_tls_new(n, fd, false, dialer);
+        c->tls_hs = true;
+        if (c->ssl == NULL)
+            return false;
+    }
     codec_reasm_init(&c->reasm, rk_alloc_libc(), (uint32_t)n->lim.max_frame);
+    return true;
 }
 
 static void pframe_free(struct node *n, struct pframe *f)
@@ -58,6 +72,7 @@ static void pframe_free(struct node *n, struct pframe *f)
 
 static void pconn_close(struct node *n, struct pconn *c)
 {
+    node_tls_free(c->ssl);
     if (c->fd >= 0) {
         epoll_ctl(n->ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -113,10 +128,10 @@ void peer_dial(struct node *n, struct peer *p)
         peer_lost(n, p, strerror(errno));
         return;
     }
-    pconn_init(n, &p->c, fd);
+    bool init = pconn_init(n, &p->c, fd, true);
     p->c.connecting = rc != 0;
     p->c.want_out = true;
-    if (!pconn_queue_handshake(n, &p->c) ||
+    if (!init || !pconn_queue_handshake(n, &p->c) ||
         ep_set(n, EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLOUT, &p->tag) != 0) {
         peer_lost(n, p, "out of memory");
     }
@@ -244,15 +259,34 @@ static uint64_t handshake_check(struct node *n, const uint8_t *frame, size_t len
     return hs.node_id;
 }
 
-/* Reads what is there into c->in. Returns false on EOF or error (why set). */
-static bool pconn_read(struct pconn *c, const char **why)
+/* Reads what is there into c->in. Returns false on EOF or error (why set). A TLS read returns
+ * one record (16 KiB) at most: more rounds for about the same bytes; one that stops at the
+ * bound marks the connection to be read again (tls_more: epoll cannot see OpenSSL's bytes). */
+static bool pconn_read(struct node *n, struct pconn *c, const char **why)
 {
-    for (int rounds = 0; rounds < 16; rounds++) {
+    int max_rounds = c->ssl != NULL ? 80 : 16;
+    for (int rounds = 0; rounds < max_rounds; rounds++) {
         if (!buf_reserve(&c->in, 65536)) {
             *why = "out of memory";
             return false;
         }
         size_t room = c->in.cap - c->in.len;
+        if (c->ssl != NULL) {
+            enum tls_step st = TLS_DONE;
+            size_t got =
+                node_tls_read(c->ssl, c->in.p + c->in.len, room, &st, tls_why, sizeof(tls_why));
+            c->in.len += got;
+            if (got > 0 && !node_tls_pending(c->ssl))
+                return true; /* drained for now: epoll says when more comes */
+            if (got > 0)
+                continue;
+            if (st == TLS_WANT_READ)
+                return true;
+            if (st == TLS_WANT_WRITE)
+                break; /* a key update to answer: again next turn */
+            *why = st == TLS_CLOSED ? "closed by peer" : tls_why;
+            return false;
+        }
         ssize_t r = read(c->fd, c->in.p + c->in.len, room);
         if (r > 0) {
             c->in.len += (size_t)r;
@@ -270,6 +304,10 @@ static bool pconn_read(struct pconn *c, const char **why)
             return true;
         *why = strerror(errno);
         return false;
+    }
+    if (c->ssl != NULL) {
+        c->tls_more = true;
+        n->tls_more = true;
     }
     return true;
 }
@@ -441,7 +479,7 @@ static void unit_advance(struct node *n, struct pconn *c, size_t w)
 /* Writes what is queued, unit by unit; registers EPOLLOUT while something is left. */
 static bool pconn_flush(struct node *n, struct pconn *c, void *tag, const char **why)
 {
-    if (c->fd < 0 || c->connecting)
+    if (c->fd < 0 || c->connecting || c->tls_hs)
         return true;
     size_t bulk_started = 0;
     for (;;) {
@@ -455,6 +493,22 @@ static bool pconn_flush(struct node *n, struct pconn *c, void *tag, const char *
         }
         struct iovec iov[UNIT_IOV_MAX];
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)unit_iov(c, iov)};
+        if (c->ssl != NULL) {
+            /* TLS: no sendmsg; the unit's first segment, one SSL_write at a time. A write that
+             * must wait is retried with the same bytes: the unit does not change until it is
+             * written (unit_advance), and its held segments stay until then (tls.h T3). */
+            enum tls_step st = TLS_DONE;
+            size_t w = node_tls_write(c->ssl, iov[0].iov_base, iov[0].iov_len, &st, tls_why,
+                                      sizeof(tls_why));
+            if (w > 0) {
+                unit_advance(n, c, w);
+                continue;
+            }
+            if (st == TLS_WANT_WRITE || st == TLS_WANT_READ)
+                break;
+            *why = st == TLS_CLOSED ? "closed by peer" : tls_why;
+            return false;
+        }
         ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         if (w > 0) {
             unit_advance(n, c, (size_t)w);
@@ -478,6 +532,29 @@ static bool pconn_flush(struct node *n, struct pconn *c, void *tag, const char *
     return true;
 }
 
+/* One step of a connection's TLS handshake: 1 done (the codec handshake queued in out may go),
+ * 0 going on (epoll set for what it waits for), -1 failed (why). */
+static int pconn_tls_step(struct node *n, struct pconn *c, void *tag, const char **why)
+{
+    enum tls_step st = node_tls_handshake(c->ssl, tls_why, sizeof(tls_why));
+    if (st == TLS_WANT_READ || st == TLS_WANT_WRITE) {
+        bool w = st == TLS_WANT_WRITE;
+        if (w != c->want_out) {
+            c->want_out = w;
+            ep_set(n, EPOLL_CTL_MOD, c->fd, EPOLLIN | (w ? EPOLLOUT : 0), tag);
+        }
+        return 0;
+    }
+    if (st != TLS_DONE) {
+        *why = tls_why;
+        return -1;
+    }
+    c->tls_hs = false;
+    c->want_out = true;
+    ep_set(n, EPOLL_CTL_MOD, c->fd, EPOLLIN | EPOLLOUT, tag);
+    return 1;
+}
+
 void peer_on_event(struct node *n, struct peer *p, uint32_t events)
 {
     const char *why = "error";
@@ -493,8 +570,29 @@ void peer_on_event(struct node *n, struct peer *p, uint32_t events)
         }
         p->c.connecting = false;
     }
+    if (p->c.tls_hs) {
+        if (p->c.connecting)
+            return;
+        int r = pconn_tls_step(n, &p->c, &p->tag, &why);
+        if (r == 0)
+            return;
+        char name[256];
+        if (r > 0 && tls_peer_name(n->opt.tls_peer_names, p->id, name, sizeof(name)) &&
+            !node_tls_name_ok(p->c.ssl, name, tls_why, sizeof(tls_why))) {
+            why = tls_why;
+            r = -1;
+        }
+        if (r < 0) {
+            char kv[200];
+            snprintf(kv, sizeof(kv), "peer=%" PRIu64 " addr=%s side=dialer", p->id, p->addr_text);
+            conn_tls_refused(n, "peer_refused", why, kv);
+            peer_lost(n, p, why);
+            return;
+        }
+        events |= EPOLLIN; /* bytes may have come with the handshake's last flight */
+    }
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-        if (!pconn_read(&p->c, &why) ) {
+        if (!pconn_read(n, &p->c, &why)) {
             peer_feed(n, p, &why); /* whatever arrived before the end */
             peer_lost(n, p, why);
             return;
@@ -531,16 +629,36 @@ void peer_on_accept(struct node *n)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        pconn_init(n, &pd->c, fd);
+        bool init = pconn_init(n, &pd->c, fd, false);
         pd->used = true;
         pd->accepted_ms = node_now_ms();
         pd->c.want_out = true;
-        if (!pconn_queue_handshake(n, &pd->c) ||
+        if (!init || !pconn_queue_handshake(n, &pd->c) ||
             ep_set(n, EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLOUT, &pd->tag) != 0) {
             pconn_close(n, &pd->c);
             pd->used = false;
         }
     }
+}
+
+/* The remote address of a socket, for logs. */
+static void peer_addr_text(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+    }
+    snprintf(out, cap, "%s:%u", host, port);
 }
 
 /* An accepted connection: once its handshake checks out it becomes its peer's connection
@@ -551,7 +669,22 @@ void peer_on_pending_event(struct node *n, struct pending *pd, uint32_t events)
     struct rk_errmsg err = {{0}};
     if (!pd->used)
         return;
-    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !pconn_read(&pd->c, &why))
+    char addr[INET6_ADDRSTRLEN + 8] = "?";
+    if (pd->c.tls_hs) {
+        int r = pconn_tls_step(n, &pd->c, &pd->tag, &why);
+        if (r == 0)
+            return;
+        if (r < 0) {
+            char kv[128];
+            peer_addr_text(pd->c.fd, addr, sizeof(addr));
+            snprintf(kv, sizeof(kv), "addr=%s side=acceptor", addr);
+            conn_tls_refused(n, "peer_refused", why, kv);
+            why = NULL;
+            goto err_drop;
+        }
+        events |= EPOLLIN;
+    }
+    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !pconn_read(n, &pd->c, &why))
         goto err_drop;
     size_t flen = 0;
     int rc = codec_frame_peek(pd->c.in.p + pd->c.in.off, buf_unread(&pd->c.in),
@@ -565,6 +698,18 @@ void peer_on_pending_event(struct node *n, struct pending *pd, uint32_t events)
     if (id != 0 && id > n->id) {
         rk_errf(&err, RK_EINVAL, "node %" PRIu64 " dialed us, but the lower id dials", id);
         id = 0;
+    }
+    char name[256];
+    if (id != 0 && pd->c.ssl != NULL &&
+        tls_peer_name(n->opt.tls_peer_names, id, name, sizeof(name)) &&
+        !node_tls_name_ok(pd->c.ssl, name, tls_why, sizeof(tls_why))) {
+        rk_errf(&err, RK_EINVAL, "node %" PRIu64 ": %s", id, tls_why);
+        peer_addr_text(pd->c.fd, addr, sizeof(addr));
+        char kv[128];
+        snprintf(kv, sizeof(kv), "peer=%" PRIu64 " addr=%s side=acceptor", id, addr);
+        conn_tls_refused(n, "peer_refused", err.text, kv);
+        why = NULL;
+        goto err_drop;
     }
     if (id == 0) {
         char msg[300];
@@ -677,6 +822,12 @@ void peer_timer(struct node *n)
         struct peer *p = &n->peers[i];
         if (p->dialer && p->c.fd < 0 && now >= p->retry_at_ms)
             peer_dial(n, p);
+        else if (p->c.fd >= 0 && p->c.tls_hs && now - p->c.opened_ms >= HANDSHAKE_TIMEOUT_MS) {
+            char kv[200];
+            snprintf(kv, sizeof(kv), "peer=%" PRIu64 " addr=%s side=dialer", p->id, p->addr_text);
+            conn_tls_refused(n, "peer_refused", "no TLS handshake within the timeout", kv);
+            peer_lost(n, p, "no TLS handshake within the timeout");
+        }
     }
     /* A connection that never says who it is must not hold a slot forever. */
     for (size_t i = 0; i < PENDING_CONNS_MAX; i++) {
@@ -699,6 +850,24 @@ void peer_flush_all(struct node *n)
         struct peer *p = &n->peers[i];
         if (p->c.fd >= 0 && !pconn_flush(n, &p->c, &p->tag, &why))
             peer_lost(n, p, why);
+    }
+}
+
+void peer_tls_more(struct node *n)
+{
+    for (size_t i = 0; i < n->n_peers; i++) {
+        struct peer *p = &n->peers[i];
+        if (p->c.fd >= 0 && p->c.tls_more) {
+            p->c.tls_more = false;
+            peer_on_event(n, p, EPOLLIN);
+        }
+    }
+    for (size_t i = 0; i < PENDING_CONNS_MAX; i++) {
+        struct pending *pd = &n->pending[i];
+        if (pd->used && pd->c.tls_more) {
+            pd->c.tls_more = false;
+            peer_on_pending_event(n, pd, EPOLLIN);
+        }
     }
 }
 

@@ -37,6 +37,7 @@
 #include "log/log.h"
 #include "server.h"
 #include "storage.h"
+#include "tls.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Logging and time                                                                         */
@@ -556,18 +557,36 @@ static int setup_fds(struct node *n, const char *client_addr)
     }
     n->ep = epoll_create1(EPOLL_CLOEXEC);
     n->plisten_fd = node_listen(&n->self_addr, n->self_addr_len, n->self_peer_addr);
-    n->clisten_fd = node_listen(&ss, sl, client_addr);
-    if (n->ep < 0 || n->plisten_fd < 0 || n->clisten_fd < 0)
+    /* Port 0: no plaintext client port (config.c allows it only with a tls-port), as Redis's
+     * `port 0`. The tls-port listens on the same host. */
+    bool plain = ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port != 0
+                                          : ((struct sockaddr_in *)&ss)->sin_port != 0;
+    n->clisten_fd = plain ? node_listen(&ss, sl, client_addr) : -1;
+    n->tlisten_fd = -1;
+    if (n->opt.tls_port != 0) {
+        char what[300];
+        snprintf(what, sizeof(what), "%s (tls-port %u)", client_addr, n->opt.tls_port);
+        if (ss.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)n->opt.tls_port);
+        else
+            ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)n->opt.tls_port);
+        n->tlisten_fd = node_listen(&ss, sl, what);
+        if (n->tlisten_fd < 0)
+            return -1;
+    }
+    if (n->ep < 0 || n->plisten_fd < 0 || (plain && n->clisten_fd < 0))
         return -1;
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    /* SIGHUP reloads the TLS certificates (node/README.md "TLS"), through the signalfd like the
+     * others, so nothing happens in a handler; without TLS it is logged and ignored, as Redis
+     * ignores it: a closed terminal, or the kernel's hangup of an orphaned process group with a
+     * stopped member, must not stop a node. */
+    sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
-    /* SIGHUP is ignored, as Redis does: a closed terminal, or the kernel's hangup of an orphaned
-     * process group with a stopped member, must not stop a node. */
-    signal(SIGHUP, SIG_IGN);
     n->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     n->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (n->signal_fd < 0 || n->timer_fd < 0) {
@@ -583,6 +602,7 @@ static int setup_fds(struct node *n, const char *client_addr)
     n->signal_tag.kind = EV_SIGNAL;
     n->plisten_tag.kind = EV_PEER_LISTEN;
     n->clisten_tag.kind = EV_CLIENT_LISTEN;
+    n->tlisten_tag.kind = EV_TLS_LISTEN;
     for (size_t i = 0; i < PENDING_CONNS_MAX; i++) {
         n->pending[i].tag.kind = EV_PENDING;
         n->pending[i].c.fd = -1;
@@ -590,7 +610,10 @@ static int setup_fds(struct node *n, const char *client_addr)
     if (ep_set(n, EPOLL_CTL_ADD, n->timer_fd, EPOLLIN, &n->timer_tag) != 0 ||
         ep_set(n, EPOLL_CTL_ADD, n->signal_fd, EPOLLIN, &n->signal_tag) != 0 ||
         ep_set(n, EPOLL_CTL_ADD, n->plisten_fd, EPOLLIN, &n->plisten_tag) != 0 ||
-        ep_set(n, EPOLL_CTL_ADD, n->clisten_fd, EPOLLIN, &n->clisten_tag) != 0)
+        (n->clisten_fd >= 0 &&
+         ep_set(n, EPOLL_CTL_ADD, n->clisten_fd, EPOLLIN, &n->clisten_tag) != 0) ||
+        (n->tlisten_fd >= 0 &&
+         ep_set(n, EPOLL_CTL_ADD, n->tlisten_fd, EPOLLIN, &n->tlisten_tag) != 0))
         return -1;
     return 0;
 }
@@ -642,6 +665,22 @@ static void on_store_io_done(struct node *n)
         replica_store_progress(n->rep);
         drain_outputs(n);
     }
+int server_tls_reload(struct node *n, const char *why)
+{
+    if (n->tls == NULL) {
+        node_log("info", "%s: TLS is off (no tls-port, no tls-peers): nothing to reload", why);
+        return -1;
+    }
+    char err[PATH_MAX + 512];
+    if (node_tls_reload(n, &n->opt, err, sizeof(err)) != 0) {
+        char msg[PATH_MAX + 600];
+        snprintf(msg, sizeof(msg), "TLS reload failed, the certificates in use stay: %s", err);
+        node_event("error", "tls_reload", msg, "by=%s ok=no", why);
+        return -1;
+    }
+    node_event("info", "tls_reload", "TLS certificates reloaded: new connections use them",
+               "by=%s ok=yes", why);
+    return 0;
 }
 
 static void on_event(struct node *n, struct ev_tag *tag, uint32_t events)
@@ -660,8 +699,10 @@ static void on_event(struct node *n, struct ev_tag *tag, uint32_t events)
         on_timer(n);
         break;
     case EV_SIGNAL: {
-        struct signalfd_siginfo si;
-        if (read(n->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        struct signalfd_siginfo si = {0};
+        if (read(n->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si) && si.ssi_signo == SIGHUP) {
+            server_tls_reload(n, "sighup");
+        } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
             node_log("info", "signal %u: %s", si.ssi_signo,
                      n->stopping ? "stopping now" : "shutting down");
             n->stopping_again = n->stopping;
@@ -673,7 +714,10 @@ static void on_event(struct node *n, struct ev_tag *tag, uint32_t events)
         peer_on_accept(n);
         break;
     case EV_CLIENT_LISTEN:
-        conn_on_accept(n);
+        conn_on_accept(n, n->clisten_fd, false);
+        break;
+    case EV_TLS_LISTEN:
+        conn_on_accept(n, n->tlisten_fd, true);
         break;
     case EV_PEER:
         peer_on_event(n, (struct peer *)tag, events);
@@ -758,7 +802,9 @@ static void note_slow_turn(struct node *n, uint64_t t0, uint64_t t1, uint64_t t2
 static int turn(struct node *n, int timeout_ms)
 {
     struct epoll_event evs[EVENTS_MAX];
-    int k = epoll_wait(n->ep, evs, EVENTS_MAX, timeout_ms);
+    /* A TLS read left bytes inside OpenSSL (tls.h): no waiting, they are read this turn. */
+    int k = epoll_wait(n->ep, evs, EVENTS_MAX, n->tls_more ? 0 : timeout_ms);
+    n->tls_hs_spent_us = 0;
     if (k < 0 && errno != EINTR) {
         node_log("error", "epoll_wait: %s", strerror(errno));
         return 1;
@@ -776,6 +822,11 @@ static int turn(struct node *n, int timeout_ms)
             timer = true;
         else
             on_event(n, tag, evs[i].events);
+    }
+    if (n->tls_more) {
+        n->tls_more = false;
+        conn_tls_more(n);
+        peer_tls_more(n);
     }
     if (timer)
         on_event(n, &n->timer_tag, EPOLLIN);
@@ -819,9 +870,16 @@ static int turn(struct node *n, int timeout_ms)
  * short. */
 static int shutdown_node(struct node *n)
 {
-    epoll_ctl(n->ep, EPOLL_CTL_DEL, n->clisten_fd, NULL);
-    close(n->clisten_fd);
+    if (n->clisten_fd >= 0) {
+        epoll_ctl(n->ep, EPOLL_CTL_DEL, n->clisten_fd, NULL);
+        close(n->clisten_fd);
+    }
     n->clisten_fd = -1;
+    if (n->tlisten_fd >= 0) {
+        epoll_ctl(n->ep, EPOLL_CTL_DEL, n->tlisten_fd, NULL);
+        close(n->tlisten_fd);
+    }
+    n->tlisten_fd = -1;
     for (struct client *c = n->clients; c != NULL; c = c->next)
         conn_set_events(n, c); /* stopping: no more reads */
     struct replica_info st;
@@ -958,7 +1016,8 @@ int server_start(struct node *n, const struct options *o)
                                  .min_dead_bytes = o->merge_min_dead_bytes};
     if (node_merge_start(&n->merge, n->bc, n->fs_merge, &mp, node_log, &err) != RK_OK)
         node_log("error", "cannot start: %s", err.text);
-    if (n->merge == NULL || setup_fds(n, o->client) != 0 || node_metrics_start(n) != 0 ||
+    if (n->merge == NULL || node_tls_start(n) != 0 || setup_fds(n, o->client) != 0 ||
+        node_metrics_start(n) != 0 ||
         ep_set(n, EPOLL_CTL_ADD, node_storage_fd(n->storage), EPOLLIN, &n->storage_tag) != 0 ||
         ep_set(n, EPOLL_CTL_ADD, node_storage_fd(n->store_io), EPOLLIN, &n->store_io_tag) != 0 ||
         ep_set(n, EPOLL_CTL_ADD, node_merge_fd(n->merge), EPOLLIN, &n->merge_tag) != 0) {
@@ -978,7 +1037,8 @@ int server_start(struct node *n, const struct options *o)
     char up[PATH_MAX + 512];
     snprintf(up, sizeof(up), "up: peers on %s, clients on %s, data in %s, %zu peers, tick %u ms",
              n->self_peer_addr, o->client, o->data_dir, n->n_peers, n->tick_ms);
-    node_event("info", "start", up, "peer_addr=%s client_addr=%s", n->self_peer_addr, o->client);
+    node_event("info", "start", up, "peer_addr=%s client_addr=%s tls_port=%u tls_peers=%s",
+               n->self_peer_addr, o->client, o->tls_port, o->tls_peers ? "yes" : "no");
     for (size_t i = 0; i < n->n_peers; i++)
         if (n->peers[i].dialer)
             peer_dial(n, &n->peers[i]);
@@ -1030,6 +1090,7 @@ int server_run(struct node *n)
 void server_stop(struct node *n)
 {
     backup_free(n);
+    node_tls_stop(n);
     node_metrics_stop(n);
     node_storage_stop(n->storage); /* NULL after server_run */
     n->storage = NULL;

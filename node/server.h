@@ -65,6 +65,7 @@
 #define ITEM_POOL_MAX         65536u        /* reply items kept for reuse */
 #define ITEM_BUF_KEEP         16384u        /* an item buffer larger than this is freed */
 #define HANDSHAKE_TIMEOUT_MS  5000u         /* a peer connection silent this long is dropped */
+#define TLS_HS_TURN_US        5000u         /* client TLS handshake time per loop turn */
 #ifndef RAFTKV_VERSION
 #define RAFTKV_VERSION "0"
 #endif
@@ -133,6 +134,14 @@ struct options {
     char requirepass[512]; /* "": no password (every connection is authenticated) */
     char metrics_addr[256]; /* "": no /metrics endpoint (node/metrics_serve.c) */
     uint32_t databases;    /* SELECT 0 .. databases - 1 (at most KV_DBS) */
+    /* TLS (node/tls.c; node/README.md "TLS"), Redis's names. --client HOST:0: no plaintext
+     * client port. */
+    uint32_t tls_port; /* 0: no TLS client port; else on --client's host */
+    bool tls_peers;    /* peer connections are mutual TLS */
+    char tls_cert_file[PATH_MAX], tls_key_file[PATH_MAX], tls_ca_cert_file[PATH_MAX];
+    char tls_auth_clients[16]; /* yes, no, optional */
+    char tls_protocols[64];    /* "": TLSv1.2 TLSv1.3 */
+    char tls_peer_names[4096]; /* ID=NAME,...: "" no name check */
 };
 
 /* A decimal in [min, max], nothing else: false otherwise. */
@@ -155,7 +164,8 @@ enum ev_kind {
     EV_STORE_IO,
     EV_MERGE,
     EV_METRICS_LISTEN,
-    EV_METRICS
+    EV_METRICS,
+    EV_TLS_LISTEN
 };
 
 struct ev_tag {
@@ -185,6 +195,16 @@ struct pframe {
 struct pconn {
     int fd; /* -1: none */
     bool connecting;
+    /* TLS (tls-peers): the session, its handshake still under way (nothing of the codec's is
+     * read or written before it is done), which readiness it waits for, and a read that
+     * stopped at its bound with bytes left inside OpenSSL (epoll cannot see them: node.tls_more
+     * runs it again). */
+    struct ssl_st *ssl;
+    bool tls_hs;
+    bool tls_hs_wants_write;
+    bool tls_more;
+    uint64_t opened_ms; /* dialed or accepted: a TLS handshake must end within
+                           HANDSHAKE_TIMEOUT_MS */
     bool hs_in; /* the other side's handshake arrived and checked out (N1) */
     bool want_out;
     struct buf in;
@@ -274,6 +294,11 @@ struct client {
     struct ev_tag tag; /* EV_CLIENT */
     struct client *prev, *next;
     int fd;
+    /* TLS (the tls-port): as struct pconn's. */
+    struct ssl_st *ssl;
+    bool tls_hs;
+    bool tls_hs_wants_write;
+    bool tls_more;
     uint64_t id;          /* CLIENT ID: 1, 2, ... in order of connection */
     /* The connection's session in the state machine (replica_client_id: cluster-unique, never
      * reused across restarts): its writes apply at most once and every request takes effect
@@ -370,7 +395,21 @@ struct node {
     uint32_t tick_ms;
     int ep;
     struct ev_tag timer_tag, signal_tag, plisten_tag, clisten_tag;
-    int timer_fd, signal_fd, plisten_fd, clisten_fd;
+    int timer_fd, signal_fd, plisten_fd, clisten_fd; /* clisten_fd -1: --client HOST:0 */
+    /* TLS (node/tls.h): the contexts (NULL: TLS off), the tls-port's listener (-1: none), a
+     * connection with a read left inside OpenSSL (see struct pconn), refusals logged. */
+    struct node_tls *tls;
+    struct ev_tag tlisten_tag;
+    int tlisten_fd;
+    bool tls_more;
+    uint64_t tls_refused, tls_refused_logged_ms, tls_refused_quiet;
+    /* Time spent on client TLS handshakes this turn (0 at its start): once it reaches
+     * TLS_HS_TURN_US the rest wait for the next turn. A step costs a signature or a key
+     * exchange (well under a millisecond), but on a loaded machine the process is often
+     * descheduled in the middle of one (steps of 2 to 45 ms were seen at load 13 on 2 cores):
+     * a bound on the time, not on the count, keeps a burst of connections from holding
+     * heartbeats back. At least one step per turn. */
+    uint64_t tls_hs_spent_us;
     struct peer peers[RAFT_MAX_VOTERS];
     size_t n_peers; /* every member but self */
     char self_peer_addr[128];
@@ -449,6 +488,9 @@ int server_start(struct node *n, const struct options *o);
 /* Runs the loop until a signal and the shutdown (N6); syncs the store. 0 or 1. */
 int server_run(struct node *n);
 void server_stop(struct node *n);
+/* Rebuilds the TLS contexts from n->opt (SIGHUP, CONFIG SET): logged (event=tls_reload, by=why).
+ * 0, or -1 when TLS is off or the files do not load (the old contexts stay). */
+int server_tls_reload(struct node *n, const char *why);
 
 /* A peer frame that passed the handshake: to the replica, then its outputs out. */
 void server_peer_frame(struct node *n, uint64_t from, const uint8_t *frame, size_t len);
@@ -543,11 +585,19 @@ void peer_timer(struct node *n);
 /* End of a turn: write every peer's queue. */
 void peer_flush_all(struct node *n);
 void peer_close_all(struct node *n);
+/* conn_tls_more's for peer connections. */
+void peer_tls_more(struct node *n);
 
 /* ------------------------------------------------------------------------------------------ */
 /* conn.c                                                                                     */
 
-void conn_on_accept(struct node *n);
+/* Accepts on listen_fd: the plaintext client port, or the tls-port (tls). */
+void conn_on_accept(struct node *n, int listen_fd, bool tls);
+/* Logs a connection refused by TLS (client or peer): at most 20 lines a second, the rest
+ * counted and said in the next line. */
+void conn_tls_refused(struct node *n, const char *event, const char *why, const char *kv);
+/* Runs again the TLS reads that stopped with bytes left inside OpenSSL (tls_more). */
+void conn_tls_more(struct node *n);
 void conn_on_event(struct node *n, struct client *c, uint32_t events);
 void conn_parse(struct node *n, struct client *c);
 void conn_collect(struct node *n, struct client *c);

@@ -4,7 +4,7 @@
 #
 # The caller sets node_bin (the raftkv-node binary) and, optionally, port_offset (so tests that
 # run in parallel search different blocks), then sources this file. It provides: tmp, pid[],
-# passed, failed, peers, cport N (a node's client port), members (host:port,...), start N, and
+# passed, failed, peers, cport N (a node's client port), members (host:port,...), start N [ARGS], and
 # check WHAT WANT GOT (counts into passed/failed and prints one line), and for talking to the
 # nodes: rk_cli N ARGS... (redis-cli, retried while -TRYAGAIN), rk_info N FIELD (one INFO field),
 # rk_wait_leader TENTHS (prints the leader's id once one says so).
@@ -79,9 +79,10 @@ peers="1=127.0.0.1:$((base + 11)),2=127.0.0.1:$((base + 12)),3=127.0.0.1:$((base
 cport() { echo $((base + $1)); }
 members="127.0.0.1:$(cport 1),127.0.0.1:$(cport 2),127.0.0.1:$(cport 3)"
 
+# start N [SETTING VALUE]...: node N, with these settings added (ci/bench: TLS).
 start() {
     "$node_bin" --id "$1" --peers "$peers" --client "127.0.0.1:$(cport "$1")" \
-        --data-dir "$tmp/n$1" 2>>"$tmp/log$1" &
+        --data-dir "$tmp/n$1" "${@:2}" 2>>"$tmp/log$1" &
     pid[$1]=$!
 }
 
