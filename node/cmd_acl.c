@@ -127,6 +127,15 @@ static bool key_ok(const struct kv_acl_user *u, const struct resp_arg *k, uint8_
     return acl_key_allowed(u, k->ptr, (size_t)k->len, need);
 }
 
+/* SET's variable key flags: whether a GET option is among its arguments. */
+static bool set_has_get(const struct resp_arg *a, uint32_t argc)
+{
+    for (uint32_t i = 3; i < argc; i++)
+        if (arg_is(&a[i], "GET"))
+            return true;
+    return false;
+}
+
 /* The keys of a request against u: the rows' key specs, EVAL's numkeys. */
 static bool keys_ok(const struct kv_acl_user *u, const struct cmd *cmd, const struct resp_arg *a,
                     uint32_t argc)
@@ -146,6 +155,8 @@ static bool keys_ok(const struct kv_acl_user *u, const struct cmd *cmd, const st
     for (int s = 0; s < cmd->n_specs; s++) {
         const struct cmd_keyspec *ks = &cmd->specs[s];
         uint8_t need = acl_key_need(ks->flags);
+        if (cmd->proc == cmd_set && !set_has_get(a, argc))
+            need = KV_ACL_KEY_WRITE; /* Redis's setGetKeys: "OW update" without GET */
         int last = ks->lastkey < 0 ? (int)argc + ks->lastkey : ks->index + ks->lastkey;
         for (int i = ks->index; i <= last && i < (int)argc; i += ks->keystep)
             if (!key_ok(u, &a[i], need))
@@ -274,7 +285,7 @@ static bool setuser_args(struct node *n, struct item *it, const struct resp_arg 
             r = (const uint8_t *)bufs[i];
             len = HEX_RULE_BYTES - 1;
         }
-        char why[160] = "";
+        char why[256] = "";
         int rc = RK_OK;
         if (len > 1 && (r[0] == '+' || r[0] == '-') && !command_known(r, len)) {
             snprintf(why, sizeof(why), "Unknown command or category name in ACL");
@@ -327,6 +338,41 @@ static void acl_deluser(struct node *n, struct client *c, struct item *it, const
     data_submit(n, c, it, &op);
 }
 
+/* ---- descriptions ------------------------------------------------------------------------ */
+
+struct two_users {
+    const struct kv_acl_user *a, *b;
+};
+
+static bool row_same(void *ctx, const struct cmd *row)
+{
+    const struct two_users *t = ctx;
+    return acl_cmd_allowed(t->a, row->name, row->acl) == acl_cmd_allowed(t->b, row->name, row->acl);
+}
+
+/* u as Redis 7.0 describes it: Redis rebuilds the rules from the bitmap of what the user may
+ * run, so a command rule that changes nothing ("+ping" after "+@all", "+get" after "+@read")
+ * does not show. The same here, over raftkv's table; category rules always show (D16). */
+static const struct kv_acl_user *compact(const struct kv_acl_user *u)
+{
+    static struct kv_acl_user out, trial;
+    memcpy(&out, u, sizeof(out));
+    for (uint32_t i = out.n_rules; i-- > 0;) {
+        if (out.rules[i][1] == '@')
+            continue;
+        memcpy(&trial, &out, sizeof(trial));
+        for (uint32_t j = i; j + 1 < trial.n_rules; j++) {
+            memcpy(trial.rules[j], trial.rules[j + 1], sizeof(trial.rules[j]));
+            trial.rule_len[j] = trial.rule_len[j + 1];
+        }
+        trial.n_rules--;
+        struct two_users t = {&out, &trial};
+        if (cmd_rows_all(row_same, &t))
+            memcpy(&out, &trial, sizeof(out));
+    }
+    return &out;
+}
+
 static void add_hex(struct item *it, const uint8_t h[KV_ACL_HASH_BYTES])
 {
     char hex[2 * KV_ACL_HASH_BYTES + 1];
@@ -343,6 +389,7 @@ static void acl_getuser(struct node *n, struct item *it, const struct resp_arg *
         return;
     }
     static char text[KV_ACL_DESCRIBE_MAX];
+    u = compact(u);
     add_map(it, 6);
     add_bulk_str(it, "flags");
     const char *flags[4];
@@ -386,7 +433,7 @@ static void acl_list(struct node *n, struct item *it, bool names_only)
             add_bulk(it, u->name, u->name_len);
             continue;
         }
-        u = lookup(n, (const uint8_t *)u->name, u->name_len); /* requirepass's default */
+        u = compact(lookup(n, (const uint8_t *)u->name, u->name_len)); /* requirepass's default */
         int k = snprintf(text, sizeof(text), "user %s ", u->name);
         kv_acl_describe(u, text + k, sizeof(text) - (size_t)k);
         add_bulk_str(it, text);

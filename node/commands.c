@@ -825,6 +825,18 @@ static void command_list(struct item *it, const struct resp_arg *a, uint32_t arg
     }
 }
 
+bool cmd_rows_all(bool (*fn)(void *ctx, const struct cmd *row), void *ctx)
+{
+    for (size_t i = 0; i < CMD_COUNT; i++) {
+        if (!fn(ctx, &cmd_table[i]))
+            return false;
+        for (size_t j = 0; j < subs_count(&cmd_table[i]); j++)
+            if (!fn(ctx, &cmd_table[i].subs[j]))
+                return false;
+    }
+    return true;
+}
+
 void cmd_list_category(struct item *it, uint32_t mask)
 {
     for (int pass = 0; pass < 2; pass++) {

@@ -191,6 +191,8 @@ void cmd_memory_usage(struct node *, struct client *, struct item *, const struc
 
 void cmd_command(struct node *, struct client *, struct item *, const struct resp_arg *,
                  uint32_t);
+/* Whether fn holds for every row, commands and subcommands (stops at the first false). */
+bool cmd_rows_all(bool (*fn)(void *ctx, const struct cmd *row), void *ctx);
 /* COMMAND LIST FILTERBY ACLCAT's list: the rows (subcommands too) of the categories in mask. */
 void cmd_list_category(struct item *it, uint32_t mask);
 

@@ -141,6 +141,11 @@ static int rule_key(struct kv_acl_user *u, const uint8_t *r, size_t len, char *w
 {
     uint8_t flags = KV_ACL_KEY_READ | KV_ACL_KEY_WRITE;
     size_t off = 1;
+    if (u->flags & KV_ACL_ALLKEYS) /* Redis checks this before the pattern's flags */
+        return fail(why, cap,
+                    "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid "
+                    "and does not have any effect. Try 'resetkeys' to start with an empty list "
+                    "of patterns");
     if (r[0] == '%') {
         flags = 0;
         for (; off < len && r[off] != '~'; off++) {
@@ -155,11 +160,6 @@ static int rule_key(struct kv_acl_user *u, const uint8_t *r, size_t len, char *w
             return fail(why, cap, "Syntax error");
         off++;
     }
-    if (u->flags & KV_ACL_ALLKEYS)
-        return fail(why, cap,
-                    "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid "
-                    "and does not have any effect. Try 'resetkeys' to start with an empty list "
-                    "of patterns");
     size_t plen = len - off;
     if (plen > KV_ACL_MAX_PATTERN_BYTES)
         return fail(why, cap, "raftkv keeps patterns of at most 256 bytes");

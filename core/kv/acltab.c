@@ -157,7 +157,7 @@ static int setuser(struct kv *kv, uint64_t index, const struct kv_op_view *op)
     else
         kv_acl_user_new(u, name.p, name.len);
     while (kv_op_next_arg(&it, &r)) {
-        char why[160];
+        char why[256];
         if (kv_acl_rule(u, r.p, r.len, why, sizeof(why)) != RK_OK) {
             int shown = r.len > 200 ? 200 : (int)r.len;
             errorf(kv, "ERR Error in ACL SETUSER modifier '%.*s': %s", (const char *)r.p, shown,

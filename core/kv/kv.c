@@ -1183,7 +1183,8 @@ uint64_t kv_count(const struct kv *kv)
     uint64_t count = kv->store->ops->count(kv->store);
     /* K5; also after a failed apply, whose batch writes a session record before it deletes
      * the evicted one. The 'x' records are not keys of their own. */
-    uint64_t other = (uint64_t)kv->n_sessions + kv->n_meta + kv->n_expiry_records;
+    uint64_t other =
+        (uint64_t)kv->n_sessions + kv->n_meta + kv->n_expiry_records + kv->n_acl_records;
     RK_ASSERT(count >= other);
     return count - other;
 }
