@@ -147,7 +147,7 @@ static const struct cmd script_subs[] = {
 /* ACL (cmd_acl.c): Redis 7.0's rows. Between MULTI and EXEC only WHOAMI and CAT run (they read
  * the connection and the table); the others are refused there (node/DEVIATIONS.md). */
 #define ACL_FLAGS (CMD_ADMIN | CMD_NOSCRIPT | LS)
-#define ACL_ACL (ACL_ADMIN | ACL_SLOW | ACL_DANGEROUS)
+#define ACL_ACL   (ACL_ADMIN | ACL_SLOW | ACL_DANGEROUS)
 static const struct cmd acl_subs[] = {
     {"acl|cat", -2, CMD_NOSCRIPT | LS, 0, 0, 0, ACL_SLOW, "", NOSPECS,
      "List the ACL categories or the commands inside a category", "6.0.0", "server",
@@ -161,8 +161,8 @@ static const struct cmd acl_subs[] = {
      "O(N). Where N is the number of password, command and pattern rules that the user has.",
      cmd_acl, NULL, TXN_NONE},
     {"acl|help", 2, LS, 0, 0, 0, ACL_SLOW, "", NOSPECS,
-     "Show helpful text about the different subcommands", "6.0.0", "server", "O(1)", cmd_acl,
-     NULL, TXN_RUN},
+     "Show helpful text about the different subcommands", "6.0.0", "server", "O(1)", cmd_acl, NULL,
+     TXN_RUN},
     {"acl|list", 2, ACL_FLAGS, 0, 0, 0, ACL_ACL, "", NOSPECS,
      "List the current ACL rules in ACL config file format", "6.0.0", "server",
      "O(N). Where N is the number of configured users.", cmd_acl, NULL, TXN_NONE},
@@ -170,12 +170,12 @@ static const struct cmd acl_subs[] = {
      "request_policy:all_nodes response_policy:all_succeeded", NOSPECS,
      "Modify or create the rules for a specific ACL user", "6.0.0", "server",
      "O(N). Where N is the number of rules provided.", cmd_acl, NULL, TXN_NONE},
-    {"acl|users", 2, ACL_FLAGS, 0, 0, 0, ACL_ACL, "", NOSPECS, "List the username of all the configured ACL rules",
-     "6.0.0", "server", "O(N). Where N is the number of configured users.", cmd_acl, NULL,
-     TXN_NONE},
+    {"acl|users", 2, ACL_FLAGS, 0, 0, 0, ACL_ACL, "", NOSPECS,
+     "List the username of all the configured ACL rules", "6.0.0", "server",
+     "O(N). Where N is the number of configured users.", cmd_acl, NULL, TXN_NONE},
     {"acl|whoami", 2, CMD_NOSCRIPT | LS, 0, 0, 0, ACL_SLOW, "", NOSPECS,
-     "Return the name of the user associated to the current connection", "6.0.0", "server",
-     "O(1)", cmd_acl, NULL, TXN_RUN},
+     "Return the name of the user associated to the current connection", "6.0.0", "server", "O(1)",
+     cmd_acl, NULL, TXN_RUN},
     {.name = NULL},
 };
 

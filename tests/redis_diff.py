@@ -577,7 +577,8 @@ def main():
                               [b"HELLO", b"3", b"AUTH", b"default", pw],
                               [b"HELLO", b"2", b"AUTH", b"default", pw, b"SETNAME", b"dt"]])
             todo = [gen_command(r) for _ in range(r.randrange(4))] + \
-                [[b"AUTH", b"wrong"], [b"HELLO", b"3"], [b"AUTH", b"default", pw + b"x"], login] + todo
+                [[b"AUTH", b"wrong"], [b"HELLO", b"3"], [b"AUTH", b"default", pw + b"x"], login] + \
+                (acl_prefix(r) if r.random() < 0.35 else []) + todo
         queued = []  # the commands redis-server answered +QUEUED since the last MULTI
         for args in todo:
             if args[0].upper() == b"EXEC":

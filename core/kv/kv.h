@@ -616,7 +616,7 @@ enum kv_code {
     KV_C_SWAPDB = 54,
     KV_C_ACL_SETUSER = 55, /* name rule...: ACL SETUSER (acl.h; ">pass" already hashed) */
     KV_C_ACL_DELUSER = 56, /* name...: ACL DELUSER */
-}; /* wire values: never renumber */
+};                         /* wire values: never renumber */
 
 enum kv_flag {
     KV_F_NX = 1u << 0,
