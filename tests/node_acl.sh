@@ -27,12 +27,13 @@ as() {
     printf '%s\n' "$out"
 }
 
-# Polls (every 0.1 s, up to 30 s) until node $1 answers command ${@:3} with $2.
+# Polls (every 0.1 s, up to 30 s) until node $1 answers command ${@:3} with $2 (the lines of
+# the answer joined by spaces).
 await() {
     local i=$1 want=$2 got=""
     shift 2
     for _ in $(seq 1 300); do
-        got=$(rk_cli "$i" "$@")
+        got=$(rk_cli "$i" "$@" | tr '\n' ' ' | sed 's/ $//')
         [[ $got == "$want" ]] && break
         sleep 0.1
     done
@@ -51,7 +52,7 @@ check "GETUSER shows the rules" "-@all +@read +@write -del +eval +multi +exec +a
 check "the password is stored hashed" \
     "$(printf %s s3cret | sha256sum | cut -d' ' -f1)" "$(rk_cli 1 ACL GETUSER alice | sed -n '4p')"
 # ... is applied on the others.
-check "node 2 has the user" "alice default" "$(await 2 "alice default" ACL USERS | tr '\n' ' ' | sed 's/ $//')"
+check "node 2 has the user" "alice default" "$(await 2 "alice default" ACL USERS)"
 await 3 "alice default" ACL USERS >/dev/null
 check "node 3 has the user" "user alice on #$(printf %s s3cret | sha256sum | cut -d' ' -f1) ~app:* %R~ro:* resetchannels -@all +@read +@write -del +eval +multi +exec +acl|whoami" \
     "$(rk_cli 3 ACL LIST | grep '^user alice')"
