@@ -19,6 +19,11 @@ future, so that timing cannot differ; remaining times are compared as -2, -1 or 
 keyspace commands over 16 databases (both servers have 16; each sequence starts with FLUSHALL),
 MULTI blocks (queuing errors, nested MULTI, WATCH inside MULTI, DISCARD) and WATCH of a key that
 exists, modified or not before EXEC. Commands go one at a time (each waits for its reply).
+About a third of the sequences first make the ACL user dtuser (ACL SETUSER with key patterns, a
+category and a command rule, passwords; the ACL commands and their errors: GETUSER, LIST,
+USERS, CAT, DELUSER of default, bad rules, unknown users) and then log in as it, so that the
+commands after it are checked against its rules on both servers (NOPERM for commands, keys,
+inside MULTI).
 """
 import argparse
 import random
