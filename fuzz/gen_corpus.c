@@ -651,6 +651,38 @@ static void gen_kvcmd(void)
     free(b.p);
 }
 
+/* ACL users for fuzz_kvcmd (core/kv/acl.h): SETUSER with every kind of rule, a refused rule, a
+ * transaction that makes one, DELUSER (and of default: refused), a restart that reloads them. */
+static void gen_kvcmd_acl(void)
+{
+    struct gen_buf b = {0};
+    gen_reset(&b);
+    const char *hash = "#30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4";
+    gen_kv_op(&b, 0, 0, 0, KV_C_ACL_SETUSER, 0, 0, 0, 8,
+              (const char *[]){"alice", "on", hash, "~k*", "%R~r*", "&ch", "+@read", "-get"});
+    gen_kv_op(&b, 0, 0, 0, KV_C_ACL_SETUSER, 0, 0, 0, 6,
+              (const char *[]){"bob", "nopass", "allkeys", "+@all", "-@dangerous", "+config|get"});
+    gen_kv_op(&b, 0, 0, 0, KV_C_ACL_SETUSER, 0, 0, 0, 3, (const char *[]){"bob", "~x", "bogus"});
+    gen_kv_op(&b, 0, 0, 0, KV_C_ACL_SETUSER, 0, 0, 0, 3,
+              (const char *[]){"default", "resetpass", hash});
+    struct kv_arg mk[2] = {{(const uint8_t *)"carol", 5}, {(const uint8_t *)"reset", 5}};
+    struct kv_arg set[2] = {{(const uint8_t *)"k", 1}, {(const uint8_t *)"v", 1}};
+    struct kv_op2 ops[2] = {{.code = KV_C_SET, .argc = 2, .argv = set},
+                            {.code = KV_C_ACL_SETUSER, .argc = 2, .argv = mk}};
+    struct kv_cmd2 multi = {.flags = KV_CMD2_MULTI, .n_ops = 2, .ops = ops};
+    uint8_t buf[512];
+    size_t len = 0;
+    FZ_CHECK(kv_cmd2_encode(&multi, buf, sizeof(buf), &len) == RK_OK, "multi");
+    gen_part(&b, buf, len);
+    static const uint8_t restart = 0xfe;
+    gen_part(&b, &restart, 1);
+    gen_kv_op(&b, 0, 0, 0, KV_C_ACL_DELUSER, 0, 0, 0, 2, (const char *[]){"bob", "default"});
+    gen_kv_op(&b, 0, 0, 0, KV_C_ACL_DELUSER, 0, 0, 0, 3, (const char *[]){"bob", "nobody", "bob"});
+    gen_part(&b, &restart, 1);
+    gen_write("kvcmd", "acl", b.p, b.len);
+    free(b.p);
+}
+
 static void gen_sim(void)
 {
     struct rk_prng prng;
@@ -735,6 +767,7 @@ int main(int argc, char **argv)
     gen_sim();
     gen_kvcmd();
     gen_backup();
+    gen_kvcmd_acl();
     printf("fuzz-gen-corpus: %u files under %s\n", gen_files, gen_out);
     return 0;
 }

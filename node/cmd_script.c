@@ -103,6 +103,8 @@ static void run(struct node *n, struct client *c, struct item *it, int s, bool e
                    want);
         return;
     }
+    if (!acl_script_ok(n, c, it, scripts[s].sha, scripts[s].text))
+        return;
     const struct resp_arg *key = &a[3], *argv = &a[4];
     n->kargs[0] = (struct kv_arg){.p = key->len ? key->ptr : NULL, .len = (uint32_t)key->len};
     n->kargs[1] =

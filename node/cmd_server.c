@@ -99,24 +99,6 @@ void cmd_quit(struct node *n, struct client *c, struct item *it, const struct re
 
 /* ---- AUTH, HELLO, RESET ------------------------------------------------------------------ */
 
-/* Redis's ACLAuthenticateUser for the one user raftkv has, "default": with no requirepass it
- * takes any password (nopass); with one, exactly it. */
-static bool auth_check(const struct node *n, const struct resp_arg *user,
-                       const struct resp_arg *pass)
-{
-    if (!arg_is(user, "default") || user->len != 7 || memcmp(user->ptr, "default", 7) != 0)
-        return false;
-    const char *want = n->opt.requirepass;
-    if (want[0] == 0)
-        return true;
-    size_t wl = strlen(want);
-    /* constant time in the password's length, as Redis's time_independent_strcmp */
-    uint8_t diff = (uint8_t)(pass->len != wl);
-    for (size_t i = 0; i < wl; i++)
-        diff |= (uint8_t)(want[i] ^ (i < pass->len ? pass->ptr[i] : 0));
-    return diff == 0;
-}
-
 static const char wrongpass[] = "WRONGPASS invalid username-password pair or user is disabled.";
 
 void cmd_auth(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
@@ -127,18 +109,17 @@ void cmd_auth(struct node *n, struct client *c, struct item *it, const struct re
         add_error(it, "ERR syntax error");
         return;
     }
-    if (argc == 2 && n->opt.requirepass[0] == 0) {
+    if (argc == 2 && acl_default_nopass(n)) {
         add_error(it, "ERR AUTH <password> called without any password configured for the "
                       "default user. Are you sure your configuration is correct?");
         return;
     }
     const struct resp_arg *user = argc == 2 ? &def : &a[1], *pass = argc == 2 ? &a[1] : &a[2];
-    if (!auth_check(n, user, pass)) {
+    if (!acl_authenticate(n, c, user, pass)) {
         add_error(it, wrongpass);
         n->stats.total_errors++;
         return;
     }
-    c->authed = true;
     add_simple(it, "OK");
 }
 
@@ -199,11 +180,10 @@ void cmd_hello(struct node *n, struct client *c, struct item *it, const struct r
         }
     }
     if (user != NULL) {
-        if (!auth_check(n, user, pass)) {
+        if (!acl_authenticate(n, c, user, pass)) {
             add_error(it, wrongpass);
             return;
         }
-        c->authed = true;
     }
     if (!c->authed) {
         add_error(it, "NOAUTH HELLO must be called with the client already authenticated, "
@@ -246,7 +226,7 @@ void cmd_reset(struct node *n, struct client *c, struct item *it, const struct r
     c->no_evict = c->no_touch = false;
     c->db = 0;
     multi_reset(c);
-    c->authed = n->opt.requirepass[0] == 0;
+    acl_client_reset(n, c);
     add_simple(it, "RESET");
 }
 
@@ -263,12 +243,12 @@ static int client_info_text(const struct node *n, const struct client *c, char *
                     "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%" PRIu64 " idle=%" PRIu64
                     " flags=%s db=%u sub=0 psub=0 ssub=0 multi=%d qbuf=%zu qbuf-free=%zu "
                     "argv-mem=0 multi-mem=0 rbs=%zu rbp=0 obl=0 oll=%u omem=%zu tot-mem=%zu "
-                    "events=r cmd=%s user=default redir=-1 resp=%u lib-name=%s lib-ver=%s",
+                    "events=r cmd=%s user=%s redir=-1 resp=%u lib-name=%s lib-ver=%s",
                     c->id, c->addr, c->laddr, c->fd, c->name, (now - c->created_ms) / 1000,
                     (now - c->last_ms) / 1000, flags, c->db, c->in_multi ? (int)c->multi_n : -1,
                     buf_unread(&c->in), c->in.cap - c->in.len, c->in.cap, c->n_items,
                     buf_unread(&c->out), c->in.cap + c->out.cap, c->last_cmd ? c->last_cmd : "NULL",
-                    c->resp, c->lib_name, c->lib_ver);
+                    c->acl_user[0] ? c->acl_user : "default", c->resp, c->lib_name, c->lib_ver);
 }
 
 static const char *const client_help[] = {

@@ -144,6 +144,41 @@ static const struct cmd script_subs[] = {
     {.name = NULL},
 };
 
+/* ACL (cmd_acl.c): Redis 7.0's rows. Between MULTI and EXEC only WHOAMI and CAT run (they read
+ * the connection and the table); the others are refused there (node/DEVIATIONS.md). */
+#define ACL_FLAGS (CMD_ADMIN | CMD_NOSCRIPT | LS)
+#define ACL_ACL   (ACL_ADMIN | ACL_SLOW | ACL_DANGEROUS)
+static const struct cmd acl_subs[] = {
+    {"acl|cat", -2, CMD_NOSCRIPT | LS, 0, 0, 0, ACL_SLOW, "", NOSPECS,
+     "List the ACL categories or the commands inside a category", "6.0.0", "server",
+     "O(1) since the categories and commands are a fixed set.", cmd_acl, NULL, TXN_RUN},
+    {"acl|deluser", -3, ACL_FLAGS, 0, 0, 0, ACL_ACL,
+     "request_policy:all_nodes response_policy:all_succeeded", NOSPECS,
+     "Remove the specified ACL users and the associated rules", "6.0.0", "server",
+     "O(1) amortized time considering the typical user.", cmd_acl, NULL, TXN_NONE},
+    {"acl|getuser", 3, ACL_FLAGS, 0, 0, 0, ACL_ACL, "", NOSPECS,
+     "Get the rules for a specific ACL user", "6.0.0", "server",
+     "O(N). Where N is the number of password, command and pattern rules that the user has.",
+     cmd_acl, NULL, TXN_NONE},
+    {"acl|help", 2, LS, 0, 0, 0, ACL_SLOW, "", NOSPECS,
+     "Show helpful text about the different subcommands", "6.0.0", "server", "O(1)", cmd_acl, NULL,
+     TXN_RUN},
+    {"acl|list", 2, ACL_FLAGS, 0, 0, 0, ACL_ACL, "", NOSPECS,
+     "List the current ACL rules in ACL config file format", "6.0.0", "server",
+     "O(N). Where N is the number of configured users.", cmd_acl, NULL, TXN_NONE},
+    {"acl|setuser", -3, ACL_FLAGS, 0, 0, 0, ACL_ACL,
+     "request_policy:all_nodes response_policy:all_succeeded", NOSPECS,
+     "Modify or create the rules for a specific ACL user", "6.0.0", "server",
+     "O(N). Where N is the number of rules provided.", cmd_acl, NULL, TXN_NONE},
+    {"acl|users", 2, ACL_FLAGS, 0, 0, 0, ACL_ACL, "", NOSPECS,
+     "List the username of all the configured ACL rules", "6.0.0", "server",
+     "O(N). Where N is the number of configured users.", cmd_acl, NULL, TXN_NONE},
+    {"acl|whoami", 2, CMD_NOSCRIPT | LS, 0, 0, 0, ACL_SLOW, "", NOSPECS,
+     "Return the name of the user associated to the current connection", "6.0.0", "server", "O(1)",
+     cmd_acl, NULL, TXN_RUN},
+    {.name = NULL},
+};
+
 static const struct cmd cmd_table[] = {
     /* strings (cmd_string.c), keyspace (cmd_keyspace.c), transactions (cmd_multi.c): rows
      * generated from Redis 7.0's COMMAND INFO and COMMAND DOCS */
@@ -402,6 +437,8 @@ static const struct cmd cmd_table[] = {
      NULL, config_subs, TXN_NONE},
     {"memory", -2, 0, 0, 0, 0, ACL_SLOW, "", NOSPECS, "A container for memory diagnostics commands",
      "4.0.0", "server", "Depends on subcommand.", NULL, memory_subs, TXN_NONE},
+    {"acl", -2, 0, 0, 0, 0, ACL_SLOW, "", NOSPECS, "A container for Access List Control commands ",
+     "6.0.0", "server", "Depends on subcommand.", NULL, acl_subs, TXN_NONE},
     {"command", -1, LS, 0, 0, 0, ACL_SLOW | ACL_CONNECTION, "nondeterministic_output_order",
      NOSPECS, "Get array of Redis command details", "2.8.13", "server",
      "O(N) where N is the total number of Redis commands", cmd_command, command_subs, TXN_RUN},
@@ -503,6 +540,8 @@ void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struc
     }
     c->last_cmd = cmd->name;
     it->cmd = cmd->name;
+    if (!c->acl_init)
+        acl_client_reset(n, c);
     if (!arity_ok(cmd, argc)) {
         if (cmd->proc == cmd_exec) {
             /* Redis's execCommandAbort (in MULTI or not): the transaction goes, and the error
@@ -529,6 +568,25 @@ void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struc
             add_error(it, "NOAUTH Authentication required.");
         }
         it->rejected = true;
+        n->stats.total_errors++;
+        c->multi_dirty |= c->in_multi;
+        return;
+    }
+    char noperm[160];
+    int acl = acl_check(n, c, cmd, a, argc, noperm, sizeof(noperm));
+    if (acl == ACL_CHECK_GONE) {
+        /* Redis frees the clients of a deleted user: the connection closes. */
+        it->close_after = true;
+        c->no_input = true;
+        return;
+    }
+    if (acl == ACL_CHECK_DENIED) {
+        if (cmd->proc == cmd_exec) {
+            multi_reset(c);
+            add_errorf(it, "EXECABORT Transaction discarded because of: %s", noperm);
+        } else {
+            add_error(it, noperm);
+        }
         n->stats.total_errors++;
         c->multi_dirty |= c->in_multi;
         return;
@@ -770,6 +828,41 @@ static void command_list(struct item *it, const struct resp_arg *a, uint32_t arg
                 if (pass == 1)
                     add_bulk_str(it, r->name);
             }
+        }
+        if (pass == 0)
+            add_array(it, k);
+    }
+}
+
+bool cmd_rows_all(bool (*fn)(void *ctx, const struct cmd *row), void *ctx)
+{
+    for (size_t i = 0; i < CMD_COUNT; i++) {
+        if (!fn(ctx, &cmd_table[i]))
+            return false;
+        for (size_t j = 0; j < subs_count(&cmd_table[i]); j++)
+            if (!fn(ctx, &cmd_table[i].subs[j]))
+                return false;
+    }
+    return true;
+}
+
+void cmd_list_category(struct item *it, uint32_t mask)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t k = 0;
+        for (size_t i = 0; i < CMD_COUNT; i++) {
+            const struct cmd *r = &cmd_table[i];
+            if (r->acl & mask) {
+                k++;
+                if (pass == 1)
+                    add_bulk_str(it, r->name);
+            }
+            for (size_t j = 0; j < subs_count(r); j++)
+                if (r->subs[j].acl & mask) {
+                    k++;
+                    if (pass == 1)
+                        add_bulk_str(it, r->subs[j].name);
+                }
         }
         if (pass == 0)
             add_array(it, k);

@@ -194,5 +194,30 @@ void cmd_memory_usage(struct node *, struct client *, struct item *, const struc
 
 void cmd_command(struct node *, struct client *, struct item *, const struct resp_arg *,
                  uint32_t);
+/* Whether fn holds for every row, commands and subcommands (stops at the first false). */
+bool cmd_rows_all(bool (*fn)(void *ctx, const struct cmd *row), void *ctx);
+/* COMMAND LIST FILTERBY ACLCAT's list: the rows (subcommands too) of the categories in mask. */
+void cmd_list_category(struct item *it, uint32_t mask);
+
+/* ACL users (cmd_acl.c). */
+CMD_PROC(cmd_acl);
+enum { ACL_CHECK_OK = 0, ACL_CHECK_DENIED = 1, ACL_CHECK_GONE = 2 };
+/* Whether c's user may run cmd with these arguments: ACL_CHECK_OK; ACL_CHECK_DENIED with
+ * Redis's NOPERM text in err; ACL_CHECK_GONE: the user was deleted (the connection closes, as
+ * Redis closes its clients). */
+int acl_check(struct node *n, struct client *c, const struct cmd *cmd, const struct resp_arg *a,
+              uint32_t argc, char *err, size_t cap);
+/* The connection as it connects or after RESET: user "default", authenticated if that user is
+ * on and nopass. */
+void acl_client_reset(struct node *n, struct client *c);
+/* AUTH / HELLO AUTH: true and c authenticated as user, or false (WRONGPASS). */
+bool acl_authenticate(struct node *n, struct client *c, const struct resp_arg *user,
+                      const struct resp_arg *pass);
+/* Whether the default user is nopass (AUTH <password> is then an error). */
+bool acl_default_nopass(struct node *n);
+/* The redis.call()s of a script (its text) against c's user: true, or false with Redis's
+ * "ERR The user executing the script can't run this command ..." in it. */
+bool acl_script_ok(struct node *n, struct client *c, struct item *it, const char *sha,
+                   const char *text);
 
 #endif

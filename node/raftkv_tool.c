@@ -40,6 +40,7 @@
 #include "bitcask/bitcask.h"
 #include "common/assert.h"
 #include "fs_posix.h"
+#include "kv/acl.h"
 #include "kv/kv.h"
 #include "log/log.h"
 #include "replica/replica.h"
@@ -548,10 +549,21 @@ static bool on_key(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_
         }
         return true;
     }
+    if (key_len >= 1 && key[0] == KV_KEY_ACL) { /* an ACL user (core/kv/acl.h) */
+        static struct kv_acl_user u;
+        static char text[KV_ACL_DESCRIBE_MAX];
+        if (val != NULL && kv_acl_decode(key + 1, key_len - 1, val, val_len, &u) != RK_OK)
+            return key_refused(r, key, key_len, "an ACL user record that does not decode");
+        if (r->cmd == TOOL_DUMP && val != NULL) {
+            kv_acl_describe(&u, text, sizeof(text));
+            fprintf(r->out, "acl user %s %s\n", u.name, text);
+        }
+        return true;
+    }
     if (key_len == 0 || key[0] != KV_KEY_SESSION)
         return key_refused(r, key, key_len,
                            "in no namespace ('0'+db user, 's' session, 'x' expiry, "
-                           "'m' replica metadata)");
+                           "'m' replica metadata, 'a' ACL user)");
     struct kv_session_info s;
     struct rk_errmsg err;
     if (kv_session_record_decode(key, key_len, val, val_len, &s, &err) != RK_OK)

@@ -45,6 +45,7 @@
 #include "codec/codec.h"
 #include "common/limits.h"
 #include "common/err.h"
+#include "kv/acl.h"
 #include "kv/kv.h"
 #include "metrics.h"
 #include "raft/raft.h"
@@ -307,6 +308,12 @@ struct client {
     uint64_t write_seq; /* the seq of its last write: 1, 2, 3, ... */
     uint8_t resp;         /* protocol version: 2, or 3 after HELLO 3 */
     bool authed;          /* AUTH passed, or no requirepass */
+    /* ACL (cmd_acl.c): the user's name, and the user as last looked up (valid while the state
+     * machine's ACL generation + 1 is acl_gen); acl_init: set up by the first command. */
+    char acl_user[KV_ACL_MAX_NAME_BYTES + 1];
+    uint64_t acl_gen;
+    const struct kv_acl_user *acl_u;
+    bool acl_init;
     bool closed;      /* socket gone; struct stays while outstanding > 0 (N4) */
     bool no_input;    /* EOF, QUIT or a protocol error: nothing more is read or parsed */
     bool want_close;  /* a QUIT or error reply went out: close once the out buffer is written */

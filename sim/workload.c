@@ -133,6 +133,34 @@ static struct kv_arg wl_digits(struct wl_build *b, uint32_t n)
     return (struct kv_arg){(const uint8_t *)v, n};
 }
 
+/* An ACL SETUSER or DELUSER (users are replicated state: node/README.md "ACL users") of one
+ * of four users, in a transaction: the digests and restarts then cover user records too. Always
+ * valid rules, so SETUSER answers +OK; DELUSER's count depends on the history. */
+static void wl_acl_op(struct wl_build *b)
+{
+    static const char *const names[4] = {"sim0", "sim1", "sim2", "sim3"};
+    static const char *const rules[][4] = {
+        /* every prefix of each row applies to any user: no pattern after allkeys */
+        {"resetkeys", "~k*", "nopass", "+@read"},
+        {"off", "resetkeys", "-@all", "+get"},
+        {"resetkeys", "%R~k1*", "-@dangerous", "&*"},
+        {"reset", "on", "allkeys", "+@all"},
+    };
+    struct kv_arg *a = b->args[b->nops];
+    const char *name = names[wl_range(b, 0, 3)];
+    a[0] = (struct kv_arg){(const uint8_t *)name, (uint32_t)strlen(name)};
+    if (wl_range(b, 0, 3) == 0) {
+        wl_op(b, KV_C_ACL_DELUSER, 1);
+        return;
+    }
+    uint64_t r = wl_range(b, 0, 3);
+    uint32_t nr = (uint32_t)wl_range(b, 1, 4);
+    RK_ASSERT(1 + nr <= 2 * SCN_KEY_GROUP);
+    for (uint32_t i = 0; i < nr; i++)
+        a[1 + i] = (struct kv_arg){(const uint8_t *)rules[r][i], (uint32_t)strlen(rules[r][i])};
+    wl_op(b, KV_C_ACL_SETUSER, 1 + nr);
+}
+
 void wl_build(struct rk_prng *prng, uint8_t kind, uint32_t key, uint32_t first, uint32_t n,
               uint64_t uniq, const struct wl_watch *w, struct wl_cmd *out)
 {
@@ -151,6 +179,8 @@ void wl_build(struct rk_prng *prng, uint8_t kind, uint32_t key, uint32_t first, 
         uint32_t nops = (uint32_t)wl_range(&b, kind == WL_EXEC ? 1 : 2, kind == WL_EXEC ? 3 : 4);
         for (uint32_t j = 0; j < nops; j++)
             wl_txn_op(&b, (uint32_t)wl_range(&b, 0, n - 1));
+        if (kind == WL_TXN && b.nops < WL_MAX_OPS && wl_range(&b, 0, 7) == 0)
+            wl_acl_op(&b);
         cmd.flags = KV_CMD2_MULTI;
         if (kind == WL_EXEC) {
             RK_ASSERT(w != NULL && w->n == n);

@@ -19,6 +19,11 @@ future, so that timing cannot differ; remaining times are compared as -2, -1 or 
 keyspace commands over 16 databases (both servers have 16; each sequence starts with FLUSHALL),
 MULTI blocks (queuing errors, nested MULTI, WATCH inside MULTI, DISCARD) and WATCH of a key that
 exists, modified or not before EXEC. Commands go one at a time (each waits for its reply).
+About a third of the sequences first make the ACL user dtuser (ACL SETUSER with key patterns, a
+category and a command rule, passwords; the ACL commands and their errors: GETUSER, LIST,
+USERS, CAT, DELUSER of default, bad rules, unknown users) and then log in as it, so that the
+commands after it are checked against its rules on both servers (NOPERM for commands, keys,
+inside MULTI).
 """
 import argparse
 import random
@@ -463,6 +468,66 @@ def gen_command(r):
     return [b"GET", k]
 
 
+# ---- ACL users (issue #18) -----------------------------------------------------------------
+
+# D16: raftkv keeps a user's command rules as given (Redis 7.2's ordered list); Redis 7.0.15
+# rebuilds them from a bitmap of its own commands. The two descriptions agree for one category
+# and at most one command rule outside or inside it, which is what is generated here.
+ACL_CATS = [b"+@read", b"+@write", b"+@string", b"+@keyspace", b"+@transaction", b"+@connection",
+            b"+@all", b"-@dangerous"]
+ACL_CMDS = [b"+get", b"-get", b"+set", b"-del", b"+ping", b"-incr", b"+strlen", b"+multi",
+            b"+config|get", b"-client|id", b"+acl|whoami"]
+
+
+def gen_acl_rules(r):
+    rules = [b"reset", b"on", b">dtpw"]
+    keys = r.choice([[], [b"allkeys"], [b"~*"], [b"~dt:a"], [b"~dt:a", b"%R~dt:b"],
+                     [b"%W~dt:c", b"~dt:[ab]", b"%RW~dt:n"], [b"~dt:*"]])
+    rules += keys
+    cat = r.choice(ACL_CATS)
+    if cat == b"-@dangerous":
+        rules.append(b"+@all")
+    rules.append(cat)
+    if r.random() < 0.6:
+        rules.append(r.choice(ACL_CMDS))
+    if r.random() < 0.2:
+        rules += r.choice([[b"&*"], [b"resetchannels", b"&ch:*"], [b">second"], [b"<dtpw", b">dtpw"],
+                           [b"nopass"], [b"resetpass", b">dtpw"], [b"off", b"on"]])
+    return rules
+
+
+def gen_acl_command(r):
+    """An ACL command as the default user would send it: valid, and the errors Redis gives."""
+    return r.choice([
+        [b"ACL", b"GETUSER", b"dtuser"], [b"ACL", b"GETUSER", b"default"],
+        [b"ACL", b"GETUSER", b"nosuchuser"], [b"ACL", b"USERS"], [b"ACL", b"WHOAMI"],
+        [b"ACL", b"LIST"], [b"ACL", b"CAT"], [b"ACL", b"CAT", b"bogus"], [b"ACL", b"HELP"],
+        [b"ACL", b"BOGUS"], [b"ACL"], [b"ACL", b"GETUSER"], [b"ACL", b"WHOAMI", b"x"],
+        [b"ACL", b"DELUSER", b"default"], [b"ACL", b"DELUSER", b"nosuchuser"],
+        [b"ACL", b"DELUSER", b"dtother", b"dtother"], [b"ACL", b"SETUSER", b"dtother"],
+        [b"ACL", b"SETUSER", b"dtother", b"on", b"nopass", b"~dt:*", b"+@all"],
+        [b"ACL", b"SETUSER", b"dt user"], [b"ACL", b"SETUSER", b"dtuser", b"bogus"],
+        [b"ACL", b"SETUSER", b"dtuser", b"+nosuchcmd"], [b"ACL", b"SETUSER", b"dtuser", b"+@nosuch"],
+        [b"ACL", b"SETUSER", b"dtuser", b"#abc"], [b"ACL", b"SETUSER", b"dtuser", b"<nope"],
+        [b"ACL", b"SETUSER", b"dtuser", b"!" + b"0" * 64], [b"ACL", b"SETUSER", b"dtuser", b"%X~a"],
+        [b"ACL", b"SETUSER", b"dtuser", b"allkeys", b"~dt:a"],
+        [b"ACL", b"SETUSER", b"dtuser", b"allchannels", b"&x"],
+        [b"ACL", b"SETUSER", b"dtuser", b"+config|nosuch"], [b"AUTH", b"dtuser", b"wrong"],
+        [b"AUTH", b"nosuchuser", b"dtpw"]])
+
+
+def acl_prefix(r):
+    """Commands that make the user dtuser, look at the users, then log in as dtuser (or fail
+    to, when it is off)."""
+    out = [[b"ACL", b"SETUSER", b"dtuser"] + gen_acl_rules(r)]
+    out += [gen_acl_command(r) for _ in range(r.randrange(0, 4))]
+    out.append([b"ACL", b"GETUSER", b"dtuser"])
+    if r.random() < 0.1:
+        out.append([b"ACL", b"SETUSER", b"dtuser", b"off"])
+    out.append(r.choice([[b"AUTH", b"dtuser", b"dtpw"], [b"HELLO", b"2", b"AUTH", b"dtuser", b"dtpw"]]))
+    return out
+
+
 # ---- the run ---------------------------------------------------------------------------------
 
 
@@ -509,13 +574,16 @@ def main():
                 todo += gen_block(r)
             else:
                 todo.append(gen_command(r))
+        if not pw and r.random() < 0.35:
+            todo = acl_prefix(r) + todo
         if pw:
             # NOAUTH for what comes first, WRONGPASS, then one of the ways in.
             login = r.choice([[b"AUTH", pw], [b"AUTH", b"default", pw],
                               [b"HELLO", b"3", b"AUTH", b"default", pw],
                               [b"HELLO", b"2", b"AUTH", b"default", pw, b"SETNAME", b"dt"]])
             todo = [gen_command(r) for _ in range(r.randrange(4))] + \
-                [[b"AUTH", b"wrong"], [b"HELLO", b"3"], [b"AUTH", b"default", pw + b"x"], login] + todo
+                [[b"AUTH", b"wrong"], [b"HELLO", b"3"], [b"AUTH", b"default", pw + b"x"], login] + \
+                (acl_prefix(r) if r.random() < 0.35 else []) + todo
         queued = []  # the commands redis-server answered +QUEUED since the last MULTI
         for args in todo:
             if args[0].upper() == b"EXEC":

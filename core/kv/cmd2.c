@@ -77,6 +77,8 @@ static const struct op_rule rules[] = {
     {KV_C_DELIFEQ, "DELIFEQ", 2, 2, 0, SHAPE_KEY_VAL},
     {KV_C_PEXPIREIFEQ, "PEXPIREIFEQ", 2, 2, KV_F_XX | KV_F_ADD, SHAPE_KEY_VAL},
     {KV_C_SWAPDB, "SWAPDB", 0, 0, 0, SHAPE_KEYS},
+    {KV_C_ACL_SETUSER, "ACL_SETUSER", 1, 0, 0, SHAPE_KEYS},
+    {KV_C_ACL_DELUSER, "ACL_DELUSER", 1, 0, 0, SHAPE_KEYS},
 };
 
 static const struct op_rule *rule_of(uint8_t code)

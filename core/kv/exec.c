@@ -847,6 +847,9 @@ int kv_exec_op(struct kv *kv, uint64_t index, const struct kv_op_view *op, uint6
     case KV_C_DELIFEQ:
     case KV_C_PEXPIREIFEQ:
         return op_if_token(kv, index, op, now);
+    case KV_C_ACL_SETUSER:
+    case KV_C_ACL_DELUSER:
+        return kv_acl_exec(kv, index, op);
     default:
         break;
     }

@@ -460,6 +460,17 @@ static bool load_record(void *ctx, const uint8_t *key, uint32_t key_len, const u
         kv->n_meta++;
         return true;
     }
+    if (key_len >= 1 && key[0] == KV_KEY_ACL) {
+        if (val == NULL) { /* scan_keys: the store did not read it */
+            l->rc = kv->store->ops->get(kv->store, key, key_len, &val, &val_len);
+            if (l->rc != RK_OK) {
+                rk_errf(l->err, l->rc, "kv store: reading a user record: %s", rk_strerror(l->rc));
+                return false;
+            }
+        }
+        l->rc = kv_acl_load(kv, key, key_len, val, val_len, l->err);
+        return l->rc == RK_OK;
+    }
     if (key_len != KV_SESSION_KEY_BYTES || key[0] != KV_KEY_SESSION) {
         l->rc = rk_errf(l->err, RK_ECORRUPT,
                         "kv store: a key of %" PRIu32 " bytes starting with 0x%02x is neither a "
@@ -644,6 +655,8 @@ int kv_create(const struct kv_config *c, struct kv **out, struct rk_errmsg *err)
     int rc = sessions_load(kv, err);
     if (rc == RK_OK)
         rc = meta_load(kv, err);
+    if (rc == RK_OK)
+        rc = kv_acl_load_done(kv, err);
     if (rc != RK_OK) {
         kv_destroy(kv);
         return rc;
@@ -662,6 +675,7 @@ void kv_destroy(struct kv *kv)
     const struct rk_alloc *a = kv->alloc;
     rk_free(a, kv->key_buf);
     rk_free(a, kv->key_buf2);
+    kv_acl_free(kv);
     exptab_free(&kv->exp);
     resbuf_free(&kv->res);
     resbuf_free(&kv->tmp);
@@ -1169,7 +1183,8 @@ uint64_t kv_count(const struct kv *kv)
     uint64_t count = kv->store->ops->count(kv->store);
     /* K5; also after a failed apply, whose batch writes a session record before it deletes
      * the evicted one. The 'x' records are not keys of their own. */
-    uint64_t other = (uint64_t)kv->n_sessions + kv->n_meta + kv->n_expiry_records;
+    uint64_t other =
+        (uint64_t)kv->n_sessions + kv->n_meta + kv->n_expiry_records + kv->n_acl_records;
     RK_ASSERT(count >= other);
     return count - other;
 }
@@ -1552,5 +1567,5 @@ bool kv_valid(const struct kv *kv)
 {
     RK_ASSERT(kv != NULL);
     return kv->n_sessions <= kv->max_sessions && lru_valid(kv) && table_valid(kv) &&
-           records_valid(kv) && layout_valid(kv);
+           records_valid(kv) && layout_valid(kv) && kv_acl_valid(kv);
 }

@@ -286,6 +286,7 @@ const char *kv_op_name(uint8_t op);
  *     '0'+db K    user key K of database db (see "STORE LAYOUT, version 2" at the top)
  *     'x' ...     the expiry index (same place)
  *     'm' "kv"    kv's clock and deletion indexes (same place); other 'm' keys: the host's
+ *     'a' + N     ACL user N (kv/acl.h: its record)
  *     's' + C     the session of client C (u64 big-endian, so that a sorted store keeps the
  *                 sessions together, in client id order); the value is a session record
  *
@@ -438,6 +439,18 @@ uint32_t kv_session_count(const struct kv *kv);
  * Valid until the next kv_apply. */
 const char *kv_last_error(const struct kv *kv);
 
+/* ---- ACL users (kv/acl.h) ------------------------------------------------------------------ */
+
+/* The user named name, or NULL; borrowed until the next kv_apply. "default" always exists. */
+const struct kv_acl_user *kv_acl_user(const struct kv *kv, const uint8_t *name, size_t len);
+/* The users in name order (ACL USERS, ACL LIST): i < kv_acl_count. */
+uint32_t kv_acl_count(const struct kv *kv);
+const struct kv_acl_user *kv_acl_at(const struct kv *kv, uint32_t i);
+/* Changes with every applied ACL change (a key for caches of compiled permissions). */
+uint64_t kv_acl_generation(const struct kv *kv);
+/* Whether a user record was written for "default" (else it is the built-in one). */
+bool kv_acl_default_set(const struct kv *kv);
+
 /* ---- session introspection (tests, debugging, later: snapshots) -------------------------- */
 
 struct kv_session_info {
@@ -546,6 +559,8 @@ const char *kv_status_name(uint8_t status);
  *  FLUSHDB       -                                                     OK
  *  FLUSHALL      -                (db ignored, 0)                      OK
  *  SWAPDB        -                db and num: the two dbs              OK
+ *  ACL_SETUSER   name rule...     (kv/acl.h: rules applied at apply)   OK | error
+ *  ACL_DELUSER   name...                                               int | error
  *  PURGE         ('0'+db, key)... the leader's expiry sweep (store keys) int: keys removed
  *  DELIFEQ       key token                                             int 1 (deleted) | 0
  *  PEXPIREIFEQ   key token        num: ms; XX: only if it has a TTL;   int 1 | 0
@@ -599,7 +614,9 @@ enum kv_code {
     KV_C_DELIFEQ = 52,
     KV_C_PEXPIREIFEQ = 53,
     KV_C_SWAPDB = 54,
-}; /* wire values: never renumber */
+    KV_C_ACL_SETUSER = 55, /* name rule...: ACL SETUSER (acl.h; ">pass" already hashed) */
+    KV_C_ACL_DELUSER = 56, /* name...: ACL DELUSER */
+};                         /* wire values: never renumber */
 
 enum kv_flag {
     KV_F_NX = 1u << 0,

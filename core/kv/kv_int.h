@@ -6,6 +6,7 @@
 #ifndef RK_KV_INT_H
 #define RK_KV_INT_H
 
+#include "kv/acl.h"
 #include "kv/kv.h"
 
 /* ---- results being built (res.c) -------------------------------------------------------- */
@@ -130,6 +131,14 @@ struct kv {
     struct kv_resbuf res;  /* the result of the last command, or of kv_read */
     struct kv_resbuf tmp;  /* scratch: values being assembled, key lists */
     struct kv_resbuf tmp2; /* scratch: a second value (APPEND's old, COPY's) */
+
+    /* ACL users (acl.h, acltab.c): sorted by name (bytewise, as Redis's rax), "default"
+     * always among them; each owned. acl_gen counts the changes (not state: the node's cache
+     * key). */
+    struct kv_acl_user *users[KV_ACL_MAX_USERS];
+    uint32_t n_users;
+    uint64_t acl_gen;
+    uint32_t n_acl_records; /* 'a' records in the store */
 };
 
 /* A user record as read from the store. */
@@ -171,6 +180,18 @@ int kv_rec_del(struct kv *kv, uint64_t index, uint8_t db, const uint8_t *key, ui
 uint64_t kv_read_now(const struct kv *kv);
 /* Writes the 'm' "kv" record (meta) at index. */
 int kv_meta_write(struct kv *kv, uint64_t index, const struct kv_meta *m);
+
+/* acltab.c: the user table. */
+/* Loads one 'a' record (kv_create's scan): RK_OK, RK_ECORRUPT, RK_EINVAL, RK_ENOMEM. */
+int kv_acl_load(struct kv *kv, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                uint32_t val_len, struct rk_errmsg *err);
+/* Adds the built-in default user if no record named it (kv_create, after the scan). */
+int kv_acl_load_done(struct kv *kv, struct rk_errmsg *err);
+void kv_acl_free(struct kv *kv);
+/* The ops KV_C_ACL_SETUSER and KV_C_ACL_DELUSER. */
+int kv_acl_exec(struct kv *kv, uint64_t index, const struct kv_op_view *op);
+/* kv_valid's part: the table matches the 'a' records. */
+bool kv_acl_valid(const struct kv *kv);
 
 /* exec.c: applies a version-2 entry (kv_apply dispatches on the version byte). */
 int kv_apply_v2(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len,
