@@ -665,6 +665,8 @@ static void on_store_io_done(struct node *n)
         replica_store_progress(n->rep);
         drain_outputs(n);
     }
+}
+
 int server_tls_reload(struct node *n, const char *why)
 {
     if (n->tls == NULL) {

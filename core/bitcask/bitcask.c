@@ -770,6 +770,8 @@ int bc_scan_range(struct bitcask *bc, uint32_t lo, uint64_t budget,
     bc_kd_range(&bc->kd, lo, budget, range_one, &r, next);
     RK_ASSERT(bc->kd.count == count); /* fn must not change the store it scans */
     return RK_OK;
+}
+
 int bc_scan_after(struct bitcask *bc, const uint8_t *after, uint32_t after_len,
                   bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
                              uint32_t val_len),

@@ -421,6 +421,8 @@ size_t bc_kd_range(const struct bc_keydir *kd, uint32_t lo, uint64_t budget,
             return seen;
         }
     }
+}
+
 size_t bc_kd_seek(const struct bc_keydir *kd, uint32_t hash)
 {
     RK_ASSERT(kd->old == NULL);
