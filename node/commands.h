@@ -191,5 +191,7 @@ void cmd_memory_usage(struct node *, struct client *, struct item *, const struc
 
 void cmd_command(struct node *, struct client *, struct item *, const struct resp_arg *,
                  uint32_t);
+/* RAFTKV.MEMBER LIST|ADD|PROMOTE|REMOVE (issue #17; node/README.md, Membership). */
+void cmd_member(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
 
 #endif

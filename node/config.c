@@ -54,6 +54,10 @@ static const struct opt_def opt_defs[] = {
             "this node's id, one of the ids in --peers"),
     OPT_STR("peers", peers, 1, "ID=HOST:PORT,...", "LIST",
             "every member (this one too): id=host:port for peer traffic"),
+    OPT_STR("voters", voters, 0, "ID,ID,...", "ID,...",
+            "the voters of a new cluster's first configuration (default:\n"
+            "every id of --peers); the other nodes of --peers start outside\n"
+            "it and join with RAFTKV.MEMBER ADD (node/README.md, Membership)"),
     OPT_STR("client", client, 1, "HOST:PORT", "HOST:PORT", "where Redis-protocol clients connect"),
     OPT_STR("data-dir", data_dir, 1, "a directory", "DIR",
             "durable state: DIR/log (Raft log), DIR/kv (Bitcask)"),

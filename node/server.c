@@ -825,6 +825,53 @@ static int shutdown_node(struct node *n)
     return 0;
 }
 
+/* --voters: the first configuration's voters, each a node of --peers. A node not among them
+ * starts outside the configuration (it may also be added later: issue #17); so does every node
+ * once the store holds a configuration (replica_create). */
+static int parse_voters(struct node *n, const struct options *o, struct raft_config *rc)
+{
+    if (o->voters[0] == '\0') {
+        if (rc->n_voters == 0) {
+            fprintf(stderr,
+                    "raftkv-node: more than %d nodes in --peers: --voters must say which "
+                    "are the voters\n",
+                    RAFT_MAX_VOTERS);
+            return -1;
+        }
+        return 0;
+    }
+    char copy[sizeof(o->voters)];
+    snprintf(copy, sizeof(copy), "%s", o->voters);
+    rc->n_voters = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        uint64_t id = 0;
+        if (!config_parse_u64(tok, 1, UINT64_MAX, &id)) {
+            fprintf(stderr, "raftkv-node: --voters: bad id '%s'\n", tok);
+            return -1;
+        }
+        bool known = id == n->id;
+        for (size_t i = 0; i < n->n_peers; i++)
+            known = known || n->peers[i].id == id;
+        for (uint32_t i = 0; i < rc->n_voters; i++)
+            known = known && rc->voters[i] != id;
+        if (!known || rc->n_voters == RAFT_MAX_VOTERS) {
+            fprintf(stderr,
+                    "raftkv-node: --voters: %s is not a node of --peers, is listed "
+                    "twice, or makes more than %d\n",
+                    tok, RAFT_MAX_VOTERS);
+            return -1;
+        }
+        rc->voters[rc->n_voters++] = id;
+    }
+    if (rc->n_voters == 0) {
+        fprintf(stderr, "raftkv-node: --voters: no id\n");
+        return -1;
+    }
+    rc->allow_non_member = true; /* this node may be outside the first configuration */
+    return 0;
+}
+
 /* Builds the replica over the data directory, opens the sockets and dials the peers. 0, 1 (a
  * failure, logged) or 2 (a bad --peers, printed). */
 int server_start(struct node *n, const struct options *o)
@@ -832,8 +879,11 @@ int server_start(struct node *n, const struct options *o)
     struct replica_config c;
     replica_config_default(&c);
     c.raft.id = o->id;
-    if (peer_parse_list(n, o->peers, &c.raft) != 0)
+    if (peer_parse_list(n, o->peers, &c.raft) != 0 || parse_voters(n, o, &c.raft) != 0)
         return 2;
+    /* Issue #17: a learner that has kept up for 20 ticks within 64 entries becomes a voter. */
+    c.auto_promote_ticks = 20;
+    c.auto_promote_lag = 64;
     c.raft.election_ticks_min = o->election_min;
     c.raft.election_ticks_max = o->election_max;
     c.raft.heartbeat_ticks = o->heartbeat;
@@ -847,7 +897,7 @@ int server_start(struct node *n, const struct options *o)
     /* Every connection is a session (conn.c): room for every connection of every member at
      * once, from settings all members share (--peers, max-clients: node/README.md "Sessions"),
      * so that every replica evicts the same session. */
-    uint64_t sessions = (uint64_t)c.raft.n_voters * o->max_clients;
+    uint64_t sessions = (uint64_t)n->n_pool * o->max_clients;
     c.max_sessions = sessions > KV_MAX_SESSIONS ? KV_MAX_SESSIONS : (uint32_t)sessions;
     c.on_read = on_read;
     c.read_ctx = n;

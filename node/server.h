@@ -114,6 +114,7 @@ struct options {
     uint64_t id;
     uint64_t cluster_id;
     char peers[4096];
+    char voters[1024]; /* the initial configuration's voters; "": every id of --peers */
     char client[256];
     char data_dir[PATH_MAX];
     uint32_t tick_ms;
@@ -368,8 +369,9 @@ struct node {
     int ep;
     struct ev_tag timer_tag, signal_tag, plisten_tag, clisten_tag;
     int timer_fd, signal_fd, plisten_fd, clisten_fd;
-    struct peer peers[RAFT_MAX_VOTERS];
-    size_t n_peers; /* every member but self */
+    struct peer peers[RAFT_MAX_MEMBERS];
+    size_t n_peers;  /* every node of --peers but self (members or not: issue #17) */
+    uint32_t n_pool; /* the nodes of --peers, self included */
     char self_peer_addr[128];
     struct sockaddr_storage self_addr;
     socklen_t self_addr_len;
