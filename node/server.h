@@ -115,6 +115,7 @@ struct options {
     uint64_t cluster_id;
     char peers[4096];
     char voters[1024]; /* the initial configuration's voters; "": every id of --peers */
+    char join[1024];   /* HOST:PORT,... of members' clients: ask to be added (issue #17) */
     char client[256];
     char data_dir[PATH_MAX];
     uint32_t tick_ms;
