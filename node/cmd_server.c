@@ -964,8 +964,8 @@ void cmd_member(struct node *n, struct client *c, struct item *it, const struct 
         add_errorf(it, "NOTLEADER the leader is node %" PRIu64 " (0: none known)", leader);
         return;
     case RK_EBUSY:
-        add_error(it, "TRYAGAIN another membership change is not committed yet, or the leader "
-                      "has not committed an entry of its term yet");
+        add_error(it, "TRYAGAIN the learner is not caught up yet, another membership change is "
+                      "not committed yet, or the leader has not committed an entry of its term");
         return;
     case RK_ETOOBIG:
         add_error(it, "ERR too many voters or learners");

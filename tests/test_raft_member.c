@@ -255,6 +255,24 @@ static void test_one_change_at_a_time_and_one_voter_at_a_time(void **state)
     cluster_free(net);
 }
 
+/* As etcd: a learner is promoted only once it holds everything committed (thesis §4.2.1). */
+static void test_learner_promoted_only_once_caught_up(void **state)
+{
+    (void)state;
+    struct rn_net *net = cluster_new(4);
+    rn_elect(net, 1);
+    rn_isolate(net, 4);
+    assert_int_equal(change(net, 1, raft_add_learner, 4), RK_OK);
+    assert_int_equal(rn_propose(net, 1, "a"), RK_OK);
+    rn_run(net, 3);
+    uint64_t index = 0, leader = 0;
+    assert_int_equal(raft_promote(rn_raft(net, 1), 4, &index, &leader), RK_EBUSY);
+    rn_heal(net);
+    rn_run(net, 3);
+    assert_int_equal(raft_promote(rn_raft(net, 1), 4, &index, &leader), RK_OK);
+    cluster_free(net);
+}
+
 static void test_removed_leader_steps_down_once_committed_and_hands_over(void **state)
 {
     (void)state;
@@ -432,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_promoted_learner_counts_in_the_new_majority),
         cmocka_unit_test(test_change_waits_for_an_entry_of_the_leaders_term_to_commit),
         cmocka_unit_test(test_one_change_at_a_time_and_one_voter_at_a_time),
+        cmocka_unit_test(test_learner_promoted_only_once_caught_up),
         cmocka_unit_test(test_removed_leader_steps_down_once_committed_and_hands_over),
         cmocka_unit_test(test_removed_node_cannot_disrupt_the_cluster),
         cmocka_unit_test(test_uncommitted_configuration_reverts_when_its_entry_is_cut),

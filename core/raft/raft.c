@@ -1757,6 +1757,12 @@ int raft_promote(struct raft *r, uint64_t id, uint64_t *index, uint64_t *leader)
     struct raft_conf c = r->conf;
     if (!raft_ids_remove(c.learners, &c.n_learners, id))
         return r->role == RAFT_LEADER ? RK_EINVAL : raft_propose_check(r, 0, leader);
+    /* Thesis §4.2.1: a new voter that is still catching up holds the cluster's availability
+     * hostage (a quorum may now need it). As etcd, only a learner that holds everything
+     * committed is promoted (not one in the middle of a snapshot). */
+    const struct raft_progress *pr = &r->prs[raft_member_idx(r, id)];
+    if (r->role == RAFT_LEADER && (pr->snapshotting || pr->match < r->commit))
+        return RK_EBUSY;
     if (c.n_voters == RAFT_MAX_VOTERS)
         return RK_ETOOBIG;
     c.voters[c.n_voters++] = id;

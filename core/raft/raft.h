@@ -386,6 +386,8 @@ int raft_restore_conf(struct raft *r, uint64_t index, uint64_t term, const struc
 
 /* Membership changes (thesis §4.1, single-server, with the 2015 fix): the leader appends a
  * RAFT_ENTRY_CONF entry whose configuration differs from the current one by at most one voter.
+ * raft_promote also answers RK_EBUSY while the learner does not hold the leader's commit index
+ * (or is receiving a snapshot): a voter that is not caught up could hold up every quorum.
  * Every node uses the latest configuration in its log at once, committed or not. Refused with
  * RK_ENOTLEADER off the leader; RK_EBUSY while a configuration entry is not committed yet (one
  * change at a time), before the leader has committed an entry of its own term (Ongaro's fix,

@@ -273,7 +273,8 @@ int replica_transfer_leader(struct replica *r, uint64_t target);
  * RK_OK with *index the configuration entry's index: the change is done once the node's
  * applied index reaches it (replica_info: raft.applied) in the same configuration
  * (replica_conf's index). Otherwise raft's refusal: RK_ENOTLEADER with *leader the known
- * leader (0: none), RK_EBUSY (another change is uncommitted, the leader has not committed an
+ * leader (0: none), RK_EBUSY (a learner to promote is not caught up yet, another change is
+ * uncommitted, the leader has not committed an
  * entry of its term yet, a transfer: retry), RK_EINVAL (not a single-server change, an unknown
  * or already present id, the last voter), RK_ETOOBIG (a list is full). */
 enum replica_member_op {
