@@ -977,6 +977,11 @@ static void describe_entry(char *buf, size_t cap, const struct raft_entry *e)
         snprintf(buf, cap, "no-op");
         return;
     }
+    struct raft_conf conf;
+    if (e->type == RAFT_ENTRY_CONF && raft_conf_decode(e->data, e->len, &conf) == RK_OK) {
+        snprintf(buf, cap, "configuration: %u voters, %u learners", conf.n_voters, conf.n_learners);
+        return;
+    }
     struct kv_cmd c;
     if (kv_cmd_decode(e->data, e->len, &c, NULL) != RK_OK) {
         snprintf(buf, cap, "%u bytes, not a command", e->len);
