@@ -1166,11 +1166,13 @@ static void check_leader_completeness(struct sim *s, struct sim_node *nd)
 /* Which running nodes could win an election on the strength of their logs: voters of their own
  * latest configuration whose log is at least as up-to-date (§5.4.1) as the logs of a majority
  * of that configuration's voters, counting only voters that would hear them (a node drops the
- * vote requests of a sender outside its own configuration). Counting running nodes only
+ * vote requests of a sender outside its own configuration, and one under a promise grants
+ * none). Counting running nodes only
  * under-approximates the set, so what the check below reports is always real. */
 static uint32_t electable_nodes(struct sim *s, uint32_t *out)
 {
     uint64_t last_term[SCN_MAX_NODES + 1], last_index[SCN_MAX_NODES + 1];
+    bool gated[SCN_MAX_NODES + 1];
     for (uint32_t i = 1; i <= s->n; i++) {
         if (!s->nodes[i].up)
             continue;
@@ -1178,18 +1180,22 @@ static uint32_t electable_nodes(struct sim *s, uint32_t *out)
         raft_status(replica_raft(s->nodes[i].rep), &st);
         last_term[i] = st.last_term;
         last_index[i] = st.last_index;
+        /* Under a promise (issue #15: a new or repaired directory) a node neither votes nor
+         * stands until a leader has given it an entry of its term: by then it holds a log no
+         * stale candidate can beat. */
+        gated[i] = st.commit < st.promised_index;
     }
     uint32_t k = 0;
     for (uint32_t i = 1; i <= s->n; i++) {
         if (!s->nodes[i].up)
             continue;
         uint32_t voters = node_conf_mask(&s->nodes[i], false);
-        if (!(voters >> i & 1))
-            continue; /* never campaigns */
+        if (!(voters >> i & 1) || gated[i])
+            continue; /* never campaigns, or not now */
         uint32_t dominated = 0;
         for (uint32_t j = 1; j <= s->n; j++) {
             if (!(voters >> j & 1) || !s->nodes[j].up ||
-                (j != i && !(node_conf_mask(&s->nodes[j], true) >> i & 1)))
+                (j != i && (gated[j] || !(node_conf_mask(&s->nodes[j], true) >> i & 1))))
                 continue;
             if (last_term[i] > last_term[j] ||
                 (last_term[i] == last_term[j] && last_index[i] >= last_index[j]))
