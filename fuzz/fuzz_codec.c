@@ -118,8 +118,9 @@ static void codec_fz_check_decoded(const struct codec_frame *f)
         const struct raft_entry *e = &m->entries[i];
         FZ_CHECK(e->index == m->log_index + 1 + i, "entry %" PRIu32 " index %" PRIu64, i,
                  e->index);
-        FZ_CHECK(e->type == RAFT_ENTRY_NORMAL || e->type == RAFT_ENTRY_NOOP, "entry type %u",
-                 e->type);
+        FZ_CHECK(e->type == RAFT_ENTRY_NORMAL || e->type == RAFT_ENTRY_NOOP ||
+                     e->type == RAFT_ENTRY_CONF,
+                 "entry type %u", e->type);
         FZ_CHECK((e->len == 0) == (e->data == NULL), "entry %" PRIu32 " len/data", i);
         h = fz_hash(h, e->data == NULL ? (const uint8_t *)"" : e->data, e->len);
     }

@@ -969,7 +969,7 @@ static int cli_backup(const char *host, const char *port, const char *file, cons
     b.fd = open(b.part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (b.fd < 0) {
         fprintf(stderr, "raftkv-cli: backup: cannot create %s: %s\n", b.part, strerror(errno));
-        close(c.fd);
+        cli_close(&c);
         return CLI_EXIT_FAIL;
     }
     /* A zero header until the end: a .part file is never taken for a backup. */
@@ -983,7 +983,7 @@ static int cli_backup(const char *host, const char *port, const char *file, cons
         cli_backup_progress(&b, true);
     ok = ok && cli_backup_finish(&b);
     close(b.fd);
-    close(c.fd);
+    cli_close(&c);
     if (!ok) {
         unlink(b.part);
         return CLI_EXIT_FAIL;
@@ -998,11 +998,107 @@ static int cli_backup(const char *host, const char *port, const char *file, cons
 }
 /* ------------------------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------------------------ */
+/* member list|add|promote|remove (issue #17): RAFTKV.MEMBER at the leader among the nodes    */
+
+#define CLI_MEMBER_WAIT_MS 15000
+
+/* The first two integers of a RAFTKV.MEMBER LIST reply: the configuration's index and
+ * whether it is committed. */
+struct cli_conf_head {
+    int64_t index, committed;
+    bool seen_index, seen_committed;
+};
+
+static void cli_conf_visit(void *ctx, const struct cli_elem *e)
+{
+    struct cli_conf_head *h = ctx;
+    if (e->depth != 1 || e->type != REPLY_INTEGER)
+        return;
+    if (e->index == 1) {
+        h->index = e->n;
+        h->seen_index = true;
+    } else if (e->index == 2) {
+        h->committed = e->n;
+        h->seen_committed = true;
+    }
+}
+
+/* Sends RAFTKV.MEMBER argv to each node in turn until one is not a follower (NOTLEADER); for
+ * a change, then waits until LIST there shows the new configuration committed. */
+static int cli_member(struct cli_member *m, size_t n, int argc, char **argv)
+{
+    bool change = strcasecmp(argv[1], "list") != 0;
+    int64_t deadline_ms = cli_now_ms() + CLI_MEMBER_WAIT_MS;
+    for (size_t i = 0; i < n; i++) {
+        struct cli_conn c;
+        struct cli_reply r = {0};
+        if (!cli_connect(&c, m[i].host, m[i].port, deadline_ms)) {
+            fprintf(stderr, "raftkv-cli: %s\n", c.err);
+            continue;
+        }
+        if (!cli_exchange(&c, argc, argv, &r, deadline_ms)) {
+            fprintf(stderr, "raftkv-cli: %s\n", c.err);
+            free(r.buf);
+            cli_close(&c);
+            continue;
+        }
+        bool follower =
+            r.top.type == REPLY_ERROR && r.top.len >= 9 && memcmp(r.top.ptr, "NOTLEADER", 9) == 0;
+        if (follower && i + 1 < n) {
+            free(r.buf);
+            cli_close(&c);
+            continue;
+        }
+        if (!change || r.top.type != REPLY_INTEGER) {
+            cli_print_reply(&r);
+            int rc = r.top.type == REPLY_ERROR ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+            free(r.buf);
+            cli_close(&c);
+            return rc;
+        }
+        int64_t index = r.top.n;
+        char *list[] = {argv[0], "LIST"};
+        for (;;) {
+            free(r.buf);
+            memset(&r, 0, sizeof(r));
+            struct cli_conf_head h = {0};
+            size_t used = 0;
+            struct rk_errmsg err;
+            if (cli_exchange(&c, 2, list, &r, deadline_ms) &&
+                cli_reply_walk(r.buf, r.len, cli_conf_visit, &h, &used, &err) == RK_OK &&
+                h.seen_index && h.seen_committed && h.index >= index && h.committed == 1) {
+                printf("OK: configuration %" PRId64 " committed\n", h.index);
+                free(r.buf);
+                cli_close(&c);
+                return CLI_EXIT_OK;
+            }
+            if (cli_remaining_ms(deadline_ms) <= CLI_RETRY_SLEEP_MS)
+                break;
+            struct timespec ts = {.tv_nsec = CLI_RETRY_SLEEP_MS * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        fprintf(stderr,
+                "raftkv-cli: configuration %" PRId64 " proposed at %s:%s, not seen "
+                "committed within %d ms (leadership may have changed: check with "
+                "`member list`)\n",
+                index, m[i].host, m[i].port, CLI_MEMBER_WAIT_MS);
+        free(r.buf);
+        cli_close(&c);
+        return CLI_EXIT_FAIL;
+    }
+    fprintf(stderr, "raftkv-cli: no node took the command\n");
+    return CLI_EXIT_FAIL;
+}
+
 static void cli_usage(FILE *f)
 {
     fprintf(f, "usage: raftkv-cli [-h HOST] [-p PORT] [TLS] COMMAND [ARGS...]\n"
                "       raftkv-cli [TLS] status --cluster HOST:PORT[,HOST:PORT...]\n"
                "       raftkv-cli [-h HOST] [-p PORT] [TLS] backup [--chunk-bytes N] FILE\n"
+               "       raftkv-cli [TLS] [--cluster HOST:PORT,...] member list|add ID|promote ID|"
+               "remove ID\n"
+               "         (at the leader: tries each node in turn; a change waits until committed)\n"
                "TLS: --tls [--cacert FILE] [--cert FILE --key FILE], as redis-cli's options.\n"
                "HOST defaults to 127.0.0.1, PORT to 7001 (ci/cluster's node 1).\n"
                "Commands: get KEY, set KEY VALUE, del KEY..., ping, info; any other command is\n"
@@ -1036,11 +1132,18 @@ int main(int argc, char **argv)
     const char *port = "7001";
     const char *cacert = NULL, *cert = NULL, *key = NULL;
     bool tls = false;
+    const char *cluster = NULL;
     int i = 1;
     while (i < argc && argv[i][0] == '-') {
         if (strcmp(argv[i], "--help") == 0) {
             cli_usage(stdout);
             return CLI_EXIT_OK;
+        }
+        if (strcmp(argv[i], "--cluster") == 0 && i + 1 < argc && i + 2 < argc &&
+            strcmp(argv[i + 2], "member") == 0) {
+            cluster = argv[i + 1];
+            i += 2;
+            continue;
         }
         if (strcmp(argv[i], "--tls") == 0) {
             tls = true;
@@ -1095,6 +1198,36 @@ int main(int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
         return cli_backup(host, port, argv[i + 1], NULL);
+    }
+    if (strcmp(argv[i], "member") == 0) {
+        bool list = argc - i == 2 && strcasecmp(argv[i + 1], "list") == 0;
+        bool change = argc - i == 3 && (strcasecmp(argv[i + 1], "add") == 0 ||
+                                        strcasecmp(argv[i + 1], "promote") == 0 ||
+                                        strcasecmp(argv[i + 1], "remove") == 0);
+        if (!list && !change) {
+            fprintf(stderr, "raftkv-cli: usage: raftkv-cli [--cluster HOST:PORT,...] member "
+                            "list|add ID|promote ID|remove ID\n");
+            return CLI_EXIT_USAGE;
+        }
+        static struct cli_member m[CLI_MEMBERS_MAX];
+        size_t n = 0;
+        char one[CLI_ADDR_MAX_BYTES + 20];
+        snprintf(one, sizeof(one), "%s:%s", host, port);
+        const char *p = cluster != NULL ? cluster : one;
+        for (;;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            if (n == CLI_MEMBERS_MAX || !cli_member_parse(p, len, &m[n])) {
+                fprintf(stderr, "raftkv-cli: --cluster: bad node '%.*s'\n", (int)len, p);
+                return CLI_EXIT_USAGE;
+            }
+            n++;
+            if (comma == NULL)
+                break;
+            p = comma + 1;
+        }
+        char *args[3] = {"RAFTKV.MEMBER", argv[i + 1], change ? argv[i + 2] : NULL};
+        return cli_member(m, n, change ? 3 : 2, args);
     }
     return cli_command(host, port, argc - i, argv + i);
 }

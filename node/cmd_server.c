@@ -1005,3 +1005,100 @@ void cmd_info(struct node *n, struct client *c, struct item *it, const struct re
     add_verbatim(it, "txt", buf, t.len);
     free(buf);
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* RAFTKV.MEMBER (issue #17; core/raft/MEMBERSHIP.md)                                         */
+
+/* The peer address of node id as --peers gives it ("" if not listed). */
+static const char *member_addr(const struct node *n, uint64_t id)
+{
+    if (id == n->id)
+        return n->self_peer_addr;
+    for (size_t i = 0; i < n->n_peers; i++)
+        if (n->peers[i].id == id)
+            return n->peers[i].addr_text;
+    return "";
+}
+
+/* LIST: [conf_index, committed (1/0), leader id, [[id, "voter"|"learner", addr], ...]]. */
+static void member_list(struct node *n, struct item *it)
+{
+    struct raft_conf conf;
+    uint64_t index = 0;
+    replica_conf(n->rep, &conf, &index);
+    struct replica_info st;
+    replica_info(n->rep, &st);
+    add_array(it, 4);
+    add_integer(it, (int64_t)index);
+    add_integer(it, index <= st.raft.commit ? 1 : 0);
+    add_integer(it, (int64_t)st.raft.leader);
+    add_array(it, (int64_t)(conf.n_voters + conf.n_learners));
+    for (uint32_t i = 0; i < conf.n_voters + conf.n_learners; i++) {
+        bool voter = i < conf.n_voters;
+        uint64_t id = voter ? conf.voters[i] : conf.learners[i - conf.n_voters];
+        add_array(it, 3);
+        add_integer(it, (int64_t)id);
+        add_bulk_str(it, voter ? "voter" : "learner");
+        add_bulk_str(it, member_addr(n, id));
+    }
+}
+
+void cmd_member(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+                uint32_t argc)
+{
+    (void)c;
+    static const struct {
+        const char *name;
+        uint8_t op;
+    } ops[] = {{"add", REPLICA_MEMBER_ADD_LEARNER},
+               {"promote", REPLICA_MEMBER_PROMOTE},
+               {"remove", REPLICA_MEMBER_REMOVE}};
+    if (argc == 2 && a[1].len == 4 && strncasecmp((const char *)a[1].ptr, "list", 4) == 0) {
+        member_list(n, it);
+        return;
+    }
+    uint8_t op = 0;
+    for (size_t k = 0; k < sizeof(ops) / sizeof(ops[0]); k++)
+        if (argc == 3 && a[1].len == strlen(ops[k].name) &&
+            strncasecmp((const char *)a[1].ptr, ops[k].name, a[1].len) == 0)
+            op = ops[k].op;
+    char text[32];
+    uint64_t id = 0;
+    if (op != 0) {
+        size_t len = a[2].len < sizeof(text) - 1 ? a[2].len : sizeof(text) - 1;
+        memcpy(text, a[2].ptr, len);
+        text[len] = '\0';
+    }
+    if (op == 0 || !config_parse_u64(text, 1, UINT64_MAX, &id)) {
+        add_error(it, "ERR syntax: RAFTKV.MEMBER LIST | ADD ID | PROMOTE ID | REMOVE ID");
+        return;
+    }
+    if (op == REPLICA_MEMBER_ADD_LEARNER && member_addr(n, id)[0] == '\0') {
+        add_errorf(it, "ERR node %" PRIu64 " is not in --peers: its address is unknown", id);
+        return;
+    }
+    uint64_t index = 0, leader = 0;
+    int rc = replica_member_change(n->rep, op, id, &index, &leader);
+    switch (rc) {
+    case RK_OK:
+        /* Proposed: done once the entry at index commits (LIST says so). */
+        add_integer(it, (int64_t)index);
+        node_event("info", "member_change", "membership change proposed",
+                   "op=%s id=%" PRIu64 " index=%" PRIu64, ops[op - 1].name, id, index);
+        return;
+    case RK_ENOTLEADER:
+        add_errorf(it, "NOTLEADER the leader is node %" PRIu64 " (0: none known)", leader);
+        return;
+    case RK_EBUSY:
+        add_error(it, "TRYAGAIN the learner is not caught up yet, another membership change is "
+                      "not committed yet, or the leader has not committed an entry of its term");
+        return;
+    case RK_ETOOBIG:
+        add_error(it, "ERR too many voters or learners");
+        return;
+    default:
+        add_error(it, "ERR not a single-server change: unknown or present id, not a learner, "
+                      "or the last voter");
+        return;
+    }
+}

@@ -219,5 +219,7 @@ bool acl_default_nopass(struct node *n);
  * "ERR The user executing the script can't run this command ..." in it. */
 bool acl_script_ok(struct node *n, struct client *c, struct item *it, const char *sha,
                    const char *text);
+/* RAFTKV.MEMBER LIST|ADD|PROMOTE|REMOVE (issue #17; node/README.md, Membership). */
+void cmd_member(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
 
 #endif

@@ -55,6 +55,15 @@ static const struct opt_def opt_defs[] = {
             "this node's id, one of the ids in --peers"),
     OPT_STR("peers", peers, 1, "ID=HOST:PORT,...", "LIST",
             "every member (this one too): id=host:port for peer traffic"),
+    OPT_STR("voters", voters, 0, "ID,ID,...", "ID,...",
+            "the voters of a new cluster's first configuration (default:\n"
+            "every id of --peers); the other nodes of --peers start outside\n"
+            "it and join with RAFTKV.MEMBER ADD (node/README.md, Membership)"),
+    OPT_STR("join", join, 0, "HOST:PORT,...", "HOST:PORT,...",
+            "a new node with an empty directory: start outside the\n"
+            "configuration and ask these members (client addresses) to add\n"
+            "this node (RAFTKV.MEMBER ADD at the leader); its id must be in\n"
+            "every member's --peers. Ignored once the node is a member"),
     OPT_STR("client", client, 1, "HOST:PORT", "HOST:PORT", "where Redis-protocol clients connect"),
     OPT_STR("data-dir", data_dir, 1, "a directory", "DIR",
             "durable state: DIR/log (Raft log), DIR/kv (Bitcask)"),

@@ -747,7 +747,8 @@ int peer_parse_list(struct node *n, const char *list, struct raft_config *rc)
 {
     char *copy = strdup(list);
     bool self_seen = false;
-    rc->n_voters = 0;
+    uint64_t ids[RAFT_MAX_MEMBERS];
+    uint32_t n_ids = 0;
     for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok != NULL;
          tok = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(tok, '=');
@@ -761,13 +762,13 @@ int peer_parse_list(struct node *n, const char *list, struct raft_config *rc)
             fprintf(stderr, "raftkv-node: --peers: bad id '%s'\n", tok);
             goto err_free;
         }
-        for (uint32_t i = 0; i < rc->n_voters; i++)
-            if (rc->voters[i] == id) {
+        for (uint32_t i = 0; i < n_ids; i++)
+            if (ids[i] == id) {
                 fprintf(stderr, "raftkv-node: --peers: id %" PRIu64 " twice\n", id);
                 goto err_free;
             }
-        if (rc->n_voters == RAFT_MAX_VOTERS) {
-            fprintf(stderr, "raftkv-node: --peers: at most %d members\n", RAFT_MAX_VOTERS);
+        if (n_ids == RAFT_MAX_MEMBERS) {
+            fprintf(stderr, "raftkv-node: --peers: at most %d nodes\n", RAFT_MAX_MEMBERS);
             goto err_free;
         }
         struct sockaddr_storage ss;
@@ -776,7 +777,7 @@ int peer_parse_list(struct node *n, const char *list, struct raft_config *rc)
             fprintf(stderr, "raftkv-node: --peers: cannot resolve '%s' (HOST:PORT)\n", eq + 1);
             goto err_free;
         }
-        rc->voters[rc->n_voters++] = id;
+        ids[n_ids++] = id;
         if (id == n->id) {
             self_seen = true;
             n->self_addr = ss;
@@ -799,6 +800,10 @@ int peer_parse_list(struct node *n, const char *list, struct raft_config *rc)
         fprintf(stderr, "raftkv-node: --peers does not list --id %" PRIu64 "\n", n->id);
         goto err_free;
     }
+    /* The first configuration: every node listed, unless --voters names some (server.c). */
+    n->n_pool = n_ids;
+    rc->n_voters = n_ids <= RAFT_MAX_VOTERS ? n_ids : 0;
+    memcpy(rc->voters, ids, rc->n_voters * sizeof(*ids));
     free(copy);
     return 0;
 

@@ -290,6 +290,8 @@ static const char *entry_type_name(uint8_t type)
         return "normal";
     case RAFT_ENTRY_NOOP:
         return "noop";
+    case RAFT_ENTRY_CONF:
+        return "conf";
     }
     return NULL;
 }

@@ -943,6 +943,127 @@ static int shutdown_node(struct node *n)
     return 0;
 }
 
+/* One RAFTKV.MEMBER ADD of this node to the client address hostport, blocking, within 2 s:
+ * the first line of the reply into line (NUL-terminated); false if there was none. */
+static bool join_ask(const struct node *n, const char *hostport, char *line, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    if (node_resolve(hostport, &ss, &sl) != 0)
+        return false;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char id[24], req[128];
+    int id_len = snprintf(id, sizeof(id), "%" PRIu64, n->id);
+    int len = snprintf(req, sizeof(req), "*3\r\n$13\r\nRAFTKV.MEMBER\r\n$3\r\nADD\r\n$%d\r\n%s\r\n",
+                       id_len, id);
+    size_t got = 0;
+    bool ok = connect(fd, (const struct sockaddr *)&ss, sl) == 0 &&
+              write(fd, req, (size_t)len) == (ssize_t)len;
+    while (ok && got + 1 < cap && memchr(line, '\n', got) == NULL) {
+        ssize_t k = read(fd, line + got, cap - 1 - got);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    close(fd);
+    line[got] = '\0';
+    char *eol = strpbrk(line, "\r\n");
+    if (eol != NULL)
+        *eol = '\0';
+    return ok && got > 0;
+}
+
+/* --join: a new node asks the cluster to add it as a learner (issue #17), trying each address
+ * until the leader takes it (a follower answers -NOTLEADER, a busy leader -TRYAGAIN), for up
+ * to a minute. Nothing to do for a node that is a member already (a restart). 0 or 1. */
+static int join_cluster(struct node *n, const char *list)
+{
+    struct raft_conf conf;
+    replica_conf(n->rep, &conf, NULL);
+    if (raft_conf_is_voter(&conf, n->id) || raft_conf_is_learner(&conf, n->id)) {
+        node_log("info", "--join: already a member");
+        return 0;
+    }
+    uint64_t deadline = node_now_ms() + 60000;
+    char last[1400] = "no answer";
+    while (node_now_ms() < deadline) {
+        char copy[sizeof(((struct options *)0)->join)];
+        snprintf(copy, sizeof(copy), "%s", list);
+        for (char *save = NULL, *host = strtok_r(copy, ",", &save); host != NULL;
+             host = strtok_r(NULL, ",", &save)) {
+            char line[256];
+            if (!join_ask(n, host, line, sizeof(line)))
+                continue;
+            snprintf(last, sizeof(last), "%s: %s", host, line);
+            if (line[0] == ':') {
+                node_event("info", "joined", "added as a learner", "via=%s index=%s", host,
+                           line + 1);
+                return 0;
+            }
+            if (strncmp(line, "-ERR", 4) == 0) {
+                node_log("error", "--join refused by %s: %s", host, line + 1);
+                return 1;
+            }
+        }
+        struct timespec ts = {.tv_nsec = 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    node_log("error", "--join: not added within 60 s (last answer: %s)", last);
+    return 1;
+}
+
+/* --voters: the first configuration's voters, each a node of --peers. A node not among them
+ * starts outside the configuration (it may also be added later: issue #17); so does every node
+ * once the store holds a configuration (replica_create). */
+static int parse_voters(struct node *n, const struct options *o, struct raft_config *rc)
+{
+    if (o->voters[0] == '\0') {
+        if (rc->n_voters == 0) {
+            fprintf(stderr,
+                    "raftkv-node: more than %d nodes in --peers: --voters must say which "
+                    "are the voters\n",
+                    RAFT_MAX_VOTERS);
+            return -1;
+        }
+        return 0;
+    }
+    char copy[sizeof(o->voters)];
+    snprintf(copy, sizeof(copy), "%s", o->voters);
+    rc->n_voters = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        uint64_t id = 0;
+        if (!config_parse_u64(tok, 1, UINT64_MAX, &id)) {
+            fprintf(stderr, "raftkv-node: --voters: bad id '%s'\n", tok);
+            return -1;
+        }
+        bool known = id == n->id;
+        for (size_t i = 0; i < n->n_peers; i++)
+            known = known || n->peers[i].id == id;
+        for (uint32_t i = 0; i < rc->n_voters; i++)
+            known = known && rc->voters[i] != id;
+        if (!known || rc->n_voters == RAFT_MAX_VOTERS) {
+            fprintf(stderr,
+                    "raftkv-node: --voters: %s is not a node of --peers, is listed "
+                    "twice, or makes more than %d\n",
+                    tok, RAFT_MAX_VOTERS);
+            return -1;
+        }
+        rc->voters[rc->n_voters++] = id;
+    }
+    if (rc->n_voters == 0) {
+        fprintf(stderr, "raftkv-node: --voters: no id\n");
+        return -1;
+    }
+    rc->allow_non_member = true; /* this node may be outside the first configuration */
+    return 0;
+}
+
 /* Builds the replica over the data directory, opens the sockets and dials the peers. 0, 1 (a
  * failure, logged) or 2 (a bad --peers, printed). */
 int server_start(struct node *n, const struct options *o)
@@ -950,8 +1071,15 @@ int server_start(struct node *n, const struct options *o)
     struct replica_config c;
     replica_config_default(&c);
     c.raft.id = o->id;
-    if (peer_parse_list(n, o->peers, &c.raft) != 0)
+    if (peer_parse_list(n, o->peers, &c.raft) != 0 || parse_voters(n, o, &c.raft) != 0)
         return 2;
+    if (o->join[0] != '\0') {
+        c.raft.n_voters = 0; /* it learns the configuration from the leader */
+        c.raft.allow_non_member = true;
+    }
+    /* Issue #17: a learner that has kept up for 20 ticks within 64 entries becomes a voter. */
+    c.auto_promote_ticks = 20;
+    c.auto_promote_lag = 64;
     c.raft.election_ticks_min = o->election_min;
     c.raft.election_ticks_max = o->election_max;
     c.raft.heartbeat_ticks = o->heartbeat;
@@ -965,7 +1093,7 @@ int server_start(struct node *n, const struct options *o)
     /* Every connection is a session (conn.c): room for every connection of every member at
      * once, from settings all members share (--peers, max-clients: node/README.md "Sessions"),
      * so that every replica evicts the same session. */
-    uint64_t sessions = (uint64_t)c.raft.n_voters * o->max_clients;
+    uint64_t sessions = (uint64_t)n->n_pool * o->max_clients;
     c.max_sessions = sessions > KV_MAX_SESSIONS ? KV_MAX_SESSIONS : (uint32_t)sessions;
     c.on_read = on_read;
     c.read_ctx = n;
@@ -998,6 +1126,12 @@ int server_start(struct node *n, const struct options *o)
         return 1;
     }
     replica_set_deferred(n->rep, true); /* flushed once per loop turn: end_of_turn */
+    if (o->join[0] != '\0' && join_cluster(n, o->join) != 0) {
+        replica_destroy(n->rep);
+        n->rep = NULL;
+        close_storage(n);
+        return 1;
+    }
     if (node_storage_start(&n->storage, node_storage_run_log, node_storage_free_log, &err) !=
             RK_OK ||
         node_storage_start(&n->store_io, node_storage_run_store, node_storage_free_store, &err) !=

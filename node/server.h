@@ -116,6 +116,8 @@ struct options {
     uint64_t id;
     uint64_t cluster_id;
     char peers[4096];
+    char voters[1024]; /* the initial configuration's voters; "": every id of --peers */
+    char join[1024];   /* HOST:PORT,... of members' clients: ask to be added (issue #17) */
     char client[256];
     char data_dir[PATH_MAX];
     uint32_t tick_ms;
@@ -417,8 +419,9 @@ struct node {
      * a bound on the time, not on the count, keeps a burst of connections from holding
      * heartbeats back. At least one step per turn. */
     uint64_t tls_hs_spent_us;
-    struct peer peers[RAFT_MAX_VOTERS];
-    size_t n_peers; /* every member but self */
+    struct peer peers[RAFT_MAX_MEMBERS];
+    size_t n_peers;  /* every node of --peers but self (members or not: issue #17) */
+    uint32_t n_pool; /* the nodes of --peers, self included */
     char self_peer_addr[128];
     struct sockaddr_storage self_addr;
     socklen_t self_addr_len;

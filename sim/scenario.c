@@ -103,6 +103,8 @@ enum scn_setting {
     SCN_S_EXPECT_AVAILABLE,
     SCN_S_EXPECT_UNAVAILABLE,
     SCN_S_WALLCLOCK,
+    SCN_S_MEMBERS,
+    SCN_S_CHAOS_MEMBER,
     SCN_S_COUNT
 };
 
@@ -578,6 +580,13 @@ static int scn_cmd_nodes(struct scn_parser *p)
     return scn_end(p);
 }
 
+static int scn_cmd_members(struct scn_parser *p)
+{
+    SCN_TRY(scn_claim(p, SCN_S_MEMBERS, 0, "members"));
+    SCN_TRY(scn_next_uint(p, 1, SCN_MAX_NODES, "a voter count", &p->s->members));
+    return scn_end(p);
+}
+
 static int scn_cmd_tick(struct scn_parser *p)
 {
     SCN_TRY(scn_claim(p, SCN_S_TICK, 0, "tick"));
@@ -904,14 +913,16 @@ static int scn_cmd_chaos(struct scn_parser *p)
         {"pause", SCN_S_CHAOS_PAUSE, "chaos pause"},
         {"skew", SCN_S_CHAOS_SKEW, "chaos skew"},
         {"downtime", SCN_S_CHAOS_DOWNTIME, "chaos downtime"},
+        {"member", SCN_S_CHAOS_MEMBER, "chaos member"},
     };
     struct scn_chaos *c = &p->s->chaos;
-    double *rates[] = {&c->crash_per_s, &c->partition_per_s, &c->pause_per_s, &c->skew_per_s};
+    double *rates[] = {&c->crash_per_s, &c->partition_per_s, &c->pause_per_s, &c->skew_per_s, NULL,
+                       &c->member_per_s};
     size_t k = 0;
     while (k < sizeof(kinds) / sizeof(kinds[0]) && !scn_tok_is(p, 1, kinds[k].name))
         k++;
     if (k == sizeof(kinds) / sizeof(kinds[0]))
-        return scn_err(p, 1, "crash, partition, pause, skew or downtime");
+        return scn_err(p, 1, "crash, partition, pause, skew, member or downtime");
     p->cur = 2;
     SCN_TRY(scn_claim(p, kinds[k].setting, 1, kinds[k].label));
     if (kinds[k].setting == SCN_S_CHAOS_DOWNTIME)
@@ -1241,6 +1252,9 @@ static const struct scn_action_def scn_actions[] = {
     {"pause", SCN_PAUSE, SCN_SETS_ANY, scn_act_one_set},
     {"resume", SCN_RESUME, SCN_SETS_ANY, scn_act_one_set},
     {"skew", SCN_SKEW, SCN_SETS_ANY, scn_act_skew},
+    {"add", SCN_ADD, SCN_SETS_ANY, scn_act_one_set},
+    {"promote", SCN_PROMOTE, SCN_SETS_ANY, scn_act_one_set},
+    {"remove", SCN_REMOVE, SCN_SETS_ANY, scn_act_one_set},
     {"set", SCN_SET_NET, 0, scn_act_set},
 };
 #define SCN_N_ACTIONS (sizeof(scn_actions) / sizeof(scn_actions[0]))
@@ -1266,7 +1280,7 @@ static int scn_cmd_at(struct scn_parser *p)
     if (a == SCN_N_ACTIONS)
         return scn_err(p, p->cur,
                        "an action (partition, oneway, isolate, heal, crash, restart, "
-                       "pause, resume, skew, set)");
+                       "pause, resume, skew, add, promote, remove, set)");
     p->cur++;
     struct scn_step *step = &s->steps[s->n_steps];
     memset(step, 0, sizeof(*step));
@@ -1292,6 +1306,7 @@ struct scn_command {
 
 static const struct scn_command scn_commands[] = {
     {"nodes", scn_cmd_nodes},
+    {"members", scn_cmd_members},
     {"tick", scn_cmd_tick},
     {"election", scn_cmd_election},
     {"heartbeat", scn_cmd_heartbeat},
@@ -1363,7 +1378,7 @@ static int scn_parse_line(struct scn_parser *p)
         }
     }
     return scn_err(p, 0,
-                   "a command (nodes, tick, election, heartbeat, prevote, checkquorum, "
+                   "a command (nodes, members, tick, election, heartbeat, prevote, checkquorum, "
                    "replication, snapshot, latency, drop, duplicate, reorder, clients, keys, mix, "
                    "think, timeout, duration, expect, chaos, disk, swarm, at)");
 }
@@ -1417,6 +1432,9 @@ static int scn_check_settings(struct scn_parser *p)
         return scn_err_at(p, &p->seen[SCN_S_MIX],
                           "only get, put and del weights without `pipeline N` (N > 0)");
     }
+    if (s->members > s->nodes)
+        return scn_err_at(p, &p->seen[SCN_S_MEMBERS], "at most %u members (nodes %u)", s->nodes,
+                          s->nodes);
     if (s->disk.damaged_nodes > s->nodes)
         return scn_err_at(p, &p->seen[SCN_S_DISK_DAMAGED], "at most %u damaged nodes (nodes %u)",
                           s->nodes, s->nodes);
@@ -1543,6 +1561,8 @@ static void scn_out_double(struct scn_out *o, const char *before, double v)
 static void scn_print_settings(struct scn_out *o, const struct scenario *s)
 {
     scn_out(o, "nodes %u\n", s->nodes);
+    if (s->members != 0) /* printed only when set */
+        scn_out(o, "members %u\n", s->members);
     scn_out_duration(o, "tick ", s->tick_us);
     scn_out(o, "%s\nelection %u %u\nheartbeat %u\n", s->ticks_aligned ? " aligned" : "",
             s->election_ticks_min, s->election_ticks_max, s->heartbeat_ticks);
@@ -1604,6 +1624,8 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     scn_out_double(o, "\nchaos partition ", s->chaos.partition_per_s);
     scn_out_double(o, "\nchaos pause ", s->chaos.pause_per_s);
     scn_out_double(o, "\nchaos skew ", s->chaos.skew_per_s);
+    if (s->chaos.member_per_s > 0) /* printed only when set */
+        scn_out_double(o, "\nchaos member ", s->chaos.member_per_s);
     scn_out_duration(o, "\nchaos downtime ", s->chaos.downtime_us_min);
     scn_out_duration(o, " ", s->chaos.downtime_us_max);
     scn_out(o, "\ndisk torn %s\n", s->disk.torn ? "on" : "off");

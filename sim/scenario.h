@@ -68,6 +68,9 @@ enum scn_action {
     SCN_SET_NET,       /* change a network setting mid-run: `set drop 0.2` (param, value).
                         * `set latency 1ms 9ms` is two steps with the same time and line:
                         * SCN_NET_LATENCY_MIN, then SCN_NET_LATENCY_MAX */
+    SCN_ADD,           /* groups[0] join as learners (core/raft/MEMBERSHIP.md): `add 4` */
+    SCN_PROMOTE,       /* groups[0] (learners) become voters: `promote 4` */
+    SCN_REMOVE,        /* groups[0] leave the configuration: `remove leader` */
 };
 
 enum scn_net_param {
@@ -97,6 +100,10 @@ struct scn_chaos {
     double partition_per_s;
     double pause_per_s;
     double skew_per_s;
+    /* `chaos member RATE`: a random membership change (add a node outside the configuration as
+     * a learner, promote a learner, or remove a member, the leader included, while more than
+     * `members` voters remain... at least 3) at this rate. */
+    double member_per_s;
     uint64_t downtime_us_min;
     uint64_t downtime_us_max;
 };
@@ -136,6 +143,11 @@ struct scenario {
     char name[128]; /* file name as given */
     /* Cluster and Raft timing. */
     uint32_t nodes;            /* `nodes 5`, default 3 */
+    /* `members 3`: the cluster starts with nodes 1..3 as its voters; the others start with
+     * an empty directory and no configuration, as new nodes that may be added (`add`, `chaos
+     * member`). Default 0: every node is a voter. Learners are promoted automatically once
+     * caught up (replica auto_promote_ticks). */
+    uint32_t members;
     uint64_t tick_us;          /* `tick 10ms`: virtual time of one Raft tick, default 10ms */
     uint32_t election_ticks_min, election_ticks_max; /* `election 10 20`, default 10 20 */
     uint32_t heartbeat_ticks;  /* `heartbeat 2`, default 1; below election_ticks_min */

@@ -160,6 +160,11 @@ struct sim_node {
     uint64_t damage_seen[2]; /* damage events of logdisk and disk traced so far */
     uint32_t repairs;        /* starts that repaired damaged storage */
     bool wiped;              /* its disks were wiped since its last open (`disk wipe`) */
+    /* Membership (`members`, `add`, `chaos member`): a joiner starts with an empty
+     * configuration (a new node, or one wiped to be added again); ever_member: it was in a
+     * configuration once, so adding it again first gives it an empty disk (a new member). */
+    bool joiner;
+    bool ever_member;
     double rate;
     uint64_t tick_gen;
     struct event *held; /* deliveries held while paused */
@@ -287,6 +292,17 @@ struct sim {
 
     uint32_t n;
     struct sim_node nodes[SCN_MAX_NODES + 1]; /* 1-based */
+    /* Membership changes waiting for a leader to take them (steps and `chaos member`), in
+     * order; the voters (bit i: node i) of the latest configuration a leader has committed. */
+    struct {
+        uint8_t op; /* enum replica_member_op */
+        uint32_t id;
+        uint64_t since;
+    } mreq[32];
+    uint32_t n_mreq;
+    uint32_t voters_mask;
+    uint32_t learners_mask;
+    uint64_t voters_at; /* the commit index that configuration was read at */
     bool blocked[SCN_MAX_NODES + 1][SCN_MAX_NODES + 1];
 
     struct sim_client *clients;
@@ -720,9 +736,15 @@ static int node_start(struct sim *s, struct sim_node *nd)
     struct replica_config c;
     replica_config_default(&c);
     c.raft.id = nd->id;
-    c.raft.n_voters = s->n;
-    for (uint32_t i = 0; i < s->n; i++)
+    uint32_t members = s->scn->members != 0 ? s->scn->members : s->n;
+    c.raft.n_voters = nd->joiner ? 0 : members;
+    for (uint32_t i = 0; i < c.raft.n_voters; i++)
         c.raft.voters[i] = i + 1;
+    c.raft.allow_non_member = nd->joiner;
+    if (s->scn->members != 0) {
+        c.auto_promote_ticks = 10;
+        c.auto_promote_lag = 20;
+    }
     c.raft.election_ticks_min = s->scn->election_ticks_min;
     c.raft.election_ticks_max = s->scn->election_ticks_max;
     c.raft.heartbeat_ticks = s->scn->heartbeat_ticks;
@@ -919,6 +941,30 @@ static void node_hold(struct sim_node *nd, const struct event *e)
 }
 
 /* The leader with the highest term among running nodes, or 0. */
+/* Configurations (core/raft/MEMBERSHIP.md): node bit masks (bit i: node i). */
+static uint32_t conf_mask(const struct raft_conf *c, bool learners)
+{
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < c->n_voters; i++)
+        m |= c->voters[i] <= SCN_MAX_NODES ? 1u << c->voters[i] : 0;
+    for (uint32_t i = 0; learners && i < c->n_learners; i++)
+        m |= c->learners[i] <= SCN_MAX_NODES ? 1u << c->learners[i] : 0;
+    return m;
+}
+
+/* The latest configuration in a running node's log: its voters, or its members. */
+static uint32_t node_conf_mask(const struct sim_node *nd, bool learners)
+{
+    struct raft_conf c;
+    raft_conf_current(replica_raft(nd->rep), &c, NULL);
+    return conf_mask(&c, learners);
+}
+
+static uint32_t majority_of(uint32_t mask)
+{
+    return (uint32_t)__builtin_popcount(mask) / 2 + 1;
+}
+
 static uint32_t current_leader(struct sim *s)
 {
     uint32_t best = 0;
@@ -950,6 +996,11 @@ static void describe_entry(char *buf, size_t cap, const struct raft_entry *e)
 {
     if (e->type == RAFT_ENTRY_NOOP) {
         snprintf(buf, cap, "no-op");
+        return;
+    }
+    struct raft_conf conf;
+    if (e->type == RAFT_ENTRY_CONF && raft_conf_decode(e->data, e->len, &conf) == RK_OK) {
+        snprintf(buf, cap, "configuration: %u voters, %u learners", conf.n_voters, conf.n_learners);
         return;
     }
     struct kv_cmd c;
@@ -1133,12 +1184,16 @@ static void check_leader_completeness(struct sim *s, struct sim_node *nd)
         check_leader_has(s, nd, i);
 }
 
-/* Which running nodes could win an election on the strength of their logs: those whose log is
- * at least as up-to-date (§5.4.1) as the logs of a majority of all nodes. Counting running
- * nodes only under-approximates the set, so what the check below reports is always real. */
+/* Which running nodes could win an election on the strength of their logs: voters of their own
+ * latest configuration whose log is at least as up-to-date (§5.4.1) as the logs of a majority
+ * of that configuration's voters, counting only voters that would hear them (a node drops the
+ * vote requests of a sender outside its own configuration, and one under a promise grants
+ * none). Counting running nodes only
+ * under-approximates the set, so what the check below reports is always real. */
 static uint32_t electable_nodes(struct sim *s, uint32_t *out)
 {
     uint64_t last_term[SCN_MAX_NODES + 1], last_index[SCN_MAX_NODES + 1];
+    bool gated[SCN_MAX_NODES + 1];
     for (uint32_t i = 1; i <= s->n; i++) {
         if (!s->nodes[i].up)
             continue;
@@ -1146,18 +1201,28 @@ static uint32_t electable_nodes(struct sim *s, uint32_t *out)
         raft_status(replica_raft(s->nodes[i].rep), &st);
         last_term[i] = st.last_term;
         last_index[i] = st.last_index;
+        /* Under a promise (issue #15: a new or repaired directory) a node neither votes nor
+         * stands until a leader has given it an entry of its term: by then it holds a log no
+         * stale candidate can beat. */
+        gated[i] = st.commit < st.promised_index;
     }
     uint32_t k = 0;
     for (uint32_t i = 1; i <= s->n; i++) {
         if (!s->nodes[i].up)
             continue;
+        uint32_t voters = node_conf_mask(&s->nodes[i], false);
+        if (!(voters >> i & 1) || gated[i])
+            continue; /* never campaigns, or not now */
         uint32_t dominated = 0;
         for (uint32_t j = 1; j <= s->n; j++) {
-            if (s->nodes[j].up && (last_term[i] > last_term[j] || (last_term[i] == last_term[j] &&
-                                                                   last_index[i] >= last_index[j])))
+            if (!(voters >> j & 1) || !s->nodes[j].up ||
+                (j != i && (gated[j] || !(node_conf_mask(&s->nodes[j], true) >> i & 1))))
+                continue;
+            if (last_term[i] > last_term[j] ||
+                (last_term[i] == last_term[j] && last_index[i] >= last_index[j]))
                 dominated++;
         }
-        if (dominated >= s->n / 2 + 1)
+        if (dominated >= majority_of(voters))
             out[k++] = i;
     }
     return k;
@@ -1193,10 +1258,11 @@ static void check_committed_on_electable(struct sim *s, uint64_t from, uint64_t 
 
 /* Figure 2 ("updated on stable storage before responding to RPCs") and §10.2.1 (a leader
  * counts itself only for entries on its own disk): an entry is committed only once a majority
- * holds it durably. What a node holds durably comes from the log jobs its storage synced
- * (check_durable.h), not from raft's own persisted index, so a Raft or replica layer that counts
- * an unsynced write (its own or a follower's early acknowledgment) is caught at the commit,
- * without waiting for the crash that would lose the entry. */
+ * of the voters of the committing leader's configuration (the latest in its log, thesis §4.1;
+ * learners never count) holds it durably. What a node holds durably comes from the log jobs its
+ * storage synced (check_durable.h), not from raft's own persisted index, so a Raft or replica layer
+ * that counts an unsynced write (its own or a follower's early acknowledgment) is caught at the
+ * commit, without waiting for the crash that would lose the entry. */
 static void check_commit_durable(struct sim *s, const struct sim_node *nd, uint64_t index,
                                  uint64_t term)
 {
@@ -1204,17 +1270,21 @@ static void check_commit_durable(struct sim *s, const struct sim_node *nd, uint6
     char lacking[4 * SCN_MAX_NODES + 1];
     size_t len = 0;
     lacking[0] = '\0';
+    uint32_t voters = node_conf_mask(nd, false);
     for (uint32_t j = 1; j <= s->n; j++) {
+        if (!(voters >> j & 1))
+            continue;
         if (durable_log_holds(&s->nodes[j].dur, index, term))
             held++;
         else
             len += (size_t)snprintf(lacking + len, sizeof(lacking) - len, " n%u", j);
     }
-    if (held < s->n / 2 + 1)
+    if (held < majority_of(voters))
         fail(s, SIM_FAIL_SAFETY,
              "commit durability: n%u committed index %" PRIu64 " (term %" PRIu64
-             ") in term %" PRIu64 ", but only %u of %u nodes hold it on disk (not synced on:%s)",
-             nd->id, index, term, nd->term, held, s->n, lacking);
+             ") in term %" PRIu64 ", but only %u of the %u voters of its configuration hold it "
+             "on disk (not synced on:%s)",
+             nd->id, index, term, nd->term, held, (uint32_t)__builtin_popcount(voters), lacking);
 }
 
 /* Records what a leader has committed, in its term. */
@@ -1265,6 +1335,26 @@ static void record_commits(struct sim *s, struct sim_node *nd, const struct raft
     nd->ct_done = st->commit;
     if (s->ct_max >= first_new)
         check_committed_on_electable(s, first_new, s->ct_max);
+    /* The cluster's committed configuration, for the availability figures. */
+    struct raft_conf conf;
+    if (st->commit > s->voters_at && raft_conf_at(r, st->commit, &conf) == RK_OK) {
+        uint32_t voters = conf_mask(&conf, false), members = conf_mask(&conf, true);
+        if (voters != s->voters_mask || (members & ~voters) != s->learners_mask) {
+            char text[8 * SCN_MAX_NODES + 32];
+            size_t len = 0;
+            text[0] = '\0';
+            for (uint32_t i = 1; i <= s->n; i++) {
+                if (members >> i & 1)
+                    len += (size_t)snprintf(text + len, sizeof(text) - len, " n%u%s", i,
+                                            voters >> i & 1 ? "" : "(learner)");
+            }
+            trace(s, "configuration committed by n%u at %" PRIu64 ":%s", nd->id, st->commit, text);
+        }
+        s->voters_mask = voters;
+        s->learners_mask = members & ~voters;
+        s->voters_at = st->commit;
+        s->avail_dirty = true;
+    }
 }
 
 static void check_node(struct sim *s, struct sim_node *nd)
@@ -2357,6 +2447,140 @@ static void set_skew(struct sim *s, struct sim_node *nd, double rate)
     trace(s, "n%u clock rate %.3f", nd->id, rate);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Membership changes (core/raft/MEMBERSHIP.md), as an operator makes them                    */
+
+#define SIM_MEMBER_PATIENCE_US 10000000 /* a change not taken within 10 s is dropped */
+
+static const char *member_op_name(uint8_t op)
+{
+    return op == REPLICA_MEMBER_ADD_LEARNER ? "add"
+           : op == REPLICA_MEMBER_PROMOTE   ? "promote"
+                                            : "remove";
+}
+
+/* Queues a change; the leader takes it at its next tick (member_try). */
+static void member_queue(struct sim *s, uint8_t op, uint32_t id)
+{
+    if (s->n_mreq == sizeof(s->mreq) / sizeof(s->mreq[0])) {
+        trace(s, "membership: %s n%u dropped (queue full)", member_op_name(op), id);
+        return;
+    }
+    s->mreq[s->n_mreq].op = op;
+    s->mreq[s->n_mreq].id = id;
+    s->mreq[s->n_mreq].since = s->now;
+    s->n_mreq++;
+    trace(s, "membership: %s n%u queued", member_op_name(op), id);
+}
+
+static void member_pop(struct sim *s)
+{
+    memmove(s->mreq, s->mreq + 1, (s->n_mreq - 1) * sizeof(s->mreq[0]));
+    s->n_mreq--;
+}
+
+/* A node that was a member once joins again as a new node: an empty disk, no configuration
+ * (as `raftkv-node --join` on a wiped directory). Only once its removal is committed. */
+static void member_rejoin(struct sim *s, struct sim_node *nd)
+{
+    bool was_up = nd->up;
+    node_crash(s, nd);
+    wipe_disk(nd->logdisk);
+    wipe_disk(nd->disk);
+    nd->wiped = true;
+    nd->joiner = true;
+    nd->ever_member = false;
+    trace(s, "n%u: new empty disk, to join again", nd->id);
+    if (s->tl != NULL)
+        tl_mark(s->tl, s->now, nd->id, "new empty disk, to join again");
+    if (was_up)
+        node_restart(s, nd);
+}
+
+/* The leader nd takes the first queued change: done, retried at its next tick while refused
+ * for now (another change uncommitted, no entry of its term committed yet), or dropped. */
+static void member_try(struct sim *s, struct sim_node *nd)
+{
+    if (s->n_mreq == 0 || !nd->up || nd->paused)
+        return;
+    struct raft_status st;
+    raft_status(replica_raft(nd->rep), &st);
+    if (st.role != RAFT_LEADER)
+        return;
+    uint8_t op = s->mreq[0].op;
+    uint32_t id = s->mreq[0].id;
+    if (s->now - s->mreq[0].since > SIM_MEMBER_PATIENCE_US) {
+        trace(s, "membership: %s n%u dropped (not taken within 10s)", member_op_name(op), id);
+        member_pop(s);
+        return;
+    }
+    struct sim_node *t = &s->nodes[id];
+    if (op == REPLICA_MEMBER_ADD_LEARNER && t->ever_member &&
+        !(node_conf_mask(nd, true) >> id & 1)) {
+        if (st.conf_index > st.commit)
+            return; /* its removal is not committed yet */
+        member_rejoin(s, t);
+    }
+    uint64_t index = 0, leader = 0;
+    int rc = replica_member_change(nd->rep, op, id, &index, &leader);
+    drain(s, nd);
+    if (rc == RK_EBUSY || rc == RK_ENOTLEADER)
+        return;
+    trace(s, "membership: n%u %s n%u: %s (index %" PRIu64 ")", nd->id, member_op_name(op), id,
+          rc == RK_OK ? "proposed" : rk_strerror(rc), index);
+    if (rc == RK_OK && op == REPLICA_MEMBER_ADD_LEARNER)
+        t->ever_member = true;
+    if (rc == RK_OK && s->tl != NULL) {
+        char m[64];
+        snprintf(m, sizeof(m), "%s n%u", member_op_name(op), id);
+        tl_mark(s->tl, s->now, nd->id, m);
+    }
+    member_pop(s);
+}
+
+/* `chaos member`: one random change, when none is waiting: add a node outside the
+ * configuration, promote a learner, or remove a voter (while more than 3 remain; the leader
+ * too) or a learner. */
+static void chaos_member(struct sim *s)
+{
+    uint32_t l = current_leader(s);
+    if (l == 0 || s->n_mreq > 0)
+        return;
+    uint32_t voters = node_conf_mask(&s->nodes[l], false);
+    uint32_t members = node_conf_mask(&s->nodes[l], true);
+    uint32_t learners = members & ~voters;
+    uint32_t outside = 0;
+    for (uint32_t i = 1; i <= s->n; i++)
+        outside |= members >> i & 1 ? 0 : 1u << i;
+    uint32_t removable = learners | (__builtin_popcount(voters) > 3 ? voters : 0);
+    uint32_t pick = (uint32_t)rnd_range(s, 0, 2);
+    const uint32_t sets[3] = {outside, learners, removable};
+    const uint8_t ops[3] = {REPLICA_MEMBER_ADD_LEARNER, REPLICA_MEMBER_PROMOTE,
+                            REPLICA_MEMBER_REMOVE};
+    for (uint32_t k = 0; k < 3; k++) {
+        uint32_t set = sets[(pick + k) % 3];
+        if (set == 0)
+            continue;
+        uint32_t nth = (uint32_t)rnd_range(s, 0, (uint64_t)__builtin_popcount(set) - 1);
+        for (uint32_t i = 1; i <= s->n; i++) {
+            if ((set >> i & 1) && nth-- == 0) {
+                member_queue(s, ops[(pick + k) % 3], i);
+                return;
+            }
+        }
+    }
+}
+
+static void member_step(struct sim *s, const struct scn_step *st, uint8_t op)
+{
+    uint32_t ids[SCN_MAX_NODES];
+    uint32_t k = resolve(s, &st->groups[0], ids);
+    if (k == 0)
+        trace(s, "step skipped: no such node now");
+    for (uint32_t i = 0; i < k; i++)
+        member_queue(s, op, ids[i]);
+}
+
 static void run_step(struct sim *s, const struct scn_step *st)
 {
     uint32_t a[SCN_MAX_NODES], b[SCN_MAX_NODES];
@@ -2417,6 +2641,15 @@ static void run_step(struct sim *s, const struct scn_step *st)
         for (uint32_t i = 0; i < na; i++)
             set_skew(s, &s->nodes[a[i]], st->factor);
         break;
+    case SCN_ADD:
+        member_step(s, st, REPLICA_MEMBER_ADD_LEARNER);
+        break;
+    case SCN_PROMOTE:
+        member_step(s, st, REPLICA_MEMBER_PROMOTE);
+        break;
+    case SCN_REMOVE:
+        member_step(s, st, REPLICA_MEMBER_REMOVE);
+        break;
     case SCN_SET_NET:
         switch (st->param) {
         case SCN_NET_DROP:
@@ -2444,7 +2677,14 @@ static void run_step(struct sim *s, const struct scn_step *st)
     }
 }
 
-enum chaos_kind { CHAOS_CRASH = 0, CHAOS_PARTITION, CHAOS_PAUSE, CHAOS_SKEW, CHAOS_KINDS };
+enum chaos_kind {
+    CHAOS_CRASH = 0,
+    CHAOS_PARTITION,
+    CHAOS_PAUSE,
+    CHAOS_SKEW,
+    CHAOS_MEMBER,
+    CHAOS_KINDS
+};
 
 static double chaos_rate(const struct sim *s, int kind)
 {
@@ -2455,6 +2695,8 @@ static double chaos_rate(const struct sim *s, int kind)
         return s->chaos.partition_per_s;
     case CHAOS_PAUSE:
         return s->chaos.pause_per_s;
+    case CHAOS_MEMBER:
+        return s->chaos.member_per_s;
     default:
         return s->chaos.skew_per_s;
     }
@@ -2473,10 +2715,17 @@ static void chaos_schedule(struct sim *s, int kind)
     ev_push(s, s->now + 1 + (uint64_t)(wait_s * 1e6), EV_CHAOS, 0, (uint64_t)kind, 0, NULL);
 }
 
+static void chaos_member(struct sim *s);
+
 static void on_chaos(struct sim *s, int kind)
 {
     if (!s->chaos_on)
         return;
+    if (kind == CHAOS_MEMBER) {
+        chaos_member(s);
+        chaos_schedule(s, kind);
+        return;
+    }
     uint32_t victim = (uint32_t)rnd_range(s, 1, s->n);
     struct sim_node *nd = &s->nodes[victim];
     uint64_t down = rnd_range(s, s->chaos.downtime_us_min, s->chaos.downtime_us_max);
@@ -2566,7 +2815,8 @@ static uint32_t healthy_majority(const struct sim *s)
     uint32_t best = 0, best_n = 0;
     for (uint32_t m = healthy; m != 0; m = (m - 1) & healthy) {
         uint32_t k = (uint32_t)__builtin_popcount(m);
-        if (k <= best_n || k < s->n / 2 + 1)
+        if (k <= best_n ||
+            (uint32_t)__builtin_popcount(m & s->voters_mask) < majority_of(s->voters_mask))
             continue;
         bool clique = true;
         for (uint32_t a = 1; a <= s->n && clique; a++) {
@@ -2591,10 +2841,10 @@ static bool usable_leader(const struct sim *s)
         const struct sim_node *nd = &s->nodes[l];
         if (!node_healthy(nd) || nd->role != RAFT_LEADER)
             continue;
-        uint32_t k = 0;
+        uint32_t k = 0, voters = node_conf_mask(nd, false);
         for (uint32_t j = 1; j <= s->n; j++)
-            k += node_healthy(&s->nodes[j]) && connected(s, l, j);
-        if (k >= s->n / 2 + 1)
+            k += (voters >> j & 1) && node_healthy(&s->nodes[j]) && connected(s, l, j);
+        if (k >= majority_of(voters))
             return true;
     }
     return false;
@@ -2690,10 +2940,10 @@ static void check_stepdown(struct sim *s, struct sim_node *nd)
         nd->cutoff_tick = 0;
         return;
     }
-    uint32_t k = 0;
+    uint32_t k = 0, voters = node_conf_mask(nd, false);
     for (uint32_t j = 1; j <= s->n; j++)
-        k += node_healthy(&s->nodes[j]) && connected(s, nd->id, j);
-    if (k >= s->n / 2 + 1) {
+        k += (voters >> j & 1) && node_healthy(&s->nodes[j]) && connected(s, nd->id, j);
+    if (k >= majority_of(voters)) {
         nd->cutoff_tick = 0;
         return;
     }
@@ -2705,9 +2955,9 @@ static void check_stepdown(struct sim *s, struct sim_node *nd)
     if (nd->ticks - nd->cutoff_tick > limit)
         fail(s, SIM_FAIL_LIVENESS,
              "stepdown: n%u still leads term %" PRIu64 " %" PRIu64 " ticks after it was cut off "
-             "from a majority (it reaches %u of %u nodes); the bound is %u elections (%" PRIu64
+             "from a majority (it reaches %u of its %u voters); the bound is %u elections (%" PRIu64
              " ticks)",
-             nd->id, nd->term, nd->ticks - nd->cutoff_tick, k, s->n,
+             nd->id, nd->term, nd->ticks - nd->cutoff_tick, k, (uint32_t)__builtin_popcount(voters),
              s->scn->expect_stepdown_elections, limit);
 }
 
@@ -2763,10 +3013,11 @@ static bool converged(struct sim *s, char *buf, size_t cap)
                  ls.commit, ls.last_index);
         return false;
     }
+    uint32_t members = node_conf_mask(&s->nodes[l], true);
     for (uint32_t i = 1; i <= s->n; i++) {
         struct sim_node *nd = &s->nodes[i];
-        if (!nd->up)
-            continue;
+        if (!nd->up || !(members >> i & 1))
+            continue; /* a node outside the configuration (removed, or never added) idles */
         struct raft_status st;
         raft_status(replica_raft(nd->rep), &st);
         if (st.last_index != ls.last_index || st.last_term != ls.last_term ||
@@ -2789,9 +3040,11 @@ static void compare_digests(struct sim *s)
 {
     uint32_t first = 0;
     uint64_t want = 0;
+    uint32_t l = current_leader(s);
+    uint32_t members = l != 0 ? node_conf_mask(&s->nodes[l], true) : ~0u;
     for (uint32_t i = 1; i <= s->n && !s->failed; i++) {
         struct sim_node *nd = &s->nodes[i];
-        if (!nd->up)
+        if (!nd->up || !(members >> i & 1))
             continue;
         uint64_t d = 0;
         int rc = kv_digest(replica_kv(nd->rep), &d);
@@ -3063,6 +3316,7 @@ static void handle(struct sim *s, struct event *e)
         replica_tick(nd->rep);
         drain(s, nd);
         check_node(s, nd);
+        member_try(s, nd);
         if (s->scn->expect_stepdown_elections > 0)
             check_stepdown(s, nd);
         if (nd->up && e->a == nd->tick_gen)
@@ -3291,6 +3545,11 @@ static void setup(struct sim *s)
         draw_swarm_mix(s);
     if (s->opt->swarm || scn->swarm)
         draw_swarm_damage(s);
+    if ((s->opt->swarm || scn->swarm) && scn->members != 0 && scn->members < scn->nodes) {
+        /* Membership changes among the pool of nodes, in most seeds (scenarios that set
+         * `members` only: the draws of every other scenario stay what they were). */
+        s->chaos.member_per_s = rnd_chance(s, 0.8) ? 0.1 + 0.9 * rnd_unit(s) : 0;
+    }
     lin_history_set_clock_bound(s->hist, s->wallclock_us);
     s->wslots = xcalloc(((size_t)scn->keys + SCN_KEY_GROUP - 1) / SCN_KEY_GROUP, LX_WATCH_SLOTS);
     s->chaos_on = true;
@@ -3301,10 +3560,14 @@ static void setup(struct sim *s)
     uint64_t tail = scn->expect_leader_us > scn->expect_complete_us ? scn->expect_leader_us
                                                                     : scn->expect_complete_us;
     s->end_at = s->settle_at + (tail > 0 ? tail : SIM_SETTLE_DEFAULT_US);
+    uint32_t members = scn->members != 0 ? scn->members : s->n;
+    s->voters_mask = ((1u << (members + 1)) - 1) & ~1u;
     for (uint32_t i = 1; i <= s->n; i++) {
         struct sim_node *nd = &s->nodes[i];
         nd->id = i;
         nd->rate = 1.0;
+        nd->joiner = i > members; /* a spare: a new node that may be added */
+        nd->ever_member = !nd->joiner;
         if (s->wallclock_us > 0)
             nd->wall_off_us =
                 (int64_t)rnd_range(s, 0, 2 * s->wallclock_us) - (int64_t)s->wallclock_us;

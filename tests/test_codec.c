@@ -719,7 +719,7 @@ static void test_decode_bad_entry_type_is_malformed(void **state)
     /* Entry 1 starts after entry 0 (which has no data in the sample). */
     size_t entry1_type = OFF_ENTRY0 + ENTRY_HEADER + 16;
     expect_poke_error(RAFT_MSG_APPEND, 2, OFF_ENTRY0 + 16, 0, "append: entry 0: type");
-    expect_poke_error(RAFT_MSG_APPEND, 2, OFF_ENTRY0 + 16, 3, "entry 0: type 3");
+    expect_poke_error(RAFT_MSG_APPEND, 2, OFF_ENTRY0 + 16, 4, "entry 0: type 4");
     expect_poke_error(RAFT_MSG_APPEND, 2, entry1_type, 0xff, "entry 1: type 255");
 }
 

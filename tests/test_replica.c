@@ -796,7 +796,9 @@ static void test_bad_frames_are_refused_with_a_message_and_the_replica_keeps_wor
     assert_int_equal(codec_encode_handshake(&hs, buf, sizeof(buf), &len), RK_OK);
     assert_frame_refused(net, f, leader, buf, len, RK_EINVAL);
 
-    struct raft_msg stranger = {.type = RAFT_MSG_HEARTBEAT, .from = 7, .to = f, .term = 99};
+    /* A non-member is heard only as a leader (core/raft/MEMBERSHIP.md): its vote request is
+     * refused. */
+    struct raft_msg stranger = {.type = RAFT_MSG_VOTE, .from = 7, .to = f, .term = 99};
     assert_int_equal(codec_encode_msg(&stranger, buf, sizeof(buf), &len), RK_OK);
     assert_frame_refused(net, f, 7, buf, len, RK_EINVAL);
 
@@ -1744,6 +1746,77 @@ static void test_repair_plan_cuts_discards_and_promises(void **state)
     assert_int_equal(p.log.promise, 50);
 }
 
+/* Issue #17: a new node with an empty configuration is added as a learner, catches up by a
+ * snapshot (the configuration inside it), is promoted automatically once caught up, and holds
+ * its configuration in its store; then the leader removes itself and the rest go on. */
+static void tweak_member(struct replica_config *c)
+{
+    c->compact_entries = 20;
+    c->compact_keep = 5;
+    c->auto_promote_ticks = 3;
+    c->auto_promote_lag = 5;
+    if (c->raft.id == 4) {
+        c->raft.n_voters = 0;
+        c->raft.allow_non_member = true;
+    } else {
+        c->raft.n_voters = 3;
+    }
+}
+
+static void test_new_member_joins_by_snapshot_is_promoted_and_the_leader_can_leave(void **state)
+{
+    (void)state;
+    struct net *net = net_new(4, tweak_member);
+    net->nodes[4].isolated = true;
+    uint64_t leader = net_elect(net);
+    char key[16], val[16];
+    for (int i = 0; i < 60; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(val, sizeof(val), "v%d", i);
+        assert_status(net_do(net, leader, REPLICA_PUT, key, val, 0, 0), REPLICA_OK);
+    }
+    net_run(net, 20);
+    assert_true(net_info(net, leader).raft.snapshot_index > 0);
+    net->nodes[4].isolated = false;
+    uint64_t index = 0, known = 0;
+    assert_int_equal(
+        replica_member_change(net->nodes[leader].r, REPLICA_MEMBER_ADD_LEARNER, 4, &index, &known),
+        RK_OK);
+    net_collect(net, leader);
+    struct raft_conf conf;
+    for (uint32_t i = 0; i < 200; i++) {
+        net_tick_all(net);
+        replica_conf(net->nodes[4].r, &conf, NULL);
+        if (raft_conf_is_voter(&conf, 4))
+            break;
+    }
+    assert_true(raft_conf_is_voter(&conf, 4)); /* promoted without a command */
+    assert_true(net_info(net, 4).snapshots_installed >= 1);
+    assert_true(net_store_get(net, 4, "k0", "v0"));
+    assert_true(net_store_get(net, 4, "k59", "v59"));
+    /* The configuration is in its store, where the snapshot and the entry put it. */
+    struct raft_conf stored;
+    assert_int_equal(replica_store_conf(net->nodes[4].store, &stored), RK_OK);
+    assert_true(raft_conf_is_voter(&stored, 4));
+    assert_true(net_info(net, 4).raft.voter);
+    /* The leader removes itself: it steps down once that commits, another takes over. */
+    assert_int_equal(
+        replica_member_change(net->nodes[leader].r, REPLICA_MEMBER_REMOVE, leader, &index, &known),
+        RK_OK);
+    net_collect(net, leader);
+    uint64_t next = 0;
+    for (uint32_t i = 0; i < 100 && (next == 0 || next == leader); i++) {
+        net_tick_all(net);
+        next = net_leader(net);
+    }
+    assert_true(next != 0 && next != leader);
+    assert_false(net_info(net, leader).raft.voter);
+    assert_status(net_do(net, next, REPLICA_PUT, "after", "x", 0, 0), REPLICA_OK);
+    assert_true(net_store_get(net, 4, "after", "x") || next != 4);
+    net_assert_all_answered(net);
+    net_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1760,6 +1833,7 @@ int main(void)
         cmocka_unit_test(test_invalid_requests_get_error_at_once),
         cmocka_unit_test(test_puts_submitted_together_share_log_syncs),
         cmocka_unit_test(test_writes_committed_in_one_large_jump_all_get_their_result),
+        cmocka_unit_test(test_new_member_joins_by_snapshot_is_promoted_and_the_leader_can_leave),
         cmocka_unit_test(test_requests_beyond_max_pending_get_tryagain),
         cmocka_unit_test(test_put_if_is_decided_at_apply_and_answered_through_a_follower),
         cmocka_unit_test(test_incrby_answers_the_new_value_or_a_redis_error),

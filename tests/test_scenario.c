@@ -810,19 +810,21 @@ static void probabilities_as_decimals_percents_and_exponents(void **state)
 static void error_unknown_command(void **state)
 {
     (void)state;
-    assert_error("nodes 3\n  foo 1\n",
-                 "t.scn:2:3: expected a command (nodes, tick, election, heartbeat, prevote, "
-                 "checkquorum, replication, snapshot, latency, drop, duplicate, reorder, clients, "
-                 "keys, mix, think, timeout, duration, expect, chaos, disk, swarm, at), got 'foo'");
+    assert_error(
+        "nodes 3\n  foo 1\n",
+        "t.scn:2:3: expected a command (nodes, members, tick, election, heartbeat, prevote, "
+        "checkquorum, replication, snapshot, latency, drop, duplicate, reorder, clients, "
+        "keys, mix, think, timeout, duration, expect, chaos, disk, swarm, at), got 'foo'");
 }
 
 static void error_keywords_are_case_sensitive(void **state)
 {
     (void)state;
-    assert_error("Nodes 3",
-                 "t.scn:1:1: expected a command (nodes, tick, election, heartbeat, prevote, "
-                 "checkquorum, replication, snapshot, latency, drop, duplicate, reorder, clients, "
-                 "keys, mix, think, timeout, duration, expect, chaos, disk, swarm, at), got 'Nodes'");
+    assert_error(
+        "Nodes 3",
+        "t.scn:1:1: expected a command (nodes, members, tick, election, heartbeat, prevote, "
+        "checkquorum, replication, snapshot, latency, drop, duplicate, reorder, clients, "
+        "keys, mix, think, timeout, duration, expect, chaos, disk, swarm, at), got 'Nodes'");
     assert_error("prevote ON", "t.scn:1:9: expected on or off, got 'ON'");
 }
 
@@ -893,10 +895,8 @@ static void error_too_many_lines(void **state)
 static void error_token_is_escaped_and_cut(void **state)
 {
     (void)state;
-    assert_error("it's\\\x01\x7f\xc3\xa9",
-                 "t.scn:1:1: expected a command (nodes, tick, election, heartbeat, prevote, "
-                 "checkquorum, replication, snapshot, latency, drop, duplicate, reorder, clients, "
-                 "keys, mix, think, timeout, duration, expect, chaos, disk, swarm, at), got 'it\\'s\\\\\\x01\\x7f\\xc3"
+    assert_error("keys it's\\\x01\x7f\xc3\xa9",
+                 "t.scn:1:6: expected a key count (1..1000), got 'it\\'s\\\\\\x01\\x7f\\xc3"
                  "\\xa9'");
     assert_error("keys 123456789012345678901234567890123456789",
                  "t.scn:1:6: expected a key count (1..1000), got "
@@ -1075,10 +1075,12 @@ static void error_expect(void **state)
 static void error_chaos(void **state)
 {
     (void)state;
-    assert_error("chaos", "t.scn:1:6: expected crash, partition, pause, skew or downtime, got end "
-                          "of line");
-    assert_error("chaos disk 1",
-                 "t.scn:1:7: expected crash, partition, pause, skew or downtime, got 'disk'");
+    assert_error("chaos",
+                 "t.scn:1:6: expected crash, partition, pause, skew, member or downtime, got end "
+                 "of line");
+    assert_error(
+        "chaos disk 1",
+        "t.scn:1:7: expected crash, partition, pause, skew, member or downtime, got 'disk'");
     assert_error("chaos crash -1",
                  "t.scn:1:13: expected a rate in events per second (a decimal such as 1.5), got "
                  "'-1'");
@@ -1095,11 +1097,13 @@ static void error_step_without_time_or_action(void **state)
 {
     (void)state;
     assert_error("at", "t.scn:1:3: expected a duration (e.g. 500us, 10ms, 1.5s), got end of line");
-    assert_error("at 1s", "t.scn:1:6: expected an action (partition, oneway, isolate, heal, crash, "
-                          "restart, pause, resume, skew, set), got end of line");
-    assert_error("at 1s explode 1", "t.scn:1:7: expected an action (partition, oneway, isolate, "
-                                    "heal, crash, restart, pause, resume, skew, set), got "
-                                    "'explode'");
+    assert_error("at 1s",
+                 "t.scn:1:6: expected an action (partition, oneway, isolate, heal, crash, "
+                 "restart, pause, resume, skew, add, promote, remove, set), got end of line");
+    assert_error("at 1s explode 1",
+                 "t.scn:1:7: expected an action (partition, oneway, isolate, "
+                 "heal, crash, restart, pause, resume, skew, add, promote, remove, set), got "
+                 "'explode'");
     assert_error("at crash 1", "t.scn:1:4: expected a duration (e.g. 500us, 10ms, 1.5s), got "
                                "'crash'");
 }
@@ -1461,6 +1465,35 @@ static void print_of_defaults_lists_every_setting(void **state)
                               "disk rotate 1048576\n"
                               "disk sync 10\n"
                               "swarm off\n");
+}
+
+/* Membership (issue #17): `members N`, `chaos member RATE` and the add, promote and remove
+ * steps parse, print back and parse again the same; members beyond nodes is an error. */
+static void membership_settings_and_steps_round_trip(void **state)
+{
+    (void)state;
+    const char *text = "nodes 7\nmembers 3\nchaos member 0.5\nat 1s add 4\n"
+                       "at 2s promote 4\nat 3s remove leader\nat 4s remove random\n";
+    const struct scenario *s = parse_ok(text);
+    assert_int_equal(s->members, 3);
+    assert_true(s->chaos.member_per_s == 0.5);
+    assert_int_equal(s->n_steps, 4);
+    assert_int_equal(s->steps[0].action, SCN_ADD);
+    assert_int_equal(s->steps[1].action, SCN_PROMOTE);
+    assert_int_equal(s->steps[2].action, SCN_REMOVE);
+    assert_int_equal(s->steps[2].groups[0].kind, SCN_SET_LEADER);
+    const char *printed = print_parsed(text);
+    assert_non_null(strstr(printed, "\nmembers 3\n"));
+    assert_non_null(strstr(printed, "\nchaos member 0.5\n"));
+    assert_non_null(strstr(printed, "at 1s add 4\nat 2s promote 4\nat 3s remove leader\n"
+                                    "at 4s remove random\n"));
+    static char again[sizeof(print_buf)];
+    memcpy(again, printed, strlen(printed) + 1);
+    const struct scenario *t = parse_ok(again);
+    assert_int_equal(t->members, 3);
+    assert_int_equal(t->n_steps, 4);
+    assert_error("nodes 3\nmembers 4", "t.scn:2:9: expected at most 3 members (nodes 3), got "
+                                       "'4'");
 }
 
 static void print_writes_steps_in_canonical_form(void **state)
@@ -1835,6 +1868,7 @@ int main(void)
         cmocka_unit_test(setting_disk_storeio_parses_and_prints_back),
         cmocka_unit_test(print_of_defaults_lists_every_setting),
         cmocka_unit_test(print_writes_steps_in_canonical_form),
+        cmocka_unit_test(membership_settings_and_steps_round_trip),
         cmocka_unit_test(print_then_parse_gives_the_same_scenario),
         cmocka_unit_test(print_of_a_printed_scenario_is_a_fixed_point),
         cmocka_unit_test(print_writes_whole_numbers_without_exponent),

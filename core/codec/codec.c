@@ -38,7 +38,7 @@ _Static_assert(RAFT_MSG_PRE_VOTE == 1 && RAFT_MSG_PRE_VOTE_RESP == 2 && RAFT_MSG
                    RAFT_MSG_TIMEOUT_NOW == 9 && RAFT_MSG_READ_INDEX == 10 &&
                    RAFT_MSG_READ_INDEX_RESP == 11 && RAFT_MSG_TYPE_COUNT == 12,
                "raft message type numbers are wire values: bump CODEC_PROTOCOL_VERSION");
-_Static_assert(RAFT_ENTRY_NORMAL == 1 && RAFT_ENTRY_NOOP == 2,
+_Static_assert(RAFT_ENTRY_NORMAL == 1 && RAFT_ENTRY_NOOP == 2 && RAFT_ENTRY_CONF == 3,
                "raft entry type numbers are wire values: bump CODEC_PROTOCOL_VERSION");
 _Static_assert(RAFT_MSG_TYPE_COUNT <= CODEC_TYPE_HANDSHAKE,
                "raft message types and the handshake type must not overlap");
@@ -57,7 +57,7 @@ static bool is_msg_type(unsigned type)
 
 static bool is_entry_type(unsigned type)
 {
-    return type == RAFT_ENTRY_NORMAL || type == RAFT_ENTRY_NOOP;
+    return type == RAFT_ENTRY_NORMAL || type == RAFT_ENTRY_NOOP || type == RAFT_ENTRY_CONF;
 }
 
 static uint32_t load_le32(const uint8_t *p)
@@ -578,7 +578,7 @@ static void decode_entry(struct codec_reader *r, uint64_t log_index, uint32_t i,
     at = r->pos;
     e->type = rd_u8(r, "type");
     if (rd_ok(r) && !is_entry_type(e->type))
-        rd_fail(r, RK_EMALFORMED, "type %u at offset %zu is neither NORMAL (1) nor NOOP (2)",
+        rd_fail(r, RK_EMALFORMED, "type %u at offset %zu is not NORMAL (1), NOOP (2) or CONF (3)",
                 e->type, at);
     e->len = rd_u32(r, "len");
     const uint8_t *data = rd_take(r, e->len, "data");

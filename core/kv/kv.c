@@ -1102,6 +1102,26 @@ void kv_apply_noop(struct kv *kv, uint64_t index)
     kv->applied_index = index; /* nothing written: a restart replays the no-op (kv.h) */
 }
 
+int kv_apply_meta(struct kv *kv, uint64_t index, const uint8_t *key, uint32_t key_len,
+                  const uint8_t *val, uint32_t val_len)
+{
+    RK_ASSERT(kv != NULL);
+    RK_ASSERT(index > kv->applied_index);
+    RK_ASSERT(key_len > 0 && key[0] == KV_KEY_META);
+    const uint8_t *old = NULL;
+    uint32_t old_len = 0;
+    bool existed = kv->store->ops->get(kv->store, key, key_len, &old, &old_len) == RK_OK;
+    int rc = kv->store->ops->put(kv->store, index, key, key_len, val, val_len);
+    if (rc == RK_OK)
+        rc = kv->store->ops->end_batch(kv->store, index);
+    if (rc != RK_OK)
+        return rc;
+    if (!existed)
+        kv->n_meta++;
+    kv->applied_index = index;
+    return RK_OK;
+}
+
 /* ---- queries ---------------------------------------------------------------------------- */
 
 uint64_t kv_applied_index(const struct kv *kv)

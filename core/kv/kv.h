@@ -408,6 +408,13 @@ int kv_apply(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len,
  * nothing: the index is advanced in memory only, and a restart replays the no-op, harmlessly. */
 void kv_apply_noop(struct kv *kv, uint64_t index);
 
+/* Applies an entry of the host's own at index (the replica's configuration record: a Raft
+ * configuration entry) as one batch: puts key (KV_KEY_META first) = val and advances the
+ * applied index. Not a user key: kv_count and kv_digest leave it out. RK_OK or the store's
+ * error (the applied index then stays). */
+int kv_apply_meta(struct kv *kv, uint64_t index, const uint8_t *key, uint32_t key_len,
+                  const uint8_t *val, uint32_t val_len);
+
 uint64_t kv_applied_index(const struct kv *kv);
 
 /* The value of user key key of db 0, borrowed until the next kv_apply. RK_OK; RK_ENOENT if

@@ -57,8 +57,15 @@ struct raft {
     struct raft_config cfg;
     const struct rk_alloc *alloc;
     struct rk_prng prng;
-    uint32_t self_idx;
-    uint32_t quorum;
+    /* The configuration in use: the latest in the log (conf_index, 0 if none is in the log),
+     * else snap_conf, the one as of snap_index (thesis §4.1: "a server always uses the latest
+     * configuration in its log, regardless of whether the entry is committed"). */
+    struct raft_conf conf;
+    uint64_t conf_index;
+    struct raft_conf snap_conf;
+    uint32_t self_idx; /* position of self among the members; UINT32_MAX: not a member */
+    bool self_voter;
+    uint32_t quorum; /* majority of conf's voters */
 
     /* Persistent state on all servers (Figure 2). */
     uint64_t term;
@@ -90,8 +97,9 @@ struct raft {
     uint32_t granted;
     uint32_t rejected;
 
-    /* Leaders. */
-    struct raft_progress prs[RAFT_MAX_VOTERS];
+    /* Leaders: progress by member position (conf's voters, then its learners); every slot
+     * owns an inflight buffer, members or not. */
+    struct raft_progress prs[RAFT_MAX_MEMBERS];
     uint64_t transfer_target;
     /* A lost promise being resolved (raft_config.promised_index): the node stays out of
      * elections until its commit index reaches an entry of this term (0: none pending). */
@@ -216,18 +224,224 @@ const struct raft_entry *raft_entry_at(const struct raft *r, uint64_t index)
     return &r->ents[index - r->snap_index - 1];
 }
 
-static uint32_t raft_voter_idx(const struct raft *r, uint64_t id)
+static uint32_t raft_n_members(const struct raft *r)
 {
-    for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
-        if (r->cfg.voters[i] == id)
+    return r->conf.n_voters + r->conf.n_learners;
+}
+
+static uint64_t raft_member_id(const struct raft *r, uint32_t i)
+{
+    return i < r->conf.n_voters ? r->conf.voters[i] : r->conf.learners[i - r->conf.n_voters];
+}
+
+/* Position of id among the members (voters first); UINT32_MAX if it is none. */
+static uint32_t raft_member_idx(const struct raft *r, uint64_t id)
+{
+    for (uint32_t i = 0; i < raft_n_members(r); i++) {
+        if (raft_member_id(r, i) == id)
             return i;
     }
     return UINT32_MAX;
 }
 
+static bool raft_is_voter_idx(const struct raft *r, uint32_t i)
+{
+    return i < r->conf.n_voters;
+}
+
 static uint32_t raft_popcount(uint32_t x)
 {
     return (uint32_t)__builtin_popcount(x);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Configurations (thesis ch. 4; core/raft/MEMBERSHIP.md)                                     */
+
+static bool raft_ids_have(const uint64_t *ids, uint32_t n, uint64_t id)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (ids[i] == id)
+            return true;
+    }
+    return false;
+}
+
+bool raft_conf_is_voter(const struct raft_conf *c, uint64_t id)
+{
+    return raft_ids_have(c->voters, c->n_voters, id);
+}
+
+bool raft_conf_is_learner(const struct raft_conf *c, uint64_t id)
+{
+    return raft_ids_have(c->learners, c->n_learners, id);
+}
+
+/* Ids >= 1, none twice across both lists, the lists within their bounds. */
+static bool raft_conf_valid(const struct raft_conf *c)
+{
+    if (c->n_voters > RAFT_MAX_VOTERS || c->n_learners > RAFT_MAX_LEARNERS)
+        return false;
+    for (uint32_t i = 0; i < c->n_voters; i++) {
+        if (c->voters[i] == RAFT_NONE || raft_ids_have(c->voters, i, c->voters[i]))
+            return false;
+    }
+    for (uint32_t i = 0; i < c->n_learners; i++) {
+        if (c->learners[i] == RAFT_NONE || raft_ids_have(c->learners, i, c->learners[i]) ||
+            raft_conf_is_voter(c, c->learners[i]))
+            return false;
+    }
+    return true;
+}
+
+size_t raft_conf_encoded_size(const struct raft_conf *c)
+{
+    return 3 + 8 * (size_t)(c->n_voters + c->n_learners);
+}
+
+static void raft_put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t raft_get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+size_t raft_conf_encode(const struct raft_conf *c, uint8_t *out)
+{
+    RK_ASSERT(raft_conf_valid(c));
+    out[0] = 1;
+    out[1] = (uint8_t)c->n_voters;
+    out[2] = (uint8_t)c->n_learners;
+    size_t at = 3;
+    for (uint32_t i = 0; i < c->n_voters; i++, at += 8)
+        raft_put_u64(out + at, c->voters[i]);
+    for (uint32_t i = 0; i < c->n_learners; i++, at += 8)
+        raft_put_u64(out + at, c->learners[i]);
+    RK_ASSERT(at == raft_conf_encoded_size(c));
+    return at;
+}
+
+int raft_conf_decode(const uint8_t *data, size_t len, struct raft_conf *c)
+{
+    memset(c, 0, sizeof(*c));
+    if (len < 3 || data == NULL || data[0] != 1 || data[1] > RAFT_MAX_VOTERS ||
+        data[2] > RAFT_MAX_LEARNERS || data[1] == 0)
+        return RK_EMALFORMED;
+    c->n_voters = data[1];
+    c->n_learners = data[2];
+    if (len != raft_conf_encoded_size(c))
+        return RK_EMALFORMED;
+    size_t at = 3;
+    for (uint32_t i = 0; i < c->n_voters; i++, at += 8)
+        c->voters[i] = raft_get_u64(data + at);
+    for (uint32_t i = 0; i < c->n_learners; i++, at += 8)
+        c->learners[i] = raft_get_u64(data + at);
+    return raft_conf_valid(c) ? RK_OK : RK_EMALFORMED;
+}
+
+static void raft_progress_reset(struct raft *r, struct raft_progress *pr);
+
+/* Makes c the configuration in use (defined by the entry at index; 0: snapshot/bootstrap). The
+ * progress of members that stay is kept, by id; a new member starts probing at the last entry
+ * (the configuration entry itself on a leader). Vote tallies are by position: a candidate
+ * whose configuration changes under it starts its tally again from its own vote. */
+static void raft_conf_use(struct raft *r, const struct raft_conf *c, uint64_t index)
+{
+    struct raft_progress old[RAFT_MAX_MEMBERS];
+    memcpy(old, r->prs, sizeof(old));
+    uint32_t n_old = raft_n_members(r);
+    bool taken[RAFT_MAX_MEMBERS] = {false};
+    r->conf = *c;
+    r->conf_index = index;
+    uint32_t n = raft_n_members(r);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t id = raft_member_id(r, i);
+        uint32_t k = 0;
+        while (k < n_old && (taken[k] || old[k].id != id))
+            k++;
+        if (k < n_old) {
+            r->prs[i] = old[k];
+            taken[k] = true;
+        } else {
+            r->prs[i].inflight = NULL;
+        }
+    }
+    /* Hand the buffers of the slots left over to the new members, then to the unused slots. */
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < RAFT_MAX_MEMBERS; i++) {
+        if (i < n && r->prs[i].inflight != NULL)
+            continue;
+        while (k < RAFT_MAX_MEMBERS && taken[k])
+            k++;
+        RK_ASSERT(k < RAFT_MAX_MEMBERS);
+        uint64_t *buf = old[k].inflight;
+        taken[k] = true;
+        memset(&r->prs[i], 0, sizeof(r->prs[i]));
+        r->prs[i].inflight = buf;
+        if (i < n) {
+            r->prs[i].id = raft_member_id(r, i);
+            raft_progress_reset(r, &r->prs[i]);
+            if (r->prs[i].next > 1)
+                r->prs[i].next--; /* probe from the last entry: a reject moves it back */
+        }
+    }
+    r->self_idx = raft_member_idx(r, r->cfg.id);
+    r->self_voter = raft_conf_is_voter(c, r->cfg.id);
+    r->quorum = c->n_voters / 2 + 1;
+    r->fresh_seen = 0;
+    if (r->role == RAFT_PRE_CANDIDATE || r->role == RAFT_CANDIDATE) {
+        r->granted = r->self_voter ? 1u << r->self_idx : 0;
+        r->rejected = 0;
+    }
+}
+
+/* The configuration as of index (snap_index <= index <= last): the latest entry at or before
+ * it, else snap_conf. */
+static void raft_conf_as_of(const struct raft *r, uint64_t index, struct raft_conf *c, uint64_t *at)
+{
+    for (uint64_t i = index; i > r->snap_index; i--) {
+        const struct raft_entry *e = &r->ents[i - r->snap_index - 1];
+        if (e->type == RAFT_ENTRY_CONF) {
+            int rc = raft_conf_decode(e->data, e->len, c);
+            RK_ASSERT(rc == RK_OK); /* checked on the way in */
+            *at = i;
+            return;
+        }
+    }
+    *c = r->snap_conf;
+    *at = 0;
+}
+
+int raft_conf_at(const struct raft *r, uint64_t index, struct raft_conf *c)
+{
+    uint64_t last = r->snap_index + r->n_ents;
+    if (index < r->snap_index || index > last)
+        return RK_EINVAL;
+    uint64_t at;
+    raft_conf_as_of(r, index, c, &at);
+    return RK_OK;
+}
+
+void raft_conf_current(const struct raft *r, struct raft_conf *c, uint64_t *index)
+{
+    *c = r->conf;
+    if (index != NULL)
+        *index = r->conf_index;
+}
+
+/* The log changed at its end (a truncation, a snapshot): use its latest configuration again. */
+static void raft_conf_reload(struct raft *r)
+{
+    struct raft_conf c;
+    uint64_t at;
+    raft_conf_as_of(r, r->snap_index + r->n_ents, &c, &at);
+    raft_conf_use(r, &c, at);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -262,6 +476,9 @@ static void raft_log_truncate(struct raft *r, uint64_t from)
         if (r->truncate_from == 0 || from < r->truncate_from)
             r->truncate_from = from;
     }
+    /* Thesis §4.1: a configuration entry that is cut takes its configuration with it. */
+    if (from <= r->conf_index)
+        raft_conf_reload(r);
 }
 
 /* Appends one entry whose data buffer (or NULL) it takes. */
@@ -278,6 +495,14 @@ static int raft_log_append_owned(struct raft *r, uint64_t term, uint8_t type, ui
     e->len = len;
     e->data = data;
     r->ent_bytes += len;
+    if (type == RAFT_ENTRY_CONF) {
+        /* Used at once, committed or not (thesis §4.1). Checked on the way in: local proposals
+         * encode it, peers' entries pass raft_append_well_formed, loaded ones the validation. */
+        struct raft_conf c;
+        int rc = raft_conf_decode(data, len, &c);
+        RK_ASSERT(rc == RK_OK);
+        raft_conf_use(r, &c, e->index);
+    }
     return RK_OK;
 }
 
@@ -407,12 +632,12 @@ static void raft_become_follower(struct raft *r, uint64_t term, uint64_t leader)
 
 static void raft_send_vote_requests(struct raft *r, uint8_t type, uint64_t term, bool transfer)
 {
-    for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+    for (uint32_t i = 0; i < r->conf.n_voters; i++) {
         if (i == r->self_idx)
             continue;
         struct raft_msg m = {
             .type = type,
-            .to = r->cfg.voters[i],
+            .to = r->conf.voters[i],
             .term = term,
             .log_index = raft_last_index(r),
             .log_term = raft_last_term(r),
@@ -485,8 +710,10 @@ static void raft_check_fresh(struct raft *r)
     if (r->cfg.promised_index != RAFT_PROMISE_NEW || r->promise_term != 0 ||
         raft_last_index(r) != 0)
         return;
+    if (!r->self_voter)
+        return;
     uint32_t others =
-        ((r->cfg.n_voters >= 32 ? 0u : 1u << r->cfg.n_voters) - 1u) & ~(1u << r->self_idx);
+        ((r->conf.n_voters >= 32 ? 0u : 1u << r->conf.n_voters) - 1u) & ~(1u << r->self_idx);
     if ((r->fresh_seen & others) != others)
         return;
     r->cfg.promised_index = 0;
@@ -502,6 +729,12 @@ static void raft_campaign_internal(struct raft *r, bool transfer)
 {
     if (r->role == RAFT_LEADER)
         return;
+    if (!r->self_voter) {
+        /* A learner, a node not yet in any configuration, or a removed one: it never stands,
+         * so that it cannot disturb the voters (thesis §4.2.3). */
+        r->election_elapsed = 0;
+        return;
+    }
     if (raft_recovering(r)) {
         r->election_elapsed = 0; /* and waits a whole timeout before it looks again */
         /* An unknown promise and an empty log: perhaps a new cluster. A pre-vote request
@@ -556,7 +789,8 @@ static void raft_become_leader(struct raft *r)
     r->heartbeat_elapsed = 0;
     r->counters.leader_changes++;
     raft_drop_reads(r);
-    for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+    RK_ASSERT(r->self_voter); /* only a voter campaigns */
+    for (uint32_t i = 0; i < raft_n_members(r); i++) {
         raft_progress_reset(r, &r->prs[i]);
         /* The no-op is not yet durable here, so the follower view starts just before it. */
         r->prs[i].next = raft_last_index(r);
@@ -686,7 +920,7 @@ static void raft_send_appends(struct raft *r, struct raft_progress *pr, bool all
  * next heartbeat would add half a heartbeat interval to every such request. */
 static void raft_bcast_append(struct raft *r, bool commit_news)
 {
-    for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+    for (uint32_t i = 0; i < raft_n_members(r); i++) {
         struct raft_progress *pr = &r->prs[i];
         if (i != r->self_idx)
             raft_send_appends(r, pr, commit_news && r->commit > pr->commit_sent);
@@ -698,7 +932,7 @@ static void raft_bcast_append(struct raft *r, bool commit_news)
 static void raft_bcast_heartbeat(struct raft *r)
 {
     r->read_round_pending = false;
-    for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+    for (uint32_t i = 0; i < raft_n_members(r); i++) {
         if (i == r->self_idx)
             continue;
         struct raft_progress *pr = &r->prs[i];
@@ -731,7 +965,7 @@ static void raft_release_reads(struct raft *r)
         if (rd->seq == 0)
             break;
         uint32_t votes = 0;
-        for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+        for (uint32_t i = 0; i < r->conf.n_voters; i++) {
             if (i == r->self_idx || r->prs[i].read_ack >= rd->seq)
                 votes++;
         }
@@ -775,14 +1009,36 @@ static void raft_start_held_reads(struct raft *r)
     }
 }
 
+/* Thesis §4.2.2: a leader that is not a voter in its configuration (it removed itself, or made
+ * itself a learner) leads until that configuration is committed, then steps down. So that the
+ * rest need not wait for an election timeout, it first hands over with TimeoutNow to the voter
+ * that holds most of its log, if that one holds the configuration entry (§3.10). */
+static void raft_maybe_leave(struct raft *r)
+{
+    if (r->role != RAFT_LEADER || r->self_voter || r->commit < r->conf_index)
+        return;
+    uint32_t best = UINT32_MAX;
+    for (uint32_t i = 0; i < r->conf.n_voters; i++) {
+        if (best == UINT32_MAX || r->prs[i].match > r->prs[best].match)
+            best = i;
+    }
+    raft_logf(r, 6, "configuration %llu without this node is committed; stepping down",
+              (unsigned long long)r->conf_index);
+    if (best != UINT32_MAX && r->prs[best].match >= r->conf_index) {
+        struct raft_msg tn = {.type = RAFT_MSG_TIMEOUT_NOW, .to = r->prs[best].id};
+        raft_send(r, &tn);
+    }
+    raft_become_follower(r, r->term, RAFT_NONE);
+}
+
 /* Figure 2 Leaders: "If there exists an N such that N > commitIndex, a majority of
  * matchIndex[i] >= N, and log[N].term == currentTerm: set commitIndex = N" (§5.4.2, Figure 8:
  * entries of earlier terms are committed only indirectly). The leader's own match is its
  * persisted index: it counts itself only for entries on its disk (§10.2.1). */
 static void raft_maybe_commit(struct raft *r)
 {
-    uint64_t m[RAFT_MAX_VOTERS];
-    uint32_t n = r->cfg.n_voters;
+    uint64_t m[RAFT_MAX_MEMBERS];
+    uint32_t n = r->conf.n_voters; /* learners never count; nor a leader being removed */
     for (uint32_t i = 0; i < n; i++)
         m[i] = r->prs[i].match;
     /* Insertion sort, descending: n <= RAFT_MAX_VOTERS. */
@@ -803,6 +1059,7 @@ static void raft_maybe_commit(struct raft *r)
     r->commit_pending = true;
     if (first_in_term)
         raft_start_held_reads(r);
+    raft_maybe_leave(r);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -811,8 +1068,8 @@ static void raft_maybe_commit(struct raft *r)
 static bool raft_quorum_active(struct raft *r)
 {
     uint32_t active = 0;
-    for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
-        if (i == r->self_idx || r->prs[i].recent_active)
+    for (uint32_t i = 0; i < raft_n_members(r); i++) {
+        if (raft_is_voter_idx(r, i) && (i == r->self_idx || r->prs[i].recent_active))
             active++;
         if (i != r->self_idx)
             r->prs[i].recent_active = false;
@@ -945,7 +1202,11 @@ static bool raft_append_well_formed(const struct raft_msg *m)
             return false;
         if (e->len > 0 && e->data == NULL)
             return false;
-        if (e->type != RAFT_ENTRY_NORMAL && e->type != RAFT_ENTRY_NOOP)
+        if (e->type != RAFT_ENTRY_NORMAL && e->type != RAFT_ENTRY_NOOP &&
+            e->type != RAFT_ENTRY_CONF)
+            return false;
+        struct raft_conf c;
+        if (e->type == RAFT_ENTRY_CONF && raft_conf_decode(e->data, e->len, &c) != RK_OK)
             return false;
         prev_term = e->term;
     }
@@ -1072,7 +1333,7 @@ static int raft_step_follower(struct raft *r, const struct raft_msg *m)
         /* Thesis §3.10: the leader asks us to start an election at once, skipping PreVote, and
          * voters set aside leader stickiness for it. */
         raft_logf(r, 6, "leadership transfer from %llu", (unsigned long long)m->from);
-        raft_become_candidate(r, true);
+        raft_campaign_internal(r, true);
         return RK_OK;
     case RAFT_MSG_READ_INDEX: {
         struct raft_msg resp = {
@@ -1093,7 +1354,9 @@ static int raft_step_follower(struct raft *r, const struct raft_msg *m)
  * back to follower. */
 static void raft_count_vote(struct raft *r, const struct raft_msg *m)
 {
-    uint32_t i = raft_voter_idx(r, m->from);
+    uint32_t i = raft_member_idx(r, m->from);
+    if (!raft_is_voter_idx(r, i))
+        return; /* only the voters of our configuration count (thesis §4.1) */
     if (m->reject)
         r->rejected |= 1u << i;
     else
@@ -1228,7 +1491,16 @@ static void raft_send_append_check(struct raft *r, struct raft_progress *pr)
 
 static int raft_step_leader(struct raft *r, const struct raft_msg *m)
 {
-    uint32_t i = raft_voter_idx(r, m->from);
+    uint32_t i = raft_member_idx(r, m->from);
+    if (i == UINT32_MAX) {
+        /* Not a member (any more): nothing it says moves our progress or quorums. */
+        if (m->type == RAFT_MSG_READ_INDEX) {
+            struct raft_msg resp = {
+                .type = RAFT_MSG_READ_INDEX_RESP, .to = m->from, .ctx = m->ctx, .reject = true};
+            raft_send(r, &resp);
+        }
+        return RK_OK;
+    }
     struct raft_progress *pr = &r->prs[i];
     switch (m->type) {
     case RAFT_MSG_APPEND_RESP:
@@ -1289,15 +1561,22 @@ static bool raft_in_lease(const struct raft *r)
 int raft_step(struct raft *r, const struct raft_msg *m)
 {
     RK_ASSERT(!r->in_ready);
-    uint32_t from_idx = raft_voter_idx(r, m->from);
-    if (m->to != r->cfg.id || from_idx == UINT32_MAX || from_idx == r->self_idx || m->type == 0 ||
+    uint32_t from_idx = raft_member_idx(r, m->from);
+    /* A sender outside our configuration is heard only as a leader: one of a configuration we
+     * do not hold yet (a new node, a learner behind), or handing over as it leaves. Anything
+     * else from it — above all a vote request from a removed node, whose higher term would
+     * depose a healthy leader (thesis §4.2.3) — is dropped. */
+    bool from_leader_type = m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+                            m->type == RAFT_MSG_TIMEOUT_NOW || m->type == RAFT_MSG_READ_INDEX_RESP;
+    if (m->to != r->cfg.id || m->from == RAFT_NONE || m->from == r->cfg.id ||
+        (from_idx == UINT32_MAX && !from_leader_type) || m->type == 0 ||
         m->type >= RAFT_MSG_TYPE_COUNT || m->term == 0 ||
         (m->type == RAFT_MSG_APPEND && !raft_append_well_formed(m))) {
         r->counters.msgs_dropped++;
         return RK_EINVAL;
     }
     bool vote_req = m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE;
-    if (vote_req && m->log_index == 0) {
+    if (vote_req && m->log_index == 0 && raft_is_voter_idx(r, from_idx)) {
         r->fresh_seen |= 1u << from_idx;
         raft_check_fresh(r);
     }
@@ -1408,6 +1687,97 @@ int raft_propose_take(struct raft *r, uint8_t *data, uint32_t len, uint64_t *ind
     return rc;
 }
 
+/* Voters in exactly one of a and b. */
+static uint32_t raft_voters_changed(const struct raft_conf *a, const struct raft_conf *b)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < a->n_voters; i++)
+        n += !raft_conf_is_voter(b, a->voters[i]);
+    for (uint32_t i = 0; i < b->n_voters; i++)
+        n += !raft_conf_is_voter(a, b->voters[i]);
+    return n;
+}
+
+int raft_propose_conf(struct raft *r, const struct raft_conf *c, uint64_t *index, uint64_t *leader)
+{
+    int rc = raft_propose_check(r, 0, leader);
+    if (rc != RK_OK)
+        return rc;
+    if (!raft_conf_valid(c) || c->n_voters == 0)
+        return RK_EINVAL;
+    /* Thesis §4.1: one server at a time — any two majorities of the old and new voters then
+     * overlap — and a change only after the previous one is committed. */
+    if (raft_voters_changed(&r->conf, c) > 1)
+        return RK_EINVAL;
+    if (r->conf_index > r->commit)
+        return RK_EBUSY;
+    /* Ongaro, raft-dev 2015 ("bug in single-server membership changes"): a leader changes the
+     * configuration only once it has committed an entry of its own term. Otherwise a change it
+     * appends may overlap neither majority of a change a deposed leader of an earlier term
+     * appended and lost, and two leaders can be elected in one term. */
+    if (!raft_committed_in_term(r))
+        return RK_EBUSY;
+    uint8_t buf[RAFT_CONF_ENCODED_MAX];
+    size_t len = raft_conf_encode(c, buf);
+    rc = raft_log_append(r, r->term, RAFT_ENTRY_CONF, buf, (uint32_t)len);
+    if (rc != RK_OK)
+        return rc;
+    raft_logf(r, 6, "configuration at %llu: %u voters, %u learners",
+              (unsigned long long)raft_last_index(r), c->n_voters, c->n_learners);
+    raft_proposed(r, index);
+    return RK_OK;
+}
+
+/* Removes id from a list; false if it was not there. */
+static bool raft_ids_remove(uint64_t *ids, uint32_t *n, uint64_t id)
+{
+    for (uint32_t i = 0; i < *n; i++) {
+        if (ids[i] == id) {
+            memmove(ids + i, ids + i + 1, (*n - i - 1) * sizeof(*ids));
+            (*n)--;
+            return true;
+        }
+    }
+    return false;
+}
+
+int raft_add_learner(struct raft *r, uint64_t id, uint64_t *index, uint64_t *leader)
+{
+    struct raft_conf c = r->conf;
+    if (id == RAFT_NONE || raft_member_idx(r, id) != UINT32_MAX)
+        return r->role == RAFT_LEADER ? RK_EINVAL : raft_propose_check(r, 0, leader);
+    if (c.n_learners == RAFT_MAX_LEARNERS)
+        return RK_ETOOBIG;
+    c.learners[c.n_learners++] = id;
+    return raft_propose_conf(r, &c, index, leader);
+}
+
+int raft_promote(struct raft *r, uint64_t id, uint64_t *index, uint64_t *leader)
+{
+    struct raft_conf c = r->conf;
+    if (!raft_ids_remove(c.learners, &c.n_learners, id))
+        return r->role == RAFT_LEADER ? RK_EINVAL : raft_propose_check(r, 0, leader);
+    /* Thesis §4.2.1: a new voter that is still catching up holds the cluster's availability
+     * hostage (a quorum may now need it). As etcd, only a learner that holds everything
+     * committed is promoted (not one in the middle of a snapshot). */
+    const struct raft_progress *pr = &r->prs[raft_member_idx(r, id)];
+    if (r->role == RAFT_LEADER && (pr->snapshotting || pr->match < r->commit))
+        return RK_EBUSY;
+    if (c.n_voters == RAFT_MAX_VOTERS)
+        return RK_ETOOBIG;
+    c.voters[c.n_voters++] = id;
+    return raft_propose_conf(r, &c, index, leader);
+}
+
+int raft_remove_member(struct raft *r, uint64_t id, uint64_t *index, uint64_t *leader)
+{
+    struct raft_conf c = r->conf;
+    if (!raft_ids_remove(c.voters, &c.n_voters, id) &&
+        !raft_ids_remove(c.learners, &c.n_learners, id))
+        return r->role == RAFT_LEADER ? RK_EINVAL : raft_propose_check(r, 0, leader);
+    return raft_propose_conf(r, &c, index, leader);
+}
+
 /* Registers a read for ctx asked by from (self or a follower). §6.4: the read index is the
  * commit index once the leader has committed an entry of its term; until then the read is
  * held. One heartbeat round, started at the next ready, confirms every read registered
@@ -1451,9 +1821,9 @@ int raft_transfer_leader(struct raft *r, uint64_t target)
     RK_ASSERT(!r->in_ready);
     if (r->role != RAFT_LEADER)
         return RK_ENOTLEADER;
-    uint32_t i = raft_voter_idx(r, target);
-    if (i == UINT32_MAX || i == r->self_idx)
-        return RK_EINVAL;
+    uint32_t i = raft_member_idx(r, target);
+    if (!raft_is_voter_idx(r, i) || i == r->self_idx)
+        return RK_EINVAL; /* only a voter can lead */
     r->transfer_target = target;
     r->transfer_elapsed = 0;
     struct raft_progress *pr = &r->prs[i];
@@ -1481,6 +1851,10 @@ static void raft_log_drop_prefix(struct raft *r, uint64_t index)
     RK_ASSERT(index > r->snap_index);
     RK_ASSERT(index <= raft_last_index(r));
     uint64_t term = raft_term_at(r, index);
+    uint64_t conf_at;
+    raft_conf_as_of(r, index, &r->snap_conf, &conf_at); /* what the snapshot stands for */
+    if (r->conf_index <= index)
+        r->conf_index = 0; /* now the snapshot's */
     size_t n = (size_t)(index - r->snap_index);
     for (size_t i = 0; i < n; i++) {
         struct raft_entry *e = &r->ents[i];
@@ -1512,7 +1886,13 @@ int raft_compact(struct raft *r, uint64_t index)
 
 int raft_restore(struct raft *r, uint64_t index, uint64_t term)
 {
+    return raft_restore_conf(r, index, term, NULL);
+}
+
+int raft_restore_conf(struct raft *r, uint64_t index, uint64_t term, const struct raft_conf *conf)
+{
     RK_ASSERT(!r->in_ready);
+    RK_ASSERT(conf == NULL || raft_conf_valid(conf));
     if (r->role == RAFT_LEADER || term == 0 || term > r->term)
         return RK_EINVAL;
     if (index <= r->commit)
@@ -1543,7 +1923,11 @@ int raft_restore(struct raft *r, uint64_t index, uint64_t term)
         r->snap_term = term;
         r->persisted = index;
         r->written = index;
+        r->snap_conf = r->conf; /* without a configuration in the snapshot: the one we know */
     }
+    if (conf != NULL)
+        r->snap_conf = *conf;
+    raft_conf_reload(r);
     /* The state machine holds everything up to index durably: the snapshot stands for it. */
     if (r->persisted < index)
         r->persisted = index;
@@ -1561,7 +1945,7 @@ int raft_restore(struct raft *r, uint64_t index, uint64_t term)
 void raft_snapshot_done(struct raft *r, uint64_t to, uint64_t index, bool ok)
 {
     RK_ASSERT(!r->in_ready);
-    uint32_t i = raft_voter_idx(r, to);
+    uint32_t i = raft_member_idx(r, to);
     if (r->role != RAFT_LEADER || i == UINT32_MAX || i == r->self_idx)
         return;
     struct raft_progress *pr = &r->prs[i];
@@ -1692,7 +2076,8 @@ static void raft_self_persisted(struct raft *r, uint64_t index)
     if (index <= r->persisted)
         return;
     r->persisted = index;
-    if (r->role == RAFT_LEADER && r->prs[r->self_idx].match < r->persisted) {
+    if (r->role == RAFT_LEADER && r->self_idx != UINT32_MAX &&
+        r->prs[r->self_idx].match < r->persisted) {
         r->prs[r->self_idx].match = r->persisted;
         raft_maybe_commit(r);
     }
@@ -1747,9 +2132,12 @@ static int raft_validate_config(const struct raft_config *c, struct rk_errmsg *e
 {
     if (c->id == RAFT_NONE)
         return rk_errf(err, RK_EINVAL, "config: id must be >= 1");
-    if (c->n_voters == 0 || c->n_voters > RAFT_MAX_VOTERS)
+    if ((c->n_voters == 0 && !c->allow_non_member) || c->n_voters > RAFT_MAX_VOTERS)
         return rk_errf(err, RK_EINVAL, "config: %u voters, must be 1..%u", c->n_voters,
                        RAFT_MAX_VOTERS);
+    if (c->n_learners > RAFT_MAX_LEARNERS)
+        return rk_errf(err, RK_EINVAL, "config: %u learners, at most %u", c->n_learners,
+                       RAFT_MAX_LEARNERS);
     bool self = false;
     for (uint32_t i = 0; i < c->n_voters; i++) {
         if (c->voters[i] == RAFT_NONE)
@@ -1761,7 +2149,12 @@ static int raft_validate_config(const struct raft_config *c, struct rk_errmsg *e
         }
         self |= c->voters[i] == c->id;
     }
-    if (!self)
+    struct raft_conf conf = {.n_voters = c->n_voters, .n_learners = c->n_learners};
+    memcpy(conf.voters, c->voters, sizeof(conf.voters));
+    memcpy(conf.learners, c->learners, sizeof(conf.learners));
+    if (!raft_conf_valid(&conf))
+        return rk_errf(err, RK_EINVAL, "config: a learner id is 0, listed twice or a voter");
+    if (!self && !c->allow_non_member)
         return rk_errf(err, RK_EINVAL, "config: id %llu is not among the voters",
                        (unsigned long long)c->id);
     if (c->heartbeat_ticks == 0 || c->election_ticks_min <= c->heartbeat_ticks ||
@@ -1790,20 +2183,17 @@ static int raft_validate_state(const struct raft_config *c, struct rk_errmsg *er
                            (unsigned long long)e->index, (unsigned long long)e->term,
                            (unsigned long long)prev_term, (unsigned long long)c->hard_state.term);
         prev_term = e->term;
+        struct raft_conf conf;
+        if (e->type == RAFT_ENTRY_CONF && raft_conf_decode(e->data, e->len, &conf) != RK_OK)
+            return rk_errf(err, RK_EINVAL, "state: entry %llu: a malformed configuration",
+                           (unsigned long long)e->index);
     }
     uint64_t last = c->snapshot_index + c->n_entries;
     if (c->applied > last || c->applied < c->snapshot_index)
         return rk_errf(err, RK_EINVAL, "state: applied index %llu outside the log [%llu, %llu]",
                        (unsigned long long)c->applied, (unsigned long long)c->snapshot_index,
                        (unsigned long long)last);
-    if (c->hard_state.vote != RAFT_NONE) {
-        bool voter = false;
-        for (uint32_t i = 0; i < c->n_voters; i++)
-            voter |= c->voters[i] == c->hard_state.vote;
-        if (!voter)
-            return rk_errf(err, RK_EINVAL, "state: vote for %llu, not a voter",
-                           (unsigned long long)c->hard_state.vote);
-    }
+    /* A vote may name a node the configuration has removed since: not checked. */
     if ((c->snapshot_index == 0) != (c->snapshot_term == 0))
         return rk_errf(err, RK_EINVAL, "state: snapshot index %llu with term %llu",
                        (unsigned long long)c->snapshot_index, (unsigned long long)c->snapshot_term);
@@ -1831,19 +2221,21 @@ int raft_create(const struct raft_config *c, struct raft **out, struct rk_errmsg
     r->cfg.n_entries = 0;
     r->alloc = a;
     rk_prng_seed(&r->prng, c->seed);
-    r->self_idx = raft_voter_idx(r, c->id);
-    r->quorum = c->n_voters / 2 + 1;
     r->term = c->hard_state.term;
     r->vote = c->hard_state.vote;
     r->snap_index = c->snapshot_index;
     r->snap_term = c->snapshot_term;
     r->prev_hs = c->hard_state;
-    for (uint32_t i = 0; i < c->n_voters; i++) {
-        r->prs[i].id = c->voters[i];
+    for (uint32_t i = 0; i < RAFT_MAX_MEMBERS; i++) {
         r->prs[i].inflight = rk_malloc(a, c->max_inflight * sizeof(uint64_t));
         if (r->prs[i].inflight == NULL)
             goto err_free;
     }
+    r->snap_conf.n_voters = c->n_voters;
+    r->snap_conf.n_learners = c->n_learners;
+    memcpy(r->snap_conf.voters, c->voters, sizeof(r->snap_conf.voters));
+    memcpy(r->snap_conf.learners, c->learners, sizeof(r->snap_conf.learners));
+    raft_conf_use(r, &r->snap_conf, 0); /* the log's configuration entries follow */
     for (size_t i = 0; i < c->n_entries; i++) {
         const struct raft_entry *e = &c->entries[i];
         if (raft_log_append(r, e->term, e->type, e->data, e->len) != RK_OK)
@@ -1875,7 +2267,7 @@ void raft_destroy(struct raft *r)
     for (size_t i = 0; i < r->n_ents; i++)
         rk_free(a, r->ents[i].data);
     rk_free(a, r->ents);
-    for (uint32_t i = 0; i < r->cfg.n_voters; i++)
+    for (uint32_t i = 0; i < RAFT_MAX_MEMBERS; i++)
         rk_free(a, r->prs[i].inflight);
     raft_msg_vec_clear(r, &r->msgs);
     raft_msg_vec_clear(r, &r->msgs_after);
@@ -1908,11 +2300,15 @@ void raft_status(const struct raft *r, struct raft_status *st)
     st->snapshot_index = r->snap_index;
     st->snapshot_term = r->snap_term;
     st->promised_index = r->promise_term != 0 ? RAFT_PROMISE_UNKNOWN : r->cfg.promised_index;
+    st->voter = r->self_voter;
+    st->conf_index = r->conf_index;
+    st->n_voters = r->conf.n_voters;
+    st->n_learners = r->conf.n_learners;
 }
 
 bool raft_progress(const struct raft *r, uint32_t i, struct raft_progress_status *ps)
 {
-    if (r->role != RAFT_LEADER || i >= r->cfg.n_voters || i == r->self_idx)
+    if (r->role != RAFT_LEADER || i >= raft_n_members(r) || i == r->self_idx)
         return false;
     const struct raft_progress *pr = &r->prs[i];
     ps->id = pr->id;
@@ -1922,6 +2318,7 @@ bool raft_progress(const struct raft *r, uint32_t i, struct raft_progress_status
     ps->snapshotting = pr->snapshotting;
     ps->inflight = pr->n_inflight;
     ps->recent_active = pr->recent_active;
+    ps->learner = !raft_is_voter_idx(r, i);
     return true;
 }
 
@@ -1950,7 +2347,7 @@ static bool raft_invariants_hold_since(const struct raft *r, uint64_t from)
         }
     }
     if (r->role == RAFT_LEADER) {
-        for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+        for (uint32_t i = 0; i < raft_n_members(r); i++) {
             if (i == r->self_idx)
                 continue;
             RK_ASSERT(r->prs[i].match < r->prs[i].next); /* I5 */
@@ -1981,7 +2378,7 @@ void raft_check_invariants(const struct raft *r)
     }
     if (r->role == RAFT_LEADER) {
         RK_ASSERT(r->leader == r->cfg.id);
-        for (uint32_t i = 0; i < r->cfg.n_voters; i++) {
+        for (uint32_t i = 0; i < raft_n_members(r); i++) {
             if (i == r->self_idx)
                 continue;
             RK_ASSERT(r->prs[i].match < r->prs[i].next); /* I5 */

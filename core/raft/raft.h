@@ -62,7 +62,9 @@
 #include "../common/err.h"
 #include "../common/prng.h"
 
-#define RAFT_MAX_VOTERS 9
+#define RAFT_MAX_VOTERS   9
+#define RAFT_MAX_LEARNERS 7
+#define RAFT_MAX_MEMBERS  (RAFT_MAX_VOTERS + RAFT_MAX_LEARNERS)
 #define RAFT_NONE       0 /* no node: node ids are >= 1 */
 /* Default largest proposal: a 64 MiB value plus a 64 KiB key and the command around them. */
 #define RAFT_DEFAULT_MAX_ENTRY_BYTES ((64u << 20) + (68u << 10))
@@ -88,7 +90,33 @@ const char *raft_role_name(enum raft_role role);
 enum raft_entry_type {
     RAFT_ENTRY_NORMAL = 1, /* opaque data for the state machine */
     RAFT_ENTRY_NOOP = 2,   /* appended by a new leader to commit its term (§8) */
+    RAFT_ENTRY_CONF = 3,   /* a configuration: raft_conf_encode's bytes (thesis §4.1) */
 };
+
+/*
+ * A cluster configuration (thesis ch. 4): the voters, which make up every quorum, and the
+ * learners (non-voters), which receive the log but never count in a quorum and never campaign.
+ * No id is in both lists. Changes are single-server (§4.1): see core/raft/MEMBERSHIP.md.
+ */
+struct raft_conf {
+    uint32_t n_voters;
+    uint32_t n_learners;
+    uint64_t voters[RAFT_MAX_VOTERS];
+    uint64_t learners[RAFT_MAX_LEARNERS];
+};
+
+/* Encoded size of a configuration: [version u8 = 1][n_voters u8][n_learners u8][ids u64 LE]. */
+#define RAFT_CONF_ENCODED_MAX (3 + 8 * RAFT_MAX_MEMBERS)
+size_t raft_conf_encoded_size(const struct raft_conf *c);
+/* Writes c into out (raft_conf_encoded_size(c) bytes, at most RAFT_CONF_ENCODED_MAX); returns
+ * the size. This is the data of a RAFT_ENTRY_CONF entry and the configuration in a snapshot. */
+size_t raft_conf_encode(const struct raft_conf *c, uint8_t *out);
+/* Decodes untrusted bytes: RK_EMALFORMED unless they are exactly one well-formed
+ * configuration (known version, ids >= 1, none twice, at least one voter). */
+int raft_conf_decode(const uint8_t *data, size_t len, struct raft_conf *c);
+/* Predicates on a configuration. */
+bool raft_conf_is_voter(const struct raft_conf *c, uint64_t id);
+bool raft_conf_is_learner(const struct raft_conf *c, uint64_t id);
 
 struct raft_entry {
     uint64_t term;
@@ -173,8 +201,17 @@ struct raft_logger {
 
 struct raft_config {
     uint64_t id;
-    uint64_t voters[RAFT_MAX_VOTERS]; /* must include id */
+    /* The configuration before the first entry of the log: the one of the snapshot, or the
+     * bootstrap configuration of a new cluster. voters must include id unless
+     * allow_non_member; the configuration entries of the log override it. */
+    uint64_t voters[RAFT_MAX_VOTERS];
     uint32_t n_voters;
+    uint64_t learners[RAFT_MAX_LEARNERS];
+    uint32_t n_learners;
+    /* A node that is not (yet) a voter: a learner, a new node that joins with an empty
+     * configuration (n_voters 0), or a removed one. It campaigns only once its latest
+     * configuration makes it a voter. */
+    bool allow_non_member;
     /* Timing, in ticks. Each election timeout is drawn uniformly from [min, max]. */
     uint32_t election_ticks_min;
     uint32_t election_ticks_max;
@@ -270,6 +307,10 @@ struct raft_status {
     /* raft_config.promised_index as it stands (an unknown one becomes known at the first
      * APPEND of a leader); the node takes no part in elections while commit is below it. */
     uint64_t promised_index;
+    bool voter;          /* a voter in its latest configuration */
+    uint64_t conf_index; /* the entry of the configuration in use (0: snapshot/bootstrap) */
+    uint32_t n_voters;   /* of the configuration in use */
+    uint32_t n_learners;
 };
 
 /* Per-follower replication progress as the leader sees it. */
@@ -281,6 +322,7 @@ struct raft_progress_status {
     bool snapshotting; /* a snapshot is being sent to it */
     uint32_t inflight;
     bool recent_active;
+    bool learner;
 };
 
 struct raft;
@@ -338,6 +380,33 @@ int raft_compact(struct raft *r, uint64_t index);
  * following it"), otherwise the log is discarded; commit and applied move to index. The next
  * ready has has_restore. RK_ESTALE if index <= commit (nothing to do). */
 int raft_restore(struct raft *r, uint64_t index, uint64_t term);
+/* As raft_restore, with the configuration the snapshot holds (conf NULL: the snapshot carries
+ * none, an old format; the node keeps the configuration it knows). */
+int raft_restore_conf(struct raft *r, uint64_t index, uint64_t term, const struct raft_conf *conf);
+
+/* Membership changes (thesis §4.1, single-server, with the 2015 fix): the leader appends a
+ * RAFT_ENTRY_CONF entry whose configuration differs from the current one by at most one voter.
+ * raft_promote also answers RK_EBUSY while the learner does not hold the leader's commit index
+ * (or is receiving a snapshot): a voter that is not caught up could hold up every quorum.
+ * Every node uses the latest configuration in its log at once, committed or not. Refused with
+ * RK_ENOTLEADER off the leader; RK_EBUSY while a configuration entry is not committed yet (one
+ * change at a time), before the leader has committed an entry of its own term (Ongaro's fix,
+ * raft-dev 2015), or during a leadership transfer; RK_EINVAL for a change that is not single-
+ * server, leaves no voter, or names an unknown id; RK_ETOOBIG when a list is full. */
+int raft_add_learner(struct raft *r, uint64_t id, uint64_t *index, uint64_t *leader);
+int raft_promote(struct raft *r, uint64_t id, uint64_t *index, uint64_t *leader);
+/* Removes a voter or a learner. The leader may remove itself: it leads until the entry is
+ * committed, without counting itself in quorums, then hands over (TimeoutNow to the most
+ * up-to-date voter) and steps down. */
+int raft_remove_member(struct raft *r, uint64_t id, uint64_t *index, uint64_t *leader);
+/* Proposes c as the next configuration, with the rules above. */
+int raft_propose_conf(struct raft *r, const struct raft_conf *c, uint64_t *index, uint64_t *leader);
+/* The configuration in use (the latest in the log) and the index of its entry (0: from the
+ * snapshot or the bootstrap configuration). */
+void raft_conf_current(const struct raft *r, struct raft_conf *c, uint64_t *index);
+/* The configuration as of index (>= the snapshot index, <= the last index): what a snapshot
+ * taken at index must carry. RK_EINVAL outside. */
+int raft_conf_at(const struct raft *r, uint64_t index, struct raft_conf *c);
 
 /* Leader: the snapshot sent to follower `to` ended. ok: the follower holds the state up to
  * index, replication resumes from index + 1; otherwise raft asks again when it next needs to. */
@@ -365,8 +434,8 @@ int raft_take_garbage(struct raft *r, uint8_t ***v, size_t *n, size_t *cap);
 void raft_persisted(struct raft *r, uint64_t index, uint64_t term);
 
 void raft_status(const struct raft *r, struct raft_status *st);
-/* Leader only: progress of the follower at position i of the voter list; false if i is self
- * or out of range or not leader. */
+/* Leader only: progress of the member at position i of the configuration (its voters, then
+ * its learners); false if i is self or out of range or not leader. */
 bool raft_progress(const struct raft *r, uint32_t i, struct raft_progress_status *ps);
 /* The entry at index, if held in memory: borrowed until the next call that changes the log. */
 const struct raft_entry *raft_entry_at(const struct raft *r, uint64_t index);

@@ -262,8 +262,12 @@ struct replica {
     /* The leader's expiry sweep: its one PURGE entry in flight (index, term), 0 if none. */
     uint64_t purge_index;
     uint64_t purge_term;
-    struct snap_out snap_out[RAFT_MAX_VOTERS];
+    struct snap_out snap_out[RAFT_MAX_MEMBERS]; /* by follower: slot with to == id, or free */
     struct snap_in snap_in;
+    /* Automatic promotion (config.auto_promote_ticks): learners and the ticks each has been
+     * caught up in a row, on the leader. */
+    uint64_t catchup_id[RAFT_MAX_LEARNERS];
+    uint32_t catchup_ticks[RAFT_MAX_LEARNERS];
     uint64_t snapshots_sent;
     uint64_t snapshots_installed;
     size_t scratch_cap;
@@ -1101,6 +1105,25 @@ static void keep_result(struct replica *r, struct recent_result *rr)
     rr->res.val = rr->buf;
 }
 
+static const uint8_t conf_meta_key[] = {KV_KEY_META, 'c', 'o', 'n', 'f'};
+
+int replica_store_conf(struct kv_store *store, struct raft_conf *conf)
+{
+    const uint8_t *val = NULL;
+    uint32_t len = 0;
+    int rc = store->ops->get(store, conf_meta_key, sizeof(conf_meta_key), &val, &len);
+    if (rc != RK_OK)
+        return rc;
+    return raft_conf_decode(val, len, conf) == RK_OK ? RK_OK : RK_ECORRUPT;
+}
+
+int replica_store_put_conf(struct kv_store *store, uint64_t index, const struct raft_conf *conf)
+{
+    uint8_t buf[RAFT_CONF_ENCODED_MAX];
+    size_t len = raft_conf_encode(conf, buf);
+    return store->ops->put(store, index, conf_meta_key, sizeof(conf_meta_key), buf, (uint32_t)len);
+}
+
 static void apply_entries(struct replica *r, const struct raft_entry *ents, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -1123,6 +1146,18 @@ static void apply_entries(struct replica *r, const struct raft_entry *ents, size
                 return;
             }
             keep_result(r, rr);
+        } else if (e->type == RAFT_ENTRY_CONF) {
+            /* The configuration is part of the state machine's store, so that a snapshot
+             * carries the one as of its index (thesis §5.1) and a restart starts from it. */
+            int rc = kv_apply_meta(r->kv, e->index, conf_meta_key, sizeof(conf_meta_key), e->data,
+                                   e->len);
+            if (rc != RK_OK) {
+                r->failed = true;
+                rk_errf(&r->fail_msg, rc, "applying configuration %llu: %s",
+                        (unsigned long long)e->index, rk_strerror(rc));
+                return;
+            }
+            rr->res.status = KV_OK; /* a membership change waits for this (replica_member) */
         } else {
             kv_apply_noop(r->kv, e->index);
             rr->res.status = KV_BAD_COMMAND; /* no client command here */
@@ -1246,13 +1281,23 @@ static void snap_send_chunk(struct replica *r, struct snap_out *so)
     so->sent_at = r->now;
 }
 
+/* The transfer to `to`; with make, a free slot for it if there is none (NULL if full). */
+static struct snap_out *snap_out_find(struct replica *r, uint64_t to, bool make)
+{
+    struct snap_out *free_slot = NULL;
+    for (uint32_t i = 0; i < RAFT_MAX_MEMBERS; i++) {
+        struct snap_out *so = &r->snap_out[i];
+        if (so->active && so->to == to)
+            return so;
+        if (!so->active && free_slot == NULL)
+            free_slot = so;
+    }
+    return make ? free_slot : NULL;
+}
+
 static struct snap_out *snap_out_for(struct replica *r, uint64_t to)
 {
-    for (uint32_t i = 0; i < r->cfg.raft.n_voters; i++) {
-        if (r->cfg.raft.voters[i] == to)
-            return &r->snap_out[i];
-    }
-    return NULL;
+    return snap_out_find(r, to, true);
 }
 
 /* Raft asks for a snapshot for `to`: serialize the state machine as applied now. */
@@ -1288,7 +1333,7 @@ static void snap_start(struct replica *r, uint64_t to)
 /* Ticks: resend a chunk that got no answer, give up on a stalled transfer. */
 static void snap_tick(struct replica *r)
 {
-    for (uint32_t i = 0; i < r->cfg.raft.n_voters; i++) {
+    for (uint32_t i = 0; i < RAFT_MAX_MEMBERS; i++) {
         struct snap_out *so = &r->snap_out[i];
         if (!so->active)
             continue;
@@ -1308,7 +1353,7 @@ static void snap_tick(struct replica *r)
 
 static void on_snap_ack(struct replica *r, const struct codec_snap *f)
 {
-    struct snap_out *so = snap_out_for(r, f->from);
+    struct snap_out *so = snap_out_find(r, f->from, false);
     if (so == NULL || !so->active || f->index != so->index)
         return; /* late or for another transfer */
     if (f->done) {
@@ -1427,7 +1472,9 @@ static int snap_install(struct replica *r, struct snap_in *si)
     if (store_durable(r) < si->index)
         r->restore_wait = si->index; /* deferred writes: see store_gate */
     r->snapshots_installed++;
-    rc = raft_restore(r->raft, si->index, si->snap_term);
+    struct raft_conf conf;
+    bool has_conf = replica_store_conf(st, &conf) == RK_OK;
+    rc = raft_restore_conf(r->raft, si->index, si->snap_term, has_conf ? &conf : NULL);
     return rc == RK_ESTALE ? RK_OK : rc;
 }
 
@@ -1774,9 +1821,9 @@ static void drive(struct replica *r)
         raft_ready(r->raft, &rd);
         for (size_t i = 0; i < rd.n_msgs; i++)
             send_raft_msg(r, &rd.msgs[i]);
-        uint64_t needed[RAFT_MAX_VOTERS];
-        size_t n_needed = rd.n_snapshot_needed < RAFT_MAX_VOTERS ? rd.n_snapshot_needed
-                                                                 : RAFT_MAX_VOTERS;
+        uint64_t needed[RAFT_MAX_MEMBERS];
+        size_t n_needed =
+            rd.n_snapshot_needed < RAFT_MAX_MEMBERS ? rd.n_snapshot_needed : RAFT_MAX_MEMBERS;
         if (n_needed > 0) /* snapshot_needed is NULL when empty: memcpy(NULL) is undefined */
             memcpy(needed, rd.snapshot_needed, n_needed * sizeof(*needed));
         if (r->cfg.async_log) {
@@ -2000,6 +2047,8 @@ static void maybe_clear_promise(struct replica *r)
     r->promise_on_disk = 0;
 }
 
+static void auto_promote(struct replica *r);
+
 void replica_tick(struct replica *r)
 {
     replica_begin(r);
@@ -2015,6 +2064,7 @@ void replica_tick(struct replica *r)
         maybe_compact(r);
     if (!r->failed) {
         snap_tick(r);
+        auto_promote(r);
         expiry_sweep(r);
         maybe_clear_promise(r);
         drive(r);
@@ -2509,6 +2559,65 @@ void replica_submit_batch(struct replica *r, const struct replica_request *reqs,
         drive(r);
 }
 
+int replica_member_change(struct replica *r, uint8_t op, uint64_t id, uint64_t *index,
+                          uint64_t *leader)
+{
+    replica_begin(r);
+    uint64_t idx = 0, known = 0;
+    int rc = RK_EINVAL;
+    if (r->failed)
+        rc = RK_EINVAL;
+    else if (op == REPLICA_MEMBER_ADD_LEARNER)
+        rc = raft_add_learner(r->raft, id, &idx, &known);
+    else if (op == REPLICA_MEMBER_PROMOTE)
+        rc = raft_promote(r->raft, id, &idx, &known);
+    else if (op == REPLICA_MEMBER_REMOVE)
+        rc = raft_remove_member(r->raft, id, &idx, &known);
+    if (index != NULL)
+        *index = idx;
+    if (leader != NULL)
+        *leader = known;
+    drive(r);
+    return rc;
+}
+
+void replica_conf(const struct replica *r, struct raft_conf *conf, uint64_t *index)
+{
+    raft_conf_current(r->raft, conf, index);
+}
+
+/* The leader promotes a learner that has kept up (config.auto_promote_ticks). */
+static void auto_promote(struct replica *r)
+{
+    if (r->cfg.auto_promote_ticks == 0)
+        return;
+    uint64_t ids[RAFT_MAX_LEARNERS] = {0};
+    uint32_t ticks[RAFT_MAX_LEARNERS] = {0};
+    if (r->role == RAFT_LEADER) {
+        struct raft_status st;
+        raft_status(r->raft, &st);
+        uint32_t n = 0;
+        for (uint32_t i = st.n_voters; i < st.n_voters + st.n_learners; i++) {
+            struct raft_progress_status ps;
+            if (n == RAFT_MAX_LEARNERS || !raft_progress(r->raft, i, &ps) || !ps.learner)
+                continue;
+            uint32_t before = 0;
+            for (uint32_t k = 0; k < RAFT_MAX_LEARNERS; k++) {
+                if (r->catchup_id[k] == ps.id)
+                    before = r->catchup_ticks[k];
+            }
+            ids[n] = ps.id;
+            ticks[n] = ps.match + r->cfg.auto_promote_lag >= st.last_index ? before + 1 : 0;
+            if (ticks[n] >= r->cfg.auto_promote_ticks &&
+                raft_promote(r->raft, ps.id, NULL, NULL) == RK_OK)
+                ticks[n] = 0;
+            n++;
+        }
+    }
+    memcpy(r->catchup_id, ids, sizeof(ids));
+    memcpy(r->catchup_ticks, ticks, sizeof(ticks));
+}
+
 int replica_transfer_leader(struct replica *r, uint64_t target)
 {
     replica_begin(r);
@@ -2624,6 +2733,21 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
             }
         }
     }
+    /* The configuration the state machine applied last stands before the log's own entries
+     * (every configuration entry after the log's snapshot point is in the log and overrides
+     * it); without one, the configuration the driver gives (the bootstrap one). */
+    struct raft_conf conf;
+    rc = replica_store_conf(c->store, &conf);
+    if (rc == RK_OK) {
+        rc_cfg.n_voters = conf.n_voters;
+        rc_cfg.n_learners = conf.n_learners;
+        memcpy(rc_cfg.voters, conf.voters, sizeof(conf.voters));
+        memcpy(rc_cfg.learners, conf.learners, sizeof(conf.learners));
+        rc_cfg.allow_non_member = true; /* a learner, or a removed node */
+    } else if (rc != RK_ENOENT) {
+        rk_errf(err, rc, "replica: the configuration record of the store does not decode");
+        goto err_destroy;
+    }
     r->hs_term = rc_cfg.hard_state.term;
     r->hs_vote = rc_cfg.hard_state.vote;
     rc_cfg.entries = ents;
@@ -2694,7 +2818,7 @@ void replica_destroy(struct replica *r)
     for (size_t i = 0; i < r->n_taken; i++)
         rk_free(a, r->taken[i]);
     rk_free(a, r->taken);
-    for (uint32_t i = 0; i < RAFT_MAX_VOTERS; i++)
+    for (uint32_t i = 0; i < RAFT_MAX_MEMBERS; i++)
         rk_free(a, r->snap_out[i].buf);
     rk_free(a, r->snap_in.buf);
     for (size_t i = r->output_taken ? r->n_jobs_given : 0; i < r->n_jobs; i++)

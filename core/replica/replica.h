@@ -227,6 +227,11 @@ struct replica_config {
      * value of 64 MiB is not copied once per follower on the loop. The entries' buffers stay
      * allocated until every frame made before raft dropped them is released. */
     bool frame_refs;
+    /* Automatic promotion (issue #17): the leader promotes a learner whose log has been
+     * within auto_promote_lag entries of its own for auto_promote_ticks ticks in a row, one at
+     * a time. 0 ticks: learners stay learners until promoted by replica_member_change. */
+    uint32_t auto_promote_ticks;
+    uint32_t auto_promote_lag;
 };
 
 /* Defaults: request timeout 50 ticks, 65536 pending, 4096 sessions, store synced every 10
@@ -263,6 +268,32 @@ void replica_submit(struct replica *r, const struct replica_request *req);
 void replica_submit_batch(struct replica *r, const struct replica_request *reqs, size_t n);
 /* Leadership transfer (thesis §3.10), for operators and tests. */
 int replica_transfer_leader(struct replica *r, uint64_t target);
+
+/* Membership changes (core/raft/MEMBERSHIP.md): single-server, one at a time, on the leader.
+ * RK_OK with *index the configuration entry's index: the change is done once the node's
+ * applied index reaches it (replica_info: raft.applied) in the same configuration
+ * (replica_conf's index). Otherwise raft's refusal: RK_ENOTLEADER with *leader the known
+ * leader (0: none), RK_EBUSY (a learner to promote is not caught up yet, another change is
+ * uncommitted, the leader has not committed an
+ * entry of its term yet, a transfer: retry), RK_EINVAL (not a single-server change, an unknown
+ * or already present id, the last voter), RK_ETOOBIG (a list is full). */
+enum replica_member_op {
+    REPLICA_MEMBER_ADD_LEARNER = 1, /* a new node joins as a learner */
+    REPLICA_MEMBER_PROMOTE = 2,     /* a learner becomes a voter */
+    REPLICA_MEMBER_REMOVE = 3,      /* a voter or a learner leaves (the leader too) */
+};
+int replica_member_change(struct replica *r, uint8_t op, uint64_t id, uint64_t *index,
+                          uint64_t *leader);
+/* The configuration in use (the latest in the log, committed or not) and its entry's index. */
+void replica_conf(const struct replica *r, struct raft_conf *conf, uint64_t *index);
+
+/* The configuration record of a state machine's store: what a snapshot of the store carries
+ * (the configuration as of its index). replica_store_conf: RK_OK, RK_ENOENT (none: the
+ * cluster's bootstrap configuration stands) or RK_ECORRUPT. replica_store_put_conf writes one
+ * at index (a tool that seeds a new cluster from a backup writes the new members here). The
+ * bytes are raft_conf_encode's. */
+int replica_store_conf(struct kv_store *store, struct raft_conf *conf);
+int replica_store_put_conf(struct kv_store *store, uint64_t index, const struct raft_conf *conf);
 
 /* Group commit across inputs: once deferred, replica_recv and replica_submit(_batch) only feed
  * raft, and replica_flush runs the ready loop once for all of them (one log sync, one round of
