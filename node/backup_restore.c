@@ -54,8 +54,10 @@ int backup_verify_file(const char *file, struct backup_header *h, struct rk_errm
     return rc != RK_OK ? rk_errwrap(err, rc, "%s", file) : RK_OK;
 }
 
-/* --peers as raftkv-node takes it: ID=HOST:PORT,...; id must be one of them. */
-static int check_peers(const char *peers, uint64_t id, struct rk_errmsg *err)
+/* --peers as raftkv-node takes it: ID=HOST:PORT,...; id must be one of them. *conf (when not
+ * NULL): every node of it a voter, the new cluster's configuration. */
+static int check_peers(const char *peers, uint64_t id, struct raft_conf *conf,
+                       struct rk_errmsg *err)
 {
     uint64_t ids[RAFT_MAX_VOTERS];
     uint32_t n = 0;
@@ -87,6 +89,11 @@ static int check_peers(const char *peers, uint64_t id, struct rk_errmsg *err)
         return rk_errf(err, RK_EINVAL, "--peers: no member");
     if (!self)
         return rk_errf(err, RK_EINVAL, "--peers does not name --id %" PRIu64, id);
+    if (conf != NULL) {
+        memset(conf, 0, sizeof(*conf));
+        conf->n_voters = n;
+        memcpy(conf->voters, ids, n * sizeof(ids[0]));
+    }
     return RK_OK;
 }
 
@@ -241,6 +248,14 @@ static int restore_store(const struct backup_restore_config *c, const struct res
     int rc = restore_records(c->file, p, st, h->index, err);
     if (rc != RK_OK)
         return rc;
+    /* The new cluster's configuration, over the backed-up cluster's (whose members may be
+     * other ids, or gone): the snapshot point carries it, as a leader's snapshot would. */
+    struct raft_conf conf;
+    rc = check_peers(c->peers, c->id, &conf, err);
+    if (rc == RK_OK)
+        rc = replica_store_put_conf(st, h->index, &conf);
+    if (rc != RK_OK)
+        return rk_errf(err, rc, "writing the configuration: %s", rk_strerror(rc));
     uint8_t meta[16];
     put64le(meta, h->index);
     put64le(meta + 8, h->term);
@@ -282,9 +297,8 @@ static int write_note(const char *dir, const struct backup_restore_config *c,
     FILE *f = fopen(path, "w");
     if (f == NULL)
         return rk_errf(err, RK_EIO, "%s: %s", path, strerror(errno));
-    /* The configuration the member was restored for. Membership is not in the log or the
-     * snapshot yet (issue 17 point 1): raftkv-node takes it from --id and --peers, which must
-     * be these. */
+    /* What the member was restored for, for the operator: the store's configuration record
+     * holds these voters (the nodes of --peers). */
     fprintf(f,
             "backup %s\ncluster_id %" PRIu64 "\nindex %" PRIu64 "\nterm %" PRIu64 "\nid %" PRIu64
             "\npeers %s\n",
@@ -353,7 +367,7 @@ int backup_restore(const struct backup_restore_config *c, struct backup_restore_
                    struct rk_errmsg *err)
 {
     memset(out, 0, sizeof(*out));
-    int rc = check_peers(c->peers, c->id, err);
+    int rc = check_peers(c->peers, c->id, NULL, err);
     if (rc != RK_OK)
         return rc;
     struct stat sb;
