@@ -7,7 +7,8 @@
  * DELUSER are state-machine ops proposed through Raft like a SET, so they apply on every node;
  * everything else reads the users as this node has applied them. A connection remembers its
  * user's name and looks the user up again whenever the state machine's ACL generation moved
- * (the pointer kv hands out is valid until the next apply that changes users).
+ * (the pointer kv hands out is valid until the next apply that changes users; a snapshot
+ * install, which replaces the state machine, moves the generation too: kv_config).
  *
  * requirepass (Redis's rule: it is the default user's password): while no ACL SETUSER default
  * was ever applied, the default user is "on ~* &* +@all" with requirepass's hash, or nopass
