@@ -110,6 +110,9 @@ enum { TXN_NONE = 0, TXN_RUN = 1, TXN_CONTROL = 2 };
 void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struct resp_request *rq);
 /* "ERR wrong number of arguments for 'NAME' command", NAME the row's full name. */
 void cmd_arity_error(struct item *it, const struct cmd *cmd);
+/* The row a request runs (its subcommand's for a container) or NULL; whether argc fits it. */
+const struct cmd *cmd_lookup_request(const struct resp_arg *a, uint32_t argc);
+bool cmd_arity_ok(const struct cmd *cmd, uint32_t argc);
 /* The row for a command name (any case) or NULL. */
 const struct cmd *cmd_lookup(const uint8_t *name, uint64_t len);
 

@@ -513,7 +513,16 @@ def gen_acl_command(r):
         [b"ACL", b"SETUSER", b"dtuser", b"allkeys", b"~dt:a"],
         [b"ACL", b"SETUSER", b"dtuser", b"allchannels", b"&x"],
         [b"ACL", b"SETUSER", b"dtuser", b"+config|nosuch"], [b"AUTH", b"dtuser", b"wrong"],
-        [b"AUTH", b"nosuchuser", b"dtpw"]])
+        [b"AUTH", b"nosuchuser", b"dtpw"],
+        [b"ACL", b"DRYRUN", b"dtuser", b"get", b"dt:a"], [b"ACL", b"DRYRUN", b"dtuser", b"get"],
+        [b"ACL", b"DRYRUN", b"dtuser", b"set", b"dt:b", b"1"],
+        [b"ACL", b"DRYRUN", b"dtuser", b"mset", b"dt:a", b"1", b"dt:c", b"2"],
+        [b"ACL", b"DRYRUN", b"dtuser", b"config", b"get", b"x"],
+        [b"ACL", b"DRYRUN", b"dtuser", b"config", b"nosub"],
+        [b"ACL", b"DRYRUN", b"dtuser", b"DEL", b"dt:n", b"dt:a"],
+        [b"ACL", b"DRYRUN", b"nosuchuser", b"get", b"a"], [b"ACL", b"DRYRUN", b"dtuser", b"nocmd"],
+        [b"ACL", b"GENPASS", b"0"], [b"ACL", b"GENPASS", b"x"], [b"ACL", b"GENPASS", b"1", b"2"],
+        [b"ACL", b"GENPASS", b"4097"], [b"ACL", b"CAT", b"read", b"x"]])
 
 
 def acl_prefix(r):
