@@ -7,8 +7,9 @@
 # Build packages every script that compiles raftkv needs are in RK_BUILD_PACKAGES.
 
 # make comes with cmake only as a Recommends, and libc6-dev with gcc only as a Recommends, so
-# both are named. libxxhash-dev: XXH3 for kv's hash tables; libinih-dev: raftkv-node --config.
-RK_BUILD_PACKAGES=(cmake make gcc libc6-dev libxxhash-dev libinih-dev pkg-config)
+# both are named. libxxhash-dev: XXH3 for kv's hash tables; libinih-dev: raftkv-node --config;
+# libssl-dev: OpenSSL's libcrypto, SHA-256 of ACL passwords (node/cmd_acl.c).
+RK_BUILD_PACKAGES=(cmake make gcc libc6-dev libxxhash-dev libinih-dev libssl-dev pkg-config)
 
 # Is a package installed? dpkg knows; without dpkg (not Debian) probe for what it provides.
 rk_installed() {
@@ -21,6 +22,7 @@ rk_installed() {
     libcmocka-dev) pkg-config --exists cmocka ;;
     libxxhash-dev) pkg-config --exists libxxhash ;;
     libinih-dev) pkg-config --exists inih ;;
+    libssl-dev) pkg-config --exists libcrypto ;;
     redis-tools) command -v redis-cli ;;
     libc6-dev) true ;;
     *) command -v "$1" ;;
