@@ -423,7 +423,11 @@ def gen_command(r):
                                                   b"discard", b"copy", b"move", b"swapdb",
                                                   b"flushdb", b"flushall", b"rename",
                                                   b"msetnx", b"incrbyfloat", b"setrange",
-                                                  b"unlink", b"script|load", b"script|exists"])
+                                                  b"unlink", b"script|load", b"script|exists",
+                                                  b"acl|setuser", b"acl|deluser", b"acl|getuser",
+                                                  b"acl|list", b"acl|users", b"acl|whoami",
+                                                  b"acl|cat", b"acl|dryrun", b"acl|genpass",
+                                                  b"acl|help"])
                                         for _ in range(r.randrange(1, 3))]
     if c == 24:
         return [b"COMMAND", b"GETKEYS"] + r.choice([
