@@ -43,7 +43,11 @@ enum cmd_flag {
     CMD_ALLOW_BUSY = 1u << 22,
 };
 
-/* ACL categories (Redis's ACL_CATEGORY_*), in the order COMMAND INFO lists them. */
+/* ACL categories (Redis's ACL_CATEGORY_*), in the order COMMAND INFO lists them (core/kv/acl.h
+ * kv_acl_category_name: the same order). Dispatch enforces them (cmd_acl.c acl_check): a row is
+ * all a command needs to be refused to a user without its categories, so raftkv's own
+ * commands that change the cluster (membership, backups) are tagged ACL_ADMIN | ACL_DANGEROUS
+ * (with ACL_SLOW) and only users with +@admin (or the command by name) may run them. */
 enum cmd_acl {
     ACL_KEYSPACE = 1u << 0,
     ACL_READ = 1u << 1,
