@@ -30,6 +30,7 @@ import random
 import re
 import socket
 import sys
+import time
 
 KEYS = [b"dt:a", b"dt:b", b"dt:c", b"dt:n", b"dt:{x}", b"dt:\xff\x00", b"dt:long" + b"z" * 40]
 
@@ -605,6 +606,14 @@ def main():
             rd.send(args)
             raw_rk, t_rk = rk.reply()
             raw_rd, t_rd = rd.reply()
+            # D13: -TRYAGAIN (an election on a loaded machine) means the command did not execute;
+            # a client sends it again (not EXEC: its transaction's fate is the connection's).
+            for _ in range(100):
+                if not raw_rk.startswith(b"-TRYAGAIN") or args[0].upper() == b"EXEC":
+                    break
+                time.sleep(0.1)
+                rk.send(args)
+                raw_rk, t_rk = rk.reply()
             if raw_rd == b"+OK\r\n" and args[0].upper() == b"MULTI":
                 queued = []
             elif raw_rd == b"+QUEUED\r\n":
