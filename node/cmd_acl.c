@@ -108,6 +108,17 @@ bool acl_authenticate(struct node *n, struct client *c, const struct resp_arg *u
     return true;
 }
 
+bool acl_user_exists(struct node *n, const struct resp_arg *name)
+{
+    return lookup(n, name->ptr, (size_t)name->len) != NULL;
+}
+
+bool acl_client_is(const struct client *c, const struct resp_arg *name)
+{
+    const char *u = c->acl_user[0] ? c->acl_user : "default";
+    return strlen(u) == name->len && memcmp(u, name->ptr, name->len) == 0;
+}
+
 bool acl_default_nopass(struct node *n)
 {
     return (default_user(n)->flags & KV_ACL_NOPASS) != 0;
@@ -591,5 +602,22 @@ void cmd_acl(struct node *n, struct client *c, struct item *it, const struct res
         add_array(it, (int64_t)nh);
         for (size_t i = 0; i < nh; i++)
             add_simple(it, acl_help[i]);
+    }
+}
+
+void acl_close_deleted(struct node *n)
+{
+    /* Once per change of the users: a connection whose user is gone is closed (its replies so
+     * far are sent first), as Redis frees the clients of a deleted user. */
+    static uint64_t seen;
+    uint64_t gen = kv_acl_generation(server_kv(n)) + 1;
+    if (gen == seen)
+        return;
+    seen = gen;
+    for (struct client *c = n->clients; c != NULL; c = c->next) {
+        if (c->closed || c->want_close || !c->acl_init || client_user(n, c) != NULL)
+            continue;
+        c->no_input = true;
+        c->want_close = true;
     }
 }

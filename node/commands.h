@@ -217,6 +217,12 @@ void acl_client_reset(struct node *n, struct client *c);
 /* AUTH / HELLO AUTH: true and c authenticated as user, or false (WRONGPASS). */
 bool acl_authenticate(struct node *n, struct client *c, const struct resp_arg *user,
                       const struct resp_arg *pass);
+/* Whether a user of that name exists; whether c is authenticated as it (CLIENT KILL USER). */
+bool acl_user_exists(struct node *n, const struct resp_arg *name);
+bool acl_client_is(const struct client *c, const struct resp_arg *name);
+/* Closes the connections of deleted users (end of every loop turn; O(1) while the users do not
+ * change). */
+void acl_close_deleted(struct node *n);
 /* Whether the default user is nopass (AUTH <password> is then an error). */
 bool acl_default_nopass(struct node *n);
 /* The redis.call()s of a script (its text) against c's user: true, or false with Redis's
