@@ -7,7 +7,8 @@
  * DELUSER are state-machine ops proposed through Raft like a SET, so they apply on every node;
  * everything else reads the users as this node has applied them. A connection remembers its
  * user's name and looks the user up again whenever the state machine's ACL generation moved
- * (the pointer kv hands out is valid until the next apply that changes users).
+ * (the pointer kv hands out is valid until the next apply that changes users; a snapshot
+ * install, which replaces the state machine, moves the generation too: kv_config).
  *
  * requirepass (Redis's rule: it is the default user's password): while no ACL SETUSER default
  * was ever applied, the default user is "on ~* &* +@all" with requirepass's hash, or nopass
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include "acl.h"
 #include "commands.h"
@@ -106,6 +108,17 @@ bool acl_authenticate(struct node *n, struct client *c, const struct resp_arg *u
     return true;
 }
 
+bool acl_user_exists(struct node *n, const struct resp_arg *name)
+{
+    return lookup(n, name->ptr, (size_t)name->len) != NULL;
+}
+
+bool acl_client_is(const struct client *c, const struct resp_arg *name)
+{
+    const char *u = c->acl_user[0] ? c->acl_user : "default";
+    return strlen(u) == name->len && memcmp(u, name->ptr, name->len) == 0;
+}
+
 bool acl_default_nopass(struct node *n)
 {
     return (default_user(n)->flags & KV_ACL_NOPASS) != 0;
@@ -137,20 +150,21 @@ static bool set_has_get(const struct resp_arg *a, uint32_t argc)
 }
 
 /* The keys of a request against u: the rows' key specs, EVAL's numkeys. */
-static bool keys_ok(const struct kv_acl_user *u, const struct cmd *cmd, const struct resp_arg *a,
-                    uint32_t argc)
+/* The index of the first argument that is a key u may not touch, or 0: all may be. */
+static uint32_t key_denied(const struct kv_acl_user *u, const struct cmd *cmd,
+                           const struct resp_arg *a, uint32_t argc)
 {
     if (u->flags & KV_ACL_ALLKEYS)
-        return true;
+        return 0;
     if (cmd->proc == cmd_eval || cmd->proc == cmd_evalsha) {
         /* Redis's EVAL key spec: "RW access update", keynum at 2 */
         int64_t nk = 0;
         if (argc < 3 || !arg_int64(&a[2], &nk) || nk < 0 || nk > (int64_t)argc - 3)
-            return true; /* the handler refuses it */
+            return 0; /* the handler refuses it */
         for (uint32_t i = 0; i < (uint32_t)nk; i++)
             if (!key_ok(u, &a[3 + i], KV_ACL_KEY_READ | KV_ACL_KEY_WRITE))
-                return false;
-        return true;
+                return 3 + i;
+        return 0;
     }
     for (int s = 0; s < cmd->n_specs; s++) {
         const struct cmd_keyspec *ks = &cmd->specs[s];
@@ -160,9 +174,9 @@ static bool keys_ok(const struct kv_acl_user *u, const struct cmd *cmd, const st
         int last = ks->lastkey < 0 ? (int)argc + ks->lastkey : ks->index + ks->lastkey;
         for (int i = ks->index; i <= last && i < (int)argc; i += ks->keystep)
             if (!key_ok(u, &a[i], need))
-                return false;
+                return (uint32_t)i;
     }
-    return true;
+    return 0;
 }
 
 int acl_check(struct node *n, struct client *c, const struct cmd *cmd, const struct resp_arg *a,
@@ -180,7 +194,7 @@ int acl_check(struct node *n, struct client *c, const struct cmd *cmd, const str
                  cmd->name);
         return ACL_CHECK_DENIED;
     }
-    if (!keys_ok(u, cmd, a, argc)) {
+    if (key_denied(u, cmd, a, argc) != 0) {
         snprintf(err, cap,
                  "NOPERM this user has no permissions to access one of the keys used as "
                  "arguments");
@@ -459,6 +473,70 @@ static void acl_cat(struct item *it, const struct resp_arg *a, uint32_t argc)
     cmd_list_category(it, 1u << cat);
 }
 
+/* ACL DRYRUN user command [arg...]: Redis 7.0's checks and answers, without running it. */
+static void acl_dryrun(struct node *n, struct item *it, const struct resp_arg *a, uint32_t argc)
+{
+    const struct kv_acl_user *u = lookup(n, a[2].ptr, a[2].len);
+    int nl = a[2].len > 128 ? 128 : (int)a[2].len;
+    if (u == NULL) {
+        add_errorf(it, "ERR User '%.*s' not found", nl, (const char *)a[2].ptr);
+        return;
+    }
+    const struct cmd *cmd = cmd_lookup_request(a + 3, argc - 3);
+    if (cmd == NULL) {
+        int cl = a[3].len > 128 ? 128 : (int)a[3].len;
+        add_errorf(it, "ERR Command '%.*s' not found", cl, (const char *)a[3].ptr);
+        return;
+    }
+    if (!cmd_arity_ok(cmd, argc - 3)) {
+        cmd_arity_error(it, cmd);
+        return;
+    }
+    char text[320];
+    if (!(cmd->flags & CMD_NO_AUTH) && !acl_cmd_allowed(u, cmd->name, cmd->acl)) {
+        snprintf(text, sizeof(text), "This user has no permissions to run the '%s' command",
+                 cmd->name);
+        add_bulk_str(it, text);
+        return;
+    }
+    uint32_t k = key_denied(u, cmd, a + 3, argc - 3);
+    if (k != 0) {
+        const struct resp_arg *key = &a[3 + k];
+        int kl = key->len > 256 ? 256 : (int)key->len;
+        snprintf(text, sizeof(text), "This user has no permissions to access the '%.*s' key", kl,
+                 (const char *)key->ptr);
+        add_bulk_str(it, text);
+        return;
+    }
+    add_simple(it, "OK");
+}
+
+/* ACL GENPASS [bits]: bits (default 256) of the kernel's randomness, as hex. */
+static void acl_genpass(struct item *it, const struct resp_arg *a, uint32_t argc)
+{
+    int64_t bits = 256;
+    if (argc == 3 && !arg_int64(&a[2], &bits)) {
+        add_error(it, "ERR value is not an integer or out of range");
+        return;
+    }
+    if (bits <= 0 || bits > 4096) {
+        add_error(it, "ERR ACL GENPASS argument must be the number of bits for the output "
+                      "password, a positive number up to 4096");
+        return;
+    }
+    uint8_t raw[512];
+    size_t chars = (size_t)(bits + 3) / 4, bytes = (chars + 1) / 2;
+    if (getrandom(raw, bytes, 0) != (ssize_t)bytes) {
+        add_error(it, "ERR no randomness from the kernel");
+        return;
+    }
+    char hex[1025];
+    for (size_t i = 0; i < bytes; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    hex[chars] = 0;
+    add_bulk_str(it, hex);
+}
+
 static const char *const acl_help[] = {
     "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "CAT [<category>]",
@@ -506,12 +584,40 @@ void cmd_acl(struct node *n, struct client *c, struct item *it, const struct res
         acl_list(n, it, true);
     } else if (arg_is(&a[1], "WHOAMI")) {
         add_bulk_str(it, c->acl_user);
+    } else if ((arg_is(&a[1], "CAT") || arg_is(&a[1], "GENPASS")) && argc > 3) {
+        /* Redis's aclCommand falls through to this for CAT and GENPASS */
+        char sub[132];
+        int sl = a[1].len > 128 ? 128 : (int)a[1].len;
+        snprintf(sub, sizeof(sub), "%.*s", sl, (const char *)a[1].ptr);
+        add_errorf(it, "ERR unknown subcommand or wrong number of arguments for '%s'. Try ACL HELP.",
+                   sub);
     } else if (arg_is(&a[1], "CAT")) {
         acl_cat(it, a, argc);
+    } else if (arg_is(&a[1], "DRYRUN")) {
+        acl_dryrun(n, it, a, argc);
+    } else if (arg_is(&a[1], "GENPASS")) {
+        acl_genpass(it, a, argc);
     } else {
         size_t nh = sizeof(acl_help) / sizeof(acl_help[0]);
         add_array(it, (int64_t)nh);
         for (size_t i = 0; i < nh; i++)
             add_simple(it, acl_help[i]);
+    }
+}
+
+void acl_close_deleted(struct node *n)
+{
+    /* Once per change of the users: a connection whose user is gone is closed (its replies so
+     * far are sent first), as Redis frees the clients of a deleted user. */
+    static uint64_t seen;
+    uint64_t gen = kv_acl_generation(server_kv(n)) + 1;
+    if (gen == seen)
+        return;
+    seen = gen;
+    for (struct client *c = n->clients; c != NULL; c = c->next) {
+        if (c->closed || c->want_close || !c->acl_init || client_user(n, c) != NULL)
+            continue;
+        c->no_input = true;
+        c->want_close = true;
     }
 }

@@ -401,7 +401,7 @@ static void client_kill(struct node *n, struct client *self, struct item *it,
             }
         }
     }
-    if (user != NULL && !arg_is(user, "default")) {
+    if (user != NULL && !acl_user_exists(n, user)) {
         char u[132];
         arg_quote(u, sizeof(u), user);
         add_errorf(it, "ERR No such user '%s'", u);
@@ -413,7 +413,8 @@ static void client_kill(struct node *n, struct client *self, struct item *it,
             continue;
         if ((id != 0 && c->id != id) || (by_type && !type_normal) ||
             (addr != NULL && !arg_is(addr, c->addr)) ||
-            (laddr != NULL && !arg_is(laddr, c->laddr)) || (skipme && c == self))
+            (laddr != NULL && !arg_is(laddr, c->laddr)) || (skipme && c == self) ||
+            (user != NULL && !acl_client_is(c, user)))
             continue;
         /* Closed once its replies so far are out; nothing more of its input runs. */
         c->no_input = true;

@@ -152,10 +152,15 @@ static const struct cmd acl_subs[] = {
     {"acl|cat", -2, CMD_NOSCRIPT | LS, 0, 0, 0, ACL_SLOW, "", NOSPECS,
      "List the ACL categories or the commands inside a category", "6.0.0", "server",
      "O(1) since the categories and commands are a fixed set.", cmd_acl, NULL, TXN_RUN},
-    {"acl|deluser", -3, ACL_FLAGS, 0, 0, 0, ACL_ACL,
-     "request_policy:all_nodes response_policy:all_succeeded", NOSPECS,
+    {"acl|deluser", -3, ACL_FLAGS, 0, 0, 0, ACL_ACL, "", NOSPECS,
      "Remove the specified ACL users and the associated rules", "6.0.0", "server",
      "O(1) amortized time considering the typical user.", cmd_acl, NULL, TXN_NONE},
+    {"acl|dryrun", -4, ACL_FLAGS, 0, 0, 0, ACL_ACL, "", NOSPECS,
+     "Returns whether the user can execute the given command without executing the command.",
+     "7.0.0", "server", "O(1).", cmd_acl, NULL, TXN_NONE},
+    {"acl|genpass", -2, CMD_NOSCRIPT | LS, 0, 0, 0, ACL_SLOW, "", NOSPECS,
+     "Generate a pseudorandom secure password to use for ACL users", "6.0.0", "server", "O(1)",
+     cmd_acl, NULL, TXN_NONE},
     {"acl|getuser", 3, ACL_FLAGS, 0, 0, 0, ACL_ACL, "", NOSPECS,
      "Get the rules for a specific ACL user", "6.0.0", "server",
      "O(N). Where N is the number of password, command and pattern rules that the user has.",
@@ -166,8 +171,7 @@ static const struct cmd acl_subs[] = {
     {"acl|list", 2, ACL_FLAGS, 0, 0, 0, ACL_ACL, "", NOSPECS,
      "List the current ACL rules in ACL config file format", "6.0.0", "server",
      "O(N). Where N is the number of configured users.", cmd_acl, NULL, TXN_NONE},
-    {"acl|setuser", -3, ACL_FLAGS, 0, 0, 0, ACL_ACL,
-     "request_policy:all_nodes response_policy:all_succeeded", NOSPECS,
+    {"acl|setuser", -3, ACL_FLAGS, 0, 0, 0, ACL_ACL, "", NOSPECS,
      "Modify or create the rules for a specific ACL user", "6.0.0", "server",
      "O(N). Where N is the number of rules provided.", cmd_acl, NULL, TXN_NONE},
     {"acl|users", 2, ACL_FLAGS, 0, 0, 0, ACL_ACL, "", NOSPECS,
@@ -520,6 +524,16 @@ static bool arity_ok(const struct cmd *cmd, uint32_t argc)
            (cmd->arity < 0 && argc >= (uint32_t)-cmd->arity);
 }
 
+const struct cmd *cmd_lookup_request(const struct resp_arg *a, uint32_t argc)
+{
+    return lookup_request(a, argc);
+}
+
+bool cmd_arity_ok(const struct cmd *cmd, uint32_t argc)
+{
+    return arity_ok(cmd, argc);
+}
+
 void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struct resp_request *rq)
 {
     const struct resp_arg *a = rq->args;
@@ -591,6 +605,7 @@ void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struc
         } else {
             add_error(it, noperm);
         }
+        it->rejected = true; /* Redis counts a NOPERM in rejected_calls */
         n->stats.total_errors++;
         c->multi_dirty |= c->in_multi;
         return;

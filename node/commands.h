@@ -43,7 +43,11 @@ enum cmd_flag {
     CMD_ALLOW_BUSY = 1u << 22,
 };
 
-/* ACL categories (Redis's ACL_CATEGORY_*), in the order COMMAND INFO lists them. */
+/* ACL categories (Redis's ACL_CATEGORY_*), in the order COMMAND INFO lists them (core/kv/acl.h
+ * kv_acl_category_name: the same order). Dispatch enforces them (cmd_acl.c acl_check): a row is
+ * all a command needs to be refused to a user without its categories, so raftkv's own
+ * commands that change the cluster (membership, backups) are tagged ACL_ADMIN | ACL_DANGEROUS
+ * (with ACL_SLOW) and only users with +@admin (or the command by name) may run them. */
 enum cmd_acl {
     ACL_KEYSPACE = 1u << 0,
     ACL_READ = 1u << 1,
@@ -110,6 +114,9 @@ enum { TXN_NONE = 0, TXN_RUN = 1, TXN_CONTROL = 2 };
 void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struct resp_request *rq);
 /* "ERR wrong number of arguments for 'NAME' command", NAME the row's full name. */
 void cmd_arity_error(struct item *it, const struct cmd *cmd);
+/* The row a request runs (its subcommand's for a container) or NULL; whether argc fits it. */
+const struct cmd *cmd_lookup_request(const struct resp_arg *a, uint32_t argc);
+bool cmd_arity_ok(const struct cmd *cmd, uint32_t argc);
 /* The row for a command name (any case) or NULL. */
 const struct cmd *cmd_lookup(const uint8_t *name, uint64_t len);
 
@@ -213,6 +220,12 @@ void acl_client_reset(struct node *n, struct client *c);
 /* AUTH / HELLO AUTH: true and c authenticated as user, or false (WRONGPASS). */
 bool acl_authenticate(struct node *n, struct client *c, const struct resp_arg *user,
                       const struct resp_arg *pass);
+/* Whether a user of that name exists; whether c is authenticated as it (CLIENT KILL USER). */
+bool acl_user_exists(struct node *n, const struct resp_arg *name);
+bool acl_client_is(const struct client *c, const struct resp_arg *name);
+/* Closes the connections of deleted users (end of every loop turn; O(1) while the users do not
+ * change). */
+void acl_close_deleted(struct node *n);
 /* Whether the default user is nopass (AUTH <password> is then an error). */
 bool acl_default_nopass(struct node *n);
 /* The redis.call()s of a script (its text) against c's user: true, or false with Redis's

@@ -764,6 +764,7 @@ static void end_of_turn(struct node *n)
         replica_flush(n->rep);
         drain_outputs(n);
     }
+    acl_close_deleted(n); /* cmd_acl.c: the connections of a user ACL DELUSER removed */
     for (struct client *c = n->clients, *next; c != NULL; c = next) {
         next = c->next;
         conn_collect(n, c);

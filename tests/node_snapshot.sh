@@ -6,7 +6,9 @@
 # bytes (past 64 MiB, keeping 16 MiB), so the follower, resumed, needs a snapshot. Meanwhile a
 # reader on the third node reads without pause, as a client would (retrying -TRYAGAIN); every
 # read must end with the value. The term changes during the catch-up are printed (a loaded
-# machine has elections of its own, so they are not asserted).
+# machine has elections of its own, so they are not asserted). ACL users travel in the snapshot:
+# a user made while the follower is stopped works on it after, and a connection of a user made
+# before keeps its user (and its limits) across the install.
 #
 # Known cost today: the leader builds the snapshot in memory on its event loop (the whole store
 # scanned) and the follower installs it there too (every key deleted and rewritten), so a
@@ -27,8 +29,22 @@ check "a leader is elected" yes "$([[ -n $leader ]] && echo yes || echo no)"
 follower=$((leader % 3 + 1))
 reader=$(((leader + 1) % 3 + 1))
 check "the value to read is written" OK "$(rk_cli "$leader" SET probe readable)"
+# ACL users are state-machine state (node/README.md "ACL users"): one made before, with a
+# connection of it open on the follower, and one made while the follower is stopped, which only
+# the snapshot brings to it.
+check "a user before" OK "$(rk_cli "$leader" ACL SETUSER before on '>pw1' '~*' +@read)"
+for _ in $(seq 1 300); do
+    [[ $(rk_cli "$follower" ACL USERS | tr '\n' ' ') == *before* ]] && break
+    sleep 0.1
+done
+coproc BEFORE { timeout 300 redis-cli --no-auth-warning --user before --pass pw1 -p "$(cport "$follower")" 2>/dev/null; }
+echo "GET probe" >&"${BEFORE[1]}"
+read -r -t 30 got_before <&"${BEFORE[0]}"
+check "a connection of that user on the follower" readable "${got_before:-}"
 
 kill -STOP "${pid[$follower]}"
+check "a user made while the follower is stopped" OK \
+    "$(rk_cli "$leader" ACL SETUSER during on '>pw2' '~mib*' +strlen)"
 head -c $((1 << 20)) /dev/zero | tr '\0' 'm' >"$tmp/mib"
 ok=0
 for k in $(seq 1 80); do
@@ -62,6 +78,19 @@ check "the follower caught up (applied >= $target)" yes "$caught"
 check "it did so by installing a snapshot" yes \
     "$([[ $(rk_info "$follower" snapshots_installed) -ge 1 ]] && echo yes || echo no)"
 check "it serves the last value" 1048576 "$(rk_cli "$follower" STRLEN mib80)"
+check "the snapshot brought the user made meanwhile" 1048576 \
+    "$(timeout 10 redis-cli --no-auth-warning --user during --pass pw2 -p "$(cport "$follower")" STRLEN mib80 2>&1)"
+check "... with its rules" "NOPERM this user has no permissions to run the 'get' command" \
+    "$(timeout 10 redis-cli --no-auth-warning --user during --pass pw2 -p "$(cport "$follower")" GET mib80 2>&1)"
+echo "GET probe" >&"${BEFORE[1]}"
+got_before=""
+read -r -t 30 got_before <&"${BEFORE[0]}"
+check "the connection opened before the snapshot still works as its user" readable "$got_before"
+echo "SET probe x" >&"${BEFORE[1]}"
+got_before=""
+read -r -t 30 got_before <&"${BEFORE[0]}"
+check "... and is still refused what the user may not do" \
+    "NOPERM this user has no permissions to run the 'set' command" "$got_before"
 echo "terms during the catch-up: $term0 -> $(rk_info "$reader" term)"
 read -r reads bad_reads <"$tmp/reader.out"
 check "every read on node $reader during the catch-up answered the value ($reads reads)" 0 \

@@ -30,6 +30,7 @@ import random
 import re
 import socket
 import sys
+import time
 
 KEYS = [b"dt:a", b"dt:b", b"dt:c", b"dt:n", b"dt:{x}", b"dt:\xff\x00", b"dt:long" + b"z" * 40]
 
@@ -423,7 +424,11 @@ def gen_command(r):
                                                   b"discard", b"copy", b"move", b"swapdb",
                                                   b"flushdb", b"flushall", b"rename",
                                                   b"msetnx", b"incrbyfloat", b"setrange",
-                                                  b"unlink", b"script|load", b"script|exists"])
+                                                  b"unlink", b"script|load", b"script|exists",
+                                                  b"acl|setuser", b"acl|deluser", b"acl|getuser",
+                                                  b"acl|list", b"acl|users", b"acl|whoami",
+                                                  b"acl|cat", b"acl|dryrun", b"acl|genpass",
+                                                  b"acl|help"])
                                         for _ in range(r.randrange(1, 3))]
     if c == 24:
         return [b"COMMAND", b"GETKEYS"] + r.choice([
@@ -513,7 +518,16 @@ def gen_acl_command(r):
         [b"ACL", b"SETUSER", b"dtuser", b"allkeys", b"~dt:a"],
         [b"ACL", b"SETUSER", b"dtuser", b"allchannels", b"&x"],
         [b"ACL", b"SETUSER", b"dtuser", b"+config|nosuch"], [b"AUTH", b"dtuser", b"wrong"],
-        [b"AUTH", b"nosuchuser", b"dtpw"]])
+        [b"AUTH", b"nosuchuser", b"dtpw"],
+        [b"ACL", b"DRYRUN", b"dtuser", b"get", b"dt:a"], [b"ACL", b"DRYRUN", b"dtuser", b"get"],
+        [b"ACL", b"DRYRUN", b"dtuser", b"set", b"dt:b", b"1"],
+        [b"ACL", b"DRYRUN", b"dtuser", b"mset", b"dt:a", b"1", b"dt:c", b"2"],
+        [b"ACL", b"DRYRUN", b"dtuser", b"config", b"get", b"x"],
+        [b"ACL", b"DRYRUN", b"dtuser", b"config", b"nosub"],
+        [b"ACL", b"DRYRUN", b"dtuser", b"DEL", b"dt:n", b"dt:a"],
+        [b"ACL", b"DRYRUN", b"nosuchuser", b"get", b"a"], [b"ACL", b"DRYRUN", b"dtuser", b"nocmd"],
+        [b"ACL", b"GENPASS", b"0"], [b"ACL", b"GENPASS", b"x"], [b"ACL", b"GENPASS", b"1", b"2"],
+        [b"ACL", b"GENPASS", b"4097"], [b"ACL", b"CAT", b"read", b"x"]])
 
 
 def acl_prefix(r):
@@ -592,6 +606,14 @@ def main():
             rd.send(args)
             raw_rk, t_rk = rk.reply()
             raw_rd, t_rd = rd.reply()
+            # D13: -TRYAGAIN (an election on a loaded machine) means the command did not execute;
+            # a client sends it again (not EXEC: its transaction's fate is the connection's).
+            for _ in range(100):
+                if not raw_rk.startswith(b"-TRYAGAIN") or args[0].upper() == b"EXEC":
+                    break
+                time.sleep(0.1)
+                rk.send(args)
+                raw_rk, t_rk = rk.reply()
             if raw_rd == b"+OK\r\n" and args[0].upper() == b"MULTI":
                 queued = []
             elif raw_rd == b"+QUEUED\r\n":

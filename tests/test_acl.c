@@ -401,6 +401,12 @@ static void users_are_replicated_state_that_survives_a_restart(void **state)
     assert_string_equal(user_desc(t, "bob"), "(none)");
     assert_int_equal(kv_acl_count(t->kv), 2);
 
+    /* a replaced state machine (snapshot install) starts from the generation it is given */
+    kv_destroy(t->kv);
+    cfg.acl_generation = 1000;
+    assert_int_equal(kv_create(&cfg, &t->kv, NULL), RK_OK);
+    assert_int_equal(kv_acl_generation(t->kv), 1000);
+
     kv_destroy(t->kv);
     t->store->ops->destroy(t->store);
     assert_int_equal(t->cnt.live, 0);

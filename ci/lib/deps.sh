@@ -8,7 +8,8 @@
 
 # make comes with cmake only as a Recommends, and libc6-dev with gcc only as a Recommends, so
 # both are named. libxxhash-dev: XXH3 for kv's hash tables; libinih-dev: raftkv-node --config;
-# libssl-dev: TLS (node/tls.c); openssl: the command that makes the tests' certificates.
+# libssl-dev: TLS (node/tls.c) and libcrypto's SHA-256 of ACL passwords (node/cmd_acl.c);
+# openssl: the command that makes the tests' certificates.
 RK_BUILD_PACKAGES=(cmake make gcc libc6-dev libxxhash-dev libinih-dev libssl-dev openssl pkg-config)
 
 # Is a package installed? dpkg knows; without dpkg (not Debian) probe for what it provides.

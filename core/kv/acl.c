@@ -241,9 +241,6 @@ static int rule_command(struct kv_acl_user *u, const uint8_t *r, size_t len, cha
             return fail(why, cap, unknown);
     } else if (bar != NULL && (bar == name || bar[1] == 0 || strchr(bar + 1, '|') != NULL)) {
         return fail(why, cap, unknown);
-    } else if (bar != NULL && r[0] == '-') {
-        /* Redis 7: "-config|get" is allowed, "-select|0" (a first argument) is not; raftkv
-         * knows only subcommands, which the node checks. */
     }
     remove_rule(u, name, nlen);
     if (u->n_rules == KV_ACL_MAX_RULES)

@@ -650,6 +650,7 @@ int kv_create(const struct kv_config *c, struct kv **out, struct rk_errmsg *err)
     kv->applied_index = c->store->ops->applied_index(c->store);
     kv->mask = n_slots - 1;
     kv->max_sessions = max_sessions;
+    kv->acl_gen = c->acl_generation;
     kv->lru_head = KV_NIL;
     kv->lru_tail = KV_NIL;
     int rc = sessions_load(kv, err);

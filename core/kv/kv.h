@@ -325,6 +325,9 @@ struct kv_config {
     const struct rk_alloc *alloc; /* borrowed; must outlive the kv */
     struct kv_store *store;       /* borrowed; must outlive the kv */
     uint32_t max_sessions;        /* default KV_DEFAULT_MAX_SESSIONS when 0 */
+    /* The first kv_acl_generation. A host that replaces its kv (a snapshot install) passes the
+     * old one's + 1, so that what caches users by generation sees the change. */
+    uint64_t acl_generation;
 };
 
 enum kv_status {

@@ -1451,8 +1451,11 @@ static int snap_install(struct replica *r, struct snap_in *si)
         rc = st->ops->sync(st);
     if (rc == RK_OK) {
         struct kv *kv = NULL;
-        struct kv_config kc = {.alloc = r->alloc, .store = st,
-                               .max_sessions = r->cfg.max_sessions};
+        /* a new ACL generation: the driver's caches of users (node/cmd_acl.c) see the change */
+        struct kv_config kc = {.alloc = r->alloc,
+                               .store = st,
+                               .max_sessions = r->cfg.max_sessions,
+                               .acl_generation = kv_acl_generation(r->kv) + 1};
         struct rk_errmsg err;
         rc = kv_create(&kc, &kv, &err);
         if (rc == RK_OK) {
