@@ -30,6 +30,9 @@ static const uint8_t restore_snap_key[] = {KV_KEY_META, 's', 'n', 'a', 'p'};
 /* The write order's hash (any seed but the keydir's 0 gives an order unrelated to it). */
 #define RESTORE_ORDER_SEED 0x7265737472u
 
+/* Bytes read at a record's offset at once: its head and, most often, all of it. */
+#define RESTORE_READ_BYTES ((size_t)4096)
+
 /* Puts per store batch: a batch is held in memory until end_batch (bitcask.h). */
 #define RESTORE_BATCH_BYTES ((uint64_t)16 << 20)
 
@@ -196,19 +199,28 @@ static int restore_records(const char *file, const struct restore_plan *p, struc
                            uint64_t index, struct rk_errmsg *err)
 {
     int fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return rk_errf(err, RK_EIO, "%s: %s", file, strerror(errno));
-    uint8_t *buf = NULL;
-    size_t cap = 0;
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        int rc = rk_errf(err, RK_EIO, "%s: %s", file, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    size_t cap = RESTORE_READ_BYTES;
+    uint8_t *buf = malloc(cap);
     uint64_t batch = 0;
-    int rc = RK_OK;
+    int rc = buf == NULL ? RK_ENOMEM : RK_OK;
     for (size_t i = 0; i < p->n && rc == RK_OK; i++) {
-        uint8_t head[BACKUP_RECORD_HEAD_BYTES];
-        rc = pread_all(fd, head, sizeof(head), p->ent[i].off);
-        uint32_t kl = get32le(head), vl = get32le(head + 4);
+        /* One read for the head and, most often, the whole record. */
+        uint64_t off = p->ent[i].off;
+        size_t first = off < size && size - off < RESTORE_READ_BYTES ? (size_t)(size - off)
+                                                                     : RESTORE_READ_BYTES;
+        rc = first < BACKUP_RECORD_HEAD_BYTES ? RK_EMALFORMED : pread_all(fd, buf, first, off);
+        uint32_t kl = rc == RK_OK ? get32le(buf) : 0, vl = rc == RK_OK ? get32le(buf + 4) : 0;
         if (rc == RK_OK && (kl == 0 || kl > BACKUP_KEY_MAX_BYTES || vl > BACKUP_VALUE_MAX_BYTES))
             rc = RK_EMALFORMED;
-        size_t need = (size_t)kl + vl;
+        size_t need = BACKUP_RECORD_HEAD_BYTES + (size_t)kl + vl;
         if (rc == RK_OK && need > cap) {
             uint8_t *nb = realloc(buf, need);
             rc = nb == NULL ? RK_ENOMEM : RK_OK;
@@ -217,16 +229,17 @@ static int restore_records(const char *file, const struct restore_plan *p, struc
                 cap = need;
             }
         }
-        if (rc == RK_OK)
-            rc = pread_all(fd, buf, need, p->ent[i].off + sizeof(head));
+        if (rc == RK_OK && need > first)
+            rc = pread_all(fd, buf + first, need - first, off + first);
         if (rc != RK_OK) {
             rc = rk_errf(err, rc,
-                         "%s: re-reading the record at offset %" PRIu64 ": %s (did the "
-                         "file change?)",
-                         file, p->ent[i].off, rk_strerror(rc));
+                         "%s: re-reading the record at offset %" PRIu64 ": %s (did the file "
+                         "change?)",
+                         file, off, rk_strerror(rc));
             break;
         }
-        rc = st->ops->put(st, index, buf, kl, buf + kl, vl);
+        const uint8_t *key = buf + BACKUP_RECORD_HEAD_BYTES;
+        rc = st->ops->put(st, index, key, kl, key + kl, vl);
         batch += need + 32;
         if (rc == RK_OK && batch >= RESTORE_BATCH_BYTES) {
             batch = 0;

@@ -275,6 +275,14 @@ static int bs_scan_keys(struct kv_store *s,
                                       : in->ops->scan(in, fn, ctx);
 }
 
+static int bs_scan_range(struct kv_store *s, uint32_t lo, uint64_t budget,
+                         bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
+                                    const uint8_t *val, uint32_t val_len),
+                         void *ctx, uint64_t *next)
+{
+    return bs(s)->inner->ops->scan_range(bs(s)->inner, lo, budget, fn, ctx, next);
+}
+
 static void bs_destroy(struct kv_store *s)
 {
     struct kv_store *in = bs(s)->inner;
@@ -292,11 +300,16 @@ static const struct kv_store_ops bs_ops = {
     .sync = bs_sync,
     .scan = bs_scan,
     .scan_keys = bs_scan_keys,
+    .scan_range = bs_scan_range,
     .destroy = bs_destroy,
 };
 
 struct kv_store *backup_store_wrap(struct node *n, struct kv_store *inner)
 {
+    /* Every optional op the wrapper forwards must be there (bitcask has them all): a NULL
+     * would make the wrapper claim what the store cannot do. */
+    if (inner->ops->scan_keys == NULL || inner->ops->scan_range == NULL)
+        return NULL;
     struct backup_store *w = malloc(sizeof(*w));
     if (w == NULL)
         return NULL;

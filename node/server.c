@@ -508,7 +508,7 @@ static int open_storage(struct node *n, const char *dir)
             n->store = bc_kv_store(n->bc);
             struct kv_store *w = backup_store_wrap(n, n->store);
             if (w == NULL)
-                rc = rk_errf(&err, RK_ENOMEM, "no memory for the store");
+                rc = rk_errf(&err, RK_ENOMEM, "no memory for the store's backup wrapper (cmd_backup.c)");
             else
                 n->store = w;
             if (st.repairs > 0) {

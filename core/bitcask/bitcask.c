@@ -772,6 +772,34 @@ int bc_scan_range(struct bitcask *bc, uint32_t lo, uint64_t budget,
     return RK_OK;
 }
 
+struct after_ctx {
+    struct bitcask *bc;
+    const uint8_t *after;
+    uint32_t after_len;
+    uint32_t hash;
+    bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+               uint32_t val_len);
+    void *ctx;
+    int rc;
+    struct rk_errmsg *err;
+};
+
+static bool after_one(void *ctx, const struct bc_kent *e)
+{
+    struct after_ctx *a = ctx;
+    if (a->after != NULL && bc_kd_order(a->hash, a->after, a->after_len, e) >= 0)
+        return true; /* at or before the cursor: visited already */
+    const uint8_t *val = NULL;
+    if (e->file_id == BC_FILE_PENDING) {
+        val = a->bc->batch + e->offset + BC_HEADER_BYTES + e->key_len;
+    } else {
+        a->rc = bc_read_entry(a->bc, e, &a->bc->sbuf, &a->bc->sbuf_cap, &val, a->err);
+        if (a->rc != RK_OK)
+            return false;
+    }
+    return a->fn(a->ctx, e->key, e->key_len, val, e->val_len);
+}
+
 int bc_scan_after(struct bitcask *bc, const uint8_t *after, uint32_t after_len,
                   bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
                              uint32_t val_len),
@@ -782,28 +810,16 @@ int bc_scan_after(struct bitcask *bc, const uint8_t *after, uint32_t after_len,
     int rc = bc_check_poison(bc, err);
     if (rc != RK_OK)
         return rc;
-    bc_kd_finish(&bc->kd);
-    uint32_t hash = after != NULL ? bc_kd_hash(after, after_len) : 0;
-    size_t pos = after != NULL ? bc_kd_seek(&bc->kd, hash) : 0;
-    uint64_t count = bc->kd.count;
-    for (const struct bc_kent *e; (e = bc_kd_next(&bc->kd, &pos)) != NULL;) {
-        if (after != NULL && bc_kd_order(hash, after, after_len, e) >= 0)
-            continue; /* at or before the cursor: visited already */
-        const uint8_t *val = NULL;
-        if (e->file_id == BC_FILE_PENDING) {
-            val = bc->batch + e->offset + BC_HEADER_BYTES + e->key_len;
-        } else {
-            rc = bc_read_entry(bc, e, &bc->sbuf, &bc->sbuf_cap, &val, err);
-            if (rc != RK_OK)
-                break;
-        }
-        bool go_on = fn(ctx, e->key, e->key_len, val, e->val_len);
-        RK_ASSERT(bc->kd.count == count); /* fn must not change the store it scans */
-        if (!go_on)
-            break;
-    }
+    /* bc_kd_range, not bc_kd_next: it walks both tables of a growth in progress, so no call
+     * pays for finishing one (O(keys)). */
+    struct after_ctx a = {
+        .bc = bc, .after = after, .after_len = after_len, .fn = fn, .ctx = ctx, .err = err};
+    a.hash = after != NULL ? bc_kd_hash(after, after_len) : 0;
+    uint64_t count = bc->kd.count, next = 0;
+    bc_kd_range(&bc->kd, a.hash, UINT64_MAX, after_one, &a, &next);
+    RK_ASSERT(bc->kd.count == count); /* fn must not change the store it scans */
     trim_buffer(bc, &bc->sbuf, &bc->sbuf_cap);
-    return rc;
+    return a.rc;
 }
 
 int bc_reserve_keys(struct bitcask *bc, uint64_t n)

@@ -291,7 +291,9 @@ int bc_scan_range(struct bitcask *bc, uint32_t lo, uint64_t budget,
  * for every live key that sorts AFTER (after, after_len) in bc_scan's order, or for every key
  * when after is NULL, in that order, with its value read and checked; stops when fn returns
  * false. The order is a function of the set of keys alone, so a caller that remembers the last
- * key it was given resumes where it stopped whatever was written in between. */
+ * key it was given resumes where it stopped whatever was written in between. Walks from the
+ * cursor's hash (bc_kd_range: with or without a keydir growth in progress, nothing moved), so a
+ * piece costs what it visits, not a pass over the keyspace. */
 int bc_scan_after(struct bitcask *bc, const uint8_t *after, uint32_t after_len,
                   bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
                              uint32_t val_len),

@@ -77,10 +77,6 @@ struct bc_kent *bc_kd_next(const struct bc_keydir *kd, size_t *pos);
  * to continue from (last + 1), or 0 when the walk reached the end. Returns the entries seen. */
 size_t bc_kd_range(const struct bc_keydir *kd, uint32_t lo, uint64_t budget,
                    bool (*fn)(void *ctx, const struct bc_kent *e), void *ctx, uint64_t *next);
-/* A *pos for bc_kd_next at or before the first entry whose hash is at least hash (the entries
- * before it in the order may still precede the caller's cursor: it skips them). Requires no
- * growth in progress. */
-size_t bc_kd_seek(const struct bc_keydir *kd, uint32_t hash);
 /* The canonical order: <0, 0, >0 as (hash, key) sorts before, with, after e's. */
 int bc_kd_order(uint32_t hash, const uint8_t *key, uint32_t key_len, const struct bc_kent *e);
 uint64_t bc_kd_bytes(const struct bc_keydir *kd);

@@ -423,20 +423,6 @@ size_t bc_kd_range(const struct bc_keydir *kd, uint32_t lo, uint64_t budget,
     }
 }
 
-size_t bc_kd_seek(const struct bc_keydir *kd, uint32_t hash)
-{
-    RK_ASSERT(kd->old == NULL);
-    size_t cap = kd_cap(kd->bits);
-    size_t wrapped = 0;
-    while (wrapped < cap && kd->slots[wrapped] != NULL &&
-           kd_home(kd->slots[wrapped]->hash, kd->bits) > wrapped)
-        wrapped++;
-    /* An entry whose hash is at least `hash` sits at or after its home, which is at or after
-     * home(hash), unless it wrapped: then it comes last in bc_kd_next's order anyway. */
-    size_t home = kd_home(hash, kd->bits);
-    return home >= wrapped ? home - wrapped : 0;
-}
-
 int bc_kd_order(uint32_t hash, const uint8_t *key, uint32_t key_len, const struct bc_kent *e)
 {
     return kd_cmp(hash, key, key_len, e);
