@@ -498,6 +498,11 @@ static bool client_tls_handshake(struct node *n, struct client *c)
         conn_set_events(n, c);
         return false;
     }
+    if (st == TLS_CLOSED) {
+        node_log("debug", "client %s: %s", c->addr, why);
+        conn_close(n, c);
+        return false;
+    }
     if (st != TLS_DONE) {
         char kv[128];
         snprintf(kv, sizeof(kv), "addr=%s", c->addr);

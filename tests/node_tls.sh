@@ -164,6 +164,11 @@ bench=$(timeout 120 redis-benchmark "${tcli_opts[@]}" -p "$(tport "$leader")" -t
 check "redis-benchmark --tls: SET and GET" 2 "$bench"
 
 # ---- clients refused --------------------------------------------------------------------------
+# A port probe (connect, close: a health check) is not a refusal: the PING after it is accepted
+# later on the same listener, so by its answer the probe was handled.
+(exec 3<>"/dev/tcp/127.0.0.1/$(tport 1)") 2>/dev/null
+check "PING after a port probe" PONG "$(tcli 1 PING)"
+check "... the probe is not logged as a refused client" 0 "$(grep -c "event=client_refused" "$tmp/log1")"
 out=$(timeout 10 redis-cli -p "$(tport 1)" PING 2>&1)
 check "a plaintext client on the tls-port gets no PONG" no "$([[ $out == PONG ]] && echo yes || echo no)"
 wait_log "$tmp/log1" 'event=client_refused reason=tls_not_tls' 100
