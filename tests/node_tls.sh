@@ -141,7 +141,12 @@ for i in 1 2 3; do
 done
 # 1 MiB: an APPEND of more than CODEC_FRAG_MAX goes to the followers in FRAG pieces.
 head -c $((1 << 20)) /dev/zero | tr '\0' x >"$tmp/big"
-check "SET of 1 MiB over TLS" OK "$(timeout 30 redis-cli "${tcli_opts[@]}" -p "$(tport "$leader")" -x SET big <"$tmp/big" 2>&1)"
+for _ in $(seq 1 50); do # retried while -TRYAGAIN, as tcli
+    out=$(timeout 30 redis-cli "${tcli_opts[@]}" -p "$(tport "$leader")" -x SET big <"$tmp/big" 2>&1)
+    [[ $out == TRYAGAIN* ]] || break
+    sleep 0.1
+done
+check "SET of 1 MiB over TLS" OK "$out"
 f=$(( leader % 3 + 1 ))
 got=""
 for _ in $(seq 1 100); do
@@ -159,8 +164,17 @@ if [[ -x $cli_bin ]]; then
     out=$(timeout 10 "$cli_bin" --tls --cacert "$c/foreign.crt" "${tcli_opts[@]:3}" -p "$(tport 2)" get k1 2>&1)
     check "raftkv-cli --tls refuses a server of another CA" yes "$([[ $out == *"over TLS"* ]] && echo yes || echo no)"
 fi
-bench=$(timeout 120 redis-benchmark "${tcli_opts[@]}" -p "$(tport "$leader")" -t set,get -n 2000 \
-    -c 10 -q 2>&1 | tr '\r' '\n' | grep -c 'requests per second')
+# redis-benchmark stops at its first error reply: an election (-TRYAGAIN, likely on a loaded
+# machine) costs a run, so up to 5 runs, each against the leader of the moment.
+bench=0
+for _ in 1 2 3 4 5; do
+    l=$(wait_leader 300) || continue
+    timeout 120 redis-benchmark "${tcli_opts[@]}" -p "$(tport "$l")" -t set,get -n 2000 -c 10 -q \
+        >"$tmp/bench.out" 2>&1
+    bench=$(tr '\r' '\n' <"$tmp/bench.out" | grep -c 'requests per second')
+    [[ $bench -eq 2 ]] && break
+    echo "redis-benchmark --tls, again: $(tr '\r' '\n' <"$tmp/bench.out" | grep -v rps= | tail -1)"
+done
 check "redis-benchmark --tls: SET and GET" 2 "$bench"
 
 # ---- clients refused --------------------------------------------------------------------------
@@ -206,6 +220,10 @@ rogue() { # certificate name, then the reason every member must log
 rogue rogue tls_cert_untrusted
 rogue expired tls_cert_expired
 rogue n3 tls_name_mismatch
+for _ in $(seq 1 300); do
+    [[ $(tinfo 1 connected_peers) == 2 ]] && break
+    sleep 0.1
+done
 check "node 1 is still a member (its peers are connected)" 2 "$(tinfo 1 connected_peers)"
 
 # ---- reload -----------------------------------------------------------------------------------
