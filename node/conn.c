@@ -470,6 +470,7 @@ static const char *tls_reason_code(const char *why)
 void conn_tls_refused(struct node *n, const char *event, const char *why, const char *kv)
 {
     n->tls_refused++;
+    n->tls_refused_peers += strcmp(event, "peer_refused") == 0;
     uint64_t now = node_now_ms();
     if (now - n->tls_refused_logged_ms >= 1000) {
         n->tls_refused_logged_ms = now;

@@ -11,7 +11,8 @@
 #     follower; redis-benchmark --tls runs SET and GET
 #   - refused and logged (event=client_refused, the reason as one word): a plaintext client on
 #     the tls-port, a client without a certificate (tls-auth-clients yes), one whose
-#     certificate expired; node 3 has no plaintext port at all
+#     certificate expired (node 1's /metrics counts them: raftkv_tls_refused_total); a port
+#     probe is not a refusal; node 3 has no plaintext port at all
 #   - refused and logged (event=peer_refused): a node that claims to be member 1 with a
 #     certificate of a foreign CA, with an expired one, and with a good one that names another
 #     member; the cluster keeps serving meanwhile
@@ -28,7 +29,7 @@
 set -uo pipefail
 
 node_bin=${1:?usage: node_tls.sh PATH/TO/raftkv-node}
-for b in redis-cli redis-benchmark openssl; do
+for b in redis-cli redis-benchmark openssl python3; do
     command -v $b >/dev/null || { echo "node_tls: $b not found" >&2; exit 1; }
 done
 port_offset=19
@@ -38,6 +39,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/tls.sh"
 tport() { echo $((base + 3 + $1)); } # base+4 .. base+6
 rogue_peer=$((base + 14))
 rogue_client=$((base + 7))
+mport=$((base + 8)) # node 1's /metrics
 names="1=n1.raftkv,2=n2.raftkv,3=n3.raftkv"
 c="$tmp/certs"
 mkdir -p "$c"
@@ -60,10 +62,11 @@ tls_args() { # node $1's TLS settings, with certificate $2 (default n$1)
 start() {
     local client="127.0.0.1:$(cport "$1")" crt=n$1
     [[ $1 -eq 3 ]] && client=127.0.0.1:0
-    [[ $1 -eq 1 ]] && crt=live1
+    local extra=()
+    [[ $1 -eq 1 ]] && crt=live1 && extra=(--metrics-addr "127.0.0.1:$mport")
     # shellcheck disable=SC2046
     "$node_bin" --id "$1" --peers "$peers" --client "$client" --data-dir "$tmp/n$1" \
-        $(tls_args "$1" "$crt") 2>>"$tmp/log$1" &
+        $(tls_args "$1" "$crt") "${extra[@]}" 2>>"$tmp/log$1" &
     pid[$1]=$!
 }
 
@@ -196,6 +199,12 @@ out=$(timeout 10 redis-cli --tls --cacert "$c/ca.crt" --cert "$c/expired.crt" --
 check "a client with an expired certificate is refused" no "$([[ $out == PONG ]] && echo yes || echo no)"
 wait_log "$tmp/log1" 'event=client_refused reason=tls_cert_expired' 100
 check "... and is logged (reason=tls_cert_expired)" 0 $?
+metric() { # one sample of node 1's /metrics
+    python3 -c 'import sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode()
+print(" ".join(l.split()[-1] for l in body.splitlines() if l.startswith(sys.argv[2] + " ")))' "$mport" "$1" 2>&1
+}
+check "/metrics counts the three refused clients" 3 "$(metric 'raftkv_tls_refused_total{kind="client"}')"
 check "node 3 has no plaintext port (--client 127.0.0.1:0)" yes \
     "$(port_free "$(cport 3)" && echo yes || echo no)"
 
