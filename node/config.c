@@ -131,14 +131,16 @@ static const struct opt_def opt_defs[] = {
     OPT_STR("tls-key-file", tls_key_file, 0, "a PEM file", "FILE", "its private key, PEM"),
     OPT_STR("tls-ca-cert-file", tls_ca_cert_file, 0, "a PEM file", "FILE",
             "the CA(s) a client's or peer's certificate must chain to"),
-    OPT_STR("tls-auth-clients", tls_auth_clients, 1, "yes, no or optional", "yes|no|optional",
-            "clients on the tls-port must present a certificate of\n"
-            "the CA (yes, the default), need not (no), or may (optional)"),
+    OPT_STR("tls-auth-clients", tls_auth_clients, 1, "yes, no or optional", "MODE",
+            "yes: clients on the tls-port must present a certificate of\n"
+            "the CA (the default); no: they are not asked; optional: one\n"
+            "presented is checked"),
     OPT_STR("tls-protocols", tls_protocols, 0, "TLSv1.2 and/or TLSv1.3", "\"LIST\"",
             "TLS versions allowed (default \"TLSv1.2 TLSv1.3\")"),
-    OPT_STR("tls-peer-names", tls_peer_names, 0, "ID=NAME,...", "ID=NAME,...",
-            "with tls-peers: member ID's certificate must name NAME (SAN\n"
-            "DNS name, or CN); checked both ways (default: no name check)"),
+    OPT_STR("tls-peer-names", tls_peer_names, 0, "ID=NAME,...", "LIST",
+            "ID=NAME,...: with tls-peers, member ID's certificate must\n"
+            "name NAME (SAN DNS name, or CN); checked both ways\n"
+            "(default: no name check)"),
 };
 
 #define OPT_COUNT (sizeof(opt_defs) / sizeof(opt_defs[0]))

@@ -470,6 +470,7 @@ static const char *tls_reason_code(const char *why)
 void conn_tls_refused(struct node *n, const char *event, const char *why, const char *kv)
 {
     n->tls_refused++;
+    n->tls_refused_peers += strcmp(event, "peer_refused") == 0;
     uint64_t now = node_now_ms();
     if (now - n->tls_refused_logged_ms >= 1000) {
         n->tls_refused_logged_ms = now;
@@ -496,6 +497,11 @@ static bool client_tls_handshake(struct node *n, struct client *c)
     if (st == TLS_WANT_READ || st == TLS_WANT_WRITE) {
         c->tls_hs_wants_write = st == TLS_WANT_WRITE;
         conn_set_events(n, c);
+        return false;
+    }
+    if (st == TLS_CLOSED) {
+        node_log("debug", "client %s: %s", c->addr, why);
+        conn_close(n, c);
         return false;
     }
     if (st != TLS_DONE) {

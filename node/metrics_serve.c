@@ -247,6 +247,11 @@ static void collect_clients(struct node *n, struct metrics_text *t)
             n->stats.connections_received);
     counter(t, "raftkv_clients_rejected_total", "client connections refused (max-clients)",
             n->stats.rejected_connections);
+    metrics_family(t, "raftkv_tls_refused_total", "counter",
+                   "connections refused by TLS (handshake or certificate), by side");
+    metrics_u64(t, "raftkv_tls_refused_total", "kind=\"client\"",
+                n->tls_refused - n->tls_refused_peers);
+    metrics_u64(t, "raftkv_tls_refused_total", "kind=\"peer\"", n->tls_refused_peers);
     counter(t, "raftkv_clients_commands_processed_total", "client requests parsed",
             n->stats.commands_processed);
     counter(t, "raftkv_clients_net_input_bytes_total", "bytes read from clients",

@@ -533,7 +533,8 @@ static bool pconn_flush(struct node *n, struct pconn *c, void *tag, const char *
 }
 
 /* One step of a connection's TLS handshake: 1 done (the codec handshake queued in out may go),
- * 0 going on (epoll set for what it waits for), -1 failed (why). */
+ * 0 going on (epoll set for what it waits for), -1 failed (why), -2 closed before a byte of a
+ * handshake came (a port probe: not logged as a refusal). */
 static int pconn_tls_step(struct node *n, struct pconn *c, void *tag, const char **why)
 {
     enum tls_step st = node_tls_handshake(c->ssl, tls_why, sizeof(tls_why));
@@ -547,7 +548,7 @@ static int pconn_tls_step(struct node *n, struct pconn *c, void *tag, const char
     }
     if (st != TLS_DONE) {
         *why = tls_why;
-        return -1;
+        return st == TLS_CLOSED ? -2 : -1;
     }
     c->tls_hs = false;
     c->want_out = true;
@@ -674,6 +675,8 @@ void peer_on_pending_event(struct node *n, struct pending *pd, uint32_t events)
         int r = pconn_tls_step(n, &pd->c, &pd->tag, &why);
         if (r == 0)
             return;
+        if (r == -2)
+            goto err_drop; /* logged at debug */
         if (r < 0) {
             char kv[128];
             peer_addr_text(pd->c.fd, addr, sizeof(addr));

@@ -411,7 +411,7 @@ struct node {
     struct ev_tag tlisten_tag;
     int tlisten_fd;
     bool tls_more;
-    uint64_t tls_refused, tls_refused_logged_ms, tls_refused_quiet;
+    uint64_t tls_refused, tls_refused_peers, tls_refused_logged_ms, tls_refused_quiet;
     /* Time spent on client TLS handshakes this turn (0 at its start): once it reaches
      * TLS_HS_TURN_US the rest wait for the next turn. A step costs a signature or a key
      * exchange (well under a millisecond), but on a loaded machine the process is often

@@ -263,6 +263,12 @@ enum tls_step node_tls_handshake(struct ssl_st *ssl, char *why, size_t cap)
     if (r == 1)
         return TLS_DONE;
     enum tls_step st = step_of(ssl, r, why, cap);
+    if (st == TLS_CLOSED && BIO_number_read(SSL_get_rbio(ssl)) == 0) {
+        /* Not one byte of a handshake: a port probe (a health check, a scanner), not a
+         * refusal worth a warning. */
+        snprintf(why, cap, "closed before a TLS handshake");
+        return TLS_CLOSED;
+    }
     if (st == TLS_CLOSED) {
         snprintf(why, cap, "closed during the TLS handshake");
         return TLS_FAILED;

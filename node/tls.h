@@ -41,7 +41,8 @@ int node_tls_reload(struct node *n, const struct options *o, char *why, size_t c
  * configured CA from the other side. NULL: out of memory. */
 struct ssl_st *node_tls_new(struct node *n, int fd, bool client_port, bool dialer);
 void node_tls_free(struct ssl_st *ssl);
-/* One step of the handshake. TLS_FAILED: why says why (a certificate error by its name). */
+/* One step of the handshake. TLS_FAILED: why says why (a certificate error by its name);
+ * TLS_CLOSED: the other side closed before sending anything (a port probe). */
 enum tls_step node_tls_handshake(struct ssl_st *ssl, char *why, size_t cap);
 /* Reads up to len bytes. > 0: bytes read; otherwise 0 and *st says why not (TLS_CLOSED: the
  * other side closed; TLS_FAILED: an error, why says it). */

@@ -11,7 +11,8 @@
 #     follower; redis-benchmark --tls runs SET and GET
 #   - refused and logged (event=client_refused, the reason as one word): a plaintext client on
 #     the tls-port, a client without a certificate (tls-auth-clients yes), one whose
-#     certificate expired; node 3 has no plaintext port at all
+#     certificate expired (node 1's /metrics counts them: raftkv_tls_refused_total); a port
+#     probe is not a refusal; node 3 has no plaintext port at all
 #   - refused and logged (event=peer_refused): a node that claims to be member 1 with a
 #     certificate of a foreign CA, with an expired one, and with a good one that names another
 #     member; the cluster keeps serving meanwhile
@@ -28,7 +29,7 @@
 set -uo pipefail
 
 node_bin=${1:?usage: node_tls.sh PATH/TO/raftkv-node}
-for b in redis-cli redis-benchmark openssl; do
+for b in redis-cli redis-benchmark openssl python3; do
     command -v $b >/dev/null || { echo "node_tls: $b not found" >&2; exit 1; }
 done
 port_offset=19
@@ -38,6 +39,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/tls.sh"
 tport() { echo $((base + 3 + $1)); } # base+4 .. base+6
 rogue_peer=$((base + 14))
 rogue_client=$((base + 7))
+mport=$((base + 8)) # node 1's /metrics
 names="1=n1.raftkv,2=n2.raftkv,3=n3.raftkv"
 c="$tmp/certs"
 mkdir -p "$c"
@@ -60,10 +62,15 @@ tls_args() { # node $1's TLS settings, with certificate $2 (default n$1)
 start() {
     local client="127.0.0.1:$(cport "$1")" crt=n$1
     [[ $1 -eq 3 ]] && client=127.0.0.1:0
-    [[ $1 -eq 1 ]] && crt=live1
+    local extra=()
+    [[ $1 -eq 1 ]] && crt=live1 && extra=(--metrics-addr "127.0.0.1:$mport")
     # shellcheck disable=SC2046
+    # Election timeouts of 300..600 ms, not 100..200: under ASan at load 20 a TLS cluster with
+    # the default ones changed leaders every few hundred ms while redis-benchmark ran (encryption
+    # on every peer and client message costs CPU a starved loop does not have); this test is
+    # about TLS, ci/bench measures the default settings.
     "$node_bin" --id "$1" --peers "$peers" --client "$client" --data-dir "$tmp/n$1" \
-        $(tls_args "$1" "$crt") 2>>"$tmp/log$1" &
+        --election-ticks 30 60 $(tls_args "$1" "$crt") "${extra[@]}" 2>>"$tmp/log$1" &
     pid[$1]=$!
 }
 
@@ -141,7 +148,12 @@ for i in 1 2 3; do
 done
 # 1 MiB: an APPEND of more than CODEC_FRAG_MAX goes to the followers in FRAG pieces.
 head -c $((1 << 20)) /dev/zero | tr '\0' x >"$tmp/big"
-check "SET of 1 MiB over TLS" OK "$(timeout 30 redis-cli "${tcli_opts[@]}" -p "$(tport "$leader")" -x SET big <"$tmp/big" 2>&1)"
+for _ in $(seq 1 50); do # retried while -TRYAGAIN, as tcli
+    out=$(timeout 30 redis-cli "${tcli_opts[@]}" -p "$(tport "$leader")" -x SET big <"$tmp/big" 2>&1)
+    [[ $out == TRYAGAIN* ]] || break
+    sleep 0.1
+done
+check "SET of 1 MiB over TLS" OK "$out"
 f=$(( leader % 3 + 1 ))
 got=""
 for _ in $(seq 1 100); do
@@ -159,11 +171,25 @@ if [[ -x $cli_bin ]]; then
     out=$(timeout 10 "$cli_bin" --tls --cacert "$c/foreign.crt" "${tcli_opts[@]:3}" -p "$(tport 2)" get k1 2>&1)
     check "raftkv-cli --tls refuses a server of another CA" yes "$([[ $out == *"over TLS"* ]] && echo yes || echo no)"
 fi
-bench=$(timeout 120 redis-benchmark "${tcli_opts[@]}" -p "$(tport "$leader")" -t set,get -n 2000 \
-    -c 10 -q 2>&1 | tr '\r' '\n' | grep -c 'requests per second')
+# redis-benchmark stops at its first error reply: an election (-TRYAGAIN, likely on a loaded
+# machine) costs a run, so up to 5 runs, each against the leader of the moment.
+bench=0
+for _ in 1 2 3 4 5; do
+    l=$(wait_leader 300) || continue
+    timeout 120 redis-benchmark "${tcli_opts[@]}" -p "$(tport "$l")" -t set,get -n 2000 -c 10 -q \
+        >"$tmp/bench.out" 2>&1
+    bench=$(tr '\r' '\n' <"$tmp/bench.out" | grep -c 'requests per second')
+    [[ $bench -eq 2 ]] && break
+    echo "redis-benchmark --tls, again: $(tr '\r' '\n' <"$tmp/bench.out" | grep -v rps= | tail -1)"
+done
 check "redis-benchmark --tls: SET and GET" 2 "$bench"
 
 # ---- clients refused --------------------------------------------------------------------------
+# A port probe (connect, close: a health check) is not a refusal: the PING after it is accepted
+# later on the same listener, so by its answer the probe was handled.
+(exec 3<>"/dev/tcp/127.0.0.1/$(tport 1)") 2>/dev/null
+check "PING after a port probe" PONG "$(tcli 1 PING)"
+check "... the probe is not logged as a refused client" 0 "$(grep -c "event=client_refused" "$tmp/log1")"
 out=$(timeout 10 redis-cli -p "$(tport 1)" PING 2>&1)
 check "a plaintext client on the tls-port gets no PONG" no "$([[ $out == PONG ]] && echo yes || echo no)"
 wait_log "$tmp/log1" 'event=client_refused reason=tls_not_tls' 100
@@ -177,6 +203,12 @@ out=$(timeout 10 redis-cli --tls --cacert "$c/ca.crt" --cert "$c/expired.crt" --
 check "a client with an expired certificate is refused" no "$([[ $out == PONG ]] && echo yes || echo no)"
 wait_log "$tmp/log1" 'event=client_refused reason=tls_cert_expired' 100
 check "... and is logged (reason=tls_cert_expired)" 0 $?
+metric() { # one sample of node 1's /metrics
+    python3 -c 'import sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode()
+print(" ".join(l.split()[-1] for l in body.splitlines() if l.startswith(sys.argv[2] + " ")))' "$mport" "$1" 2>&1
+}
+check "/metrics counts the three refused clients" 3 "$(metric 'raftkv_tls_refused_total{kind="client"}')"
 check "node 3 has no plaintext port (--client 127.0.0.1:0)" yes \
     "$(port_free "$(cport 3)" && echo yes || echo no)"
 
@@ -201,6 +233,10 @@ rogue() { # certificate name, then the reason every member must log
 rogue rogue tls_cert_untrusted
 rogue expired tls_cert_expired
 rogue n3 tls_name_mismatch
+for _ in $(seq 1 300); do
+    [[ $(tinfo 1 connected_peers) == 2 ]] && break
+    sleep 0.1
+done
 check "node 1 is still a member (its peers are connected)" 2 "$(tinfo 1 connected_peers)"
 
 # ---- reload -----------------------------------------------------------------------------------
