@@ -280,6 +280,10 @@ struct replica {
     /* A snapshot installed into a store with deferred writes: the log's compaction to it (a
      * job) must not reach the disk before the store holds it durably (replica_store_progress). */
     uint64_t restore_wait;
+    /* Its acknowledgment (done) too: it promises the leader a snapshot the follower holds, so it
+     * leaves only once the store holds it on disk (replica_store_progress). */
+    struct codec_snap snap_ack_held;
+    bool snap_ack_holding;
     uint32_t jobs_out;
     uint64_t job_seq_next; /* seq of the next job made */
     uint64_t job_seq_done; /* seq of the next job expected back */
@@ -496,9 +500,18 @@ static size_t store_gate(struct replica *r)
     return n;
 }
 
+static void send_snap(struct replica *r, uint8_t type, const struct codec_snap *f);
+
 void replica_store_progress(struct replica *r)
 {
     replica_begin(r);
+    if (r->snap_ack_holding && store_durable(r) >= r->snap_ack_held.index) {
+        struct raft_status st;
+        raft_status(r->raft, &st);
+        if (st.term == r->snap_ack_held.term && st.role == RAFT_FOLLOWER)
+            send_snap(r, CODEC_TYPE_SNAP_ACK, &r->snap_ack_held);
+        r->snap_ack_holding = false;
+    }
 }
 
 void replica_output(struct replica *r, struct replica_output *out)
@@ -1498,6 +1511,11 @@ static void on_snap(struct replica *r, const struct codec_snap *f)
     if (f->index <= st.commit) {
         ack.offset = f->total;
         ack.done = true; /* we already hold it */
+        if (store_durable(r) < f->index && r->restore_wait >= f->index) {
+            r->snap_ack_held = ack; /* not on disk yet (deferred store writes) */
+            r->snap_ack_holding = true;
+            return;
+        }
         send_snap(r, CODEC_TYPE_SNAP_ACK, &ack);
         return;
     }
@@ -1532,6 +1550,11 @@ static void on_snap(struct replica *r, const struct codec_snap *f)
         }
         snap_in_free(r);
         ack.done = true;
+        if (store_durable(r) < ack.index) {
+            r->snap_ack_held = ack; /* sent once the store holds it (replica_store_progress) */
+            r->snap_ack_holding = true;
+            return;
+        }
     }
     send_snap(r, CODEC_TYPE_SNAP_ACK, &ack);
 }

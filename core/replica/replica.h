@@ -343,7 +343,8 @@ uint32_t replica_log_jobs_out(const struct replica *r);
  * the store's jobs off its loop as it runs log jobs (bc_io_take after every input, bc_io_run on
  * the worker, bc_io_done in order). Log compaction goes by what the store holds durably
  * (kv_store durable_index), and the log's compaction to an installed snapshot is held back
- * (not in replica_output's log_jobs) until the store holds that snapshot durably. After
+ * (not in replica_output's log_jobs) until the store holds that snapshot durably, as is the
+ * follower's acknowledgment (done) of that snapshot to the leader. After
  * bc_io_done, the driver calls this, then replica_output: jobs held back may go now. */
 void replica_store_progress(struct replica *r);
 
