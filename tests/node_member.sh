@@ -99,6 +99,7 @@ await 60 voters_are "$leader" "1 2 3 4 5"
 check "node 5 joined (--join) and was promoted: five voters" "1 2 3 4 5" "$(voters_of "$leader")"
 await 30 voters_are 5 "1 2 3 4 5"
 check "node 5 itself holds the five-voter configuration" "1 2 3 4 5" "$(voters_of 5)"
+check "INFO raft on node 5: member:voter" voter "$(info_field 5 member)"
 
 # ---- remove the leader -----------------------------------------------------------------------
 found_leader=
@@ -113,6 +114,8 @@ leader=$found_leader
 check "a new leader among the four others" yes "$([[ -n $leader && $leader != "$old" ]] && echo yes || echo no)"
 [[ -n $leader ]] || fail_out
 check "the removed leader no longer leads" follower "$(info_field "$old" role)"
+check "INFO raft on the old leader: it is no voter" yes \
+    "$([[ $(info_field "$old" member) != voter ]] && echo yes || echo no)"
 want4=$(echo "$rest" | tr ' ' '\n' | grep . | sort -n | tr '\n' ' ' | sed 's/ $//')
 await 20 voters_are "$leader" "$want4"
 check "four voters without the old leader" "$want4" "$(voters_of "$leader")"
