@@ -4,9 +4,9 @@
 # processes on 127.0.0.1 whose first configuration is nodes 1..3 (--voters 1,2,3); under
 # raftkv-load writes, `raftkv-cli member add 4` and node 5 started with `--join` grow it to 5
 # (each new node joins as a learner with an empty directory and is promoted automatically once
-# caught up), the leader removes
-# itself (a new leader takes over), another voter is removed (back to 3), and every
-# acknowledged write is read back from the remaining members at the end.
+# caught up), the leader removes itself (a new leader takes over), another voter is removed
+# (back to 3), a member is killed with -9 and replaced by a node with an empty directory
+# (--join), and every acknowledged write is read back from the remaining members at the end.
 #
 # Usage: tests/node_member.sh PATH/TO/raftkv-node PATH/TO/raftkv-load PATH/TO/raftkv-cli
 set -uo pipefail
@@ -133,6 +133,22 @@ check "three voters" "$want3" "$(voters_of "$leader")"
 kill -TERM "${pid[$victim]}" 2>/dev/null
 wait "${pid[$victim]}" 2>/dev/null
 pid[$victim]=
+
+# ---- replace a dead member (node/README.md): kill -9, remove it, add a node with an empty
+# directory in its place (the old leader's id, removed before: its directory wiped) ----------
+dead=$(for i in $want3; do [[ $i != "$leader" ]] && { echo "$i"; break; }; done)
+kill -KILL "${pid[$dead]}" 2>/dev/null
+wait "${pid[$dead]}" 2>/dev/null
+pid[$dead]=
+"$cli_bin" --cluster "$all5" member remove "$dead" >"$tmp/rm3" 2>&1
+check "member remove $dead (killed)" 0 "$?"
+want2=$(echo "$want3" | tr ' ' '\n' | grep -vx "$dead" | tr '\n' ' ' | sed 's/ $//')
+rm -rf "$tmp/n$old"
+start5 "$old" --join "$all5"
+want3=$(echo "$want2 $old" | tr ' ' '\n' | sort -n | tr '\n' ' ' | sed 's/ $//')
+await 60 voters_are "$leader" "$want3"
+check "node $old, with an empty directory, joined and was promoted in place of $dead" "$want3" \
+    "$(voters_of "$leader")"
 sleep 2
 
 kill -TERM "$load_pid"
