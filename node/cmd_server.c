@@ -972,6 +972,15 @@ static void info_body(struct node *n, uint32_t secs, struct text *t)
        st.raft.applied, st.raft.last_index, st.keys, peers_connected(n), st.pending,
        st.snapshots_sent, st.snapshots_installed, n->opt.check_quorum ? "yes" : "no",
        n->opt.pre_vote ? "yes" : "no", n->slow_turns, n->slowest_turn_ms);
+    {
+        struct raft_conf conf;
+        replica_conf(n->rep, &conf, NULL);
+        tx(t, "member:%s\r\nconfig_index:%" PRIu64 "\r\nvoters:%u\r\nlearners:%u\r\n",
+           raft_conf_is_voter(&conf, n->id)     ? "voter"
+           : raft_conf_is_learner(&conf, n->id) ? "learner"
+                                                : "none",
+           st.raft.conf_index, st.raft.n_voters, st.raft.n_learners);
+    }
 #undef SECTION
 }
 

@@ -4,9 +4,9 @@
 # processes on 127.0.0.1 whose first configuration is nodes 1..3 (--voters 1,2,3); under
 # raftkv-load writes, `raftkv-cli member add 4` and node 5 started with `--join` grow it to 5
 # (each new node joins as a learner with an empty directory and is promoted automatically once
-# caught up), the leader removes
-# itself (a new leader takes over), another voter is removed (back to 3), and every
-# acknowledged write is read back from the remaining members at the end.
+# caught up), the leader removes itself (a new leader takes over), another voter is removed
+# (back to 3), a member is killed with -9 and replaced by a node with an empty directory
+# (--join), and every acknowledged write is read back from the remaining members at the end.
 #
 # Usage: tests/node_member.sh PATH/TO/raftkv-node PATH/TO/raftkv-load PATH/TO/raftkv-cli
 set -uo pipefail
@@ -99,6 +99,7 @@ await 60 voters_are "$leader" "1 2 3 4 5"
 check "node 5 joined (--join) and was promoted: five voters" "1 2 3 4 5" "$(voters_of "$leader")"
 await 30 voters_are 5 "1 2 3 4 5"
 check "node 5 itself holds the five-voter configuration" "1 2 3 4 5" "$(voters_of 5)"
+check "INFO raft on node 5: member:voter" voter "$(info_field 5 member)"
 
 # ---- remove the leader -----------------------------------------------------------------------
 found_leader=
@@ -113,6 +114,8 @@ leader=$found_leader
 check "a new leader among the four others" yes "$([[ -n $leader && $leader != "$old" ]] && echo yes || echo no)"
 [[ -n $leader ]] || fail_out
 check "the removed leader no longer leads" follower "$(info_field "$old" role)"
+check "INFO raft on the old leader: it is no voter" yes \
+    "$([[ $(info_field "$old" member) != voter ]] && echo yes || echo no)"
 want4=$(echo "$rest" | tr ' ' '\n' | grep . | sort -n | tr '\n' ' ' | sed 's/ $//')
 await 20 voters_are "$leader" "$want4"
 check "four voters without the old leader" "$want4" "$(voters_of "$leader")"
@@ -130,6 +133,22 @@ check "three voters" "$want3" "$(voters_of "$leader")"
 kill -TERM "${pid[$victim]}" 2>/dev/null
 wait "${pid[$victim]}" 2>/dev/null
 pid[$victim]=
+
+# ---- replace a dead member (node/README.md): kill -9, remove it, add a node with an empty
+# directory in its place (the old leader's id, removed before: its directory wiped) ----------
+dead=$(for i in $want3; do [[ $i != "$leader" ]] && { echo "$i"; break; }; done)
+kill -KILL "${pid[$dead]}" 2>/dev/null
+wait "${pid[$dead]}" 2>/dev/null
+pid[$dead]=
+"$cli_bin" --cluster "$all5" member remove "$dead" >"$tmp/rm3" 2>&1
+check "member remove $dead (killed)" 0 "$?"
+want2=$(echo "$want3" | tr ' ' '\n' | grep -vx "$dead" | tr '\n' ' ' | sed 's/ $//')
+rm -rf "$tmp/n$old"
+start5 "$old" --join "$all5"
+want3=$(echo "$want2 $old" | tr ' ' '\n' | sort -n | tr '\n' ' ' | sed 's/ $//')
+await 60 voters_are "$leader" "$want3"
+check "node $old, with an empty directory, joined and was promoted in place of $dead" "$want3" \
+    "$(voters_of "$leader")"
 sleep 2
 
 kill -TERM "$load_pid"

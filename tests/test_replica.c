@@ -1778,6 +1778,11 @@ static void test_new_member_joins_by_snapshot_is_promoted_and_the_leader_can_lea
     net_run(net, 20);
     assert_true(net_info(net, leader).raft.snapshot_index > 0);
     net->nodes[4].isolated = false;
+    /* Not a member yet: it turns clients away at once rather than forward what it cannot
+     * follow. */
+    const struct net_reply *away = net_do(net, 4, REPLICA_PUT, "x", "y", 0, 0);
+    assert_status(away, REPLICA_TRYAGAIN);
+    assert_non_null(strstr(away->reason, "not a member"));
     uint64_t index = 0, known = 0;
     assert_int_equal(
         replica_member_change(net->nodes[leader].r, REPLICA_MEMBER_ADD_LEARNER, 4, &index, &known),

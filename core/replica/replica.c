@@ -2489,6 +2489,13 @@ static void submit_one(struct replica *r, const struct replica_request *req)
         reply_now(r, req, REPLICA_TRYAGAIN, "replica stopped after a storage failure");
         return;
     }
+    struct raft_conf conf;
+    raft_conf_current(r->raft, &conf, NULL);
+    if (!raft_conf_is_voter(&conf, r->id) && !raft_conf_is_learner(&conf, r->id)) {
+        /* Removed, or not added yet: no leader will tell it what commits (issue #17). */
+        reply_now(r, req, REPLICA_TRYAGAIN, "this node is not a member of the cluster");
+        return;
+    }
     if (req->op < REPLICA_GET || req->op > REPLICA_READ) {
         reply_now(r, req, REPLICA_ERROR, "unknown operation");
         return;
