@@ -1213,6 +1213,28 @@ static void expect_numbered(struct env *e, int n, int upto)
     assert_int_equal(bc_count(e->bc), (uint64_t)n);
 }
 
+/* A merge writes its hints in the keydir's order (ascending hash): the open that loads them
+ * sizes the keydir for all their entries first (recover.c presize_from_hints), so the load
+ * never grows the table, and never clusters every key in its first slots (quadratic). */
+static void hinted_open_sizes_the_keydir_for_every_hint_entry_first(void **state)
+{
+    (void)state;
+    struct env *e = env_new(1, 64 << 10);
+    env_open_ok(e);
+    put_numbered(e, 1, 20000);
+    sync_(e);
+    ok(e, bc_merge(e->bc, &e->err));
+    env_reopen(e);
+    assert_true(stats(e).hint_files_loaded >= 2);
+    assert_int_equal(stats(e).scanned_bytes, 0);
+    assert_int_equal(e->bc->kd.count, 20000);
+    assert_null(e->bc->kd.old);
+    assert_int_equal(e->bc->kd.moved, 0); /* no growth while loading */
+    assert_true(e->bc->kd.count * 8 <= ((uint64_t)1 << e->bc->kd.bits) * 7);
+    assert_true(bc_kd_valid(&e->bc->kd));
+    env_free(e);
+}
+
 static void crash_loses_unsynced_batches_and_keeps_the_synced(void **state)
 {
     (void)state;
@@ -3266,6 +3288,7 @@ int main(void)
         cmocka_unit_test(rotation_creates_files_and_reads_across_them),
         cmocka_unit_test(merge_shrinks_the_files_and_keeps_the_contents),
         cmocka_unit_test(merge_writes_hints_that_the_next_open_uses),
+        cmocka_unit_test(hinted_open_sizes_the_keydir_for_every_hint_entry_first),
         cmocka_unit_test(bad_hint_falls_back_to_scanning_the_data_file),
         cmocka_unit_test(merge_keeps_the_applied_index_when_it_drops_the_last_tombstone),
         cmocka_unit_test(merge_refuses_while_a_batch_is_open),
