@@ -283,6 +283,12 @@ static int bs_scan_range(struct kv_store *s, uint32_t lo, uint64_t budget,
     return bs(s)->inner->ops->scan_range(bs(s)->inner, lo, budget, fn, ctx, next);
 }
 
+static int bs_reserve(struct kv_store *s, uint64_t n)
+{
+    struct kv_store *in = bs(s)->inner;
+    return in->ops->reserve != NULL ? in->ops->reserve(in, n) : RK_OK;
+}
+
 static void bs_destroy(struct kv_store *s)
 {
     struct kv_store *in = bs(s)->inner;
@@ -301,6 +307,7 @@ static const struct kv_store_ops bs_ops = {
     .scan = bs_scan,
     .scan_keys = bs_scan_keys,
     .scan_range = bs_scan_range,
+    .reserve = bs_reserve,
     .destroy = bs_destroy,
 };
 

@@ -1235,6 +1235,54 @@ static void hinted_open_sizes_the_keydir_for_every_hint_entry_first(void **state
     env_free(e);
 }
 
+/* A snapshot install's bulk load (replica.c snap_install): the keys come in scan's order; the
+ * store op reserve, on an empty (or emptied) store, sizes the keydir for all of them, and the
+ * load then never grows it. */
+struct sorted_keys {
+    char v[1000][16];
+    int n;
+};
+
+static int sorted_order(const void *a, const void *b)
+{
+    const char *x = a, *y = b;
+    return bc_key_order((const uint8_t *)x, (uint32_t)strlen(x), (const uint8_t *)y,
+                        (uint32_t)strlen(y));
+}
+
+static void reserve_before_a_load_in_scan_order_keeps_the_keydir_from_growing(void **state)
+{
+    (void)state;
+    static struct sorted_keys ns;
+    ns.n = 1000;
+    for (int i = 0; i < ns.n; i++)
+        snprintf(ns.v[i], sizeof(ns.v[i]), "k%d", i);
+    qsort(ns.v, (size_t)ns.n, sizeof(ns.v[0]), sorted_order); /* scan's order */
+    struct env *e = env_new(3, 0);
+    env_open_ok(e);
+    struct kv_store *st = bc_kv_store(e->bc);
+    /* A new follower's empty store, then a snapshot's records in scan's order. */
+    assert_int_equal(st->ops->reserve(st, (uint64_t)ns.n), RK_OK);
+    uint32_t bits = e->bc->kd.bits;
+    for (int i = 0; i < ns.n; i++)
+        put_s(e, 1, ns.v[i], "v");
+    end(e);
+    assert_int_equal(e->bc->kd.count, (uint64_t)ns.n);
+    assert_int_equal(e->bc->kd.moved, 0); /* no growth while loading */
+    assert_int_equal(e->bc->kd.bits, bits);
+    assert_true(bc_kd_valid(&e->bc->kd));
+    assert_int_equal(st->ops->reserve(st, 1u << 20), RK_OK); /* not empty: nothing */
+    assert_int_equal(e->bc->kd.bits, bits);
+    /* Emptied by deletes (an install's first step): a reserve takes effect again. */
+    for (int i = 0; i < ns.n; i++)
+        assert_true(del_s(e, 2, ns.v[i]));
+    end(e);
+    assert_int_equal(st->ops->reserve(st, (uint64_t)ns.n * 8), RK_OK);
+    assert_true(e->bc->kd.bits > bits);
+    assert_true(bc_kd_valid(&e->bc->kd));
+    env_free(e);
+}
+
 static void crash_loses_unsynced_batches_and_keeps_the_synced(void **state)
 {
     (void)state;
@@ -3289,6 +3337,7 @@ int main(void)
         cmocka_unit_test(merge_shrinks_the_files_and_keeps_the_contents),
         cmocka_unit_test(merge_writes_hints_that_the_next_open_uses),
         cmocka_unit_test(hinted_open_sizes_the_keydir_for_every_hint_entry_first),
+        cmocka_unit_test(reserve_before_a_load_in_scan_order_keeps_the_keydir_from_growing),
         cmocka_unit_test(bad_hint_falls_back_to_scanning_the_data_file),
         cmocka_unit_test(merge_keeps_the_applied_index_when_it_drops_the_last_tombstone),
         cmocka_unit_test(merge_refuses_while_a_batch_is_open),

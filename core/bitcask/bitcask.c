@@ -1062,6 +1062,11 @@ static void kvb_destroy(struct kv_store *s)
     bc_close(to_bc(s));
 }
 
+static int kvb_reserve(struct kv_store *s, uint64_t n)
+{
+    return bc_reserve_keys(to_bc(s), n);
+}
+
 static const struct kv_store_ops bc_kv_ops = {
     .get = kvb_get,
     .put = kvb_put,
@@ -1074,6 +1079,7 @@ static const struct kv_store_ops bc_kv_ops = {
     .scan = kvb_scan,
     .scan_keys = kvb_scan_keys,
     .scan_range = kvb_scan_range,
+    .reserve = kvb_reserve,
     .destroy = kvb_destroy,
 };
 

@@ -256,8 +256,9 @@ int bc_kd_reserve(struct bc_keydir *kd)
 
 int bc_kd_presize(struct bc_keydir *kd, uint64_t n)
 {
-    if (kd->count != 0 || kd->old != NULL)
+    if (kd->count != 0)
         return RK_OK; /* an empty table only: nothing to move */
+    bc_kd_finish(kd); /* an emptied table may still be draining an empty old one */
     uint32_t bits = kd->bits;
     while (bits < 32 && n * 8 > (uint64_t)kd_cap(bits) * 7)
         bits++;

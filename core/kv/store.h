@@ -74,6 +74,12 @@ struct kv_store_ops {
                       bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
                                  const uint8_t *val, uint32_t val_len),
                       void *ctx, uint64_t *next);
+    /* Optional (NULL: nothing). A hint before a bulk load into a store that holds no key (a
+     * snapshot install, after its deletes): room for n keys at once. The keys of a snapshot
+     * come in scan's order, which for Bitcask is its keydir's (ascending hash): loaded into a
+     * table sized for the keys so far they all crowd its first slots (quadratic). RK_OK (also
+     * when the store holds keys: then nothing), or RK_ENOMEM (nothing changed). */
+    int (*reserve)(struct kv_store *s, uint64_t n);
     /* Frees the store and everything it owns. */
     void (*destroy)(struct kv_store *s);
 };

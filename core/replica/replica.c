@@ -1443,6 +1443,10 @@ static int snap_install(struct replica *r, struct snap_in *si)
     }
     rk_free(r->alloc, keys.buf);
     uint64_t count = get64(si->buf + 4), pos = 12;
+    /* Its records come in scan's order: room for all of them first (store.h reserve; without
+     * memory for it, the puts grow the table as they go, slowly). */
+    if (rc == RK_OK && st->ops->reserve != NULL)
+        (void)st->ops->reserve(st, count);
     for (uint64_t i = 0; rc == RK_OK && i < count; i++) {
         uint32_t kl = get32(si->buf + pos), vl = get32(si->buf + pos + 4);
         rc = st->ops->put(st, si->index, si->buf + pos + 8, kl, si->buf + pos + 8 + kl, vl);
