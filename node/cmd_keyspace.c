@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+#include <sys/random.h>
 
 #include "commands.h"
 #include "glob.h"
@@ -222,29 +222,13 @@ struct keys_scan {
     struct item *out; /* encodes the keys (n->tmp's bytes, in the item's protocol) */
     int64_t n;
     bool oom;
-    /* SCAN: the page is the keys whose hash is in [lo, hi]. */
-    bool scan;
-    uint64_t lo, hi;
+    bool none; /* SCAN TYPE of a type no key has */
 };
-
-/* SCAN's order: the top 48 bits of the key's XXH3 hash (the cursor's other 16 bits name a
- * snapshot, below). */
-static uint64_t key_hash(const uint8_t *key, uint32_t len)
-{
-    return XXH3_64bits(key, len) >> 16;
-}
-
-#define H48_MAX ((1ull << 48) - 1)
 
 static bool keys_one(void *ctx, const uint8_t *key, uint32_t key_len)
 {
     struct keys_scan *ks = ctx;
-    if (ks->scan) {
-        uint64_t h = key_hash(key, key_len);
-        if (h < ks->lo || h > ks->hi)
-            return true;
-    }
-    if (!glob_match(ks->pat, ks->pat_len, key, key_len))
+    if (ks->none || !glob_match(ks->pat, ks->pat_len, key, key_len))
         return true;
     size_t before = ks->out->bytes.len;
     add_bulk(ks->out, key, key_len);
@@ -256,211 +240,11 @@ static bool keys_one(void *ctx, const uint8_t *key, uint32_t key_len)
     return true;
 }
 
-/* SCAN's page without a snapshot: the `cap` smallest hashes >= lo, kept in a max-heap. */
-struct page {
-    uint64_t *heap;
-    uint32_t n, cap;
-    uint64_t lo;
-};
-
-static void heap_down(uint64_t *h, uint32_t n, uint32_t i)
-{
-    for (;;) {
-        uint32_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && h[l] > h[m])
-            m = l;
-        if (r < n && h[r] > h[m])
-            m = r;
-        if (m == i)
-            return;
-        uint64_t t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
-}
-
-static bool page_one(void *ctx, const uint8_t *key, uint32_t key_len)
-{
-    struct page *pg = ctx;
-    uint64_t h = key_hash(key, key_len);
-    if (h < pg->lo)
-        return true;
-    if (pg->n < pg->cap) {
-        uint32_t i = pg->n++;
-        pg->heap[i] = h;
-        while (i > 0 && pg->heap[(i - 1) / 2] < pg->heap[i]) {
-            uint64_t t = pg->heap[i];
-            pg->heap[i] = pg->heap[(i - 1) / 2];
-            pg->heap[(i - 1) / 2] = t;
-            i = (i - 1) / 2;
-        }
-    } else if (h < pg->heap[0]) {
-        pg->heap[0] = h;
-        heap_down(pg->heap, pg->n, 0);
-    }
-    return true;
-}
-
-/* A SCAN page is at least this many keys (COUNT is a hint; Redis returns more too). */
+/* A SCAN page passes over at least this many of the store's records (COUNT is a hint; Redis
+ * returns more too): a round trip per 10 keys would make a full iteration slow for nothing. */
 #define SCAN_PAGE_MIN 1000u
-
-/* ---- SCAN snapshots ---------------------------------------------------------------------- */
-
-/* SCAN 0 of a database larger than one page takes a snapshot of its keys, sorted by hash, on the
- * node serving it; the cursors it hands out name it (16 bits: this node's id and a counter), so
- * that the next pages on this node are read from it in O(page), not with a pass over the
- * keyspace each. A snapshot taken at the iteration's start holds every key present for the
- * whole iteration (Redis's guarantee); it may also return keys deleted since (Redis allows it).
- * A cursor whose snapshot is not here (another node, a restart, evicted) continues by its hash
- * with a pass over the keys, as without snapshots. Ids only grow (mod 255), so a cursor never
- * meets a snapshot older than its own iteration. */
-#define SCAN_SNAPS    4
-#define SCAN_SNAP_MAX (256ull << 20) /* bytes of all snapshots together */
-
-struct snap_ent {
-    uint64_t h;
-    uint32_t off; /* [len u32][key] in keys */
-};
-
-struct scan_snap {
-    uint16_t tag;
-    uint8_t db;
-    uint64_t used; /* LRU: n->scan_clock when last read */
-    uint32_t n;
-    struct snap_ent *ent;
-    struct buf keys;
-    size_t bytes;
-};
-
-static void snap_free(struct scan_snap *s)
-{
-    if (s == NULL)
-        return;
-    free(s->ent);
-    buf_free(&s->keys);
-    free(s);
-}
-
-void keyspace_free(struct node *n)
-{
-    for (int i = 0; i < SCAN_SNAPS; i++) {
-        snap_free(n->scan_snaps[i]);
-        n->scan_snaps[i] = NULL;
-    }
-}
-
-struct snap_build {
-    struct scan_snap *s;
-    size_t cap;
-    size_t limit;
-    bool failed;
-};
-
-static bool snap_one(void *ctx, const uint8_t *key, uint32_t key_len)
-{
-    struct snap_build *b = ctx;
-    struct scan_snap *s = b->s;
-    if (s->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        struct snap_ent *e = realloc(s->ent, cap * sizeof(*e));
-        if (e == NULL) {
-            b->failed = true;
-            return false;
-        }
-        s->ent = e;
-        b->cap = cap;
-    }
-    uint32_t len = key_len;
-    if (s->keys.len > UINT32_MAX - 4 - key_len ||
-        s->keys.len + b->cap * sizeof(*s->ent) > b->limit || !buf_append(&s->keys, &len, 4) ||
-        !buf_append(&s->keys, key, key_len)) {
-        b->failed = true;
-        return false;
-    }
-    s->ent[s->n++] = (struct snap_ent){.h = key_hash(key, key_len),
-                                       .off = (uint32_t)(s->keys.len - 4 - key_len)};
-    return true;
-}
-
-static int ent_cmp(const void *a, const void *b)
-{
-    const struct snap_ent *x = a, *y = b;
-    return x->h < y->h ? -1 : x->h > y->h;
-}
-
-/* A new snapshot of db (inside on_read), or NULL when it does not fit (then: no snapshot). */
-static struct scan_snap *snap_take(struct node *n, uint8_t db)
-{
-    size_t others = 0;
-    int slot = 0;
-    for (int i = 0; i < SCAN_SNAPS; i++) {
-        struct scan_snap *s = n->scan_snaps[i];
-        if (s == NULL) {
-            slot = i;
-            break;
-        }
-        if (s->used < n->scan_snaps[slot]->used)
-            slot = i;
-    }
-    snap_free(n->scan_snaps[slot]);
-    n->scan_snaps[slot] = NULL;
-    for (int i = 0; i < SCAN_SNAPS; i++)
-        others += n->scan_snaps[i] ? n->scan_snaps[i]->bytes : 0;
-    struct scan_snap *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return NULL;
-    struct snap_build b = {.s = s, .limit = SCAN_SNAP_MAX - others};
-    if (server_scan_db(n, db, snap_one, &b) != RK_OK || b.failed) {
-        snap_free(s);
-        return NULL;
-    }
-    qsort(s->ent, s->n, sizeof(*s->ent), ent_cmp);
-    n->scan_seq = (uint8_t)(n->scan_seq % 255 + 1);
-    s->tag = (uint16_t)((n->id & 0xff) << 8 | n->scan_seq);
-    s->db = db;
-    s->used = ++n->scan_clock;
-    s->bytes = s->keys.cap + b.cap * sizeof(*s->ent);
-    n->scan_snaps[slot] = s;
-    return s;
-}
-
-static struct scan_snap *snap_find(struct node *n, uint16_t tag, uint8_t db)
-{
-    for (int i = 0; i < SCAN_SNAPS; i++) {
-        struct scan_snap *s = n->scan_snaps[i];
-        if (s != NULL && s->tag == tag && s->db == db) {
-            s->used = ++n->scan_clock;
-            return s;
-        }
-    }
-    return NULL;
-}
-
-/* One page from a snapshot: the cap keys from hash lo on (and any after with the same hash).
- * The next cursor, 0 after the last page. */
-static uint64_t snap_page(const struct scan_snap *s, uint64_t lo, uint64_t cap, bool none,
-                          struct keys_scan *ks)
-{
-    uint32_t i = 0, hi = s->n;
-    while (i < hi) { /* the first entry with h >= lo */
-        uint32_t mid = i + (hi - i) / 2;
-        if (s->ent[mid].h < lo)
-            i = mid + 1;
-        else
-            hi = mid;
-    }
-    uint64_t end = (uint64_t)i + cap < s->n ? i + cap : s->n;
-    while (end > i && end < s->n && s->ent[end].h == s->ent[end - 1].h)
-        end++;
-    ks->scan = false; /* the range is the snapshot's */
-    for (uint64_t k = i; k < end && !none && !ks->oom; k++) {
-        uint32_t len;
-        memcpy(&len, s->keys.p + s->ent[k].off, 4);
-        keys_one(ks, s->keys.p + s->ent[k].off + 4, len);
-    }
-    return end < s->n ? s->ent[end].h << 16 | s->tag : 0;
-}
+/* The most records a page of a sparse database reads (a few ms). */
+#define SCAN_SPREAD_MAX 65536u
 
 /* Every matching key in one reply (KEYS), or one page (SCAN), read inside the replica's
  * on_read callback: the state machine as of the read's applied index. The keys are encoded
@@ -477,48 +261,27 @@ static void keys_read(struct node *n, struct item *it)
     memcpy(&cursor, h + 2, 8);
     memcpy(&count, h + 10, 8);
     struct keys_scan ks = {
-        .pat = h + 18, .pat_len = it->aux.len - it->aux.off - 18, .out = &scratch, .scan = scan};
+        .pat = h + 18, .pat_len = it->aux.len - it->aux.off - 18, .out = &scratch};
     uint64_t next = 0;
     int rc = RK_OK;
-    bool done = false;
     if (scan) {
-        uint64_t live = kv_dbsize(server_kv(n), db);
-        uint64_t cap = count < SCAN_PAGE_MIN ? SCAN_PAGE_MIN : count;
-        uint64_t lo = cursor >> 16;
-        uint16_t tag = (uint16_t)(cursor & 0xffff);
-        bool last = cap >= live; /* every key at or after the cursor fits this page */
-        struct scan_snap *snap = NULL;
-        if (tag != 0)
-            snap = snap_find(n, tag, db);
-        else if (cursor == 0 && !last)
-            snap = snap_take(n, db);
-        if (snap != NULL) {
-            next = snap_page(snap, lo, cap, it->no_match, &ks);
-            done = true;
-        } else {
-            if (cap > live)
-                cap = live;
-            struct page pg = {
-                .heap = malloc((size_t)(cap ? cap : 1) * 8), .cap = (uint32_t)cap, .lo = lo};
-            if (pg.heap == NULL) {
-                add_error(it, "ERR out of memory");
-                return;
-            }
-            if (cap > 0)
-                rc = server_scan_db(n, db, page_one, &pg);
-            ks.lo = lo;
-            ks.hi = H48_MAX;
-            /* A full page may have more after it; a short one ends the iteration. Keys with
-             * the page's last hash all belong to it (the pass below takes every h <= hi). */
-            if (!last && pg.n == pg.cap && pg.n > 0) {
-                ks.hi = pg.heap[0];
-                next = pg.heap[0] < H48_MAX ? (pg.heap[0] + 1) << 16 : 0;
-            }
-            free(pg.heap);
+        ks.none = it->no_match; /* the page still advances the cursor, with no key */
+        /* The store holds every database: a page reads records in proportion to the share of
+         * them this one has (so that it holds about COUNT keys), up to a bound on its work. */
+        uint64_t live = kv_dbsize(server_kv(n), db), total = 0;
+        for (uint8_t d = 0; d < KV_DBS; d++)
+            total += kv_dbsize(server_kv(n), d);
+        uint64_t page = count < SCAN_PAGE_MIN ? SCAN_PAGE_MIN : count;
+        if (live > 0 && total / live > 1) {
+            uint64_t spread =
+                total / live > SCAN_SPREAD_MAX / page ? SCAN_SPREAD_MAX : page * (total / live);
+            page = spread > page ? spread : page;
         }
-    }
-    if (rc == RK_OK && !it->no_match && !done)
+        if (live > 0)
+            rc = server_scan_db_range(n, db, cursor, page, keys_one, &ks, &next);
+    } else {
         rc = server_scan_db(n, db, keys_one, &ks);
+    }
     n->tmp = scratch.bytes;
     if (rc != RK_OK || ks.oom) {
         add_error(it, rc != RK_OK ? "ERR cannot read the store" : "ERR out of memory");
@@ -576,11 +339,13 @@ static bool scan_cursor(const struct resp_arg *a, unsigned long long *cursor)
 }
 
 /* SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]. The cursor is a position in the order of
- * the keys' hashes (the top 48 bits of XXH3) and 16 bits naming a snapshot of this node (see
- * "SCAN snapshots"): a page is the COUNT (at least SCAN_PAGE_MIN) keys with the smallest hashes
- * at or after the cursor's, filtered by MATCH and TYPE, and the next cursor is the next hash (0
- * after the last page). As Redis guarantees, a key present for the whole iteration is returned,
- * once, whatever is written meanwhile and on whichever node each page is served. */
+ * the stored keys' 32-bit hashes (kv_scan_db_range): a page reads the next COUNT (at least
+ * SCAN_PAGE_MIN) records of the store from the cursor's hash on, in O(page), returns the live
+ * keys of the database among them that MATCH (and TYPE), and the next cursor is the hash after
+ * the page's last (0 after the last page); a page may hold fewer keys than COUNT, even none,
+ * as Redis's may. The order is the same on every node and after restarts and merges, so, as
+ * Redis guarantees, a key present for the whole iteration is returned whatever is written
+ * meanwhile and on whichever node each page is served; unlike Redis, never twice. */
 void cmd_scan(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
               uint32_t argc)
 {
@@ -624,7 +389,6 @@ void cmd_scan(struct node *n, struct client *c, struct item *it, const struct re
 /* ---- RANDOMKEY ----------------------------------------------------------------------------- */
 
 struct pick {
-    uint64_t skip;
     struct item *it;
     bool found;
 };
@@ -632,34 +396,45 @@ struct pick {
 static bool pick_one(void *ctx, const uint8_t *key, uint32_t key_len)
 {
     struct pick *p = ctx;
-    if (p->skip > 0) {
-        p->skip--;
-        return true;
-    }
     add_bulk(p->it, key, key_len);
     p->found = true;
     return false;
 }
 
+#define RANDOMKEY_PAGE 4096u
+
 static void randomkey_read(struct node *n, struct item *it)
 {
     uint8_t db = (uint8_t)it->a1;
-    uint64_t count = kv_dbsize(server_kv(n), db);
-    /* count includes expired keys not yet purged: a draw past the live ones takes the first. */
-    struct pick p = {.skip = count > 0 ? (uint64_t)random() % count : 0, .it = it};
-    if (count > 0 && server_scan_db(n, db, pick_one, &p) != RK_OK && !p.found) {
-        add_error(it, "ERR cannot read the store");
-        return;
-    }
-    if (!p.found && count > 0) {
-        p.skip = 0;
-        server_scan_db(n, db, pick_one, &p);
+    struct pick p = {.it = it};
+    if (kv_dbsize(server_kv(n), db) > 0) {
+        /* The first live key at or after a random point of the hash order, wrapping once. */
+        uint32_t start = 0;
+        if (getrandom(&start, sizeof(start), GRND_NONBLOCK) != (ssize_t)sizeof(start))
+            start = (uint32_t)node_now_us() * 2654435761u; /* no entropy yet: still varies */
+        uint64_t cursor = start, next = 0;
+        bool wrapped = false;
+        while (!p.found) {
+            if (server_scan_db_range(n, db, cursor, RANDOMKEY_PAGE, pick_one, &p, &next) != RK_OK) {
+                add_error(it, "ERR cannot read the store");
+                return;
+            }
+            if (next == 0) {
+                if (wrapped)
+                    break; /* counted keys all expired, not yet purged */
+                wrapped = true;
+            } else if (wrapped && next > start) {
+                break;
+            }
+            cursor = next;
+        }
     }
     if (!p.found)
         add_null(it);
 }
 
-/* RANDOMKEY: a key drawn uniformly from the database (one pass over its keys), nil if empty. */
+/* RANDOMKEY: the key after a random point of SCAN's hash order (O(page), as Redis's draw is
+ * not exactly uniform either: keys after long gaps are likelier), nil if the db is empty. */
 void cmd_randomkey(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
                    uint32_t argc)
 {

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bitcask/bitcask.h"
@@ -42,6 +43,25 @@ void cmd_echo(struct node *n, struct client *c, struct item *it, const struct re
     (void)c;
     (void)argc;
     add_bulk(it, a[1].ptr, a[1].len);
+}
+
+/* TIME: this node's clock, [unix seconds, microseconds], as Redis. Not the state machine's
+ * clock (kv.h TIME): each node answers with its own, as each Redis server does. */
+void cmd_time(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
+              uint32_t argc)
+{
+    (void)n;
+    (void)c;
+    (void)a;
+    (void)argc;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char s[24], us[24];
+    int sl = snprintf(s, sizeof(s), "%lld", (long long)ts.tv_sec);
+    int ul = snprintf(us, sizeof(us), "%ld", ts.tv_nsec / 1000);
+    add_array(it, 2);
+    add_bulk(it, s, (uint64_t)sl);
+    add_bulk(it, us, (uint64_t)ul);
 }
 
 /* SELECT index: 0 .. databases - 1 (a setting, 16 by default as Redis). Redis's errors: not an
@@ -646,22 +666,32 @@ enum {
     SEC_CLUSTER = 1u << 9,
     SEC_KEYSPACE = 1u << 10,
     SEC_RAFT = 1u << 11,
+    SEC_COMMANDSTATS = 1u << 12,
 };
 
 static const struct {
     const char *name;
     uint32_t bit;
 } info_sections[] = {
-    {"server", SEC_SERVER},         {"clients", SEC_CLIENTS}, {"memory", SEC_MEMORY},
-    {"persistence", SEC_PERSISTENCE}, {"stats", SEC_STATS},   {"replication", SEC_REPLICATION},
-    {"cpu", SEC_CPU},               {"modules", SEC_MODULES}, {"errorstats", SEC_ERRORSTATS},
-    {"cluster", SEC_CLUSTER},       {"keyspace", SEC_KEYSPACE}, {"raft", SEC_RAFT},
+    {"server", SEC_SERVER},
+    {"clients", SEC_CLIENTS},
+    {"memory", SEC_MEMORY},
+    {"persistence", SEC_PERSISTENCE},
+    {"stats", SEC_STATS},
+    {"replication", SEC_REPLICATION},
+    {"cpu", SEC_CPU},
+    {"modules", SEC_MODULES},
+    {"errorstats", SEC_ERRORSTATS},
+    {"cluster", SEC_CLUSTER},
+    {"keyspace", SEC_KEYSPACE},
+    {"raft", SEC_RAFT},
+    {"commandstats", SEC_COMMANDSTATS},
 };
 
 #define SEC_DEFAULT                                                                                \
     (SEC_SERVER | SEC_CLIENTS | SEC_MEMORY | SEC_PERSISTENCE | SEC_STATS | SEC_REPLICATION |       \
      SEC_CPU | SEC_ERRORSTATS | SEC_CLUSTER | SEC_KEYSPACE | SEC_RAFT)
-#define SEC_ALL (SEC_DEFAULT)
+#define SEC_ALL        (SEC_DEFAULT | SEC_COMMANDSTATS)
 #define SEC_EVERYTHING (SEC_ALL | SEC_MODULES)
 
 static void human_bytes(char *out, size_t cap, uint64_t b)
@@ -713,6 +743,16 @@ static bool section_sep(struct text *t, bool *first)
         tx(t, "\r\n");
     *first = false;
     return true;
+}
+
+/* This node in the latest configuration of its log (issue #17). */
+static const char *member_role(struct node *n)
+{
+    struct raft_conf conf;
+    replica_conf(n->rep, &conf, NULL);
+    return raft_conf_is_voter(&conf, n->id)     ? "voter"
+           : raft_conf_is_learner(&conf, n->id) ? "learner"
+                                                : "none";
 }
 
 static const char *role_name(int role)
@@ -828,7 +868,30 @@ static void info_body(struct node *n, uint32_t secs, struct text *t)
 #undef SECS
     }
     SECTION(SEC_MODULES) tx(t, "# Modules\r\n");
-    SECTION(SEC_ERRORSTATS) tx(t, "# Errorstats\r\n");
+    SECTION(SEC_COMMANDSTATS)
+    {
+        /* Redis's format; the counts since the node started (node/metrics.h). */
+        tx(t, "# Commandstats\r\n");
+        const struct metrics_cmds *mc = &n->metrics->cmds;
+        for (size_t i = 0; i < METRICS_CMDS_MAX; i++) {
+            const struct metrics_cmd *s = &mc->slot[i];
+            if (s->name == NULL)
+                continue;
+            uint64_t us = s->latency.sum_us;
+            tx(t,
+               "cmdstat_%s:calls=%" PRIu64 ",usec=%" PRIu64
+               ",usec_per_call=%.2f,rejected_calls=%" PRIu64 ",failed_calls=%" PRIu64 "\r\n",
+               s->name, s->calls, us, s->calls ? (double)us / (double)s->calls : 0.0, s->rejected,
+               s->failed);
+        }
+    }
+    SECTION(SEC_ERRORSTATS)
+    {
+        tx(t, "# Errorstats\r\n");
+        const struct metrics_errs *me = &n->metrics->errs;
+        for (size_t i = 0; i < me->n; i++)
+            tx(t, "errorstat_%s:count=%" PRIu64 "\r\n", me->kind[i], me->count[i]);
+    }
     SECTION(SEC_CLUSTER) tx(t, "# Cluster\r\ncluster_enabled:0\r\n");
     SECTION(SEC_KEYSPACE)
     {
@@ -852,15 +915,9 @@ static void info_body(struct node *n, uint32_t secs, struct text *t)
        st.raft.applied, st.raft.last_index, st.keys, peers_connected(n), st.pending,
        st.snapshots_sent, st.snapshots_installed, n->opt.check_quorum ? "yes" : "no",
        n->opt.pre_vote ? "yes" : "no", n->slow_turns, n->slowest_turn_ms);
-    {
-        struct raft_conf conf;
-        replica_conf(n->rep, &conf, NULL);
+    if (secs & SEC_RAFT) /* the raft section's end (SECTION would start a new one) */
         tx(t, "member:%s\r\nconfig_index:%" PRIu64 "\r\nvoters:%u\r\nlearners:%u\r\n",
-           raft_conf_is_voter(&conf, n->id)     ? "voter"
-           : raft_conf_is_learner(&conf, n->id) ? "learner"
-                                                : "none",
-           st.raft.conf_index, st.raft.n_voters, st.raft.n_learners);
-    }
+           member_role(n), st.raft.conf_index, st.raft.n_voters, st.raft.n_learners);
 #undef SECTION
 }
 
@@ -882,11 +939,18 @@ void cmd_info(struct node *n, struct client *c, struct item *it, const struct re
             if (arg_is(&a[j], info_sections[i].name))
                 secs |= info_sections[i].bit;
     }
-    char buf[8192];
-    struct text t = {buf, 0, sizeof(buf)};
+    /* commandstats: a line per command used, about 100 bytes each */
+    size_t cap = secs & SEC_COMMANDSTATS ? 8192 + METRICS_CMDS_MAX * 160 : 8192;
+    char *buf = malloc(cap);
+    if (buf == NULL) {
+        add_error(it, "ERR out of memory");
+        return;
+    }
+    struct text t = {buf, 0, cap};
     buf[0] = 0;
     info_body(n, secs, &t);
     add_verbatim(it, "txt", buf, t.len);
+    free(buf);
 }
 
 /* ------------------------------------------------------------------------------------------ */

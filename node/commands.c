@@ -395,6 +395,8 @@ static const struct cmd cmd_table[] = {
      "nondeterministic_output request_policy:all_shards response_policy:special", NOSPECS,
      "Get information and statistics about the server", "1.0.0", "server", "O(1)", cmd_info, NULL,
      TXN_RUN},
+    {"time", 1, LS | F, 0, 0, 0, ACL_FAST, "nondeterministic_output", NOSPECS,
+     "Return the current server time", "2.6.0", "server", "O(1)", cmd_time, NULL, TXN_RUN},
     {"config", -2, 0, 0, 0, 0, ACL_SLOW, "", NOSPECS,
      "A container for server configuration commands", "2.0.0", "server", "Depends on subcommand.",
      NULL, config_subs, TXN_NONE},
@@ -512,6 +514,7 @@ void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struc
         } else {
             cmd_arity_error(it, cmd);
         }
+        it->rejected = true;
         n->stats.total_errors++;
         c->multi_dirty |= c->in_multi;
         return;
@@ -524,6 +527,7 @@ void cmd_dispatch(struct node *n, struct client *c, struct item *it, const struc
         } else {
             add_error(it, "NOAUTH Authentication required.");
         }
+        it->rejected = true;
         n->stats.total_errors++;
         c->multi_dirty |= c->in_multi;
         return;

@@ -164,8 +164,6 @@ CMD_PROC(cmd_discard);
 CMD_PROC(cmd_watch);
 CMD_PROC(cmd_unwatch);
 
-/* Frees SCAN's snapshots (cmd_keyspace.c). */
-void keyspace_free(struct node *n);
 /* "ERR invalid expire time in 'CMD' command" */
 void expire_time_error(struct item *it, const char *cmd);
 /* Redis's getIntFromObjectOrReply: an int, or false with the error (msg, or Redis's words). */
@@ -173,6 +171,7 @@ bool arg_int_reply(struct item *it, const struct resp_arg *a, const char *msg, i
 
 void cmd_ping(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
 void cmd_echo(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
+void cmd_time(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
 void cmd_select(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
 void cmd_quit(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);
 void cmd_info(struct node *, struct client *, struct item *, const struct resp_arg *, uint32_t);

@@ -42,7 +42,8 @@ void metrics_hist_observe(struct metrics_hist *h, uint64_t us)
 /* ------------------------------------------------------------------------------------------ */
 /* Tables (M3)                                                                                */
 
-void metrics_cmd_observe(struct metrics_cmds *t, const char *name, uint64_t us)
+void metrics_cmd_observe(struct metrics_cmds *t, const char *name, uint64_t us,
+                         enum metrics_outcome o)
 {
     if (name == NULL)
         return;
@@ -57,7 +58,12 @@ void metrics_cmd_observe(struct metrics_cmds *t, const char *name, uint64_t us)
                 s->name = name;
                 t->n++;
             }
+            if (o == METRICS_CMD_REJECTED) {
+                s->rejected++;
+                return;
+            }
             s->calls++;
+            s->failed += o == METRICS_CMD_FAILED;
             metrics_hist_observe(&s->latency, us);
             return;
         }

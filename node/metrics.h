@@ -46,7 +46,9 @@ double metrics_bucket_le_s(unsigned k);
 /* Client commands by name, keyed by the command table row's name pointer (static strings). */
 struct metrics_cmd {
     const char *name; /* NULL: a free slot */
-    uint64_t calls;
+    uint64_t calls;   /* executed (an error reply counts in failed too) */
+    uint64_t failed;  /* executed, with an error reply */
+    uint64_t rejected; /* refused before it ran (arity, NOAUTH): not in calls */
     struct metrics_hist latency;
 };
 struct metrics_cmds {
@@ -54,9 +56,15 @@ struct metrics_cmds {
     size_t n;
     uint64_t untracked; /* calls of a name that found the table full (M3) */
 };
+enum metrics_outcome {
+    METRICS_CMD_OK,       /* ran, no error */
+    METRICS_CMD_FAILED,   /* ran, error reply (Redis's failed_calls) */
+    METRICS_CMD_REJECTED, /* refused before running (Redis's rejected_calls) */
+};
 /* One call of the command `name` (a pointer that stays valid: a row of the table) that took
- * us microseconds from being read to its reply being complete. */
-void metrics_cmd_observe(struct metrics_cmds *t, const char *name, uint64_t us);
+ * us microseconds from being read to its reply being complete (not counted when rejected). */
+void metrics_cmd_observe(struct metrics_cmds *t, const char *name, uint64_t us,
+                         enum metrics_outcome o);
 
 /* Error replies by kind: the first word of the error ("ERR", "WRONGTYPE", "TIMEOUT"). */
 struct metrics_errs {

@@ -45,9 +45,13 @@ void node_metrics_item_done(struct node *n, const struct item *it)
 {
     struct node_metrics *m = n->metrics;
     uint64_t now = node_now_us();
-    metrics_cmd_observe(&m->cmds, it->cmd, now > it->read_us ? now - it->read_us : 0);
     const struct buf *b = &it->bytes;
-    if (buf_unread(b) > 1 && (b->p[b->off] == '-' || b->p[b->off] == '!')) {
+    bool error = buf_unread(b) > 1 && (b->p[b->off] == '-' || b->p[b->off] == '!');
+    metrics_cmd_observe(&m->cmds, it->cmd, now > it->read_us ? now - it->read_us : 0,
+                        it->rejected ? METRICS_CMD_REJECTED
+                        : error      ? METRICS_CMD_FAILED
+                                     : METRICS_CMD_OK);
+    if (error) {
         const char *text = (const char *)b->p + b->off + 1;
         size_t len = buf_unread(b) - 1;
         if (b->p[b->off] == '!') { /* RESP3 blob error: !<len>\r\n<text> */

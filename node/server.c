@@ -371,6 +371,13 @@ int server_scan_db(struct node *n, uint8_t db,
     return replica_scan_db(n->rep, db, fn, ctx);
 }
 
+int server_scan_db_range(struct node *n, uint8_t db, uint64_t cursor, uint64_t budget,
+                         bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx,
+                         uint64_t *next)
+{
+    return replica_scan_db_range(n->rep, db, cursor, budget, fn, ctx, next);
+}
+
 const struct kv *server_kv(struct node *n)
 {
     return replica_kv(n->rep);
@@ -1074,7 +1081,6 @@ int server_run(struct node *n)
 
 void server_stop(struct node *n)
 {
-    keyspace_free(n);
     node_metrics_stop(n);
     node_storage_stop(n->storage); /* NULL after server_run */
     n->storage = NULL;

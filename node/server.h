@@ -255,6 +255,7 @@ struct item {
     bool failed;      /* a replica reply was an error: bytes hold it */
     bool close_after; /* QUIT */
     bool no_match;    /* SCAN with a TYPE other than string: an empty page */
+    bool rejected;    /* refused before its command ran (INFO commandstats' rejected_calls) */
     bool queued;      /* between MULTI and EXEC: its op went into the queue (cmd_multi.c) */
     item_reply_fn on_reply;
     item_finish_fn on_finish;
@@ -424,10 +425,6 @@ struct node {
     struct replica *rep;
     char client_listen_text[256];
     bool reparse;        /* a connection's WATCH came back: parse its held input this turn */
-    /* SCAN's snapshots (cmd_keyspace.c). */
-    struct scan_snap *scan_snaps[4];
-    uint8_t scan_seq;
-    uint64_t scan_clock;
     bool stopping;       /* a signal came: shutting down (N6) */
     bool stopping_again; /* a second one: stop waiting for in-flight requests */
 };
@@ -477,6 +474,10 @@ void server_read(struct node *n, struct client *c, struct item *it);
 /* Inside it->on_read only: the live keys of db as applied at the read's index. */
 int server_scan_db(struct node *n, uint8_t db,
                    bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx);
+/* One page of server_scan_db from a cursor (kv_scan_db_range): SCAN, RANDOMKEY. */
+int server_scan_db_range(struct node *n, uint8_t db, uint64_t cursor, uint64_t budget,
+                         bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx,
+                         uint64_t *next);
 const struct kv *server_kv(struct node *n);
 /* Makes room in the batch for one request whose borrowed bytes need arena_bytes of n->arena.
  * false when out of memory. */

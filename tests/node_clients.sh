@@ -2,8 +2,9 @@
 #
 # tests/node_clients.sh — client libraries against a raftkv cluster, as applications use them:
 # three real raftkv-node processes on 127.0.0.1 with requirepass, and tests/node_clients.py
-# (redis-py, Debian's python3-redis) through every node: transactions (pipeline, WATCH),
-# Lock(timeout=...), expiry, client name, password, db=1, scan_iter.
+# (redis-py, Debian's python3-redis) and tests/node_clients.js (node-redis 4, Debian's node-redis)
+# through every node: transactions (pipeline, WATCH), Lock(timeout=...), expiry, client name,
+# password, db=1, scan iteration, auto-pipelining.
 #
 # Usage: tests/node_clients.sh PATH/TO/raftkv-node
 set -uo pipefail
@@ -18,6 +19,7 @@ for p in python3 /usr/bin/python3; do
     fi
 done
 [[ -n $py ]] || { echo "node_clients: no python3 with redis-py (ci/test installs python3-redis)" >&2; exit 1; }
+command -v node >/dev/null || { echo "node_clients: no node (ci/test installs nodejs and node-redis)" >&2; exit 1; }
 port_offset=17
 source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
@@ -43,6 +45,12 @@ check "a leader is elected" yes "$ok"
 "$py" "$(dirname "${BASH_SOURCE[0]}")/node_clients.py" "$pw" "$(cport 1)" "$(cport 2)" "$(cport 3)"
 rc=$?
 check "node_clients.py (redis-py)" 0 "$rc"
+# node-redis: Debian's node-redis puts it under /usr/share/nodejs, which a Node.js not built by
+# Debian does not search by itself.
+NODE_PATH=${NODE_PATH:+$NODE_PATH:}/usr/share/nodejs node "$(dirname "${BASH_SOURCE[0]}")/node_clients.js" \
+    "$pw" "$(cport 1)" "$(cport 2)" "$(cport 3)"
+rc=$?
+check "node_clients.js (node-redis)" 0 "$rc"
 if [[ $failed -gt 0 ]]; then
     for i in 1 2 3; do echo "---- $tmp/log$i (tail)"; tail -5 "$tmp/log$i"; done
 fi

@@ -130,8 +130,23 @@ check "INFO server: a redis_version clients accept, and raftkv's" "7.0.0 yes" \
 check "INFO sections: the argument picks them" "# Clients|# Raft|" \
     "$(cli "$other" INFO clients raft | tr -d '\r' | grep '^#' | tr '\n' '|')"
 check "INFO everything: every section" \
-    "# Server|# Clients|# Memory|# Persistence|# Stats|# Replication|# CPU|# Modules|# Errorstats|# Cluster|# Keyspace|# Raft|" \
+    "# Server|# Clients|# Memory|# Persistence|# Stats|# Replication|# CPU|# Modules|# Commandstats|# Errorstats|# Cluster|# Keyspace|# Raft|" \
     "$(cli "$other" INFO everything | tr -d '\r' | grep '^#' | tr '\n' '|')"
+# commandstats and errorstats as Redis counts them: an arity error is a rejected call (not in
+# calls), an error while running a failed one. The counts are this node's, since it started.
+cli "$other" GET >/dev/null
+cli "$other" SET cs:notint abc >/dev/null
+cli "$other" INCR cs:notint >/dev/null
+cli "$other" DEL cs:notint >/dev/null
+cmdstats=$(cli "$other" INFO commandstats | tr -d '\r')
+check "INFO commandstats: an arity error is a rejected GET" yes \
+    "$(grep -Eq '^cmdstat_get:calls=[0-9]+,usec=[0-9]+,usec_per_call=[0-9.]+,rejected_calls=[1-9][0-9]*,failed_calls=0$' <<<"$cmdstats" && echo yes || echo "no: $cmdstats")"
+check "INFO commandstats: INCR of a non-integer is a failed call" yes \
+    "$(grep -Eq '^cmdstat_incr:calls=[1-9][0-9]*,.*,failed_calls=[1-9][0-9]*$' <<<"$cmdstats" && echo yes || echo "no: $cmdstats")"
+check "INFO errorstats counts ERR" yes \
+    "$(cli "$other" INFO errorstats | tr -d '\r' | grep -Eq '^errorstat_ERR:count=[1-9][0-9]*$' && echo yes || echo no)"
+check "TIME: seconds and microseconds of the node's clock" yes \
+    "$(cli "$other" TIME | { read -r s; read -r us; now=$(date +%s); [[ $s =~ ^[0-9]+$ && $us =~ ^[0-9]+$ && $us -lt 1000000 && $((now - s)) -le 5 && $((s - now)) -le 5 ]] && echo yes || echo "no: $s $us"; })"
 check "INFO keyspace" "db0:keys=$want_keys,expires=1,avg_ttl=0" \
     "$(cli "$leader" INFO keyspace | tr -d '\r' | sed -n 's/^db0://p' | sed 's/^/db0:/')"
 check "COMMAND COUNT from the table" yes "$([[ $(cli "$other" COMMAND COUNT) -ge 30 ]] && echo yes || echo no)"
@@ -161,8 +176,8 @@ check "redis-cli --stat: the key count" yes \
 # stops at the first error reply, so four figures mean every request was answered well.
 # redis-benchmark stops at its first error reply; -TRYAGAIN (a leadership change under a loaded
 # machine: not executed, retry) is what a client retries, so the run is retried for it, up to
-# three times, and any other error fails the check.
-for attempt in 1 2 3; do
+# six times, and any other error fails the check.
+for attempt in 1 2 3 4 5 6; do
     bench_out=$(timeout 60 redis-benchmark -p "$(cport "$follower")" -t set,get,incr,mset \
         -n 2000 -c 10 -P 4 -r 100 -q 2>&1)
     bench_rc=$?

@@ -22,6 +22,7 @@
 #include "common/crc32c.h"
 #include "common/prng.h"
 #include "kv/kv.h"
+#include "kv/memstore.h"
 #include "simdisk.h"
 
 /* ---- a counting, failable allocator ---------------------------------------------------- */
@@ -1703,6 +1704,121 @@ static void keydir_costs_at_most_80_bytes_per_16_byte_key(void **state)
     env_free(e);
 }
 
+/* The keydir's range walk (SCAN's pages): from any hash, the entries at or after it in
+ * ascending (hash, key); pages chained by their next cursor list every entry exactly once, in
+ * order, each page ending at the end of a hash; the same with a growth in progress. Hashes are
+ * forced to collide (a few per value) and to crowd the top of the range (wrapped runs). */
+struct range_seen {
+    uint32_t n, cap;
+    const struct bc_kent **e;
+};
+
+static bool range_collect(void *ctx, const struct bc_kent *e)
+{
+    struct range_seen *r = ctx;
+    assert_true(r->n < r->cap);
+    r->e[r->n++] = e;
+    return true;
+}
+
+static int kent_order(const void *a, const void *b)
+{
+    const struct bc_kent *x = *(const struct bc_kent *const *)a;
+    const struct bc_kent *y = *(const struct bc_kent *const *)b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    uint32_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+    return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+static uint32_t forced_hash(uint32_t i)
+{
+    uint32_t h = bc_kd_hash((const uint8_t *)&i, sizeof(i));
+    if (i % 5 == 0)
+        return UINT32_MAX - (h & 63); /* crowd the top: runs wrap round the table's end */
+    return h & ~7u;                   /* eight keys may share a hash value */
+}
+
+static void check_ranges(const struct bc_keydir *kd, uint64_t seed)
+{
+    uint32_t n = (uint32_t)kd->count;
+    const struct bc_kent **all = calloc(n + 1, sizeof(*all));
+    assert_non_null(all);
+    struct range_seen r = {.cap = n + 1, .e = all};
+    uint64_t next = 1;
+    bc_kd_range(kd, 0, UINT64_MAX, range_collect, &r, &next);
+    assert_int_equal(r.n, n);
+    assert_int_equal(next, 0);
+    const struct bc_kent **sorted = malloc((n + 1) * sizeof(*sorted));
+    assert_non_null(sorted);
+    memcpy(sorted, all, n * sizeof(*all));
+    qsort(sorted, n, sizeof(*sorted), kent_order);
+    for (uint32_t i = 0; i < n; i++)
+        assert_ptr_equal(all[i], sorted[i]); /* the walk is already in order */
+    /* Pages of every budget chain to the whole, each ending at the end of a hash. */
+    static const uint64_t budgets[] = {1, 3, 10, 1000};
+    for (size_t b = 0; b < sizeof(budgets) / sizeof(budgets[0]); b++) {
+        uint32_t got = 0;
+        uint64_t cursor = 0;
+        do {
+            r.n = 0;
+            bc_kd_range(kd, (uint32_t)cursor, budgets[b], range_collect, &r, &next);
+            assert_true(r.n >= (next != 0 ? budgets[b] : 0));
+            for (uint32_t i = 0; i < r.n; i++)
+                assert_ptr_equal(r.e[i], sorted[got + i]);
+            got += r.n;
+            if (next != 0) {
+                assert_true(got < n);
+                assert_int_equal(next, (uint64_t)sorted[got - 1]->hash + 1);
+                assert_true(sorted[got]->hash >= next); /* no hash split between pages */
+            }
+            cursor = next;
+        } while (cursor != 0);
+        assert_int_equal(got, n);
+    }
+    /* From any point: the first entries with hash >= lo. */
+    for (int t = 0; t < 200; t++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint32_t lo = t % 3 == 0 ? forced_hash((uint32_t)(seed >> 40)) : (uint32_t)(seed >> 32);
+        uint32_t first = 0;
+        while (first < n && sorted[first]->hash < lo)
+            first++;
+        r.n = 0;
+        bc_kd_range(kd, lo, 5, range_collect, &r, &next);
+        for (uint32_t i = 0; i < r.n; i++)
+            assert_ptr_equal(r.e[i], sorted[first + i]);
+        assert_true(r.n == n - first || r.n >= 5);
+    }
+    free(all);
+    free(sorted);
+}
+
+static void keydir_range_pages_list_every_key_once_in_order(void **state)
+{
+    (void)state;
+    struct bc_keydir kd;
+    assert_int_equal(bc_kd_init(&kd, rk_alloc_libc()), RK_OK);
+    uint32_t checked_mid_drain = 0;
+    for (uint32_t i = 0; i < 6000; i++) {
+        char key[16];
+        int len = snprintf(key, sizeof(key), "k%u", i);
+        assert_int_equal(bc_kd_reserve(&kd), RK_OK);
+        struct bc_kent *ent = bc_kd_new(&kd, forced_hash(i), (const uint8_t *)key, (uint32_t)len);
+        assert_non_null(ent);
+        bc_kd_insert(&kd, ent);
+        bc_kd_step(&kd);
+        if (i % 397 == 0 || (kd.old != NULL && i % 13 == 0 && checked_mid_drain < 40)) {
+            checked_mid_drain += kd.old != NULL;
+            check_ranges(&kd, i);
+        }
+    }
+    assert_true(checked_mid_drain > 10);
+    bc_kd_finish(&kd);
+    check_ranges(&kd, 7);
+    bc_kd_free(&kd);
+}
+
 static void keydir_grows_a_bounded_step_at_a_time(void **state)
 {
     (void)state;
@@ -2772,6 +2888,96 @@ static size_t kv_entry(int i, uint8_t *buf, size_t cap)
     return len;
 }
 
+/* SCAN's pages through the kv layer: over Bitcask (the keydir's range walk) and over the
+ * in-memory store (its fallback, a pass per page), the same keys per page for the same cursor,
+ * session records passed over, and the pages of an iteration list every key once. */
+struct page_keys {
+    char keys[4096][16];
+    uint32_t n;
+};
+
+static bool page_key(void *ctx, const uint8_t *key, uint32_t key_len)
+{
+    struct page_keys *p = ctx;
+    assert_true(p->n < 4096 && key_len < 16);
+    memcpy(p->keys[p->n], key, key_len);
+    p->keys[p->n++][key_len] = 0;
+    return true;
+}
+
+static int str_order(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void scan_pages_agree_on_bitcask_and_memstore(void **state)
+{
+    (void)state;
+    struct env *e = env_new(11, 0);
+    env_open_ok(e);
+    struct kv_config kc = {.alloc = rk_alloc_libc(), .store = bc_kv_store(e->bc)};
+    struct kv *bkv, *mkv;
+    assert_int_equal(kv_create(&kc, &bkv, &e->err), RK_OK);
+    struct kv_store *ms;
+    assert_int_equal(kv_memstore_create(rk_alloc_libc(), &ms), RK_OK);
+    kc.store = ms;
+    assert_int_equal(kv_create(&kc, &mkv, &e->err), RK_OK);
+    uint8_t buf[128];
+    for (int i = 1; i <= 700; i++) {
+        char key[16];
+        int kn = snprintf(key, sizeof(key), "k%d", i % 500);
+        struct kv_cmd c = {.op = i % 9 == 0 ? KV_OP_DEL : KV_OP_PUT,
+                           .client_id = (uint64_t)(i % 3), /* 0: no session */
+                           .seq = 1 + (uint64_t)i,
+                           .key = (const uint8_t *)key,
+                           .key_len = (uint32_t)kn,
+                           .val = (const uint8_t *)"v",
+                           .val_len = i % 9 == 0 ? 0 : 1};
+        size_t len = 0;
+        assert_int_equal(kv_cmd_encode(&c, buf, sizeof(buf), &len), RK_OK);
+        struct kv_result res;
+        assert_int_equal(kv_apply(bkv, (uint64_t)i, buf, (uint32_t)len, &res), RK_OK);
+        assert_int_equal(kv_apply(mkv, (uint64_t)i, buf, (uint32_t)len, &res), RK_OK);
+    }
+    static struct page_keys bp, mp, all;
+    for (uint64_t budget = 1; budget <= 1024; budget *= 4) {
+        all.n = 0;
+        uint64_t cursor = 0, bnext, mnext;
+        uint32_t pages = 0;
+        do {
+            memset(&bp, 0, sizeof(bp));
+            memset(&mp, 0, sizeof(mp));
+            assert_int_equal(kv_scan_db_range(bkv, 0, cursor, budget, page_key, &bp, &bnext),
+                             RK_OK);
+            assert_int_equal(kv_scan_db_range(mkv, 0, cursor, budget, page_key, &mp, &mnext),
+                             RK_OK);
+            assert_int_equal(bnext, mnext);
+            assert_int_equal(bp.n, mp.n);
+            qsort(bp.keys, bp.n, 16, str_order);
+            qsort(mp.keys, mp.n, 16, str_order);
+            assert_memory_equal(bp.keys, mp.keys, (size_t)bp.n * 16);
+            memcpy(all.keys[all.n], bp.keys, (size_t)bp.n * 16);
+            all.n += bp.n;
+            cursor = bnext;
+            pages++;
+        } while (cursor != 0);
+        assert_int_equal(all.n, kv_dbsize(bkv, 0));
+        qsort(all.keys, all.n, 16, str_order);
+        for (uint32_t i = 1; i < all.n; i++)
+            assert_true(strcmp(all.keys[i - 1], all.keys[i]) < 0); /* none twice */
+        assert_true(budget > 64 || pages > 4);
+    }
+    uint64_t next = 1;
+    bp.n = 0;
+    assert_int_equal(kv_scan_db_range(bkv, 0, 1ull << 32, 10, page_key, &bp, &next), RK_OK);
+    assert_int_equal(bp.n, 0);
+    assert_int_equal(next, 0); /* past the end */
+    kv_destroy(bkv);
+    kv_destroy(mkv);
+    env_close(e);
+    env_free(e);
+}
+
 static void kv_sessions_survive_a_crash_of_the_bitcask_under_them(void **state)
 {
     (void)state;
@@ -2935,6 +3141,7 @@ int main(void)
         cmocka_unit_test(failed_append_poisons_and_the_keydir_never_points_at_unwritten_bytes),
         cmocka_unit_test(keydir_costs_at_most_80_bytes_per_16_byte_key),
         cmocka_unit_test(keydir_grows_a_bounded_step_at_a_time),
+        cmocka_unit_test(keydir_range_pages_list_every_key_once_in_order),
         cmocka_unit_test(scan_visits_every_live_key_once_with_its_value),
         cmocka_unit_test(scan_keys_lists_the_keys_of_scan_without_reading_values),
         cmocka_unit_test(scan_order_is_a_function_of_the_key_set_alone),
@@ -2953,6 +3160,7 @@ int main(void)
         cmocka_unit_test(get_without_memory_is_enomem),
         cmocka_unit_test(merge_without_memory_leaves_the_store_usable),
         cmocka_unit_test(kv_sessions_survive_a_crash_of_the_bitcask_under_them),
+        cmocka_unit_test(scan_pages_agree_on_bitcask_and_memstore),
         cmocka_unit_test(throughput_on_simdisk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -109,10 +109,10 @@ static void commands_are_counted_by_row(void **state)
     (void)state;
     struct metrics_cmds *t = calloc(1, sizeof(*t));
     assert_non_null(t);
-    metrics_cmd_observe(t, names[0], 10);
-    metrics_cmd_observe(t, names[1], 20);
-    metrics_cmd_observe(t, names[0], 30);
-    metrics_cmd_observe(t, NULL, 30); /* unknown command: nothing */
+    metrics_cmd_observe(t, names[0], 10, METRICS_CMD_OK);
+    metrics_cmd_observe(t, names[1], 20, METRICS_CMD_OK);
+    metrics_cmd_observe(t, names[0], 30, METRICS_CMD_OK);
+    metrics_cmd_observe(t, NULL, 30, METRICS_CMD_OK); /* unknown command: nothing */
     assert_int_equal(t->n, 2);
     uint64_t get = 0, set = 0;
     for (size_t i = 0; i < METRICS_CMDS_MAX; i++) {
@@ -126,7 +126,7 @@ static void commands_are_counted_by_row(void **state)
     /* Bounded (M3): past half the table, new names are counted as untracked. */
     static char many[METRICS_CMDS_MAX][8];
     for (size_t i = 0; i < METRICS_CMDS_MAX; i++)
-        metrics_cmd_observe(t, many[i], 1);
+        metrics_cmd_observe(t, many[i], 1, METRICS_CMD_OK);
     assert_int_equal(t->n, METRICS_CMDS_MAX / 2);
     assert_int_equal(t->untracked, METRICS_CMDS_MAX - (METRICS_CMDS_MAX / 2 - 2));
     free(t);

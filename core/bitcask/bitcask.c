@@ -670,6 +670,41 @@ int bc_scan_keys(struct bitcask *bc,
     return scan_impl(bc, false, fn, ctx, err);
 }
 
+struct range_ctx {
+    struct bitcask *bc;
+    bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+               uint32_t val_len);
+    void *ctx;
+};
+
+static bool range_one(void *ctx, const struct bc_kent *e)
+{
+    struct range_ctx *r = ctx;
+    const uint8_t *val = NULL;
+    if (e->file_id == BC_FILE_PENDING)
+        val = r->bc->batch + e->offset + BC_HEADER_BYTES + e->key_len;
+    return r->fn(r->ctx, e->key, e->key_len, val, e->val_len);
+}
+
+int bc_scan_range(struct bitcask *bc, uint32_t lo, uint64_t budget,
+                  bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                             uint32_t val_len),
+                  void *ctx, uint64_t *next, struct rk_errmsg *err)
+{
+    RK_ASSERT(bc != NULL);
+    RK_ASSERT(fn != NULL);
+    RK_ASSERT(next != NULL);
+    *next = 0;
+    int rc = bc_check_poison(bc, err);
+    if (rc != RK_OK)
+        return rc;
+    struct range_ctx r = {.bc = bc, .fn = fn, .ctx = ctx};
+    uint64_t count = bc->kd.count;
+    bc_kd_range(&bc->kd, lo, budget, range_one, &r, next);
+    RK_ASSERT(bc->kd.count == count); /* fn must not change the store it scans */
+    return RK_OK;
+}
+
 void bc_stats(const struct bitcask *bc, struct bc_stats *st)
 {
     memset(st, 0, sizeof(*st));
@@ -872,6 +907,15 @@ static int kvb_scan_keys(struct kv_store *s,
     return bc_scan_keys(bc, fn, ctx, &bc->kv_err);
 }
 
+static int kvb_scan_range(struct kv_store *s, uint32_t lo, uint64_t budget,
+                          bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
+                                     const uint8_t *val, uint32_t val_len),
+                          void *ctx, uint64_t *next)
+{
+    struct bitcask *bc = to_bc(s);
+    return bc_scan_range(bc, lo, budget, fn, ctx, next, &bc->kv_err);
+}
+
 static void kvb_destroy(struct kv_store *s)
 {
     bc_close(to_bc(s));
@@ -887,6 +931,7 @@ static const struct kv_store_ops bc_kv_ops = {
     .sync = kvb_sync,
     .scan = kvb_scan,
     .scan_keys = kvb_scan_keys,
+    .scan_range = kvb_scan_range,
     .destroy = kvb_destroy,
 };
 

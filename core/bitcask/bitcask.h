@@ -239,6 +239,16 @@ int bc_scan_keys(struct bitcask *bc,
                             uint32_t val_len),
                  void *ctx, struct rk_errmsg *err);
 
+/* As bc_scan_keys, for the keys whose hash (bc_scan's order) is >= lo, in that order, in pages:
+ * stops after `budget` keys at the end of a hash, or when fn returns false; *next is the hash
+ * to continue from, 0 after the last key. O(budget) (plus the slots passed over), with or
+ * without a keydir growth in progress, and nothing in the store moves: what SCAN pages and
+ * RANDOMKEY use, so that neither costs a pass over the keyspace. */
+int bc_scan_range(struct bitcask *bc, uint32_t lo, uint64_t budget,
+                  bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                             uint32_t val_len),
+                  void *ctx, uint64_t *next, struct rk_errmsg *err);
+
 struct bc_stats {
     uint32_t data_files;
     uint64_t keys;

@@ -69,6 +69,12 @@ void bc_kd_finish(struct bc_keydir *kd);
 /* Canonical iteration: ascending (hash, key), a function of the set of keys alone. Requires
  * no growth in progress (bc_kd_finish). *pos starts at 0; returns NULL at the end. */
 struct bc_kent *bc_kd_next(const struct bc_keydir *kd, size_t *pos);
+/* A range walk, with or without a growth in progress (read only): fn for each entry with
+ * hash >= lo in ascending (hash, key), stopping after `budget` entries at the end of a hash
+ * (so that a page never splits the keys of one hash) or when fn returns false. *next: the hash
+ * to continue from (last + 1), or 0 when the walk reached the end. Returns the entries seen. */
+size_t bc_kd_range(const struct bc_keydir *kd, uint32_t lo, uint64_t budget,
+                   bool (*fn)(void *ctx, const struct bc_kent *e), void *ctx, uint64_t *next);
 uint64_t bc_kd_bytes(const struct bc_keydir *kd);
 bool bc_kd_valid(const struct bc_keydir *kd);
 

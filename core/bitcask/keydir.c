@@ -322,6 +322,89 @@ struct bc_kent *bc_kd_next(const struct bc_keydir *kd, size_t *pos)
     return NULL;
 }
 
+/* One table's part of a range walk: its entries with hash >= lo in ascending (hash, key).
+ * The slots from lo's home to the end, then the wrapped prefix (entries at the start whose
+ * home is near the end, which sort last). Entries at or after lo's home but homed before it
+ * have smaller hashes and are passed over; an entry homed at or after lo's home sits at or
+ * after it, or in the wrapped prefix, whose slots hold only wrapped entries: so the walk
+ * starts past the prefix when lo's home falls inside it. */
+struct kd_walk {
+    struct bc_kent *const *slots;
+    uint32_t bits;
+    uint32_t lo;
+    size_t pos, end; /* the current stretch of slots [pos, end) */
+    size_t wrapped;  /* length of the wrapped prefix */
+    bool in_prefix;  /* the second stretch, [0, wrapped) */
+};
+
+static void walk_init(struct kd_walk *w, struct bc_kent *const *slots, uint32_t bits, uint32_t lo)
+{
+    size_t cap = kd_cap(bits);
+    size_t wrapped = 0;
+    while (wrapped < cap && slots[wrapped] != NULL && kd_home(slots[wrapped]->hash, bits) > wrapped)
+        wrapped++;
+    size_t home = kd_home(lo, bits);
+    *w = (struct kd_walk){.slots = slots,
+                          .bits = bits,
+                          .lo = lo,
+                          .pos = home > wrapped ? home : wrapped,
+                          .end = cap,
+                          .wrapped = wrapped};
+}
+
+static struct bc_kent *walk_peek(struct kd_walk *w)
+{
+    for (;;) {
+        while (w->pos < w->end) {
+            struct bc_kent *e = w->slots[w->pos];
+            if (e != NULL && e->hash >= w->lo)
+                return e;
+            w->pos++;
+        }
+        if (w->in_prefix || w->wrapped == 0)
+            return NULL;
+        w->in_prefix = true;
+        w->pos = 0;
+        w->end = w->wrapped;
+    }
+}
+
+size_t bc_kd_range(const struct bc_keydir *kd, uint32_t lo, uint64_t budget,
+                   bool (*fn)(void *ctx, const struct bc_kent *e), void *ctx, uint64_t *next)
+{
+    struct kd_walk a, b = {0};
+    walk_init(&a, kd->slots, kd->bits, lo);
+    bool two = kd->old != NULL;
+    if (two)
+        walk_init(&b, kd->old, kd->old_bits, lo);
+    size_t seen = 0;
+    bool have_last = false;
+    uint32_t last = 0;
+    *next = 0;
+    for (;;) {
+        struct bc_kent *ea = walk_peek(&a), *eb = two ? walk_peek(&b) : NULL, *e = ea;
+        if (eb != NULL && (ea == NULL || kd_cmp(eb->hash, eb->key, eb->key_len, ea) < 0))
+            e = eb;
+        if (e == NULL)
+            return seen; /* the end of the keyspace: *next stays 0 */
+        if (have_last && seen >= budget && e->hash != last) {
+            *next = (uint64_t)last + 1;
+            return seen;
+        }
+        if (e == ea)
+            a.pos++;
+        else
+            b.pos++;
+        seen++;
+        have_last = true;
+        last = e->hash;
+        if (!fn(ctx, e)) {
+            *next = last < UINT32_MAX ? (uint64_t)last + 1 : 0;
+            return seen;
+        }
+    }
+}
+
 uint64_t bc_kd_bytes(const struct bc_keydir *kd)
 {
     uint64_t tables = kd_cap(kd->bits) * sizeof(struct bc_kent *);

@@ -1239,6 +1239,109 @@ int kv_scan_db(struct kv *kv, uint8_t db,
     return rc != RK_OK ? rc : u.rc;
 }
 
+/* A store without scan_range: one pass finds the budget smallest hashes >= lo (a max-heap),
+ * a second hands over the keys with hash in [lo, hi]. O(store) per page: the in-memory store
+ * of tests and the simulator only. The hash is bitcask's keydir hash, so the cursors mean the
+ * same on either store. */
+struct range_heap {
+    uint64_t *h;
+    uint64_t n, cap;
+    uint32_t lo, hi;
+    uint64_t after; /* keys with a hash above hi: none, and this page is the last */
+    bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+               uint32_t val_len);
+    void *ctx;
+};
+
+static uint32_t range_hash(const uint8_t *key, uint32_t key_len)
+{
+    return (uint32_t)(XXH3_64bits(key, key_len) >> 32);
+}
+
+static bool range_heap_one(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                           uint32_t val_len)
+{
+    (void)val;
+    (void)val_len;
+    struct range_heap *r = ctx;
+    uint64_t h = range_hash(key, key_len);
+    if (h < r->lo)
+        return true;
+    uint64_t *a = r->h, i;
+    if (r->n < r->cap) {
+        for (i = r->n++; i > 0 && a[(i - 1) / 2] < h; i = (i - 1) / 2)
+            a[i] = a[(i - 1) / 2];
+        a[i] = h;
+    } else if (h < a[0]) {
+        for (i = 0;;) { /* sift h down from the root */
+            uint64_t l = 2 * i + 1, m = l + 1 < r->n && a[l + 1] > a[l] ? l + 1 : l;
+            if (l >= r->n || a[m] <= h)
+                break;
+            a[i] = a[m];
+            i = m;
+        }
+        a[i] = h;
+    }
+    return true;
+}
+
+static bool range_pass_one(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                           uint32_t val_len)
+{
+    struct range_heap *r = ctx;
+    uint32_t h = range_hash(key, key_len);
+    r->after += h > r->hi;
+    return h < r->lo || h > r->hi || r->fn(r->ctx, key, key_len, val, val_len);
+}
+
+static int store_scan_range(struct kv *kv, uint32_t lo, uint64_t budget,
+                            bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
+                                       const uint8_t *val, uint32_t val_len),
+                            void *ctx, uint64_t *next)
+{
+    struct kv_store *st = kv->store;
+    if (st->ops->scan_range != NULL)
+        return st->ops->scan_range(st, lo, budget, fn, ctx, next);
+    uint64_t total = st->ops->count(st);
+    struct range_heap r = {
+        .cap = budget < total ? budget : total, .lo = lo, .hi = UINT32_MAX, .fn = fn, .ctx = ctx};
+    *next = 0;
+    if (r.cap > 0 && r.cap < total) {
+        r.h = rk_malloc(kv->alloc, r.cap * sizeof(*r.h));
+        if (r.h == NULL)
+            return RK_ENOMEM;
+        int rc = store_scan_keys(st, range_heap_one, &r);
+        if (rc == RK_OK && r.n == r.cap && r.h[0] < UINT32_MAX) {
+            r.hi = (uint32_t)r.h[0];
+            *next = (uint64_t)r.hi + 1;
+        }
+        rk_free(kv->alloc, r.h);
+        if (rc != RK_OK)
+            return rc;
+    }
+    int rc = store_scan_keys(st, range_pass_one, &r);
+    if (r.after == 0)
+        *next = 0;
+    return rc;
+}
+
+int kv_scan_db_range(struct kv *kv, uint8_t db, uint64_t cursor, uint64_t budget,
+                     bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx,
+                     uint64_t *next)
+{
+    RK_ASSERT(kv != NULL);
+    RK_ASSERT(fn != NULL);
+    RK_ASSERT(db < KV_DBS);
+    RK_ASSERT(next != NULL);
+    *next = 0;
+    if (cursor > UINT32_MAX)
+        return RK_OK; /* past every hash: the iteration is over */
+    struct user_scan_ctx u = {
+        .kv = kv, .db = kv->meta.dbmap[db], .now_ms = kv_read_now(kv), .key_fn = fn, .ctx = ctx};
+    int rc = store_scan_range(kv, (uint32_t)cursor, budget ? budget : 1, scan_user_key, &u, next);
+    return rc != RK_OK ? rc : u.rc;
+}
+
 int kv_scan_keys(struct kv *kv, bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len),
                  void *ctx)
 {

@@ -804,6 +804,19 @@ uint64_t kv_dbsize(const struct kv *kv, uint8_t db);
 int kv_scan_db(struct kv *kv, uint8_t db,
                bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx);
 
+/* A page of kv_scan_db, for SCAN and RANDOMKEY: the live keys of db among the store's next
+ * `budget` records (of any db or kind) from the cursor on, in the order of a 32-bit hash of the
+ * stored key, ascending, a page never splitting the keys of one hash. *next: the cursor of the
+ * next page, 0 when this one reached the end (cursor 0 starts; a cursor above 2^32 - 1 is
+ * past the end). The order is a function of the set of keys alone (the same on every replica,
+ * after restarts and merges), so a key present from the first page to the last is returned
+ * whatever happens in between on whichever node serves each page (Redis's SCAN guarantee),
+ * and no key is returned twice. O(budget) on
+ * Bitcask; a pass over the store on the in-memory store. */
+int kv_scan_db_range(struct kv *kv, uint8_t db, uint64_t cursor, uint64_t budget,
+                     bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx,
+                     uint64_t *next);
+
 /* Keys with a deadline, over all dbs, and in db (INFO keyspace's expires=). */
 uint64_t kv_expiring_count(const struct kv *kv);
 uint64_t kv_db_expiring(const struct kv *kv, uint8_t db);

@@ -61,6 +61,14 @@ struct kv_store_ops {
                      bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
                                 const uint8_t *val, uint32_t val_len),
                      void *ctx);
+    /* Optional (NULL: kv_scan_db_range passes over the whole store). As scan_keys, for the keys
+     * whose kv_scan_hash is >= lo, in ascending (hash, key) order, stopping after `budget` keys
+     * at the end of a hash or when fn returns false; *next: the hash to continue from, 0 after
+     * the last key. */
+    int (*scan_range)(struct kv_store *s, uint32_t lo, uint64_t budget,
+                      bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
+                                 const uint8_t *val, uint32_t val_len),
+                      void *ctx, uint64_t *next);
     /* Frees the store and everything it owns. */
     void (*destroy)(struct kv_store *s);
 };

@@ -2837,6 +2837,13 @@ int replica_scan_db(struct replica *r, uint8_t db,
     return kv_scan_db(r->kv, db, fn, ctx);
 }
 
+int replica_scan_db_range(struct replica *r, uint8_t db, uint64_t cursor, uint64_t budget,
+                          bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx,
+                          uint64_t *next)
+{
+    return kv_scan_db_range(r->kv, db, cursor, budget, fn, ctx, next);
+}
+
 void replica_set_time_ms(struct replica *r, uint64_t now_ms)
 {
     r->now_ms = now_ms;

@@ -366,6 +366,11 @@ int replica_scan_keys(struct replica *r,
 int replica_scan_db(struct replica *r, uint8_t db,
                     bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx);
 
+/* One page of replica_scan_db (kv_scan_db_range): SCAN and RANDOMKEY. */
+int replica_scan_db_range(struct replica *r, uint8_t db, uint64_t cursor, uint64_t budget,
+                          bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx,
+                          uint64_t *next);
+
 /* The value of key as applied now (kv_get: borrowed until the next call into the replica or
  * the next replica_read_get). Linearizable only inside config.on_read (REPLICA_READ). RK_OK,
  * RK_ENOENT, or the store's error. */
