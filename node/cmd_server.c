@@ -812,6 +812,16 @@ static bool section_sep(struct text *t, bool *first)
     return true;
 }
 
+/* This node in the latest configuration of its log (issue #17). */
+static const char *member_role(struct node *n)
+{
+    struct raft_conf conf;
+    replica_conf(n->rep, &conf, NULL);
+    return raft_conf_is_voter(&conf, n->id)     ? "voter"
+           : raft_conf_is_learner(&conf, n->id) ? "learner"
+                                                : "none";
+}
+
 static const char *role_name(int role)
 {
     return role == RAFT_LEADER ? "leader" : role == RAFT_CANDIDATE ? "candidate" : "follower";
@@ -972,15 +982,9 @@ static void info_body(struct node *n, uint32_t secs, struct text *t)
        st.raft.applied, st.raft.last_index, st.keys, peers_connected(n), st.pending,
        st.snapshots_sent, st.snapshots_installed, n->opt.check_quorum ? "yes" : "no",
        n->opt.pre_vote ? "yes" : "no", n->slow_turns, n->slowest_turn_ms);
-    {
-        struct raft_conf conf;
-        replica_conf(n->rep, &conf, NULL);
+    if (secs & SEC_RAFT) /* the raft section's end (SECTION would start a new one) */
         tx(t, "member:%s\r\nconfig_index:%" PRIu64 "\r\nvoters:%u\r\nlearners:%u\r\n",
-           raft_conf_is_voter(&conf, n->id)     ? "voter"
-           : raft_conf_is_learner(&conf, n->id) ? "learner"
-                                                : "none",
-           st.raft.conf_index, st.raft.n_voters, st.raft.n_learners);
-    }
+           member_role(n), st.raft.conf_index, st.raft.n_voters, st.raft.n_learners);
 #undef SECTION
 }
 
