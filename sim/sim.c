@@ -266,6 +266,9 @@ struct sim {
     FILE *out;
     struct sim_result *res;
     struct rk_prng prng;
+    /* The store's write jobs draw from a stream of their own (seeded from the seed), so that
+     * they leave every other draw of a run as it was without them. */
+    struct rk_prng store_prng;
     uint64_t now;
     uint64_t ev_seq;
     struct event *heap;
@@ -1507,7 +1510,7 @@ static void store_start(struct sim *s, struct sim_node *nd)
     if (nd->s_running || nd->n_sjobq == 0)
         return;
     nd->s_running = true;
-    uint64_t delay = rnd_range(s, s->store_io_us_min, s->store_io_us_max);
+    uint64_t delay = rk_prng_range(&s->store_prng, s->store_io_us_min, s->store_io_us_max);
     if (bc_io_job_syncs(nd->sjobq[0]))
         delay += s->scn->disk.sync_us;
     ev_push(s, s->now + delay, EV_STORE_IO, nd->id, nd->store_gen, 0, NULL);
@@ -3497,7 +3500,7 @@ static void draw_swarm_damage(struct sim *s)
         s->io_us_min = 100;
         s->io_us_max = 8000;
     }
-    if (rnd_chance(s, 0.25)) { /* store writes slower than the network (`disk storeio`) */
+    if (rk_prng_below(&s->store_prng, 4) == 0) { /* store writes slower (`disk storeio`) */
         s->store_io_us_min = 1000;
         s->store_io_us_max = 40000;
     }
@@ -3507,6 +3510,7 @@ static void setup(struct sim *s)
 {
     const struct scenario *scn = s->scn;
     rk_prng_seed(&s->prng, s->opt->seed);
+    rk_prng_seed(&s->store_prng, s->opt->seed ^ 0x53544f5245494fULL); /* "STOREIO" */
     s->n = scn->nodes;
     s->drop = scn->drop;
     s->duplicate = scn->duplicate;
