@@ -363,6 +363,37 @@ struct lin_ref {
     uint32_t idx;
 };
 
+/*
+ * Sorts base[0 .. n) by cmp, which must be a total order (no two elements compare equal: then
+ * the sorted array is unique, and this gives exactly what qsort gives). The arrays sorted here
+ * come nearly in order (events and ops in call order, returns a few places late), so an
+ * insertion sort does it in about n steps; past 16n element moves it hands the rest to qsort.
+ */
+static void lin_sort_nearly(void *base, size_t n, size_t size,
+                            int (*cmp)(const void *, const void *))
+{
+    uint8_t *b = base;
+    uint8_t tmp[64];
+    RK_ASSERT(size <= sizeof(tmp));
+    size_t budget = 16 * n;
+    for (size_t i = 1; i < n; i++) {
+        if (cmp(b + (i - 1) * size, b + i * size) < 0)
+            continue;
+        memcpy(tmp, b + i * size, size);
+        size_t j = i;
+        while (j > 0 && cmp(b + (j - 1) * size, tmp) > 0) {
+            j--;
+            if (budget-- == 0) {
+                memcpy(b + i * size, tmp, size); /* untouched: element i is still in place */
+                qsort(base, n, size, cmp);
+                return;
+            }
+        }
+        memmove(b + (j + 1) * size, b + j * size, (i - j) * size);
+        memcpy(b + j * size, tmp, size);
+    }
+}
+
 static int lin_ref_cmp_bytes(const struct lin_ref *x, const struct lin_ref *y)
 {
     uint32_t min = x->len < y->len ? x->len : y->len;
@@ -454,7 +485,7 @@ static uint32_t lin_key_ops(const struct lin_history *h, const struct lin_ref *r
         k->found = o->found;
         k->num = o->num;
     }
-    qsort(ops, m, sizeof(*ops), lin_kop_cmp_call);
+    lin_sort_nearly(ops, m, sizeof(*ops), lin_kop_cmp_call);
     *nvals = lin_key_number_values(h, ops, m);
     return m;
 }
@@ -558,7 +589,7 @@ static void lin_events_sort(const struct lin_kop *ops, uint32_t n, struct lin_ev
         ev[2 * i + 1] = (struct lin_event){pending ? UINT64_MAX : ops[i].ret, i,
                                            pending ? LIN_EV_PENDING : LIN_EV_RETURN};
     }
-    qsort(ev, 2 * (size_t)n, sizeof(*ev), lin_event_cmp);
+    lin_sort_nearly(ev, 2 * (size_t)n, sizeof(*ev), lin_event_cmp);
 }
 
 /* Sets call_pos and ret_pos of every op from the sorted event order. */
@@ -2334,7 +2365,7 @@ static void lin_check_comp(const struct lin_history *h, const uint32_t *hops, ui
                               .ret = pending ? UINT64_MAX : o->ret, .hop = hops[i],
                               .type = o->type, .flags = pending ? LIN_KOP_PENDING : 0};
     }
-    qsort(c.base, c.n, sizeof(*c.base), lin_kop_cmp_call);
+    lin_sort_nearly(c.base, c.n, sizeof(*c.base), lin_kop_cmp_call);
     lin_key_positions(c.base, c.n);
     c.width = nkeys;
     for (uint32_t i = 0; i < c.n && c.lx == NULL; i++) {

@@ -2718,7 +2718,6 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
         rk_errf(err, rc, "replica: allocating %u request slots", r->n_slots);
         goto err_destroy;
     }
-    memset(r->recent, 0, REPLICA_RECENT * sizeof(*r->recent));
     for (uint32_t i = 0; i < r->n_slots; i++)
         r->free_slots[i] = r->n_slots - 1 - i;
     r->n_free = r->n_slots;
