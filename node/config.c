@@ -118,7 +118,10 @@ static const struct opt_def opt_defs[] = {
             "other command, as Redis (default: none)"),
     OPT_STR("metrics-addr", metrics_addr, 0, "HOST:PORT", "HOST:PORT",
             "serve Prometheus metrics at http://HOST:PORT/metrics\n"
-            "(plain HTTP; default: none)"),
+            "(plain HTTP unless metrics-tls; default: none)"),
+    OPT_BOOL_("metrics-tls", metrics_tls,
+              "/metrics over TLS (https), with the tls-port's certificate and\n"
+              "its tls-auth-clients rule (needs tls-port; default no)"),
     /* ---- TLS (node/tls.c) ---- */
     OPT_NUM("tls-port", OPT_U32, tls_port, 0, 65535, "0..65535", "PORT",
             "serve Redis clients over TLS on --client's host at PORT\n"
@@ -292,6 +295,8 @@ static int tls_settings_check(const struct options *o)
               "--tls-ca-cert-file";
     else if (o->tls_peer_names[0] != 0 && !o->tls_peers)
         bad = "--tls-peer-names needs --tls-peers yes";
+    else if (o->metrics_tls && (o->tls_port == 0 || o->metrics_addr[0] == 0))
+        bad = "--metrics-tls yes needs --metrics-addr and --tls-port (its certificate and rules)";
     else if (o->tls_port == 0 && strlen(o->client) > 2 &&
              strcmp(o->client + strlen(o->client) - 2, ":0") == 0)
         bad = "--client HOST:0 (no plaintext port) needs --tls-port";

@@ -1,6 +1,8 @@
 /*
  * metrics_serve.c — raftkv-node's /metrics endpoint (issue #18): Prometheus text format over
- * plain HTTP/1.1, served by the node's own event loop. Sockets are non-blocking; a connection
+ * plain HTTP/1.1 (or, with metrics-tls, HTTPS: the tls-port's certificate, CA and
+ * tls-auth-clients rule; a refused handshake is logged as a tls-port client's), served by the
+ * node's own event loop. Sockets are non-blocking; a connection
  * reads one request head (at most METRICS_HEAD_MAX bytes), gets one response and is closed
  * (Connection: close). Nothing waits: a scrape is built in one go from counters the node keeps
  * anyway (INFO's sources: node_stats, replica_info, raft_counters, bc_stats) and the histograms
@@ -28,6 +30,7 @@
 #include "codec/codec.h"
 #include "server.h"
 #include "storage.h"
+#include "tls.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Counting hooks                                                                             */
@@ -391,6 +394,11 @@ static void mconn_close(struct node *n, struct metrics_conn *mc)
     if (mc->fd < 0)
         return;
     epoll_ctl(n->ep, EPOLL_CTL_DEL, mc->fd, NULL);
+    if (mc->ssl != NULL) {
+        node_tls_free(mc->ssl);
+        mc->ssl = NULL;
+        mc->tls_hs = false;
+    }
     /* What the client sent beyond the head is read first: a close with unread bytes sends a
      * reset, which can discard the response. */
     char sink[4096];
@@ -458,14 +466,65 @@ void node_metrics_on_accept(struct node *n)
         mc->in_len = 0;
         mc->out_off = 0;
         mc->last_ms = node_now_ms();
+        if (n->opt.metrics_tls) { /* metrics-tls: a TLS server side, as a tls-port client's */
+            mc->ssl = node_tls_new(n, fd, true, false);
+            mc->tls_hs = true;
+            if (mc->ssl == NULL) {
+                node_log("error", "out of memory for a metrics TLS connection");
+                mconn_close(n, mc);
+            }
+        }
     }
+}
+
+/* Waits for what a TLS step wants (read or write readiness). */
+static void mconn_want(struct node *n, struct metrics_conn *mc, enum tls_step st)
+{
+    ep_set(n, EPOLL_CTL_MOD, mc->fd, st == TLS_WANT_WRITE ? EPOLLOUT : EPOLLIN, &mc->tag);
+}
+
+/* One step of a metrics-tls handshake: true once done; false while it goes on or when it
+ * failed (the connection closed; a refusal logged as a tls-port client's). */
+static bool mconn_handshake(struct node *n, struct metrics_conn *mc)
+{
+    char why[256];
+    enum tls_step st = node_tls_handshake(mc->ssl, why, sizeof(why));
+    if (st == TLS_DONE) {
+        mc->tls_hs = false;
+        ep_set(n, EPOLL_CTL_MOD, mc->fd, EPOLLIN, &mc->tag);
+        return true;
+    }
+    if (st == TLS_WANT_READ || st == TLS_WANT_WRITE) {
+        mconn_want(n, mc, st);
+        return false;
+    }
+    if (st == TLS_FAILED) {
+        n->metrics->http_refused++;
+        conn_tls_refused(n, "client_refused", why, "port=metrics");
+    }
+    mconn_close(n, mc);
+    return false;
 }
 
 /* Writes what the socket takes; closes once all is out. */
 static void mconn_write(struct node *n, struct metrics_conn *mc)
 {
     while (mc->out_off < mc->out.len) {
-        ssize_t w = send(mc->fd, mc->out.p + mc->out_off, mc->out.len - mc->out_off, MSG_NOSIGNAL);
+        ssize_t w;
+        if (mc->ssl != NULL) {
+            char why[256];
+            enum tls_step st = TLS_DONE;
+            w = (ssize_t)node_tls_write(mc->ssl, mc->out.p + mc->out_off, mc->out.len - mc->out_off,
+                                        &st, why, sizeof(why));
+            if (w == 0 && (st == TLS_WANT_READ || st == TLS_WANT_WRITE)) {
+                mconn_want(n, mc, st);
+                return;
+            }
+            if (w == 0)
+                break; /* closed or failed: the client went away */
+        } else {
+            w = send(mc->fd, mc->out.p + mc->out_off, mc->out.len - mc->out_off, MSG_NOSIGNAL);
+        }
         if (w > 0) {
             mc->out_off += (size_t)w;
             mc->last_ms = node_now_ms();
@@ -530,14 +589,34 @@ void node_metrics_on_event(struct node *n, struct metrics_conn *mc, uint32_t eve
 {
     if (mc->fd < 0)
         return;
+    if (mc->tls_hs && !mconn_handshake(n, mc))
+        return;
     if (mc->out.len > 0) { /* writing the response */
-        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP) || mc->ssl != NULL)
             mconn_write(n, mc);
         return;
     }
     bool eof = false;
     for (;;) {
-        ssize_t r = recv(mc->fd, mc->in + mc->in_len, sizeof(mc->in) - mc->in_len, 0);
+        if (mc->in_len == sizeof(mc->in))
+            break;
+        ssize_t r;
+        if (mc->ssl != NULL) {
+            char why[256];
+            enum tls_step st = TLS_DONE;
+            r = (ssize_t)node_tls_read(mc->ssl, mc->in + mc->in_len, sizeof(mc->in) - mc->in_len,
+                                       &st, why, sizeof(why));
+            if (r == 0 && (st == TLS_WANT_READ || st == TLS_WANT_WRITE)) {
+                mconn_want(n, mc, st);
+                break;
+            }
+            if (r == 0) { /* closed, or a TLS error: as an EOF */
+                eof = true;
+                break;
+            }
+        } else {
+            r = recv(mc->fd, mc->in + mc->in_len, sizeof(mc->in) - mc->in_len, 0);
+        }
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

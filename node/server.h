@@ -141,6 +141,7 @@ struct options {
      * client port. */
     uint32_t tls_port; /* 0: no TLS client port; else on --client's host */
     bool tls_peers;    /* peer connections are mutual TLS */
+    bool metrics_tls;  /* /metrics over TLS, as a tls-port client (node/metrics_serve.c) */
     char tls_cert_file[PATH_MAX], tls_key_file[PATH_MAX], tls_ca_cert_file[PATH_MAX];
     char tls_auth_clients[16]; /* yes, no, optional */
     char tls_protocols[64];    /* "": TLSv1.2 TLSv1.3 */
@@ -371,8 +372,10 @@ struct node_stats {
 #define METRICS_HEAD_MAX        8192 /* bytes of a request head: more is refused (431) */
 #define METRICS_CONN_TIMEOUT_MS 5000 /* a scrape connection idle this long is closed */
 struct metrics_conn {
-    struct ev_tag tag; /* EV_METRICS */
-    int fd;            /* -1: a free slot */
+    struct ev_tag tag;  /* EV_METRICS */
+    int fd;             /* -1: a free slot */
+    struct ssl_st *ssl; /* metrics-tls: the connection's TLS (node/tls.h); NULL: plain HTTP */
+    bool tls_hs;        /* its handshake is not done yet */
     uint64_t last_ms;
     size_t in_len;
     char in[METRICS_HEAD_MAX];

@@ -11,7 +11,8 @@
 #     follower; redis-benchmark --tls runs SET and GET
 #   - refused and logged (event=client_refused, the reason as one word): a plaintext client on
 #     the tls-port, a client without a certificate (tls-auth-clients yes), one whose
-#     certificate expired (node 1's /metrics counts them: raftkv_tls_refused_total); a port
+#     certificate expired (node 1's /metrics, over TLS (metrics-tls), counts them:
+#     raftkv_tls_refused_total; plain HTTP and a client without a certificate get none); a port
 #     probe is not a refusal; node 3 has no plaintext port at all
 #   - refused and logged (event=peer_refused): a node that claims to be member 1 with a
 #     certificate of a foreign CA, with an expired one, and with a good one that names another
@@ -63,7 +64,7 @@ start() {
     local client="127.0.0.1:$(cport "$1")" crt=n$1
     [[ $1 -eq 3 ]] && client=127.0.0.1:0
     local extra=()
-    [[ $1 -eq 1 ]] && crt=live1 && extra=(--metrics-addr "127.0.0.1:$mport")
+    [[ $1 -eq 1 ]] && crt=live1 && extra=(--metrics-addr "127.0.0.1:$mport" --metrics-tls yes)
     # shellcheck disable=SC2046
     # Election timeouts of 300..600 ms, not 100..200: under ASan at load 20 a TLS cluster with
     # the default ones changed leaders every few hundred ms while redis-benchmark ran (encryption
@@ -122,6 +123,8 @@ bad_start() { # what, the words stderr must hold, settings...
         "$([[ $rc -ne 0 ]] && grep -q -- "$want" "$tmp/bad.out" && echo yes || echo "no (rc $rc: $(tail -1 "$tmp/bad.out"))")"
 }
 bad_start "--client HOST:0 without a tls-port" "needs --tls-port" --client 127.0.0.1:0
+bad_start "metrics-tls without a tls-port" "--metrics-tls yes needs" --client "127.0.0.1:$(cport 1)" \
+    --metrics-addr "127.0.0.1:$mport" --metrics-tls yes
 bad_start "a tls-port without certificate files" "need --tls-cert-file" \
     --client "127.0.0.1:$(cport 1)" --tls-port "$(tport 1)"
 bad_start "tls-protocols TLSv1.1" "--tls-protocols" --client "127.0.0.1:$(cport 1)" \
@@ -203,12 +206,40 @@ out=$(timeout 10 redis-cli --tls --cacert "$c/ca.crt" --cert "$c/expired.crt" --
 check "a client with an expired certificate is refused" no "$([[ $out == PONG ]] && echo yes || echo no)"
 wait_log "$tmp/log1" 'event=client_refused reason=tls_cert_expired' 100
 check "... and is logged (reason=tls_cert_expired)" 0 $?
-metric() { # one sample of node 1's /metrics
-    python3 -c 'import sys, urllib.request
-body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode()
-print(" ".join(l.split()[-1] for l in body.splitlines() if l.startswith(sys.argv[2] + " ")))' "$mport" "$1" 2>&1
+metric() { # one sample of node 1's /metrics: https (metrics-tls), with a client certificate
+    python3 -c 'import ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[3])
+ctx.check_hostname = False  # the chain is checked; the name is n1.raftkv, not 127.0.0.1
+ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+body = urllib.request.urlopen("https://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10,
+                              context=ctx).read().decode()
+print(" ".join(l.split()[-1] for l in body.splitlines() if l.startswith(sys.argv[2] + " ")))' \
+        "$mport" "$1" "$c/ca.crt" "$c/client.crt" "$c/client.key" 2>&1
 }
 check "/metrics counts the three refused clients" 3 "$(metric 'raftkv_tls_refused_total{kind="client"}')"
+# metrics-tls: the endpoint is HTTPS with the tls-port's certificate and tls-auth-clients rule.
+fetch() { # fetch http|https [cert]: node 1's /metrics body, or the error
+    python3 -c 'import ssl, sys, urllib.request
+ctx = None
+if sys.argv[2] == "https":
+    ctx = ssl.create_default_context(cafile=sys.argv[3])
+    ctx.check_hostname = False
+    if len(sys.argv) > 4:
+        ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+try:
+    print(urllib.request.urlopen("%s://127.0.0.1:%s/metrics" % (sys.argv[2], sys.argv[1]),
+                                 timeout=10, context=ctx).read().decode())
+except Exception as e:
+    print("error:", e)' "$mport" "$1" "$c/ca.crt" "${@:2}" 2>&1
+}
+check "plain HTTP to a metrics-tls endpoint gets no metrics" no \
+    "$([[ $(fetch http) == *raftkv_* ]] && echo yes || echo no)"
+check "/metrics over TLS without a client certificate is refused" no \
+    "$([[ $(fetch https) == *raftkv_* ]] && echo yes || echo no)"
+wait_log "$tmp/log1" 'event=client_refused reason=tls_no_cert port=metrics' 100
+check "... and is logged (reason=tls_no_cert port=metrics)" 0 $?
+check "/metrics over TLS with a client certificate" yes \
+    "$(fetch https "$c/client.crt" "$c/client.key" | grep -q '^raftkv_raft_term ' && echo yes || echo no)"
 check "node 3 has no plaintext port (--client 127.0.0.1:0)" yes \
     "$(port_free "$(cport 3)" && echo yes || echo no)"
 
