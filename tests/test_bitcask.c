@@ -3129,6 +3129,7 @@ static void scan_pages_agree_on_bitcask_and_memstore(void **state)
     assert_int_equal(next, 0); /* past the end */
     kv_destroy(bkv);
     kv_destroy(mkv);
+    ms->ops->destroy(ms);
     env_close(e);
     env_free(e);
 }

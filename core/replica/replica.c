@@ -371,7 +371,9 @@ static void replica_begin(struct replica *r)
     r->n_segs = 0;
     r->n_replies = 0;
     /* The driver owns those it took; the rest wait for the store (store_gate). */
-    memmove(r->jobs, r->jobs + r->n_jobs_given, (r->n_jobs - r->n_jobs_given) * sizeof(*r->jobs));
+    if (r->n_jobs > r->n_jobs_given) /* r->jobs may be NULL: memmove(NULL, ...) is undefined */
+        memmove(r->jobs, r->jobs + r->n_jobs_given,
+                (r->n_jobs - r->n_jobs_given) * sizeof(*r->jobs));
     r->n_jobs -= r->n_jobs_given;
     r->n_jobs_given = 0;
 }
