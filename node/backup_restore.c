@@ -24,9 +24,6 @@
 #include "raft/raft.h"
 #include "replica/replica.h"
 
-/* replica.c's snapshot point record: [index u64][term u64] under this key. */
-static const uint8_t restore_snap_key[] = {KV_KEY_META, 's', 'n', 'a', 'p'};
-
 /* The write order's hash (any seed but the keydir's 0 gives an order unrelated to it). */
 #define RESTORE_ORDER_SEED 0x7265737472u
 
@@ -187,12 +184,6 @@ static uint32_t get32le(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static void put64le(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* The planned records, read again from the file at their offsets (checked in the first pass;
  * the lengths are checked against the limits again, should the file have changed since). */
 static int restore_records(const char *file, const struct restore_plan *p, struct kv_store *st,
@@ -269,10 +260,8 @@ static int restore_store(const struct backup_restore_config *c, const struct res
         rc = replica_store_put_conf(st, h->index, &conf);
     if (rc != RK_OK)
         return rk_errf(err, rc, "writing the configuration: %s", rk_strerror(rc));
-    uint8_t meta[16];
-    put64le(meta, h->index);
-    put64le(meta + 8, h->term);
-    rc = st->ops->put(st, h->index, restore_snap_key, sizeof(restore_snap_key), meta, sizeof(meta));
+    /* The snapshot point in the replica's own format (replica.c owns it). */
+    rc = replica_store_snapshot_point(st, h->index, h->term);
     if (rc == RK_OK)
         rc = st->ops->end_batch(st, h->index);
     if (rc == RK_OK)

@@ -7,7 +7,10 @@
  *   DIR/kv   every record of the backup but the client sessions (see plan_one), written at
  *            the backup's index I, and the replica's
  *            snapshot point record (index I, term T: what a snapshot installed from a leader
- *            leaves, replica.c snap_install);
+ *            leaves, replica.c snap_install; written by replica_store_snapshot_point, so that
+ *            the record's format stays replica.c's), and the configuration record of the NEW
+ *            cluster (every node of --peers a voter, replica_store_put_conf), replacing the
+ *            backed-up cluster's;
  *   DIR/log  empty, compacted to (I, T); hard state term T, no vote, commit I; NO promise file.
  *            A new directory carries the promise RAFT_PROMISE_NEW (seglog.c: it cannot tell a
  *            new node from a wiped disk, so it keeps out of elections until a leader caught it

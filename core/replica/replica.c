@@ -1219,6 +1219,14 @@ static void put64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
+int replica_store_snapshot_point(struct kv_store *store, uint64_t index, uint64_t term)
+{
+    uint8_t meta[16];
+    put64(meta, index);
+    put64(meta + 8, term);
+    return store->ops->put(store, index, snap_meta_key, sizeof(snap_meta_key), meta, sizeof(meta));
+}
+
 static uint32_t get32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;

@@ -456,5 +456,10 @@ int replica_storage_open(const struct replica_storage_config *c, struct replica_
 
 /* The index of the snapshot last installed into store (its meta record), 0 if none. */
 uint64_t replica_store_snapshot_index(struct kv_store *store);
+/* Puts the snapshot point record (index, term) into store at index, in the format snap_install
+ * writes and replica_create reads: for a store seeded outside raft (raftkv-tool restore,
+ * node/backup_restore.h), which then opens as one that installed a snapshot at (index, term).
+ * The caller ends the batch and syncs. RK_OK or the store's error. */
+int replica_store_snapshot_point(struct kv_store *store, uint64_t index, uint64_t term);
 
 #endif
