@@ -77,11 +77,42 @@ static const char *role_text(int role)
     return raft_role_name((enum raft_role)role);
 }
 
+/* The ids of a configuration's voters or learners, comma-separated ("-" for none). */
+static void conf_ids(char *out, size_t cap, const uint64_t *ids, uint32_t n)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; i < n && len < cap; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%" PRIu64, i ? "," : "", ids[i]);
+    if (n == 0)
+        snprintf(out, cap, "-");
+}
+
+/* A configuration in use that is not the one last logged (a change appended, applied from a
+ * snapshot, or cut back): one config_change line on every node, as role changes are. */
+static void note_conf(struct node *n, struct node_metrics *m)
+{
+    struct raft_conf conf;
+    uint64_t index = 0;
+    replica_conf(n->rep, &conf, &index);
+    if (index == m->seen_conf_index)
+        return;
+    bool first = m->seen_conf_index == 0 && !m->conf_seen;
+    m->seen_conf_index = index;
+    m->conf_seen = true;
+    char voters[RAFT_MAX_VOTERS * 21 + 2], learners[RAFT_MAX_LEARNERS * 21 + 2];
+    conf_ids(voters, sizeof(voters), conf.voters, conf.n_voters);
+    conf_ids(learners, sizeof(learners), conf.learners, conf.n_learners);
+    node_event("info", "config_change", first ? "configuration at start" : "configuration changed",
+               "index=%" PRIu64 " voters=%s learners=%s", index, voters, learners);
+}
+
 void node_metrics_turn(struct node *n)
 {
     struct node_metrics *m = n->metrics;
     struct replica_info st;
     server_info(n, &st);
+    note_conf(n, m);
     if (st.raft.leader != 0 && st.raft.leader != m->seen_leader) {
         if (m->seen_leader != 0 || m->leader_changes == 0)
             m->leader_changes++;

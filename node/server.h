@@ -394,6 +394,8 @@ struct node_metrics {
     uint64_t msgs_in[256], msgs_out[256]; /* peer frames by codec type */
     /* Role, term and leader as last seen (role changes are logged: node_metrics_turn). */
     uint64_t seen_term, seen_leader, leader_changes;
+    uint64_t seen_conf_index; /* the configuration last logged (config_change) */
+    bool conf_seen;
     int seen_role;
     uint64_t scrapes, http_refused, refused_logged_ms;
     int listen_fd;            /* -1: no endpoint */

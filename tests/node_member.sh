@@ -100,6 +100,11 @@ check "node 5 joined (--join) and was promoted: five voters" "1 2 3 4 5" "$(vote
 await 30 voters_are 5 "1 2 3 4 5"
 check "node 5 itself holds the five-voter configuration" "1 2 3 4 5" "$(voters_of 5)"
 check "INFO raft on node 5: member:voter" voter "$(info_field 5 member)"
+# Every node logs each configuration it takes (event=config_change), as it logs role changes.
+for i in 1 2 3 4 5; do
+    check "node $i logged the five-voter configuration" yes \
+        "$(for _ in $(seq 1 100); do grep -qE 'event=config_change .*voters=1,2,3,4,5 ' "$tmp/log$i" && { echo yes; break; }; sleep 0.1; done)"
+done
 
 # ---- remove the leader -----------------------------------------------------------------------
 found_leader=
