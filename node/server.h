@@ -548,7 +548,6 @@ const struct kv *server_kv(struct node *n);
 void server_applied_at(struct node *n, uint64_t *index, uint64_t *term);
 /* cmd_backup.c: the store the replica writes through, which keeps a backup's values at its
  * index (NULL: no memory; destroying it destroys inner); and the session's end at stop. */
-struct kv_store *backup_store_wrap(struct node *n, struct kv_store *inner);
 void backup_free(struct node *n);
 /* Makes room in the batch for one request whose borrowed bytes need arena_bytes of n->arena.
  * false when out of memory. */
