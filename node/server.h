@@ -589,7 +589,7 @@ void peer_lost(struct node *n, struct peer *p, const char *why);
  * once written or dropped. */
 void peer_send(struct node *n, const struct replica_frame *f);
 size_t peers_connected(const struct node *n);
-/* A connected peer to hand leadership to on shutdown, or 0. */
+/* The connected voter with the highest match to hand leadership to on shutdown, or 0. */
 uint64_t peer_transfer_target(const struct node *n);
 void peer_on_event(struct node *n, struct peer *p, uint32_t events);
 void peer_on_accept(struct node *n);
