@@ -1378,7 +1378,13 @@ static void record_commits(struct sim *s, struct sim_node *nd, const struct raft
         check_committed_on_electable(s, first_new, s->ct_max);
     /* The cluster's committed configuration, for the availability figures. */
     struct raft_conf conf;
-    if (st->commit > s->voters_at && raft_conf_at(r, st->commit, &conf) == RK_OK) {
+    uint64_t conf_index = 0;
+    if (st->commit > s->voters_at)
+        raft_conf_current(r, &conf, &conf_index);
+    /* The latest configuration, when its entry is committed (or it is the snapshot's): the
+     * common case, without raft_conf_at's walk back through the log on every commit. */
+    if (st->commit > s->voters_at &&
+        (conf_index <= st->commit || raft_conf_at(r, st->commit, &conf) == RK_OK)) {
         uint32_t voters = conf_mask(&conf, false), members = conf_mask(&conf, true);
         if (voters != s->voters_mask || (members & ~voters) != s->learners_mask) {
             char text[8 * SCN_MAX_NODES + 32];

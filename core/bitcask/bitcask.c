@@ -197,8 +197,14 @@ bool bc_rec_crc_ok(const uint8_t *p, size_t len)
 void bc_name(char *out, uint32_t id, const char *ext)
 {
     RK_ASSERT(id >= 1 && id <= BC_MAX_FILE_ID);
-    int n = snprintf(out, BC_NAME_BYTES, "%010lu.%s", (unsigned long)id, ext);
-    RK_ASSERT(n > 0 && n < BC_NAME_BYTES);
+    /* "%010lu.%s" by hand: it names the file of every record read and written, and snprintf
+     * was 4% of a simulation's instructions. A uint32_t has at most 10 digits. */
+    for (int i = 9; i >= 0; i--, id /= 10)
+        out[i] = (char)('0' + id % 10);
+    out[10] = '.';
+    size_t len = strlen(ext);
+    RK_ASSERT(11 + len < BC_NAME_BYTES);
+    memcpy(out + 11, ext, len + 1);
 }
 
 uint32_t bc_name_id(const char *name, const char *ext)
