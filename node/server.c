@@ -656,11 +656,19 @@ static void on_store_io_done(struct node *n)
     while ((k = node_storage_take_done(n->store_io, done, 64)) > 0) {
         for (size_t i = 0; i < k; i++) {
             struct rk_errmsg err = {{0}};
+            uint64_t failures_before, failures;
+            (void)bc_hint_failure(n->bc, &failures_before);
             int rc = bc_io_done(n->bc, done[i], &err);
             if (rc != RK_OK && n->store_failed == RK_OK) {
                 n->store_failed = rc;
                 n->store_fail_msg = err;
             }
+            const char *why = bc_hint_failure(n->bc, &failures);
+            if (failures > failures_before) /* not a failure of the store */
+                node_log("warn",
+                         "store: no hint file for a data file it rolled away from (the next "
+                         "start scans that file): %s",
+                         why);
         }
         replica_store_progress(n->rep);
         drain_outputs(n);
