@@ -89,7 +89,7 @@ static int hb_room(struct hint_build *b, size_t n, struct rk_errmsg *err)
 static int hb_record(struct hint_build *b, uint64_t off, uint32_t *body_crc, uint64_t *max_index,
                      uint64_t *end, struct rk_errmsg *err)
 {
-    const uint8_t *p;
+    const uint8_t *p = NULL;
     int rc = hb_get(b, off, BC_HEADER_BYTES, &p, err);
     if (rc != RK_OK)
         return rc;
@@ -138,7 +138,7 @@ static int hb_record(struct hint_build *b, uint64_t off, uint32_t *body_crc, uin
 /* Every record after the commit record at 0, then the trailer; the hint file synced. */
 static int hb_write(struct hint_build *b, uint32_t id, struct rk_errmsg *err)
 {
-    const uint8_t *p;
+    const uint8_t *p = NULL;
     int rc = hb_get(b, 0, BC_COMMIT_BYTES, &p, err);
     uint64_t index;
     if (rc == RK_OK && !bc_commit_at(p, 0, &index))

@@ -1455,7 +1455,22 @@ static int load_files(struct bitcask *bc, const struct listing *ls, struct rk_er
         rc = bc->fs->ops->sync(bc->fs, f->f, err);
     if (rc != RK_OK)
         return rk_errwrap(err, rc, "%s: sync", name);
-    return sync_dir(bc, err);
+    rc = sync_dir(bc, err);
+    /* The last file is immutable from here on (the next append starts a new one) and synced
+     * whole: it gets its hint now, as a file the store rolled away from does (hint.c), so that
+     * a node restarted again and again does not keep one more file to scan per restart. */
+    if (rc == RK_OK && !hi_hinted && f->size > BC_COMMIT_BYTES) {
+        struct rk_errmsg herr;
+        f->roll_hint = true;
+        if (bc_hint_build(bc->fs, bc->alloc, hi, f->size, &herr) == RK_OK) {
+            bc->hints_written++;
+            rc = sync_dir(bc, err);
+        } else {
+            bc->hint_failures++;
+            snprintf(bc->hint_failure, sizeof(bc->hint_failure), "%.150s", herr.text);
+        }
+    }
+    return rc;
 }
 
 int bc_recover_inputs(struct bitcask *bc, const uint32_t *ids, size_t n,
