@@ -896,15 +896,23 @@ static void info_body(struct node *n, uint32_t secs, struct text *t)
              * and what the last open read (hint files make a restart fast). */
             struct bc_stats bs;
             bc_stats(n->bc, &bs);
+            struct raft_status rs;
+            raft_status(replica_raft(n->rep), &rs);
             tx(t,
                "raftkv_store_keys:%" PRIu64 "\r\nraftkv_store_data_files:%" PRIu32
                "\r\nraftkv_store_data_bytes:%" PRIu64 "\r\nraftkv_store_live_bytes:%" PRIu64
                "\r\nraftkv_store_dead_bytes:%" PRIu64 "\r\nraftkv_merges_done:%" PRIu64
                "\r\nraftkv_merge_in_progress:%d\r\nraftkv_open_hint_files_loaded:%" PRIu32
-               "\r\nraftkv_open_data_files_scanned:%" PRIu32 "\r\n",
+               "\r\nraftkv_open_data_files_scanned:%" PRIu32
+               "\r\nraftkv_open_hint_files_ignored:%" PRIu32
+               "\r\nraftkv_roll_hints_written:%" PRIu64 "\r\nraftkv_log_memory_bytes:%" PRIu64
+               "\r\nraftkv_input_paused_for_memory:%d\r\nraftkv_input_pauses_for_memory:%" PRIu64
+               "\r\n",
                bs.keys, bs.data_files, bs.total_bytes, bs.live_bytes,
                bs.total_bytes - (bs.live_bytes < bs.total_bytes ? bs.live_bytes : bs.total_bytes),
-               bs.merges_done, bs.merging ? 1 : 0, bs.hint_files_loaded, bs.data_files_scanned);
+               bs.merges_done, bs.merging ? 1 : 0, bs.hint_files_loaded, bs.data_files_scanned,
+               bs.hints_ignored, bs.hints_written, rs.log_bytes, n->log_memory_over ? 1 : 0,
+               n->log_memory_pauses);
         }
     }
     SECTION(SEC_STATS)

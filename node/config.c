@@ -101,6 +101,11 @@ static const struct opt_def opt_defs[] = {
             "peer frame and peer send queue (default 67108864: 64 MiB)"),
     OPT_NUM("max-inline-bytes", OPT_U32, max_inline_bytes, 64, 1u << 20, "64..1048576", "N",
             "bytes of an inline (telnet-style) request (default 65536)"),
+    OPT_NUM("max-log-memory", OPT_U64, max_log_memory_bytes, 64ull << 20, 1ull << 40,
+            "67108864..2^40", "N",
+            "while Raft holds more than N bytes of entries in memory (not yet\n"
+            "committed, or applied but not yet durable in the store), client\n"
+            "input is not read: backpressure, nothing dropped (default 134217728)"),
     OPT_NUM("store-file-bytes", OPT_U64, store_file_bytes, 4096, 1ull << 40, "4096..2^40", "N",
             "a Bitcask data file is closed and a new one started past this\n"
             "many bytes; only closed files are merged (default 67108864)"),
@@ -323,6 +328,7 @@ int config_parse_args(int argc, char **argv, struct options *o)
                           .max_value_bytes = RK_LIMITS_VALUE_DEFAULT,
                           .max_inline_bytes = RESP_MAX_INLINE_DEFAULT,
                           .store_file_bytes = 64ull << 20,
+                          .max_log_memory_bytes = 128ull << 20,
                           .merge_frag_percent = 50,
                           .merge_dead_bytes = 512ull << 20,
                           .merge_min_dead_bytes = 16ull << 20,

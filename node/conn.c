@@ -362,7 +362,7 @@ void conn_set_events(struct node *n, struct client *c)
     if (c->closed)
         return;
     bool read = !c->no_input && !c->want_close && !n->stopping && c->n_items < CLIENT_ITEMS_MAX &&
-                buf_unread(&c->out) < CLIENT_OUT_MAX_BYTES;
+                buf_unread(&c->out) < CLIENT_OUT_MAX_BYTES && !n->log_memory_over;
     bool write = buf_unread(&c->out) > 0;
     if (c->tls_hs) {
         read = !n->stopping;

@@ -129,6 +129,7 @@ struct options {
     uint64_t max_value_bytes; /* every size limit derives from it: common/limits.h */
     uint32_t max_inline_bytes;
     uint64_t store_file_bytes;   /* Bitcask: a data file is closed past this */
+    uint64_t max_log_memory_bytes; /* raft's entries in memory: client input pauses past it */
     uint32_t merge_frag_percent; /* merge triggers (bc_merge_policy, node/storage.h) */
     uint64_t merge_dead_bytes;
     uint64_t merge_min_dead_bytes;
@@ -488,6 +489,11 @@ struct node {
     /* RAFTKV.BACKUP's session (cmd_backup.c), NULL when none. */
     struct node_backup *backup;
     bool stopping;       /* a signal came: shutting down (N6) */
+    /* Memory bounded by bytes (server.c, check_log_memory): raft holds more than
+     * max_log_memory_bytes of entries, and no client input is read until it holds less. */
+    bool log_memory_over;
+    uint64_t log_memory_pauses; /* times it went over */
+    uint64_t log_memory_logged_ms;
     bool stopping_again; /* a second one: stop waiting for in-flight requests */
 };
 

@@ -351,7 +351,7 @@ void node_merge_tick(struct node_merge *m, uint64_t now_ms)
     int rc = bc_merge_prepare(m->bc, m->fs, &m->job, &err);
     if (rc != RK_OK || m->job == NULL) {
         if (rc != RK_OK)
-            m->log("warning", "merge: cannot start: %s", err.text);
+            m->log("warn", "merge: cannot start: %s", err.text);
         return;
     }
     struct bc_stats st;
@@ -372,7 +372,7 @@ static void merge_finish(struct node_merge *m)
     struct rk_errmsg err = {{0}};
     int rc = bc_merge_end(m->bc, m->job, &err);
     if (rc != RK_OK)
-        m->log("warning", "merge: %s (no merge until a restart)", err.text);
+        m->log("warn", "merge: %s (no merge until a restart)", err.text);
     bc_merge_job_free(m->job);
     m->job = NULL;
     m->state = MERGE_IDLE;
@@ -415,7 +415,7 @@ int node_merge_install_step(struct node_merge *m)
     struct rk_errmsg err = {{0}};
     int rc = bc_merge_install(m->bc, m->job, NODE_MERGE_CHUNK, &done, &err);
     if (rc != RK_OK) {
-        m->log("warning", "merge: failed, the store is as before: %s", err.text);
+        m->log("warn", "merge: failed, the store is as before: %s", err.text);
         merge_finish(m);
         return rc == RK_ECORRUPT ? rc : RK_OK; /* ECORRUPT: poisoned (bc_merge_install) */
     }
@@ -457,4 +457,9 @@ void node_merge_log_open(struct bitcask *bc, node_merge_log_fn *log)
         " live): %" PRIu32 " from hint files, %" PRIu32 " scanned (%" PRIu64 " bytes read)",
         st.keys, st.data_files, st.total_bytes, st.live_bytes, st.hint_files_loaded,
         st.data_files_scanned, st.scanned_bytes);
+    if (st.hints_ignored > 0) /* bitcask.h: a hint that does not check out costs a scan */
+        log("warn",
+            "store: %" PRIu32 " hint files did not check out, their data files scanned instead "
+            "(the first: %s)",
+            st.hints_ignored, st.hint_problem);
 }

@@ -724,6 +724,16 @@ static int node_start(struct sim *s, struct sim_node *nd)
      * model is reset to what the log holds once the replica is up (durable_log_reset). */
     if (rc == RK_OK && nd->repairs == repairs && !nd->wiped)
         check_log_reopened(s, nd);
+    if (rc == RK_OK) { /* what the node logs at its start: a restart's cost (node/storage.c) */
+        struct bc_stats bs;
+        bc_stats(nd->bc, &bs);
+        if (bs.data_files > 0)
+            trace(s,
+                  "n%u opened its store: %" PRIu32 " data files, %" PRIu32 " from hints, %" PRIu32
+                  " scanned, %" PRIu32 " hints ignored",
+                  nd->id, bs.data_files, bs.hint_files_loaded, bs.data_files_scanned,
+                  bs.hints_ignored);
+    }
     if (rc == RK_OK)
         nd->wiped = false;
     if (rc != RK_OK) {

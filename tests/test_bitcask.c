@@ -265,6 +265,19 @@ static struct names list_names(struct env *e)
     return ns;
 }
 
+/* Removes every hint file: the data files are then scanned at open (their damage found there). */
+static void remove_hints(struct env *e)
+{
+    struct names ns = list_names(e);
+    struct fs *fs = simdisk_fs(e->disk);
+    for (int i = 0; i < ns.n && i < 64; i++) {
+        size_t len = strlen(ns.v[i]);
+        if (len > 5 && strcmp(ns.v[i] + len - 5, ".hint") == 0)
+            assert_int_equal(fs->ops->remove(fs, ns.v[i], &e->err), RK_OK);
+    }
+    assert_int_equal(list_names(e).hint, 0);
+}
+
 static uint64_t file_size(struct env *e, const char *name)
 {
     struct fs *fs = simdisk_fs(e->disk);
@@ -649,7 +662,8 @@ static void merge_writes_hints_that_the_next_open_uses(void **state)
     sync_(e);
     env_reopen(e);
     struct bc_stats scanned = stats(e);
-    assert_int_equal(scanned.hint_files_loaded, 0);
+    /* Every file rolled away from has its hint (ROLL HINTS); the last one is scanned. */
+    assert_int_equal(scanned.hint_files_loaded + 1, scanned.data_files);
     ok(e, bc_merge(e->bc, &e->err));
     env_reopen(e);
     struct bc_stats hinted = stats(e);
@@ -785,7 +799,8 @@ static void open_removes_what_an_unfinished_merge_left(void **state)
     env_open_ok(e);
     struct names ns = list_names(e);
     assert_int_equal(ns.tmp, 0);
-    assert_int_equal(ns.hint, 0);
+    assert_int_equal(ns.hint, 1); /* 0000000001.hint: the last file's, written by this open */
+    assert_true(strcmp(ns.v[1], "0000000001.hint") == 0);
     assert_int_equal(ns.data, 1);
     expect(e, "k", "v");
     env_free(e);
@@ -959,7 +974,7 @@ static void seal_hint(uint8_t *buf, size_t *n, uint32_t id, uint64_t data_bytes,
         body = rk_crc32c(body, buf + off, len);
         off += len;
     }
-    bc_hint_trailer_encode(buf + *n, id, body, entries, data_bytes, max_index);
+    bc_hint_trailer_encode(buf + *n, BC_HINT_MAGIC, id, body, entries, data_bytes, max_index);
     *n += BC_HINT_TRAILER_BYTES;
 }
 
@@ -1117,10 +1132,6 @@ static void merge_refuses_a_key_whose_hint_entry_has_no_record(void **state)
 
     env_open_ok(e);
     assert_int_equal(stats(e).hint_files_loaded, 1);
-    const uint8_t *val;
-    uint32_t len;
-    assert_int_equal(get_s(e, "k9", &val, &len), RK_ECORRUPT);
-    assert_text_has(e->err.text, "0000000002.data: offset 28: record holds another key");
     put1(e, 5, "k4", "v4");
     sync_(e);
     assert_int_equal(bc_merge(e->bc, &e->err), RK_ECORRUPT);
@@ -1129,6 +1140,11 @@ static void merge_refuses_a_key_whose_hint_entry_has_no_record(void **state)
     struct names ns = list_names(e);
     assert_int_equal(ns.tmp, 0);
     assert_int_equal(ns.data, 3);
+    const uint8_t *val;
+    uint32_t len;
+    assert_int_equal(get_s(e, "k9", &val, &len), RK_ECORRUPT);
+    assert_text_has(e->err.text, "0000000002.data: offset 28: record holds another key");
+    assert_int_equal(list_names(e).hint, 1); /* a merge's hint stays (bitcask.c, drop_hint) */
     expect(e, "k1", "v1");
     expect(e, "k4", "v4");
     assert_int_equal(bc_scan(e->bc, visit_nothing, NULL, &e->err), RK_ECORRUPT);
@@ -1376,8 +1392,11 @@ static void flipped_bit_in_an_immutable_file_fails_the_open_naming_file_and_offs
     put_numbered(e, 1, 12);
     sync_(e);
     env_close(e);
-    /* 0000000001.data holds key-0001's record at 0 and key-0002's after it. */
+    /* 0000000001.data holds key-0001's record at 0 and key-0002's after it. Without its hint
+     * it is scanned at open (with one, the damage is found at read: see
+     * damage_in_a_hinted_file_is_found_at_read_then_by_the_next_open). */
     assert_true(list_names(e).data > 2);
+    remove_hints(e);
     char val[400];
     value_of(val, sizeof(val), 1, 1);
     uint64_t second = BC_COMMIT_BYTES + BC_HEADER_BYTES + 8 + strlen(val);
@@ -1593,6 +1612,7 @@ static void synced_bit_flip_is_corruption_at_every_record_position(void **state)
     for (size_t p = 0; p < sizeof(picks) / sizeof(picks[0]); p++) {
         for (size_t a = 0; a < sizeof(ats) / sizeof(ats[0]); a++) {
             struct env *e = pos_build(1, &l);
+            remove_hints(e); /* scanned at open, where the damage is to be found */
             const struct pos_rec *r = &l.v[picks[p]];
             assert_int_equal(simdisk_corrupt(e->disk, r->file, r->off + ats[a], 0x02), RK_OK);
             struct bc_damage d;
@@ -1661,6 +1681,194 @@ static void hint_damage_is_harmless_merged_data_damage_is_found_by_read_and_veri
  * one event between crashes) never costs a synced batch silently: the reopened store has every
  * synced key with its value and an applied index at least the synced one, or the open fails
  * (RK_ECORRUPT with a damage, or RK_EIO). */
+/* ---- hints of rolled files (bitcask.h, ROLL HINTS) ------------------------------------- */
+
+/* Writes keys 1..40 over several rolled files of 1500 bytes, with an overwrite in the same file
+ * and across files and a tombstone, so that hints hold every kind of record; synced (and, when
+ * deferred, every job run). */
+static void roll_fixture(struct env *e, bool deferred)
+{
+    env_open_ok(e);
+    if (deferred)
+        bc_set_deferred(e->bc, NULL);
+    char key[32];
+    char val[400];
+    put_numbered(e, 1, 20);
+    key_of(key, sizeof(key), 5);
+    assert_true(del_s(e, 21, key));
+    end(e);
+    put1(e, 22, "again", "first");
+    put1(e, 23, "again", "second"); /* the same file, probably */
+    for (int i = 24; i <= 40; i++) {
+        key_of(key, sizeof(key), i);
+        value_of(val, sizeof(val), i, (uint64_t)i);
+        put1(e, (uint64_t)i, key, val);
+    }
+    key_of(key, sizeof(key), 3);
+    value_of(val, sizeof(val), 3, 41);
+    put1(e, 41, key, val); /* a later file than key 3's first record */
+    sync_(e);
+    if (deferred)
+        io_all(e);
+}
+
+static void expect_roll_fixture(struct env *e)
+{
+    char key[32];
+    char val[400];
+    for (int i = 1; i <= 40; i++) {
+        if (i >= 21 && i <= 23)
+            continue;
+        key_of(key, sizeof(key), i);
+        value_of(val, sizeof(val), i, i == 3 ? 41 : (uint64_t)i);
+        expect(e, key, i == 5 ? NULL : val);
+    }
+    expect(e, "again", "second");
+    assert_int_equal(bc_applied_index(e->bc), 41);
+    assert_int_equal(bc_count(e->bc), 37);
+}
+
+/* A store that never merged: every data file it rolled away from gets a hint (written by the
+ * worker when writes are deferred, as on a node and in the simulator), and the next open loads
+ * those files from their hints, scanning only the last one; bc_verify finds every hint true to
+ * its data file, entry by entry. */
+static void rolled_files_get_hints_that_the_next_open_uses(void **state)
+{
+    (void)state;
+    for (int deferred = 0; deferred <= 1; deferred++) {
+        struct env *e = env_new(7, 1500);
+        roll_fixture(e, deferred);
+        struct bc_stats before = stats(e);
+        assert_true(before.data_files >= 4);
+        assert_int_equal(before.hints_written + 1, before.data_files);
+        assert_int_equal(before.hint_failures, 0);
+        struct names ns = list_names(e);
+        assert_int_equal(ns.hint + 1, ns.data);
+        assert_int_equal(ns.tmp, 0);
+        env_crash_reopen(e); /* what the sync made durable: the hints' renames too */
+        struct bc_stats after = stats(e);
+        assert_int_equal(after.hint_files_loaded + 1, after.data_files);
+        assert_int_equal(after.data_files_scanned, 1);
+        assert_int_equal(after.hints_ignored, 0);
+        assert_true(after.scanned_bytes < before.total_bytes / 2);
+        expect_roll_fixture(e);
+        env_close(e);
+        struct bc_verify_stats vs;
+        ok(e, bc_verify(&e->cfg, NULL, &vs, &e->err));
+        assert_int_equal(vs.hint_files, vs.data_files); /* the last one's written by the open */
+        env_open_ok(e);
+        assert_int_equal(stats(e).hint_files_loaded, stats(e).data_files);
+        assert_int_equal(stats(e).data_files_scanned, 0);
+        expect_roll_fixture(e);
+        env_free(e);
+    }
+}
+
+/* A roll hint that does not check out, or is missing, costs a scan of its data file, never
+ * data; the open says which hint it ignored and why. */
+static void bad_or_missing_roll_hint_falls_back_to_scanning(void **state)
+{
+    (void)state;
+    struct env *e = env_new(8, 1500);
+    roll_fixture(e, false);
+    env_close(e);
+    uint32_t data_files = (uint32_t)list_names(e).data;
+    assert_int_equal(simdisk_corrupt(e->disk, "0000000001.hint", 30, 0x10), RK_OK);
+    struct fs *fs = simdisk_fs(e->disk);
+    assert_int_equal(fs->ops->remove(fs, "0000000002.hint", &e->err), RK_OK);
+    env_open_ok(e);
+    struct bc_stats st = stats(e);
+    assert_int_equal(st.hint_files_loaded + 3, data_files);
+    assert_int_equal(st.data_files_scanned, 3);
+    assert_int_equal(st.hints_ignored, 1);
+    assert_non_null(strstr(st.hint_problem, "0000000001.hint: offset 0:"));
+    expect_roll_fixture(e);
+    env_free(e);
+}
+
+/* A crash at every fs call of writes that roll files, their hints included (deferred, as on a
+ * node): the store reopens with every batch a done sync made durable, no .tmp left, and every
+ * hint it kept true to its data file (bc_verify). */
+static void crash_at_any_call_while_rolling_keeps_the_store_and_its_hints_true(void **state)
+{
+    (void)state;
+    int crashes = 0;
+    for (uint64_t k = 1;; k++) {
+        struct env *e = env_new(k, 600);
+        env_open_ok(e);
+        bc_set_deferred(e->bc, NULL);
+        put_numbered(e, 1, 6);
+        sync_(e);
+        io_all(e);
+        struct simdisk_faults f = {.torn_writes = (k % 2) == 0, .crash_at_call = k};
+        set_faults(e, &f);
+        put_numbered(e, 7, 20);
+        sync_(e);
+        for (struct bc_io_job *j; (j = bc_io_take(e->bc)) != NULL;) {
+            if (simdisk_crashed(e->disk) || bc_io_run(j) != RK_OK || simdisk_crashed(e->disk)) {
+                bc_io_free(j);
+                continue;
+            }
+            if (bc_io_done(e->bc, j, &e->err) != RK_OK) /* its open of the new file */
+                assert_true(simdisk_crashed(e->disk));
+        }
+        if (!simdisk_crashed(e->disk)) { /* past the last fs call */
+            no_faults(e);
+            assert_true(stats(e).hints_written >= 3);
+            env_free(e);
+            break;
+        }
+        crashes++;
+        bc_close(e->bc); /* the process dies with its jobs (freed above) */
+        e->bc = NULL;
+        simdisk_crash(e->disk);
+        no_faults(e);
+        env_open_ok(e);
+        uint64_t applied = bc_applied_index(e->bc);
+        assert_true(applied >= 6);
+        expect_numbered(e, (int)applied, 20);
+        assert_int_equal(list_names(e).tmp, 0);
+        env_close(e);
+        struct bc_verify_stats vs;
+        ok(e, bc_verify(&e->cfg, NULL, &vs, &e->err));
+        env_free(e);
+    }
+    assert_true(crashes > 20);
+}
+
+/* A hint is believed without reading its data file, so damage there is found at read: the read
+ * fails (RK_ECORRUPT, never wrong data) and drops the hint, so that the next open scans the file
+ * and reports the damage where it is (a struct bc_damage: the replica repairs from peers). */
+static void damage_in_a_hinted_file_is_found_at_read_then_by_the_next_open(void **state)
+{
+    (void)state;
+    struct env *e = env_new(9, 1500);
+    roll_fixture(e, false);
+    env_close(e);
+    char key[32];
+    char val[400];
+    key_of(key, sizeof(key), 1);
+    value_of(val, sizeof(val), 1, 1);
+    uint64_t at = BC_COMMIT_BYTES + BC_HEADER_BYTES + strlen(key) + strlen(val) / 2;
+    assert_int_equal(simdisk_corrupt(e->disk, "0000000001.data", at, 0x08), RK_OK);
+    env_open_ok(e);
+    assert_int_equal(stats(e).hint_files_loaded + 1, stats(e).data_files);
+    const uint8_t *got;
+    uint32_t got_len;
+    assert_int_equal(get_s(e, key, &got, &got_len), RK_ECORRUPT);
+    assert_non_null(strstr(e->err.text, "0000000001.data: offset"));
+    assert_non_null(strstr(e->err.text, "hint removed"));
+    env_close(e);
+    simdisk_crash(e->disk); /* the removal was made durable */
+    struct bc_damage d;
+    e->cfg.damage = &d;
+    assert_int_equal(env_open(e), RK_ECORRUPT);
+    assert_int_equal(d.kind, BC_DAMAGE_RECORD);
+    assert_string_equal(d.file, "0000000001.data");
+    assert_int_equal(d.offset, BC_COMMIT_BYTES);
+    env_free(e);
+}
+
 static void persistent_damage_is_detected_never_a_shorter_store(void **state)
 {
     (void)state;
@@ -1702,6 +1910,24 @@ static void persistent_damage_is_detected_never_a_shorter_store(void **state)
             for (int i = 1; i <= synced; i++) {
                 key_of(key, sizeof(key), i);
                 value_of(val, sizeof(val), i, (uint64_t)i);
+                const uint8_t *got;
+                uint32_t got_len;
+                int grc = get_s(e, key, &got, &got_len);
+                if (grc == RK_EIO) { /* a bad sector in a hinted file: found at read */
+                    refused++;
+                    break;
+                }
+                if (grc == RK_ECORRUPT) {
+                    /* In a file recovery took from its hint: found at read, the hint dropped,
+                     * and the next open finds the damage where it is. */
+                    assert_non_null(strstr(e->err.text, "hint removed"));
+                    env_close(e);
+                    rc = env_open(e);
+                    assert_int_equal(rc, RK_ECORRUPT);
+                    assert_int_not_equal(d.kind, BC_DAMAGE_NONE);
+                    refused++;
+                    break;
+                }
                 expect(e, key, val);
             }
         } else if (rc == RK_ECORRUPT) {
@@ -3361,6 +3587,10 @@ int main(void)
         cmocka_unit_test(flipped_bit_in_the_last_commit_record_costs_nothing),
         cmocka_unit_test(unsynced_bad_batch_is_torn_anywhere),
         cmocka_unit_test(commit_records_cost_no_sync),
+        cmocka_unit_test(rolled_files_get_hints_that_the_next_open_uses),
+        cmocka_unit_test(bad_or_missing_roll_hint_falls_back_to_scanning),
+        cmocka_unit_test(crash_at_any_call_while_rolling_keeps_the_store_and_its_hints_true),
+        cmocka_unit_test(damage_in_a_hinted_file_is_found_at_read_then_by_the_next_open),
         cmocka_unit_test(persistent_damage_is_detected_never_a_shorter_store),
         cmocka_unit_test(synced_bit_flip_is_corruption_at_every_record_position),
         cmocka_unit_test(hint_damage_is_harmless_merged_data_damage_is_found_by_read_and_verify),

@@ -5,8 +5,10 @@
  * STATE OF THE DIRECTORY
  *
  *   NNNNNNNNNN.data    data files, ids 1.. ; the highest is the last one written to
- *   NNNNNNNNNN.hint    beside a data file written by merge
- *   *.tmp              a merge in progress (data, hint, MERGE.tmp); never read as data
+ *   NNNNNNNNNN.hint    beside a data file written by merge, or one the store rolled away from
+ *                      (ROLL HINTS of bitcask.h, hint.c)
+ *   *.tmp              a merge in progress (data, hint, MERGE.tmp), or a roll hint being
+ *                      written; never read as data
  *   MERGE              a merge's manifest: [crc32c u32][magic u32][first new id u32]
  *                      [new ids u32][old ids u32][old id u32]...; present only while a merge
  *                      switches files (between its commit and its cleanup)
@@ -294,6 +296,26 @@ static const char *entry_record_problem(const uint8_t *buf, size_t got, const st
     return NULL;
 }
 
+/* A record that does not check out in a data file whose hint recovery may have believed
+ * (recover.c, HINTS: a hint is not checked against its data file): the hint goes, so that the
+ * next open scans the file (only on RK_ECORRUPT, two reads alike: a read error may pass) and finds
+ * the damage where it is (FORMAT 2: a struct bc_damage, and the replica's repair from peers)
+ * instead of believing the hint again. True if one was there. */
+static bool drop_hint(struct bitcask *bc, uint32_t id)
+{
+    /* A merged file is not sealed by commit records (its hint stands for them: recover.c): it
+     * keeps its hint, and its damage is found at read only. */
+    if (bc->dry != NULL || !bc_file_at(bc, id)->roll_hint)
+        return false;
+    char name[BC_NAME_BYTES];
+    bc_name(name, id, "hint");
+    struct rk_errmsg scratch;
+    if (bc->fs->ops->remove(bc->fs, name, &scratch) != RK_OK)
+        return false;
+    (void)bc->fs->ops->sync_dir(bc->fs, &scratch); /* best effort: else a crash brings it back */
+    return true;
+}
+
 int bc_read_entry(struct bitcask *bc, const struct bc_kent *e, uint8_t **buf, size_t *cap,
                   const uint8_t **val, struct rk_errmsg *err)
 {
@@ -321,9 +343,12 @@ int bc_read_entry(struct bitcask *bc, const struct bc_kent *e, uint8_t **buf, si
             return RK_OK;
         }
         uint32_t print = rk_crc32c(0, *buf, got);
-        if (attempt > 0 && print == prev_print)
-            return rk_errf(err, RK_ECORRUPT, "%s: offset %llu: %s", name,
-                           (unsigned long long)e->offset, problem);
+        if (attempt > 0 && print == prev_print) {
+            bool dropped = drop_hint(bc, e->file_id);
+            return rk_errf(err, RK_ECORRUPT, "%s: offset %llu: %s%s", name,
+                           (unsigned long long)e->offset, problem,
+                           dropped ? " (its hint removed: the next open scans the file)" : "");
+        }
         prev_print = print;
     }
     return rk_errf(err, RK_EIO, "%s: offset %llu: %d reads of the record disagree", name,
@@ -498,6 +523,24 @@ static int seal_active(struct bitcask *bc, struct rk_errmsg *err)
     return RK_OK;
 }
 
+/* The hint of the data file the store rolls away from, closed (synced whole) at size bytes
+ * (bitcask.h, ROLL HINTS): queued for the worker, or written now when writes are not deferred.
+ * A hint that could not be written is counted, not a failure: its file is scanned at open. */
+static int roll_hint(struct bitcask *bc, uint32_t id, uint64_t size, struct rk_errmsg *err)
+{
+    bc_file_at(bc, id)->roll_hint = true;
+    if (bc->deferred)
+        return bc_io_hint(bc, id, size, err);
+    struct rk_errmsg herr;
+    if (bc_hint_build(bc->fs, bc->alloc, id, size, &herr) == RK_OK) {
+        bc->hints_written++;
+    } else {
+        bc->hint_failures++;
+        snprintf(bc->hint_failure, sizeof(bc->hint_failure), "%.150s", herr.text);
+    }
+    return RK_OK;
+}
+
 /* Makes the active file ready for len more bytes: rotates it (sealed and synced first: B1) when
  * they would take it past max_file_bytes, and creates it if it does not exist yet, starting with
  * its commit record at offset 0 (the format mark, FORMAT 2). */
@@ -523,6 +566,9 @@ static int prepare_active(struct bitcask *bc, size_t len, struct rk_errmsg *err)
                 return rk_errwrap(err, rc, "sync before rotation");
             bc->active_unsynced = false;
         }
+        int rc = roll_hint(bc, bc->active_id, a->size, err);
+        if (rc != RK_OK)
+            return rc;
         bc->active_id = next;
         a = bc_file_at(bc, bc->active_id);
     }
@@ -846,6 +892,12 @@ int bc_key_order(const uint8_t *a, uint32_t a_len, const uint8_t *b, uint32_t b_
     return a_len == b_len ? 0 : a_len < b_len ? -1 : 1;
 }
 
+const char *bc_hint_failure(const struct bitcask *bc, uint64_t *count)
+{
+    *count = bc->hint_failures;
+    return bc->hint_failure;
+}
+
 void bc_stats(const struct bitcask *bc, struct bc_stats *st)
 {
     memset(st, 0, sizeof(*st));
@@ -860,6 +912,11 @@ void bc_stats(const struct bitcask *bc, struct bc_stats *st)
     st->live_bytes = bc->live_bytes;
     st->keydir_bytes = bc_kd_bytes(&bc->kd);
     st->hint_files_loaded = bc->hint_files_loaded;
+    st->hints_ignored = bc->hints_ignored;
+    st->hint_problem = bc->hint_problem;
+    st->hints_written = bc->hints_written;
+    st->hint_failures = bc->hint_failures;
+    st->hint_failure = bc->hint_failure;
     st->data_files_scanned = bc->data_files_scanned;
     st->scanned_bytes = bc->scanned_bytes;
     st->cut_bytes = bc->cut_bytes;

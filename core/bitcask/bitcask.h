@@ -6,7 +6,8 @@
  *   NNNNNNNNNN.data   records, appended to the highest id (the active file; each open starts a
  *                     new one, at its first append), the rest immutable; ids need not be
  *                     consecutive (bc_config.merge_id_gap leaves room for a merge's outputs)
- *   NNNNNNNNNN.hint   for an immutable data file written by merge: where each live key is
+ *   NNNNNNNNNN.hint   for an immutable data file: where each live key is (written by merge), or
+ *                     where each record is (written when the store rolls to a new data file)
  *   MERGE             a manifest while a merge switches files in (see bitcask.c)
  *
  * Data record, little-endian:
@@ -29,6 +30,14 @@
  * more syncs. (Format 1 binaries refuse format-2 files: the COMMIT flag is reserved there.)
  * Keys are at most 64 KiB, values at most 64 MiB (both configurable lower), a batch at most
  * BC_MAX_BATCH_BYTES; beyond them a clear error and nothing written.
+ *
+ * ROLL HINTS (hint.c): when the store rolls to a new active file, the one it leaves (sealed and
+ * synced whole) gets a hint too, read back from the file by whoever runs the store's disk work
+ * (the deferred-writes worker, io.c), written under a .tmp name, synced and renamed: so a store
+ * that never merged restarts from hints. Its trailer's magic says so; it has one entry per
+ * record after the commit record at offset 0 (tombstones and commit records too, their flags as
+ * the record's), so it tells recovery what a scan would apply. A hint that is missing or does
+ * not check out costs a scan of its data file, never data (bc_stats: hints_ignored).
  *
  * Hint record, little-endian, one per live key of a merged data file, then a trailer:
  *   [crc32c u32][index u64][flags|key size u32][value size u32][offset u64][key]
@@ -315,6 +324,9 @@ struct bc_stats {
     uint64_t keydir_bytes; /* the keydir's tables and entries */
     /* What bc_open did: */
     uint32_t hint_files_loaded; /* data files recovered from their hint file */
+    uint32_t hints_ignored;     /* hint files that did not check out: their data files scanned */
+    const char *hint_problem;   /* the first of them, where and why ("" if none; valid until
+                                   the store changes) */
     uint32_t data_files_scanned;
     uint64_t scanned_bytes; /* data file bytes read and checked by recovery */
     uint64_t cut_bytes;     /* torn tail cut from the last data file */
@@ -322,9 +334,15 @@ struct bc_stats {
     uint64_t fs_syncs;       /* fs syncs of data files since open (one per bc_sync with bytes) */
     uint64_t merges_done;    /* since open */
     uint64_t merged_bytes;   /* bytes of the data files those merges replaced */
+    uint64_t hints_written;  /* hint files of rolled data files, since open (ROLL HINTS) */
+    uint64_t hint_failures;  /* rolled data files left without a hint, since open */
+    const char *hint_failure; /* the last such failure ("" if none; valid as hint_problem) */
     bool merging;            /* a merge is between bc_merge_prepare and bc_merge_end */
 };
 void bc_stats(const struct bitcask *bc, struct bc_stats *st);
+/* O(1): the last roll hint that could not be written ("" if none) and *count, all of them since
+ * open (bc_stats' hint_failure and hint_failures), for a driver to log each once. */
+const char *bc_hint_failure(const struct bitcask *bc, uint64_t *count);
 
 /* The store as the state machine's kv_store (kv/store.h). Valid until bc_close; its destroy op
  * closes the bitcask. */

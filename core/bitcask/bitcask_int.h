@@ -91,6 +91,9 @@ struct bc_file {
     /* Deferred writes (io.c): bytes the worker is known to have written (the loop reads below
      * it from the file, above it from the jobs out). Unused otherwise. */
     uint64_t written;
+    /* Its hint, if any, is the one written when the store rolled away from it (hint.c): such a
+     * file was sealed, so it scans at open without its hint (bitcask.c, drop_hint). */
+    bool roll_hint;
 };
 
 /* The file exists, or will once the deferred writes out are run (io.c): size counts its bytes
@@ -146,6 +149,11 @@ struct bitcask {
 
     uint64_t live_bytes;
     uint32_t hint_files_loaded;
+    uint32_t hints_ignored; /* at open: a hint that did not check out, its file scanned */
+    char hint_problem[160]; /* the first of them: where and why */
+    uint64_t hints_written; /* of rolled files, since open (hint.c) */
+    uint64_t hint_failures; /* rolled files left without one (the open scans them) */
+    char hint_failure[160]; /* the last of those failures */
     uint32_t data_files_scanned;
     uint64_t scanned_bytes;
     uint64_t cut_bytes;
@@ -233,7 +241,8 @@ bool bc_commit_at(const uint8_t *p, uint64_t off, uint64_t *index);
 #define BC_MERGE_TMP_NAME     "MERGE.tmp"
 #define BC_MERGE_MAGIC        0x474d4342u /* "BCMG" */
 #define BC_MERGE_HEADER_BYTES 20u
-#define BC_HINT_MAGIC         0x54484342u /* "BCHT" */
+#define BC_HINT_MAGIC         0x54484342u /* "BCHT": a merged file's hint, its live keys */
+#define BC_HINT_ROLL_MAGIC    0x52484342u /* "BCHR": a rolled file's hint, every record (hint.c) */
 
 /* "NNNNNNNNNN.<ext>": ext is "data", "hint", "data.tmp" or "hint.tmp". */
 void bc_name(char *out, uint32_t id, const char *ext);
@@ -329,6 +338,8 @@ int bc_io_append(struct bitcask *bc, uint32_t id, uint64_t off, uint8_t *p, size
                  struct rk_errmsg *err);
 int bc_io_sync(struct bitcask *bc, uint32_t id, struct rk_errmsg *err);
 int bc_io_sync_dir(struct bitcask *bc, struct rk_errmsg *err);
+/* Queues the hint of data file id, closed at size bytes (after its sync: hint.c). */
+int bc_io_hint(struct bitcask *bc, uint32_t id, uint64_t size, struct rk_errmsg *err);
 /* Marks the job being filled as making everything up to index durable. */
 int bc_io_mark_sync(struct bitcask *bc, uint64_t index, struct rk_errmsg *err);
 /* The bytes of the record of e if they are still in a job (not yet known written), else NULL. */
@@ -349,9 +360,14 @@ int bc_new(const struct bc_config *c, struct bitcask **out, struct rk_errmsg *er
  * NULL), asked before each file, stops it with RK_EBUSY. */
 int bc_recover_inputs(struct bitcask *bc, const uint32_t *ids, size_t n,
                       bool (*cancelled)(void *ctx), void *ctx, struct rk_errmsg *err);
-/* Writes a hint trailer (BC_HINT_TRAILER_BYTES) at p. */
-void bc_hint_trailer_encode(uint8_t *p, uint32_t data_id, uint32_t body_crc, uint64_t entries,
-                            uint64_t data_bytes, uint64_t max_index);
+/* Writes a hint trailer (BC_HINT_TRAILER_BYTES) at p (magic: BC_HINT_MAGIC or _ROLL_MAGIC). */
+void bc_hint_trailer_encode(uint8_t *p, uint32_t magic, uint32_t data_id, uint32_t body_crc,
+                            uint64_t entries, uint64_t data_bytes, uint64_t max_index);
+/* Writes the hint of data file id, closed (synced whole) at size bytes, through fs: hint.c.
+ * Touches only fs and alloc (a worker may run it). RK_OK, or why there is no hint (the data
+ * file is then scanned at open). */
+int bc_hint_build(struct fs *fs, const struct rk_alloc *alloc, uint32_t id, uint64_t size,
+                  struct rk_errmsg *err);
 /* Applies one record found by recovery (scan or hint): later index wins, equal index means the
  * later record of the same batch. */
 int bc_recover_apply(struct bitcask *bc, uint32_t file_id, uint64_t off, const struct bc_rec *r,

@@ -20,16 +20,18 @@
  */
 #include "bitcask/bitcask_int.h"
 
+#include <stdio.h>
+
 #include "common/assert.h"
 
-enum io_kind { IO_CREATE, IO_APPEND, IO_SYNC, IO_SYNC_DIR };
+enum io_kind { IO_CREATE, IO_APPEND, IO_SYNC, IO_SYNC_DIR, IO_HINT };
 
 struct io_op {
     uint8_t kind;
     bool seal;   /* APPEND of a batch buffer: the worker computes its records' CRCs */
     uint32_t id; /* data file */
-    uint64_t off;
-    uint8_t *p; /* APPEND: the bytes (owned by the job); CREATE: its commit record */
+    uint64_t off; /* HINT: the data file's size */
+    uint8_t *p;   /* APPEND: the bytes (owned by the job); CREATE: its commit record */
     size_t len;
 };
 
@@ -46,6 +48,9 @@ struct bc_io_job {
     bool mark;           /* makes mark_index durable */
     uint64_t mark_index; /* the applied index at the sync */
     uint64_t fs_syncs;
+    uint64_t hints_written; /* HINT ops that wrote their hint */
+    uint64_t hint_failures; /* and those that did not (not a failure of the job) */
+    struct rk_errmsg hint_err;
     struct bc_io_job *next;
     int rc;
     struct rk_errmsg err;
@@ -153,6 +158,14 @@ int bc_io_sync_dir(struct bitcask *bc, struct rk_errmsg *err)
     return rc;
 }
 
+int bc_io_hint(struct bitcask *bc, uint32_t id, uint64_t size, struct rk_errmsg *err)
+{
+    int rc = io_small(bc, IO_HINT, id, size, NULL, 0, err);
+    if (rc == RK_OK)
+        bc->io_cur->syncs = true; /* the hint file's */
+    return rc;
+}
+
 int bc_io_mark_sync(struct bitcask *bc, uint64_t index, struct rk_errmsg *err)
 {
     if (bc->io_cur == NULL) {
@@ -226,6 +239,16 @@ int bc_io_run(struct bc_io_job *job)
                 rk_errwrap(&job->err, rc, "sync_dir");
             continue;
         }
+        if (op->kind == IO_HINT) { /* after the ops that wrote and synced the file (D1) */
+            struct rk_errmsg herr;
+            if (bc_hint_build(fs, job->alloc, op->id, op->off, &herr) == RK_OK) {
+                job->hints_written++;
+            } else {
+                job->hint_failures++;
+                job->hint_err = herr;
+            }
+            continue;
+        }
         bc_name(name, op->id, "data");
         if (op->id != f_id || op->kind == IO_CREATE) {
             if (f != NULL)
@@ -294,6 +317,11 @@ int bc_io_done(struct bitcask *bc, struct bc_io_job *job, struct rk_errmsg *err)
         return bc_poison(bc, rc, err);
     }
     bc->fs_syncs += job->fs_syncs;
+    bc->hints_written += job->hints_written;
+    if (job->hint_failures > 0) {
+        bc->hint_failures += job->hint_failures;
+        snprintf(bc->hint_failure, sizeof(bc->hint_failure), "%.150s", job->hint_err.text);
+    }
     for (size_t i = 0; rc == RK_OK && i < job->n_ops; i++) {
         const struct io_op *op = &job->ops[i];
         struct bc_file *f = op->kind != IO_SYNC_DIR ? bc_file_at(bc, op->id) : NULL;

@@ -112,8 +112,8 @@ static int mg_close_output(struct mg *m, struct rk_errmsg *err)
     int rc = mg_reserve(m, &m->hbuf, BC_HINT_TRAILER_BYTES, err);
     if (rc != RK_OK)
         return rc;
-    bc_hint_trailer_encode(m->hbuf.p + m->hbuf.len, id, m->hint_crc, m->hint_entries, m->data_size,
-                           m->out_max_index);
+    bc_hint_trailer_encode(m->hbuf.p + m->hbuf.len, BC_HINT_MAGIC, id, m->hint_crc, m->hint_entries,
+                           m->data_size, m->out_max_index);
     m->hbuf.len += BC_HINT_TRAILER_BYTES;
     rc = mg_flush(m, err);
     if (rc == RK_OK && (rc = fs->ops->sync(fs, m->data, err)) != RK_OK)

@@ -529,6 +529,7 @@ static int scan_data(struct bitcask *bc, uint32_t id, const char *name, bool las
 /* ---- hint files ------------------------------------------------------------------------- */
 
 struct hint_trailer {
+    bool roll; /* BC_HINT_ROLL_MAGIC: every record of a rolled file (hint.c), else a merge's */
     uint32_t data_id;
     uint32_t body_crc;
     uint64_t entries;
@@ -536,10 +537,11 @@ struct hint_trailer {
     uint64_t max_index;
 };
 
-void bc_hint_trailer_encode(uint8_t *p, uint32_t data_id, uint32_t body_crc, uint64_t entries,
-                            uint64_t data_bytes, uint64_t max_index)
+void bc_hint_trailer_encode(uint8_t *p, uint32_t magic, uint32_t data_id, uint32_t body_crc,
+                            uint64_t entries, uint64_t data_bytes, uint64_t max_index)
 {
-    bc_put_u32(p + 4, BC_HINT_MAGIC);
+    RK_ASSERT(magic == BC_HINT_MAGIC || magic == BC_HINT_ROLL_MAGIC);
+    bc_put_u32(p + 4, magic);
     bc_put_u32(p + 8, data_id);
     bc_put_u32(p + 12, body_crc);
     bc_put_u64(p + 16, entries);
@@ -553,8 +555,9 @@ static const char *hint_trailer_decode(const uint8_t *p, struct hint_trailer *t)
 {
     if (bc_get_u32(p) != rk_crc32c(0, p + 4, BC_HINT_TRAILER_BYTES - 4))
         return "trailer crc mismatch";
-    if (bc_get_u32(p + 4) != BC_HINT_MAGIC)
+    if (bc_get_u32(p + 4) != BC_HINT_MAGIC && bc_get_u32(p + 4) != BC_HINT_ROLL_MAGIC)
         return "trailer with a bad magic";
+    t->roll = bc_get_u32(p + 4) == BC_HINT_ROLL_MAGIC;
     t->data_id = bc_get_u32(p + 8);
     t->body_crc = bc_get_u32(p + 12);
     t->entries = bc_get_u64(p + 16);
@@ -585,8 +588,12 @@ static const char *hint_entry_problem(const struct bc_rec *rec, uint64_t rec_off
     const char *problem = bc_rec_header_problem(rec);
     if (problem != NULL)
         return problem;
-    if ((rec->flags & ~BC_REC_END) != 0)
+    /* A merge's hint has the live records it copied, END set; a rolled file's has every record
+     * after the commit record at 0: tombstones and commit records too (hint.c, H1). */
+    if (!t->roll && (rec->flags & ~BC_REC_END) != 0)
         return "entry with a flag other than END";
+    if (t->roll && (rec->flags & ~(BC_REC_END | BC_REC_TOMBSTONE | BC_REC_COMMIT)) != 0)
+        return "entry with a flag other than END, TOMBSTONE or COMMIT";
     if (len > left)
         return "entry runs into the trailer";
     if (rec_off > t->data_bytes ||
@@ -637,7 +644,8 @@ static int hint_entries(struct bitcask *bc, struct bc_reader *r, uint32_t id,
         if (bc_get_u32(p) != rk_crc32c(0, p + 4, (size_t)len - 4))
             return hint_malformed(v, off, "entry crc mismatch");
         body = rk_crc32c(body, p, (size_t)len);
-        if (apply && bc_recover_apply(bc, id, rec_off, &rec, p + BC_HINT_HEADER_BYTES) != RK_OK)
+        if (apply && (rec.flags & BC_REC_COMMIT) == 0 &&
+            bc_recover_apply(bc, id, rec_off, &rec, p + BC_HINT_HEADER_BYTES) != RK_OK)
             return rk_errf(err, RK_ENOMEM, "%s: no memory for the keydir", r->name);
         *applied += apply;
         next = rec_off + bc_rec_bytes(rec.key_len, rec.val_len);
@@ -741,6 +749,8 @@ static int load_hint(struct bitcask *bc, uint32_t id, const char *name, struct h
     uint64_t size;
     *v = (struct hint_verdict){0, NULL};
     int rc = read_hint(bc, id, name, true, v, &size, &t, applied, &scratch);
+    if (rc == RK_OK)
+        bc_file_at(bc, id)->roll_hint = t.roll;
     if (rc == RK_ENOMEM)
         return rk_errf(err, rc, "%s", scratch.text);
     if (rc != RK_OK && rc != RK_EMALFORMED)
@@ -1260,7 +1270,8 @@ static int clear_leftovers(struct bitcask *bc, const struct listing *ls, struct 
             continue;
         if (bc->dry != NULL) {
             dry_notice(bc, BC_VERIFY_LEFTOVER, ls->tmp[i], 0, 0,
-                       "%s is left by a merge that never committed (would be removed on open)",
+                       "%s is left by a merge that never committed or a hint never finished "
+                       "(would be removed on open)",
                        ls->tmp[i]);
             continue;
         }
@@ -1309,7 +1320,9 @@ static int open_data(struct bitcask *bc, uint32_t id, const char *name, struct r
  * bits) falls in the table's first few slots and each insert walks one run that holds all the
  * keys before it: quadratic (80,000 keys took 5 s, a million would take hours). In a table
  * sized for all of them, the keys spread as the table will hold them. Best effort: a trailer
- * that cannot be read adds nothing here (the load itself then diagnoses it). */
+ * that cannot be read adds nothing here (the load itself then diagnoses it). A rolled file's
+ * hint (hint.c) is not counted: it has an entry per record, not per key (a key overwritten a
+ * million times is a million entries), in write order, which spreads the hashes anyway. */
 static void presize_from_hints(struct bitcask *bc, const struct listing *ls)
 {
     uint64_t total = 0;
@@ -1333,7 +1346,7 @@ static void presize_from_hints(struct bitcask *bc, const struct listing *ls)
             uint64_t end = size - BC_HINT_TRAILER_BYTES;
             struct hint_trailer t;
             if (bc_reader_get(&r, end, end, BC_HINT_TRAILER_BYTES, &p, &got, &scratch) == RK_OK &&
-                hint_trailer_decode(p, &t) == NULL && t.entries <= size)
+                hint_trailer_decode(p, &t) == NULL && !t.roll && t.entries <= size)
                 total += t.entries;
             bc_reader_free(&r);
         }
@@ -1402,6 +1415,9 @@ static int load_files(struct bitcask *bc, const struct listing *ls, struct rk_er
             }
             if (rc != RK_EMALFORMED)
                 return rc;
+            if (bc->hints_ignored++ == 0)
+                snprintf(bc->hint_problem, sizeof(bc->hint_problem), "%s: offset %llu: %s", hint,
+                         (unsigned long long)v.offset, v.problem);
             if (applied > 0)
                 mark_hinted_keys(bc, id);
         }
@@ -1439,7 +1455,22 @@ static int load_files(struct bitcask *bc, const struct listing *ls, struct rk_er
         rc = bc->fs->ops->sync(bc->fs, f->f, err);
     if (rc != RK_OK)
         return rk_errwrap(err, rc, "%s: sync", name);
-    return sync_dir(bc, err);
+    rc = sync_dir(bc, err);
+    /* The last file is immutable from here on (the next append starts a new one) and synced
+     * whole: it gets its hint now, as a file the store rolled away from does (hint.c), so that
+     * a node restarted again and again does not keep one more file to scan per restart. */
+    if (rc == RK_OK && !hi_hinted && f->size > BC_COMMIT_BYTES) {
+        struct rk_errmsg herr;
+        f->roll_hint = true;
+        if (bc_hint_build(bc->fs, bc->alloc, hi, f->size, &herr) == RK_OK) {
+            bc->hints_written++;
+            rc = sync_dir(bc, err);
+        } else {
+            bc->hint_failures++;
+            snprintf(bc->hint_failure, sizeof(bc->hint_failure), "%.150s", herr.text);
+        }
+    }
+    return rc;
 }
 
 int bc_recover_inputs(struct bitcask *bc, const uint32_t *ids, size_t n,
