@@ -197,8 +197,7 @@ static void test_member_addresses_follow_the_configuration(void **state)
         assert_string_equal(raft_conf_addr(&c, 4)->peer, "h4:7004");
     }
     struct raft_member_addr moved = {.id = 4, .peer = "h4:8004", .client = "h4:6004"};
-    assert_int_equal(raft_set_member_addr(rn_raft(net, 2), &moved, &index, &leader),
-                     RK_ENOTLEADER);
+    assert_int_equal(raft_set_member_addr(rn_raft(net, 2), &moved, &index, &leader), RK_ENOTLEADER);
     struct raft_member_addr stranger = {.id = 7, .peer = "h7:1"};
     assert_int_equal(raft_set_member_addr(rn_raft(net, 1), &stranger, &index, &leader), RK_EINVAL);
     assert_int_equal(raft_set_member_addr(rn_raft(net, 1), &moved, &index, &leader), RK_OK);

@@ -422,8 +422,8 @@ static bool raft_get_str(const uint8_t *data, size_t len, size_t *at, char *s)
 int raft_conf_decode(const uint8_t *data, size_t len, struct raft_conf *c)
 {
     memset(c, 0, sizeof(*c));
-    if (len < 3 || data == NULL || (data[0] != 1 && data[0] != 2) ||
-        data[1] > RAFT_MAX_VOTERS || data[2] > RAFT_MAX_LEARNERS || data[1] == 0)
+    if (len < 3 || data == NULL || (data[0] != 1 && data[0] != 2) || data[1] > RAFT_MAX_VOTERS ||
+        data[2] > RAFT_MAX_LEARNERS || data[1] == 0)
         return RK_EMALFORMED;
     c->n_voters = data[1];
     c->n_learners = data[2];

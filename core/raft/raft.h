@@ -124,7 +124,7 @@ struct raft_conf {
  *   [1][n_voters u8][n_learners u8][ids u64 LE: voters, then learners]
  * Version 2: version 1's fields after [2], then
  *   [n_addrs u8] n_addrs x ([id u64 LE][peer_len u8][peer][client_len u8][client]) */
-#define RAFT_CONF_ENCODED_MAX \
+#define RAFT_CONF_ENCODED_MAX                                                                      \
     (4 + 8 * RAFT_MAX_MEMBERS + RAFT_MAX_MEMBERS * (8 + 2 + 2 * (RAFT_ADDR_MAX - 1)))
 size_t raft_conf_encoded_size(const struct raft_conf *c);
 /* Writes c into out (raft_conf_encoded_size(c) bytes, at most RAFT_CONF_ENCODED_MAX); returns
