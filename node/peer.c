@@ -16,6 +16,12 @@
  *   - what out held when bulk became non-empty goes before bulk's head (ctl_first); after that
  *     the two lanes take turns one unit at a time (a run of out's bytes, or one piece).
  *   - a unit is written to the end before the next starts: frames never interleave mid-frame.
+ * Who dials (issue #17): the lower id of a pair, at the address its latest configuration
+ * records for the other (peer_sync_conf). That address may be old (the lower id was away while
+ * the other moved and `member update` recorded it, and the other is the leader it would learn
+ * the new one from): so the higher id dials too once it has had no connection for
+ * PEER_REVERSE_DIAL_MS, and the lower id accepts such a connection while it has none that got
+ * past the handshake. The last connection to arrive replaces the one before, as before.
  * Coming in, FRAG pieces are collected by codec_reasm into one buffer of exactly the frame's
  * size (no growing buffer, no memmove of what is already in), and the connection's input
  * buffer stays within a few pieces.
@@ -102,10 +108,12 @@ static bool pconn_queue_handshake(const struct node *n, struct pconn *c)
 
 void peer_lost(struct node *n, struct peer *p, const char *why)
 {
-    if (p->c.hs_in)
+    if (p->c.hs_in) {
         node_event("warn", "peer_lost", why, "peer=%" PRIu64 " addr=%s", p->id, p->addr_text);
+        p->down_since_ms = node_now_ms();
+    }
     pconn_close(n, &p->c);
-    if (p->dialer) {
+    {
         p->retry_at_ms = node_now_ms() + p->backoff_ms;
         p->backoff_ms = p->backoff_ms * 2 > PEER_BACKOFF_MAX_MS ? PEER_BACKOFF_MAX_MS
                                                                 : p->backoff_ms * 2;
@@ -340,6 +348,7 @@ static bool peer_feed(struct node *n, struct peer *p, const char **why)
                 return false;
             }
             p->c.hs_in = true;
+            p->down_since_ms = 0;
             p->backoff_ms = PEER_BACKOFF_MIN_MS;
             node_event("info", "peer_connected", "peer connected", "peer=%" PRIu64 " addr=%s",
                        p->id, p->addr_text);
@@ -699,8 +708,12 @@ void peer_on_pending_event(struct node *n, struct pending *pd, uint32_t events)
     }
     uint64_t id = rc == RK_OK ? handshake_check(n, pd->c.in.p + pd->c.in.off, flen, &err) : 0;
     if (id != 0 && id > n->id) {
-        rk_errf(&err, RK_EINVAL, "node %" PRIu64 " dialed us, but the lower id dials", id);
-        id = 0;
+        /* "Who dials": the higher id dials too when we have not reached it for a while. */
+        const struct peer *q = peer_by_id(n, id);
+        if (q != NULL && q->c.fd >= 0 && q->c.hs_in) {
+            rk_errf(&err, RK_EINVAL, "node %" PRIu64 " dialed us while our connection is up", id);
+            id = 0;
+        }
     }
     char name[256];
     if (id != 0 && pd->c.ssl != NULL &&
@@ -726,6 +739,7 @@ void peer_on_pending_event(struct node *n, struct pending *pd, uint32_t events)
         pconn_close(n, &p->c);
     p->c = pd->c;
     p->c.hs_in = true;
+    p->down_since_ms = 0;
     p->c.in.off += flen;
     memset(&pd->c, 0, sizeof(pd->c));
     pd->c.fd = -1;
@@ -798,6 +812,7 @@ int peer_parse_list(struct node *n, const char *list, struct raft_config *rc)
         p->dialer = n->id < id;
         p->c.fd = -1;
         p->backoff_ms = PEER_BACKOFF_MIN_MS;
+        p->down_since_ms = node_now_ms();
     }
     if (!self_seen && n->opt.peer_addr[0] == '\0') {
         fprintf(stderr,
@@ -876,10 +891,11 @@ struct peer *peer_learn(struct node *n, uint64_t id, const char *addr)
         p->dialer = n->id < id;
         p->c.fd = -1;
         p->backoff_ms = PEER_BACKOFF_MIN_MS;
+        p->down_since_ms = node_now_ms();
     } else {
         node_event("info", "peer_addr", "a member's peer address changed",
                    "peer=%" PRIu64 " from=%s to=%s", id, p->addr_text, addr);
-        if (p->dialer && p->c.fd >= 0)
+        if (p->c.fd >= 0 && (p->dialer || !p->c.hs_in))
             peer_lost(n, p, "its address changed");
         p->retry_at_ms = 0; /* dial the new address now */
         p->backoff_ms = PEER_BACKOFF_MIN_MS;
@@ -925,7 +941,9 @@ void peer_timer(struct node *n)
     uint64_t now = node_now_ms();
     for (size_t i = 0; i < n->n_peers; i++) {
         struct peer *p = &n->peers[i];
-        if (p->dialer && p->c.fd < 0 && now >= p->retry_at_ms && p->addr_len != 0)
+        bool reverse = !p->dialer && p->down_since_ms != 0 &&
+                       now - p->down_since_ms >= PEER_REVERSE_DIAL_MS; /* "Who dials" */
+        if ((p->dialer || reverse) && p->c.fd < 0 && now >= p->retry_at_ms && p->addr_len != 0)
             peer_dial(n, p);
         else if (p->c.fd >= 0 && p->c.tls_hs && now - p->c.opened_ms >= HANDSHAKE_TIMEOUT_MS) {
             char kv[200];

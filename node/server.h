@@ -54,6 +54,9 @@
 
 #define PEER_BACKOFF_MIN_MS   50
 #define PEER_BACKOFF_MAX_MS   2000
+/* The higher id of a pair dials too once it has had no connection for this long (issue #17):
+ * the lower id may hold an old address of it (peer.c "Who dials"). */
+#define PEER_REVERSE_DIAL_MS  3000u
 #define PENDING_CONNS_MAX     16
 #define CLIENT_ITEMS_MAX      4096          /* replies in flight per connection: read pauses */
 #define CLIENT_OUT_MAX_BYTES  (256ull << 20) /* unwritten reply bytes: read pauses */
@@ -237,6 +240,7 @@ struct peer {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     bool dialer; /* we dial it: our id is lower */
+    uint64_t down_since_ms; /* no connection past the handshake since then (0: one is up) */
     struct pconn c;
     uint64_t backoff_ms;
     uint64_t retry_at_ms; /* dialer: when to dial again (0: now) */
