@@ -52,7 +52,7 @@ struct opt_def {
 
 static const struct opt_def opt_defs[] = {
     OPT_NUM("id", OPT_U64, id, 1, UINT64_MAX, "an integer >= 1", "N",
-            "this node's id, one of the ids in --peers"),
+            "this node's id (one of the ids in --peers, if given)"),
     OPT_STR("peers", peers, 0, "ID=HOST:PORT,...", "LIST",
             "nodes (this one too): id=host:port for peer traffic; the\n"
             "addresses recorded in the configuration take precedence\n"
@@ -70,8 +70,9 @@ static const struct opt_def opt_defs[] = {
     OPT_STR("join", join, 0, "HOST:PORT,...", "HOST:PORT,...",
             "a new node with an empty directory: start outside the\n"
             "configuration and ask these members (client addresses) to add\n"
-            "this node (RAFTKV.MEMBER ADD at the leader); its id must be in\n"
-            "every member's --peers. Ignored once the node is a member"),
+            "this node (RAFTKV.MEMBER ADD ID PEER-ADDR CLIENT at the leader),\n"
+            "after reading the members' addresses from their\n"
+            "RAFTKV.MEMBER LIST. Ignored once the node is a member"),
     OPT_STR("client", client, 1, "HOST:PORT", "HOST:PORT", "where Redis-protocol clients connect"),
     OPT_STR("data-dir", data_dir, 1, "a directory", "DIR",
             "durable state: DIR/log (Raft log), DIR/kv (Bitcask)"),

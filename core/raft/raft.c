@@ -546,6 +546,11 @@ void raft_conf_current(const struct raft *r, struct raft_conf *c, uint64_t *inde
         *index = r->conf_index;
 }
 
+const struct raft_conf *raft_conf_view(const struct raft *r)
+{
+    return &r->conf;
+}
+
 /* The log changed at its end (a truncation, a snapshot): use its latest configuration again. */
 static void raft_conf_reload(struct raft *r)
 {

@@ -442,6 +442,8 @@ int raft_propose_conf(struct raft *r, const struct raft_conf *c, uint64_t *index
 /* The configuration in use (the latest in the log) and the index of its entry (0: from the
  * snapshot or the bootstrap configuration). */
 void raft_conf_current(const struct raft *r, struct raft_conf *c, uint64_t *index);
+/* The configuration in use, without a copy (valid until the next call into r). */
+const struct raft_conf *raft_conf_view(const struct raft *r);
 /* The configuration as of index (>= the snapshot index, <= the last index): what a snapshot
  * taken at index must carry. RK_EINVAL outside. */
 int raft_conf_at(const struct raft *r, uint64_t index, struct raft_conf *c);
