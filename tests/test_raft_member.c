@@ -171,6 +171,9 @@ static void test_conf_addresses_round_trip_and_version_1_still_loads(void **stat
     memcpy(bad, buf, len);
     bad[at + 8 + 1] = '\n';
     assert_int_equal(raft_conf_decode(bad, len, &d), RK_EMALFORMED);
+    memcpy(bad, buf, len);
+    bad[at + 8 + 1 + 5] = '\0'; /* a NUL inside (the codec fuzz target found it accepted) */
+    assert_int_equal(raft_conf_decode(bad, len, &d), RK_EMALFORMED);
     /* Both addresses empty drops the entry; the last one gone, version 1 again. */
     struct raft_member_addr none3 = {.id = 3}, none1 = {.id = 1};
     assert_int_equal(raft_conf_set_addr(&c, &none3), RK_OK);

@@ -407,12 +407,15 @@ size_t raft_conf_encode(const struct raft_conf *c, uint8_t *out)
     return at;
 }
 
-/* Reads a length-prefixed address at *at into s; false if it runs past len or is too long. */
+/* Reads a length-prefixed address at *at into s; false if it runs past len, is too long or
+ * holds a NUL (found by the codec fuzz target). */
 static bool raft_get_str(const uint8_t *data, size_t len, size_t *at, char *s)
 {
     if (*at >= len || data[*at] >= RAFT_ADDR_MAX || len - *at - 1 < data[*at])
         return false;
     size_t n = data[*at];
+    if (memchr(data + *at + 1, '\0', n) != NULL)
+        return false; /* a NUL inside: the address would not re-encode to these bytes */
     memcpy(s, data + *at + 1, n);
     s[n] = '\0';
     *at += 1 + n;
