@@ -1055,10 +1055,10 @@ static bool join_take(const char **p, char t, char *out, size_t cap)
     return true;
 }
 
-/* --join without the members in --peers (issue #17): learns the members' peer addresses, and
- * the session bound's member count, from RAFTKV.MEMBER LIST at one of the addresses. true
- * once one answered. */
-static bool join_learn(struct node *n, const char *list, bool want_pool)
+/* --join (issue #17): learns the members' peer addresses, and the session bound's member count
+ * (want_pool), from RAFTKV.MEMBER LIST at one of the addresses; without want_pool, checks that
+ * the member's count is this node's (else *mismatch, logged). true once one answered. */
+static bool join_learn(struct node *n, const char *list, bool want_pool, bool *mismatch)
 {
     char copy[sizeof(((struct options *)0)->join)];
     snprintf(copy, sizeof(copy), "%s", list);
@@ -1088,8 +1088,17 @@ static bool join_learn(struct node *n, const char *list, bool want_pool)
         uint64_t pool = 0;
         if (!ok || !join_take(&p, ':', f, sizeof(f)) || !config_parse_u64(f, 1, 64, &pool))
             continue;
-        if (want_pool)
+        if (want_pool) {
             n->n_pool = (uint32_t)pool;
+        } else if (pool != n->n_pool) {
+            /* Every replica must evict the same session (node/README.md "Sessions"). */
+            node_log("error",
+                     "--join: %s counts %" PRIu64 " members in its session bound, this node %u "
+                     "(--peers or --session-members): they must be the same on every member",
+                     host, pool, n->n_pool);
+            *mismatch = true;
+            return false;
+        }
         node_event("info", "join_learn", "learned the members' addresses",
                    "via=%s members=%d session_members=%u", host, members, n->n_pool);
         return true;
@@ -1257,14 +1266,19 @@ int server_start(struct node *n, const struct options *o)
         struct raft_conf sc;
         bool member = replica_store_conf(n->store, &sc) == RK_OK &&
                       (raft_conf_is_voter(&sc, n->id) || raft_conf_is_learner(&sc, n->id));
-        bool learned = false;
+        /* A member that knows its count asks once, to check that it agrees. */
+        bool need = !member || !pool_known, learned = false, mismatch = false;
         uint64_t deadline = node_now_ms() + 60000;
-        while ((!member || !pool_known) && !learned && node_now_ms() < deadline) {
-            learned = join_learn(n, o->join, !pool_known);
-            if (!learned) {
-                struct timespec ts = {.tv_nsec = 200 * 1000000L};
-                nanosleep(&ts, NULL);
-            }
+        for (;;) {
+            learned = join_learn(n, o->join, !pool_known, &mismatch);
+            if (learned || mismatch || !need || node_now_ms() >= deadline)
+                break;
+            struct timespec ts = {.tv_nsec = 200 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (mismatch) {
+            close_storage(n);
+            return 1;
         }
         if (!pool_known && !learned) {
             node_log("error", "--join: no member answered RAFTKV.MEMBER LIST within 60 s: the "
@@ -1272,6 +1286,16 @@ int server_start(struct node *n, const struct options *o)
             close_storage(n);
             return 1;
         }
+    }
+    struct raft_conf stored;
+    if (!pool_known && o->join[0] == '\0' && replica_store_conf(n->store, &stored) == RK_OK &&
+        stored.n_voters + stored.n_learners > 1) {
+        /* A member restarted without --peers, --join or --session-members: its session bound
+         * would count one node, unlike the others'. */
+        node_log("error", "the session bound's member count is not known: give --session-members "
+                          "(the value of RAFTKV.MEMBER LIST's last element), --peers or --join");
+        close_storage(n);
+        return 1;
     }
     uint64_t sessions = (uint64_t)n->n_pool * o->max_clients;
     c.max_sessions = sessions > KV_MAX_SESSIONS ? KV_MAX_SESSIONS : (uint32_t)sessions;

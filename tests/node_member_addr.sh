@@ -158,6 +158,26 @@ echo "     ($(sed -n 's/.*acks=\([0-9]*\).*/\1/p' "$tmp/w.out") writes acknowled
 check "verify on all four members (node $x at its new address): no acknowledged write lost" 0 "$?"
 tail -1 "$tmp/w.verify" | sed 's/^/     /'
 
+# ---- (4) node 4 (no --peers) restarts: the session bound's member count must come from
+# somewhere (every replica evicts the same session), so without --join or --session-members it
+# refuses; with its --join it starts and rejoins. ----------------------------------------------
+kill -TERM "${pid[4]}" 2>/dev/null
+wait "${pid[4]}" 2>/dev/null
+pid[4]=
+timeout 30 "$node_bin" --id 4 --peer-addr "127.0.0.1:$((base + 14))" --client "127.0.0.1:${cp[4]}" \
+    --data-dir "$tmp/n4" 2>>"$tmp/log4-refused"
+check "node 4 restarted without --join or --session-members: refused (exit 1)" 1 "$?"
+check "  ... saying why" yes "$(grep -q "session bound's member count is not known" "$tmp/log4-refused" && echo yes || echo no)"
+"$node_bin" --id 4 --peer-addr "127.0.0.1:$((base + 14))" --client "127.0.0.1:${cp[4]}" \
+    --data-dir "$tmp/n4" --join "127.0.0.1:${cp[1]}" --session-members 4 2>>"$tmp/log4-mismatch"
+check "node 4 with a --session-members other than the members': refused (exit 1)" 1 "$?"
+"$node_bin" --id 4 --peer-addr "127.0.0.1:$((base + 14))" --client "127.0.0.1:${cp[4]}" \
+    --data-dir "$tmp/n4" --join "127.0.0.1:${cp[1]}" 2>>"$tmp/log4" &
+pid[4]=$!
+await 60 field_is 4 connected_peers 3
+check "node 4 restarted with its --join: connected to its three peers" 3 "$(info_field 4 connected_peers)"
+check "  ... and a voter" voter "$(info_field 4 member)"
+
 [[ $failed -gt 0 ]] && show_logs
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
