@@ -17,6 +17,11 @@
  *   2. The same stream bytes, read as choices, build a message of every kind (the 11 Raft
  *      messages, handshake, forward, forward_resp, snap, snap_ack): decode(encode(x)) == x,
  *      and encode(decode(encode(x))) == encode(x).
+ *   3. The configuration of a RAFT_ENTRY_CONF entry (raft_conf_decode, core/raft; versions 1
+ *      and 2, issue #17: with the members' addresses): the stream bytes either decode, and then
+ *      re-encode to the same bytes (one encoding per configuration), or fail with
+ *      RK_EMALFORMED; and a configuration built from the same bytes as choices (members,
+ *      addresses, some left out) round-trips: decode(encode(c)) == c.
  */
 #include <inttypes.h>
 
@@ -410,6 +415,54 @@ static void codec_fz_roundtrip(struct fz_bytes *b)
     free(buf);
 }
 
+/* ---- the configuration entry (property 3) ------------------------------------------------ */
+
+static void codec_fz_conf_bytes(const uint8_t *data, size_t size)
+{
+    struct raft_conf c;
+    int rc = raft_conf_decode(data, size, &c);
+    FZ_CHECK(rc == RK_OK || rc == RK_EMALFORMED, "raft_conf_decode: %s", rk_strerror(rc));
+    if (rc != RK_OK)
+        return;
+    uint8_t buf[RAFT_CONF_ENCODED_MAX];
+    size_t len = raft_conf_encode(&c, buf);
+    FZ_CHECK(len == size && memcmp(buf, data, size) == 0 && raft_conf_encoded_size(&c) == len,
+             "a configuration of %zu bytes re-encodes to %zu other bytes", size, len);
+}
+
+static void codec_fz_conf_built(struct fz_bytes *b)
+{
+    struct raft_conf c;
+    memset(&c, 0, sizeof(c));
+    c.n_voters = (uint32_t)fz_range(b, 1, RAFT_MAX_VOTERS);
+    c.n_learners = (uint32_t)fz_range(b, 0, RAFT_MAX_LEARNERS);
+    uint64_t id = fz_range(b, 1, 1000);
+    for (uint32_t i = 0; i < c.n_voters + c.n_learners; i++) {
+        uint64_t *slot = i < c.n_voters ? &c.voters[i] : &c.learners[i - c.n_voters];
+        *slot = id;
+        id += fz_range(b, 1, 1000); /* distinct */
+        if (!fz_bool(b))
+            continue;
+        struct raft_member_addr a = {.id = *slot};
+        size_t plen = (size_t)fz_range(b, 0, RAFT_ADDR_MAX - 1);
+        size_t clen = (size_t)fz_range(b, 0, RAFT_ADDR_MAX - 1);
+        for (size_t k = 0; k < plen; k++)
+            a.peer[k] = (char)fz_range(b, 0x21, 0x7e);
+        for (size_t k = 0; k < clen; k++)
+            a.client[k] = (char)fz_range(b, 0x21, 0x7e);
+        FZ_CHECK(raft_conf_set_addr(&c, &a) == RK_OK, "setting a member's address");
+    }
+    uint8_t buf[RAFT_CONF_ENCODED_MAX];
+    size_t len = raft_conf_encode(&c, buf);
+    FZ_CHECK(len <= RAFT_CONF_ENCODED_MAX && len == raft_conf_encoded_size(&c), "size %zu", len);
+    struct raft_conf d;
+    FZ_CHECK(raft_conf_decode(buf, len, &d) == RK_OK, "decoding an encoded configuration");
+    FZ_CHECK(memcmp(&c, &d, sizeof(c)) == 0, "decode(encode(c)) != c");
+    /* Every cut is refused. */
+    for (size_t k = 0; k < len; k += 1 + len / 16)
+        FZ_CHECK(raft_conf_decode(buf, k, &d) == RK_EMALFORMED, "a cut at %zu decodes", k);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -418,5 +471,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     codec_fz_stream(data + 1, size - 1, mode);
     struct fz_bytes b = {data + 1, size - 1};
     codec_fz_roundtrip(&b);
+    codec_fz_conf_bytes(data + 1, size - 1);
+    struct fz_bytes cb = {data + 1, size - 1};
+    codec_fz_conf_built(&cb);
     return 0;
 }

@@ -208,6 +208,23 @@ static void gen_codec(void)
     gen_u8(&b, 0);
     gen_add(&b, frame, len);
     gen_write("codec", "snap-ack", b.p, b.len);
+    /* Configuration entries (property 3), version 1 and version 2 (with addresses). */
+    struct raft_conf conf = {.n_voters = 3, .n_learners = 1, .voters = {1, 2, 3}, .learners = {4}};
+    uint8_t cbuf[RAFT_CONF_ENCODED_MAX];
+    size_t clen = raft_conf_encode(&conf, cbuf);
+    gen_reset(&b);
+    gen_u8(&b, 0);
+    gen_add(&b, cbuf, clen);
+    gen_write("codec", "conf-v1", b.p, b.len);
+    struct raft_member_addr a1 = {.id = 1, .peer = "127.0.0.1:7001", .client = "127.0.0.1:6001"};
+    struct raft_member_addr a4 = {.id = 4, .peer = "node4.example:7004"};
+    FZ_CHECK(raft_conf_set_addr(&conf, &a1) == RK_OK && raft_conf_set_addr(&conf, &a4) == RK_OK,
+             "conf addresses");
+    clen = raft_conf_encode(&conf, cbuf);
+    gen_reset(&b);
+    gen_u8(&b, 0);
+    gen_add(&b, cbuf, clen);
+    gen_write("codec", "conf-v2", b.p, b.len);
     free(b.p);
     free(stream.p);
 }

@@ -63,6 +63,8 @@ static int check_peers(const char *peers, uint64_t id, struct raft_conf *conf,
     uint32_t n = 0;
     bool self = false;
     const char *p = peers;
+    if (conf != NULL)
+        memset(conf, 0, sizeof(*conf));
     while (*p != '\0') {
         const char *end = strchr(p, ',');
         size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
@@ -79,6 +81,13 @@ static int check_peers(const char *peers, uint64_t id, struct raft_conf *conf,
                 return rk_errf(err, RK_EINVAL, "--peers: id %llu twice", v);
         if (n == RAFT_MAX_VOTERS)
             return rk_errf(err, RK_EINVAL, "--peers: at most %d members", RAFT_MAX_VOTERS);
+        if (conf != NULL && (size_t)(p + len - (eq + 1)) < RAFT_ADDR_MAX) {
+            /* Issue #17: the restored cluster's configuration records the peer addresses. */
+            struct raft_member_addr *a = &conf->addrs[n];
+            memset(a, 0, sizeof(*a));
+            a->id = v;
+            memcpy(a->peer, eq + 1, (size_t)(p + len - (eq + 1)));
+        }
         ids[n++] = v;
         self = self || v == id;
         p += len;
@@ -90,9 +99,14 @@ static int check_peers(const char *peers, uint64_t id, struct raft_conf *conf,
     if (!self)
         return rk_errf(err, RK_EINVAL, "--peers does not name --id %" PRIu64, id);
     if (conf != NULL) {
-        memset(conf, 0, sizeof(*conf));
-        conf->n_voters = n;
-        memcpy(conf->voters, ids, n * sizeof(ids[0]));
+        struct raft_conf c = {.n_voters = n};
+        memcpy(c.voters, ids, n * sizeof(ids[0]));
+        for (uint32_t i = 0; i < n; i++) {
+            /* An address raft_conf_set_addr refuses (too long, not printable) stays out. */
+            if (conf->addrs[i].id == ids[i])
+                (void)raft_conf_set_addr(&c, &conf->addrs[i]);
+        }
+        *conf = c;
     }
     return RK_OK;
 }

@@ -1093,16 +1093,17 @@ static int cli_member(struct cli_member *m, size_t n, int argc, char **argv)
 
 static void cli_usage(FILE *f)
 {
-    fprintf(f, "usage: raftkv-cli [-h HOST] [-p PORT] [TLS] COMMAND [ARGS...]\n"
-               "       raftkv-cli [TLS] status --cluster HOST:PORT[,HOST:PORT...]\n"
-               "       raftkv-cli [-h HOST] [-p PORT] [TLS] backup [--chunk-bytes N] FILE\n"
-               "       raftkv-cli [TLS] [--cluster HOST:PORT,...] member list|add ID|promote ID|"
-               "remove ID\n"
-               "         (at the leader: tries each node in turn; a change waits until committed)\n"
-               "TLS: --tls [--cacert FILE] [--cert FILE --key FILE], as redis-cli's options.\n"
-               "HOST defaults to 127.0.0.1, PORT to 7001 (ci/cluster's node 1).\n"
-               "Commands: get KEY, set KEY VALUE, del KEY..., ping, info; any other command is\n"
-               "sent as is. Exit status: 0 ok, 1 error reply or connection failure, 2 usage.\n");
+    fprintf(
+        f, "usage: raftkv-cli [-h HOST] [-p PORT] [TLS] COMMAND [ARGS...]\n"
+           "       raftkv-cli [TLS] status --cluster HOST:PORT[,HOST:PORT...]\n"
+           "       raftkv-cli [-h HOST] [-p PORT] [TLS] backup [--chunk-bytes N] FILE\n"
+           "       raftkv-cli [TLS] [--cluster HOST:PORT,...] member list|add ID [PEER [CLIENT]]|\n"
+           "         update ID PEER [CLIENT]|promote ID|remove ID (PEER, CLIENT: HOST:PORT)\n"
+           "         (at the leader: tries each node in turn; a change waits until committed)\n"
+           "TLS: --tls [--cacert FILE] [--cert FILE --key FILE], as redis-cli's options.\n"
+           "HOST defaults to 127.0.0.1, PORT to 7001 (ci/cluster's node 1).\n"
+           "Commands: get KEY, set KEY VALUE, del KEY..., ping, info; any other command is\n"
+           "sent as is. Exit status: 0 ok, 1 error reply or connection failure, 2 usage.\n");
 }
 
 static int cli_command(const char *host, const char *port, int argc, char **argv)
@@ -1200,13 +1201,16 @@ int main(int argc, char **argv)
         return cli_backup(host, port, argv[i + 1], NULL);
     }
     if (strcmp(argv[i], "member") == 0) {
-        bool list = argc - i == 2 && strcasecmp(argv[i + 1], "list") == 0;
-        bool change = argc - i == 3 && (strcasecmp(argv[i + 1], "add") == 0 ||
-                                        strcasecmp(argv[i + 1], "promote") == 0 ||
-                                        strcasecmp(argv[i + 1], "remove") == 0);
+        int nargs = argc - i - 1; /* after "member" */
+        bool list = nargs == 1 && strcasecmp(argv[i + 1], "list") == 0;
+        bool change = (nargs >= 2 && nargs <= 4 && strcasecmp(argv[i + 1], "add") == 0) ||
+                      (nargs >= 3 && nargs <= 4 && strcasecmp(argv[i + 1], "update") == 0) ||
+                      (nargs == 2 && (strcasecmp(argv[i + 1], "promote") == 0 ||
+                                      strcasecmp(argv[i + 1], "remove") == 0));
         if (!list && !change) {
             fprintf(stderr, "raftkv-cli: usage: raftkv-cli [--cluster HOST:PORT,...] member "
-                            "list|add ID|promote ID|remove ID\n");
+                            "list|add ID [PEER-HOST:PORT [CLIENT-HOST:PORT]]|"
+                            "update ID PEER-HOST:PORT [CLIENT-HOST:PORT]|promote ID|remove ID\n");
             return CLI_EXIT_USAGE;
         }
         static struct cli_member m[CLI_MEMBERS_MAX];
@@ -1226,8 +1230,10 @@ int main(int argc, char **argv)
                 break;
             p = comma + 1;
         }
-        char *args[3] = {"RAFTKV.MEMBER", argv[i + 1], change ? argv[i + 2] : NULL};
-        return cli_member(m, n, change ? 3 : 2, args);
+        char *args[5] = {"RAFTKV.MEMBER", NULL, NULL, NULL, NULL};
+        for (int k = 0; k < nargs; k++)
+            args[1 + k] = argv[i + 1 + k];
+        return cli_member(m, n, 1 + nargs, args);
     }
     return cli_command(host, port, argc - i, argv + i);
 }

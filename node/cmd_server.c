@@ -1031,9 +1031,13 @@ void cmd_info(struct node *n, struct client *c, struct item *it, const struct re
 /* ------------------------------------------------------------------------------------------ */
 /* RAFTKV.MEMBER (issue #17; core/raft/MEMBERSHIP.md)                                         */
 
-/* The peer address of node id as --peers gives it ("" if not listed). */
-static const char *member_addr(const struct node *n, uint64_t id)
+/* The peer address of node id: the one its latest configuration records, else its --peers
+ * entry ("" if neither). */
+static const char *member_addr(const struct node *n, const struct raft_conf *conf, uint64_t id)
 {
+    const struct raft_member_addr *a = raft_conf_addr(conf, id);
+    if (a != NULL && a->peer[0] != '\0')
+        return a->peer;
     if (id == n->id)
         return n->self_peer_addr;
     for (size_t i = 0; i < n->n_peers; i++)
@@ -1042,7 +1046,17 @@ static const char *member_addr(const struct node *n, uint64_t id)
     return "";
 }
 
-/* LIST: [conf_index, committed (1/0), leader id, [[id, "voter"|"learner", addr], ...]]. */
+/* The client address of member id its configuration records (this node's own: --client). */
+static const char *member_client(const struct node *n, const struct raft_conf *conf, uint64_t id)
+{
+    const struct raft_member_addr *a = raft_conf_addr(conf, id);
+    if (a != NULL && a->client[0] != '\0')
+        return a->client;
+    return id == n->id ? n->opt.client : "";
+}
+
+/* LIST: [conf_index, committed (1/0), leader id, [[id, "voter"|"learner", peer address,
+ * client address], ...], session members]. */
 static void member_list(struct node *n, struct item *it)
 {
     struct raft_conf conf;
@@ -1050,7 +1064,7 @@ static void member_list(struct node *n, struct item *it)
     replica_conf(n->rep, &conf, &index);
     struct replica_info st;
     replica_info(n->rep, &st);
-    add_array(it, 4);
+    add_array(it, 5);
     add_integer(it, (int64_t)index);
     add_integer(it, index <= st.raft.commit ? 1 : 0);
     add_integer(it, (int64_t)st.raft.leader);
@@ -1058,11 +1072,25 @@ static void member_list(struct node *n, struct item *it)
     for (uint32_t i = 0; i < conf.n_voters + conf.n_learners; i++) {
         bool voter = i < conf.n_voters;
         uint64_t id = voter ? conf.voters[i] : conf.learners[i - conf.n_voters];
-        add_array(it, 3);
+        add_array(it, 4);
         add_integer(it, (int64_t)id);
         add_bulk_str(it, voter ? "voter" : "learner");
-        add_bulk_str(it, member_addr(n, id));
+        add_bulk_str(it, member_addr(n, &conf, id));
+        add_bulk_str(it, member_client(n, &conf, id));
     }
+    add_integer(it, (int64_t)n->n_pool); /* what a node that joins counts sessions by */
+}
+
+/* Copies argument a into out (cap bytes) if it is a well-formed address (raft_addr_valid,
+ * HOST:PORT). */
+static bool member_arg_addr(const struct resp_arg *a, char *out, size_t cap)
+{
+    if (a->len == 0 || a->len >= cap || a->len >= RAFT_ADDR_MAX)
+        return false;
+    memcpy(out, a->ptr, a->len);
+    out[a->len] = '\0';
+    const char *colon = strrchr(out, ':');
+    return raft_addr_valid(out) && colon != NULL && colon != out && colon[1] != '\0';
 }
 
 void cmd_member(struct node *n, struct client *c, struct item *it, const struct resp_arg *a,
@@ -1072,18 +1100,23 @@ void cmd_member(struct node *n, struct client *c, struct item *it, const struct 
     static const struct {
         const char *name;
         uint8_t op;
-    } ops[] = {{"add", REPLICA_MEMBER_ADD_LEARNER},
-               {"promote", REPLICA_MEMBER_PROMOTE},
-               {"remove", REPLICA_MEMBER_REMOVE}};
+        uint32_t min_argc, max_argc;
+    } ops[] = {{"add", REPLICA_MEMBER_ADD_LEARNER, 3, 5},
+               {"promote", REPLICA_MEMBER_PROMOTE, 3, 3},
+               {"remove", REPLICA_MEMBER_REMOVE, 3, 3},
+               {"update", REPLICA_MEMBER_SET_ADDR, 4, 5}};
     if (argc == 2 && a[1].len == 4 && strncasecmp((const char *)a[1].ptr, "list", 4) == 0) {
         member_list(n, it);
         return;
     }
     uint8_t op = 0;
+    size_t k_op = 0;
     for (size_t k = 0; k < sizeof(ops) / sizeof(ops[0]); k++)
-        if (argc == 3 && a[1].len == strlen(ops[k].name) &&
-            strncasecmp((const char *)a[1].ptr, ops[k].name, a[1].len) == 0)
+        if (argc >= ops[k].min_argc && argc <= ops[k].max_argc && a[1].len == strlen(ops[k].name) &&
+            strncasecmp((const char *)a[1].ptr, ops[k].name, a[1].len) == 0) {
             op = ops[k].op;
+            k_op = k;
+        }
     char text[32];
     uint64_t id = 0;
     if (op != 0) {
@@ -1091,25 +1124,49 @@ void cmd_member(struct node *n, struct client *c, struct item *it, const struct 
         memcpy(text, a[2].ptr, len);
         text[len] = '\0';
     }
-    if (op == 0 || !config_parse_u64(text, 1, UINT64_MAX, &id)) {
-        add_error(it, "ERR syntax: RAFTKV.MEMBER LIST | ADD ID | PROMOTE ID | REMOVE ID");
+    struct raft_member_addr addr = {0};
+    if (op == 0 || !config_parse_u64(text, 1, UINT64_MAX, &id) ||
+        (argc >= 4 && !member_arg_addr(&a[3], addr.peer, sizeof(addr.peer))) ||
+        (argc >= 5 && !member_arg_addr(&a[4], addr.client, sizeof(addr.client)))) {
+        add_error(it, "ERR syntax: RAFTKV.MEMBER LIST | ADD ID [PEER-HOST:PORT [CLIENT-HOST:PORT]] "
+                      "| UPDATE ID PEER-HOST:PORT [CLIENT-HOST:PORT] | PROMOTE ID | REMOVE ID");
         return;
     }
-    if (op == REPLICA_MEMBER_ADD_LEARNER && member_addr(n, id)[0] == '\0') {
-        add_errorf(it, "ERR node %" PRIu64 " is not in --peers: its address is unknown", id);
-        return;
+    addr.id = id;
+    struct raft_conf conf;
+    replica_conf(n->rep, &conf, NULL);
+    if (op == REPLICA_MEMBER_ADD_LEARNER && argc == 3) {
+        /* No address given: the one --peers lists (as before addresses were carried). */
+        const char *peer = member_addr(n, &conf, id);
+        if (peer[0] == '\0') {
+            add_errorf(it, "ERR node %" PRIu64 " has no known address: ADD ID PEER-HOST:PORT", id);
+            return;
+        }
+        snprintf(addr.peer, sizeof(addr.peer), "%.*s", RAFT_ADDR_MAX - 1, peer);
+    }
+    if (op == REPLICA_MEMBER_SET_ADDR && argc == 4) {
+        /* No client address given: the member keeps the one it has. */
+        const struct raft_member_addr *now = raft_conf_addr(&conf, id);
+        if (now != NULL)
+            memcpy(addr.client, now->client, sizeof(addr.client));
     }
     uint64_t index = 0, leader = 0;
-    int rc = replica_member_change(n->rep, op, id, &index, &leader);
+    int rc = replica_member_change_addr(n->rep, op, &addr, &index, &leader);
     switch (rc) {
     case RK_OK:
         /* Proposed: done once the entry at index commits (LIST says so). */
         add_integer(it, (int64_t)index);
         node_event("info", "member_change", "membership change proposed",
-                   "op=%s id=%" PRIu64 " index=%" PRIu64, ops[op - 1].name, id, index);
+                   "op=%s id=%" PRIu64 " index=%" PRIu64 " peer_addr=%s client_addr=%s",
+                   ops[k_op].name, id, index, addr.peer[0] ? addr.peer : "-",
+                   addr.client[0] ? addr.client : "-");
         return;
     case RK_ENOTLEADER:
-        add_errorf(it, "NOTLEADER the leader is node %" PRIu64 " (0: none known)", leader);
+        if (leader != 0 && member_client(n, &conf, leader)[0] != '\0')
+            add_errorf(it, "NOTLEADER the leader is node %" PRIu64 " at %s", leader,
+                       member_client(n, &conf, leader));
+        else
+            add_errorf(it, "NOTLEADER the leader is node %" PRIu64 " (0: none known)", leader);
         return;
     case RK_EBUSY:
         add_error(it, "TRYAGAIN the learner is not caught up yet, another membership change is "
@@ -1120,7 +1177,7 @@ void cmd_member(struct node *n, struct client *c, struct item *it, const struct 
         return;
     default:
         add_error(it, "ERR not a single-server change: unknown or present id, not a learner, "
-                      "or the last voter");
+                      "the last voter, or a bad address");
         return;
     }
 }

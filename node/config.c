@@ -52,9 +52,17 @@ struct opt_def {
 
 static const struct opt_def opt_defs[] = {
     OPT_NUM("id", OPT_U64, id, 1, UINT64_MAX, "an integer >= 1", "N",
-            "this node's id, one of the ids in --peers"),
-    OPT_STR("peers", peers, 1, "ID=HOST:PORT,...", "LIST",
-            "every member (this one too): id=host:port for peer traffic"),
+            "this node's id (one of the ids in --peers, if given)"),
+    OPT_STR("peers", peers, 0, "ID=HOST:PORT,...", "LIST",
+            "nodes (this one too): id=host:port for peer traffic; the\n"
+            "addresses recorded in the configuration take precedence\n"
+            "(RAFTKV.MEMBER ADD/UPDATE). Optional with --peer-addr"),
+    OPT_STR("peer-addr", peer_addr, 0, "HOST:PORT", "HOST:PORT",
+            "where this node's peers connect (default: its entry in --peers)"),
+    OPT_NUM("session-members", OPT_U32, session_members, 1, 64, "1..64", "N",
+            "the number of nodes the session bound counts, the same on\n"
+            "every member (default: the nodes of --peers; with --join and\n"
+            "no --peers, the value of the member --join reaches)"),
     OPT_STR("voters", voters, 0, "ID,ID,...", "ID,...",
             "the voters of a new cluster's first configuration (default:\n"
             "every id of --peers); the other nodes of --peers start outside\n"
@@ -62,8 +70,9 @@ static const struct opt_def opt_defs[] = {
     OPT_STR("join", join, 0, "HOST:PORT,...", "HOST:PORT,...",
             "a new node with an empty directory: start outside the\n"
             "configuration and ask these members (client addresses) to add\n"
-            "this node (RAFTKV.MEMBER ADD at the leader); its id must be in\n"
-            "every member's --peers. Ignored once the node is a member"),
+            "this node (RAFTKV.MEMBER ADD ID PEER-ADDR CLIENT at the leader),\n"
+            "after reading the members' addresses from their\n"
+            "RAFTKV.MEMBER LIST. Ignored once the node is a member"),
     OPT_STR("client", client, 1, "HOST:PORT", "HOST:PORT", "where Redis-protocol clients connect"),
     OPT_STR("data-dir", data_dir, 1, "a directory", "DIR",
             "durable state: DIR/log (Raft log), DIR/kv (Bitcask)"),
@@ -374,11 +383,11 @@ int config_parse_args(int argc, char **argv, struct options *o)
             }
         }
     }
-    const char *missing = o->id == 0            ? "--id"
-                          : o->peers[0] == 0    ? "--peers"
-                          : o->client[0] == 0   ? "--client"
-                          : o->data_dir[0] == 0 ? "--data-dir"
-                                                : NULL;
+    const char *missing = o->id == 0                                 ? "--id"
+                          : o->peers[0] == 0 && o->peer_addr[0] == 0 ? "--peers or --peer-addr"
+                          : o->client[0] == 0                        ? "--client"
+                          : o->data_dir[0] == 0                      ? "--data-dir"
+                                                                     : NULL;
     if (missing != NULL) {
         fprintf(stderr, "raftkv-node: %s is required (try --help)\n", missing);
         return -1;

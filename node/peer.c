@@ -16,6 +16,12 @@
  *   - what out held when bulk became non-empty goes before bulk's head (ctl_first); after that
  *     the two lanes take turns one unit at a time (a run of out's bytes, or one piece).
  *   - a unit is written to the end before the next starts: frames never interleave mid-frame.
+ * Who dials (issue #17): the lower id of a pair, at the address its latest configuration
+ * records for the other (peer_sync_conf). That address may be old (the lower id was away while
+ * the other moved and `member update` recorded it, and the other is the leader it would learn
+ * the new one from): so the higher id dials too once it has had no connection for
+ * PEER_REVERSE_DIAL_MS, and the lower id accepts such a connection while it has none that got
+ * past the handshake. The last connection to arrive replaces the one before, as before.
  * Coming in, FRAG pieces are collected by codec_reasm into one buffer of exactly the frame's
  * size (no growing buffer, no memmove of what is already in), and the connection's input
  * buffer stays within a few pieces.
@@ -102,10 +108,12 @@ static bool pconn_queue_handshake(const struct node *n, struct pconn *c)
 
 void peer_lost(struct node *n, struct peer *p, const char *why)
 {
-    if (p->c.hs_in)
+    if (p->c.hs_in) {
         node_event("warn", "peer_lost", why, "peer=%" PRIu64 " addr=%s", p->id, p->addr_text);
+        p->down_since_ms = node_now_ms();
+    }
     pconn_close(n, &p->c);
-    if (p->dialer) {
+    {
         p->retry_at_ms = node_now_ms() + p->backoff_ms;
         p->backoff_ms = p->backoff_ms * 2 > PEER_BACKOFF_MAX_MS ? PEER_BACKOFF_MAX_MS
                                                                 : p->backoff_ms * 2;
@@ -340,6 +348,7 @@ static bool peer_feed(struct node *n, struct peer *p, const char **why)
                 return false;
             }
             p->c.hs_in = true;
+            p->down_since_ms = 0;
             p->backoff_ms = PEER_BACKOFF_MIN_MS;
             node_event("info", "peer_connected", "peer connected", "peer=%" PRIu64 " addr=%s",
                        p->id, p->addr_text);
@@ -699,8 +708,12 @@ void peer_on_pending_event(struct node *n, struct pending *pd, uint32_t events)
     }
     uint64_t id = rc == RK_OK ? handshake_check(n, pd->c.in.p + pd->c.in.off, flen, &err) : 0;
     if (id != 0 && id > n->id) {
-        rk_errf(&err, RK_EINVAL, "node %" PRIu64 " dialed us, but the lower id dials", id);
-        id = 0;
+        /* "Who dials": the higher id dials too when we have not reached it for a while. */
+        const struct peer *q = peer_by_id(n, id);
+        if (q != NULL && q->c.fd >= 0 && q->c.hs_in) {
+            rk_errf(&err, RK_EINVAL, "node %" PRIu64 " dialed us while our connection is up", id);
+            id = 0;
+        }
     }
     char name[256];
     if (id != 0 && pd->c.ssl != NULL &&
@@ -726,6 +739,7 @@ void peer_on_pending_event(struct node *n, struct pending *pd, uint32_t events)
         pconn_close(n, &p->c);
     p->c = pd->c;
     p->c.hs_in = true;
+    p->down_since_ms = 0;
     p->c.in.off += flen;
     memset(&pd->c, 0, sizeof(pd->c));
     pd->c.fd = -1;
@@ -798,11 +812,17 @@ int peer_parse_list(struct node *n, const char *list, struct raft_config *rc)
         p->dialer = n->id < id;
         p->c.fd = -1;
         p->backoff_ms = PEER_BACKOFF_MIN_MS;
+        p->down_since_ms = node_now_ms();
     }
-    if (!self_seen) {
-        fprintf(stderr, "raftkv-node: --peers does not list --id %" PRIu64 "\n", n->id);
+    if (!self_seen && n->opt.peer_addr[0] == '\0') {
+        fprintf(stderr,
+                "raftkv-node: --peers does not list --id %" PRIu64
+                " (nor is there a --peer-addr)\n",
+                n->id);
         goto err_free;
     }
+    if (!self_seen && n_ids < RAFT_MAX_MEMBERS)
+        ids[n_ids++] = n->id; /* --peer-addr: this node counts in the pool and the voters */
     /* The first configuration: every node listed, unless --voters names some (server.c). */
     n->n_pool = n_ids;
     rc->n_voters = n_ids <= RAFT_MAX_VOTERS ? n_ids : 0;
@@ -813,6 +833,99 @@ int peer_parse_list(struct node *n, const char *list, struct raft_config *rc)
 err_free:
     free(copy);
     return -1;
+}
+
+int peer_set_self(struct node *n, const char *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    if (strlen(addr) >= RAFT_ADDR_MAX || !raft_addr_valid(addr) ||
+        node_resolve(addr, &ss, &sl) != 0) {
+        fprintf(stderr, "raftkv-node: --peer-addr: cannot resolve '%s' (HOST:PORT)\n", addr);
+        return -1;
+    }
+    n->self_addr = ss;
+    n->self_addr_len = sl;
+    snprintf(n->self_peer_addr, sizeof(n->self_peer_addr), "%s", addr);
+    return 0;
+}
+
+/* A slot for a new peer: a free one, else the one of a node outside the configuration the
+ * table last followed (a removed member, or a --peers entry that never joined). */
+static struct peer *peer_slot(struct node *n)
+{
+    if (n->n_peers < RAFT_MAX_MEMBERS)
+        return &n->peers[n->n_peers++];
+    for (size_t i = 0; i < n->n_peers; i++) {
+        struct peer *p = &n->peers[i];
+        if (!raft_conf_is_voter(&n->peer_conf, p->id) &&
+            !raft_conf_is_learner(&n->peer_conf, p->id)) {
+            pconn_close(n, &p->c);
+            return p;
+        }
+    }
+    return NULL;
+}
+
+struct peer *peer_learn(struct node *n, uint64_t id, const char *addr)
+{
+    if (id == n->id || id == 0)
+        return NULL;
+    struct peer *p = peer_by_id(n, id);
+    if (p != NULL && (addr[0] == '\0' || strcmp(p->addr_text, addr) == 0))
+        return p;
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    if (addr[0] != '\0' && node_resolve(addr, &ss, &sl) != 0) {
+        node_event("warn", "peer_addr", "cannot resolve a member's peer address",
+                   "peer=%" PRIu64 " addr=%s", id, addr);
+        return p;
+    }
+    if (p == NULL) {
+        p = peer_slot(n);
+        if (p == NULL)
+            return NULL;
+        memset(p, 0, sizeof(*p));
+        p->tag.kind = EV_PEER;
+        p->id = id;
+        p->dialer = n->id < id;
+        p->c.fd = -1;
+        p->backoff_ms = PEER_BACKOFF_MIN_MS;
+        p->down_since_ms = node_now_ms();
+    } else {
+        node_event("info", "peer_addr", "a member's peer address changed",
+                   "peer=%" PRIu64 " from=%s to=%s", id, p->addr_text, addr);
+        if (p->c.fd >= 0 && (p->dialer || !p->c.hs_in))
+            peer_lost(n, p, "its address changed");
+        p->retry_at_ms = 0; /* dial the new address now */
+        p->backoff_ms = PEER_BACKOFF_MIN_MS;
+    }
+    snprintf(p->addr_text, sizeof(p->addr_text), "%s", addr);
+    p->addr = ss;
+    p->addr_len = sl;
+    return p;
+}
+
+void peer_sync_conf(struct node *n, const struct raft_conf *c)
+{
+    if (n->peer_conf_set && memcmp(c, &n->peer_conf, sizeof(*c)) == 0)
+        return;
+    struct raft_conf conf = *c;
+    n->peer_conf = conf;
+    n->peer_conf_set = true;
+    for (uint32_t i = 0; i < conf.n_addrs; i++) {
+        const struct raft_member_addr *a = &conf.addrs[i];
+        if (a->id == n->id) {
+            if (a->peer[0] != '\0' && strcmp(a->peer, n->self_peer_addr) != 0)
+                node_event("warn", "peer_addr",
+                           "the configuration records another peer address for this node: "
+                           "the others dial that one (RAFTKV.MEMBER UPDATE)",
+                           "recorded=%s listening=%s", a->peer, n->self_peer_addr);
+            continue;
+        }
+        if (a->peer[0] != '\0')
+            peer_learn(n, a->id, a->peer);
+    }
 }
 
 static bool peer_connected(const struct node *n, uint64_t id)
@@ -846,7 +959,9 @@ void peer_timer(struct node *n)
     uint64_t now = node_now_ms();
     for (size_t i = 0; i < n->n_peers; i++) {
         struct peer *p = &n->peers[i];
-        if (p->dialer && p->c.fd < 0 && now >= p->retry_at_ms)
+        bool reverse = !p->dialer && p->down_since_ms != 0 &&
+                       now - p->down_since_ms >= PEER_REVERSE_DIAL_MS; /* "Who dials" */
+        if ((p->dialer || reverse) && p->c.fd < 0 && now >= p->retry_at_ms && p->addr_len != 0)
             peer_dial(n, p);
         else if (p->c.fd >= 0 && p->c.tls_hs && now - p->c.opened_ms >= HANDSHAKE_TIMEOUT_MS) {
             char kv[200];

@@ -873,6 +873,9 @@ static int turn(struct node *n, int timeout_ms)
         on_event(n, &n->timer_tag, EPOLLIN);
     uint64_t t1 = node_now_ms();
     end_of_turn(n);
+    struct raft_conf conf;
+    replica_conf(n->rep, &conf, NULL);
+    peer_sync_conf(n, &conf); /* members are dialed where their latest configuration says */
     node_metrics_turn(n);
     note_slow_turn(n, t0, t1, node_now_ms());
     struct rk_errmsg why = {{0}};
@@ -982,9 +985,42 @@ static int shutdown_node(struct node *n)
     return 0;
 }
 
-/* One RAFTKV.MEMBER ADD of this node to the client address hostport, blocking, within 2 s:
- * the first line of the reply into line (NUL-terminated); false if there was none. */
-static bool join_ask(const struct node *n, const char *hostport, char *line, size_t cap)
+/* The length of the RESP reply at p if it is all there (0: not yet; -1: malformed). */
+static long join_reply_len(const char *p, size_t len)
+{
+    const char *eol = memchr(p, '\n', len);
+    if (eol == NULL)
+        return 0;
+    size_t head = (size_t)(eol - p) + 1;
+    long n = strtol(p + 1, NULL, 10);
+    switch (p[0]) {
+    case '+':
+    case '-':
+    case ':':
+        return (long)head;
+    case '$':
+        if (n < 0)
+            return (long)head;
+        return len >= head + (size_t)n + 2 ? (long)(head + (size_t)n + 2) : 0;
+    case '*': {
+        size_t at = head;
+        for (long i = 0; i < n; i++) {
+            long k = join_reply_len(p + at, len - at);
+            if (k <= 0)
+                return k;
+            at += (size_t)k;
+        }
+        return (long)at;
+    }
+    default:
+        return -1;
+    }
+}
+
+/* Sends the command argv to the client address hostport and reads its whole reply into out
+ * (NUL-terminated), blocking, within 2 s. false: no complete reply. */
+static bool join_exchange(const char *hostport, int argc, const char *const *argv, char *out,
+                          size_t cap)
 {
     struct sockaddr_storage ss;
     socklen_t sl = 0;
@@ -996,25 +1032,115 @@ static bool join_ask(const struct node *n, const char *hostport, char *line, siz
     struct timeval tv = {.tv_sec = 2};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char id[24], req[128];
-    int id_len = snprintf(id, sizeof(id), "%" PRIu64, n->id);
-    int len = snprintf(req, sizeof(req), "*3\r\n$13\r\nRAFTKV.MEMBER\r\n$3\r\nADD\r\n$%d\r\n%s\r\n",
-                       id_len, id);
+    char req[1024];
+    int len = snprintf(req, sizeof(req), "*%d\r\n", argc);
+    for (int i = 0; i < argc && len < (int)sizeof(req); i++)
+        len += snprintf(req + len, sizeof(req) - (size_t)len, "$%zu\r\n%s\r\n", strlen(argv[i]),
+                        argv[i]);
     size_t got = 0;
-    bool ok = connect(fd, (const struct sockaddr *)&ss, sl) == 0 &&
+    long whole = 0;
+    bool ok = len < (int)sizeof(req) && connect(fd, (const struct sockaddr *)&ss, sl) == 0 &&
               write(fd, req, (size_t)len) == (ssize_t)len;
-    while (ok && got + 1 < cap && memchr(line, '\n', got) == NULL) {
-        ssize_t k = read(fd, line + got, cap - 1 - got);
+    while (ok && got + 1 < cap && whole == 0) {
+        ssize_t k = read(fd, out + got, cap - 1 - got);
         if (k <= 0)
             break;
         got += (size_t)k;
+        whole = join_reply_len(out, got);
     }
     close(fd);
-    line[got] = '\0';
+    out[got] = '\0';
+    return ok && whole > 0;
+}
+
+/* One RAFTKV.MEMBER ADD of this node (with its peer and client addresses) to the client
+ * address hostport: the first line of the reply into line; false if there was none. */
+static bool join_ask(const struct node *n, const char *hostport, char *line, size_t cap)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRIu64, n->id);
+    const char *argv[] = {"RAFTKV.MEMBER", "ADD", id, n->self_peer_addr, n->opt.client};
+    if (!join_exchange(hostport, 5, argv, line, cap))
+        return false;
     char *eol = strpbrk(line, "\r\n");
     if (eol != NULL)
         *eol = '\0';
-    return ok && got > 0;
+    return true;
+}
+
+/* Reads a RESP line of type t at *p into out (cap bytes; a bulk string's bytes, an integer's
+ * digits); false if it is not one. */
+static bool join_take(const char **p, char t, char *out, size_t cap)
+{
+    const char *s = *p;
+    if (s[0] != t)
+        return false;
+    const char *eol = strstr(s, "\r\n");
+    if (eol == NULL)
+        return false;
+    if (t != '$') {
+        snprintf(out, cap, "%.*s", (int)(eol - s - 1), s + 1);
+        *p = eol + 2;
+        return true;
+    }
+    long n = strtol(s + 1, NULL, 10);
+    if (n < 0 || (size_t)n >= cap || strlen(eol + 2) < (size_t)n + 2)
+        return false;
+    memcpy(out, eol + 2, (size_t)n);
+    out[n] = '\0';
+    *p = eol + 2 + n + 2;
+    return true;
+}
+
+/* --join (issue #17): learns the members' peer addresses, and the session bound's member count
+ * (want_pool), from RAFTKV.MEMBER LIST at one of the addresses; without want_pool, checks that
+ * the member's count is this node's (else *mismatch, logged). true once one answered. */
+static bool join_learn(struct node *n, const char *list, bool want_pool, bool *mismatch)
+{
+    char copy[sizeof(((struct options *)0)->join)];
+    snprintf(copy, sizeof(copy), "%s", list);
+    static char reply[16384];
+    const char *argv[] = {"RAFTKV.MEMBER", "LIST"};
+    for (char *save = NULL, *host = strtok_r(copy, ",", &save); host != NULL;
+         host = strtok_r(NULL, ",", &save)) {
+        if (!join_exchange(host, 2, argv, reply, sizeof(reply)))
+            continue;
+        const char *p = reply;
+        char f[RAFT_ADDR_MAX + 8], role[16], peer[RAFT_ADDR_MAX], client[RAFT_ADDR_MAX];
+        if (!join_take(&p, '*', f, sizeof(f)) || atoi(f) < 5 || !join_take(&p, ':', f, sizeof(f)) ||
+            !join_take(&p, ':', f, sizeof(f)) || !join_take(&p, ':', f, sizeof(f)) ||
+            !join_take(&p, '*', f, sizeof(f)))
+            continue;
+        int members = atoi(f);
+        bool ok = true;
+        for (int i = 0; i < members && ok; i++) {
+            uint64_t id = 0;
+            ok = join_take(&p, '*', f, sizeof(f)) && join_take(&p, ':', f, sizeof(f)) &&
+                 config_parse_u64(f, 1, UINT64_MAX, &id) &&
+                 join_take(&p, '$', role, sizeof(role)) && join_take(&p, '$', peer, sizeof(peer)) &&
+                 join_take(&p, '$', client, sizeof(client));
+            if (ok && peer[0] != '\0')
+                peer_learn(n, id, peer);
+        }
+        uint64_t pool = 0;
+        if (!ok || !join_take(&p, ':', f, sizeof(f)) || !config_parse_u64(f, 1, 64, &pool))
+            continue;
+        if (want_pool) {
+            n->n_pool = (uint32_t)pool;
+        } else if (pool != n->n_pool) {
+            /* Every replica must evict the same session (node/README.md "Sessions"). */
+            node_log("error",
+                     "--join: %s counts %" PRIu64 " members in its session bound, this node %u "
+                     "(--peers or --session-members): they must be the same on every member",
+                     host, pool, n->n_pool);
+            *mismatch = true;
+            return false;
+        }
+        node_event("info", "join_learn", "learned the members' addresses",
+                   "via=%s members=%d session_members=%u", host, members, n->n_pool);
+        return true;
+    }
+    return false;
 }
 
 /* --join: a new node asks the cluster to add it as a learner (issue #17), trying each address
@@ -1110,11 +1236,31 @@ int server_start(struct node *n, const struct options *o)
     struct replica_config c;
     replica_config_default(&c);
     c.raft.id = o->id;
-    if (peer_parse_list(n, o->peers, &c.raft) != 0 || parse_voters(n, o, &c.raft) != 0)
+    if (peer_parse_list(n, o->peers, &c.raft) != 0 ||
+        (o->peer_addr[0] != '\0' && peer_set_self(n, o->peer_addr) != 0) ||
+        parse_voters(n, o, &c.raft) != 0)
         return 2;
+    bool pool_known = n->n_peers > 0 || o->session_members != 0;
+    if (o->session_members != 0)
+        n->n_pool = o->session_members;
     if (o->join[0] != '\0') {
         c.raft.n_voters = 0; /* it learns the configuration from the leader */
         c.raft.allow_non_member = true;
+    }
+    /* Issue #17: the first configuration records the voters' peer addresses (--peers, the same
+     * on every node); from then on the configuration is where members find each other. */
+    for (uint32_t i = 0; i < c.raft.n_voters; i++) {
+        struct raft_member_addr *a = &c.raft.addrs[c.raft.n_addrs];
+        memset(a, 0, sizeof(*a));
+        a->id = c.raft.voters[i];
+        const char *addr = a->id == n->id ? n->self_peer_addr : "";
+        for (size_t k = 0; k < n->n_peers; k++)
+            if (n->peers[k].id == a->id)
+                addr = n->peers[k].addr_text;
+        if (addr[0] != '\0' && raft_addr_valid(addr)) {
+            memcpy(a->peer, addr, strlen(addr)); /* raft_addr_valid: it fits */
+            c.raft.n_addrs++;
+        }
     }
     /* Issue #17: a learner that has kept up for 20 ticks within 64 entries becomes a voter. */
     c.auto_promote_ticks = 20;
@@ -1132,8 +1278,6 @@ int server_start(struct node *n, const struct options *o)
     /* Every connection is a session (conn.c): room for every connection of every member at
      * once, from settings all members share (--peers, max-clients: node/README.md "Sessions"),
      * so that every replica evicts the same session. */
-    uint64_t sessions = (uint64_t)n->n_pool * o->max_clients;
-    c.max_sessions = sessions > KV_MAX_SESSIONS ? KV_MAX_SESSIONS : (uint32_t)sessions;
     c.on_read = on_read;
     c.read_ctx = n;
     c.request_timeout_ticks = (o->request_timeout_ms + o->tick_ms - 1) / o->tick_ms;
@@ -1153,6 +1297,45 @@ int server_start(struct node *n, const struct options *o)
         close_storage(n);
         return 1;
     }
+    if (o->join[0] != '\0') {
+        /* A node that is not a member yet learns where the members are (and, without --peers,
+         * the session bound's member count) from one of them. */
+        struct raft_conf sc;
+        bool member = replica_store_conf(n->store, &sc) == RK_OK &&
+                      (raft_conf_is_voter(&sc, n->id) || raft_conf_is_learner(&sc, n->id));
+        /* A member that knows its count asks once, to check that it agrees. */
+        bool need = !member || !pool_known, learned = false, mismatch = false;
+        uint64_t deadline = node_now_ms() + 60000;
+        for (;;) {
+            learned = join_learn(n, o->join, !pool_known, &mismatch);
+            if (learned || mismatch || !need || node_now_ms() >= deadline)
+                break;
+            struct timespec ts = {.tv_nsec = 200 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (mismatch) {
+            close_storage(n);
+            return 1;
+        }
+        if (!pool_known && !learned) {
+            node_log("error", "--join: no member answered RAFTKV.MEMBER LIST within 60 s: the "
+                              "session bound is not known (--session-members, or --peers)");
+            close_storage(n);
+            return 1;
+        }
+    }
+    struct raft_conf stored;
+    if (!pool_known && o->join[0] == '\0' && replica_store_conf(n->store, &stored) == RK_OK &&
+        stored.n_voters + stored.n_learners > 1) {
+        /* A member restarted without --peers, --join or --session-members: its session bound
+         * would count one node, unlike the others'. */
+        node_log("error", "the session bound's member count is not known: give --session-members "
+                          "(the value of RAFTKV.MEMBER LIST's last element), --peers or --join");
+        close_storage(n);
+        return 1;
+    }
+    uint64_t sessions = (uint64_t)n->n_pool * o->max_clients;
+    c.max_sessions = sessions > KV_MAX_SESSIONS ? KV_MAX_SESSIONS : (uint32_t)sessions;
     c.log = n->log;
     c.store = n->store;
     c.alloc = rk_alloc_libc();
@@ -1214,8 +1397,11 @@ int server_start(struct node *n, const struct options *o)
              n->self_peer_addr, o->client, o->data_dir, n->n_peers, n->tick_ms);
     node_event("info", "start", up, "peer_addr=%s client_addr=%s tls_port=%u tls_peers=%s",
                n->self_peer_addr, o->client, o->tls_port, o->tls_peers ? "yes" : "no");
+    struct raft_conf conf;
+    replica_conf(n->rep, &conf, NULL);
+    peer_sync_conf(n, &conf);
     for (size_t i = 0; i < n->n_peers; i++)
-        if (n->peers[i].dialer)
+        if (n->peers[i].dialer && n->peers[i].addr_len != 0)
             peer_dial(n, &n->peers[i]);
     return 0;
 }

@@ -54,6 +54,9 @@
 
 #define PEER_BACKOFF_MIN_MS   50
 #define PEER_BACKOFF_MAX_MS   2000
+/* The higher id of a pair dials too once it has had no connection for this long (issue #17):
+ * the lower id may hold an old address of it (peer.c "Who dials"). */
+#define PEER_REVERSE_DIAL_MS  3000u
 #define PENDING_CONNS_MAX     16
 #define CLIENT_ITEMS_MAX      4096          /* replies in flight per connection: read pauses */
 #define CLIENT_OUT_MAX_BYTES  (256ull << 20) /* unwritten reply bytes: read pauses */
@@ -118,6 +121,8 @@ struct options {
     char peers[4096];
     char voters[1024]; /* the initial configuration's voters; "": every id of --peers */
     char join[1024];   /* HOST:PORT,... of members' clients: ask to be added (issue #17) */
+    char peer_addr[128];      /* where this node's peers connect; "": its entry in --peers */
+    uint32_t session_members; /* members the session bound counts; 0: the nodes of --peers */
     char client[256];
     char data_dir[PATH_MAX];
     uint32_t tick_ms;
@@ -236,6 +241,7 @@ struct peer {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     bool dialer; /* we dial it: our id is lower */
+    uint64_t down_since_ms; /* no connection past the handshake since then (0: one is up) */
     struct pconn c;
     uint64_t backoff_ms;
     uint64_t retry_at_ms; /* dialer: when to dial again (0: now) */
@@ -427,7 +433,11 @@ struct node {
     uint64_t tls_hs_spent_us;
     struct peer peers[RAFT_MAX_MEMBERS];
     size_t n_peers;  /* every node of --peers but self (members or not: issue #17) */
-    uint32_t n_pool; /* the nodes of --peers, self included */
+    uint32_t n_pool; /* the nodes of --peers, self included (or --session-members) */
+    /* The configuration the peer table last followed (peer_sync_conf): members are dialed at
+     * the address their latest configuration records (issue #17). */
+    struct raft_conf peer_conf;
+    bool peer_conf_set;
     char self_peer_addr[128];
     struct sockaddr_storage self_addr;
     socklen_t self_addr_len;
@@ -589,6 +599,15 @@ void node_metrics_frame(uint64_t *by_type, const uint8_t *frame, size_t len);
 /* peer.c                                                                                     */
 
 int peer_parse_list(struct node *n, const char *list, struct raft_config *rc);
+/* This node's peer address (--peer-addr), overriding its --peers entry. 0 or -1 (printed). */
+int peer_set_self(struct node *n, const char *addr);
+/* The peer of id, added with addr ("": unknown, not dialed) if not there yet; an address that
+ * differs from the one it has replaces it (a connection we dialed is dropped and dialed again
+ * at the new address). NULL if the table is full of members or addr does not resolve. */
+struct peer *peer_learn(struct node *n, uint64_t id, const char *addr);
+/* Follows the latest configuration: every member with a recorded peer address is dialed
+ * there (issue #17). Cheap when the configuration has not changed. */
+void peer_sync_conf(struct node *n, const struct raft_conf *c);
 void peer_dial(struct node *n, struct peer *p);
 void peer_lost(struct node *n, struct peer *p, const char *why);
 /* Queues one replica output frame for its peer (N2); a frame in pieces is released (its hold)

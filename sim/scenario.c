@@ -1255,6 +1255,7 @@ static const struct scn_action_def scn_actions[] = {
     {"add", SCN_ADD, SCN_SETS_ANY, scn_act_one_set},
     {"promote", SCN_PROMOTE, SCN_SETS_ANY, scn_act_one_set},
     {"remove", SCN_REMOVE, SCN_SETS_ANY, scn_act_one_set},
+    {"move", SCN_MOVE, SCN_SETS_ANY, scn_act_one_set},
     {"set", SCN_SET_NET, 0, scn_act_set},
 };
 #define SCN_N_ACTIONS (sizeof(scn_actions) / sizeof(scn_actions[0]))

@@ -71,6 +71,8 @@ enum scn_action {
     SCN_ADD,           /* groups[0] join as learners (core/raft/MEMBERSHIP.md): `add 4` */
     SCN_PROMOTE,       /* groups[0] (learners) become voters: `promote 4` */
     SCN_REMOVE,        /* groups[0] leave the configuration: `remove leader` */
+    SCN_MOVE,          /* groups[0] restart at a new address, and an operator records it in
+                        * the configuration (RAFTKV.MEMBER UPDATE): `move 3` */
 };
 
 enum scn_net_param {

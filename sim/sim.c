@@ -167,6 +167,11 @@ struct sim_node {
      * configuration once, so adding it again first gives it an empty disk (a new member). */
     bool joiner;
     bool ever_member;
+    /* Its address (issue #17, `move`): generation 0 is the one of the first configuration (as
+     * --peers); each move takes the next. sim_route_ok: a message between two nodes goes
+     * through only if the dialer (the lower id, as node/peer.c) holds its current address. */
+    uint32_t addr_gen;
+    uint64_t up_since; /* virtual time of its last start */
     double rate;
     uint64_t tick_gen;
     struct event *held; /* deliveries held while paused */
@@ -338,6 +343,11 @@ struct sim {
      * changed which nodes run, who can talk to whom, or who leads. */
     bool ticks_aligned;
     bool avail_dirty;
+    /* A node moved (`move`) and some running node may not dial its new address yet: who can
+     * talk to whom may change at any event (sim_route_ok), so availability is re-evaluated
+     * after each, until every running node's configuration has caught up. */
+    bool route_watch;
+    bool moved;             /* some node moved once */
     bool healthy;           /* a healthy majority exists now */
     uint64_t healthy_since; /* ... since then */
     uint32_t healthy_mask;  /* ... these nodes (bit i: node i) */
@@ -715,6 +725,51 @@ static void check_log_reopened(struct sim *s, struct sim_node *nd)
                      : "");
 }
 
+/* Node id's peer and client addresses at generation gen (issue #17): what raftkv-node's
+ * configuration records. */
+static void sim_member_addr(uint32_t id, uint32_t gen, struct raft_member_addr *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->id = id;
+    snprintf(a->peer, sizeof(a->peer), "10.0.0.%u:%u", id, 7000 + gen);
+    snprintf(a->client, sizeof(a->client), "10.0.0.%u:%u", id, 6000 + gen);
+}
+
+/* Whether node d dials node o at o's current address: the one d's latest configuration
+ * records (none recorded: a joiner that learned it from a member's LIST, current then). */
+static bool sim_knows_addr(const struct sim *s, uint32_t d, uint32_t o)
+{
+    const struct sim_node *nd = &s->nodes[d];
+    if (!nd->up || nd->rep == NULL)
+        return false;
+    const struct raft_member_addr *rec = raft_conf_addr(raft_conf_view(replica_raft(nd->rep)), o);
+    if (rec == NULL)
+        return true;
+    struct raft_member_addr now;
+    sim_member_addr(o, s->nodes[o].addr_gen, &now);
+    return strcmp(rec->peer, now.peer) == 0;
+}
+
+/* node/peer.c PEER_REVERSE_DIAL_MS */
+#define SIM_REVERSE_DIAL_US 3000000u
+
+/* Whether messages between a and b get through (issue #17): node/peer.c "Who dials" — the lower
+ * id dials the address its configuration records for the other; the higher id dials too once
+ * it has had no connection for PEER_REVERSE_DIAL_MS (counted here from the later start of the
+ * two). Only in membership scenarios (`members`), where configurations carry addresses. */
+static bool sim_route_ok(const struct sim *s, uint32_t a, uint32_t b)
+{
+    if (s->scn->members == 0 || a == b || !s->moved)
+        return true; /* every address is still the first one */
+    const struct sim_node *lo = &s->nodes[a < b ? a : b], *hi = &s->nodes[a < b ? b : a];
+    if (!lo->up || !hi->up)
+        return true; /* a message in flight from a node that crashed since: delivered */
+    if (sim_knows_addr(s, lo->id, hi->id))
+        return true;
+    uint64_t since = lo->up_since > hi->up_since ? lo->up_since : hi->up_since;
+    return s->now - since >= SIM_REVERSE_DIAL_US && sim_knows_addr(s, hi->id, lo->id);
+}
+
 static int node_start(struct sim *s, struct sim_node *nd)
 {
     disk_faults_on(s, nd);
@@ -763,6 +818,9 @@ static int node_start(struct sim *s, struct sim_node *nd)
     if (s->scn->members != 0) {
         c.auto_promote_ticks = 10;
         c.auto_promote_lag = 20;
+        /* The first configuration records the first addresses (raftkv-node: --peers). */
+        for (uint32_t i = 0; i < c.raft.n_voters; i++)
+            sim_member_addr(c.raft.voters[i], 0, &c.raft.addrs[c.raft.n_addrs++]);
     }
     c.raft.election_ticks_min = s->scn->election_ticks_min;
     c.raft.election_ticks_max = s->scn->election_ticks_max;
@@ -805,6 +863,7 @@ static int node_start(struct sim *s, struct sim_node *nd)
         return rc;
     }
     nd->up = true;
+    nd->up_since = s->now; /* its peer connections start anew (sim_route_ok) */
     {
         struct raft_status rs;
         raft_status(replica_raft(nd->rep), &rs);
@@ -1414,8 +1473,24 @@ static void record_commits(struct sim *s, struct sim_node *nd, const struct raft
     }
 }
 
+/* route_watch: stays on while some pair of running nodes cannot reach each other because
+ * the dialer's configuration holds an old address. */
+static void route_watch_update(struct sim *s)
+{
+    s->avail_dirty = true;
+    for (uint32_t a = 1; a <= s->n; a++) {
+        for (uint32_t b = a + 1; b <= s->n; b++) {
+            if (s->nodes[a].up && s->nodes[b].up && !sim_route_ok(s, a, b))
+                return;
+        }
+    }
+    s->route_watch = false;
+}
+
 static void check_node(struct sim *s, struct sim_node *nd)
 {
+    if (s->route_watch)
+        route_watch_update(s);
     if (!nd->up || s->failed)
         return;
     struct rk_errmsg why;
@@ -2543,6 +2618,7 @@ static const char *member_op_name(uint8_t op)
 {
     return op == REPLICA_MEMBER_ADD_LEARNER ? "add"
            : op == REPLICA_MEMBER_PROMOTE   ? "promote"
+           : op == REPLICA_MEMBER_SET_ADDR  ? "update"
                                             : "remove";
 }
 
@@ -2588,11 +2664,29 @@ static void member_rejoin(struct sim *s, struct sim_node *nd)
  * for now (another change uncommitted, no entry of its term committed yet), or dropped. */
 static void member_try(struct sim *s, struct sim_node *nd)
 {
-    if (s->n_mreq == 0 || !nd->up || nd->paused)
+    if (!nd->up || nd->paused)
         return;
     struct raft_status st;
     raft_status(replica_raft(nd->rep), &st);
     if (st.role != RAFT_LEADER)
+        return;
+    if (s->n_mreq == 0 && s->scn->members != 0 && st.conf_index <= st.commit) {
+        /* An operator who moved a node checks `member list` and runs `member update` again
+         * until the configuration records its address (the entry may have been cut). */
+        const struct raft_conf *c = raft_conf_view(replica_raft(nd->rep));
+        for (uint32_t i = 0; i < c->n_addrs; i++) {
+            uint32_t id = (uint32_t)c->addrs[i].id;
+            if (id == 0 || id > s->n || s->nodes[id].addr_gen == 0)
+                continue;
+            struct raft_member_addr now;
+            sim_member_addr(id, s->nodes[id].addr_gen, &now);
+            if (strcmp(now.peer, c->addrs[i].peer) != 0) {
+                member_queue(s, REPLICA_MEMBER_SET_ADDR, id);
+                break;
+            }
+        }
+    }
+    if (s->n_mreq == 0)
         return;
     uint8_t op = s->mreq[0].op;
     uint32_t id = s->mreq[0].id;
@@ -2609,7 +2703,9 @@ static void member_try(struct sim *s, struct sim_node *nd)
         member_rejoin(s, t);
     }
     uint64_t index = 0, leader = 0;
-    int rc = replica_member_change(nd->rep, op, id, &index, &leader);
+    struct raft_member_addr addr;
+    sim_member_addr(id, t->addr_gen, &addr); /* ADD and UPDATE record it */
+    int rc = replica_member_change_addr(nd->rep, op, &addr, &index, &leader);
     drain(s, nd);
     if (rc == RK_EBUSY || rc == RK_ENOTLEADER)
         return;
@@ -2656,6 +2752,26 @@ static void chaos_member(struct sim *s)
             }
         }
     }
+}
+
+/* `move N`: the node restarts at its next address (its disk kept, as a process restarted on
+ * another port), and the operator records the address (RAFTKV.MEMBER UPDATE). Until a
+ * node's configuration records it, that node cannot reach it (sim_route_ok). */
+static void member_move(struct sim *s, struct sim_node *nd)
+{
+    bool was_up = nd->up;
+    if (was_up)
+        node_crash(s, nd);
+    nd->addr_gen++;
+    s->route_watch = true;
+    s->moved = true;
+    s->avail_dirty = true;
+    trace(s, "n%u moves to its address generation %u", nd->id, nd->addr_gen);
+    if (s->tl != NULL)
+        tl_mark(s->tl, s->now, nd->id, "moved to a new address");
+    if (was_up)
+        node_restart(s, nd);
+    member_queue(s, REPLICA_MEMBER_SET_ADDR, nd->id);
 }
 
 static void member_step(struct sim *s, const struct scn_step *st, uint8_t op)
@@ -2736,6 +2852,9 @@ static void run_step(struct sim *s, const struct scn_step *st)
         break;
     case SCN_REMOVE:
         member_step(s, st, REPLICA_MEMBER_REMOVE);
+        break;
+    case SCN_MOVE:
+        for_each_node(s, &st->groups[0], member_move);
         break;
     case SCN_SET_NET:
         switch (st->param) {
@@ -2886,7 +3005,7 @@ static bool node_healthy(const struct sim_node *nd)
 
 static bool connected(const struct sim *s, uint32_t a, uint32_t b)
 {
-    return a == b || (!s->blocked[a][b] && !s->blocked[b][a]);
+    return a == b || (!s->blocked[a][b] && !s->blocked[b][a] && sim_route_ok(s, a, b));
 }
 
 /* The largest set of healthy nodes that can all talk to each other both ways, if it is a
@@ -3411,8 +3530,12 @@ static void handle(struct sim *s, struct event *e)
         return;
     case EV_DELIVER: {
         struct sim_msg *m = e->payload;
-        if (!nd->up || s->blocked[m->from][m->to]) {
-            trace_frame(s, nd->up ? "cut" : "to a crashed node", m->from, m->to, m->bytes, m->len);
+        if (!nd->up || s->blocked[m->from][m->to] || !sim_route_ok(s, m->from, m->to)) {
+            trace_frame(s,
+                        !nd->up                      ? "to a crashed node"
+                        : s->blocked[m->from][m->to] ? "cut"
+                                                     : "stale address",
+                        m->from, m->to, m->bytes, m->len);
             return;
         }
         if (nd->paused) {

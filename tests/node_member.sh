@@ -62,7 +62,7 @@ leader_among() {
 # The voters in node $1's configuration, sorted, space-separated ("" if it cannot say).
 voters_of() {
     timeout 2 redis-cli -p "$(cport "$1")" RAFTKV.MEMBER LIST 2>/dev/null |
-        awk 'NR > 3 { v[++n] = $0 } END { for (i = 1; i + 1 <= n; i += 3) if (v[i + 1] == "voter") print v[i] }' |
+        awk 'NR > 3 { v[++n] = $0 } END { for (i = 1; i + 1 <= n; i += 4) if (v[i + 1] == "voter") print v[i] }' |
         sort -n | tr '\n' ' ' | sed 's/ $//'
 }
 voters_are() { [[ $(voters_of "$1") == "$2" ]]; }

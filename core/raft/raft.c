@@ -276,11 +276,68 @@ bool raft_conf_is_learner(const struct raft_conf *c, uint64_t id)
     return raft_ids_have(c->learners, c->n_learners, id);
 }
 
-/* Ids >= 1, none twice across both lists, the lists within their bounds. */
+bool raft_addr_valid(const char *s)
+{
+    size_t i = 0;
+    for (; i < RAFT_ADDR_MAX && s[i] != '\0'; i++) {
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+            return false;
+    }
+    return i < RAFT_ADDR_MAX;
+}
+
+const struct raft_member_addr *raft_conf_addr(const struct raft_conf *c, uint64_t id)
+{
+    for (uint32_t i = 0; i < c->n_addrs && i < RAFT_MAX_MEMBERS; i++) {
+        if (c->addrs[i].id == id)
+            return &c->addrs[i];
+    }
+    return NULL;
+}
+
+int raft_conf_set_addr(struct raft_conf *c, const struct raft_member_addr *a)
+{
+    if (!raft_conf_is_voter(c, a->id) && !raft_conf_is_learner(c, a->id))
+        return RK_EINVAL;
+    if (!raft_addr_valid(a->peer) || !raft_addr_valid(a->client))
+        return RK_EINVAL;
+    uint32_t i = 0;
+    while (i < c->n_addrs && c->addrs[i].id != a->id)
+        i++;
+    if (a->peer[0] == '\0' && a->client[0] == '\0') {
+        if (i < c->n_addrs) {
+            memmove(c->addrs + i, c->addrs + i + 1, (c->n_addrs - i - 1) * sizeof(*c->addrs));
+            c->n_addrs--;
+        }
+        return RK_OK;
+    }
+    if (i == c->n_addrs) {
+        if (c->n_addrs == RAFT_MAX_MEMBERS)
+            return RK_EINVAL; /* unreachable: one per member at most */
+        c->n_addrs++;
+    }
+    memset(&c->addrs[i], 0, sizeof(c->addrs[i]));
+    c->addrs[i].id = a->id;
+    memcpy(c->addrs[i].peer, a->peer, strlen(a->peer));
+    memcpy(c->addrs[i].client, a->client, strlen(a->client));
+    return RK_OK;
+}
+
+/* Ids >= 1, none twice across both lists, the lists within their bounds; addresses of members,
+ * none twice, well-formed, not both empty. */
 static bool raft_conf_valid(const struct raft_conf *c)
 {
-    if (c->n_voters > RAFT_MAX_VOTERS || c->n_learners > RAFT_MAX_LEARNERS)
+    if (c->n_voters > RAFT_MAX_VOTERS || c->n_learners > RAFT_MAX_LEARNERS ||
+        c->n_addrs > c->n_voters + c->n_learners)
         return false;
+    for (uint32_t i = 0; i < c->n_addrs; i++) {
+        const struct raft_member_addr *a = &c->addrs[i];
+        if (raft_conf_addr(c, a->id) != a || !raft_addr_valid(a->peer) ||
+            !raft_addr_valid(a->client) || (a->peer[0] == '\0' && a->client[0] == '\0') ||
+            (!raft_ids_have(c->voters, c->n_voters, a->id) &&
+             !raft_ids_have(c->learners, c->n_learners, a->id)))
+            return false;
+    }
     for (uint32_t i = 0; i < c->n_voters; i++) {
         if (c->voters[i] == RAFT_NONE || raft_ids_have(c->voters, i, c->voters[i]))
             return false;
@@ -295,7 +352,13 @@ static bool raft_conf_valid(const struct raft_conf *c)
 
 size_t raft_conf_encoded_size(const struct raft_conf *c)
 {
-    return 3 + 8 * (size_t)(c->n_voters + c->n_learners);
+    size_t size = 3 + 8 * (size_t)(c->n_voters + c->n_learners);
+    if (c->n_addrs == 0)
+        return size; /* version 1 */
+    size += 1;
+    for (uint32_t i = 0; i < c->n_addrs; i++)
+        size += 8 + 2 + strlen(c->addrs[i].peer) + strlen(c->addrs[i].client);
+    return size;
 }
 
 static void raft_put_u64(uint8_t *p, uint64_t v)
@@ -312,10 +375,18 @@ static uint64_t raft_get_u64(const uint8_t *p)
     return v;
 }
 
+static size_t raft_put_str(uint8_t *p, const char *s)
+{
+    size_t len = strlen(s);
+    p[0] = (uint8_t)len;
+    memcpy(p + 1, s, len);
+    return 1 + len;
+}
+
 size_t raft_conf_encode(const struct raft_conf *c, uint8_t *out)
 {
     RK_ASSERT(raft_conf_valid(c));
-    out[0] = 1;
+    out[0] = c->n_addrs == 0 ? 1 : 2;
     out[1] = (uint8_t)c->n_voters;
     out[2] = (uint8_t)c->n_learners;
     size_t at = 3;
@@ -323,25 +394,68 @@ size_t raft_conf_encode(const struct raft_conf *c, uint8_t *out)
         raft_put_u64(out + at, c->voters[i]);
     for (uint32_t i = 0; i < c->n_learners; i++, at += 8)
         raft_put_u64(out + at, c->learners[i]);
+    if (c->n_addrs > 0) {
+        out[at++] = (uint8_t)c->n_addrs;
+        for (uint32_t i = 0; i < c->n_addrs; i++) {
+            raft_put_u64(out + at, c->addrs[i].id);
+            at += 8;
+            at += raft_put_str(out + at, c->addrs[i].peer);
+            at += raft_put_str(out + at, c->addrs[i].client);
+        }
+    }
     RK_ASSERT(at == raft_conf_encoded_size(c));
     return at;
+}
+
+/* Reads a length-prefixed address at *at into s; false if it runs past len, is too long or
+ * holds a NUL (found by the codec fuzz target). */
+static bool raft_get_str(const uint8_t *data, size_t len, size_t *at, char *s)
+{
+    if (*at >= len || data[*at] >= RAFT_ADDR_MAX || len - *at - 1 < data[*at])
+        return false;
+    size_t n = data[*at];
+    if (memchr(data + *at + 1, '\0', n) != NULL)
+        return false; /* a NUL inside: the address would not re-encode to these bytes */
+    memcpy(s, data + *at + 1, n);
+    s[n] = '\0';
+    *at += 1 + n;
+    return true;
 }
 
 int raft_conf_decode(const uint8_t *data, size_t len, struct raft_conf *c)
 {
     memset(c, 0, sizeof(*c));
-    if (len < 3 || data == NULL || data[0] != 1 || data[1] > RAFT_MAX_VOTERS ||
+    if (len < 3 || data == NULL || (data[0] != 1 && data[0] != 2) || data[1] > RAFT_MAX_VOTERS ||
         data[2] > RAFT_MAX_LEARNERS || data[1] == 0)
         return RK_EMALFORMED;
     c->n_voters = data[1];
     c->n_learners = data[2];
-    if (len != raft_conf_encoded_size(c))
+    size_t at = 3 + 8 * (size_t)(c->n_voters + c->n_learners);
+    if (data[0] == 1 ? len != at : len <= at)
         return RK_EMALFORMED;
-    size_t at = 3;
+    at = 3;
     for (uint32_t i = 0; i < c->n_voters; i++, at += 8)
         c->voters[i] = raft_get_u64(data + at);
     for (uint32_t i = 0; i < c->n_learners; i++, at += 8)
         c->learners[i] = raft_get_u64(data + at);
+    if (data[0] == 2) {
+        /* Version 2 has at least one address (none is written as version 1). */
+        uint32_t n = data[at++];
+        if (n == 0 || n > c->n_voters + c->n_learners)
+            return RK_EMALFORMED;
+        for (uint32_t i = 0; i < n; i++) {
+            struct raft_member_addr *a = &c->addrs[i];
+            if (len - at < 8)
+                return RK_EMALFORMED;
+            a->id = raft_get_u64(data + at);
+            at += 8;
+            if (!raft_get_str(data, len, &at, a->peer) || !raft_get_str(data, len, &at, a->client))
+                return RK_EMALFORMED;
+        }
+        c->n_addrs = n;
+        if (at != len)
+            return RK_EMALFORMED;
+    }
     return raft_conf_valid(c) ? RK_OK : RK_EMALFORMED;
 }
 
@@ -433,6 +547,11 @@ void raft_conf_current(const struct raft *r, struct raft_conf *c, uint64_t *inde
     *c = r->conf;
     if (index != NULL)
         *index = r->conf_index;
+}
+
+const struct raft_conf *raft_conf_view(const struct raft *r)
+{
+    return &r->conf;
 }
 
 /* The log changed at its end (a truncation, a snapshot): use its latest configuration again. */
@@ -1743,12 +1862,31 @@ static bool raft_ids_remove(uint64_t *ids, uint32_t *n, uint64_t id)
 
 int raft_add_learner(struct raft *r, uint64_t id, uint64_t *index, uint64_t *leader)
 {
+    struct raft_member_addr a = {.id = id};
+    return raft_add_learner_addr(r, &a, index, leader);
+}
+
+int raft_add_learner_addr(struct raft *r, const struct raft_member_addr *a, uint64_t *index,
+                          uint64_t *leader)
+{
     struct raft_conf c = r->conf;
+    uint64_t id = a->id;
     if (id == RAFT_NONE || raft_member_idx(r, id) != UINT32_MAX)
         return r->role == RAFT_LEADER ? RK_EINVAL : raft_propose_check(r, 0, leader);
     if (c.n_learners == RAFT_MAX_LEARNERS)
         return RK_ETOOBIG;
     c.learners[c.n_learners++] = id;
+    if (raft_conf_set_addr(&c, a) != RK_OK)
+        return r->role == RAFT_LEADER ? RK_EINVAL : raft_propose_check(r, 0, leader);
+    return raft_propose_conf(r, &c, index, leader);
+}
+
+int raft_set_member_addr(struct raft *r, const struct raft_member_addr *a, uint64_t *index,
+                         uint64_t *leader)
+{
+    struct raft_conf c = r->conf;
+    if (raft_conf_set_addr(&c, a) != RK_OK)
+        return r->role == RAFT_LEADER ? RK_EINVAL : raft_propose_check(r, 0, leader);
     return raft_propose_conf(r, &c, index, leader);
 }
 
@@ -1775,6 +1913,13 @@ int raft_remove_member(struct raft *r, uint64_t id, uint64_t *index, uint64_t *l
     if (!raft_ids_remove(c.voters, &c.n_voters, id) &&
         !raft_ids_remove(c.learners, &c.n_learners, id))
         return r->role == RAFT_LEADER ? RK_EINVAL : raft_propose_check(r, 0, leader);
+    for (uint32_t i = 0; i < c.n_addrs; i++) {
+        if (c.addrs[i].id == id) {
+            memmove(c.addrs + i, c.addrs + i + 1, (c.n_addrs - i - 1) * sizeof(*c.addrs));
+            c.n_addrs--;
+            break;
+        }
+    }
     return raft_propose_conf(r, &c, index, leader);
 }
 
@@ -2149,11 +2294,14 @@ static int raft_validate_config(const struct raft_config *c, struct rk_errmsg *e
         }
         self |= c->voters[i] == c->id;
     }
-    struct raft_conf conf = {.n_voters = c->n_voters, .n_learners = c->n_learners};
+    struct raft_conf conf = {
+        .n_voters = c->n_voters, .n_learners = c->n_learners, .n_addrs = c->n_addrs};
     memcpy(conf.voters, c->voters, sizeof(conf.voters));
     memcpy(conf.learners, c->learners, sizeof(conf.learners));
+    memcpy(conf.addrs, c->addrs, sizeof(conf.addrs));
     if (!raft_conf_valid(&conf))
-        return rk_errf(err, RK_EINVAL, "config: a learner id is 0, listed twice or a voter");
+        return rk_errf(err, RK_EINVAL,
+                       "config: a learner id is 0, listed twice or a voter, or a bad address");
     if (!self && !c->allow_non_member)
         return rk_errf(err, RK_EINVAL, "config: id %llu is not among the voters",
                        (unsigned long long)c->id);
@@ -2235,6 +2383,8 @@ int raft_create(const struct raft_config *c, struct raft **out, struct rk_errmsg
     r->snap_conf.n_learners = c->n_learners;
     memcpy(r->snap_conf.voters, c->voters, sizeof(r->snap_conf.voters));
     memcpy(r->snap_conf.learners, c->learners, sizeof(r->snap_conf.learners));
+    r->snap_conf.n_addrs = c->n_addrs;
+    memcpy(r->snap_conf.addrs, c->addrs, sizeof(r->snap_conf.addrs));
     raft_conf_use(r, &r->snap_conf, 0); /* the log's configuration entries follow */
     for (size_t i = 0; i < c->n_entries; i++) {
         const struct raft_entry *e = &c->entries[i];

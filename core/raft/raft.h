@@ -98,25 +98,53 @@ enum raft_entry_type {
  * learners (non-voters), which receive the log but never count in a quorum and never campaign.
  * No id is in both lists. Changes are single-server (§4.1): see core/raft/MEMBERSHIP.md.
  */
+/* Bytes of an address in a configuration, its NUL included ("host:port"). */
+#define RAFT_ADDR_MAX 64
+
+/* A member's addresses (issue #17: addresses live in the configuration, as etcd's member list):
+ * opaque to raft, which only carries them. "" is unknown. Printable ASCII without spaces. */
+struct raft_member_addr {
+    uint64_t id;
+    char peer[RAFT_ADDR_MAX];   /* where the other members connect to it */
+    char client[RAFT_ADDR_MAX]; /* where clients connect to it (hints, raftkv-cli) */
+};
+
 struct raft_conf {
     uint32_t n_voters;
     uint32_t n_learners;
     uint64_t voters[RAFT_MAX_VOTERS];
     uint64_t learners[RAFT_MAX_LEARNERS];
+    /* Addresses of some members (each a member, none twice); a member without an entry (a
+     * configuration written before addresses were carried) has none. */
+    uint32_t n_addrs;
+    struct raft_member_addr addrs[RAFT_MAX_MEMBERS];
 };
 
-/* Encoded size of a configuration: [version u8 = 1][n_voters u8][n_learners u8][ids u64 LE]. */
-#define RAFT_CONF_ENCODED_MAX (3 + 8 * RAFT_MAX_MEMBERS)
+/* Encoding. Version 1 (no address; still written when there is none, and always read):
+ *   [1][n_voters u8][n_learners u8][ids u64 LE: voters, then learners]
+ * Version 2: version 1's fields after [2], then
+ *   [n_addrs u8] n_addrs x ([id u64 LE][peer_len u8][peer][client_len u8][client]) */
+#define RAFT_CONF_ENCODED_MAX                                                                      \
+    (4 + 8 * RAFT_MAX_MEMBERS + RAFT_MAX_MEMBERS * (8 + 2 + 2 * (RAFT_ADDR_MAX - 1)))
 size_t raft_conf_encoded_size(const struct raft_conf *c);
 /* Writes c into out (raft_conf_encoded_size(c) bytes, at most RAFT_CONF_ENCODED_MAX); returns
  * the size. This is the data of a RAFT_ENTRY_CONF entry and the configuration in a snapshot. */
 size_t raft_conf_encode(const struct raft_conf *c, uint8_t *out);
 /* Decodes untrusted bytes: RK_EMALFORMED unless they are exactly one well-formed
- * configuration (known version, ids >= 1, none twice, at least one voter). */
+ * configuration (known version, ids >= 1, none twice, at least one voter; addresses of
+ * members, none twice, printable). */
 int raft_conf_decode(const uint8_t *data, size_t len, struct raft_conf *c);
 /* Predicates on a configuration. */
 bool raft_conf_is_voter(const struct raft_conf *c, uint64_t id);
 bool raft_conf_is_learner(const struct raft_conf *c, uint64_t id);
+/* The addresses of member id, or NULL (none recorded). */
+const struct raft_member_addr *raft_conf_addr(const struct raft_conf *c, uint64_t id);
+/* Records a's addresses for member a->id (replacing any; both "" drops the entry). RK_EINVAL:
+ * not a member, or an address that is too long or not printable. */
+int raft_conf_set_addr(struct raft_conf *c, const struct raft_member_addr *a);
+/* Whether s is a well-formed address for a configuration (shorter than RAFT_ADDR_MAX, bytes
+ * 0x21..0x7e). "" is. */
+bool raft_addr_valid(const char *s);
 
 struct raft_entry {
     uint64_t term;
@@ -208,6 +236,9 @@ struct raft_config {
     uint32_t n_voters;
     uint64_t learners[RAFT_MAX_LEARNERS];
     uint32_t n_learners;
+    /* The addresses of that configuration's members (raft_conf's addrs). */
+    uint32_t n_addrs;
+    struct raft_member_addr addrs[RAFT_MAX_MEMBERS];
     /* A node that is not (yet) a voter: a learner, a new node that joins with an empty
      * configuration (n_voters 0), or a removed one. It campaigns only once its latest
      * configuration makes it a voter. */
@@ -394,6 +425,13 @@ int raft_restore_conf(struct raft *r, uint64_t index, uint64_t term, const struc
  * raft-dev 2015), or during a leadership transfer; RK_EINVAL for a change that is not single-
  * server, leaves no voter, or names an unknown id; RK_ETOOBIG when a list is full. */
 int raft_add_learner(struct raft *r, uint64_t id, uint64_t *index, uint64_t *leader);
+/* As raft_add_learner, with the new member's addresses recorded in the configuration. */
+int raft_add_learner_addr(struct raft *r, const struct raft_member_addr *a, uint64_t *index,
+                          uint64_t *leader);
+/* Proposes the current configuration with member a->id's addresses replaced by a's (no voter
+ * changes: the same rules otherwise). RK_EINVAL: not a member, or a bad address. */
+int raft_set_member_addr(struct raft *r, const struct raft_member_addr *a, uint64_t *index,
+                         uint64_t *leader);
 int raft_promote(struct raft *r, uint64_t id, uint64_t *index, uint64_t *leader);
 /* Removes a voter or a learner. The leader may remove itself: it leads until the entry is
  * committed, without counting itself in quorums, then hands over (TimeoutNow to the most
@@ -404,6 +442,8 @@ int raft_propose_conf(struct raft *r, const struct raft_conf *c, uint64_t *index
 /* The configuration in use (the latest in the log) and the index of its entry (0: from the
  * snapshot or the bootstrap configuration). */
 void raft_conf_current(const struct raft *r, struct raft_conf *c, uint64_t *index);
+/* The configuration in use, without a copy (valid until the next call into r). */
+const struct raft_conf *raft_conf_view(const struct raft *r);
 /* The configuration as of index (>= the snapshot index, <= the last index): what a snapshot
  * taken at index must carry. RK_EINVAL outside. */
 int raft_conf_at(const struct raft *r, uint64_t index, struct raft_conf *c);

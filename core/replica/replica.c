@@ -2609,13 +2609,22 @@ void replica_submit_batch(struct replica *r, const struct replica_request *reqs,
 int replica_member_change(struct replica *r, uint8_t op, uint64_t id, uint64_t *index,
                           uint64_t *leader)
 {
+    struct raft_member_addr a = {.id = id};
+    return replica_member_change_addr(r, op, &a, index, leader);
+}
+
+int replica_member_change_addr(struct replica *r, uint8_t op, const struct raft_member_addr *a,
+                               uint64_t *index, uint64_t *leader)
+{
     replica_begin(r);
-    uint64_t idx = 0, known = 0;
+    uint64_t idx = 0, known = 0, id = a->id;
     int rc = RK_EINVAL;
     if (r->failed)
         rc = RK_EINVAL;
     else if (op == REPLICA_MEMBER_ADD_LEARNER)
-        rc = raft_add_learner(r->raft, id, &idx, &known);
+        rc = raft_add_learner_addr(r->raft, a, &idx, &known);
+    else if (op == REPLICA_MEMBER_SET_ADDR)
+        rc = raft_set_member_addr(r->raft, a, &idx, &known);
     else if (op == REPLICA_MEMBER_PROMOTE)
         rc = raft_promote(r->raft, id, &idx, &known);
     else if (op == REPLICA_MEMBER_REMOVE)
@@ -2789,6 +2798,8 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
         rc_cfg.n_learners = conf.n_learners;
         memcpy(rc_cfg.voters, conf.voters, sizeof(conf.voters));
         memcpy(rc_cfg.learners, conf.learners, sizeof(conf.learners));
+        rc_cfg.n_addrs = conf.n_addrs;
+        memcpy(rc_cfg.addrs, conf.addrs, sizeof(conf.addrs));
         rc_cfg.allow_non_member = true; /* a learner, or a removed node */
     } else if (rc != RK_ENOENT) {
         rk_errf(err, rc, "replica: the configuration record of the store does not decode");

@@ -281,9 +281,15 @@ enum replica_member_op {
     REPLICA_MEMBER_ADD_LEARNER = 1, /* a new node joins as a learner */
     REPLICA_MEMBER_PROMOTE = 2,     /* a learner becomes a voter */
     REPLICA_MEMBER_REMOVE = 3,      /* a voter or a learner leaves (the leader too) */
+    REPLICA_MEMBER_SET_ADDR = 4,    /* a member's addresses change (no voter changes) */
 };
 int replica_member_change(struct replica *r, uint8_t op, uint64_t id, uint64_t *index,
                           uint64_t *leader);
+/* As replica_member_change for member a->id, with its addresses: recorded in the configuration
+ * by ADD_LEARNER and SET_ADDR (raft_add_learner_addr, raft_set_member_addr), ignored by the
+ * others. */
+int replica_member_change_addr(struct replica *r, uint8_t op, const struct raft_member_addr *a,
+                               uint64_t *index, uint64_t *leader);
 /* The configuration in use (the latest in the log, committed or not) and its entry's index. */
 void replica_conf(const struct replica *r, struct raft_conf *conf, uint64_t *index);
 
