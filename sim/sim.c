@@ -14,6 +14,7 @@
  */
 #include "sim.h"
 
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -32,14 +33,21 @@
 #include "linrich.h"
 #include "log/log.h"
 #include "replica/replica.h"
+#include "scancheck.h"
 #include "simdisk.h"
 #include "timeline.h"
 #include "workload.h"
 
 #define SIM_SETTLE_DEFAULT_US (5u * 1000000u)
 /* Op kinds of `mix`: get put del incr putif mset mget, then the generic commands (enum wl_kind
- * WL_TXN, WL_WATCH, WL_EXPIRE, WL_APPEND, WL_GETDEL, WL_SETNX, WL_RENAME). */
-#define SIM_MIX_KINDS         14
+ * WL_TXN, WL_WATCH, WL_EXPIRE, WL_APPEND, WL_GETDEL, WL_SETNX, WL_RENAME), then scan and keys
+ * (the reads of the whole keyspace, checked by sim/scancheck). */
+#define SIM_MIX_KINDS         16
+#define SIM_MIX_KIND_SCAN     14
+#define SIM_MIX_KIND_KEYS     15
+/* The connection ops that read the whole keyspace (REPLICA_READ; not lincheck's ops). */
+#define SIM_OP_SCAN           30 /* one page of a SCAN iteration */
+#define SIM_OP_KEYS           31 /* KEYS pattern, with DBSIZE at the same index */
 #define SIM_MAX_ATTEMPT       0xffffu
 
 enum ev_type {
@@ -194,6 +202,16 @@ struct sim_cop {
     uint32_t n_parts; /* keys read: GET 1, MGET its group */
     bool found[SCN_KEY_GROUP];
     uint32_t val_lens[SCN_KEY_GROUP];
+    uint32_t sc_id; /* a write's id in the scan checker's history (0: none) */
+    /* SIM_OP_SCAN, SIM_OP_KEYS: the page asked for (pattern index, cursor, COUNT) and, once
+     * the node served it (sim_on_read, at the read's applied index), the key numbers it
+     * returned (owned; 0 for a name that is no key of the workload) and the next cursor. */
+    uint8_t pat;
+    bool served;
+    uint32_t count;
+    uint64_t cursor, next;
+    uint32_t *got;
+    uint32_t n_got;
 };
 
 struct sim_client {
@@ -217,6 +235,17 @@ struct sim_client {
     uint32_t w_gen;
     uint32_t w_first, w_key;
     struct wl_watch w_seen;
+    /* A SCAN iteration (`mix scan`): 0 none, 1 its next page due, 2 a page in flight; begun at
+     * scan_t0, at scan_cursor now, with MATCH scan_pat and COUNT scan_count; the keys returned
+     * so far. hop: the connection moves to another node once its requests are answered. */
+    uint8_t scan_state;
+    uint8_t scan_pat;
+    uint32_t scan_count;
+    uint64_t scan_cursor;
+    uint64_t scan_t0;
+    uint32_t *scan_got;
+    uint32_t n_scan_got, cap_scan_got;
+    bool hop;
     bool busy;
     bool done; /* no more ops */
     uint64_t seq;
@@ -316,6 +345,7 @@ struct sim {
 
     struct sim_client *clients;
     struct lin_history *hist;
+    struct sc_history *sc; /* `mix scan`/`keys`: the scan checker's history; NULL: none */
 
     /* Checkers. */
     uint64_t *leader_of_term;
@@ -715,6 +745,8 @@ static void check_log_reopened(struct sim *s, struct sim_node *nd)
                      : "");
 }
 
+static void sim_on_read(void *ctx, struct replica *r, uint64_t req_id);
+
 static int node_start(struct sim *s, struct sim_node *nd)
 {
     disk_faults_on(s, nd);
@@ -774,6 +806,8 @@ static int node_start(struct sim *s, struct sim_node *nd)
         c.compact_keep_bytes = s->compact_keep_bytes;
     }
     c.snapshot_timeout_ticks = 50;
+    c.on_read = sim_on_read;
+    c.read_ctx = s;
     /* Small chunks: a transfer spans many messages, so faults land in the middle of one. */
     c.snapshot_chunk_bytes = 64;
     uint64_t ticks = s->scn->timeout_us / s->scn->tick_us;
@@ -1926,6 +1960,10 @@ static const char *conn_op_name(uint8_t op)
 {
     static const char *const names[] = {"?",     "get",  "put",  "del", "incrby",
                                         "putif", "mset", "mget", "cmd", "cmd read"};
+    if (op == SIM_OP_SCAN)
+        return "scan";
+    if (op == SIM_OP_KEYS)
+        return "keys";
     return op < 10 ? names[op] : "?";
 }
 
@@ -1946,7 +1984,8 @@ static void conn_connect(struct sim *s, struct sim_client *c)
 
 static bool conn_is_read(uint8_t op)
 {
-    return op == LIN_GET || op == LIN_MGET || op == LIN_CMD_READ;
+    return op == LIN_GET || op == LIN_MGET || op == LIN_CMD_READ || op == SIM_OP_SCAN ||
+           op == SIM_OP_KEYS;
 }
 
 static uint8_t *conn_wslot(struct sim *s, uint32_t first, uint8_t slot)
@@ -1974,7 +2013,13 @@ static void conn_complete(struct sim *s, struct sim_client *c, uint32_t i, uint8
                           const struct lin_return *r)
 {
     struct sim_cop *op = &c->cops[i];
-    lin_complete_ret(s->hist, op->op_id, s->now, outcome, outcome == LIN_OK ? r : NULL);
+    if (op->op != SIM_OP_SCAN && op->op != SIM_OP_KEYS)
+        lin_complete_ret(s->hist, op->op_id, s->now, outcome, outcome == LIN_OK ? r : NULL);
+    if (op->sc_id != 0)
+        sc_done(s->sc, op->sc_id, outcome, s->now);
+    if (op->op == SIM_OP_SCAN && outcome != LIN_OK && c->scan_state == 2)
+        c->scan_state = 1; /* the same page again, on this connection or the next */
+    free(op->got);
     if (outcome == LIN_OK)
         s->res->ops_ok++;
     else if (outcome == LIN_FAIL)
@@ -2073,6 +2118,8 @@ static void conn_send_cmd(struct sim *s, struct sim_client *c, uint8_t kind)
                             .cmd = cmd.buf,
                             .cmd_len = cmd.len,
                             .watch_slot = kind == WL_WATCH || kind == WL_EXEC ? c->w_slot + 1 : 0};
+    if (s->sc != NULL && !cmd.read)
+        op->sc_id = sc_op(s->sc, SC_CHANGE, cmd.keys, cmd.n_keys, s->now);
     op->op_id = lin_invoke_call(s->hist, &call);
     s->res->ops_invoked++;
     c->n_cops++;
@@ -2094,6 +2141,116 @@ static void conn_send_cmd(struct sim *s, struct sim_client *c, uint8_t kind)
     }
 }
 
+/* MATCH patterns of `mix scan` and `mix keys` (fnmatch(3) and Redis's glob agree on them). */
+static const char *const scan_patterns[] = {"*", "*", "k1*", "k?", "*[02468]", "k[1-3]*"};
+#define SCAN_PATTERNS (sizeof(scan_patterns) / sizeof(scan_patterns[0]))
+
+/* Sends a read of the whole keyspace (REPLICA_READ, as raftkv-node sends SCAN and KEYS): the
+ * next page of the connection's SCAN iteration (op SIM_OP_SCAN), or KEYS (SIM_OP_KEYS, a
+ * pattern drawn here). sim_on_read serves it when the replica does. */
+static void conn_send_whole(struct sim *s, struct sim_client *c, uint8_t kind)
+{
+    struct sim_creq *q = xcalloc(1, sizeof(*q));
+    struct sim_cop *op = &c->cops[c->n_cops];
+    memset(op, 0, sizeof(*op));
+    op->op = kind;
+    op->rseq = ++c->rseq;
+    op->invoked_at = s->now;
+    if (kind == SIM_OP_SCAN) {
+        op->pat = c->scan_pat;
+        op->cursor = c->scan_cursor;
+        op->count = c->scan_count;
+        c->scan_state = 2;
+    } else {
+        op->pat = (uint8_t)rnd_range(s, 0, SCAN_PATTERNS - 1);
+    }
+    q->client = c->id;
+    q->req_id = CONN_REQ_ID(c, op->rseq);
+    q->client_id = c->session;
+    q->seq = c->wseq + 1;
+    q->op = kind;
+    q->rop = REPLICA_READ;
+    s->res->ops_invoked++;
+    c->n_cops++;
+    if (c->n_cops == 1)
+        c->invoked_at = s->now;
+    c->busy = true;
+    trace(s, "c%u invoke %s %s cursor %" PRIu64 " count %u on connection %u (%u in flight)",
+          c->id, conn_op_name(kind), scan_patterns[op->pat], op->cursor, op->count, c->gen,
+          c->n_cops);
+    uint64_t at = s->now + latency(s);
+    at = at > c->arrive_at ? at : c->arrive_at;
+    c->arrive_at = at;
+    ev_push(s, at, EV_CLIENT_REQ, c->node, 0, 0, q);
+    if (!c->timer_armed) {
+        c->timer_armed = true;
+        ev_push(s, s->now + s->scn->timeout_us, EV_CLIENT_TIMEOUT, 0, c->id, 0, NULL);
+    }
+}
+
+/* The replica serves a REPLICA_READ (replica.h config.on_read): a connection's SCAN page or
+ * KEYS reads the state machine as of the read's applied index, as raftkv-node's keys_read
+ * does. A SCAN page passes over COUNT records (raftkv-node reads at least 1000, so that a
+ * page here covers a few keys and an iteration spans many pages, faults and nodes). */
+struct sim_page {
+    struct sim_cop *op;
+    const char *pattern;
+    uint32_t keys;
+    uint32_t cap;
+};
+
+static bool sim_page_key(void *ctx, const uint8_t *key, uint32_t key_len)
+{
+    struct sim_page *pg = ctx;
+    char name[64];
+    uint32_t n = key_len < sizeof(name) - 1 ? key_len : (uint32_t)sizeof(name) - 1;
+    memcpy(name, key, n);
+    name[n] = 0;
+    if (fnmatch(pg->pattern, name, 0) != 0)
+        return true;
+    uint32_t num = 0;
+    bool ok = n >= 2 && n == key_len && name[0] == 'k' && name[1] != '0';
+    for (uint32_t i = 1; ok && i < n; i++) {
+        ok = name[i] >= '0' && name[i] <= '9' && num < 100000000u;
+        num = num * 10 + (uint32_t)(name[i] - '0');
+    }
+    if (pg->op->n_got == pg->cap) {
+        pg->cap = pg->cap < 16 ? 16 : pg->cap * 2;
+        pg->op->got = xrealloc(pg->op->got, pg->cap * sizeof(*pg->op->got));
+    }
+    pg->op->got[pg->op->n_got++] = ok && num <= pg->keys ? num : 0;
+    return true;
+}
+
+static void sim_on_read(void *ctx, struct replica *r, uint64_t req_id)
+{
+    struct sim *s = ctx;
+    uint32_t client = (uint32_t)(req_id >> 48);
+    if (client == 0 || client > s->scn->clients || s->scn->pipeline == 0)
+        return;
+    struct sim_client *c = &s->clients[client - 1];
+    uint32_t gen = (uint32_t)(req_id >> 32) & 0xffffu;
+    uint32_t rseq = (uint32_t)(req_id >> 8) & 0xffffffu;
+    if (!c->connected || gen != (c->gen & 0xffffu))
+        return; /* a broken connection's: its reply is dropped */
+    uint32_t i = 0;
+    while (i < c->n_cops && (c->cops[i].rseq & 0xffffffu) != rseq)
+        i++;
+    if (i == c->n_cops || (c->cops[i].op != SIM_OP_SCAN && c->cops[i].op != SIM_OP_KEYS))
+        return;
+    struct sim_cop *op = &c->cops[i];
+    free(op->got);
+    op->got = NULL;
+    op->n_got = 0;
+    struct sim_page pg = {.op = op, .pattern = scan_patterns[op->pat], .keys = s->scn->keys};
+    int rc;
+    if (op->op == SIM_OP_SCAN)
+        rc = replica_scan_db_range(r, 0, op->cursor, op->count, sim_page_key, &pg, &op->next);
+    else
+        rc = replica_scan_db(r, 0, sim_page_key, &pg);
+    op->served = rc == RK_OK; /* else the node answers an error */
+}
+
 /* Sends one new op on the connection. */
 static void conn_send_op(struct sim *s, struct sim_client *c)
 {
@@ -2105,7 +2262,27 @@ static void conn_send_op(struct sim *s, struct sim_client *c)
         conn_send_cmd(s, c, WL_EXEC);
         return;
     }
+    if (c->scan_state == 1) {
+        conn_send_whole(s, c, SIM_OP_SCAN);
+        return;
+    }
     uint32_t kind = conn_pick_kind(s);
+    if (kind == SIM_MIX_KIND_SCAN && c->scan_state == 0) {
+        /* A new iteration: cursor 0, a MATCH and a COUNT of 1..8. */
+        c->scan_pat = (uint8_t)rnd_range(s, 0, SCAN_PATTERNS - 1);
+        c->scan_count = (uint32_t)rnd_range(s, 1, 8);
+        c->scan_cursor = 0;
+        c->scan_t0 = s->now;
+        c->n_scan_got = 0;
+        conn_send_whole(s, c, SIM_OP_SCAN);
+        return;
+    }
+    if (kind == SIM_MIX_KIND_KEYS) {
+        conn_send_whole(s, c, SIM_OP_KEYS);
+        return;
+    }
+    if (kind == SIM_MIX_KIND_SCAN)
+        kind = 0; /* a page of this connection's iteration is in flight: a GET instead */
     if (kind >= 7) {
         conn_send_cmd(s, c, generic[kind - 7]);
         return;
@@ -2187,6 +2364,15 @@ static void conn_send_op(struct sim *s, struct sim_client *c)
         memcpy(q->val, vals[0], vl[0]);
         q->val_len = vl[0];
     }
+    if (s->sc != NULL && write) {
+        uint32_t nums[SCN_KEY_GROUP];
+        for (uint32_t j = 0; j < n_keys; j++)
+            nums[j] = n_keys > 1 ? first + j : key;
+        uint8_t cls = op->op == LIN_PUT || op->op == LIN_MSET ? SC_SET
+                      : op->op == LIN_DEL                     ? SC_DEL
+                                                              : SC_CREATE;
+        op->sc_id = sc_op(s->sc, cls, nums, n_keys, s->now);
+    }
     op->op_id = lin_invoke_call(s->hist, &call);
     s->res->ops_invoked++;
     c->n_cops++;
@@ -2215,6 +2401,16 @@ static void conn_next(struct sim *s, struct sim_client *c)
     }
     if (!c->connected)
         conn_connect(s, c);
+    if (c->hop) {
+        /* Between two pages of its SCAN iteration the client moves to another node, once the
+         * requests it sent are answered (as a client reconnecting would). */
+        if (c->n_cops > 0)
+            return;
+        c->hop = false;
+        trace(s, "c%u leaves n%u between two SCAN pages", c->id, c->node);
+        conn_break(s, c);
+        conn_connect(s, c);
+    }
     while (c->n_cops < s->scn->pipeline)
         conn_send_op(s, c);
 }
@@ -2235,6 +2431,37 @@ static void conn_on_timeout(struct sim *s, struct sim_client *c)
     conn_arm_next(s, c);
 }
 
+/* A SCAN page or KEYS answered OK: the page's keys join the iteration, which ends after the
+ * page whose next cursor is 0 (then the checker gets it); KEYS goes to the checker at once,
+ * with DBSIZE as the replica counted it at the same index (the reply's num). */
+static void conn_whole_done(struct sim *s, struct sim_client *c, const struct sim_cop *op,
+                            uint64_t dbsize)
+{
+    if (op->op == SIM_OP_KEYS) {
+        sc_read(s->sc, "keys", c->id, op->invoked_at, s->now, scan_patterns[op->pat], op->got,
+                op->n_got, dbsize);
+        return;
+    }
+    uint32_t need = c->n_scan_got + op->n_got;
+    if (need > c->cap_scan_got) {
+        c->cap_scan_got = need * 2;
+        c->scan_got = xrealloc(c->scan_got, c->cap_scan_got * sizeof(*c->scan_got));
+    }
+    if (op->n_got > 0)
+        memcpy(c->scan_got + c->n_scan_got, op->got, op->n_got * sizeof(*op->got));
+    c->n_scan_got = need;
+    trace(s, "c%u scan page: %u keys, next cursor %" PRIu64, c->id, op->n_got, op->next);
+    if (op->next == 0) {
+        sc_read(s->sc, "scan", c->id, c->scan_t0, s->now, scan_patterns[c->scan_pat],
+                c->scan_got, c->n_scan_got, UINT64_MAX);
+        c->scan_state = 0;
+        return;
+    }
+    c->scan_cursor = op->next;
+    c->scan_state = 1;
+    c->hop = rnd_chance(s, 1.0 / 3);
+}
+
 /* A reply on the connection: ends its op. */
 static void conn_on_reply(struct sim *s, const struct sim_crep *r)
 {
@@ -2253,6 +2480,18 @@ static void conn_on_reply(struct sim *s, const struct sim_crep *r)
     struct sim_cop *op = &c->cops[i];
     bool write = !conn_is_read(op->op);
     struct lin_return ret = {.num = r->num};
+    if ((op->op == SIM_OP_SCAN || op->op == SIM_OP_KEYS) && r->status == REPLICA_OK &&
+        op->served) {
+        conn_whole_done(s, c, op, (uint64_t)r->num);
+        conn_complete(s, c, i, LIN_OK, &ret);
+        conn_arm_next(s, c);
+        return;
+    }
+    if (op->op == SIM_OP_SCAN || op->op == SIM_OP_KEYS) {
+        conn_complete(s, c, i, LIN_FAIL, NULL); /* not served: an error, or no answer */
+        conn_arm_next(s, c);
+        return;
+    }
     bool cmd = op->op == LIN_CMD || op->op == LIN_CMD_READ;
     switch (r->status) {
     case REPLICA_OK:
@@ -3527,6 +3766,12 @@ static void draw_swarm_mix(struct sim *s)
     uint32_t kept[SIM_MIX_KINDS];
     bool any = false;
     for (int i = 0; i < SIM_MIX_KINDS; i++) {
+        /* Kinds added later are drawn only when the scenario weighs them, so that the draws of
+         * the scenarios that do not stay what they were. */
+        if (i >= SIM_MIX_KIND_SCAN && s->mix[i] == 0) {
+            kept[i] = 0;
+            continue;
+        }
         kept[i] = rnd_chance(s, 0.5) ? s->mix[i] : 0;
         any = any || kept[i] > 0;
     }
@@ -3611,8 +3856,16 @@ static void setup(struct sim *s)
     const uint32_t mix[SIM_MIX_KINDS] = {
         scn->mix_get,    scn->mix_put,    scn->mix_del,   scn->mix_incr,  scn->mix_putif,
         scn->mix_mset,   scn->mix_mget,   scn->mix_txn,   scn->mix_watch, scn->mix_expire,
-        scn->mix_append, scn->mix_getdel, scn->mix_setnx, scn->mix_rename};
+        scn->mix_append, scn->mix_getdel, scn->mix_setnx, scn->mix_rename, scn->mix_scan,
+        scn->mix_keys};
     memcpy(s->mix, mix, sizeof(mix));
+    if (scn->mix_scan + scn->mix_keys > 0) {
+        s->sc = sc_new(scn->keys);
+        if (s->sc == NULL) {
+            fprintf(stderr, "sim: out of memory\n");
+            abort();
+        }
+    }
     s->wallclock_us = scn->wallclock_us;
     if ((s->opt->swarm || scn->swarm) && scn->pipeline > 0)
         draw_swarm_mix(s);
@@ -3696,8 +3949,11 @@ static void teardown(struct sim *s)
             free_payload(s, &nd->held[j]);
         free(nd->held);
     }
+    for (uint32_t i = 0; s->clients != NULL && i < s->scn->clients; i++)
+        free(s->clients[i].scan_got);
     free(s->clients);
     free(s->wslots);
+    sc_free(s->sc);
     lin_history_destroy(s->hist);
     tl_destroy(s->tl);
     free(s->leader_of_term);
@@ -3728,7 +3984,7 @@ static void write_timeline(struct sim *s)
         fprintf(stderr, "sim: %s: cannot write the timeline\n", s->opt->timeline);
 }
 
-static void report(struct sim *s, const struct lin_result *lr)
+static void report(struct sim *s, const struct lin_result *lr, const char *scan_note)
 {
     struct sim_result *res = s->res;
     const char *verdict = res->verdict == SIM_PASS ? "PASS" : "FAIL";
@@ -3743,7 +3999,7 @@ static void report(struct sim *s, const struct lin_result *lr)
                " events; ops %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64 ", unknown %" PRIu64
                "); leaders %" PRIu64 ", max term %" PRIu64 "; msgs %" PRIu64 " (dropped %" PRIu64
                ", duplicated %" PRIu64 ")%s; unavailable %" PRIu64 "ms; linearizability %s"
-               " (%u keys)\n",
+               " (%u keys)%s\n",
                s->opt->seed, verdict, res->virtual_us / 1000000, res->virtual_us / 1000 % 1000,
                res->events, res->ops_invoked, res->ops_ok, res->ops_failed, res->ops_unknown,
                res->leaders_elected, res->max_term, res->msgs_sent, res->msgs_dropped,
@@ -3751,7 +4007,7 @@ static void report(struct sim *s, const struct lin_result *lr)
                lr->verdict == LIN_LINEARIZABLE ? "ok"
                : lr->verdict == LIN_GAVE_UP    ? "gave up (search budget)"
                                                : "VIOLATED",
-               lr->keys_checked);
+               lr->keys_checked, scan_note);
     if (res->verdict != SIM_PASS) {
         sim_printf(s, "  failed check: %s\n", res->what);
         if (lr->verdict == LIN_VIOLATION && lr->explanation != NULL)
@@ -3827,6 +4083,16 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
             client_give_up(s, c);
     }
     s->closing = false;
+    /* The scan checker's verdict (sim/scancheck.h), failed after linearizability's. */
+    char scan_note[96] = "", scan_why[256] = "";
+    bool scan_ok = true;
+    if (s->sc != NULL) {
+        uint64_t reads = 0, required = 0;
+        scan_ok = sc_check(s->sc, scan_why, sizeof(scan_why), &reads, &required);
+        snprintf(scan_note, sizeof(scan_note),
+                 "; scan/keys %s (%" PRIu64 " reads, %" PRIu64 " keys due)", scan_ok ? "ok" : "VIOLATED",
+                 reads, required);
+    }
     /* Linearizability first: a violation is the stronger finding, and the recovery phase does
      * not touch the history (every op is closed above). */
     struct lin_result lr;
@@ -3834,12 +4100,14 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
     lin_check(s->hist, o->lin_budget, &lr);
     if (lr.verdict == LIN_VIOLATION)
         fail(s, SIM_FAIL_LINEARIZABILITY, "linearizability: key %s", lr.key);
+    if (!scan_ok)
+        fail(s, SIM_FAIL_LINEARIZABILITY, "%s", scan_why);
     check_recovery(s);
     if (lr.verdict == LIN_VIOLATION && s->tl != NULL && lr.key[0] == 'k')
         tl_highlight(s->tl, 0, 0, (uint32_t)strtoul(lr.key + 1, NULL, 10));
     write_timeline(s);
     res->lin_gave_up = lr.verdict == LIN_GAVE_UP;
-    report(s, &lr);
+    report(s, &lr, scan_note);
     lin_result_free(&lr);
     teardown(s);
     free(s);
