@@ -41,10 +41,11 @@
 #define SIM_SETTLE_DEFAULT_US (5u * 1000000u)
 /* Op kinds of `mix`: get put del incr putif mset mget, then the generic commands (enum wl_kind
  * WL_TXN, WL_WATCH, WL_EXPIRE, WL_APPEND, WL_GETDEL, WL_SETNX, WL_RENAME), then scan and keys
- * (the reads of the whole keyspace, checked by sim/scancheck). */
-#define SIM_MIX_KINDS         16
+ * (the reads of the whole keyspace, checked by sim/scancheck), then bits (WL_BITS). */
+#define SIM_MIX_KINDS         17
 #define SIM_MIX_KIND_SCAN     14
 #define SIM_MIX_KIND_KEYS     15
+#define SIM_MIX_KIND_BITS     16 /* WL_BITS */
 /* The connection ops that read the whole keyspace (REPLICA_READ; not lincheck's ops). */
 #define SIM_OP_SCAN           30 /* one page of a SCAN iteration */
 #define SIM_OP_KEYS           31 /* KEYS pattern, with DBSIZE at the same index */
@@ -2281,6 +2282,10 @@ static void conn_send_op(struct sim *s, struct sim_client *c)
         conn_send_whole(s, c, SIM_OP_KEYS);
         return;
     }
+    if (kind == SIM_MIX_KIND_BITS) {
+        conn_send_cmd(s, c, WL_BITS);
+        return;
+    }
     if (kind == SIM_MIX_KIND_SCAN)
         kind = 0; /* a page of this connection's iteration is in flight: a GET instead */
     if (kind >= 7) {
@@ -3854,10 +3859,10 @@ static void setup(struct sim *s)
     if (s->opt->swarm || scn->swarm)
         draw_swarm_more(s);
     const uint32_t mix[SIM_MIX_KINDS] = {
-        scn->mix_get,    scn->mix_put,    scn->mix_del,   scn->mix_incr,  scn->mix_putif,
-        scn->mix_mset,   scn->mix_mget,   scn->mix_txn,   scn->mix_watch, scn->mix_expire,
+        scn->mix_get,    scn->mix_put,    scn->mix_del,   scn->mix_incr,   scn->mix_putif,
+        scn->mix_mset,   scn->mix_mget,   scn->mix_txn,   scn->mix_watch,  scn->mix_expire,
         scn->mix_append, scn->mix_getdel, scn->mix_setnx, scn->mix_rename, scn->mix_scan,
-        scn->mix_keys};
+        scn->mix_keys,   scn->mix_bits};
     memcpy(s->mix, mix, sizeof(mix));
     if (scn->mix_scan + scn->mix_keys > 0) {
         s->sc = sc_new(scn->keys);
