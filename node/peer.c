@@ -815,12 +815,30 @@ err_free:
     return -1;
 }
 
-uint64_t peer_transfer_target(const struct node *n)
+static bool peer_connected(const struct node *n, uint64_t id)
 {
     for (size_t i = 0; i < n->n_peers; i++)
-        if (n->peers[i].c.fd >= 0 && n->peers[i].c.hs_in)
-            return n->peers[i].id;
-    return 0;
+        if (n->peers[i].id == id)
+            return n->peers[i].c.fd >= 0 && n->peers[i].c.hs_in;
+    return false;
+}
+
+uint64_t peer_transfer_target(const struct node *n)
+{
+    /* A connected voter, the most caught up: a learner cannot take the office, and the one
+     * with the highest match needs the fewest entries before the TimeoutNow. */
+    const struct raft *r = replica_raft(n->rep);
+    uint64_t best = 0, best_match = 0;
+    struct raft_progress_status ps;
+    for (uint32_t i = 0; i < RAFT_MAX_MEMBERS; i++) {
+        if (!raft_progress(r, i, &ps) || ps.learner || !peer_connected(n, ps.id))
+            continue;
+        if (best == 0 || ps.match > best_match) {
+            best = ps.id;
+            best_match = ps.match;
+        }
+    }
+    return best;
 }
 
 void peer_timer(struct node *n)

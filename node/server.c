@@ -34,6 +34,7 @@
 #include "commands.h"
 #include "common/alloc.h"
 #include "fs_posix.h"
+#include "kv/view.h"
 #include "log/log.h"
 #include "server.h"
 #include "storage.h"
@@ -506,9 +507,9 @@ static int open_storage(struct node *n, const char *dir)
             n->log = st.log;
             n->bc = st.bc;
             n->store = bc_kv_store(n->bc);
-            struct kv_store *w = backup_store_wrap(n, n->store);
+            struct kv_store *w = kv_views_wrap(rk_alloc_libc(), n->store);
             if (w == NULL)
-                rc = rk_errf(&err, RK_ENOMEM, "no memory for the store's backup wrapper (cmd_backup.c)");
+                rc = rk_errf(&err, RK_ENOMEM, "no memory for the store's views (kv/view.h)");
             else
                 n->store = w;
             if (st.repairs > 0) {

@@ -548,7 +548,6 @@ const struct kv *server_kv(struct node *n);
 void server_applied_at(struct node *n, uint64_t *index, uint64_t *term);
 /* cmd_backup.c: the store the replica writes through, which keeps a backup's values at its
  * index (NULL: no memory; destroying it destroys inner); and the session's end at stop. */
-struct kv_store *backup_store_wrap(struct node *n, struct kv_store *inner);
 void backup_free(struct node *n);
 /* Makes room in the batch for one request whose borrowed bytes need arena_bytes of n->arena.
  * false when out of memory. */
@@ -590,7 +589,7 @@ void peer_lost(struct node *n, struct peer *p, const char *why);
  * once written or dropped. */
 void peer_send(struct node *n, const struct replica_frame *f);
 size_t peers_connected(const struct node *n);
-/* A connected peer to hand leadership to on shutdown, or 0. */
+/* The connected voter with the highest match to hand leadership to on shutdown, or 0. */
 uint64_t peer_transfer_target(const struct node *n);
 void peer_on_event(struct node *n, struct peer *p, uint32_t events);
 void peer_on_accept(struct node *n);

@@ -1057,6 +1057,15 @@ static int kvb_scan_range(struct kv_store *s, uint32_t lo, uint64_t budget,
     return bc_scan_range(bc, lo, budget, fn, ctx, next, &bc->kv_err);
 }
 
+static int kvb_scan_after(struct kv_store *s, const uint8_t *after, uint32_t after_len,
+                          bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
+                                     const uint8_t *val, uint32_t val_len),
+                          void *ctx)
+{
+    struct bitcask *bc = to_bc(s);
+    return bc_scan_after(bc, after, after_len, fn, ctx, &bc->kv_err);
+}
+
 static void kvb_destroy(struct kv_store *s)
 {
     bc_close(to_bc(s));
@@ -1079,6 +1088,8 @@ static const struct kv_store_ops bc_kv_ops = {
     .scan = kvb_scan,
     .scan_keys = kvb_scan_keys,
     .scan_range = kvb_scan_range,
+    .scan_after = kvb_scan_after,
+    .key_order = bc_key_order,
     .reserve = kvb_reserve,
     .destroy = kvb_destroy,
 };

@@ -74,6 +74,17 @@ struct kv_store_ops {
                       bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
                                  const uint8_t *val, uint32_t val_len),
                       void *ctx, uint64_t *next);
+    /* Optional (NULL: the store cannot back a view, kv/view.h). Resumable scan in the store's
+     * canonical order, a function of the set of live keys alone (not of the history): calls fn
+     * for every live key that sorts after (after, after_len) by key_order, or for every key
+     * when after is NULL, in ascending order, with its value read; stops when fn returns
+     * false. fn must not call a mutating op of the store. */
+    int (*scan_after)(struct kv_store *s, const uint8_t *after, uint32_t after_len,
+                      bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
+                                 const uint8_t *val, uint32_t val_len),
+                      void *ctx);
+    /* Optional, with scan_after: the canonical order on two keys (<0, 0, >0). */
+    int (*key_order)(const uint8_t *a, uint32_t a_len, const uint8_t *b, uint32_t b_len);
     /* Optional (NULL: nothing). A hint before a bulk load into a store that holds no key (a
      * snapshot install, after its deletes): room for n keys at once. The keys of a snapshot
      * come in scan's order, which for Bitcask is its keydir's (ascending hash): loaded into a
