@@ -851,6 +851,13 @@ int kv_scan_db_range(struct kv *kv, uint8_t db, uint64_t cursor, uint64_t budget
                      bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx,
                      uint64_t *next);
 
+/* What a walk of a pinned view (kv/view.h) opened at the applied index now needs to give out
+ * the keys kv_scan_db(db) would: the physical db whose store records ('0' + it, then the key:
+ * kv_user_record_decode) hold db's keys now (SWAPDB permutes them), and the read time (a key
+ * whose deadline <= it is expired). */
+uint8_t kv_db_physical(const struct kv *kv, uint8_t db);
+uint64_t kv_read_time_ms(const struct kv *kv);
+
 /* Keys with a deadline, over all dbs, and in db (INFO keyspace's expires=). */
 uint64_t kv_expiring_count(const struct kv *kv);
 uint64_t kv_db_expiring(const struct kv *kv, uint8_t db);
