@@ -41,7 +41,13 @@ struct sc_history {
     uint32_t n_ops, cap_ops;
     struct sc_rd *rds;
     uint32_t n_rds, cap_rds;
+    bool no_expiry;
 };
+
+void sc_set_no_expiry(struct sc_history *h, bool no_expiry)
+{
+    h->no_expiry = no_expiry;
+}
 
 static void *grow(void *p, uint32_t *cap, uint32_t need, size_t size)
 {
@@ -255,6 +261,12 @@ bool sc_check(struct sc_history *h, char *why, size_t cap, uint64_t *reads, uint
                          head, key);
                 ok = false;
             }
+        }
+        if (ok && r->dbsize != UINT64_MAX && h->no_expiry && strcmp(r->pattern, "*") == 0 &&
+            r->n != r->dbsize) {
+            snprintf(why, cap, "%s returned %" PRIu32 " keys, but DBSIZE at its index is %" PRIu64,
+                     head, r->n, r->dbsize);
+            ok = false;
         }
         if (ok && r->dbsize != UINT64_MAX && (r->dbsize < present || r->dbsize > possible)) {
             snprintf(why, cap,

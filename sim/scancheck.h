@@ -53,6 +53,10 @@ void sc_done(struct sc_history *h, uint32_t id, uint8_t outcome, uint64_t at);
  * UINT64_MAX. what: "scan" or "keys", for the report. */
 void sc_read(struct sc_history *h, const char *what, uint32_t client, uint64_t t0, uint64_t t1,
              const char *pattern, const uint32_t *keys, uint32_t n, uint64_t dbsize);
+/* Whether no key of the run can have a deadline (no expiry in the workload): then a read of
+ * every key ("*") with DBSIZE at the same index must return exactly DBSIZE keys (one snapshot:
+ * a KEYS walked across writes would drift from it). */
+void sc_set_no_expiry(struct sc_history *h, bool no_expiry);
 
 /* Checks every read recorded: true if all hold; else false and why (one line). Counts of
  * reads and of keys held to be returned, for the summary. */

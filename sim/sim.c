@@ -29,6 +29,7 @@
 #include "bitcask/bitcask.h"
 #include "check_durable.h"
 #include "kv/kv.h"
+#include "kv/view.h"
 #include "lincheck.h"
 #include "linrich.h"
 #include "log/log.h"
@@ -137,7 +138,8 @@ struct sim_node {
     struct simdisk *logdisk; /* the log's directory; survives crashes */
     struct simdisk *disk;    /* the state machine's directory; survives crashes */
     struct bitcask *bc;
-    struct kv_store *store; /* bc_kv_store(bc) */
+    struct kv_store *store; /* bc_kv_store(bc); with `mix keys`, the views wrapper in front */
+    struct sim_walk *walks; /* KEYS walks in progress on this node (sim_walks_step) */
     bool dying;             /* a crash point is armed: crash at the disk's next calls */
     uint64_t busy_until;    /* a slow sync stalls the node until then */
     /* Asynchronous log persistence (replica.h), as raftkv-node's storage thread does it: jobs
@@ -716,6 +718,15 @@ static int open_storage(struct sim *s, struct sim_node *nd)
     nd->log = st.log;
     nd->bc = st.bc;
     nd->store = bc_kv_store(nd->bc);
+    if (s->scn->mix_keys > 0) {
+        /* As raftkv-node: KEYS walks views of the store (kv/view.h), so writes go through
+         * the views wrapper. */
+        nd->store = kv_views_wrap(rk_alloc_libc(), nd->store);
+        if (nd->store == NULL) {
+            fprintf(stderr, "sim: out of memory\n");
+            abort();
+        }
+    }
     bc_set_deferred(nd->bc, NULL); /* as raftkv-node: the store is written off the loop */
     return RK_OK;
 }
@@ -917,10 +928,13 @@ static void storage_drop(struct sim_node *nd)
     nd->merge_gen++;
 }
 
+static void sim_walks_free(struct sim_node *nd);
+
 static void node_crash(struct sim *s, struct sim_node *nd)
 {
     if (!nd->up)
         return;
+    sim_walks_free(nd); /* a KEYS in progress dies with the process: its client times out */
     storage_drop(nd);
     replica_destroy(nd->rep);
     nd->rep = NULL;
@@ -1646,6 +1660,8 @@ static void on_storage(struct sim *s, struct sim_node *nd)
 
 /* Takes a node's outputs: frames onto the network, replies back to clients, log writes to its
  * storage. */
+static bool sim_walk_stash(struct sim_node *nd, struct sim_crep *c);
+
 static void drain(struct sim *s, struct sim_node *nd)
 {
     if (!nd->up)
@@ -1682,6 +1698,8 @@ static void drain(struct sim *s, struct sim_node *nd)
               r->reason != NULL ? ": " : "", r->reason != NULL ? r->reason : "");
         c->not_integer = r->status == REPLICA_ERROR && r->reason != NULL &&
                          strstr(r->reason, "not an integer") != NULL;
+        if (sim_walk_stash(nd, c))
+            continue; /* a KEYS: its reply leaves when its walk is done (sim_walks_step) */
         uint64_t at = s->now + latency(s);
         if (s->scn->pipeline > 0) {
             /* A connection's replies come back in the order they were sent (TCP). */
@@ -2223,6 +2241,140 @@ static bool sim_page_key(void *ctx, const uint8_t *key, uint32_t key_len)
     return true;
 }
 
+/* KEYS as raftkv-node runs it (node/cmd_keyspace.c): the read's callback opens a view of the
+ * store at the read's applied index (kv/view.h), the node walks it a piece per loop turn (here:
+ * per tick, SIM_KEYS_PIECE_BYTES, so that a walk spans ticks, writes, pauses and crashes), and
+ * the reply leaves when the walk is done; a crash drops the walk and the reply. */
+#define SIM_KEYS_PIECE_BYTES 256u
+
+struct sim_walk {
+    struct sim_walk *next;
+    uint64_t req_id;
+    struct kv_view *view;
+    uint8_t phys;
+    uint64_t now_ms;
+    struct sim_cop res; /* got, n_got: the keys given out so far */
+    struct sim_page pg;
+    struct sim_crep *rep; /* the replica's reply, held until the walk is done */
+    bool done, failed;
+};
+
+static bool sim_walk_one(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                         uint32_t val_len)
+{
+    struct sim_walk *w = ctx;
+    if (key_len < 1 || key[0] != KV_KEY_USER + w->phys)
+        return true;
+    uint8_t db = 0;
+    const uint8_t *ukey = NULL, *uval = NULL;
+    uint32_t ukey_len = 0, uval_len = 0;
+    uint64_t mod = 0, deadline = 0;
+    if (kv_user_record_decode(key, key_len, val, val_len, &db, &ukey, &ukey_len, &uval, &uval_len,
+                              &mod, &deadline, NULL) != RK_OK)
+        return true;
+    if (deadline != 0 && deadline <= w->now_ms)
+        return true;
+    return sim_page_key(&w->pg, ukey, ukey_len);
+}
+
+static bool sim_walk_start(struct sim *s, struct replica *r, struct sim_cop *op, uint64_t req_id)
+{
+    if (s->scn->mix_keys == 0)
+        return false;
+    struct sim_node *nd = NULL;
+    for (uint32_t i = 1; i <= s->n && nd == NULL; i++)
+        if (s->nodes[i].up && s->nodes[i].rep == r)
+            nd = &s->nodes[i];
+    RK_ASSERT(nd != NULL && kv_views_is_wrapper(nd->store));
+    struct sim_walk *w = xcalloc(1, sizeof(*w));
+    struct rk_errmsg err = {{0}};
+    if (kv_view_open(nd->store, UINT64_MAX, &w->view, &err) != RK_OK) {
+        fprintf(stderr, "sim: kv_view_open: %s\n", err.text);
+        abort();
+    }
+    w->req_id = req_id;
+    w->phys = kv_db_physical(replica_kv(r), 0);
+    w->now_ms = kv_read_time_ms(replica_kv(r));
+    w->pg =
+        (struct sim_page){.op = &w->res, .pattern = scan_patterns[op->pat], .keys = s->scn->keys};
+    w->next = nd->walks;
+    nd->walks = w;
+    return true;
+}
+
+static bool sim_walk_stash(struct sim_node *nd, struct sim_crep *c)
+{
+    for (struct sim_walk *w = nd->walks; w != NULL; w = w->next) {
+        if (w->req_id == c->req_id && w->rep == NULL) {
+            w->rep = c;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void sim_walk_free(struct sim_walk *w)
+{
+    kv_view_close(w->view);
+    free(w->res.got);
+    free(w->rep);
+    free(w);
+}
+
+static void sim_walks_free(struct sim_node *nd)
+{
+    while (nd->walks != NULL) {
+        struct sim_walk *w = nd->walks;
+        nd->walks = w->next;
+        sim_walk_free(w);
+    }
+}
+
+/* Each KEYS walk of the node a piece; one that is done hands its keys to its op and sends the
+ * held reply. */
+static void sim_walks_step(struct sim *s, struct sim_node *nd)
+{
+    struct sim_walk **pw = &nd->walks;
+    while (*pw != NULL) {
+        struct sim_walk *w = *pw;
+        struct rk_errmsg err = {{0}};
+        bool done = false;
+        if (!w->done &&
+            kv_view_next(w->view, SIM_KEYS_PIECE_BYTES, 0, sim_walk_one, w, &done, &err) != RK_OK) {
+            w->failed = true;
+            done = true;
+        }
+        w->done = w->done || done;
+        if (!w->done || w->rep == NULL) {
+            pw = &w->next;
+            continue;
+        }
+        *pw = w->next;
+        trace(s, "n%u KEYS walk done: %u keys%s", nd->id, w->res.n_got,
+              w->failed ? ", failed" : "");
+        uint32_t client = (uint32_t)(w->req_id >> 48);
+        struct sim_client *c = &s->clients[client - 1];
+        uint32_t gen = (uint32_t)(w->req_id >> 32) & 0xffffu;
+        uint32_t rseq = (uint32_t)(w->req_id >> 8) & 0xffffffu;
+        for (uint32_t i = 0; c->connected && gen == (c->gen & 0xffffu) && i < c->n_cops; i++) {
+            struct sim_cop *op = &c->cops[i];
+            if ((op->rseq & 0xffffffu) != rseq || op->op != SIM_OP_KEYS)
+                continue;
+            free(op->got);
+            op->got = w->res.got;
+            op->n_got = w->res.n_got;
+            op->served = !w->failed;
+            w->res.got = NULL;
+        }
+        uint64_t at = s->now + latency(s);
+        at = at > c->reply_at ? at : c->reply_at;
+        c->reply_at = at;
+        ev_push(s, at, EV_CLIENT_REPLY, 0, client, 0, w->rep);
+        w->rep = NULL;
+        sim_walk_free(w);
+    }
+}
+
 static void sim_on_read(void *ctx, struct replica *r, uint64_t req_id)
 {
     struct sim *s = ctx;
@@ -2245,6 +2397,8 @@ static void sim_on_read(void *ctx, struct replica *r, uint64_t req_id)
     op->n_got = 0;
     struct sim_page pg = {.op = op, .pattern = scan_patterns[op->pat], .keys = s->scn->keys};
     int rc;
+    if (op->op == SIM_OP_KEYS && sim_walk_start(s, r, op, req_id))
+        return; /* served by the walk, over the next ticks */
     if (op->op == SIM_OP_SCAN)
         rc = replica_scan_db_range(r, 0, op->cursor, op->count, sim_page_key, &pg, &op->next);
     else
@@ -3630,6 +3784,7 @@ static void handle(struct sim *s, struct event *e)
         nd->ticks++;
         replica_tick(nd->rep);
         drain(s, nd);
+        sim_walks_step(s, nd);
         check_node(s, nd);
         member_try(s, nd);
         if (s->scn->expect_stepdown_elections > 0)
@@ -3870,6 +4025,8 @@ static void setup(struct sim *s)
             fprintf(stderr, "sim: out of memory\n");
             abort();
         }
+        /* Deadlines come only from `expire` and from the transactions (`txn`, `watch`). */
+        sc_set_no_expiry(s->sc, scn->mix_expire + scn->mix_txn + scn->mix_watch == 0);
     }
     s->wallclock_us = scn->wallclock_us;
     if ((s->opt->swarm || scn->swarm) && scn->pipeline > 0)
@@ -3943,6 +4100,7 @@ static void teardown(struct sim *s)
         free(nd->jobq);
         free(nd->sjobq);
         durable_log_free(&nd->dur);
+        sim_walks_free(nd);
         if (nd->up) {
             replica_destroy(nd->rep);
             nd->store->ops->destroy(nd->store);
