@@ -19,7 +19,9 @@
 #include <sys/random.h>
 
 #include "commands.h"
+#include "common/assert.h"
 #include "glob.h"
+#include "kv/view.h"
 #include "server.h"
 
 static void submit_keys(struct node *n, struct client *c, struct item *it, uint8_t code,
@@ -246,9 +248,11 @@ static bool keys_one(void *ctx, const uint8_t *key, uint32_t key_len)
 /* The most records a page of a sparse database reads (a few ms). */
 #define SCAN_SPREAD_MAX 65536u
 
-/* Every matching key in one reply (KEYS), or one page (SCAN), read inside the replica's
- * on_read callback: the state machine as of the read's applied index. The keys are encoded
- * into a scratch item first: their count comes before them. */
+static void keys_walk_start(struct node *n, struct item *it, uint8_t db);
+
+/* One page (SCAN) read inside the replica's on_read callback: the state machine as of the
+ * read's applied index; or (KEYS) the start of a walk of a view at that index. The keys are
+ * encoded into a scratch item first: their count comes before them. */
 static void keys_read(struct node *n, struct item *it)
 {
     struct item scratch = {.resp = it->resp, .bytes = n->tmp};
@@ -280,7 +284,10 @@ static void keys_read(struct node *n, struct item *it)
         if (live > 0)
             rc = server_scan_db_range(n, db, cursor, page, keys_one, &ks, &next);
     } else {
-        rc = server_scan_db(n, db, keys_one, &ks);
+        keys_walk_start(n, it, db); /* the reply comes from the walk */
+        if (n->tmp.cap > ITEM_BUF_KEEP)
+            buf_free(&n->tmp);
+        return;
     }
     n->tmp = scratch.bytes;
     if (rc != RK_OK || ks.oom) {
@@ -297,6 +304,148 @@ static void keys_read(struct node *n, struct item *it)
     }
     if (n->tmp.cap > ITEM_BUF_KEEP)
         buf_free(&n->tmp);
+}
+
+/* ---- KEYS: a pinned view, walked a piece per loop turn ---------------------------------------
+ *
+ * KEYS reads every key of the database at one applied index I (issue 13 point 2), without
+ * stalling the loop: the read's callback opens a copy-on-write view of the store at I
+ * (core/kv/view.h) and holds the item; each loop turn then walks the view for at most
+ * KEYS_TURN_BYTES of records (keys_walks_step), and the last piece encodes the reply and
+ * releases the item. The connection's replies stay in order: the ones after KEYS wait in its
+ * FIFO behind it (its later commands run meanwhile, but KEYS sees none of them: the view stays
+ * at I whatever is written). The view's overlay (the values at I of keys written during the
+ * walk, not yet passed) is bounded by KEYS_OVERLAY_MAX_BYTES: past it, the KEYS fails with an
+ * error that says so (DEVIATIONS D4). */
+#define KEYS_TURN_BYTES        ((uint64_t)4 << 10)
+#define KEYS_OVERLAY_MAX_BYTES ((uint64_t)64 << 20)
+
+struct keys_walk {
+    struct keys_walk *next;
+    struct client *c;
+    struct item *it;
+    struct kv_view *view;
+    uint8_t phys;    /* the store prefix ('0' + phys) of the database's keys at I */
+    uint64_t now_ms; /* the read time at I: a key whose deadline <= it is expired */
+    struct buf out;  /* the keys, encoded in the item's protocol */
+    int64_t n;
+    bool oom;
+};
+
+static bool keys_walk_one(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                          uint32_t val_len)
+{
+    struct keys_walk *w = ctx;
+    if (key_len < 1 || key[0] != KV_KEY_USER + w->phys)
+        return true; /* another database's key, or the state machine's own records */
+    uint8_t db = 0;
+    const uint8_t *ukey = NULL, *uval = NULL;
+    uint32_t ukey_len = 0, uval_len = 0;
+    uint64_t mod = 0, deadline = 0;
+    if (kv_user_record_decode(key, key_len, val, val_len, &db, &ukey, &ukey_len, &uval, &uval_len,
+                              &mod, &deadline, NULL) != RK_OK)
+        return true; /* kv_scan_db passes over a record that does not decode too */
+    if (deadline != 0 && deadline <= w->now_ms)
+        return true;
+    const uint8_t *h = w->it->aux.p + w->it->aux.off;
+    if (!glob_match(h + 18, w->it->aux.len - w->it->aux.off - 18, ukey, ukey_len))
+        return true;
+    struct item scratch = {.resp = w->it->resp, .bytes = w->out};
+    size_t before = scratch.bytes.len;
+    add_bulk(&scratch, ukey, ukey_len);
+    w->out = scratch.bytes;
+    if (w->out.len == before) {
+        w->oom = true;
+        return false;
+    }
+    w->n++;
+    return true;
+}
+
+/* Ends walk w (unlinked by the caller): its reply if reply, its view, its hold on the item. */
+static void keys_walk_end(struct node *n, struct keys_walk *w, bool reply, const char *error)
+{
+    struct item *it = w->it;
+    if (reply && error != NULL) {
+        add_error(it, error);
+    } else if (reply) {
+        add_array(it, w->n);
+        add_raw(it, w->out.p, w->out.len);
+    }
+    kv_view_close(w->view);
+    buf_free(&w->out);
+    struct client *c = w->c;
+    free(w);
+    if (!reply)
+        return; /* shutdown: the caller fails the item and frees the connections */
+    item_release(n, it);
+    c->outstanding--;
+    conn_collect(n, c);
+    conn_flush(n, c);
+    conn_free_if_done(n, c);
+}
+
+void keys_walks_step(struct node *n)
+{
+    struct keys_walk **pw = &n->keys_walks;
+    while (*pw != NULL) {
+        struct keys_walk *w = *pw;
+        bool done = false;
+        int rc = RK_OK;
+        struct rk_errmsg err = {{0}};
+        if (!w->c->closed)
+            rc = kv_view_next(w->view, KEYS_TURN_BYTES, 0, keys_walk_one, w, &done, &err);
+        if (!w->c->closed && rc == RK_OK && !w->oom && !done) {
+            pw = &w->next;
+            continue;
+        }
+        *pw = w->next;
+        char text[300];
+        const char *error = NULL;
+        if (w->oom || rc == RK_ENOMEM) {
+            error = "ERR out of memory";
+        } else if (rc != RK_OK) {
+            snprintf(text, sizeof(text), "ERR KEYS could not finish at its index: %s", err.text);
+            error = text;
+        }
+        keys_walk_end(n, w, true, error);
+    }
+}
+
+void keys_walks_free(struct node *n)
+{
+    while (n->keys_walks != NULL) {
+        struct keys_walk *w = n->keys_walks;
+        n->keys_walks = w->next;
+        keys_walk_end(n, w, false, NULL);
+    }
+}
+
+/* KEYS, inside the read's callback (at its applied index): opens the view and holds the item. */
+static void keys_walk_start(struct node *n, struct item *it, uint8_t db)
+{
+    struct keys_walk *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        add_error(it, "ERR out of memory");
+        return;
+    }
+    struct rk_errmsg err = {{0}};
+    if (kv_view_open(n->store, KEYS_OVERLAY_MAX_BYTES, &w->view, &err) != RK_OK) {
+        free(w);
+        add_errorf(it, "ERR KEYS cannot start: %s", err.text);
+        return;
+    }
+    /* The view is at the store's applied index: the read's, or below it when the entries
+     * after it wrote nothing to the store (a leader's no-op): the same state. */
+    RK_ASSERT(kv_view_index(w->view) <= kv_applied_index(server_kv(n)));
+    w->c = it->c;
+    w->it = it;
+    w->phys = kv_db_physical(server_kv(n), db);
+    w->now_ms = kv_read_time_ms(server_kv(n));
+    item_hold(it);
+    w->c->outstanding++; /* the connection stays while the walk refers to it (N4) */
+    w->next = n->keys_walks;
+    n->keys_walks = w;
 }
 
 static void keys_start(struct node *n, struct client *c, struct item *it,

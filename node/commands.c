@@ -122,6 +122,23 @@ static const struct cmd memory_subs[] = {
     {.name = NULL},
 };
 
+#define OBJ_SUB(name, summary, since)                                                              \
+    {                                                                                              \
+        "object|" name, 3, R, 2, 2, 1, ACL_KEYSPACE | ACL_READ | ACL_SLOW,                         \
+            "nondeterministic_output", SPECS({NULL, "RO", 2, 0, 1, 0}), summary, since, "generic", \
+            "O(1)", cmd_object_key, NULL, TXN_NONE                                                 \
+    }
+static const struct cmd object_subs[] = {
+    OBJ_SUB("encoding", "Inspect the internal encoding of a Redis object", "2.2.3"),
+    OBJ_SUB("freq", "Get the logarithmic access frequency counter of a Redis object", "4.0.0"),
+    OBJ_SUB("idletime", "Get the time since a Redis object was last accessed", "2.2.3"),
+    OBJ_SUB("refcount", "Get the number of references to the value of the key", "2.2.3"),
+    {"object|help", 2, LS, 0, 0, 0, ACL_KEYSPACE | ACL_SLOW, "", NOSPECS,
+     "Show helpful text about the different subcommands", "6.2.0", "generic", "O(1)",
+     cmd_object_help, NULL, TXN_NONE},
+    {.name = NULL},
+};
+
 #define SCR_ACL (ACL_SLOW | ACL_SCRIPTING)
 static const struct cmd script_subs[] = {
     {"script|exists", -3, CMD_NOSCRIPT, 0, 0, 0, SCR_ACL,
@@ -274,6 +291,24 @@ static const struct cmd cmd_table[] = {
      "very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being "
      "the length of the value argument.",
      cmd_setrange, NULL, TXN_RUN},
+    {"setbit", 4, W | CMD_DENYOOM, 1, 1, 1, ACL_WRITE | ACL_BITMAP | ACL_SLOW, "",
+     SPECS({NULL, "RW access update", 1, 0, 1, 0}),
+     "Sets or clears the bit at offset in the string value stored at key", "2.2.0", "bitmap",
+     "O(1)", cmd_setbit, NULL, TXN_RUN},
+    {"getbit", 3, R | F, 1, 1, 1, ACL_READ | ACL_BITMAP | ACL_FAST, "",
+     SPECS({NULL, "RO access", 1, 0, 1, 0}),
+     "Returns the bit value at offset in the string value stored at key", "2.2.0", "bitmap", "O(1)",
+     cmd_getbit, NULL, TXN_RUN},
+    {"bitcount", -2, R, 1, 1, 1, ACL_READ | ACL_BITMAP | ACL_SLOW, "",
+     SPECS({NULL, "RO access", 1, 0, 1, 0}), "Count set bits in a string", "2.6.0", "bitmap",
+     "O(N)", cmd_bitcount, NULL, TXN_RUN},
+    {"bitpos", -3, R, 1, 1, 1, ACL_READ | ACL_BITMAP | ACL_SLOW, "",
+     SPECS({NULL, "RO access", 1, 0, 1, 0}), "Find first bit set or clear in a string", "2.8.7",
+     "bitmap", "O(N)", cmd_bitpos, NULL, TXN_RUN},
+    {"bitop", -4, W | CMD_DENYOOM, 2, -1, 1, ACL_WRITE | ACL_BITMAP | ACL_SLOW, "",
+     SPECS({NULL, "OW update", 2, 0, 1, 0}, {NULL, "RO access", 3, -1, 1, 0}),
+     "Perform bitwise operations between strings", "2.6.0", "bitmap", "O(N)", cmd_bitop, NULL,
+     TXN_RUN},
     {"del", -2, W, 1, -1, 1, ACL_KEYSPACE | ACL_WRITE | ACL_SLOW,
      "request_policy:multi_shard response_policy:agg_sum", SPECS({NULL, "RM delete", 1, -1, 1, 0}),
      "Delete a key", "1.0.0", "generic",
@@ -441,6 +476,9 @@ static const struct cmd cmd_table[] = {
      NULL, config_subs, TXN_NONE},
     {"memory", -2, 0, 0, 0, 0, ACL_SLOW, "", NOSPECS, "A container for memory diagnostics commands",
      "4.0.0", "server", "Depends on subcommand.", NULL, memory_subs, TXN_NONE},
+    {"object", -2, 0, 0, 0, 0, ACL_SLOW, "", NOSPECS,
+     "A container for object introspection commands", "2.2.3", "generic", "Depends on subcommand.",
+     NULL, object_subs, TXN_NONE},
     {"acl", -2, 0, 0, 0, 0, ACL_SLOW, "", NOSPECS, "A container for Access List Control commands ",
      "6.0.0", "server", "Depends on subcommand.", NULL, acl_subs, TXN_NONE},
     {"raftkv.member", -2, CMD_ADMIN | CMD_NOSCRIPT | LS, 0, 0, 0,

@@ -151,6 +151,14 @@ CMD_PROC(cmd_strlen);
 CMD_PROC(cmd_getrange);
 CMD_PROC(cmd_setrange);
 
+CMD_PROC(cmd_setbit);
+CMD_PROC(cmd_getbit);
+CMD_PROC(cmd_bitcount);
+CMD_PROC(cmd_bitpos);
+CMD_PROC(cmd_bitop);
+CMD_PROC(cmd_object_key);
+CMD_PROC(cmd_object_help);
+
 CMD_PROC(cmd_key_op);
 CMD_PROC(cmd_expire);
 CMD_PROC(cmd_copy);

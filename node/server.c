@@ -802,6 +802,7 @@ static void end_of_turn(struct node *n)
         drain_outputs(n);
     }
     check_log_memory(n);
+    keys_walks_step(n);   /* cmd_keyspace.c: each KEYS in progress, a bounded piece */
     acl_close_deleted(n); /* cmd_acl.c: the connections of a user ACL DELUSER removed */
     for (struct client *c = n->clients, *next; c != NULL; c = next) {
         next = c->next;
@@ -947,6 +948,7 @@ static int shutdown_node(struct node *n)
     }
     if (n->outstanding > 0)
         node_log("warn", "%" PRIu64 " requests still in flight at shutdown: failed", n->outstanding);
+    keys_walks_free(n); /* their items are failed below, as the others in flight */
     for (struct client *c = n->clients; c != NULL; c = c->next) {
         for (struct item *it = c->head; it != NULL; it = it->next) {
             if (it->waiting == 0)
@@ -1410,7 +1412,8 @@ int server_run(struct node *n)
 {
     int rc = 0;
     while (!n->stopping && rc == 0)
-        rc = turn(n, node_merge_installing(n->merge) ? 0 : -1); /* install: a chunk a turn */
+        /* A merge install, a KEYS walk: a piece a turn, so no waiting while one is left. */
+        rc = turn(n, node_merge_installing(n->merge) || n->keys_walks != NULL ? 0 : -1);
     if (rc == 0)
         rc = shutdown_node(n);
     node_merge_stop(n->merge); /* cancels a merge still copying (node/storage.h) */
@@ -1451,6 +1454,7 @@ int server_run(struct node *n)
 void server_stop(struct node *n)
 {
     backup_free(n);
+    keys_walks_free(n);
     node_tls_stop(n);
     node_metrics_stop(n);
     node_storage_stop(n->storage); /* NULL after server_run */

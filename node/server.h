@@ -262,6 +262,7 @@ struct client;
 struct item;
 struct scan_snap;
 struct node_backup;
+struct keys_walk;
 
 /* A command's completion, called as its replica requests are answered (conn.c's
  * item_on_reply): `part` says which of its requests (UINT32_MAX: the hold a multi-request
@@ -498,6 +499,9 @@ struct node {
     bool reparse;        /* a connection's WATCH came back: parse its held input this turn */
     /* RAFTKV.BACKUP's session (cmd_backup.c), NULL when none. */
     struct node_backup *backup;
+    /* KEYS walks in progress (cmd_keyspace.c): each a pinned view walked a bounded piece per
+     * loop turn (keys_walks_step), its connection's reply held until it is done. */
+    struct keys_walk *keys_walks;
     bool stopping;       /* a signal came: shutting down (N6) */
     /* Memory bounded by bytes (server.c, check_log_memory): raft holds more than
      * max_log_memory_bytes of entries, and no client input is read until it holds less. */
@@ -552,6 +556,10 @@ bool server_mget(struct node *n, struct client *c, struct item *it, const struct
 /* A linearizable read of the whole state machine (REPLICA_READ: one read barrier, one applied
  * index): it->on_read runs when it is served and encodes the reply; part 0. */
 void server_read(struct node *n, struct client *c, struct item *it);
+/* cmd_keyspace.c: walks every KEYS in progress a bounded piece (once per loop turn), replying
+ * to those that finish; and ends them all (shutdown: their items are failed by the caller). */
+void keys_walks_step(struct node *n);
+void keys_walks_free(struct node *n);
 /* Inside it->on_read only: the live keys of db as applied at the read's index. */
 int server_scan_db(struct node *n, uint8_t db,
                    bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx);

@@ -243,6 +243,9 @@ static bool lx_arg_is_value(uint8_t code, uint32_t i)
     case KV_C_MSET:
     case KV_C_MSETNX:
         return i % 2 == 1;
+    case KV_C_BITCOUNT: /* key, then its range as sent */
+    case KV_C_BITPOS:
+        return i >= 1;
     case KV_C_ACL_SETUSER: /* a user name and rules: no key */
     case KV_C_ACL_DELUSER:
         return true;
@@ -474,6 +477,110 @@ static bool lx_is_key_arg(uint8_t code, uint32_t i)
     if (code == LX_PUTIF1)
         return i == 0;
     return !lx_arg_is_value(code, i);
+}
+
+/* Bit i of a value (bit 0: the most significant of byte 0), Redis's numbering. */
+static int lx_bit(const uint8_t *v, uint32_t len, uint64_t i)
+{
+    return (i >> 3) < len ? (v[i >> 3] >> (7 - (i & 7))) & 1 : 0;
+}
+
+/* The bitmap sub-ops (the workload's forms: BITCOUNT of the whole value or of a byte range,
+ * BITPOS of the whole value, offsets below 64 bytes), on values of up to 64 bytes; a longer
+ * one makes the result free and what the op writes unknown. */
+static void lx_run_bits(struct lx_ctx *x, const struct lx_sub *s, uint32_t v0, uint32_t *k0)
+{
+    struct lx_model *m = x->m;
+    const uint32_t *a = s->arg;
+    const uint8_t *v = v0 != 0 ? m->bytes + m->off[v0 - 1] : NULL;
+    uint32_t len = v0 != 0 ? m->len[v0 - 1] : 0;
+    uint8_t text[64];
+    switch (s->code) {
+    case KV_C_GETBIT:
+        lx_expect(&x->cmp, KV_RES_INT, lx_bit(v, len, (uint64_t)s->num), 0);
+        return;
+    case KV_C_BITCOUNT: {
+        int64_t lo = 0, hi = (int64_t)len - 1, n = 0;
+        if (s->nargs == 3) {
+            int64_t st = 0, en = 0;
+            bool ok = kv_parse_int64(m->bytes + m->off[a[1] - 1], m->len[a[1] - 1], &st) &&
+                      kv_parse_int64(m->bytes + m->off[a[2] - 1], m->len[a[2] - 1], &en);
+            RK_ASSERT(ok);
+            lo = st < 0 ? (int64_t)len + st : st;
+            hi = en < 0 ? (int64_t)len + en : en;
+            lo = lo < 0 ? 0 : lo;
+            hi = hi < 0 ? 0 : hi >= (int64_t)len ? (int64_t)len - 1 : hi;
+            if (st < 0 && en < 0 && st > en)
+                hi = lo - 1;
+        }
+        for (int64_t i = lo * 8; v0 != 0 && i <= hi * 8 + 7 && hi >= lo; i++)
+            n += lx_bit(v, len, (uint64_t)i);
+        lx_expect(&x->cmp, KV_RES_INT, n, 0);
+        return;
+    }
+    case KV_C_BITPOS: {
+        RK_ASSERT(s->nargs == 1);
+        int want = s->num != 0;
+        int64_t pos = v0 == 0 ? (want ? -1 : 0) : -1;
+        for (uint64_t i = 0; v0 != 0 && i < (uint64_t)len * 8 && pos < 0; i++)
+            if (lx_bit(v, len, i) == want)
+                pos = (int64_t)i;
+        if (v0 != 0 && pos < 0 && !want && len > 0)
+            pos = (int64_t)len * 8; /* zeros follow the value */
+        lx_expect(&x->cmp, KV_RES_INT, pos, 0);
+        return;
+    }
+    case KV_C_SETBIT: {
+        uint64_t off = (uint64_t)s->num >> 1;
+        uint32_t n = (uint32_t)(off >> 3) + 1 > len ? (uint32_t)(off >> 3) + 1 : len;
+        if (n > sizeof(text)) {
+            lx_expect_any(&x->cmp);
+            lx_havoc(x, a[0]);
+            return;
+        }
+        memset(text, 0, sizeof(text));
+        if (len > 0)
+            memcpy(text, v, len);
+        lx_expect(&x->cmp, KV_RES_INT, lx_bit(text, n, off), 0);
+        uint8_t mask = (uint8_t)(1u << (7 - (off & 7)));
+        text[off >> 3] =
+            (s->num & 1) ? (uint8_t)(text[off >> 3] | mask) : (uint8_t)(text[off >> 3] & ~mask);
+        lx_put(x, a[0], lx_intern(m, text, n), v0 != 0 ? k0[W_DLO] : 0, v0 != 0 ? k0[W_DHI] : 0);
+        return;
+    }
+    default: { /* BITOP: AND 0, OR 1, XOR 2, NOT 3 over the sources a[1..] into a[0] */
+        uint32_t maxlen = 0;
+        for (uint32_t i = 1; i < s->nargs; i++) {
+            uint32_t sv = lx_key(x->w, a[i])[W_V];
+            maxlen = sv != 0 && m->len[sv - 1] > maxlen ? m->len[sv - 1] : maxlen;
+        }
+        if (maxlen > sizeof(text)) {
+            lx_expect_any(&x->cmp);
+            lx_havoc(x, a[0]);
+            return;
+        }
+        for (uint32_t j = 0; j < maxlen; j++) {
+            uint8_t acc = 0;
+            for (uint32_t i = 1; i < s->nargs; i++) {
+                uint32_t sv = lx_key(x->w, a[i])[W_V];
+                uint8_t b = sv != 0 && j < m->len[sv - 1] ? m->bytes[m->off[sv - 1] + j] : 0;
+                acc = i == 1        ? (s->num == 3 ? (uint8_t)~b : b)
+                      : s->num == 0 ? (uint8_t)(acc & b)
+                      : s->num == 1 ? (uint8_t)(acc | b)
+                                    : (uint8_t)(acc ^ b);
+            }
+            text[j] = acc;
+        }
+        lx_expect(&x->cmp, KV_RES_INT, maxlen, 0);
+        if (maxlen == 0) {
+            if (lx_key(x->w, a[0])[W_V] != 0)
+                lx_del(x, a[0]);
+        } else {
+            lx_put(x, a[0], lx_intern(m, text, maxlen), 0, 0);
+        }
+        return;
+    }
+    }
 }
 
 /* One sub-op on the working state. */
@@ -711,6 +818,13 @@ static void lx_run(struct lx_ctx *x, const struct lx_sub *s)
             lx_put(x, a[0], v0, 0, 0);
         return;
     }
+    case KV_C_GETBIT:
+    case KV_C_BITCOUNT:
+    case KV_C_BITPOS:
+    case KV_C_SETBIT:
+    case KV_C_BITOP:
+        lx_run_bits(x, s, v0, k0);
+        return;
     case KV_C_RENAME: {
         RK_ASSERT(a[0] != a[1]);
         if (v0 == 0) {

@@ -714,10 +714,10 @@ static int scn_cmd_keys(struct scn_parser *p)
 /* mix (KIND W)+: each kind at most once, any order, unnamed kinds weigh 0. */
 static int scn_cmd_mix(struct scn_parser *p)
 {
-    enum { KINDS = 14 };
-    static const char *const kinds[KINDS] = {"get",    "put",    "del",   "incr",  "putif",
-                                             "mset",   "mget",   "txn",   "watch", "expire",
-                                             "append", "getdel", "setnx", "rename"};
+    enum { KINDS = 17 };
+    static const char *const kinds[KINDS] = {
+        "get",    "put",    "del",    "incr",  "putif",  "mset", "mget", "txn", "watch",
+        "expire", "append", "getdel", "setnx", "rename", "scan", "keys", "bits"};
     uint32_t weight[KINDS] = {0};
     bool given[KINDS] = {false};
     SCN_TRY(scn_claim(p, SCN_S_MIX, 0, "mix"));
@@ -731,7 +731,7 @@ static int scn_cmd_mix(struct scn_parser *p)
         if (k < 0)
             return scn_err(p, p->cur,
                            "get, put, del, incr, putif, mset, mget, txn, watch, expire, append, "
-                           "getdel, setnx or rename");
+                           "getdel, setnx, rename, scan, keys or bits");
         if (given[k])
             return scn_err(p, p->cur, "each kind (get, put, del, ...) at most once");
         p->cur++;
@@ -756,6 +756,9 @@ static int scn_cmd_mix(struct scn_parser *p)
     p->s->mix_getdel = weight[11];
     p->s->mix_setnx = weight[12];
     p->s->mix_rename = weight[13];
+    p->s->mix_scan = weight[14];
+    p->s->mix_keys = weight[15];
+    p->s->mix_bits = weight[16];
     return RK_OK;
 }
 
@@ -1427,7 +1430,8 @@ static int scn_check_settings(struct scn_parser *p)
     }
     if (s->pipeline == 0 && (uint64_t)s->mix_incr + s->mix_putif + s->mix_mset + s->mix_mget +
                                     s->mix_txn + s->mix_watch + s->mix_expire + s->mix_append +
-                                    s->mix_getdel + s->mix_setnx + s->mix_rename >
+                                    s->mix_getdel + s->mix_setnx + s->mix_rename + s->mix_scan +
+                                    s->mix_keys + s->mix_bits >
                                 0) {
         /* One-op clients issue GET, PUT and DEL only. */
         return scn_err_at(p, &p->seen[SCN_S_MIX],
@@ -1580,12 +1584,14 @@ static void scn_print_settings(struct scn_out *o, const struct scenario *s)
     scn_out_duration(o, " ", s->reorder_us_max);
     scn_out(o, "\nclients %u\nkeys %u\nmix get %u put %u del %u", s->clients, s->keys, s->mix_get,
             s->mix_put, s->mix_del);
-    const uint32_t more[11] = {s->mix_incr,   s->mix_putif, s->mix_mset,   s->mix_mget,
+    const uint32_t more[14] = {s->mix_incr,   s->mix_putif, s->mix_mset,   s->mix_mget,
                                s->mix_txn,    s->mix_watch, s->mix_expire, s->mix_append,
-                               s->mix_getdel, s->mix_setnx, s->mix_rename};
-    const char *const more_names[11] = {"incr",   "putif",  "mset",   "mget",  "txn",   "watch",
-                                        "expire", "append", "getdel", "setnx", "rename"};
-    for (int i = 0; i < 11; i++) {
+                               s->mix_getdel, s->mix_setnx, s->mix_rename, s->mix_scan,
+                               s->mix_keys,   s->mix_bits};
+    const char *const more_names[14] = {"incr",   "putif",  "mset",   "mget",   "txn",
+                                        "watch",  "expire", "append", "getdel", "setnx",
+                                        "rename", "scan",   "keys",   "bits"};
+    for (int i = 0; i < 14; i++) {
         if (more[i] > 0)
             scn_out(o, " %s %u", more_names[i], more[i]);
     }

@@ -176,6 +176,12 @@ struct scenario {
      * `txn` MULTI/EXEC over one key group, `watch` WATCH then EXEC, `expire` SET PX, PEXPIRE,
      * PERSIST or PTTL, `append`, `getdel`, `setnx` SETNX or MSETNX, `rename` (within a group). */
     uint32_t mix_txn, mix_watch, mix_expire, mix_append, mix_getdel, mix_setnx, mix_rename;
+    /* `scan` a whole SCAN iteration (pages of COUNT 1..8 with a MATCH, each page one request,
+     * the connection moving to another node between pages now and then), `keys` KEYS with
+     * DBSIZE at the same index (sim/README.md "SCAN, KEYS and DBSIZE"). */
+    uint32_t mix_scan, mix_keys;
+    /* `bits`: SETBIT, GETBIT, BITCOUNT, BITPOS on a key, or BITOP over its group (WL_BITS). */
+    uint32_t mix_bits;
     /* `pipeline N [followers]`: each client is a connection to one node (a follower when asked,
      * at connect time) with up to N requests in flight, sent and answered in order, on one
      * session; 0 (the default): one op at a time, each attempt to any node. */

@@ -14,6 +14,7 @@
  */
 #include "sim.h"
 
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -28,18 +29,27 @@
 #include "bitcask/bitcask.h"
 #include "check_durable.h"
 #include "kv/kv.h"
+#include "kv/view.h"
 #include "lincheck.h"
 #include "linrich.h"
 #include "log/log.h"
 #include "replica/replica.h"
+#include "scancheck.h"
 #include "simdisk.h"
 #include "timeline.h"
 #include "workload.h"
 
 #define SIM_SETTLE_DEFAULT_US (5u * 1000000u)
 /* Op kinds of `mix`: get put del incr putif mset mget, then the generic commands (enum wl_kind
- * WL_TXN, WL_WATCH, WL_EXPIRE, WL_APPEND, WL_GETDEL, WL_SETNX, WL_RENAME). */
-#define SIM_MIX_KINDS         14
+ * WL_TXN, WL_WATCH, WL_EXPIRE, WL_APPEND, WL_GETDEL, WL_SETNX, WL_RENAME), then scan and keys
+ * (the reads of the whole keyspace, checked by sim/scancheck), then bits (WL_BITS). */
+#define SIM_MIX_KINDS         17
+#define SIM_MIX_KIND_SCAN     14
+#define SIM_MIX_KIND_KEYS     15
+#define SIM_MIX_KIND_BITS     16 /* WL_BITS */
+/* The connection ops that read the whole keyspace (REPLICA_READ; not lincheck's ops). */
+#define SIM_OP_SCAN           30 /* one page of a SCAN iteration */
+#define SIM_OP_KEYS           31 /* KEYS pattern, with DBSIZE at the same index */
 #define SIM_MAX_ATTEMPT       0xffffu
 
 enum ev_type {
@@ -128,7 +138,8 @@ struct sim_node {
     struct simdisk *logdisk; /* the log's directory; survives crashes */
     struct simdisk *disk;    /* the state machine's directory; survives crashes */
     struct bitcask *bc;
-    struct kv_store *store; /* bc_kv_store(bc) */
+    struct kv_store *store; /* bc_kv_store(bc); with `mix keys`, the views wrapper in front */
+    struct sim_walk *walks; /* KEYS walks in progress on this node (sim_walks_step) */
     bool dying;             /* a crash point is armed: crash at the disk's next calls */
     uint64_t busy_until;    /* a slow sync stalls the node until then */
     /* Asynchronous log persistence (replica.h), as raftkv-node's storage thread does it: jobs
@@ -199,6 +210,16 @@ struct sim_cop {
     uint32_t n_parts; /* keys read: GET 1, MGET its group */
     bool found[SCN_KEY_GROUP];
     uint32_t val_lens[SCN_KEY_GROUP];
+    uint32_t sc_id; /* a write's id in the scan checker's history (0: none) */
+    /* SIM_OP_SCAN, SIM_OP_KEYS: the page asked for (pattern index, cursor, COUNT) and, once
+     * the node served it (sim_on_read, at the read's applied index), the key numbers it
+     * returned (owned; 0 for a name that is no key of the workload) and the next cursor. */
+    uint8_t pat;
+    bool served;
+    uint32_t count;
+    uint64_t cursor, next;
+    uint32_t *got;
+    uint32_t n_got;
 };
 
 struct sim_client {
@@ -222,6 +243,17 @@ struct sim_client {
     uint32_t w_gen;
     uint32_t w_first, w_key;
     struct wl_watch w_seen;
+    /* A SCAN iteration (`mix scan`): 0 none, 1 its next page due, 2 a page in flight; begun at
+     * scan_t0, at scan_cursor now, with MATCH scan_pat and COUNT scan_count; the keys returned
+     * so far. hop: the connection moves to another node once its requests are answered. */
+    uint8_t scan_state;
+    uint8_t scan_pat;
+    uint32_t scan_count;
+    uint64_t scan_cursor;
+    uint64_t scan_t0;
+    uint32_t *scan_got;
+    uint32_t n_scan_got, cap_scan_got;
+    bool hop;
     bool busy;
     bool done; /* no more ops */
     uint64_t seq;
@@ -321,6 +353,7 @@ struct sim {
 
     struct sim_client *clients;
     struct lin_history *hist;
+    struct sc_history *sc; /* `mix scan`/`keys`: the scan checker's history; NULL: none */
 
     /* Checkers. */
     uint64_t *leader_of_term;
@@ -695,6 +728,15 @@ static int open_storage(struct sim *s, struct sim_node *nd)
     nd->log = st.log;
     nd->bc = st.bc;
     nd->store = bc_kv_store(nd->bc);
+    if (s->scn->mix_keys > 0) {
+        /* As raftkv-node: KEYS walks views of the store (kv/view.h), so writes go through
+         * the views wrapper. */
+        nd->store = kv_views_wrap(rk_alloc_libc(), nd->store);
+        if (nd->store == NULL) {
+            fprintf(stderr, "sim: out of memory\n");
+            abort();
+        }
+    }
     bc_set_deferred(nd->bc, NULL); /* as raftkv-node: the store is written off the loop */
     return RK_OK;
 }
@@ -770,6 +812,8 @@ static bool sim_route_ok(const struct sim *s, uint32_t a, uint32_t b)
     return s->now - since >= SIM_REVERSE_DIAL_US && sim_knows_addr(s, hi->id, lo->id);
 }
 
+static void sim_on_read(void *ctx, struct replica *r, uint64_t req_id);
+
 static int node_start(struct sim *s, struct sim_node *nd)
 {
     disk_faults_on(s, nd);
@@ -842,6 +886,8 @@ static int node_start(struct sim *s, struct sim_node *nd)
         c.compact_keep_bytes = s->compact_keep_bytes;
     }
     c.snapshot_timeout_ticks = 50;
+    c.on_read = sim_on_read;
+    c.read_ctx = s;
     /* Small chunks: a transfer spans many messages, so faults land in the middle of one. */
     c.snapshot_chunk_bytes = 64;
     uint64_t ticks = s->scn->timeout_us / s->scn->tick_us;
@@ -951,10 +997,13 @@ static void storage_drop(struct sim_node *nd)
     nd->merge_gen++;
 }
 
+static void sim_walks_free(struct sim_node *nd);
+
 static void node_crash(struct sim *s, struct sim_node *nd)
 {
     if (!nd->up)
         return;
+    sim_walks_free(nd); /* a KEYS in progress dies with the process: its client times out */
     storage_drop(nd);
     replica_destroy(nd->rep);
     nd->rep = NULL;
@@ -1702,6 +1751,8 @@ static void on_storage(struct sim *s, struct sim_node *nd)
 
 /* Takes a node's outputs: frames onto the network, replies back to clients, log writes to its
  * storage. */
+static bool sim_walk_stash(struct sim_node *nd, struct sim_crep *c);
+
 static void drain(struct sim *s, struct sim_node *nd)
 {
     if (!nd->up)
@@ -1738,6 +1789,8 @@ static void drain(struct sim *s, struct sim_node *nd)
               r->reason != NULL ? ": " : "", r->reason != NULL ? r->reason : "");
         c->not_integer = r->status == REPLICA_ERROR && r->reason != NULL &&
                          strstr(r->reason, "not an integer") != NULL;
+        if (sim_walk_stash(nd, c))
+            continue; /* a KEYS: its reply leaves when its walk is done (sim_walks_step) */
         uint64_t at = s->now + latency(s);
         if (s->scn->pipeline > 0) {
             /* A connection's replies come back in the order they were sent (TCP). */
@@ -2017,6 +2070,10 @@ static const char *conn_op_name(uint8_t op)
 {
     static const char *const names[] = {"?",     "get",  "put",  "del", "incrby",
                                         "putif", "mset", "mget", "cmd", "cmd read"};
+    if (op == SIM_OP_SCAN)
+        return "scan";
+    if (op == SIM_OP_KEYS)
+        return "keys";
     return op < 10 ? names[op] : "?";
 }
 
@@ -2037,7 +2094,8 @@ static void conn_connect(struct sim *s, struct sim_client *c)
 
 static bool conn_is_read(uint8_t op)
 {
-    return op == LIN_GET || op == LIN_MGET || op == LIN_CMD_READ;
+    return op == LIN_GET || op == LIN_MGET || op == LIN_CMD_READ || op == SIM_OP_SCAN ||
+           op == SIM_OP_KEYS;
 }
 
 static uint8_t *conn_wslot(struct sim *s, uint32_t first, uint8_t slot)
@@ -2065,7 +2123,13 @@ static void conn_complete(struct sim *s, struct sim_client *c, uint32_t i, uint8
                           const struct lin_return *r)
 {
     struct sim_cop *op = &c->cops[i];
-    lin_complete_ret(s->hist, op->op_id, s->now, outcome, outcome == LIN_OK ? r : NULL);
+    if (op->op != SIM_OP_SCAN && op->op != SIM_OP_KEYS)
+        lin_complete_ret(s->hist, op->op_id, s->now, outcome, outcome == LIN_OK ? r : NULL);
+    if (op->sc_id != 0)
+        sc_done(s->sc, op->sc_id, outcome, s->now);
+    if (op->op == SIM_OP_SCAN && outcome != LIN_OK && c->scan_state == 2)
+        c->scan_state = 1; /* the same page again, on this connection or the next */
+    free(op->got);
     if (outcome == LIN_OK)
         s->res->ops_ok++;
     else if (outcome == LIN_FAIL)
@@ -2164,6 +2228,8 @@ static void conn_send_cmd(struct sim *s, struct sim_client *c, uint8_t kind)
                             .cmd = cmd.buf,
                             .cmd_len = cmd.len,
                             .watch_slot = kind == WL_WATCH || kind == WL_EXEC ? c->w_slot + 1 : 0};
+    if (s->sc != NULL && !cmd.read)
+        op->sc_id = sc_op(s->sc, SC_CHANGE, cmd.keys, cmd.n_keys, s->now);
     op->op_id = lin_invoke_call(s->hist, &call);
     s->res->ops_invoked++;
     c->n_cops++;
@@ -2185,6 +2251,252 @@ static void conn_send_cmd(struct sim *s, struct sim_client *c, uint8_t kind)
     }
 }
 
+/* MATCH patterns of `mix scan` and `mix keys` (fnmatch(3) and Redis's glob agree on them). */
+static const char *const scan_patterns[] = {"*", "*", "k1*", "k?", "*[02468]", "k[1-3]*"};
+#define SCAN_PATTERNS (sizeof(scan_patterns) / sizeof(scan_patterns[0]))
+
+/* Sends a read of the whole keyspace (REPLICA_READ, as raftkv-node sends SCAN and KEYS): the
+ * next page of the connection's SCAN iteration (op SIM_OP_SCAN), or KEYS (SIM_OP_KEYS, a
+ * pattern drawn here). sim_on_read serves it when the replica does. */
+static void conn_send_whole(struct sim *s, struct sim_client *c, uint8_t kind)
+{
+    struct sim_creq *q = xcalloc(1, sizeof(*q));
+    struct sim_cop *op = &c->cops[c->n_cops];
+    memset(op, 0, sizeof(*op));
+    op->op = kind;
+    op->rseq = ++c->rseq;
+    op->invoked_at = s->now;
+    if (kind == SIM_OP_SCAN) {
+        op->pat = c->scan_pat;
+        op->cursor = c->scan_cursor;
+        op->count = c->scan_count;
+        c->scan_state = 2;
+    } else {
+        op->pat = (uint8_t)rnd_range(s, 0, SCAN_PATTERNS - 1);
+    }
+    q->client = c->id;
+    q->req_id = CONN_REQ_ID(c, op->rseq);
+    q->client_id = c->session;
+    q->seq = c->wseq + 1;
+    q->op = kind;
+    q->rop = REPLICA_READ;
+    s->res->ops_invoked++;
+    c->n_cops++;
+    if (c->n_cops == 1)
+        c->invoked_at = s->now;
+    c->busy = true;
+    trace(s, "c%u invoke %s %s cursor %" PRIu64 " count %u on connection %u (%u in flight)",
+          c->id, conn_op_name(kind), scan_patterns[op->pat], op->cursor, op->count, c->gen,
+          c->n_cops);
+    uint64_t at = s->now + latency(s);
+    at = at > c->arrive_at ? at : c->arrive_at;
+    c->arrive_at = at;
+    ev_push(s, at, EV_CLIENT_REQ, c->node, 0, 0, q);
+    if (!c->timer_armed) {
+        c->timer_armed = true;
+        ev_push(s, s->now + s->scn->timeout_us, EV_CLIENT_TIMEOUT, 0, c->id, 0, NULL);
+    }
+}
+
+/* The replica serves a REPLICA_READ (replica.h config.on_read): a connection's SCAN page or
+ * KEYS reads the state machine as of the read's applied index, as raftkv-node's keys_read
+ * does. A SCAN page passes over COUNT records (raftkv-node reads at least 1000, so that a
+ * page here covers a few keys and an iteration spans many pages, faults and nodes). */
+struct sim_page {
+    struct sim_cop *op;
+    const char *pattern;
+    uint32_t keys;
+    uint32_t cap;
+};
+
+static bool sim_page_key(void *ctx, const uint8_t *key, uint32_t key_len)
+{
+    struct sim_page *pg = ctx;
+    char name[64];
+    uint32_t n = key_len < sizeof(name) - 1 ? key_len : (uint32_t)sizeof(name) - 1;
+    memcpy(name, key, n);
+    name[n] = 0;
+    if (fnmatch(pg->pattern, name, 0) != 0)
+        return true;
+    uint32_t num = 0;
+    bool ok = n >= 2 && n == key_len && name[0] == 'k' && name[1] != '0';
+    for (uint32_t i = 1; ok && i < n; i++) {
+        ok = name[i] >= '0' && name[i] <= '9' && num < 100000000u;
+        num = num * 10 + (uint32_t)(name[i] - '0');
+    }
+    if (pg->op->n_got == pg->cap) {
+        pg->cap = pg->cap < 16 ? 16 : pg->cap * 2;
+        pg->op->got = xrealloc(pg->op->got, pg->cap * sizeof(*pg->op->got));
+    }
+    pg->op->got[pg->op->n_got++] = ok && num <= pg->keys ? num : 0;
+    return true;
+}
+
+/* KEYS as raftkv-node runs it (node/cmd_keyspace.c): the read's callback opens a view of the
+ * store at the read's applied index (kv/view.h), the node walks it a piece per loop turn (here:
+ * per tick, SIM_KEYS_PIECE_BYTES, so that a walk spans ticks, writes, pauses and crashes), and
+ * the reply leaves when the walk is done; a crash drops the walk and the reply. */
+#define SIM_KEYS_PIECE_BYTES 256u
+
+struct sim_walk {
+    struct sim_walk *next;
+    uint64_t req_id;
+    struct kv_view *view;
+    uint8_t phys;
+    uint64_t now_ms;
+    struct sim_cop res; /* got, n_got: the keys given out so far */
+    struct sim_page pg;
+    struct sim_crep *rep; /* the replica's reply, held until the walk is done */
+    bool done, failed;
+};
+
+static bool sim_walk_one(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                         uint32_t val_len)
+{
+    struct sim_walk *w = ctx;
+    if (key_len < 1 || key[0] != KV_KEY_USER + w->phys)
+        return true;
+    uint8_t db = 0;
+    const uint8_t *ukey = NULL, *uval = NULL;
+    uint32_t ukey_len = 0, uval_len = 0;
+    uint64_t mod = 0, deadline = 0;
+    if (kv_user_record_decode(key, key_len, val, val_len, &db, &ukey, &ukey_len, &uval, &uval_len,
+                              &mod, &deadline, NULL) != RK_OK)
+        return true;
+    if (deadline != 0 && deadline <= w->now_ms)
+        return true;
+    return sim_page_key(&w->pg, ukey, ukey_len);
+}
+
+static bool sim_walk_start(struct sim *s, struct replica *r, struct sim_cop *op, uint64_t req_id)
+{
+    if (s->scn->mix_keys == 0)
+        return false;
+    struct sim_node *nd = NULL;
+    for (uint32_t i = 1; i <= s->n && nd == NULL; i++)
+        if (s->nodes[i].up && s->nodes[i].rep == r)
+            nd = &s->nodes[i];
+    RK_ASSERT(nd != NULL && kv_views_is_wrapper(nd->store));
+    struct sim_walk *w = xcalloc(1, sizeof(*w));
+    struct rk_errmsg err = {{0}};
+    if (kv_view_open(nd->store, UINT64_MAX, &w->view, &err) != RK_OK) {
+        fprintf(stderr, "sim: kv_view_open: %s\n", err.text);
+        abort();
+    }
+    w->req_id = req_id;
+    w->phys = kv_db_physical(replica_kv(r), 0);
+    w->now_ms = kv_read_time_ms(replica_kv(r));
+    w->pg =
+        (struct sim_page){.op = &w->res, .pattern = scan_patterns[op->pat], .keys = s->scn->keys};
+    w->next = nd->walks;
+    nd->walks = w;
+    return true;
+}
+
+static bool sim_walk_stash(struct sim_node *nd, struct sim_crep *c)
+{
+    for (struct sim_walk *w = nd->walks; w != NULL; w = w->next) {
+        if (w->req_id == c->req_id && w->rep == NULL) {
+            w->rep = c;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void sim_walk_free(struct sim_walk *w)
+{
+    kv_view_close(w->view);
+    free(w->res.got);
+    free(w->rep);
+    free(w);
+}
+
+static void sim_walks_free(struct sim_node *nd)
+{
+    while (nd->walks != NULL) {
+        struct sim_walk *w = nd->walks;
+        nd->walks = w->next;
+        sim_walk_free(w);
+    }
+}
+
+/* Each KEYS walk of the node a piece; one that is done hands its keys to its op and sends the
+ * held reply. */
+static void sim_walks_step(struct sim *s, struct sim_node *nd)
+{
+    struct sim_walk **pw = &nd->walks;
+    while (*pw != NULL) {
+        struct sim_walk *w = *pw;
+        struct rk_errmsg err = {{0}};
+        bool done = false;
+        if (!w->done &&
+            kv_view_next(w->view, SIM_KEYS_PIECE_BYTES, 0, sim_walk_one, w, &done, &err) != RK_OK) {
+            w->failed = true;
+            done = true;
+        }
+        w->done = w->done || done;
+        if (!w->done || w->rep == NULL) {
+            pw = &w->next;
+            continue;
+        }
+        *pw = w->next;
+        trace(s, "n%u KEYS walk done: %u keys%s", nd->id, w->res.n_got,
+              w->failed ? ", failed" : "");
+        uint32_t client = (uint32_t)(w->req_id >> 48);
+        struct sim_client *c = &s->clients[client - 1];
+        uint32_t gen = (uint32_t)(w->req_id >> 32) & 0xffffu;
+        uint32_t rseq = (uint32_t)(w->req_id >> 8) & 0xffffffu;
+        for (uint32_t i = 0; c->connected && gen == (c->gen & 0xffffu) && i < c->n_cops; i++) {
+            struct sim_cop *op = &c->cops[i];
+            if ((op->rseq & 0xffffffu) != rseq || op->op != SIM_OP_KEYS)
+                continue;
+            free(op->got);
+            op->got = w->res.got;
+            op->n_got = w->res.n_got;
+            op->served = !w->failed;
+            w->res.got = NULL;
+        }
+        uint64_t at = s->now + latency(s);
+        at = at > c->reply_at ? at : c->reply_at;
+        c->reply_at = at;
+        ev_push(s, at, EV_CLIENT_REPLY, 0, client, 0, w->rep);
+        w->rep = NULL;
+        sim_walk_free(w);
+    }
+}
+
+static void sim_on_read(void *ctx, struct replica *r, uint64_t req_id)
+{
+    struct sim *s = ctx;
+    uint32_t client = (uint32_t)(req_id >> 48);
+    if (client == 0 || client > s->scn->clients || s->scn->pipeline == 0)
+        return;
+    struct sim_client *c = &s->clients[client - 1];
+    uint32_t gen = (uint32_t)(req_id >> 32) & 0xffffu;
+    uint32_t rseq = (uint32_t)(req_id >> 8) & 0xffffffu;
+    if (!c->connected || gen != (c->gen & 0xffffu))
+        return; /* a broken connection's: its reply is dropped */
+    uint32_t i = 0;
+    while (i < c->n_cops && (c->cops[i].rseq & 0xffffffu) != rseq)
+        i++;
+    if (i == c->n_cops || (c->cops[i].op != SIM_OP_SCAN && c->cops[i].op != SIM_OP_KEYS))
+        return;
+    struct sim_cop *op = &c->cops[i];
+    free(op->got);
+    op->got = NULL;
+    op->n_got = 0;
+    struct sim_page pg = {.op = op, .pattern = scan_patterns[op->pat], .keys = s->scn->keys};
+    int rc;
+    if (op->op == SIM_OP_KEYS && sim_walk_start(s, r, op, req_id))
+        return; /* served by the walk, over the next ticks */
+    if (op->op == SIM_OP_SCAN)
+        rc = replica_scan_db_range(r, 0, op->cursor, op->count, sim_page_key, &pg, &op->next);
+    else
+        rc = replica_scan_db(r, 0, sim_page_key, &pg);
+    op->served = rc == RK_OK; /* else the node answers an error */
+}
+
 /* Sends one new op on the connection. */
 static void conn_send_op(struct sim *s, struct sim_client *c)
 {
@@ -2196,7 +2508,31 @@ static void conn_send_op(struct sim *s, struct sim_client *c)
         conn_send_cmd(s, c, WL_EXEC);
         return;
     }
+    if (c->scan_state == 1) {
+        conn_send_whole(s, c, SIM_OP_SCAN);
+        return;
+    }
     uint32_t kind = conn_pick_kind(s);
+    if (kind == SIM_MIX_KIND_SCAN && c->scan_state == 0) {
+        /* A new iteration: cursor 0, a MATCH and a COUNT of 1..8. */
+        c->scan_pat = (uint8_t)rnd_range(s, 0, SCAN_PATTERNS - 1);
+        c->scan_count = (uint32_t)rnd_range(s, 1, 8);
+        c->scan_cursor = 0;
+        c->scan_t0 = s->now;
+        c->n_scan_got = 0;
+        conn_send_whole(s, c, SIM_OP_SCAN);
+        return;
+    }
+    if (kind == SIM_MIX_KIND_KEYS) {
+        conn_send_whole(s, c, SIM_OP_KEYS);
+        return;
+    }
+    if (kind == SIM_MIX_KIND_BITS) {
+        conn_send_cmd(s, c, WL_BITS);
+        return;
+    }
+    if (kind == SIM_MIX_KIND_SCAN)
+        kind = 0; /* a page of this connection's iteration is in flight: a GET instead */
     if (kind >= 7) {
         conn_send_cmd(s, c, generic[kind - 7]);
         return;
@@ -2278,6 +2614,15 @@ static void conn_send_op(struct sim *s, struct sim_client *c)
         memcpy(q->val, vals[0], vl[0]);
         q->val_len = vl[0];
     }
+    if (s->sc != NULL && write) {
+        uint32_t nums[SCN_KEY_GROUP];
+        for (uint32_t j = 0; j < n_keys; j++)
+            nums[j] = n_keys > 1 ? first + j : key;
+        uint8_t cls = op->op == LIN_PUT || op->op == LIN_MSET ? SC_SET
+                      : op->op == LIN_DEL                     ? SC_DEL
+                                                              : SC_CREATE;
+        op->sc_id = sc_op(s->sc, cls, nums, n_keys, s->now);
+    }
     op->op_id = lin_invoke_call(s->hist, &call);
     s->res->ops_invoked++;
     c->n_cops++;
@@ -2306,6 +2651,16 @@ static void conn_next(struct sim *s, struct sim_client *c)
     }
     if (!c->connected)
         conn_connect(s, c);
+    if (c->hop) {
+        /* Between two pages of its SCAN iteration the client moves to another node, once the
+         * requests it sent are answered (as a client reconnecting would). */
+        if (c->n_cops > 0)
+            return;
+        c->hop = false;
+        trace(s, "c%u leaves n%u between two SCAN pages", c->id, c->node);
+        conn_break(s, c);
+        conn_connect(s, c);
+    }
     while (c->n_cops < s->scn->pipeline)
         conn_send_op(s, c);
 }
@@ -2326,6 +2681,37 @@ static void conn_on_timeout(struct sim *s, struct sim_client *c)
     conn_arm_next(s, c);
 }
 
+/* A SCAN page or KEYS answered OK: the page's keys join the iteration, which ends after the
+ * page whose next cursor is 0 (then the checker gets it); KEYS goes to the checker at once,
+ * with DBSIZE as the replica counted it at the same index (the reply's num). */
+static void conn_whole_done(struct sim *s, struct sim_client *c, const struct sim_cop *op,
+                            uint64_t dbsize)
+{
+    if (op->op == SIM_OP_KEYS) {
+        sc_read(s->sc, "keys", c->id, op->invoked_at, s->now, scan_patterns[op->pat], op->got,
+                op->n_got, dbsize);
+        return;
+    }
+    uint32_t need = c->n_scan_got + op->n_got;
+    if (need > c->cap_scan_got) {
+        c->cap_scan_got = need * 2;
+        c->scan_got = xrealloc(c->scan_got, c->cap_scan_got * sizeof(*c->scan_got));
+    }
+    if (op->n_got > 0)
+        memcpy(c->scan_got + c->n_scan_got, op->got, op->n_got * sizeof(*op->got));
+    c->n_scan_got = need;
+    trace(s, "c%u scan page: %u keys, next cursor %" PRIu64, c->id, op->n_got, op->next);
+    if (op->next == 0) {
+        sc_read(s->sc, "scan", c->id, c->scan_t0, s->now, scan_patterns[c->scan_pat],
+                c->scan_got, c->n_scan_got, UINT64_MAX);
+        c->scan_state = 0;
+        return;
+    }
+    c->scan_cursor = op->next;
+    c->scan_state = 1;
+    c->hop = rnd_chance(s, 1.0 / 3);
+}
+
 /* A reply on the connection: ends its op. */
 static void conn_on_reply(struct sim *s, const struct sim_crep *r)
 {
@@ -2344,6 +2730,18 @@ static void conn_on_reply(struct sim *s, const struct sim_crep *r)
     struct sim_cop *op = &c->cops[i];
     bool write = !conn_is_read(op->op);
     struct lin_return ret = {.num = r->num};
+    if ((op->op == SIM_OP_SCAN || op->op == SIM_OP_KEYS) && r->status == REPLICA_OK &&
+        op->served) {
+        conn_whole_done(s, c, op, (uint64_t)r->num);
+        conn_complete(s, c, i, LIN_OK, &ret);
+        conn_arm_next(s, c);
+        return;
+    }
+    if (op->op == SIM_OP_SCAN || op->op == SIM_OP_KEYS) {
+        conn_complete(s, c, i, LIN_FAIL, NULL); /* not served: an error, or no answer */
+        conn_arm_next(s, c);
+        return;
+    }
     bool cmd = op->op == LIN_CMD || op->op == LIN_CMD_READ;
     switch (r->status) {
     case REPLICA_OK:
@@ -3521,6 +3919,7 @@ static void handle(struct sim *s, struct event *e)
         nd->ticks++;
         replica_tick(nd->rep);
         drain(s, nd);
+        sim_walks_step(s, nd);
         check_node(s, nd);
         member_try(s, nd);
         if (s->scn->expect_stepdown_elections > 0)
@@ -3666,6 +4065,12 @@ static void draw_swarm_mix(struct sim *s)
     uint32_t kept[SIM_MIX_KINDS];
     bool any = false;
     for (int i = 0; i < SIM_MIX_KINDS; i++) {
+        /* Kinds added later are drawn only when the scenario weighs them, so that the draws of
+         * the scenarios that do not stay what they were. */
+        if (i >= SIM_MIX_KIND_SCAN && s->mix[i] == 0) {
+            kept[i] = 0;
+            continue;
+        }
         kept[i] = rnd_chance(s, 0.5) ? s->mix[i] : 0;
         any = any || kept[i] > 0;
     }
@@ -3748,10 +4153,20 @@ static void setup(struct sim *s)
     if (s->opt->swarm || scn->swarm)
         draw_swarm_more(s);
     const uint32_t mix[SIM_MIX_KINDS] = {
-        scn->mix_get,    scn->mix_put,    scn->mix_del,   scn->mix_incr,  scn->mix_putif,
-        scn->mix_mset,   scn->mix_mget,   scn->mix_txn,   scn->mix_watch, scn->mix_expire,
-        scn->mix_append, scn->mix_getdel, scn->mix_setnx, scn->mix_rename};
+        scn->mix_get,    scn->mix_put,    scn->mix_del,   scn->mix_incr,   scn->mix_putif,
+        scn->mix_mset,   scn->mix_mget,   scn->mix_txn,   scn->mix_watch,  scn->mix_expire,
+        scn->mix_append, scn->mix_getdel, scn->mix_setnx, scn->mix_rename, scn->mix_scan,
+        scn->mix_keys,   scn->mix_bits};
     memcpy(s->mix, mix, sizeof(mix));
+    if (scn->mix_scan + scn->mix_keys > 0) {
+        s->sc = sc_new(scn->keys);
+        if (s->sc == NULL) {
+            fprintf(stderr, "sim: out of memory\n");
+            abort();
+        }
+        /* Deadlines come only from `expire` and from the transactions (`txn`, `watch`). */
+        sc_set_no_expiry(s->sc, scn->mix_expire + scn->mix_txn + scn->mix_watch == 0);
+    }
     s->wallclock_us = scn->wallclock_us;
     if ((s->opt->swarm || scn->swarm) && scn->pipeline > 0)
         draw_swarm_mix(s);
@@ -3824,6 +4239,7 @@ static void teardown(struct sim *s)
         free(nd->jobq);
         free(nd->sjobq);
         durable_log_free(&nd->dur);
+        sim_walks_free(nd);
         if (nd->up) {
             replica_destroy(nd->rep);
             nd->store->ops->destroy(nd->store);
@@ -3835,8 +4251,11 @@ static void teardown(struct sim *s)
             free_payload(s, &nd->held[j]);
         free(nd->held);
     }
+    for (uint32_t i = 0; s->clients != NULL && i < s->scn->clients; i++)
+        free(s->clients[i].scan_got);
     free(s->clients);
     free(s->wslots);
+    sc_free(s->sc);
     lin_history_destroy(s->hist);
     tl_destroy(s->tl);
     free(s->leader_of_term);
@@ -3867,7 +4286,7 @@ static void write_timeline(struct sim *s)
         fprintf(stderr, "sim: %s: cannot write the timeline\n", s->opt->timeline);
 }
 
-static void report(struct sim *s, const struct lin_result *lr)
+static void report(struct sim *s, const struct lin_result *lr, const char *scan_note)
 {
     struct sim_result *res = s->res;
     const char *verdict = res->verdict == SIM_PASS ? "PASS" : "FAIL";
@@ -3882,7 +4301,7 @@ static void report(struct sim *s, const struct lin_result *lr)
                " events; ops %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64 ", unknown %" PRIu64
                "); leaders %" PRIu64 ", max term %" PRIu64 "; msgs %" PRIu64 " (dropped %" PRIu64
                ", duplicated %" PRIu64 ")%s; unavailable %" PRIu64 "ms; linearizability %s"
-               " (%u keys)\n",
+               " (%u keys)%s\n",
                s->opt->seed, verdict, res->virtual_us / 1000000, res->virtual_us / 1000 % 1000,
                res->events, res->ops_invoked, res->ops_ok, res->ops_failed, res->ops_unknown,
                res->leaders_elected, res->max_term, res->msgs_sent, res->msgs_dropped,
@@ -3890,7 +4309,7 @@ static void report(struct sim *s, const struct lin_result *lr)
                lr->verdict == LIN_LINEARIZABLE ? "ok"
                : lr->verdict == LIN_GAVE_UP    ? "gave up (search budget)"
                                                : "VIOLATED",
-               lr->keys_checked);
+               lr->keys_checked, scan_note);
     if (res->verdict != SIM_PASS) {
         sim_printf(s, "  failed check: %s\n", res->what);
         if (lr->verdict == LIN_VIOLATION && lr->explanation != NULL)
@@ -3966,6 +4385,16 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
             client_give_up(s, c);
     }
     s->closing = false;
+    /* The scan checker's verdict (sim/scancheck.h), failed after linearizability's. */
+    char scan_note[96] = "", scan_why[256] = "";
+    bool scan_ok = true;
+    if (s->sc != NULL) {
+        uint64_t reads = 0, required = 0;
+        scan_ok = sc_check(s->sc, scan_why, sizeof(scan_why), &reads, &required);
+        snprintf(scan_note, sizeof(scan_note),
+                 "; scan/keys %s (%" PRIu64 " reads, %" PRIu64 " keys due)", scan_ok ? "ok" : "VIOLATED",
+                 reads, required);
+    }
     /* Linearizability first: a violation is the stronger finding, and the recovery phase does
      * not touch the history (every op is closed above). */
     struct lin_result lr;
@@ -3973,12 +4402,14 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
     lin_check(s->hist, o->lin_budget, &lr);
     if (lr.verdict == LIN_VIOLATION)
         fail(s, SIM_FAIL_LINEARIZABILITY, "linearizability: key %s", lr.key);
+    if (!scan_ok)
+        fail(s, SIM_FAIL_LINEARIZABILITY, "%s", scan_why);
     check_recovery(s);
     if (lr.verdict == LIN_VIOLATION && s->tl != NULL && lr.key[0] == 'k')
         tl_highlight(s->tl, 0, 0, (uint32_t)strtoul(lr.key + 1, NULL, 10));
     write_timeline(s);
     res->lin_gave_up = lr.verdict == LIN_GAVE_UP;
-    report(s, &lr);
+    report(s, &lr, scan_note);
     lin_result_free(&lr);
     teardown(s);
     free(s);

@@ -283,6 +283,44 @@ void wl_build(struct rk_prng *prng, uint8_t kind, uint32_t key, uint32_t first, 
             b.args[0][1] = wl_value(&b);
         }
         break;
+    case WL_BITS: {
+        group = false;
+        struct kv_arg *a = b.args[0];
+        a[0] = wl_key(&b, ki);
+        uint64_t x = wl_range(&b, 0, 5);
+        if (x == 5 && n >= 2) { /* BITOP op dest src...: every key of the group */
+            group = true;
+            int64_t bop = (int64_t)wl_range(&b, 0, 3);
+            uint32_t nsrc = bop == 3 ? 1 : (uint32_t)wl_range(&b, 1, n - 1);
+            uint32_t dst = (uint32_t)wl_range(&b, 0, n - 1);
+            a[0] = wl_key(&b, dst);
+            for (uint32_t i = 0; i < nsrc; i++)
+                a[1 + i] = wl_key(&b, (uint32_t)wl_range(&b, 0, n - 1));
+            wl_op(&b, KV_C_BITOP, 1 + nsrc)->num = bop;
+        } else if (x <= 1 || x == 5) { /* SETBIT: offsets in the first 5 bytes */
+            wl_op(&b, KV_C_SETBIT, 1)->num =
+                (int64_t)wl_range(&b, 0, 39) * 2 + (int64_t)wl_range(&b, 0, 1);
+        } else if (x == 2) {
+            wl_op(&b, KV_C_GETBIT, 1)->num = (int64_t)wl_range(&b, 0, 47);
+            out->read = true;
+        } else if (x == 3) { /* BITCOUNT, of the value or of a byte range */
+            if (wl_range(&b, 0, 1) == 0) {
+                wl_op(&b, KV_C_BITCOUNT, 1);
+            } else {
+                static const char *const ends[] = {"-2", "-1", "0", "1", "3"};
+                for (int i = 1; i <= 2; i++) {
+                    const char *e = ends[wl_range(&b, 0, 4)];
+                    a[i] = (struct kv_arg){(const uint8_t *)e, (uint32_t)strlen(e)};
+                }
+                wl_op(&b, KV_C_BITCOUNT, 3);
+            }
+            out->read = true;
+        } else { /* BITPOS key 0|1 */
+            wl_op(&b, KV_C_BITPOS, 1)->num = (int64_t)wl_range(&b, 0, 1);
+            out->read = true;
+        }
+        break;
+    }
     default: { /* WL_RENAME */
         RK_ASSERT(kind == WL_RENAME && n >= 2);
         uint32_t dst = (ki + 1 + (uint32_t)wl_range(&b, 0, n - 2)) % n;

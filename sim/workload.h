@@ -1,6 +1,6 @@
 /*
  * workload.h — the generic commands of the simulator's connection clients (REPLICA_CMD: kv.h
- * version 2): transactions, WATCH/EXEC, expiry, APPEND, GETDEL, SETNX/MSETNX, RENAME, each
+ * version 2): transactions, WATCH/EXEC, expiry, APPEND, GETDEL, SETNX/MSETNX, RENAME, bitmaps, each
  * over one key group (SCN_KEY_GROUP consecutive keys), encoded as the node would encode them.
  * Random choices come from the simulator's PRNG, so a run stays a function of its seed.
  */
@@ -24,6 +24,7 @@ enum wl_kind {
     WL_GETDEL,  /* GETDEL or GETSET (SET GET) */
     WL_SETNX,   /* SETNX on one key, or MSETNX over the group */
     WL_RENAME,  /* RENAME, RENAMENX or COPY [REPLACE] between two keys of the group */
+    WL_BITS,    /* SETBIT, GETBIT, BITCOUNT [range], BITPOS on one key, or BITOP over the group */
 };
 
 /* What a WATCH answered: its watch point and each key's version (kv_watch_version). */

@@ -118,6 +118,9 @@ static void assert_scenarios_equal(const struct scenario *a, const struct scenar
     assert_int_equal(a->mix_getdel, b->mix_getdel);
     assert_int_equal(a->mix_setnx, b->mix_setnx);
     assert_int_equal(a->mix_rename, b->mix_rename);
+    assert_int_equal(a->mix_scan, b->mix_scan);
+    assert_int_equal(a->mix_keys, b->mix_keys);
+    assert_int_equal(a->mix_bits, b->mix_bits);
     assert_int_equal(a->wallclock_us, b->wallclock_us);
     assert_int_equal(a->pipeline, b->pipeline);
     assert_int_equal(a->pipeline_followers, b->pipeline_followers);
@@ -1037,10 +1040,10 @@ static void error_mix(void **state)
     (void)state;
     assert_error("mix",
                  "t.scn:1:4: expected get, put, del, incr, putif, mset, mget, txn, watch, expire, "
-                 "append, getdel, setnx or rename, got end of line");
+                 "append, getdel, setnx, rename, scan, keys or bits, got end of line");
     assert_error("mix get 1 set 2",
                  "t.scn:1:11: expected get, put, del, incr, putif, mset, mget, txn, watch, "
-                 "expire, append, getdel, setnx or rename, got 'set'");
+                 "expire, append, getdel, setnx, rename, scan, keys or bits, got 'set'");
     assert_error("mix get 1 get 2",
                  "t.scn:1:11: expected each kind (get, put, del, ...) at most once, got 'get'");
     assert_error("mix put", "t.scn:1:8: expected a weight (0..1000000), got end of line");

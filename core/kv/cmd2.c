@@ -53,6 +53,9 @@ static const struct op_rule rules[] = {
     [KV_C_TYPE] = {KV_C_TYPE, "TYPE", 1, 1, 0, SHAPE_KEYS},
     [KV_C_DBSIZE] = {KV_C_DBSIZE, "DBSIZE", 0, 0, 0, SHAPE_KEYS},
     [KV_C_WATCH] = {KV_C_WATCH, "WATCH", 1, 0, 0, SHAPE_KEYS},
+    [KV_C_GETBIT] = {KV_C_GETBIT, "GETBIT", 1, 1, 0, SHAPE_KEYS},
+    [KV_C_BITCOUNT] = {KV_C_BITCOUNT, "BITCOUNT", 1, 5, 0, SHAPE_KEYS},
+    [KV_C_BITPOS] = {KV_C_BITPOS, "BITPOS", 1, 5, 0, SHAPE_KEYS},
     [KV_C_SET] = {KV_C_SET, "SET", 2, 2,
                   KV_F_NX | KV_F_XX | KV_F_GET | KV_F_KEEPTTL | EXPF | KV_F_SETEX, SHAPE_KEY_VAL},
     [KV_C_SETNX] = {KV_C_SETNX, "SETNX", 2, 2, 0, SHAPE_KEY_VAL},
@@ -80,6 +83,8 @@ static const struct op_rule rules[] = {
     [KV_C_SWAPDB] = {KV_C_SWAPDB, "SWAPDB", 0, 0, 0, SHAPE_KEYS},
     [KV_C_ACL_SETUSER] = {KV_C_ACL_SETUSER, "ACL_SETUSER", 1, 0, 0, SHAPE_KEYS},
     [KV_C_ACL_DELUSER] = {KV_C_ACL_DELUSER, "ACL_DELUSER", 1, 0, 0, SHAPE_KEYS},
+    [KV_C_SETBIT] = {KV_C_SETBIT, "SETBIT", 1, 1, 0, SHAPE_KEYS},
+    [KV_C_BITOP] = {KV_C_BITOP, "BITOP", 2, 0, 0, SHAPE_KEYS},
 };
 
 static const struct op_rule *rule_of(uint8_t code)
@@ -153,11 +158,23 @@ static int check_fields(uint8_t code, uint8_t db, uint16_t flags, int64_t num, u
         return rk_errf(err, RK_EINVAL, "%s: %" PRId64 " seconds overflow", r->name, num);
     bool num_used = (timed && (flags & KV_F_EXP)) || code == KV_C_INCRBY || code == KV_C_SETRANGE ||
                     code == KV_C_EXPIRE || code == KV_C_COPY || code == KV_C_MOVE ||
-                    code == KV_C_GETRANGE || code == KV_C_PEXPIREIFEQ || code == KV_C_SWAPDB;
+                    code == KV_C_GETRANGE || code == KV_C_PEXPIREIFEQ || code == KV_C_SWAPDB ||
+                    code == KV_C_GETBIT || code == KV_C_BITPOS || code == KV_C_SETBIT ||
+                    code == KV_C_BITOP;
     if (!num_used && num != 0)
         return rk_errf(err, RK_EINVAL, "%s: num %" PRId64 " unused", r->name, num);
     if (code == KV_C_SETRANGE && num < 0)
         return rk_errf(err, RK_EINVAL, "SETRANGE: offset %" PRId64 " is negative", num);
+    /* Bitmaps (bitops.c): offsets below 2^32 (Redis's 512 MB), a bit 0|1, BITOP's four ops. */
+    if (code == KV_C_GETBIT && (num < 0 || num > (int64_t)UINT32_MAX))
+        return rk_errf(err, RK_EINVAL, "GETBIT: offset %" PRId64 " out of range", num);
+    if (code == KV_C_SETBIT && (num < 0 || num > (int64_t)UINT32_MAX * 2 + 1))
+        return rk_errf(err, RK_EINVAL, "SETBIT: num %" PRId64 " out of range", num);
+    if (code == KV_C_BITPOS && num != 0 && num != 1)
+        return rk_errf(err, RK_EINVAL, "BITPOS: bit %" PRId64 " is not 0 or 1", num);
+    if (code == KV_C_BITOP && (num < 0 || num > 3 || (num == 3 && argc != 2)))
+        return rk_errf(err, RK_EINVAL, "BITOP: op %" PRId64 " with %" PRIu32 " arguments", num,
+                       argc);
     if ((code == KV_C_COPY || code == KV_C_MOVE || code == KV_C_SWAPDB) &&
         (num < 0 || num >= KV_DBS))
         return rk_errf(err, RK_EINVAL, "%s: db %" PRId64 " is out of range", r->name, num);

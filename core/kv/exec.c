@@ -753,6 +753,10 @@ static int op_read(struct kv *kv, const struct kv_op_view *op, uint64_t now)
     case KV_C_DBSIZE:
         res_int(&kv->res, (int64_t)kv_dbsize(kv, op->db));
         return RK_OK;
+    case KV_C_GETBIT:
+    case KV_C_BITCOUNT:
+    case KV_C_BITPOS:
+        return kv_bitops_read(kv, op, now);
     case KV_C_WATCH:
         /* The watch point and each key's version, at one moment (kv.h WATCH). */
         res_array(&kv->res, op->argc + 1);
@@ -850,6 +854,9 @@ int kv_exec_op(struct kv *kv, uint64_t index, const struct kv_op_view *op, uint6
     case KV_C_ACL_SETUSER:
     case KV_C_ACL_DELUSER:
         return kv_acl_exec(kv, index, op);
+    case KV_C_SETBIT:
+    case KV_C_BITOP:
+        return kv_bitops_exec(kv, index, op, now);
     default:
         break;
     }

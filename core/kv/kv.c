@@ -1358,6 +1358,19 @@ int kv_scan_db_range(struct kv *kv, uint8_t db, uint64_t cursor, uint64_t budget
     return rc != RK_OK ? rc : u.rc;
 }
 
+uint8_t kv_db_physical(const struct kv *kv, uint8_t db)
+{
+    RK_ASSERT(kv != NULL);
+    RK_ASSERT(db < KV_DBS);
+    return kv->meta.dbmap[db];
+}
+
+uint64_t kv_read_time_ms(const struct kv *kv)
+{
+    RK_ASSERT(kv != NULL);
+    return kv_read_now(kv);
+}
+
 int kv_scan_keys(struct kv *kv, bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len),
                  void *ctx)
 {

@@ -548,6 +548,11 @@ const char *kv_status_name(uint8_t status);
  *  DBSIZE        -                                                     int
  *  WATCH         key...           (the node's WATCH, not in a transaction) array: :point, then
  *                                 :version per key (kv_watch_version), point = the applied index
+ *  GETBIT        key              num: bit offset (0..2^32-1)          int 0|1
+ *  BITCOUNT      key arg...       args: what followed the key, as sent int | error
+ *                                 (0..4 of them; parsed here, after the lookup, as Redis does)
+ *  BITPOS        key arg...       num: the bit (0|1); args: what       int | error
+ *                                 followed the bit, as sent (0..4)
  *  SET           key value        NX XX GET KEEPTTL, EXP(+MS,ABS) num  OK|nil, or GET's bulk
  *                                 (SETEX, PSETEX: EXP [MS] SETEX; GETSET: GET)
  *  SETNX         key value                                             int 1|0
@@ -571,6 +576,10 @@ const char *kv_status_name(uint8_t status);
  *  SWAPDB        -                db and num: the two dbs              OK
  *  ACL_SETUSER   name rule...     (kv/acl.h: rules applied at apply)   OK | error
  *  ACL_DELUSER   name...                                               int | error
+ *  SETBIT        key              num: offset * 2 + bit (offset        int 0|1 | error
+ *                                 0..2^32-1)
+ *  BITOP         dest src...      num: AND 0, OR 1, XOR 2, NOT 3 (NOT: int (dest's length)
+ *                                 one src)
  *  PURGE         ('0'+db, key)... the leader's expiry sweep (store keys) int: keys removed
  *  DELIFEQ       key token                                             int 1 (deleted) | 0
  *  PEXPIREIFEQ   key token        num: ms; XX: only if it has a TTL;   int 1 | 0
@@ -601,6 +610,9 @@ enum kv_code {
     KV_C_TYPE = 7,
     KV_C_DBSIZE = 8,
     KV_C_WATCH = 9,
+    KV_C_GETBIT = 10,
+    KV_C_BITCOUNT = 11,
+    KV_C_BITPOS = 12,
     KV_C_SET = 32,
     KV_C_SETNX = 33,
     KV_C_GETDEL = 34,
@@ -626,7 +638,9 @@ enum kv_code {
     KV_C_SWAPDB = 54,
     KV_C_ACL_SETUSER = 55, /* name rule...: ACL SETUSER (acl.h; ">pass" already hashed) */
     KV_C_ACL_DELUSER = 56, /* name...: ACL DELUSER */
-};                         /* wire values: never renumber */
+    KV_C_SETBIT = 57,
+    KV_C_BITOP = 58,
+}; /* wire values: never renumber */
 
 enum kv_flag {
     KV_F_NX = 1u << 0,
@@ -836,6 +850,13 @@ int kv_scan_db(struct kv *kv, uint8_t db,
 int kv_scan_db_range(struct kv *kv, uint8_t db, uint64_t cursor, uint64_t budget,
                      bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len), void *ctx,
                      uint64_t *next);
+
+/* What a walk of a pinned view (kv/view.h) opened at the applied index now needs to give out
+ * the keys kv_scan_db(db) would: the physical db whose store records ('0' + it, then the key:
+ * kv_user_record_decode) hold db's keys now (SWAPDB permutes them), and the read time (a key
+ * whose deadline <= it is expired). */
+uint8_t kv_db_physical(const struct kv *kv, uint8_t db);
+uint64_t kv_read_time_ms(const struct kv *kv);
 
 /* Keys with a deadline, over all dbs, and in db (INFO keyspace's expires=). */
 uint64_t kv_expiring_count(const struct kv *kv);

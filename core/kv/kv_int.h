@@ -199,6 +199,10 @@ int kv_apply_v2(struct kv *kv, uint64_t index, const uint8_t *data, uint32_t len
 /* Runs one op against the store at time now_ms, appending its result to kv->res. write is
  * false for kv_read (only read codes reach it then). */
 int kv_exec_op(struct kv *kv, uint64_t index, const struct kv_op_view *op, uint64_t now_ms);
+/* bitops.c: the bitmap writes (SETBIT, BITOP) and reads (GETBIT, BITCOUNT, BITPOS), as
+ * kv_exec_op runs an op: one value appended to kv->res (X2). */
+int kv_bitops_exec(struct kv *kv, uint64_t index, const struct kv_op_view *op, uint64_t now_ms);
+int kv_bitops_read(struct kv *kv, const struct kv_op_view *op, uint64_t now_ms);
 
 /* kv.c, for exec.c: the session plumbing. */
 uint32_t kv_session_find(const struct kv *kv, uint64_t client_id);
