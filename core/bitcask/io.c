@@ -218,6 +218,7 @@ int bc_io_run(struct bc_io_job *job)
     uint32_t f_id = 0;
     int rc = RK_OK;
     char name[BC_NAME_BYTES];
+    uint32_t name_id = 0; /* the file id name holds: formatted once per file, not per op */
     for (size_t i = 0; rc == RK_OK && i < job->n_ops; i++) {
         struct io_op *op = &job->ops[i];
         if (op->kind == IO_SYNC_DIR) {
@@ -226,7 +227,10 @@ int bc_io_run(struct bc_io_job *job)
                 rk_errwrap(&job->err, rc, "sync_dir");
             continue;
         }
-        bc_name(name, op->id, "data");
+        if (op->id != name_id) {
+            bc_name(name, op->id, "data"); /* for the open and the error messages below */
+            name_id = op->id;
+        }
         if (op->id != f_id || op->kind == IO_CREATE) {
             if (f != NULL)
                 fs->ops->close(fs, f);
