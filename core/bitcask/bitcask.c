@@ -571,22 +571,28 @@ static void batch_settle(struct bitcask *bc, uint64_t file_off)
     }
 }
 
-/* bc_end_batch with deferred writes (io.c): placed now, the keydir pointing there, the buffer
- * moved into the job (the worker seals and appends it). */
+/* bc_end_batch with deferred writes (io.c): placed now, the keydir pointing there, the bytes
+ * in the job (the worker seals and appends them): a small batch copied into the job's packed
+ * buffer (io.c, D5; the store keeps its buffer for the next batch), a big one's buffer moved
+ * into the job (no copy). */
 static int end_batch_deferred(struct bitcask *bc, struct rk_errmsg *err)
 {
     int rc = prepare_active(bc, bc->batch_len, err);
     struct bc_file *a = bc_file_at(bc, bc->active_id);
+    bool pack = bc->batch_len < BC_IO_PACK_BYTES;
     if (rc == RK_OK)
-        rc = bc_io_append(bc, bc->active_id, a->size, bc->batch, bc->batch_len, true, err);
+        rc = pack ? bc_io_append_batch(bc, bc->active_id, a->size, bc->batch, bc->batch_len, err)
+                  : bc_io_append(bc, bc->active_id, a->size, bc->batch, bc->batch_len, true, err);
     if (rc != RK_OK)
         return bc_poison(bc, rc, err);
     batch_settle(bc, a->size);
     a->size += bc->batch_len;
     bc->active_unsynced = true;
     bc->applied_index = bc->batch_index;
-    bc->batch = NULL; /* the job's now (D4) */
-    bc->batch_cap = 0;
+    if (!pack) {
+        bc->batch = NULL; /* the job's now (D4) */
+        bc->batch_cap = 0;
+    }
     bc->batch_len = 0;
     bc->batch_start = 0;
     return RK_OK;

@@ -325,6 +325,10 @@ static inline void bc_live_move(struct bitcask *bc, uint32_t from, uint32_t to, 
 int bc_io_create(struct bitcask *bc, uint32_t id, const uint8_t *commit, struct rk_errmsg *err);
 /* Queues an append to file id at off: a copy of p (small: a commit record), or (take) the
  * buffer p itself, whose records the worker seals (CRCs) before the append; the job frees it. */
+/* A closed batch of fewer than BC_IO_PACK_BYTES bytes, copied into the filling job (io.c, D5). */
+#define BC_IO_PACK_BYTES (64u << 10)
+int bc_io_append_batch(struct bitcask *bc, uint32_t id, uint64_t off, const uint8_t *p, size_t len,
+                       struct rk_errmsg *err);
 int bc_io_append(struct bitcask *bc, uint32_t id, uint64_t off, uint8_t *p, size_t len, bool take,
                  struct rk_errmsg *err);
 int bc_io_sync(struct bitcask *bc, uint32_t id, struct rk_errmsg *err);
