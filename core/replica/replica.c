@@ -2516,10 +2516,14 @@ static void submit_one(struct replica *r, const struct replica_request *req)
     }
     if (req->op == REPLICA_CMD &&
         (req->key_len != 0 || req->val_len > KV_CMD_MAX_BYTES || (req->val == NULL) ||
-         kv_cmd2_decode(req->val, req->val_len, &(struct kv_cmd2_view){0}, NULL) != RK_OK)) {
+         (!req->encoded &&
+          kv_cmd2_decode(req->val, req->val_len, &(struct kv_cmd2_view){0}, NULL) != RK_OK))) {
         reply_now(r, req, REPLICA_ERROR, "malformed kv command");
         return;
     }
+    RK_ASSERT_SLOW(req->op != REPLICA_CMD || !req->encoded ||
+                   kv_cmd2_decode(req->val, req->val_len, &(struct kv_cmd2_view){0}, NULL) ==
+                       RK_OK);
     if (req->op == REPLICA_PUT_IF && req->cond != KV_COND_NX && req->cond != KV_COND_XX) {
         reply_now(r, req, REPLICA_ERROR, "a conditional put's condition is NX or XX");
         return;
