@@ -132,6 +132,12 @@ struct bitcask {
     size_t batch_cap;
     size_t batch_start; /* where the current (not yet closed) batch begins */
     size_t batch_last;  /* the last record's offset, valid when batch_len > batch_start */
+    /* The puts of the open batch(es), in buffer order (B5): pend[i] is the entry that points at
+     * the record at pend_off[i], or NULL once a later put or a del of the same batch took that
+     * key over. batch_settle moves these entries to the file without looking their keys up. */
+    struct bc_kent **pend;
+    uint64_t *pend_off;
+    size_t n_pend, cap_pend, cap_pend_off;
     uint64_t batch_index;
     uint64_t applied_index; /* of the last complete batch */
 
