@@ -177,14 +177,31 @@ struct bitcask {
 
 /* ---- little-endian codec ---------------------------------------------------------------- */
 
+/* On a little-endian host one memcpy (one load or store) is the byte loop's result; the
+ * compiler does not always merge the loop's byte accesses (record headers are written and read
+ * per record). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define BC_HOST_LE 1
+#else
+#define BC_HOST_LE 0
+#endif
+
 static inline void bc_put_u32(uint8_t *p, uint32_t v)
 {
+    if (BC_HOST_LE) {
+        memcpy(p, &v, sizeof(v));
+        return;
+    }
     for (int i = 0; i < 4; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static inline void bc_put_u64(uint8_t *p, uint64_t v)
 {
+    if (BC_HOST_LE) {
+        memcpy(p, &v, sizeof(v));
+        return;
+    }
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
@@ -192,6 +209,10 @@ static inline void bc_put_u64(uint8_t *p, uint64_t v)
 static inline uint32_t bc_get_u32(const uint8_t *p)
 {
     uint32_t v = 0;
+    if (BC_HOST_LE) {
+        memcpy(&v, p, sizeof(v));
+        return v;
+    }
     for (int i = 3; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;
@@ -200,6 +221,10 @@ static inline uint32_t bc_get_u32(const uint8_t *p)
 static inline uint64_t bc_get_u64(const uint8_t *p)
 {
     uint64_t v = 0;
+    if (BC_HOST_LE) {
+        memcpy(&v, p, sizeof(v));
+        return v;
+    }
     for (int i = 7; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;
