@@ -286,6 +286,22 @@ void server_request(struct node *n, struct client *c, struct item *it, uint32_t 
  * (replica_request.val_take): a 64 MiB value is copied once on the loop, not twice. */
 #define CMD_TAKE_BYTES (256u << 10)
 
+/* server_request of a command kv_cmd2_encode wrote (val): marked encoded, so the replica does
+ * not decode it again before apply (replica_request.encoded). The request queued, or NULL if it
+ * was answered at once (no free slot). */
+static struct replica_request *cmd_request(struct node *n, struct client *c, struct item *it,
+                                           const struct resp_arg *key, const struct resp_arg *val)
+{
+    size_t before = n->n_batch;
+    server_request(n, c, it, 0, REPLICA_CMD, key, val, 0, 0);
+    if (n->n_batch == 0 || n->batch[n->n_batch - 1].val != val->ptr ||
+        (n->n_batch <= before && before != BATCH_MAX))
+        return NULL;
+    struct replica_request *q = &n->batch[n->n_batch - 1];
+    q->encoded = true;
+    return q;
+}
+
 bool server_cmd(struct node *n, struct client *c, struct item *it, const struct kv_cmd2 *cmd)
 {
     size_t size = kv_cmd2_size(cmd);
@@ -300,11 +316,9 @@ bool server_cmd(struct node *n, struct client *c, struct item *it, const struct 
             return false;
         }
         struct resp_arg val = {.ptr = own, .len = len};
-        size_t before = n->n_batch;
-        server_request(n, c, it, 0, REPLICA_CMD, &no_key, &val, 0, 0);
-        if (n->n_batch > 0 && n->batch[n->n_batch - 1].val == own &&
-            (n->n_batch > before || before == BATCH_MAX))
-            n->batch[n->n_batch - 1].val_take = own;
+        struct replica_request *q = cmd_request(n, c, it, &no_key, &val);
+        if (q != NULL)
+            q->val_take = own;
         else
             free(own); /* answered at once (no free slot): never queued */
         return true;
@@ -318,7 +332,7 @@ bool server_cmd(struct node *n, struct client *c, struct item *it, const struct 
     n->arena.len += len;
     static const struct resp_arg none = {.ptr = (const uint8_t *)"", .len = 0};
     struct resp_arg val = {.ptr = blob, .len = len};
-    server_request(n, c, it, 0, REPLICA_CMD, &none, &val, 0, 0);
+    cmd_request(n, c, it, &none, &val);
     return true;
 }
 

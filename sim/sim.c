@@ -2826,6 +2826,9 @@ static void conn_submit(struct sim *s, struct sim_node *nd, const struct sim_cre
         req.val = q->blob;
         req.val_len = q->blob_len;
     }
+    /* As the node's (server_cmd): wl_build's kv_cmd2_encode made it, so it is decoded once, at
+     * apply (replica_request.encoded). */
+    req.encoded = q->rop == REPLICA_CMD;
     replica_submit(nd->rep, &req);
     drain(s, nd);
 }

@@ -27,6 +27,9 @@
  *       its buffer (BC_FILE_PENDING) and move to the file only after the append succeeded; a
  *       failed append or sync poisons the store (every later call fails; reopen rebuilds).
  *   B4  applied_index is the index of the last batch whose append succeeded.
+ *   B5  Every keydir entry with file_id BC_FILE_PENDING is pend[i] for exactly one i, with
+ *       pend_off[i] == its offset; every other pend[i] is NULL (a key written again or deleted
+ *       in the same batch); pend_off ascends. So batch_settle needs no key lookups.
  *
  *      bc_put/bc_del             bc_end_batch               bc_sync
  *   (records in the buffer) ---> (appended: written) -----> (durable)
@@ -122,6 +125,7 @@
 #define BC_READ_ATTEMPTS          4
 /* A buffer grown past this by one big record is given back afterwards. */
 #define BC_KEEP_BUFFER_BYTES (1u << 20)
+#define BC_KEEP_PEND         4096u /* pend slots kept between batches (B5) */
 
 static const struct kv_store_ops bc_kv_ops;
 
@@ -418,10 +422,30 @@ static int check_write(struct bitcask *bc, uint64_t index, uint32_t key_len, uin
     if (batch_bytes > BC_MAX_BATCH_BYTES)
         return rk_errf(err, RK_ETOOBIG, "a batch of %llu bytes is over the limit of %lu bytes",
                        (unsigned long long)batch_bytes, (unsigned long)BC_MAX_BATCH_BYTES);
-    if (!rk_grow(bc->alloc, (void **)&bc->batch, &bc->batch_cap, bc->batch_len + rec_bytes, 1))
+    if (!rk_grow(bc->alloc, (void **)&bc->batch, &bc->batch_cap, bc->batch_len + rec_bytes, 1) ||
+        !rk_grow(bc->alloc, (void **)&bc->pend, &bc->cap_pend, bc->n_pend + 1, sizeof(*bc->pend)) ||
+        !rk_grow(bc->alloc, (void **)&bc->pend_off, &bc->cap_pend_off, bc->n_pend + 1,
+                 sizeof(*bc->pend_off)))
         return rk_errf(err, RK_ENOMEM, "no memory for a batch of %llu bytes",
                        (unsigned long long)(bc->batch_len + rec_bytes));
     return RK_OK;
+}
+
+/* B5: a pending entry's record is superseded (a later put or a del of its key in the batch):
+ * its pend slot, found by its offset, no longer names it. */
+static void pend_drop(struct bitcask *bc, const struct bc_kent *e)
+{
+    RK_ASSERT(e->file_id == BC_FILE_PENDING);
+    size_t lo = 0, hi = bc->n_pend;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (bc->pend_off[mid] < e->offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    RK_ASSERT(lo < bc->n_pend && bc->pend_off[lo] == e->offset && bc->pend[lo] == e);
+    bc->pend[lo] = NULL;
 }
 
 /* Appends a record to the buffer (room reserved by check_write); returns its offset there. A
@@ -464,11 +488,15 @@ int bc_put(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_
         if (bc_kd_reserve(&bc->kd) != RK_OK || (e = bc_kd_new(&bc->kd, hash, key, key_len)) == NULL)
             return rk_errf(err, RK_ENOMEM, "no memory for a keydir entry");
     } else {
+        if (e->file_id == BC_FILE_PENDING)
+            pend_drop(bc, e);
         bc->live_bytes -= bc_rec_bytes(e->key_len, e->val_len);
         bc_live_move(bc, e->file_id, BC_FILE_PENDING, e->key_len, e->val_len);
     }
     /* Nothing can fail from here on. */
     e->offset = batch_add(bc, index, 0, key, key_len, val, val_len);
+    bc->pend[bc->n_pend] = e; /* room reserved by check_write */
+    bc->pend_off[bc->n_pend++] = e->offset;
     e->file_id = BC_FILE_PENDING;
     e->val_len = val_len;
     e->index = index;
@@ -493,6 +521,8 @@ int bc_del(struct bitcask *bc, uint64_t index, const uint8_t *key, uint32_t key_
     *existed = e != NULL;
     batch_add(bc, index, BC_REC_TOMBSTONE, key, key_len, NULL, 0);
     if (e != NULL) {
+        if (e->file_id == BC_FILE_PENDING)
+            pend_drop(bc, e);
         bc->live_bytes -= bc_rec_bytes(e->key_len, e->val_len);
         bc_live_move(bc, e->file_id, BC_FILE_PENDING, e->key_len, e->val_len);
         bc_kd_remove(&bc->kd, e);
@@ -606,39 +636,51 @@ static int prepare_active(struct bitcask *bc, size_t len, struct rk_errmsg *err)
     return RK_OK;
 }
 
-/* After the append: the keydir entries of the buffer's records point at the file (B3). */
+/* After the append: the keydir entries of the buffer's records point at the file (B3), found
+ * through pend (B5), which is then empty. */
 static void batch_settle(struct bitcask *bc, uint64_t file_off)
 {
-    for (size_t off = 0; off < bc->batch_len;) {
-        struct bc_rec r;
-        bc_rec_decode(bc->batch + off, &r);
-        const uint8_t *key = bc->batch + off + BC_HEADER_BYTES;
-        struct bc_kent *e = bc_kd_find(&bc->kd, bc_kd_hash(key, r.key_len), key, r.key_len);
-        if (e != NULL && e->file_id == BC_FILE_PENDING && e->offset == off) {
-            e->file_id = bc->active_id;
-            e->offset = file_off + off;
-            bc_live_move(bc, BC_FILE_PENDING, e->file_id, e->key_len, e->val_len);
-        }
-        off += (size_t)bc_rec_bytes(r.key_len, r.val_len);
+    for (size_t i = 0; i < bc->n_pend; i++) {
+        struct bc_kent *e = bc->pend[i];
+        if (e == NULL)
+            continue;
+        RK_ASSERT(e->file_id == BC_FILE_PENDING && e->offset == bc->pend_off[i]);
+        e->file_id = bc->active_id;
+        e->offset = file_off + bc->pend_off[i];
+        bc_live_move(bc, BC_FILE_PENDING, e->file_id, e->key_len, e->val_len);
+    }
+    bc->n_pend = 0;
+    if (bc->cap_pend > BC_KEEP_PEND) { /* a big batch once: not kept for the small ones */
+        rk_free(bc->alloc, bc->pend);
+        rk_free(bc->alloc, bc->pend_off);
+        bc->pend = NULL;
+        bc->pend_off = NULL;
+        bc->cap_pend = bc->cap_pend_off = 0;
     }
 }
 
-/* bc_end_batch with deferred writes (io.c): placed now, the keydir pointing there, the buffer
- * moved into the job (the worker seals and appends it). */
+/* bc_end_batch with deferred writes (io.c): placed now, the keydir pointing there, the bytes
+ * in the job (the worker seals and appends them): a small batch copied into the job's packed
+ * buffer (io.c, D5; the store keeps its buffer for the next batch), a big one's buffer moved
+ * into the job (no copy). */
 static int end_batch_deferred(struct bitcask *bc, struct rk_errmsg *err)
 {
     int rc = prepare_active(bc, bc->batch_len, err);
     struct bc_file *a = bc_file_at(bc, bc->active_id);
+    bool pack = bc->batch_len < BC_IO_PACK_BYTES;
     if (rc == RK_OK)
-        rc = bc_io_append(bc, bc->active_id, a->size, bc->batch, bc->batch_len, true, err);
+        rc = pack ? bc_io_append_batch(bc, bc->active_id, a->size, bc->batch, bc->batch_len, err)
+                  : bc_io_append(bc, bc->active_id, a->size, bc->batch, bc->batch_len, true, err);
     if (rc != RK_OK)
         return bc_poison(bc, rc, err);
     batch_settle(bc, a->size);
     a->size += bc->batch_len;
     bc->active_unsynced = true;
     bc->applied_index = bc->batch_index;
-    bc->batch = NULL; /* the job's now (D4) */
-    bc->batch_cap = 0;
+    if (!pack) {
+        bc->batch = NULL; /* the job's now (D4) */
+        bc->batch_cap = 0;
+    }
     bc->batch_len = 0;
     bc->batch_start = 0;
     return RK_OK;
@@ -1027,6 +1069,8 @@ void bc_close(struct bitcask *bc)
     bc_kd_free(&bc->kd);
     rk_free(a, bc->files);
     rk_free(a, bc->batch);
+    rk_free(a, bc->pend);
+    rk_free(a, bc->pend_off);
     rk_free(a, bc->rbuf);
     rk_free(a, bc->sbuf);
     rk_free(a, bc);

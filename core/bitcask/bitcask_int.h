@@ -135,6 +135,12 @@ struct bitcask {
     size_t batch_cap;
     size_t batch_start; /* where the current (not yet closed) batch begins */
     size_t batch_last;  /* the last record's offset, valid when batch_len > batch_start */
+    /* The puts of the open batch(es), in buffer order (B5): pend[i] is the entry that points at
+     * the record at pend_off[i], or NULL once a later put or a del of the same batch took that
+     * key over. batch_settle moves these entries to the file without looking their keys up. */
+    struct bc_kent **pend;
+    uint64_t *pend_off;
+    size_t n_pend, cap_pend, cap_pend_off;
     uint64_t batch_index;
     uint64_t applied_index; /* of the last complete batch */
 
@@ -179,14 +185,31 @@ struct bitcask {
 
 /* ---- little-endian codec ---------------------------------------------------------------- */
 
+/* On a little-endian host one memcpy (one load or store) is the byte loop's result; the
+ * compiler does not always merge the loop's byte accesses (record headers are written and read
+ * per record). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define BC_HOST_LE 1
+#else
+#define BC_HOST_LE 0
+#endif
+
 static inline void bc_put_u32(uint8_t *p, uint32_t v)
 {
+    if (BC_HOST_LE) {
+        memcpy(p, &v, sizeof(v));
+        return;
+    }
     for (int i = 0; i < 4; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static inline void bc_put_u64(uint8_t *p, uint64_t v)
 {
+    if (BC_HOST_LE) {
+        memcpy(p, &v, sizeof(v));
+        return;
+    }
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
@@ -194,6 +217,10 @@ static inline void bc_put_u64(uint8_t *p, uint64_t v)
 static inline uint32_t bc_get_u32(const uint8_t *p)
 {
     uint32_t v = 0;
+    if (BC_HOST_LE) {
+        memcpy(&v, p, sizeof(v));
+        return v;
+    }
     for (int i = 3; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;
@@ -202,6 +229,10 @@ static inline uint32_t bc_get_u32(const uint8_t *p)
 static inline uint64_t bc_get_u64(const uint8_t *p)
 {
     uint64_t v = 0;
+    if (BC_HOST_LE) {
+        memcpy(&v, p, sizeof(v));
+        return v;
+    }
     for (int i = 7; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;
@@ -334,6 +365,10 @@ static inline void bc_live_move(struct bitcask *bc, uint32_t from, uint32_t to, 
 int bc_io_create(struct bitcask *bc, uint32_t id, const uint8_t *commit, struct rk_errmsg *err);
 /* Queues an append to file id at off: a copy of p (small: a commit record), or (take) the
  * buffer p itself, whose records the worker seals (CRCs) before the append; the job frees it. */
+/* A closed batch of fewer than BC_IO_PACK_BYTES bytes, copied into the filling job (io.c, D5). */
+#define BC_IO_PACK_BYTES (64u << 10)
+int bc_io_append_batch(struct bitcask *bc, uint32_t id, uint64_t off, const uint8_t *p, size_t len,
+                       struct rk_errmsg *err);
 int bc_io_append(struct bitcask *bc, uint32_t id, uint64_t off, uint8_t *p, size_t len, bool take,
                  struct rk_errmsg *err);
 int bc_io_sync(struct bitcask *bc, uint32_t id, struct rk_errmsg *err);

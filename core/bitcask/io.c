@@ -17,6 +17,13 @@
  *   D4  A job owns its buffers; the worker writes the CRC fields of a taken batch buffer while
  *       the owner may read its value bytes (different bytes: no race); the owner frees nothing a
  *       job holds before bc_io_done.
+ *   D5  Small batches are packed (bc_io_append_batch): copied one after the other into a buffer
+ *       of BC_IO_PACK_BYTES that the filling job's last APPEND owns while each starts where the
+ *       one before it ended in the same file, so a job of many small writes costs one append
+ *       (one write call) per buffer, not one per batch, and the store keeps its batch buffer
+ *       (no allocation per write). A packed buffer is allocated whole and never grows, so what
+ *       bc_io_find returned into it stays valid until bc_io_done (D4); the same bytes go to the
+ *       same offsets in the same order (D1).
  */
 #include "bitcask/bitcask_int.h"
 
@@ -33,6 +40,7 @@ struct io_op {
     uint64_t off; /* HINT: the data file's size */
     uint8_t *p;   /* APPEND: the bytes (owned by the job); CREATE: its commit record */
     size_t len;
+    size_t cap; /* a packed APPEND (bc_io_append_batch): p's room; otherwise 0 */
 };
 
 struct bc_io_job {
@@ -142,6 +150,39 @@ int bc_io_append(struct bitcask *bc, uint32_t id, uint64_t off, uint8_t *p, size
     return RK_OK;
 }
 
+int bc_io_append_batch(struct bitcask *bc, uint32_t id, uint64_t off, const uint8_t *p, size_t len,
+                       struct rk_errmsg *err)
+{
+    RK_ASSERT(len > 0 && len < BC_IO_PACK_BYTES);
+    struct bc_io_job *j = bc->io_cur;
+    struct io_op *last = j != NULL && j->n_ops > 0 ? &j->ops[j->n_ops - 1] : NULL;
+    if (last != NULL && last->kind == IO_APPEND && last->seal && last->id == id &&
+        last->off + last->len == off && last->len + len <= last->cap) {
+        /* D5: the op's buffer never moves (bc_io_find's pointers into it stay good). */
+        memcpy(last->p + last->len, p, len);
+        last->len += len;
+        return RK_OK;
+    }
+    uint8_t *buf = rk_malloc(bc->alloc, BC_IO_PACK_BYTES);
+    if (buf == NULL)
+        return rk_errf(err, RK_ENOMEM, "no memory for a write job");
+    struct io_op *op = io_push(bc, err);
+    if (op == NULL) {
+        rk_free(bc->alloc, buf);
+        return RK_ENOMEM;
+    }
+    memcpy(buf, p, len);
+    *op = (struct io_op){.kind = IO_APPEND,
+                         .seal = true,
+                         .id = id,
+                         .off = off,
+                         .p = buf,
+                         .len = len,
+                         .cap = BC_IO_PACK_BYTES};
+    io_note(bc);
+    return RK_OK;
+}
+
 int bc_io_sync(struct bitcask *bc, uint32_t id, struct rk_errmsg *err)
 {
     int rc = io_small(bc, IO_SYNC, id, 0, NULL, 0, err);
@@ -231,6 +272,7 @@ int bc_io_run(struct bc_io_job *job)
     uint32_t f_id = 0;
     int rc = RK_OK;
     char name[BC_NAME_BYTES];
+    uint32_t name_id = 0; /* the file id name holds: formatted once per file, not per op */
     for (size_t i = 0; rc == RK_OK && i < job->n_ops; i++) {
         struct io_op *op = &job->ops[i];
         if (op->kind == IO_SYNC_DIR) {
@@ -249,7 +291,10 @@ int bc_io_run(struct bc_io_job *job)
             }
             continue;
         }
-        bc_name(name, op->id, "data");
+        if (op->id != name_id) {
+            bc_name(name, op->id, "data"); /* for the open and the error messages below */
+            name_id = op->id;
+        }
         if (op->id != f_id || op->kind == IO_CREATE) {
             if (f != NULL)
                 fs->ops->close(fs, f);

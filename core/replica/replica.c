@@ -180,6 +180,12 @@ struct byte_arena {
     size_t cap;
 };
 
+/* A request in P_WAIT_APPLY (replica.waiting): its pending id and the index it waits for. */
+struct waiter {
+    uint64_t id;
+    uint64_t index;
+};
+
 struct replica {
     struct replica_config cfg;
     uint64_t promise_on_disk; /* the log store's promise (issue #15); 0: none */
@@ -215,9 +221,10 @@ struct replica {
     uint32_t dl_cap;
     uint32_t dl_head;
     uint32_t dl_len;
-    /* Requests in P_WAIT_APPLY, as ids (2 x max_pending, compacted the same way); served by a
-     * scan when the applied index moves. */
-    uint64_t *waiting;
+    /* Requests in P_WAIT_APPLY, as ids with the index each waits for (2 x max_pending, compacted
+     * the same way); served by a scan when the applied index moves, which passes over the ones
+     * still ahead of it without touching their slots. */
+    struct waiter *waiting;
     uint32_t n_waiting;
 
     struct recent_result *recent; /* REPLICA_RECENT, by index % REPLICA_RECENT */
@@ -817,7 +824,7 @@ static void wait_apply(struct replica *r, struct pending *p)
     if (r->n_waiting == 2 * r->n_slots) {
         uint32_t keep = 0;
         for (uint32_t i = 0; i < r->n_waiting; i++) {
-            struct pending *w = pending_find(r, r->waiting[i]);
+            struct pending *w = pending_find(r, r->waiting[i].id);
             if (w != NULL && w->state == P_WAIT_APPLY)
                 r->waiting[keep++] = r->waiting[i];
         }
@@ -825,7 +832,8 @@ static void wait_apply(struct replica *r, struct pending *p)
     }
     RK_ASSERT(r->n_waiting < 2 * r->n_slots);
     p->state = P_WAIT_APPLY;
-    r->waiting[r->n_waiting++] = pending_id(r, pending_slot(r, p));
+    r->waiting[r->n_waiting++] =
+        (struct waiter){.id = pending_id(r, pending_slot(r, p)), .index = p->index};
 }
 
 /* The stamp of an entry this node proposes (kv.h TIME): monotonic, never behind the state
@@ -1069,7 +1077,13 @@ static void serve_waiting(struct replica *r)
     uint64_t applied = kv_applied_index(r->kv);
     uint32_t keep = 0;
     for (uint32_t i = 0; i < r->n_waiting; i++) {
-        struct pending *p = pending_find(r, r->waiting[i]);
+        if (r->waiting[i].index > applied) {
+            /* Not yet (p->index is fixed while it waits); if it has timed out meanwhile, it
+             * goes when its index is applied, or at wait_apply's compaction. */
+            r->waiting[keep++] = r->waiting[i];
+            continue;
+        }
+        struct pending *p = pending_find(r, r->waiting[i].id);
         if (p == NULL || p->state != P_WAIT_APPLY)
             continue; /* timed out meanwhile */
         if (p->index > applied) {
@@ -2516,10 +2530,14 @@ static void submit_one(struct replica *r, const struct replica_request *req)
     }
     if (req->op == REPLICA_CMD &&
         (req->key_len != 0 || req->val_len > KV_CMD_MAX_BYTES || (req->val == NULL) ||
-         kv_cmd2_decode(req->val, req->val_len, &(struct kv_cmd2_view){0}, NULL) != RK_OK)) {
+         (!req->encoded &&
+          kv_cmd2_decode(req->val, req->val_len, &(struct kv_cmd2_view){0}, NULL) != RK_OK))) {
         reply_now(r, req, REPLICA_ERROR, "malformed kv command");
         return;
     }
+    RK_ASSERT_SLOW(req->op != REPLICA_CMD || !req->encoded ||
+                   kv_cmd2_decode(req->val, req->val_len, &(struct kv_cmd2_view){0}, NULL) ==
+                       RK_OK);
     if (req->op == REPLICA_PUT_IF && req->cond != KV_COND_NX && req->cond != KV_COND_XX) {
         reply_now(r, req, REPLICA_ERROR, "a conditional put's condition is NX or XX");
         return;

@@ -138,6 +138,12 @@ struct replica_request {
      * takes (it frees it, or proposes it without a copy: a command of 64 MiB is not copied
      * again on the loop). NULL: val is borrowed for the call. */
     uint8_t *val_take;
+    /* REPLICA_CMD only: val is what kv_cmd2_encode wrote in this process, which decodes (kv.h,
+     * cmd2.c V2), so submit does not decode it again: the command is decoded once on the leader,
+     * at apply, whose decode is the check every replica makes (bytes that do not decode end as
+     * KV_BAD_COMMAND everywhere, kv.h). false: the bytes come from elsewhere and submit checks
+     * them (a malformed command is refused before it takes a log entry). */
+    bool encoded;
 };
 
 struct replica_reply {

@@ -57,6 +57,21 @@ static bool is_digit(uint8_t c)
 static int parse_number_line(const uint8_t *buf, size_t len, size_t *pos, int64_t *out)
 {
     size_t i = *pos;
+    /* The usual line first (every header of a request): 1 to 9 digits, no sign, no leading
+     * zero, then CRLF; it cannot overflow. Anything else takes the checks below. */
+    if (i < len && buf[i] >= '1' && buf[i] <= '9') {
+        uint64_t v = (uint64_t)(buf[i] - '0');
+        size_t j = i + 1;
+        while (j < len && j - i < 9 && is_digit(buf[j])) {
+            v = v * 10 + (uint64_t)(buf[j] - '0');
+            j++;
+        }
+        if (len - j >= 2 && buf[j] == '\r' && buf[j + 1] == '\n') {
+            *pos = j + 2;
+            *out = (int64_t)v;
+            return RK_OK;
+        }
+    }
     bool negative = false;
     uint64_t v = 0;
     unsigned digits = 0;
