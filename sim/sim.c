@@ -1483,9 +1483,9 @@ static void trace_frame(struct sim *s, const char *what, uint32_t from, uint32_t
               f.type == CODEC_TYPE_FORWARD ? "FORWARD" : "FORWARD_RESP", f.fwd.id, f.fwd.index,
               f.fwd.term);
     } else if (f.type == CODEC_TYPE_SNAP || f.type == CODEC_TYPE_SNAP_ACK) {
-        trace(s, "n%u -> n%u %s %s index %" PRIu64 " offset %" PRIu64 "/%" PRIu64 " len %u%s", from,
-              to, what, f.type == CODEC_TYPE_SNAP ? "SNAP" : "SNAP_ACK", f.snap.index,
-              f.snap.offset, f.snap.total, f.snap.len, f.snap.done ? " done" : "");
+        trace(s, "n%u -> n%u %s %s index %" PRIu64 " seq %" PRIu64 " len %u%s%s", from, to, what,
+              f.type == CODEC_TYPE_SNAP ? "SNAP" : "SNAP_ACK", f.snap.index, f.snap.seq,
+              f.snap.len, f.snap.last ? " last" : "", f.snap.done ? " done" : "");
     } else if (f.type != CODEC_TYPE_HANDSHAKE) {
         const struct raft_msg *m = &f.msg;
         trace(s,
