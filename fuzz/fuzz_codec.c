@@ -270,6 +270,7 @@ static void codec_fz_build(struct fz_bytes *b, struct codec_fz_msg *x)
         struct codec_snap *f = &x->snap;
         f->from = from, f->to = to, f->term = term, f->index = fz_u64(b);
         f->seq = fz_u64(b);
+        f->xfer = (uint32_t)fz_u64(b);
         if (x->type == CODEC_TYPE_SNAP_ACK) {
             f->done = fz_bool(b);
         } else {
@@ -363,8 +364,8 @@ static void codec_fz_compare(const struct codec_fz_msg *x, const struct codec_fr
              "forward fields of a 0x%02x frame", x->type);
     const struct codec_snap *s = &x->snap, *t = &f->snap;
     FZ_CHECK(s->from == t->from && s->to == t->to && s->term == t->term && s->index == t->index &&
-                 s->snap_term == t->snap_term && s->seq == t->seq && s->crc == t->crc &&
-                 s->last == t->last && s->len == t->len &&
+                 s->snap_term == t->snap_term && s->xfer == t->xfer && s->seq == t->seq &&
+                 s->crc == t->crc && s->last == t->last && s->len == t->len &&
                  codec_fz_bytes_equal(s->data, t->data, s->len) && s->done == t->done,
              "snap fields of a 0x%02x frame", x->type);
     FZ_CHECK(x->hs.version == f->hs.version && x->hs.cluster_id == f->hs.cluster_id &&

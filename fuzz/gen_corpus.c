@@ -196,6 +196,7 @@ static void gen_codec(void)
                               .term = 7,
                               .index = 500,
                               .snap_term = 6,
+                              .xfer = 11,
                               .seq = 3,
                               .crc = 0x12345678u,
                               .last = true,
@@ -210,7 +211,8 @@ static void gen_codec(void)
     /* The same chunk with mode 1 (the target re-seals the CRC): mutations reach the fields. */
     b.p[0] = 1;
     gen_write("codec", "snap-reseal", b.p, b.len);
-    struct codec_snap ack = {.from = 2, .to = 1, .term = 7, .index = 500, .seq = 4, .done = true};
+    struct codec_snap ack = {
+        .from = 2, .to = 1, .term = 7, .index = 500, .xfer = 11, .seq = 4, .done = true};
     FZ_CHECK(codec_encode_snap(CODEC_TYPE_SNAP_ACK, &ack, frame, sizeof(frame), &len) == RK_OK,
              "snap_ack");
     gen_reset(&b);

@@ -1101,6 +1101,7 @@ static void test_snap_and_ack_round_trip(void **state)
                            .term = 5,
                            .index = 900,
                            .snap_term = 4,
+                           .xfer = 3,
                            .seq = 7,
                            .crc = 0xdeadbeefu,
                            .last = true,
@@ -1117,15 +1118,18 @@ static void test_snap_and_ack_round_trip(void **state)
     assert_int_equal(out.snap.index, 900);
     assert_int_equal(out.snap.snap_term, 4);
     assert_int_equal(out.snap.seq, 7);
+    assert_int_equal(out.snap.xfer, 3);
     assert_int_equal(out.snap.crc, 0xdeadbeefu);
     assert_true(out.snap.last);
     assert_memory_equal(out.snap.data, data, sizeof(data));
-    struct codec_snap a = {.from = 2, .to = 1, .term = 5, .index = 900, .seq = 8, .done = true};
+    struct codec_snap a = {
+        .from = 2, .to = 1, .term = 5, .index = 900, .xfer = 3, .seq = 8, .done = true};
     assert_int_equal(codec_encode_snap(CODEC_TYPE_SNAP_ACK, &a, buf, sizeof(buf), &len), RK_OK);
     assert_int_equal(codec_decode(buf, len, rk_alloc_libc(), &out, &err), RK_OK);
     assert_int_equal(out.type, CODEC_TYPE_SNAP_ACK);
     assert_true(out.snap.done);
     assert_int_equal(out.snap.seq, 8);
+    assert_int_equal(out.snap.xfer, 3);
 }
 
 static void test_snap_chunk_longer_than_its_frame_is_malformed(void **state)

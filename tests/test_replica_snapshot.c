@@ -669,16 +669,18 @@ static void test_snapshot_chunk_corrupted_in_flight_is_refused_and_sent_again(vo
 
 /* Hands f one SNAP chunk (records, with a running CRC good or not) from the leader, as the
  * current term's leader. */
-static void feed_chunk(struct net *net, uint64_t leader, uint64_t f, uint64_t index, uint64_t seq,
-                       bool last, const uint8_t *records, size_t len, bool good_crc)
+static uint64_t feed_chunk_of(struct net *net, uint64_t leader, uint64_t f, uint64_t index,
+                              uint32_t xfer, uint64_t seq, uint32_t crc0, bool last,
+                              const uint8_t *records, size_t len, bool good_crc)
 {
     struct replica_info fi = net_info(net, f);
-    uint32_t crc = rk_crc32c(0, records, len);
+    uint32_t crc = rk_crc32c(crc0, records, len);
     struct codec_snap s = {.from = leader,
                            .to = f,
                            .term = fi.raft.term,
                            .index = index,
                            .snap_term = fi.raft.term,
+                           .xfer = xfer,
                            .seq = seq,
                            .last = last,
                            .crc = good_crc ? crc : crc ^ 1u,
@@ -693,16 +695,52 @@ static void feed_chunk(struct net *net, uint64_t leader, uint64_t f, uint64_t in
     struct replica_output out;
     replica_output(net->nodes[f].r, &out);
     /* No acknowledgment that it is done: the leader must not count it as installed. */
+    uint64_t acked = UINT64_MAX;
     for (size_t i = 0; i < out.n_frames; i++) {
         struct codec_frame fr;
         assert_int_equal(
             codec_decode(out.frames[i].bytes, out.frames[i].len, rk_alloc_libc(), &fr, &err),
             RK_OK);
-        if (fr.type == CODEC_TYPE_SNAP_ACK)
+        if (fr.type == CODEC_TYPE_SNAP_ACK) {
             assert_false(fr.snap.done);
+            assert_int_equal(fr.snap.xfer, xfer);
+            acked = fr.snap.seq;
+        }
         codec_frame_free(rk_alloc_libc(), &fr);
     }
     net_observe(net, f);
+    return acked; /* UINT64_MAX: no acknowledgment */
+}
+
+static void feed_chunk(struct net *net, uint64_t leader, uint64_t f, uint64_t index, uint64_t seq,
+                       bool last, const uint8_t *records, size_t len, bool good_crc)
+{
+    (void)feed_chunk_of(net, leader, f, index, 0, seq, 0, last, records, len, good_crc);
+}
+
+static void test_a_duplicate_first_chunk_does_not_restart_the_transfer(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t f = net_other(net, leader, 0);
+    assert_status(net_do(net, leader, REPLICA_PUT, "k", "v", 0, 0), REPLICA_OK);
+    net_run(net, 2);
+    uint64_t index = net_info(net, f).raft.commit + 50;
+    const uint8_t rec[] = {2, 0, 0, 0, 1, 0, 0, 0, 'u', 'z', 'x'};
+    uint32_t crc0 = rk_crc32c(0, rec, sizeof(rec));
+    assert_int_equal(feed_chunk_of(net, leader, f, index, 7, 0, 0, false, rec, sizeof(rec), true),
+                     1);
+    assert_int_equal(
+        feed_chunk_of(net, leader, f, index, 7, 1, crc0, false, rec, sizeof(rec), true), 2);
+    /* The first chunk again (a resend that crossed its ack): still two chunks held. */
+    assert_int_equal(feed_chunk_of(net, leader, f, index, 7, 0, 0, false, rec, sizeof(rec), true),
+                     2);
+    /* A transfer started over (another number) begins again at its first chunk. */
+    assert_int_equal(feed_chunk_of(net, leader, f, index, 8, 0, 0, false, rec, sizeof(rec), true),
+                     1);
+    assert_int_equal(net_info(net, f).snapshots_installed, 0);
+    net_free(net);
 }
 
 static void test_malformed_snapshot_blobs_are_refused_without_installing_anything(void **state)
@@ -953,6 +991,7 @@ int main(void)
         cmocka_unit_test(test_follower_crashed_while_receiving_a_snapshot_gets_a_fresh_transfer),
         cmocka_unit_test(test_snapshot_chunk_corrupted_in_flight_is_refused_and_sent_again),
         cmocka_unit_test(test_malformed_snapshot_blobs_are_refused_without_installing_anything),
+        cmocka_unit_test(test_a_duplicate_first_chunk_does_not_restart_the_transfer),
         cmocka_unit_test(test_sessions_travel_with_the_snapshot_so_a_retry_is_a_duplicate),
         cmocka_unit_test(
             test_follower_restarted_after_installing_a_snapshot_serves_the_same_values),

@@ -158,6 +158,7 @@ struct snap_out {
     uint64_t to;
     uint64_t index;
     uint64_t term;
+    uint32_t xfer; /* this transfer's number (codec.h SNAP) */
     struct kv_view *view;
     uint8_t *buf; /* the outstanding chunk's records */
     size_t len, cap;
@@ -175,6 +176,7 @@ struct snap_in {
     uint64_t term;
     uint64_t index;
     uint64_t snap_term;
+    uint32_t xfer;
     uint64_t next_seq; /* chunks received in order */
     uint32_t crc;      /* running CRC-32C of their data */
     uint64_t count;    /* records */
@@ -272,6 +274,7 @@ struct replica {
     uint64_t purge_term;
     struct snap_out snap_out[RAFT_MAX_MEMBERS]; /* by follower: slot with to == id, or free */
     struct kv_store *own_views; /* the views wrapper replica_create put on the driver's store */
+    uint32_t snap_xfers;        /* transfers started (codec.h SNAP xfer: nonce-based) */
     struct snap_in snap_in;
     /* Automatic promotion (config.auto_promote_ticks): learners and the ticks each has been
      * caught up in a row, on the leader. */
@@ -1276,6 +1279,7 @@ static void snap_send_chunk(struct replica *r, struct snap_out *so)
         .term = st.term,
         .index = so->index,
         .snap_term = so->term,
+        .xfer = so->xfer,
         .seq = so->seq,
         .crc = so->crc,
         .last = so->last,
@@ -1323,8 +1327,8 @@ static int snap_fill_chunk(struct replica *r, struct snap_out *so, uint64_t seq)
     bool done = false;
     uint32_t crc = seq == 0 ? 0 : so->crc;
     so->len = 0;
-    int rc = kv_view_next(so->view, r->cfg.snapshot_chunk_bytes, SNAP_RECORD_HEAD_BYTES,
-                          chunk_add, &w, &done, &err);
+    int rc = kv_view_next(so->view, r->cfg.snapshot_chunk_bytes, SNAP_RECORD_HEAD_BYTES, chunk_add,
+                          &w, &done, &err);
     if (rc != RK_OK)
         return rc;
     so->seq = seq;
@@ -1376,6 +1380,7 @@ static void snap_start(struct replica *r, uint64_t to)
                             .to = to,
                             .index = index,
                             .term = raft_term_at(r->raft, index),
+                            .xfer = (r->nonce << 8) ^ ++r->snap_xfers,
                             .view = view,
                             .progress_at = r->now};
     if (snap_fill_chunk(r, so, 0) != RK_OK) {
@@ -1410,7 +1415,7 @@ static void snap_tick(struct replica *r)
 static void on_snap_ack(struct replica *r, const struct codec_snap *f)
 {
     struct snap_out *so = snap_out_find(r, f->from, false);
-    if (so == NULL || !so->active || f->index != so->index)
+    if (so == NULL || !so->active || f->index != so->index || f->xfer != so->xfer)
         return; /* late or for another transfer */
     if (f->done) {
         uint64_t to = so->to, index = so->index;
@@ -1475,7 +1480,22 @@ static bool snap_chunk_valid(const uint8_t *buf, uint64_t len, uint64_t *count)
 }
 
 /* Replaces the state machine with the snapshot as one batch of the store at its index, rebuilds
- * kv (sessions come with the snapshot), and tells raft. */
+ * kv (sessions come with the snapshot), and tells raft.
+ *
+ * NOT YET STREAMED (issue 12 point 4, the follower's half): the chunks are collected in memory
+ * (up to max_snapshot_bytes) and installed here at once, on the caller's thread. The mechanism
+ * chosen for the streamed install, not implemented: Bitcask's merge protocol (bitcask.c, MERGE)
+ * with the snapshot as the source of the outputs and EVERY file as an input. Each chunk's
+ * records are appended (through the store's deferred jobs) to NNNNNNNNNN.data.tmp outputs with
+ * hints, at ids above every file and with room left below them for the live store's rotations
+ * meanwhile, into a keydir of their own; the last chunk's records, then a MARK at the snapshot's
+ * index, then sync, then the MERGE manifest naming every older file as an input is the one
+ * durable commit; then the renames, the keydir switch, and the inputs' removal (recover.c rolls
+ * it forward after a crash past the manifest, and removes the tmp outputs before it). So a crash
+ * leaves the old state (no manifest) or the new (manifest), never a mix, and no second copy
+ * after recovery. Needs: no merge during a staged install (one MERGE manifest at a time), the
+ * deferred jobs on the inputs done before the switch, and the simulator's crash points inside
+ * it (crash_during_snapshot). */
 static int snap_install(struct replica *r, struct snap_in *si)
 {
     struct kv_store *st = r->cfg.store;
@@ -1560,7 +1580,8 @@ static void on_snap(struct replica *r, const struct codec_snap *f)
     /* Only the leader of our current term installs state here. */
     if (f->term != st.term || st.leader != f->from || st.role != RAFT_FOLLOWER)
         return;
-    struct codec_snap ack = {.from = r->id, .to = f->from, .term = st.term, .index = f->index};
+    struct codec_snap ack = {
+        .from = r->id, .to = f->from, .term = st.term, .index = f->index, .xfer = f->xfer};
     if (f->index <= st.commit) {
         ack.seq = f->seq + 1;
         ack.done = true; /* we already hold it */
@@ -1573,16 +1594,18 @@ static void on_snap(struct replica *r, const struct codec_snap *f)
         return;
     }
     struct snap_in *si = &r->snap_in;
-    bool same = si->active && si->from == f->from && si->term == f->term && si->index == f->index;
-    if (!same || f->seq == 0) {
+    bool same = si->active && si->from == f->from && si->term == f->term && si->index == f->index &&
+                si->xfer == f->xfer;
+    if (!same) {
         if (f->seq != 0)
             return; /* only a transfer's first chunk starts it */
-        snap_in_free(r); /* a new transfer, or this one started over */
+        snap_in_free(r); /* a new transfer (a duplicate of this one's first chunk is not) */
         *si = (struct snap_in){.active = true,
                                .from = f->from,
                                .term = f->term,
                                .index = f->index,
-                               .snap_term = f->snap_term};
+                               .snap_term = f->snap_term,
+                               .xfer = f->xfer};
     }
     /* A chunk whose running CRC does not check out was damaged on its way (or belongs to
      * another stream): not taken, and the ack below asks for it again. */
