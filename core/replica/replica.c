@@ -167,6 +167,7 @@ struct snap_out {
     bool last;            /* it is the last */
     uint32_t progress_at; /* tick of the last progress */
     uint32_t sent_at;     /* tick the outstanding chunk left */
+    uint32_t resends;     /* of the outstanding chunk (backoff: snap_tick) */
 };
 
 /* A snapshot arriving from the leader, chunk by chunk (seq in order). */
@@ -1406,7 +1407,10 @@ static void snap_tick(struct replica *r)
             uint64_t to = so->to;
             snap_out_free(r, so);
             raft_snapshot_done(r->raft, to, 0, false);
-        } else if (r->now - so->sent_at >= 5) {
+        } else if (r->now - so->sent_at >= (5u << (so->resends < 4 ? so->resends : 4))) {
+            /* No acknowledgment yet: the chunk again, later each time (5, 10, 20, 40, 80
+             * ticks), so that resent chunks of a big value do not fill the link they wait on. */
+            so->resends++;
             snap_send_chunk(r, so);
         }
     }
@@ -1433,9 +1437,12 @@ static void on_snap_ack(struct replica *r, const struct codec_snap *f)
             return;
         }
         so->progress_at = r->now;
+        so->resends = 0;
+        snap_send_chunk(r, so); /* the next chunk */
     }
-    if (f->seq <= so->seq)
-        snap_send_chunk(r, so); /* the next chunk, or the same again if one was lost */
+    /* An acknowledgment that does not move (of a duplicate, or the outstanding chunk lost):
+     * snap_tick resends, with backoff; resending on each such ack would answer every duplicate
+     * with another copy of the chunk, a storm when chunks are big values. */
 }
 
 struct key_list {
