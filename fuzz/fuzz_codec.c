@@ -274,17 +274,15 @@ static void codec_fz_build(struct fz_bytes *b, struct codec_fz_msg *x)
     } else if (x->type == CODEC_TYPE_SNAP || x->type == CODEC_TYPE_SNAP_ACK) {
         struct codec_snap *f = &x->snap;
         f->from = from, f->to = to, f->term = term, f->index = fz_u64(b);
-        f->offset = fz_u64(b);
+        f->seq = fz_u64(b);
+        f->xfer = (uint32_t)fz_u64(b);
         if (x->type == CODEC_TYPE_SNAP_ACK) {
             f->done = fz_bool(b);
         } else {
             f->snap_term = fz_u64(b);
+            f->last = fz_bool(b);
+            f->crc = (uint32_t)fz_u64(b);
             f->data = codec_fz_take(b, 128, &f->len);
-            uint64_t extra = fz_u64(b);
-            if (f->offset > UINT64_MAX - f->len)
-                f->offset = UINT64_MAX - f->len;
-            uint64_t room = UINT64_MAX - f->offset - f->len;
-            f->total = f->offset + f->len + (extra <= room ? extra : room);
         }
     } else {
         struct raft_msg *m = &x->msg;
@@ -371,8 +369,8 @@ static void codec_fz_compare(const struct codec_fz_msg *x, const struct codec_fr
              "forward fields of a 0x%02x frame", x->type);
     const struct codec_snap *s = &x->snap, *t = &f->snap;
     FZ_CHECK(s->from == t->from && s->to == t->to && s->term == t->term && s->index == t->index &&
-                 s->snap_term == t->snap_term && s->offset == t->offset &&
-                 s->total == t->total && s->len == t->len &&
+                 s->snap_term == t->snap_term && s->xfer == t->xfer && s->seq == t->seq &&
+                 s->crc == t->crc && s->last == t->last && s->len == t->len &&
                  codec_fz_bytes_equal(s->data, t->data, s->len) && s->done == t->done,
              "snap fields of a 0x%02x frame", x->type);
     FZ_CHECK(x->hs.version == f->hs.version && x->hs.cluster_id == f->hs.cluster_id &&

@@ -191,7 +191,17 @@ static void gen_codec(void)
     gen_add(&b, frame, len);
     gen_write("codec", "forward-resp", b.p, b.len);
 
-    struct codec_snap snap = {1, 2, 7, 500, 6, 64, 200, gen_entry_data[0], 9, false};
+    struct codec_snap snap = {.from = 1,
+                              .to = 2,
+                              .term = 7,
+                              .index = 500,
+                              .snap_term = 6,
+                              .xfer = 11,
+                              .seq = 3,
+                              .crc = 0x12345678u,
+                              .last = true,
+                              .data = gen_entry_data[0],
+                              .len = 9};
     FZ_CHECK(codec_encode_snap(CODEC_TYPE_SNAP, &snap, frame, sizeof(frame), &len) == RK_OK,
              "snap");
     gen_reset(&b);
@@ -201,7 +211,8 @@ static void gen_codec(void)
     /* The same chunk with mode 1 (the target re-seals the CRC): mutations reach the fields. */
     b.p[0] = 1;
     gen_write("codec", "snap-reseal", b.p, b.len);
-    struct codec_snap ack = {2, 1, 7, 500, 0, 73, 0, NULL, 0, true};
+    struct codec_snap ack = {
+        .from = 2, .to = 1, .term = 7, .index = 500, .xfer = 11, .seq = 4, .done = true};
     FZ_CHECK(codec_encode_snap(CODEC_TYPE_SNAP_ACK, &ack, frame, sizeof(frame), &len) == RK_OK,
              "snap_ack");
     gen_reset(&b);

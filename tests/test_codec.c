@@ -936,7 +936,7 @@ static void test_decode_handshake_unsupported_version_is_malformed(void **state)
     uint8_t buf[CODEC_HANDSHAKE_FRAME_SIZE];
     size_t len;
     assert_int_equal(codec_encode_handshake(&h, buf, sizeof(buf), &len), RK_OK);
-    expect_error(buf, len, RK_EMALFORMED, "handshake: version 3 at offset 13", "speaks protocol 2",
+    expect_error(buf, len, RK_EMALFORMED, "handshake: version 4 at offset 13", "speaks protocol 3",
                  NULL);
 }
 
@@ -1096,8 +1096,17 @@ static void test_snap_and_ack_round_trip(void **state)
 {
     (void)state;
     static const uint8_t data[] = "chunk of a snapshot";
-    struct codec_snap f = {.from = 1, .to = 2, .term = 5, .index = 900, .snap_term = 4,
-                           .offset = 100, .total = 1000, .data = data, .len = sizeof(data)};
+    struct codec_snap f = {.from = 1,
+                           .to = 2,
+                           .term = 5,
+                           .index = 900,
+                           .snap_term = 4,
+                           .xfer = 3,
+                           .seq = 7,
+                           .crc = 0xdeadbeefu,
+                           .last = true,
+                           .data = data,
+                           .len = sizeof(data)};
     uint8_t buf[256];
     size_t len = 0;
     assert_int_equal(codec_encode_snap(CODEC_TYPE_SNAP, &f, buf, sizeof(buf), &len), RK_OK);
@@ -1108,29 +1117,46 @@ static void test_snap_and_ack_round_trip(void **state)
     assert_int_equal(out.type, CODEC_TYPE_SNAP);
     assert_int_equal(out.snap.index, 900);
     assert_int_equal(out.snap.snap_term, 4);
-    assert_int_equal(out.snap.offset, 100);
-    assert_int_equal(out.snap.total, 1000);
+    assert_int_equal(out.snap.seq, 7);
+    assert_int_equal(out.snap.xfer, 3);
+    assert_int_equal(out.snap.crc, 0xdeadbeefu);
+    assert_true(out.snap.last);
     assert_memory_equal(out.snap.data, data, sizeof(data));
-    struct codec_snap a = {.from = 2, .to = 1, .term = 5, .index = 900, .offset = 1000,
-                           .done = true};
+    struct codec_snap a = {
+        .from = 2, .to = 1, .term = 5, .index = 900, .xfer = 3, .seq = 8, .done = true};
     assert_int_equal(codec_encode_snap(CODEC_TYPE_SNAP_ACK, &a, buf, sizeof(buf), &len), RK_OK);
     assert_int_equal(codec_decode(buf, len, rk_alloc_libc(), &out, &err), RK_OK);
     assert_int_equal(out.type, CODEC_TYPE_SNAP_ACK);
     assert_true(out.snap.done);
-    assert_int_equal(out.snap.offset, 1000);
+    assert_int_equal(out.snap.seq, 8);
+    assert_int_equal(out.snap.xfer, 3);
 }
 
-static void test_snap_chunk_beyond_total_is_malformed(void **state)
+static void test_snap_chunk_longer_than_its_frame_is_malformed(void **state)
 {
     (void)state;
     static const uint8_t data[8] = {0};
-    struct codec_snap f = {.from = 1, .to = 2, .term = 5, .index = 9, .snap_term = 4,
-                           .offset = 996, .total = 1000, .data = data, .len = sizeof(data)};
+    struct codec_snap f = {
+        .from = 1, .to = 2, .term = 5, .index = 9, .snap_term = 4, .data = data, .len = 8};
     uint8_t buf[256];
     size_t len = 0;
-    /* The encoder does not check the invariant the decoder enforces; build the bad frame. */
     assert_int_equal(codec_encode_snap(CODEC_TYPE_SNAP, &f, buf, sizeof(buf), &len), RK_OK);
-    expect_error(buf, len, RK_EMALFORMED, "snap", "beyond total", NULL);
+    /* len claims 9 bytes where 8 follow */
+    buf[len - sizeof(data) - 4] = 9;
+    fix_header(buf, len);
+    expect_error(buf, len, RK_EMALFORMED, "snap", "data", NULL);
+}
+
+static void test_snap_last_flag_must_be_a_boolean(void **state)
+{
+    (void)state;
+    struct codec_snap f = {.from = 1, .to = 2, .term = 5, .index = 9, .snap_term = 4};
+    uint8_t buf[256];
+    size_t len = 0;
+    assert_int_equal(codec_encode_snap(CODEC_TYPE_SNAP, &f, buf, sizeof(buf), &len), RK_OK);
+    buf[len - 4 - 4 - 1] = 2; /* the last byte, before crc u32 and len u32 */
+    fix_header(buf, len);
+    expect_error(buf, len, RK_EMALFORMED, "snap", "last", NULL);
 }
 
 /* ---- fragments (FRAG, protocol 2) ------------------------------------------------------ */
@@ -1454,7 +1480,8 @@ int main(void)
         cmocka_unit_test(test_frag_bad_pieces_are_refused_with_a_message),
         cmocka_unit_test(test_forward_round_trips_with_data),
         cmocka_unit_test(test_snap_and_ack_round_trip),
-        cmocka_unit_test(test_snap_chunk_beyond_total_is_malformed),
+        cmocka_unit_test(test_snap_chunk_longer_than_its_frame_is_malformed),
+        cmocka_unit_test(test_snap_last_flag_must_be_a_boolean),
         cmocka_unit_test(test_forward_resp_round_trips),
         cmocka_unit_test(test_forward_truncations_and_bad_status_are_malformed),
         cmocka_unit_test(test_decode_bad_bool_is_malformed),

@@ -94,7 +94,7 @@ struct net {
     /* SNAP frames: drop them all while set; corrupt the next one at this offset once. */
     bool drop_snap;
     bool corrupt_armed;
-    uint64_t corrupt_offset;
+    uint64_t corrupt_seq;
     uint64_t watch; /* the leader whose progress is watched; 0: none */
     struct net_snap_stats snap;
 };
@@ -277,13 +277,13 @@ static bool net_pass_snap(struct net *net, struct net_frame *fr)
         net->snap.dropped++;
         return false;
     }
-    if (net->corrupt_armed && s.offset == net->corrupt_offset && s.len > 0) {
+    if (net->corrupt_armed && s.seq == net->corrupt_seq && s.len > 0) {
         net->corrupt_armed = false;
         corrupt_snap_frame(fr->bytes, fr->len, s.len);
     }
     net->snap.delivered[fr->to]++;
-    net->snap.first_chunks[fr->to] += s.offset == 0;
-    net->snap.last_chunks[fr->to] += s.offset + s.len == s.total;
+    net->snap.first_chunks[fr->to] += s.seq == 0;
+    net->snap.last_chunks[fr->to] += s.last;
     return true;
 }
 
@@ -642,29 +642,24 @@ static void test_follower_crashed_while_receiving_a_snapshot_gets_a_fresh_transf
     net_free(net);
 }
 
-static void test_snapshot_corrupted_in_flight_is_refused_and_sent_again(void **state)
+static void test_snapshot_chunk_corrupted_in_flight_is_refused_and_sent_again(void **state)
 {
     (void)state;
     struct net *net = net_new(3, NULL);
     uint64_t f = 0;
     uint64_t leader = lagging_follower(net, &f, 0);
     net->corrupt_armed = true;
-    net->corrupt_offset = 2 * CHUNK_BYTES; /* inside the records: only the CRC can tell */
+    net->corrupt_seq = 2; /* inside the records: only the running CRC can tell */
     net->nodes[f].isolated = false;
-    for (uint32_t i = 0; net->snap.last_chunks[f] == 0; i++) {
+    for (uint32_t i = 0; net->corrupt_armed; i++) {
         assert_true(i < 50);
         net_tick_all(net);
     }
-    assert_false(net->corrupt_armed);
-    /* The whole snapshot arrived, corrupt: nothing installed, the old state untouched. */
-    struct replica_info fi = net_info(net, f);
-    assert_int_equal(fi.snapshots_installed, 0);
-    assert_int_equal(fi.raft.snapshot_index, 0);
-    assert_int_equal(fi.keys, 0);
-    assert_int_equal(net_info(net, leader).snapshots_sent, 0);
-    /* The leader gives up on it and sends a good one. */
+    /* Chunk 2 arrived damaged and was not taken: the follower's ack asks for it again at once,
+     * and the same transfer goes on to the end (no new first chunk). */
     run_until_installed(net, f, 1, 4 * SNAP_TIMEOUT);
-    assert_true(net->snap.first_chunks[f] >= 2);
+    assert_int_equal(net->snap.first_chunks[f], 1);
+    net_run(net, 2);
     assert_int_equal(net_info(net, leader).snapshots_sent, 1);
     assert_serves_all(net, f, N_WRITES);
     assert_same_store(net, leader, f);
@@ -672,34 +667,24 @@ static void test_snapshot_corrupted_in_flight_is_refused_and_sent_again(void **s
     net_free(net);
 }
 
-/* A snapshot blob as snap_start lays it out: [magic "RKSN"][count u64] records [crc32c u32]. */
-static size_t build_blob(uint8_t *b, size_t cap, uint32_t magic, uint64_t count,
-                         const uint8_t *records, size_t records_len, bool good_crc)
-{
-    size_t len = 12 + records_len + 4;
-    assert_true(len <= cap);
-    put_le32(b, magic);
-    put_le32(b + 4, (uint32_t)count);
-    put_le32(b + 8, (uint32_t)(count >> 32));
-    memcpy(b + 12, records, records_len);
-    uint32_t crc = rk_crc32c(0, b, 12 + records_len);
-    put_le32(b + 12 + records_len, good_crc ? crc : crc ^ 1u);
-    return len;
-}
-
-/* Hands f the whole blob in one SNAP frame from the leader, as the current term's leader. */
-static void feed_snapshot(struct net *net, uint64_t leader, uint64_t f, uint64_t index,
-                          const uint8_t *blob, size_t len)
+/* Hands f one SNAP chunk (records, with a running CRC good or not) from the leader, as the
+ * current term's leader. */
+static uint64_t feed_chunk_of(struct net *net, uint64_t leader, uint64_t f, uint64_t index,
+                              uint32_t xfer, uint64_t seq, uint32_t crc0, bool last,
+                              const uint8_t *records, size_t len, bool good_crc)
 {
     struct replica_info fi = net_info(net, f);
+    uint32_t crc = rk_crc32c(crc0, records, len);
     struct codec_snap s = {.from = leader,
                            .to = f,
                            .term = fi.raft.term,
                            .index = index,
                            .snap_term = fi.raft.term,
-                           .offset = 0,
-                           .total = len,
-                           .data = blob,
+                           .xfer = xfer,
+                           .seq = seq,
+                           .last = last,
+                           .crc = good_crc ? crc : crc ^ 1u,
+                           .data = len > 0 ? records : NULL,
                            .len = (uint32_t)len};
     uint8_t frame[256];
     size_t n = 0;
@@ -710,16 +695,52 @@ static void feed_snapshot(struct net *net, uint64_t leader, uint64_t f, uint64_t
     struct replica_output out;
     replica_output(net->nodes[f].r, &out);
     /* No acknowledgment that it is done: the leader must not count it as installed. */
+    uint64_t acked = UINT64_MAX;
     for (size_t i = 0; i < out.n_frames; i++) {
         struct codec_frame fr;
         assert_int_equal(
             codec_decode(out.frames[i].bytes, out.frames[i].len, rk_alloc_libc(), &fr, &err),
             RK_OK);
-        if (fr.type == CODEC_TYPE_SNAP_ACK)
+        if (fr.type == CODEC_TYPE_SNAP_ACK) {
             assert_false(fr.snap.done);
+            assert_int_equal(fr.snap.xfer, xfer);
+            acked = fr.snap.seq;
+        }
         codec_frame_free(rk_alloc_libc(), &fr);
     }
     net_observe(net, f);
+    return acked; /* UINT64_MAX: no acknowledgment */
+}
+
+static void feed_chunk(struct net *net, uint64_t leader, uint64_t f, uint64_t index, uint64_t seq,
+                       bool last, const uint8_t *records, size_t len, bool good_crc)
+{
+    (void)feed_chunk_of(net, leader, f, index, 0, seq, 0, last, records, len, good_crc);
+}
+
+static void test_a_duplicate_first_chunk_does_not_restart_the_transfer(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, NULL);
+    uint64_t leader = net_elect(net);
+    uint64_t f = net_other(net, leader, 0);
+    assert_status(net_do(net, leader, REPLICA_PUT, "k", "v", 0, 0), REPLICA_OK);
+    net_run(net, 2);
+    uint64_t index = net_info(net, f).raft.commit + 50;
+    const uint8_t rec[] = {2, 0, 0, 0, 1, 0, 0, 0, 'u', 'z', 'x'};
+    uint32_t crc0 = rk_crc32c(0, rec, sizeof(rec));
+    assert_int_equal(feed_chunk_of(net, leader, f, index, 7, 0, 0, false, rec, sizeof(rec), true),
+                     1);
+    assert_int_equal(
+        feed_chunk_of(net, leader, f, index, 7, 1, crc0, false, rec, sizeof(rec), true), 2);
+    /* The first chunk again (a resend that crossed its ack): still two chunks held. */
+    assert_int_equal(feed_chunk_of(net, leader, f, index, 7, 0, 0, false, rec, sizeof(rec), true),
+                     2);
+    /* A transfer started over (another number) begins again at its first chunk. */
+    assert_int_equal(feed_chunk_of(net, leader, f, index, 8, 0, 0, false, rec, sizeof(rec), true),
+                     1);
+    assert_int_equal(net_info(net, f).snapshots_installed, 0);
+    net_free(net);
 }
 
 static void test_malformed_snapshot_blobs_are_refused_without_installing_anything(void **state)
@@ -734,30 +755,22 @@ static void test_malformed_snapshot_blobs_are_refused_without_installing_anythin
     uint64_t index = before.raft.commit + 50;
     /* One record (its content never matters: every blob below is refused before it is read). */
     const uint8_t rec[] = {2, 0, 0, 0, 1, 0, 0, 0, 'u', 'z', 'x'};
-    uint8_t blob[128];
-    size_t len;
-    /* Bad magic. */
-    len = build_blob(blob, sizeof(blob), 0x12345678u, 1, rec, sizeof(rec), true);
-    feed_snapshot(net, leader, f, index, blob, len);
-    /* Bad CRC. */
-    len = build_blob(blob, sizeof(blob), 0x4e534b52u, 1, rec, sizeof(rec), false);
-    feed_snapshot(net, leader, f, index, blob, len);
-    /* Good CRC, but the count promises records that are not there. */
-    len = build_blob(blob, sizeof(blob), 0x4e534b52u, 2, rec, sizeof(rec), true);
-    feed_snapshot(net, leader, f, index, blob, len);
-    len = build_blob(blob, sizeof(blob), 0x4e534b52u, UINT64_MAX, rec, sizeof(rec), true);
-    feed_snapshot(net, leader, f, index, blob, len);
+    /* A bad running CRC. */
+    feed_chunk(net, leader, f, index, 0, true, rec, sizeof(rec), false);
     /* Good CRC, a record whose key length runs past the end. */
     uint8_t long_rec[sizeof(rec)];
     memcpy(long_rec, rec, sizeof(rec));
     long_rec[0] = 200;
-    len = build_blob(blob, sizeof(blob), 0x4e534b52u, 1, long_rec, sizeof(long_rec), true);
-    feed_snapshot(net, leader, f, index, blob, len);
-    /* Good CRC, bytes left over after the records. */
-    len = build_blob(blob, sizeof(blob), 0x4e534b52u, 0, rec, sizeof(rec), true);
-    feed_snapshot(net, leader, f, index, blob, len);
-    /* Too short to be a snapshot at all. */
-    feed_snapshot(net, leader, f, index, blob, 8);
+    feed_chunk(net, leader, f, index, 0, true, long_rec, sizeof(long_rec), true);
+    /* Good CRC, bytes left over after the records (a partial record head). */
+    uint8_t padded[sizeof(rec) + 3] = {0};
+    memcpy(padded, rec, sizeof(rec));
+    feed_chunk(net, leader, f, index, 0, true, padded, sizeof(padded), true);
+    /* A transfer that does not start at chunk 0. */
+    feed_chunk(net, leader, f, index, 1, true, rec, sizeof(rec), true);
+    /* A good first chunk, then a last chunk whose CRC is not chained on it. */
+    feed_chunk(net, leader, f, index, 0, false, rec, sizeof(rec), true);
+    feed_chunk(net, leader, f, index, 1, true, rec, sizeof(rec), true);
     struct replica_info after = net_info(net, f);
     assert_int_equal(after.snapshots_installed, 0);
     assert_int_equal(after.raft.snapshot_index, before.raft.snapshot_index);
@@ -976,8 +989,9 @@ int main(void)
         cmocka_unit_test(
             test_snapshot_transfer_whose_chunks_are_dropped_is_abandoned_and_restarted),
         cmocka_unit_test(test_follower_crashed_while_receiving_a_snapshot_gets_a_fresh_transfer),
-        cmocka_unit_test(test_snapshot_corrupted_in_flight_is_refused_and_sent_again),
+        cmocka_unit_test(test_snapshot_chunk_corrupted_in_flight_is_refused_and_sent_again),
         cmocka_unit_test(test_malformed_snapshot_blobs_are_refused_without_installing_anything),
+        cmocka_unit_test(test_a_duplicate_first_chunk_does_not_restart_the_transfer),
         cmocka_unit_test(test_sessions_travel_with_the_snapshot_so_a_retry_is_a_duplicate),
         cmocka_unit_test(
             test_follower_restarted_after_installing_a_snapshot_serves_the_same_values),

@@ -383,8 +383,8 @@ int codec_encode_forward(uint8_t type, const struct codec_forward *f, uint8_t *b
     return RK_OK;
 }
 
-#define SNAP_FIXED_SIZE     (8 * 7 + 4)
-#define SNAP_ACK_SIZE       (8 * 5 + 1)
+#define SNAP_FIXED_SIZE     (8 * 6 + 4 + 1 + 4 + 4)
+#define SNAP_ACK_SIZE       (8 * 5 + 4 + 1)
 
 size_t codec_snap_size(uint8_t type, const struct codec_snap *f)
 {
@@ -411,12 +411,15 @@ int codec_encode_snap(uint8_t type, const struct codec_snap *f, uint8_t *buf, si
     put_u64(&w, f->index);
     if (type == CODEC_TYPE_SNAP) {
         put_u64(&w, f->snap_term);
-        put_u64(&w, f->offset);
-        put_u64(&w, f->total);
+        put_u32(&w, f->xfer);
+        put_u64(&w, f->seq);
+        put_bool(&w, f->last);
+        put_u32(&w, f->crc);
         put_u32(&w, f->len);
         put_bytes(&w, f->data, f->len);
     } else {
-        put_u64(&w, f->offset);
+        put_u32(&w, f->xfer);
+        put_u64(&w, f->seq);
         put_bool(&w, f->done);
     }
     RK_ASSERT(w.pos == size);
@@ -717,19 +720,17 @@ static void decode_snap(struct codec_reader *r, uint8_t type, struct codec_snap 
     f->term = rd_u64(r, "term");
     f->index = rd_u64(r, "index");
     if (type == CODEC_TYPE_SNAP_ACK) {
-        f->offset = rd_u64(r, "offset");
+        f->xfer = rd_u32(r, "xfer");
+        f->seq = rd_u64(r, "seq");
         f->done = rd_bool(r, "done");
         return;
     }
     f->snap_term = rd_u64(r, "snap_term");
-    size_t at = r->pos;
-    f->offset = rd_u64(r, "offset");
-    f->total = rd_u64(r, "total");
+    f->xfer = rd_u32(r, "xfer");
+    f->seq = rd_u64(r, "seq");
+    f->last = rd_bool(r, "last");
+    f->crc = rd_u32(r, "crc");
     f->len = rd_u32(r, "len");
-    if (rd_ok(r) && (f->offset > f->total || f->len > f->total - f->offset))
-        rd_fail(r, RK_EMALFORMED,
-                "offset %" PRIu64 " + len %" PRIu32 " at offset %zu beyond total %" PRIu64,
-                f->offset, f->len, at, f->total);
     f->data = rd_take(r, f->len, "data");
     if (f->len == 0)
         f->data = NULL;

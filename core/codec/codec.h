@@ -27,10 +27,20 @@
  *                         follower hands to the leader (core/replica)
  *   FORWARD_RESP          from u64, to u64, id u64, status u8, index u64, term u64, leader u64:
  *                         where the leader proposed it, or why it did not
- *   SNAP                  from u64, to u64, term u64, index u64, snap_term u64, offset u64,
- *                         total u64, len u32, data[len]: a chunk of a state machine snapshot
- *   SNAP_ACK              from u64, to u64, term u64, index u64, offset u64 (bytes received
- *                         in order), done u8: flow control and completion
+ *   SNAP                  from u64, to u64, term u64, index u64, snap_term u64, xfer u32,
+ *                         seq u64, last u8, crc u32, len u32, data[len]: chunk number seq of
+ *                         transfer xfer (the sender's number for it: a transfer started over
+ *                         is told from a duplicate of its first chunk) of a state machine
+ *                         snapshot streamed from a pinned view (protocol 3; the size
+ *                         is not known up front). data is whole records, each [key len u32]
+ *                         [value len u32][key][value], in the store's canonical order; crc is
+ *                         the running CRC-32C of the data of chunks 0..seq (each chained on
+ *                         the last: rk_crc32c(crc of seq - 1, data, len)), so a chunk from
+ *                         another transfer or out of order does not check out; last: no chunk
+ *                         follows
+ *   SNAP_ACK              from u64, to u64, term u64, index u64, xfer u32, seq u64 (chunks
+ *                         received in order: the next one wanted), done u8: flow control and
+ *                         completion
  *   FRAG                  total u32, offset u32, data[len - 9]: a piece of a bigger frame
  *                         (protocol 2). A sender splits a frame of more than CODEC_FRAG_MAX
  *                         bytes into pieces of at most CODEC_FRAG_MAX, sent in order (offset 0,
@@ -72,8 +82,10 @@
 #define CODEC_TYPE_FRAG         0x85
 /* "RKV1" as it appears on the wire: the bytes 'R' 'K' 'V' '1' read as a little-endian u32. */
 #define CODEC_MAGIC            0x31564B52u
-/* 2: FRAG frames (a node of protocol 1 cannot read them: the handshake refuses it). */
-#define CODEC_PROTOCOL_VERSION 2
+/* 2: FRAG frames (a node of protocol 1 cannot read them: the handshake refuses it).
+ * 3: SNAP streamed in record chunks with seq, last and a running crc (was: byte offset and a
+ *    total known up front). */
+#define CODEC_PROTOCOL_VERSION 3
 /* The most data bytes one FRAG carries; a frame above it is sent in FRAG pieces. */
 #define CODEC_FRAG_MAX (256u << 10)
 /* A FRAG's bytes before its data: the frame header, the type, total u32, offset u32. */
@@ -121,8 +133,10 @@ struct codec_snap {
     uint64_t term;      /* the leader's term */
     uint64_t index;     /* the snapshot's last included index */
     uint64_t snap_term; /* ... and its term (SNAP only) */
-    uint64_t offset;    /* SNAP: where data goes; SNAP_ACK: bytes received in order */
-    uint64_t total;     /* SNAP: the snapshot's size */
+    uint32_t xfer;      /* the transfer (the sender numbers them) */
+    uint64_t seq;       /* SNAP: the chunk's number (0..); SNAP_ACK: chunks received in order */
+    uint32_t crc;       /* SNAP: running CRC-32C of the data of chunks 0..seq */
+    bool last;          /* SNAP: no chunk follows */
     const uint8_t *data;
     uint32_t len;
     bool done; /* SNAP_ACK: installed */

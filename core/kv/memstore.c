@@ -27,6 +27,7 @@
 #include "kv/memstore.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <xxhash.h>
@@ -295,6 +296,62 @@ static int ms_scan(struct kv_store *s,
     return RK_OK;
 }
 
+/* The canonical order (store.h key_order): ascending 32-bit XXH3 hash, then bytes, then
+ * length (bitcask's: a function of the keys alone, unlike the slots' order). */
+static int ms_key_order(const uint8_t *a, uint32_t a_len, const uint8_t *b, uint32_t b_len)
+{
+    uint32_t ha = (uint32_t)(key_hash(a, a_len) >> 32), hb = (uint32_t)(key_hash(b, b_len) >> 32);
+    if (ha != hb)
+        return ha < hb ? -1 : 1;
+    uint32_t n = a_len < b_len ? a_len : b_len;
+    int c = n == 0 ? 0 : memcmp(a, b, n);
+    if (c != 0)
+        return c;
+    return a_len == b_len ? 0 : a_len < b_len ? -1 : 1;
+}
+
+static int ms_slot_order(const void *x, const void *y)
+{
+    const struct ms_slot *a = *(const struct ms_slot *const *)x;
+    const struct ms_slot *b = *(const struct ms_slot *const *)y;
+    return ms_key_order(a->rec, a->key_len, b->rec, b->key_len);
+}
+
+/* store.h scan_after. A store in memory for tests and tools: each call sorts the keys after the
+ * cursor (O(n log n) a call, and n pointers of memory), which a walk in small pieces pays per
+ * piece. */
+static int ms_scan_after(struct kv_store *s, const uint8_t *after, uint32_t after_len,
+                         bool (*fn)(void *ctx, const uint8_t *key, uint32_t key_len,
+                                    const uint8_t *val, uint32_t val_len),
+                         void *ctx)
+{
+    struct kv_memstore *ms = to_ms(s);
+    RK_ASSERT(fn != NULL);
+    const struct ms_slot **v = NULL;
+    size_t n = 0;
+    if (ms->count > 0) {
+        v = rk_malloc(ms->alloc, (size_t)ms->count * sizeof(*v));
+        if (v == NULL)
+            return RK_ENOMEM;
+    }
+    for (size_t i = 0; i <= ms->mask; i++) {
+        const struct ms_slot *sl = &ms->slots[i];
+        if (sl->rec != NULL &&
+            (after == NULL || ms_key_order(sl->rec, sl->key_len, after, after_len) > 0))
+            v[n++] = sl;
+    }
+    if (n > 1)
+        qsort(v, n, sizeof(*v), ms_slot_order);
+    uint64_t count = ms->count;
+    for (size_t i = 0; i < n; i++) {
+        if (!fn(ctx, v[i]->rec, v[i]->key_len, v[i]->rec + v[i]->key_len, v[i]->val_len))
+            break;
+        RK_ASSERT(ms->count == count); /* fn must not mutate the store it scans */
+    }
+    rk_free(ms->alloc, v);
+    return RK_OK;
+}
+
 /* Nothing to close or make durable in memory. */
 static int ms_end_batch(struct kv_store *s, uint64_t index)
 {
@@ -325,6 +382,8 @@ static const struct kv_store_ops memstore_ops = {
     .count = ms_count,
     .applied_index = ms_applied_index,
     .scan = ms_scan,
+    .scan_after = ms_scan_after,
+    .key_order = ms_key_order,
     .end_batch = ms_end_batch,
     .sync = ms_sync,
     .destroy = ms_destroy,

@@ -52,11 +52,11 @@ struct views {
     uint32_t n_views;
 };
 
-static const struct kv_store_ops views_ops;
+static const struct kv_store_ops views_ops, views_ops_no_range;
 
 static struct views *vw(struct kv_store *s)
 {
-    RK_ASSERT(s->ops == &views_ops);
+    RK_ASSERT(kv_views_is_wrapper(s));
     return (struct views *)s;
 }
 
@@ -338,16 +338,26 @@ static int vs_reserve(struct kv_store *s, uint64_t n)
     return in->ops->reserve != NULL ? in->ops->reserve(in, n) : RK_OK;
 }
 
-static void vs_destroy(struct kv_store *s)
+static struct kv_store *views_free(struct views *w)
 {
-    struct views *w = vw(s);
     for (struct kv_view *v = w->head; v != NULL; v = v->next) {
         view_fail(v, RK_ESTALE, "the store was closed");
         v->w = NULL;
     }
     struct kv_store *in = w->inner;
     rk_free(w->a, w);
+    return in;
+}
+
+static void vs_destroy(struct kv_store *s)
+{
+    struct kv_store *in = views_free(vw(s));
     in->ops->destroy(in);
+}
+
+struct kv_store *kv_views_unwrap(struct kv_store *wrapper)
+{
+    return views_free(vw(wrapper));
 }
 
 static const struct kv_store_ops views_ops = {
@@ -367,24 +377,41 @@ static const struct kv_store_ops views_ops = {
     .destroy = vs_destroy,
 };
 
+/* For an inner store without scan_range (the store in memory): the wrapper must not claim it. */
+static const struct kv_store_ops views_ops_no_range = {
+    .get = vs_get,
+    .put = vs_put,
+    .del = vs_del,
+    .count = vs_count,
+    .applied_index = vs_applied_index,
+    .end_batch = vs_end_batch,
+    .sync = vs_sync,
+    .durable_index = vs_durable_index,
+    .scan = vs_scan,
+    .scan_keys = vs_scan_keys,
+    .reserve = vs_reserve,
+    .destroy = vs_destroy,
+};
+
 struct kv_store *kv_views_wrap(const struct rk_alloc *a, struct kv_store *inner)
 {
     RK_ASSERT(a != NULL && inner != NULL);
-    /* Every optional op the wrapper forwards must be there (bitcask has them all): a NULL
-     * would make the wrapper claim what the store cannot do. */
-    if (inner->ops->scan_after == NULL || inner->ops->key_order == NULL ||
-        inner->ops->scan_range == NULL)
+    /* Every optional op the wrapper forwards must be there: a NULL would make the wrapper
+     * claim what the store cannot do (hence two tables, with and without scan_range). */
+    if (inner->ops->scan_after == NULL || inner->ops->key_order == NULL)
         return NULL;
     struct views *w = rk_malloc(a, sizeof(*w));
     if (w == NULL)
         return NULL;
-    *w = (struct views){.base = {.ops = &views_ops}, .inner = inner, .a = a};
+    const struct kv_store_ops *ops =
+        inner->ops->scan_range != NULL ? &views_ops : &views_ops_no_range;
+    *w = (struct views){.base = {.ops = ops}, .inner = inner, .a = a};
     return &w->base;
 }
 
 bool kv_views_is_wrapper(const struct kv_store *s)
 {
-    return s != NULL && s->ops == &views_ops;
+    return s != NULL && (s->ops == &views_ops || s->ops == &views_ops_no_range);
 }
 
 uint32_t kv_views_open_count(const struct kv_store *wrapper)

@@ -44,12 +44,17 @@ struct kv_view;
 /* The wrapper in front of inner (which must have the ops scan_after and key_order): NULL when
  * it lacks them or on allocation failure. Destroying the wrapper destroys inner. */
 struct kv_store *kv_views_wrap(const struct rk_alloc *a, struct kv_store *inner);
+/* Frees the wrapper but not its inner store (returned): for an owner that wrapped a store it
+ * was lent. Views still open fail with RK_ESTALE; close them. */
+struct kv_store *kv_views_unwrap(struct kv_store *wrapper);
 /* Whether s is a wrapper made by kv_views_wrap. */
 bool kv_views_is_wrapper(const struct kv_store *s);
 /* Number of views open on the wrapper (for metrics and tests). */
 uint32_t kv_views_open_count(const struct kv_store *wrapper);
 
-/* Opens a view of the wrapper's store at its applied index now. overlay_max_bytes bounds the
+/* Opens a view of the wrapper's store at its applied index now (store.h S2: its last write; a
+ * state machine that applied later entries writing nothing has the same content at its own
+ * applied index, which is the one to report). overlay_max_bytes bounds the
  * view's overlay (V4). RK_OK and *out; RK_EINVAL if wrapper is not one; RK_ENOMEM. */
 int kv_view_open(struct kv_store *wrapper, uint64_t overlay_max_bytes, struct kv_view **out,
                  struct rk_errmsg *err);

@@ -56,6 +56,7 @@
 #include "common/crc32c.h"
 #include "common/limits.h"
 #include "common/prng.h"
+#include "kv/view.h"
 #include "replica/log_job.h"
 
 _Static_assert(RK_LIMITS_VALUE_MAX <= KV_MAX_VALUE_BYTES,
@@ -148,30 +149,40 @@ struct reply_rec {
     size_t val_off;
 };
 
-/* A snapshot on its way to a follower: the serialized state machine at (index, term), sent one
- * chunk at a time (the next leaves when the last is acknowledged: flow control). */
+/* A snapshot on its way to a follower, streamed from a view of the store pinned at (index,
+ * term) (kv/view.h): one chunk of records at a time, the next read from the view only when the
+ * follower acknowledged the last (flow control, and at most one chunk of value reads per
+ * acknowledgment on the caller's thread). The outstanding chunk is kept for a resend. */
 struct snap_out {
     bool active;
     uint64_t to;
     uint64_t index;
     uint64_t term;
-    uint8_t *buf;
-    size_t len;
-    uint64_t acked;     /* bytes the follower has, in order */
+    uint32_t xfer; /* this transfer's number (codec.h SNAP) */
+    struct kv_view *view;
+    uint8_t *buf; /* the outstanding chunk's records */
+    size_t len, cap;
+    uint64_t seq;         /* the outstanding chunk's number */
+    uint32_t crc;         /* running CRC-32C through it */
+    bool last;            /* it is the last */
     uint32_t progress_at; /* tick of the last progress */
     uint32_t sent_at;     /* tick the outstanding chunk left */
+    uint32_t resends;     /* of the outstanding chunk (backoff: snap_tick) */
 };
 
-/* A snapshot arriving from the leader. */
+/* A snapshot arriving from the leader, chunk by chunk (seq in order). */
 struct snap_in {
     bool active;
     uint64_t from;
     uint64_t term;
     uint64_t index;
     uint64_t snap_term;
-    uint64_t total;
-    uint64_t received;
-    uint8_t *buf;
+    uint32_t xfer;
+    uint64_t next_seq; /* chunks received in order */
+    uint32_t crc;      /* running CRC-32C of their data */
+    uint64_t count;    /* records */
+    uint8_t *buf;      /* their records */
+    size_t len, cap;
 };
 
 struct byte_arena {
@@ -270,6 +281,8 @@ struct replica {
     uint64_t purge_index;
     uint64_t purge_term;
     struct snap_out snap_out[RAFT_MAX_MEMBERS]; /* by follower: slot with to == id, or free */
+    struct kv_store *own_views; /* the views wrapper replica_create put on the driver's store */
+    uint32_t snap_xfers;        /* transfers started (codec.h SNAP xfer: nonce-based) */
     struct snap_in snap_in;
     /* Automatic promotion (config.auto_promote_ticks): learners and the ticks each has been
      * caught up in a row, on the leader. */
@@ -349,6 +362,7 @@ void replica_config_default(struct replica_config *c)
     c->snapshot_chunk_bytes = 64u << 10;
     c->snapshot_timeout_ticks = 100;
     c->max_snapshot_bytes = 1ull << 30;
+    c->snapshot_overlay_bytes = 256u << 20;
     c->max_log_jobs = 1024;
     c->compact_bytes = 64u << 20;
     c->compact_keep_bytes = 16u << 20;
@@ -1202,10 +1216,10 @@ static void apply_entries(struct replica *r, const struct raft_entry *ents, size
 /* ------------------------------------------------------------------------------------------ */
 /* Snapshots (thesis chapter 5)                                                               */
 
-/* Serialized state machine: [magic u32 "RKSN"][count u64] then per store record
- * [key len u32][value len u32][key][value], then [crc32c u32] of all that precedes it. The
- * records are the store's own (kv's namespaces included: user keys and client sessions). */
-#define SNAP_MAGIC 0x4e534b52u
+/* A snapshot on the wire (codec.h SNAP, protocol 3): the store's records (kv's namespaces
+ * included: user keys and client sessions), each [key len u32][value len u32][key][value], in
+ * chunks of about snapshot_chunk_bytes, in the store's canonical order, with a running CRC. */
+#define SNAP_RECORD_HEAD_BYTES 8u
 static const uint8_t snap_meta_key[] = {KV_KEY_META, 's', 'n', 'a', 'p'};
 
 uint64_t replica_store_snapshot_index(struct kv_store *store)
@@ -1251,33 +1265,6 @@ static uint64_t get64(const uint8_t *p)
     return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
-struct snap_writer {
-    struct replica *r;
-    uint8_t *buf;
-    size_t len, cap;
-    uint64_t count;
-    bool oom;
-};
-
-static bool snap_add(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
-                     uint32_t val_len)
-{
-    struct snap_writer *w = ctx;
-    size_t need = 8 + (size_t)key_len + val_len;
-    if (!rk_grow(w->r->alloc, (void **)&w->buf, &w->cap, w->len + need + 4, 1)) {
-        w->oom = true;
-        return false;
-    }
-    put32(w->buf + w->len, key_len);
-    put32(w->buf + w->len + 4, val_len);
-    memcpy(w->buf + w->len + 8, key, key_len);
-    if (val_len > 0)
-        memcpy(w->buf + w->len + 8 + key_len, val, val_len);
-    w->len += need;
-    w->count++;
-    return true;
-}
-
 static void send_snap(struct replica *r, uint8_t type, const struct codec_snap *f)
 {
     size_t size = codec_snap_size(type, f);
@@ -1292,6 +1279,7 @@ static void send_snap(struct replica *r, uint8_t type, const struct codec_snap *
 
 static void snap_out_free(struct replica *r, struct snap_out *so)
 {
+    kv_view_close(so->view);
     rk_free(r->alloc, so->buf);
     memset(so, 0, sizeof(*so));
 }
@@ -1300,22 +1288,68 @@ static void snap_send_chunk(struct replica *r, struct snap_out *so)
 {
     struct raft_status st;
     raft_status(r->raft, &st);
-    size_t chunk = so->len - (size_t)so->acked;
-    if (chunk > r->cfg.snapshot_chunk_bytes)
-        chunk = r->cfg.snapshot_chunk_bytes;
     struct codec_snap f = {
         .from = r->id,
         .to = so->to,
         .term = st.term,
         .index = so->index,
         .snap_term = so->term,
-        .offset = so->acked,
-        .total = so->len,
-        .data = so->buf + so->acked,
-        .len = (uint32_t)chunk,
+        .xfer = so->xfer,
+        .seq = so->seq,
+        .crc = so->crc,
+        .last = so->last,
+        .data = so->len > 0 ? so->buf : NULL,
+        .len = (uint32_t)so->len,
     };
     send_snap(r, CODEC_TYPE_SNAP, &f);
     so->sent_at = r->now;
+}
+
+struct chunk_writer {
+    struct replica *r;
+    struct snap_out *so;
+};
+
+static bool chunk_add(void *ctx, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                      uint32_t val_len)
+{
+    struct chunk_writer *w = ctx;
+    struct snap_out *so = w->so;
+    size_t need = SNAP_RECORD_HEAD_BYTES + (size_t)key_len + val_len;
+    if (!rk_grow(w->r->alloc, (void **)&so->buf, &so->cap, so->len + need, 1))
+        return false;
+    put32(so->buf + so->len, key_len);
+    put32(so->buf + so->len + 4, val_len);
+    memcpy(so->buf + so->len + 8, key, key_len);
+    if (val_len > 0)
+        memcpy(so->buf + so->len + 8 + key_len, val, val_len);
+    so->len += need;
+    return true;
+}
+
+/* Reads chunk seq (the one after the outstanding one, or the first) from the view into so.
+ * RK_OK or the view's failure (its overlay over its bound, a read error, no memory). */
+static int snap_fill_chunk(struct replica *r, struct snap_out *so, uint64_t seq)
+{
+    /* The last chunk was acknowledged: its buffer goes if a big value had grown it. */
+    if (so->cap > 2 * (size_t)r->cfg.snapshot_chunk_bytes + (64u << 10)) {
+        rk_free(r->alloc, so->buf);
+        so->buf = NULL;
+        so->cap = 0;
+    }
+    struct chunk_writer w = {.r = r, .so = so};
+    struct rk_errmsg err;
+    bool done = false;
+    uint32_t crc = seq == 0 ? 0 : so->crc;
+    so->len = 0;
+    int rc = kv_view_next(so->view, r->cfg.snapshot_chunk_bytes, SNAP_RECORD_HEAD_BYTES, chunk_add,
+                          &w, &done, &err);
+    if (rc != RK_OK)
+        return rc;
+    so->seq = seq;
+    so->last = done;
+    so->crc = rk_crc32c(crc, so->buf, so->len);
+    return RK_OK;
 }
 
 /* The transfer to `to`; with make, a free slot for it if there is none (NULL if full). */
@@ -1337,7 +1371,8 @@ static struct snap_out *snap_out_for(struct replica *r, uint64_t to)
     return snap_out_find(r, to, true);
 }
 
-/* Raft asks for a snapshot for `to`: serialize the state machine as applied now. */
+/* Raft asks for a snapshot for `to`: a view of the state machine as applied now, its first
+ * chunk sent. */
 static void snap_start(struct replica *r, uint64_t to)
 {
     struct snap_out *so = snap_out_for(r, to);
@@ -1345,25 +1380,29 @@ static void snap_start(struct replica *r, uint64_t to)
         return;
     if (so->active)
         snap_out_free(r, so);
-    uint64_t index = kv_applied_index(r->kv);
-    struct snap_writer w = {.r = r};
-    if (rk_grow(r->alloc, (void **)&w.buf, &w.cap, 16, 1))
-        w.len = 12;
-    else
-        w.oom = true;
-    int rc = w.oom ? RK_ENOMEM : r->cfg.store->ops->scan(r->cfg.store, snap_add, &w);
-    if (rc != RK_OK || w.oom) {
-        rk_free(r->alloc, w.buf);
+    struct kv_view *view = NULL;
+    struct rk_errmsg err;
+    int rc = kv_view_open(r->cfg.store, r->cfg.snapshot_overlay_bytes, &view, &err);
+    if (rc != RK_OK) {
         raft_snapshot_done(r->raft, to, 0, false);
         return;
     }
-    put32(w.buf, SNAP_MAGIC);
-    put64(w.buf + 4, w.count);
-    put32(w.buf + w.len, rk_crc32c(0, w.buf, w.len));
-    w.len += 4;
-    *so = (struct snap_out){.active = true, .to = to, .index = index,
-                            .term = raft_term_at(r->raft, index), .buf = w.buf, .len = w.len,
+    /* kv may have applied entries that wrote nothing since the store's last write (the view's
+     * index): the content is the same at both. */
+    uint64_t index = kv_applied_index(r->kv);
+    RK_ASSERT(kv_view_index(view) <= index);
+    *so = (struct snap_out){.active = true,
+                            .to = to,
+                            .index = index,
+                            .term = raft_term_at(r->raft, index),
+                            .xfer = (r->nonce << 8) ^ ++r->snap_xfers,
+                            .view = view,
                             .progress_at = r->now};
+    if (snap_fill_chunk(r, so, 0) != RK_OK) {
+        snap_out_free(r, so);
+        raft_snapshot_done(r->raft, to, 0, false);
+        return;
+    }
     snap_send_chunk(r, so);
 }
 
@@ -1382,7 +1421,10 @@ static void snap_tick(struct replica *r)
             uint64_t to = so->to;
             snap_out_free(r, so);
             raft_snapshot_done(r->raft, to, 0, false);
-        } else if (r->now - so->sent_at >= 5) {
+        } else if (r->now - so->sent_at >= (5u << (so->resends < 4 ? so->resends : 4))) {
+            /* No acknowledgment yet: the chunk again, later each time (5, 10, 20, 40, 80
+             * ticks), so that resent chunks of a big value do not fill the link they wait on. */
+            so->resends++;
             snap_send_chunk(r, so);
         }
     }
@@ -1391,7 +1433,7 @@ static void snap_tick(struct replica *r)
 static void on_snap_ack(struct replica *r, const struct codec_snap *f)
 {
     struct snap_out *so = snap_out_find(r, f->from, false);
-    if (so == NULL || !so->active || f->index != so->index)
+    if (so == NULL || !so->active || f->index != so->index || f->xfer != so->xfer)
         return; /* late or for another transfer */
     if (f->done) {
         uint64_t to = so->to, index = so->index;
@@ -1400,12 +1442,21 @@ static void on_snap_ack(struct replica *r, const struct codec_snap *f)
         raft_snapshot_done(r->raft, to, index, true);
         return;
     }
-    if (f->offset > so->acked && f->offset <= so->len) {
-        so->acked = f->offset;
+    if (f->seq == so->seq + 1 && !so->last) {
+        /* The outstanding chunk arrived: the next one is read now, not before. */
+        if (snap_fill_chunk(r, so, so->seq + 1) != RK_OK) {
+            uint64_t to = so->to;
+            snap_out_free(r, so); /* the view failed (its overlay bound): start over later */
+            raft_snapshot_done(r->raft, to, 0, false);
+            return;
+        }
         so->progress_at = r->now;
+        so->resends = 0;
+        snap_send_chunk(r, so); /* the next chunk */
     }
-    if (so->acked < so->len)
-        snap_send_chunk(r, so); /* next chunk, or the same again if one was lost */
+    /* An acknowledgment that does not move (of a duplicate, or the outstanding chunk lost):
+     * snap_tick resends, with backoff; resending on each such ack would answer every duplicate
+     * with another copy of the chunk, a storm when chunks are big values. */
 }
 
 struct key_list {
@@ -1431,26 +1482,41 @@ static bool collect_key(void *ctx, const uint8_t *key, uint32_t key_len, const u
     return true;
 }
 
-/* Checks a received snapshot before anything is changed: magic, CRC, record bounds. */
-static bool snap_valid(const uint8_t *buf, uint64_t len)
+/* Checks a received chunk's records before anything is kept: every record within its bytes.
+ * *count: how many. */
+static bool snap_chunk_valid(const uint8_t *buf, uint64_t len, uint64_t *count)
 {
-    if (len < 16 || get32(buf) != SNAP_MAGIC ||
-        get32(buf + len - 4) != rk_crc32c(0, buf, (size_t)len - 4))
-        return false;
-    uint64_t count = get64(buf + 4), pos = 12, end = len - 4;
-    for (uint64_t i = 0; i < count; i++) {
-        if (end - pos < 8)
+    uint64_t pos = 0, n = 0;
+    while (pos < len) {
+        if (len - pos < SNAP_RECORD_HEAD_BYTES)
             return false;
-        uint64_t need = 8 + (uint64_t)get32(buf + pos) + get32(buf + pos + 4);
-        if (end - pos < need)
+        uint64_t need = SNAP_RECORD_HEAD_BYTES + (uint64_t)get32(buf + pos) + get32(buf + pos + 4);
+        if (len - pos < need)
             return false;
         pos += need;
+        n++;
     }
-    return pos == end;
+    *count = n;
+    return true;
 }
 
 /* Replaces the state machine with the snapshot as one batch of the store at its index, rebuilds
- * kv (sessions come with the snapshot), and tells raft. */
+ * kv (sessions come with the snapshot), and tells raft.
+ *
+ * NOT YET STREAMED (issue 12 point 4, the follower's half): the chunks are collected in memory
+ * (up to max_snapshot_bytes) and installed here at once, on the caller's thread. The mechanism
+ * chosen for the streamed install, not implemented: Bitcask's merge protocol (bitcask.c, MERGE)
+ * with the snapshot as the source of the outputs and EVERY file as an input. Each chunk's
+ * records are appended (through the store's deferred jobs) to NNNNNNNNNN.data.tmp outputs with
+ * hints, at ids above every file and with room left below them for the live store's rotations
+ * meanwhile, into a keydir of their own; the last chunk's records, then a MARK at the snapshot's
+ * index, then sync, then the MERGE manifest naming every older file as an input is the one
+ * durable commit; then the renames, the keydir switch, and the inputs' removal (recover.c rolls
+ * it forward after a crash past the manifest, and removes the tmp outputs before it). So a crash
+ * leaves the old state (no manifest) or the new (manifest), never a mix, and no second copy
+ * after recovery. Needs: no merge during a staged install (one MERGE manifest at a time), the
+ * deferred jobs on the inputs done before the switch, and the simulator's crash points inside
+ * it (crash_during_snapshot). */
 static int snap_install(struct replica *r, struct snap_in *si)
 {
     struct kv_store *st = r->cfg.store;
@@ -1466,7 +1532,7 @@ static int snap_install(struct replica *r, struct snap_in *si)
         pos += 4 + kl;
     }
     rk_free(r->alloc, keys.buf);
-    uint64_t count = get64(si->buf + 4), pos = 12;
+    uint64_t count = si->count, pos = 0;
     /* Its records come in scan's order: room for all of them first (store.h reserve; without
      * memory for it, the puts grow the table as they go, slowly). */
     if (rc == RK_OK && st->ops->reserve != NULL)
@@ -1474,7 +1540,7 @@ static int snap_install(struct replica *r, struct snap_in *si)
     for (uint64_t i = 0; rc == RK_OK && i < count; i++) {
         uint32_t kl = get32(si->buf + pos), vl = get32(si->buf + pos + 4);
         rc = st->ops->put(st, si->index, si->buf + pos + 8, kl, si->buf + pos + 8 + kl, vl);
-        pos += 8 + (uint64_t)kl + vl;
+        pos += SNAP_RECORD_HEAD_BYTES + (uint64_t)kl + vl;
     }
     if (rc == RK_OK) {
         /* The snapshot point, in the same batch: if we crash before the log is compacted to
@@ -1535,9 +1601,10 @@ static void on_snap(struct replica *r, const struct codec_snap *f)
     /* Only the leader of our current term installs state here. */
     if (f->term != st.term || st.leader != f->from || st.role != RAFT_FOLLOWER)
         return;
-    struct codec_snap ack = {.from = r->id, .to = f->from, .term = st.term, .index = f->index};
+    struct codec_snap ack = {
+        .from = r->id, .to = f->from, .term = st.term, .index = f->index, .xfer = f->xfer};
     if (f->index <= st.commit) {
-        ack.offset = f->total;
+        ack.seq = f->seq + 1;
         ack.done = true; /* we already hold it */
         if (store_durable(r) < f->index && r->restore_wait >= f->index) {
             r->snap_ack_held = ack; /* not on disk yet (deferred store writes) */
@@ -1548,42 +1615,52 @@ static void on_snap(struct replica *r, const struct codec_snap *f)
         return;
     }
     struct snap_in *si = &r->snap_in;
-    bool same = si->active && si->from == f->from && si->term == f->term &&
-                si->index == f->index && si->total == f->total;
+    bool same = si->active && si->from == f->from && si->term == f->term && si->index == f->index &&
+                si->xfer == f->xfer;
     if (!same) {
-        snap_in_free(r);
-        if (f->offset != 0 || f->total > r->cfg.max_snapshot_bytes || f->total < 16)
+        if (f->seq != 0)
             return; /* only a transfer's first chunk starts it */
-        si->buf = rk_malloc(r->alloc, (size_t)f->total);
-        if (si->buf == NULL)
-            return;
-        *si = (struct snap_in){.active = true, .from = f->from, .term = f->term,
-                               .index = f->index, .snap_term = f->snap_term, .total = f->total,
-                               .buf = si->buf};
+        snap_in_free(r); /* a new transfer (a duplicate of this one's first chunk is not) */
+        *si = (struct snap_in){.active = true,
+                               .from = f->from,
+                               .term = f->term,
+                               .index = f->index,
+                               .snap_term = f->snap_term,
+                               .xfer = f->xfer};
     }
-    if (f->offset == si->received) {
+    /* A chunk whose running CRC does not check out was damaged on its way (or belongs to
+     * another stream): not taken, and the ack below asks for it again. */
+    if (f->seq == si->next_seq && rk_crc32c(si->crc, f->data, f->len) == f->crc) {
+        uint64_t n = 0;
+        if (!snap_chunk_valid(f->data, f->len, &n) ||
+            si->len + f->len > r->cfg.max_snapshot_bytes ||
+            !rk_grow(r->alloc, (void **)&si->buf, &si->cap, si->len + f->len + 1, 1)) {
+            snap_in_free(r); /* corrupt, too big or no memory: the leader starts over */
+            return;
+        }
         if (f->len > 0)
-            memcpy(si->buf + si->received, f->data, f->len);
-        si->received += f->len;
-    }
-    ack.offset = si->received;
-    if (si->received == si->total) {
-        if (!snap_valid(si->buf, si->total)) {
-            snap_in_free(r); /* corrupt: the leader starts over after its timeout */
-            return;
-        }
-        if (snap_install(r, si) != RK_OK) {
+            memcpy(si->buf + si->len, f->data, f->len);
+        si->len += f->len;
+        si->count += n;
+        si->crc = f->crc;
+        si->next_seq++;
+        if (f->last) {
+            int rc = snap_install(r, si);
             snap_in_free(r);
-            return;
-        }
-        snap_in_free(r);
-        ack.done = true;
-        if (store_durable(r) < ack.index) {
-            r->snap_ack_held = ack; /* sent once the store holds it (replica_store_progress) */
-            r->snap_ack_holding = true;
+            if (rc != RK_OK)
+                return;
+            ack.seq = f->seq + 1;
+            ack.done = true;
+            if (store_durable(r) < ack.index) {
+                r->snap_ack_held = ack; /* sent once the store holds it (replica_store_progress) */
+                r->snap_ack_holding = true;
+                return;
+            }
+            send_snap(r, CODEC_TYPE_SNAP_ACK, &ack);
             return;
         }
     }
+    ack.seq = si->next_seq;
     send_snap(r, CODEC_TYPE_SNAP_ACK, &ack);
 }
 
@@ -2764,7 +2841,18 @@ int replica_create(const struct replica_config *c, struct replica **out, struct 
         r->conn_free[i] = r->n_slots - 1 - i;
     r->n_conn_free = r->n_slots;
 
-    struct kv_config kc = {.alloc = a, .store = c->store, .max_sessions = c->max_sessions};
+    /* Every write of the state machine goes through a views wrapper (kv/view.h), so that a
+     * snapshot streams from a pinned view: the driver's, or one of our own. */
+    if (!kv_views_is_wrapper(c->store)) {
+        r->own_views = kv_views_wrap(a, c->store);
+        if (r->own_views == NULL) {
+            rc = rk_errf(err, RK_ENOMEM,
+                         "replica: the store cannot back views (no scan_after), or no memory");
+            goto err_destroy;
+        }
+        r->cfg.store = r->own_views;
+    }
+    struct kv_config kc = {.alloc = a, .store = r->cfg.store, .max_sessions = c->max_sessions};
     rc = kv_create(&kc, &r->kv, err);
     if (rc != RK_OK) {
         rk_errwrap(err, rc, "replica: creating the state machine");
@@ -2893,9 +2981,13 @@ void replica_destroy(struct replica *r)
     for (size_t i = 0; i < r->n_taken; i++)
         rk_free(a, r->taken[i]);
     rk_free(a, r->taken);
-    for (uint32_t i = 0; i < RAFT_MAX_MEMBERS; i++)
+    for (uint32_t i = 0; i < RAFT_MAX_MEMBERS; i++) {
+        kv_view_close(r->snap_out[i].view);
         rk_free(a, r->snap_out[i].buf);
+    }
     rk_free(a, r->snap_in.buf);
+    if (r->own_views != NULL)
+        (void)kv_views_unwrap(r->own_views); /* the store is the driver's */
     for (size_t i = r->output_taken ? r->n_jobs_given : 0; i < r->n_jobs; i++)
         replica_log_job_free(r->jobs[i]); /* made, never handed out */
     rk_free(a, r->jobs);

@@ -224,6 +224,9 @@ struct replica_config {
     uint32_t snapshot_chunk_bytes;
     uint32_t snapshot_timeout_ticks;
     uint64_t max_snapshot_bytes; /* a larger incoming snapshot is refused */
+    /* The leader's view for a snapshot stream saves values overwritten before the stream
+     * reached them (kv/view.h); past this many bytes the transfer is abandoned and retried. */
+    uint64_t snapshot_overlay_bytes;
     /* Asynchronous log persistence (see "Asynchronous persistence" below). false: every input
      * writes and syncs the log store before it returns. */
     bool async_log;
