@@ -21,6 +21,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
 values=400
 bound_kb=$((320 * 1024))
+# Under AddressSanitizer (ci/test's ASan build) freed blocks wait in a quarantine, 256 MB by
+# default: the 1 MiB values of the compacted entries would count there. A small quarantine keeps
+# the bound the same for both builds (this setting does nothing to a build without ASan).
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8"
 
 for i in 1 2 3; do start "$i" --max-log-memory 67108864; done
 leader=$(rk_wait_leader 150)
