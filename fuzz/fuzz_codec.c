@@ -261,7 +261,7 @@ static void codec_fz_build(struct fz_bytes *b, struct codec_fz_msg *x)
                                              : other[kind - (RAFT_MSG_TYPE_COUNT - 1)];
     uint64_t from = fz_u64(b), to = fz_u64(b), term = fz_u64(b);
     if (x->type == CODEC_TYPE_HANDSHAKE) {
-        x->hs = (struct codec_handshake){CODEC_PROTOCOL_VERSION, from, to};
+        x->hs = (struct codec_handshake){CODEC_PROTOCOL_VERSION, from, to, (uint32_t)term};
     } else if (x->type == CODEC_TYPE_FORWARD || x->type == CODEC_TYPE_FORWARD_RESP) {
         struct codec_forward *f = &x->fwd;
         f->from = from, f->to = to, f->id = term;

@@ -168,7 +168,7 @@ static void gen_codec(void)
     uint8_t frame[512];
     size_t len = 0;
     struct gen_buf b = {0};
-    struct codec_handshake hs = {CODEC_PROTOCOL_VERSION, 0x1234, 3};
+    struct codec_handshake hs = {CODEC_PROTOCOL_VERSION, 0x1234, 3, 20000};
     FZ_CHECK(codec_encode_handshake(&hs, frame, sizeof(frame), &len) == RK_OK, "handshake");
     gen_reset(&b);
     gen_u8(&b, 0);

@@ -100,7 +100,11 @@ static bool pconn_queue_handshake(const struct node *n, struct pconn *c)
     uint8_t hs[CODEC_HANDSHAKE_FRAME_SIZE];
     size_t len = 0;
     struct codec_handshake h = {
-        .version = CODEC_PROTOCOL_VERSION, .cluster_id = n->cluster_id, .node_id = n->id};
+        .version = CODEC_PROTOCOL_VERSION,
+        .cluster_id = n->cluster_id,
+        .node_id = n->id,
+        .session_bound = n->session_bound,
+    };
     if (codec_encode_handshake(&h, hs, sizeof(hs), &len) != RK_OK)
         return false;
     return buf_append(&c->out, hs, len);
@@ -262,6 +266,16 @@ static uint64_t handshake_check(struct node *n, const uint8_t *frame, size_t len
     }
     if (peer_by_id(n, hs.node_id) == NULL) {
         rk_errf(err, RK_EINVAL, "unknown node id %" PRIu64, hs.node_id);
+        return 0;
+    }
+    if (hs.session_bound != n->session_bound) {
+        /* Every replica must evict the same session (node/README.md "Sessions"): members whose
+         * bounds differ would apply the same log to different states. */
+        rk_errf(err, RK_EINVAL,
+                "node %" PRIu64 " keeps at most %" PRIu32 " sessions, this node %" PRIu32
+                ": max-clients and --session-members (or the nodes of --peers) must be the same "
+                "on every member",
+                hs.node_id, hs.session_bound, n->session_bound);
         return 0;
     }
     return hs.node_id;

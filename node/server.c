@@ -1352,6 +1352,7 @@ int server_start(struct node *n, const struct options *o)
     }
     uint64_t sessions = (uint64_t)n->n_pool * o->max_clients;
     c.max_sessions = sessions > KV_MAX_SESSIONS ? KV_MAX_SESSIONS : (uint32_t)sessions;
+    n->session_bound = c.max_sessions;
     c.log = n->log;
     c.store = n->store;
     c.alloc = rk_alloc_libc();

@@ -435,6 +435,7 @@ struct node {
     struct peer peers[RAFT_MAX_MEMBERS];
     size_t n_peers;  /* every node of --peers but self (members or not: issue #17) */
     uint32_t n_pool; /* the nodes of --peers, self included (or --session-members) */
+    uint32_t session_bound; /* kv's max_sessions: sent in the peer handshake, must match */
     /* The configuration the peer table last followed (peer_sync_conf): members are dialed at
      * the address their latest configuration records (issue #17). */
     struct raft_conf peer_conf;

@@ -25,7 +25,7 @@
 /* Payload sizes after the type byte, excluding APPEND's entries. */
 #define COMMON_SIZE            (8 + 8 + 8)     /* from, to, term */
 #define ENTRY_HEADER_SIZE      (8 + 8 + 1 + 4) /* term, index, type, len: the minimum entry */
-#define HANDSHAKE_PAYLOAD_SIZE (4 + 2 + 8 + 8)
+#define HANDSHAKE_PAYLOAD_SIZE (4 + 2 + 8 + 8 + 4)
 #define APPEND_FIXED_SIZE      (COMMON_SIZE + 8 + 8 + 8 + 4)
 #define TYPE_OFFSET            CODEC_FRAME_HEADER_SIZE
 #define PAYLOAD_OFFSET         (CODEC_FRAME_HEADER_SIZE + 1)
@@ -44,7 +44,7 @@ _Static_assert(RAFT_MSG_TYPE_COUNT <= CODEC_TYPE_HANDSHAKE,
                "raft message types and the handshake type must not overlap");
 _Static_assert(CODEC_HANDSHAKE_FRAME_SIZE == PAYLOAD_OFFSET + HANDSHAKE_PAYLOAD_SIZE,
                "handshake frame size");
-_Static_assert(CODEC_HANDSHAKE_FRAME_SIZE == 31, "handshake layout is part of the protocol");
+_Static_assert(CODEC_HANDSHAKE_FRAME_SIZE == 35, "handshake layout is part of the protocol");
 _Static_assert(sizeof(struct raft_entry) <= 2 * ENTRY_HEADER_SIZE,
                "F4: the decoded entries array stays within twice the frame length");
 _Static_assert(CODEC_MAX_FRAME_DEFAULT >= ONE_ENTRY_APPEND_OVERHEAD + RAFT_DEFAULT_MAX_ENTRY_BYTES,
@@ -336,6 +336,7 @@ int codec_encode_handshake(const struct codec_handshake *h, uint8_t *buf, size_t
     put_u16(&w, h->version);
     put_u64(&w, h->cluster_id);
     put_u64(&w, h->node_id);
+    put_u32(&w, h->session_bound);
     RK_ASSERT(w.pos == CODEC_HANDSHAKE_FRAME_SIZE);
     seal_frame(buf, CODEC_HANDSHAKE_FRAME_SIZE);
     *out_len = CODEC_HANDSHAKE_FRAME_SIZE;
@@ -687,6 +688,7 @@ static void decode_handshake(struct codec_reader *r, struct codec_handshake *h)
                 h->version, at, CODEC_PROTOCOL_VERSION);
     h->cluster_id = rd_u64(r, "cluster_id");
     h->node_id = rd_u64(r, "node_id");
+    h->session_bound = rd_u32(r, "session_bound");
 }
 
 static void decode_forward(struct codec_reader *r, uint8_t type, struct codec_forward *f)

@@ -22,7 +22,8 @@
  *     TIMEOUT_NOW         (nothing more)
  *     READ_INDEX          ctx u64
  *     READ_INDEX_RESP     reject u8, ctx u64, index u64
- *   HANDSHAKE             magic u32 (CODEC_MAGIC), version u16, cluster_id u64, node_id u64
+ *   HANDSHAKE             magic u32 (CODEC_MAGIC), version u16, cluster_id u64, node_id u64,
+ *                         session_bound u32
  *   FORWARD               from u64, to u64, id u64, len u32, data[len]: a client write a
  *                         follower hands to the leader (core/replica)
  *   FORWARD_RESP          from u64, to u64, id u64, status u8, index u64, term u64, leader u64:
@@ -84,8 +85,10 @@
 #define CODEC_MAGIC            0x31564B52u
 /* 2: FRAG frames (a node of protocol 1 cannot read them: the handshake refuses it).
  * 3: SNAP streamed in record chunks with seq, last and a running crc (was: byte offset and a
- *    total known up front). */
-#define CODEC_PROTOCOL_VERSION 3
+ *    total known up front).
+ * 4: the handshake carries the sender's session bound (kv's max_sessions), which must be the
+ *    same on every member. */
+#define CODEC_PROTOCOL_VERSION 4
 /* The most data bytes one FRAG carries; a frame above it is sent in FRAG pieces. */
 #define CODEC_FRAG_MAX (256u << 10)
 /* A FRAG's bytes before its data: the frame header, the type, total u32, offset u32. */
@@ -94,7 +97,7 @@
  * max_entry_bytes (64 MiB + 64 KiB) plus headroom for the APPEND and entry headers. */
 #define CODEC_MAX_FRAME_DEFAULT ((64u << 20) + (1u << 20))
 /* Encoded size of a whole handshake frame. */
-#define CODEC_HANDSHAKE_FRAME_SIZE (CODEC_FRAME_HEADER_SIZE + 1 + 4 + 2 + 8 + 8)
+#define CODEC_HANDSHAKE_FRAME_SIZE (CODEC_FRAME_HEADER_SIZE + 1 + 4 + 2 + 8 + 8 + 4)
 
 /* Sent first on every peer connection, in both directions: the receiver drops the connection
  * when cluster_id differs from its own, so that nodes of two clusters never exchange votes. */
@@ -102,6 +105,10 @@ struct codec_handshake {
     uint16_t version; /* CODEC_PROTOCOL_VERSION; a decoder refuses any other */
     uint64_t cluster_id;
     uint64_t node_id;
+    /* The sessions the sender's state machine keeps at most (kv's max_sessions): every replica
+     * evicts by it, so a receiver refuses a peer whose bound differs from its own (0: the
+     * sender does not say, as a tool that only probes). */
+    uint32_t session_bound;
 };
 
 /* FORWARD_RESP status values: wire values. */
