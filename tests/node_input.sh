@@ -92,8 +92,9 @@ request-timeout-ms = 60000   # the in-flight write below ends by SIGTERM, not by
 EOC
 "$node_bin" --config "$tmp/n1.conf" 2>>"$tmp/log1" &
 pid[1]=$!
-start 2
-start 3
+# max-clients counts in the session bound, which must be the same on every member.
+start 2 --max-clients 8
+start 3 --max-clients 8
 leader=$(wait_leader "1 2 3" 100) || leader=
 check "a leader, node 1 configured from a file" yes "$([[ -n $leader ]] && echo yes || echo no)"
 # A leader was seen, but an election may follow on a loaded machine: -TRYAGAIN (not executed)
