@@ -25,7 +25,9 @@ py="$(dirname "${BASH_SOURCE[0]}")/node_replies.py"
 rounds=${RAFTKV_REPLIES_ROUNDS:-4}
 
 # A stopped node must be continued before cleanup's SIGTERM can stop it.
+churn_pid=
 cont_all() {
+    [[ -n $churn_pid ]] && kill "$churn_pid" 2>/dev/null
     for i in 1 2 3; do [[ -n ${pid[$i]:-} ]] && kill -CONT "${pid[$i]}" 2>/dev/null; done
 }
 trap 'cont_all; cleanup' EXIT
@@ -87,6 +89,7 @@ check "the leader changed in every round" "$rounds" "$changes"
 touch "$stop"
 wait "$churn_pid"
 rc=$?
+churn_pid=
 cat "$tmp/churn.out"
 check "churn: every pipeline answered whole and in order on every node" 0 "$rc"
 pipes=$(awk '/pipelines/ { s += $3 } END { print s + 0 }' "$tmp/churn.out")
