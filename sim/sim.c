@@ -1827,7 +1827,6 @@ static void conn_reply_send(void *ctx, void *rep)
 
 /* Takes a node's outputs: frames onto the network, replies back to clients, log writes to its
  * storage. */
-
 static void drain(struct sim *s, struct sim_node *nd)
 {
     if (!nd->up)
@@ -2416,7 +2415,8 @@ static bool sim_page_key(void *ctx, const uint8_t *key, uint32_t key_len)
 /* KEYS as raftkv-node runs it (node/cmd_keyspace.c): the read's callback opens a view of the
  * store at the read's applied index (kv/view.h), the node walks it a piece per loop turn (here:
  * per tick, SIM_KEYS_PIECE_BYTES, so that a walk spans ticks, writes, pauses and crashes), and
- * the reply leaves when the walk is done; a crash drops the walk and the reply. */
+ * the reply leaves when the walk is done (its entry in the connection's reply FIFO is held till
+ * then: replyq.h); a crash drops the walk and the reply. */
 #define SIM_KEYS_PIECE_BYTES 256u
 
 struct sim_walk {
@@ -2490,8 +2490,8 @@ static void sim_walks_free(struct sim_node *nd)
     }
 }
 
-/* Each KEYS walk of the node a piece; one that is done hands its keys to its op and sends the
- * held reply. */
+/* Each KEYS walk of the node a piece; one that is done hands its keys to its op and releases
+ * its place in its connection's reply FIFO (replyq.h: the reply, and those behind it, leave). */
 static void sim_walks_step(struct sim *s, struct sim_node *nd)
 {
     struct sim_walk **pw = &nd->walks;
