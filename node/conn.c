@@ -339,7 +339,7 @@ void conn_free_if_done(struct node *n, struct client *c)
 /* Moves the finished prefix of the FIFO to the out buffer (N3). */
 void conn_collect(struct node *n, struct client *c)
 {
-    while (c->head != NULL && c->head->done && c->head->waiting == 0) {
+    while (c->head != NULL && c->head->done && c->head->waiting == 0 && !c->head->dispatching) {
         struct item *it = c->head;
         node_metrics_item_done(n, it);
         if (!c->closed && !c->want_close)
@@ -703,7 +703,9 @@ void conn_parse(struct node *n, struct client *c)
         }
         c->commands++;
         n->stats.commands_processed++;
+        it->dispatching = true;
         cmd_dispatch(n, c, it, &rq);
+        it->dispatching = false;
         conn_collect(n, c);
         if (c->watch_wait) {
             /* A WATCH in flight: what follows (an EXEC) needs its versions (cmd_multi.c). */

@@ -289,6 +289,11 @@ struct item {
     bool no_match;    /* SCAN with a TYPE other than string: an empty page */
     bool rejected;    /* refused before its command ran (INFO commandstats' rejected_calls) */
     bool queued;      /* between MULTI and EXEC: its op went into the queue (cmd_multi.c) */
+    /* Its command is being dispatched (conn_parse): never collected meanwhile, even when it
+     * looks finished (done, nothing waiting yet). A batch submitted in the middle of the
+     * dispatch (server_batch_room, a full batch) hands out replies, and collecting this item
+     * then would send nothing for it and recycle it under its command (N3). */
+    bool dispatching;
     item_reply_fn on_reply;
     item_finish_fn on_finish;
     /* REPLICA_READ (server_read): called when the read is served, with the state machine as

@@ -34,6 +34,7 @@
 #include "linrich.h"
 #include "log/log.h"
 #include "replica/replica.h"
+#include "replyq.h"
 #include "scancheck.h"
 #include "simdisk.h"
 #include "timeline.h"
@@ -100,6 +101,7 @@ struct sim_creq {
     /* Connection clients (`pipeline`): the request as the replica gets it. */
     uint64_t req_id;    /* 0: a one-op client's (client, seq, attempt) */
     uint64_t client_id; /* the connection's session */
+    uint64_t node_inc;  /* the incarnation of the node the connection was made to */
     uint8_t rop;        /* enum replica_op */
     uint8_t cond;
     int64_t delta;
@@ -140,6 +142,10 @@ struct sim_node {
     struct bitcask *bc;
     struct kv_store *store; /* bc_kv_store(bc); with `mix keys`, the views wrapper in front */
     struct sim_walk *walks; /* KEYS walks in progress on this node (sim_walks_step) */
+    /* Connection clients (`pipeline`): its connections' reply FIFOs, as node/conn.c keeps them
+     * (replyq.h): replies leave in request order; a crash drops them. */
+    struct replyq *rq;
+    uint64_t incarnation;   /* crashes so far: a connection made before the last one is dead */
     bool dying;             /* a crash point is armed: crash at the disk's next calls */
     uint64_t busy_until;    /* a slow sync stalls the node until then */
     /* Asynchronous log persistence (replica.h), as raftkv-node's storage thread does it: jobs
@@ -230,6 +236,8 @@ struct sim_client {
     uint32_t node;       /* the node connected to */
     uint32_t gen;        /* connections made so far (16 bits in the req_id) */
     uint64_t session;    /* the replica's client id: unique per connection */
+    uint64_t node_inc;   /* the node's incarnation when it connected (sim_node.incarnation) */
+    uint64_t dead_session; /* a connection its node reset (a crash): nothing more arrives */
     uint64_t wseq;       /* the session's last write seq */
     uint32_t rseq;       /* requests sent on this connection */
     uint64_t arrive_at;  /* the last request's arrival: requests arrive in order (TCP) */
@@ -1011,6 +1019,8 @@ static void node_crash(struct sim *s, struct sim_node *nd)
     if (!nd->up)
         return;
     sim_walks_free(nd); /* a KEYS in progress dies with the process: its client times out */
+    rq_reset(nd->rq);   /* and its connections with their replies */
+    nd->incarnation++;
     storage_drop(nd);
     replica_destroy(nd->rep);
     nd->rep = NULL;
@@ -1822,10 +1832,21 @@ static void on_storage(struct sim *s, struct sim_node *nd)
     drain(s, nd);
 }
 
+/* A reply leaves a node's reply FIFO (replyq.h): to its client, after the network's latency,
+ * behind the connection's earlier replies (TCP). */
+static void conn_reply_send(void *ctx, void *rep)
+{
+    struct sim *s = ctx;
+    struct sim_crep *c = rep;
+    struct sim_client *cl = &s->clients[c->client - 1];
+    uint64_t at = s->now + latency(s);
+    at = at > cl->reply_at ? at : cl->reply_at;
+    cl->reply_at = at;
+    ev_push(s, at, EV_CLIENT_REPLY, 0, c->client, 0, c);
+}
+
 /* Takes a node's outputs: frames onto the network, replies back to clients, log writes to its
  * storage. */
-static bool sim_walk_stash(struct sim_node *nd, struct sim_crep *c);
-
 static void drain(struct sim *s, struct sim_node *nd)
 {
     if (!nd->up)
@@ -1862,17 +1883,18 @@ static void drain(struct sim *s, struct sim_node *nd)
               r->reason != NULL ? ": " : "", r->reason != NULL ? r->reason : "");
         c->not_integer = r->status == REPLICA_ERROR && r->reason != NULL &&
                          strstr(r->reason, "not an integer") != NULL;
-        if (sim_walk_stash(nd, c))
-            continue; /* a KEYS: its reply leaves when its walk is done (sim_walks_step) */
-        uint64_t at = s->now + latency(s);
         if (s->scn->pipeline > 0) {
-            /* A connection's replies come back in the order they were sent (TCP). */
-            struct sim_client *cl = &s->clients[c->client - 1];
-            at = at > cl->reply_at ? at : cl->reply_at;
-            cl->reply_at = at;
+            /* Into its connection's FIFO: it leaves in request order (a KEYS once its walk is
+             * done, sim_walks_step), exactly once. */
+            char why[256];
+            if (!rq_reply(nd->rq, c->req_id, c, why, sizeof(why)))
+                fail(s, SIM_FAIL_SAFETY, "n%u: %s", nd->id, why);
+            continue;
         }
-        ev_push(s, at, EV_CLIENT_REPLY, 0, c->client, 0, c);
+        ev_push(s, s->now + latency(s), EV_CLIENT_REPLY, 0, c->client, 0, c);
     }
+    if (s->scn->pipeline > 0)
+        rq_flush(nd->rq);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -2160,6 +2182,7 @@ static void conn_connect(struct sim *s, struct sim_client *c)
     c->node = node;
     c->gen++;
     c->session = (uint64_t)c->id << 32 | c->gen;
+    c->node_inc = s->nodes[node].incarnation;
     c->wseq = 0;
     c->rseq = 0;
     trace(s, "c%u connects to n%u (connection %u)", c->id, node, c->gen);
@@ -2222,6 +2245,8 @@ static void conn_complete(struct sim *s, struct sim_client *c, uint32_t i, uint8
 /* The connection breaks: every op in flight ends unknown (a read: not executed). */
 static void conn_break(struct sim *s, struct sim_client *c)
 {
+    if (c->connected) /* the node throws away what it still answers on it */
+        rq_close(s->nodes[c->node].rq, c->session);
     while (c->n_cops > 0) {
         uint8_t op = c->cops[0].op;
         conn_complete(s, c, 0, conn_is_read(op) ? LIN_FAIL : LIN_UNKNOWN, NULL);
@@ -2284,6 +2309,7 @@ static void conn_send_cmd(struct sim *s, struct sim_client *c, uint8_t kind)
     q->client = c->id;
     q->req_id = CONN_REQ_ID(c, op->rseq);
     q->client_id = c->session;
+    q->node_inc = c->node_inc;
     q->seq = cmd.read ? c->wseq + 1 : ++c->wseq;
     q->op = op->op;
     q->rop = REPLICA_CMD;
@@ -2350,6 +2376,7 @@ static void conn_send_whole(struct sim *s, struct sim_client *c, uint8_t kind)
     q->client = c->id;
     q->req_id = CONN_REQ_ID(c, op->rseq);
     q->client_id = c->session;
+    q->node_inc = c->node_inc;
     q->seq = c->wseq + 1;
     q->op = kind;
     q->rop = REPLICA_READ;
@@ -2408,7 +2435,8 @@ static bool sim_page_key(void *ctx, const uint8_t *key, uint32_t key_len)
 /* KEYS as raftkv-node runs it (node/cmd_keyspace.c): the read's callback opens a view of the
  * store at the read's applied index (kv/view.h), the node walks it a piece per loop turn (here:
  * per tick, SIM_KEYS_PIECE_BYTES, so that a walk spans ticks, writes, pauses and crashes), and
- * the reply leaves when the walk is done; a crash drops the walk and the reply. */
+ * the reply leaves when the walk is done (its entry in the connection's reply FIFO is held till
+ * then: replyq.h); a crash drops the walk and the reply. */
 #define SIM_KEYS_PIECE_BYTES 256u
 
 struct sim_walk {
@@ -2419,7 +2447,6 @@ struct sim_walk {
     uint64_t now_ms;
     struct sim_cop res; /* got, n_got: the keys given out so far */
     struct sim_page pg;
-    struct sim_crep *rep; /* the replica's reply, held until the walk is done */
     bool done, failed;
 };
 
@@ -2463,25 +2490,14 @@ static bool sim_walk_start(struct sim *s, struct replica *r, struct sim_cop *op,
         (struct sim_page){.op = &w->res, .pattern = scan_patterns[op->pat], .keys = s->scn->keys};
     w->next = nd->walks;
     nd->walks = w;
+    rq_hold(nd->rq, req_id); /* the reply waits for the walk, its connection's behind it */
     return true;
-}
-
-static bool sim_walk_stash(struct sim_node *nd, struct sim_crep *c)
-{
-    for (struct sim_walk *w = nd->walks; w != NULL; w = w->next) {
-        if (w->req_id == c->req_id && w->rep == NULL) {
-            w->rep = c;
-            return true;
-        }
-    }
-    return false;
 }
 
 static void sim_walk_free(struct sim_walk *w)
 {
     kv_view_close(w->view);
     free(w->res.got);
-    free(w->rep);
     free(w);
 }
 
@@ -2494,8 +2510,8 @@ static void sim_walks_free(struct sim_node *nd)
     }
 }
 
-/* Each KEYS walk of the node a piece; one that is done hands its keys to its op and sends the
- * held reply. */
+/* Each KEYS walk of the node a piece; one that is done hands its keys to its op and releases
+ * its place in its connection's reply FIFO (replyq.h: the reply, and those behind it, leave). */
 static void sim_walks_step(struct sim *s, struct sim_node *nd)
 {
     struct sim_walk **pw = &nd->walks;
@@ -2509,7 +2525,7 @@ static void sim_walks_step(struct sim *s, struct sim_node *nd)
             done = true;
         }
         w->done = w->done || done;
-        if (!w->done || w->rep == NULL) {
+        if (!w->done) {
             pw = &w->next;
             continue;
         }
@@ -2530,11 +2546,8 @@ static void sim_walks_step(struct sim *s, struct sim_node *nd)
             op->served = !w->failed;
             w->res.got = NULL;
         }
-        uint64_t at = s->now + latency(s);
-        at = at > c->reply_at ? at : c->reply_at;
-        c->reply_at = at;
-        ev_push(s, at, EV_CLIENT_REPLY, 0, client, 0, w->rep);
-        w->rep = NULL;
+        rq_unhold(nd->rq, w->req_id);
+        rq_flush(nd->rq);
         sim_walk_free(w);
     }
 }
@@ -2640,6 +2653,7 @@ static void conn_send_op(struct sim *s, struct sim_client *c)
     q->client = c->id;
     q->req_id = CONN_REQ_ID(c, op->rseq);
     q->client_id = c->session;
+    q->node_inc = c->node_inc;
     q->seq = write ? ++c->wseq : c->wseq + 1;
     q->op = op->op;
     memcpy(q->key, names[0], kl[0]);
@@ -2798,8 +2812,17 @@ static void conn_on_reply(struct sim *s, const struct sim_crep *r)
     uint32_t i = 0;
     while (i < c->n_cops && (c->cops[i].rseq & 0xffffffu) != rseq)
         i++;
-    if (i == c->n_cops)
+    if (i != 0) {
+        /* Exactly one reply per request, in the order they were sent (node/server.h N3). */
+        fail(s, SIM_FAIL_SAFETY,
+             "reply order: n%u's reply to client %u's request %u on connection %u %s (its "
+             "oldest request in flight is %u)",
+             r->node, r->client, rseq, gen,
+             i == c->n_cops ? "answers nothing in flight (a second reply?)"
+                            : "overtakes an earlier request's",
+             c->n_cops > 0 ? c->cops[0].rseq & 0xffffffu : 0);
         return;
+    }
     struct sim_cop *op = &c->cops[i];
     bool write = !conn_is_read(op->op);
     struct lin_return ret = {.num = r->num};
@@ -2902,6 +2925,10 @@ static void conn_submit(struct sim *s, struct sim_node *nd, const struct sim_cre
     /* As the node's (server_cmd): wl_build's kv_cmd2_encode made it, so it is decoded once, at
      * apply (replica_request.encoded). */
     req.encoded = q->rop == REPLICA_CMD;
+    /* Its entry in the connection's reply FIFO, in the order the node reads requests. */
+    const struct sim_client *c = &s->clients[q->client - 1];
+    rq_arrive(nd->rq, q->client_id, q->req_id, nd->ticks,
+              !c->connected || c->session != q->client_id);
     replica_submit(nd->rep, &req);
     drain(s, nd);
 }
@@ -2915,6 +2942,17 @@ static void on_client_req(struct sim *s, struct sim_node *nd, struct event *e)
           conn_op_name(q->op),
           (int)q->key_len, (const char *)q->key, q->seq, q->attempt,
           nd->up ? "" : " (node down: lost)");
+    if (q->req_id != 0) {
+        /* A connection's: one that reached a node down, or made to an earlier incarnation of
+         * it, is reset (TCP): this request and every later one on it are lost (the client
+         * times out), so none of them reaches a restarted node out of order. */
+        struct sim_client *c = &s->clients[q->client - 1];
+        if (!nd->up || q->node_inc != nd->incarnation || q->client_id == c->dead_session) {
+            c->dead_session = q->client_id;
+            trace(s, "c%u's connection to n%u was reset: request lost", q->client, nd->id);
+            return;
+        }
+    }
     if (!nd->up)
         return; /* lost: the client times out */
     if (nd->paused) {
@@ -3609,6 +3647,19 @@ static void avail_check_op(struct sim *s, const struct sim_client *c)
          s->healthy_since / 1000);
 }
 
+/* After each tick of nd (connection clients): every request it received has its replica's
+ * reply by the request timeout (replyq.h), whether or not the cluster is available: a reply
+ * dropped on a leadership change fails here, not as one more client timeout. */
+static void check_replies(struct sim *s, struct sim_node *nd)
+{
+    if (s->scn->pipeline == 0 || !nd->up)
+        return;
+    uint64_t ticks = s->scn->timeout_us / s->scn->tick_us; /* node_start's request timeout */
+    char why[512];
+    if (!rq_check(nd->rq, nd->ticks, ticks < 1 ? 1 : ticks, why, sizeof(why)))
+        fail(s, SIM_FAIL_LIVENESS, "lost reply: n%u: %s", nd->id, why);
+}
+
 static void avail_check_pending(struct sim *s)
 {
     for (uint32_t i = 0; i < s->scn->clients && !s->failed; i++)
@@ -4001,6 +4052,7 @@ static void handle(struct sim *s, struct event *e)
         replica_tick(nd->rep);
         drain(s, nd);
         sim_walks_step(s, nd);
+        check_replies(s, nd);
         check_node(s, nd);
         member_try(s, nd);
         if (s->scn->expect_stepdown_elections > 0)
@@ -4273,6 +4325,7 @@ static void setup(struct sim *s)
     for (uint32_t i = 1; i <= s->n; i++) {
         struct sim_node *nd = &s->nodes[i];
         nd->id = i;
+        nd->rq = rq_new(conn_reply_send, s);
         nd->rate = 1.0;
         nd->joiner = i > members; /* a spare: a new node that may be added */
         nd->ever_member = !nd->joiner;
@@ -4321,6 +4374,7 @@ static void teardown(struct sim *s)
         free(nd->sjobq);
         durable_log_free(&nd->dur);
         sim_walks_free(nd);
+        rq_free(nd->rq);
         if (nd->up) {
             replica_destroy(nd->rep);
             nd->store->ops->destroy(nd->store);
