@@ -1233,6 +1233,11 @@ static int kvb_stage_state(struct kv_store *s)
     return bc_stage_state(to_bc(s));
 }
 
+static uint64_t kvb_stage_queued(struct kv_store *s)
+{
+    return bc_stage_queued_bytes(to_bc(s));
+}
+
 static const struct kv_store_ops bc_kv_ops = {
     .get = kvb_get,
     .put = kvb_put,
@@ -1254,6 +1259,7 @@ static const struct kv_store_ops bc_kv_ops = {
     .stage_commit = kvb_stage_commit,
     .stage_abort = kvb_stage_abort,
     .stage_state = kvb_stage_state,
+    .stage_queued = kvb_stage_queued,
     .destroy = kvb_destroy,
 };
 

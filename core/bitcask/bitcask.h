@@ -300,6 +300,9 @@ int bc_stage_flush(struct bitcask *bc, struct rk_errmsg *err);
 int bc_stage_commit(struct bitcask *bc, struct rk_errmsg *err);
 void bc_stage_abort(struct bitcask *bc);
 int bc_stage_state(const struct bitcask *bc);
+/* Bytes staged and queued that the worker has not yet written (bc_io_done): a sender of records
+ * waits for this to fall before it stages more, so that what is queued stays bounded. */
+uint64_t bc_stage_queued_bytes(const struct bitcask *bc);
 
 uint64_t bc_count(const struct bitcask *bc);
 /* The index of the last complete batch (0 if none). */

@@ -185,6 +185,7 @@ struct bitcask {
     bool stage_committing;
     uint32_t stage_floor;
     uint64_t stages_done;
+    uint64_t stage_queued; /* bytes of staged records in jobs not yet done (flow control) */
     /* What a switch replaced (the old keydir in a store shell): freed by the worker with the
      * next job (bc_io_run), not on the owner's thread. */
     struct bitcask *garbage;

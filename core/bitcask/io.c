@@ -241,6 +241,7 @@ int bc_io_tmp_append(struct bitcask *bc, uint32_t id, bool hint, uint8_t *p, siz
     if (op == NULL)
         return RK_ENOMEM;
     *op = (struct io_op){.kind = IO_TMP_APPEND, .hint = hint, .id = id, .p = p, .len = len};
+    bc->stage_queued += len;
     return RK_OK;
 }
 
@@ -485,6 +486,11 @@ int bc_io_done(struct bitcask *bc, struct bc_io_job *job, struct rk_errmsg *err)
             job->shadow = NULL;
             rc = bc_stage_switch(bc, shadow, err);
             break;
+        }
+        if (op->kind == IO_TMP_APPEND) {
+            RK_ASSERT(bc->stage_queued >= op->len);
+            bc->stage_queued -= op->len;
+            continue;
         }
         struct bc_file *f =
             op->kind < IO_TMP_CREATE && op->kind != IO_SYNC_DIR ? bc_file_at(bc, op->id) : NULL;

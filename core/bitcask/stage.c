@@ -68,6 +68,11 @@ uint32_t bc_stage_limit(const struct bitcask *bc)
     return bc->stage != NULL ? bc->stage->first_new : UINT32_MAX;
 }
 
+uint64_t bc_stage_queued_bytes(const struct bitcask *bc)
+{
+    return bc->stage_queued;
+}
+
 int bc_stage_state(const struct bitcask *bc)
 {
     return bc->stage == NULL      ? BC_STAGE_NONE

@@ -91,7 +91,7 @@ struct kv_store_ops {
      * table sized for the keys so far they all crowd its first slots (quadratic). RK_OK (also
      * when the store holds keys: then nothing), or RK_ENOMEM (nothing changed). */
     int (*reserve)(struct kv_store *s, uint64_t n);
-    /* Optional, all six or none (NULL: a snapshot is installed as one batch of puts). A STAGED
+    /* Optional, all seven or none (NULL: a snapshot is installed as one batch of puts). A STAGED
      * REPLACEMENT of the whole store (bitcask.h): begin at index; put the new store's records
      * (unique keys), flush after each piece (queued to the disk: nothing of it is kept in memory);
      * commit queues the switch (RK_EBUSY: not now, nothing changed, call again later). From the
@@ -105,6 +105,9 @@ struct kv_store_ops {
     int (*stage_commit)(struct kv_store *s);
     void (*stage_abort)(struct kv_store *s);
     int (*stage_state)(struct kv_store *s);
+    /* Bytes staged and not yet on disk: a caller stages more only once they fall (flow
+     * control: what is queued in memory stays bounded). */
+    uint64_t (*stage_queued)(struct kv_store *s);
     /* Frees the store and everything it owns. */
     void (*destroy)(struct kv_store *s);
 };

@@ -382,6 +382,12 @@ static int vs_stage_state(struct kv_store *s)
     return in->ops->stage_state(in);
 }
 
+static uint64_t vs_stage_queued(struct kv_store *s)
+{
+    struct kv_store *in = vw(s)->inner;
+    return in->ops->stage_queued(in);
+}
+
 static struct kv_store *views_free(struct views *w)
 {
     for (struct kv_view *v = w->head; v != NULL; v = v->next) {
@@ -441,6 +447,7 @@ static const struct kv_store_ops views_ops_stage = {
     .stage_commit = vs_stage_commit,
     .stage_abort = vs_stage_abort,
     .stage_state = vs_stage_state,
+    .stage_queued = vs_stage_queued,
     .destroy = vs_destroy,
 };
 

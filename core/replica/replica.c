@@ -189,7 +189,14 @@ struct snap_in {
     bool staged;
     bool commit_wanted;
     bool committing;
+    bool ack_held; /* the last chunk's acknowledgment waits for the store (SNAP_STAGE_QUEUE) */
 };
+
+/* A staged install acknowledges a chunk only once the store has written all but two chunks'
+ * bytes of what was staged (kv_store stage_queued): the leader sends the next chunk on that
+ * acknowledgment, so the chunks queued in memory for the store's worker stay bounded (two
+ * chunks, or one chunk of a big value) however fast the network is and however slow the disk. */
+#define SNAP_STAGE_QUEUE_BYTES (2 * (uint64_t)r->cfg.snapshot_chunk_bytes)
 
 struct byte_arena {
     uint8_t *buf;
@@ -1686,6 +1693,20 @@ static void snap_in_poll(struct replica *r)
     if (!si->active || !si->staged || r->failed)
         return;
     struct kv_store *st = r->cfg.store;
+    if (si->ack_held && st->ops->stage_queued(st) <= SNAP_STAGE_QUEUE_BYTES) {
+        si->ack_held = false;
+        struct raft_status rs;
+        raft_status(r->raft, &rs);
+        if (rs.term == si->term && rs.role == RAFT_FOLLOWER) {
+            struct codec_snap ack = {.from = r->id,
+                                     .to = si->from,
+                                     .term = si->term,
+                                     .index = si->index,
+                                     .xfer = si->xfer,
+                                     .seq = si->next_seq};
+            send_snap(r, CODEC_TYPE_SNAP_ACK, &ack);
+        }
+    }
     if (si->commit_wanted) {
         int rc = st->ops->stage_commit(st);
         if (rc == RK_EBUSY)
@@ -1806,6 +1827,11 @@ static void on_snap(struct replica *r, const struct codec_snap *f)
         si->count += n;
         si->crc = f->crc;
         si->next_seq++;
+        if (!f->last && si->staged &&
+            r->cfg.store->ops->stage_queued(r->cfg.store) > SNAP_STAGE_QUEUE_BYTES) {
+            si->ack_held = true; /* snap_in_poll sends it once the store caught up */
+            return;
+        }
         if (f->last && si->staged) {
             snap_stage_commit(r, si); /* acknowledged (done) by snap_in_poll once switched */
             if (r->failed || !si->active)
@@ -1826,6 +1852,8 @@ static void on_snap(struct replica *r, const struct codec_snap *f)
             return;
         }
     }
+    if (si->ack_held)
+        return; /* a duplicate: the held acknowledgment answers it (snap_in_poll) */
     ack.seq = si->next_seq;
     send_snap(r, CODEC_TYPE_SNAP_ACK, &ack);
 }
