@@ -7,11 +7,12 @@
  *   NNNNNNNNNN.data    data files, ids 1.. ; the highest is the last one written to
  *   NNNNNNNNNN.hint    beside a data file written by merge, or one the store rolled away from
  *                      (ROLL HINTS of bitcask.h, hint.c)
- *   *.tmp              a merge in progress (data, hint, MERGE.tmp), or a roll hint being
- *                      written; never read as data
+ *   *.tmp              a merge in progress (data, hint, MERGE.tmp), a staged replacement's
+ *                      outputs (stage.c), or a roll hint being written; never read as data
  *   MERGE              a merge's manifest: [crc32c u32][magic u32][first new id u32]
  *                      [new ids u32][old ids u32][old id u32]...; present only while a merge
- *                      switches files (between its commit and its cleanup)
+ *                      (or a staged replacement: stage.c, every file an input) switches files
+ *                      (between its commit and its cleanup)
  *
  * Invariants:
  *   B1  Only the highest-id data file may end with bytes that are not durable: a file is synced

@@ -8,7 +8,7 @@
  *                     consecutive (bc_config.merge_id_gap leaves room for a merge's outputs)
  *   NNNNNNNNNN.hint   for an immutable data file: where each live key is (written by merge), or
  *                     where each record is (written when the store rolls to a new data file)
- *   MERGE             a manifest while a merge switches files in (see bitcask.c)
+ *   MERGE             a manifest while a merge (or a staged replacement) switches files in
  *
  * Data record, little-endian:
  *   [crc32c u32][index u64][flags|key size u32][value size u32][key][value]
