@@ -190,6 +190,7 @@ struct snap_in {
     bool commit_wanted;
     bool committing;
     bool ack_held; /* the last chunk's acknowledgment waits for the store (SNAP_STAGE_QUEUE) */
+    struct kv *loader; /* staged: the state machine to be, fed each record (kv_load_record) */
 };
 
 /* A staged install acknowledges a chunk only once the store has written all but two chunks'
@@ -1524,18 +1525,26 @@ static bool snap_chunk_valid(const uint8_t *buf, uint64_t len, uint64_t *count)
 /* The state machine after the store holds the snapshot (at si->index, durable or on its way):
  * kv rebuilt from the store (sessions come with the snapshot), raft told. On failure the replica
  * stops, as after any storage failure. */
-static int snap_restore(struct replica *r, const struct snap_in *si)
+static struct kv_config snap_kv_config(struct replica *r)
+{
+    /* a new ACL generation: the driver's caches of users (node/cmd_acl.c) see the change */
+    return (struct kv_config){.alloc = r->alloc,
+                              .store = r->cfg.store,
+                              .max_sessions = r->cfg.max_sessions,
+                              .acl_generation = kv_acl_generation(r->kv) + 1};
+}
+
+/* loader: the state machine fed the snapshot's records as they were staged (kv_load_begin;
+ * taken, finished here), or NULL: rebuilt from the store (kv_create: a pass over its keys). */
+static int snap_restore(struct replica *r, const struct snap_in *si, struct kv *loader)
 {
     struct kv_store *st = r->cfg.store;
-    struct kv *kv = NULL;
-    /* a new ACL generation: the driver's caches of users (node/cmd_acl.c) see the change */
-    struct kv_config kc = {.alloc = r->alloc,
-                           .store = st,
-                           .max_sessions = r->cfg.max_sessions,
-                           .acl_generation = kv_acl_generation(r->kv) + 1};
+    struct kv *kv = loader;
+    struct kv_config kc = snap_kv_config(r);
     struct rk_errmsg err;
-    int rc = kv_create(&kc, &kv, &err);
+    int rc = loader != NULL ? kv_load_end(loader, &err) : kv_create(&kc, &kv, &err);
     if (rc != RK_OK) {
+        kv_destroy(loader);
         r->failed = true;
         rk_errf(&r->fail_msg, rc, "installing the snapshot at %llu: %s",
                 (unsigned long long)si->index, rk_strerror(rc));
@@ -1603,7 +1612,7 @@ static int snap_install(struct replica *r, struct snap_in *si)
                 (unsigned long long)si->index, rk_strerror(rc));
         return rc;
     }
-    return snap_restore(r, si);
+    return snap_restore(r, si, NULL);
 }
 
 /*
@@ -1620,14 +1629,30 @@ static int snap_install(struct replica *r, struct snap_in *si)
  * are removed at open) or the new (recovery rolls forward), never a mix, and no second copy
  * once done. From the commit until the switch is done (snap_in_poll, after bc_io_done), the
  * replica takes no ready (drive) and steps no APPEND: nothing may be applied to the store being
- * replaced, nor may the commit pass the snapshot's index before raft restores it. Then kv is
- * rebuilt from the store (a walk of the keydir, no value read but the sessions') and raft told,
- * and the acknowledgment (done) goes: the store holds the snapshot durably by then.
+ * replaced, nor may the commit pass the snapshot's index before raft restores it. The state
+ * machine to be is fed each record as it is staged (kv_load_record: sessions, counts, deadlines,
+ * users), so that the switch costs no pass over the keys here; then raft is told, and the
+ * acknowledgment (done) goes: the store holds the snapshot durably by then. A chunk is
+ * acknowledged only once the store has written all but two chunks of what was staged
+ * (SNAP_STAGE_QUEUE_BYTES): memory stays bounded whatever the disk's pace.
  *
  * Why not simpler: a separate "snapshot directory" swapped by a rename would need a second
  * kind of switch in the store and its recovery; the MERGE manifest already is a durable,
  * idempotent switch whose recovery (roll forward, tmp removal) is tested at every fs call.
  */
+
+static void snap_in_fail(struct replica *r, int rc, const char *what);
+
+/* A staged record into the state machine to be (no pass over the new store's keys later). */
+static int snap_load_record(struct replica *r, const uint8_t *key, uint32_t key_len,
+                            const uint8_t *val, uint32_t val_len)
+{
+    struct rk_errmsg err;
+    int rc = kv_load_record(r->snap_in.loader, key, key_len, val, val_len, &err);
+    if (rc != RK_OK)
+        snap_in_fail(r, rc, err.text);
+    return rc;
+}
 
 /* Stages a chunk's records (checked by snap_chunk_valid) and queues them for the disk. The
  * leader's own snapshot point record is not taken: ours is written at the commit. */
@@ -1641,6 +1666,8 @@ static int snap_stage_chunk(struct replica *r, const uint8_t *buf, uint64_t len)
         bool meta = kl == sizeof(snap_meta_key) && memcmp(key, snap_meta_key, kl) == 0;
         if (!meta)
             rc = st->ops->stage_put(st, key, kl, key + kl, vl);
+        if (!meta && rc == RK_OK)
+            rc = snap_load_record(r, key, kl, key + kl, vl);
         pos += SNAP_RECORD_HEAD_BYTES + (uint64_t)kl + vl;
     }
     return rc == RK_OK ? st->ops->stage_flush(st) : rc;
@@ -1648,6 +1675,8 @@ static int snap_stage_chunk(struct replica *r, const uint8_t *buf, uint64_t len)
 
 static void snap_in_fail(struct replica *r, int rc, const char *what)
 {
+    if (r->failed)
+        return; /* the first failure says why */
     r->failed = true;
     rk_errf(&r->fail_msg, rc, "installing the snapshot at %llu: %s: %s",
             (unsigned long long)r->snap_in.index, what, rk_strerror(rc));
@@ -1665,6 +1694,8 @@ static void snap_stage_commit(struct replica *r, struct snap_in *si)
     put64(meta, si->index);
     put64(meta + 8, si->snap_term);
     int rc = st->ops->stage_put(st, snap_meta_key, sizeof(snap_meta_key), meta, sizeof(meta));
+    if (rc == RK_OK)
+        rc = snap_load_record(r, snap_meta_key, sizeof(snap_meta_key), meta, sizeof(meta));
     if (rc != RK_OK) {
         snap_in_fail(r, rc, "staging its point");
         return;
@@ -1680,6 +1711,7 @@ static void snap_in_free(struct replica *r)
     struct kv_store *st = r->cfg.store;
     if (si->staged && st->ops->stage_state(st) == KV_STAGE_FILLING)
         st->ops->stage_abort(st); /* its outputs' removal queued */
+    kv_destroy(si->loader);
     rk_free(r->alloc, si->buf);
     memset(si, 0, sizeof(*si));
 }
@@ -1726,8 +1758,9 @@ static void snap_in_poll(struct replica *r)
         return;
     }
     struct snap_in done = *si;
+    si->loader = NULL; /* snap_restore's */
     snap_in_free(r);
-    if (snap_restore(r, &done) != RK_OK)
+    if (snap_restore(r, &done, done.loader) != RK_OK)
         return;
     struct raft_status rs;
     raft_status(r->raft, &rs);
@@ -1801,6 +1834,13 @@ static void on_snap(struct replica *r, const struct codec_snap *f)
                 return;
             }
             si->staged = true;
+            struct kv_config kc = snap_kv_config(r);
+            struct rk_errmsg err;
+            rc = kv_load_begin(&kc, f->index, &si->loader, &err);
+            if (rc != RK_OK) {
+                snap_in_fail(r, rc, "a state machine for it");
+                return;
+            }
         }
     }
     /* A chunk whose running CRC does not check out was damaged on its way (or belongs to
