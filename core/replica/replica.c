@@ -1740,6 +1740,14 @@ static void snap_in_poll(struct replica *r)
         }
     }
     if (si->commit_wanted) {
+        struct raft_status rs;
+        raft_status(r->raft, &rs);
+        if (rs.commit >= si->index || kv_applied_index(r->kv) >= si->index) {
+            /* The log got there first (a new leader's entries, while the commit waited for a
+             * merge): switching in the older snapshot would take back what was applied. */
+            snap_in_free(r);
+            return;
+        }
         int rc = st->ops->stage_commit(st);
         if (rc == RK_EBUSY)
             return; /* a merge is in progress: the next tick tries again */
@@ -3228,6 +3236,7 @@ void replica_destroy(struct replica *r)
         rk_free(a, r->snap_out[i].buf);
     }
     rk_free(a, r->snap_in.buf);
+    kv_destroy(r->snap_in.loader); /* a staged install cut short: its files go at the next open */
     if (r->own_views != NULL)
         (void)kv_views_unwrap(r->own_views); /* the store is the driver's */
     for (size_t i = r->output_taken ? r->n_jobs_given : 0; i < r->n_jobs; i++)
