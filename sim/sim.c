@@ -1777,9 +1777,13 @@ static void store_start(struct sim *s, struct sim_node *nd)
     ev_push(s, s->now + delay, EV_STORE_IO, nd->id, nd->store_gen, 0, NULL);
 }
 
+static void store_switch_crash_point(struct sim *s, struct sim_node *nd);
+
 static void store_take(struct sim *s, struct sim_node *nd)
 {
     for (struct bc_io_job *j; (j = bc_io_take(nd->bc)) != NULL;) {
+        if (bc_io_job_switches(j))
+            store_switch_crash_point(s, nd);
         if (nd->n_sjobq == nd->cap_sjobq) {
             nd->cap_sjobq = nd->cap_sjobq ? nd->cap_sjobq * 2 : 16;
             nd->sjobq = xrealloc(nd->sjobq, nd->cap_sjobq * sizeof(*nd->sjobq));
@@ -1803,6 +1807,7 @@ static void on_store_io(struct sim *s, struct sim_node *nd)
         return;
     }
     struct rk_errmsg err = {{0}};
+    bool switches = bc_io_job_switches(j);
     rc = bc_io_done(nd->bc, j, &err);
     if (rc != RK_OK) {
         trace(s, "n%u stopped: its store's writes failed: %s", nd->id, err.text);
@@ -1810,6 +1815,9 @@ static void on_store_io(struct sim *s, struct sim_node *nd)
         schedule_start_retry(s, nd);
         return;
     }
+    if (switches)
+        trace(s, "n%u store: a staged snapshot switched in at %" PRIu64, nd->id,
+              bc_applied_index(nd->bc));
     replica_store_progress(nd->rep);
     drain(s, nd);
     store_start(s, nd);
@@ -3439,6 +3447,29 @@ static void chaos_schedule(struct sim *s, int kind)
 }
 
 static void chaos_member(struct sim *s);
+
+/* A crash point inside a staged snapshot install (bitcask.h, STAGED REPLACEMENT): with disk
+ * crash points on, a third of the switches taken get the node killed at one of the store's next
+ * few disk calls — the outputs' last syncs, the MERGE commit, the renames, the loading, the
+ * removals — so that both outcomes of recovery (the old store, the new one) are reached. */
+static void store_switch_crash_point(struct sim *s, struct sim_node *nd)
+{
+    trace(s, "n%u store: a staged snapshot's switch queued", nd->id);
+    /* While faults are on only (settle restarts every node once; a crash after it would not
+     * be undone), and restarted as a chaos crash is. */
+    if (!s->chaos_on || !s->scn->disk.crashpoints || nd->dying || !rnd_chance(s, 0.33))
+        return;
+    struct simdisk_faults f = disk_faults(s, nd);
+    f.crash_at_call = rnd_range(s, 1, 40);
+    simdisk_set_faults(nd->disk, &f);
+    nd->dying = true;
+    s->avail_dirty = true;
+    trace(s, "n%u will crash at store disk call %" PRIu64 " (in a snapshot's switch)", nd->id,
+          f.crash_at_call);
+    ev_push(s, s->now + 100000, EV_DIE, nd->id, nd->start_gen, 0, NULL);
+    uint64_t down = rnd_range(s, s->chaos.downtime_us_min, s->chaos.downtime_us_max);
+    ev_push(s, s->now + 100000 + down, EV_CHAOS_UNDO, nd->id, CHAOS_CRASH, 0, NULL);
+}
 
 static void on_chaos(struct sim *s, int kind)
 {

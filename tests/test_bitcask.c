@@ -2972,6 +2972,233 @@ static void a_failed_run_leaves_the_store_usable(void **state)
     }
 }
 
+/* ---- staged replacement (bitcask.h, STAGED REPLACEMENT; stage.c) -------------------------- */
+
+/* The store before a stage: "o1".."o40" at indexes 1..40 in several rotated files, deferred
+ * writes, everything done. */
+static struct env *stage_fixture(uint64_t seed)
+{
+    struct env *e = env_new(seed, 512);
+    env_open_ok(e);
+    bc_set_deferred(e->bc, NULL);
+    char key[16], val[32];
+    for (uint64_t i = 1; i <= 40; i++) {
+        snprintf(key, sizeof(key), "o%llu", (unsigned long long)i);
+        snprintf(val, sizeof(val), "old value %llu", (unsigned long long)i);
+        put1(e, i, key, val);
+    }
+    sync_(e);
+    io_all(e);
+    return e;
+}
+
+static void stage_put_s(struct env *e, const char *key, const char *val)
+{
+    ok(e, bc_stage_put(e->bc, (const uint8_t *)key, (uint32_t)strlen(key), (const uint8_t *)val,
+                       (uint32_t)strlen(val), &e->err));
+}
+
+/* Stages "n1".."n<count>" (and "o3", replaced) at index 100, flushing every 7 records. */
+static void stage_fill(struct env *e, int count)
+{
+    ok(e, bc_stage_begin(e->bc, 100, &e->err));
+    char key[16], val[32];
+    for (int i = 1; i <= count; i++) {
+        snprintf(key, sizeof(key), "n%d", i);
+        snprintf(val, sizeof(val), "new value %d", i);
+        stage_put_s(e, key, val);
+        if (i % 7 == 0)
+            ok(e, bc_stage_flush(e->bc, &e->err));
+    }
+    stage_put_s(e, "o3", "o3 in the snapshot");
+    ok(e, bc_stage_flush(e->bc, &e->err));
+}
+
+static void expect_old(struct env *e)
+{
+    char key[16], val[32];
+    for (uint64_t i = 1; i <= 40; i++) {
+        snprintf(key, sizeof(key), "o%llu", (unsigned long long)i);
+        snprintf(val, sizeof(val), "old value %llu", (unsigned long long)i);
+        expect(e, key, val);
+    }
+    expect(e, "n1", NULL);
+    assert_int_equal(bc_count(e->bc), 40);
+}
+
+static void expect_new(struct env *e, int count)
+{
+    char key[16], val[32];
+    for (int i = 1; i <= count; i++) {
+        snprintf(key, sizeof(key), "n%d", i);
+        snprintf(val, sizeof(val), "new value %d", i);
+        expect(e, key, val);
+    }
+    expect(e, "o1", NULL);
+    expect(e, "o3", "o3 in the snapshot");
+    assert_int_equal(bc_count(e->bc), (uint64_t)count + 1);
+    assert_int_equal(bc_applied_index(e->bc), 100);
+}
+
+/* The stage's records go to disk as they come (not kept), the live store serves and takes writes
+ * meanwhile, and the switch leaves the new store alone on disk: only its files, no *.tmp, no
+ * MERGE; a reopen reads it from its hints. */
+static void staged_replacement_switches_in_and_leaves_one_copy(void **state)
+{
+    (void)state;
+    struct env *e = stage_fixture(7);
+    struct names before = list_names(e);
+    assert_true(before.data >= 3);
+    stage_fill(e, 60);
+    assert_int_equal(bc_stage_state(e->bc), BC_STAGE_FILLING);
+    io_all(e);
+    assert_true(list_names(e).tmp >= 2); /* the outputs, under their tmp names */
+    put1(e, 41, "o41", "written while staging");
+    expect(e, "o41", "written while staging");
+    expect(e, "n1", NULL); /* nothing staged is visible */
+    sync_(e);
+    io_all(e);
+    ok(e, bc_stage_commit(e->bc, &e->err));
+    assert_int_equal(bc_stage_state(e->bc), BC_STAGE_COMMITTING);
+    assert_int_equal(bc_put(e->bc, 42, (const uint8_t *)"x", 1, (const uint8_t *)"y", 1, &e->err),
+                     RK_EBUSY);
+    expect(e, "o41", "written while staging"); /* the old store until the switch */
+    io_all(e);
+    assert_int_equal(bc_stage_state(e->bc), BC_STAGE_NONE);
+    expect_new(e, 60);
+    expect(e, "o41", NULL);
+    assert_int_equal(bc_durable_index(e->bc), 100);
+    struct names after = list_names(e);
+    assert_int_equal(after.tmp, 0);
+    assert_false(after.merge);
+    assert_int_equal(after.data, after.hint); /* the outputs, each with its hint */
+    assert_int_equal(after.data, (int)stats(e).data_files);
+    put1(e, 101, "n1", "after the switch");
+    sync_(e);
+    io_all(e);
+    env_crash_reopen(e);
+    assert_int_equal(bc_applied_index(e->bc), 101);
+    expect(e, "n1", "after the switch");
+    expect(e, "n2", "new value 2");
+    expect(e, "o2", NULL);
+    assert_true(stats(e).hint_files_loaded >= 1);
+    env_close(e);
+    struct bc_verify_stats vs;
+    ok(e, bc_verify(&e->cfg, NULL, &vs, &e->err));
+    env_free(e);
+}
+
+/* Abort before the commit: the outputs are removed, the store is as it was, and another stage
+ * can begin and switch in. No merge starts while a stage lasts; a stage does not commit while a
+ * merge is in progress. */
+static void staged_replacement_aborts_and_waits_for_a_merge(void **state)
+{
+    (void)state;
+    struct env *e = stage_fixture(8);
+    stage_fill(e, 20);
+    struct bc_merge_job *j = NULL;
+    assert_int_equal(bc_merge_prepare(e->bc, NULL, &j, &e->err), RK_EBUSY);
+    bc_stage_abort(e->bc);
+    assert_int_equal(bc_stage_state(e->bc), BC_STAGE_NONE);
+    io_all(e);
+    assert_int_equal(list_names(e).tmp, 0);
+    expect_old(e);
+    env_reopen(e); /* the active file closed: a merge has inputs and room */
+    bc_set_deferred(e->bc, NULL);
+    expect_old(e);
+    ok(e, bc_merge_prepare(e->bc, NULL, &j, &e->err));
+    assert_non_null(j);
+    stage_fill(e, 30);
+    assert_int_equal(bc_stage_commit(e->bc, &e->err), RK_EBUSY); /* one MERGE at a time */
+    assert_int_equal(bc_stage_state(e->bc), BC_STAGE_FILLING);
+    ok(e, bc_merge_run(j));
+    bool done = false;
+    while (!done)
+        ok(e, bc_merge_install(e->bc, j, 0, &done, &e->err));
+    ok(e, bc_merge_cleanup(j));
+    ok(e, bc_merge_end(e->bc, j, &e->err));
+    bc_merge_job_free(j);
+    ok(e, bc_stage_commit(e->bc, &e->err));
+    io_all(e);
+    expect_new(e, 30);
+    assert_int_equal(list_names(e).tmp, 0);
+    env_reopen(e);
+    expect_new(e, 30);
+    env_free(e);
+}
+
+/* Without deferred writes the stage writes at each flush and switches in at the commit. */
+static void staged_replacement_without_deferred_writes(void **state)
+{
+    (void)state;
+    struct env *e = env_new(9, 512);
+    env_open_ok(e);
+    put1(e, 1, "o1", "old");
+    sync_(e);
+    stage_fill(e, 25);
+    ok(e, bc_stage_commit(e->bc, &e->err));
+    assert_int_equal(bc_stage_state(e->bc), BC_STAGE_NONE);
+    expect_new(e, 25);
+    env_crash_reopen(e);
+    expect_new(e, 25);
+    assert_int_equal(list_names(e).tmp, 0);
+    env_free(e);
+}
+
+/* A crash at every fs call of a staged replacement — its outputs' writes, the commit, the
+ * renames, the loading and the removals — reopens with the old store whole or the new one
+ * whole, never a mix, and with no *.tmp nor MERGE left and no file of the other store. */
+static void crash_at_any_call_of_a_staged_replacement_leaves_old_or_new(void **state)
+{
+    (void)state;
+    int olds = 0, news = 0;
+    for (uint64_t k = 1;; k++) {
+        struct env *e = stage_fixture(100 + k);
+        struct simdisk_faults f = {.torn_writes = (k % 2) == 0, .crash_at_call = k};
+        set_faults(e, &f);
+        stage_fill(e, 40);
+        int rc = bc_stage_commit(e->bc, &e->err);
+        for (struct bc_io_job *j; (j = bc_io_take(e->bc)) != NULL;) {
+            if (simdisk_crashed(e->disk) || bc_io_run(j) != RK_OK || simdisk_crashed(e->disk)) {
+                bc_io_free(j);
+                continue;
+            }
+            if (bc_io_done(e->bc, j, &e->err) != RK_OK) /* the switch's opens */
+                assert_true(simdisk_crashed(e->disk));
+        }
+        if (!simdisk_crashed(e->disk)) { /* past the last fs call */
+            ok(e, rc);
+            no_faults(e);
+            expect_new(e, 40);
+            env_free(e);
+            break;
+        }
+        bc_close(e->bc); /* the process dies with its jobs (freed above) */
+        e->bc = NULL;
+        simdisk_crash(e->disk);
+        no_faults(e);
+        env_open_ok(e);
+        if (bc_applied_index(e->bc) == 100) {
+            expect_new(e, 40);
+            news++;
+        } else {
+            assert_int_equal(bc_applied_index(e->bc), 40);
+            expect_old(e);
+            olds++;
+        }
+        struct names ns = list_names(e);
+        assert_int_equal(ns.tmp, 0);
+        assert_false(ns.merge);
+        assert_int_equal(ns.data, (int)stats(e).data_files); /* no file of the other store */
+        env_close(e);
+        struct bc_verify_stats vs;
+        ok(e, bc_verify(&e->cfg, NULL, &vs, &e->err));
+        env_free(e);
+    }
+    assert_true(olds > 10);
+    assert_true(news > 3);
+}
+
 /* ---- merge: a crash at every fs call ------------------------------------------------------ */
 
 /* A store of several files with dead records and tombstones, reopened (all immutable). */
@@ -3614,6 +3841,10 @@ int main(void)
         cmocka_unit_test(merge_in_steps_keeps_what_is_written_meanwhile_and_its_hints_are_used),
         cmocka_unit_test(crash_at_any_step_of_a_merge_in_steps_keeps_every_newest_value),
         cmocka_unit_test(a_failed_run_leaves_the_store_usable),
+        cmocka_unit_test(staged_replacement_switches_in_and_leaves_one_copy),
+        cmocka_unit_test(staged_replacement_aborts_and_waits_for_a_merge),
+        cmocka_unit_test(staged_replacement_without_deferred_writes),
+        cmocka_unit_test(crash_at_any_call_of_a_staged_replacement_leaves_old_or_new),
         cmocka_unit_test(a_cancelled_run_changes_nothing),
         cmocka_unit_test(a_merge_in_a_small_id_gap_takes_every_closed_file),
         cmocka_unit_test(crash_during_the_recovery_of_a_crashed_merge_is_harmless),

@@ -23,12 +23,14 @@
 
 #include <cmocka.h>
 
+#include "bitcask/bitcask.h"
 #include "codec/codec.h"
 #include "common/crc32c.h"
 #include "kv/kv.h"
 #include "kv/memstore.h"
 #include "log/log.h"
 #include "replica/replica.h"
+#include "simdisk.h"
 
 /* ---- the harness ------------------------------------------------------------------------ */
 
@@ -65,6 +67,11 @@ struct net_node {
     struct log_store *log;
     struct kv_store *store;
     bool isolated;
+    /* A Bitcask store on a simulated disk, with deferred writes (net_new_bitcask): its jobs are
+     * run after every call into the node, as a store thread would (net_store_io). */
+    struct simdisk *disk;
+    struct bitcask *bc;
+    bool died; /* its disk reached its crash point: the node is crashed (net_collect) */
 };
 
 /* What the FIFO saw of snapshot transfers. */
@@ -148,7 +155,49 @@ static void net_observe(struct net *net, uint64_t id)
     }
 }
 
+static void net_crash(struct net *net, uint64_t id);
+
+/* The store's deferred writes run, in order, and handed back (bitcask.h, DEFERRED WRITES), then
+ * replica_store_progress. True if any was; a job that reached the disk's crash point kills the
+ * node (died). */
+static bool net_store_io(struct net *net, uint64_t id)
+{
+    struct net_node *nd = &net->nodes[id];
+    bool any = false;
+    for (struct bc_io_job *j; nd->bc != NULL && !nd->died && (j = bc_io_take(nd->bc)) != NULL;) {
+        if (simdisk_crashed(nd->disk) || bc_io_run(j) != RK_OK || simdisk_crashed(nd->disk)) {
+            bc_io_free(j);
+            nd->died = true;
+            break;
+        }
+        struct rk_errmsg err = {{0}};
+        if (bc_io_done(nd->bc, j, &err) != RK_OK) {
+            assert_true(simdisk_crashed(nd->disk)); /* a switch's open after the crash point */
+            nd->died = true;
+            break;
+        }
+        any = true;
+    }
+    if (any && !nd->died)
+        replica_store_progress(nd->r);
+    return any && !nd->died;
+}
+
+static void net_collect_once(struct net *net, uint64_t id);
+
 static void net_collect(struct net *net, uint64_t id)
+{
+    for (int i = 0;; i++) {
+        assert_true(i < 1000);
+        net_collect_once(net, id);
+        if (!net_store_io(net, id))
+            break;
+    }
+    if (net->nodes[id].died)
+        net_crash(net, id); /* the jobs taken are gone with the process */
+}
+
+static void net_collect_once(struct net *net, uint64_t id)
 {
     net_observe(net, id);
     struct replica_output out;
@@ -192,11 +241,33 @@ static void net_start(struct net *net, uint64_t id)
         fail_msg("replica %llu: %s", (unsigned long long)id, err.text);
 }
 
-/* Crash: the replica goes; its log store and kv store (the disk) stay. */
+static void net_open_bitcask(struct net_node *nd)
+{
+    struct bc_config c = {.fs = simdisk_fs(nd->disk), .max_file_bytes = 2048, .merge_id_gap = 2};
+    struct rk_errmsg err = {{0}};
+    int rc = bc_open(&c, &nd->bc, &err);
+    if (rc != RK_OK)
+        fail_msg("bc_open: %s", err.text);
+    bc_set_deferred(nd->bc, NULL);
+    nd->store = bc_kv_store(nd->bc);
+}
+
+/* Crash: the replica goes; its log store and kv store (the disk) stay. A Bitcask store loses
+ * what its disk did not make durable (simdisk_crash) and is opened again, as at a restart. */
 static void net_crash(struct net *net, uint64_t id)
 {
-    replica_destroy(net->nodes[id].r);
-    net->nodes[id].r = NULL;
+    struct net_node *nd = &net->nodes[id];
+    replica_destroy(nd->r);
+    nd->r = NULL;
+    if (nd->bc != NULL) {
+        nd->store->ops->destroy(nd->store); /* bc_close: its jobs not taken are dropped */
+        nd->bc = NULL;
+        simdisk_crash(nd->disk);
+        struct simdisk_faults none = {0};
+        simdisk_set_faults(nd->disk, &none);
+        nd->died = false;
+        net_open_bitcask(nd);
+    }
 }
 
 static void snapshot_config(struct replica_config *c)
@@ -233,13 +304,33 @@ static struct net *net_new(uint32_t n, void (*tweak)(struct replica_config *c))
     return net;
 }
 
+/* As net_new, every node's store a Bitcask on a simulated disk with deferred writes: a snapshot
+ * is installed by the streamed path (a staged replacement, core/bitcask/stage.c). */
+static struct net *net_new_bitcask(uint32_t n, void (*tweak)(struct replica_config *c))
+{
+    struct net *net = net_new(n, tweak);
+    for (uint64_t id = 1; id <= n; id++) {
+        struct net_node *nd = &net->nodes[id];
+        replica_destroy(nd->r);
+        nd->r = NULL;
+        nd->store->ops->destroy(nd->store);
+        nd->disk = simdisk_create(100 + id);
+        assert_non_null(nd->disk);
+        net_open_bitcask(nd);
+        net_start(net, id);
+    }
+    return net;
+}
+
 static void net_free(struct net *net)
 {
     for (uint64_t id = 1; id <= net->n; id++) {
         if (net->nodes[id].r != NULL)
-            net_crash(net, id);
+            replica_destroy(net->nodes[id].r);
         net->nodes[id].log->ops->destroy(net->nodes[id].log);
         net->nodes[id].store->ops->destroy(net->nodes[id].store);
+        if (net->nodes[id].disk != NULL)
+            simdisk_destroy(net->nodes[id].disk);
     }
     for (size_t i = net->q_head; i < net->q_len; i++)
         free(net->q[i].bytes);
@@ -980,6 +1071,137 @@ static void test_deadlines_and_the_clock_travel_with_the_snapshot(void **state)
     net_free(net);
 }
 
+/* ---- the streamed install into a Bitcask store (STREAMED INSTALL in replica.c) ------------- */
+
+static void tiny_snapshot_memory(struct replica_config *c)
+{
+    /* The path that collects a snapshot in memory would refuse this one (it is far bigger):
+     * a follower that installs it streamed it. */
+    c->max_snapshot_bytes = 64;
+}
+
+/* As tiny_snapshot_memory, in chunks of 512 bytes: a few, so that crashing at every disk call
+ * of an install takes a few dozen runs. */
+static void tiny_snapshot_memory_big_chunks(struct replica_config *c)
+{
+    tiny_snapshot_memory(c);
+    c->snapshot_chunk_bytes = 512;
+}
+
+struct dir_names {
+    int tmp;
+    int merge;
+};
+
+static bool dir_name(void *ctx, const char *name)
+{
+    struct dir_names *d = ctx;
+    size_t len = strlen(name);
+    d->tmp += len > 4 && strcmp(name + len - 4, ".tmp") == 0;
+    d->merge += strcmp(name, "MERGE") == 0;
+    return true;
+}
+
+static struct dir_names net_dir(struct net *net, uint64_t id)
+{
+    struct dir_names d = {0, 0};
+    struct fs *fs = simdisk_fs(net->nodes[id].disk);
+    struct rk_errmsg err = {{0}};
+    assert_int_equal(fs->ops->list(fs, dir_name, &d, &err), RK_OK);
+    return d;
+}
+
+/* Ticks until follower f applied what the leader committed and knows the leader. */
+static void run_until_caught_up(struct net *net, uint64_t leader, uint64_t f, uint32_t max_ticks)
+{
+    for (uint32_t i = 0;; i++) {
+        if (net->nodes[f].r != NULL &&
+            net_info(net, f).raft.applied >= net_info(net, leader).raft.commit &&
+            net_info(net, f).raft.leader == leader)
+            return;
+        if (i >= max_ticks)
+            fail_msg("node %llu did not catch up in %u ticks", (unsigned long long)f, max_ticks);
+        net_tick_all(net);
+    }
+}
+
+static void test_streamed_install_into_bitcask_serves_and_leaves_one_copy(void **state)
+{
+    (void)state;
+    struct net *net = net_new_bitcask(3, tiny_snapshot_memory);
+    uint64_t f = 0;
+    uint64_t leader = lagging_follower(net, &f, 7);
+    net->nodes[f].isolated = false;
+    run_until_installed(net, f, 1, 400);
+    assert_true(net->snap.delivered[f] > 3);
+    assert_serves_all(net, f, N_WRITES);
+    assert_same_store(net, leader, f);
+    struct dir_names d = net_dir(net, f);
+    assert_int_equal(d.tmp, 0);
+    assert_int_equal(d.merge, 0);
+    /* It keeps up by appends afterwards, and a restart finds the installed store. */
+    assert_status(net_do(net, leader, REPLICA_PUT, "after", "snapshot", 0, 0), REPLICA_OK);
+    net_run(net, 3);
+    net_crash(net, f);
+    net_start(net, f);
+    run_until_caught_up(net, leader, f, 400);
+    assert_value(net_do(net, f, REPLICA_GET, "after", NULL, 0, 0), "snapshot");
+    assert_serves_all(net, f, N_WRITES);
+    assert_same_store(net, leader, f);
+    net_free(net);
+}
+
+/* The follower crashes at its store's k-th disk call after it is reconnected, for every k up to
+ * past the end of the install: the staged outputs' writes, the switch's commit, renames, loading
+ * and removals. Restarted, it holds the old store or the new one (never a mix: the checks
+ * below), no *.tmp nor MERGE, and catches up to serve every value the leader has. */
+static void test_crash_at_every_disk_call_of_a_streamed_install_recovers(void **state)
+{
+    (void)state;
+    int crashed_old = 0, crashed_new = 0;
+    for (uint64_t k = 1;; k++) {
+        assert_true(k < 400);
+        struct net *net = net_new_bitcask(3, tiny_snapshot_memory_big_chunks);
+        uint64_t f = 0;
+        uint64_t leader = lagging_follower(net, &f, 0);
+        uint64_t snap_index = net_info(net, leader).raft.snapshot_index;
+        struct simdisk_faults fl = {.torn_writes = (k % 2) == 0, .crash_at_call = k};
+        simdisk_set_faults(net->nodes[f].disk, &fl);
+        net->nodes[f].isolated = false;
+        bool crashed = false;
+        for (uint32_t i = 0; i < 400 && !crashed; i++) {
+            if (net_info(net, f).snapshots_installed == 1)
+                break;
+            net_tick_all(net);
+            crashed = net->nodes[f].r == NULL;
+        }
+        if (!crashed) { /* past the install's last disk call */
+            assert_int_equal(net_info(net, f).snapshots_installed, 1);
+            assert_true(crashed_old > 10 && crashed_new > 10); /* 100 and 44 when written */
+            struct simdisk_faults none = {0};
+            simdisk_set_faults(net->nodes[f].disk, &none);
+            assert_serves_all(net, f, N_WRITES);
+            net_free(net);
+            break;
+        }
+        /* Reopened (net_crash): the old store, or the new one at the snapshot's index. */
+        uint64_t applied = net->nodes[f].store->ops->applied_index(net->nodes[f].store);
+        if (applied >= snap_index)
+            crashed_new++;
+        else
+            crashed_old++;
+        struct dir_names d = net_dir(net, f);
+        assert_int_equal(d.tmp, 0);
+        assert_int_equal(d.merge, 0);
+        net->nodes[f].cfg.raft.seed += 1000 * k;
+        net_start(net, f);
+        run_until_caught_up(net, leader, f, 800);
+        assert_serves_all(net, f, N_WRITES);
+        assert_same_store(net, leader, f);
+        net_free(net);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -997,6 +1219,8 @@ int main(void)
             test_follower_restarted_after_installing_a_snapshot_serves_the_same_values),
         cmocka_unit_test(test_snapshot_of_an_empty_state_machine_installs_and_survives_a_restart),
         cmocka_unit_test(test_compaction_after_leader_noops_still_lets_every_node_restart),
+        cmocka_unit_test(test_streamed_install_into_bitcask_serves_and_leaves_one_copy),
+        cmocka_unit_test(test_crash_at_every_disk_call_of_a_streamed_install_recovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,11 +7,12 @@
  *   NNNNNNNNNN.data    data files, ids 1.. ; the highest is the last one written to
  *   NNNNNNNNNN.hint    beside a data file written by merge, or one the store rolled away from
  *                      (ROLL HINTS of bitcask.h, hint.c)
- *   *.tmp              a merge in progress (data, hint, MERGE.tmp), or a roll hint being
- *                      written; never read as data
+ *   *.tmp              a merge in progress (data, hint, MERGE.tmp), a staged replacement's
+ *                      outputs (stage.c), or a roll hint being written; never read as data
  *   MERGE              a merge's manifest: [crc32c u32][magic u32][first new id u32]
  *                      [new ids u32][old ids u32][old id u32]...; present only while a merge
- *                      switches files (between its commit and its cleanup)
+ *                      (or a staged replacement: stage.c, every file an input) switches files
+ *                      (between its commit and its cleanup)
  *
  * Invariants:
  *   B1  Only the highest-id data file may end with bytes that are not durable: a file is synced
@@ -407,6 +408,8 @@ static int check_write(struct bitcask *bc, uint64_t index, uint32_t key_len, uin
     int rc = bc_check_poison(bc, err);
     if (rc != RK_OK)
         return rc;
+    if (bc->stage_committing) /* stage.c: the live files are about to be replaced */
+        return rk_errf(err, RK_EBUSY, "a staged replacement is switching in");
     /* Programmer errors: the state machine applies indexes in order. */
     RK_ASSERT(index >= bc->applied_index);
     RK_ASSERT(bc->batch_len == 0 || index >= bc->batch_index);
@@ -583,6 +586,10 @@ static int prepare_active(struct bitcask *bc, size_t len, struct rk_errmsg *err)
         uint32_t next = bc->active_id + 1 + bc->merge_id_gap;
         if (bc->active_id >= BC_MAX_FILE_ID - 1 - bc->merge_id_gap)
             return rk_errf(err, RK_ENOSPC, "out of data file ids");
+        /* A staged replacement's outputs must sort after every live file (stage.c): until it
+         * switches in, the active file grows past max_file_bytes rather than reach them. */
+        if (next >= bc_stage_limit(bc))
+            return RK_OK;
         if (bc_files_cover(bc, next) != RK_OK)
             return rk_errf(err, RK_ENOMEM, "no memory for the file table");
         a = bc_file_at(bc, bc->active_id); /* the table may have moved */
@@ -730,6 +737,8 @@ int bc_sync(struct bitcask *bc, struct rk_errmsg *err)
     if (rc != RK_OK)
         return rc;
     struct bc_file *a = bc_file_at(bc, bc->active_id);
+    if (bc->stage_committing)
+        return RK_OK; /* stage.c: the live files are being replaced; the switch is the sync */
     if (bc->deferred) {
         if (bc->active_unsynced) {
             rc = seal_active(bc, err);
@@ -1066,6 +1075,8 @@ void bc_close(struct bitcask *bc)
             bc->fs->ops->close(bc->fs, f->f);
     }
     bc_io_close(bc);
+    bc_stage_free(bc);
+    bc_close(bc->garbage);
     bc_kd_free(&bc->kd);
     rk_free(a, bc->files);
     rk_free(a, bc->batch);
@@ -1183,6 +1194,51 @@ static int kvb_reserve(struct kv_store *s, uint64_t n)
     return bc_reserve_keys(to_bc(s), n);
 }
 
+static int kvb_stage_begin(struct kv_store *s, uint64_t index)
+{
+    struct bitcask *bc = to_bc(s);
+    return bc_stage_begin(bc, index, &bc->kv_err);
+}
+
+static int kvb_stage_put(struct kv_store *s, const uint8_t *key, uint32_t key_len,
+                         const uint8_t *val, uint32_t val_len)
+{
+    struct bitcask *bc = to_bc(s);
+    return bc_stage_put(bc, key, key_len, val, val_len, &bc->kv_err);
+}
+
+static int kvb_stage_flush(struct kv_store *s)
+{
+    struct bitcask *bc = to_bc(s);
+    return bc_stage_flush(bc, &bc->kv_err);
+}
+
+static int kvb_stage_commit(struct kv_store *s)
+{
+    struct bitcask *bc = to_bc(s);
+    return bc_stage_commit(bc, &bc->kv_err);
+}
+
+static void kvb_stage_abort(struct kv_store *s)
+{
+    bc_stage_abort(to_bc(s));
+}
+
+_Static_assert((int)BC_STAGE_NONE == (int)KV_STAGE_NONE &&
+                   (int)BC_STAGE_FILLING == (int)KV_STAGE_FILLING &&
+                   (int)BC_STAGE_COMMITTING == (int)KV_STAGE_COMMITTING,
+               "bitcask's stage states are kv_store's");
+
+static int kvb_stage_state(struct kv_store *s)
+{
+    return bc_stage_state(to_bc(s));
+}
+
+static uint64_t kvb_stage_queued(struct kv_store *s)
+{
+    return bc_stage_queued_bytes(to_bc(s));
+}
+
 static const struct kv_store_ops bc_kv_ops = {
     .get = kvb_get,
     .put = kvb_put,
@@ -1198,6 +1254,13 @@ static const struct kv_store_ops bc_kv_ops = {
     .scan_after = kvb_scan_after,
     .key_order = bc_key_order,
     .reserve = kvb_reserve,
+    .stage_begin = kvb_stage_begin,
+    .stage_put = kvb_stage_put,
+    .stage_flush = kvb_stage_flush,
+    .stage_commit = kvb_stage_commit,
+    .stage_abort = kvb_stage_abort,
+    .stage_state = kvb_stage_state,
+    .stage_queued = kvb_stage_queued,
     .destroy = kvb_destroy,
 };
 

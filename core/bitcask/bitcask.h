@@ -8,7 +8,7 @@
  *                     consecutive (bc_config.merge_id_gap leaves room for a merge's outputs)
  *   NNNNNNNNNN.hint   for an immutable data file: where each live key is (written by merge), or
  *                     where each record is (written when the store rolls to a new data file)
- *   MERGE             a manifest while a merge switches files in (see bitcask.c)
+ *   MERGE             a manifest while a merge (or a staged replacement) switches files in
  *
  * Data record, little-endian:
  *   [crc32c u32][index u64][flags|key size u32][value size u32][key][value]
@@ -259,6 +259,8 @@ struct bc_io_job *bc_io_take(struct bitcask *bc);
 int bc_io_run(struct bc_io_job *job);
 /* Whether the job syncs (its cost is a sync: for a simulator's latency). */
 bool bc_io_job_syncs(const struct bc_io_job *job);
+/* Whether the job switches a staged replacement in (for a simulator's crash points). */
+bool bc_io_job_switches(const struct bc_io_job *job);
 /* Owner side, in take order: the job's writes are known on disk (or the store poisoned). Frees
  * the job. RK_OK or the job's failure (err). */
 int bc_io_done(struct bitcask *bc, struct bc_io_job *job, struct rk_errmsg *err);
@@ -268,6 +270,39 @@ void bc_io_free(struct bc_io_job *job);
 uint64_t bc_durable_index(const struct bitcask *bc);
 /* Jobs taken and not yet done, plus the one filling (0: every write is on disk or dropped). */
 size_t bc_io_out(const struct bitcask *bc);
+
+/*
+ * STAGED REPLACEMENT (stage.c; the protocol and its crash analysis are at its top): the whole
+ * store replaced by a stream of records (a follower installing a snapshot), written as they come
+ * into outputs of their own (*.data.tmp with hints, ids above every live file) through the
+ * deferred jobs, and switched in by the MERGE protocol with every live file as an input: a crash
+ * leaves the old store or the new one, never a mix, and after the switch only the new one is on
+ * disk. The owner's work is O(records of the call) per call; the new keydir is loaded and the
+ * old one freed by the worker. The live store keeps serving and taking writes until the commit.
+ *
+ *   bc_stage_begin    no I/O; RK_EBUSY while another stage is in progress or a merge left files
+ *   bc_stage_put      a record of the new store, at the stage's index (keys must be unique)
+ *   bc_stage_flush    the records put so far queued for the worker (without deferred writes:
+ *                     written now)
+ *   bc_stage_commit   queues the switch; RK_EBUSY while a merge is in progress (nothing
+ *                     changed: call again later). From here until the switch is done
+ *                     (bc_stage_state NONE again, bc_applied_index the stage's), puts and dels
+ *                     fail with RK_EBUSY and bc_sync does nothing. Without deferred writes the
+ *                     switch is done on return.
+ *   bc_stage_abort    before the commit: the outputs' removal queued, the stage gone
+ * No merge starts while a stage is in progress (bc_merge_prepare: RK_EBUSY).
+ */
+enum bc_stage_state { BC_STAGE_NONE = 0, BC_STAGE_FILLING, BC_STAGE_COMMITTING };
+int bc_stage_begin(struct bitcask *bc, uint64_t index, struct rk_errmsg *err);
+int bc_stage_put(struct bitcask *bc, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                 uint32_t val_len, struct rk_errmsg *err);
+int bc_stage_flush(struct bitcask *bc, struct rk_errmsg *err);
+int bc_stage_commit(struct bitcask *bc, struct rk_errmsg *err);
+void bc_stage_abort(struct bitcask *bc);
+int bc_stage_state(const struct bitcask *bc);
+/* Bytes staged and queued that the worker has not yet written (bc_io_done): a sender of records
+ * waits for this to fall before it stages more, so that what is queued stays bounded. */
+uint64_t bc_stage_queued_bytes(const struct bitcask *bc);
 
 uint64_t bc_count(const struct bitcask *bc);
 /* The index of the last complete batch (0 if none). */

@@ -178,6 +178,17 @@ struct bitcask {
     uint64_t durable_index; /* the applied index of the last sync a done job ran */
 
     struct bc_merge_job *merge; /* the merge between bc_merge_prepare and bc_merge_end */
+    /* A staged replacement (stage.c) between bc_stage_begin and its switch or abort; while it
+     * commits (its switch queued), writes are refused. Outputs of later stages take ids from
+     * stage_floor on (the removal of an aborted one's may still be queued). */
+    struct bc_stage *stage;
+    bool stage_committing;
+    uint32_t stage_floor;
+    uint64_t stages_done;
+    uint64_t stage_queued; /* bytes of staged records in jobs not yet done (flow control) */
+    /* What a switch replaced (the old keydir in a store shell): freed by the worker with the
+     * next job (bc_io_run), not on the owner's thread. */
+    struct bitcask *garbage;
     bool merge_stuck;           /* a merge left files it could not remove: none until reopen */
     uint64_t merges_done;
     uint64_t merged_bytes; /* bytes of the inputs of the merges done */
@@ -382,6 +393,34 @@ const uint8_t *bc_io_find(const struct bitcask *bc, const struct bc_kent *e);
 /* The lowest file id a job not yet done writes or syncs (UINT32_MAX: none). */
 uint32_t bc_io_low_id(const struct bitcask *bc);
 void bc_io_close(struct bitcask *bc);
+
+/* ---- staged replacement (stage.c) ------------------------------------------------------- */
+
+/* The op that switches a staged replacement in (io.c IO_STAGE_COMMIT), on the worker: commit,
+ * renames, the new keydir loaded, the old files removed. first_new/n_out: the outputs; keys: how
+ * many records were staged (the keydir's size); manifest: the MERGE bytes. *shadow: the loaded
+ * store (the caller owns it). */
+int bc_stage_run_commit(struct fs *fs, const struct rk_alloc *alloc, uint32_t first_new,
+                        uint64_t keys, const uint8_t *manifest, size_t manifest_len,
+                        struct bitcask **shadow, struct rk_errmsg *err);
+/* bc_io_done of that op, on the owner: the store becomes the shadow's. */
+int bc_stage_switch(struct bitcask *bc, struct bitcask *shadow, struct rk_errmsg *err);
+/* The lowest id the stage in progress writes (UINT32_MAX: none): live files stay below it. */
+uint32_t bc_stage_limit(const struct bitcask *bc);
+/* Frees the stage (bc_close). */
+void bc_stage_free(struct bitcask *bc);
+/* Queues the creation (commit: its commit record, else an empty hint), an append (p taken), a
+ * sync of output id's data (hint false) or hint file, the removal of both, or the switch. */
+int bc_io_tmp_create(struct bitcask *bc, uint32_t id, bool hint, const uint8_t *commit,
+                     struct rk_errmsg *err);
+int bc_io_tmp_append(struct bitcask *bc, uint32_t id, bool hint, uint8_t *p, size_t len,
+                     struct rk_errmsg *err);
+int bc_io_tmp_sync(struct bitcask *bc, uint32_t id, bool hint, struct rk_errmsg *err);
+int bc_io_tmp_remove(struct bitcask *bc, uint32_t id, struct rk_errmsg *err);
+int bc_io_stage_commit(struct bitcask *bc, uint32_t first_new, uint64_t keys, uint8_t *manifest,
+                       size_t len, struct rk_errmsg *err);
+/* Without deferred writes: runs what was queued now (take, run, done). */
+int bc_io_run_now(struct bitcask *bc, struct rk_errmsg *err);
 
 /* ---- recovery and merge ------------------------------------------------------------------- */
 

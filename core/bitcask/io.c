@@ -31,11 +31,25 @@
 
 #include "common/assert.h"
 
-enum io_kind { IO_CREATE, IO_APPEND, IO_SYNC, IO_SYNC_DIR, IO_HINT };
+enum io_kind {
+    IO_CREATE,
+    IO_APPEND,
+    IO_SYNC,
+    IO_SYNC_DIR,
+    IO_HINT,
+    /* A staged replacement's outputs (stage.c), under their tmp names: never the live store's
+     * files, never found by bc_io_find (not in apps). */
+    IO_TMP_CREATE,
+    IO_TMP_APPEND,
+    IO_TMP_SYNC,
+    IO_TMP_REMOVE,
+    IO_STAGE_COMMIT, /* id: the first output; off: the records staged; p: the MERGE manifest */
+};
 
 struct io_op {
     uint8_t kind;
     bool seal;   /* APPEND of a batch buffer: the worker computes its records' CRCs */
+    bool hint;   /* IO_TMP_*: the output's hint file, not its data file */
     uint32_t id; /* data file */
     uint64_t off; /* HINT: the data file's size */
     uint8_t *p;   /* APPEND: the bytes (owned by the job); CREATE: its commit record */
@@ -60,6 +74,8 @@ struct bc_io_job {
     uint64_t hint_failures; /* and those that did not (not a failure of the job) */
     struct rk_errmsg hint_err;
     struct bc_io_job *next;
+    struct bitcask *shadow;  /* IO_STAGE_COMMIT: the store it loaded, for bc_stage_switch */
+    struct bitcask *garbage; /* what a switch replaced: freed by bc_io_run (or bc_io_free) */
     int rc;
     struct rk_errmsg err;
 };
@@ -85,7 +101,9 @@ static struct io_op *io_push(struct bitcask *bc, struct rk_errmsg *err)
         }
         memset(j, 0, sizeof(*j));
         j->alloc = bc->alloc;
-        j->fs = bc->io_fs;
+        j->fs = bc->io_fs != NULL ? bc->io_fs : bc->fs;
+        j->garbage = bc->garbage; /* freed off the owner's thread */
+        bc->garbage = NULL;
         bc->io_cur = j;
     }
     struct bc_io_job *j = bc->io_cur;
@@ -207,6 +225,53 @@ int bc_io_hint(struct bitcask *bc, uint32_t id, uint64_t size, struct rk_errmsg 
     return rc;
 }
 
+int bc_io_tmp_create(struct bitcask *bc, uint32_t id, bool hint, const uint8_t *commit,
+                     struct rk_errmsg *err)
+{
+    int rc = io_small(bc, IO_TMP_CREATE, id, 0, commit, commit != NULL ? BC_COMMIT_BYTES : 0, err);
+    if (rc == RK_OK)
+        bc->io_cur->ops[bc->io_cur->n_ops - 1].hint = hint;
+    return rc;
+}
+
+int bc_io_tmp_append(struct bitcask *bc, uint32_t id, bool hint, uint8_t *p, size_t len,
+                     struct rk_errmsg *err)
+{
+    struct io_op *op = io_push(bc, err);
+    if (op == NULL)
+        return RK_ENOMEM;
+    *op = (struct io_op){.kind = IO_TMP_APPEND, .hint = hint, .id = id, .p = p, .len = len};
+    bc->stage_queued += len;
+    return RK_OK;
+}
+
+int bc_io_tmp_sync(struct bitcask *bc, uint32_t id, bool hint, struct rk_errmsg *err)
+{
+    int rc = io_small(bc, IO_TMP_SYNC, id, 0, NULL, 0, err);
+    if (rc == RK_OK) {
+        bc->io_cur->ops[bc->io_cur->n_ops - 1].hint = hint;
+        bc->io_cur->syncs = true;
+    }
+    return rc;
+}
+
+int bc_io_tmp_remove(struct bitcask *bc, uint32_t id, struct rk_errmsg *err)
+{
+    return io_small(bc, IO_TMP_REMOVE, id, 0, NULL, 0, err);
+}
+
+int bc_io_stage_commit(struct bitcask *bc, uint32_t first_new, uint64_t keys, uint8_t *manifest,
+                       size_t len, struct rk_errmsg *err)
+{
+    struct io_op *op = io_push(bc, err);
+    if (op == NULL)
+        return RK_ENOMEM;
+    *op = (struct io_op){
+        .kind = IO_STAGE_COMMIT, .id = first_new, .off = keys, .p = manifest, .len = len};
+    bc->io_cur->syncs = true;
+    return RK_OK;
+}
+
 int bc_io_mark_sync(struct bitcask *bc, uint64_t index, struct rk_errmsg *err)
 {
     if (bc->io_cur == NULL) {
@@ -244,6 +309,11 @@ bool bc_io_job_syncs(const struct bc_io_job *job)
     return job->syncs;
 }
 
+bool bc_io_job_switches(const struct bc_io_job *job)
+{
+    return job->n_ops > 0 && job->ops[job->n_ops - 1].kind == IO_STAGE_COMMIT;
+}
+
 size_t bc_io_out(const struct bitcask *bc)
 {
     size_t n = bc->io_cur != NULL;
@@ -263,6 +333,40 @@ static void io_seal(uint8_t *p, size_t len)
         bc_rec_seal(p + off, n);
         off += n;
     }
+}
+
+/* An op of a staged replacement (stage.c): the outputs under their tmp names, and the switch. */
+static int io_run_stage_op(struct bc_io_job *job, const struct io_op *op)
+{
+    struct fs *fs = job->fs;
+    char name[BC_NAME_BYTES];
+    bc_name(name, op->id, op->hint ? "hint.tmp" : "data.tmp");
+    if (op->kind == IO_STAGE_COMMIT) {
+        int rc = bc_stage_run_commit(fs, job->alloc, op->id, op->off, op->p, op->len, &job->shadow,
+                                     &job->err);
+        return rc == RK_OK ? RK_OK : rk_errwrap(&job->err, rc, "staged replacement");
+    }
+    if (op->kind == IO_TMP_REMOVE) {
+        int rc = fs->ops->remove(fs, name, &job->err);
+        if (rc == RK_OK || rc == RK_ENOENT) {
+            bc_name(name, op->id, "hint.tmp");
+            rc = fs->ops->remove(fs, name, &job->err);
+        }
+        return rc == RK_OK || rc == RK_ENOENT ? RK_OK
+                                              : rk_errwrap(&job->err, rc, "%s: remove", name);
+    }
+    struct fs_file *f = NULL;
+    uint32_t flags = op->kind == IO_TMP_CREATE ? FS_CREATE | FS_EXCL : 0;
+    int rc = fs->ops->open(fs, name, flags, &f, &job->err);
+    if (rc != RK_OK)
+        return rk_errwrap(&job->err, rc, "%s: open", name);
+    if (op->len > 0 && (op->kind == IO_TMP_CREATE || op->kind == IO_TMP_APPEND))
+        rc = fs->ops->append(fs, f, op->p, op->len, &job->err);
+    else if (op->kind == IO_TMP_SYNC)
+        rc = fs->ops->sync(fs, f, &job->err);
+    job->fs_syncs += op->kind == IO_TMP_SYNC;
+    fs->ops->close(fs, f);
+    return rc == RK_OK ? RK_OK : rk_errwrap(&job->err, rc, "%s", name);
 }
 
 int bc_io_run(struct bc_io_job *job)
@@ -289,6 +393,10 @@ int bc_io_run(struct bc_io_job *job)
                 job->hint_failures++;
                 job->hint_err = herr;
             }
+            continue;
+        }
+        if (op->kind >= IO_TMP_CREATE) {
+            rc = io_run_stage_op(job, op);
             continue;
         }
         if (op->id != name_id) {
@@ -334,6 +442,8 @@ int bc_io_run(struct bc_io_job *job)
     }
     if (f != NULL)
         fs->ops->close(fs, f);
+    bc_close(job->garbage); /* a switched-out keydir: O(its keys), here rather than on the loop */
+    job->garbage = NULL;
     job->rc = rc;
     return rc;
 }
@@ -346,6 +456,8 @@ void bc_io_free(struct bc_io_job *job)
         rk_free(job->alloc, job->ops[i].p);
     rk_free(job->alloc, job->ops);
     rk_free(job->alloc, job->apps);
+    bc_close(job->shadow);
+    bc_close(job->garbage);
     rk_free(job->alloc, job);
 }
 
@@ -369,7 +481,19 @@ int bc_io_done(struct bitcask *bc, struct bc_io_job *job, struct rk_errmsg *err)
     }
     for (size_t i = 0; rc == RK_OK && i < job->n_ops; i++) {
         const struct io_op *op = &job->ops[i];
-        struct bc_file *f = op->kind != IO_SYNC_DIR ? bc_file_at(bc, op->id) : NULL;
+        if (op->kind == IO_STAGE_COMMIT) { /* the last op of its job (stage.c) */
+            struct bitcask *shadow = job->shadow;
+            job->shadow = NULL;
+            rc = bc_stage_switch(bc, shadow, err);
+            break;
+        }
+        if (op->kind == IO_TMP_APPEND) {
+            RK_ASSERT(bc->stage_queued >= op->len);
+            bc->stage_queued -= op->len;
+            continue;
+        }
+        struct bc_file *f =
+            op->kind < IO_TMP_CREATE && op->kind != IO_SYNC_DIR ? bc_file_at(bc, op->id) : NULL;
         if (f == NULL)
             continue; /* a file merge has removed since (it was written whole first) */
         if (op->kind == IO_CREATE && f->f == NULL) {
@@ -385,8 +509,8 @@ int bc_io_done(struct bitcask *bc, struct bc_io_job *job, struct rk_errmsg *err)
             f->written = op->off + op->len; /* D2 */
         }
     }
-    if (rc == RK_OK && job->mark)
-        bc->durable_index = job->mark_index; /* D3 */
+    if (rc == RK_OK && job->mark && job->mark_index > bc->durable_index)
+        bc->durable_index = job->mark_index; /* D3 (a switch may have moved it past) */
     bc_io_free(job);
     return rc == RK_OK ? RK_OK : bc_poison(bc, rc, err);
 }
@@ -439,12 +563,23 @@ uint32_t bc_io_low_id(const struct bitcask *bc)
         if (j == NULL)
             break;
         for (size_t i = 0; i < j->n_ops; i++)
-            if (j->ops[i].kind != IO_SYNC_DIR && j->ops[i].id < low)
+            if (j->ops[i].kind != IO_SYNC_DIR && j->ops[i].kind < IO_TMP_CREATE &&
+                j->ops[i].id < low)
                 low = j->ops[i].id;
         if (j == bc->io_cur)
             break;
     }
     return low;
+}
+
+int bc_io_run_now(struct bitcask *bc, struct rk_errmsg *err)
+{
+    RK_ASSERT(!bc->deferred);
+    struct bc_io_job *j = bc_io_take(bc);
+    if (j == NULL)
+        return RK_OK;
+    bc_io_run(j);
+    return bc_io_done(bc, j, err);
 }
 
 void bc_io_close(struct bitcask *bc)

@@ -551,7 +551,7 @@ void bc_merge_pick(struct bitcask *bc, struct bc_merge_pick *pick)
 
 bool bc_merge_wanted(struct bitcask *bc, const struct bc_merge_policy *policy)
 {
-    if (bc->merge != NULL || bc->merge_stuck || bc->poison != RK_OK)
+    if (bc->merge != NULL || bc->merge_stuck || bc->stage != NULL || bc->poison != RK_OK)
         return false;
     struct bc_merge_pick p;
     bc_merge_pick(bc, &p);
@@ -573,6 +573,8 @@ int bc_merge_prepare(struct bitcask *bc, struct fs *fs, struct bc_merge_job **ou
         return rk_errf(err, RK_EBUSY, "merge: one is in progress");
     if (bc->merge_stuck)
         return rk_errf(err, RK_EBUSY, "merge: an earlier one left files; reopen the store first");
+    if (bc->stage != NULL) /* stage.c: one MERGE at a time, and the stage's takes every file */
+        return rk_errf(err, RK_EBUSY, "merge: a staged replacement is in progress");
     struct bc_merge_pick pick;
     uint32_t last;
     uint32_t room;
@@ -874,6 +876,8 @@ int bc_merge(struct bitcask *bc, struct rk_errmsg *err)
         return rc;
     if (bc->batch_len > 0)
         return rk_errf(err, RK_EINVAL, "merge: a batch is open; end it first");
+    if (bc->stage != NULL)
+        return rk_errf(err, RK_EBUSY, "merge: a staged replacement is in progress");
     if (bc->deferred)
         return rk_errf(err, RK_EINVAL, "merge: writes are deferred; merge in steps");
     rc = bc_sync(bc, err); /* step 0, and the promise to the caller, inputs or not */

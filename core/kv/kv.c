@@ -530,6 +530,8 @@ static void sessions_sort(struct kv_session *pool, uint32_t n)
     }
 }
 
+static int sessions_index(struct kv *kv, struct rk_errmsg *err);
+
 /* Rebuilds the session table from the store's records (K5), in LRU order by last_index. */
 static int sessions_load(struct kv *kv, struct rk_errmsg *err)
 {
@@ -540,8 +542,12 @@ static int sessions_load(struct kv *kv, struct rk_errmsg *err)
         rc = l.rc;
     else if (l.rc == RK_OK)
         rk_errf(err, rc, "kv store: scanning for sessions: %s", rk_strerror(rc));
-    if (rc != RK_OK)
-        return rc;
+    return rc == RK_OK ? sessions_index(kv, err) : rc;
+}
+
+/* The session table (K5) from the sessions loaded into the pool, in LRU order by last_index. */
+static int sessions_index(struct kv *kv, struct rk_errmsg *err)
+{
     uint32_t n = kv->n_sessions;
     sessions_sort(kv->pool, n);
     for (uint32_t i = 0; i < n; i++) {
@@ -614,7 +620,90 @@ int kv_meta_write(struct kv *kv, uint64_t index, const struct kv_meta *m)
 static bool lru_valid(const struct kv *kv) __attribute__((unused));
 static bool table_valid(const struct kv *kv) __attribute__((unused));
 
+static int kv_new(const struct kv_config *c, struct kv **out, struct rk_errmsg *err);
+
 int kv_create(const struct kv_config *c, struct kv **out, struct rk_errmsg *err)
+{
+    RK_ASSERT(out != NULL);
+    *out = NULL;
+    struct kv *kv = NULL;
+    int rc = kv_new(c, &kv, err);
+    if (rc != RK_OK)
+        return rc;
+    rc = sessions_load(kv, err);
+    if (rc == RK_OK)
+        rc = meta_load(kv, err);
+    if (rc == RK_OK)
+        rc = kv_acl_load_done(kv, err);
+    if (rc != RK_OK) {
+        kv_destroy(kv);
+        return rc;
+    }
+    /* The in-memory invariants only: kv_valid also reads the store, and a read error from
+     * the disk is not a programmer error. */
+    RK_ASSERT_SLOW(lru_valid(kv) && table_valid(kv));
+    *out = kv;
+    return RK_OK;
+}
+
+int kv_load_begin(const struct kv_config *c, uint64_t applied_index, struct kv **out,
+                  struct rk_errmsg *err)
+{
+    int rc = kv_new(c, out, err);
+    if (rc == RK_OK)
+        (*out)->applied_index = applied_index;
+    return rc;
+}
+
+int kv_load_record(struct kv *kv, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                   uint32_t val_len, struct rk_errmsg *err)
+{
+    RK_ASSERT(val != NULL || val_len == 0);
+    static const uint8_t none[1] = {0};
+    struct load_ctx l = {.kv = kv, .applied_index = kv->applied_index, .rc = RK_OK, .err = err};
+    (void)load_record(&l, key, key_len, val != NULL ? val : none, val_len);
+    return l.rc;
+}
+
+#ifdef RK_SLOW_ASSERTS
+/* A state machine loaded record by record is the one kv_create would make from the store (the
+ * slow check of kv_load_end: a pass over the store, in debug, sim and fuzz builds). */
+static bool loaded_matches_store(const struct kv *kv)
+{
+    struct kv_config c = {.alloc = kv->alloc,
+                          .store = kv->store,
+                          .max_sessions = kv->max_sessions,
+                          .acl_generation = kv->acl_gen};
+    struct kv *fresh = NULL;
+    if (kv_create(&c, &fresh, NULL) != RK_OK)
+        return true; /* a read error or no memory: nothing to compare */
+    bool same = fresh->n_sessions == kv->n_sessions && fresh->n_meta == kv->n_meta &&
+                fresh->n_expiry_records == kv->n_expiry_records && fresh->n_users == kv->n_users &&
+                memcmp(fresh->n_keys, kv->n_keys, sizeof(kv->n_keys)) == 0 &&
+                memcmp(fresh->n_expiring, kv->n_expiring, sizeof(kv->n_expiring)) == 0;
+    for (uint32_t i = 0; same && i < kv->n_sessions; i++)
+        same = fresh->pool[i].client_id == kv->pool[i].client_id &&
+               fresh->pool[i].last_index == kv->pool[i].last_index;
+    kv_destroy(fresh);
+    return same;
+}
+#endif
+
+int kv_load_end(struct kv *kv, struct rk_errmsg *err)
+{
+    RK_ASSERT(kv->store->ops->applied_index(kv->store) == kv->applied_index);
+    int rc = sessions_index(kv, err);
+    if (rc == RK_OK)
+        rc = meta_load(kv, err);
+    if (rc == RK_OK)
+        rc = kv_acl_load_done(kv, err);
+    RK_ASSERT_SLOW(rc != RK_OK || (lru_valid(kv) && table_valid(kv)));
+    RK_ASSERT_SLOW(rc != RK_OK || loaded_matches_store(kv));
+    return rc;
+}
+
+/* The state machine, allocated and empty (kv_create: then loaded from the store). */
+static int kv_new(const struct kv_config *c, struct kv **out, struct rk_errmsg *err)
 {
     RK_ASSERT(c != NULL);
     RK_ASSERT(out != NULL);
@@ -653,18 +742,6 @@ int kv_create(const struct kv_config *c, struct kv **out, struct rk_errmsg *err)
     kv->acl_gen = c->acl_generation;
     kv->lru_head = KV_NIL;
     kv->lru_tail = KV_NIL;
-    int rc = sessions_load(kv, err);
-    if (rc == RK_OK)
-        rc = meta_load(kv, err);
-    if (rc == RK_OK)
-        rc = kv_acl_load_done(kv, err);
-    if (rc != RK_OK) {
-        kv_destroy(kv);
-        return rc;
-    }
-    /* The in-memory invariants only: kv_valid also reads the store, and a read error from
-     * the disk is not a programmer error. */
-    RK_ASSERT_SLOW(lru_valid(kv) && table_valid(kv));
     *out = kv;
     return RK_OK;
 }

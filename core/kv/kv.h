@@ -372,6 +372,17 @@ struct kv;
  * RK_ECORRUPT for a stored key or session record that does not decode (naming the key);
  * RK_ENOMEM; or the store's scan error. */
 int kv_create(const struct kv_config *c, struct kv **out, struct rk_errmsg *err);
+/* kv_create in pieces, for a store being replaced record by record (a staged snapshot install,
+ * store.h): begin makes the state machine for c->store as it will be at applied_index, each of
+ * the new store's records is fed as it is staged (what kv_create's scan would have visited:
+ * val not NULL), and end — once the store holds them all (switched in) — finishes it as
+ * kv_create would have, without a pass over the keys. Errors as kv_create's; after a failure of
+ * record or end, kv_destroy. */
+int kv_load_begin(const struct kv_config *c, uint64_t applied_index, struct kv **out,
+                  struct rk_errmsg *err);
+int kv_load_record(struct kv *kv, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                   uint32_t val_len, struct rk_errmsg *err);
+int kv_load_end(struct kv *kv, struct rk_errmsg *err);
 
 /* Frees the kv and its sessions; does not destroy the store. NULL is a no-op. */
 void kv_destroy(struct kv *kv);

@@ -91,9 +91,28 @@ struct kv_store_ops {
      * table sized for the keys so far they all crowd its first slots (quadratic). RK_OK (also
      * when the store holds keys: then nothing), or RK_ENOMEM (nothing changed). */
     int (*reserve)(struct kv_store *s, uint64_t n);
+    /* Optional, all seven or none (NULL: a snapshot is installed as one batch of puts). A STAGED
+     * REPLACEMENT of the whole store (bitcask.h): begin at index; put the new store's records
+     * (unique keys), flush after each piece (queued to the disk: nothing of it is kept in memory);
+     * commit queues the switch (RK_EBUSY: not now, nothing changed, call again later). From the
+     * commit until stage_state is KV_STAGE_NONE again, puts and dels fail (RK_EBUSY) and the
+     * store is the old one; then it is the new one, applied_index the stage's and durable.
+     * abort (before the commit) drops the stage. A crash leaves the old store or the new one. */
+    int (*stage_begin)(struct kv_store *s, uint64_t index);
+    int (*stage_put)(struct kv_store *s, const uint8_t *key, uint32_t key_len, const uint8_t *val,
+                     uint32_t val_len);
+    int (*stage_flush)(struct kv_store *s);
+    int (*stage_commit)(struct kv_store *s);
+    void (*stage_abort)(struct kv_store *s);
+    int (*stage_state)(struct kv_store *s);
+    /* Bytes staged and not yet on disk: a caller stages more only once they fall (flow
+     * control: what is queued in memory stays bounded). */
+    uint64_t (*stage_queued)(struct kv_store *s);
     /* Frees the store and everything it owns. */
     void (*destroy)(struct kv_store *s);
 };
+
+enum kv_stage_state { KV_STAGE_NONE = 0, KV_STAGE_FILLING, KV_STAGE_COMMITTING };
 
 struct kv_store {
     const struct kv_store_ops *ops;

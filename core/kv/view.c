@@ -52,7 +52,7 @@ struct views {
     uint32_t n_views;
 };
 
-static const struct kv_store_ops views_ops, views_ops_no_range;
+static const struct kv_store_ops views_ops, views_ops_no_range, views_ops_stage;
 
 static struct views *vw(struct kv_store *s)
 {
@@ -338,6 +338,56 @@ static int vs_reserve(struct kv_store *s, uint64_t n)
     return in->ops->reserve != NULL ? in->ops->reserve(in, n) : RK_OK;
 }
 
+/* A staged replacement (store.h) goes to the inner store; the views are of the store as it was
+ * and end at the switch (vs_stage_commit: nothing pinned survives a replacement). */
+static int vs_stage_begin(struct kv_store *s, uint64_t index)
+{
+    struct kv_store *in = vw(s)->inner;
+    return in->ops->stage_begin(in, index);
+}
+
+static int vs_stage_put(struct kv_store *s, const uint8_t *key, uint32_t key_len,
+                        const uint8_t *val, uint32_t val_len)
+{
+    struct kv_store *in = vw(s)->inner;
+    return in->ops->stage_put(in, key, key_len, val, val_len);
+}
+
+static int vs_stage_flush(struct kv_store *s)
+{
+    struct kv_store *in = vw(s)->inner;
+    return in->ops->stage_flush(in);
+}
+
+static int vs_stage_commit(struct kv_store *s)
+{
+    struct views *w = vw(s);
+    int rc = w->inner->ops->stage_commit(w->inner);
+    if (rc == RK_OK) {
+        for (struct kv_view *v = w->head; v != NULL; v = v->next)
+            view_fail(v, RK_ESTALE, "the store was replaced (a snapshot installed)");
+    }
+    return rc;
+}
+
+static void vs_stage_abort(struct kv_store *s)
+{
+    struct kv_store *in = vw(s)->inner;
+    in->ops->stage_abort(in);
+}
+
+static int vs_stage_state(struct kv_store *s)
+{
+    struct kv_store *in = vw(s)->inner;
+    return in->ops->stage_state(in);
+}
+
+static uint64_t vs_stage_queued(struct kv_store *s)
+{
+    struct kv_store *in = vw(s)->inner;
+    return in->ops->stage_queued(in);
+}
+
 static struct kv_store *views_free(struct views *w)
 {
     for (struct kv_view *v = w->head; v != NULL; v = v->next) {
@@ -377,6 +427,30 @@ static const struct kv_store_ops views_ops = {
     .destroy = vs_destroy,
 };
 
+/* For an inner store with a staged replacement (store.h): the same, and those. */
+static const struct kv_store_ops views_ops_stage = {
+    .get = vs_get,
+    .put = vs_put,
+    .del = vs_del,
+    .count = vs_count,
+    .applied_index = vs_applied_index,
+    .end_batch = vs_end_batch,
+    .sync = vs_sync,
+    .durable_index = vs_durable_index,
+    .scan = vs_scan,
+    .scan_keys = vs_scan_keys,
+    .scan_range = vs_scan_range,
+    .reserve = vs_reserve,
+    .stage_begin = vs_stage_begin,
+    .stage_put = vs_stage_put,
+    .stage_flush = vs_stage_flush,
+    .stage_commit = vs_stage_commit,
+    .stage_abort = vs_stage_abort,
+    .stage_state = vs_stage_state,
+    .stage_queued = vs_stage_queued,
+    .destroy = vs_destroy,
+};
+
 /* For an inner store without scan_range (the store in memory): the wrapper must not claim it. */
 static const struct kv_store_ops views_ops_no_range = {
     .get = vs_get,
@@ -403,15 +477,17 @@ struct kv_store *kv_views_wrap(const struct rk_alloc *a, struct kv_store *inner)
     struct views *w = rk_malloc(a, sizeof(*w));
     if (w == NULL)
         return NULL;
-    const struct kv_store_ops *ops =
-        inner->ops->scan_range != NULL ? &views_ops : &views_ops_no_range;
+    const struct kv_store_ops *ops = inner->ops->scan_range == NULL    ? &views_ops_no_range
+                                     : inner->ops->stage_begin != NULL ? &views_ops_stage
+                                                                       : &views_ops;
     *w = (struct views){.base = {.ops = ops}, .inner = inner, .a = a};
     return &w->base;
 }
 
 bool kv_views_is_wrapper(const struct kv_store *s)
 {
-    return s != NULL && (s->ops == &views_ops || s->ops == &views_ops_no_range);
+    return s != NULL &&
+           (s->ops == &views_ops || s->ops == &views_ops_no_range || s->ops == &views_ops_stage);
 }
 
 uint32_t kv_views_open_count(const struct kv_store *wrapper)

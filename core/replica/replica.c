@@ -181,9 +181,23 @@ struct snap_in {
     uint64_t next_seq; /* chunks received in order */
     uint32_t crc;      /* running CRC-32C of their data */
     uint64_t count;    /* records */
-    uint8_t *buf;      /* their records */
+    uint8_t *buf;      /* their records (not staged) */
     size_t len, cap;
+    /* Staged (store.h, STAGED REPLACEMENT): the records go to the store's stage as they come,
+     * nothing is kept here; after the last chunk the switch is queued (committing), or waits
+     * for a merge to end (commit_wanted); snap_in_poll finishes the install once it is done. */
+    bool staged;
+    bool commit_wanted;
+    bool committing;
+    bool ack_held; /* the last chunk's acknowledgment waits for the store (SNAP_STAGE_QUEUE) */
+    struct kv *loader; /* staged: the state machine to be, fed each record (kv_load_record) */
 };
+
+/* A staged install acknowledges a chunk only once the store has written all but two chunks'
+ * bytes of what was staged (kv_store stage_queued): the leader sends the next chunk on that
+ * acknowledgment, so the chunks queued in memory for the store's worker stay bounded (two
+ * chunks, or one chunk of a big value) however fast the network is and however slow the disk. */
+#define SNAP_STAGE_QUEUE_BYTES (2 * (uint64_t)r->cfg.snapshot_chunk_bytes)
 
 struct byte_arena {
     uint8_t *buf;
@@ -525,9 +539,12 @@ static size_t store_gate(struct replica *r)
 
 static void send_snap(struct replica *r, uint8_t type, const struct codec_snap *f);
 
+static void snap_in_poll(struct replica *r);
+
 void replica_store_progress(struct replica *r)
 {
     replica_begin(r);
+    snap_in_poll(r); /* a staged install switched in */
     if (r->snap_ack_holding && store_durable(r) >= r->snap_ack_held.index) {
         struct raft_status st;
         raft_status(r->raft, &st);
@@ -1454,6 +1471,11 @@ static void on_snap_ack(struct replica *r, const struct codec_snap *f)
         so->resends = 0;
         snap_send_chunk(r, so); /* the next chunk */
     }
+    if (f->seq == so->seq + 1 && so->last) {
+        /* The last chunk arrived and the follower is installing (a staged install switches in
+         * on its store's worker): progress, so that the transfer is not given up meanwhile. */
+        so->progress_at = r->now; /* (resends keep their backoff) */
+    }
     /* An acknowledgment that does not move (of a duplicate, or the outstanding chunk lost):
      * snap_tick resends, with backoff; resending on each such ack would answer every duplicate
      * with another copy of the chunk, a storm when chunks are big values. */
@@ -1500,23 +1522,50 @@ static bool snap_chunk_valid(const uint8_t *buf, uint64_t len, uint64_t *count)
     return true;
 }
 
-/* Replaces the state machine with the snapshot as one batch of the store at its index, rebuilds
- * kv (sessions come with the snapshot), and tells raft.
- *
- * NOT YET STREAMED (issue 12 point 4, the follower's half): the chunks are collected in memory
- * (up to max_snapshot_bytes) and installed here at once, on the caller's thread. The mechanism
- * chosen for the streamed install, not implemented: Bitcask's merge protocol (bitcask.c, MERGE)
- * with the snapshot as the source of the outputs and EVERY file as an input. Each chunk's
- * records are appended (through the store's deferred jobs) to NNNNNNNNNN.data.tmp outputs with
- * hints, at ids above every file and with room left below them for the live store's rotations
- * meanwhile, into a keydir of their own; the last chunk's records, then a MARK at the snapshot's
- * index, then sync, then the MERGE manifest naming every older file as an input is the one
- * durable commit; then the renames, the keydir switch, and the inputs' removal (recover.c rolls
- * it forward after a crash past the manifest, and removes the tmp outputs before it). So a crash
- * leaves the old state (no manifest) or the new (manifest), never a mix, and no second copy
- * after recovery. Needs: no merge during a staged install (one MERGE manifest at a time), the
- * deferred jobs on the inputs done before the switch, and the simulator's crash points inside
- * it (crash_during_snapshot). */
+/* The state machine after the store holds the snapshot (at si->index, durable or on its way):
+ * kv rebuilt from the store (sessions come with the snapshot), raft told. On failure the replica
+ * stops, as after any storage failure. */
+static struct kv_config snap_kv_config(struct replica *r)
+{
+    /* a new ACL generation: the driver's caches of users (node/cmd_acl.c) see the change */
+    return (struct kv_config){.alloc = r->alloc,
+                              .store = r->cfg.store,
+                              .max_sessions = r->cfg.max_sessions,
+                              .acl_generation = kv_acl_generation(r->kv) + 1};
+}
+
+/* loader: the state machine fed the snapshot's records as they were staged (kv_load_begin;
+ * taken, finished here), or NULL: rebuilt from the store (kv_create: a pass over its keys). */
+static int snap_restore(struct replica *r, const struct snap_in *si, struct kv *loader)
+{
+    struct kv_store *st = r->cfg.store;
+    struct kv *kv = loader;
+    struct kv_config kc = snap_kv_config(r);
+    struct rk_errmsg err;
+    int rc = loader != NULL ? kv_load_end(loader, &err) : kv_create(&kc, &kv, &err);
+    if (rc != RK_OK) {
+        kv_destroy(loader);
+        r->failed = true;
+        rk_errf(&r->fail_msg, rc, "installing the snapshot at %llu: %s",
+                (unsigned long long)si->index, rk_strerror(rc));
+        return rc;
+    }
+    kv_destroy(r->kv);
+    r->kv = kv;
+    kv_set_read_time_ms(kv, r->now_ms);
+    r->synced_applied = si->index;
+    if (store_durable(r) < si->index)
+        r->restore_wait = si->index; /* deferred writes: see store_gate */
+    r->snapshots_installed++;
+    struct raft_conf conf;
+    bool has_conf = replica_store_conf(st, &conf) == RK_OK;
+    rc = raft_restore_conf(r->raft, si->index, si->snap_term, has_conf ? &conf : NULL);
+    return rc == RK_ESTALE ? RK_OK : rc;
+}
+
+/* Replaces the state machine with the snapshot as one batch of the store at its index: the
+ * path of a store without a staged replacement (store.h; the store in memory), whose chunks
+ * were collected in memory (up to max_snapshot_bytes). */
 static int snap_install(struct replica *r, struct snap_in *si)
 {
     struct kv_store *st = r->cfg.store;
@@ -1556,21 +1605,6 @@ static int snap_install(struct replica *r, struct snap_in *si)
         rc = st->ops->end_batch(st, si->index);
     if (rc == RK_OK)
         rc = st->ops->sync(st);
-    if (rc == RK_OK) {
-        struct kv *kv = NULL;
-        /* a new ACL generation: the driver's caches of users (node/cmd_acl.c) see the change */
-        struct kv_config kc = {.alloc = r->alloc,
-                               .store = st,
-                               .max_sessions = r->cfg.max_sessions,
-                               .acl_generation = kv_acl_generation(r->kv) + 1};
-        struct rk_errmsg err;
-        rc = kv_create(&kc, &kv, &err);
-        if (rc == RK_OK) {
-            kv_destroy(r->kv);
-            r->kv = kv;
-            kv_set_read_time_ms(kv, r->now_ms);
-        }
-    }
     if (rc != RK_OK) {
         /* The store may be half replaced: stop, as after any storage failure. */
         r->failed = true;
@@ -1578,20 +1612,178 @@ static int snap_install(struct replica *r, struct snap_in *si)
                 (unsigned long long)si->index, rk_strerror(rc));
         return rc;
     }
-    r->synced_applied = si->index;
-    if (store_durable(r) < si->index)
-        r->restore_wait = si->index; /* deferred writes: see store_gate */
-    r->snapshots_installed++;
-    struct raft_conf conf;
-    bool has_conf = replica_store_conf(st, &conf) == RK_OK;
-    rc = raft_restore_conf(r->raft, si->index, si->snap_term, has_conf ? &conf : NULL);
-    return rc == RK_ESTALE ? RK_OK : rc;
+    return snap_restore(r, si, NULL);
+}
+
+/*
+ * STREAMED INSTALL (issue 12 point 4, the follower's half) into a store with a staged
+ * replacement (store.h; Bitcask: bitcask.h STAGED REPLACEMENT, core/bitcask/stage.c). The
+ * mechanism is Bitcask's merge protocol with the snapshot as the source of the outputs and
+ * EVERY file of the store as an input: each chunk's records are staged (snap_stage_chunk) and
+ * queued for the store's worker as they come — appended to NNNNNNNNNN.data.tmp outputs with
+ * hints, at ids above every live file — so that nothing of the snapshot is kept here; the live
+ * store keeps serving and applying meanwhile. After the last chunk, the snapshot point record
+ * and the commit (snap_stage_commit): the MERGE manifest naming every older file is the one
+ * durable switch, then the renames, the new keydir loaded from the outputs' hints, and the
+ * inputs removed — all on the worker. A crash leaves the old store (no manifest: the tmp outputs
+ * are removed at open) or the new (recovery rolls forward), never a mix, and no second copy
+ * once done. From the commit until the switch is done (snap_in_poll, after bc_io_done), the
+ * replica takes no ready (drive) and steps no APPEND: nothing may be applied to the store being
+ * replaced, nor may the commit pass the snapshot's index before raft restores it. The state
+ * machine to be is fed each record as it is staged (kv_load_record: sessions, counts, deadlines,
+ * users), so that the switch costs no pass over the keys here; then raft is told, and the
+ * acknowledgment (done) goes: the store holds the snapshot durably by then. A chunk is
+ * acknowledged only once the store has written all but two chunks of what was staged
+ * (SNAP_STAGE_QUEUE_BYTES): memory stays bounded whatever the disk's pace.
+ *
+ * Why not simpler: a separate "snapshot directory" swapped by a rename would need a second
+ * kind of switch in the store and its recovery; the MERGE manifest already is a durable,
+ * idempotent switch whose recovery (roll forward, tmp removal) is tested at every fs call.
+ */
+
+static void snap_in_fail(struct replica *r, int rc, const char *what);
+
+/* A staged record into the state machine to be (no pass over the new store's keys later). */
+static int snap_load_record(struct replica *r, const uint8_t *key, uint32_t key_len,
+                            const uint8_t *val, uint32_t val_len)
+{
+    struct rk_errmsg err;
+    int rc = kv_load_record(r->snap_in.loader, key, key_len, val, val_len, &err);
+    if (rc != RK_OK)
+        snap_in_fail(r, rc, err.text);
+    return rc;
+}
+
+/* Stages a chunk's records (checked by snap_chunk_valid) and queues them for the disk. The
+ * leader's own snapshot point record is not taken: ours is written at the commit. */
+static int snap_stage_chunk(struct replica *r, const uint8_t *buf, uint64_t len)
+{
+    struct kv_store *st = r->cfg.store;
+    int rc = RK_OK;
+    for (uint64_t pos = 0; rc == RK_OK && pos < len;) {
+        uint32_t kl = get32(buf + pos), vl = get32(buf + pos + 4);
+        const uint8_t *key = buf + pos + SNAP_RECORD_HEAD_BYTES;
+        bool meta = kl == sizeof(snap_meta_key) && memcmp(key, snap_meta_key, kl) == 0;
+        if (!meta)
+            rc = st->ops->stage_put(st, key, kl, key + kl, vl);
+        if (!meta && rc == RK_OK)
+            rc = snap_load_record(r, key, kl, key + kl, vl);
+        pos += SNAP_RECORD_HEAD_BYTES + (uint64_t)kl + vl;
+    }
+    return rc == RK_OK ? st->ops->stage_flush(st) : rc;
+}
+
+static void snap_in_fail(struct replica *r, int rc, const char *what)
+{
+    if (r->failed)
+        return; /* the first failure says why */
+    r->failed = true;
+    rk_errf(&r->fail_msg, rc, "installing the snapshot at %llu: %s: %s",
+            (unsigned long long)r->snap_in.index, what, rk_strerror(rc));
+}
+
+static void snap_in_poll(struct replica *r);
+static void drive(struct replica *r);
+
+/* After the last chunk: the snapshot point record (if we crash before the log is compacted to
+ * it, replica_create finds the store ahead of the log and compacts it then), and the switch. */
+static void snap_stage_commit(struct replica *r, struct snap_in *si)
+{
+    struct kv_store *st = r->cfg.store;
+    uint8_t meta[16];
+    put64(meta, si->index);
+    put64(meta + 8, si->snap_term);
+    int rc = st->ops->stage_put(st, snap_meta_key, sizeof(snap_meta_key), meta, sizeof(meta));
+    if (rc == RK_OK)
+        rc = snap_load_record(r, snap_meta_key, sizeof(snap_meta_key), meta, sizeof(meta));
+    if (rc != RK_OK) {
+        snap_in_fail(r, rc, "staging its point");
+        return;
+    }
+    si->commit_wanted = true;
+    snap_in_poll(r);
 }
 
 static void snap_in_free(struct replica *r)
 {
-    rk_free(r->alloc, r->snap_in.buf);
-    memset(&r->snap_in, 0, sizeof(r->snap_in));
+    struct snap_in *si = &r->snap_in;
+    RK_ASSERT(!si->committing);
+    struct kv_store *st = r->cfg.store;
+    if (si->staged && st->ops->stage_state(st) == KV_STAGE_FILLING)
+        st->ops->stage_abort(st); /* its outputs' removal queued */
+    kv_destroy(si->loader);
+    rk_free(r->alloc, si->buf);
+    memset(si, 0, sizeof(*si));
+}
+
+/* A staged install's progress: the commit tried again (a merge was in progress), and, once the
+ * store switched (bc_io_done of its switch), the install finished and acknowledged. Called after
+ * the store's jobs are done (replica_store_progress) and on ticks. */
+static void snap_in_poll(struct replica *r)
+{
+    struct snap_in *si = &r->snap_in;
+    if (!si->active || !si->staged || r->failed)
+        return;
+    struct kv_store *st = r->cfg.store;
+    if (si->ack_held && st->ops->stage_queued(st) <= SNAP_STAGE_QUEUE_BYTES) {
+        si->ack_held = false;
+        struct raft_status rs;
+        raft_status(r->raft, &rs);
+        if (rs.term == si->term && rs.role == RAFT_FOLLOWER) {
+            struct codec_snap ack = {.from = r->id,
+                                     .to = si->from,
+                                     .term = si->term,
+                                     .index = si->index,
+                                     .xfer = si->xfer,
+                                     .seq = si->next_seq};
+            send_snap(r, CODEC_TYPE_SNAP_ACK, &ack);
+        }
+    }
+    if (si->commit_wanted) {
+        struct raft_status rs;
+        raft_status(r->raft, &rs);
+        if (rs.commit >= si->index || kv_applied_index(r->kv) >= si->index) {
+            /* The log got there first (a new leader's entries, while the commit waited for a
+             * merge): switching in the older snapshot would take back what was applied. */
+            snap_in_free(r);
+            return;
+        }
+        int rc = st->ops->stage_commit(st);
+        if (rc == RK_EBUSY)
+            return; /* a merge is in progress: the next tick tries again */
+        if (rc != RK_OK) {
+            snap_in_fail(r, rc, "committing");
+            return;
+        }
+        si->commit_wanted = false;
+        si->committing = true;
+    }
+    if (!si->committing || st->ops->stage_state(st) != KV_STAGE_NONE)
+        return;
+    si->committing = false;
+    if (st->ops->applied_index(st) != si->index) { /* the store failed under the switch */
+        snap_in_fail(r, RK_EIO, "the store did not switch");
+        return;
+    }
+    struct snap_in done = *si;
+    si->loader = NULL; /* snap_restore's */
+    snap_in_free(r);
+    if (snap_restore(r, &done, done.loader) != RK_OK)
+        return;
+    struct raft_status rs;
+    raft_status(r->raft, &rs);
+    if (rs.term == done.term && rs.role == RAFT_FOLLOWER) {
+        struct codec_snap ack = {.from = r->id,
+                                 .to = done.from,
+                                 .term = done.term,
+                                 .index = done.index,
+                                 .xfer = done.xfer,
+                                 .seq = done.next_seq,
+                                 .done = true};
+        send_snap(r, CODEC_TYPE_SNAP_ACK, &ack); /* the store holds it durably (store.h) */
+    }
+    if (!r->deferred)
+        drive(r);
 }
 
 static void on_snap(struct replica *r, const struct codec_snap *f)
@@ -1603,6 +1795,18 @@ static void on_snap(struct replica *r, const struct codec_snap *f)
         return;
     struct codec_snap ack = {
         .from = r->id, .to = f->from, .term = st.term, .index = f->index, .xfer = f->xfer};
+    struct snap_in *si = &r->snap_in;
+    if (si->committing) {
+        /* The switch is on its way (snap_in_poll acknowledges it): nothing else meanwhile. A
+         * chunk of this transfer is answered as received, which keeps the leader waiting. */
+        if (si->from == f->from && si->xfer == f->xfer && si->index == f->index) {
+            ack.seq = si->next_seq;
+            send_snap(r, CODEC_TYPE_SNAP_ACK, &ack);
+        }
+        return;
+    }
+    if (si->active && si->index <= st.commit)
+        snap_in_free(r); /* the log got there first: a stage of it is of no use */
     if (f->index <= st.commit) {
         ack.seq = f->seq + 1;
         ack.done = true; /* we already hold it */
@@ -1614,7 +1818,6 @@ static void on_snap(struct replica *r, const struct codec_snap *f)
         send_snap(r, CODEC_TYPE_SNAP_ACK, &ack);
         return;
     }
-    struct snap_in *si = &r->snap_in;
     bool same = si->active && si->from == f->from && si->term == f->term && si->index == f->index &&
                 si->xfer == f->xfer;
     if (!same) {
@@ -1627,24 +1830,61 @@ static void on_snap(struct replica *r, const struct codec_snap *f)
                                .index = f->index,
                                .snap_term = f->snap_term,
                                .xfer = f->xfer};
+        struct kv_store *kst = r->cfg.store;
+        if (kst->ops->stage_begin != NULL) { /* STREAMED INSTALL (above) */
+            int rc = kst->ops->stage_begin(kst, f->index);
+            if (rc == RK_EBUSY) { /* a merge left files: the store must be reopened first */
+                snap_in_free(r);
+                return;
+            }
+            if (rc != RK_OK) {
+                snap_in_fail(r, rc, "starting its stage");
+                return;
+            }
+            si->staged = true;
+            struct kv_config kc = snap_kv_config(r);
+            struct rk_errmsg err;
+            rc = kv_load_begin(&kc, f->index, &si->loader, &err);
+            if (rc != RK_OK) {
+                snap_in_fail(r, rc, "a state machine for it");
+                return;
+            }
+        }
     }
     /* A chunk whose running CRC does not check out was damaged on its way (or belongs to
      * another stream): not taken, and the ack below asks for it again. */
     if (f->seq == si->next_seq && rk_crc32c(si->crc, f->data, f->len) == f->crc) {
         uint64_t n = 0;
         if (!snap_chunk_valid(f->data, f->len, &n) ||
-            si->len + f->len > r->cfg.max_snapshot_bytes ||
-            !rk_grow(r->alloc, (void **)&si->buf, &si->cap, si->len + f->len + 1, 1)) {
+            (!si->staged &&
+             (si->len + f->len > r->cfg.max_snapshot_bytes ||
+              !rk_grow(r->alloc, (void **)&si->buf, &si->cap, si->len + f->len + 1, 1)))) {
             snap_in_free(r); /* corrupt, too big or no memory: the leader starts over */
             return;
         }
-        if (f->len > 0)
+        if (si->staged) {
+            int rc = snap_stage_chunk(r, f->data, f->len);
+            if (rc != RK_OK) {
+                snap_in_fail(r, rc, "staging a chunk");
+                return;
+            }
+        } else if (f->len > 0) {
             memcpy(si->buf + si->len, f->data, f->len);
+        }
         si->len += f->len;
         si->count += n;
         si->crc = f->crc;
         si->next_seq++;
-        if (f->last) {
+        if (!f->last && si->staged &&
+            r->cfg.store->ops->stage_queued(r->cfg.store) > SNAP_STAGE_QUEUE_BYTES) {
+            si->ack_held = true; /* snap_in_poll sends it once the store caught up */
+            return;
+        }
+        if (f->last && si->staged) {
+            snap_stage_commit(r, si); /* acknowledged (done) by snap_in_poll once switched */
+            if (r->failed || !si->active)
+                return;
+        } else if (f->last) {
             int rc = snap_install(r, si);
             snap_in_free(r);
             if (rc != RK_OK)
@@ -1660,6 +1900,8 @@ static void on_snap(struct replica *r, const struct codec_snap *f)
             return;
         }
     }
+    if (si->ack_held)
+        return; /* a duplicate: the held acknowledgment answers it (snap_in_poll) */
     ack.seq = si->next_seq;
     send_snap(r, CODEC_TYPE_SNAP_ACK, &ack);
 }
@@ -1944,6 +2186,10 @@ static void drive(struct replica *r)
         release_held(r);
         if (r->failed || !raft_has_ready(r->raft))
             break;
+        /* A staged snapshot switching in: nothing is applied to the store it replaces (the
+         * readies wait; snap_in_poll drives again once it is done). */
+        if (r->snap_in.committing)
+            return;
         RK_ASSERT(guard < 1000000);
         /* Bounded: with this many writes out, the storage is far behind; wait for it. */
         if (r->cfg.async_log && r->jobs_out >= r->cfg.max_log_jobs)
@@ -2187,11 +2433,12 @@ void replica_tick(struct replica *r)
         return;
     r->now++;
     raft_tick(r->raft);
+    snap_in_poll(r); /* a staged install's commit waiting for a merge to end */
     drive(r);
     expire(r);
-    if (!r->failed)
+    if (!r->failed && !r->snap_in.committing)
         sync_store(r);
-    if (!r->failed)
+    if (!r->failed && !r->snap_in.committing)
         maybe_compact(r);
     if (!r->failed) {
         snap_tick(r);
@@ -2337,6 +2584,9 @@ static int recv_frame(struct replica *r, uint64_t from, const uint8_t *frame, si
         rc = rk_errf(err, RK_EINVAL, "%s claims to be from %llu on the link from %llu",
                      raft_msg_type_name(f.msg.type), (unsigned long long)f.msg.from,
                      (unsigned long long)from);
+    } else if (r->snap_in.committing && f.msg.type == RAFT_MSG_APPEND) {
+        /* A staged snapshot switching in (STREAMED INSTALL): the log must not commit past it
+         * before raft restores it. Dropped, as a lost message is; the leader sends it again. */
     } else {
         rc = raft_step(r->raft, &f.msg);
         if (rc == RK_EINVAL)
@@ -2986,6 +3236,7 @@ void replica_destroy(struct replica *r)
         rk_free(a, r->snap_out[i].buf);
     }
     rk_free(a, r->snap_in.buf);
+    kv_destroy(r->snap_in.loader); /* a staged install cut short: its files go at the next open */
     if (r->own_views != NULL)
         (void)kv_views_unwrap(r->own_views); /* the store is the driver's */
     for (size_t i = r->output_taken ? r->n_jobs_given : 0; i < r->n_jobs; i++)
