@@ -62,6 +62,7 @@ struct raft {
      * configuration in its log, regardless of whether the entry is committed"). */
     struct raft_conf conf;
     uint64_t conf_index;
+    uint64_t conf_version; /* bumped whenever conf or conf_index changes (raft_conf_version) */
     struct raft_conf snap_conf;
     uint32_t self_idx; /* position of self among the members; UINT32_MAX: not a member */
     bool self_voter;
@@ -473,6 +474,7 @@ static void raft_conf_use(struct raft *r, const struct raft_conf *c, uint64_t in
     bool taken[RAFT_MAX_MEMBERS] = {false};
     r->conf = *c;
     r->conf_index = index;
+    r->conf_version++;
     uint32_t n = raft_n_members(r);
     for (uint32_t i = 0; i < n; i++) {
         uint64_t id = raft_member_id(r, i);
@@ -552,6 +554,11 @@ void raft_conf_current(const struct raft *r, struct raft_conf *c, uint64_t *inde
 const struct raft_conf *raft_conf_view(const struct raft *r)
 {
     return &r->conf;
+}
+
+uint64_t raft_conf_version(const struct raft *r)
+{
+    return r->conf_version;
 }
 
 /* The log changed at its end (a truncation, a snapshot): use its latest configuration again. */
@@ -1115,8 +1122,10 @@ static void raft_start_held_reads(struct raft *r)
     bool any = false;
     for (size_t i = 0; i < r->n_reads; i++) {
         if (r->reads[i].seq == 0) {
-            if (!any)
+            if (!any) {
                 r->read_seq++;
+                r->counters.read_rounds++;
+            }
             any = true;
             r->reads[i].seq = r->read_seq;
             r->reads[i].index = r->commit;
@@ -1940,8 +1949,10 @@ static int raft_read_index_internal(struct raft *r, uint64_t ctx, uint64_t from)
     rd->index = r->commit;
     rd->seq = 0;
     if (raft_committed_in_term(r)) {
-        if (!r->read_round_pending)
+        if (!r->read_round_pending) {
             r->read_seq++;
+            r->counters.read_rounds++;
+        }
         r->read_round_pending = true;
         rd->seq = r->read_seq;
         raft_release_reads(r);
@@ -1998,8 +2009,10 @@ static void raft_log_drop_prefix(struct raft *r, uint64_t index)
     uint64_t term = raft_term_at(r, index);
     uint64_t conf_at;
     raft_conf_as_of(r, index, &r->snap_conf, &conf_at); /* what the snapshot stands for */
-    if (r->conf_index <= index)
+    if (r->conf_index <= index && r->conf_index != 0) {
         r->conf_index = 0; /* now the snapshot's */
+        r->conf_version++;
+    }
     size_t n = (size_t)(index - r->snap_index);
     for (size_t i = 0; i < n; i++) {
         struct raft_entry *e = &r->ents[i];

@@ -444,6 +444,9 @@ int raft_propose_conf(struct raft *r, const struct raft_conf *c, uint64_t *index
 void raft_conf_current(const struct raft *r, struct raft_conf *c, uint64_t *index);
 /* The configuration in use, without a copy (valid until the next call into r). */
 const struct raft_conf *raft_conf_view(const struct raft *r);
+/* Changes whenever the configuration in use or its index changes (never 0 once created): a
+ * host that acts on the configuration compares this instead of copying it every time. */
+uint64_t raft_conf_version(const struct raft *r);
 /* The configuration as of index (>= the snapshot index, <= the last index): what a snapshot
  * taken at index must carry. RK_EINVAL outside. */
 int raft_conf_at(const struct raft *r, uint64_t index, struct raft_conf *c);
@@ -491,6 +494,7 @@ struct raft_counters {
     uint64_t elections;        /* elections started (pre-vote rounds included) */
     uint64_t leader_changes;   /* times this node became leader */
     uint64_t appends_rejected; /* APPEND_RESP rejections received as leader */
+    uint64_t read_rounds;      /* heartbeat rounds started to confirm reads (ReadIndex) */
 };
 void raft_counters(const struct raft *r, struct raft_counters *c);
 
