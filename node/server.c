@@ -818,6 +818,10 @@ static void end_of_turn(struct node *n)
     check_log_memory(n);
     keys_walks_step(n);   /* cmd_keyspace.c: each KEYS in progress, a bounded piece */
     acl_close_deleted(n); /* cmd_acl.c: the connections of a user ACL DELUSER removed */
+    /* Peers first: the APPENDs of this turn's writes start the followers' syncs, which a
+     * commit waits for, while the replies below only end requests already done (a send per
+     * client: 50 of them before the APPENDs delayed every follower's sync by as many). */
+    peer_flush_all(n);
     for (struct client *c = n->clients, *next; c != NULL; c = next) {
         next = c->next;
         conn_collect(n, c);
