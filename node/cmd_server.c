@@ -985,11 +985,12 @@ static void info_body(struct node *n, uint32_t secs, struct text *t)
        "\r\ncommit_index:%" PRIu64 "\r\napplied_index:%" PRIu64 "\r\nlast_log_index:%" PRIu64
        "\r\nkeys:%" PRIu64 "\r\nconnected_peers:%zu\r\npending_requests:%u\r\n"
        "snapshots_sent:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64 "\r\ncheck_quorum:%s\r\n"
-       "pre_vote:%s\r\nslow_turns:%" PRIu64 "\r\nslowest_turn_ms:%" PRIu64 "\r\n",
+       "pre_vote:%s\r\nslow_turns:%" PRIu64 "\r\nslowest_turn_ms:%" PRIu64 "\r\n"
+       "loop_turns:%" PRIu64 "\r\nread_rounds:%" PRIu64 "\r\n",
        role_name(st.raft.role), n->id, st.raft.leader, st.raft.term, st.raft.commit,
        st.raft.applied, st.raft.last_index, st.keys, peers_connected(n), st.pending,
        st.snapshots_sent, st.snapshots_installed, n->opt.check_quorum ? "yes" : "no",
-       n->opt.pre_vote ? "yes" : "no", n->slow_turns, n->slowest_turn_ms);
+       n->opt.pre_vote ? "yes" : "no", n->slow_turns, n->slowest_turn_ms, n->turns, st.read_rounds);
     if (secs & SEC_RAFT) /* the raft section's end (SECTION would start a new one) */
         tx(t, "member:%s\r\nconfig_index:%" PRIu64 "\r\nvoters:%u\r\nlearners:%u\r\n",
            member_role(n), st.raft.conf_index, st.raft.n_voters, st.raft.n_learners);

@@ -107,12 +107,13 @@ static void note_conf(struct node *n, struct node_metrics *m)
                "index=%" PRIu64 " voters=%s learners=%s", index, voters, learners);
 }
 
-void node_metrics_turn(struct node *n)
+void node_metrics_turn(struct node *n, bool conf_changed)
 {
     struct node_metrics *m = n->metrics;
     struct replica_info st;
     server_info(n, &st);
-    note_conf(n, m);
+    if (conf_changed)
+        note_conf(n, m);
     if (st.raft.leader != 0 && st.raft.leader != m->seen_leader) {
         if (m->seen_leader != 0 || m->leader_changes == 0)
             m->leader_changes++;

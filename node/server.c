@@ -818,6 +818,10 @@ static void end_of_turn(struct node *n)
     check_log_memory(n);
     keys_walks_step(n);   /* cmd_keyspace.c: each KEYS in progress, a bounded piece */
     acl_close_deleted(n); /* cmd_acl.c: the connections of a user ACL DELUSER removed */
+    /* Peers first: the APPENDs of this turn's writes start the followers' syncs, which a
+     * commit waits for, while the replies below only end requests already done (a send per
+     * client: 50 of them before the APPENDs delayed every follower's sync by as many). */
+    peer_flush_all(n);
     for (struct client *c = n->clients, *next; c != NULL; c = next) {
         next = c->next;
         conn_collect(n, c);
@@ -860,6 +864,7 @@ static int turn(struct node *n, int timeout_ms)
     struct epoll_event evs[EVENTS_MAX];
     /* A TLS read left bytes inside OpenSSL (tls.h): no waiting, they are read this turn. */
     int k = epoll_wait(n->ep, evs, EVENTS_MAX, n->tls_more ? 0 : timeout_ms);
+    n->turns++;
     n->tls_hs_spent_us = 0;
     if (k < 0 && errno != EINTR) {
         node_log("error", "epoll_wait: %s", strerror(errno));
@@ -888,10 +893,18 @@ static int turn(struct node *n, int timeout_ms)
         on_event(n, &n->timer_tag, EPOLLIN);
     uint64_t t1 = node_now_ms();
     end_of_turn(n);
-    struct raft_conf conf;
-    replica_conf(n->rep, &conf, NULL);
-    peer_sync_conf(n, &conf); /* members are dialed where their latest configuration says */
-    node_metrics_turn(n);
+    /* Members are dialed where their latest configuration says; copied and compared only when
+     * it changed (a copy of a raft_conf every turn was a fifth of a leader's instructions at
+     * one request a turn). */
+    uint64_t conf_version = raft_conf_version(replica_raft(n->rep));
+    bool conf_changed = conf_version != n->conf_version_seen;
+    if (conf_changed) {
+        struct raft_conf conf;
+        replica_conf(n->rep, &conf, NULL);
+        peer_sync_conf(n, &conf);
+        n->conf_version_seen = conf_version;
+    }
+    node_metrics_turn(n, conf_changed);
     note_slow_turn(n, t0, t1, node_now_ms());
     struct rk_errmsg why = {{0}};
     if (replica_failed(n->rep, &why)) {

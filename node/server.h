@@ -494,6 +494,8 @@ struct node {
     struct rk_errmsg store_fail_msg;
     /* Slow turns (server.c turn): how many, the longest, and when one was last logged. */
     uint64_t slow_turns, slowest_turn_ms, slow_turn_logged_ms;
+    uint64_t turns;             /* loop turns (INFO raft: loop_turns) */
+    uint64_t conf_version_seen; /* raft_conf_version at the last peer_sync_conf */
     struct node_merge *merge; /* the store's background merge (node/storage.h) */
     struct ev_tag merge_tag;
     struct fs *fs_merge; /* the merge thread's handle on DIR/kv */
@@ -600,8 +602,9 @@ void node_metrics_on_accept(struct node *n);
 void node_metrics_on_event(struct node *n, struct metrics_conn *mc, uint32_t events);
 /* Every tick: closes scrape connections idle too long. */
 void node_metrics_timer(struct node *n);
-/* End of every turn: notices role, term and leader changes (logged: event=role_change). */
-void node_metrics_turn(struct node *n);
+/* End of every turn: notices role, term and leader changes (logged: event=role_change), and
+ * configuration changes when conf_changed (raft_conf_version moved). */
+void node_metrics_turn(struct node *n, bool conf_changed);
 /* A replica reply for slot sl: commit or ReadIndex latency. */
 void node_metrics_reply(struct node *n, const struct slot *sl, const struct replica_reply *rp);
 /* An item leaves its connection's FIFO: its command's latency; error replies by kind. */

@@ -62,6 +62,7 @@ struct raft {
      * configuration in its log, regardless of whether the entry is committed"). */
     struct raft_conf conf;
     uint64_t conf_index;
+    uint64_t conf_version; /* bumped whenever conf or conf_index changes (raft_conf_version) */
     struct raft_conf snap_conf;
     uint32_t self_idx; /* position of self among the members; UINT32_MAX: not a member */
     bool self_voter;
@@ -113,6 +114,7 @@ struct raft {
     size_t n_reads;
     size_t cap_reads;
     uint64_t read_seq;       /* last read round started */
+    uint64_t read_sent;      /* last read round a heartbeat carried (0: none in this term) */
     bool read_round_pending; /* a heartbeat round is owed for reads registered since */
     /* Work deferred to raft_ready so that one batch of proposals and commit advances goes out
      * as one APPEND per follower (batching, group commit). */
@@ -473,6 +475,7 @@ static void raft_conf_use(struct raft *r, const struct raft_conf *c, uint64_t in
     bool taken[RAFT_MAX_MEMBERS] = {false};
     r->conf = *c;
     r->conf_index = index;
+    r->conf_version++;
     uint32_t n = raft_n_members(r);
     for (uint32_t i = 0; i < n; i++) {
         uint64_t id = raft_member_id(r, i);
@@ -552,6 +555,11 @@ void raft_conf_current(const struct raft *r, struct raft_conf *c, uint64_t *inde
 const struct raft_conf *raft_conf_view(const struct raft *r)
 {
     return &r->conf;
+}
+
+uint64_t raft_conf_version(const struct raft *r)
+{
+    return r->conf_version;
 }
 
 /* The log changed at its end (a truncation, a snapshot): use its latest configuration again. */
@@ -730,6 +738,7 @@ static void raft_drop_reads(struct raft *r)
 {
     r->n_reads = 0;
     r->read_round_pending = false;
+    r->read_sent = 0;
 }
 
 /* Figure 2: "If RPC request or response contains term T > currentTerm: set currentTerm = T,
@@ -1051,6 +1060,7 @@ static void raft_bcast_append(struct raft *r, bool commit_news)
 static void raft_bcast_heartbeat(struct raft *r)
 {
     r->read_round_pending = false;
+    r->read_sent = r->read_seq;
     for (uint32_t i = 0; i < raft_n_members(r); i++) {
         if (i == r->self_idx)
             continue;
@@ -1073,6 +1083,24 @@ static void raft_bcast_heartbeat(struct raft *r)
 static bool raft_committed_in_term(const struct raft *r)
 {
     return raft_term_at(r, r->commit) == r->term;
+}
+
+/* Whether the last read round sent still waits for a majority. One round at a time, as etcd's
+ * linearizable read loop: the reads registered meanwhile wait for the next round, which leaves
+ * as soon as this one is confirmed (or with the next heartbeat, should an answer be lost). A
+ * read waits at most one round more, and the followers answer one round per round trip instead
+ * of one per loop turn that saw a read. Safety is unchanged: a read is confirmed only by a round
+ * sent after it was registered (its seq is above read_sent). */
+static bool raft_read_round_inflight(const struct raft *r)
+{
+    if (r->read_sent == 0)
+        return false;
+    uint32_t votes = 0;
+    for (uint32_t i = 0; i < r->conf.n_voters; i++) {
+        if (i == r->self_idx || r->prs[i].read_ack >= r->read_sent)
+            votes++;
+    }
+    return votes < r->quorum;
 }
 
 /* Answers every read whose round a majority has confirmed. Reads are answered in order. */
@@ -1115,8 +1143,10 @@ static void raft_start_held_reads(struct raft *r)
     bool any = false;
     for (size_t i = 0; i < r->n_reads; i++) {
         if (r->reads[i].seq == 0) {
-            if (!any)
+            if (!any) {
                 r->read_seq++;
+                r->counters.read_rounds++;
+            }
             any = true;
             r->reads[i].seq = r->read_seq;
             r->reads[i].index = r->commit;
@@ -1940,8 +1970,10 @@ static int raft_read_index_internal(struct raft *r, uint64_t ctx, uint64_t from)
     rd->index = r->commit;
     rd->seq = 0;
     if (raft_committed_in_term(r)) {
-        if (!r->read_round_pending)
+        if (!r->read_round_pending) {
             r->read_seq++;
+            r->counters.read_rounds++;
+        }
         r->read_round_pending = true;
         rd->seq = r->read_seq;
         raft_release_reads(r);
@@ -1998,8 +2030,10 @@ static void raft_log_drop_prefix(struct raft *r, uint64_t index)
     uint64_t term = raft_term_at(r, index);
     uint64_t conf_at;
     raft_conf_as_of(r, index, &r->snap_conf, &conf_at); /* what the snapshot stands for */
-    if (r->conf_index <= index)
+    if (r->conf_index <= index && r->conf_index != 0) {
         r->conf_index = 0; /* now the snapshot's */
+        r->conf_version++;
+    }
     size_t n = (size_t)(index - r->snap_index);
     for (size_t i = 0; i < n; i++) {
         struct raft_entry *e = &r->ents[i];
@@ -2129,8 +2163,8 @@ bool raft_has_ready(const struct raft *r)
 {
     return raft_hs_changed(r) || r->written < raft_last_index(r) || r->truncate_from != 0 ||
            r->msgs.n > 0 || r->msgs_after.n > 0 || raft_apply_limit(r) > r->applied ||
-           r->n_read_states > 0 || r->read_round_pending || r->append_pending || r->commit_pending ||
-           r->n_snap_needed > 0 || r->restore_pending;
+           r->n_read_states > 0 || (r->read_round_pending && !raft_read_round_inflight(r)) ||
+           r->append_pending || r->commit_pending || r->n_snap_needed > 0 || r->restore_pending;
 }
 
 void raft_ready(struct raft *r, struct raft_ready *rd)
@@ -2139,12 +2173,13 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
     if (r->role == RAFT_LEADER) {
         /* Reads registered since the last batch share one heartbeat round; proposals share
          * one APPEND per follower; a commit advance rides on it or on an empty APPEND. */
-        if (r->read_round_pending)
-            raft_bcast_heartbeat(r);
+        if (r->read_round_pending && !raft_read_round_inflight(r))
+            raft_bcast_heartbeat(r); /* else it leaves once the round out is confirmed */
         if (r->append_pending || r->commit_pending)
             raft_bcast_append(r, r->commit_pending);
+    } else {
+        r->read_round_pending = false;
     }
-    r->read_round_pending = false;
     r->append_pending = false;
     r->commit_pending = false;
     memset(rd, 0, sizeof(*rd));

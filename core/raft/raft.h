@@ -385,8 +385,10 @@ int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, uint64_t *in
 int raft_propose_take(struct raft *r, uint8_t *data, uint32_t len, uint64_t *index,
                       uint64_t *leader);
 
-/* Requests a linearizable read. On the leader the read is confirmed by one heartbeat round; a
- * follower asks the leader. The answer appears as a read state in a later ready batch (or
+/* Requests a linearizable read. On the leader the read is confirmed by one heartbeat round sent
+ * after it was registered; one round is out at a time, and the reads registered meanwhile share
+ * the next, sent once that one has its majority (or with the next heartbeat); a follower asks
+ * the leader. The answer appears as a read state in a later ready batch (or
  * never, if messages are lost: the host times out). Returns RK_ENOLEADER when no leader is
  * known. */
 int raft_read_index(struct raft *r, uint64_t ctx);
@@ -444,6 +446,9 @@ int raft_propose_conf(struct raft *r, const struct raft_conf *c, uint64_t *index
 void raft_conf_current(const struct raft *r, struct raft_conf *c, uint64_t *index);
 /* The configuration in use, without a copy (valid until the next call into r). */
 const struct raft_conf *raft_conf_view(const struct raft *r);
+/* Changes whenever the configuration in use or its index changes (never 0 once created): a
+ * host that acts on the configuration compares this instead of copying it every time. */
+uint64_t raft_conf_version(const struct raft *r);
 /* The configuration as of index (>= the snapshot index, <= the last index): what a snapshot
  * taken at index must carry. RK_EINVAL outside. */
 int raft_conf_at(const struct raft *r, uint64_t index, struct raft_conf *c);
@@ -491,6 +496,7 @@ struct raft_counters {
     uint64_t elections;        /* elections started (pre-vote rounds included) */
     uint64_t leader_changes;   /* times this node became leader */
     uint64_t appends_rejected; /* APPEND_RESP rejections received as leader */
+    uint64_t read_rounds;      /* read rounds (ReadIndex) started: each a heartbeat round */
 };
 void raft_counters(const struct raft *r, struct raft_counters *c);
 

@@ -3260,6 +3260,9 @@ void replica_info(const struct replica *r, struct replica_info *st)
     st->pending = r->n_pending;
     st->snapshots_sent = r->snapshots_sent;
     st->snapshots_installed = r->snapshots_installed;
+    struct raft_counters rc;
+    raft_counters(r->raft, &rc);
+    st->read_rounds = rc.read_rounds;
 }
 
 const struct raft *replica_raft(const struct replica *r)

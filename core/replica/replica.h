@@ -374,6 +374,7 @@ struct replica_info {
     uint64_t snapshots_installed;
     uint64_t keys;
     uint32_t pending;
+    uint64_t read_rounds; /* raft_counters.read_rounds */
 };
 void replica_info(const struct replica *r, struct replica_info *st);
 /* The raft inside, read-only, for checkers. */
