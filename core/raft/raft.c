@@ -646,12 +646,17 @@ static int raft_log_append(struct raft *r, uint64_t term, uint8_t type, const ui
 /* Outbox                                                                                     */
 
 /* Messages that promise something durable leave only after the ready's sync: a vote request
- * (our new term and self-vote), a vote reply (the vote), an append or heartbeat reply (the
- * entries and the term it acknowledges). Everything else may be sent at once. */
+ * (our new term and self-vote), a vote reply (the vote), an append reply (the entries it
+ * acknowledges). Everything else may be sent at once, a heartbeat reply too (etcd raft's
+ * AsyncStorageWrites sends MsgHeartbeatResp at once as well): it acknowledges no entry and no
+ * vote, only that this node has not moved past the leader's term (which ReadIndex and
+ * CheckQuorum need, and which holds when it is sent, durable or not: a vote is never cast
+ * without its own sync). Held behind the log writes before it, it would wait for them: behind
+ * a 60 MiB entry's write and sync (0.4 s here), long enough for the leader's CheckQuorum to
+ * step down and for an election, on every big value (issue 12). */
 static bool raft_msg_needs_persist(uint8_t type)
 {
-    return type == RAFT_MSG_VOTE || type == RAFT_MSG_VOTE_RESP || type == RAFT_MSG_APPEND_RESP ||
-           type == RAFT_MSG_HEARTBEAT_RESP;
+    return type == RAFT_MSG_VOTE || type == RAFT_MSG_VOTE_RESP || type == RAFT_MSG_APPEND_RESP;
 }
 
 /* Queues m (copied; its entries array too). Out of memory, the message is dropped: Raft
