@@ -12,7 +12,8 @@
  * Then it takes one batch of outputs with raft_ready() and, after acting on it, calls
  * raft_advance(). The order in which the host must act on a ready batch:
  *
- *   1. send rd.msgs                    (may go at once: leader appends, heartbeats, pre-votes)
+ *   1. send rd.msgs                    (may go at once: leader appends, heartbeats and their
+ *                                       replies, pre-votes)
  *   2. if rd.truncate_from != 0: delete stored entries with index >= rd.truncate_from
  *      append rd.entries; persist rd.hard_state if rd.has_hard_state; then sync
  *   3. send rd.msgs_after_persist      (vote replies, append acknowledgments, vote requests:
