@@ -8,10 +8,11 @@
 # small client SETs and GETs one key without pause. Asserted: every big SET ends OK, every node
 # serves every big value with the right length and checksum, every small GET answered what that
 # client last wrote. The term changes are printed, and asserted (none) only with
-# RK_BIGVALUE_STRICT=1: on a quiet machine a big value costs no election, but on a loaded one
-# (load average 10 and more on 2 cores) a node's loop turn that copies tens of MiB can take
-# longer than an election timeout, and the test must pass there too. Printed as well: the slow
-# loop turns and the small client's slowest round trip.
+# RK_BIGVALUE_STRICT=1: a node's loop turn that copies a whole value still takes 50-200 ms on
+# an idle CPU and seconds on a loaded one (load average 10 and more on 2 cores), longer than the
+# default election timeout (README, Performance: 2-3 term changes in ten 60 MiB SETs at best so
+# far), and the test must pass on a loaded machine. Printed as well: the slow loop turns and the
+# small client's slowest round trip.
 #
 # Usage: tests/node_bigvalue.sh PATH/TO/raftkv-node [MIB [COUNT [NODE SETTING...]]]
 # (default 60 MiB, 5 SETs, the node's default settings). ctest's node_bigvalue_32 passes the
@@ -19,7 +20,7 @@
 # election-ticks 100 200: etcd's defaults), since ci/test runs it beside everything else.
 set -uo pipefail
 
-node_bin=${1:?usage: node_bigvalue.sh PATH/TO/raftkv-node [MIB [COUNT]]}
+node_bin=${1:?usage: node_bigvalue.sh PATH/TO/raftkv-node [MIB [COUNT [NODE SETTING...]]]}
 mib=${2:-60}
 big_sets=${3:-5}
 node_args=("${@:4}")
