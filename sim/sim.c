@@ -1838,6 +1838,12 @@ static void on_storage(struct sim *s, struct sim_node *nd)
     nd->n_jobq -= n;
     nd->n_running = 0;
     drain(s, nd);
+    /* As raftkv-node's storage thread does (node/storage.c): done with a group, it takes
+     * whatever was queued meanwhile at once, new jobs from this drain or not. Without this a
+     * queue left behind waited for the node's next job, which after the last write never came
+     * (slow_log_disk.scn seed 82, once heartbeat replies stopped waiting for log writes: the
+     * leader's last entry never synced, so never applied). */
+    storage_start(s, nd);
 }
 
 /* A reply leaves a node's reply FIFO (replyq.h): to its client, after the network's latency,

@@ -1,31 +1,54 @@
 #!/usr/bin/env bash
 #
 # tests/node_bigvalue.sh — values near the documented maximum (max-value-bytes, default 64 MiB)
-# commit and read back everywhere while a small client keeps going (issue 12, point 3): three
-# real raftkv-node processes on 127.0.0.1; five SETs of a 60 MiB value to the leader (retried
-# while the answer says the write did not commit, as a client would), while a background client
-# SETs and GETs a small key without pause. Asserted: every big SET ends OK, every node serves
-# every big value with the right length and checksum, every small GET answered what that client
-# last wrote. Printed, not asserted (a loaded CI machine has elections of its own): the term
-# changes, the slow loop turns, and the small client's slowest round trip.
+# commit and read back everywhere under load (issue 12, point 3): three real raftkv-node
+# processes on 127.0.0.1; COUNT SETs of a MIB MiB value to the leader (retried while the answer
+# says the write did not commit, as a client would), while redis-benchmark keeps 50 clients of
+# small SETs and GETs going (restarted after an error: it stops at its first -TRYAGAIN) and a
+# small client SETs and GETs one key without pause. Asserted: every big SET ends OK, every node
+# serves every big value with the right length and checksum, every small GET answered what that
+# client last wrote. The term changes are printed, and asserted (none) only with
+# RK_BIGVALUE_STRICT=1: a node's loop turn that copies a whole value still takes 50-200 ms on
+# an idle CPU and seconds on a loaded one (load average 10 and more on 2 cores), longer than the
+# default election timeout (README, Performance: 2-3 term changes in ten 60 MiB SETs at best so
+# far), and the test must pass on a loaded machine. Printed as well: the slow loop turns and the
+# small client's slowest round trip.
 #
-# Usage: tests/node_bigvalue.sh PATH/TO/raftkv-node
+# Usage: tests/node_bigvalue.sh PATH/TO/raftkv-node [MIB [COUNT [NODE SETTING...]]]
+# (default 60 MiB, 5 SETs, the node's default settings). ctest's node_bigvalue_32 passes the
+# settings node/README.md advises for an oversubscribed machine (heartbeat-ticks 10,
+# election-ticks 100 200: etcd's defaults), since ci/test runs it beside everything else.
 set -uo pipefail
 
-node_bin=${1:?usage: node_bigvalue.sh PATH/TO/raftkv-node}
+node_bin=${1:?usage: node_bigvalue.sh PATH/TO/raftkv-node [MIB [COUNT [NODE SETTING...]]]}
+mib=${2:-60}
+big_sets=${3:-5}
+node_args=("${@:4}")
 command -v redis-cli >/dev/null || { echo "node_bigvalue: redis-cli not found" >&2; exit 1; }
+command -v redis-benchmark >/dev/null ||
+    { echo "node_bigvalue: redis-benchmark not found" >&2; exit 1; }
 command -v sha1sum >/dev/null || { echo "node_bigvalue: sha1sum not found" >&2; exit 1; }
 port_offset=17
 source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
-size=$((60 << 20))
-big_sets=5
-for i in 1 2 3; do start "$i"; done
+size=$((mib << 20))
+for i in 1 2 3; do start "$i" "${node_args[@]}"; done
 leader=$(rk_wait_leader 150)
 check "a leader is elected" yes "$([[ -n $leader ]] && echo yes || echo no)"
 head -c "$size" /dev/urandom >"$tmp/big"
 want_sum=$(sha1sum <"$tmp/big" | cut -d' ' -f1)
 term0=$(rk_info "$leader" term)
+
+# The background load: 50 clients of small SETs and GETs through the leader, as in ci/bench's
+# big-value row; redis-benchmark gives up at its first error, so it is started again.
+(
+    while [[ ! -e $tmp/stop ]]; do
+        l=$(rk_wait_leader 50) || continue
+        timeout 10 redis-benchmark -h 127.0.0.1 -p "$(cport "$l")" -t set,get -c 50 \
+            -n 100000000 -d 64 -r 100000 -q >/dev/null 2>&1
+    done
+) &
+bench_pid=$!
 
 # The small client: SET small N then GET small on the node it started with (a follower forwards
 # the SET), one request at a time. After an OK the GET must answer N; after a TIMEOUT ("may or may
@@ -76,12 +99,13 @@ ok=0
 for k in $(seq 1 "$big_sets"); do
     t0=$(date +%s%N)
     r=$(big_set "big$k")
-    echo "SET big$k (60 MiB): $r in $((($(date +%s%N) - t0) / 1000000)) ms"
+    echo "SET big$k ($mib MiB): $r in $((($(date +%s%N) - t0) / 1000000)) ms"
     [[ $r == OK ]] && ok=$((ok + 1))
 done
-check "$big_sets SETs of a 60 MiB value answered OK" "$big_sets" "$ok"
+check "$big_sets SETs of a $mib MiB value answered OK" "$big_sets" "$ok"
 touch "$tmp/stop"
 wait "$small_pid"
+wait "$bench_pid"
 
 # Every node serves every big value, whole: a GET on a follower is a linearizable read, answered
 # once it has applied the write.
@@ -102,7 +126,11 @@ if [[ -s $tmp/small.bad ]]; then
     sort "$tmp/small.bad" | uniq -c | head -5
 fi
 leader=$(rk_wait_leader 100)
-echo "terms: $term0 -> $(rk_info "$leader" term) (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+term1=$(rk_info "$leader" term)
+echo "terms: $term0 -> $term1 (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+if [[ ${RK_BIGVALUE_STRICT:-0} == 1 ]]; then
+    check "no term change during the big SETs" 0 "$((term1 - term0))"
+fi
 echo "small client: slowest SET+GET round $slowest ms, $(cat "$tmp/small.unavailable") rounds" \
     "answered TRYAGAIN after 10 s of retries"
 for i in 1 2 3; do

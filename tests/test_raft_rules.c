@@ -471,7 +471,7 @@ static void test_follower_responds_to_rpcs(void **state)
     assert_false(a->reject);
     assert_int_equal(a->term, 2);
     assert_int_equal(a->index, 2);
-    const struct raft_msg *h = sent_after_persist(&rd, RAFT_MSG_HEARTBEAT_RESP, 2);
+    const struct raft_msg *h = sent_now(&rd, RAFT_MSG_HEARTBEAT_RESP, 2); /* promises nothing */
     assert_int_equal(h->term, 2);
     assert_int_equal(h->ctx, 7);
     const struct raft_msg *v = sent_after_persist(&rd, RAFT_MSG_VOTE_RESP, 3);
@@ -992,6 +992,35 @@ static void test_candidate_election_timeout_starts_new_election(void **state)
     for (uint64_t to = 2; to <= 3; to++)
         assert_int_equal(sent_after_persist(&rd, RAFT_MSG_VOTE, to)->term, 4);
     raft_advance(r, &rd);
+    raft_destroy(r);
+}
+
+/* Asynchronous persistence: a candidate whose new term and self-vote are still on their way to
+ * the disk has not sent its vote requests, so its election timer waits for the write (issue 12:
+ * behind a 60 MiB entry, timing out unsent requests only started term after term). */
+static void test_candidate_timer_waits_for_its_hard_state(void **state)
+{
+    (void)state;
+    struct raft *r = make_node((struct setup){.term = 2, .log = {1, 2}});
+    raft_campaign(r); /* term 3 */
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    assert_true(rd.has_hard_state);
+    assert_int_equal(rd.hard_state.term, 3);
+    raft_advance_async(r, &rd); /* the write is out, not yet durable */
+    tick_n(r, 5 * ELECTION_TICKS);
+    assert_int_equal(status_of(r).term, 3);
+    assert_int_equal(counters_of(r).elections, 1);
+    raft_hard_state_persisted(r, 2); /* an older write: says nothing of term 3 */
+    tick_n(r, ELECTION_TICKS);
+    assert_int_equal(status_of(r).term, 3);
+    raft_hard_state_persisted(r, 3);
+    tick_n(r, ELECTION_TICKS - 1);
+    assert_int_equal(status_of(r).term, 3);
+    raft_tick(r);
+    assert_int_equal(status_of(r).role, RAFT_CANDIDATE);
+    assert_int_equal(status_of(r).term, 4);
+    assert_int_equal(counters_of(r).elections, 2);
     raft_destroy(r);
 }
 
@@ -2058,6 +2087,7 @@ int main(void)
         cmocka_unit_test(test_candidate_heartbeat_from_new_leader_becomes_follower),
         cmocka_unit_test(test_candidate_stale_append_does_not_convert),
         cmocka_unit_test(test_candidate_election_timeout_starts_new_election),
+        cmocka_unit_test(test_candidate_timer_waits_for_its_hard_state),
         cmocka_unit_test(test_candidate_ignores_votes_of_earlier_term),
         /* Leaders */
         cmocka_unit_test(test_leader_upon_election_sends_append_with_noop_to_each_server),

@@ -91,6 +91,7 @@ struct raft {
 
     /* Timers, in ticks. */
     uint32_t election_elapsed;
+    uint64_t hs_durable_term; /* the highest term whose hard state the host made durable */
     uint32_t heartbeat_elapsed;
     uint32_t election_timeout; /* randomized in [min, max] at every reset */
 
@@ -654,12 +655,17 @@ static int raft_log_append(struct raft *r, uint64_t term, uint8_t type, const ui
 /* Outbox                                                                                     */
 
 /* Messages that promise something durable leave only after the ready's sync: a vote request
- * (our new term and self-vote), a vote reply (the vote), an append or heartbeat reply (the
- * entries and the term it acknowledges). Everything else may be sent at once. */
+ * (our new term and self-vote), a vote reply (the vote), an append reply (the entries it
+ * acknowledges). Everything else may be sent at once, a heartbeat reply too (etcd raft's
+ * AsyncStorageWrites sends MsgHeartbeatResp at once as well): it acknowledges no entry and no
+ * vote, only that this node has not moved past the leader's term (which ReadIndex and
+ * CheckQuorum need, and which holds when it is sent, durable or not: a vote is never cast
+ * without its own sync). Held behind the log writes before it, it would wait for them: behind
+ * a 60 MiB entry's write and sync (0.4 s here), long enough for the leader's CheckQuorum to
+ * step down and for an election, on every big value (issue 12). */
 static bool raft_msg_needs_persist(uint8_t type)
 {
-    return type == RAFT_MSG_VOTE || type == RAFT_MSG_VOTE_RESP || type == RAFT_MSG_APPEND_RESP ||
-           type == RAFT_MSG_HEARTBEAT_RESP;
+    return type == RAFT_MSG_VOTE || type == RAFT_MSG_VOTE_RESP || type == RAFT_MSG_APPEND_RESP;
 }
 
 /* Queues m (copied; its entries array too). Out of memory, the message is dropped: Raft
@@ -1256,6 +1262,13 @@ static void raft_tick_leader(struct raft *r)
  * election timeout elapses: start new election". */
 static void raft_tick_election(struct raft *r)
 {
+    /* A candidate's vote requests leave once its new term and self-vote are durable (they
+     * promise them). Until then its election timer waits: timing out requests that were never
+     * sent only starts another term, and behind a slow log write (a 60 MiB entry's write and
+     * sync: 0.4 s, issue 12) candidates did that again and again, up to 45 terms in one
+     * election of scenarios/slow_log_heartbeat.scn. The wait is bounded by that write. */
+    if (r->role == RAFT_CANDIDATE && r->hs_durable_term < r->term)
+        return;
     r->election_elapsed++;
     if (r->election_elapsed >= r->election_timeout)
         raft_campaign_internal(r, false);
@@ -2266,6 +2279,8 @@ static void raft_self_persisted(struct raft *r, uint64_t index)
 void raft_advance(struct raft *r, const struct raft_ready *rd)
 {
     raft_advance_common(r, rd, true);
+    if (rd->hard_state.term > r->hs_durable_term)
+        r->hs_durable_term = rd->hard_state.term;
     raft_self_persisted(r, r->written);
     RK_ASSERT(r->applied <= r->commit);
     RK_ASSERT_SLOW(raft_invariants_hold_since(r, rd->n_entries > 0 ? rd->entries[0].index : 0));
@@ -2276,6 +2291,12 @@ void raft_advance_async(struct raft *r, const struct raft_ready *rd)
     raft_advance_common(r, rd, false);
     RK_ASSERT(r->applied <= r->commit);
     RK_ASSERT_SLOW(raft_invariants_hold_since(r, rd->n_entries > 0 ? rd->entries[0].index : 0));
+}
+
+void raft_hard_state_persisted(struct raft *r, uint64_t term)
+{
+    if (term > r->hs_durable_term)
+        r->hs_durable_term = term;
 }
 
 void raft_persisted(struct raft *r, uint64_t index, uint64_t term)
@@ -2409,6 +2430,7 @@ int raft_create(const struct raft_config *c, struct raft **out, struct rk_errmsg
     r->snap_index = c->snapshot_index;
     r->snap_term = c->snapshot_term;
     r->prev_hs = c->hard_state;
+    r->hs_durable_term = c->hard_state.term;
     for (uint32_t i = 0; i < RAFT_MAX_MEMBERS; i++) {
         r->prs[i].inflight = rk_malloc(a, c->max_inflight * sizeof(uint64_t));
         if (r->prs[i].inflight == NULL)

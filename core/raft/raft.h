@@ -12,7 +12,8 @@
  * Then it takes one batch of outputs with raft_ready() and, after acting on it, calls
  * raft_advance(). The order in which the host must act on a ready batch:
  *
- *   1. send rd.msgs                    (may go at once: leader appends, heartbeats, pre-votes)
+ *   1. send rd.msgs                    (may go at once: leader appends, heartbeats and their
+ *                                       replies, pre-votes)
  *   2. if rd.truncate_from != 0: delete stored entries with index >= rd.truncate_from
  *      append rd.entries; persist rd.hard_state if rd.has_hard_state; then sync
  *   3. send rd.msgs_after_persist      (vote replies, append acknowledgments, vote requests:
@@ -27,7 +28,8 @@
  * its storage, together with rd.msgs_after_persist, and calls raft_advance_async() at once
  * (steps 1 and 4 as above: only entries already durable are in rd.committed). When that write
  * is durable, the host sends the messages it held and calls raft_persisted() with the batch's
- * last entry; writes complete in the order they were handed out. Until then the batch's entries
+ * last entry, and raft_hard_state_persisted() when it had a hard state; writes complete in the
+ * order they were handed out. Until then the batch's entries
  * are neither counted in the leader's own quorum nor applied, and a later batch may already be
  * on its way: that is the leader writing its log while its followers write theirs (§10.2.1).
  *
@@ -477,6 +479,11 @@ int raft_take_garbage(struct raft *r, uint8_t ***v, size_t *n, size_t *cap);
  * advanced with raft_advance_async; 0, 0 for a batch without entries does nothing). A write
  * the log has cut since (conflict, snapshot) is ignored. */
 void raft_persisted(struct raft *r, uint64_t index, uint64_t term);
+/* Storage made a batch's hard state durable (a batch advanced with raft_advance_async whose
+ * rd.has_hard_state was set; term: its rd.hard_state.term). A candidate's election timer runs
+ * only once its own term and vote are durable, that is once its vote requests have left: see
+ * raft_tick_election. raft_advance() counts as this call for its batch. */
+void raft_hard_state_persisted(struct raft *r, uint64_t term);
 
 void raft_status(const struct raft *r, struct raft_status *st);
 /* Leader only: progress of the member at position i of the configuration (its voters, then

@@ -2277,6 +2277,8 @@ void replica_log_job_done(struct replica *r, struct replica_log_job *job)
     }
     if (job->last_index != 0)
         raft_persisted(r->raft, job->last_index, job->last_term);
+    if (job->has_hard_state)
+        raft_hard_state_persisted(r->raft, job->hard_state.term);
     replica_log_job_free(job);
     if (!r->deferred)
         drive(r);

@@ -134,10 +134,10 @@ struct raft *rn_raft(struct rn_net *net, uint64_t id)
     return rn_node(net, id)->r;
 }
 
+/* raft.c's raft_msg_needs_persist: a heartbeat reply promises nothing durable (issue 12). */
 static bool rn_needs_persist(uint8_t type)
 {
-    return type == RAFT_MSG_VOTE || type == RAFT_MSG_VOTE_RESP || type == RAFT_MSG_APPEND_RESP ||
-           type == RAFT_MSG_HEARTBEAT_RESP;
+    return type == RAFT_MSG_VOTE || type == RAFT_MSG_VOTE_RESP || type == RAFT_MSG_APPEND_RESP;
 }
 
 static void rn_persist(struct rn_node *nd, const struct raft_ready *rd)
