@@ -481,6 +481,36 @@ static void test_follower_responds_to_rpcs(void **state)
     raft_destroy(r);
 }
 
+/* A heartbeat carries min(the follower's match, the leader's commit): a follower whose log ends
+ * below it lost entries it acknowledged (a wiped or repaired log) and says where its log ends,
+ * as the rejection of a check anchored at that index, so that an idle leader probes back. */
+static void test_follower_short_of_a_heartbeats_commit_rejects(void **state)
+{
+    (void)state;
+    struct raft *r = make_node((struct setup){.term = 2, .log = {1, 2}});
+    drain(r);
+    step_ok(r, heartbeat(2, 2, 2, 0)); /* holds index 2: nothing but the reply */
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    assert_int_equal(rd.n_msgs + rd.n_msgs_after_persist, 1);
+    sent_now(&rd, RAFT_MSG_HEARTBEAT_RESP, 2);
+    raft_advance(r, &rd);
+    step_ok(r, heartbeat(2, 2, 5, 0)); /* the leader counts 5 of ours: we hold 2 */
+    raft_ready(r, &rd);
+    assert_int_equal(rd.n_msgs + rd.n_msgs_after_persist, 2);
+    sent_now(&rd, RAFT_MSG_HEARTBEAT_RESP, 2);
+    const struct raft_msg *a = find_in(rd.msgs, rd.n_msgs, RAFT_MSG_APPEND_RESP, 2);
+    if (a == NULL)
+        a = find_in(rd.msgs_after_persist, rd.n_msgs_after_persist, RAFT_MSG_APPEND_RESP, 2);
+    assert_non_null(a);
+    assert_true(a->reject);
+    assert_int_equal(a->index, 5);
+    assert_int_equal(a->conflict_term, 0);
+    assert_int_equal(a->conflict_index, 3);
+    raft_advance(r, &rd);
+    raft_destroy(r);
+}
+
 /* "If election timeout elapses without receiving AppendEntries RPC from current leader or
  * granting vote to candidate: convert to candidate" — here through PreVote (thesis §9.6):
  * a pre-candidate asks for term + 1 without changing its own term. */
@@ -2066,6 +2096,7 @@ int main(void)
         cmocka_unit_test(test_all_servers_higher_term_converts_leader),
         /* Followers */
         cmocka_unit_test(test_follower_responds_to_rpcs),
+        cmocka_unit_test(test_follower_short_of_a_heartbeats_commit_rejects),
         cmocka_unit_test(test_follower_election_timeout_starts_pre_vote),
         cmocka_unit_test(test_follower_recovering_promised_entries_does_not_vote_or_campaign),
         cmocka_unit_test(test_follower_with_unknown_promise_waits_for_a_leader),

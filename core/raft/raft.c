@@ -1489,6 +1489,19 @@ static int raft_step_follower(struct raft *r, const struct raft_msg *m)
         raft_commit_to(r, m->commit);
         struct raft_msg resp = {.type = RAFT_MSG_HEARTBEAT_RESP, .to = m->from, .ctx = m->ctx};
         raft_send(r, &resp);
+        if (m->commit > raft_last_index(r)) {
+            /* A heartbeat carries min(our match, its commit): the leader counts entries we
+             * acknowledged and no longer hold (a wiped or repaired log). Say where our log ends,
+             * as the rejection of a check anchored there (raft_handle_append_resp lowers match
+             * and probes back), or an idle leader whose log we had matched would never send us
+             * an APPEND again (disk_wipe.scn seed 164 on the bigval branch). */
+            struct raft_msg rej = {.type = RAFT_MSG_APPEND_RESP,
+                                   .to = m->from,
+                                   .reject = true,
+                                   .index = m->commit,
+                                   .conflict_index = raft_last_index(r) + 1};
+            raft_send(r, &rej);
+        }
         return RK_OK;
     }
     case RAFT_MSG_TIMEOUT_NOW:
