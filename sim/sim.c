@@ -1121,9 +1121,8 @@ static uint32_t conf_mask(const struct raft_conf *c, bool learners)
 /* The latest configuration in a running node's log: its voters, or its members. */
 static uint32_t node_conf_mask(const struct sim_node *nd, bool learners)
 {
-    struct raft_conf c;
-    raft_conf_current(replica_raft(nd->rep), &c, NULL);
-    return conf_mask(&c, learners);
+    /* Read in place: a copy of the configuration (its member addresses) cost 5% of a run. */
+    return conf_mask(raft_conf_view(replica_raft(nd->rep)), learners);
 }
 
 static uint32_t majority_of(uint32_t mask)
@@ -1548,15 +1547,18 @@ static void record_commits(struct sim *s, struct sim_node *nd, const struct raft
     if (s->ct_max >= first_new)
         check_committed_on_electable(s, first_new, s->ct_max);
     /* The cluster's committed configuration, for the availability figures. */
-    struct raft_conf conf;
-    uint64_t conf_index = 0;
-    if (st->commit > s->voters_at)
-        raft_conf_current(r, &conf, &conf_index);
-    /* The latest configuration, when its entry is committed (or it is the snapshot's): the
-     * common case, without raft_conf_at's walk back through the log on every commit. */
-    if (st->commit > s->voters_at &&
-        (conf_index <= st->commit || raft_conf_at(r, st->commit, &conf) == RK_OK)) {
-        uint32_t voters = conf_mask(&conf, false), members = conf_mask(&conf, true);
+    struct raft_conf at_commit;
+    const struct raft_conf *conf = raft_conf_view(r);
+    /* The latest configuration (read in place), when its entry is committed (or it is the
+     * snapshot's): the common case, without raft_conf_at's walk back through the log on every
+     * commit. */
+    if (st->conf_index > st->commit && st->commit > s->voters_at &&
+        raft_conf_at(r, st->commit, &at_commit) == RK_OK)
+        conf = &at_commit;
+    else if (st->conf_index > st->commit)
+        conf = NULL;
+    if (st->commit > s->voters_at && conf != NULL) {
+        uint32_t voters = conf_mask(conf, false), members = conf_mask(conf, true);
         if (voters != s->voters_mask || (members & ~voters) != s->learners_mask) {
             char text[8 * SCN_MAX_NODES + 32];
             size_t len = 0;
