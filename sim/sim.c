@@ -131,6 +131,15 @@ struct event {
     void *payload; /* sim_msg, sim_creq or sim_crep; owned by the event */
 };
 
+/* The event queue's wheel: EV_WHEEL buckets of 2^EV_BUCKET_SHIFT us each (about a second in
+ * all), each bucket's events sorted, the earliest last. */
+#define EV_BUCKET_SHIFT 10
+#define EV_WHEEL 1024
+struct ev_bucket {
+    struct event *v;
+    uint32_t n, cap;
+};
+
 struct sim_node {
     uint32_t id;
     struct replica *rep;
@@ -320,6 +329,10 @@ struct sim {
     struct rk_prng store_prng;
     uint64_t now;
     uint64_t ev_seq;
+    /* The event queue (ev_push): a wheel of buckets for the next second, a heap beyond. */
+    struct ev_bucket *wheel;     /* EV_WHEEL buckets, or NULL before the first push */
+    uint64_t wheel_bits[EV_WHEEL / 64]; /* which buckets hold events */
+    size_t n_wheel;              /* events in the wheel */
     struct event *heap;
     size_t n_heap, cap_heap;
     bool failed;
@@ -480,7 +493,15 @@ static void *xrealloc(void *p, size_t size)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Event queue: a binary min-heap on (t, seq)                                                  */
+/* Event queue: events in (t, seq) order                                                      */
+
+/* Events due within about a second of now (nearly all: frames, ticks, storage completions,
+ * client operations and their timeouts) go into a wheel of buckets of about a millisecond,
+ * each bucket sorted; the others into a heap. The next event is the earlier of the first
+ * non-empty bucket's earliest and the heap's top. A bucket b (t >> EV_BUCKET_SHIFT) is in the
+ * wheel only while b < now's bucket + EV_WHEEL, so the buckets of the events in the wheel are
+ * all distinct modulo EV_WHEEL, and the first one found from now's slot is the earliest. The
+ * order is exactly (t, seq), as with the heap alone (which was 11% of a run). */
 
 static bool ev_less(const struct event *a, const struct event *b)
 {
@@ -488,18 +509,16 @@ static bool ev_less(const struct event *a, const struct event *b)
 }
 
 /* A 4-ary heap: half the depth of a binary one, and the four children of a node share a
- * cache line or two, which matters since the simulator spends much of its time here. */
+ * cache line or two. */
 #define EV_ARITY 4
 
-static void ev_push(struct sim *s, uint64_t t, uint8_t type, uint32_t node, uint64_t a,
-                    uint64_t b, void *payload)
+static void ev_heap_push(struct sim *s, const struct event *ev)
 {
     if (s->n_heap == s->cap_heap) {
         s->cap_heap = s->cap_heap ? s->cap_heap * 2 : 1024;
         s->heap = xrealloc(s->heap, s->cap_heap * sizeof(*s->heap));
     }
-    struct event e = {.t = t, .seq = s->ev_seq++, .type = type, .node = node, .a = a, .b = b,
-                      .payload = payload};
+    struct event e = *ev;
     size_t i = s->n_heap++;
     while (i > 0) {
         size_t parent = (i - 1) / EV_ARITY;
@@ -511,7 +530,7 @@ static void ev_push(struct sim *s, uint64_t t, uint8_t type, uint32_t node, uint
     s->heap[i] = e;
 }
 
-static struct event ev_pop(struct sim *s)
+static struct event ev_heap_pop(struct sim *s)
 {
     RK_ASSERT(s->n_heap > 0);
     struct event top = s->heap[0];
@@ -535,6 +554,82 @@ static struct event ev_pop(struct sim *s)
     if (n > 0)
         s->heap[i] = last;
     return top;
+}
+
+static void ev_push(struct sim *s, uint64_t t, uint8_t type, uint32_t node, uint64_t a,
+                    uint64_t b, void *payload)
+{
+    struct event e = {.t = t, .seq = s->ev_seq++, .type = type, .node = node, .a = a, .b = b,
+                      .payload = payload};
+    uint64_t bucket = t >> EV_BUCKET_SHIFT;
+    if (t < s->now || bucket - (s->now >> EV_BUCKET_SHIFT) >= EV_WHEEL) {
+        ev_heap_push(s, &e);
+        return;
+    }
+    if (s->wheel == NULL)
+        s->wheel = xcalloc(EV_WHEEL, sizeof(*s->wheel));
+    size_t slot = (size_t)(bucket % EV_WHEEL);
+    struct ev_bucket *bk = &s->wheel[slot];
+    if (bk->n == bk->cap) {
+        bk->cap = bk->cap ? bk->cap * 2 : 8;
+        bk->v = xrealloc(bk->v, bk->cap * sizeof(*bk->v));
+    }
+    /* Sorted with the earliest last: e goes after every later event. */
+    uint32_t i = bk->n++;
+    while (i > 0 && ev_less(&bk->v[i - 1], &e)) {
+        bk->v[i] = bk->v[i - 1];
+        i--;
+    }
+    bk->v[i] = e;
+    s->wheel_bits[slot / 64] |= (uint64_t)1 << (slot % 64);
+    s->n_wheel++;
+}
+
+/* The wheel's first non-empty bucket from now's (there must be one). */
+static struct ev_bucket *ev_wheel_first(const struct sim *s)
+{
+    size_t slot = (size_t)((s->now >> EV_BUCKET_SHIFT) % EV_WHEEL);
+    size_t w = slot / 64;
+    uint64_t bits = s->wheel_bits[w] & (~(uint64_t)0 << (slot % 64));
+    for (size_t k = 0; bits == 0; k++) {
+        RK_ASSERT(k < EV_WHEEL / 64);
+        w = (w + 1) % (EV_WHEEL / 64);
+        bits = s->wheel_bits[w];
+    }
+    return &s->wheel[w * 64 + (size_t)__builtin_ctzll(bits)];
+}
+
+static size_t ev_count(const struct sim *s)
+{
+    return s->n_wheel + s->n_heap;
+}
+
+/* The next event, not taken (the queue must not be empty). */
+static const struct event *ev_peek(const struct sim *s)
+{
+    const struct event *h = s->n_heap > 0 ? &s->heap[0] : NULL;
+    if (s->n_wheel == 0)
+        return h;
+    const struct ev_bucket *bk = ev_wheel_first(s);
+    const struct event *w = &bk->v[bk->n - 1];
+    return h != NULL && ev_less(h, w) ? h : w;
+}
+
+static struct event ev_pop(struct sim *s)
+{
+    RK_ASSERT(ev_count(s) > 0);
+    if (s->n_wheel == 0)
+        return ev_heap_pop(s);
+    struct ev_bucket *bk = ev_wheel_first(s);
+    if (s->n_heap > 0 && ev_less(&s->heap[0], &bk->v[bk->n - 1]))
+        return ev_heap_pop(s);
+    struct event e = bk->v[--bk->n];
+    if (bk->n == 0) {
+        size_t slot = (size_t)(bk - s->wheel);
+        s->wheel_bits[slot / 64] &= ~((uint64_t)1 << (slot % 64));
+    }
+    s->n_wheel--;
+    return e;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -3800,7 +3895,7 @@ static void check_recovery(struct sim *s)
             }
             next_look = s->now + s->scn->tick_us;
         }
-        if (s->n_heap == 0 || s->heap[0].t > deadline)
+        if (ev_count(s) == 0 || ev_peek(s)->t > deadline)
             break;
         run_one(s);
     }
@@ -4286,11 +4381,14 @@ static void setup(struct sim *s)
 
 static void teardown(struct sim *s)
 {
-    while (s->n_heap > 0) {
+    while (ev_count(s) > 0) {
         struct event e = ev_pop(s);
         free_payload(s, &e);
     }
     free(s->heap);
+    for (size_t i = 0; s->wheel != NULL && i < EV_WHEEL; i++)
+        free(s->wheel[i].v);
+    free(s->wheel);
     for (uint32_t i = 1; i <= s->n; i++) {
         struct sim_node *nd = &s->nodes[i];
         storage_drop(nd);
@@ -4419,7 +4517,7 @@ int sim_run(const struct scenario *scn, const struct sim_options *o, FILE *out,
             s,
             "seed %" PRIu64 ": damage rot %.3f badsector %.3f lost %.4f misdirect %.4f wipe %.3f\n",
             o->seed, s->dmg_rot, s->dmg_badsector, s->dmg_lost, s->dmg_misdirect, s->dmg_wipe);
-    while (s->n_heap > 0 && !s->failed) {
+    while (ev_count(s) > 0 && !s->failed) {
         if (!run_one(s))
             break;
     }
