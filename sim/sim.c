@@ -35,6 +35,7 @@
 #include "log/log.h"
 #include "replica/replica.h"
 #include "scancheck.h"
+#include "simalloc.h"
 #include "simdisk.h"
 #include "timeline.h"
 #include "workload.h"
@@ -134,7 +135,7 @@ struct event {
 /* The event queue's wheel: EV_WHEEL buckets of 2^EV_BUCKET_SHIFT us each (about a second in
  * all), each bucket's events sorted, the earliest last. */
 #define EV_BUCKET_SHIFT 10
-#define EV_WHEEL 1024
+#define EV_WHEEL        1024
 struct ev_bucket {
     struct event *v;
     uint32_t n, cap;
@@ -330,9 +331,10 @@ struct sim {
     uint64_t now;
     uint64_t ev_seq;
     /* The event queue (ev_push): a wheel of buckets for the next second, a heap beyond. */
-    struct ev_bucket *wheel;     /* EV_WHEEL buckets, or NULL before the first push */
+    struct sim_alloc *pool;             /* the replicas' allocator (simalloc.h); NULL: libc */
+    struct ev_bucket *wheel;            /* EV_WHEEL buckets, or NULL before the first push */
     uint64_t wheel_bits[EV_WHEEL / 64]; /* which buckets hold events */
-    size_t n_wheel;              /* events in the wheel */
+    size_t n_wheel;                     /* events in the wheel */
     struct event *heap;
     size_t n_heap, cap_heap;
     bool failed;
@@ -556,11 +558,11 @@ static struct event ev_heap_pop(struct sim *s)
     return top;
 }
 
-static void ev_push(struct sim *s, uint64_t t, uint8_t type, uint32_t node, uint64_t a,
-                    uint64_t b, void *payload)
+static void ev_push(struct sim *s, uint64_t t, uint8_t type, uint32_t node, uint64_t a, uint64_t b,
+                    void *payload)
 {
-    struct event e = {.t = t, .seq = s->ev_seq++, .type = type, .node = node, .a = a, .b = b,
-                      .payload = payload};
+    struct event e = {
+        .t = t, .seq = s->ev_seq++, .type = type, .node = node, .a = a, .b = b, .payload = payload};
     uint64_t bucket = t >> EV_BUCKET_SHIFT;
     if (t < s->now || bucket - (s->now >> EV_BUCKET_SHIFT) >= EV_WHEEL) {
         ev_heap_push(s, &e);
@@ -801,7 +803,7 @@ static int open_storage(struct sim *s, struct sim_node *nd)
     struct replica_storage_config rc_cfg = {
         .log_fs = simdisk_fs(nd->logdisk),
         .store_fs = simdisk_fs(nd->disk),
-        .alloc = rk_alloc_libc(),
+        .alloc = sim_alloc_get(s->pool),
         .segment_bytes = s->scn->disk.file_bytes,
         .max_file_bytes = s->scn->disk.file_bytes,
         .merge_id_gap = SIM_MERGE_ID_GAP,
@@ -832,7 +834,7 @@ static int open_storage(struct sim *s, struct sim_node *nd)
     if (s->scn->mix_keys > 0) {
         /* As raftkv-node: KEYS walks views of the store (kv/view.h), so writes go through
          * the views wrapper. */
-        nd->store = kv_views_wrap(rk_alloc_libc(), nd->store);
+        nd->store = kv_views_wrap(sim_alloc_get(s->pool), nd->store);
         if (nd->store == NULL) {
             fprintf(stderr, "sim: out of memory\n");
             abort();
@@ -977,6 +979,7 @@ static int node_start(struct sim *s, struct sim_node *nd)
     c.raft.seed = rk_prng_next(&s->prng);
     c.log = nd->log;
     c.store = nd->store;
+    c.alloc = sim_alloc_get(s->pool);
     c.async_log = true; /* as raftkv-node runs it: the log is written off the loop */
     c.max_pending = 1024;
     c.store_sync_ticks = s->scn->disk.sync_ticks;
@@ -4275,6 +4278,7 @@ static void draw_swarm_damage(struct sim *s)
 static void setup(struct sim *s)
 {
     const struct scenario *scn = s->scn;
+    s->pool = sim_alloc_create();
     rk_prng_seed(&s->prng, s->opt->seed);
     rk_prng_seed(&s->store_prng, s->opt->seed ^ 0x53544f5245494fULL); /* "STOREIO" */
     s->n = scn->nodes;
@@ -4424,6 +4428,8 @@ static void teardown(struct sim *s)
         free(m);
     }
     s->n_msg_pool = 0;
+    sim_alloc_destroy(s->pool); /* last: the nodes' memory came from it */
+    s->pool = NULL;
 }
 
 /* --timeline: the picture of the run, recovery phase included. A file that cannot be
