@@ -16,14 +16,15 @@
 #endif
 
 #define SIM_ALLOC_HDR       16u
-#define SIM_ALLOC_SMALL_MAX 4096u
-#define SIM_ALLOC_CLASSES   16u
+#define SIM_ALLOC_SMALL_MAX 65536u
+#define SIM_ALLOC_CLASSES   24u
 #define SIM_ALLOC_LARGE     0xffu /* the header's class of a libc block */
-#define SIM_ALLOC_SLAB      (256u * 1024u)
+#define SIM_ALLOC_SLAB      (1024u * 1024u)
 
-/* The capacity of each class: 16 to 128 by 16, then 192 to 4096; a size rounds up to one. */
-static const uint32_t class_bytes[SIM_ALLOC_CLASSES] = {16,  32,  48,  64,  80,   96,   112,  128,
-                                                        192, 256, 384, 512, 1024, 2048, 3072, 4096};
+/* The capacity of each class: 16 to 128 by 16, then 192 to 65536; a size rounds up to one. */
+static const uint32_t class_bytes[SIM_ALLOC_CLASSES] = {
+    16,  32,   48,   64,   80,   96,   112,  128,  192,   256,   384,   512,
+    768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 32768, 65536};
 
 struct free_block {
     struct free_block *next;

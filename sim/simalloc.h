@@ -1,7 +1,7 @@
 /* simalloc — the allocator the simulator gives its replicas (their Raft, log, Bitcask and state
  * machine): small blocks come from per-size free lists, so that the many short-lived buffers
  * of a run (entries, batches, store jobs, decoded frames) cost no malloc and free each (they
- * were 6% of a run). Blocks of more than SIM_ALLOC_SMALL_MAX bytes go to libc.
+ * were 6% of a run). Blocks of more than 64 KiB go to libc.
  *
  * Invariants:
  *   A1. Every block carries a 16-byte header before it naming its size class (or libc), so
