@@ -106,6 +106,7 @@ struct sim_creq {
     int64_t delta;
     uint8_t blob[WL_CMD_BYTES]; /* MSET's pairs, MGET's keys, CMD's encoded command */
     uint32_t blob_len;
+    struct sim_creq *next_free; /* in sim.creq_pool */
 };
 
 struct sim_crep {
@@ -136,6 +137,7 @@ struct event {
  * all), each bucket's events sorted, the earliest last. */
 #define EV_BUCKET_SHIFT 8
 #define EV_WHEEL        4096
+#define EV_WHEEL_FIRST  4 /* each bucket's first room, in one block for all (no malloc each) */
 struct ev_bucket {
     struct event *v;
     uint32_t n, cap;
@@ -320,6 +322,9 @@ struct sim {
      * of a run); at most SIM_MSG_POOL of them. */
     struct sim_msg *msg_pool;
     uint32_t n_msg_pool;
+    /* Client requests delivered, kept for the next (a calloc and a free each were 1%). */
+    struct sim_creq *creq_pool;
+    uint32_t n_creq_pool;
     const struct scenario *scn;
     const struct sim_options *opt;
     FILE *out;
@@ -330,9 +335,10 @@ struct sim {
     struct rk_prng store_prng;
     uint64_t now;
     uint64_t ev_seq;
+    struct sim_alloc *pool; /* the replicas' allocator (simalloc.h); NULL: libc */
     /* The event queue (ev_push): a wheel of buckets for the next second, a heap beyond. */
-    struct sim_alloc *pool;             /* the replicas' allocator (simalloc.h); NULL: libc */
     struct ev_bucket *wheel;            /* EV_WHEEL buckets, or NULL before the first push */
+    struct event *wheel_store;          /* EV_WHEEL_FIRST events per bucket, then their own */
     uint64_t wheel_bits[EV_WHEEL / 64]; /* which buckets hold events */
     size_t n_wheel;                     /* events in the wheel */
     struct event *heap;
@@ -568,13 +574,24 @@ static void ev_push(struct sim *s, uint64_t t, uint8_t type, uint32_t node, uint
         ev_heap_push(s, &e);
         return;
     }
-    if (s->wheel == NULL)
+    if (s->wheel == NULL) {
         s->wheel = xcalloc(EV_WHEEL, sizeof(*s->wheel));
+        s->wheel_store = xmalloc((size_t)EV_WHEEL * EV_WHEEL_FIRST * sizeof(*s->wheel_store));
+        for (size_t k = 0; k < EV_WHEEL; k++) {
+            s->wheel[k].v = s->wheel_store + k * EV_WHEEL_FIRST;
+            s->wheel[k].cap = EV_WHEEL_FIRST;
+        }
+    }
     size_t slot = (size_t)(bucket % EV_WHEEL);
     struct ev_bucket *bk = &s->wheel[slot];
     if (bk->n == bk->cap) {
-        bk->cap = bk->cap ? bk->cap * 2 : 8;
-        bk->v = xrealloc(bk->v, bk->cap * sizeof(*bk->v));
+        bool first = bk->cap == EV_WHEEL_FIRST;
+        bk->cap *= 2;
+        struct event *v =
+            first ? xmalloc(bk->cap * sizeof(*v)) : xrealloc(bk->v, bk->cap * sizeof(*v));
+        if (first)
+            memcpy(v, bk->v, bk->n * sizeof(*v));
+        bk->v = v;
     }
     /* Sorted with the earliest last: e goes after every later event. */
     uint32_t i = bk->n++;
@@ -1045,6 +1062,7 @@ static int node_start(struct sim *s, struct sim_node *nd)
 }
 
 #define SIM_MSG_POOL    256
+#define SIM_CREQ_POOL   64
 #define SIM_MSG_MIN_CAP 256
 
 static struct sim_msg *msg_new(struct sim *s, size_t len)
@@ -1073,6 +1091,13 @@ static void free_payload(struct sim *s, struct event *e)
     e->payload = NULL;
     if (m == NULL)
         return;
+    if (e->type == EV_CLIENT_REQ && s->n_creq_pool < SIM_CREQ_POOL) {
+        struct sim_creq *q = (struct sim_creq *)m;
+        q->next_free = s->creq_pool;
+        s->creq_pool = q;
+        s->n_creq_pool++;
+        return;
+    }
     if (e->type != EV_DELIVER || s->n_msg_pool >= SIM_MSG_POOL || m->cap > 64 * 1024) {
         free(m);
         return;
@@ -1080,6 +1105,18 @@ static void free_payload(struct sim *s, struct event *e)
     m->next = s->msg_pool;
     s->msg_pool = m;
     s->n_msg_pool++;
+}
+
+/* A zeroed client request (freed by free_payload). */
+static struct sim_creq *creq_new(struct sim *s)
+{
+    struct sim_creq *q = s->creq_pool;
+    if (q == NULL)
+        return xcalloc(1, sizeof(*q));
+    s->creq_pool = q->next_free;
+    s->n_creq_pool--;
+    memset(q, 0, sizeof(*q));
+    return q;
 }
 
 /* The storage thread dies with the process: what it had not synced is the disk's to keep or
@@ -2002,7 +2039,7 @@ static void client_send(struct sim *s, struct sim_client *c, uint32_t node)
         c->attempt = 0; /* wraps; old replies are told apart by seq and attempt together */
     }
     c->attempt++;
-    struct sim_creq *q = xcalloc(1, sizeof(*q));
+    struct sim_creq *q = creq_new(s);
     q->client = c->id;
     q->attempt = c->attempt;
     q->seq = c->seq;
@@ -2363,7 +2400,7 @@ static void conn_send_cmd(struct sim *s, struct sim_client *c, uint8_t kind)
     struct wl_cmd cmd;
     uint64_t uniq = c->id * UINT64_C(1000000000) + UINT64_C(500000000) + s->res->ops_invoked;
     wl_build(&s->prng, kind, key, first, n, uniq, &c->w_seen, &cmd);
-    struct sim_creq *q = xcalloc(1, sizeof(*q));
+    struct sim_creq *q = creq_new(s);
     struct sim_cop *op = &c->cops[c->n_cops];
     memset(op, 0, sizeof(*op));
     op->op = cmd.read ? LIN_CMD_READ : LIN_CMD;
@@ -2429,7 +2466,7 @@ static const char *const scan_patterns[] = {"*", "*", "k1*", "k?", "*[02468]", "
  * pattern drawn here). sim_on_read serves it when the replica does. */
 static void conn_send_whole(struct sim *s, struct sim_client *c, uint8_t kind)
 {
-    struct sim_creq *q = xcalloc(1, sizeof(*q));
+    struct sim_creq *q = creq_new(s);
     struct sim_cop *op = &c->cops[c->n_cops];
     memset(op, 0, sizeof(*op));
     op->op = kind;
@@ -2706,7 +2743,7 @@ static void conn_send_op(struct sim *s, struct sim_client *c)
         conn_send_cmd(s, c, generic[kind - 7]);
         return;
     }
-    struct sim_creq *q = xcalloc(1, sizeof(*q));
+    struct sim_creq *q = creq_new(s);
     struct sim_cop *op = &c->cops[c->n_cops];
     memset(op, 0, sizeof(*op));
     op->op = plain[kind];
@@ -4406,9 +4443,12 @@ static void teardown(struct sim *s)
         free_payload(s, &e);
     }
     free(s->heap);
-    for (size_t i = 0; s->wheel != NULL && i < EV_WHEEL; i++)
-        free(s->wheel[i].v);
+    for (size_t i = 0; s->wheel != NULL && i < EV_WHEEL; i++) {
+        if (s->wheel[i].cap > EV_WHEEL_FIRST)
+            free(s->wheel[i].v);
+    }
     free(s->wheel);
+    free(s->wheel_store);
     for (uint32_t i = 1; i <= s->n; i++) {
         struct sim_node *nd = &s->nodes[i];
         storage_drop(nd);
@@ -4444,6 +4484,12 @@ static void teardown(struct sim *s)
         free(m);
     }
     s->n_msg_pool = 0;
+    while (s->creq_pool != NULL) {
+        struct sim_creq *q = s->creq_pool;
+        s->creq_pool = q->next_free;
+        free(q);
+    }
+    s->n_creq_pool = 0;
     sim_alloc_destroy(s->pool); /* last: the nodes' memory came from it */
     s->pool = NULL;
 }
