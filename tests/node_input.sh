@@ -36,14 +36,6 @@ raw() {
 }
 
 # Polls (every 0.1 s, up to $3 tenths) until file $1 contains the fixed string $2.
-wait_log() {
-    for _ in $(seq 1 "$3"); do
-        grep -qF -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 info_field() { timeout 5 redis-cli -p "$(cport "$1")" INFO | tr -d '\r' | sed -n "s/^$2://p"; }
 
 wait_leader() {
@@ -142,17 +134,17 @@ rogue_port=$((base + 19))
     --client "127.0.0.1:$((base + 9))" --data-dir "$tmp/rogue1" 2>>"$tmp/rogue1.log" &
 rogue1=$!
 check "another cluster's node is refused and logged" yes \
-    "$(wait_log "$tmp/log2" "peer connection refused: cluster id 99, ours is 1" 100 && echo yes || echo no)"
+    "$(rk_wait_log "$tmp/log2" "peer connection refused: cluster id 99, ours is 1" 100 && echo yes || echo no)"
 kill -TERM "$rogue1"; wait "$rogue1" 2>/dev/null
 "$node_bin" --id 7 --peers "7=127.0.0.1:$rogue_port,9=127.0.0.1:$((base + 13))" \
     --client "127.0.0.1:$((base + 9))" --data-dir "$tmp/rogue7" 2>>"$tmp/rogue7.log" &
 rogue7=$!
 check "an unknown node id is refused and logged" yes \
-    "$(wait_log "$tmp/log3" "peer connection refused: unknown node id 7" 100 && echo yes || echo no)"
+    "$(rk_wait_log "$tmp/log3" "peer connection refused: unknown node id 7" 100 && echo yes || echo no)"
 kill -TERM "$rogue7"; wait "$rogue7" 2>/dev/null
 exec 3<>"/dev/tcp/127.0.0.1/$((base + 13))"
 check "a silent peer connection is dropped" yes \
-    "$(wait_log "$tmp/log3" "no handshake within" 100 && echo yes || echo no)"
+    "$(rk_wait_log "$tmp/log3" "no handshake within" 100 && echo yes || echo no)"
 exec 3>&-
 check "the cluster still has its leader" yes \
     "$([[ -n $(wait_leader "1 2 3" 50) ]] && echo yes || echo no)"

@@ -14,14 +14,6 @@ command -v redis-cli >/dev/null || { echo "node_session_bound: redis-cli not fou
 port_offset=29
 source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 
-wait_log() {
-    for _ in $(seq 1 "$3"); do
-        grep -qF -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 # A new cluster starts once every voter has shown an empty log (node/README.md), so all three
 # start alike; node 3 then comes back with another max-clients.
 for i in 1 2 3; do start "$i"; done
@@ -35,9 +27,9 @@ check "nodes 1 and 2 lead" yes "$([[ $leader == 1 || $leader == 2 ]] && echo yes
 check "a write commits without node 3" OK "$(rk_cli "$leader" SET k v)"
 # 3 members x 10000 (the default max-clients) against 3 x 500.
 check "node 3 refuses its peers, saying why" yes \
-    "$(wait_log "$tmp/log3" "keeps at most 30000 sessions, this node 1500" 300 && echo yes || echo no)"
+    "$(rk_wait_log "$tmp/log3" "keeps at most 30000 sessions, this node 1500" 300 && echo yes || echo no)"
 check "... and they refuse it" yes \
-    "$(wait_log "$tmp/log$leader" "node 3 keeps at most 1500 sessions, this node 30000" 300 && echo yes || echo no)"
+    "$(rk_wait_log "$tmp/log$leader" "node 3 keeps at most 1500 sessions, this node 30000" 300 && echo yes || echo no)"
 check "node 3 knows no leader" 0 "$(timeout 10 redis-cli -p "$(cport 3)" INFO raft |
     tr -d '\r' | sed -n 's/^leader_id://p')"
 

@@ -7,7 +7,8 @@
 # passed, failed, peers, cport N (a node's client port), members (host:port,...), start N [ARGS], and
 # check WHAT WANT GOT (counts into passed/failed and prints one line), and for talking to the
 # nodes: rk_cli N ARGS... (redis-cli, retried while -TRYAGAIN), rk_info N FIELD (one INFO field),
-# rk_wait_leader TENTHS (prints the leader's id once one says so).
+# rk_wait_leader TENTHS (prints the leader's id once one says so), and rk_wait_log FILE TEXT
+# TENTHS (awaits a fixed string in a log).
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/raftkv-test.XXXXXX")
 
@@ -97,6 +98,15 @@ rk_cli() {
         sleep 0.1
     done
     printf '%s\n' "$out"
+}
+
+# Waits up to $3 tenths of a second for the fixed string $2 to appear in file $1.
+rk_wait_log() {
+    for _ in $(seq 1 "$3"); do
+        grep -qF -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
 }
 
 rk_info() { timeout 5 redis-cli -p "$(cport "$1")" INFO 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"; }
